@@ -1,0 +1,1 @@
+//! pbs-keystore: API handlers, server and command line of the keystore.
