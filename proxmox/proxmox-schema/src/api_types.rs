@@ -1,0 +1,82 @@
+//! Common string formats and schemas, as in upstream's `api_types` module.
+
+use crate::{ApiStringFormat, Schema, StringSchema, const_regex};
+
+/// The regex text of a "safe id": a letter, digit or `_`, then letters,
+/// digits, `.`, `_` or `-`. Usable inside `concat!`.
+#[macro_export]
+macro_rules! SAFE_ID_REGEX_STR {
+    () => {
+        r"(?:[A-Za-z0-9_][A-Za-z0-9._\-]*)"
+    };
+}
+
+const_regex! {
+    /// A whole string that is a safe id.
+    pub SAFE_ID_REGEX = concat!(r"^", SAFE_ID_REGEX_STR!(), r"$");
+    /// A SHA-256 fingerprint: 32 hex bytes separated by colons, either case.
+    pub FINGERPRINT_SHA256_REGEX = r"^(?:[0-9a-fA-F][0-9a-fA-F])(?::[0-9a-fA-F][0-9a-fA-F]){31}$";
+    /// One line without control characters.
+    pub SINGLE_LINE_COMMENT_REGEX = r"^[[:^cntrl:]]*$";
+    /// A lowercase hex SHA-256 digest.
+    pub SHA256_HEX_REGEX = r"^[a-f0-9]{64}$";
+    /// A password: no control characters.
+    pub PASSWORD_REGEX = r"^[[:^cntrl:]]*$";
+}
+
+/// Format of a safe id.
+pub const SAFE_ID_FORMAT: ApiStringFormat = ApiStringFormat::Pattern(&SAFE_ID_REGEX);
+/// Format of a SHA-256 fingerprint.
+pub const FINGERPRINT_SHA256_FORMAT: ApiStringFormat =
+    ApiStringFormat::Pattern(&FINGERPRINT_SHA256_REGEX);
+/// Format of a single-line comment.
+pub const SINGLE_LINE_COMMENT_FORMAT: ApiStringFormat =
+    ApiStringFormat::Pattern(&SINGLE_LINE_COMMENT_REGEX);
+/// Format of a SHA-256 digest.
+pub const SHA256_HEX_FORMAT: ApiStringFormat = ApiStringFormat::Pattern(&SHA256_HEX_REGEX);
+/// Format of a password.
+pub const PASSWORD_FORMAT: ApiStringFormat = ApiStringFormat::Pattern(&PASSWORD_REGEX);
+
+/// A SHA-256 fingerprint (of a certificate or key), colon separated.
+pub const CERT_FINGERPRINT_SHA256_SCHEMA: Schema =
+    StringSchema::new("X509 certificate fingerprint (sha256).")
+        .format(&FINGERPRINT_SHA256_FORMAT)
+        .schema();
+
+/// A single-line comment.
+pub const SINGLE_LINE_COMMENT_SCHEMA: Schema = StringSchema::new("Comment (single line).")
+    .format(&SINGLE_LINE_COMMENT_FORMAT)
+    .schema();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_id_regex() {
+        for ok in ["abc", "a.b-c_d", "_x", "0key", "tape.sync_01"] {
+            assert!(SAFE_ID_REGEX.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "", ".abc", "-abc", "a b", "../x", "key@home", "ä", "a/b", "a\n",
+        ] {
+            assert!(!SAFE_ID_REGEX.is_match(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn fingerprint_regex_needs_colons_and_32_bytes() {
+        let fp = "0e:ab:d4:46:0b:6e:b9:ca:34:50:23:de:e2:b7:78:c7:90:e5:4a:16:83:b9:65:9c:0a:57:ae:19:90:90:15:9b";
+        assert!(FINGERPRINT_SHA256_REGEX.is_match(fp));
+        assert!(FINGERPRINT_SHA256_REGEX.is_match(&fp.to_uppercase()));
+        assert!(!FINGERPRINT_SHA256_REGEX.is_match(&fp.replace(':', "")));
+        assert!(!FINGERPRINT_SHA256_REGEX.is_match(&fp[3..]));
+    }
+
+    #[test]
+    fn comment_regex_refuses_control_characters() {
+        assert!(SINGLE_LINE_COMMENT_REGEX.is_match("it's # fine, really"));
+        assert!(!SINGLE_LINE_COMMENT_REGEX.is_match("two\nlines"));
+        assert!(!SINGLE_LINE_COMMENT_REGEX.is_match("nul\0"));
+    }
+}

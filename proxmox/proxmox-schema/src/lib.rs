@@ -1,0 +1,58 @@
+//! Const API schemas, mirroring the `proxmox-schema` crate of proxmox-rs.
+//!
+//! A schema is a tree of `const` items ([`Schema`] and its builders), so types
+//! carry their wire description as [`ApiType::API_SCHEMA`] without a proc
+//! macro. The crate verifies JSON values against a schema
+//! ([`Schema::verify_json`]), parses simple values from text
+//! ([`Schema::parse_simple_value`], used by the section-config parser and the
+//! command line) and parses query/form parameters into an object
+//! ([`parse_parameter_strings`]).
+//!
+//! Error texts are upstream's ("value must be at least 3 characters long",
+//! "value does not match the regex pattern", ...), because the section-config
+//! vectors pin them. Left out compared to upstream: the `#[api]` macro, the
+//! `Updater` machinery, the router and documentation generators, and
+//! `serde`-driven (de)serialization with schema checks.
+//!
+//! ```
+//! use proxmox_schema::{IntegerSchema, Schema};
+//!
+//! const PORT_SCHEMA: Schema = IntegerSchema::new("TCP port.").minimum(1).maximum(65535).schema();
+//! assert_eq!(PORT_SCHEMA.parse_simple_value("8007").unwrap(), 8007);
+//! assert_eq!(
+//!     PORT_SCHEMA.parse_simple_value("0").unwrap_err().to_string(),
+//!     "value must have a minimum value of 1 (got 0)",
+//! );
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api_types;
+mod const_regex;
+mod error;
+mod parse;
+pub mod property_string;
+mod schema;
+mod verify;
+
+pub use const_regex::ConstRegexPattern;
+pub use error::ParameterError;
+pub use parse::{parse_boolean, parse_parameter_strings};
+pub use schema::{
+    AllOfSchema, ApiStringFormat, ApiStringVerifyFn, ArraySchema, BooleanSchema, EnumEntry,
+    IntegerSchema, NumberSchema, ObjectPropertyIterator, ObjectSchema, ObjectSchemaType, Schema,
+    SchemaPropertyEntry, StringSchema,
+};
+pub use verify::verify_json;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use regex;
+}
+
+/// A type with a const API schema describing its wire format.
+pub trait ApiType {
+    /// The schema of this type's serialized form.
+    const API_SCHEMA: Schema;
+}
