@@ -1,0 +1,83 @@
+//! Proxmox section-config files, mirroring the `proxmox-section-config` crate.
+//!
+//! A section config is a list of typed sections, each a header line and one
+//! tab-indented `key value` line per property (shown with spaces here),
+//! separated by blank lines:
+//!
+//! ```text
+//! sync-key: nightly-offsite
+//!     created 1775840036
+//!     fingerprint 0e:ab:d4:46:...:9b
+//!     kdf none
+//!
+//! sync-key: other
+//!     ...
+//! ```
+//!
+//! [`SectionConfig`] knows one [`SectionConfigPlugin`] per section type (its
+//! name, the property that receives the section id, and the object schema of
+//! the properties); [`SectionConfig::parse`] turns text into
+//! [`SectionConfigData`] and [`SectionConfig::write`] turns it back into text.
+//!
+//! Parsing and writing match upstream byte for byte (the vectors in
+//! `shared/vectors/section-config` pin this), with these deliberate
+//! differences, all of which refuse input that upstream accepts:
+//! - a section id defined twice is an error naming both lines (upstream lets
+//!   the later one win and writes the section twice);
+//! - a value containing a control character is refused when parsed (upstream
+//!   refuses it only when writing);
+//! - a line longer than [`MAX_LINE_LENGTH`] bytes is refused;
+//! - the writer refuses a string value with leading or trailing whitespace,
+//!   which the parser would trim, so data never changes in a round trip.
+//!
+//! Left out compared to upstream: custom header/content formatters, the typed
+//! `SectionConfigData<T>` API and schema-driven property strings in values.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod data;
+mod parse;
+mod plugin;
+mod write;
+
+pub use data::SectionConfigData;
+pub use plugin::SectionConfigPlugin;
+
+use std::collections::HashMap;
+
+use proxmox_schema::Schema;
+
+/// Longest line the parser accepts, in bytes.
+pub const MAX_LINE_LENGTH: usize = 64 * 1024;
+
+/// A section-config file format: the id schema plus one plugin per section type.
+pub struct SectionConfig {
+    plugins: HashMap<String, SectionConfigPlugin>,
+    id_schema: &'static Schema,
+}
+
+impl SectionConfig {
+    /// A format whose section ids must match `id_schema`.
+    pub fn new(id_schema: &'static Schema) -> Self {
+        Self {
+            plugins: HashMap::new(),
+            id_schema,
+        }
+    }
+
+    /// Adds a section type.
+    pub fn register_plugin(&mut self, plugin: SectionConfigPlugin) {
+        self.plugins.insert(plugin.type_name().to_string(), plugin);
+    }
+
+    /// The registered section types.
+    pub fn plugins(&self) -> &HashMap<String, SectionConfigPlugin> {
+        &self.plugins
+    }
+
+    /// The schema section ids must match.
+    pub fn id_schema(&self) -> &'static Schema {
+        self.id_schema
+    }
+}

@@ -1,0 +1,119 @@
+//! Property test: any data that validates against the plugin schema writes
+//! to text that parses back to the same data.
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+use proxmox_schema::api_types::SAFE_ID_FORMAT;
+use proxmox_schema::{
+    ArraySchema, BooleanSchema, IntegerSchema, NumberSchema, ObjectSchema, Schema, StringSchema,
+};
+use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlugin};
+
+const ID_SCHEMA: Schema = StringSchema::new("Id.")
+    .format(&SAFE_ID_FORMAT)
+    .min_length(3)
+    .max_length(32)
+    .schema();
+const FLAG: Schema = BooleanSchema::new("Flag.").schema();
+const COUNT: Schema = IntegerSchema::new("Count.").schema();
+const RATIO: Schema = NumberSchema::new("Ratio.").schema();
+const TEXT: Schema = StringSchema::new("Free text, one line, not padded.")
+    .format(&pbs_like_text::FORMAT)
+    .schema();
+const TAGS: Schema = ArraySchema::new("Tags.", &ID_SCHEMA).schema();
+const ITEM: ObjectSchema = ObjectSchema::new(
+    "Item.",
+    &[
+        ("count", false, &COUNT),
+        ("flag", true, &FLAG),
+        ("id", false, &ID_SCHEMA),
+        ("ratio", true, &RATIO),
+        ("tags", true, &TAGS),
+        ("text", true, &TEXT),
+    ],
+);
+const OTHER: ObjectSchema = ObjectSchema::new("Other.", &[("text", true, &TEXT)]);
+
+mod pbs_like_text {
+    use proxmox_schema::{ApiStringFormat, const_regex};
+    const_regex! {
+        pub REGEX = r"^(?:[^\s\p{Cc}](?:[^\p{Cc}]*[^\s\p{Cc}])?)?$";
+    }
+    pub const FORMAT: ApiStringFormat = ApiStringFormat::Pattern(&REGEX);
+}
+
+fn config() -> SectionConfig {
+    let mut config = SectionConfig::new(&ID_SCHEMA);
+    config.register_plugin(SectionConfigPlugin::new("item", Some("id".into()), &ITEM));
+    config.register_plugin(SectionConfigPlugin::new("other", None, &OTHER));
+    config
+}
+
+/// Any string the schema accepts: arbitrary strings, filtered by the schema.
+fn text() -> impl Strategy<Value = String> {
+    any::<String>().prop_filter("valid for TEXT", |s| TEXT.verify_json(&json!(s)).is_ok())
+}
+
+fn id() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_][A-Za-z0-9._-]{2,31}"
+}
+
+fn section() -> impl Strategy<Value = (String, Value)> {
+    (
+        any::<bool>(),
+        any::<isize>(),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(any::<f64>().prop_filter("finite", |f| f.is_finite())),
+        proptest::option::of(proptest::collection::vec(id(), 0..4)),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(is_item, count, flag, ratio, tags, text)| {
+            let mut map = Map::new();
+            if is_item {
+                map.insert("count".into(), json!(count));
+                if let Some(flag) = flag {
+                    map.insert("flag".into(), json!(flag));
+                }
+                if let Some(ratio) = ratio {
+                    map.insert("ratio".into(), json!(ratio));
+                }
+                // an empty list writes no line and so reads back as absent
+                if let Some(tags) = tags.filter(|t| !t.is_empty()) {
+                    map.insert("tags".into(), json!(tags));
+                }
+            }
+            if let Some(text) = text {
+                map.insert("text".into(), json!(text));
+            }
+            let type_name = if is_item { "item" } else { "other" };
+            (type_name.to_string(), Value::Object(map))
+        })
+}
+
+proptest! {
+    #[test]
+    fn valid_data_survives_write_and_parse(
+        sections in proptest::collection::btree_map(id(), section(), 0..6)
+    ) {
+        let config = config();
+        let mut data = SectionConfigData::new();
+        for (id, (type_name, mut props)) in sections {
+            if type_name == "item" {
+                props["id"] = json!(id);
+            }
+            let plugin = &config.plugins()[&type_name];
+            prop_assume!(plugin.properties().verify_json(&props).is_ok());
+            data.set_data(&id, &type_name, props).unwrap();
+        }
+        let text = config.write("test.cfg", &data).unwrap();
+        let parsed = config.parse("test.cfg", &text).unwrap();
+        prop_assert_eq!(&parsed.sections, &data.sections);
+        prop_assert_eq!(&parsed.order, &data.order);
+    }
+
+    #[test]
+    fn parse_never_panics(text in ".{0,400}") {
+        let _ = config().parse("fuzz.cfg", &text);
+    }
+}
