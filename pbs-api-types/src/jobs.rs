@@ -1,0 +1,361 @@
+//! Sync jobs ([`SyncJobConfig`]), as far as the keystore needs them: the
+//! complete upstream property set, so a real `sync.cfg` parses, and the two
+//! properties that tie jobs to encryption keys.
+
+use serde::{Deserialize, Serialize};
+
+use proxmox_schema::{
+    AllOfSchema, ApiStringFormat, ApiType, ArraySchema, BooleanSchema, EnumEntry, IntegerSchema,
+    ObjectSchema, Schema, StringSchema, const_regex,
+};
+
+use crate::{
+    Authid, CRYPT_KEY_ID_SCHEMA, DATASTORE_SCHEMA, JOB_ID_SCHEMA, REMOTE_ID_SCHEMA,
+    SINGLE_LINE_COMMENT_SCHEMA,
+};
+
+/// Deepest namespace level.
+pub const MAX_NAMESPACE_DEPTH: usize = 7;
+
+const_regex! {
+    /// A backup namespace: up to 8 safe-id components separated by `/`, or empty (the root).
+    pub BACKUP_NAMESPACE_REGEX = concat!(
+        r"^(?:", proxmox_schema::SAFE_ID_REGEX_STR!(), r"(?:/", proxmox_schema::SAFE_ID_REGEX_STR!(), r"){0,7})?$"
+    );
+    /// A group filter: `[exclude:]type:TYPE`, `[exclude:]group:TYPE/ID` or `[exclude:]regex:RE`.
+    pub GROUP_FILTER_REGEX = r"^(?:exclude:)?(?:type:(?:vm|ct|host)|group:(?:vm|ct|host)/[^\s/\p{Cc}]+|regex:[^\p{Cc}]+)$";
+    /// A byte size with optional unit (`100`, `10.5 MiB`, `1G`).
+    pub HUMAN_BYTE_REGEX = r"^\d+(?:\.\d+)?\s*(?:[KMGTPE]i?B?|B)?$";
+    /// A calendar event (not validated further than being a plain single line).
+    pub CALENDAR_EVENT_REGEX = r"^[a-zA-Z0-9*,.:/~ \-]+$";
+}
+
+/// A backup namespace.
+pub const BACKUP_NAMESPACE_SCHEMA: Schema = StringSchema::new("Namespace.")
+    .format(&ApiStringFormat::Pattern(&BACKUP_NAMESPACE_REGEX))
+    .max_length(MAX_NAMESPACE_DEPTH * 33 + 32)
+    .schema();
+
+/// How many levels of namespaces to sync.
+pub const NS_MAX_DEPTH_REDUCED_SCHEMA: Schema =
+    IntegerSchema::new("How many levels of namespaces should be operated on (0 == no recursion)")
+        .minimum(0)
+        .maximum(MAX_NAMESPACE_DEPTH as isize)
+        .schema();
+
+/// Whether to remove vanished backups.
+pub const REMOVE_VANISHED_BACKUPS_SCHEMA: Schema = BooleanSchema::new(
+    "Delete vanished backups. This remove the local copy if the remote backup was deleted.",
+)
+.default(false)
+.schema();
+
+/// Sync schedule.
+pub const SYNC_SCHEDULE_SCHEMA: Schema = StringSchema::new("Run sync job at specified schedule.")
+    .format(&ApiStringFormat::Pattern(&CALENDAR_EVENT_REGEX))
+    .type_text("<calendar-event>")
+    .schema();
+
+/// One group filter.
+pub const GROUP_FILTER_SCHEMA: Schema = StringSchema::new(
+    "Group filter based on group identifier ('group:GROUP'), group type ('type:<vm|ct|host>'), \
+     or regex ('regex:RE'). Can be inverted by prepending 'exclude:'.",
+)
+.format(&ApiStringFormat::Pattern(&GROUP_FILTER_REGEX))
+.type_text("[<exclude:|include:>]<type:<vm|ct|host>|group:GROUP|regex:RE>")
+.schema();
+
+/// List of group filters.
+pub const GROUP_FILTER_LIST_SCHEMA: Schema =
+    ArraySchema::new("List of group filters.", &GROUP_FILTER_SCHEMA).schema();
+
+/// Limit to the last N snapshots.
+pub const TRANSFER_LAST_SCHEMA: Schema =
+    IntegerSchema::new("Limit transfer to last N snapshots (per group), skipping others")
+        .minimum(1)
+        .schema();
+
+/// A rate or burst size in bytes (per second for rates).
+pub const HUMAN_BYTE_SCHEMA: Schema = StringSchema::new(
+    "Byte size with optional unit (B, KB (base 10), MB, GB, ..., KiB (base 2), MiB, Gib, ...).",
+)
+.format(&ApiStringFormat::Pattern(&HUMAN_BYTE_REGEX))
+.schema();
+
+/// Encryption keys associated with a job besides the active one.
+pub const ASSOCIATED_KEYS_SCHEMA: Schema = ArraySchema::new(
+    "Encryption keys associated with this job (kept for decrypting older backups).",
+    &CRYPT_KEY_ID_SCHEMA,
+)
+.schema();
+
+const BOOL_RESYNC_CORRUPT: Schema =
+    BooleanSchema::new("If the verification failed for a local snapshot, try to pull it again.")
+        .default(false)
+        .schema();
+const BOOL_ENCRYPTED_ONLY: Schema =
+    BooleanSchema::new("Only synchronize encrypted backup snapshots, exclude others.")
+        .default(false)
+        .schema();
+const BOOL_VERIFIED_ONLY: Schema =
+    BooleanSchema::new("Only synchronize verified backup snapshots, exclude others.")
+        .default(false)
+        .schema();
+const BOOL_RUN_ON_MOUNT: Schema =
+    BooleanSchema::new("Run this job when a relevant datastore is mounted.")
+        .default(false)
+        .schema();
+const BOOL_UNMOUNT_ON_DONE: Schema =
+    BooleanSchema::new("Unmount the involved removable datastore after the sync job finishes.")
+        .default(false)
+        .schema();
+const WORKER_THREADS_SCHEMA: Schema =
+    IntegerSchema::new("Number of worker threads to process groups in parallel.")
+        .minimum(1)
+        .maximum(32)
+        .default(1)
+        .schema();
+const ACTIVE_KEY_SCHEMA: Schema = StringSchema::new(
+    "Encryption key used to encrypt what this job syncs (a key id of encryption-keys.cfg).",
+)
+.format(&crate::PROXMOX_SAFE_ID_FORMAT)
+.min_length(3)
+.max_length(32)
+.schema();
+
+/// Direction of a sync job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncDirection {
+    /// Sync from a remote to a local datastore.
+    #[default]
+    Pull,
+    /// Sync from a local datastore to a remote.
+    Push,
+}
+
+impl ApiType for SyncDirection {
+    const API_SCHEMA: Schema = StringSchema::new("Direction of the sync job, push or pull")
+        .format(&ApiStringFormat::Enum(&[
+            EnumEntry::new("pull", "Sync direction pull"),
+            EnumEntry::new("push", "Sync direction push"),
+        ]))
+        .default("pull")
+        .schema();
+}
+
+/// Rate and burst limits (flattened into the sync job).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RateLimitConfig {
+    /// Rate limit for incoming traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_in: Option<String>,
+    /// Burst size for incoming traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_in: Option<String>,
+    /// Rate limit for outgoing traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_out: Option<String>,
+    /// Burst size for outgoing traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_out: Option<String>,
+}
+
+impl ApiType for RateLimitConfig {
+    const API_SCHEMA: Schema = ObjectSchema::new(
+        "Rate Limit Configuration",
+        &[
+            ("burst-in", true, &HUMAN_BYTE_SCHEMA),
+            ("burst-out", true, &HUMAN_BYTE_SCHEMA),
+            ("rate-in", true, &HUMAN_BYTE_SCHEMA),
+            ("rate-out", true, &HUMAN_BYTE_SCHEMA),
+        ],
+    )
+    .schema();
+}
+
+/// A sync job (`sync.cfg`, section type `sync`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SyncJobConfig {
+    /// Job id.
+    pub id: String,
+    /// Local datastore.
+    pub store: String,
+    /// Local namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns: Option<String>,
+    /// Owner of synced groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Authid>,
+    /// Remote; `None` means a local sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Remote datastore.
+    pub remote_store: String,
+    /// Remote namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_ns: Option<String>,
+    /// Delete vanished backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_vanished: Option<bool>,
+    /// Namespace recursion depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<usize>,
+    /// Comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Schedule (calendar event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Group filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_filter: Option<Vec<String>>,
+    /// Rate limits.
+    #[serde(flatten)]
+    pub limit: RateLimitConfig,
+    /// Transfer only the last N snapshots per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_last: Option<usize>,
+    /// Re-sync snapshots whose verification failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_corrupt: Option<bool>,
+    /// Sync only encrypted snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_only: Option<bool>,
+    /// Sync only verified snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_only: Option<bool>,
+    /// Run when the datastore is mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_on_mount: Option<bool>,
+    /// Unmount the removable datastore when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmount_on_done: Option<bool>,
+    /// Pull or push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_direction: Option<SyncDirection>,
+    /// Parallel group workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_threads: Option<usize>,
+    /// The key this job encrypts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_encryption_key: Option<String>,
+    /// Further keys this job may need to decrypt older backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub associated_key: Option<Vec<String>>,
+}
+
+impl SyncJobConfig {
+    /// Whether the job uses `key_id` as its active key.
+    pub fn uses_as_active(&self, key_id: &str) -> bool {
+        self.active_encryption_key.as_deref() == Some(key_id)
+    }
+
+    /// Whether the job lists `key_id` among its associated keys.
+    pub fn is_associated(&self, key_id: &str) -> bool {
+        self.associated_key
+            .as_ref()
+            .is_some_and(|keys| keys.iter().any(|k| k == key_id))
+    }
+}
+
+const SYNC_JOB_OWN_SCHEMA: Schema = ObjectSchema::new(
+    "Sync Job",
+    &[
+        ("active-encryption-key", true, &ACTIVE_KEY_SCHEMA),
+        ("associated-key", true, &ASSOCIATED_KEYS_SCHEMA),
+        ("comment", true, &SINGLE_LINE_COMMENT_SCHEMA),
+        ("encrypted-only", true, &BOOL_ENCRYPTED_ONLY),
+        ("group-filter", true, &GROUP_FILTER_LIST_SCHEMA),
+        ("id", false, &JOB_ID_SCHEMA),
+        ("max-depth", true, &NS_MAX_DEPTH_REDUCED_SCHEMA),
+        ("ns", true, &BACKUP_NAMESPACE_SCHEMA),
+        ("owner", true, &Authid::API_SCHEMA),
+        ("remote", true, &REMOTE_ID_SCHEMA),
+        ("remote-ns", true, &BACKUP_NAMESPACE_SCHEMA),
+        ("remote-store", false, &DATASTORE_SCHEMA),
+        ("remove-vanished", true, &REMOVE_VANISHED_BACKUPS_SCHEMA),
+        ("resync-corrupt", true, &BOOL_RESYNC_CORRUPT),
+        ("run-on-mount", true, &BOOL_RUN_ON_MOUNT),
+        ("schedule", true, &SYNC_SCHEDULE_SCHEMA),
+        ("store", false, &DATASTORE_SCHEMA),
+        ("sync-direction", true, &SyncDirection::API_SCHEMA),
+        ("transfer-last", true, &TRANSFER_LAST_SCHEMA),
+        ("unmount-on-done", true, &BOOL_UNMOUNT_ON_DONE),
+        ("verified-only", true, &BOOL_VERIFIED_ONLY),
+        ("worker-threads", true, &WORKER_THREADS_SCHEMA),
+    ],
+)
+.schema();
+
+impl ApiType for SyncJobConfig {
+    const API_SCHEMA: Schema = AllOfSchema::new(
+        "Sync Job",
+        &[&SYNC_JOB_OWN_SCHEMA, &RateLimitConfig::API_SCHEMA],
+    )
+    .schema();
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn full_sync_job_verifies_and_deserializes() {
+        let value = json!({
+            "id": "s-offsite",
+            "store": "local1",
+            "ns": "a/b",
+            "owner": "sync@pbs!job",
+            "remote": "remote1",
+            "remote-store": "store2",
+            "remote-ns": "",
+            "remove-vanished": true,
+            "max-depth": 3,
+            "comment": "nightly, to the other site",
+            "schedule": "*:0/15",
+            "group-filter": ["type:vm", "exclude:group:ct/100", "regex:^host/.*$"],
+            "rate-in": "10 MiB",
+            "burst-in": "20MiB",
+            "rate-out": "1G",
+            "burst-out": "100",
+            "transfer-last": 5,
+            "resync-corrupt": false,
+            "encrypted-only": true,
+            "verified-only": false,
+            "run-on-mount": false,
+            "unmount-on-done": false,
+            "sync-direction": "push",
+            "worker-threads": 4,
+            "active-encryption-key": "offsite-2025",
+            "associated-key": ["legacy-2024", "tape.sync_01"],
+        });
+        SyncJobConfig::API_SCHEMA.verify_json(&value).unwrap();
+        let job: SyncJobConfig = serde_json::from_value(value.clone()).unwrap();
+        assert!(job.uses_as_active("offsite-2025"));
+        assert!(job.is_associated("tape.sync_01"));
+        assert!(!job.is_associated("offsite-2025"));
+        assert_eq!(serde_json::to_value(&job).unwrap(), value);
+    }
+
+    #[test]
+    fn bad_sync_job_values_are_refused() {
+        for (key, value) in [
+            ("max-depth", json!(8)),
+            ("sync-direction", json!("sideways")),
+            ("group-filter", json!(["type:disk"])),
+            ("active-encryption-key", json!("../x")),
+            ("ns", json!("a//b")),
+            ("rate-in", json!("fast")),
+        ] {
+            let mut job = json!({"id": "job1", "store": "st1", "remote-store": "st2"});
+            job[key] = value;
+            let err = SyncJobConfig::API_SCHEMA.verify_json(&job).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+}
