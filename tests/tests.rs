@@ -1,0 +1,7 @@
+//! Integration tests of the keystore, one binary for all of them.
+
+// shared helpers: vector location, temp dirs, process helpers
+mod util;
+
+// proxmox-section-config against upstream's vectors (CryptKey plugin)
+mod section_config_vectors;
