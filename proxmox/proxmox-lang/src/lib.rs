@@ -4,9 +4,15 @@
 //! `?` to a block so an error can be given context in one place, and the
 //! [`io_format_err!`]/[`io_bail!`] pair for building `std::io::Error`s with a
 //! message. Upstream's `c_str!`, `offsetof!` and the `ops` module are left out.
+//!
+//! Not from upstream: [`error::ErrorLayer`], which prefixes an error with
+//! context in the house style (`what failed - why`) while keeping the
+//! original error reachable by `downcast_ref`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod error;
 
 /// Evaluates a block in a closure so that `?` returns from the block, not from
 /// the enclosing function.
