@@ -5,3 +5,6 @@ mod util;
 
 // proxmox-section-config against upstream's vectors (CryptKey plugin)
 mod section_config_vectors;
+
+// pbs-key-config against upstream's key file vectors
+mod key_vectors;

@@ -1,0 +1,61 @@
+//! The key fingerprint: what identifies a key without revealing it.
+//!
+//! `fingerprint = SHA-256(FINGERPRINT_INPUT || id_key)` where
+//! `FINGERPRINT_INPUT = SHA-256("Proxmox Backup Encryption Key Fingerprint")`
+//! and `id_key = PBKDF2-HMAC-SHA256(key, "_id_key", 10 iterations, 32 bytes)`,
+//! as upstream's `CryptConfig::fingerprint`.
+
+use openssl::hash::MessageDigest;
+use openssl::sha::Sha256;
+use zeroize::Zeroize;
+
+use pbs_api_types::Fingerprint;
+
+const FINGERPRINT_TEXT: &[u8] = b"Proxmox Backup Encryption Key Fingerprint";
+
+/// Computes the fingerprint of a raw 32-byte key.
+///
+/// ```
+/// let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+/// assert_eq!(
+///     pbs_key_config::fingerprint(&key).signature(),
+///     "0e:ab:d4:46:0b:6e:b9:ca:34:50:23:de:e2:b7:78:c7:90:e5:4a:16:83:b9:65:9c:0a:57:ae:19:90:90:15:9b",
+/// );
+/// ```
+pub fn fingerprint(key: &[u8; 32]) -> Fingerprint {
+    let mut id_key = [0u8; 32];
+    openssl::pkcs5::pbkdf2_hmac(key, b"_id_key", 10, MessageDigest::sha256(), &mut id_key)
+        .expect("PBKDF2-HMAC-SHA256 with a 32-byte output cannot fail");
+    let input = openssl::sha::sha256(FINGERPRINT_TEXT);
+    let mut hasher = Sha256::new();
+    hasher.update(&input);
+    // the secret part last, against length extension
+    hasher.update(&id_key);
+    id_key.zeroize();
+    Fingerprint::new(hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_input_matches_upstream_constant() {
+        // upstream hard-codes this digest as FINGERPRINT_INPUT
+        assert_eq!(
+            openssl::sha::sha256(FINGERPRINT_TEXT),
+            [
+                110, 208, 239, 119, 71, 31, 255, 77, 85, 199, 168, 254, 74, 157, 182, 33, 97, 64,
+                127, 19, 76, 114, 93, 223, 48, 153, 45, 37, 236, 69, 237, 38
+            ]
+        );
+    }
+
+    #[test]
+    fn different_keys_have_different_fingerprints() {
+        let a = fingerprint(&[1u8; 32]);
+        let b = fingerprint(&[2u8; 32]);
+        assert_ne!(a, b);
+        assert_eq!(a, fingerprint(&[1u8; 32]));
+    }
+}

@@ -1,0 +1,634 @@
+//! The PBS encryption key file format: [`KeyConfig`].
+//!
+//! A key file is compact JSON:
+//!
+//! ```text
+//! {"kdf": null | {"Scrypt": {n, r, p, salt}} | {"PBKDF2": {iter, salt}},
+//!  "created": RFC3339, "modified": RFC3339, "data": base64,
+//!  "fingerprint": "aa:bb:..."?, "hint": "..."?}
+//! ```
+//!
+//! Without a KDF, `data` is the raw 32-byte key. With one, `data` is
+//! IV(16) || GCM tag(16) || AES-256-GCM ciphertext(32) of the key under the
+//! passphrase-derived key, with empty AAD. The fingerprint is computed as in
+//! [`fingerprint()`] and is checked against the key on every
+//! [`KeyConfig::decrypt`].
+//!
+//! This crate knows nothing about `/etc/proxmox-backup`, the backup user or
+//! locks: `pbs-config` owns those. Secrets never appear in `Debug` output or
+//! error messages; raw key buffers held by this crate are zeroed on drop.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod fingerprint;
+mod kdf;
+mod rsa;
+mod wire;
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Error, bail, format_err};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use proxmox_lang::error::ErrorLayer;
+use proxmox_lang::try_block;
+use proxmox_sys::fs::{CreateOptions, replace_file};
+
+use pbs_api_types::{Fingerprint, Kdf, KeyInfo};
+
+pub use error::KeyError;
+pub use fingerprint::fingerprint;
+pub use kdf::{
+    KeyDerivationConfig, MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK, SALT_LEN_RANGE,
+};
+pub use rsa::{rsa_decrypt_key_config, rsa_encrypt_key_config};
+pub use wire::epoch_to_rfc3339;
+
+/// Shortest passphrase accepted, in bytes (as upstream).
+pub const MIN_PASSPHRASE_LEN: usize = 5;
+
+/// Largest key file [`KeyConfig::load`] reads (real ones are about 300 bytes).
+pub const MAX_KEY_FILE_SIZE: u64 = 64 * 1024;
+
+/// Seconds since the epoch.
+fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An encryption key as stored in a key file, possibly passphrase protected.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyConfig {
+    /// KDF parameters; `None` for an unprotected key.
+    pub kdf: Option<KeyDerivationConfig>,
+    /// Creation time (epoch; RFC 3339 on the wire).
+    #[serde(with = "wire::epoch_as_rfc3339")]
+    pub created: i64,
+    /// Last modification time (epoch; RFC 3339 on the wire).
+    #[serde(with = "wire::epoch_as_rfc3339")]
+    pub modified: i64,
+    /// The raw key (unprotected) or IV || tag || ciphertext (protected).
+    #[serde(with = "wire::bytes_as_base64")]
+    pub data: Vec<u8>,
+    /// Fingerprint of the key, if stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    /// Passphrase hint, stored in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl fmt::Debug for KeyConfig {
+    /// Written by hand: `data` holds the key itself for unprotected keys.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyConfig")
+            .field("kdf", &self.kdf)
+            .field("created", &self.created)
+            .field("modified", &self.modified)
+            .field(
+                "data",
+                &format_args!("<redacted, {} bytes>", self.data.len()),
+            )
+            .field("fingerprint", &self.fingerprint)
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
+impl Drop for KeyConfig {
+    fn drop(&mut self) {
+        self.data.zeroize();
+    }
+}
+
+impl From<&KeyConfig> for KeyInfo {
+    /// The metadata a config entry gets (without `path`).
+    fn from(key_config: &KeyConfig) -> Self {
+        KeyInfo {
+            path: None,
+            kdf: key_config.kdf_kind(),
+            created: key_config.created,
+            modified: key_config.modified,
+            fingerprint: key_config.fingerprint,
+            hint: key_config.hint.clone(),
+        }
+    }
+}
+
+/// Turns a serde_json error into a [`KeyError::Malformed`] without echoing
+/// input: quoted strings in the message (values from the file) are removed.
+fn malformed(err: serde_json::Error) -> Error {
+    static INPUT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    // a quoted string, or the variant name serde repeats from the input
+    let input = INPUT.get_or_init(|| {
+        regex::Regex::new(r#""(?:[^"\\]|\\.)*"|(unknown variant )`[^`]*`"#).unwrap()
+    });
+    let text = err.to_string();
+    KeyError::Malformed(input.replace_all(&text, "${1}<value>").into_owned()).into()
+}
+
+impl KeyConfig {
+    /// Which KDF protects the key.
+    pub fn kdf_kind(&self) -> Kdf {
+        match self.kdf {
+            None => Kdf::None,
+            Some(KeyDerivationConfig::Scrypt { .. }) => Kdf::Scrypt,
+            Some(KeyDerivationConfig::PBKDF2 { .. }) => Kdf::PBKDF2,
+        }
+    }
+
+    /// Whether the key is passphrase protected.
+    pub fn is_protected(&self) -> bool {
+        self.kdf.is_some()
+    }
+
+    /// A new random key protected by `passphrase` with `kdf`
+    /// ([`Kdf::None`] gives an unprotected key). Returns the raw key too.
+    pub fn new(passphrase: &[u8], kdf: Kdf) -> Result<([u8; 32], Self), Error> {
+        let key = proxmox_sys::linux::random_data::<32>()?;
+        let key_config = Self::with_key(&key, passphrase, kdf)?;
+        Ok((key, key_config))
+    }
+
+    /// An unprotected key file for `raw_key`, with its fingerprint.
+    pub fn without_password(raw_key: [u8; 32]) -> Result<Self, Error> {
+        let created = now_epoch();
+        Ok(Self {
+            kdf: None,
+            created,
+            modified: created,
+            data: raw_key.to_vec(),
+            fingerprint: Some(fingerprint(&raw_key)),
+            hint: None,
+        })
+    }
+
+    /// A key file for `raw_key`, protected by `passphrase` with `kdf`
+    /// ([`Kdf::None`] ignores the passphrase and stores the key unprotected).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::PassphraseTooShort`] for a passphrase under
+    /// [`MIN_PASSPHRASE_LEN`] bytes.
+    pub fn with_key(raw_key: &[u8; 32], passphrase: &[u8], kdf: Kdf) -> Result<Self, Error> {
+        let kdf = match kdf {
+            Kdf::None => return Self::without_password(*raw_key),
+            Kdf::Scrypt => KeyDerivationConfig::new_scrypt()?,
+            Kdf::PBKDF2 => KeyDerivationConfig::new_pbkdf2()?,
+        };
+        if passphrase.len() < MIN_PASSPHRASE_LEN {
+            return Err(KeyError::PassphraseTooShort.into());
+        }
+        let mut derived = kdf.derive_key(passphrase)?;
+        let iv = proxmox_sys::linux::random_data::<16>()?;
+        let mut tag = [0u8; 16];
+        let encrypted = openssl::symm::encrypt_aead(
+            openssl::symm::Cipher::aes_256_gcm(),
+            &derived,
+            Some(&iv),
+            b"",
+            raw_key,
+            &mut tag,
+        );
+        derived.zeroize();
+        let encrypted = encrypted.map_err(|err| format_err!("unable to encrypt key - {err}"))?;
+
+        let mut data = Vec::with_capacity(64);
+        data.extend_from_slice(&iv);
+        data.extend_from_slice(&tag);
+        data.extend_from_slice(&encrypted);
+
+        let created = now_epoch();
+        Ok(Self {
+            kdf: Some(kdf),
+            created,
+            modified: created,
+            data,
+            fingerprint: Some(fingerprint(raw_key)),
+            hint: None,
+        })
+    }
+
+    /// Parses a key file's contents.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Malformed`] for anything that is not a KeyConfig document.
+    pub fn from_json(text: &[u8]) -> Result<Self, Error> {
+        serde_json::from_slice(text).map_err(malformed)
+    }
+
+    /// The key file's contents as upstream writes them: compact JSON, no
+    /// trailing newline.
+    pub fn to_json(&self) -> Result<String, Error> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    /// Reads and parses a key file (at most [`MAX_KEY_FILE_SIZE`] bytes).
+    pub fn load<P: AsRef<Path>>(path: P) -> Result<Self, Error> {
+        let path = path.as_ref();
+        try_block!({
+            use std::io::Read;
+            let file = std::fs::File::open(path)?;
+            let mut data = Vec::new();
+            file.take(MAX_KEY_FILE_SIZE + 1).read_to_end(&mut data)?;
+            if data.len() as u64 > MAX_KEY_FILE_SIZE {
+                bail!("file is larger than {MAX_KEY_FILE_SIZE} bytes, not a key file");
+            }
+            let result = Self::from_json(&data);
+            data.zeroize();
+            result
+        })
+        .layer_err(|| format!("unable to load key file {path:?}"))
+    }
+
+    /// Decrypts the key, asking `passphrase` for the passphrase only if the
+    /// key is protected, and checks it against the stored fingerprint.
+    ///
+    /// Returns the raw key, the creation time and the key's fingerprint.
+    ///
+    /// # Errors
+    ///
+    /// A [`KeyError`]: passphrase too short, KDF parameters out of range,
+    /// wrong passphrase or corrupted file (with the stored hint), wrong data
+    /// length, or a stored fingerprint that does not match the key.
+    pub fn decrypt(
+        &self,
+        passphrase: &dyn Fn() -> Result<Vec<u8>, Error>,
+    ) -> Result<([u8; 32], i64, Fingerprint), Error> {
+        let key = match &self.kdf {
+            None => {
+                let key: [u8; 32] =
+                    self.data
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| KeyError::WrongDataLength {
+                            found: self.data.len(),
+                            expected: 32,
+                        })?;
+                key
+            }
+            Some(kdf) => {
+                if self.data.len() != 64 {
+                    return Err(KeyError::WrongDataLength {
+                        found: self.data.len(),
+                        expected: 64,
+                    }
+                    .into());
+                }
+                kdf.check_bounds()?;
+                let mut passphrase = passphrase()?;
+                if passphrase.len() < MIN_PASSPHRASE_LEN {
+                    passphrase.zeroize();
+                    return Err(KeyError::PassphraseTooShort.into());
+                }
+                let derived = kdf.derive_key(&passphrase);
+                passphrase.zeroize();
+                let mut derived = derived?;
+                let (iv, rest) = self.data.split_at(16);
+                let (tag, encrypted) = rest.split_at(16);
+                let decrypted = openssl::symm::decrypt_aead(
+                    openssl::symm::Cipher::aes_256_gcm(),
+                    &derived,
+                    Some(iv),
+                    b"",
+                    encrypted,
+                    tag,
+                );
+                derived.zeroize();
+                let mut decrypted = decrypted.map_err(|_| KeyError::WrongPassphraseOrCorrupt {
+                    hint: self.hint.clone(),
+                })?;
+                let key: Result<[u8; 32], _> = decrypted.as_slice().try_into();
+                decrypted.zeroize();
+                key.map_err(|_| KeyError::WrongPassphraseOrCorrupt {
+                    hint: self.hint.clone(),
+                })?
+            }
+        };
+
+        let computed = fingerprint(&key);
+        if let Some(stored) = self.fingerprint
+            && stored != computed
+        {
+            let mut key = key;
+            key.zeroize();
+            return Err(KeyError::FingerprintMismatch { stored, computed }.into());
+        }
+        Ok((key, self.created, computed))
+    }
+
+    /// The same key under a new passphrase (or unprotected with
+    /// [`Kdf::None`]): creation time, fingerprint and hint are kept, the
+    /// modification time is now. The old passphrase comes from `passphrase`.
+    pub fn change_passphrase(
+        &self,
+        passphrase: &dyn Fn() -> Result<Vec<u8>, Error>,
+        new_passphrase: &[u8],
+        kdf: Kdf,
+    ) -> Result<Self, Error> {
+        let (mut key, created, _fingerprint) = self.decrypt(passphrase)?;
+        let new = Self::with_key(&key, new_passphrase, kdf);
+        key.zeroize();
+        let mut new = new?;
+        new.created = created;
+        new.hint = if new.is_protected() {
+            self.hint.clone()
+        } else {
+            None
+        };
+        Ok(new)
+    }
+
+    /// Writes the key file with mode 0600 (see [`KeyConfig::store_with`]).
+    pub fn store<P: AsRef<Path>>(&self, path: P, replace: bool) -> Result<(), Error> {
+        self.store_with(path, replace, Mode::from_bits_truncate(0o600), None, None)
+    }
+
+    /// Writes the key file with the given mode and owner, fsynced; mode and
+    /// owner are set before any data is written.
+    ///
+    /// With `replace`, an existing file is atomically replaced. Without, the
+    /// call fails if `path` exists: the data goes to a temp file first, which
+    /// is then hard-linked to `path` (a link never overwrites), so the file
+    /// appears complete or not at all.
+    pub fn store_with<P: AsRef<Path>>(
+        &self,
+        path: P,
+        replace: bool,
+        mode: Mode,
+        owner: Option<Uid>,
+        group: Option<Gid>,
+    ) -> Result<(), Error> {
+        let path = path.as_ref();
+        let mut options = CreateOptions::new().perm(mode);
+        if let Some(uid) = owner {
+            options = options.owner(uid);
+        }
+        if let Some(gid) = group {
+            options = options.group(gid);
+        }
+        let mut data = self.to_json()?.into_bytes();
+        let result = if replace {
+            replace_file(path, &data, options, true)
+        } else {
+            create_new_file(path, &data, options)
+        };
+        data.zeroize();
+        result.layer_err(|| format!("unable to store key file {path:?}"))
+    }
+}
+
+/// Creates `path` with `data`, failing if it exists: temp file, fsync, then a
+/// hard link to the final name.
+fn create_new_file(path: &Path, data: &[u8], options: CreateOptions) -> Result<(), Error> {
+    let tmp = proxmox_sys::fs::write_tmp_file(path, data, options, true)?;
+    if let Err(err) = std::fs::hard_link(tmp.path(), path) {
+        if err.kind() == std::io::ErrorKind::AlreadyExists {
+            bail!("file exists, refusing to overwrite it");
+        }
+        bail!("{err}");
+    }
+    drop(tmp); // removes the temp name; the data stays under `path`
+    proxmox_sys::fs::fsync_parent_dir(path)
+}
+
+/// Parses key file contents and decrypts them, as upstream's `decrypt_key`.
+pub fn decrypt_key(
+    keydata: &[u8],
+    passphrase: &dyn Fn() -> Result<Vec<u8>, Error>,
+) -> Result<([u8; 32], i64, Fingerprint), Error> {
+    KeyConfig::from_json(keydata)?.decrypt(passphrase)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// A fixed RSA key for escrow tests, to keep key generation out of tests.
+    const TEST_RSA_PEM: &[u8] = include_bytes!("testdata/escrow-test-rsa4096.pem");
+
+    const KEY: [u8; 32] = [0x5a; 32];
+
+    fn pass(p: &'static str) -> impl Fn() -> Result<Vec<u8>, Error> {
+        move || Ok(p.as_bytes().to_vec())
+    }
+
+    fn no_pass() -> Result<Vec<u8>, Error> {
+        bail!("no passphrase must be asked for an unprotected key")
+    }
+
+    fn key_error(err: Error) -> KeyError {
+        err.downcast::<KeyError>().expect("a KeyError")
+    }
+
+    #[test]
+    fn unprotected_round_trip_keeps_wire_field_names() {
+        let config = KeyConfig::without_password(KEY).unwrap();
+        let json = config.to_json().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(keys.len(), 5, "{keys:?}");
+        assert!(value["kdf"].is_null());
+        assert!(value["created"].as_str().unwrap().ends_with("+00:00"));
+        assert!(!json.ends_with('\n'));
+        let back = KeyConfig::from_json(json.as_bytes()).unwrap();
+        let (key, created, fp) = back.decrypt(&no_pass).unwrap();
+        assert_eq!(key, KEY);
+        assert_eq!(created, config.created);
+        assert_eq!(fp, fingerprint(&KEY));
+    }
+
+    #[test]
+    fn pbkdf2_round_trip_and_wrong_passphrase_with_hint() {
+        let mut config = KeyConfig::with_key(&KEY, b"correct horse", Kdf::PBKDF2).unwrap();
+        config.hint = Some("the horse".into());
+        let json = config.to_json().unwrap();
+        assert!(json.contains("\"PBKDF2\":{\"iter\":65535,"), "{json}");
+        let back = KeyConfig::from_json(json.as_bytes()).unwrap();
+        assert_eq!(back.decrypt(&pass("correct horse")).unwrap().0, KEY);
+
+        let err = back.decrypt(&pass("wrong horse")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unable to decrypt key - wrong passphrase or corrupted key file (password hint: the horse)"
+        );
+    }
+
+    #[test]
+    fn short_passphrase_is_refused_before_derivation() {
+        assert_eq!(
+            key_error(KeyConfig::with_key(&KEY, b"abcd", Kdf::Scrypt).unwrap_err()),
+            KeyError::PassphraseTooShort
+        );
+        let config = KeyConfig::with_key(&KEY, b"abcde", Kdf::PBKDF2).unwrap();
+        assert_eq!(
+            key_error(config.decrypt(&pass("abcd")).unwrap_err()),
+            KeyError::PassphraseTooShort
+        );
+    }
+
+    #[test]
+    fn wrong_data_lengths_are_refused() {
+        let mut config = KeyConfig::without_password(KEY).unwrap();
+        config.data.truncate(31);
+        assert_eq!(
+            key_error(config.decrypt(&no_pass).unwrap_err()),
+            KeyError::WrongDataLength {
+                found: 31,
+                expected: 32
+            }
+        );
+        let mut config = KeyConfig::with_key(&KEY, b"passphrase", Kdf::PBKDF2).unwrap();
+        config.data.truncate(40);
+        assert!(matches!(
+            key_error(config.decrypt(&pass("passphrase")).unwrap_err()),
+            KeyError::WrongDataLength { found: 40, .. }
+        ));
+    }
+
+    #[test]
+    fn stored_fingerprint_must_match_the_key() {
+        let mut config = KeyConfig::without_password(KEY).unwrap();
+        config.fingerprint = Some(fingerprint(&[1u8; 32]));
+        let err = key_error(config.decrypt(&no_pass).unwrap_err());
+        assert!(matches!(err, KeyError::FingerprintMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(&fingerprint(&KEY).to_string()));
+    }
+
+    #[test]
+    fn change_passphrase_keeps_key_fingerprint_and_created() {
+        let mut old = KeyConfig::with_key(&KEY, b"first pass", Kdf::Scrypt).unwrap();
+        old.created = 1_700_000_000;
+        old.hint = Some("first".into());
+        let new = old
+            .change_passphrase(&pass("first pass"), b"second pass", Kdf::PBKDF2)
+            .unwrap();
+        assert_eq!(new.created, 1_700_000_000);
+        assert_eq!(new.fingerprint, old.fingerprint);
+        assert_eq!(new.hint.as_deref(), Some("first"));
+        assert_eq!(new.decrypt(&pass("second pass")).unwrap().0, KEY);
+        assert!(new.decrypt(&pass("first pass")).is_err());
+        assert!(
+            old.change_passphrase(&pass("bad pass"), b"x123456", Kdf::PBKDF2)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn debug_redacts_key_bytes() {
+        let config = KeyConfig::without_password(KEY).unwrap();
+        let text = format!("{config:?}");
+        assert!(text.contains("<redacted, 32 bytes>"), "{text}");
+        assert!(!text.contains("90, 90"), "{text}");
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(KEY);
+        assert!(!text.contains(&b64), "{text}");
+        assert!(!text.contains(&hex::encode(KEY)), "{text}");
+    }
+
+    #[test]
+    fn malformed_json_errors_do_not_echo_values() {
+        let secret = "U0VDUkVULUtFWS1CWVRFUy1TRUNSRVQtS0VZLUJZVEVTIQ==";
+        for text in [
+            format!(r#"{{"kdf":null,"created":5,"modified":"x","data":"{secret}"}}"#),
+            format!(r#"{{"kdf":"{secret}","created":"a","modified":"b","data":"c"}}"#),
+            format!(
+                r#"{{"kdf":null,"created":"2025-01-01T00:00:00Z","modified":"2025-01-01T00:00:00Z","data":"{secret}!"}}"#
+            ),
+        ] {
+            let err = key_error(KeyConfig::from_json(text.as_bytes()).unwrap_err());
+            assert!(matches!(err, KeyError::Malformed(_)), "{err}");
+            let err = err.to_string();
+            assert!(!err.contains(secret), "{err}");
+            assert!(!err.contains("U0VDUkVU"), "{err}");
+        }
+    }
+
+    #[test]
+    fn store_creates_with_mode_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.enc");
+        let config = KeyConfig::without_password(KEY).unwrap();
+        config.store(&path, false).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
+        let err = config.store(&path, false).unwrap_err().to_string();
+        assert!(err.contains("k.enc") && err.contains("exists"), "{err}");
+        config
+            .store_with(&path, true, Mode::from_bits_truncate(0o640), None, None)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o640);
+        assert_eq!(KeyConfig::load(&path).unwrap(), config);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temp files left behind");
+    }
+
+    #[test]
+    fn load_refuses_oversized_files_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.enc");
+        std::fs::write(&path, vec![b' '; MAX_KEY_FILE_SIZE as usize + 1]).unwrap();
+        let err = KeyConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("big.enc") && err.contains("larger"), "{err}");
+    }
+
+    #[test]
+    fn rsa_escrow_round_trip() {
+        let private = openssl::rsa::Rsa::private_key_from_pem(TEST_RSA_PEM).unwrap();
+        let public = openssl::rsa::Rsa::from_public_components(
+            private.n().to_owned().unwrap(),
+            private.e().to_owned().unwrap(),
+        )
+        .unwrap();
+        let config = KeyConfig::with_key(&KEY, b"escrow pass", Kdf::PBKDF2).unwrap();
+        let blob = rsa_encrypt_key_config(public, &config).unwrap();
+        assert_eq!(blob.len(), 512);
+        let (key, created, fp) =
+            rsa_decrypt_key_config(private.clone(), &blob, &pass("escrow pass")).unwrap();
+        assert_eq!((key, created, fp), (KEY, config.created, fingerprint(&KEY)));
+
+        let err = rsa_decrypt_key_config(private.clone(), &blob[..200], &pass("escrow pass"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("200 bytes"), "{err}");
+        let small = openssl::rsa::Rsa::generate(1024).unwrap();
+        let small_public = openssl::rsa::Rsa::from_public_components(
+            small.n().to_owned().unwrap(),
+            small.e().to_owned().unwrap(),
+        )
+        .unwrap();
+        let err = rsa_encrypt_key_config(small_public, &config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not fit"), "{err}");
+        let mut tampered = blob.clone();
+        tampered[10] ^= 1;
+        assert!(rsa_decrypt_key_config(private, &tampered, &pass("escrow pass")).is_err());
+    }
+
+    #[test]
+    fn key_info_from_key_config() {
+        let mut config = KeyConfig::with_key(&KEY, b"passphrase", Kdf::PBKDF2).unwrap();
+        config.hint = Some("hint".into());
+        let info = KeyInfo::from(&config);
+        assert_eq!(info.kdf, Kdf::PBKDF2);
+        assert_eq!(info.fingerprint, Some(fingerprint(&KEY)));
+        assert_eq!(info.hint.as_deref(), Some("hint"));
+        assert_eq!(info.path, None);
+    }
+}
