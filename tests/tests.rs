@@ -8,3 +8,6 @@ mod section_config_vectors;
 
 // pbs-key-config against upstream's key file vectors
 mod key_vectors;
+
+// the key store library: round trip, modes, swapped files, bad input
+mod keystore;

@@ -28,3 +28,53 @@ pub fn cases_with_suffix(dir: &std::path::Path, suffix: &str) -> Vec<String> {
     cases.sort();
     cases
 }
+
+/// A temporary config dir with its [`ConfigDir`] context.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+    /// The context, with the ownership policy of this process.
+    pub config: pbs_config::ConfigDir,
+}
+
+impl TestDir {
+    /// A new, empty config dir.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = pbs_config::ConfigDir::new(dir.path()).expect("config dir context");
+        Self { dir, config }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Every file below the dir with its content, for "nothing changed" checks.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    let data = std::fs::read(&path).unwrap_or_default();
+                    out.push((path, data));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+/// A fixed raw key: 32 bytes derived from `seed`.
+pub fn raw_key(seed: u8) -> [u8; 32] {
+    std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
+}
+
+/// An unprotected key config for [`raw_key`]`(seed)`.
+pub fn key_config(seed: u8) -> pbs_key_config::KeyConfig {
+    pbs_key_config::KeyConfig::without_password(raw_key(seed)).expect("key config")
+}

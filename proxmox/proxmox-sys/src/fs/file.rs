@@ -45,7 +45,9 @@ pub fn file_read_optional_string<P: AsRef<Path>>(path: P) -> Result<Option<Strin
     }
 }
 
-fn into_utf8(data: Vec<u8>, path: &Path) -> Result<String, Error> {
+/// Turns file contents into text; invalid UTF-8 is refused naming `path` and
+/// the line of the first bad byte, never the bytes themselves.
+pub fn into_utf8(data: Vec<u8>, path: &Path) -> Result<String, Error> {
     String::from_utf8(data).map_err(|err| {
         let valid = err.utf8_error().valid_up_to();
         let line = 1 + err.as_bytes()[..valid]

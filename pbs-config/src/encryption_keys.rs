@@ -1,0 +1,733 @@
+//! Encryption key store: `encryption-keys.cfg` plus one `<id>.enc` per key.
+//!
+//! Key files are 0640 root:backup in a 0750 root:backup directory; lock files
+//! are 0660 backup:backup (see [`Ownership`](crate::Ownership) for non-root
+//! runs). Writers lock the config, then the key file. Loading always compares
+//! the key file's fingerprint with the config (and, for an unprotected key,
+//! with the fingerprint computed from the key bytes). Readers take no lock:
+//! both files are only ever replaced atomically.
+//!
+//! Crash order, so that every config entry always has its key file:
+//! - store writes the key file, then the config; if the config write fails
+//!   it removes the key file again. A crash in between leaves an orphan key
+//!   file, which `verify` reports and `verify --repair` removes;
+//! - delete removes the config entry, then the key file, then its lock file;
+//!   a crash in between leaves an orphan key file or a stale lock file.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use anyhow::{Error, bail, format_err};
+use zeroize::Zeroize;
+
+use proxmox_lang::error::ErrorLayer;
+use proxmox_schema::ApiType;
+use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlugin};
+use proxmox_sys::fs::ensure_dir_exists;
+
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KeyInfo};
+use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
+
+use crate::{BackupLockGuard, ConfigDir, KeystoreError, failpoint};
+
+/// Default path of the key config file.
+pub const ENCRYPTION_KEYS_CFG_FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
+/// Default path of the key config lock file.
+pub const ENCRYPTION_KEYS_CFG_LOCKFILE: &str = "/etc/proxmox-backup/.encryption-keys.lck";
+/// Default path of the key directory.
+pub const ENCRYPTION_KEYS_DIR: &str = "/etc/proxmox-backup/encryption-keys";
+/// Section type of a key in the config file.
+pub const ENCRYPTION_KEYS_CFG_TYPE_ID: &str = "sync-key";
+
+/// File names inside a config dir.
+pub const ENCRYPTION_KEYS_CFG_NAME: &str = "encryption-keys.cfg";
+/// Lock file name inside a config dir.
+pub const ENCRYPTION_KEYS_CFG_LOCK_NAME: &str = ".encryption-keys.lck";
+/// Key directory name inside a config dir.
+pub const ENCRYPTION_KEYS_DIR_NAME: &str = "encryption-keys";
+
+/// The section-config format of `encryption-keys.cfg`.
+pub static CONFIG: LazyLock<SectionConfig> = LazyLock::new(init);
+
+fn init() -> SectionConfig {
+    let obj_schema = CryptKey::API_SCHEMA.unwrap_all_of_schema();
+    let plugin = SectionConfigPlugin::new(
+        ENCRYPTION_KEYS_CFG_TYPE_ID.to_string(),
+        Some(String::from("id")),
+        obj_schema,
+    );
+    let mut config = SectionConfig::new(&CRYPT_KEY_ID_SCHEMA);
+    config.register_plugin(plugin);
+    config
+}
+
+/// Checks a key id against [`CRYPT_KEY_ID_SCHEMA`].
+pub fn check_key_id(id: &str) -> Result<(), Error> {
+    if let Err(err) = CRYPT_KEY_ID_SCHEMA.parse_simple_value(id) {
+        // the id is refused, so it may be anything: quote it escaped
+        bail!(
+            "invalid encryption key id {id:?} - {err} (3 to 32 characters: letters, digits, '.', '_', '-', not starting with '.' or '-')"
+        );
+    }
+    Ok(())
+}
+
+/// Seconds since the epoch.
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The encryption key store of one [`ConfigDir`]; get it with
+/// [`ConfigDir::encryption_keys`]. The methods carry the upstream names of
+/// the free functions of this module.
+#[derive(Clone, Copy)]
+pub struct EncryptionKeys<'a> {
+    dir: &'a ConfigDir,
+}
+
+impl ConfigDir {
+    /// The encryption key store of this config dir.
+    pub fn encryption_keys(&self) -> EncryptionKeys<'_> {
+        EncryptionKeys { dir: self }
+    }
+}
+
+impl<'a> EncryptionKeys<'a> {
+    /// The config dir.
+    pub fn dir(&self) -> &'a ConfigDir {
+        self.dir
+    }
+
+    /// Path of `encryption-keys.cfg`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path(ENCRYPTION_KEYS_CFG_NAME)
+    }
+
+    /// Path of `.encryption-keys.lck`.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.path(ENCRYPTION_KEYS_CFG_LOCK_NAME)
+    }
+
+    /// Path of the key directory.
+    pub fn key_dir(&self) -> PathBuf {
+        self.dir.path(ENCRYPTION_KEYS_DIR_NAME)
+    }
+
+    /// Path of the key file of `id` (the only place it is ever read from).
+    pub fn key_path(&self, id: &str) -> PathBuf {
+        self.key_dir().join(format!("{id}.enc"))
+    }
+
+    /// Path of the lock file of `id`'s key file.
+    pub fn key_lock_path(&self, id: &str) -> PathBuf {
+        self.key_dir().join(format!("{id}.enc.lck"))
+    }
+
+    /// Takes the config lock (exclusive).
+    ///
+    /// # Locking
+    ///
+    /// Must be the first lock taken; the caller must not hold it already.
+    pub fn lock_config(&self) -> Result<BackupLockGuard, Error> {
+        self.dir.open_backup_lockfile(self.lock_path(), None, true)
+    }
+
+    fn lock_key_file(&self, id: &str) -> Result<BackupLockGuard, Error> {
+        self.dir
+            .open_backup_lockfile(self.key_lock_path(id), None, true)
+    }
+
+    fn check_config_lock(&self, held: &BackupLockGuard) -> Result<(), Error> {
+        if held.path() != self.lock_path() || !held.is_exclusive() {
+            bail!(
+                "internal error - operation needs the exclusive lock {:?}, got {:?}",
+                self.lock_path(),
+                held.path()
+            );
+        }
+        Ok(())
+    }
+
+    /// The parsed config (shared with the cache) and the SHA-256 of its text.
+    /// Takes no lock.
+    pub fn config_shared(&self) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
+        self.dir.keys_cache.get(&self.config_path(), &CONFIG)
+    }
+
+    /// The parsed config and the SHA-256 of its text. Takes no lock.
+    pub fn config(&self) -> Result<(SectionConfigData, [u8; 32]), Error> {
+        let (data, digest) = self.config_shared()?;
+        Ok((Arc::unwrap_or_clone(data), digest))
+    }
+
+    /// Writes the config atomically (0640, root:backup as root).
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the config lock and passes its guard.
+    pub fn save_config(
+        &self,
+        config: &SectionConfigData,
+        held: &BackupLockGuard,
+    ) -> Result<(), Error> {
+        self.save_config_failpoint(config, held, None)
+    }
+
+    fn save_config_failpoint(
+        &self,
+        config: &SectionConfigData,
+        held: &BackupLockGuard,
+        failpoint: Option<&str>,
+    ) -> Result<(), Error> {
+        self.check_config_lock(held)?;
+        let path = self.config_path();
+        let raw = CONFIG.write(&path, config)?;
+        self.dir.ensure_base_dir()?;
+        self.dir.replace_file(
+            &path,
+            raw.as_bytes(),
+            self.dir.ownership().config_file_options(),
+            failpoint,
+        )
+    }
+
+    /// All keys, in file order; archived ones only with `include_archived`.
+    /// Also returns the config digest. Takes no lock.
+    pub fn list_keys(&self, include_archived: bool) -> Result<(Vec<CryptKey>, [u8; 32]), Error> {
+        let (config, digest) = self.config_shared()?;
+        let mut list = Vec::with_capacity(config.sections.len());
+        for id in config.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID) {
+            let key: CryptKey = config
+                .lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id)
+                .layer_err(|| format!("invalid config entry for encryption key '{id}'"))?;
+            if include_archived || key.archived_at.is_none() {
+                list.push(key);
+            }
+        }
+        Ok((list, digest))
+    }
+
+    /// The config entry of `id`.
+    pub fn lookup(&self, config: &SectionConfigData, id: &str) -> Result<CryptKey, Error> {
+        if !config.sections.contains_key(id) {
+            return Err(KeystoreError::NotFound { id: id.to_string() }.into());
+        }
+        config
+            .lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id)
+            .layer_err(|| format!("invalid config entry for encryption key '{id}'"))
+    }
+
+    /// Loads the key file of `id` and checks it against the config entry
+    /// (see [`EncryptionKeys::load_key`]).
+    pub fn load_key_config(&self, id: &str, fail_on_archived: bool) -> Result<KeyConfig, Error> {
+        Ok(self.load_key(id, fail_on_archived)?.1)
+    }
+
+    /// Loads the config entry and key file of `id`.
+    ///
+    /// The key file is always read from `encryption-keys/<id>.enc`; a stored
+    /// `path` naming any other file is refused. The file must be a regular
+    /// file, not group- or world-writable and not world-readable, and its
+    /// fingerprint must equal the config entry's (for an unprotected key, the
+    /// fingerprint computed from the key bytes too). With
+    /// `fail_on_archived`, an archived key is refused (loading for
+    /// encryption); without, it is allowed (loading for decryption).
+    ///
+    /// # Locking
+    ///
+    /// None: both files are replaced atomically.
+    pub fn load_key(
+        &self,
+        id: &str,
+        fail_on_archived: bool,
+    ) -> Result<(CryptKey, KeyConfig), Error> {
+        let result = (|| {
+            check_key_id(id)?;
+            let (config, _digest) = self.config_shared()?;
+            let entry = self.lookup(&config, id)?;
+            if fail_on_archived && entry.archived_at.is_some() {
+                return Err(KeystoreError::Archived { id: id.to_string() }.into());
+            }
+            self.check_entry_path(&entry)?;
+            let key_config = self.read_key_file(id)?;
+            self.check_key_matches(&entry, &key_config)?;
+            Ok((entry, key_config))
+        })();
+        result.layer_err(|| format!("failed to load encryption key '{id}'"))
+    }
+
+    /// Checks that a stored `path` names this key's file, here or under
+    /// another config-dir prefix. Returns whether it is the canonical path.
+    pub fn check_entry_path(&self, entry: &CryptKey) -> Result<bool, Error> {
+        let Some(stored) = entry.info.path.as_deref() else {
+            return Ok(false);
+        };
+        let expected = self.key_path(&entry.id);
+        let stored = Path::new(stored);
+        if stored == expected {
+            return Ok(true);
+        }
+        let file_name = format!("{}.enc", entry.id);
+        let relocated = stored.is_absolute()
+            && stored
+                .components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+            && stored
+                .file_name()
+                .is_some_and(|name| name == file_name.as_str())
+            && stored
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|dir| dir == ENCRYPTION_KEYS_DIR_NAME);
+        if !relocated {
+            bail!(
+                "config entry of encryption key '{}' names key file {stored:?}, which is not {expected:?} - refusing to use it (edit the path or restore the key file there)",
+                entry.id
+            );
+        }
+        Ok(false)
+    }
+
+    /// Reads and parses `encryption-keys/<id>.enc`, refusing anything that is
+    /// not a regular file with a safe mode.
+    pub fn read_key_file(&self, id: &str) -> Result<KeyConfig, Error> {
+        let path = self.key_path(id);
+        let mut file = match std::fs::OpenOptions::new()
+            .read(true)
+            // no symlinks; a FIFO must not block us
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                bail!(
+                    "key file {path:?} is missing - restore it from a backup, or run 'proxmox-backup-manager encryption-key verify'"
+                )
+            }
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                bail!("key file {path:?} is a symbolic link - refusing to follow it")
+            }
+            Err(err) => bail!("unable to open key file {path:?} - {err}"),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|err| format_err!("unable to stat key file {path:?} - {err}"))?;
+        check_key_file_meta(&path, &meta)?;
+        let mut data = Vec::with_capacity(meta.len() as usize);
+        (&mut file)
+            .take(MAX_KEY_FILE_SIZE + 1)
+            .read_to_end(&mut data)
+            .map_err(|err| format_err!("unable to read key file {path:?} - {err}"))?;
+        let result = if data.len() as u64 > MAX_KEY_FILE_SIZE {
+            Err(format_err!(
+                "key file {path:?} is larger than {MAX_KEY_FILE_SIZE} bytes"
+            ))
+        } else {
+            KeyConfig::from_json(&data).layer_err(|| format!("invalid key file {path:?}"))
+        };
+        data.zeroize();
+        result
+    }
+
+    /// Checks that `key_config` is the key the config entry describes.
+    /// Returns the fingerprint.
+    pub fn check_key_matches(
+        &self,
+        entry: &CryptKey,
+        key_config: &KeyConfig,
+    ) -> Result<Fingerprint, Error> {
+        let id = &entry.id;
+        let Some(expected) = entry.info.fingerprint else {
+            bail!(
+                "config entry of encryption key '{id}' has no fingerprint - the key cannot be checked"
+            );
+        };
+        let found = if key_config.is_protected() {
+            match key_config.fingerprint {
+                Some(fp) => fp,
+                None => bail!(
+                    "protected key file of '{id}' stores no fingerprint - it cannot be checked against the config"
+                ),
+            }
+        } else {
+            let no_passphrase = || -> Result<Vec<u8>, Error> { bail!("unprotected key") };
+            let (mut key, _created, computed) = key_config
+                .decrypt(&no_passphrase)
+                .layer_err(|| format!("key file {:?} is corrupt", self.key_path(id)))?;
+            key.zeroize();
+            computed
+        };
+        if found != expected {
+            return Err(KeystoreError::FingerprintMismatch {
+                id: id.to_string(),
+                expected,
+                found,
+            }
+            .into());
+        }
+        Ok(found)
+    }
+
+    /// Stores a new key under `id`: the key file, then the config entry.
+    ///
+    /// The key is checked first (an unprotected key is decrypted and its
+    /// stored fingerprint verified; a protected one must carry a
+    /// fingerprint). Refused: an invalid or existing id, a key whose
+    /// fingerprint is already stored under another id, a non-empty file
+    /// already at the key path.
+    ///
+    /// # Locking
+    ///
+    /// Takes the config lock, then the key file lock; the caller holds neither.
+    pub fn store_key(&self, id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
+        self.store_key_inner(id, key_config)
+            .layer_err(|| format!("failed to store encryption key '{id}'"))
+    }
+
+    fn store_key_inner(&self, id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
+        check_key_id(id)?;
+        let fingerprint = key_fingerprint(key_config)?;
+
+        let config_lock = self.lock_config()?;
+        let (mut config, _digest) = self.config()?;
+        if config.sections.contains_key(id) {
+            return Err(KeystoreError::AlreadyExists { id: id.to_string() }.into());
+        }
+        if let Some(existing_id) = find_fingerprint(&config, &fingerprint) {
+            return Err(KeystoreError::DuplicateFingerprint {
+                fingerprint,
+                existing_id,
+            }
+            .into());
+        }
+
+        let key_path = self.key_path(id);
+        let mut info = KeyInfo::from(key_config);
+        info.path = Some(key_path.to_string_lossy().into_owned());
+        info.fingerprint = Some(fingerprint);
+        let entry = CryptKey {
+            id: id.to_string(),
+            info,
+            archived_at: None,
+        };
+        config.set_data(id, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry)?;
+        // render (and so validate) the new config before touching any file
+        let raw = CONFIG.write(self.config_path(), &config)?;
+
+        self.dir.ensure_base_dir()?;
+        ensure_dir_exists(
+            self.key_dir(),
+            &self.dir.ownership().key_dir_options(),
+            false,
+        )?;
+        let key_lock = self.lock_key_file(id)?;
+        failpoint::hit("store:locked");
+        refuse_existing_key_file(&key_path)?;
+
+        let key_data = key_config.to_json()?;
+        self.dir.replace_file(
+            &key_path,
+            key_data.as_bytes(),
+            self.dir.ownership().config_file_options(),
+            Some("store:key"),
+        )?;
+
+        if let Err(err) = self.write_config_text(&raw, &config_lock, Some("store:config")) {
+            // no config entry without its key file, and no key file left behind
+            if let Err(remove_err) = remove_file_synced(&key_path) {
+                let text = format!(
+                    "{err} - and removing the new key file failed too: {remove_err} (run verify --repair)"
+                );
+                return Err(err.context(text));
+            }
+            return Err(err);
+        }
+        drop(key_lock);
+        drop(config_lock);
+        Ok(entry)
+    }
+
+    fn write_config_text(
+        &self,
+        raw: &str,
+        held: &BackupLockGuard,
+        failpoint: Option<&str>,
+    ) -> Result<(), Error> {
+        self.check_config_lock(held)?;
+        self.dir.replace_file(
+            &self.config_path(),
+            raw.as_bytes(),
+            self.dir.ownership().config_file_options(),
+            failpoint,
+        )
+    }
+
+    /// Archives (`archived = true`) or unarchives a key; returns the new
+    /// entry. Archiving a key that a sync job uses as its active key is
+    /// refused, naming the jobs. With `digest`, a config that changed since
+    /// the caller read it is refused.
+    ///
+    /// # Locking
+    ///
+    /// Takes the config lock, then the sync job config lock.
+    pub fn set_archived(
+        &self,
+        id: &str,
+        archived: bool,
+        digest: Option<&[u8; 32]>,
+    ) -> Result<CryptKey, Error> {
+        let verb = if archived { "archive" } else { "unarchive" };
+        (|| {
+            check_key_id(id)?;
+            let config_lock = self.lock_config()?;
+            let (mut config, current_digest) = self.config()?;
+            if let Some(digest) = digest {
+                crate::detect_modified_configuration_file(digest, &current_digest)?;
+            }
+            let mut entry = self.lookup(&config, id)?;
+            match (archived, entry.archived_at) {
+                (true, Some(_)) => bail!("encryption key '{id}' is already archived"),
+                (false, None) => bail!("encryption key '{id}' is not archived"),
+                _ => {}
+            }
+            let _sync_lock;
+            if archived {
+                _sync_lock = self.dir.sync_jobs().lock_config()?;
+                let (active_in, _) = self.dir.sync_jobs().jobs_using_key(id)?;
+                if !active_in.is_empty() {
+                    return Err(KeystoreError::InUse {
+                        id: id.to_string(),
+                        active_in,
+                        associated_in: Vec::new(),
+                    }
+                    .into());
+                }
+                entry.archived_at = Some(epoch_now());
+            } else {
+                entry.archived_at = None;
+            }
+            config.set_data(id, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry)?;
+            self.save_config_failpoint(&config, &config_lock, Some("archive:config"))?;
+            Ok(entry)
+        })()
+        .layer_err(|| format!("failed to {verb} encryption key '{id}'"))
+    }
+
+    /// Archives a key (see [`EncryptionKeys::set_archived`]).
+    pub fn archive_key(&self, id: &str, digest: Option<&[u8; 32]>) -> Result<CryptKey, Error> {
+        self.set_archived(id, true, digest)
+    }
+
+    /// Unarchives a key (see [`EncryptionKeys::set_archived`]).
+    pub fn unarchive_key(&self, id: &str, digest: Option<&[u8; 32]>) -> Result<CryptKey, Error> {
+        self.set_archived(id, false, digest)
+    }
+
+    /// Deletes an archived key that no sync job references: the config
+    /// entry, then the key file, then its lock file. The key file must match
+    /// the config entry before anything is removed.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the config lock and passes its guard along with the
+    /// config it read under it; this takes the sync job lock and the key
+    /// file lock.
+    pub fn delete_key(
+        &self,
+        id: &str,
+        mut config: SectionConfigData,
+        held: &BackupLockGuard,
+    ) -> Result<(), Error> {
+        (|| {
+            self.check_config_lock(held)?;
+            check_key_id(id)?;
+            let entry = self.lookup(&config, id)?;
+            if entry.archived_at.is_none() {
+                return Err(KeystoreError::NotArchived { id: id.to_string() }.into());
+            }
+            let _sync_lock = self.dir.sync_jobs().lock_config()?;
+            let (active_in, associated_in) = self.dir.sync_jobs().jobs_using_key(id)?;
+            if !active_in.is_empty() || !associated_in.is_empty() {
+                return Err(KeystoreError::InUse {
+                    id: id.to_string(),
+                    active_in,
+                    associated_in,
+                }
+                .into());
+            }
+            self.check_entry_path(&entry)?;
+
+            let key_lock = self.lock_key_file(id)?;
+            let key_config = self.read_key_file(id)?;
+            self.check_key_matches(&entry, &key_config)?;
+            failpoint::hit("delete:locked");
+
+            config.remove(id);
+            self.save_config_failpoint(&config, held, Some("delete:config"))?;
+            remove_file_synced(&self.key_path(id))?;
+            failpoint::hit("delete:key-removed");
+            key_lock.remove_file()
+        })()
+        .layer_err(|| format!("failed to delete encryption key '{id}'"))
+    }
+
+    /// Takes the config lock, checks `digest` and deletes the key (see
+    /// [`EncryptionKeys::delete_key`]).
+    pub fn remove_key(&self, id: &str, digest: Option<&[u8; 32]>) -> Result<(), Error> {
+        let config_lock = self
+            .lock_config()
+            .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
+        let (config, current_digest) = self.config()?;
+        if let Some(digest) = digest {
+            crate::detect_modified_configuration_file(digest, &current_digest)
+                .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
+        }
+        self.delete_key(id, config, &config_lock)
+    }
+
+    /// Key ids for shell completion (all keys, archived too).
+    pub fn key_ids(&self) -> Vec<String> {
+        match self.config_shared() {
+            Ok((config, _)) => config
+                .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
+                .map(str::to_string)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// The fingerprint a key will be stored with: computed and checked for an
+/// unprotected key, the stored one for a protected key.
+fn key_fingerprint(key_config: &KeyConfig) -> Result<Fingerprint, Error> {
+    if key_config.is_protected() {
+        return key_config.fingerprint.ok_or_else(|| {
+            format_err!("protected key carries no fingerprint - it could not be checked on load")
+        });
+    }
+    let no_passphrase = || -> Result<Vec<u8>, Error> { bail!("unprotected key") };
+    let (mut key, _created, fingerprint) = key_config.decrypt(&no_passphrase)?;
+    key.zeroize();
+    Ok(fingerprint)
+}
+
+fn find_fingerprint(config: &SectionConfigData, fingerprint: &Fingerprint) -> Option<String> {
+    config
+        .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
+        .find(|id| {
+            config.sections[*id].1["fingerprint"]
+                .as_str()
+                .and_then(|fp| fp.parse::<Fingerprint>().ok())
+                .is_some_and(|fp| &fp == fingerprint)
+        })
+        .map(str::to_string)
+}
+
+/// Unsafe modes for a key file: group- or world-writable, or world-readable.
+pub const UNSAFE_KEY_FILE_MODE_BITS: u32 = 0o027;
+
+fn check_key_file_meta(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    if !meta.file_type().is_file() {
+        bail!("key file {path:?} is not a regular file");
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & UNSAFE_KEY_FILE_MODE_BITS != 0 {
+        bail!(
+            "key file {path:?} has unsafe mode {mode:04o} (group- or world-writable, or world-readable) - \
+             refusing to use it; fix with 'chmod 0640' or 'proxmox-backup-manager encryption-key verify --repair'"
+        );
+    }
+    Ok(())
+}
+
+/// Store refuses to write over anything but nothing or an empty file.
+fn refuse_existing_key_file(path: &Path) -> Result<(), Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() && meta.len() == 0 => Ok(()),
+        Ok(_) => bail!(
+            "key file {path:?} exists already (left by an interrupted operation?) - \
+             run 'proxmox-backup-manager encryption-key verify --repair' to remove orphans"
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => bail!("unable to stat {path:?} - {err}"),
+    }
+}
+
+/// Removes a file and syncs its directory; a missing file is fine.
+pub(crate) fn remove_file_synced(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => proxmox_sys::fs::fsync_parent_dir(path),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => bail!("unable to remove {path:?} - {err}"),
+    }
+}
+
+/// Takes the config lock of the default config dir.
+pub fn lock_config() -> Result<BackupLockGuard, Error> {
+    ConfigDir::default_dir()?.encryption_keys().lock_config()
+}
+
+/// The config of the default config dir and its digest.
+pub fn config() -> Result<(SectionConfigData, [u8; 32]), Error> {
+    ConfigDir::default_dir()?.encryption_keys().config()
+}
+
+/// Saves the config of the default config dir (caller holds the lock).
+pub fn save_config(config: &SectionConfigData, held: &BackupLockGuard) -> Result<(), Error> {
+    ConfigDir::default_dir()?
+        .encryption_keys()
+        .save_config(config, held)
+}
+
+/// Key ids of the default config dir, for shell completion.
+pub fn complete_encryption_key_id(_arg: &str, _param: &HashMap<String, String>) -> Vec<String> {
+    match ConfigDir::default_dir() {
+        Ok(dir) => dir.encryption_keys().key_ids(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Loads a key of the default config dir, checked against the config.
+pub fn load_key_config(id: &str, fail_on_archived: bool) -> Result<KeyConfig, Error> {
+    ConfigDir::default_dir()?
+        .encryption_keys()
+        .load_key_config(id, fail_on_archived)
+}
+
+/// Stores a key in the default config dir.
+pub fn store_key(id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
+    ConfigDir::default_dir()?
+        .encryption_keys()
+        .store_key(id, key_config)
+}
+
+/// Deletes a key of the default config dir (caller holds the config lock).
+pub fn delete_key(
+    id: &str,
+    config: SectionConfigData,
+    held: &BackupLockGuard,
+) -> Result<(), Error> {
+    ConfigDir::default_dir()?
+        .encryption_keys()
+        .delete_key(id, config, held)
+}
+
+/// Archives a key of the default config dir.
+pub fn archive_key(id: &str, digest: Option<&[u8; 32]>) -> Result<CryptKey, Error> {
+    ConfigDir::default_dir()?
+        .encryption_keys()
+        .archive_key(id, digest)
+}
+
+/// Unarchives a key of the default config dir.
+pub fn unarchive_key(id: &str, digest: Option<&[u8; 32]>) -> Result<CryptKey, Error> {
+    ConfigDir::default_dir()?
+        .encryption_keys()
+        .unarchive_key(id, digest)
+}

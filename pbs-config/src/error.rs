@@ -1,0 +1,122 @@
+//! [`KeystoreError`]: keystore failures a caller must tell apart.
+
+use std::fmt;
+
+use pbs_api_types::Fingerprint;
+
+/// Why a keystore operation was refused. Raised inside an
+/// [`anyhow::Error`] (recover it with `downcast_ref`), so an API handler can
+/// answer 404 for [`KeystoreError::NotFound`] and tests can assert the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeystoreError {
+    /// No key with this id.
+    NotFound {
+        /// The key id.
+        id: String,
+    },
+    /// A key with this id exists already.
+    AlreadyExists {
+        /// The key id.
+        id: String,
+    },
+    /// The same key (by fingerprint) is stored under another id.
+    DuplicateFingerprint {
+        /// The fingerprint.
+        fingerprint: Fingerprint,
+        /// The id it is stored under.
+        existing_id: String,
+    },
+    /// The key is used by sync jobs.
+    InUse {
+        /// The key id.
+        id: String,
+        /// Jobs using it as their active key.
+        active_in: Vec<String>,
+        /// Jobs listing it as an associated key.
+        associated_in: Vec<String>,
+    },
+    /// The operation needs an archived key.
+    NotArchived {
+        /// The key id.
+        id: String,
+    },
+    /// The operation needs an active key.
+    Archived {
+        /// The key id.
+        id: String,
+    },
+    /// The config changed since the caller read it.
+    DigestMismatch,
+    /// The key file does not match the config entry.
+    FingerprintMismatch {
+        /// The key id.
+        id: String,
+        /// What the config says.
+        expected: Fingerprint,
+        /// What the key file holds.
+        found: Fingerprint,
+    },
+}
+
+fn job_list(jobs: &[String]) -> String {
+    jobs.iter()
+        .map(|job| format!("'{job}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for KeystoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeystoreError::NotFound { id } => write!(f, "no such encryption key '{id}'"),
+            KeystoreError::AlreadyExists { id } => {
+                write!(f, "encryption key '{id}' already exists")
+            }
+            KeystoreError::DuplicateFingerprint {
+                fingerprint,
+                existing_id,
+            } => write!(
+                f,
+                "a key with fingerprint {fingerprint} is already stored as '{existing_id}'"
+            ),
+            KeystoreError::InUse {
+                id,
+                active_in,
+                associated_in,
+            } => {
+                write!(f, "encryption key '{id}' is in use by sync jobs: ")?;
+                let mut parts = Vec::new();
+                if !active_in.is_empty() {
+                    parts.push(format!("active key of {}", job_list(active_in)));
+                }
+                if !associated_in.is_empty() {
+                    parts.push(format!("associated with {}", job_list(associated_in)));
+                }
+                write!(f, "{}", parts.join("; "))
+            }
+            KeystoreError::NotArchived { id } => write!(
+                f,
+                "encryption key '{id}' is not archived - only archived keys can be deleted, archive it first"
+            ),
+            KeystoreError::Archived { id } => write!(
+                f,
+                "encryption key '{id}' is archived - unarchive it to use it for encryption"
+            ),
+            KeystoreError::DigestMismatch => write!(
+                f,
+                "detected modified configuration - file changed by other user? Try again."
+            ),
+            KeystoreError::FingerprintMismatch {
+                id,
+                expected,
+                found,
+            } => write!(
+                f,
+                "key file of encryption key '{id}' does not match the config - expected fingerprint {expected}, found {found}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KeystoreError {}

@@ -1,0 +1,48 @@
+//! Crash points for the crash-safety tests.
+//!
+//! Built with the `failpoints` feature (test builds only), [`hit`] kills the
+//! process with SIGKILL when `$PBS_FAILPOINT` names the point reached, after
+//! announcing it on stderr. Without the feature it does nothing and compiles
+//! away.
+//!
+//! The points, in the order an operation passes them:
+//! - store: `store:locked`, `store:key-tmp-written`, `store:key-written`,
+//!   `store:config-tmp-written`, `store:config-written`;
+//! - delete: `delete:locked`, `delete:config-tmp-written`,
+//!   `delete:config-written`, `delete:key-removed`;
+//! - archive/unarchive: `archive:config-tmp-written`, `archive:config-written`.
+
+/// Every crash point, in operation order.
+pub const POINTS: &[&str] = &[
+    "store:locked",
+    "store:key-tmp-written",
+    "store:key-written",
+    "store:config-tmp-written",
+    "store:config-written",
+    "delete:locked",
+    "delete:config-tmp-written",
+    "delete:config-written",
+    "delete:key-removed",
+    "archive:config-tmp-written",
+    "archive:config-written",
+];
+
+/// Whether crash points are compiled in.
+pub const ENABLED: bool = cfg!(feature = "failpoints");
+
+/// Reached crash point `name`.
+#[cfg(feature = "failpoints")]
+pub fn hit(name: &str) {
+    debug_assert!(POINTS.contains(&name), "unknown failpoint {name}");
+    if std::env::var_os("PBS_FAILPOINT").is_some_and(|point| point == name) {
+        eprintln!("failpoint {name} reached, killing the process");
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+        // SIGKILL cannot be caught; this is never reached
+        std::process::abort();
+    }
+}
+
+/// Reached crash point `name` (no-op: built without `failpoints`).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}

@@ -1,0 +1,96 @@
+//! Keystore configuration: every path, mode, owner and lock of the config dir.
+//!
+//! The config dir and the ownership policy travel together as one value,
+//! [`ConfigDir`]. Every operation is a method on it, so tests and tools can
+//! point it at any directory; the upstream-named free functions
+//! ([`encryption_keys::config`], [`encryption_keys::store_key`], ...) are thin
+//! wrappers over [`ConfigDir::default_dir`] (`$PBS_CONFIG_DIR`, else
+//! `/etc/proxmox-backup`).
+//!
+//! Rules a maintainer must keep (DESIGN.md section 4):
+//! - lock order: `.encryption-keys.lck`, then `.sync.lck`, then
+//!   `encryption-keys/<id>.enc.lck`; never take a lock this process already
+//!   holds (a second `flock` on a new descriptor waits for the timeout);
+//! - config files are replaced atomically, so readers never lock;
+//! - every config entry has its key file: store writes the key file before
+//!   the config, delete removes the config entry before the key file.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod cache;
+mod context;
+pub mod encryption_keys;
+mod error;
+pub mod failpoint;
+mod lock;
+mod ownership;
+pub mod sync;
+pub mod verify;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Error, bail};
+
+pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
+pub use error::KeystoreError;
+pub use lock::BackupLockGuard;
+pub use ownership::{Ownership, OwnershipPolicy};
+
+/// How long writers wait for a lock before giving up.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `backup` user.
+pub fn backup_user() -> Result<nix::unistd::User, Error> {
+    match nix::unistd::User::from_name("backup")? {
+        Some(user) => Ok(user),
+        None => bail!("unable to lookup 'backup' user - create it (adduser --system backup)"),
+    }
+}
+
+/// The `backup` group.
+pub fn backup_group() -> Result<nix::unistd::Group, Error> {
+    match nix::unistd::Group::from_name("backup")? {
+        Some(group) => Ok(group),
+        None => bail!("unable to lookup 'backup' group - create it (addgroup --system backup)"),
+    }
+}
+
+/// Opens and locks a lock file in the default config dir's ownership.
+///
+/// `timeout` defaults to [`DEFAULT_LOCK_TIMEOUT`].
+pub fn open_backup_lockfile<P: AsRef<Path>>(
+    path: P,
+    timeout: Option<Duration>,
+    exclusive: bool,
+) -> Result<BackupLockGuard, Error> {
+    ConfigDir::default_dir()?.open_backup_lockfile(path, timeout, exclusive)
+}
+
+/// Atomically replaces a config file with the default config dir's
+/// ownership (0640, root:backup as root).
+pub fn replace_backup_config<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
+    ConfigDir::default_dir()?.replace_backup_config(path, data)
+}
+
+/// Refuses a change made on a stale view: the digests of the config as read
+/// by the caller and as it is now must be equal.
+pub fn detect_modified_configuration_file(
+    digest1: &[u8; 32],
+    digest2: &[u8; 32],
+) -> Result<(), Error> {
+    if digest1 != digest2 {
+        return Err(KeystoreError::DigestMismatch.into());
+    }
+    Ok(())
+}
+
+/// Parses a hex config digest as given by API clients.
+pub fn parse_digest(digest: &str) -> Result<[u8; 32], Error> {
+    let mut bytes = [0u8; 32];
+    if digest.len() != 64 || hex::decode_to_slice(digest, &mut bytes).is_err() {
+        bail!("invalid digest - expected 64 hex digits (the SHA-256 given by list)");
+    }
+    Ok(bytes)
+}

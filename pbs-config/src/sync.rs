@@ -1,0 +1,233 @@
+//! Sync jobs: `sync.cfg` (section type `sync`), as far as keys are concerned.
+//!
+//! A job names the key it encrypts with (`active-encryption-key`) and keys it
+//! may still need (`associated-key`). The key store asks here before
+//! archiving (no job may use the key as active) or deleting (no job may
+//! reference it at all).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+
+use anyhow::{Error, bail};
+
+use proxmox_lang::error::ErrorLayer;
+use proxmox_schema::ApiType;
+use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlugin};
+
+use pbs_api_types::{JOB_ID_SCHEMA, SyncJobConfig};
+
+use crate::{BackupLockGuard, ConfigDir, KeystoreError};
+
+/// Default path of the sync job config.
+pub const SYNC_CFG_FILENAME: &str = "/etc/proxmox-backup/sync.cfg";
+/// Default path of its lock file.
+pub const SYNC_CFG_LOCKFILE: &str = "/etc/proxmox-backup/.sync.lck";
+/// Section type of a sync job.
+pub const SYNC_CFG_TYPE_ID: &str = "sync";
+/// File name inside a config dir.
+pub const SYNC_CFG_NAME: &str = "sync.cfg";
+/// Lock file name inside a config dir.
+pub const SYNC_CFG_LOCK_NAME: &str = ".sync.lck";
+
+/// The section-config format of `sync.cfg`.
+pub static CONFIG: LazyLock<SectionConfig> = LazyLock::new(init);
+
+fn init() -> SectionConfig {
+    let obj_schema = SyncJobConfig::API_SCHEMA.unwrap_all_of_schema();
+    let plugin = SectionConfigPlugin::new(
+        SYNC_CFG_TYPE_ID.to_string(),
+        Some(String::from("id")),
+        obj_schema,
+    );
+    let mut config = SectionConfig::new(&JOB_ID_SCHEMA);
+    config.register_plugin(plugin);
+    config
+}
+
+/// The sync jobs of one [`ConfigDir`]; get it with [`ConfigDir::sync_jobs`].
+#[derive(Clone, Copy)]
+pub struct SyncJobs<'a> {
+    dir: &'a ConfigDir,
+}
+
+impl ConfigDir {
+    /// The sync job config of this config dir.
+    pub fn sync_jobs(&self) -> SyncJobs<'_> {
+        SyncJobs { dir: self }
+    }
+}
+
+impl SyncJobs<'_> {
+    /// Path of `sync.cfg`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path(SYNC_CFG_NAME)
+    }
+
+    /// Path of `.sync.lck`.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.path(SYNC_CFG_LOCK_NAME)
+    }
+
+    /// Takes the sync job config lock.
+    ///
+    /// # Locking
+    ///
+    /// After the encryption key config lock, if both are needed.
+    pub fn lock_config(&self) -> Result<BackupLockGuard, Error> {
+        self.dir.open_backup_lockfile(self.lock_path(), None, true)
+    }
+
+    /// The parsed config (shared with the cache) and its digest. No lock.
+    pub fn config_shared(&self) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
+        self.dir.sync_cache.get(&self.config_path(), &CONFIG)
+    }
+
+    /// The parsed config and its digest. No lock.
+    pub fn config(&self) -> Result<(SectionConfigData, [u8; 32]), Error> {
+        let (data, digest) = self.config_shared()?;
+        Ok((Arc::unwrap_or_clone(data), digest))
+    }
+
+    /// Writes `sync.cfg` atomically.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the sync job lock and passes its guard.
+    pub fn save_config(
+        &self,
+        config: &SectionConfigData,
+        held: &BackupLockGuard,
+    ) -> Result<(), Error> {
+        if held.path() != self.lock_path() || !held.is_exclusive() {
+            bail!(
+                "internal error - saving sync.cfg needs the lock {:?}",
+                self.lock_path()
+            );
+        }
+        let path = self.config_path();
+        let raw = CONFIG.write(&path, config)?;
+        self.dir.ensure_base_dir()?;
+        self.dir.replace_file(
+            &path,
+            raw.as_bytes(),
+            self.dir.ownership().config_file_options(),
+            None,
+        )
+    }
+
+    /// All jobs, in file order.
+    pub fn list_jobs(&self) -> Result<Vec<SyncJobConfig>, Error> {
+        let (config, _) = self.config_shared()?;
+        config
+            .ids_of_type(SYNC_CFG_TYPE_ID)
+            .map(|id| {
+                config
+                    .lookup(SYNC_CFG_TYPE_ID, id)
+                    .layer_err(|| format!("invalid sync job '{id}' in {:?}", self.config_path()))
+            })
+            .collect()
+    }
+
+    /// Jobs that use `key_id`: (as active key, as associated key).
+    pub fn jobs_using_key(&self, key_id: &str) -> Result<(Vec<String>, Vec<String>), Error> {
+        let mut active = Vec::new();
+        let mut associated = Vec::new();
+        for job in self.list_jobs()? {
+            if job.uses_as_active(key_id) {
+                active.push(job.id.clone());
+            }
+            if job.is_associated(key_id) {
+                associated.push(job.id);
+            }
+        }
+        Ok((active, associated))
+    }
+
+    /// Sets or clears the keys of job `job_id`. `active`: `None` keeps it,
+    /// `Some(None)` clears it. `associated`: `None` keeps the list.
+    ///
+    /// Keys named must exist; an active key must not be archived.
+    ///
+    /// # Locking
+    ///
+    /// Takes the encryption key lock, then the sync job lock (in that order,
+    /// so a key cannot be archived or deleted while a job starts using it).
+    pub fn update_job_keys(
+        &self,
+        job_id: &str,
+        active: Option<Option<String>>,
+        associated: Option<Vec<String>>,
+        digest: Option<&[u8; 32]>,
+    ) -> Result<SyncJobConfig, Error> {
+        (|| {
+            let keys = self.dir.encryption_keys();
+            let _keys_lock = keys.lock_config()?;
+            let sync_lock = self.lock_config()?;
+            let (mut config, current_digest) = self.config()?;
+            if let Some(digest) = digest {
+                crate::detect_modified_configuration_file(digest, &current_digest)?;
+            }
+            let mut job: SyncJobConfig = match config.sections.contains_key(job_id) {
+                true => config.lookup(SYNC_CFG_TYPE_ID, job_id)?,
+                false => bail!("no such sync job '{job_id}'"),
+            };
+            let (key_config, _) = keys.config_shared()?;
+            if let Some(active) = active {
+                if let Some(key_id) = &active {
+                    let entry = keys.lookup(&key_config, key_id)?;
+                    if entry.archived_at.is_some() {
+                        return Err(KeystoreError::Archived { id: key_id.clone() }.into());
+                    }
+                }
+                job.active_encryption_key = active;
+            }
+            if let Some(associated) = associated {
+                for key_id in &associated {
+                    keys.lookup(&key_config, key_id)?;
+                }
+                job.associated_key = (!associated.is_empty()).then_some(associated);
+            }
+            config.set_data(job_id, SYNC_CFG_TYPE_ID, &job)?;
+            self.save_config(&config, &sync_lock)?;
+            Ok(job)
+        })()
+        .layer_err(|| format!("failed to update sync job '{job_id}'"))
+    }
+
+    /// Job ids for shell completion.
+    pub fn job_ids(&self) -> Vec<String> {
+        match self.config_shared() {
+            Ok((config, _)) => config
+                .ids_of_type(SYNC_CFG_TYPE_ID)
+                .map(str::to_string)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Takes the sync job lock of the default config dir.
+pub fn lock_config() -> Result<BackupLockGuard, Error> {
+    ConfigDir::default_dir()?.sync_jobs().lock_config()
+}
+
+/// The sync job config of the default config dir and its digest.
+pub fn config() -> Result<(SectionConfigData, [u8; 32]), Error> {
+    ConfigDir::default_dir()?.sync_jobs().config()
+}
+
+/// Saves the sync job config of the default config dir (caller holds the lock).
+pub fn save_config(config: &SectionConfigData, held: &BackupLockGuard) -> Result<(), Error> {
+    ConfigDir::default_dir()?
+        .sync_jobs()
+        .save_config(config, held)
+}
+
+/// Sync job ids of the default config dir, for shell completion.
+pub fn complete_sync_job_id(_arg: &str, _param: &HashMap<String, String>) -> Vec<String> {
+    match ConfigDir::default_dir() {
+        Ok(dir) => dir.sync_jobs().job_ids(),
+        Err(_) => Vec::new(),
+    }
+}

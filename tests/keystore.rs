@@ -1,0 +1,434 @@
+//! The key store library on real files: round trip, modes and owners,
+//! fingerprint checks, bad input, verify and repair.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use pbs_api_types::CryptKey;
+use pbs_config::KeystoreError;
+use pbs_config::verify::FindingKind;
+use pbs_key_config::KeyConfig;
+
+use crate::util::{TestDir, key_config, raw_key};
+
+fn keystore_error(err: &anyhow::Error) -> Option<&KeystoreError> {
+    err.chain().find_map(|e| e.downcast_ref::<KeystoreError>())
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn round_trip_store_list_load_archive_unarchive_delete() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+
+    let entry = keys.store_key("offsite-01", &key_config(1)).unwrap();
+    assert_eq!(
+        entry.info.path.as_deref(),
+        Some(keys.key_path("offsite-01").to_str().unwrap())
+    );
+    keys.store_key("tape.02", &key_config(2)).unwrap();
+
+    let (list, digest) = keys.list_keys(false).unwrap();
+    let ids: Vec<&str> = list.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, ["offsite-01", "tape.02"]);
+
+    let loaded = keys.load_key_config("offsite-01", true).unwrap();
+    let no_pass = || -> Result<Vec<u8>, anyhow::Error> { anyhow::bail!("unprotected") };
+    assert_eq!(loaded.decrypt(&no_pass).unwrap().0, raw_key(1));
+
+    keys.archive_key("offsite-01", Some(&digest)).unwrap();
+    let (active, _) = keys.list_keys(false).unwrap();
+    assert_eq!(active.len(), 1);
+    let (all, digest) = keys.list_keys(true).unwrap();
+    assert!(
+        all.iter()
+            .find(|k| k.id == "offsite-01")
+            .unwrap()
+            .archived_at
+            .is_some()
+    );
+
+    // archived: refused for encryption, fine for decryption
+    let err = keys.load_key_config("offsite-01", true).unwrap_err();
+    assert!(
+        matches!(keystore_error(&err), Some(KeystoreError::Archived { .. })),
+        "{err}"
+    );
+    keys.load_key_config("offsite-01", false).unwrap();
+
+    keys.unarchive_key("offsite-01", Some(&digest)).unwrap();
+    let err = keys.remove_key("offsite-01", None).unwrap_err();
+    assert!(
+        matches!(
+            keystore_error(&err),
+            Some(KeystoreError::NotArchived { .. })
+        ),
+        "{err}"
+    );
+
+    keys.archive_key("offsite-01", None).unwrap();
+    keys.remove_key("offsite-01", None).unwrap();
+    assert!(!keys.key_path("offsite-01").exists());
+    assert!(!keys.key_lock_path("offsite-01").exists());
+    let (list, _) = keys.list_keys(true).unwrap();
+    assert_eq!(
+        list.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        ["tape.02"]
+    );
+    assert!(dir.config.verify(false).unwrap().is_clean());
+}
+
+#[test]
+fn files_get_the_modes_and_owners_of_the_policy() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("mode-check", &key_config(3)).unwrap();
+    let own = dir.config.ownership();
+
+    for (path, mode, uid, gid) in [
+        (keys.config_path(), 0o640, own.file_uid, own.file_gid),
+        (keys.key_dir(), 0o750, own.file_uid, own.file_gid),
+        (
+            keys.key_path("mode-check"),
+            0o640,
+            own.file_uid,
+            own.file_gid,
+        ),
+        (keys.lock_path(), 0o660, own.lock_uid, own.lock_gid),
+        (
+            keys.key_lock_path("mode-check"),
+            0o660,
+            own.lock_uid,
+            own.lock_gid,
+        ),
+    ] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o7777, mode, "{path:?}");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (uid.as_raw(), gid.as_raw()),
+            "{path:?}"
+        );
+    }
+
+    if nix::unistd::geteuid().is_root() {
+        // CI runs as root with a backup user: root:backup files, backup:backup locks
+        let backup = pbs_config::backup_user().unwrap();
+        assert_eq!(own.policy, pbs_config::OwnershipPolicy::RootBackup);
+        assert_eq!((own.file_uid.as_raw(), own.file_gid), (0, backup.gid));
+        assert_eq!((own.lock_uid, own.lock_gid), (backup.uid, backup.gid));
+    }
+}
+
+#[test]
+fn swapped_or_changed_key_files_are_refused_naming_the_id() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("key-a", &key_config(4)).unwrap();
+    keys.store_key("key-b", &key_config(5)).unwrap();
+
+    // swap the two files
+    std::fs::rename(keys.key_path("key-a"), dir.path().join("tmp")).unwrap();
+    std::fs::rename(keys.key_path("key-b"), keys.key_path("key-a")).unwrap();
+    std::fs::rename(dir.path().join("tmp"), keys.key_path("key-b")).unwrap();
+    for id in ["key-a", "key-b"] {
+        let err = keys.load_key_config(id, true).unwrap_err();
+        assert!(
+            matches!(
+                keystore_error(&err),
+                Some(KeystoreError::FingerprintMismatch { .. })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&format!("'{id}'")), "{err}");
+    }
+    let report = dir.config.verify(false).unwrap();
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::FingerprintMismatch)
+            .count(),
+        2
+    );
+
+    // one byte of the key changed (the stored fingerprint no longer matches)
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("key-c", &key_config(6)).unwrap();
+    let path = keys.key_path("key-c");
+    let mut file = KeyConfig::load(&path).unwrap();
+    file.data[0] ^= 1;
+    std::fs::write(&path, file.to_json().unwrap()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = keys.load_key_config("key-c", true).unwrap_err().to_string();
+    assert!(err.contains("'key-c'"), "{err}");
+    assert!(err.contains("fingerprint"), "{err}");
+}
+
+#[test]
+fn unsafe_modes_symlinks_and_directories_are_refused() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("key-m", &key_config(7)).unwrap();
+    let path = keys.key_path("key-m");
+    for mode in [0o644, 0o660, 0o642, 0o604] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = keys.load_key_config("key-m", true).unwrap_err().to_string();
+        assert!(
+            err.contains("unsafe mode") && err.contains("'key-m'"),
+            "{mode:o}: {err}"
+        );
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    keys.load_key_config("key-m", true).unwrap();
+
+    let target = dir.path().join("elsewhere.enc");
+    std::fs::rename(&path, &target).unwrap();
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let err = keys.load_key_config("key-m", true).unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = keys.load_key_config("key-m", true).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+
+    std::fs::remove_dir(&path).unwrap();
+    let err = keys.load_key_config("key-m", true).unwrap_err().to_string();
+    assert!(err.contains("missing"), "{err}");
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("existing", &key_config(8)).unwrap();
+    let before = dir.snapshot();
+
+    for id in [
+        "../x",
+        "a",
+        &"k".repeat(33),
+        "with space",
+        "schlüssel",
+        ".hidden",
+        "-dash",
+    ] {
+        let err = keys.store_key(id, &key_config(9)).unwrap_err().to_string();
+        assert!(err.contains("invalid encryption key id"), "{id}: {err}");
+    }
+    let err = keys.store_key("existing", &key_config(9)).unwrap_err();
+    assert!(matches!(
+        keystore_error(&err),
+        Some(KeystoreError::AlreadyExists { .. })
+    ));
+    let err = keys.store_key("same-key", &key_config(8)).unwrap_err();
+    assert!(
+        matches!(keystore_error(&err), Some(KeystoreError::DuplicateFingerprint { existing_id, .. }) if existing_id == "existing"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("'existing'"), "{err}");
+
+    let (_, digest) = keys.list_keys(true).unwrap();
+    let mut stale = digest;
+    stale[0] ^= 1;
+    let err = keys.archive_key("existing", Some(&stale)).unwrap_err();
+    assert!(
+        matches!(keystore_error(&err), Some(KeystoreError::DigestMismatch)),
+        "{err}"
+    );
+    let err = keys.load_key_config("missing-key", false).unwrap_err();
+    assert!(
+        matches!(keystore_error(&err), Some(KeystoreError::NotFound { .. })),
+        "{err}"
+    );
+
+    assert_eq!(dir.snapshot(), before, "bad input changed the store");
+}
+
+#[test]
+fn hand_edited_paths() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("moved-key", &key_config(10)).unwrap();
+    let cfg = std::fs::read_to_string(keys.config_path()).unwrap();
+    let here = keys.key_path("moved-key").to_string_lossy().into_owned();
+
+    // the same file under another config dir prefix: accepted, repair rewrites it
+    let relocated = cfg.replace(&here, "/etc/proxmox-backup/encryption-keys/moved-key.enc");
+    std::fs::write(keys.config_path(), &relocated).unwrap();
+    keys.load_key_config("moved-key", true).unwrap();
+    let report = dir.config.verify(true).unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert!(
+        report
+            .repaired
+            .iter()
+            .any(|r| r.action.contains("rewrote path"))
+    );
+    assert_eq!(std::fs::read_to_string(keys.config_path()).unwrap(), cfg);
+
+    // a path outside the key directory: refused for load and delete
+    let outside = cfg.replace(&here, "/tmp/evil/moved-key.enc");
+    std::fs::write(keys.config_path(), &outside).unwrap();
+    let err = keys
+        .load_key_config("moved-key", true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refusing"), "{err}");
+    keys.archive_key("moved-key", None).unwrap();
+    let err = keys.remove_key("moved-key", None).unwrap_err().to_string();
+    assert!(err.contains("refusing"), "{err}");
+    assert!(keys.key_path("moved-key").exists());
+}
+
+#[test]
+fn verify_repair_removes_leftovers_but_never_referenced_keys() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("kept", &key_config(11)).unwrap();
+    let key_dir = keys.key_dir();
+    // leftovers of crashes
+    std::fs::copy(keys.key_path("kept"), key_dir.join("orphan.enc")).unwrap();
+    std::fs::write(key_dir.join("kept.enc.tmp_AbC123"), b"{}").unwrap();
+    std::fs::write(dir.path().join("encryption-keys.cfg.tmp_Zz9Yy8"), b"").unwrap();
+    std::fs::write(key_dir.join("gone.enc.lck"), b"").unwrap();
+    std::fs::set_permissions(
+        keys.key_path("kept"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+
+    let report = dir.config.verify(false).unwrap();
+    let mut kinds: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
+    kinds.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(
+        kinds,
+        [
+            FindingKind::OrphanKeyFile,
+            FindingKind::StaleLockFile,
+            FindingKind::TempFile,
+            FindingKind::TempFile,
+            FindingKind::WrongMode,
+        ]
+    );
+
+    let report = dir.config.verify(true).unwrap();
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!(report.repaired.len(), 5, "{:?}", report.repaired);
+    assert_eq!(mode_of(&keys.key_path("kept")), 0o640);
+    assert!(keys.key_path("kept").exists());
+    keys.load_key_config("kept", true).unwrap();
+
+    // a referenced key file that is broken is reported, never removed
+    std::fs::write(keys.key_path("kept"), b"garbage").unwrap();
+    let report = dir.config.verify(true).unwrap();
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::InvalidKeyFile)
+    );
+    assert!(keys.key_path("kept").exists());
+}
+
+#[test]
+fn a_real_pbs_config_dir_loads() {
+    let vectors = crate::util::vectors_dir().join("configdir-example");
+    let expect: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vectors.join("expect.json")).unwrap()).unwrap();
+    let dir = TestDir::new();
+    // copy at run time and set upstream's modes (the vector folder is read-only)
+    std::fs::copy(
+        vectors.join("encryption-keys.cfg"),
+        dir.path().join("encryption-keys.cfg"),
+    )
+    .unwrap();
+    let key_dir = dir.path().join("encryption-keys");
+    std::fs::create_dir(&key_dir).unwrap();
+    for entry in std::fs::read_dir(vectors.join("encryption-keys")).unwrap() {
+        let entry = entry.unwrap();
+        let target = key_dir.join(entry.file_name());
+        std::fs::copy(entry.path(), &target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+
+    let keys = dir.config.encryption_keys();
+    let (list, _) = keys.list_keys(true).unwrap();
+    let ids: Vec<&str> = list.iter().map(|k| k.id.as_str()).collect();
+    let order: Vec<&str> = expect["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids, order);
+    let no_pass = || -> Result<Vec<u8>, anyhow::Error> { anyhow::bail!("unprotected") };
+    for key in &list {
+        let want = &expect["keys"][&key.id];
+        assert_eq!(key.archived_at, want["archived_at"].as_i64(), "{}", key.id);
+        let (raw, _, fp) = keys
+            .load_key_config(&key.id, false)
+            .unwrap()
+            .decrypt(&no_pass)
+            .unwrap();
+        assert_eq!(hex::encode(raw), want["raw_key_hex"].as_str().unwrap());
+        assert_eq!(fp.signature(), want["fingerprint"].as_str().unwrap());
+        assert_eq!(
+            fp.to_string(),
+            want["fingerprint_display"].as_str().unwrap()
+        );
+    }
+    // upstream's paths name /etc/proxmox-backup: accepted, and repair rewrites them
+    let report = dir.config.verify(true).unwrap();
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| matches!(f.kind, FindingKind::WrongOwner | FindingKind::WrongMode)),
+        "{:?}",
+        report.findings
+    );
+    let _: Vec<CryptKey> = keys.list_keys(true).unwrap().0;
+}
+
+#[test]
+fn sync_jobs_block_archive_and_delete_naming_the_jobs() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("job-key", &key_config(12)).unwrap();
+    keys.store_key("old-key", &key_config(13)).unwrap();
+    std::fs::write(
+        dir.path().join("sync.cfg"),
+        "sync: nightly\n\tstore local1\n\tremote-store remote1\n\tremote other\n\tactive-encryption-key job-key\n\tassociated-key old-key\n\n\
+         sync: weekly\n\tstore local1\n\tremote-store remote2\n\tassociated-key old-key\n",
+    )
+    .unwrap();
+    let err = keys.archive_key("job-key", None).unwrap_err().to_string();
+    assert!(err.contains("'nightly'") && err.contains("active"), "{err}");
+
+    keys.archive_key("old-key", None).unwrap();
+    let err = keys.remove_key("old-key", None).unwrap_err().to_string();
+    assert!(
+        err.contains("'nightly'") && err.contains("'weekly'"),
+        "{err}"
+    );
+    assert!(keys.key_path("old-key").exists());
+
+    // tie and untie through the library
+    let jobs = dir.config.sync_jobs();
+    let err = jobs
+        .update_job_keys("weekly", Some(Some("old-key".into())), None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("archived"), "{err}");
+    jobs.update_job_keys("weekly", None, Some(vec![]), None)
+        .unwrap();
+    jobs.update_job_keys("nightly", None, Some(vec![]), None)
+        .unwrap();
+    keys.remove_key("old-key", None).unwrap();
+}
