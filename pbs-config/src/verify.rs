@@ -345,10 +345,9 @@ impl Checker<'_> {
             let Ok(name) = item.file_name().into_string() else {
                 continue;
             };
-            let ours = [ENCRYPTION_KEYS_CFG_NAME, SYNC_CFG_NAME].iter().any(|cfg| {
-                name.strip_prefix(cfg)
-                    .is_some_and(is_temp_suffix)
-            });
+            let ours = [ENCRYPTION_KEYS_CFG_NAME, SYNC_CFG_NAME]
+                .iter()
+                .any(|cfg| name.strip_prefix(cfg).is_some_and(is_temp_suffix));
             if ours {
                 temps.push(base.join(name));
             }

@@ -1,0 +1,3 @@
+//! `/config/...`: configuration objects.
+
+pub mod encryption_keys;
