@@ -428,19 +428,39 @@ impl<'a> EncryptionKeys<'a> {
         )?;
         let key_lock = self.lock_key_file(id)?;
         failpoint::hit("store:locked");
-        refuse_existing_key_file(&key_path)?;
+        if let Err(err) = self.write_key_and_config(&key_path, key_config, &raw, &config_lock) {
+            // nothing of this key is left: its lock file goes too (under the lock)
+            if !key_path.exists() {
+                let _ = key_lock.remove_file();
+            }
+            return Err(err);
+        }
+        drop(key_lock);
+        drop(config_lock);
+        Ok(entry)
+    }
 
+    /// The two writes of a store: key file, then config; if the config write
+    /// fails, the key file is removed again.
+    fn write_key_and_config(
+        &self,
+        key_path: &Path,
+        key_config: &KeyConfig,
+        raw_config: &str,
+        config_lock: &BackupLockGuard,
+    ) -> Result<(), Error> {
+        refuse_existing_key_file(key_path)?;
         let key_data = key_config.to_json()?;
         self.dir.replace_file(
-            &key_path,
+            key_path,
             key_data.as_bytes(),
             self.dir.ownership().config_file_options(),
             Some("store:key"),
         )?;
 
-        if let Err(err) = self.write_config_text(&raw, &config_lock, Some("store:config")) {
+        if let Err(err) = self.write_config_text(raw_config, config_lock, Some("store:config")) {
             // no config entry without its key file, and no key file left behind
-            if let Err(remove_err) = remove_file_synced(&key_path) {
+            if let Err(remove_err) = remove_file_synced(key_path) {
                 let text = format!(
                     "{err} - and removing the new key file failed too: {remove_err} (run verify --repair)"
                 );
@@ -448,9 +468,7 @@ impl<'a> EncryptionKeys<'a> {
             }
             return Err(err);
         }
-        drop(key_lock);
-        drop(config_lock);
-        Ok(entry)
+        Ok(())
     }
 
     fn write_config_text(

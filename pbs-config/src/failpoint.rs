@@ -28,7 +28,9 @@ pub const POINTS: &[&str] = &[
 ];
 
 /// Whether crash points are compiled in.
-pub const ENABLED: bool = cfg!(feature = "failpoints");
+pub fn enabled() -> bool {
+    cfg!(feature = "failpoints")
+}
 
 /// Reached crash point `name`.
 #[cfg(feature = "failpoints")]

@@ -1,0 +1,107 @@
+//! Eight processes race on one store; afterwards everything adds up.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::support::{
+    assert_clean, assert_every_listed_key_loads, assert_success, context, run_worker, worker,
+};
+
+const WORKERS: usize = 8;
+const OPERATIONS: usize = 200;
+
+/// Each worker checks the outcome of every operation on its own ids as it
+/// goes; here we check that the final store is what the workers' successful
+/// operations add up to: their own keys exactly as their model says, shared
+/// keys with a fingerprint some worker stored under that id, every listed key
+/// loadable, and `verify` clean.
+pub fn eight_processes_of_random_operations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+
+    let children: Vec<_> = (0..WORKERS)
+        .map(|index| {
+            let log = tmp.path().join(format!("worker-{index}.log"));
+            let mut cmd = worker("random-ops");
+            cmd.arg(&dir)
+                .arg(index.to_string())
+                .arg((0x5eed + index * 7919).to_string())
+                .arg(OPERATIONS.to_string())
+                .arg(&log);
+            (index, log, std::thread::spawn(move || run_worker(cmd)))
+        })
+        .collect();
+
+    let mut own_final: HashMap<String, Value> = HashMap::new();
+    let mut shared_stored: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut successes = 0;
+    for (index, log, handle) in children {
+        let output = handle.join().unwrap();
+        assert_success(&output, &format!("worker {index}"));
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut lines = 0;
+        for line in text.lines() {
+            let entry: Value = serde_json::from_str(line).unwrap();
+            if let Some(state) = entry.get("final") {
+                for (id, key) in state.as_object().unwrap() {
+                    own_final.insert(id.clone(), key.clone());
+                }
+                continue;
+            }
+            lines += 1;
+            if entry["ok"] == true {
+                successes += 1;
+                if entry["shared"] == true && entry["op"] == "store" {
+                    shared_stored
+                        .entry(entry["id"].as_str().unwrap().to_string())
+                        .or_default()
+                        .insert(entry["fingerprint"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        assert_eq!(lines, OPERATIONS, "worker {index} logged every operation");
+    }
+
+    let config = context(&dir);
+    let (list, _) = config.encryption_keys().list_keys(true).unwrap();
+    let listed: HashMap<&str, _> = list.iter().map(|k| (k.id.as_str(), k)).collect();
+
+    for (id, want) in &own_final {
+        let key = listed
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("key {id} stored by its worker is missing"));
+        assert_eq!(
+            key.info.fingerprint.unwrap().signature(),
+            want["fingerprint"].as_str().unwrap(),
+            "{id}"
+        );
+        assert_eq!(key.archived_at.is_some(), want["archived"] == true, "{id}");
+    }
+    for key in &list {
+        if key.id.starts_with("shared-") {
+            let fp = key.info.fingerprint.unwrap().signature();
+            assert!(
+                shared_stored
+                    .get(&key.id)
+                    .is_some_and(|set| set.contains(&fp)),
+                "shared key {} holds a key no worker stored under it",
+                key.id
+            );
+        } else {
+            assert!(
+                own_final.contains_key(&key.id),
+                "key {} should be gone",
+                key.id
+            );
+        }
+    }
+
+    assert_every_listed_key_loads(&config);
+    assert_clean(&config.verify(false).unwrap(), "after the race");
+    println!(
+        "    {WORKERS} processes x {OPERATIONS} operations: {successes} succeeded, {} keys remain",
+        list.len()
+    );
+}

@@ -1,0 +1,124 @@
+//! Store on a full disk: a clear error, and the store as it was.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{assert_clean, context, key_config};
+
+/// A small tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .expect("unable to run mount");
+        assert!(status.success(), "mounting a tmpfs at {path:?} failed");
+        Self {
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// Fills the file system of `filler` until it is full, then frees
+/// `free_pages` pages again.
+fn fill(filler: &Path, free_pages: u64) {
+    let mut file = std::fs::File::create(filler).unwrap();
+    let chunk = vec![0u8; 4096];
+    let mut written = 0u64;
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(n) => written += n as u64,
+            Err(err) if err.raw_os_error() == Some(libc_enospc()) => break,
+            Err(err) => panic!("filling the disk failed: {err}"),
+        }
+    }
+    file.set_len(written.saturating_sub(free_pages * 4096))
+        .unwrap();
+    file.sync_all().unwrap();
+}
+
+fn libc_enospc() -> i32 {
+    nix::errno::Errno::ENOSPC as i32
+}
+
+/// Files below `dir` except the filler, with their content.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().unwrap() != "filler" {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// On a tmpfs of 1 MiB: with no page free the key file cannot be written;
+/// with one page free the key file fits but the config does not, so store
+/// must remove the key file again. Both times: "No space left on device",
+/// the store unchanged, verify clean.
+pub fn store_on_a_full_disk_fails_cleanly() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = Tmpfs::mount(&tmp.path().join("small"), "1m");
+    let dir = mount.path.join("config");
+    std::fs::create_dir(&dir).unwrap();
+    let config = context(&dir);
+    let keys = config.encryption_keys();
+    keys.store_key("before-1", &key_config(11)).unwrap();
+    keys.store_key("before-2", &key_config(12)).unwrap();
+
+    for (free_pages, failing_file) in [(0, "new-key.enc"), (1, "encryption-keys.cfg")] {
+        fill(&mount.path.join("filler"), free_pages);
+        let before = snapshot(&dir);
+        let err = keys.store_key("new-key", &key_config(13)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("No space left on device"), "{text}");
+        assert!(
+            text.contains("'new-key'") && text.contains(failing_file),
+            "{text}"
+        );
+        assert_eq!(
+            snapshot(&dir),
+            before,
+            "{free_pages} free pages: the store changed"
+        );
+        assert_clean(&config.verify(false).unwrap(), "after ENOSPC");
+        println!("    {free_pages} free pages: {text}");
+        std::fs::remove_file(mount.path.join("filler")).unwrap();
+    }
+
+    // with space again, the same store works
+    keys.store_key("new-key", &key_config(13)).unwrap();
+    keys.load_key_config("new-key", true).unwrap();
+    drop(mount);
+}

@@ -1,0 +1,92 @@
+//! Tests that need several real processes: concurrent writers, SIGKILL at
+//! every crash point, readers next to a lock holder, a full disk, dropped
+//! privileges.
+//!
+//! This binary has its own `main` (`harness = false`): run without
+//! arguments (or with name filters, as `cargo test NAME` passes them) it runs
+//! the tests; run as `processes __worker KIND ARGS...` it is one of the worker
+//! processes a test spawns.
+
+use std::process::ExitCode;
+
+mod concurrency;
+mod crash;
+mod full_disk;
+mod privileges;
+mod readers;
+mod support;
+mod worker;
+
+type TestFn = fn();
+
+const TESTS: &[(&str, TestFn)] = &[
+    (
+        "concurrency::eight_processes_of_random_operations",
+        concurrency::eight_processes_of_random_operations,
+    ),
+    (
+        "crash::sigkill_at_every_crash_point",
+        crash::sigkill_at_every_crash_point,
+    ),
+    (
+        "readers::list_and_load_do_not_wait_for_a_writer",
+        readers::list_and_load_do_not_wait_for_a_writer,
+    ),
+    (
+        "full_disk::store_on_a_full_disk_fails_cleanly",
+        full_disk::store_on_a_full_disk_fails_cleanly,
+    ),
+    (
+        "privileges::non_root_policy_owns_files_as_the_user",
+        privileges::non_root_policy_owns_files_as_the_user,
+    ),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("__worker") {
+        return worker::run(&args[1..]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in TESTS {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let filters: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected: Vec<&(&str, TestFn)> = TESTS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .collect();
+
+    println!("\nrunning {} tests", selected.len());
+    let mut failed = Vec::new();
+    for (name, test) in &selected {
+        println!("test {name} ...");
+        match std::panic::catch_unwind(test) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for name in failed {
+            println!("    {name}");
+        }
+        ExitCode::FAILURE
+    }
+}

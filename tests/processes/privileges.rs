@@ -1,0 +1,95 @@
+//! The non-root ownership policy, exercised by a worker that really runs as
+//! another user.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use nix::unistd::{Gid, Group, Uid, User};
+
+use crate::support::assert_success;
+
+/// Runs the `store-as-user` worker as `uid:gid` with no supplementary
+/// groups, from a copy of this binary that any user may execute.
+fn store_as(exe: &Path, dir: &Path, uid: Uid, gid: Gid) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.args(["__worker", "store-as-user"])
+        .arg(dir)
+        .args(["user-key", "21"])
+        .env_remove("PBS_FAILPOINT");
+    // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid)
+    // between fork and exec
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(gid)?;
+            nix::unistd::setuid(uid)?;
+            Ok(())
+        });
+    }
+    let output = cmd.output().unwrap();
+    assert_success(&output, &format!("store as uid {uid}"));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn assert_owned(path: &Path, uid: Uid, gid: Gid, mode: u32) {
+    let meta = std::fs::metadata(path).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (uid.as_raw(), gid.as_raw()),
+        "{path:?}"
+    );
+    assert_eq!(meta.mode() & 0o7777, mode, "{path:?}");
+}
+
+/// As the `backup` user (a member of group backup) files are
+/// backup:backup; as `nobody` (not a member) nobody:nogroup. Modes are the
+/// same as root's.
+pub fn non_root_policy_owns_files_as_the_user() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: switching users needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = tmp.path().join("worker");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let backup = User::from_name("backup").unwrap().expect("backup user");
+    let nobody = User::from_name("nobody").unwrap().expect("nobody user");
+    let nogroup = Group::from_gid(nobody.gid)
+        .unwrap()
+        .expect("nobody's group");
+    assert_ne!(nogroup.gid, backup.gid);
+
+    for (user, expected_gid) in [(&backup, backup.gid), (&nobody, nogroup.gid)] {
+        let dir = tmp.path().join(&user.name);
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+
+        let policy = store_as(&exe, &dir, user.uid, user.gid);
+        assert!(policy.starts_with("current user"), "{policy}");
+        assert_owned(
+            &dir.join("encryption-keys.cfg"),
+            user.uid,
+            expected_gid,
+            0o640,
+        );
+        assert_owned(&dir.join("encryption-keys"), user.uid, expected_gid, 0o750);
+        assert_owned(
+            &dir.join("encryption-keys/user-key.enc"),
+            user.uid,
+            expected_gid,
+            0o640,
+        );
+        assert_owned(
+            &dir.join(".encryption-keys.lck"),
+            user.uid,
+            expected_gid,
+            0o660,
+        );
+        println!("    as {}: {}", user.name, policy.trim());
+    }
+}

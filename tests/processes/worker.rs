@@ -1,0 +1,258 @@
+//! Worker processes: what a test spawns this binary to do.
+//!
+//! - `random-ops DIR INDEX SEED COUNT LOG`: COUNT random store, load,
+//!   archive, unarchive and delete operations on the store in DIR. Ids
+//!   `wINDEX-N` belong to this worker alone, so it knows the outcome each
+//!   must have and checks it on the spot; ids `shared-N` are raced by all
+//!   workers. Every operation is logged to LOG as one JSON line.
+//! - `op DIR store|delete|archive ID SEED`: one operation (the crash tests
+//!   set `$PBS_FAILPOINT` so it dies on the way).
+//! - `hold-lock DIR`: takes the config lock, prints `locked`, and holds it
+//!   until its stdin is closed.
+//! - `store-as-user DIR ID SEED`: stores a key with the ownership policy of
+//!   whatever user runs it, and prints the policy.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Error, bail};
+use serde_json::json;
+
+use pbs_api_types::Fingerprint;
+use pbs_config::{ConfigDir, KeystoreError};
+
+use crate::support::key_config;
+
+/// Entry point for `__worker KIND ARGS...`.
+pub fn run(args: &[String]) -> ExitCode {
+    let result = match args.first().map(String::as_str) {
+        Some("random-ops") => random_ops(&args[1..]),
+        Some("op") => one_op(&args[1..]),
+        Some("hold-lock") => hold_lock(&args[1..]),
+        Some("store-as-user") => store_as_user(&args[1..]),
+        other => Err(anyhow::format_err!("unknown worker kind {other:?}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("worker failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// xorshift64*: deterministic per seed, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What this worker knows about one of its own keys.
+#[derive(Clone, Copy)]
+struct Own {
+    fingerprint: Fingerprint,
+    archived: bool,
+}
+
+fn keystore_error(err: &Error) -> Option<&KeystoreError> {
+    err.chain().find_map(|e| e.downcast_ref::<KeystoreError>())
+}
+
+/// Refusals that are expected when racing on shared ids.
+fn is_expected_refusal(err: &Error) -> bool {
+    let text = err.to_string();
+    matches!(
+        keystore_error(err),
+        Some(
+            KeystoreError::NotFound { .. }
+                | KeystoreError::AlreadyExists { .. }
+                | KeystoreError::NotArchived { .. }
+                | KeystoreError::Archived { .. }
+        )
+    ) || text.contains("is already archived")
+        || text.contains("is not archived")
+}
+
+fn random_ops(args: &[String]) -> Result<(), Error> {
+    let [dir, index, seed, count, log] = args else {
+        bail!("usage: random-ops DIR INDEX SEED COUNT LOG");
+    };
+    let index: u64 = index.parse()?;
+    let count: usize = count.parse()?;
+    let mut rng = Rng(seed.parse::<u64>()? | 1);
+    let dir = ConfigDir::new(dir)?;
+    let keys = dir.encryption_keys();
+    let mut log = std::io::BufWriter::new(std::fs::File::create(log)?);
+    let mut own: HashMap<String, Own> = HashMap::new();
+    let mut violations = Vec::new();
+
+    for step in 0..count {
+        let shared = rng.below(10) < 3;
+        let id = if shared {
+            format!("shared-{}", rng.below(6))
+        } else {
+            format!("w{index}-{}", rng.below(8))
+        };
+        let op = match rng.below(100) {
+            0..40 => "store",
+            40..60 => "load",
+            60..75 => "archive",
+            75..85 => "unarchive",
+            _ => "delete",
+        };
+        let model = own.get(&id).copied();
+
+        let mut fingerprint = None;
+        let fail_on_archived = rng.below(2) == 0;
+        let result: Result<(), Error> = match op {
+            "store" => {
+                let key = key_config(index << 32 | step as u64 | rng.next() << 40);
+                let fp = key.fingerprint.expect("new keys carry a fingerprint");
+                fingerprint = Some(fp);
+                keys.store_key(&id, &key).map(|_| ())
+            }
+            "load" => keys.load_key(&id, fail_on_archived).map(|(entry, _)| {
+                fingerprint = entry.info.fingerprint;
+            }),
+            "archive" => keys.archive_key(&id, None).map(|_| ()),
+            "unarchive" => keys.unarchive_key(&id, None).map(|_| ()),
+            _ => keys.remove_key(&id, None),
+        };
+
+        // what must have happened to one of this worker's own keys
+        if !shared {
+            let expected_ok = match (op, model) {
+                ("store", model) => model.is_none(),
+                (_, None) => false,
+                ("load", Some(m)) => !(m.archived && fail_on_archived),
+                ("archive", Some(m)) => !m.archived,
+                ("unarchive", Some(m)) => m.archived,
+                (_, Some(m)) => m.archived, // delete
+            };
+            match &result {
+                Ok(()) if !expected_ok => {
+                    violations.push(format!("step {step}: {op} {id} succeeded, must fail"))
+                }
+                Ok(()) if op == "load" && fingerprint != model.map(|m| m.fingerprint) => {
+                    violations.push(format!("step {step}: load of {id} gave another key"))
+                }
+                Err(err) if expected_ok => {
+                    violations.push(format!("step {step}: {op} {id} failed: {err}"))
+                }
+                Err(err) if !is_expected_refusal(err) => {
+                    violations.push(format!("step {step}: {op} {id} refused oddly: {err}"))
+                }
+                _ => {}
+            }
+            if result.is_ok() {
+                match op {
+                    "store" => {
+                        own.insert(
+                            id.clone(),
+                            Own {
+                                fingerprint: fingerprint.unwrap(),
+                                archived: false,
+                            },
+                        );
+                    }
+                    "archive" => own.get_mut(&id).unwrap().archived = true,
+                    "unarchive" => own.get_mut(&id).unwrap().archived = false,
+                    "delete" => {
+                        own.remove(&id);
+                    }
+                    _ => {}
+                }
+            }
+        } else if let Err(err) = &result
+            && !is_expected_refusal(err)
+        {
+            violations.push(format!("step {step}: {op} {id} (shared) failed: {err}"));
+        }
+
+        let line = json!({
+            "worker": index,
+            "step": step,
+            "op": op,
+            "id": id,
+            "shared": shared,
+            "ok": result.is_ok(),
+            "fingerprint": fingerprint.map(|fp| fp.signature()),
+            "error": result.as_ref().err().map(|e| e.to_string()),
+        });
+        writeln!(log, "{line}")?;
+    }
+
+    // the final state of this worker's own keys, for the parent to compare
+    let final_state: serde_json::Map<String, serde_json::Value> = own
+        .iter()
+        .map(|(id, m)| {
+            (
+                id.clone(),
+                json!({"fingerprint": m.fingerprint.signature(), "archived": m.archived}),
+            )
+        })
+        .collect();
+    writeln!(log, "{}", json!({"worker": index, "final": final_state}))?;
+    log.flush()?;
+    if !violations.is_empty() {
+        bail!(
+            "{} violations:\n{}",
+            violations.len(),
+            violations.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn one_op(args: &[String]) -> Result<(), Error> {
+    let [dir, op, id, seed] = args else {
+        bail!("usage: op DIR store|delete|archive ID SEED");
+    };
+    let dir = ConfigDir::new(dir)?;
+    let keys = dir.encryption_keys();
+    match op.as_str() {
+        "store" => keys.store_key(id, &key_config(seed.parse()?)).map(|_| ()),
+        "delete" => keys.remove_key(id, None),
+        "archive" => keys.archive_key(id, None).map(|_| ()),
+        other => bail!("unknown op {other}"),
+    }
+}
+
+fn hold_lock(args: &[String]) -> Result<(), Error> {
+    let [dir] = args else {
+        bail!("usage: hold-lock DIR");
+    };
+    let dir = ConfigDir::new(dir)?;
+    let _config_lock = dir.encryption_keys().lock_config()?;
+    println!("locked");
+    std::io::stdout().flush()?;
+    // hold the lock until the parent closes our stdin
+    for line in std::io::stdin().lock().lines() {
+        line?;
+    }
+    Ok(())
+}
+
+fn store_as_user(args: &[String]) -> Result<(), Error> {
+    let [dir, id, seed] = args else {
+        bail!("usage: store-as-user DIR ID SEED");
+    };
+    let dir = ConfigDir::new(Path::new(dir))?;
+    dir.encryption_keys()
+        .store_key(id, &key_config(seed.parse()?))?;
+    dir.encryption_keys().load_key_config(id, true)?;
+    println!("{}", dir.ownership());
+    Ok(())
+}
