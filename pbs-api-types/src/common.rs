@@ -21,12 +21,36 @@ pub const PROXMOX_CONFIG_DIGEST_SCHEMA: Schema = StringSchema::new(
 const_regex! {
     /// One line, no control characters, no leading or trailing whitespace
     /// (the section-config parser trims values, so such whitespace would be
-    /// lost in a round trip).
+    /// lost in a round trip). [`CONFIG_TEXT_FORMAT`] checks the same with a
+    /// byte loop, since it is on the config parse path.
     pub CONFIG_TEXT_REGEX = r"^(?:[^\s\p{Cc}](?:[^\p{Cc}]*[^\s\p{Cc}])?)?$";
 }
 
-/// Format of free text stored as a section-config value.
-pub const CONFIG_TEXT_FORMAT: ApiStringFormat = ApiStringFormat::Pattern(&CONFIG_TEXT_REGEX);
+/// Format of free text stored as a section-config value: what
+/// [`CONFIG_TEXT_REGEX`] matches.
+pub const CONFIG_TEXT_FORMAT: ApiStringFormat = ApiStringFormat::VerifyFn(verify_config_text);
+
+/// Accepts one line without control characters and without leading or
+/// trailing whitespace (what [`CONFIG_TEXT_REGEX`] matches).
+pub fn verify_config_text(value: &str) -> Result<(), anyhow::Error> {
+    let bytes = value.as_bytes();
+    // ASCII fast path (vectorizable); anything else is decoded
+    let ascii_clean = bytes
+        .iter()
+        .fold(true, |ok, b| ok & (*b >= 0x20) & (*b < 0x7f));
+    if !ascii_clean && value.chars().any(char::is_control) {
+        anyhow::bail!("value contains a control character");
+    }
+    let padded = match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if ascii_clean => *first == b' ' || *last == b' ',
+        (Some(_), Some(_)) => value.trim() != value,
+        _ => false,
+    };
+    if padded {
+        anyhow::bail!("value begins or ends with whitespace");
+    }
+    Ok(())
+}
 
 /// Datastore name.
 pub const DATASTORE_SCHEMA: Schema = StringSchema::new("Datastore name.")
@@ -55,11 +79,32 @@ mod tests {
 
     #[test]
     fn config_text_refuses_what_a_round_trip_would_change() {
-        for ok in ["", "x", "my  dog's name, # 1", "a b"] {
+        for ok in [
+            "",
+            "x",
+            "my  dog's name, # 1",
+            "a b",
+            "ä ö",
+            "x\u{a0}y\u{2003}z",
+        ] {
             assert!(CONFIG_TEXT_REGEX.is_match(ok), "{ok:?}");
+            assert!(verify_config_text(ok).is_ok(), "{ok:?}");
         }
-        for bad in [" x", "x ", "\tx", "x\u{a0}", "a\nb", "a\u{7f}b", "\u{85}"] {
+        for bad in [
+            " x", "x ", "\tx", "x\u{a0}", "a\nb", "a\u{7f}b", "\u{85}", "\u{3000}",
+        ] {
             assert!(!CONFIG_TEXT_REGEX.is_match(bad), "{bad:?}");
+            assert!(verify_config_text(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn config_text_verify_fn_agrees_with_the_regex(text in ".{0,12}") {
+            proptest::prop_assert_eq!(
+                verify_config_text(&text).is_ok(),
+                CONFIG_TEXT_REGEX.is_match(&text)
+            );
         }
     }
 }

@@ -26,9 +26,28 @@ const_regex! {
 
 /// Format of a safe id.
 pub const SAFE_ID_FORMAT: ApiStringFormat = ApiStringFormat::Pattern(&SAFE_ID_REGEX);
-/// Format of a SHA-256 fingerprint.
+/// Format of a SHA-256 fingerprint: what [`FINGERPRINT_SHA256_REGEX`]
+/// matches, checked by [`verify_fingerprint_sha256`] (a byte loop: config
+/// files hold one fingerprint per key, so this check is on the parse path).
 pub const FINGERPRINT_SHA256_FORMAT: ApiStringFormat =
-    ApiStringFormat::Pattern(&FINGERPRINT_SHA256_REGEX);
+    ApiStringFormat::VerifyFn(verify_fingerprint_sha256);
+
+/// Accepts exactly what [`FINGERPRINT_SHA256_REGEX`] matches: 32 hex bytes
+/// (either case) separated by colons. The error text is the regex's.
+pub fn verify_fingerprint_sha256(value: &str) -> Result<(), anyhow::Error> {
+    let bytes = value.as_bytes();
+    // 32 groups "hh" each followed by ':' except the last
+    let ok = bytes.len() == 95
+        && bytes.chunks(3).all(|group| {
+            group[0].is_ascii_hexdigit()
+                && group[1].is_ascii_hexdigit()
+                && group.get(2).is_none_or(|colon| *colon == b':')
+        });
+    if !ok {
+        anyhow::bail!("value does not match the regex pattern");
+    }
+    Ok(())
+}
 /// Format of a single-line comment.
 pub const SINGLE_LINE_COMMENT_FORMAT: ApiStringFormat =
     ApiStringFormat::Pattern(&SINGLE_LINE_COMMENT_REGEX);
@@ -71,6 +90,37 @@ mod tests {
         assert!(FINGERPRINT_SHA256_REGEX.is_match(&fp.to_uppercase()));
         assert!(!FINGERPRINT_SHA256_REGEX.is_match(&fp.replace(':', "")));
         assert!(!FINGERPRINT_SHA256_REGEX.is_match(&fp[3..]));
+    }
+
+    #[test]
+    fn fingerprint_verify_fn_agrees_with_the_regex() {
+        let fp = "0e:ab:d4:46:0b:6e:b9:ca:34:50:23:de:e2:b7:78:c7:90:e5:4a:16:83:b9:65:9c:0a:57:ae:19:90:90:15:9b";
+        let mut cases = vec![
+            fp.to_string(),
+            fp.to_uppercase(),
+            fp.replace(':', ""),
+            fp[3..].to_string(),
+            format!("{fp}:00"),
+            fp.replacen("0e", "0g", 1),
+            fp.replacen(':', ";", 1),
+            format!(" {}", &fp[1..]),
+            String::new(),
+        ];
+        // every single-byte change of a valid fingerprint
+        for i in 0..fp.len() {
+            for c in ['0', 'f', 'F', 'g', ':', ' ', 'é'] {
+                let mut s: Vec<char> = fp.chars().collect();
+                s[i] = c;
+                cases.push(s.into_iter().collect());
+            }
+        }
+        for case in cases {
+            assert_eq!(
+                verify_fingerprint_sha256(&case).is_ok(),
+                FINGERPRINT_SHA256_REGEX.is_match(&case),
+                "{case:?}"
+            );
+        }
     }
 
     #[test]

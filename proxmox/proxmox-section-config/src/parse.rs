@@ -9,7 +9,7 @@
 //!   are not allowed);
 //! - a section ends with a check that every required property is present.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::path::Path;
 
 use anyhow::{Error, bail, format_err};
@@ -20,11 +20,15 @@ use proxmox_schema::Schema;
 
 use crate::{MAX_LINE_LENGTH, SectionConfig, SectionConfigData, SectionConfigPlugin};
 
-/// A section being read.
+/// A section being read. Properties are collected in file order and turned
+/// into the JSON object when the section ends (a bulk build of the map is
+/// cheaper than one insert per line).
 struct OpenSection<'a> {
     plugin: &'a SectionConfigPlugin,
     id: String,
-    properties: Map<String, Value>,
+    /// (index into the plugin's property list, or `None` for an additional
+    /// property; name; value)
+    properties: Vec<(Option<usize>, Cow<'static, str>, Value)>,
 }
 
 impl SectionConfig {
@@ -40,8 +44,8 @@ impl SectionConfig {
         let mut line_no = 0usize;
         try_block!({
             let mut result = SectionConfigData::new();
-            // section id -> line of its header, to refuse duplicates
-            let mut header_lines: HashMap<String, usize> = HashMap::new();
+            // header line of each section, in order (for duplicate id errors)
+            let mut header_lines: Vec<usize> = Vec::new();
             let mut state: Option<OpenSection> = None;
 
             for line in raw.lines() {
@@ -58,12 +62,15 @@ impl SectionConfig {
                         continue;
                     }
                     let section = self.parse_header(line)?;
-                    if let Some(first) = header_lines.insert(section.id.clone(), line_no) {
+                    if result.sections.contains_key(&section.id) {
+                        let index = result.order.iter().position(|id| *id == section.id);
+                        let first = index.map(|i| header_lines[i]).unwrap_or_default();
                         bail!(
                             "duplicate section id '{}' (first defined on line {first})",
                             section.id
                         );
                     }
+                    header_lines.push(line_no);
                     state = Some(section);
                     continue;
                 };
@@ -102,53 +109,79 @@ impl SectionConfig {
         Ok(OpenSection {
             plugin,
             id: id.to_string(),
-            properties: Map::new(),
+            properties: Vec::new(),
         })
     }
 }
 
 impl OpenSection<'_> {
     fn add_property(&mut self, key: &str, value: &str) -> Result<(), Error> {
-        let Some((_optional, schema)) = self.plugin.lookup(key) else {
+        let Some((index, name, schema)) = self.plugin.lookup_index(key) else {
             if self.plugin.properties().additional_properties() {
                 check_no_control_chars(key, value)?;
-                return self.insert_once(key, Value::String(value.to_string()));
+                if self.properties.iter().any(|(_, name, _)| name == key) {
+                    bail!("duplicate property '{key}'");
+                }
+                let value = Value::String(value.to_string());
+                self.properties
+                    .push((None, Cow::Owned(key.to_string()), value));
+                return Ok(());
             }
             bail!("unknown property '{key}'");
         };
         check_no_control_chars(key, value)?;
+        let existing = self
+            .properties
+            .iter_mut()
+            .find(|(i, _, _)| *i == Some(index));
         if let Schema::Array(array) = schema {
             let item = array
                 .items
                 .parse_simple_value(value)
                 .map_err(|err| format_err!("property '{key}': {err}"))?;
-            match self
-                .properties
-                .entry(key)
-                .or_insert_with(|| Value::Array(Vec::new()))
-            {
-                Value::Array(list) => list.push(item),
-                _ => unreachable!("array properties only ever hold arrays"),
+            match existing {
+                Some((_, _, Value::Array(list))) => list.push(item),
+                Some(_) => unreachable!("array properties only ever hold arrays"),
+                None => self.properties.push((
+                    Some(index),
+                    Cow::Borrowed(name),
+                    Value::Array(vec![item]),
+                )),
             }
             return Ok(());
+        }
+        if existing.is_some() {
+            bail!("duplicate property '{key}'");
         }
         let value = schema
             .parse_simple_value(value)
             .map_err(|err| format_err!("property '{key}': {err}"))?;
-        self.insert_once(key, value)
-    }
-
-    fn insert_once(&mut self, key: &str, value: Value) -> Result<(), Error> {
-        if self.properties.contains_key(key) {
-            bail!("duplicate property '{key}'");
-        }
-        self.properties.insert(key.to_string(), value);
+        self.properties
+            .push((Some(index), Cow::Borrowed(name), value));
         Ok(())
     }
 }
 
+/// Whether `value` holds a control character (general category Cc).
+///
+/// A byte scan: Cc is U+0000..U+001F, U+007F and U+0080..U+009F, the last
+/// encoded in UTF-8 as C2 80..C2 9F.
+fn has_control_char(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    // a branch-free first pass the compiler can vectorize; only a C2 lead
+    // byte needs a second look at the byte after it
+    if !bytes.iter().fold(false, |found, b| {
+        found | (*b < 0x20) | (*b == 0x7f) | (*b == 0xc2)
+    }) {
+        return false;
+    }
+    bytes.iter().enumerate().any(|(i, b)| {
+        *b < 0x20 || *b == 0x7f || (*b == 0xc2 && bytes.get(i + 1).is_some_and(|n| *n < 0xa0))
+    })
+}
+
 fn check_no_control_chars(key: &str, value: &str) -> Result<(), Error> {
-    if value.chars().any(char::is_control) {
+    if has_control_char(value) {
         bail!("property '{key}': value contains a control character");
     }
     Ok(())
@@ -159,22 +192,27 @@ fn finish_section(result: &mut SectionConfigData, section: OpenSection) -> Resul
     let OpenSection {
         plugin,
         id,
-        mut properties,
+        properties,
     } = section;
-    for name in plugin.required_properties() {
-        if !properties.contains_key(name) {
+    for (index, name) in plugin.required_properties() {
+        if !properties.iter().any(|(i, _, _)| *i == Some(*index)) {
             bail!("property '{name}' is missing and it is not optional.");
         }
     }
-    if let Some(id_property) = plugin.id_property() {
+    let id_property = plugin.id_property();
+    let mut object: Map<String, Value> = properties
+        .into_iter()
         // the header id wins over an `id` line in the body, as upstream
-        properties.insert(id_property.to_string(), Value::String(id.clone()));
+        .filter(|(_, name, _)| Some(name.as_ref()) != id_property)
+        .map(|(_, name, value)| (name.into_owned(), value))
+        .collect();
+    if let Some(id_property) = id_property {
+        object.insert(id_property.to_string(), Value::String(id.clone()));
     }
     result.record_order(&id);
-    result.sections.insert(
-        id,
-        (plugin.type_name().to_string(), Value::Object(properties)),
-    );
+    result
+        .sections
+        .insert(id, (plugin.type_name().to_string(), Value::Object(object)));
     Ok(())
 }
 
@@ -217,6 +255,13 @@ mod tests {
         assert_eq!(parse_section_header("# t: b"), None);
         assert_eq!(parse_section_header("1t: b"), None);
         assert_eq!(parse_section_header("tb"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn control_char_scan_agrees_with_char_is_control(text in "\\PC{0,8}|.{0,8}|[\\x00-\\u{ff}]{0,8}") {
+            proptest::prop_assert_eq!(has_control_char(&text), text.chars().any(char::is_control));
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@ pub struct SectionConfigPlugin {
     type_name: String,
     id_property: Option<String>,
     properties: PluginProperties,
+    /// Index (into the sorted property list) and name of each required
+    /// property other than the id property.
+    required: Vec<(usize, &'static str)>,
 }
 
 impl SectionConfigPlugin {
@@ -25,9 +28,16 @@ impl SectionConfigPlugin {
         let mut entries: Vec<&'static SchemaPropertyEntry> = properties.properties().collect();
         entries.sort_by(|a, b| a.0.cmp(b.0));
         entries.dedup_by(|a, b| a.0 == b.0);
+        let required = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, optional, _))| !optional && Some(*name) != id_property.as_deref())
+            .map(|(index, (name, _, _))| (index, *name))
+            .collect();
         Self {
             type_name: type_name.into(),
             id_property,
+            required,
             properties: PluginProperties {
                 description: properties.description(),
                 entries,
@@ -52,17 +62,18 @@ impl SectionConfigPlugin {
         &self.properties
     }
 
-    pub(crate) fn lookup(&self, key: &str) -> Option<(bool, &'static Schema)> {
-        self.properties.lookup(key)
+    /// Looks up a property: its index in the sorted property list, its name
+    /// (as a static string) and its schema.
+    pub(crate) fn lookup_index(&self, key: &str) -> Option<(usize, &'static str, &'static Schema)> {
+        self.properties.index_of(key).map(|index| {
+            let (name, _optional, schema) = *self.properties.entries[index];
+            (index, name, schema)
+        })
     }
 
-    /// Required properties other than the id property.
-    pub(crate) fn required_properties(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.properties
-            .entries
-            .iter()
-            .filter(|(name, optional, _)| !optional && Some(*name) != self.id_property())
-            .map(|(name, _, _)| *name)
+    /// Required properties other than the id property: (index, name).
+    pub(crate) fn required_properties(&self) -> &[(usize, &'static str)] {
+        &self.required
     }
 }
 
@@ -74,15 +85,21 @@ struct PluginProperties {
     default_key: Option<&'static str>,
 }
 
+impl PluginProperties {
+    fn index_of(&self, key: &str) -> Option<usize> {
+        self.entries
+            .binary_search_by(|(name, _, _)| name.as_bytes().cmp(key.as_bytes()))
+            .ok()
+    }
+}
+
 impl ObjectSchemaType for PluginProperties {
     fn description(&self) -> &'static str {
         self.description
     }
 
     fn lookup(&self, key: &str) -> Option<(bool, &'static Schema)> {
-        self.entries
-            .binary_search_by(|(name, _, _)| (*name).cmp(key))
-            .ok()
+        self.index_of(key)
             .map(|index| (self.entries[index].1, self.entries[index].2))
     }
 

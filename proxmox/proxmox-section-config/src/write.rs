@@ -9,11 +9,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Error, bail, format_err};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use proxmox_lang::try_block;
+use proxmox_schema::ParameterError;
 
-use crate::{SectionConfig, SectionConfigData};
+use crate::{SectionConfig, SectionConfigData, SectionConfigPlugin};
 
 impl SectionConfig {
     /// Writes `config` as section-config text. `filename` is only used in
@@ -54,14 +55,7 @@ impl SectionConfig {
         let Some(properties) = section.as_object() else {
             bail!("section '{section_id}' is not an object");
         };
-        // the id property must not contradict the section id; it is not written
-        let mut checked = section.clone();
-        if let (Some(id_property), Some(object)) = (plugin.id_property(), checked.as_object_mut()) {
-            object.insert(id_property.to_string(), Value::from(section_id));
-        }
-        plugin
-            .properties()
-            .verify_json(&checked)
+        verify_section(plugin, section_id, properties)
             .map_err(|err| format_err!("verify section '{section_id}' failed - {err}"))?;
 
         if !raw.is_empty() {
@@ -89,17 +83,67 @@ impl SectionConfig {
     }
 }
 
+/// Verifies the properties against the plugin's schema, with the id
+/// property taken as the section id (it must not contradict it).
+fn verify_section(
+    plugin: &SectionConfigPlugin,
+    section_id: &str,
+    properties: &Map<String, Value>,
+) -> Result<(), Error> {
+    let schema = plugin.properties();
+    let mut errors = ParameterError::new();
+    for (key, value) in properties {
+        if value.is_null() {
+            continue;
+        }
+        match schema.lookup(key) {
+            Some(_) if Some(key.as_str()) == plugin.id_property() => {
+                if value.as_str() != Some(section_id) {
+                    errors.push(key.clone(), format_err!("does not match the section id"));
+                }
+            }
+            Some((_optional, prop_schema)) => {
+                if let Err(err) = prop_schema.verify_json(value) {
+                    errors.add_errors(key, err);
+                }
+            }
+            None if schema.additional_properties() => {}
+            None => errors.push(
+                key.clone(),
+                format_err!("schema does not allow additional properties."),
+            ),
+        }
+    }
+    for (_, name) in plugin.required_properties() {
+        if properties.get(*name).is_none_or(Value::is_null) {
+            errors.push(
+                name.to_string(),
+                format_err!("property is missing and it is not optional."),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    Ok(())
+}
+
 fn write_property(
     raw: &mut String,
     section_id: &str,
     key: &str,
     value: &Value,
 ) -> Result<(), Error> {
-    let text = match value {
+    let number;
+    let text: &str = match value {
         Value::Null => return Ok(()),
-        Value::Bool(value) => value.to_string(),
-        Value::Number(value) => value.to_string(),
-        Value::String(value) => value.clone(),
+        Value::Bool(true) => "true",
+        Value::Bool(false) => "false",
+        Value::Number(value) => {
+            number = value.to_string();
+            &number
+        }
+        Value::String(value) => value,
         _ => bail!("got unsupported type in section '{section_id}' key '{key}'"),
     };
     if text.chars().any(char::is_control) {
@@ -111,6 +155,11 @@ fn write_property(
              which the file format cannot keep"
         );
     }
-    let _ = writeln!(raw, "\t{key} {text}");
+    raw.reserve(key.len() + text.len() + 3);
+    raw.push('\t');
+    raw.push_str(key);
+    raw.push(' ');
+    raw.push_str(text);
+    raw.push('\n');
     Ok(())
 }
