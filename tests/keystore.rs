@@ -432,3 +432,59 @@ fn sync_jobs_block_archive_and_delete_naming_the_jobs() {
         .unwrap();
     keys.remove_key("old-key", None).unwrap();
 }
+
+#[test]
+fn unreadable_configs_get_errors_naming_file_and_line() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("first-key", &key_config(14)).unwrap();
+    let cfg = std::fs::read(keys.config_path()).unwrap();
+
+    // invalid UTF-8 on line 3: named by line, the bytes are not echoed
+    let mut broken = cfg.clone();
+    let third_line = broken
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 2;
+    broken[third_line] = 0xff;
+    std::fs::write(keys.config_path(), &broken).unwrap();
+    let err = keys.list_keys(true).unwrap_err().to_string();
+    assert!(
+        err.contains("encryption-keys.cfg") && err.contains("line 3"),
+        "{err}"
+    );
+
+    // a 100 MB file (sparse) is refused before it is read
+    let file = std::fs::File::create(keys.config_path()).unwrap();
+    file.set_len(100_000_000).unwrap();
+    let err = keys.list_keys(true).unwrap_err().to_string();
+    assert!(err.contains("larger than the 64 MiB limit"), "{err}");
+    let err = keys
+        .store_key("second-key", &key_config(15))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'second-key'") && err.contains("64 MiB"),
+        "{err}"
+    );
+    assert!(!keys.key_path("second-key").exists());
+
+    // a syntax error names file and line
+    std::fs::write(
+        keys.config_path(),
+        b"sync-key: first-key\n\tkdf none\n\tbogus 1\n",
+    )
+    .unwrap();
+    let err = keys
+        .load_key_config("first-key", true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'first-key'") && err.contains("line 3 - unknown property 'bogus'"),
+        "{err}"
+    );
+}
