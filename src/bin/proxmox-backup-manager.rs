@@ -3,7 +3,8 @@
 //! Every command takes `--config-dir DIR` (default `$PBS_CONFIG_DIR`, else
 //! `/etc/proxmox-backup`) and `--output-format text|json|json-pretty`.
 //! Errors go to stderr as one line, and the exit status is non-zero; nothing
-//! is printed to stdout on failure.
+//! is printed to stdout on failure. Exit statuses: 0 success, 1 `verify`
+//! found problems, 2 error (see [`proxmox_backup_manager::EXIT_STATUS_HELP`]).
 
 use std::process::ExitCode;
 
@@ -11,11 +12,16 @@ use clap::{Parser, Subcommand};
 
 mod proxmox_backup_manager;
 
-use proxmox_backup_manager::{GlobalArgs, encryption_key, sync_job};
+use proxmox_backup_manager::{EXIT_ERROR, EXIT_STATUS_HELP, GlobalArgs, encryption_key, sync_job};
 
 /// Manage the keystore of a Proxmox Backup Server style backup server.
 #[derive(Parser)]
-#[command(name = "proxmox-backup-manager", version, propagate_version = true)]
+#[command(
+    name = "proxmox-backup-manager",
+    version,
+    propagate_version = true,
+    after_help = EXIT_STATUS_HELP
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -44,8 +50,15 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("Error: {err}");
-            ExitCode::FAILURE
+            // one line, whatever the message holds
+            let text = err.to_string();
+            let line: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("Error: {}", line.join(" - "));
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
