@@ -1248,6 +1248,7 @@ fn output_formats_and_usage_errors() {
         vec!["encryption-key"],
         vec!["encryption-key", "import", "no-file"],
         vec!["encryption-key", "frobnicate"],
+        vec!["generate-completion", "tcsh"],
     ] {
         let run = cli.run(&args);
         assert_eq!(run.code, EXIT_ERROR, "{args:?}: {run:?}");
@@ -1281,4 +1282,211 @@ fn help_documents_the_exit_statuses() {
         verify.contains("Exit status: 0 clean, 1 problems remain, 2 could not check"),
         "{verify}"
     );
+}
+
+fn run_bash(script: &str) -> String {
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("bash")
+        .arg("--norc")
+        .arg("--noprofile")
+        .arg("-c")
+        .arg(script)
+        .env("PATH", path)
+        .env_remove("PBS_CONFIG_DIR")
+        .output()
+        .expect("run bash");
+    assert!(
+        output.status.success(),
+        "bash failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn bash_completion_completes_commands_options_and_ids() {
+    let cli = Cli::new();
+    cli.create("key-alpha");
+    cli.create("key-beta");
+    sync_cfg(&cli, TWO_JOBS);
+    let script_file = cli.scratch_file(
+        "completion.bash",
+        cli.ok(&["generate-completion", "bash"]).stdout.as_bytes(),
+    );
+    let script = script_file.to_str().unwrap();
+    run_bash(&format!("bash -n {script}"));
+
+    let dir = cli.path().to_str().unwrap();
+    // each case: the words before the cursor, the word being completed
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            String::new(),
+            vec![
+                "encryption-key",
+                "sync-job",
+                "generate-completion",
+                "generate-man",
+                "help",
+            ],
+        ),
+        (
+            "encryption-key".into(),
+            vec![
+                "list",
+                "show",
+                "create",
+                "import",
+                "archive",
+                "unarchive",
+                "delete",
+                "verify",
+                "help",
+            ],
+        ),
+        (
+            format!("--config-dir {dir} encryption-key show"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (
+            format!("encryption-key --config-dir {dir} delete"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        // bash splits "--config-dir=DIR" at "=" (COMP_WORDBREAKS); also as one word
+        (
+            format!("--config-dir = {dir} encryption-key archive"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (
+            format!("--config-dir={dir} encryption-key archive"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (format!("--config-dir {dir} encryption-key create"), vec![]),
+        (
+            format!("--config-dir {dir} sync-job update"),
+            vec!["nightly", "weekly"],
+        ),
+        (
+            format!("--config-dir {dir} sync-job update nightly --associated-key"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (
+            format!(
+                "--config-dir {dir} sync-job update nightly --active-encryption-key key-alpha --delete"
+            ),
+            vec!["active-encryption-key", "associated-key"],
+        ),
+        (format!("--config-dir {dir} sync-job show nightly"), vec![]),
+        (
+            "--output-format".into(),
+            vec!["text", "json", "json-pretty"],
+        ),
+        ("generate-completion".into(), vec!["bash"]),
+        // no config dir there: nothing, and no error
+        (
+            "--config-dir /nonexistent/dir encryption-key show".into(),
+            vec![],
+        ),
+    ];
+    let mut program = format!("source {script}\n");
+    for (before, _) in &cases {
+        program.push_str(&format!(
+            "COMP_WORDS=(proxmox-backup-manager {before} ''); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMPREPLY=(); _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n"
+        ));
+    }
+    // a word being completed, and an option name
+    program.push_str(&format!(
+        "COMP_WORDS=(proxmox-backup-manager --config-dir {dir} encryption-key show key-b); COMP_CWORD=5; _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(proxmox-backup-manager encryption-key list --inc); COMP_CWORD=3; _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n\
+         complete -p proxmox-backup-manager\n"
+    ));
+    let output = run_bash(&program);
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), cases.len() + 3, "{output}");
+    for ((before, want), got) in cases.iter().zip(&lines) {
+        assert_eq!(*got, want.join(" "), "completing after {before:?}");
+    }
+    assert_eq!(lines[cases.len()], "key-beta");
+    assert_eq!(lines[cases.len() + 1], "--include-archived");
+    assert_eq!(
+        lines[cases.len() + 2],
+        "complete -F _proxmox_backup_manager proxmox-backup-manager"
+    );
+
+    // the hidden helper: ids in file order; silent and successful on errors
+    let keys = cli.ok(&["__complete", "key-ids"]).stdout;
+    assert_eq!(keys, "key-alpha\nkey-beta\n");
+    assert_eq!(
+        cli.ok(&["__complete", "job-ids"]).stdout,
+        "nightly\nweekly\n"
+    );
+    std::fs::write(cli.path().join("sync.cfg"), "garbage\n").unwrap();
+    let run = cli.run(&["__complete", "job-ids"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config-dir", "/nonexistent/dir", "__complete", "key-ids"]);
+    let run = Cli::run_command(cmd, None);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    // hidden from help and completion
+    assert!(!cli.ok(&["--help"]).stdout.contains("__complete"));
+    assert!(!lines[0].contains("__complete"));
+}
+
+#[test]
+fn man_page_covers_every_command() {
+    let cli = Cli::new();
+    let page = cli.ok(&["generate-man"]).stdout;
+    assert!(page.contains(".TH proxmox-backup-manager 1 "), "{page}");
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH OPTIONS",
+        ".SH COMMANDS",
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH EXAMPLES",
+    ] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    // subsection titles are control arguments: quoted when they hold a space
+    for command in [
+        "\"encryption-key list\"",
+        "\"encryption-key show\"",
+        "\"encryption-key create\"",
+        "\"encryption-key import\"",
+        "\"encryption-key archive\"",
+        "\"encryption-key unarchive\"",
+        "\"encryption-key delete\"",
+        "\"encryption-key verify\"",
+        "\"sync-job list\"",
+        "\"sync-job show\"",
+        "\"sync-job update\"",
+        "generate-completion",
+        "generate-man",
+    ] {
+        assert!(
+            page.contains(&format!("\n.SS {command}\n")),
+            "{command} missing"
+        );
+    }
+    for option in [
+        "\\-\\-include\\-archived",
+        "\\-\\-output\\-file",
+        "\\-\\-repair",
+        "\\-\\-associated\\-key",
+    ] {
+        assert!(page.contains(option), "{option} missing");
+    }
+    assert!(!page.contains("__complete"));
 }

@@ -13,5 +13,5 @@ mod key_vectors;
 mod keystore;
 
 // the proxmox-backup-manager binary: every command, error path and exit
-// status
+// status, completion and man page
 mod cli;

@@ -8,11 +8,13 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod proxmox_backup_manager;
 
-use proxmox_backup_manager::{EXIT_ERROR, EXIT_STATUS_HELP, GlobalArgs, encryption_key, sync_job};
+use proxmox_backup_manager::{
+    EXIT_ERROR, EXIT_STATUS_HELP, GlobalArgs, completion, encryption_key, manpage, sync_job,
+};
 
 /// Manage the keystore of a Proxmox Backup Server style backup server.
 #[derive(Parser)]
@@ -39,6 +41,27 @@ enum Command {
     #[command(subcommand)]
     SyncJob(sync_job::SyncJobCommand),
     // user and acl commands are registered here (issue 6)
+    /// Print a shell completion script to stdout.
+    ///
+    /// The bash script completes commands and options, and key and job ids
+    /// from the config dir given by --config-dir on the command line being
+    /// completed (else the default). Install it as
+    /// /usr/share/bash-completion/completions/proxmox-backup-manager.
+    GenerateCompletion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completion::CompletionShell,
+    },
+    /// Print the manual page (roff) to stdout.
+    GenerateMan,
+    /// Print key or job ids, one per line, for the completion script; prints
+    /// nothing and succeeds on any error.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to list.
+        #[arg(value_enum)]
+        kind: completion::CompleteKind,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +69,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, cmd),
         Command::SyncJob(cmd) => sync_job::run(&cli.global, cmd),
+        Command::GenerateCompletion { shell } => completion::generate(shell, Cli::command()),
+        Command::GenerateMan => manpage::generate(Cli::command()),
+        Command::Complete { kind } => Ok(completion::complete(&cli.global, kind)),
     };
     match result {
         Ok(code) => code,

@@ -17,7 +17,9 @@ use proxmox_schema::ParameterError;
 
 use pbs_config::ConfigDir;
 
+pub mod completion;
 pub mod encryption_key;
+pub mod manpage;
 pub mod sync_job;
 
 /// Exit status: the command succeeded (for `verify`: the store is clean).
