@@ -100,7 +100,12 @@ impl Cli {
     /// The command with `--config-dir`, a fixed time zone and no
     /// `$PBS_CONFIG_DIR`.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_of(Path::new(BIN), args)
+    }
+
+    /// [`Cli::command`] with another copy of the binary.
+    fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.arg("--config-dir")
             .arg(self.path())
             .args(args)
@@ -615,17 +620,29 @@ fn import_of_an_unreadable_file_names_it() {
     let path = cli.scratch_file("secret.enc", key_config(4).to_json().unwrap().as_bytes());
     cli.secret_key(&raw_key(4));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let mut cmd = cli.command(&[
+    let args = [
         "encryption-key",
         "import",
         "unreadable",
         "--file",
         path.to_str().unwrap(),
-    ]);
-    if nix::unistd::geteuid().is_root() {
-        // root reads anything: run as nobody, who may not read the file
+    ];
+    let cmd = if nix::unistd::geteuid().is_root() {
+        // root reads anything: run as nobody, who may not read the file. The
+        // checkout may sit where nobody cannot reach (/root), so nobody runs
+        // a copy of the binary from the scratch dir.
+        let scratch = path.parent().unwrap();
+        let program = scratch.join("proxmox-backup-manager");
+        std::fs::copy(BIN, &program).unwrap();
+        for (file, mode) in [(&program, 0o755), (&scratch.to_path_buf(), 0o755)] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let mut cmd = cli.command_of(&program, &args);
         cmd.uid(65534).gid(65534);
-    }
+        cmd
+    } else {
+        cli.command(&args)
+    };
     let run = Cli::run_command(cmd, None);
     cli.assert_no_secrets("unreadable import", &run.stderr);
     assert_eq!(run.code, EXIT_ERROR, "{run:?}");
