@@ -182,13 +182,18 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
 /// nobody holds a copy of must not stay in the store.
 fn create_to_stdout(global: &GlobalArgs, dir: &ConfigDir, id: &str) -> Result<(), Error> {
     let key_config = create_key(dir, id)?;
-    let mut text = match global.output_format {
-        OutputFormat::Json => key_config.to_json()?,
-        OutputFormat::Text | OutputFormat::JsonPretty => serde_json::to_string_pretty(&key_config)?,
-    };
-    text.push('\n');
-    let written = write_stdout(&text);
-    text.zeroize();
+    let written = (|| {
+        let mut text = match global.output_format {
+            OutputFormat::Json => key_config.to_json()?,
+            OutputFormat::Text | OutputFormat::JsonPretty => {
+                serde_json::to_string_pretty(&key_config)?
+            }
+        };
+        text.push('\n');
+        let written = write_stdout(&text);
+        text.zeroize();
+        written
+    })();
     drop(key_config);
     if let Err(err) = written {
         return Err(remove_new_key(dir, id, err));
