@@ -11,3 +11,7 @@ mod key_vectors;
 
 // the key store library: round trip, modes, swapped files, bad input
 mod keystore;
+
+// the proxmox-backup-manager binary: every command, error path and exit
+// status, completion and man page
+mod cli;

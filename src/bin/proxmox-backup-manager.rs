@@ -3,19 +3,27 @@
 //! Every command takes `--config-dir DIR` (default `$PBS_CONFIG_DIR`, else
 //! `/etc/proxmox-backup`) and `--output-format text|json|json-pretty`.
 //! Errors go to stderr as one line, and the exit status is non-zero; nothing
-//! is printed to stdout on failure.
+//! is printed to stdout on failure. Exit statuses: 0 success, 1 `verify`
+//! found problems, 2 error (see [`proxmox_backup_manager::EXIT_STATUS_HELP`]).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod proxmox_backup_manager;
 
-use proxmox_backup_manager::{GlobalArgs, encryption_key, sync_job};
+use proxmox_backup_manager::{
+    EXIT_ERROR, EXIT_STATUS_HELP, GlobalArgs, completion, encryption_key, manpage, sync_job,
+};
 
 /// Manage the keystore of a Proxmox Backup Server style backup server.
 #[derive(Parser)]
-#[command(name = "proxmox-backup-manager", version, propagate_version = true)]
+#[command(
+    name = "proxmox-backup-manager",
+    version,
+    propagate_version = true,
+    after_help = EXIT_STATUS_HELP
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -33,6 +41,27 @@ enum Command {
     #[command(subcommand)]
     SyncJob(sync_job::SyncJobCommand),
     // user and acl commands are registered here (issue 6)
+    /// Print a shell completion script to stdout.
+    ///
+    /// The bash script completes commands and options, and key and job ids
+    /// from the config dir given by --config-dir on the command line being
+    /// completed (else the default). Install it as
+    /// /usr/share/bash-completion/completions/proxmox-backup-manager.
+    GenerateCompletion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completion::CompletionShell,
+    },
+    /// Print the manual page (roff) to stdout.
+    GenerateMan,
+    /// Print key or job ids, one per line, for the completion script; prints
+    /// nothing and succeeds on any error.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to list.
+        #[arg(value_enum)]
+        kind: completion::CompleteKind,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,12 +69,22 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, cmd),
         Command::SyncJob(cmd) => sync_job::run(&cli.global, cmd),
+        Command::GenerateCompletion { shell } => completion::generate(shell, Cli::command()),
+        Command::GenerateMan => manpage::generate(Cli::command()),
+        Command::Complete { kind } => Ok(completion::complete(&cli.global, kind)),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("Error: {err}");
-            ExitCode::FAILURE
+            // one line, whatever the message holds
+            let text = err.to_string();
+            let line: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("Error: {}", line.join(" - "));
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

@@ -60,8 +60,10 @@ pub const API_METHOD_KEY_ID_DIGEST_PARAMETERS: ObjectSchema = ObjectSchema::new(
 pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema =
     ObjectSchema::new("Encryption key id.", &[("id", false, &CRYPT_KEY_ID_SCHEMA)]);
 
+/// Checks `id` against [`CRYPT_KEY_ID_SCHEMA`]; the error quotes the id
+/// (escaped) and says what a valid one looks like.
 fn check_id(id: &str) -> Result<(), Error> {
-    if let Err(err) = CRYPT_KEY_ID_SCHEMA.parse_simple_value(id) {
+    if let Err(err) = pbs_config::encryption_keys::check_key_id(id) {
         param_bail!("id", "{err}");
     }
     Ok(())

@@ -1,3 +1,4 @@
 //! `/config/...`: configuration objects.
 
 pub mod encryption_keys;
+pub mod sync;

@@ -1,22 +1,103 @@
-//! `proxmox-backup-manager encryption-key ...`
+//! `proxmox-backup-manager encryption-key ...`: list, show, create, import,
+//! archive, unarchive, delete and verify the keys of the key store.
+//!
+//! Every command calls the API handlers of
+//! `pbs_keystore::api2::config::encryption_keys`, which validate the
+//! parameters; this module reads and writes the files the administrator
+//! names and prints. Key bytes are printed by `create` only (once, or into
+//! `--output-file`); everything else shows metadata.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Error;
+use anyhow::{Error, bail, format_err};
 use clap::Subcommand;
+use zeroize::Zeroize;
 
+use pbs_api_types::CryptKey;
+use pbs_config::ConfigDir;
+use pbs_config::verify::VerifyReport;
+use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 use pbs_keystore::api2::config::encryption_keys;
 
-use super::GlobalArgs;
+use super::{
+    EXIT_FINDINGS, EXIT_OK, GlobalArgs, OutputFormat, param_context, quoted, render_epoch,
+    render_fields, render_table, write_stdout,
+};
 
 /// Encryption key commands.
 #[derive(Subcommand)]
 pub enum EncryptionKeyCommand {
-    /// List encryption keys.
+    /// List encryption keys (active ones unless --include-archived).
     List {
         /// Also list archived keys.
         #[arg(long)]
         include_archived: bool,
+    },
+    /// Show the metadata of an encryption key (never the key itself).
+    Show {
+        /// Key id.
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+    /// Create a new random, unprotected encryption key.
+    ///
+    /// The key (KeyConfig JSON) is written to FILE, created with mode 0600
+    /// and never over an existing file; without --output-file it is printed
+    /// to stdout, and this is the only time it is shown.
+    Create {
+        /// Id of the new key: 3 to 32 characters, letters, digits, '.', '_'
+        /// and '-', not starting with '.' or '-'.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Write the key to this new file instead of stdout.
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        output_file: Option<PathBuf>,
+    },
+    /// Import an unprotected key from a key file (KeyConfig JSON).
+    ///
+    /// The key is decrypted and checked against its fingerprint before it is
+    /// stored. Passphrase-protected keys are refused, as upstream does.
+    Import {
+        /// Id of the new key.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The key file; '-' reads standard input.
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        file: PathBuf,
+    },
+    /// Archive a key: it can no longer encrypt, only decrypt. Refused while a
+    /// sync job uses it as its active key.
+    Archive {
+        /// Key id.
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+    /// Make an archived key active again.
+    Unarchive {
+        /// Key id.
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+    /// Delete an archived key that no sync job references.
+    Delete {
+        /// Key id.
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
+    /// Check the key store; with --repair, fix what can be fixed.
+    ///
+    /// Checks that every key has a matching key file, modes and owners,
+    /// and looks for orphan key files, temp files and stale lock files.
+    /// Prints the ownership policy in force, the problems found and the
+    /// repairs done. Exit status: 0 clean, 1 problems remain, 2 could not
+    /// check (like any other error).
+    Verify {
+        /// Fix modes and owners, rewrite relocated paths, and remove orphan
+        /// key files, temp files and stale lock files.
+        #[arg(long)]
+        repair: bool,
     },
 }
 
@@ -26,12 +107,289 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
     match cmd {
         EncryptionKeyCommand::List { include_archived } => {
             let (list, _digest) = encryption_keys::list_keys(&dir, include_archived, |_| true)?;
-            global.print(&list, |list| {
-                for key in list {
-                    println!("{}", key.id);
-                }
+            global.print(&list, |list| render_key_table(list))?;
+        }
+        EncryptionKeyCommand::Show { id } => {
+            let key = encryption_keys::show_key(&dir, &id)
+                .map_err(|err| param_context(err, |_| "failed to show encryption key".into()))?;
+            global.print(&key, render_key)?;
+        }
+        EncryptionKeyCommand::Create { id, output_file } => match output_file {
+            Some(path) => create_to_file(global, &dir, &id, &path)?,
+            None => create_to_stdout(global, &dir, &id)?,
+        },
+        EncryptionKeyCommand::Import { id, file } => {
+            let source = match file.as_os_str() == "-" {
+                true => "standard input".to_string(),
+                false => format!("{file:?}"),
+            };
+            let mut text = read_key_input(&file).map_err(|err| {
+                format_err!("failed to import encryption key {} - {err}", quoted(&id))
+            })?;
+            let result = encryption_keys::create_key(&dir, &id, Some(&text));
+            text.zeroize();
+            // the returned KeyConfig holds the key: dropped (and wiped) at once
+            drop(result.map_err(|err| {
+                param_context(err, |param| match param {
+                    "id" => "failed to import encryption key".to_string(),
+                    _ => format!("failed to import encryption key '{id}' from {source}"),
+                })
+            })?);
+            let key = encryption_keys::show_key(&dir, &id)?;
+            global.print(&key, |key| {
+                format!(
+                    "imported encryption key '{}' from {source} (fingerprint {})\n",
+                    key.id,
+                    render_fingerprint(key)
+                )
             })?;
         }
+        EncryptionKeyCommand::Archive { id } => {
+            let key = encryption_keys::archive_key(&dir, &id, None)
+                .map_err(|err| param_context(err, |_| "failed to archive encryption key".into()))?;
+            global.print(&key, |key| {
+                format!("archived encryption key '{}'\n", key.id)
+            })?;
+        }
+        EncryptionKeyCommand::Unarchive { id } => {
+            let key = encryption_keys::unarchive_key(&dir, &id, None).map_err(|err| {
+                param_context(err, |_| "failed to unarchive encryption key".into())
+            })?;
+            global.print(&key, |key| {
+                format!("unarchived encryption key '{}'\n", key.id)
+            })?;
+        }
+        EncryptionKeyCommand::Delete { id } => {
+            encryption_keys::delete_key(&dir, &id, None)
+                .map_err(|err| param_context(err, |_| "failed to delete encryption key".into()))?;
+            global.print(&(), |()| format!("deleted encryption key '{id}'\n"))?;
+        }
+        EncryptionKeyCommand::Verify { repair } => {
+            let report = encryption_keys::verify_keys(&dir, repair)?;
+            global.print(&report, render_report)?;
+            let code = match report.is_clean() {
+                true => EXIT_OK,
+                false => EXIT_FINDINGS,
+            };
+            return Ok(ExitCode::from(code));
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Creates a key and prints it once (KeyConfig JSON, indented in text
+/// format). If stdout cannot take it, the key is removed again: a key
+/// nobody holds a copy of must not stay in the store.
+fn create_to_stdout(global: &GlobalArgs, dir: &ConfigDir, id: &str) -> Result<(), Error> {
+    let key_config = create_key(dir, id)?;
+    let written = (|| {
+        let mut text = match global.output_format {
+            OutputFormat::Json => key_config.to_json()?,
+            OutputFormat::Text | OutputFormat::JsonPretty => {
+                serde_json::to_string_pretty(&key_config)?
+            }
+        };
+        text.push('\n');
+        let written = write_stdout(&text);
+        text.zeroize();
+        written
+    })();
+    drop(key_config);
+    if let Err(err) = written {
+        return Err(remove_new_key(dir, id, err));
+    }
+    eprintln!(
+        "Warning: this is the only time the key of '{id}' is shown - store it in a safe place; \
+         anyone holding it can decrypt what it encrypts, and without it nobody can"
+    );
+    Ok(())
+}
+
+/// Creates a key and writes it to a new file `path` (0600). The file is
+/// checked first, so an existing file refuses the command before anything
+/// is created; if writing fails anyway, the key is removed again.
+fn create_to_file(
+    global: &GlobalArgs,
+    dir: &ConfigDir,
+    id: &str,
+    path: &Path,
+) -> Result<(), Error> {
+    let refuse =
+        |why: String| format_err!("failed to create encryption key {} - {why}", quoted(id));
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => {
+            return Err(refuse(format!(
+                "output file {path:?} exists already - refusing to overwrite it"
+            )));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => {
+            return Err(refuse(format!(
+                "unable to stat output file {path:?} - {err}"
+            )));
+        }
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(refuse(format!(
+            "directory {parent:?} of output file {path:?} does not exist"
+        )));
+    }
+
+    let key_config = create_key(dir, id)?;
+    if let Err(err) = key_config.store(path, false) {
+        return Err(remove_new_key(dir, id, err));
+    }
+    drop(key_config);
+    let key = encryption_keys::show_key(dir, id)?;
+    global.print(&key, |key| {
+        format!(
+            "created encryption key '{}' (fingerprint {})\nkey written to {path:?} - store it in a safe place\n",
+            key.id,
+            render_fingerprint(key)
+        )
+    })
+}
+
+fn create_key(dir: &ConfigDir, id: &str) -> Result<KeyConfig, Error> {
+    encryption_keys::create_key(dir, id, None)
+        .map_err(|err| param_context(err, |_| "failed to create encryption key".into()))
+}
+
+/// Undoes a create whose key could not be handed out: archive, then delete.
+fn remove_new_key(dir: &ConfigDir, id: &str, err: Error) -> Error {
+    let removed = encryption_keys::archive_key(dir, id, None)
+        .and_then(|_| encryption_keys::delete_key(dir, id, None));
+    match removed {
+        Ok(()) => format_err!(
+            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again"
+        ),
+        Err(remove_err) => format_err!(
+            "failed to create encryption key '{id}' - {err} - and removing the new key from the store failed too: {remove_err}"
+        ),
+    }
+}
+
+/// Reads a key file given to import (`-` = stdin): at most
+/// [`MAX_KEY_FILE_SIZE`] bytes of UTF-8 text.
+fn read_key_input(path: &Path) -> Result<String, Error> {
+    let (name, mut input): (String, Box<dyn Read>) = if path.as_os_str() == "-" {
+        (
+            "standard input".to_string(),
+            Box::new(std::io::stdin().lock()),
+        )
+    } else {
+        let file = std::fs::File::open(path)
+            .map_err(|err| format_err!("unable to open {path:?} - {err}"))?;
+        (format!("{path:?}"), Box::new(file))
+    };
+    let mut data = Vec::new();
+    if let Err(err) = input
+        .by_ref()
+        .take(MAX_KEY_FILE_SIZE + 1)
+        .read_to_end(&mut data)
+    {
+        data.zeroize();
+        bail!("unable to read {name} - {err}");
+    }
+    if data.len() as u64 > MAX_KEY_FILE_SIZE {
+        data.zeroize();
+        bail!("{name} is larger than {MAX_KEY_FILE_SIZE} bytes - not a key file");
+    }
+    String::from_utf8(data).map_err(|err| {
+        let mut data = err.into_bytes();
+        data.zeroize();
+        format_err!("{name} is not a key file - not UTF-8 text")
+    })
+}
+
+fn render_fingerprint(key: &CryptKey) -> String {
+    match &key.info.fingerprint {
+        Some(fingerprint) => fingerprint.signature(),
+        None => "-".to_string(),
+    }
+}
+
+fn render_key_table(list: &[CryptKey]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|key| {
+            vec![
+                key.id.clone(),
+                render_fingerprint(key),
+                render_epoch(key.info.created),
+                key.archived_at
+                    .map(render_epoch)
+                    .unwrap_or_else(|| "-".into()),
+                key.info.hint.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    render_table(
+        &["ID", "FINGERPRINT", "CREATED", "ARCHIVED-AT", "HINT"],
+        &rows,
+    )
+}
+
+fn render_key(key: &CryptKey) -> String {
+    render_fields(&[
+        ("id", key.id.clone()),
+        ("fingerprint", render_fingerprint(key)),
+        ("kdf", key.info.kdf.to_string()),
+        ("created", render_epoch(key.info.created)),
+        ("modified", render_epoch(key.info.modified)),
+        (
+            "archived-at",
+            key.archived_at
+                .map(render_epoch)
+                .unwrap_or_else(|| "- (active)".into()),
+        ),
+        ("hint", key.info.hint.clone().unwrap_or_else(|| "-".into())),
+        ("path", key.info.path.clone().unwrap_or_else(|| "-".into())),
+    ])
+}
+
+fn render_report(report: &VerifyReport) -> String {
+    let mut out = render_fields(&[
+        ("config dir", format!("{:?}", report.config_dir)),
+        ("ownership", report.ownership.clone()),
+        ("keys checked", report.keys_checked.to_string()),
+    ]);
+    if !report.repaired.is_empty() {
+        out.push_str(&format!("repaired ({}):\n", report.repaired.len()));
+        for repair in &report.repaired {
+            out.push_str(&format!("  {:?}: {}\n", repair.path, repair.action));
+        }
+    }
+    if report.findings.is_empty() {
+        out.push_str("result: clean\n");
+        return out;
+    }
+    out.push_str(&format!("problems ({}):\n", report.findings.len()));
+    for finding in &report.findings {
+        let kind = serde_json::to_value(finding.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let fix = match finding.repairable {
+            true => " (repairable)",
+            false => "",
+        };
+        out.push_str(&format!("  [{kind}] {}{fix}\n", finding.message));
+    }
+    let repairable = report.findings.iter().filter(|f| f.repairable).count();
+    out.push_str(&format!(
+        "result: {} problem(s) remain",
+        report.findings.len()
+    ));
+    if repairable > 0 {
+        out.push_str(&format!(
+            ", {repairable} of them repairable with 'proxmox-backup-manager encryption-key verify --repair'"
+        ));
+    }
+    out.push('\n');
+    out
 }

@@ -1,0 +1,1509 @@
+//! The `proxmox-backup-manager` binary, run as an administrator would: every
+//! command on a temporary config dir with its JSON output parsed, every
+//! error path with its exit status, and no key bytes in any output but the
+//! key `create` prints.
+//!
+//! Every run goes through [`Cli`], which checks each output against the
+//! raw keys the test knows (hex and base64) and the `data` field, so the
+//! "no key bytes" rule is asserted on every command, not in one test.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use pbs_key_config::KeyConfig;
+use pbs_keystore::api2::config::encryption_keys;
+
+use crate::util::{TestDir, key_config, raw_key, vectors_dir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
+
+/// Exit statuses of the binary (see `EXIT_STATUS_HELP`).
+const EXIT_OK: i32 = 0;
+const EXIT_FINDINGS: i32 = 1;
+const EXIT_ERROR: i32 = 2;
+
+/// What one run printed.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// A temporary config dir, and the secrets no output may contain.
+struct Cli {
+    dir: TestDir,
+    secrets: RefCell<Vec<String>>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The value of the `"data"` field in key file text, even in a truncated file.
+fn data_field(text: &str) -> Option<String> {
+    let start = text.find("\"data\":\"")? + "\"data\":\"".len();
+    let rest = &text[start..];
+    Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self {
+            dir: TestDir::new(),
+            secrets: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Registers a raw key: its hex and base64 must never be printed.
+    fn secret_key(&self, raw: &[u8]) {
+        let mut secrets = self.secrets.borrow_mut();
+        secrets.push(hex::encode(raw));
+        secrets.push(hex::encode_upper(raw));
+        secrets.push(b64(raw));
+    }
+
+    /// Registers the `data` field of a key file's text (any key, protected
+    /// or not, even truncated).
+    fn secret_file_text(&self, text: &str) {
+        if let Some(data) = data_field(text).filter(|data| data.len() >= 8) {
+            self.secrets.borrow_mut().push(data);
+        }
+    }
+
+    /// The first secret (or `"data"` field) `text` contains.
+    fn leaked_secret(&self, text: &str) -> Option<String> {
+        let secrets = self.secrets.borrow();
+        let mut candidates = secrets.iter().map(String::as_str).chain(["\"data\""]);
+        candidates
+            .find(|secret| text.contains(secret))
+            .map(str::to_string)
+    }
+
+    fn assert_no_secrets(&self, what: &str, text: &str) {
+        if let Some(secret) = self.leaked_secret(text) {
+            panic!("{what} contains key bytes {secret}:\n{text}");
+        }
+    }
+
+    /// The command with `--config-dir`, a fixed time zone and no
+    /// `$PBS_CONFIG_DIR`.
+    fn command(&self, args: &[&str]) -> Command {
+        self.command_of(Path::new(BIN), args)
+    }
+
+    /// [`Cli::command`] with another copy of the binary.
+    fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.arg("--config-dir")
+            .arg(self.path())
+            .args(args)
+            .env("TZ", "UTC0")
+            .env_remove("PBS_CONFIG_DIR")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `cmd`, feeding `stdin`, without checking for secrets.
+    fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run proxmox-backup-manager");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().expect("exit status, not a signal"),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+        }
+    }
+
+    /// Runs the binary; stdout and stderr must hold no secret.
+    fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let run = Self::run_command(self.command(args), stdin);
+        self.assert_no_secrets(&format!("stdout of {args:?}"), &run.stdout);
+        self.assert_no_secrets(&format!("stderr of {args:?}"), &run.stderr);
+        run
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, None)
+    }
+
+    /// A run that must succeed silently on stderr.
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, EXIT_OK, "{args:?} failed: {run:?}");
+        assert_eq!(run.stderr, "", "{args:?} wrote to stderr");
+        run
+    }
+
+    /// A successful run with `--output-format json`, parsed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--output-format", "json"];
+        all.extend_from_slice(args);
+        let run = self.ok(&all);
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|err| panic!("{args:?}: stdout is not JSON ({err}): {}", run.stdout))
+    }
+
+    /// A run that must fail with `code`: nothing on stdout, one error line
+    /// on stderr (returned without the `Error: ` prefix).
+    fn fail_with(&self, args: &[&str], stdin: Option<&[u8]>, code: i32) -> String {
+        let run = self.run_with(args, stdin);
+        assert_eq!(run.code, code, "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{args:?} printed to stdout on failure");
+        assert_eq!(
+            run.stderr.lines().count(),
+            1,
+            "{args:?}: not one line: {}",
+            run.stderr
+        );
+        run.stderr
+            .trim_end()
+            .strip_prefix("Error: ")
+            .unwrap_or_else(|| panic!("{args:?}: no 'Error: ' prefix: {}", run.stderr))
+            .to_string()
+    }
+
+    fn fail(&self, args: &[&str]) -> String {
+        self.fail_with(args, None, EXIT_ERROR)
+    }
+
+    /// Creates a key printed to stdout (the one output allowed to hold it)
+    /// and registers it as a secret.
+    fn create(&self, id: &str) -> KeyConfig {
+        let run = Self::run_command(
+            self.command(&["--output-format", "json", "encryption-key", "create", id]),
+            None,
+        );
+        assert_eq!(run.code, EXIT_OK, "create {id}: {run:?}");
+        let key_config = KeyConfig::from_json(run.stdout.as_bytes()).expect("KeyConfig on stdout");
+        self.secret_key(&key_config.data);
+        key_config
+    }
+
+    /// Every file below the config dir with its content, lock files left
+    /// out (a refused operation may have created one): for "nothing
+    /// changed" checks.
+    fn state(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        self.dir
+            .snapshot()
+            .into_iter()
+            .filter(|(path, _)| !path.to_string_lossy().ends_with(".lck"))
+            .collect()
+    }
+
+    fn ids(&self, include_archived: bool) -> Vec<String> {
+        let mut args = vec!["encryption-key", "list"];
+        if include_archived {
+            args.push("--include-archived");
+        }
+        self.json(&args)
+            .as_array()
+            .expect("list is an array")
+            .iter()
+            .map(|key| key["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Writes a file in a scratch dir beside the config dir (not inside it,
+    /// so it does not show up in [`Cli::state`]).
+    fn scratch_file(&self, name: &str, data: &[u8]) -> PathBuf {
+        let dir = self.path().with_extension("scratch");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.path().with_extension("scratch"));
+    }
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+fn fingerprint_of(key_config: &KeyConfig) -> String {
+    let no_pass = || -> Result<Vec<u8>, anyhow::Error> { anyhow::bail!("unprotected") };
+    key_config.decrypt(&no_pass).unwrap().2.signature()
+}
+
+fn sync_cfg(cli: &Cli, text: &str) {
+    std::fs::write(cli.path().join("sync.cfg"), text).unwrap();
+}
+
+const TWO_JOBS: &str = "sync: nightly\n\tstore local1\n\tremote-store remote1\n\tremote other\n\tactive-encryption-key key-active\n\tassociated-key key-old\n\n\
+                        sync: weekly\n\tstore local1\n\tremote-store remote2\n\tassociated-key key-old\n";
+
+#[test]
+fn create_prints_the_key_once_and_list_show_never_do() {
+    let cli = Cli::new();
+    let created = cli.create("nightly-01");
+    assert!(!created.is_protected());
+    // the checker every run goes through recognises this key in create's output
+    let leaked = format!(
+        "{}\n{}",
+        created.to_json().unwrap(),
+        hex::encode(&created.data)
+    );
+    for text in leaked.lines() {
+        assert!(
+            cli.leaked_secret(text).is_some(),
+            "the secret checker missed {text}"
+        );
+    }
+    assert_eq!(cli.leaked_secret(&fingerprint_of(&created)), None);
+
+    // the warning on stderr, the key on stdout only
+    cli.secret_key(&raw_key(99)); // (an unrelated secret, so the set is never empty)
+    let run = Cli::run_command(cli.command(&["encryption-key", "create", "text-01"]), None);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    let text_key = KeyConfig::from_json(run.stdout.as_bytes()).expect("text output is the key");
+    cli.secret_key(&text_key.data);
+    assert!(
+        run.stderr.contains("only time") && run.stderr.contains("'text-01'"),
+        "{}",
+        run.stderr
+    );
+    cli.assert_no_secrets("create warning", &run.stderr);
+
+    // the store holds the same key, 0640
+    let key_file = cli.path().join("encryption-keys/nightly-01.enc");
+    assert_eq!(mode_of(&key_file), 0o640);
+    let stored = KeyConfig::load(&key_file).unwrap();
+    assert_eq!(stored.data, created.data);
+
+    // list and show: exactly what the API handlers return
+    let list = cli.json(&["encryption-key", "list"]);
+    let (api_list, _) = encryption_keys::list_keys(&cli.dir.config, false, |_| true).unwrap();
+    assert_eq!(list, serde_json::to_value(&api_list).unwrap());
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let entry = &list[0];
+    assert_eq!(entry["id"], "nightly-01");
+    assert_eq!(entry["fingerprint"], fingerprint_of(&created));
+    assert_eq!(entry["kdf"], "none");
+    assert_eq!(entry["path"], key_file.to_str().unwrap());
+    assert!(entry.get("archived-at").is_none());
+
+    let shown = cli.json(&["encryption-key", "show", "nightly-01"]);
+    assert_eq!(shown, list[0]);
+    let pretty = cli.ok(&[
+        "--output-format",
+        "json-pretty",
+        "encryption-key",
+        "show",
+        "nightly-01",
+    ]);
+    assert!(pretty.stdout.contains("\n  \"id\": \"nightly-01\""));
+    assert_eq!(
+        serde_json::from_str::<Value>(&pretty.stdout).unwrap(),
+        shown
+    );
+
+    let text = cli.ok(&["encryption-key", "show", "nightly-01"]).stdout;
+    assert!(text.contains("id:          nightly-01\n"), "{text}");
+    assert!(
+        text.contains(&format!("fingerprint: {}\n", fingerprint_of(&created))),
+        "{text}"
+    );
+    assert!(text.contains("archived-at: - (active)"), "{text}");
+
+    // an existing id
+    let before = cli.state();
+    let err = cli.fail(&["encryption-key", "create", "nightly-01"]);
+    assert!(err.contains("'nightly-01' already exists"), "{err}");
+    assert_eq!(cli.state(), before);
+}
+
+#[test]
+fn create_to_an_output_file() {
+    let cli = Cli::new();
+    let out = cli.path().with_extension("out");
+    std::fs::create_dir(&out).unwrap();
+    let file = out.join("offsite.enc");
+
+    let shown = cli.run(&[
+        "--output-format",
+        "json",
+        "encryption-key",
+        "create",
+        "offsite",
+        "--output-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(shown.code, EXIT_OK, "{shown:?}");
+    assert_eq!(mode_of(&file), 0o600);
+    let written = KeyConfig::load(&file).unwrap();
+    cli.secret_key(&written.data);
+    cli.assert_no_secrets("create --output-file stdout", &shown.stdout);
+    cli.assert_no_secrets("create --output-file stderr", &shown.stderr);
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["id"], "offsite");
+    assert_eq!(shown["fingerprint"], fingerprint_of(&written));
+    // the file and the store hold the same key
+    let stored = KeyConfig::load(cli.path().join("encryption-keys/offsite.enc")).unwrap();
+    assert_eq!(stored.data, written.data);
+
+    // never over an existing file (a regular file or a dangling symlink);
+    // nothing is created
+    let link = out.join("link.enc");
+    std::os::unix::fs::symlink(out.join("nowhere"), &link).unwrap();
+    let before = cli.state();
+    let file_before = std::fs::read(&file).unwrap();
+    for target in [&file, &link] {
+        let err = cli.fail(&[
+            "encryption-key",
+            "create",
+            "second",
+            "--output-file",
+            target.to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains(&format!("{target:?}")) && err.contains("exists already"),
+            "{err}"
+        );
+        assert_eq!(cli.state(), before);
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), file_before);
+    assert!(!out.join("nowhere").exists());
+
+    // a missing directory; a bad id with an output file
+    let missing = out.join("no-such-dir/key.enc");
+    let err = cli.fail(&[
+        "encryption-key",
+        "create",
+        "second",
+        "--output-file",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("does not exist") && err.contains("no-such-dir"),
+        "{err}"
+    );
+    let fresh = out.join("fresh.enc");
+    let err = cli.fail(&[
+        "encryption-key",
+        "create",
+        "../x",
+        "--output-file",
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(err.contains("\"../x\""), "{err}");
+    assert!(!fresh.exists());
+    assert_eq!(cli.state(), before);
+    assert_eq!(cli.ids(true), ["offsite"]);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A key nobody received (stdout or the output file could not be written)
+/// must not stay in the store.
+#[test]
+fn a_created_key_that_cannot_be_handed_out_is_removed_again() {
+    let cli = Cli::new();
+    cli.create("kept-key");
+    let before = cli.state();
+
+    let mut cmd = cli.command(&["encryption-key", "create", "lost-key"]);
+    cmd.stdout(std::fs::File::create("/dev/full").unwrap());
+    let output = cmd.stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(EXIT_ERROR), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "Error: failed to create encryption key 'lost-key' - unable to write to standard output"
+        ) && stderr
+            .trim_end()
+            .ends_with("the new key was removed from the store again"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("only time"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // the output file's directory exists but refuses new files
+    let err = cli.fail(&[
+        "encryption-key",
+        "create",
+        "lost-key",
+        "--output-file",
+        "/proc/pbs-keystore-test.enc",
+    ]);
+    assert!(
+        err.contains("\"/proc/pbs-keystore-test.enc\"")
+            && err.ends_with("the new key was removed from the store again"),
+        "{err}"
+    );
+    assert_eq!(cli.state(), before);
+    assert_eq!(cli.ids(true), ["kept-key"]);
+}
+
+#[test]
+fn import_from_a_file_and_from_stdin() {
+    let cli = Cli::new();
+    for seed in [1, 2, 3] {
+        cli.secret_key(&raw_key(seed));
+    }
+    let file = cli.scratch_file("one.enc", key_config(1).to_json().unwrap().as_bytes());
+
+    let imported = cli.json(&[
+        "encryption-key",
+        "import",
+        "imported-1",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(imported["id"], "imported-1");
+    assert_eq!(imported["fingerprint"], fingerprint_of(&key_config(1)));
+    assert_eq!(imported["kdf"], "none");
+
+    // stdin, in text format
+    let stdin_json = key_config(2).to_json().unwrap();
+    let run = cli.run_with(
+        &["encryption-key", "import", "imported-2", "--file", "-"],
+        Some(stdin_json.as_bytes()),
+    );
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "imported encryption key 'imported-2' from standard input (fingerprint {})\n",
+            fingerprint_of(&key_config(2))
+        )
+    );
+
+    // an upstream key file
+    let vector = vectors_dir().join("keys");
+    let expect: Value =
+        serde_json::from_slice(&std::fs::read(vector.join("unprotected.expect.json")).unwrap())
+            .unwrap();
+    cli.secret_key(&hex::decode(expect["raw_key_hex"].as_str().unwrap()).unwrap());
+    let upstream = cli.json(&[
+        "encryption-key",
+        "import",
+        "upstream",
+        "--file",
+        vector.join("unprotected.enc").to_str().unwrap(),
+    ]);
+    assert_eq!(upstream["fingerprint"], expect["fingerprint"]);
+    assert_eq!(upstream["created"], 1735689600);
+
+    // the stored keys load and decrypt to what was imported
+    let keys = cli.dir.config.encryption_keys();
+    let no_pass = || -> Result<Vec<u8>, anyhow::Error> { anyhow::bail!("unprotected") };
+    for (id, seed) in [("imported-1", 1), ("imported-2", 2)] {
+        let loaded = keys.load_key_config(id, true).unwrap();
+        assert_eq!(loaded.decrypt(&no_pass).unwrap().0, raw_key(seed));
+    }
+    assert_eq!(cli.ids(false), ["imported-1", "imported-2", "upstream"]);
+
+    // the same key under another id; another key under an existing id
+    let before = cli.state();
+    let err = cli.fail(&[
+        "encryption-key",
+        "import",
+        "again",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("already stored as 'imported-1'"), "{err}");
+    let other = cli.scratch_file("three.enc", key_config(3).to_json().unwrap().as_bytes());
+    let err = cli.fail(&[
+        "encryption-key",
+        "import",
+        "imported-1",
+        "--file",
+        other.to_str().unwrap(),
+    ]);
+    assert!(err.contains("'imported-1' already exists"), "{err}");
+    assert_eq!(cli.state(), before);
+}
+
+#[test]
+fn import_refuses_protected_keys() {
+    let cli = Cli::new();
+    let vector = vectors_dir().join("keys");
+    let before = cli.state();
+    for case in ["scrypt-protected", "pbkdf2-with-hint"] {
+        let path = vector.join(format!("{case}.enc"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        cli.secret_file_text(&text);
+        let err = cli.fail(&[
+            "encryption-key",
+            "import",
+            "protected",
+            "--file",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            err.contains("protected keys not supported"),
+            "{case}: {err}"
+        );
+        assert!(
+            err.contains("'protected'") && err.contains(&format!("{path:?}")),
+            "{case}: {err}"
+        );
+        // from stdin too
+        let err = cli.fail_with(
+            &["encryption-key", "import", "protected", "--file", "-"],
+            Some(text.as_bytes()),
+            EXIT_ERROR,
+        );
+        assert!(
+            err.contains("protected keys not supported") && err.contains("standard input"),
+            "{case}: {err}"
+        );
+    }
+    assert_eq!(cli.state(), before);
+    assert!(cli.ids(true).is_empty());
+}
+
+#[test]
+fn import_refuses_bad_files_naming_them() {
+    let cli = Cli::new();
+    cli.create("existing");
+    let vector = vectors_dir().join("keys");
+    let scratch = cli.scratch_file("placeholder", b"");
+    let scratch = scratch.parent().unwrap();
+    let not_utf8 = cli.scratch_file("latin1.enc", b"{\"kdf\":null,\"data\":\"\xe9\"}");
+    let too_large = cli.scratch_file("large.enc", &vec![b' '; 70_000]);
+    let before = cli.state();
+
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (scratch.join("missing.enc"), "No such file or directory"),
+        (scratch.to_path_buf(), "Is a directory"),
+        (not_utf8, "not UTF-8"),
+        (too_large, "larger than 65536 bytes"),
+        (vector.join("truncated-json.enc"), "invalid key file"),
+        (vector.join("wrong-fingerprint.enc"), "wrong fingerprint"),
+    ];
+    for (path, why) in &cases {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            cli.secret_file_text(&text);
+        }
+        let err = cli.fail(&[
+            "encryption-key",
+            "import",
+            "new-key",
+            "--file",
+            path.to_str().unwrap(),
+        ]);
+        assert!(err.contains(&format!("{path:?}")), "{path:?}: {err}");
+        assert!(err.contains("'new-key'"), "{path:?}: {err}");
+        assert!(err.contains(why), "{path:?}: {err}");
+    }
+    assert_eq!(cli.state(), before);
+    assert_eq!(cli.ids(true), ["existing"]);
+}
+
+#[test]
+fn import_of_an_unreadable_file_names_it() {
+    let cli = Cli::new();
+    let path = cli.scratch_file("secret.enc", key_config(4).to_json().unwrap().as_bytes());
+    cli.secret_key(&raw_key(4));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let args = [
+        "encryption-key",
+        "import",
+        "unreadable",
+        "--file",
+        path.to_str().unwrap(),
+    ];
+    let cmd = if nix::unistd::geteuid().is_root() {
+        // root reads anything: run as nobody, who may not read the file. The
+        // checkout may sit where nobody cannot reach (/root), so nobody runs
+        // a copy of the binary from the scratch dir.
+        let scratch = path.parent().unwrap();
+        let program = scratch.join("proxmox-backup-manager");
+        std::fs::copy(BIN, &program).unwrap();
+        for (file, mode) in [(&program, 0o755), (&scratch.to_path_buf(), 0o755)] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let mut cmd = cli.command_of(&program, &args);
+        cmd.uid(65534).gid(65534);
+        cmd
+    } else {
+        cli.command(&args)
+    };
+    let run = Cli::run_command(cmd, None);
+    cli.assert_no_secrets("unreadable import", &run.stderr);
+    assert_eq!(run.code, EXIT_ERROR, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr
+            .starts_with("Error: failed to import encryption key 'unreadable' - unable to open")
+            && run.stderr.contains(&format!("{path:?}"))
+            && run.stderr.contains("Permission denied"),
+        "{}",
+        run.stderr
+    );
+    assert!(cli.ids(true).is_empty());
+}
+
+#[test]
+fn bad_ids_are_refused_naming_the_id() {
+    let cli = Cli::new();
+    cli.create("good-key");
+    let file = cli.scratch_file("k.enc", key_config(5).to_json().unwrap().as_bytes());
+    cli.secret_key(&raw_key(5));
+    let long = "k".repeat(40);
+    let before = cli.state();
+    for id in [
+        "../x",
+        "a",
+        long.as_str(),
+        "with space",
+        ".dot",
+        "new\nline",
+    ] {
+        let quoted = format!("{id:?}");
+        for args in [
+            vec!["encryption-key", "show", id],
+            vec!["encryption-key", "create", id],
+            vec![
+                "encryption-key",
+                "import",
+                id,
+                "--file",
+                file.to_str().unwrap(),
+            ],
+            vec!["encryption-key", "archive", id],
+            vec!["encryption-key", "unarchive", id],
+            vec!["encryption-key", "delete", id],
+            vec![
+                "sync-job",
+                "update",
+                "nightly",
+                "--active-encryption-key",
+                id,
+            ],
+            vec!["sync-job", "update", "nightly", "--associated-key", id],
+        ] {
+            let err = cli.fail(&args);
+            assert!(
+                err.contains(&format!("invalid encryption key id {quoted}")),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains("3 to 32 characters"), "{args:?}: {err}");
+        }
+        for args in [
+            vec!["sync-job", "show", id],
+            vec!["sync-job", "update", id, "--delete", "associated-key"],
+        ] {
+            let err = cli.fail(&args);
+            assert!(
+                err.contains(&format!("invalid sync job id {quoted}")),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    assert_eq!(cli.state(), before);
+}
+
+#[test]
+fn unknown_ids_are_named() {
+    let cli = Cli::new();
+    cli.create("known-key");
+    sync_cfg(
+        &cli,
+        "sync: known-job\n\tstore local1\n\tremote-store remote1\n",
+    );
+    let before = cli.state();
+    for cmd in ["show", "archive", "unarchive", "delete"] {
+        let err = cli.fail(&["encryption-key", cmd, "no-such-key"]);
+        assert!(
+            err.contains("no such encryption key 'no-such-key'"),
+            "{cmd}: {err}"
+        );
+    }
+    let err = cli.fail(&["sync-job", "show", "no-such-job"]);
+    assert_eq!(err, "no such sync job 'no-such-job'");
+    let err = cli.fail(&[
+        "sync-job",
+        "update",
+        "no-such-job",
+        "--delete",
+        "associated-key",
+    ]);
+    assert!(
+        err.starts_with("failed to update sync job 'no-such-job'")
+            && err.contains("no such sync job 'no-such-job'"),
+        "{err}"
+    );
+    let err = cli.fail(&[
+        "sync-job",
+        "update",
+        "known-job",
+        "--active-encryption-key",
+        "no-such-key",
+    ]);
+    assert!(
+        err.contains("'known-job'") && err.contains("no such encryption key 'no-such-key'"),
+        "{err}"
+    );
+    assert_eq!(cli.state(), before);
+}
+
+#[test]
+fn archive_unarchive_delete_round_trip() {
+    let cli = Cli::new();
+    cli.create("key-one");
+    cli.create("key-two");
+
+    let archived = cli.json(&["encryption-key", "archive", "key-one"]);
+    assert_eq!(archived["id"], "key-one");
+    let archived_at = archived["archived-at"].as_i64().expect("archived-at set");
+    assert!(archived_at > 1_700_000_000);
+    assert_eq!(cli.ids(false), ["key-two"]);
+    assert_eq!(cli.ids(true), ["key-one", "key-two"]);
+    let err = cli.fail(&["encryption-key", "archive", "key-one"]);
+    assert!(err.contains("'key-one' is already archived"), "{err}");
+
+    // text list shows the archive time
+    let table = cli
+        .ok(&["encryption-key", "list", "--include-archived"])
+        .stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].contains("ARCHIVED-AT"),
+        "{table}"
+    );
+    assert!(lines[1].starts_with("key-one "), "{table}");
+    let archived_text = {
+        use chrono::TimeZone;
+        chrono::Utc
+            .timestamp_opt(archived_at, 0)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S +00:00")
+            .to_string()
+    };
+    assert!(lines[1].contains(&archived_text), "{table}");
+    assert!(
+        lines[2].starts_with("key-two ") && lines[2].contains("  -  "),
+        "{table}"
+    );
+
+    let unarchived = cli.json(&["encryption-key", "unarchive", "key-one"]);
+    assert!(unarchived.get("archived-at").is_none());
+    let err = cli.fail(&["encryption-key", "unarchive", "key-one"]);
+    assert!(err.contains("'key-one' is not archived"), "{err}");
+
+    // only archived keys are deleted
+    let before = cli.state();
+    let err = cli.fail(&["encryption-key", "delete", "key-one"]);
+    assert!(
+        err.contains("'key-one' is not archived - only archived keys can be deleted"),
+        "{err}"
+    );
+    assert_eq!(cli.state(), before);
+
+    let text = cli.ok(&["encryption-key", "archive", "key-one"]).stdout;
+    assert_eq!(text, "archived encryption key 'key-one'\n");
+    assert_eq!(
+        cli.json(&["encryption-key", "delete", "key-one"]),
+        Value::Null
+    );
+    assert!(!cli.path().join("encryption-keys/key-one.enc").exists());
+    assert!(!cli.path().join("encryption-keys/key-one.enc.lck").exists());
+    assert_eq!(cli.ids(true), ["key-two"]);
+    let err = cli.fail(&["encryption-key", "show", "key-one"]);
+    assert_eq!(err, "no such encryption key 'key-one'");
+
+    cli.ok(&["encryption-key", "archive", "key-two"]);
+    let text = cli.ok(&["encryption-key", "delete", "key-two"]).stdout;
+    assert_eq!(text, "deleted encryption key 'key-two'\n");
+    assert!(cli.json(&["encryption-key", "list", "--include-archived"]) == json!([]));
+}
+
+#[test]
+fn keys_in_use_by_sync_jobs() {
+    let cli = Cli::new();
+    cli.create("key-active");
+    cli.create("key-old");
+    cli.create("key-new");
+    sync_cfg(&cli, TWO_JOBS);
+
+    let jobs = cli.json(&["sync-job", "list"]);
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+    assert_eq!(jobs[0]["id"], "nightly");
+    assert_eq!(jobs[0]["active-encryption-key"], "key-active");
+    assert_eq!(jobs[0]["associated-key"], json!(["key-old"]));
+    assert_eq!(jobs[1]["id"], "weekly");
+    assert!(jobs[1].get("active-encryption-key").is_none());
+    assert_eq!(cli.json(&["sync-job", "show", "weekly"]), jobs[1]);
+    let table = cli.ok(&["sync-job", "list"]).stdout;
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("nightly "),
+        "{table}"
+    );
+    assert!(
+        table.contains("key-active") && table.contains("key-old"),
+        "{table}"
+    );
+    let shown = cli.ok(&["sync-job", "show", "nightly"]).stdout;
+    assert!(shown.starts_with("id: "), "{shown}");
+    assert!(
+        shown.contains("active-encryption-key: key-active\n"),
+        "{shown}"
+    );
+
+    // archive refused for the active key, delete for any referenced key
+    let before = cli.state();
+    let err = cli.fail(&["encryption-key", "archive", "key-active"]);
+    assert!(
+        err.contains("'key-active' is in use by sync jobs: active key of 'nightly'"),
+        "{err}"
+    );
+    assert_eq!(cli.state(), before);
+    cli.ok(&["encryption-key", "archive", "key-old"]);
+    let before = cli.state();
+    let err = cli.fail(&["encryption-key", "delete", "key-old"]);
+    assert!(err.contains("associated with 'nightly', 'weekly'"), "{err}");
+    assert_eq!(cli.state(), before);
+
+    // an archived key cannot become active; set and delete at once is refused
+    let err = cli.fail(&[
+        "sync-job",
+        "update",
+        "weekly",
+        "--active-encryption-key",
+        "key-old",
+    ]);
+    assert!(err.contains("'key-old' is archived"), "{err}");
+    let err = cli.fail(&[
+        "sync-job",
+        "update",
+        "weekly",
+        "--active-encryption-key",
+        "key-new",
+        "--delete",
+        "active-encryption-key",
+    ]);
+    assert!(
+        err.contains("cannot set and delete 'active-encryption-key'"),
+        "{err}"
+    );
+    assert_eq!(cli.state(), before);
+
+    // re-key nightly, untie key-old everywhere, then it can go
+    let nightly = cli.json(&[
+        "sync-job",
+        "update",
+        "nightly",
+        "--active-encryption-key",
+        "key-new",
+        "--associated-key",
+        "key-active",
+        "--associated-key",
+        "key-new",
+    ]);
+    assert_eq!(nightly["active-encryption-key"], "key-new");
+    assert_eq!(nightly["associated-key"], json!(["key-active", "key-new"]));
+    assert_eq!(nightly["remote"], "other");
+    let weekly = cli.json(&["sync-job", "update", "weekly", "--delete", "associated-key"]);
+    assert!(weekly.get("associated-key").is_none());
+    let text = cli
+        .ok(&[
+            "sync-job",
+            "update",
+            "nightly",
+            "--delete",
+            "active-encryption-key",
+        ])
+        .stdout;
+    assert!(
+        text.starts_with("updated sync job 'nightly'\nid: "),
+        "{text}"
+    );
+    let cfg = std::fs::read_to_string(cli.path().join("sync.cfg")).unwrap();
+    assert!(
+        !cfg.contains("key-old") && !cfg.contains("active-encryption-key"),
+        "{cfg}"
+    );
+    // arrays are written one line per item, as upstream does
+    assert!(
+        cfg.contains("\tassociated-key key-active\n\tassociated-key key-new\n"),
+        "{cfg}"
+    );
+
+    cli.ok(&["encryption-key", "delete", "key-old"]);
+    cli.ok(&["encryption-key", "archive", "key-active"]);
+    assert_eq!(cli.ids(false), ["key-new"]);
+
+    // update needs something to change: a usage error
+    let run = cli.run(&["sync-job", "update", "nightly"]);
+    assert_eq!(run.code, EXIT_ERROR, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("required"), "{}", run.stderr);
+}
+
+#[test]
+fn an_orphan_key_file_blocks_create_until_verify_repair() {
+    let cli = Cli::new();
+    cli.create("other-key");
+    let orphan = cli.path().join("encryption-keys/left-over.enc");
+    std::fs::write(&orphan, key_config(6).to_json().unwrap()).unwrap();
+    std::fs::set_permissions(&orphan, std::fs::Permissions::from_mode(0o640)).unwrap();
+    cli.secret_key(&raw_key(6));
+
+    let before = cli.state();
+    let err = cli.fail(&["encryption-key", "create", "left-over"]);
+    assert!(
+        err.contains(&format!("{orphan:?}")) && err.contains("verify --repair"),
+        "{err}"
+    );
+    assert_eq!(cli.state(), before);
+
+    let run = cli.run(&["--output-format", "json", "encryption-key", "verify"]);
+    assert_eq!(run.code, EXIT_FINDINGS, "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["keys-checked"], 1);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["kind"], "orphan-key-file");
+    assert_eq!(findings[0]["id"], "left-over");
+    assert_eq!(findings[0]["repairable"], true);
+    assert_eq!(cli.state(), before);
+
+    let text = cli.run(&["encryption-key", "verify"]);
+    assert_eq!(text.code, EXIT_FINDINGS);
+    assert!(
+        text.stdout.contains("[orphan-key-file]")
+            && text.stdout.contains("(repairable)")
+            && text
+                .stdout
+                .contains("1 problem(s) remain, 1 of them repairable"),
+        "{}",
+        text.stdout
+    );
+
+    let repaired = cli.json(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(repaired["findings"], json!([]));
+    assert_eq!(repaired["repaired"][0]["action"], "removed orphan key file");
+    assert_eq!(repaired["repaired"][0]["path"], orphan.to_str().unwrap());
+    assert!(!orphan.exists());
+
+    cli.create("left-over");
+    assert_eq!(cli.ids(false), ["other-key", "left-over"]);
+}
+
+#[test]
+fn verify_exit_statuses() {
+    let cli = Cli::new();
+    cli.create("verified");
+    let report = cli.json(&["encryption-key", "verify"]);
+    assert_eq!(report["findings"], json!([]));
+    assert_eq!(report["config-dir"], cli.path().to_str().unwrap());
+    let ownership = report["ownership"].as_str().unwrap();
+    match nix::unistd::geteuid().is_root() {
+        true => assert!(
+            ownership.starts_with("root with a backup user: files root:backup"),
+            "{ownership}"
+        ),
+        false => assert!(ownership.starts_with("current user"), "{ownership}"),
+    }
+    let text = cli.ok(&["encryption-key", "verify"]).stdout;
+    assert!(
+        text.contains(&format!("ownership:    {ownership}\n")),
+        "{text}"
+    );
+    assert!(text.ends_with("result: clean\n"), "{text}");
+
+    // a repairable problem: 1, then fixed
+    let key_file = cli.path().join("encryption-keys/verified.enc");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = cli.run(&["encryption-key", "verify"]);
+    assert_eq!(run.code, EXIT_FINDINGS, "{run:?}");
+    assert!(
+        run.stdout.contains("[wrong-mode]") && run.stdout.contains("0644"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.stderr, "");
+    let run = cli.run(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    assert!(run.stdout.contains("set mode 0640"), "{}", run.stdout);
+    assert_eq!(mode_of(&key_file), 0o640);
+
+    // a problem repair cannot fix: still 1 after --repair
+    std::fs::rename(&key_file, cli.path().join("moved-away")).unwrap();
+    let run = cli.run(&[
+        "--output-format",
+        "json",
+        "encryption-key",
+        "verify",
+        "--repair",
+    ]);
+    assert_eq!(run.code, EXIT_FINDINGS, "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["findings"][0]["kind"], "missing-key-file");
+    assert_eq!(report["findings"][0]["repairable"], false);
+    // and delete names the missing file
+    cli.ok(&["encryption-key", "archive", "verified"]);
+    let err = cli.fail(&["encryption-key", "delete", "verified"]);
+    assert!(
+        err.contains("failed to delete encryption key 'verified'")
+            && err.contains(&format!("{key_file:?}"))
+            && err.contains("missing"),
+        "{err}"
+    );
+    std::fs::rename(cli.path().join("moved-away"), &key_file).unwrap();
+
+    // could not check: 2, one line, nothing on stdout
+    let cfg = cli.path().join("encryption-keys.cfg");
+    let saved = std::fs::read(&cfg).unwrap();
+    std::fs::write(&cfg, "not a section config\n").unwrap();
+    for args in [
+        vec!["encryption-key", "verify"],
+        vec!["encryption-key", "verify", "--repair"],
+        vec!["encryption-key", "list"],
+    ] {
+        let err = cli.fail(&args);
+        assert!(err.contains(&format!("{cfg:?}")), "{args:?}: {err}");
+    }
+    // a config that cannot be read at all
+    std::fs::remove_file(&cfg).unwrap();
+    std::fs::create_dir(&cfg).unwrap();
+    let err = cli.fail(&["encryption-key", "list"]);
+    assert!(err.contains(&format!("{cfg:?}")), "{err}");
+    std::fs::remove_dir(&cfg).unwrap();
+    std::fs::write(&cfg, saved).unwrap();
+    assert_eq!(cli.ids(true), ["verified"]);
+}
+
+/// A copy of a real PBS host's config dir (`configdir-example`): three keys,
+/// one archived, with upstream's `/etc/proxmox-backup/...` paths.
+#[test]
+fn upstream_config_dir() {
+    let vectors = vectors_dir().join("configdir-example");
+    let expect: Value =
+        serde_json::from_slice(&std::fs::read(vectors.join("expect.json")).unwrap()).unwrap();
+    let cli = Cli::new();
+    std::fs::copy(
+        vectors.join("encryption-keys.cfg"),
+        cli.path().join("encryption-keys.cfg"),
+    )
+    .unwrap();
+    let key_dir = cli.path().join("encryption-keys");
+    std::fs::create_dir(&key_dir).unwrap();
+    for entry in std::fs::read_dir(vectors.join("encryption-keys")).unwrap() {
+        let entry = entry.unwrap();
+        let target = key_dir.join(entry.file_name());
+        std::fs::copy(entry.path(), &target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let order: Vec<&str> = expect["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    for id in &order {
+        let raw = hex::decode(expect["keys"][id]["raw_key_hex"].as_str().unwrap()).unwrap();
+        cli.secret_key(&raw);
+    }
+
+    // list: file order, legacy-2024 archived
+    let list = cli.json(&["encryption-key", "list", "--include-archived"]);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, order);
+    for key in list.as_array().unwrap() {
+        let want = &expect["keys"][key["id"].as_str().unwrap()];
+        assert_eq!(key["fingerprint"], want["fingerprint"]);
+        assert_eq!(
+            key.get("archived-at"),
+            want["archived_at"].as_i64().map(Value::from).as_ref()
+        );
+        assert!(
+            key["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/etc/proxmox-backup/encryption-keys/")
+        );
+    }
+    assert_eq!(list[1]["archived-at"], 1735700000);
+    assert_eq!(cli.ids(false), ["offsite-2025", "tape.sync_01"]);
+
+    // text: human-readable dates (TZ=UTC0)
+    let table = cli
+        .ok(&["encryption-key", "list", "--include-archived"])
+        .stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[1].starts_with("offsite-2025 ")
+            && lines[1].contains(
+                expect["keys"]["offsite-2025"]["fingerprint"]
+                    .as_str()
+                    .unwrap()
+            )
+            && lines[1].contains("2025-01-01 00:00:00 +00:00"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("legacy-2024 ")
+            && lines[2].contains("2024-01-01 00:00:00 +00:00")
+            && lines[2].contains("2025-01-01 02:53:20 +00:00"),
+        "{table}"
+    );
+    let shown = cli.ok(&["encryption-key", "show", "legacy-2024"]).stdout;
+    assert!(
+        shown.contains("archived-at: 2025-01-01 02:53:20 +00:00\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("path:        /etc/proxmox-backup/encryption-keys/legacy-2024.enc\n"),
+        "{shown}"
+    );
+
+    // verify notices the foreign paths (and this copy's owners and modes)
+    let run = cli.run(&["--output-format", "json", "encryption-key", "verify"]);
+    assert_eq!(run.code, EXIT_FINDINGS, "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["keys-checked"], 3);
+    let foreign: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "path-not-canonical")
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(foreign, order);
+    let text = cli.run(&["encryption-key", "verify"]);
+    assert_eq!(text.code, EXIT_FINDINGS);
+    assert!(
+        text.stdout
+            .contains("names path \"/etc/proxmox-backup/encryption-keys/offsite-2025.enc\""),
+        "{}",
+        text.stdout
+    );
+
+    // --repair rewrites them (and fixes owners and modes): clean
+    let run = cli.run(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    for id in &order {
+        assert!(
+            run.stdout.contains(&format!("rewrote path of '{id}'")),
+            "{id}: {}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.ends_with("result: clean\n"), "{}", run.stdout);
+    let cfg = std::fs::read_to_string(cli.path().join("encryption-keys.cfg")).unwrap();
+    assert!(!cfg.contains("/etc/proxmox-backup"), "{cfg}");
+    for key in cli
+        .json(&["encryption-key", "list", "--include-archived"])
+        .as_array()
+        .unwrap()
+    {
+        let id = key["id"].as_str().unwrap();
+        assert_eq!(
+            key["path"],
+            key_dir.join(format!("{id}.enc")).to_str().unwrap()
+        );
+    }
+    cli.ok(&["encryption-key", "verify"]);
+
+    // and the keys are usable: the archived one deletes, the others archive
+    cli.ok(&["encryption-key", "delete", "legacy-2024"]);
+    assert!(!key_dir.join("legacy-2024.enc").exists());
+    cli.ok(&["encryption-key", "archive", "tape.sync_01"]);
+    assert_eq!(cli.ids(false), ["offsite-2025"]);
+}
+
+#[test]
+fn output_formats_and_usage_errors() {
+    let cli = Cli::new();
+    cli.create("format-key");
+    let compact = cli
+        .ok(&["--output-format", "json", "encryption-key", "list"])
+        .stdout;
+    let pretty = cli
+        .ok(&["--output-format", "json-pretty", "encryption-key", "list"])
+        .stdout;
+    assert_eq!(compact.lines().count(), 1);
+    assert!(pretty.lines().count() > 5);
+    assert_eq!(
+        serde_json::from_str::<Value>(&compact).unwrap(),
+        serde_json::from_str::<Value>(&pretty).unwrap()
+    );
+    // the global options go after the subcommand too
+    let late = cli
+        .ok(&["encryption-key", "list", "--output-format", "json"])
+        .stdout;
+    assert_eq!(late, compact);
+    let text = cli.ok(&["encryption-key", "list"]).stdout;
+    assert!(serde_json::from_str::<Value>(&text).is_err());
+
+    // usage errors: clap's status 2, nothing on stdout
+    for args in [
+        vec!["--output-format", "yaml", "encryption-key", "list"],
+        vec!["encryption-key"],
+        vec!["encryption-key", "import", "no-file"],
+        vec!["encryption-key", "frobnicate"],
+        vec!["generate-completion", "tcsh"],
+    ] {
+        let run = cli.run(&args);
+        assert_eq!(run.code, EXIT_ERROR, "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{args:?}");
+        assert!(!run.stderr.is_empty(), "{args:?}");
+    }
+
+    // the default config dir comes from $PBS_CONFIG_DIR
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--output-format", "json", "encryption-key", "list"])
+        .env("PBS_CONFIG_DIR", cli.path());
+    let run = Cli::run_command(cmd, None);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    assert_eq!(run.stdout, compact);
+}
+
+#[test]
+fn help_documents_the_exit_statuses() {
+    let cli = Cli::new();
+    let help = cli.ok(&["--help"]).stdout;
+    for line in [
+        "Exit status:",
+        "  0  success",
+        "  1  verify: problems remain",
+        "  2  error",
+    ] {
+        assert!(help.contains(line), "{line}: {help}");
+    }
+    let verify = cli.ok(&["encryption-key", "verify", "--help"]).stdout;
+    assert!(
+        verify.contains("Exit status: 0 clean, 1 problems remain, 2 could not check"),
+        "{verify}"
+    );
+}
+
+fn run_bash(script: &str) -> String {
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("bash")
+        .arg("--norc")
+        .arg("--noprofile")
+        .arg("-c")
+        .arg(script)
+        .env("PATH", path)
+        .env_remove("PBS_CONFIG_DIR")
+        .output()
+        .expect("run bash");
+    assert!(
+        output.status.success(),
+        "bash failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn bash_completion_completes_commands_options_and_ids() {
+    let cli = Cli::new();
+    cli.create("key-alpha");
+    cli.create("key-beta");
+    sync_cfg(&cli, TWO_JOBS);
+    let script_file = cli.scratch_file(
+        "completion.bash",
+        cli.ok(&["generate-completion", "bash"]).stdout.as_bytes(),
+    );
+    let script = script_file.to_str().unwrap();
+    run_bash(&format!("bash -n {script}"));
+
+    let dir = cli.path().to_str().unwrap();
+    // each case: the words before the cursor, the word being completed
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            String::new(),
+            vec![
+                "encryption-key",
+                "sync-job",
+                "generate-completion",
+                "generate-man",
+                "help",
+            ],
+        ),
+        (
+            "encryption-key".into(),
+            vec![
+                "list",
+                "show",
+                "create",
+                "import",
+                "archive",
+                "unarchive",
+                "delete",
+                "verify",
+                "help",
+            ],
+        ),
+        (
+            format!("--config-dir {dir} encryption-key show"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (
+            format!("encryption-key --config-dir {dir} delete"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        // bash splits "--config-dir=DIR" at "=" (COMP_WORDBREAKS); also as one word
+        (
+            format!("--config-dir = {dir} encryption-key archive"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (
+            format!("--config-dir={dir} encryption-key archive"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (format!("--config-dir {dir} encryption-key create"), vec![]),
+        (
+            format!("--config-dir {dir} sync-job update"),
+            vec!["nightly", "weekly"],
+        ),
+        (
+            format!("--config-dir {dir} sync-job update nightly --associated-key"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (
+            format!(
+                "--config-dir {dir} sync-job update nightly --active-encryption-key key-alpha --delete"
+            ),
+            vec!["active-encryption-key", "associated-key"],
+        ),
+        (format!("--config-dir {dir} sync-job show nightly"), vec![]),
+        (
+            "--output-format".into(),
+            vec!["text", "json", "json-pretty"],
+        ),
+        ("generate-completion".into(), vec!["bash"]),
+        // no config dir there: nothing, and no error
+        (
+            "--config-dir /nonexistent/dir encryption-key show".into(),
+            vec![],
+        ),
+    ];
+    let mut program = format!("source {script}\n");
+    for (before, _) in &cases {
+        program.push_str(&format!(
+            "COMP_WORDS=(proxmox-backup-manager {before} ''); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMPREPLY=(); _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n"
+        ));
+    }
+    // a word being completed, and an option name
+    program.push_str(&format!(
+        "COMP_WORDS=(proxmox-backup-manager --config-dir {dir} encryption-key show key-b); COMP_CWORD=5; _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(proxmox-backup-manager encryption-key list --inc); COMP_CWORD=3; _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n\
+         complete -p proxmox-backup-manager\n"
+    ));
+    let output = run_bash(&program);
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), cases.len() + 3, "{output}");
+    for ((before, want), got) in cases.iter().zip(&lines) {
+        assert_eq!(*got, want.join(" "), "completing after {before:?}");
+    }
+    assert_eq!(lines[cases.len()], "key-beta");
+    assert_eq!(lines[cases.len() + 1], "--include-archived");
+    assert_eq!(
+        lines[cases.len() + 2],
+        "complete -F _proxmox_backup_manager proxmox-backup-manager"
+    );
+
+    // the hidden helper: ids in file order; silent and successful on errors
+    let keys = cli.ok(&["__complete", "key-ids"]).stdout;
+    assert_eq!(keys, "key-alpha\nkey-beta\n");
+    assert_eq!(
+        cli.ok(&["__complete", "job-ids"]).stdout,
+        "nightly\nweekly\n"
+    );
+    std::fs::write(cli.path().join("sync.cfg"), "garbage\n").unwrap();
+    let run = cli.run(&["__complete", "job-ids"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config-dir", "/nonexistent/dir", "__complete", "key-ids"]);
+    let run = Cli::run_command(cmd, None);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", "")
+    );
+    // hidden from help and completion
+    assert!(!cli.ok(&["--help"]).stdout.contains("__complete"));
+    assert!(!lines[0].contains("__complete"));
+}
+
+#[test]
+fn man_page_covers_every_command() {
+    let cli = Cli::new();
+    let page = cli.ok(&["generate-man"]).stdout;
+    assert!(page.contains(".TH proxmox-backup-manager 1 "), "{page}");
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH OPTIONS",
+        ".SH COMMANDS",
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH EXAMPLES",
+    ] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    // subsection titles are control arguments: quoted when they hold a space
+    for command in [
+        "\"encryption-key list\"",
+        "\"encryption-key show\"",
+        "\"encryption-key create\"",
+        "\"encryption-key import\"",
+        "\"encryption-key archive\"",
+        "\"encryption-key unarchive\"",
+        "\"encryption-key delete\"",
+        "\"encryption-key verify\"",
+        "\"sync-job list\"",
+        "\"sync-job show\"",
+        "\"sync-job update\"",
+        "generate-completion",
+        "generate-man",
+    ] {
+        assert!(
+            page.contains(&format!("\n.SS {command}\n")),
+            "{command} missing"
+        );
+    }
+    for option in [
+        "\\-\\-include\\-archived",
+        "\\-\\-output\\-file",
+        "\\-\\-repair",
+        "\\-\\-associated\\-key",
+    ] {
+        assert!(page.contains(option), "{option} missing");
+    }
+    assert!(!page.contains("__complete"));
+}
