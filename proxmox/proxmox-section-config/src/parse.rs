@@ -341,7 +341,33 @@ fn parse_section_header(line: &str) -> Option<(&str, &str)> {
 
 /// `<whitespace>KEY<whitespace>VALUE`, key and value trimmed. A key without
 /// any whitespace after it is a syntax error, as upstream.
+///
+/// Lines are nearly always ASCII, which a byte scan handles; other lines go
+/// through the `char` based version (Unicode whitespace).
 fn parse_section_content(line: &str) -> Option<(&str, &str)> {
+    if !line.is_ascii() {
+        return parse_section_content_unicode(line);
+    }
+    let bytes = line.as_bytes();
+    let is_space = |c: &u8| c.is_ascii_whitespace() || *c == 0x0b;
+    if !bytes.first().is_some_and(is_space) {
+        return None;
+    }
+    let key_start = bytes.iter().position(|c| !is_space(c))?;
+    let key_end = key_start + bytes[key_start..].iter().position(is_space)?;
+    let rest = &bytes[key_end..];
+    let value_start = rest.iter().position(|c| !is_space(c)).unwrap_or(rest.len());
+    let value_end = rest
+        .iter()
+        .rposition(|c| !is_space(c))
+        .map_or(value_start, |p| p + 1);
+    Some((
+        &line[key_start..key_end],
+        &line[key_end + value_start..key_end + value_end],
+    ))
+}
+
+fn parse_section_content_unicode(line: &str) -> Option<(&str, &str)> {
     if !line.starts_with(char::is_whitespace) {
         return None;
     }
@@ -371,6 +397,13 @@ mod tests {
         #[test]
         fn control_char_scan_agrees_with_char_is_control(text in "\\PC{0,8}|.{0,8}|[\\x00-\\u{ff}]{0,8}") {
             proptest::prop_assert_eq!(has_control_char(&text), text.chars().any(char::is_control));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_content_scan_agrees_with_the_unicode_one(line in "[ \t\x0b\x0c\ra-z:=./ -]{0,24}") {
+            proptest::prop_assert_eq!(parse_section_content(&line), parse_section_content_unicode(&line));
         }
     }
 
