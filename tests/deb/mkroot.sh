@@ -12,6 +12,7 @@
 set -euo pipefail
 
 cache="${PBS_DEB_TEST_CACHE:-/var/cache/pbs-keystore/test-deb}"
+# shellcheck disable=SC1091
 suite="${PBS_DEB_TEST_SUITE:-$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")}"
 suite="${suite:-bookworm}"
 arch="$(dpkg --print-architecture)"

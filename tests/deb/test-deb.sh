@@ -159,6 +159,8 @@ else
 fi
 check "postinst created the backup user" in_root getent passwd backup
 check "postinst created the backup group" in_root getent group backup
+check "the new backup user has no login shell" sh -c "chroot '$root' getent passwd backup | grep -q ':/usr/sbin/nologin\$'"
+expect_not_in_log nouser "[Ww]arn" "creating the backup user prints no warning"
 expect_stat $CFG backup:backup 700
 expect_stat $KEYDIR root:backup 750
 
@@ -249,7 +251,7 @@ fi
 snapshot "$work/state2"
 check "reinstall changed no owner, mode or content" diff -u "$work/state1" "$work/state2"
 expect_not_in_log reinstall "repaired" "reinstall repaired nothing"
-run_logged postinst2 /var/lib/dpkg/info/$pkg.postinst configure "$version" || true
+run_logged postinst2 "/var/lib/dpkg/info/$pkg.postinst" configure "$version" || true
 snapshot "$work/state3"
 check "running postinst configure again changed nothing" diff -u "$work/state1" "$work/state3"
 expect_not_in_log postinst2 "repaired" "running postinst configure again repaired nothing"
@@ -299,7 +301,7 @@ check "the service was restarted after the upgrade" grep -Eq "proxmox-backup-api
 # postinst chown or chmod the file behind it
 in_root sh -c 'echo secret > /root/secret && chmod 0600 /root/secret'
 in_root ln -s /root/secret $CFG/sync.cfg
-run_logged symlink dpkg-reconfigure $pkg || true
+run_logged symlink dpkg-reconfigure "$pkg" || true
 check "the symlinked file's owner and mode are untouched" test "$(stat_of /root/secret)" = "root:root 600"
 expect_in_log symlink "not repairing \"$CFG/sync.cfg\" - it is a symlink" "postinst warns about the symlink"
 in_root rm $CFG/sync.cfg
@@ -307,7 +309,7 @@ in_root rm $CFG/sync.cfg
 # --- verify findings are printed, never fail the install ---------------------
 
 in_root install -o root -g backup -m 0640 $KEYDIR/offsite-2025.enc $KEYDIR/orphan-key.enc
-if run_logged findings dpkg-reconfigure $pkg; then
+if run_logged findings dpkg-reconfigure "$pkg"; then
     ok "configure succeeds although verify finds an orphan key file"
 else
     fail "configure succeeds although verify finds an orphan key file"
@@ -320,7 +322,7 @@ in_root rm $KEYDIR/orphan-key.enc
 
 in_root cp -p $CFG/encryption-keys.cfg /root/cfg.saved
 in_root sh -c "printf 'this is not a section config\n' > $CFG/encryption-keys.cfg"
-if run_logged cannotcheck dpkg-reconfigure $pkg; then
+if run_logged cannotcheck dpkg-reconfigure "$pkg"; then
     ok "configure succeeds although verify cannot read the config"
 else
     fail "configure succeeds although verify cannot read the config"
@@ -332,7 +334,7 @@ in_root cp -p /root/cfg.saved $CFG/encryption-keys.cfg
 # --- remove and purge keep the keys ------------------------------------------
 
 : >"$root/var/log/policy-rc.d.log"
-if run_logged remove apt-get remove -y $pkg; then ok "apt-get remove succeeds"; else
+if run_logged remove apt-get remove -y "$pkg"; then ok "apt-get remove succeeds"; else
     fail "apt-get remove succeeds"
     sed 's/^/    | /' "$log.remove"
 fi
@@ -340,7 +342,7 @@ check "prerm asked to stop the service" grep -q "proxmox-backup-api.service stop
 check "the binaries are gone after remove" in_root test ! -e $MANAGER
 check "keys are kept on remove" test "$(keys_digest)" = "$keys_before"
 
-if run_logged purge apt-get purge -y $pkg; then ok "apt-get purge succeeds"; else
+if run_logged purge apt-get purge -y "$pkg"; then ok "apt-get purge succeeds"; else
     fail "apt-get purge succeeds"
     sed 's/^/    | /' "$log.purge"
 fi
