@@ -41,7 +41,7 @@ DEB_ARCH = $(shell dpkg-architecture -qDEB_BUILD_ARCH)
 BUILDDIR = build/$(PACKAGE)-$(DEB_VERSION)
 DEB ?= build/$(PACKAGE)_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_TOOLS := dpkg-dev debhelper lintian libssl-dev libcrypt-dev pkg-config
-TEST_DEB_TOOLS := debootstrap
+TEST_DEB_TOOLS := debootstrap curl
 
 # $(call need-debs,PACKAGES): install what is missing (once, as root)
 need-debs = @missing=""; for p in $(1); do \

@@ -44,6 +44,13 @@ MANAGER=/usr/sbin/proxmox-backup-manager
 
 passed=0
 failed=0
+proc_mounted=""
+daemon_pid=""
+cleanup() {
+    if [ -n "$daemon_pid" ]; then kill -KILL "$daemon_pid" 2>/dev/null || true; fi
+    if [ -n "$proc_mounted" ]; then umount "$root/proc" || true; fi
+}
+trap cleanup EXIT
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
 # check DESCRIPTION COMMAND...: the command's success is the check
@@ -54,6 +61,7 @@ check() {
 }
 
 finish() {
+    cleanup
     echo "$passed passed, $failed failed"
     if [ "$failed" -eq 0 ]; then
         rm -rf --one-file-system "$work"
@@ -239,6 +247,51 @@ else
 fi
 expect_stat $CFG/.encryption-keys.lck backup:backup 660
 
+# --- the daemon, confined as by its unit -------------------------------------
+
+# Started by hand with the unit's capability bounding set (systemd does not
+# run here): it must create its TLS certificate in the backup:backup 0700
+# config dir, answer HTTPS on loopback and stop cleanly on SIGTERM.
+port=$((20000 + RANDOM % 20000))
+proc_mounted=""
+if mount -t proc proc "$root/proc" 2>/dev/null; then proc_mounted=1; fi
+in_root rm -f $CFG/proxy.key $CFG/proxy.pem
+# not through in_root, a function: $! must be the daemon (chroot, env and
+# setpriv exec it), not a subshell
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+    setpriv --bounding-set="-all,$caps" --inh-caps=-all -- \
+    /usr/libexec/proxmox-backup/proxmox-backup-api --listen "127.0.0.1:$port" >"$log.daemon" 2>&1 &
+daemon_pid=$!
+# ready when it accepts connections (30 s at most); then one request, given
+# time for the daemon's delayed answer to an unauthenticated call (3 s upstream)
+for _ in $(seq 1 60); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.5
+done
+code="$(curl -sk -o /dev/null -w '%{http_code}' --max-time 20 "https://127.0.0.1:$port/api2/json/version" || true)"
+if [ "$code" = 200 ] || [ "$code" = 401 ]; then
+    ok "the daemon answers GET /api2/json/version over HTTPS (HTTP $code)"
+else
+    fail "the daemon answers GET /api2/json/version over HTTPS (HTTP $code)"
+    sed 's/^/    | /' "$log.daemon"
+fi
+expect_stat $CFG/proxy.key root:backup 640
+check "the daemon wrote its certificate" in_root test -s $CFG/proxy.pem
+rc=0
+if kill -TERM "$daemon_pid" 2>/dev/null; then
+    for _ in $(seq 1 20); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$daemon_pid" 2>/dev/null || true
+fi
+wait "$daemon_pid" || rc=$?
+daemon_pid=""
+if [ "$rc" = 0 ]; then ok "the daemon exits 0 on SIGTERM"; else
+    fail "the daemon exits 0 on SIGTERM (exit status $rc)"
+    sed 's/^/    | /' "$log.daemon"
+fi
+if [ -n "$proc_mounted" ]; then umount "$root/proc"; fi
+proc_mounted=""
+
 # --- second install: nothing changes -----------------------------------------
 
 snapshot "$work/state1"
@@ -262,7 +315,7 @@ expect_not_in_log postinst2 "repaired" "running postinst configure again repaire
 mkdir -p "$work/upgrade"
 dpkg-deb -R "$deb" "$work/upgrade/pkg"
 sed -i "s/^Version: .*/Version: $upgrade_version/" "$work/upgrade/pkg/DEBIAN/control"
-dpkg-deb --root-owner-group -b "$work/upgrade/pkg" "$root/tmp/${pkg}_upgrade.deb" >/dev/null
+dpkg-deb --root-owner-group -Znone -b "$work/upgrade/pkg" "$root/tmp/${pkg}_upgrade.deb" >/dev/null
 
 in_root chmod 0644 $KEYDIR/offsite-2025.enc
 in_root chown root:root $KEYDIR/legacy-2024.enc
