@@ -521,3 +521,44 @@ fn an_invalid_entry_keeps_its_key_file_and_spares_the_others() {
     assert!(report.repaired.is_empty(), "{:?}", report.repaired);
     assert!(keys.key_path("odd-one").exists());
 }
+
+#[test]
+fn config_files_are_not_read_through_symlinks() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("linked", &key_config(18)).unwrap();
+    // the config dir belongs to the backup user: a symlink there must not
+    // make root read another file
+    let elsewhere = dir.path().join("other.cfg");
+    std::fs::rename(keys.config_path(), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, keys.config_path()).unwrap();
+    for err in [
+        keys.list_keys(true).unwrap_err().to_string(),
+        keys.load_key_config("linked", true)
+            .unwrap_err()
+            .to_string(),
+        keys.store_key("second", &key_config(19))
+            .unwrap_err()
+            .to_string(),
+    ] {
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+}
+
+#[test]
+fn a_missing_config_dir_is_created_as_upstream_lays_it_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("etc-proxmox-backup");
+    let config = pbs_config::ConfigDir::new(&base).unwrap();
+    config
+        .encryption_keys()
+        .store_key("first", &key_config(20))
+        .unwrap();
+    let meta = std::fs::metadata(&base).unwrap();
+    let own = config.ownership();
+    assert_eq!(meta.mode() & 0o7777, 0o700);
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (own.lock_uid.as_raw(), own.lock_gid.as_raw())
+    );
+}
