@@ -27,6 +27,7 @@ pub struct ConfigDir {
     lock_timeout: Duration,
     pub(crate) keys_cache: ConfigCache,
     pub(crate) sync_cache: ConfigCache,
+    pub(crate) user_cache: ConfigCache,
 }
 
 impl std::fmt::Debug for ConfigDir {
@@ -61,6 +62,7 @@ impl ConfigDir {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             keys_cache: ConfigCache::default(),
             sync_cache: ConfigCache::default(),
+            user_cache: ConfigCache::default(),
         })
     }
 

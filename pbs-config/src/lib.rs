@@ -18,20 +18,25 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod acl;
 mod cache;
+pub mod cached_user_info;
 mod context;
 pub mod encryption_keys;
 mod error;
 pub mod failpoint;
 mod lock;
 mod ownership;
+pub mod shadow;
 pub mod sync;
+pub mod token_shadow;
+pub mod user;
 pub mod verify;
 
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Error, bail};
+use anyhow::{Error, bail, format_err};
 
 pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
 pub use error::KeystoreError;
@@ -93,4 +98,34 @@ pub fn parse_digest(digest: &str) -> Result<[u8; 32], Error> {
         bail!("invalid digest - expected 64 hex digits (the SHA-256 given by list)");
     }
     Ok(bytes)
+}
+
+/// Reads a small text file whole; a missing file gives `Ok(None)`. Refuses
+/// files larger than `max` bytes and invalid UTF-8, naming the path.
+pub(crate) fn read_optional_limited(path: &Path, max: u64) -> Result<Option<String>, Error> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => bail!("unable to open {path:?} - {err}"),
+    };
+    let mut data = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|err| format_err!("unable to read {path:?} - {err}"))?;
+    if data.len() as u64 > max {
+        bail!("{path:?} is larger than the {max} byte limit");
+    }
+    proxmox_sys::fs::into_utf8(data, path).map(Some)
+}
+
+/// Refuses a guard that is not the exclusive lock `path`.
+pub(crate) fn check_lock(held: &BackupLockGuard, path: &Path) -> Result<(), Error> {
+    if held.path() != path || !held.is_exclusive() {
+        bail!(
+            "internal error - operation needs the exclusive lock {path:?}, got {:?}",
+            held.path()
+        );
+    }
+    Ok(())
 }
