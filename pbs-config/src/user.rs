@@ -156,14 +156,14 @@ impl UserConfig<'_> {
     ///
     /// Takes the user config lock.
     pub fn create_user(&self, user: &User) -> Result<(), Error> {
-        let _user_lock = self.lock_config()?;
+        let user_lock = self.lock_config()?;
         let (mut config, _) = self.config()?;
         let id = user.userid.as_str();
         if config.sections.contains_key(id) {
             bail!("user '{id}' already exists");
         }
         config.set_data(id, USER_TYPE_ID, user)?;
-        self.save_config(&config, &_user_lock)
+        self.save_config(&config, &user_lock)
     }
 
     /// Adds an API token entry (its secret is set separately, see

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod proxmox_backup_manager;
 
-use proxmox_backup_manager::{GlobalArgs, encryption_key, sync_job};
+use proxmox_backup_manager::{GlobalArgs, acl, encryption_key, sync_job, user};
 
 /// Manage the keystore of a Proxmox Backup Server style backup server.
 #[derive(Parser)]
@@ -33,6 +33,12 @@ enum Command {
     #[command(subcommand)]
     SyncJob(sync_job::SyncJobCommand),
     // user and acl commands are registered here (issue 6)
+    /// Manage users and API tokens.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage access control lists.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, cmd),
         Command::SyncJob(cmd) => sync_job::run(&cli.global, cmd),
+        Command::User(cmd) => user::run(&cli.global, cmd),
+        Command::Acl(cmd) => acl::run(&cli.global, cmd),
     };
     match result {
         Ok(code) => code,

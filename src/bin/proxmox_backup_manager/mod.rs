@@ -10,8 +10,10 @@ use serde::Serialize;
 
 use pbs_config::ConfigDir;
 
+pub mod acl;
 pub mod encryption_key;
 pub mod sync_job;
+pub mod user;
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
