@@ -11,3 +11,6 @@ mod key_vectors;
 
 // the key store library: round trip, modes, swapped files, bad input
 mod keystore;
+
+// the HTTPS API daemon and the access setup commands, over loopback
+mod api;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Error;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -26,12 +26,12 @@ use serde_json::Value;
 use pbs_api_types::Authid;
 
 use crate::api2::access::ticket::{AuthenticationFailure, create_ticket};
+use crate::http_err;
 use crate::server::auth::{AuthContext, AuthFailure, authenticate, extract_auth_data, throttled};
 use crate::server::error::{message_of, status_of};
 use crate::server::params::{body_kind, parse_request_parameters, percent_decode};
 use crate::server::router::{Reply, Route, dispatch, find_route};
 use crate::server::{ServerOptions, ServerState};
-use crate::{http_bail, http_err};
 
 fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(&reply.to_body()).unwrap_or_else(|_| b"{}".to_vec());
@@ -295,40 +295,62 @@ async fn login(state: &Arc<ServerState>, peer: SocketAddr, params: Value) -> Out
     }
 }
 
+/// How much of an oversized body is read (and dropped) before answering 413,
+/// so a client that is still sending can read the answer instead of
+/// getting a broken pipe. Larger bodies are answered at once.
+const MAX_DRAINED_BODY: u64 = 1024 * 1024;
+
 async fn read_body(
     options: &ServerOptions,
     parts: &hyper::http::request::Parts,
-    body: Incoming,
+    mut body: Incoming,
 ) -> Result<Bytes, Error> {
     let limit = options.max_body_size;
+    let too_large = |length: u64| {
+        http_err!(
+            PAYLOAD_TOO_LARGE,
+            "request body too large ({length} bytes, at most {limit})"
+        )
+    };
+    let mut declared = None;
     if let Some(length) = parts.headers.get(CONTENT_LENGTH) {
         let length: u64 = length
             .to_str()
             .ok()
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| http_err!(BAD_REQUEST, "invalid Content-Length header"))?;
-        if length > limit as u64 {
-            http_bail!(
-                PAYLOAD_TOO_LARGE,
-                "request body too large ({length} bytes, at most {limit})"
-            );
+        if length > MAX_DRAINED_BODY {
+            return Err(too_large(length));
         }
+        declared = Some(length);
     }
-    let limited = Limited::new(body, limit);
-    match tokio::time::timeout(options.body_timeout, limited.collect()).await {
+    let read = async {
+        let mut data = Vec::new();
+        let mut total: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|err| http_err!(BAD_REQUEST, "unable to read request body - {err}"))?;
+            if let Ok(chunk) = frame.into_data() {
+                total += chunk.len() as u64;
+                if total > MAX_DRAINED_BODY {
+                    break;
+                }
+                if total <= limit as u64 {
+                    data.extend_from_slice(&chunk);
+                }
+            }
+        }
+        if total > limit as u64 {
+            return Err(too_large(declared.unwrap_or(total)));
+        }
+        Ok(Bytes::from(data))
+    };
+    match tokio::time::timeout(options.body_timeout, read).await {
         Err(_) => Err(http_err!(
             REQUEST_TIMEOUT,
             "request body not received within {} seconds",
             options.body_timeout.as_secs_f64()
         )),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(http_err!(
-            PAYLOAD_TOO_LARGE,
-            "request body too large (at most {limit} bytes)"
-        )),
-        Ok(Err(err)) => Err(http_err!(
-            BAD_REQUEST,
-            "unable to read request body - {err}"
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(result) => result,
     }
 }

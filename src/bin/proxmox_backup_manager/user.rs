@@ -241,6 +241,13 @@ pub fn run(global: &GlobalArgs, cmd: UserCommand) -> Result<ExitCode, Error> {
                 expire,
             };
             let user_lock = users.lock_config()?;
+            let (config, _) = users.config()?;
+            if !config.sections.contains_key(userid.as_str()) {
+                bail!("user '{userid}' does not exist");
+            }
+            if config.sections.contains_key(&tokenid.to_string()) {
+                bail!("API token '{tokenid}' already exists");
+            }
             // the secret first: a token entry without a secret cannot log in,
             // a secret without its entry is harmless and overwritten next time
             let secret = dir.token_shadow().generate_and_set_secret(&tokenid)?;
