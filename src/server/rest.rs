@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use pbs_api_types::Authid;
 
-use crate::api2::access::ticket::{AuthenticationFailure, create_ticket};
+use crate::api2::access::ticket::{AuthenticationFailure, create_ticket_gated};
 use crate::http_err;
 use crate::server::auth::{AuthContext, AuthFailure, authenticate, extract_auth_data, throttled};
 use crate::server::error::{message_of, status_of};
@@ -84,6 +84,9 @@ pub async fn handle_request(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let start = Instant::now();
+    // IPv4 clients of a [::] socket appear as ::ffff:a.b.c.d; log and
+    // throttle them by their IPv4 address
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let method = request.method().clone();
     let path = request.uri().path().to_string();
 
@@ -252,11 +255,12 @@ async fn login(state: &Arc<ServerState>, peer: SocketAddr, params: Value) -> Out
         return auth_failed(state, peer, throttled(username.parse().ok(), wait));
     }
     let result = {
-        let _slot = state.hash_limiter.acquire().await;
         let state = Arc::clone(state);
         let username = username.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            create_ticket(&state.dir, &state.keys, &username, &password)
+            let slot = || state.hash_limiter.acquire_blocking(&runtime);
+            create_ticket_gated(&state.dir, &state.keys, &username, &password, slot)
         })
         .await
         .unwrap_or_else(|err| Err(http_err!(INTERNAL_SERVER_ERROR, "internal error - {err}")))

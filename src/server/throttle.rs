@@ -20,24 +20,25 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 /// Most (address, id) pairs tracked at once.
 pub const MAX_TRACKED: usize = 65536;
 
 /// Runs at most one hash check per CPU at a time.
 pub struct HashLimiter {
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
 }
 
 impl HashLimiter {
     /// A limiter with `slots` parallel checks (at least one).
     pub fn new(slots: usize) -> Self {
         Self {
-            slots: Semaphore::new(slots.max(1)),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
         }
     }
 
@@ -51,6 +52,14 @@ impl HashLimiter {
         self.slots
             .acquire()
             .await
+            .expect("the hash limiter is never closed")
+    }
+
+    /// Waits for a slot from a blocking thread of the runtime
+    /// (`spawn_blocking`).
+    pub fn acquire_blocking(&self, runtime: &Handle) -> OwnedSemaphorePermit {
+        runtime
+            .block_on(Arc::clone(&self.slots).acquire_owned())
             .expect("the hash limiter is never closed")
     }
 }

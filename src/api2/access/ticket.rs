@@ -88,6 +88,20 @@ pub fn create_ticket(
     username: &str,
     password: &str,
 ) -> Result<TicketInfo, Error> {
+    create_ticket_gated(dir, keys, username, password, || ())
+}
+
+/// [`create_ticket`], calling `hash_slot` right before the password hash is
+/// checked and holding what it returns during the check. The server uses
+/// it to take a slot of its hash limiter only for logins that hash (not for
+/// unknown users, other realms or ticket renewals).
+pub fn create_ticket_gated<G>(
+    dir: &ConfigDir,
+    keys: &AuthKeys,
+    username: &str,
+    password: &str,
+    hash_slot: impl FnOnce() -> G,
+) -> Result<TicketInfo, Error> {
     let userid: Userid = username.parse().map_err(|_| fail("malformed user id"))?;
     if password.starts_with("PBS:") {
         // ticket renewal: the ticket must be valid and name the same user
@@ -104,8 +118,11 @@ pub fn create_ticket(
     } else {
         match dir.shadow().hash_of(&userid)? {
             None => return Err(fail("no password set")),
-            Some(hash) => proxmox_sys::crypt::verify_crypt_pw(password, &hash)
-                .map_err(|_| fail("invalid credentials"))?,
+            Some(hash) => {
+                let _slot = hash_slot();
+                proxmox_sys::crypt::verify_crypt_pw(password, &hash)
+                    .map_err(|_| fail("invalid credentials"))?
+            }
         }
     }
     let info = CachedUserInfo::new(dir)?;
