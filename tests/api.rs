@@ -1346,3 +1346,41 @@ fn cli_sets_up_access_that_the_daemon_honours() {
             .contains("mytoken")
     );
 }
+
+#[test]
+fn api_limits_connections_per_address() {
+    let (daemon, access) = start_with_access(&["--max-connections-per-address", "4"]);
+    let port = daemon.port;
+    // four idle connections (no TLS handshake yet) take every slot of 127.0.0.1
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let refused = tls_connector()
+        .configure()
+        .unwrap()
+        .verify_hostname(false)
+        .connect("localhost", tcp);
+    assert!(refused.is_err(), "a fifth connection was served");
+    // closing them gives the slots back (the server notices at once; the
+    // loop only bounds how long that may take)
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let ok = tls_connector()
+            .configure()
+            .unwrap()
+            .verify_hostname(false)
+            .connect("localhost", tcp)
+            .is_ok();
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots were not given back");
+        std::thread::yield_now();
+    }
+    let mut root = Client::token(port, "root@pam!admin", &access.root);
+    assert_eq!(root.get("version").status, 200);
+}

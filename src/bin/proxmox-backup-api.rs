@@ -56,6 +56,11 @@ struct Cli {
     /// The window of --max-auth-failures, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     auth_failure_window: f64,
+
+    /// Connections served at once per client address; more are closed
+    /// right after accept.
+    #[arg(long, value_name = "COUNT", default_value_t = 128)]
+    max_connections_per_address: usize,
 }
 
 fn seconds(name: &str, value: f64) -> Result<Duration, Error> {
@@ -85,6 +90,7 @@ fn start(cli: Cli) -> Result<(), Error> {
         auth_failure_delay: seconds("auth-failure-delay", cli.auth_failure_delay)?,
         max_auth_failures: cli.max_auth_failures,
         auth_failure_window: seconds("auth-failure-window", cli.auth_failure_window)?,
+        max_connections_per_address: cli.max_connections_per_address,
         ..ServerOptions::default()
     };
     let log = match &cli.access_log {

@@ -22,10 +22,11 @@ pub mod router;
 pub mod throttle;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Error, format_err};
@@ -76,6 +77,9 @@ pub struct ServerOptions {
     pub auth_failure_window: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once per client address (more are closed
+    /// right after accept).
+    pub max_connections_per_address: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
 }
@@ -94,6 +98,7 @@ impl Default for ServerOptions {
             max_auth_failures: 5,
             auth_failure_window: Duration::from_secs(300),
             max_connections: 512,
+            max_connections_per_address: 128,
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -174,6 +179,45 @@ async fn serve_connection(
     }
 }
 
+/// Open connections per client address.
+struct AddressSlots {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's slot; given back when dropped.
+struct AddressSlot {
+    slots: Arc<AddressSlots>,
+    addr: IpAddr,
+}
+
+impl AddressSlots {
+    fn take(self: &Arc<Self>, addr: IpAddr) -> Option<AddressSlot> {
+        let mut counts = self.counts.lock().unwrap();
+        let count = counts.entry(addr).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            slots: Arc::clone(self),
+            addr,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.counts.lock().unwrap();
+        if let Some(count) = counts.get_mut(&self.addr) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.addr);
+            }
+        }
+    }
+}
+
 /// Resolves once shutdown was requested.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     loop {
@@ -211,6 +255,10 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(state.options.max_connections.max(1)));
+    let address_slots = Arc::new(AddressSlots {
+        max: state.options.max_connections_per_address.max(1),
+        counts: Mutex::new(HashMap::new()),
+    });
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -232,11 +280,17 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
             _ = sigint.recv() => break,
         };
         while connections.try_join_next().is_some() {}
+        // one address may not take every slot
+        let Some(address_slot) = address_slots.take(peer.ip().to_canonical()) else {
+            drop(tcp);
+            continue;
+        };
         let state = Arc::clone(&state);
         let acceptor = Arc::clone(&acceptor);
         let stop = stop_rx.clone();
         connections.spawn(async move {
             serve_connection(state, acceptor, tcp, peer, stop).await;
+            drop(address_slot);
             drop(permit);
         });
     }
