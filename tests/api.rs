@@ -944,7 +944,26 @@ fn api_slow_clients_time_out() {
     );
     assert!(start.elapsed() < Duration::from_secs(8));
 
-    // an idle keep-alive connection is closed too, and the daemon serves on
+    // a connection that never starts the TLS handshake, and one that is
+    // idle after it, are closed too
+    for handshake in [false, true] {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        if handshake {
+            let _ = raw_tls(port).read_to_end(&mut out);
+        } else {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let _ = tcp.read_to_end(&mut out);
+        }
+        let waited = start.elapsed();
+        assert!(
+            waited < Duration::from_secs(8),
+            "idle ({handshake}) took {waited:?}"
+        );
+    }
+
+    // and the daemon serves on
     let mut client = Client::token(port, "root@pam!admin", &access.root);
     assert_eq!(client.get("version").status, 200);
     assert_eq!(client.get("config/encryption-keys").data(), json!([]));

@@ -35,7 +35,8 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     access_log: Option<PathBuf>,
 
-    /// Seconds a client has to send a request head (and keep-alive idle time).
+    /// Seconds a client has to send a request head (and keep-alive idle
+    /// time); the TLS handshake gets the same, at most 10.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     header_timeout: f64,
 
@@ -84,14 +85,18 @@ fn start(cli: Cli) -> Result<(), Error> {
         Some(dir) => ConfigDir::shared(dir)?,
         None => ConfigDir::default_dir()?,
     };
+    let header_timeout = seconds("header-timeout", cli.header_timeout)?;
+    let defaults = ServerOptions::default();
     let options = ServerOptions {
-        header_timeout: seconds("header-timeout", cli.header_timeout)?,
+        // a client that cannot finish a handshake would not send a head in time either
+        handshake_timeout: defaults.handshake_timeout.min(header_timeout),
+        header_timeout,
         body_timeout: seconds("body-timeout", cli.body_timeout)?,
         auth_failure_delay: seconds("auth-failure-delay", cli.auth_failure_delay)?,
         max_auth_failures: cli.max_auth_failures,
         auth_failure_window: seconds("auth-failure-window", cli.auth_failure_window)?,
         max_connections_per_address: cli.max_connections_per_address,
-        ..ServerOptions::default()
+        ..defaults
     };
     let log = match &cli.access_log {
         Some(path) => AccessLog::file(path)?,
