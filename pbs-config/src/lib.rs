@@ -119,6 +119,28 @@ pub(crate) fn read_optional_limited(path: &Path, max: u64) -> Result<Option<Stri
     proxmox_sys::fs::into_utf8(data, path).map(Some)
 }
 
+/// Reads a JSON object of strings (`token.shadow`, `shadow.json`); a
+/// missing or empty file is an empty map. Parse errors give line and column
+/// only, never the file's contents (it holds password hashes).
+pub(crate) fn read_hash_map(
+    path: &Path,
+    max: u64,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let Some(raw) = read_optional_limited(path, max)? else {
+        return Ok(Default::default());
+    };
+    if raw.trim().is_empty() {
+        return Ok(Default::default());
+    }
+    serde_json::from_str(&raw).map_err(|err| {
+        format_err!(
+            "unable to parse {path:?} - not a JSON object of strings (line {}, column {})",
+            err.line(),
+            err.column()
+        )
+    })
+}
+
 /// Refuses a guard that is not the exclusive lock `path`.
 pub(crate) fn check_lock(held: &BackupLockGuard, path: &Path) -> Result<(), Error> {
     if held.path() != path || !held.is_exclusive() {

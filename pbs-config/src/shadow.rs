@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Error, bail, format_err};
+use anyhow::{Error, bail};
 
 use pbs_api_types::Userid;
 
@@ -65,20 +65,7 @@ impl Shadow<'_> {
 
     /// User name → hash. A missing or empty file is an empty map.
     pub fn read(&self) -> Result<BTreeMap<String, String>, Error> {
-        let path = self.path();
-        let Some(raw) = crate::read_optional_limited(&path, MAX_SHADOW_SIZE)? else {
-            return Ok(BTreeMap::new());
-        };
-        if raw.trim().is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        serde_json::from_str(&raw).map_err(|err| {
-            format_err!(
-                "unable to parse {path:?} - not a JSON object of strings (line {}, column {})",
-                err.line(),
-                err.column()
-            )
-        })
+        crate::read_hash_map(&self.path(), MAX_SHADOW_SIZE)
     }
 
     /// The stored hash of `userid`'s password, if any.
