@@ -58,7 +58,13 @@ impl Daemon {
         let mut child = Command::new(DAEMON)
             .arg("--config-dir")
             .arg(dir.path())
-            .args(["--listen", "127.0.0.1:0", "--auth-failure-delay", "0"])
+            .args(["--listen", "127.0.0.1:0"])
+            // fast failures by default (worst case for the throttling tests)
+            .args(if extra.contains(&"--auth-failure-delay") {
+                &[][..]
+            } else {
+                &["--auth-failure-delay", "0"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1402,4 +1408,36 @@ fn api_limits_connections_per_address() {
     }
     let mut root = Client::token(port, "root@pam!admin", &access.root);
     assert_eq!(root.get("version").status, 200);
+}
+
+#[test]
+fn api_delays_failed_authentications_only() {
+    // timing assertions: not beside the load tests
+    let _heavy = heavy();
+    let (daemon, access) = start_with_access(&["--auth-failure-delay", "1"]);
+    let port = daemon.port;
+    let mut good = Client::token(port, "root@pam!admin", &access.root);
+    assert_eq!(good.get("version").status, 200);
+    let start = Instant::now();
+    assert_eq!(good.get("version").status, 200);
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
+    let mut bad = Client::token(port, "root@pam!admin", "wrong-secret");
+    for (client, path) in [(&mut bad, "version"), (&mut Client::new(port), "version")] {
+        let start = Instant::now();
+        assert_eq!(client.get(path).status, 401);
+        assert!(
+            start.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    // a parameter error of an authenticated client is not an auth failure
+    let start = Instant::now();
+    good.get("config/encryption-keys?bogus=1")
+        .expect(400, "parameter 'bogus'");
+    assert!(start.elapsed() < Duration::from_millis(400));
 }
