@@ -15,3 +15,6 @@ mod keystore;
 // the proxmox-backup-manager binary: every command, error path and exit
 // status, completion and man page
 mod cli;
+
+// the HTTPS API daemon and the access setup commands, over loopback
+mod api;
