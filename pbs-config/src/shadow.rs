@@ -69,9 +69,16 @@ impl Shadow<'_> {
     }
 
     /// The stored hash of `userid`'s password, if any.
+    ///
+    /// Upstream keys the file by user name (`alice`); an entry keyed by the
+    /// full user id (`alice@pbs`, as DESIGN.md words it) is read too, so a
+    /// hand-written file in either spelling works. Writes use the name.
     pub fn hash_of(&self, userid: &Userid) -> Result<Option<String>, Error> {
         check_realm(userid)?;
-        Ok(self.read()?.remove(userid.name()))
+        let mut data = self.read()?;
+        Ok(data
+            .remove(userid.name())
+            .or_else(|| data.remove(userid.as_str())))
     }
 
     /// Checks `password` against the stored hash, in constant time.
@@ -154,6 +161,12 @@ mod tests {
         );
         let root = Userid::root_userid();
         assert!(shadow.store_password(&root, "x").is_err());
+
+        // an entry keyed by the full user id is read too
+        let hash = proxmox_sys::crypt::encrypt_pw("carol's pass").unwrap();
+        std::fs::write(shadow.path(), format!("{{\"carol@pbs\":\"{hash}\"}}")).unwrap();
+        let carol: Userid = "carol@pbs".parse().unwrap();
+        shadow.verify_password(&carol, "carol's pass").unwrap();
         let err = shadow
             .verify_password(&"bob@pbs".parse().unwrap(), "x")
             .unwrap_err();
