@@ -64,6 +64,14 @@ struct Cli {
     max_connections_per_address: usize,
 }
 
+// mimalloc instead of glibc malloc: config parses (thousands of small
+// allocations per call) run faster with it, and peak memory stays within the
+// targets; the figures for both are in docs/performance.md. Build with
+// --no-default-features to measure glibc malloc.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn seconds(name: &str, value: f64) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| format_err!("invalid --{name} {value} - expected seconds >= 0"))

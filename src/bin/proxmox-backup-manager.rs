@@ -17,6 +17,14 @@ use proxmox_backup_manager::{
     user,
 };
 
+// mimalloc instead of glibc malloc: config parses (thousands of small
+// allocations per call) run faster with it, and peak memory stays within the
+// targets; the figures for both are in docs/performance.md. Build with
+// --no-default-features to measure glibc malloc.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Manage the keystore of a Proxmox Backup Server style backup server.
 #[derive(Parser)]
 #[command(
