@@ -64,10 +64,9 @@ struct Cli {
     max_connections_per_address: usize,
 }
 
-// mimalloc instead of glibc malloc: config parses (thousands of small
-// allocations per call) run faster with it, and peak memory stays within the
-// targets; the figures for both are in docs/performance.md. Build with
-// --no-default-features to measure glibc malloc.
+// glibc malloc unless built with the opt-in feature `mimalloc`, which
+// parses configs faster but left the daemon with several times the memory
+// (docs/performance.md has the figures of both).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
