@@ -13,7 +13,9 @@
 //!   `ops/load_cold/N`: a new `ConfigDir` per load (parse included), as in
 //!   a fresh process;
 //! - `floor/replace_small_file`: the durability floor on the same disk:
-//!   write 300 bytes to a temp file, fsync, rename, fsync the directory.
+//!   write 300 bytes to a temp file, fsync, rename, fsync the directory;
+//!   `floor/replace_config_file/10000`: the same for the 2.5 MiB of a
+//!   10,000-key config (what a write of that config costs at least).
 
 use std::fs::File;
 use std::io::Write;
@@ -145,9 +147,9 @@ fn operations(c: &mut Criterion) {
     group.finish();
 }
 
-/// Write a small file, fsync it, rename it over its target, fsync the
-/// directory: what every durable replace costs at least, on this disk.
-fn replace_small_file(dir: &Path, data: &[u8]) {
+/// Write a file, fsync it, rename it over its target, fsync the directory:
+/// what every durable replace costs at least, on this disk.
+fn replace_file(dir: &Path, data: &[u8]) {
     let tmp = dir.join("floor.tmp");
     let mut file = File::create(&tmp).unwrap();
     file.write_all(data).unwrap();
@@ -161,13 +163,18 @@ fn durability_floor(c: &mut Criterion) {
     let tmp = scratch_dir("floor-");
     // a key file is about 300 bytes
     let data = key_config(0).to_json().unwrap().into_bytes();
+    let config = common::config_text(tmp.path(), 10_000).into_bytes();
     let mut group = c.benchmark_group("floor");
     group
         .sample_size(30)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     group.bench_function("replace_small_file", |b| {
-        b.iter(|| replace_small_file(tmp.path(), &data))
+        b.iter(|| replace_file(tmp.path(), &data))
+    });
+    group.throughput(Throughput::Bytes(config.len() as u64));
+    group.bench_function(BenchmarkId::new("replace_config_file", 10_000), |b| {
+        b.iter(|| replace_file(tmp.path(), &config))
     });
     group.finish();
 }
