@@ -25,7 +25,7 @@ fmt:
 	$(CARGO) fmt --all
 
 # benchmarks (docs/performance.md): criterion first, then the whole-process
-# report, which reads criterion's results of the same run; about 8 minutes;
+# report, which reads criterion's results of the same run; about 6 minutes;
 # not part of `make test`. BENCH_FLAGS="--features mimalloc": with mimalloc
 bench:
 	$(CARGO) bench $(BENCH_FLAGS) --bench keystore
