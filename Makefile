@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build test check lint fmt clean deb lintian test-deb
+.PHONY: all build test check lint fmt clean deb lintian test-deb bench
 
 all: build
 
@@ -23,6 +23,13 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+# benchmarks (docs/performance.md): criterion first, then the whole-process
+# report, which reads criterion's results of the same run; about 6 minutes;
+# not part of `make test`. BENCH_FLAGS="--features mimalloc": with mimalloc
+bench:
+	$(CARGO) bench $(BENCH_FLAGS) --bench keystore
+	$(CARGO) bench $(BENCH_FLAGS) --bench report
 
 clean:
 	$(CARGO) clean

@@ -128,6 +128,37 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
+/// The value of each byte as a hex digit, 0xff where it is none.
+const NIBBLES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        table[b"0123456789ABCDEF"[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The canonical form "aa:bb:..." (either case), decoded without early
+/// exits so the compiler unrolls it: every config parse reads one
+/// fingerprint per key.
+fn canonical(text: &[u8; 95]) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    // a nibble of 0xff, or a separator that is not ':', sets high bits
+    let mut bad = 0u8;
+    for (i, out) in bytes.iter_mut().enumerate() {
+        let high = NIBBLES[text[3 * i] as usize];
+        let low = NIBBLES[text[3 * i + 1] as usize];
+        bad |= high | low;
+        if i < 31 {
+            bad |= u8::from(text[3 * i + 2] != b':') << 4;
+        }
+        *out = (high << 4) | (low & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(bytes)
+}
+
 impl FromStr for Fingerprint {
     type Err = Error;
 
@@ -148,10 +179,9 @@ impl FromStr for Fingerprint {
         let mut bytes = [0u8; 32];
         // the canonical form "aa:bb:...", and the bare 64 digits
         let ok = match text.len() {
-            95 => text.chunks(3).zip(bytes.iter_mut()).all(|(group, out)| {
-                group.get(2).is_none_or(|c| *c == b':')
-                    && byte(group[0], group[1]).map(|b| *out = b).is_some()
-            }),
+            95 => canonical(text.try_into().expect("95 bytes"))
+                .map(|parsed| bytes = parsed)
+                .is_some(),
             64 => text
                 .chunks(2)
                 .zip(bytes.iter_mut())
@@ -398,6 +428,51 @@ mod tests {
         }
         assert_eq!(fp.bytes()[0], 0x0e);
         assert_eq!(fp.to_string(), "0e:ab:d4:46:0b:6e:b9:ca");
+    }
+
+    /// The canonical form decoded the plain way, to check [`canonical`].
+    fn canonical_reference(text: &[u8]) -> Option<[u8; 32]> {
+        if text.len() != 95 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, out) in bytes.iter_mut().enumerate() {
+            if i < 31 && text[3 * i + 2] != b':' {
+                return None;
+            }
+            let pair = std::str::from_utf8(&text[3 * i..3 * i + 2]).ok()?;
+            if !pair.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            *out = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(bytes)
+    }
+
+    #[test]
+    fn canonical_fingerprint_decoding_agrees_with_the_plain_one() {
+        let mut cases = vec![KNOWN.to_string(), KNOWN.to_uppercase()];
+        for i in 0..KNOWN.len() {
+            for c in [
+                '0', '9', 'a', 'f', 'A', 'F', 'g', 'G', '/', ':', ';', '@', '`', ' ',
+            ] {
+                let mut s: Vec<char> = KNOWN.chars().collect();
+                s[i] = c;
+                cases.push(s.into_iter().collect());
+            }
+        }
+        for case in cases {
+            let text: &[u8; 95] = case.as_bytes().try_into().unwrap();
+            assert_eq!(canonical(text), canonical_reference(text), "{case:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_fingerprint_decoding_agrees_on_any_bytes(text in proptest::collection::vec(proptest::prelude::any::<u8>(), 95)) {
+            let text: &[u8; 95] = text.as_slice().try_into().unwrap();
+            proptest::prop_assert_eq!(canonical(text), canonical_reference(text));
+        }
     }
 
     #[test]

@@ -64,6 +64,13 @@ struct Cli {
     max_connections_per_address: usize,
 }
 
+// glibc malloc unless built with the opt-in feature `mimalloc`, which
+// parses configs faster but left the daemon with several times the memory
+// (docs/performance.md has the figures of both).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn seconds(name: &str, value: f64) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| format_err!("invalid --{name} {value} - expected seconds >= 0"))

@@ -17,6 +17,13 @@ use proxmox_backup_manager::{
     user,
 };
 
+// glibc malloc unless built with the opt-in feature `mimalloc`, which
+// parses configs faster but left the daemon with several times the memory
+// (docs/performance.md has the figures of both).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Manage the keystore of a Proxmox Backup Server style backup server.
 #[derive(Parser)]
 #[command(

@@ -33,9 +33,8 @@ use crate::server::params::{body_kind, parse_request_parameters, percent_decode}
 use crate::server::router::{Reply, Route, dispatch, find_route};
 use crate::server::{ServerOptions, ServerState};
 
-fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(&reply.to_body()).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn json_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.into_body())));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/json;charset=UTF-8"),
@@ -96,9 +95,9 @@ pub async fn handle_request(
         let until = start + state.options.auth_failure_delay;
         tokio::time::sleep_until(until.into()).await;
     }
-    let response = match &outcome.result {
+    let response = match outcome.result {
         Ok(reply) => json_response(reply),
-        Err(err) => error_response(err),
+        Err(err) => error_response(&err),
     };
     let size = hyper::body::Body::size_hint(response.body())
         .exact()
@@ -269,13 +268,13 @@ async fn login(state: &Arc<ServerState>, peer: SocketAddr, params: Value) -> Out
         Ok(info) => {
             state.throttle.success(peer.ip(), &username);
             let auth_id = username.parse().ok();
-            match serde_json::to_value(&info) {
-                Ok(data) => Outcome {
-                    result: Ok(Reply { data, digest: None }),
+            match Reply::data(&info) {
+                Ok(reply) => Outcome {
+                    result: Ok(reply),
                     auth_id,
                     auth_failed: false,
                 },
-                Err(err) => Outcome::err(err.into(), auth_id),
+                Err(err) => Outcome::err(err, auth_id),
             }
         }
         Err(err) => {

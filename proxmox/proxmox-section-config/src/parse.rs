@@ -193,7 +193,9 @@ impl SectionConfig {
 
 impl<'a> OpenSection<'a> {
     fn add_property(&mut self, key: &'a str, value: &'a str) -> Result<(), Error> {
-        let Some((index, schema)) = self.plugin.lookup_index(key) else {
+        // look after the previous property first (additional ones are MAX)
+        let from = self.indices.last().map_or(0, |last| last.wrapping_add(1));
+        let Some((index, schema)) = self.plugin.lookup_index(key, from) else {
             if self.plugin.properties().additional_properties() {
                 check_no_control_chars(key, value)?;
                 if self.properties.iter().any(|p| p.key == key) {

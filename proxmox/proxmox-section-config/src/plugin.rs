@@ -63,11 +63,17 @@ impl SectionConfigPlugin {
     }
 
     /// Looks up a property: its index in the sorted property list and its
-    /// schema.
-    pub(crate) fn lookup_index(&self, key: &str) -> Option<(usize, &'static Schema)> {
-        self.properties
-            .index_of(key)
-            .map(|index| (index, self.properties.entries[index].2))
+    /// schema. `from` is where to look first: the writer puts properties in
+    /// list order, so the next one read is nearly always at or after the
+    /// previous one's index, a few cheap length-first comparisons away.
+    pub(crate) fn lookup_index(&self, key: &str, from: usize) -> Option<(usize, &'static Schema)> {
+        let entries = &self.properties.entries;
+        let index = entries
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|(name, _, _)| *name == key))
+            .map(|offset| from + offset)
+            .or_else(|| self.properties.index_of(key))?;
+        Some((index, entries[index].2))
     }
 
     /// Number of known properties.
@@ -117,5 +123,44 @@ impl ObjectSchemaType for PluginProperties {
 
     fn default_key(&self) -> Option<&'static str> {
         self.default_key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proxmox_schema::{ObjectSchema, StringSchema};
+
+    use super::*;
+
+    const TEXT: Schema = StringSchema::new("Text.").schema();
+    const PROPERTIES: ObjectSchema = ObjectSchema::new(
+        "Properties.",
+        &[
+            ("archived-at", true, &TEXT),
+            ("created", false, &TEXT),
+            ("fingerprint", true, &TEXT),
+            ("hint", true, &TEXT),
+            ("id", false, &TEXT),
+            ("kdf", false, &TEXT),
+            ("modified", false, &TEXT),
+            ("path", true, &TEXT),
+        ],
+    );
+
+    #[test]
+    fn lookup_from_any_start_finds_what_the_binary_search_finds() {
+        let plugin = SectionConfigPlugin::new("t", Some("id".into()), &PROPERTIES);
+        let count = plugin.property_count();
+        let keys = PROPERTIES.properties.iter().map(|(name, _, _)| *name);
+        for key in keys.chain(["", "a", "zzz", "kdff", "created "]) {
+            let expected = plugin.properties.index_of(key);
+            for from in (0..=count + 1).chain([usize::MAX]) {
+                assert_eq!(
+                    plugin.lookup_index(key, from).map(|(index, _)| index),
+                    expected,
+                    "{key:?} from {from}"
+                );
+            }
+        }
     }
 }

@@ -1,0 +1,150 @@
+//! Fixtures shared by the benchmarks: realistic `encryption-keys.cfg` text
+//! and config dirs with N keys already stored.
+//!
+//! Large configs are generated as text (only the keys a benchmark loads,
+//! stores or deletes get a real key file), because storing 100,000 keys one
+//! by one would take minutes of fsyncs. The text is exactly what
+//! `SectionConfig::write` produces (checked in [`config_text`]), so parsing
+//! it costs what parsing a real host's file costs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pbs_config::ConfigDir;
+use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_NAME};
+use pbs_key_config::KeyConfig;
+
+/// The key counts of the parse and write benchmarks.
+pub const PARSE_SIZES: [usize; 4] = [100, 1_000, 10_000, 100_000];
+
+/// The key counts of the store, load, archive and delete benchmarks.
+pub const STORE_SIZES: [usize; 3] = [10, 1_000, 10_000];
+
+/// Epoch of the generated entries (`created`, `modified`).
+const CREATED: i64 = 1_775_840_036;
+
+/// The id of generated key `i`, 13 characters, as a provider might name
+/// one key per tenant.
+pub fn key_id(i: usize) -> String {
+    format!("tenant-{i:06}")
+}
+
+/// A fingerprint for generated key `i`: 32 bytes, distinct for every `i`,
+/// in the config's colon-separated lower-case hex.
+pub fn fingerprint(i: usize) -> String {
+    let digest = openssl::sha::sha256(&(i as u64).to_le_bytes());
+    let hex: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex.join(":")
+}
+
+/// `encryption-keys.cfg` text with `n` keys whose files are under
+/// `base/encryption-keys/`: `created`, `fingerprint` (full 32 bytes),
+/// `kdf none`, `modified`, `path`, and `archived-at` on every tenth key,
+/// as `proxmox-backup-manager` writes it (about 250 bytes per key).
+pub fn config_text(base: &Path, n: usize) -> String {
+    use std::fmt::Write as _;
+
+    let key_dir = base.join("encryption-keys");
+    let key_dir = key_dir.display();
+    let mut text = String::with_capacity(n * 260);
+    for i in 0..n {
+        if i > 0 {
+            text.push('\n');
+        }
+        let id = key_id(i);
+        let _ = writeln!(text, "sync-key: {id}");
+        if i % 10 == 9 {
+            let _ = writeln!(text, "\tarchived-at {}", CREATED + 86_400);
+        }
+        let _ = writeln!(text, "\tcreated {CREATED}");
+        let _ = writeln!(text, "\tfingerprint {}", fingerprint(i));
+        let _ = writeln!(text, "\tkdf none");
+        let _ = writeln!(text, "\tmodified {CREATED}");
+        let _ = writeln!(text, "\tpath {key_dir}/{id}.enc");
+    }
+    text
+}
+
+/// [`config_text`], checked once to be exactly what the writer produces
+/// from its own parse (so the benchmarks parse a file the product wrote).
+pub fn checked_config_text(base: &Path, n: usize) -> String {
+    let text = config_text(base, n);
+    let data = CONFIG
+        .parse("bench.cfg", &text)
+        .expect("generated config parses");
+    assert_eq!(data.sections.len(), n);
+    let written = CONFIG
+        .write("bench.cfg", &data)
+        .expect("generated config writes");
+    assert!(
+        written == text,
+        "generated config text differs from what the writer produces"
+    );
+    text
+}
+
+/// The directory benchmarks put their config dirs in: under cargo's target
+/// dir, so on the disk of the work tree (the durability floor is measured
+/// there too). Override with `PBS_BENCH_DIR`.
+pub fn scratch_root() -> PathBuf {
+    match std::env::var_os("PBS_BENCH_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+    }
+}
+
+/// A fresh temporary directory under [`scratch_root`].
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    let root = scratch_root();
+    std::fs::create_dir_all(&root).expect("scratch root");
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(root)
+        .expect("scratch dir")
+}
+
+/// Raw key bytes number `seed` (distinct keys, so distinct fingerprints).
+pub fn raw_key(seed: u64) -> [u8; 32] {
+    openssl::sha::sha256(format!("pbs-keystore bench key {seed}").as_bytes())
+}
+
+/// An unprotected key config for [`raw_key`]`(seed)`.
+pub fn key_config(seed: u64) -> KeyConfig {
+    KeyConfig::without_password(raw_key(seed)).expect("key config")
+}
+
+/// A config dir holding `n` keys: `n - real` generated entries without key
+/// files plus `real` keys stored through `store_key` (ids `real-000000`...),
+/// whose files exist, so they can be loaded, archived and deleted.
+pub struct KeyStore {
+    pub tmp: tempfile::TempDir,
+    /// The shared context of the dir, as the daemon holds it.
+    pub dir: Arc<ConfigDir>,
+    /// Ids of the keys with real key files.
+    pub real_ids: Vec<String>,
+}
+
+impl KeyStore {
+    pub fn new(n: usize, real: usize) -> Self {
+        assert!(real >= 1 && real <= n);
+        let tmp = scratch_dir("keystore-");
+        let dir = ConfigDir::shared(tmp.path()).expect("config dir");
+        dir.ensure_base_dir().expect("config dir");
+        let text = config_text(dir.base(), n - real);
+        dir.replace_backup_config(ENCRYPTION_KEYS_CFG_NAME, text.as_bytes())
+            .expect("write config");
+        let keys = dir.encryption_keys();
+        let real_ids: Vec<String> = (0..real).map(|i| format!("real-{i:06}")).collect();
+        for (i, id) in real_ids.iter().enumerate() {
+            keys.store_key(id, &key_config(i as u64))
+                .expect("store a real key");
+        }
+        Self { tmp, dir, real_ids }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+}

@@ -1,0 +1,183 @@
+//! Criterion benchmarks of the key store (`cargo bench --bench keystore`;
+//! docs/performance.md has the commands, the results and what they mean).
+//!
+//! - `parse/generic/N`, `parse/typed/N`, `write/N`: `encryption-keys.cfg`
+//!   with N keys through `SectionConfig::parse` (upstream's API, what
+//!   writers use), `KeyIndex::parse` (what list and load use) and
+//!   `SectionConfig::write`;
+//! - `ops/store_key/N`, `ops/archive_key/N`, `ops/delete_key/N`: one
+//!   operation with N keys already stored. Each iteration stores, archives
+//!   and deletes one key, so N stays the same; only the named step is timed;
+//! - `ops/load_warm/N`: `load_key_config` through a shared `ConfigDir`
+//!   whose parse is cached, as inside the daemon;
+//!   `ops/load_cold/N`: a new `ConfigDir` per load (parse included), as in
+//!   a fresh process;
+//! - `floor/replace_small_file`: the durability floor on the same disk:
+//!   write 300 bytes to a temp file, fsync, rename, fsync the directory;
+//!   `floor/replace_config_file/10000`: the same for the 2.5 MiB of a
+//!   10,000-key config (what a write of that config costs at least).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+
+use pbs_config::encryption_keys::CONFIG;
+use pbs_config::{ConfigDir, KeyIndex};
+
+mod common;
+
+use common::{KeyStore, PARSE_SIZES, STORE_SIZES, checked_config_text, key_config, scratch_dir};
+
+// the benchmarks run with the allocator of the product binaries
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn parse_and_write(c: &mut Criterion) {
+    let base = Path::new("/etc/proxmox-backup");
+    let texts: Vec<(usize, String)> = PARSE_SIZES
+        .iter()
+        .map(|&n| (n, checked_config_text(base, n)))
+        .collect();
+    let path = base.join("encryption-keys.cfg");
+
+    let mut group = c.benchmark_group("parse");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1));
+    for (n, text) in &texts {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::new("generic", n), text, |b, text| {
+            b.iter(|| CONFIG.parse(&path, text).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("typed", n), text, |b, text| {
+            b.iter(|| KeyIndex::parse(&path, text).unwrap())
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("write");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1));
+    for (n, text) in &texts {
+        let data = CONFIG.parse(&path, text).unwrap();
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &data, |b, data| {
+            b.iter(|| CONFIG.write(&path, data).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// Which step of the store → archive → delete cycle is timed.
+#[derive(Clone, Copy, PartialEq)]
+enum Step {
+    Store,
+    Archive,
+    Delete,
+}
+
+/// Runs `iters` cycles of store, archive, delete of a new key, timing `step`.
+fn cycle(store: &KeyStore, seed: &mut u64, iters: u64, step: Step) -> Duration {
+    let keys = store.dir.encryption_keys();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        *seed += 1;
+        let id = format!("cycle-{seed:08}");
+        // a new key per cycle: a fingerprint may be stored only once
+        let key = key_config(1_000_000 + *seed);
+        let timed = |this: Step, total: &mut Duration, op: &mut dyn FnMut()| {
+            if this == step {
+                let start = Instant::now();
+                op();
+                *total += start.elapsed();
+            } else {
+                op();
+            }
+        };
+        timed(Step::Store, &mut total, &mut || {
+            keys.store_key(&id, &key).unwrap();
+        });
+        timed(Step::Archive, &mut total, &mut || {
+            keys.archive_key(&id, None).unwrap();
+        });
+        timed(Step::Delete, &mut total, &mut || {
+            keys.remove_key(&id, None).unwrap();
+        });
+    }
+    total
+}
+
+fn operations(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ops");
+    // writes take milliseconds and do three fsyncs each: few, equal samples
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for n in STORE_SIZES {
+        // n keys in all, the first real key is the one loaded
+        let store = KeyStore::new(n, 1);
+        let id = store.real_ids[0].clone();
+        let mut seed = 0;
+        for (name, step) in [
+            ("store_key", Step::Store),
+            ("archive_key", Step::Archive),
+            ("delete_key", Step::Delete),
+        ] {
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter_custom(|iters| cycle(&store, &mut seed, iters, step))
+            });
+        }
+
+        group.bench_function(BenchmarkId::new("load_warm", n), |b| {
+            let keys = store.dir.encryption_keys();
+            b.iter(|| keys.load_key_config(&id, true).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("load_cold", n), |b| {
+            b.iter(|| {
+                let dir = ConfigDir::new(store.path()).unwrap();
+                dir.encryption_keys().load_key_config(&id, true).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Write a file, fsync it, rename it over its target, fsync the directory:
+/// what every durable replace costs at least, on this disk.
+fn replace_file(dir: &Path, data: &[u8]) {
+    let tmp = dir.join("floor.tmp");
+    let mut file = File::create(&tmp).unwrap();
+    file.write_all(data).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    std::fs::rename(&tmp, dir.join("floor")).unwrap();
+    File::open(dir).unwrap().sync_all().unwrap();
+}
+
+fn durability_floor(c: &mut Criterion) {
+    let tmp = scratch_dir("floor-");
+    // a key file is about 300 bytes
+    let data = key_config(0).to_json().unwrap().into_bytes();
+    let config = common::config_text(tmp.path(), 10_000).into_bytes();
+    let mut group = c.benchmark_group("floor");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group.bench_function("replace_small_file", |b| {
+        b.iter(|| replace_file(tmp.path(), &data))
+    });
+    group.throughput(Throughput::Bytes(config.len() as u64));
+    group.bench_function(BenchmarkId::new("replace_config_file", 10_000), |b| {
+        b.iter(|| replace_file(tmp.path(), &config))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, durability_floor, parse_and_write, operations);
+criterion_main!(benches);

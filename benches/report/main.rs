@@ -1,0 +1,573 @@
+//! Whole-process benchmark figures and the issue 8 target ratios
+//! (`cargo bench --bench report`, after `cargo bench --bench keystore`;
+//! `make bench` runs both; docs/performance.md explains the figures).
+//!
+//! Measures what criterion cannot inside one process: `list` and `load`
+//! throughput of 1 and 2 reader processes while a writer process stores
+//! keys, a load in a fresh process at 10,000 keys, the API daemon over
+//! HTTPS (requests per second, median and p99 latency), and peak memory of
+//! the daemon and of `encryption-key list` at 100,000 keys. Then it reads
+//! criterion's medians of this run from `target/criterion` and prints each
+//! target as a ratio of figures measured in the same run.
+//!
+//! `PBS_BENCH_QUICK=1` shortens every run (for a smoke test; the figures
+//! are then noisy); `PBS_BENCH_ONLY=readers,fresh,daemon,memory` runs only
+//! the parts named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../common/mod.rs"]
+mod common;
+mod daemon;
+mod workers;
+
+use common::KeyStore;
+use daemon::{Daemon, Op};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "glibc malloc"
+};
+
+const MANAGER: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
+
+/// Figures collected for the targets, by name.
+type Figures = BTreeMap<&'static str, f64>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Ok(role) = std::env::var("PBS_BENCH_WORKER") {
+        workers::run(&role, &args);
+        return;
+    }
+    // `cargo bench` passes --bench (and a filter, if given): nothing to do
+    // unless this bench is selected
+    if let Some(filter) = args.iter().find(|a| !a.starts_with('-'))
+        && !"report".contains(filter.as_str())
+    {
+        return;
+    }
+    let quick = std::env::var_os("PBS_BENCH_QUICK").is_some();
+    let seconds = |full: f64| Duration::from_secs_f64(if quick { full / 4.0 } else { full });
+
+    println!("# pbs-keystore whole-process benchmarks");
+    println!();
+    println!("- allocator: {ALLOCATOR}");
+    println!("- load average at start: {}", load_average());
+    println!("- scratch dir: {:?}", common::scratch_root());
+    if quick {
+        println!("- QUICK run (PBS_BENCH_QUICK): short runs, noisy figures");
+    }
+    println!();
+
+    let only = std::env::var("PBS_BENCH_ONLY").ok();
+    let part = |name: &str| {
+        only.as_deref()
+            .is_none_or(|list| list.split(',').any(|p| p == name))
+    };
+    let mut figures = Figures::new();
+    if part("readers") {
+        readers(&mut figures, seconds(3.0));
+    }
+    if part("fresh") {
+        fresh_load(&mut figures, if quick { 5 } else { 21 });
+    }
+    if part("daemon") {
+        daemon_load(&mut figures, seconds(5.0));
+    }
+    if part("memory") {
+        memory(&mut figures);
+    }
+    criterion_tables();
+    targets(&figures);
+    println!();
+    println!("- load average at end: {}", load_average());
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Starts this binary as the worker `role`.
+fn worker(role: &str, args: &[&str]) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env("PBS_BENCH_WORKER", role)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start worker")
+}
+
+fn worker_output(child: std::process::Child) -> String {
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "worker failed");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(nanos: f64) -> String {
+    format!("{:.3} ms", nanos / 1e6)
+}
+
+/// `list` and `load` by 1 and 2 reader processes at 1,000 keys while a
+/// writer process stores, archives and deletes a key every 50 ms. The two
+/// counts alternate for `ROUNDS` rounds and the median of each is taken:
+/// single runs on this VM vary by 15%.
+fn readers(figures: &mut Figures, duration: Duration) {
+    const KEYS: usize = 1_000;
+    const ROUNDS: usize = 3;
+    let store = KeyStore::new(KEYS, 16);
+    let dir = store.path().to_str().unwrap().to_string();
+    let ids: Vec<&str> = store.real_ids.iter().map(String::as_str).collect();
+    // ops/s summed over the readers, and the writer's operations
+    let run = |op: &str, readers: usize| -> (f64, u64) {
+        let writer_secs = format!("{}", duration.as_secs_f64() + 1.0);
+        let writer = worker("writer", &[&dir, &writer_secs, "0.05"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let secs = format!("{}", duration.as_secs_f64());
+        let mut args = vec![op, dir.as_str(), secs.as_str()];
+        args.extend(&ids);
+        let children: Vec<_> = (0..readers).map(|_| worker("reader", &args)).collect();
+        let mut per_second = 0.0;
+        for child in children {
+            let out = worker_output(child);
+            let mut parts = out.split_whitespace().map(|p| p.parse::<f64>().unwrap());
+            let (ops, nanos) = (parts.next().unwrap(), parts.next().unwrap());
+            per_second += ops / (nanos / 1e9);
+        }
+        let writer_ops = worker_output(writer).trim().parse().unwrap();
+        (per_second, writer_ops)
+    };
+    println!(
+        "## Readers ({KEYS} keys; a writer process changes the config every 50 ms; \
+         {} s per run, median of {ROUNDS} alternating rounds)",
+        duration.as_secs_f64()
+    );
+    println!();
+    println!(
+        "| operation | reader processes | ops/s (sum, median) | each round | writer ops per run | 2 vs 1 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for op in ["list", "load"] {
+        let mut rounds: [Vec<f64>; 2] = Default::default();
+        let mut writer_ops = Vec::new();
+        for _ in 0..ROUNDS {
+            for readers in [1, 2] {
+                let (per_second, ops) = run(op, readers);
+                rounds[readers - 1].push(per_second);
+                writer_ops.push(ops);
+            }
+        }
+        let writer_ops = format!(
+            "{}-{}",
+            writer_ops.iter().min().unwrap(),
+            writer_ops.iter().max().unwrap()
+        );
+        let mut medians = [0.0; 2];
+        for readers in [1, 2] {
+            let each: Vec<String> = rounds[readers - 1]
+                .iter()
+                .map(|v| format!("{v:.0}"))
+                .collect();
+            medians[readers - 1] = median(&mut rounds[readers - 1]);
+            let ratio = if readers == 2 {
+                format!("{:.2}x", medians[1] / medians[0])
+            } else {
+                String::new()
+            };
+            println!(
+                "| {op} | {readers} | {:.0} | {} | {writer_ops} | {ratio} |",
+                medians[readers - 1],
+                each.join(", ")
+            );
+        }
+        let (one, two) = match op {
+            "list" => ("readers/list/1", "readers/list/2"),
+            _ => ("readers/load/1", "readers/load/2"),
+        };
+        figures.insert(one, medians[0]);
+        figures.insert(two, medians[1]);
+    }
+    println!();
+}
+
+/// A load in a new process at 10,000 keys: `ConfigDir::new` plus
+/// `load_key_config`, timed inside the process (so without exec and
+/// dynamic linking), median of `runs`.
+fn fresh_load(figures: &mut Figures, runs: usize) {
+    const KEYS: usize = 10_000;
+    let store = KeyStore::new(KEYS, 1);
+    let dir = store.path().to_str().unwrap();
+    let id = store.real_ids[0].as_str();
+    let mut inside = Vec::new();
+    let mut second = Vec::new();
+    let mut whole = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = worker_output(worker("fresh-load", &[dir, id]));
+        whole.push(start.elapsed().as_nanos() as f64);
+        let mut parts = out.split_whitespace().map(|p| p.parse::<f64>().unwrap());
+        inside.push(parts.next().unwrap());
+        second.push(parts.next().unwrap());
+    }
+    let inside = median(&mut inside);
+    let second = median(&mut second);
+    let whole = median(&mut whole);
+    println!("## Load in a fresh process ({KEYS} keys, median of {runs})");
+    println!();
+    println!("| what | median |");
+    println!("|---|---|");
+    println!(
+        "| `ConfigDir::new` + `load_key_config`, the first in the process | {} |",
+        ms(inside)
+    );
+    println!(
+        "| the same again in that process (parses again, process warmed up) | {} |",
+        ms(second)
+    );
+    println!("| the whole process (spawn to exit) | {} |", ms(whole));
+    println!();
+    figures.insert("fresh_load_second/10000", second);
+    figures.insert("fresh_load/10000", inside);
+    figures.insert("fresh_load_second/10000", second);
+}
+
+/// The daemon at 1,000 keys: list (all 1,000) and create, 1 and 16
+/// keep-alive connections.
+fn daemon_load(figures: &mut Figures, duration: Duration) {
+    const KEYS: usize = 1_000;
+    let store = KeyStore::new(KEYS, 1);
+    let auth = daemon::setup_token(store.path());
+    let daemon = Daemon::start(store.path());
+    println!(
+        "## API daemon over HTTPS (keep-alive; {KEYS} keys at the start; {} s per run)",
+        duration.as_secs_f64()
+    );
+    println!();
+    println!("| request | connections | requests/s | median | p99 | errors | response bytes |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut run = 0;
+    for (name, op) in [("list", Op::List), ("create", Op::Create { run: 0 })] {
+        for connections in [1, 16] {
+            run += 1;
+            let op = match op {
+                Op::Create { .. } => Op::Create { run },
+                op => op,
+            };
+            let result = daemon::load(daemon.port, &auth, op, connections, duration);
+            println!(
+                "| {name} | {connections} | {:.0} | {} | {} | {} | {} |",
+                result.per_second(),
+                ms(result.median.as_nanos() as f64),
+                ms(result.p99.as_nanos() as f64),
+                result.errors,
+                result.body_bytes
+            );
+            let key: &'static str = match (name, connections) {
+                ("list", 1) => "daemon/list/1/p99",
+                ("list", _) => "daemon/list/16/p99",
+                (_, 1) => "daemon/create/1/p99",
+                _ => "daemon/create/16/p99",
+            };
+            figures.insert(key, result.p99.as_nanos() as f64);
+        }
+    }
+    let (hwm, rss) = daemon.memory_kib();
+    println!();
+    println!(
+        "Daemon memory after these runs: VmHWM {:.1} MiB, VmRSS {:.1} MiB.",
+        hwm as f64 / 1024.0,
+        rss as f64 / 1024.0
+    );
+    println!();
+}
+
+/// Peak memory at 100,000 keys: the daemon after start, after listing all
+/// keys, after creating one (a writer parses the generic form); and
+/// `proxmox-backup-manager encryption-key list --include-archived`.
+fn memory(figures: &mut Figures) {
+    const KEYS: usize = 100_000;
+    let store = KeyStore::new(KEYS, 1);
+    let auth = daemon::setup_token(store.path());
+    let cfg_size = std::fs::metadata(store.path().join("encryption-keys.cfg"))
+        .unwrap()
+        .len();
+    println!(
+        "## Peak memory at {KEYS} keys (encryption-keys.cfg {:.1} MiB)",
+        cfg_size as f64 / (1024.0 * 1024.0)
+    );
+    println!();
+    println!("| process | after | VmHWM (peak) | VmRSS |");
+    println!("|---|---|---|---|");
+    let daemon = Daemon::start(store.path());
+    let row = |what: &str, (hwm, rss): (u64, u64)| {
+        println!(
+            "| daemon | {what} | {:.1} MiB | {:.1} MiB |",
+            hwm as f64 / 1024.0,
+            rss as f64 / 1024.0
+        );
+    };
+    row("start", daemon.memory_kib());
+    let mut bytes = 0;
+    for _ in 0..3 {
+        bytes = daemon::once(daemon.port, &auth, Op::List, 0);
+    }
+    let after_list = daemon.memory_kib();
+    row(
+        &format!("3 lists of all keys ({bytes} bytes each)"),
+        after_list,
+    );
+    daemon::once(daemon.port, &auth, Op::Create { run: 99 }, 0);
+    let after_create = daemon.memory_kib();
+    row("1 create", after_create);
+    figures.insert("memory/daemon/list", after_list.0 as f64 * 1024.0);
+    figures.insert("memory/daemon/create", after_create.0 as f64 * 1024.0);
+    drop(daemon);
+
+    let (maxrss, elapsed) = run_measured(
+        Command::new(MANAGER)
+            .args(["encryption-key", "list", "--include-archived"])
+            .args(["--output-format", "json", "--config-dir"])
+            .arg(store.path()),
+    );
+    println!(
+        "| `encryption-key list --include-archived --output-format json` | exit ({:.0} ms) | {:.1} MiB | |",
+        elapsed.as_secs_f64() * 1e3,
+        maxrss as f64 / 1024.0
+    );
+    figures.insert("memory/cli/list", maxrss as f64 * 1024.0);
+    println!();
+}
+
+/// Runs `command` with stdout to /dev/null; returns its `ru_maxrss` (KiB)
+/// and wall time.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std cannot do
+fn run_measured(command: &mut Command) -> (u64, Duration) {
+    let start = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start command");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 only writes into it
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid std has not reaped
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    (usage.ru_maxrss as u64, elapsed)
+}
+
+/// criterion's median (ns) of benchmark `id` in this run, if it ran.
+fn criterion_median(id: &str) -> Option<f64> {
+    let root = match std::env::var_os("CRITERION_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .unwrap()
+            .join("criterion"),
+    };
+    let text = std::fs::read_to_string(root.join(id).join("new/estimates.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+/// criterion's medians of this run as two tables.
+fn criterion_tables() {
+    let cell = |id: String| criterion_median(&id).map_or_else(|| "-".into(), ms);
+    println!("## Criterion medians (cargo bench --bench keystore, this run)");
+    println!();
+    println!("| keys | cfg size | generic parse | typed parse | write |");
+    println!("|---|---|---|---|---|");
+    for n in common::PARSE_SIZES {
+        let size = common::config_text(Path::new("/etc/proxmox-backup"), n).len();
+        println!(
+            "| {n} | {:.2} MiB | {} | {} | {} |",
+            size as f64 / (1024.0 * 1024.0),
+            cell(format!("parse/generic/{n}")),
+            cell(format!("parse/typed/{n}")),
+            cell(format!("write/{n}"))
+        );
+    }
+    println!();
+    println!(
+        "| keys stored | store_key | archive_key | delete_key | load, warm | load, new ConfigDir |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for n in common::STORE_SIZES {
+        println!(
+            "| {n} | {} | {} | {} | {} | {} |",
+            cell(format!("ops/store_key/{n}")),
+            cell(format!("ops/archive_key/{n}")),
+            cell(format!("ops/delete_key/{n}")),
+            cell(format!("ops/load_warm/{n}")),
+            cell(format!("ops/load_cold/{n}"))
+        );
+    }
+    println!();
+    println!(
+        "Durability floor: {} (300 bytes), {} (2.5 MiB, a 10,000-key config).",
+        cell("floor/replace_small_file".into()),
+        cell("floor/replace_config_file/10000".into())
+    );
+    println!();
+}
+
+/// The issue 8 targets as ratios (figure / limit: below 1 is met; for the
+/// reader scaling, above 1 is met).
+fn targets(figures: &Figures) {
+    let c = |id: &str| criterion_median(id);
+    let f = |name: &str| figures.get(name).copied();
+    println!("## Targets (ratios of figures from this run)");
+    println!();
+    let Some(floor) = c("floor/replace_small_file") else {
+        println!("criterion results missing: run `cargo bench --bench keystore` first");
+        return;
+    };
+    println!("| target | figure | limit | ratio | met |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, figure: Option<f64>, limit: Option<f64>, below: bool, unit: &str| {
+        let (Some(figure), Some(limit)) = (figure, limit) else {
+            println!("| {name} | missing | | | |");
+            return;
+        };
+        let ratio = figure / limit;
+        let met = if below { ratio <= 1.0 } else { ratio >= 1.0 };
+        let show = |v: f64| match unit {
+            "ms" => ms(v),
+            "MiB" => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
+            _ => format!("{v:.2}"),
+        };
+        println!(
+            "| {name} | {} | {} | {ratio:.2} | {} |",
+            show(figure),
+            show(limit),
+            if met { "yes" } else { "no" }
+        );
+    };
+    let typed = c("parse/typed/10000");
+    let generic = c("parse/generic/10000");
+    let write = c("write/10000");
+    row(
+        "typed parse, 10,000 keys <= 10 ms",
+        typed,
+        Some(10e6),
+        true,
+        "ms",
+    );
+    row(
+        "generic parse, 10,000 keys <= 10 ms",
+        generic,
+        Some(10e6),
+        true,
+        "ms",
+    );
+    row("write, 10,000 keys <= 10 ms", write, Some(10e6), true, "ms");
+    let bound = generic.zip(write).map(|(p, w)| 3.0 * floor + p + w);
+    row(
+        "store_key at 10,000 <= 3 floor + parse + write",
+        c("ops/store_key/10000"),
+        bound,
+        true,
+        "ms",
+    );
+    let config_floor = c("floor/replace_config_file/10000");
+    let bound = generic
+        .zip(write)
+        .zip(config_floor)
+        .map(|((p, w), cf)| 2.0 * floor + cf + p + w);
+    row(
+        "store_key at 10,000 <= 2 floor + config-size floor + parse + write",
+        c("ops/store_key/10000"),
+        bound,
+        true,
+        "ms",
+    );
+    let warm10 = c("ops/load_warm/10");
+    row(
+        "load (warm, as in the daemon) at 10,000 <= 1.5 x at 10",
+        c("ops/load_warm/10000"),
+        warm10.map(|t| 1.5 * t),
+        true,
+        "ms",
+    );
+    row(
+        "load in a fresh process at 10,000 <= typed parse + 1 ms",
+        f("fresh_load/10000"),
+        typed.map(|t| t + 1e6),
+        true,
+        "ms",
+    );
+    row(
+        "load, new ConfigDir (criterion) at 10,000 <= typed parse + 1 ms",
+        c("ops/load_cold/10000"),
+        typed.map(|t| t + 1e6),
+        true,
+        "ms",
+    );
+    for op in ["list", "load"] {
+        let (one, two) = match op {
+            "list" => (f("readers/list/1"), f("readers/list/2")),
+            _ => (f("readers/load/1"), f("readers/load/2")),
+        };
+        row(
+            &format!("{op}: 2 readers >= 1.7 x 1 reader (throughput)"),
+            two.zip(one).map(|(two, one)| two / one),
+            Some(1.7),
+            false,
+            "",
+        );
+    }
+    let limit = Some(200.0 * 1024.0 * 1024.0);
+    row(
+        "daemon peak RSS at 100,000 keys (lists) < 200 MiB",
+        f("memory/daemon/list"),
+        limit,
+        true,
+        "MiB",
+    );
+    row(
+        "daemon peak RSS at 100,000 keys (lists + a create) < 200 MiB",
+        f("memory/daemon/create"),
+        limit,
+        true,
+        "MiB",
+    );
+    println!();
+    if let (Some(typed), Some(generic), Some(write)) = (typed, generic, write) {
+        println!(
+            "Against upstream's 23 ms parse and 21 ms write of the same file on this class of machine: \
+             typed parse {:.2}x as fast, generic parse {:.2}x, write {:.2}x.",
+            23e6 / typed,
+            23e6 / generic,
+            21e6 / write
+        );
+    }
+    println!(
+        "Durability floor (300 bytes, fsync, rename, dir fsync): {}; the same for the 2.5 MiB \
+         of a 10,000-key config: {}.",
+        ms(floor),
+        c("floor/replace_config_file/10000").map_or_else(|| "-".into(), ms)
+    );
+}

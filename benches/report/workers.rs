@@ -1,0 +1,100 @@
+//! The processes the report starts of itself (`PBS_BENCH_WORKER=ROLE`):
+//! readers, the writer running beside them, and a fresh-process load.
+//!
+//! Each prints one line of figures on stdout and exits.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pbs_config::ConfigDir;
+
+use crate::common::key_config;
+
+/// Runs the worker named by `role` with `args`.
+pub fn run(role: &str, args: &[String]) {
+    match role {
+        "reader" => reader(&args[0], Path::new(&args[1]), secs(&args[2]), &args[3..]),
+        "writer" => writer(Path::new(&args[0]), secs(&args[1]), secs(&args[2])),
+        "fresh-load" => fresh_load(Path::new(&args[0]), &args[1]),
+        other => panic!("unknown worker role {other:?}"),
+    }
+}
+
+fn secs(text: &str) -> Duration {
+    Duration::from_secs_f64(text.parse().expect("seconds"))
+}
+
+/// Lists (all keys) or loads (the ids in turn) for `duration` through the
+/// shared context of `dir`, as a long-running server process would; prints
+/// `OPS NANOS`.
+fn reader(op: &str, dir: &Path, duration: Duration, ids: &[String]) {
+    let dir = ConfigDir::shared(dir).expect("config dir");
+    let keys = dir.encryption_keys();
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < duration {
+        match op {
+            "list" => {
+                let (list, _digest) = keys.list_keys(true).expect("list");
+                assert!(!list.is_empty());
+            }
+            "load" => {
+                let id = &ids[ops as usize % ids.len()];
+                keys.load_key_config(id, false).expect("load");
+            }
+            other => panic!("unknown reader op {other:?}"),
+        }
+        ops += 1;
+    }
+    println!("{ops} {}", start.elapsed().as_nanos());
+}
+
+/// Stores, archives and deletes new keys for `duration`, one operation
+/// every `pause` at most, so readers always see a changing config and N
+/// stays the same; prints the number of operations.
+fn writer(dir: &Path, duration: Duration, pause: Duration) {
+    let dir = ConfigDir::new(dir).expect("config dir");
+    let keys = dir.encryption_keys();
+    let start = Instant::now();
+    let mut ops = 0u64;
+    let mut seed = 0u64;
+    let paced = |ops: &mut u64| {
+        *ops += 1;
+        let due = pause * (*ops as u32);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    };
+    while start.elapsed() < duration {
+        seed += 1;
+        let id = format!("writer-{}-{seed:06}", std::process::id());
+        keys.store_key(&id, &key_config(2_000_000 + seed))
+            .expect("store");
+        paced(&mut ops);
+        keys.archive_key(&id, None).expect("archive");
+        paced(&mut ops);
+        keys.remove_key(&id, None).expect("delete");
+        paced(&mut ops);
+    }
+    println!("{ops}");
+}
+
+/// The first load in this new process, config parse included, then a
+/// second one with a new `ConfigDir` (parsing again, but in a warmed-up
+/// process); prints the nanos of both.
+fn fresh_load(dir: &Path, id: &str) {
+    let mut nanos = Vec::new();
+    for _ in 0..2 {
+        let start = Instant::now();
+        let config_dir = ConfigDir::new(dir).expect("config dir");
+        config_dir
+            .encryption_keys()
+            .load_key_config(id, true)
+            .expect("load");
+        nanos.push(start.elapsed().as_nanos());
+        // not timed: freeing the index (a process exits without it)
+        drop(config_dir);
+    }
+    let text: Vec<String> = nanos.iter().map(u128::to_string).collect();
+    println!("{}", text.join(" "));
+}
