@@ -15,3 +15,7 @@ mod keystore;
 // the proxmox-backup-manager binary: every command, error path and exit
 // status, completion and man page
 mod cli;
+
+// faults in one process: symlinks and directories in place of files,
+// 100 MB configs and key files
+mod faults;

@@ -319,7 +319,8 @@ impl<'a> EncryptionKeys<'a> {
             .metadata()
             .map_err(|err| format_err!("unable to stat key file {path:?} - {err}"))?;
         check_key_file_meta(&path, &meta)?;
-        let mut data = Vec::with_capacity(meta.len() as usize);
+        // the size is the file's word, not a promise: reserve at most what is read
+        let mut data = Vec::with_capacity(meta.len().min(MAX_KEY_FILE_SIZE + 1) as usize);
         (&mut file)
             .take(MAX_KEY_FILE_SIZE + 1)
             .read_to_end(&mut data)

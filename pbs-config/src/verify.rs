@@ -63,6 +63,9 @@ pub enum FindingKind {
     UnknownFile,
     /// A sync job naming a key that does not exist.
     DanglingJobReference,
+    /// A symbolic link where the store keeps a file or directory: left
+    /// alone (repair never changes what a link points to).
+    SymbolicLink,
 }
 
 impl FindingKind {
@@ -146,11 +149,21 @@ impl Checker<'_> {
         });
     }
 
-    /// Mode and owner of an existing path.
+    /// Mode and owner of an existing path. A symlink is a finding of its
+    /// own: its mode says nothing, and chmod would change its target.
     fn check_meta(&mut self, path: &Path, id: Option<&str>, mode: u32, uid: Uid, gid: Gid) {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             return;
         };
+        if meta.file_type().is_symlink() {
+            self.add(
+                FindingKind::SymbolicLink,
+                id,
+                path,
+                format!("{path:?} is a symbolic link - left alone, replace it by hand"),
+            );
+            return;
+        }
         let found = meta.mode() & 0o7777;
         if found != mode {
             self.add(
@@ -291,7 +304,19 @@ impl Checker<'_> {
         names.sort();
         for name in names {
             let path = dir.join(&name);
-            if is_temp_name(&name) {
+            let is_symlink =
+                std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
+            if is_symlink {
+                // a known key's file is reported by check_entry already
+                if !name.strip_suffix(".enc").is_some_and(known) {
+                    self.add(
+                        FindingKind::SymbolicLink,
+                        None,
+                        &path,
+                        format!("{path:?} is a symbolic link - left alone, remove it by hand"),
+                    );
+                }
+            } else if is_temp_name(&name) {
                 self.add(
                     FindingKind::TempFile,
                     None,
