@@ -427,7 +427,9 @@ impl ConfigDir {
 
         let mut report = self.check(&keys)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
-            let repaired = self.repair(&keys, &report.findings, &config_lock)?;
+            let repaired = self
+                .repair(&keys, &report.findings, &config_lock)
+                .layer_err(|| "unable to repair the key store")?;
             report = self.check(&keys)?;
             report.repaired = repaired;
         }

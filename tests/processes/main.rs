@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 mod concurrency;
 mod crash;
+mod faults;
 mod full_disk;
 mod privileges;
 mod readers;
@@ -35,6 +36,22 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "full_disk::store_on_a_full_disk_fails_cleanly",
         full_disk::store_on_a_full_disk_fails_cleanly,
+    ),
+    (
+        "full_disk::other_commands_on_a_full_disk_fail_cleanly",
+        full_disk::other_commands_on_a_full_disk_fail_cleanly,
+    ),
+    (
+        "faults::read_only_file_system",
+        faults::read_only_file_system,
+    ),
+    (
+        "faults::config_dir_not_writable_by_the_user",
+        faults::config_dir_not_writable_by_the_user,
+    ),
+    (
+        "faults::lock_held_past_the_timeout",
+        faults::lock_held_past_the_timeout,
     ),
     (
         "privileges::non_root_policy_owns_files_as_the_user",
