@@ -488,3 +488,22 @@ fn unreadable_configs_get_errors_naming_file_and_line() {
         "{err}"
     );
 }
+
+/// Regression test: the first store into a config dir that does not exist
+/// failed with 'unable to create lock file ... No such file or directory'
+/// (the config lock was taken before the dir was created), although the
+/// dir is documented to be created by the first write.
+#[test]
+fn first_store_creates_a_missing_config_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("proxmox-backup");
+    let config = pbs_config::ConfigDir::new(&base).unwrap();
+    let keys = config.encryption_keys();
+    assert!(keys.list_keys(true).unwrap().0.is_empty());
+    assert!(!base.exists(), "reading created the config dir");
+
+    keys.store_key("first-key", &key_config(1)).unwrap();
+    assert_eq!(mode_of(&base), 0o750);
+    keys.load_key_config("first-key", true).unwrap();
+    assert!(config.verify(false).unwrap().is_clean());
+}

@@ -395,6 +395,8 @@ impl<'a> EncryptionKeys<'a> {
         check_key_id(id)?;
         let fingerprint = key_fingerprint(key_config)?;
 
+        // the first store creates the config dir; its lock file lives there
+        self.dir.ensure_base_dir()?;
         let config_lock = self.lock_config()?;
         let (mut config, _digest) = self.config()?;
         if config.sections.contains_key(id) {
@@ -421,7 +423,6 @@ impl<'a> EncryptionKeys<'a> {
         // render (and so validate) the new config before touching any file
         let raw = CONFIG.write(self.config_path(), &config)?;
 
-        self.dir.ensure_base_dir()?;
         ensure_dir_exists(
             self.key_dir(),
             &self.dir.ownership().key_dir_options(),
