@@ -19,3 +19,6 @@ mod cli;
 // faults in one process: symlinks and directories in place of files,
 // 100 MB configs and key files
 mod faults;
+
+// the secrets audit: every command, every output format, umask 000
+mod secrets_audit;
