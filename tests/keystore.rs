@@ -489,6 +489,39 @@ fn unreadable_configs_get_errors_naming_file_and_line() {
     );
 }
 
+#[test]
+fn an_invalid_entry_keeps_its_key_file_and_spares_the_others() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("good-one", &key_config(16)).unwrap();
+    keys.store_key("odd-one", &key_config(17)).unwrap();
+    // upstream's parser accepts an unknown kdf; the typed entry cannot hold it
+    let cfg = std::fs::read_to_string(keys.config_path()).unwrap();
+    let odd = cfg
+        .replacen("kdf none", "kdf aes-magic", 2)
+        .replacen("kdf aes-magic", "kdf none", 1);
+    std::fs::write(keys.config_path(), odd).unwrap();
+
+    keys.load_key_config("good-one", true).unwrap();
+    let err = keys
+        .load_key_config("odd-one", true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'odd-one'") && err.contains("aes-magic"),
+        "{err}"
+    );
+    let err = keys.list_keys(true).unwrap_err().to_string();
+    assert!(err.contains("'odd-one'"), "{err}");
+
+    // verify reports it, and repair must not take the key file for an orphan
+    let report = dir.config.verify(true).unwrap();
+    let kinds: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [FindingKind::InvalidConfigEntry]);
+    assert!(report.repaired.is_empty(), "{:?}", report.repaired);
+    assert!(keys.key_path("odd-one").exists());
+}
+
 /// Regression test: the first store into a config dir that does not exist
 /// failed with 'unable to create lock file ... No such file or directory'
 /// (the config lock was taken before the dir was created), although the

@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Error, bail, format_err};
 
-use proxmox_section_config::{SectionConfig, SectionConfigData};
-
 /// Largest config file read (about 270,000 keys for `encryption-keys.cfg`).
 pub const MAX_CONFIG_SIZE: u64 = 64 * 1024 * 1024;
 
@@ -39,66 +37,98 @@ impl FileStamp {
     }
 }
 
-struct Cached {
-    stamp: FileStamp,
-    data: Arc<SectionConfigData>,
+struct Cached<T> {
+    /// `None`: the file did not exist.
+    stamp: Option<FileStamp>,
+    data: Arc<T>,
     digest: [u8; 32],
 }
 
-/// The last parse of one config file.
-#[derive(Default)]
-pub(crate) struct ConfigCache {
-    cached: Mutex<Option<Cached>>,
+/// The last parse of one config file, as a `T`.
+pub(crate) struct ConfigCache<T> {
+    cached: Mutex<Option<Cached<T>>>,
 }
 
-/// SHA-256 of the empty text: the digest of a missing config file.
-pub(crate) fn empty_digest() -> [u8; 32] {
-    openssl::sha::sha256(b"")
+impl<T> Default for ConfigCache<T> {
+    fn default() -> Self {
+        Self {
+            cached: Mutex::new(None),
+        }
+    }
 }
 
-impl ConfigCache {
-    /// The parsed config at `path` and the SHA-256 of its text; a missing
-    /// file is an empty config.
+impl<T> ConfigCache<T> {
+    /// The config at `path` as parsed by `load` from its text, and the
+    /// SHA-256 of the text; a missing file is loaded as empty text. The
+    /// previous parse is reused while the file is unchanged.
     pub(crate) fn get(
         &self,
         path: &Path,
-        parser: &SectionConfig,
-    ) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
-        let mut file = match std::fs::OpenOptions::new()
+        load: impl FnOnce(&str) -> Result<T, Error>,
+    ) -> Result<(Arc<T>, [u8; 32]), Error> {
+        let file = match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
         {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Arc::new(SectionConfigData::new()), empty_digest()));
-            }
+            Ok(file) => Some(file),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
             Err(err) => bail!("unable to open {path:?} - {err}"),
         };
-        let meta = file
-            .metadata()
-            .map_err(|err| format_err!("unable to stat {path:?} - {err}"))?;
-        if !meta.is_file() {
+        let meta = match &file {
+            Some(file) => Some(
+                file.metadata()
+                    .map_err(|err| format_err!("unable to stat {path:?} - {err}"))?,
+            ),
+            None => None,
+        };
+        if meta.as_ref().is_some_and(|meta| !meta.is_file()) {
             bail!("{path:?} is not a regular file");
         }
-        let stamp = FileStamp::of(&meta);
+        let stamp = meta.as_ref().map(FileStamp::of);
 
-        if let Some(cached) = self.cached.lock().unwrap().as_ref()
-            && cached.stamp == stamp
+        let mut cached = self.cached.lock().unwrap();
+        if let Some(entry) = cached.as_ref()
+            && entry.stamp == stamp
         {
-            return Ok((Arc::clone(&cached.data), cached.digest));
+            return Ok((Arc::clone(&entry.data), entry.digest));
         }
+        // drop our hold on the old parse before making the new one, so the
+        // two are not both in memory because of us
+        *cached = None;
 
-        let text = read_limited(&mut file, path, meta.size())?;
+        let text = match (file, meta) {
+            (Some(mut file), Some(meta)) => read_limited(&mut file, path, meta.size())?,
+            _ => String::new(),
+        };
         let digest = openssl::sha::sha256(text.as_bytes());
-        let data = Arc::new(parser.parse(path, &text)?);
-        *self.cached.lock().unwrap() = Some(Cached {
+        let data = Arc::new(load(&text)?);
+        *cached = Some(Cached {
             stamp,
             data: Arc::clone(&data),
             digest,
         });
         Ok((data, digest))
     }
+}
+
+/// Reads a config file (at most [`MAX_CONFIG_SIZE`] bytes, UTF-8) and the
+/// SHA-256 of its text; a missing file is empty.
+pub(crate) fn read_config_text(path: &Path) -> Result<(String, [u8; 32]), Error> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((String::new(), openssl::sha::sha256(b"")));
+        }
+        Err(err) => bail!("unable to open {path:?} - {err}"),
+    };
+    let size = file
+        .metadata()
+        .map_err(|err| format_err!("unable to stat {path:?} - {err}"))?
+        .size();
+    let text = read_limited(&mut file, path, size)?;
+    let digest = openssl::sha::sha256(text.as_bytes());
+    Ok((text, digest))
 }
 
 fn read_limited(file: &mut File, path: &Path, size: u64) -> Result<String, Error> {

@@ -9,7 +9,10 @@ use anyhow::{Error, format_err};
 
 use proxmox_sys::fs::{CreateOptions, ensure_dir_exists};
 
+use proxmox_section_config::SectionConfigData;
+
 use crate::cache::ConfigCache;
+use crate::key_index::KeyIndex;
 use crate::lock::{BackupLockGuard, lock_file_checked};
 use crate::{DEFAULT_LOCK_TIMEOUT, Ownership, failpoint};
 
@@ -25,8 +28,8 @@ pub struct ConfigDir {
     base: PathBuf,
     ownership: Ownership,
     lock_timeout: Duration,
-    pub(crate) keys_cache: ConfigCache,
-    pub(crate) sync_cache: ConfigCache,
+    pub(crate) keys_cache: ConfigCache<KeyIndex>,
+    pub(crate) sync_cache: ConfigCache<SectionConfigData>,
 }
 
 impl std::fmt::Debug for ConfigDir {

@@ -31,7 +31,8 @@ use proxmox_sys::fs::ensure_dir_exists;
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
-use crate::{BackupLockGuard, ConfigDir, KeystoreError, failpoint};
+use crate::cache::read_config_text;
+use crate::{BackupLockGuard, ConfigDir, KeyIndex, KeystoreError, failpoint};
 
 /// Default path of the key config file.
 pub const ENCRYPTION_KEYS_CFG_FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
@@ -154,16 +155,31 @@ impl<'a> EncryptionKeys<'a> {
         Ok(())
     }
 
-    /// The parsed config (shared with the cache) and the SHA-256 of its text.
-    /// Takes no lock.
-    pub fn config_shared(&self) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
-        self.dir.keys_cache.get(&self.config_path(), &CONFIG)
+    /// The config as typed entries (cached while the file is unchanged) and
+    /// the SHA-256 of its text. Takes no lock.
+    pub fn index(&self) -> Result<(Arc<KeyIndex>, [u8; 32]), Error> {
+        let path = self.config_path();
+        self.dir
+            .keys_cache
+            .get(&path, |text| KeyIndex::parse(&path, text))
     }
 
-    /// The parsed config and the SHA-256 of its text. Takes no lock.
+    /// The parsed config (generic form, read from the file now) and the
+    /// SHA-256 of its text. Takes no lock; writers call it under the lock.
     pub fn config(&self) -> Result<(SectionConfigData, [u8; 32]), Error> {
-        let (data, digest) = self.config_shared()?;
-        Ok((Arc::unwrap_or_clone(data), digest))
+        let path = self.config_path();
+        let (text, digest) = read_config_text(&path)?;
+        Ok((CONFIG.parse(&path, &text)?, digest))
+    }
+
+    /// The config entry of `id`. Takes no lock.
+    ///
+    /// # Errors
+    ///
+    /// [`KeystoreError::NotFound`] for an unknown id.
+    pub fn entry(&self, id: &str) -> Result<CryptKey, Error> {
+        let (index, _digest) = self.index()?;
+        index.get(id).cloned()
     }
 
     /// Writes the config atomically (0640, root:backup as root).
@@ -200,16 +216,12 @@ impl<'a> EncryptionKeys<'a> {
     /// All keys, in file order; archived ones only with `include_archived`.
     /// Also returns the config digest. Takes no lock.
     pub fn list_keys(&self, include_archived: bool) -> Result<(Vec<CryptKey>, [u8; 32]), Error> {
-        let (config, digest) = self.config_shared()?;
-        let mut list = Vec::with_capacity(config.sections.len());
-        for id in config.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID) {
-            let key: CryptKey = config
-                .lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id)
-                .layer_err(|| format!("invalid config entry for encryption key '{id}'"))?;
-            if include_archived || key.archived_at.is_none() {
-                list.push(key);
-            }
-        }
+        let (index, digest) = self.index()?;
+        let list = index
+            .entries()?
+            .filter(|key| include_archived || key.archived_at.is_none())
+            .cloned()
+            .collect();
         Ok((list, digest))
     }
 
@@ -249,8 +261,7 @@ impl<'a> EncryptionKeys<'a> {
     ) -> Result<(CryptKey, KeyConfig), Error> {
         let result = (|| {
             check_key_id(id)?;
-            let (config, _digest) = self.config_shared()?;
-            let entry = self.lookup(&config, id)?;
+            let entry = self.entry(id)?;
             if fail_on_archived && entry.archived_at.is_some() {
                 return Err(KeystoreError::Archived { id: id.to_string() }.into());
             }
@@ -613,11 +624,8 @@ impl<'a> EncryptionKeys<'a> {
 
     /// Key ids for shell completion (all keys, archived too).
     pub fn key_ids(&self) -> Vec<String> {
-        match self.config_shared() {
-            Ok((config, _)) => config
-                .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
-                .map(str::to_string)
-                .collect(),
+        match self.index() {
+            Ok((index, _)) => index.ids().to_vec(),
             Err(_) => Vec::new(),
         }
     }

@@ -23,6 +23,7 @@ mod context;
 pub mod encryption_keys;
 mod error;
 pub mod failpoint;
+mod key_index;
 mod lock;
 mod ownership;
 pub mod sync;
@@ -35,6 +36,7 @@ use anyhow::{Error, bail};
 
 pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
 pub use error::KeystoreError;
+pub use key_index::KeyIndex;
 pub use lock::BackupLockGuard;
 pub use ownership::{Ownership, OwnershipPolicy};
 

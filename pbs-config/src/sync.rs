@@ -80,7 +80,10 @@ impl SyncJobs<'_> {
 
     /// The parsed config (shared with the cache) and its digest. No lock.
     pub fn config_shared(&self) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
-        self.dir.sync_cache.get(&self.config_path(), &CONFIG)
+        let path = self.config_path();
+        self.dir
+            .sync_cache
+            .get(&path, |text| CONFIG.parse(&path, text))
     }
 
     /// The parsed config and its digest. No lock.
@@ -172,10 +175,10 @@ impl SyncJobs<'_> {
                 true => config.lookup(SYNC_CFG_TYPE_ID, job_id)?,
                 false => bail!("no such sync job '{job_id}'"),
             };
-            let (key_config, _) = keys.config_shared()?;
+            let (key_index, _) = keys.index()?;
             if let Some(active) = active {
                 if let Some(key_id) = &active {
-                    let entry = keys.lookup(&key_config, key_id)?;
+                    let entry = key_index.get(key_id)?;
                     if entry.archived_at.is_some() {
                         return Err(KeystoreError::Archived { id: key_id.clone() }.into());
                     }
@@ -184,7 +187,7 @@ impl SyncJobs<'_> {
             }
             if let Some(associated) = associated {
                 for key_id in &associated {
-                    keys.lookup(&key_config, key_id)?;
+                    key_index.get(key_id)?;
                 }
                 job.associated_key = (!associated.is_empty()).then_some(associated);
             }

@@ -15,6 +15,7 @@
 //! orphans, temp files and stale lock files. It never removes a key file the
 //! config references, and it reports every action it took.
 
+use std::collections::HashSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,8 @@ pub enum FindingKind {
     UnknownFile,
     /// A sync job naming a key that does not exist.
     DanglingJobReference,
+    /// A config entry the key store cannot use (an unknown kdf, say).
+    InvalidConfigEntry,
     /// A symbolic link where the store keeps a file or directory: left
     /// alone (repair never changes what a link points to).
     SymbolicLink,
@@ -276,14 +279,16 @@ impl Checker<'_> {
         }
     }
 
-    fn scan_key_dir(&mut self, entries: &[CryptKey]) -> Result<(), Error> {
+    /// Lists the key directory. `known` holds every id of the config, valid
+    /// entries or not: a key file of an invalid entry is not an orphan.
+    fn scan_key_dir(&mut self, known: &HashSet<&str>) -> Result<(), Error> {
         let dir = self.keys.key_dir();
         let list = match std::fs::read_dir(&dir) {
             Ok(list) => list,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(err) => return Err(format_err!("unable to list {dir:?} - {err}")),
         };
-        let known = |id: &str| entries.iter().any(|e| e.id == id);
+        let known = |id: &str| known.contains(id);
         let own = *self.keys.dir().ownership();
         let mut names: Vec<String> = Vec::new();
         for item in list {
@@ -437,13 +442,23 @@ impl ConfigDir {
     }
 
     fn check(&self, keys: &EncryptionKeys) -> Result<VerifyReport, Error> {
-        let (entries, _digest) = keys
-            .list_keys(true)
+        let (index, _digest) = keys
+            .index()
             .layer_err(|| "unable to verify the key store")?;
+        let (valid, invalid) = index.partition();
+        let entries: Vec<CryptKey> = valid.into_iter().cloned().collect();
         let mut checker = Checker {
             keys: *keys,
             findings: Vec::new(),
         };
+        for (id, err) in invalid {
+            checker.add(
+                FindingKind::InvalidConfigEntry,
+                Some(id),
+                &keys.config_path(),
+                format!("config entry of encryption key '{id}' is invalid - {err}"),
+            );
+        }
         let own = *self.ownership();
         checker.check_meta(
             &keys.config_path(),
@@ -469,7 +484,8 @@ impl ConfigDir {
         for entry in &entries {
             checker.check_entry(entry);
         }
-        checker.scan_key_dir(&entries)?;
+        let known: HashSet<&str> = index.ids().iter().map(String::as_str).collect();
+        checker.scan_key_dir(&known)?;
         checker.scan_base_dir()?;
 
         let (jobs, _) = self.sync_jobs().config_shared()?;
@@ -481,7 +497,7 @@ impl ConfigDir {
                 .unwrap_or_default();
             named.extend(job["active-encryption-key"].as_str());
             for key_id in named {
-                if !entries.iter().any(|e| e.id == key_id) {
+                if !known.contains(key_id) {
                     let path = self.sync_jobs().config_path();
                     checker.add(
                         FindingKind::DanglingJobReference,
@@ -496,7 +512,7 @@ impl ConfigDir {
         Ok(VerifyReport {
             config_dir: self.base().to_owned(),
             ownership: self.ownership().to_string(),
-            keys_checked: entries.len(),
+            keys_checked: index.len(),
             findings: checker.findings,
             repaired: Vec::new(),
         })

@@ -23,6 +23,18 @@ pub fn parse_boolean(value_str: &str) -> Result<bool, Error> {
 }
 
 impl Schema {
+    /// Checks text against a simple schema (boolean, integer, number,
+    /// string) as [`Schema::parse_simple_value`] does, with the same errors,
+    /// without building the value.
+    pub fn check_simple_value(&self, value_str: &str) -> Result<(), Error> {
+        match self {
+            Schema::String(schema) => schema.check_constraints(value_str),
+            Schema::Boolean(_) => parse_boolean(value_str).map(|_| ()),
+            Schema::Integer(schema) => schema.check_constraints(value_str.parse()?),
+            _ => self.parse_simple_value(value_str).map(|_| ()),
+        }
+    }
+
     /// Parses a value of a simple schema (boolean, integer, number, string)
     /// from text and checks its constraints.
     pub fn parse_simple_value(&self, value_str: &str) -> Result<Value, Error> {

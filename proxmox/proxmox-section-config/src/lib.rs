@@ -42,6 +42,7 @@ mod plugin;
 mod write;
 
 pub use data::SectionConfigData;
+pub use parse::{ESTIMATED_SECTION_SIZE, PropertyRef, SectionRef};
 pub use plugin::SectionConfigPlugin;
 
 use std::collections::HashMap;

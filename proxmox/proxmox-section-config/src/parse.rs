@@ -8,27 +8,73 @@
 //!   syntax error (so a header needs a blank line before it, and `#` comments
 //!   are not allowed);
 //! - a section ends with a check that every required property is present.
+//!
+//! [`SectionConfig::parse_with`] is the parser: it validates each section
+//! against its plugin and hands it to a callback as borrowed text, so a
+//! caller that wants typed values never builds JSON. [`SectionConfig::parse`]
+//! is that callback building upstream's [`SectionConfigData`].
 
-use std::borrow::Cow;
 use std::path::Path;
 
 use anyhow::{Error, bail, format_err};
 use serde_json::{Map, Value};
 
 use proxmox_lang::try_block;
-use proxmox_schema::Schema;
+use proxmox_schema::{Schema, parse_boolean};
 
 use crate::{MAX_LINE_LENGTH, SectionConfig, SectionConfigData, SectionConfigPlugin};
 
-/// A section being read. Properties are collected in file order and turned
-/// into the JSON object when the section ends (a bulk build of the map is
-/// cheaper than one insert per line).
+/// A typical section's size in bytes, to size tables before parsing.
+pub const ESTIMATED_SECTION_SIZE: usize = 200;
+
+/// One section as read from the text, validated against its plugin: every
+/// property known (or allowed as additional), every value valid for its
+/// schema, no duplicates, every required property present.
+pub struct SectionRef<'a> {
+    /// The plugin of its type.
+    pub plugin: &'a SectionConfigPlugin,
+    /// The section id from the header.
+    pub id: &'a str,
+    /// Line number of the header.
+    pub line: usize,
+    /// The properties in file order; an array property appears once per
+    /// line.
+    pub properties: &'a [PropertyRef<'a>],
+}
+
+/// One property line of a [`SectionRef`].
+#[derive(Clone, Copy, Debug)]
+pub struct PropertyRef<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The value text, trimmed, valid for `schema`.
+    pub value: &'a str,
+    /// The value's schema (the item schema for an array property), `None`
+    /// for an additional property.
+    pub schema: Option<&'static Schema>,
+    /// Whether the property is an array (one line per item).
+    pub array: bool,
+}
+
+impl SectionRef<'_> {
+    /// The value of property `key` (the first one, for arrays).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|p| p.key == key)
+            .map(|p| p.value)
+    }
+}
+
+/// A section being read.
 struct OpenSection<'a> {
     plugin: &'a SectionConfigPlugin,
-    id: String,
-    /// (index into the plugin's property list, or `None` for an additional
-    /// property; name; value)
-    properties: Vec<(Option<usize>, Cow<'static, str>, Value)>,
+    id: &'a str,
+    line: usize,
+    properties: Vec<PropertyRef<'a>>,
+    /// Property list index of each entry of `properties` (`usize::MAX` for
+    /// additional properties), for duplicate and required checks.
+    indices: Vec<usize>,
 }
 
 impl SectionConfig {
@@ -41,11 +87,42 @@ impl SectionConfig {
     /// its schema, a missing required property, a syntax error, a duplicate
     /// section id). Nothing is returned on error: there is no partial result.
     pub fn parse(&self, filename: impl AsRef<Path>, raw: &str) -> Result<SectionConfigData, Error> {
+        let mut result = SectionConfigData::new();
+        self.parse_with(filename, raw, |section| {
+            let object = section_to_json(&section);
+            result.record_order(section.id);
+            result.sections.insert(
+                section.id.to_string(),
+                (
+                    section.plugin.type_name().to_string(),
+                    Value::Object(object),
+                ),
+            );
+            Ok(())
+        })?;
+        Ok(result)
+    }
+
+    /// Parses section-config text, calling `handle` with each section once it
+    /// is complete and valid, in file order. An error from `handle` is
+    /// reported like a parse error, at the line that ended the section.
+    ///
+    /// Section ids are checked against the id schema and must be unique.
+    pub fn parse_with<F>(
+        &self,
+        filename: impl AsRef<Path>,
+        raw: &str,
+        mut handle: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(SectionRef<'_>) -> Result<(), Error>,
+    {
         let mut line_no = 0usize;
         try_block!({
-            let mut result = SectionConfigData::new();
-            // header line of each section, in order (for duplicate id errors)
-            let mut header_lines: Vec<usize> = Vec::new();
+            // id -> header line of every section seen, to refuse duplicates
+            // (FxHash: the ids come from a config file, not from the network)
+            let mut seen: rustc_hash::FxHashMap<&str, usize> = Default::default();
+            seen.reserve(raw.len() / ESTIMATED_SECTION_SIZE);
             let mut state: Option<OpenSection> = None;
 
             for line in raw.lines() {
@@ -61,23 +138,20 @@ impl SectionConfig {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    let section = self.parse_header(line)?;
-                    if result.sections.contains_key(&section.id) {
-                        let index = result.order.iter().position(|id| *id == section.id);
-                        let first = index.map(|i| header_lines[i]).unwrap_or_default();
+                    let section = self.parse_header(line, line_no)?;
+                    if let Some(first) = seen.insert(section.id, line_no) {
                         bail!(
                             "duplicate section id '{}' (first defined on line {first})",
                             section.id
                         );
                     }
-                    header_lines.push(line_no);
                     state = Some(section);
                     continue;
                 };
 
                 if line.trim().is_empty() {
                     let section = state.take().expect("inside a section");
-                    finish_section(&mut result, section)?;
+                    section.finish(&mut handle)?;
                     continue;
                 }
 
@@ -88,77 +162,142 @@ impl SectionConfig {
             }
 
             if let Some(section) = state.take() {
-                finish_section(&mut result, section)?;
+                section.finish(&mut handle)?;
             }
-            Ok(result)
+            Ok(())
         })
         .map_err(|err: Error| format_err!("line {line_no} - {err}"))
         .map_err(|err| format_err!("parsing {:?} failed: {err}", filename.as_ref()))
     }
 
-    fn parse_header(&self, line: &str) -> Result<OpenSection<'_>, Error> {
+    fn parse_header<'a>(&'a self, line: &'a str, line_no: usize) -> Result<OpenSection<'a>, Error> {
         let Some((type_name, id)) = parse_section_header(line) else {
             bail!("syntax error (expected header)");
         };
         let Some(plugin) = self.plugins.get(type_name) else {
             bail!("unknown section type '{type_name}'");
         };
-        if let Err(err) = self.id_schema.parse_simple_value(id) {
+        if let Err(err) = self.id_schema.check_simple_value(id) {
             bail!("syntax error in section identifier: {err}");
         }
+        let capacity = plugin.property_count();
         Ok(OpenSection {
             plugin,
-            id: id.to_string(),
-            properties: Vec::new(),
+            id,
+            line: line_no,
+            properties: Vec::with_capacity(capacity),
+            indices: Vec::with_capacity(capacity),
         })
     }
 }
 
-impl OpenSection<'_> {
-    fn add_property(&mut self, key: &str, value: &str) -> Result<(), Error> {
-        let Some((index, name, schema)) = self.plugin.lookup_index(key) else {
+impl<'a> OpenSection<'a> {
+    fn add_property(&mut self, key: &'a str, value: &'a str) -> Result<(), Error> {
+        let Some((index, schema)) = self.plugin.lookup_index(key) else {
             if self.plugin.properties().additional_properties() {
                 check_no_control_chars(key, value)?;
-                if self.properties.iter().any(|(_, name, _)| name == key) {
+                if self.properties.iter().any(|p| p.key == key) {
                     bail!("duplicate property '{key}'");
                 }
-                let value = Value::String(value.to_string());
-                self.properties
-                    .push((None, Cow::Owned(key.to_string()), value));
+                self.properties.push(PropertyRef {
+                    key,
+                    value,
+                    schema: None,
+                    array: false,
+                });
+                self.indices.push(usize::MAX);
                 return Ok(());
             }
             bail!("unknown property '{key}'");
         };
         check_no_control_chars(key, value)?;
-        let existing = self
-            .properties
-            .iter_mut()
-            .find(|(i, _, _)| *i == Some(index));
-        if let Schema::Array(array) = schema {
-            let item = array
-                .items
-                .parse_simple_value(value)
-                .map_err(|err| format_err!("property '{key}': {err}"))?;
-            match existing {
-                Some((_, _, Value::Array(list))) => list.push(item),
-                Some(_) => unreachable!("array properties only ever hold arrays"),
-                None => self.properties.push((
-                    Some(index),
-                    Cow::Borrowed(name),
-                    Value::Array(vec![item]),
-                )),
+        let (schema, array) = match schema {
+            Schema::Array(array) => (array.items, true),
+            schema => {
+                if self.indices.contains(&index) {
+                    bail!("duplicate property '{key}'");
+                }
+                (schema, false)
             }
-            return Ok(());
-        }
-        if existing.is_some() {
-            bail!("duplicate property '{key}'");
-        }
-        let value = schema
-            .parse_simple_value(value)
+        };
+        schema
+            .check_simple_value(value)
             .map_err(|err| format_err!("property '{key}': {err}"))?;
-        self.properties
-            .push((Some(index), Cow::Borrowed(name), value));
+        self.properties.push(PropertyRef {
+            key,
+            value,
+            schema: Some(schema),
+            array,
+        });
+        self.indices.push(index);
         Ok(())
+    }
+
+    /// Checks required properties and hands the section on.
+    fn finish<F>(self, handle: &mut F) -> Result<(), Error>
+    where
+        F: FnMut(SectionRef<'_>) -> Result<(), Error>,
+    {
+        for (index, name) in self.plugin.required_properties() {
+            if !self.indices.contains(index) {
+                bail!("property '{name}' is missing and it is not optional.");
+            }
+        }
+        let id_property = self.plugin.id_property();
+        let mut properties = self.properties;
+        // the header id wins over an `id` line in the body, as upstream
+        if let Some(id_property) = id_property {
+            properties.retain(|p| p.key != id_property);
+        }
+        handle(SectionRef {
+            plugin: self.plugin,
+            id: self.id,
+            line: self.line,
+            properties: &properties,
+        })
+    }
+}
+
+/// The JSON object of a validated section, as upstream's parser builds it:
+/// typed values, arrays for array properties, the id in the id property.
+fn section_to_json(section: &SectionRef) -> Map<String, Value> {
+    let mut pairs: Vec<(String, Value)> = Vec::with_capacity(section.properties.len() + 1);
+    for property in section.properties {
+        let value = match property.schema {
+            Some(schema) => checked_value(schema, property.value),
+            None => Value::String(property.value.to_string()),
+        };
+        if property.array {
+            match pairs.iter_mut().find(|(name, _)| name == property.key) {
+                Some((_, Value::Array(list))) => list.push(value),
+                _ => pairs.push((property.key.to_string(), Value::Array(vec![value]))),
+            }
+        } else {
+            pairs.push((property.key.to_string(), value));
+        }
+    }
+    if let Some(id_property) = section.plugin.id_property() {
+        pairs.push((
+            id_property.to_string(),
+            Value::String(section.id.to_string()),
+        ));
+    }
+    // a bulk build of the map is cheaper than one insert per property
+    pairs.into_iter().collect()
+}
+
+/// The JSON value of text already checked against `schema`.
+fn checked_value(schema: &Schema, text: &str) -> Value {
+    match schema {
+        Schema::Boolean(_) => Value::Bool(parse_boolean(text).unwrap_or_default()),
+        Schema::Integer(_) => text
+            .parse::<isize>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(text.to_string())),
+        Schema::Number(_) => schema
+            .parse_simple_value(text)
+            .unwrap_or_else(|_| Value::String(text.to_string())),
+        _ => Value::String(text.to_string()),
     }
 }
 
@@ -187,35 +326,6 @@ fn check_no_control_chars(key: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks required properties, stores the id property and adds the section.
-fn finish_section(result: &mut SectionConfigData, section: OpenSection) -> Result<(), Error> {
-    let OpenSection {
-        plugin,
-        id,
-        properties,
-    } = section;
-    for (index, name) in plugin.required_properties() {
-        if !properties.iter().any(|(i, _, _)| *i == Some(*index)) {
-            bail!("property '{name}' is missing and it is not optional.");
-        }
-    }
-    let id_property = plugin.id_property();
-    let mut object: Map<String, Value> = properties
-        .into_iter()
-        // the header id wins over an `id` line in the body, as upstream
-        .filter(|(_, name, _)| Some(name.as_ref()) != id_property)
-        .map(|(_, name, value)| (name.into_owned(), value))
-        .collect();
-    if let Some(id_property) = id_property {
-        object.insert(id_property.to_string(), Value::String(id.clone()));
-    }
-    result.record_order(&id);
-    result
-        .sections
-        .insert(id, (plugin.type_name().to_string(), Value::Object(object)));
-    Ok(())
-}
-
 /// `TYPE: ID`, both trimmed; the line must start with an ASCII letter.
 fn parse_section_header(line: &str) -> Option<(&str, &str)> {
     if !line.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -231,7 +341,33 @@ fn parse_section_header(line: &str) -> Option<(&str, &str)> {
 
 /// `<whitespace>KEY<whitespace>VALUE`, key and value trimmed. A key without
 /// any whitespace after it is a syntax error, as upstream.
+///
+/// Lines are nearly always ASCII, which a byte scan handles; other lines go
+/// through the `char` based version (Unicode whitespace).
 fn parse_section_content(line: &str) -> Option<(&str, &str)> {
+    if !line.is_ascii() {
+        return parse_section_content_unicode(line);
+    }
+    let bytes = line.as_bytes();
+    let is_space = |c: &u8| c.is_ascii_whitespace() || *c == 0x0b;
+    if !bytes.first().is_some_and(is_space) {
+        return None;
+    }
+    let key_start = bytes.iter().position(|c| !is_space(c))?;
+    let key_end = key_start + bytes[key_start..].iter().position(is_space)?;
+    let rest = &bytes[key_end..];
+    let value_start = rest.iter().position(|c| !is_space(c)).unwrap_or(rest.len());
+    let value_end = rest
+        .iter()
+        .rposition(|c| !is_space(c))
+        .map_or(value_start, |p| p + 1);
+    Some((
+        &line[key_start..key_end],
+        &line[key_end + value_start..key_end + value_end],
+    ))
+}
+
+fn parse_section_content_unicode(line: &str) -> Option<(&str, &str)> {
     if !line.starts_with(char::is_whitespace) {
         return None;
     }
@@ -261,6 +397,13 @@ mod tests {
         #[test]
         fn control_char_scan_agrees_with_char_is_control(text in "\\PC{0,8}|.{0,8}|[\\x00-\\u{ff}]{0,8}") {
             proptest::prop_assert_eq!(has_control_char(&text), text.chars().any(char::is_control));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_content_scan_agrees_with_the_unicode_one(line in "[ \t\x0b\x0c\ra-z:=./ -]{0,24}") {
+            proptest::prop_assert_eq!(parse_section_content(&line), parse_section_content_unicode(&line));
         }
     }
 

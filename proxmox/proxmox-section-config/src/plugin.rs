@@ -62,13 +62,17 @@ impl SectionConfigPlugin {
         &self.properties
     }
 
-    /// Looks up a property: its index in the sorted property list, its name
-    /// (as a static string) and its schema.
-    pub(crate) fn lookup_index(&self, key: &str) -> Option<(usize, &'static str, &'static Schema)> {
-        self.properties.index_of(key).map(|index| {
-            let (name, _optional, schema) = *self.properties.entries[index];
-            (index, name, schema)
-        })
+    /// Looks up a property: its index in the sorted property list and its
+    /// schema.
+    pub(crate) fn lookup_index(&self, key: &str) -> Option<(usize, &'static Schema)> {
+        self.properties
+            .index_of(key)
+            .map(|index| (index, self.properties.entries[index].2))
+    }
+
+    /// Number of known properties.
+    pub(crate) fn property_count(&self) -> usize {
+        self.properties.entries.len()
     }
 
     /// Required properties other than the id property: (index, name).

@@ -95,9 +95,7 @@ pub fn list_keys(
 /// One key's metadata (never its bytes).
 pub fn show_key(dir: &ConfigDir, id: &str) -> Result<CryptKey, Error> {
     check_id(id)?;
-    let keys = dir.encryption_keys();
-    let (config, _digest) = keys.config_shared()?;
-    keys.lookup(&config, id)
+    dir.encryption_keys().entry(id)
 }
 
 /// Creates a new random unprotected key under `id`, or imports `key` (a
@@ -141,8 +139,7 @@ pub fn toggle_key_archive_state(
     check_id(id)?;
     let digest = parse_digest(digest)?;
     let keys = dir.encryption_keys();
-    let (config, _) = keys.config_shared()?;
-    let archived = keys.lookup(&config, id)?.archived_at.is_some();
+    let archived = keys.entry(id)?.archived_at.is_some();
     keys.set_archived(id, !archived, digest.as_ref())
 }
 
