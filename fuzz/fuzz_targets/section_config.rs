@@ -10,7 +10,11 @@
 //!   or fails with an error, and a typed key written back through
 //!   `set_data` renders and parses again;
 //! - a key entry whose `path` is accepted names this key's file
-//!   (`…/encryption-keys/<id>.enc`, no `..`).
+//!   (`…/encryption-keys/<id>.enc`, no `..`);
+//! - the readers' typed parse (`KeyIndex`, built straight from the text)
+//!   agrees with the writers' generic parse plus serde: both accept or both
+//!   refuse the text, with the same ids in the same order and, per id, the
+//!   same entry or both an error.
 
 #![no_main]
 
@@ -24,7 +28,7 @@ use proxmox_section_config::{SectionConfig, SectionConfigData};
 use pbs_api_types::{CryptKey, SyncJobConfig};
 use pbs_config::encryption_keys::{self, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use pbs_config::sync::{self, SYNC_CFG_TYPE_ID};
-use pbs_config::{ConfigDir, Ownership};
+use pbs_config::{ConfigDir, KeyIndex, Ownership};
 
 const FILE: &str = "/etc/proxmox-backup/fuzz.cfg";
 
@@ -46,7 +50,9 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    if let Some(config) = round_trip(&encryption_keys::CONFIG, &text) {
+    let keys = round_trip(&encryption_keys::CONFIG, &text);
+    check_key_index(keys.as_ref(), &text);
+    if let Some(config) = keys {
         check_keys(&config);
     }
     if let Some(config) = round_trip(&sync::CONFIG, &text) {
@@ -99,6 +105,28 @@ fn check_parse_error(err: &str, text: &str) {
         number >= 1 && number <= lines + 1,
         "line {number} of {lines}: {err}"
     );
+}
+
+/// The typed reader parse against the generic one.
+fn check_key_index(generic: Option<&SectionConfigData>, text: &str) {
+    let index = KeyIndex::parse(Path::new(FILE), text);
+    let (index, generic) = match (index, generic) {
+        (Ok(index), Some(generic)) => (index, generic),
+        (Err(_), None) => return,
+        (Ok(_), None) => panic!("KeyIndex accepts what the generic parser refuses"),
+        (Err(err), Some(_)) => panic!("KeyIndex refuses what the generic parser accepts: {err}"),
+    };
+    let ids: Vec<&str> = generic.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID).collect();
+    assert_eq!(index.ids(), ids.as_slice(), "ids differ");
+    for id in ids {
+        let typed = generic.lookup::<CryptKey>(ENCRYPTION_KEYS_CFG_TYPE_ID, id);
+        match (index.get(id), typed) {
+            (Ok(ours), Ok(serde)) => assert_eq!(ours, &serde, "entry '{id}' differs"),
+            (Err(_), Err(_)) => {}
+            (Ok(ours), Err(err)) => panic!("KeyIndex accepts '{id}' ({ours:?}), serde: {err}"),
+            (Err(err), Ok(serde)) => panic!("KeyIndex refuses '{id}' ({err}), serde: {serde:?}"),
+        }
+    }
 }
 
 fn check_keys(config: &SectionConfigData) {
