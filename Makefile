@@ -29,6 +29,12 @@ clean:
 
 # --- hardening (docs/security.md) -------------------------------------------
 
+# the fault injection and secrets audit tests alone (all of them are part of
+# `make test` too: they take seconds; mounts and user switches need root)
+test-faults:
+	$(CARGO) test --test integration -- faults:: secrets_audit:: keystore::first_store
+	$(CARGO) test --test processes -- faults:: full_disk:: crash::
+
 # `make fuzz SECONDS=N`: each fuzz target for N seconds, one after the other,
 # at the lowest CPU priority. cargo-fuzz on the stable toolchain: no
 # sanitizer by default (`SANITIZER=address` needs RUSTC_BOOTSTRAP=1, which
