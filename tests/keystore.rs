@@ -522,21 +522,43 @@ fn an_invalid_entry_keeps_its_key_file_and_spares_the_others() {
     assert!(keys.key_path("odd-one").exists());
 }
 
-/// Regression test: the first store into a config dir that does not exist
-/// failed with 'unable to create lock file ... No such file or directory'
-/// (the config lock was taken before the dir was created), although the
-/// dir is documented to be created by the first write.
 #[test]
-fn first_store_creates_a_missing_config_dir() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().join("proxmox-backup");
-    let config = pbs_config::ConfigDir::new(&base).unwrap();
-    let keys = config.encryption_keys();
-    assert!(keys.list_keys(true).unwrap().0.is_empty());
-    assert!(!base.exists(), "reading created the config dir");
+fn config_files_are_not_read_through_symlinks() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("linked", &key_config(18)).unwrap();
+    // the config dir belongs to the backup user: a symlink there must not
+    // make root read another file
+    let elsewhere = dir.path().join("other.cfg");
+    std::fs::rename(keys.config_path(), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, keys.config_path()).unwrap();
+    for err in [
+        keys.list_keys(true).unwrap_err().to_string(),
+        keys.load_key_config("linked", true)
+            .unwrap_err()
+            .to_string(),
+        keys.store_key("second", &key_config(19))
+            .unwrap_err()
+            .to_string(),
+    ] {
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+}
 
-    keys.store_key("first-key", &key_config(1)).unwrap();
-    assert_eq!(mode_of(&base), 0o750);
-    keys.load_key_config("first-key", true).unwrap();
-    assert!(config.verify(false).unwrap().is_clean());
+#[test]
+fn a_missing_config_dir_is_created_as_upstream_lays_it_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("etc-proxmox-backup");
+    let config = pbs_config::ConfigDir::new(&base).unwrap();
+    config
+        .encryption_keys()
+        .store_key("first", &key_config(20))
+        .unwrap();
+    let meta = std::fs::metadata(&base).unwrap();
+    let own = config.ownership();
+    assert_eq!(meta.mode() & 0o7777, 0o700);
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (own.lock_uid.as_raw(), own.lock_gid.as_raw())
+    );
 }

@@ -16,6 +16,19 @@ use anyhow::{Error, bail, format_err};
 /// Largest config file read (about 270,000 keys for `encryption-keys.cfg`).
 pub const MAX_CONFIG_SIZE: u64 = 64 * 1024 * 1024;
 
+/// Config files are never read through a symlink: the config dir belongs
+/// to the backup user, who must not be able to make root read another file.
+/// `O_NONBLOCK`: a FIFO put in place of a config file must not block us.
+const CONFIG_OPEN_FLAGS: i32 = libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW;
+
+fn open_error(path: &Path, err: std::io::Error) -> Error {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        format_err!("{path:?} is a symbolic link - refusing to follow it")
+    } else {
+        format_err!("unable to open {path:?} - {err}")
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct FileStamp {
     dev: u64,
@@ -68,12 +81,12 @@ impl<T> ConfigCache<T> {
     ) -> Result<(Arc<T>, [u8; 32]), Error> {
         let file = match std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .custom_flags(CONFIG_OPEN_FLAGS)
             .open(path)
         {
             Ok(file) => Some(file),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => bail!("unable to open {path:?} - {err}"),
+            Err(err) => return Err(open_error(path, err)),
         };
         let meta = match &file {
             Some(file) => Some(
@@ -115,17 +128,24 @@ impl<T> ConfigCache<T> {
 /// Reads a config file (at most [`MAX_CONFIG_SIZE`] bytes, UTF-8) and the
 /// SHA-256 of its text; a missing file is empty.
 pub(crate) fn read_config_text(path: &Path) -> Result<(String, [u8; 32]), Error> {
-    let mut file = match File::open(path) {
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(CONFIG_OPEN_FLAGS)
+        .open(path)
+    {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Ok((String::new(), openssl::sha::sha256(b"")));
         }
-        Err(err) => bail!("unable to open {path:?} - {err}"),
+        Err(err) => return Err(open_error(path, err)),
     };
-    let size = file
+    let meta = file
         .metadata()
-        .map_err(|err| format_err!("unable to stat {path:?} - {err}"))?
-        .size();
+        .map_err(|err| format_err!("unable to stat {path:?} - {err}"))?;
+    if !meta.is_file() {
+        bail!("{path:?} is not a regular file");
+    }
+    let size = meta.size();
     let text = read_limited(&mut file, path, size)?;
     let digest = openssl::sha::sha256(text.as_bytes());
     Ok((text, digest))

@@ -123,10 +123,10 @@ impl ConfigDir {
         self.base.join(name)
     }
 
-    /// Makes sure the config dir exists (0750, owner and group per policy,
-    /// when created here; an existing one is left as it is).
+    /// Makes sure the config dir exists (created here as upstream lays it
+    /// out: 0700, backup:backup as root; an existing one is left as it is).
     pub fn ensure_base_dir(&self) -> Result<(), Error> {
-        ensure_dir_exists(&self.base, &self.ownership.key_dir_options(), false)
+        ensure_dir_exists(&self.base, &self.ownership.config_dir_options(), false)
     }
 
     /// Opens and locks a lock file (created 0660 per policy), checking after

@@ -406,7 +406,7 @@ impl<'a> EncryptionKeys<'a> {
         check_key_id(id)?;
         let fingerprint = key_fingerprint(key_config)?;
 
-        // the first store creates the config dir; its lock file lives there
+        // the first store into a fresh config dir creates it
         self.dir.ensure_base_dir()?;
         let config_lock = self.lock_config()?;
         let (mut config, _digest) = self.config()?;

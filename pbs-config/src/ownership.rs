@@ -21,6 +21,9 @@ pub const CONFIG_FILE_MODE: u32 = 0o640;
 pub const KEY_DIR_MODE: u32 = 0o750;
 /// Mode of lock files.
 pub const LOCK_FILE_MODE: u32 = 0o660;
+/// Mode of a config dir created by the library (as upstream PBS lays out
+/// `/etc/proxmox-backup`: the backup user's, nobody else may look inside).
+pub const CONFIG_DIR_MODE: u32 = 0o700;
 
 /// Which rule chose the owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +103,12 @@ impl Ownership {
     /// Options for the key directory (0750).
     pub fn key_dir_options(&self) -> CreateOptions {
         Self::options(self.file_uid, self.file_gid, KEY_DIR_MODE)
+    }
+
+    /// Options for a config dir created by the library (0700, owned like
+    /// the lock files: backup:backup as root, as upstream).
+    pub fn config_dir_options(&self) -> CreateOptions {
+        Self::options(self.lock_uid, self.lock_gid, CONFIG_DIR_MODE)
     }
 
     /// Options for lock files (0660).

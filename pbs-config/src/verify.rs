@@ -421,6 +421,12 @@ impl ConfigDir {
     /// Takes the config lock and the sync job lock; repairs of a key's files
     /// take that key's lock too.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, Error> {
+        if !self.base().is_dir() {
+            anyhow::bail!(
+                "unable to verify the key store - config dir {:?} does not exist",
+                self.base()
+            );
+        }
         let keys = self.encryption_keys();
         let config_lock = keys
             .lock_config()
