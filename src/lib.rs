@@ -4,7 +4,9 @@
 //! The library crates do the work: `pbs-config` owns files, locks and
 //! checks, `pbs-key-config` the key file format. This crate adds what faces
 //! users: [`api2`] handlers (plain functions the daemon, the CLI and tests
-//! call), privilege checks and HTTP in `server`, and the binaries in
-//! `src/bin/`.
+//! call), tickets in [`auth_helpers`], privilege checks and HTTP in
+//! [`server`], and the binaries in `src/bin/`.
 
 pub mod api2;
+pub mod auth_helpers;
+pub mod server;

@@ -1346,6 +1346,8 @@ fn bash_completion_completes_commands_options_and_ids() {
             vec![
                 "encryption-key",
                 "sync-job",
+                "user",
+                "acl",
                 "generate-completion",
                 "generate-man",
                 "help",

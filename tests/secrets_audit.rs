@@ -12,9 +12,20 @@
 //!
 //! The list of commands is taken from the binary's own `--help`, so a new
 //! command that this audit does not run makes it fail.
+//!
+//! The API half starts `proxmox-backup-api` (also under umask 000) on the
+//! same config dir and calls every route (the route list is an exhaustive
+//! match on the router's `Route`, so a new route fails to compile here until
+//! the audit calls it), with tokens, a ticket and bad credentials. Only the
+//! answer to `POST /config/encryption-keys` may hold a key, only the answer
+//! to `POST /access/ticket` a ticket and CSRF token, only the stdout of
+//! `user generate-token` a token secret; no answer, no stdout or stderr, and
+//! neither the daemon's log nor its access log may hold any of them or a
+//! password.
 
 use std::collections::BTreeSet;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -24,6 +35,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 
 use pbs_key_config::KeyConfig;
+use pbs_keystore::server::router::{Route, find_route};
 
 use crate::util::{raw_key, vectors_dir};
 
@@ -54,6 +66,11 @@ impl Secrets {
         for start in (0..raw.len().saturating_sub(8)).step_by(3) {
             add(STANDARD_NO_PAD.encode(&raw[start..start + 9]));
         }
+    }
+
+    /// A secret that is not key bytes (a password, token secret, ticket).
+    fn text(&mut self, name: &str, secret: &str) {
+        self.needles.push((name.to_string(), secret.to_string()));
     }
 
     fn key_file(&mut self, name: &str, key_config: &KeyConfig) {
@@ -257,8 +274,10 @@ impl Audit {
             let name = path.file_name().unwrap().to_string_lossy();
             let expected = if is_dir {
                 0o750
-            } else if name.ends_with(".lck") {
+            } else if name.ends_with(".lck") || name.ends_with(".lock") {
                 0o660
+            } else if name == "shadow.json" || name == "authkey.key" {
+                0o600
             } else {
                 0o640
             };
@@ -285,6 +304,221 @@ impl Audit {
                 }
             }
         }
+    }
+}
+
+impl Audit {
+    /// `user generate-token USER NAME`: the secret on stdout (its one
+    /// place), nothing on stderr but the warning. Returns the secret.
+    fn token(&mut self, format: &str, user: &str, name: &str) -> String {
+        let run = self.raw_run(format, &["user", "generate-token", user, name], None);
+        assert_eq!(run.code, 0, "generate-token {user} {name}: {}", run.stderr);
+        let secret = match format {
+            "text" => run
+                .stdout
+                .lines()
+                .find_map(|line| line.strip_prefix("value: "))
+                .expect("value line")
+                .to_string(),
+            _ => serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        };
+        self.secrets
+            .assert_absent(&format!("stderr of generate-token {name}"), &run.stderr);
+        self.transcript
+            .push((format!("stderr of generate-token {name}"), run.stderr));
+        self.secrets
+            .text(&format!("token secret {user}!{name}"), &secret);
+        secret
+    }
+}
+
+const DAEMON: &str = env!("CARGO_BIN_EXE_proxmox-backup-api");
+
+/// The daemon under umask 000, with its stderr and access log in files.
+struct AuditDaemon {
+    child: Option<std::process::Child>,
+    port: u16,
+    log: PathBuf,
+    access_log: PathBuf,
+}
+
+impl AuditDaemon {
+    fn start(audit: &Audit) -> Self {
+        let log = audit.scratch.join("daemon.log");
+        let access_log = audit.scratch.join("access.log");
+        let mut cmd = Command::new(DAEMON);
+        cmd.arg("--config-dir")
+            .arg(&audit.dir)
+            .args(["--listen", "127.0.0.1:0", "--auth-failure-delay", "0"])
+            .arg("--access-log")
+            .arg(&access_log)
+            .env_remove("PBS_CONFIG_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        // SAFETY: umask is async-signal-safe
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("start proxmox-backup-api");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening on 127.0.0.1:")
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!(
+                    "no readiness line ({line:?}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        Self {
+            child: Some(child),
+            port,
+            log,
+            access_log,
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for AuditDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One API request on its own TLS connection (`Connection: close`):
+/// the status and the whole answer, head and body.
+fn https(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> (u16, String) {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    builder.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let mut stream = builder
+        .build()
+        .configure()
+        .unwrap()
+        .verify_hostname(false)
+        .connect("localhost", tcp)
+        .unwrap();
+    let (content_type, data) = body.unwrap_or(("application/x-www-form-urlencoded", ""));
+    let mut request = format!(
+        "{method} /api2/json/{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+        data.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(data);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8(answer).expect("UTF-8 answer");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer:?}"));
+    (status, answer)
+}
+
+/// The body of an answer from [`https`], as JSON.
+fn answer_json(answer: &str) -> serde_json::Value {
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("not JSON ({err}): {answer}"))
+}
+
+/// Every route of the router: a new one makes this match, and so the
+/// audit, fail to compile until the audit calls it.
+fn route_name(route: Route) -> &'static str {
+    match route {
+        Route::Version => "GET version",
+        Route::CreateTicket => "POST access/ticket",
+        Route::ListKeys => "GET config/encryption-keys",
+        Route::CreateKey => "POST config/encryption-keys",
+        Route::ShowKey => "GET config/encryption-keys/{id}",
+        Route::ToggleKey => "POST config/encryption-keys/{id}",
+        Route::DeleteKey => "DELETE config/encryption-keys/{id}",
+        Route::VerifyKey => "GET config/encryption-keys/{id}/verify",
+    }
+}
+
+const ALL_ROUTES: [Route; 8] = [
+    Route::Version,
+    Route::CreateTicket,
+    Route::ListKeys,
+    Route::CreateKey,
+    Route::ShowKey,
+    Route::ToggleKey,
+    Route::DeleteKey,
+    Route::VerifyKey,
+];
+
+impl Audit {
+    /// An API call whose answer may hold no secret (unless `allowed`);
+    /// records the route. Returns the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn api(
+        &mut self,
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &str)>,
+        status: u16,
+        allowed: bool,
+    ) -> String {
+        let route_path = format!("/api2/json/{}", path.split('?').next().unwrap());
+        let method_value: hyper::Method = method.parse().unwrap();
+        if let Ok((route, _)) = find_route(&method_value, &route_path) {
+            self.covered.insert(route_name(route).to_string());
+        }
+        let (got, answer) = https(port, method, path, headers, body);
+        let what = format!("answer to {method} {path}");
+        assert_eq!(
+            got,
+            status,
+            "{what}: {answer}\naccess log:\n{}",
+            std::fs::read_to_string(self.scratch.join("access.log")).unwrap_or_default()
+        );
+        if !allowed {
+            self.secrets.assert_absent(&what, &answer);
+            self.transcript.push((what, answer.clone()));
+        }
+        answer
     }
 }
 
@@ -523,6 +757,355 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
     std::fs::rename(keys.join("file-json.enc"), keys.join("file-text.enc")).unwrap();
     std::fs::rename(keys.join("swap.tmp"), keys.join("file-json.enc")).unwrap();
     audit.run("json", &["encryption-key", "verify"], 0);
+
+    // users, passwords, API tokens, ACLs
+    const ALICE_1: &str = "alice first pass phrase";
+    const ALICE_2: &str = "alice second pass phrase";
+    const BOB: &str = "bob's pass phrase on argv";
+    audit.secrets.text("alice's first password", ALICE_1);
+    audit.secrets.text("alice's second password", ALICE_2);
+    audit.secrets.text("bob's password", BOB);
+    audit.run_stdin(
+        "text",
+        &["user", "create", "alice@pbs", "--ask-password"],
+        Some(format!("{ALICE_1}\n").as_bytes()),
+        0,
+    );
+    audit.run("json", &["user", "create", "bob@pbs", "--password", BOB], 0);
+    audit.all_formats(&["user", "create", "alice@pbs"], 2);
+    audit.all_formats(&["user", "list"], 0);
+    audit.run_stdin(
+        "json-pretty",
+        &["user", "passwd", "alice@pbs"],
+        Some(format!("{ALICE_2}\n").as_bytes()),
+        0,
+    );
+    audit.run_stdin(
+        "text",
+        &["user", "passwd", "nobody@pbs"],
+        Some(b"some pass phrase\n"),
+        2,
+    );
+    let root_secret = audit.token("json", "root@pam", "audit");
+    let alice_secret = audit.token("text", "alice@pbs", "t1");
+    audit.token("json-pretty", "alice@pbs", "t2");
+    audit.all_formats(&["user", "list-tokens", "alice@pbs"], 0);
+    audit.run("text", &["user", "delete-token", "alice@pbs", "t2"], 0);
+    audit.all_formats(&["user", "delete-token", "alice@pbs", "t2"], 2);
+    audit.run(
+        "text",
+        &["acl", "update", "/", "Admin", "--auth-id", "root@pam!audit"],
+        0,
+    );
+    audit.run(
+        "json",
+        &[
+            "acl",
+            "update",
+            "/system/encryption-keys",
+            "Audit",
+            "--auth-id",
+            "alice@pbs",
+        ],
+        0,
+    );
+    audit.run(
+        "json-pretty",
+        &[
+            "acl",
+            "update",
+            "/system/encryption-keys",
+            "Admin",
+            "--auth-id",
+            "alice@pbs!t1",
+        ],
+        0,
+    );
+    audit.all_formats(
+        &["acl", "update", "/", "NoSuchRole", "--auth-id", "alice@pbs"],
+        2,
+    );
+    audit.all_formats(&["acl", "list"], 0);
+
+    // the API: every route, with a token, a ticket and bad credentials
+    let mut daemon = AuditDaemon::start(&audit);
+    let port = daemon.port;
+    let root = format!("PBSAPIToken=root@pam!audit:{root_secret}");
+    let token = [("Authorization", root.as_str())];
+    audit.api(port, "GET", "version", &token, None, 200, false);
+    audit.api(
+        port,
+        "GET",
+        "config/encryption-keys",
+        &token,
+        None,
+        200,
+        false,
+    );
+    audit.api(
+        port,
+        "GET",
+        "config/encryption-keys?include-archived=1",
+        &token,
+        None,
+        200,
+        false,
+    );
+    // create: the one answer with a key
+    let answer = audit.api(
+        port,
+        "POST",
+        "config/encryption-keys",
+        &token,
+        Some(("application/x-www-form-urlencoded", "id=api-created")),
+        200,
+        true,
+    );
+    let created: KeyConfig =
+        serde_json::from_value(answer_json(&answer)["data"].clone()).expect("KeyConfig");
+    audit.secrets.key_file("api-created", &created);
+    // import: the answer repeats the key the client sent
+    let imported = KeyConfig::without_password(raw_key(74)).unwrap();
+    audit.secrets.key_file("api-imported", &imported);
+    let body =
+        serde_json::json!({"id": "api-imported", "key": imported.to_json().unwrap()}).to_string();
+    audit.api(
+        port,
+        "POST",
+        "config/encryption-keys",
+        &token,
+        Some(("application/json", &body)),
+        200,
+        true,
+    );
+    // refused imports and creates: the key in the request, never in the answer
+    for (id, text) in [
+        (
+            "api-protected",
+            String::from_utf8(protected.clone()).unwrap(),
+        ),
+        ("api-wrong-fp", wrong_fp.to_json().unwrap()),
+        ("api-truncated", json[..json.len() - 20].to_string()),
+        ("api-bad-base64", bad_b64.clone()),
+        ("api-dup", imported.to_json().unwrap()),
+    ] {
+        let body = serde_json::json!({"id": id, "key": text}).to_string();
+        audit.api(
+            port,
+            "POST",
+            "config/encryption-keys",
+            &token,
+            Some(("application/json", &body)),
+            400,
+            false,
+        );
+    }
+    audit.api(
+        port,
+        "POST",
+        "config/encryption-keys",
+        &token,
+        Some(("application/x-www-form-urlencoded", "id=api-created")),
+        400,
+        false,
+    );
+    for path in [
+        "config/encryption-keys/api-created",
+        "config/encryption-keys/api-created/verify",
+        "config/encryption-keys/imported/verify",
+    ] {
+        audit.api(port, "GET", path, &token, None, 200, false);
+    }
+    audit.api(
+        port,
+        "GET",
+        "config/encryption-keys/no-such-key",
+        &token,
+        None,
+        404,
+        false,
+    );
+    let stale = format!("digest={}", "0".repeat(64));
+    audit.api(
+        port,
+        "POST",
+        "config/encryption-keys/api-created",
+        &token,
+        Some(("application/x-www-form-urlencoded", &stale)),
+        400,
+        false,
+    );
+    audit.api(
+        port,
+        "POST",
+        "config/encryption-keys/api-created",
+        &token,
+        None,
+        200,
+        false,
+    );
+    audit.api(
+        port,
+        "DELETE",
+        "config/encryption-keys/api-imported",
+        &token,
+        None,
+        400,
+        false,
+    );
+    audit.api(
+        port,
+        "DELETE",
+        "config/encryption-keys/api-created",
+        &token,
+        None,
+        200,
+        false,
+    );
+    // a ticket: the login answer holds it and the CSRF token, nothing else may
+    let login = format!("username=alice@pbs&password={}", ALICE_2.replace(' ', "+"));
+    let answer = audit.api(
+        port,
+        "POST",
+        "access/ticket",
+        &[],
+        Some(("application/x-www-form-urlencoded", &login)),
+        200,
+        true,
+    );
+    let data = answer_json(&answer)["data"].clone();
+    let ticket = data["ticket"].as_str().unwrap().to_string();
+    let csrf = data["CSRFPreventionToken"].as_str().unwrap().to_string();
+    audit.secrets.text("alice's ticket", &ticket);
+    audit.secrets.text("alice's CSRF token", &csrf);
+    let cookie = format!("PBSAuthCookie={ticket}");
+    let with_ticket = [("Cookie", cookie.as_str())];
+    let with_csrf = [
+        ("Cookie", cookie.as_str()),
+        ("CSRFPreventionToken", csrf.as_str()),
+    ];
+    audit.api(
+        port,
+        "GET",
+        "config/encryption-keys",
+        &with_ticket,
+        None,
+        200,
+        false,
+    );
+    audit.api(
+        port,
+        "POST",
+        "config/encryption-keys/imported",
+        &with_ticket,
+        None,
+        401,
+        false,
+    );
+    audit.api(
+        port,
+        "POST",
+        "config/encryption-keys/imported",
+        &with_csrf,
+        None,
+        403,
+        false,
+    );
+    let encoded: String = ticket
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let renew = format!("username=alice@pbs&password={encoded}");
+    audit.api(
+        port,
+        "POST",
+        "access/ticket",
+        &[],
+        Some(("application/x-www-form-urlencoded", &renew)),
+        200,
+        true,
+    );
+    // alice's token: Admin on the keys, but alice herself only Audit
+    let alice = format!("PBSAPIToken=alice@pbs!t1:{alice_secret}");
+    audit.api(
+        port,
+        "POST",
+        "config/encryption-keys",
+        &[("Authorization", alice.as_str())],
+        Some(("application/x-www-form-urlencoded", "id=alice-key")),
+        403,
+        false,
+    );
+    // bad credentials and bad requests
+    let wrong = format!("PBSAPIToken=root@pam!audit:{}", "0".repeat(36));
+    let bad_login = format!("username=alice@pbs&password={}", ALICE_1.replace(' ', "+"));
+    audit.api(
+        port,
+        "GET",
+        "version",
+        &[("Authorization", wrong.as_str())],
+        None,
+        401,
+        false,
+    );
+    audit.api(
+        port,
+        "GET",
+        "version",
+        &[("Authorization", "PBSAPIToken=garbage")],
+        None,
+        401,
+        false,
+    );
+    audit.api(port, "GET", "version", &[], None, 401, false);
+    audit.api(
+        port,
+        "POST",
+        "access/ticket",
+        &[],
+        Some(("application/x-www-form-urlencoded", &bad_login)),
+        401,
+        false,
+    );
+    audit.api(
+        port,
+        "GET",
+        "config/encryption-keys?bogus=1",
+        &token,
+        None,
+        400,
+        false,
+    );
+    audit.api(port, "GET", "nope", &token, None, 404, false);
+    audit.api(port, "PUT", "version", &token, None, 405, false);
+
+    let status = daemon.stop();
+    assert!(status.success(), "daemon exit: {status:?}");
+    for (what, path) in [
+        ("daemon log", &daemon.log),
+        ("access log", &daemon.access_log),
+    ] {
+        // with --access-log, daemon messages go there too; stderr is empty
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.is_empty() || what == "daemon log", "{what} is empty");
+        audit.secrets.assert_absent(what, &text);
+        audit.transcript.push((what.to_string(), text));
+    }
+    let mode = std::fs::metadata(&daemon.access_log).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o640, "access log mode under umask 000");
+    let missing: Vec<&str> = ALL_ROUTES
+        .iter()
+        .map(|route| route_name(*route))
+        .filter(|name| !audit.covered.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes the audit does not call: {missing:?}"
+    );
+    audit.check_modes("after the daemon");
 
     // generated texts, completion and help
     audit.run("text", &["generate-completion", "bash"], 0);

@@ -16,6 +16,9 @@ mod keystore;
 // status, completion and man page
 mod cli;
 
+// the HTTPS API daemon and the access setup commands, over loopback
+mod api;
+
 // faults in one process: symlinks and directories in place of files,
 // 100 MB configs and key files
 mod faults;

@@ -11,10 +11,12 @@ mod acl;
 mod common;
 mod crypto;
 mod jobs;
+mod user;
 mod userid;
 
 pub use acl::*;
 pub use common::*;
 pub use crypto::*;
 pub use jobs::*;
+pub use user::*;
 pub use userid::*;

@@ -30,6 +30,7 @@ pub struct ConfigDir {
     lock_timeout: Duration,
     pub(crate) keys_cache: ConfigCache<KeyIndex>,
     pub(crate) sync_cache: ConfigCache<SectionConfigData>,
+    pub(crate) user_cache: ConfigCache<SectionConfigData>,
 }
 
 impl std::fmt::Debug for ConfigDir {
@@ -64,6 +65,7 @@ impl ConfigDir {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             keys_cache: ConfigCache::default(),
             sync_cache: ConfigCache::default(),
+            user_cache: ConfigCache::default(),
         })
     }
 

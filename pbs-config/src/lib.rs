@@ -18,7 +18,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod acl;
 mod cache;
+pub mod cached_user_info;
 mod context;
 pub mod encryption_keys;
 mod error;
@@ -26,13 +28,16 @@ pub mod failpoint;
 mod key_index;
 mod lock;
 mod ownership;
+pub mod shadow;
 pub mod sync;
+pub mod token_shadow;
+pub mod user;
 pub mod verify;
 
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Error, bail};
+use anyhow::{Error, bail, format_err};
 
 pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
 pub use error::KeystoreError;
@@ -95,4 +100,56 @@ pub fn parse_digest(digest: &str) -> Result<[u8; 32], Error> {
         bail!("invalid digest - expected 64 hex digits (the SHA-256 given by list)");
     }
     Ok(bytes)
+}
+
+/// Reads a small text file whole; a missing file gives `Ok(None)`. Refuses
+/// files larger than `max` bytes and invalid UTF-8, naming the path.
+pub(crate) fn read_optional_limited(path: &Path, max: u64) -> Result<Option<String>, Error> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => bail!("unable to open {path:?} - {err}"),
+    };
+    let mut data = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|err| format_err!("unable to read {path:?} - {err}"))?;
+    if data.len() as u64 > max {
+        bail!("{path:?} is larger than the {max} byte limit");
+    }
+    proxmox_sys::fs::into_utf8(data, path).map(Some)
+}
+
+/// Reads a JSON object of strings (`token.shadow`, `shadow.json`); a
+/// missing or empty file is an empty map. Parse errors give line and column
+/// only, never the file's contents (it holds password hashes).
+pub(crate) fn read_hash_map(
+    path: &Path,
+    max: u64,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let Some(raw) = read_optional_limited(path, max)? else {
+        return Ok(Default::default());
+    };
+    if raw.trim().is_empty() {
+        return Ok(Default::default());
+    }
+    serde_json::from_str(&raw).map_err(|err| {
+        format_err!(
+            "unable to parse {path:?} - not a JSON object of strings (line {}, column {})",
+            err.line(),
+            err.column()
+        )
+    })
+}
+
+/// Refuses a guard that is not the exclusive lock `path`.
+pub(crate) fn check_lock(held: &BackupLockGuard, path: &Path) -> Result<(), Error> {
+    if held.path() != path || !held.is_exclusive() {
+        bail!(
+            "internal error - operation needs the exclusive lock {path:?}, got {:?}",
+            held.path()
+        );
+    }
+    Ok(())
 }

@@ -19,6 +19,8 @@ use proxmox_sys::fs::CreateOptions;
 pub const CONFIG_FILE_MODE: u32 = 0o640;
 /// Mode of the `encryption-keys/` directory.
 pub const KEY_DIR_MODE: u32 = 0o750;
+/// Mode of files only their owner may read (`shadow.json`, private keys).
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Mode of lock files.
 pub const LOCK_FILE_MODE: u32 = 0o660;
 /// Mode of a config dir created by the library (as upstream PBS lays out
@@ -109,6 +111,21 @@ impl Ownership {
     /// the lock files: backup:backup as root, as upstream).
     pub fn config_dir_options(&self) -> CreateOptions {
         Self::options(self.lock_uid, self.lock_gid, CONFIG_DIR_MODE)
+    }
+
+    /// Options for `token.shadow` (0640, backup:backup as root, as upstream).
+    pub fn token_shadow_options(&self) -> CreateOptions {
+        Self::options(self.lock_uid, self.lock_gid, CONFIG_FILE_MODE)
+    }
+
+    /// Options for files only the owner may read: `shadow.json`, the ticket
+    /// signing key (0600, root:root as root).
+    pub fn private_file_options(&self) -> CreateOptions {
+        let gid = match self.policy {
+            OwnershipPolicy::RootBackup => Gid::from_raw(0),
+            OwnershipPolicy::CurrentUser => self.file_gid,
+        };
+        Self::options(self.file_uid, gid, PRIVATE_FILE_MODE)
     }
 
     /// Options for lock files (0660).

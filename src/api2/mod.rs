@@ -5,5 +5,6 @@
 //! administrator). Their parameter schemas are `const` items the server uses
 //! to parse and validate requests.
 
+pub mod access;
 pub mod config;
 pub mod version;

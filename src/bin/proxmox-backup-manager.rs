@@ -13,7 +13,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod proxmox_backup_manager;
 
 use proxmox_backup_manager::{
-    EXIT_ERROR, EXIT_STATUS_HELP, GlobalArgs, completion, encryption_key, manpage, sync_job,
+    EXIT_ERROR, EXIT_STATUS_HELP, GlobalArgs, acl, completion, encryption_key, manpage, sync_job,
+    user,
 };
 
 /// Manage the keystore of a Proxmox Backup Server style backup server.
@@ -41,6 +42,12 @@ enum Command {
     #[command(subcommand)]
     SyncJob(sync_job::SyncJobCommand),
     // user and acl commands are registered here (issue 6)
+    /// Manage users and API tokens.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Manage access control lists.
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
     /// Print a shell completion script to stdout.
     ///
     /// The bash script completes commands and options, and key and job ids
@@ -69,6 +76,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, cmd),
         Command::SyncJob(cmd) => sync_job::run(&cli.global, cmd),
+        Command::User(cmd) => user::run(&cli.global, cmd),
+        Command::Acl(cmd) => acl::run(&cli.global, cmd),
         Command::GenerateCompletion { shell } => completion::generate(shell, Cli::command()),
         Command::GenerateMan => manpage::generate(Cli::command()),
         Command::Complete { kind } => Ok(completion::complete(&cli.global, kind)),

@@ -119,7 +119,8 @@ pub fn parse_parameter_strings(
 
     if test_required {
         for (name, optional, _) in schema.properties() {
-            if !*optional && !params.contains_key(*name) {
+            // a parameter that failed to parse is reported once, not also as missing
+            if !*optional && !params.contains_key(*name) && !errors.names().any(|n| n == *name) {
                 errors.push(
                     name.to_string(),
                     format_err!("parameter is missing and it is not optional."),

@@ -2,7 +2,7 @@
 //!
 //! PBS-compatible handlers (`list_keys`, `create_key`,
 //! `toggle_key_archive_state`, `delete_key`) plus this project's additions
-//! (`show_key`, `archive_key`, `unarchive_key`, `verify_keys`). Privileges
+//! (`show_key`, `archive_key`, `unarchive_key`, `verify_key`, `verify_keys`). Privileges
 //! are checked by the caller: list needs `Sys.Audit` on
 //! `/system/encryption-keys/{id}` per key, the others `Sys.Modify` on
 //! `/system/encryption-keys` (create) or `/system/encryption-keys/{id}`.
@@ -167,6 +167,36 @@ pub fn delete_key(dir: &ConfigDir, id: &str, digest: Option<&str>) -> Result<(),
 /// Verifies (and with `repair`, repairs) the key store.
 pub fn verify_keys(dir: &ConfigDir, repair: bool) -> Result<VerifyReport, Error> {
     dir.verify(repair)
+}
+
+/// The result of checking one key (`GET /config/encryption-keys/{id}/verify`).
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct KeyVerification {
+    /// The key id.
+    pub id: String,
+    /// The fingerprint the config entry records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Whether the key file loads and matches the config entry.
+    pub ok: bool,
+    /// What is wrong, if not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Checks one key: its key file loads, is safe (mode), and matches the
+/// config entry's fingerprint (and the key bytes, for an unprotected key).
+/// A missing id is an error; a broken key is a result with `ok: false`.
+pub fn verify_key(dir: &ConfigDir, id: &str) -> Result<KeyVerification, Error> {
+    let entry = show_key(dir, id)?;
+    let result = dir.encryption_keys().load_key_config(id, false);
+    Ok(KeyVerification {
+        id: id.to_string(),
+        fingerprint: entry.info.fingerprint.map(|fp| fp.signature()),
+        ok: result.is_ok(),
+        message: result.err().map(|err| err.to_string()),
+    })
 }
 
 /// The schema of what list and show return, for documentation.

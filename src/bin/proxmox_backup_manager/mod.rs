@@ -17,10 +17,12 @@ use proxmox_schema::ParameterError;
 
 use pbs_config::ConfigDir;
 
+pub mod acl;
 pub mod completion;
 pub mod encryption_key;
 pub mod manpage;
 pub mod sync_job;
+pub mod user;
 
 /// Exit status: the command succeeded (for `verify`: the store is clean).
 pub const EXIT_OK: u8 = 0;

@@ -1,0 +1,3 @@
+//! `/access/...`: authentication.
+
+pub mod ticket;

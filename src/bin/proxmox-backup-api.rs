@@ -1,0 +1,111 @@
+//! `proxmox-backup-api`: the HTTPS API daemon of the keystore.
+//!
+//! Serves the PBS-compatible `/api2/json` routes (see `docs/api.md`) on
+//! `[::]:8007` by default. Prints `listening on ADDR:PORT` on stdout once
+//! the socket is bound; logs to stderr (or `--access-log FILE`); stops
+//! cleanly on SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Error, format_err};
+use clap::Parser;
+
+use pbs_config::ConfigDir;
+use pbs_keystore::server::access_log::AccessLog;
+use pbs_keystore::server::{DEFAULT_LISTEN, ServerOptions, ServerState, run};
+
+/// HTTPS API daemon of a Proxmox Backup Server style keystore.
+#[derive(Parser)]
+#[command(name = "proxmox-backup-api", version)]
+struct Cli {
+    /// Address and port to listen on (port 0: chosen by the OS, see the
+    /// readiness line).
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// Configuration directory [default: $PBS_CONFIG_DIR, else /etc/proxmox-backup].
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+
+    /// Append access log lines (and daemon messages) to this file instead
+    /// of stderr.
+    #[arg(long, value_name = "FILE")]
+    access_log: Option<PathBuf>,
+
+    /// Seconds a client has to send a request head (and keep-alive idle
+    /// time); the TLS handshake gets the same, at most 10.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    header_timeout: f64,
+
+    /// Seconds a client has to send a request body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    body_timeout: f64,
+
+    /// Seconds after the start of a request at which a failed
+    /// authentication is answered (upstream: 3).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    auth_failure_delay: f64,
+
+    /// Failed logins per client address and user (or token) before further
+    /// attempts are refused with 429 for the rest of the window.
+    #[arg(long, value_name = "COUNT", default_value_t = 5)]
+    max_auth_failures: u32,
+
+    /// The window of --max-auth-failures, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    auth_failure_window: f64,
+
+    /// Connections served at once per client address; more are closed
+    /// right after accept.
+    #[arg(long, value_name = "COUNT", default_value_t = 128)]
+    max_connections_per_address: usize,
+}
+
+fn seconds(name: &str, value: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format_err!("invalid --{name} {value} - expected seconds >= 0"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match start(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli) -> Result<(), Error> {
+    let dir = match &cli.config_dir {
+        Some(dir) => ConfigDir::shared(dir)?,
+        None => ConfigDir::default_dir()?,
+    };
+    let header_timeout = seconds("header-timeout", cli.header_timeout)?;
+    let defaults = ServerOptions::default();
+    let options = ServerOptions {
+        // a client that cannot finish a handshake would not send a head in time either
+        handshake_timeout: defaults.handshake_timeout.min(header_timeout),
+        header_timeout,
+        body_timeout: seconds("body-timeout", cli.body_timeout)?,
+        auth_failure_delay: seconds("auth-failure-delay", cli.auth_failure_delay)?,
+        max_auth_failures: cli.max_auth_failures,
+        auth_failure_window: seconds("auth-failure-window", cli.auth_failure_window)?,
+        max_connections_per_address: cli.max_connections_per_address,
+        ..defaults
+    };
+    let log = match &cli.access_log {
+        Some(path) => AccessLog::file(path)?,
+        None => AccessLog::stderr(),
+    };
+    let state = ServerState::new(dir, options, log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format_err!("unable to start the async runtime - {err}"))?;
+    runtime.block_on(run(state, cli.listen))
+}

@@ -1,0 +1,132 @@
+//! The TLS certificate of the daemon: `proxy.pem` and `proxy.key` in the
+//! config dir (upstream's names), created on first start if missing.
+//!
+//! A new certificate is self-signed, EC P-256 (fast to create and to
+//! handshake with), valid for ten years, for the host name, `localhost`,
+//! `127.0.0.1` and `::1`. The key is 0640 root:backup (the config dir's
+//! ownership policy), the certificate likewise. An existing pair (an
+//! upstream host's RSA one, or one from a CA) is used as it is.
+
+use anyhow::{Error, format_err};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::ssl::{SslAcceptor, SslMethod};
+use openssl::x509::extension::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+};
+use openssl::x509::{X509, X509NameBuilder};
+
+use pbs_config::ConfigDir;
+
+/// Certificate file name in the config dir.
+pub const PROXY_PEM_NAME: &str = "proxy.pem";
+/// Key file name in the config dir.
+pub const PROXY_KEY_NAME: &str = "proxy.key";
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty() && name.len() <= 64)
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Creates `proxy.pem` and `proxy.key` unless both exist.
+pub fn ensure_certificate(dir: &ConfigDir) -> Result<(), Error> {
+    let cert_path = dir.path(PROXY_PEM_NAME);
+    let key_path = dir.path(PROXY_KEY_NAME);
+    if cert_path.exists() && key_path.exists() {
+        return Ok(());
+    }
+    dir.ensure_base_dir()?;
+    let (cert, key) = self_signed(&hostname())
+        .map_err(|err| format_err!("unable to create a TLS certificate - {err}"))?;
+    let options = dir.ownership().config_file_options();
+    // the key first: a certificate without its key would be kept next time
+    proxmox_sys::fs::replace_file(&key_path, &key, options, true)?;
+    proxmox_sys::fs::replace_file(&cert_path, &cert, options, true)?;
+    Ok(())
+}
+
+fn self_signed(host: &str) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "pbs-keystore")?;
+    name.append_entry_by_nid(Nid::COMMONNAME, host)?;
+    let name = name.build();
+
+    let mut cert = X509::builder()?;
+    cert.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    let serial = serial.to_asn1_integer()?;
+    cert.set_serial_number(&serial)?;
+    cert.set_subject_name(&name)?;
+    cert.set_issuer_name(&name)?;
+    cert.set_pubkey(&key)?;
+    let not_before = Asn1Time::days_from_now(0)?;
+    let not_after = Asn1Time::days_from_now(3650)?;
+    cert.set_not_before(&not_before)?;
+    cert.set_not_after(&not_after)?;
+    cert.append_extension(BasicConstraints::new().critical().build()?)?;
+    cert.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_encipherment()
+            .build()?,
+    )?;
+    cert.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+    let san = SubjectAlternativeName::new()
+        .dns(host)
+        .dns("localhost")
+        .ip("127.0.0.1")
+        .ip("::1")
+        .build(&cert.x509v3_context(None, None))?;
+    cert.append_extension(san)?;
+    cert.sign(&key, MessageDigest::sha256())?;
+    let cert = cert.build();
+    Ok((cert.to_pem()?, key.private_key_to_pem_pkcs8()?))
+}
+
+/// A TLS acceptor (TLS 1.2 and 1.3, HTTP/1.1) for the pair in `dir`.
+pub fn acceptor(dir: &ConfigDir) -> Result<SslAcceptor, Error> {
+    let cert_path = dir.path(PROXY_PEM_NAME);
+    let key_path = dir.path(PROXY_KEY_NAME);
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
+    builder
+        .set_private_key_file(&key_path, openssl::ssl::SslFiletype::PEM)
+        .map_err(|err| format_err!("unable to load TLS key {key_path:?} - {err}"))?;
+    builder
+        .set_certificate_chain_file(&cert_path)
+        .map_err(|err| format_err!("unable to load TLS certificate {cert_path:?} - {err}"))?;
+    builder
+        .check_private_key()
+        .map_err(|err| format_err!("TLS key {key_path:?} does not match {cert_path:?} - {err}"))?;
+    builder.set_alpn_select_callback(|_, client| {
+        openssl::ssl::select_next_proto(b"\x08http/1.1", client)
+            .ok_or(openssl::ssl::AlpnError::NOACK)
+    });
+    Ok(builder.build())
+}
+
+/// SHA-256 fingerprint of the certificate in `dir`, colon separated (as
+/// `proxmox-backup-client` asks for it).
+pub fn certificate_fingerprint(dir: &ConfigDir) -> Result<String, Error> {
+    let path = dir.path(PROXY_PEM_NAME);
+    let pem = proxmox_sys::fs::file_get_contents(&path)?;
+    let cert =
+        X509::from_pem(&pem).map_err(|err| format_err!("unable to parse {path:?} - {err}"))?;
+    let digest = cert.digest(MessageDigest::sha256())?;
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
