@@ -1,6 +1,7 @@
 //! Tests that need several real processes: concurrent writers, SIGKILL at
-//! every crash point, readers next to a lock holder, a full disk, dropped
-//! privileges.
+//! every crash point (of a worker and of the API daemon), readers next to a
+//! lock holder, a full disk, a read-only file system, locks held past the
+//! timeout, dropped privileges.
 //!
 //! This binary has its own `main` (`harness = false`): run without
 //! arguments (or with name filters, as `cargo test NAME` passes them) it runs
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 mod concurrency;
 mod crash;
+mod daemon;
 mod faults;
 mod full_disk;
 mod privileges;
@@ -40,6 +42,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "full_disk::other_commands_on_a_full_disk_fail_cleanly",
         full_disk::other_commands_on_a_full_disk_fail_cleanly,
+    ),
+    (
+        "daemon::daemon_sigkill_in_the_middle_of_a_create",
+        daemon::daemon_sigkill_in_the_middle_of_a_create,
+    ),
+    (
+        "daemon::daemon_sigkill_under_concurrent_creates",
+        daemon::daemon_sigkill_under_concurrent_creates,
     ),
     (
         "faults::read_only_file_system",
