@@ -36,6 +36,17 @@ test-faults:
 	$(CARGO) test --test integration -- faults:: secrets_audit::
 	$(CARGO) test --test processes -- faults:: full_disk:: crash::
 
+# `make soak`: the API daemon on loopback for SOAK_SECONDS under SOAK_CLIENTS
+# clients doing mixed operations (examples/soak.rs: bounded, stops by
+# itself, fails on unexpected answers, growing RSS or fds, or an unclean
+# verify). Not part of `make test`.
+SOAK_SECONDS ?= 600
+SOAK_CLIENTS ?= 16
+
+soak:
+	$(CARGO) build --release --bins --example soak
+	nice -n 10 $(CARGO) run --release --example soak -- $(SOAK_SECONDS) $(SOAK_CLIENTS)
+
 # `make fuzz SECONDS=N`: each fuzz target for N seconds, one after the other,
 # at the lowest CPU priority. cargo-fuzz on the stable toolchain: no
 # sanitizer by default (`SANITIZER=address` needs RUSTC_BOOTSTRAP=1, which
