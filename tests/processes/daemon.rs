@@ -326,3 +326,70 @@ pub fn daemon_sigkill_under_concurrent_creates() {
         repaired.repaired.len()
     );
 }
+
+/// The API on a full disk and on a read-only file system: a create is
+/// answered 500 with a message naming the key and why (no panic, no
+/// crash), reads still work, nothing is left behind, and once the fault is
+/// gone the same create succeeds.
+pub fn api_on_a_full_disk_and_a_read_only_file_system() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = crate::support::Tmpfs::mount(&tmp.path().join("small"), "2m");
+    let dir = mount.path.join("config");
+    std::fs::create_dir(&dir).unwrap();
+    let auth = admin_token(&dir);
+    context(&dir)
+        .encryption_keys()
+        .store_key("before", &key_config(51))
+        .unwrap();
+    let daemon = Daemon::start(&dir, tmp.path().join("daemon.log"), None);
+    let port = daemon.port;
+    let create = || {
+        request(
+            port,
+            &auth,
+            "POST",
+            "config/encryption-keys",
+            Some("id=new-key"),
+        )
+    };
+
+    for fault in ["full disk", "read-only file system"] {
+        let before = crate::support::snapshot(&dir, &[]);
+        match fault {
+            "full disk" => crate::full_disk::fill(&mount.path.join("filler"), 0),
+            _ => mount.remount(true),
+        }
+        let (status, body) = create().expect("an answer");
+        let why = match fault {
+            "full disk" => "No space left on device",
+            _ => "Read-only file system",
+        };
+        assert_eq!(status, 500, "{fault}: {body}");
+        assert!(
+            body.contains("'new-key'") && body.contains(why),
+            "{fault}: {body}"
+        );
+        println!("    {fault}: create answered {status}: {}", body.trim());
+        let (status, body) =
+            request(port, &auth, "GET", "config/encryption-keys", None).expect("an answer");
+        assert_eq!(status, 200, "{fault}: list: {body}");
+        assert_eq!(
+            crate::support::snapshot(&dir, &[]),
+            before,
+            "{fault}: store changed"
+        );
+        match fault {
+            "full disk" => std::fs::remove_file(mount.path.join("filler")).unwrap(),
+            _ => mount.remount(false),
+        }
+    }
+    assert_clean(&context(&dir).verify(false).unwrap(), "after the faults");
+    let (status, body) = create().expect("an answer");
+    assert_eq!(status, 200, "create after the faults: {body}");
+    drop(daemon);
+    drop(mount);
+}

@@ -10,7 +10,7 @@ use crate::support::{
 
 /// Fills the file system of `filler` until it is full, then frees
 /// `free_pages` pages again.
-fn fill(filler: &Path, free_pages: u64) {
+pub fn fill(filler: &Path, free_pages: u64) {
     let mut file = std::fs::File::create(filler).unwrap();
     let chunk = vec![0u8; 4096];
     let mut written = 0u64;

@@ -52,6 +52,10 @@ const TESTS: &[(&str, TestFn)] = &[
         daemon::daemon_sigkill_under_concurrent_creates,
     ),
     (
+        "daemon::api_on_a_full_disk_and_a_read_only_file_system",
+        daemon::api_on_a_full_disk_and_a_read_only_file_system,
+    ),
+    (
         "faults::read_only_file_system",
         faults::read_only_file_system,
     ),
