@@ -34,7 +34,7 @@ clean:
 # `make test` too: they take seconds; mounts and user switches need root)
 test-faults:
 	$(CARGO) test --test integration -- faults:: secrets_audit::
-	$(CARGO) test --test processes -- faults:: full_disk:: crash::
+	$(CARGO) test --test processes -- faults:: full_disk:: crash:: daemon::
 
 # `make soak`: the API daemon on loopback for SOAK_SECONDS under SOAK_CLIENTS
 # clients doing mixed operations (examples/soak.rs: bounded, stops by
