@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use pbs_key_config::KeyConfig;
 use pbs_keystore::api2::config::encryption_keys;
 
-use crate::util::{TestDir, key_config, raw_key, vectors_dir};
+use crate::util::{TestDir, copy_configdir_example, key_config, raw_key, vectors_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
 
@@ -1094,23 +1094,9 @@ fn verify_exit_statuses() {
 /// one archived, with upstream's `/etc/proxmox-backup/...` paths.
 #[test]
 fn upstream_config_dir() {
-    let vectors = vectors_dir().join("configdir-example");
-    let expect: Value =
-        serde_json::from_slice(&std::fs::read(vectors.join("expect.json")).unwrap()).unwrap();
     let cli = Cli::new();
-    std::fs::copy(
-        vectors.join("encryption-keys.cfg"),
-        cli.path().join("encryption-keys.cfg"),
-    )
-    .unwrap();
+    let expect = copy_configdir_example(cli.path());
     let key_dir = cli.path().join("encryption-keys");
-    std::fs::create_dir(&key_dir).unwrap();
-    for entry in std::fs::read_dir(vectors.join("encryption-keys")).unwrap() {
-        let entry = entry.unwrap();
-        let target = key_dir.join(entry.file_name());
-        std::fs::copy(entry.path(), &target).unwrap();
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
-    }
     let order: Vec<&str> = expect["order"]
         .as_array()
         .unwrap()

@@ -338,24 +338,8 @@ fn verify_repair_removes_leftovers_but_never_referenced_keys() {
 
 #[test]
 fn a_real_pbs_config_dir_loads() {
-    let vectors = crate::util::vectors_dir().join("configdir-example");
-    let expect: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(vectors.join("expect.json")).unwrap()).unwrap();
     let dir = TestDir::new();
-    // copy at run time and set upstream's modes (the vector folder is read-only)
-    std::fs::copy(
-        vectors.join("encryption-keys.cfg"),
-        dir.path().join("encryption-keys.cfg"),
-    )
-    .unwrap();
-    let key_dir = dir.path().join("encryption-keys");
-    std::fs::create_dir(&key_dir).unwrap();
-    for entry in std::fs::read_dir(vectors.join("encryption-keys")).unwrap() {
-        let entry = entry.unwrap();
-        let target = key_dir.join(entry.file_name());
-        std::fs::copy(entry.path(), &target).unwrap();
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
-    }
+    let expect = crate::util::copy_configdir_example(dir.path());
 
     let keys = dir.config.encryption_keys();
     let (list, _) = keys.list_keys(true).unwrap();

@@ -101,3 +101,28 @@ pub fn raw_key(seed: u8) -> [u8; 32] {
 pub fn key_config(seed: u8) -> pbs_key_config::KeyConfig {
     pbs_key_config::KeyConfig::without_password(raw_key(seed)).expect("key config")
 }
+
+/// Copies `configdir-example` (a real PBS host's config dir) into `target`
+/// with upstream's key file mode (the vector folder itself is read-only, its
+/// files 0444), and returns its `expect.json`.
+pub fn copy_configdir_example(target: &std::path::Path) -> serde_json::Value {
+    use std::os::unix::fs::PermissionsExt;
+
+    let vectors = vectors_dir().join("configdir-example");
+    let expect = serde_json::from_slice(&std::fs::read(vectors.join("expect.json")).unwrap())
+        .expect("expect.json of configdir-example");
+    std::fs::copy(
+        vectors.join("encryption-keys.cfg"),
+        target.join("encryption-keys.cfg"),
+    )
+    .unwrap();
+    let key_dir = target.join("encryption-keys");
+    std::fs::create_dir(&key_dir).unwrap();
+    for entry in std::fs::read_dir(vectors.join("encryption-keys")).unwrap() {
+        let entry = entry.unwrap();
+        let copy = key_dir.join(entry.file_name());
+        std::fs::copy(entry.path(), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    expect
+}

@@ -204,16 +204,8 @@ pub const CRYPT_KEY_RETURN_SCHEMA: Schema = CryptKey::API_SCHEMA;
 
 #[cfg(test)]
 mod tests {
-    use proxmox_schema::ParameterError;
-
     use super::*;
-
-    fn param_names(err: &Error) -> Vec<String> {
-        err.chain()
-            .find_map(|e| e.downcast_ref::<ParameterError>())
-            .map(|p| p.names().map(str::to_string).collect())
-            .unwrap_or_default()
-    }
+    use crate::api2::test_util::param_names;
 
     #[test]
     fn bad_parameters_name_the_parameter() {

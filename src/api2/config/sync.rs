@@ -111,16 +111,8 @@ pub fn update_sync_job_keys(
 
 #[cfg(test)]
 mod tests {
-    use proxmox_schema::ParameterError;
-
     use super::*;
-
-    fn param_names(err: &Error) -> Vec<String> {
-        err.chain()
-            .find_map(|e| e.downcast_ref::<ParameterError>())
-            .map(|p| p.names().map(str::to_string).collect())
-            .unwrap_or_default()
-    }
+    use crate::api2::test_util::param_names;
 
     #[test]
     fn bad_parameters_name_the_parameter() {
