@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build test check lint fmt clean deb lintian test-deb bench
+.PHONY: all build test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak
 
 all: build
 
@@ -34,6 +34,72 @@ bench:
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# --- hardening (docs/security.md) -------------------------------------------
+
+# the fault injection and secrets audit tests alone (all of them are part of
+# `make test` too: they take seconds; mounts and user switches need root)
+test-faults:
+	$(CARGO) test --test integration -- faults:: secrets_audit::
+	$(CARGO) test --test processes -- faults:: full_disk:: crash:: daemon::
+
+# `make soak`: the API daemon on loopback for SOAK_SECONDS under SOAK_CLIENTS
+# clients doing mixed operations (examples/soak.rs: bounded, stops by
+# itself, fails on unexpected answers, growing RSS or fds, or an unclean
+# verify). Not part of `make test`.
+SOAK_SECONDS ?= 600
+SOAK_CLIENTS ?= 16
+
+soak:
+	$(CARGO) build --release --bins --example soak
+	nice -n 10 $(CARGO) run --release --example soak -- $(SOAK_SECONDS) $(SOAK_CLIENTS)
+
+# `make fuzz SECONDS=N`: each fuzz target for N seconds, one after the other,
+# at the lowest CPU priority. cargo-fuzz on the stable toolchain: no
+# sanitizer by default (`SANITIZER=address` needs RUSTC_BOOTSTRAP=1, which
+# this passes along only then). Seed corpora are copied from the golden
+# vectors into fuzz/corpus (git-ignored) at run time; findings land in
+# fuzz/artifacts/TARGET/, libFuzzer's output in fuzz/artifacts/TARGET.log.
+SECONDS ?= 60
+SANITIZER ?= none
+FUZZ_TARGETS ?= section_config key_config access_config api_request api_auth
+VECTORS ?= $(or $(PBS_VECTORS_DIR),../shared/vectors)
+FUZZ_ENV = $(if $(filter none,$(SANITIZER)),,RUSTC_BOOTSTRAP=1)
+FUZZ_FLAGS = --fuzz-dir fuzz --sanitizer $(SANITIZER) --release --debug-assertions
+
+fuzz-build:
+	$(FUZZ_ENV) nice -n 19 cargo fuzz build $(FUZZ_FLAGS)
+
+# seeds: the golden vectors, and for the access files and API requests a few
+# hand-written inputs (there are no vectors for them)
+fuzz-seed:
+	mkdir -p $(addprefix fuzz/corpus/,section_config key_config access_config api_request api_auth)
+	cp $(VECTORS)/section-config/*.cfg $(VECTORS)/configdir-example/*.cfg fuzz/corpus/section_config/
+	cp $(VECTORS)/keys/*.enc $(VECTORS)/configdir-example/encryption-keys/*.enc fuzz/corpus/key_config/
+	printf 'acl:1:/:root@pam!t,alice@pbs:Admin\nacl:0:/system/encryption-keys:@admins,bob@pbs!x:Audit,NoAccess\n' > fuzz/corpus/access_config/seed-acl
+	printf 'user: alice@pbs\n\tcomment Alice\n\tenable 1\n\texpire 0\n\ntoken: alice@pbs!t1\n\tenable 0\n' > fuzz/corpus/access_config/seed-user
+	printf 'GET\n/api2/json/config/encryption-keys?include-archived=True&_dc=1\n\n' > fuzz/corpus/api_request/seed-list
+	printf 'POST\n/api2/json/access/ticket\napplication/x-www-form-urlencoded\nusername=alice%%40pbs&password=a+b%%20c' > fuzz/corpus/api_request/seed-ticket
+	printf 'DELETE\n/api2/json/config/encryption-keys/k-1/?digest=%s\n\n' $$(printf '%064d' 0) > fuzz/corpus/api_request/seed-delete
+	printf 'GET\n/api2/json/config/encryption-keys/k%%2D1/verify\n\n' > fuzz/corpus/api_request/seed-verify
+	{ printf 'POST\n/api2/json/config/encryption-keys\napplication/x-www-form-urlencoded\nid=k-1&key='; cat $(VECTORS)/keys/unprotected.enc; } > fuzz/corpus/api_request/seed-import-form
+	{ printf 'POST\n/api2/json/config/encryption-keys\nApplication/JSON; charset=utf-8\n{"id":"k-2","key":'; python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()), end="")' $(VECTORS)/keys/unprotected.enc; printf '}'; } > fuzz/corpus/api_request/seed-import-json
+	printf 'PBSAPIToken=root@pam!admin:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n\n' > fuzz/corpus/api_auth/seed-token
+	printf 'PBSAPIToken alice@pbs!t1:secret%%20with%%20spaces\nother=1\n' > fuzz/corpus/api_auth/seed-token-space
+	printf '\nPBSAuthCookie=PBS:alice@pbs:6B03A161::V848lNlqz2rqs+vKH3oT9ZX1IRs/jTf+xDKu73eRmzPntLu4ElONZsuLzNcsmFUO74IOBXi7HXF6u64tAA; x=y\n6B03A161:D17PR2/SuQeS1Hb7V923iCdZkYbMSVdJOtSw4Tlk3Ak\n' > fuzz/corpus/api_auth/seed-ticket
+
+fuzz: fuzz-build fuzz-seed
+	@set -e; for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/artifacts/$$target; \
+		echo "fuzz: $$target for $(SECONDS) s (log: fuzz/artifacts/$$target.log)"; \
+		$(FUZZ_ENV) nice -n 19 cargo fuzz run $(FUZZ_FLAGS) $$target fuzz/corpus/$$target -- \
+			-max_total_time=$(SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+			-print_final_stats=1 -artifact_prefix=fuzz/artifacts/$$target/ \
+			> fuzz/artifacts/$$target.log 2>&1 \
+			|| { tail -n 40 fuzz/artifacts/$$target.log; exit 1; }; \
+		grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|Done [0-9]+ runs|stat::)' fuzz/artifacts/$$target.log || true; \
+	done
+
 
 # --- Debian package (docs/packaging.md) -------------------------------------
 # `make deb` builds build/$(PACKAGE)_<version>_<arch>.deb from a copy of the

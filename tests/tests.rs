@@ -18,3 +18,10 @@ mod cli;
 
 // the HTTPS API daemon and the access setup commands, over loopback
 mod api;
+
+// faults in one process: symlinks and directories in place of files,
+// 100 MB configs and key files
+mod faults;
+
+// the secrets audit: every command, every output format, umask 000
+mod secrets_audit;

@@ -69,6 +69,29 @@ impl TestDir {
     }
 }
 
+impl TestDir {
+    /// Every file below the dir with size, mode, inode and mtime, without
+    /// reading contents: "nothing changed" checks next to huge files.
+    pub fn snapshot_meta(&self) -> Vec<(PathBuf, u64, u32, u64, i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        fn walk(dir: &std::path::Path, out: &mut Vec<(PathBuf, u64, u32, u64, i64, i64)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                if meta.is_dir() {
+                    walk(&path, out);
+                }
+                let stamp = (meta.mtime(), meta.mtime_nsec());
+                out.push((path, meta.len(), meta.mode(), meta.ino(), stamp.0, stamp.1));
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
 /// A fixed raw key: 32 bytes derived from `seed`.
 pub fn raw_key(seed: u8) -> [u8; 32] {
     std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8))

@@ -330,7 +330,8 @@ impl<'a> EncryptionKeys<'a> {
             .metadata()
             .map_err(|err| format_err!("unable to stat key file {path:?} - {err}"))?;
         check_key_file_meta(&path, &meta)?;
-        let mut data = Vec::with_capacity(meta.len() as usize);
+        // the size is the file's word, not a promise: reserve at most what is read
+        let mut data = Vec::with_capacity(meta.len().min(MAX_KEY_FILE_SIZE + 1) as usize);
         (&mut file)
             .take(MAX_KEY_FILE_SIZE + 1)
             .read_to_end(&mut data)
@@ -433,7 +434,6 @@ impl<'a> EncryptionKeys<'a> {
         // render (and so validate) the new config before touching any file
         let raw = CONFIG.write(self.config_path(), &config)?;
 
-        self.dir.ensure_base_dir()?;
         ensure_dir_exists(
             self.key_dir(),
             &self.dir.ownership().key_dir_options(),

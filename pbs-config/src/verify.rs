@@ -66,6 +66,9 @@ pub enum FindingKind {
     DanglingJobReference,
     /// A config entry the key store cannot use (an unknown kdf, say).
     InvalidConfigEntry,
+    /// A symbolic link where the store keeps a file or directory: left
+    /// alone (repair never changes what a link points to).
+    SymbolicLink,
 }
 
 impl FindingKind {
@@ -149,11 +152,21 @@ impl Checker<'_> {
         });
     }
 
-    /// Mode and owner of an existing path.
+    /// Mode and owner of an existing path. A symlink is a finding of its
+    /// own: its mode says nothing, and chmod would change its target.
     fn check_meta(&mut self, path: &Path, id: Option<&str>, mode: u32, uid: Uid, gid: Gid) {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             return;
         };
+        if meta.file_type().is_symlink() {
+            self.add(
+                FindingKind::SymbolicLink,
+                id,
+                path,
+                format!("{path:?} is a symbolic link - left alone, replace it by hand"),
+            );
+            return;
+        }
         let found = meta.mode() & 0o7777;
         if found != mode {
             self.add(
@@ -296,7 +309,19 @@ impl Checker<'_> {
         names.sort();
         for name in names {
             let path = dir.join(&name);
-            if is_temp_name(&name) {
+            let is_symlink =
+                std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
+            if is_symlink {
+                // a known key's file is reported by check_entry already
+                if !name.strip_suffix(".enc").is_some_and(known) {
+                    self.add(
+                        FindingKind::SymbolicLink,
+                        None,
+                        &path,
+                        format!("{path:?} is a symbolic link - left alone, remove it by hand"),
+                    );
+                }
+            } else if is_temp_name(&name) {
                 self.add(
                     FindingKind::TempFile,
                     None,
@@ -413,7 +438,9 @@ impl ConfigDir {
 
         let mut report = self.check(&keys)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
-            let repaired = self.repair(&keys, &report.findings, &config_lock)?;
+            let repaired = self
+                .repair(&keys, &report.findings, &config_lock)
+                .layer_err(|| "unable to repair the key store")?;
             report = self.check(&keys)?;
             report.repaired = repaired;
         }

@@ -1,46 +1,16 @@
-//! Store on a full disk: a clear error, and the store as it was.
+//! Every writing operation on a full disk: a clear error, and the store as it was.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::support::{assert_clean, context, key_config};
-
-/// A small tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(path).unwrap();
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .status()
-            .expect("unable to run mount");
-        assert!(status.success(), "mounting a tmpfs at {path:?} failed");
-        Self {
-            path: path.to_owned(),
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
-}
+use crate::support::{
+    Tmpfs, assert_clean, assert_error, assert_relocated_only, context, fault_store, key_config,
+    manager, run_writing_commands_again, snapshot as store_snapshot, writing_commands,
+};
 
 /// Fills the file system of `filler` until it is full, then frees
 /// `free_pages` pages again.
-fn fill(filler: &Path, free_pages: u64) {
+pub fn fill(filler: &Path, free_pages: u64) {
     let mut file = std::fs::File::create(filler).unwrap();
     let chunk = vec![0u8; 4096];
     let mut written = 0u64;
@@ -120,5 +90,42 @@ pub fn store_on_a_full_disk_fails_cleanly() {
     // with space again, the same store works
     keys.store_key("new-key", &key_config(13)).unwrap();
     keys.load_key_config("new-key", true).unwrap();
+    drop(mount);
+}
+
+/// Every other writing command on a full disk (no page free): archive,
+/// unarchive, delete, sync-job update, create, import, and verify --repair
+/// with a path to rewrite. Each exits 2 with one error line naming the file
+/// it could not write and "No space left on device", the store is as it
+/// was and verify reports it so; with space again, each works.
+pub fn other_commands_on_a_full_disk_fail_cleanly() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = Tmpfs::mount(&tmp.path().join("small"), "1m");
+    let dir = mount.path.join("config");
+    std::fs::create_dir(&dir).unwrap();
+    let import = mount.path.join("import.enc");
+    fault_store(&dir, &import);
+
+    fill(&mount.path.join("filler"), 0);
+    let before = store_snapshot(&dir, &["filler"]);
+    for (args, file) in writing_commands(&import) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = manager(&dir, &args, None);
+        let line = assert_error(&run, &args.join(" "), &["No space left on device", file]);
+        assert_eq!(
+            store_snapshot(&dir, &["filler"]),
+            before,
+            "{args:?} changed the store"
+        );
+        assert_relocated_only(&context(&dir).verify(false).unwrap(), &args.join(" "));
+        println!("    {}: {line}", args.join(" "));
+    }
+
+    std::fs::remove_file(mount.path.join("filler")).unwrap();
+    run_writing_commands_again(&dir, &import);
     drop(mount);
 }

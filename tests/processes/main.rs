@@ -1,6 +1,7 @@
 //! Tests that need several real processes: concurrent writers, SIGKILL at
-//! every crash point, readers next to a lock holder, a full disk, dropped
-//! privileges.
+//! every crash point (of a worker and of the API daemon), readers next to a
+//! lock holder, a full disk, a read-only file system, locks held past the
+//! timeout, dropped privileges.
 //!
 //! This binary has its own `main` (`harness = false`): run without
 //! arguments (or with name filters, as `cargo test NAME` passes them) it runs
@@ -11,6 +12,8 @@ use std::process::ExitCode;
 
 mod concurrency;
 mod crash;
+mod daemon;
+mod faults;
 mod full_disk;
 mod privileges;
 mod readers;
@@ -35,6 +38,34 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "full_disk::store_on_a_full_disk_fails_cleanly",
         full_disk::store_on_a_full_disk_fails_cleanly,
+    ),
+    (
+        "full_disk::other_commands_on_a_full_disk_fail_cleanly",
+        full_disk::other_commands_on_a_full_disk_fail_cleanly,
+    ),
+    (
+        "daemon::daemon_sigkill_in_the_middle_of_a_create",
+        daemon::daemon_sigkill_in_the_middle_of_a_create,
+    ),
+    (
+        "daemon::daemon_sigkill_under_concurrent_creates",
+        daemon::daemon_sigkill_under_concurrent_creates,
+    ),
+    (
+        "daemon::api_on_a_full_disk_and_a_read_only_file_system",
+        daemon::api_on_a_full_disk_and_a_read_only_file_system,
+    ),
+    (
+        "faults::read_only_file_system",
+        faults::read_only_file_system,
+    ),
+    (
+        "faults::config_dir_not_writable_by_the_user",
+        faults::config_dir_not_writable_by_the_user,
+    ),
+    (
+        "faults::lock_held_past_the_timeout",
+        faults::lock_held_past_the_timeout,
     ),
     (
         "privileges::non_root_policy_owns_files_as_the_user",

@@ -7,8 +7,9 @@
 //!   workers. Every operation is logged to LOG as one JSON line.
 //! - `op DIR store|delete|archive ID SEED`: one operation (the crash tests
 //!   set `$PBS_FAILPOINT` so it dies on the way).
-//! - `hold-lock DIR`: takes the config lock, prints `locked`, and holds it
-//!   until its stdin is closed.
+//! - `hold-lock DIR [LOCKFILE]`: takes the config lock (or LOCKFILE,
+//!   relative to DIR), prints `locked`, and holds it until its stdin is
+//!   closed.
 //! - `store-as-user DIR ID SEED`: stores a key with the ownership policy of
 //!   whatever user runs it, and prints the policy.
 
@@ -231,11 +232,16 @@ fn one_op(args: &[String]) -> Result<(), Error> {
 }
 
 fn hold_lock(args: &[String]) -> Result<(), Error> {
-    let [dir] = args else {
-        bail!("usage: hold-lock DIR");
+    let (dir, lock) = match args {
+        [dir] => (dir, None),
+        [dir, lock] => (dir, Some(lock)),
+        _ => bail!("usage: hold-lock DIR [LOCKFILE]"),
     };
     let dir = ConfigDir::new(dir)?;
-    let _config_lock = dir.encryption_keys().lock_config()?;
+    let _lock = match lock {
+        Some(lock) => dir.open_backup_lockfile(lock, None, true)?,
+        None => dir.encryption_keys().lock_config()?,
+    };
     println!("locked");
     std::io::stdout().flush()?;
     // hold the lock until the parent closes our stdin

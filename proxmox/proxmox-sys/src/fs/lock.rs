@@ -11,7 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Error, bail};
+use anyhow::{Error, bail, format_err};
 
 use super::CreateOptions;
 
@@ -80,6 +80,16 @@ fn open_or_create(path: &Path, options: CreateOptions) -> Result<File, Error> {
         {
             Ok(file) => return Ok(file),
             Err(err) if err.kind() == ErrorKind::NotFound => {}
+            // a read-only file system: flock works on a read-only descriptor
+            // too, so readers such as verify still exclude writers that
+            // reach the same file through a writable mount
+            Err(err) if err.raw_os_error() == Some(libc::EROFS) => {
+                return OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                    .open(path)
+                    .map_err(|err| format_err!("unable to open lock file {path:?} - {err}"));
+            }
             Err(err) => bail!("unable to open lock file {path:?} - {err}"),
         }
         match OpenOptions::new()

@@ -1,0 +1,396 @@
+//! The API daemon killed with SIGKILL in the middle of a create (and of a
+//! delete and an archive toggle):
+//! - at each crash point of the store, the daemon started with
+//!   `$PBS_FAILPOINT` dies on the way (test builds compile the points in);
+//!   the client gets no answer; `verify` finds at most what a crash leaves,
+//!   `--repair` removes it, and a restarted daemon serves a consistent store;
+//! - killed from outside while clients create keys: every create answered
+//!   200 survives.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+
+use pbs_config::failpoint::POINTS;
+use pbs_config::verify::FindingKind;
+
+use crate::support::{assert_clean, assert_every_listed_key_loads, context, key_config, manager};
+
+const DAEMON: &str = env!("CARGO_BIN_EXE_proxmox-backup-api");
+
+/// A running daemon; killed and reaped when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its stderr.
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon on `dir` (with `$PBS_FAILPOINT` = `failpoint`)
+    /// and waits for its readiness line.
+    pub fn start(dir: &Path, log: PathBuf, failpoint: Option<&str>) -> Self {
+        let mut cmd = Command::new(DAEMON);
+        cmd.arg("--config-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--auth-failure-delay", "0"])
+            .env_remove("PBS_FAILPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        if let Some(point) = failpoint {
+            cmd.env("PBS_FAILPOINT", point);
+        }
+        let mut child = cmd.spawn().expect("start proxmox-backup-api");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no readiness line: {line:?}"));
+        Self {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+
+    /// Waits for the daemon to exit; returns whether SIGKILL ended it.
+    pub fn wait_killed(&mut self) -> bool {
+        let status = self.child.take().unwrap().wait().unwrap();
+        status.signal() == Some(nix::sys::signal::Signal::SIGKILL as i32)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One request on a fresh TLS connection: the status and body, or `None`
+/// when the connection was refused or ended without an answer.
+pub fn request(
+    port: u16,
+    auth: &str,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+) -> Option<(u16, String)> {
+    // a killed daemon refuses the connection: no answer either
+    let tcp = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
+    builder.set_verify(SslVerifyMode::NONE);
+    let mut stream = builder
+        .build()
+        .configure()
+        .unwrap()
+        .verify_hostname(false)
+        .connect("localhost", tcp)
+        .ok()?;
+    let body = form.unwrap_or("");
+    let request = format!(
+        "{method} /api2/json/{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// A token of root@pam with Admin on `/`, as `PBSAPIToken=ID:SECRET`.
+pub fn admin_token(dir: &Path) -> String {
+    let run = manager(
+        dir,
+        &[
+            "--output-format",
+            "json",
+            "user",
+            "generate-token",
+            "root@pam",
+            "crash",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let run = manager(
+        dir,
+        &["acl", "update", "/", "Admin", "--auth-id", "root@pam!crash"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    format!(
+        "PBSAPIToken=root@pam!crash:{}",
+        value["value"].as_str().unwrap()
+    )
+}
+
+/// For every crash point: the request that passes it, the daemon killed
+/// there, the store checked and repaired, a new daemon serving it.
+pub fn daemon_sigkill_in_the_middle_of_a_create() {
+    assert!(pbs_config::failpoint::enabled());
+    for point in POINTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("config");
+        std::fs::create_dir(&dir).unwrap();
+        let auth = admin_token(&dir);
+        let keys_before = {
+            let config = context(&dir);
+            let keys = config.encryption_keys();
+            keys.store_key("bystander", &key_config(41)).unwrap();
+            let op = point.split(':').next().unwrap();
+            if op != "store" {
+                keys.store_key("victim", &key_config(42)).unwrap();
+                if op == "delete" {
+                    keys.archive_key("victim", None).unwrap();
+                }
+            }
+            op.to_string()
+        };
+        let op = keys_before.as_str();
+        let (method, path, form) = match op {
+            "store" => ("POST", "config/encryption-keys", Some("id=victim")),
+            "delete" => ("DELETE", "config/encryption-keys/victim", None),
+            _ => ("POST", "config/encryption-keys/victim", Some("")),
+        };
+
+        let mut daemon = Daemon::start(&dir, tmp.path().join("daemon.log"), Some(point));
+        let answer = request(daemon.port, &auth, method, path, form);
+        assert!(daemon.wait_killed(), "{point}: the daemon was not killed");
+        let log = std::fs::read_to_string(&daemon.log).unwrap();
+        assert!(
+            log.contains(&format!("failpoint {point} reached")),
+            "{point}: {log}"
+        );
+        assert!(
+            answer.is_none(),
+            "{point}: an answer from a killed daemon: {answer:?}"
+        );
+
+        let config = context(&dir);
+        let report = config.verify(false).unwrap();
+        for finding in &report.findings {
+            assert!(
+                matches!(
+                    finding.kind,
+                    FindingKind::OrphanKeyFile | FindingKind::TempFile | FindingKind::StaleLockFile
+                ),
+                "{point}: more than leftovers: {:#?}",
+                report.findings
+            );
+        }
+        let leftovers = report.findings.len();
+        let repaired = config.verify(true).unwrap();
+        assert_clean(&repaired, point);
+        assert_every_listed_key_loads(&config);
+
+        // a new daemon serves the store; the key is wholly there or gone
+        let daemon = Daemon::start(&dir, tmp.path().join("daemon2.log"), None);
+        let (status, body) = request(
+            daemon.port,
+            &auth,
+            "GET",
+            "config/encryption-keys?include-archived=1",
+            None,
+        )
+        .expect("answer");
+        assert_eq!(status, 200, "{point}: {body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let ids: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&"bystander"), "{point}: {ids:?}");
+        let victim = ids.contains(&"victim");
+        if op == "store" && !victim {
+            // not stored: the same create works now
+            let (status, body) = request(daemon.port, &auth, method, path, form).expect("answer");
+            assert_eq!(status, 200, "{point}: create again: {body}");
+        }
+        println!(
+            "    daemon killed at {point}: leftovers {leftovers}, repaired {}, victim {}",
+            repaired.repaired.len(),
+            if victim { "present" } else { "absent" }
+        );
+    }
+}
+
+/// The daemon killed with SIGKILL from outside while four clients create
+/// keys as fast as they can: whatever instant the kill lands on, every
+/// create that was answered 200 is in the store afterwards and loads,
+/// `verify` finds at most what a crash leaves, and `--repair` cleans it.
+pub fn daemon_sigkill_under_concurrent_creates() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    let auth = admin_token(&dir);
+    let mut daemon = Daemon::start(&dir, tmp.path().join("daemon.log"), None);
+    let port = daemon.port;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let created: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (auth, answered, created, tx) = (
+                auth.clone(),
+                Arc::clone(&answered),
+                Arc::clone(&created),
+                tx.clone(),
+            );
+            std::thread::spawn(move || {
+                for n in 0..10_000 {
+                    let id = format!("c{client}-{n}");
+                    let form = format!("id={id}");
+                    let Some((status, body)) =
+                        request(port, &auth, "POST", "config/encryption-keys", Some(&form))
+                    else {
+                        return; // the daemon is gone
+                    };
+                    assert_eq!(status, 200, "create {id}: {body}");
+                    created.lock().unwrap().push(id);
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    let _ = tx.send(());
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    // kill once 40 creates were answered, with more in flight
+    while answered.load(Ordering::SeqCst) < 40 {
+        rx.recv().expect("clients stopped before 40 creates");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.child.as_ref().unwrap().id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(daemon.wait_killed());
+    for client in clients {
+        client.join().expect("client thread");
+    }
+
+    let config = context(&dir);
+    let report = config.verify(false).unwrap();
+    for finding in &report.findings {
+        assert!(
+            matches!(
+                finding.kind,
+                FindingKind::OrphanKeyFile | FindingKind::TempFile | FindingKind::StaleLockFile
+            ),
+            "more than leftovers: {:#?}",
+            report.findings
+        );
+    }
+    let repaired = config.verify(true).unwrap();
+    assert_clean(&repaired, "after the kill");
+    assert_every_listed_key_loads(&config);
+    let keys = config.encryption_keys();
+    let created = created.lock().unwrap();
+    for id in created.iter() {
+        keys.load_key_config(id, true)
+            .unwrap_or_else(|err| panic!("create of {id} was answered 200, but: {err}"));
+    }
+    let (list, _) = keys.list_keys(true).unwrap();
+    println!(
+        "    killed after {} answered creates: {} keys stored, {} leftovers repaired",
+        created.len(),
+        list.len(),
+        repaired.repaired.len()
+    );
+}
+
+/// The API on a full disk and on a read-only file system: a create is
+/// answered 500 with a message naming the key and why (no panic, no
+/// crash), reads still work, nothing is left behind, and once the fault is
+/// gone the same create succeeds.
+pub fn api_on_a_full_disk_and_a_read_only_file_system() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = crate::support::Tmpfs::mount(&tmp.path().join("small"), "2m");
+    let dir = mount.path.join("config");
+    std::fs::create_dir(&dir).unwrap();
+    let auth = admin_token(&dir);
+    context(&dir)
+        .encryption_keys()
+        .store_key("before", &key_config(51))
+        .unwrap();
+    let daemon = Daemon::start(&dir, tmp.path().join("daemon.log"), None);
+    let port = daemon.port;
+    let create = || {
+        request(
+            port,
+            &auth,
+            "POST",
+            "config/encryption-keys",
+            Some("id=new-key"),
+        )
+    };
+
+    for fault in ["full disk", "read-only file system"] {
+        let before = crate::support::snapshot(&dir, &[]);
+        match fault {
+            "full disk" => crate::full_disk::fill(&mount.path.join("filler"), 0),
+            _ => mount.remount(true),
+        }
+        let (status, body) = create().expect("an answer");
+        let why = match fault {
+            "full disk" => "No space left on device",
+            _ => "Read-only file system",
+        };
+        assert_eq!(status, 500, "{fault}: {body}");
+        assert!(
+            body.contains("'new-key'") && body.contains(why),
+            "{fault}: {body}"
+        );
+        println!("    {fault}: create answered {status}: {}", body.trim());
+        let (status, body) =
+            request(port, &auth, "GET", "config/encryption-keys", None).expect("an answer");
+        assert_eq!(status, 200, "{fault}: list: {body}");
+        assert_eq!(
+            crate::support::snapshot(&dir, &[]),
+            before,
+            "{fault}: store changed"
+        );
+        match fault {
+            "full disk" => std::fs::remove_file(mount.path.join("filler")).unwrap(),
+            _ => mount.remount(false),
+        }
+    }
+    assert_clean(&context(&dir).verify(false).unwrap(), "after the faults");
+    let (status, body) = create().expect("an answer");
+    assert_eq!(status, 200, "create after the faults: {body}");
+    drop(daemon);
+    drop(mount);
+}

@@ -1,0 +1,236 @@
+//! Faults that need mounts, other users or other processes: a read-only
+//! file system, a config dir the user cannot write, a lock held past the
+//! timeout. After each: a clear error naming what failed, the store as it
+//! was, and `verify` reporting it so.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use nix::unistd::{Group, User};
+
+use pbs_config::ConfigDir;
+
+use crate::support::{
+    Tmpfs, assert_error, assert_relocated_only, context, fault_store, key_config, manager,
+    run_writing_commands_again, snapshot, worker, writing_commands,
+};
+
+/// The store on a file system remounted read-only: every writing command
+/// exits 2 naming a file of the store and "Read-only file system"; list,
+/// show and verify work and report the store as it was (regression: verify
+/// could not even start, as it opened its lock files for writing); once
+/// read-write again, every command works.
+pub fn read_only_file_system() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = Tmpfs::mount(&tmp.path().join("ro"), "4m");
+    let dir = mount.path.join("config");
+    std::fs::create_dir(&dir).unwrap();
+    let import = tmp.path().join("import.enc");
+    fault_store(&dir, &import);
+
+    mount.remount(true);
+    let before = snapshot(&dir, &[]);
+    let dir_text = dir.display().to_string();
+    for (args, _file) in writing_commands(&import) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = manager(&dir, &args, None);
+        let line = assert_error(&run, &args.join(" "), &["Read-only file system", &dir_text]);
+        println!("    {}: {line}", args.join(" "));
+    }
+    for args in [
+        &["encryption-key", "list"][..],
+        &["encryption-key", "show", "old-key"],
+        &["sync-job", "list"],
+    ] {
+        let run = manager(&dir, args, None);
+        assert_eq!(run.code, 0, "{args:?} on a read-only fs: {run:?}");
+    }
+    let run = manager(&dir, &["encryption-key", "verify"], None);
+    assert_eq!(run.code, 1, "verify on a read-only fs: {run:?}");
+    assert!(run.stdout.contains("path-not-canonical"), "{run:?}");
+    assert_relocated_only(&context(&dir).verify(false).unwrap(), "read-only");
+    context(&dir)
+        .encryption_keys()
+        .load_key_config("active-key", true)
+        .unwrap();
+    assert_eq!(snapshot(&dir, &[]), before, "the read-only store changed");
+
+    mount.remount(false);
+    run_writing_commands_again(&dir, &import);
+    drop(mount);
+}
+
+/// root's store (root:backup files in a root-owned dir), used by the
+/// `backup` user (a member of group backup, so it may read) and by `nobody`
+/// (who may not): reading works as far as the modes allow, every write
+/// exits 2 naming a file and "Permission denied", and the store is as it
+/// was for root's verify.
+pub fn config_dir_not_writable_by_the_user() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: switching users needs root (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let import = tmp.path().join("import.enc");
+    fault_store(&dir, &import);
+    std::fs::set_permissions(&import, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = snapshot(&dir, &[]);
+    let dir_text = dir.display().to_string();
+
+    let backup = User::from_name("backup").unwrap().expect("backup user");
+    let nobody = User::from_name("nobody").unwrap().expect("nobody user");
+    let nogroup = Group::from_gid(nobody.gid)
+        .unwrap()
+        .expect("nobody's group");
+    for (user, gid) in [(&backup, backup.gid), (&nobody, nogroup.gid)] {
+        let as_user = Some((user.uid, gid));
+        for (args, _file) in writing_commands(&import) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = manager(&dir, &args, as_user);
+            let what = format!("{} as {}", args.join(" "), user.name);
+            let line = assert_error(&run, &what, &[&dir_text]);
+            // EACCES creating or opening a file, EPERM for repair's chown
+            assert!(
+                line.contains("Permission denied") || line.contains("Operation not permitted"),
+                "{what}: {line}"
+            );
+            println!("    {what}: {line}");
+            assert_eq!(snapshot(&dir, &[]), before, "{what} changed the store");
+        }
+        let list = manager(&dir, &["encryption-key", "list"], as_user);
+        if user.name == "backup" {
+            assert_eq!(list.code, 0, "list as backup: {list:?}");
+            assert!(list.stdout.contains("active-key"), "{list:?}");
+        } else {
+            let line = assert_error(
+                &list,
+                "list as nobody",
+                &["encryption-keys.cfg", "Permission denied"],
+            );
+            println!("    encryption-key list as nobody: {line}");
+        }
+    }
+    assert_relocated_only(&context(&dir).verify(false).unwrap(), "as root");
+    run_writing_commands_again(&dir, &import);
+}
+
+/// A `hold-lock` worker holding `lock` (a path relative to `dir`) until
+/// dropped.
+struct Holder(Child);
+
+impl Holder {
+    fn hold(dir: &Path, lock: &str) -> Self {
+        let mut child = worker("hold-lock")
+            .arg(dir)
+            .arg(lock)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked", "holder of {lock}");
+        Self(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+/// Another process holds the config lock, the sync job lock or a key's
+/// lock past the (shortened) timeout: every operation that needs it fails
+/// naming the lock file and the wait, changes nothing, and readers carry
+/// on; once the holder is gone, verify is as before and the operations
+/// work.
+pub fn lock_held_past_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    let import = tmp.path().join("import.enc");
+    fault_store(&dir, &import);
+    let timeout = Duration::from_millis(300);
+    let config = ConfigDir::new(&dir).unwrap().lock_timeout(timeout);
+    let keys = config.encryption_keys();
+    let jobs = config.sync_jobs();
+    let before = snapshot(&dir, &[]);
+
+    type Op<'a> = (&'a str, Box<dyn Fn() -> Result<(), anyhow::Error> + 'a>);
+    let ops: Vec<Op> = vec![
+        (
+            "store",
+            Box::new(|| keys.store_key("new-key", &key_config(31)).map(|_| ())),
+        ),
+        (
+            "archive",
+            Box::new(|| keys.archive_key("active-key", None).map(|_| ())),
+        ),
+        (
+            "unarchive",
+            Box::new(|| keys.unarchive_key("old-key", None).map(|_| ())),
+        ),
+        ("delete", Box::new(|| keys.remove_key("old-key", None))),
+        (
+            "sync job update",
+            Box::new(|| {
+                jobs.update_job_keys("job1", None, Some(vec!["active-key".into()]), None)
+                    .map(|_| ())
+            }),
+        ),
+        ("verify", Box::new(|| config.verify(true).map(|_| ()))),
+    ];
+    for (lock, needs) in [
+        (
+            ".encryption-keys.lck",
+            &[
+                "store",
+                "archive",
+                "unarchive",
+                "delete",
+                "sync job update",
+                "verify",
+            ][..],
+        ),
+        (
+            ".sync.lck",
+            &["archive", "delete", "sync job update", "verify"][..],
+        ),
+        ("encryption-keys/old-key.enc.lck", &["delete"][..]),
+    ] {
+        let holder = Holder::hold(&dir, lock);
+        for (name, op) in ops.iter().filter(|(name, _)| needs.contains(name)) {
+            let err = op().unwrap_err().to_string();
+            assert!(
+                err.contains("unable to acquire lock")
+                    && err.contains(lock)
+                    && err.contains("timed out after 0.3s"),
+                "{name} with {lock} held: {err}"
+            );
+            assert_eq!(snapshot(&dir, &[]), before, "{name} changed the store");
+            println!("    {lock} held, {name}: {err}");
+        }
+        // readers do not wait
+        keys.list_keys(true).unwrap();
+        keys.load_key_config("active-key", true).unwrap();
+        drop(holder);
+    }
+
+    assert_relocated_only(&context(&dir).verify(false).unwrap(), "after the holders");
+    run_writing_commands_again(&dir, &import);
+}
