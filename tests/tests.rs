@@ -6,6 +6,9 @@ mod util;
 // proxmox-section-config against upstream's vectors (CryptKey plugin)
 mod section_config_vectors;
 
+// the writers' form of encryption-keys.cfg against the generic parse and write
+mod key_sections;
+
 // pbs-key-config against upstream's key file vectors
 mod key_vectors;
 

@@ -14,7 +14,9 @@
 //! - the readers' typed parse (`KeyIndex`, built straight from the text)
 //!   agrees with the writers' generic parse plus serde: both accept or both
 //!   refuse the text, with the same ids in the same order and, per id, the
-//!   same entry or both an error.
+//!   same entry or both an error;
+//! - the writers' `KeySections` accepts and refuses what the generic parse
+//!   does and writes the text back exactly as the generic write does.
 
 #![no_main]
 
@@ -28,7 +30,7 @@ use proxmox_section_config::{SectionConfig, SectionConfigData};
 use pbs_api_types::{CryptKey, SyncJobConfig};
 use pbs_config::encryption_keys::{self, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use pbs_config::sync::{self, SYNC_CFG_TYPE_ID};
-use pbs_config::{ConfigDir, KeyIndex, Ownership};
+use pbs_config::{ConfigDir, KeyIndex, KeySections, Ownership};
 
 const FILE: &str = "/etc/proxmox-backup/fuzz.cfg";
 
@@ -52,6 +54,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let keys = round_trip(&encryption_keys::CONFIG, &text);
     check_key_index(keys.as_ref(), &text);
+    if let Err(err) = KeySections::check_against_generic(Path::new(FILE), &text) {
+        panic!("KeySections and the generic parse and write differ: {err}");
+    }
     if let Some(config) = keys {
         check_keys(&config);
     }

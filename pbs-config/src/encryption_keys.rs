@@ -32,7 +32,7 @@ use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::cache::read_config_text;
-use crate::{BackupLockGuard, ConfigDir, KeyIndex, KeystoreError, failpoint};
+use crate::{BackupLockGuard, ConfigDir, KeyIndex, KeySections, KeystoreError, failpoint};
 
 /// Default path of the key config file.
 pub const ENCRYPTION_KEYS_CFG_FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
@@ -170,6 +170,14 @@ impl<'a> EncryptionKeys<'a> {
         let path = self.config_path();
         let (text, digest) = read_config_text(&path)?;
         Ok((CONFIG.parse(&path, &text)?, digest))
+    }
+
+    /// The config as writers edit it (read from the file now) and the
+    /// SHA-256 of its text. Takes no lock; writers call it under the lock.
+    pub fn sections(&self) -> Result<(KeySections, [u8; 32]), Error> {
+        let path = self.config_path();
+        let (text, digest) = read_config_text(&path)?;
+        Ok((KeySections::parse(&path, &text)?, digest))
     }
 
     /// The config entry of `id`. Takes no lock.
@@ -409,14 +417,14 @@ impl<'a> EncryptionKeys<'a> {
         // the first store into a fresh config dir creates it
         self.dir.ensure_base_dir()?;
         let config_lock = self.lock_config()?;
-        let (mut config, _digest) = self.config()?;
-        if config.sections.contains_key(id) {
+        let (mut sections, _digest) = self.sections()?;
+        if sections.contains(id) {
             return Err(KeystoreError::AlreadyExists { id: id.to_string() }.into());
         }
-        if let Some(existing_id) = find_fingerprint(&config, &fingerprint) {
+        if let Some(existing_id) = sections.find_fingerprint(&fingerprint) {
             return Err(KeystoreError::DuplicateFingerprint {
                 fingerprint,
-                existing_id,
+                existing_id: existing_id.to_string(),
             }
             .into());
         }
@@ -430,9 +438,10 @@ impl<'a> EncryptionKeys<'a> {
             info,
             archived_at: None,
         };
-        config.set_data(id, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry)?;
         // render (and so validate) the new config before touching any file
-        let raw = CONFIG.write(self.config_path(), &config)?;
+        sections.set(&entry)?;
+        let raw = sections.render();
+        drop(sections);
 
         ensure_dir_exists(
             self.key_dir(),
@@ -517,11 +526,11 @@ impl<'a> EncryptionKeys<'a> {
         (|| {
             check_key_id(id)?;
             let config_lock = self.lock_config()?;
-            let (mut config, current_digest) = self.config()?;
+            let (mut sections, current_digest) = self.sections()?;
             if let Some(digest) = digest {
                 crate::detect_modified_configuration_file(digest, &current_digest)?;
             }
-            let mut entry = self.lookup(&config, id)?;
+            let mut entry = sections.entry(id)?;
             match (archived, entry.archived_at) {
                 (true, Some(_)) => bail!("encryption key '{id}' is already archived"),
                 (false, None) => bail!("encryption key '{id}' is not archived"),
@@ -543,8 +552,8 @@ impl<'a> EncryptionKeys<'a> {
             } else {
                 entry.archived_at = None;
             }
-            config.set_data(id, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry)?;
-            self.save_config_failpoint(&config, &config_lock, Some("archive:config"))?;
+            sections.set(&entry)?;
+            self.write_config_text(&sections.render(), &config_lock, Some("archive:config"))?;
             Ok(entry)
         })()
         .layer_err(|| format!("failed to {verb} encryption key '{id}'"))
@@ -572,13 +581,27 @@ impl<'a> EncryptionKeys<'a> {
     pub fn delete_key(
         &self,
         id: &str,
-        mut config: SectionConfigData,
+        config: SectionConfigData,
+        held: &BackupLockGuard,
+    ) -> Result<(), Error> {
+        let path = self.config_path();
+        let sections = CONFIG
+            .write(&path, &config)
+            .and_then(|raw| KeySections::parse(&path, &raw))
+            .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
+        self.delete_key_from(id, sections, held)
+    }
+
+    fn delete_key_from(
+        &self,
+        id: &str,
+        mut sections: KeySections,
         held: &BackupLockGuard,
     ) -> Result<(), Error> {
         (|| {
             self.check_config_lock(held)?;
             check_key_id(id)?;
-            let entry = self.lookup(&config, id)?;
+            let entry = sections.entry(id)?;
             if entry.archived_at.is_none() {
                 return Err(KeystoreError::NotArchived { id: id.to_string() }.into());
             }
@@ -599,8 +622,8 @@ impl<'a> EncryptionKeys<'a> {
             self.check_key_matches(&entry, &key_config)?;
             failpoint::hit("delete:locked");
 
-            config.remove(id);
-            self.save_config_failpoint(&config, held, Some("delete:config"))?;
+            sections.remove(id);
+            self.write_config_text(&sections.render(), held, Some("delete:config"))?;
             remove_file_synced(&self.key_path(id))?;
             failpoint::hit("delete:key-removed");
             key_lock.remove_file()
@@ -614,12 +637,12 @@ impl<'a> EncryptionKeys<'a> {
         let config_lock = self
             .lock_config()
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
-        let (config, current_digest) = self.config()?;
+        let (sections, current_digest) = self.sections()?;
         if let Some(digest) = digest {
             crate::detect_modified_configuration_file(digest, &current_digest)
                 .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         }
-        self.delete_key(id, config, &config_lock)
+        self.delete_key_from(id, sections, &config_lock)
     }
 
     /// Key ids for shell completion (all keys, archived too).
@@ -643,18 +666,6 @@ fn key_fingerprint(key_config: &KeyConfig) -> Result<Fingerprint, Error> {
     let (mut key, _created, fingerprint) = key_config.decrypt(&no_passphrase)?;
     key.zeroize();
     Ok(fingerprint)
-}
-
-fn find_fingerprint(config: &SectionConfigData, fingerprint: &Fingerprint) -> Option<String> {
-    config
-        .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
-        .find(|id| {
-            config.sections[*id].1["fingerprint"]
-                .as_str()
-                .and_then(|fp| fp.parse::<Fingerprint>().ok())
-                .is_some_and(|fp| &fp == fingerprint)
-        })
-        .map(str::to_string)
 }
 
 /// Unsafe modes for a key file: group- or world-writable, or world-readable.

@@ -4,8 +4,8 @@
 //! `SectionConfigData`: the entries are built straight from the validated
 //! text of each section, without an intermediate JSON object per key, which
 //! makes a parse several times cheaper and the parsed config about five
-//! times smaller (about 160 bytes per key). Writers still parse the generic
-//! form, which they write back.
+//! times smaller (about 160 bytes per key). Writers edit
+//! [`KeySections`](crate::KeySections) instead, which keeps the text.
 //!
 //! An entry the typed form cannot hold (an unknown `kdf`, as upstream's
 //! parser accepts) is kept as an error for that id: listing fails, as
@@ -124,7 +124,7 @@ impl KeyIndex {
 }
 
 /// A [`CryptKey`] from a validated section, with the errors serde would give.
-fn crypt_key_from_section(section: &SectionRef) -> Result<CryptKey, Error> {
+pub(crate) fn crypt_key_from_section(section: &SectionRef) -> Result<CryptKey, Error> {
     let mut info = KeyInfo {
         path: None,
         kdf: Kdf::None,

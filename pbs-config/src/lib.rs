@@ -26,6 +26,7 @@ pub mod encryption_keys;
 mod error;
 pub mod failpoint;
 mod key_index;
+mod key_sections;
 mod lock;
 mod ownership;
 pub mod shadow;
@@ -42,6 +43,7 @@ use anyhow::{Error, bail, format_err};
 pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
 pub use error::KeystoreError;
 pub use key_index::KeyIndex;
+pub use key_sections::KeySections;
 pub use lock::BackupLockGuard;
 pub use ownership::{Ownership, OwnershipPolicy};
 

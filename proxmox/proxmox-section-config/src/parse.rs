@@ -262,7 +262,7 @@ impl<'a> OpenSection<'a> {
 
 /// The JSON object of a validated section, as upstream's parser builds it:
 /// typed values, arrays for array properties, the id in the id property.
-fn section_to_json(section: &SectionRef) -> Map<String, Value> {
+pub(crate) fn section_to_json(section: &SectionRef) -> Map<String, Value> {
     let mut pairs: Vec<(String, Value)> = Vec::with_capacity(section.properties.len() + 1);
     for property in section.properties {
         let value = match property.schema {

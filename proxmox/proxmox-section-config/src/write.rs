@@ -12,9 +12,10 @@ use anyhow::{Error, bail, format_err};
 use serde_json::{Map, Value};
 
 use proxmox_lang::try_block;
-use proxmox_schema::ParameterError;
+use proxmox_schema::{ParameterError, Schema};
 
-use crate::{SectionConfig, SectionConfigData, SectionConfigPlugin};
+use crate::parse::section_to_json;
+use crate::{PropertyRef, SectionConfig, SectionConfigData, SectionConfigPlugin, SectionRef};
 
 impl SectionConfig {
     /// Writes `config` as section-config text. `filename` is only used in
@@ -39,7 +40,10 @@ impl SectionConfig {
         .map_err(|err: Error| format_err!("writing {:?} failed: {err}", filename.as_ref()))
     }
 
-    fn write_section(
+    /// Appends one section to `raw` as [`SectionConfig::write`] writes it
+    /// (preceded by the blank separator line unless `raw` is empty), after
+    /// the same verification.
+    pub fn write_section(
         &self,
         raw: &mut String,
         type_name: &str,
@@ -80,6 +84,62 @@ impl SectionConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl SectionConfig {
+    /// Appends a section as read by [`SectionConfig::parse_with`] to `raw`,
+    /// exactly as [`SectionConfig::write`] would write it after
+    /// [`SectionConfig::parse`]: properties in key order, values in their
+    /// canonical form. A writer that keeps sections as text uses this instead
+    /// of building a JSON object per section.
+    ///
+    /// Sections of only string and integer properties (what the key store
+    /// has) are written straight from the text; any other goes the generic
+    /// way, through its JSON object.
+    pub fn write_section_ref(&self, raw: &mut String, section: &SectionRef) -> Result<(), Error> {
+        if !section.properties.iter().all(is_plain) {
+            let object = section_to_json(section);
+            return self.write_section(
+                raw,
+                section.plugin.type_name(),
+                section.id,
+                &Value::Object(object),
+            );
+        }
+        let mut properties: Vec<_> = section.properties.iter().collect();
+        // stable: the items of an array property keep their order
+        properties.sort_by_key(|property| property.key);
+        if !raw.is_empty() {
+            raw.push('\n');
+        }
+        let _ = writeln!(raw, "{}: {}", section.plugin.type_name(), section.id);
+        for property in properties {
+            raw.push('\t');
+            raw.push_str(property.key);
+            raw.push(' ');
+            match property.schema {
+                Some(Schema::Integer(_)) => {
+                    // canonical: "+05" is written as "5"
+                    let number: isize = property.value.parse().expect("checked by is_plain");
+                    let _ = write!(raw, "{number}");
+                }
+                _ => raw.push_str(property.value),
+            }
+            raw.push('\n');
+        }
+        Ok(())
+    }
+}
+
+/// Whether a parsed property is written as its own text (strings, which the
+/// parser has trimmed and checked, and additional properties) or as an
+/// integer in canonical form.
+fn is_plain(property: &PropertyRef) -> bool {
+    match property.schema {
+        None | Some(Schema::String(_)) => true,
+        Some(Schema::Integer(_)) => property.value.parse::<isize>().is_ok(),
+        Some(_) => false,
     }
 }
 
