@@ -4,7 +4,8 @@
 //! - `parse/generic/N`, `parse/typed/N`, `write/N`: `encryption-keys.cfg`
 //!   with N keys through `SectionConfig::parse` (upstream's API, what
 //!   writers use), `KeyIndex::parse` (what list and load use) and
-//!   `SectionConfig::write`;
+//!   `SectionConfig::write`; `parse/sections/N` and `write/sections/N`:
+//!   the same through `KeySections` (what store, archive and delete use);
 //! - `ops/store_key/N`, `ops/archive_key/N`, `ops/delete_key/N`: one
 //!   operation with N keys already stored. Each iteration stores, archives
 //!   and deletes one key, so N stays the same; only the named step is timed;
@@ -27,7 +28,7 @@ use criterion::{
 };
 
 use pbs_config::encryption_keys::CONFIG;
-use pbs_config::{ConfigDir, KeyIndex};
+use pbs_config::{ConfigDir, KeyIndex, KeySections};
 
 mod common;
 
@@ -56,6 +57,9 @@ fn parse_and_write(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("typed", n), text, |b, text| {
             b.iter(|| KeyIndex::parse(&path, text).unwrap())
         });
+        group.bench_with_input(BenchmarkId::new("sections", n), text, |b, text| {
+            b.iter(|| KeySections::parse(&path, text).unwrap())
+        });
     }
     group.finish();
 
@@ -66,6 +70,10 @@ fn parse_and_write(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &data, |b, data| {
             b.iter(|| CONFIG.write(&path, data).unwrap())
+        });
+        let sections = KeySections::parse(&path, text).unwrap();
+        group.bench_with_input(BenchmarkId::new("sections", n), &sections, |b, sections| {
+            b.iter(|| sections.render())
         });
     }
     group.finish();
