@@ -648,7 +648,7 @@ impl<'a> EncryptionKeys<'a> {
     /// Key ids for shell completion (all keys, archived too).
     pub fn key_ids(&self) -> Vec<String> {
         match self.index() {
-            Ok((index, _)) => index.ids().to_vec(),
+            Ok((index, _)) => index.ids().map(str::to_string).collect(),
             Err(_) => Vec::new(),
         }
     }

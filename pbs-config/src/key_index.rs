@@ -11,10 +11,12 @@
 //! parser accepts) is kept as an error for that id: listing fails, as
 //! upstream's does, but every other key still loads.
 
+use std::hash::BuildHasher;
 use std::path::Path;
 
 use anyhow::{Error, bail};
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use proxmox_section_config::{ESTIMATED_SECTION_SIZE, SectionRef};
 
@@ -24,12 +26,43 @@ use crate::KeystoreError;
 use crate::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 
 /// The typed entries of `encryption-keys.cfg`, in file order.
-#[derive(Debug, Default)]
+///
+/// Each id is held once, in its entry: the lookup table holds positions
+/// only.
+#[derive(Default)]
 pub struct KeyIndex {
-    entries: Vec<Result<CryptKey, String>>,
-    ids: Vec<String>,
-    /// id -> position (FxHash: ids come from the config file, not the network)
-    positions: FxHashMap<String, usize>,
+    entries: Vec<Entry>,
+    /// positions in `entries`, hashed by id (FxHash: ids come from the
+    /// config file, not the network)
+    positions: HashTable<usize>,
+}
+
+/// An entry, or the id and reason of one the typed form cannot hold.
+type Entry = Result<CryptKey, InvalidEntry>;
+
+#[derive(Debug)]
+struct InvalidEntry {
+    id: String,
+    reason: String,
+}
+
+fn entry_id(entry: &Entry) -> &str {
+    match entry {
+        Ok(entry) => &entry.id,
+        Err(invalid) => &invalid.id,
+    }
+}
+
+fn hash_id(id: &str) -> u64 {
+    FxBuildHasher.hash_one(id)
+}
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyIndex")
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyIndex {
@@ -38,17 +71,22 @@ impl KeyIndex {
         let mut index = KeyIndex::default();
         let estimate = text.len() / ESTIMATED_SECTION_SIZE;
         index.entries.reserve(estimate);
-        index.ids.reserve(estimate);
-        index.positions.reserve(estimate);
+        index.positions.reserve(estimate, |_| 0);
         CONFIG.parse_with(path, text, |section| {
             if section.plugin.type_name() != ENCRYPTION_KEYS_CFG_TYPE_ID {
                 return Ok(());
             }
-            let entry = crypt_key_from_section(&section).map_err(|err| err.to_string());
+            let entry = crypt_key_from_section(&section).map_err(|err| InvalidEntry {
+                id: section.id.to_string(),
+                reason: err.to_string(),
+            });
+            // parse_with has refused duplicate ids: a plain insert is enough
+            let entries = &index.entries;
             index
                 .positions
-                .insert(section.id.to_string(), index.entries.len());
-            index.ids.push(section.id.to_string());
+                .insert_unique(hash_id(section.id), entries.len(), |&position| {
+                    hash_id(entry_id(&entries[position]))
+                });
             index.entries.push(entry);
             Ok(())
         })?;
@@ -66,8 +104,8 @@ impl KeyIndex {
     }
 
     /// The ids, in file order.
-    pub fn ids(&self) -> &[String] {
-        &self.ids
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.entries.iter().map(entry_id)
     }
 
     /// The entry of `id`.
@@ -76,9 +114,18 @@ impl KeyIndex {
     ///
     /// [`KeystoreError::NotFound`], or the reason the entry is invalid.
     pub fn get(&self, id: &str) -> Result<&CryptKey, Error> {
-        match self.positions.get(id).map(|pos| &self.entries[*pos]) {
+        let found = self
+            .positions
+            .find(hash_id(id), |&position| {
+                entry_id(&self.entries[position]) == id
+            })
+            .map(|&position| &self.entries[position]);
+        match found {
             Some(Ok(entry)) => Ok(entry),
-            Some(Err(err)) => bail!("invalid config entry for encryption key '{id}' - {err}"),
+            Some(Err(invalid)) => bail!(
+                "invalid config entry for encryption key '{id}' - {}",
+                invalid.reason
+            ),
             None => Err(KeystoreError::NotFound { id: id.to_string() }.into()),
         }
     }
@@ -89,13 +136,12 @@ impl KeyIndex {
     ///
     /// The first invalid entry, naming its id.
     pub fn entries(&self) -> Result<impl Iterator<Item = &CryptKey>, Error> {
-        if let Some((id, Err(err))) = self
-            .ids
-            .iter()
-            .zip(&self.entries)
-            .find(|(_, entry)| entry.is_err())
-        {
-            bail!("invalid config entry for encryption key '{id}' - {err}");
+        if let Some(Err(invalid)) = self.entries.iter().find(|entry| entry.is_err()) {
+            bail!(
+                "invalid config entry for encryption key '{}' - {}",
+                invalid.id,
+                invalid.reason
+            );
         }
         Ok(self.entries.iter().filter_map(|entry| entry.as_ref().ok()))
     }
@@ -104,10 +150,10 @@ impl KeyIndex {
     pub fn partition(&self) -> (Vec<&CryptKey>, Vec<(&str, &str)>) {
         let mut valid = Vec::new();
         let mut invalid = Vec::new();
-        for (id, entry) in self.ids.iter().zip(&self.entries) {
+        for entry in &self.entries {
             match entry {
                 Ok(entry) => valid.push(entry),
-                Err(err) => invalid.push((id.as_str(), err.as_str())),
+                Err(bad) => invalid.push((bad.id.as_str(), bad.reason.as_str())),
             }
         }
         (valid, invalid)
@@ -177,7 +223,10 @@ mod tests {
     fn typed_entries_equal_serde_lookups() {
         let index = KeyIndex::parse(Path::new("test.cfg"), TEXT).unwrap();
         let data = CONFIG.parse("test.cfg", TEXT).unwrap();
-        assert_eq!(index.ids(), ["k-one", "k-two", "k-three"]);
+        assert_eq!(
+            index.ids().collect::<Vec<_>>(),
+            ["k-one", "k-two", "k-three"]
+        );
         for id in ["k-one", "k-three"] {
             let typed: CryptKey = data.lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id).unwrap();
             assert_eq!(index.get(id).unwrap(), &typed);

@@ -490,7 +490,7 @@ impl ConfigDir {
         for entry in &entries {
             checker.check_entry(entry);
         }
-        let known: HashSet<&str> = index.ids().iter().map(String::as_str).collect();
+        let known: HashSet<&str> = index.ids().collect();
         checker.scan_key_dir(&known)?;
         checker.scan_base_dir()?;
 

@@ -124,8 +124,10 @@ impl SectionConfig {
             let mut seen: rustc_hash::FxHashMap<&str, usize> = Default::default();
             seen.reserve(raw.len() / ESTIMATED_SECTION_SIZE);
             let mut state: Option<OpenSection> = None;
+            // the property lists of the previous section, reused
+            let mut spare = (Vec::new(), Vec::new());
 
-            for line in raw.lines() {
+            for line in lines(raw) {
                 line_no += 1;
                 if line.len() > MAX_LINE_LENGTH {
                     bail!(
@@ -138,7 +140,7 @@ impl SectionConfig {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    let section = self.parse_header(line, line_no)?;
+                    let section = self.parse_header(line, line_no, std::mem::take(&mut spare))?;
                     if let Some(first) = seen.insert(section.id, line_no) {
                         bail!(
                             "duplicate section id '{}' (first defined on line {first})",
@@ -151,7 +153,7 @@ impl SectionConfig {
 
                 if line.trim().is_empty() {
                     let section = state.take().expect("inside a section");
-                    section.finish(&mut handle)?;
+                    spare = section.finish(&mut handle)?;
                     continue;
                 }
 
@@ -170,7 +172,12 @@ impl SectionConfig {
         .map_err(|err| format_err!("parsing {:?} failed: {err}", filename.as_ref()))
     }
 
-    fn parse_header<'a>(&'a self, line: &'a str, line_no: usize) -> Result<OpenSection<'a>, Error> {
+    fn parse_header<'a>(
+        &'a self,
+        line: &'a str,
+        line_no: usize,
+        (mut properties, mut indices): (Vec<PropertyRef<'a>>, Vec<usize>),
+    ) -> Result<OpenSection<'a>, Error> {
         let Some((type_name, id)) = parse_section_header(line) else {
             bail!("syntax error (expected header)");
         };
@@ -180,13 +187,16 @@ impl SectionConfig {
         if let Err(err) = self.id_schema.check_simple_value(id) {
             bail!("syntax error in section identifier: {err}");
         }
-        let capacity = plugin.property_count();
+        properties.clear();
+        properties.reserve(plugin.property_count());
+        indices.clear();
+        indices.reserve(plugin.property_count());
         Ok(OpenSection {
             plugin,
             id,
             line: line_no,
-            properties: Vec::with_capacity(capacity),
-            indices: Vec::with_capacity(capacity),
+            properties,
+            indices,
         })
     }
 }
@@ -235,8 +245,9 @@ impl<'a> OpenSection<'a> {
         Ok(())
     }
 
-    /// Checks required properties and hands the section on.
-    fn finish<F>(self, handle: &mut F) -> Result<(), Error>
+    /// Checks required properties and hands the section on; returns the
+    /// property lists for reuse.
+    fn finish<F>(self, handle: &mut F) -> Result<(Vec<PropertyRef<'a>>, Vec<usize>), Error>
     where
         F: FnMut(SectionRef<'_>) -> Result<(), Error>,
     {
@@ -256,7 +267,8 @@ impl<'a> OpenSection<'a> {
             id: self.id,
             line: self.line,
             properties: &properties,
-        })
+        })?;
+        Ok((properties, self.indices))
     }
 }
 
@@ -326,6 +338,25 @@ fn check_no_control_chars(key: &str, value: &str) -> Result<(), Error> {
         bail!("property '{key}': value contains a control character");
     }
     Ok(())
+}
+
+/// The lines of `raw` as [`str::lines`] splits them (`\n` or `\r\n`, the
+/// last line ending optional), with a vectorized search for the `\n`.
+fn lines(raw: &str) -> impl Iterator<Item = &str> {
+    let mut rest = raw;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(end) => {
+                let line = &rest[..end];
+                rest = &rest[end + 1..];
+                Some(line.strip_suffix('\r').unwrap_or(line))
+            }
+            None => Some(std::mem::take(&mut rest)),
+        }
+    })
 }
 
 /// `TYPE: ID`, both trimmed; the line must start with an ASCII letter.
@@ -399,6 +430,13 @@ mod tests {
         #[test]
         fn control_char_scan_agrees_with_char_is_control(text in "\\PC{0,8}|.{0,8}|[\\x00-\\u{ff}]{0,8}") {
             proptest::prop_assert_eq!(has_control_char(&text), text.chars().any(char::is_control));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_split_as_str_lines(text in "[a\r\n]{0,12}") {
+            proptest::prop_assert_eq!(lines(&text).collect::<Vec<_>>(), text.lines().collect::<Vec<_>>());
         }
     }
 
