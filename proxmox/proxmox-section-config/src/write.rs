@@ -107,28 +107,56 @@ impl SectionConfig {
                 &Value::Object(object),
             );
         }
-        let mut properties: Vec<_> = section.properties.iter().collect();
-        // stable: the items of an array property keep their order
-        properties.sort_by_key(|property| property.key);
         if !raw.is_empty() {
             raw.push('\n');
         }
-        let _ = writeln!(raw, "{}: {}", section.plugin.type_name(), section.id);
-        for property in properties {
-            raw.push('\t');
-            raw.push_str(property.key);
-            raw.push(' ');
-            match property.schema {
-                Some(Schema::Integer(_)) => {
-                    // canonical: "+05" is written as "5"
-                    let number: isize = property.value.parse().expect("checked by is_plain");
-                    let _ = write!(raw, "{number}");
-                }
-                _ => raw.push_str(property.value),
+        // pushes, not format!: this runs for every section of every write
+        raw.push_str(section.plugin.type_name());
+        raw.push_str(": ");
+        raw.push_str(section.id);
+        raw.push('\n');
+        if section.properties.is_sorted_by_key(|property| property.key) {
+            // as written by us: no copy to sort
+            for property in section.properties {
+                push_property(raw, property);
             }
-            raw.push('\n');
+        } else {
+            let mut properties: Vec<_> = section.properties.iter().collect();
+            // stable: the items of an array property keep their order
+            properties.sort_by_key(|property| property.key);
+            for property in properties {
+                push_property(raw, property);
+            }
         }
         Ok(())
+    }
+}
+
+/// `\tKEY VALUE\n` of a property [`is_plain`] accepted.
+fn push_property(raw: &mut String, property: &PropertyRef) {
+    raw.push('\t');
+    raw.push_str(property.key);
+    raw.push(' ');
+    match property.schema {
+        Some(Schema::Integer(_)) if !is_canonical_integer(property.value) => {
+            // "+05" is written as "5"
+            let number: isize = property.value.parse().expect("checked by is_plain");
+            let _ = write!(raw, "{number}");
+        }
+        _ => raw.push_str(property.value),
+    }
+    raw.push('\n');
+}
+
+/// Whether `text` is an integer as `isize`'s `Display` writes it: an
+/// optional `-`, then `0` alone or digits without a leading zero (and no
+/// `-0`). The caller has checked that it parses.
+fn is_canonical_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    match digits.as_bytes() {
+        [b'0'] => digits.len() == text.len(),
+        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
+        [] => false,
     }
 }
 
@@ -222,4 +250,19 @@ fn write_property(
     raw.push_str(text);
     raw.push('\n');
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_canonical_integer;
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_integers_are_what_display_writes(text in "[-+]?[0-9]{1,4}", number: isize) {
+            proptest::prop_assert!(is_canonical_integer(&number.to_string()));
+            if let Ok(parsed) = text.parse::<isize>() {
+                proptest::prop_assert_eq!(is_canonical_integer(&text), parsed.to_string() == text);
+            }
+        }
+    }
 }
