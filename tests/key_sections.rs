@@ -108,7 +108,8 @@ fn edit() -> impl Strategy<Value = Edit> {
 }
 
 /// A hand-edited looking version of generic output: properties reversed,
-/// spaces instead of tabs, padding, CRLF, extra blank lines, `+0` integers.
+/// spaces instead of tabs, padding, CRLF, extra blank lines, `+0` integers,
+/// upper-case fingerprints.
 fn mess_up(text: &str, seed: u8) -> String {
     let mut out = String::new();
     for block in text.split("\n\n") {
@@ -127,6 +128,7 @@ fn mess_up(text: &str, seed: u8) -> String {
             let (key, value) = line.trim_start().split_once(' ').unwrap();
             let value = match value.parse::<i64>() {
                 Ok(number) if seed & 4 != 0 && number >= 0 => format!("+0{number}"),
+                _ if seed & 32 != 0 && key == "fingerprint" => value.to_uppercase(),
                 _ => value.to_string(),
             };
             let indent = if seed & 8 != 0 { "  " } else { "\t" };
@@ -157,6 +159,14 @@ proptest! {
 
         let mut generic = CONFIG.parse(path, &text).unwrap();
         let mut ours = KeySections::parse(path, &text).unwrap();
+        for key in &keys {
+            let Some(fingerprint) = &key.info.fingerprint else { continue };
+            let expected = generic.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID).find(|id| {
+                let entry: CryptKey = generic.lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id).unwrap();
+                entry.info.fingerprint.as_ref() == Some(fingerprint)
+            });
+            prop_assert_eq!(ours.find_fingerprint(fingerprint), expected);
+        }
         for edit in edits {
             match edit {
                 Edit::Set(key) => {
@@ -179,4 +189,83 @@ proptest! {
             prop_assert_eq!(ours.render(), CONFIG.write(path, &generic).unwrap());
         }
     }
+}
+
+#[test]
+fn is_text_of_compares_every_byte() {
+    let path = Path::new(FILENAME);
+    let text = "sync-key: k-one\n\tcreated 1\n\tkdf none\n\tmodified 2\n\n\
+                sync-key: k-two\n\tcreated 3\n\tkdf none\n\tmodified 4\n";
+    let sections = KeySections::parse(path, text).unwrap();
+    assert!(sections.is_text_of(text));
+    assert!(sections.is_text_of(&sections.render()));
+    for changed in [
+        text.replace("created 3", "created 5"),
+        format!("{text}\n"),
+        text.trim_end().to_string(),
+        text.replace("\n\n", "\n\n\n"),
+        String::new(),
+    ] {
+        assert!(!sections.is_text_of(&changed), "{changed:?}");
+    }
+    assert!(KeySections::default().is_text_of(""));
+}
+
+/// A writer reuses what its process wrote last only while the file holds
+/// exactly that text: changes by another process, and an in-place edit of
+/// the same size (same inode, maybe the same mtime), survive its next write.
+#[test]
+fn a_writer_never_writes_over_changes_it_did_not_make() {
+    use crate::util::key_config;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = pbs_config::ConfigDir::new(tmp.path()).unwrap();
+    let other = pbs_config::ConfigDir::new(tmp.path()).unwrap();
+    ours.encryption_keys()
+        .store_key("k-one", &key_config(1))
+        .unwrap();
+    ours.encryption_keys()
+        .store_key("k-two", &key_config(2))
+        .unwrap();
+
+    // another process (another ConfigDir, its own caches) archives k-one
+    other.encryption_keys().archive_key("k-one", None).unwrap();
+    ours.encryption_keys()
+        .store_key("k-three", &key_config(3))
+        .unwrap();
+    let keys = ours.encryption_keys();
+    assert!(keys.entry("k-one").unwrap().archived_at.is_some());
+
+    // an in-place edit keeping the size: k-two's created time, one digit
+    let cfg = tmp.path().join("encryption-keys.cfg");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let created = keys.entry("k-two").unwrap().info.created;
+    let edited_created = if created % 10 == 9 {
+        created - 1
+    } else {
+        created + 1
+    };
+    let marker = format!("sync-key: k-two\n\tcreated {created}\n");
+    assert!(text.contains(&marker), "{text}");
+    let edited = text.replace(
+        &marker,
+        &format!("sync-key: k-two\n\tcreated {edited_created}\n"),
+    );
+    assert_eq!(edited.len(), text.len());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cfg)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, edited.as_bytes()))
+        .unwrap();
+
+    keys.store_key("k-four", &key_config(4)).unwrap();
+    assert_eq!(keys.entry("k-two").unwrap().info.created, edited_created);
+    let ids: Vec<String> = keys
+        .list_keys(true)
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, ["k-one", "k-two", "k-three", "k-four"]);
 }

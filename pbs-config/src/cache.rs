@@ -128,15 +128,21 @@ impl<T> ConfigCache<T> {
 /// Reads a config file (at most [`MAX_CONFIG_SIZE`] bytes, UTF-8) and the
 /// SHA-256 of its text; a missing file is empty.
 pub(crate) fn read_config_text(path: &Path) -> Result<(String, [u8; 32]), Error> {
+    let text = read_config(path)?;
+    let digest = openssl::sha::sha256(text.as_bytes());
+    Ok((text, digest))
+}
+
+/// Reads a config file (at most [`MAX_CONFIG_SIZE`] bytes, UTF-8); a
+/// missing file is empty.
+pub(crate) fn read_config(path: &Path) -> Result<String, Error> {
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(CONFIG_OPEN_FLAGS)
         .open(path)
     {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((String::new(), openssl::sha::sha256(b"")));
-        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
         Err(err) => return Err(open_error(path, err)),
     };
     let meta = file
@@ -145,10 +151,7 @@ pub(crate) fn read_config_text(path: &Path) -> Result<(String, [u8; 32]), Error>
     if !meta.is_file() {
         bail!("{path:?} is not a regular file");
     }
-    let size = meta.size();
-    let text = read_limited(&mut file, path, size)?;
-    let digest = openssl::sha::sha256(text.as_bytes());
-    Ok((text, digest))
+    read_limited(&mut file, path, meta.size())
 }
 
 fn read_limited(file: &mut File, path: &Path, size: u64) -> Result<String, Error> {

@@ -13,6 +13,7 @@ use proxmox_section_config::SectionConfigData;
 
 use crate::cache::ConfigCache;
 use crate::key_index::KeyIndex;
+use crate::key_sections::KeySections;
 use crate::lock::{BackupLockGuard, lock_file_checked};
 use crate::{DEFAULT_LOCK_TIMEOUT, Ownership, failpoint};
 
@@ -29,6 +30,10 @@ pub struct ConfigDir {
     ownership: Ownership,
     lock_timeout: Duration,
     pub(crate) keys_cache: ConfigCache<KeyIndex>,
+    /// What this process's last key store write left in
+    /// `encryption-keys.cfg`, for the next writer (see
+    /// `EncryptionKeys::sections_locked`).
+    pub(crate) written_keys: Mutex<Option<KeySections>>,
     pub(crate) sync_cache: ConfigCache<SectionConfigData>,
     pub(crate) user_cache: ConfigCache<SectionConfigData>,
 }
@@ -64,6 +69,7 @@ impl ConfigDir {
             ownership,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             keys_cache: ConfigCache::default(),
+            written_keys: Mutex::new(None),
             sync_cache: ConfigCache::default(),
             user_cache: ConfigCache::default(),
         })

@@ -31,7 +31,7 @@ use proxmox_sys::fs::ensure_dir_exists;
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
-use crate::cache::read_config_text;
+use crate::cache::{read_config, read_config_text};
 use crate::{BackupLockGuard, ConfigDir, KeyIndex, KeySections, KeystoreError, failpoint};
 
 /// Default path of the key config file.
@@ -178,6 +178,31 @@ impl<'a> EncryptionKeys<'a> {
         let path = self.config_path();
         let (text, digest) = read_config_text(&path)?;
         Ok((KeySections::parse(&path, &text)?, digest))
+    }
+
+    /// Under the config lock: the config as writers edit it, and the file
+    /// text it stands for. A writer in a long-running process (the daemon)
+    /// mostly finds the file as this process's last write left it: then
+    /// that write's `KeySections` is reused instead of parsed again. Reused
+    /// only if the file holds exactly its text, compared byte for byte
+    /// (never by stamp: a lost update is worse than a stale read).
+    fn sections_locked(&self, held: &BackupLockGuard) -> Result<(KeySections, String), Error> {
+        self.check_config_lock(held)?;
+        let path = self.config_path();
+        let raw = read_config(&path)?;
+        let written = self.dir.written_keys.lock().unwrap().take();
+        if let Some(sections) = written
+            && sections.is_text_of(&raw)
+        {
+            return Ok((sections, raw));
+        }
+        Ok((KeySections::parse(&path, &raw)?, raw))
+    }
+
+    /// After a successful write under the config lock: keep what was
+    /// written for the next writer of this process.
+    fn keep_written(&self, sections: KeySections) {
+        *self.dir.written_keys.lock().unwrap() = Some(sections);
     }
 
     /// The config entry of `id`. Takes no lock.
@@ -417,7 +442,8 @@ impl<'a> EncryptionKeys<'a> {
         // the first store into a fresh config dir creates it
         self.dir.ensure_base_dir()?;
         let config_lock = self.lock_config()?;
-        let (mut sections, _digest) = self.sections()?;
+        let (mut sections, raw) = self.sections_locked(&config_lock)?;
+        drop(raw);
         if sections.contains(id) {
             return Err(KeystoreError::AlreadyExists { id: id.to_string() }.into());
         }
@@ -441,7 +467,6 @@ impl<'a> EncryptionKeys<'a> {
         // render (and so validate) the new config before touching any file
         sections.set(&entry)?;
         let raw = sections.render();
-        drop(sections);
 
         ensure_dir_exists(
             self.key_dir(),
@@ -457,6 +482,7 @@ impl<'a> EncryptionKeys<'a> {
             }
             return Err(err);
         }
+        self.keep_written(sections);
         drop(key_lock);
         drop(config_lock);
         Ok(entry)
@@ -526,10 +552,12 @@ impl<'a> EncryptionKeys<'a> {
         (|| {
             check_key_id(id)?;
             let config_lock = self.lock_config()?;
-            let (mut sections, current_digest) = self.sections()?;
+            let (mut sections, raw) = self.sections_locked(&config_lock)?;
             if let Some(digest) = digest {
+                let current_digest = openssl::sha::sha256(raw.as_bytes());
                 crate::detect_modified_configuration_file(digest, &current_digest)?;
             }
+            drop(raw);
             let mut entry = sections.entry(id)?;
             match (archived, entry.archived_at) {
                 (true, Some(_)) => bail!("encryption key '{id}' is already archived"),
@@ -554,6 +582,7 @@ impl<'a> EncryptionKeys<'a> {
             }
             sections.set(&entry)?;
             self.write_config_text(&sections.render(), &config_lock, Some("archive:config"))?;
+            self.keep_written(sections);
             Ok(entry)
         })()
         .layer_err(|| format!("failed to {verb} encryption key '{id}'"))
@@ -624,6 +653,7 @@ impl<'a> EncryptionKeys<'a> {
 
             sections.remove(id);
             self.write_config_text(&sections.render(), held, Some("delete:config"))?;
+            self.keep_written(sections);
             remove_file_synced(&self.key_path(id))?;
             failpoint::hit("delete:key-removed");
             key_lock.remove_file()
@@ -637,11 +667,15 @@ impl<'a> EncryptionKeys<'a> {
         let config_lock = self
             .lock_config()
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
-        let (sections, current_digest) = self.sections()?;
+        let (sections, raw) = self
+            .sections_locked(&config_lock)
+            .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         if let Some(digest) = digest {
+            let current_digest = openssl::sha::sha256(raw.as_bytes());
             crate::detect_modified_configuration_file(digest, &current_digest)
                 .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         }
+        drop(raw);
         self.delete_key_from(id, sections, &config_lock)
     }
 

@@ -34,8 +34,9 @@ pub struct KeySections {
 struct Section {
     id: Range<usize>,
     body: Body,
-    /// The stored fingerprint, for the duplicate check of a store.
-    fingerprint: Option<Fingerprint>,
+    /// Where the stored fingerprint's text is in the body, for the
+    /// duplicate check of a store.
+    fingerprint: Option<Range<usize>>,
 }
 
 /// Where a section's text is.
@@ -63,9 +64,7 @@ impl KeySections {
             // write_section_ref puts a separator before every section but the first
             let start = start + usize::from(start > 0);
             let id_start = start + section.plugin.type_name().len() + 2;
-            let fingerprint = section
-                .get("fingerprint")
-                .and_then(|text| text.parse::<Fingerprint>().ok());
+            let fingerprint = fingerprint_range(&sections.text[start..]);
             sections.sections.push(Section {
                 id: id_start..id_start + section.id.len(),
                 body: Body::Read(start..sections.text.len()),
@@ -134,9 +133,16 @@ impl KeySections {
 
     /// The id of the key stored with `fingerprint`, if any.
     pub fn find_fingerprint(&self, fingerprint: &Fingerprint) -> Option<&str> {
+        // the schema admits only "aa:bb:..." (either case): equal bytes are
+        // equal text, ignoring case, and no fingerprint needs parsing
+        let signature = fingerprint.signature();
         self.sections
             .iter()
-            .find(|section| section.fingerprint.as_ref() == Some(fingerprint))
+            .find(|section| {
+                section.fingerprint.as_ref().is_some_and(|range| {
+                    self.body_of(section)[range.clone()].eq_ignore_ascii_case(&signature)
+                })
+            })
             .map(|section| self.id_of(section))
     }
 
@@ -149,8 +155,8 @@ impl KeySections {
         let id_start = ENCRYPTION_KEYS_CFG_TYPE_ID.len() + 2;
         let section = Section {
             id: id_start..id_start + entry.id.len(),
+            fingerprint: fingerprint_range(&text),
             body: Body::New(text),
-            fingerprint: entry.info.fingerprint,
         };
         match self.position(&entry.id) {
             Some(position) => self.sections[position] = section,
@@ -183,10 +189,39 @@ impl KeySections {
         raw
     }
 
+    /// Whether `raw` is exactly the text [`KeySections::render`] gives,
+    /// compared without rendering.
+    pub fn is_text_of(&self, raw: &str) -> bool {
+        let mut rest = raw.as_bytes();
+        for (i, section) in self.sections.iter().enumerate() {
+            if i > 0 {
+                match rest.split_first() {
+                    Some((b'\n', tail)) => rest = tail,
+                    _ => return false,
+                }
+            }
+            match rest.strip_prefix(self.body_of(section).as_bytes()) {
+                Some(tail) => rest = tail,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+
     /// The ids, in file order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.sections.iter().map(|section| self.id_of(section))
     }
+}
+
+/// The value range of the `fingerprint` line in a section's canonical text.
+fn fingerprint_range(body: &str) -> Option<Range<usize>> {
+    const KEY: &str = "\n\tfingerprint ";
+    let start = body.find(KEY)? + KEY.len();
+    let end = body[start..]
+        .find('\n')
+        .map_or(body.len(), |end| start + end);
+    Some(start..end)
 }
 
 impl KeySections {
