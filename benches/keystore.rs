@@ -9,6 +9,9 @@
 //! - `ops/store_key/N`, `ops/archive_key/N`, `ops/delete_key/N`: one
 //!   operation with N keys already stored. Each iteration stores, archives
 //!   and deletes one key, so N stays the same; only the named step is timed;
+//! - `ops/store_key_cold/N`: a store through a new `ConfigDir`, as in a
+//!   new process (`store_key` reuses the same process's last write while
+//!   the file is unchanged, as in the daemon);
 //! - `ops/load_warm/N`: `load_key_config` through a shared `ConfigDir`
 //!   whose parse is cached, as inside the daemon;
 //!   `ops/load_cold/N`: a new `ConfigDir` per load (parse included), as in
@@ -83,6 +86,9 @@ fn parse_and_write(c: &mut Criterion) {
 #[derive(Clone, Copy, PartialEq)]
 enum Step {
     Store,
+    /// a store through a new `ConfigDir`, as in a new process: nothing of
+    /// an earlier write is reused
+    StoreCold,
     Archive,
     Delete,
 }
@@ -105,9 +111,16 @@ fn cycle(store: &KeyStore, seed: &mut u64, iters: u64, step: Step) -> Duration {
                 op();
             }
         };
-        timed(Step::Store, &mut total, &mut || {
-            keys.store_key(&id, &key).unwrap();
-        });
+        if step == Step::StoreCold {
+            timed(Step::StoreCold, &mut total, &mut || {
+                let dir = ConfigDir::new(store.path()).unwrap();
+                dir.encryption_keys().store_key(&id, &key).unwrap();
+            });
+        } else {
+            timed(Step::Store, &mut total, &mut || {
+                keys.store_key(&id, &key).unwrap();
+            });
+        }
         timed(Step::Archive, &mut total, &mut || {
             keys.archive_key(&id, None).unwrap();
         });
@@ -133,6 +146,7 @@ fn operations(c: &mut Criterion) {
         let mut seed = 0;
         for (name, step) in [
             ("store_key", Step::Store),
+            ("store_key_cold", Step::StoreCold),
             ("archive_key", Step::Archive),
             ("delete_key", Step::Delete),
         ] {
