@@ -54,7 +54,9 @@ struct Cached<T> {
     /// `None`: the file did not exist.
     stamp: Option<FileStamp>,
     data: Arc<T>,
-    digest: [u8; 32],
+    /// Computed when first asked for: a load needs none, and SHA-256 of a
+    /// 2.5 MiB config costs more than a millisecond.
+    digest: Option<[u8; 32]>,
 }
 
 /// The last parse of one config file, as a `T`.
@@ -79,6 +81,25 @@ impl<T> ConfigCache<T> {
         path: &Path,
         load: impl FnOnce(&str) -> Result<T, Error>,
     ) -> Result<(Arc<T>, [u8; 32]), Error> {
+        let (data, digest) = self.get_inner(path, load, true)?;
+        Ok((data, digest.expect("digest asked for")))
+    }
+
+    /// [`ConfigCache::get`] without the digest.
+    pub(crate) fn get_data(
+        &self,
+        path: &Path,
+        load: impl FnOnce(&str) -> Result<T, Error>,
+    ) -> Result<Arc<T>, Error> {
+        Ok(self.get_inner(path, load, false)?.0)
+    }
+
+    fn get_inner(
+        &self,
+        path: &Path,
+        load: impl FnOnce(&str) -> Result<T, Error>,
+        want_digest: bool,
+    ) -> Result<(Arc<T>, Option<[u8; 32]>), Error> {
         let file = match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(CONFIG_OPEN_FLAGS)
@@ -99,22 +120,28 @@ impl<T> ConfigCache<T> {
             bail!("{path:?} is not a regular file");
         }
         let stamp = meta.as_ref().map(FileStamp::of);
+        let read_text = |file: Option<File>| match (file, &meta) {
+            (Some(mut file), Some(meta)) => read_limited(&mut file, path, meta.size()),
+            _ => Ok(String::new()),
+        };
 
         let mut cached = self.cached.lock().unwrap();
-        if let Some(entry) = cached.as_ref()
+        if let Some(entry) = cached.as_mut()
             && entry.stamp == stamp
         {
+            if want_digest && entry.digest.is_none() {
+                // the same file (same stamp) the cached parse was made of
+                let text = read_text(file)?;
+                entry.digest = Some(openssl::sha::sha256(text.as_bytes()));
+            }
             return Ok((Arc::clone(&entry.data), entry.digest));
         }
         // drop our hold on the old parse before making the new one, so the
         // two are not both in memory because of us
         *cached = None;
 
-        let text = match (file, meta) {
-            (Some(mut file), Some(meta)) => read_limited(&mut file, path, meta.size())?,
-            _ => String::new(),
-        };
-        let digest = openssl::sha::sha256(text.as_bytes());
+        let text = read_text(file)?;
+        let digest = want_digest.then(|| openssl::sha::sha256(text.as_bytes()));
         let data = Arc::new(load(&text)?);
         *cached = Some(Cached {
             stamp,
@@ -173,4 +200,43 @@ fn read_limited(file: &mut File, path: &Path, size: u64) -> Result<String, Error
         );
     }
     proxmox_sys::fs::into_utf8(data, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parse cached without its digest gets the digest of the same file
+    /// when asked later, and a changed file is parsed again.
+    #[test]
+    fn digest_is_computed_late_from_the_cached_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.cfg");
+        std::fs::write(&path, "one").unwrap();
+        let cache = ConfigCache::<String>::default();
+        let parses = std::cell::Cell::new(0);
+        let load = |text: &str| {
+            parses.set(parses.get() + 1);
+            Ok(text.to_string())
+        };
+
+        assert_eq!(*cache.get_data(&path, load).unwrap(), "one");
+        let (data, digest) = cache.get(&path, load).unwrap();
+        assert_eq!(
+            (data.as_str(), digest),
+            ("one", openssl::sha::sha256(b"one"))
+        );
+        assert_eq!(parses.get(), 1);
+
+        // a new file (new inode, other size): parsed again, its own digest
+        let new = dir.path().join("x.new");
+        std::fs::write(&new, "two!").unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let (data, digest) = cache.get(&path, load).unwrap();
+        assert_eq!(
+            (data.as_str(), digest),
+            ("two!", openssl::sha::sha256(b"two!"))
+        );
+        assert_eq!(parses.get(), 2);
+    }
 }

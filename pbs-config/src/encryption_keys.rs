@@ -164,6 +164,15 @@ impl<'a> EncryptionKeys<'a> {
             .get(&path, |text| KeyIndex::parse(&path, text))
     }
 
+    /// [`EncryptionKeys::index`] without the digest, which costs a hash of
+    /// the whole file when the file has changed.
+    pub fn index_data(&self) -> Result<Arc<KeyIndex>, Error> {
+        let path = self.config_path();
+        self.dir
+            .keys_cache
+            .get_data(&path, |text| KeyIndex::parse(&path, text))
+    }
+
     /// The parsed config (generic form, read from the file now) and the
     /// SHA-256 of its text. Takes no lock; writers call it under the lock.
     pub fn config(&self) -> Result<(SectionConfigData, [u8; 32]), Error> {
@@ -211,7 +220,7 @@ impl<'a> EncryptionKeys<'a> {
     ///
     /// [`KeystoreError::NotFound`] for an unknown id.
     pub fn entry(&self, id: &str) -> Result<CryptKey, Error> {
-        let (index, _digest) = self.index()?;
+        let index = self.index_data()?;
         index.get(id).cloned()
     }
 
@@ -681,8 +690,8 @@ impl<'a> EncryptionKeys<'a> {
 
     /// Key ids for shell completion (all keys, archived too).
     pub fn key_ids(&self) -> Vec<String> {
-        match self.index() {
-            Ok((index, _)) => index.ids().map(str::to_string).collect(),
+        match self.index_data() {
+            Ok(index) => index.ids().map(str::to_string).collect(),
             Err(_) => Vec::new(),
         }
     }

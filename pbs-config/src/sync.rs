@@ -175,7 +175,7 @@ impl SyncJobs<'_> {
                 true => config.lookup(SYNC_CFG_TYPE_ID, job_id)?,
                 false => bail!("no such sync job '{job_id}'"),
             };
-            let (key_index, _) = keys.index()?;
+            let key_index = keys.index_data()?;
             if let Some(active) = active {
                 if let Some(key_id) = &active {
                     let entry = key_index.get(key_id)?;

@@ -448,8 +448,8 @@ impl ConfigDir {
     }
 
     fn check(&self, keys: &EncryptionKeys) -> Result<VerifyReport, Error> {
-        let (index, _digest) = keys
-            .index()
+        let index = keys
+            .index_data()
             .layer_err(|| "unable to verify the key store")?;
         let (valid, invalid) = index.partition();
         let entries: Vec<CryptKey> = valid.into_iter().cloned().collect();
