@@ -24,8 +24,30 @@ const_regex! {
     pub PASSWORD_REGEX = r"^[[:^cntrl:]]*$";
 }
 
-/// Format of a safe id.
-pub const SAFE_ID_FORMAT: ApiStringFormat = ApiStringFormat::Pattern(&SAFE_ID_REGEX);
+/// Format of a safe id: what [`SAFE_ID_REGEX`] matches, checked by
+/// [`verify_safe_id`] (a byte loop: every section of a config file has a
+/// safe id, so this check is on the parse path, and a regex costs its
+/// compilation in every new process).
+pub const SAFE_ID_FORMAT: ApiStringFormat = ApiStringFormat::VerifyFn(verify_safe_id);
+
+/// Accepts exactly what [`SAFE_ID_REGEX`] matches: a letter, digit or `_`,
+/// then letters, digits, `.`, `_` or `-` (ASCII only). The error text is
+/// the regex's.
+pub fn verify_safe_id(value: &str) -> Result<(), anyhow::Error> {
+    let ok = match value.as_bytes() {
+        [first, rest @ ..] => {
+            (first.is_ascii_alphanumeric() || *first == b'_')
+                && rest
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        }
+        [] => false,
+    };
+    if !ok {
+        anyhow::bail!("value does not match the regex pattern");
+    }
+    Ok(())
+}
 /// Format of a SHA-256 fingerprint: what [`FINGERPRINT_SHA256_REGEX`]
 /// matches, checked by [`verify_fingerprint_sha256`] (a byte loop: config
 /// files hold one fingerprint per key, so this check is on the parse path).
@@ -86,6 +108,13 @@ mod tests {
             "", ".abc", "-abc", "a b", "../x", "key@home", "ä", "a/b", "a\n",
         ] {
             assert!(!SAFE_ID_REGEX.is_match(bad), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn verify_safe_id_accepts_what_the_regex_matches(text in "[A-Za-z0-9._\\-@ /\u{e4}\n]{0,6}") {
+            proptest::prop_assert_eq!(verify_safe_id(&text).is_ok(), SAFE_ID_REGEX.is_match(&text));
         }
     }
 
