@@ -95,8 +95,9 @@ impl SectionConfig {
     /// of building a JSON object per section.
     ///
     /// Sections of only string and integer properties (what the key store
-    /// has) are written straight from the text; any other goes the generic
-    /// way, through its JSON object.
+    /// has) are written straight from the text; any other (booleans,
+    /// numbers, arrays) goes the generic way, through its JSON object and
+    /// the write's verification.
     pub fn write_section_ref(&self, raw: &mut String, section: &SectionRef) -> Result<(), Error> {
         if !section.properties.iter().all(is_plain) {
             let object = section_to_json(section);
@@ -162,8 +163,12 @@ fn is_canonical_integer(text: &str) -> bool {
 
 /// Whether a parsed property is written as its own text (strings, which the
 /// parser has trimmed and checked, and additional properties) or as an
-/// integer in canonical form.
+/// integer in canonical form. Array items are not: the parser checks each
+/// item, but only the write checks the array's length bounds.
 fn is_plain(property: &PropertyRef) -> bool {
+    if property.array {
+        return false;
+    }
     match property.schema {
         None | Some(Schema::String(_)) => true,
         Some(Schema::Integer(_)) => property.value.parse::<isize>().is_ok(),

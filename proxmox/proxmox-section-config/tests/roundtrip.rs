@@ -34,6 +34,10 @@ const ITEM: ObjectSchema = ObjectSchema::new(
     ],
 );
 const OTHER: ObjectSchema = ObjectSchema::new("Other.", &[("text", true, &TEXT)]);
+const TWO_TAGS: Schema = ArraySchema::new("At most two tags.", &ID_SCHEMA)
+    .max_length(2)
+    .schema();
+const BOUNDED: ObjectSchema = ObjectSchema::new("Bounded.", &[("tags", true, &TWO_TAGS)]);
 
 mod pbs_like_text {
     use proxmox_schema::{ApiStringFormat, const_regex};
@@ -47,7 +51,42 @@ fn config() -> SectionConfig {
     let mut config = SectionConfig::new(&ID_SCHEMA);
     config.register_plugin(SectionConfigPlugin::new("item", Some("id".into()), &ITEM));
     config.register_plugin(SectionConfigPlugin::new("other", None, &OTHER));
+    config.register_plugin(SectionConfigPlugin::new("bounded", None, &BOUNDED));
     config
+}
+
+/// Every section of `text` through `write_section_ref`, or the first error.
+fn write_refs(config: &SectionConfig, text: &str) -> Result<String, anyhow::Error> {
+    let mut raw = String::new();
+    config.parse_with("test.cfg", text, |section| {
+        config.write_section_ref(&mut raw, &section)
+    })?;
+    Ok(raw)
+}
+
+/// Hand-edited looking text: each section's property lines reversed (array
+/// items keep their order among themselves only if `reverse` is false),
+/// integers with a `+0` prefix, spaces for tabs, CRLF.
+fn mess_up(text: &str, reverse: bool) -> String {
+    let mut out = String::new();
+    for block in text.split("\n\n") {
+        let mut lines = block.lines();
+        let Some(header) = lines.next() else { continue };
+        let mut props: Vec<String> = lines
+            .map(|line| {
+                let (key, value) = line.trim_start().split_once(' ').unwrap();
+                match value.parse::<i64>() {
+                    Ok(n) if n >= 0 && key == "count" => format!("  {key}  +0{n} "),
+                    _ => format!("  {key}  {value}"),
+                }
+            })
+            .collect();
+        if reverse {
+            props.reverse();
+        }
+        out.push_str(&format!("{header}\r\n{}\r\n\r\n", props.join("\r\n")));
+    }
+    out
 }
 
 /// Any string the schema accepts: arbitrary strings, filtered by the schema.
@@ -113,7 +152,43 @@ proptest! {
     }
 
     #[test]
+    fn write_section_ref_writes_what_write_writes(
+        sections in proptest::collection::btree_map(id(), section(), 0..6),
+        reverse in any::<bool>(),
+    ) {
+        let config = config();
+        let mut data = SectionConfigData::new();
+        for (id, (type_name, mut props)) in sections {
+            if type_name == "item" {
+                props["id"] = json!(id);
+            }
+            let plugin = &config.plugins()[&type_name];
+            prop_assume!(plugin.properties().verify_json(&props).is_ok());
+            data.set_data(&id, &type_name, props).unwrap();
+        }
+        let text = mess_up(&config.write("test.cfg", &data).unwrap(), reverse);
+        let generic = config.parse("test.cfg", &text).and_then(|d| config.write("test.cfg", &d));
+        let ours = write_refs(&config, &text);
+        prop_assert_eq!(ours.ok(), generic.ok(), "{:?}", text);
+    }
+
+    #[test]
     fn parse_never_panics(text in ".{0,400}") {
         let _ = config().parse("fuzz.cfg", &text);
     }
+}
+
+/// The parser checks array items, not the array's length; the write does,
+/// and write_section_ref must refuse what the write refuses.
+#[test]
+fn write_section_ref_checks_array_length_as_write_does() {
+    let config = config();
+    let text = "bounded: b-1\n\ttags aaa\n\ttags bbb\n\ttags ccc\n";
+    let data = config.parse("test.cfg", text).unwrap();
+    let generic = config.write("test.cfg", &data).unwrap_err().to_string();
+    let ours = write_refs(&config, text).unwrap_err().to_string();
+    assert!(generic.contains("tags"), "{generic}");
+    assert!(ours.contains("tags"), "{ours}");
+    let two = "bounded: b-1\n\ttags aaa\n\ttags bbb\n";
+    assert_eq!(write_refs(&config, two).unwrap(), two);
 }
