@@ -54,8 +54,8 @@ struct Cached<T> {
     /// `None`: the file did not exist.
     stamp: Option<FileStamp>,
     data: Arc<T>,
-    /// Computed when first asked for: a load needs none, and SHA-256 of a
-    /// 2.5 MiB config costs more than a millisecond.
+    /// `None` if no caller asked for it: a load needs none, and SHA-256 of
+    /// a 2.5 MiB config costs more than a millisecond.
     digest: Option<[u8; 32]>,
 }
 
@@ -120,27 +120,24 @@ impl<T> ConfigCache<T> {
             bail!("{path:?} is not a regular file");
         }
         let stamp = meta.as_ref().map(FileStamp::of);
-        let read_text = |file: Option<File>| match (file, &meta) {
-            (Some(mut file), Some(meta)) => read_limited(&mut file, path, meta.size()),
-            _ => Ok(String::new()),
-        };
 
         let mut cached = self.cached.lock().unwrap();
-        if let Some(entry) = cached.as_mut()
+        // a parse cached without its digest is parsed again when one is asked
+        // for: data and digest always come from the same text
+        if let Some(entry) = cached.as_ref()
             && entry.stamp == stamp
+            && (entry.digest.is_some() || !want_digest)
         {
-            if want_digest && entry.digest.is_none() {
-                // the same file (same stamp) the cached parse was made of
-                let text = read_text(file)?;
-                entry.digest = Some(openssl::sha::sha256(text.as_bytes()));
-            }
             return Ok((Arc::clone(&entry.data), entry.digest));
         }
         // drop our hold on the old parse before making the new one, so the
         // two are not both in memory because of us
         *cached = None;
 
-        let text = read_text(file)?;
+        let text = match (file, meta) {
+            (Some(mut file), Some(meta)) => read_limited(&mut file, path, meta.size())?,
+            _ => String::new(),
+        };
         let digest = want_digest.then(|| openssl::sha::sha256(text.as_bytes()));
         let data = Arc::new(load(&text)?);
         *cached = Some(Cached {
@@ -206,10 +203,11 @@ fn read_limited(file: &mut File, path: &Path, size: u64) -> Result<String, Error
 mod tests {
     use super::*;
 
-    /// A parse cached without its digest gets the digest of the same file
-    /// when asked later, and a changed file is parsed again.
+    /// A parse cached without its digest is parsed again (with its digest)
+    /// when one is asked for, so data and digest come from one text; a
+    /// changed file is parsed again.
     #[test]
-    fn digest_is_computed_late_from_the_cached_file() {
+    fn digest_and_data_always_come_from_one_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.cfg");
         std::fs::write(&path, "one").unwrap();
@@ -221,12 +219,17 @@ mod tests {
         };
 
         assert_eq!(*cache.get_data(&path, load).unwrap(), "one");
+        assert_eq!(*cache.get_data(&path, load).unwrap(), "one");
+        assert_eq!(parses.get(), 1);
         let (data, digest) = cache.get(&path, load).unwrap();
         assert_eq!(
             (data.as_str(), digest),
             ("one", openssl::sha::sha256(b"one"))
         );
-        assert_eq!(parses.get(), 1);
+        assert_eq!(parses.get(), 2);
+        cache.get_data(&path, load).unwrap();
+        cache.get(&path, load).unwrap();
+        assert_eq!(parses.get(), 2);
 
         // a new file (new inode, other size): parsed again, its own digest
         let new = dir.path().join("x.new");
@@ -237,6 +240,6 @@ mod tests {
             (data.as_str(), digest),
             ("two!", openssl::sha::sha256(b"two!"))
         );
-        assert_eq!(parses.get(), 2);
+        assert_eq!(parses.get(), 3);
     }
 }
