@@ -181,14 +181,6 @@ impl<'a> EncryptionKeys<'a> {
         Ok((CONFIG.parse(&path, &text)?, digest))
     }
 
-    /// The config as writers edit it (read from the file now) and the
-    /// SHA-256 of its text. Takes no lock; writers call it under the lock.
-    pub fn sections(&self) -> Result<(KeySections, [u8; 32]), Error> {
-        let path = self.config_path();
-        let (text, digest) = read_config_text(&path)?;
-        Ok((KeySections::parse(&path, &text)?, digest))
-    }
-
     /// Under the config lock: the config as writers edit it, and the file
     /// text it stands for. A writer in a long-running process (the daemon)
     /// mostly finds the file as this process's last write left it: then
@@ -484,7 +476,7 @@ impl<'a> EncryptionKeys<'a> {
         )?;
         let key_lock = self.lock_key_file(id)?;
         failpoint::hit("store:locked");
-        if let Err(err) = self.write_key_and_config(&key_path, key_config, &raw, &config_lock) {
+        if let Err(err) = self.write_key_and_config(id, &key_path, key_config, &raw, &config_lock) {
             // nothing of this key is left: its lock file goes too (under the lock)
             if !key_path.exists() {
                 let _ = key_lock.remove_file();
@@ -497,10 +489,25 @@ impl<'a> EncryptionKeys<'a> {
         Ok(entry)
     }
 
+    /// Whether the config file, as it is now, surely has no entry `id`
+    /// (false if it cannot be read).
+    fn config_surely_lacks(&self, id: &str) -> bool {
+        self.index_data().is_ok_and(|index| {
+            index.get(id).is_err_and(|err| {
+                matches!(
+                    err.downcast_ref::<KeystoreError>(),
+                    Some(KeystoreError::NotFound { .. })
+                )
+            })
+        })
+    }
+
     /// The two writes of a store: key file, then config; if the config write
-    /// fails, the key file is removed again.
+    /// fails and the config surely lacks the key, the key file is removed
+    /// again.
     fn write_key_and_config(
         &self,
+        id: &str,
         key_path: &Path,
         key_config: &KeyConfig,
         raw_config: &str,
@@ -516,7 +523,15 @@ impl<'a> EncryptionKeys<'a> {
         )?;
 
         if let Err(err) = self.write_config_text(raw_config, config_lock, Some("store:config")) {
-            // no config entry without its key file, and no key file left behind
+            // no config entry without its key file: a failure after the
+            // rename (the directory's fsync) leaves the new config in place
+            if !self.config_surely_lacks(id) {
+                return Err(err.context(format!(
+                    "the config may name key '{id}' already - its key file {key_path:?} is kept \
+                     (run 'proxmox-backup-manager encryption-key verify')"
+                )));
+            }
+            // and no key file left behind
             if let Err(remove_err) = remove_file_synced(key_path) {
                 let text = format!(
                     "{err} - and removing the new key file failed too: {remove_err} (run verify --repair)"
@@ -623,8 +638,9 @@ impl<'a> EncryptionKeys<'a> {
         held: &BackupLockGuard,
     ) -> Result<(), Error> {
         let path = self.config_path();
-        let sections = CONFIG
-            .write(&path, &config)
+        let sections = self
+            .check_config_lock(held)
+            .and_then(|()| CONFIG.write(&path, &config))
             .and_then(|raw| KeySections::parse(&path, &raw))
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         self.delete_key_from(id, sections, held)
@@ -812,4 +828,29 @@ pub fn unarchive_key(id: &str, digest: Option<&[u8; 32]>) -> Result<CryptKey, Er
     ConfigDir::default_dir()?
         .encryption_keys()
         .unarchive_key(id, digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Ownership;
+
+    /// A store whose config write fails removes its new key file only if
+    /// the config surely lacks the key: after a failure past the rename
+    /// (the directory's fsync) the config names it, and an unreadable
+    /// config tells nothing.
+    #[test]
+    fn a_key_file_is_removed_only_when_the_config_surely_lacks_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir =
+            ConfigDir::with_ownership(tmp.path(), Ownership::current_user().unwrap()).unwrap();
+        let keys = dir.encryption_keys();
+        let key = KeyConfig::without_password([7u8; 32]).unwrap();
+        keys.store_key("k-one", &key).unwrap();
+        assert!(!keys.config_surely_lacks("k-one"));
+        assert!(keys.config_surely_lacks("k-two"));
+
+        std::fs::write(keys.config_path(), "not a section config\n").unwrap();
+        assert!(!keys.config_surely_lacks("k-two"));
+    }
 }

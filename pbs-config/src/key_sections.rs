@@ -12,7 +12,7 @@
 //! about 1 KB.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Error, bail, format_err};
 
@@ -25,7 +25,11 @@ use crate::key_index::crypt_key_from_section;
 /// The sections of `encryption-keys.cfg`, in file order, as canonical text.
 #[derive(Debug, Default)]
 pub struct KeySections {
-    /// Canonical text of the sections as read, one after the other.
+    /// The file, for errors.
+    path: PathBuf,
+    /// Canonical text of the sections as read, one after the other. Not
+    /// compacted: a replaced or removed section's text stays until the
+    /// next parse, so this is never larger than the file was.
     text: String,
     sections: Vec<Section>,
 }
@@ -53,6 +57,7 @@ impl KeySections {
     /// and refuses exactly what the generic parse does.
     pub fn parse(path: &Path, raw: &str) -> Result<Self, Error> {
         let mut sections = KeySections {
+            path: path.to_path_buf(),
             text: String::with_capacity(raw.len()),
             sections: Vec::with_capacity(
                 raw.len() / proxmox_section_config::ESTIMATED_SECTION_SIZE,
@@ -122,7 +127,7 @@ impl KeySections {
         };
         let body = self.body_of(&self.sections[position]);
         let mut entry = None;
-        CONFIG.parse_with("encryption-keys.cfg", body, |section| {
+        CONFIG.parse_with(&self.path, body, |section| {
             entry = Some(crypt_key_from_section(&section));
             Ok(())
         })?;
