@@ -7,7 +7,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use pbs_api_types::{CryptKey, Fingerprint, Kdf, KeyInfo};
+use pbs_api_types::CryptKey;
 use pbs_config::KeySections;
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
@@ -68,30 +68,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn crypt_key() -> impl Strategy<Value = CryptKey> {
-    (
-        "[a-c][a-c0-9_.-]{2,5}",
-        proptest::option::of(text()),
-        prop_oneof![Just(Kdf::None), Just(Kdf::Scrypt), Just(Kdf::PBKDF2)],
-        any::<i64>(),
-        any::<i64>(),
-        proptest::option::of(any::<[u8; 32]>()),
-        proptest::option::of(text()),
-        proptest::option::of(any::<i64>()),
-    )
-        .prop_map(
-            |(id, path, kdf, created, modified, fp, hint, archived_at)| CryptKey {
-                id,
-                info: KeyInfo {
-                    path,
-                    kdf,
-                    created,
-                    modified,
-                    fingerprint: fp.map(Fingerprint::new),
-                    hint,
-                },
-                archived_at,
-            },
-        )
+    crate::util::crypt_key_strategy("[a-c][a-c0-9_.-]{2,5}", text)
 }
 
 #[derive(Clone, Debug)]

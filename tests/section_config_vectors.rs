@@ -317,7 +317,7 @@ fn the_key_bytes_of_an_error_line_are_not_echoed() {
 mod crypt_key_round_trip {
     use proptest::prelude::*;
 
-    use pbs_api_types::{CryptKey, Fingerprint, Kdf, KeyInfo};
+    use pbs_api_types::CryptKey;
     use proxmox_schema::ApiType;
     use proxmox_section_config::SectionConfigData;
 
@@ -330,30 +330,7 @@ mod crypt_key_round_trip {
     }
 
     fn crypt_key() -> impl Strategy<Value = CryptKey> {
-        (
-            "[A-Za-z0-9_][A-Za-z0-9._-]{2,31}",
-            proptest::option::of(text()),
-            prop_oneof![Just(Kdf::None), Just(Kdf::Scrypt), Just(Kdf::PBKDF2)],
-            any::<i64>(),
-            any::<i64>(),
-            proptest::option::of(any::<[u8; 32]>()),
-            proptest::option::of(text()),
-            proptest::option::of(any::<i64>()),
-        )
-            .prop_map(
-                |(id, path, kdf, created, modified, fp, hint, archived_at)| CryptKey {
-                    id,
-                    info: KeyInfo {
-                        path,
-                        kdf,
-                        created,
-                        modified,
-                        fingerprint: fp.map(Fingerprint::new),
-                        hint,
-                    },
-                    archived_at,
-                },
-            )
+        crate::util::crypt_key_strategy("[A-Za-z0-9_][A-Za-z0-9._-]{2,31}", text)
     }
 
     proptest! {

@@ -130,21 +130,33 @@ fn section() -> impl Strategy<Value = (String, Value)> {
         })
 }
 
+/// The generated sections as config data (the id in the id property), or
+/// `None` if one of them is not valid for its plugin.
+fn valid_data(
+    config: &SectionConfig,
+    sections: std::collections::BTreeMap<String, (String, Value)>,
+) -> Option<SectionConfigData> {
+    let mut data = SectionConfigData::new();
+    for (id, (type_name, mut props)) in sections {
+        if type_name == "item" {
+            props["id"] = json!(id);
+        }
+        let plugin = &config.plugins()[&type_name];
+        plugin.properties().verify_json(&props).ok()?;
+        data.set_data(&id, &type_name, props).unwrap();
+    }
+    Some(data)
+}
+
 proptest! {
     #[test]
     fn valid_data_survives_write_and_parse(
         sections in proptest::collection::btree_map(id(), section(), 0..6)
     ) {
         let config = config();
-        let mut data = SectionConfigData::new();
-        for (id, (type_name, mut props)) in sections {
-            if type_name == "item" {
-                props["id"] = json!(id);
-            }
-            let plugin = &config.plugins()[&type_name];
-            prop_assume!(plugin.properties().verify_json(&props).is_ok());
-            data.set_data(&id, &type_name, props).unwrap();
-        }
+        let data = valid_data(&config, sections);
+        prop_assume!(data.is_some());
+        let data = data.unwrap();
         let text = config.write("test.cfg", &data).unwrap();
         let parsed = config.parse("test.cfg", &text).unwrap();
         prop_assert_eq!(&parsed.sections, &data.sections);
@@ -157,15 +169,9 @@ proptest! {
         reverse in any::<bool>(),
     ) {
         let config = config();
-        let mut data = SectionConfigData::new();
-        for (id, (type_name, mut props)) in sections {
-            if type_name == "item" {
-                props["id"] = json!(id);
-            }
-            let plugin = &config.plugins()[&type_name];
-            prop_assume!(plugin.properties().verify_json(&props).is_ok());
-            data.set_data(&id, &type_name, props).unwrap();
-        }
+        let data = valid_data(&config, sections);
+        prop_assume!(data.is_some());
+        let data = data.unwrap();
         let text = mess_up(&config.write("test.cfg", &data).unwrap(), reverse);
         let generic = config.parse("test.cfg", &text).and_then(|d| config.write("test.cfg", &d));
         let ours = write_refs(&config, &text);
