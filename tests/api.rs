@@ -5,11 +5,11 @@
 //! No test sleeps to wait for the daemon: [`Daemon::start`] reads its
 //! readiness line. Every daemon is killed when its [`Daemon`] is dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,9 +24,8 @@ use serde_json::{Value, json};
 use pbs_api_types::{ApiToken, Authid, User, Userid};
 use pbs_config::ConfigDir;
 
+use crate::api_daemon::ApiDaemon;
 use crate::util::{TestDir, key_config};
-
-const DAEMON: &str = env!("CARGO_BIN_EXE_proxmox-backup-api");
 
 /// Held by the load tests, so their figures are not skewed by each other
 /// (the machine has 2 cores).
@@ -45,11 +44,10 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------
 // the daemon
 
-/// A running daemon; killed (and reaped) when dropped.
+/// A running daemon on its config dir; killed (and reaped) when dropped.
 struct Daemon {
-    child: Option<Child>,
-    port: u16,
-    log_path: PathBuf,
+    // declared first: dropped (killed) before its config dir is removed
+    api: ApiDaemon,
     dir: TestDir,
 }
 
@@ -57,48 +55,16 @@ impl Daemon {
     /// Starts the daemon on `dir` and waits for its readiness line.
     fn start(dir: TestDir, extra: &[&str]) -> Self {
         let log_path = dir.path().join("daemon.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(DAEMON)
-            .arg("--config-dir")
-            .arg(dir.path())
-            .args(["--listen", "127.0.0.1:0"])
-            // fast failures by default (worst case for the throttling tests)
-            .args(if extra.contains(&"--auth-failure-delay") {
-                &[][..]
-            } else {
-                &["--auth-failure-delay", "0"][..]
-            })
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start proxmox-backup-api");
-        let mut line = String::new();
-        let stdout = child.stdout.take().unwrap();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on 127.0.0.1:")
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "no readiness line (got {line:?}); log:\n{}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                )
-            });
-        Self {
-            child: Some(child),
-            port,
-            log_path,
-            dir,
-        }
+        let api = ApiDaemon::spawn(ApiDaemon::command(dir.path(), extra), log_path);
+        Self { api, dir }
+    }
+
+    fn port(&self) -> u16 {
+        self.api.port
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        std::fs::read_to_string(&self.api.log).unwrap_or_default()
     }
 
     fn config(&self) -> &ConfigDir {
@@ -107,22 +73,7 @@ impl Daemon {
 
     /// Sends SIGTERM and returns the exit status.
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        child.wait().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.api.stop(nix::sys::signal::Signal::SIGTERM)
     }
 }
 
@@ -479,7 +430,7 @@ fn ids(list: &Value) -> Vec<String> {
 #[test]
 fn api_every_route_with_token_and_ticket() {
     let (daemon, access) = start_with_access(&[]);
-    let port = daemon.port;
+    let port = daemon.port();
     let mut root = Client::token(port, "root@pam!admin", &access.root);
 
     let version = root.get("version").data();
@@ -643,7 +594,7 @@ fn api_every_route_with_token_and_ticket() {
 #[test]
 fn api_refuses_missing_wrong_and_malformed_credentials() {
     let (daemon, access) = start_with_access(&[]);
-    let port = daemon.port;
+    let port = daemon.port();
     let mut anon = Client::new(port);
     anon.get("config/encryption-keys")
         .expect(401, "authentication required");
@@ -738,7 +689,7 @@ fn api_refuses_missing_wrong_and_malformed_credentials() {
 #[test]
 fn api_checks_privileges_per_key_user_and_token() {
     let (daemon, access) = start_with_access(&[]);
-    let port = daemon.port;
+    let port = daemon.port();
     let mut root = Client::token(port, "root@pam!admin", &access.root);
     for id in ["bobs-key", "other-key"] {
         root.post_form("config/encryption-keys", &format!("id={id}"))
@@ -806,7 +757,7 @@ fn api_checks_privileges_per_key_user_and_token() {
 #[test]
 fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
     let (daemon, access) = start_with_access(&[]);
-    let port = daemon.port;
+    let port = daemon.port();
     let mut root = Client::token(port, "root@pam!admin", &access.root);
     root.post_form("config/encryption-keys", "id=good-key")
         .data();
@@ -925,7 +876,7 @@ fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
 #[test]
 fn api_slow_clients_time_out() {
     let (daemon, access) = start_with_access(&["--header-timeout", "1", "--body-timeout", "1"]);
-    let port = daemon.port;
+    let port = daemon.port();
 
     // a head that never ends: the daemon closes the connection (the client
     // would give up only after its own 20 s read timeout, an error)
@@ -983,7 +934,7 @@ fn api_slow_clients_time_out() {
 fn api_32_parallel_clients_leave_a_consistent_store() {
     let _heavy = heavy();
     let (daemon, access) = start_with_access(&[]);
-    let port = daemon.port;
+    let port = daemon.port();
     let secret = Arc::new(access.root.clone());
     let mut root = Client::token(port, "root@pam!admin", &secret);
     for shared in ["shared-a", "shared-b"] {
@@ -1091,7 +1042,7 @@ fn timed_logins(port: u16, count: usize) -> Duration {
 fn api_thousands_of_bad_logins_do_not_slow_good_ones() {
     let _heavy = heavy();
     let (daemon, access) = start_with_access(&[]);
-    let port = daemon.port;
+    let port = daemon.port();
     let baseline = timed_logins(port, 21);
 
     // 8 attackers, 3000 bad attempts: wrong passwords for an existing user,
@@ -1347,12 +1298,12 @@ fn cli_sets_up_access_that_the_daemon_honours() {
     }
 
     let daemon = Daemon::start(dir, &[]);
-    let mut root = Client::token(daemon.port, "root@pam!mytoken", &secret);
+    let mut root = Client::token(daemon.port(), "root@pam!mytoken", &secret);
     root.post_form("config/encryption-keys", "id=from-cli")
         .data();
-    let (ticket, _) = login(daemon.port, "erin@pbs", "erin pass 2");
+    let (ticket, _) = login(daemon.port(), "erin@pbs", "erin pass 2");
     let cookie = format!("PBSAuthCookie={ticket}");
-    let mut erin = Client::new(daemon.port).with_auth(&[("Cookie", &cookie)]);
+    let mut erin = Client::new(daemon.port()).with_auth(&[("Cookie", &cookie)]);
     assert_eq!(
         ids(&erin.get("config/encryption-keys").data()),
         ["from-cli"]
@@ -1377,7 +1328,7 @@ fn cli_sets_up_access_that_the_daemon_honours() {
 #[test]
 fn api_limits_connections_per_address() {
     let (daemon, access) = start_with_access(&["--max-connections-per-address", "4"]);
-    let port = daemon.port;
+    let port = daemon.port();
     // four idle connections (no TLS handshake yet) take every slot of 127.0.0.1
     let idle: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
@@ -1417,7 +1368,7 @@ fn api_delays_failed_authentications_only() {
     // timing assertions: not beside the load tests
     let _heavy = heavy();
     let (daemon, access) = start_with_access(&["--auth-failure-delay", "1"]);
-    let port = daemon.port;
+    let port = daemon.port();
     let mut good = Client::token(port, "root@pam!admin", &access.root);
     assert_eq!(good.get("version").status, 200);
     let mut bad = Client::token(port, "root@pam!admin", "wrong-secret");
@@ -1436,7 +1387,7 @@ fn api_delays_failed_authentications_only() {
     // and a parameter error of an authenticated client still get answers:
     // only failed authentications are delayed
     let (daemon, access) = start_with_access(&["--auth-failure-delay", "60"]);
-    let mut good = Client::token(daemon.port, "root@pam!admin", &access.root);
+    let mut good = Client::token(daemon.port(), "root@pam!admin", &access.root);
     assert_eq!(good.get("version").status, 200);
     good.get("config/encryption-keys?bogus=1")
         .expect(400, "parameter 'bogus'");

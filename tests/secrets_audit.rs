@@ -24,7 +24,7 @@
 //! password.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -37,6 +37,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use pbs_key_config::KeyConfig;
 use pbs_keystore::server::router::{Route, find_route};
 
+use crate::api_daemon::ApiDaemon;
 use crate::util::{raw_key, vectors_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
@@ -335,13 +336,9 @@ impl Audit {
     }
 }
 
-const DAEMON: &str = env!("CARGO_BIN_EXE_proxmox-backup-api");
-
 /// The daemon under umask 000, with its stderr and access log in files.
 struct AuditDaemon {
-    child: Option<std::process::Child>,
-    port: u16,
-    log: PathBuf,
+    api: ApiDaemon,
     access_log: PathBuf,
 }
 
@@ -349,16 +346,10 @@ impl AuditDaemon {
     fn start(audit: &Audit) -> Self {
         let log = audit.scratch.join("daemon.log");
         let access_log = audit.scratch.join("access.log");
-        let mut cmd = Command::new(DAEMON);
-        cmd.arg("--config-dir")
-            .arg(&audit.dir)
-            .args(["--listen", "127.0.0.1:0", "--auth-failure-delay", "0"])
-            .arg("--access-log")
+        let mut cmd = ApiDaemon::command(&audit.dir, &[]);
+        cmd.arg("--access-log")
             .arg(&access_log)
-            .env_remove("PBS_CONFIG_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+            .env_remove("PBS_CONFIG_DIR");
         // SAFETY: umask is async-signal-safe
         unsafe {
             cmd.pre_exec(|| {
@@ -366,47 +357,9 @@ impl AuditDaemon {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().expect("start proxmox-backup-api");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on 127.0.0.1:")
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!(
-                    "no readiness line ({line:?}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
         Self {
-            child: Some(child),
-            port,
-            log,
+            api: ApiDaemon::spawn(cmd, log),
             access_log,
-        }
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        child.wait().unwrap()
-    }
-}
-
-impl Drop for AuditDaemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }
@@ -829,7 +782,7 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
 
     // the API: every route, with a token, a ticket and bad credentials
     let mut daemon = AuditDaemon::start(&audit);
-    let port = daemon.port;
+    let port = daemon.api.port;
     let root = format!("PBSAPIToken=root@pam!audit:{root_secret}");
     let token = [("Authorization", root.as_str())];
     audit.api(port, "GET", "version", &token, None, 200, false);
@@ -1082,10 +1035,10 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
     audit.api(port, "GET", "nope", &token, None, 404, false);
     audit.api(port, "PUT", "version", &token, None, 405, false);
 
-    let status = daemon.stop();
+    let status = daemon.api.stop(nix::sys::signal::Signal::SIGTERM);
     assert!(status.success(), "daemon exit: {status:?}");
     for (what, path) in [
-        ("daemon log", &daemon.log),
+        ("daemon log", &daemon.api.log),
         ("access log", &daemon.access_log),
     ] {
         // with --access-log, daemon messages go there too; stderr is empty

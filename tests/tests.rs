@@ -3,6 +3,9 @@
 // shared helpers: vector location, temp dirs, process helpers
 mod util;
 
+// a running proxmox-backup-api process (shared with the processes binary)
+mod api_daemon;
+
 // proxmox-section-config against upstream's vectors (CryptKey plugin)
 mod section_config_vectors;
 
