@@ -73,7 +73,8 @@ impl Daemon {
 
     /// Sends SIGTERM and returns the exit status.
     fn terminate(&mut self) -> std::process::ExitStatus {
-        self.api.stop(nix::sys::signal::Signal::SIGTERM)
+        self.api.signal(nix::sys::signal::Signal::SIGTERM);
+        self.api.wait()
     }
 }
 

@@ -84,12 +84,6 @@ impl ApiDaemon {
     pub fn wait(&mut self) -> ExitStatus {
         self.child.take().unwrap().wait().unwrap()
     }
-
-    /// Sends `signal`, and returns the exit status.
-    pub fn stop(&mut self, signal: Signal) -> ExitStatus {
-        self.signal(signal);
-        self.wait()
-    }
 }
 
 impl Drop for ApiDaemon {

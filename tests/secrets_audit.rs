@@ -1035,7 +1035,8 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
     audit.api(port, "GET", "nope", &token, None, 404, false);
     audit.api(port, "PUT", "version", &token, None, 405, false);
 
-    let status = daemon.api.stop(nix::sys::signal::Signal::SIGTERM);
+    daemon.api.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = daemon.api.wait();
     assert!(status.success(), "daemon exit: {status:?}");
     for (what, path) in [
         ("daemon log", &daemon.api.log),

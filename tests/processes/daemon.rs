@@ -7,11 +7,10 @@
 //! - killed from outside while clients create keys: every create answered
 //!   200 survives.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
@@ -19,66 +18,23 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use pbs_config::failpoint::POINTS;
 use pbs_config::verify::FindingKind;
 
+use crate::api_daemon::ApiDaemon;
 use crate::support::{assert_clean, assert_every_listed_key_loads, context, key_config, manager};
 
-const DAEMON: &str = env!("CARGO_BIN_EXE_proxmox-backup-api");
-
-/// A running daemon; killed and reaped when dropped.
-pub struct Daemon {
-    child: Option<Child>,
-    /// Its port on 127.0.0.1.
-    pub port: u16,
-    /// Its stderr.
-    pub log: PathBuf,
+/// Starts the daemon on `dir` (with `$PBS_FAILPOINT` = `failpoint`), its
+/// stderr in `log`, and waits for its readiness line.
+pub fn start_daemon(dir: &Path, log: PathBuf, failpoint: Option<&str>) -> ApiDaemon {
+    let mut cmd = ApiDaemon::command(dir, &[]);
+    cmd.env_remove("PBS_FAILPOINT");
+    if let Some(point) = failpoint {
+        cmd.env("PBS_FAILPOINT", point);
+    }
+    ApiDaemon::spawn(cmd, log)
 }
 
-impl Daemon {
-    /// Starts the daemon on `dir` (with `$PBS_FAILPOINT` = `failpoint`)
-    /// and waits for its readiness line.
-    pub fn start(dir: &Path, log: PathBuf, failpoint: Option<&str>) -> Self {
-        let mut cmd = Command::new(DAEMON);
-        cmd.arg("--config-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--auth-failure-delay", "0"])
-            .env_remove("PBS_FAILPOINT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
-        if let Some(point) = failpoint {
-            cmd.env("PBS_FAILPOINT", point);
-        }
-        let mut child = cmd.spawn().expect("start proxmox-backup-api");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no readiness line: {line:?}"));
-        Self {
-            child: Some(child),
-            port,
-            log,
-        }
-    }
-
-    /// Waits for the daemon to exit; returns whether SIGKILL ended it.
-    pub fn wait_killed(&mut self) -> bool {
-        let status = self.child.take().unwrap().wait().unwrap();
-        status.signal() == Some(nix::sys::signal::Signal::SIGKILL as i32)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Waits for the daemon to exit; returns whether SIGKILL ended it.
+pub fn wait_killed(daemon: &mut ApiDaemon) -> bool {
+    daemon.wait().signal() == Some(nix::sys::signal::Signal::SIGKILL as i32)
 }
 
 /// One request on a fresh TLS connection: the status and body, or `None`
@@ -178,9 +134,12 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
             _ => ("POST", "config/encryption-keys/victim", Some("")),
         };
 
-        let mut daemon = Daemon::start(&dir, tmp.path().join("daemon.log"), Some(point));
+        let mut daemon = start_daemon(&dir, tmp.path().join("daemon.log"), Some(point));
         let answer = request(daemon.port, &auth, method, path, form);
-        assert!(daemon.wait_killed(), "{point}: the daemon was not killed");
+        assert!(
+            wait_killed(&mut daemon),
+            "{point}: the daemon was not killed"
+        );
         let log = std::fs::read_to_string(&daemon.log).unwrap();
         assert!(
             log.contains(&format!("failpoint {point} reached")),
@@ -209,7 +168,7 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
         assert_every_listed_key_loads(&config);
 
         // a new daemon serves the store; the key is wholly there or gone
-        let daemon = Daemon::start(&dir, tmp.path().join("daemon2.log"), None);
+        let daemon = start_daemon(&dir, tmp.path().join("daemon2.log"), None);
         let (status, body) = request(
             daemon.port,
             &auth,
@@ -253,7 +212,7 @@ pub fn daemon_sigkill_under_concurrent_creates() {
     let dir = tmp.path().join("config");
     std::fs::create_dir(&dir).unwrap();
     let auth = admin_token(&dir);
-    let mut daemon = Daemon::start(&dir, tmp.path().join("daemon.log"), None);
+    let mut daemon = start_daemon(&dir, tmp.path().join("daemon.log"), None);
     let port = daemon.port;
     let answered = Arc::new(AtomicUsize::new(0));
     let created: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -288,12 +247,8 @@ pub fn daemon_sigkill_under_concurrent_creates() {
     while answered.load(Ordering::SeqCst) < 40 {
         rx.recv().expect("clients stopped before 40 creates");
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.child.as_ref().unwrap().id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    assert!(daemon.wait_killed());
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(wait_killed(&mut daemon));
     for client in clients {
         client.join().expect("client thread");
     }
@@ -346,7 +301,7 @@ pub fn api_on_a_full_disk_and_a_read_only_file_system() {
         .encryption_keys()
         .store_key("before", &key_config(51))
         .unwrap();
-    let daemon = Daemon::start(&dir, tmp.path().join("daemon.log"), None);
+    let daemon = start_daemon(&dir, tmp.path().join("daemon.log"), None);
     let port = daemon.port;
     let create = || {
         request(
