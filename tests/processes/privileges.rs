@@ -2,13 +2,12 @@
 //! another user.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::support::assert_success;
+use crate::support::{assert_success, run_as};
 
 /// Runs the `store-as-user` worker as `uid:gid` with no supplementary
 /// groups, from a copy of this binary that any user may execute.
@@ -18,16 +17,7 @@ fn store_as(exe: &Path, dir: &Path, uid: Uid, gid: Gid) -> String {
         .arg(dir)
         .args(["user-key", "21"])
         .env_remove("PBS_FAILPOINT");
-    // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid)
-    // between fork and exec
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setgroups(&[])?;
-            nix::unistd::setgid(gid)?;
-            nix::unistd::setuid(uid)?;
-            Ok(())
-        });
-    }
+    run_as(&mut cmd, uid, gid);
     let output = cmd.output().unwrap();
     assert_success(&output, &format!("store as uid {uid}"));
     String::from_utf8(output.stdout).unwrap()

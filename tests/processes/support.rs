@@ -149,22 +149,27 @@ pub fn manager(dir: &Path, args: &[&str], user: Option<(Uid, Gid)>) -> Run {
         .env_remove("PBS_CONFIG_DIR")
         .stdin(Stdio::null());
     if let Some((uid, gid)) = user {
-        // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid)
-        // between fork and exec
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::unistd::setgroups(&[])?;
-                nix::unistd::setgid(gid)?;
-                nix::unistd::setuid(uid)?;
-                Ok(())
-            });
-        }
+        run_as(&mut cmd, uid, gid);
     }
     let output = cmd.output().expect("unable to run proxmox-backup-manager");
     Run {
         code: output.status.code().expect("exit status, not a signal"),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Makes `cmd` run as `uid`:`gid` with no supplementary groups.
+pub fn run_as(cmd: &mut Command, uid: Uid, gid: Gid) {
+    // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid)
+    // between fork and exec
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(gid)?;
+            nix::unistd::setuid(uid)?;
+            Ok(())
+        });
     }
 }
 
