@@ -4,8 +4,8 @@ use pbs_config::failpoint::POINTS;
 use pbs_config::verify::FindingKind;
 
 use crate::support::{
-    assert_clean, assert_every_listed_key_loads, context, key_config, killed_by_sigkill,
-    run_worker, worker,
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context, key_config,
+    killed_by_sigkill, run_worker, worker,
 };
 
 /// For each crash point: prepare a store, run the operation in a child with
@@ -60,16 +60,7 @@ fn check_crash_point(point: &str) {
     let config = context(dir);
     let report = config.verify(false).unwrap();
     let leftovers: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
-    for kind in &leftovers {
-        assert!(
-            matches!(
-                kind,
-                FindingKind::OrphanKeyFile | FindingKind::TempFile | FindingKind::StaleLockFile
-            ),
-            "{point}: verify found more than leftovers: {:#?}",
-            report.findings
-        );
-    }
+    assert_crash_leftovers_only(&report, point);
     assert!(leftovers.len() <= 2, "{point}: {:#?}", report.findings);
 
     let repaired = config.verify(true).unwrap();

@@ -16,10 +16,12 @@ use std::time::Duration;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 use pbs_config::failpoint::POINTS;
-use pbs_config::verify::FindingKind;
 
 use crate::api_daemon::ApiDaemon;
-use crate::support::{assert_clean, assert_every_listed_key_loads, context, key_config, manager};
+use crate::support::{
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context, key_config,
+    manager,
+};
 
 /// Starts the daemon on `dir` (with `$PBS_FAILPOINT` = `failpoint`), its
 /// stderr in `log`, and waits for its readiness line.
@@ -152,16 +154,7 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
 
         let config = context(&dir);
         let report = config.verify(false).unwrap();
-        for finding in &report.findings {
-            assert!(
-                matches!(
-                    finding.kind,
-                    FindingKind::OrphanKeyFile | FindingKind::TempFile | FindingKind::StaleLockFile
-                ),
-                "{point}: more than leftovers: {:#?}",
-                report.findings
-            );
-        }
+        assert_crash_leftovers_only(&report, point);
         let leftovers = report.findings.len();
         let repaired = config.verify(true).unwrap();
         assert_clean(&repaired, point);
@@ -255,16 +248,7 @@ pub fn daemon_sigkill_under_concurrent_creates() {
 
     let config = context(&dir);
     let report = config.verify(false).unwrap();
-    for finding in &report.findings {
-        assert!(
-            matches!(
-                finding.kind,
-                FindingKind::OrphanKeyFile | FindingKind::TempFile | FindingKind::StaleLockFile
-            ),
-            "more than leftovers: {:#?}",
-            report.findings
-        );
-    }
+    assert_crash_leftovers_only(&report, "after the kill");
     let repaired = config.verify(true).unwrap();
     assert_clean(&repaired, "after the kill");
     assert_every_listed_key_loads(&config);

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use nix::unistd::{Gid, Uid};
 
 use pbs_config::ConfigDir;
-use pbs_config::verify::VerifyReport;
+use pbs_config::verify::{FindingKind, VerifyReport};
 
 /// A command running this binary as a worker of `kind`.
 pub fn worker(kind: &str) -> Command {
@@ -59,6 +59,21 @@ pub fn assert_clean(report: &VerifyReport, context: &str) {
         "{context}: verify is not clean: {:#?}",
         report.findings
     );
+}
+
+/// `verify` after a crash finds at most what a crash leaves: orphan key
+/// files, temporary files and stale lock files.
+pub fn assert_crash_leftovers_only(report: &VerifyReport, context: &str) {
+    for finding in &report.findings {
+        assert!(
+            matches!(
+                finding.kind,
+                FindingKind::OrphanKeyFile | FindingKind::TempFile | FindingKind::StaleLockFile
+            ),
+            "{context}: verify found more than leftovers: {:#?}",
+            report.findings
+        );
+    }
 }
 
 /// A fresh context for `path` (no shared cache with other tests).
@@ -252,10 +267,7 @@ pub fn assert_relocated_only(report: &VerifyReport, context: &str) {
         .collect();
     assert_eq!(
         kinds,
-        [(
-            pbs_config::verify::FindingKind::PathNotCanonical,
-            Some("active-key")
-        )],
+        [(FindingKind::PathNotCanonical, Some("active-key"))],
         "{context}: {:#?}",
         report.findings
     );
