@@ -20,7 +20,7 @@ use pbs_config::failpoint::POINTS;
 use crate::api_daemon::ApiDaemon;
 use crate::support::{
     assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context, key_config,
-    manager,
+    manager, tmpfs_config_dir,
 };
 
 /// Starts the daemon on `dir` (with `$PBS_FAILPOINT` = `failpoint`), its
@@ -272,14 +272,9 @@ pub fn daemon_sigkill_under_concurrent_creates() {
 /// crash), reads still work, nothing is left behind, and once the fault is
 /// gone the same create succeeds.
 pub fn api_on_a_full_disk_and_a_read_only_file_system() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+    let Some((tmp, mount, dir)) = tmpfs_config_dir("small", "2m") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mount = crate::support::Tmpfs::mount(&tmp.path().join("small"), "2m");
-    let dir = mount.path.join("config");
-    std::fs::create_dir(&dir).unwrap();
+    };
     let auth = admin_token(&dir);
     context(&dir)
         .encryption_keys()

@@ -14,8 +14,8 @@ use nix::unistd::{Group, User};
 use pbs_config::ConfigDir;
 
 use crate::support::{
-    Tmpfs, assert_error, assert_relocated_only, context, fault_store, key_config, manager,
-    run_writing_commands_again, snapshot, worker, writing_commands,
+    assert_error, assert_relocated_only, context, fault_store, key_config, manager,
+    run_writing_commands_again, snapshot, tmpfs_config_dir, worker, writing_commands,
 };
 
 /// The store on a file system remounted read-only: every writing command
@@ -24,14 +24,9 @@ use crate::support::{
 /// could not even start, as it opened its lock files for writing); once
 /// read-write again, every command works.
 pub fn read_only_file_system() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+    let Some((tmp, mount, dir)) = tmpfs_config_dir("ro", "4m") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mount = Tmpfs::mount(&tmp.path().join("ro"), "4m");
-    let dir = mount.path.join("config");
-    std::fs::create_dir(&dir).unwrap();
+    };
     let import = tmp.path().join("import.enc");
     fault_store(&dir, &import);
 

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::support::{
-    Tmpfs, assert_clean, assert_error, assert_relocated_only, context, fault_store, key_config,
-    manager, run_writing_commands_again, snapshot as store_snapshot, writing_commands,
+    assert_clean, assert_error, assert_relocated_only, context, fault_store, key_config, manager,
+    run_writing_commands_again, snapshot as store_snapshot, tmpfs_config_dir, writing_commands,
 };
 
 /// Fills the file system of `filler` until it is full, then frees
@@ -54,14 +54,9 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// must remove the key file again. Both times: "No space left on device",
 /// the store unchanged, verify clean.
 pub fn store_on_a_full_disk_fails_cleanly() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+    let Some((_tmp, mount, dir)) = tmpfs_config_dir("small", "1m") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mount = Tmpfs::mount(&tmp.path().join("small"), "1m");
-    let dir = mount.path.join("config");
-    std::fs::create_dir(&dir).unwrap();
+    };
     let config = context(&dir);
     let keys = config.encryption_keys();
     keys.store_key("before-1", &key_config(11)).unwrap();
@@ -99,14 +94,9 @@ pub fn store_on_a_full_disk_fails_cleanly() {
 /// it could not write and "No space left on device", the store is as it
 /// was and verify reports it so; with space again, each works.
 pub fn other_commands_on_a_full_disk_fail_cleanly() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+    let Some((_tmp, mount, dir)) = tmpfs_config_dir("small", "1m") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mount = Tmpfs::mount(&tmp.path().join("small"), "1m");
-    let dir = mount.path.join("config");
-    std::fs::create_dir(&dir).unwrap();
+    };
     let import = mount.path.join("import.enc");
     fault_store(&dir, &import);
 

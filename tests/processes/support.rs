@@ -139,6 +139,22 @@ impl Drop for Tmpfs {
     }
 }
 
+/// For the tests that mount a tmpfs: a temp dir, a tmpfs of `size` mounted
+/// at `name` in it, and an empty config dir `config` on the tmpfs. `None`,
+/// after a "skipped" line, when not running as root (mounting needs root;
+/// CI runs as root).
+pub fn tmpfs_config_dir(name: &str, size: &str) -> Option<(tempfile::TempDir, Tmpfs, PathBuf)> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = Tmpfs::mount(&tmp.path().join(name), size);
+    let dir = mount.path.join("config");
+    std::fs::create_dir(&dir).unwrap();
+    Some((tmp, mount, dir))
+}
+
 /// The `proxmox-backup-manager` binary of this build.
 pub const MANAGER: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
 
