@@ -226,25 +226,10 @@ impl<'a> EncryptionKeys<'a> {
         config: &SectionConfigData,
         held: &BackupLockGuard,
     ) -> Result<(), Error> {
-        self.save_config_failpoint(config, held, None)
-    }
-
-    fn save_config_failpoint(
-        &self,
-        config: &SectionConfigData,
-        held: &BackupLockGuard,
-        failpoint: Option<&str>,
-    ) -> Result<(), Error> {
         self.check_config_lock(held)?;
-        let path = self.config_path();
-        let raw = CONFIG.write(&path, config)?;
+        let raw = CONFIG.write(self.config_path(), config)?;
         self.dir.ensure_base_dir()?;
-        self.dir.replace_file(
-            &path,
-            raw.as_bytes(),
-            self.dir.ownership().config_file_options(),
-            failpoint,
-        )
+        self.write_config_text(&raw, held, None)
     }
 
     /// All keys, in file order; archived ones only with `include_archived`.
@@ -257,16 +242,6 @@ impl<'a> EncryptionKeys<'a> {
             .cloned()
             .collect();
         Ok((list, digest))
-    }
-
-    /// The config entry of `id`.
-    pub fn lookup(&self, config: &SectionConfigData, id: &str) -> Result<CryptKey, Error> {
-        if !config.sections.contains_key(id) {
-            return Err(KeystoreError::NotFound { id: id.to_string() }.into());
-        }
-        config
-            .lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id)
-            .layer_err(|| format!("invalid config entry for encryption key '{id}'"))
     }
 
     /// Loads the key file of `id` and checks it against the config entry
