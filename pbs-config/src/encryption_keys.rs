@@ -262,7 +262,10 @@ impl<'a> EncryptionKeys<'a> {
     ///
     /// # Locking
     ///
-    /// None: both files are replaced atomically.
+    /// None: both files are replaced atomically, and a key file that went
+    /// missing or changed while the config changed too (a delete or a new
+    /// store racing the load) is looked up again in the new config, so a
+    /// racing delete reads as "not found", not as a missing key file.
     pub fn load_key(
         &self,
         id: &str,
@@ -270,14 +273,34 @@ impl<'a> EncryptionKeys<'a> {
     ) -> Result<(CryptKey, KeyConfig), Error> {
         let result = (|| {
             check_key_id(id)?;
-            let entry = self.entry(id)?;
-            if fail_on_archived && entry.archived_at.is_some() {
-                return Err(KeystoreError::Archived { id: id.to_string() }.into());
+            // no lock: the config and the key file are read one after the
+            // other, and a writer may replace or delete the key between the
+            // two reads. A key file that is missing or does not match is
+            // only an error if the config did not change meanwhile;
+            // otherwise the load starts again from the new config.
+            let mut index = self.index_data()?;
+            let mut attempt = 1;
+            loop {
+                let entry = index.get(id)?.clone();
+                if fail_on_archived && entry.archived_at.is_some() {
+                    return Err(KeystoreError::Archived { id: id.to_string() }.into());
+                }
+                self.check_entry_path(&entry)?;
+                let loaded = self.read_key_file(id).and_then(|key_config| {
+                    self.check_key_matches(&entry, &key_config)?;
+                    Ok(key_config)
+                });
+                let err = match loaded {
+                    Ok(key_config) => return Ok((entry, key_config)),
+                    Err(err) => err,
+                };
+                let now = self.index_data()?;
+                if Arc::ptr_eq(&now, &index) || attempt == MAX_LOAD_ATTEMPTS {
+                    return Err(err);
+                }
+                index = now;
+                attempt += 1;
             }
-            self.check_entry_path(&entry)?;
-            let key_config = self.read_key_file(id)?;
-            self.check_key_matches(&entry, &key_config)?;
-            Ok((entry, key_config))
         })();
         result.layer_err(|| format!("failed to load encryption key '{id}'"))
     }
@@ -701,6 +724,9 @@ fn key_fingerprint(key_config: &KeyConfig) -> Result<Fingerprint, Error> {
     key.zeroize();
     Ok(fingerprint)
 }
+
+/// How often a load starts again because the config changed under it.
+const MAX_LOAD_ATTEMPTS: usize = 5;
 
 /// Unsafe modes for a key file: group- or world-writable, or world-readable.
 pub const UNSAFE_KEY_FILE_MODE_BITS: u32 = 0o027;
