@@ -32,7 +32,10 @@ fn every_vector_config_is_written_back_as_the_generic_writer_does() {
     assert!(files.len() > 10, "too few vector configs: {files:?}");
     let mut accepted = 0;
     for path in &files {
-        let text = std::fs::read_to_string(path).unwrap();
+        // a file that is not UTF-8 is refused before either parser sees it
+        let Ok(text) = String::from_utf8(std::fs::read(path).unwrap()) else {
+            continue;
+        };
         KeySections::check_against_generic(Path::new(FILENAME), &text)
             .unwrap_or_else(|err| panic!("{path:?}: {err}"));
         accepted += usize::from(KeySections::parse(Path::new(FILENAME), &text).is_ok());

@@ -39,12 +39,16 @@ fn our_outcomes(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn read(dir: &Path, name: &str) -> Option<String> {
+fn read_bytes(dir: &Path, name: &str) -> Option<Vec<u8>> {
     match std::fs::read(dir.join(name)) {
-        Ok(data) => Some(String::from_utf8(data).expect("vector files are UTF-8")),
+        Ok(data) => Some(data),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
         Err(err) => panic!("unable to read vector {name} - {err}"),
     }
+}
+
+fn read(dir: &Path, name: &str) -> Option<String> {
+    read_bytes(dir, name).map(|data| String::from_utf8_lossy(&data).into_owned())
 }
 
 /// Our parse result in the vectors' JSON shape.
@@ -67,7 +71,20 @@ fn line_and_message(err: &str) -> &str {
 
 fn check_case(dir: &Path, case: &str, ours: &BTreeMap<String, String>) -> Result<(), String> {
     let config = crypt_key_config();
-    let input = read(dir, &format!("{case}.in.cfg")).unwrap();
+    let input = read_bytes(dir, &format!("{case}.in.cfg")).unwrap();
+    // text that is not UTF-8 is refused when the file is read, naming the line
+    let input = match proxmox_sys::fs::into_utf8(input, Path::new(FILENAME)) {
+        Ok(input) => input,
+        Err(err) => {
+            let refused = ours.get(case).map(String::as_str) == Some("reject")
+                || read_bytes(dir, &format!("{case}.err.txt")).is_some();
+            return match refused {
+                true if err.to_string().contains(" on line ") => Ok(()),
+                true => Err(format!("error does not name the line: {err}")),
+                false => Err(format!("refused as not UTF-8, upstream accepts: {err}")),
+            };
+        }
+    };
     let parsed = config.parse(FILENAME, &input);
 
     if let Some(outcome) = ours.get(case) {
@@ -139,25 +156,40 @@ fn check_case(dir: &Path, case: &str, ours: &BTreeMap<String, String>) -> Result
         }
     }
 
-    for id in data.order.iter() {
-        let typed = data.lookup::<CryptKey>("sync-key", id);
-        match (read(dir, &format!("{case}.typed.txt")), typed) {
-            (Some(expected), Err(err)) => {
-                if err.to_string() != expected.trim_end() {
-                    return Err(format!(
-                        "typed lookup error differs\n  upstream: {}\n  ours:     {err}",
-                        expected.trim_end()
-                    ));
-                }
-            }
-            (Some(_), Ok(_)) => return Err("typed lookup succeeded, upstream fails".into()),
-            (None, Err(err)) => return Err(format!("typed lookup of '{id}' failed: {err}")),
-            (None, Ok(key)) => {
-                if &key.id != id {
-                    return Err(format!("typed lookup of '{id}' gave id '{}'", key.id));
-                }
+    check_typed(dir, case, &data)
+}
+
+/// The typed view: every section is a `CryptKey`, unless a `.typed.txt`
+/// gives upstream's error for a section that is not.
+fn check_typed(dir: &Path, case: &str, data: &SectionConfigData) -> Result<(), String> {
+    let typed: Result<Vec<CryptKey>, _> = data.convert_to_typed_array("sync-key");
+    let Some(expected) = read(dir, &format!("{case}.typed.txt")) else {
+        let keys = typed.map_err(|err| format!("typed conversion failed: {err}"))?;
+        for (key, id) in keys.iter().zip(data.order.iter()) {
+            let looked_up = data
+                .lookup::<CryptKey>("sync-key", id)
+                .map_err(|err| format!("typed lookup of '{id}' failed: {err}"))?;
+            if &key.id != id || &looked_up != key {
+                return Err(format!("typed view of '{id}' gave id '{}'", key.id));
             }
         }
+        return Ok(());
+    };
+    let expected = expected.trim_end();
+    if typed.is_ok() {
+        return Err("typed conversion succeeded, upstream fails".into());
+    }
+    // the sections that fail, each with its error: upstream's is one of them
+    let errors: Vec<String> = data
+        .order
+        .iter()
+        .filter_map(|id| data.lookup::<CryptKey>("sync-key", id).err())
+        .map(|err| err.to_string())
+        .collect();
+    if !errors.iter().any(|err| err == expected) {
+        return Err(format!(
+            "typed lookup error differs\n  upstream: {expected}\n  ours:     {errors:?}"
+        ));
     }
     Ok(())
 }
@@ -265,6 +297,17 @@ fn bad_input_is_rejected_naming_the_line() {
             9,
             "property 'fingerprint'",
         ),
+        (
+            "sync-key: k2x\n\tcreated 1\x01\n".into(),
+            9,
+            "property 'created': invalid digit found in string",
+        ),
+        (
+            "\u{e9}sync-key: abc\n".into(),
+            8,
+            "unknown section type '\u{e9}sync-key'",
+        ),
+        ("1sync-key: abc\n".into(), 8, "expected header"),
         ("sync-key: ../etc\n".into(), 8, "section identifier"),
         ("sync-key: a\n".into(), 8, "at least 3 characters"),
         (

@@ -49,8 +49,9 @@ use std::collections::HashMap;
 
 use proxmox_schema::Schema;
 
-/// Longest line the parser accepts, in bytes.
-pub const MAX_LINE_LENGTH: usize = 64 * 1024;
+/// Longest line the parser accepts, in bytes (1 MiB: far beyond any real
+/// property, short of a file that is one huge line).
+pub const MAX_LINE_LENGTH: usize = 1024 * 1024;
 
 /// A section-config file format: the id schema plus one plugin per section type.
 pub struct SectionConfig {

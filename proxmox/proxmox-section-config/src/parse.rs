@@ -222,7 +222,6 @@ impl<'a> OpenSection<'a> {
             }
             bail!("unknown property '{key}'");
         };
-        check_no_control_chars(key, value)?;
         let (schema, array) = match schema {
             Schema::Array(array) => (array.items, true),
             schema => {
@@ -232,9 +231,11 @@ impl<'a> OpenSection<'a> {
                 (schema, false)
             }
         };
+        // the schema first, so a typed value reads as upstream's error
         schema
             .check_simple_value(value)
             .map_err(|err| format_err!("property '{key}': {err}"))?;
+        check_no_control_chars(key, value)?;
         self.properties.push(PropertyRef {
             key,
             value,
@@ -359,9 +360,10 @@ fn lines(raw: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// `TYPE: ID`, both trimmed; the line must start with an ASCII letter.
+/// `TYPE: ID`, both trimmed; the line must start with a letter (Unicode
+/// alphabetic, as upstream).
 fn parse_section_header(line: &str) -> Option<(&str, &str)> {
-    if !line.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if !line.starts_with(char::is_alphabetic) {
         return None;
     }
     let (type_name, id) = line.split_once(':')?;
