@@ -28,8 +28,10 @@ pub enum KeyError {
         /// The hint stored in the file.
         hint: Option<String>,
     },
-    /// The key data has the wrong length for its kind (32 bytes unprotected,
-    /// 64 bytes protected).
+    /// The key data has the wrong length: an unprotected key is not 32
+    /// bytes, or protected data is shorter than its IV and tag (32 bytes).
+    /// Protected data of another wrong length fails the tag check instead,
+    /// as upstream.
     WrongDataLength {
         /// Bytes found.
         found: usize,
@@ -49,11 +51,8 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::Malformed(detail) => write!(f, "invalid key file - {detail}"),
-            KeyError::PassphraseTooShort => write!(
-                f,
-                "passphrase is too short (at least {} bytes)",
-                crate::MIN_PASSPHRASE_LEN
-            ),
+            // upstream's words, which the key vectors record
+            KeyError::PassphraseTooShort => write!(f, "Passphrase is too short!"),
             KeyError::KdfParamsOutOfRange(detail) => {
                 write!(f, "key derivation parameters out of range - {detail}")
             }
@@ -74,7 +73,7 @@ impl fmt::Display for KeyError {
             ),
             KeyError::FingerprintMismatch { stored, computed } => write!(
                 f,
-                "key file contains wrong fingerprint {stored}, contained key has fingerprint {computed}"
+                "KeyConfig contains wrong fingerprint {stored}, contained key has fingerprint {computed}"
             ),
         }
     }

@@ -22,8 +22,9 @@ pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
 pub const MAX_SCRYPT_WORK: u64 = 1 << 24;
 /// Largest PBKDF2 iteration count accepted from a file (about 75 times the default).
 pub const MAX_PBKDF2_ITERATIONS: usize = 5_000_000;
-/// Accepted salt lengths in bytes.
-pub const SALT_LEN_RANGE: std::ops::RangeInclusive<usize> = 16..=64;
+/// Accepted salt lengths in bytes. Upstream writes 32 and reads any; a
+/// short salt is no danger to the reader, only a huge one costs memory.
+pub const SALT_LEN_RANGE: std::ops::RangeInclusive<usize> = 0..=1024;
 
 /// KDF parameters as stored in a key file (`{"Scrypt": {...}}` or `{"PBKDF2": {...}}`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,11 +213,20 @@ mod tests {
                 KeyError::KdfParamsOutOfRange(_)
             ));
         }
+        // a short salt is read as upstream does; a huge one is refused
         let short_salt = KeyDerivationConfig::PBKDF2 {
             iter: 1000,
             salt: vec![1; 4],
         };
-        assert!(short_salt.check_bounds().is_err());
+        assert!(short_salt.check_bounds().is_ok());
+        let huge_salt = KeyDerivationConfig::PBKDF2 {
+            iter: 1000,
+            salt: vec![1; 1025],
+        };
+        assert!(matches!(
+            kind(huge_salt.derive_key(b"passphrase").unwrap_err()),
+            KeyError::KdfParamsOutOfRange(_)
+        ));
     }
 
     #[test]

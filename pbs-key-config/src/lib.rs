@@ -277,7 +277,9 @@ impl KeyConfig {
                 key
             }
             Some(kdf) => {
-                if self.data.len() != 64 {
+                // iv(16) || tag(16) || ciphertext; a ciphertext of the wrong
+                // length fails the tag check, as upstream
+                if self.data.len() < 32 {
                     return Err(KeyError::WrongDataLength {
                         found: self.data.len(),
                         expected: 64,
@@ -388,16 +390,59 @@ impl KeyConfig {
 }
 
 /// Creates `path` with `data`, failing if it exists: temp file, fsync, then a
-/// hard link to the final name.
+/// hard link to the final name, so the name never shows a partial file. On
+/// a file system without hard links (vfat, exfat, some network and FUSE
+/// file systems: where a key's only copy often goes) the file is created
+/// exclusively and written in place instead, and removed if that fails.
 fn create_new_file(path: &Path, data: &[u8], options: CreateOptions) -> Result<(), Error> {
     let tmp = proxmox_sys::fs::write_tmp_file(path, data, options, true)?;
-    if let Err(err) = std::fs::hard_link(tmp.path(), path) {
-        if err.kind() == std::io::ErrorKind::AlreadyExists {
-            bail!("file exists, refusing to overwrite it");
+    match std::fs::hard_link(tmp.path(), path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("file exists, refusing to overwrite it")
         }
-        bail!("{err}");
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(nix::libc::EPERM | nix::libc::EOPNOTSUPP | nix::libc::ENOSYS)
+            ) =>
+        {
+            drop(tmp);
+            return create_new_file_in_place(path, data, options);
+        }
+        Err(err) => bail!("{err}"),
     }
     drop(tmp); // removes the temp name; the data stays under `path`
+    proxmox_sys::fs::fsync_parent_dir(path)
+}
+
+/// `O_CREAT | O_EXCL` creation of `path` with `data`; removed again on error.
+fn create_new_file_in_place(path: &Path, data: &[u8], options: CreateOptions) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mode = options.get_perm().map_or(0o600, |perm| perm.bits());
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("file exists, refusing to overwrite it")
+        }
+        Err(err) => bail!("{err}"),
+    };
+    let written = options
+        .apply_to(&file, path)
+        .and_then(|()| file.write_all(data).map_err(Error::from))
+        .and_then(|()| file.sync_all().map_err(Error::from));
+    if let Err(err) = written {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        bail!("{err}");
+    }
     proxmox_sys::fs::fsync_parent_dir(path)
 }
 
@@ -484,6 +529,24 @@ mod tests {
     }
 
     #[test]
+    fn in_place_creation_for_file_systems_without_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.json");
+        let options = CreateOptions::new().perm(nix::sys::stat::Mode::from_bits_truncate(0o600));
+        create_new_file_in_place(&path, b"{}", options).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        let err = create_new_file_in_place(&path, b"other", options).unwrap_err();
+        assert!(err.to_string().contains("file exists"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}");
+        // never through a link
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(dir.path().join("target.json"), &link).unwrap();
+        assert!(create_new_file_in_place(&link, b"{}", options).is_err());
+        assert!(!dir.path().join("target.json").exists());
+    }
+
+    #[test]
     fn wrong_data_lengths_are_refused() {
         let mut config = KeyConfig::without_password(KEY).unwrap();
         config.data.truncate(31);
@@ -495,10 +558,17 @@ mod tests {
             }
         );
         let mut config = KeyConfig::with_key(&KEY, b"passphrase", Kdf::PBKDF2).unwrap();
-        config.data.truncate(40);
+        config.data.truncate(31);
         assert!(matches!(
             key_error(config.decrypt(&pass("passphrase")).unwrap_err()),
-            KeyError::WrongDataLength { found: 40, .. }
+            KeyError::WrongDataLength { found: 31, .. }
+        ));
+        // IV and tag present, ciphertext cut: the tag check fails, as upstream
+        let mut config = KeyConfig::with_key(&KEY, b"passphrase", Kdf::PBKDF2).unwrap();
+        config.data.truncate(48);
+        assert!(matches!(
+            key_error(config.decrypt(&pass("passphrase")).unwrap_err()),
+            KeyError::WrongPassphraseOrCorrupt { .. }
         ));
     }
 
