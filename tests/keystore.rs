@@ -337,6 +337,85 @@ fn verify_repair_removes_leftovers_but_never_referenced_keys() {
 }
 
 #[test]
+fn verify_never_looks_through_a_key_dir_that_is_a_link() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("kept", &key_config(12)).unwrap();
+    // the key dir moved elsewhere and a link put in its place; the target
+    // holds files that look like leftovers of the store
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("keys");
+    std::fs::rename(keys.key_dir(), &target).unwrap();
+    std::os::unix::fs::symlink(&target, keys.key_dir()).unwrap();
+    std::fs::write(target.join("precious.enc"), b"{}").unwrap();
+    std::fs::write(target.join("thing.enc.lck"), b"").unwrap();
+    std::fs::write(target.join("kept.enc.tmp_AbC123"), b"").unwrap();
+
+    for repair in [false, true] {
+        let report = dir.config.verify(repair).unwrap();
+        let kinds: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::SymbolicLink], "{report:#?}");
+        assert!(report.repaired.is_empty(), "{report:#?}");
+    }
+    for name in [
+        "precious.enc",
+        "thing.enc.lck",
+        "kept.enc.tmp_AbC123",
+        "kept.enc",
+    ] {
+        assert!(
+            target.join(name).exists(),
+            "{name} was removed through the link"
+        );
+    }
+    let err = format!("{:#}", keys.load_key_config("kept", true).unwrap_err());
+    assert!(
+        err.contains("not a directory") && err.contains("'kept'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn verify_reports_a_key_dir_that_is_a_file_and_leaves_it() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("kept", &key_config(13)).unwrap();
+    std::fs::remove_dir_all(keys.key_dir()).unwrap();
+    std::fs::write(keys.key_dir(), b"not a dir").unwrap();
+    std::fs::set_permissions(keys.key_dir(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    for repair in [false, true] {
+        let report = dir.config.verify(repair).unwrap();
+        let kinds: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::InvalidKeyDir], "{report:#?}");
+    }
+    assert_eq!(std::fs::read(keys.key_dir()).unwrap(), b"not a dir");
+    assert_eq!(mode_of(&keys.key_dir()) & 0o777, 0o644);
+}
+
+#[test]
+fn verify_leaves_directories_with_leftover_names_and_repairs_the_rest() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("kept", &key_config(14)).unwrap();
+    let key_dir = keys.key_dir();
+    for name in ["dirkey.enc", "k-one.enc.tmp_abcdef", "zz.enc.lck"] {
+        std::fs::create_dir(key_dir.join(name)).unwrap();
+    }
+    std::fs::copy(keys.key_path("kept"), key_dir.join("orphan.enc")).unwrap();
+
+    let report = dir.config.verify(true).unwrap();
+    let kinds: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [FindingKind::UnknownFile; 3], "{report:#?}");
+    assert!(report.repair_failed.is_empty(), "{report:#?}");
+    assert_eq!(report.repaired.len(), 1, "{report:#?}");
+    assert!(!key_dir.join("orphan.enc").exists());
+    assert!(!key_dir.join("dirkey.enc.lck").exists());
+    for name in ["dirkey.enc", "k-one.enc.tmp_abcdef", "zz.enc.lck"] {
+        assert!(key_dir.join(name).is_dir(), "{name}");
+    }
+}
+
+#[test]
 fn a_real_pbs_config_dir_loads() {
     let dir = TestDir::new();
     let expect = crate::util::copy_configdir_example(dir.path());

@@ -341,6 +341,17 @@ impl<'a> EncryptionKeys<'a> {
     /// not a regular file with a safe mode.
     pub fn read_key_file(&self, id: &str) -> Result<KeyConfig, Error> {
         let path = self.key_path(id);
+        // O_NOFOLLOW guards the file name only: the directory must be real too
+        let key_dir = self.key_dir();
+        match std::fs::symlink_metadata(&key_dir) {
+            Ok(meta) if meta.is_dir() => {}
+            // reported below as a missing key file
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(_) => bail!(
+                "key directory {key_dir:?} is not a directory (a symbolic link?) - refusing to read key files through it"
+            ),
+            Err(err) => bail!("unable to stat key directory {key_dir:?} - {err}"),
+        }
         let mut file = match std::fs::OpenOptions::new()
             .read(true)
             // no symlinks; a FIFO must not block us

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Error, format_err};
+use anyhow::{Error, bail, format_err};
 use nix::unistd::{Gid, Uid};
 use serde::Serialize;
 
@@ -69,6 +69,9 @@ pub enum FindingKind {
     /// A symbolic link where the store keeps a file or directory: left
     /// alone (repair never changes what a link points to).
     SymbolicLink,
+    /// The key directory is not a directory (a file, say): no key file is
+    /// checked, nothing under that path is repaired.
+    InvalidKeyDir,
 }
 
 impl FindingKind {
@@ -127,6 +130,9 @@ pub struct VerifyReport {
     pub findings: Vec<Finding>,
     /// Actions taken by repair.
     pub repaired: Vec<Repair>,
+    /// Repairs that failed, each with the error; the other repairs went on
+    /// and the finding is still in `findings`.
+    pub repair_failed: Vec<Repair>,
 }
 
 impl VerifyReport {
@@ -309,16 +315,29 @@ impl Checker<'_> {
         names.sort();
         for name in names {
             let path = dir.join(&name);
-            let is_symlink =
-                std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink());
-            if is_symlink {
-                // a known key's file is reported by check_entry already
-                if !name.strip_suffix(".enc").is_some_and(known) {
+            let Ok(file_type) = std::fs::symlink_metadata(&path).map(|meta| meta.file_type())
+            else {
+                continue; // gone since the listing
+            };
+            // a known key's file is reported by check_entry already
+            let known_key_file = name.strip_suffix(".enc").is_some_and(known);
+            if file_type.is_symlink() {
+                if !known_key_file {
                     self.add(
                         FindingKind::SymbolicLink,
                         None,
                         &path,
                         format!("{path:?} is a symbolic link - left alone, remove it by hand"),
+                    );
+                }
+            } else if !file_type.is_file() {
+                // only regular files are leftovers repair may remove
+                if !known_key_file {
+                    self.add(
+                        FindingKind::UnknownFile,
+                        None,
+                        &path,
+                        format!("{path:?} is not a regular file - left alone, remove it by hand"),
                     );
                 }
             } else if is_temp_name(&name) {
@@ -329,7 +348,7 @@ impl Checker<'_> {
                     format!("{path:?} is a temp file left by an interrupted write"),
                 );
             } else if let Some(id) = name.strip_suffix(".enc.lck") {
-                if known(id) || self.keys.key_path(id).exists() {
+                if known(id) || std::fs::symlink_metadata(self.keys.key_path(id)).is_ok() {
                     self.check_meta(&path, Some(id), LOCK_FILE_MODE, own.lock_uid, own.lock_gid);
                 } else {
                     self.add(
@@ -375,6 +394,10 @@ impl Checker<'_> {
             let Ok(name) = item.file_name().into_string() else {
                 continue;
             };
+            // only regular files are leftovers repair may remove
+            if !item.file_type().is_ok_and(|kind| kind.is_file()) {
+                continue;
+            }
             let ours = [ENCRYPTION_KEYS_CFG_NAME, SYNC_CFG_NAME]
                 .iter()
                 .any(|cfg| name.strip_prefix(cfg).is_some_and(is_temp_suffix));
@@ -438,11 +461,10 @@ impl ConfigDir {
 
         let mut report = self.check(&keys)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
-            let repaired = self
-                .repair(&keys, &report.findings, &config_lock)
-                .layer_err(|| "unable to repair the key store")?;
+            let (repaired, failed) = self.repair(&keys, &report.findings, &config_lock);
             report = self.check(&keys)?;
             report.repaired = repaired;
+            report.repair_failed = failed;
         }
         Ok(report)
     }
@@ -473,13 +495,37 @@ impl ConfigDir {
             own.file_uid,
             own.file_gid,
         );
-        checker.check_meta(
-            &keys.key_dir(),
-            None,
-            KEY_DIR_MODE,
-            own.file_uid,
-            own.file_gid,
-        );
+        // a key directory that is a symlink or a file: report it and look
+        // at nothing under it (a link could point anywhere)
+        let key_dir = keys.key_dir();
+        let (key_dir_usable, check_key_dir_meta) = match std::fs::symlink_metadata(&key_dir) {
+            Ok(meta) if meta.is_dir() => (true, true),
+            Ok(meta) if meta.file_type().is_symlink() => (false, true),
+            Ok(_) => {
+                checker.add(
+                    FindingKind::InvalidKeyDir,
+                    None,
+                    &key_dir,
+                    format!(
+                        "key directory {key_dir:?} is not a directory - no key file was checked; move it away and restore the directory from a backup"
+                    ),
+                );
+                (false, false)
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => (true, false),
+            Err(err) => {
+                checker.add(
+                    FindingKind::InvalidKeyDir,
+                    None,
+                    &key_dir,
+                    format!("unable to stat key directory {key_dir:?} - {err}"),
+                );
+                (false, false)
+            }
+        };
+        if check_key_dir_meta {
+            checker.check_meta(&key_dir, None, KEY_DIR_MODE, own.file_uid, own.file_gid);
+        }
         checker.check_meta(
             &keys.lock_path(),
             None,
@@ -487,11 +533,13 @@ impl ConfigDir {
             own.lock_uid,
             own.lock_gid,
         );
-        for entry in &entries {
-            checker.check_entry(entry);
-        }
         let known: HashSet<&str> = index.ids().collect();
-        checker.scan_key_dir(&known)?;
+        if key_dir_usable {
+            for entry in &entries {
+                checker.check_entry(entry);
+            }
+            checker.scan_key_dir(&known)?;
+        }
         checker.scan_base_dir()?;
 
         let (jobs, _) = self.sync_jobs().config_shared()?;
@@ -521,90 +569,147 @@ impl ConfigDir {
             keys_checked: index.len(),
             findings: checker.findings,
             repaired: Vec::new(),
+            repair_failed: Vec::new(),
         })
     }
 
+    /// Repairs each repairable finding; one that fails does not stop the
+    /// others. Returns what was done and what failed.
     fn repair(
         &self,
         keys: &EncryptionKeys,
         findings: &[Finding],
         config_lock: &BackupLockGuard,
-    ) -> Result<Vec<Repair>, Error> {
-        let own = *self.ownership();
+    ) -> (Vec<Repair>, Vec<Repair>) {
         let mut done = Vec::new();
+        let mut failed = Vec::new();
         let mut rewrite_paths = false;
         for finding in findings.iter().filter(|f| f.repairable) {
-            let path = &finding.path;
-            let action = match finding.kind {
-                FindingKind::WrongMode => {
-                    let mode = expected_mode(keys, path);
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                        .map_err(|err| format_err!("unable to chmod {path:?} - {err}"))?;
-                    format!("set mode {mode:04o}")
-                }
-                FindingKind::WrongOwner => {
-                    let (uid, gid) = if is_lock_path(keys, path) {
-                        (own.lock_uid, own.lock_gid)
-                    } else {
-                        (own.file_uid, own.file_gid)
-                    };
-                    std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))
-                        .map_err(|err| format_err!("unable to chown {path:?} - {err}"))?;
-                    format!("set owner {uid}:{gid}")
-                }
-                FindingKind::OrphanKeyFile => {
-                    let id = finding.id.as_deref().unwrap_or_default();
-                    let key_lock = self.open_backup_lockfile(keys.key_lock_path(id), None, true)?;
-                    remove_file_synced(path)?;
-                    // the key is gone, so is its lock file
-                    key_lock.remove_file()?;
-                    "removed orphan key file".to_string()
-                }
-                FindingKind::TempFile => {
-                    remove_file_synced(path)?;
-                    "removed temp file".to_string()
-                }
-                FindingKind::StaleLockFile => {
-                    let key_lock = self.open_backup_lockfile(path, None, true)?;
-                    key_lock.remove_file()?;
-                    "removed stale lock file".to_string()
-                }
-                FindingKind::PathNotCanonical => {
-                    rewrite_paths = true;
-                    continue;
-                }
-                _ => continue,
-            };
-            done.push(Repair {
-                path: path.clone(),
-                action,
-            });
+            if finding.kind == FindingKind::PathNotCanonical {
+                rewrite_paths = true;
+                continue;
+            }
+            let path = finding.path.clone();
+            match self.repair_one(keys, finding) {
+                Ok(Some(action)) => done.push(Repair { path, action }),
+                Ok(None) => {}
+                Err(err) => failed.push(Repair {
+                    path,
+                    action: format!("{err:#}"),
+                }),
+            }
         }
         if rewrite_paths {
-            let (mut config, _) = keys.config()?;
-            let mut changed = Vec::new();
-            for id in config
-                .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-            {
-                let mut entry: CryptKey = config.lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, &id)?;
-                if matches!(keys.check_entry_path(&entry), Ok(false)) {
-                    entry.info.path = Some(keys.key_path(&id).to_string_lossy().into_owned());
-                    config.set_data(&id, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry)?;
-                    changed.push(id);
-                }
-            }
-            keys.save_config(&config, config_lock)?;
-            for id in changed {
-                done.push(Repair {
+            match self.rewrite_paths(keys, config_lock) {
+                Ok(changed) => done.extend(changed),
+                Err(err) => failed.push(Repair {
                     path: keys.config_path(),
-                    action: format!("rewrote path of '{id}' to {:?}", keys.key_path(&id)),
-                });
+                    action: format!("unable to rewrite key paths - {err:#}"),
+                }),
             }
         }
-        Ok(done)
+        (done, failed)
     }
+
+    /// Repairs one finding that is about one file; the action taken.
+    fn repair_one(
+        &self,
+        keys: &EncryptionKeys,
+        finding: &Finding,
+    ) -> Result<Option<String>, Error> {
+        let own = *self.ownership();
+        let path = &finding.path;
+        // the key directory may have been swapped for a link since the check
+        let key_dir = keys.key_dir();
+        if path.starts_with(&key_dir)
+            && path != &key_dir
+            && !std::fs::symlink_metadata(&key_dir).is_ok_and(|meta| meta.is_dir())
+        {
+            bail!("key directory {key_dir:?} is no longer a directory - left alone");
+        }
+        let action = match finding.kind {
+            FindingKind::WrongMode => {
+                let mode = expected_mode(keys, path);
+                chmod_no_follow(path, mode)?;
+                format!("set mode {mode:04o}")
+            }
+            FindingKind::WrongOwner => {
+                let (uid, gid) = if is_lock_path(keys, path) {
+                    (own.lock_uid, own.lock_gid)
+                } else {
+                    (own.file_uid, own.file_gid)
+                };
+                std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))
+                    .map_err(|err| format_err!("unable to chown {path:?} - {err}"))?;
+                format!("set owner {uid}:{gid}")
+            }
+            FindingKind::OrphanKeyFile => {
+                let id = finding.id.as_deref().unwrap_or_default();
+                let key_lock = self.open_backup_lockfile(keys.key_lock_path(id), None, true)?;
+                remove_file_synced(path)?;
+                // the key is gone, so is its lock file
+                key_lock.remove_file()?;
+                "removed orphan key file".to_string()
+            }
+            FindingKind::TempFile => {
+                remove_file_synced(path)?;
+                "removed temp file".to_string()
+            }
+            FindingKind::StaleLockFile => {
+                let key_lock = self.open_backup_lockfile(path, None, true)?;
+                key_lock.remove_file()?;
+                "removed stale lock file".to_string()
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(action))
+    }
+
+    /// Rewrites every relocated `path` of the config to the canonical one.
+    fn rewrite_paths(
+        &self,
+        keys: &EncryptionKeys,
+        config_lock: &BackupLockGuard,
+    ) -> Result<Vec<Repair>, Error> {
+        let (mut config, _) = keys.config()?;
+        let mut changed = Vec::new();
+        for id in config
+            .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+        {
+            // an entry that does not type-check is a finding of its own
+            let Ok(mut entry) = config.lookup::<CryptKey>(ENCRYPTION_KEYS_CFG_TYPE_ID, &id) else {
+                continue;
+            };
+            if matches!(keys.check_entry_path(&entry), Ok(false)) {
+                entry.info.path = Some(keys.key_path(&id).to_string_lossy().into_owned());
+                config.set_data(&id, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry)?;
+                changed.push(id);
+            }
+        }
+        keys.save_config(&config, config_lock)?;
+        Ok(changed
+            .into_iter()
+            .map(|id| Repair {
+                path: keys.config_path(),
+                action: format!("rewrote path of '{id}' to {:?}", keys.key_path(&id)),
+            })
+            .collect())
+    }
+}
+
+/// chmod of `path` itself, never of what a link there points to (the file
+/// may have been swapped for a link since it was checked).
+fn chmod_no_follow(path: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|err| format_err!("unable to open {path:?} to chmod it - {err}"))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|err| format_err!("unable to chmod {path:?} - {err}"))
 }
 
 fn is_lock_path(keys: &EncryptionKeys, path: &Path) -> bool {
@@ -639,5 +744,33 @@ mod tests {
         assert!(!is_temp_name(".tmp_abcdef"));
         assert!(is_temp_suffix(".tmp_000000"));
         assert!(!is_temp_suffix(".tmp_00000!"));
+    }
+
+    #[test]
+    fn a_repair_that_fails_does_not_stop_the_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let keys = dir.encryption_keys();
+        let temp = |name: &str| Finding {
+            kind: FindingKind::TempFile,
+            id: None,
+            path: tmp.path().join(name),
+            message: String::new(),
+            repairable: true,
+        };
+        // the first cannot be removed (it is a non-empty directory)
+        std::fs::create_dir(tmp.path().join("stuck.tmp_AbC123")).unwrap();
+        std::fs::write(tmp.path().join("stuck.tmp_AbC123/inside"), b"").unwrap();
+        std::fs::write(tmp.path().join("loose.tmp_AbC123"), b"").unwrap();
+        let lock = keys.lock_config().unwrap();
+        let findings = [temp("stuck.tmp_AbC123"), temp("loose.tmp_AbC123")];
+
+        let (done, failed) = dir.repair(&keys, &findings, &lock);
+
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0].path, tmp.path().join("loose.tmp_AbC123"));
+        assert!(!tmp.path().join("loose.tmp_AbC123").exists());
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].action.contains("stuck.tmp_AbC123"), "{failed:?}");
     }
 }
