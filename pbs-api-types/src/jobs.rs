@@ -22,8 +22,9 @@ const_regex! {
     pub BACKUP_NAMESPACE_REGEX = concat!(
         r"^(?:", proxmox_schema::SAFE_ID_REGEX_STR!(), r"(?:/", proxmox_schema::SAFE_ID_REGEX_STR!(), r"){0,7})?$"
     );
-    /// A group filter: `[exclude:]type:TYPE`, `[exclude:]group:TYPE/ID` or `[exclude:]regex:RE`.
-    pub GROUP_FILTER_REGEX = r"^(?:exclude:)?(?:type:(?:vm|ct|host)|group:(?:vm|ct|host)/[^\s/\p{Cc}]+|regex:[^\p{Cc}]+)$";
+    /// A group filter: `type:TYPE`, `group:TYPE/ID` or `regex:RE`, each
+    /// optionally behind `include:` or `exclude:` (as upstream).
+    pub GROUP_FILTER_REGEX = r"^(?:(?:exclude|include):)?(?:type:(?:vm|ct|host)|group:(?:vm|ct|host)/[^\s/\p{Cc}]+|regex:[^\p{Cc}]+)$";
     /// A byte size with optional unit (`100`, `10.5 MiB`, `1G`).
     pub HUMAN_BYTE_REGEX = r"^\d+(?:\.\d+)?\s*(?:[KMGTPE]i?B?|B)?$";
     /// A calendar event (not validated further than being a plain single line).
@@ -59,7 +60,7 @@ pub const SYNC_SCHEDULE_SCHEMA: Schema = StringSchema::new("Run sync job at spec
 /// One group filter.
 pub const GROUP_FILTER_SCHEMA: Schema = StringSchema::new(
     "Group filter based on group identifier ('group:GROUP'), group type ('type:<vm|ct|host>'), \
-     or regex ('regex:RE'). Can be inverted by prepending 'exclude:'.",
+     or regex ('regex:RE'). Can be inverted by prepending 'exclude:'; 'include:' is the default.",
 )
 .format(&ApiStringFormat::Pattern(&GROUP_FILTER_REGEX))
 .type_text("[<exclude:|include:>]<type:<vm|ct|host>|group:GROUP|regex:RE>")
@@ -318,7 +319,7 @@ mod tests {
             "max-depth": 3,
             "comment": "nightly, to the other site",
             "schedule": "*:0/15",
-            "group-filter": ["type:vm", "exclude:group:ct/100", "regex:^host/.*$"],
+            "group-filter": ["type:vm", "exclude:group:ct/100", "include:regex:^host/.*$"],
             "rate-in": "10 MiB",
             "burst-in": "20MiB",
             "rate-out": "1G",
