@@ -435,8 +435,14 @@ fn api_every_route_with_token_and_ticket() {
     let mut root = Client::token(port, "root@pam!admin", &access.root);
 
     let version = root.get("version").data();
-    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
-    assert!(version["release"].is_string() && version["repoid"].is_string());
+    // upstream's shape: major.minor, then the patch level
+    let full = format!(
+        "{}.{}",
+        version["version"].as_str().unwrap(),
+        version["release"].as_str().unwrap()
+    );
+    assert_eq!(full, env!("CARGO_PKG_VERSION"));
+    assert!(version["repoid"].is_string());
 
     // empty store: data and digest
     let list = root.get("config/encryption-keys");
@@ -1039,6 +1045,45 @@ fn timed_logins(port: u16, count: usize) -> Duration {
     median(samples)
 }
 
+/// After too many failures a user is slowed down, never locked out: an
+/// attacker who knows the user name cannot keep the right password out.
+#[test]
+fn api_a_throttled_user_still_gets_in_with_the_right_password() {
+    let (daemon, _access) = start_with_access(&[]);
+    let port = daemon.port();
+    let mut client = Client::new(port);
+    let form = |password: &str| format!("username=alice%40pbs&password={}", urlencode(password));
+    for i in 0..5 {
+        let resp = client.post_form("access/ticket", &form(&format!("guess-{i}")));
+        assert_eq!(resp.status, 401, "{}", resp.body);
+    }
+    // throttled now: the next check is allowed, and the right password wins
+    let resp = client.post_form("access/ticket", &form(ALICE_PASSWORD));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+
+    // guesses faster than one a second are answered 429 without a check
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| {
+            client
+                .post_form("access/ticket", &form(&format!("again-{i}")))
+                .status
+        })
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let resp = client.post_form("access/ticket", &form("again-x"));
+    if resp.status == 429 {
+        assert!(
+            resp.body.contains("try again in 1 seconds"),
+            "{}",
+            resp.body
+        );
+    }
+}
+
 #[test]
 fn api_thousands_of_bad_logins_do_not_slow_good_ones() {
     let _heavy = heavy();
@@ -1237,6 +1282,17 @@ fn cli_sets_up_access_that_the_daemon_honours() {
         "--auth-id",
         "erin@pbs",
     ]);
+    // --propagate takes a value, as upstream's
+    run(&[
+        "acl",
+        "update",
+        "/system",
+        "Audit",
+        "--auth-id",
+        "erin@pbs",
+        "--propagate",
+        "false",
+    ]);
     let users: Value =
         serde_json::from_str(&run(&["user", "list", "--output-format", "json"])).unwrap();
     let names: Vec<&str> = users
@@ -1252,12 +1308,13 @@ fn cli_sets_up_access_that_the_daemon_honours() {
         acl,
         json!([
             {"path": "/", "ugid": "root@pam!mytoken", "ugid_type": "user", "propagate": true, "roleid": "Admin"},
+            {"path": "/system", "ugid": "erin@pbs", "ugid_type": "user", "propagate": false, "roleid": "Audit"},
             {"path": "/system/encryption-keys", "ugid": "erin@pbs", "ugid_type": "user", "propagate": true, "roleid": "Audit"},
         ])
     );
     assert_eq!(
         std::fs::read_to_string(base.join("acl.cfg")).unwrap(),
-        "acl:1:/:root@pam!mytoken:Admin\nacl:1:/system/encryption-keys:erin@pbs:Audit\n"
+        "acl:1:/:root@pam!mytoken:Admin\nacl:0:/system:erin@pbs:Audit\nacl:1:/system/encryption-keys:erin@pbs:Audit\n"
     );
 
     // refused: unknown role, unknown user, bad path, password for a PAM user

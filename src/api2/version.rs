@@ -2,12 +2,14 @@
 
 use serde::Serialize;
 
-/// The answer of `GET /version`.
+/// The answer of `GET /version`, shaped as upstream's `ApiVersionInfo`:
+/// `version` is major.minor, `release` the patch level, so clients print
+/// `{version}.{release}` and parse `release` as a number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VersionInfo {
-    /// Package version (`0.1.0`).
+    /// Major and minor version (`0.1`).
     pub version: String,
-    /// Release (major.minor, `0.1`).
+    /// Patch level (`0`).
     pub release: String,
     /// Git commit the binary was built from (`PBS_REPOID` at build time),
     /// or `unknown`.
@@ -16,11 +18,14 @@ pub struct VersionInfo {
 
 /// Version information of this build.
 pub fn version() -> VersionInfo {
-    let version = env!("CARGO_PKG_VERSION").to_string();
-    let release = version.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
     VersionInfo {
-        version,
-        release,
+        version: concat!(
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            ".",
+            env!("CARGO_PKG_VERSION_MINOR")
+        )
+        .to_string(),
+        release: env!("CARGO_PKG_VERSION_PATCH").to_string(),
         repoid: option_env!("PBS_REPOID").unwrap_or("unknown").to_string(),
     }
 }
@@ -28,10 +33,13 @@ pub fn version() -> VersionInfo {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn release_is_major_minor() {
+    fn version_and_release_make_the_package_version() {
         let info = super::version();
-        assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
-        assert_eq!(info.release.matches('.').count(), 1, "{}", info.release);
-        assert!(info.version.starts_with(&info.release));
+        assert_eq!(info.version.matches('.').count(), 1, "{}", info.version);
+        assert!(info.release.parse::<u64>().is_ok(), "{}", info.release);
+        assert_eq!(
+            format!("{}.{}", info.version, info.release),
+            env!("CARGO_PKG_VERSION")
+        );
     }
 }

@@ -49,8 +49,9 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     auth_failure_delay: f64,
 
-    /// Failed logins per client address and user (or token) before further
-    /// attempts are refused with 429 for the rest of the window.
+    /// Failed logins per client address and user (or token) before that
+    /// pair is checked at most once a second (429 in between) for the rest
+    /// of the window.
     #[arg(long, value_name = "COUNT", default_value_t = 5)]
     max_auth_failures: u32,
 
@@ -58,9 +59,9 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     auth_failure_window: f64,
 
-    /// Connections served at once per client address; more are closed
-    /// right after accept.
-    #[arg(long, value_name = "COUNT", default_value_t = 128)]
+    /// Connections served at once per client (an IPv4 address or an IPv6
+    /// /64); more are closed right after accept.
+    #[arg(long, value_name = "COUNT", default_value_t = 64)]
     max_connections_per_address: usize,
 }
 
@@ -74,6 +75,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn seconds(name: &str, value: f64) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| format_err!("invalid --{name} {value} - expected seconds >= 0"))
+}
+
+/// Raises the soft limit of open files towards the hard one, so that
+/// `max_connections` connections fit (the usual soft limit is 1024).
+fn raise_open_file_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let wanted = (max_connections as u64 + 1024).min(hard);
+    if wanted > soft {
+        // best effort: without it, accept fails and is retried (logged)
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard);
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,6 +124,7 @@ fn start(cli: Cli) -> Result<(), Error> {
         Some(path) => AccessLog::file(path)?,
         None => AccessLog::stderr(),
     };
+    raise_open_file_limit(options.max_connections);
     let state = ServerState::new(dir, options, log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

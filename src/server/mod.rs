@@ -9,9 +9,11 @@
 //! Limits (see [`ServerOptions`]): TLS handshake, request head and request
 //! body each have a timeout; the request body, the path and the headers
 //! each have a size limit; at most [`ServerOptions::max_connections`]
-//! connections are served at once (further ones wait in the kernel's
-//! backlog); hashing of passwords and token secrets is bounded
-//! ([`throttle`]).
+//! connections are served at once and at most
+//! [`ServerOptions::max_connections_per_address`] from one client (an IPv4
+//! address or an IPv6 /64); further ones are closed right after accept, so
+//! accepting never stops for the others; hashing of passwords and token
+//! secrets is bounded ([`throttle`]).
 
 pub mod access_log;
 pub mod auth;
@@ -75,10 +77,10 @@ pub struct ServerOptions {
     pub max_auth_failures: u32,
     /// Window in which failures are counted.
     pub auth_failure_window: Duration,
-    /// Connections served at once.
+    /// Connections served at once (more are closed right after accept).
     pub max_connections: usize,
-    /// Connections served at once per client address (more are closed
-    /// right after accept).
+    /// Connections served at once per client: an IPv4 address or an IPv6
+    /// /64 (more are closed right after accept).
     pub max_connections_per_address: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
@@ -97,8 +99,8 @@ impl Default for ServerOptions {
             auth_failure_delay: Duration::from_secs(3),
             max_auth_failures: 5,
             auth_failure_window: Duration::from_secs(300),
-            max_connections: 512,
-            max_connections_per_address: 128,
+            max_connections: 4096,
+            max_connections_per_address: 64,
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -218,6 +220,18 @@ impl Drop for AddressSlot {
     }
 }
 
+/// The client a connection is counted against: an IPv4 address (also
+/// IPv4-mapped IPv6) or an IPv6 /64, which one host usually owns whole.
+fn client_key(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Resolves once shutdown was requested.
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     loop {
@@ -260,12 +274,8 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
         counts: Mutex::new(HashMap::new()),
     });
     let mut connections = JoinSet::new();
+    let mut last_full_message: Option<std::time::Instant> = None;
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -280,8 +290,22 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
             _ = sigint.recv() => break,
         };
         while connections.try_join_next().is_some() {}
-        // one address may not take every slot
-        let Some(address_slot) = address_slots.take(peer.ip().to_canonical()) else {
+        // never wait for a slot before accepting: a full server closes the
+        // new connection and goes on accepting, so clients holding idle
+        // connections cannot stall the accept loop for everyone
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(tcp);
+            if last_full_message.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                last_full_message = Some(std::time::Instant::now());
+                state.log.message(&format!(
+                    "connection from {peer} closed - {} connections open",
+                    state.options.max_connections
+                ));
+            }
+            continue;
+        };
+        // one client may not take every slot
+        let Some(address_slot) = address_slots.take(client_key(peer.ip())) else {
             drop(tcp);
             continue;
         };
@@ -311,4 +335,19 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
     }
     state.log.message("shut down");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_ipv4_addresses_or_ipv6_prefixes() {
+        let key = |text: &str| client_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+    }
 }

@@ -108,6 +108,8 @@ pub fn find_route(method: &Method, path: &str) -> Result<(Route, Option<String>)
             &[
                 (Method::GET, Route::ShowKey),
                 (Method::POST, Route::ToggleKey),
+                // PUT too: PBS clients update a config item with PUT
+                (Method::PUT, Route::ToggleKey),
                 (Method::DELETE, Route::DeleteKey),
             ],
             Some(*id),
@@ -265,6 +267,12 @@ mod tests {
                 .0,
             Route::VerifyKey
         );
+        for method in [Method::POST, Method::PUT] {
+            assert_eq!(
+                find(method, "/api2/json/config/encryption-keys/k1").unwrap(),
+                (Route::ToggleKey, Some("k1".into()))
+            );
+        }
         let status = |r: Result<_, Error>| crate::server::error::status_of(&r.unwrap_err());
         assert_eq!(status(find(Method::PUT, "/api2/json/version")), 405);
         assert_eq!(status(find(Method::GET, "/api2/json/nope")), 404);

@@ -8,10 +8,13 @@
 //!   wait for a slot (hash work never occupies more than the machine has);
 //! - [`LoginThrottle`]: failures are counted per client address *and* user
 //!   (or token) id in a fixed window. After [`LoginThrottle::max_failures`]
-//!   failures, further attempts for that pair are refused with 429 without
-//!   hashing until the window ends. A good login of another user, or of
-//!   the same user from another address, is not affected; the same user at
-//!   the same address is (the two cannot be told apart).
+//!   failures, that pair gets one credential check per
+//!   [`THROTTLED_CHECK_INTERVAL`] until the window ends; attempts in
+//!   between are answered 429 without hashing. Guessing is slowed to one
+//!   try a second, but the pair is never locked out: the right credentials
+//!   get through within a second or so (unless someone keeps sending more
+//!   than one attempt a second for the very same address and id). A login
+//!   of another user, or from another address, is not affected.
 //!
 //! Unknown users and tokens cost no hash at all. The table of failing pairs
 //! is bounded ([`MAX_TRACKED`]): when full, expired entries are dropped, and
@@ -67,7 +70,12 @@ impl HashLimiter {
 struct Failures {
     count: u32,
     since: Instant,
+    /// When a throttled pair last got a check.
+    last_check: Option<Instant>,
 }
+
+/// How often a throttled pair gets its credentials checked.
+pub const THROTTLED_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Failed logins per (client address, user or token id).
 pub struct LoginThrottle {
@@ -77,7 +85,7 @@ pub struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// Refuses a pair after `max_failures` failures within `window`.
+    /// Throttles a pair after `max_failures` failures within `window`.
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
             max_failures: max_failures.max(1),
@@ -91,28 +99,42 @@ impl LoginThrottle {
         self.max_failures
     }
 
-    /// `Err(wait)` if the pair must wait `wait` before trying again.
+    /// `Err(wait)` if the pair must wait `wait` before its credentials are
+    /// checked again. A throttled pair is not locked out: it gets one check
+    /// per [`THROTTLED_CHECK_INTERVAL`], so the right credentials get
+    /// through a second later even while someone keeps guessing.
     pub fn check(&self, addr: IpAddr, id: &str) -> Result<(), Duration> {
-        let table = self.table.lock().unwrap();
-        match table.get(&(addr, id.to_string())) {
-            Some(entry) if entry.count >= self.max_failures => {
-                let elapsed = entry.since.elapsed();
-                if elapsed < self.window {
-                    Err(self.window - elapsed)
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
+        self.check_at(addr, id, Instant::now())
+    }
+
+    fn check_at(&self, addr: IpAddr, id: &str, now: Instant) -> Result<(), Duration> {
+        let mut table = self.table.lock().unwrap();
+        let Some(entry) = table.get_mut(&(addr, id.to_string())) else {
+            return Ok(());
+        };
+        if entry.count < self.max_failures || now.duration_since(entry.since) >= self.window {
+            return Ok(());
         }
+        if let Some(last) = entry.last_check {
+            let since_last = now.duration_since(last);
+            if since_last < THROTTLED_CHECK_INTERVAL {
+                return Err(THROTTLED_CHECK_INTERVAL - since_last);
+            }
+        }
+        entry.last_check = Some(now);
+        Ok(())
     }
 
     /// Records a failed attempt.
     pub fn failure(&self, addr: IpAddr, id: &str) {
+        self.failure_at(addr, id, Instant::now())
+    }
+
+    fn failure_at(&self, addr: IpAddr, id: &str, now: Instant) {
         let mut table = self.table.lock().unwrap();
         if table.len() >= MAX_TRACKED {
             let window = self.window;
-            table.retain(|_, entry| entry.since.elapsed() < window);
+            table.retain(|_, entry| now.duration_since(entry.since) < window);
             if table.len() >= MAX_TRACKED {
                 table.clear();
             }
@@ -121,11 +143,13 @@ impl LoginThrottle {
             .entry((addr, id.to_string()))
             .or_insert_with(|| Failures {
                 count: 0,
-                since: Instant::now(),
+                since: now,
+                last_check: None,
             });
-        if entry.since.elapsed() >= self.window {
+        if now.duration_since(entry.since) >= self.window {
             entry.count = 0;
-            entry.since = Instant::now();
+            entry.since = now;
+            entry.last_check = None;
         }
         entry.count = entry.count.saturating_add(1);
     }
@@ -142,20 +166,29 @@ mod tests {
 
     #[test]
     fn pairs_are_throttled_separately_and_recover() {
-        let throttle = LoginThrottle::new(3, Duration::from_millis(200));
+        let throttle = LoginThrottle::new(3, Duration::from_secs(300));
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
         for _ in 0..3 {
-            throttle.check(a, "alice@pbs").unwrap();
-            throttle.failure(a, "alice@pbs");
+            throttle.check_at(a, "alice@pbs", t0).unwrap();
+            throttle.failure_at(a, "alice@pbs", t0);
         }
-        assert!(throttle.check(a, "alice@pbs").is_err());
-        throttle.check(b, "alice@pbs").unwrap();
-        throttle.check(a, "bob@pbs").unwrap();
-        std::thread::sleep(Duration::from_millis(210));
-        throttle.check(a, "alice@pbs").unwrap();
-        throttle.failure(a, "alice@pbs");
+        // throttled: one check per interval, not a lockout
+        throttle.check_at(a, "alice@pbs", at(0.1)).unwrap();
+        let wait = throttle.check_at(a, "alice@pbs", at(0.5)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs_f64(0.6));
+        throttle.check_at(a, "alice@pbs", at(1.1)).unwrap();
+        assert!(throttle.check_at(a, "alice@pbs", at(1.2)).is_err());
+        // other pairs are not affected
+        throttle.check_at(b, "alice@pbs", at(1.2)).unwrap();
+        throttle.check_at(a, "bob@pbs", at(1.2)).unwrap();
+        // the window ends, and a success forgets the failures
+        throttle.check_at(a, "alice@pbs", at(300.0)).unwrap();
+        throttle.check_at(a, "alice@pbs", at(300.1)).unwrap();
+        throttle.failure_at(a, "alice@pbs", at(301.0));
         throttle.success(a, "alice@pbs");
-        throttle.check(a, "alice@pbs").unwrap();
+        throttle.check_at(a, "alice@pbs", at(301.1)).unwrap();
     }
 }

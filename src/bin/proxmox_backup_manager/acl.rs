@@ -24,7 +24,8 @@ pub enum AclCommand {
         #[arg(long)]
         auth_id: Authid,
         /// Whether the role is inherited by paths below (default: yes).
-        #[arg(long, value_parser = parse_bool, default_value = "true")]
+        #[arg(long, value_name = "BOOL", value_parser = parse_bool, default_value = "true",
+              action = clap::ArgAction::Set)]
         propagate: bool,
         /// Remove the role instead.
         #[arg(long)]
