@@ -1166,6 +1166,23 @@ fn upstream_config_dir() {
         "{shown}"
     );
 
+    // a sync.cfg as upstream writes it ties keys to a job
+    std::fs::write(
+        cli.path().join("sync.cfg"),
+        "sync: s-offsite\n\tactive-encryption-key offsite-2025\n\tassociated-key legacy-2024\n\
+         \tgroup-filter include:type:vm\n\tgroup-filter exclude:group:ct/100\n\tns \n\
+         \tremote pbs2\n\tremote-ns \n\tremote-store store2\n\tremove-vanished false\n\
+         \tschedule *:0/15\n\tstore local1\n",
+    )
+    .unwrap();
+    let jobs = cli.json(&["sync-job", "list"]);
+    assert_eq!(jobs[0]["group-filter"][0], "include:type:vm", "{jobs}");
+    let err = cli.fail(&["encryption-key", "archive", "offsite-2025"]);
+    assert!(err.contains("s-offsite"), "{err}");
+    let err = cli.fail(&["encryption-key", "delete", "legacy-2024"]);
+    assert!(err.contains("s-offsite"), "{err}");
+    std::fs::remove_file(cli.path().join("sync.cfg")).unwrap();
+
     // verify notices the foreign paths (and this copy's owners and modes)
     let run = cli.run(&["--output-format", "json", "encryption-key", "verify"]);
     assert_eq!(run.code, EXIT_FINDINGS, "{run:?}");
@@ -1221,6 +1238,42 @@ fn upstream_config_dir() {
     assert_eq!(cli.ids(false), ["offsite-2025"]);
 }
 
+/// `--digest`: a change made since the admin looked is not overwritten.
+#[test]
+fn a_stale_digest_is_refused_and_changes_nothing() {
+    let cli = Cli::new();
+    cli.create("key-one");
+    let digest_of_cfg = || {
+        let text = std::fs::read(cli.path().join("encryption-keys.cfg")).unwrap();
+        hex::encode(openssl::sha::sha256(&text))
+    };
+    let seen = digest_of_cfg();
+    cli.create("key-two"); // someone else changed the config since
+    for args in [
+        vec!["encryption-key", "archive", "key-one", "--digest", &seen],
+        vec!["encryption-key", "delete", "key-one", "--digest", &seen],
+    ] {
+        let before = cli.state();
+        let err = cli.fail(&args);
+        assert!(
+            err.contains("detected modified configuration"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(cli.state(), before, "{args:?}");
+    }
+    let err = cli.fail(&["encryption-key", "archive", "key-one", "--digest", "xyz"]);
+    assert!(err.contains("digest"), "{err}");
+
+    let current = digest_of_cfg();
+    cli.ok(&["encryption-key", "archive", "key-one", "--digest", &current]);
+    let stale = current;
+    let err = cli.fail(&["encryption-key", "unarchive", "key-one", "--digest", &stale]);
+    assert!(err.contains("detected modified configuration"), "{err}");
+    let current = digest_of_cfg();
+    cli.ok(&["encryption-key", "delete", "key-one", "--digest", &current]);
+    assert_eq!(cli.ids(true), ["key-two"]);
+}
+
 #[test]
 fn output_formats_and_usage_errors() {
     let cli = Cli::new();
@@ -1256,7 +1309,13 @@ fn output_formats_and_usage_errors() {
         let run = cli.run(&args);
         assert_eq!(run.code, EXIT_ERROR, "{args:?}: {run:?}");
         assert_eq!(run.stdout, "", "{args:?}");
-        assert!(!run.stderr.is_empty(), "{args:?}");
+        // one line, as every other error
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with("Error: "),
+            "{args:?}: {}",
+            run.stderr
+        );
     }
 
     // the default config dir comes from $PBS_CONFIG_DIR

@@ -78,8 +78,37 @@ enum Command {
     },
 }
 
+/// clap's usage error as one line (it spreads it over several, with the
+/// usage), pointing at the help.
+fn usage_error_line(err: &clap::Error) -> String {
+    if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "a command is missing - see 'proxmox-backup-manager help'".to_string();
+    }
+    let rendered = err.render().to_string();
+    let detail: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let detail = detail.join(" ");
+    let detail = detail.trim_start_matches("error: ");
+    format!("{detail} - see 'proxmox-backup-manager help'")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version: to stdout, as clap does
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("Error: {}", usage_error_line(&err));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     let result = match cli.command {
         Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, cmd),
         Command::SyncJob(cmd) => sync_job::run(&cli.global, cmd),

@@ -73,18 +73,30 @@ pub enum EncryptionKeyCommand {
         /// Key id.
         #[arg(value_name = "KEY_ID")]
         id: String,
+        /// Refuse if the config changed since it had this SHA-256 digest
+        /// (`sha256sum encryption-keys.cfg`, or the `digest` of the API list).
+        #[arg(long, value_name = "HEX")]
+        digest: Option<String>,
     },
     /// Make an archived key active again.
     Unarchive {
         /// Key id.
         #[arg(value_name = "KEY_ID")]
         id: String,
+        /// Refuse if the config changed since it had this SHA-256 digest
+        /// (`sha256sum encryption-keys.cfg`, or the `digest` of the API list).
+        #[arg(long, value_name = "HEX")]
+        digest: Option<String>,
     },
     /// Delete an archived key that no sync job references.
     Delete {
         /// Key id.
         #[arg(value_name = "KEY_ID")]
         id: String,
+        /// Refuse if the config changed since it had this SHA-256 digest
+        /// (`sha256sum encryption-keys.cfg`, or the `digest` of the API list).
+        #[arg(long, value_name = "HEX")]
+        digest: Option<String>,
     },
     /// Check the key store; with --repair, fix what can be fixed.
     ///
@@ -144,28 +156,55 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
                 )
             })?;
         }
-        EncryptionKeyCommand::Archive { id } => {
-            let key = encryption_keys::archive_key(&dir, &id, None)
-                .map_err(|err| param_context(err, |_| "failed to archive encryption key".into()))?;
+        EncryptionKeyCommand::Archive { id, digest } => {
+            let key =
+                encryption_keys::archive_key(&dir, &id, digest.as_deref()).map_err(|err| {
+                    param_context(err, |param| match param {
+                        "digest" => "failed to archive encryption key - invalid --digest".into(),
+                        _ => "failed to archive encryption key".into(),
+                    })
+                })?;
             global.print(&key, |key| {
                 format!("archived encryption key '{}'\n", key.id)
             })?;
         }
-        EncryptionKeyCommand::Unarchive { id } => {
-            let key = encryption_keys::unarchive_key(&dir, &id, None).map_err(|err| {
-                param_context(err, |_| "failed to unarchive encryption key".into())
-            })?;
+        EncryptionKeyCommand::Unarchive { id, digest } => {
+            let key =
+                encryption_keys::unarchive_key(&dir, &id, digest.as_deref()).map_err(|err| {
+                    param_context(err, |param| match param {
+                        "digest" => "failed to unarchive encryption key - invalid --digest".into(),
+                        _ => "failed to unarchive encryption key".into(),
+                    })
+                })?;
             global.print(&key, |key| {
                 format!("unarchived encryption key '{}'\n", key.id)
             })?;
         }
-        EncryptionKeyCommand::Delete { id } => {
-            encryption_keys::delete_key(&dir, &id, None)
-                .map_err(|err| param_context(err, |_| "failed to delete encryption key".into()))?;
+        EncryptionKeyCommand::Delete { id, digest } => {
+            encryption_keys::delete_key(&dir, &id, digest.as_deref()).map_err(|err| {
+                param_context(err, |param| match param {
+                    "digest" => "failed to delete encryption key - invalid --digest".into(),
+                    _ => "failed to delete encryption key".into(),
+                })
+            })?;
             global.print(&(), |()| format!("deleted encryption key '{id}'\n"))?;
         }
         EncryptionKeyCommand::Verify { repair } => {
             let report = encryption_keys::verify_keys(&dir, repair)?;
+            // a repair that failed (full disk, read-only, not permitted) is an
+            // error: one line naming each file, with what was done anyway
+            if !report.repair_failed.is_empty() {
+                let failed: Vec<&str> = report
+                    .repair_failed
+                    .iter()
+                    .map(|failed| failed.action.as_str())
+                    .collect();
+                bail!(
+                    "unable to repair the key store - {} ({} other repair(s) done; run 'verify' to see what remains)",
+                    failed.join("; "),
+                    report.repaired.len()
+                );
+            }
             global.print(&report, render_report)?;
             let code = match report.is_clean() {
                 true => EXIT_OK,
