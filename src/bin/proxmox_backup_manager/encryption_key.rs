@@ -157,36 +157,22 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
             })?;
         }
         EncryptionKeyCommand::Archive { id, digest } => {
-            let key =
-                encryption_keys::archive_key(&dir, &id, digest.as_deref()).map_err(|err| {
-                    param_context(err, |param| match param {
-                        "digest" => "failed to archive encryption key - invalid --digest".into(),
-                        _ => "failed to archive encryption key".into(),
-                    })
-                })?;
+            let key = encryption_keys::archive_key(&dir, &id, digest.as_deref())
+                .map_err(|err| param_context(err, key_op_context("archive")))?;
             global.print(&key, |key| {
                 format!("archived encryption key '{}'\n", key.id)
             })?;
         }
         EncryptionKeyCommand::Unarchive { id, digest } => {
-            let key =
-                encryption_keys::unarchive_key(&dir, &id, digest.as_deref()).map_err(|err| {
-                    param_context(err, |param| match param {
-                        "digest" => "failed to unarchive encryption key - invalid --digest".into(),
-                        _ => "failed to unarchive encryption key".into(),
-                    })
-                })?;
+            let key = encryption_keys::unarchive_key(&dir, &id, digest.as_deref())
+                .map_err(|err| param_context(err, key_op_context("unarchive")))?;
             global.print(&key, |key| {
                 format!("unarchived encryption key '{}'\n", key.id)
             })?;
         }
         EncryptionKeyCommand::Delete { id, digest } => {
-            encryption_keys::delete_key(&dir, &id, digest.as_deref()).map_err(|err| {
-                param_context(err, |param| match param {
-                    "digest" => "failed to delete encryption key - invalid --digest".into(),
-                    _ => "failed to delete encryption key".into(),
-                })
-            })?;
+            encryption_keys::delete_key(&dir, &id, digest.as_deref())
+                .map_err(|err| param_context(err, key_op_context("delete")))?;
             global.print(&(), |()| format!("deleted encryption key '{id}'\n"))?;
         }
         EncryptionKeyCommand::Verify { repair } => {
@@ -371,6 +357,15 @@ fn render_key_table(list: &[CryptKey]) -> String {
         &["ID", "FINGERPRINT", "CREATED", "ARCHIVED-AT", "HINT"],
         &rows,
     )
+}
+
+/// The error context of archive, unarchive and delete: a bad digest is
+/// named as the option it came from.
+fn key_op_context(verb: &'static str) -> impl Fn(&str) -> String {
+    move |param| match param {
+        "digest" => format!("failed to {verb} encryption key - invalid --digest"),
+        _ => format!("failed to {verb} encryption key"),
+    }
 }
 
 fn render_key(key: &CryptKey) -> String {
