@@ -194,11 +194,13 @@ fn check_rewrite_is_identical(path: &Path, config: &KeyConfig) -> Result<(), Str
 /// Whether `file` is spelled as upstream's `store()` writes it, so that a
 /// byte-for-byte rewrite can be asked for.
 fn in_upstream_spelling(file: &[u8]) -> bool {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(file) else {
+    let Ok(value) = serde_json::from_slice::<Value>(file) else {
         return false;
     };
-    let compact = serde_json::to_vec(&serde_json::from_slice::<Value>(file).unwrap())
-        .is_ok_and(|v| v.len() == file.len());
+    let compact = serde_json::to_vec(&value).is_ok_and(|v| v.len() == file.len());
+    let Value::Object(fields) = value else {
+        return false;
+    };
     let fingerprint_ok = match fields.get("fingerprint") {
         None => true,
         Some(Value::String(fp)) => fp
