@@ -17,8 +17,6 @@
 //! Nothing here logs or returns key material; verification errors say what
 //! was wrong with a ticket, never what it contained.
 
-use std::path::Path;
-
 use anyhow::{Error, bail, format_err};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -28,6 +26,7 @@ use openssl::sign::{Signer, Verifier};
 
 use pbs_api_types::Userid;
 use pbs_config::ConfigDir;
+use pbs_config::files::{AUTH_KEY, AUTH_PUB, CSRF_KEY, ConfigFile};
 
 /// How long a ticket (and its CSRF token) is valid, in seconds.
 pub const TICKET_LIFETIME: i64 = 2 * 3600;
@@ -35,13 +34,6 @@ pub const TICKET_LIFETIME: i64 = 2 * 3600;
 pub const TICKET_MAX_CLOCK_SKEW: i64 = 300;
 /// The ticket prefix.
 pub const TICKET_PREFIX: &str = "PBS";
-
-/// Upstream's file names in the config dir.
-pub const AUTH_KEY_NAME: &str = "authkey.key";
-/// Public half of the ticket signing key.
-pub const AUTH_PUB_NAME: &str = "authkey.pub";
-/// CSRF token key.
-pub const CSRF_KEY_NAME: &str = "csrf.key";
 
 /// Seconds since the epoch.
 pub fn epoch_i64() -> i64 {
@@ -76,58 +68,48 @@ impl std::fmt::Debug for AuthKeys {
     }
 }
 
-fn read_private(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    proxmox_sys::fs::file_get_optional_contents(path)
+/// Reads `file`, creating it with `make()` first if it is missing (if
+/// another process creates it at the same time, theirs is read).
+fn read_or_create(
+    dir: &ConfigDir,
+    file: &ConfigFile,
+    make: impl FnOnce() -> Result<Vec<u8>, Error>,
+) -> Result<Vec<u8>, Error> {
+    if let Some(data) = dir.read_file(file)? {
+        return Ok(data);
+    }
+    let data = make()?;
+    if dir.create_file(file, &data)? {
+        return Ok(data);
+    }
+    dir.read_file(file)?.ok_or_else(|| {
+        format_err!(
+            "{:?} vanished right after it was created",
+            dir.path(file.name)
+        )
+    })
 }
 
 impl AuthKeys {
     /// Loads the keys from the config dir, creating any that are missing.
     pub fn load_or_generate(dir: &ConfigDir) -> Result<Self, Error> {
-        dir.ensure_base_dir()?;
-        let ownership = dir.ownership();
-        let key_path = dir.path(AUTH_KEY_NAME);
-        let private = match read_private(&key_path)? {
-            Some(pem) => PKey::private_key_from_pem(&pem)
-                .map_err(|_| format_err!("unable to parse ticket signing key {key_path:?}"))?,
-            None => {
-                let key = PKey::generate_ed25519()?;
-                let pem = key.private_key_to_pem_pkcs8()?;
-                proxmox_sys::fs::replace_file(
-                    &key_path,
-                    &pem,
-                    ownership.private_file_options(),
-                    true,
-                )?;
-                key
-            }
-        };
+        let key_path = dir.path(AUTH_KEY.name);
+        let pem = read_or_create(dir, &AUTH_KEY, || {
+            Ok(PKey::generate_ed25519()?.private_key_to_pem_pkcs8()?)
+        })?;
+        let private = PKey::private_key_from_pem(&pem)
+            .map_err(|_| format_err!("unable to parse ticket signing key {key_path:?}"))?;
         let public = PKey::public_key_from_pem(&private.public_key_to_pem()?)?;
-        let pub_path = dir.path(AUTH_PUB_NAME);
-        if !pub_path.exists() {
-            proxmox_sys::fs::replace_file(
-                &pub_path,
-                &public.public_key_to_pem()?,
-                ownership.config_file_options(),
-                true,
-            )?;
+        dir.create_file(&AUTH_PUB, &public.public_key_to_pem()?)?;
+        let csrf_path = dir.path(CSRF_KEY.name);
+        let csrf_secret = read_or_create(dir, &CSRF_KEY, || {
+            Ok(STANDARD_NO_PAD
+                .encode(proxmox_sys::linux::random_data::<32>()?)
+                .into_bytes())
+        })?;
+        if csrf_secret.len() < 16 {
+            bail!("CSRF key {csrf_path:?} is too short (at least 16 bytes)");
         }
-        let csrf_path = dir.path(CSRF_KEY_NAME);
-        let csrf_secret = match read_private(&csrf_path)? {
-            Some(data) if data.len() >= 16 => data,
-            Some(_) => bail!("CSRF key {csrf_path:?} is too short (at least 16 bytes)"),
-            None => {
-                let secret = STANDARD_NO_PAD
-                    .encode(proxmox_sys::linux::random_data::<32>()?)
-                    .into_bytes();
-                proxmox_sys::fs::replace_file(
-                    &csrf_path,
-                    &secret,
-                    ownership.config_file_options(),
-                    true,
-                )?;
-                secret
-            }
-        };
         Ok(Self {
             private,
             public,
@@ -299,7 +281,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ConfigDir::new(tmp.path()).unwrap();
         let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
-        std::fs::write(dir.path(AUTH_KEY_NAME), rsa.private_key_to_pem().unwrap()).unwrap();
+        std::fs::write(dir.path(AUTH_KEY.name), rsa.private_key_to_pem().unwrap()).unwrap();
         let keys = AuthKeys::load_or_generate(&dir).unwrap();
         let root = Userid::root_userid();
         let ticket = keys.create_ticket(&root).unwrap();

@@ -97,7 +97,13 @@ fn files_get_the_modes_and_owners_of_the_policy() {
             own.file_uid,
             own.file_gid,
         ),
-        (keys.lock_path(), 0o660, own.lock_uid, own.lock_gid),
+        (
+            keys.dir()
+                .path(pbs_config::files::ENCRYPTION_KEYS_LOCK.name),
+            0o660,
+            own.lock_uid,
+            own.lock_gid,
+        ),
         (
             keys.key_lock_path("mode-check"),
             0o660,

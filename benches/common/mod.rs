@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pbs_config::ConfigDir;
-use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_NAME};
+use pbs_config::encryption_keys::CONFIG;
 use pbs_key_config::KeyConfig;
 
 /// The key counts of the parse and write benchmarks.
@@ -133,8 +133,10 @@ impl KeyStore {
         let dir = ConfigDir::shared(tmp.path()).expect("config dir");
         dir.ensure_base_dir().expect("config dir");
         let text = config_text(dir.base(), n - real);
-        dir.replace_backup_config(ENCRYPTION_KEYS_CFG_NAME, text.as_bytes())
+        let config_lock = dir.encryption_keys().lock_config().expect("lock config");
+        dir.write_locked(text.as_bytes(), &config_lock, None)
             .expect("write config");
+        drop(config_lock);
         let keys = dir.encryption_keys();
         let real_ids: Vec<String> = (0..real).map(|i| format!("real-{i:06}")).collect();
         for (i, id) in real_ids.iter().enumerate() {

@@ -32,18 +32,8 @@ use anyhow::{Error, bail, format_err};
 
 use pbs_api_types::{ACL_PATH_REGEX, AclListItem, Authid, role_privileges};
 
-use crate::{BackupLockGuard, ConfigDir};
-
-/// Default path of the ACL config.
-pub const ACL_CFG_FILENAME: &str = "/etc/proxmox-backup/acl.cfg";
-/// Default path of its lock file.
-pub const ACL_CFG_LOCKFILE: &str = "/etc/proxmox-backup/.acl.lck";
-/// File name inside a config dir.
-pub const ACL_CFG_NAME: &str = "acl.cfg";
-/// Lock file name inside a config dir.
-pub const ACL_CFG_LOCK_NAME: &str = ".acl.lck";
-/// Largest `acl.cfg` read.
-pub const MAX_ACL_CFG_SIZE: u64 = 16 * 1024 * 1024;
+use crate::files::ACL_CFG;
+use crate::{AclLock, ConfigDir};
 
 /// The role that masks everything else on its path.
 pub const ROLE_NAME_NO_ACCESS: &str = "NoAccess";
@@ -397,26 +387,21 @@ impl ConfigDir {
 }
 
 impl AclConfig<'_> {
-    /// Path of `acl.cfg`.
+    /// Path of `acl.cfg` (for messages).
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path(ACL_CFG_NAME)
-    }
-
-    /// Path of `.acl.lck`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.dir.path(ACL_CFG_LOCK_NAME)
+        self.dir.path(ACL_CFG.name)
     }
 
     /// Takes the ACL config lock.
-    pub fn lock_config(&self) -> Result<BackupLockGuard, Error> {
-        self.dir.open_backup_lockfile(self.lock_path(), None, true)
+    pub fn lock_config(&self) -> Result<AclLock, Error> {
+        self.dir.lock_config_file()
     }
 
     /// The parsed tree and the SHA-256 of the file text (a missing file is
     /// an empty tree). Takes no lock.
     pub fn config(&self) -> Result<(AclTree, [u8; 32]), Error> {
         let path = self.config_path();
-        let raw = crate::read_optional_limited(&path, MAX_ACL_CFG_SIZE)?.unwrap_or_default();
+        let raw = self.dir.read_text(&ACL_CFG)?;
         let digest = openssl::sha::sha256(raw.as_bytes());
         Ok((AclTree::parse(&path, &raw)?, digest))
     }
@@ -426,11 +411,8 @@ impl AclConfig<'_> {
     /// # Locking
     ///
     /// The caller holds the ACL lock and passes its guard.
-    pub fn save_config(&self, tree: &AclTree, held: &BackupLockGuard) -> Result<(), Error> {
-        crate::check_lock(held, &self.lock_path())?;
-        self.dir.ensure_base_dir()?;
-        self.dir
-            .replace_backup_config(self.config_path(), tree.write().as_bytes())
+    pub fn save_config(&self, tree: &AclTree, held: &AclLock) -> Result<(), Error> {
+        self.dir.write_locked(tree.write().as_bytes(), held, None)
     }
 }
 
@@ -440,12 +422,12 @@ pub fn config() -> Result<(AclTree, [u8; 32]), Error> {
 }
 
 /// Takes the ACL lock of the default config dir.
-pub fn lock_config() -> Result<BackupLockGuard, Error> {
+pub fn lock_config() -> Result<AclLock, Error> {
     ConfigDir::default_dir()?.acl_config().lock_config()
 }
 
 /// Saves the ACL tree of the default config dir.
-pub fn save_config(tree: &AclTree, held: &BackupLockGuard) -> Result<(), Error> {
+pub fn save_config(tree: &AclTree, held: &AclLock) -> Result<(), Error> {
     ConfigDir::default_dir()?
         .acl_config()
         .save_config(tree, held)

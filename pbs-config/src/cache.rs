@@ -5,29 +5,13 @@
 //! never from the age of the cache. Writers replace files by rename, so every
 //! write gives a new inode.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Error, bail, format_err};
+use anyhow::Error;
 
-/// Largest config file read (about 270,000 keys for `encryption-keys.cfg`).
-pub const MAX_CONFIG_SIZE: u64 = 64 * 1024 * 1024;
-
-/// Config files are never read through a symlink: the config dir belongs
-/// to the backup user, who must not be able to make root read another file.
-/// `O_NONBLOCK`: a FIFO put in place of a config file must not block us.
-const CONFIG_OPEN_FLAGS: i32 = libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW;
-
-fn open_error(path: &Path, err: std::io::Error) -> Error {
-    if err.raw_os_error() == Some(libc::ELOOP) {
-        format_err!("{path:?} is a symbolic link - refusing to follow it")
-    } else {
-        format_err!("unable to open {path:?} - {err}")
-    }
-}
+use crate::Ownership;
+use crate::dir_handle::{DirHandle, EntryStat, OpenedFile, read_all};
+use crate::files::ConfigFile;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct FileStamp {
@@ -39,13 +23,13 @@ struct FileStamp {
 }
 
 impl FileStamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
+    fn of(stat: &EntryStat) -> Self {
         Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            dev: stat.dev,
+            ino: stat.ino,
+            size: stat.size,
+            mtime: stat.mtime,
+            ctime: stat.ctime,
         }
     }
 }
@@ -73,54 +57,44 @@ impl<T> Default for ConfigCache<T> {
 }
 
 impl<T> ConfigCache<T> {
-    /// The config at `path` as parsed by `load` from its text, and the
-    /// SHA-256 of the text; a missing file is loaded as empty text. The
+    /// The config `file` in `base` as parsed by `load` from its text, and
+    /// the SHA-256 of the text; a missing file is loaded as empty text. The
     /// previous parse is reused while the file is unchanged.
     pub(crate) fn get(
         &self,
-        path: &Path,
+        base: Option<&DirHandle>,
+        file: &ConfigFile,
+        ownership: &Ownership,
         load: impl FnOnce(&str) -> Result<T, Error>,
     ) -> Result<(Arc<T>, [u8; 32]), Error> {
-        let (data, digest) = self.get_inner(path, load, true)?;
+        let (data, digest) = self.get_inner(base, file, ownership, load, true)?;
         Ok((data, digest.expect("digest asked for")))
     }
 
     /// [`ConfigCache::get`] without the digest.
     pub(crate) fn get_data(
         &self,
-        path: &Path,
+        base: Option<&DirHandle>,
+        file: &ConfigFile,
+        ownership: &Ownership,
         load: impl FnOnce(&str) -> Result<T, Error>,
     ) -> Result<Arc<T>, Error> {
-        Ok(self.get_inner(path, load, false)?.0)
+        Ok(self.get_inner(base, file, ownership, load, false)?.0)
     }
 
     fn get_inner(
         &self,
-        path: &Path,
+        base: Option<&DirHandle>,
+        file: &ConfigFile,
+        ownership: &Ownership,
         load: impl FnOnce(&str) -> Result<T, Error>,
         want_digest: bool,
     ) -> Result<(Arc<T>, Option<[u8; 32]>), Error> {
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(CONFIG_OPEN_FLAGS)
-            .open(path)
-        {
-            Ok(file) => Some(file),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => return Err(open_error(path, err)),
-        };
-        let meta = match &file {
-            Some(file) => Some(
-                file.metadata()
-                    .map_err(|err| format_err!("unable to stat {path:?} - {err}"))?,
-            ),
+        let opened = match base {
+            Some(base) => open_config(base, file, ownership)?,
             None => None,
         };
-        if meta.as_ref().is_some_and(|meta| !meta.is_file()) {
-            bail!("{path:?} is not a regular file");
-        }
-        let stamp = meta.as_ref().map(FileStamp::of);
-
+        let stamp = opened.as_ref().map(|opened| FileStamp::of(&opened.stat));
         let mut cached = self.cached.lock().unwrap();
         // a parse cached without its digest is parsed again when one is asked
         // for: data and digest always come from the same text
@@ -133,10 +107,9 @@ impl<T> ConfigCache<T> {
         // drop our hold on the old parse before making the new one, so the
         // two are not both in memory because of us
         *cached = None;
-
-        let text = match (file, meta) {
-            (Some(mut file), Some(meta)) => read_limited(&mut file, path, meta.size())?,
-            _ => String::new(),
+        let text = match opened {
+            Some(mut opened) => read_text(&mut opened, file)?,
+            None => String::new(),
         };
         let digest = want_digest.then(|| openssl::sha::sha256(text.as_bytes()));
         let data = Arc::new(load(&text)?);
@@ -149,54 +122,52 @@ impl<T> ConfigCache<T> {
     }
 }
 
-/// Reads a config file (at most [`MAX_CONFIG_SIZE`] bytes, UTF-8) and the
+/// Opens the config `file` in `base`, refusing what is not a regular file
+/// its class may be owned by, or one larger than its limit; `None` if missing.
+pub(crate) fn open_config(
+    base: &DirHandle,
+    file: &ConfigFile,
+    ownership: &Ownership,
+) -> Result<Option<OpenedFile>, Error> {
+    let Some(opened) = base.open_regular(file.name, file.max_size)? else {
+        return Ok(None);
+    };
+    ownership.check_trusted(file.class, &opened.stat, &opened.path)?;
+    Ok(Some(opened))
+}
+
+/// Reads an opened config file whole as UTF-8 text.
+pub(crate) fn read_text(opened: &mut OpenedFile, file: &ConfigFile) -> Result<String, Error> {
+    let data = read_all(opened, file.max_size)?;
+    proxmox_sys::fs::into_utf8(data, &opened.path)
+}
+
+/// Reads the config `file` in `base` (checked as by [`open_config`]) and the
 /// SHA-256 of its text; a missing file is empty.
-pub(crate) fn read_config_text(path: &Path) -> Result<(String, [u8; 32]), Error> {
-    let text = read_config(path)?;
+pub(crate) fn read_config_text(
+    base: Option<&DirHandle>,
+    file: &ConfigFile,
+    ownership: &Ownership,
+) -> Result<(String, [u8; 32]), Error> {
+    let text = read_config(base, file, ownership)?;
     let digest = openssl::sha::sha256(text.as_bytes());
     Ok((text, digest))
 }
 
-/// Reads a config file (at most [`MAX_CONFIG_SIZE`] bytes, UTF-8); a
-/// missing file is empty.
-pub(crate) fn read_config(path: &Path) -> Result<String, Error> {
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(CONFIG_OPEN_FLAGS)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(err) => return Err(open_error(path, err)),
+/// Reads the config `file` in `base` (checked as by [`open_config`]); a
+/// missing file (or config dir) is empty.
+pub(crate) fn read_config(
+    base: Option<&DirHandle>,
+    file: &ConfigFile,
+    ownership: &Ownership,
+) -> Result<String, Error> {
+    let Some(base) = base else {
+        return Ok(String::new());
     };
-    let meta = file
-        .metadata()
-        .map_err(|err| format_err!("unable to stat {path:?} - {err}"))?;
-    if !meta.is_file() {
-        bail!("{path:?} is not a regular file");
+    match open_config(base, file, ownership)? {
+        Some(mut opened) => read_text(&mut opened, file),
+        None => Ok(String::new()),
     }
-    read_limited(&mut file, path, meta.size())
-}
-
-fn read_limited(file: &mut File, path: &Path, size: u64) -> Result<String, Error> {
-    if size > MAX_CONFIG_SIZE {
-        bail!(
-            "{path:?} is {} MiB, larger than the {} MiB limit - not a keystore config file?",
-            size >> 20,
-            MAX_CONFIG_SIZE >> 20
-        );
-    }
-    let mut data = Vec::with_capacity(size as usize);
-    file.take(MAX_CONFIG_SIZE + 1)
-        .read_to_end(&mut data)
-        .map_err(|err| format_err!("unable to read {path:?} - {err}"))?;
-    if data.len() as u64 > MAX_CONFIG_SIZE {
-        bail!(
-            "{path:?} grew beyond the {} MiB limit while reading",
-            MAX_CONFIG_SIZE >> 20
-        );
-    }
-    proxmox_sys::fs::into_utf8(data, path)
 }
 
 #[cfg(test)]
@@ -211,6 +182,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.cfg");
         std::fs::write(&path, "one").unwrap();
+        let base = DirHandle::open_path(dir.path()).unwrap();
+        let base = base.as_ref();
+        let file = crate::files::ENCRYPTION_KEYS_CFG;
+        let file = ConfigFile {
+            name: "x.cfg",
+            ..file
+        };
+        let own = Ownership::current_user().unwrap();
         let cache = ConfigCache::<String>::default();
         let parses = std::cell::Cell::new(0);
         let load = |text: &str| {
@@ -218,24 +197,24 @@ mod tests {
             Ok(text.to_string())
         };
 
-        assert_eq!(*cache.get_data(&path, load).unwrap(), "one");
-        assert_eq!(*cache.get_data(&path, load).unwrap(), "one");
+        assert_eq!(*cache.get_data(base, &file, &own, load).unwrap(), "one");
+        assert_eq!(*cache.get_data(base, &file, &own, load).unwrap(), "one");
         assert_eq!(parses.get(), 1);
-        let (data, digest) = cache.get(&path, load).unwrap();
+        let (data, digest) = cache.get(base, &file, &own, load).unwrap();
         assert_eq!(
             (data.as_str(), digest),
             ("one", openssl::sha::sha256(b"one"))
         );
         assert_eq!(parses.get(), 2);
-        cache.get_data(&path, load).unwrap();
-        cache.get(&path, load).unwrap();
+        cache.get_data(base, &file, &own, load).unwrap();
+        cache.get(base, &file, &own, load).unwrap();
         assert_eq!(parses.get(), 2);
 
         // a new file (new inode, other size): parsed again, its own digest
         let new = dir.path().join("x.new");
         std::fs::write(&new, "two!").unwrap();
         std::fs::rename(&new, &path).unwrap();
-        let (data, digest) = cache.get(&path, load).unwrap();
+        let (data, digest) = cache.get(base, &file, &own, load).unwrap();
         assert_eq!(
             (data.as_str(), digest),
             ("two!", openssl::sha::sha256(b"two!"))

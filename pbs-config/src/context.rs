@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use anyhow::{Error, format_err};
 
-use proxmox_sys::fs::{CreateOptions, ensure_dir_exists};
+use proxmox_sys::fs::ensure_dir_exists;
 
 use proxmox_section_config::SectionConfigData;
 
-use crate::cache::ConfigCache;
+use crate::cache::{ConfigCache, open_config, read_config};
+use crate::dir_handle::{DirHandle, read_all};
+use crate::files::{ConfigFile, FileClass};
 use crate::key_index::KeyIndex;
 use crate::key_sections::KeySections;
-use crate::lock::{BackupLockGuard, lock_file_checked};
-use crate::{DEFAULT_LOCK_TIMEOUT, Ownership, failpoint};
+use crate::lock::{BackupLockGuard, ConfigLock, LockedConfig};
+use crate::{DEFAULT_LOCK_TIMEOUT, Ownership};
 
 /// The config dir when neither `--config-dir` nor `$PBS_CONFIG_DIR` says otherwise.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/proxmox-backup";
@@ -126,7 +128,8 @@ impl ConfigDir {
         self.lock_timeout
     }
 
-    /// `name` inside the config dir (absolute names are kept as they are).
+    /// The path of `name` in the config dir, for messages (files are never
+    /// reached by it: see [`ConfigDir::open_base`]).
     pub fn path(&self, name: impl AsRef<Path>) -> PathBuf {
         self.base.join(name)
     }
@@ -137,49 +140,111 @@ impl ConfigDir {
         ensure_dir_exists(&self.base, &self.ownership.config_dir_options(), false)
     }
 
-    /// Opens and locks a lock file (created 0660 per policy), checking after
-    /// the lock that it is still the file the path names.
-    pub fn open_backup_lockfile<P: AsRef<Path>>(
+    /// Opens the config dir, the handle every file in it is reached from;
+    /// `None` if it does not exist.
+    pub fn open_base(&self) -> Result<Option<DirHandle>, Error> {
+        DirHandle::open_path(&self.base)
+    }
+
+    /// Opens the config dir, creating it first if it is missing.
+    pub fn open_base_or_create(&self) -> Result<DirHandle, Error> {
+        self.ensure_base_dir()?;
+        match self.open_base()? {
+            Some(base) => Ok(base),
+            None => Err(format_err!(
+                "config dir {:?} vanished while it was created - retry",
+                self.base
+            )),
+        }
+    }
+
+    /// Takes the exclusive lock of the config file `F` (creating the config
+    /// dir if it is missing).
+    ///
+    /// # Locking
+    ///
+    /// The caller must not hold it already; see the lock order in the crate
+    /// documentation.
+    pub fn lock_config_file<F: LockedConfig>(&self) -> Result<ConfigLock<F>, Error> {
+        let base = self.open_base_or_create()?;
+        let guard = self.lock_in(base, F::LOCK.name, true)?;
+        Ok(ConfigLock::new(guard))
+    }
+
+    /// Locks the lock file `name` in `dir` (created 0660 per policy).
+    pub(crate) fn lock_in(
         &self,
-        path: P,
-        timeout: Option<Duration>,
+        dir: DirHandle,
+        name: &str,
         exclusive: bool,
     ) -> Result<BackupLockGuard, Error> {
-        lock_file_checked(
-            &self.path(path),
-            timeout.unwrap_or(self.lock_timeout),
-            exclusive,
-            self.ownership.lock_file_options(),
-        )
+        let options = self.ownership.options_for(FileClass::Lock);
+        let file = dir.lock(name, self.lock_timeout, exclusive, options)?;
+        Ok(BackupLockGuard::new(file, dir, name, exclusive))
     }
 
-    /// Atomically replaces a config file (0640, owner and group per policy).
-    pub fn replace_backup_config<P: AsRef<Path>>(&self, path: P, data: &[u8]) -> Result<(), Error> {
-        self.replace_file(
-            &self.path(path),
-            data,
-            self.ownership.config_file_options(),
-            None,
-        )
+    /// Reads the whole of the config file `file` (a regular file owned as
+    /// its class says, within its size limit); `None` if it (or the config
+    /// dir) does not exist.
+    pub fn read_file(&self, file: &ConfigFile) -> Result<Option<Vec<u8>>, Error> {
+        let Some(base) = self.open_base()? else {
+            return Ok(None);
+        };
+        match open_config(&base, file, &self.ownership)? {
+            Some(mut opened) => Ok(Some(read_all(&mut opened, file.max_size)?)),
+            None => Ok(None),
+        }
     }
 
-    /// Atomic replace with optional crash points `{failpoint}-tmp-written`
-    /// (temp file complete, not renamed) and `{failpoint}-written` (renamed).
-    pub(crate) fn replace_file(
+    /// [`ConfigDir::read_file`] as UTF-8 text; a missing file is empty.
+    pub fn read_text(&self, file: &ConfigFile) -> Result<String, Error> {
+        read_config(self.open_base()?.as_ref(), file, &self.ownership)
+    }
+
+    /// Atomically replaces the config file of `F` (mode and owner of its
+    /// class), optionally with crash points (see [`DirHandle::replace`]).
+    ///
+    /// # Locking
+    ///
+    /// The caller holds `F`'s lock and passes its guard.
+    pub fn write_locked<F: LockedConfig>(
         &self,
-        path: &Path,
         data: &[u8],
-        options: CreateOptions,
-        failpoint: Option<&str>,
+        _held: &ConfigLock<F>,
+        fail_point: Option<&str>,
     ) -> Result<(), Error> {
-        let tmp = proxmox_sys::fs::write_tmp_file(path, data, options, true)?;
-        if let Some(name) = failpoint {
-            failpoint::hit(&format!("{name}-tmp-written"));
-        }
-        tmp.persist(true)?;
-        if let Some(name) = failpoint {
-            failpoint::hit(&format!("{name}-written"));
-        }
-        Ok(())
+        let base = self.open_base_or_create()?;
+        self.write_in(&base, &F::FILE, data, fail_point)
+    }
+
+    /// Atomically replaces `file` in `base` (mode and owner of its class).
+    pub(crate) fn write_in(
+        &self,
+        base: &DirHandle,
+        file: &ConfigFile,
+        data: &[u8],
+        fail_point: Option<&str>,
+    ) -> Result<(), Error> {
+        base.replace(
+            file.name,
+            data,
+            self.ownership.options_for(file.class),
+            fail_point,
+        )
+    }
+
+    /// Atomically replaces `file`, one without a lock of its own (the
+    /// daemon's TLS pair), with the mode and owner of its class.
+    pub fn write_file(&self, file: &ConfigFile, data: &[u8]) -> Result<(), Error> {
+        let base = self.open_base_or_create()?;
+        self.write_in(&base, file, data, None)
+    }
+
+    /// Creates `file` holding `data` unless something is there already
+    /// (files that are made once and then only read: `authkey.key`,
+    /// `csrf.key`, `proxy.*`). Returns whether it was created.
+    pub fn create_file(&self, file: &ConfigFile, data: &[u8]) -> Result<bool, Error> {
+        let base = self.open_base_or_create()?;
+        base.create_atomic(file.name, data, self.ownership.options_for(file.class))
     }
 }

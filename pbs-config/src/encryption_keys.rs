@@ -15,8 +15,6 @@
 //!   a crash in between leaves an orphan key file or a stale lock file.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -26,29 +24,20 @@ use zeroize::Zeroize;
 use proxmox_lang::error::ErrorLayer;
 use proxmox_schema::ApiType;
 use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlugin};
-use proxmox_sys::fs::ensure_dir_exists;
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::cache::{read_config, read_config_text};
-use crate::{BackupLockGuard, ConfigDir, KeyIndex, KeySections, KeystoreError, failpoint};
+use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
+use crate::files::{
+    ENCRYPTION_KEYS_CFG, KEY_DIR_NAME, KEY_FILE_CLASS, key_file_name, key_lock_name,
+};
+use crate::lock::KeyFileLock;
+use crate::{ConfigDir, EncryptionKeysLock, KeyIndex, KeySections, KeystoreError, failpoint};
 
-/// Default path of the key config file.
-pub const ENCRYPTION_KEYS_CFG_FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
-/// Default path of the key config lock file.
-pub const ENCRYPTION_KEYS_CFG_LOCKFILE: &str = "/etc/proxmox-backup/.encryption-keys.lck";
-/// Default path of the key directory.
-pub const ENCRYPTION_KEYS_DIR: &str = "/etc/proxmox-backup/encryption-keys";
 /// Section type of a key in the config file.
 pub const ENCRYPTION_KEYS_CFG_TYPE_ID: &str = "sync-key";
-
-/// File names inside a config dir.
-pub const ENCRYPTION_KEYS_CFG_NAME: &str = "encryption-keys.cfg";
-/// Lock file name inside a config dir.
-pub const ENCRYPTION_KEYS_CFG_LOCK_NAME: &str = ".encryption-keys.lck";
-/// Key directory name inside a config dir.
-pub const ENCRYPTION_KEYS_DIR_NAME: &str = "encryption-keys";
 
 /// The section-config format of `encryption-keys.cfg`.
 pub static CONFIG: LazyLock<SectionConfig> = LazyLock::new(init);
@@ -105,29 +94,25 @@ impl<'a> EncryptionKeys<'a> {
         self.dir
     }
 
-    /// Path of `encryption-keys.cfg`.
+    /// Path of `encryption-keys.cfg` (for messages).
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path(ENCRYPTION_KEYS_CFG_NAME)
+        self.dir.path(ENCRYPTION_KEYS_CFG.name)
     }
 
-    /// Path of `.encryption-keys.lck`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.dir.path(ENCRYPTION_KEYS_CFG_LOCK_NAME)
-    }
-
-    /// Path of the key directory.
+    /// Path of the key directory (for messages).
     pub fn key_dir(&self) -> PathBuf {
-        self.dir.path(ENCRYPTION_KEYS_DIR_NAME)
+        self.dir.path(KEY_DIR_NAME)
     }
 
-    /// Path of the key file of `id` (the only place it is ever read from).
+    /// Path of the key file of `id`: what the config's `path` property
+    /// holds (files are reached through [`EncryptionKeys::open_key_dir`]).
     pub fn key_path(&self, id: &str) -> PathBuf {
-        self.key_dir().join(format!("{id}.enc"))
+        self.key_dir().join(key_file_name(id))
     }
 
-    /// Path of the lock file of `id`'s key file.
+    /// Path of the lock file of `id`'s key file (for messages).
     pub fn key_lock_path(&self, id: &str) -> PathBuf {
-        self.key_dir().join(format!("{id}.enc.lck"))
+        self.key_dir().join(key_lock_name(id))
     }
 
     /// Takes the config lock (exclusive).
@@ -135,49 +120,75 @@ impl<'a> EncryptionKeys<'a> {
     /// # Locking
     ///
     /// Must be the first lock taken; the caller must not hold it already.
-    pub fn lock_config(&self) -> Result<BackupLockGuard, Error> {
-        self.dir.open_backup_lockfile(self.lock_path(), None, true)
+    pub fn lock_config(&self) -> Result<EncryptionKeysLock, Error> {
+        self.dir.lock_config_file()
     }
 
-    fn lock_key_file(&self, id: &str) -> Result<BackupLockGuard, Error> {
-        self.dir
-            .open_backup_lockfile(self.key_lock_path(id), None, true)
+    /// Opens the key directory of the config dir `base`, checked to be a
+    /// directory of root's (the policy's file owner) that nobody else may
+    /// write, reached without following a symbolic link; `None` if missing.
+    ///
+    /// Open it once per operation and reach every key file through it: once
+    /// checked, names in it are stable.
+    pub fn open_key_dir(&self, base: &DirHandle) -> Result<Option<DirHandle>, Error> {
+        base.open_dir(KEY_DIR_NAME, self.dir.ownership().key_dir_policy())
     }
 
-    fn check_config_lock(&self, held: &BackupLockGuard) -> Result<(), Error> {
-        if held.path() != self.lock_path() || !held.is_exclusive() {
-            bail!(
-                "internal error - operation needs the exclusive lock {:?}, got {:?}",
-                self.lock_path(),
-                held.path()
-            );
-        }
-        Ok(())
+    /// [`EncryptionKeys::open_key_dir`], creating the directory if missing.
+    pub fn ensure_key_dir(&self, base: &DirHandle) -> Result<DirHandle, Error> {
+        let ownership = self.dir.ownership();
+        base.ensure_dir(
+            KEY_DIR_NAME,
+            ownership.key_dir_options(),
+            ownership.key_dir_policy(),
+        )
+    }
+
+    /// Takes the lock of `id`'s key file in `key_dir`.
+    ///
+    /// # Locking
+    ///
+    /// After the config lock.
+    pub fn lock_key_file(&self, key_dir: &DirHandle, id: &str) -> Result<KeyFileLock, Error> {
+        let guard = self
+            .dir
+            .lock_in(key_dir.try_clone()?, &key_lock_name(id), true)?;
+        Ok(KeyFileLock { guard })
     }
 
     /// The config as typed entries (cached while the file is unchanged) and
     /// the SHA-256 of its text. Takes no lock.
     pub fn index(&self) -> Result<(Arc<KeyIndex>, [u8; 32]), Error> {
         let path = self.config_path();
-        self.dir
-            .keys_cache
-            .get(&path, |text| KeyIndex::parse(&path, text))
+        let base = self.dir.open_base()?;
+        self.dir.keys_cache.get(
+            base.as_ref(),
+            &ENCRYPTION_KEYS_CFG,
+            self.dir.ownership(),
+            |text| KeyIndex::parse(&path, text),
+        )
     }
 
     /// [`EncryptionKeys::index`] without the digest, which costs a hash of
     /// the whole file when the file has changed.
     pub fn index_data(&self) -> Result<Arc<KeyIndex>, Error> {
         let path = self.config_path();
-        self.dir
-            .keys_cache
-            .get_data(&path, |text| KeyIndex::parse(&path, text))
+        let base = self.dir.open_base()?;
+        self.dir.keys_cache.get_data(
+            base.as_ref(),
+            &ENCRYPTION_KEYS_CFG,
+            self.dir.ownership(),
+            |text| KeyIndex::parse(&path, text),
+        )
     }
 
     /// The parsed config (generic form, read from the file now) and the
     /// SHA-256 of its text. Takes no lock; writers call it under the lock.
     pub fn config(&self) -> Result<(SectionConfigData, [u8; 32]), Error> {
         let path = self.config_path();
-        let (text, digest) = read_config_text(&path)?;
+        let base = self.dir.open_base()?;
+        let (text, digest) =
+            read_config_text(base.as_ref(), &ENCRYPTION_KEYS_CFG, self.dir.ownership())?;
         Ok((CONFIG.parse(&path, &text)?, digest))
     }
 
@@ -187,10 +198,10 @@ impl<'a> EncryptionKeys<'a> {
     /// that write's `KeySections` is reused instead of parsed again. Reused
     /// only if the file holds exactly its text, compared byte for byte
     /// (never by stamp: a lost update is worse than a stale read).
-    fn sections_locked(&self, held: &BackupLockGuard) -> Result<(KeySections, String), Error> {
-        self.check_config_lock(held)?;
+    fn sections_locked(&self, _held: &EncryptionKeysLock) -> Result<(KeySections, String), Error> {
         let path = self.config_path();
-        let raw = read_config(&path)?;
+        let base = self.dir.open_base()?;
+        let raw = read_config(base.as_ref(), &ENCRYPTION_KEYS_CFG, self.dir.ownership())?;
         let written = self.dir.written_keys.lock().unwrap().take();
         if let Some(sections) = written
             && sections.is_text_of(&raw)
@@ -224,11 +235,9 @@ impl<'a> EncryptionKeys<'a> {
     pub fn save_config(
         &self,
         config: &SectionConfigData,
-        held: &BackupLockGuard,
+        held: &EncryptionKeysLock,
     ) -> Result<(), Error> {
-        self.check_config_lock(held)?;
         let raw = CONFIG.write(self.config_path(), config)?;
-        self.dir.ensure_base_dir()?;
         self.write_config_text(&raw, held, None)
     }
 
@@ -327,7 +336,7 @@ impl<'a> EncryptionKeys<'a> {
             && stored
                 .parent()
                 .and_then(Path::file_name)
-                .is_some_and(|dir| dir == ENCRYPTION_KEYS_DIR_NAME);
+                .is_some_and(|dir| dir == KEY_DIR_NAME);
         if !relocated {
             bail!(
                 "config entry of encryption key '{}' names key file {stored:?}, which is not {expected:?} - refusing to use it (edit the path or restore the key file there)",
@@ -338,54 +347,40 @@ impl<'a> EncryptionKeys<'a> {
     }
 
     /// Reads and parses `encryption-keys/<id>.enc`, refusing anything that is
-    /// not a regular file with a safe mode.
+    /// not a regular file with a safe mode (see [`EncryptionKeys::read_key_file_in`]).
     pub fn read_key_file(&self, id: &str) -> Result<KeyConfig, Error> {
-        let path = self.key_path(id);
-        // O_NOFOLLOW guards the file name only: the directory must be real too
-        let key_dir = self.key_dir();
-        match std::fs::symlink_metadata(&key_dir) {
-            Ok(meta) if meta.is_dir() => {}
-            // reported below as a missing key file
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Ok(_) => bail!(
-                "key directory {key_dir:?} is not a directory (a symbolic link?) - refusing to read key files through it"
-            ),
-            Err(err) => bail!("unable to stat key directory {key_dir:?} - {err}"),
+        let key_dir = self
+            .dir
+            .open_base()?
+            .map(|base| self.open_key_dir(&base))
+            .transpose()?
+            .flatten();
+        match key_dir {
+            Some(key_dir) => self.read_key_file_in(&key_dir, id),
+            None => Err(missing_key_file(&self.key_path(id))),
         }
-        let mut file = match std::fs::OpenOptions::new()
-            .read(true)
-            // no symlinks; a FIFO must not block us
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                bail!(
-                    "key file {path:?} is missing - restore it from a backup, or run 'proxmox-backup-manager encryption-key verify'"
-                )
-            }
-            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
-                bail!("key file {path:?} is a symbolic link - refusing to follow it")
-            }
-            Err(err) => bail!("unable to open key file {path:?} - {err}"),
+    }
+
+    /// Reads and parses `id`'s key file in the key directory `key_dir`:
+    /// opened without following a symbolic link or blocking on a FIFO, then
+    /// checked on its descriptor (a regular file, owned by root or the
+    /// policy's file owner, not group- or world-writable, not
+    /// world-readable) and read with a size limit.
+    pub fn read_key_file_in(&self, key_dir: &DirHandle, id: &str) -> Result<KeyConfig, Error> {
+        let name = key_file_name(id);
+        let Some(mut opened) = key_dir.open_file(&name)? else {
+            return Err(missing_key_file(&key_dir.entry_path(&name)));
         };
-        let meta = file
-            .metadata()
-            .map_err(|err| format_err!("unable to stat key file {path:?} - {err}"))?;
-        check_key_file_meta(&path, &meta)?;
-        // the size is the file's word, not a promise: reserve at most what is read
-        let mut data = Vec::with_capacity(meta.len().min(MAX_KEY_FILE_SIZE + 1) as usize);
-        (&mut file)
-            .take(MAX_KEY_FILE_SIZE + 1)
-            .read_to_end(&mut data)
-            .map_err(|err| format_err!("unable to read key file {path:?} - {err}"))?;
-        let result = if data.len() as u64 > MAX_KEY_FILE_SIZE {
-            Err(format_err!(
-                "key file {path:?} is larger than {MAX_KEY_FILE_SIZE} bytes"
-            ))
-        } else {
-            KeyConfig::from_json(&data).layer_err(|| format!("invalid key file {path:?}"))
-        };
+        check_key_file_stat(&opened.path, &opened.stat, self.dir)?;
+        if opened.stat.size > MAX_KEY_FILE_SIZE {
+            bail!(
+                "key file {:?} is larger than {MAX_KEY_FILE_SIZE} bytes",
+                opened.path
+            );
+        }
+        let mut data = read_all(&mut opened, MAX_KEY_FILE_SIZE)?;
+        let result =
+            KeyConfig::from_json(&data).layer_err(|| format!("invalid key file {:?}", opened.path));
         data.zeroize();
         result
     }
@@ -450,7 +445,7 @@ impl<'a> EncryptionKeys<'a> {
         let fingerprint = key_fingerprint(key_config)?;
 
         // the first store into a fresh config dir creates it
-        self.dir.ensure_base_dir()?;
+        let base = self.dir.open_base_or_create()?;
         let config_lock = self.lock_config()?;
         let (mut sections, raw) = self.sections_locked(&config_lock)?;
         drop(raw);
@@ -478,17 +473,16 @@ impl<'a> EncryptionKeys<'a> {
         sections.set(&entry)?;
         let raw = sections.render();
 
-        ensure_dir_exists(
-            self.key_dir(),
-            &self.dir.ownership().key_dir_options(),
-            false,
-        )?;
-        let key_lock = self.lock_key_file(id)?;
+        let key_dir = self.ensure_key_dir(&base)?;
+        let key_lock = self.lock_key_file(&key_dir, id)?;
         failpoint::hit("store:locked");
-        if let Err(err) = self.write_key_and_config(id, &key_path, key_config, &raw, &config_lock) {
+        if let Err(err) = self.write_key_and_config(&key_dir, id, key_config, &raw, &config_lock) {
             // nothing of this key is left: its lock file goes too (under the lock)
-            if !key_path.exists() {
-                let _ = key_lock.remove_file();
+            if key_dir
+                .stat(&key_file_name(id))
+                .is_ok_and(|stat| stat.is_none())
+            {
+                let _ = key_lock.guard.remove_file();
             }
             return Err(err);
         }
@@ -516,18 +510,20 @@ impl<'a> EncryptionKeys<'a> {
     /// again.
     fn write_key_and_config(
         &self,
+        key_dir: &DirHandle,
         id: &str,
-        key_path: &Path,
         key_config: &KeyConfig,
         raw_config: &str,
-        config_lock: &BackupLockGuard,
+        config_lock: &EncryptionKeysLock,
     ) -> Result<(), Error> {
-        refuse_existing_key_file(key_path)?;
+        let name = key_file_name(id);
+        let key_path = key_dir.entry_path(&name);
+        refuse_existing_key_file(key_dir, &name)?;
         let key_data = key_config.to_json()?;
-        self.dir.replace_file(
-            key_path,
+        key_dir.replace(
+            &name,
             key_data.as_bytes(),
-            self.dir.ownership().config_file_options(),
+            self.dir.ownership().options_for(KEY_FILE_CLASS),
             Some("store:key"),
         )?;
 
@@ -541,7 +537,7 @@ impl<'a> EncryptionKeys<'a> {
                 )));
             }
             // and no key file left behind
-            if let Err(remove_err) = remove_file_synced(key_path) {
+            if let Err(remove_err) = remove_synced(key_dir, &name) {
                 let text = format!(
                     "{err} - and removing the new key file failed too: {remove_err} (run verify --repair)"
                 );
@@ -555,16 +551,10 @@ impl<'a> EncryptionKeys<'a> {
     fn write_config_text(
         &self,
         raw: &str,
-        held: &BackupLockGuard,
+        held: &EncryptionKeysLock,
         failpoint: Option<&str>,
     ) -> Result<(), Error> {
-        self.check_config_lock(held)?;
-        self.dir.replace_file(
-            &self.config_path(),
-            raw.as_bytes(),
-            self.dir.ownership().config_file_options(),
-            failpoint,
-        )
+        self.dir.write_locked(raw.as_bytes(), held, failpoint)
     }
 
     /// Archives (`archived = true`) or unarchives a key; returns the new
@@ -644,12 +634,11 @@ impl<'a> EncryptionKeys<'a> {
         &self,
         id: &str,
         config: SectionConfigData,
-        held: &BackupLockGuard,
+        held: &EncryptionKeysLock,
     ) -> Result<(), Error> {
         let path = self.config_path();
-        let sections = self
-            .check_config_lock(held)
-            .and_then(|()| CONFIG.write(&path, &config))
+        let sections = CONFIG
+            .write(&path, &config)
             .and_then(|raw| KeySections::parse(&path, &raw))
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         self.delete_key_from(id, sections, held)
@@ -659,10 +648,9 @@ impl<'a> EncryptionKeys<'a> {
         &self,
         id: &str,
         mut sections: KeySections,
-        held: &BackupLockGuard,
+        held: &EncryptionKeysLock,
     ) -> Result<(), Error> {
         (|| {
-            self.check_config_lock(held)?;
             check_key_id(id)?;
             let entry = sections.entry(id)?;
             if entry.archived_at.is_none() {
@@ -680,17 +668,26 @@ impl<'a> EncryptionKeys<'a> {
             }
             self.check_entry_path(&entry)?;
 
-            let key_lock = self.lock_key_file(id)?;
-            let key_config = self.read_key_file(id)?;
+            let Some(key_dir) = self
+                .dir
+                .open_base()?
+                .map(|base| self.open_key_dir(&base))
+                .transpose()?
+                .flatten()
+            else {
+                return Err(missing_key_file(&self.key_path(id)));
+            };
+            let key_lock = self.lock_key_file(&key_dir, id)?;
+            let key_config = self.read_key_file_in(&key_dir, id)?;
             self.check_key_matches(&entry, &key_config)?;
             failpoint::hit("delete:locked");
 
             sections.remove(id);
             self.write_config_text(&sections.render(), held, Some("delete:config"))?;
             self.keep_written(sections);
-            remove_file_synced(&self.key_path(id))?;
+            remove_synced(&key_dir, &key_file_name(id))?;
             failpoint::hit("delete:key-removed");
-            key_lock.remove_file()
+            key_lock.guard.remove_file()
         })()
         .layer_err(|| format!("failed to delete encryption key '{id}'"))
     }
@@ -742,44 +739,58 @@ const MAX_LOAD_ATTEMPTS: usize = 5;
 /// Unsafe modes for a key file: group- or world-writable, or world-readable.
 pub const UNSAFE_KEY_FILE_MODE_BITS: u32 = 0o027;
 
-fn check_key_file_meta(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
-    if !meta.file_type().is_file() {
-        bail!("key file {path:?} is not a regular file");
+/// Refuses a key file that is not a regular file, is owned by someone who
+/// should not be able to write it, or has an unsafe mode.
+pub(crate) fn check_key_file_stat(
+    path: &Path,
+    stat: &EntryStat,
+    dir: &ConfigDir,
+) -> Result<(), Error> {
+    if stat.kind != EntryKind::File {
+        bail!(
+            "key file {path:?} is not a regular file (it is {})",
+            stat.kind_name()
+        );
     }
-    let mode = meta.mode() & 0o7777;
+    let mode = stat.mode;
     if mode & UNSAFE_KEY_FILE_MODE_BITS != 0 {
         bail!(
             "key file {path:?} has unsafe mode {mode:04o} (group- or world-writable, or world-readable) - \
              refusing to use it; fix with 'chmod 0640' or 'proxmox-backup-manager encryption-key verify --repair'"
         );
     }
-    Ok(())
+    dir.ownership().check_trusted(KEY_FILE_CLASS, stat, path)
+}
+
+fn missing_key_file(path: &Path) -> Error {
+    format_err!(
+        "key file {path:?} is missing - restore it from a backup, or run 'proxmox-backup-manager encryption-key verify'"
+    )
 }
 
 /// Store refuses to write over anything but nothing or an empty file.
-fn refuse_existing_key_file(path: &Path) -> Result<(), Error> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_file() && meta.len() == 0 => Ok(()),
-        Ok(_) => bail!(
-            "key file {path:?} exists already (left by an interrupted operation?) - \
-             run 'proxmox-backup-manager encryption-key verify --repair' to remove orphans"
+fn refuse_existing_key_file(key_dir: &DirHandle, name: &str) -> Result<(), Error> {
+    match key_dir.stat(name)? {
+        Some(stat) if stat.kind == EntryKind::File && stat.size == 0 => Ok(()),
+        Some(_) => bail!(
+            "key file {:?} exists already (left by an interrupted operation?) - \
+             run 'proxmox-backup-manager encryption-key verify --repair' to remove orphans",
+            key_dir.entry_path(name)
         ),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => bail!("unable to stat {path:?} - {err}"),
+        None => Ok(()),
     }
 }
 
-/// Removes a file and syncs its directory; a missing file is fine.
-pub(crate) fn remove_file_synced(path: &Path) -> Result<(), Error> {
-    match std::fs::remove_file(path) {
-        Ok(()) => proxmox_sys::fs::fsync_parent_dir(path),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => bail!("unable to remove {path:?} - {err}"),
+/// Removes a file from `dir` and syncs the directory; a missing file is fine.
+pub(crate) fn remove_synced(dir: &DirHandle, name: &str) -> Result<(), Error> {
+    if dir.unlink(name)? {
+        dir.sync()?;
     }
+    Ok(())
 }
 
 /// Takes the config lock of the default config dir.
-pub fn lock_config() -> Result<BackupLockGuard, Error> {
+pub fn lock_config() -> Result<EncryptionKeysLock, Error> {
     ConfigDir::default_dir()?.encryption_keys().lock_config()
 }
 
@@ -789,7 +800,7 @@ pub fn config() -> Result<(SectionConfigData, [u8; 32]), Error> {
 }
 
 /// Saves the config of the default config dir (caller holds the lock).
-pub fn save_config(config: &SectionConfigData, held: &BackupLockGuard) -> Result<(), Error> {
+pub fn save_config(config: &SectionConfigData, held: &EncryptionKeysLock) -> Result<(), Error> {
     ConfigDir::default_dir()?
         .encryption_keys()
         .save_config(config, held)
@@ -821,7 +832,7 @@ pub fn store_key(id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
 pub fn delete_key(
     id: &str,
     config: SectionConfigData,
-    held: &BackupLockGuard,
+    held: &EncryptionKeysLock,
 ) -> Result<(), Error> {
     ConfigDir::default_dir()?
         .encryption_keys()

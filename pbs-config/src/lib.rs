@@ -7,10 +7,19 @@
 //! wrappers over [`ConfigDir::default_dir`] (`$PBS_CONFIG_DIR`, else
 //! `/etc/proxmox-backup`).
 //!
-//! Rules a maintainer must keep (DESIGN.md section 4):
-//! - lock order: `.encryption-keys.lck`, then `.sync.lck`, then
-//!   `encryption-keys/<id>.enc.lck`; never take a lock this process already
-//!   holds (a second `flock` on a new descriptor waits for the timeout);
+//! Rules a maintainer must keep (DESIGN.md sections 4 and 7):
+//! - the lock order, the one place it is written: `.encryption-keys.lck`
+//!   ([`EncryptionKeysLock`]), then `.sync.lck` ([`SyncLock`]), then
+//!   `encryption-keys/<id>.enc.lck` ([`KeyFileLock`]); the access files
+//!   after all of those, in this order: `.user.lck` ([`UserLock`]),
+//!   `.acl.lck` ([`AclLock`]), `token.shadow.lock` ([`TokenShadowLock`]),
+//!   `shadow.json.lock` ([`ShadowLock`]). Never take a lock this process
+//!   already holds (a second `flock` on a new descriptor waits for the
+//!   timeout); a function that needs a lock held takes its guard type;
+//! - every file of the config dir is reached through a directory handle
+//!   ([`dir_handle`]), never by a path: the config dir belongs to the
+//!   `backup` user, who can swap any name in it; what each file's owner
+//!   and mode must be is written once, in [`files`];
 //! - config files are replaced atomically, so readers never lock;
 //! - every config entry has its key file: store writes the key file before
 //!   the config, delete removes the config entry before the key file.
@@ -22,9 +31,11 @@ pub mod acl;
 mod cache;
 pub mod cached_user_info;
 mod context;
+pub mod dir_handle;
 pub mod encryption_keys;
 mod error;
 pub mod failpoint;
+pub mod files;
 mod key_index;
 mod key_sections;
 mod lock;
@@ -35,7 +46,6 @@ pub mod token_shadow;
 pub mod user;
 pub mod verify;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Error, bail, format_err};
@@ -44,7 +54,10 @@ pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
 pub use error::KeystoreError;
 pub use key_index::KeyIndex;
 pub use key_sections::KeySections;
-pub use lock::BackupLockGuard;
+pub use lock::{
+    AclLock, BackupLockGuard, ConfigLock, EncryptionKeysLock, KeyFileLock, LockedConfig,
+    ShadowLock, SyncLock, TokenShadowLock, UserLock,
+};
 pub use ownership::{Ownership, OwnershipPolicy};
 
 /// How long writers wait for a lock before giving up.
@@ -64,23 +77,6 @@ pub fn backup_group() -> Result<nix::unistd::Group, Error> {
         Some(group) => Ok(group),
         None => bail!("unable to lookup 'backup' group - create it (addgroup --system backup)"),
     }
-}
-
-/// Opens and locks a lock file in the default config dir's ownership.
-///
-/// `timeout` defaults to [`DEFAULT_LOCK_TIMEOUT`].
-pub fn open_backup_lockfile<P: AsRef<Path>>(
-    path: P,
-    timeout: Option<Duration>,
-    exclusive: bool,
-) -> Result<BackupLockGuard, Error> {
-    ConfigDir::default_dir()?.open_backup_lockfile(path, timeout, exclusive)
-}
-
-/// Atomically replaces a config file with the default config dir's
-/// ownership (0640, root:backup as root).
-pub fn replace_backup_config<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
-    ConfigDir::default_dir()?.replace_backup_config(path, data)
 }
 
 /// Refuses a change made on a stale view: the digests of the config as read
@@ -104,54 +100,23 @@ pub fn parse_digest(digest: &str) -> Result<[u8; 32], Error> {
     Ok(bytes)
 }
 
-/// Reads a small text file whole; a missing file gives `Ok(None)`. Refuses
-/// files larger than `max` bytes and invalid UTF-8, naming the path.
-pub(crate) fn read_optional_limited(path: &Path, max: u64) -> Result<Option<String>, Error> {
-    use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => bail!("unable to open {path:?} - {err}"),
-    };
-    let mut data = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut data)
-        .map_err(|err| format_err!("unable to read {path:?} - {err}"))?;
-    if data.len() as u64 > max {
-        bail!("{path:?} is larger than the {max} byte limit");
-    }
-    proxmox_sys::fs::into_utf8(data, path).map(Some)
-}
-
 /// Reads a JSON object of strings (`token.shadow`, `shadow.json`); a
 /// missing or empty file is an empty map. Parse errors give line and column
 /// only, never the file's contents (it holds password hashes).
 pub(crate) fn read_hash_map(
-    path: &Path,
-    max: u64,
+    dir: &ConfigDir,
+    file: &files::ConfigFile,
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-    let Some(raw) = read_optional_limited(path, max)? else {
-        return Ok(Default::default());
-    };
+    let raw = dir.read_text(file)?;
     if raw.trim().is_empty() {
         return Ok(Default::default());
     }
     serde_json::from_str(&raw).map_err(|err| {
         format_err!(
-            "unable to parse {path:?} - not a JSON object of strings (line {}, column {})",
+            "unable to parse {:?} - not a JSON object of strings (line {}, column {})",
+            dir.path(file.name),
             err.line(),
             err.column()
         )
     })
-}
-
-/// Refuses a guard that is not the exclusive lock `path`.
-pub(crate) fn check_lock(held: &BackupLockGuard, path: &Path) -> Result<(), Error> {
-    if held.path() != path || !held.is_exclusive() {
-        bail!(
-            "internal error - operation needs the exclusive lock {path:?}, got {:?}",
-            held.path()
-        );
-    }
-    Ok(())
 }

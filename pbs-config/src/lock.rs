@@ -1,34 +1,53 @@
-//! Lock files: [`BackupLockGuard`] and the lock-file removal protocol.
+//! Lock files: [`BackupLockGuard`], one guard type per locked config file,
+//! and the lock-file removal protocol.
+//!
+//! Each config file's `lock_config()` returns a guard of its own type
+//! ([`EncryptionKeysLock`], [`SyncLock`], ...), and a function that needs a
+//! lock held takes that type: holding the right lock is checked by the
+//! compiler, not at run time. The lock order is written once, in the crate
+//! documentation (`lib.rs`).
 //!
 //! A key's lock file is removed when the key is deleted. A process that
 //! opened the old file just before may then win `flock` on an inode that no
 //! longer has a name, while the next process creates and locks a new file:
-//! two holders. So after every `flock` we check that the path still names
-//! the inode we locked, and start over if not. The deleter unlinks the file
-//! while it still holds the lock.
+//! two holders. So after every `flock` we check that the name still names
+//! the inode we locked, and start over if not
+//! ([`DirHandle::lock`](crate::dir_handle::DirHandle::lock)). The deleter
+//! unlinks the file while it still holds the lock.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::marker::PhantomData;
+use std::path::PathBuf;
 
-use anyhow::{Error, bail, format_err};
+use anyhow::Error;
 
-use proxmox_sys::fs::{CreateOptions, open_file_locked};
+use crate::dir_handle::DirHandle;
+use crate::files::{self, ConfigFile};
 
 /// A held lock; released when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct BackupLockGuard {
     file: File,
-    path: PathBuf,
+    /// The directory holding the lock file (for the removal on delete).
+    dir: DirHandle,
+    name: String,
     exclusive: bool,
 }
 
 impl BackupLockGuard {
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub(crate) fn new(file: File, dir: DirHandle, name: &str, exclusive: bool) -> Self {
+        Self {
+            file,
+            dir,
+            name: name.to_string(),
+            exclusive,
+        }
+    }
+
+    /// The lock file's path (for messages).
+    pub fn path(&self) -> PathBuf {
+        self.dir.entry_path(&self.name)
     }
 
     /// Whether this is an exclusive lock.
@@ -39,86 +58,105 @@ impl BackupLockGuard {
     /// Removes the lock file while still holding the lock, then releases it.
     /// Waiters notice the removal (see the module docs) and retry.
     pub(crate) fn remove_file(self) -> Result<(), Error> {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => bail!("unable to remove lock file {:?} - {err}", self.path),
-        }
+        self.dir.unlink(&self.name)?;
         drop(self.file);
         Ok(())
     }
 }
 
-/// Opens and locks `path`, creating it with `options` if needed, and checks
-/// after locking that `path` still names the locked file (retrying if a
-/// deleter removed it meanwhile). Waits at most `timeout` in total.
-pub(crate) fn lock_file_checked(
-    path: &Path,
-    timeout: Duration,
-    exclusive: bool,
-    options: CreateOptions,
-) -> Result<BackupLockGuard, Error> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let file = open_file_locked(path, remaining, exclusive, options)?;
-        let locked = file
-            .metadata()
-            .map_err(|err| format_err!("unable to stat lock file {path:?} - {err}"))?;
-        match std::fs::symlink_metadata(path) {
-            Ok(current) if current.dev() == locked.dev() && current.ino() == locked.ino() => {
-                return Ok(BackupLockGuard {
-                    file,
-                    path: path.to_owned(),
-                    exclusive,
-                });
-            }
-            // removed or replaced while we waited: lock the file that is there now
-            Ok(_) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => bail!("unable to stat lock file {path:?} - {err}"),
+/// A config file that has a lock of its own (see [`ConfigLock`]).
+pub trait LockedConfig {
+    /// The config file.
+    const FILE: ConfigFile;
+    /// Its lock file.
+    const LOCK: ConfigFile;
+}
+
+/// The exclusive lock of the config file `F`, held until dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct ConfigLock<F: LockedConfig> {
+    guard: BackupLockGuard,
+    _file: PhantomData<fn() -> F>,
+}
+
+impl<F: LockedConfig> ConfigLock<F> {
+    pub(crate) fn new(guard: BackupLockGuard) -> Self {
+        Self {
+            guard,
+            _file: PhantomData,
         }
-        if Instant::now() >= deadline {
-            bail!(
-                "unable to acquire lock {path:?} - timed out after {:.1}s",
-                timeout.as_secs_f64()
-            );
-        }
+    }
+
+    /// The lock file's path (for messages).
+    pub fn path(&self) -> PathBuf {
+        self.guard.path()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+macro_rules! locked_config {
+    ($(#[$doc:meta])* $marker:ident, $guard:ident, $file:expr, $lock:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $marker {}
 
-    #[test]
-    fn lock_survives_removal_race() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.enc.lck");
-        let timeout = Duration::from_secs(2);
-        let first = lock_file_checked(&path, timeout, true, CreateOptions::new()).unwrap();
-        // a waiter opens the current file before it is removed
-        let stale = File::open(&path).unwrap();
-        first.remove_file().unwrap();
-        // the stale descriptor can lock its inode, but the checked lock
-        // must end up on the file the path names now
-        stale.try_lock().unwrap();
-        let second = lock_file_checked(&path, timeout, true, CreateOptions::new()).unwrap();
-        assert!(path.exists());
-        let meta = std::fs::metadata(&path).unwrap();
-        assert_ne!(meta.ino(), stale.metadata().unwrap().ino());
-        drop(second);
-    }
+        impl LockedConfig for $marker {
+            const FILE: ConfigFile = $file;
+            const LOCK: ConfigFile = $lock;
+        }
 
-    #[test]
-    fn timeout_names_the_lock_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".x.lck");
-        let _held =
-            lock_file_checked(&path, Duration::from_secs(1), true, CreateOptions::new()).unwrap();
-        let err = lock_file_checked(&path, Duration::from_millis(30), true, CreateOptions::new())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(".x.lck") && err.contains("timed out"), "{err}");
-    }
+        #[doc = concat!("The held lock of `", stringify!($marker), "`.")]
+        pub type $guard = ConfigLock<$marker>;
+    };
+}
+
+locked_config!(
+    /// `encryption-keys.cfg`.
+    EncryptionKeysCfg,
+    EncryptionKeysLock,
+    files::ENCRYPTION_KEYS_CFG,
+    files::ENCRYPTION_KEYS_LOCK
+);
+locked_config!(
+    /// `sync.cfg`.
+    SyncCfg,
+    SyncLock,
+    files::SYNC_CFG,
+    files::SYNC_LOCK
+);
+locked_config!(
+    /// `user.cfg`.
+    UserCfg,
+    UserLock,
+    files::USER_CFG,
+    files::USER_LOCK
+);
+locked_config!(
+    /// `acl.cfg`.
+    AclCfg,
+    AclLock,
+    files::ACL_CFG,
+    files::ACL_LOCK
+);
+locked_config!(
+    /// `token.shadow`.
+    TokenShadow,
+    TokenShadowLock,
+    files::TOKEN_SHADOW,
+    files::TOKEN_SHADOW_LOCK
+);
+locked_config!(
+    /// `shadow.json`.
+    ShadowJson,
+    ShadowLock,
+    files::SHADOW_JSON,
+    files::SHADOW_LOCK
+);
+
+/// The lock of one key's file (`encryption-keys/<id>.enc.lck`), taken after
+/// the config lock.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct KeyFileLock {
+    pub(crate) guard: BackupLockGuard,
 }

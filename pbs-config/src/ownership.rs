@@ -15,17 +15,8 @@ use nix::unistd::{Gid, Uid};
 
 use proxmox_sys::fs::CreateOptions;
 
-/// Mode of `encryption-keys.cfg`, `sync.cfg` and the key files.
-pub const CONFIG_FILE_MODE: u32 = 0o640;
-/// Mode of the `encryption-keys/` directory.
-pub const KEY_DIR_MODE: u32 = 0o750;
-/// Mode of files only their owner may read (`shadow.json`, private keys).
-pub const PRIVATE_FILE_MODE: u32 = 0o600;
-/// Mode of lock files.
-pub const LOCK_FILE_MODE: u32 = 0o660;
-/// Mode of a config dir created by the library (as upstream PBS lays out
-/// `/etc/proxmox-backup`: the backup user's, nobody else may look inside).
-pub const CONFIG_DIR_MODE: u32 = 0o700;
+use crate::dir_handle::{DirPolicy, EntryKind, EntryStat};
+use crate::files::{CONFIG_DIR_MODE, FileClass, KEY_DIR_MODE};
 
 /// Which rule chose the owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,9 +88,61 @@ impl Ownership {
             .group(gid)
     }
 
-    /// Options for config and key files (0640).
-    pub fn config_file_options(&self) -> CreateOptions {
-        Self::options(self.file_uid, self.file_gid, CONFIG_FILE_MODE)
+    /// Owner and group of a file of `class`.
+    pub fn owner_of(&self, class: FileClass) -> (Uid, Gid) {
+        match class {
+            FileClass::Config => (self.file_uid, self.file_gid),
+            FileClass::Private => match self.policy {
+                OwnershipPolicy::RootBackup => (self.file_uid, Gid::from_raw(0)),
+                OwnershipPolicy::CurrentUser => (self.file_uid, self.file_gid),
+            },
+            FileClass::BackupConfig | FileClass::Lock => (self.lock_uid, self.lock_gid),
+        }
+    }
+
+    /// Mode and owner of a new file of `class`.
+    pub fn options_for(&self, class: FileClass) -> CreateOptions {
+        let (uid, gid) = self.owner_of(class);
+        Self::options(uid, gid, class.mode())
+    }
+
+    /// Refuses a file of `class` that is not a regular file, whose owner is
+    /// neither root nor the class's owner, or that others may write: the
+    /// config dir belongs to `backup`, who could otherwise put a file of its
+    /// own in place of one root alone writes.
+    pub fn check_trusted(
+        &self,
+        class: FileClass,
+        stat: &EntryStat,
+        path: &std::path::Path,
+    ) -> Result<(), Error> {
+        if stat.kind != EntryKind::File {
+            anyhow::bail!(
+                "{path:?} is {}, not a regular file - refusing to use it",
+                stat.kind_name()
+            );
+        }
+        let (uid, _) = self.owner_of(class);
+        if stat.uid != 0 && stat.uid != uid.as_raw() {
+            anyhow::bail!(
+                "{path:?} is owned by {}, expected {} - refusing to trust it (if you did not \
+                 put it there, someone with the backup user's rights did; inspect it, then \
+                 'chown {}' it or run 'proxmox-backup-manager encryption-key verify')",
+                user_name_of(stat.uid),
+                user_name(uid),
+                user_name(uid),
+            );
+        }
+        let untrusted = stat.mode & class.untrusted_mode_bits();
+        if untrusted != 0 {
+            anyhow::bail!(
+                "{path:?} has mode {:04o}, which lets others change it - refusing to trust it \
+                 (fix with 'chmod {:04o}')",
+                stat.mode,
+                class.mode(),
+            );
+        }
+        Ok(())
     }
 
     /// Options for the key directory (0750).
@@ -107,31 +150,30 @@ impl Ownership {
         Self::options(self.file_uid, self.file_gid, KEY_DIR_MODE)
     }
 
+    /// Who may own the key directory and what it must not allow: root's
+    /// (or this policy's file owner's), writable by its owner alone.
+    pub fn key_dir_policy(&self) -> DirPolicy {
+        DirPolicy {
+            uid: self.file_uid.as_raw(),
+            forbidden_mode_bits: 0o022,
+        }
+    }
+
     /// Options for a config dir created by the library (0700, owned like
     /// the lock files: backup:backup as root, as upstream).
     pub fn config_dir_options(&self) -> CreateOptions {
         Self::options(self.lock_uid, self.lock_gid, CONFIG_DIR_MODE)
     }
+}
 
-    /// Options for `token.shadow` (0640, backup:backup as root, as upstream).
-    pub fn token_shadow_options(&self) -> CreateOptions {
-        Self::options(self.lock_uid, self.lock_gid, CONFIG_FILE_MODE)
-    }
+/// The name of `uid` (its number if it has none), for messages.
+pub(crate) fn user_name_of(uid: u32) -> String {
+    user_name(Uid::from_raw(uid))
+}
 
-    /// Options for files only the owner may read: `shadow.json`, the ticket
-    /// signing key (0600, root:root as root).
-    pub fn private_file_options(&self) -> CreateOptions {
-        let gid = match self.policy {
-            OwnershipPolicy::RootBackup => Gid::from_raw(0),
-            OwnershipPolicy::CurrentUser => self.file_gid,
-        };
-        Self::options(self.file_uid, gid, PRIVATE_FILE_MODE)
-    }
-
-    /// Options for lock files (0660).
-    pub fn lock_file_options(&self) -> CreateOptions {
-        Self::options(self.lock_uid, self.lock_gid, LOCK_FILE_MODE)
-    }
+/// The name of `gid` (its number if it has none), for messages.
+pub(crate) fn group_name_of(gid: u32) -> String {
+    group_name(Gid::from_raw(gid))
 }
 
 fn user_name(uid: Uid) -> String {

@@ -17,18 +17,11 @@ use anyhow::{Error, bail};
 
 use pbs_api_types::Userid;
 
-use crate::ConfigDir;
+use crate::files::SHADOW_JSON;
+use crate::{ConfigDir, ShadowLock};
 
-/// Default path of the password file.
-pub const SHADOW_CONFIG_FILENAME: &str = "/etc/proxmox-backup/shadow.json";
-/// File name inside a config dir.
-pub const SHADOW_CONFIG_NAME: &str = "shadow.json";
-/// Lock file name inside a config dir.
-pub const SHADOW_LOCK_NAME: &str = "shadow.json.lock";
 /// The realm whose passwords this file holds.
 pub const PBS_REALM: &str = "pbs";
-/// Largest `shadow.json` read.
-pub const MAX_SHADOW_SIZE: u64 = 16 * 1024 * 1024;
 
 /// `shadow.json` of one [`ConfigDir`]; get it with [`ConfigDir::shadow`].
 #[derive(Clone, Copy)]
@@ -53,19 +46,14 @@ fn check_realm(userid: &Userid) -> Result<(), Error> {
 }
 
 impl Shadow<'_> {
-    /// Path of `shadow.json`.
+    /// Path of `shadow.json` (for messages).
     pub fn path(&self) -> PathBuf {
-        self.dir.path(SHADOW_CONFIG_NAME)
-    }
-
-    /// Path of `shadow.json.lock`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.dir.path(SHADOW_LOCK_NAME)
+        self.dir.path(SHADOW_JSON.name)
     }
 
     /// User name → hash. A missing or empty file is an empty map.
     pub fn read(&self) -> Result<BTreeMap<String, String>, Error> {
-        crate::read_hash_map(&self.path(), MAX_SHADOW_SIZE)
+        crate::read_hash_map(self.dir, &SHADOW_JSON)
     }
 
     /// The stored hash of `userid`'s password, if any.
@@ -119,19 +107,11 @@ impl Shadow<'_> {
     }
 
     fn update(&self, change: impl FnOnce(&mut BTreeMap<String, String>)) -> Result<(), Error> {
-        let _shadow_lock = self
-            .dir
-            .open_backup_lockfile(self.lock_path(), None, true)?;
+        let shadow_lock: ShadowLock = self.dir.lock_config_file()?;
         let mut data = self.read()?;
         change(&mut data);
         let json = serde_json::to_vec_pretty(&data)?;
-        self.dir.ensure_base_dir()?;
-        self.dir.replace_file(
-            &self.path(),
-            &json,
-            self.dir.ownership().private_file_options(),
-            None,
-        )
+        self.dir.write_locked(&json, &shadow_lock, None)
     }
 }
 

@@ -17,18 +17,11 @@ use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlug
 
 use pbs_api_types::{JOB_ID_SCHEMA, SyncJobConfig};
 
-use crate::{BackupLockGuard, ConfigDir, KeystoreError};
+use crate::files::SYNC_CFG;
+use crate::{ConfigDir, KeystoreError, SyncLock};
 
-/// Default path of the sync job config.
-pub const SYNC_CFG_FILENAME: &str = "/etc/proxmox-backup/sync.cfg";
-/// Default path of its lock file.
-pub const SYNC_CFG_LOCKFILE: &str = "/etc/proxmox-backup/.sync.lck";
 /// Section type of a sync job.
 pub const SYNC_CFG_TYPE_ID: &str = "sync";
-/// File name inside a config dir.
-pub const SYNC_CFG_NAME: &str = "sync.cfg";
-/// Lock file name inside a config dir.
-pub const SYNC_CFG_LOCK_NAME: &str = ".sync.lck";
 
 /// The section-config format of `sync.cfg`.
 pub static CONFIG: LazyLock<SectionConfig> = LazyLock::new(init);
@@ -59,14 +52,9 @@ impl ConfigDir {
 }
 
 impl SyncJobs<'_> {
-    /// Path of `sync.cfg`.
+    /// Path of `sync.cfg` (for messages).
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path(SYNC_CFG_NAME)
-    }
-
-    /// Path of `.sync.lck`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.dir.path(SYNC_CFG_LOCK_NAME)
+        self.dir.path(SYNC_CFG.name)
     }
 
     /// Takes the sync job config lock.
@@ -74,16 +62,19 @@ impl SyncJobs<'_> {
     /// # Locking
     ///
     /// After the encryption key config lock, if both are needed.
-    pub fn lock_config(&self) -> Result<BackupLockGuard, Error> {
-        self.dir.open_backup_lockfile(self.lock_path(), None, true)
+    pub fn lock_config(&self) -> Result<SyncLock, Error> {
+        self.dir.lock_config_file()
     }
 
     /// The parsed config (shared with the cache) and its digest. No lock.
     pub fn config_shared(&self) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
         let path = self.config_path();
+        let base = self.dir.open_base()?;
         self.dir
             .sync_cache
-            .get(&path, |text| CONFIG.parse(&path, text))
+            .get(base.as_ref(), &SYNC_CFG, self.dir.ownership(), |text| {
+                CONFIG.parse(&path, text)
+            })
     }
 
     /// The parsed config and its digest. No lock.
@@ -97,26 +88,9 @@ impl SyncJobs<'_> {
     /// # Locking
     ///
     /// The caller holds the sync job lock and passes its guard.
-    pub fn save_config(
-        &self,
-        config: &SectionConfigData,
-        held: &BackupLockGuard,
-    ) -> Result<(), Error> {
-        if held.path() != self.lock_path() || !held.is_exclusive() {
-            bail!(
-                "internal error - saving sync.cfg needs the lock {:?}",
-                self.lock_path()
-            );
-        }
-        let path = self.config_path();
-        let raw = CONFIG.write(&path, config)?;
-        self.dir.ensure_base_dir()?;
-        self.dir.replace_file(
-            &path,
-            raw.as_bytes(),
-            self.dir.ownership().config_file_options(),
-            None,
-        )
+    pub fn save_config(&self, config: &SectionConfigData, held: &SyncLock) -> Result<(), Error> {
+        let raw = CONFIG.write(self.config_path(), config)?;
+        self.dir.write_locked(raw.as_bytes(), held, None)
     }
 
     /// All jobs, in file order.
@@ -211,7 +185,7 @@ impl SyncJobs<'_> {
 }
 
 /// Takes the sync job lock of the default config dir.
-pub fn lock_config() -> Result<BackupLockGuard, Error> {
+pub fn lock_config() -> Result<SyncLock, Error> {
     ConfigDir::default_dir()?.sync_jobs().lock_config()
 }
 
@@ -221,7 +195,7 @@ pub fn config() -> Result<(SectionConfigData, [u8; 32]), Error> {
 }
 
 /// Saves the sync job config of the default config dir (caller holds the lock).
-pub fn save_config(config: &SectionConfigData, held: &BackupLockGuard) -> Result<(), Error> {
+pub fn save_config(config: &SectionConfigData, held: &SyncLock) -> Result<(), Error> {
     ConfigDir::default_dir()?
         .sync_jobs()
         .save_config(config, held)

@@ -17,16 +17,8 @@ use anyhow::{Error, bail};
 
 use pbs_api_types::Authid;
 
-use crate::{BackupLockGuard, ConfigDir};
-
-/// Default path of the token secret file.
-pub const TOKEN_SHADOW_FILENAME: &str = "/etc/proxmox-backup/token.shadow";
-/// File name inside a config dir.
-pub const TOKEN_SHADOW_NAME: &str = "token.shadow";
-/// Lock file name inside a config dir.
-pub const TOKEN_SHADOW_LOCK_NAME: &str = "token.shadow.lock";
-/// Largest `token.shadow` read.
-pub const MAX_TOKEN_SHADOW_SIZE: u64 = 16 * 1024 * 1024;
+use crate::files::TOKEN_SHADOW;
+use crate::{ConfigDir, TokenShadowLock};
 
 /// `token.shadow` of one [`ConfigDir`]; get it with [`ConfigDir::token_shadow`].
 #[derive(Clone, Copy)]
@@ -58,14 +50,9 @@ pub fn generate_secret() -> Result<String, Error> {
 }
 
 impl TokenShadow<'_> {
-    /// Path of `token.shadow`.
+    /// Path of `token.shadow` (for messages).
     pub fn path(&self) -> PathBuf {
-        self.dir.path(TOKEN_SHADOW_NAME)
-    }
-
-    /// Path of `token.shadow.lock`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.dir.path(TOKEN_SHADOW_LOCK_NAME)
+        self.dir.path(TOKEN_SHADOW.name)
     }
 
     /// Takes the token secret lock.
@@ -73,13 +60,13 @@ impl TokenShadow<'_> {
     /// # Locking
     ///
     /// After the user config lock, if both are needed.
-    pub fn lock(&self) -> Result<BackupLockGuard, Error> {
-        self.dir.open_backup_lockfile(self.lock_path(), None, true)
+    pub fn lock(&self) -> Result<TokenShadowLock, Error> {
+        self.dir.lock_config_file()
     }
 
     /// Token id → hash. A missing or empty file is an empty map.
     pub fn read(&self) -> Result<BTreeMap<String, String>, Error> {
-        crate::read_hash_map(&self.path(), MAX_TOKEN_SHADOW_SIZE)
+        crate::read_hash_map(self.dir, &TOKEN_SHADOW)
     }
 
     /// The stored hash of `tokenid`'s secret, if any.
@@ -87,16 +74,9 @@ impl TokenShadow<'_> {
         Ok(self.read()?.remove(&tokenid.to_string()))
     }
 
-    fn write(&self, data: &BTreeMap<String, String>, held: &BackupLockGuard) -> Result<(), Error> {
-        crate::check_lock(held, &self.lock_path())?;
+    fn write(&self, data: &BTreeMap<String, String>, held: &TokenShadowLock) -> Result<(), Error> {
         let json = serde_json::to_vec(data)?;
-        self.dir.ensure_base_dir()?;
-        self.dir.replace_file(
-            &self.path(),
-            &json,
-            self.dir.ownership().token_shadow_options(),
-            None,
-        )
+        self.dir.write_locked(&json, held, None)
     }
 
     /// Checks `secret` against the stored hash of `tokenid`, in constant time.
@@ -213,7 +193,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ConfigDir::new(tmp.path()).unwrap();
         std::fs::write(
-            dir.path(TOKEN_SHADOW_NAME),
+            dir.path(TOKEN_SHADOW.name),
             "{\"a@pbs!t\": [\"$y$secretish\"]}",
         )
         .unwrap();

@@ -31,16 +31,9 @@ use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlug
 
 use pbs_api_types::{ApiToken, Authid, PROXMOX_AUTH_ID_SCHEMA, User, Userid};
 
-use crate::{BackupLockGuard, ConfigDir};
+use crate::files::USER_CFG;
+use crate::{ConfigDir, UserLock};
 
-/// Default path of the user config.
-pub const USER_CFG_FILENAME: &str = "/etc/proxmox-backup/user.cfg";
-/// Default path of its lock file.
-pub const USER_CFG_LOCKFILE: &str = "/etc/proxmox-backup/.user.lck";
-/// File name inside a config dir.
-pub const USER_CFG_NAME: &str = "user.cfg";
-/// Lock file name inside a config dir.
-pub const USER_CFG_LOCK_NAME: &str = ".user.lck";
 /// Section type of a user.
 pub const USER_TYPE_ID: &str = "user";
 /// Section type of an API token.
@@ -87,14 +80,9 @@ impl ConfigDir {
 }
 
 impl UserConfig<'_> {
-    /// Path of `user.cfg`.
+    /// Path of `user.cfg` (for messages).
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path(USER_CFG_NAME)
-    }
-
-    /// Path of `.user.lck`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.dir.path(USER_CFG_LOCK_NAME)
+        self.dir.path(USER_CFG.name)
     }
 
     /// Takes the user config lock.
@@ -102,17 +90,20 @@ impl UserConfig<'_> {
     /// # Locking
     ///
     /// Before the `token.shadow` and `shadow.json` locks, if those are needed.
-    pub fn lock_config(&self) -> Result<BackupLockGuard, Error> {
-        self.dir.open_backup_lockfile(self.lock_path(), None, true)
+    pub fn lock_config(&self) -> Result<UserLock, Error> {
+        self.dir.lock_config_file()
     }
 
     /// The parsed file as it is on disk (without the implicit `root@pam`),
     /// shared with the cache, and the SHA-256 of its text. Takes no lock.
     pub fn config_shared(&self) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
         let path = self.config_path();
+        let base = self.dir.open_base()?;
         self.dir
             .user_cache
-            .get(&path, |text| CONFIG.parse(&path, text))
+            .get(base.as_ref(), &USER_CFG, self.dir.ownership(), |text| {
+                CONFIG.parse(&path, text)
+            })
     }
 
     /// The parsed config, with `root@pam` added if the file lacks it, and the
@@ -129,16 +120,9 @@ impl UserConfig<'_> {
     /// # Locking
     ///
     /// The caller holds the user config lock and passes its guard.
-    pub fn save_config(
-        &self,
-        config: &SectionConfigData,
-        held: &BackupLockGuard,
-    ) -> Result<(), Error> {
-        crate::check_lock(held, &self.lock_path())?;
-        let path = self.config_path();
-        let raw = CONFIG.write(&path, config)?;
-        self.dir.ensure_base_dir()?;
-        self.dir.replace_backup_config(&path, raw.as_bytes())
+    pub fn save_config(&self, config: &SectionConfigData, held: &UserLock) -> Result<(), Error> {
+        let raw = CONFIG.write(self.config_path(), config)?;
+        self.dir.write_locked(raw.as_bytes(), held, None)
     }
 
     /// All users, in file order (`root@pam` first if the file lacks it).
@@ -176,7 +160,7 @@ impl UserConfig<'_> {
     /// # Locking
     ///
     /// The caller holds the user config lock and passes its guard.
-    pub fn add_token(&self, token: &ApiToken, held: &BackupLockGuard) -> Result<(), Error> {
+    pub fn add_token(&self, token: &ApiToken, held: &UserLock) -> Result<(), Error> {
         let (mut config, _) = self.config()?;
         let user = token.tokenid.user();
         if !config.sections.contains_key(user.as_str()) {
@@ -195,7 +179,7 @@ impl UserConfig<'_> {
     /// # Locking
     ///
     /// The caller holds the user config lock and passes its guard.
-    pub fn remove_token(&self, tokenid: &Authid, held: &BackupLockGuard) -> Result<(), Error> {
+    pub fn remove_token(&self, tokenid: &Authid, held: &UserLock) -> Result<(), Error> {
         let (mut config, _) = self.config()?;
         let id = tokenid.to_string();
         if !tokenid.is_token() || config.remove(&id).is_none() {
@@ -211,12 +195,12 @@ pub fn config() -> Result<(SectionConfigData, [u8; 32]), Error> {
 }
 
 /// Takes the user config lock of the default config dir.
-pub fn lock_config() -> Result<BackupLockGuard, Error> {
+pub fn lock_config() -> Result<UserLock, Error> {
     ConfigDir::default_dir()?.user_config().lock_config()
 }
 
 /// Saves the user config of the default config dir.
-pub fn save_config(config: &SectionConfigData, held: &BackupLockGuard) -> Result<(), Error> {
+pub fn save_config(config: &SectionConfigData, held: &UserLock) -> Result<(), Error> {
     ConfigDir::default_dir()?
         .user_config()
         .save_config(config, held)

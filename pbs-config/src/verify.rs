@@ -16,23 +16,26 @@
 //! config references, and it reports every action it took.
 
 use std::collections::HashSet;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Error, bail, format_err};
-use nix::unistd::{Gid, Uid};
+use anyhow::{Error, bail};
 use serde::Serialize;
+use zeroize::Zeroize;
 
 use proxmox_lang::error::ErrorLayer;
 
 use pbs_api_types::CryptKey;
+use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
-use crate::encryption_keys::{
-    ENCRYPTION_KEYS_CFG_NAME, ENCRYPTION_KEYS_CFG_TYPE_ID, EncryptionKeys, remove_file_synced,
+use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
+use crate::encryption_keys::{ENCRYPTION_KEYS_CFG_TYPE_ID, EncryptionKeys, remove_synced};
+use crate::files::{
+    self, ConfigFile, FileClass, KEY_DIR_MODE, KEY_DIR_NAME, KEY_FILE_CLASS, KEY_LOCK_CLASS,
+    key_file_name,
 };
-use crate::ownership::{CONFIG_FILE_MODE, KEY_DIR_MODE, LOCK_FILE_MODE};
-use crate::sync::{SYNC_CFG_NAME, SYNC_CFG_TYPE_ID};
-use crate::{BackupLockGuard, ConfigDir};
+use crate::ownership::{group_name_of, user_name_of};
+use crate::sync::SYNC_CFG_TYPE_ID;
+use crate::{ConfigDir, EncryptionKeysLock};
 
 /// What kind of problem a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -104,6 +107,21 @@ pub struct Finding {
     pub message: String,
     /// Whether `verify --repair` fixes it.
     pub repairable: bool,
+    /// Where the file is, for repair: reached again through the handles of
+    /// the same operation, never by `path`.
+    #[serde(skip)]
+    place: Option<Place>,
+}
+
+/// A file a finding is about, as repair reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Place {
+    /// `name` in the config dir, of class `class`.
+    Base { name: String, class: FileClass },
+    /// `name` in the key directory, of class `class`.
+    KeyDir { name: String, class: FileClass },
+    /// The key directory itself.
+    KeyDirItself,
 }
 
 /// One action `verify --repair` took.
@@ -144,59 +162,94 @@ impl VerifyReport {
 
 struct Checker<'a> {
     keys: EncryptionKeys<'a>,
+    base: &'a DirHandle,
+    /// The key directory, if it is one we may look into.
+    key_dir: Option<&'a DirHandle>,
     findings: Vec<Finding>,
 }
 
 impl Checker<'_> {
-    fn add(&mut self, kind: FindingKind, id: Option<&str>, path: &Path, message: String) {
+    fn add(
+        &mut self,
+        kind: FindingKind,
+        id: Option<&str>,
+        path: &Path,
+        place: Option<Place>,
+        message: String,
+    ) {
         self.findings.push(Finding {
             kind,
             id: id.map(str::to_string),
             path: path.to_owned(),
             message,
             repairable: kind.is_repairable(),
+            place,
         });
     }
 
-    /// Mode and owner of an existing path. A symlink is a finding of its
-    /// own: its mode says nothing, and chmod would change its target.
-    fn check_meta(&mut self, path: &Path, id: Option<&str>, mode: u32, uid: Uid, gid: Gid) {
-        let Ok(meta) = std::fs::symlink_metadata(path) else {
-            return;
-        };
-        if meta.file_type().is_symlink() {
+    /// Mode and owner of an entry, as `stat` (taken without following a
+    /// link) says. A symlink is a finding of its own: its mode says
+    /// nothing, and repair never changes what a link points to.
+    fn check_stat(
+        &mut self,
+        place: Place,
+        path: &Path,
+        stat: &EntryStat,
+        id: Option<&str>,
+        mode: u32,
+        class: FileClass,
+    ) {
+        if stat.kind == EntryKind::Symlink {
             self.add(
                 FindingKind::SymbolicLink,
                 id,
                 path,
+                None,
                 format!("{path:?} is a symbolic link - left alone, replace it by hand"),
             );
             return;
         }
-        let found = meta.mode() & 0o7777;
-        if found != mode {
+        if stat.mode != mode {
             self.add(
                 FindingKind::WrongMode,
                 id,
                 path,
-                format!("{path:?} has mode {found:04o}, expected {mode:04o}"),
+                Some(place.clone()),
+                format!("{path:?} has mode {:04o}, expected {mode:04o}", stat.mode),
             );
         }
-        if meta.uid() != uid.as_raw() || meta.gid() != gid.as_raw() {
+        let (uid, gid) = self.keys.dir().ownership().owner_of(class);
+        if stat.uid != uid.as_raw() || stat.gid != gid.as_raw() {
             self.add(
                 FindingKind::WrongOwner,
                 id,
                 path,
+                Some(place),
                 format!(
-                    "{path:?} is owned by {}:{}, expected {uid}:{gid}",
-                    meta.uid(),
-                    meta.gid()
+                    "{path:?} is owned by {}:{}, expected {}:{}",
+                    user_name_of(stat.uid),
+                    group_name_of(stat.gid),
+                    user_name_of(uid.as_raw()),
+                    group_name_of(gid.as_raw()),
                 ),
             );
         }
     }
 
-    fn check_entry(&mut self, entry: &CryptKey) {
+    /// Mode and owner of a config dir file, if it exists.
+    fn check_base_file(&mut self, file: &ConfigFile) -> Result<(), Error> {
+        if let Some(stat) = self.base.stat(file.name)? {
+            let place = Place::Base {
+                name: file.name.to_string(),
+                class: file.class,
+            };
+            let path = self.base.entry_path(file.name);
+            self.check_stat(place, &path, &stat, None, file.class.mode(), file.class);
+        }
+        Ok(())
+    }
+
+    fn check_entry(&mut self, key_dir: &DirHandle, entry: &CryptKey) -> Result<(), Error> {
         let id = entry.id.as_str();
         let key_path = self.keys.key_path(id);
         match self.keys.check_entry_path(entry) {
@@ -205,6 +258,7 @@ impl Checker<'_> {
                 FindingKind::PathNotCanonical,
                 Some(id),
                 &key_path,
+                None,
                 format!(
                     "config entry of '{id}' names path {:?} instead of {key_path:?}",
                     entry.info.path.as_deref().unwrap_or("(none)")
@@ -215,64 +269,65 @@ impl Checker<'_> {
                     FindingKind::PathOutsideKeyDir,
                     Some(id),
                     &key_path,
+                    None,
                     err.to_string(),
                 );
-                return;
+                return Ok(());
             }
         }
 
-        let meta = match std::fs::symlink_metadata(&key_path) {
-            Ok(meta) => meta,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                self.add(
-                    FindingKind::MissingKeyFile,
-                    Some(id),
-                    &key_path,
-                    format!(
-                        "key file {key_path:?} of '{id}' is missing - restore it from a backup"
-                    ),
-                );
-                return;
-            }
-            Err(err) => {
-                self.add(
-                    FindingKind::InvalidKeyFile,
-                    Some(id),
-                    &key_path,
-                    format!("unable to stat {key_path:?} - {err}"),
-                );
-                return;
-            }
+        let name = key_file_name(id);
+        let Some(stat) = key_dir.stat(&name)? else {
+            self.add(
+                FindingKind::MissingKeyFile,
+                Some(id),
+                &key_path,
+                None,
+                format!("key file {key_path:?} of '{id}' is missing - restore it from a backup"),
+            );
+            return Ok(());
         };
-        if !meta.file_type().is_file() {
+        if stat.kind != EntryKind::File {
+            let message = match stat.kind {
+                EntryKind::Symlink => format!(
+                    "key file {key_path:?} of '{id}' is a symbolic link - left alone, replace it by hand"
+                ),
+                _ => format!("key file {key_path:?} of '{id}' is not a regular file"),
+            };
             self.add(
                 FindingKind::InvalidKeyFile,
                 Some(id),
                 &key_path,
-                format!("key file {key_path:?} of '{id}' is not a regular file"),
+                None,
+                message,
             );
-            return;
+            return Ok(());
         }
-        let own = *self.keys.dir().ownership();
-        self.check_meta(
+        let place = Place::KeyDir {
+            name: name.clone(),
+            class: KEY_FILE_CLASS,
+        };
+        self.check_stat(
+            place,
             &key_path,
+            &stat,
             Some(id),
-            CONFIG_FILE_MODE,
-            own.file_uid,
-            own.file_gid,
+            KEY_FILE_CLASS.mode(),
+            KEY_FILE_CLASS,
         );
 
-        // read regardless of mode: a bad mode is its own (repairable) finding
-        let key_config = match pbs_key_config::KeyConfig::load(&key_path) {
+        // read regardless of mode and owner: those are findings of their own
+        let key_config = match read_key_file_unchecked(key_dir, &name) {
             Ok(key_config) => key_config,
             Err(err) => {
                 self.add(
                     FindingKind::InvalidKeyFile,
                     Some(id),
                     &key_path,
+                    None,
                     err.to_string(),
                 );
-                return;
+                return Ok(());
             }
         };
         if let Err(err) = self.keys.check_key_matches(entry, &key_config) {
@@ -280,63 +335,48 @@ impl Checker<'_> {
                 FindingKind::FingerprintMismatch,
                 Some(id),
                 &key_path,
+                None,
                 err.to_string(),
             );
         }
+        Ok(())
     }
 
     /// Lists the key directory. `known` holds every id of the config, valid
     /// entries or not: a key file of an invalid entry is not an orphan.
-    fn scan_key_dir(&mut self, known: &HashSet<&str>) -> Result<(), Error> {
-        let dir = self.keys.key_dir();
-        let list = match std::fs::read_dir(&dir) {
-            Ok(list) => list,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(format_err!("unable to list {dir:?} - {err}")),
-        };
+    fn scan_key_dir(&mut self, key_dir: &DirHandle, known: &HashSet<&str>) -> Result<(), Error> {
         let known = |id: &str| known.contains(id);
-        let own = *self.keys.dir().ownership();
-        let mut names: Vec<String> = Vec::new();
-        for item in list {
-            let item = item.map_err(|err| format_err!("unable to list {dir:?} - {err}"))?;
-            match item.file_name().into_string() {
-                Ok(name) => names.push(name),
-                Err(name) => {
-                    let path = dir.join(&name);
-                    self.add(
-                        FindingKind::UnknownFile,
-                        None,
-                        &path,
-                        format!("{path:?} has a name that is not UTF-8"),
-                    );
-                }
-            }
-        }
-        names.sort();
-        for name in names {
-            let path = dir.join(&name);
-            let Ok(file_type) = std::fs::symlink_metadata(&path).map(|meta| meta.file_type())
-            else {
+        for name in key_dir.names()? {
+            let path = key_dir.entry_path(&name);
+            let Some(stat) = key_dir.stat(&name)? else {
                 continue; // gone since the listing
+            };
+            let in_key_dir = |class| {
+                Some(Place::KeyDir {
+                    name: name.clone(),
+                    class,
+                })
             };
             // a known key's file is reported by check_entry already
             let known_key_file = name.strip_suffix(".enc").is_some_and(known);
-            if file_type.is_symlink() {
+            if stat.kind == EntryKind::Symlink {
                 if !known_key_file {
                     self.add(
                         FindingKind::SymbolicLink,
                         None,
                         &path,
+                        None,
                         format!("{path:?} is a symbolic link - left alone, remove it by hand"),
                     );
                 }
-            } else if !file_type.is_file() {
+            } else if stat.kind != EntryKind::File {
                 // only regular files are leftovers repair may remove
                 if !known_key_file {
                     self.add(
                         FindingKind::UnknownFile,
                         None,
                         &path,
+                        None,
                         format!("{path:?} is not a regular file - left alone, remove it by hand"),
                     );
                 }
@@ -345,16 +385,29 @@ impl Checker<'_> {
                     FindingKind::TempFile,
                     None,
                     &path,
+                    in_key_dir(KEY_FILE_CLASS),
                     format!("{path:?} is a temp file left by an interrupted write"),
                 );
             } else if let Some(id) = name.strip_suffix(".enc.lck") {
-                if known(id) || std::fs::symlink_metadata(self.keys.key_path(id)).is_ok() {
-                    self.check_meta(&path, Some(id), LOCK_FILE_MODE, own.lock_uid, own.lock_gid);
+                if known(id) || key_dir.stat(&key_file_name(id))?.is_some() {
+                    let place = Place::KeyDir {
+                        name: name.clone(),
+                        class: KEY_LOCK_CLASS,
+                    };
+                    self.check_stat(
+                        place,
+                        &path,
+                        &stat,
+                        Some(id),
+                        KEY_LOCK_CLASS.mode(),
+                        KEY_LOCK_CLASS,
+                    );
                 } else {
                     self.add(
                         FindingKind::StaleLockFile,
                         Some(id),
                         &path,
+                        in_key_dir(KEY_LOCK_CLASS),
                         format!("{path:?} is the lock file of a key that no longer exists"),
                     );
                 }
@@ -364,6 +417,7 @@ impl Checker<'_> {
                         FindingKind::OrphanKeyFile,
                         Some(id),
                         &path,
+                        in_key_dir(KEY_FILE_CLASS),
                         format!(
                             "{path:?} is a key file without config entry (left by an interrupted store or delete)"
                         ),
@@ -374,6 +428,7 @@ impl Checker<'_> {
                     FindingKind::UnknownFile,
                     None,
                     &path,
+                    None,
                     format!("{path:?} is not a file of the key store - left alone"),
                 );
             }
@@ -381,41 +436,51 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Temp files of interrupted writes of the config dir's own files.
     fn scan_base_dir(&mut self) -> Result<(), Error> {
-        let base = self.keys.dir().base().to_owned();
-        let list = match std::fs::read_dir(&base) {
-            Ok(list) => list,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(format_err!("unable to list {base:?} - {err}")),
-        };
-        let mut temps = Vec::new();
-        for item in list {
-            let item = item.map_err(|err| format_err!("unable to list {base:?} - {err}"))?;
-            let Ok(name) = item.file_name().into_string() else {
+        for name in self.base.names()? {
+            let Some(file) = files::ALL
+                .iter()
+                .find(|file| name.strip_prefix(file.name).is_some_and(is_temp_suffix))
+            else {
                 continue;
             };
             // only regular files are leftovers repair may remove
-            if !item.file_type().is_ok_and(|kind| kind.is_file()) {
+            if !self
+                .base
+                .stat(&name)?
+                .is_some_and(|stat| stat.kind == EntryKind::File)
+            {
                 continue;
             }
-            let ours = [ENCRYPTION_KEYS_CFG_NAME, SYNC_CFG_NAME]
-                .iter()
-                .any(|cfg| name.strip_prefix(cfg).is_some_and(is_temp_suffix));
-            if ours {
-                temps.push(base.join(name));
-            }
-        }
-        temps.sort();
-        for path in temps {
+            let path = self.base.entry_path(&name);
+            let place = Place::Base {
+                name: name.clone(),
+                class: file.class,
+            };
             self.add(
                 FindingKind::TempFile,
                 None,
                 &path,
+                Some(place),
                 format!("{path:?} is a temp file left by an interrupted write"),
             );
         }
         Ok(())
     }
+}
+
+/// Reads and parses a key file without the mode and owner checks of a load
+/// (verify reports those as findings of their own).
+fn read_key_file_unchecked(key_dir: &DirHandle, name: &str) -> Result<KeyConfig, Error> {
+    let Some(mut opened) = key_dir.open_regular(name, MAX_KEY_FILE_SIZE)? else {
+        bail!("key file {:?} is missing", key_dir.entry_path(name));
+    };
+    let mut data = read_all(&mut opened, MAX_KEY_FILE_SIZE)?;
+    let result =
+        KeyConfig::from_json(&data).layer_err(|| format!("invalid key file {:?}", opened.path));
+    data.zeroize();
+    result
 }
 
 /// `<name>.tmp_XXXXXX`, as `proxmox_sys::fs::make_tmp_file` names temp files.
@@ -428,6 +493,41 @@ fn is_temp_suffix(rest: &str) -> bool {
 fn is_temp_name(name: &str) -> bool {
     name.rfind(".tmp_")
         .is_some_and(|pos| pos > 0 && is_temp_suffix(&name[pos..]))
+}
+
+/// The key directory as verify found it.
+enum KeyDirState {
+    /// Missing: nothing to check.
+    Missing,
+    /// A directory we may look into.
+    Usable(DirHandle),
+    /// A directory whose owner or mode lets others change what is in it:
+    /// reported, not looked into; repair fixes owner and mode first.
+    Untrusted(EntryStat),
+    /// Not a directory (a symbolic link, a file).
+    NotADirectory(EntryStat),
+}
+
+fn inspect_key_dir(dir: &ConfigDir, base: &DirHandle) -> Result<KeyDirState, Error> {
+    let Some(stat) = base.stat(KEY_DIR_NAME)? else {
+        return Ok(KeyDirState::Missing);
+    };
+    if stat.kind != EntryKind::Dir {
+        return Ok(KeyDirState::NotADirectory(stat));
+    }
+    let policy = dir.ownership().key_dir_policy();
+    // opened without the owner check, then judged on its own descriptor
+    let Some(key_dir) = base.open_dir_any(KEY_DIR_NAME)? else {
+        return Ok(KeyDirState::Missing);
+    };
+    let stat = key_dir.stat_self()?;
+    let trusted =
+        (stat.uid == 0 || stat.uid == policy.uid) && stat.mode & policy.forbidden_mode_bits == 0;
+    Ok(if trusted {
+        KeyDirState::Usable(key_dir)
+    } else {
+        KeyDirState::Untrusted(stat)
+    })
 }
 
 impl ConfigDir {
@@ -444,12 +544,12 @@ impl ConfigDir {
     /// Takes the config lock and the sync job lock; repairs of a key's files
     /// take that key's lock too.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, Error> {
-        if !self.base().is_dir() {
-            anyhow::bail!(
+        let Some(base) = self.open_base()? else {
+            bail!(
                 "unable to verify the key store - config dir {:?} does not exist",
                 self.base()
             );
-        }
+        };
         let keys = self.encryption_keys();
         let config_lock = keys
             .lock_config()
@@ -459,24 +559,31 @@ impl ConfigDir {
             .lock_config()
             .layer_err(|| "unable to verify the key store")?;
 
-        let mut report = self.check(&keys)?;
+        let mut report = self.check(&keys, &base)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
-            let (repaired, failed) = self.repair(&keys, &report.findings, &config_lock);
-            report = self.check(&keys)?;
+            let (repaired, failed) = self.repair(&keys, &base, &report.findings, &config_lock);
+            report = self.check(&keys, &base)?;
             report.repaired = repaired;
             report.repair_failed = failed;
         }
         Ok(report)
     }
 
-    fn check(&self, keys: &EncryptionKeys) -> Result<VerifyReport, Error> {
+    fn check(&self, keys: &EncryptionKeys, base: &DirHandle) -> Result<VerifyReport, Error> {
         let index = keys
             .index_data()
             .layer_err(|| "unable to verify the key store")?;
         let (valid, invalid) = index.partition();
         let entries: Vec<CryptKey> = valid.into_iter().cloned().collect();
+        let key_dir_state = inspect_key_dir(self, base)?;
+        let key_dir = match &key_dir_state {
+            KeyDirState::Usable(key_dir) => Some(key_dir),
+            _ => None,
+        };
         let mut checker = Checker {
             keys: *keys,
+            base,
+            key_dir,
             findings: Vec::new(),
         };
         for (id, err) in invalid {
@@ -484,61 +591,76 @@ impl ConfigDir {
                 FindingKind::InvalidConfigEntry,
                 Some(id),
                 &keys.config_path(),
+                None,
                 format!("config entry of encryption key '{id}' is invalid - {err}"),
             );
         }
-        let own = *self.ownership();
-        checker.check_meta(
-            &keys.config_path(),
-            None,
-            CONFIG_FILE_MODE,
-            own.file_uid,
-            own.file_gid,
-        );
-        // a key directory that is a symlink or a file: report it and look
-        // at nothing under it (a link could point anywhere)
-        let key_dir = keys.key_dir();
-        let (key_dir_usable, check_key_dir_meta) = match std::fs::symlink_metadata(&key_dir) {
-            Ok(meta) if meta.is_dir() => (true, true),
-            Ok(meta) if meta.file_type().is_symlink() => (false, true),
-            Ok(_) => {
+        checker.check_base_file(&files::ENCRYPTION_KEYS_CFG)?;
+        checker.check_base_file(&files::ENCRYPTION_KEYS_LOCK)?;
+        // a key directory that is a symlink or a file, or one others may
+        // write: report it and look at nothing under it
+        let key_dir_path = keys.key_dir();
+        match &key_dir_state {
+            KeyDirState::Missing => {}
+            KeyDirState::Usable(usable) => {
+                let stat = usable.stat_self()?;
+                checker.check_stat(
+                    Place::KeyDirItself,
+                    &key_dir_path,
+                    &stat,
+                    None,
+                    KEY_DIR_MODE,
+                    FileClass::Config,
+                );
+            }
+            KeyDirState::Untrusted(stat) => {
+                checker.check_stat(
+                    Place::KeyDirItself,
+                    &key_dir_path,
+                    stat,
+                    None,
+                    KEY_DIR_MODE,
+                    FileClass::Config,
+                );
                 checker.add(
                     FindingKind::InvalidKeyDir,
                     None,
-                    &key_dir,
+                    &key_dir_path,
+                    None,
                     format!(
-                        "key directory {key_dir:?} is not a directory - no key file was checked; move it away and restore the directory from a backup"
+                        "key directory {key_dir_path:?} is owned by {} with mode {:04o}: others could have changed what is in it, so no key file was checked - repair fixes its owner and mode, then run verify again",
+                        user_name_of(stat.uid),
+                        stat.mode
                     ),
                 );
-                (false, false)
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => (true, false),
-            Err(err) => {
+            KeyDirState::NotADirectory(stat) if stat.kind == EntryKind::Symlink => {
+                checker.add(
+                    FindingKind::SymbolicLink,
+                    None,
+                    &key_dir_path,
+                    None,
+                    format!("{key_dir_path:?} is a symbolic link - left alone, replace it by hand"),
+                );
+            }
+            KeyDirState::NotADirectory(_) => {
                 checker.add(
                     FindingKind::InvalidKeyDir,
                     None,
-                    &key_dir,
-                    format!("unable to stat key directory {key_dir:?} - {err}"),
+                    &key_dir_path,
+                    None,
+                    format!(
+                        "key directory {key_dir_path:?} is not a directory - no key file was checked; move it away and restore the directory from a backup"
+                    ),
                 );
-                (false, false)
             }
-        };
-        if check_key_dir_meta {
-            checker.check_meta(&key_dir, None, KEY_DIR_MODE, own.file_uid, own.file_gid);
         }
-        checker.check_meta(
-            &keys.lock_path(),
-            None,
-            LOCK_FILE_MODE,
-            own.lock_uid,
-            own.lock_gid,
-        );
         let known: HashSet<&str> = index.ids().collect();
-        if key_dir_usable {
+        if let Some(key_dir) = checker.key_dir {
             for entry in &entries {
-                checker.check_entry(entry);
+                checker.check_entry(key_dir, entry)?;
             }
-            checker.scan_key_dir(&known)?;
+            checker.scan_key_dir(key_dir, &known)?;
         }
         checker.scan_base_dir()?;
 
@@ -557,6 +679,7 @@ impl ConfigDir {
                         FindingKind::DanglingJobReference,
                         Some(key_id),
                         &path,
+                        None,
                         format!("sync job '{job_id}' names encryption key '{key_id}', which does not exist"),
                     );
                 }
@@ -578,19 +701,31 @@ impl ConfigDir {
     fn repair(
         &self,
         keys: &EncryptionKeys,
+        base: &DirHandle,
         findings: &[Finding],
-        config_lock: &BackupLockGuard,
+        config_lock: &EncryptionKeysLock,
     ) -> (Vec<Repair>, Vec<Repair>) {
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let mut rewrite_paths = false;
-        for finding in findings.iter().filter(|f| f.repairable) {
+        // the key directory's own owner and mode first: only then is it
+        // opened (checked) for the repairs inside it
+        let mut ordered: Vec<&Finding> = findings.iter().filter(|f| f.repairable).collect();
+        ordered.sort_by_key(|f| f.place != Some(Place::KeyDirItself));
+        let mut fixed_key_dir = false;
+        for finding in ordered {
             if finding.kind == FindingKind::PathNotCanonical {
                 rewrite_paths = true;
                 continue;
             }
             let path = finding.path.clone();
-            match self.repair_one(keys, finding) {
+            if finding.place == Some(Place::KeyDirItself) {
+                if fixed_key_dir {
+                    continue; // mode and owner are fixed together
+                }
+                fixed_key_dir = true;
+            }
+            match self.repair_one(keys, base, finding) {
                 Ok(Some(action)) => done.push(Repair { path, action }),
                 Ok(None) => {}
                 Err(err) => failed.push(Repair {
@@ -615,49 +750,63 @@ impl ConfigDir {
     fn repair_one(
         &self,
         keys: &EncryptionKeys,
+        base: &DirHandle,
         finding: &Finding,
     ) -> Result<Option<String>, Error> {
         let own = *self.ownership();
-        let path = &finding.path;
-        // the key directory may have been swapped for a link since the check
-        let key_dir = keys.key_dir();
-        if path.starts_with(&key_dir)
-            && path != &key_dir
-            && !std::fs::symlink_metadata(&key_dir).is_ok_and(|meta| meta.is_dir())
-        {
-            bail!("key directory {key_dir:?} is no longer a directory - left alone");
-        }
-        let action = match finding.kind {
-            FindingKind::WrongMode => {
-                let mode = expected_mode(keys, path);
-                chmod_no_follow(path, mode)?;
-                format!("set mode {mode:04o}")
-            }
-            FindingKind::WrongOwner => {
-                let (uid, gid) = if is_lock_path(keys, path) {
-                    (own.lock_uid, own.lock_gid)
-                } else {
-                    (own.file_uid, own.file_gid)
+        let Some(place) = &finding.place else {
+            return Ok(None);
+        };
+        let (dir, name, class) = match place {
+            Place::KeyDirItself => {
+                let Some(key_dir) = base.open_dir_any(KEY_DIR_NAME)? else {
+                    bail!("key directory vanished - left alone");
                 };
-                std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))
-                    .map_err(|err| format_err!("unable to chown {path:?} - {err}"))?;
-                format!("set owner {uid}:{gid}")
+                key_dir.fix_own_owner_and_mode(own.key_dir_options())?;
+                let (uid, gid) = own.owner_of(FileClass::Config);
+                return Ok(Some(format!(
+                    "set mode {KEY_DIR_MODE:04o} and owner {}:{}",
+                    user_name_of(uid.as_raw()),
+                    group_name_of(gid.as_raw())
+                )));
+            }
+            Place::Base { name, class } => (base.try_clone()?, name.as_str(), *class),
+            Place::KeyDir { name, class } => {
+                // opened and checked anew: the key directory may have been
+                // swapped since the check
+                let Some(key_dir) = keys.open_key_dir(base)? else {
+                    bail!("key directory vanished - left alone");
+                };
+                (key_dir, name.as_str(), *class)
+            }
+        };
+        let action = match finding.kind {
+            FindingKind::WrongMode | FindingKind::WrongOwner => {
+                dir.fix_owner_and_mode(name, EntryKind::File, own.options_for(class))?;
+                let (uid, gid) = own.owner_of(class);
+                format!(
+                    "set mode {:04o} and owner {}:{}",
+                    class.mode(),
+                    user_name_of(uid.as_raw()),
+                    group_name_of(gid.as_raw())
+                )
             }
             FindingKind::OrphanKeyFile => {
                 let id = finding.id.as_deref().unwrap_or_default();
-                let key_lock = self.open_backup_lockfile(keys.key_lock_path(id), None, true)?;
-                remove_file_synced(path)?;
+                let key_lock = keys.lock_key_file(&dir, id)?;
+                remove_synced(&dir, name)?;
                 // the key is gone, so is its lock file
-                key_lock.remove_file()?;
+                key_lock.guard.remove_file()?;
                 "removed orphan key file".to_string()
             }
             FindingKind::TempFile => {
-                remove_file_synced(path)?;
+                remove_synced(&dir, name)?;
                 "removed temp file".to_string()
             }
             FindingKind::StaleLockFile => {
-                let key_lock = self.open_backup_lockfile(path, None, true)?;
-                key_lock.remove_file()?;
+                let id = finding.id.as_deref().unwrap_or_default();
+                let key_lock = keys.lock_key_file(&dir, id)?;
+                key_lock.guard.remove_file()?;
                 "removed stale lock file".to_string()
             }
             _ => return Ok(None),
@@ -669,7 +818,7 @@ impl ConfigDir {
     fn rewrite_paths(
         &self,
         keys: &EncryptionKeys,
-        config_lock: &BackupLockGuard,
+        config_lock: &EncryptionKeysLock,
     ) -> Result<Vec<Repair>, Error> {
         let (mut config, _) = keys.config()?;
         let mut changed = Vec::new();
@@ -699,33 +848,6 @@ impl ConfigDir {
     }
 }
 
-/// chmod of `path` itself, never of what a link there points to (the file
-/// may have been swapped for a link since it was checked).
-fn chmod_no_follow(path: &Path, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|err| format_err!("unable to open {path:?} to chmod it - {err}"))?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|err| format_err!("unable to chmod {path:?} - {err}"))
-}
-
-fn is_lock_path(keys: &EncryptionKeys, path: &Path) -> bool {
-    path == keys.lock_path() || path.to_string_lossy().ends_with(".lck")
-}
-
-fn expected_mode(keys: &EncryptionKeys, path: &Path) -> u32 {
-    if path == keys.key_dir() {
-        KEY_DIR_MODE
-    } else if is_lock_path(keys, path) {
-        LOCK_FILE_MODE
-    } else {
-        CONFIG_FILE_MODE
-    }
-}
-
 /// Verifies (and with `repair`, repairs) the default config dir.
 pub fn verify(repair: bool) -> Result<VerifyReport, Error> {
     ConfigDir::default_dir()?.verify(repair)
@@ -751,12 +873,17 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ConfigDir::new(tmp.path()).unwrap();
         let keys = dir.encryption_keys();
+        let base = dir.open_base().unwrap().unwrap();
         let temp = |name: &str| Finding {
             kind: FindingKind::TempFile,
             id: None,
             path: tmp.path().join(name),
             message: String::new(),
             repairable: true,
+            place: Some(Place::Base {
+                name: name.to_string(),
+                class: FileClass::Config,
+            }),
         };
         // the first cannot be removed (it is a non-empty directory)
         std::fs::create_dir(tmp.path().join("stuck.tmp_AbC123")).unwrap();
@@ -765,7 +892,7 @@ mod tests {
         let lock = keys.lock_config().unwrap();
         let findings = [temp("stuck.tmp_AbC123"), temp("loose.tmp_AbC123")];
 
-        let (done, failed) = dir.repair(&keys, &findings, &lock);
+        let (done, failed) = dir.repair(&keys, &base, &findings, &lock);
 
         assert_eq!(done.len(), 1, "{done:?}");
         assert_eq!(done[0].path, tmp.path().join("loose.tmp_AbC123"));

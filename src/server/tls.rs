@@ -21,11 +21,7 @@ use openssl::x509::extension::{
 use openssl::x509::{X509, X509NameBuilder};
 
 use pbs_config::ConfigDir;
-
-/// Certificate file name in the config dir.
-pub const PROXY_PEM_NAME: &str = "proxy.pem";
-/// Key file name in the config dir.
-pub const PROXY_KEY_NAME: &str = "proxy.key";
+use pbs_config::files::{PROXY_KEY, PROXY_PEM};
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -37,18 +33,14 @@ fn hostname() -> String {
 
 /// Creates `proxy.pem` and `proxy.key` unless both exist.
 pub fn ensure_certificate(dir: &ConfigDir) -> Result<(), Error> {
-    let cert_path = dir.path(PROXY_PEM_NAME);
-    let key_path = dir.path(PROXY_KEY_NAME);
-    if cert_path.exists() && key_path.exists() {
+    if dir.read_file(&PROXY_PEM)?.is_some() && dir.read_file(&PROXY_KEY)?.is_some() {
         return Ok(());
     }
-    dir.ensure_base_dir()?;
     let (cert, key) = self_signed(&hostname())
         .map_err(|err| format_err!("unable to create a TLS certificate - {err}"))?;
-    let options = dir.ownership().config_file_options();
     // the key first: a certificate without its key would be kept next time
-    proxmox_sys::fs::replace_file(&key_path, &key, options, true)?;
-    proxmox_sys::fs::replace_file(&cert_path, &cert, options, true)?;
+    dir.write_file(&PROXY_KEY, &key)?;
+    dir.write_file(&PROXY_PEM, &cert)?;
     Ok(())
 }
 
@@ -97,15 +89,39 @@ fn self_signed(host: &str) -> Result<(Vec<u8>, Vec<u8>), Error> {
 
 /// A TLS acceptor (TLS 1.2 and 1.3, HTTP/1.1) for the pair in `dir`.
 pub fn acceptor(dir: &ConfigDir) -> Result<SslAcceptor, Error> {
-    let cert_path = dir.path(PROXY_PEM_NAME);
-    let key_path = dir.path(PROXY_KEY_NAME);
+    let cert_path = dir.path(PROXY_PEM.name);
+    let key_path = dir.path(PROXY_KEY.name);
+    // read through the config dir's handle (never by path: openssl's file
+    // loaders follow symbolic links)
+    let missing = |path: &std::path::Path| format_err!("{path:?} is missing");
+    let key_pem = dir
+        .read_file(&PROXY_KEY)?
+        .ok_or_else(|| missing(&key_path))?;
+    let cert_pem = dir
+        .read_file(&PROXY_PEM)?
+        .ok_or_else(|| missing(&cert_path))?;
+    let key = PKey::private_key_from_pem(&key_pem)
+        .map_err(|err| format_err!("unable to load TLS key {key_path:?} - {err}"))?;
+    let mut chain = X509::stack_from_pem(&cert_pem)
+        .map_err(|err| format_err!("unable to load TLS certificate {cert_path:?} - {err}"))?
+        .into_iter();
+    let Some(leaf) = chain.next() else {
+        return Err(format_err!(
+            "unable to load TLS certificate {cert_path:?} - no certificate in it"
+        ));
+    };
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
     builder
-        .set_private_key_file(&key_path, openssl::ssl::SslFiletype::PEM)
+        .set_private_key(&key)
         .map_err(|err| format_err!("unable to load TLS key {key_path:?} - {err}"))?;
     builder
-        .set_certificate_chain_file(&cert_path)
+        .set_certificate(&leaf)
         .map_err(|err| format_err!("unable to load TLS certificate {cert_path:?} - {err}"))?;
+    for extra in chain {
+        builder
+            .add_extra_chain_cert(extra)
+            .map_err(|err| format_err!("unable to load TLS certificate {cert_path:?} - {err}"))?;
+    }
     builder
         .check_private_key()
         .map_err(|err| format_err!("TLS key {key_path:?} does not match {cert_path:?} - {err}"))?;
@@ -119,8 +135,10 @@ pub fn acceptor(dir: &ConfigDir) -> Result<SslAcceptor, Error> {
 /// SHA-256 fingerprint of the certificate in `dir`, colon separated (as
 /// `proxmox-backup-client` asks for it).
 pub fn certificate_fingerprint(dir: &ConfigDir) -> Result<String, Error> {
-    let path = dir.path(PROXY_PEM_NAME);
-    let pem = proxmox_sys::fs::file_get_contents(&path)?;
+    let path = dir.path(PROXY_PEM.name);
+    let pem = dir
+        .read_file(&PROXY_PEM)?
+        .ok_or_else(|| format_err!("{path:?} is missing"))?;
     let cert =
         X509::from_pem(&pem).map_err(|err| format_err!("unable to parse {path:?} - {err}"))?;
     let digest = cert.digest(MessageDigest::sha256())?;

@@ -36,7 +36,11 @@ pub fn list_and_load_do_not_wait_for_a_writer() {
         .unwrap();
 
     // the writer still holds the lock: readers did not wait for it
-    let lock = std::fs::File::open(keys.lock_path()).unwrap();
+    let lock = std::fs::File::open(
+        keys.dir()
+            .path(pbs_config::files::ENCRYPTION_KEYS_LOCK.name),
+    )
+    .unwrap();
     assert!(
         lock.try_lock().is_err(),
         "the holder lost its lock before the readers finished"

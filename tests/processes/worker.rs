@@ -238,10 +238,21 @@ fn hold_lock(args: &[String]) -> Result<(), Error> {
         _ => bail!("usage: hold-lock DIR [LOCKFILE]"),
     };
     let dir = ConfigDir::new(dir)?;
-    let _lock = match lock {
-        Some(lock) => dir.open_backup_lockfile(lock, None, true)?,
-        None => dir.encryption_keys().lock_config()?,
-    };
+    let _config_lock;
+    let _other_lock;
+    match lock {
+        // any lock file by name: a plain flock is what the store takes too
+        Some(lock) => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(dir.path(lock))?;
+            file.lock()?;
+            _other_lock = file;
+        }
+        None => _config_lock = dir.encryption_keys().lock_config()?,
+    }
     println!("locked");
     std::io::stdout().flush()?;
     // hold the lock until the parent closes our stdin

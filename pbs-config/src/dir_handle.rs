@@ -1,0 +1,919 @@
+//! Directory-handle file access: every name in the config dir is reached from
+//! an open directory, never by a path resolved a second time.
+//!
+//! The config dir belongs to the `backup` user (as upstream), so a process
+//! running as `backup` can rename, replace or symlink any entry in it while
+//! root works there (DESIGN.md section 7). A [`DirHandle`] is an open
+//! directory; everything below goes through it with the `*at` calls:
+//!
+//! - no symbolic link is ever followed below the handle (`O_NOFOLLOW`,
+//!   `AT_SYMLINK_NOFOLLOW`), and reads open with `O_NONBLOCK`, so a FIFO
+//!   planted in place of a file cannot block us;
+//! - what was opened is checked with `fstat` on the descriptor itself (a
+//!   regular file, a directory with the expected owner), never with a second
+//!   lookup of the name;
+//! - creating, renaming, unlinking, chown and chmod act on the handle or on
+//!   the descriptor that was checked;
+//! - a new file gets its mode and owner before any data is written, so a
+//!   file someone renames away mid-write never exposes its content.
+//!
+//! Subdirectories that must be root's (`encryption-keys/` and everything in
+//! it) are opened once per operation and checked ([`DirHandle::open_dir`]);
+//! inside them names are stable, because only their owner can change them.
+//!
+//! Every error names the path (for messages only: the path is never used to
+//! reach the file).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Error, bail, format_err};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
+
+use proxmox_sys::fs::CreateOptions;
+
+/// What `fstat` said about an opened or looked-up entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryStat {
+    /// File type.
+    pub kind: EntryKind,
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Device and inode: the identity of the file.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Modification time (seconds, nanoseconds).
+    pub mtime: (i64, i64),
+    /// Status change time (seconds, nanoseconds).
+    pub ctime: (i64, i64),
+}
+
+/// The kinds of entries the config dir may hold; anything else is `Other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (only ever seen by [`DirHandle::stat`]; never followed).
+    Symlink,
+    /// A FIFO, socket, device node.
+    Other,
+}
+
+impl EntryStat {
+    fn of(stat: &rustix::fs::Stat) -> Self {
+        let kind = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => EntryKind::File,
+            FileType::Directory => EntryKind::Dir,
+            FileType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        };
+        Self {
+            kind,
+            mode: stat.st_mode & 0o7777,
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+            size: stat.st_size as u64,
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            mtime: (stat.st_mtime, stat.st_mtime_nsec as i64),
+            ctime: (stat.st_ctime, stat.st_ctime_nsec as i64),
+        }
+    }
+
+    /// Whether both describe the same file (device and inode).
+    pub fn same_file(&self, other: &EntryStat) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+
+    /// A short word for messages: "a symbolic link", "a directory", ...
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            EntryKind::File => "a regular file",
+            EntryKind::Dir => "a directory",
+            EntryKind::Symlink => "a symbolic link",
+            EntryKind::Other => "a special file (FIFO, socket or device)",
+        }
+    }
+}
+
+/// Who may own a directory opened with [`DirHandle::open_dir`], and which
+/// mode bits it must not have.
+#[derive(Clone, Copy, Debug)]
+pub struct DirPolicy {
+    /// Owners accepted (root is always accepted).
+    pub uid: u32,
+    /// Mode bits that must be clear (e.g. group and world write).
+    pub forbidden_mode_bits: u32,
+}
+
+/// A file opened read-only through a handle, with what `fstat` said of it.
+pub struct OpenedFile {
+    /// The open file.
+    pub file: File,
+    /// Its `fstat`.
+    pub stat: EntryStat,
+    /// Its path, for messages.
+    pub path: PathBuf,
+}
+
+/// An open directory of the config dir.
+#[derive(Debug)]
+pub struct DirHandle {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn fd_stat(fd: BorrowedFd<'_>, path: &Path) -> Result<EntryStat, Error> {
+    rustix::fs::fstat(fd)
+        .map(|stat| EntryStat::of(&stat))
+        .map_err(|err| format_err!("unable to stat {path:?} - {}", io_err(err)))
+}
+
+/// An `Errno` as the `io::Error` users know ("No such file or directory (os error 2)").
+fn io_err(err: Errno) -> std::io::Error {
+    std::io::Error::from(err)
+}
+
+const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY);
+
+/// How many random names a new temp file tries before giving up.
+const TMP_NAME_ATTEMPTS: usize = 16;
+
+impl DirHandle {
+    /// Opens the directory at `path` (the config dir itself; a path the
+    /// administrator chose, so symbolic links on it are followed). `None`
+    /// if it does not exist.
+    pub fn open_path(path: &Path) -> Result<Option<Self>, Error> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(Self {
+                fd,
+                path: path.to_owned(),
+            })),
+            Err(Errno::NOENT) => Ok(None),
+            Err(Errno::NOTDIR) => bail!("{path:?} is not a directory"),
+            Err(err) => bail!("unable to open directory {path:?} - {}", io_err(err)),
+        }
+    }
+
+    /// The directory's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of `name` in this directory, for messages.
+    pub fn entry_path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// A second handle on the same open directory.
+    pub fn try_clone(&self) -> Result<Self, Error> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|err| format_err!("unable to duplicate handle of {:?} - {err}", self.path))?;
+        Ok(Self {
+            fd,
+            path: self.path.clone(),
+        })
+    }
+
+    /// `fstat` of the directory itself.
+    pub fn stat_self(&self) -> Result<EntryStat, Error> {
+        fd_stat(self.fd.as_fd(), &self.path)
+    }
+
+    /// `fstatat` of `name` without following a symbolic link; `None` if
+    /// there is no such entry.
+    pub fn stat(&self, name: &str) -> Result<Option<EntryStat>, Error> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(EntryStat::of(&stat))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(err) => bail!(
+                "unable to stat {:?} - {}",
+                self.entry_path(name),
+                io_err(err)
+            ),
+        }
+    }
+
+    /// Opens the subdirectory `name` without following a symbolic link and
+    /// checks who owns it; `None` if there is no such entry.
+    ///
+    /// # Errors
+    ///
+    /// A symbolic link, a non-directory, a directory owned by someone other
+    /// than root or `policy.uid`, or one with a forbidden mode bit: each
+    /// refused, naming the path.
+    pub fn open_dir(&self, name: &str, policy: DirPolicy) -> Result<Option<DirHandle>, Error> {
+        let Some(dir) = self.open_dir_any(name)? else {
+            return Ok(None);
+        };
+        check_dir_stat(&dir.path, &dir.stat_self()?, policy)?;
+        Ok(Some(dir))
+    }
+
+    /// Opens the subdirectory `name` without following a symbolic link, not
+    /// checking its owner or mode (for `verify`, which reports them); `None`
+    /// if there is no such entry.
+    pub fn open_dir_any(&self, name: &str) -> Result<Option<DirHandle>, Error> {
+        let path = self.entry_path(name);
+        let flags = OFlags::RDONLY
+            | OFlags::DIRECTORY
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | OFlags::NONBLOCK;
+        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => {
+                bail!("{path:?} is a symbolic link - refusing to follow it")
+            }
+            Err(Errno::NOTDIR) => {
+                let what = self
+                    .stat(name)?
+                    .map_or("not a directory", |stat| stat.kind_name());
+                bail!("{path:?} is {what}, not a directory - refusing to use it")
+            }
+            Err(err) => bail!("unable to open directory {path:?} - {}", io_err(err)),
+        };
+        Ok(Some(DirHandle { fd, path }))
+    }
+
+    /// Creates the subdirectory `name` with `options` (mode and owner set on
+    /// the new directory's own descriptor before anyone can use it), or
+    /// opens the existing one; either way checked as by [`DirHandle::open_dir`].
+    pub fn ensure_dir(
+        &self,
+        name: &str,
+        options: CreateOptions,
+        policy: DirPolicy,
+    ) -> Result<DirHandle, Error> {
+        let path = self.entry_path(name);
+        // 0700 until owner and mode are set
+        let created = match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) => false,
+            Err(err) => bail!("unable to create directory {path:?} - {}", io_err(err)),
+        };
+        let Some(dir) = self.open_dir(name, policy)? else {
+            bail!("directory {path:?} vanished while it was created - retry");
+        };
+        if created {
+            apply_options(dir.fd.as_fd(), &path, options)?;
+            self.sync()?;
+        }
+        Ok(dir)
+    }
+
+    /// Opens `name` read-only (no symbolic link, no blocking on a FIFO) and
+    /// returns it with its `fstat`; `None` if there is no such entry. The
+    /// caller checks the kind and owner it expects.
+    pub fn open_file(&self, name: &str) -> Result<Option<OpenedFile>, Error> {
+        let path = self.entry_path(name);
+        let fd = match rustix::fs::openat(&self.fd, name, READ_FLAGS, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => bail!("{path:?} is a symbolic link - refusing to follow it"),
+            Err(err) => bail!("unable to open {path:?} - {}", io_err(err)),
+        };
+        let stat = fd_stat(fd.as_fd(), &path)?;
+        Ok(Some(OpenedFile {
+            file: File::from(fd),
+            stat,
+            path,
+        }))
+    }
+
+    /// Opens `name` read-only and requires a regular file no larger than
+    /// `max` bytes; `None` if there is no such entry.
+    pub fn open_regular(&self, name: &str, max: u64) -> Result<Option<OpenedFile>, Error> {
+        let Some(opened) = self.open_file(name)? else {
+            return Ok(None);
+        };
+        if opened.stat.kind != EntryKind::File {
+            bail!(
+                "{:?} is {}, not a regular file - refusing to read it",
+                opened.path,
+                opened.stat.kind_name()
+            );
+        }
+        if opened.stat.size > max {
+            bail!(
+                "{:?} is {}, larger than the {} limit",
+                opened.path,
+                size_text(opened.stat.size),
+                size_text(max)
+            );
+        }
+        Ok(Some(opened))
+    }
+
+    /// Creates a new file `name` (never over an existing entry) holding
+    /// `data`, with the mode and owner of `options` set before the data is
+    /// written; synced with `fsync`.
+    pub fn create_new(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+        fsync: bool,
+    ) -> Result<EntryStat, Error> {
+        let path = self.entry_path(name);
+        let flags = OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | OFlags::NOCTTY;
+        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => fd,
+            Err(Errno::EXIST) => bail!("{path:?} exists already"),
+            Err(err) => bail!("unable to create {path:?} - {}", io_err(err)),
+        };
+        let result = write_new(fd, &path, data, options, fsync);
+        if result.is_err() {
+            let _ = self.unlink(name);
+        }
+        result
+    }
+
+    /// Atomically replaces `name` with `data`: a temp file `NAME.tmp_XXXXXX`
+    /// beside it gets the mode and owner of `options`, then the data, an
+    /// fsync, the rename over `name` and an fsync of this directory. On
+    /// every failure the temp file is removed and `name` keeps its old
+    /// content. With `fail_point`, crash points `{fail_point}-tmp-written`
+    /// and `{fail_point}-written` (see [`crate::failpoint`]).
+    ///
+    /// After the rename, `name` must still be the file just written: in a
+    /// directory others may write to, a swap between the write and the
+    /// rename is reported as an error.
+    pub fn replace(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+        fail_point: Option<&str>,
+    ) -> Result<(), Error> {
+        let path = self.entry_path(name);
+        let (tmp_name, written) = self.write_tmp(name, data, options)?;
+        if let Some(point) = fail_point {
+            crate::failpoint::hit(&format!("{point}-tmp-written"));
+        }
+        if let Err(err) = rustix::fs::renameat(&self.fd, &tmp_name, &self.fd, name) {
+            let _ = self.unlink(&tmp_name);
+            bail!("unable to replace {path:?} - {}", io_err(err));
+        }
+        if let Some(point) = fail_point {
+            crate::failpoint::hit(&format!("{point}-written"));
+        }
+        self.sync()?;
+        match self.stat(name)? {
+            Some(now) if now.same_file(&written) => Ok(()),
+            _ => bail!(
+                "{path:?} was replaced by someone else while it was written - \
+                 check who writes to {:?}",
+                self.path
+            ),
+        }
+    }
+
+    /// Creates `name` holding `data` unless an entry of that name exists:
+    /// a complete, synced temp file is renamed to `name` without replacing
+    /// anything, so the file appears whole or not at all. Returns whether
+    /// it was created.
+    pub fn create_atomic(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+    ) -> Result<bool, Error> {
+        if self.stat(name)?.is_some() {
+            return Ok(false);
+        }
+        let (tmp_name, _) = self.write_tmp(name, data, options)?;
+        match rustix::fs::renameat_with(&self.fd, &tmp_name, &self.fd, name, RenameFlags::NOREPLACE)
+        {
+            Ok(()) => {
+                self.sync()?;
+                Ok(true)
+            }
+            Err(err) => {
+                let _ = self.unlink(&tmp_name);
+                if err == Errno::EXIST {
+                    return Ok(false);
+                }
+                bail!(
+                    "unable to create {:?} - {}",
+                    self.entry_path(name),
+                    io_err(err)
+                )
+            }
+        }
+    }
+
+    /// Writes a complete, synced temp file for `name`; returns its name and stat.
+    fn write_tmp(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+    ) -> Result<(String, EntryStat), Error> {
+        for _ in 0..TMP_NAME_ATTEMPTS {
+            let tmp_name = tmp_name_for(name)?;
+            let tmp_path = self.entry_path(&tmp_name);
+            let flags = OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::NOFOLLOW
+                | OFlags::CLOEXEC
+                | OFlags::NOCTTY;
+            let fd =
+                match rustix::fs::openat(&self.fd, &tmp_name, flags, Mode::from_raw_mode(0o600)) {
+                    Ok(fd) => fd,
+                    Err(Errno::EXIST) => continue,
+                    Err(err) => bail!(
+                        "unable to create temporary file for {:?} - {}",
+                        self.entry_path(name),
+                        io_err(err)
+                    ),
+                };
+            return match write_new(fd, &tmp_path, data, options, true) {
+                Ok(stat) => Ok((tmp_name, stat)),
+                Err(err) => {
+                    let _ = self.unlink(&tmp_name);
+                    Err(err)
+                }
+            };
+        }
+        bail!(
+            "unable to create temporary file for {:?} - too many name collisions",
+            self.entry_path(name)
+        )
+    }
+
+    /// Renames `from` in this directory to `to` in `to_dir`, never over an
+    /// existing entry (`RENAME_NOREPLACE`).
+    pub fn rename_noreplace(&self, from: &str, to_dir: &DirHandle, to: &str) -> Result<(), Error> {
+        rustix::fs::renameat_with(&self.fd, from, &to_dir.fd, to, RenameFlags::NOREPLACE).map_err(
+            |err| {
+                format_err!(
+                    "unable to move {:?} to {:?} - {}",
+                    self.entry_path(from),
+                    to_dir.entry_path(to),
+                    io_err(err)
+                )
+            },
+        )
+    }
+
+    /// Removes the file `name` (not a directory); `Ok(false)` if it was not
+    /// there. The caller syncs the directory when the removal must be durable.
+    pub fn unlink(&self, name: &str) -> Result<bool, Error> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(err) => bail!(
+                "unable to remove {:?} - {}",
+                self.entry_path(name),
+                io_err(err)
+            ),
+        }
+    }
+
+    /// Removes the empty subdirectory `name`; `Ok(false)` if it was not there.
+    pub fn remove_dir(&self, name: &str) -> Result<bool, Error> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(err) => bail!(
+                "unable to remove directory {:?} - {}",
+                self.entry_path(name),
+                io_err(err)
+            ),
+        }
+    }
+
+    /// Makes renames and removals in this directory durable.
+    pub fn sync(&self) -> Result<(), Error> {
+        rustix::fs::fsync(&self.fd).map_err(|err| {
+            format_err!("unable to sync directory {:?} - {}", self.path, io_err(err))
+        })
+    }
+
+    /// The names in this directory (without `.` and `..`), sorted.
+    pub fn names(&self) -> Result<Vec<String>, Error> {
+        let dir = rustix::fs::Dir::read_from(&self.fd)
+            .map_err(|err| format_err!("unable to list {:?} - {}", self.path, io_err(err)))?;
+        let mut names = Vec::new();
+        for entry in dir {
+            let entry = entry
+                .map_err(|err| format_err!("unable to list {:?} - {}", self.path, io_err(err)))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            match String::from_utf8(name.to_vec()) {
+                Ok(name) => names.push(name),
+                // not a name the store ever writes: show it escaped
+                Err(err) => names.push(
+                    OsString::from_vec(err.into_bytes())
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Sets mode and owner of the entry `name` through a descriptor opened
+    /// without following a symbolic link, after checking with `fstat` that
+    /// it is `expect` (a regular file or a directory). Returns the stat from
+    /// before the change; `None` if there is no such entry.
+    pub fn fix_owner_and_mode(
+        &self,
+        name: &str,
+        expect: EntryKind,
+        options: CreateOptions,
+    ) -> Result<Option<EntryStat>, Error> {
+        let Some(opened) = self.open_file(name)? else {
+            return Ok(None);
+        };
+        if opened.stat.kind != expect {
+            bail!(
+                "{:?} is {} - refusing to change its owner or mode",
+                opened.path,
+                opened.stat.kind_name()
+            );
+        }
+        apply_options(opened.file.as_fd(), &opened.path, options)?;
+        Ok(Some(opened.stat))
+    }
+
+    /// Sets mode and owner of this directory itself.
+    pub fn fix_own_owner_and_mode(&self, options: CreateOptions) -> Result<(), Error> {
+        apply_options(self.fd.as_fd(), &self.path, options)
+    }
+
+    /// Opens (creating it with `options` if missing) and locks the lock file
+    /// `name`, then checks that `name` still names the locked file (a deleter
+    /// may have removed it while we waited; then we start over). Waits at
+    /// most `timeout` in total.
+    pub fn lock(
+        &self,
+        name: &str,
+        timeout: Duration,
+        exclusive: bool,
+        options: CreateOptions,
+    ) -> Result<File, Error> {
+        let path = self.entry_path(name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let file = self.open_lock_file(name, options)?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            proxmox_sys::fs::lock_file(&file, exclusive, Some(remaining))
+                .map_err(|err| format_err!("unable to acquire lock {path:?} - {err}"))?;
+            let locked = fd_stat(file.as_fd(), &path)?;
+            match self.stat(name)? {
+                Some(now) if now.same_file(&locked) => return Ok(file),
+                // removed or replaced while we waited: lock what is there now
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "unable to acquire lock {path:?} - timed out after {:.1}s",
+                    timeout.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    fn open_lock_file(&self, name: &str, options: CreateOptions) -> Result<File, Error> {
+        let path = self.entry_path(name);
+        let open_flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        loop {
+            let fd = match rustix::fs::openat(&self.fd, name, open_flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => {
+                    match rustix::fs::openat(
+                        &self.fd,
+                        name,
+                        open_flags | OFlags::CREATE | OFlags::EXCL,
+                        Mode::from_raw_mode(0o600),
+                    ) {
+                        Ok(fd) => {
+                            if let Err(err) = apply_options(fd.as_fd(), &path, options) {
+                                let _ = self.unlink(name);
+                                return Err(err);
+                            }
+                            return Ok(File::from(fd));
+                        }
+                        // somebody else created it in between: open theirs
+                        Err(Errno::EXIST) => continue,
+                        Err(err) => {
+                            bail!("unable to create lock file {path:?} - {}", io_err(err))
+                        }
+                    }
+                }
+                // a read-only file system: flock works on a read-only
+                // descriptor too, so readers such as verify still exclude
+                // writers that reach the same file through a writable mount
+                Err(Errno::ROFS) => rustix::fs::openat(&self.fd, name, READ_FLAGS, Mode::empty())
+                    .map_err(|err| {
+                    format_err!("unable to open lock file {path:?} - {}", io_err(err))
+                })?,
+                Err(Errno::LOOP) => {
+                    bail!("lock file {path:?} is a symbolic link - refusing to follow it")
+                }
+                Err(err) => bail!("unable to open lock file {path:?} - {}", io_err(err)),
+            };
+            let stat = fd_stat(fd.as_fd(), &path)?;
+            if stat.kind != EntryKind::File {
+                bail!(
+                    "lock file {path:?} is {}, not a regular file - refusing to use it",
+                    stat.kind_name()
+                );
+            }
+            return Ok(File::from(fd));
+        }
+    }
+}
+
+impl AsFd for DirHandle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Reads an opened file whole (at most `max` bytes).
+pub fn read_all(opened: &mut OpenedFile, max: u64) -> Result<Vec<u8>, Error> {
+    // the size is the file's word, not a promise: reserve at most what is read
+    let mut data = Vec::with_capacity(opened.stat.size.min(max + 1) as usize);
+    (&mut opened.file)
+        .take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|err| format_err!("unable to read {:?} - {err}", opened.path))?;
+    if data.len() as u64 > max {
+        bail!(
+            "{:?} grew beyond the {max} byte limit while reading",
+            opened.path
+        );
+    }
+    Ok(data)
+}
+
+fn check_dir_stat(path: &Path, stat: &EntryStat, policy: DirPolicy) -> Result<(), Error> {
+    if stat.kind != EntryKind::Dir {
+        bail!("{path:?} is {}, not a directory", stat.kind_name());
+    }
+    if stat.uid != 0 && stat.uid != policy.uid {
+        bail!(
+            "directory {path:?} is owned by {}, expected {} - refusing to use it \
+             (someone else could have changed what is in it; inspect it, then \
+             'chown' it back)",
+            crate::ownership::user_name_of(stat.uid),
+            crate::ownership::user_name_of(policy.uid),
+        );
+    }
+    let forbidden = stat.mode & policy.forbidden_mode_bits;
+    if forbidden != 0 {
+        bail!(
+            "directory {path:?} has mode {:04o}, which lets others change what is in it - \
+             refusing to use it (fix with 'chmod {:04o}' or 'proxmox-backup-manager \
+             encryption-key verify --repair')",
+            stat.mode,
+            stat.mode & !policy.forbidden_mode_bits,
+        );
+    }
+    Ok(())
+}
+
+/// A size for messages: MiB from 1 MiB on, else bytes.
+fn size_text(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} byte")
+    }
+}
+
+/// Sets mode and owner on an open descriptor (owner first, so the mode is
+/// never wider than intended for a moment under the wrong owner).
+fn apply_options(fd: BorrowedFd<'_>, path: &Path, options: CreateOptions) -> Result<(), Error> {
+    let owner = options.get_owner().map(|uid| uid.as_raw());
+    let group = options.get_group().map(|gid| gid.as_raw());
+    if owner.is_some() || group.is_some() {
+        rustix::fs::fchown(
+            fd,
+            owner.map(rustix::fs::Uid::from_raw),
+            group.map(rustix::fs::Gid::from_raw),
+        )
+        .map_err(|err| format_err!("unable to set owner of {path:?} - {}", io_err(err)))?;
+    }
+    if let Some(perm) = options.get_perm() {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(perm.bits()))
+            .map_err(|err| format_err!("unable to set mode of {path:?} - {}", io_err(err)))?;
+    }
+    Ok(())
+}
+
+/// Owner and mode, then data, then (with `fsync`) a sync of a new file.
+fn write_new(
+    fd: OwnedFd,
+    path: &Path,
+    data: &[u8],
+    options: CreateOptions,
+    fsync: bool,
+) -> Result<EntryStat, Error> {
+    apply_options(fd.as_fd(), path, options)?;
+    let mut file = File::from(fd);
+    file.write_all(data)
+        .map_err(|err| format_err!("unable to write {path:?} - {err}"))?;
+    if fsync {
+        file.sync_all()
+            .map_err(|err| format_err!("unable to sync {path:?} - {err}"))?;
+    }
+    fd_stat(file.as_fd(), path)
+}
+
+/// `NAME.tmp_XXXXXX` with six random letters or digits (the pattern
+/// `verify` recognises as an interrupted write).
+fn tmp_name_for(name: &str) -> Result<String, Error> {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let random: [u8; 6] = proxmox_sys::linux::random_data()?;
+    let suffix: String = random
+        .iter()
+        .map(|b| CHARS[*b as usize % CHARS.len()] as char)
+        .collect();
+    Ok(format!("{name}.tmp_{suffix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    fn policy() -> DirPolicy {
+        DirPolicy {
+            uid: rustix::process::geteuid().as_raw(),
+            forbidden_mode_bits: 0o022,
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir) -> DirHandle {
+        DirHandle::open_path(dir.path()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn symlinks_are_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tempfile::tempdir().unwrap();
+        std::fs::write(target.path().join("secret"), b"root only").unwrap();
+        std::os::unix::fs::symlink(target.path().join("secret"), tmp.path().join("f")).unwrap();
+        std::os::unix::fs::symlink(target.path(), tmp.path().join("d")).unwrap();
+        let dir = open(&tmp);
+
+        let err = dir.open_regular("f", 100).err().unwrap().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        let err = dir.open_dir("d", policy()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        let err = dir
+            .lock("f", Duration::from_secs(1), true, CreateOptions::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        // a replace swaps the link itself, never writes through it
+        dir.replace("f", b"new", CreateOptions::new(), None)
+            .unwrap();
+        assert_eq!(
+            std::fs::read(target.path().join("secret")).unwrap(),
+            b"root only"
+        );
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&tmp.path().join("p"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let dir = open(&tmp);
+        let err = dir.open_regular("p", 100).err().unwrap().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = dir
+            .lock("p", Duration::from_secs(1), true, CreateOptions::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn a_group_writable_or_foreign_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        std::fs::set_permissions(
+            tmp.path().join("sub"),
+            std::fs::Permissions::from_mode(0o770),
+        )
+        .unwrap();
+        let dir = open(&tmp);
+        let err = dir.open_dir("sub", policy()).unwrap_err().to_string();
+        assert!(err.contains("mode 0770"), "{err}");
+        let stranger = DirPolicy {
+            uid: 4242,
+            forbidden_mode_bits: 0,
+        };
+        // root is always accepted; another owner is not
+        if !rustix::process::geteuid().is_root() {
+            let err = dir.open_dir("sub", stranger).unwrap_err().to_string();
+            assert!(err.contains("owned by"), "{err}");
+        }
+    }
+
+    #[test]
+    fn replace_sets_mode_and_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(&tmp);
+        let options = CreateOptions::new().perm(nix::sys::stat::Mode::from_bits_truncate(0o640));
+        dir.replace("x.cfg", b"one", options, None).unwrap();
+        dir.replace("x.cfg", b"two", options, None).unwrap();
+        assert_eq!(dir.names().unwrap(), vec!["x.cfg".to_string()]);
+        let meta = std::fs::metadata(tmp.path().join("x.cfg")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+        let mut opened = dir.open_regular("x.cfg", 10).unwrap().unwrap();
+        assert_eq!(read_all(&mut opened, 10).unwrap(), b"two");
+    }
+
+    #[test]
+    fn create_new_never_overwrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(&tmp);
+        dir.create_new("k", b"one", CreateOptions::new(), true)
+            .unwrap();
+        let err = dir
+            .create_new("k", b"two", CreateOptions::new(), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exists already"), "{err}");
+        assert_eq!(std::fs::read(tmp.path().join("k")).unwrap(), b"one");
+    }
+
+    #[test]
+    fn rename_noreplace_refuses_an_existing_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(&tmp);
+        let sub = dir
+            .ensure_dir("sub", CreateOptions::new(), policy())
+            .unwrap();
+        dir.create_new("a", b"a", CreateOptions::new(), false)
+            .unwrap();
+        sub.create_new("b", b"b", CreateOptions::new(), false)
+            .unwrap();
+        assert!(dir.rename_noreplace("a", &sub, "b").is_err());
+        dir.rename_noreplace("a", &sub, "c").unwrap();
+        assert_eq!(sub.names().unwrap(), vec!["b".to_string(), "c".to_string()]);
+        assert!(dir.stat("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_lock_follows_a_removed_lock_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(&tmp);
+        let timeout = Duration::from_secs(2);
+        let first = dir
+            .lock("k.lck", timeout, true, CreateOptions::new())
+            .unwrap();
+        // a waiter opened the current file before it was removed
+        let stale = File::open(tmp.path().join("k.lck")).unwrap();
+        assert!(dir.unlink("k.lck").unwrap());
+        drop(first);
+        stale.try_lock().unwrap();
+        let second = dir
+            .lock("k.lck", timeout, true, CreateOptions::new())
+            .unwrap();
+        assert_ne!(
+            second.metadata().unwrap().ino(),
+            stale.metadata().unwrap().ino()
+        );
+    }
+}

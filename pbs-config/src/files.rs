@@ -1,0 +1,201 @@
+//! Every file of the config dir, written once: its name, who owns it, its
+//! mode and how large it may be.
+//!
+//! Readers, writers, lockers, `verify` and the man page all take these
+//! values from here. Owners come in classes ([`FileClass`]); the ownership
+//! policy of the config dir ([`crate::Ownership`]) turns a class into a
+//! uid, gid and mode.
+//!
+//! A file is trusted only if its owner is root or the owner its class
+//! names, and if nobody else may write it: the config dir belongs to the
+//! `backup` user, who could otherwise put a file of its own in place of one
+//! that root alone writes (a forged `acl.cfg`, a known `authkey.key`).
+
+/// Who owns a file, and so who may write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileClass {
+    /// root:backup 0640: written by root, read by the `backup` group
+    /// (`encryption-keys.cfg`, `sync.cfg`, `user.cfg`, `acl.cfg`, key files).
+    Config,
+    /// root:root 0600: root alone (`shadow.json`, `authkey.key`).
+    Private,
+    /// backup:backup 0640: the `backup` user's own (`token.shadow`, as upstream).
+    BackupConfig,
+    /// backup:backup 0660: lock files.
+    Lock,
+}
+
+impl FileClass {
+    /// The mode a new file of this class gets.
+    pub const fn mode(self) -> u32 {
+        match self {
+            FileClass::Config | FileClass::BackupConfig => 0o640,
+            FileClass::Private => 0o600,
+            FileClass::Lock => 0o660,
+        }
+    }
+
+    /// Mode bits that make a file of this class untrustworthy: write access
+    /// for anyone but its owner (its group too, for files root alone writes).
+    pub const fn untrusted_mode_bits(self) -> u32 {
+        match self {
+            FileClass::Config | FileClass::Private => 0o022,
+            FileClass::BackupConfig | FileClass::Lock => 0o002,
+        }
+    }
+}
+
+/// A file at a fixed name in the config dir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// Its name in the config dir.
+    pub name: &'static str,
+    /// Who owns it.
+    pub class: FileClass,
+    /// The largest size read.
+    pub max_size: u64,
+    /// What it holds, for the man page and `verify`.
+    pub what: &'static str,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Largest config file read (about 270,000 keys for `encryption-keys.cfg`).
+pub const MAX_CONFIG_SIZE: u64 = 64 * MIB;
+
+const fn config(name: &'static str, max_size: u64, what: &'static str) -> ConfigFile {
+    ConfigFile {
+        name,
+        class: FileClass::Config,
+        max_size,
+        what,
+    }
+}
+
+const fn lock(name: &'static str, what: &'static str) -> ConfigFile {
+    ConfigFile {
+        name,
+        class: FileClass::Lock,
+        max_size: 0,
+        what,
+    }
+}
+
+/// `encryption-keys.cfg`: each key's metadata and fingerprint.
+pub const ENCRYPTION_KEYS_CFG: ConfigFile = config(
+    "encryption-keys.cfg",
+    MAX_CONFIG_SIZE,
+    "encryption key metadata and fingerprints",
+);
+/// Its lock.
+pub const ENCRYPTION_KEYS_LOCK: ConfigFile =
+    lock(".encryption-keys.lck", "lock of encryption-keys.cfg");
+/// `sync.cfg`: sync jobs.
+pub const SYNC_CFG: ConfigFile = config("sync.cfg", MAX_CONFIG_SIZE, "sync jobs");
+/// Its lock.
+pub const SYNC_LOCK: ConfigFile = lock(".sync.lck", "lock of sync.cfg");
+/// `user.cfg`: users and API tokens.
+pub const USER_CFG: ConfigFile = config("user.cfg", 16 * MIB, "users and API tokens");
+/// Its lock.
+pub const USER_LOCK: ConfigFile = lock(".user.lck", "lock of user.cfg");
+/// `acl.cfg`: access control lists.
+pub const ACL_CFG: ConfigFile = config("acl.cfg", 16 * MIB, "access control lists");
+/// Its lock.
+pub const ACL_LOCK: ConfigFile = lock(".acl.lck", "lock of acl.cfg");
+/// `token.shadow`: hashed API token secrets.
+pub const TOKEN_SHADOW: ConfigFile = ConfigFile {
+    name: "token.shadow",
+    class: FileClass::BackupConfig,
+    max_size: 16 * MIB,
+    what: "hashed API token secrets",
+};
+/// Its lock.
+pub const TOKEN_SHADOW_LOCK: ConfigFile = lock("token.shadow.lock", "lock of token.shadow");
+/// `shadow.json`: hashed passwords of `pbs` realm users.
+pub const SHADOW_JSON: ConfigFile = ConfigFile {
+    name: "shadow.json",
+    class: FileClass::Private,
+    max_size: 16 * MIB,
+    what: "hashed passwords of pbs realm users",
+};
+/// Its lock.
+pub const SHADOW_LOCK: ConfigFile = lock("shadow.json.lock", "lock of shadow.json");
+/// `authkey.key`: the key that signs tickets.
+pub const AUTH_KEY: ConfigFile = ConfigFile {
+    name: "authkey.key",
+    class: FileClass::Private,
+    max_size: MIB,
+    what: "private key signing login tickets",
+};
+/// `authkey.pub`: its public half.
+pub const AUTH_PUB: ConfigFile = config("authkey.pub", MIB, "public key checking login tickets");
+/// `csrf.key`: the key of CSRF prevention tokens.
+pub const CSRF_KEY: ConfigFile = config("csrf.key", MIB, "key of CSRF prevention tokens");
+/// `proxy.key`: the daemon's TLS key.
+pub const PROXY_KEY: ConfigFile = config("proxy.key", MIB, "TLS private key of the API daemon");
+/// `proxy.pem`: the daemon's TLS certificate.
+pub const PROXY_PEM: ConfigFile = config("proxy.pem", MIB, "TLS certificate of the API daemon");
+
+/// Every file at a fixed name, in the order the man page lists them.
+pub const ALL: &[ConfigFile] = &[
+    ENCRYPTION_KEYS_CFG,
+    ENCRYPTION_KEYS_LOCK,
+    SYNC_CFG,
+    SYNC_LOCK,
+    USER_CFG,
+    USER_LOCK,
+    ACL_CFG,
+    ACL_LOCK,
+    TOKEN_SHADOW,
+    TOKEN_SHADOW_LOCK,
+    SHADOW_JSON,
+    SHADOW_LOCK,
+    AUTH_KEY,
+    AUTH_PUB,
+    CSRF_KEY,
+    PROXY_KEY,
+    PROXY_PEM,
+];
+
+/// The key directory's name in the config dir (root:backup 0750).
+pub const KEY_DIR_NAME: &str = "encryption-keys";
+/// Mode of the key directory.
+pub const KEY_DIR_MODE: u32 = 0o750;
+/// Mode of a config dir created by the library (as upstream lays out
+/// `/etc/proxmox-backup`: the backup user's, nobody else may look inside).
+pub const CONFIG_DIR_MODE: u32 = 0o700;
+
+/// The file name of `id`'s key file in the key directory.
+pub fn key_file_name(id: &str) -> String {
+    format!("{id}.enc")
+}
+
+/// The file name of the lock of `id`'s key file in the key directory.
+pub fn key_lock_name(id: &str) -> String {
+    format!("{id}.enc.lck")
+}
+
+/// Class of key files (root:backup 0640).
+pub const KEY_FILE_CLASS: FileClass = FileClass::Config;
+/// Class of key lock files (backup:backup 0660).
+pub const KEY_LOCK_CLASS: FileClass = FileClass::Lock;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_locks_are_hidden_or_suffixed() {
+        let mut names: Vec<&str> = ALL.iter().map(|file| file.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        for file in ALL.iter().filter(|file| file.class == FileClass::Lock) {
+            assert!(
+                file.name.starts_with('.') || file.name.ends_with(".lock"),
+                "{}",
+                file.name
+            );
+        }
+    }
+}
