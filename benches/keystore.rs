@@ -35,7 +35,8 @@ use pbs_config::{ConfigDir, KeyIndex, KeySections};
 
 mod common;
 
-use common::{KeyStore, PARSE_SIZES, STORE_SIZES, checked_config_text, key_config, scratch_dir};
+use common::{KeyStore, PARSE_SIZES, STORE_SIZES, checked_config_text, scratch_dir};
+use pbs_test_kit::key_config;
 
 // the benchmarks run with the allocator of the product binaries
 #[cfg(feature = "mimalloc")]

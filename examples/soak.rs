@@ -20,158 +20,44 @@
 //! (RSS: at most 5% + 1 MiB growth over the second half of the run)
 //! and verify was clean.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
+use pbs_test_kit::https::{Client, Resp, form_body};
+use pbs_test_kit::rng::Rng;
+use pbs_test_kit::{ApiDaemon, Manager, Sandbox};
 
 /// Keys a client owns at most (ids `cN-0` ... `cN-5`).
 const KEYS_PER_CLIENT: usize = 6;
 /// How often /proc is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// How long a client waits for an answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn bin_dir() -> PathBuf {
-    // target/release/examples/soak -> target/release
-    let exe = std::env::current_exe().expect("own path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
-}
+/// A client of the soak run: answers are counted, not panicked on.
+struct SoakClient(Client);
 
-/// One answer.
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-/// A blocking HTTPS/1.1 client on one keep-alive connection.
-struct Client {
-    port: u16,
-    auth: String,
-    stream: Option<BufReader<SslStream<TcpStream>>>,
-}
-
-impl Client {
-    fn new(port: u16, auth: String) -> Self {
-        Self {
-            port,
-            auth,
-            stream: None,
-        }
+impl SoakClient {
+    fn new(port: u16, token: &str) -> Self {
+        let auth = format!("PBSAPIToken={token}");
+        Self(
+            Client::new(port)
+                .with_auth(&[("Authorization", &auth)])
+                .with_timeout(REQUEST_TIMEOUT),
+        )
     }
 
-    fn connect(&self) -> std::io::Result<BufReader<SslStream<TcpStream>>> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port))?;
-        tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
-        tcp.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let mut builder = SslConnector::builder(SslMethod::tls()).map_err(std::io::Error::other)?;
-        builder.set_verify(SslVerifyMode::NONE);
-        let stream = builder
-            .build()
-            .configure()
-            .map_err(std::io::Error::other)?
-            .verify_hostname(false)
-            .connect("localhost", tcp)
-            .map_err(std::io::Error::other)?;
-        Ok(BufReader::new(stream))
-    }
-
-    /// Sends a request; a connection the server closed is reopened once.
-    fn request(&mut self, method: &str, path: &str, form: Option<&str>) -> Result<Answer, String> {
-        for attempt in 0..2 {
-            if self.stream.is_none() {
-                self.stream = Some(self.connect().map_err(|err| format!("connect: {err}"))?);
-            }
-            match self.exchange(method, path, form) {
-                Ok(answer) => return Ok(answer),
-                Err(_) if attempt == 0 => {
-                    // a keep-alive connection the server timed out: retry once
-                    self.stream = None;
-                }
-                Err(err) => {
-                    self.stream = None;
-                    return Err(err);
-                }
-            }
+    /// Sends a request below `/api2/json/`; a keep-alive connection the
+    /// server closed is reopened once.
+    fn request(&mut self, method: &str, path: &str, form: Option<&str>) -> Result<Resp, String> {
+        let path = format!("/api2/json/{path}");
+        match self.0.try_send(method, &path, &[], form.map(form_body)) {
+            Ok(answer) => Ok(answer),
+            // a keep-alive connection the server timed out: retry once
+            Err(_) => self.0.try_send(method, &path, &[], form.map(form_body)),
         }
-        unreachable!()
-    }
-
-    fn exchange(&mut self, method: &str, path: &str, form: Option<&str>) -> Result<Answer, String> {
-        let stream = self.stream.as_mut().unwrap();
-        let body = form.unwrap_or("");
-        let mut request = format!(
-            "{method} /api2/json/{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Length: {}\r\n",
-            self.auth,
-            body.len()
-        );
-        if form.is_some() {
-            request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        let io = |err: std::io::Error| format!("{method} {path}: {err}");
-        stream.get_mut().write_all(request.as_bytes()).map_err(io)?;
-
-        let mut status_line = String::new();
-        if stream.read_line(&mut status_line).map_err(io)? == 0 {
-            return Err(format!("{method} {path}: connection closed"));
-        }
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("{method} {path}: bad status line {status_line:?}"))?;
-        let mut length = None;
-        let mut chunked = false;
-        let mut close = false;
-        loop {
-            let mut line = String::new();
-            stream.read_line(&mut line).map_err(io)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':').unwrap_or((line, ""));
-            let (name, value) = (name.to_ascii_lowercase(), value.trim());
-            match name.as_str() {
-                "content-length" => length = value.parse::<usize>().ok(),
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let mut data = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                stream.read_line(&mut size).map_err(io)?;
-                let size = usize::from_str_radix(size.trim(), 16)
-                    .map_err(|_| format!("{method} {path}: bad chunk size"))?;
-                let mut chunk = vec![0; size + 2];
-                stream.read_exact(&mut chunk).map_err(io)?;
-                if size == 0 {
-                    break;
-                }
-                data.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(length) = length {
-            data.resize(length, 0);
-            stream.read_exact(&mut data).map_err(io)?;
-        }
-        if close {
-            self.stream = None;
-        }
-        Ok(Answer {
-            status,
-            body: String::from_utf8_lossy(&data).into_owned(),
-        })
     }
 }
 
@@ -192,18 +78,6 @@ impl Tally {
     }
 }
 
-/// xorshift64*
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum State {
     Absent,
@@ -219,8 +93,8 @@ fn run_client(
     deadline: Instant,
     tally: &Tally,
 ) {
-    let mut client = Client::new(port, format!("PBSAPIToken={token}"));
-    let mut bad_client = Client::new(port, format!("PBSAPIToken={bad}"));
+    let mut client = SoakClient::new(port, &token);
+    let mut bad_client = SoakClient::new(port, &bad);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x1000_0001));
     let mut keys = [State::Absent; KEYS_PER_CLIENT];
     while Instant::now() < deadline {
@@ -249,17 +123,10 @@ fn run_client(
                 &[200],
                 None,
             ),
-            35..50 => {
-                let path = format!("config/encryption-keys/{id}");
-                let ok: &[u16] = if state == State::Absent {
-                    &[404]
-                } else {
-                    &[200]
-                };
-                (path.clone(), client.request("GET", &path, None), ok, None)
-            }
-            50..58 => {
-                let path = format!("config/encryption-keys/{id}/verify");
+            pick @ 35..58 => {
+                // show (35..50) or verify (50..58)
+                let verify = if pick < 50 { "" } else { "/verify" };
+                let path = format!("config/encryption-keys/{id}{verify}");
                 let ok: &[u16] = if state == State::Absent {
                     &[404]
                 } else {
@@ -337,103 +204,28 @@ fn run_client(
     }
 }
 
-/// RSS (KiB) and open fds of `pid`.
-fn sample(pid: u32) -> Option<(u64, usize)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-    Some((rss, fds))
-}
-
-fn manager(bin: &Path, dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(bin.join("proxmox-backup-manager"))
-        .arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run proxmox-backup-manager")
-}
-
-fn token(bin: &Path, dir: &Path, name: &str, role: &str) -> String {
-    let out = manager(
-        bin,
-        dir,
-        &[
-            "--output-format",
-            "json",
-            "user",
-            "generate-token",
-            "root@pam",
-            name,
-        ],
-    );
-    assert!(out.status.success(), "generate-token: {out:?}");
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("token JSON");
-    let tokenid = format!("root@pam!{name}");
-    if !role.is_empty() {
-        let out = manager(
-            bin,
-            dir,
-            &["acl", "update", "/", role, "--auth-id", &tokenid],
-        );
-        assert!(out.status.success(), "acl update: {out:?}");
-    }
-    format!("{tokenid}:{}", value["value"].as_str().expect("secret"))
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(600);
     let clients: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(16);
-    let bin = bin_dir();
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("config");
-    std::fs::create_dir(&dir).unwrap();
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    let manager = Manager::new(dir);
 
-    let good = token(&bin, &dir, "soak", "Admin");
+    let good = manager.root_token("soak", Some("Admin"));
     // a real token id with a wrong secret: throttled per (address, id) only
     let bad = format!(
         "{}:00000000-0000-0000-0000-000000000000",
-        token(&bin, &dir, "bad", "").split(':').next().unwrap()
+        manager.root_token("bad", None).split(':').next().unwrap()
     );
 
-    let log_path = tmp.path().join("daemon.log");
-    let mut child = Command::new(bin.join("proxmox-backup-api"))
-        .arg("--config-dir")
-        .arg(&dir)
-        .args(["--listen", "127.0.0.1:0", "--auth-failure-delay", "0"])
-        .arg("--access-log")
-        .arg(&log_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start proxmox-backup-api");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let daemon = Daemon(child);
-    let pid = daemon.0.id();
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no readiness line: {line:?}"));
+    let log_path = sandbox.file("access.log");
+    let mut daemon = ApiDaemon::start(
+        dir,
+        &["--access-log", log_path.to_str().expect("UTF-8 path")],
+        sandbox.file("daemon.log"),
+    );
+    let (pid, port) = (daemon.pid(), daemon.port);
     println!("soak: daemon pid {pid} on port {port}, {clients} clients for {seconds} s");
 
     let start = Instant::now();
@@ -447,10 +239,11 @@ fn main() -> ExitCode {
         }
         let samples = Arc::clone(&samples);
         let tally = Arc::clone(&tally);
+        let daemon = &daemon;
         scope.spawn(move || {
             let mut last_print = Instant::now();
             while Instant::now() < deadline {
-                if let Some((rss, fds)) = sample(pid) {
+                if let (Some(rss), Some(fds)) = (daemon.status_kib("VmRSS"), daemon.open_fds()) {
                     let t = start.elapsed().as_secs();
                     samples.lock().unwrap().push((t, rss, fds));
                     if last_print.elapsed() >= Duration::from_secs(60) || t < 1 {
@@ -470,21 +263,10 @@ fn main() -> ExitCode {
     let elapsed = start.elapsed().as_secs_f64();
 
     // stop the daemon: SIGTERM, at most 15 s
-    let mut daemon = daemon;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let stop = Instant::now();
-    let stopped = loop {
-        match daemon.0.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            _ if stop.elapsed() > Duration::from_secs(15) => break None,
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    let verify = manager(&bin, &dir, &["encryption-key", "verify"]);
+    let stopped = daemon.terminate_within(Duration::from_secs(15));
+    let stderr = daemon.log_text();
+    drop(daemon);
+    let verify = manager.run(&["encryption-key", "verify"]);
 
     let samples = samples.lock().unwrap().clone();
     let requests = tally.requests.load(Ordering::Relaxed);
@@ -541,10 +323,13 @@ fn main() -> ExitCode {
         "soak: daemon stopped on SIGTERM: {stopped:?}; access log {} lines",
         log.lines().count()
     );
+    if !stderr.is_empty() {
+        println!("soak: daemon stderr:\n{stderr}");
+    }
     println!(
-        "soak: verify exit {:?}: {}",
-        verify.status.code(),
-        String::from_utf8_lossy(&verify.stdout).trim()
+        "soak: verify exit {}: {}",
+        verify.code,
+        verify.stdout.trim()
     );
     for error in &errors {
         println!("soak: ERROR {error}");
@@ -553,7 +338,7 @@ fn main() -> ExitCode {
         && rss_flat
         && fds_flat
         && stopped.is_some_and(|s| s.success())
-        && verify.status.code() == Some(0)
+        && verify.code == 0
         && requests > 0;
     println!("soak: {}", if ok { "PASSED" } else { "FAILED" });
     if ok {

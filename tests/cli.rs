@@ -7,59 +7,38 @@
 //! raw keys the test knows (hex and base64) and the `data` field, so the
 //! "no key bytes" rule is asserted on every command, not in one test.
 
-use std::cell::RefCell;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use base64::Engine;
 use serde_json::{Value, json};
 
 use pbs_key_config::KeyConfig;
 use pbs_keystore::api2::config::encryption_keys;
 
-use crate::util::{TestDir, copy_configdir_example, key_config, raw_key, vectors_dir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
+use pbs_test_kit::dirs::{copy_configdir_example, vectors_dir};
+use pbs_test_kit::{Manager, Run, TestDir, key_config, raw_key};
 
 /// Exit statuses of the binary (see `EXIT_STATUS_HELP`).
 const EXIT_OK: i32 = 0;
 const EXIT_FINDINGS: i32 = 1;
 const EXIT_ERROR: i32 = 2;
 
-/// What one run printed.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// A temporary config dir, and the secrets no output may contain.
+/// A temporary config dir, and the runner whose secrets no output may
+/// contain.
 struct Cli {
     dir: TestDir,
-    secrets: RefCell<Vec<String>>,
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The value of the `"data"` field in key file text, even in a truncated file.
-fn data_field(text: &str) -> Option<String> {
-    let start = text.find("\"data\":\"")? + "\"data\":\"".len();
-    let rest = &text[start..];
-    Some(rest[..rest.find('"').unwrap_or(rest.len())].to_string())
+    manager: Manager,
 }
 
 impl Cli {
     fn new() -> Self {
-        Self {
-            dir: TestDir::new(),
-            secrets: RefCell::new(Vec::new()),
-        }
+        let dir = TestDir::new();
+        let manager = Manager::new(dir.path());
+        // no output but create's holds a key file's data field
+        manager.secrets.text("a key file's data field", "\"data\"");
+        Self { dir, manager }
     }
 
     fn path(&self) -> &Path {
@@ -68,77 +47,43 @@ impl Cli {
 
     /// Registers a raw key: its hex and base64 must never be printed.
     fn secret_key(&self, raw: &[u8]) {
-        let mut secrets = self.secrets.borrow_mut();
-        secrets.push(hex::encode(raw));
-        secrets.push(hex::encode_upper(raw));
-        secrets.push(b64(raw));
+        self.manager.secrets.key("a raw key", raw);
     }
 
     /// Registers the `data` field of a key file's text (any key, protected
     /// or not, even truncated).
     fn secret_file_text(&self, text: &str) {
-        if let Some(data) = data_field(text).filter(|data| data.len() >= 8) {
-            self.secrets.borrow_mut().push(data);
-        }
+        self.manager.secrets.key_file_text("a key file", text);
     }
 
-    /// The first secret (or `"data"` field) `text` contains.
+    /// The first secret `text` contains.
     fn leaked_secret(&self, text: &str) -> Option<String> {
-        let secrets = self.secrets.borrow();
-        let mut candidates = secrets.iter().map(String::as_str).chain(["\"data\""]);
-        candidates
-            .find(|secret| text.contains(secret))
-            .map(str::to_string)
+        self.manager.secrets.leaked(text).map(|(_, needle)| needle)
     }
 
     fn assert_no_secrets(&self, what: &str, text: &str) {
-        if let Some(secret) = self.leaked_secret(text) {
-            panic!("{what} contains key bytes {secret}:\n{text}");
-        }
+        self.manager.secrets.assert_absent(what, text);
     }
 
     /// The command with `--config-dir`, a fixed time zone and no
     /// `$PBS_CONFIG_DIR`.
     fn command(&self, args: &[&str]) -> Command {
-        self.command_of(Path::new(BIN), args)
+        self.manager.command(args)
     }
 
     /// [`Cli::command`] with another copy of the binary.
     fn command_of(&self, program: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.arg("--config-dir")
-            .arg(self.path())
-            .args(args)
-            .env("TZ", "UTC0")
-            .env_remove("PBS_CONFIG_DIR")
-            .stdin(Stdio::null());
-        cmd
+        self.manager.command_of(program, args)
     }
 
     /// Runs `cmd`, feeding `stdin`, without checking for secrets.
-    fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
-        if stdin.is_some() {
-            cmd.stdin(Stdio::piped());
-        }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("run proxmox-backup-manager");
-        if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input).unwrap();
-        }
-        let output = child.wait_with_output().unwrap();
-        Run {
-            code: output.status.code().expect("exit status, not a signal"),
-            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-        }
+    fn run_command(cmd: Command, stdin: Option<&[u8]>) -> Run {
+        Manager::run_command(cmd, stdin)
     }
 
     /// Runs the binary; stdout and stderr must hold no secret.
     fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        let run = Self::run_command(self.command(args), stdin);
-        self.assert_no_secrets(&format!("stdout of {args:?}"), &run.stdout);
-        self.assert_no_secrets(&format!("stderr of {args:?}"), &run.stderr);
-        run
+        self.manager.run_with(args, stdin)
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -633,7 +578,7 @@ fn import_of_an_unreadable_file_names_it() {
         // a copy of the binary from the scratch dir.
         let scratch = path.parent().unwrap();
         let program = scratch.join("proxmox-backup-manager");
-        std::fs::copy(BIN, &program).unwrap();
+        std::fs::copy(pbs_test_kit::bins::manager(), &program).unwrap();
         for (file, mode) in [(&program, 0o755), (&scratch.to_path_buf(), 0o755)] {
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
         }
@@ -1319,7 +1264,7 @@ fn output_formats_and_usage_errors() {
     }
 
     // the default config dir comes from $PBS_CONFIG_DIR
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(pbs_test_kit::bins::manager());
     cmd.args(["--output-format", "json", "encryption-key", "list"])
         .env("PBS_CONFIG_DIR", cli.path());
     let run = Cli::run_command(cmd, None);
@@ -1347,7 +1292,7 @@ fn help_documents_the_exit_statuses() {
 }
 
 fn run_bash(script: &str) -> String {
-    let bin_dir = Path::new(BIN).parent().unwrap();
+    let bin_dir = pbs_test_kit::bins::bin_dir();
     let path = format!(
         "{}:{}",
         bin_dir.display(),
@@ -1494,7 +1439,7 @@ fn bash_completion_completes_commands_options_and_ids() {
         (run.code, run.stdout.as_str(), run.stderr.as_str()),
         (0, "", "")
     );
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(pbs_test_kit::bins::manager());
     cmd.args(["--config-dir", "/nonexistent/dir", "__complete", "key-ids"]);
     let run = Cli::run_command(cmd, None);
     assert_eq!(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use pbs_config::verify::{FindingKind, VerifyReport};
 
-use crate::util::{TestDir, key_config};
+use pbs_test_kit::{TestDir, key_config};
 
 fn mode_of(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777

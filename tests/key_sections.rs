@@ -12,7 +12,7 @@ use pbs_config::KeySections;
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
 
-use crate::util::{cases_with_suffix, vectors_dir};
+use pbs_test_kit::dirs::{cases_with_suffix, vectors_dir};
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 
@@ -196,7 +196,7 @@ fn is_text_of_compares_every_byte() {
 /// the same size (same inode, maybe the same mtime), survive its next write.
 #[test]
 fn a_writer_never_writes_over_changes_it_did_not_make() {
-    use crate::util::key_config;
+    use pbs_test_kit::key_config;
 
     let tmp = tempfile::tempdir().unwrap();
     let ours = pbs_config::ConfigDir::new(tmp.path()).unwrap();

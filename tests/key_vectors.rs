@@ -10,7 +10,7 @@ use serde_json::Value;
 use pbs_api_types::{Fingerprint, KeyInfo};
 use pbs_key_config::{KeyConfig, KeyError};
 
-use crate::util::{cases_with_suffix, vectors_dir};
+use pbs_test_kit::dirs::{cases_with_suffix, vectors_dir};
 
 /// Top-level fields of the KeyConfig format.
 const KNOWN_FIELDS: &[&str] = &["kdf", "created", "modified", "data", "fingerprint", "hint"];

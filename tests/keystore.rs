@@ -9,7 +9,7 @@ use pbs_config::KeystoreError;
 use pbs_config::verify::FindingKind;
 use pbs_key_config::KeyConfig;
 
-use crate::util::{TestDir, key_config, raw_key};
+use pbs_test_kit::{TestDir, key_config, raw_key};
 
 fn keystore_error(err: &anyhow::Error) -> Option<&KeystoreError> {
     err.chain().find_map(|e| e.downcast_ref::<KeystoreError>())
@@ -424,7 +424,7 @@ fn verify_leaves_directories_with_leftover_names_and_repairs_the_rest() {
 #[test]
 fn a_real_pbs_config_dir_loads() {
     let dir = TestDir::new();
-    let expect = crate::util::copy_configdir_example(dir.path());
+    let expect = pbs_test_kit::dirs::copy_configdir_example(dir.path());
 
     let keys = dir.config.encryption_keys();
     let (list, _) = keys.list_keys(true).unwrap();

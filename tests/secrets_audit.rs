@@ -22,145 +22,81 @@
 //! `user generate-token` a token secret; no answer, no stdout or stderr, and
 //! neither the daemon's log nor its access log may hold any of them or a
 //! password.
+//!
+//! The audit is one test (each phase works on the store the phases before
+//! left), run as named phases in [`PHASES`] order.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+use std::process::Command;
 
 use pbs_key_config::KeyConfig;
 use pbs_keystore::server::router::{Route, find_route};
+use pbs_test_kit::dirs::{snapshot_with_locks, vectors_dir};
+use pbs_test_kit::https::{self, urlencode};
+use pbs_test_kit::privileges::umask_zero;
+use pbs_test_kit::{ApiDaemon, Manager, Run, Sandbox, Secrets, raw_key};
 
-use crate::api_daemon::ApiDaemon;
-use crate::util::{raw_key, vectors_dir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
 const FORMATS: [&str; 3] = ["text", "json", "json-pretty"];
+const FORM: &str = "application/x-www-form-urlencoded";
 
-/// Every string that would give a key away: for each raw key its hex
-/// (both cases) and base64 (standard, unpadded, URL-safe), whole and of
-/// every 8-byte window (hex) or 9-byte window at a multiple of 3 (base64,
-/// so it is a substring of the whole); for each key file its `data` field.
-#[derive(Default)]
-struct Secrets {
-    needles: Vec<(String, String)>,
-}
+const ALICE_1: &str = "alice first pass phrase";
+const ALICE_2: &str = "alice second pass phrase";
+const BOB: &str = "bob's pass phrase on argv";
 
-impl Secrets {
-    fn key(&mut self, name: &str, raw: &[u8]) {
-        let mut add = |needle: String| self.needles.push((name.to_string(), needle));
-        add(hex::encode(raw));
-        add(hex::encode_upper(raw));
-        add(STANDARD.encode(raw));
-        add(STANDARD_NO_PAD.encode(raw));
-        add(URL_SAFE.encode(raw));
-        for window in raw.windows(8) {
-            add(hex::encode(window));
-            add(hex::encode_upper(window));
-        }
-        for start in (0..raw.len().saturating_sub(8)).step_by(3) {
-            add(STANDARD_NO_PAD.encode(&raw[start..start + 9]));
-        }
-    }
-
-    /// A secret that is not key bytes (a password, token secret, ticket).
-    fn text(&mut self, name: &str, secret: &str) {
-        self.needles.push((name.to_string(), secret.to_string()));
-    }
-
-    fn key_file(&mut self, name: &str, key_config: &KeyConfig) {
-        self.needles
-            .push((format!("{name} (data)"), STANDARD.encode(&key_config.data)));
-        if !key_config.is_protected() {
-            self.key(name, &key_config.data);
-        }
-    }
-
-    fn assert_absent(&self, what: &str, text: &str) {
-        for (name, needle) in &self.needles {
-            assert!(
-                !text.contains(needle.as_str()),
-                "{what} contains key material of {name} ({needle}):\n{text}"
-            );
-        }
-    }
-}
-
-/// One run of the binary.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// The store, the runner (under umask 000) with its secrets, and what the
+/// audit has seen.
 struct Audit {
-    _tmp: tempfile::TempDir,
-    /// The config dir: does not exist until the first write creates it.
-    dir: PathBuf,
+    sandbox: Sandbox,
+    manager: Manager,
     /// Input files and output files, outside the config dir.
     scratch: PathBuf,
-    secrets: Secrets,
-    /// Command paths run (`encryption-key list`, ...).
+    /// Command paths run (`encryption-key list`, ...) and routes called.
     covered: BTreeSet<String>,
     /// Output files of `create --output-file`: may hold their key, 0600.
     output_files: Vec<PathBuf>,
     /// Everything printed that may not hold a key, checked at the end too
     /// (a key learnt later must not have been printed earlier).
     transcript: Vec<(String, String)>,
+    /// The daemon, while the API phases run.
+    daemon: Option<AuditDaemon>,
+    /// The secrets of `root@pam!audit` and `alice@pbs!t1`, once created.
+    tokens: Option<(String, String)>,
 }
 
 impl Audit {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("config");
-        let scratch = tmp.path().join("scratch");
+        // the config dir does not exist until the first write creates it
+        let sandbox = Sandbox::without_config_dir();
+        let manager = Manager::new(sandbox.config_dir()).umask_zero();
+        let scratch = sandbox.file("scratch");
         std::fs::create_dir(&scratch).unwrap();
         Self {
-            dir,
+            sandbox,
+            manager,
             scratch,
-            _tmp: tmp,
-            secrets: Secrets::default(),
             covered: BTreeSet::new(),
             output_files: Vec::new(),
             transcript: Vec::new(),
+            daemon: None,
+            tokens: None,
         }
+    }
+
+    fn dir(&self) -> &Path {
+        self.sandbox.config_dir()
+    }
+
+    fn secrets(&self) -> &Secrets {
+        &self.manager.secrets
     }
 
     /// Runs `args` (after `--config-dir` and `--output-format`) under
     /// umask 000, then checks the modes of every file.
     fn raw_run(&mut self, format: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config-dir")
-            .arg(&self.dir)
-            .args(["--output-format", format])
-            .args(args)
-            .env("TZ", "UTC0")
-            .env_remove("PBS_CONFIG_DIR")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: umask is async-signal-safe
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("run proxmox-backup-manager");
-        if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input).unwrap();
-        }
-        let output = child.wait_with_output().unwrap();
+        let all = [&["--output-format", format][..], args].concat();
+        let run = Manager::run_command(self.manager.command(&all), stdin);
         // `--help` runs do not count as running the command
         if !args.contains(&"--help") {
             let words: Vec<&str> = args
@@ -173,11 +109,13 @@ impl Audit {
             self.covered.insert(words.join(" "));
         }
         self.check_modes(&format!("{args:?}"));
-        Run {
-            code: output.status.code().expect("exit status"),
-            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
-        }
+        run
+    }
+
+    /// Checks `text` (named `what`) for secrets and keeps it for the end.
+    fn printed(&mut self, what: String, text: String) {
+        self.secrets().assert_absent(&what, &text);
+        self.transcript.push((what, text));
     }
 
     /// A run whose output may not hold a key; returns it.
@@ -189,14 +127,8 @@ impl Audit {
             "{what}: stdout {} stderr {}",
             run.stdout, run.stderr
         );
-        self.secrets
-            .assert_absent(&format!("stdout of {what}"), &run.stdout);
-        self.secrets
-            .assert_absent(&format!("stderr of {what}"), &run.stderr);
-        self.transcript
-            .push((format!("stdout of {what}"), run.stdout.clone()));
-        self.transcript
-            .push((format!("stderr of {what}"), run.stderr.clone()));
+        self.printed(format!("stdout of {what}"), run.stdout.clone());
+        self.printed(format!("stderr of {what}"), run.stderr.clone());
         run
     }
 
@@ -217,11 +149,8 @@ impl Audit {
         let run = self.raw_run(format, &["encryption-key", "create", id], None);
         assert_eq!(run.code, 0, "create {id}: {}", run.stderr);
         let key_config = KeyConfig::from_json(run.stdout.as_bytes()).expect("key on stdout");
-        self.secrets.key_file(id, &key_config);
-        self.secrets
-            .assert_absent(&format!("stderr of create {id}"), &run.stderr);
-        self.transcript
-            .push((format!("stderr of create {id}"), run.stderr));
+        self.secrets().key_file(id, &key_config);
+        self.printed(format!("stderr of create {id}"), run.stderr);
     }
 
     /// `create ID --output-file FILE`: the key in FILE (0600), not on stdout.
@@ -235,11 +164,9 @@ impl Audit {
         );
         assert_eq!(run.code, 0, "create {id} --output-file: {}", run.stderr);
         let key_config = KeyConfig::load(&file).unwrap();
-        self.secrets.key_file(id, &key_config);
+        self.secrets().key_file(id, &key_config);
         for (stream, text) in [("stdout", run.stdout), ("stderr", run.stderr)] {
-            let what = format!("{stream} of create {id} --output-file");
-            self.secrets.assert_absent(&what, &text);
-            self.transcript.push((what, text));
+            self.printed(format!("{stream} of create {id} --output-file"), text);
         }
         self.output_files.push(file);
     }
@@ -249,6 +176,29 @@ impl Audit {
         let path = self.scratch.join(name);
         std::fs::write(&path, data).unwrap();
         path.display().to_string()
+    }
+
+    /// `user generate-token USER NAME`: the secret on stdout (its one
+    /// place), nothing on stderr but the warning. Returns the secret.
+    fn token(&mut self, format: &str, user: &str, name: &str) -> String {
+        let run = self.raw_run(format, &["user", "generate-token", user, name], None);
+        assert_eq!(run.code, 0, "generate-token {user} {name}: {}", run.stderr);
+        let secret = match format {
+            "text" => run
+                .stdout
+                .lines()
+                .find_map(|line| line.strip_prefix("value: "))
+                .expect("value line")
+                .to_string(),
+            _ => serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        };
+        self.printed(format!("stderr of generate-token {name}"), run.stderr);
+        self.secrets()
+            .text(&format!("token secret {user}!{name}"), &secret);
+        secret
     }
 
     fn check_modes(&self, what: &str) {
@@ -265,12 +215,12 @@ impl Audit {
                 }
             }
         }
-        if let Ok(meta) = std::fs::metadata(&self.dir) {
+        if let Ok(meta) = std::fs::metadata(self.dir()) {
             // created by the first store, as upstream lays it out
             assert_eq!(meta.mode() & 0o7777, 0o700, "{what}: config dir mode");
         }
         let mut files = Vec::new();
-        walk(&self.dir, &mut files);
+        walk(self.dir(), &mut files);
         for (path, mode, is_dir) in files {
             let name = path.file_name().unwrap().to_string_lossy();
             let expected = if is_dir {
@@ -292,47 +242,12 @@ impl Audit {
 
     /// Every file in the config dir but the key files: no key material.
     fn check_files(&self) {
-        let mut stack = vec![self.dir.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if !name.ends_with(".enc") {
-                    let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-                    self.secrets.assert_absent(&format!("{path:?}"), &text);
-                }
+        for (path, data) in snapshot_with_locks(self.dir(), &[]) {
+            if !path.to_string_lossy().ends_with(".enc") {
+                let text = String::from_utf8_lossy(&data);
+                self.secrets().assert_absent(&format!("{path:?}"), &text);
             }
         }
-    }
-}
-
-impl Audit {
-    /// `user generate-token USER NAME`: the secret on stdout (its one
-    /// place), nothing on stderr but the warning. Returns the secret.
-    fn token(&mut self, format: &str, user: &str, name: &str) -> String {
-        let run = self.raw_run(format, &["user", "generate-token", user, name], None);
-        assert_eq!(run.code, 0, "generate-token {user} {name}: {}", run.stderr);
-        let secret = match format {
-            "text" => run
-                .stdout
-                .lines()
-                .find_map(|line| line.strip_prefix("value: "))
-                .expect("value line")
-                .to_string(),
-            _ => serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["value"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        };
-        self.secrets
-            .assert_absent(&format!("stderr of generate-token {name}"), &run.stderr);
-        self.transcript
-            .push((format!("stderr of generate-token {name}"), run.stderr));
-        self.secrets
-            .text(&format!("token secret {user}!{name}"), &secret);
-        secret
     }
 }
 
@@ -346,72 +261,16 @@ impl AuditDaemon {
     fn start(audit: &Audit) -> Self {
         let log = audit.scratch.join("daemon.log");
         let access_log = audit.scratch.join("access.log");
-        let mut cmd = ApiDaemon::command(&audit.dir, &[]);
+        let mut cmd = ApiDaemon::command(audit.dir(), &[]);
         cmd.arg("--access-log")
             .arg(&access_log)
             .env_remove("PBS_CONFIG_DIR");
-        // SAFETY: umask is async-signal-safe
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-                Ok(())
-            });
-        }
+        umask_zero(&mut cmd);
         Self {
             api: ApiDaemon::spawn(cmd, log),
             access_log,
         }
     }
-}
-
-/// One API request on its own TLS connection (`Connection: close`):
-/// the status and the whole answer, head and body.
-fn https(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<(&str, &str)>,
-) -> (u16, String) {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
-    builder.set_verify(openssl::ssl::SslVerifyMode::NONE);
-    let mut stream = builder
-        .build()
-        .configure()
-        .unwrap()
-        .verify_hostname(false)
-        .connect("localhost", tcp)
-        .unwrap();
-    let (content_type, data) = body.unwrap_or(("application/x-www-form-urlencoded", ""));
-    let mut request = format!(
-        "{method} /api2/json/{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-        data.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(data);
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8(answer).expect("UTF-8 answer");
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {answer:?}"));
-    (status, answer)
-}
-
-/// The body of an answer from [`https`], as JSON.
-fn answer_json(answer: &str) -> serde_json::Value {
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|err| panic!("not JSON ({err}): {answer}"))
 }
 
 /// Every route of the router: a new one makes this match, and so the
@@ -441,44 +300,54 @@ const ALL_ROUTES: [Route; 8] = [
 ];
 
 impl Audit {
-    /// An API call whose answer may hold no secret (unless `allowed`);
-    /// records the route. Returns the answer.
-    #[allow(clippy::too_many_arguments)]
+    /// An API call to the running daemon (on its own connection) whose
+    /// answer may hold no secret (unless `allowed`); records the route.
+    /// Returns the answer.
     fn api(
         &mut self,
-        port: u16,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<(&str, &str)>,
         status: u16,
         allowed: bool,
-    ) -> String {
+    ) -> https::Answer {
         let route_path = format!("/api2/json/{}", path.split('?').next().unwrap());
         let method_value: hyper::Method = method.parse().unwrap();
         if let Ok((route, _)) = find_route(&method_value, &route_path) {
             self.covered.insert(route_name(route).to_string());
         }
-        let (got, answer) = https(port, method, path, headers, body);
+        let port = self.daemon.as_ref().expect("a running daemon").api.port;
+        let answer = https::once(port, method, path, headers, body)
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
         let what = format!("answer to {method} {path}");
         assert_eq!(
-            got,
+            answer.status,
             status,
-            "{what}: {answer}\naccess log:\n{}",
+            "{what}: {}\naccess log:\n{}",
+            answer.text,
             std::fs::read_to_string(self.scratch.join("access.log")).unwrap_or_default()
         );
         if !allowed {
-            self.secrets.assert_absent(&what, &answer);
-            self.transcript.push((what, answer.clone()));
+            self.printed(what, answer.text.clone());
         }
         answer
+    }
+
+    /// A GET whose answer may hold no secret.
+    fn get(&mut self, path: &str, headers: &[(&str, &str)], status: u16) {
+        self.api("GET", path, headers, None, status, false);
     }
 }
 
 /// Leaf command paths from the binary's `--help` (`encryption-key list`, ...).
 fn commands_from_help() -> BTreeSet<String> {
     fn subcommands(path: &[&str]) -> Vec<String> {
-        let output = Command::new(BIN).args(path).arg("--help").output().unwrap();
+        let output = Command::new(pbs_test_kit::bins::manager())
+            .args(path)
+            .arg("--help")
+            .output()
+            .unwrap();
         let text = String::from_utf8(output.stdout).unwrap();
         let Some(start) = text.find("Commands:\n") else {
             return Vec::new();
@@ -518,53 +387,131 @@ fn vector(name: &str) -> (Vec<u8>, Vec<u8>) {
     (file, raw)
 }
 
+/// Keys the test knows before they reach the store, registered as secrets.
+struct KnownKeys {
+    /// Upstream's unprotected vector key file.
+    upstream: Vec<u8>,
+    /// Upstream's scrypt-protected vector key file.
+    protected: Vec<u8>,
+    /// Imported from a file.
+    from_file: KeyConfig,
+    /// Imported from stdin.
+    from_stdin: KeyConfig,
+    /// A key file whose fingerprint is `from_file`'s.
+    wrong_fp: KeyConfig,
+}
+
+impl KnownKeys {
+    fn register(secrets: &Secrets) -> Self {
+        let (upstream, upstream_raw) = vector("unprotected");
+        let (protected, protected_raw) = vector("scrypt-protected");
+        secrets.key("vector unprotected", &upstream_raw);
+        secrets.key("vector scrypt-protected", &protected_raw);
+        secrets.key_file(
+            "vector scrypt-protected",
+            &KeyConfig::from_json(&protected).unwrap(),
+        );
+        let from_file = KeyConfig::without_password(raw_key(71)).unwrap();
+        let from_stdin = KeyConfig::without_password(raw_key(72)).unwrap();
+        secrets.key_file("import-file", &from_file);
+        secrets.key_file("import-stdin", &from_stdin);
+        let mut wrong_fp = KeyConfig::without_password(raw_key(73)).unwrap();
+        secrets.key_file("wrong fingerprint", &wrong_fp);
+        wrong_fp.fingerprint = from_file.fingerprint;
+        Self {
+            upstream,
+            protected,
+            from_file,
+            from_stdin,
+            wrong_fp,
+        }
+    }
+
+    /// `from_file` as JSON.
+    fn json(&self) -> String {
+        self.from_file.to_json().unwrap()
+    }
+
+    /// `from_file` cut short.
+    fn truncated(&self) -> String {
+        let json = self.json();
+        json[..json.len() - 20].to_string()
+    }
+
+    /// `from_file` with a `data` field that is not base64.
+    fn bad_base64(&self) -> String {
+        self.json().replacen("\"data\":\"", "\"data\":\"!", 1)
+    }
+}
+
+/// One phase: runs commands and requests on the audit's store.
+type Phase = fn(&mut Audit, &KnownKeys);
+
+/// The phases of the audit, in order: each works on the store the ones
+/// before left.
+const PHASES: &[(&str, Phase)] = &[
+    ("reading creates nothing", reading_creates_nothing),
+    ("create", create),
+    ("import", import),
+    ("refused imports and creates", refused_imports_and_creates),
+    ("reading", reading),
+    ("keys in use by a sync job", keys_in_use_by_a_sync_job),
+    ("archive, unarchive, delete", archive_unarchive_delete),
+    ("verify and repair", verify_and_repair),
+    ("users, tokens, ACLs", users_tokens_acls),
+    ("API: keys with a token", api_keys_with_a_token),
+    ("API: refused key requests", api_refused_key_requests),
+    ("API: tickets", api_tickets),
+    ("API: bad credentials", api_bad_credentials),
+    ("API: logs and routes", api_logs_and_routes),
+    ("generated texts and help", generated_texts_and_help),
+    ("every command, every secret", every_command_every_secret),
+];
+
 #[test]
 fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
     let mut audit = Audit::new();
+    let keys = KnownKeys::register(audit.secrets());
+    for (name, phase) in PHASES {
+        println!("secrets audit: {name}");
+        phase(&mut audit, &keys);
+    }
+}
 
-    // keys the test knows before they reach the store
-    let (upstream, upstream_raw) = vector("unprotected");
-    let (protected, protected_raw) = vector("scrypt-protected");
-    audit.secrets.key("vector unprotected", &upstream_raw);
-    audit.secrets.key("vector scrypt-protected", &protected_raw);
-    audit.secrets.key_file(
-        "vector scrypt-protected",
-        &KeyConfig::from_json(&protected).unwrap(),
-    );
-    let from_file = KeyConfig::without_password(raw_key(71)).unwrap();
-    let from_stdin = KeyConfig::without_password(raw_key(72)).unwrap();
-    audit.secrets.key_file("import-file", &from_file);
-    audit.secrets.key_file("import-stdin", &from_stdin);
-
-    // no config dir yet: reading creates nothing (verify says the dir does
-    // not exist)
+/// No config dir yet: reading creates nothing (verify says the dir does
+/// not exist).
+fn reading_creates_nothing(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "list"], 0);
     audit.all_formats(&["encryption-key", "verify"], 2);
     audit.all_formats(&["sync-job", "list"], 0);
-    assert!(!audit.dir.exists());
+    assert!(!audit.dir().exists());
+}
 
-    // create, in each format, to stdout and to a file
+/// Create, in each format, to stdout and to a file.
+fn create(audit: &mut Audit, _: &KnownKeys) {
     audit.create("text", "created-text");
     audit.create("json", "created-json");
     audit.create("json-pretty", "created-pretty");
     audit.create_to_file("text", "file-text");
     audit.create_to_file("json", "file-json");
+}
 
-    // import from a file, from stdin, an upstream key file
-    let file = audit.input("import.enc", from_file.to_json().unwrap().as_bytes());
+/// Import from a file, from stdin, an upstream key file.
+fn import(audit: &mut Audit, keys: &KnownKeys) {
+    let file = audit.input("import.enc", keys.json().as_bytes());
     audit.run(
         "text",
         &["encryption-key", "import", "imported", "--file", &file],
         0,
     );
-    let stdin = from_stdin.to_json().unwrap();
+    let stdin = keys.from_stdin.to_json().unwrap();
     audit.run_stdin(
         "json",
         &["encryption-key", "import", "from-stdin", "--file", "-"],
         Some(stdin.as_bytes()),
         0,
     );
-    let upstream_file = audit.input("upstream.enc", &upstream);
+    let upstream_file = audit.input("upstream.enc", &keys.upstream);
     audit.run(
         "json-pretty",
         &[
@@ -576,17 +523,17 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         ],
         0,
     );
+}
 
-    // imports that must fail, each with the key in the input
-    let protected_file = audit.input("protected.enc", &protected);
-    let mut wrong_fp = KeyConfig::without_password(raw_key(73)).unwrap();
-    audit.secrets.key_file("wrong fingerprint", &wrong_fp);
-    wrong_fp.fingerprint = from_file.fingerprint;
-    let wrong_fp_file = audit.input("wrong-fp.enc", wrong_fp.to_json().unwrap().as_bytes());
-    let json = from_file.to_json().unwrap();
-    let truncated = audit.input("truncated.enc", &json.as_bytes()[..json.len() - 20]);
-    let bad_b64 = json.replacen("\"data\":\"", "\"data\":\"!", 1);
-    let bad_b64_file = audit.input("bad-b64.enc", bad_b64.as_bytes());
+/// Imports that must fail, each with the key in the input; creates that
+/// must fail.
+fn refused_imports_and_creates(audit: &mut Audit, keys: &KnownKeys) {
+    let file = audit.input("import.enc", keys.json().as_bytes());
+    let protected_file = audit.input("protected.enc", &keys.protected);
+    let wrong_fp_file = audit.input("wrong-fp.enc", keys.wrong_fp.to_json().unwrap().as_bytes());
+    let truncated = audit.input("truncated.enc", keys.truncated().as_bytes());
+    let bad_b64_file = audit.input("bad-b64.enc", keys.bad_base64().as_bytes());
+    let json = keys.json();
     for format in FORMATS {
         for (id, input) in [
             ("dup-of-imported", &file),
@@ -623,23 +570,28 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
             2,
         );
     }
+}
 
-    // reading, in every format
+/// Reading, in every format.
+fn reading(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "list"], 0);
     audit.all_formats(&["encryption-key", "list", "--include-archived"], 0);
     for id in ["created-text", "file-json", "imported", "upstream"] {
         audit.all_formats(&["encryption-key", "show", id], 0);
     }
     audit.all_formats(&["encryption-key", "show", "no-such-key"], 2);
+}
 
-    // tie keys to a job, refuse archiving and deleting, untie
+/// Tie keys to a job, refuse archiving and deleting, untie.
+fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
+    let sync_cfg = audit.dir().join("sync.cfg");
     std::fs::write(
-        audit.dir.join("sync.cfg"),
+        &sync_cfg,
         "sync: job1\n\tremote-store remote\n\tstore local\n",
     )
     .unwrap();
     std::fs::set_permissions(
-        audit.dir.join("sync.cfg"),
+        &sync_cfg,
         std::os::unix::fs::PermissionsExt::from_mode(0o640),
     )
     .unwrap();
@@ -674,8 +626,10 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         ],
         0,
     );
+}
 
-    // archive, unarchive, delete in each format
+/// Archive, unarchive, delete in each format.
+fn archive_unarchive_delete(audit: &mut Audit, _: &KnownKeys) {
     for (format, id) in FORMATS
         .iter()
         .zip(["created-text", "created-json", "from-stdin"])
@@ -686,10 +640,19 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         audit.run(format, &["encryption-key", "archive", id], 0);
         audit.run(format, &["encryption-key", "delete", id], 0);
     }
+}
 
-    // verify and repair a broken store: an orphan, a wrong mode, a swapped
-    // key file (fingerprint mismatch messages name fingerprints only)
-    let keys = audit.dir.join("encryption-keys");
+/// Swaps the key files of `file-text` and `file-json`.
+fn swap_key_files(keys: &Path) {
+    std::fs::rename(keys.join("file-text.enc"), keys.join("swap.tmp")).unwrap();
+    std::fs::rename(keys.join("file-json.enc"), keys.join("file-text.enc")).unwrap();
+    std::fs::rename(keys.join("swap.tmp"), keys.join("file-json.enc")).unwrap();
+}
+
+/// Verify and repair a broken store: an orphan, a wrong mode, a swapped
+/// key file (fingerprint mismatch messages name fingerprints only).
+fn verify_and_repair(audit: &mut Audit, _: &KnownKeys) {
+    let keys = audit.dir().join("encryption-keys");
     std::fs::copy(keys.join("imported.enc"), keys.join("orphan.enc")).unwrap();
     std::fs::set_permissions(
         keys.join("orphan.enc"),
@@ -698,26 +661,22 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
     .unwrap();
     audit.all_formats(&["encryption-key", "verify"], 1);
     audit.run("text", &["encryption-key", "verify", "--repair"], 0);
-    std::fs::rename(keys.join("file-text.enc"), keys.join("swap.tmp")).unwrap();
-    std::fs::rename(keys.join("file-json.enc"), keys.join("file-text.enc")).unwrap();
-    std::fs::rename(keys.join("swap.tmp"), keys.join("file-json.enc")).unwrap();
+    swap_key_files(&keys);
     audit.all_formats(&["encryption-key", "verify"], 1);
     audit.all_formats(&["encryption-key", "verify", "--repair"], 1);
     audit.all_formats(&["encryption-key", "show", "file-text"], 0);
     audit.run("text", &["encryption-key", "archive", "file-text"], 0);
     audit.all_formats(&["encryption-key", "delete", "file-text"], 2);
-    std::fs::rename(keys.join("file-text.enc"), keys.join("swap.tmp")).unwrap();
-    std::fs::rename(keys.join("file-json.enc"), keys.join("file-text.enc")).unwrap();
-    std::fs::rename(keys.join("swap.tmp"), keys.join("file-json.enc")).unwrap();
+    swap_key_files(&keys);
     audit.run("json", &["encryption-key", "verify"], 0);
+}
 
-    // users, passwords, API tokens, ACLs
-    const ALICE_1: &str = "alice first pass phrase";
-    const ALICE_2: &str = "alice second pass phrase";
-    const BOB: &str = "bob's pass phrase on argv";
-    audit.secrets.text("alice's first password", ALICE_1);
-    audit.secrets.text("alice's second password", ALICE_2);
-    audit.secrets.text("bob's password", BOB);
+/// Users, passwords, API tokens, ACLs; the tokens `root@pam!audit`
+/// (Admin on `/`) and `alice@pbs!t1` (Admin on the keys).
+fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
+    audit.secrets().text("alice's first password", ALICE_1);
+    audit.secrets().text("alice's second password", ALICE_2);
+    audit.secrets().text("bob's password", BOB);
     audit.run_stdin(
         "text",
         &["user", "create", "alice@pbs", "--ask-password"],
@@ -741,6 +700,7 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
     );
     let root_secret = audit.token("json", "root@pam", "audit");
     let alice_secret = audit.token("text", "alice@pbs", "t1");
+    audit.tokens = Some((root_secret, alice_secret));
     audit.token("json-pretty", "alice@pbs", "t2");
     audit.all_formats(&["user", "list-tokens", "alice@pbs"], 0);
     audit.run("text", &["user", "delete-token", "alice@pbs", "t2"], 0);
@@ -779,51 +739,43 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         2,
     );
     audit.all_formats(&["acl", "list"], 0);
+}
 
-    // the API: every route, with a token, a ticket and bad credentials
-    let mut daemon = AuditDaemon::start(&audit);
-    let port = daemon.api.port;
-    let root = format!("PBSAPIToken=root@pam!audit:{root_secret}");
+impl Audit {
+    /// The `Authorization` header of `root@pam!audit`.
+    fn root_auth(&self) -> String {
+        let (root_secret, _) = self.tokens.as_ref().expect("the tokens phase ran");
+        format!("PBSAPIToken=root@pam!audit:{root_secret}")
+    }
+}
+
+/// The daemon started (under umask 000); every key route with a token:
+/// only the create and import answers may hold a key.
+fn api_keys_with_a_token(audit: &mut Audit, _: &KnownKeys) {
+    audit.daemon = Some(AuditDaemon::start(audit));
+    let root = audit.root_auth();
     let token = [("Authorization", root.as_str())];
-    audit.api(port, "GET", "version", &token, None, 200, false);
-    audit.api(
-        port,
-        "GET",
-        "config/encryption-keys",
-        &token,
-        None,
-        200,
-        false,
-    );
-    audit.api(
-        port,
-        "GET",
-        "config/encryption-keys?include-archived=1",
-        &token,
-        None,
-        200,
-        false,
-    );
+    audit.get("version", &token, 200);
+    audit.get("config/encryption-keys", &token, 200);
+    audit.get("config/encryption-keys?include-archived=1", &token, 200);
     // create: the one answer with a key
     let answer = audit.api(
-        port,
         "POST",
         "config/encryption-keys",
         &token,
-        Some(("application/x-www-form-urlencoded", "id=api-created")),
+        Some((FORM, "id=api-created")),
         200,
         true,
     );
     let created: KeyConfig =
-        serde_json::from_value(answer_json(&answer)["data"].clone()).expect("KeyConfig");
-    audit.secrets.key_file("api-created", &created);
+        serde_json::from_value(answer.json()["data"].clone()).expect("KeyConfig");
+    audit.secrets().key_file("api-created", &created);
     // import: the answer repeats the key the client sent
-    let imported = KeyConfig::without_password(raw_key(74)).unwrap();
-    audit.secrets.key_file("api-imported", &imported);
+    let imported = api_imported_key();
+    audit.secrets().key_file("api-imported", &imported);
     let body =
         serde_json::json!({"id": "api-imported", "key": imported.to_json().unwrap()}).to_string();
     audit.api(
-        port,
         "POST",
         "config/encryption-keys",
         &token,
@@ -831,20 +783,38 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         200,
         true,
     );
-    // refused imports and creates: the key in the request, never in the answer
+    for path in [
+        "config/encryption-keys/api-created",
+        "config/encryption-keys/api-created/verify",
+        "config/encryption-keys/imported/verify",
+    ] {
+        audit.get(path, &token, 200);
+    }
+    audit.get("config/encryption-keys/no-such-key", &token, 404);
+}
+
+/// The key `api_keys_with_a_token` imports.
+fn api_imported_key() -> KeyConfig {
+    KeyConfig::without_password(raw_key(74)).unwrap()
+}
+
+/// Refused imports and creates: the key in the request, never in the
+/// answer; a stale digest; archive and delete.
+fn api_refused_key_requests(audit: &mut Audit, keys: &KnownKeys) {
+    let root = audit.root_auth();
+    let token = [("Authorization", root.as_str())];
     for (id, text) in [
         (
             "api-protected",
-            String::from_utf8(protected.clone()).unwrap(),
+            String::from_utf8(keys.protected.clone()).unwrap(),
         ),
-        ("api-wrong-fp", wrong_fp.to_json().unwrap()),
-        ("api-truncated", json[..json.len() - 20].to_string()),
-        ("api-bad-base64", bad_b64.clone()),
-        ("api-dup", imported.to_json().unwrap()),
+        ("api-wrong-fp", keys.wrong_fp.to_json().unwrap()),
+        ("api-truncated", keys.truncated()),
+        ("api-bad-base64", keys.bad_base64()),
+        ("api-dup", api_imported_key().to_json().unwrap()),
     ] {
         let body = serde_json::json!({"id": id, "key": text}).to_string();
         audit.api(
-            port,
             "POST",
             "config/encryption-keys",
             &token,
@@ -853,188 +823,85 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
             false,
         );
     }
+    let created = "config/encryption-keys/api-created";
     audit.api(
-        port,
         "POST",
         "config/encryption-keys",
         &token,
-        Some(("application/x-www-form-urlencoded", "id=api-created")),
+        Some((FORM, "id=api-created")),
         400,
-        false,
-    );
-    for path in [
-        "config/encryption-keys/api-created",
-        "config/encryption-keys/api-created/verify",
-        "config/encryption-keys/imported/verify",
-    ] {
-        audit.api(port, "GET", path, &token, None, 200, false);
-    }
-    audit.api(
-        port,
-        "GET",
-        "config/encryption-keys/no-such-key",
-        &token,
-        None,
-        404,
         false,
     );
     let stale = format!("digest={}", "0".repeat(64));
-    audit.api(
-        port,
-        "POST",
-        "config/encryption-keys/api-created",
-        &token,
-        Some(("application/x-www-form-urlencoded", &stale)),
-        400,
-        false,
-    );
-    audit.api(
-        port,
-        "POST",
-        "config/encryption-keys/api-created",
-        &token,
-        None,
-        200,
-        false,
-    );
-    audit.api(
-        port,
-        "DELETE",
-        "config/encryption-keys/api-imported",
-        &token,
-        None,
-        400,
-        false,
-    );
-    audit.api(
-        port,
-        "DELETE",
-        "config/encryption-keys/api-created",
-        &token,
-        None,
-        200,
-        false,
-    );
-    // a ticket: the login answer holds it and the CSRF token, nothing else may
+    audit.api("POST", created, &token, Some((FORM, &stale)), 400, false);
+    audit.api("POST", created, &token, None, 200, false);
+    let imported = "config/encryption-keys/api-imported";
+    audit.api("DELETE", imported, &token, None, 400, false);
+    audit.api("DELETE", created, &token, None, 200, false);
+}
+
+/// A ticket: the login answer holds it and the CSRF token, nothing else
+/// may; alice's token has Admin on the keys, but alice herself only Audit.
+fn api_tickets(audit: &mut Audit, _: &KnownKeys) {
     let login = format!("username=alice@pbs&password={}", ALICE_2.replace(' ', "+"));
-    let answer = audit.api(
-        port,
-        "POST",
-        "access/ticket",
-        &[],
-        Some(("application/x-www-form-urlencoded", &login)),
-        200,
-        true,
-    );
-    let data = answer_json(&answer)["data"].clone();
+    let ticket_path = "access/ticket";
+    let answer = audit.api("POST", ticket_path, &[], Some((FORM, &login)), 200, true);
+    let data = answer.json()["data"].clone();
     let ticket = data["ticket"].as_str().unwrap().to_string();
     let csrf = data["CSRFPreventionToken"].as_str().unwrap().to_string();
-    audit.secrets.text("alice's ticket", &ticket);
-    audit.secrets.text("alice's CSRF token", &csrf);
+    audit.secrets().text("alice's ticket", &ticket);
+    audit.secrets().text("alice's CSRF token", &csrf);
     let cookie = format!("PBSAuthCookie={ticket}");
     let with_ticket = [("Cookie", cookie.as_str())];
     let with_csrf = [
         ("Cookie", cookie.as_str()),
         ("CSRFPreventionToken", csrf.as_str()),
     ];
-    audit.api(
-        port,
-        "GET",
-        "config/encryption-keys",
-        &with_ticket,
-        None,
-        200,
-        false,
-    );
-    audit.api(
-        port,
-        "POST",
-        "config/encryption-keys/imported",
-        &with_ticket,
-        None,
-        401,
-        false,
-    );
-    audit.api(
-        port,
-        "POST",
-        "config/encryption-keys/imported",
-        &with_csrf,
-        None,
-        403,
-        false,
-    );
-    let encoded: String = ticket
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let renew = format!("username=alice@pbs&password={encoded}");
-    audit.api(
-        port,
-        "POST",
-        "access/ticket",
-        &[],
-        Some(("application/x-www-form-urlencoded", &renew)),
-        200,
-        true,
-    );
-    // alice's token: Admin on the keys, but alice herself only Audit
+    audit.get("config/encryption-keys", &with_ticket, 200);
+    let imported = "config/encryption-keys/imported";
+    audit.api("POST", imported, &with_ticket, None, 401, false);
+    audit.api("POST", imported, &with_csrf, None, 403, false);
+    let renew = format!("username=alice@pbs&password={}", urlencode(&ticket));
+    audit.api("POST", ticket_path, &[], Some((FORM, &renew)), 200, true);
+
+    let (_, alice_secret) = audit.tokens.clone().expect("the tokens phase ran");
     let alice = format!("PBSAPIToken=alice@pbs!t1:{alice_secret}");
     audit.api(
-        port,
         "POST",
         "config/encryption-keys",
         &[("Authorization", alice.as_str())],
-        Some(("application/x-www-form-urlencoded", "id=alice-key")),
+        Some((FORM, "id=alice-key")),
         403,
         false,
     );
-    // bad credentials and bad requests
+}
+
+/// Bad credentials and bad requests.
+fn api_bad_credentials(audit: &mut Audit, _: &KnownKeys) {
+    let root = audit.root_auth();
+    let token = [("Authorization", root.as_str())];
     let wrong = format!("PBSAPIToken=root@pam!audit:{}", "0".repeat(36));
     let bad_login = format!("username=alice@pbs&password={}", ALICE_1.replace(' ', "+"));
+    audit.get("version", &[("Authorization", wrong.as_str())], 401);
+    audit.get("version", &[("Authorization", "PBSAPIToken=garbage")], 401);
+    audit.get("version", &[], 401);
     audit.api(
-        port,
-        "GET",
-        "version",
-        &[("Authorization", wrong.as_str())],
-        None,
-        401,
-        false,
-    );
-    audit.api(
-        port,
-        "GET",
-        "version",
-        &[("Authorization", "PBSAPIToken=garbage")],
-        None,
-        401,
-        false,
-    );
-    audit.api(port, "GET", "version", &[], None, 401, false);
-    audit.api(
-        port,
         "POST",
         "access/ticket",
         &[],
-        Some(("application/x-www-form-urlencoded", &bad_login)),
+        Some((FORM, &bad_login)),
         401,
         false,
     );
-    audit.api(
-        port,
-        "GET",
-        "config/encryption-keys?bogus=1",
-        &token,
-        None,
-        400,
-        false,
-    );
-    audit.api(port, "GET", "nope", &token, None, 404, false);
-    audit.api(port, "PUT", "version", &token, None, 405, false);
+    audit.get("config/encryption-keys?bogus=1", &token, 400);
+    audit.get("nope", &token, 404);
+    audit.api("PUT", "version", &token, None, 405, false);
+}
 
+/// The daemon stopped: neither of its logs holds a secret, the access log
+/// kept its mode under umask 000, and every route was called.
+fn api_logs_and_routes(audit: &mut Audit, _: &KnownKeys) {
+    let mut daemon = audit.daemon.take().expect("a running daemon");
     daemon.api.signal(nix::sys::signal::Signal::SIGTERM);
     let status = daemon.api.wait();
     assert!(status.success(), "daemon exit: {status:?}");
@@ -1045,8 +912,7 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         // with --access-log, daemon messages go there too; stderr is empty
         let text = std::fs::read_to_string(path).unwrap();
         assert!(!text.is_empty() || what == "daemon log", "{what} is empty");
-        audit.secrets.assert_absent(what, &text);
-        audit.transcript.push((what.to_string(), text));
+        audit.printed(what.to_string(), text);
     }
     let mode = std::fs::metadata(&daemon.access_log).unwrap().mode() & 0o7777;
     assert_eq!(mode, 0o640, "access log mode under umask 000");
@@ -1060,8 +926,10 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         "routes the audit does not call: {missing:?}"
     );
     audit.check_modes("after the daemon");
+}
 
-    // generated texts, completion and help
+/// Generated texts, completion and help.
+fn generated_texts_and_help(audit: &mut Audit, _: &KnownKeys) {
     audit.run("text", &["generate-completion", "bash"], 0);
     audit.run("text", &["generate-man"], 0);
     audit.run("text", &["__complete", "key-ids"], 0);
@@ -1071,8 +939,12 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         args.push("--help");
         audit.run("text", &args, 0);
     }
+}
 
-    // every command of the binary was run
+/// Every command of the binary was run; a key learnt late was not printed
+/// early either; no file but the key files holds a secret; every mode is
+/// as documented.
+fn every_command_every_secret(audit: &mut Audit, _: &KnownKeys) {
     let missing: Vec<String> = commands_from_help()
         .difference(&audit.covered)
         .cloned()
@@ -1081,10 +953,8 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
         missing.is_empty(),
         "commands the audit does not run: {missing:?}"
     );
-
-    // a key learnt late must not have been printed early either
     for (what, text) in &audit.transcript {
-        audit.secrets.assert_absent(what, text);
+        audit.secrets().assert_absent(what, text);
     }
     audit.check_files();
     audit.check_modes("at the end");

@@ -11,7 +11,7 @@ use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use proxmox_schema::ApiType;
 use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlugin};
 
-use crate::util::{cases_with_suffix, vectors_dir};
+use pbs_test_kit::dirs::{cases_with_suffix, vectors_dir};
 
 /// The file name upstream was given when the vectors were made.
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";

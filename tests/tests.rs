@@ -1,10 +1,8 @@
 //! Integration tests of the keystore, one binary for all of them.
 
-// shared helpers: vector location, temp dirs, process helpers
+// the property test strategy of CryptKey (everything else the tests share
+// is in the test kit, pbs-test-kit/)
 mod util;
-
-// a running proxmox-backup-api process (shared with the processes binary)
-mod api_daemon;
 
 // proxmox-section-config against upstream's vectors (CryptKey plugin)
 mod section_config_vectors;

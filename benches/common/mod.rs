@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use pbs_config::ConfigDir;
 use pbs_config::encryption_keys::CONFIG;
-use pbs_key_config::KeyConfig;
+use pbs_test_kit::key_config;
 
 /// The key counts of the parse and write benchmarks.
 pub const PARSE_SIZES: [usize; 4] = [100, 1_000, 10_000, 100_000];
@@ -103,16 +103,6 @@ pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir_in(root)
         .expect("scratch dir")
-}
-
-/// Raw key bytes number `seed` (distinct keys, so distinct fingerprints).
-pub fn raw_key(seed: u64) -> [u8; 32] {
-    openssl::sha::sha256(format!("pbs-keystore bench key {seed}").as_bytes())
-}
-
-/// An unprotected key config for [`raw_key`]`(seed)`.
-pub fn key_config(seed: u64) -> KeyConfig {
-    KeyConfig::without_password(raw_key(seed)).expect("key config")
 }
 
 /// A config dir holding `n` keys: `n - real` generated entries without key

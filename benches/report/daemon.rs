@@ -3,126 +3,35 @@
 //! (one tokio thread, so client and daemon share the machine's 2 cores as
 //! in the tests).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
-use pbs_api_types::{ApiToken, Authid};
 use pbs_config::ConfigDir;
-
-const DAEMON: &str = env!("CARGO_BIN_EXE_proxmox-backup-api");
+use pbs_test_kit::ApiDaemon;
+use pbs_test_kit::https::connect;
 
 /// Gives `root@pam!bench` Admin on `/` in `dir`; returns the
 /// Authorization header value.
 pub fn setup_token(dir: &Path) -> String {
     let dir = ConfigDir::new(dir).expect("config dir");
-    let tokenid: Authid = "root@pam!bench".parse().unwrap();
-    let users = dir.user_config();
-    let lock = users.lock_config().unwrap();
-    let token = ApiToken {
-        tokenid: tokenid.clone(),
-        comment: None,
-        enable: None,
-        expire: None,
-    };
-    users.add_token(&token, &lock).unwrap();
-    drop(lock);
-    let secret = dir
-        .token_shadow()
-        .generate_and_set_secret(&tokenid)
-        .unwrap();
-    let acl = dir.acl_config();
-    let lock = acl.lock_config().unwrap();
-    let (mut tree, _) = acl.config().unwrap();
-    tree.insert_user_role("/", &tokenid, "Admin", true);
-    acl.save_config(&tree, &lock).unwrap();
-    format!("PBSAPIToken={tokenid}:{secret}")
+    pbs_test_kit::access::admin_token(&dir, "root@pam!bench")
 }
 
-/// A running daemon, killed when dropped.
-pub struct Daemon {
-    child: Child,
-    pub port: u16,
+/// Starts the daemon on `dir`, its log and access log in `dir`.
+pub fn start(dir: &Path) -> ApiDaemon {
+    let access_log = dir.join("access.log");
+    let extra = ["--access-log", access_log.to_str().unwrap()];
+    ApiDaemon::start(dir, &extra, dir.join("daemon.log"))
 }
 
-impl Daemon {
-    pub fn start(dir: &Path) -> Self {
-        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-        let mut child = Command::new(DAEMON)
-            .arg("--config-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--access-log"])
-            .arg(dir.join("access.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start proxmox-backup-api");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening on 127.0.0.1:")
-            .and_then(|port| port.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no readiness line from the daemon (got {line:?})");
-        };
-        Self { child, port }
-    }
-
-    /// `VmHWM` and `VmRSS` of the daemon, in KiB.
-    pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn connect(port: u16) -> SendRequest<Full<Bytes>> {
-    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
-    builder.set_verify(SslVerifyMode::NONE);
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let ssl = builder
-        .build()
-        .configure()
-        .unwrap()
-        .verify_hostname(false)
-        .into_ssl("localhost")
-        .unwrap();
-    let mut stream = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
-    Pin::new(&mut stream).connect().await.unwrap();
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    sender
+/// `VmHWM` and `VmRSS` of the daemon, in KiB.
+pub fn memory_kib(daemon: &ApiDaemon) -> (u64, u64) {
+    let field = |name| daemon.status_kib(name).unwrap_or(0);
+    (field("VmHWM"), field("VmRSS"))
 }
 
 /// What a load run sends.

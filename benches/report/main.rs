@@ -25,7 +25,7 @@ mod daemon;
 mod workers;
 
 use common::KeyStore;
-use daemon::{Daemon, Op};
+use daemon::Op;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -36,8 +36,6 @@ const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
 } else {
     "glibc malloc"
 };
-
-const MANAGER: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
 
 /// Figures collected for the targets, by name.
 type Figures = BTreeMap<&'static str, f64>;
@@ -258,7 +256,7 @@ fn daemon_load(figures: &mut Figures, duration: Duration) {
     const KEYS: usize = 1_000;
     let store = KeyStore::new(KEYS, 1);
     let auth = daemon::setup_token(store.path());
-    let daemon = Daemon::start(store.path());
+    let daemon = daemon::start(store.path());
     println!(
         "## API daemon over HTTPS (keep-alive; {KEYS} keys at the start; {} s per run)",
         duration.as_secs_f64()
@@ -292,7 +290,7 @@ fn daemon_load(figures: &mut Figures, duration: Duration) {
             figures.insert(key, result.p99.as_nanos() as f64);
         }
     }
-    let (hwm, rss) = daemon.memory_kib();
+    let (hwm, rss) = daemon::memory_kib(&daemon);
     println!();
     println!(
         "Daemon memory after these runs: VmHWM {:.1} MiB, VmRSS {:.1} MiB.",
@@ -319,7 +317,7 @@ fn memory(figures: &mut Figures) {
     println!();
     println!("| process | after | VmHWM (peak) | VmRSS |");
     println!("|---|---|---|---|");
-    let daemon = Daemon::start(store.path());
+    let daemon = daemon::start(store.path());
     let row = |what: &str, (hwm, rss): (u64, u64)| {
         println!(
             "| daemon | {what} | {:.1} MiB | {:.1} MiB |",
@@ -327,25 +325,25 @@ fn memory(figures: &mut Figures) {
             rss as f64 / 1024.0
         );
     };
-    row("start", daemon.memory_kib());
+    row("start", daemon::memory_kib(&daemon));
     let mut bytes = 0;
     for _ in 0..3 {
         bytes = daemon::once(daemon.port, &auth, Op::List, 0);
     }
-    let after_list = daemon.memory_kib();
+    let after_list = daemon::memory_kib(&daemon);
     row(
         &format!("3 lists of all keys ({bytes} bytes each)"),
         after_list,
     );
     daemon::once(daemon.port, &auth, Op::Create { run: 99 }, 0);
-    let after_create = daemon.memory_kib();
+    let after_create = daemon::memory_kib(&daemon);
     row("1 create", after_create);
     figures.insert("memory/daemon/list", after_list.0 as f64 * 1024.0);
     figures.insert("memory/daemon/create", after_create.0 as f64 * 1024.0);
     drop(daemon);
 
     let (maxrss, elapsed) = run_measured(
-        Command::new(MANAGER)
+        Command::new(pbs_test_kit::bins::manager())
             .args(["encryption-key", "list", "--include-archived"])
             .args(["--output-format", "json", "--config-dir"])
             .arg(store.path()),
@@ -452,25 +450,6 @@ fn targets(figures: &Figures) {
     };
     println!("| target | figure | limit | ratio | met |");
     println!("|---|---|---|---|---|");
-    let row = |name: &str, figure: Option<f64>, limit: Option<f64>, below: bool, unit: &str| {
-        let (Some(figure), Some(limit)) = (figure, limit) else {
-            println!("| {name} | missing | | | |");
-            return;
-        };
-        let ratio = figure / limit;
-        let met = if below { ratio <= 1.0 } else { ratio >= 1.0 };
-        let show = |v: f64| match unit {
-            "ms" => ms(v),
-            "MiB" => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
-            _ => format!("{v:.2}"),
-        };
-        println!(
-            "| {name} | {} | {} | {ratio:.2} | {} |",
-            show(figure),
-            show(limit),
-            if met { "yes" } else { "no" }
-        );
-    };
     let typed = c("parse/typed/10000");
     let generic = c("parse/generic/10000");
     let write = c("write/10000");
@@ -590,6 +569,41 @@ fn targets(figures: &Figures) {
         "MiB",
     );
     println!();
+    against_upstream(floor, typed, generic, parse, write);
+}
+
+/// One row of the targets table: `figure` against `limit` (met below it,
+/// or above it if not `below`), both shown in `unit`.
+fn row(name: &str, figure: Option<f64>, limit: Option<f64>, below: bool, unit: &str) {
+    let (Some(figure), Some(limit)) = (figure, limit) else {
+        println!("| {name} | missing | | | |");
+        return;
+    };
+    let ratio = figure / limit;
+    let met = if below { ratio <= 1.0 } else { ratio >= 1.0 };
+    let show = |v: f64| match unit {
+        "ms" => ms(v),
+        "MiB" => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
+        _ => format!("{v:.2}"),
+    };
+    println!(
+        "| {name} | {} | {} | {ratio:.2} | {} |",
+        show(figure),
+        show(limit),
+        if met { "yes" } else { "no" }
+    );
+}
+
+/// This run's parse and write figures against upstream's (of the issue),
+/// and the durability floor.
+fn against_upstream(
+    floor: f64,
+    typed: Option<f64>,
+    generic: Option<f64>,
+    parse: Option<f64>,
+    write: Option<f64>,
+) {
+    let c = |id: &str| criterion_median(id);
     let generic_write = c("write/10000");
     if let (Some(typed), Some(generic), Some(generic_write), Some(parse), Some(write)) =
         (typed, generic, generic_write, parse, write)

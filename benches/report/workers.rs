@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pbs_config::ConfigDir;
 
-use crate::common::key_config;
+use pbs_test_kit::key_config;
 
 /// Runs the worker named by `role` with `args`.
 pub fn run(role: &str, args: &[String]) {

@@ -4,6 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use pbs_test_kit::Sandbox;
+
 use crate::support::{
     assert_clean, assert_every_listed_key_loads, assert_success, context, run_worker, worker,
 };
@@ -17,15 +19,14 @@ const OPERATIONS: usize = 200;
 /// keys with a fingerprint some worker stored under that id, every listed key
 /// loadable, and `verify` clean.
 pub fn eight_processes_of_random_operations() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("config");
-    std::fs::create_dir(&dir).unwrap();
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
 
     let children: Vec<_> = (0..WORKERS)
         .map(|index| {
-            let log = tmp.path().join(format!("worker-{index}.log"));
+            let log = sandbox.file(&format!("worker-{index}.log"));
             let mut cmd = worker("random-ops");
-            cmd.arg(&dir)
+            cmd.arg(dir)
                 .arg(index.to_string())
                 .arg((0x5eed + index * 7919).to_string())
                 .arg(OPERATIONS.to_string())
@@ -64,7 +65,7 @@ pub fn eight_processes_of_random_operations() {
         assert_eq!(lines, OPERATIONS, "worker {index} logged every operation");
     }
 
-    let config = context(&dir);
+    let config = context(dir);
     let (list, _) = config.encryption_keys().list_keys(true).unwrap();
     let listed: HashMap<&str, _> = list.iter().map(|k| (k.id.as_str(), k)).collect();
 

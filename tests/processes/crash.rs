@@ -3,8 +3,10 @@
 use pbs_config::failpoint::POINTS;
 use pbs_config::verify::FindingKind;
 
+use pbs_test_kit::key_config;
+
 use crate::support::{
-    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context, key_config,
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context,
     killed_by_sigkill, run_worker, worker,
 };
 

@@ -7,20 +7,16 @@
 //! - killed from outside while clients create keys: every create answered
 //!   200 survives.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 use pbs_config::failpoint::POINTS;
+use pbs_test_kit::dirs::snapshot;
+use pbs_test_kit::tmpfs::tmpfs_config_dir;
+use pbs_test_kit::{ApiDaemon, Manager, Sandbox, https, key_config};
 
-use crate::api_daemon::ApiDaemon;
 use crate::support::{
-    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context, key_config,
-    manager, tmpfs_config_dir,
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context,
 };
 
 /// Starts the daemon on `dir` (with `$PBS_FAILPOINT` = `failpoint`), its
@@ -48,63 +44,16 @@ pub fn request(
     path: &str,
     form: Option<&str>,
 ) -> Option<(u16, String)> {
+    let body = form.map(|form| ("application/x-www-form-urlencoded", form));
     // a killed daemon refuses the connection: no answer either
-    let tcp = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
-    builder.set_verify(SslVerifyMode::NONE);
-    let mut stream = builder
-        .build()
-        .configure()
-        .unwrap()
-        .verify_hostname(false)
-        .connect("localhost", tcp)
-        .ok()?;
-    let body = form.unwrap_or("");
-    let request = format!(
-        "{method} /api2/json/{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer.split(' ').nth(1)?.parse().ok()?;
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    let answer = https::once(port, method, path, &[("Authorization", auth)], body).ok()?;
+    Some((answer.status, answer.body().to_string()))
 }
 
 /// A token of root@pam with Admin on `/`, as `PBSAPIToken=ID:SECRET`.
 pub fn admin_token(dir: &Path) -> String {
-    let run = manager(
-        dir,
-        &[
-            "--output-format",
-            "json",
-            "user",
-            "generate-token",
-            "root@pam",
-            "crash",
-        ],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run:?}");
-    let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let run = manager(
-        dir,
-        &["acl", "update", "/", "Admin", "--auth-id", "root@pam!crash"],
-        None,
-    );
-    assert_eq!(run.code, 0, "{run:?}");
-    format!(
-        "PBSAPIToken=root@pam!crash:{}",
-        value["value"].as_str().unwrap()
-    )
+    let token = Manager::new(dir).root_token("crash", Some("Admin"));
+    format!("PBSAPIToken={token}")
 }
 
 /// For every crash point: the request that passes it, the daemon killed
@@ -112,12 +61,11 @@ pub fn admin_token(dir: &Path) -> String {
 pub fn daemon_sigkill_in_the_middle_of_a_create() {
     assert!(pbs_config::failpoint::enabled());
     for point in POINTS {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("config");
-        std::fs::create_dir(&dir).unwrap();
-        let auth = admin_token(&dir);
+        let sandbox = Sandbox::new();
+        let dir = sandbox.config_dir();
+        let auth = admin_token(dir);
         let keys_before = {
-            let config = context(&dir);
+            let config = context(dir);
             let keys = config.encryption_keys();
             keys.store_key("bystander", &key_config(41)).unwrap();
             let op = point.split(':').next().unwrap();
@@ -136,13 +84,13 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
             _ => ("POST", "config/encryption-keys/victim", Some("")),
         };
 
-        let mut daemon = start_daemon(&dir, tmp.path().join("daemon.log"), Some(point));
+        let mut daemon = start_daemon(dir, sandbox.file("daemon.log"), Some(point));
         let answer = request(daemon.port, &auth, method, path, form);
         assert!(
             wait_killed(&mut daemon),
             "{point}: the daemon was not killed"
         );
-        let log = std::fs::read_to_string(&daemon.log).unwrap();
+        let log = daemon.log_text();
         assert!(
             log.contains(&format!("failpoint {point} reached")),
             "{point}: {log}"
@@ -152,7 +100,7 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
             "{point}: an answer from a killed daemon: {answer:?}"
         );
 
-        let config = context(&dir);
+        let config = context(dir);
         let report = config.verify(false).unwrap();
         assert_crash_leftovers_only(&report, point);
         let leftovers = report.findings.len();
@@ -161,7 +109,7 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
         assert_every_listed_key_loads(&config);
 
         // a new daemon serves the store; the key is wholly there or gone
-        let daemon = start_daemon(&dir, tmp.path().join("daemon2.log"), None);
+        let daemon = start_daemon(dir, sandbox.file("daemon2.log"), None);
         let (status, body) = request(
             daemon.port,
             &auth,
@@ -201,11 +149,10 @@ pub fn daemon_sigkill_under_concurrent_creates() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("config");
-    std::fs::create_dir(&dir).unwrap();
-    let auth = admin_token(&dir);
-    let mut daemon = start_daemon(&dir, tmp.path().join("daemon.log"), None);
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    let auth = admin_token(dir);
+    let mut daemon = start_daemon(dir, sandbox.file("daemon.log"), None);
     let port = daemon.port;
     let answered = Arc::new(AtomicUsize::new(0));
     let created: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -246,7 +193,7 @@ pub fn daemon_sigkill_under_concurrent_creates() {
         client.join().expect("client thread");
     }
 
-    let config = context(&dir);
+    let config = context(dir);
     let report = config.verify(false).unwrap();
     assert_crash_leftovers_only(&report, "after the kill");
     let repaired = config.verify(true).unwrap();
@@ -293,9 +240,9 @@ pub fn api_on_a_full_disk_and_a_read_only_file_system() {
     };
 
     for fault in ["full disk", "read-only file system"] {
-        let before = crate::support::snapshot(&dir, &[]);
+        let before = snapshot(&dir, &[]);
         match fault {
-            "full disk" => crate::full_disk::fill(&mount.path.join("filler"), 0),
+            "full disk" => mount.fill("filler", 0),
             _ => mount.remount(true),
         }
         let (status, body) = create().expect("an answer");
@@ -312,11 +259,7 @@ pub fn api_on_a_full_disk_and_a_read_only_file_system() {
         let (status, body) =
             request(port, &auth, "GET", "config/encryption-keys", None).expect("an answer");
         assert_eq!(status, 200, "{fault}: list: {body}");
-        assert_eq!(
-            crate::support::snapshot(&dir, &[]),
-            before,
-            "{fault}: store changed"
-        );
+        assert_eq!(snapshot(&dir, &[]), before, "{fault}: store changed");
         match fault {
             "full disk" => std::fs::remove_file(mount.path.join("filler")).unwrap(),
             _ => mount.remount(false),

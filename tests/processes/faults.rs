@@ -3,19 +3,18 @@
 //! timeout. After each: a clear error naming what failed, the store as it
 //! was, and `verify` reporting it so.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use nix::unistd::{Group, User};
-
 use pbs_config::ConfigDir;
+use pbs_test_kit::dirs::snapshot;
+use pbs_test_kit::privileges::{backup_and_nobody, root_or_skip};
+use pbs_test_kit::tmpfs::tmpfs_config_dir;
+use pbs_test_kit::{Sandbox, key_config};
 
 use crate::support::{
-    assert_error, assert_relocated_only, context, fault_store, key_config, manager,
-    run_writing_commands_again, snapshot, tmpfs_config_dir, worker, writing_commands,
+    Holder, assert_error, assert_relocated_only, context, fault_store, manager,
+    run_writing_commands_again, writing_commands,
 };
 
 /// The store on a file system remounted read-only: every writing command
@@ -68,31 +67,25 @@ pub fn read_only_file_system() {
 /// exits 2 naming a file and "Permission denied", and the store is as it
 /// was for root's verify.
 pub fn config_dir_not_writable_by_the_user() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("    skipped: switching users needs root (CI runs as root)");
+    if !root_or_skip("switching users") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let dir = tmp.path().join("config");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let import = tmp.path().join("import.enc");
-    fault_store(&dir, &import);
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    for path in [sandbox.path(), dir] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let import = sandbox.file("import.enc");
+    fault_store(dir, &import);
     std::fs::set_permissions(&import, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let before = snapshot(&dir, &[]);
+    let before = snapshot(dir, &[]);
     let dir_text = dir.display().to_string();
 
-    let backup = User::from_name("backup").unwrap().expect("backup user");
-    let nobody = User::from_name("nobody").unwrap().expect("nobody user");
-    let nogroup = Group::from_gid(nobody.gid)
-        .unwrap()
-        .expect("nobody's group");
-    for (user, gid) in [(&backup, backup.gid), (&nobody, nogroup.gid)] {
+    for (user, gid) in backup_and_nobody() {
         let as_user = Some((user.uid, gid));
         for (args, _file) in writing_commands(&import) {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let run = manager(&dir, &args, as_user);
+            let run = manager(dir, &args, as_user);
             let what = format!("{} as {}", args.join(" "), user.name);
             let line = assert_error(&run, &what, &[&dir_text]);
             // EACCES creating or opening a file, EPERM for repair's chown
@@ -101,9 +94,9 @@ pub fn config_dir_not_writable_by_the_user() {
                 "{what}: {line}"
             );
             println!("    {what}: {line}");
-            assert_eq!(snapshot(&dir, &[]), before, "{what} changed the store");
+            assert_eq!(snapshot(dir, &[]), before, "{what} changed the store");
         }
-        let list = manager(&dir, &["encryption-key", "list"], as_user);
+        let list = manager(dir, &["encryption-key", "list"], as_user);
         if user.name == "backup" {
             assert_eq!(list.code, 0, "list as backup: {list:?}");
             assert!(list.stdout.contains("active-key"), "{list:?}");
@@ -116,37 +109,8 @@ pub fn config_dir_not_writable_by_the_user() {
             println!("    encryption-key list as nobody: {line}");
         }
     }
-    assert_relocated_only(&context(&dir).verify(false).unwrap(), "as root");
-    run_writing_commands_again(&dir, &import);
-}
-
-/// A `hold-lock` worker holding `lock` (a path relative to `dir`) until
-/// dropped.
-struct Holder(Child);
-
-impl Holder {
-    fn hold(dir: &Path, lock: &str) -> Self {
-        let mut child = worker("hold-lock")
-            .arg(dir)
-            .arg(lock)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked", "holder of {lock}");
-        Self(child)
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.wait();
-    }
+    assert_relocated_only(&context(dir).verify(false).unwrap(), "as root");
+    run_writing_commands_again(dir, &import);
 }
 
 /// Another process holds the config lock, the sync job lock or a key's
@@ -155,16 +119,15 @@ impl Drop for Holder {
 /// on; once the holder is gone, verify is as before and the operations
 /// work.
 pub fn lock_held_past_the_timeout() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("config");
-    std::fs::create_dir(&dir).unwrap();
-    let import = tmp.path().join("import.enc");
-    fault_store(&dir, &import);
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    let import = sandbox.file("import.enc");
+    fault_store(dir, &import);
     let timeout = Duration::from_millis(300);
-    let config = ConfigDir::new(&dir).unwrap().lock_timeout(timeout);
+    let config = ConfigDir::new(dir).unwrap().lock_timeout(timeout);
     let keys = config.encryption_keys();
     let jobs = config.sync_jobs();
-    let before = snapshot(&dir, &[]);
+    let before = snapshot(dir, &[]);
 
     type Op<'a> = (&'a str, Box<dyn Fn() -> Result<(), anyhow::Error> + 'a>);
     let ops: Vec<Op> = vec![
@@ -208,7 +171,7 @@ pub fn lock_held_past_the_timeout() {
         ),
         ("encryption-keys/old-key.enc.lck", &["delete"][..]),
     ] {
-        let holder = Holder::hold(&dir, lock);
+        let holder = Holder::hold(dir, Some(lock));
         for (name, op) in ops.iter().filter(|(name, _)| needs.contains(name)) {
             let err = op().unwrap_err().to_string();
             assert!(
@@ -217,7 +180,7 @@ pub fn lock_held_past_the_timeout() {
                     && err.contains("timed out after 0.3s"),
                 "{name} with {lock} held: {err}"
             );
-            assert_eq!(snapshot(&dir, &[]), before, "{name} changed the store");
+            assert_eq!(snapshot(dir, &[]), before, "{name} changed the store");
             println!("    {lock} held, {name}: {err}");
         }
         // readers do not wait
@@ -226,6 +189,6 @@ pub fn lock_held_past_the_timeout() {
         drop(holder);
     }
 
-    assert_relocated_only(&context(&dir).verify(false).unwrap(), "after the holders");
-    run_writing_commands_again(&dir, &import);
+    assert_relocated_only(&context(dir).verify(false).unwrap(), "after the holders");
+    run_writing_commands_again(dir, &import);
 }

@@ -1,53 +1,13 @@
 //! Every writing operation on a full disk: a clear error, and the store as it was.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use pbs_test_kit::dirs::{snapshot, snapshot_with_locks};
+use pbs_test_kit::key_config;
+use pbs_test_kit::tmpfs::tmpfs_config_dir;
 
 use crate::support::{
-    assert_clean, assert_error, assert_relocated_only, context, fault_store, key_config, manager,
-    run_writing_commands_again, snapshot as store_snapshot, tmpfs_config_dir, writing_commands,
+    assert_clean, assert_error, assert_relocated_only, context, fault_store, manager,
+    run_writing_commands_again, writing_commands,
 };
-
-/// Fills the file system of `filler` until it is full, then frees
-/// `free_pages` pages again.
-pub fn fill(filler: &Path, free_pages: u64) {
-    let mut file = std::fs::File::create(filler).unwrap();
-    let chunk = vec![0u8; 4096];
-    let mut written = 0u64;
-    loop {
-        match file.write(&chunk) {
-            Ok(0) => break,
-            Ok(n) => written += n as u64,
-            Err(err) if err.raw_os_error() == Some(libc_enospc()) => break,
-            Err(err) => panic!("filling the disk failed: {err}"),
-        }
-    }
-    file.set_len(written.saturating_sub(free_pages * 4096))
-        .unwrap();
-    file.sync_all().unwrap();
-}
-
-fn libc_enospc() -> i32 {
-    nix::errno::Errno::ENOSPC as i32
-}
-
-/// Files below `dir` except the filler, with their content.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.file_name().unwrap() != "filler" {
-                out.push((path.clone(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// On a tmpfs of 1 MiB: with no page free the key file cannot be written;
 /// with one page free the key file fits but the config does not, so store
@@ -63,8 +23,8 @@ pub fn store_on_a_full_disk_fails_cleanly() {
     keys.store_key("before-2", &key_config(12)).unwrap();
 
     for (free_pages, failing_file) in [(0, "new-key.enc"), (1, "encryption-keys.cfg")] {
-        fill(&mount.path.join("filler"), free_pages);
-        let before = snapshot(&dir);
+        mount.fill("filler", free_pages);
+        let before = snapshot_with_locks(&dir, &["filler"]);
         let err = keys.store_key("new-key", &key_config(13)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("No space left on device"), "{text}");
@@ -73,7 +33,7 @@ pub fn store_on_a_full_disk_fails_cleanly() {
             "{text}"
         );
         assert_eq!(
-            snapshot(&dir),
+            snapshot_with_locks(&dir, &["filler"]),
             before,
             "{free_pages} free pages: the store changed"
         );
@@ -100,14 +60,14 @@ pub fn other_commands_on_a_full_disk_fail_cleanly() {
     let import = mount.path.join("import.enc");
     fault_store(&dir, &import);
 
-    fill(&mount.path.join("filler"), 0);
-    let before = store_snapshot(&dir, &["filler"]);
+    mount.fill("filler", 0);
+    let before = snapshot(&dir, &["filler"]);
     for (args, file) in writing_commands(&import) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let run = manager(&dir, &args, None);
         let line = assert_error(&run, &args.join(" "), &["No space left on device", file]);
         assert_eq!(
-            store_snapshot(&dir, &["filler"]),
+            snapshot(&dir, &["filler"]),
             before,
             "{args:?} changed the store"
         );

@@ -10,9 +10,6 @@
 
 use std::process::ExitCode;
 
-// a running proxmox-backup-api process (shared with the integration binary)
-#[path = "../api_daemon.rs"]
-mod api_daemon;
 mod concurrency;
 mod crash;
 mod daemon;

@@ -5,9 +5,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Gid, Uid};
 
-use crate::support::{assert_success, run_as};
+use pbs_test_kit::privileges::{backup_and_nobody, root_or_skip, run_as};
+
+use crate::support::assert_success;
 
 /// Runs the `store-as-user` worker as `uid:gid` with no supplementary
 /// groups, from a copy of this binary that any user may execute.
@@ -37,8 +39,7 @@ fn assert_owned(path: &Path, uid: Uid, gid: Gid, mode: u32) {
 /// backup:backup; as `nobody` (not a member) nobody:nogroup. Modes are the
 /// same as root's.
 pub fn non_root_policy_owns_files_as_the_user() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("    skipped: switching users needs root (CI runs as root)");
+    if !root_or_skip("switching users") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -47,14 +48,7 @@ pub fn non_root_policy_owns_files_as_the_user() {
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let backup = User::from_name("backup").unwrap().expect("backup user");
-    let nobody = User::from_name("nobody").unwrap().expect("nobody user");
-    let nogroup = Group::from_gid(nobody.gid)
-        .unwrap()
-        .expect("nobody's group");
-    assert_ne!(nogroup.gid, backup.gid);
-
-    for (user, expected_gid) in [(&backup, backup.gid), (&nobody, nogroup.gid)] {
+    for (user, expected_gid) in backup_and_nobody() {
         let dir = tmp.path().join(&user.name);
         std::fs::create_dir(&dir).unwrap();
         std::os::unix::fs::chown(&dir, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();

@@ -1,9 +1,8 @@
 //! A reader is not held up by a writer holding the config lock.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use pbs_test_kit::key_config;
 
-use crate::support::{context, key_config, worker};
+use crate::support::{Holder, context};
 
 /// While another process holds the config lock (it holds it until we close
 /// its stdin, so "for several seconds" is as long as this test needs), list
@@ -14,17 +13,7 @@ pub fn list_and_load_do_not_wait_for_a_writer() {
     let keys = config.encryption_keys();
     keys.store_key("read-me", &key_config(3)).unwrap();
 
-    let mut holder = worker("hold-lock")
-        .arg(tmp.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(holder.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "locked");
+    let mut holder = Holder::hold(tmp.path(), None);
 
     // a fresh context: nothing cached, everything read from disk
     let reader = context(tmp.path());
@@ -45,10 +34,7 @@ pub fn list_and_load_do_not_wait_for_a_writer() {
         lock.try_lock().is_err(),
         "the holder lost its lock before the readers finished"
     );
-    assert!(
-        holder.try_wait().unwrap().is_none(),
-        "the holder exited early"
-    );
+    assert!(holder.is_running(), "the holder exited early");
 
     // and a writer does wait, then times out naming the lock file
     let impatient = pbs_config::ConfigDir::new(tmp.path())
@@ -64,6 +50,5 @@ pub fn list_and_load_do_not_wait_for_a_writer() {
         "{err}"
     );
 
-    drop(holder.stdin.take());
-    assert!(holder.wait().unwrap().success());
+    assert!(holder.release().success());
 }

@@ -1,13 +1,16 @@
-//! Spawning worker processes of this binary, and helpers the tests share.
+//! Spawning worker processes of this binary, and the fault store and
+//! checks the tests of this binary share (the rest is in the test kit).
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
 use nix::unistd::{Gid, Uid};
 
 use pbs_config::ConfigDir;
 use pbs_config::verify::{FindingKind, VerifyReport};
+use pbs_test_kit::{Manager, Run, key_config};
 
 /// A command running this binary as a worker of `kind`.
 pub fn worker(kind: &str) -> Command {
@@ -16,6 +19,47 @@ pub fn worker(kind: &str) -> Command {
     cmd.arg("__worker").arg(kind);
     cmd.env_remove("PBS_FAILPOINT");
     cmd
+}
+
+/// A `hold-lock` worker holding `lock` (a path relative to `dir`; the
+/// config lock if `None`) until released or dropped.
+pub struct Holder(Child);
+
+impl Holder {
+    /// Starts the worker and waits until it holds the lock.
+    pub fn hold(dir: &Path, lock: Option<&str>) -> Self {
+        let mut child = worker("hold-lock")
+            .arg(dir)
+            .args(lock)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked", "holder of {lock:?}");
+        Self(child)
+    }
+
+    /// Whether the worker still runs (and so holds the lock).
+    pub fn is_running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+
+    /// Lets the worker go; returns its exit status.
+    pub fn release(mut self) -> ExitStatus {
+        drop(self.0.stdin.take());
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
 }
 
 /// Runs a worker to completion and returns its output.
@@ -81,127 +125,10 @@ pub fn context(path: &Path) -> ConfigDir {
     ConfigDir::new(path).expect("config dir context")
 }
 
-/// A fixed unprotected key for `seed`.
-pub fn key_config(seed: u64) -> pbs_key_config::KeyConfig {
-    let bytes = seed.to_le_bytes();
-    let raw: [u8; 32] = std::array::from_fn(|i| bytes[i % 8].wrapping_add(i as u8));
-    pbs_key_config::KeyConfig::without_password(raw).expect("key config")
-}
-
-/// A small tmpfs mounted for the test, unmounted on drop.
-pub struct Tmpfs {
-    /// The mount point.
-    pub path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (e.g. `1m`) at `path`.
-    pub fn mount(path: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(path).unwrap();
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(path)
-            .status()
-            .expect("unable to run mount");
-        assert!(status.success(), "mounting a tmpfs at {path:?} failed");
-        Self {
-            path: path.to_owned(),
-        }
-    }
-}
-
-impl Tmpfs {
-    /// Remounts it read-only (`true`) or read-write.
-    pub fn remount(&self, read_only: bool) {
-        let mode = if read_only {
-            "remount,ro"
-        } else {
-            "remount,rw"
-        };
-        let status = Command::new("mount")
-            .args(["-o", mode])
-            .arg(&self.path)
-            .status()
-            .expect("unable to run mount");
-        assert!(status.success(), "{mode} of {:?} failed", self.path);
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
-}
-
-/// For the tests that mount a tmpfs: a temp dir, a tmpfs of `size` mounted
-/// at `name` in it, and an empty config dir `config` on the tmpfs. `None`,
-/// after a "skipped" line, when not running as root (mounting needs root;
-/// CI runs as root).
-pub fn tmpfs_config_dir(name: &str, size: &str) -> Option<(tempfile::TempDir, Tmpfs, PathBuf)> {
-    if !nix::unistd::geteuid().is_root() {
-        println!("    skipped: mounting a tmpfs needs root (CI runs as root)");
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let mount = Tmpfs::mount(&tmp.path().join(name), size);
-    let dir = mount.path.join("config");
-    std::fs::create_dir(&dir).unwrap();
-    Some((tmp, mount, dir))
-}
-
-/// The `proxmox-backup-manager` binary of this build.
-pub const MANAGER: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
-
-/// What one run of the manager printed.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit status.
-    pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
 /// Runs `proxmox-backup-manager --config-dir DIR ARGS...`, as `user`
 /// (uid, gid; no supplementary groups) if given.
 pub fn manager(dir: &Path, args: &[&str], user: Option<(Uid, Gid)>) -> Run {
-    let mut cmd = Command::new(MANAGER);
-    cmd.arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .env("TZ", "UTC0")
-        .env_remove("PBS_CONFIG_DIR")
-        .stdin(Stdio::null());
-    if let Some((uid, gid)) = user {
-        run_as(&mut cmd, uid, gid);
-    }
-    let output = cmd.output().expect("unable to run proxmox-backup-manager");
-    Run {
-        code: output.status.code().expect("exit status, not a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Makes `cmd` run as `uid`:`gid` with no supplementary groups.
-pub fn run_as(cmd: &mut Command, uid: Uid, gid: Gid) {
-    // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid)
-    // between fork and exec
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setgroups(&[])?;
-            nix::unistd::setgid(gid)?;
-            nix::unistd::setuid(uid)?;
-            Ok(())
-        });
-    }
+    Manager::new(dir).as_user(user).run(args)
 }
 
 /// A failed run: exit status 2, nothing on stdout, one `Error: ` line on
@@ -218,27 +145,6 @@ pub fn assert_error(run: &Run, what: &str, needles: &[&str]) -> String {
         assert!(line.contains(needle), "{what}: no {needle:?} in: {line}");
     }
     line.to_string()
-}
-
-/// Every file below `dir` with its content, lock files and `skip` left
-/// out: for "nothing changed" checks (a refused operation may create a
-/// lock file).
-pub fn snapshot(dir: &Path, skip: &[&str]) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !name.ends_with(".lck") && !skip.contains(&name.as_str()) {
-                out.push((path.clone(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The store the fault tests break: `active-key`, an archived `old-key`

@@ -24,7 +24,8 @@ use serde_json::json;
 use pbs_api_types::Fingerprint;
 use pbs_config::{ConfigDir, KeystoreError};
 
-use crate::support::key_config;
+use pbs_test_kit::key_config;
+use pbs_test_kit::rng::Rng;
 
 /// Entry point for `__worker KIND ARGS...`.
 pub fn run(args: &[String]) -> ExitCode {
@@ -41,22 +42,6 @@ pub fn run(args: &[String]) -> ExitCode {
             eprintln!("worker failed: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// xorshift64*: deterministic per seed, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -119,7 +104,7 @@ fn random_ops(args: &[String]) -> Result<(), Error> {
         let fail_on_archived = rng.below(2) == 0;
         let result: Result<(), Error> = match op {
             "store" => {
-                let key = key_config(index << 32 | step as u64 | rng.next() << 40);
+                let key = key_config(index << 32 | step as u64 | rng.next_u64() << 40);
                 let fp = key.fingerprint.expect("new keys carry a fingerprint");
                 fingerprint = Some(fp);
                 keys.store_key(&id, &key).map(|_| ())
