@@ -14,6 +14,9 @@
 //! [`fingerprint()`] and is checked against the key on every
 //! [`KeyConfig::decrypt`].
 //!
+//! Beside the key file itself: [`bundle`] (export bundles: several keys in one
+//! encrypted file).
+//!
 //! This crate knows nothing about `/etc/proxmox-backup`, the backup user or
 //! locks: `pbs-config` owns those. Secrets never appear in `Debug` output or
 //! error messages; raw key buffers held by this crate are zeroed on drop.
@@ -21,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bundle;
 mod error;
 mod fingerprint;
 mod kdf;
@@ -123,16 +127,22 @@ impl From<&KeyConfig> for KeyInfo {
     }
 }
 
-/// Turns a serde_json error into a [`KeyError::Malformed`] without echoing
-/// input: quoted strings in the message (values from the file) are removed.
-fn malformed(err: serde_json::Error) -> Error {
+/// A serde_json error's message without echoing input: quoted strings in it
+/// (values from the file) are replaced by `<value>`.
+pub(crate) fn scrubbed(err: &serde_json::Error) -> String {
     static INPUT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     // a quoted string, or the variant name serde repeats from the input
     let input = INPUT.get_or_init(|| {
         regex::Regex::new(r#""(?:[^"\\]|\\.)*"|(unknown variant )`[^`]*`"#).unwrap()
     });
     let text = err.to_string();
-    KeyError::Malformed(input.replace_all(&text, "${1}<value>").into_owned()).into()
+    input.replace_all(&text, "${1}<value>").into_owned()
+}
+
+/// Turns a serde_json error into a [`KeyError::Malformed`] without echoing
+/// input (see [`scrubbed`]).
+fn malformed(err: serde_json::Error) -> Error {
+    KeyError::Malformed(scrubbed(&err)).into()
 }
 
 impl KeyConfig {
@@ -394,7 +404,11 @@ impl KeyConfig {
 /// a file system without hard links (vfat, exfat, some network and FUSE
 /// file systems: where a key's only copy often goes) the file is created
 /// exclusively and written in place instead, and removed if that fails.
-fn create_new_file(path: &Path, data: &[u8], options: CreateOptions) -> Result<(), Error> {
+pub(crate) fn create_new_file(
+    path: &Path,
+    data: &[u8],
+    options: CreateOptions,
+) -> Result<(), Error> {
     let tmp = proxmox_sys::fs::write_tmp_file(path, data, options, true)?;
     match std::fs::hard_link(tmp.path(), path) {
         Ok(()) => {}
