@@ -15,7 +15,7 @@
 //! [`KeyConfig::decrypt`].
 //!
 //! Beside the key file itself: [`bundle`] (export bundles: several keys in one
-//! encrypted file).
+//! encrypted file) and [`paperkey`] (a key on paper and back).
 //!
 //! This crate knows nothing about `/etc/proxmox-backup`, the backup user or
 //! locks: `pbs-config` owns those. Secrets never appear in `Debug` output or
@@ -28,6 +28,7 @@ pub mod bundle;
 mod error;
 mod fingerprint;
 mod kdf;
+pub mod paperkey;
 mod rsa;
 mod wire;
 
