@@ -29,3 +29,6 @@ mod faults;
 
 // the secrets audit: every command, every output format, umask 000
 mod secrets_audit;
+
+// upstream's protected key files turned unprotected with their passphrase
+mod protected_keys;

@@ -361,6 +361,26 @@ impl KeyConfig {
         Ok(new)
     }
 
+    /// The same key unprotected, for unattended use: decrypts a protected key
+    /// file with the passphrase from `passphrase` (scrypt or PBKDF2, as
+    /// `proxmox-backup-client key create` makes them) and checks the key
+    /// against the stored fingerprint, if the file has one. The result has
+    /// the key's creation time and its fingerprint, no hint (a hint belongs
+    /// to a passphrase) and the modification time now. An unprotected key
+    /// file gives the same key without asking for a passphrase.
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyConfig::decrypt`]: wrong passphrase (with the stored hint),
+    /// KDF parameters out of range, a stored fingerprint that is not the
+    /// key's.
+    pub fn to_unprotected(
+        &self,
+        passphrase: &dyn Fn() -> Result<Vec<u8>, Error>,
+    ) -> Result<Self, Error> {
+        self.change_passphrase(passphrase, b"", Kdf::None)
+    }
+
     /// Writes the key file with mode 0600 (see [`KeyConfig::store_with`]).
     pub fn store<P: AsRef<Path>>(&self, path: P, replace: bool) -> Result<(), Error> {
         self.store_with(path, replace, Mode::from_bits_truncate(0o600), None, None)
