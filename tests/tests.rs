@@ -30,5 +30,12 @@ mod faults;
 // the secrets audit: every command, every output format, umask 000
 mod secrets_audit;
 
+// export bundles of a real host's keys, opened by our code and by the
+// documented Python recipe (tests/tools/open_bundle.py)
+mod key_export;
+
+// paperkeys of upstream's key files, printed and read back
+mod paperkey;
+
 // upstream's protected key files turned unprotected with their passphrase
 mod protected_keys;
