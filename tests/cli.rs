@@ -23,7 +23,7 @@ use pbs_test_kit::{Manager, Run, TestDir, key_config, raw_key};
 /// Exit statuses of the binary (see `EXIT_STATUS_HELP`).
 const EXIT_OK: i32 = 0;
 const EXIT_FINDINGS: i32 = 1;
-const EXIT_ERROR: i32 = 2;
+const EXIT_ERROR: i32 = 255;
 
 /// A temporary config dir, and the runner whose secrets no output may
 /// contain.
@@ -65,15 +65,21 @@ impl Cli {
         self.manager.secrets.assert_absent(what, text);
     }
 
-    /// The command with `--config-dir`, a fixed time zone and no
-    /// `$PBS_CONFIG_DIR`.
+    /// The command with `--config-dir`, a fixed time zone, a UTF-8 locale
+    /// (box-drawing tables) and none of `$PBS_CONFIG_DIR` and the
+    /// `$PROXMOX_OUTPUT_*` variables.
     fn command(&self, args: &[&str]) -> Command {
         self.manager.command(args)
     }
 
     /// [`Cli::command`] with another copy of the binary.
     fn command_of(&self, program: &Path, args: &[&str]) -> Command {
-        self.manager.command_of(program, args)
+        let mut cmd = self.manager.command_of(program, args);
+        cmd.env("LC_ALL", "C.UTF-8")
+            .env_remove("PROXMOX_OUTPUT_FORMAT")
+            .env_remove("PROXMOX_OUTPUT_NO_BORDER")
+            .env_remove("PROXMOX_OUTPUT_NO_HEADER");
+        cmd
     }
 
     /// Runs `cmd`, feeding `stdin`, without checking for secrets.
@@ -193,6 +199,28 @@ fn fingerprint_of(key_config: &KeyConfig) -> String {
     key_config.decrypt(&no_pass).unwrap().2.signature()
 }
 
+/// The rows of a bordered text table, header first, each a list of
+/// trimmed cells (a cell of several lines gives several rows).
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|line| line.starts_with('│'))
+        .map(|line| {
+            line.trim_matches('│')
+                .split('│')
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The value of property `name` in a `show` table (`Name`/`Value`).
+fn shown_value(text: &str, name: &str) -> Option<String> {
+    table_rows(text)
+        .into_iter()
+        .find(|row| row[0] == name)
+        .map(|row| row[1].clone())
+}
+
 fn sync_cfg(cli: &Cli, text: &str) {
     std::fs::write(cli.path().join("sync.cfg"), text).unwrap();
 }
@@ -265,13 +293,16 @@ fn create_prints_the_key_once_and_list_show_never_do() {
         shown
     );
 
+    // text: a Name/Value table, the fingerprint in full, no archived-at row
+    // for an active key
     let text = cli.ok(&["encryption-key", "show", "nightly-01"]).stdout;
-    assert!(text.contains("id:          nightly-01\n"), "{text}");
-    assert!(
-        text.contains(&format!("fingerprint: {}\n", fingerprint_of(&created))),
-        "{text}"
+    assert_eq!(table_rows(&text)[0], ["Name", "Value"], "{text}");
+    assert_eq!(shown_value(&text, "id").as_deref(), Some("nightly-01"));
+    assert_eq!(
+        shown_value(&text, "fingerprint"),
+        Some(fingerprint_of(&created))
     );
-    assert!(text.contains("archived-at: - (active)"), "{text}");
+    assert_eq!(shown_value(&text, "archived-at"), None, "{text}");
 
     // an existing id
     let before = cli.state();
@@ -726,13 +757,14 @@ fn archive_unarchive_delete_round_trip() {
     let table = cli
         .ok(&["encryption-key", "list", "--include-archived"])
         .stdout;
-    let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 3, "{table}");
-    assert!(
-        lines[0].starts_with("ID ") && lines[0].contains("ARCHIVED-AT"),
+    let rows = table_rows(&table);
+    assert_eq!(rows.len(), 3, "{table}");
+    assert_eq!(
+        rows[0],
+        ["id", "fingerprint", "created", "archived-at", "hint"],
         "{table}"
     );
-    assert!(lines[1].starts_with("key-one "), "{table}");
+    assert_eq!(rows[1][0], "key-one", "{table}");
     let archived_text = {
         use chrono::TimeZone;
         chrono::Utc
@@ -741,11 +773,8 @@ fn archive_unarchive_delete_round_trip() {
             .format("%Y-%m-%d %H:%M:%S +00:00")
             .to_string()
     };
-    assert!(lines[1].contains(&archived_text), "{table}");
-    assert!(
-        lines[2].starts_with("key-two ") && lines[2].contains("  -  "),
-        "{table}"
-    );
+    assert_eq!(rows[1][3], archived_text, "{table}");
+    assert_eq!((rows[2][0].as_str(), rows[2][3].as_str()), ("key-two", ""));
 
     let unarchived = cli.json(&["encryption-key", "unarchive", "key-one"]);
     assert!(unarchived.get("archived-at").is_none());
@@ -774,8 +803,8 @@ fn archive_unarchive_delete_round_trip() {
     assert_eq!(err, "no such encryption key 'key-one'");
 
     cli.ok(&["encryption-key", "archive", "key-two"]);
-    let text = cli.ok(&["encryption-key", "delete", "key-two"]).stdout;
-    assert_eq!(text, "deleted encryption key 'key-two'\n");
+    let text = cli.ok(&["encryption-key", "remove", "key-two"]).stdout;
+    assert_eq!(text, "removed encryption key 'key-two'\n");
     assert!(cli.json(&["encryption-key", "list", "--include-archived"]) == json!([]));
 }
 
@@ -796,19 +825,17 @@ fn keys_in_use_by_sync_jobs() {
     assert!(jobs[1].get("active-encryption-key").is_none());
     assert_eq!(cli.json(&["sync-job", "show", "weekly"]), jobs[1]);
     let table = cli.ok(&["sync-job", "list"]).stdout;
-    assert!(
-        table.lines().nth(1).unwrap().starts_with("nightly "),
-        "{table}"
-    );
+    let rows = table_rows(&table);
+    assert_eq!(rows[1][0], "nightly", "{table}");
     assert!(
         table.contains("key-active") && table.contains("key-old"),
         "{table}"
     );
     let shown = cli.ok(&["sync-job", "show", "nightly"]).stdout;
-    assert!(shown.starts_with("id: "), "{shown}");
-    assert!(
-        shown.contains("active-encryption-key: key-active\n"),
-        "{shown}"
+    assert_eq!(table_rows(&shown)[1], ["id", "nightly"], "{shown}");
+    assert_eq!(
+        shown_value(&shown, "active-encryption-key").as_deref(),
+        Some("key-active")
     );
 
     // archive refused for the active key, delete for any referenced key
@@ -875,10 +902,8 @@ fn keys_in_use_by_sync_jobs() {
             "active-encryption-key",
         ])
         .stdout;
-    assert!(
-        text.starts_with("updated sync job 'nightly'\nid: "),
-        "{text}"
-    );
+    assert!(text.starts_with("updated sync job 'nightly'\n┌"), "{text}");
+    assert_eq!(shown_value(&text, "active-encryption-key"), None, "{text}");
     let cfg = std::fs::read_to_string(cli.path().join("sync.cfg")).unwrap();
     assert!(
         !cfg.contains("key-old") && !cfg.contains("active-encryption-key"),
@@ -1083,32 +1108,27 @@ fn upstream_config_dir() {
     let table = cli
         .ok(&["encryption-key", "list", "--include-archived"])
         .stdout;
-    let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 4, "{table}");
-    assert!(
-        lines[1].starts_with("offsite-2025 ")
-            && lines[1].contains(
-                expect["keys"]["offsite-2025"]["fingerprint"]
-                    .as_str()
-                    .unwrap()
-            )
-            && lines[1].contains("2025-01-01 00:00:00 +00:00"),
-        "{table}"
-    );
-    assert!(
-        lines[2].starts_with("legacy-2024 ")
-            && lines[2].contains("2024-01-01 00:00:00 +00:00")
-            && lines[2].contains("2025-01-01 02:53:20 +00:00"),
-        "{table}"
-    );
+    // (the fingerprint shortened to its first 8 bytes, as upstream's
+    // Display of a Fingerprint; show keeps it whole)
+    let rows = table_rows(&table);
+    assert_eq!(rows.len(), 4, "{table}");
+    let fingerprint = expect["keys"]["offsite-2025"]["fingerprint"]
+        .as_str()
+        .unwrap();
+    assert_eq!(rows[1][0], "offsite-2025", "{table}");
+    assert_eq!(rows[1][1], fingerprint[..23], "{table}");
+    assert_eq!(rows[1][2], "2025-01-01 00:00:00 +00:00", "{table}");
+    assert_eq!(rows[2][0], "legacy-2024", "{table}");
+    assert_eq!(rows[2][2], "2024-01-01 00:00:00 +00:00", "{table}");
+    assert_eq!(rows[2][3], "2025-01-01 02:53:20 +00:00", "{table}");
     let shown = cli.ok(&["encryption-key", "show", "legacy-2024"]).stdout;
-    assert!(
-        shown.contains("archived-at: 2025-01-01 02:53:20 +00:00\n"),
-        "{shown}"
+    assert_eq!(
+        shown_value(&shown, "archived-at").as_deref(),
+        Some("2025-01-01 02:53:20 +00:00")
     );
-    assert!(
-        shown.contains("path:        /etc/proxmox-backup/encryption-keys/legacy-2024.enc\n"),
-        "{shown}"
+    assert_eq!(
+        shown_value(&shown, "path").as_deref(),
+        Some("/etc/proxmox-backup/encryption-keys/legacy-2024.enc")
     );
 
     // a sync.cfg as upstream writes it ties keys to a job
@@ -1243,7 +1263,7 @@ fn output_formats_and_usage_errors() {
     let text = cli.ok(&["encryption-key", "list"]).stdout;
     assert!(serde_json::from_str::<Value>(&text).is_err());
 
-    // usage errors: clap's status 2, nothing on stdout
+    // usage errors: 255 as every error (upstream's status), nothing on stdout
     for args in [
         vec!["--output-format", "yaml", "encryption-key", "list"],
         vec!["encryption-key"],
@@ -1278,15 +1298,15 @@ fn help_documents_the_exit_statuses() {
     let help = cli.ok(&["--help"]).stdout;
     for line in [
         "Exit status:",
-        "  0  success",
-        "  1  verify: problems remain",
-        "  2  error",
+        "  0    success",
+        "  1    verify: problems remain",
+        "  255  error",
     ] {
         assert!(help.contains(line), "{line}: {help}");
     }
     let verify = cli.ok(&["encryption-key", "verify", "--help"]).stdout;
     assert!(
-        verify.contains("Exit status: 0 clean, 1 problems remain, 2 could not check"),
+        verify.contains("Exit status: 0 clean, 1 problems remain, 255 could not check"),
         "{verify}"
     );
 }
@@ -1352,7 +1372,7 @@ fn bash_completion_completes_commands_options_and_ids() {
                 "import",
                 "archive",
                 "unarchive",
-                "delete",
+                "remove",
                 "verify",
                 "help",
             ],
@@ -1476,7 +1496,7 @@ fn man_page_covers_every_command() {
         "\"encryption-key import\"",
         "\"encryption-key archive\"",
         "\"encryption-key unarchive\"",
-        "\"encryption-key delete\"",
+        "\"encryption-key remove\"",
         "\"encryption-key verify\"",
         "\"sync-job list\"",
         "\"sync-job show\"",

@@ -184,11 +184,14 @@ impl Audit {
         let run = self.raw_run(format, &["user", "generate-token", user, name], None);
         assert_eq!(run.code, 0, "generate-token {user} {name}: {}", run.stderr);
         let secret = match format {
+            // the `value` row of the Name/Value table
             "text" => run
                 .stdout
                 .lines()
-                .find_map(|line| line.strip_prefix("value: "))
-                .expect("value line")
+                .find_map(|line| line.split_once("value"))
+                .and_then(|(_, rest)| rest.split(['│', '|']).nth(1))
+                .expect("value row")
+                .trim()
                 .to_string(),
             _ => serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["value"]
                 .as_str()
@@ -482,7 +485,7 @@ fn no_command_prints_a_key_and_every_file_keeps_its_mode_under_umask_000() {
 /// not exist).
 fn reading_creates_nothing(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "list"], 0);
-    audit.all_formats(&["encryption-key", "verify"], 2);
+    audit.all_formats(&["encryption-key", "verify"], 255);
     audit.all_formats(&["sync-job", "list"], 0);
     assert!(!audit.dir().exists());
 }
@@ -545,18 +548,18 @@ fn refused_imports_and_creates(audit: &mut Audit, keys: &KnownKeys) {
             audit.run(
                 format,
                 &["encryption-key", "import", id, "--file", input],
-                2,
+                255,
             );
         }
         audit.run_stdin(
             format,
             &["encryption-key", "import", "stdin-bad", "--file", "-"],
             Some(&json.as_bytes()[..40]),
-            2,
+            255,
         );
         // an existing id, a bad id, an existing output file
-        audit.run(format, &["encryption-key", "create", "imported"], 2);
-        audit.run(format, &["encryption-key", "create", "../x"], 2);
+        audit.run(format, &["encryption-key", "create", "imported"], 255);
+        audit.run(format, &["encryption-key", "create", "../x"], 255);
         let existing = audit.output_files[0].display().to_string();
         audit.run(
             format,
@@ -567,7 +570,7 @@ fn refused_imports_and_creates(audit: &mut Audit, keys: &KnownKeys) {
                 "--output-file",
                 &existing,
             ],
-            2,
+            255,
         );
     }
 }
@@ -579,7 +582,7 @@ fn reading(audit: &mut Audit, _: &KnownKeys) {
     for id in ["created-text", "file-json", "imported", "upstream"] {
         audit.all_formats(&["encryption-key", "show", id], 0);
     }
-    audit.all_formats(&["encryption-key", "show", "no-such-key"], 2);
+    audit.all_formats(&["encryption-key", "show", "no-such-key"], 255);
 }
 
 /// Tie keys to a job, refuse archiving and deleting, untie.
@@ -610,9 +613,9 @@ fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
     );
     audit.all_formats(&["sync-job", "list"], 0);
     audit.all_formats(&["sync-job", "show", "job1"], 0);
-    audit.all_formats(&["encryption-key", "archive", "imported"], 2);
+    audit.all_formats(&["encryption-key", "archive", "imported"], 255);
     audit.run("text", &["encryption-key", "archive", "upstream"], 0);
-    audit.all_formats(&["encryption-key", "delete", "upstream"], 2);
+    audit.all_formats(&["encryption-key", "delete", "upstream"], 255);
     audit.run(
         "json",
         &[
@@ -634,11 +637,12 @@ fn archive_unarchive_delete(audit: &mut Audit, _: &KnownKeys) {
         .iter()
         .zip(["created-text", "created-json", "from-stdin"])
     {
-        audit.run(format, &["encryption-key", "delete", id], 2); // not archived
+        audit.run(format, &["encryption-key", "delete", id], 255); // not archived
         audit.run(format, &["encryption-key", "archive", id], 0);
         audit.run(format, &["encryption-key", "unarchive", id], 0);
         audit.run(format, &["encryption-key", "archive", id], 0);
-        audit.run(format, &["encryption-key", "delete", id], 0);
+        // `remove` is upstream's verb, `delete` its alias: both run
+        audit.run(format, &["encryption-key", "remove", id], 0);
     }
 }
 
@@ -666,7 +670,7 @@ fn verify_and_repair(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "verify", "--repair"], 1);
     audit.all_formats(&["encryption-key", "show", "file-text"], 0);
     audit.run("text", &["encryption-key", "archive", "file-text"], 0);
-    audit.all_formats(&["encryption-key", "delete", "file-text"], 2);
+    audit.all_formats(&["encryption-key", "delete", "file-text"], 255);
     swap_key_files(&keys);
     audit.run("json", &["encryption-key", "verify"], 0);
 }
@@ -684,7 +688,7 @@ fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
         0,
     );
     audit.run("json", &["user", "create", "bob@pbs", "--password", BOB], 0);
-    audit.all_formats(&["user", "create", "alice@pbs"], 2);
+    audit.all_formats(&["user", "create", "alice@pbs"], 255);
     audit.all_formats(&["user", "list"], 0);
     audit.run_stdin(
         "json-pretty",
@@ -696,7 +700,7 @@ fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
         "text",
         &["user", "passwd", "nobody@pbs"],
         Some(b"some pass phrase\n"),
-        2,
+        255,
     );
     let root_secret = audit.token("json", "root@pam", "audit");
     let alice_secret = audit.token("text", "alice@pbs", "t1");
@@ -704,7 +708,7 @@ fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
     audit.token("json-pretty", "alice@pbs", "t2");
     audit.all_formats(&["user", "list-tokens", "alice@pbs"], 0);
     audit.run("text", &["user", "delete-token", "alice@pbs", "t2"], 0);
-    audit.all_formats(&["user", "delete-token", "alice@pbs", "t2"], 2);
+    audit.all_formats(&["user", "delete-token", "alice@pbs", "t2"], 255);
     audit.run(
         "text",
         &["acl", "update", "/", "Admin", "--auth-id", "root@pam!audit"],
@@ -736,9 +740,28 @@ fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
     );
     audit.all_formats(
         &["acl", "update", "/", "NoSuchRole", "--auth-id", "alice@pbs"],
-        2,
+        255,
     );
     audit.all_formats(&["acl", "list"], 0);
+    const BOB_2: &str = "bob's second pass phrase";
+    audit.secrets().text("bob's second password", BOB_2);
+    audit.run_stdin(
+        "text",
+        &[
+            "user",
+            "update",
+            "bob@pbs",
+            "--comment",
+            "c",
+            "--ask-password",
+        ],
+        Some(format!("{BOB_2}\n").as_bytes()),
+        0,
+    );
+    audit.all_formats(&["user", "update", "nobody@pbs", "--comment", "c"], 255);
+    audit.all_formats(&["user", "permissions", "alice@pbs!t1"], 0);
+    audit.run("text", &["user", "remove", "bob@pbs"], 0);
+    audit.all_formats(&["user", "remove", "bob@pbs"], 255);
 }
 
 impl Audit {

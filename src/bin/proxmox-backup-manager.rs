@@ -1,10 +1,12 @@
 //! `proxmox-backup-manager`: the administrator's command line.
 //!
 //! Every command takes `--config-dir DIR` (default `$PBS_CONFIG_DIR`, else
-//! `/etc/proxmox-backup`) and `--output-format text|json|json-pretty`.
+//! `/etc/proxmox-backup`), `--output-format text|json|json-pretty` and
+//! `--noborder`/`--noheader` (see `proxmox_backup_manager::output`).
 //! Errors go to stderr as one line, and the exit status is non-zero; nothing
 //! is printed to stdout on failure. Exit statuses: 0 success, 1 `verify`
-//! found problems, 2 error (see [`proxmox_backup_manager::EXIT_STATUS_HELP`]).
+//! found problems, 255 error, as upstream (see
+//! [`proxmox_backup_manager::EXIT_STATUS_HELP`]).
 
 use std::process::ExitCode;
 
@@ -48,7 +50,6 @@ enum Command {
     /// Tie sync jobs to encryption keys.
     #[command(subcommand)]
     SyncJob(sync_job::SyncJobCommand),
-    // user and acl commands are registered here (issue 6)
     /// Manage users and API tokens.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -109,15 +110,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let result = match cli.command {
-        Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, cmd),
-        Command::SyncJob(cmd) => sync_job::run(&cli.global, cmd),
-        Command::User(cmd) => user::run(&cli.global, cmd),
-        Command::Acl(cmd) => acl::run(&cli.global, cmd),
+    let result = cli.global.output().and_then(|out| match cli.command {
+        Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, &out, cmd),
+        Command::SyncJob(cmd) => sync_job::run(&cli.global, &out, cmd),
+        Command::User(cmd) => user::run(&cli.global, &out, cmd),
+        Command::Acl(cmd) => acl::run(&cli.global, &out, cmd),
         Command::GenerateCompletion { shell } => completion::generate(shell, Cli::command()),
         Command::GenerateMan => manpage::generate(Cli::command()),
         Command::Complete { kind } => Ok(completion::complete(&cli.global, kind)),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(err) => {

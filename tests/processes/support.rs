@@ -131,10 +131,10 @@ pub fn manager(dir: &Path, args: &[&str], user: Option<(Uid, Gid)>) -> Run {
     Manager::new(dir).as_user(user).run(args)
 }
 
-/// A failed run: exit status 2, nothing on stdout, one `Error: ` line on
+/// A failed run: exit status 255, nothing on stdout, one `Error: ` line on
 /// stderr that contains every one of `needles`. Returns the line.
 pub fn assert_error(run: &Run, what: &str, needles: &[&str]) -> String {
-    assert_eq!(run.code, 2, "{what}: {run:?}");
+    assert_eq!(run.code, 255, "{what}: {run:?}");
     assert_eq!(run.stdout, "", "{what}: output on failure: {run:?}");
     let line = run.stderr.trim_end();
     assert!(

@@ -1,15 +1,35 @@
-//! `proxmox-backup-manager acl ...`: access control lists (`acl.cfg`).
+//! `proxmox-backup-manager acl ...`: access control lists (`acl.cfg`),
+//! through the handlers of `pbs_keystore::api2::access::acl`.
 
 use std::process::ExitCode;
 
-use anyhow::{Error, bail};
+use anyhow::Error;
 use clap::Subcommand;
+use serde_json::{Value, json};
 
-use pbs_api_types::{Authid, ROLES, role_privileges};
-use pbs_config::acl::check_acl_path;
-use pbs_config::user::{TOKEN_TYPE_ID, USER_TYPE_ID};
+use pbs_api_types::Authid;
+use pbs_keystore::api2::access::acl as api;
 
-use super::GlobalArgs;
+use super::output::{Column, Output, Table};
+use super::{GlobalArgs, param_context};
+
+/// `acl list`: upstream's columns in upstream's order, rows sorted by the
+/// first (upstream's default); groups shown as `@name`.
+const ACL_TABLE: Table = Table::new(&[
+    Column::new("ugid").render(render_ugid),
+    Column::new("path"),
+    Column::new("propagate"),
+    Column::new("roleid"),
+])
+.sorted();
+
+fn render_ugid(value: &Value, record: &Value) -> String {
+    let ugid = value.as_str().unwrap_or_default();
+    match record["ugid_type"].as_str() {
+        Some("group") => format!("@{ugid}"),
+        _ => ugid.to_string(),
+    }
+}
 
 /// ACL commands.
 #[derive(Subcommand)]
@@ -17,11 +37,13 @@ pub enum AclCommand {
     /// Give (or with --delete, take) a role on a path to a user or token.
     Update {
         /// The ACL path, e.g. `/system/encryption-keys` or `/`.
+        #[arg(value_name = "ACL_PATH")]
         path: String,
         /// The role: Admin, Audit, NoAccess, or another PBS role.
+        #[arg(value_name = "ROLE")]
         role: String,
         /// The user (NAME@REALM) or API token (NAME@REALM!TOKEN).
-        #[arg(long)]
+        #[arg(long, value_name = "AUTH_ID")]
         auth_id: Authid,
         /// Whether the role is inherited by paths below (default: yes).
         #[arg(long, value_name = "BOOL", value_parser = parse_bool, default_value = "true",
@@ -30,6 +52,9 @@ pub enum AclCommand {
         /// Remove the role instead.
         #[arg(long)]
         delete: bool,
+        /// Refuse if acl.cfg changed since it had this SHA-256 digest.
+        #[arg(long, value_name = "HEX")]
+        digest: Option<String>,
     },
     /// List every ACL entry.
     List,
@@ -40,9 +65,8 @@ fn parse_bool(text: &str) -> Result<bool, String> {
 }
 
 /// Runs an ACL command.
-pub fn run(global: &GlobalArgs, cmd: AclCommand) -> Result<ExitCode, Error> {
+pub fn run(global: &GlobalArgs, out: &Output, cmd: AclCommand) -> Result<ExitCode, Error> {
     let dir = global.config_dir()?;
-    let acl = dir.acl_config();
     match cmd {
         AclCommand::Update {
             path,
@@ -50,53 +74,32 @@ pub fn run(global: &GlobalArgs, cmd: AclCommand) -> Result<ExitCode, Error> {
             auth_id,
             propagate,
             delete,
+            digest,
         } => {
-            check_acl_path(&path)?;
-            if role_privileges(&role).is_none() {
-                let names: Vec<&str> = ROLES.iter().map(|(name, _)| *name).collect();
-                bail!("unknown role '{role}' - known roles: {}", names.join(", "));
-            }
-            let acl_lock = acl.lock_config()?;
-            let (mut tree, _) = acl.config()?;
-            if delete {
-                if !tree.delete_user_role(&path, &auth_id, &role) {
-                    bail!("'{auth_id}' has no role '{role}' on {path}");
-                }
-            } else {
-                let (users, _) = dir.user_config().config()?;
-                let (kind, id) = if auth_id.is_token() {
-                    (TOKEN_TYPE_ID, auth_id.to_string())
-                } else {
-                    (USER_TYPE_ID, auth_id.user().to_string())
-                };
-                if users.lookup_json(kind, &id).is_err() {
-                    bail!("no such {kind} '{id}' - create it first");
-                }
-                tree.insert_user_role(&path, &auth_id, &role, propagate);
-            }
-            acl.save_config(&tree, &acl_lock)?;
+            api::update_acl(
+                &dir,
+                &path,
+                &role,
+                &auth_id,
+                propagate,
+                delete,
+                digest.as_deref(),
+            )
+            .map_err(|err| {
+                param_context(err, |param| match param {
+                    "digest" => "failed to update the ACL - invalid --digest".to_string(),
+                    _ => "failed to update the ACL".to_string(),
+                })
+            })?;
             let verb = if delete { "removed" } else { "set" };
-            global.print(
-                &serde_json::json!({"path": path, "auth-id": auth_id, "role": role, "propagate": propagate, "delete": delete}),
-                |_| println!("{verb} role '{role}' on {path} for '{auth_id}'"),
+            out.message(
+                &json!({"path": path, "auth-id": auth_id, "role": role, "propagate": propagate, "delete": delete}),
+                |_| format!("{verb} role '{role}' on {path} for '{auth_id}'\n"),
             )?;
         }
         AclCommand::List => {
-            let (tree, _) = acl.config()?;
-            let list = tree.list();
-            global.print(&list, |list| {
-                println!("{:<40} {:<40} {:<16} propagate", "path", "ugid", "role");
-                for item in list {
-                    let ugid = match item.ugid_type.as_str() {
-                        "group" => format!("@{}", item.ugid),
-                        _ => item.ugid.clone(),
-                    };
-                    println!(
-                        "{:<40} {:<40} {:<16} {}",
-                        item.path, ugid, item.roleid, item.propagate as u8
-                    );
-                }
-            })?;
+            let (list, _digest) = api::read_acl(&dir)?;
+            out.list(&list, &ACL_TABLE)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -25,7 +25,8 @@ use std::process::ExitCode;
 use anyhow::Error;
 use clap::{ArgAction, ValueEnum, ValueHint};
 
-use super::{EXIT_OK, GlobalArgs, write_stdout};
+use super::output::write_stdout;
+use super::{EXIT_OK, GlobalArgs};
 
 /// Shells `generate-completion` supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,8 +146,10 @@ impl ValueCompletion {
 struct CommandInfo {
     /// Subcommand path, words joined by a space ("" for the top level).
     path: String,
-    /// Visible subcommand names.
+    /// Visible subcommand names (offered).
     subcommands: Vec<String>,
+    /// Each visible subcommand with its aliases (recognised, not offered).
+    aliases: Vec<(String, Vec<String>)>,
     /// Visible options (long and short forms).
     options: Vec<String>,
     /// Positional arguments in order.
@@ -208,6 +211,13 @@ fn walk(cmd: &clap::Command, path: &str, tree: &mut Tree) {
         subcommands: subcommands
             .iter()
             .map(|sub| sub.get_name().to_string())
+            .collect(),
+        aliases: subcommands
+            .iter()
+            .map(|sub| {
+                let aliases = sub.get_all_aliases().map(str::to_string).collect();
+                (sub.get_name().to_string(), aliases)
+            })
             .collect(),
         options,
         positionals,
@@ -303,17 +313,20 @@ _proxmox_backup_manager() {{
 "#,
     );
     for info in &tree.commands {
-        for sub in &info.subcommands {
+        for (sub, aliases) in &info.aliases {
             let next = match info.path.as_str() {
                 "" => sub.clone(),
                 path => format!("{path} {sub}"),
             };
-            let _ = writeln!(
-                s,
-                "            {}) cmd={}; npos=0 ;;",
-                bash_quote(&format!("{}/{sub}", info.path)),
-                bash_quote(&next)
-            );
+            // an alias (`delete` for `remove`) leads to the same command
+            for word in std::iter::once(sub).chain(aliases) {
+                let _ = writeln!(
+                    s,
+                    "            {}) cmd={}; npos=0 ;;",
+                    bash_quote(&format!("{}/{word}", info.path)),
+                    bash_quote(&next)
+                );
+            }
         }
     }
     s.push_str(

@@ -1,13 +1,14 @@
 //! `proxmox-backup-manager encryption-key ...`: list, show, create, import,
-//! archive, unarchive, delete and verify the keys of the key store.
+//! archive, unarchive, remove and verify the keys of the key store.
 //!
 //! Every command calls the API handlers of
 //! `pbs_keystore::api2::config::encryption_keys`, which validate the
 //! parameters; this module reads and writes the files the administrator
 //! names and prints. Key bytes are printed by `create` only (once, or into
-//! `--output-file`); everything else shows metadata.
+//! `--output-file`), and never to a terminal unless asked for with
+//! `--print-key`; everything else shows metadata.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,10 +22,37 @@ use pbs_config::verify::VerifyReport;
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 use pbs_keystore::api2::config::encryption_keys;
 
-use super::{
-    EXIT_FINDINGS, EXIT_OK, GlobalArgs, OutputFormat, param_context, quoted, render_epoch,
-    render_fields, render_table, write_stdout,
-};
+use super::output::{Column, Output, OutputFormat, Table, render, write_stdout};
+use super::{EXIT_FINDINGS, EXIT_OK, GlobalArgs, param_context, quoted};
+
+/// `list`: about 75 columns with a 12-character id and no hint.
+const KEY_TABLE: Table = Table::new(&[
+    Column::new("id"),
+    Column::new("fingerprint").render(render::short_fingerprint),
+    Column::new("created").render(render::epoch),
+    Column::new("hint"),
+]);
+
+/// `list --include-archived`: about 105 columns with a 12-character id.
+const KEY_TABLE_ARCHIVED: Table = Table::new(&[
+    Column::new("id"),
+    Column::new("fingerprint").render(render::short_fingerprint),
+    Column::new("created").render(render::epoch),
+    Column::new("archived-at").render(render::epoch),
+    Column::new("hint"),
+]);
+
+/// `show`: every property, the fingerprint in full.
+const KEY_FIELDS: Table = Table::new(&[
+    Column::new("id"),
+    Column::new("fingerprint"),
+    Column::new("kdf"),
+    Column::new("created").render(render::epoch),
+    Column::new("modified").render(render::epoch),
+    Column::new("archived-at").render(render::epoch),
+    Column::new("hint"),
+    Column::new("path"),
+]);
 
 /// Encryption key commands.
 #[derive(Subcommand)]
@@ -45,7 +73,9 @@ pub enum EncryptionKeyCommand {
     ///
     /// The key (KeyConfig JSON) is written to FILE, created with mode 0600
     /// and never over an existing file; without --output-file it is printed
-    /// to stdout, and this is the only time it is shown.
+    /// to stdout, and this is the only time it is shown. A terminal gets it
+    /// only with --print-key: on screen it stays in the scrollback and in
+    /// view of anyone nearby.
     Create {
         /// Id of the new key: 3 to 32 characters, letters, digits, '.', '_'
         /// and '-', not starting with '.' or '-'.
@@ -54,6 +84,9 @@ pub enum EncryptionKeyCommand {
         /// Write the key to this new file instead of stdout.
         #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
         output_file: Option<PathBuf>,
+        /// Print the key to stdout even if it is a terminal.
+        #[arg(long, conflicts_with = "output_file")]
+        print_key: bool,
     },
     /// Import an unprotected key from a key file (KeyConfig JSON).
     ///
@@ -88,8 +121,9 @@ pub enum EncryptionKeyCommand {
         #[arg(long, value_name = "HEX")]
         digest: Option<String>,
     },
-    /// Delete an archived key that no sync job references.
-    Delete {
+    /// Remove an archived key that no sync job references.
+    #[command(visible_alias = "delete")]
+    Remove {
         /// Key id.
         #[arg(value_name = "KEY_ID")]
         id: String,
@@ -103,7 +137,7 @@ pub enum EncryptionKeyCommand {
     /// Checks that every key has a matching key file, modes and owners,
     /// and looks for orphan key files, temp files and stale lock files.
     /// Prints the ownership policy in force, the problems found and the
-    /// repairs done. Exit status: 0 clean, 1 problems remain, 2 could not
+    /// repairs done. Exit status: 0 clean, 1 problems remain, 255 could not
     /// check (like any other error).
     Verify {
         /// Fix modes and owners, rewrite relocated paths, and remove orphan
@@ -114,21 +148,34 @@ pub enum EncryptionKeyCommand {
 }
 
 /// Runs an encryption key command.
-pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, Error> {
+pub fn run(
+    global: &GlobalArgs,
+    out: &Output,
+    cmd: EncryptionKeyCommand,
+) -> Result<ExitCode, Error> {
     let dir = global.config_dir()?;
     match cmd {
         EncryptionKeyCommand::List { include_archived } => {
             let (list, _digest) = encryption_keys::list_keys(&dir, include_archived, |_| true)?;
-            global.print(&list, |list| render_key_table(list))?;
+            let table = match include_archived {
+                true => &KEY_TABLE_ARCHIVED,
+                false => &KEY_TABLE,
+            };
+            out.list(&list, table)?;
         }
         EncryptionKeyCommand::Show { id } => {
             let key = encryption_keys::show_key(&dir, &id)
                 .map_err(|err| param_context(err, |_| "failed to show encryption key".into()))?;
-            global.print(&key, render_key)?;
+            out.object(&key, &KEY_FIELDS)?;
         }
-        EncryptionKeyCommand::Create { id, output_file } => match output_file {
-            Some(path) => create_to_file(global, &dir, &id, &path)?,
-            None => create_to_stdout(global, &dir, &id)?,
+        EncryptionKeyCommand::Create {
+            id,
+            output_file,
+            print_key,
+        } => match KeyDestination::of(output_file, print_key) {
+            KeyDestination::File(path) => create_to_file(out, &dir, &id, &path)?,
+            KeyDestination::Stdout => create_to_stdout(out, &dir, &id)?,
+            KeyDestination::Refused => return Err(refuse_terminal(&id)),
         },
         EncryptionKeyCommand::Import { id, file } => {
             let source = match file.as_os_str() == "-" {
@@ -148,7 +195,7 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
                 })
             })?);
             let key = encryption_keys::show_key(&dir, &id)?;
-            global.print(&key, |key| {
+            out.message(&key, |key| {
                 format!(
                     "imported encryption key '{}' from {source} (fingerprint {})\n",
                     key.id,
@@ -159,21 +206,21 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
         EncryptionKeyCommand::Archive { id, digest } => {
             let key = encryption_keys::archive_key(&dir, &id, digest.as_deref())
                 .map_err(|err| param_context(err, key_op_context("archive")))?;
-            global.print(&key, |key| {
+            out.message(&key, |key| {
                 format!("archived encryption key '{}'\n", key.id)
             })?;
         }
         EncryptionKeyCommand::Unarchive { id, digest } => {
             let key = encryption_keys::unarchive_key(&dir, &id, digest.as_deref())
                 .map_err(|err| param_context(err, key_op_context("unarchive")))?;
-            global.print(&key, |key| {
+            out.message(&key, |key| {
                 format!("unarchived encryption key '{}'\n", key.id)
             })?;
         }
-        EncryptionKeyCommand::Delete { id, digest } => {
+        EncryptionKeyCommand::Remove { id, digest } => {
             encryption_keys::delete_key(&dir, &id, digest.as_deref())
-                .map_err(|err| param_context(err, key_op_context("delete")))?;
-            global.print(&(), |()| format!("deleted encryption key '{id}'\n"))?;
+                .map_err(|err| param_context(err, key_op_context("remove")))?;
+            out.message(&(), |()| format!("removed encryption key '{id}'\n"))?;
         }
         EncryptionKeyCommand::Verify { repair } => {
             let report = encryption_keys::verify_keys(&dir, repair)?;
@@ -191,7 +238,7 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
                     report.repaired.len()
                 );
             }
-            global.print(&report, render_report)?;
+            out.message(&report, render_report)?;
             let code = match report.is_clean() {
                 true => EXIT_OK,
                 false => EXIT_FINDINGS,
@@ -202,13 +249,45 @@ pub fn run(global: &GlobalArgs, cmd: EncryptionKeyCommand) -> Result<ExitCode, E
     Ok(ExitCode::from(EXIT_OK))
 }
 
+/// Where `create` hands out the new key.
+enum KeyDestination {
+    /// A new file (`--output-file`).
+    File(PathBuf),
+    /// Standard output: a pipe or file, or a terminal with `--print-key`.
+    Stdout,
+    /// Standard output is a terminal and nothing else was asked for.
+    Refused,
+    // a paper key (`--paperkey`) goes here when it comes
+}
+
+impl KeyDestination {
+    fn of(output_file: Option<PathBuf>, print_key: bool) -> Self {
+        match output_file {
+            Some(path) => KeyDestination::File(path),
+            None if print_key || !std::io::stdout().is_terminal() => KeyDestination::Stdout,
+            None => KeyDestination::Refused,
+        }
+    }
+}
+
+/// The error of `create` without a destination on a terminal; nothing has
+/// been created.
+fn refuse_terminal(id: &str) -> Error {
+    format_err!(
+        "failed to create encryption key {} - refusing to print the key to a terminal, where it \
+         stays on screen and in the scrollback - write it to a new file with --output-file FILE, \
+         or pass --print-key to print it anyway",
+        quoted(id)
+    )
+}
+
 /// Creates a key and prints it once (KeyConfig JSON, indented in text
 /// format). If stdout cannot take it, the key is removed again: a key
 /// nobody holds a copy of must not stay in the store.
-fn create_to_stdout(global: &GlobalArgs, dir: &ConfigDir, id: &str) -> Result<(), Error> {
+fn create_to_stdout(out: &Output, dir: &ConfigDir, id: &str) -> Result<(), Error> {
     let key_config = create_key(dir, id)?;
     let written = (|| {
-        let mut text = match global.output_format {
+        let mut text = match out.format() {
             OutputFormat::Json => key_config.to_json()?,
             OutputFormat::Text | OutputFormat::JsonPretty => {
                 serde_json::to_string_pretty(&key_config)?
@@ -233,12 +312,7 @@ fn create_to_stdout(global: &GlobalArgs, dir: &ConfigDir, id: &str) -> Result<()
 /// Creates a key and writes it to a new file `path` (0600). The file is
 /// checked first, so an existing file refuses the command before anything
 /// is created; if writing fails anyway, the key is removed again.
-fn create_to_file(
-    global: &GlobalArgs,
-    dir: &ConfigDir,
-    id: &str,
-    path: &Path,
-) -> Result<(), Error> {
+fn create_to_file(out: &Output, dir: &ConfigDir, id: &str, path: &Path) -> Result<(), Error> {
     let refuse =
         |why: String| format_err!("failed to create encryption key {} - {why}", quoted(id));
     match std::fs::symlink_metadata(path) {
@@ -270,7 +344,7 @@ fn create_to_file(
     }
     drop(key_config);
     let key = encryption_keys::show_key(dir, id)?;
-    global.print(&key, |key| {
+    out.message(&key, |key| {
         format!(
             "created encryption key '{}' (fingerprint {})\nkey written to {path:?} - store it in a safe place\n",
             key.id,
@@ -338,27 +412,6 @@ fn render_fingerprint(key: &CryptKey) -> String {
     }
 }
 
-fn render_key_table(list: &[CryptKey]) -> String {
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|key| {
-            vec![
-                key.id.clone(),
-                render_fingerprint(key),
-                render_epoch(key.info.created),
-                key.archived_at
-                    .map(render_epoch)
-                    .unwrap_or_else(|| "-".into()),
-                key.info.hint.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    render_table(
-        &["ID", "FINGERPRINT", "CREATED", "ARCHIVED-AT", "HINT"],
-        &rows,
-    )
-}
-
 /// The error context of archive, unarchive and delete: a bad digest is
 /// named as the option it came from.
 fn key_op_context(verb: &'static str) -> impl Fn(&str) -> String {
@@ -368,22 +421,17 @@ fn key_op_context(verb: &'static str) -> impl Fn(&str) -> String {
     }
 }
 
-fn render_key(key: &CryptKey) -> String {
-    render_fields(&[
-        ("id", key.id.clone()),
-        ("fingerprint", render_fingerprint(key)),
-        ("kdf", key.info.kdf.to_string()),
-        ("created", render_epoch(key.info.created)),
-        ("modified", render_epoch(key.info.modified)),
-        (
-            "archived-at",
-            key.archived_at
-                .map(render_epoch)
-                .unwrap_or_else(|| "- (active)".into()),
-        ),
-        ("hint", key.info.hint.clone().unwrap_or_else(|| "-".into())),
-        ("path", key.info.path.clone().unwrap_or_else(|| "-".into())),
-    ])
+/// Key-value lines (`name: value`), names padded to the widest.
+fn render_fields(fields: &[(&str, String)]) -> String {
+    let width = fields
+        .iter()
+        .map(|(name, _)| name.len() + 1)
+        .max()
+        .unwrap_or(0);
+    fields
+        .iter()
+        .map(|(name, value)| format!("{:<width$} {value}\n", format!("{name}:")))
+        .collect()
 }
 
 fn render_report(report: &VerifyReport) -> String {

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use anyhow::Error;
 use roff::{Roff, bold, italic, roman};
 
-use super::{EXIT_OK, write_stdout};
+use super::EXIT_OK;
+use super::output::write_stdout;
 
 /// Prints the man page of `cmd`.
 pub fn generate(cmd: clap::Command) -> Result<ExitCode, Error> {

@@ -9,10 +9,29 @@ use std::process::ExitCode;
 use anyhow::Error;
 use clap::{ArgGroup, Subcommand, ValueEnum};
 
-use pbs_api_types::SyncJobConfig;
 use pbs_keystore::api2::config::sync::{self, DeletableProperty};
 
-use super::{EXIT_OK, GlobalArgs, param_context, quoted, render_fields, render_table};
+use super::output::{Column, Output, Table, render};
+use super::{EXIT_OK, GlobalArgs, param_context, quoted};
+
+/// `list`: what ties jobs to keys; several associated keys stack in the
+/// cell, one per line, so the table stays narrow.
+const JOB_TABLE: Table = Table::new(&[
+    Column::new("id"),
+    Column::new("store"),
+    Column::new("remote"),
+    Column::new("remote-store"),
+    Column::new("active-encryption-key"),
+    Column::new("associated-key").render(render::lines),
+]);
+
+/// `show`: the id and the key properties first, then every other property.
+const JOB_FIELDS: Table = Table::new(&[
+    Column::new("id"),
+    Column::new("active-encryption-key"),
+    Column::new("associated-key"),
+])
+.with_rest();
 
 /// Sync job commands.
 #[derive(Subcommand)]
@@ -72,17 +91,17 @@ impl From<CliDeletableProperty> for DeletableProperty {
 }
 
 /// Runs a sync job command.
-pub fn run(global: &GlobalArgs, cmd: SyncJobCommand) -> Result<ExitCode, Error> {
+pub fn run(global: &GlobalArgs, out: &Output, cmd: SyncJobCommand) -> Result<ExitCode, Error> {
     let dir = global.config_dir()?;
     match cmd {
         SyncJobCommand::List => {
             let jobs = sync::list_sync_jobs(&dir)?;
-            global.print(&jobs, |jobs| render_job_table(jobs))?;
+            out.list(&jobs, &JOB_TABLE)?;
         }
         SyncJobCommand::Show { id } => {
             let job = sync::read_sync_job(&dir, &id)
                 .map_err(|err| param_context(err, |_| "failed to show sync job".into()))?;
-            global.print(&job, render_job)?;
+            out.object(&job, &JOB_FIELDS)?;
         }
         SyncJobCommand::Update {
             id,
@@ -106,74 +125,13 @@ pub fn run(global: &GlobalArgs, cmd: SyncJobCommand) -> Result<ExitCode, Error> 
                     _ => format!("failed to update sync job {}", quoted(&id)),
                 })
             })?;
-            global.print(&job, |job| {
-                format!("updated sync job '{}'\n{}", job.id, render_job(job))
+            out.message(&job, |job| {
+                let table = serde_json::to_value(job)
+                    .map(|record| out.render_object(&record, &JOB_FIELDS))
+                    .unwrap_or_default();
+                format!("updated sync job '{}'\n{table}", job.id)
             })?;
         }
     }
     Ok(ExitCode::from(EXIT_OK))
-}
-
-fn or_dash(value: Option<&str>) -> String {
-    value.unwrap_or("-").to_string()
-}
-
-fn render_job_table(jobs: &[SyncJobConfig]) -> String {
-    let rows: Vec<Vec<String>> = jobs
-        .iter()
-        .map(|job| {
-            vec![
-                job.id.clone(),
-                job.store.clone(),
-                or_dash(job.remote.as_deref()),
-                job.remote_store.clone(),
-                or_dash(job.active_encryption_key.as_deref()),
-                job.associated_key
-                    .as_ref()
-                    .map(|keys| keys.join(","))
-                    .unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    render_table(
-        &[
-            "ID",
-            "STORE",
-            "REMOTE",
-            "REMOTE-STORE",
-            "ACTIVE-ENCRYPTION-KEY",
-            "ASSOCIATED-KEYS",
-        ],
-        &rows,
-    )
-}
-
-/// Every property the job has, as `name: value` lines in wire names.
-fn render_job(job: &SyncJobConfig) -> String {
-    let value = serde_json::to_value(job).unwrap_or_default();
-    // the id first, then the other properties in name order
-    let mut fields: Vec<(&str, String)> = vec![("id", job.id.clone())];
-    fields.extend(
-        value
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(name, _)| *name != "id")
-            .map(|(name, value)| {
-                let text = match value {
-                    serde_json::Value::String(text) => text.clone(),
-                    serde_json::Value::Array(items) => items
-                        .iter()
-                        .map(|item| match item {
-                            serde_json::Value::String(text) => text.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    other => other.to_string(),
-                };
-                (name.as_str(), text)
-            }),
-    );
-    render_fields(&fields)
 }

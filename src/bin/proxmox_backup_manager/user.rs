@@ -1,23 +1,104 @@
-//! `proxmox-backup-manager user ...`: users, passwords and API tokens.
+//! `proxmox-backup-manager user ...`: users, passwords, API tokens and
+//! what they may do.
 //!
+//! Every command calls the handlers of `pbs_keystore::api2::access::user`.
 //! Passwords are for `pbs` realm users only (hashed into `shadow.json`). A
 //! password is taken from `--password`, else read from the terminal without
 //! echo (twice), else the first line of standard input. A generated token
 //! secret is printed once and stored only as a hash.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
-use anyhow::{Error, bail, format_err};
-use clap::Subcommand;
+use anyhow::{Error, bail};
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Value, json};
 
-use proxmox_schema::ApiType;
-
-use pbs_api_types::{
-    ApiToken, Authid, PASSWORD_SCHEMA, PROXMOX_TOKEN_NAME_SCHEMA, USER_COMMENT_SCHEMA, User, Userid,
+use pbs_api_types::{Authid, User, Userid};
+use pbs_keystore::api2::access::user::{
+    self as api, DeletableUserProperty, Permissions, UserUpdater,
 };
 
-use super::GlobalArgs;
+use super::output::{Column, Output, OutputFormat, Table, render};
+use super::terminal::read_hidden;
+use super::{GlobalArgs, param_context};
+
+/// `user list`: upstream's columns.
+const USER_TABLE: Table = Table::new(&[
+    Column::new("userid"),
+    Column::new("enable").render(render::default_true),
+    Column::new("expire").render(render::expire),
+    Column::new("firstname"),
+    Column::new("lastname"),
+    Column::new("email"),
+    Column::new("comment"),
+]);
+
+/// `user list-tokens`: upstream's columns.
+const TOKEN_TABLE: Table = Table::new(&[
+    Column::new("tokenid"),
+    Column::new("enable").render(render::default_true),
+    Column::new("expire").render(render::expire),
+    Column::new("comment"),
+]);
+
+/// `user permissions`: one row per path, its privileges one per line,
+/// each with whether it propagates.
+const PERMISSION_TABLE: Table = Table::new(&[
+    Column::new("path"),
+    Column::new("privilege"),
+    Column::new("propagate"),
+]);
+
+/// `user generate-token`: the token id and its secret.
+const SECRET_FIELDS: Table = Table::new(&[Column::new("tokenid"), Column::new("value")]);
+
+/// The user properties `create` and `update` take.
+#[derive(clap::Args)]
+pub struct UserProperties {
+    /// Comment.
+    #[arg(long)]
+    comment: Option<String>,
+    /// E-mail address.
+    #[arg(long)]
+    email: Option<String>,
+    /// First name.
+    #[arg(long)]
+    firstname: Option<String>,
+    /// Last name.
+    #[arg(long)]
+    lastname: Option<String>,
+    /// Account expiry (seconds since the epoch; 0 = never).
+    #[arg(long, value_name = "EPOCH")]
+    expire: Option<i64>,
+    /// Enable the account (default: yes).
+    #[arg(long, value_name = "BOOL", value_parser = parse_bool)]
+    enable: Option<bool>,
+}
+
+/// User properties `update --delete` removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CliDeletableProperty {
+    /// The comment.
+    Comment,
+    /// The first name.
+    Firstname,
+    /// The last name.
+    Lastname,
+    /// The e-mail address.
+    Email,
+}
+
+impl From<CliDeletableProperty> for DeletableUserProperty {
+    fn from(property: CliDeletableProperty) -> Self {
+        match property {
+            CliDeletableProperty::Comment => DeletableUserProperty::Comment,
+            CliDeletableProperty::Firstname => DeletableUserProperty::Firstname,
+            CliDeletableProperty::Lastname => DeletableUserProperty::Lastname,
+            CliDeletableProperty::Email => DeletableUserProperty::Email,
+        }
+    }
+}
 
 /// User commands.
 #[derive(Subcommand)]
@@ -25,6 +106,7 @@ pub enum UserCommand {
     /// Create a user (a `pbs` realm user may get a password).
     Create {
         /// The user id (NAME@REALM).
+        #[arg(value_name = "USERID")]
         userid: Userid,
         /// Set this password (else none, or with --ask-password read it).
         #[arg(long)]
@@ -32,58 +114,92 @@ pub enum UserCommand {
         /// Read the password from the terminal or standard input.
         #[arg(long, conflicts_with = "password")]
         ask_password: bool,
-        /// Comment.
+        #[command(flatten)]
+        properties: UserProperties,
+    },
+    /// Change a user's properties (or password).
+    ///
+    /// A property given replaces the stored one; an empty text removes it,
+    /// as does --delete.
+    Update {
+        /// The user id.
+        #[arg(value_name = "USERID")]
+        userid: Userid,
+        /// Set this password.
         #[arg(long)]
-        comment: Option<String>,
-        /// E-mail address.
-        #[arg(long)]
-        email: Option<String>,
-        /// First name.
-        #[arg(long)]
-        firstname: Option<String>,
-        /// Last name.
-        #[arg(long)]
-        lastname: Option<String>,
-        /// Account expiry (seconds since the epoch; 0 = never).
-        #[arg(long)]
-        expire: Option<i64>,
-        /// Enable the account (default: yes).
-        #[arg(long, value_parser = parse_bool)]
-        enable: Option<bool>,
+        password: Option<String>,
+        /// Read a new password from the terminal or standard input.
+        #[arg(long, conflicts_with = "password")]
+        ask_password: bool,
+        #[command(flatten)]
+        properties: UserProperties,
+        /// Remove a property (repeat for several).
+        #[arg(long, value_enum, value_name = "PROPERTY")]
+        delete: Vec<CliDeletableProperty>,
+        /// Refuse if user.cfg changed since it had this SHA-256 digest.
+        #[arg(long, value_name = "HEX")]
+        digest: Option<String>,
+    },
+    /// Remove a user, with its API tokens, password and ACL entries.
+    #[command(visible_alias = "delete")]
+    Remove {
+        /// The user id.
+        #[arg(value_name = "USERID")]
+        userid: Userid,
+        /// Refuse if user.cfg changed since it had this SHA-256 digest.
+        #[arg(long, value_name = "HEX")]
+        digest: Option<String>,
     },
     /// List users.
     List,
     /// Set the password of a `pbs` realm user.
     Passwd {
         /// The user id.
+        #[arg(value_name = "USERID")]
         userid: Userid,
         /// The new password (else read from the terminal or standard input).
         #[arg(long)]
         password: Option<String>,
     },
+    /// Show what a user or API token may do: per ACL path, each privilege
+    /// and whether it propagates to the paths below.
+    Permissions {
+        /// The user (NAME@REALM) or API token (NAME@REALM!TOKEN).
+        #[arg(value_name = "AUTH_ID")]
+        auth_id: Authid,
+        /// Only this ACL path (default: /, /system, /system/encryption-keys
+        /// and every path in acl.cfg).
+        #[arg(long, value_name = "ACL_PATH")]
+        path: Option<String>,
+    },
     /// Generate an API token; prints its secret once.
     GenerateToken {
         /// The owning user.
+        #[arg(value_name = "USERID")]
         userid: Userid,
         /// The token name.
+        #[arg(value_name = "TOKEN_NAME")]
         name: String,
         /// Comment.
         #[arg(long)]
         comment: Option<String>,
         /// Token expiry (seconds since the epoch; 0 = never).
-        #[arg(long)]
+        #[arg(long, value_name = "EPOCH")]
         expire: Option<i64>,
     },
     /// List the API tokens of a user.
     ListTokens {
         /// The owning user.
+        #[arg(value_name = "USERID")]
         userid: Userid,
     },
     /// Delete an API token (and its secret and ACL entries).
     DeleteToken {
         /// The owning user.
+        #[arg(value_name = "USERID")]
         userid: Userid,
         /// The token name.
+        #[arg(value_name = "TOKEN_NAME")]
         name: String,
     },
 }
@@ -92,136 +208,134 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     proxmox_schema::parse_boolean(text).map_err(|err| err.to_string())
 }
 
-fn check(schema: &proxmox_schema::Schema, name: &str, value: &str) -> Result<(), Error> {
-    schema
-        .parse_simple_value(value)
-        .map_err(|err| format_err!("invalid --{name} - {err}"))?;
-    Ok(())
-}
-
-/// Reads a line from the terminal with echo off.
-fn read_hidden(prompt: &str) -> Result<String, Error> {
-    let stdin = std::io::stdin();
-    let fd = libc::STDIN_FILENO;
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
-    // SAFETY: termios is a plain C struct filled in by tcgetattr on a valid fd
-    let mut term: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: fd 0 is open; `term` is a valid termios to fill
-    if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
-        bail!(
-            "unable to read terminal settings - {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    let saved = term;
-    term.c_lflag &= !libc::ECHO;
-    // SAFETY: as above, with a termios derived from the current settings
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
-    let mut line = String::new();
-    let result = stdin.lock().read_line(&mut line);
-    // SAFETY: restores the settings read above
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-    eprintln!();
-    result?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
+/// A password from the terminal (twice, without echo), else the first line
+/// of standard input.
 fn read_password() -> Result<String, Error> {
-    let password = if std::io::stdin().is_terminal() {
+    if std::io::stdin().is_terminal() {
         let first = read_hidden("New password: ")?;
         let second = read_hidden("Retype new password: ")?;
         if first != second {
             bail!("passwords do not match");
         }
-        first
-    } else {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        line.trim_end_matches(['\r', '\n']).to_string()
-    };
-    PASSWORD_SCHEMA
-        .parse_simple_value(&password)
-        .map_err(|err| format_err!("invalid password - {err}"))?;
-    Ok(password)
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-fn token_id(userid: &Userid, name: &str) -> Result<Authid, Error> {
-    check(&PROXMOX_TOKEN_NAME_SCHEMA, "name", name)?;
-    format!("{userid}!{name}").parse()
+/// `--password`, else with `ask` (or `always`) one read by [`read_password`].
+fn password(given: Option<String>, ask: bool) -> Result<Option<String>, Error> {
+    match (given, ask) {
+        (Some(password), _) => Ok(Some(password)),
+        (None, true) => read_password().map(Some),
+        (None, false) => Ok(None),
+    }
+}
+
+/// Errors of the handlers, with what failed: a parameter error names the
+/// option (`--password`, `--digest`, ...), everything else says it already.
+fn context(what: String) -> impl Fn(Error) -> Error {
+    move |err| {
+        param_context(err, |param| match param {
+            "userid" | "auth-id" => what.clone(),
+            param => format!("{what} - invalid --{param}"),
+        })
+    }
+}
+
+/// The permissions as table rows: per path, the privileges one per line.
+fn permission_rows(permissions: &Permissions) -> Vec<Value> {
+    permissions
+        .iter()
+        .map(|(path, privileges)| {
+            let names: Vec<&str> = privileges.keys().map(String::as_str).collect();
+            let flags: Vec<&str> = privileges
+                .values()
+                .map(|propagate| if *propagate { "1" } else { "0" })
+                .collect();
+            json!({"path": path, "privilege": names.join("\n"), "propagate": flags.join("\n")})
+        })
+        .collect()
 }
 
 /// Runs a user command.
-pub fn run(global: &GlobalArgs, cmd: UserCommand) -> Result<ExitCode, Error> {
+pub fn run(global: &GlobalArgs, out: &Output, cmd: UserCommand) -> Result<ExitCode, Error> {
     let dir = global.config_dir()?;
-    let users = dir.user_config();
     match cmd {
         UserCommand::Create {
             userid,
-            password,
+            password: given,
             ask_password,
-            comment,
-            email,
-            firstname,
-            lastname,
-            expire,
-            enable,
+            properties,
         } => {
-            let mut user = User::new(userid.clone());
-            user.comment = comment;
-            user.email = email;
-            user.firstname = firstname;
-            user.lastname = lastname;
-            user.expire = expire;
-            user.enable = enable;
-            User::API_SCHEMA
-                .verify_json(&serde_json::to_value(&user)?)
-                .map_err(|err| format_err!("invalid user properties - {err}"))?;
-            let password = match (password, ask_password) {
-                (Some(password), _) => Some(password),
-                (None, true) => Some(read_password()?),
-                (None, false) => None,
+            let what = format!("failed to create user '{userid}'");
+            let mut user = User::new(userid);
+            user.comment = properties.comment;
+            user.email = properties.email;
+            user.firstname = properties.firstname;
+            user.lastname = properties.lastname;
+            user.expire = properties.expire;
+            user.enable = properties.enable;
+            let password = password(given, ask_password)?;
+            let user = api::create_user(&dir, user, password.as_deref()).map_err(context(what))?;
+            out.message(&user, |user| format!("created user '{}'\n", user.userid))?;
+        }
+        UserCommand::Update {
+            userid,
+            password: given,
+            ask_password,
+            properties,
+            delete,
+            digest,
+        } => {
+            let update = UserUpdater {
+                comment: properties.comment,
+                enable: properties.enable,
+                expire: properties.expire,
+                firstname: properties.firstname,
+                lastname: properties.lastname,
+                email: properties.email,
             };
-            if let Some(password) = &password {
-                check(&PASSWORD_SCHEMA, "password", password)?;
-                if userid.realm() != pbs_config::shadow::PBS_REALM {
-                    bail!("only 'pbs' realm users have passwords here, not '{userid}'");
-                }
-            }
-            users.create_user(&user)?;
-            if let Some(password) = password {
-                dir.shadow().store_password(&userid, &password)?;
-            }
-            global.print(&user, |user| println!("created user '{}'", user.userid))?;
+            let delete: Vec<DeletableUserProperty> = delete.into_iter().map(Into::into).collect();
+            let password = password(given, ask_password)?;
+            let what = format!("failed to update user '{userid}'");
+            let user = api::update_user(
+                &dir,
+                &userid,
+                update,
+                password.as_deref(),
+                &delete,
+                digest.as_deref(),
+            )
+            .map_err(context(what))?;
+            out.message(&user, |user| format!("updated user '{}'\n", user.userid))?;
+        }
+        UserCommand::Remove { userid, digest } => {
+            let what = format!("failed to remove user '{userid}'");
+            api::delete_user(&dir, &userid, digest.as_deref()).map_err(context(what))?;
+            out.message(&(), |()| format!("removed user '{userid}'\n"))?;
         }
         UserCommand::List => {
-            let list = users.list_users()?;
-            global.print(&list, |list| {
-                println!("{:<32} {:<6} {:<11} comment", "userid", "enable", "expire");
-                for user in list {
-                    println!(
-                        "{:<32} {:<6} {:<11} {}",
-                        user.userid.as_str(),
-                        user.enable.unwrap_or(true),
-                        user.expire.unwrap_or(0),
-                        user.comment.as_deref().unwrap_or("")
-                    );
-                }
+            out.list(&api::list_users(&dir)?, &USER_TABLE)?;
+        }
+        UserCommand::Passwd {
+            userid,
+            password: given,
+        } => {
+            let password = password(given, true)?.unwrap_or_default();
+            let what = format!("failed to set the password of '{userid}'");
+            api::set_password(&dir, &userid, &password).map_err(context(what))?;
+            out.message(&json!({"userid": userid}), |_| {
+                format!("password of '{userid}' changed\n")
             })?;
         }
-        UserCommand::Passwd { userid, password } => {
-            let (config, _) = users.config()?;
-            if !config.sections.contains_key(userid.as_str()) {
-                bail!("user '{userid}' does not exist");
-            }
-            let password = match password {
-                Some(password) => password,
-                None => read_password()?,
-            };
-            check(&PASSWORD_SCHEMA, "password", &password)?;
-            dir.shadow().store_password(&userid, &password)?;
-            global.print(&serde_json::json!({"userid": userid}), |_| {
-                println!("password of '{userid}' changed")
+        UserCommand::Permissions { auth_id, path } => {
+            let what = format!("failed to list the permissions of '{auth_id}'");
+            let permissions =
+                api::list_permissions(&dir, &auth_id, path.as_deref()).map_err(context(what))?;
+            out.message(&permissions, |permissions| {
+                out.render_list(&permission_rows(permissions), &PERMISSION_TABLE)
             })?;
         }
         UserCommand::GenerateToken {
@@ -230,73 +344,28 @@ pub fn run(global: &GlobalArgs, cmd: UserCommand) -> Result<ExitCode, Error> {
             comment,
             expire,
         } => {
-            let tokenid = token_id(&userid, &name)?;
-            if let Some(comment) = &comment {
-                check(&USER_COMMENT_SCHEMA, "comment", comment)?;
-            }
-            let token = ApiToken {
-                tokenid: tokenid.clone(),
-                comment,
-                enable: None,
-                expire,
-            };
-            let user_lock = users.lock_config()?;
-            let (config, _) = users.config()?;
-            if !config.sections.contains_key(userid.as_str()) {
-                bail!("user '{userid}' does not exist");
-            }
-            if config.sections.contains_key(&tokenid.to_string()) {
-                bail!("API token '{tokenid}' already exists");
-            }
-            // the secret first: a token entry without a secret cannot log in,
-            // a secret without its entry is harmless and overwritten next time
-            let secret = dir.token_shadow().generate_and_set_secret(&tokenid)?;
-            if let Err(err) = users.add_token(&token, &user_lock) {
-                let _ = dir.token_shadow().delete_secret(&tokenid);
-                return Err(err);
-            }
-            drop(user_lock);
-            let result = serde_json::json!({"tokenid": tokenid, "value": secret});
-            global.print(&result, |_| {
-                println!("tokenid: {tokenid}");
-                println!("value: {secret}");
-                eprintln!("The secret is shown only once; store it now.");
+            let what = format!("failed to generate API token '{name}' of '{userid}'");
+            let secret = api::generate_token(&dir, &userid, &name, comment, expire)
+                .map_err(context(what))?;
+            out.object(&secret, &SECRET_FIELDS)?;
+            if out.format() == OutputFormat::Text {
                 eprintln!(
-                    "A token has no privileges of its own until an ACL names it, e.g.:\n  \
-                     proxmox-backup-manager acl update /system/encryption-keys Admin --auth-id '{tokenid}'"
+                    "The secret is shown only once; store it now.\n\
+                     A token has no privileges of its own until an ACL names it, e.g.:\n  \
+                     proxmox-backup-manager acl update /system/encryption-keys Admin --auth-id '{}'",
+                    secret.tokenid
                 );
-            })?;
+            }
         }
         UserCommand::ListTokens { userid } => {
-            let list: Vec<ApiToken> = users
-                .list_tokens()?
-                .into_iter()
-                .filter(|token| token.tokenid.user() == &userid)
-                .collect();
-            global.print(&list, |list| {
-                for token in list {
-                    println!(
-                        "{:<40} enable={} expire={} {}",
-                        token.tokenid.to_string(),
-                        token.enable.unwrap_or(true),
-                        token.expire.unwrap_or(0),
-                        token.comment.as_deref().unwrap_or("")
-                    );
-                }
-            })?;
+            let tokens = api::list_tokens(&dir, &userid)?;
+            out.list(&tokens, &TOKEN_TABLE)?;
         }
         UserCommand::DeleteToken { userid, name } => {
-            let tokenid = token_id(&userid, &name)?;
-            let user_lock = users.lock_config()?;
-            users.remove_token(&tokenid, &user_lock)?;
-            dir.token_shadow().delete_secret(&tokenid)?;
-            let acl = dir.acl_config();
-            let acl_lock = acl.lock_config()?;
-            let (mut tree, _) = acl.config()?;
-            tree.delete_authid(&tokenid);
-            acl.save_config(&tree, &acl_lock)?;
-            global.print(&serde_json::json!({"tokenid": tokenid}), |_| {
-                println!("deleted API token '{tokenid}'")
+            let what = format!("failed to delete API token '{name}' of '{userid}'");
+            let tokenid = api::delete_token(&dir, &userid, &name).map_err(context(what))?;
+            out.message(&json!({"tokenid": tokenid}), |_| {
+                format!("deleted API token '{tokenid}'\n")
             })?;
         }
     }
