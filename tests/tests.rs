@@ -20,6 +20,10 @@ mod keystore;
 // status, completion and man page
 mod cli;
 
+// the administrator's view: upstream's tables and output variables, the
+// TTY rule and hidden passwords in a pty, upstream's verbs
+mod cli_admin;
+
 // the HTTPS API daemon and the access setup commands, over loopback
 mod api;
 

@@ -42,14 +42,15 @@ impl Drop for EchoOff<'_> {
 }
 
 /// Prompts on stderr and reads one line from the terminal on stdin without
-/// echo; the line end is removed.
+/// echo; the line end is removed. Echo goes off before the prompt shows, so
+/// nothing typed after the prompt is echoed.
 pub fn read_hidden(prompt: &str) -> Result<String, Error> {
     let stdin = std::io::stdin();
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
     let mut line = String::new();
     let read = {
         let _echo_off = EchoOff::new(stdin.as_fd())?;
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
         stdin.lock().read_line(&mut line)
     };
     eprintln!();
