@@ -758,3 +758,191 @@ fn acl_list_has_upstreams_columns_sorted_by_ugid() {
         "{err}"
     );
 }
+
+/// Completes the last word of `words` with the generated bash script.
+fn complete_in_bash(cli: &Manager, lines: &[&str]) -> Vec<String> {
+    let script = cli.ok(&["generate-completion", "bash"]);
+    let script_file = cli.dir.path().with_extension("completion.bash");
+    std::fs::write(&script_file, script).unwrap();
+    let mut program = format!("source {}\n", script_file.display());
+    for words in lines {
+        program.push_str(&format!(
+            "COMP_WORDS=(proxmox-backup-manager {words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             COMPREPLY=(); _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n"
+        ));
+    }
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let output = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &program])
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env_remove("PBS_CONFIG_DIR")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&script_file).unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completion_offers_every_id_kind() {
+    let cli = Manager::new();
+    cli.create_key("key-one");
+    cli.ok(&["user", "create", "alice@pbs"]);
+    cli.ok(&["user", "generate-token", "alice@pbs", "t1"]);
+    cli.ok(&["user", "generate-token", "root@pam", "auto"]);
+    cli.ok(&[
+        "acl",
+        "update",
+        "/system/custom",
+        "Audit",
+        "--auth-id",
+        "alice@pbs",
+    ]);
+    let dir = cli.dir.path().to_str().unwrap();
+    let cases = [
+        (
+            format!("--config-dir {dir} user update ''"),
+            "root@pam alice@pbs",
+        ),
+        (
+            format!("--config-dir {dir} user remove ''"),
+            "root@pam alice@pbs",
+        ),
+        // the alias completes like the command
+        (
+            format!("--config-dir {dir} user delete ''"),
+            "root@pam alice@pbs",
+        ),
+        (
+            format!("--config-dir {dir} user permissions ''"),
+            "root@pam alice@pbs alice@pbs!t1 root@pam!auto",
+        ),
+        (
+            format!("--config-dir {dir} user delete-token alice@pbs ''"),
+            "t1",
+        ),
+        (
+            format!("--config-dir {dir} user delete-token root@pam ''"),
+            "auto",
+        ),
+        (
+            format!("--config-dir {dir} acl update / Audit --auth-id ''"),
+            "root@pam alice@pbs alice@pbs!t1 root@pam!auto",
+        ),
+        (
+            format!("--config-dir {dir} acl update ''"),
+            "/ /system /system/custom /system/encryption-keys /system/encryption-keys/key-one",
+        ),
+        (
+            format!("--config-dir {dir} user permissions alice@pbs --path /system/e"),
+            "/system/encryption-keys /system/encryption-keys/key-one",
+        ),
+        (format!("--config-dir {dir} acl update / Aud"), "Audit"),
+        (
+            format!("--config-dir {dir} encryption-key remove ''"),
+            "key-one",
+        ),
+    ];
+    let words: Vec<&str> = cases.iter().map(|(words, _)| words.as_str()).collect();
+    let got = complete_in_bash(&cli, &words);
+    assert_eq!(got.len(), cases.len(), "{got:?}");
+    for ((words, want), got) in cases.iter().zip(&got) {
+        assert_eq!(got, want, "completing {words:?}");
+    }
+    // roles: every known role after the path
+    let roles = complete_in_bash(&cli, &[&format!("--config-dir {dir} acl update / ''")]);
+    let roles: Vec<&str> = roles[0].split(' ').collect();
+    let known: Vec<&str> = pbs_api_types::ROLES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(roles, known);
+    // the helper itself: silent on a broken file
+    std::fs::write(cli.dir.path().join("user.cfg"), "garbage\n").unwrap();
+    assert_eq!(cli.ok(&["__complete", "auth-ids"]), "");
+}
+
+#[test]
+fn man_pages_of_both_binaries() {
+    let cli = Manager::new();
+    let manager = cli.ok(&["generate-man"]);
+    let output = Command::new(BIN.replace("proxmox-backup-manager", "proxmox-backup-api"))
+        .arg("--generate-man")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let api = String::from_utf8(output.stdout).unwrap();
+    assert!(api.contains(".TH proxmox-backup-api 8 "), "{api}");
+    assert!(manager.contains(".TH proxmox-backup-manager 1 "));
+    for page in [&manager, &api] {
+        for section in [
+            ".SH NAME",
+            ".SH SYNOPSIS",
+            ".SH OPTIONS",
+            ".SH \"EXIT STATUS\"",
+            ".SH ENVIRONMENT",
+            ".SH FILES",
+            ".SH EXAMPLES",
+        ] {
+            assert!(page.contains(section), "{section} missing");
+        }
+        // plain roff: no Markdown
+        assert!(!page.contains('`'), "a backtick in:\n{page}");
+        // every file of the config dir, named by pbs-config's constants
+        for name in [
+            pbs_config::encryption_keys::ENCRYPTION_KEYS_CFG_NAME,
+            pbs_config::encryption_keys::ENCRYPTION_KEYS_CFG_LOCK_NAME,
+            pbs_config::sync::SYNC_CFG_NAME,
+            pbs_config::sync::SYNC_CFG_LOCK_NAME,
+            pbs_config::user::USER_CFG_NAME,
+            pbs_config::user::USER_CFG_LOCK_NAME,
+            pbs_config::acl::ACL_CFG_NAME,
+            pbs_config::acl::ACL_CFG_LOCK_NAME,
+            pbs_config::token_shadow::TOKEN_SHADOW_NAME,
+            pbs_config::token_shadow::TOKEN_SHADOW_LOCK_NAME,
+            pbs_config::shadow::SHADOW_CONFIG_NAME,
+            pbs_config::shadow::SHADOW_LOCK_NAME,
+        ] {
+            let escaped = name.replace('-', "\\-");
+            assert!(
+                page.contains(&format!("\\fI/etc/proxmox\\-backup/{escaped}\\fR\n")),
+                "{name} missing from FILES"
+            );
+        }
+        assert!(page.contains("encryption\\-keys/ID.enc.lck"));
+    }
+    // the exit statuses, as --help and docs/cli.md give them
+    let exit = manager.split(".SH \"EXIT STATUS\"").nth(1).unwrap();
+    let exit = exit.split(".SH").next().unwrap();
+    for code in ["\\fB0\\fR", "\\fB1\\fR", "\\fB255\\fR"] {
+        assert!(exit.contains(code), "{code} missing: {exit}");
+    }
+    for variable in [
+        "PROXMOX_OUTPUT_FORMAT",
+        "PROXMOX_OUTPUT_NO_BORDER",
+        "PROXMOX_OUTPUT_NO_HEADER",
+    ] {
+        assert!(manager.contains(variable), "{variable} missing");
+    }
+    for command in [
+        "\"user update\"",
+        "\"user remove\"",
+        "\"user permissions\"",
+        "\"acl list\"",
+    ] {
+        assert!(
+            manager.contains(&format!("\n.SS {command}\n")),
+            "{command} missing"
+        );
+    }
+    assert!(manager.contains("Alias: delete."));
+    assert!(
+        api.contains("proxy.pem") && api.contains("SIGTERM"),
+        "{api}"
+    );
+    assert!(!api.contains("generate\\-man"), "the hidden flag shows");
+}

@@ -3,7 +3,8 @@
 //! Serves the PBS-compatible `/api2/json` routes (see `docs/api.md`) on
 //! `[::]:8007` by default. Prints `listening on ADDR:PORT` on stdout once
 //! the socket is bound; logs to stderr (or `--access-log FILE`); stops
-//! cleanly on SIGTERM or SIGINT.
+//! cleanly on SIGTERM or SIGINT. `--generate-man` (hidden) prints its man
+//! page, proxmox-backup-api(8), rendered by the manager's man page module.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,9 +16,21 @@ use clap::Parser;
 
 use pbs_config::ConfigDir;
 use pbs_keystore::server::access_log::AccessLog;
+use pbs_keystore::server::tls::{PROXY_KEY_NAME, PROXY_PEM_NAME};
 use pbs_keystore::server::{DEFAULT_LISTEN, ServerOptions, ServerState, run};
 
+// the one man page renderer, shared with proxmox-backup-manager
+#[path = "proxmox_backup_manager/manpage.rs"]
+mod manpage;
+
 /// HTTPS API daemon of a Proxmox Backup Server style keystore.
+///
+/// Serves the PBS-compatible routes below /api2/json (encryption keys, sync
+/// job keys, tickets, version) to clients that authenticate with an API
+/// token or a ticket; privileges come from acl.cfg. Prints "listening on
+/// ADDR:PORT" on stdout once the socket is bound, logs to stderr or the
+/// --access-log file, and stops cleanly on SIGTERM or SIGINT. Users, tokens
+/// and ACLs are set up with proxmox-backup-manager(1).
 #[derive(Parser)]
 #[command(name = "proxmox-backup-api", version)]
 struct Cli {
@@ -63,6 +76,67 @@ struct Cli {
     /// /64); more are closed right after accept.
     #[arg(long, value_name = "COUNT", default_value_t = 64)]
     max_connections_per_address: usize,
+
+    /// Print the manual page (roff) to stdout and exit.
+    #[arg(long, hide = true)]
+    generate_man: bool,
+}
+
+/// The exit statuses of the daemon.
+const EXIT_STATUSES: &[(&str, &str)] = &[
+    (
+        "0",
+        "Stopped by SIGTERM or SIGINT after the requests in progress were answered.",
+    ),
+    (
+        "1",
+        "Could not start (an invalid option value, an unusable config directory, the address in use, \
+         no TLS certificate) or failed while running; the error is printed to stderr as one line.",
+    ),
+    ("2", "Usage error: an unknown option or a missing value."),
+];
+
+/// The man page, proxmox-backup-api(8).
+fn man_page() -> manpage::Page<'static> {
+    let dir = pbs_config::DEFAULT_CONFIG_DIR;
+    let mut files = vec![
+        (
+            format!("{dir}/{PROXY_PEM_NAME}"),
+            "The TLS certificate; a self-signed one is created (with the key) if either is missing.".to_string(),
+        ),
+        (
+            format!("{dir}/{PROXY_KEY_NAME}"),
+            "The TLS private key; 0640 root:backup.".to_string(),
+        ),
+    ];
+    files.extend(manpage::config_dir_files());
+    files.push((
+        "FILE of --access-log".to_string(),
+        "Access log lines and daemon messages, appended (else they go to stderr).".to_string(),
+    ));
+    manpage::Page {
+        section: "8",
+        exit_status: EXIT_STATUSES,
+        environment: &[(
+            "PBS_CONFIG_DIR",
+            "The config directory when --config-dir is not given (default /etc/proxmox-backup).",
+        )],
+        files,
+        examples: vec![
+            (
+                "Serve on loopback only, with another config directory:",
+                "proxmox-backup-api --listen 127.0.0.1:8007 --config-dir /srv/keystore".to_string(),
+            ),
+            (
+                "Call it with an API token (see proxmox-backup-manager user generate-token):",
+                "curl -k -H 'Authorization: PBSAPIToken=root@pam!automation:SECRET' https://127.0.0.1:8007/api2/json/version".to_string(),
+            ),
+            (
+                "Stop it:",
+                "kill -TERM PID   # or: systemctl stop proxmox-backup-api".to_string(),
+            ),
+        ],
+    }
 }
 
 // glibc malloc unless built with the opt-in feature `mimalloc`, which
@@ -93,6 +167,19 @@ fn raise_open_file_limit(max_connections: usize) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.generate_man {
+        use clap::CommandFactory;
+        return match manpage::render(Cli::command(), &man_page()) {
+            Ok(page) => {
+                print!("{page}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("Error: unable to render the man page - {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match start(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

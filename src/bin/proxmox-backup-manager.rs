@@ -6,7 +6,7 @@
 //! Errors go to stderr as one line, and the exit status is non-zero; nothing
 //! is printed to stdout on failure. Exit statuses: 0 success, 1 `verify`
 //! found problems, 255 error, as upstream (see
-//! [`proxmox_backup_manager::EXIT_STATUS_HELP`]).
+//! [`proxmox_backup_manager::EXIT_STATUSES`]).
 
 use std::process::ExitCode;
 
@@ -14,9 +14,10 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod proxmox_backup_manager;
 
+use proxmox_backup_manager::output::write_stdout;
 use proxmox_backup_manager::{
-    EXIT_ERROR, EXIT_STATUS_HELP, GlobalArgs, acl, completion, encryption_key, manpage, sync_job,
-    user,
+    EXIT_ERROR, EXIT_OK, GlobalArgs, acl, completion, encryption_key, exit_status_help, man_page,
+    manpage, sync_job, user,
 };
 
 // glibc malloc unless built with the opt-in feature `mimalloc`, which
@@ -32,7 +33,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "proxmox-backup-manager",
     version,
     propagate_version = true,
-    after_help = EXIT_STATUS_HELP
+    after_help = exit_status_help()
 )]
 struct Cli {
     #[command(flatten)]
@@ -58,9 +59,10 @@ enum Command {
     Acl(acl::AclCommand),
     /// Print a shell completion script to stdout.
     ///
-    /// The bash script completes commands and options, and key and job ids
-    /// from the config dir given by --config-dir on the command line being
-    /// completed (else the default). Install it as
+    /// The bash script completes commands, options and their values: key,
+    /// job, user, token and ACL path ids from the config dir given by
+    /// --config-dir on the command line being completed (else the
+    /// default), and role names. Install it as
     /// /usr/share/bash-completion/completions/proxmox-backup-manager.
     GenerateCompletion {
         /// The shell.
@@ -69,13 +71,15 @@ enum Command {
     },
     /// Print the manual page (roff) to stdout.
     GenerateMan,
-    /// Print key or job ids, one per line, for the completion script; prints
-    /// nothing and succeeds on any error.
+    /// Print ids, one per line, for the completion script; prints nothing
+    /// and succeeds on any error.
     #[command(name = "__complete", hide = true)]
     Complete {
         /// What to list.
         #[arg(value_enum)]
         kind: completion::CompleteKind,
+        /// For token-names: only this user's tokens.
+        user: Option<String>,
     },
 }
 
@@ -116,8 +120,14 @@ fn main() -> ExitCode {
         Command::User(cmd) => user::run(&cli.global, &out, cmd),
         Command::Acl(cmd) => acl::run(&cli.global, &out, cmd),
         Command::GenerateCompletion { shell } => completion::generate(shell, Cli::command()),
-        Command::GenerateMan => manpage::generate(Cli::command()),
-        Command::Complete { kind } => Ok(completion::complete(&cli.global, kind)),
+        Command::GenerateMan => {
+            manpage::render(Cli::command(), &man_page("proxmox-backup-manager"))
+                .and_then(|page| write_stdout(&page))
+                .map(|()| ExitCode::from(EXIT_OK))
+        }
+        Command::Complete { kind, user } => {
+            Ok(completion::complete(&cli.global, kind, user.as_deref()))
+        }
     });
     match result {
         Ok(code) => code,

@@ -36,7 +36,7 @@ fn render_ugid(value: &Value, record: &Value) -> String {
 pub enum AclCommand {
     /// Give (or with --delete, take) a role on a path to a user or token.
     Update {
-        /// The ACL path, e.g. `/system/encryption-keys` or `/`.
+        /// The ACL path, e.g. /system/encryption-keys or /.
         #[arg(value_name = "ACL_PATH")]
         path: String,
         /// The role: Admin, Audit, NoAccess, or another PBS role.

@@ -1,12 +1,16 @@
 //! Shell completion: `generate-completion bash` and the hidden
-//! `__complete key-ids|job-ids` the generated script calls.
+//! `__complete KIND [USERID]` the generated script calls.
 //!
 //! The script is generated from the clap definitions, so new commands and
-//! options complete without changes here. Key and job ids are completed
-//! where an argument's value name is `KEY_ID` or `JOB_ID` (positional or
-//! option value): the script runs `proxmox-backup-manager [--config-dir
-//! DIR] __complete key-ids`, with the `--config-dir` of the command line
-//! being completed, and offers what it prints.
+//! options complete without changes here. Ids are completed by an
+//! argument's value name (positional or option value): `KEY_ID`, `JOB_ID`,
+//! `USERID`, `AUTH_ID` (users and tokens), `TOKEN_NAME` (the tokens of the
+//! command's first positional, the user) and `ACL_PATH` are looked up at
+//! completion time: the script runs `proxmox-backup-manager [--config-dir
+//! DIR] __complete KIND [USERID]`, with the `--config-dir` of the command
+//! line being completed, and offers what it prints. `ROLE` completes the
+//! role names, which are fixed and written into the script. A new argument
+//! gets completion by using one of these value names.
 //!
 //! Why not clap_complete's bash generator: its 4.6 output does not complete
 //! subcommands of a binary whose name contains '-' (the case labels it
@@ -25,6 +29,8 @@ use std::process::ExitCode;
 use anyhow::Error;
 use clap::{ArgAction, ValueEnum, ValueHint};
 
+use pbs_api_types::{ROLES, Userid};
+
 use super::output::write_stdout;
 use super::{EXIT_OK, GlobalArgs};
 
@@ -42,6 +48,14 @@ pub enum CompleteKind {
     KeyIds,
     /// Ids of all sync jobs.
     JobIds,
+    /// User ids (root@pam too).
+    UserIds,
+    /// User ids and API token ids.
+    AuthIds,
+    /// API token names (of the user given, else of every user).
+    TokenNames,
+    /// ACL paths: the keystore's paths, each key's, and those in acl.cfg.
+    AclPaths,
 }
 
 impl CompleteKind {
@@ -49,6 +63,10 @@ impl CompleteKind {
         match self {
             CompleteKind::KeyIds => "key-ids",
             CompleteKind::JobIds => "job-ids",
+            CompleteKind::UserIds => "user-ids",
+            CompleteKind::AuthIds => "auth-ids",
+            CompleteKind::TokenNames => "token-names",
+            CompleteKind::AclPaths => "acl-paths",
         }
     }
 
@@ -57,22 +75,76 @@ impl CompleteKind {
         match arg.get_value_names()?.first()?.as_str() {
             "KEY_ID" => Some(CompleteKind::KeyIds),
             "JOB_ID" => Some(CompleteKind::JobIds),
+            "USERID" => Some(CompleteKind::UserIds),
+            "AUTH_ID" => Some(CompleteKind::AuthIds),
+            "TOKEN_NAME" => Some(CompleteKind::TokenNames),
+            "ACL_PATH" => Some(CompleteKind::AclPaths),
             _ => None,
+        }
+    }
+}
+
+/// The ids of `kind` in config dir `dir`; `user` narrows token names.
+fn ids(global: &GlobalArgs, kind: CompleteKind, user: Option<&str>) -> Vec<String> {
+    let Ok(dir) = global.config_dir() else {
+        return Vec::new();
+    };
+    let users = || dir.user_config().list_users().unwrap_or_default();
+    let tokens = || dir.user_config().list_tokens().unwrap_or_default();
+    match kind {
+        CompleteKind::KeyIds => dir.encryption_keys().key_ids(),
+        CompleteKind::JobIds => dir.sync_jobs().job_ids(),
+        CompleteKind::UserIds => users().into_iter().map(|u| u.userid.to_string()).collect(),
+        CompleteKind::AuthIds => users()
+            .into_iter()
+            .map(|u| u.userid.to_string())
+            .chain(tokens().into_iter().map(|t| t.tokenid.to_string()))
+            .collect(),
+        CompleteKind::TokenNames => {
+            let user: Option<Userid> = user.and_then(|user| user.parse().ok());
+            let mut names: Vec<String> = tokens()
+                .into_iter()
+                .filter(|t| user.as_ref().is_none_or(|user| t.tokenid.user() == user))
+                .filter_map(|t| t.tokenid.tokenname().map(str::to_string))
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        }
+        CompleteKind::AclPaths => {
+            let keys = "/system/encryption-keys";
+            let mut paths: Vec<String> = ["/", "/system", keys]
+                .into_iter()
+                .map(str::to_string)
+                .chain(
+                    dir.encryption_keys()
+                        .key_ids()
+                        .into_iter()
+                        .map(|id| format!("{keys}/{id}")),
+                )
+                .chain(
+                    dir.acl_config()
+                        .config()
+                        .map(|(tree, _)| tree.list())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|item| item.path),
+                )
+                .collect();
+            paths.sort();
+            paths.dedup();
+            paths
         }
     }
 }
 
 /// Prints the ids of `kind` of the config dir, one per line; on any error,
 /// nothing. Always succeeds.
-pub fn complete(global: &GlobalArgs, kind: CompleteKind) -> ExitCode {
-    let ids = match global.config_dir() {
-        Ok(dir) => match kind {
-            CompleteKind::KeyIds => dir.encryption_keys().key_ids(),
-            CompleteKind::JobIds => dir.sync_jobs().job_ids(),
-        },
-        Err(_) => Vec::new(),
-    };
-    let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+pub fn complete(global: &GlobalArgs, kind: CompleteKind, user: Option<&str>) -> ExitCode {
+    let text: String = ids(global, kind, user)
+        .iter()
+        .map(|id| format!("{id}\n"))
+        .collect();
     let _ = write_stdout(&text);
     ExitCode::from(EXIT_OK)
 }
@@ -101,6 +173,14 @@ impl ValueCompletion {
         if let Some(kind) = CompleteKind::of_arg(arg) {
             return ValueCompletion::Ids(kind);
         }
+        if arg
+            .get_value_names()
+            .and_then(|n| n.first())
+            .map(|n| n.as_str())
+            == Some("ROLE")
+        {
+            return ValueCompletion::Words(ROLES.iter().map(|(n, _)| n.to_string()).collect());
+        }
         let values: Vec<String> = arg
             .get_possible_values()
             .iter()
@@ -122,7 +202,7 @@ impl ValueCompletion {
     fn bash(&self) -> String {
         match self {
             ValueCompletion::Ids(kind) => format!(
-                "mapfile -t COMPREPLY < <(compgen -W \"$(_proxmox_backup_manager_ids {} \"$config_dir\")\" -- \"$cur\")",
+                "mapfile -t COMPREPLY < <(compgen -W \"$(_proxmox_backup_manager_ids {} \"$config_dir\" \"${{posw[0]}}\")\" -- \"$cur\")",
                 kind.name()
             ),
             ValueCompletion::Words(words) => format!(
@@ -253,19 +333,20 @@ pub fn bash_script(mut cmd: clap::Command) -> String {
         s,
         r#"# bash completion for {bin}
 # generated by '{bin} generate-completion bash' from its command definitions;
-# key and job ids come from '{bin} [--config-dir DIR] __complete key-ids|job-ids'.
+# ids come from '{bin} [--config-dir DIR] __complete KIND [USERID]'.
 
-# ids of kind $1 (key-ids, job-ids) in config dir $2 (empty: the default);
-# prints nothing on any error
+# ids of kind $1 (key-ids, job-ids, user-ids, auth-ids, token-names,
+# acl-paths) in config dir $2 (empty: the default), token names of user $3
+# (empty: all); prints nothing on any error
 _proxmox_backup_manager_ids() {{
     local args=()
     [[ -n $2 ]] && args=(--config-dir "$2")
-    {bin} "${{args[@]}}" __complete "$1" 2>/dev/null
+    {bin} "${{args[@]}}" __complete "$1" ${{3:+"$3"}} 2>/dev/null
 }}
 
 _proxmox_backup_manager() {{
     local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" cword=$COMP_CWORD
-    local cmd="" config_dir="" npos=0 i word value_next=0 config_next=0
+    local cmd="" config_dir="" npos=0 i word value_next=0 config_next=0 posw=()
     # bash splits "--option=value" at "=" (COMP_WORDBREAKS)
     if [[ $cur == "=" ]]; then
         cur=""
@@ -322,7 +403,7 @@ _proxmox_backup_manager() {{
             for word in std::iter::once(sub).chain(aliases) {
                 let _ = writeln!(
                     s,
-                    "            {}) cmd={}; npos=0 ;;",
+                    "            {}) cmd={}; npos=0; posw=() ;;",
                     bash_quote(&format!("{}/{word}", info.path)),
                     bash_quote(&next)
                 );
@@ -330,7 +411,7 @@ _proxmox_backup_manager() {{
         }
     }
     s.push_str(
-        r#"            *) npos=$((npos + 1)) ;;
+        r#"            *) npos=$((npos + 1)); posw+=("$word") ;;
         esac
     done
     # strip quotes, expand a leading ~ (the word is as typed)

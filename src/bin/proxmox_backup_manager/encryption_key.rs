@@ -107,7 +107,7 @@ pub enum EncryptionKeyCommand {
         #[arg(value_name = "KEY_ID")]
         id: String,
         /// Refuse if the config changed since it had this SHA-256 digest
-        /// (`sha256sum encryption-keys.cfg`, or the `digest` of the API list).
+        /// (sha256sum encryption-keys.cfg, or the digest of the API list).
         #[arg(long, value_name = "HEX")]
         digest: Option<String>,
     },
@@ -117,7 +117,7 @@ pub enum EncryptionKeyCommand {
         #[arg(value_name = "KEY_ID")]
         id: String,
         /// Refuse if the config changed since it had this SHA-256 digest
-        /// (`sha256sum encryption-keys.cfg`, or the `digest` of the API list).
+        /// (sha256sum encryption-keys.cfg, or the digest of the API list).
         #[arg(long, value_name = "HEX")]
         digest: Option<String>,
     },
@@ -128,7 +128,7 @@ pub enum EncryptionKeyCommand {
         #[arg(value_name = "KEY_ID")]
         id: String,
         /// Refuse if the config changed since it had this SHA-256 digest
-        /// (`sha256sum encryption-keys.cfg`, or the `digest` of the API list).
+        /// (sha256sum encryption-keys.cfg, or the digest of the API list).
         #[arg(long, value_name = "HEX")]
         digest: Option<String>,
     },

@@ -1,33 +1,108 @@
-//! `generate-man`: the manual page, proxmox-backup-manager(1), in roff.
+//! Manual pages in roff: proxmox-backup-manager(1) and
+//! proxmox-backup-api(8). Both binaries include this module (the daemon
+//! with `#[path]`), so the two pages share one renderer and one list of the
+//! config dir's files.
 //!
 //! Built from the clap definitions: clap_mangen renders the title, name,
-//! synopsis, description and global options; the COMMANDS section (one
-//! subsection per command, with its usage, description and options) and
-//! the EXIT STATUS, ENVIRONMENT, FILES and EXAMPLES sections are rendered
-//! here with the roff crate, which escapes the text.
-
-use std::process::ExitCode;
+//! synopsis, description and options; the COMMANDS section (one subsection
+//! per command, with its usage, description and options) and the EXIT
+//! STATUS, ENVIRONMENT, FILES and EXAMPLES sections are rendered here with
+//! the roff crate, which escapes the text. Help texts are plain text, not
+//! Markdown: a backtick in one is rendered as is, and a test refuses it.
 
 use anyhow::Error;
 use roff::{Roff, bold, italic, roman};
 
-use super::EXIT_OK;
-use super::output::write_stdout;
+use pbs_config::{acl, encryption_keys, shadow, sync, token_shadow, user};
 
-/// Prints the man page of `cmd`.
-pub fn generate(cmd: clap::Command) -> Result<ExitCode, Error> {
-    write_stdout(&render(cmd)?)?;
-    Ok(ExitCode::from(EXIT_OK))
+/// What a page has beyond what clap knows.
+pub struct Page<'a> {
+    /// Manual section ("1" for a command, "8" for a daemon).
+    pub section: &'a str,
+    /// Exit status → meaning.
+    pub exit_status: &'a [(&'a str, &'a str)],
+    /// Environment variable → meaning.
+    pub environment: &'a [(&'a str, &'a str)],
+    /// File (path) → meaning.
+    pub files: Vec<(String, String)>,
+    /// What an example does → the command line.
+    pub examples: Vec<(&'a str, String)>,
+}
+
+/// Every file of the config dir the keystore reads or writes, with its
+/// owner, mode and use: from pbs-config's file name constants, so a renamed
+/// file cannot be missed here.
+pub fn config_dir_files() -> Vec<(String, String)> {
+    let dir = pbs_config::DEFAULT_CONFIG_DIR;
+    let key_dir = encryption_keys::ENCRYPTION_KEYS_DIR_NAME;
+    let entries: [(String, &str); 16] = [
+        (
+            encryption_keys::ENCRYPTION_KEYS_CFG_NAME.into(),
+            "The key list (section config, type sync-key); 0640 root:backup.",
+        ),
+        (
+            encryption_keys::ENCRYPTION_KEYS_CFG_LOCK_NAME.into(),
+            "Lock of the key list; 0660 backup:backup.",
+        ),
+        (
+            format!("{key_dir}/"),
+            "The key directory; 0750 root:backup, created on the first key.",
+        ),
+        (
+            format!("{key_dir}/ID.enc"),
+            "One key file (KeyConfig JSON) per key; 0640 root:backup.",
+        ),
+        (
+            format!("{key_dir}/ID.enc.lck"),
+            "Lock of one key file; 0660 backup:backup, removed with the key.",
+        ),
+        (
+            sync::SYNC_CFG_NAME.into(),
+            "Sync jobs, which name their active-encryption-key and associated-key.",
+        ),
+        (sync::SYNC_CFG_LOCK_NAME.into(), "Lock of sync.cfg."),
+        (
+            user::USER_CFG_NAME.into(),
+            "Users and API tokens (section config); 0640 root:backup.",
+        ),
+        (user::USER_CFG_LOCK_NAME.into(), "Lock of user.cfg."),
+        (
+            acl::ACL_CFG_NAME.into(),
+            "Access control list (acl:PROPAGATE:PATH:UGIDS:ROLES lines); 0640 root:backup.",
+        ),
+        (acl::ACL_CFG_LOCK_NAME.into(), "Lock of acl.cfg."),
+        (
+            token_shadow::TOKEN_SHADOW_NAME.into(),
+            "Hashes of the API token secrets (JSON); 0640 backup:backup.",
+        ),
+        (
+            token_shadow::TOKEN_SHADOW_LOCK_NAME.into(),
+            "Lock of token.shadow.",
+        ),
+        (
+            shadow::SHADOW_CONFIG_NAME.into(),
+            "Hashes of the pbs realm passwords (JSON); 0600.",
+        ),
+        (shadow::SHADOW_LOCK_NAME.into(), "Lock of shadow.json."),
+        (
+            "*.tmp_XXXXXX".into(),
+            "A file being replaced: written beside it, then renamed over it; one left by a crash is removed by encryption-key verify --repair.",
+        ),
+    ];
+    entries
+        .into_iter()
+        .map(|(name, text)| (format!("{dir}/{name}"), text.to_string()))
+        .collect()
 }
 
 /// The man page of `cmd` as roff text.
-pub fn render(mut cmd: clap::Command) -> Result<String, Error> {
+pub fn render(mut cmd: clap::Command, page: &Page) -> Result<String, Error> {
     // build: sets each subcommand's full name and copies global options down
     cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let bin = cmd.get_name().to_string();
     let man = clap_mangen::Man::new(cmd.clone())
-        .section("1")
+        .section(page.section)
         .manual("Proxmox Backup Server keystore")
         .source(format!("{bin} {}", env!("CARGO_PKG_VERSION")));
 
@@ -39,20 +114,57 @@ pub fn render(mut cmd: clap::Command) -> Result<String, Error> {
     man.render_options_section(&mut out)?;
 
     let mut roff = Roff::new();
-    roff.control("SH", ["COMMANDS"]);
-    roff.text([roman(
-        "Every command also takes the global options above (--config-dir, --output-format).",
-    )]);
-    for sub in cmd.get_subcommands().filter(|sub| !sub.is_hide_set()) {
-        render_command(&mut roff, sub, &bin);
+    let commands: Vec<&clap::Command> = cmd
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .collect();
+    if !commands.is_empty() {
+        roff.control("SH", ["COMMANDS"]);
+        roff.text([roman(
+            "Every command also takes the global options above (--config-dir, --output-format, --noborder, --noheader).",
+        )]);
+        for sub in commands {
+            render_command(&mut roff, sub, &bin);
+        }
     }
-    render_exit_status(&mut roff);
-    render_environment(&mut roff);
-    render_examples(&mut roff, &bin);
+    render_list(
+        &mut roff,
+        "EXIT STATUS",
+        page.exit_status.iter().copied(),
+        bold,
+    );
+    render_list(
+        &mut roff,
+        "ENVIRONMENT",
+        page.environment.iter().copied(),
+        bold,
+    );
+    let files = page.files.iter().map(|(f, t)| (f.as_str(), t.as_str()));
+    render_list(&mut roff, "FILES", files, italic);
+    render_examples(&mut roff, &page.examples);
     out.extend_from_slice(roff.to_roff().as_bytes());
 
     man.render_version_section(&mut out)?;
     Ok(String::from_utf8(out)?)
+}
+
+/// A section of tagged paragraphs: the tag in `style`, then the text.
+fn render_list<'a>(
+    roff: &mut Roff,
+    title: &str,
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+    style: fn(&'a str) -> roff::Inline,
+) {
+    let items: Vec<(&str, &str)> = items.collect();
+    if items.is_empty() {
+        return;
+    }
+    roff.control("SH", [title]);
+    for (tag, text) in items {
+        roff.control("TP", []);
+        roff.text([style(tag)]);
+        roff.text([roman(text)]);
+    }
 }
 
 /// A subsection for `cmd` if it is a leaf, else recurse into its children.
@@ -73,6 +185,11 @@ fn render_command(roff: &mut Roff, cmd: &clap::Command, prefix: &str) {
         .trim_start_matches("Usage: ")
         .to_string();
     roff.text([bold(usage)]);
+    let aliases: Vec<&str> = cmd.get_visible_aliases().collect();
+    if !aliases.is_empty() {
+        roff.control("PP", []);
+        roff.text([roman(format!("Alias: {}.", aliases.join(", ")))]);
+    }
     let about = cmd
         .get_long_about()
         .or_else(|| cmd.get_about())
@@ -88,144 +205,69 @@ fn render_command(roff: &mut Roff, cmd: &clap::Command, prefix: &str) {
         .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
         .collect();
     for arg in args {
-        roff.control("TP", []);
-        let value = arg
-            .get_value_names()
-            .map(|names| {
-                names
-                    .iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        match arg.get_long() {
-            Some(long) if value.is_empty() || !takes_value(arg) => {
-                roff.text([bold(format!("--{long}"))]);
-            }
-            Some(long) => {
-                roff.text([bold(format!("--{long} ")), italic(value)]);
-            }
-            None => {
-                roff.text([italic(value)]);
-            }
-        }
-        let mut help = arg
-            .get_long_help()
-            .or_else(|| arg.get_help())
-            .map(|text| text.to_string())
-            .unwrap_or_default()
-            .replace('\n', " ");
-        let values: Vec<String> = arg
-            .get_possible_values()
-            .iter()
-            .filter(|value| !value.is_hide_set())
-            .map(|value| value.get_name().to_string())
-            .collect();
-        if !values.is_empty() && takes_value(arg) {
-            if !help.is_empty() && !help.ends_with('.') {
-                help.push('.');
-            }
-            help.push_str(&format!(" One of: {}.", values.join(", ")));
-        }
-        roff.text([roman(help)]);
+        render_arg(roff, arg);
     }
+}
+
+fn render_arg(roff: &mut Roff, arg: &clap::Arg) {
+    roff.control("TP", []);
+    let value = arg
+        .get_value_names()
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    match arg.get_long() {
+        Some(long) if value.is_empty() || !takes_value(arg) => {
+            roff.text([bold(format!("--{long}"))]);
+        }
+        Some(long) => {
+            roff.text([bold(format!("--{long} ")), italic(value)]);
+        }
+        None => {
+            roff.text([italic(value)]);
+        }
+    }
+    let mut help = arg
+        .get_long_help()
+        .or_else(|| arg.get_help())
+        .map(|text| text.to_string())
+        .unwrap_or_default()
+        .replace('\n', " ");
+    let values: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .filter(|value| !value.is_hide_set())
+        .map(|value| value.get_name().to_string())
+        .collect();
+    if !values.is_empty() && takes_value(arg) {
+        if !help.is_empty() && !help.ends_with('.') {
+            help.push('.');
+        }
+        help.push_str(&format!(" One of: {}.", values.join(", ")));
+    }
+    roff.text([roman(help)]);
 }
 
 fn takes_value(arg: &clap::Arg) -> bool {
     arg.get_num_args().is_some_and(|n| n.takes_values())
 }
 
-fn render_exit_status(roff: &mut Roff) {
-    roff.control("SH", ["EXIT STATUS"]);
-    for (code, text) in [
-        (
-            "0",
-            "Success. For encryption-key verify: the key store is clean.",
-        ),
-        (
-            "1",
-            "encryption-key verify found problems that remain (after --repair: that it could not fix).",
-        ),
-        (
-            "2",
-            "Error: invalid arguments or ids, unknown key or job, an operation the key store refuses \
-             (key in use, not archived, already exists, ...), an I/O error, or verify could not check \
-             the store. The error is printed to stderr as one line; nothing is printed to stdout.",
-        ),
-    ] {
-        roff.control("TP", []);
-        roff.text([bold(code)]);
-        roff.text([roman(text)]);
+fn render_examples(roff: &mut Roff, examples: &[(&str, String)]) {
+    if examples.is_empty() {
+        return;
     }
-}
-
-fn render_environment(roff: &mut Roff) {
-    roff.control("SH", ["ENVIRONMENT"]);
-    roff.control("TP", []);
-    roff.text([bold("PBS_CONFIG_DIR")]);
-    roff.text([roman(
-        "The config directory when --config-dir is not given (default /etc/proxmox-backup).",
-    )]);
-    roff.control("TP", []);
-    roff.text([bold("TZ")]);
-    roff.text([roman("Time zone of the dates in text output.")]);
-    roff.control("SH", ["FILES"]);
-    for (file, text) in [
-        (
-            "/etc/proxmox-backup/encryption-keys.cfg",
-            "The key list (section config, type sync-key); 0640 root:backup.",
-        ),
-        (
-            "/etc/proxmox-backup/encryption-keys/ID.enc",
-            "One key file (KeyConfig JSON) per key; 0640 root:backup.",
-        ),
-        (
-            "/etc/proxmox-backup/sync.cfg",
-            "Sync jobs, which name their active-encryption-key and associated-key.",
-        ),
-    ] {
-        roff.control("TP", []);
-        roff.text([italic(file)]);
-        roff.text([roman(text)]);
-    }
-}
-
-fn render_examples(roff: &mut Roff, bin: &str) {
     roff.control("SH", ["EXAMPLES"]);
-    for (text, example) in [
-        (
-            "Create a key and keep its only copy in a file:",
-            format!(
-                "{bin} encryption-key create offsite-2026 --output-file /root/offsite-2026.enc"
-            ),
-        ),
-        (
-            "Import a key file from standard input:",
-            format!("{bin} encryption-key import tape-01 --file - < tape-01.enc"),
-        ),
-        (
-            "Make a sync job encrypt with it, keeping the old key for decryption:",
-            format!(
-                "{bin} sync-job update nightly --active-encryption-key offsite-2026 --associated-key offsite-2025"
-            ),
-        ),
-        (
-            "Check the key store and repair what can be repaired:",
-            format!("{bin} encryption-key verify --repair"),
-        ),
-        (
-            "Install the bash completion:",
-            format!(
-                "{bin} generate-completion bash > /usr/share/bash-completion/completions/{bin}"
-            ),
-        ),
-    ] {
+    for (text, example) in examples {
         roff.control("PP", []);
-        roff.text([roman(text)]);
+        roff.text([roman(*text)]);
         roff.control("RS", ["4"]);
         roff.control("nf", []);
-        roff.text([bold(example)]);
+        roff.text([bold(example.as_str())]);
         roff.control("fi", []);
         roff.control("RE", []);
     }

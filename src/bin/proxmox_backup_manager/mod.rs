@@ -32,12 +32,98 @@ pub const EXIT_FINDINGS: u8 = 1;
 /// proxmox-router CLIs, which end every failed command with `exit(-1)`.
 pub const EXIT_ERROR: u8 = 255;
 
-/// The exit statuses, as `--help` and the man page show them.
-pub const EXIT_STATUS_HELP: &str = "\
-Exit status:
-  0    success (verify: the key store is clean)
-  1    verify: problems remain (see the report)
-  255  error: bad input, operation refused, I/O error, usage error, or verify could not check (as upstream)";
+/// The exit statuses and what they mean, as `--help` and the man page
+/// show them.
+pub const EXIT_STATUSES: &[(&str, &str)] = &[
+    ("0", "success (verify: the key store is clean)"),
+    (
+        "1",
+        "verify: problems remain (after --repair: those it could not fix); see the report",
+    ),
+    (
+        "255",
+        "error: bad input, operation refused, I/O error, usage error, or verify could not check; \
+         one line on stderr, nothing on stdout (upstream's status for every error)",
+    ),
+];
+
+/// The `Exit status:` block of `--help`.
+pub fn exit_status_help() -> String {
+    let mut text = "Exit status:".to_string();
+    for (code, meaning) in EXIT_STATUSES {
+        text.push_str(&format!("\n  {code:<4} {meaning}"));
+    }
+    text
+}
+
+/// The environment variables the manager reads.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "PBS_CONFIG_DIR",
+        "The config directory when --config-dir is not given (default /etc/proxmox-backup).",
+    ),
+    (
+        output::ENV_OUTPUT_FORMAT,
+        "The output format when --output-format is not given: text, json or json-pretty.",
+    ),
+    (
+        output::ENV_OUTPUT_NO_BORDER,
+        "If set (to any value), text tables have no borders and no header, as with --noborder.",
+    ),
+    (
+        output::ENV_OUTPUT_NO_HEADER,
+        "If set (to any value), text tables have no header, as with --noheader.",
+    ),
+    ("TZ", "Time zone of the dates in text output."),
+    (
+        "LC_ALL, LC_CTYPE, LANG",
+        "The first one set decides the table borders: box-drawing characters for a UTF-8 locale, else ASCII.",
+    ),
+];
+
+/// The man page of the manager, proxmox-backup-manager(1).
+pub fn man_page(bin: &str) -> manpage::Page<'static> {
+    let examples = [
+        (
+            "Create a key and keep its only copy in a file:",
+            "encryption-key create offsite-2026 --output-file /root/offsite-2026.enc",
+        ),
+        (
+            "Import a key file from standard input:",
+            "encryption-key import tape-01 --file - < tape-01.enc",
+        ),
+        (
+            "Make a sync job encrypt with it, keeping the old key for decryption:",
+            "sync-job update nightly --active-encryption-key offsite-2026 --associated-key offsite-2025",
+        ),
+        (
+            "Check the key store and repair what can be repaired:",
+            "encryption-key verify --repair",
+        ),
+        (
+            "Ids of the active keys, for a script:",
+            "--output-format json encryption-key list | jq -r '.[].id'",
+        ),
+        (
+            "A token for the API, and what it may do:",
+            "user generate-token root@pam automation && proxmox-backup-manager acl update /system/encryption-keys Admin --auth-id 'root@pam!automation'",
+        ),
+        (
+            "Install the bash completion:",
+            "generate-completion bash > /usr/share/bash-completion/completions/proxmox-backup-manager",
+        ),
+    ];
+    manpage::Page {
+        section: "1",
+        exit_status: EXIT_STATUSES,
+        environment: ENVIRONMENT,
+        files: manpage::config_dir_files(),
+        examples: examples
+            .into_iter()
+            .map(|(text, example)| (text, format!("{bin} {example}")))
+            .collect(),
+    }
+}
 
 /// Options every command takes.
 #[derive(Args, Clone, Debug)]

@@ -103,7 +103,7 @@ impl From<CliDeletableProperty> for DeletableUserProperty {
 /// User commands.
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Create a user (a `pbs` realm user may get a password).
+    /// Create a user (a pbs realm user may get a password).
     Create {
         /// The user id (NAME@REALM).
         #[arg(value_name = "USERID")]
@@ -152,7 +152,7 @@ pub enum UserCommand {
     },
     /// List users.
     List,
-    /// Set the password of a `pbs` realm user.
+    /// Set the password of a pbs realm user.
     Passwd {
         /// The user id.
         #[arg(value_name = "USERID")]
