@@ -892,25 +892,13 @@ fn man_pages_of_both_binaries() {
         }
         // plain roff: no Markdown
         assert!(!page.contains('`'), "a backtick in:\n{page}");
-        // every file of the config dir, named by pbs-config's constants
-        for name in [
-            pbs_config::encryption_keys::ENCRYPTION_KEYS_CFG_NAME,
-            pbs_config::encryption_keys::ENCRYPTION_KEYS_CFG_LOCK_NAME,
-            pbs_config::sync::SYNC_CFG_NAME,
-            pbs_config::sync::SYNC_CFG_LOCK_NAME,
-            pbs_config::user::USER_CFG_NAME,
-            pbs_config::user::USER_CFG_LOCK_NAME,
-            pbs_config::acl::ACL_CFG_NAME,
-            pbs_config::acl::ACL_CFG_LOCK_NAME,
-            pbs_config::token_shadow::TOKEN_SHADOW_NAME,
-            pbs_config::token_shadow::TOKEN_SHADOW_LOCK_NAME,
-            pbs_config::shadow::SHADOW_CONFIG_NAME,
-            pbs_config::shadow::SHADOW_LOCK_NAME,
-        ] {
-            let escaped = name.replace('-', "\\-");
+        // every file of the config dir, from pbs-config's table of files
+        for file in pbs_config::files::ALL {
+            let escaped = file.name.replace('-', "\\-");
             assert!(
                 page.contains(&format!("\\fI/etc/proxmox\\-backup/{escaped}\\fR\n")),
-                "{name} missing from FILES"
+                "{} missing from FILES",
+                file.name
             );
         }
         assert!(page.contains("encryption\\-keys/ID.enc.lck"));

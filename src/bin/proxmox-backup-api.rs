@@ -16,7 +16,6 @@ use clap::Parser;
 
 use pbs_config::ConfigDir;
 use pbs_keystore::server::access_log::AccessLog;
-use pbs_keystore::server::tls::{PROXY_KEY_NAME, PROXY_PEM_NAME};
 use pbs_keystore::server::{DEFAULT_LISTEN, ServerOptions, ServerState, run};
 
 // the one man page renderer, shared with proxmox-backup-manager
@@ -98,18 +97,7 @@ const EXIT_STATUSES: &[(&str, &str)] = &[
 
 /// The man page, proxmox-backup-api(8).
 fn man_page() -> manpage::Page<'static> {
-    let dir = pbs_config::DEFAULT_CONFIG_DIR;
-    let mut files = vec![
-        (
-            format!("{dir}/{PROXY_PEM_NAME}"),
-            "The TLS certificate; a self-signed one is created (with the key) if either is missing.".to_string(),
-        ),
-        (
-            format!("{dir}/{PROXY_KEY_NAME}"),
-            "The TLS private key; 0640 root:backup.".to_string(),
-        ),
-    ];
-    files.extend(manpage::config_dir_files());
+    let mut files = manpage::config_dir_files();
     files.push((
         "FILE of --access-log".to_string(),
         "Access log lines and daemon messages, appended (else they go to stderr).".to_string(),

@@ -13,7 +13,7 @@
 use anyhow::Error;
 use roff::{Roff, bold, italic, roman};
 
-use pbs_config::{acl, encryption_keys, shadow, sync, token_shadow, user};
+use pbs_config::files::{self, FileClass};
 
 /// What a page has beyond what clap knows.
 pub struct Page<'a> {
@@ -30,69 +30,62 @@ pub struct Page<'a> {
 }
 
 /// Every file of the config dir the keystore reads or writes, with its
-/// owner, mode and use: from pbs-config's file name constants, so a renamed
-/// file cannot be missed here.
+/// owner, mode and use: from pbs-config's table of files
+/// (`pbs_config::files`), so a new or renamed file cannot be missed here.
 pub fn config_dir_files() -> Vec<(String, String)> {
     let dir = pbs_config::DEFAULT_CONFIG_DIR;
-    let key_dir = encryption_keys::ENCRYPTION_KEYS_DIR_NAME;
-    let entries: [(String, &str); 16] = [
-        (
-            encryption_keys::ENCRYPTION_KEYS_CFG_NAME.into(),
-            "The key list (section config, type sync-key); 0640 root:backup.",
-        ),
-        (
-            encryption_keys::ENCRYPTION_KEYS_CFG_LOCK_NAME.into(),
-            "Lock of the key list; 0660 backup:backup.",
-        ),
+    let key_dir = files::KEY_DIR_NAME;
+    let owner = |class: FileClass| {
+        let who = match class {
+            FileClass::Config => "root:backup",
+            FileClass::Private => "root:root",
+            FileClass::BackupConfig | FileClass::Lock => "backup:backup",
+        };
+        format!("{:04o} {who}", class.mode())
+    };
+    let mut out: Vec<(String, String)> = files::ALL
+        .iter()
+        .map(|file| {
+            (
+                file.name.to_string(),
+                format!("{}; {}.", capitalized(file.what), owner(file.class)),
+            )
+        })
+        .collect();
+    out.extend([
         (
             format!("{key_dir}/"),
-            "The key directory; 0750 root:backup, created on the first key.",
+            format!(
+                "The key directory; {:04o} root:backup, created with the first key.",
+                files::KEY_DIR_MODE
+            ),
         ),
         (
-            format!("{key_dir}/ID.enc"),
-            "One key file (KeyConfig JSON) per key; 0640 root:backup.",
+            format!("{key_dir}/{}", files::key_file_name("ID")),
+            format!("One key file (KeyConfig JSON) per key; {}.", owner(files::KEY_FILE_CLASS)),
         ),
         (
-            format!("{key_dir}/ID.enc.lck"),
-            "Lock of one key file; 0660 backup:backup, removed with the key.",
+            format!("{key_dir}/{}", files::key_lock_name("ID")),
+            format!("Lock of one key file; {}, removed with the key.", owner(files::KEY_LOCK_CLASS)),
         ),
         (
-            sync::SYNC_CFG_NAME.into(),
-            "Sync jobs, which name their active-encryption-key and associated-key.",
+            "*.tmp_XXXXXX".to_string(),
+            "A file being replaced: written beside it, then renamed over it; one left by a crash is \
+             removed by encryption-key verify --repair."
+                .to_string(),
         ),
-        (sync::SYNC_CFG_LOCK_NAME.into(), "Lock of sync.cfg."),
-        (
-            user::USER_CFG_NAME.into(),
-            "Users and API tokens (section config); 0640 root:backup.",
-        ),
-        (user::USER_CFG_LOCK_NAME.into(), "Lock of user.cfg."),
-        (
-            acl::ACL_CFG_NAME.into(),
-            "Access control list (acl:PROPAGATE:PATH:UGIDS:ROLES lines); 0640 root:backup.",
-        ),
-        (acl::ACL_CFG_LOCK_NAME.into(), "Lock of acl.cfg."),
-        (
-            token_shadow::TOKEN_SHADOW_NAME.into(),
-            "Hashes of the API token secrets (JSON); 0640 backup:backup.",
-        ),
-        (
-            token_shadow::TOKEN_SHADOW_LOCK_NAME.into(),
-            "Lock of token.shadow.",
-        ),
-        (
-            shadow::SHADOW_CONFIG_NAME.into(),
-            "Hashes of the pbs realm passwords (JSON); 0600.",
-        ),
-        (shadow::SHADOW_LOCK_NAME.into(), "Lock of shadow.json."),
-        (
-            "*.tmp_XXXXXX".into(),
-            "A file being replaced: written beside it, then renamed over it; one left by a crash is removed by encryption-key verify --repair.",
-        ),
-    ];
-    entries
-        .into_iter()
-        .map(|(name, text)| (format!("{dir}/{name}"), text.to_string()))
+    ]);
+    out.into_iter()
+        .map(|(name, text)| (format!("{dir}/{name}"), text))
         .collect()
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// The man page of `cmd` as roff text.
