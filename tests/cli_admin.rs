@@ -17,42 +17,30 @@ use std::time::{Duration, Instant};
 use nix::sys::termios::{LocalFlags, tcgetattr};
 use serde_json::{Value, json};
 
-use crate::util::TestDir;
+use pbs_test_kit::{Run, TestDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_proxmox-backup-manager");
 const EXIT_ERROR: i32 = 255;
 /// How long a pty test waits for the binary to show something.
 const PTY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What one run printed.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// A temporary config dir and a runner with a fixed environment: UTF-8
-/// locale, UTC, none of the `PROXMOX_OUTPUT_*` variables unless given.
+/// The kit's runner on a temporary config dir, with the environment these
+/// tests need on top: a UTF-8 locale (box-drawing tables) and none of the
+/// `PROXMOX_OUTPUT_*` variables unless a test sets them.
 struct Manager {
     dir: TestDir,
+    kit: pbs_test_kit::Manager,
 }
 
 impl Manager {
     fn new() -> Self {
-        Self {
-            dir: TestDir::new(),
-        }
+        let dir = TestDir::new();
+        let kit = pbs_test_kit::Manager::new(dir.path());
+        Self { dir, kit }
     }
 
     fn command(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config-dir")
-            .arg(self.dir.path())
-            .args(args)
-            .env("TZ", "UTC0")
-            .env("LC_ALL", "C.UTF-8")
-            .env_remove("PBS_CONFIG_DIR")
+        let mut cmd = self.kit.command(args);
+        cmd.env("LC_ALL", "C.UTF-8")
             .env_remove("PROXMOX_OUTPUT_FORMAT")
             .env_remove("PROXMOX_OUTPUT_NO_BORDER")
             .env_remove("PROXMOX_OUTPUT_NO_HEADER");
@@ -63,16 +51,7 @@ impl Manager {
     }
 
     fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
-        let output = self
-            .command(env, args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run proxmox-backup-manager");
-        Run {
-            code: output.status.code().expect("exit status, not a signal"),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
+        pbs_test_kit::Manager::run_command(self.command(env, args), None)
     }
 
     /// A run that must succeed; its stdout.
@@ -771,7 +750,7 @@ fn complete_in_bash(cli: &Manager, lines: &[&str]) -> Vec<String> {
              COMPREPLY=(); _proxmox_backup_manager; echo \"${{COMPREPLY[*]}}\"\n"
         ));
     }
-    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let bin_dir = pbs_test_kit::bins::bin_dir();
     let output = Command::new("bash")
         .args(["--norc", "--noprofile", "-c", &program])
         .env(
@@ -870,7 +849,7 @@ fn completion_offers_every_id_kind() {
 fn man_pages_of_both_binaries() {
     let cli = Manager::new();
     let manager = cli.ok(&["generate-man"]);
-    let output = Command::new(BIN.replace("proxmox-backup-manager", "proxmox-backup-api"))
+    let output = Command::new(pbs_test_kit::bins::api())
         .arg("--generate-man")
         .output()
         .unwrap();
