@@ -14,9 +14,9 @@
 //! command that this audit does not run makes it fail.
 //!
 //! The API half starts `proxmox-backup-api` (also under umask 000) on the
-//! same config dir and calls every route (the route list is an exhaustive
-//! match on the router's `Route`, so a new route fails to compile here until
-//! the audit calls it), with tokens, a ticket and bad credentials. Only the
+//! same config dir and calls every route (the route list is the daemon's
+//! router tree, so a new route makes the audit fail until it calls it),
+//! with tokens, a ticket and bad credentials. Only the
 //! answer to `POST /config/encryption-keys` may hold a key, only the answer
 //! to `POST /access/ticket` a ticket and CSRF token, only the stdout of
 //! `user generate-token` a token secret; no answer, no stdout or stderr, and
@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pbs_key_config::KeyConfig;
-use pbs_keystore::server::router::{Route, find_route};
+use pbs_keystore::server::router::{endpoints, route_of};
 use pbs_test_kit::dirs::{snapshot_with_locks, vectors_dir};
 use pbs_test_kit::https::{self, urlencode};
 use pbs_test_kit::privileges::umask_zero;
@@ -276,31 +276,13 @@ impl AuditDaemon {
     }
 }
 
-/// Every route of the router: a new one makes this match, and so the
-/// audit, fail to compile until the audit calls it.
-fn route_name(route: Route) -> &'static str {
-    match route {
-        Route::Version => "GET version",
-        Route::CreateTicket => "POST access/ticket",
-        Route::ListKeys => "GET config/encryption-keys",
-        Route::CreateKey => "POST config/encryption-keys",
-        Route::ShowKey => "GET config/encryption-keys/{id}",
-        Route::ToggleKey => "POST config/encryption-keys/{id}",
-        Route::DeleteKey => "DELETE config/encryption-keys/{id}",
-        Route::VerifyKey => "GET config/encryption-keys/{id}/verify",
-    }
+/// Every route of the daemon's router tree (`METHOD /path/{param}`).
+fn all_routes() -> Vec<String> {
+    endpoints()
+        .iter()
+        .map(|endpoint| format!("{} {}", endpoint.method, endpoint.path))
+        .collect()
 }
-
-const ALL_ROUTES: [Route; 8] = [
-    Route::Version,
-    Route::CreateTicket,
-    Route::ListKeys,
-    Route::CreateKey,
-    Route::ShowKey,
-    Route::ToggleKey,
-    Route::DeleteKey,
-    Route::VerifyKey,
-];
 
 impl Audit {
     /// An API call to the running daemon (on its own connection) whose
@@ -317,8 +299,8 @@ impl Audit {
     ) -> https::Answer {
         let route_path = format!("/api2/json/{}", path.split('?').next().unwrap());
         let method_value: hyper::Method = method.parse().unwrap();
-        if let Ok((route, _)) = find_route(&method_value, &route_path) {
-            self.covered.insert(route_name(route).to_string());
+        if let Some(route) = route_of(&method_value, &route_path) {
+            self.covered.insert(route);
         }
         let port = self.daemon.as_ref().expect("a running daemon").api.port;
         let answer = https::once(port, method, path, headers, body)
@@ -856,7 +838,10 @@ fn api_refused_key_requests(audit: &mut Audit, keys: &KnownKeys) {
         false,
     );
     let stale = format!("digest={}", "0".repeat(64));
-    audit.api("POST", created, &token, Some((FORM, &stale)), 400, false);
+    // PUT toggles like POST
+    for method in ["POST", "PUT"] {
+        audit.api(method, created, &token, Some((FORM, &stale)), 400, false);
+    }
     audit.api("POST", created, &token, None, 200, false);
     let imported = "config/encryption-keys/api-imported";
     audit.api("DELETE", imported, &token, None, 400, false);
@@ -939,10 +924,9 @@ fn api_logs_and_routes(audit: &mut Audit, _: &KnownKeys) {
     }
     let mode = std::fs::metadata(&daemon.access_log).unwrap().mode() & 0o7777;
     assert_eq!(mode, 0o640, "access log mode under umask 000");
-    let missing: Vec<&str> = ALL_ROUTES
-        .iter()
-        .map(|route| route_name(*route))
-        .filter(|name| !audit.covered.contains(*name))
+    let missing: Vec<String> = all_routes()
+        .into_iter()
+        .filter(|route| !audit.covered.contains(route))
         .collect();
     assert!(
         missing.is_empty(),

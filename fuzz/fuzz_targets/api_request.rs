@@ -1,6 +1,6 @@
 //! The API's request parsing: route, content type and parameters from the
 //! query string, a form or JSON body and the path, checked by the route's
-//! schema (`find_route`, `body_kind`, `parse_request_parameters`).
+//! schema (`find_api_method`, `body_kind`, `parse_request_parameters`).
 //!
 //! Input: `METHOD\nPATH[?QUERY]\nCONTENT-TYPE\nBODY`. Besides "no panic", it
 //! checks:
@@ -23,7 +23,7 @@ use pbs_keystore::server::error::{message_of, status_of};
 use pbs_keystore::server::params::{
     body_kind, json_to_pairs, parse_form, parse_request_parameters, percent_decode,
 };
-use pbs_keystore::server::router::find_route;
+use pbs_keystore::server::router::find_api_method;
 
 /// A request split into its parts: method, path, query, content type, body.
 type Parts<'a> = (
@@ -54,15 +54,15 @@ fn split(data: &[u8]) -> Option<Parts<'_>> {
 /// or the error.
 fn parse(parts: &Parts) -> Result<(&'static ObjectSchema, Value), anyhow::Error> {
     let (method, path, query, content_type, body) = parts;
-    let (route, id) = find_route(method, path)?;
+    let found = find_api_method(method, path)?;
     let kind = body_kind(*content_type)?;
     let mut path_params = Vec::new();
-    if let Some(id) = id {
-        let id = String::from_utf8(percent_decode(id.as_bytes(), false))
+    for (name, raw) in &found.uri_param {
+        let value = String::from_utf8(percent_decode(raw.as_bytes(), false))
             .map_err(|_| anyhow::format_err!("id is not UTF-8"))?;
-        path_params.push(("id", id));
+        path_params.push((name.as_str(), value));
     }
-    let schema = route.schema();
+    let schema = found.api_method.parameters;
     let value = parse_request_parameters(schema, *query, kind, body, &path_params)?;
     Ok((schema, value))
 }

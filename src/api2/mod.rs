@@ -1,13 +1,49 @@
-//! API handlers, one module per API path below `/api2/json`.
+//! The API: one module per path below `/api2/json`, and [`ROUTER`], the
+//! tree the daemon serves.
 //!
-//! Handlers are plain functions over the library: no HTTP, no privilege
-//! checks (the server checks privileges before calling, the CLI runs as the
-//! administrator). Their parameter schemas are `const` items the server uses
-//! to parse and validate requests.
+//! Each module keeps a route's facts in one place: a plain function over
+//! the library (no HTTP, no privilege checks; the CLI calls it as the
+//! administrator) and beside it the route's `API_METHOD_*` (parameter
+//! schema, return schema, permission, a thin handler), then the module's
+//! `ROUTER`. The server walks this tree: it finds the method (404, 405),
+//! authenticates unless the method is open to the world, parses the
+//! parameters with the method's schema, checks its permission and calls
+//! its handler. A method that states no permission is for the superuser
+//! only. `docs/api.md` lists the routes; `tests/router_tree.rs` checks that
+//! list, and the authentication and privilege refusals of every method,
+//! against the tree, and the secrets audit calls every route.
+
+use anyhow::Error;
+use serde_json::Value;
+
+use proxmox_router::{Router, SubdirMap};
+use proxmox_schema::param_bail;
 
 pub mod access;
 pub mod config;
 pub mod version;
+
+const SUBDIRS: SubdirMap = &[
+    ("access", &access::ROUTER),
+    ("config", &config::ROUTER),
+    ("version", &version::ROUTER),
+];
+
+/// The routes below `/api2/json`.
+pub const ROUTER: Router = Router::new().subdirs(SUBDIRS);
+
+/// A string parameter, if given (the schema has checked it).
+pub(crate) fn param_str<'a>(param: &'a Value, name: &str) -> Option<&'a str> {
+    param[name].as_str()
+}
+
+/// A string parameter the schema requires.
+pub(crate) fn required_str<'a>(param: &'a Value, name: &str) -> Result<&'a str, Error> {
+    match param_str(param, name) {
+        Some(value) => Ok(value),
+        None => param_bail!(name, "parameter is missing"),
+    }
+}
 
 /// Test helpers shared by the handler modules.
 #[cfg(test)]

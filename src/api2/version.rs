@@ -1,6 +1,11 @@
 //! `/version`: what is running.
 
+use anyhow::Error;
 use serde::Serialize;
+use serde_json::Value;
+
+use proxmox_router::{ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment};
+use proxmox_schema::{ObjectSchema, Schema};
 
 /// The answer of `GET /version`, shaped as upstream's `ApiVersionInfo`:
 /// `version` is major.minor, `release` the patch level, so clients print
@@ -29,6 +34,36 @@ pub fn version() -> VersionInfo {
         repoid: option_env!("PBS_REPOID").unwrap_or("unknown").to_string(),
     }
 }
+
+/// Parameters of `GET /version`: none.
+pub const API_METHOD_VERSION_PARAMETERS: ObjectSchema =
+    ObjectSchema::new("Version information of the daemon.", &[]);
+
+const VERSION_INFO_SCHEMA: Schema = ObjectSchema::new(
+    "version (major.minor), release (patch level) and repoid (VersionInfo).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// `GET /version`: [`version`].
+pub const API_METHOD_VERSION: ApiMethod = ApiMethod::new(
+    &ApiHandler::Sync(&api_version),
+    &API_METHOD_VERSION_PARAMETERS,
+)
+.returns(ReturnType::new(false, &VERSION_INFO_SCHEMA))
+.access(None, &Permission::Anybody);
+
+fn api_version(
+    _param: Value,
+    _method: &ApiMethod,
+    _rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Value, Error> {
+    Ok(serde_json::to_value(version())?)
+}
+
+/// The routes of `/version`.
+pub const ROUTER: Router = Router::new().get(&API_METHOD_VERSION);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use pbs_key_config::KeyError;
 
 use crate::api2::access::ticket::AuthenticationFailure;
 use crate::auth_helpers::TicketError;
+use crate::server::router::MethodNotAllowed;
 
 /// An error with the HTTP status to answer it with.
 #[derive(Debug, Clone)]
@@ -58,7 +59,8 @@ macro_rules! http_bail {
     };
 }
 
-/// The status an error is answered with: its own for an [`HttpError`], 400
+/// The status an error is answered with: its own for an [`HttpError`], 405
+/// for a [`MethodNotAllowed`], 400
 /// for bad parameters, keys and refused keystore operations (as upstream),
 /// 404 for a missing key, 401 for failed authentication, 403 for a missing
 /// privilege, 500 for anything else (I/O, broken config files).
@@ -66,6 +68,9 @@ pub fn status_of(err: &Error) -> StatusCode {
     for cause in err.chain() {
         if let Some(http) = cause.downcast_ref::<HttpError>() {
             return http.code;
+        }
+        if cause.is::<MethodNotAllowed>() {
+            return MethodNotAllowed::STATUS;
         }
         if cause.is::<ParameterError>() || cause.is::<KeyError>() {
             return StatusCode::BAD_REQUEST;

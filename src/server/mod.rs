@@ -17,8 +17,11 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod environment;
 pub mod error;
 pub mod params;
+pub mod permission;
+pub mod reply;
 pub mod rest;
 pub mod router;
 pub mod throttle;

@@ -1,16 +1,20 @@
-//! One request, start to end: limits, authentication, parameters, handler,
-//! response, access log line.
+//! One request, start to end: limits, the method in the router tree,
+//! authentication, parameters, permission, handler, response, access log
+//! line.
 //!
 //! Order of checks, so that cheap refusals come first and no unauthenticated
 //! client makes the daemon read a body or hash a password it need not:
-//! path and header size (414, 431), route (404, 405), credentials (401,
-//! 429), CSRF token for non-GET requests made with a ticket (401), body size
-//! and read timeout (413, 408), content type (415), parameters (400),
-//! privileges (403), then the handler. Failed authentications are answered
-//! after [`ServerOptions::auth_failure_delay`] from the start of the
-//! request, as upstream delays them, so their timing says nothing about why
-//! they failed.
+//! path and header size (414, 431), the method in the tree (404, 405),
+//! credentials unless the method is open to the world (401, 429), CSRF
+//! token for non-GET requests made with a ticket (401), body size and read
+//! timeout (413, 408), content type (415), parameters by the method's
+//! schema (400), the method's permission (403), then its handler, in an
+//! [`RestEnvironment`] that tells it who calls from where. Every answer
+//! that refuses credentials (401, 429, the login's included) is sent
+//! [`ServerOptions::auth_failure_delay`] after the request started, as
+//! upstream delays them, so its timing says nothing about why it failed.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,19 +22,21 @@ use std::time::Instant;
 
 use anyhow::Error;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::body::{Body, Bytes};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use pbs_api_types::Authid;
+use proxmox_router::{ApiHandler, ApiMethod, Permission, RpcEnvironment};
 
-use crate::api2::access::ticket::{AuthenticationFailure, create_ticket_gated};
 use crate::http_err;
-use crate::server::auth::{AuthContext, AuthFailure, authenticate, extract_auth_data, throttled};
+use crate::server::auth::{AuthContext, AuthFailure, authenticate, extract_auth_data};
+use crate::server::environment::RestEnvironment;
 use crate::server::error::{message_of, status_of};
-use crate::server::params::{body_kind, parse_request_parameters, percent_decode};
-use crate::server::router::{Reply, Route, dispatch, find_route};
+use crate::server::params::{BodyKind, body_kind, parse_request_parameters, percent_decode};
+use crate::server::permission::check_permission;
+use crate::server::reply::Reply;
+use crate::server::router::{FoundMethod, MethodNotAllowed, find_api_method};
 use crate::server::{ServerOptions, ServerState};
 
 fn json_response(reply: Reply) -> Response<Full<Bytes>> {
@@ -50,38 +56,51 @@ fn error_response(err: &Error) -> Response<Full<Bytes>> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain;charset=UTF-8"),
     );
-    if status == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allowed) = message_of(err).split("(allowed: ").nth(1)
-        && let Ok(value) = HeaderValue::from_str(allowed.trim_end_matches(')'))
+    if let Some(not_allowed) = err.downcast_ref::<MethodNotAllowed>()
+        && let Ok(value) = HeaderValue::from_str(&not_allowed.allow_header())
     {
-        response.headers_mut().insert("Allow", value);
+        response.headers_mut().insert(ALLOW, value);
     }
     response
+}
+
+/// Whether an answer refuses credentials (401, or 429 when throttled):
+/// those are answered after [`ServerOptions::auth_failure_delay`]. Server
+/// errors are not delayed: they are not guesses.
+fn refuses_credentials(result: &Result<Reply, Error>) -> bool {
+    result.as_ref().is_err_and(|err| {
+        let status = status_of(err);
+        status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS
+    })
 }
 
 /// The outcome of a request, for the response and the log.
 struct Outcome {
     result: Result<Reply, Error>,
-    auth_id: Option<Authid>,
-    auth_failed: bool,
+    /// who the access log names: the authenticated id, or the one a login
+    /// authenticated
+    auth_id: Option<String>,
 }
 
 impl Outcome {
-    fn err(error: Error, auth_id: Option<Authid>) -> Self {
+    fn err(error: Error, auth_id: Option<String>) -> Self {
         Self {
             result: Err(error),
             auth_id,
-            auth_failed: false,
         }
     }
 }
 
 /// Answers one request; never fails.
-pub async fn handle_request(
+pub async fn handle_request<B>(
     state: Arc<ServerState>,
     peer: SocketAddr,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let start = Instant::now();
     // IPv4 clients of a [::] socket appear as ::ffff:a.b.c.d; log and
     // throttle them by their IPv4 address
@@ -91,7 +110,7 @@ pub async fn handle_request(
 
     let outcome = process(&state, peer, request).await;
 
-    if outcome.auth_failed {
+    if refuses_credentials(&outcome.result) {
         let until = start + state.options.auth_failure_delay;
         tokio::time::sleep_until(until.into()).await;
     }
@@ -104,7 +123,7 @@ pub async fn handle_request(
         .unwrap_or(0) as usize;
     state.log.request(
         peer.ip(),
-        outcome.auth_id.as_ref().map(|id| id.to_string()).as_deref(),
+        outcome.auth_id.as_deref(),
         method.as_str(),
         &path,
         response.status().as_u16(),
@@ -114,24 +133,15 @@ pub async fn handle_request(
     Ok(response)
 }
 
-async fn process(
-    state: &Arc<ServerState>,
-    peer: SocketAddr,
-    request: Request<Incoming>,
-) -> Outcome {
-    let options = &state.options;
-    let (parts, body) = request.into_parts();
-
+/// Refuses a request whose path or headers are over the limits.
+fn check_sizes(options: &ServerOptions, parts: &hyper::http::request::Parts) -> Result<(), Error> {
     if parts.uri.path().len() > options.max_path_length {
-        return Outcome::err(
-            http_err!(
-                URI_TOO_LONG,
-                "request path too long ({} bytes, at most {})",
-                parts.uri.path().len(),
-                options.max_path_length
-            ),
-            None,
-        );
+        return Err(http_err!(
+            URI_TOO_LONG,
+            "request path too long ({} bytes, at most {})",
+            parts.uri.path().len(),
+            options.max_path_length
+        ));
     }
     let header_size: usize = parts
         .headers
@@ -139,21 +149,58 @@ async fn process(
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if header_size > options.max_header_size {
-        return Outcome::err(
-            http_err!(
-                REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "request headers too large ({header_size} bytes, at most {})",
-                options.max_header_size
-            ),
-            None,
-        );
+        return Err(http_err!(
+            REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large ({header_size} bytes, at most {})",
+            options.max_header_size
+        ));
     }
+    Ok(())
+}
 
-    let (route, raw_id) = match find_route(&parts.method, parts.uri.path()) {
+async fn process<B>(state: &Arc<ServerState>, peer: SocketAddr, request: Request<B>) -> Outcome
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = request.into_parts();
+    if let Err(err) = check_sizes(&state.options, &parts) {
+        return Outcome::err(err, None);
+    }
+    let found = match find_api_method(&parts.method, parts.uri.path()) {
         Ok(found) => found,
         Err(err) => return Outcome::err(err, None),
     };
+    let api_method = found.api_method;
 
+    // a method open to the world needs no credentials (the login)
+    let auth_id = if matches!(api_method.access.permission, Permission::World) {
+        None
+    } else {
+        match authenticate_request(state, peer, &parts).await {
+            Ok(auth_id) => Some(auth_id.to_string()),
+            Err(failure) => return auth_failed(state, peer, failure),
+        }
+    };
+
+    let (params, uri_param) = match read_parameters(&state.options, &parts, body, &found).await {
+        Ok(parsed) => parsed,
+        Err(err) => return Outcome::err(err, auth_id),
+    };
+    let env = RestEnvironment::new(Arc::clone(state), auth_id.clone(), peer);
+    let (env, result) = call_api_method(api_method, params, uri_param, env).await;
+    Outcome {
+        result,
+        auth_id: env.map_or(auth_id, |env| env.get_auth_id()),
+    }
+}
+
+/// The authenticated id of a request's credentials.
+async fn authenticate_request(
+    state: &ServerState,
+    peer: SocketAddr,
+    parts: &hyper::http::request::Parts,
+) -> Result<pbs_api_types::Authid, AuthFailure> {
     let ctx = AuthContext {
         dir: &state.dir,
         keys: &state.keys,
@@ -161,75 +208,140 @@ async fn process(
         hash_limiter: &state.hash_limiter,
         throttle: &state.throttle,
     };
+    let data = extract_auth_data(&parts.headers)?.ok_or_else(|| AuthFailure {
+        error: http_err!(
+            UNAUTHORIZED,
+            "authentication required - send an API token (Authorization: PBSAPIToken=USER@REALM!TOKENNAME:SECRET) or a ticket (PBSAuthCookie)"
+        ),
+        auth_id: None,
+        log: "no credentials".to_string(),
+    })?;
     let safe_method = parts.method == Method::GET || parts.method == Method::HEAD;
-    let auth_id = if route.is_public() {
-        None
+    authenticate(&ctx, peer.ip(), data, safe_method).await
+}
+
+/// Reads the body and parses every parameter with the method's schema;
+/// returns them and the decoded path parameters.
+async fn read_parameters<B>(
+    options: &ServerOptions,
+    parts: &hyper::http::request::Parts,
+    body: B,
+    found: &FoundMethod,
+) -> Result<(Value, HashMap<String, String>), Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let body = read_body(options, parts, body).await?;
+    let kind = if body.is_empty() {
+        BodyKind::Form
     } else {
-        let data = match extract_auth_data(&parts.headers) {
-            Ok(Some(data)) => data,
-            Ok(None) => {
-                return auth_failed(
-                    state,
-                    peer,
-                    AuthFailure {
-                        error: http_err!(
-                            UNAUTHORIZED,
-                            "authentication required - send an API token (Authorization: PBSAPIToken=USER@REALM!TOKENNAME:SECRET) or a ticket (PBSAuthCookie)"
-                        ),
-                        auth_id: None,
-                        log: "no credentials".to_string(),
-                    },
-                );
+        body_kind(
+            parts
+                .headers
+                .get(CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or("invalid")),
+        )?
+    };
+    let mut uri_param = HashMap::with_capacity(found.uri_param.len());
+    for (name, raw) in &found.uri_param {
+        let value = String::from_utf8(percent_decode(raw.as_bytes(), false)).map_err(|_| {
+            proxmox_schema::param_format_err!(name.as_str(), "value is not valid UTF-8")
+        })?;
+        uri_param.insert(name.clone(), value);
+    }
+    let path_params: Vec<(&str, String)> = uri_param
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.clone()))
+        .collect();
+    let params = parse_request_parameters(
+        found.api_method.parameters,
+        parts.uri.query(),
+        kind,
+        &body,
+        &path_params,
+    )?;
+    Ok((params, uri_param))
+}
+
+/// The environment after a call (gone if the handler panicked) and the
+/// reply.
+type Called = (Option<RestEnvironment>, Result<Reply, Error>);
+
+/// Checks the method's permission and runs its handler: synchronous ones
+/// (file IO, locks) on the blocking pool, the answer serialized there too.
+async fn call_api_method(
+    api_method: &'static ApiMethod,
+    params: Value,
+    uri_param: HashMap<String, String>,
+    mut env: RestEnvironment,
+) -> Called {
+    let permission = api_method.access.permission;
+    match api_method.handler {
+        ApiHandler::Async(handler) => {
+            if !matches!(permission, Permission::World) {
+                let checked = blocking(env, move |env| {
+                    check_permission(env, permission, &uri_param)
+                });
+                match checked.await {
+                    Ok((back, ())) => env = back,
+                    Err((back, err)) => return (back, Err(err)),
+                }
             }
-            Err(failure) => return auth_failed(state, peer, failure),
-        };
-        match authenticate(&ctx, peer.ip(), data, safe_method).await {
-            Ok(auth_id) => Some(auth_id),
-            Err(failure) => return auth_failed(state, peer, failure),
+            let result = match handler(params, api_method, &mut env).await {
+                Ok(data) => Reply::new(&data, env.result_attrib()),
+                Err(err) => Err(err),
+            };
+            (Some(env), result)
         }
-    };
-
-    let result = async {
-        let body = read_body(options, &parts, body).await?;
-        let kind = if body.is_empty() {
-            crate::server::params::BodyKind::Form
-        } else {
-            body_kind(
-                parts
-                    .headers
-                    .get(CONTENT_TYPE)
-                    .map(|v| v.to_str().unwrap_or("invalid")),
-            )?
-        };
-        let mut path_params = Vec::new();
-        if let Some(raw_id) = &raw_id {
-            let id = String::from_utf8(percent_decode(raw_id.as_bytes(), false))
-                .map_err(|_| proxmox_schema::param_format_err!("id", "value is not valid UTF-8"))?;
-            path_params.push(("id", id));
-        }
-        let params =
-            parse_request_parameters(route.schema(), parts.uri.query(), kind, &body, &path_params)?;
-        Ok::<Value, Error>(params)
+        ApiHandler::Sync(handler) => called(
+            blocking(env, move |env| {
+                check_permission(env, permission, &uri_param)?;
+                let data = handler(params, api_method, env)?;
+                Reply::new(&data, env.result_attrib())
+            })
+            .await,
+        ),
+        ApiHandler::SerializingSync(handler) => called(
+            blocking(env, move |env| {
+                check_permission(env, permission, &uri_param)?;
+                let data = handler(params, api_method, env)?;
+                Reply::new(&*data, env.result_attrib())
+            })
+            .await,
+        ),
     }
+}
+
+/// What [`blocking`] returns: the environment and the result, or the error
+/// and the environment unless the work panicked.
+type Blocking<T> = Result<(RestEnvironment, T), (Option<RestEnvironment>, Error)>;
+
+fn called(outcome: Blocking<Reply>) -> Called {
+    match outcome {
+        Ok((env, reply)) => (Some(env), Ok(reply)),
+        Err((env, err)) => (env, Err(err)),
+    }
+}
+
+/// Runs `work` with `env` on the blocking pool and gives `env` back; a
+/// panic is a 500.
+async fn blocking<T: Send + 'static>(
+    mut env: RestEnvironment,
+    work: impl FnOnce(&mut RestEnvironment) -> Result<T, Error> + Send + 'static,
+) -> Blocking<T> {
+    let joined = tokio::task::spawn_blocking(move || {
+        let result = work(&mut env);
+        (env, result)
+    })
     .await;
-    let params = match result {
-        Ok(params) => params,
-        Err(err) => return Outcome::err(err, auth_id),
-    };
-
-    if route == Route::CreateTicket {
-        return login(state, peer, params).await;
-    }
-
-    let auth = auth_id.clone().expect("authenticated route");
-    let dir = Arc::clone(&state.dir);
-    let result = tokio::task::spawn_blocking(move || dispatch(&dir, &auth, route, &params))
-        .await
-        .unwrap_or_else(|err| Err(http_err!(INTERNAL_SERVER_ERROR, "internal error - {err}")));
-    Outcome {
-        result,
-        auth_id,
-        auth_failed: false,
+    match joined {
+        Ok((env, Ok(value))) => Ok((env, value)),
+        Ok((env, Err(err))) => Err((Some(env), err)),
+        Err(err) => Err((
+            None,
+            http_err!(INTERNAL_SERVER_ERROR, "internal error - {err}"),
+        )),
     }
 }
 
@@ -238,64 +350,7 @@ fn auth_failed(state: &ServerState, peer: SocketAddr, failure: AuthFailure) -> O
     state
         .log
         .auth_failure(peer.ip(), id.as_deref(), &failure.log);
-    let status = status_of(&failure.error);
-    Outcome {
-        result: Err(failure.error),
-        auth_id: None,
-        // server errors are not delayed: they are not guesses
-        auth_failed: status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
-    }
-}
-
-async fn login(state: &Arc<ServerState>, peer: SocketAddr, params: Value) -> Outcome {
-    let username = params["username"].as_str().unwrap_or_default().to_string();
-    let password = params["password"].as_str().unwrap_or_default().to_string();
-    if let Err(wait) = state.throttle.check(peer.ip(), &username) {
-        return auth_failed(state, peer, throttled(username.parse().ok(), wait));
-    }
-    let result = {
-        let state = Arc::clone(state);
-        let username = username.clone();
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let slot = || state.hash_limiter.acquire_blocking(&runtime);
-            create_ticket_gated(&state.dir, &state.keys, &username, &password, slot)
-        })
-        .await
-        .unwrap_or_else(|err| Err(http_err!(INTERNAL_SERVER_ERROR, "internal error - {err}")))
-    };
-    match result {
-        Ok(info) => {
-            state.throttle.success(peer.ip(), &username);
-            let auth_id = username.parse().ok();
-            match Reply::data(&info) {
-                Ok(reply) => Outcome {
-                    result: Ok(reply),
-                    auth_id,
-                    auth_failed: false,
-                },
-                Err(err) => Outcome::err(err, auth_id),
-            }
-        }
-        Err(err) => {
-            let reason = match err.downcast_ref::<AuthenticationFailure>() {
-                Some(failure) => {
-                    state.throttle.failure(peer.ip(), &username);
-                    failure.reason.clone()
-                }
-                None => format!("{err}"),
-            };
-            auth_failed(
-                state,
-                peer,
-                AuthFailure {
-                    error: err,
-                    auth_id: username.parse().ok(),
-                    log: reason,
-                },
-            )
-        }
-    }
+    Outcome::err(failure.error, None)
 }
 
 /// How much of an oversized body is read (and dropped) before answering 413,
@@ -303,11 +358,15 @@ async fn login(state: &Arc<ServerState>, peer: SocketAddr, params: Value) -> Out
 /// getting a broken pipe. Larger bodies are answered at once.
 const MAX_DRAINED_BODY: u64 = 1024 * 1024;
 
-async fn read_body(
+async fn read_body<B>(
     options: &ServerOptions,
     parts: &hyper::http::request::Parts,
-    mut body: Incoming,
-) -> Result<Bytes, Error> {
+    mut body: B,
+) -> Result<Bytes, Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let limit = options.max_body_size;
     let too_large = |length: u64| {
         http_err!(

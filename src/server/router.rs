@@ -1,283 +1,213 @@
-//! The routes below `/api2/json`, their parameter schemas and privilege
-//! checks.
+//! Finding a request's API method in the router tree
+//! ([`crate::api2::ROUTER`], served below [`API_BASE`]).
 //!
-//! | method path | privilege |
-//! |---|---|
-//! | GET `/version` | any authenticated user |
-//! | POST `/access/ticket` | none (this is the login) |
-//! | GET `/config/encryption-keys` | list filtered per key by Sys.Audit on `/system/encryption-keys/{id}` |
-//! | POST `/config/encryption-keys` | Sys.Modify on `/system/encryption-keys` |
-//! | GET `/config/encryption-keys/{id}` | Sys.Audit on `/system/encryption-keys/{id}` (beyond upstream) |
-//! | POST `/config/encryption-keys/{id}` | Sys.Modify on `/system/encryption-keys/{id}` |
-//! | DELETE `/config/encryption-keys/{id}` | Sys.Modify on `/system/encryption-keys/{id}` |
-//! | GET `/config/encryption-keys/{id}/verify` | Sys.Audit on `/system/encryption-keys/{id}` (beyond upstream) |
+//! The routes, their parameters and permissions are declared beside their
+//! handlers in `src/api2/`; `docs/api.md` lists them (checked against the
+//! tree by `tests/router_tree.rs`). A path the tree does not have, or a
+//! router without methods (a directory such as `/config`), is 404; a path
+//! with other methods than the request's is 405, naming the methods it has
+//! ([`MethodNotAllowed`], which also gives the `Allow` header).
+
+use std::collections::HashMap;
 
 use anyhow::Error;
-use hyper::Method;
-use serde::Serialize;
-use serde_json::Value;
+use hyper::{Method, StatusCode};
 
-use proxmox_schema::ObjectSchema;
+use proxmox_router::{ApiMethod, Endpoint};
 
-use pbs_api_types::{Authid, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY};
-use pbs_config::ConfigDir;
-use pbs_config::cached_user_info::CachedUserInfo;
-
-use crate::api2::access::ticket::API_METHOD_CREATE_TICKET_PARAMETERS;
-use crate::api2::config::encryption_keys::{
-    self, API_METHOD_CREATE_KEY_PARAMETERS, API_METHOD_KEY_ID_DIGEST_PARAMETERS,
-    API_METHOD_LIST_KEYS_PARAMETERS, API_METHOD_SHOW_KEY_PARAMETERS,
-};
-use crate::{http_bail, http_err};
+use crate::http_bail;
 
 /// The base path of every route.
 pub const API_BASE: &str = "/api2/json";
 
-/// The ACL path of the key store.
-pub const KEYS_ACL_PATH: &str = "/system/encryption-keys";
-
-/// No parameters.
-pub const NO_PARAMETERS: ObjectSchema = ObjectSchema::new("No parameters.", &[]);
-
-/// A matched route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
-    /// GET `/version`.
-    Version,
-    /// POST `/access/ticket`.
-    CreateTicket,
-    /// GET `/config/encryption-keys`.
-    ListKeys,
-    /// POST `/config/encryption-keys`.
-    CreateKey,
-    /// GET `/config/encryption-keys/{id}`.
-    ShowKey,
-    /// POST `/config/encryption-keys/{id}`.
-    ToggleKey,
-    /// DELETE `/config/encryption-keys/{id}`.
-    DeleteKey,
-    /// GET `/config/encryption-keys/{id}/verify`.
-    VerifyKey,
+/// A request's method, found in the tree.
+#[derive(Debug)]
+pub struct FoundMethod {
+    /// The API method.
+    pub api_method: &'static ApiMethod,
+    /// The path parameters (`{id}`), raw: still percent-encoded.
+    pub uri_param: HashMap<String, String>,
 }
 
-impl Route {
-    /// The parameter schema (path parameters included).
-    pub fn schema(self) -> &'static ObjectSchema {
-        match self {
-            Route::Version => &NO_PARAMETERS,
-            Route::CreateTicket => &API_METHOD_CREATE_TICKET_PARAMETERS,
-            Route::ListKeys => &API_METHOD_LIST_KEYS_PARAMETERS,
-            Route::CreateKey => &API_METHOD_CREATE_KEY_PARAMETERS,
-            Route::ShowKey | Route::VerifyKey => &API_METHOD_SHOW_KEY_PARAMETERS,
-            Route::ToggleKey | Route::DeleteKey => &API_METHOD_KEY_ID_DIGEST_PARAMETERS,
-        }
+/// A known path asked with a method it does not have: 405.
+#[derive(Debug, Clone)]
+pub struct MethodNotAllowed {
+    /// The method asked for.
+    pub method: Method,
+    /// The methods the path has (for the `Allow` header).
+    pub allowed: Vec<Method>,
+}
+
+impl MethodNotAllowed {
+    /// The value of the `Allow` header: `GET, POST`.
+    pub fn allow_header(&self) -> String {
+        let names: Vec<&str> = self.allowed.iter().map(Method::as_str).collect();
+        names.join(", ")
     }
 
-    /// Whether the route needs no authentication.
-    pub fn is_public(self) -> bool {
-        self == Route::CreateTicket
+    /// The status to answer with.
+    pub const STATUS: StatusCode = StatusCode::METHOD_NOT_ALLOWED;
+}
+
+impl std::fmt::Display for MethodNotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "method {} not allowed on this path (allowed: {})",
+            self.method,
+            self.allow_header()
+        )
     }
 }
 
-/// Finds the route of `method` and `path` (raw, percent-encoded); returns it
-/// with the path parameters (raw, still percent-encoded).
-///
-/// # Errors
-///
-/// 404 for an unknown path, 405 for a known path with another method.
-pub fn find_route(method: &Method, path: &str) -> Result<(Route, Option<String>), Error> {
+impl std::error::Error for MethodNotAllowed {}
+
+/// The components of `path` below [`API_BASE`] (raw, percent-encoded); one
+/// trailing `/` is allowed, empty components are not.
+fn components(path: &str) -> Result<Vec<&str>, Error> {
     let Some(rest) = path.strip_prefix(API_BASE) else {
         http_bail!(NOT_FOUND, "no such path - the API is below {API_BASE}/");
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let segments: Vec<&str> = rest.split('/').skip(1).collect();
-    if !rest.starts_with('/') || segments.iter().any(|s| s.is_empty()) {
+    let components: Vec<&str> = rest.split('/').skip(1).collect();
+    if !rest.starts_with('/') || components.iter().any(|c| c.is_empty()) {
         http_bail!(NOT_FOUND, "no such path");
     }
-    let (allowed, id): (&[(Method, Route)], Option<&str>) = match segments.as_slice() {
-        ["version"] => (&[(Method::GET, Route::Version)], None),
-        ["access", "ticket"] => (&[(Method::POST, Route::CreateTicket)], None),
-        ["config", "encryption-keys"] => (
-            &[
-                (Method::GET, Route::ListKeys),
-                (Method::POST, Route::CreateKey),
-            ],
-            None,
-        ),
-        ["config", "encryption-keys", id] => (
-            &[
-                (Method::GET, Route::ShowKey),
-                (Method::POST, Route::ToggleKey),
-                // PUT too: PBS clients update a config item with PUT
-                (Method::PUT, Route::ToggleKey),
-                (Method::DELETE, Route::DeleteKey),
-            ],
-            Some(*id),
-        ),
-        ["config", "encryption-keys", id, "verify"] => {
-            (&[(Method::GET, Route::VerifyKey)], Some(*id))
-        }
-        _ => http_bail!(NOT_FOUND, "no such path"),
-    };
-    match allowed.iter().find(|(m, _)| m == method) {
-        Some((_, route)) => Ok((*route, id.map(str::to_string))),
-        None => {
-            let names: Vec<&str> = allowed.iter().map(|(m, _)| m.as_str()).collect();
-            Err(http_err!(
-                METHOD_NOT_ALLOWED,
-                "method {method} not allowed on this path (allowed: {})",
-                names.join(", ")
-            ))
-        }
-    }
+    Ok(components)
 }
 
-/// A successful answer: the response body `{"data": DATA}`, plus
-/// `"digest"` where upstream has it.
+/// Finds the API method of `method` and `path` (raw, percent-encoded).
 ///
-/// The body is serialized once, straight from the handler's value: a list
-/// of 100,000 keys is about 28 MB of JSON, and built as a tree of
-/// `serde_json::Value`s (copied once more into the body object) it took
-/// the daemon's peak memory to about 600 MiB (docs/performance.md).
-pub struct Reply {
-    body: Vec<u8>,
-}
-
-impl Reply {
-    /// A reply with `data` and no digest.
-    pub fn data<T: Serialize>(data: T) -> Result<Self, Error> {
-        Self::with_digest(data, None)
+/// # Errors
+///
+/// 404 for a path the tree does not have (or one without methods), a
+/// [`MethodNotAllowed`] (405) for a known path with another method.
+pub fn find_api_method(method: &Method, path: &str) -> Result<FoundMethod, Error> {
+    let components = components(path)?;
+    let mut uri_param = HashMap::new();
+    let Some(router) = crate::api2::ROUTER.find_route(&components, &mut uri_param) else {
+        http_bail!(NOT_FOUND, "no such path");
+    };
+    let allowed = router.allowed_methods();
+    if allowed.is_empty() {
+        http_bail!(NOT_FOUND, "no such path");
     }
-
-    /// A reply with `data` and, if given, the config digest.
-    pub fn with_digest<T: Serialize>(data: T, digest: Option<&str>) -> Result<Self, Error> {
-        #[derive(Serialize)]
-        struct Body<'a, T> {
-            data: T,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            digest: Option<&'a str>,
+    match router.method(method) {
+        Some(api_method) => Ok(FoundMethod {
+            api_method,
+            uri_param,
+        }),
+        None => Err(MethodNotAllowed {
+            method: method.clone(),
+            allowed,
         }
-        Ok(Self {
-            body: serde_json::to_vec(&Body { data, digest })?,
-        })
-    }
-
-    /// The response body.
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
+        .into()),
     }
 }
 
-fn key_acl_path(id: &str) -> String {
-    format!("{KEYS_ACL_PATH}/{id}")
+/// Every method of the tree, paths below [`API_BASE`].
+pub fn endpoints() -> Vec<Endpoint> {
+    crate::api2::ROUTER.endpoints()
 }
 
-fn param_str<'a>(params: &'a Value, name: &str) -> Option<&'a str> {
-    params[name].as_str()
-}
-
-/// Runs an authenticated route (blocking: file IO and locks). The ticket
-/// route is handled by the server itself.
-pub fn dispatch(
-    dir: &ConfigDir,
-    auth_id: &Authid,
-    route: Route,
-    params: &Value,
-) -> Result<Reply, Error> {
-    let info = CachedUserInfo::new(dir)?;
-    let id = param_str(params, "id").unwrap_or_default();
-    let digest = param_str(params, "digest");
-    match route {
-        Route::Version => Reply::data(crate::api2::version::version()),
-        Route::ListKeys => {
-            let include_archived = params["include-archived"].as_bool().unwrap_or(false);
-            // borrowed from the cached index: no copy of every entry
-            let (index, digest) = dir.encryption_keys().index()?;
-            let list = encryption_keys::visible_keys(&index, include_archived, |id| {
-                info.check_privs(auth_id, &key_acl_path(id), PRIV_SYS_AUDIT)
-                    .is_ok()
-            })?;
-            Reply::with_digest(list, Some(&hex::encode(digest)))
-        }
-        Route::CreateKey => {
-            info.check_privs(auth_id, KEYS_ACL_PATH, PRIV_SYS_MODIFY)?;
-            let key = param_str(params, "key");
-            // the one answer that carries key material: the caller backs it up
-            Reply::data(encryption_keys::create_key(dir, id, key)?)
-        }
-        Route::ShowKey => {
-            info.check_privs(auth_id, &key_acl_path(id), PRIV_SYS_AUDIT)?;
-            Reply::data(encryption_keys::show_key(dir, id)?)
-        }
-        Route::ToggleKey => {
-            info.check_privs(auth_id, &key_acl_path(id), PRIV_SYS_MODIFY)?;
-            encryption_keys::toggle_key_archive_state(dir, id, digest)?;
-            Reply::data(Value::Null)
-        }
-        Route::DeleteKey => {
-            info.check_privs(auth_id, &key_acl_path(id), PRIV_SYS_MODIFY)?;
-            encryption_keys::delete_key(dir, id, digest)?;
-            Reply::data(Value::Null)
-        }
-        Route::VerifyKey => {
-            info.check_privs(auth_id, &key_acl_path(id), PRIV_SYS_AUDIT)?;
-            Reply::data(encryption_keys::verify_key(dir, id)?)
-        }
-        Route::CreateTicket => http_bail!(INTERNAL_SERVER_ERROR, "internal error - ticket route"),
-    }
+/// The route a request is served by, as `METHOD /path/{param}`, or `None`
+/// if it is not served (404, 405). For tests that must call every route.
+pub fn route_of(method: &Method, path: &str) -> Option<String> {
+    find_api_method(method, path).ok()?;
+    let components = components(path).ok()?;
+    endpoints()
+        .into_iter()
+        .find(|endpoint| endpoint.method == *method && endpoint.matches(&components))
+        .map(|endpoint| format!("{} {}", endpoint.method, endpoint.path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::server::error::{message_of, status_of};
+
     #[test]
-    fn reply_body_is_the_json_object_of_data_and_digest() {
-        let list = serde_json::json!([{"id": "k1", "kdf": "none"}, {"id": "k\"2"}]);
-        let body = |reply: Reply| -> Value { serde_json::from_slice(&reply.into_body()).unwrap() };
+    fn routes_and_methods() {
+        let route = |m: Method, p: &str| route_of(&m, p);
         assert_eq!(
-            body(Reply::data(&list).unwrap()),
-            serde_json::json!({"data": list})
-        );
-        let digest = "ab".repeat(32);
-        assert_eq!(
-            body(Reply::with_digest(&list, Some(&digest)).unwrap()),
-            serde_json::json!({"data": list, "digest": digest})
+            route(Method::GET, "/api2/json/config/encryption-keys").unwrap(),
+            "GET /config/encryption-keys"
         );
         assert_eq!(
-            Reply::data(Value::Null).unwrap().into_body(),
-            br#"{"data":null}"#
+            route(Method::DELETE, "/api2/json/config/encryption-keys/k1/").unwrap(),
+            "DELETE /config/encryption-keys/{id}"
+        );
+        let found =
+            find_api_method(&Method::DELETE, "/api2/json/config/encryption-keys/k1/").unwrap();
+        assert_eq!(found.uri_param["id"], "k1");
+        assert_eq!(
+            route(Method::GET, "/api2/json/config/encryption-keys/k1/verify").unwrap(),
+            "GET /config/encryption-keys/{id}/verify"
+        );
+        // PUT toggles like POST: the same method
+        for method in [Method::POST, Method::PUT] {
+            let found = find_api_method(&method, "/api2/json/config/encryption-keys/k1").unwrap();
+            assert_eq!(found.uri_param["id"], "k1");
+            assert_eq!(
+                found.api_method.parameters.description,
+                "Toggle the archive state of an encryption key."
+            );
+        }
+        let status = |r: Result<_, Error>| status_of(&r.unwrap_err());
+        assert_eq!(
+            status(find_api_method(&Method::PUT, "/api2/json/version")),
+            405
+        );
+        assert_eq!(
+            status(find_api_method(&Method::GET, "/api2/json/nope")),
+            404
+        );
+        assert_eq!(
+            status(find_api_method(&Method::GET, "/api2/json//version")),
+            404
+        );
+        assert_eq!(status(find_api_method(&Method::GET, "/version")), 404);
+        assert_eq!(
+            status(find_api_method(&Method::GET, "/api2/jsonx/version")),
+            404
+        );
+        // directories without methods are not routes
+        for path in [
+            "/api2/json",
+            "/api2/json/",
+            "/api2/json/config",
+            "/api2/json/access",
+        ] {
+            assert_eq!(status(find_api_method(&Method::GET, path)), 404, "{path}");
+        }
+        // a raw component: `encryption%2Dkeys` is not `encryption-keys`
+        assert_eq!(
+            status(find_api_method(
+                &Method::GET,
+                "/api2/json/config/encryption%2Dkeys"
+            )),
+            404
         );
     }
 
     #[test]
-    fn routes_and_methods() {
-        let find = |m: Method, p: &str| find_route(&m, p);
+    fn not_allowed_names_the_methods_of_the_path() {
+        let err = find_api_method(&Method::PUT, "/api2/json/config/encryption-keys").unwrap_err();
+        assert_eq!(status_of(&err), 405);
         assert_eq!(
-            find(Method::GET, "/api2/json/config/encryption-keys").unwrap(),
-            (Route::ListKeys, None)
+            message_of(&err),
+            "method PUT not allowed on this path (allowed: GET, POST)"
         );
+        let not_allowed = err.downcast_ref::<MethodNotAllowed>().unwrap();
+        assert_eq!(not_allowed.allow_header(), "GET, POST");
+        let err =
+            find_api_method(&Method::HEAD, "/api2/json/config/encryption-keys/k1").unwrap_err();
         assert_eq!(
-            find(Method::DELETE, "/api2/json/config/encryption-keys/k1/").unwrap(),
-            (Route::DeleteKey, Some("k1".into()))
-        );
-        assert_eq!(
-            find(Method::GET, "/api2/json/config/encryption-keys/k1/verify")
+            err.downcast_ref::<MethodNotAllowed>()
                 .unwrap()
-                .0,
-            Route::VerifyKey
+                .allow_header(),
+            "GET, POST, PUT, DELETE"
         );
-        for method in [Method::POST, Method::PUT] {
-            assert_eq!(
-                find(method, "/api2/json/config/encryption-keys/k1").unwrap(),
-                (Route::ToggleKey, Some("k1".into()))
-            );
-        }
-        let status = |r: Result<_, Error>| crate::server::error::status_of(&r.unwrap_err());
-        assert_eq!(status(find(Method::PUT, "/api2/json/version")), 405);
-        assert_eq!(status(find(Method::GET, "/api2/json/nope")), 404);
-        assert_eq!(status(find(Method::GET, "/api2/json//version")), 404);
-        assert_eq!(status(find(Method::GET, "/version")), 404);
-        assert_eq!(status(find(Method::GET, "/api2/jsonx/version")), 404);
     }
 }

@@ -3,19 +3,36 @@
 //! Only users of the `pbs` realm have passwords here (`shadow.json`); this
 //! daemon does no PAM login, so `root@pam` authenticates with its API tokens
 //! only. A valid, unexpired ticket of the same user is accepted as the
-//! password and renews it, as upstream. The caller (the server) bounds the
-//! password hashing work and throttles failing sources.
+//! password and renews it, as upstream.
+//!
+//! [`API_METHOD_CREATE_TICKET`] is open to the world (it is the login). It
+//! throttles failing clients per address and user, bounds the password
+//! hashing work with the server's hash limiter, and writes every refusal
+//! to the daemon's log; the server answers refusals (401, 429) after its
+//! failure delay, like every failed authentication.
 
-use anyhow::Error;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use anyhow::{Error, format_err};
 use serde::Serialize;
+use serde_json::Value;
 
+use proxmox_router::{
+    ApiFuture, ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment,
+};
 use proxmox_schema::{BooleanSchema, ObjectSchema, Schema};
 
-use pbs_api_types::{PASSWORD_SCHEMA, PROXMOX_USER_ID_SCHEMA, Userid};
+use pbs_api_types::{Authid, PASSWORD_SCHEMA, PROXMOX_USER_ID_SCHEMA, Userid};
 use pbs_config::ConfigDir;
 use pbs_config::cached_user_info::CachedUserInfo;
 
+use crate::api2::param_str;
 use crate::auth_helpers::AuthKeys;
+use crate::http_err;
+use crate::server::ServerState;
+use crate::server::auth::throttled;
+use crate::server::environment::RestEnvironment;
 
 /// `new-format`: accepted for compatibility and ignored (the ticket is
 /// always returned in the body).
@@ -135,3 +152,88 @@ pub fn create_ticket_gated<G>(
         csrf_prevention_token: keys.assemble_csrf_prevention_token(&userid)?,
     })
 }
+
+const TICKET_INFO_SCHEMA: Schema = ObjectSchema::new(
+    "username, ticket (send it as the PBSAuthCookie cookie) and CSRFPreventionToken (send it as a header on writes).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// `POST /access/ticket`: the login.
+pub const API_METHOD_CREATE_TICKET: ApiMethod = ApiMethod::new(
+    &ApiHandler::Async(&api_create_ticket),
+    &API_METHOD_CREATE_TICKET_PARAMETERS,
+)
+.returns(ReturnType::new(false, &TICKET_INFO_SCHEMA))
+.access(
+    Some("failed logins are throttled per client address and user"),
+    &Permission::World,
+);
+
+fn api_create_ticket<'a>(
+    param: Value,
+    _method: &'static ApiMethod,
+    rpcenv: &'a mut dyn RpcEnvironment,
+) -> ApiFuture<'a> {
+    Box::pin(async move {
+        let state = Arc::clone(RestEnvironment::of(rpcenv)?.state());
+        let client = rpcenv
+            .get_client_ip()
+            .ok_or_else(|| format_err!("internal error - login without a client address"))?;
+        let username = param_str(&param, "username").unwrap_or_default();
+        let password = param_str(&param, "password").unwrap_or_default();
+        let info = login(&state, client.ip(), username, password).await?;
+        rpcenv.set_auth_id(Some(info.username.clone()));
+        Ok(serde_json::to_value(&info)?)
+    })
+}
+
+/// A login from `client`: throttled, hashing bounded, every refusal logged.
+async fn login(
+    state: &Arc<ServerState>,
+    client: IpAddr,
+    username: &str,
+    password: &str,
+) -> Result<TicketInfo, Error> {
+    let claimed = username.parse::<Authid>().ok();
+    let log_refusal = |reason: &str| {
+        let id = claimed.as_ref().map(Authid::to_string);
+        state.log.auth_failure(client, id.as_deref(), reason);
+    };
+    if let Err(wait) = state.throttle.check(client, username) {
+        let refusal = throttled(claimed.clone(), wait);
+        log_refusal(&refusal.log);
+        return Err(refusal.error);
+    }
+    let result = {
+        let state = Arc::clone(state);
+        let (username, password) = (username.to_string(), password.to_string());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let slot = || state.hash_limiter.acquire_blocking(&runtime);
+            create_ticket_gated(&state.dir, &state.keys, &username, &password, slot)
+        })
+        .await
+        .unwrap_or_else(|err| Err(http_err!(INTERNAL_SERVER_ERROR, "internal error - {err}")))
+    };
+    match result {
+        Ok(info) => {
+            state.throttle.success(client, username);
+            Ok(info)
+        }
+        Err(err) => {
+            match err.downcast_ref::<AuthenticationFailure>() {
+                Some(failure) => {
+                    state.throttle.failure(client, username);
+                    log_refusal(&failure.reason);
+                }
+                None => log_refusal(&err.to_string()),
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The routes of `/access/ticket`.
+pub const ROUTER: Router = Router::new().post(&API_METHOD_CREATE_TICKET);

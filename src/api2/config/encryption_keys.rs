@@ -2,22 +2,38 @@
 //!
 //! PBS-compatible handlers (`list_keys`, `create_key`,
 //! `toggle_key_archive_state`, `delete_key`) plus this project's additions
-//! (`show_key`, `archive_key`, `unarchive_key`, `verify_key`, `verify_keys`). Privileges
-//! are checked by the caller: list needs `Sys.Audit` on
-//! `/system/encryption-keys/{id}` per key, the others `Sys.Modify` on
-//! `/system/encryption-keys` (create) or `/system/encryption-keys/{id}`.
+//! (`show_key`, `archive_key`, `unarchive_key`, `verify_key`, `verify_keys`),
+//! as plain functions over a [`ConfigDir`] that the CLI calls as the
+//! administrator. Each route's `API_METHOD_*` sits beside its function:
+//! parameter schema, return schema, permission and a thin handler that
+//! takes the config dir and caller from the [`RestEnvironment`]; [`ROUTER`]
+//! puts them at their paths. The list needs no privilege as such: it holds
+//! the keys the caller has `Sys.Audit` on (`/system/encryption-keys/{id}`).
+
+use std::sync::Arc;
 
 use anyhow::Error;
+use serde::ser::{Error as _, Serialize, Serializer};
+use serde_json::Value;
 
 use proxmox_lang::error::ErrorLayer;
+use proxmox_router::{
+    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+};
 use proxmox_schema::{
-    ApiType, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail, param_format_err,
+    ApiType, ArraySchema, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail,
+    param_format_err,
 };
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PROXMOX_CONFIG_DIGEST_SCHEMA};
+use pbs_api_types::{
+    CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, PROXMOX_CONFIG_DIGEST_SCHEMA,
+};
 use pbs_config::verify::VerifyReport;
 use pbs_config::{ConfigDir, KeyIndex};
 use pbs_key_config::{KeyConfig, KeyError};
+
+use crate::api2::{param_str, required_str};
+use crate::server::environment::RestEnvironment;
 
 /// `include-archived`: also list archived keys.
 pub const INCLUDE_ARCHIVED_SCHEMA: Schema =
@@ -31,34 +47,8 @@ pub const IMPORT_KEY_SCHEMA: Schema =
         .max_length(pbs_key_config::MAX_KEY_FILE_SIZE as usize)
         .schema();
 
-/// Parameters of `GET /config/encryption-keys`.
-pub const API_METHOD_LIST_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
-    "List encryption keys.",
-    &[("include-archived", true, &INCLUDE_ARCHIVED_SCHEMA)],
-);
-
-/// Parameters of `POST /config/encryption-keys`.
-pub const API_METHOD_CREATE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
-    "Create a new encryption key, or import the provided one.",
-    &[
-        ("id", false, &CRYPT_KEY_ID_SCHEMA),
-        ("key", true, &IMPORT_KEY_SCHEMA),
-    ],
-);
-
-/// Parameters of `POST /config/encryption-keys/{id}` and
-/// `DELETE /config/encryption-keys/{id}`.
-pub const API_METHOD_KEY_ID_DIGEST_PARAMETERS: ObjectSchema = ObjectSchema::new(
-    "Encryption key id and optional config digest.",
-    &[
-        ("digest", true, &PROXMOX_CONFIG_DIGEST_SCHEMA),
-        ("id", false, &CRYPT_KEY_ID_SCHEMA),
-    ],
-);
-
-/// Parameters of `GET /config/encryption-keys/{id}`.
-pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema =
-    ObjectSchema::new("Encryption key id.", &[("id", false, &CRYPT_KEY_ID_SCHEMA)]);
+/// The schema of what list and show return, for documentation.
+pub const CRYPT_KEY_RETURN_SCHEMA: Schema = CryptKey::API_SCHEMA;
 
 /// Checks `id` against [`CRYPT_KEY_ID_SCHEMA`]; the error quotes the id
 /// (escaped) and says what a valid one looks like.
@@ -80,6 +70,12 @@ fn parse_digest(digest: Option<&str>) -> Result<Option<[u8; 32]>, Error> {
         .transpose()
 }
 
+/// Whether the list shows `key`: active, or archived with
+/// `include_archived`, and `visible` to the caller.
+fn is_listed(key: &CryptKey, include_archived: bool, visible: &impl Fn(&str) -> bool) -> bool {
+    (include_archived || key.archived_at.is_none()) && visible(&key.id)
+}
+
 /// Lists the keys the caller may see (`visible(id)`), active ones only
 /// unless `include_archived`; returns them with the hex config digest.
 pub fn list_keys(
@@ -95,9 +91,7 @@ pub fn list_keys(
     Ok((list, hex::encode(digest)))
 }
 
-/// The entries of `index` that [`list_keys`] returns, borrowed: the daemon
-/// serializes them from its cached index without copying 100,000 entries
-/// first (docs/performance.md).
+/// The entries of `index` that [`list_keys`] returns, borrowed.
 ///
 /// # Errors
 ///
@@ -109,15 +103,106 @@ pub fn visible_keys(
 ) -> Result<Vec<&CryptKey>, Error> {
     Ok(index
         .entries()?
-        .filter(|key| include_archived || key.archived_at.is_none())
-        .filter(|key| visible(&key.id))
+        .filter(|key| is_listed(key, include_archived, &visible))
         .collect())
+}
+
+/// Parameters of `GET /config/encryption-keys`.
+pub const API_METHOD_LIST_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "List encryption keys.",
+    &[("include-archived", true, &INCLUDE_ARCHIVED_SCHEMA)],
+);
+
+const CRYPT_KEY_LIST_SCHEMA: Schema =
+    ArraySchema::new("The keys the caller may see.", &CRYPT_KEY_RETURN_SCHEMA).schema();
+
+/// `GET /config/encryption-keys`: [`list_keys`] for the caller, with the
+/// config digest.
+pub const API_METHOD_LIST_KEYS: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_list_keys),
+    &API_METHOD_LIST_KEYS_PARAMETERS,
+)
+.returns(ReturnType::new(false, &CRYPT_KEY_LIST_SCHEMA))
+.access(
+    Some("the list holds only keys with Sys.Audit on `/system/encryption-keys/{id}`"),
+    &Permission::Anybody,
+);
+
+/// The list's answer: the entries of the daemon's cached index the caller
+/// may see, serialized from the index itself, so 100,000 entries are
+/// neither copied nor turned into `serde_json::Value`s first
+/// (docs/performance.md).
+struct ListedKeys {
+    index: Arc<KeyIndex>,
+    /// per valid entry, in index order: whether it is listed
+    listed: Vec<bool>,
+}
+
+impl Serialize for ListedKeys {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let entries = self.index.entries().map_err(S::Error::custom)?;
+        serializer.collect_seq(
+            entries
+                .zip(&self.listed)
+                .filter_map(|(key, listed)| listed.then_some(key)),
+        )
+    }
+}
+
+fn api_list_keys(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let include_archived = param["include-archived"].as_bool().unwrap_or(false);
+    let env = RestEnvironment::of(rpcenv)?;
+    let (auth_id, info) = (env.auth_id()?, env.user_info()?);
+    let (index, digest) = env.dir().encryption_keys().index()?;
+    let visible = |id: &str| {
+        info.lookup_privs(&auth_id, &["system", "encryption-keys", id]) & PRIV_SYS_AUDIT != 0
+    };
+    let listed = index
+        .entries()?
+        .map(|key| is_listed(key, include_archived, &visible))
+        .collect();
+    rpcenv["digest"] = hex::encode(digest).into();
+    Ok(Box::new(ListedKeys { index, listed }))
 }
 
 /// One key's metadata (never its bytes).
 pub fn show_key(dir: &ConfigDir, id: &str) -> Result<CryptKey, Error> {
     check_id(id)?;
     dir.encryption_keys().entry(id)
+}
+
+/// Parameters of `GET /config/encryption-keys/{id}`.
+pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Show one encryption key's metadata.",
+    &[("id", false, &CRYPT_KEY_ID_SCHEMA)],
+);
+
+/// `GET /config/encryption-keys/{id}` (beyond upstream): [`show_key`].
+pub const API_METHOD_SHOW_KEY: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_show_key),
+    &API_METHOD_SHOW_KEY_PARAMETERS,
+)
+.returns(ReturnType::new(false, &CRYPT_KEY_RETURN_SCHEMA))
+.access(
+    None,
+    &Permission::Privilege(
+        &["system", "encryption-keys", "{id}"],
+        PRIV_SYS_AUDIT,
+        false,
+    ),
+);
+
+fn api_show_key(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    Ok(Box::new(show_key(dir, required_str(&param, "id")?)?))
 }
 
 /// Creates a new random unprotected key under `id`, or imports `key` (a
@@ -152,6 +237,44 @@ pub fn create_key(dir: &ConfigDir, id: &str, key: Option<&str>) -> Result<KeyCon
     Ok(key_config)
 }
 
+/// Parameters of `POST /config/encryption-keys`.
+pub const API_METHOD_CREATE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Create a new encryption key, or import the provided one.",
+    &[
+        ("id", false, &CRYPT_KEY_ID_SCHEMA),
+        ("key", true, &IMPORT_KEY_SCHEMA),
+    ],
+);
+
+const KEY_CONFIG_RETURN_SCHEMA: Schema = ObjectSchema::new(
+    "The stored key file (KeyConfig JSON): the one answer that holds key bytes.",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// `POST /config/encryption-keys`: [`create_key`].
+pub const API_METHOD_CREATE_KEY: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_create_key),
+    &API_METHOD_CREATE_KEY_PARAMETERS,
+)
+.returns(ReturnType::new(false, &KEY_CONFIG_RETURN_SCHEMA))
+.access(
+    None,
+    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false),
+);
+
+fn api_create_key(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let id = required_str(&param, "id")?;
+    // the one answer that carries key material: the caller backs it up
+    Ok(Box::new(create_key(dir, id, param_str(&param, "key"))?))
+}
+
 /// Archives an active key or unarchives an archived one.
 pub fn toggle_key_archive_state(
     dir: &ConfigDir,
@@ -163,6 +286,41 @@ pub fn toggle_key_archive_state(
     let keys = dir.encryption_keys();
     let archived = keys.entry(id)?.archived_at.is_some();
     keys.set_archived(id, !archived, digest.as_ref())
+}
+
+/// Parameters of `POST` and `PUT /config/encryption-keys/{id}`.
+pub const API_METHOD_TOGGLE_KEY_ARCHIVE_STATE_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Toggle the archive state of an encryption key.",
+    &[
+        ("digest", true, &PROXMOX_CONFIG_DIGEST_SCHEMA),
+        ("id", false, &CRYPT_KEY_ID_SCHEMA),
+    ],
+);
+
+/// `POST /config/encryption-keys/{id}`: [`toggle_key_archive_state`];
+/// answers `null`.
+pub const API_METHOD_TOGGLE_KEY_ARCHIVE_STATE: ApiMethod = ApiMethod::new(
+    &ApiHandler::Sync(&api_toggle_key_archive_state),
+    &API_METHOD_TOGGLE_KEY_ARCHIVE_STATE_PARAMETERS,
+)
+.access(
+    None,
+    &Permission::Privilege(
+        &["system", "encryption-keys", "{id}"],
+        PRIV_SYS_MODIFY,
+        false,
+    ),
+);
+
+fn api_toggle_key_archive_state(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Value, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let id = required_str(&param, "id")?;
+    toggle_key_archive_state(dir, id, param_str(&param, "digest"))?;
+    Ok(Value::Null)
 }
 
 /// Archives a key (refused if it is archived already or a sync job uses it).
@@ -184,6 +342,40 @@ pub fn delete_key(dir: &ConfigDir, id: &str, digest: Option<&str>) -> Result<(),
     check_id(id)?;
     let digest = parse_digest(digest)?;
     dir.encryption_keys().remove_key(id, digest.as_ref())
+}
+
+/// Parameters of `DELETE /config/encryption-keys/{id}`.
+pub const API_METHOD_DELETE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Remove an archived encryption key that no sync job uses.",
+    &[
+        ("digest", true, &PROXMOX_CONFIG_DIGEST_SCHEMA),
+        ("id", false, &CRYPT_KEY_ID_SCHEMA),
+    ],
+);
+
+/// `DELETE /config/encryption-keys/{id}`: [`delete_key`]; answers `null`.
+pub const API_METHOD_DELETE_KEY: ApiMethod = ApiMethod::new(
+    &ApiHandler::Sync(&api_delete_key),
+    &API_METHOD_DELETE_KEY_PARAMETERS,
+)
+.access(
+    None,
+    &Permission::Privilege(
+        &["system", "encryption-keys", "{id}"],
+        PRIV_SYS_MODIFY,
+        false,
+    ),
+);
+
+fn api_delete_key(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Value, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let id = required_str(&param, "id")?;
+    delete_key(dir, id, param_str(&param, "digest"))?;
+    Ok(Value::Null)
 }
 
 /// Verifies (and with `repair`, repairs) the key store.
@@ -221,8 +413,59 @@ pub fn verify_key(dir: &ConfigDir, id: &str) -> Result<KeyVerification, Error> {
     })
 }
 
-/// The schema of what list and show return, for documentation.
-pub const CRYPT_KEY_RETURN_SCHEMA: Schema = CryptKey::API_SCHEMA;
+/// Parameters of `GET /config/encryption-keys/{id}/verify`.
+pub const API_METHOD_VERIFY_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Check that a key file loads, has safe modes and matches its config entry.",
+    &[("id", false, &CRYPT_KEY_ID_SCHEMA)],
+);
+
+const KEY_VERIFICATION_RETURN_SCHEMA: Schema = ObjectSchema::new(
+    "The key id, its fingerprint, whether it is ok and, if not, why (KeyVerification).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// `GET /config/encryption-keys/{id}/verify` (beyond upstream):
+/// [`verify_key`].
+pub const API_METHOD_VERIFY_KEY: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_verify_key),
+    &API_METHOD_VERIFY_KEY_PARAMETERS,
+)
+.returns(ReturnType::new(false, &KEY_VERIFICATION_RETURN_SCHEMA))
+.access(
+    None,
+    &Permission::Privilege(
+        &["system", "encryption-keys", "{id}"],
+        PRIV_SYS_AUDIT,
+        false,
+    ),
+);
+
+fn api_verify_key(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    Ok(Box::new(verify_key(dir, required_str(&param, "id")?)?))
+}
+
+const VERIFY_ROUTER: Router = Router::new().get(&API_METHOD_VERIFY_KEY);
+
+const ITEM_ROUTER: Router = Router::new()
+    .get(&API_METHOD_SHOW_KEY)
+    .post(&API_METHOD_TOGGLE_KEY_ARCHIVE_STATE)
+    // PUT too: PBS clients update a config item with PUT
+    .put(&API_METHOD_TOGGLE_KEY_ARCHIVE_STATE)
+    .delete(&API_METHOD_DELETE_KEY)
+    .subdirs(&[("verify", &VERIFY_ROUTER)]);
+
+/// The routes of `/config/encryption-keys`.
+pub const ROUTER: Router = Router::new()
+    .get(&API_METHOD_LIST_KEYS)
+    .post(&API_METHOD_CREATE_KEY)
+    .match_all("id", &ITEM_ROUTER);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,13 @@
 //! `/config/...`: configuration objects.
+//!
+//! [`sync`] has no routes yet: its handlers serve the CLI only.
+
+use proxmox_router::{Router, SubdirMap};
 
 pub mod encryption_keys;
 pub mod sync;
+
+const SUBDIRS: SubdirMap = &[("encryption-keys", &encryption_keys::ROUTER)];
+
+/// The routes of `/config`.
+pub const ROUTER: Router = Router::new().subdirs(SUBDIRS);
