@@ -43,3 +43,6 @@ mod paperkey;
 
 // upstream's protected key files turned unprotected with their passphrase
 mod protected_keys;
+
+// the API router tree against docs/api.md, and every method's 401 and 403
+mod router_tree;
