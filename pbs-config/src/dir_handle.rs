@@ -121,6 +121,17 @@ pub struct DirPolicy {
     pub forbidden_mode_bits: u32,
 }
 
+/// Why [`DirHandle::replace_keeping_temp`] failed, and the temp file it
+/// left behind, if any.
+#[derive(Debug)]
+pub struct ReplaceFailed {
+    /// What failed.
+    pub error: Error,
+    /// The temp file left in the directory, holding part or all of the
+    /// data: never removed by the handle, the caller moves it away.
+    pub temp: Option<String>,
+}
+
 /// A file opened read-only through a handle, with what `fstat` said of it.
 pub struct OpenedFile {
     /// The open file.
@@ -397,6 +408,45 @@ impl DirHandle {
         }
     }
 
+    /// [`DirHandle::replace`] for data that must never be unlinked once it
+    /// is on disk (key material): on a failure the temp file is left where
+    /// it is, unless it holds no data, and named in the error for the caller
+    /// to move into the trash. Same crash points as [`DirHandle::replace`].
+    pub fn replace_keeping_temp(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+        fail_point: Option<&str>,
+    ) -> Result<(), ReplaceFailed> {
+        let path = self.entry_path(name);
+        let (tmp_name, written) = self
+            .write_tmp_with(name, data, options, true)
+            .map_err(|(error, temp)| ReplaceFailed { error, temp })?;
+        if let Some(point) = fail_point {
+            crate::failpoint::hit(&format!("{point}-tmp-written"));
+        }
+        if let Err(err) = rustix::fs::renameat(&self.fd, &tmp_name, &self.fd, name) {
+            return Err(ReplaceFailed {
+                error: format_err!("unable to replace {path:?} - {}", io_err(err)),
+                temp: Some(tmp_name),
+            });
+        }
+        if let Some(point) = fail_point {
+            crate::failpoint::hit(&format!("{point}-written"));
+        }
+        let failed = |error| ReplaceFailed { error, temp: None };
+        self.sync().map_err(failed)?;
+        match self.stat(name).map_err(failed)? {
+            Some(now) if now.same_file(&written) => Ok(()),
+            _ => Err(failed(format_err!(
+                "{path:?} was replaced by someone else while it was written - \
+                 check who writes to {:?}",
+                self.path
+            ))),
+        }
+    }
+
     /// Creates `name` holding `data` unless an entry of that name exists:
     /// a complete, synced temp file is renamed to `name` without replacing
     /// anything, so the file appears whole or not at all. Returns whether
@@ -438,8 +488,23 @@ impl DirHandle {
         data: &[u8],
         options: CreateOptions,
     ) -> Result<(String, EntryStat), Error> {
+        self.write_tmp_with(name, data, options, false)
+            .map_err(|(err, _)| err)
+    }
+
+    /// [`DirHandle::write_tmp`]; on a failure the temp file is removed,
+    /// unless `keep` says to leave one that holds data (returned with the
+    /// error).
+    fn write_tmp_with(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+        keep: bool,
+    ) -> Result<(String, EntryStat), (Error, Option<String>)> {
+        let plain = |err| (err, None);
         for _ in 0..TMP_NAME_ATTEMPTS {
-            let tmp_name = tmp_name_for(name)?;
+            let tmp_name = tmp_name_for(name).map_err(plain)?;
             let tmp_path = self.entry_path(&tmp_name);
             let flags = OFlags::WRONLY
                 | OFlags::CREATE
@@ -451,24 +516,32 @@ impl DirHandle {
                 match rustix::fs::openat(&self.fd, &tmp_name, flags, Mode::from_raw_mode(0o600)) {
                     Ok(fd) => fd,
                     Err(Errno::EXIST) => continue,
-                    Err(err) => bail!(
-                        "unable to create temporary file for {:?} - {}",
-                        self.entry_path(name),
-                        io_err(err)
-                    ),
+                    Err(err) => {
+                        return Err(plain(format_err!(
+                            "unable to create temporary file for {:?} - {}",
+                            self.entry_path(name),
+                            io_err(err)
+                        )));
+                    }
                 };
             return match write_new(fd, &tmp_path, data, options, true) {
                 Ok(stat) => Ok((tmp_name, stat)),
                 Err(err) => {
+                    let holds_data = self
+                        .stat(&tmp_name)
+                        .is_ok_and(|stat| stat.is_some_and(|stat| stat.size > 0));
+                    if keep && holds_data {
+                        return Err((err, Some(tmp_name)));
+                    }
                     let _ = self.unlink(&tmp_name);
-                    Err(err)
+                    Err(plain(err))
                 }
             };
         }
-        bail!(
+        Err(plain(format_err!(
             "unable to create temporary file for {:?} - too many name collisions",
             self.entry_path(name)
-        )
+        )))
     }
 
     /// Renames `from` in this directory to `to` in `to_dir`, never over an
@@ -862,6 +935,38 @@ mod tests {
         assert_eq!(meta.mode() & 0o7777, 0o640);
         let mut opened = dir.open_regular("x.cfg", 10).unwrap().unwrap();
         assert_eq!(read_all(&mut opened, 10).unwrap(), b"two");
+    }
+
+    #[test]
+    fn replace_keeping_temp_leaves_the_temp_file_of_a_failed_rename() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(&tmp);
+        // a non-empty directory in the way: the rename fails
+        std::fs::create_dir(tmp.path().join("k.enc")).unwrap();
+        std::fs::write(tmp.path().join("k.enc/inside"), b"").unwrap();
+        let failed = dir
+            .replace_keeping_temp("k.enc", b"key material", CreateOptions::new(), None)
+            .unwrap_err();
+        assert!(
+            failed.error.to_string().contains("k.enc"),
+            "{}",
+            failed.error
+        );
+        let temp = failed.temp.expect("the temp file is named");
+        assert!(temp.starts_with("k.enc.tmp_"), "{temp}");
+        assert_eq!(
+            std::fs::read(tmp.path().join(&temp)).unwrap(),
+            b"key material"
+        );
+        // replace, as before, removes its temp file
+        assert!(
+            dir.replace("k.enc", b"config", CreateOptions::new(), None)
+                .is_err()
+        );
+        assert_eq!(
+            dir.names().unwrap(),
+            vec!["k.enc".to_string(), temp.clone()]
+        );
     }
 
     #[test]
