@@ -409,7 +409,7 @@ fn a_created_key_that_cannot_be_handed_out_is_removed_again() {
             "Error: failed to create encryption key 'lost-key' - unable to write to standard output"
         ) && stderr
             .trim_end()
-            .ends_with("the new key was removed from the store again"),
+            .ends_with("the new key was removed from the store again (into the trash)"),
         "{stderr}"
     );
     assert!(!stderr.contains("only time"), "{stderr}");
@@ -425,11 +425,26 @@ fn a_created_key_that_cannot_be_handed_out_is_removed_again() {
     ]);
     assert!(
         err.contains("\"/proc/pbs-keystore-test.enc\"")
-            && err.ends_with("the new key was removed from the store again"),
+            && err.ends_with("the new key was removed from the store again (into the trash)"),
         "{err}"
     );
-    assert_eq!(cli.state(), before);
+    // out of the store, into the trash (never unlinked: issue 14)
+    let outside_trash = |state: Vec<(PathBuf, Vec<u8>)>| -> Vec<(PathBuf, Vec<u8>)> {
+        state
+            .into_iter()
+            .filter(|(path, _)| !path.to_string_lossy().contains("/.trash/"))
+            .collect()
+    };
+    assert_eq!(outside_trash(cli.state()), outside_trash(before));
     assert_eq!(cli.ids(true), ["kept-key"]);
+    let trashed = cli.json(&["encryption-key", "trash", "list"]);
+    let ids: Vec<&str> = trashed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["lost-key", "lost-key"], "{trashed}");
 }
 
 #[test]
@@ -804,7 +819,11 @@ fn archive_unarchive_delete_round_trip() {
 
     cli.ok(&["encryption-key", "archive", "key-two"]);
     let text = cli.ok(&["encryption-key", "remove", "key-two"]).stdout;
-    assert_eq!(text, "removed encryption key 'key-two'\n");
+    assert!(
+        text.starts_with("removed encryption key 'key-two' - kept in the trash as 'key-two@")
+            && text.ends_with("('encryption-key trash restore key-two' brings it back)\n"),
+        "{text}"
+    );
     assert!(cli.json(&["encryption-key", "list", "--include-archived"]) == json!([]));
 }
 
@@ -968,9 +987,17 @@ fn an_orphan_key_file_blocks_create_until_verify_repair() {
 
     let repaired = cli.json(&["encryption-key", "verify", "--repair"]);
     assert_eq!(repaired["findings"], json!([]));
-    assert_eq!(repaired["repaired"][0]["action"], "removed orphan key file");
+    let action = repaired["repaired"][0]["action"].as_str().unwrap();
+    assert!(
+        action.starts_with("moved orphan key file into the trash as 'left-over@"),
+        "{action}"
+    );
     assert_eq!(repaired["repaired"][0]["path"], orphan.to_str().unwrap());
     assert!(!orphan.exists());
+    let trashed = cli.json(&["encryption-key", "trash", "list"]);
+    assert_eq!(trashed[0]["id"], "left-over");
+    assert_eq!(trashed[0]["reason"], "repair-orphan");
+    assert_eq!(trashed[0]["purge-after"], Value::Null);
 
     cli.create("left-over");
     assert_eq!(cli.ids(false), ["other-key", "left-over"]);
@@ -1373,6 +1400,7 @@ fn bash_completion_completes_commands_options_and_ids() {
                 "archive",
                 "unarchive",
                 "remove",
+                "trash",
                 "verify",
                 "help",
             ],

@@ -561,14 +561,16 @@ fn remove_is_the_verb_and_delete_its_alias() {
         cli.create_key(id);
         cli.ok(&["encryption-key", "archive", id]);
     }
-    assert_eq!(
-        cli.ok(&["encryption-key", "remove", "old-key-1"]),
-        "removed encryption key 'old-key-1'\n"
-    );
-    assert_eq!(
-        cli.ok(&["encryption-key", "delete", "old-key-2"]),
-        "removed encryption key 'old-key-2'\n"
-    );
+    // into the trash (issue 14), and the message says so
+    for (verb, id) in [("remove", "old-key-1"), ("delete", "old-key-2")] {
+        let text = cli.ok(&["encryption-key", verb, id]);
+        assert!(
+            text.starts_with(&format!(
+                "removed encryption key '{id}' - kept in the trash as '{id}@"
+            )),
+            "{verb}: {text}"
+        );
+    }
     let err = cli.fail(&["encryption-key", "remove", "old-key-1"]);
     assert!(err.contains("no such encryption key 'old-key-1'"), "{err}");
     let err = cli.fail(&["encryption-key", "remove", "x", "--digest", "12"]);

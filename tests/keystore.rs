@@ -293,13 +293,18 @@ fn hand_edited_paths() {
 }
 
 #[test]
-fn verify_repair_removes_leftovers_but_never_referenced_keys() {
+fn verify_repair_clears_leftovers_but_never_referenced_keys() {
     let dir = TestDir::new();
     let keys = dir.config.encryption_keys();
     keys.store_key("kept", &key_config(11)).unwrap();
     let key_dir = keys.key_dir();
-    // leftovers of crashes
-    std::fs::copy(keys.key_path("kept"), key_dir.join("orphan.enc")).unwrap();
+    // leftovers of crashes (an orphan holding another key than 'kept': a
+    // copy of 'kept' would be named by its fingerprint, see tests/trash.rs)
+    std::fs::write(
+        key_dir.join("orphan.enc"),
+        key_config(15).to_json().unwrap(),
+    )
+    .unwrap();
     std::fs::write(key_dir.join("kept.enc.tmp_AbC123"), b"{}").unwrap();
     std::fs::write(dir.path().join("encryption-keys.cfg.tmp_Zz9Yy8"), b"").unwrap();
     std::fs::write(key_dir.join("gone.enc.lck"), b"").unwrap();
@@ -329,6 +334,23 @@ fn verify_repair_removes_leftovers_but_never_referenced_keys() {
     assert_eq!(mode_of(&keys.key_path("kept")), 0o640);
     assert!(keys.key_path("kept").exists());
     keys.load_key_config("kept", true).unwrap();
+    // the orphan and the key file's temp file went into the trash
+    let trashed = keys.trash().list().unwrap();
+    let mut reasons: Vec<_> = trashed
+        .entries
+        .iter()
+        .map(|entry| (entry.record.id.as_str(), entry.record.reason))
+        .collect();
+    reasons.sort_by_key(|(id, _)| id.to_string());
+    use pbs_config::trash::TrashReason;
+    assert_eq!(
+        reasons,
+        [
+            ("kept", TrashReason::RepairTemp),
+            ("orphan", TrashReason::RepairOrphan)
+        ]
+    );
+    assert_eq!(report.keys_in_trash, 2);
 
     // a referenced key file that is broken is reported, never removed
     std::fs::write(keys.key_path("kept"), b"garbage").unwrap();
@@ -407,7 +429,11 @@ fn verify_leaves_directories_with_leftover_names_and_repairs_the_rest() {
     for name in ["dirkey.enc", "k-one.enc.tmp_abcdef", "zz.enc.lck"] {
         std::fs::create_dir(key_dir.join(name)).unwrap();
     }
-    std::fs::copy(keys.key_path("kept"), key_dir.join("orphan.enc")).unwrap();
+    std::fs::write(
+        key_dir.join("orphan.enc"),
+        key_config(16).to_json().unwrap(),
+    )
+    .unwrap();
 
     let report = dir.config.verify(true).unwrap();
     let kinds: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();

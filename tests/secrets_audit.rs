@@ -226,11 +226,17 @@ impl Audit {
         walk(self.dir(), &mut files);
         for (path, mode, is_dir) in files {
             let name = path.file_name().unwrap().to_string_lossy();
-            let expected = if is_dir {
+            let in_trash = path.parent().is_some_and(|dir| dir.ends_with(".trash"));
+            let expected = if is_dir && name == ".trash" {
+                0o700
+            } else if is_dir {
                 0o750
             } else if name.ends_with(".lck") || name.ends_with(".lock") {
                 0o660
-            } else if name == "shadow.json" || name == "authkey.key" {
+            } else if name == "shadow.json"
+                || name == "authkey.key"
+                || (in_trash && name.ends_with(".json"))
+            {
                 0o600
             } else {
                 0o640
@@ -443,6 +449,7 @@ const PHASES: &[(&str, Phase)] = &[
     ("keys in use by a sync job", keys_in_use_by_a_sync_job),
     ("archive, unarchive, delete", archive_unarchive_delete),
     ("verify and repair", verify_and_repair),
+    ("trash", trash),
     ("users, tokens, ACLs", users_tokens_acls),
     ("API: keys with a token", api_keys_with_a_token),
     ("API: refused key requests", api_refused_key_requests),
@@ -639,7 +646,17 @@ fn swap_key_files(keys: &Path) {
 /// key file (fingerprint mismatch messages name fingerprints only).
 fn verify_and_repair(audit: &mut Audit, _: &KnownKeys) {
     let keys = audit.dir().join("encryption-keys");
-    std::fs::copy(keys.join("imported.enc"), keys.join("orphan.enc")).unwrap();
+    // a copy of a key in the store is not an orphan (its fingerprint names
+    // it): the orphan is a copy of a removed key, out of the trash
+    let trashed = std::fs::read_dir(keys.join(".trash"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with("created-text@") && name.ends_with(".enc")
+        })
+        .expect("created-text in the trash");
+    std::fs::copy(trashed, keys.join("orphan.enc")).unwrap();
     std::fs::set_permissions(
         keys.join("orphan.enc"),
         std::os::unix::fs::PermissionsExt::from_mode(0o640),
@@ -654,6 +671,31 @@ fn verify_and_repair(audit: &mut Audit, _: &KnownKeys) {
     audit.run("text", &["encryption-key", "archive", "file-text"], 0);
     audit.all_formats(&["encryption-key", "delete", "file-text"], 255);
     swap_key_files(&keys);
+    audit.run("json", &["encryption-key", "verify"], 0);
+}
+
+/// The trash: list, restore (and a refused one), purge.
+fn trash(audit: &mut Audit, _: &KnownKeys) {
+    audit.all_formats(&["encryption-key", "trash", "list"], 0);
+    audit.run(
+        "json",
+        &[
+            "encryption-key",
+            "trash",
+            "restore",
+            "created-json",
+            "--as",
+            "restored-json",
+        ],
+        0,
+    );
+    audit.all_formats(&["encryption-key", "trash", "restore", "created-json"], 255);
+    audit.all_formats(&["encryption-key", "trash", "purge", "--expired"], 0);
+    audit.run(
+        "text",
+        &["encryption-key", "trash", "purge", "from-stdin"],
+        0,
+    );
     audit.run("json", &["encryption-key", "verify"], 0);
 }
 

@@ -16,6 +16,9 @@ mod key_vectors;
 // the key store library: round trip, modes, swapped files, bad input
 mod keystore;
 
+// the trash: delete, repair, restore, purge
+mod trash;
+
 // the proxmox-backup-manager binary: every command, error path and exit
 // status, completion and man page
 mod cli;

@@ -7,12 +7,22 @@
 //! with the fingerprint computed from the key bytes). Readers take no lock:
 //! both files are only ever replaced atomically.
 //!
-//! Crash order, so that every config entry always has its key file:
+//! Nothing holding key material is ever unlinked here: a key file leaves
+//! the key directory by a rename into the trash ([`crate::trash`]), and
+//! only a purge destroys it.
+//!
+//! Crash order, so that every config entry always has its key file, and a
+//! key is always in the store or in the trash:
 //! - store writes the key file, then the config; if the config write fails
-//!   it removes the key file again. A crash in between leaves an orphan key
-//!   file, which `verify` reports and `verify --repair` removes;
-//! - delete removes the config entry, then the key file, then its lock file;
-//!   a crash in between leaves an orphan key file or a stale lock file.
+//!   the key file goes into the trash (reason `store-failed`). A crash in
+//!   between leaves an orphan key file, which `verify` reports and `verify
+//!   --repair` moves into the trash;
+//! - delete writes the trash record, removes the config entry, then renames
+//!   the key file into the trash, then removes its lock file; a crash in
+//!   between leaves a stale record, an orphan key file whose record waits
+//!   in the trash, or a stale lock file, each of which repair sorts out;
+//! - remove --purge (upstream's delete) removes the config entry, then
+//!   destroys the key file; a crash in between leaves an orphan key file.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -34,6 +44,7 @@ use crate::files::{
     ENCRYPTION_KEYS_CFG, KEY_DIR_NAME, KEY_FILE_CLASS, key_file_name, key_lock_name,
 };
 use crate::lock::KeyFileLock;
+use crate::trash::{self, Trash, TrashReason, TrashRecord};
 use crate::{ConfigDir, EncryptionKeysLock, KeyIndex, KeySections, KeystoreError, failpoint};
 
 /// Section type of a key in the config file.
@@ -198,7 +209,10 @@ impl<'a> EncryptionKeys<'a> {
     /// that write's `KeySections` is reused instead of parsed again. Reused
     /// only if the file holds exactly its text, compared byte for byte
     /// (never by stamp: a lost update is worse than a stale read).
-    fn sections_locked(&self, _held: &EncryptionKeysLock) -> Result<(KeySections, String), Error> {
+    pub(crate) fn sections_locked(
+        &self,
+        _held: &EncryptionKeysLock,
+    ) -> Result<(KeySections, String), Error> {
         let path = self.config_path();
         let base = self.dir.open_base()?;
         let raw = read_config(base.as_ref(), &ENCRYPTION_KEYS_CFG, self.dir.ownership())?;
@@ -447,11 +461,44 @@ impl<'a> EncryptionKeys<'a> {
         // the first store into a fresh config dir creates it
         let base = self.dir.open_base_or_create()?;
         let config_lock = self.lock_config()?;
-        let (mut sections, raw) = self.sections_locked(&config_lock)?;
+        let (sections, raw) = self.sections_locked(&config_lock)?;
         drop(raw);
+        let mut info = KeyInfo::from(key_config);
+        info.path = Some(self.key_path(id).to_string_lossy().into_owned());
+        info.fingerprint = Some(fingerprint);
+        let entry = CryptKey {
+            id: id.to_string(),
+            info,
+            archived_at: None,
+        };
+        self.store_locked(
+            &base,
+            sections,
+            &config_lock,
+            entry,
+            KeySource::New(key_config),
+        )
+    }
+
+    /// The store path shared by store and trash restore, under the config
+    /// lock: refuse a taken id or fingerprint, render the new config (so a
+    /// schema error stops before any file is touched), take the key lock,
+    /// place the key file, write the config.
+    pub(crate) fn store_locked(
+        &self,
+        base: &DirHandle,
+        mut sections: KeySections,
+        config_lock: &EncryptionKeysLock,
+        entry: CryptKey,
+        source: KeySource,
+    ) -> Result<CryptKey, Error> {
+        let id = entry.id.as_str();
         if sections.contains(id) {
             return Err(KeystoreError::AlreadyExists { id: id.to_string() }.into());
         }
+        let Some(fingerprint) = entry.info.fingerprint else {
+            bail!("internal error - a key is stored without fingerprint");
+        };
         if let Some(existing_id) = sections.find_fingerprint(&fingerprint) {
             return Err(KeystoreError::DuplicateFingerprint {
                 fingerprint,
@@ -459,24 +506,14 @@ impl<'a> EncryptionKeys<'a> {
             }
             .into());
         }
-
-        let key_path = self.key_path(id);
-        let mut info = KeyInfo::from(key_config);
-        info.path = Some(key_path.to_string_lossy().into_owned());
-        info.fingerprint = Some(fingerprint);
-        let entry = CryptKey {
-            id: id.to_string(),
-            info,
-            archived_at: None,
-        };
         // render (and so validate) the new config before touching any file
         sections.set(&entry)?;
         let raw = sections.render();
 
-        let key_dir = self.ensure_key_dir(&base)?;
+        let key_dir = self.ensure_key_dir(base)?;
         let key_lock = self.lock_key_file(&key_dir, id)?;
-        failpoint::hit("store:locked");
-        if let Err(err) = self.write_key_and_config(&key_dir, id, key_config, &raw, &config_lock) {
+        failpoint::hit(&format!("{}:locked", source.op()));
+        if let Err(err) = self.write_key_and_config(&key_dir, &entry, &source, &raw, config_lock) {
             // nothing of this key is left: its lock file goes too (under the lock)
             if key_dir
                 .stat(&key_file_name(id))
@@ -488,7 +525,6 @@ impl<'a> EncryptionKeys<'a> {
         }
         self.keep_written(sections);
         drop(key_lock);
-        drop(config_lock);
         Ok(entry)
     }
 
@@ -505,29 +541,72 @@ impl<'a> EncryptionKeys<'a> {
         })
     }
 
-    /// The two writes of a store: key file, then config; if the config write
-    /// fails and the config surely lacks the key, the key file is removed
-    /// again.
+    /// Whether the config file, as it is now, surely has an entry `id`.
+    fn config_surely_has(&self, id: &str) -> bool {
+        self.index_data().is_ok_and(|index| index.get(id).is_ok())
+    }
+
+    /// The two writes of a store: key file, then config. If the config
+    /// write fails and the config surely lacks the key, the key file leaves
+    /// the key directory again: a new one into the trash, a restored one
+    /// back into its trash entry. Nothing is ever unlinked.
     fn write_key_and_config(
         &self,
         key_dir: &DirHandle,
-        id: &str,
-        key_config: &KeyConfig,
+        entry: &CryptKey,
+        source: &KeySource,
         raw_config: &str,
         config_lock: &EncryptionKeysLock,
     ) -> Result<(), Error> {
+        let id = entry.id.as_str();
         let name = key_file_name(id);
         let key_path = key_dir.entry_path(&name);
+        let options = self.dir.ownership().options_for(KEY_FILE_CLASS);
         refuse_existing_key_file(key_dir, &name)?;
-        let key_data = key_config.to_json()?;
-        key_dir.replace(
-            &name,
-            key_data.as_bytes(),
-            self.dir.ownership().options_for(KEY_FILE_CLASS),
-            Some("store:key"),
-        )?;
+        match source {
+            KeySource::New(key_config) => {
+                let key_data = key_config.to_json()?;
+                if let Err(failed) = key_dir.replace_keeping_temp(
+                    &name,
+                    key_data.as_bytes(),
+                    options,
+                    Some("store:key"),
+                ) {
+                    return Err(match failed.temp {
+                        Some(temp) => self.trash_failed_store(key_dir, &temp, entry, failed.error),
+                        None => failed.error,
+                    });
+                }
+            }
+            KeySource::Trash {
+                trash,
+                trash_dir,
+                entry: trash_entry,
+            } => {
+                // an empty file there holds nothing (a store writes over it)
+                if key_dir.stat(&name)?.is_some() {
+                    key_dir.unlink(&name)?;
+                }
+                trash_dir.rename_noreplace(&trash::key_name(trash_entry), key_dir, &name)?;
+                key_dir.sync()?;
+                trash_dir.sync()?;
+                failpoint::hit("restore:key-moved");
+                // its bytes stay as they are; owner and mode become a key file's
+                if let Err(err) = key_dir.fix_owner_and_mode(&name, EntryKind::File, options) {
+                    return Err(self.untrash_failed_restore(
+                        key_dir,
+                        &name,
+                        trash,
+                        trash_dir,
+                        trash_entry,
+                        err,
+                    ));
+                }
+            }
+        }
 
-        if let Err(err) = self.write_config_text(raw_config, config_lock, Some("store:config")) {
+        let config_point = format!("{}:config", source.op());
+        if let Err(err) = self.write_config_text(raw_config, config_lock, Some(&config_point)) {
             // no config entry without its key file: a failure after the
             // rename (the directory's fsync) leaves the new config in place
             if !self.config_surely_lacks(id) {
@@ -536,16 +615,77 @@ impl<'a> EncryptionKeys<'a> {
                      (run 'proxmox-backup-manager encryption-key verify')"
                 )));
             }
-            // and no key file left behind
-            if let Err(remove_err) = remove_synced(key_dir, &name) {
-                let text = format!(
-                    "{err} - and removing the new key file failed too: {remove_err} (run verify --repair)"
-                );
-                return Err(err.context(text));
-            }
-            return Err(err);
+            return Err(match source {
+                KeySource::New(_) => self.trash_failed_store(key_dir, &name, entry, err),
+                KeySource::Trash {
+                    trash,
+                    trash_dir,
+                    entry: trash_entry,
+                } => {
+                    self.untrash_failed_restore(key_dir, &name, trash, trash_dir, trash_entry, err)
+                }
+            });
         }
         Ok(())
+    }
+
+    /// A key file (or a temp file holding part of it) that did not make it
+    /// into the store goes into the trash, reason `store-failed`: never
+    /// unlinked. Returns `err` with what became of the file.
+    fn trash_failed_store(
+        &self,
+        key_dir: &DirHandle,
+        name: &str,
+        entry: &CryptKey,
+        err: Error,
+    ) -> Error {
+        let record = TrashRecord {
+            id: entry.id.clone(),
+            fingerprint: entry.info.fingerprint,
+            entry: None,
+            reason: TrashReason::StoreFailed,
+            time: trash::epoch_now(),
+            actor: None,
+            purge_after: None,
+        };
+        let text = match self.trash().keep(key_dir, name, &record) {
+            Ok((trash_entry, None)) => {
+                format!("{err} - the new key file was moved into the trash as '{trash_entry}'")
+            }
+            Ok((trash_entry, Some(record_err))) => format!(
+                "{err} - the new key file was moved into the trash as '{trash_entry}', without its \
+                 record ({record_err}; 'proxmox-backup-manager encryption-key verify --repair' \
+                 writes it)"
+            ),
+            Err(keep_err) => format!(
+                "{err} - and moving the new key file {:?} into the trash failed too: {keep_err} \
+                 (run 'proxmox-backup-manager encryption-key verify --repair')",
+                key_dir.entry_path(name)
+            ),
+        };
+        err.context(text)
+    }
+
+    /// A restored key file whose config entry could not be written goes
+    /// back into its trash entry. Returns `err` with what became of it.
+    fn untrash_failed_restore(
+        &self,
+        key_dir: &DirHandle,
+        name: &str,
+        trash: &Trash,
+        trash_dir: &DirHandle,
+        trash_entry: &str,
+        err: Error,
+    ) -> Error {
+        let text = match trash.fill(key_dir, name, trash_dir, trash_entry) {
+            Ok(()) => format!("{err} - the key is back in the trash as '{trash_entry}'"),
+            Err(back_err) => format!(
+                "{err} - and moving the key file {:?} back into the trash failed too: {back_err} \
+                 (run 'proxmox-backup-manager encryption-key verify --repair')",
+                key_dir.entry_path(name)
+            ),
+        };
+        err.context(text)
     }
 
     fn write_config_text(
@@ -621,9 +761,8 @@ impl<'a> EncryptionKeys<'a> {
         self.set_archived(id, false, digest)
     }
 
-    /// Deletes an archived key that no sync job references: the config
-    /// entry, then the key file, then its lock file. The key file must match
-    /// the config entry before anything is removed.
+    /// Deletes an archived key that no sync job references, into the
+    /// trash (see [`EncryptionKeys::delete_key_with`]).
     ///
     /// # Locking
     ///
@@ -641,7 +780,8 @@ impl<'a> EncryptionKeys<'a> {
             .write(&path, &config)
             .and_then(|raw| KeySections::parse(&path, &raw))
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
-        self.delete_key_from(id, sections, held)
+        self.delete_key_from(id, sections, held, &DeleteOptions::default())
+            .map(|_| ())
     }
 
     fn delete_key_from(
@@ -649,7 +789,8 @@ impl<'a> EncryptionKeys<'a> {
         id: &str,
         mut sections: KeySections,
         held: &EncryptionKeysLock,
-    ) -> Result<(), Error> {
+        options: &DeleteOptions,
+    ) -> Result<Deleted, Error> {
         (|| {
             check_key_id(id)?;
             let entry = sections.entry(id)?;
@@ -668,46 +809,201 @@ impl<'a> EncryptionKeys<'a> {
             }
             self.check_entry_path(&entry)?;
 
-            let Some(key_dir) = self
-                .dir
-                .open_base()?
-                .map(|base| self.open_key_dir(&base))
-                .transpose()?
-                .flatten()
-            else {
-                return Err(missing_key_file(&self.key_path(id)));
+            let name = key_file_name(id);
+            let key_dir = match self.dir.open_base()? {
+                Some(base) => self.open_key_dir(&base)?,
+                None => None,
             };
-            let key_lock = self.lock_key_file(&key_dir, id)?;
+            let key_lock = match &key_dir {
+                Some(key_dir) => Some(self.lock_key_file(key_dir, id)?),
+                None => None,
+            };
+            let present = match &key_dir {
+                Some(key_dir) => key_dir.stat(&name)?.is_some(),
+                None => false,
+            };
+            if !present {
+                return self.drop_entry_without_key_file(&entry, sections, held, options, key_lock);
+            }
+            // present: there is a key directory, and its key lock is held
+            let (Some(key_dir), Some(key_lock)) = (key_dir, key_lock) else {
+                bail!("internal error - a key file without key directory");
+            };
             let key_config = self.read_key_file_in(&key_dir, id)?;
             self.check_key_matches(&entry, &key_config)?;
-            failpoint::hit("delete:locked");
 
+            if options.purge {
+                // upstream's delete, for whoever means to crypto-shred
+                failpoint::hit("delete-purge:locked");
+                sections.remove(id);
+                self.write_config_text(&sections.render(), held, Some("delete-purge:config"))?;
+                self.keep_written(sections);
+                trash::destroy_key_file(&key_dir, &name)?;
+                failpoint::hit("delete-purge:key-removed");
+                key_lock.guard.remove_file()?;
+                return Ok(Deleted::Purged { id: id.to_string() });
+            }
+
+            // the record, then the config entry, then the key file into the
+            // trash (crash order: see the trash module)
+            failpoint::hit("delete:locked");
+            let trash = self.trash();
+            let trash_dir = trash.ensure(&key_dir)?;
+            let purge_after = trash::purge_after(options.now, options.keep_days);
+            let record = TrashRecord {
+                id: id.to_string(),
+                fingerprint: entry.info.fingerprint,
+                entry: Some(entry.clone()),
+                reason: TrashReason::Delete,
+                time: options.now,
+                actor: options.actor.map(str::to_string),
+                purge_after: Some(purge_after),
+            };
+            let trash_entry = trash.reserve(&trash_dir, &record)?;
+            failpoint::hit("delete:record-written");
             sections.remove(id);
-            self.write_config_text(&sections.render(), held, Some("delete:config"))?;
+            if let Err(err) =
+                self.write_config_text(&sections.render(), held, Some("delete:config"))
+            {
+                if self.config_surely_has(id) {
+                    let _ = trash.abandon(&trash_dir, &trash_entry);
+                    return Err(err);
+                }
+                // the entry may be gone: the record waits for its key file
+                let text = format!(
+                    "{err} - the config may lack '{id}' already; its key file stays in place and \
+                     'proxmox-backup-manager encryption-key verify --repair' moves it into trash \
+                     entry '{trash_entry}'"
+                );
+                return Err(err.context(text));
+            }
             self.keep_written(sections);
-            remove_synced(&key_dir, &key_file_name(id))?;
-            failpoint::hit("delete:key-removed");
-            key_lock.guard.remove_file()
+            trash
+                .fill(&key_dir, &name, &trash_dir, &trash_entry)
+                .map_err(|err| {
+                    format_err!(
+                        "{err} - the config entry is removed; the key file stays in the key \
+                         directory until 'proxmox-backup-manager encryption-key verify --repair' \
+                         moves it into trash entry '{trash_entry}'"
+                    )
+                })?;
+            failpoint::hit("delete:key-trashed");
+            key_lock.guard.remove_file()?;
+            Ok(Deleted::Trashed {
+                id: id.to_string(),
+                trash_name: trash_entry,
+                purge_after,
+            })
         })()
         .layer_err(|| format!("failed to delete encryption key '{id}'"))
     }
 
-    /// Takes the config lock, checks `digest` and deletes the key (see
-    /// [`EncryptionKeys::delete_key`]).
+    /// `delete` of a key whose key file is missing: refused, unless
+    /// `options.force`, which drops the config entry after `options.warn`
+    /// was told what is lost (or that a copy waits in the trash).
+    fn drop_entry_without_key_file(
+        &self,
+        entry: &CryptKey,
+        mut sections: KeySections,
+        held: &EncryptionKeysLock,
+        options: &DeleteOptions,
+        key_lock: Option<KeyFileLock>,
+    ) -> Result<Deleted, Error> {
+        let id = entry.id.as_str();
+        let path = self.key_path(id);
+        let copies = match &entry.info.fingerprint {
+            Some(fingerprint) => self.trash().copies_of(fingerprint)?,
+            None => Vec::new(),
+        };
+        let copies_text = copies
+            .iter()
+            .map(|name| format!("'{name}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !options.force {
+            let hint = match copies.is_empty() {
+                true => format!(
+                    "put it back from a backup, or drop the config entry with \
+                     'proxmox-backup-manager encryption-key remove --force {id}'"
+                ),
+                false => format!(
+                    "a copy is in the trash as {copies_text}: drop the config entry with \
+                     'proxmox-backup-manager encryption-key remove --force {id}', then \
+                     'proxmox-backup-manager encryption-key trash restore' it"
+                ),
+            };
+            bail!("key file {path:?} is missing - {hint}");
+        }
+        let fingerprint = entry
+            .info
+            .fingerprint
+            .map_or_else(|| "unknown".to_string(), |fp| fp.signature());
+        let warning = match copies.is_empty() {
+            true => format!(
+                "encryption key '{id}' (fingerprint {fingerprint}) has no key file ({path:?}) and no \
+                 copy in the trash: dropping its config entry loses the key for good - whatever it \
+                 encrypted can only be decrypted with a copy of the key kept elsewhere"
+            ),
+            false => format!(
+                "encryption key '{id}' has no key file ({path:?}), but a copy is in the trash as \
+                 {copies_text}: dropping its config entry loses nothing - bring it back with \
+                 'proxmox-backup-manager encryption-key trash restore'"
+            ),
+        };
+        if let Some(warn) = options.warn {
+            warn(&warning);
+        }
+        sections.remove(id);
+        self.write_config_text(&sections.render(), held, Some("delete:config"))?;
+        self.keep_written(sections);
+        // the key lock file goes with the key
+        if let Some(key_lock) = key_lock {
+            key_lock.guard.remove_file()?;
+        }
+        Ok(Deleted::EntryDropped {
+            id: id.to_string(),
+            fingerprint: entry.info.fingerprint,
+            trash_copies: copies,
+        })
+    }
+
+    /// Takes the config lock, checks `digest` and deletes the key into the
+    /// trash (see [`EncryptionKeys::delete_key_with`]).
     pub fn remove_key(&self, id: &str, digest: Option<&[u8; 32]>) -> Result<(), Error> {
+        let options = DeleteOptions {
+            digest,
+            ..DeleteOptions::default()
+        };
+        self.delete_key_with(id, &options).map(|_| ())
+    }
+
+    /// Deletes an archived key that no sync job references.
+    ///
+    /// By default the key file moves into the trash: the config entry goes
+    /// first, then the key file is renamed into the trash, so a crash
+    /// leaves the key either in the key directory (an orphan that `verify
+    /// --repair` moves into the trash) or in the trash, never gone. The key
+    /// file must match the config entry before anything changes.
+    /// `options.purge` destroys the key file instead (upstream's delete);
+    /// `options.force` drops an entry whose key file is missing.
+    ///
+    /// # Locking
+    ///
+    /// Takes the config lock, the sync job lock and the key file lock.
+    pub fn delete_key_with(&self, id: &str, options: &DeleteOptions) -> Result<Deleted, Error> {
         let config_lock = self
             .lock_config()
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         let (sections, raw) = self
             .sections_locked(&config_lock)
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
-        if let Some(digest) = digest {
+        if let Some(digest) = options.digest {
             let current_digest = openssl::sha::sha256(raw.as_bytes());
             crate::detect_modified_configuration_file(digest, &current_digest)
                 .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         }
         drop(raw);
-        self.delete_key_from(id, sections, &config_lock)
+        self.delete_key_from(id, sections, &config_lock, options)
     }
 
     /// Key ids for shell completion (all keys, archived too).
@@ -719,9 +1015,100 @@ impl<'a> EncryptionKeys<'a> {
     }
 }
 
+/// Where the file of a key being stored comes from.
+pub(crate) enum KeySource<'s> {
+    /// Written from this key (create, import).
+    New(&'s KeyConfig),
+    /// Renamed back from a trash entry (restore): its bytes are never
+    /// rewritten.
+    Trash {
+        /// The trash.
+        trash: Trash<'s>,
+        /// The trash, opened and checked.
+        trash_dir: &'s DirHandle,
+        /// The entry's name.
+        entry: &'s str,
+    },
+}
+
+impl KeySource<'_> {
+    /// The operation, as crash points name it.
+    fn op(&self) -> &'static str {
+        match self {
+            KeySource::New(_) => "store",
+            KeySource::Trash { .. } => "restore",
+        }
+    }
+}
+
+/// How [`EncryptionKeys::delete_key_with`] deletes.
+#[derive(Clone, Copy)]
+pub struct DeleteOptions<'o> {
+    /// Refuse if the config's digest is no longer this.
+    pub digest: Option<&'o [u8; 32]>,
+    /// Days the key stays in the trash before `trash purge --expired` may
+    /// destroy it.
+    pub keep_days: u32,
+    /// Destroy the key file at once instead of moving it into the trash
+    /// (upstream's delete, for crypto-shredding).
+    pub purge: bool,
+    /// If the key file is missing, drop the config entry anyway, after
+    /// `warn` was told what that loses.
+    pub force: bool,
+    /// Who deletes (recorded in the trash; for the audit log).
+    pub actor: Option<&'o str>,
+    /// Now (epoch), as recorded in the trash: tests pass their own.
+    pub now: i64,
+    /// Told, before anything changes, what a forced delete loses.
+    pub warn: Option<&'o dyn Fn(&str)>,
+}
+
+impl Default for DeleteOptions<'_> {
+    fn default() -> Self {
+        Self {
+            digest: None,
+            keep_days: trash::DEFAULT_KEEP_DAYS,
+            purge: false,
+            force: false,
+            actor: None,
+            now: trash::epoch_now(),
+            warn: None,
+        }
+    }
+}
+
+/// What a delete did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum Deleted {
+    /// The key file is in the trash.
+    Trashed {
+        /// The key id.
+        id: String,
+        /// The name of its trash entry.
+        trash_name: String,
+        /// From when on `trash purge --expired` may destroy it (epoch).
+        purge_after: i64,
+    },
+    /// The key file was destroyed (`purge`).
+    Purged {
+        /// The key id.
+        id: String,
+    },
+    /// The key file was missing: the config entry was dropped (`force`).
+    EntryDropped {
+        /// The key id.
+        id: String,
+        /// The fingerprint the entry recorded.
+        fingerprint: Option<Fingerprint>,
+        /// Trash entries holding the same key.
+        trash_copies: Vec<String>,
+    },
+}
+
 /// The fingerprint a key will be stored with: computed and checked for an
 /// unprotected key, the stored one for a protected key.
-fn key_fingerprint(key_config: &KeyConfig) -> Result<Fingerprint, Error> {
+pub(crate) fn key_fingerprint(key_config: &KeyConfig) -> Result<Fingerprint, Error> {
     if key_config.is_protected() {
         return key_config.fingerprint.ok_or_else(|| {
             format_err!("protected key carries no fingerprint - it could not be checked on load")
@@ -774,19 +1161,11 @@ fn refuse_existing_key_file(key_dir: &DirHandle, name: &str) -> Result<(), Error
         Some(stat) if stat.kind == EntryKind::File && stat.size == 0 => Ok(()),
         Some(_) => bail!(
             "key file {:?} exists already (left by an interrupted operation?) - \
-             run 'proxmox-backup-manager encryption-key verify --repair' to remove orphans",
+             run 'proxmox-backup-manager encryption-key verify --repair' to move orphans into the trash",
             key_dir.entry_path(name)
         ),
         None => Ok(()),
     }
-}
-
-/// Removes a file from `dir` and syncs the directory; a missing file is fine.
-pub(crate) fn remove_synced(dir: &DirHandle, name: &str) -> Result<(), Error> {
-    if dir.unlink(name)? {
-        dir.sync()?;
-    }
-    Ok(())
 }
 
 /// Takes the config lock of the default config dir.

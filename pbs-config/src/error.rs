@@ -57,6 +57,25 @@ pub enum KeystoreError {
         /// What the key file holds.
         found: Fingerprint,
     },
+    /// Nothing in the trash matches what was named.
+    NotInTrash {
+        /// The key id or trash entry name given.
+        name: String,
+    },
+    /// A key cannot be restored from the trash: its id or its fingerprint
+    /// is taken in the store.
+    RestoreConflict {
+        /// The id it was to be restored as.
+        id: String,
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+        /// Whether the id is taken.
+        id_taken: bool,
+        /// The fingerprint of the key that holds the id, if it has one.
+        id_taken_by: Option<Fingerprint>,
+        /// The id the same key is stored as already, if any.
+        fingerprint_taken_by: Option<String>,
+    },
 }
 
 fn job_list(jobs: &[String]) -> String {
@@ -115,6 +134,40 @@ impl fmt::Display for KeystoreError {
                 f,
                 "key file of encryption key '{id}' does not match the config - expected fingerprint {expected}, found {found}"
             ),
+            KeystoreError::NotInTrash { name } => write!(
+                f,
+                "no key '{name}' in the trash - see 'proxmox-backup-manager encryption-key trash list'"
+            ),
+            KeystoreError::RestoreConflict {
+                id,
+                fingerprint,
+                id_taken,
+                id_taken_by,
+                fingerprint_taken_by,
+            } => {
+                let mut parts = Vec::new();
+                match (id_taken, id_taken_by) {
+                    (true, Some(other)) => parts.push(format!(
+                        "the id '{id}' is taken by the key with fingerprint {other}"
+                    )),
+                    (true, None) => parts.push(format!("the id '{id}' is taken")),
+                    (false, _) => {}
+                }
+                if let Some(other_id) = fingerprint_taken_by {
+                    parts.push(format!(
+                        "the key with fingerprint {fingerprint} is in the store already as '{other_id}'"
+                    ));
+                }
+                write!(
+                    f,
+                    "cannot restore the key with fingerprint {fingerprint} as '{id}' - {}",
+                    parts.join(", and ")
+                )?;
+                if fingerprint_taken_by.is_none() {
+                    write!(f, " (restore it under another id with --as NEW_ID)")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -8,8 +8,16 @@
 //! The points, in the order an operation passes them:
 //! - store: `store:locked`, `store:key-tmp-written`, `store:key-written`,
 //!   `store:config-tmp-written`, `store:config-written`;
-//! - delete: `delete:locked`, `delete:config-tmp-written`,
-//!   `delete:config-written`, `delete:key-removed`;
+//! - delete (into the trash): `delete:locked`, `delete:record-written`,
+//!   `delete:config-tmp-written`, `delete:config-written`,
+//!   `delete:key-trashed`;
+//! - remove --purge: `delete-purge:locked`, `delete-purge:config-tmp-written`,
+//!   `delete-purge:config-written`, `delete-purge:key-removed`;
+//! - trash restore: `restore:locked`, `restore:key-moved`,
+//!   `restore:config-tmp-written`, `restore:config-written`;
+//! - trash purge: `purge:locked`, `purge:key-removed`;
+//! - verify --repair moving an orphan into the trash: `repair:record-written`,
+//!   `repair:key-trashed`;
 //! - archive/unarchive: `archive:config-tmp-written`, `archive:config-written`.
 
 /// Every crash point, in operation order.
@@ -20,9 +28,22 @@ pub const POINTS: &[&str] = &[
     "store:config-tmp-written",
     "store:config-written",
     "delete:locked",
+    "delete:record-written",
     "delete:config-tmp-written",
     "delete:config-written",
-    "delete:key-removed",
+    "delete:key-trashed",
+    "delete-purge:locked",
+    "delete-purge:config-tmp-written",
+    "delete-purge:config-written",
+    "delete-purge:key-removed",
+    "restore:locked",
+    "restore:key-moved",
+    "restore:config-tmp-written",
+    "restore:config-written",
+    "purge:locked",
+    "purge:key-removed",
+    "repair:record-written",
+    "repair:key-trashed",
     "archive:config-tmp-written",
     "archive:config-written",
 ];

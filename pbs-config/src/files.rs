@@ -175,6 +175,19 @@ pub fn key_lock_name(id: &str) -> String {
     format!("{id}.enc.lck")
 }
 
+/// The trash's name in the key directory (ids cannot start with `.`, so no
+/// key file or key lock collides with it; upstream never lists it).
+pub const TRASH_DIR_NAME: &str = ".trash";
+/// Mode of the trash directory: root's alone (root:root 0700), so the
+/// `backup` group cannot read the key files in it.
+pub const TRASH_DIR_MODE: u32 = 0o700;
+/// Class of the trash directory's owner and of the records in it
+/// (root:root, records 0600). Trashed key files keep the owner and mode
+/// they had: they are renamed into the trash, never rewritten.
+pub const TRASH_CLASS: FileClass = FileClass::Private;
+/// Largest trash record read (real ones are well under 1 KiB).
+pub const MAX_TRASH_RECORD_SIZE: u64 = 64 * 1024;
+
 /// Class of key files (root:backup 0640).
 pub const KEY_FILE_CLASS: FileClass = FileClass::Config;
 /// Class of key lock files (backup:backup 0660).

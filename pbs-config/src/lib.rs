@@ -22,7 +22,10 @@
 //!   and mode must be is written once, in [`files`];
 //! - config files are replaced atomically, so readers never lock;
 //! - every config entry has its key file: store writes the key file before
-//!   the config, delete removes the config entry before the key file.
+//!   the config, delete removes the config entry before the key file;
+//! - nothing holding key material is unlinked except by a purge: delete,
+//!   repair and a failed store move key files into the trash ([`trash`]);
+//!   `trash purge` and `remove --purge` alone destroy them.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -43,6 +46,7 @@ mod ownership;
 pub mod shadow;
 pub mod sync;
 pub mod token_shadow;
+pub mod trash;
 pub mod user;
 pub mod verify;
 

@@ -16,7 +16,7 @@ use nix::unistd::{Gid, Uid};
 use proxmox_sys::fs::CreateOptions;
 
 use crate::dir_handle::{DirPolicy, EntryKind, EntryStat};
-use crate::files::{CONFIG_DIR_MODE, FileClass, KEY_DIR_MODE};
+use crate::files::{CONFIG_DIR_MODE, FileClass, KEY_DIR_MODE, TRASH_CLASS, TRASH_DIR_MODE};
 
 /// Which rule chose the owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +157,12 @@ impl Ownership {
             uid: self.file_uid.as_raw(),
             forbidden_mode_bits: 0o022,
         }
+    }
+
+    /// Options for the trash directory (0700, root:root as root).
+    pub fn trash_dir_options(&self) -> CreateOptions {
+        let (uid, gid) = self.owner_of(TRASH_CLASS);
+        Self::options(uid, gid, TRASH_DIR_MODE)
     }
 
     /// Options for a config dir created by the library (0700, owned like

@@ -7,15 +7,22 @@
 //! - modes and owners of the config file, the key directory, key files and
 //!   lock files;
 //! - leftovers: key files without an entry (orphans, from a crash between the
-//!   two writes of store or delete), temp files of interrupted atomic writes,
-//!   lock files of keys that no longer exist;
+//!   two writes of store or delete, or copied in), temp files of interrupted
+//!   atomic writes, lock files of keys that no longer exist;
+//! - the trash (`encryption-keys/.trash/`): its mode and owner, and that
+//!   every entry has its key file and its record (see [`crate::trash`]);
 //! - sync jobs that name keys which do not exist.
 //!
-//! Repair fixes modes and owners, rewrites a relocated `path`, and removes
-//! orphans, temp files and stale lock files. It never removes a key file the
-//! config references, and it reports every action it took.
+//! Repair fixes modes and owners, rewrites a relocated `path`, removes stale
+//! lock files, temp files of config files and stale trash records, and
+//! moves orphans and temp files of key files into the trash (reason
+//! `repair-*`, never purged on its own). It never unlinks key material, and
+//! it never guesses: a key file is an orphan only if no config entry names
+//! it by path, by id or by fingerprint and no sync job names its id;
+//! anything less certain is a finding that says why and what to do, and
+//! repair leaves it alone. It reports every action it took.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Error, bail};
@@ -24,18 +31,19 @@ use zeroize::Zeroize;
 
 use proxmox_lang::error::ErrorLayer;
 
-use pbs_api_types::CryptKey;
+use pbs_api_types::{CryptKey, Fingerprint};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
-use crate::encryption_keys::{ENCRYPTION_KEYS_CFG_TYPE_ID, EncryptionKeys, remove_synced};
+use crate::encryption_keys::{ENCRYPTION_KEYS_CFG_TYPE_ID, EncryptionKeys, key_fingerprint};
 use crate::files::{
     self, ConfigFile, FileClass, KEY_DIR_MODE, KEY_DIR_NAME, KEY_FILE_CLASS, KEY_LOCK_CLASS,
-    key_file_name,
+    TRASH_CLASS, TRASH_DIR_MODE, TRASH_DIR_NAME, key_file_name,
 };
 use crate::ownership::{group_name_of, user_name_of};
 use crate::sync::SYNC_CFG_TYPE_ID;
-use crate::{ConfigDir, EncryptionKeysLock};
+use crate::trash::{self, TrashReason, TrashRecord};
+use crate::{ConfigDir, EncryptionKeysLock, failpoint};
 
 /// What kind of problem a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -75,6 +83,19 @@ pub enum FindingKind {
     /// The key directory is not a directory (a file, say): no key file is
     /// checked, nothing under that path is repaired.
     InvalidKeyDir,
+    /// A key file without a config entry of its own that a config entry
+    /// (by path or fingerprint) or a sync job (by id) still names: maybe a
+    /// live key under a mistyped id, maybe a copy. Left alone.
+    AmbiguousKeyFile,
+    /// A trash record without its key file: the key is in the store (an
+    /// interrupted delete, a finished restore), or was purged (an
+    /// interrupted purge). Repair removes the record.
+    StaleTrashRecord,
+    /// A key file in the trash without its record: repair writes one.
+    UnrecordedTrashFile,
+    /// A trash entry whose record cannot be read or does not match its key
+    /// file: left alone.
+    InvalidTrashEntry,
 }
 
 impl FindingKind {
@@ -88,6 +109,8 @@ impl FindingKind {
                 | FindingKind::OrphanKeyFile
                 | FindingKind::TempFile
                 | FindingKind::StaleLockFile
+                | FindingKind::StaleTrashRecord
+                | FindingKind::UnrecordedTrashFile
         )
     }
 }
@@ -122,6 +145,30 @@ enum Place {
     KeyDir { name: String, class: FileClass },
     /// The key directory itself.
     KeyDirItself,
+    /// A key file in the key directory that no config entry names, and
+    /// the trash entry whose record waits for it, if one does.
+    Orphan { name: String, into: Option<String> },
+    /// A temp file of a key file in the key directory (key material).
+    KeyDirTemp { name: String },
+    /// The trash itself.
+    TrashDirItself,
+    /// A file in the trash that holds no key material (a stale record, a
+    /// temp file of a record).
+    Trash { name: String },
+    /// A key file in the trash without its record.
+    TrashUnrecorded { entry: String },
+}
+
+impl Place {
+    /// Repairs of the directories come first: only then are they opened
+    /// (checked) for the repairs inside them.
+    fn rank(place: &Option<Place>) -> u8 {
+        match place {
+            Some(Place::KeyDirItself) => 0,
+            Some(Place::TrashDirItself) => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// One action `verify --repair` took.
@@ -144,6 +191,8 @@ pub struct VerifyReport {
     pub ownership: String,
     /// Number of config entries checked.
     pub keys_checked: usize,
+    /// Number of complete entries in the trash (key file and record).
+    pub keys_in_trash: usize,
     /// Problems found (after repair: those that remain).
     pub findings: Vec<Finding>,
     /// Actions taken by repair.
@@ -165,7 +214,115 @@ struct Checker<'a> {
     base: &'a DirHandle,
     /// The key directory, if it is one we may look into.
     key_dir: Option<&'a DirHandle>,
+    /// Who names which key file.
+    refs: References,
+    /// What the trash holds.
+    trash: TrashState,
     findings: Vec<Finding>,
+}
+
+/// Who names a key file: what makes a key file without its own config
+/// entry more than an orphan.
+#[derive(Default)]
+struct References {
+    /// Every config entry (read generically, so entries the typed form
+    /// refuses count too): id, the file name its `path` ends in, its
+    /// fingerprint.
+    entries: Vec<(String, Option<String>, Option<Fingerprint>)>,
+    /// Every sync job and a key id it names.
+    jobs: Vec<(String, String)>,
+}
+
+impl References {
+    fn read(dir: &ConfigDir, keys: &EncryptionKeys) -> Result<Self, Error> {
+        let mut refs = References::default();
+        let (config, _) = keys.config()?;
+        for id in config.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID) {
+            let data = &config.sections[id].1;
+            let path = data["path"]
+                .as_str()
+                .and_then(|path| Path::new(path).file_name())
+                .map(|name| name.to_string_lossy().into_owned());
+            let fingerprint = data["fingerprint"]
+                .as_str()
+                .and_then(|text| text.parse().ok());
+            refs.entries.push((id.to_string(), path, fingerprint));
+        }
+        let (jobs, _) = dir.sync_jobs().config_shared()?;
+        for job_id in jobs.ids_of_type(SYNC_CFG_TYPE_ID) {
+            let job = &jobs.sections[job_id].1;
+            let mut named: Vec<&str> = job["associated-key"]
+                .as_array()
+                .map(|list| list.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            named.extend(job["active-encryption-key"].as_str());
+            for key_id in named {
+                refs.jobs.push((job_id.to_string(), key_id.to_string()));
+            }
+        }
+        Ok(refs)
+    }
+
+    /// Who names the key file `<stem>.enc` holding `fingerprint`, other
+    /// than an entry `stem` (there is none): empty if nobody, and then it
+    /// is surely an orphan.
+    fn naming(&self, stem: &str, fingerprint: Option<&Fingerprint>) -> Vec<String> {
+        let file_name = key_file_name(stem);
+        let mut why = Vec::new();
+        for (id, path, entry_fingerprint) in &self.entries {
+            let by_path = path.as_deref() == Some(file_name.as_str());
+            let by_fingerprint = fingerprint.is_some() && entry_fingerprint.as_ref() == fingerprint;
+            match (by_path, by_fingerprint) {
+                (true, true) => why.push(format!(
+                    "config entry '{id}' names it by path and by fingerprint"
+                )),
+                (true, false) => why.push(format!("config entry '{id}' names it by path")),
+                (false, true) => why.push(format!(
+                    "config entry '{id}' holds the same key (by fingerprint)"
+                )),
+                (false, false) => {}
+            }
+        }
+        for (job, key_id) in &self.jobs {
+            if key_id == stem {
+                why.push(format!("sync job '{job}' names '{stem}'"));
+            }
+        }
+        why
+    }
+
+    /// The id of the config entry with `fingerprint`, if any.
+    fn entry_with(&self, fingerprint: &Fingerprint) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, _, fp)| fp.as_ref() == Some(fingerprint))
+            .map(|(id, _, _)| id.as_str())
+    }
+}
+
+/// What the trash holds, as far as the rest of the check needs it.
+#[derive(Default)]
+struct TrashState {
+    /// Complete entries.
+    complete: usize,
+    /// Complete entries by the fingerprint of their key.
+    copies: HashMap<Fingerprint, Vec<String>>,
+    /// Records without their key file: entry name, recorded fingerprint,
+    /// and whether a key file in the key directory was found for it.
+    waiting: Vec<(String, Option<Fingerprint>, bool)>,
+}
+
+impl TrashState {
+    /// The waiting record of the key with `fingerprint`, claimed.
+    fn claim(&mut self, fingerprint: Option<&Fingerprint>) -> Option<String> {
+        let fingerprint = fingerprint?;
+        let (entry, _, claimed) = self
+            .waiting
+            .iter_mut()
+            .find(|(_, fp, claimed)| !*claimed && fp.as_ref() == Some(fingerprint))?;
+        *claimed = true;
+        Some(entry.clone())
+    }
 }
 
 impl Checker<'_> {
@@ -278,12 +435,33 @@ impl Checker<'_> {
 
         let name = key_file_name(id);
         let Some(stat) = key_dir.stat(&name)? else {
+            let copies = entry
+                .info
+                .fingerprint
+                .and_then(|fp| self.trash.copies.get(&fp))
+                .map(|copies| {
+                    copies
+                        .iter()
+                        .map(|name| format!("'{name}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
+            let what = match copies {
+                Some(copies) => format!(
+                    "a copy is in the trash as {copies}: drop the entry with 'remove --force {id}', \
+                     then 'trash restore' the copy"
+                ),
+                None => format!(
+                    "restore it from a backup, or drop the entry with 'remove --force {id}' \
+                     (which says what is lost)"
+                ),
+            };
             self.add(
                 FindingKind::MissingKeyFile,
                 Some(id),
                 &key_path,
                 None,
-                format!("key file {key_path:?} of '{id}' is missing - restore it from a backup"),
+                format!("key file {key_path:?} of '{id}' is missing - {what}"),
             );
             return Ok(());
         };
@@ -359,7 +537,9 @@ impl Checker<'_> {
             };
             // a known key's file is reported by check_entry already
             let known_key_file = name.strip_suffix(".enc").is_some_and(known);
-            if stat.kind == EntryKind::Symlink {
+            if name == TRASH_DIR_NAME {
+                // checked by scan_trash
+            } else if stat.kind == EntryKind::Symlink {
                 if !known_key_file {
                     self.add(
                         FindingKind::SymbolicLink,
@@ -380,13 +560,24 @@ impl Checker<'_> {
                         format!("{path:?} is not a regular file - left alone, remove it by hand"),
                     );
                 }
-            } else if is_temp_name(&name) {
+            } else if is_temp_name(&name) && stat.size == 0 {
+                // holds nothing: repair removes it
                 self.add(
                     FindingKind::TempFile,
                     None,
                     &path,
                     in_key_dir(KEY_FILE_CLASS),
-                    format!("{path:?} is a temp file left by an interrupted write"),
+                    format!("{path:?} is an empty temp file left by an interrupted write"),
+                );
+            } else if is_temp_name(&name) {
+                self.add(
+                    FindingKind::TempFile,
+                    None,
+                    &path,
+                    Some(Place::KeyDirTemp { name: name.clone() }),
+                    format!(
+                        "{path:?} is a temp file left by an interrupted write - repair moves it into the trash"
+                    ),
                 );
             } else if let Some(id) = name.strip_suffix(".enc.lck") {
                 if known(id) || key_dir.stat(&key_file_name(id))?.is_some() {
@@ -413,15 +604,7 @@ impl Checker<'_> {
                 }
             } else if let Some(id) = name.strip_suffix(".enc") {
                 if !known(id) {
-                    self.add(
-                        FindingKind::OrphanKeyFile,
-                        Some(id),
-                        &path,
-                        in_key_dir(KEY_FILE_CLASS),
-                        format!(
-                            "{path:?} is a key file without config entry (left by an interrupted store or delete)"
-                        ),
-                    );
+                    self.check_unnamed_key_file(key_dir, &name, id, &path);
                 }
             } else {
                 self.add(
@@ -434,6 +617,239 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A key file without config entry of its own: an orphan only if
+    /// nobody names it (see [`References::naming`]), else ambiguous.
+    fn check_unnamed_key_file(&mut self, key_dir: &DirHandle, name: &str, id: &str, path: &Path) {
+        let fingerprint = read_key_file_unchecked(key_dir, name)
+            .ok()
+            .and_then(|key_config| key_fingerprint(&key_config).ok());
+        let why = self.refs.naming(id, fingerprint.as_ref());
+        let waiting = self.trash.claim(fingerprint.as_ref());
+        if !why.is_empty() {
+            let also = match &waiting {
+                Some(entry) => format!(
+                    " (trash entry '{entry}' waits for it: an interrupted delete or restore)"
+                ),
+                None => String::new(),
+            };
+            let message = format!(
+                "{path:?} has no config entry '{id}', but {}{also} - left alone, it may be a live \
+                 key: if an entry's id is mistyped, correct it in {:?}; if a sync job names a key \
+                 that was deleted, fix the job; if the file is a copy you do not need, move it out \
+                 of the key directory",
+                why.join("; "),
+                self.keys.config_path(),
+            );
+            self.add(FindingKind::AmbiguousKeyFile, Some(id), path, None, message);
+            return;
+        }
+        let message = match &waiting {
+            Some(entry) => format!(
+                "{path:?} is a key file without config entry, recorded in trash entry '{entry}' \
+                 (an interrupted delete or restore) - repair moves it there"
+            ),
+            None => format!(
+                "{path:?} is a key file without config entry that no sync job names (left by an \
+                 interrupted store or delete, or copied in) - repair moves it into the trash"
+            ),
+        };
+        let place = Place::Orphan {
+            name: name.to_string(),
+            into: waiting,
+        };
+        self.add(
+            FindingKind::OrphanKeyFile,
+            Some(id),
+            path,
+            Some(place),
+            message,
+        );
+    }
+
+    /// The trash: the directory's owner and mode, then (if it is one only
+    /// root may change) its entries. Records waiting for their key file are
+    /// kept in [`TrashState::waiting`] for the key directory's scan.
+    fn scan_trash(&mut self, key_dir: &DirHandle) -> Result<(), Error> {
+        let trash = self.keys.trash();
+        let path = trash.path();
+        let Some(stat) = key_dir.stat(TRASH_DIR_NAME)? else {
+            return Ok(());
+        };
+        match stat.kind {
+            EntryKind::Dir => {}
+            EntryKind::Symlink => {
+                self.add(
+                    FindingKind::SymbolicLink,
+                    None,
+                    &path,
+                    None,
+                    format!("{path:?} is a symbolic link - left alone, replace it by hand"),
+                );
+                return Ok(());
+            }
+            _ => {
+                self.add(
+                    FindingKind::UnknownFile,
+                    None,
+                    &path,
+                    None,
+                    format!(
+                        "{path:?} is not a directory - left alone; nothing can go into the trash \
+                         until it is moved away"
+                    ),
+                );
+                return Ok(());
+            }
+        }
+        let Some(trash_dir) = key_dir.open_dir_any(TRASH_DIR_NAME)? else {
+            return Ok(());
+        };
+        let stat = trash_dir.stat_self()?;
+        self.check_stat(
+            Place::TrashDirItself,
+            &path,
+            &stat,
+            None,
+            TRASH_DIR_MODE,
+            TRASH_CLASS,
+        );
+        let policy = self.keys.dir().ownership().key_dir_policy();
+        if (stat.uid != 0 && stat.uid != policy.uid) || stat.mode & policy.forbidden_mode_bits != 0
+        {
+            // others could have changed what is in it: look inside once
+            // repair has fixed owner and mode
+            return Ok(());
+        }
+
+        let scan = trash::scan(&trash_dir)?;
+        for (name, stat) in &scan.others {
+            let entry_path = trash_dir.entry_path(name);
+            if stat.kind == EntryKind::Symlink {
+                self.add(
+                    FindingKind::SymbolicLink,
+                    None,
+                    &entry_path,
+                    None,
+                    format!("{entry_path:?} is a symbolic link - left alone, remove it by hand"),
+                );
+            } else if stat.kind == EntryKind::File && is_temp_name(name) && name.contains(".json") {
+                self.add(
+                    FindingKind::TempFile,
+                    None,
+                    &entry_path,
+                    Some(Place::Trash { name: name.clone() }),
+                    format!("{entry_path:?} is a temp file of a trash record left by an interrupted write"),
+                );
+            } else {
+                self.add(
+                    FindingKind::UnknownFile,
+                    None,
+                    &entry_path,
+                    None,
+                    format!("{entry_path:?} is not a file of the trash - left alone"),
+                );
+            }
+        }
+        for (entry, files) in &scan.entries {
+            let id = trash::entry_id(entry);
+            let record_path = trash_dir.entry_path(&trash::record_name(entry));
+            let key_path = trash_dir.entry_path(&trash::key_name(entry));
+            let record = match files.record {
+                true => Some(trash.read_record(&trash_dir, entry)),
+                false => None,
+            };
+            match (record, files.key) {
+                (Some(Ok(record)), true) => {
+                    let Some(recorded) = record.fingerprint else {
+                        // a torn temp file, say: nothing to compare
+                        self.trash.complete += 1;
+                        continue;
+                    };
+                    match trash.read_key(&trash_dir, entry) {
+                        Ok((_, found)) if found == recorded => {
+                            self.trash.complete += 1;
+                            self.trash
+                                .copies
+                                .entry(found)
+                                .or_default()
+                                .push(entry.clone());
+                        }
+                        Ok((_, found)) => self.add(
+                            FindingKind::InvalidTrashEntry,
+                            Some(id),
+                            &key_path,
+                            None,
+                            format!(
+                                "{key_path:?} holds the key with fingerprint {found}, but its \
+                                 record says {recorded} - left alone, inspect it by hand"
+                            ),
+                        ),
+                        Err(err) => self.add(
+                            FindingKind::InvalidTrashEntry,
+                            Some(id),
+                            &key_path,
+                            None,
+                            format!("{err} - left alone, inspect it by hand"),
+                        ),
+                    }
+                }
+                (Some(Ok(record)), false) => {
+                    self.trash
+                        .waiting
+                        .push((entry.clone(), record.fingerprint, false));
+                }
+                (Some(Err(err)), _) => self.add(
+                    FindingKind::InvalidTrashEntry,
+                    Some(id),
+                    &record_path,
+                    None,
+                    format!("{err} - left alone, inspect it by hand"),
+                ),
+                (None, _) => self.add(
+                    FindingKind::UnrecordedTrashFile,
+                    Some(id),
+                    &key_path,
+                    Some(Place::TrashUnrecorded {
+                        entry: entry.clone(),
+                    }),
+                    format!("{key_path:?} is a key file in the trash without its record - repair writes one"),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Records whose key file is neither in the trash nor (as an orphan)
+    /// in the key directory.
+    fn report_stale_records(&mut self) {
+        let trash_path = self.keys.trash().path();
+        let waiting = std::mem::take(&mut self.trash.waiting);
+        for (entry, fingerprint, claimed) in &waiting {
+            if *claimed {
+                continue;
+            }
+            let path = trash_path.join(trash::record_name(entry));
+            let why = match fingerprint.as_ref().and_then(|fp| self.refs.entry_with(fp)) {
+                Some(id) => format!(
+                    "the key is in the store as '{id}' (an interrupted delete, or a finished restore)"
+                ),
+                None => {
+                    "its key file is gone (an interrupted purge, or removed by hand)".to_string()
+                }
+            };
+            self.add(
+                FindingKind::StaleTrashRecord,
+                Some(trash::entry_id(entry)),
+                &path,
+                Some(Place::Trash {
+                    name: trash::record_name(entry),
+                }),
+                format!("{path:?} is a trash record without its key file: {why} - repair removes the record"),
+            );
+        }
+        self.trash.waiting = waiting;
     }
 
     /// Temp files of interrupted writes of the config dir's own files.
@@ -468,6 +884,15 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// Removes a file that holds no key material (a config file's temp file)
+/// and syncs the directory; a missing file is fine.
+fn remove_synced(dir: &DirHandle, name: &str) -> Result<(), Error> {
+    if dir.unlink(name)? {
+        dir.sync()?;
+    }
+    Ok(())
 }
 
 /// Reads and parses a key file without the mode and owner checks of a load
@@ -580,10 +1005,13 @@ impl ConfigDir {
             KeyDirState::Usable(key_dir) => Some(key_dir),
             _ => None,
         };
+        let refs = References::read(self, keys).layer_err(|| "unable to verify the key store")?;
         let mut checker = Checker {
             keys: *keys,
             base,
             key_dir,
+            refs,
+            trash: TrashState::default(),
             findings: Vec::new(),
         };
         for (id, err) in invalid {
@@ -657,39 +1085,42 @@ impl ConfigDir {
         }
         let known: HashSet<&str> = index.ids().collect();
         if let Some(key_dir) = checker.key_dir {
+            // the trash first: the key directory's scan matches orphans
+            // with the records waiting for them
+            checker.scan_trash(key_dir)?;
             for entry in &entries {
                 checker.check_entry(key_dir, entry)?;
             }
             checker.scan_key_dir(key_dir, &known)?;
+            checker.report_stale_records();
         }
         checker.scan_base_dir()?;
 
-        let (jobs, _) = self.sync_jobs().config_shared()?;
-        for job_id in jobs.ids_of_type(SYNC_CFG_TYPE_ID) {
-            let job = &jobs.sections[job_id].1;
-            let mut named: Vec<&str> = job["associated-key"]
-                .as_array()
-                .map(|list| list.iter().filter_map(|v| v.as_str()).collect())
-                .unwrap_or_default();
-            named.extend(job["active-encryption-key"].as_str());
-            for key_id in named {
-                if !known.contains(key_id) {
-                    let path = self.sync_jobs().config_path();
-                    checker.add(
-                        FindingKind::DanglingJobReference,
-                        Some(key_id),
-                        &path,
-                        None,
-                        format!("sync job '{job_id}' names encryption key '{key_id}', which does not exist"),
-                    );
-                }
-            }
+        let dangling: Vec<(String, String)> = checker
+            .refs
+            .jobs
+            .iter()
+            .filter(|(_, key_id)| !known.contains(key_id.as_str()))
+            .cloned()
+            .collect();
+        for (job_id, key_id) in dangling {
+            let path = self.sync_jobs().config_path();
+            checker.add(
+                FindingKind::DanglingJobReference,
+                Some(&key_id),
+                &path,
+                None,
+                format!(
+                    "sync job '{job_id}' names encryption key '{key_id}', which does not exist"
+                ),
+            );
         }
 
         Ok(VerifyReport {
             config_dir: self.base().to_owned(),
             ownership: self.ownership().to_string(),
             keys_checked: index.len(),
+            keys_in_trash: checker.trash.complete,
             findings: checker.findings,
             repaired: Vec::new(),
             repair_failed: Vec::new(),
@@ -708,22 +1139,22 @@ impl ConfigDir {
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let mut rewrite_paths = false;
-        // the key directory's own owner and mode first: only then is it
-        // opened (checked) for the repairs inside it
+        // the key directory's and the trash's own owner and mode first:
+        // only then are they opened (checked) for the repairs inside them
         let mut ordered: Vec<&Finding> = findings.iter().filter(|f| f.repairable).collect();
-        ordered.sort_by_key(|f| f.place != Some(Place::KeyDirItself));
-        let mut fixed_key_dir = false;
+        ordered.sort_by_key(|f| Place::rank(&f.place));
+        let mut fixed_dirs: Vec<&Place> = Vec::new();
         for finding in ordered {
             if finding.kind == FindingKind::PathNotCanonical {
                 rewrite_paths = true;
                 continue;
             }
             let path = finding.path.clone();
-            if finding.place == Some(Place::KeyDirItself) {
-                if fixed_key_dir {
+            if let Some(place @ (Place::KeyDirItself | Place::TrashDirItself)) = &finding.place {
+                if fixed_dirs.contains(&place) {
                     continue; // mode and owner are fixed together
                 }
-                fixed_key_dir = true;
+                fixed_dirs.push(place);
             }
             match self.repair_one(keys, base, finding) {
                 Ok(Some(action)) => done.push(Repair { path, action }),
@@ -779,6 +1210,7 @@ impl ConfigDir {
                 };
                 (key_dir, name.as_str(), *class)
             }
+            place => return self.repair_trash(keys, base, finding, place).map(Some),
         };
         let action = match finding.kind {
             FindingKind::WrongMode | FindingKind::WrongOwner => {
@@ -791,15 +1223,15 @@ impl ConfigDir {
                     group_name_of(gid.as_raw())
                 )
             }
-            FindingKind::OrphanKeyFile => {
-                let id = finding.id.as_deref().unwrap_or_default();
-                let key_lock = keys.lock_key_file(&dir, id)?;
-                remove_synced(&dir, name)?;
-                // the key is gone, so is its lock file
-                key_lock.guard.remove_file()?;
-                "removed orphan key file".to_string()
-            }
             FindingKind::TempFile => {
+                // a config file's temp file, or an empty one of a key file:
+                // no key material (checked again: nothing in the key
+                // directory that holds data is ever unlinked)
+                if matches!(place, Place::KeyDir { .. })
+                    && dir.stat(name)?.is_some_and(|stat| stat.size > 0)
+                {
+                    bail!("it holds data now - left alone, run verify again");
+                }
                 remove_synced(&dir, name)?;
                 "removed temp file".to_string()
             }
@@ -812,6 +1244,138 @@ impl ConfigDir {
             _ => return Ok(None),
         };
         Ok(Some(action))
+    }
+
+    /// The repairs that move files into the trash or change it.
+    fn repair_trash(
+        &self,
+        keys: &EncryptionKeys,
+        base: &DirHandle,
+        finding: &Finding,
+        place: &Place,
+    ) -> Result<String, Error> {
+        let trash = keys.trash();
+        // opened and checked anew: nothing found by the check is trusted
+        // by name
+        let Some(key_dir) = keys.open_key_dir(base)? else {
+            bail!("key directory vanished - left alone");
+        };
+        let now = trash::epoch_now();
+        match place {
+            Place::TrashDirItself => {
+                let Some(trash_dir) = key_dir.open_dir_any(TRASH_DIR_NAME)? else {
+                    bail!("trash vanished - left alone");
+                };
+                trash_dir.fix_own_owner_and_mode(self.ownership().trash_dir_options())?;
+                let (uid, gid) = self.ownership().owner_of(TRASH_CLASS);
+                Ok(format!(
+                    "set mode {TRASH_DIR_MODE:04o} and owner {}:{}",
+                    user_name_of(uid.as_raw()),
+                    group_name_of(gid.as_raw())
+                ))
+            }
+            Place::Orphan { name, into } => {
+                let id = finding.id.as_deref().unwrap_or_default();
+                let key_lock = keys.lock_key_file(&key_dir, id)?;
+                let trash_dir = trash.ensure(&key_dir)?;
+                let fingerprint = read_key_file_unchecked(&key_dir, name)
+                    .ok()
+                    .and_then(|key_config| key_fingerprint(&key_config).ok());
+                let action = match into {
+                    Some(entry) => {
+                        let record = trash.read_record(&trash_dir, entry)?;
+                        if fingerprint.is_none() || record.fingerprint != fingerprint {
+                            bail!(
+                                "it no longer holds the key trash entry '{entry}' records - left alone"
+                            );
+                        }
+                        trash.fill(&key_dir, name, &trash_dir, entry)?;
+                        format!("moved into trash entry '{entry}', which was waiting for it")
+                    }
+                    None => {
+                        let record = TrashRecord {
+                            id: id.to_string(),
+                            fingerprint,
+                            entry: None,
+                            reason: TrashReason::RepairOrphan,
+                            time: now,
+                            actor: None,
+                            purge_after: None,
+                        };
+                        let entry = trash.reserve(&trash_dir, &record)?;
+                        failpoint::hit("repair:record-written");
+                        trash.fill(&key_dir, name, &trash_dir, &entry)?;
+                        failpoint::hit("repair:key-trashed");
+                        format!("moved orphan key file into the trash as '{entry}'")
+                    }
+                };
+                // the key left the key directory, so does its lock file
+                key_lock.guard.remove_file()?;
+                Ok(action)
+            }
+            Place::KeyDirTemp { name } => {
+                let trash_dir = trash.ensure(&key_dir)?;
+                let id = name.split(".enc.tmp_").next().unwrap_or(name);
+                let id = id.split(".tmp_").next().unwrap_or(id);
+                let fingerprint = read_key_file_unchecked(&key_dir, name)
+                    .ok()
+                    .and_then(|key_config| key_fingerprint(&key_config).ok());
+                let record = TrashRecord {
+                    id: id.to_string(),
+                    fingerprint,
+                    entry: None,
+                    reason: TrashReason::RepairTemp,
+                    time: now,
+                    actor: None,
+                    purge_after: None,
+                };
+                let entry = trash.reserve(&trash_dir, &record)?;
+                failpoint::hit("repair:record-written");
+                trash.fill(&key_dir, name, &trash_dir, &entry)?;
+                failpoint::hit("repair:key-trashed");
+                Ok(format!("moved temp file into the trash as '{entry}'"))
+            }
+            Place::Trash { name } => {
+                let Some(trash_dir) = trash.open(&key_dir)? else {
+                    bail!("trash vanished - left alone");
+                };
+                // a record or a record's temp file: no key material
+                if trash_dir.unlink(name)? {
+                    trash_dir.sync()?;
+                }
+                Ok(match finding.kind {
+                    FindingKind::StaleTrashRecord => "removed stale trash record".to_string(),
+                    _ => "removed temp file".to_string(),
+                })
+            }
+            Place::TrashUnrecorded { entry } => {
+                let Some(trash_dir) = trash.open(&key_dir)? else {
+                    bail!("trash vanished - left alone");
+                };
+                let fingerprint = trash
+                    .read_key(&trash_dir, entry)
+                    .ok()
+                    .map(|(_, fingerprint)| fingerprint);
+                let record = TrashRecord {
+                    id: trash::entry_id(entry).to_string(),
+                    fingerprint,
+                    entry: None,
+                    reason: TrashReason::RepairUnrecorded,
+                    time: now,
+                    actor: None,
+                    purge_after: None,
+                };
+                let data = serde_json::to_vec_pretty(&record)?;
+                let options = self.ownership().options_for(TRASH_CLASS);
+                if !trash_dir.create_atomic(&trash::record_name(entry), &data, options)? {
+                    bail!("a record appeared meanwhile - left alone");
+                }
+                Ok("wrote its missing trash record".to_string())
+            }
+            Place::Base { .. } | Place::KeyDir { .. } | Place::KeyDirItself => {
+                bail!("internal error - not a trash repair")
+            }
+        }
     }
 
     /// Rewrites every relocated `path` of the config to the canonical one.

@@ -1,5 +1,8 @@
-//! SIGKILL at every step of store, delete and archive.
+//! SIGKILL at every step of store, delete (into the trash, and --purge),
+//! archive, trash restore, trash purge and verify --repair.
 
+use pbs_api_types::Fingerprint;
+use pbs_config::ConfigDir;
 use pbs_config::failpoint::POINTS;
 use pbs_config::verify::FindingKind;
 
@@ -12,8 +15,10 @@ use crate::support::{
 
 /// For each crash point: prepare a store, run the operation in a child with
 /// `$PBS_FAILPOINT` set so it is killed there, then check that `verify`
-/// finds at most an orphan key, temp or lock file, that `--repair` removes
-/// it, and that the key is either fully there or fully gone.
+/// finds at most what a crash leaves (orphan, temp and lock files, trash
+/// records without their key file and the other way round), that
+/// `--repair` sorts it out, and that the key is in the store or in the
+/// trash, never gone, unless a purge was asked for.
 pub fn sigkill_at_every_crash_point() {
     assert!(
         pbs_config::failpoint::enabled(),
@@ -24,19 +29,54 @@ pub fn sigkill_at_every_crash_point() {
     }
 }
 
+/// Where the key with `fingerprint` is: `(in the store, in the trash)`.
+fn whereabouts(config: &ConfigDir, fingerprint: &Fingerprint) -> (bool, bool) {
+    let keys = config.encryption_keys();
+    let (list, _) = keys.list_keys(true).unwrap();
+    let in_store = list
+        .iter()
+        .any(|key| key.info.fingerprint.as_ref() == Some(fingerprint));
+    let listing = keys.trash().list().unwrap();
+    assert!(listing.incomplete.is_empty(), "{listing:?}");
+    let in_trash = listing
+        .entries
+        .iter()
+        .any(|entry| entry.record.fingerprint.as_ref() == Some(fingerprint));
+    (in_store, in_trash)
+}
+
 fn check_crash_point(point: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let config = context(dir);
     let keys = config.encryption_keys();
     keys.store_key("bystander", &key_config(1)).unwrap();
+    // an entry of the trash no operation here may touch
+    keys.store_key("trashed", &key_config(3)).unwrap();
+    keys.archive_key("trashed", None).unwrap();
+    keys.remove_key("trashed", None).unwrap();
 
     let op = point.split(':').next().unwrap();
     let id = "victim";
-    if op != "store" {
-        keys.store_key(id, &key_config(2)).unwrap();
-        if op == "delete" {
-            keys.archive_key(id, None).unwrap();
+    let victim = key_config(2);
+    let fingerprint = victim.fingerprint.unwrap();
+    match op {
+        "store" => {}
+        "repair" => {
+            // a key file copied in: an orphan repair moves into the trash
+            let path = keys.key_dir().join("victim.enc");
+            std::fs::write(&path, victim.to_json().unwrap()).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+                .unwrap();
+        }
+        _ => {
+            keys.store_key(id, &victim).unwrap();
+            if op != "archive" {
+                keys.archive_key(id, None).unwrap();
+            }
+            if op == "restore" || op == "purge" {
+                keys.remove_key(id, None).unwrap();
+            }
         }
     }
 
@@ -44,7 +84,7 @@ fn check_crash_point(point: &str) {
     cmd.arg(dir)
         .arg(op)
         .arg(id)
-        .arg("7")
+        .arg("2")
         .env("PBS_FAILPOINT", point);
     let output = run_worker(cmd);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -77,15 +117,33 @@ fn check_crash_point(point: &str) {
         list.iter().any(|k| k.id == "bystander"),
         "{point}: bystander lost"
     );
-    let victim = list.iter().find(|k| k.id == id);
-    let outcome = match (op, victim) {
-        ("store", None) => "not stored",
-        ("store", Some(_)) => "stored",
-        ("delete", None) => "deleted",
-        ("delete", Some(_)) => "not deleted",
-        (_, Some(k)) if k.archived_at.is_some() => "archived",
-        (_, Some(_)) => "not archived",
-        (_, None) => panic!("{point}: archive lost the key"),
+    assert_eq!(
+        whereabouts(&config, &key_config(3).fingerprint.unwrap()),
+        (false, true),
+        "{point}: the trash's bystander moved"
+    );
+    let (in_store, in_trash) = whereabouts(&config, &fingerprint);
+    assert!(
+        !(in_store && in_trash),
+        "{point}: the key is in both places"
+    );
+    // verify accounts for every key in the trash
+    let in_trash_count = keys.trash().list().unwrap().entries.len();
+    assert_eq!(repaired.keys_in_trash, in_trash_count, "{point}");
+    let outcome = match (op, in_store, in_trash) {
+        ("store", true, _) => "stored",
+        ("store", false, false) => "not stored",
+        ("archive", true, _) => match list.iter().find(|k| k.id == id) {
+            Some(key) if key.archived_at.is_some() => "archived",
+            _ => "not archived",
+        },
+        (_, true, _) => "in the store",
+        (_, false, true) => "in the trash",
+        // gone only where a purge was asked for, past the point of no return
+        (_, false, false) if matches!(point, "purge:key-removed" | "delete-purge:key-removed") => {
+            "purged"
+        }
+        _ => panic!("{point}: the key is gone ({leftovers:?})"),
     };
     println!(
         "    crash point {point}: leftovers {leftovers:?}, repaired {}, key {outcome}",

@@ -60,7 +60,14 @@ pub fn admin_token(dir: &Path) -> String {
 /// there, the store checked and repaired, a new daemon serving it.
 pub fn daemon_sigkill_in_the_middle_of_a_create() {
     assert!(pbs_config::failpoint::enabled());
-    for point in POINTS {
+    // the points of what the API does: store, delete (into the trash), archive
+    let api_points = POINTS.iter().filter(|point| {
+        matches!(
+            point.split(':').next(),
+            Some("store" | "delete" | "archive")
+        )
+    });
+    for point in api_points {
         let sandbox = Sandbox::new();
         let dir = sandbox.config_dir();
         let auth = admin_token(dir);

@@ -106,13 +106,18 @@ pub fn assert_clean(report: &VerifyReport, context: &str) {
 }
 
 /// `verify` after a crash finds at most what a crash leaves: orphan key
-/// files, temporary files and stale lock files.
+/// files, temporary files, stale lock files, and trash entries with one of
+/// their two files (see `pbs_config::trash`).
 pub fn assert_crash_leftovers_only(report: &VerifyReport, context: &str) {
     for finding in &report.findings {
         assert!(
             matches!(
                 finding.kind,
-                FindingKind::OrphanKeyFile | FindingKind::TempFile | FindingKind::StaleLockFile
+                FindingKind::OrphanKeyFile
+                    | FindingKind::TempFile
+                    | FindingKind::StaleLockFile
+                    | FindingKind::StaleTrashRecord
+                    | FindingKind::UnrecordedTrashFile
             ),
             "{context}: verify found more than leftovers: {:#?}",
             report.findings
@@ -209,10 +214,8 @@ pub fn writing_commands(import: &Path) -> Vec<(Vec<String>, &'static str)> {
             cmd(&["encryption-key", "unarchive", "old-key"]),
             "encryption-keys.cfg",
         ),
-        (
-            cmd(&["encryption-key", "delete", "old-key"]),
-            "encryption-keys.cfg",
-        ),
+        // the trash record is the first file a delete writes
+        (cmd(&["encryption-key", "delete", "old-key"]), ".trash"),
         (
             cmd(&[
                 "sync-job",

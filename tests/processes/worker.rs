@@ -5,8 +5,9 @@
 //!   `wINDEX-N` belong to this worker alone, so it knows the outcome each
 //!   must have and checks it on the spot; ids `shared-N` are raced by all
 //!   workers. Every operation is logged to LOG as one JSON line.
-//! - `op DIR store|delete|archive ID SEED`: one operation (the crash tests
-//!   set `$PBS_FAILPOINT` so it dies on the way).
+//! - `op DIR store|delete|delete-purge|archive|restore|purge|repair ID SEED`:
+//!   one operation (the crash tests set `$PBS_FAILPOINT` so it dies on the
+//!   way); `repair` is `verify --repair`.
 //! - `hold-lock DIR [LOCKFILE]`: takes the config lock (or LOCKFILE,
 //!   relative to DIR), prints `locked`, and holds it until its stdin is
 //!   closed.
@@ -204,14 +205,24 @@ fn random_ops(args: &[String]) -> Result<(), Error> {
 
 fn one_op(args: &[String]) -> Result<(), Error> {
     let [dir, op, id, seed] = args else {
-        bail!("usage: op DIR store|delete|archive ID SEED");
+        bail!("usage: op DIR store|delete|delete-purge|archive|restore|purge|repair ID SEED");
     };
     let dir = ConfigDir::new(dir)?;
     let keys = dir.encryption_keys();
     match op.as_str() {
         "store" => keys.store_key(id, &key_config(seed.parse()?)).map(|_| ()),
         "delete" => keys.remove_key(id, None),
+        "delete-purge" => {
+            let options = pbs_config::encryption_keys::DeleteOptions {
+                purge: true,
+                ..Default::default()
+            };
+            keys.delete_key_with(id, &options).map(|_| ())
+        }
         "archive" => keys.archive_key(id, None).map(|_| ()),
+        "restore" => keys.trash().restore(id, None).map(|_| ()),
+        "purge" => keys.trash().purge(Some(id), None).map(|_| ()),
+        "repair" => dir.verify(true).map(|_| ()),
         other => bail!("unknown op {other}"),
     }
 }

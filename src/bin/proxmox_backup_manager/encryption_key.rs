@@ -1,10 +1,13 @@
 //! `proxmox-backup-manager encryption-key ...`: list, show, create, import,
-//! archive, unarchive, remove and verify the keys of the key store.
+//! archive, unarchive, remove and verify the keys of the key store, and
+//! list, restore and purge its trash.
 //!
 //! Every command calls the API handlers of
 //! `pbs_keystore::api2::config::encryption_keys`, which validate the
 //! parameters; this module reads and writes the files the administrator
-//! names and prints. Key bytes are printed by `create` only (once, or into
+//! names and prints. `remove` (which has options beyond upstream's) and the
+//! trash commands call `pbs_config` directly until they have API handlers
+//! (with the new router). Key bytes are printed by `create` only (once, or into
 //! `--output-file`), and never to a terminal unless asked for with
 //! `--print-key`; everything else shows metadata.
 
@@ -18,6 +21,8 @@ use zeroize::Zeroize;
 
 use pbs_api_types::CryptKey;
 use pbs_config::ConfigDir;
+use pbs_config::encryption_keys::{DeleteOptions, Deleted, check_key_id};
+use pbs_config::trash::{DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, Purged};
 use pbs_config::verify::VerifyReport;
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 use pbs_keystore::api2::config::encryption_keys;
@@ -53,6 +58,23 @@ const KEY_FIELDS: Table = Table::new(&[
     Column::new("hint"),
     Column::new("path"),
 ]);
+
+/// `trash list`: about 110 columns with a 12-character id.
+const TRASH_TABLE: Table = Table::new(&[
+    Column::new("name"),
+    Column::new("fingerprint").render(render::short_fingerprint),
+    Column::new("reason"),
+    Column::new("time").render(render::epoch),
+    Column::new("purge-after").render(purge_after),
+]);
+
+/// A purge date: absent is `never` (only a purge by name destroys it).
+fn purge_after(value: &serde_json::Value, record: &serde_json::Value) -> String {
+    match value.is_null() {
+        true => "never".to_string(),
+        false => render::epoch(value, record),
+    }
+}
 
 /// Encryption key commands.
 #[derive(Subcommand)]
@@ -122,6 +144,10 @@ pub enum EncryptionKeyCommand {
         digest: Option<String>,
     },
     /// Remove an archived key that no sync job references.
+    ///
+    /// The key file moves into the trash, where 'trash restore' brings it
+    /// back; 'trash purge --expired' (run daily by a systemd timer)
+    /// destroys it once its keep time is over.
     #[command(visible_alias = "delete")]
     Remove {
         /// Key id.
@@ -131,19 +157,68 @@ pub enum EncryptionKeyCommand {
         /// (sha256sum encryption-keys.cfg, or the digest of the API list).
         #[arg(long, value_name = "HEX")]
         digest: Option<String>,
+        /// Keep the key in the trash for N days before 'trash purge
+        /// --expired' may destroy it [default: 30].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_KEEP_DAYS as i64))]
+        keep_days: Option<u32>,
+        /// Destroy the key file at once instead of moving it into the trash
+        /// (upstream's delete, to crypto-shred: whatever the key encrypted
+        /// can then only be decrypted with a copy of it kept elsewhere).
+        #[arg(long, conflicts_with_all = ["keep_days", "force"])]
+        purge: bool,
+        /// If the key file is missing, drop the config entry anyway; says
+        /// first what is lost (or which trash entry still holds the key).
+        #[arg(long)]
+        force: bool,
     },
+    /// The trash: removed and repaired-away key files, kept until purged.
+    #[command(subcommand)]
+    Trash(TrashCommand),
     /// Check the key store; with --repair, fix what can be fixed.
     ///
     /// Checks that every key has a matching key file, modes and owners,
-    /// and looks for orphan key files, temp files and stale lock files.
+    /// looks for orphan key files, temp files and stale lock files, and
+    /// checks the trash.
     /// Prints the ownership policy in force, the problems found and the
     /// repairs done. Exit status: 0 clean, 1 problems remain, 255 could not
     /// check (like any other error).
     Verify {
-        /// Fix modes and owners, rewrite relocated paths, and remove orphan
-        /// key files, temp files and stale lock files.
+        /// Fix modes and owners, rewrite relocated paths, move orphan key
+        /// files and their temp files into the trash, and remove stale lock
+        /// files and stale trash records.
         #[arg(long)]
         repair: bool,
+    },
+}
+
+/// `encryption-key trash ...`.
+#[derive(Subcommand)]
+pub enum TrashCommand {
+    /// List the keys in the trash (never their bytes).
+    List,
+    /// Put a key from the trash back into the store.
+    ///
+    /// Refused if its id or its fingerprint is taken in the store. A key
+    /// removed while archived comes back archived.
+    Restore {
+        /// The key id it had (if it is in the trash once), or its trash name.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Restore it under this id instead.
+        #[arg(long = "as", value_name = "NEW_ID")]
+        as_id: Option<String>,
+    },
+    /// Destroy keys in the trash: the one named, or with --expired every
+    /// one whose keep time is over. With 'remove --purge', the only way key
+    /// material is destroyed.
+    Purge {
+        /// The key id (if it is in the trash once) or trash name to destroy.
+        #[arg(value_name = "ID", required_unless_present = "expired")]
+        id: Option<String>,
+        /// Only keys whose keep time is over (what the daily timer runs);
+        /// never keys repair put there.
+        #[arg(long)]
+        expired: bool,
     },
 }
 
@@ -217,11 +292,17 @@ pub fn run(
                 format!("unarchived encryption key '{}'\n", key.id)
             })?;
         }
-        EncryptionKeyCommand::Remove { id, digest } => {
-            encryption_keys::delete_key(&dir, &id, digest.as_deref())
-                .map_err(|err| param_context(err, key_op_context("remove")))?;
-            out.message(&(), |()| format!("removed encryption key '{id}'\n"))?;
+        EncryptionKeyCommand::Remove {
+            id,
+            digest,
+            keep_days,
+            purge,
+            force,
+        } => {
+            let removed = remove(&dir, &id, digest.as_deref(), keep_days, purge, force)?;
+            out.message(&(), |()| render_removed(&removed))?;
         }
+        EncryptionKeyCommand::Trash(cmd) => run_trash(out, &dir, cmd)?,
         EncryptionKeyCommand::Verify { repair } => {
             let report = encryption_keys::verify_keys(&dir, repair)?;
             // a repair that failed (full disk, read-only, not permitted) is an
@@ -247,6 +328,116 @@ pub fn run(
         }
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// `remove`, through the library: the handler of `DELETE
+/// /config/encryption-keys/{id}` knows no options beyond upstream's yet. A
+/// forced remove prints what it loses on stderr before it changes anything.
+fn remove(
+    dir: &ConfigDir,
+    id: &str,
+    digest: Option<&str>,
+    keep_days: Option<u32>,
+    purge: bool,
+    force: bool,
+) -> Result<Deleted, Error> {
+    check_key_id(id).map_err(|err| format_err!("failed to remove encryption key - {err}"))?;
+    let digest = digest
+        .map(pbs_config::parse_digest)
+        .transpose()
+        .map_err(|err| format_err!("failed to remove encryption key - invalid --digest - {err}"))?;
+    let warn = |text: &str| eprintln!("Warning: {text}");
+    let options = DeleteOptions {
+        digest: digest.as_ref(),
+        keep_days: keep_days.unwrap_or(DEFAULT_KEEP_DAYS),
+        purge,
+        force,
+        warn: Some(&warn),
+        ..DeleteOptions::default()
+    };
+    dir.encryption_keys().delete_key_with(id, &options)
+}
+
+fn render_removed(removed: &Deleted) -> String {
+    match removed {
+        Deleted::Trashed {
+            id,
+            trash_name,
+            purge_after,
+        } => format!(
+            "removed encryption key '{id}' - kept in the trash as '{trash_name}' until {} \
+             ('encryption-key trash restore {id}' brings it back)\n",
+            render::epoch_text(*purge_after)
+        ),
+        Deleted::Purged { id } => format!(
+            "removed encryption key '{id}' and destroyed its key file (--purge: not kept in the \
+             trash; whatever it encrypted can only be decrypted with a copy kept elsewhere)\n"
+        ),
+        Deleted::EntryDropped { id, .. } => format!(
+            "dropped the config entry of encryption key '{id}' (--force: its key file was missing)\n"
+        ),
+    }
+}
+
+/// Runs `encryption-key trash ...`.
+fn run_trash(out: &Output, dir: &ConfigDir, cmd: TrashCommand) -> Result<(), Error> {
+    let trash = dir.encryption_keys().trash();
+    match cmd {
+        TrashCommand::List => {
+            let listing = trash.list()?;
+            if !listing.incomplete.is_empty() {
+                eprintln!(
+                    "Warning: {} incomplete trash entr{} ({}) - run 'proxmox-backup-manager encryption-key verify'",
+                    listing.incomplete.len(),
+                    if listing.incomplete.len() == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    },
+                    listing.incomplete.join(", ")
+                );
+            }
+            out.list(&listing.entries, &TRASH_TABLE)?;
+        }
+        TrashCommand::Restore { id, as_id } => {
+            let key = trash.restore(&id, as_id.as_deref())?;
+            out.message(&key, |key| {
+                let archived = match key.archived_at {
+                    Some(_) => " - archived, as it was removed: unarchive it to encrypt with it",
+                    None => "",
+                };
+                format!(
+                    "restored encryption key '{}' from the trash (fingerprint {}){archived}\n",
+                    key.id,
+                    render_fingerprint(key)
+                )
+            })?;
+        }
+        TrashCommand::Purge { id, expired } => {
+            let now = expired.then(pbs_config::trash::epoch_now);
+            let purged = trash.purge(id.as_deref(), now)?;
+            out.message(&purged, |purged| render_purged(purged))?;
+        }
+    }
+    Ok(())
+}
+
+fn render_purged(purged: &[Purged]) -> String {
+    if purged.is_empty() {
+        return "nothing to purge\n".to_string();
+    }
+    purged
+        .iter()
+        .map(|purged| {
+            let fingerprint = purged
+                .fingerprint
+                .map_or_else(|| "unknown".to_string(), |fp| fp.signature());
+            format!(
+                "purged '{}' (key '{}', fingerprint {fingerprint}): destroyed\n",
+                purged.name, purged.id
+            )
+        })
+        .collect()
 }
 
 /// Where `create` hands out the new key.
@@ -358,13 +549,14 @@ fn create_key(dir: &ConfigDir, id: &str) -> Result<KeyConfig, Error> {
         .map_err(|err| param_context(err, |_| "failed to create encryption key".into()))
 }
 
-/// Undoes a create whose key could not be handed out: archive, then delete.
+/// Undoes a create whose key could not be handed out: archive, then delete
+/// (into the trash).
 fn remove_new_key(dir: &ConfigDir, id: &str, err: Error) -> Error {
     let removed = encryption_keys::archive_key(dir, id, None)
         .and_then(|_| encryption_keys::delete_key(dir, id, None));
     match removed {
         Ok(()) => format_err!(
-            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again"
+            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again (into the trash)"
         ),
         Err(remove_err) => format_err!(
             "failed to create encryption key '{id}' - {err} - and removing the new key from the store failed too: {remove_err}"
@@ -439,6 +631,7 @@ fn render_report(report: &VerifyReport) -> String {
         ("config dir", format!("{:?}", report.config_dir)),
         ("ownership", report.ownership.clone()),
         ("keys checked", report.keys_checked.to_string()),
+        ("trashed keys", report.keys_in_trash.to_string()),
     ]);
     if !report.repaired.is_empty() {
         out.push_str(&format!("repaired ({}):\n", report.repaired.len()));

@@ -35,14 +35,12 @@ pub struct Page<'a> {
 pub fn config_dir_files() -> Vec<(String, String)> {
     let dir = pbs_config::DEFAULT_CONFIG_DIR;
     let key_dir = files::KEY_DIR_NAME;
-    let owner = |class: FileClass| {
-        let who = match class {
-            FileClass::Config => "root:backup",
-            FileClass::Private => "root:root",
-            FileClass::BackupConfig | FileClass::Lock => "backup:backup",
-        };
-        format!("{:04o} {who}", class.mode())
+    let who = |class: FileClass| match class {
+        FileClass::Config => "root:backup",
+        FileClass::Private => "root:root",
+        FileClass::BackupConfig | FileClass::Lock => "backup:backup",
     };
+    let owner = |class: FileClass| format!("{:04o} {}", class.mode(), who(class));
     let mut out: Vec<(String, String)> = files::ALL
         .iter()
         .map(|file| {
@@ -69,9 +67,19 @@ pub fn config_dir_files() -> Vec<(String, String)> {
             format!("Lock of one key file; {}, removed with the key.", owner(files::KEY_LOCK_CLASS)),
         ),
         (
+            format!("{key_dir}/{}/", files::TRASH_DIR_NAME),
+            format!(
+                "The trash: removed and repaired-away key files, each with a JSON record, kept \
+                 until encryption-key trash purge; {:04o} {}.",
+                files::TRASH_DIR_MODE,
+                who(files::TRASH_CLASS)
+            ),
+        ),
+        (
             "*.tmp_XXXXXX".to_string(),
             "A file being replaced: written beside it, then renamed over it; one left by a crash is \
-             removed by encryption-key verify --repair."
+             removed by encryption-key verify --repair (moved into the trash if it holds key \
+             material)."
                 .to_string(),
         ),
     ]);

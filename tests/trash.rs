@@ -1,0 +1,765 @@
+//! The trash of the key store (issue 14): delete, repair and a failed store
+//! move key files there; restore brings them back; purge alone destroys.
+
+use std::cell::RefCell;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pbs_config::encryption_keys::{DeleteOptions, Deleted};
+use pbs_config::trash::{TrashEntry, TrashReason};
+use pbs_config::verify::FindingKind;
+use pbs_config::{ConfigDir, KeystoreError};
+
+use pbs_test_kit::{TestDir, key_config};
+
+const DAY: i64 = 24 * 60 * 60;
+/// A fixed "now" for the dates the trash records.
+const NOW: i64 = 1_800_000_000;
+
+fn keystore_error(err: &anyhow::Error) -> Option<&KeystoreError> {
+    err.chain().find_map(|e| e.downcast_ref::<KeystoreError>())
+}
+
+/// Every regular file below `dir` holding exactly `bytes`.
+fn files_holding(dir: &Path, bytes: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() && std::fs::read(&path).unwrap() == bytes {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn kinds(dir: &ConfigDir, repair: bool) -> Vec<FindingKind> {
+    let report = dir.verify(repair).unwrap();
+    report.findings.iter().map(|f| f.kind).collect()
+}
+
+fn trash_entries(dir: &ConfigDir) -> Vec<TrashEntry> {
+    let listing = dir.encryption_keys().trash().list().unwrap();
+    assert!(listing.incomplete.is_empty(), "{listing:?}");
+    listing.entries
+}
+
+/// Stores `id` and archives it, so it can be deleted.
+fn archived(dir: &ConfigDir, id: &str, seed: u64) {
+    let keys = dir.encryption_keys();
+    keys.store_key(id, &key_config(seed)).unwrap();
+    keys.archive_key(id, None).unwrap();
+}
+
+fn delete_at(dir: &ConfigDir, id: &str, now: i64, keep_days: u32) -> Deleted {
+    let options = DeleteOptions {
+        now,
+        keep_days,
+        ..DeleteOptions::default()
+    };
+    dir.encryption_keys().delete_key_with(id, &options).unwrap()
+}
+
+/// Issue 14, finding 1: an entry whose id has a typo made repair delete the
+/// key file its path, fingerprint and a sync job still named.
+#[test]
+fn issue14_repair_leaves_a_key_whose_entry_id_has_a_typo() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("offsite-2025", &key_config(40)).unwrap();
+    std::fs::write(
+        dir.path().join("sync.cfg"),
+        "sync: nightly\n\tstore local1\n\tremote-store remote1\n\tassociated-key offsite-2025\n",
+    )
+    .unwrap();
+    let key_file = keys.key_path("offsite-2025");
+    let bytes = std::fs::read(&key_file).unwrap();
+    let cfg = std::fs::read_to_string(keys.config_path()).unwrap();
+    let typo = cfg.replace("sync-key: offsite-2025", "sync-key: ofsite-2025");
+    assert_ne!(typo, cfg);
+    std::fs::write(keys.config_path(), &typo).unwrap();
+
+    let report = dir.config.verify(true).unwrap();
+    assert!(
+        std::fs::read(&key_file).ok() == Some(bytes),
+        "repair moved or removed the key file an entry still names"
+    );
+    let ambiguous = report
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::AmbiguousKeyFile)
+        .expect("the key file is reported as ambiguous");
+    assert!(!ambiguous.repairable);
+    for needle in [
+        "'ofsite-2025' names it by path and by fingerprint",
+        "sync job 'nightly' names 'offsite-2025'",
+        "left alone",
+        "mistyped",
+    ] {
+        assert!(
+            ambiguous.message.contains(needle),
+            "{needle}: {}",
+            ambiguous.message
+        );
+    }
+    assert!(report.repaired.is_empty(), "{:#?}", report.repaired);
+    assert!(trash_entries(&dir.config).is_empty());
+
+    // the typo fixed, the key is there as before
+    std::fs::write(keys.config_path(), &cfg).unwrap();
+    assert!(dir.config.verify(false).unwrap().is_clean());
+    keys.load_key_config("offsite-2025", false).unwrap();
+}
+
+/// Issue 14, finding 1: a valid key file copied into the key directory
+/// under a name no entry has was deleted by repair. It goes into the trash,
+/// and restore makes it a key of the store.
+#[test]
+fn issue14_repair_keeps_a_copied_in_key_file() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("kept", &key_config(41)).unwrap();
+    let copied = key_config(42).to_json().unwrap();
+    let path = keys.key_dir().join("copied.enc");
+    std::fs::write(&path, &copied).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let report = dir.config.verify(true).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    let holding = files_holding(dir.path(), copied.as_bytes());
+    assert_eq!(holding.len(), 1, "repair destroyed a key file");
+    assert!(holding[0].starts_with(keys.trash().path()), "{holding:?}");
+    let entries = trash_entries(&dir.config);
+    assert_eq!(entries.len(), 1);
+    let record = &entries[0].record;
+    assert_eq!(record.id, "copied");
+    assert_eq!(record.reason, TrashReason::RepairOrphan);
+    assert_eq!(record.purge_after, None, "repair never sets a purge date");
+    assert_eq!(record.fingerprint, key_config(42).fingerprint);
+    assert_eq!(report.keys_in_trash, 1);
+
+    // purge --expired never takes it; restore makes it a key of the store
+    assert!(keys.trash().purge(None, Some(i64::MAX)).unwrap().is_empty());
+    let restored = keys.trash().restore("copied", None).unwrap();
+    assert_eq!(restored.archived_at, None);
+    keys.load_key_config("copied", true).unwrap();
+    assert_eq!(
+        std::fs::metadata(keys.key_path("copied")).unwrap().mode() & 0o7777,
+        0o640
+    );
+    assert!(dir.config.verify(false).unwrap().is_clean());
+}
+
+/// Delete renames the key file into the trash (same inode, same bytes)
+/// with a record of the entry it had; restore renames it back, archived
+/// as it was deleted.
+#[test]
+fn delete_moves_the_key_into_the_trash_and_restore_brings_it_back() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    archived(&dir.config, "old-key", 1);
+    keys.store_key("bystander", &key_config(2)).unwrap();
+    let key_file = keys.key_path("old-key");
+    let bytes = std::fs::read(&key_file).unwrap();
+    let inode = std::fs::metadata(&key_file).unwrap().ino();
+    let entry = keys.entry("old-key").unwrap();
+
+    let deleted = delete_at(&dir.config, "old-key", NOW, 7);
+    let Deleted::Trashed {
+        trash_name,
+        purge_after,
+        ..
+    } = &deleted
+    else {
+        panic!("{deleted:?}");
+    };
+    assert_eq!(*purge_after, NOW + 7 * DAY);
+    assert!(trash_name.starts_with("old-key@"), "{trash_name}");
+    assert!(!key_file.exists() && !keys.key_lock_path("old-key").exists());
+    let trashed = keys.trash().path().join(format!("{trash_name}.enc"));
+    assert_eq!(std::fs::read(&trashed).unwrap(), bytes);
+    assert_eq!(std::fs::metadata(&trashed).unwrap().ino(), inode, "copied");
+    let entries = trash_entries(&dir.config);
+    assert_eq!(entries.len(), 1);
+    let record = &entries[0].record;
+    assert_eq!(entries[0].name, *trash_name);
+    assert_eq!(record.id, "old-key");
+    assert_eq!(record.fingerprint, entry.info.fingerprint);
+    assert_eq!(record.entry.as_ref(), Some(&entry));
+    assert_eq!(record.reason, TrashReason::Delete);
+    assert_eq!(record.time, NOW);
+    assert_eq!(record.actor, None);
+    assert_eq!(record.purge_after, Some(NOW + 7 * DAY));
+    let err = keys.entry("old-key").unwrap_err();
+    assert!(matches!(
+        keystore_error(&err),
+        Some(KeystoreError::NotFound { .. })
+    ));
+    let report = dir.config.verify(false).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(report.keys_in_trash, 1);
+
+    let restored = keys.trash().restore("old-key", None).unwrap();
+    assert_eq!(restored.archived_at, entry.archived_at);
+    assert_eq!(restored.info, entry.info);
+    assert_eq!(std::fs::read(&key_file).unwrap(), bytes);
+    assert_eq!(std::fs::metadata(&key_file).unwrap().ino(), inode);
+    keys.load_key_config("old-key", false).unwrap();
+    assert!(trash_entries(&dir.config).is_empty());
+    assert!(dir.config.verify(false).unwrap().is_clean());
+
+    // and --as: the same key under a new id
+    delete_at(&dir.config, "old-key", NOW, 30);
+    let restored = keys.trash().restore("old-key", Some("new-key")).unwrap();
+    assert_eq!(restored.id, "new-key");
+    assert_eq!(restored.info.fingerprint, entry.info.fingerprint);
+    keys.load_key_config("new-key", false).unwrap();
+    assert!(keys.entry("old-key").is_err());
+    assert!(dir.config.verify(false).unwrap().is_clean());
+
+    // nothing of that name left in the trash
+    let err = keys.trash().restore("old-key", None).unwrap_err();
+    assert!(
+        matches!(keystore_error(&err), Some(KeystoreError::NotInTrash { .. })),
+        "{err}"
+    );
+}
+
+/// Restore refuses a taken id and a taken fingerprint, naming both, and
+/// changes nothing.
+#[test]
+fn restore_is_refused_when_the_id_or_the_fingerprint_is_taken() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    archived(&dir.config, "k-one", 1);
+    let fingerprint = keys.entry("k-one").unwrap().info.fingerprint.unwrap();
+    delete_at(&dir.config, "k-one", NOW, 30);
+
+    let refused = |selector: &str, as_id: Option<&str>, needles: &[&str]| {
+        let before = dir.snapshot();
+        let err = keys.trash().restore(selector, as_id).unwrap_err();
+        assert!(
+            matches!(
+                keystore_error(&err),
+                Some(KeystoreError::RestoreConflict { .. })
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        for needle in needles {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        assert_eq!(dir.snapshot(), before, "a refused restore changed files");
+    };
+
+    // the id taken by another key
+    keys.store_key("k-one", &key_config(2)).unwrap();
+    let other = keys.entry("k-one").unwrap().info.fingerprint.unwrap();
+    refused(
+        "k-one",
+        None,
+        &[
+            "'k-one' is taken",
+            &other.to_string(),
+            &fingerprint.to_string(),
+            "--as NEW_ID",
+        ],
+    );
+    // the fingerprint taken: the same key, imported as 'k-copy'
+    keys.store_key("k-copy", &key_config(1)).unwrap();
+    refused(
+        "k-one",
+        Some("k-three"),
+        &["in the store already as 'k-copy'", &fingerprint.to_string()],
+    );
+    // both
+    refused(
+        "k-one",
+        None,
+        &[
+            "the id 'k-one' is taken",
+            "in the store already as 'k-copy'",
+            &other.to_string(),
+        ],
+    );
+    assert_eq!(trash_entries(&dir.config).len(), 1);
+}
+
+/// Two deletes of one id keep two entries; a restore by id then asks for
+/// the trash name.
+#[test]
+fn two_deletes_of_one_id_never_collide() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    archived(&dir.config, "twice", 1);
+    delete_at(&dir.config, "twice", NOW, 30);
+    archived(&dir.config, "twice", 2);
+    delete_at(&dir.config, "twice", NOW, 30);
+    let entries = trash_entries(&dir.config);
+    assert_eq!(entries.len(), 2);
+    assert_ne!(entries[0].name, entries[1].name);
+    assert_ne!(entries[0].record.fingerprint, entries[1].record.fingerprint);
+
+    let err = keys.trash().restore("twice", None).unwrap_err().to_string();
+    assert!(
+        err.contains("in the trash 2 times")
+            && err.contains(&entries[0].name)
+            && err.contains(&entries[1].name),
+        "{err}"
+    );
+    let err = keys.trash().purge(Some("twice"), None).unwrap_err();
+    assert!(err.to_string().contains("2 times"), "{err}");
+    keys.trash().restore(&entries[1].name, None).unwrap();
+    assert_eq!(
+        keys.entry("twice").unwrap().info.fingerprint,
+        entries[1].record.fingerprint
+    );
+    assert!(dir.config.verify(false).unwrap().is_clean());
+}
+
+/// `purge --expired` honours each record's date, never takes what repair
+/// put there; a purge by name destroys that entry and nothing else.
+#[test]
+fn purge_honours_the_dates_and_destroys_only_what_it_names() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    for (id, seed) in [("short", 1), ("long", 2), ("named", 3)] {
+        archived(&dir.config, id, seed);
+    }
+    let short_bytes = std::fs::read(keys.key_path("short")).unwrap();
+    delete_at(&dir.config, "short", NOW, 1);
+    delete_at(&dir.config, "long", NOW, 10);
+    delete_at(&dir.config, "named", NOW, 0);
+    // an orphan repair puts there: no purge date
+    std::fs::write(
+        keys.key_dir().join("orphan.enc"),
+        key_config(4).to_json().unwrap(),
+    )
+    .unwrap();
+    dir.config.verify(true).unwrap();
+    assert_eq!(trash_entries(&dir.config).len(), 4);
+
+    let trash = keys.trash();
+    let purged_ids = |purged: Vec<pbs_config::trash::Purged>| -> Vec<String> {
+        let mut ids: Vec<String> = purged.into_iter().map(|p| p.id).collect();
+        ids.sort();
+        ids
+    };
+    // named: kept 0 days, purged by name
+    assert_eq!(
+        purged_ids(trash.purge(Some("named"), None).unwrap()),
+        ["named"]
+    );
+    assert_eq!(
+        purged_ids(trash.purge(None, Some(NOW + DAY - 1)).unwrap()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        purged_ids(trash.purge(None, Some(NOW + DAY)).unwrap()),
+        ["short"]
+    );
+    assert!(files_holding(dir.path(), &short_bytes).is_empty());
+    assert_eq!(
+        purged_ids(trash.purge(None, Some(NOW + 10 * DAY)).unwrap()),
+        ["long"]
+    );
+    assert_eq!(
+        purged_ids(trash.purge(None, Some(i64::MAX)).unwrap()),
+        Vec::<String>::new()
+    );
+    let left = trash_entries(&dir.config);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].record.reason, TrashReason::RepairOrphan);
+    // an id with one entry, with --expired: only if expired
+    assert!(
+        trash
+            .purge(Some("orphan"), Some(i64::MAX))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        purged_ids(trash.purge(Some("orphan"), None).unwrap()),
+        ["orphan"]
+    );
+    assert!(trash_entries(&dir.config).is_empty());
+    let err = trash.purge(Some("orphan"), None).unwrap_err();
+    assert!(matches!(
+        keystore_error(&err),
+        Some(KeystoreError::NotInTrash { .. })
+    ));
+    assert!(
+        trash.purge(None, None).is_err(),
+        "purge needs a name or --expired"
+    );
+    assert!(dir.config.verify(false).unwrap().is_clean());
+}
+
+/// `delete --purge` is upstream's delete: the key file is destroyed, not
+/// kept in the trash.
+#[test]
+fn delete_purge_destroys_the_key_file_at_once() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    archived(&dir.config, "shredded", 5);
+    let bytes = std::fs::read(keys.key_path("shredded")).unwrap();
+    let options = DeleteOptions {
+        purge: true,
+        ..DeleteOptions::default()
+    };
+    let deleted = keys.delete_key_with("shredded", &options).unwrap();
+    assert_eq!(
+        deleted,
+        Deleted::Purged {
+            id: "shredded".into()
+        }
+    );
+    assert!(files_holding(dir.path(), &bytes).is_empty());
+    assert!(trash_entries(&dir.config).is_empty());
+    assert!(!keys.key_lock_path("shredded").exists());
+    assert!(dir.config.verify(false).unwrap().is_clean());
+}
+
+/// `delete --force` drops an entry whose key file is missing, after saying
+/// what is lost (and before anything changes); without `--force` delete
+/// refuses and names the option.
+#[test]
+fn delete_force_drops_an_entry_without_key_file_saying_what_is_lost() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    archived(&dir.config, "lost-key", 6);
+    let fingerprint = keys.entry("lost-key").unwrap().info.fingerprint.unwrap();
+    std::fs::remove_file(keys.key_path("lost-key")).unwrap();
+
+    let err = keys.remove_key("lost-key", None).unwrap_err().to_string();
+    assert!(
+        err.contains("missing") && err.contains("remove --force lost-key"),
+        "{err}"
+    );
+    assert!(keys.entry("lost-key").is_ok());
+
+    let said = RefCell::new(Vec::new());
+    let cfg = keys.config_path();
+    let warn = |text: &str| {
+        // said before anything changed
+        let config = std::fs::read_to_string(&cfg).unwrap();
+        assert!(config.contains("sync-key: lost-key"), "{config}");
+        said.borrow_mut().push(text.to_string());
+    };
+    let options = DeleteOptions {
+        force: true,
+        warn: Some(&warn),
+        ..DeleteOptions::default()
+    };
+    let deleted = keys.delete_key_with("lost-key", &options).unwrap();
+    assert!(
+        matches!(&deleted, Deleted::EntryDropped { trash_copies, .. } if trash_copies.is_empty()),
+        "{deleted:?}"
+    );
+    let said = said.into_inner();
+    assert_eq!(said.len(), 1);
+    for needle in [
+        "'lost-key'",
+        &fingerprint.signature(),
+        "no copy in the trash",
+        "for good",
+    ] {
+        assert!(said[0].contains(needle), "{needle}: {}", said[0]);
+    }
+    assert!(keys.entry("lost-key").is_err());
+    assert!(dir.config.verify(false).unwrap().is_clean());
+
+    // with a copy in the trash: nothing is lost, and it says where it is
+    archived(&dir.config, "copied-key", 7);
+    let copy = match delete_at(&dir.config, "copied-key", NOW, 30) {
+        Deleted::Trashed { trash_name, .. } => trash_name,
+        other => panic!("{other:?}"),
+    };
+    archived(&dir.config, "copied-key", 7);
+    std::fs::remove_file(keys.key_path("copied-key")).unwrap();
+    let err = keys.remove_key("copied-key", None).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("a copy is in the trash as '{copy}'")),
+        "{err}"
+    );
+    let said = RefCell::new(String::new());
+    let warn = |text: &str| *said.borrow_mut() = text.to_string();
+    let options = DeleteOptions {
+        force: true,
+        warn: Some(&warn),
+        ..DeleteOptions::default()
+    };
+    let deleted = keys.delete_key_with("copied-key", &options).unwrap();
+    assert!(
+        matches!(&deleted, Deleted::EntryDropped { trash_copies, .. } if *trash_copies == [copy.clone()]),
+        "{deleted:?}"
+    );
+    let said = said.into_inner();
+    assert!(
+        said.contains("loses nothing") && said.contains(&copy),
+        "{said}"
+    );
+    keys.trash().restore("copied-key", None).unwrap();
+    keys.load_key_config("copied-key", false).unwrap();
+    assert!(dir.config.verify(false).unwrap().is_clean());
+}
+
+/// A copy of a key the config holds, under another name, is not an orphan:
+/// its fingerprint names it. Repair leaves it alone.
+#[test]
+fn a_copy_of_a_stored_key_is_left_alone() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("original", &key_config(8)).unwrap();
+    let copy = keys.key_dir().join("spare.enc");
+    std::fs::copy(keys.key_path("original"), &copy).unwrap();
+    let report = dir.config.verify(true).unwrap();
+    let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [FindingKind::AmbiguousKeyFile], "{report:#?}");
+    assert!(
+        report.findings[0]
+            .message
+            .contains("config entry 'original' holds the same key"),
+        "{}",
+        report.findings[0].message
+    );
+    assert!(copy.exists());
+}
+
+/// `verify` checks the trash's owner and mode; a trash others could change
+/// is not used until repair fixed it, and a symbolic link is never followed.
+#[test]
+fn verify_checks_the_trash_mode_and_owner() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    archived(&dir.config, "first", 1);
+    delete_at(&dir.config, "first", NOW, 30);
+    let trash_path = keys.trash().path();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&trash_path), 0o700);
+    let meta = std::fs::metadata(&trash_path).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "root:root");
+    }
+
+    // readable by the group: a wrong mode, repaired
+    std::fs::set_permissions(&trash_path, std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert_eq!(kinds(&dir.config, false), [FindingKind::WrongMode]);
+    assert_eq!(kinds(&dir.config, true), []);
+    assert_eq!(mode(&trash_path), 0o700);
+
+    // writable by others: not used, not looked into, until repaired
+    std::fs::set_permissions(&trash_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    archived(&dir.config, "second", 2);
+    let err = keys.remove_key("second", None).unwrap_err().to_string();
+    assert!(err.contains(".trash") && err.contains("0777"), "{err}");
+    keys.load_key_config("second", false).unwrap();
+    assert_eq!(kinds(&dir.config, true), []);
+    keys.remove_key("second", None).unwrap();
+    assert_eq!(trash_entries(&dir.config).len(), 2);
+
+    // a symbolic link in its place: never followed, left alone
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::rename(&trash_path, elsewhere.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("moved"), &trash_path).unwrap();
+    archived(&dir.config, "third", 3);
+    let err = keys.remove_key("third", None).unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    let before = std::fs::read_dir(elsewhere.path().join("moved"))
+        .unwrap()
+        .count();
+    assert_eq!(kinds(&dir.config, true), [FindingKind::SymbolicLink]);
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path().join("moved"))
+            .unwrap()
+            .count(),
+        before
+    );
+}
+
+/// What interrupted operations leave in the trash is reported and sorted
+/// out by repair: a record whose key is in the store, a record whose key
+/// file is gone, a key file without record, and an orphan whose record
+/// waits in the trash.
+#[test]
+fn verify_sorts_out_incomplete_trash_entries() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    let trash_path = keys.trash().path();
+    for (id, seed) in [
+        ("in-store", 1),
+        ("purged", 2),
+        ("unrecorded", 3),
+        ("pending", 4),
+    ] {
+        archived(&dir.config, id, seed);
+    }
+    let trash_name = |deleted: Deleted| match deleted {
+        Deleted::Trashed { trash_name, .. } => trash_name,
+        other => panic!("{other:?}"),
+    };
+    // a record whose key is in the store: copy a record, restore the key
+    let name = trash_name(delete_at(&dir.config, "in-store", NOW, 30));
+    let record = std::fs::read(trash_path.join(format!("{name}.json"))).unwrap();
+    keys.trash().restore(&name, None).unwrap();
+    std::fs::write(trash_path.join(format!("{name}.json")), &record).unwrap();
+    std::fs::set_permissions(
+        trash_path.join(format!("{name}.json")),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    // a record whose key file is gone
+    let name = trash_name(delete_at(&dir.config, "purged", NOW, 30));
+    std::fs::remove_file(trash_path.join(format!("{name}.enc"))).unwrap();
+    // a key file without record
+    let name = trash_name(delete_at(&dir.config, "unrecorded", NOW, 30));
+    std::fs::remove_file(trash_path.join(format!("{name}.json"))).unwrap();
+    // an orphan whose record waits: the key file back in the key directory
+    let pending = trash_name(delete_at(&dir.config, "pending", NOW, 30));
+    std::fs::rename(
+        trash_path.join(format!("{pending}.enc")),
+        keys.key_path("pending"),
+    )
+    .unwrap();
+
+    let listing = keys.trash().list().unwrap();
+    assert_eq!(listing.entries.len(), 0, "{listing:?}");
+    assert_eq!(listing.incomplete.len(), 4, "{listing:?}");
+    let mut found = kinds(&dir.config, false);
+    found.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(
+        found,
+        [
+            FindingKind::OrphanKeyFile,
+            FindingKind::StaleTrashRecord,
+            FindingKind::StaleTrashRecord,
+            FindingKind::UnrecordedTrashFile,
+        ]
+    );
+
+    let report = dir.config.verify(true).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(report.repaired.len(), 4, "{:#?}", report.repaired);
+    keys.load_key_config("in-store", false).unwrap();
+    let entries = trash_entries(&dir.config);
+    let mut ids: Vec<(&str, TrashReason)> = entries
+        .iter()
+        .map(|e| (e.record.id.as_str(), e.record.reason))
+        .collect();
+    ids.sort_by_key(|(id, _)| id.to_string());
+    assert_eq!(
+        ids,
+        [
+            ("pending", TrashReason::Delete),
+            ("unrecorded", TrashReason::RepairUnrecorded)
+        ]
+    );
+    // the pending key went into the entry that waited for it
+    assert!(entries.iter().any(|e| e.name == pending));
+    assert_eq!(report.keys_in_trash, 2);
+}
+
+/// The commands: `remove` says where the key went, `remove --purge` says
+/// it is destroyed, `remove --force` warns on stderr first, and `trash
+/// list`, `restore --as` and `purge` do what they say.
+#[test]
+fn trash_commands() {
+    let dir = TestDir::new();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_proxmox-backup-manager"))
+            .arg("--config-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("TZ", "UTC0")
+            .env_remove("PROXMOX_OUTPUT_FORMAT")
+            .env_remove("PROXMOX_OUTPUT_NO_BORDER")
+            .env_remove("PROXMOX_OUTPUT_NO_HEADER")
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    const FAILED: i32 = 255;
+    for (id, seed) in [("k-trash", 1), ("k-purge", 2), ("k-force", 3)] {
+        archived(&dir.config, id, seed);
+    }
+    let (code, out, _) = run(&["encryption-key", "remove", "k-trash", "--keep-days", "3"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("removed encryption key 'k-trash' - kept in the trash as 'k-trash@"),
+        "{out}"
+    );
+    // `delete` is the alias
+    let (code, out, _) = run(&["encryption-key", "delete", "k-purge", "--purge"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("destroyed its key file") && out.contains("not kept in the trash"),
+        "{out}"
+    );
+    let (code, _, err) = run(&[
+        "encryption-key",
+        "remove",
+        "k-purge",
+        "--purge",
+        "--keep-days",
+        "3",
+    ]);
+    assert_eq!(code, FAILED, "{err}");
+
+    std::fs::remove_file(dir.config.encryption_keys().key_path("k-force")).unwrap();
+    let (code, _, err) = run(&["encryption-key", "remove", "k-force"]);
+    assert_eq!(code, FAILED);
+    assert!(err.contains("--force"), "{err}");
+    let (code, out, err) = run(&["encryption-key", "remove", "k-force", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("Warning: encryption key 'k-force'") && err.contains("for good"),
+        "{err}"
+    );
+    assert!(out.contains("dropped the config entry"), "{out}");
+
+    let (code, out, _) = run(&["--noborder", "encryption-key", "trash", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("k-trash@") && out.contains(" delete ") && out.lines().count() == 1,
+        "{out}"
+    );
+    let (code, out, _) = run(&["--output-format", "json", "encryption-key", "trash", "list"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        list[0]["purge-after"].as_i64(),
+        Some(list[0]["time"].as_i64().unwrap() + 3 * DAY)
+    );
+
+    let (code, out, err) = run(&[
+        "encryption-key",
+        "trash",
+        "restore",
+        "k-trash",
+        "--as",
+        "k-back",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("restored encryption key 'k-back'") && out.contains("archived"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["encryption-key", "trash", "restore", "k-trash"]);
+    assert_eq!(code, FAILED);
+    assert!(err.contains("no key 'k-trash' in the trash"), "{err}");
+    let (code, out, _) = run(&["encryption-key", "trash", "purge", "--expired"]);
+    assert_eq!((code, out.as_str()), (0, "nothing to purge\n"));
+    let (code, _, err) = run(&["encryption-key", "trash", "purge"]);
+    assert_eq!(code, FAILED, "{err}");
+    let (code, out, _) = run(&["encryption-key", "verify"]);
+    assert_eq!(code, 0, "{out}");
+}
