@@ -193,6 +193,11 @@ check "man page is installed" in_root test -s /usr/share/man/man1/proxmox-backup
 check "the unit is installed" in_root test -f /lib/systemd/system/proxmox-backup-api.service
 check "the unit is enabled" in_root test -L /etc/systemd/system/multi-user.target.wants/proxmox-backup-api.service
 check "postinst asked to start the service" grep -q "proxmox-backup-api.service start" "$root/var/log/policy-rc.d.log"
+check "the trash purge timer is installed" in_root test -f /lib/systemd/system/proxmox-backup-keystore-trash-purge.timer
+check "the trash purge service is installed" in_root test -f /lib/systemd/system/proxmox-backup-keystore-trash-purge.service
+check "the trash purge timer is enabled" in_root test -L /etc/systemd/system/timers.target.wants/proxmox-backup-keystore-trash-purge.timer
+check "postinst asked to start the trash purge timer" grep -q "proxmox-backup-keystore-trash-purge.timer start" "$root/var/log/policy-rc.d.log"
+check "postinst did not run a purge" sh -c "! grep -q 'proxmox-backup-keystore-trash-purge.service start' '$root/var/log/policy-rc.d.log'"
 check "the manager runs in the root" in_root $MANAGER --version
 expect_in_log install "verified, no problems found" "postinst reports a clean verify on an empty store"
 
@@ -201,13 +206,16 @@ check "the man page renders without warnings" sh -c \
 
 # the unit file, checked by systemd with the installed binary (the man page
 # of Documentation= is checked above: systemd-analyze would look on the host)
-if systemd-analyze verify --man=no --root="$root" proxmox-backup-api.service >"$log.analyze" 2>&1 &&
-    ! grep -v "^$" "$log.analyze" | grep -q .; then
-    ok "systemd-analyze verify passes on the installed unit"
-else
-    fail "systemd-analyze verify passes on the installed unit"
-    sed 's/^/    | /' "$log.analyze"
-fi
+for unit in proxmox-backup-api.service proxmox-backup-keystore-trash-purge.service \
+    proxmox-backup-keystore-trash-purge.timer; do
+    if systemd-analyze verify --man=no --root="$root" "$unit" >"$log.analyze" 2>&1 &&
+        ! grep -v "^$" "$log.analyze" | grep -q .; then
+        ok "systemd-analyze verify passes on the installed $unit"
+    else
+        fail "systemd-analyze verify passes on the installed $unit"
+        sed 's/^/    | /' "$log.analyze"
+    fi
+done
 
 if systemd-analyze security --offline=true --root="$root" proxmox-backup-api.service >"$log.security" 2>&1; then :; fi
 exposure="$(sed -n 's/.*Overall exposure level for proxmox-backup-api.service: \([0-9.]*\).*/\1/p' "$log.security")"
