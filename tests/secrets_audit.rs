@@ -453,6 +453,7 @@ const PHASES: &[(&str, Phase)] = &[
     ("users, tokens, ACLs", users_tokens_acls),
     ("API: keys with a token", api_keys_with_a_token),
     ("API: refused key requests", api_refused_key_requests),
+    ("API: the trash", api_trash),
     ("API: tickets", api_tickets),
     ("API: bad credentials", api_bad_credentials),
     ("API: logs and routes", api_logs_and_routes),
@@ -888,6 +889,56 @@ fn api_refused_key_requests(audit: &mut Audit, keys: &KnownKeys) {
     let imported = "config/encryption-keys/api-imported";
     audit.api("DELETE", imported, &token, None, 400, false);
     audit.api("DELETE", created, &token, None, 200, false);
+}
+
+/// The trash over the API: `api-created` was removed into it just before.
+fn api_trash(audit: &mut Audit, _: &KnownKeys) {
+    let root = audit.root_auth();
+    let token = [("Authorization", root.as_str())];
+    let trash = "config/encryption-key-trash";
+    audit.get(trash, &token, 200);
+    let restore = format!("{trash}/api-created/restore");
+    audit.api(
+        "POST",
+        &restore,
+        &token,
+        Some((FORM, "as=api-restored")),
+        200,
+        false,
+    );
+    audit.api("POST", &restore, &token, None, 404, false);
+    audit.api(
+        "DELETE",
+        "config/encryption-keys/api-restored",
+        &token,
+        Some((FORM, "keep-days=1")),
+        200,
+        false,
+    );
+    audit.api(
+        "DELETE",
+        &format!("{trash}/api-restored"),
+        &token,
+        None,
+        200,
+        false,
+    );
+    audit.api(
+        "DELETE",
+        trash,
+        &token,
+        Some((FORM, "expired=1")),
+        200,
+        false,
+    );
+    audit.api(
+        "DELETE",
+        trash,
+        &token,
+        Some((FORM, "expired=0")),
+        400,
+        false,
+    );
 }
 
 /// A ticket: the login answer holds it and the CSRF token, nothing else

@@ -225,6 +225,28 @@ fn new_entry_name(id: &str, time: i64) -> Result<String, Error> {
     Ok(format!("{id}@{time}-{suffix}"))
 }
 
+/// Checks what `trash restore` and `trash purge` take: a key id, or an
+/// entry name, `<id>@<epoch>-<six letters or digits>` as [`Trash::list`]
+/// shows it.
+pub fn check_selector(selector: &str) -> Result<(), Error> {
+    let Some((id, rest)) = selector.split_once('@') else {
+        return check_key_id(selector);
+    };
+    let stamped = rest.split_once('-').is_some_and(|(time, random)| {
+        !time.is_empty()
+            && time.bytes().all(|b| b.is_ascii_digit())
+            && random.len() == 6
+            && random.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    if check_key_id(id).is_err() || !stamped {
+        bail!(
+            "invalid trash entry name {selector:?} - expected a key id, or a name as 'trash list' \
+             shows it (<id>@<epoch>-<six letters or digits>)"
+        );
+    }
+    Ok(())
+}
+
 /// How many fresh names a new entry tries before giving up.
 const NAME_ATTEMPTS: usize = 16;
 
@@ -757,6 +779,17 @@ mod tests {
         assert!(check_key_id(&one).is_err());
         assert_eq!(entry_id(&one), "offsite-2025");
         assert!(new_entry_name("../x", 1).unwrap().starts_with("unnamed@1-"));
+        check_selector(&one).unwrap();
+        check_selector("offsite-2025").unwrap();
+        for bad in [
+            "../x",
+            "x@1-abcdef",
+            "k-one@-abcdef",
+            "k-one@12-abc",
+            "k-one@1a-abcdef",
+        ] {
+            assert!(check_selector(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ macro_rules! http_bail {
 /// The status an error is answered with: its own for an [`HttpError`], 405
 /// for a [`MethodNotAllowed`], 400
 /// for bad parameters, keys and refused keystore operations (as upstream),
-/// 404 for a missing key, 401 for failed authentication, 403 for a missing
+/// 404 for a missing key (in the store or the trash), 401 for failed authentication, 403 for a missing
 /// privilege, 500 for anything else (I/O, broken config files).
 pub fn status_of(err: &Error) -> StatusCode {
     for cause in err.chain() {
@@ -83,7 +83,9 @@ pub fn status_of(err: &Error) -> StatusCode {
         }
         if let Some(keystore) = cause.downcast_ref::<KeystoreError>() {
             return match keystore {
-                KeystoreError::NotFound { .. } => StatusCode::NOT_FOUND,
+                KeystoreError::NotFound { .. } | KeystoreError::NotInTrash { .. } => {
+                    StatusCode::NOT_FOUND
+                }
                 _ => StatusCode::BAD_REQUEST,
             };
         }

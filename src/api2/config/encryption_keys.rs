@@ -1,4 +1,5 @@
-//! `/config/encryption-keys`: list, create or import, archive state, delete.
+//! `/config/encryption-keys`: list, create or import, archive state, delete
+//! (into the trash, `/config/encryption-key-trash`).
 //!
 //! PBS-compatible handlers (`list_keys`, `create_key`,
 //! `toggle_key_archive_state`, `delete_key`) plus this project's additions
@@ -21,13 +22,15 @@ use proxmox_router::{
     ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
 };
 use proxmox_schema::{
-    ApiType, ArraySchema, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail,
-    param_format_err,
+    ApiType, ArraySchema, BooleanSchema, IntegerSchema, ObjectSchema, Schema, StringSchema,
+    param_bail, param_format_err,
 };
 
 use pbs_api_types::{
     CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, PROXMOX_CONFIG_DIGEST_SCHEMA,
 };
+use pbs_config::encryption_keys::{DeleteOptions, Deleted};
+use pbs_config::trash::{DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS};
 use pbs_config::verify::VerifyReport;
 use pbs_config::{ConfigDir, KeyIndex};
 use pbs_key_config::{KeyConfig, KeyError};
@@ -337,19 +340,84 @@ pub fn unarchive_key(dir: &ConfigDir, id: &str, digest: Option<&str>) -> Result<
     dir.encryption_keys().unarchive_key(id, digest.as_ref())
 }
 
-/// Deletes an archived key that no sync job references.
+/// Deletes an archived key that no sync job references, into the trash
+/// (as upstream's call, with no option of [`DeleteMode`]).
 pub fn delete_key(dir: &ConfigDir, id: &str, digest: Option<&str>) -> Result<(), Error> {
+    delete_key_with(dir, id, digest, &DeleteMode::default(), None).map(|_| ())
+}
+
+/// How a delete goes beyond upstream's (all optional; the default moves
+/// the key file into the trash for [`DEFAULT_KEEP_DAYS`] days).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeleteMode {
+    /// Days in the trash before `trash purge --expired` may destroy it.
+    pub keep_days: Option<u32>,
+    /// Destroy the key file at once (upstream's delete).
+    pub purge: bool,
+    /// Drop a config entry whose key file is missing.
+    pub force: bool,
+}
+
+/// Deletes an archived key that no sync job references, as `mode` says;
+/// `warn` is told what a forced delete loses before anything changes.
+pub fn delete_key_with(
+    dir: &ConfigDir,
+    id: &str,
+    digest: Option<&str>,
+    mode: &DeleteMode,
+    warn: Option<&dyn Fn(&str)>,
+) -> Result<Deleted, Error> {
     check_id(id)?;
     let digest = parse_digest(digest)?;
-    dir.encryption_keys().remove_key(id, digest.as_ref())
+    if mode.purge && mode.keep_days.is_some() {
+        param_bail!("keep-days", "not with purge: a purged key is not kept");
+    }
+    if mode.purge && mode.force {
+        param_bail!("force", "not with purge");
+    }
+    let options = DeleteOptions {
+        digest: digest.as_ref(),
+        keep_days: mode.keep_days.unwrap_or(DEFAULT_KEEP_DAYS),
+        purge: mode.purge,
+        force: mode.force,
+        warn,
+        ..DeleteOptions::default()
+    };
+    dir.encryption_keys().delete_key_with(id, &options)
 }
+
+/// `keep-days`: days in the trash before `trash purge --expired`.
+pub const KEEP_DAYS_SCHEMA: Schema = IntegerSchema::new(
+    "Days the key stays in the trash before the daily purge may destroy it (default 30).",
+)
+.minimum(0)
+.maximum(MAX_KEEP_DAYS as isize)
+.schema();
+
+/// `purge`: destroy the key file at once.
+pub const PURGE_SCHEMA: Schema = BooleanSchema::new(
+    "Destroy the key file at once instead of moving it into the trash (upstream's delete).",
+)
+.default(false)
+.schema();
+
+/// `force`: drop an entry whose key file is missing.
+pub const FORCE_SCHEMA: Schema = BooleanSchema::new(
+    "If the key file is missing, drop the config entry anyway (the key is lost unless a copy \
+     is in the trash or elsewhere).",
+)
+.default(false)
+.schema();
 
 /// Parameters of `DELETE /config/encryption-keys/{id}`.
 pub const API_METHOD_DELETE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "Remove an archived encryption key that no sync job uses.",
     &[
         ("digest", true, &PROXMOX_CONFIG_DIGEST_SCHEMA),
+        ("force", true, &FORCE_SCHEMA),
         ("id", false, &CRYPT_KEY_ID_SCHEMA),
+        ("keep-days", true, &KEEP_DAYS_SCHEMA),
+        ("purge", true, &PURGE_SCHEMA),
     ],
 );
 
@@ -374,7 +442,13 @@ fn api_delete_key(
 ) -> Result<Value, Error> {
     let dir = RestEnvironment::of(rpcenv)?.dir();
     let id = required_str(&param, "id")?;
-    delete_key(dir, id, param_str(&param, "digest"))?;
+    let mode = DeleteMode {
+        keep_days: param["keep-days"].as_u64().map(|days| days as u32),
+        purge: param["purge"].as_bool().unwrap_or(false),
+        force: param["force"].as_bool().unwrap_or(false),
+    };
+    // upstream answers null; what became of the key file shows in the trash
+    delete_key_with(dir, id, param_str(&param, "digest"), &mode, None)?;
     Ok(Value::Null)
 }
 

@@ -4,10 +4,14 @@
 
 use proxmox_router::{Router, SubdirMap};
 
+pub mod encryption_key_trash;
 pub mod encryption_keys;
 pub mod sync;
 
-const SUBDIRS: SubdirMap = &[("encryption-keys", &encryption_keys::ROUTER)];
+const SUBDIRS: SubdirMap = &[
+    ("encryption-key-trash", &encryption_key_trash::ROUTER),
+    ("encryption-keys", &encryption_keys::ROUTER),
+];
 
 /// The routes of `/config`.
 pub const ROUTER: Router = Router::new().subdirs(SUBDIRS);

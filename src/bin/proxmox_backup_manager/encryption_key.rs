@@ -3,11 +3,9 @@
 //! list, restore and purge its trash.
 //!
 //! Every command calls the API handlers of
-//! `pbs_keystore::api2::config::encryption_keys`, which validate the
-//! parameters; this module reads and writes the files the administrator
-//! names and prints. `remove` (which has options beyond upstream's) and the
-//! trash commands call `pbs_config` directly until they have API handlers
-//! (with the new router). Key bytes are printed by `create` only (once, or into
+//! `pbs_keystore::api2::config::encryption_keys` (and, for the trash,
+//! `encryption_key_trash`), which validate the parameters; this module
+//! reads and writes the files the administrator names and prints. Key bytes are printed by `create` only (once, or into
 //! `--output-file`), and never to a terminal unless asked for with
 //! `--print-key`; everything else shows metadata.
 
@@ -21,11 +19,12 @@ use zeroize::Zeroize;
 
 use pbs_api_types::CryptKey;
 use pbs_config::ConfigDir;
-use pbs_config::encryption_keys::{DeleteOptions, Deleted, check_key_id};
-use pbs_config::trash::{DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, Purged};
+use pbs_config::encryption_keys::Deleted;
+use pbs_config::trash::{MAX_KEEP_DAYS, Purged};
 use pbs_config::verify::VerifyReport;
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
-use pbs_keystore::api2::config::encryption_keys;
+use pbs_keystore::api2::config::encryption_key_trash;
+use pbs_keystore::api2::config::encryption_keys::{self, DeleteMode};
 
 use super::output::{Column, Output, OutputFormat, Table, render, write_stdout};
 use super::{EXIT_FINDINGS, EXIT_OK, GlobalArgs, param_context, quoted};
@@ -299,7 +298,12 @@ pub fn run(
             purge,
             force,
         } => {
-            let removed = remove(&dir, &id, digest.as_deref(), keep_days, purge, force)?;
+            let mode = DeleteMode {
+                keep_days,
+                purge,
+                force,
+            };
+            let removed = remove(&dir, &id, digest.as_deref(), mode)?;
             out.message(&(), |()| render_removed(&removed))?;
         }
         EncryptionKeyCommand::Trash(cmd) => run_trash(out, &dir, cmd)?,
@@ -330,32 +334,17 @@ pub fn run(
     Ok(ExitCode::from(EXIT_OK))
 }
 
-/// `remove`, through the library: the handler of `DELETE
-/// /config/encryption-keys/{id}` knows no options beyond upstream's yet. A
-/// forced remove prints what it loses on stderr before it changes anything.
+/// `remove`: a forced remove prints what it loses on stderr before it
+/// changes anything.
 fn remove(
     dir: &ConfigDir,
     id: &str,
     digest: Option<&str>,
-    keep_days: Option<u32>,
-    purge: bool,
-    force: bool,
+    mode: DeleteMode,
 ) -> Result<Deleted, Error> {
-    check_key_id(id).map_err(|err| format_err!("failed to remove encryption key - {err}"))?;
-    let digest = digest
-        .map(pbs_config::parse_digest)
-        .transpose()
-        .map_err(|err| format_err!("failed to remove encryption key - invalid --digest - {err}"))?;
     let warn = |text: &str| eprintln!("Warning: {text}");
-    let options = DeleteOptions {
-        digest: digest.as_ref(),
-        keep_days: keep_days.unwrap_or(DEFAULT_KEEP_DAYS),
-        purge,
-        force,
-        warn: Some(&warn),
-        ..DeleteOptions::default()
-    };
-    dir.encryption_keys().delete_key_with(id, &options)
+    encryption_keys::delete_key_with(dir, id, digest, &mode, Some(&warn))
+        .map_err(|err| param_context(err, key_op_context("remove")))
 }
 
 fn render_removed(removed: &Deleted) -> String {
@@ -381,10 +370,15 @@ fn render_removed(removed: &Deleted) -> String {
 
 /// Runs `encryption-key trash ...`.
 fn run_trash(out: &Output, dir: &ConfigDir, cmd: TrashCommand) -> Result<(), Error> {
-    let trash = dir.encryption_keys().trash();
+    let trash_context = |verb: &'static str| {
+        move |param: &str| match param {
+            "as" => format!("failed to {verb} - invalid --as"),
+            _ => format!("failed to {verb}"),
+        }
+    };
     match cmd {
         TrashCommand::List => {
-            let listing = trash.list()?;
+            let listing = encryption_key_trash::list_trash(dir)?;
             if !listing.incomplete.is_empty() {
                 eprintln!(
                     "Warning: {} incomplete trash entr{} ({}) - run 'proxmox-backup-manager encryption-key verify'",
@@ -400,7 +394,8 @@ fn run_trash(out: &Output, dir: &ConfigDir, cmd: TrashCommand) -> Result<(), Err
             out.list(&listing.entries, &TRASH_TABLE)?;
         }
         TrashCommand::Restore { id, as_id } => {
-            let key = trash.restore(&id, as_id.as_deref())?;
+            let key = encryption_key_trash::restore_from_trash(dir, &id, as_id.as_deref())
+                .map_err(|err| param_context(err, trash_context("restore from the trash")))?;
             out.message(&key, |key| {
                 let archived = match key.archived_at {
                     Some(_) => " - archived, as it was removed: unarchive it to encrypt with it",
@@ -414,8 +409,8 @@ fn run_trash(out: &Output, dir: &ConfigDir, cmd: TrashCommand) -> Result<(), Err
             })?;
         }
         TrashCommand::Purge { id, expired } => {
-            let now = expired.then(pbs_config::trash::epoch_now);
-            let purged = trash.purge(id.as_deref(), now)?;
+            let purged = encryption_key_trash::purge_trash(dir, id.as_deref(), expired)
+                .map_err(|err| param_context(err, trash_context("purge the trash")))?;
             out.message(&purged, |purged| render_purged(purged))?;
         }
     }

@@ -1,0 +1,282 @@
+//! `/config/encryption-key-trash` (beyond upstream): the key store's trash
+//! (`pbs_config::trash`): list, restore, purge.
+//!
+//! A path of its own beside `/config/encryption-keys`, not below it: every
+//! name below that is a key id, and `trash` is a valid one (DESIGN.md §6).
+//! Items are named by a trash entry's name (`<id>@<epoch>-<random>`, never
+//! a key id) or by the key id it had, if that id is in the trash once.
+//!
+//! The trash holds keys no longer in the store, so its privileges are on
+//! the store as a whole (`/system/encryption-keys`): Sys.Audit to list,
+//! Sys.Modify to restore (which creates a key, as create does) and to
+//! purge. As for every route, the plain functions serve the CLI, which
+//! calls them as the administrator.
+
+use anyhow::Error;
+use serde_json::Value;
+
+use proxmox_router::{
+    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+};
+use proxmox_schema::{
+    ApiStringFormat, ArraySchema, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail,
+};
+
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY};
+use pbs_config::ConfigDir;
+use pbs_config::trash::{Purged, TrashListing};
+
+use crate::api2::config::encryption_keys::CRYPT_KEY_RETURN_SCHEMA;
+use crate::api2::{param_str, required_str};
+use crate::server::environment::RestEnvironment;
+
+/// `name`: a trash entry's name, or the key id it had.
+pub const TRASH_NAME_SCHEMA: Schema = StringSchema::new(
+    "A trash entry's name (<id>@<epoch>-<random>), or the key id it had if that id is in the \
+     trash once.",
+)
+.format(&ApiStringFormat::VerifyFn(
+    pbs_config::trash::check_selector,
+))
+.max_length(64)
+.schema();
+
+/// `expired`: only entries whose keep time is over.
+pub const EXPIRED_SCHEMA: Schema = BooleanSchema::new(
+    "Only entries whose purge-after date has come (never those repair put there).",
+)
+.schema();
+
+const TRASH_ENTRY_SCHEMA: Schema = ObjectSchema::new(
+    "A trash entry: name, id, fingerprint, entry (the config entry it had), reason, time, actor, \
+     purge-after.",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+const TRASH_LIST_SCHEMA: Schema = ArraySchema::new(
+    "The complete entries of the trash, oldest first.",
+    &TRASH_ENTRY_SCHEMA,
+)
+.schema();
+
+const PURGED_SCHEMA: Schema =
+    ObjectSchema::new("A destroyed trash entry: name, id, fingerprint.", &[])
+        .additional_properties(true)
+        .schema();
+
+const PURGED_LIST_SCHEMA: Schema = ArraySchema::new("What was destroyed.", &PURGED_SCHEMA).schema();
+
+const STORE_AUDIT: Permission =
+    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_AUDIT, false);
+const STORE_MODIFY: Permission =
+    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false);
+
+fn check_as(as_id: Option<&str>) -> Result<(), Error> {
+    if let Some(id) = as_id
+        && let Err(err) = pbs_config::encryption_keys::check_key_id(id)
+    {
+        param_bail!("as", "{err}");
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    if let Err(err) = pbs_config::trash::check_selector(name) {
+        param_bail!("name", "{err}");
+    }
+    Ok(())
+}
+
+/// The trash: complete entries, and the names of incomplete ones (left by
+/// an interrupted operation; `verify` explains them).
+pub fn list_trash(dir: &ConfigDir) -> Result<TrashListing, Error> {
+    dir.encryption_keys().trash().list()
+}
+
+/// Parameters of `GET /config/encryption-key-trash`.
+pub const API_METHOD_LIST_TRASH_PARAMETERS: ObjectSchema =
+    ObjectSchema::new("List the keys in the trash.", &[]);
+
+/// `GET /config/encryption-key-trash`: [`list_trash`]'s complete entries.
+pub const API_METHOD_LIST_TRASH: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_list_trash),
+    &API_METHOD_LIST_TRASH_PARAMETERS,
+)
+.returns(ReturnType::new(false, &TRASH_LIST_SCHEMA))
+.access(None, &STORE_AUDIT);
+
+fn api_list_trash(
+    _param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    Ok(Box::new(list_trash(dir)?.entries))
+}
+
+/// Puts the key `name` names back into the store, as `as_id` or as the id
+/// it had (refused if the id or the fingerprint is taken).
+pub fn restore_from_trash(
+    dir: &ConfigDir,
+    name: &str,
+    as_id: Option<&str>,
+) -> Result<CryptKey, Error> {
+    check_name(name)?;
+    check_as(as_id)?;
+    dir.encryption_keys().trash().restore(name, as_id)
+}
+
+/// Parameters of `POST /config/encryption-key-trash/{name}/restore`.
+pub const API_METHOD_RESTORE_FROM_TRASH_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Put a key from the trash back into the store.",
+    &[
+        ("as", true, &CRYPT_KEY_ID_SCHEMA),
+        ("name", false, &TRASH_NAME_SCHEMA),
+    ],
+);
+
+/// `POST /config/encryption-key-trash/{name}/restore`:
+/// [`restore_from_trash`]; answers the restored key's metadata.
+pub const API_METHOD_RESTORE_FROM_TRASH: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_restore_from_trash),
+    &API_METHOD_RESTORE_FROM_TRASH_PARAMETERS,
+)
+.returns(ReturnType::new(false, &CRYPT_KEY_RETURN_SCHEMA))
+.access(None, &STORE_MODIFY);
+
+fn api_restore_from_trash(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let name = required_str(&param, "name")?;
+    Ok(Box::new(restore_from_trash(
+        dir,
+        name,
+        param_str(&param, "as"),
+    )?))
+}
+
+/// Destroys trashed keys: the entry `name` names, or with `expired` every
+/// entry whose purge date has come (of that name's id only, with a name).
+pub fn purge_trash(
+    dir: &ConfigDir,
+    name: Option<&str>,
+    expired: bool,
+) -> Result<Vec<Purged>, Error> {
+    if let Some(name) = name {
+        check_name(name)?;
+    }
+    let now = expired.then(pbs_config::trash::epoch_now);
+    dir.encryption_keys().trash().purge(name, now)
+}
+
+/// Parameters of `DELETE /config/encryption-key-trash/{name}`.
+pub const API_METHOD_PURGE_TRASH_ENTRY_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Destroy a key in the trash.",
+    &[
+        ("expired", true, &EXPIRED_SCHEMA),
+        ("name", false, &TRASH_NAME_SCHEMA),
+    ],
+);
+
+/// `DELETE /config/encryption-key-trash/{name}`: [`purge_trash`] of one
+/// entry (or, with `expired`, of that id's expired entries).
+pub const API_METHOD_PURGE_TRASH_ENTRY: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_purge_trash_entry),
+    &API_METHOD_PURGE_TRASH_ENTRY_PARAMETERS,
+)
+.returns(ReturnType::new(false, &PURGED_LIST_SCHEMA))
+.access(None, &STORE_MODIFY);
+
+fn api_purge_trash_entry(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let name = required_str(&param, "name")?;
+    let expired = param["expired"].as_bool().unwrap_or(false);
+    Ok(Box::new(purge_trash(dir, Some(name), expired)?))
+}
+
+/// Parameters of `DELETE /config/encryption-key-trash`.
+pub const API_METHOD_PURGE_EXPIRED_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Destroy every key in the trash whose keep time is over.",
+    &[("expired", false, &EXPIRED_SCHEMA)],
+);
+
+/// `DELETE /config/encryption-key-trash`: [`purge_trash`] of what expired
+/// (`expired` must be given, and true: one entry is purged at its own path).
+pub const API_METHOD_PURGE_EXPIRED: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_purge_expired),
+    &API_METHOD_PURGE_EXPIRED_PARAMETERS,
+)
+.returns(ReturnType::new(false, &PURGED_LIST_SCHEMA))
+.access(None, &STORE_MODIFY);
+
+fn api_purge_expired(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    if param["expired"].as_bool() != Some(true) {
+        param_bail!(
+            "expired",
+            "only what expired is purged here (expired=1); purge one entry at \
+             /config/encryption-key-trash/{{name}}"
+        );
+    }
+    Ok(Box::new(purge_trash(dir, None, true)?))
+}
+
+const RESTORE_ROUTER: Router = Router::new().post(&API_METHOD_RESTORE_FROM_TRASH);
+
+const ITEM_ROUTER: Router = Router::new()
+    .delete(&API_METHOD_PURGE_TRASH_ENTRY)
+    .subdirs(&[("restore", &RESTORE_ROUTER)]);
+
+/// The routes of `/config/encryption-key-trash`.
+pub const ROUTER: Router = Router::new()
+    .get(&API_METHOD_LIST_TRASH)
+    .delete(&API_METHOD_PURGE_EXPIRED)
+    .match_all("name", &ITEM_ROUTER);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api2::test_util::param_names;
+
+    #[test]
+    fn bad_parameters_name_the_parameter() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path()).unwrap();
+        assert_eq!(
+            param_names(&restore_from_trash(&dir, "../x", None).unwrap_err()),
+            ["name"]
+        );
+        assert_eq!(
+            param_names(&restore_from_trash(&dir, "k-one", Some("a b")).unwrap_err()),
+            ["as"]
+        );
+        assert_eq!(
+            param_names(&purge_trash(&dir, Some("x@1"), false).unwrap_err()),
+            ["name"]
+        );
+        // a trash name is not a key id, but a valid name here
+        assert!(
+            TRASH_NAME_SCHEMA
+                .parse_simple_value("k-one@1795966067-Qf4gnl")
+                .is_ok()
+        );
+        assert!(
+            CRYPT_KEY_ID_SCHEMA
+                .parse_simple_value("k-one@1795966067-Qf4gnl")
+                .is_err()
+        );
+    }
+}
