@@ -447,6 +447,96 @@ impl DirHandle {
         }
     }
 
+    /// Opens `name` for reading and appending (`O_APPEND`: every write goes
+    /// to the end), creating it if missing: see [`DirHandle::open_writable`].
+    pub fn open_append(
+        &self,
+        name: &str,
+        options: CreateOptions,
+    ) -> Result<(OpenedFile, bool), Error> {
+        self.open_writable(name, options, OFlags::APPEND)
+    }
+
+    /// Opens `name` for reading and writing in place, creating it if
+    /// missing: see [`DirHandle::open_writable`]. For a small file rewritten
+    /// in place whose tearing in a crash its reader detects and repairs
+    /// (the audit checkpoint): no new inode, no rename, nothing for the
+    /// next journal commit to carry but the data.
+    pub fn open_read_write(
+        &self,
+        name: &str,
+        options: CreateOptions,
+    ) -> Result<(OpenedFile, bool), Error> {
+        self.open_writable(name, options, OFlags::empty())
+    }
+
+    /// Opens `name` for reading and writing (with `extra` flags), creating
+    /// it if missing: a new file gets the mode and owner of `options`
+    /// before anything is written, and its name is made durable (fsync of
+    /// this directory) before it is returned. No symbolic link is followed,
+    /// anything but a regular file is refused. Returns the file with its
+    /// `fstat`, and whether it was created.
+    fn open_writable(
+        &self,
+        name: &str,
+        options: CreateOptions,
+        extra: OFlags,
+    ) -> Result<(OpenedFile, bool), Error> {
+        let path = self.entry_path(name);
+        let flags = OFlags::RDWR
+            | extra
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | OFlags::NOCTTY
+            | OFlags::NONBLOCK;
+        loop {
+            let (fd, created) = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+                Ok(fd) => (fd, false),
+                Err(Errno::NOENT) => {
+                    match rustix::fs::openat(
+                        &self.fd,
+                        name,
+                        flags | OFlags::CREATE | OFlags::EXCL,
+                        Mode::from_raw_mode(0o600),
+                    ) {
+                        Ok(fd) => {
+                            if let Err(err) =
+                                apply_options(fd.as_fd(), &path, options).and_then(|()| self.sync())
+                            {
+                                let _ = self.unlink(name);
+                                return Err(err);
+                            }
+                            (fd, true)
+                        }
+                        // somebody else created it in between: open theirs
+                        Err(Errno::EXIST) => continue,
+                        Err(err) => bail!("unable to create {path:?} - {}", io_err(err)),
+                    }
+                }
+                Err(Errno::LOOP) => bail!("{path:?} is a symbolic link - refusing to follow it"),
+                Err(Errno::ISDIR) => {
+                    bail!("{path:?} is a directory, not a regular file - refusing to use it")
+                }
+                Err(err) => bail!("unable to open {path:?} - {}", io_err(err)),
+            };
+            let stat = fd_stat(fd.as_fd(), &path)?;
+            if stat.kind != EntryKind::File {
+                bail!(
+                    "{path:?} is {}, not a regular file - refusing to use it",
+                    stat.kind_name()
+                );
+            }
+            return Ok((
+                OpenedFile {
+                    file: File::from(fd),
+                    stat,
+                    path,
+                },
+                created,
+            ));
+        }
+    }
+
     /// Creates `name` holding `data` unless an entry of that name exists:
     /// a complete, synced temp file is renamed to `name` without replacing
     /// anything, so the file appears whole or not at all. Returns whether
@@ -998,6 +1088,49 @@ mod tests {
         dir.rename_noreplace("a", &sub, "c").unwrap();
         assert_eq!(sub.names().unwrap(), vec!["b".to_string(), "c".to_string()]);
         assert!(dir.stat("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn open_append_creates_with_mode_and_appends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(&tmp);
+        let options = CreateOptions::new().perm(nix::sys::stat::Mode::from_bits_truncate(0o640));
+        let (mut opened, created) = dir.open_append("log", options).unwrap();
+        assert!(created);
+        opened.file.write_all(b"one\n").unwrap();
+        let (mut opened, created) = dir.open_append("log", options).unwrap();
+        assert!(!created);
+        opened.file.write_all(b"two\n").unwrap();
+        assert_eq!(
+            std::fs::read(tmp.path().join("log")).unwrap(),
+            b"one\ntwo\n"
+        );
+        let meta = std::fs::metadata(tmp.path().join("log")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o640);
+
+        std::os::unix::fs::symlink(tmp.path().join("log"), tmp.path().join("link")).unwrap();
+        let err = dir.open_append("link", options).err().unwrap().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        let err = dir.open_append("sub", options).err().unwrap().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn open_read_write_writes_in_place() {
+        use std::os::unix::fs::FileExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(&tmp);
+        let (opened, created) = dir.open_read_write("c", CreateOptions::new()).unwrap();
+        assert!(created);
+        opened.file.write_all_at(b"one two", 0).unwrap();
+        let (opened, created) = dir.open_read_write("c", CreateOptions::new()).unwrap();
+        assert!(!created);
+        let ino = opened.stat.ino;
+        opened.file.write_all_at(b"six", 0).unwrap();
+        opened.file.set_len(3).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("c")).unwrap(), b"six");
+        assert_eq!(std::fs::metadata(tmp.path().join("c")).unwrap().ino(), ino);
     }
 
     #[test]
