@@ -18,7 +18,11 @@
 //! - trash purge: `purge:locked`, `purge:key-removed`;
 //! - verify --repair moving an orphan into the trash: `repair:record-written`,
 //!   `repair:key-trashed`;
-//! - archive/unarchive: `archive:config-tmp-written`, `archive:config-written`.
+//! - archive/unarchive: `archive:config-tmp-written`, `archive:config-written`;
+//! - every audit append ([`AUDIT_POINTS`], apart from [`POINTS`] because
+//!   they are reached inside every audited operation): `audit:line-written`
+//!   (the record written, not yet synced), `audit:synced` (synced, the
+//!   checkpoint not yet written), `audit:checkpoint-written`.
 
 /// Every crash point, in operation order.
 pub const POINTS: &[&str] = &[
@@ -48,6 +52,13 @@ pub const POINTS: &[&str] = &[
     "archive:config-written",
 ];
 
+/// The crash points of an audit append, in the order it passes them.
+pub const AUDIT_POINTS: &[&str] = &[
+    "audit:line-written",
+    "audit:synced",
+    "audit:checkpoint-written",
+];
+
 /// Whether crash points are compiled in.
 pub fn enabled() -> bool {
     cfg!(feature = "failpoints")
@@ -56,7 +67,10 @@ pub fn enabled() -> bool {
 /// Reached crash point `name`.
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
-    debug_assert!(POINTS.contains(&name), "unknown failpoint {name}");
+    debug_assert!(
+        POINTS.contains(&name) || AUDIT_POINTS.contains(&name),
+        "unknown failpoint {name}"
+    );
     if std::env::var_os("PBS_FAILPOINT").is_some_and(|point| point == name) {
         eprintln!("failpoint {name} reached, killing the process");
         let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);

@@ -48,7 +48,8 @@ impl FileClass {
 /// A file at a fixed name in the config dir.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfigFile {
-    /// Its name in the config dir.
+    /// Its name in the config dir (for [`AUDIT_FILES`]: in
+    /// `encryption-keys/.audit/`).
     pub name: &'static str,
     /// Who owns it.
     pub class: FileClass,
@@ -188,6 +189,47 @@ pub const TRASH_CLASS: FileClass = FileClass::Private;
 /// Largest trash record read (real ones are well under 1 KiB).
 pub const MAX_TRASH_RECORD_SIZE: u64 = 64 * 1024;
 
+/// The audit directory's name in the key directory (root:backup 0750;
+/// DESIGN.md section 7, [`crate::audit`]).
+pub const AUDIT_DIR_NAME: &str = ".audit";
+/// Mode of the audit directory.
+pub const AUDIT_DIR_MODE: u32 = 0o750;
+/// `.audit/log`: the audit log (read line by line, so no size limit).
+pub const AUDIT_LOG: ConfigFile = config(
+    "log",
+    u64::MAX,
+    "audit log of key operations (JSON lines, hash-chained)",
+);
+/// `.audit/checkpoint`: the latest signed checkpoint of the audit log.
+pub const AUDIT_CHECKPOINT: ConfigFile = config(
+    "checkpoint",
+    64 * 1024,
+    "latest signed checkpoint of the audit log",
+);
+/// `.audit/signing.key`: this store's Ed25519 key signing the checkpoints.
+pub const AUDIT_SIGNING_KEY: ConfigFile = ConfigFile {
+    name: "signing.key",
+    class: FileClass::Private,
+    max_size: 64 * 1024,
+    what: "private key signing the audit checkpoints",
+};
+/// `.audit/log.lck`: taken for each append, the innermost lock.
+pub const AUDIT_LOCK: ConfigFile = lock("log.lck", "lock of the audit log");
+/// `.audit/pending.lck`: shared by audited operations from intent to
+/// outcome, exclusive for `audit verify`.
+pub const AUDIT_PENDING_LOCK: ConfigFile = lock(
+    "pending.lck",
+    "held by audited operations between their intent and outcome",
+);
+/// Every file of the audit directory, in the order the man page lists them.
+pub const AUDIT_FILES: &[ConfigFile] = &[
+    AUDIT_LOG,
+    AUDIT_CHECKPOINT,
+    AUDIT_SIGNING_KEY,
+    AUDIT_LOCK,
+    AUDIT_PENDING_LOCK,
+];
+
 /// Class of key files (root:backup 0640).
 pub const KEY_FILE_CLASS: FileClass = FileClass::Config;
 /// Class of key lock files (backup:backup 0660).
@@ -206,6 +248,22 @@ mod tests {
         for file in ALL.iter().filter(|file| file.class == FileClass::Lock) {
             assert!(
                 file.name.starts_with('.') || file.name.ends_with(".lock"),
+                "{}",
+                file.name
+            );
+        }
+    }
+
+    #[test]
+    fn audit_files_are_unique_and_their_locks_suffixed() {
+        let mut names: Vec<&str> = AUDIT_FILES.iter().map(|file| file.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), AUDIT_FILES.len());
+        for file in AUDIT_FILES {
+            assert_eq!(
+                file.class == FileClass::Lock,
+                file.name.ends_with(".lck"),
                 "{}",
                 file.name
             );

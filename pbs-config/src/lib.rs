@@ -13,7 +13,12 @@
 //!   `encryption-keys/<id>.enc.lck` ([`KeyFileLock`]); the access files
 //!   after all of those, in this order: `.user.lck` ([`UserLock`]),
 //!   `.acl.lck` ([`AclLock`]), `token.shadow.lock` ([`TokenShadowLock`]),
-//!   `shadow.json.lock` ([`ShadowLock`]). Never take a lock this process
+//!   `shadow.json.lock` ([`ShadowLock`]); innermost, after every other
+//!   lock: `encryption-keys/.audit/pending.lck` ([`audit::PendingLock`],
+//!   shared by an audited operation from its intent to its outcome), then
+//!   `encryption-keys/.audit/log.lck` ([`audit::AuditLock`], for each
+//!   append, released before any other lock is taken; see [`audit`]).
+//!   Never take a lock this process
 //!   already holds (a second `flock` on a new descriptor waits for the
 //!   timeout); a function that needs a lock held takes its guard type;
 //! - every file of the config dir is reached through a directory handle
@@ -31,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod acl;
+pub mod audit;
 mod cache;
 pub mod cached_user_info;
 mod context;

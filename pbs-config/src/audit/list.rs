@@ -1,0 +1,314 @@
+//! Reading the log: every record in order ([`AuditLog::list`]) or the last
+//! one that matches ([`AuditLog::last`], read from the end).
+//!
+//! Readers take no lock: the log only grows, and a line without its
+//! newline (an append in progress, or one a crash interrupted) is not
+//! read. Lines that are not records are skipped here; `audit verify`
+//! reports them.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
+
+use anyhow::{Error, format_err};
+
+use crate::dir_handle::OpenedFile;
+use crate::files::AUDIT_LOG;
+
+use super::AuditLog;
+use super::record::{MAX_LINE_LEN, Op, Phase, Record, parse_line};
+
+/// Which records to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only records naming this id.
+    pub key: Option<String>,
+    /// Only records written at or after this time (seconds since the epoch).
+    pub since: Option<i64>,
+    /// Only records written before this time.
+    pub until: Option<i64>,
+    /// Only these operations (all if empty).
+    pub ops: Vec<Op>,
+    /// Only intents or only outcomes.
+    pub phase: Option<Phase>,
+    /// Only outcomes whose change took effect ([`Record::took_effect`]).
+    pub effective: bool,
+}
+
+impl Filter {
+    /// The last effective outcome of `op` on `key`: "last exported" is
+    /// `Filter::last_done(&[Op::Export], id)`, "last changed by" the same
+    /// with every op that [`Op::changes_key`].
+    pub fn last_done(ops: &[Op], key: &str) -> Self {
+        Self {
+            key: Some(key.to_string()),
+            ops: ops.to_vec(),
+            phase: Some(Phase::Outcome),
+            effective: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `record` passes.
+    pub fn matches(&self, record: &Record) -> bool {
+        self.key.as_deref().is_none_or(|key| record.names_id(key))
+            && self.since.is_none_or(|since| record.time >= since)
+            && self.until.is_none_or(|until| record.time < until)
+            && (self.ops.is_empty() || record.op().is_some_and(|op| self.ops.contains(&op)))
+            && self.phase.is_none_or(|phase| record.phase == phase)
+            && (!self.effective || record.took_effect())
+    }
+
+    /// A quick test on the raw line before it is parsed: false only if the
+    /// record cannot match.
+    fn may_match(&self, line: &[u8]) -> bool {
+        match &self.key {
+            // ids are JSON strings; one without characters JSON escapes
+            // appears quoted as it is
+            Some(key) if !key.contains(['"', '\\']) && !key.chars().any(char::is_control) => {
+                let quoted = format!("\"{key}\"");
+                line.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+            }
+            _ => true,
+        }
+    }
+}
+
+/// One line as the reader found it.
+#[derive(Debug)]
+pub(crate) enum RawLine {
+    /// A complete line (without its newline).
+    Line(Vec<u8>),
+    /// A complete line longer than [`MAX_LINE_LEN`] (not kept).
+    TooLong,
+}
+
+/// Reads complete lines from an offset, each at most [`MAX_LINE_LEN`]
+/// bytes kept; what follows the last newline is left unread.
+pub(crate) struct LineReader<'f> {
+    reader: BufReader<&'f File>,
+    /// Offset of the next byte to read.
+    offset: u64,
+    /// Offset just after the last complete line.
+    complete: u64,
+    /// Bytes after the last complete line (an incomplete line).
+    pub incomplete: u64,
+}
+
+impl<'f> LineReader<'f> {
+    /// A reader of `file` from byte `offset` (a line start).
+    pub fn new(file: &'f File, offset: u64) -> Result<Self, Error> {
+        use std::io::{Seek, SeekFrom};
+        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        reader
+            .seek(SeekFrom::Start(offset))
+            .map_err(|err| format_err!("unable to read the audit log - {err}"))?;
+        Ok(Self {
+            reader,
+            offset,
+            complete: offset,
+            incomplete: 0,
+        })
+    }
+
+    /// Offset just after the last complete line read.
+    pub fn complete_offset(&self) -> u64 {
+        self.complete
+    }
+
+    /// The next complete line; `None` at the end (then [`LineReader::incomplete`]
+    /// says how many bytes followed the last newline).
+    pub fn next_line(&mut self) -> Result<Option<RawLine>, Error> {
+        let mut line = Vec::new();
+        let mut too_long = false;
+        loop {
+            let buf = self
+                .reader
+                .fill_buf()
+                .map_err(|err| format_err!("unable to read the audit log - {err}"))?;
+            if buf.is_empty() {
+                self.incomplete = self.offset - self.complete;
+                return Ok(None);
+            }
+            let (take, newline) = match buf.iter().position(|&b| b == b'\n') {
+                Some(pos) => (pos + 1, true),
+                None => (buf.len(), false),
+            };
+            let content = &buf[..take - usize::from(newline)];
+            if !too_long {
+                if line.len() + content.len() > MAX_LINE_LEN {
+                    too_long = true;
+                    line = Vec::new();
+                } else {
+                    line.extend_from_slice(content);
+                }
+            }
+            self.reader.consume(take);
+            self.offset += take as u64;
+            if newline {
+                self.complete = self.offset;
+                return Ok(Some(if too_long {
+                    RawLine::TooLong
+                } else {
+                    RawLine::Line(line)
+                }));
+            }
+        }
+    }
+}
+
+/// Calls `visit` with each complete line of the first `size` bytes of
+/// `file`, last line first, until it returns true.
+fn scan_backwards(
+    file: &File,
+    size: u64,
+    mut visit: impl FnMut(&[u8]) -> bool,
+) -> Result<(), Error> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut pos = size;
+    // the end of a line whose start is not read yet
+    let mut carry: Vec<u8> = Vec::new();
+    let mut carry_too_long = false;
+    // what follows the last newline is no complete line
+    let mut tail_skipped = false;
+    while pos > 0 {
+        let start = pos.saturating_sub(CHUNK);
+        let mut buf = vec![0u8; (pos - start) as usize];
+        file.read_exact_at(&mut buf, start)
+            .map_err(|err| format_err!("unable to read the audit log - {err}"))?;
+        buf.extend_from_slice(&carry);
+        let mut seg_end = buf.len();
+        while let Some(newline) = buf[..seg_end].iter().rposition(|&b| b == b'\n') {
+            if tail_skipped {
+                if !carry_too_long && visit(&buf[newline + 1..seg_end]) {
+                    return Ok(());
+                }
+            } else {
+                tail_skipped = true;
+            }
+            carry_too_long = false;
+            seg_end = newline;
+        }
+        carry = buf[..seg_end].to_vec();
+        if carry.len() > MAX_LINE_LEN {
+            carry_too_long = true;
+            carry.clear();
+        }
+        pos = start;
+    }
+    if tail_skipped && !carry_too_long {
+        visit(&carry);
+    }
+    Ok(())
+}
+
+/// The record of a line, if it is one.
+fn record_of(line: &[u8]) -> Option<Record> {
+    let line = std::str::from_utf8(line).ok()?;
+    parse_line(line).ok().map(|parsed| parsed.record)
+}
+
+impl AuditLog<'_> {
+    /// Opens the log for reading; `None` if there is none.
+    pub(crate) fn open_log(&self) -> Result<Option<OpenedFile>, Error> {
+        let Some(opened) = self
+            .audit_dir
+            .open_regular(AUDIT_LOG.name, AUDIT_LOG.max_size)?
+        else {
+            return Ok(None);
+        };
+        self.dir
+            .ownership()
+            .check_trusted(AUDIT_LOG.class, &opened.stat, &opened.path)?;
+        Ok(Some(opened))
+    }
+
+    /// The records that pass `filter`, oldest first. Takes no lock.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<Record>, Error> {
+        let Some(log) = self.open_log()? else {
+            return Ok(Vec::new());
+        };
+        let mut reader = LineReader::new(&log.file, 0)?;
+        let mut records = Vec::new();
+        while let Some(line) = reader.next_line()? {
+            let RawLine::Line(line) = line else {
+                continue;
+            };
+            if !filter.may_match(&line) {
+                continue;
+            }
+            if let Some(record) = record_of(&line).filter(|record| filter.matches(record)) {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// The newest record that passes `filter` (the log is read from its
+    /// end). Takes no lock.
+    pub fn last(&self, filter: &Filter) -> Result<Option<Record>, Error> {
+        let Some(log) = self.open_log()? else {
+            return Ok(None);
+        };
+        let mut found = None;
+        scan_backwards(&log.file, log.stat.size, |line| {
+            if filter.may_match(line)
+                && let Some(record) = record_of(line).filter(|record| filter.matches(record))
+            {
+                found = Some(record);
+                return true;
+            }
+            false
+        })?;
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_backwards(data: &[u8]) -> Vec<String> {
+        let tmp = tempfile::tempfile().unwrap();
+        tmp.write_all_at(data, 0).unwrap();
+        let mut out = Vec::new();
+        scan_backwards(&tmp, data.len() as u64, |line| {
+            out.push(String::from_utf8(line.to_vec()).unwrap());
+            false
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn backwards_yields_complete_lines_only() {
+        assert_eq!(lines_backwards(b"a\nbb\nccc\n"), ["ccc", "bb", "a"]);
+        assert_eq!(lines_backwards(b"a\nbb\ncc"), ["bb", "a"]);
+        assert_eq!(lines_backwards(b"torn"), Vec::<String>::new());
+        assert_eq!(lines_backwards(b""), Vec::<String>::new());
+        // lines across chunk borders
+        let long: Vec<String> = (0..20_000).map(|i| format!("line {i}")).collect();
+        let text = long.join("\n") + "\n";
+        let mut back = lines_backwards(text.as_bytes());
+        back.reverse();
+        assert_eq!(back, long);
+    }
+
+    #[test]
+    fn forward_reader_stops_before_an_incomplete_line_and_skips_long_ones() {
+        let tmp = tempfile::tempfile().unwrap();
+        let long = "x".repeat(MAX_LINE_LEN + 1);
+        let data = format!("a\n{long}\nb\ntorn");
+        tmp.write_all_at(data.as_bytes(), 0).unwrap();
+        let mut reader = LineReader::new(&tmp, 0).unwrap();
+        assert!(matches!(reader.next_line().unwrap(), Some(RawLine::Line(l)) if l == b"a"));
+        assert!(matches!(
+            reader.next_line().unwrap(),
+            Some(RawLine::TooLong)
+        ));
+        assert!(matches!(reader.next_line().unwrap(), Some(RawLine::Line(l)) if l == b"b"));
+        assert!(reader.next_line().unwrap().is_none());
+        assert_eq!(reader.incomplete, 4);
+        assert_eq!(reader.complete_offset(), data.len() as u64 - 4);
+    }
+}

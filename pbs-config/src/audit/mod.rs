@@ -1,0 +1,413 @@
+//! The audit log: who did what to which key, hash-chained and signed
+//! (DESIGN.md section 7, issue 16).
+//!
+//! Files, in `encryption-keys/.audit/` (root:backup 0750, see
+//! [`crate::files::AUDIT_FILES`]):
+//! - `log`: one JSON record per line ([`record`] has the format), each
+//!   chained to the line before by a domain-separated SHA-256;
+//! - `checkpoint`: the latest signed checkpoint, a C2SP signed note
+//!   ([`checkpoint`]); also sent to syslog on every write;
+//! - `signing.key`: this store's Ed25519 key (root:root 0600), generated on
+//!   the first append;
+//! - `log.lck` (taken for each append, the innermost lock of the store) and
+//!   `pending.lck` (shared by audited operations from intent to outcome,
+//!   exclusive for `audit verify`, so verify never mistakes an operation in
+//!   progress for an interrupted one).
+//!
+//! # How an operation records itself
+//!
+//! Fail closed: an operation that changes the store appends an `intent`
+//! record, synced with `fdatasync`, after it took all its locks and checked
+//! its input and before it changes anything; if that append fails, the
+//! operation fails and changes nothing. After the change (or its failure)
+//! it appends the `outcome`, which names the intent's `seq`:
+//!
+//! ```ignore
+//! let key_dir = self.ensure_key_dir(&base)?;           // opened once per operation
+//! let key_lock = self.lock_key_file(&key_dir, id)?;    // every other lock first
+//! let event = Event::new(caller, Op::Create).id(id).fingerprint(fingerprint);
+//! let pending = self.dir.audit_log(&key_dir)?.intent(&event)?; // nothing changed yet
+//! let result = self.write_key_and_config(/* ... */);   // the change
+//! pending.done(result)                                  // the outcome, then the result
+//! ```
+//!
+//! Dropping a [`Pending`] without [`Pending::done`] or [`Pending::finish`]
+//! leaves its intent open: `audit verify` then reports it with what the
+//! store shows, as after a crash.
+//!
+//! # Crash order
+//!
+//! - the intent is synced before the change: after a crash, every change
+//!   has its intent in the log;
+//! - the outcome is written but not synced (the next intent's
+//!   `fdatasync` syncs it): a crash may lose it, and `verify` reports the
+//!   intent without outcome with what the store shows; `verify --repair`
+//!   records an outcome that says so;
+//! - the checkpoint is written after the records it covers are synced, in
+//!   place and without fsync (a rename's new inode would ride on the next
+//!   intent's sync and double its cost): after a crash it may be torn or
+//!   behind the log, never ahead of it; `verify` reports that and
+//!   `--repair` signs a new one. Readers take the log's lock shared. An incomplete last line (a crash inside an append
+//!   that never returned) is cut off by the next append.
+//!
+//! # Locking
+//!
+//! Appends take `log.lck`, always last and never while waiting for another
+//! lock, so the order of the log is the order of the changes made under
+//! the store's locks. Operations take `pending.lck` shared only (they never
+//! wait for each other on it); `audit verify` takes it exclusive, then
+//! `log.lck`, and no other lock.
+
+mod append;
+pub mod checkpoint;
+mod list;
+pub mod record;
+mod syslog;
+mod verify;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Error, bail, format_err};
+use nix::sys::stat::Mode;
+use zeroize::Zeroize;
+
+use proxmox_lang::error::ErrorLayer;
+use proxmox_sys::fs::CreateOptions;
+
+use crate::dir_handle::{DirHandle, EntryStat, read_all};
+use crate::files::{
+    AUDIT_CHECKPOINT, AUDIT_DIR_MODE, AUDIT_DIR_NAME, AUDIT_LOCK, AUDIT_LOG, AUDIT_PENDING_LOCK,
+    AUDIT_SIGNING_KEY,
+};
+use crate::lock::BackupLockGuard;
+use crate::{ConfigDir, Ownership};
+
+pub use append::{Appended, Pending};
+pub use checkpoint::{Checkpoint, PublicKey, SignatureCheck};
+pub use list::Filter;
+pub use record::{Caller, Event, Op, Origin, Phase, Record, unix_user_of_this_process};
+pub use verify::{AuditProblem, AuditReport, ProblemKind, StoreState, Unfinished, VerifyOptions};
+
+/// Whether an outcome is synced on its own. Not: the next intent's sync
+/// covers it, and a lost outcome is reported and reconciled by verify. A
+/// synced outcome made an audited store 1.35x an unaudited one instead of
+/// 1.19x (docs/audit.md has the measurements).
+pub const SYNC_OUTCOMES: bool = false;
+
+/// The held exclusive lock of the audit log (`log.lck`).
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct AuditLock {
+    _guard: BackupLockGuard,
+}
+
+/// The held shared lock of the audit log: no append is half done.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct AuditReadLock {
+    _guard: BackupLockGuard,
+}
+
+/// The held lock of `pending.lck`: shared by an operation between its
+/// intent and its outcome, exclusive while `audit verify` looks for
+/// interrupted operations.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct PendingLock {
+    _guard: BackupLockGuard,
+}
+
+/// The audit log of one store: get it with [`ConfigDir::audit_log`] (for
+/// writers, from the key directory an operation opened) or
+/// [`AuditLog::open_existing`] (for readers).
+#[derive(Clone)]
+pub struct AuditLog<'a> {
+    dir: &'a ConfigDir,
+    audit_dir: Arc<DirHandle>,
+    syslog: Option<PathBuf>,
+    signing_key: Arc<Mutex<Option<Arc<checkpoint::SigningKey>>>>,
+}
+
+impl std::fmt::Debug for AuditLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("dir", &self.audit_dir.path())
+            .field("syslog", &self.syslog)
+            .finish()
+    }
+}
+
+impl ConfigDir {
+    /// The audit log in the key directory `key_dir` (checked by the
+    /// operation that opened it), creating `.audit/` if it is missing.
+    pub fn audit_log(&self, key_dir: &DirHandle) -> Result<AuditLog<'_>, Error> {
+        AuditLog::open(self, key_dir)
+    }
+}
+
+/// Mode and owner of the audit directory: the key directory's owner and
+/// group, 0750.
+fn audit_dir_options(ownership: &Ownership) -> CreateOptions {
+    CreateOptions::new()
+        .perm(Mode::from_bits_truncate(AUDIT_DIR_MODE))
+        .owner(ownership.file_uid)
+        .group(ownership.file_gid)
+}
+
+impl<'a> AuditLog<'a> {
+    /// See [`ConfigDir::audit_log`].
+    pub fn open(dir: &'a ConfigDir, key_dir: &DirHandle) -> Result<Self, Error> {
+        let ownership = dir.ownership();
+        let audit_dir = key_dir
+            .ensure_dir(
+                AUDIT_DIR_NAME,
+                audit_dir_options(ownership),
+                ownership.key_dir_policy(),
+            )
+            .layer_err(|| "unable to open the audit log")?;
+        Ok(Self::with_dir(dir, audit_dir))
+    }
+
+    /// For operations that did not open the key directory (user, token and
+    /// ACL changes): opens the config dir and the key directory, creating
+    /// what is missing, then the audit log.
+    pub fn open_store(dir: &'a ConfigDir) -> Result<Self, Error> {
+        let base = dir.open_base_or_create()?;
+        let key_dir = dir.encryption_keys().ensure_key_dir(&base)?;
+        Self::open(dir, &key_dir)
+    }
+
+    /// For readers: the audit log, `None` if the store has none yet.
+    /// Creates nothing.
+    pub fn open_existing(dir: &'a ConfigDir) -> Result<Option<Self>, Error> {
+        let Some(base) = dir.open_base()? else {
+            return Ok(None);
+        };
+        let Some(key_dir) = dir.encryption_keys().open_key_dir(&base)? else {
+            return Ok(None);
+        };
+        let policy = dir.ownership().key_dir_policy();
+        Ok(key_dir
+            .open_dir(AUDIT_DIR_NAME, policy)
+            .layer_err(|| "unable to open the audit log")?
+            .map(|audit_dir| Self::with_dir(dir, audit_dir)))
+    }
+
+    fn with_dir(dir: &'a ConfigDir, audit_dir: DirHandle) -> Self {
+        Self {
+            dir,
+            audit_dir: Arc::new(audit_dir),
+            syslog: Some(PathBuf::from(syslog::DEFAULT_SOCKET)),
+            signing_key: Arc::default(),
+        }
+    }
+
+    /// Sends each new checkpoint to the syslog socket `socket` (default
+    /// `/dev/log`), or nowhere with `None`.
+    pub fn syslog_socket(mut self, socket: Option<PathBuf>) -> Self {
+        self.syslog = socket;
+        self
+    }
+
+    /// The config dir.
+    pub fn dir(&self) -> &'a ConfigDir {
+        self.dir
+    }
+
+    /// The path of the log, for messages.
+    pub fn log_path(&self) -> PathBuf {
+        self.audit_dir.entry_path(AUDIT_LOG.name)
+    }
+
+    /// The path of the stored checkpoint, for messages.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.audit_dir.entry_path(AUDIT_CHECKPOINT.name)
+    }
+
+    /// Takes the exclusive lock of the log.
+    ///
+    /// # Locking
+    ///
+    /// The innermost lock: take no other lock while holding it.
+    pub fn lock(&self) -> Result<AuditLock, Error> {
+        let guard = self
+            .dir
+            .lock_in(self.audit_dir.try_clone()?, AUDIT_LOCK.name, true)?;
+        Ok(AuditLock { _guard: guard })
+    }
+
+    /// Takes the shared lock of the log: no append is half done while it is held.
+    pub fn lock_shared(&self) -> Result<AuditReadLock, Error> {
+        let guard = self
+            .dir
+            .lock_in(self.audit_dir.try_clone()?, AUDIT_LOCK.name, false)?;
+        Ok(AuditReadLock { _guard: guard })
+    }
+
+    /// Takes `pending.lck`: shared for an operation from its intent to its
+    /// outcome, exclusive to wait until no operation is between the two.
+    ///
+    /// # Locking
+    ///
+    /// After every lock of the store, before [`AuditLog::lock`].
+    pub fn lock_pending(&self, exclusive: bool) -> Result<PendingLock, Error> {
+        let guard = self.dir.lock_in(
+            self.audit_dir.try_clone()?,
+            AUDIT_PENDING_LOCK.name,
+            exclusive,
+        )?;
+        Ok(PendingLock { _guard: guard })
+    }
+
+    /// The signing key; with `create`, a missing one is generated and
+    /// stored (root:root 0600) first. `None` if missing and not created.
+    ///
+    /// # Errors
+    ///
+    /// A key file that is not a regular file of root's (the policy's file
+    /// owner), that others may read or write, or that is no Ed25519 PEM
+    /// key: refused, naming the file, never quoting it.
+    pub(crate) fn signing_key(
+        &self,
+        create: bool,
+    ) -> Result<Option<Arc<checkpoint::SigningKey>>, Error> {
+        let mut cached = self.signing_key.lock().unwrap();
+        if let Some(key) = cached.as_ref() {
+            return Ok(Some(Arc::clone(key)));
+        }
+        let key = match self.read_signing_key()? {
+            Some(key) => key,
+            None if create => self.create_signing_key()?,
+            None => return Ok(None),
+        };
+        let key = Arc::new(key);
+        *cached = Some(Arc::clone(&key));
+        Ok(Some(key))
+    }
+
+    fn read_signing_key(&self) -> Result<Option<checkpoint::SigningKey>, Error> {
+        let file = &AUDIT_SIGNING_KEY;
+        let Some(mut opened) = self.audit_dir.open_regular(file.name, file.max_size)? else {
+            return Ok(None);
+        };
+        check_signing_key_stat(self.dir.ownership(), &opened.stat, &opened.path)?;
+        let mut pem = read_all(&mut opened, file.max_size)?;
+        let key = checkpoint::SigningKey::from_pem(&pem);
+        pem.zeroize();
+        key.map(Some)
+            .map_err(|err| format_err!("invalid audit signing key {:?} - {err}", opened.path))
+    }
+
+    fn create_signing_key(&self) -> Result<checkpoint::SigningKey, Error> {
+        let key = checkpoint::SigningKey::generate()?;
+        let pem = key.to_pem()?;
+        let options = self.dir.ownership().options_for(AUDIT_SIGNING_KEY.class);
+        if self
+            .audit_dir
+            .create_atomic(AUDIT_SIGNING_KEY.name, &pem, options)?
+        {
+            return Ok(key);
+        }
+        // somebody else was first: use theirs
+        self.read_signing_key()?.ok_or_else(|| {
+            format_err!(
+                "audit signing key {:?} vanished while it was created - retry",
+                self.audit_dir.entry_path(AUDIT_SIGNING_KEY.name)
+            )
+        })
+    }
+
+    /// This store's public key; `None` before the first append.
+    pub fn public_key(&self) -> Result<Option<PublicKey>, Error> {
+        Ok(self.signing_key(false)?.map(|key| key.public_key()))
+    }
+
+    /// The origin this host signs with: `pbs-keystore/<host>/<store id>`.
+    pub fn origin(key: &PublicKey) -> String {
+        checkpoint::origin(&checkpoint::host_name(), &key.store_id())
+    }
+
+    /// The verifier key to keep off the host (with checkpoints, to check
+    /// later that they were signed by this store); `None` before the first
+    /// append.
+    pub fn verifier_key(&self) -> Result<Option<String>, Error> {
+        Ok(self
+            .public_key()?
+            .map(|key| key.verifier_key(&Self::origin(&key))))
+    }
+
+    /// The stored checkpoint's text; `None` if there is none.
+    ///
+    /// # Locking
+    ///
+    /// Takes the log's lock shared (the checkpoint is rewritten in place).
+    pub fn stored_checkpoint_text(&self) -> Result<Option<String>, Error> {
+        let _lock = self.lock_shared()?;
+        self.read_checkpoint_text()
+    }
+
+    /// [`AuditLog::stored_checkpoint_text`] for a caller holding the log's lock.
+    pub(crate) fn read_checkpoint_text(&self) -> Result<Option<String>, Error> {
+        let file = &AUDIT_CHECKPOINT;
+        let Some(mut opened) = self.audit_dir.open_regular(file.name, file.max_size)? else {
+            return Ok(None);
+        };
+        self.dir
+            .ownership()
+            .check_trusted(file.class, &opened.stat, &opened.path)?;
+        let data = read_all(&mut opened, file.max_size)?;
+        String::from_utf8(data)
+            .map(Some)
+            .map_err(|_| format_err!("audit checkpoint {:?} is not UTF-8 text", opened.path))
+    }
+
+    /// The stored checkpoint, parsed (its signature is not checked: see
+    /// [`Checkpoint::check_signature`]); `None` if there is none.
+    ///
+    /// # Locking
+    ///
+    /// Takes the log's lock shared.
+    pub fn stored_checkpoint(&self) -> Result<Option<Checkpoint>, Error> {
+        let Some(text) = self.stored_checkpoint_text()? else {
+            return Ok(None);
+        };
+        Checkpoint::parse(&text)
+            .map(Some)
+            .layer_err(|| format!("unreadable audit checkpoint {:?}", self.checkpoint_path()))
+    }
+
+    /// Signs, stores and returns a checkpoint of the whole log (synced
+    /// first): what `audit checkpoint` prints to keep elsewhere. `None` for
+    /// an empty log.
+    ///
+    /// # Locking
+    ///
+    /// Takes the log's lock.
+    pub fn checkpoint_now(&self) -> Result<Option<Checkpoint>, Error> {
+        let lock = self.lock()?;
+        self.sign_whole_log(&lock)
+            .layer_err(|| format!("unable to sign a checkpoint of {:?}", self.log_path()))
+    }
+}
+
+/// Refuses a signing key that others may read or change.
+fn check_signing_key_stat(
+    ownership: &Ownership,
+    stat: &EntryStat,
+    path: &std::path::Path,
+) -> Result<(), Error> {
+    ownership.check_trusted(AUDIT_SIGNING_KEY.class, stat, path)?;
+    if stat.mode & 0o077 != 0 {
+        bail!(
+            "audit signing key {path:?} has mode {:04o}, which lets others read it - refusing \
+             to use it (fix with 'chmod 0600'; others may have copied it and could sign \
+             checkpoints of a forged log)",
+            stat.mode
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,441 @@
+//! The audit log through its public face: appends, files, fail-closed
+//! refusals, list, and verify's view of interrupted operations.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::format_err;
+
+use pbs_api_types::Fingerprint;
+use pbs_key_config::KeyConfig;
+
+use super::*;
+use crate::Ownership;
+
+struct Store {
+    tmp: tempfile::TempDir,
+    dir: ConfigDir,
+}
+
+impl Store {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::with_ownership(tmp.path(), Ownership::current_user().unwrap())
+            .unwrap()
+            .lock_timeout(Duration::from_secs(2));
+        Self { tmp, dir }
+    }
+
+    fn log(&self) -> AuditLog<'_> {
+        AuditLog::open_store(&self.dir).unwrap().syslog_socket(None)
+    }
+
+    fn audit_path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join("encryption-keys/.audit").join(name)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.audit_path("log"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn event(op: Op, id: &str) -> Event {
+    Event::new(&Caller::cli(), op)
+        .id(id)
+        .fingerprint(Fingerprint::new([id.len() as u8; 32]))
+}
+
+fn key(seed: u8) -> KeyConfig {
+    KeyConfig::without_password([seed; 32]).unwrap()
+}
+
+fn verify(log: &AuditLog, repair: bool) -> AuditReport {
+    log.verify(&VerifyOptions {
+        repair,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn intent_and_outcome_chain_and_the_checkpoint_covers_synced_records() {
+    let store = Store::new();
+    let log = store.log();
+    let first = log.intent(&event(Op::Create, "k-one")).unwrap();
+    assert_eq!(first.seq(), 1);
+    assert_eq!(first.checkpoint().unwrap().size, 1);
+    first.done(Ok::<_, anyhow::Error>(())).unwrap();
+    let second = log.intent(&event(Op::Archive, "k-one")).unwrap();
+    let err = second
+        .done(Err::<(), _>(format_err!(
+            "encryption key 'k-one' is in use"
+        )))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "encryption key 'k-one' is in use");
+
+    let lines = store.lines();
+    assert_eq!(lines.len(), 4);
+    let records: Vec<Record> = lines
+        .iter()
+        .map(|line| record::parse_line(line).unwrap().record)
+        .collect();
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(records[0].prev, record::ZERO_HASH);
+    for pair in records.windows(2) {
+        assert_eq!(pair[1].prev, pair[0].hash);
+    }
+    assert_eq!(records[1].phase, Phase::Outcome);
+    assert_eq!(records[1].intent, Some(1));
+    assert_eq!(records[1].result.as_deref(), Some("ok"));
+    assert_eq!(records[3].intent, Some(3));
+    assert_eq!(
+        records[3].result.as_deref(),
+        Some("encryption key 'k-one' is in use")
+    );
+    assert_eq!(records[0].actor, "root@pam");
+    assert_eq!(records[0].origin, "cli");
+    assert!(records[0].unix_user.is_some());
+
+    // the checkpoint covers the last synced record: the second intent
+    let checkpoint = log.stored_checkpoint().unwrap().unwrap();
+    assert_eq!(checkpoint.size, 3);
+    assert_eq!(checkpoint.head_hex(), records[2].hash);
+    let key = log.public_key().unwrap().unwrap();
+    assert_eq!(checkpoint.check_signature(&key), SignatureCheck::Valid);
+    assert_eq!(checkpoint.store_id(), Some(key.store_id().as_str()));
+
+    let report = verify(&log, false);
+    assert!(report.is_clean(), "{report:#?}");
+    assert!(report.notices.is_empty(), "{report:#?}");
+    assert_eq!(report.records, 4);
+
+    // checkpoint_now covers everything
+    assert_eq!(log.checkpoint_now().unwrap().unwrap().size, 4);
+    assert_eq!(log.stored_checkpoint().unwrap().unwrap().size, 4);
+}
+
+#[test]
+fn audit_files_get_their_owners_and_modes() {
+    let store = Store::new();
+    let log = store.log();
+    log.intent(&event(Op::Create, "k-one"))
+        .unwrap()
+        .done(Ok::<_, anyhow::Error>(()))
+        .unwrap();
+    let mode = |name: &str| {
+        let path = if name.is_empty() {
+            store.tmp.path().join("encryption-keys/.audit")
+        } else {
+            store.audit_path(name)
+        };
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    };
+    assert_eq!(mode(""), 0o750);
+    assert_eq!(mode("log"), 0o640);
+    assert_eq!(mode("checkpoint"), 0o640);
+    assert_eq!(mode("signing.key"), 0o600);
+    assert_eq!(mode("log.lck"), 0o660);
+    assert_eq!(mode("pending.lck"), 0o660);
+    let pem = std::fs::read_to_string(store.audit_path("signing.key")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+
+    // verify reports a wrong mode
+    std::fs::set_permissions(
+        store.audit_path("log"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let report = verify(&log, false);
+    assert_eq!(report.problems.len(), 1, "{report:#?}");
+    assert_eq!(report.problems[0].kind, ProblemKind::WrongMode);
+}
+
+#[test]
+fn an_incomplete_last_line_is_a_notice_and_cut_off_by_the_next_append() {
+    let store = Store::new();
+    let log = store.log();
+    log.intent(&event(Op::Create, "k-one"))
+        .unwrap()
+        .done(Ok::<_, anyhow::Error>(()))
+        .unwrap();
+    let path = store.audit_path("log");
+    let mut data = std::fs::read(&path).unwrap();
+    let whole = data.len();
+    data.extend_from_slice(b"{\"seq\":3,\"time\":17");
+    std::fs::write(&path, &data).unwrap();
+
+    let report = verify(&log, false);
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(report.notices[0].kind, ProblemKind::IncompleteLine);
+    assert_eq!(report.notices[0].line, Some(3));
+
+    let pending = log.intent(&event(Op::Archive, "k-one")).unwrap();
+    assert!(
+        pending.warnings()[0].contains("incomplete last line (18 bytes)"),
+        "{:?}",
+        pending.warnings()
+    );
+    assert_eq!(pending.seq(), 3);
+    pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+    assert!(std::fs::read(&path).unwrap()[whole..].starts_with(b"{\"seq\":3,"));
+    assert!(verify(&log, false).is_clean());
+}
+
+#[test]
+fn a_damaged_last_line_or_a_shortened_log_stops_appends() {
+    let store = Store::new();
+    let log = store.log();
+    for id in ["k-one", "k-two"] {
+        log.intent(&event(Op::Create, id))
+            .unwrap()
+            .done(Ok::<_, anyhow::Error>(()))
+            .unwrap();
+    }
+    let path = store.audit_path("log");
+    let good = std::fs::read_to_string(&path).unwrap();
+
+    std::fs::write(&path, good.replace("\"k-two\"", "\"k-2\"")).unwrap();
+    let err = log.intent(&event(Op::Delete, "k-one")).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("nothing was changed")
+            && text.contains("last line")
+            && text.contains("damaged"),
+        "{text}"
+    );
+
+    // two records off the end, under a checkpoint of three
+    let lines: Vec<&str> = good.lines().collect();
+    std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let err = log.intent(&event(Op::Delete, "k-one")).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("has 2 records, but its checkpoint says 3"),
+        "{text}"
+    );
+
+    // the log gone, its checkpoint there: the same
+    std::fs::remove_file(&path).unwrap();
+    let err = log.intent(&event(Op::Delete, "k-one")).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("is missing, but its checkpoint says 3 records"),
+        "{err:#}"
+    );
+    // and nothing was written by the refused appends
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_signing_key_others_may_read_or_a_missing_one_stops_appends() {
+    let store = Store::new();
+    let log = store.log();
+    log.intent(&event(Op::Create, "k-one"))
+        .unwrap()
+        .done(Ok::<_, anyhow::Error>(()))
+        .unwrap();
+    let key_path = store.audit_path("signing.key");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // a fresh handle: the key is read again
+    let err = store.log().intent(&event(Op::Delete, "k-one")).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("lets others read it"),
+        "{err:#}"
+    );
+
+    std::fs::remove_file(&key_path).unwrap();
+    let err = store.log().intent(&event(Op::Delete, "k-one")).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("is missing, but the log has 2 records"),
+        "{err:#}"
+    );
+    assert_eq!(store.lines().len(), 2);
+}
+
+#[test]
+fn list_and_last_filter_by_key_time_and_operation() {
+    let store = Store::new();
+    let log = store.log();
+    for (op, id, ok) in [
+        (Op::Create, "k-one", true),
+        (Op::Export, "k-one", true),
+        (Op::Create, "k-two", true),
+        (Op::Export, "k-one", false),
+        (Op::Archive, "k-two", true),
+    ] {
+        let result = if ok {
+            Ok(())
+        } else {
+            Err(format_err!("unable to write bundle"))
+        };
+        let _ = log.intent(&event(op, id)).unwrap().done(result);
+    }
+    let all = log.list(&Filter::default()).unwrap();
+    assert_eq!(all.len(), 10);
+    let one = log
+        .list(&Filter {
+            key: Some("k-one".into()),
+            phase: Some(Phase::Intent),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(one.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3, 7]);
+    let exports = log
+        .list(&Filter {
+            ops: vec![Op::Export],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(exports.len(), 4);
+    let later = log
+        .list(&Filter {
+            since: Some(all[0].time + 3600),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(later.is_empty());
+
+    // the last export that worked is the first one
+    let last = log
+        .last(&Filter::last_done(&[Op::Export], "k-one"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((last.seq, last.intent), (4, Some(3)));
+    let changes: Vec<Op> = Op::ALL
+        .iter()
+        .copied()
+        .filter(|op| op.changes_key())
+        .collect();
+    let changed = log
+        .last(&Filter::last_done(&changes, "k-two"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((changed.op.as_str(), changed.seq), ("archive", 10));
+    assert!(
+        log.last(&Filter::last_done(&[Op::Delete], "k-two"))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn every_checkpoint_goes_to_syslog_as_one_line() {
+    let store = Store::new();
+    let socket = store.tmp.path().join("syslog");
+    let listener = UnixDatagram::bind(&socket).unwrap();
+    let log = store.log().syslog_socket(Some(socket));
+    let pending = log.intent(&event(Op::Create, "k-one")).unwrap();
+    let mut buf = [0u8; 1024];
+    let n = listener.recv(&mut buf).unwrap();
+    let text = std::str::from_utf8(&buf[..n]).unwrap();
+    assert!(text.starts_with("<85>pbs-keystore-audit["), "{text}");
+    let checkpoint = Checkpoint::parse(text).unwrap();
+    assert_eq!(&checkpoint, pending.checkpoint().unwrap());
+    pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+}
+
+#[test]
+fn an_interrupted_operation_is_reported_with_what_the_store_shows_and_reconciled() {
+    let store = Store::new();
+    let keys = store.dir.encryption_keys();
+    let log = store.log();
+
+    let with_key = |op, id, seed| {
+        Event::new(&Caller::cli(), op)
+            .id(id)
+            .fingerprint(key(seed).fingerprint.unwrap())
+    };
+    // stored, but the outcome never written
+    let pending = log.intent(&with_key(Op::Create, "k-done", 1)).unwrap();
+    keys.store_key("k-done", &key(1)).unwrap();
+    drop(pending);
+    // not stored
+    drop(log.intent(&with_key(Op::Create, "k-never", 3)).unwrap());
+    // an archive that happened
+    keys.store_key("k-arch", &key(2)).unwrap();
+    let pending = log.intent(&with_key(Op::Archive, "k-arch", 2)).unwrap();
+    keys.archive_key("k-arch", None).unwrap();
+    drop(pending);
+    // an operation the key store cannot judge
+    drop(log.intent(&event(Op::UserCreate, "alice@pbs")).unwrap());
+
+    let report = verify(&log, false);
+    let states: Vec<(u64, StoreState)> = report
+        .unfinished
+        .iter()
+        .map(|u| (u.line, u.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (1, StoreState::Applied),
+            (2, StoreState::NotApplied),
+            (3, StoreState::Applied),
+            (4, StoreState::Unknown),
+        ]
+    );
+    assert_eq!(report.problems.len(), 4, "{report:#?}");
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::IntentWithoutOutcome)
+    );
+    assert!(report.problems[0].message.contains("'k-done'"));
+    assert!(!report.is_tampered());
+
+    let repaired = verify(&log, true);
+    assert!(repaired.is_clean(), "{repaired:#?}");
+    assert_eq!(repaired.repaired.len(), 5, "{:#?}", repaired.repaired);
+    let records = log.list(&Filter::default()).unwrap();
+    assert_eq!(records.len(), 8);
+    assert_eq!(records[4].intent, Some(1));
+    assert!(records[4].took_effect());
+    assert!(!records[5].took_effect());
+    assert!(
+        records[7]
+            .result
+            .as_deref()
+            .unwrap()
+            .contains("cannot tell")
+    );
+    // and a repaired log is clean, its checkpoint current
+    let again = verify(&log, false);
+    assert!(again.is_clean() && again.notices.is_empty(), "{again:#?}");
+    assert_eq!(log.stored_checkpoint().unwrap().unwrap().size, 8);
+}
+
+#[test]
+fn verify_waits_for_an_operation_between_intent_and_outcome() {
+    let store = Store::new();
+    let log = store.log();
+    let pending = log.intent(&event(Op::Create, "k-one")).unwrap();
+    let impatient = ConfigDir::with_ownership(store.tmp.path(), Ownership::current_user().unwrap())
+        .unwrap()
+        .lock_timeout(Duration::from_millis(200));
+    let other = AuditLog::open_existing(&impatient).unwrap().unwrap();
+    let err = other.verify(&VerifyOptions::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("pending.lck"), "{err:#}");
+    pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+    assert!(other.verify(&VerifyOptions::default()).unwrap().is_clean());
+}
+
+#[test]
+fn readers_find_no_log_before_the_first_append() {
+    let store = Store::new();
+    assert!(AuditLog::open_existing(&store.dir).unwrap().is_none());
+    let log = store.log();
+    assert!(log.list(&Filter::default()).unwrap().is_empty());
+    assert!(log.public_key().unwrap().is_none());
+    let report = verify(&log, false);
+    assert!(report.is_clean() && report.records == 0, "{report:#?}");
+    assert!(Path::new(&store.audit_path("")).is_dir());
+}

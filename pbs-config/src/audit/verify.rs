@@ -1,0 +1,1027 @@
+//! `audit verify`: is the log what was written, in the order it was
+//! written, and did every operation finish?
+//!
+//! Checked:
+//! - the chain from line 1: each line's hash over its own bytes, its `seq`
+//!   and its `prev` (a rewritten field, a removed, inserted or reordered
+//!   line, each named by line number);
+//! - the stored checkpoint: signed by this store's key, and the log still
+//!   has its size and head at that position (a truncated tail, a log
+//!   rewritten and not re-signed); a checkpoint that is missing, torn or
+//!   behind the log is a notice (a crash), not a problem;
+//! - each checkpoint kept elsewhere: signed by this store's key (else
+//!   another key signs the store now: a foreign signature) and the log
+//!   still has its size and head at that position (a truncated tail, a
+//!   log rewritten and re-signed on the host);
+//! - given trusted verifier keys: this store still signs with one of them;
+//! - every intent has its outcome; for one without, what the store shows;
+//! - owners and modes of the audit files.
+//!
+//! `--repair` (only when the log shows no tampering) records an outcome
+//! for each interrupted operation, saying what the store shows, cuts off
+//! an incomplete last line and signs a new checkpoint.
+//!
+//! The log is read once without lock, then the rest under `pending.lck`
+//! (exclusive: no operation between intent and outcome) and the log's lock.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use anyhow::Error;
+use serde::Serialize;
+
+use proxmox_lang::error::ErrorLayer;
+
+use crate::dir_handle::{EntryKind, EntryStat};
+use crate::files::{
+    AUDIT_CHECKPOINT, AUDIT_DIR_MODE, AUDIT_LOCK, AUDIT_LOG, AUDIT_PENDING_LOCK, AUDIT_SIGNING_KEY,
+    ConfigFile, FileClass,
+};
+use crate::ownership::{group_name_of, user_name_of};
+
+use super::checkpoint::{Checkpoint, PublicKey, SignatureCheck};
+use super::list::{LineReader, RawLine};
+use super::record::{
+    Op, Phase, RESULT_INTERRUPTED_APPLIED, RESULT_INTERRUPTED_NOT_APPLIED,
+    RESULT_INTERRUPTED_UNKNOWN, Record, parse_hash, parse_line,
+};
+use super::{AuditLock, AuditLog, AuditReadLock};
+
+/// What `audit verify` checks besides the log itself.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Checkpoints kept elsewhere (note or one-line text).
+    pub checkpoints: Vec<String>,
+    /// Verifier keys kept elsewhere (`NAME+ID+KEY`): the store must still
+    /// sign with one of them.
+    pub trusted_keys: Vec<String>,
+    /// Record outcomes of interrupted operations and sign a new checkpoint
+    /// (only if the log shows no tampering).
+    pub repair: bool,
+}
+
+/// What kind of problem a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// A line that is no record: no hash, not JSON, too long, not UTF-8.
+    Damaged,
+    /// A line changed after it was written.
+    Rewritten,
+    /// Records missing before a line.
+    Removed,
+    /// Lines inserted.
+    Inserted,
+    /// Lines out of order.
+    Reordered,
+    /// Records missing at the end (against a checkpoint).
+    Truncated,
+    /// The log differs from a checkpoint at the checkpoint's size.
+    CheckpointMismatch,
+    /// A checkpoint whose signature does not verify: it was altered.
+    BadSignature,
+    /// A checkpoint signed by another key than this store's.
+    ForeignKey,
+    /// This store signs with none of the trusted keys given.
+    UntrustedKey,
+    /// The signing key is missing while the log has records.
+    MissingKey,
+    /// An intent without outcome: an interrupted operation.
+    IntentWithoutOutcome,
+    /// An outcome that names no open intent.
+    OrphanOutcome,
+    /// An audit file or directory with the wrong mode.
+    WrongMode,
+    /// An audit file or directory with the wrong owner.
+    WrongOwner,
+    /// Notice: an incomplete last line (an append a crash interrupted).
+    IncompleteLine,
+    /// Notice: the checkpoint is behind the log.
+    CheckpointBehind,
+    /// Notice: no checkpoint, or one that cannot be read (a crash while
+    /// it was written).
+    CheckpointMissing,
+}
+
+impl ProblemKind {
+    /// Whether this kind is what a crash leaves and repair fixes, not a
+    /// problem.
+    pub fn is_notice(self) -> bool {
+        matches!(
+            self,
+            ProblemKind::IncompleteLine
+                | ProblemKind::CheckpointBehind
+                | ProblemKind::CheckpointMissing
+        )
+    }
+
+    /// Whether this kind means the log was changed by someone (repair then
+    /// changes nothing: signing a new checkpoint would bless the change).
+    pub fn is_tampering(self) -> bool {
+        !matches!(
+            self,
+            ProblemKind::IntentWithoutOutcome
+                | ProblemKind::WrongMode
+                | ProblemKind::WrongOwner
+                | ProblemKind::IncompleteLine
+                | ProblemKind::CheckpointBehind
+                | ProblemKind::CheckpointMissing
+        )
+    }
+}
+
+/// One problem (or notice) found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuditProblem {
+    /// What kind.
+    pub kind: ProblemKind,
+    /// The line of the log concerned (1 is the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+/// What the store shows about an interrupted operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreState {
+    /// The change is in the store.
+    Applied,
+    /// The change is not in the store.
+    NotApplied,
+    /// The store cannot tell (see the detail).
+    Unknown,
+}
+
+/// An intent without outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Unfinished {
+    /// Its line.
+    pub line: u64,
+    /// The intent.
+    pub record: Record,
+    /// What the store shows.
+    pub state: StoreState,
+    /// Why, for a human.
+    pub detail: String,
+}
+
+/// The result of [`AuditLog::verify`].
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuditReport {
+    /// The log checked.
+    pub log: PathBuf,
+    /// Complete lines read.
+    pub records: u64,
+    /// `hash` of the last line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// This store's verifier key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verifier_key: Option<String>,
+    /// The stored checkpoint after verify (a new one if repair signed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// Checkpoints kept elsewhere that were checked.
+    pub kept_checkpoints: usize,
+    /// Problems: tampering, damage, interrupted operations, modes.
+    pub problems: Vec<AuditProblem>,
+    /// What a crash leaves and repair fixes, not a problem.
+    pub notices: Vec<AuditProblem>,
+    /// Intents without outcome, with what the store shows (each also a
+    /// problem until repair records its outcome).
+    pub unfinished: Vec<Unfinished>,
+    /// What repair did.
+    pub repaired: Vec<String>,
+}
+
+impl AuditReport {
+    /// Whether there is no problem (notices aside).
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Whether a problem means tampering.
+    pub fn is_tampered(&self) -> bool {
+        self.problems.iter().any(|p| p.kind.is_tampering())
+    }
+
+    fn add(&mut self, kind: ProblemKind, line: Option<u64>, message: String) {
+        let problem = AuditProblem {
+            kind,
+            line,
+            message,
+        };
+        if kind.is_notice() {
+            self.notices.push(problem);
+        } else {
+            self.problems.push(problem);
+        }
+    }
+}
+
+/// One line as the chain check needs it.
+#[derive(Clone, Debug)]
+struct LineInfo {
+    /// Why it is no record, if it is none.
+    damaged: Option<String>,
+    seq: u64,
+    phase: Option<Phase>,
+    prev: Option<[u8; 32]>,
+    stored: [u8; 32],
+    hash_matches: bool,
+}
+
+/// The log read so far.
+#[derive(Default)]
+struct Scan {
+    lines: Vec<LineInfo>,
+    /// Offset after the last complete line.
+    offset: u64,
+    /// Bytes after it.
+    incomplete: u64,
+    /// Intents not yet closed, by seq: line, record, named again later.
+    open: Vec<(u64, Record, bool)>,
+    /// Problems about outcomes, found while reading.
+    outcome_problems: Vec<(u64, String)>,
+    /// seq of intents closed by an outcome.
+    closed: HashSet<u64>,
+}
+
+impl Scan {
+    fn read(&mut self, reader: &mut LineReader) -> Result<(), Error> {
+        while let Some(raw) = reader.next_line()? {
+            let number = self.lines.len() as u64 + 1;
+            let info = match raw {
+                RawLine::TooLong => damaged("it is too long"),
+                RawLine::Line(bytes) => match String::from_utf8(bytes) {
+                    Err(_) => damaged("it is not UTF-8"),
+                    Ok(text) => match parse_line(&text) {
+                        Err(err) => damaged(&err.to_string()),
+                        Ok(parsed) => {
+                            let info = LineInfo {
+                                damaged: None,
+                                seq: parsed.record.seq,
+                                phase: Some(parsed.record.phase),
+                                prev: parse_hash(&parsed.record.prev),
+                                stored: parsed.stored,
+                                hash_matches: parsed.hash_matches(),
+                            };
+                            self.follow(number, parsed.record);
+                            info
+                        }
+                    },
+                },
+            };
+            self.lines.push(info);
+        }
+        self.offset = reader.complete_offset();
+        self.incomplete = reader.incomplete;
+        Ok(())
+    }
+
+    /// Intents and outcomes: pairs them, and notes open intents whose ids
+    /// later records name.
+    fn follow(&mut self, number: u64, record: Record) {
+        for (_, intent, touched) in self.open.iter_mut() {
+            if !*touched && record.ids.iter().any(|id| intent.names_id(id)) {
+                *touched = true;
+            }
+        }
+        match record.phase {
+            Phase::Intent => self.open.push((number, record, false)),
+            Phase::Outcome => {
+                let Some(intent_seq) = record.intent else {
+                    self.outcome_problems.push((
+                        number,
+                        format!("line {number} is an outcome naming no intent"),
+                    ));
+                    return;
+                };
+                match self.open.iter().position(|(_, r, _)| r.seq == intent_seq) {
+                    Some(pos) if self.open[pos].1.op == record.op => {
+                        self.open.remove(pos);
+                        self.closed.insert(intent_seq);
+                    }
+                    Some(pos) => self.outcome_problems.push((
+                        number,
+                        format!(
+                            "line {number} is an outcome of '{}' for intent {intent_seq}, which is \
+                             '{}' (line {})",
+                            record.op, self.open[pos].1.op, self.open[pos].0
+                        ),
+                    )),
+                    None if self.closed.contains(&intent_seq) => self.outcome_problems.push((
+                        number,
+                        format!(
+                            "line {number} is a second outcome of intent {intent_seq} - a line \
+                             was repeated"
+                        ),
+                    )),
+                    None => self.outcome_problems.push((
+                        number,
+                        format!(
+                            "line {number} is the outcome of intent {intent_seq}, which is not in \
+                             the log before it"
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn damaged(why: &str) -> LineInfo {
+    LineInfo {
+        damaged: Some(why.to_string()),
+        seq: 0,
+        phase: None,
+        prev: None,
+        stored: [0; 32],
+        hash_matches: false,
+    }
+}
+
+/// The chain check over all lines (see the module docs).
+fn check_chain(lines: &[LineInfo], report: &mut AuditReport) {
+    // where each stated hash is (first occurrence), to tell a removed line
+    // from a moved one
+    let mut position: HashMap<[u8; 32], u64> = HashMap::with_capacity(lines.len());
+    for (index, info) in lines.iter().enumerate() {
+        if info.damaged.is_none() {
+            position.entry(info.stored).or_insert(index as u64 + 1);
+        }
+    }
+    let mut rewritten: HashSet<u64> = HashSet::new();
+    let mut prev_seq = 0;
+    for (index, info) in lines.iter().enumerate() {
+        let number = index as u64 + 1;
+        if let Some(why) = &info.damaged {
+            report.add(
+                ProblemKind::Damaged,
+                Some(number),
+                format!("line {number} is not an audit record: {why}"),
+            );
+            continue;
+        }
+        if !info.hash_matches {
+            rewritten.insert(number);
+            report.add(
+                ProblemKind::Rewritten,
+                Some(number),
+                format!(
+                    "line {number} (seq {}) was changed after it was written: its content does \
+                     not match its hash",
+                    info.seq
+                ),
+            );
+        }
+        let previous = index.checked_sub(1).map(|i| &lines[i]);
+        if previous.is_some_and(|p| p.damaged.is_some()) {
+            // the damaged line is reported; go on from this one
+            prev_seq = info.seq;
+            continue;
+        }
+        let expected_prev = previous.map_or([0; 32], |p| p.stored);
+        if info.prev == Some(expected_prev) {
+            if info.seq != prev_seq + 1 && !rewritten.contains(&number) {
+                report.add(
+                    ProblemKind::Rewritten,
+                    Some(number),
+                    format!(
+                        "line {number} has seq {}, expected {} - it was changed after it was \
+                         written",
+                        info.seq,
+                        prev_seq + 1
+                    ),
+                );
+            }
+            prev_seq = info.seq;
+            continue;
+        }
+        let follows = info.prev.and_then(|prev| position.get(&prev).copied());
+        match follows {
+            None if info.seq > prev_seq + 1 => {
+                let missing = info.seq - prev_seq - 1;
+                report.add(
+                    ProblemKind::Removed,
+                    Some(number),
+                    format!(
+                        "{missing} record(s) are missing before line {number}: seq {}{} removed",
+                        prev_seq + 1,
+                        if missing > 1 {
+                            format!("..{}", info.seq - 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                );
+            }
+            None if number > 1 && info.seq == prev_seq + 1 => {
+                if rewritten.insert(number - 1) {
+                    report.add(
+                        ProblemKind::Rewritten,
+                        Some(number - 1),
+                        format!(
+                            "line {} (seq {prev_seq}) was replaced: line {number} follows a \
+                             record with other content",
+                            number - 1
+                        ),
+                    );
+                }
+            }
+            None => report.add(
+                ProblemKind::Rewritten,
+                Some(number),
+                format!(
+                    "line {number} (seq {}) follows no record of the log: it was changed or \
+                     written by someone else",
+                    info.seq
+                ),
+            ),
+            Some(before) if before < number - 1 => {
+                // lines between that repeat this line's seq were inserted
+                let between = &lines[before as usize..index];
+                match between
+                    .iter()
+                    .position(|l| l.damaged.is_none() && l.seq == info.seq)
+                {
+                    Some(offset) => report.add(
+                        ProblemKind::Inserted,
+                        Some(before + 1 + offset as u64),
+                        format!(
+                            "line {} was inserted: line {number} (seq {}) follows line {before}",
+                            before + 1 + offset as u64,
+                            info.seq
+                        ),
+                    ),
+                    None => report.add(
+                        ProblemKind::Reordered,
+                        Some(number),
+                        format!(
+                            "line {number} (seq {}) follows line {before}, not line {}: lines \
+                             are out of order",
+                            info.seq,
+                            number - 1
+                        ),
+                    ),
+                }
+            }
+            Some(after) => report.add(
+                ProblemKind::Reordered,
+                Some(number),
+                format!(
+                    "line {number} (seq {}) follows line {after}, which comes later in the log: \
+                     lines are out of order",
+                    info.seq
+                ),
+            ),
+        }
+        prev_seq = info.seq;
+    }
+}
+
+/// Whether every line after the first `size` is an outcome (those are not
+/// synced on their own, so a checkpoint does not cover them yet).
+fn only_outcomes_after(size: u64, lines: &[LineInfo]) -> bool {
+    lines
+        .iter()
+        .skip(size as usize)
+        .all(|line| line.phase == Some(Phase::Outcome))
+}
+
+/// The hash line `size` states, if that line is a record.
+fn head_at(lines: &[LineInfo], size: u64) -> Option<[u8; 32]> {
+    let info = lines.get(usize::try_from(size).ok()?.checked_sub(1)?)?;
+    info.damaged.is_none().then_some(info.stored)
+}
+
+/// Compares a checkpoint (`what` names it) with the log.
+fn compare_with_log(
+    checkpoint: &Checkpoint,
+    what: &str,
+    lines: &[LineInfo],
+    stored: bool,
+    report: &mut AuditReport,
+) {
+    let records = lines.len() as u64;
+    let size = checkpoint.size;
+    if size > records {
+        report.add(
+            ProblemKind::Truncated,
+            Some(records + 1),
+            format!(
+                "the log has {records} records, but {what} proves {size}: lines {}..{size} were \
+                 removed from its end",
+                records + 1
+            ),
+        );
+    } else if size > 0 && head_at(lines, size) != Some(checkpoint.head) {
+        report.add(
+            ProblemKind::CheckpointMismatch,
+            Some(size),
+            format!(
+                "line {size} is not the record {what} ends with (head {}): the log was \
+                 rewritten at or before line {size}",
+                checkpoint.head_hex()
+            ),
+        );
+    } else if stored && size < records {
+        report.add(
+            ProblemKind::CheckpointBehind,
+            Some(size + 1),
+            format!(
+                "{what} covers {size} of {records} records (the last records were not synced \
+                 yet, or a crash came first)"
+            ),
+        );
+    }
+}
+
+/// What the key store shows about an interrupted key operation.
+fn store_state(log: &AuditLog, record: &Record, touched_later: bool) -> (StoreState, String) {
+    let unknown = |why: String| (StoreState::Unknown, why);
+    if touched_later {
+        return unknown(format!(
+            "later records name {} - check by hand",
+            quoted(&record.ids)
+        ));
+    }
+    let Some(op) = record.op() else {
+        return unknown(format!("unknown operation '{}'", record.op));
+    };
+    let index = match log.dir.encryption_keys().index_data() {
+        Ok(index) => index,
+        Err(err) => return unknown(format!("the key store cannot be read - {err}")),
+    };
+    let [id] = &record.ids[..] else {
+        return unknown(format!("it names {} ids - check by hand", record.ids.len()));
+    };
+    let entry = index.get(id).ok();
+    let fingerprint_ok = |entry: &pbs_api_types::CryptKey| {
+        record.fingerprints.is_empty()
+            || entry
+                .info
+                .fingerprint
+                .is_some_and(|fp| record.fingerprints.contains(&fp.signature()))
+    };
+    let applied = |yes: bool, what: &str| {
+        if yes {
+            (StoreState::Applied, format!("key '{id}' {what}"))
+        } else {
+            (StoreState::NotApplied, format!("key '{id}' {what}"))
+        }
+    };
+    match (op, entry) {
+        (Op::Create | Op::Import | Op::TrashRestore, Some(entry)) if fingerprint_ok(entry) => {
+            applied(true, "is in the store")
+        }
+        (Op::Create | Op::Import | Op::TrashRestore, Some(_)) => {
+            unknown(format!("another key is stored as '{id}' - check by hand"))
+        }
+        (Op::Create | Op::Import | Op::TrashRestore, None) => applied(false, "is not in the store"),
+        (Op::Archive, Some(entry)) => match entry.archived_at {
+            Some(_) => applied(true, "is archived"),
+            None => applied(false, "is not archived"),
+        },
+        (Op::Unarchive, Some(entry)) => match entry.archived_at {
+            None => applied(true, "is not archived"),
+            Some(_) => applied(false, "is archived"),
+        },
+        (Op::Archive | Op::Unarchive, None) => unknown(format!("key '{id}' is gone")),
+        (Op::Delete, None) => applied(true, "is not in the store"),
+        (Op::Delete, Some(_)) => applied(false, "is still in the store"),
+        _ => unknown(format!(
+            "the key store does not show what '{}' changed - check by hand",
+            record.op
+        )),
+    }
+}
+
+fn quoted(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Either lock of the log: exclusive when repair may append.
+enum HeldLock {
+    Exclusive(AuditLock),
+    // held for its effect only
+    Shared(#[allow(dead_code)] AuditReadLock),
+}
+
+impl AuditLog<'_> {
+    /// Checks the log (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// Only when the log cannot be checked at all (a kept checkpoint or key
+    /// that cannot be read, a lock timeout, an unreadable signing key);
+    /// problems are in the report.
+    ///
+    /// # Locking
+    ///
+    /// Takes `pending.lck` exclusive, then the log's lock (exclusive with
+    /// `repair`); hold no other lock of the store.
+    pub fn verify(&self, options: &VerifyOptions) -> Result<AuditReport, Error> {
+        let kept = options
+            .checkpoints
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                Checkpoint::parse(text)
+                    .layer_err(|| format!("unable to read kept checkpoint {}", index + 1))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let trusted = options
+            .trusted_keys
+            .iter()
+            .map(|text| PublicKey::parse_verifier_key(text).map(|(_, key)| key))
+            .collect::<Result<Vec<_>, Error>>()?;
+
+        let mut scan = Scan::default();
+        let mut first_pass = None;
+        if let Some(log) = self.open_log()? {
+            let mut reader = LineReader::new(&log.file, 0)?;
+            scan.read(&mut reader)?;
+            first_pass = Some(log.stat);
+        }
+
+        let _pending_lock = self.lock_pending(true)?;
+        let held = if options.repair {
+            HeldLock::Exclusive(self.lock()?)
+        } else {
+            HeldLock::Shared(self.lock_shared()?)
+        };
+        let log = self.open_log()?;
+        match (&log, first_pass) {
+            (Some(log), Some(before))
+                if log.stat.same_file(&before) && log.stat.size >= scan.offset =>
+            {
+                let mut reader = LineReader::new(&log.file, scan.offset)?;
+                scan.read(&mut reader)?;
+            }
+            (Some(log), _) => {
+                // new, replaced or shrunk since the first pass: all again
+                scan = Scan::default();
+                let mut reader = LineReader::new(&log.file, 0)?;
+                scan.read(&mut reader)?;
+            }
+            (None, _) => scan = Scan::default(),
+        }
+
+        let key = self.public_key()?;
+        let mut report = AuditReport {
+            log: self.log_path(),
+            records: scan.lines.len() as u64,
+            head: scan
+                .lines
+                .last()
+                .filter(|l| l.damaged.is_none())
+                .map(|l| hex::encode(l.stored)),
+            verifier_key: key.map(|key| key.verifier_key(&AuditLog::origin(&key))),
+            checkpoint: None,
+            kept_checkpoints: kept.len(),
+            problems: Vec::new(),
+            notices: Vec::new(),
+            unfinished: Vec::new(),
+            repaired: Vec::new(),
+        };
+
+        check_chain(&scan.lines, &mut report);
+        for (line, message) in &scan.outcome_problems {
+            report.add(ProblemKind::OrphanOutcome, Some(*line), message.clone());
+        }
+        if scan.incomplete > 0 {
+            report.add(
+                ProblemKind::IncompleteLine,
+                Some(report.records + 1),
+                format!(
+                    "line {} is incomplete ({} bytes): an append a crash interrupted, which never \
+                     took effect",
+                    report.records + 1,
+                    scan.incomplete
+                ),
+            );
+        }
+        let stored_text = self.check_stored_checkpoint(key.as_ref(), &scan, &mut report)?;
+        report.checkpoint = stored_text;
+        for (index, checkpoint) in kept.iter().enumerate() {
+            let what = format!("kept checkpoint {} (size {})", index + 1, checkpoint.size);
+            self.check_kept(
+                key.as_ref(),
+                &trusted,
+                checkpoint,
+                &what,
+                &scan,
+                &mut report,
+            );
+        }
+        if let (Some(key), false) = (key, trusted.is_empty())
+            && !trusted.contains(&key)
+        {
+            report.add(
+                ProblemKind::UntrustedKey,
+                None,
+                format!(
+                    "this store signs with key {}, which is none of the trusted keys given: the \
+                     signing key was replaced",
+                    key.verifier_key(&AuditLog::origin(&key))
+                ),
+            );
+        }
+        for (line, record, touched) in &scan.open {
+            let (state, detail) = store_state(self, record, *touched);
+            report.add(
+                ProblemKind::IntentWithoutOutcome,
+                Some(*line),
+                format!(
+                    "line {line}: '{}' of {} by {} (seq {}) has no outcome - interrupted; {detail}",
+                    record.op,
+                    quoted(&record.ids),
+                    record.actor,
+                    record.seq
+                ),
+            );
+            report.unfinished.push(Unfinished {
+                line: *line,
+                record: record.clone(),
+                state,
+                detail,
+            });
+        }
+        self.check_files(&mut report)?;
+
+        if let HeldLock::Exclusive(lock) = &held
+            && !report.is_tampered()
+        {
+            self.repair(lock, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// Checks the stored checkpoint; returns its text.
+    fn check_stored_checkpoint(
+        &self,
+        key: Option<&PublicKey>,
+        scan: &Scan,
+        report: &mut AuditReport,
+    ) -> Result<Option<String>, Error> {
+        let records = scan.lines.len() as u64;
+        let text = self.read_checkpoint_text()?;
+        let what = format!("the checkpoint {:?}", self.checkpoint_path());
+        let checkpoint = match text.as_deref().map(Checkpoint::parse) {
+            None if records == 0 => return Ok(None),
+            None => {
+                report.add(
+                    ProblemKind::CheckpointMissing,
+                    None,
+                    format!("{what} is missing (a crash before it was written?)"),
+                );
+                return Ok(None);
+            }
+            Some(Err(err)) => {
+                report.add(
+                    ProblemKind::CheckpointMissing,
+                    None,
+                    format!("{what} cannot be read (a crash while it was written?) - {err}"),
+                );
+                return Ok(text);
+            }
+            Some(Ok(checkpoint)) => checkpoint,
+        };
+        let Some(key) = key else {
+            report.add(
+                ProblemKind::MissingKey,
+                None,
+                format!(
+                    "the signing key is missing, so {what} cannot be checked - restore {:?} from \
+                     a backup",
+                    self.audit_dir.entry_path(AUDIT_SIGNING_KEY.name)
+                ),
+            );
+            return Ok(text);
+        };
+        match checkpoint.check_signature(key) {
+            SignatureCheck::Valid => {
+                if checkpoint.store_id() != Some(key.store_id().as_str()) {
+                    report.add(
+                        ProblemKind::ForeignKey,
+                        None,
+                        format!(
+                            "{what} names store '{}', but this store's key is '{}'",
+                            checkpoint.origin,
+                            key.store_id()
+                        ),
+                    );
+                }
+                compare_with_log(&checkpoint, &what, &scan.lines, true, report);
+                // behind only by outcomes: those are never synced on their own
+                if let Some(last) = report.notices.last()
+                    && last.kind == ProblemKind::CheckpointBehind
+                    && only_outcomes_after(checkpoint.size, &scan.lines)
+                {
+                    report.notices.pop();
+                }
+            }
+            SignatureCheck::Invalid => report.add(
+                ProblemKind::BadSignature,
+                None,
+                format!("the signature of {what} does not verify: the checkpoint was altered"),
+            ),
+            SignatureCheck::Absent => report.add(
+                ProblemKind::ForeignKey,
+                None,
+                format!(
+                    "{what} is signed by {}, not by this store's key (key id {}): the log and its \
+                     checkpoint, or the signing key, were replaced",
+                    checkpoint.signers(),
+                    hex::encode(key.key_id(&checkpoint.origin))
+                ),
+            ),
+        }
+        Ok(text)
+    }
+
+    /// Checks a checkpoint kept elsewhere.
+    fn check_kept(
+        &self,
+        key: Option<&PublicKey>,
+        trusted: &[PublicKey],
+        checkpoint: &Checkpoint,
+        what: &str,
+        scan: &Scan,
+        report: &mut AuditReport,
+    ) {
+        let ours = key.map(|key| checkpoint.check_signature(key));
+        match ours {
+            Some(SignatureCheck::Valid) => {}
+            Some(SignatureCheck::Invalid) => {
+                report.add(
+                    ProblemKind::BadSignature,
+                    None,
+                    format!(
+                        "the signature of {what} does not verify with this store's key: the \
+                         checkpoint was altered"
+                    ),
+                );
+                return;
+            }
+            _ => {
+                let by_trusted = trusted
+                    .iter()
+                    .any(|key| checkpoint.check_signature(key) == SignatureCheck::Valid);
+                let now = key.map_or("no key".to_string(), |key| {
+                    format!("key id {}", hex::encode(key.key_id(&checkpoint.origin)))
+                });
+                report.add(
+                    ProblemKind::ForeignKey,
+                    None,
+                    if by_trusted {
+                        format!(
+                            "{what} is signed by a trusted key ({}), but this store now signs \
+                             with {now}: the signing key was replaced",
+                            checkpoint.signers()
+                        )
+                    } else {
+                        format!(
+                            "{what} is signed by {}, but this store signs with {now}: the log \
+                             was replaced by one signed with another key, or the checkpoint \
+                             belongs to another store",
+                            checkpoint.signers()
+                        )
+                    },
+                );
+            }
+        }
+        compare_with_log(checkpoint, what, &scan.lines, false, report);
+    }
+
+    /// Owners and modes of the audit directory and its files.
+    fn check_files(&self, report: &mut AuditReport) -> Result<(), Error> {
+        let ownership = self.dir.ownership();
+        let dir_stat = self.audit_dir.stat_self()?;
+        let (uid, gid) = ownership.owner_of(FileClass::Config);
+        check_stat(
+            report,
+            &self.audit_dir.path().to_owned(),
+            &dir_stat,
+            AUDIT_DIR_MODE,
+            (uid.as_raw(), gid.as_raw()),
+        );
+        let files: [&ConfigFile; 5] = [
+            &AUDIT_LOG,
+            &AUDIT_CHECKPOINT,
+            &AUDIT_SIGNING_KEY,
+            &AUDIT_LOCK,
+            &AUDIT_PENDING_LOCK,
+        ];
+        for file in files {
+            let Some(stat) = self.audit_dir.stat(file.name)? else {
+                continue;
+            };
+            let (uid, gid) = ownership.owner_of(file.class);
+            check_stat(
+                report,
+                &self.audit_dir.entry_path(file.name),
+                &stat,
+                file.class.mode(),
+                (uid.as_raw(), gid.as_raw()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records outcomes of interrupted operations, cuts off an incomplete
+    /// line and signs a new checkpoint if the stored one is not current.
+    fn repair(&self, lock: &AuditLock, report: &mut AuditReport) -> Result<(), Error> {
+        let mut changed = false;
+        for unfinished in std::mem::take(&mut report.unfinished) {
+            let result = match unfinished.state {
+                StoreState::Applied => RESULT_INTERRUPTED_APPLIED.to_string(),
+                StoreState::NotApplied => RESULT_INTERRUPTED_NOT_APPLIED.to_string(),
+                StoreState::Unknown => {
+                    format!("{RESULT_INTERRUPTED_UNKNOWN} ({})", unfinished.detail)
+                }
+            };
+            let appended = self
+                .append_locked(unfinished.record.outcome_draft(result), false, lock)
+                .layer_err(|| "unable to record the outcome of an interrupted operation")?;
+            report.repaired.extend(appended.warnings);
+            report.repaired.push(format!(
+                "line {}: recorded the outcome of interrupted '{}' (intent {}): {}",
+                appended.record.seq,
+                unfinished.record.op,
+                unfinished.record.seq,
+                appended.record.result.as_deref().unwrap_or_default()
+            ));
+            changed = true;
+        }
+        report
+            .problems
+            .retain(|p| p.kind != ProblemKind::IntentWithoutOutcome);
+        let stale = report.notices.iter().any(|n| {
+            matches!(
+                n.kind,
+                ProblemKind::CheckpointBehind
+                    | ProblemKind::CheckpointMissing
+                    | ProblemKind::IncompleteLine
+            )
+        });
+        if changed || stale {
+            if let Some(checkpoint) = self.sign_whole_log(lock)? {
+                report.repaired.push(format!(
+                    "signed a new checkpoint of {} records",
+                    checkpoint.size
+                ));
+                report.checkpoint = Some(checkpoint.to_note());
+            }
+            report.notices.clear();
+        }
+        Ok(())
+    }
+}
+
+fn check_stat(
+    report: &mut AuditReport,
+    path: &PathBuf,
+    stat: &EntryStat,
+    mode: u32,
+    (uid, gid): (u32, u32),
+) {
+    if stat.kind == EntryKind::Symlink {
+        report.add(
+            ProblemKind::WrongMode,
+            None,
+            format!("{path:?} is a symbolic link"),
+        );
+        return;
+    }
+    if stat.mode != mode {
+        report.add(
+            ProblemKind::WrongMode,
+            None,
+            format!("{path:?} has mode {:04o}, expected {mode:04o}", stat.mode),
+        );
+    }
+    if stat.uid != uid || stat.gid != gid {
+        report.add(
+            ProblemKind::WrongOwner,
+            None,
+            format!(
+                "{path:?} is owned by {}:{}, expected {}:{}",
+                user_name_of(stat.uid),
+                group_name_of(stat.gid),
+                user_name_of(uid),
+                group_name_of(gid)
+            ),
+        );
+    }
+}
