@@ -49,3 +49,6 @@ mod protected_keys;
 
 // the API router tree against docs/api.md, and every method's 401 and 403
 mod router_tree;
+
+// the audit log: tampering by hand, kept checkpoints, foreign keys, secrets
+mod audit;

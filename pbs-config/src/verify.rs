@@ -535,6 +535,10 @@ impl Checker<'_> {
                     class,
                 })
             };
+            // the audit log's directory: `audit verify` checks it
+            if name == files::AUDIT_DIR_NAME && stat.kind == EntryKind::Dir {
+                continue;
+            }
             // a known key's file is reported by check_entry already
             let known_key_file = name.strip_suffix(".enc").is_some_and(known);
             if name == TRASH_DIR_NAME {

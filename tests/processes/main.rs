@@ -10,6 +10,7 @@
 
 use std::process::ExitCode;
 
+mod audit;
 mod concurrency;
 mod crash;
 mod daemon;
@@ -70,6 +71,22 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "privileges::non_root_policy_owns_files_as_the_user",
         privileges::non_root_policy_owns_files_as_the_user,
+    ),
+    (
+        "audit::sigkill_between_intent_and_outcome",
+        audit::sigkill_between_intent_and_outcome,
+    ),
+    (
+        "audit::concurrent_appends_stay_one_chain_in_order",
+        audit::concurrent_appends_stay_one_chain_in_order,
+    ),
+    (
+        "audit::intent_on_a_full_disk_fails_and_changes_nothing",
+        audit::intent_on_a_full_disk_fails_and_changes_nothing,
+    ),
+    (
+        "audit::intent_on_a_read_only_audit_dir_fails_and_changes_nothing",
+        audit::intent_on_a_read_only_audit_dir_fails_and_changes_nothing,
     ),
 ];
 

@@ -12,7 +12,8 @@
 //!   relative to DIR), prints `locked`, and holds it until its stdin is
 //!   closed.
 //! - `store-as-user DIR ID SEED`: stores a key with the ownership policy of
-//!   whatever user runs it, and prints the policy.
+//!   whatever user runs it, and prints the policy;
+//! - `audit-*`: the audit log's workers ([`crate::audit::run_worker_kind`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -30,6 +31,11 @@ use pbs_test_kit::rng::Rng;
 
 /// Entry point for `__worker KIND ARGS...`.
 pub fn run(args: &[String]) -> ExitCode {
+    if let Some(kind) = args.first()
+        && let Some(code) = crate::audit::run_worker_kind(kind, &args[1..])
+    {
+        return code;
+    }
     let result = match args.first().map(String::as_str) {
         Some("random-ops") => random_ops(&args[1..]),
         Some("op") => one_op(&args[1..]),

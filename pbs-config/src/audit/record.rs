@@ -552,13 +552,21 @@ pub(crate) fn parse_hash(text: &str) -> Option<[u8; 32]> {
         .map(|()| hash)
 }
 
-/// The `result` text of an operation's result: `ok`, or the error with its
-/// layers, cut to [`MAX_RESULT_LEN`] bytes.
+/// The `result` text of an operation's result: `ok`, or the error as the
+/// CLI prints it (one line), cut to [`MAX_RESULT_LEN`] bytes.
 pub fn result_text<T>(result: &Result<T, Error>) -> String {
     match result {
         Ok(_) => RESULT_OK.to_string(),
         Err(err) => {
-            let mut text = format!("{err:#}");
+            // as the CLI prints it: the house style layers messages with
+            // " - " (`layer_err`), so the top message holds the chain
+            let mut text = err
+                .to_string()
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" - ");
             if text.is_empty() || text == RESULT_OK {
                 // never mistaken for a success
                 text = format!("failed: {text}");
@@ -711,8 +719,10 @@ mod tests {
     #[test]
     fn result_texts_are_ok_or_the_error_cut_to_size() {
         assert_eq!(result_text(&Ok::<(), Error>(())), "ok");
-        let err: Result<(), Error> = Err(format_err!("inner").context("outer"));
-        assert_eq!(result_text(&err), "outer: inner");
+        use proxmox_lang::error::ErrorLayer;
+        let err: Result<(), Error> = Err(format_err!("inner\nsecond line"));
+        let err = err.layer_err(|| "outer");
+        assert_eq!(result_text(&err), "outer - inner - second line");
         let long: Result<(), Error> = Err(format_err!("{}", "é".repeat(MAX_RESULT_LEN)));
         let text = result_text(&long);
         assert!(text.len() <= MAX_RESULT_LEN + 4 && text.ends_with(" ..."));

@@ -251,6 +251,8 @@ struct Scan {
     outcome_problems: Vec<(u64, String)>,
     /// seq of intents closed by an outcome.
     closed: HashSet<u64>,
+    /// seq of lines whose content does not match their hash.
+    untrusted: HashSet<u64>,
 }
 
 impl Scan {
@@ -263,6 +265,19 @@ impl Scan {
                     Err(_) => damaged("it is not UTF-8"),
                     Ok(text) => match parse_line(&text) {
                         Err(err) => damaged(&err.to_string()),
+                        Ok(parsed) if !parsed.hash_matches() => {
+                            // reported as rewritten: its content is not
+                            // what was written, so it pairs with nothing
+                            self.untrusted.insert(parsed.record.seq);
+                            LineInfo {
+                                damaged: None,
+                                seq: parsed.record.seq,
+                                phase: Some(parsed.record.phase),
+                                prev: parse_hash(&parsed.record.prev),
+                                stored: parsed.stored,
+                                hash_matches: false,
+                            }
+                        }
                         Ok(parsed) => {
                             let info = LineInfo {
                                 damaged: None,
@@ -316,6 +331,8 @@ impl Scan {
                             record.op, self.open[pos].1.op, self.open[pos].0
                         ),
                     )),
+                    // its intent was rewritten, and is reported as such
+                    None if self.untrusted.contains(&intent_seq) => {}
                     None if self.closed.contains(&intent_seq) => self.outcome_problems.push((
                         number,
                         format!(
@@ -501,7 +518,9 @@ fn head_at(lines: &[LineInfo], size: u64) -> Option<[u8; 32]> {
     info.damaged.is_none().then_some(info.stored)
 }
 
-/// Compares a checkpoint (`what` names it) with the log.
+/// Compares a checkpoint (`what` names it) with the log: the record it
+/// ends with must be at line `size`. Found at another line, the chain check
+/// has reported what moved it already.
 fn compare_with_log(
     checkpoint: &Checkpoint,
     what: &str,
@@ -511,17 +530,40 @@ fn compare_with_log(
 ) {
     let records = lines.len() as u64;
     let size = checkpoint.size;
+    if size == 0 {
+        return;
+    }
+    if head_at(lines, size) == Some(checkpoint.head) {
+        if stored && size < records {
+            report.add(
+                ProblemKind::CheckpointBehind,
+                Some(size + 1),
+                format!(
+                    "{what} covers {size} of {records} records (the last records were not \
+                     synced yet, or a crash came first)"
+                ),
+            );
+        }
+        return;
+    }
+    let elsewhere = lines
+        .iter()
+        .any(|line| line.damaged.is_none() && line.stored == checkpoint.head);
+    if elsewhere {
+        return;
+    }
     if size > records {
         report.add(
             ProblemKind::Truncated,
             Some(records + 1),
             format!(
-                "the log has {records} records, but {what} proves {size}: lines {}..{size} were \
-                 removed from its end",
+                "the log has {records} records, but {what} proves {size}: {} record(s) were \
+                 removed (lines {}..{size} are missing at its end)",
+                size - records,
                 records + 1
             ),
         );
-    } else if size > 0 && head_at(lines, size) != Some(checkpoint.head) {
+    } else {
         report.add(
             ProblemKind::CheckpointMismatch,
             Some(size),
@@ -529,15 +571,6 @@ fn compare_with_log(
                 "line {size} is not the record {what} ends with (head {}): the log was \
                  rewritten at or before line {size}",
                 checkpoint.head_hex()
-            ),
-        );
-    } else if stored && size < records {
-        report.add(
-            ProblemKind::CheckpointBehind,
-            Some(size + 1),
-            format!(
-                "{what} covers {size} of {records} records (the last records were not synced \
-                 yet, or a crash came first)"
             ),
         );
     }
