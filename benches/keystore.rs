@@ -12,6 +12,11 @@
 //! - `ops/store_key_cold/N`: a store through a new `ConfigDir`, as in a
 //!   new process (`store_key` reuses the same process's last write while
 //!   the file is unchanged, as in the daemon);
+//! - `ops/store_key_audited/N`: `store_key` wrapped as an audited operation
+//!   calls the audit log: open it, append the intent (synced, checkpoint
+//!   signed), store, append the outcome; against `ops/store_key/N` it is
+//!   the cost of auditing (issue 16: within 1.2x);
+//!   `ops/audit_append/N`: the intent and outcome alone;
 //! - `ops/load_warm/N`: `load_key_config` through a shared `ConfigDir`
 //!   whose parse is cached, as inside the daemon;
 //!   `ops/load_cold/N`: a new `ConfigDir` per load (parse included), as in
@@ -30,6 +35,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 
+use pbs_config::audit::{AuditLog, Caller, Event, Op};
 use pbs_config::encryption_keys::CONFIG;
 use pbs_config::{ConfigDir, KeyIndex, KeySections};
 
@@ -90,8 +96,23 @@ enum Step {
     /// a store through a new `ConfigDir`, as in a new process: nothing of
     /// an earlier write is reused
     StoreCold,
+    /// a store recorded in the audit log as an operation will record it
+    StoreAudited,
     Archive,
     Delete,
+}
+
+/// `store_key` as an audited operation: the intent before the change, the
+/// outcome after it.
+fn audited_store(dir: &ConfigDir, id: &str, key: &pbs_key_config::KeyConfig) {
+    let event = Event::new(&Caller::cli(), Op::Create)
+        .id(id)
+        .fingerprint(key.fingerprint.unwrap());
+    let log = AuditLog::open_store(dir).unwrap();
+    let pending = log.intent(&event).unwrap();
+    pending
+        .done(dir.encryption_keys().store_key(id, key).map(|_| ()))
+        .unwrap();
 }
 
 /// Runs `iters` cycles of store, archive, delete of a new key, timing `step`.
@@ -116,6 +137,10 @@ fn cycle(store: &KeyStore, seed: &mut u64, iters: u64, step: Step) -> Duration {
             timed(Step::StoreCold, &mut total, &mut || {
                 let dir = ConfigDir::new(store.path()).unwrap();
                 dir.encryption_keys().store_key(&id, &key).unwrap();
+            });
+        } else if step == Step::StoreAudited {
+            timed(Step::StoreAudited, &mut total, &mut || {
+                audited_store(&store.dir, &id, &key);
             });
         } else {
             timed(Step::Store, &mut total, &mut || {
@@ -148,6 +173,7 @@ fn operations(c: &mut Criterion) {
         for (name, step) in [
             ("store_key", Step::Store),
             ("store_key_cold", Step::StoreCold),
+            ("store_key_audited", Step::StoreAudited),
             ("archive_key", Step::Archive),
             ("delete_key", Step::Delete),
         ] {
@@ -156,6 +182,14 @@ fn operations(c: &mut Criterion) {
             });
         }
 
+        group.bench_function(BenchmarkId::new("audit_append", n), |b| {
+            let event = Event::new(&Caller::cli(), Op::Export).id(id.as_str());
+            b.iter(|| {
+                let log = AuditLog::open_store(&store.dir).unwrap();
+                let pending = log.intent(&event).unwrap();
+                pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+            })
+        });
         group.bench_function(BenchmarkId::new("load_warm", n), |b| {
             let keys = store.dir.encryption_keys();
             b.iter(|| keys.load_key_config(&id, true).unwrap())
