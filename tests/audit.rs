@@ -455,3 +455,130 @@ fn the_store_verify_leaves_the_audit_directory_alone() {
     let kinds: Vec<_> = report.findings.iter().map(|f| f.kind).collect();
     assert_eq!(kinds, [pbs_config::verify::FindingKind::UnknownFile]);
 }
+
+/// The Python that runs the recipe: Debian's, where `python3-cryptography`
+/// installs, unless `PYTHON3` names another.
+fn python() -> std::path::PathBuf {
+    if let Some(python) = std::env::var_os("PYTHON3") {
+        return python.into();
+    }
+    let debian = std::path::PathBuf::from("/usr/bin/python3");
+    if debian.exists() {
+        debian
+    } else {
+        "python3".into()
+    }
+}
+
+fn recipe() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/check_audit_log.py")
+}
+
+/// Runs the recipe on `audited`'s log with `args`: exit status and output.
+fn run_recipe(audited: &Audited, args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(python())
+        .arg(recipe())
+        .arg(audited.audit_path("log"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {:?} - {err}", python()));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !stderr.contains("No module named 'cryptography'"),
+        "install python3-cryptography"
+    );
+    (
+        output.status.code().unwrap(),
+        String::from_utf8_lossy(&output.stdout).into_owned() + &stderr,
+    )
+}
+
+/// docs/audit.md's recipe, with standard tools only, finds what `audit
+/// verify` finds: a log and a kept checkpoint that agree, a rewritten
+/// field, a truncation the host re-signed, a checkpoint of another key.
+#[test]
+fn the_documented_recipe_checks_a_log_against_a_kept_checkpoint() {
+    let audited = Audited::new(5);
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = tmp.path().join("kept");
+    std::fs::write(&kept, &audited.kept).unwrap();
+    let kept = kept.to_str().unwrap();
+    let vkey = audited.log().verifier_key().unwrap().unwrap();
+    let with_kept = ["--checkpoint", kept, "--verifier-key", vkey.as_str()];
+
+    let (code, out) = run_recipe(&audited, &with_kept);
+    assert_eq!((code, out.as_str()), (0, "10 records, 0 problems\n"));
+
+    // the syslog form of the same checkpoint
+    let line = tmp.path().join("line");
+    let checkpoint = pbs_config::audit::Checkpoint::parse(&audited.kept).unwrap();
+    std::fs::write(
+        &line,
+        format!("Nov 29 pbs1 x[1]: {}\n", checkpoint.to_line().unwrap()),
+    )
+    .unwrap();
+    let (code, _) = run_recipe(
+        &audited,
+        &[
+            "--checkpoint",
+            line.to_str().unwrap(),
+            "--verifier-key",
+            &vkey,
+        ],
+    );
+    assert_eq!(code, 0);
+
+    // another store's verifier key
+    let other = Audited::with_ids(1, "other");
+    let other_vkey = other.log().verifier_key().unwrap().unwrap();
+    let (code, out) = run_recipe(
+        &audited,
+        &["--checkpoint", kept, "--verifier-key", &other_vkey],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is not signed by"), "{out}");
+
+    // a rewritten field
+    let good = audited.lines();
+    let mut lines = good.clone();
+    lines[4] = lines[4].replace("\"op\":\"archive\"", "\"op\":\"delete\"");
+    audited.write_lines(&lines);
+    let (code, out) = run_recipe(&audited, &[]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "line 5: was changed after it was written\n10 records, 1 problems\n"
+        )
+    );
+
+    // cut and re-signed: only the kept checkpoint tells
+    audited.write_lines(&good[..6]);
+    audited.resign();
+    assert_eq!(run_recipe(&audited, &[]).0, 0);
+    let (code, out) = run_recipe(&audited, &with_kept);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("line 7: missing (the checkpoint proves 10 records, the log has 6)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn documented_recipe_is_the_tested_one() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/audit.md"),
+    )
+    .unwrap();
+    let script = std::fs::read_to_string(recipe()).unwrap();
+    let start = doc
+        .find("```python\n")
+        .expect("a python block in docs/audit.md")
+        + 10;
+    let block = &doc[start..start + doc[start..].find("```").unwrap()];
+    assert!(block.contains("def chain(") && block.contains("def verify_checkpoint("));
+    assert!(
+        script.contains(block),
+        "docs/audit.md's recipe differs from tests/tools/check_audit_log.py"
+    );
+}
