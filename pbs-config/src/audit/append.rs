@@ -307,7 +307,11 @@ impl AuditLog<'_> {
             ownership.check_trusted(AUDIT_CHECKPOINT.class, &file.stat, &file.path)?;
         }
         // in place: a rename's new inode would ride on the next intent's
-        // sync and double its cost (docs/audit.md)
+        // sync and double its cost (docs/audit.md). A note (under 400
+        // bytes, see `host_name`) fits one 512-byte sector, which a disk
+        // writes whole: after a power loss it is the old or the new one (or
+        // nothing, if the file was just created), never a mix of both whose
+        // signature would look forged
         let note = checkpoint.to_note();
         let len = note.len() as u64;
         file.file

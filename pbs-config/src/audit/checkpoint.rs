@@ -201,7 +201,12 @@ pub fn origin(host: &str, store_id: &str) -> String {
     format!("{ORIGIN_PREFIX}/{host}/{store_id}")
 }
 
-/// This host's name (a key name may hold neither spaces nor '+').
+/// The longest host name used in an origin: it keeps a checkpoint note
+/// within one disk sector (see the audit module's crash order).
+const MAX_HOST_LEN: usize = 64;
+
+/// This host's name (a key name may hold neither spaces nor '+'), at most
+/// 64 characters.
 pub fn host_name() -> String {
     let uname = rustix::system::uname();
     let name: String = uname
@@ -216,10 +221,10 @@ pub fn host_name() -> String {
             }
         })
         .collect();
-    if name.is_empty() {
-        "localhost".to_string()
-    } else {
-        name
+    match name.chars().count() {
+        0 => "localhost".to_string(),
+        n if n > MAX_HOST_LEN => name.chars().take(MAX_HOST_LEN).collect(),
+        _ => name,
     }
 }
 
@@ -572,6 +577,17 @@ mod tests {
         assert!(!line.contains('\n'));
         let from_syslog = format!("Nov 29 15:10:43 pbs1 pbs-keystore-audit[42]: {line}");
         assert_eq!(Checkpoint::parse(&from_syslog).unwrap(), checkpoint);
+    }
+
+    #[test]
+    fn a_note_fits_one_disk_sector() {
+        let key = key();
+        let host = "h".repeat(MAX_HOST_LEN);
+        let origin = origin(&host, &key.public_key().store_id());
+        let note = Checkpoint::sign(&origin, u64::MAX, &[7u8; 32], &key)
+            .unwrap()
+            .to_note();
+        assert!(note.len() <= 512, "{} bytes", note.len());
     }
 
     #[test]
