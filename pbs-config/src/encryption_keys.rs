@@ -610,10 +610,11 @@ impl<'a> EncryptionKeys<'a> {
             // no config entry without its key file: a failure after the
             // rename (the directory's fsync) leaves the new config in place
             if !self.config_surely_lacks(id) {
-                return Err(err.context(format!(
-                    "the config may name key '{id}' already - its key file {key_path:?} is kept \
-                     (run 'proxmox-backup-manager encryption-key verify')"
-                )));
+                let text = format!(
+                    "{err} - the config may name key '{id}' already; its key file {key_path:?} \
+                     is kept (run 'proxmox-backup-manager encryption-key verify')"
+                );
+                return Err(err.context(text));
             }
             return Err(match source {
                 KeySource::New(_) => self.trash_failed_store(key_dir, &name, entry, err),
