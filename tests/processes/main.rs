@@ -16,8 +16,11 @@ mod crash;
 mod daemon;
 mod faults;
 mod full_disk;
+mod planted;
 mod privileges;
 mod readers;
+// the config dir the backup user owns, a root-only dir, the checks of both
+mod scene;
 mod support;
 mod worker;
 
@@ -87,6 +90,34 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "audit::intent_on_a_read_only_audit_dir_fails_and_changes_nothing",
         audit::intent_on_a_read_only_audit_dir_fails_and_changes_nothing,
+    ),
+    (
+        "planted::key_dir_symlink_to_a_root_only_dir",
+        planted::key_dir_symlink_to_a_root_only_dir,
+    ),
+    (
+        "planted::lock_files_as_symlinks_into_a_root_only_dir",
+        planted::lock_files_as_symlinks_into_a_root_only_dir,
+    ),
+    (
+        "planted::config_files_as_symlinks_are_not_read_by_the_cli",
+        planted::config_files_as_symlinks_are_not_read_by_the_cli,
+    ),
+    (
+        "planted::access_files_as_symlinks_are_not_read_by_the_daemon",
+        planted::access_files_as_symlinks_are_not_read_by_the_daemon,
+    ),
+    (
+        "planted::daemon_keys_as_symlinks_stop_the_start",
+        planted::daemon_keys_as_symlinks_stop_the_start,
+    ),
+    (
+        "planted::files_of_the_backup_user_are_not_trusted",
+        planted::files_of_the_backup_user_are_not_trusted,
+    ),
+    (
+        "planted::fifo_files_do_not_hang_the_daemon",
+        planted::fifo_files_do_not_hang_the_daemon,
     ),
 ];
 
