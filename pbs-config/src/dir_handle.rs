@@ -15,7 +15,12 @@
 //! - creating, renaming, unlinking, chown and chmod act on the handle or on
 //!   the descriptor that was checked;
 //! - a new file gets its mode and owner before any data is written, so a
-//!   file someone renames away mid-write never exposes its content.
+//!   file someone renames away mid-write never exposes its content;
+//! - an existing file's owner and mode are changed only where that gives
+//!   nobody new access to data: in a directory others may change, a name
+//!   may stand for any file they moved there (root's ticket key renamed to
+//!   a lock file's name, say), so such a file keeps its owner and group,
+//!   and no group or world permission is added, unless it is empty.
 //!
 //! Subdirectories that must be root's (`encryption-keys/` and everything in
 //! it) are opened once per operation and checked ([`DirHandle::open_dir`]);
@@ -55,6 +60,8 @@ pub struct EntryStat {
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
+    /// Number of hard links.
+    pub nlink: u64,
     /// Modification time (seconds, nanoseconds).
     pub mtime: (i64, i64),
     /// Status change time (seconds, nanoseconds).
@@ -90,6 +97,9 @@ impl EntryStat {
             size: stat.st_size as u64,
             dev: stat.st_dev,
             ino: stat.st_ino,
+            // u32 on some targets
+            #[allow(clippy::unnecessary_cast)]
+            nlink: stat.st_nlink as u64,
             mtime: (stat.st_mtime, stat.st_mtime_nsec as i64),
             ctime: (stat.st_ctime, stat.st_ctime_nsec as i64),
         }
@@ -713,6 +723,13 @@ impl DirHandle {
     /// without following a symbolic link, after checking with `fstat` that
     /// it is `expect` (a regular file or a directory). Returns the stat from
     /// before the change; `None` if there is no such entry.
+    ///
+    /// In a directory others may change (the config dir, which belongs to
+    /// `backup`), the name may stand for any file someone moved there, so a
+    /// regular file is changed only if that gives nobody access to data
+    /// they did not have: it must have one link, and if it holds data, its
+    /// owner and group stay and no group or world permission is added (see
+    /// [`check_safe_change`]).
     pub fn fix_owner_and_mode(
         &self,
         name: &str,
@@ -729,8 +746,20 @@ impl DirHandle {
                 opened.stat.kind_name()
             );
         }
+        if opened.stat.kind == EntryKind::File && self.others_may_change()? {
+            check_safe_change(&opened.path, &opened.stat, options)?;
+        }
         apply_options(opened.file.as_fd(), &opened.path, options)?;
         Ok(Some(opened.stat))
+    }
+
+    /// Whether someone other than root and this process's user may create,
+    /// rename or remove entries here (then a name may stand for any file
+    /// they moved in).
+    pub fn others_may_change(&self) -> Result<bool, Error> {
+        let stat = self.stat_self()?;
+        let euid = rustix::process::geteuid().as_raw();
+        Ok((stat.uid != 0 && stat.uid != euid) || stat.mode & 0o022 != 0)
     }
 
     /// Sets mode and owner of this directory itself.
@@ -866,6 +895,44 @@ fn check_dir_stat(path: &Path, stat: &EntryStat, policy: DirPolicy) -> Result<()
              encryption-key verify --repair')",
             stat.mode,
             stat.mode & !policy.forbidden_mode_bits,
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an owner or mode change of the regular file `stat` (reached by
+/// a name in a directory others may change) that could give anyone access
+/// to data they did not have: a file with more than one link (the change
+/// would reach its other names too), and for a file that holds data, a new
+/// owner, a new group with access, or a group or world permission it did
+/// not have. An empty file (a lock file) may get any owner and mode.
+fn check_safe_change(path: &Path, stat: &EntryStat, options: CreateOptions) -> Result<(), Error> {
+    if stat.nlink > 1 {
+        bail!(
+            "{path:?} has {} hard links - refusing to change its owner or mode, which would \
+             change every other name of it too (if you made the links, remove them, then \
+             repair again)",
+            stat.nlink
+        );
+    }
+    if stat.size == 0 {
+        return Ok(());
+    }
+    let uid = options.get_owner().map_or(stat.uid, |uid| uid.as_raw());
+    let gid = options.get_group().map_or(stat.gid, |gid| gid.as_raw());
+    let mode = options.get_perm().map_or(stat.mode, |perm| perm.bits());
+    let added = mode & 0o077 & !stat.mode;
+    let new_group_access = gid != stat.gid && mode & 0o070 != 0;
+    if uid != stat.uid || new_group_access || added != 0 {
+        bail!(
+            "{path:?} holds data and is {}:{} mode {:04o} - refusing to make it {}:{} mode \
+             {mode:04o} here, where others can put any file under this name (check that it \
+             is what its name says, then fix its owner and mode by hand)",
+            crate::ownership::user_name_of(stat.uid),
+            crate::ownership::group_name_of(stat.gid),
+            stat.mode,
+            crate::ownership::user_name_of(uid),
+            crate::ownership::group_name_of(gid),
         );
     }
     Ok(())
@@ -1011,6 +1078,77 @@ mod tests {
             let err = dir.open_dir("sub", stranger).unwrap_err().to_string();
             assert!(err.contains("owned by"), "{err}");
         }
+    }
+
+    /// As in the config dir, which belongs to `backup`: a name may stand for
+    /// any file someone moved there, so a file holding data is never given
+    /// to another user or opened to others; an empty one (a lock file) is.
+    #[test]
+    fn in_a_directory_others_may_change_no_data_is_given_away() {
+        if !rustix::process::geteuid().is_root() {
+            println!("skipped: chown needs root (CI runs as root)");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(tmp.path(), Some(4242), Some(4242)).unwrap();
+        let file = |name: &str, data: &[u8], mode: u32| {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let owner_mode = |name: &str| {
+            let meta = std::fs::metadata(tmp.path().join(name)).unwrap();
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+        };
+        let options = |mode: u32, owner: Option<u32>| {
+            let options = CreateOptions::new().perm(nix::sys::stat::Mode::from_bits_truncate(mode));
+            match owner {
+                Some(id) => options
+                    .owner(nix::unistd::Uid::from_raw(id))
+                    .group(nix::unistd::Gid::from_raw(id)),
+                None => options,
+            }
+        };
+        file("key", b"root's secret", 0o600);
+        file("lock", b"", 0o600);
+        let dir = open(&tmp);
+        assert!(dir.others_may_change().unwrap());
+
+        // handed over or opened to the group: refused, nothing changed
+        for (mode, owner) in [(0o660, Some(4242)), (0o640, None), (0o604, None)] {
+            let err = dir
+                .fix_owner_and_mode("key", EntryKind::File, options(mode, owner))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("holds data") && err.contains("/key\""),
+                "{err}"
+            );
+            assert_eq!(owner_mode("key"), (0, 0, 0o600));
+        }
+        // narrowed: fine
+        file("key", b"root's secret", 0o644);
+        dir.fix_owner_and_mode("key", EntryKind::File, options(0o600, None))
+            .unwrap();
+        assert_eq!(owner_mode("key"), (0, 0, 0o600));
+        // an empty file may go to anyone
+        dir.fix_owner_and_mode("lock", EntryKind::File, options(0o660, Some(4242)))
+            .unwrap();
+        assert_eq!(owner_mode("lock"), (4242, 4242, 0o660));
+        // a second link: refused, even when empty
+        std::fs::hard_link(tmp.path().join("lock"), tmp.path().join("link")).unwrap();
+        let err = dir
+            .fix_owner_and_mode("lock", EntryKind::File, options(0o600, Some(0)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 hard links"), "{err}");
+
+        // in a directory of root's, names are stable: the check decided
+        std::os::unix::fs::chown(tmp.path(), Some(0), Some(0)).unwrap();
+        assert!(!dir.others_may_change().unwrap());
+        dir.fix_owner_and_mode("key", EntryKind::File, options(0o640, Some(4242)))
+            .unwrap();
+        assert_eq!(owner_mode("key"), (4242, 4242, 0o640));
     }
 
     #[test]

@@ -119,6 +119,10 @@ const TESTS: &[(&str, TestFn)] = &[
         "planted::fifo_files_do_not_hang_the_daemon",
         planted::fifo_files_do_not_hang_the_daemon,
     ),
+    (
+        "planted::repair_never_hands_a_root_file_to_the_backup_user",
+        planted::repair_never_hands_a_root_file_to_the_backup_user,
+    ),
 ];
 
 fn main() -> ExitCode {

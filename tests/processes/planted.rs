@@ -9,6 +9,7 @@
 //! made them; `hostile.rs` has the `backup` user make them while root
 //! works).
 
+use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use crate::daemon::request;
@@ -421,4 +422,57 @@ pub fn fifo_files_do_not_hang_the_daemon() {
         .terminate_within(Duration::from_secs(30))
         .expect("the daemon did not stop on SIGTERM");
     assert!(status.success(), "{status}");
+}
+
+/// Found while writing the hostile loop: `verify --repair` "fixed" the owner and mode
+/// of a lock file without asking what the file was. The `backup` user
+/// renames root's ticket signing key (`authkey.key`, root:root 0600) to
+/// `.encryption-keys.lck`; repair then made it backup:backup 0660, so
+/// backup could read the key the running daemon signs tickets with and
+/// forge a ticket for anyone. Now repair never hands a file holding data to
+/// another user, nor lets others read or write it, in a directory others
+/// may change.
+pub fn repair_never_hands_a_root_file_to_the_backup_user() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    two_keys(&scene);
+    drop(start_daemon(
+        &scene.dir,
+        &scene.tmp.path().join("daemon.log"),
+    ));
+    for (victim, lock) in [
+        ("authkey.key", ".encryption-keys.lck"),
+        ("shadow.json", ".encryption-keys.lck"),
+    ] {
+        if !scene.path(victim).exists() {
+            let run = scene.manager(&["user", "create", "carol@pbs", "--password", "carol-pass"]);
+            assert_eq!(run.code, 0, "{run:?}");
+        }
+        let meta = std::fs::metadata(scene.path(victim)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (0, 0, 0o600),
+            "{victim} before"
+        );
+        let data = std::fs::read(scene.path(victim)).unwrap();
+        // what backup does: its lock file aside, root's key in its place
+        std::fs::rename(scene.path(lock), scene.path("lock.aside")).unwrap();
+        std::fs::rename(scene.path(victim), scene.path(lock)).unwrap();
+
+        // the repair is refused, an error naming the file and why
+        let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+        assert_refused(&run, victim, &[lock, "holds data"]);
+        let meta = std::fs::metadata(scene.path(lock)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (0, 0, 0o600),
+            "{victim} as {lock} after verify --repair: {run:?}"
+        );
+        assert_eq!(std::fs::read(scene.path(lock)).unwrap(), data);
+
+        std::fs::rename(scene.path(lock), scene.path(victim)).unwrap();
+        std::fs::rename(scene.path("lock.aside"), scene.path(lock)).unwrap();
+    }
+    crate::support::assert_clean(&context(&scene.dir).verify(false).unwrap(), "restored");
 }
