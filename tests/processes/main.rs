@@ -16,6 +16,7 @@ mod crash;
 mod daemon;
 mod faults;
 mod full_disk;
+mod hostile;
 mod planted;
 mod privileges;
 mod readers;
@@ -122,6 +123,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "planted::repair_never_hands_a_root_file_to_the_backup_user",
         planted::repair_never_hands_a_root_file_to_the_backup_user,
+    ),
+    (
+        "hostile::root_works_while_backup_swaps_names",
+        hostile::root_works_while_backup_swaps_names,
     ),
 ];
 

@@ -126,6 +126,16 @@ impl Scene {
         tree_snapshot(&self.root_only)
     }
 
+    /// Writes a `sync.cfg` with the job `job1` (root:backup 0640), which
+    /// the CLI cannot create.
+    pub fn sync_job(&self) {
+        let path = self.path("sync.cfg");
+        std::fs::write(&path, "sync: job1\n\tremote-store remote\n\tstore local\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (_, gid) = backup_ids();
+        std::os::unix::fs::chown(&path, Some(0), Some(gid.as_raw())).unwrap();
+    }
+
     /// Runs `proxmox-backup-manager` as root on the config dir.
     pub fn manager(&self, args: &[&str]) -> pbs_test_kit::Run {
         manager(&self.dir, args, None)
@@ -215,6 +225,48 @@ pub fn key_bytes_of(key_json: &str) -> Vec<u8> {
         .unwrap()
 }
 
+/// Regular files below `root` (links not followed; `skip(path)` left out)
+/// that hold any of `keys`, raw or in base64.
+pub fn files_holding_key_bytes(
+    root: &Path,
+    keys: &[Vec<u8>],
+    skip: impl Fn(&Path) -> bool,
+) -> Vec<PathBuf> {
+    use base64::Engine;
+    let needles: Vec<Vec<u8>> = keys
+        .iter()
+        .flat_map(|key| {
+            [
+                key.clone(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(key)
+                    .into_bytes(),
+            ]
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        } else if meta.is_file() && !skip(&path) {
+            let data = std::fs::read(&path).unwrap_or_default();
+            if needles
+                .iter()
+                .any(|needle| data.windows(needle.len()).any(|w| w == needle.as_slice()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 /// A daemon that started, killed and reaped when dropped.
 pub struct Daemon {
     child: Option<Child>,
@@ -259,7 +311,12 @@ impl Drop for Daemon {
 /// Starts the daemon on `dir` (stderr into `log`): the daemon once it said
 /// it listens, or its log if it exited instead.
 pub fn try_start_daemon(dir: &Path, log: &Path) -> Result<Daemon, String> {
-    let mut cmd = ApiDaemon::command(dir, &[]);
+    try_start_daemon_with(dir, log, &[])
+}
+
+/// [`try_start_daemon`] with `extra` arguments.
+pub fn try_start_daemon_with(dir: &Path, log: &Path, extra: &[&str]) -> Result<Daemon, String> {
+    let mut cmd = ApiDaemon::command(dir, extra);
     cmd.env_remove("PBS_FAILPOINT")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -290,7 +347,13 @@ pub fn try_start_daemon(dir: &Path, log: &Path) -> Result<Daemon, String> {
 
 /// Starts the daemon on `dir`, which must work.
 pub fn start_daemon(dir: &Path, log: &Path) -> Daemon {
-    try_start_daemon(dir, log).unwrap_or_else(|log| panic!("the daemon did not start: {log}"))
+    start_daemon_with(dir, log, &[])
+}
+
+/// [`start_daemon`] with `extra` arguments.
+pub fn start_daemon_with(dir: &Path, log: &Path, extra: &[&str]) -> Daemon {
+    try_start_daemon_with(dir, log, extra)
+        .unwrap_or_else(|log| panic!("the daemon did not start: {log}"))
 }
 
 /// What [`setup_access`] made: a user with a password and a token, both

@@ -13,7 +13,10 @@
 //!   closed.
 //! - `store-as-user DIR ID SEED`: stores a key with the ownership policy of
 //!   whatever user runs it, and prints the policy;
-//! - `audit-*`: the audit log's workers ([`crate::audit::run_worker_kind`]).
+//! - `audit-*`: the audit log's workers ([`crate::audit::run_worker_kind`]);
+//! - `hostile DIR ROOT_ONLY SEED`: the hostile `backup` user of
+//!   `hostile.rs`, swapping names in DIR for links into ROOT_ONLY until its
+//!   stdin is closed.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -41,6 +44,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some("op") => one_op(&args[1..]),
         Some("hold-lock") => hold_lock(&args[1..]),
         Some("store-as-user") => store_as_user(&args[1..]),
+        Some("hostile") => crate::hostile::attacker(&args[1..]),
         other => Err(anyhow::format_err!("unknown worker kind {other:?}")),
     };
     match result {
