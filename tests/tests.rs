@@ -30,6 +30,10 @@ mod cli_admin;
 // the HTTPS API daemon and the access setup commands, over loopback
 mod api;
 
+// logins, wrong secrets of known and unknown ids, bad hints, short
+// passwords, unknown ACL paths (issue 14, findings 4 and 5)
+mod access;
+
 // faults in one process: symlinks and directories in place of files,
 // 100 MB configs and key files
 mod faults;

@@ -1,17 +1,27 @@
 //! Passwords of `pbs` realm users: `shadow.json`, a JSON object mapping each
-//! user *name* (the part before `@pbs`, as upstream PBS keys it) to the
-//! `crypt(3)` hash of the password.
+//! user *name* (the part before the last `@`, as upstream PBS keys it) to
+//! the `crypt(3)` hash of the password.
 //!
 //! ```text
 //! {"alice":"$y$j9T$...$..."}
 //! ```
 //!
+//! A user's entry is the one under its own name and no other: within the
+//! realm a name stands for exactly one user id (`svc@pbs` is the name of
+//! `svc@pbs@pbs`, not the id of `svc@pbs`, whose name is `svc`), so two
+//! users never share an entry.
+//!
 //! The file is 0600 root:root (the current user's when not root), replaced
 //! atomically under `shadow.json.lock`. Other realms have no passwords here:
 //! `root@pam` (PAM) cannot log in with a password on this daemon.
+//!
+//! A check for a user without an entry costs what a check of a wrong
+//! password costs ([`verify_or_dummy`]), so its time does not tell whether
+//! the user exists.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use anyhow::{Error, bail};
 
@@ -56,28 +66,30 @@ impl Shadow<'_> {
         crate::read_hash_map(self.dir, &SHADOW_JSON)
     }
 
-    /// The stored hash of `userid`'s password, if any.
-    ///
-    /// Upstream keys the file by user name (`alice`); an entry keyed by the
-    /// full user id (`alice@pbs`, as DESIGN.md words it) is read too, so a
-    /// hand-written file in either spelling works. Writes use the name.
+    /// The stored hash of `userid`'s password, if any: the entry under its
+    /// name, as upstream keys the file (an entry under its full id is
+    /// another user's: the one whose name that is).
     pub fn hash_of(&self, userid: &Userid) -> Result<Option<String>, Error> {
         check_realm(userid)?;
-        let mut data = self.read()?;
-        Ok(data
-            .remove(userid.name())
-            .or_else(|| data.remove(userid.as_str())))
+        Ok(self.read()?.remove(userid.name()))
     }
 
-    /// Checks `password` against the stored hash, in constant time.
+    /// Checks `password` against the stored hash, in constant time; for a
+    /// user without a password, against a dummy hash first, so both cost
+    /// the same.
     ///
     /// # Errors
     ///
     /// "no password set" or "invalid credentials"; never quotes the password.
     pub fn verify_password(&self, userid: &Userid, password: &str) -> Result<(), Error> {
-        match self.hash_of(userid)? {
-            Some(hash) => proxmox_sys::crypt::verify_crypt_pw(password, &hash),
-            None => bail!("no password set for user '{userid}'"),
+        let hash = self.hash_of(userid)?;
+        let known = hash.is_some();
+        if verify_or_dummy(hash.as_deref(), password) {
+            return Ok(());
+        }
+        match known {
+            true => bail!("invalid credentials"),
+            false => bail!("no password set for user '{userid}'"),
         }
     }
 
@@ -115,6 +127,29 @@ impl Shadow<'_> {
     }
 }
 
+/// A `crypt(3)` hash of a random secret nobody knows, made once per
+/// process the way stored hashes are made (same scheme, same cost).
+static DUMMY_HASH: LazyLock<Result<String, String>> = LazyLock::new(|| {
+    let secret = hex::encode(proxmox_sys::linux::random_data::<32>().map_err(|e| e.to_string())?);
+    proxmox_sys::crypt::encrypt_pw(&secret).map_err(|err| err.to_string())
+});
+
+/// Checks `secret` against `hash`, or, without one (an unknown user or
+/// token, a user without a password), against a dummy hash, and then says
+/// no: either way one hash is computed, so the time of the answer does not
+/// tell whether the id exists. Used for passwords and token secrets.
+pub fn verify_or_dummy(hash: Option<&str>, secret: &str) -> bool {
+    match hash {
+        Some(hash) => proxmox_sys::crypt::verify_crypt_pw(secret, hash).is_ok(),
+        None => {
+            if let Ok(dummy) = DUMMY_HASH.as_deref() {
+                let _ = proxmox_sys::crypt::verify_crypt_pw(secret, dummy);
+            }
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
@@ -142,14 +177,60 @@ mod tests {
         let root = Userid::root_userid();
         assert!(shadow.store_password(&root, "x").is_err());
 
-        // an entry keyed by the full user id is read too
-        let hash = proxmox_sys::crypt::encrypt_pw("carol's pass").unwrap();
-        std::fs::write(shadow.path(), format!("{{\"carol@pbs\":\"{hash}\"}}")).unwrap();
-        let carol: Userid = "carol@pbs".parse().unwrap();
-        shadow.verify_password(&carol, "carol's pass").unwrap();
         let err = shadow
             .verify_password(&"bob@pbs".parse().unwrap(), "x")
             .unwrap_err();
         assert!(err.to_string().contains("no password set"), "{err}");
+    }
+
+    /// Regression test for issue 14, finding 4: `svc@pbs`'s password lookup
+    /// fell back to the entry under `svc@pbs`, the name of `svc@pbs@pbs`.
+    #[test]
+    fn users_whose_ids_differ_never_share_an_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let shadow = dir.shadow();
+        let ids = ["svc@pbs", "svc@pbs@pbs", "svc@pbs@pbs@pbs", "svc.2@pbs"];
+        for (index, id) in ids.iter().enumerate() {
+            let userid: Userid = id.parse().unwrap();
+            shadow
+                .store_password(&userid, &format!("password-{index}"))
+                .unwrap();
+            for (other_index, other) in ids.iter().enumerate() {
+                let other: Userid = other.parse().unwrap();
+                let result = shadow.verify_password(&other, &format!("password-{index}"));
+                assert_eq!(
+                    result.is_ok(),
+                    other_index == index,
+                    "{other} with {id}'s password"
+                );
+            }
+            shadow.remove_password(&userid).unwrap();
+        }
+        // upstream's file, keyed by name: "svc@pbs" is svc@pbs@pbs's entry
+        let hash = proxmox_sys::crypt::encrypt_pw("upstream-pass").unwrap();
+        std::fs::write(shadow.path(), format!("{{\"svc@pbs\":\"{hash}\"}}")).unwrap();
+        shadow
+            .verify_password(&"svc@pbs@pbs".parse().unwrap(), "upstream-pass")
+            .unwrap();
+        let err = shadow
+            .verify_password(&"svc@pbs".parse().unwrap(), "upstream-pass")
+            .unwrap_err();
+        assert!(err.to_string().contains("no password set"), "{err}");
+    }
+
+    /// The dummy checked for unknown ids costs what a stored hash costs:
+    /// same scheme and parameters as a fresh hash; and nothing verifies
+    /// against a missing hash.
+    #[test]
+    fn the_dummy_hash_is_made_like_a_stored_one() {
+        let dummy = DUMMY_HASH.as_deref().unwrap();
+        let fresh = proxmox_sys::crypt::encrypt_pw("x").unwrap();
+        let setting = |hash: &str| hash.rsplitn(3, '$').nth(2).unwrap().to_string();
+        assert_eq!(setting(dummy), setting(&fresh), "{dummy} / {fresh}");
+        assert!(!verify_or_dummy(None, ""));
+        assert!(!verify_or_dummy(None, dummy));
+        assert!(verify_or_dummy(Some(&fresh), "x"));
+        assert!(!verify_or_dummy(Some(&fresh), "y"));
     }
 }

@@ -110,8 +110,10 @@ pub fn create_ticket(
 
 /// [`create_ticket`], calling `hash_slot` right before the password hash is
 /// checked and holding what it returns during the check. The server uses
-/// it to take a slot of its hash limiter only for logins that hash (not for
-/// unknown users, other realms or ticket renewals).
+/// it to take a slot of its hash limiter only for logins that hash (every
+/// `pbs` realm login: an unknown user or one without a password is checked
+/// against a dummy hash, so its answer takes as long; not other realms or
+/// ticket renewals).
 pub fn create_ticket_gated<G>(
     dir: &ConfigDir,
     keys: &AuthKeys,
@@ -133,13 +135,14 @@ pub fn create_ticket_gated<G>(
             userid.realm()
         )));
     } else {
-        match dir.shadow().hash_of(&userid)? {
-            None => return Err(fail("no password set")),
-            Some(hash) => {
-                let _slot = hash_slot();
-                proxmox_sys::crypt::verify_crypt_pw(password, &hash)
-                    .map_err(|_| fail("invalid credentials"))?
-            }
+        // a user without a password (or no such user) costs a hash too
+        let hash = dir.shadow().hash_of(&userid)?;
+        let _slot = hash_slot();
+        if !pbs_config::shadow::verify_or_dummy(hash.as_deref(), password) {
+            return Err(fail(match hash {
+                Some(_) => "invalid credentials",
+                None => "no password set",
+            }));
         }
     }
     let info = CachedUserInfo::new(dir)?;
