@@ -79,7 +79,9 @@ impl TokenShadow<'_> {
         self.dir.write_locked(&json, held, None)
     }
 
-    /// Checks `secret` against the stored hash of `tokenid`, in constant time.
+    /// Checks `secret` against the stored hash of `tokenid`, in constant
+    /// time; an unknown token against a dummy hash first, so both cost the
+    /// same (see [`crate::shadow::verify_or_dummy`]).
     ///
     /// # Errors
     ///
@@ -89,8 +91,12 @@ impl TokenShadow<'_> {
         if !tokenid.is_token() {
             bail!("'{tokenid}' is not an API token id");
         }
-        match self.hash_of(tokenid)? {
-            Some(hash) => proxmox_sys::crypt::verify_crypt_pw(secret, &hash),
+        let hash = self.hash_of(tokenid)?;
+        if crate::shadow::verify_or_dummy(hash.as_deref(), secret) {
+            return Ok(());
+        }
+        match hash {
+            Some(_) => bail!("invalid credentials"),
             None => bail!("invalid API token"),
         }
     }

@@ -13,8 +13,11 @@
 //!   upstream.
 //!
 //! The secret is checked before the token's enable/expire state, so only a
-//! holder of the secret learns that a token is disabled. Failure messages
-//! never quote a secret, ticket or token.
+//! holder of the secret learns that a token is disabled. An unknown token
+//! id gets the answers a wrong secret gets, throttling included, after a
+//! check against a dummy hash, so neither the answer nor its time tells
+//! which token ids exist. Failure messages never quote a secret, ticket or
+//! token.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -306,15 +309,12 @@ async fn verify_token(
             error: err,
             auth_id: Some(tokenid.clone()),
         })?;
-    let Some(hash) = hash else {
-        ctx.throttle.failure(peer, &id);
-        return Err(failure(
-            Some(tokenid.clone()),
-            "invalid credentials",
-            "unknown API token",
-        ));
-    };
-    if ctx.token_cache.matches(&id, &hash, secret) {
+    // an unknown token takes the same way as a wrong secret (throttled
+    // alike, a dummy hash checked), so its answer and its time do not tell
+    // that it does not exist
+    if let Some(hash) = &hash
+        && ctx.token_cache.matches(&id, hash, secret)
+    {
         return Ok(());
     }
     if let Err(wait) = ctx.throttle.check(peer, &id) {
@@ -324,22 +324,25 @@ async fn verify_token(
         let _slot = ctx.hash_limiter.acquire().await;
         let (hash, secret) = (hash.clone(), secret.to_string());
         tokio::task::spawn_blocking(move || {
-            proxmox_sys::crypt::verify_crypt_pw(&secret, &hash).is_ok()
+            pbs_config::shadow::verify_or_dummy(hash.as_deref(), &secret)
         })
         .await
         .unwrap_or(false)
     };
-    if ok {
-        ctx.throttle.success(peer, &id);
-        ctx.token_cache.insert(&id, &hash, secret);
-        Ok(())
-    } else {
-        ctx.throttle.failure(peer, &id);
-        Err(failure(
-            Some(tokenid.clone()),
-            "invalid credentials",
-            "wrong API token secret",
-        ))
+    match hash {
+        Some(hash) if ok => {
+            ctx.throttle.success(peer, &id);
+            ctx.token_cache.insert(&id, &hash, secret);
+            Ok(())
+        }
+        _ => {
+            ctx.throttle.failure(peer, &id);
+            let why = match hash {
+                Some(_) => "wrong API token secret",
+                None => "unknown API token",
+            };
+            Err(failure(Some(tokenid.clone()), "invalid credentials", why))
+        }
     }
 }
 

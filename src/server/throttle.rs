@@ -16,10 +16,12 @@
 //!   than one attempt a second for the very same address and id). A login
 //!   of another user, or from another address, is not affected.
 //!
-//! Unknown users and tokens cost no hash at all. The table of failing pairs
-//! is bounded ([`MAX_TRACKED`]): when full, expired entries are dropped, and
-//! if it is still full the whole table is reset (an attacker who pays for
-//! that many requests regains a few attempts; the hash work stays bounded).
+//! Unknown users and tokens are counted and checked (against a dummy hash)
+//! like known ones, so the answers do not tell them apart. The table of
+//! failing pairs is bounded ([`MAX_TRACKED`]): when full, expired entries
+//! are dropped, and if it is still full the whole table is reset (an
+//! attacker who pays for that many requests regains a few attempts; the
+//! hash work stays bounded).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
