@@ -8,7 +8,10 @@ use std::time::Instant;
 
 use pbs_test_kit::access::{add_token, add_user, grant};
 use pbs_test_kit::https::{Client, Resp, urlencode};
-use pbs_test_kit::{ApiDaemon, TestDir};
+use pbs_test_kit::{ApiDaemon, Manager, Sandbox, TestDir, key_config};
+
+/// The exit status of a failed CLI command (upstream's).
+const EXIT_ERROR: i32 = 255;
 
 /// The daemon on `dir` with `extra` arguments, its log in the dir.
 fn daemon(dir: &TestDir, extra: &[&str]) -> ApiDaemon {
@@ -128,4 +131,61 @@ fn wrong_secrets_of_known_and_unknown_ids_get_the_same_answers() {
     for (user, answers) in &seen[1..] {
         assert_eq!(answers, &seen[0].1, "{user} answered differently");
     }
+}
+
+/// A key file (KeyConfig JSON) of `seed` with `hint`.
+fn key_with_hint(seed: u64, hint: &str) -> String {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&key_config(seed).to_json().unwrap()).unwrap();
+    value["hint"] = hint.into();
+    value.to_string()
+}
+
+/// Regression test for finding 5: an imported key whose hint holds a
+/// control character or a leading or trailing blank was answered 500 (the
+/// config writer refused it); it is bad input, 400, naming the field. The
+/// CLI says the same. Nothing is stored.
+#[test]
+fn an_imported_key_with_a_bad_hint_is_refused_naming_the_field() {
+    let dir = TestDir::new();
+    let token = pbs_test_kit::access::admin_token(&dir.config, "root@pam!admin");
+    let daemon = daemon(&dir, &[]);
+    let mut client = Client::new(daemon.port).with_auth(&[("Authorization", &token)]);
+    let sandbox = Sandbox::new();
+    let manager = Manager::new(dir.path());
+    for (seed, hint) in [
+        (61, "bad\u{1}hint"),
+        (62, " leading"),
+        (63, "trailing "),
+        (64, "two\nlines"),
+    ] {
+        let key = key_with_hint(seed, hint);
+        let resp = client.post_json(
+            "config/encryption-keys",
+            &serde_json::json!({ "id": "imported", "key": key }),
+        );
+        resp.expect(400, "'hint'");
+        let file = sandbox.file(&format!("{seed}.enc"));
+        std::fs::write(&file, &key).unwrap();
+        let run = manager.run(&[
+            "encryption-key",
+            "import",
+            "imported",
+            "--file",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, EXIT_ERROR, "{hint:?}: {run:?}");
+        assert!(run.stderr.contains("'hint'"), "{hint:?}: {run:?}");
+    }
+    let list = client
+        .get("config/encryption-keys?include-archived=1")
+        .data();
+    assert_eq!(list, serde_json::json!([]));
+    // a good hint is kept
+    let key = key_with_hint(65, "the usual one");
+    let resp = client.post_json(
+        "config/encryption-keys",
+        &serde_json::json!({ "id": "imported", "key": key }),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
 }

@@ -232,8 +232,9 @@ const CONFIG_TEXT_SCHEMA_PATH: Schema = StringSchema::new("Path to key (if store
     .format(&CONFIG_TEXT_FORMAT)
     .schema();
 
-/// Password hint as stored in the config.
-const CONFIG_TEXT_SCHEMA_HINT: Schema = StringSchema::new("Password hint.")
+/// Password hint as stored in the config (one line, not padded): what a
+/// key to store must have as its hint.
+pub const KEY_HINT_SCHEMA: Schema = StringSchema::new("Password hint.")
     .format(&CONFIG_TEXT_FORMAT)
     .schema();
 
@@ -279,7 +280,7 @@ impl ApiType for KeyInfo {
         &[
             ("created", false, &CREATED_SCHEMA),
             ("fingerprint", true, &CERT_FINGERPRINT_SHA256_SCHEMA),
-            ("hint", true, &CONFIG_TEXT_SCHEMA_HINT),
+            ("hint", true, &KEY_HINT_SCHEMA),
             ("kdf", false, &KDF_PROPERTY_SCHEMA),
             ("modified", false, &MODIFIED_SCHEMA),
             ("path", true, &CONFIG_TEXT_SCHEMA_PATH),

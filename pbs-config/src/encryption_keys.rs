@@ -32,10 +32,10 @@ use anyhow::{Error, bail, format_err};
 use zeroize::Zeroize;
 
 use proxmox_lang::error::ErrorLayer;
-use proxmox_schema::ApiType;
+use proxmox_schema::{ApiType, param_bail};
 use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlugin};
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KeyInfo};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::cache::{read_config, read_config_text};
@@ -456,6 +456,7 @@ impl<'a> EncryptionKeys<'a> {
 
     fn store_key_inner(&self, id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
         check_key_id(id)?;
+        check_hint(key_config)?;
         let fingerprint = key_fingerprint(key_config)?;
 
         // the first store into a fresh config dir creates it
@@ -1105,6 +1106,20 @@ pub enum Deleted {
         /// Trash entries holding the same key.
         trash_copies: Vec<String>,
     },
+}
+
+/// Refuses a key whose hint the config cannot hold (a control character, a
+/// leading or trailing blank): bad input, named as the field `hint`.
+fn check_hint(key_config: &KeyConfig) -> Result<(), Error> {
+    if let Some(hint) = &key_config.hint
+        && let Err(err) = KEY_HINT_SCHEMA.parse_simple_value(hint)
+    {
+        param_bail!(
+            "hint",
+            "the key's 'hint': {err} (a hint is one line of text without blanks at either end)"
+        );
+    }
+    Ok(())
 }
 
 /// The fingerprint a key will be stored with: computed and checked for an
