@@ -189,3 +189,39 @@ fn an_imported_key_with_a_bad_hint_is_refused_naming_the_field() {
     );
     assert_eq!(resp.status, 200, "{}", resp.body);
 }
+
+/// Regression test for finding 5: passwords of 1 character were accepted;
+/// upstream's minimum is 5 (and its maximum 64), for `user create` and
+/// `user passwd` alike, and for the library.
+#[test]
+fn passwords_shorter_than_five_characters_are_refused() {
+    let dir = TestDir::new();
+    let manager = Manager::new(dir.path());
+    let long = "p".repeat(65);
+    for password in ["", "x", "abcd", long.as_str()] {
+        let run = manager.run(&["user", "create", "short@pbs", "--password", password]);
+        assert_eq!(run.code, EXIT_ERROR, "{password:?}: {run:?}");
+        assert!(run.stderr.contains("password"), "{password:?}: {run:?}");
+        assert!(
+            password.len() < 4 || !run.stderr.contains(password),
+            "{run:?}"
+        );
+    }
+    let list = manager.run(&["user", "list"]);
+    assert!(!list.stdout.contains("short@pbs"), "{list:?}");
+
+    let run = manager.run(&["user", "create", "short@pbs", "--password", "abcde"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = manager.run(&["user", "passwd", "short@pbs", "--password", "abcd"]);
+    assert_eq!(run.code, EXIT_ERROR, "{run:?}");
+    assert!(run.stderr.contains("password"), "{run:?}");
+    let run = manager.run(&["user", "passwd", "short@pbs", "--password", &"q".repeat(64)]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    let err = dir
+        .config
+        .shadow()
+        .store_password(&"short@pbs".parse().unwrap(), "abcd")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("'password'"), "{err:#}");
+}

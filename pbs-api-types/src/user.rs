@@ -52,12 +52,21 @@ pub const USER_COMMENT_SCHEMA: Schema = StringSchema::new("Comment.")
     .max_length(128)
     .schema();
 
-/// A password (for `pbs` realm users): no control characters, 1 to 1024
-/// bytes (the bound keeps hashing cost and request size small).
-pub const PASSWORD_SCHEMA: Schema = StringSchema::new("User Password.")
+/// A password as a login gives it: no control characters, 1 to 1024
+/// bytes (the bound keeps hashing cost and request size small). A login
+/// may send a ticket as its password.
+pub const PASSWORD_SCHEMA: Schema = StringSchema::new("Password.")
     .format(&proxmox_schema::api_types::PASSWORD_FORMAT)
     .min_length(1)
     .max_length(1024)
+    .schema();
+
+/// A password a `pbs` realm user is given: 5 to 64 characters, no control
+/// characters (upstream's `PBS_PASSWORD_SCHEMA`).
+pub const PBS_PASSWORD_SCHEMA: Schema = StringSchema::new("User Password.")
+    .format(&proxmox_schema::api_types::PASSWORD_FORMAT)
+    .min_length(5)
+    .max_length(64)
     .schema();
 
 /// The auth id (user or token id) of a section in `user.cfg`.

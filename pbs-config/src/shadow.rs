@@ -25,7 +25,9 @@ use std::sync::LazyLock;
 
 use anyhow::{Error, bail};
 
-use pbs_api_types::Userid;
+use proxmox_schema::param_bail;
+
+use pbs_api_types::{PBS_PASSWORD_SCHEMA, Userid};
 
 use crate::files::SHADOW_JSON;
 use crate::{ConfigDir, ShadowLock};
@@ -51,6 +53,15 @@ fn check_realm(userid: &Userid) -> Result<(), Error> {
         bail!(
             "user '{userid}' is not in the '{PBS_REALM}' realm - only '{PBS_REALM}' users have passwords here"
         );
+    }
+    Ok(())
+}
+
+/// Checks a password a user is to be given against [`PBS_PASSWORD_SCHEMA`];
+/// the error names the field `password`, never its value.
+pub fn check_password(password: &str) -> Result<(), Error> {
+    if let Err(err) = PBS_PASSWORD_SCHEMA.parse_simple_value(password) {
+        param_bail!("password", "{err} (5 to 64 characters, as upstream)");
     }
     Ok(())
 }
@@ -95,11 +106,18 @@ impl Shadow<'_> {
 
     /// Stores the hash of `password` for `userid` (a `pbs` realm user).
     ///
+    /// # Errors
+    ///
+    /// A password refused by [`PBS_PASSWORD_SCHEMA`] (shorter than 5 or
+    /// longer than 64 characters, as upstream) is a parameter error of
+    /// `password`, which never quotes it.
+    ///
     /// # Locking
     ///
     /// Takes the password file lock.
     pub fn store_password(&self, userid: &Userid, password: &str) -> Result<(), Error> {
         check_realm(userid)?;
+        check_password(password)?;
         let hash = proxmox_sys::crypt::encrypt_pw(password)?;
         self.update(|data| {
             data.insert(userid.name().to_string(), hash);
@@ -175,7 +193,17 @@ mod tests {
             0o600
         );
         let root = Userid::root_userid();
-        assert!(shadow.store_password(&root, "x").is_err());
+        assert!(shadow.store_password(&root, "long enough").is_err());
+        // upstream's bounds: 5 to 64 characters
+        for bad in ["", "abcd", &"x".repeat(65)] {
+            let err = shadow.store_password(&alice, bad).unwrap_err();
+            let param = err.downcast_ref::<proxmox_schema::ParameterError>();
+            assert!(param.is_some(), "{bad:?}: {err:#}");
+            assert!(format!("{err:#}").contains("'password'"), "{err:#}");
+        }
+        shadow.store_password(&alice, &"x".repeat(64)).unwrap();
+        shadow.store_password(&alice, "abcde").unwrap();
+        shadow.verify_password(&alice, "abcde").unwrap();
 
         let err = shadow
             .verify_password(&"bob@pbs".parse().unwrap(), "x")

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use proxmox_schema::{ApiType, param_bail, param_format_err};
 
 use pbs_api_types::{
-    ApiToken, Authid, PASSWORD_SCHEMA, PRIVILEGES, PROXMOX_CONFIG_DIGEST_SCHEMA,
-    PROXMOX_TOKEN_NAME_SCHEMA, USER_COMMENT_SCHEMA, User, Userid, privilege_names, role_privileges,
+    ApiToken, Authid, PRIVILEGES, PROXMOX_CONFIG_DIGEST_SCHEMA, PROXMOX_TOKEN_NAME_SCHEMA,
+    USER_COMMENT_SCHEMA, User, Userid, privilege_names, role_privileges,
 };
 use pbs_config::ConfigDir;
 use pbs_config::acl::{AclTree, check_acl_path, split_acl_path};
@@ -102,17 +102,17 @@ fn parse_digest(digest: Option<&str>) -> Result<Option<[u8; 32]>, Error> {
         .transpose()
 }
 
+/// The realm first (a pam user has no password here, whatever its
+/// length), then upstream's bounds (5 to 64 characters), before anything
+/// is written.
 fn check_password(userid: &Userid, password: &str) -> Result<(), Error> {
-    if let Err(err) = PASSWORD_SCHEMA.parse_simple_value(password) {
-        param_bail!("password", "invalid password - {err}");
-    }
     if userid.realm() != PBS_REALM {
         param_bail!(
             "password",
             "only 'pbs' realm users have passwords here, not '{userid}'"
         );
     }
-    Ok(())
+    pbs_config::shadow::check_password(password)
 }
 
 fn check_user(user: &User) -> Result<(), Error> {
