@@ -225,3 +225,42 @@ fn passwords_shorter_than_five_characters_are_refused() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("'password'"), "{err:#}");
 }
+
+/// Regression test for finding 5: `acl update /system/encryption-key ...`
+/// (a typo) was accepted silently. ACL paths are checked as upstream's
+/// `check_acl_path` does: an unknown path is refused, naming it.
+#[test]
+fn acl_paths_upstream_does_not_know_are_refused() {
+    let dir = TestDir::new();
+    add_user(&dir.config, "alice@pbs", None, |_| {});
+    let manager = Manager::new(dir.path());
+    for path in [
+        "/",
+        "/system",
+        "/system/encryption-keys",
+        "/system/encryption-keys/offsite-2025",
+        "/datastore/store1",
+        "/remote/r1/store1",
+        "/access/users",
+        "/tape/pool/p1",
+    ] {
+        let run = manager.run(&["acl", "update", path, "Audit", "--auth-id", "alice@pbs"]);
+        assert_eq!(run.code, 0, "{path}: {run:?}");
+    }
+    let before = std::fs::read(dir.path().join("acl.cfg")).unwrap();
+    for path in [
+        "/system/encryption-key",
+        "/system/encryption-keys/k1/extra",
+        "/systems",
+        "/config/encryption-keys",
+        "/access/tickets",
+    ] {
+        let run = manager.run(&["acl", "update", path, "Audit", "--auth-id", "alice@pbs"]);
+        assert_eq!(run.code, EXIT_ERROR, "{path}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!("'{path}'")),
+            "{path}: the path is not named: {run:?}"
+        );
+    }
+    assert_eq!(std::fs::read(dir.path().join("acl.cfg")).unwrap(), before);
+}

@@ -781,7 +781,8 @@ fn completion_offers_every_id_kind() {
     cli.ok(&[
         "acl",
         "update",
-        "/system/custom",
+        // a path upstream knows (others are refused)
+        "/system/tasks",
         "Audit",
         "--auth-id",
         "alice@pbs",
@@ -819,7 +820,7 @@ fn completion_offers_every_id_kind() {
         ),
         (
             format!("--config-dir {dir} acl update ''"),
-            "/ /system /system/custom /system/encryption-keys /system/encryption-keys/key-one",
+            "/ /system /system/encryption-keys /system/encryption-keys/key-one /system/tasks",
         ),
         (
             format!("--config-dir {dir} user permissions alice@pbs --path /system/e"),

@@ -99,14 +99,63 @@ pub fn split_acl_path(path: &str) -> Vec<&str> {
     path.split('/').filter(|c| !c.is_empty()).collect()
 }
 
-/// Checks the syntax of an ACL path (`/` or `/`-separated safe ids).
-pub fn check_acl_path(path: &str) -> Result<(), Error> {
+/// Checks the syntax of an ACL path (`/` or `/`-separated safe ids): what
+/// a line of `acl.cfg` may hold (upstream reads any such path).
+pub fn check_acl_path_syntax(path: &str) -> Result<(), Error> {
     if path.len() > 128 || !ACL_PATH_REGEX.is_match(path) {
         bail!(
             "invalid ACL path {path:?} - expected '/' or '/'-separated names of letters, digits, '.', '_', '-' (at most 128 characters)"
         );
     }
     Ok(())
+}
+
+/// Checks an ACL path given to change an ACL: its syntax, and that it is a
+/// path upstream's `check_acl_path` knows (so a typo such as
+/// `/system/encryption-key` is refused, not stored and never matched):
+/// `/`, `/access` (`/acl`, `/users`, `/domains`, `/openid/{id}`),
+/// `/datastore/{store}/{namespace...}`, `/remote/{remote}/{store}/{namespace...}`,
+/// `/system` (`/encryption-keys/{id}`, `/s3-endpoint/{id}`, `/certificates`,
+/// `/disks`, `/log`, `/notifications`, `/status`, `/tasks`, `/time`,
+/// `/services/{service}`, `/network`, `/network/dns`,
+/// `/network/interfaces/{iface}`), `/tape` (`/device/{name}`, `/pool/{name}`,
+/// `/job/{id}`); a trailing `{...}` part may be left out.
+pub fn check_acl_path(path: &str) -> Result<(), Error> {
+    check_acl_path_syntax(path)?;
+    if !is_known_acl_path(&split_acl_path(path)) {
+        bail!(
+            "invalid ACL path '{path}' - not a path PBS knows: use '/', or one below /access, \
+             /datastore, /remote, /system or /tape (for encryption keys: \
+             /system/encryption-keys or /system/encryption-keys/ID)"
+        );
+    }
+    Ok(())
+}
+
+/// Whether upstream's `check_acl_path` accepts a path of these components.
+fn is_known_acl_path(components: &[&str]) -> bool {
+    let len = components.len();
+    let depth = pbs_api_types::MAX_NAMESPACE_DEPTH;
+    match components {
+        [] => true,
+        ["access"] => true,
+        ["access", "acl" | "users" | "domains"] => true,
+        ["access", "openid", ..] => len <= 3,
+        ["datastore", ..] => len <= 2 + depth,
+        ["remote", ..] => len <= 3 + depth,
+        ["system"] => true,
+        [
+            "system",
+            "certificates" | "disks" | "log" | "notifications" | "status" | "tasks" | "time",
+        ] => true,
+        ["system", "services", ..] => len <= 3,
+        ["system", "network"] | ["system", "network", "dns"] => true,
+        ["system", "network", "interfaces", ..] => len <= 4,
+        ["system", "s3-endpoint" | "encryption-keys", ..] => len <= 3,
+        ["tape"] => true,
+        ["tape", "device" | "pool" | "job", ..] => len <= 3,
+        _ => false,
+    }
 }
 
 impl AclTree {
@@ -256,7 +305,8 @@ impl AclTree {
             _ => bail!("expected '0' or '1' for propagate flag"),
         };
         let path = items[2];
-        check_acl_path(path)?;
+        // a file may name any path, as upstream reads it; a change may not
+        check_acl_path_syntax(path)?;
         let ugids: Vec<&str> = items[3].split(',').map(str::trim).collect();
         let roles: Vec<&str> = items[4].split(',').map(str::trim).collect();
         for role in &roles {
@@ -525,6 +575,77 @@ acl:1:/system/encryption-keys/k3:alice@pbs:FutureRole
                 "{line}: {err}"
             );
         }
+    }
+
+    /// Regression test for issue 14, finding 5: `/system/encryption-key`
+    /// (a typo) was accepted by `acl update`; paths are checked as upstream
+    /// checks them. A file may still name any path (upstream reads it).
+    #[test]
+    fn acl_paths_are_checked_as_upstream_checks_them() {
+        let namespace = "/ns".repeat(pbs_api_types::MAX_NAMESPACE_DEPTH);
+        let datastore = format!("/datastore/store1{namespace}");
+        let remote = format!("/remote/r1/store1{namespace}");
+        for good in [
+            "/",
+            "/access",
+            "/access/acl",
+            "/access/users",
+            "/access/domains",
+            "/access/openid/realm1",
+            "/datastore",
+            "/datastore/store1",
+            datastore.as_str(),
+            "/remote/r1",
+            remote.as_str(),
+            "/system",
+            "/system/encryption-keys",
+            "/system/encryption-keys/offsite-2025",
+            "/system/s3-endpoint/e1",
+            "/system/certificates",
+            "/system/disks",
+            "/system/log",
+            "/system/notifications",
+            "/system/status",
+            "/system/tasks",
+            "/system/time",
+            "/system/services/proxmox-backup-proxy",
+            "/system/network",
+            "/system/network/dns",
+            "/system/network/interfaces/eth0",
+            "/tape",
+            "/tape/device/d1",
+            "/tape/pool/p1",
+            "/tape/job/j1",
+        ] {
+            check_acl_path(good).unwrap_or_else(|err| panic!("{good}: {err}"));
+        }
+        let too_deep_datastore = format!("{datastore}/ns");
+        let too_deep_remote = format!("{remote}/ns");
+        for bad in [
+            "/system/encryption-key",
+            "/system/encryption-keys/k1/extra",
+            "/systems",
+            "/config/encryption-keys",
+            "/access/tickets",
+            "/access/acl/x",
+            "/access/openid/realm1/x",
+            "/system/certificates/x",
+            "/system/network/dns/x",
+            "/system/network/interfaces/eth0/x",
+            "/system/services/a/b",
+            "/tape/drive/d1",
+            too_deep_datastore.as_str(),
+            too_deep_remote.as_str(),
+        ] {
+            let err = check_acl_path(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
+        // syntax first: a path that is not one quotes it escaped
+        let err = check_acl_path("no-slash").unwrap_err().to_string();
+        assert!(err.contains("\"no-slash\""), "{err}");
+        // the file may hold any path
+        let tree = AclTree::parse(Path::new("acl.cfg"), "acl:1:/whatever/x:a@pbs:Audit\n").unwrap();
+        assert_eq!(tree.list().len(), 1);
     }
 
     #[test]

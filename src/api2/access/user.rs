@@ -34,7 +34,7 @@ use pbs_api_types::{
     USER_COMMENT_SCHEMA, User, Userid, privilege_names, role_privileges,
 };
 use pbs_config::ConfigDir;
-use pbs_config::acl::{AclTree, check_acl_path, split_acl_path};
+use pbs_config::acl::{AclTree, check_acl_path_syntax, split_acl_path};
 use pbs_config::cached_user_info::CachedUserInfo;
 use pbs_config::shadow::PBS_REALM;
 use pbs_config::user::{TOKEN_TYPE_ID, USER_TYPE_ID};
@@ -358,7 +358,7 @@ pub fn list_permissions(
     path: Option<&str>,
 ) -> Result<Permissions, Error> {
     if let Some(path) = path {
-        check_acl_path(path).map_err(|err| param_format_err!("path", "{err}"))?;
+        check_acl_path_syntax(path).map_err(|err| param_format_err!("path", "{err}"))?;
     }
     let info = CachedUserInfo::new(dir)?;
     let (config, _) = dir.user_config().config()?;
