@@ -264,3 +264,30 @@ fn acl_paths_upstream_does_not_know_are_refused() {
     }
     assert_eq!(std::fs::read(dir.path().join("acl.cfg")).unwrap(), before);
 }
+
+/// Regression test for finding 5: `encryption-key list` on a config dir
+/// that does not exist showed an empty table with no word that the dir is
+/// missing. It says so on stderr now; stdout and the exit status are as
+/// before.
+#[test]
+fn list_of_a_missing_config_dir_says_so() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path().join("no-such-dir");
+    let manager = Manager::new(&missing);
+    for format in ["text", "json"] {
+        let run = manager.run(&["--output-format", format, "encryption-key", "list"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(
+            run.stderr.contains("does not exist") && run.stderr.contains("no-such-dir"),
+            "{format}: {run:?}"
+        );
+        if format == "json" {
+            assert_eq!(run.stdout, "[]\n", "{run:?}");
+        }
+    }
+    assert!(!missing.exists(), "list created the config dir");
+    // an existing, empty config dir: no such note
+    let dir = TestDir::new();
+    let run = Manager::new(dir.path()).run(&["encryption-key", "list"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+}

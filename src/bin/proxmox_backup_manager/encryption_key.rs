@@ -230,6 +230,14 @@ pub fn run(
     let dir = global.config_dir()?;
     match cmd {
         EncryptionKeyCommand::List { include_archived } => {
+            if dir.open_base()?.is_none() {
+                // an empty list would not say that nothing is there at all
+                eprintln!(
+                    "Note: config dir {:?} does not exist - no keys are stored there \
+                     (check --config-dir or $PBS_CONFIG_DIR)",
+                    dir.base()
+                );
+            }
             let (list, _digest) = encryption_keys::list_keys(&dir, include_archived, |_| true)?;
             let table = match include_archived {
                 true => &KEY_TABLE_ARCHIVED,
