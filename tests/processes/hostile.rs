@@ -3,7 +3,8 @@
 //! files of its config dir for symbolic links to a root-only directory and
 //! back, over and over, while root creates, imports, archives and deletes
 //! keys with the CLI, runs `verify --repair`, changes users, tokens and
-//! ACLs, and the daemon serves requests (and is started anew a few times).
+//! ACLs, restores deleted keys from the trash, and the daemon serves
+//! requests (and is started anew a few times).
 //!
 //! What the links lead to is poisoned: the root-only directory holds
 //! versions of the files that would let root be caught reading through a
@@ -30,9 +31,9 @@
 //! attack: root's own older file under its name, which no check of owner
 //! or type can tell from the current one).
 //!
-//! The trash (issue 14, deliverable 1) has not landed yet: its place in
-//! the workload is [`trash_ops`], and the key-bytes scan then has to skip
-//! `encryption-keys/.trash/` too.
+//! Deleted keys go to the trash (`encryption-keys/.trash/`), and root
+//! restores some of them from there while the attack goes on; the trash
+//! is part of the key directory for the key-bytes scan.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -205,13 +206,6 @@ fn swap_back(
     Ok(())
 }
 
-/// Operations on the trash, once it has landed (issue 14, deliverable 1):
-/// `encryption-key trash restore ID` of a key deleted earlier in the run
-/// belongs here. Until then there are none.
-fn trash_ops(_deleted: &[String]) -> Vec<Vec<String>> {
-    Vec::new()
-}
-
 /// A CLI run that must end within a minute (lock timeouts are 10 s).
 fn run_cli(manager: &Manager, args: &[&str]) -> Run {
     let mut cmd = manager.command(args);
@@ -245,6 +239,8 @@ struct Tally {
     tried: BTreeSet<String>,
     /// Ids root tried to delete (whatever the outcome).
     delete_tried: BTreeSet<String>,
+    /// Ids root restored from the trash.
+    restored: BTreeSet<String>,
     /// Failures that named a symbolic link: root met a planted link.
     link_hits: usize,
     /// All failures.
@@ -353,7 +349,9 @@ fn cli_work(scene_dir: &Path, imports: &Path, rounds: usize) -> Tally {
                 let delete = ["encryption-key", "delete", &id];
                 let run = run_cli(&manager, &delete);
                 tally.cli(&delete, &run);
-                deleted.push(id.clone());
+                if run.code == 0 {
+                    deleted.push(id.clone());
+                }
             }
         }
         if round % 3 == 0 {
@@ -390,10 +388,16 @@ fn cli_work(scene_dir: &Path, imports: &Path, rounds: usize) -> Tally {
             let run = run_cli(&manager, &verify);
             tally.cli(&verify, &run);
         }
-        for op in trash_ops(&deleted) {
-            let args: Vec<&str> = op.iter().map(String::as_str).collect();
-            let run = run_cli(&manager, &args);
-            tally.cli(&args, &run);
+        // a key deleted a round or more ago back from the trash
+        if round % 3 == 2
+            && let Some(id) = deleted.pop()
+        {
+            let restore = ["encryption-key", "trash", "restore", &id];
+            let run = run_cli(&manager, &restore);
+            tally.cli(&restore, &run);
+            if run.code == 0 {
+                tally.restored.insert(id);
+            }
         }
     }
     tally
@@ -735,6 +739,7 @@ pub fn root_works_while_backup_swaps_names() {
             tally.stored.extend(part.stored);
             tally.tried.extend(part.tried);
             tally.delete_tried.extend(part.delete_tried);
+            tally.restored.extend(part.restored);
             tally.link_hits += part.link_hits;
             tally.failures += part.failures;
             tally.operations += part.operations;
@@ -768,10 +773,12 @@ pub fn root_works_while_backup_swaps_names() {
     let mut all_keys: Vec<Vec<u8>> = initial.iter().map(|(_, key)| key.clone()).collect();
     all_keys.extend(tally.stored.iter().map(|(_, key)| key.clone()));
     all_keys.extend(import_keys);
+    let trash = key_dir.join(pbs_config::files::TRASH_DIR_NAME);
     let leaked = files_holding_key_bytes(scene.tmp.path(), &all_keys, |path| {
         path.starts_with(&scene.root_only)
             || (path.parent() == Some(key_dir.as_path())
                 && path.extension().is_some_and(|ext| ext == "enc"))
+            || path.starts_with(&trash)
             || path == exe
     });
     assert!(
@@ -795,7 +802,7 @@ pub fn root_works_while_backup_swaps_names() {
     let (list, _) = config.encryption_keys().list_keys(true).unwrap();
     let listed: BTreeSet<String> = list.into_iter().map(|key| key.id).collect();
     for (id, _) in initial.iter().chain(&tally.stored) {
-        if !tally.delete_tried.contains(id) {
+        if !tally.delete_tried.contains(id) || tally.restored.contains(id) {
             assert!(listed.contains(id), "'{id}' was stored and is gone");
         }
     }
@@ -822,11 +829,12 @@ pub fn root_works_while_backup_swaps_names() {
     assert!(status.success(), "{status}");
 
     println!(
-        "    {} root operations ({} failed, {} of them on a planted link), {} probes, \
-         {total} swaps, {findings} finding(s) repaired, {:.1} s",
+        "    {} root operations ({} failed, {} of them on a planted link), {} restored from \
+         the trash, {} probes, {total} swaps, {findings} finding(s) repaired, {:.1} s",
         tally.operations,
         tally.failures,
         tally.link_hits,
+        tally.restored.len(),
         tally.probes,
         start.elapsed().as_secs_f64()
     );

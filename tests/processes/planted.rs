@@ -49,13 +49,23 @@ fn two_keys(scene: &Scene) -> Vec<Vec<u8>> {
 /// `encryption-keys/` swapped for a symbolic link to a root-only directory
 /// that holds a copy of `victim`'s key file (through the link, the store
 /// would take it for its own, fingerprint and all): delete, create,
-/// import and `verify --repair`, run by root, refuse it and touch nothing
-/// there (the old code created `victim.enc.lck`, backup:backup 0660, in it).
+/// import, the trash commands and `verify --repair`, run by root, refuse
+/// it and touch nothing there (the old code created `victim.enc.lck`,
+/// backup:backup 0660, in it).
 pub fn key_dir_symlink_to_a_root_only_dir() {
     let Some(scene) = Scene::new() else {
         return;
     };
     two_keys(&scene);
+    // and one in the trash
+    for args in [
+        &["encryption-key", "create", "gone"][..],
+        &["encryption-key", "archive", "gone"],
+        &["encryption-key", "delete", "gone"],
+    ] {
+        let run = scene.manager(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    }
     let victim = std::fs::read(scene.path("encryption-keys/victim.enc")).unwrap();
     scene.root_file("victim.enc", &victim);
     scene.root_file("secret", b"root only\n");
@@ -69,6 +79,9 @@ pub fn key_dir_symlink_to_a_root_only_dir() {
         &["encryption-key", "delete", "victim"][..],
         &["encryption-key", "create", "fresh-key"],
         &["encryption-key", "import", "imported", "--file", &import],
+        &["encryption-key", "trash", "restore", "gone"],
+        &["encryption-key", "trash", "purge", "gone"],
+        &["encryption-key", "trash", "list"],
     ] {
         let run = scene.manager(args);
         let what = format!("{args:?}");
@@ -86,10 +99,16 @@ pub fn key_dir_symlink_to_a_root_only_dir() {
     }
     assert_tree_unchanged(&before, &scene.root_only_snapshot(), "key dir link");
 
-    // the real directory back: nothing was lost, the delete works now
+    // the real directory back: nothing was lost, the delete and the
+    // restore work now
     scene.restore("encryption-keys");
-    let run = scene.manager(&["encryption-key", "delete", "victim"]);
-    assert_eq!(run.code, 0, "{run:?}");
+    for args in [
+        &["encryption-key", "delete", "victim"][..],
+        &["encryption-key", "trash", "restore", "gone"],
+    ] {
+        let run = scene.manager(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    }
     crate::support::assert_clean(&context(&scene.dir).verify(false).unwrap(), "restored");
 }
 
