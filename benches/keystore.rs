@@ -1,6 +1,9 @@
 //! Criterion benchmarks of the key store (`cargo bench --bench keystore`;
 //! docs/performance.md has the commands, the results and what they mean).
 //!
+//! - `parse/lines/N`: the line-scan baseline of issue 20: one pass over the
+//!   text of N keys that only counts line ends (memchr's vectorized count),
+//!   what no parser of that text can beat;
 //! - `parse/generic/N`, `parse/typed/N`, `write/N`: `encryption-keys.cfg`
 //!   with N keys through `SectionConfig::parse` (upstream's API, what
 //!   writers use), `KeyIndex::parse` (what list and load use) and
@@ -27,6 +30,7 @@
 //!   10,000-key config (what a write of that config costs at least).
 
 use std::fs::File;
+use std::hint::black_box;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -61,6 +65,9 @@ fn parse_and_write(c: &mut Criterion) {
     group.sample_size(20).warm_up_time(Duration::from_secs(1));
     for (n, text) in &texts {
         group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::new("lines", n), text, |b, text| {
+            b.iter(|| memchr::memchr_iter(b'\n', black_box(text).as_bytes()).count())
+        });
         group.bench_with_input(BenchmarkId::new("generic", n), text, |b, text| {
             b.iter(|| CONFIG.parse(&path, text).unwrap())
         });
