@@ -32,11 +32,24 @@
 //!
 //! Left out compared to upstream: custom header/content formatters, the typed
 //! `SectionConfigData<T>` API and schema-driven property strings in values.
+//!
+//! Added beyond upstream's API (so that readers and writers of a large file
+//! never build a JSON object per section):
+//! - [`SectionConfig::parse_with`], which validates each section as `parse`
+//!   does and hands it to a callback as a borrowed [`SectionRef`] (with its
+//!   [`PropertyRef`]s); [`ESTIMATED_SECTION_SIZE`] to size tables for it;
+//! - [`SectionRef::deserialize`] (module [`de`]): a section into any
+//!   `Deserialize` type through that type's own serde code, as
+//!   [`SectionConfigData::lookup`] would give it, without the JSON in between;
+//! - [`SectionConfig::write_section`] and [`SectionConfig::write_section_ref`],
+//!   which write one section as [`SectionConfig::write`] writes it;
+//! - [`MAX_LINE_LENGTH`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod data;
+pub mod de;
 mod parse;
 mod plugin;
 mod write;
