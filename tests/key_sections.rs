@@ -74,6 +74,47 @@ fn crypt_key() -> impl Strategy<Value = CryptKey> {
     crate::util::crypt_key_strategy("[a-c][a-c0-9_.-]{2,5}", text)
 }
 
+/// The hand-written strategy (see `crypt_key_strategy`) against the schema:
+/// every property is set by some value, and every optional one is left out
+/// by some other.
+#[test]
+fn the_crypt_key_strategy_sets_every_schema_property() {
+    use std::collections::BTreeSet;
+
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use proxmox_schema::ApiType;
+
+    let properties: Vec<(&str, bool)> = CryptKey::API_SCHEMA
+        .any_object()
+        .unwrap()
+        .properties()
+        .map(|(name, optional, _)| (*name, *optional))
+        .collect();
+    let mut set = BTreeSet::new();
+    let mut left_out = BTreeSet::new();
+    let mut runner = TestRunner::deterministic();
+    for _ in 0..256 {
+        let key = crypt_key().new_tree(&mut runner).unwrap().current();
+        let value = serde_json::to_value(&key).unwrap();
+        CryptKey::API_SCHEMA.verify_json(&value).unwrap();
+        for (name, _) in &properties {
+            match value.get(name) {
+                Some(_) => set.insert(*name),
+                None => left_out.insert(*name),
+            };
+        }
+    }
+    let all: BTreeSet<&str> = properties.iter().map(|(name, _)| *name).collect();
+    let optional: BTreeSet<&str> = properties
+        .iter()
+        .filter(|(_, optional)| *optional)
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(set, all);
+    assert_eq!(left_out, optional);
+}
+
 #[derive(Clone, Debug)]
 enum Edit {
     Set(CryptKey),

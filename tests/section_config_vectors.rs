@@ -398,3 +398,56 @@ mod crypt_key_round_trip {
         }
     }
 }
+
+/// The readers' typed parse (`KeyIndex`, each section deserialized from its
+/// text) against the generic parse plus `lookup` on every vector: the same
+/// files refused with the same message, the same ids in the same order, and
+/// per id the same entry, or an error ending in serde's message for it.
+#[test]
+fn key_index_agrees_with_the_generic_typed_view_on_every_vector() {
+    use pbs_config::KeyIndex;
+    use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
+
+    let dir = vectors_dir().join("section-config");
+    let mut typed_errors = 0;
+    let mut accepted = 0;
+    for case in cases_with_suffix(&dir, ".in.cfg") {
+        let Ok(input) = String::from_utf8(read_bytes(&dir, &format!("{case}.in.cfg")).unwrap())
+        else {
+            continue;
+        };
+        let index = KeyIndex::parse(Path::new(FILENAME), &input);
+        let generic = CONFIG.parse(FILENAME, &input);
+        let (index, generic) = match (index, generic) {
+            (Ok(index), Ok(generic)) => (index, generic),
+            (Err(ours), Err(generic)) => {
+                assert_eq!(ours.to_string(), generic.to_string(), "{case}");
+                continue;
+            }
+            (ours, generic) => panic!("{case}: KeyIndex {ours:?}, generic {generic:?}"),
+        };
+        accepted += 1;
+        let ids: Vec<&str> = generic.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID).collect();
+        assert_eq!(index.ids().collect::<Vec<_>>(), ids, "{case}");
+        for id in ids {
+            match (
+                index.get(id),
+                generic.lookup::<CryptKey>(ENCRYPTION_KEYS_CFG_TYPE_ID, id),
+            ) {
+                (Ok(ours), Ok(serde)) => assert_eq!(ours, &serde, "{case}: '{id}'"),
+                (Err(ours), Err(serde)) => {
+                    typed_errors += 1;
+                    let (ours, serde) = (ours.to_string(), serde.to_string());
+                    assert!(ours.ends_with(&serde), "{case}: '{id}': {ours} / {serde}");
+                    assert!(ours.contains(&format!("'{id}'")), "{case}: {ours}");
+                }
+                (ours, serde) => panic!("{case}: '{id}': KeyIndex {ours:?}, serde {serde:?}"),
+            }
+        }
+    }
+    // both outcomes, and an entry only the type refuses, are exercised
+    assert!(
+        accepted >= 5 && typed_errors >= 1,
+        "{accepted} / {typed_errors}"
+    );
+}

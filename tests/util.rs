@@ -3,6 +3,14 @@
 
 /// `CryptKey` values for property tests: ids from `id`, path and hint from
 /// `text`, every kdf, any times, fingerprint and archive time or none.
+///
+/// Written by hand, not made from the schema: the schema's string formats
+/// are functions that check a value (safe id, fingerprint, config text) and
+/// cannot make one, and the tests choose narrow id and text alphabets of
+/// their own (to make ids collide, or to reach non-ASCII text). The struct
+/// literal below fails to compile when a field is added, and
+/// `key_sections::the_crypt_key_strategy_sets_every_schema_property` fails
+/// when a property is never set or never left out.
 pub fn crypt_key_strategy<T: proptest::strategy::Strategy<Value = String>>(
     id: impl proptest::strategy::Strategy<Value = String>,
     text: impl Fn() -> T,

@@ -20,7 +20,6 @@ use pbs_api_types::{CryptKey, Fingerprint};
 
 use crate::KeystoreError;
 use crate::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
-use crate::key_index::crypt_key_from_section;
 
 /// The sections of `encryption-keys.cfg`, in file order, as canonical text.
 #[derive(Debug, Default)]
@@ -128,7 +127,7 @@ impl KeySections {
         let body = self.body_of(&self.sections[position]);
         let mut entry = None;
         CONFIG.parse_with(&self.path, body, |section| {
-            entry = Some(crypt_key_from_section(&section));
+            entry = Some(section.deserialize::<CryptKey>());
             Ok(())
         })?;
         entry
