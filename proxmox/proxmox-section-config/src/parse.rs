@@ -126,6 +126,8 @@ impl SectionConfig {
             let mut state: Option<OpenSection> = None;
             // the property lists of the previous section, reused
             let mut spare = (Vec::new(), Vec::new());
+            // the plugin of the previous section: files are mostly of one type
+            let mut last_plugin: Option<&SectionConfigPlugin> = None;
 
             for line in lines(raw) {
                 line_no += 1;
@@ -137,10 +139,12 @@ impl SectionConfig {
                 }
 
                 let Some(section) = state.as_mut() else {
-                    if line.trim().is_empty() {
+                    if is_blank(line) {
                         continue;
                     }
-                    let section = self.parse_header(line, line_no, std::mem::take(&mut spare))?;
+                    let section =
+                        self.parse_header(line, line_no, std::mem::take(&mut spare), last_plugin)?;
+                    last_plugin = Some(section.plugin);
                     if let Some(first) = seen.insert(section.id, line_no) {
                         bail!(
                             "duplicate section id '{}' (first defined on line {first})",
@@ -151,7 +155,7 @@ impl SectionConfig {
                     continue;
                 };
 
-                if line.trim().is_empty() {
+                if is_blank(line) {
                     let section = state.take().expect("inside a section");
                     spare = section.finish(&mut handle)?;
                     continue;
@@ -177,12 +181,17 @@ impl SectionConfig {
         line: &'a str,
         line_no: usize,
         (mut properties, mut indices): (Vec<PropertyRef<'a>>, Vec<usize>),
+        last_plugin: Option<&'a SectionConfigPlugin>,
     ) -> Result<OpenSection<'a>, Error> {
         let Some((type_name, id)) = parse_section_header(line) else {
             bail!("syntax error (expected header)");
         };
-        let Some(plugin) = self.plugins.get(type_name) else {
-            bail!("unknown section type '{type_name}'");
+        let plugin = match last_plugin {
+            Some(plugin) if plugin.type_name() == type_name => plugin,
+            _ => match self.plugins.get(type_name) {
+                Some(plugin) => plugin,
+                None => bail!("unknown section type '{type_name}'"),
+            },
         };
         if let Err(err) = self.id_schema.check_simple_value(id) {
             bail!("syntax error in section identifier: {err}");
@@ -341,6 +350,20 @@ fn check_no_control_chars(key: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether `line` is empty or only whitespace (`line.trim().is_empty()`),
+/// decided at the first byte for nearly every line: only a line that
+/// starts with whitespace and holds non-ASCII text takes the `char` path.
+fn is_blank(line: &str) -> bool {
+    for byte in line.bytes() {
+        match byte {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {}
+            0x80.. => return line.trim().is_empty(),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// The lines of `raw` as [`str::lines`] splits them (`\n` or `\r\n`, the
 /// last line ending optional), with a vectorized search for the `\n`.
 fn lines(raw: &str) -> impl Iterator<Item = &str> {
@@ -432,6 +455,13 @@ mod tests {
         #[test]
         fn control_char_scan_agrees_with_char_is_control(text in "\\PC{0,8}|.{0,8}|[\\x00-\\u{ff}]{0,8}") {
             proptest::prop_assert_eq!(has_control_char(&text), text.chars().any(char::is_control));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn is_blank_agrees_with_trim(line in "[ \t\x0b\x0c\r\u{a0}\u{2003}a\u{e9}]{0,6}") {
+            proptest::prop_assert_eq!(is_blank(&line), line.trim().is_empty());
         }
     }
 
