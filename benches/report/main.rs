@@ -8,7 +8,8 @@
 //! HTTPS (requests per second, median and p99 latency), and peak memory of
 //! the daemon and of `encryption-key list` at 100,000 keys. Then it reads
 //! criterion's medians of this run from `target/criterion` and prints each
-//! target as a ratio of figures measured in the same run.
+//! target as a ratio of figures measured in the same run (the issue 8
+//! targets, and issue 20's typed read against the line scan).
 //!
 //! `PBS_BENCH_QUICK=1` shortens every run (for a smoke test; the figures
 //! are then noisy); `PBS_BENCH_ONLY=readers,fresh,daemon,memory` runs only
@@ -397,14 +398,21 @@ fn criterion_tables() {
     println!("## Criterion medians (cargo bench --bench keystore, this run)");
     println!();
     println!(
-        "| keys | cfg size | generic parse | generic write | typed parse (readers) | KeySections parse (writers) | KeySections write (writers) |"
+        "| keys | cfg size | line scan (count line ends) | generic parse | generic write | typed parse (readers) | typed / line scan | KeySections parse (writers) | KeySections write (writers) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in common::PARSE_SIZES {
         let size = common::config_text(Path::new("/etc/proxmox-backup"), n).len();
+        let ratio = criterion_median(&format!("parse/typed/{n}"))
+            .zip(criterion_median(&format!("parse/lines/{n}")))
+            .map_or_else(
+                || "-".into(),
+                |(typed, lines)| format!("{:.0}x", typed / lines),
+            );
         println!(
-            "| {n} | {:.2} MiB | {} | {} | {} | {} | {} |",
+            "| {n} | {:.2} MiB | {} | {} | {} | {} | {ratio} | {} | {} |",
             size as f64 / (1024.0 * 1024.0),
+            cell(format!("parse/lines/{n}")),
             cell(format!("parse/generic/{n}")),
             cell(format!("write/{n}")),
             cell(format!("parse/typed/{n}")),
@@ -457,6 +465,15 @@ fn targets(figures: &Figures) {
         "typed parse, 10,000 keys <= 10 ms",
         typed,
         Some(10e6),
+        true,
+        "ms",
+    );
+    // issue 20, target 2: the reader near memory speed
+    let lines = c("parse/lines/10000");
+    row(
+        "typed parse, 10,000 keys <= 10 x line scan (one pass counting line ends)",
+        typed,
+        lines.map(|l| 10.0 * l),
         true,
         "ms",
     );
