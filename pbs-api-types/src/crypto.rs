@@ -11,6 +11,7 @@ use proxmox_schema::{
     StringSchema,
 };
 
+use crate::flatten::struct_with_flattened;
 use crate::{CERT_FINGERPRINT_SHA256_SCHEMA, CONFIG_TEXT_FORMAT, PROXMOX_SAFE_ID_FORMAT};
 
 /// Id of an encryption key: a safe id of 3 to 32 characters.
@@ -303,25 +304,30 @@ impl ApiType for KeyInfo {
     .schema();
 }
 
-/// An encryption key's entry in `encryption-keys.cfg`: id, metadata and
-/// archive time.
-///
-/// On the wire the metadata is flattened into the same object as `id` and
-/// `archived-at`. Serialization and deserialization are derived: readers of
-/// `encryption-keys.cfg` go through them as well (see
-/// `proxmox_section_config::de`), so a field is declared here and in the
-/// schema below, nowhere else.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CryptKey {
-    /// Key id.
-    pub id: String,
-    /// Key metadata.
-    #[serde(flatten)]
-    pub info: KeyInfo,
-    /// Time the key was archived (epoch); `None` for an active key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archived_at: Option<i64>,
+struct_with_flattened! {
+    flatten info: KeyInfo;
+    /// An encryption key's entry in `encryption-keys.cfg`: id, metadata and
+    /// archive time.
+    ///
+    /// On the wire the metadata is flattened into the same object as `id`
+    /// and `archived-at`. `Serialize` is derived; `Deserialize` is what the
+    /// derive would give, made by [`struct_with_flattened!`] from this
+    /// declaration without the derive's buffering of every value. Readers
+    /// of `encryption-keys.cfg` go through it too (see
+    /// `proxmox_section_config::de`), so a field is declared here and in
+    /// the schema below, nowhere else.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub struct CryptKey {
+        /// Key id.
+        pub id: String,
+        /// Key metadata.
+        #[serde(flatten)]
+        pub info: KeyInfo,
+        /// Time the key was archived (epoch); `None` for an active key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub archived_at: Option<i64>,
+    }
 }
 
 const CRYPT_KEY_OWN_SCHEMA: Schema = ObjectSchema::new(

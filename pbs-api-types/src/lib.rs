@@ -10,6 +10,7 @@
 mod acl;
 mod common;
 mod crypto;
+mod flatten;
 mod jobs;
 mod user;
 mod userid;
