@@ -374,7 +374,12 @@ impl StringSchema {
     /// names the offending value, as upstream does.
     pub fn check_constraints(&self, value: &str) -> Result<(), Error> {
         if self.min_length.is_some() || self.max_length.is_some() {
-            self.check_length(value.chars().count())?;
+            // in characters; ids and most values are ASCII, counted by length
+            let length = match value.is_ascii() {
+                true => value.len(),
+                false => value.chars().count(),
+            };
+            self.check_length(length)?;
         }
         match self.format {
             Some(ApiStringFormat::Pattern(regex)) if !regex.is_match(value) => {

@@ -384,8 +384,31 @@ fn lines(raw: &str) -> impl Iterator<Item = &str> {
 }
 
 /// `TYPE: ID`, both trimmed; the line must start with a letter (Unicode
-/// alphabetic, as upstream).
+/// alphabetic, as upstream). An ASCII line is read by bytes.
 fn parse_section_header(line: &str) -> Option<(&str, &str)> {
+    if !line.is_ascii() {
+        return parse_section_header_unicode(line);
+    }
+    if !line.as_bytes().first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    // the type name starts with a letter: never empty
+    let colon = memchr::memchr(b':', line.as_bytes())?;
+    Some((trim_space(&line[..colon]), trim_space(&line[colon + 1..])))
+}
+
+/// `text.trim()` for ASCII text.
+fn trim_space(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let is_text = |c: &u8| !ASCII_SPACE[usize::from(*c)];
+    let Some(start) = bytes.iter().position(is_text) else {
+        return "";
+    };
+    let end = bytes.iter().rposition(is_text).map_or(start, |end| end + 1);
+    &text[start..end]
+}
+
+fn parse_section_header_unicode(line: &str) -> Option<(&str, &str)> {
     if !line.starts_with(char::is_alphabetic) {
         return None;
     }
@@ -467,6 +490,13 @@ mod tests {
         #[test]
         fn control_char_scan_agrees_with_char_is_control(text in "\\PC{0,8}|.{0,8}|[\\x00-\\u{ff}]{0,8}") {
             proptest::prop_assert_eq!(has_control_char(&text), text.chars().any(char::is_control));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_header_scan_agrees_with_the_unicode_one(line in "[a-zA-Z1: \t\x0b\x0c\r._-]{0,12}") {
+            proptest::prop_assert_eq!(parse_section_header(&line), parse_section_header_unicode(&line));
         }
     }
 
