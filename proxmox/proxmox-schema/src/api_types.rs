@@ -64,7 +64,7 @@ pub fn verify_fingerprint_sha256(value: &str) -> Result<(), anyhow::Error> {
         let mut ok = true;
         for group in 0..32 {
             let at = group * 3;
-            ok &= bytes[at].is_ascii_hexdigit() & bytes[at + 1].is_ascii_hexdigit();
+            ok &= HEX_DIGIT[usize::from(bytes[at])] & HEX_DIGIT[usize::from(bytes[at + 1])];
             if group < 31 {
                 ok &= bytes[at + 2] == b':';
             }
@@ -76,6 +76,17 @@ pub fn verify_fingerprint_sha256(value: &str) -> Result<(), anyhow::Error> {
     }
     Ok(())
 }
+/// Which bytes are hex digits (either case), as a table.
+const HEX_DIGIT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = (i as u8).is_ascii_hexdigit();
+        i += 1;
+    }
+    table
+};
+
 /// Format of a single-line comment.
 pub const SINGLE_LINE_COMMENT_FORMAT: ApiStringFormat =
     ApiStringFormat::Pattern(&SINGLE_LINE_COMMENT_REGEX);
