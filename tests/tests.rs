@@ -4,6 +4,9 @@
 // is in the test kit, pbs-test-kit/)
 mod util;
 
+// every ApiType: schema property names are serde's field names
+mod api_types;
+
 // proxmox-section-config against upstream's vectors (CryptKey plugin)
 mod section_config_vectors;
 

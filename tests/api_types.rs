@@ -27,6 +27,7 @@ use serde::{Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use pbs_api_types::*;
+use pbs_key_config::paperkey::PaperkeyFormat;
 use proxmox_schema::{ApiStringFormat, ApiType, Schema};
 
 /// What a type's derived `Deserialize` asked the deserializer for.
@@ -260,6 +261,7 @@ check_all!(
     Fingerprint,
     Kdf,
     KeyInfo,
+    PaperkeyFormat,
     RateLimitConfig,
     SyncDirection,
     SyncJobConfig,
@@ -292,7 +294,7 @@ fn api_type_impls(dir: &Path, found: &mut BTreeSet<String>) {
 
 #[test]
 fn every_api_type_of_the_workspace_is_checked() {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut found = BTreeSet::new();
     api_type_impls(workspace, &mut found);
     let checked: BTreeSet<String> = CHECKED.iter().map(|name| name.to_string()).collect();
