@@ -280,8 +280,10 @@ fn api_type_impls(dir: &Path, found: &mut BTreeSet<String>) {
             }
         } else if name.ends_with(".rs") {
             let text = std::fs::read_to_string(&path).unwrap();
-            for line in text.lines() {
-                if let Some(rest) = line.strip_prefix("impl ApiType for ") {
+            // items at the top level of a file (an impl inside a test
+            // function is indented), under any path to the trait
+            for line in text.lines().filter(|line| line.starts_with("impl")) {
+                if let Some((_, rest)) = line.split_once("ApiType for ") {
                     let end = rest
                         .find(|c: char| !(c.is_alphanumeric() || c == '_'))
                         .unwrap_or(rest.len());
