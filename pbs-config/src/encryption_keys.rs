@@ -145,8 +145,29 @@ impl<'a> EncryptionKeys<'a> {
         base.open_dir(KEY_DIR_NAME, self.dir.ownership().key_dir_policy())
     }
 
-    /// [`EncryptionKeys::open_key_dir`], creating the directory if missing.
+    /// [`EncryptionKeys::open_key_dir`], creating the directory if missing
+    /// and the config lists no key.
+    ///
+    /// # Errors
+    ///
+    /// A missing key directory while the config lists keys is refused: it
+    /// was moved or removed (the config dir belongs to the `backup` user,
+    /// who can rename it), and a new, empty one would let the next store
+    /// run beside keys that are somewhere else.
     pub fn ensure_key_dir(&self, base: &DirHandle) -> Result<DirHandle, Error> {
+        if let Some(key_dir) = self.open_key_dir(base)? {
+            return Ok(key_dir);
+        }
+        let listed = self.index_data()?.len();
+        if listed > 0 {
+            bail!(
+                "key directory {:?} is missing while {:?} lists {listed} key(s) - refusing to \
+                 create an empty one (it was moved or removed: put it back or restore it from \
+                 a backup; 'proxmox-backup-manager encryption-key verify' shows what is missing)",
+                self.key_dir(),
+                self.config_path()
+            );
+        }
         let ownership = self.dir.ownership();
         base.ensure_dir(
             KEY_DIR_NAME,
@@ -1252,6 +1273,32 @@ pub fn unarchive_key(id: &str, digest: Option<&[u8; 32]>) -> Result<CryptKey, Er
 mod tests {
     use super::*;
     use crate::Ownership;
+
+    /// The backup user can rename `encryption-keys/` away: a store must not
+    /// then start a new, empty key directory beside the config's keys.
+    #[test]
+    fn a_missing_key_dir_is_not_recreated_while_the_config_lists_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir =
+            ConfigDir::with_ownership(tmp.path(), Ownership::current_user().unwrap()).unwrap();
+        let keys = dir.encryption_keys();
+        keys.store_key("k-one", &KeyConfig::without_password([7u8; 32]).unwrap())
+            .unwrap();
+        std::fs::rename(keys.key_dir(), tmp.path().join("moved-away")).unwrap();
+        let config_before = std::fs::read(keys.config_path()).unwrap();
+
+        let err = keys
+            .store_key("k-two", &KeyConfig::without_password([8u8; 32]).unwrap())
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            err.contains("is missing while") && err.contains("lists 1 key(s)"),
+            "{err}"
+        );
+        assert!(!keys.key_dir().exists());
+        assert_eq!(std::fs::read(keys.config_path()).unwrap(), config_before);
+    }
 
     /// A store whose config write fails removes its new key file only if
     /// the config surely lacks the key: after a failure past the rename
