@@ -1,17 +1,24 @@
-//! Sync jobs ([`SyncJobConfig`]), as far as the keystore needs them: the
-//! complete upstream property set, so a real `sync.cfg` parses, and the two
-//! properties that tie jobs to encryption keys.
+//! Sync jobs ([`SyncJobConfig`]): upstream's complete property set, so a
+//! real `sync.cfg` parses and every property can be created, shown and
+//! changed, and the two properties that tie jobs to encryption keys.
+//!
+//! Each property is declared once, in [`SYNC_JOB_PROPERTIES`] (and the
+//! struct beside it); the parameters of create and update, and the
+//! properties update may delete, are derived from that list at compile
+//! time, so a new property needs no second list anywhere.
 
 use serde::{Deserialize, Serialize};
 
+use anyhow::{Error, bail};
+
 use proxmox_schema::{
     AllOfSchema, ApiStringFormat, ApiType, ArraySchema, BooleanSchema, EnumEntry, IntegerSchema,
-    ObjectSchema, Schema, StringSchema, const_regex,
+    ObjectSchema, Schema, SchemaPropertyEntry, StringSchema, const_regex,
 };
 
 use crate::{
-    Authid, CRYPT_KEY_ID_SCHEMA, DATASTORE_SCHEMA, JOB_ID_SCHEMA, REMOTE_ID_SCHEMA,
-    SINGLE_LINE_COMMENT_SCHEMA,
+    Authid, CRYPT_KEY_ID_SCHEMA, DATASTORE_SCHEMA, JOB_ID_SCHEMA, PROXMOX_CONFIG_DIGEST_SCHEMA,
+    REMOTE_ID_SCHEMA, SINGLE_LINE_COMMENT_SCHEMA,
 };
 
 /// Deepest namespace level.
@@ -163,17 +170,16 @@ pub struct RateLimitConfig {
     pub burst_out: Option<String>,
 }
 
+const RATE_LIMIT_PROPERTIES: [SchemaPropertyEntry; 4] = [
+    ("burst-in", true, &HUMAN_BYTE_SCHEMA),
+    ("burst-out", true, &HUMAN_BYTE_SCHEMA),
+    ("rate-in", true, &HUMAN_BYTE_SCHEMA),
+    ("rate-out", true, &HUMAN_BYTE_SCHEMA),
+];
+
 impl ApiType for RateLimitConfig {
-    const API_SCHEMA: Schema = ObjectSchema::new(
-        "Rate Limit Configuration",
-        &[
-            ("burst-in", true, &HUMAN_BYTE_SCHEMA),
-            ("burst-out", true, &HUMAN_BYTE_SCHEMA),
-            ("rate-in", true, &HUMAN_BYTE_SCHEMA),
-            ("rate-out", true, &HUMAN_BYTE_SCHEMA),
-        ],
-    )
-    .schema();
+    const API_SCHEMA: Schema =
+        ObjectSchema::new("Rate Limit Configuration", &RATE_LIMIT_PROPERTIES).schema();
 }
 
 /// A sync job (`sync.cfg`, section type `sync`).
@@ -260,36 +266,221 @@ impl SyncJobConfig {
             .as_ref()
             .is_some_and(|keys| keys.iter().any(|k| k == key_id))
     }
+
+    /// Every key the job names: the active key first, then the associated
+    /// ones.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.active_encryption_key
+            .iter()
+            .chain(self.associated_key.iter().flatten())
+            .map(String::as_str)
+    }
+
+    /// The direction, pull unless set (as upstream).
+    pub fn direction(&self) -> SyncDirection {
+        self.sync_direction.unwrap_or_default()
+    }
+
+    /// The owner of what the job syncs: `root@pam` unless set (as upstream).
+    pub fn owner_or_root(&self) -> Authid {
+        self.owner.clone().unwrap_or_else(Authid::root_auth_id)
+    }
+
+    /// The ACL path of the local side: `/datastore/STORE[/NS...]`.
+    pub fn acl_path(&self) -> Vec<&str> {
+        let mut path = vec!["datastore", self.store.as_str()];
+        path.extend(namespace_components(self.ns.as_deref()));
+        path
+    }
+
+    /// The ACL path of the remote side, `/remote/REMOTE/STORE[/NS...]`;
+    /// `None` for a local job.
+    pub fn remote_acl_path(&self) -> Option<Vec<&str>> {
+        let remote = self.remote.as_deref()?;
+        let mut path = vec!["remote", remote, self.remote_store.as_str()];
+        path.extend(namespace_components(self.remote_ns.as_deref()));
+        Some(path)
+    }
 }
 
-const SYNC_JOB_OWN_SCHEMA: Schema = ObjectSchema::new(
-    "Sync Job",
-    &[
-        ("active-encryption-key", true, &ACTIVE_KEY_SCHEMA),
-        ("associated-key", true, &ASSOCIATED_KEYS_SCHEMA),
-        ("comment", true, &SINGLE_LINE_COMMENT_SCHEMA),
-        ("encrypted-only", true, &BOOL_ENCRYPTED_ONLY),
-        ("group-filter", true, &GROUP_FILTER_LIST_SCHEMA),
-        ("id", false, &JOB_ID_SCHEMA),
-        ("max-depth", true, &NS_MAX_DEPTH_REDUCED_SCHEMA),
-        ("ns", true, &BACKUP_NAMESPACE_SCHEMA),
-        ("owner", true, &Authid::API_SCHEMA),
-        ("remote", true, &REMOTE_ID_SCHEMA),
-        ("remote-ns", true, &BACKUP_NAMESPACE_SCHEMA),
-        ("remote-store", false, &DATASTORE_SCHEMA),
-        ("remove-vanished", true, &REMOVE_VANISHED_BACKUPS_SCHEMA),
-        ("resync-corrupt", true, &BOOL_RESYNC_CORRUPT),
-        ("run-on-mount", true, &BOOL_RUN_ON_MOUNT),
-        ("schedule", true, &SYNC_SCHEDULE_SCHEMA),
-        ("store", false, &DATASTORE_SCHEMA),
-        ("sync-direction", true, &SyncDirection::API_SCHEMA),
-        ("transfer-last", true, &TRANSFER_LAST_SCHEMA),
-        ("unmount-on-done", true, &BOOL_UNMOUNT_ON_DONE),
-        ("verified-only", true, &BOOL_VERIFIED_ONLY),
-        ("worker-threads", true, &WORKER_THREADS_SCHEMA),
-    ],
+/// The components of a namespace (none for the root, `None` or `""`).
+fn namespace_components(ns: Option<&str>) -> impl Iterator<Item = &str> {
+    ns.unwrap_or("").split('/').filter(|c| !c.is_empty())
+}
+
+/// Checks that namespace `ns` plus `max_depth` levels below it stay within
+/// [`MAX_NAMESPACE_DEPTH`]; the error in upstream's words.
+pub fn check_namespace_max_depth(ns: &str, max_depth: usize) -> Result<(), Error> {
+    let ns_depth = namespace_components(Some(ns)).count();
+    if ns_depth + max_depth > MAX_NAMESPACE_DEPTH {
+        bail!(
+            "namespace '{ns}'s depth and recursion depth exceed limit: {ns_depth} + {max_depth} > {MAX_NAMESPACE_DEPTH}"
+        );
+    }
+    Ok(())
+}
+
+/// The job's own properties (the rate limits come from
+/// [`RateLimitConfig`]), sorted by name.
+const SYNC_JOB_OWN_PROPERTIES: [SchemaPropertyEntry; 22] = [
+    ("active-encryption-key", true, &ACTIVE_KEY_SCHEMA),
+    ("associated-key", true, &ASSOCIATED_KEYS_SCHEMA),
+    ("comment", true, &SINGLE_LINE_COMMENT_SCHEMA),
+    ("encrypted-only", true, &BOOL_ENCRYPTED_ONLY),
+    ("group-filter", true, &GROUP_FILTER_LIST_SCHEMA),
+    ("id", false, &JOB_ID_SCHEMA),
+    ("max-depth", true, &NS_MAX_DEPTH_REDUCED_SCHEMA),
+    ("ns", true, &BACKUP_NAMESPACE_SCHEMA),
+    ("owner", true, &Authid::API_SCHEMA),
+    ("remote", true, &REMOTE_ID_SCHEMA),
+    ("remote-ns", true, &BACKUP_NAMESPACE_SCHEMA),
+    ("remote-store", false, &DATASTORE_SCHEMA),
+    ("remove-vanished", true, &REMOVE_VANISHED_BACKUPS_SCHEMA),
+    ("resync-corrupt", true, &BOOL_RESYNC_CORRUPT),
+    ("run-on-mount", true, &BOOL_RUN_ON_MOUNT),
+    ("schedule", true, &SYNC_SCHEDULE_SCHEMA),
+    ("store", false, &DATASTORE_SCHEMA),
+    ("sync-direction", true, &SyncDirection::API_SCHEMA),
+    ("transfer-last", true, &TRANSFER_LAST_SCHEMA),
+    ("unmount-on-done", true, &BOOL_UNMOUNT_ON_DONE),
+    ("verified-only", true, &BOOL_VERIFIED_ONLY),
+    ("worker-threads", true, &WORKER_THREADS_SCHEMA),
+];
+
+const SYNC_JOB_OWN_SCHEMA: Schema =
+    ObjectSchema::new("Sync Job", &SYNC_JOB_OWN_PROPERTIES).schema();
+
+/// Every property of a sync job, sorted by name: the parameters of
+/// creating one (`POST /config/sync`).
+pub const SYNC_JOB_PROPERTIES: [SchemaPropertyEntry; 26] =
+    merge_properties(SYNC_JOB_OWN_PROPERTIES, RATE_LIMIT_PROPERTIES);
+
+/// How many properties of a sync job are optional: those an update may
+/// delete.
+const DELETABLE_COUNT: usize = count_optional(&SYNC_JOB_PROPERTIES);
+
+/// The properties an update may delete: every optional one (upstream's
+/// `DeletableProperty`, which lacks only `resync-corrupt`).
+pub const SYNC_JOB_DELETABLE_PROPERTIES: [EnumEntry; DELETABLE_COUNT] =
+    deletable_properties(&SYNC_JOB_PROPERTIES);
+
+/// One property an update deletes.
+pub const SYNC_JOB_DELETABLE_PROPERTY_SCHEMA: Schema =
+    StringSchema::new("A property to delete (to reset it to its default).")
+        .format(&ApiStringFormat::Enum(&SYNC_JOB_DELETABLE_PROPERTIES))
+        .schema();
+
+/// `delete`: the properties an update deletes, before it sets the given
+/// ones.
+pub const SYNC_JOB_DELETE_SCHEMA: Schema = ArraySchema::new(
+    "List of properties to delete.",
+    &SYNC_JOB_DELETABLE_PROPERTY_SCHEMA,
 )
 .schema();
+
+/// The parameters of updating a sync job (`PUT /config/sync/{id}`): `id`,
+/// every other property optional, `delete` and `digest`, sorted by name.
+pub const SYNC_JOB_UPDATE_PROPERTIES: [SchemaPropertyEntry; 28] = merge_properties(
+    all_optional_but_id(SYNC_JOB_PROPERTIES),
+    [
+        ("delete", true, &SYNC_JOB_DELETE_SCHEMA),
+        ("digest", true, &PROXMOX_CONFIG_DIGEST_SCHEMA),
+    ],
+);
+
+/// `a` and `b`, each sorted by name, merged into one sorted list; `N` must
+/// be their total length, or the constant using it does not compile.
+const fn merge_properties<const A: usize, const B: usize, const N: usize>(
+    a: [SchemaPropertyEntry; A],
+    b: [SchemaPropertyEntry; B],
+) -> [SchemaPropertyEntry; N] {
+    assert!(A + B == N, "merge_properties: N must be the total length");
+    let mut out = [("", true, &Schema::Null); N];
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    while k < N {
+        let take_a = j == B || (i < A && str_less(a[i].0, b[j].0));
+        out[k] = if take_a { a[i] } else { b[j] };
+        if take_a {
+            i += 1;
+        } else {
+            j += 1;
+        }
+        k += 1;
+    }
+    out
+}
+
+const fn str_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
+    }
+    a.len() < b.len()
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    !str_less(a, b) && !str_less(b, a)
+}
+
+/// `properties` with every property but `id` optional.
+const fn all_optional_but_id<const N: usize>(
+    mut properties: [SchemaPropertyEntry; N],
+) -> [SchemaPropertyEntry; N] {
+    let mut i = 0;
+    while i < N {
+        properties[i].1 = !str_eq(properties[i].0, "id");
+        i += 1;
+    }
+    properties
+}
+
+const fn count_optional(properties: &[SchemaPropertyEntry]) -> usize {
+    let (mut i, mut count) = (0, 0);
+    while i < properties.len() {
+        if properties[i].1 {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// The names of the optional `properties`, each with its description.
+const fn deletable_properties<const M: usize>(
+    properties: &[SchemaPropertyEntry],
+) -> [EnumEntry; M] {
+    let mut out = [const { EnumEntry::new("", "") }; M];
+    let (mut i, mut k) = (0, 0);
+    while i < properties.len() {
+        if properties[i].1 {
+            out[k] = EnumEntry::new(properties[i].0, schema_description(properties[i].2));
+            k += 1;
+        }
+        i += 1;
+    }
+    assert!(
+        k == M,
+        "deletable_properties: M must be the number of optional properties"
+    );
+    out
+}
+
+const fn schema_description(schema: &Schema) -> &'static str {
+    match schema {
+        Schema::Null => "",
+        Schema::Boolean(s) => s.description,
+        Schema::Integer(s) => s.description,
+        Schema::Number(s) => s.description,
+        Schema::String(s) => s.description,
+        Schema::Object(s) => s.description,
+        Schema::Array(s) => s.description,
+        Schema::AllOf(s) => s.description,
+    }
+}
 
 impl ApiType for SyncJobConfig {
     const API_SCHEMA: Schema = AllOfSchema::new(
@@ -341,6 +532,62 @@ mod tests {
         assert!(job.is_associated("tape.sync_01"));
         assert!(!job.is_associated("offsite-2025"));
         assert_eq!(serde_json::to_value(&job).unwrap(), value);
+    }
+
+    #[test]
+    fn derived_property_lists_follow_the_one_list() {
+        use proxmox_schema::ObjectSchemaType;
+        // every property of the type, once, sorted, as the struct has them
+        let all: Vec<&str> = SyncJobConfig::API_SCHEMA
+            .unwrap_all_of_schema()
+            .properties()
+            .map(|(name, _, _)| *name)
+            .collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        let listed: Vec<&str> = SYNC_JOB_PROPERTIES.iter().map(|p| p.0).collect();
+        assert_eq!(listed, sorted);
+        // the update: id required, everything else optional, plus delete
+        // and digest, still sorted (ObjectSchema::new checks that too)
+        let update = ObjectSchema::new("update", &SYNC_JOB_UPDATE_PROPERTIES);
+        for (name, optional, _) in update.properties.iter() {
+            assert_eq!(*optional, *name != "id", "{name}");
+        }
+        assert!(update.lookup("delete").is_some() && update.lookup("digest").is_some());
+        assert_eq!(update.properties.len(), SYNC_JOB_PROPERTIES.len() + 2);
+        // deletable: the optional ones, never id, store, remote-store
+        let deletable: Vec<&str> = SYNC_JOB_DELETABLE_PROPERTIES
+            .iter()
+            .map(|e| e.value)
+            .collect();
+        assert!(deletable.contains(&"active-encryption-key"));
+        assert!(deletable.contains(&"burst-out"));
+        for required in ["id", "store", "remote-store"] {
+            assert!(!deletable.contains(&required), "{required}");
+        }
+        assert_eq!(deletable.len(), SYNC_JOB_PROPERTIES.len() - 3);
+    }
+
+    #[test]
+    fn acl_paths_and_namespace_depth_as_upstream() {
+        let mut job: SyncJobConfig = serde_json::from_value(json!({
+            "id": "job1", "store": "local", "remote-store": "store2", "ns": "a/b",
+        }))
+        .unwrap();
+        assert_eq!(job.acl_path(), ["datastore", "local", "a", "b"]);
+        assert_eq!(job.remote_acl_path(), None);
+        job.remote = Some("pbs2".into());
+        job.remote_ns = Some("".into());
+        assert_eq!(job.remote_acl_path().unwrap(), ["remote", "pbs2", "store2"]);
+        assert_eq!(job.direction(), SyncDirection::Pull);
+        assert_eq!(job.owner_or_root(), Authid::root_auth_id());
+        check_namespace_max_depth("a/b", 5).unwrap();
+        let err = check_namespace_max_depth("a/b", 6).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "namespace 'a/b's depth and recursion depth exceed limit: 2 + 6 > 7"
+        );
+        check_namespace_max_depth("", 7).unwrap();
     }
 
     #[test]
