@@ -776,7 +776,14 @@ fn archive_unarchive_delete_round_trip() {
     assert_eq!(rows.len(), 3, "{table}");
     assert_eq!(
         rows[0],
-        ["id", "fingerprint", "created", "archived-at", "hint"],
+        [
+            "id",
+            "fingerprint",
+            "created",
+            "archived-at",
+            "hint",
+            "sync-jobs"
+        ],
         "{table}"
     );
     assert_eq!(rows[1][0], "key-one", "{table}");

@@ -153,21 +153,33 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
     cli.ok(&["encryption-key", "archive", "tape-2024-all"]);
     let keys = cli.json(&["encryption-key", "list", "--include-archived"]);
 
-    // list: four columns, fingerprints shortened to 8 bytes, 80 columns
+    // list: five columns, fingerprints shortened to 8 bytes, about 90
+    // columns (the sync jobs of a key stack in their cell)
     let list = cli.ok(&["encryption-key", "list"]);
-    assert_bordered(&list, &["id", "fingerprint", "created", "hint"]);
+    assert_bordered(
+        &list,
+        &["id", "fingerprint", "created", "hint", "sync-jobs"],
+    );
     let full = keys[0]["fingerprint"].as_str().unwrap();
     assert_eq!(rows(&list)[1][..2], ["offsite-2026", &full[..23]]);
-    assert!(width(&list) <= 80, "{list}");
-    // with archived keys: the archive time too, 120 columns even for a
-    // 23-character id
+    assert!(width(&list) <= 100, "{list}");
+    // with archived keys: the archive time too, 120 columns for a
+    // 12-character id, 132 (the wide terminal) for a 23-character one: the
+    // jobs that still need an archived key are what deletion rests on
     cli.create_key("a-rather-long-key-id-23");
     let archived = cli.ok(&["encryption-key", "list", "--include-archived"]);
     assert_bordered(
         &archived,
-        &["id", "fingerprint", "created", "archived-at", "hint"],
+        &[
+            "id",
+            "fingerprint",
+            "created",
+            "archived-at",
+            "hint",
+            "sync-jobs",
+        ],
     );
-    assert!(width(&archived) <= 120, "{archived}");
+    assert!(width(&archived) <= 132, "{archived}");
     // rows in file order, a rule between them
     let ids: Vec<String> = rows(&archived)[1..].iter().map(|r| r[0].clone()).collect();
     assert_eq!(
@@ -227,6 +239,12 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
     assert_eq!(job_rows[2][0], "");
     assert_eq!(job_rows[2][5], "a-rather-long-key-id-23");
     assert!(width(&jobs) <= 120, "{jobs}");
+    // a key's jobs stack in the key list, with how each uses it
+    let list = cli.ok(&["encryption-key", "list", "--include-archived"]);
+    let key_rows = rows(&list);
+    assert_eq!(key_rows[1][0], "offsite-2026", "{list}");
+    assert_eq!(key_rows[1][5], "nightly (active)", "{list}");
+    assert_eq!(key_rows[2][5], "nightly (associated)", "{list}");
 
     // JSON is what the API returns, unchanged
     let pretty = cli.ok(&["--output-format", "json-pretty", "encryption-key", "list"]);

@@ -279,12 +279,32 @@ fn files_of_100_mb_are_refused_by_every_operation() {
         "sync.cfg",
     );
     assert_refused("verify", dir.config.verify(false).unwrap_err(), "sync.cfg");
+    // the key list and show say who needs a key: without the jobs, they
+    // fail rather than guess
+    use pbs_keystore::api2::config::encryption_keys::{
+        ListFilter, list_keys_with_users, show_key_with_users,
+    };
+    assert_refused(
+        "key list",
+        list_keys_with_users(&dir.config, ListFilter::default(), |_| true)
+            .map(|_| ())
+            .unwrap_err(),
+        "sync.cfg",
+    );
+    assert_refused(
+        "key show",
+        show_key_with_users(&dir.config, "first")
+            .map(|_| ())
+            .unwrap_err(),
+        "sync.cfg",
+    );
     assert_eq!(
         dir.snapshot_meta(),
         before,
         "a refused operation changed files"
     );
     keys.load_key_config("first", true).unwrap();
+    keys.list_keys(true).unwrap();
     std::fs::write(&sync, &saved).unwrap();
 
     // a 100 MB key file: load and delete refuse it, verify reports it

@@ -3,13 +3,15 @@
 //! A job names the key it encrypts with (`active-encryption-key`) and keys it
 //! may still need (`associated-key`). The key store asks here before
 //! archiving (no job may use the key as active) or deleting (no job may
-//! reference it at all).
+//! reference it at all), and [`SyncJobs::key_usage`] tells which jobs need
+//! each key.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use anyhow::{Error, bail};
+use serde::Serialize;
 
 use proxmox_lang::error::ErrorLayer;
 use proxmox_schema::ApiType;
@@ -121,6 +123,25 @@ impl SyncJobs<'_> {
         Ok((active, associated))
     }
 
+    /// Which jobs name which key, from the config as it is now (no lock):
+    /// the one source of "who needs this key".
+    pub fn key_usage(&self) -> Result<KeyUsage, Error> {
+        let mut usage = KeyUsage::default();
+        for job in self.list_jobs()? {
+            if let Some(active) = &job.active_encryption_key {
+                usage.entry(active).active_in.push(job.id.clone());
+            }
+            for key in job.associated_key.iter().flatten() {
+                let users = usage.entry(key);
+                // a list naming a key twice names its job once
+                if users.associated_in.last() != Some(&job.id) {
+                    users.associated_in.push(job.id.clone());
+                }
+            }
+        }
+        Ok(usage)
+    }
+
     /// Sets or clears the keys of job `job_id`. `active`: `None` keeps it,
     /// `Some(None)` clears it. `associated`: `None` keeps the list.
     ///
@@ -181,6 +202,48 @@ impl SyncJobs<'_> {
                 .collect(),
             Err(_) => Vec::new(),
         }
+    }
+}
+
+/// The jobs that name one key (see [`SyncJobs::key_usage`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct KeyUsers {
+    /// Jobs that encrypt with the key (`active-encryption-key`), in file
+    /// order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub active_in: Vec<String>,
+    /// Jobs that keep it to decrypt (`associated-key`), in file order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub associated_in: Vec<String>,
+}
+
+impl KeyUsers {
+    /// Whether no job names the key.
+    pub fn is_empty(&self) -> bool {
+        self.active_in.is_empty() && self.associated_in.is_empty()
+    }
+}
+
+/// Which jobs name which key, as [`SyncJobs::key_usage`] read it.
+#[derive(Clone, Debug, Default)]
+pub struct KeyUsage {
+    users: HashMap<String, KeyUsers>,
+}
+
+static NO_USERS: KeyUsers = KeyUsers {
+    active_in: Vec::new(),
+    associated_in: Vec::new(),
+};
+
+impl KeyUsage {
+    fn entry(&mut self, key_id: &str) -> &mut KeyUsers {
+        self.users.entry(key_id.to_string()).or_default()
+    }
+
+    /// The jobs that name `key_id` (none for a key no job names).
+    pub fn of(&self, key_id: &str) -> &KeyUsers {
+        self.users.get(key_id).unwrap_or(&NO_USERS)
     }
 }
 

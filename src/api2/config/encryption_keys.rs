@@ -10,11 +10,15 @@
 //! takes the config dir and caller from the [`RestEnvironment`]; [`ROUTER`]
 //! puts them at their paths. The list needs no privilege as such: it holds
 //! the keys the caller has `Sys.Audit` on (`/system/encryption-keys/{id}`).
+//!
+//! List and show say which sync jobs need each key (`active-in`,
+//! `associated-in`), read from `sync.cfg` when asked, so they never differ
+//! from what archive and delete check.
 
 use std::sync::Arc;
 
 use anyhow::Error;
-use serde::ser::{Error as _, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use proxmox_lang::error::ErrorLayer;
@@ -22,14 +26,15 @@ use proxmox_router::{
     ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
 };
 use proxmox_schema::{
-    ApiType, ArraySchema, BooleanSchema, IntegerSchema, ObjectSchema, Schema, StringSchema,
-    param_bail, param_format_err,
+    AllOfSchema, ApiType, ArraySchema, BooleanSchema, IntegerSchema, ObjectSchema, Schema,
+    StringSchema, param_bail, param_format_err,
 };
 
 use pbs_api_types::{
     CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, PROXMOX_CONFIG_DIGEST_SCHEMA,
 };
 use pbs_config::encryption_keys::{DeleteOptions, Deleted};
+use pbs_config::sync::{KeyUsage, KeyUsers};
 use pbs_config::trash::{DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS};
 use pbs_config::verify::VerifyReport;
 use pbs_config::{ConfigDir, KeyIndex};
@@ -50,8 +55,45 @@ pub const IMPORT_KEY_SCHEMA: Schema =
         .max_length(pbs_key_config::MAX_KEY_FILE_SIZE as usize)
         .schema();
 
-/// The schema of what list and show return, for documentation.
-pub const CRYPT_KEY_RETURN_SCHEMA: Schema = CryptKey::API_SCHEMA;
+/// `unused`: only archived keys no sync job names.
+pub const UNUSED_SCHEMA: Schema =
+    BooleanSchema::new("Only archived keys that no sync job names (the candidates for deletion).")
+        .default(false)
+        .schema();
+
+const JOB_IDS_SCHEMA: Schema =
+    ArraySchema::new("Sync job ids.", &pbs_api_types::JOB_ID_SCHEMA).schema();
+
+const KEY_USERS_SCHEMA: Schema = ObjectSchema::new(
+    "The sync jobs that name the key (absent: none).",
+    &[
+        ("active-in", true, &JOB_IDS_SCHEMA),
+        ("associated-in", true, &JOB_IDS_SCHEMA),
+    ],
+)
+.schema();
+
+/// The schema of what list and show return, for documentation: the key's
+/// config entry and the sync jobs that name it.
+pub const CRYPT_KEY_RETURN_SCHEMA: Schema = AllOfSchema::new(
+    "Encryption key with metadata, and the sync jobs that use it.",
+    &[&CryptKey::API_SCHEMA, &KEY_USERS_SCHEMA],
+)
+.schema();
+
+/// A key and the sync jobs that name it: what list and show return (the
+/// config entry's properties, then `active-in` and `associated-in` when
+/// not empty). `K` and `U` are [`CryptKey`] and [`KeyUsers`], owned or
+/// borrowed.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyEntry<K, U> {
+    /// The config entry.
+    #[serde(flatten)]
+    pub key: K,
+    /// The jobs that name it.
+    #[serde(flatten)]
+    pub users: U,
+}
 
 /// Checks `id` against [`CRYPT_KEY_ID_SCHEMA`]; the error quotes the id
 /// (escaped) and says what a valid one looks like.
@@ -73,10 +115,33 @@ fn parse_digest(digest: Option<&str>) -> Result<Option<[u8; 32]>, Error> {
         .transpose()
 }
 
-/// Whether the list shows `key`: active, or archived with
-/// `include_archived`, and `visible` to the caller.
-fn is_listed(key: &CryptKey, include_archived: bool, visible: &impl Fn(&str) -> bool) -> bool {
-    (include_archived || key.archived_at.is_none()) && visible(&key.id)
+/// Which keys a list holds (besides what the caller may see).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Archived keys too (else active ones only).
+    pub include_archived: bool,
+    /// Only archived keys no sync job names.
+    pub unused: bool,
+}
+
+impl ListFilter {
+    fn lists(&self, key: &CryptKey, users: &KeyUsers) -> bool {
+        match self.unused {
+            true => key.archived_at.is_some() && users.is_empty(),
+            false => self.include_archived || key.archived_at.is_none(),
+        }
+    }
+}
+
+/// Whether the list shows `key`: `filter` lets it through and `visible`
+/// to the caller.
+fn is_listed(
+    key: &CryptKey,
+    usage: &KeyUsage,
+    filter: ListFilter,
+    visible: &impl Fn(&str) -> bool,
+) -> bool {
+    filter.lists(key, usage.of(&key.id)) && visible(&key.id)
 }
 
 /// Lists the keys the caller may see (`visible(id)`), active ones only
@@ -106,21 +171,52 @@ pub fn visible_keys(
 ) -> Result<Vec<&CryptKey>, Error> {
     Ok(index
         .entries()?
-        .filter(|key| is_listed(key, include_archived, &visible))
+        .filter(|key| (include_archived || key.archived_at.is_none()) && visible(&key.id))
         .collect())
+}
+
+/// The keys the caller may see (`visible(id)`) that `filter` lets through,
+/// each with the sync jobs that name it, and the hex config digest.
+///
+/// # Errors
+///
+/// An invalid key entry, or a `sync.cfg` that cannot be read (the list
+/// does not guess who needs a key).
+pub fn list_keys_with_users(
+    dir: &ConfigDir,
+    filter: ListFilter,
+    visible: impl Fn(&str) -> bool,
+) -> Result<(KeyList, String), Error> {
+    let (index, digest) = dir.encryption_keys().index()?;
+    let usage = dir.sync_jobs().key_usage()?;
+    let listed = index
+        .entries()?
+        .map(|key| is_listed(key, &usage, filter, &visible))
+        .collect();
+    Ok((
+        KeyList {
+            index,
+            usage,
+            listed,
+        },
+        hex::encode(digest),
+    ))
 }
 
 /// Parameters of `GET /config/encryption-keys`.
 pub const API_METHOD_LIST_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "List encryption keys.",
-    &[("include-archived", true, &INCLUDE_ARCHIVED_SCHEMA)],
+    &[
+        ("include-archived", true, &INCLUDE_ARCHIVED_SCHEMA),
+        ("unused", true, &UNUSED_SCHEMA),
+    ],
 );
 
 const CRYPT_KEY_LIST_SCHEMA: Schema =
     ArraySchema::new("The keys the caller may see.", &CRYPT_KEY_RETURN_SCHEMA).schema();
 
-/// `GET /config/encryption-keys`: [`list_keys`] for the caller, with the
-/// config digest.
+/// `GET /config/encryption-keys`: [`list_keys_with_users`] for the caller,
+/// with the config digest.
 pub const API_METHOD_LIST_KEYS: ApiMethod = ApiMethod::new(
     &ApiHandler::SerializingSync(&api_list_keys),
     &API_METHOD_LIST_KEYS_PARAMETERS,
@@ -131,24 +227,37 @@ pub const API_METHOD_LIST_KEYS: ApiMethod = ApiMethod::new(
     &Permission::Anybody,
 );
 
-/// The list's answer: the entries of the daemon's cached index the caller
-/// may see, serialized from the index itself, so 100,000 entries are
-/// neither copied nor turned into `serde_json::Value`s first
-/// (docs/performance.md).
-struct ListedKeys {
+/// What the list returns: the entries of the (daemon's cached) index that
+/// are listed, each with its jobs, serialized from the index itself, so
+/// 100,000 entries are neither copied nor turned into `serde_json::Value`s
+/// first (docs/performance.md).
+pub struct KeyList {
     index: Arc<KeyIndex>,
+    usage: KeyUsage,
     /// per valid entry, in index order: whether it is listed
     listed: Vec<bool>,
 }
 
-impl Serialize for ListedKeys {
+impl KeyList {
+    /// The listed keys, each with the jobs that name it, in file order.
+    pub fn entries(&self) -> impl Iterator<Item = KeyEntry<&CryptKey, &KeyUsers>> {
+        // `listed` was computed from `entries()`, which therefore succeeds
+        self.index
+            .entries()
+            .into_iter()
+            .flatten()
+            .zip(&self.listed)
+            .filter_map(|(key, listed)| listed.then_some(key))
+            .map(|key| KeyEntry {
+                key,
+                users: self.usage.of(&key.id),
+            })
+    }
+}
+
+impl Serialize for KeyList {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let entries = self.index.entries().map_err(S::Error::custom)?;
-        serializer.collect_seq(
-            entries
-                .zip(&self.listed)
-                .filter_map(|(key, listed)| listed.then_some(key)),
-        )
+        serializer.collect_seq(self.entries())
     }
 }
 
@@ -157,19 +266,18 @@ fn api_list_keys(
     _method: &ApiMethod,
     rpcenv: &mut dyn RpcEnvironment,
 ) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let include_archived = param["include-archived"].as_bool().unwrap_or(false);
+    let filter = ListFilter {
+        include_archived: param["include-archived"].as_bool().unwrap_or(false),
+        unused: param["unused"].as_bool().unwrap_or(false),
+    };
     let env = RestEnvironment::of(rpcenv)?;
     let (auth_id, info) = (env.auth_id()?, env.user_info()?);
-    let (index, digest) = env.dir().encryption_keys().index()?;
     let visible = |id: &str| {
         info.lookup_privs(&auth_id, &["system", "encryption-keys", id]) & PRIV_SYS_AUDIT != 0
     };
-    let listed = index
-        .entries()?
-        .map(|key| is_listed(key, include_archived, &visible))
-        .collect();
-    rpcenv["digest"] = hex::encode(digest).into();
-    Ok(Box::new(ListedKeys { index, listed }))
+    let (list, digest) = list_keys_with_users(env.dir(), filter, visible)?;
+    rpcenv["digest"] = digest.into();
+    Ok(Box::new(list))
 }
 
 /// One key's metadata (never its bytes).
@@ -178,13 +286,29 @@ pub fn show_key(dir: &ConfigDir, id: &str) -> Result<CryptKey, Error> {
     dir.encryption_keys().entry(id)
 }
 
+/// One key's metadata and the sync jobs that name it.
+///
+/// # Errors
+///
+/// No such key, or a `sync.cfg` that cannot be read.
+pub fn show_key_with_users(
+    dir: &ConfigDir,
+    id: &str,
+) -> Result<KeyEntry<CryptKey, KeyUsers>, Error> {
+    let key = show_key(dir, id)?;
+    let usage = dir.sync_jobs().key_usage()?;
+    let users = usage.of(id).clone();
+    Ok(KeyEntry { key, users })
+}
+
 /// Parameters of `GET /config/encryption-keys/{id}`.
 pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "Show one encryption key's metadata.",
     &[("id", false, &CRYPT_KEY_ID_SCHEMA)],
 );
 
-/// `GET /config/encryption-keys/{id}` (beyond upstream): [`show_key`].
+/// `GET /config/encryption-keys/{id}` (beyond upstream):
+/// [`show_key_with_users`].
 pub const API_METHOD_SHOW_KEY: ApiMethod = ApiMethod::new(
     &ApiHandler::SerializingSync(&api_show_key),
     &API_METHOD_SHOW_KEY_PARAMETERS,
@@ -205,7 +329,10 @@ fn api_show_key(
     rpcenv: &mut dyn RpcEnvironment,
 ) -> Result<Box<dyn SerializableReturn + Send>, Error> {
     let dir = RestEnvironment::of(rpcenv)?.dir();
-    Ok(Box::new(show_key(dir, required_str(&param, "id")?)?))
+    Ok(Box::new(show_key_with_users(
+        dir,
+        required_str(&param, "id")?,
+    )?))
 }
 
 /// Creates a new random unprotected key under `id`, or imports `key` (a

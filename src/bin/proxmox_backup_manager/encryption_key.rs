@@ -29,22 +29,51 @@ use pbs_keystore::api2::config::encryption_keys::{self, DeleteMode};
 use super::output::{Column, Output, OutputFormat, Table, render, write_stdout};
 use super::{EXIT_FINDINGS, EXIT_OK, GlobalArgs, param_context, quoted};
 
-/// `list`: about 75 columns with a 12-character id and no hint.
+/// `list`: about 90 columns with a 12-character id, no hint and a job
+/// each way ("sync-jobs" is [`render_sync_jobs`] of `active-in` and
+/// `associated-in`).
 const KEY_TABLE: Table = Table::new(&[
     Column::new("id"),
     Column::new("fingerprint").render(render::short_fingerprint),
     Column::new("created").render(render::epoch),
     Column::new("hint"),
+    Column::new("sync-jobs").render(render_sync_jobs),
 ]);
 
-/// `list --include-archived`: about 105 columns with a 12-character id.
+/// `list --include-archived` (and `--unused`): about 120 columns with a
+/// 12-character id and no job, 132 with a 23-character one.
 const KEY_TABLE_ARCHIVED: Table = Table::new(&[
     Column::new("id"),
     Column::new("fingerprint").render(render::short_fingerprint),
     Column::new("created").render(render::epoch),
     Column::new("archived-at").render(render::epoch),
     Column::new("hint"),
+    Column::new("sync-jobs").render(render_sync_jobs),
 ]);
+
+/// The jobs that name a key, one per line: `JOB (active)`, then `JOB
+/// (associated)`.
+fn render_sync_jobs(_value: &serde_json::Value, record: &serde_json::Value) -> String {
+    let jobs = |name: &str| {
+        record[name]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|job| job.as_str())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    jobs("active-in")
+        .into_iter()
+        .map(|job| format!("{job} (active)"))
+        .chain(
+            jobs("associated-in")
+                .into_iter()
+                .map(|job| format!("{job} (associated)")),
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// `show`: every property, the fingerprint in full.
 const KEY_FIELDS: Table = Table::new(&[
@@ -56,6 +85,8 @@ const KEY_FIELDS: Table = Table::new(&[
     Column::new("archived-at").render(render::epoch),
     Column::new("hint"),
     Column::new("path"),
+    Column::new("active-in"),
+    Column::new("associated-in"),
 ]);
 
 /// `trash list`: about 110 columns with a 12-character id.
@@ -78,13 +109,19 @@ fn purge_after(value: &serde_json::Value, record: &serde_json::Value) -> String 
 /// Encryption key commands.
 #[derive(Subcommand)]
 pub enum EncryptionKeyCommand {
-    /// List encryption keys (active ones unless --include-archived).
+    /// List encryption keys (active ones unless --include-archived), with
+    /// the sync jobs that use each.
     List {
         /// Also list archived keys.
         #[arg(long)]
         include_archived: bool,
+        /// Only archived keys that no sync job names: the candidates for
+        /// deletion.
+        #[arg(long, conflicts_with = "include_archived")]
+        unused: bool,
     },
-    /// Show the metadata of an encryption key (never the key itself).
+    /// Show the metadata of an encryption key (never the key itself) and
+    /// the sync jobs that use it (active-in, associated-in).
     Show {
         /// Key id.
         #[arg(value_name = "KEY_ID")]
@@ -229,7 +266,10 @@ pub fn run(
 ) -> Result<ExitCode, Error> {
     let dir = global.config_dir()?;
     match cmd {
-        EncryptionKeyCommand::List { include_archived } => {
+        EncryptionKeyCommand::List {
+            include_archived,
+            unused,
+        } => {
             if dir.open_base()?.is_none() {
                 // an empty list would not say that nothing is there at all
                 eprintln!(
@@ -238,15 +278,20 @@ pub fn run(
                     dir.base()
                 );
             }
-            let (list, _digest) = encryption_keys::list_keys(&dir, include_archived, |_| true)?;
-            let table = match include_archived {
+            let filter = encryption_keys::ListFilter {
+                include_archived,
+                unused,
+            };
+            let (list, _digest) = encryption_keys::list_keys_with_users(&dir, filter, |_| true)?;
+            let entries: Vec<_> = list.entries().collect();
+            let table = match include_archived || unused {
                 true => &KEY_TABLE_ARCHIVED,
                 false => &KEY_TABLE,
             };
-            out.list(&list, table)?;
+            out.list(&entries, table)?;
         }
         EncryptionKeyCommand::Show { id } => {
-            let key = encryption_keys::show_key(&dir, &id)
+            let key = encryption_keys::show_key_with_users(&dir, &id)
                 .map_err(|err| param_context(err, |_| "failed to show encryption key".into()))?;
             out.object(&key, &KEY_FIELDS)?;
         }
