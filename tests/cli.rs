@@ -225,7 +225,7 @@ fn sync_cfg(cli: &Cli, text: &str) {
     std::fs::write(cli.path().join("sync.cfg"), text).unwrap();
 }
 
-const TWO_JOBS: &str = "sync: nightly\n\tstore local1\n\tremote-store remote1\n\tremote other\n\tactive-encryption-key key-active\n\tassociated-key key-old\n\n\
+const TWO_JOBS: &str = "sync: nightly\n\tstore local1\n\tremote-store remote1\n\tremote other\n\tsync-direction push\n\tactive-encryption-key key-active\n\tassociated-key key-old\n\n\
                         sync: weekly\n\tstore local1\n\tremote-store remote2\n\tassociated-key key-old\n";
 
 #[test]
@@ -715,7 +715,7 @@ fn unknown_ids_are_named() {
     cli.create("known-key");
     sync_cfg(
         &cli,
-        "sync: known-job\n\tstore local1\n\tremote-store remote1\n",
+        "sync: known-job\n\tstore local1\n\tremote-store remote1\n\tremote other\n\tsync-direction push\n",
     );
     let before = cli.state();
     for cmd in ["show", "archive", "unarchive", "delete"] {
@@ -746,9 +746,16 @@ fn unknown_ids_are_named() {
         "--active-encryption-key",
         "no-such-key",
     ]);
+    // upstream's words, then (the administrator may see every key) why
     assert!(
-        err.contains("'known-job'") && err.contains("no such encryption key 'no-such-key'"),
+        err.starts_with("failed to update sync job 'known-job' - no such key or cannot access key 'no-such-key' - ")
+            && err.contains("no such encryption key 'no-such-key'"),
         "{err}"
+    );
+    let err = cli.fail(&["sync-job", "remove", "no-such-job"]);
+    assert_eq!(
+        err,
+        "failed to remove sync job 'no-such-job' - no such sync job 'no-such-job'"
     );
     assert_eq!(cli.state(), before);
 }
@@ -878,26 +885,28 @@ fn keys_in_use_by_sync_jobs() {
     assert!(err.contains("associated with 'nightly', 'weekly'"), "{err}");
     assert_eq!(cli.state(), before);
 
-    // an archived key cannot become active; set and delete at once is refused
+    // an archived key cannot become active; a pull job has none
     let err = cli.fail(&[
         "sync-job",
         "update",
-        "weekly",
+        "nightly",
         "--active-encryption-key",
         "key-old",
     ]);
-    assert!(err.contains("'key-old' is archived"), "{err}");
+    assert!(
+        err.contains("no such key or cannot access key 'key-old'")
+            && err.contains("'key-old' is archived"),
+        "{err}"
+    );
     let err = cli.fail(&[
         "sync-job",
         "update",
         "weekly",
         "--active-encryption-key",
         "key-new",
-        "--delete",
-        "active-encryption-key",
     ]);
     assert!(
-        err.contains("cannot set and delete 'active-encryption-key'"),
+        err.ends_with("'active-encryption-key' only applies to push sync jobs"),
         "{err}"
     );
     assert_eq!(cli.state(), before);
@@ -1442,7 +1451,10 @@ fn bash_completion_completes_commands_options_and_ids() {
             format!(
                 "--config-dir {dir} sync-job update nightly --active-encryption-key key-alpha --delete"
             ),
-            vec!["active-encryption-key", "associated-key"],
+            pbs_api_types::SYNC_JOB_DELETABLE_PROPERTIES
+                .iter()
+                .map(|property| property.value)
+                .collect(),
         ),
         (format!("--config-dir {dir} sync-job show nightly"), vec![]),
         (

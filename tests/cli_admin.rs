@@ -227,6 +227,7 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
         &jobs,
         &[
             "id",
+            "sync-direction",
             "store",
             "remote",
             "remote-store",
@@ -235,9 +236,11 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
         ],
     );
     let job_rows = rows(&jobs);
-    assert_eq!(job_rows[1][5], "tape-2024-all");
+    // the direction upstream assumes when none is set
+    assert_eq!(job_rows[1][1], "pull");
+    assert_eq!(job_rows[1][6], "tape-2024-all");
     assert_eq!(job_rows[2][0], "");
-    assert_eq!(job_rows[2][5], "a-rather-long-key-id-23");
+    assert_eq!(job_rows[2][6], "a-rather-long-key-id-23");
     assert!(width(&jobs) <= 120, "{jobs}");
     // a key's jobs stack in the key list, with how each uses it
     let list = cli.ok(&["encryption-key", "list", "--include-archived"]);

@@ -248,9 +248,12 @@ fn files_of_100_mb_are_refused_by_every_operation() {
     );
     assert_refused(
         "sync job update",
-        jobs.update_job_keys("job1", Some(None), None, None)
-            .map(|_| ())
-            .unwrap_err(),
+        jobs.edit(None, |edit| {
+            let mut job = edit.job("job1")?.expect("job1");
+            job.associated_key = job.active_encryption_key.take().map(|key| vec![key]);
+            edit.set_job(&job)
+        })
+        .unwrap_err(),
         cfg_name,
     );
     assert_refused("verify", dir.config.verify(true).unwrap_err(), cfg_name);

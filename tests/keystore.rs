@@ -514,17 +514,31 @@ fn sync_jobs_block_archive_and_delete_naming_the_jobs() {
     );
     assert!(keys.key_path("old-key").exists());
 
-    // tie and untie through the library
+    // tie and untie through the library's edit, which keeps its rules
+    // whatever the caller does: an archived key is never active, an active
+    // key is never dropped
     let jobs = dir.config.sync_jobs();
-    let err = jobs
-        .update_job_keys("weekly", Some(Some("old-key".into())), None, None)
+    let set_keys = |id: &str, active: Option<&str>, associated: Option<Vec<String>>| {
+        jobs.edit(None, |edit| {
+            let mut job = edit.job(id)?.expect("the job exists");
+            job.active_encryption_key = active.map(str::to_string);
+            job.associated_key = associated.clone();
+            edit.set_job(&job)
+        })
+    };
+    let before = dir.snapshot();
+    let err = set_keys("weekly", Some("old-key"), None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("archived"), "{err}");
-    jobs.update_job_keys("weekly", None, Some(vec![]), None)
-        .unwrap();
-    jobs.update_job_keys("nightly", None, Some(vec![]), None)
-        .unwrap();
+    assert!(err.contains("'old-key' is archived"), "{err}");
+    let err = set_keys("nightly", None, None).unwrap_err().to_string();
+    assert!(
+        err.contains("sync job 'nightly' would no longer name its active key 'job-key'"),
+        "{err}"
+    );
+    assert_eq!(dir.snapshot(), before, "a refused edit changed files");
+    set_keys("weekly", None, None).unwrap();
+    set_keys("nightly", Some("job-key"), None).unwrap();
     keys.remove_key("old-key", None).unwrap();
 }
 

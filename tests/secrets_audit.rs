@@ -452,6 +452,7 @@ const PHASES: &[(&str, Phase)] = &[
     ("trash", trash),
     ("users, tokens, ACLs", users_tokens_acls),
     ("API: keys with a token", api_keys_with_a_token),
+    ("API: sync jobs with a token", api_sync_jobs_with_a_token),
     ("API: refused key requests", api_refused_key_requests),
     ("API: the trash", api_trash),
     ("API: tickets", api_tickets),
@@ -575,25 +576,22 @@ fn reading(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "show", "no-such-key"], 255);
 }
 
-/// Tie keys to a job, refuse archiving and deleting, untie.
+/// Tie keys to a job, refuse archiving and deleting, untie, remove it.
 fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
-    let sync_cfg = audit.dir().join("sync.cfg");
-    std::fs::write(
-        &sync_cfg,
-        "sync: job1\n\tremote-store remote\n\tstore local\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &sync_cfg,
-        std::os::unix::fs::PermissionsExt::from_mode(0o640),
-    )
-    .unwrap();
     audit.run(
         "text",
         &[
             "sync-job",
-            "update",
+            "create",
             "job1",
+            "--store",
+            "local",
+            "--remote",
+            "other",
+            "--remote-store",
+            "remote",
+            "--sync-direction",
+            "push",
             "--active-encryption-key",
             "imported",
             "--associated-key",
@@ -601,10 +599,40 @@ fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
         ],
         0,
     );
+    // refused creates: an existing id, a key on a pull job, a bad key id
+    for format in FORMATS {
+        for extra in [
+            &["--sync-direction", "push", "--remote", "other"][..],
+            &["--active-encryption-key", "imported"],
+            &["--associated-key", "../x"],
+        ] {
+            let id = match extra[0] {
+                "--sync-direction" => "job1",
+                _ => "job2",
+            };
+            let args = [
+                &[
+                    "sync-job",
+                    "create",
+                    id,
+                    "--store",
+                    "local",
+                    "--remote-store",
+                    "remote",
+                ][..],
+                extra,
+            ]
+            .concat();
+            audit.run(format, &args, 255);
+        }
+    }
     audit.all_formats(&["sync-job", "list"], 0);
     audit.all_formats(&["sync-job", "show", "job1"], 0);
+    audit.all_formats(&["encryption-key", "list"], 0);
+    audit.all_formats(&["encryption-key", "show", "imported"], 0);
     audit.all_formats(&["encryption-key", "archive", "imported"], 255);
     audit.run("text", &["encryption-key", "archive", "upstream"], 0);
+    audit.all_formats(&["encryption-key", "list", "--unused"], 0);
     audit.all_formats(&["encryption-key", "delete", "upstream"], 255);
     audit.run(
         "json",
@@ -619,6 +647,9 @@ fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
         ],
         0,
     );
+    audit.all_formats(&["sync-job", "remove", "no-such-job"], 255);
+    audit.run("json-pretty", &["sync-job", "remove", "job1"], 0);
+    audit.all_formats(&["encryption-key", "list", "--unused"], 0);
 }
 
 /// Archive, unarchive, delete in each format.
@@ -839,6 +870,51 @@ fn api_keys_with_a_token(audit: &mut Audit, _: &KnownKeys) {
         audit.get(path, &token, 200);
     }
     audit.get("config/encryption-keys/no-such-key", &token, 404);
+}
+
+/// Every sync job route with a token: a job tied to the API's keys, a
+/// refused key change, then the job removed again.
+fn api_sync_jobs_with_a_token(audit: &mut Audit, _: &KnownKeys) {
+    let root = audit.root_auth();
+    let token = [("Authorization", root.as_str())];
+    let create = "id=api-job&store=local&remote=other&remote-store=remote&sync-direction=push\
+                  &active-encryption-key=api-created";
+    audit.api(
+        "POST",
+        "config/sync",
+        &token,
+        Some((FORM, create)),
+        200,
+        false,
+    );
+    audit.api(
+        "POST",
+        "config/sync",
+        &token,
+        Some((FORM, create)),
+        400,
+        false,
+    );
+    audit.get("config/sync", &token, 200);
+    audit.get("config/sync?sync-direction=push", &token, 200);
+    audit.get("config/sync/api-job", &token, 200);
+    audit.get("config/sync/no-such-job", &token, 404);
+    let job = "config/sync/api-job";
+    let rekey = "active-encryption-key=api-imported&associated-key=api-created";
+    audit.api("PUT", job, &token, Some((FORM, rekey)), 200, false);
+    audit.api(
+        "PUT",
+        job,
+        &token,
+        Some((FORM, "sync-direction=pull")),
+        400,
+        false,
+    );
+    audit.get("config/encryption-keys/api-created", &token, 200);
+    let stale = format!("digest={}", "0".repeat(64));
+    audit.api("DELETE", job, &token, Some((FORM, &stale)), 400, false);
+    audit.api("DELETE", job, &token, None, 200, false);
+    audit.api("DELETE", job, &token, None, 404, false);
 }
 
 /// The key `api_keys_with_a_token` imports.

@@ -48,6 +48,14 @@ pub enum KeystoreError {
     },
     /// The config changed since the caller read it.
     DigestMismatch,
+    /// A change of a sync job would drop the key it had as active (it must
+    /// stay associated).
+    ActiveKeyDropped {
+        /// The job id.
+        job: String,
+        /// The key it had as active.
+        key: String,
+    },
     /// The key file does not match the config entry.
     FingerprintMismatch {
         /// The key id.
@@ -125,6 +133,10 @@ impl fmt::Display for KeystoreError {
             KeystoreError::DigestMismatch => write!(
                 f,
                 "detected modified configuration - file changed by other user? Try again."
+            ),
+            KeystoreError::ActiveKeyDropped { job, key } => write!(
+                f,
+                "sync job '{job}' would no longer name its active key '{key}' - a replaced active key stays associated with the job (snapshots made with it still need it)"
             ),
             KeystoreError::FingerprintMismatch {
                 id,

@@ -1,16 +1,23 @@
-//! Sync jobs: `sync.cfg` (section type `sync`), as far as keys are concerned.
+//! Sync jobs: `sync.cfg` (section type `sync`).
 //!
 //! A job names the key it encrypts with (`active-encryption-key`) and keys it
 //! may still need (`associated-key`). The key store asks here before
 //! archiving (no job may use the key as active) or deleting (no job may
 //! reference it at all), and [`SyncJobs::key_usage`] tells which jobs need
 //! each key.
+//!
+//! Every change of `sync.cfg` goes through [`SyncJobs::edit`]: under the
+//! encryption key lock, then the sync job lock, one write for however many
+//! jobs change, and rules that keep every key a job names (an active key is
+//! never dropped, only moved to the associated keys). Upstream's rules for
+//! who may change what, and how an update moves keys, are the API
+//! handlers' (`src/api2/config/sync.rs`), which run inside the edit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
-use anyhow::{Error, bail};
+use anyhow::Error;
 use serde::Serialize;
 
 use proxmox_lang::error::ErrorLayer;
@@ -20,7 +27,7 @@ use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlug
 use pbs_api_types::{JOB_ID_SCHEMA, SyncJobConfig};
 
 use crate::files::SYNC_CFG;
-use crate::{ConfigDir, KeystoreError, SyncLock};
+use crate::{ConfigDir, KeyIndex, KeystoreError, SyncLock};
 
 /// Section type of a sync job.
 pub const SYNC_CFG_TYPE_ID: &str = "sync";
@@ -97,15 +104,22 @@ impl SyncJobs<'_> {
 
     /// All jobs, in file order.
     pub fn list_jobs(&self) -> Result<Vec<SyncJobConfig>, Error> {
-        let (config, _) = self.config_shared()?;
-        config
+        Ok(self.list_jobs_with_digest()?.0)
+    }
+
+    /// All jobs, in file order, and the digest of the text they were read
+    /// from.
+    pub fn list_jobs_with_digest(&self) -> Result<(Vec<SyncJobConfig>, [u8; 32]), Error> {
+        let (config, digest) = self.config_shared()?;
+        let jobs = config
             .ids_of_type(SYNC_CFG_TYPE_ID)
             .map(|id| {
                 config
                     .lookup(SYNC_CFG_TYPE_ID, id)
                     .layer_err(|| format!("invalid sync job '{id}' in {:?}", self.config_path()))
             })
-            .collect()
+            .collect::<Result<_, Error>>()?;
+        Ok((jobs, digest))
     }
 
     /// Jobs that use `key_id`: (as active key, as associated key).
@@ -142,55 +156,56 @@ impl SyncJobs<'_> {
         Ok(usage)
     }
 
-    /// Sets or clears the keys of job `job_id`. `active`: `None` keeps it,
-    /// `Some(None)` clears it. `associated`: `None` keeps the list.
+    /// Changes `sync.cfg` in one write: `change` gets the jobs and the key
+    /// index as they are under both locks, edits jobs through the
+    /// [`JobsEdit`], and its result is returned once the config is saved.
+    /// With `digest`, a `sync.cfg` that changed since the caller read it
+    /// is refused. If `change` fails, nothing is written.
     ///
-    /// Keys named must exist; an active key must not be archived.
+    /// Whatever `change` does, the edit keeps these rules, the last line of
+    /// defence of the keys (the API handlers apply upstream's rules before;
+    /// this catches what they or a future caller get wrong):
+    /// - every key a changed job names exists, and its active key is not
+    ///   archived;
+    /// - a job that keeps existing still names the key it had as active
+    ///   (as active or associated): an active key is never dropped.
+    ///
+    /// This is how several jobs switch keys in one config write (a
+    /// rotation): edit them all in one `change`.
     ///
     /// # Locking
     ///
     /// Takes the encryption key lock, then the sync job lock (in that order,
     /// so a key cannot be archived or deleted while a job starts using it).
-    pub fn update_job_keys(
+    pub fn edit<T>(
         &self,
-        job_id: &str,
-        active: Option<Option<String>>,
-        associated: Option<Vec<String>>,
         digest: Option<&[u8; 32]>,
-    ) -> Result<SyncJobConfig, Error> {
-        (|| {
-            let keys = self.dir.encryption_keys();
-            let _keys_lock = keys.lock_config()?;
-            let sync_lock = self.lock_config()?;
-            let (mut config, current_digest) = self.config()?;
-            if let Some(digest) = digest {
-                crate::detect_modified_configuration_file(digest, &current_digest)?;
-            }
-            let mut job: SyncJobConfig = match config.sections.contains_key(job_id) {
-                true => config.lookup(SYNC_CFG_TYPE_ID, job_id)?,
-                false => bail!("no such sync job '{job_id}'"),
-            };
-            let key_index = keys.index_data()?;
-            if let Some(active) = active {
-                if let Some(key_id) = &active {
-                    let entry = key_index.get(key_id)?;
-                    if entry.archived_at.is_some() {
-                        return Err(KeystoreError::Archived { id: key_id.clone() }.into());
-                    }
-                }
-                job.active_encryption_key = active;
-            }
-            if let Some(associated) = associated {
-                for key_id in &associated {
-                    key_index.get(key_id)?;
-                }
-                job.associated_key = (!associated.is_empty()).then_some(associated);
-            }
-            config.set_data(job_id, SYNC_CFG_TYPE_ID, &job)?;
-            self.save_config(&config, &sync_lock)?;
-            Ok(job)
-        })()
-        .layer_err(|| format!("failed to update sync job '{job_id}'"))
+        change: impl FnOnce(&mut JobsEdit) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let keys = self.dir.encryption_keys();
+        let _keys_lock = keys.lock_config()?;
+        let sync_lock = self.lock_config()?;
+        let (config, current_digest) = self.config()?;
+        if let Some(digest) = digest {
+            crate::detect_modified_configuration_file(digest, &current_digest)?;
+        }
+        let mut edit = JobsEdit {
+            config,
+            keys: keys.index_data()?,
+            original: BTreeMap::new(),
+            config_path: self.config_path(),
+        };
+        let result = change(&mut edit)?;
+        let changes = edit.key_changes()?;
+        edit.check_keys(&changes)?;
+        if edit.original.is_empty() {
+            return Ok(result);
+        }
+        // AUDIT: the spot where each job key change is recorded, with every
+        // lock held and nothing written yet (`record_key_changes`)
+        record_key_changes(&changes)?;
+        self.save_config(&edit.config, &sync_lock)?;
+        Ok(result)
     }
 
     /// Job ids for shell completion.
@@ -247,6 +262,170 @@ impl KeyUsage {
     }
 }
 
+/// The keys of one job: what [`JobKeyChange`] compares.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct JobKeys {
+    /// `active-encryption-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    /// `associated-key`, in order.
+    pub associated: Vec<String>,
+}
+
+impl JobKeys {
+    fn of(job: &SyncJobConfig) -> Self {
+        Self {
+            active: job.active_encryption_key.clone(),
+            associated: job.associated_key.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// How one edit changed the keys of one job: what its audit record says.
+/// `None` on a side: the job did not exist (created) or no longer exists
+/// (removed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct JobKeyChange {
+    /// The job id.
+    pub job: String,
+    /// Its keys before the edit.
+    pub before: Option<JobKeys>,
+    /// Its keys after the edit.
+    pub after: Option<JobKeys>,
+}
+
+/// AUDIT: where the audit records of sync job key changes will be written
+/// (see [`SyncJobs::edit`]); not wired to the audit log yet, so nothing is
+/// recorded.
+///
+/// Wiring it ([`crate::audit`]'s protocol): `edit` takes the
+/// [`audit::record::Caller`](crate::audit::record::Caller); here, for each
+/// change, an intent `Event::new(caller, Op::SyncJobKeys).job(&change.job)`
+/// with the key ids of `before` and `after` (and their fingerprints from
+/// the key index), and after `save_config` each intent's outcome. An intent
+/// that cannot be written fails the edit before anything changed.
+fn record_key_changes(changes: &[JobKeyChange]) -> Result<(), Error> {
+    let _ = changes;
+    Ok(())
+}
+
+/// An edit of `sync.cfg` in progress, under both locks (see
+/// [`SyncJobs::edit`]).
+pub struct JobsEdit {
+    config: SectionConfigData,
+    keys: Arc<KeyIndex>,
+    /// Each job touched, as it was before the edit (`None`: it did not
+    /// exist).
+    original: BTreeMap<String, Option<SyncJobConfig>>,
+    config_path: PathBuf,
+}
+
+impl JobsEdit {
+    /// The key index, as read under the encryption key lock.
+    pub fn keys(&self) -> &KeyIndex {
+        &self.keys
+    }
+
+    /// Job `id` as the edit has it now; `None` if there is none.
+    pub fn job(&self, id: &str) -> Result<Option<SyncJobConfig>, Error> {
+        if !self.config.sections.contains_key(id) {
+            return Ok(None);
+        }
+        self.config
+            .lookup(SYNC_CFG_TYPE_ID, id)
+            .map(Some)
+            .layer_err(|| format!("invalid sync job '{id}' in {:?}", self.config_path))
+    }
+
+    /// Every job as the edit has it now, in file order.
+    pub fn jobs(&self) -> Result<Vec<SyncJobConfig>, Error> {
+        let ids: Vec<String> = self
+            .config
+            .ids_of_type(SYNC_CFG_TYPE_ID)
+            .map(str::to_string)
+            .collect();
+        ids.iter()
+            .filter_map(|id| self.job(id).transpose())
+            .collect()
+    }
+
+    /// Remembers how job `id` was before the edit first touched it.
+    fn touch(&mut self, id: &str) -> Result<(), Error> {
+        if !self.original.contains_key(id) {
+            let before = self.job(id)?;
+            self.original.insert(id.to_string(), before);
+        }
+        Ok(())
+    }
+
+    /// Adds `job`, or replaces the job with its id.
+    pub fn set_job(&mut self, job: &SyncJobConfig) -> Result<(), Error> {
+        self.touch(&job.id)?;
+        self.config.set_data(&job.id, SYNC_CFG_TYPE_ID, job)
+    }
+
+    /// Removes job `id`; returns it, or `None` if there was none.
+    pub fn remove_job(&mut self, id: &str) -> Result<Option<SyncJobConfig>, Error> {
+        let job = self.job(id)?;
+        if job.is_some() {
+            self.touch(id)?;
+            self.config.remove(id);
+        }
+        Ok(job)
+    }
+
+    /// The key changes of the jobs touched, in job id order (jobs whose
+    /// keys did not change are left out).
+    fn key_changes(&self) -> Result<Vec<JobKeyChange>, Error> {
+        let mut changes = Vec::new();
+        for (id, before) in &self.original {
+            let before = before.as_ref().map(JobKeys::of);
+            let after = self.job(id)?.as_ref().map(JobKeys::of);
+            let no_keys =
+                |keys: &Option<JobKeys>| keys.as_ref().is_none_or(|k| k == &JobKeys::default());
+            if before != after && !(no_keys(&before) && no_keys(&after)) {
+                changes.push(JobKeyChange {
+                    job: id.clone(),
+                    before,
+                    after,
+                });
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The rules every edit keeps (see [`SyncJobs::edit`]).
+    fn check_keys(&self, changes: &[JobKeyChange]) -> Result<(), Error> {
+        for change in changes {
+            let Some(after) = &change.after else {
+                continue; // a removed job needs no key
+            };
+            let job = &change.job;
+            if let Some(previous) = change.before.as_ref().and_then(|b| b.active.as_ref())
+                && after.active.as_ref() != Some(previous)
+                && !after.associated.contains(previous)
+            {
+                return Err(KeystoreError::ActiveKeyDropped {
+                    job: job.clone(),
+                    key: previous.clone(),
+                }
+                .into());
+            }
+            for key_id in after.active.iter().chain(&after.associated) {
+                self.keys.get(key_id)?;
+            }
+            if let Some(active) = &after.active
+                && self.keys.get(active)?.archived_at.is_some()
+            {
+                return Err(KeystoreError::Archived { id: active.clone() }.into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Takes the sync job lock of the default config dir.
 pub fn lock_config() -> Result<SyncLock, Error> {
     ConfigDir::default_dir()?.sync_jobs().lock_config()
@@ -269,5 +448,164 @@ pub fn complete_sync_job_id(_arg: &str, _param: &HashMap<String, String>) -> Vec
     match ConfigDir::default_dir() {
         Ok(dir) => dir.sync_jobs().job_ids(),
         Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pbs_key_config::KeyConfig;
+
+    use super::*;
+    use crate::Ownership;
+
+    /// A config dir with the keys `k-zero`, `k-one`, `k-two` (`k-two`
+    /// archived) and the push jobs `a` and `b`, both encrypting with
+    /// `k-zero`.
+    fn store() -> (tempfile::TempDir, ConfigDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir =
+            ConfigDir::with_ownership(tmp.path(), Ownership::current_user().unwrap()).unwrap();
+        let keys = dir.encryption_keys();
+        for (seed, id) in ["k-zero", "k-one", "k-two"].into_iter().enumerate() {
+            let key = KeyConfig::without_password([seed as u8 + 1; 32]).unwrap();
+            keys.store_key(id, &key).unwrap();
+        }
+        keys.archive_key("k-two", None).unwrap();
+        std::fs::write(
+            dir.sync_jobs().config_path(),
+            "sync: job-a\n\tstore st1\n\tremote-store rs1\n\tremote rem\n\tsync-direction push\n\
+             \tactive-encryption-key k-zero\n\n\
+             sync: job-b\n\tstore st1\n\tremote-store rs2\n\tremote rem\n\tsync-direction push\n\
+             \tactive-encryption-key k-zero\n\tassociated-key k-two\n",
+        )
+        .unwrap();
+        (tmp, dir)
+    }
+
+    /// Makes `new` the active key of `job`, keeping the old one associated.
+    fn switch(edit: &mut JobsEdit, job: &str, new: &str) -> Result<(), Error> {
+        let mut job = edit.job(job)?.unwrap();
+        let old = job.active_encryption_key.replace(new.to_string());
+        job.associated_key.get_or_insert_with(Vec::new).extend(old);
+        edit.set_job(&job)
+    }
+
+    #[test]
+    fn several_jobs_switch_keys_in_one_write_with_their_changes() {
+        let (_tmp, dir) = store();
+        let jobs = dir.sync_jobs();
+        let inode = |dir: &ConfigDir| {
+            std::os::unix::fs::MetadataExt::ino(
+                &std::fs::metadata(dir.sync_jobs().config_path()).unwrap(),
+            )
+        };
+        let before = inode(&dir);
+        let changes = jobs
+            .edit(None, |edit| {
+                switch(edit, "job-a", "k-one")?;
+                switch(edit, "job-b", "k-one")?;
+                edit.key_changes()
+            })
+            .unwrap();
+        // one atomic replace: one new inode, both jobs switched
+        assert_ne!(inode(&dir), before);
+        let usage = jobs.key_usage().unwrap();
+        assert_eq!(usage.of("k-one").active_in, ["job-a", "job-b"]);
+        assert_eq!(usage.of("k-zero").associated_in, ["job-a", "job-b"]);
+        assert!(usage.of("k-zero").active_in.is_empty());
+        assert!(usage.of("no-such-key").is_empty());
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[1].job, "job-b");
+        assert_eq!(
+            changes[1].before,
+            Some(JobKeys {
+                active: Some("k-zero".into()),
+                associated: vec!["k-two".into()],
+            })
+        );
+        assert_eq!(
+            changes[1].after,
+            Some(JobKeys {
+                active: Some("k-one".into()),
+                associated: vec!["k-two".into(), "k-zero".into()],
+            })
+        );
+    }
+
+    #[test]
+    fn an_edit_never_drops_an_active_key_nor_makes_an_archived_one_active() {
+        let (_tmp, dir) = store();
+        let jobs = dir.sync_jobs();
+        let text = || std::fs::read(jobs.config_path()).unwrap();
+        let before = text();
+        let refusal = |change: &dyn Fn(&mut JobsEdit) -> Result<(), Error>| {
+            let err = jobs.edit(None, change).unwrap_err();
+            err.downcast_ref::<KeystoreError>().cloned().unwrap()
+        };
+        // the active key replaced without keeping it
+        let dropped = refusal(&|edit| {
+            let mut job = edit.job("job-a")?.unwrap();
+            job.active_encryption_key = Some("k-one".into());
+            edit.set_job(&job)
+        });
+        assert_eq!(
+            dropped,
+            KeystoreError::ActiveKeyDropped {
+                job: "job-a".into(),
+                key: "k-zero".into()
+            }
+        );
+        // an archived key made active (the old one kept)
+        let archived = refusal(&|edit| switch(edit, "job-a", "k-two"));
+        assert_eq!(archived, KeystoreError::Archived { id: "k-two".into() });
+        // a key that does not exist
+        let missing = refusal(&|edit| switch(edit, "job-a", "no-such-key"));
+        assert_eq!(
+            missing,
+            KeystoreError::NotFound {
+                id: "no-such-key".into()
+            }
+        );
+        assert_eq!(text(), before, "a refused edit wrote");
+        // removing the job is no drop: nobody needs the key through it
+        jobs.edit(None, |edit| edit.remove_job("job-a").map(|_| ()))
+            .unwrap();
+        assert_eq!(jobs.key_usage().unwrap().of("k-zero").active_in, ["job-b"]);
+    }
+
+    #[test]
+    fn an_edit_honours_the_digest_and_writes_only_what_changed() {
+        let (_tmp, dir) = store();
+        let jobs = dir.sync_jobs();
+        let (_, digest) = jobs.config().unwrap();
+        let stamp = || {
+            std::fs::metadata(jobs.config_path())
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        let before = stamp();
+        // nothing touched: nothing written
+        jobs.edit(Some(&digest), |_| Ok(())).unwrap();
+        assert_eq!(stamp(), before);
+        let err = jobs.edit(Some(&[0u8; 32]), |_| Ok(())).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<KeystoreError>(),
+            Some(&KeystoreError::DigestMismatch)
+        );
+        // a change without keys involved has no key change
+        let changes = jobs
+            .edit(Some(&digest), |edit| {
+                let mut job = edit.job("job-a")?.unwrap();
+                job.comment = Some("nightly".into());
+                edit.set_job(&job)?;
+                edit.key_changes()
+            })
+            .unwrap();
+        assert!(changes.is_empty());
+        assert_eq!(
+            jobs.list_jobs().unwrap()[0].comment.as_deref(),
+            Some("nightly")
+        );
     }
 }

@@ -147,8 +147,11 @@ pub fn lock_held_past_the_timeout() {
         (
             "sync job update",
             Box::new(|| {
-                jobs.update_job_keys("job1", None, Some(vec!["active-key".into()]), None)
-                    .map(|_| ())
+                jobs.edit(None, |edit| {
+                    let mut job = edit.job("job1")?.expect("job1");
+                    job.associated_key = Some(vec!["active-key".into()]);
+                    edit.set_job(&job)
+                })
             }),
         ),
         ("verify", Box::new(|| config.verify(true).map(|_| ()))),

@@ -1,6 +1,4 @@
 //! `/config/...`: configuration objects.
-//!
-//! [`sync`] has no routes yet: its handlers serve the CLI only.
 
 use proxmox_router::{Router, SubdirMap};
 
@@ -11,6 +9,7 @@ pub mod sync;
 const SUBDIRS: SubdirMap = &[
     ("encryption-key-trash", &encryption_key_trash::ROUTER),
     ("encryption-keys", &encryption_keys::ROUTER),
+    ("sync", &sync::ROUTER),
 ];
 
 /// The routes of `/config`.

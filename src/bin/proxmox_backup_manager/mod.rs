@@ -93,8 +93,12 @@ pub fn man_page(bin: &str) -> manpage::Page<'static> {
             "encryption-key import tape-01 --file - < tape-01.enc",
         ),
         (
-            "Make a sync job encrypt with it, keeping the old key for decryption:",
-            "sync-job update nightly --active-encryption-key offsite-2026 --associated-key offsite-2025",
+            "Make a push sync job encrypt with it (its old key stays associated, for decryption):",
+            "sync-job update nightly --active-encryption-key offsite-2026",
+        ),
+        (
+            "Archived keys no sync job needs any more, the candidates for deletion:",
+            "encryption-key list --unused",
         ),
         (
             "Check the key store and repair what can be repaired:",
