@@ -59,3 +59,6 @@ mod router_tree;
 
 // the audit log: tampering by hand, kept checkpoints, foreign keys, secrets
 mod audit;
+
+// sync jobs and their keys: upstream's rules through the CLI and the API
+mod sync_jobs;
