@@ -835,6 +835,11 @@ fn api_keys_with_a_token(audit: &mut Audit, _: &KnownKeys) {
     let root = audit.root_auth();
     let token = [("Authorization", root.as_str())];
     audit.get("version", &token, 200);
+    audit.get(
+        "access/permissions?path=/system/encryption-keys",
+        &token,
+        200,
+    );
     audit.get("config/encryption-keys", &token, 200);
     audit.get("config/encryption-keys?include-archived=1", &token, 200);
     // create: the one answer with a key
@@ -1035,6 +1040,9 @@ fn api_tickets(audit: &mut Audit, _: &KnownKeys) {
         ("CSRFPreventionToken", csrf.as_str()),
     ];
     audit.get("config/encryption-keys", &with_ticket, 200);
+    audit.get("access/permissions", &with_ticket, 200);
+    audit.get("access/permissions?auth-id=alice@pbs!t1", &with_ticket, 200);
+    audit.get("access/permissions?auth-id=root@pam", &with_ticket, 403);
     let imported = "config/encryption-keys/imported";
     audit.api("POST", imported, &with_ticket, None, 401, false);
     audit.api("POST", imported, &with_csrf, None, 403, false);
