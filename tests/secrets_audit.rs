@@ -840,6 +840,9 @@ fn api_keys_with_a_token(audit: &mut Audit, _: &KnownKeys) {
         &token,
         200,
     );
+    // the web page: public, fixed files
+    audit.get("/", &[], 200);
+    audit.get("/assets/0000000000000000/js/app.js", &[], 404);
     audit.get("config/encryption-keys", &token, 200);
     audit.get("config/encryption-keys?include-archived=1", &token, 200);
     // create: the one answer with a key

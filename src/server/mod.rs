@@ -1,5 +1,5 @@
 //! The HTTPS server of `proxmox-backup-api`: TLS, HTTP/1.1, authentication,
-//! routing and the access log.
+//! routing, the access log, and the key management page's files ([`www`]).
 //!
 //! [`run`] binds the listen address, prints `listening on ADDR:PORT` on
 //! stdout once the socket is bound (scripts and tests wait for that line),
@@ -26,6 +26,7 @@ pub mod rest;
 pub mod router;
 pub mod throttle;
 pub mod tls;
+pub mod www;
 
 use std::collections::HashMap;
 use std::io::Write;

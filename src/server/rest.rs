@@ -1,6 +1,7 @@
 //! One request, start to end: limits, the method in the router tree,
 //! authentication, parameters, permission, handler, response, access log
-//! line.
+//! line. Paths outside the API (`/api2`) are the key management page's
+//! fixed files ([`www`]), answered before anything else is looked at.
 //!
 //! Order of checks, so that cheap refusals come first and no unauthenticated
 //! client makes the daemon read a body or hash a password it need not:
@@ -37,6 +38,7 @@ use crate::server::params::{BodyKind, body_kind, parse_request_parameters, perce
 use crate::server::permission::check_permission;
 use crate::server::reply::Reply;
 use crate::server::router::{FoundMethod, MethodNotAllowed, find_api_method};
+use crate::server::www;
 use crate::server::{ServerOptions, ServerState};
 
 fn json_response(reply: Reply) -> Response<Full<Bytes>> {
@@ -108,6 +110,13 @@ where
     let method = request.method().clone();
     let path = request.uri().path().to_string();
 
+    // the key management page: fixed files, no credentials, no body
+    if www::serves(&path) {
+        let response = www::serve(&method, &path);
+        log_request(&state, peer, None, &method, &path, &response, start);
+        return Ok(response);
+    }
+
     let outcome = process(&state, peer, request).await;
 
     if refuses_credentials(&outcome.result) {
@@ -118,19 +127,40 @@ where
         Ok(reply) => json_response(reply),
         Err(err) => error_response(&err),
     };
+    log_request(
+        &state,
+        peer,
+        outcome.auth_id.as_deref(),
+        &method,
+        &path,
+        &response,
+        start,
+    );
+    Ok(response)
+}
+
+/// The access log line of an answered request.
+fn log_request(
+    state: &ServerState,
+    peer: SocketAddr,
+    auth_id: Option<&str>,
+    method: &Method,
+    path: &str,
+    response: &Response<Full<Bytes>>,
+    start: Instant,
+) {
     let size = hyper::body::Body::size_hint(response.body())
         .exact()
         .unwrap_or(0) as usize;
     state.log.request(
         peer.ip(),
-        outcome.auth_id.as_deref(),
+        auth_id,
         method.as_str(),
-        &path,
+        path,
         response.status().as_u16(),
         size,
         start.elapsed(),
     );
-    Ok(response)
 }
 
 /// Refuses a request whose path or headers are over the limits.

@@ -1,0 +1,128 @@
+// Building the page: elements from tags, attributes and text nodes only.
+//
+// Nothing here turns a string into markup: text goes in as text nodes, so
+// an id, a hint or an error message from the server can never become
+// script (the Content-Security-Policy also requires Trusted Types, which
+// makes every HTML sink throw).
+
+/** Sets one attribute or property of `el` (see `h`). */
+function setAttribute(el, name, value) {
+    if (value === undefined || value === null || value === false) {
+        return;
+    }
+    if (name.startsWith('on') && typeof value === 'function') {
+        el.addEventListener(name.slice(2).toLowerCase(), value);
+    } else if (name === 'class') {
+        el.className = Array.isArray(value) ? value.filter(Boolean).join(' ') : value;
+    } else if (name === 'text') {
+        el.textContent = String(value);
+    } else if (name === 'value' || name === 'checked') {
+        el[name] = value;
+    } else if (value === true) {
+        el.setAttribute(name, '');
+    } else {
+        el.setAttribute(name, String(value));
+    }
+}
+
+/** Appends children: nodes, strings (as text), arrays of them; skips null. */
+export function append(el, ...children) {
+    for (const child of children.flat(Infinity)) {
+        if (child === null || child === undefined || child === false) {
+            continue;
+        }
+        el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+}
+
+/**
+ * A new element: `h('button', {class: 'x', onClick: fn, disabled: true}, 'Text')`.
+ * `on*` functions become event listeners, `text` the text content, `true`
+ * an empty attribute; `false`, `null` and `undefined` are left out.
+ */
+export function h(tag, attrs = {}, ...children) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+        setAttribute(el, name, value);
+    }
+    return append(el, ...children);
+}
+
+/** Removes every child of `el`. */
+export function clear(el) {
+    el.replaceChildren();
+    return el;
+}
+
+/** A unique id for labels and descriptions. */
+let nextId = 0;
+export function uid(prefix) {
+    nextId += 1;
+    return `${prefix}-${nextId}`;
+}
+
+/**
+ * A place for the outcome of an action, next to it: an error (role
+ * "alert", read out at once) or a note. `show(null)` empties it.
+ */
+export function messageArea(extraClass) {
+    const el = h('p', {class: ['message', extraClass], role: 'alert', hidden: true});
+    return {
+        el,
+        error(text) {
+            el.className = ['message', 'error', extraClass].filter(Boolean).join(' ');
+            el.textContent = text;
+            el.hidden = false;
+        },
+        note(text) {
+            el.className = ['message', 'note', extraClass].filter(Boolean).join(' ');
+            el.textContent = text;
+            el.hidden = false;
+        },
+        clear() {
+            el.textContent = '';
+            el.hidden = true;
+        },
+    };
+}
+
+/**
+ * Runs `work` (a function returning a promise) while `button` shows that
+ * it is busy: disabled, its label replaced by `busyText` and a progress
+ * indicator, `aria-busy` on `region`. Restores the button afterwards,
+ * whatever `work` did, and returns its result (or throws its error).
+ */
+export async function whileBusy(button, busyText, work, region) {
+    const label = Array.from(button.childNodes);
+    const wasDisabled = button.disabled;
+    button.disabled = true;
+    button.classList.add('busy');
+    button.replaceChildren(h('span', {class: 'spinner', 'aria-hidden': 'true'}), busyText);
+    const target = region || button;
+    target.setAttribute('aria-busy', 'true');
+    try {
+        return await work();
+    } finally {
+        target.removeAttribute('aria-busy');
+        button.classList.remove('busy');
+        button.replaceChildren(...label);
+        button.disabled = wasDisabled;
+    }
+}
+
+/**
+ * Disables `control` when `reason` (a missing privilege, in words) is
+ * given, and says why in its tooltip and its accessible description.
+ */
+export function allowIf(control, reason) {
+    if (reason) {
+        control.disabled = true;
+        control.title = reason;
+        control.dataset.deniedReason = reason;
+    } else {
+        control.removeAttribute('title');
+        delete control.dataset.deniedReason;
+    }
+    return control;
+}

@@ -1,0 +1,312 @@
+// The keys view: upstream's columns (id, type, hint, fingerprint,
+// created, archived) plus state, the jobs that use a key, its last export
+// and its last verified restore; add (generate or upload), archive and
+// unarchive, remove after typing the id. Every change sends the digest of
+// the list it was made on, so a change made on a stale view is refused.
+//
+// Controls the user's privileges do not allow are disabled and say which
+// privilege is missing; errors appear in the server's words next to the
+// action that caused them.
+
+import {request} from './api.js';
+import {confirmByTyping, openDialog} from './dialog.js';
+import {allowIf, clear, h, messageArea, uid, whileBusy} from './dom.js';
+import {NONE, dateTime, fingerprintLines, isoTime, jobsOf, keyType, listing, usedBy} from './format.js';
+import {KEYS_PATH, SYS_MODIFY, keyPath, missing} from './permissions.js';
+import {showSaveKeyDialog} from './savekey.js';
+
+const LIST = '/config/encryption-keys';
+
+/** The columns: header, and the cell content of a key. */
+const COLUMNS = [
+    ['ID', (key) => h('span', {class: 'key-id'}, key.id)],
+    ['State', (key) => stateBadge(key)],
+    ['Type', (key) => keyType(key.kdf)],
+    ['Hint', (key) => key.hint || NONE],
+    ['Fingerprint', (key) => h('code', {class: 'fingerprint', title: key.fingerprint},
+        fingerprintLines(key.fingerprint).map((line) => h('span', {}, line)))],
+    ['Created', (key) => timeCell(key.created)],
+    ['Archived', (key) => timeCell(key['archived-at'])],
+    ['Used by', (key) => usedByCell(key)],
+    // from the audit log, once the server keeps one
+    ['Last export', (key) => timeCell(key['last-export'])],
+    ['Last verified restore', (key) => timeCell(key['last-verified-restore'])],
+];
+
+function usedByCell(key) {
+    const jobs = usedBy(key);
+    return jobs.length ? h('span', {class: 'jobs'}, jobs.map((job) => h('span', {}, job))) : NONE;
+}
+
+/**
+ * Why the server would refuse to archive (`toggle`) or remove key `key`
+ * in its state and with the sync jobs that name it, in words; null where
+ * it would not.
+ */
+function stateRefusals(key) {
+    const {active, associated} = jobsOf(key);
+    const jobs = (ids) => `sync job${ids.length === 1 ? '' : 's'} ${listing(ids)}`;
+    if (keyState(key) === 'active') {
+        return {
+            toggle: active.length
+                ? `Used to encrypt by ${jobs(active)} - give ${active.length === 1 ? 'it' : 'them'} another key first`
+                : null,
+            remove: 'Only archived keys can be removed - archive the key first',
+        };
+    }
+    const naming = [...active, ...associated];
+    return {
+        toggle: null,
+        remove: naming.length
+            ? `Still named by ${jobs(naming)} - remove it from ${naming.length === 1 ? 'that job' : 'those jobs'} first`
+            : null,
+    };
+}
+
+function timeCell(epoch) {
+    const iso = isoTime(epoch);
+    return iso ? h('time', {datetime: iso}, dateTime(epoch)) : NONE;
+}
+
+/** The key's state: active or archived (the trash adds "in trash"). */
+export function keyState(key) {
+    return key['archived-at'] ? 'archived' : 'active';
+}
+
+function stateBadge(key) {
+    const state = keyState(key);
+    return h('span', {class: ['badge', `state-${state}`]}, state);
+}
+
+/** The view's state between renders. */
+const view = {
+    keys: [],
+    digest: null,
+    showArchived: true,
+    loaded: false,
+};
+
+let elements = null;
+
+/** Renders the view into `container` and loads the list. */
+export function renderKeys(container) {
+    const createDenied = missing(KEYS_PATH, SYS_MODIFY);
+    const addButton = allowIf(h('button', {type: 'button', class: 'primary', id: 'add-key'}, 'Add key…'),
+        createDenied);
+    const archivedId = uid('show-archived');
+    const showArchived = h('input', {id: archivedId, type: 'checkbox', checked: view.showArchived});
+    const refreshButton = h('button', {type: 'button', id: 'refresh-keys'}, 'Refresh');
+    const status = h('p', {class: 'list-status', role: 'status'});
+    const listMessage = messageArea('list-error');
+    const progress = h('progress', {class: 'list-progress', hidden: true, 'aria-label': 'Loading keys'});
+    const body = h('tbody');
+    const table = h('table', {class: 'keys', id: 'keys-table'},
+        h('caption', {class: 'visually-hidden'}, 'Encryption keys'),
+        h('thead', {}, h('tr', {},
+            COLUMNS.map(([title]) => h('th', {scope: 'col'}, title)),
+            h('th', {scope: 'col'}, h('span', {class: 'visually-hidden'}, 'Actions')))),
+        body);
+    elements = {body, table, status, listMessage, progress, refreshButton};
+
+    container.replaceChildren(h('section', {class: 'view keys-view', 'aria-labelledby': 'keys-title'},
+        h('h1', {id: 'keys-title'}, 'Encryption Keys'),
+        h('div', {class: 'toolbar', role: 'toolbar', 'aria-label': 'Key actions'},
+            addButton,
+            refreshButton,
+            h('label', {class: 'check', for: archivedId}, showArchived, 'Show archived keys')),
+        createDenied
+            ? h('p', {class: 'message notice readonly-note'},
+                `Read-only: you can see keys but not add, archive or remove them (${createDenied}).`)
+            : null,
+        listMessage.el,
+        progress,
+        status,
+        h('div', {class: 'table-wrap'}, table)));
+
+    addButton.addEventListener('click', () => openAddDialog());
+    refreshButton.addEventListener('click', () => load());
+    showArchived.addEventListener('change', () => {
+        view.showArchived = showArchived.checked;
+        load();
+    });
+    if (view.loaded) {
+        renderRows();
+    }
+    return load();
+}
+
+/** Loads the list (with progress), then renders its rows. */
+async function load(announce) {
+    if (!elements) {
+        return;
+    }
+    const {table, listMessage, progress, refreshButton, status} = elements;
+    listMessage.clear();
+    progress.hidden = false;
+    table.setAttribute('aria-busy', 'true');
+    refreshButton.disabled = true;
+    try {
+        const answer = await request('GET', LIST, {'include-archived': view.showArchived ? 1 : 0});
+        view.keys = (answer.data || []).slice().sort((a, b) => a.id.localeCompare(b.id));
+        view.digest = answer.digest || null;
+        view.loaded = true;
+        renderRows();
+        status.textContent = announce || `${view.keys.length} key${view.keys.length === 1 ? '' : 's'}.`;
+    } catch (err) {
+        listMessage.error(`Loading the keys failed: ${err.message}`);
+    } finally {
+        progress.hidden = true;
+        table.removeAttribute('aria-busy');
+        refreshButton.disabled = false;
+    }
+}
+
+function renderRows() {
+    const {body} = elements;
+    clear(body);
+    if (view.keys.length === 0) {
+        body.append(h('tr', {class: 'empty'},
+            h('td', {colspan: COLUMNS.length + 1}, view.showArchived
+                ? 'No encryption keys yet.'
+                : 'No active encryption keys. Show archived keys to see the others.')));
+        return;
+    }
+    for (const key of view.keys) {
+        body.append(renderRow(key));
+    }
+}
+
+function renderRow(key) {
+    const denied = missing(keyPath(key.id), SYS_MODIFY);
+    const archived = keyState(key) === 'archived';
+    const refusals = stateRefusals(key);
+    const message = messageArea('row-error');
+    const toggle = allowIf(h('button', {
+        type: 'button', class: 'toggle-archive',
+        'aria-label': `${archived ? 'Unarchive' : 'Archive'} key ${key.id}`,
+    }, archived ? 'Unarchive' : 'Archive'), denied || refusals.toggle);
+    const remove = allowIf(h('button', {
+        type: 'button', class: ['danger', 'remove-key'], 'aria-label': `Remove key ${key.id}`,
+    }, 'Remove…'), denied || refusals.remove);
+
+    toggle.addEventListener('click', async () => {
+        message.clear();
+        try {
+            await whileBusy(toggle, archived ? 'Unarchiving…' : 'Archiving…',
+                () => request('POST', `${LIST}/${encodeURIComponent(key.id)}`, {digest: view.digest}));
+            await load(`Key ${key.id} ${archived ? 'unarchived' : 'archived'}.`);
+            // the row was drawn anew: keep the keyboard where it was
+            const again = elements.body.querySelector(
+                `tr[data-key-id="${CSS.escape(key.id)}"] .toggle-archive`);
+            if (again) {
+                again.focus();
+            }
+        } catch (err) {
+            message.error(err.message);
+        }
+    });
+    remove.addEventListener('click', () => {
+        message.clear();
+        confirmByTyping({
+            title: `Remove encryption key ${key.id}`,
+            text: `This removes '${key.id}' from the key store into the server's trash, from `
+                + 'where it can be restored until its keep time is over; then it is purged. '
+                + 'Backups encrypted with it cannot be restored without the key.',
+            expected: key.id,
+            actionLabel: 'Remove key',
+            busyLabel: 'Removing…',
+            action: async () => {
+                await request('DELETE', `${LIST}/${encodeURIComponent(key.id)}`, {digest: view.digest});
+                await load(`Key ${key.id} removed.`);
+            },
+        });
+    });
+
+    return h('tr', {'data-key-id': key.id, class: archived ? 'archived' : null},
+        COLUMNS.map(([title, cell], index) => h(index === 0 ? 'th' : 'td',
+            {'data-label': title, scope: index === 0 ? 'row' : null}, cell(key))),
+        h('td', {class: 'actions', 'data-label': 'Actions'},
+            h('div', {class: 'action-buttons'}, toggle, remove), message.el));
+}
+
+/** The add dialog: generate a key, or upload a key file. */
+function openAddDialog() {
+    const idField = uid('key-id');
+    const fileField = uid('key-file');
+    const id = h('input', {
+        id: idField, name: 'id', type: 'text', required: true, autocomplete: 'off',
+        autocapitalize: 'off', spellcheck: 'false', 'aria-describedby': `${idField}-hint`,
+    });
+    const generate = h('input', {type: 'radio', name: 'source', value: 'generate', checked: true, id: uid('gen')});
+    const upload = h('input', {type: 'radio', name: 'source', value: 'upload', id: uid('up')});
+    const file = h('input', {
+        id: fileField, type: 'file', accept: '.enc,.json,application/json',
+        'aria-describedby': `${fileField}-hint`,
+    });
+    const fileBlock = h('div', {class: 'field upload-field', hidden: true},
+        h('label', {for: fileField}, 'Key file'),
+        file,
+        h('p', {id: `${fileField}-hint`, class: 'hint'},
+            'A key file (.enc) as proxmox-backup-client writes it. Keys protected by a '
+            + 'passphrase are refused by this server for now.'));
+    const message = messageArea('add-error');
+    const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
+    const submit = h('button', {type: 'submit', class: 'primary'}, 'Add key');
+    const form = h('form', {class: 'add-form', novalidate: true},
+        h('div', {class: 'field'},
+            h('label', {for: idField}, 'Key ID'),
+            id,
+            h('p', {id: `${idField}-hint`, class: 'hint'},
+                "3 to 32 letters, digits, '_', '.' or '-'; not starting with '.' or '-'.")),
+        h('fieldset', {class: 'source'},
+            h('legend', {}, 'Key'),
+            h('label', {class: 'check', for: generate.id}, generate, 'Generate a new key'),
+            h('label', {class: 'check', for: upload.id}, upload, 'Upload a key file')),
+        fileBlock,
+        message.el,
+        h('div', {class: 'dialog-actions'}, cancel, submit));
+    const {dialog, close} = openDialog({title: 'Add encryption key', body: [form], className: 'add-key'});
+    const sourceChanged = () => {
+        fileBlock.hidden = !upload.checked;
+        submit.textContent = upload.checked ? 'Upload key' : 'Generate key';
+    };
+    generate.addEventListener('change', sourceChanged);
+    upload.addEventListener('change', sourceChanged);
+    sourceChanged();
+    cancel.addEventListener('click', close);
+    id.focus();
+
+    form.addEventListener('submit', async (event) => {
+        event.preventDefault();
+        message.clear();
+        const keyId = id.value.trim();
+        if (!keyId) {
+            message.error('Enter an ID for the key.');
+            id.focus();
+            return;
+        }
+        const uploading = upload.checked;
+        if (uploading && file.files.length === 0) {
+            message.error('Choose a key file to upload.');
+            file.focus();
+            return;
+        }
+        try {
+            const created = await whileBusy(submit, uploading ? 'Uploading…' : 'Generating…', async () => {
+                const params = {id: keyId};
+                if (uploading) {
+                    params.key = await file.files[0].text();
+                }
+                return (await request('POST', LIST, params)).data;
+            }, dialog);
+            close();
+            const done = load(`Key ${keyId} ${uploading ? 'uploaded' : 'created'}.`);
+            if (!uploading) {
+                await showSaveKeyDialog(keyId, created);
+            }
+            await done;
+        } catch (err) {
+            message.error(err.message);
+        }
+    });
+}
