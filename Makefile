@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak
+.PHONY: all build test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak test-ui
 
 all: build
 
@@ -18,8 +18,10 @@ check: fmt-check lint
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
+# --all-targets leaves out test = false targets: the browser tests too
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --test ui -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -34,6 +36,18 @@ bench:
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# `make test-ui`: the key management page in headless Chromium through
+# chromedriver (tests/ui/, docs/ui.md), against a daemon on 127.0.0.1 with
+# a temporary config dir; screenshots of every view in
+# target/ui-screenshots/. Installs Debian's chromium and chromium-driver
+# when missing (as root). About a minute; .ci/run runs it after `make test`.
+# --workspace: the features of `make test`'s build, so nothing is built again
+UI_DEBS := chromium chromium-driver
+
+test-ui:
+	$(call need-debs,$(UI_DEBS))
+	$(CARGO) test --workspace --test ui
 
 # --- hardening (docs/security.md) -------------------------------------------
 

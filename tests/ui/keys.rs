@@ -1,0 +1,427 @@
+//! The keys view as an administrator: create a key and save it, archive,
+//! unarchive and remove it; uploads; errors of the API next to the action;
+//! and key bytes nowhere in the page but the save dialog.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use fantoccini::key::Key;
+use serde_json::{Value, json};
+
+use pbs_key_config::KeyConfig;
+
+use crate::browser::Browser;
+use crate::{ALICE, Env, SYNC_JOBS, write_sync_cfg};
+
+/// The forms the raw key could take in a page: hex (both cases) and
+/// base64 (standard without padding, as a prefix of the padded form, and
+/// URL-safe).
+fn key_forms(raw: &[u8]) -> Vec<String> {
+    vec![
+        hex::encode(raw),
+        hex::encode_upper(raw),
+        STANDARD.encode(raw).trim_end_matches('=').to_string(),
+        URL_SAFE_NO_PAD.encode(raw),
+    ]
+}
+
+/// Asserts that `text` (the page) holds no form of `raw`.
+fn assert_no_key_bytes(text: &str, raw: &[u8], what: &str) {
+    for form in key_forms(raw) {
+        assert!(
+            !text.contains(&form),
+            "{what}: the page holds the key ({form})"
+        );
+    }
+}
+
+/// The row of key `id`.
+fn row(id: &str) -> String {
+    format!("#keys-table tr[data-key-id=\"{id}\"]")
+}
+
+/// Generates key `id` through the add dialog; waits for the save dialog.
+async fn generate(browser: &Browser, id: &str) {
+    browser.click("#add-key").await;
+    browser.type_into("dialog.add-key input[name=id]", id).await;
+    browser.click("dialog.add-key button[type=submit]").await;
+    browser
+        .wait_for(
+            "the save dialog",
+            "document.querySelector('dialog.save-key')?.open",
+        )
+        .await;
+}
+
+async fn save_dialog_open(browser: &Browser) -> bool {
+    browser
+        .js(
+            "return document.querySelector('dialog.save-key')?.open === true;",
+            vec![],
+        )
+        .await
+        == json!(true)
+}
+
+/// Generate, save (Escape and a click outside do not close the dialog;
+/// the download's fingerprint is the server's; the key bytes are in the
+/// dialog only, and gone when it closes), archive, unarchive, remove
+/// after typing the id.
+pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Browser>) {
+    let id = "ui-made-1";
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    browser.find(&row("carol-key")).await;
+    browser.screenshot("keys").await;
+
+    browser.click("#add-key").await;
+    browser.find("dialog.add-key[open]").await;
+    browser.screenshot("add-dialog").await;
+    browser.type_into("dialog.add-key input[name=id]", id).await;
+    browser.click("dialog.add-key button[type=submit]").await;
+    browser
+        .wait_for(
+            "the save dialog",
+            "document.querySelector('dialog.save-key')?.open",
+        )
+        .await;
+    let title = browser.text("dialog.save-key .dialog-title").await;
+    assert_eq!(title, "Important: Save your Encryption Key");
+    browser.screenshot("save-dialog").await;
+
+    // not dismissed by accident: Escape (twice: Chromium lets a second
+    // unrefused Escape through), a click on the backdrop
+    browser.press(Key::Escape).await;
+    browser.press(Key::Escape).await;
+    browser.click_at(4.0, 4.0).await;
+    browser.press(Key::Escape).await;
+    assert!(save_dialog_open(&browser).await, "the save dialog closed");
+
+    // the download is the key the server stored
+    browser.click("dialog.save-key .download-key").await;
+    let file = browser.downloaded(&format!("{id}.enc")).await;
+    let key_config = KeyConfig::from_json(&file).expect("the download is a key file");
+    let (raw, _, fingerprint) = key_config
+        .decrypt(&|| panic!("an unprotected key asks for no passphrase"))
+        .unwrap();
+    let entry = env.dir().encryption_keys().entry(id).unwrap();
+    assert_eq!(
+        entry.info.fingerprint,
+        Some(fingerprint),
+        "download vs server"
+    );
+    browser
+        .wait_text("dialog.save-key .message", "Downloading")
+        .await;
+
+    // the key is in the dialog (so the check below can see it) and
+    // nowhere else
+    let whole = browser.page_text(None).await;
+    assert!(
+        whole.contains(STANDARD.encode(raw).trim_end_matches('=')),
+        "the save dialog shows the key"
+    );
+    let outside = browser.page_text(Some("dialog.save-key")).await;
+    assert_no_key_bytes(&outside, &raw, "outside the open save dialog");
+
+    // leaving the page while the dialog is open asks first
+    let leaving = "const e = new Event('beforeunload', {cancelable: true}); \
+                   window.dispatchEvent(e); return e.defaultPrevented;";
+    assert_eq!(browser.js(leaving, vec![]).await, json!(true));
+
+    browser.click("dialog.save-key .close-save").await;
+    browser
+        .wait_for(
+            "the save dialog to close",
+            "!document.querySelector('dialog.save-key')",
+        )
+        .await;
+    assert_eq!(browser.js(leaving, vec![]).await, json!(false));
+    let after = browser.page_text(None).await;
+    assert_no_key_bytes(&after, &raw, "after the save dialog closed");
+    let shown = browser
+        .js(
+            "return document.querySelector(arguments[0] + ' code.fingerprint').title;",
+            vec![json!(row(id))],
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!(fingerprint.signature()),
+        "the row's fingerprint"
+    );
+
+    // archive, unarchive: the row, the status line and the config agree
+    let toggle = format!("{} .toggle-archive", row(id));
+    let remove = format!("{} .remove-key", row(id));
+    let disabled = |css: String| {
+        let browser = Arc::clone(&browser);
+        async move {
+            browser
+                .js(
+                    "return document.querySelector(arguments[0]).disabled;",
+                    vec![json!(css)],
+                )
+                .await
+        }
+    };
+    assert_eq!(
+        disabled(remove.clone()).await,
+        json!(true),
+        "remove of an active key"
+    );
+    browser.click(&toggle).await;
+    browser.find(&format!("{} .state-archived", row(id))).await;
+    browser.wait_text(".list-status", "archived").await;
+    assert!(
+        env.dir()
+            .encryption_keys()
+            .entry(id)
+            .unwrap()
+            .archived_at
+            .is_some()
+    );
+    browser.screenshot("archived").await;
+    browser.click(&toggle).await;
+    browser.find(&format!("{} .state-active", row(id))).await;
+    // the row is drawn anew, the focus stays on its button
+    let focused = browser
+        .js(
+            "return document.activeElement.matches(arguments[0]);",
+            vec![json!(toggle)],
+        )
+        .await;
+    assert_eq!(focused, json!(true), "the focus after unarchiving");
+    assert!(
+        env.dir()
+            .encryption_keys()
+            .entry(id)
+            .unwrap()
+            .archived_at
+            .is_none()
+    );
+
+    // remove: archived first, then the id typed in full
+    browser.click(&toggle).await;
+    browser.find(&format!("{} .state-archived", row(id))).await;
+    assert_eq!(disabled(remove.clone()).await, json!(false));
+    browser.click(&remove).await;
+    browser.find("dialog.confirm[open]").await;
+    let confirm = "dialog.confirm button[type=submit]".to_string();
+    assert_eq!(disabled(confirm.clone()).await, json!(true));
+    browser.type_into("dialog.confirm input", "ui-made").await;
+    assert_eq!(
+        disabled(confirm.clone()).await,
+        json!(true),
+        "a part of the id"
+    );
+    browser.type_into("dialog.confirm input", id).await;
+    assert_eq!(disabled(confirm.clone()).await, json!(false));
+    browser.screenshot("remove-confirm").await;
+    browser.click(&confirm).await;
+    browser
+        .wait_for(
+            "the row to go",
+            &format!("!document.querySelector({})", json!(row(id))),
+        )
+        .await;
+    browser.wait_text(".list-status", "removed").await;
+    assert!(
+        env.dir().encryption_keys().entry(id).is_err(),
+        "{id} still stored"
+    );
+    assert!(
+        browser
+            .js("return document.querySelector('dialog');", vec![])
+            .await
+            == Value::Null,
+        "a dialog stayed open"
+    );
+
+    // closing without saving asks first
+    generate(&browser, "ui-made-2").await;
+    browser.click("dialog.save-key .close-save").await;
+    browser
+        .wait_text("dialog.save-key .message", "not copied or downloaded")
+        .await;
+    assert!(save_dialog_open(&browser).await);
+    browser.screenshot("close-unsaved").await;
+    browser.click("dialog.save-key .close-save").await;
+    browser
+        .wait_for(
+            "the save dialog to close",
+            "!document.querySelector('dialog.save-key')",
+        )
+        .await;
+    browser.find(&row("ui-made-2")).await;
+}
+
+/// The server's words where the action was: a protected key file refused
+/// in the add dialog, a change made on a stale list refused in the row.
+/// An unprotected key file is imported, without a save dialog.
+pub async fn upload_refusals_and_stale_views_show_the_api_words(
+    env: Arc<Env>,
+    browser: Arc<Browser>,
+) {
+    let vectors = pbs_test_kit::dirs::vectors_dir()
+        .join("keys")
+        .canonicalize()
+        .unwrap();
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+
+    browser.click("#add-key").await;
+    browser.click("dialog.add-key input[value=upload]").await;
+    browser
+        .type_into("dialog.add-key input[name=id]", "ui-protected")
+        .await;
+    let file = browser.find("dialog.add-key input[type=file]").await;
+    file.send_keys(vectors.join("scrypt-protected.enc").to_str().unwrap())
+        .await
+        .unwrap();
+    browser.click("dialog.add-key button[type=submit]").await;
+    let error = browser
+        .wait_text("dialog.add-key .add-error", "protected keys not supported")
+        .await;
+    assert!(error.contains("parameter 'key'"), "{error}");
+    browser.screenshot("upload-refused").await;
+    assert!(env.dir().encryption_keys().entry("ui-protected").is_err());
+
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(vectors.join("unprotected.expect.json")).unwrap())
+            .unwrap();
+    let raw = hex::decode(expected["raw_key_hex"].as_str().unwrap()).unwrap();
+    browser
+        .type_into("dialog.add-key input[name=id]", "ui-uploaded")
+        .await;
+    let file = browser.find("dialog.add-key input[type=file]").await;
+    file.send_keys(vectors.join("unprotected.enc").to_str().unwrap())
+        .await
+        .unwrap();
+    browser.click("dialog.add-key button[type=submit]").await;
+    browser.find(&row("ui-uploaded")).await;
+    browser.wait_text(".list-status", "uploaded").await;
+    let dialogs = browser
+        .js("return document.querySelectorAll('dialog').length;", vec![])
+        .await;
+    assert_eq!(dialogs, json!(0), "an upload shows no save dialog");
+    let shown = browser
+        .js(
+            "return document.querySelector(arguments[0] + ' code.fingerprint').title;",
+            vec![json!(row("ui-uploaded"))],
+        )
+        .await;
+    assert_eq!(shown, expected["fingerprint"]);
+    assert_no_key_bytes(&browser.page_text(None).await, &raw, "after an upload");
+
+    // someone else archives the key; this page still shows it active
+    env.dir()
+        .encryption_keys()
+        .archive_key("ui-uploaded", None)
+        .unwrap();
+    browser
+        .click(&format!("{} .toggle-archive", row("ui-uploaded")))
+        .await;
+    let error = browser
+        .wait_text(
+            &format!("{} .row-error", row("ui-uploaded")),
+            "detected modified configuration",
+        )
+        .await;
+    assert!(
+        error.contains("ui-uploaded") || error.contains("Try again"),
+        "{error}"
+    );
+    browser.screenshot("stale-view-error").await;
+    assert!(
+        env.dir()
+            .encryption_keys()
+            .entry("ui-uploaded")
+            .unwrap()
+            .archived_at
+            .is_some(),
+        "the stale toggle changed the key"
+    );
+    browser.click("#refresh-keys").await;
+    browser
+        .find(&format!("{} .state-archived", row("ui-uploaded")))
+        .await;
+}
+
+/// The jobs that name a key are in its "Used by" cell; archiving a key a
+/// job encrypts with and removing one a job names are disabled, saying
+/// why; a job added behind the page's back is refused by the server, in
+/// its words in the row.
+pub async fn sync_jobs_show_and_block_what_the_server_refuses(
+    env: Arc<Env>,
+    browser: Arc<Browser>,
+) {
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    let cell = |id: &str| {
+        let browser = Arc::clone(&browser);
+        let css = format!("{} td[data-label=\"Used by\"]", row(id));
+        async move { browser.text(&css).await }
+    };
+    browser.find(&row("job-key")).await;
+    assert_eq!(cell("job-key").await, "nightly (active)");
+    assert_eq!(
+        cell("old-offsite").await,
+        "nightly (associated)\nweekly (associated)"
+    );
+    assert_eq!(cell("carol-key").await, "—");
+    let control = |css: String| {
+        let browser = Arc::clone(&browser);
+        async move {
+            browser
+                .js(
+                    "const el = document.querySelector(arguments[0]); return [el.disabled, el.title];",
+                    vec![json!(css)],
+                )
+                .await
+        }
+    };
+    assert_eq!(
+        control(format!("{} .toggle-archive", row("job-key"))).await,
+        json!([
+            true,
+            "Used to encrypt by sync job nightly - give it another key first"
+        ])
+    );
+    assert_eq!(
+        control(format!("{} .remove-key", row("old-offsite"))).await,
+        json!([
+            true,
+            "Still named by sync jobs nightly and weekly - remove it from those jobs first"
+        ])
+    );
+    assert_eq!(
+        control(format!("{} .toggle-archive", row("old-offsite"))).await,
+        json!([false, ""])
+    );
+    browser.screenshot("used-by").await;
+
+    // a job starts to encrypt with carol-key after the page loaded
+    let with_carol = format!(
+        "{SYNC_JOBS}\nsync: hourly\n\tstore local1\n\tremote other\n\tremote-store remote3\n\tactive-encryption-key carol-key\n"
+    );
+    write_sync_cfg(env.config_path(), &with_carol);
+    browser
+        .click(&format!("{} .toggle-archive", row("carol-key")))
+        .await;
+    let error = browser
+        .wait_text(&format!("{} .row-error", row("carol-key")), "hourly")
+        .await;
+    assert!(error.contains("carol-key"), "{error}");
+    browser.screenshot("used-by-refused").await;
+    write_sync_cfg(env.config_path(), SYNC_JOBS);
+    assert!(
+        env.dir()
+            .encryption_keys()
+            .entry("carol-key")
+            .unwrap()
+            .archived_at
+            .is_none()
+    );
+}

@@ -1,0 +1,199 @@
+//! Usable at 1280x800 and on a 390 px wide phone; every control reachable
+//! by keyboard and labelled.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use fantoccini::key::Key;
+use serde_json::json;
+
+use crate::browser::Browser;
+use crate::{ALICE, Env};
+
+/// Asserts that nothing of the page sticks out to the right of the
+/// viewport (no sideways scrolling), naming what does.
+async fn assert_fits(browser: &Browser, what: &str) {
+    let outside = browser
+        .js(
+            r#"
+            const width = document.documentElement.clientWidth;
+            const out = Array.from(document.querySelectorAll('body *'))
+                .filter((el) => el.getClientRects().length > 0 && !el.closest('.visually-hidden, thead'))
+                .filter((el) => el.getBoundingClientRect().right > width + 0.5)
+                .map((el) => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right));
+            return [document.documentElement.scrollWidth <= width, out.slice(0, 8)];
+            "#,
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        outside,
+        json!([true, []]),
+        "{what}: the page is wider than the screen"
+    );
+}
+
+/// The desktop view has the whole table without sideways scrolling; the
+/// phone shows one card per key, the dialogs fit its width.
+pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>) {
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    browser
+        .find("#keys-table tr[data-key-id=\"carol-key\"]")
+        .await;
+    assert_fits(&browser, "1280x800").await;
+    let table_fits = browser
+        .js(
+            "const wrap = document.querySelector('.table-wrap'); return wrap.scrollWidth <= wrap.clientWidth;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        table_fits,
+        json!(true),
+        "the key table scrolls sideways at 1280x800"
+    );
+
+    browser.resize(390, 844).await;
+    assert_fits(&browser, "390 px").await;
+    let card = browser
+        .js(
+            "return getComputedStyle(document.querySelector('#keys-table tbody tr')).display;",
+            vec![],
+        )
+        .await;
+    assert_eq!(card, json!("block"), "keys as cards on a phone");
+    browser.screenshot("phone-keys").await;
+
+    browser.click("#add-key").await;
+    browser.find("dialog.add-key[open]").await;
+    assert_fits(&browser, "the add dialog at 390 px").await;
+    browser.screenshot("phone-add").await;
+    browser
+        .type_into("dialog.add-key input[name=id]", "ui-phone")
+        .await;
+    browser.click("dialog.add-key button[type=submit]").await;
+    browser
+        .wait_for(
+            "the save dialog",
+            "document.querySelector('dialog.save-key')?.open",
+        )
+        .await;
+    assert_fits(&browser, "the save dialog at 390 px").await;
+    browser.screenshot("phone-save-dialog").await;
+    browser.click("dialog.save-key .copy-key").await;
+    browser
+        .wait_text("dialog.save-key .message", "Copied")
+        .await;
+    browser.click("dialog.save-key .print-key").await;
+    browser
+        .wait_text("dialog.save-key .message", "paperkey route")
+        .await;
+    // copied: closes at once
+    browser.click("dialog.save-key .close-save").await;
+    browser
+        .wait_for(
+            "the save dialog to close",
+            "!document.querySelector('dialog.save-key')",
+        )
+        .await;
+    browser
+        .find("#keys-table tr[data-key-id=\"ui-phone\"]")
+        .await;
+    browser.screenshot("phone-keys-after").await;
+}
+
+/// Labels: every field and button has a name a screen reader reads. Tab
+/// reaches every enabled control; the login and the add dialog work from
+/// the keyboard alone, and the dialog gives the focus back.
+pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: Arc<Browser>) {
+    browser.open().await;
+    browser
+        .wait_for(
+            "the focus in the user name field",
+            "document.activeElement && document.activeElement.name === 'username'",
+        )
+        .await;
+    browser.type_keys(ALICE.0).await;
+    browser.press(Key::Tab).await;
+    browser.type_keys(ALICE.1).await;
+    browser.press(Key::Enter).await;
+    browser
+        .find("#keys-table tr[data-key-id=\"carol-key\"]")
+        .await;
+
+    let unlabelled = browser
+        .js(
+            r#"
+            const name = (el) => {
+                if (el.getAttribute('aria-label')) return el.getAttribute('aria-label');
+                const by = el.getAttribute('aria-labelledby');
+                if (by) return by.split(' ').map((id) => document.getElementById(id)?.innerText || '').join(' ');
+                if (el.labels && el.labels.length) return Array.from(el.labels).map((l) => l.innerText).join(' ');
+                if (el.tagName === 'BUTTON' || el.tagName === 'A') return el.innerText;
+                return '';
+            };
+            return Array.from(document.querySelectorAll('a[href], button, input, select, textarea, dialog'))
+                .filter((el) => el.getClientRects().length > 0 || el.tagName === 'DIALOG')
+                .filter((el) => !name(el).trim())
+                .map((el) => el.outerHTML.slice(0, 120));
+            "#,
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "controls without a name");
+
+    let count = browser
+        .js(
+            r#"
+            const controls = Array.from(document.querySelectorAll('a[href], button, input, select, textarea'))
+                .filter((el) => !el.disabled && el.getClientRects().length > 0);
+            controls.forEach((el, i) => { el.dataset.kb = String(i); });
+            document.activeElement.blur();
+            return controls.length;
+            "#,
+            vec![],
+        )
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(count >= 6, "{count} controls");
+    let mut reached = BTreeSet::new();
+    for _ in 0..(count * 2 + 4) {
+        browser.press(Key::Tab).await;
+        let kb = browser
+            .js("return document.activeElement.dataset.kb || null;", vec![])
+            .await;
+        if let Some(kb) = kb.as_str() {
+            reached.insert(kb.parse::<u64>().unwrap());
+        }
+        if reached.len() as u64 == count {
+            break;
+        }
+    }
+    let missed: Vec<u64> = (0..count).filter(|i| !reached.contains(i)).collect();
+    assert!(
+        missed.is_empty(),
+        "Tab never reached controls {missed:?} of {count}"
+    );
+
+    // the add dialog from the keyboard
+    browser
+        .js("document.getElementById('add-key').focus();", vec![])
+        .await;
+    browser.screenshot("keyboard-focus").await;
+    browser.press(Key::Enter).await;
+    browser
+        .wait_for(
+            "the focus in the key id field",
+            "document.activeElement && document.activeElement.name === 'id' && document.activeElement.closest('dialog.add-key')",
+        )
+        .await;
+    browser.press(Key::Escape).await;
+    browser
+        .wait_for(
+            "the focus back on the add button",
+            "!document.querySelector('dialog') && document.activeElement.id === 'add-key'",
+        )
+        .await;
+}
