@@ -402,6 +402,19 @@ impl<'a> EncryptionKeys<'a> {
     /// policy's file owner, not group- or world-writable, not
     /// world-readable) and read with a size limit.
     pub fn read_key_file_in(&self, key_dir: &DirHandle, id: &str) -> Result<KeyConfig, Error> {
+        let (mut data, key_config) = self.read_key_file_bytes_in(key_dir, id)?;
+        data.zeroize();
+        Ok(key_config)
+    }
+
+    /// [`EncryptionKeys::read_key_file_in`], with the file's exact bytes
+    /// beside the parsed key file (for an export, which keeps them as they
+    /// are). The caller zeroes the bytes once used.
+    pub fn read_key_file_bytes_in(
+        &self,
+        key_dir: &DirHandle,
+        id: &str,
+    ) -> Result<(Vec<u8>, KeyConfig), Error> {
         let name = key_file_name(id);
         let Some(mut opened) = key_dir.open_file(&name)? else {
             return Err(missing_key_file(&key_dir.entry_path(&name)));
@@ -414,10 +427,15 @@ impl<'a> EncryptionKeys<'a> {
             );
         }
         let mut data = read_all(&mut opened, MAX_KEY_FILE_SIZE)?;
-        let result =
-            KeyConfig::from_json(&data).layer_err(|| format!("invalid key file {:?}", opened.path));
-        data.zeroize();
-        result
+        match KeyConfig::from_json(&data)
+            .layer_err(|| format!("invalid key file {:?}", opened.path))
+        {
+            Ok(key_config) => Ok((data, key_config)),
+            Err(err) => {
+                data.zeroize();
+                Err(err)
+            }
+        }
     }
 
     /// Checks that `key_config` is the key the config entry describes.
@@ -587,19 +605,12 @@ impl<'a> EncryptionKeys<'a> {
         refuse_existing_key_file(key_dir, &name)?;
         match source {
             KeySource::New(key_config) => {
-                let key_data = key_config.to_json()?;
-                if let Err(failed) = key_dir.replace_keeping_temp(
-                    &name,
-                    key_data.as_bytes(),
-                    options,
-                    Some("store:key"),
-                ) {
-                    return Err(match failed.temp {
-                        Some(temp) => self.trash_failed_store(key_dir, &temp, entry, failed.error),
-                        None => failed.error,
-                    });
-                }
+                let mut key_data = key_config.to_json()?;
+                let written = self.write_new_key_file(key_dir, entry, key_data.as_bytes());
+                key_data.zeroize();
+                written?;
             }
+            KeySource::Exact(key_data) => self.write_new_key_file(key_dir, entry, key_data)?,
             KeySource::Trash {
                 trash,
                 trash_dir,
@@ -639,7 +650,9 @@ impl<'a> EncryptionKeys<'a> {
                 return Err(err.context(text));
             }
             return Err(match source {
-                KeySource::New(_) => self.trash_failed_store(key_dir, &name, entry, err),
+                KeySource::New(_) | KeySource::Exact(_) => {
+                    self.trash_failed_store(key_dir, &name, entry, err)
+                }
                 KeySource::Trash {
                     trash,
                     trash_dir,
@@ -650,6 +663,25 @@ impl<'a> EncryptionKeys<'a> {
             });
         }
         Ok(())
+    }
+
+    /// Writes the key file of a new key (a temp file, then a rename); a
+    /// temp file left by a failure goes into the trash.
+    fn write_new_key_file(
+        &self,
+        key_dir: &DirHandle,
+        entry: &CryptKey,
+        key_data: &[u8],
+    ) -> Result<(), Error> {
+        let name = key_file_name(&entry.id);
+        let options = self.dir.ownership().options_for(KEY_FILE_CLASS);
+        match key_dir.replace_keeping_temp(&name, key_data, options, Some("store:key")) {
+            Ok(()) => Ok(()),
+            Err(failed) => Err(match failed.temp {
+                Some(temp) => self.trash_failed_store(key_dir, &temp, entry, failed.error),
+                None => failed.error,
+            }),
+        }
     }
 
     /// A key file (or a temp file holding part of it) that did not make it
@@ -1042,6 +1074,9 @@ impl<'a> EncryptionKeys<'a> {
 pub(crate) enum KeySource<'s> {
     /// Written from this key (create, import).
     New(&'s KeyConfig),
+    /// Written as these exact bytes, a key file checked by the caller
+    /// (restore from an export bundle: the file as it was exported).
+    Exact(&'s [u8]),
     /// Renamed back from a trash entry (restore): its bytes are never
     /// rewritten.
     Trash {
@@ -1058,7 +1093,7 @@ impl KeySource<'_> {
     /// The operation, as crash points name it.
     fn op(&self) -> &'static str {
         match self {
-            KeySource::New(_) => "store",
+            KeySource::New(_) | KeySource::Exact(_) => "store",
             KeySource::Trash { .. } => "restore",
         }
     }

@@ -84,6 +84,59 @@ pub enum KeystoreError {
         /// The id the same key is stored as already, if any.
         fingerprint_taken_by: Option<String>,
     },
+    /// Keys of an export bundle cannot be restored: the store has their
+    /// ids with other keys, or their keys under other ids. Nothing was
+    /// restored.
+    BundleConflict {
+        /// One entry per key that cannot be restored.
+        conflicts: Vec<KeyConflict>,
+    },
+}
+
+/// A key that cannot be restored from an export bundle, and why: its id
+/// names another key in the store, or the store has it under another id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyConflict {
+    /// The key's id in the bundle.
+    pub id: String,
+    /// The key's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// If the id is taken by another key: that key's fingerprint (`None`
+    /// inside: its entry records none).
+    pub id_taken_by: Option<Option<Fingerprint>>,
+    /// The id the store has this key under, if another.
+    pub fingerprint_taken_by: Option<String>,
+}
+
+impl fmt::Display for KeyConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let KeyConflict {
+            id,
+            fingerprint,
+            id_taken_by,
+            fingerprint_taken_by,
+        } = self;
+        let mut parts = Vec::new();
+        match id_taken_by {
+            Some(Some(other)) => parts.push(format!(
+                "the store has '{id}' with another key (fingerprint {})",
+                other.signature()
+            )),
+            Some(None) => parts.push(format!(
+                "the store has '{id}' with another key (no fingerprint recorded)"
+            )),
+            None => {}
+        }
+        if let Some(other_id) = fingerprint_taken_by {
+            parts.push(format!("the store has this key as '{other_id}'"));
+        }
+        write!(
+            f,
+            "key '{id}' (fingerprint {}): {}",
+            fingerprint.signature(),
+            parts.join(", and ")
+        )
+    }
 }
 
 fn job_list(jobs: &[String]) -> String {
@@ -179,6 +232,14 @@ impl fmt::Display for KeystoreError {
                     write!(f, " (restore it under another id with --as NEW_ID)")?;
                 }
                 Ok(())
+            }
+            KeystoreError::BundleConflict { conflicts } => {
+                let list: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "refusing to restore - {} - nothing was restored",
+                    list.join("; ")
+                )
             }
         }
     }

@@ -43,6 +43,7 @@ mod context;
 pub mod dir_handle;
 pub mod encryption_keys;
 mod error;
+pub mod export;
 pub mod failpoint;
 pub mod files;
 mod key_index;
@@ -61,7 +62,7 @@ use std::time::Duration;
 use anyhow::{Error, bail, format_err};
 
 pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
-pub use error::KeystoreError;
+pub use error::{KeyConflict, KeystoreError};
 pub use key_index::KeyIndex;
 pub use key_sections::KeySections;
 pub use lock::{

@@ -23,20 +23,12 @@ use openssl::x509::{X509, X509NameBuilder};
 use pbs_config::ConfigDir;
 use pbs_config::files::{PROXY_KEY, PROXY_PEM};
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty() && name.len() <= 64)
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
 /// Creates `proxy.pem` and `proxy.key` unless both exist.
 pub fn ensure_certificate(dir: &ConfigDir) -> Result<(), Error> {
     if dir.read_file(&PROXY_PEM)?.is_some() && dir.read_file(&PROXY_KEY)?.is_some() {
         return Ok(());
     }
-    let (cert, key) = self_signed(&hostname())
+    let (cert, key) = self_signed(&pbs_config::export::host_name())
         .map_err(|err| format_err!("unable to create a TLS certificate - {err}"))?;
     // the key first: a certificate without its key would be kept next time
     dir.write_file(&PROXY_KEY, &key)?;

@@ -1,0 +1,691 @@
+//! Keys leaving the store and coming back: export bundles read from the
+//! store ([`EncryptionKeys::export_bundle`]), compared with it (the restore
+//! drill, [`EncryptionKeys::compare_bundle`]), and keys restored into it
+//! ([`EncryptionKeys::restore_keys`]). The formats are
+//! `pbs_key_config::bundle` and `pbs_key_config::paperkey`
+//! (`docs/export-format.md`).
+//!
+//! Invariants a maintainer must keep:
+//! - an export reads every key under the config lock, so a bundle is one
+//!   consistent view of the store, and checks each key file against its
+//!   config entry (as a load does): a key that would not load is never
+//!   exported. The costly part (scrypt, RSA) runs after the lock is gone;
+//! - a restore goes through the store path (key file, then config entry),
+//!   and a key's entry is written whole in one config write, its archive
+//!   time included: a crash never leaves an archived key active;
+//! - every conflict of a restore is found under the config lock before
+//!   anything is written, so a refused restore writes nothing; a crash or
+//!   a failure part way leaves the keys before it restored, each whole,
+//!   and running the restore again restores the rest (a key already in the
+//!   store with the same id and fingerprint is left as it is).
+
+use std::collections::HashSet;
+
+use anyhow::{Error, bail, format_err};
+use serde::Serialize;
+use zeroize::Zeroize;
+
+use proxmox_lang::error::ErrorLayer;
+
+use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
+use pbs_key_config::KeyConfig;
+use pbs_key_config::bundle::{BundleKeyInfo, ExportKey, ExportRecipient, create_bundle};
+
+use crate::encryption_keys::{EncryptionKeys, KeySource, check_key_id, key_fingerprint};
+use crate::{KeyConflict, KeystoreError};
+
+/// The host's name, as the kernel has it (`localhost` if it has none).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty() && name.len() <= 64)
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The origin an export bundle of this store names: `pbs-keystore/<host>`.
+pub fn export_origin() -> String {
+    format!("pbs-keystore/{}", host_name())
+}
+
+/// Which keys an export takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportSelection {
+    /// These keys, active or archived, in this order.
+    Ids(Vec<String>),
+    /// Every active key, and with `include_archived` every archived one,
+    /// in file order.
+    All {
+        /// Archived keys too.
+        include_archived: bool,
+    },
+}
+
+/// A key read for an export: its config entry and its key file's bytes.
+struct ReadKey {
+    config: CryptKey,
+    key_file: Vec<u8>,
+}
+
+impl Drop for ReadKey {
+    fn drop(&mut self) {
+        self.key_file.zeroize();
+    }
+}
+
+/// How a key of a bundle stands against the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreState {
+    /// The store has the id, with the same key.
+    PresentEqual,
+    /// The store has the id, with another key.
+    PresentDifferent,
+    /// The store has no key of this id.
+    Absent,
+}
+
+/// One key of a bundle, compared with the store (the restore drill).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BundleKeyCheck {
+    /// The key id in the bundle.
+    pub id: String,
+    /// Its fingerprint (checked against its key when the bundle was opened).
+    pub fingerprint: Fingerprint,
+    /// When it was archived, if it was at export time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<i64>,
+    /// How the store has the id.
+    pub store: StoreState,
+    /// The fingerprint the store has for the id, if another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_fingerprint: Option<Fingerprint>,
+    /// The id the store has this key under, if another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_as: Option<String>,
+}
+
+/// A key to restore: its config entry (its `path` is replaced by this
+/// store's), its parsed key file and the key file's bytes as they are to
+/// be written.
+pub struct RestoreKey<'a> {
+    /// The config entry, as exported (archive time included).
+    pub entry: CryptKey,
+    /// The key file, parsed.
+    pub key_config: &'a KeyConfig,
+    /// The key file's bytes.
+    pub key_file: &'a [u8],
+}
+
+/// What a restore did with one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreOutcome {
+    /// Stored.
+    Restored,
+    /// The store had it already, under the same id: left as it is.
+    AlreadyPresent,
+}
+
+/// One key of a restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RestoredKey {
+    /// The key id.
+    pub id: String,
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Its archive time, as restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<i64>,
+    /// What was done.
+    pub outcome: RestoreOutcome,
+}
+
+impl EncryptionKeys<'_> {
+    /// The store's current audit checkpoint (C2SP signed-note text), which
+    /// exports and paperkeys carry; `None` while the store keeps no audit
+    /// log.
+    pub fn current_checkpoint(&self) -> Result<Option<String>, Error> {
+        // AUDIT: the one place the checkpoint comes from - the audit log
+        // (branch `audit`) fills it in here
+        Ok(None)
+    }
+
+    /// Writes an export bundle of the keys `selection` names for
+    /// `recipients`. `allowed` is asked for every key before anything is
+    /// read (the API's privilege check; its error is returned as it is).
+    ///
+    /// # Errors
+    ///
+    /// An unknown id ([`KeystoreError::NotFound`]), an id named twice, no
+    /// key selected, a key file that does not load or does not match its
+    /// config entry, or what `create_bundle` refuses (no recipient, a short
+    /// passphrase, a small RSA key).
+    ///
+    /// # Locking
+    ///
+    /// Takes the config lock while it reads the keys, none while it
+    /// encrypts.
+    pub fn export_bundle(
+        &self,
+        selection: &ExportSelection,
+        recipients: &[ExportRecipient],
+        allowed: &dyn Fn(&CryptKey) -> Result<(), Error>,
+    ) -> Result<Vec<u8>, Error> {
+        let keys = self.read_for_export(selection, allowed)?;
+        let checkpoint = self.current_checkpoint()?;
+        let export: Vec<ExportKey> = keys
+            .iter()
+            .map(|key| ExportKey {
+                config: &key.config,
+                key_file: &key.key_file,
+            })
+            .collect();
+        create_bundle(&export_origin(), checkpoint.as_deref(), &export, recipients)
+    }
+
+    /// The entries and key files of the keys `selection` names, read under
+    /// the config lock and checked as a load checks them.
+    fn read_for_export(
+        &self,
+        selection: &ExportSelection,
+        allowed: &dyn Fn(&CryptKey) -> Result<(), Error>,
+    ) -> Result<Vec<ReadKey>, Error> {
+        if let ExportSelection::Ids(ids) = selection {
+            let mut seen = HashSet::new();
+            for id in ids {
+                check_key_id(id)?;
+                if !seen.insert(id.as_str()) {
+                    bail!("encryption key '{id}' is named twice");
+                }
+            }
+        }
+        let no_keys = || match selection {
+            ExportSelection::All {
+                include_archived: false,
+            } => format_err!("no keys to export - the store has no active keys"),
+            _ => format_err!("no keys to export - the store has no keys"),
+        };
+        // reading creates nothing: no config dir, no keys
+        let Some(base) = self.dir().open_base()? else {
+            return Err(match selection {
+                ExportSelection::Ids(ids) if !ids.is_empty() => {
+                    KeystoreError::NotFound { id: ids[0].clone() }.into()
+                }
+                _ => no_keys(),
+            });
+        };
+
+        let config_lock = self.lock_config()?;
+        let index = self.index_data()?;
+        let selected: Vec<CryptKey> = match selection {
+            ExportSelection::Ids(ids) => ids
+                .iter()
+                .map(|id| index.get(id).cloned())
+                .collect::<Result<_, _>>()?,
+            ExportSelection::All { include_archived } => index
+                .entries()?
+                .filter(|key| *include_archived || key.archived_at.is_none())
+                .cloned()
+                .collect(),
+        };
+        if selected.is_empty() {
+            return Err(no_keys());
+        }
+        for entry in &selected {
+            allowed(entry)?;
+        }
+        let key_dir = self.open_key_dir(&base)?;
+        let mut keys = Vec::with_capacity(selected.len());
+        for config in selected {
+            let id = config.id.clone();
+            let read = (|| {
+                self.check_entry_path(&config)?;
+                let Some(key_dir) = &key_dir else {
+                    bail!("key file {:?} is missing", self.key_path(&id));
+                };
+                let (key_file, key_config) = self.read_key_file_bytes_in(key_dir, &id)?;
+                let read = ReadKey { config, key_file };
+                self.check_key_matches(&read.config, &key_config)?;
+                Ok(read)
+            })()
+            .layer_err(|| format!("refusing to export encryption key '{id}'"))?;
+            keys.push(read);
+        }
+        drop(config_lock);
+        Ok(keys)
+    }
+
+    /// Compares the keys of an opened bundle with the store: for each, is
+    /// its id in the store with the same key, with another key, or absent,
+    /// and does the store have the key under another id. Reads, writes
+    /// nothing, takes no lock.
+    pub fn compare_bundle(&self, keys: &[BundleKeyInfo]) -> Result<Vec<BundleKeyCheck>, Error> {
+        let index = match self.dir().open_base()? {
+            Some(_) => Some(self.index_data()?),
+            None => None,
+        };
+        let mut checks = Vec::with_capacity(keys.len());
+        for key in keys {
+            let stored = match &index {
+                Some(index) => match index.get(&key.id) {
+                    Ok(entry) => Some(entry.info.fingerprint),
+                    Err(err) if is_not_found(&err) => None,
+                    Err(err) => return Err(err),
+                },
+                None => None,
+            };
+            let (store, store_fingerprint) = match stored {
+                Some(Some(fingerprint)) if fingerprint == key.fingerprint => {
+                    (StoreState::PresentEqual, None)
+                }
+                Some(other) => (StoreState::PresentDifferent, other),
+                None => (StoreState::Absent, None),
+            };
+            let stored_as = index
+                .as_ref()
+                .and_then(|index| index.find_fingerprint(&key.fingerprint))
+                .filter(|other| *other != key.id)
+                .map(str::to_string);
+            checks.push(BundleKeyCheck {
+                id: key.id.clone(),
+                fingerprint: key.fingerprint,
+                archived_at: key.archived_at,
+                store,
+                store_fingerprint,
+                stored_as,
+            });
+        }
+        Ok(checks)
+    }
+
+    /// Restores `keys` through the store path: a key whose id the store
+    /// has with the same fingerprint is left as it is; every other key is
+    /// stored with its entry as given (archive time included) and this
+    /// store's key file path. Refused as a whole, before anything is
+    /// written, if any id is taken by another key or any key is stored
+    /// under another id ([`KeystoreError::BundleConflict`], naming both).
+    ///
+    /// # Errors
+    ///
+    /// The conflicts; an invalid or repeated id; a key file whose
+    /// fingerprint is not its entry's; an entry the config cannot hold; a
+    /// failed write (the error names the keys restored before it).
+    ///
+    /// # Locking
+    ///
+    /// Takes the config lock, then each key's lock in turn.
+    pub fn restore_keys(&self, keys: &[RestoreKey]) -> Result<Vec<RestoredKey>, Error> {
+        // everything that needs no lock first: ids, fingerprints, entries
+        let mut ids = HashSet::new();
+        let mut fingerprints = HashSet::new();
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id = key.entry.id.as_str();
+            check_key_id(id)?;
+            if !ids.insert(id) {
+                bail!("encryption key '{id}' is given twice");
+            }
+            let fingerprint = key_fingerprint(key.key_config)
+                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
+            if key.entry.info.fingerprint != Some(fingerprint) {
+                bail!(
+                    "failed to restore encryption key '{id}' - its key file has fingerprint {}, \
+                     its entry another",
+                    fingerprint.signature()
+                );
+            }
+            if !fingerprints.insert(fingerprint) {
+                bail!(
+                    "the key with fingerprint {} is given twice",
+                    fingerprint.signature()
+                );
+            }
+            let entry = CryptKey {
+                id: id.to_string(),
+                info: KeyInfo {
+                    path: Some(self.key_path(id).to_string_lossy().into_owned()),
+                    ..key.entry.info.clone()
+                },
+                archived_at: key.entry.archived_at,
+            };
+            // schema errors (a hint the config cannot hold) before any write
+            crate::KeySections::default()
+                .set(&entry)
+                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
+            entries.push((entry, fingerprint, key.key_file));
+        }
+
+        let base = self.dir().open_base_or_create()?;
+        let config_lock = self.lock_config()?;
+        let (sections, raw) = self.sections_locked(&config_lock)?;
+        drop(raw);
+        let mut conflicts = Vec::new();
+        let mut present = HashSet::new();
+        for (entry, fingerprint, _) in &entries {
+            let id_taken_by = match sections.contains(&entry.id) {
+                true => Some(sections.entry(&entry.id)?.info.fingerprint),
+                false => None,
+            };
+            if id_taken_by == Some(Some(*fingerprint)) {
+                present.insert(entry.id.clone());
+                continue;
+            }
+            let fingerprint_taken_by = sections.find_fingerprint(fingerprint).map(str::to_string);
+            if id_taken_by.is_some() || fingerprint_taken_by.is_some() {
+                conflicts.push(KeyConflict {
+                    id: entry.id.clone(),
+                    fingerprint: *fingerprint,
+                    id_taken_by,
+                    fingerprint_taken_by,
+                });
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(KeystoreError::BundleConflict { conflicts }.into());
+        }
+
+        let mut sections = Some(sections);
+        let mut restored = Vec::with_capacity(entries.len());
+        for (entry, fingerprint, key_file) in entries {
+            let outcome = if present.contains(&entry.id) {
+                RestoreOutcome::AlreadyPresent
+            } else {
+                let current = match sections.take() {
+                    Some(sections) => sections,
+                    None => self.sections_locked(&config_lock)?.0,
+                };
+                let id = entry.id.clone();
+                self.store_locked(
+                    &base,
+                    current,
+                    &config_lock,
+                    entry.clone(),
+                    KeySource::Exact(key_file),
+                )
+                .map_err(|err| partial_restore(err, &id, &restored))?;
+                RestoreOutcome::Restored
+            };
+            restored.push(RestoredKey {
+                id: entry.id,
+                fingerprint,
+                archived_at: entry.archived_at,
+                outcome,
+            });
+        }
+        Ok(restored)
+    }
+}
+
+/// A restore that failed at key `id`: says which keys were restored before.
+fn partial_restore(err: Error, id: &str, done: &[RestoredKey]) -> Error {
+    let restored: Vec<String> = done
+        .iter()
+        .filter(|key| key.outcome == RestoreOutcome::Restored)
+        .map(|key| format!("'{}'", key.id))
+        .collect();
+    let text = match restored.is_empty() {
+        true => format!("failed to restore encryption key '{id}' - {err}"),
+        false => format!(
+            "failed to restore encryption key '{id}' - {err} - restored before the failure: {} \
+             (run the restore again to restore the rest)",
+            restored.join(", ")
+        ),
+    };
+    err.context(text)
+}
+
+fn is_not_found(err: &Error) -> bool {
+    matches!(
+        err.downcast_ref::<KeystoreError>(),
+        Some(KeystoreError::NotFound { .. })
+    )
+}
+
+/// The config entry a restored key file gets when nothing else describes
+/// it (a paperkey): its key file's metadata, active.
+pub fn entry_of_key_file(id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
+    let mut info = KeyInfo::from(key_config);
+    info.fingerprint = Some(key_fingerprint(key_config)?);
+    Ok(CryptKey {
+        id: id.to_string(),
+        info,
+        archived_at: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use pbs_key_config::bundle::{BundleSecret, open_bundle};
+
+    use super::*;
+    use crate::{ConfigDir, Ownership};
+
+    const PASS: &[u8] = b"export test passphrase";
+
+    fn store() -> (tempfile::TempDir, ConfigDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir =
+            ConfigDir::with_ownership(tmp.path(), Ownership::current_user().unwrap()).unwrap();
+        (tmp, dir)
+    }
+
+    fn key(seed: u8) -> KeyConfig {
+        KeyConfig::without_password([seed; 32]).unwrap()
+    }
+
+    /// Every file of the store, for "nothing written" checks (lock files
+    /// left out: a refused operation may take a lock).
+    fn files(dir: &ConfigDir) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        fn walk(path: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(path).into_iter().flatten() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if !path.to_string_lossy().ends_with(".lck") {
+                    out.push((path.clone(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir.base(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// The keys of `dir`'s bundle of every key, opened.
+    fn bundle_of_all(dir: &ConfigDir) -> pbs_key_config::bundle::OpenedBundle {
+        let selection = ExportSelection::All {
+            include_archived: true,
+        };
+        let bundle = dir
+            .encryption_keys()
+            .export_bundle(
+                &selection,
+                &[ExportRecipient::Passphrase(PASS)],
+                &|_| Ok(()),
+            )
+            .unwrap();
+        open_bundle(&bundle, &BundleSecret::Passphrase(PASS)).unwrap()
+    }
+
+    fn restore_keys_of(bundle: &pbs_key_config::bundle::OpenedBundle) -> Vec<RestoreKey<'_>> {
+        bundle
+            .entries()
+            .iter()
+            .map(|entry| RestoreKey {
+                entry: entry.config().clone(),
+                key_config: entry.key_config(),
+                key_file: entry.key_file(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn restore_into_a_fresh_store_keeps_archived_keys_archived_and_again_is_a_no_op() {
+        let (_tmp, source) = store();
+        let keys = source.encryption_keys();
+        keys.store_key("k-active", &key(1)).unwrap();
+        keys.store_key("k-archived", &key(2)).unwrap();
+        keys.archive_key("k-archived", None).unwrap();
+        let bundle = bundle_of_all(&source);
+
+        let (_tmp2, target) = store();
+        let restored = target
+            .encryption_keys()
+            .restore_keys(&restore_keys_of(&bundle))
+            .unwrap();
+        assert_eq!(
+            restored
+                .iter()
+                .map(|key| (key.id.as_str(), key.outcome, key.archived_at.is_some()))
+                .collect::<Vec<_>>(),
+            [
+                ("k-active", RestoreOutcome::Restored, false),
+                ("k-archived", RestoreOutcome::Restored, true)
+            ]
+        );
+        // the entries as they were, but for the path
+        let (original, _) = keys.list_keys(true).unwrap();
+        let (copy, _) = target.encryption_keys().list_keys(true).unwrap();
+        let without_path = |list: Vec<CryptKey>| {
+            list.into_iter()
+                .map(|mut key| {
+                    key.info.path = None;
+                    key
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(without_path(original), without_path(copy.clone()));
+        for key in &copy {
+            assert!(target.encryption_keys().check_entry_path(key).unwrap());
+            target.encryption_keys().load_key(&key.id, false).unwrap();
+        }
+
+        let before = files(&target);
+        let again = target
+            .encryption_keys()
+            .restore_keys(&restore_keys_of(&bundle))
+            .unwrap();
+        assert!(
+            again
+                .iter()
+                .all(|key| key.outcome == RestoreOutcome::AlreadyPresent)
+        );
+        assert_eq!(files(&target), before);
+    }
+
+    #[test]
+    fn restore_refuses_a_taken_id_or_fingerprint_naming_both_and_writes_nothing() {
+        let (_tmp, source) = store();
+        let keys = source.encryption_keys();
+        keys.store_key("k-one", &key(1)).unwrap();
+        keys.store_key("k-two", &key(2)).unwrap();
+        keys.store_key("k-three", &key(3)).unwrap();
+        let bundle = bundle_of_all(&source);
+
+        let (_tmp2, target) = store();
+        let target_keys = target.encryption_keys();
+        // k-one's id with another key; k-two's key under another id;
+        // k-three absent (would be restored, but nothing is)
+        target_keys.store_key("k-one", &key(9)).unwrap();
+        target_keys.store_key("other-id", &key(2)).unwrap();
+        let before = files(&target);
+        let err = target_keys
+            .restore_keys(&restore_keys_of(&bundle))
+            .unwrap_err();
+        let Some(KeystoreError::BundleConflict { conflicts }) = err.downcast_ref() else {
+            panic!("not a conflict: {err}");
+        };
+        assert_eq!(conflicts.len(), 2, "{err}");
+        let text = err.to_string();
+        for needle in [
+            "key 'k-one' (fingerprint",
+            &format!(
+                "with another key (fingerprint {})",
+                key(9).fingerprint.unwrap().signature()
+            ),
+            "key 'k-two' (fingerprint",
+            "the store has this key as 'other-id'",
+            "nothing was restored",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in {text}");
+        }
+        assert_eq!(files(&target), before);
+        assert!(target_keys.entry("k-three").is_err());
+    }
+
+    #[test]
+    fn export_refuses_unknown_repeated_and_broken_keys() {
+        let (_tmp, dir) = store();
+        let keys = dir.encryption_keys();
+        let recipients = [ExportRecipient::Passphrase(PASS)];
+        let export =
+            |selection: ExportSelection| keys.export_bundle(&selection, &recipients, &|_| Ok(()));
+        // nothing in the store, nothing created by asking
+        let err = export(ExportSelection::All {
+            include_archived: false,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("no keys to export"), "{err}");
+        assert!(!dir.base().join("encryption-keys.cfg").exists());
+
+        keys.store_key("k-one", &key(1)).unwrap();
+        keys.store_key("k-two", &key(2)).unwrap();
+        let err = export(ExportSelection::Ids(vec!["nope-1".into()])).unwrap_err();
+        assert!(
+            matches!(err.downcast_ref(), Some(KeystoreError::NotFound { .. })),
+            "{err}"
+        );
+        let err = export(ExportSelection::Ids(vec!["k-one".into(), "k-one".into()])).unwrap_err();
+        assert!(err.to_string().contains("named twice"), "{err}");
+        // a refusal of the caller's check is returned as it is
+        let err = keys
+            .export_bundle(
+                &ExportSelection::Ids(vec!["k-two".into()]),
+                &recipients,
+                &|key| bail!("no privilege on '{}'", key.id),
+            )
+            .unwrap_err();
+        assert_eq!(err.to_string(), "no privilege on 'k-two'");
+
+        // swapped key files: nothing is exported, the error names the key
+        let key_dir = keys.key_dir();
+        std::fs::rename(key_dir.join("k-one.enc"), key_dir.join("swap")).unwrap();
+        std::fs::rename(key_dir.join("k-two.enc"), key_dir.join("k-one.enc")).unwrap();
+        std::fs::rename(key_dir.join("swap"), key_dir.join("k-two.enc")).unwrap();
+        let err = export(ExportSelection::Ids(vec!["k-one".into()])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("refusing to export encryption key 'k-one'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn compare_tells_equal_different_and_absent() {
+        let (_tmp, source) = store();
+        for (id, seed) in [("k-one", 1), ("k-two", 2), ("k-three", 3)] {
+            source.encryption_keys().store_key(id, &key(seed)).unwrap();
+        }
+        let bundle = bundle_of_all(&source);
+        let (_tmp2, target) = store();
+        let target_keys = target.encryption_keys();
+        // nothing at all: every key absent, nothing created
+        let checks = target_keys.compare_bundle(&bundle.header().keys).unwrap();
+        assert!(checks.iter().all(|c| c.store == StoreState::Absent));
+        assert!(files(&target).is_empty());
+
+        target_keys.store_key("k-one", &key(1)).unwrap();
+        target_keys.store_key("k-two", &key(7)).unwrap();
+        target_keys.store_key("moved", &key(3)).unwrap();
+        let checks = target_keys.compare_bundle(&bundle.header().keys).unwrap();
+        assert_eq!(checks[0].store, StoreState::PresentEqual);
+        assert_eq!(checks[1].store, StoreState::PresentDifferent);
+        assert_eq!(checks[1].store_fingerprint, key(7).fingerprint);
+        assert_eq!(checks[2].store, StoreState::Absent);
+        assert_eq!(checks[2].stored_as.as_deref(), Some("moved"));
+    }
+}
