@@ -189,10 +189,13 @@ impl fmt::Display for BundleError {
                 f,
                 "export bundle lists fingerprint {fingerprint} twice, for keys '{first}' and '{second}'"
             ),
-            BundleError::NoRecipientFor(kind) => write!(
-                f,
-                "export bundle is not encrypted to a {kind} - use the other kind of secret"
-            ),
+            BundleError::NoRecipientFor(kind) => {
+                let article = if kind.starts_with("RSA") { "an" } else { "a" };
+                write!(
+                    f,
+                    "export bundle is not encrypted to {article} {kind} - use the other kind of secret"
+                )
+            }
             BundleError::NotForThisRsaKey { key_id, recipients } => write!(
                 f,
                 "export bundle is not encrypted to RSA key {key_id} - it is encrypted to {}",

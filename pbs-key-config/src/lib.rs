@@ -420,6 +420,15 @@ impl KeyConfig {
     }
 }
 
+/// Writes a file holding key material (a paperkey, a key file) to `path`
+/// with mode 0600, never over an existing file: it appears complete or not
+/// at all (see [`KeyConfig::store`]).
+pub fn write_new_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
+    let path = path.as_ref();
+    let options = CreateOptions::new().perm(Mode::from_bits_truncate(0o600));
+    create_new_file(path, data, options).layer_err(|| format!("unable to write {path:?}"))
+}
+
 /// Creates `path` with `data`, failing if it exists: temp file, fsync, then a
 /// hard link to the final name, so the name never shows a partial file. On
 /// a file system without hard links (vfat, exfat, some network and FUSE
