@@ -32,6 +32,18 @@ const SUBDIRS: SubdirMap = &[
 /// The routes below `/api2/json`.
 pub const ROUTER: Router = Router::new().subdirs(SUBDIRS);
 
+/// Parameters that carry secrets (passphrases, the master key) or key
+/// material (a key file, a bundle): the server takes them from the request
+/// body only and refuses them in the URL, whose query string proxies,
+/// browsers and shell histories keep.
+pub const BODY_ONLY_PARAMETERS: &[&str] = &[
+    "bundle",
+    "key",
+    "master-key",
+    "master-passphrase",
+    "passphrase",
+];
+
 /// A string parameter, if given (the schema has checked it).
 pub(crate) fn param_str<'a>(param: &'a Value, name: &str) -> Option<&'a str> {
     param[name].as_str()

@@ -6,6 +6,8 @@
 //! mean the same, unknown and missing parameters are refused, and every
 //! error names its parameter. Percent-decoding is strict: a value that is
 //! not UTF-8 is refused naming the parameter (never replaced by U+FFFD).
+//! Secrets ([`BODY_ONLY_PARAMETERS`](crate::api2::BODY_ONLY_PARAMETERS))
+//! are refused in the query string.
 
 use anyhow::{Error, format_err};
 use serde_json::Value;
@@ -147,6 +149,12 @@ pub fn parse_request_parameters(
     };
     if let Some(query) = query {
         for (key, value) in parse_form(query.as_bytes())? {
+            if crate::api2::BODY_ONLY_PARAMETERS.contains(&key.as_str()) {
+                return Err(param_format_err!(
+                    key.as_str(),
+                    "carries a secret - send it in the request body, never in the URL"
+                ));
+            }
             // ExtJS's "disable cache" parameter, skipped as upstream does
             if key != "_dc" {
                 pairs.push((key, value));
@@ -216,6 +224,35 @@ mod tests {
         .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("'bogus'") && text.contains("'id'"), "{text}");
+    }
+
+    #[test]
+    fn secrets_are_taken_from_the_body_only() {
+        let schema = &API_METHOD_CREATE_KEY_PARAMETERS;
+        for name in crate::api2::BODY_ONLY_PARAMETERS {
+            let query = format!("{name}=some+secret+value");
+            let err = parse_request_parameters(schema, Some(&query), BodyKind::Form, b"", &[])
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("parameter '{name}'")) && text.contains("request body"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("secret value") && !text.contains("some"),
+                "{text}"
+            );
+        }
+        // in the body, the same parameter is taken
+        let value = parse_request_parameters(
+            schema,
+            None,
+            BodyKind::Form,
+            b"id=k-1&passphrase=some+secret+value",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(value["passphrase"], "some secret value");
     }
 
     #[test]

@@ -50,9 +50,27 @@ pub const INCLUDE_ARCHIVED_SCHEMA: Schema =
         .schema();
 
 /// `key`: a KeyConfig (the `.enc` JSON) to import instead of creating a key.
-pub const IMPORT_KEY_SCHEMA: Schema =
-    StringSchema::new("Use provided key instead of creating new one (KeyConfig JSON).")
-        .max_length(pbs_key_config::MAX_KEY_FILE_SIZE as usize)
+pub const IMPORT_KEY_SCHEMA: Schema = StringSchema::new(
+    "Use provided key instead of creating new one (KeyConfig JSON, or paperkey text; a \
+     protected key needs its passphrase).",
+)
+.max_length(pbs_key_config::MAX_KEY_FILE_SIZE as usize)
+.schema();
+
+/// `passphrase`: of a protected key to import, or of an export bundle.
+pub const PASSPHRASE_SCHEMA: Schema = StringSchema::new(
+    "A passphrase: of the protected key to import (it is stored unprotected), or of an export \
+     bundle. Request bodies only, never the URL.",
+)
+.min_length(pbs_key_config::MIN_PASSPHRASE_LEN)
+.max_length(1024)
+.schema();
+
+/// `hint`: a note stored with a key (list and show print it).
+pub const KEY_HINT_SCHEMA: Schema =
+    StringSchema::new("A hint stored with the key (one line of text; list and show print it).")
+        .format(&pbs_api_types::CONFIG_TEXT_FORMAT)
+        .max_length(256)
         .schema();
 
 /// `unused`: only archived keys no sync job names.
@@ -97,7 +115,7 @@ pub struct KeyEntry<K, U> {
 
 /// Checks `id` against [`CRYPT_KEY_ID_SCHEMA`]; the error quotes the id
 /// (escaped) and says what a valid one looks like.
-fn check_id(id: &str) -> Result<(), Error> {
+pub(crate) fn check_id(id: &str) -> Result<(), Error> {
     if let Err(err) = pbs_config::encryption_keys::check_key_id(id) {
         param_bail!("id", "{err}");
     }
@@ -339,22 +357,73 @@ fn api_show_key(
 /// KeyConfig JSON document). Protected keys are refused, as upstream does.
 /// Returns the stored KeyConfig: the only time the key leaves the server.
 pub fn create_key(dir: &ConfigDir, id: &str, key: Option<&str>) -> Result<KeyConfig, Error> {
+    create_key_with(dir, id, key, &KeyOptions::default())
+}
+
+/// What [`create_key_with`] takes beyond upstream's call.
+#[derive(Clone, Copy, Default)]
+pub struct KeyOptions<'a> {
+    /// A hint to store with the key (replaces the key file's).
+    pub hint: Option<&'a str>,
+    /// The passphrase of a protected key to import.
+    pub passphrase: Option<&'a [u8]>,
+}
+
+/// [`create_key`] with `options`: a hint, and the passphrase of a
+/// protected key to import (scrypt or PBKDF2, as `proxmox-backup-client
+/// key create` makes them; upstream refuses them), which is decrypted,
+/// checked against its fingerprint and stored unprotected, for unattended
+/// use. `key` may be key file JSON or paperkey text.
+pub fn create_key_with(
+    dir: &ConfigDir,
+    id: &str,
+    key: Option<&str>,
+    options: &KeyOptions,
+) -> Result<KeyConfig, Error> {
     check_id(id)?;
-    let key_config = match key {
+    if let Some(hint) = options.hint
+        && let Err(err) = KEY_HINT_SCHEMA.parse_simple_value(hint)
+    {
+        param_bail!("hint", "{err}");
+    }
+    let mut key_config = match key {
         Some(text) => {
-            let key_config = KeyConfig::from_json(text.as_bytes())
+            let parsed = pbs_key_config::paperkey::parse_key_file_or_paperkey(text)
                 .layer_err(|| "failed to parse provided key")
                 .map_err(|err| param_format_err!("key", "{err}"))?;
-            if key_config.is_protected() {
-                param_bail!(
-                    "key",
-                    "protected keys not supported - import an unprotected key (kdf null)"
-                );
+            match (parsed.is_protected(), options.passphrase) {
+                (false, None) => parsed,
+                (false, Some(_)) => param_bail!(
+                    "passphrase",
+                    "the key is not passphrase protected - leave the passphrase out"
+                ),
+                (true, None) => param_bail!(
+                    "passphrase",
+                    "the key is passphrase protected - give its passphrase to import it (it is \
+                     stored unprotected, for unattended use)"
+                ),
+                (true, Some(passphrase)) => parsed
+                    .to_unprotected(&|| Ok(passphrase.to_vec()))
+                    .map_err(|err| super::encryption_key_export::blame_key_error(err, "key"))?,
             }
-            key_config
         }
-        None => KeyConfig::without_password(proxmox_sys::linux::random_data::<32>()?)?,
+        None => {
+            if options.passphrase.is_some() {
+                param_bail!("passphrase", "only for importing a protected key");
+            }
+            KeyConfig::without_password(proxmox_sys::linux::random_data::<32>()?)?
+        }
     };
+    match options.hint {
+        Some(hint) => key_config.hint = Some(hint.to_string()),
+        None => {
+            if let Some(hint) = &key_config.hint
+                && let Err(err) = KEY_HINT_SCHEMA.parse_simple_value(hint)
+            {
+                param_bail!("key", "the key file's hint is refused - {err}");
+            }
+        }
+    }
     dir.encryption_keys()
         .store_key(id, &key_config)
         .map_err(|err| {
@@ -364,6 +433,9 @@ pub fn create_key(dir: &ConfigDir, id: &str, key: Option<&str>) -> Result<KeyCon
                 None => err,
             }
         })?;
+    // AUDIT: create or import (key given) - record the id and fingerprint
+    // stored and, for an import, whether the key was protected (stored
+    // unprotected now) and whether it came as paperkey text; never the key
     Ok(key_config)
 }
 
@@ -371,8 +443,10 @@ pub fn create_key(dir: &ConfigDir, id: &str, key: Option<&str>) -> Result<KeyCon
 pub const API_METHOD_CREATE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "Create a new encryption key, or import the provided one.",
     &[
+        ("hint", true, &KEY_HINT_SCHEMA),
         ("id", false, &CRYPT_KEY_ID_SCHEMA),
         ("key", true, &IMPORT_KEY_SCHEMA),
+        ("passphrase", true, &PASSPHRASE_SCHEMA),
     ],
 );
 
@@ -401,8 +475,17 @@ fn api_create_key(
 ) -> Result<Box<dyn SerializableReturn + Send>, Error> {
     let dir = RestEnvironment::of(rpcenv)?.dir();
     let id = required_str(&param, "id")?;
+    let options = KeyOptions {
+        hint: param_str(&param, "hint"),
+        passphrase: param_str(&param, "passphrase").map(str::as_bytes),
+    };
     // the one answer that carries key material: the caller backs it up
-    Ok(Box::new(create_key(dir, id, param_str(&param, "key"))?))
+    Ok(Box::new(create_key_with(
+        dir,
+        id,
+        param_str(&param, "key"),
+        &options,
+    )?))
 }
 
 /// Archives an active key or unarchives an archived one.
@@ -660,7 +743,10 @@ const ITEM_ROUTER: Router = Router::new()
     // PUT too: PBS clients update a config item with PUT
     .put(&API_METHOD_TOGGLE_KEY_ARCHIVE_STATE)
     .delete(&API_METHOD_DELETE_KEY)
-    .subdirs(&[("verify", &VERIFY_ROUTER)]);
+    .subdirs(&[
+        ("paperkey", &super::encryption_key_export::PAPERKEY_ROUTER),
+        ("verify", &VERIFY_ROUTER),
+    ]);
 
 /// The routes of `/config/encryption-keys`.
 pub const ROUTER: Router = Router::new()
@@ -685,14 +771,64 @@ mod tests {
             param_names(&create_key(&dir, "good-id", Some("{not json")).unwrap_err()),
             ["key"]
         );
+        // a protected key needs its passphrase (upstream refuses it)
         let protected =
             KeyConfig::with_key(&[7; 32], b"passphrase", pbs_api_types::Kdf::PBKDF2).unwrap();
-        let err = create_key(&dir, "good-id", Some(&protected.to_json().unwrap())).unwrap_err();
+        let protected = protected.to_json().unwrap();
+        let err = create_key(&dir, "good-id", Some(&protected)).unwrap_err();
+        assert_eq!(param_names(&err), ["passphrase"]);
+        assert!(err.to_string().contains("passphrase protected"), "{err}");
+        let with = |passphrase: &'static [u8], hint: Option<&'static str>| KeyOptions {
+            hint,
+            passphrase: Some(passphrase),
+        };
+        let err =
+            create_key_with(&dir, "good-id", Some(&protected), &with(b"wrong!", None)).unwrap_err();
+        assert_eq!(param_names(&err), ["passphrase"]);
+        assert!(err.to_string().contains("wrong passphrase"), "{err}");
+        let err =
+            create_key_with(&dir, "good-id", Some(&protected), &with(b"pass", None)).unwrap_err();
+        assert_eq!(param_names(&err), ["passphrase"]);
+        // a hint with a control character, in the option or in the file
+        let err = create_key_with(
+            &dir,
+            "good-id",
+            Some(&protected),
+            &with(b"passphrase", Some("line\nbreak")),
+        )
+        .unwrap_err();
+        assert_eq!(param_names(&err), ["hint"]);
+        let mut hinted = KeyConfig::without_password([8; 32]).unwrap();
+        hinted.hint = Some("tab\there".into());
+        let err = create_key(&dir, "good-id", Some(&hinted.to_json().unwrap())).unwrap_err();
         assert_eq!(param_names(&err), ["key"]);
-        assert!(
-            err.to_string().contains("protected keys not supported"),
-            "{err}"
-        );
+        assert!(!dir.encryption_keys().key_path("good-id").exists());
+        // the right passphrase: stored unprotected, same key
+        let stored = create_key_with(
+            &dir,
+            "good-id",
+            Some(&protected),
+            &with(b"passphrase", Some("from the laptop")),
+        )
+        .unwrap();
+        assert!(!stored.is_protected());
+        assert_eq!(stored.data, [7; 32]);
+        assert_eq!(stored.hint.as_deref(), Some("from the laptop"));
+        let loaded = dir
+            .encryption_keys()
+            .load_key_config("good-id", true)
+            .unwrap();
+        assert!(!loaded.is_protected());
+        // an unprotected key with a passphrase, a new key with one
+        let plain = KeyConfig::without_password([9; 32])
+            .unwrap()
+            .to_json()
+            .unwrap();
+        let err = create_key_with(&dir, "plain-id", Some(&plain), &with(b"passphrase", None))
+            .unwrap_err();
+        assert_eq!(param_names(&err), ["passphrase"]);
+        let err = create_key_with(&dir, "new-id", None, &with(b"passphrase", None)).unwrap_err();
+        assert_eq!(param_names(&err), ["passphrase"]);
         assert_eq!(
             param_names(&delete_key(&dir, "good-id", Some("xyz")).unwrap_err()),
             ["digest"]

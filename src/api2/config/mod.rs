@@ -2,11 +2,17 @@
 
 use proxmox_router::{Router, SubdirMap};
 
+pub mod encryption_key_export;
 pub mod encryption_key_trash;
 pub mod encryption_keys;
 pub mod sync;
 
 const SUBDIRS: SubdirMap = &[
+    ("encryption-key-export", &encryption_key_export::ROUTER),
+    (
+        "encryption-key-restore",
+        &encryption_key_export::RESTORE_ROUTER,
+    ),
     ("encryption-key-trash", &encryption_key_trash::ROUTER),
     ("encryption-keys", &encryption_keys::ROUTER),
     ("sync", &sync::ROUTER),

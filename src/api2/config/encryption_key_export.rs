@@ -1,0 +1,772 @@
+//! Keys that survive the host (beyond upstream): export bundles, the
+//! restore drill, restore, paperkeys.
+//!
+//! - `POST /config/encryption-key-export`: an encrypted export bundle of
+//!   the keys named (or all), for a passphrase and/or RSA master keys;
+//! - `POST /config/encryption-key-export/verify`: the restore drill: opens
+//!   a bundle in memory, checks every key and compares it with the store,
+//!   writes nothing;
+//! - `POST /config/encryption-key-restore`: brings the keys of a bundle (or
+//!   one key from paperkey text) back into the store;
+//! - `POST /config/encryption-keys/{id}/paperkey`: one key on paper.
+//!
+//! The collection-level actions sit beside `/config/encryption-keys`, not
+//! below it, where a key id could shadow them (DESIGN.md §6). Export and
+//! paperkey hand out keys, so they need Sys.Modify on each key (the
+//! privilege upstream requires to use a key, whose holders see its bytes at
+//! creation); export checks it per key itself, as the list does. Restore
+//! and the drill work on the whole store (docs/api.md says why).
+//!
+//! Secrets (passphrases, the master key, the bundle) travel in request
+//! bodies only (`crate::api2::BODY_ONLY_PARAMETERS`); the bundle and the
+//! paperkey come back in the answer, the only answers of this module that
+//! hold key material. As for every route, the plain functions serve the
+//! CLI, which calls them as the administrator.
+
+use anyhow::Error;
+use openssl::pkey::{PKey, Private, Public};
+use serde::Serialize;
+use serde_json::Value;
+use zeroize::Zeroize;
+
+use proxmox_router::{
+    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+};
+use proxmox_schema::{
+    ApiType, ArraySchema, BooleanSchema, ObjectSchema, ParameterError, Schema, StringSchema,
+    param_bail,
+};
+
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_MODIFY};
+use pbs_config::ConfigDir;
+use pbs_config::export::{
+    BundleKeyCheck, ExportSelection, RestoreKey, RestoredKey, entry_of_key_file,
+};
+use pbs_key_config::bundle::{
+    BundleError, BundleKeyInfo, BundleSecret, ExportRecipient, MAX_RECIPIENTS, open_bundle,
+    read_bundle_header, rsa_private_key_from_pem, rsa_public_key_from_pem,
+};
+use pbs_key_config::paperkey::{Paperkey, PaperkeyFormat, parse_key_file_or_paperkey};
+use pbs_key_config::{KeyConfig, KeyError};
+
+use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id};
+use crate::api2::{param_str, required_str};
+use crate::server::environment::RestEnvironment;
+
+/// The largest bundle (or paperkey text) the API takes: the request body
+/// limit bounds it first (docs/api.md).
+const MAX_BUNDLE_TEXT: usize = 64 * 1024;
+
+/// `id` of an export or a restore: one key id (repeat it for several).
+const KEY_IDS_SCHEMA: Schema = ArraySchema::new(
+    "Key ids (repeat the parameter for several).",
+    &CRYPT_KEY_ID_SCHEMA,
+)
+.schema();
+
+/// `all`: every key.
+const ALL_SCHEMA: Schema =
+    BooleanSchema::new("Export every active key (and with include-archived every archived one).")
+        .default(false)
+        .schema();
+
+/// `include-archived` of an export.
+const INCLUDE_ARCHIVED_SCHEMA: Schema =
+    BooleanSchema::new("With all: archived keys too (named keys are exported in any state).")
+        .default(false)
+        .schema();
+
+/// `master-pubkey`: an RSA public key (PEM) to encrypt a bundle to.
+const MASTER_PUBKEY_SCHEMA: Schema = StringSchema::new(
+    "An RSA public key (PEM, as 'proxmox-backup-client key create-master-key' writes \
+     master-public.pem) to encrypt the bundle to.",
+)
+.max_length(16 * 1024)
+.schema();
+
+const MASTER_PUBKEYS_SCHEMA: Schema = ArraySchema::new(
+    "RSA public keys (PEM) to encrypt the bundle to (repeat for several).",
+    &MASTER_PUBKEY_SCHEMA,
+)
+.max_length(MAX_RECIPIENTS)
+.schema();
+
+/// `master-key`: the RSA private key (PEM) that opens a bundle.
+const MASTER_KEY_SCHEMA: Schema = StringSchema::new(
+    "The RSA private key (PEM, master-private.pem) of a recipient of the bundle.",
+)
+.max_length(64 * 1024)
+.schema();
+
+/// `master-passphrase`: the passphrase of an encrypted `master-key`.
+const MASTER_PASSPHRASE_SCHEMA: Schema =
+    StringSchema::new("The passphrase of master-key, if it is encrypted.")
+        .min_length(1)
+        .max_length(1024)
+        .schema();
+
+/// `bundle`: an export bundle, or for a restore also paperkey text.
+const BUNDLE_SCHEMA: Schema = StringSchema::new(
+    "The export bundle (its text); for a restore also a key file or paperkey text (then with \
+     one id).",
+)
+.max_length(MAX_BUNDLE_TEXT)
+.schema();
+
+/// `output-format` of a paperkey.
+const PAPERKEY_FORMAT_SCHEMA: Schema = PaperkeyFormat::API_SCHEMA;
+
+const STORE_MODIFY: Permission =
+    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false);
+
+/// Checks ids given as a list (the schema checks each in the API; the CLI
+/// passes them unchecked).
+fn check_ids(ids: &[String]) -> Result<(), Error> {
+    ids.iter().try_for_each(|id| check_id(id))
+}
+
+/// An error blamed on the parameter `name` (400 naming it), the typed
+/// error kept inside.
+fn blame(name: &str, err: Error) -> Error {
+    ParameterError::from((name, err)).into()
+}
+
+/// Whether `err` is, or holds, a typed `T` for which `is` says yes.
+fn holds<T: std::error::Error + Send + Sync + 'static>(
+    err: &Error,
+    is: impl Fn(&T) -> bool,
+) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<T>().is_some_and(&is))
+}
+
+/// The parameter a failure to open a bundle is blamed on: the passphrase,
+/// the master key, or the bundle itself.
+fn blame_open_error(err: Error) -> Error {
+    if holds::<ParameterError>(&err, |_| true) {
+        return err;
+    }
+    let passphrase = holds::<BundleError>(&err, |e| {
+        matches!(
+            e,
+            BundleError::WrongPassphraseOrCorrupt | BundleError::NoRecipientFor("passphrase")
+        )
+    }) || holds::<KeyError>(&err, |e| matches!(e, KeyError::PassphraseTooShort));
+    let master_key = holds::<BundleError>(&err, |e| {
+        matches!(
+            e,
+            BundleError::WrongRsaKeyOrCorrupt
+                | BundleError::NotForThisRsaKey { .. }
+                | BundleError::NoRecipientFor(_)
+        )
+    });
+    let bundle = holds::<BundleError>(&err, |_| true) || holds::<KeyError>(&err, |_| true);
+    match (passphrase, master_key, bundle) {
+        (true, _, _) => blame("passphrase", err),
+        (_, true, _) => blame("master-key", err),
+        (_, _, true) => blame("bundle", err),
+        _ => err,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// export
+
+/// Who can open a new bundle: a passphrase and/or RSA public keys.
+pub struct Recipients {
+    /// The passphrase, if any (zeroed on drop).
+    pub passphrase: Option<Vec<u8>>,
+    /// RSA public keys.
+    pub master_pubkeys: Vec<PKey<Public>>,
+}
+
+impl Drop for Recipients {
+    fn drop(&mut self) {
+        if let Some(passphrase) = &mut self.passphrase {
+            passphrase.zeroize();
+        }
+    }
+}
+
+impl Recipients {
+    fn as_list(&self) -> Vec<ExportRecipient<'_>> {
+        let mut list = Vec::new();
+        if let Some(passphrase) = &self.passphrase {
+            list.push(ExportRecipient::Passphrase(passphrase));
+        }
+        list.extend(
+            self.master_pubkeys
+                .iter()
+                .map(ExportRecipient::RsaPublicKey),
+        );
+        list
+    }
+}
+
+/// Reads an RSA public key (PEM) given as parameter `name`.
+pub fn master_pubkey(pem: &[u8]) -> Result<PKey<Public>, Error> {
+    rsa_public_key_from_pem(pem).map_err(|err| blame("master-pubkey", err))
+}
+
+/// A new export bundle and what it holds.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Exported {
+    /// The bundle (two lines of text, `docs/export-format.md`).
+    pub bundle: String,
+    /// Where it says the keys come from.
+    pub origin: String,
+    /// When it was made (epoch).
+    pub created: i64,
+    /// Who can open it (`passphrase (scrypt)`, `RSA key <id>`).
+    pub recipients: Vec<String>,
+    /// The keys in it, as its clear header lists them.
+    pub keys: Vec<BundleKeyInfo>,
+}
+
+/// The selection of an export from its parameters: ids, or all.
+pub fn export_selection(
+    ids: Vec<String>,
+    all: bool,
+    include_archived: bool,
+) -> Result<ExportSelection, Error> {
+    check_ids(&ids)?;
+    match (ids.is_empty(), all) {
+        (false, true) => param_bail!("all", "name keys or all, not both"),
+        (true, false) => param_bail!("id", "name the keys to export, or all"),
+        (false, false) if include_archived => param_bail!(
+            "include-archived",
+            "include-archived goes with all (named keys are exported active or archived)"
+        ),
+        (false, false) => Ok(ExportSelection::Ids(ids)),
+        (true, true) => Ok(ExportSelection::All { include_archived }),
+    }
+}
+
+/// Writes an export bundle of the keys `selection` names for `recipients`;
+/// `allowed` is asked for each key first (the API's privilege check).
+pub fn export_keys(
+    dir: &ConfigDir,
+    selection: &ExportSelection,
+    recipients: &Recipients,
+    allowed: &dyn Fn(&CryptKey) -> Result<(), Error>,
+) -> Result<Exported, Error> {
+    let list = recipients.as_list();
+    if list.is_empty() {
+        param_bail!(
+            "passphrase",
+            "no recipient - give a passphrase and/or an RSA public key (master-pubkey)"
+        );
+    }
+    let mut bundle = dir
+        .encryption_keys()
+        .export_bundle(selection, &list, allowed)?;
+    let header = read_bundle_header(&bundle)?;
+    // AUDIT: export - record the ids and fingerprints exported, the
+    // recipients (kinds and RSA key ids) and the bundle's created time,
+    // never a secret (wired in with the audit log, branch `audit`)
+    let text = String::from_utf8(std::mem::take(&mut bundle))
+        .map_err(|_| anyhow::format_err!("internal error - export bundle is not text"))?;
+    Ok(Exported {
+        bundle: text,
+        origin: header.origin.clone(),
+        created: header.created,
+        recipients: header.recipients.iter().map(|r| r.describe()).collect(),
+        keys: header.keys,
+    })
+}
+
+/// Parameters of `POST /config/encryption-key-export`.
+pub const API_METHOD_EXPORT_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Write an encrypted export bundle of encryption keys.",
+    &[
+        ("all", true, &ALL_SCHEMA),
+        ("id", true, &KEY_IDS_SCHEMA),
+        ("include-archived", true, &INCLUDE_ARCHIVED_SCHEMA),
+        ("master-pubkey", true, &MASTER_PUBKEYS_SCHEMA),
+        ("passphrase", true, &PASSPHRASE_SCHEMA),
+    ],
+);
+
+const EXPORTED_SCHEMA: Schema = ObjectSchema::new(
+    "The bundle (its text: the one answer of the export that holds keys, encrypted), origin, \
+     created, recipients and the keys in it (Exported).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// `POST /config/encryption-key-export`: [`export_keys`], each key
+/// checked for Sys.Modify.
+pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_export_keys),
+    &API_METHOD_EXPORT_KEYS_PARAMETERS,
+)
+.returns(ReturnType::new(false, &EXPORTED_SCHEMA))
+.access(
+    Some(
+        "Sys.Modify on `/system/encryption-keys/{id}` of every key exported, checked per key \
+         (403 naming the first key without it)",
+    ),
+    &Permission::Anybody,
+);
+
+/// The strings of an array parameter.
+fn param_list(param: &Value, name: &str) -> Vec<String> {
+    match &param[name] {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_string))
+            .collect(),
+        Value::String(item) => vec![item.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn api_export_keys(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let env = RestEnvironment::of(rpcenv)?;
+    let (auth_id, info) = (env.auth_id()?, env.user_info()?);
+    let selection = export_selection(
+        param_list(&param, "id"),
+        param["all"].as_bool().unwrap_or(false),
+        param["include-archived"].as_bool().unwrap_or(false),
+    )?;
+    let recipients = Recipients {
+        passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
+        master_pubkeys: param_list(&param, "master-pubkey")
+            .iter()
+            .map(|pem| master_pubkey(pem.as_bytes()))
+            .collect::<Result<_, _>>()?,
+    };
+    let allowed = |key: &CryptKey| {
+        info.check_privs(
+            &auth_id,
+            &format!("/system/encryption-keys/{}", key.id),
+            PRIV_SYS_MODIFY,
+        )
+    };
+    // the one answer of this route: the bundle, encrypted
+    Ok(Box::new(export_keys(
+        env.dir(),
+        &selection,
+        &recipients,
+        &allowed,
+    )?))
+}
+
+// ---------------------------------------------------------------------------
+// opening a bundle: the drill and the restore
+
+/// A secret that opens a bundle, owned (from the API's parameters or the
+/// CLI's files and prompts).
+pub enum OwnedSecret {
+    /// A passphrase (zeroed on drop).
+    Passphrase(Vec<u8>),
+    /// An RSA private key.
+    MasterKey(PKey<Private>),
+}
+
+impl Drop for OwnedSecret {
+    fn drop(&mut self) {
+        if let OwnedSecret::Passphrase(passphrase) = self {
+            passphrase.zeroize();
+        }
+    }
+}
+
+impl OwnedSecret {
+    /// The secret as the bundle code takes it.
+    pub fn as_secret(&self) -> BundleSecret<'_> {
+        match self {
+            OwnedSecret::Passphrase(passphrase) => BundleSecret::Passphrase(passphrase),
+            OwnedSecret::MasterKey(key) => BundleSecret::RsaPrivateKey(key),
+        }
+    }
+}
+
+/// The secret of a request: `passphrase`, or `master-key` (with
+/// `master-passphrase` if it is encrypted).
+fn secret_of(param: &Value) -> Result<Option<OwnedSecret>, Error> {
+    let passphrase = param_str(param, "passphrase");
+    let master_key = param_str(param, "master-key");
+    let master_passphrase = param_str(param, "master-passphrase");
+    match (passphrase, master_key) {
+        (Some(_), Some(_)) => param_bail!("master-key", "give passphrase or master-key, not both"),
+        (Some(passphrase), None) => {
+            if master_passphrase.is_some() {
+                param_bail!("master-passphrase", "goes with master-key");
+            }
+            Ok(Some(OwnedSecret::Passphrase(
+                passphrase.as_bytes().to_vec(),
+            )))
+        }
+        (None, Some(pem)) => {
+            let asked = || match master_passphrase {
+                Some(text) => Ok(text.as_bytes().to_vec()),
+                None => Err(blame(
+                    "master-passphrase",
+                    anyhow::format_err!("the master key is encrypted - send its passphrase"),
+                )),
+            };
+            let key =
+                rsa_private_key_from_pem(pem.as_bytes(), &asked).map_err(|err| {
+                    match holds::<ParameterError>(&err, |_| true) {
+                        true => err,
+                        false => blame("master-key", err),
+                    }
+                })?;
+            Ok(Some(OwnedSecret::MasterKey(key)))
+        }
+        (None, None) => {
+            if master_passphrase.is_some() {
+                param_bail!("master-passphrase", "goes with master-key");
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The restore drill's report: the bundle's clear header and every key
+/// compared with the store.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BundleReport {
+    /// Where the bundle says its keys come from.
+    pub origin: String,
+    /// When it was made (epoch).
+    pub created: i64,
+    /// The audit checkpoint it carries, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// Who can open it.
+    pub recipients: Vec<String>,
+    /// Every key: intact (else the bundle would not have opened), and how
+    /// the store has it.
+    pub keys: Vec<BundleKeyCheck>,
+}
+
+/// The restore drill: opens the bundle `data` with `secret` in memory,
+/// checks every key's fingerprint against its bytes (all or nothing), and
+/// compares each with the store. Imports nothing, writes nothing.
+///
+/// # Errors
+///
+/// Anything that keeps the bundle from opening whole (`BundleError`): the
+/// bundle is not intact, or the secret is wrong.
+pub fn verify_bundle(
+    dir: &ConfigDir,
+    data: &[u8],
+    secret: &BundleSecret,
+) -> Result<BundleReport, Error> {
+    let opened = open_bundle(data, secret)?;
+    let header = opened.header();
+    let keys = dir.encryption_keys().compare_bundle(&header.keys)?;
+    // AUDIT: export-verify - record the bundle's origin, created time, the
+    // ids and fingerprints proven restorable and how the store has them
+    // (wired in with the audit log, branch `audit`)
+    Ok(BundleReport {
+        origin: header.origin.clone(),
+        created: header.created,
+        checkpoint: header.checkpoint.clone(),
+        recipients: header.recipients.iter().map(|r| r.describe()).collect(),
+        keys,
+    })
+}
+
+/// Parameters of `POST /config/encryption-key-export/verify`.
+pub const API_METHOD_VERIFY_EXPORT_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Open an export bundle in memory, check every key and compare it with the store (the \
+     restore drill); writes nothing.",
+    &[
+        ("bundle", false, &BUNDLE_SCHEMA),
+        ("master-key", true, &MASTER_KEY_SCHEMA),
+        ("master-passphrase", true, &MASTER_PASSPHRASE_SCHEMA),
+        ("passphrase", true, &PASSPHRASE_SCHEMA),
+    ],
+);
+
+const BUNDLE_REPORT_SCHEMA: Schema = ObjectSchema::new(
+    "The bundle's origin, created, checkpoint, recipients, and per key its id, fingerprint, \
+     archived-at and how the store has it (BundleReport).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// `POST /config/encryption-key-export/verify`: [`verify_bundle`].
+pub const API_METHOD_VERIFY_EXPORT: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_verify_export),
+    &API_METHOD_VERIFY_EXPORT_PARAMETERS,
+)
+.returns(ReturnType::new(false, &BUNDLE_REPORT_SCHEMA))
+.access(None, &STORE_MODIFY);
+
+/// The secret of a bundle request, which needs one.
+fn required_secret(param: &Value) -> Result<OwnedSecret, Error> {
+    match secret_of(param)? {
+        Some(secret) => Ok(secret),
+        None => param_bail!(
+            "passphrase",
+            "the bundle needs its secret - send passphrase, or master-key"
+        ),
+    }
+}
+
+fn api_verify_export(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let data = required_str(&param, "bundle")?;
+    let secret = required_secret(&param)?;
+    let report =
+        verify_bundle(dir, data.as_bytes(), &secret.as_secret()).map_err(blame_open_error)?;
+    Ok(Box::new(report))
+}
+
+/// Restores the keys of the bundle `data` (all, or those `ids` names)
+/// through the store path (`pbs_config::export`): a key the store has
+/// already under its id is left alone; an id or a key taken otherwise
+/// refuses the whole restore, naming both.
+pub fn restore_bundle(
+    dir: &ConfigDir,
+    data: &[u8],
+    secret: &BundleSecret,
+    ids: &[String],
+) -> Result<Vec<RestoredKey>, Error> {
+    check_ids(ids)?;
+    let opened = open_bundle(data, secret)?;
+    let entries = opened.entries();
+    for id in ids {
+        if !entries.iter().any(|entry| entry.config().id == *id) {
+            param_bail!("id", "the export bundle has no key '{id}'");
+        }
+    }
+    let keys: Vec<RestoreKey> = entries
+        .iter()
+        .filter(|entry| ids.is_empty() || ids.contains(&entry.config().id))
+        .map(|entry| RestoreKey {
+            entry: entry.config().clone(),
+            key_config: entry.key_config(),
+            key_file: entry.key_file(),
+        })
+        .collect();
+    let restored = dir.encryption_keys().restore_keys(&keys)?;
+    // AUDIT: restore - record the bundle's origin and created time and the
+    // ids and fingerprints restored (and left as they were)
+    Ok(restored)
+}
+
+/// Restores one key from key file JSON or paperkey text as `id`: a
+/// protected key is decrypted with `passphrase` and restored unprotected,
+/// as import takes it. The same key under the same id is left alone.
+pub fn restore_key_text(
+    dir: &ConfigDir,
+    id: &str,
+    text: &str,
+    passphrase: Option<&[u8]>,
+) -> Result<Vec<RestoredKey>, Error> {
+    check_id(id)?;
+    let key_config = key_from_text(text, passphrase)?;
+    let mut key_file = key_config.to_json()?.into_bytes();
+    let entry = entry_of_key_file(id, &key_config).map_err(|err| blame("bundle", err));
+    let restored = entry.and_then(|entry| {
+        dir.encryption_keys().restore_keys(&[RestoreKey {
+            entry,
+            key_config: &key_config,
+            key_file: &key_file,
+        }])
+    });
+    key_file.zeroize();
+    // AUDIT: restore - record the id and fingerprint restored from paperkey
+    // text
+    restored
+}
+
+/// The key of key file JSON or paperkey text, unprotected with
+/// `passphrase` if it is protected.
+fn key_from_text(text: &str, passphrase: Option<&[u8]>) -> Result<KeyConfig, Error> {
+    let key_config = parse_key_file_or_paperkey(text).map_err(|err| blame("bundle", err))?;
+    match (key_config.is_protected(), passphrase) {
+        (false, None) => Ok(key_config),
+        (false, Some(_)) => param_bail!(
+            "passphrase",
+            "the key is not passphrase protected - leave the passphrase out"
+        ),
+        (true, None) => param_bail!(
+            "passphrase",
+            "the key is passphrase protected - give its passphrase; it is restored unprotected"
+        ),
+        (true, Some(passphrase)) => key_config
+            .to_unprotected(&|| Ok(passphrase.to_vec()))
+            .map_err(|err| blame_key_error(err, "bundle")),
+    }
+}
+
+/// A failure to decrypt a protected key, blamed on the passphrase (wrong,
+/// too short) or else on the parameter `key_param` holding the key.
+pub fn blame_key_error(err: Error, key_param: &str) -> Error {
+    let passphrase = holds::<KeyError>(&err, |e| {
+        matches!(
+            e,
+            KeyError::WrongPassphraseOrCorrupt { .. } | KeyError::PassphraseTooShort
+        )
+    });
+    match passphrase {
+        true => blame("passphrase", err),
+        false => blame(key_param, err),
+    }
+}
+
+/// Whether `data` is an export bundle (by its first line), as restore
+/// tells a bundle from key file or paperkey text.
+pub fn is_bundle(data: &[u8]) -> bool {
+    !matches!(
+        read_bundle_header(data).map_err(|err| err.downcast::<BundleError>()),
+        Err(Ok(BundleError::NotABundle))
+    )
+}
+
+/// Parameters of `POST /config/encryption-key-restore`.
+pub const API_METHOD_RESTORE_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Restore the keys of an export bundle (or one key from paperkey text) into the store.",
+    &[
+        ("bundle", false, &BUNDLE_SCHEMA),
+        ("id", true, &KEY_IDS_SCHEMA),
+        ("master-key", true, &MASTER_KEY_SCHEMA),
+        ("master-passphrase", true, &MASTER_PASSPHRASE_SCHEMA),
+        ("passphrase", true, &PASSPHRASE_SCHEMA),
+    ],
+);
+
+const RESTORED_SCHEMA: Schema = ObjectSchema::new(
+    "A restored key: id, fingerprint, archived-at, outcome (restored or already-present).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+const RESTORED_LIST_SCHEMA: Schema = ArraySchema::new(
+    "Every key of the restore, in bundle order.",
+    &RESTORED_SCHEMA,
+)
+.schema();
+
+/// `POST /config/encryption-key-restore`: [`restore_bundle`], or
+/// [`restore_key_text`] for key file or paperkey text.
+pub const API_METHOD_RESTORE_KEYS: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_restore_keys),
+    &API_METHOD_RESTORE_KEYS_PARAMETERS,
+)
+.returns(ReturnType::new(false, &RESTORED_LIST_SCHEMA))
+.access(None, &STORE_MODIFY);
+
+fn api_restore_keys(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let data = required_str(&param, "bundle")?;
+    let ids = param_list(&param, "id");
+    if is_bundle(data.as_bytes()) {
+        let secret = required_secret(&param)?;
+        let restored = restore_bundle(dir, data.as_bytes(), &secret.as_secret(), &ids)
+            .map_err(blame_open_error)?;
+        return Ok(Box::new(restored));
+    }
+    let [id] = ids.as_slice() else {
+        param_bail!(
+            "id",
+            "key file or paperkey text holds no key id - give exactly one id to restore it as"
+        );
+    };
+    if param_str(&param, "master-key").is_some() {
+        param_bail!("master-key", "only for an export bundle");
+    }
+    let mut passphrase = param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec());
+    let restored = restore_key_text(dir, id, data, passphrase.as_deref());
+    if let Some(passphrase) = &mut passphrase {
+        passphrase.zeroize();
+    }
+    Ok(Box::new(restored?))
+}
+
+// ---------------------------------------------------------------------------
+// paperkey
+
+/// A paperkey of key `id` (archived keys too) in `format`: upstream's
+/// block, a QR code, the id, full fingerprint, the store's audit checkpoint
+/// if it has one, and the typing aid. The key file is loaded and checked
+/// against the config first.
+pub fn paperkey(dir: &ConfigDir, id: &str, format: PaperkeyFormat) -> Result<String, Error> {
+    check_id(id)?;
+    let keys = dir.encryption_keys();
+    let key_config = keys.load_key_config(id, false)?;
+    let checkpoint = keys.current_checkpoint()?;
+    let paperkey = Paperkey::new(id, &key_config, checkpoint.as_deref())?;
+    // AUDIT: paperkey - record the id and fingerprint printed and the format
+    paperkey.render(format)
+}
+
+/// Parameters of `POST /config/encryption-keys/{id}/paperkey`.
+pub const API_METHOD_PAPERKEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "A paperkey of an encryption key: the key to print and type back.",
+    &[
+        ("id", false, &CRYPT_KEY_ID_SCHEMA),
+        ("output-format", true, &PAPERKEY_FORMAT_SCHEMA),
+    ],
+);
+
+const PAPERKEY_RETURN_SCHEMA: Schema =
+    StringSchema::new("The paperkey, text or HTML: it holds the key.").schema();
+
+/// `POST /config/encryption-keys/{id}/paperkey`: [`paperkey`]. POST, not
+/// GET: it hands out the key (a ticket's CSRF token is needed, as for any
+/// write) and is recorded.
+pub const API_METHOD_PAPERKEY: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_paperkey),
+    &API_METHOD_PAPERKEY_PARAMETERS,
+)
+.returns(ReturnType::new(false, &PAPERKEY_RETURN_SCHEMA))
+.access(
+    None,
+    &Permission::Privilege(
+        &["system", "encryption-keys", "{id}"],
+        PRIV_SYS_MODIFY,
+        false,
+    ),
+);
+
+fn api_paperkey(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let id = required_str(&param, "id")?;
+    let format = match param_str(&param, "output-format") {
+        Some("html") => PaperkeyFormat::Html,
+        _ => PaperkeyFormat::Text,
+    };
+    // the one answer of this route: the key, on paper
+    Ok(Box::new(paperkey(dir, id, format)?))
+}
+
+/// `/config/encryption-keys/{id}/paperkey`.
+pub const PAPERKEY_ROUTER: Router = Router::new().post(&API_METHOD_PAPERKEY);
+
+const VERIFY_ROUTER: Router = Router::new().post(&API_METHOD_VERIFY_EXPORT);
+
+/// The routes of `/config/encryption-key-export`.
+pub const ROUTER: Router = Router::new()
+    .post(&API_METHOD_EXPORT_KEYS)
+    .subdirs(&[("verify", &VERIFY_ROUTER)]);
+
+/// The routes of `/config/encryption-key-restore`.
+pub const RESTORE_ROUTER: Router = Router::new().post(&API_METHOD_RESTORE_KEYS);
