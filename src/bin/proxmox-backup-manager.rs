@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 mod proxmox_backup_manager;
 
-use proxmox_backup_manager::output::write_stdout;
+use proxmox_backup_manager::output::{OutputFormat, write_stdout};
 use proxmox_backup_manager::{
     EXIT_ERROR, EXIT_OK, GlobalArgs, acl, completion, encryption_key, exit_status_help, man_page,
     manpage, sync_job, user,
@@ -114,7 +114,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let result = cli.global.output().and_then(|out| match cli.command {
+    // html is a paperkey's form, not an output format of other commands
+    let takes_html = matches!(
+        cli.command,
+        Command::EncryptionKey(encryption_key::EncryptionKeyCommand::Paperkey(_))
+    );
+    let result = cli.global.output().and_then(|out| {
+        if out.format() == OutputFormat::Html && !takes_html {
+            anyhow::bail!(
+                "output format html is for 'encryption-key paperkey' only - use text, json or \
+                 json-pretty"
+            );
+        }
+        Ok(out)
+    });
+    let result = result.and_then(|out| match cli.command {
         Command::EncryptionKey(cmd) => encryption_key::run(&cli.global, &out, cmd),
         Command::SyncJob(cmd) => sync_job::run(&cli.global, &out, cmd),
         Command::User(cmd) => user::run(&cli.global, &out, cmd),

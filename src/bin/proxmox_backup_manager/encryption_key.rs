@@ -7,7 +7,8 @@
 //! `encryption_key_trash`), which validate the parameters; this module
 //! reads and writes the files the administrator names and prints. Key bytes are printed by `create` only (once, or into
 //! `--output-file`), and never to a terminal unless asked for with
-//! `--print-key`; everything else shows metadata.
+//! `--print-key` or `--paperkey`; everything else shows metadata. Export,
+//! export-verify, restore and paperkey are in [`super::key_export`].
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,11 @@ use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 use pbs_keystore::api2::config::encryption_key_trash;
 use pbs_keystore::api2::config::encryption_keys::{self, DeleteMode};
 
+use super::key_export::{
+    self, ExportArgs, ExportVerifyArgs, PaperkeyArgs, PaperkeyFormatArg, RestoreArgs,
+};
 use super::output::{Column, Output, OutputFormat, Table, render, write_stdout};
+use super::passphrase;
 use super::{EXIT_FINDINGS, EXIT_OK, GlobalArgs, param_context, quoted};
 
 /// `list`: about 90 columns with a 12-character id, no hint and a job
@@ -145,19 +150,70 @@ pub enum EncryptionKeyCommand {
         /// Print the key to stdout even if it is a terminal.
         #[arg(long, conflicts_with = "output_file")]
         print_key: bool,
+        /// Print the key as a paperkey (text, or an HTML page) on stdout,
+        /// even if it is a terminal: a paperkey is meant to be printed.
+        #[arg(
+            long,
+            value_name = "FORMAT",
+            num_args = 0..=1,
+            default_missing_value = "text",
+            conflicts_with_all = ["output_file", "print_key"]
+        )]
+        paperkey: Option<PaperkeyFormatArg>,
+        /// A hint stored with the key (one line; list and show print it).
+        #[arg(long, value_name = "TEXT")]
+        hint: Option<String>,
     },
-    /// Import an unprotected key from a key file (KeyConfig JSON).
+    /// Import a key from a key file (KeyConfig JSON) or paperkey text.
     ///
     /// The key is decrypted and checked against its fingerprint before it is
-    /// stored. Passphrase-protected keys are refused, as upstream does.
+    /// stored. A passphrase-protected key (scrypt or PBKDF2, as
+    /// 'proxmox-backup-client key create' makes them) needs its passphrase
+    /// (--passphrase-file, else asked on a terminal) and is stored
+    /// unprotected, for unattended use; upstream refuses protected keys.
     Import {
         /// Id of the new key.
         #[arg(value_name = "ID")]
         id: String,
-        /// The key file; '-' reads standard input.
+        /// The key file or paperkey text; '-' reads standard input.
         #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
         file: PathBuf,
+        /// The passphrase of a protected key, on the first line of FILE.
+        #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+        passphrase_file: Option<PathBuf>,
+        /// A hint stored with the key instead of the key file's.
+        #[arg(long, value_name = "TEXT")]
+        hint: Option<String>,
     },
+    /// Write keys into an encrypted export bundle, to keep off the host.
+    ///
+    /// The bundle is a new file (mode 0600, never over an existing one),
+    /// encrypted to a passphrase (--passphrase-file, else asked twice on a
+    /// terminal) and/or RSA master public keys (--master-pubkey). Its clear
+    /// header lists ids and fingerprints; keys are only inside.
+    Export(ExportArgs),
+    /// The restore drill: open an export bundle in memory and check it.
+    ///
+    /// Checks every key's fingerprint against its bytes and compares it with
+    /// the store (present and equal, present and different, absent).
+    /// Imports nothing, writes nothing. Exit status 0 only if every key in
+    /// the bundle is intact.
+    ExportVerify(ExportVerifyArgs),
+    /// Restore keys from an export bundle (or one key from paperkey text).
+    ///
+    /// Through the normal store path: a key the store has under the same id
+    /// is left as it is; an id the store has with another key, or a key it
+    /// has under another id, refuses the restore (naming both) before
+    /// anything is written. Archived keys come back archived.
+    Restore(RestoreArgs),
+    /// Print a key as a paperkey, to keep on paper and type back in.
+    ///
+    /// Upstream's block, a QR code, the id and full fingerprint, the audit
+    /// checkpoint if there is one, and a typing aid with a checksum on every
+    /// line. Text, or with '--output-format html' an HTML page to print.
+    /// 'import' and 'restore' take the text back (the block or the
+    /// typing-aid lines); a mistyped line is named.
+    Paperkey(PaperkeyArgs),
     /// Archive a key: it can no longer encrypt, only decrypt. Refused while a
     /// sync job uses it as its active key.
     Archive {
@@ -299,37 +355,38 @@ pub fn run(
             id,
             output_file,
             print_key,
-        } => match KeyDestination::of(output_file, print_key) {
-            KeyDestination::File(path) => create_to_file(out, &dir, &id, &path)?,
-            KeyDestination::Stdout => create_to_stdout(out, &dir, &id)?,
-            KeyDestination::Refused => return Err(refuse_terminal(&id)),
-        },
-        EncryptionKeyCommand::Import { id, file } => {
-            let source = match file.as_os_str() == "-" {
-                true => "standard input".to_string(),
-                false => format!("{file:?}"),
-            };
-            let mut text = read_key_input(&file).map_err(|err| {
-                format_err!("failed to import encryption key {} - {err}", quoted(&id))
-            })?;
-            let result = encryption_keys::create_key(&dir, &id, Some(&text));
-            text.zeroize();
-            // the returned KeyConfig holds the key: dropped (and wiped) at once
-            drop(result.map_err(|err| {
-                param_context(err, |param| match param {
-                    "id" => "failed to import encryption key".to_string(),
-                    _ => format!("failed to import encryption key '{id}' from {source}"),
-                })
-            })?);
-            let key = encryption_keys::show_key(&dir, &id)?;
-            out.message(&key, |key| {
-                format!(
-                    "imported encryption key '{}' from {source} (fingerprint {})\n",
-                    key.id,
-                    render_fingerprint(key)
-                )
-            })?;
+            paperkey,
+            hint,
+        } => {
+            let hint = hint.as_deref();
+            match KeyDestination::of(output_file, print_key, paperkey) {
+                KeyDestination::File(path) => create_to_file(out, &dir, &id, &path, hint)?,
+                KeyDestination::Stdout => create_to_stdout(out, &dir, &id, hint)?,
+                KeyDestination::Paperkey(format) => {
+                    create_to_paperkey(out, &dir, &id, format, hint)?
+                }
+                KeyDestination::Refused => return Err(refuse_terminal(&id)),
+            }
         }
+        EncryptionKeyCommand::Import {
+            id,
+            file,
+            passphrase_file,
+            hint,
+        } => import(
+            out,
+            &dir,
+            &id,
+            &file,
+            passphrase_file.as_deref(),
+            hint.as_deref(),
+        )?,
+        EncryptionKeyCommand::Export(args) => return key_export::export(out, &dir, args),
+        EncryptionKeyCommand::ExportVerify(args) => {
+            return key_export::export_verify(out, &dir, args);
+        }
+        EncryptionKeyCommand::Restore(args) => return key_export::restore(out, &dir, args),
+        EncryptionKeyCommand::Paperkey(args) => return key_export::paperkey(out, &dir, args),
         EncryptionKeyCommand::Archive { id, digest } => {
             let key = encryption_keys::archive_key(&dir, &id, digest.as_deref())
                 .map_err(|err| param_context(err, key_op_context("archive")))?;
@@ -385,6 +442,83 @@ pub fn run(
         }
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// `import`: key file JSON or paperkey text; a protected key with its
+/// passphrase (from `passphrase_file`, else asked on a terminal), stored
+/// unprotected.
+fn import(
+    out: &Output,
+    dir: &ConfigDir,
+    id: &str,
+    file: &Path,
+    passphrase_file: Option<&Path>,
+    hint: Option<&str>,
+) -> Result<(), Error> {
+    let source = match file.as_os_str() == "-" {
+        true => "standard input".to_string(),
+        false => format!("{file:?}"),
+    };
+    let failed = |why: String| {
+        format_err!(
+            "failed to import encryption key {} from {source} - {why}",
+            quoted(id)
+        )
+    };
+    let text =
+        zeroize::Zeroizing::new(read_key_input(file).map_err(|err| {
+            format_err!("failed to import encryption key {} - {err}", quoted(id))
+        })?);
+    // a protected key needs its passphrase before the handler runs; a key
+    // that does not parse is the handler's to refuse
+    let parsed = pbs_key_config::paperkey::parse_key_file_or_paperkey(&text).ok();
+    let protected = parsed.as_ref().is_some_and(KeyConfig::is_protected);
+    let passphrase = match (protected, passphrase_file) {
+        (true, file) => {
+            let hint = parsed
+                .as_ref()
+                .and_then(|key| key.hint.as_deref())
+                .map(|hint| format!(" (hint: {hint})"))
+                .unwrap_or_default();
+            let prompt = format!("Passphrase of the key{hint}: ");
+            Some(
+                passphrase::get(file, "--passphrase-file", &prompt, false)
+                    .map_err(|err| failed(format!("the key is passphrase protected - {err}")))?,
+            )
+        }
+        (false, Some(_)) => {
+            return Err(failed(
+                "the key is not passphrase protected - leave --passphrase-file out".to_string(),
+            ));
+        }
+        (false, None) => None,
+    };
+    drop(parsed);
+    let options = encryption_keys::KeyOptions {
+        hint,
+        passphrase: passphrase.as_deref().map(Vec::as_slice),
+    };
+    let result = encryption_keys::create_key_with(dir, id, Some(&text), &options);
+    // the returned KeyConfig holds the key: dropped (and wiped) at once
+    drop(result.map_err(|err| {
+        param_context(err, |param| match param {
+            "id" => "failed to import encryption key".to_string(),
+            "hint" => format!("failed to import encryption key '{id}' - invalid --hint"),
+            _ => format!("failed to import encryption key '{id}' from {source}"),
+        })
+    })?);
+    let key = encryption_keys::show_key(dir, id)?;
+    let unprotected = match protected {
+        true => " - stored unprotected, for unattended use (it was passphrase protected)",
+        false => "",
+    };
+    out.message(&key, |key| {
+        format!(
+            "imported encryption key '{}' from {source} (fingerprint {}){unprotected}\n",
+            key.id,
+            render_fingerprint(key)
+        )
+    })
 }
 
 /// `remove`: a forced remove prints what it loses on stderr before it
@@ -496,15 +630,22 @@ enum KeyDestination {
     Stdout,
     /// Standard output is a terminal and nothing else was asked for.
     Refused,
-    // a paper key (`--paperkey`) goes here when it comes
+    /// A paperkey on standard output (`--paperkey`), terminal or not: it
+    /// is meant to be printed.
+    Paperkey(PaperkeyFormatArg),
 }
 
 impl KeyDestination {
-    fn of(output_file: Option<PathBuf>, print_key: bool) -> Self {
-        match output_file {
-            Some(path) => KeyDestination::File(path),
-            None if print_key || !std::io::stdout().is_terminal() => KeyDestination::Stdout,
-            None => KeyDestination::Refused,
+    fn of(
+        output_file: Option<PathBuf>,
+        print_key: bool,
+        paperkey: Option<PaperkeyFormatArg>,
+    ) -> Self {
+        match (output_file, paperkey) {
+            (Some(path), _) => KeyDestination::File(path),
+            (None, Some(format)) => KeyDestination::Paperkey(format),
+            (None, None) if print_key || !std::io::stdout().is_terminal() => KeyDestination::Stdout,
+            (None, None) => KeyDestination::Refused,
         }
     }
 }
@@ -515,7 +656,7 @@ fn refuse_terminal(id: &str) -> Error {
     format_err!(
         "failed to create encryption key {} - refusing to print the key to a terminal, where it \
          stays on screen and in the scrollback - write it to a new file with --output-file FILE, \
-         or pass --print-key to print it anyway",
+         or pass --print-key to print it anyway (or --paperkey for a paperkey)",
         quoted(id)
     )
 }
@@ -523,12 +664,17 @@ fn refuse_terminal(id: &str) -> Error {
 /// Creates a key and prints it once (KeyConfig JSON, indented in text
 /// format). If stdout cannot take it, the key is removed again: a key
 /// nobody holds a copy of must not stay in the store.
-fn create_to_stdout(out: &Output, dir: &ConfigDir, id: &str) -> Result<(), Error> {
-    let key_config = create_key(dir, id)?;
+fn create_to_stdout(
+    out: &Output,
+    dir: &ConfigDir,
+    id: &str,
+    hint: Option<&str>,
+) -> Result<(), Error> {
+    let key_config = create_key(dir, id, hint)?;
     let written = (|| {
         let mut text = match out.format() {
             OutputFormat::Json => key_config.to_json()?,
-            OutputFormat::Text | OutputFormat::JsonPretty => {
+            OutputFormat::Text | OutputFormat::JsonPretty | OutputFormat::Html => {
                 serde_json::to_string_pretty(&key_config)?
             }
         };
@@ -551,7 +697,13 @@ fn create_to_stdout(out: &Output, dir: &ConfigDir, id: &str) -> Result<(), Error
 /// Creates a key and writes it to a new file `path` (0600). The file is
 /// checked first, so an existing file refuses the command before anything
 /// is created; if writing fails anyway, the key is removed again.
-fn create_to_file(out: &Output, dir: &ConfigDir, id: &str, path: &Path) -> Result<(), Error> {
+fn create_to_file(
+    out: &Output,
+    dir: &ConfigDir,
+    id: &str,
+    path: &Path,
+    hint: Option<&str>,
+) -> Result<(), Error> {
     let refuse =
         |why: String| format_err!("failed to create encryption key {} - {why}", quoted(id));
     match std::fs::symlink_metadata(path) {
@@ -577,7 +729,7 @@ fn create_to_file(out: &Output, dir: &ConfigDir, id: &str, path: &Path) -> Resul
         )));
     }
 
-    let key_config = create_key(dir, id)?;
+    let key_config = create_key(dir, id, hint)?;
     if let Err(err) = key_config.store(path, false) {
         return Err(remove_new_key(dir, id, err));
     }
@@ -592,9 +744,39 @@ fn create_to_file(out: &Output, dir: &ConfigDir, id: &str, path: &Path) -> Resul
     })
 }
 
-fn create_key(dir: &ConfigDir, id: &str) -> Result<KeyConfig, Error> {
-    encryption_keys::create_key(dir, id, None)
-        .map_err(|err| param_context(err, |_| "failed to create encryption key".into()))
+/// Creates a key and prints it once, as a paperkey. If stdout cannot take
+/// it, the key is removed again, as for [`create_to_stdout`].
+fn create_to_paperkey(
+    out: &Output,
+    dir: &ConfigDir,
+    id: &str,
+    format: PaperkeyFormatArg,
+    hint: Option<&str>,
+) -> Result<(), Error> {
+    drop(create_key(dir, id, hint)?);
+    let written = key_export::paperkey_text(dir, id, format.into())
+        .and_then(|text| out.message(&*text, |text| text.to_string()));
+    if let Err(err) = written {
+        return Err(remove_new_key(dir, id, err));
+    }
+    eprintln!(
+        "Warning: this is the only time the key of '{id}' is shown - print the paperkey and keep \
+         it in a safe place; anyone holding it can decrypt what the key encrypts"
+    );
+    Ok(())
+}
+
+fn create_key(dir: &ConfigDir, id: &str, hint: Option<&str>) -> Result<KeyConfig, Error> {
+    let options = encryption_keys::KeyOptions {
+        hint,
+        ..Default::default()
+    };
+    encryption_keys::create_key_with(dir, id, None, &options).map_err(|err| {
+        param_context(err, |param| match param {
+            "hint" => "failed to create encryption key - invalid --hint".into(),
+            _ => "failed to create encryption key".into(),
+        })
+    })
 }
 
 /// Undoes a create whose key could not be handed out: archive, then delete

@@ -15,8 +15,10 @@ use pbs_config::ConfigDir;
 pub mod acl;
 pub mod completion;
 pub mod encryption_key;
+pub mod key_export;
 pub mod manpage;
 pub mod output;
+pub mod passphrase;
 pub mod sync_job;
 pub mod terminal;
 pub mod user;
@@ -35,7 +37,10 @@ pub const EXIT_ERROR: u8 = 255;
 /// The exit statuses and what they mean, as `--help` and the man page
 /// show them.
 pub const EXIT_STATUSES: &[(&str, &str)] = &[
-    ("0", "success (verify: the key store is clean)"),
+    (
+        "0",
+        "success (verify: the key store is clean; export-verify: every key in the bundle is intact)",
+    ),
     (
         "1",
         "verify: problems remain (after --repair: those it could not fix); see the report",
@@ -103,6 +108,10 @@ pub fn man_page(bin: &str) -> manpage::Page<'static> {
         (
             "Check the key store and repair what can be repaired:",
             "encryption-key verify --repair",
+        ),
+        (
+            "Every key into an encrypted bundle to keep off the host (then prove it with export-verify):",
+            "encryption-key export --all --include-archived --output-file /root/keys.pbsx",
         ),
         (
             "Ids of the active keys, for a script:",

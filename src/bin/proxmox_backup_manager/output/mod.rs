@@ -74,6 +74,11 @@ pub enum OutputFormat {
     Json,
     /// Indented JSON.
     JsonPretty,
+    /// An HTML page: for `encryption-key paperkey` only (upstream's
+    /// `--output-format html` of a paperkey); every other command refuses
+    /// it. Hidden from the list of values.
+    #[value(hide = true)]
+    Html,
 }
 
 /// A table cell renderer: the property's value (`Null` when absent) and the
@@ -244,7 +249,7 @@ impl Output {
         text: impl FnOnce(&T) -> String,
     ) -> Result<(), Error> {
         match self.format {
-            OutputFormat::Text => write_stdout(&text(value)),
+            OutputFormat::Text | OutputFormat::Html => write_stdout(&text(value)),
             _ => self.write_json(value),
         }
     }
@@ -255,7 +260,9 @@ impl Output {
         text: impl FnOnce(&Value) -> String,
     ) -> Result<(), Error> {
         match self.format {
-            OutputFormat::Text => write_stdout(&text(&serde_json::to_value(value)?)),
+            OutputFormat::Text | OutputFormat::Html => {
+                write_stdout(&text(&serde_json::to_value(value)?))
+            }
             _ => self.write_json(value),
         }
     }
