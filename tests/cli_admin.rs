@@ -3,25 +3,18 @@
 //! passwords in a real pseudo-terminal, and upstream's verbs (`remove`,
 //! `user update|remove|permissions`, `acl list`).
 //!
-//! The terminal tests open a pty pair (`nix::pty::openpty`) and give the
-//! slave side to the binary as stdin, stdout and stderr, so `isatty` is
-//! true for real; the test reads what the terminal shows from the master.
+//! The terminal tests run the binary on a pty pair (the kit's
+//! [`PtyRun`]): `isatty` is true for real; the test reads what the terminal
+//! shows from the master.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use nix::sys::termios::{LocalFlags, tcgetattr};
 use serde_json::{Value, json};
 
+use pbs_test_kit::pty::PtyRun;
 use pbs_test_kit::{Run, TestDir};
 
 const EXIT_ERROR: i32 = 255;
-/// How long a pty test waits for the binary to show something.
-const PTY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The kit's runner on a temporary config dir, with the environment these
 /// tests need on top: a UTF-8 locale (box-drawing tables) and none of the
@@ -354,105 +347,6 @@ fn output_variables_and_options_as_upstream() {
         ""
     );
     assert_eq!(empty.json(&["user", "list-tokens", "root@pam"]), json!([]));
-}
-
-/// A process on a new pseudo-terminal: what it shows, as it comes.
-struct PtyRun {
-    child: Child,
-    master: File,
-    shown: Receiver<Vec<u8>>,
-    text: String,
-    /// The terminal side, kept to read its settings.
-    slave: OwnedFd,
-}
-
-impl PtyRun {
-    /// Runs `cmd` with the slave side as stdin, stdout and stderr. `cmd`
-    /// is consumed, so its copies of the slave close after the spawn.
-    fn start(mut cmd: Command) -> Self {
-        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-        use std::os::fd::AsRawFd;
-
-        let pty = nix::pty::openpty(None, None).expect("openpty");
-        // not inherited by the processes other tests start meanwhile, which
-        // would hold the terminal open
-        for fd in [&pty.master, &pty.slave] {
-            fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
-        }
-        let stdio = || Stdio::from(pty.slave.try_clone().unwrap());
-        let child = cmd
-            .stdin(stdio())
-            .stdout(stdio())
-            .stderr(stdio())
-            .spawn()
-            .expect("spawn on a pty");
-        drop(cmd);
-        let master = File::from(pty.master);
-        let mut reader = master.try_clone().unwrap();
-        let (send, shown) = channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // ends with EIO once every slave descriptor is closed
-            while let Ok(n @ 1..) = reader.read(&mut buf) {
-                if send.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            master,
-            shown,
-            text: String::new(),
-            slave: pty.slave,
-        }
-    }
-
-    /// Waits until the terminal shows `needle` (anywhere in its text).
-    fn expect(&mut self, needle: &str) {
-        let deadline = Instant::now() + PTY_TIMEOUT;
-        while !self.text.contains(needle) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.shown.recv_timeout(left) {
-                Ok(bytes) => self.text.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(_) => panic!("terminal never showed {needle:?}; it shows:\n{}", self.text),
-            }
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        self.master
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-    }
-
-    /// Waits for the exit and everything shown: the status, the text with
-    /// the terminal's `\r\n` as `\n`, and whether the terminal echoes
-    /// input after the process is gone.
-    fn finish(mut self) -> (i32, String, bool) {
-        let status = self.child.wait().unwrap();
-        let echo = tcgetattr(&self.slave)
-            .unwrap()
-            .local_flags
-            .contains(LocalFlags::ECHO);
-        // with the last slave descriptor closed, the reader gets what is
-        // left in the buffer, then EIO, and hangs up the channel
-        drop(self.slave);
-        let deadline = Instant::now() + PTY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.shown.recv_timeout(left) {
-                Ok(bytes) => self.text.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("terminal output never ended"),
-            }
-        }
-        (
-            status.code().unwrap(),
-            self.text.replace("\r\n", "\n"),
-            echo,
-        )
-    }
 }
 
 fn on_pty(cli: &Manager, args: &[&str]) -> (i32, String) {

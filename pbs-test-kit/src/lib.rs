@@ -16,6 +16,7 @@
 //! - [`tmpfs`]: small tmpfs mounts, a full disk;
 //! - [`privileges`]: running a child as another user (`run_as`) or under
 //!   umask 000;
+//! - [`pty`]: a process on a pseudo-terminal (prompts without echo);
 //! - [`keys`]: fixed test keys; [`rng`]: a seeded random number generator.
 //!
 //! A dev-only workspace crate (`publish = false`, a dev-dependency of the
@@ -30,6 +31,7 @@ pub mod https;
 pub mod keys;
 pub mod manager;
 pub mod privileges;
+pub mod pty;
 pub mod rng;
 pub mod secrets;
 pub mod tmpfs;
