@@ -17,11 +17,14 @@
 //! same config dir and calls every route (the route list is the daemon's
 //! router tree, so a new route makes the audit fail until it calls it),
 //! with tokens, a ticket and bad credentials. Only the
-//! answer to `POST /config/encryption-keys` may hold a key, only the answer
-//! to `POST /access/ticket` a ticket and CSRF token, only the stdout of
-//! `user generate-token` a token secret; no answer, no stdout or stderr, and
-//! neither the daemon's log nor its access log may hold any of them or a
-//! password.
+//! answers to `POST /config/encryption-keys` and to a paperkey may hold a
+//! key, only the answer to `POST /access/ticket` a ticket and CSRF token,
+//! only the stdout of `user generate-token` a token secret; no answer, no
+//! stdout or stderr, and neither the daemon's log nor its access log may
+//! hold any of them, a password or a passphrase. Export bundles (files and
+//! answers) are held to the same rule: their keys are encrypted, never in
+//! clear. The stdout of `paperkey` and `create --paperkey` may hold their
+//! key, as `create`'s does.
 //!
 //! The audit is one test (each phase works on the store the phases before
 //! left), run as named phases in [`PHASES`] order.
@@ -446,15 +449,21 @@ const PHASES: &[(&str, Phase)] = &[
     ("import", import),
     ("refused imports and creates", refused_imports_and_creates),
     ("reading", reading),
+    ("export, drill, paperkey", export_drill_paperkey),
     ("keys in use by a sync job", keys_in_use_by_a_sync_job),
     ("archive, unarchive, delete", archive_unarchive_delete),
     ("verify and repair", verify_and_repair),
     ("trash", trash),
+    ("restore from a bundle", restore_from_a_bundle),
     ("users, tokens, ACLs", users_tokens_acls),
     ("API: keys with a token", api_keys_with_a_token),
     ("API: sync jobs with a token", api_sync_jobs_with_a_token),
     ("API: refused key requests", api_refused_key_requests),
     ("API: the trash", api_trash),
+    (
+        "API: export, drill, restore, paperkey",
+        api_export_drill_restore_paperkey,
+    ),
     ("API: tickets", api_tickets),
     ("API: bad credentials", api_bad_credentials),
     ("API: logs and routes", api_logs_and_routes),
@@ -574,6 +583,303 @@ fn reading(audit: &mut Audit, _: &KnownKeys) {
         audit.all_formats(&["encryption-key", "show", id], 0);
     }
     audit.all_formats(&["encryption-key", "show", "no-such-key"], 255);
+}
+
+/// The passphrase of the audit's export bundles.
+const BUNDLE_PASS: &str = "audit bundle pass phrase";
+/// The passphrase of the master key the audit encrypts a bundle to.
+const MASTER_PASS: &str = "audit master pass phrase";
+/// A fixed RSA key (no key generation in tests).
+const MASTER_PEM: &[u8] = include_bytes!("../pbs-key-config/src/testdata/bundle-test-rsa2048.pem");
+const OTHER_PEM: &[u8] = include_bytes!("../pbs-key-config/src/testdata/bundle-other-rsa2048.pem");
+
+impl Audit {
+    /// The bundle of every key, written by the export phase.
+    fn bundle(&self) -> String {
+        self.scratch.join("all.pbsx").display().to_string()
+    }
+
+    /// A run whose stdout may hold a key (a paperkey); its stderr may not.
+    /// Returns the stdout.
+    fn run_key_output(&mut self, format: &str, args: &[&str]) -> String {
+        let run = self.raw_run(format, args, None);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        self.printed(format!("stderr of {args:?}"), run.stderr);
+        run.stdout
+    }
+}
+
+/// Export bundles (to a passphrase, to a master key; files 0600 holding no
+/// key in clear), the drill, paperkeys, a protected import, create with a
+/// hint and as a paperkey.
+fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
+    audit.secrets().text("bundle passphrase", BUNDLE_PASS);
+    audit.secrets().text("master passphrase", MASTER_PASS);
+    let pass = audit.input("bundle.pass", BUNDLE_PASS.as_bytes());
+    let wrong = audit.input("wrong.pass", b"not the bundle pass phrase");
+    let master = openssl::pkey::PKey::private_key_from_pem(MASTER_PEM).unwrap();
+    let private = audit.input(
+        "master-private.pem",
+        &master
+            .private_key_to_pem_pkcs8_passphrase(
+                openssl::symm::Cipher::aes_256_cbc(),
+                MASTER_PASS.as_bytes(),
+            )
+            .unwrap(),
+    );
+    let public = audit.input("master-public.pem", &master.public_key_to_pem().unwrap());
+    let master_pass = audit.input("master.pass", MASTER_PASS.as_bytes());
+    let other = audit.input("other.pem", OTHER_PEM);
+
+    let bundle = audit.bundle();
+    let rsa_bundle = audit.scratch.join("rsa.pbsx").display().to_string();
+    let some_bundle = audit.scratch.join("some.pbsx").display().to_string();
+    for (format, args) in [
+        (
+            "text",
+            vec![
+                "--all",
+                "--include-archived",
+                "--output-file",
+                &bundle,
+                "--passphrase-file",
+                &pass,
+            ],
+        ),
+        (
+            "json",
+            vec![
+                "imported",
+                "upstream",
+                "--output-file",
+                &rsa_bundle,
+                "--master-pubkey",
+                &public,
+            ],
+        ),
+        (
+            "json-pretty",
+            vec![
+                "imported",
+                "--output-file",
+                &some_bundle,
+                "--passphrase-file",
+                &pass,
+                "--master-pubkey",
+                &public,
+            ],
+        ),
+    ] {
+        let args = [&["encryption-key", "export"][..], &args].concat();
+        audit.run(format, &args, 0);
+    }
+    for file in [&bundle, &rsa_bundle, &some_bundle] {
+        let text = std::fs::read_to_string(file).unwrap();
+        audit.printed(format!("export bundle {file}"), text);
+        audit.output_files.push(PathBuf::from(file));
+    }
+    let existing = audit.output_files[0].display().to_string();
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--output-file",
+            &existing,
+            "--passphrase-file",
+            &pass,
+        ],
+        255,
+    );
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--output-file",
+            "/tmp/x",
+        ],
+        255,
+    );
+
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+        0,
+    );
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle,
+            "--passphrase-file",
+            &wrong,
+        ],
+        255,
+    );
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "export-verify",
+            &rsa_bundle,
+            "--master-keyfile",
+            &private,
+            "--master-passphrase-file",
+            &master_pass,
+        ],
+        0,
+    );
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "export-verify",
+            &rsa_bundle,
+            "--master-keyfile",
+            &other,
+        ],
+        255,
+    );
+    // into this store: every key there already
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+        0,
+    );
+
+    // paperkeys: their stdout holds the key, nothing else does
+    for format in ["text", "html", "json"] {
+        audit.run_key_output(format, &["encryption-key", "paperkey", "imported"]);
+    }
+    let paper = audit.scratch.join("imported.paper").display().to_string();
+    audit.run(
+        "text",
+        &[
+            "encryption-key",
+            "paperkey",
+            "upstream",
+            "--output-file",
+            &paper,
+        ],
+        0,
+    );
+    audit.output_files.push(PathBuf::from(&paper));
+    audit.all_formats(&["encryption-key", "paperkey", "no-such-key"], 255);
+
+    // a protected upstream key, with its passphrase and with a wrong one
+    let (protected, _) = vector("pbkdf2-with-hint");
+    let expect: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vectors_dir().join("keys/pbkdf2-with-hint.expect.json")).unwrap(),
+    )
+    .unwrap();
+    let right = expect["passphrase"].as_str().unwrap();
+    audit.secrets().text("vector passphrase", right);
+    audit.secrets().key(
+        "vector pbkdf2-with-hint",
+        &hex::decode(expect["raw_key_hex"].as_str().unwrap()).unwrap(),
+    );
+    let protected = audit.input("pbkdf2.enc", &protected);
+    let right = audit.input("pbkdf2.pass", right.as_bytes());
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "import",
+            "pbkdf2-key",
+            "--file",
+            &protected,
+            "--passphrase-file",
+            &wrong,
+        ],
+        255,
+    );
+    audit.run(
+        "json",
+        &[
+            "encryption-key",
+            "import",
+            "pbkdf2-key",
+            "--file",
+            &protected,
+            "--passphrase-file",
+            &right,
+            "--hint",
+            "from a laptop",
+        ],
+        0,
+    );
+
+    // create with a hint, and as a paperkey (its key learnt from it)
+    let run = audit.raw_run(
+        "text",
+        &["encryption-key", "create", "hinted", "--hint", "h"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    audit.secrets().key_file(
+        "hinted",
+        &KeyConfig::from_json(run.stdout.as_bytes()).unwrap(),
+    );
+    audit.printed("stderr of create --hint".into(), run.stderr);
+    let paperkey = audit.run_key_output(
+        "text",
+        &["encryption-key", "create", "papered", "--paperkey"],
+    );
+    let key = pbs_key_config::paperkey::parse_paperkey(&paperkey).unwrap();
+    audit.secrets().key_file("papered", &key);
+}
+
+/// Restore from the export bundle: a key purged since comes back; the
+/// whole bundle is refused (a key came back from the trash under another
+/// id); a wrong passphrase.
+fn restore_from_a_bundle(audit: &mut Audit, _: &KnownKeys) {
+    let bundle = audit.bundle();
+    let pass = audit.scratch.join("bundle.pass").display().to_string();
+    let wrong = audit.scratch.join("wrong.pass").display().to_string();
+    audit.run(
+        "json",
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--id",
+            "from-stdin",
+            "--passphrase-file",
+            &pass,
+        ],
+        0,
+    );
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+        255,
+    );
+    audit.all_formats(
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--id",
+            "imported",
+            "--passphrase-file",
+            &wrong,
+        ],
+        255,
+    );
+    audit.run("text", &["encryption-key", "verify"], 0);
 }
 
 /// Tie keys to a job, refuse archiving and deleting, untie, remove it.
@@ -1023,6 +1329,109 @@ fn api_trash(audit: &mut Audit, _: &KnownKeys) {
         400,
         false,
     );
+}
+
+/// Export (its answer holds no key in clear), the drill, restore, paperkeys
+/// (whose answers may hold the key), a protected import; secrets in the
+/// query string refused.
+fn api_export_drill_restore_paperkey(audit: &mut Audit, _: &KnownKeys) {
+    let root = audit.root_auth();
+    let token = [("Authorization", root.as_str())];
+    let json = "application/json";
+    let body =
+        serde_json::json!({"all": true, "include-archived": true, "passphrase": BUNDLE_PASS})
+            .to_string();
+    let answer = audit.api(
+        "POST",
+        "config/encryption-key-export",
+        &token,
+        Some((json, &body)),
+        200,
+        false,
+    );
+    let bundle = answer.json()["data"]["bundle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (path, body, status) in [
+        (
+            "config/encryption-key-export/verify",
+            serde_json::json!({"bundle": bundle, "passphrase": BUNDLE_PASS}),
+            200,
+        ),
+        (
+            "config/encryption-key-export/verify",
+            serde_json::json!({"bundle": bundle, "passphrase": "wrong pass phrase"}),
+            400,
+        ),
+        (
+            "config/encryption-key-restore",
+            serde_json::json!({"bundle": bundle, "passphrase": BUNDLE_PASS}),
+            200,
+        ),
+        (
+            "config/encryption-key-restore",
+            serde_json::json!({"bundle": bundle, "master-key": std::str::from_utf8(OTHER_PEM).unwrap()}),
+            400,
+        ),
+        (
+            "config/encryption-key-export",
+            serde_json::json!({"id": ["no-such-key"], "passphrase": BUNDLE_PASS}),
+            404,
+        ),
+    ] {
+        let body = body.to_string();
+        audit.api("POST", path, &token, Some((json, &body)), status, false);
+    }
+    // the passphrase in the URL: refused, and it must not show anywhere
+    let query = format!(
+        "config/encryption-key-export?passphrase={}",
+        urlencode(BUNDLE_PASS)
+    );
+    audit.api("POST", &query, &token, Some((FORM, "all=1")), 400, false);
+
+    // paperkeys hold the key; a missing key's answer does not
+    let paperkey = "config/encryption-keys/imported/paperkey";
+    audit.api("POST", paperkey, &token, None, 200, true);
+    audit.api(
+        "POST",
+        paperkey,
+        &token,
+        Some((FORM, "output-format=html")),
+        200,
+        true,
+    );
+    audit.api(
+        "POST",
+        "config/encryption-keys/nope-key/paperkey",
+        &token,
+        None,
+        404,
+        false,
+    );
+
+    // a protected import: the answer holds the key (as create's), a wrong
+    // passphrase's answer does not
+    let (protected, _) = vector("scrypt-protected");
+    let protected = String::from_utf8(protected).unwrap();
+    let expect: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vectors_dir().join("keys/scrypt-protected.expect.json")).unwrap(),
+    )
+    .unwrap();
+    let right = expect["passphrase"].as_str().unwrap();
+    audit.secrets().text("scrypt vector passphrase", right);
+    for (passphrase, status) in [("wrong pass phrase", 400), (right, 200)] {
+        let body = serde_json::json!({"id": "api-protected-ok", "key": protected, "passphrase": passphrase})
+            .to_string();
+        audit.api(
+            "POST",
+            "config/encryption-keys",
+            &token,
+            Some((json, &body)),
+            status,
+            status == 200,
+        );
+    }
 }
 
 /// A ticket: the login answer holds it and the CSRF token, nothing else

@@ -51,6 +51,14 @@ mod key_export;
 // paperkeys of upstream's key files, printed and read back
 mod paperkey;
 
+// export, export-verify, restore, paperkey and protected imports through
+// the CLI: round trips, refusals, prompts on a terminal
+mod key_export_cli;
+
+// the same over HTTPS: two daemons, privileges per key and on the store,
+// secrets in request bodies only, refusals naming the field
+mod key_export_api;
+
 // upstream's protected key files turned unprotected with their passphrase
 mod protected_keys;
 

@@ -1,5 +1,6 @@
 //! SIGKILL at every step of store, delete (into the trash, and --purge),
-//! archive, trash restore, trash purge and verify --repair.
+//! archive, trash restore, trash purge and verify --repair; and of the
+//! restore of an archived key from an export bundle.
 
 use pbs_api_types::Fingerprint;
 use pbs_config::ConfigDir;
@@ -149,4 +150,55 @@ fn check_crash_point(point: &str) {
         "    crash point {point}: leftovers {leftovers:?}, repaired {}, key {outcome}",
         repaired.repaired.len()
     );
+}
+
+/// A key restored from an export bundle as archived, killed at every step
+/// of the store path it takes: afterwards the key is absent (its file an
+/// orphan that repair moves into the trash) or in the store archived,
+/// never active: its entry is written whole, archive time included.
+pub fn restore_of_an_archived_key_never_leaves_it_active() {
+    assert!(
+        pbs_config::failpoint::enabled(),
+        "pbs-config must be built with the failpoints feature for this test"
+    );
+    for point in POINTS.iter().filter(|point| point.starts_with("store:")) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        context(dir)
+            .encryption_keys()
+            .store_key("bystander", &key_config(1))
+            .unwrap();
+        let mut cmd = worker("op");
+        cmd.arg(dir)
+            .args(["restore-archived", "victim", "2"])
+            .env("PBS_FAILPOINT", point);
+        let output = run_worker(cmd);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            killed_by_sigkill(&output),
+            "{point}: the worker was not killed ({:?}): {stderr}",
+            output.status
+        );
+        let config = context(dir);
+        let report = config.verify(false).unwrap();
+        assert_crash_leftovers_only(&report, point);
+        assert_clean(&config.verify(true).unwrap(), point);
+        assert_every_listed_key_loads(&config);
+        let (list, _) = config.encryption_keys().list_keys(true).unwrap();
+        let outcome = match list.iter().find(|key| key.id == "victim") {
+            Some(key) => {
+                assert!(key.archived_at.is_some(), "{point}: restored active");
+                "restored, archived"
+            }
+            None => {
+                let (_, in_trash) = whereabouts(&config, &key_config(2).fingerprint.unwrap());
+                assert!(
+                    in_trash || !point.ends_with("written"),
+                    "{point}: the key file is lost"
+                );
+                "not restored"
+            }
+        };
+        println!("    crash point {point}: key {outcome}");
+    }
 }

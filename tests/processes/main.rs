@@ -37,6 +37,10 @@ const TESTS: &[(&str, TestFn)] = &[
         crash::sigkill_at_every_crash_point,
     ),
     (
+        "crash::restore_of_an_archived_key_never_leaves_it_active",
+        crash::restore_of_an_archived_key_never_leaves_it_active,
+    ),
+    (
         "readers::list_and_load_do_not_wait_for_a_writer",
         readers::list_and_load_do_not_wait_for_a_writer,
     ),

@@ -215,7 +215,9 @@ fn random_ops(args: &[String]) -> Result<(), Error> {
 
 fn one_op(args: &[String]) -> Result<(), Error> {
     let [dir, op, id, seed] = args else {
-        bail!("usage: op DIR store|delete|delete-purge|archive|restore|purge|repair ID SEED");
+        bail!(
+            "usage: op DIR store|delete|delete-purge|archive|restore|purge|repair|restore-archived ID SEED"
+        );
     };
     let dir = ConfigDir::new(dir)?;
     let keys = dir.encryption_keys();
@@ -233,6 +235,19 @@ fn one_op(args: &[String]) -> Result<(), Error> {
         "restore" => keys.trash().restore(id, None).map(|_| ()),
         "purge" => keys.trash().purge(Some(id), None).map(|_| ()),
         "repair" => dir.verify(true).map(|_| ()),
+        "restore-archived" => {
+            // a key restored from an export bundle, archived there
+            let key = key_config(seed.parse()?);
+            let mut entry = pbs_config::export::entry_of_key_file(id, &key)?;
+            entry.archived_at = Some(1_700_000_000);
+            let key_file = key.to_json()?;
+            let restore = pbs_config::export::RestoreKey {
+                entry,
+                key_config: &key,
+                key_file: key_file.as_bytes(),
+            };
+            keys.restore_keys(&[restore]).map(|_| ())
+        }
         other => bail!("unknown op {other}"),
     }
 }

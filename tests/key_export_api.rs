@@ -1,0 +1,511 @@
+//! Export, the restore drill, restore, paperkeys and protected imports over
+//! HTTPS (`proxmox-backup-api` on loopback): the round trip between two
+//! daemons, the privileges (per key for export and paperkey, on the store
+//! for the drill and restore), secrets in request bodies only, and every
+//! refusal as a 400 naming the field, with nothing written.
+
+use serde_json::{Value, json};
+
+use pbs_key_config::KeyConfig;
+use pbs_test_kit::access::{add_token, admin_token, grant};
+use pbs_test_kit::dirs::{snapshot, vectors_dir};
+use pbs_test_kit::https::{Client, Resp, form_body, urlencode};
+use pbs_test_kit::{ApiDaemon, Secrets, TestDir, key_config};
+
+const PASSPHRASE: &str = "bundle pass phrase over https";
+
+/// A daemon on its own config dir; killed when dropped.
+struct Daemon {
+    // dropped (killed) before its dir is removed
+    api: ApiDaemon,
+    dir: TestDir,
+    /// `Authorization` of a token with Admin on `/`.
+    root: String,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let dir = TestDir::new();
+        let root = admin_token(&dir.config, "root@pam!admin");
+        let log = dir.path().join("daemon.log");
+        let api = ApiDaemon::start(dir.path(), &[], log);
+        Self { api, dir, root }
+    }
+
+    fn client(&self, auth: &str) -> Client {
+        Client::new(self.api.port).with_auth(&[("Authorization", auth)])
+    }
+
+    fn root(&self) -> Client {
+        self.client(&self.root)
+    }
+
+    /// The store's files (lock files aside), the log file left out.
+    fn files(&self) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        snapshot(self.dir.path(), &["daemon.log"])
+    }
+}
+
+fn post(client: &mut Client, path: &str, body: Value) -> Resp {
+    client.post_json(path, &body)
+}
+
+/// The names of the parameters a 400 blames.
+#[track_caller]
+fn expect_400(resp: &Resp, param: &str, text: &str) {
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        resp.body.contains(&format!("parameter '{param}'")),
+        "not blaming {param}: {}",
+        resp.body
+    );
+    assert!(resp.body.contains(text), "{text:?} not in {}", resp.body);
+}
+
+/// The list (archived too) without paths.
+fn listing(client: &mut Client) -> Value {
+    let mut list = client
+        .get("config/encryption-keys?include-archived=1")
+        .data();
+    for key in list.as_array_mut().unwrap() {
+        key.as_object_mut().unwrap().remove("path");
+    }
+    list
+}
+
+fn typing_aid(paperkey: &str) -> String {
+    paperkey
+        .lines()
+        .filter(|line| {
+            line.len() > 4
+                && line.as_bytes()[2] == b':'
+                && line[..2].chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[test]
+fn api_round_trip_between_two_daemons() {
+    let source = Daemon::start();
+    let secrets = Secrets::default();
+    secrets.text("passphrase", PASSPHRASE);
+    let mut root = source.root();
+    // created, imported, imported protected (with a hint), archived
+    let created = root
+        .post_form("config/encryption-keys", "id=created-1&hint=first+one")
+        .data();
+    let created: KeyConfig = serde_json::from_value(created).unwrap();
+    secrets.key_file("created-1", &created);
+    assert_eq!(created.hint.as_deref(), Some("first one"));
+    let imported = key_config(11);
+    secrets.key_file("imported", &imported);
+    root.post_json(
+        "config/encryption-keys",
+        &json!({"id": "imported-1", "key": imported.to_json().unwrap()}),
+    )
+    .data();
+    let vector = std::fs::read_to_string(vectors_dir().join("keys/scrypt-protected.enc")).unwrap();
+    let expect: Value = serde_json::from_slice(
+        &std::fs::read(vectors_dir().join("keys/scrypt-protected.expect.json")).unwrap(),
+    )
+    .unwrap();
+    let vector_pass = expect["passphrase"].as_str().unwrap();
+    secrets.key(
+        "vector",
+        &hex::decode(expect["raw_key_hex"].as_str().unwrap()).unwrap(),
+    );
+    let stored = root
+        .post_json(
+            "config/encryption-keys",
+            &json!({"id": "protected-1", "key": vector, "passphrase": vector_pass, "hint": "was protected"}),
+        )
+        .data();
+    assert_eq!(stored["kdf"], Value::Null, "stored unprotected");
+    assert_eq!(stored["fingerprint"], expect["fingerprint"]);
+    root.post_form("config/encryption-keys/imported-1", "")
+        .data();
+
+    // export all: the answer holds the bundle, encrypted
+    let exported = post(
+        &mut root,
+        "config/encryption-key-export",
+        json!({"all": true, "include-archived": true, "passphrase": PASSPHRASE}),
+    );
+    secrets.assert_absent("the export answer", &exported.body);
+    let exported = exported.data();
+    assert_eq!(exported["keys"].as_array().unwrap().len(), 3);
+    let bundle = exported["bundle"].as_str().unwrap().to_string();
+    assert!(bundle.starts_with("{\"format\":\"pbs-keystore-export\""));
+    // a list of ids works too
+    let some = post(
+        &mut root,
+        "config/encryption-key-export",
+        json!({"id": ["created-1", "imported-1"], "passphrase": PASSPHRASE}),
+    )
+    .data();
+    assert_eq!(some["keys"].as_array().unwrap().len(), 2);
+
+    // the drill on the source: every key present and equal
+    let report = post(
+        &mut root,
+        "config/encryption-key-export/verify",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    );
+    secrets.assert_absent("the drill's answer", &report.body);
+    let report = report.data();
+    assert!(
+        report["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["store"] == "present-equal"),
+        "{report}"
+    );
+
+    // restore into an empty store of another daemon
+    let target = Daemon::start();
+    let mut target_root = target.root();
+    let restored = post(
+        &mut target_root,
+        "config/encryption-key-restore",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    );
+    secrets.assert_absent("the restore answer", &restored.body);
+    let restored = restored.data();
+    assert!(
+        restored
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["outcome"] == "restored")
+    );
+    assert_eq!(listing(&mut target_root), listing(&mut root));
+    for id in ["created-1", "imported-1", "protected-1"] {
+        let verified = target_root
+            .get(&format!("config/encryption-keys/{id}/verify"))
+            .data();
+        assert_eq!(verified["ok"], true, "{verified}");
+    }
+    // again: nothing changes
+    let before = target.files();
+    let again = post(
+        &mut target_root,
+        "config/encryption-key-restore",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    )
+    .data();
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["outcome"] == "already-present")
+    );
+    assert_eq!(target.files(), before);
+
+    // a paperkey from the source, typed back into the target under a new id
+    // (refused: the key is there as created-1) and into a third store
+    let paperkey = root
+        .post_form("config/encryption-keys/created-1/paperkey", "")
+        .data();
+    let paperkey = paperkey.as_str().unwrap().to_string();
+    assert!(paperkey.contains("-----BEGIN PROXMOX BACKUP KEY-----"));
+    let html = root
+        .post_form(
+            "config/encryption-keys/created-1/paperkey",
+            "output-format=html",
+        )
+        .data();
+    assert!(html.as_str().unwrap().contains("<svg"));
+    let typed = typing_aid(&paperkey);
+    let resp = post(
+        &mut target_root,
+        "config/encryption-keys",
+        json!({"id": "typed-1", "key": typed}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        resp.body.contains("already stored as 'created-1'"),
+        "{}",
+        resp.body
+    );
+    let third = Daemon::start();
+    let mut third_root = third.root();
+    let typed_back: KeyConfig = serde_json::from_value(
+        post(
+            &mut third_root,
+            "config/encryption-keys",
+            json!({"id": "typed-1", "key": typed}),
+        )
+        .data(),
+    )
+    .unwrap();
+    assert_eq!(typed_back.data, created.data);
+    // restore takes paperkey text, with one id
+    let restored = post(
+        &mut third_root,
+        "config/encryption-key-restore",
+        json!({"bundle": paperkey, "id": "typed-1"}),
+    )
+    .data();
+    assert_eq!(restored[0]["outcome"], "already-present");
+
+    // no daemon log holds a key or the passphrase
+    for daemon in [&source, &target, &third] {
+        secrets.assert_absent("the daemon log", &daemon.api.log_text());
+    }
+}
+
+#[test]
+fn api_privileges_and_secrets_in_bodies_only() {
+    let daemon = Daemon::start();
+    let mut root = daemon.root();
+    for id in ["k-one", "k-two"] {
+        root.post_form("config/encryption-keys", &format!("id={id}"))
+            .data();
+    }
+    let bundle = post(
+        &mut root,
+        "config/encryption-key-export",
+        json!({"all": true, "passphrase": PASSPHRASE}),
+    )
+    .data()["bundle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // a token with Admin on one key only (its user too)
+    let config = &daemon.dir.config;
+    pbs_test_kit::access::add_user(config, "erin@pbs", None, |_| {});
+    let secret = add_token(config, "erin@pbs!one", None);
+    for auth_id in ["erin@pbs", "erin@pbs!one"] {
+        grant(
+            config,
+            "/system/encryption-keys/k-one",
+            auth_id,
+            "Admin",
+            false,
+        );
+    }
+    let mut erin = daemon.client(&format!("PBSAPIToken=erin@pbs!one:{secret}"));
+    let ok = post(
+        &mut erin,
+        "config/encryption-key-export",
+        json!({"id": ["k-one"], "passphrase": PASSPHRASE}),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    for body in [
+        json!({"id": ["k-one", "k-two"], "passphrase": PASSPHRASE}),
+        json!({"all": true, "passphrase": PASSPHRASE}),
+    ] {
+        post(&mut erin, "config/encryption-key-export", body).expect(
+            403,
+            "permission check failed - missing Sys.Modify on /system/encryption-keys/k-two",
+        );
+    }
+    erin.post_form("config/encryption-keys/k-one/paperkey", "")
+        .data();
+    erin.post_form("config/encryption-keys/k-two/paperkey", "")
+        .expect(403, "/system/encryption-keys/k-two");
+    for path in [
+        "config/encryption-key-export/verify",
+        "config/encryption-key-restore",
+    ] {
+        post(
+            &mut erin,
+            path,
+            json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+        )
+        .expect(403, "missing Sys.Modify on /system/encryption-keys");
+    }
+
+    // secrets in the URL: refused, naming the parameter, before anything
+    let before = daemon.files();
+    for (path, query) in [
+        (
+            "config/encryption-key-export",
+            format!("passphrase={}", urlencode(PASSPHRASE)),
+        ),
+        (
+            "config/encryption-key-export/verify",
+            format!("bundle={}", urlencode(&bundle)),
+        ),
+        (
+            "config/encryption-key-restore",
+            format!("passphrase={}", urlencode(PASSPHRASE)),
+        ),
+        (
+            "config/encryption-keys",
+            format!("passphrase={}", urlencode(PASSPHRASE)),
+        ),
+    ] {
+        let resp = root.send(
+            "POST",
+            &format!("{path}?{query}"),
+            &[],
+            Some(form_body("all=1&id=k-one")),
+        );
+        let name = query.split('=').next().unwrap();
+        expect_400(&resp, name, "never in the URL");
+        assert!(!resp.body.contains(PASSPHRASE));
+    }
+    assert_eq!(daemon.files(), before);
+    // the access log names the refused requests, without their query
+    let log = daemon.api.log_text();
+    assert!(
+        log.contains("\"POST /api2/json/config/encryption-key-restore\" 400"),
+        "{log}"
+    );
+    let (header, payload) = bundle.trim_end().split_once('\n').unwrap();
+    for secret in [PASSPHRASE, &urlencode(PASSPHRASE), header, payload] {
+        assert!(!log.contains(secret), "{log}");
+    }
+}
+
+#[test]
+fn api_refusals_are_400_naming_the_field_and_write_nothing() {
+    let daemon = Daemon::start();
+    let mut root = daemon.root();
+    root.post_form("config/encryption-keys", "id=k-one").data();
+    let bundle = post(
+        &mut root,
+        "config/encryption-key-export",
+        json!({"id": ["k-one"], "passphrase": PASSPHRASE}),
+    )
+    .data()["bundle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let header_end = bundle.find('\n').unwrap();
+    let mut flipped = bundle.clone().into_bytes();
+    flipped[header_end + 20] ^= 0x01;
+    let flipped = String::from_utf8(flipped).unwrap();
+    let truncated = bundle[..bundle.len() - 30].to_string();
+    let other_pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pbs-key-config/src/testdata/bundle-other-rsa2048.pem"
+    ))
+    .unwrap();
+    let before = daemon.files();
+
+    for path in [
+        "config/encryption-key-export/verify",
+        "config/encryption-key-restore",
+    ] {
+        for (body, param, text) in [
+            (
+                json!({"bundle": bundle, "passphrase": "wrong pass phrase"}),
+                "passphrase",
+                "wrong passphrase or corrupted bundle",
+            ),
+            (
+                json!({"bundle": flipped, "passphrase": PASSPHRASE}),
+                "bundle",
+                "corrupted",
+            ),
+            (
+                json!({"bundle": truncated, "passphrase": PASSPHRASE}),
+                "bundle",
+                "truncated",
+            ),
+            (
+                json!({"bundle": bundle, "master-key": other_pem}),
+                "master-key",
+                "not encrypted to an RSA key",
+            ),
+            (json!({"bundle": bundle}), "passphrase", "needs its secret"),
+            (
+                json!({"bundle": bundle, "passphrase": PASSPHRASE, "master-key": other_pem}),
+                "master-key",
+                "not both",
+            ),
+        ] {
+            let resp = post(&mut root, path, body);
+            expect_400(&resp, param, text);
+        }
+    }
+    // a restore that conflicts: the id with another key
+    let other = Daemon::start();
+    let mut other_root = other.root();
+    other_root
+        .post_form("config/encryption-keys", "id=k-one")
+        .data();
+    let resp = post(
+        &mut other_root,
+        "config/encryption-key-restore",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        resp.body.contains("the store has 'k-one' with another key"),
+        "{}",
+        resp.body
+    );
+
+    // imports: a protected key without, with a wrong, with a short
+    // passphrase; a hint with a control character; a malformed key
+    let vector = std::fs::read_to_string(vectors_dir().join("keys/pbkdf2-with-hint.enc")).unwrap();
+    for (body, param, text) in [
+        (
+            json!({"id": "new-key", "key": vector}),
+            "passphrase",
+            "passphrase protected",
+        ),
+        (
+            json!({"id": "new-key", "key": vector, "passphrase": "wrong pass phrase"}),
+            "passphrase",
+            "wrong passphrase or corrupted key file (password hint: the usual one, with a twist)",
+        ),
+        (
+            json!({"id": "new-key", "key": vector, "passphrase": "abc"}),
+            "passphrase",
+            "at least 5 characters",
+        ),
+        (
+            json!({"id": "new-key", "hint": "two\nlines"}),
+            "hint",
+            "control character",
+        ),
+        (
+            json!({"id": "new-key", "key": "{\"kdf\": null, \"data\": 5}"}),
+            "key",
+            "invalid key file",
+        ),
+        (
+            json!({"id": "new-key", "key": "01: 0100 4603 - 0000"}),
+            "key",
+            "typing-aid line 01",
+        ),
+    ] {
+        let resp = post(&mut root, "config/encryption-keys", body);
+        expect_400(&resp, param, text);
+    }
+    // exports: no recipient, no keys named, an unknown key, a bad PEM
+    for (body, param, status) in [
+        (json!({"all": true}), "passphrase", 400),
+        (json!({"passphrase": PASSPHRASE}), "id", 400),
+        (
+            json!({"all": true, "master-pubkey": ["not a pem"]}),
+            "master-pubkey",
+            400,
+        ),
+    ] {
+        let resp = post(&mut root, "config/encryption-key-export", body);
+        assert_eq!(resp.status, status, "{}", resp.body);
+        assert!(
+            resp.body.contains(&format!("parameter '{param}'")),
+            "{}",
+            resp.body
+        );
+    }
+    post(
+        &mut root,
+        "config/encryption-key-export",
+        json!({"id": ["no-such-key"], "passphrase": PASSPHRASE}),
+    )
+    .expect(404, "no such encryption key 'no-such-key'");
+    root.post_form("config/encryption-keys/no-such-key/paperkey", "")
+        .expect(404, "no such encryption key 'no-such-key'");
+    assert_eq!(daemon.files(), before);
+}

@@ -1,0 +1,1166 @@
+//! `proxmox-backup-manager encryption-key export | export-verify | restore |
+//! paperkey`, protected imports and `create --hint | --paperkey`, run as
+//! the administrator runs them: the round trip into an empty config dir,
+//! every refusal with nothing written, paperkeys typed back, upstream's
+//! protected keys, and the passphrase prompts on a real terminal.
+//!
+//! Every output is held against the keys (the kit's secrets registry): no
+//! key bytes anywhere but in a paperkey.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use openssl::pkey::PKey;
+use serde_json::Value;
+
+use pbs_config::ConfigDir;
+use pbs_key_config::KeyConfig;
+use pbs_test_kit::dirs::{cases_with_suffix, snapshot, vectors_dir};
+use pbs_test_kit::pty::PtyRun;
+use pbs_test_kit::{Manager, Run, Sandbox, key_config};
+
+const EXIT_ERROR: i32 = 255;
+const PASSPHRASE: &str = "bundle pass phrase";
+const MASTER_KEY_PEM: &[u8] =
+    include_bytes!("../pbs-key-config/src/testdata/bundle-test-rsa2048.pem");
+const OTHER_KEY_PEM: &[u8] =
+    include_bytes!("../pbs-key-config/src/testdata/bundle-other-rsa2048.pem");
+const MASTER_PASSPHRASE: &str = "master key pass phrase";
+
+/// A sandbox with its config dir, input files beside it, and the manager
+/// on it; the keys it knows are registered as secrets.
+struct Store {
+    sandbox: Sandbox,
+    cli: Manager,
+}
+
+impl Store {
+    fn new() -> Self {
+        let sandbox = Sandbox::without_config_dir();
+        let cli = Manager::new(sandbox.config_dir());
+        Self { sandbox, cli }
+    }
+
+    /// Another store whose config dir is `name` in this sandbox (not
+    /// created), knowing the same secrets.
+    fn other(&self, name: &str, keys: &[KeyConfig]) -> Manager {
+        let cli = Manager::new(&self.sandbox.file(name));
+        for (index, key) in keys.iter().enumerate() {
+            cli.secrets.key_file(&format!("key {index}"), key);
+        }
+        cli
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.sandbox.file(name)
+    }
+
+    /// Writes `data` to `name` beside the config dir; its path.
+    fn input(&self, name: &str, data: impl AsRef<[u8]>) -> String {
+        let path = self.file(name);
+        std::fs::write(&path, data).unwrap();
+        path.display().to_string()
+    }
+
+    fn config(&self) -> ConfigDir {
+        ConfigDir::new(self.sandbox.config_dir()).unwrap()
+    }
+}
+
+#[track_caller]
+fn ok(cli: &Manager, args: &[&str]) -> String {
+    let run = cli.run(args);
+    assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    run.stdout
+}
+
+#[track_caller]
+fn json(cli: &Manager, args: &[&str]) -> Value {
+    let args = [&["--output-format", "json"][..], args].concat();
+    serde_json::from_str(&ok(cli, &args)).unwrap()
+}
+
+/// A run that must fail; its stderr (one line), stdout empty.
+#[track_caller]
+fn fail(cli: &Manager, args: &[&str]) -> String {
+    let run: Run = cli.run(args);
+    assert_eq!(run.code, EXIT_ERROR, "{args:?}: {run:?}");
+    assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {run:?}");
+    run.stderr
+}
+
+/// `list --include-archived` without the `path` of each entry (which
+/// names the config dir).
+fn listing(cli: &Manager) -> Value {
+    let mut list = json(cli, &["encryption-key", "list", "--include-archived"]);
+    for key in list.as_array_mut().unwrap() {
+        key.as_object_mut().unwrap().remove("path");
+    }
+    list
+}
+
+/// The created key printed by `create` (JSON), registered as a secret.
+fn create(cli: &Manager, id: &str, extra: &[&str]) -> KeyConfig {
+    let args = [&["encryption-key", "create", id][..], extra].concat();
+    let run = pbs_test_kit::Manager::run_command(cli.command(&args), None);
+    assert_eq!(run.code, 0, "{run:?}");
+    let key = KeyConfig::from_json(run.stdout.as_bytes()).unwrap();
+    cli.secrets.key_file(id, &key);
+    key
+}
+
+/// The raw key and fingerprint of every key of `dir`, loaded (and so
+/// checked) as the store loads keys.
+fn loaded_keys(dir: &Path) -> Vec<(String, Vec<u8>, String)> {
+    let config = ConfigDir::new(dir).unwrap();
+    let keys = config.encryption_keys();
+    let (list, _) = keys.list_keys(true).unwrap();
+    list.iter()
+        .map(|entry| {
+            let key = keys.load_key_config(&entry.id, false).unwrap();
+            let (raw, _, fingerprint) = key.decrypt(&|| unreachable!()).unwrap();
+            (entry.id.clone(), raw.to_vec(), fingerprint.signature())
+        })
+        .collect()
+}
+
+/// An encrypted master-private.pem (as create-master-key writes it) and
+/// its master-public.pem; (private, public, passphrase file) paths.
+fn master_key_files(store: &Store) -> (String, String, String) {
+    let master = PKey::private_key_from_pem(MASTER_KEY_PEM).unwrap();
+    let private = master
+        .private_key_to_pem_pkcs8_passphrase(
+            openssl::symm::Cipher::aes_256_cbc(),
+            MASTER_PASSPHRASE.as_bytes(),
+        )
+        .unwrap();
+    (
+        store.input("master-private.pem", private),
+        store.input("master-public.pem", master.public_key_to_pem().unwrap()),
+        store.input("master.pass", format!("{MASTER_PASSPHRASE}\n")),
+    )
+}
+
+/// A store with created, imported, protected-imported and archived keys;
+/// returns it and every key (as the store holds it: unprotected).
+fn populated() -> (Store, Vec<KeyConfig>) {
+    let store = Store::new();
+    let cli = &store.cli;
+    let mut keys = vec![
+        create(cli, "created-1", &["--hint", "the first one"]),
+        create(cli, "created-2", &[]),
+    ];
+    let imported = key_config(5);
+    cli.secrets.key_file("imported", &imported);
+    let file = store.input("imported.enc", imported.to_json().unwrap());
+    ok(
+        cli,
+        &["encryption-key", "import", "imported-1", "--file", &file],
+    );
+    keys.push(imported);
+
+    // upstream's scrypt-protected key, stored unprotected
+    let vectors = vectors_dir().join("keys");
+    let expect: Value = serde_json::from_slice(
+        &std::fs::read(vectors.join("scrypt-protected.expect.json")).unwrap(),
+    )
+    .unwrap();
+    let pass = store.input("vector.pass", expect["passphrase"].as_str().unwrap());
+    let vector = vectors.join("scrypt-protected.enc").display().to_string();
+    let text = ok(
+        cli,
+        &[
+            "encryption-key",
+            "import",
+            "upstream-protected",
+            "--file",
+            &vector,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    assert!(text.contains("stored unprotected"), "{text}");
+    let raw = hex::decode(expect["raw_key_hex"].as_str().unwrap()).unwrap();
+    keys.push(KeyConfig::without_password(raw.try_into().unwrap()).unwrap());
+    cli.secrets
+        .key_file("upstream-protected", keys.last().unwrap());
+
+    ok(cli, &["encryption-key", "archive", "created-2"]);
+    ok(cli, &["encryption-key", "archive", "imported-1"]);
+    (store, keys)
+}
+
+#[test]
+fn export_verify_and_restore_into_an_empty_store_and_again() {
+    let (store, keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", format!("{PASSPHRASE}\n"));
+    let bundle = store.file("all.pbsx");
+    let bundle_text = bundle.display().to_string();
+    let exported = json(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--include-archived",
+            "--output-file",
+            &bundle_text,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    assert_eq!(exported["keys"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        exported["recipients"],
+        serde_json::json!(["passphrase (scrypt)"])
+    );
+    assert!(
+        exported["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("pbs-keystore/")
+    );
+    // 0600, and no key in clear in it
+    assert_eq!(std::fs::metadata(&bundle).unwrap().mode() & 0o7777, 0o600);
+    let data = std::fs::read_to_string(&bundle).unwrap();
+    cli.secrets.assert_absent("the bundle", &data);
+    // without --include-archived, only the active keys
+    let active = store.file("active.pbsx").display().to_string();
+    let only_active = json(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--output-file",
+            &active,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let ids: Vec<&str> = only_active["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["created-1", "upstream-protected"]);
+
+    // the drill: every key intact and as in the store
+    let report = json(
+        cli,
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle_text,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let states: Vec<&str> = report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["store"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["present-equal"; 4]);
+    let text = ok(
+        cli,
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle_text,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    assert!(
+        text.contains("result: every key in the bundle is intact (4 key(s))"),
+        "{text}"
+    );
+    let before = snapshot(store.sandbox.config_dir(), &[]);
+
+    // restore into a config dir that does not exist yet
+    let target = store.other("restored", &keys);
+    let restored = json(
+        &target,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle_text,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    for key in restored.as_array().unwrap() {
+        assert_eq!(key["outcome"], "restored", "{key}");
+        assert_eq!(key["fingerprint"].as_str().unwrap().len(), 95, "{key}");
+    }
+    assert_eq!(listing(&target), listing(cli));
+    assert_eq!(
+        loaded_keys(&store.file("restored")),
+        loaded_keys(store.sandbox.config_dir())
+    );
+    // the restored store is clean and canonical
+    let verify = target.run(&["encryption-key", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    // the drill against it: every key present and equal
+    let report = json(
+        &target,
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle_text,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    assert!(
+        report["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["store"] == "present-equal")
+    );
+
+    // again: every key already present, nothing changes
+    let target_before = snapshot(&store.file("restored"), &[]);
+    let again = json(
+        &target,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle_text,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    assert!(
+        again
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["outcome"] == "already-present")
+    );
+    assert_eq!(snapshot(&store.file("restored"), &[]), target_before);
+    // exporting and drilling changed nothing in the source store either
+    assert_eq!(snapshot(store.sandbox.config_dir(), &[]), before);
+}
+
+#[test]
+fn export_to_a_master_key_and_restore_some_keys_with_it() {
+    let (store, keys) = populated();
+    let cli = &store.cli;
+    let (private, public, master_pass) = master_key_files(&store);
+    let bundle = store.file("rsa.pbsx").display().to_string();
+    ok(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "created-1",
+            "imported-1",
+            "--output-file",
+            &bundle,
+            "--master-pubkey",
+            &public,
+        ],
+    );
+    // no passphrase recipient: the drill says to use the master key
+    let err = fail(cli, &["encryption-key", "export-verify", &bundle]);
+    assert!(
+        err.contains("only - open it with --master-keyfile"),
+        "{err}"
+    );
+    let text = ok(
+        cli,
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle,
+            "--master-keyfile",
+            &private,
+            "--master-passphrase-file",
+            &master_pass,
+        ],
+    );
+    assert!(text.contains("intact (2 key(s))"), "{text}");
+
+    let target = store.other("partial", &keys);
+    let restored = json(
+        &target,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--id",
+            "imported-1",
+            "--master-keyfile",
+            &private,
+            "--master-passphrase-file",
+            &master_pass,
+        ],
+    );
+    assert_eq!(restored.as_array().unwrap().len(), 1);
+    assert_eq!(restored[0]["id"], "imported-1");
+    // archived in the bundle: archived in the store
+    assert!(restored[0]["archived-at"].is_i64(), "{restored}");
+    let list = listing(&target);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0]["archived-at"].is_i64());
+    // an id the bundle does not have
+    let err = fail(
+        &target,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--id",
+            "created-2",
+            "--master-keyfile",
+            &private,
+            "--master-passphrase-file",
+            &master_pass,
+        ],
+    );
+    assert!(
+        err.contains("the export bundle has no key 'created-2'"),
+        "{err}"
+    );
+}
+
+/// The ways a bundle is refused: each by export-verify and by restore,
+/// into an existing store and into a new one, with nothing written.
+#[test]
+fn refused_bundles_and_restores_write_nothing() {
+    let (store, keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let wrong_pass = store.input("wrong.pass", "not the pass phrase");
+    let (_, public, _) = master_key_files(&store);
+    let other_key = store.input("other.pem", OTHER_KEY_PEM);
+    let bundle = store.file("all.pbsx");
+    ok(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--include-archived",
+            "--output-file",
+            &bundle.display().to_string(),
+            "--passphrase-file",
+            &pass,
+            "--master-pubkey",
+            &public,
+        ],
+    );
+    let data = std::fs::read(&bundle).unwrap();
+    let header_end = data.iter().position(|b| *b == b'\n').unwrap();
+
+    let flipped = |at: usize| {
+        let mut copy = data.clone();
+        copy[at] ^= 0x01;
+        copy
+    };
+    let text = String::from_utf8(data.clone()).unwrap();
+    let (header, _) = text.split_once('\n').unwrap();
+    let mut duplicated: Value = serde_json::from_str(header).unwrap();
+    let first_id = duplicated["keys"][0]["id"].clone();
+    duplicated["keys"][1]["id"] = first_id;
+    let duplicated = text.replacen(header, &duplicated.to_string(), 1);
+
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        // (what, bundle, secret option and file, expected text)
+        (
+            "a flipped byte in the header",
+            flipped(40),
+            "p",
+            "export bundle",
+        ),
+        (
+            "a flipped byte in the payload",
+            flipped(header_end + 100),
+            "p",
+            "corrupted",
+        ),
+        (
+            "the last byte flipped",
+            flipped(data.len() - 2),
+            "p",
+            "export bundle",
+        ),
+        (
+            "a truncated file",
+            data[..data.len() - 50].to_vec(),
+            "p",
+            "truncated",
+        ),
+        (
+            "only the header",
+            data[..header_end].to_vec(),
+            "p",
+            "truncated",
+        ),
+        (
+            "a duplicated id",
+            duplicated.into_bytes(),
+            "p",
+            "lists key 'created-1' twice",
+        ),
+        (
+            "a wrong passphrase",
+            data.clone(),
+            "w",
+            "wrong passphrase or corrupted bundle",
+        ),
+        (
+            "a wrong RSA key",
+            data.clone(),
+            "r",
+            "not encrypted to RSA key",
+        ),
+    ];
+    let target = store.other("target", &keys);
+    // an existing target store, with a key of its own
+    ok(&target, &["encryption-key", "create", "own-key"]);
+    let fresh = store.other("fresh", &keys);
+    for (what, bad, secret, expected) in cases {
+        let file = store.input("bad.pbsx", &bad);
+        let secret_args: Vec<&str> = match secret {
+            "p" => vec!["--passphrase-file", &pass],
+            "w" => vec!["--passphrase-file", &wrong_pass],
+            _ => vec!["--master-keyfile", &other_key],
+        };
+        for (manager, name) in [(cli, "source"), (&target, "target"), (&fresh, "fresh")] {
+            let dir = manager.dir().to_owned();
+            let before = dir.exists().then(|| snapshot(&dir, &[]));
+            for verb in ["export-verify", "restore"] {
+                let args = [&["encryption-key", verb, file.as_str()][..], &secret_args].concat();
+                let err = fail(manager, &args);
+                assert!(err.contains(expected), "{what}, {verb} into {name}: {err}");
+                assert!(err.contains("bad.pbsx"), "{what}: {err}");
+            }
+            match &before {
+                Some(before) => assert_eq!(&snapshot(&dir, &[]), before, "{what} in {name}"),
+                None => assert!(!dir.exists(), "{what}: {dir:?} was created"),
+            }
+        }
+    }
+}
+
+#[test]
+fn restore_refuses_a_taken_id_or_key_naming_both() {
+    let (store, keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let bundle = store.file("all.pbsx").display().to_string();
+    ok(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--include-archived",
+            "--output-file",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let mut known = keys.clone();
+    let intruder = key_config(77);
+    known.push(intruder.clone());
+    let target = store.other("target", &known);
+    // created-1's id with another key
+    let file = store.input("intruder.enc", intruder.to_json().unwrap());
+    ok(
+        &target,
+        &["encryption-key", "import", "created-1", "--file", &file],
+    );
+    // imported-1's key under another id
+    let file = store.input("same.enc", key_config(5).to_json().unwrap());
+    ok(
+        &target,
+        &["encryption-key", "import", "renamed-1", "--file", &file],
+    );
+    let before = snapshot(target.dir(), &[]);
+    let err = fail(
+        &target,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let fingerprint = |key: &KeyConfig| key.fingerprint.unwrap().signature();
+    for needle in [
+        format!("key 'created-1' (fingerprint {})", fingerprint(&keys[0])),
+        format!(
+            "the store has 'created-1' with another key (fingerprint {})",
+            fingerprint(&intruder)
+        ),
+        format!("key 'imported-1' (fingerprint {})", fingerprint(&keys[2])),
+        "the store has this key as 'renamed-1'".to_string(),
+        "nothing was restored".to_string(),
+    ] {
+        assert!(err.contains(&needle), "{needle:?} not in {err}");
+    }
+    assert_eq!(snapshot(target.dir(), &[]), before);
+    // the drill says the same, and still succeeds: the bundle is intact
+    let report = json(
+        &target,
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let created = &report["keys"][0];
+    assert_eq!(created["store"], "present-different");
+    assert_eq!(created["store-fingerprint"], fingerprint(&intruder));
+    assert_eq!(report["keys"][2]["stored-as"], "renamed-1");
+    // only the keys that do not conflict
+    let restored = json(
+        &target,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--id",
+            "created-2",
+            "--id",
+            "upstream-protected",
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    assert_eq!(restored.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn export_refusals_change_nothing() {
+    let (store, _keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let empty_pass = store.input("empty.pass", "\n");
+    let existing = store.input("existing.pbsx", "keep me");
+    let out = store.file("out.pbsx").display().to_string();
+    let before = snapshot(store.sandbox.config_dir(), &[]);
+    for (args, expected) in [
+        (
+            vec![
+                "--all",
+                "--output-file",
+                &existing,
+                "--passphrase-file",
+                &pass,
+            ],
+            "exists already - refusing to overwrite it",
+        ),
+        (vec!["--all", "--output-file", &out], "no recipient"),
+        (
+            vec![
+                "no-such-key",
+                "--output-file",
+                &out,
+                "--passphrase-file",
+                &pass,
+            ],
+            "no such encryption key 'no-such-key'",
+        ),
+        (
+            vec![
+                "created-1",
+                "--all",
+                "--output-file",
+                &out,
+                "--passphrase-file",
+                &pass,
+            ],
+            "name keys or all, not both",
+        ),
+        (
+            vec![
+                "created-1",
+                "--include-archived",
+                "--output-file",
+                &out,
+                "--passphrase-file",
+                &pass,
+            ],
+            "include-archived goes with all",
+        ),
+        (
+            vec!["--output-file", &out, "--passphrase-file", &pass],
+            "name the keys to export, or all",
+        ),
+        (
+            vec![
+                "created-1",
+                "created-1",
+                "--output-file",
+                &out,
+                "--passphrase-file",
+                &pass,
+            ],
+            "is named twice",
+        ),
+        (
+            vec![
+                "--all",
+                "--output-file",
+                &out,
+                "--passphrase-file",
+                &empty_pass,
+            ],
+            "holds no passphrase",
+        ),
+        (
+            vec!["../x", "--output-file", &out, "--passphrase-file", &pass],
+            "invalid encryption key id",
+        ),
+    ] {
+        let args = [&["encryption-key", "export"][..], &args].concat();
+        let err = fail(cli, &args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!Path::new(&out).exists(), "{args:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
+    assert_eq!(snapshot(store.sandbox.config_dir(), &[]), before);
+}
+
+/// The typing-aid lines of a paperkey.
+fn typing_aid(paperkey: &str) -> String {
+    paperkey
+        .lines()
+        .filter(|line| {
+            line.len() > 4
+                && line.as_bytes()[2] == b':'
+                && line[..2].chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+#[test]
+fn paperkeys_typed_back_reproduce_the_key_and_a_typo_is_named() {
+    let store = Store::new();
+    let cli = &store.cli;
+    let key = create(cli, "paper-1", &["--hint", "in the safe"]);
+    let fingerprint = key.fingerprint.unwrap().signature();
+    // the paperkey holds the key: its output is not checked for secrets
+    let run = Manager::run_command(
+        cli.command(&["encryption-key", "paperkey", "paper-1"]),
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let paperkey = run.stdout;
+    assert!(paperkey.contains("-----BEGIN PROXMOX BACKUP KEY-----"));
+    assert!(paperkey.contains(&format!("Fingerprint: {fingerprint}")));
+    assert!(paperkey.contains("Key id:      paper-1"));
+    let lines = typing_aid(&paperkey);
+    assert!(lines.lines().count() >= 4, "{paperkey}");
+
+    // the whole page, and the typing aid alone, each into a new store
+    for (name, text) in [("page", paperkey.clone()), ("typed", lines.clone())] {
+        let target = store.other(name, std::slice::from_ref(&key));
+        let file = store.input(&format!("{name}.txt"), &text);
+        ok(
+            &target,
+            &["encryption-key", "import", "paper-1", "--file", &file],
+        );
+        let loaded = loaded_keys(&store.file(name));
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].1, key.data, "{name}");
+        assert_eq!(loaded[0].2, fingerprint, "{name}");
+        // restore takes it too (one --id), and then it is there already
+        let restored = json(
+            &target,
+            &["encryption-key", "restore", &file, "--id", "paper-1"],
+        );
+        assert_eq!(restored[0]["outcome"], "already-present");
+    }
+    let restored_dir = store.other("restored", std::slice::from_ref(&key));
+    let file = store.input("page-again.txt", &paperkey);
+    let restored = json(
+        &restored_dir,
+        &["encryption-key", "restore", &file, "--id", "paper-again"],
+    );
+    assert_eq!(restored[0]["outcome"], "restored");
+    assert_eq!(restored[0]["fingerprint"], fingerprint);
+    let err = fail(&restored_dir, &["encryption-key", "restore", &file]);
+    assert!(err.contains("exactly one --id ID"), "{err}");
+
+    // one changed character in line 02: refused, naming the line, nothing
+    // written
+    let mut typo: Vec<String> = lines.lines().map(str::to_string).collect();
+    let line = &mut typo[1];
+    let at = line.find(' ').unwrap() + 1;
+    let changed = if &line[at..at + 1] == "0" { "1" } else { "0" };
+    line.replace_range(at..at + 1, changed);
+    let file = store.input("typo.txt", typo.join("\n"));
+    let target = store.other("typo", std::slice::from_ref(&key));
+    let err = fail(
+        &target,
+        &["encryption-key", "import", "paper-1", "--file", &file],
+    );
+    assert!(err.contains("typing-aid line 02 (input line 2)"), "{err}");
+    assert!(!target.dir().exists());
+
+    // HTML, and into a new 0600 file
+    let run = Manager::run_command(
+        cli.command(&[
+            "--output-format",
+            "html",
+            "encryption-key",
+            "paperkey",
+            "paper-1",
+        ]),
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("<!DOCTYPE html>") && run.stdout.contains("<svg"));
+    let out = store.file("paper.txt");
+    let out_text = out.display().to_string();
+    let text = ok(
+        cli,
+        &[
+            "encryption-key",
+            "paperkey",
+            "paper-1",
+            "--output-file",
+            &out_text,
+        ],
+    );
+    assert!(text.contains("written to"), "{text}");
+    assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o7777, 0o600);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), paperkey);
+    let err = fail(
+        cli,
+        &[
+            "encryption-key",
+            "paperkey",
+            "paper-1",
+            "--output-file",
+            &out_text,
+        ],
+    );
+    assert!(err.contains("exists already"), "{err}");
+    // html is for paperkeys only
+    let err = fail(cli, &["--output-format", "html", "encryption-key", "list"]);
+    assert!(
+        err.contains("html is for 'encryption-key paperkey' only"),
+        "{err}"
+    );
+    let err = fail(cli, &["encryption-key", "paperkey", "no-such-key"]);
+    assert!(
+        err.contains("no such encryption key 'no-such-key'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn create_with_a_hint_and_as_a_paperkey() {
+    let store = Store::new();
+    let cli = &store.cli;
+    create(cli, "hinted-1", &["--hint", "offsite tape"]);
+    let shown = json(cli, &["encryption-key", "show", "hinted-1"]);
+    assert_eq!(shown["hint"], "offsite tape");
+    let err = fail(
+        cli,
+        &[
+            "encryption-key",
+            "create",
+            "hinted-2",
+            "--hint",
+            "two\tparts",
+        ],
+    );
+    assert!(
+        err.contains("invalid --hint - value contains a control character"),
+        "{err}"
+    );
+
+    // --paperkey on a pipe: the paperkey, which types back to the key
+    let run = Manager::run_command(
+        cli.command(&["encryption-key", "create", "paper-2", "--paperkey"]),
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("only time"), "{run:?}");
+    let listed = json(cli, &["encryption-key", "show", "paper-2"]);
+    let target = store.other("typed", &[]);
+    let file = store.input("typed.txt", typing_aid(&run.stdout));
+    ok(
+        &target,
+        &["encryption-key", "import", "paper-2", "--file", &file],
+    );
+    let typed = json(&target, &["encryption-key", "show", "paper-2"]);
+    assert_eq!(typed["fingerprint"], listed["fingerprint"]);
+    let err = fail(
+        cli,
+        &[
+            "encryption-key",
+            "create",
+            "paper-3",
+            "--paperkey",
+            "--print-key",
+        ],
+    );
+    assert!(
+        err.contains("--paperkey") && err.contains("--print-key"),
+        "{err}"
+    );
+}
+
+/// Every protected key file upstream made (the key vectors): imported with
+/// the right passphrase (stored unprotected, the same key), refused with a
+/// wrong one, nothing written.
+#[test]
+fn upstream_protected_keys_import_with_the_right_passphrase_only() {
+    let vectors = vectors_dir().join("keys");
+    let mut imported = 0;
+    for case in cases_with_suffix(&vectors, ".expect.json") {
+        let expect: Value = serde_json::from_slice(
+            &std::fs::read(vectors.join(format!("{case}.expect.json"))).unwrap(),
+        )
+        .unwrap();
+        let (Some(right), Some(raw_hex)) = (
+            expect["passphrase"].as_str(),
+            expect["raw_key_hex"].as_str(),
+        ) else {
+            continue;
+        };
+        if expect["expected_outcome"] != "ok" {
+            continue;
+        }
+        let store = Store::new();
+        let cli = &store.cli;
+        let raw = hex::decode(raw_hex).unwrap();
+        cli.secrets.key(&case, &raw);
+        cli.secrets.text("passphrase", right);
+        let file = vectors.join(format!("{case}.enc")).display().to_string();
+        let wrong = store.input("wrong.pass", "wrong pass phrase");
+        let err = fail(
+            cli,
+            &[
+                "encryption-key",
+                "import",
+                "vector-key",
+                "--file",
+                &file,
+                "--passphrase-file",
+                &wrong,
+            ],
+        );
+        assert!(
+            err.contains("wrong passphrase or corrupted key file"),
+            "{case}: {err}"
+        );
+        if let Some(hint) = expect["hint"].as_str() {
+            assert!(err.contains(hint), "{case}: {err}");
+        }
+        assert!(!store.sandbox.config_dir().exists(), "{case}");
+        let err = fail(
+            cli,
+            &["encryption-key", "import", "vector-key", "--file", &file],
+        );
+        assert!(err.contains("--passphrase-file FILE"), "{case}: {err}");
+
+        let pass = store.input("right.pass", format!("{right}\n"));
+        ok(
+            cli,
+            &[
+                "encryption-key",
+                "import",
+                "vector-key",
+                "--file",
+                &file,
+                "--passphrase-file",
+                &pass,
+            ],
+        );
+        let loaded = loaded_keys(store.sandbox.config_dir());
+        assert_eq!(loaded[0].1, raw, "{case}");
+        assert_eq!(
+            loaded[0].2,
+            expect["fingerprint"].as_str().unwrap(),
+            "{case}"
+        );
+        let stored = store
+            .config()
+            .encryption_keys()
+            .read_key_file("vector-key")
+            .unwrap();
+        assert!(!stored.is_protected(), "{case}");
+        imported += 1;
+    }
+    assert!(imported >= 2, "protected vectors missing");
+}
+
+// ---------------------------------------------------------------------------
+// prompts on a terminal
+
+fn pty(cli: &Manager, args: &[&str]) -> PtyRun {
+    PtyRun::start(cli.command(args))
+}
+
+#[test]
+fn passphrases_are_asked_on_a_terminal_without_echo() {
+    let (store, _keys) = populated();
+    let cli = &store.cli;
+    let bundle = store.file("tty.pbsx").display().to_string();
+    let export = [
+        "encryption-key",
+        "export",
+        "created-1",
+        "--output-file",
+        &bundle,
+    ];
+
+    // asked twice; a mismatch fails and writes nothing
+    let mut run = pty(cli, &export);
+    run.expect("Passphrase for the export bundle: ");
+    run.type_line("first try 1234");
+    run.expect("Retype passphrase: ");
+    run.type_line("second try 5678");
+    let (code, text, echo) = run.finish();
+    assert_eq!(code, EXIT_ERROR, "{text}");
+    assert!(text.contains("passphrases do not match"), "{text}");
+    assert!(
+        !text.contains("first try") && !text.contains("second try"),
+        "{text}"
+    );
+    assert!(echo, "echo not restored");
+    assert!(!Path::new(&bundle).exists());
+
+    let mut run = pty(cli, &export);
+    run.expect("Passphrase for the export bundle: ");
+    run.type_line(PASSPHRASE);
+    run.expect("Retype passphrase: ");
+    run.type_line(PASSPHRASE);
+    let (code, text, _) = run.finish();
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains(PASSPHRASE), "{text}");
+
+    // the drill and the restore ask once
+    for (verb, right, expected) in [
+        ("export-verify", false, "wrong passphrase"),
+        ("export-verify", true, "intact (1 key(s))"),
+        ("restore", true, "already present"),
+    ] {
+        let mut run = pty(cli, &["encryption-key", verb, &bundle]);
+        run.expect("Passphrase of the export bundle ");
+        run.type_line(if right { PASSPHRASE } else { "not it at all" });
+        let (code, text, echo) = run.finish();
+        assert_eq!(code == 0, right, "{verb}: {text}");
+        assert!(text.contains(expected), "{verb}: {text}");
+        assert!(!text.contains(PASSPHRASE) && echo, "{verb}: {text}");
+    }
+
+    // a protected key to import: asked once, with its hint
+    let vector = vectors_dir().join("keys/pbkdf2-with-hint.enc");
+    let expect: Value = serde_json::from_slice(
+        &std::fs::read(vectors_dir().join("keys/pbkdf2-with-hint.expect.json")).unwrap(),
+    )
+    .unwrap();
+    let right = expect["passphrase"].as_str().unwrap();
+    let mut run = pty(
+        cli,
+        &[
+            "encryption-key",
+            "import",
+            "tty-import",
+            "--file",
+            &vector.display().to_string(),
+        ],
+    );
+    run.expect(&format!(
+        "Passphrase of the key (hint: {}): ",
+        expect["hint"].as_str().unwrap()
+    ));
+    run.type_line(right);
+    let (code, text, echo) = run.finish();
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("stored unprotected"), "{text}");
+    assert!(!text.contains(right) && echo, "{text}");
+
+    // create --paperkey prints on a terminal: a paperkey is asked for
+    let (code, text, _) = pty(
+        cli,
+        &["encryption-key", "create", "tty-paper", "--paperkey"],
+    )
+    .finish();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("-----BEGIN PROXMOX BACKUP KEY-----"),
+        "{text}"
+    );
+}
+
+/// The restore path of a real PBS host's keys: `configdir-example`
+/// exported with the CLI and restored into an empty dir gives back its key
+/// files byte for byte and its entries (paths aside).
+#[test]
+fn a_real_hosts_keys_survive_export_and_restore_byte_for_byte() {
+    let store = Store::new();
+    std::fs::create_dir(store.sandbox.config_dir()).unwrap();
+    let expect = pbs_test_kit::dirs::copy_configdir_example(store.sandbox.config_dir());
+    let cli = &store.cli;
+    for id in expect["order"].as_array().unwrap() {
+        let raw = hex::decode(
+            expect["keys"][id.as_str().unwrap()]["raw_key_hex"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        cli.secrets.key(id.as_str().unwrap(), &raw);
+    }
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let bundle = store.file("host.pbsx").display().to_string();
+    ok(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--include-archived",
+            "--output-file",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let target = Manager::new(&store.file("restored"));
+    ok(
+        &target,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    for entry in std::fs::read_dir(store.sandbox.config_dir().join("encryption-keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "enc") {
+            let copy = store
+                .file("restored/encryption-keys")
+                .join(path.file_name().unwrap());
+            assert_eq!(
+                std::fs::read(&copy).unwrap(),
+                std::fs::read(&path).unwrap(),
+                "{copy:?}"
+            );
+        }
+    }
+    assert_eq!(listing(&target), listing(cli));
+}
