@@ -31,21 +31,14 @@ use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::KeyConfig;
 use pbs_key_config::bundle::{BundleKeyInfo, ExportKey, ExportRecipient, create_bundle};
 
+use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
 use crate::encryption_keys::{EncryptionKeys, KeySource, check_key_id, key_fingerprint};
 use crate::{KeyConflict, KeystoreError};
 
-/// The host's name, as the kernel has it (`localhost` if it has none).
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty() && name.len() <= 64)
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
-/// The origin an export bundle of this store names: `pbs-keystore/<host>`.
+/// The origin an export bundle of this store names: `pbs-keystore/<host>`,
+/// the host as the audit checkpoints name it.
 pub fn export_origin() -> String {
-    format!("pbs-keystore/{}", host_name())
+    format!("{ORIGIN_PREFIX}/{}", host_name())
 }
 
 /// Which keys an export takes.

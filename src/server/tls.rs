@@ -28,7 +28,7 @@ pub fn ensure_certificate(dir: &ConfigDir) -> Result<(), Error> {
     if dir.read_file(&PROXY_PEM)?.is_some() && dir.read_file(&PROXY_KEY)?.is_some() {
         return Ok(());
     }
-    let (cert, key) = self_signed(&pbs_config::export::host_name())
+    let (cert, key) = self_signed(&pbs_config::audit::checkpoint::host_name())
         .map_err(|err| format_err!("unable to create a TLS certificate - {err}"))?;
     // the key first: a certificate without its key would be kept next time
     dir.write_file(&PROXY_KEY, &key)?;
