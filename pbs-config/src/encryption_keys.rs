@@ -1166,7 +1166,7 @@ pub enum Deleted {
 
 /// Refuses a key whose hint the config cannot hold (a control character, a
 /// leading or trailing blank): bad input, named as the field `hint`.
-fn check_hint(key_config: &KeyConfig) -> Result<(), Error> {
+pub(crate) fn check_hint(key_config: &KeyConfig) -> Result<(), Error> {
     if let Some(hint) = &key_config.hint
         && let Err(err) = KEY_HINT_SCHEMA.parse_simple_value(hint)
     {

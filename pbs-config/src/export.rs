@@ -32,7 +32,9 @@ use pbs_key_config::KeyConfig;
 use pbs_key_config::bundle::{BundleKeyInfo, ExportKey, ExportRecipient, create_bundle};
 
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
-use crate::encryption_keys::{EncryptionKeys, KeySource, check_key_id, key_fingerprint};
+use crate::encryption_keys::{
+    EncryptionKeys, KeySource, check_hint, check_key_id, key_fingerprint,
+};
 use crate::{KeyConflict, KeystoreError};
 
 /// The origin an export bundle of this store names: `pbs-keystore/<host>`,
@@ -344,7 +346,10 @@ impl EncryptionKeys<'_> {
                 },
                 archived_at: key.entry.archived_at,
             };
-            // schema errors (a hint the config cannot hold) before any write
+            // a hint the config cannot hold is bad input (400, `hint`);
+            // any other schema error too, before any write
+            check_hint(key.key_config)
+                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
             crate::KeySections::default()
                 .set(&entry)
                 .layer_err(|| format!("failed to restore encryption key '{id}'"))?;

@@ -31,7 +31,8 @@ use proxmox_schema::{
 };
 
 use pbs_api_types::{
-    CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, PROXMOX_CONFIG_DIGEST_SCHEMA,
+    CRYPT_KEY_ID_SCHEMA, CryptKey, KEY_HINT_SCHEMA, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY,
+    PROXMOX_CONFIG_DIGEST_SCHEMA,
 };
 use pbs_config::encryption_keys::{DeleteOptions, Deleted};
 use pbs_config::sync::{KeyUsage, KeyUsers};
@@ -65,13 +66,6 @@ pub const PASSPHRASE_SCHEMA: Schema = StringSchema::new(
 .min_length(pbs_key_config::MIN_PASSPHRASE_LEN)
 .max_length(1024)
 .schema();
-
-/// `hint`: a note stored with a key (list and show print it).
-pub const KEY_HINT_SCHEMA: Schema =
-    StringSchema::new("A hint stored with the key (one line of text; list and show print it).")
-        .format(&pbs_api_types::CONFIG_TEXT_FORMAT)
-        .max_length(256)
-        .schema();
 
 /// `unused`: only archived keys no sync job names.
 pub const UNUSED_SCHEMA: Schema =
@@ -414,15 +408,9 @@ pub fn create_key_with(
             KeyConfig::without_password(proxmox_sys::linux::random_data::<32>()?)?
         }
     };
-    match options.hint {
-        Some(hint) => key_config.hint = Some(hint.to_string()),
-        None => {
-            if let Some(hint) = &key_config.hint
-                && let Err(err) = KEY_HINT_SCHEMA.parse_simple_value(hint)
-            {
-                param_bail!("key", "the key file's hint is refused - {err}");
-            }
-        }
+    // a hint of the key file is checked by the store (`hint` too)
+    if let Some(hint) = options.hint {
+        key_config.hint = Some(hint.to_string());
     }
     dir.encryption_keys()
         .store_key(id, &key_config)
@@ -801,7 +789,7 @@ mod tests {
         let mut hinted = KeyConfig::without_password([8; 32]).unwrap();
         hinted.hint = Some("tab\there".into());
         let err = create_key(&dir, "good-id", Some(&hinted.to_json().unwrap())).unwrap_err();
-        assert_eq!(param_names(&err), ["key"]);
+        assert_eq!(param_names(&err), ["hint"]);
         assert!(!dir.encryption_keys().key_path("good-id").exists());
         // the right passphrase: stored unprotected, same key
         let stored = create_key_with(

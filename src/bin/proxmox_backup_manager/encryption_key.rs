@@ -503,7 +503,9 @@ fn import(
     drop(result.map_err(|err| {
         param_context(err, |param| match param {
             "id" => "failed to import encryption key".to_string(),
-            "hint" => format!("failed to import encryption key '{id}' - invalid --hint"),
+            "hint" if hint.is_some() => {
+                format!("failed to import encryption key '{id}' - invalid --hint")
+            }
             _ => format!("failed to import encryption key '{id}' from {source}"),
         })
     })?);
