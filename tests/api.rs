@@ -564,7 +564,10 @@ fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
         "config/encryption-keys",
         &json!({"id": "prot-1", "key": protected.to_json().unwrap()}),
     )
-    .expect(400, "protected keys not supported");
+    .expect(
+        400,
+        "parameter 'passphrase': the key is passphrase protected",
+    );
 
     // bodies: invalid JSON, not an object, nested values, not UTF-8, wrong type, too large
     let post = |client: &mut Client, ctype: &str, body: &[u8]| {
