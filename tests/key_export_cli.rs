@@ -1164,3 +1164,76 @@ fn a_real_hosts_keys_survive_export_and_restore_byte_for_byte() {
     }
     assert_eq!(listing(&target), listing(cli));
 }
+
+/// The host lost a key file, its entry is still there: the drill flags the
+/// key, the restore puts the file back, verify is clean again.
+#[test]
+fn a_lost_key_file_is_flagged_by_the_drill_and_put_back_by_restore() {
+    let (store, _keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let bundle = store.file("all.pbsx").display().to_string();
+    ok(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--include-archived",
+            "--output-file",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let lost = store
+        .sandbox
+        .config_dir()
+        .join("encryption-keys/created-2.enc");
+    let original = std::fs::read(&lost).unwrap();
+    std::fs::remove_file(&lost).unwrap();
+    assert_eq!(cli.run(&["encryption-key", "verify"]).code, 1);
+
+    let text = ok(
+        cli,
+        &[
+            "encryption-key",
+            "export-verify",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    assert!(text.contains("but its key does NOT load"), "{text}");
+    let restored = json(
+        cli,
+        &[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let outcomes: Vec<(&str, &str)> = restored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["id"].as_str().unwrap(), k["outcome"].as_str().unwrap()))
+        .collect();
+    assert!(
+        outcomes.contains(&("created-2", "key-file-restored")),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|(_, o)| *o == "already-present")
+            .count(),
+        3
+    );
+    assert_eq!(std::fs::read(&lost).unwrap(), original);
+    assert_eq!(std::fs::metadata(&lost).unwrap().mode() & 0o7777, 0o640);
+    let verify = cli.run(&["encryption-key", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}

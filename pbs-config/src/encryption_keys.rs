@@ -665,6 +665,28 @@ impl<'a> EncryptionKeys<'a> {
         Ok(())
     }
 
+    /// Puts back the missing key file of an entry the config has (a restore
+    /// from an export bundle: same id, same fingerprint, no key file). The
+    /// config is not written; the file is written as a store writes it,
+    /// never over anything but nothing or an empty file.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the config lock and passes its guard; this takes
+    /// the key lock.
+    pub(crate) fn restore_key_file_locked(
+        &self,
+        base: &DirHandle,
+        entry: &CryptKey,
+        key_file: &[u8],
+        _held: &EncryptionKeysLock,
+    ) -> Result<(), Error> {
+        let key_dir = self.ensure_key_dir(base)?;
+        let _key_lock = self.lock_key_file(&key_dir, &entry.id)?;
+        refuse_existing_key_file(&key_dir, &key_file_name(&entry.id))?;
+        self.write_new_key_file(&key_dir, entry, key_file)
+    }
+
     /// Writes the key file of a new key (a temp file, then a rename); a
     /// temp file left by a failure goes into the trash.
     fn write_new_key_file(

@@ -99,6 +99,11 @@ pub struct BundleKeyCheck {
     /// The id the store has this key under, if another.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stored_as: Option<String>,
+    /// Why the store's key of the same id and fingerprint does not load
+    /// (a missing or damaged key file), if it does not: a restore puts a
+    /// missing key file back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_problem: Option<String>,
 }
 
 /// A key to restore: its config entry (its `path` is replaced by this
@@ -121,6 +126,9 @@ pub enum RestoreOutcome {
     Restored,
     /// The store had it already, under the same id: left as it is.
     AlreadyPresent,
+    /// The store had its entry, but not its key file: the key file was
+    /// written back (the entry left as it is).
+    KeyFileRestored,
 }
 
 /// One key of a restore.
@@ -279,6 +287,14 @@ impl EncryptionKeys<'_> {
                 Some(other) => (StoreState::PresentDifferent, other),
                 None => (StoreState::Absent, None),
             };
+            // an entry is not a key: does the key load?
+            let store_problem = match store {
+                StoreState::PresentEqual => self
+                    .load_key(&key.id, false)
+                    .err()
+                    .map(|err| err.to_string()),
+                _ => None,
+            };
             let stored_as = index
                 .as_ref()
                 .and_then(|index| index.find_fingerprint(&key.fingerprint))
@@ -291,13 +307,16 @@ impl EncryptionKeys<'_> {
                 store,
                 store_fingerprint,
                 stored_as,
+                store_problem,
             });
         }
         Ok(checks)
     }
 
     /// Restores `keys` through the store path: a key whose id the store
-    /// has with the same fingerprint is left as it is; every other key is
+    /// has with the same fingerprint is left as it is (its key file put
+    /// back if it is missing; refused if it is there but does not load);
+    /// every other key is
     /// stored with its entry as given (archive time included) and this
     /// store's key file path. Refused as a whole, before anything is
     /// written, if any id is taken by another key or any key is stored
@@ -362,12 +381,26 @@ impl EncryptionKeys<'_> {
         drop(raw);
         let mut conflicts = Vec::new();
         let mut present = HashSet::new();
+        let mut missing_files = HashSet::new();
         for (entry, fingerprint, _) in &entries {
             let id_taken_by = match sections.contains(&entry.id) {
                 true => Some(sections.entry(&entry.id)?.info.fingerprint),
                 false => None,
             };
             if id_taken_by == Some(Some(*fingerprint)) {
+                // the entry is there: is its key file?
+                if self.key_file_missing(&base, &entry.id)? {
+                    missing_files.insert(entry.id.clone());
+                    continue;
+                }
+                // there, but broken: nothing is written over it
+                if let Err(err) = self.load_key(&entry.id, false) {
+                    bail!(
+                        "refusing to restore - encryption key '{}' is in the store, but {err} - \
+                         see 'proxmox-backup-manager encryption-key verify' - nothing was restored",
+                        entry.id
+                    );
+                }
                 present.insert(entry.id.clone());
                 continue;
             }
@@ -390,6 +423,11 @@ impl EncryptionKeys<'_> {
         for (entry, fingerprint, key_file) in entries {
             let outcome = if present.contains(&entry.id) {
                 RestoreOutcome::AlreadyPresent
+            } else if missing_files.contains(&entry.id) {
+                let stored = self.entry(&entry.id)?;
+                self.restore_key_file_locked(&base, &stored, key_file, &config_lock)
+                    .map_err(|err| partial_restore(err, &entry.id, &restored))?;
+                RestoreOutcome::KeyFileRestored
             } else {
                 let current = match sections.take() {
                     Some(sections) => sections,
@@ -414,6 +452,25 @@ impl EncryptionKeys<'_> {
             });
         }
         Ok(restored)
+    }
+}
+
+impl EncryptionKeys<'_> {
+    /// Whether the key file of `id` (whose entry the config has) is
+    /// missing: no key directory, or no file (or an empty one) in it. A key
+    /// file that is there but does not load is not missing: the restore
+    /// refuses to write over it.
+    fn key_file_missing(
+        &self,
+        base: &crate::dir_handle::DirHandle,
+        id: &str,
+    ) -> Result<bool, Error> {
+        Ok(match self.open_key_dir(base)? {
+            Some(key_dir) => key_dir
+                .stat(&crate::files::key_file_name(id))?
+                .is_none_or(|stat| stat.size == 0),
+            None => true,
+        })
     }
 }
 
@@ -573,6 +630,48 @@ mod tests {
                 .all(|key| key.outcome == RestoreOutcome::AlreadyPresent)
         );
         assert_eq!(files(&target), before);
+    }
+
+    #[test]
+    fn restore_puts_back_a_missing_key_file_and_refuses_a_broken_one() {
+        let (_tmp, dir) = store();
+        let keys = dir.encryption_keys();
+        keys.store_key("k-one", &key(1)).unwrap();
+        keys.store_key("k-two", &key(2)).unwrap();
+        let bundle = bundle_of_all(&dir);
+        let k_one = keys.key_path("k-one");
+        let original = std::fs::read(&k_one).unwrap();
+        std::fs::remove_file(&k_one).unwrap();
+        // the drill says the entry is there but the key does not load
+        let checks = keys.compare_bundle(&bundle.header().keys).unwrap();
+        assert_eq!(checks[0].store, StoreState::PresentEqual);
+        assert!(
+            checks[0]
+                .store_problem
+                .as_deref()
+                .unwrap()
+                .contains("is missing"),
+            "{checks:?}"
+        );
+        assert!(checks[1].store_problem.is_none());
+
+        let restored = keys.restore_keys(&restore_keys_of(&bundle)).unwrap();
+        assert_eq!(restored[0].outcome, RestoreOutcome::KeyFileRestored);
+        assert_eq!(restored[1].outcome, RestoreOutcome::AlreadyPresent);
+        assert_eq!(std::fs::read(&k_one).unwrap(), original);
+        keys.load_key("k-one", true).unwrap();
+        assert!(dir.verify(false).unwrap().is_clean());
+
+        // a key file that is there but broken is left alone, nothing written
+        std::fs::write(&k_one, key(9).to_json().unwrap()).unwrap();
+        let before = files(&dir);
+        let err = keys.restore_keys(&restore_keys_of(&bundle)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("encryption key 'k-one' is in the store, but"),
+            "{err}"
+        );
+        assert_eq!(files(&dir), before);
     }
 
     #[test]

@@ -83,6 +83,10 @@ fn store_state(value: &Value, record: &Value) -> String {
         Some("absent") => "absent".to_string(),
         _ => render::plain(value),
     };
+    let text = match record["store-problem"].is_string() {
+        true => format!("{text}, but its key does NOT load (restore puts a missing key file back)"),
+        false => text,
+    };
     match record["stored-as"].as_str() {
         Some(other) => format!("{text}; this key is stored as '{other}'"),
         None => text,
@@ -92,6 +96,7 @@ fn store_state(value: &Value, record: &Value) -> String {
 fn outcome(value: &Value, _record: &Value) -> String {
     match value.as_str() {
         Some("already-present") => "already present".to_string(),
+        Some("key-file-restored") => "key file restored".to_string(),
         other => other.unwrap_or_default().to_string(),
     }
 }
@@ -507,11 +512,15 @@ fn render_restored(out: &Output, restored: &[RestoredKey]) -> String {
         .iter()
         .filter(|key| key.outcome == RestoreOutcome::Restored && key.archived_at.is_some())
         .count();
+    let files = restored
+        .iter()
+        .filter(|key| key.outcome == RestoreOutcome::KeyFileRestored)
+        .count();
     let mut text = out.render_list(rows, &RESTORED_TABLE);
     text.push_str(&format!(
-        "restored {new} key(s) ({archived} of them archived, as they were), {} already in the \
-         store\n",
-        restored.len() - new
+        "restored {new} key(s) ({archived} of them archived, as they were), {files} missing key \
+         file(s) of keys in the store, {} already in the store\n",
+        restored.len() - new - files
     ));
     text
 }
