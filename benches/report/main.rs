@@ -355,13 +355,14 @@ fn daemon_load(figures: &mut Figures, duration: Duration) {
                 result.errors,
                 result.body_bytes
             );
-            let key: &'static str = match (name, connections) {
-                ("list", 1) => "daemon/list/1/p99",
-                ("list", _) => "daemon/list/16/p99",
-                (_, 1) => "daemon/create/1/p99",
-                _ => "daemon/create/16/p99",
+            let (p99, median): (&'static str, &'static str) = match (name, connections) {
+                ("list", 1) => ("daemon/list/1/p99", "daemon/list/1/median"),
+                ("list", _) => ("daemon/list/16/p99", "daemon/list/16/median"),
+                (_, 1) => ("daemon/create/1/p99", "daemon/create/1/median"),
+                _ => ("daemon/create/16/p99", "daemon/create/16/median"),
             };
-            figures.insert(key, result.p99.as_nanos() as f64);
+            figures.insert(p99, result.p99.as_nanos() as f64);
+            figures.insert(median, result.median.as_nanos() as f64);
         }
     }
     let (hwm, rss) = daemon::memory_kib(&daemon);
@@ -371,7 +372,30 @@ fn daemon_load(figures: &mut Figures, duration: Duration) {
         hwm as f64 / 1024.0,
         rss as f64 / 1024.0
     );
+    if let (Some(p99), Some(alone)) = (
+        figures.get("daemon/create/16/p99"),
+        figures.get("daemon/create/1/median"),
+    ) {
+        let limit = fair_writers_limit(*alone);
+        println!();
+        println!(
+            "Fair writers (issue 20): create p99 with 16 connections {} against 2 x 16 x the \
+             median of 1 connection alone ({} x 32 = {}): ratio {:.2} ({}).",
+            ms(*p99),
+            ms(*alone),
+            ms(limit),
+            p99 / limit,
+            if *p99 <= limit { "met" } else { "not met" }
+        );
+    }
     println!();
+}
+
+/// Issue 20, target 1: with 16 connections creating keys, the p99 latency
+/// is at most twice what 16 writers served strictly one after the other
+/// would wait, 16 x the median latency of one connection alone.
+fn fair_writers_limit(median_alone: f64) -> f64 {
+    2.0 * 16.0 * median_alone
 }
 
 /// Peak memory at 100,000 keys: the daemon after start, after listing all
@@ -650,6 +674,13 @@ fn targets(figures: &Figures) {
             "",
         );
     }
+    row(
+        "create, 16 connections: p99 <= 2 x 16 x median of 1 connection (issue 20)",
+        f("daemon/create/16/p99"),
+        f("daemon/create/1/median").map(fair_writers_limit),
+        true,
+        "ms",
+    );
     let limit = Some(200.0 * 1024.0 * 1024.0);
     row(
         "daemon peak RSS at 100,000 keys (lists) < 200 MiB",
