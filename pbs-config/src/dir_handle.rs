@@ -43,6 +43,9 @@ use rustix::io::Errno;
 
 use proxmox_sys::fs::CreateOptions;
 
+use crate::lock::LockedFile;
+use crate::lock::queue::{self, LockKey};
+
 /// What `fstat` said about an opened or looked-up entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryStat {
@@ -770,32 +773,44 @@ impl DirHandle {
     /// Opens (creating it with `options` if missing) and locks the lock file
     /// `name`, then checks that `name` still names the locked file (a deleter
     /// may have removed it while we waited; then we start over). Waits at
-    /// most `timeout` in total.
-    pub fn lock(
+    /// most `timeout` in total: first in this process's queue for the lock,
+    /// then, if another process holds it, in a blocking `flock`
+    /// ([`crate::lock::queue`]).
+    pub(crate) fn lock(
         &self,
         name: &str,
         timeout: Duration,
         exclusive: bool,
         options: CreateOptions,
-    ) -> Result<File, Error> {
+    ) -> Result<LockedFile, Error> {
         let path = self.entry_path(name);
         let deadline = Instant::now() + timeout;
+        let timed_out = |behind: &str| {
+            format_err!(
+                "unable to acquire lock {path:?} - timed out after {:.1}s - {behind}",
+                timeout.as_secs_f64()
+            )
+        };
+        let dir = self.stat_self()?;
+        let key = LockKey::new(dir.dev, dir.ino, name);
+        let Some(turn) = queue::wait_turn(&key, exclusive, deadline) else {
+            return Err(timed_out(
+                "other requests of this process held the lock or waited for it first",
+            ));
+        };
         loop {
-            let file = self.open_lock_file(name, options)?;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            proxmox_sys::fs::lock_file(&file, exclusive, Some(remaining))
-                .map_err(|err| format_err!("unable to acquire lock {path:?} - {err}"))?;
+            let open = || self.open_lock_file(name, options);
+            let Some(file) = turn.flock(&path, open, deadline)? else {
+                return Err(timed_out("another process holds the lock"));
+            };
             let locked = fd_stat(file.as_fd(), &path)?;
             match self.stat(name)? {
-                Some(now) if now.same_file(&locked) => return Ok(file),
+                Some(now) if now.same_file(&locked) => return Ok(LockedFile::new(file, turn)),
                 // removed or replaced while we waited: lock what is there now
                 _ => {}
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "unable to acquire lock {path:?} - timed out after {:.1}s",
-                    timeout.as_secs_f64()
-                );
+                return Err(timed_out("the lock file was replaced while we waited"));
             }
         }
     }
@@ -1288,7 +1303,7 @@ mod tests {
             .lock("k.lck", timeout, true, CreateOptions::new())
             .unwrap();
         assert_ne!(
-            second.metadata().unwrap().ino(),
+            second.file().metadata().unwrap().ino(),
             stale.metadata().unwrap().ino()
         );
     }

@@ -14,6 +14,10 @@
 //! the inode we locked, and start over if not
 //! ([`DirHandle::lock`](crate::dir_handle::DirHandle::lock)). The deleter
 //! unlinks the file while it still holds the lock.
+//!
+//! Waiters queue: the threads of one process take a lock in the order they
+//! asked for it and wake as soon as it is free, and only the head of the
+//! queue waits for the `flock`, in the kernel, not by polling ([`queue`]).
 
 use std::fs::File;
 use std::marker::PhantomData;
@@ -24,11 +28,41 @@ use anyhow::Error;
 use crate::dir_handle::DirHandle;
 use crate::files::{self, ConfigFile};
 
+pub(crate) mod queue;
+
+/// A locked lock file and this thread's turn in the lock's queue. Dropping
+/// it closes the file (releasing the `flock`), then wakes the next waiter.
+#[derive(Debug)]
+pub(crate) struct LockedFile {
+    // declared before `turn`: fields drop in this order
+    file: File,
+    turn: queue::Turn,
+}
+
+impl LockedFile {
+    pub(crate) fn new(file: File, turn: queue::Turn) -> Self {
+        Self { file, turn }
+    }
+
+    /// The locked file.
+    #[cfg(test)]
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Closes the file, releasing the `flock`, then gives up the turn.
+    fn release(self) {
+        let Self { file, turn } = self;
+        drop(file);
+        drop(turn);
+    }
+}
+
 /// A held lock; released when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct BackupLockGuard {
-    file: File,
+    file: LockedFile,
     /// The directory holding the lock file (for the removal on delete).
     dir: DirHandle,
     name: String,
@@ -36,7 +70,7 @@ pub struct BackupLockGuard {
 }
 
 impl BackupLockGuard {
-    pub(crate) fn new(file: File, dir: DirHandle, name: &str, exclusive: bool) -> Self {
+    pub(crate) fn new(file: LockedFile, dir: DirHandle, name: &str, exclusive: bool) -> Self {
         Self {
             file,
             dir,
@@ -59,7 +93,7 @@ impl BackupLockGuard {
     /// Waiters notice the removal (see the module docs) and retry.
     pub(crate) fn remove_file(self) -> Result<(), Error> {
         self.dir.unlink(&self.name)?;
-        drop(self.file);
+        self.file.release();
         Ok(())
     }
 }

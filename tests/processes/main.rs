@@ -17,6 +17,7 @@ mod daemon;
 mod faults;
 mod full_disk;
 mod hostile;
+mod locks;
 mod planted;
 mod privileges;
 mod readers;
@@ -75,6 +76,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "faults::lock_held_past_the_timeout",
         faults::lock_held_past_the_timeout,
+    ),
+    (
+        "locks::threads_queue_behind_another_process",
+        locks::threads_queue_behind_another_process,
+    ),
+    (
+        "locks::threads_queue_on_a_read_only_file_system",
+        locks::threads_queue_on_a_read_only_file_system,
     ),
     (
         "privileges::non_root_policy_owns_files_as_the_user",
