@@ -257,9 +257,10 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
     browser.find(&row("ui-made-2")).await;
 }
 
-/// The server's words where the action was: a protected key file refused
-/// in the add dialog, a change made on a stale list refused in the row.
-/// An unprotected key file is imported, without a save dialog.
+/// The server's words where the action was: a protected key file without
+/// its passphrase, or with a wrong one, refused in the add dialog; with
+/// its passphrase it is imported; a change made on a stale list refused
+/// in the row. An upload shows no save dialog.
 pub async fn upload_refusals_and_stale_views_show_the_api_words(
     env: Arc<Env>,
     browser: Arc<Browser>,
@@ -268,6 +269,10 @@ pub async fn upload_refusals_and_stale_views_show_the_api_words(
         .join("keys")
         .canonicalize()
         .unwrap();
+    let protected: Value = serde_json::from_slice(
+        &std::fs::read(vectors.join("scrypt-protected.expect.json")).unwrap(),
+    )
+    .unwrap();
     browser.open().await;
     browser.login(ALICE.0, ALICE.1).await;
 
@@ -282,12 +287,42 @@ pub async fn upload_refusals_and_stale_views_show_the_api_words(
         .unwrap();
     browser.click("dialog.add-key button[type=submit]").await;
     let error = browser
-        .wait_text("dialog.add-key .add-error", "protected keys not supported")
+        .wait_text("dialog.add-key .add-error", "give its passphrase")
         .await;
-    assert!(error.contains("parameter 'key'"), "{error}");
-    browser.screenshot("upload-refused").await;
+    assert!(error.contains("parameter 'passphrase'"), "{error}");
+    browser.screenshot("upload-needs-passphrase").await;
     assert!(env.dir().encryption_keys().entry("ui-protected").is_err());
 
+    browser
+        .type_into("dialog.add-key input[name=passphrase]", "wrong horse")
+        .await;
+    browser.click("dialog.add-key button[type=submit]").await;
+    browser
+        .wait_text("dialog.add-key .add-error", "wrong passphrase")
+        .await;
+    assert!(env.dir().encryption_keys().entry("ui-protected").is_err());
+
+    browser
+        .type_into(
+            "dialog.add-key input[name=passphrase]",
+            protected["passphrase"].as_str().unwrap(),
+        )
+        .await;
+    browser.click("dialog.add-key button[type=submit]").await;
+    browser.find(&row("ui-protected")).await;
+    let stored = env.dir().encryption_keys().entry("ui-protected").unwrap();
+    assert_eq!(
+        serde_json::to_value(stored.info.fingerprint.unwrap()).unwrap(),
+        protected["fingerprint"]
+    );
+    let page = browser.page_text(None).await;
+    assert!(
+        !page.contains(protected["passphrase"].as_str().unwrap()),
+        "the passphrase stays on the page after the upload"
+    );
+
+    browser.click("#add-key").await;
+    browser.click("dialog.add-key input[value=upload]").await;
     let expected: Value =
         serde_json::from_slice(&std::fs::read(vectors.join("unprotected.expect.json")).unwrap())
             .unwrap();

@@ -243,12 +243,23 @@ function openAddDialog() {
         id: fileField, type: 'file', accept: '.enc,.json,application/json',
         'aria-describedby': `${fileField}-hint`,
     });
-    const fileBlock = h('div', {class: 'field upload-field', hidden: true},
-        h('label', {for: fileField}, 'Key file'),
-        file,
-        h('p', {id: `${fileField}-hint`, class: 'hint'},
-            'A key file (.enc) as proxmox-backup-client writes it. Keys protected by a '
-            + 'passphrase are refused by this server for now.'));
+    const passphraseField = uid('key-passphrase');
+    const passphrase = h('input', {
+        id: passphraseField, name: 'passphrase', type: 'password', autocomplete: 'off',
+        'aria-describedby': `${passphraseField}-hint`,
+    });
+    const fileBlock = h('div', {class: 'upload-field', hidden: true},
+        h('div', {class: 'field'},
+            h('label', {for: fileField}, 'Key file'),
+            file,
+            h('p', {id: `${fileField}-hint`, class: 'hint'},
+                'A key file (.enc) as proxmox-backup-client writes it.')),
+        h('div', {class: 'field'},
+            h('label', {for: passphraseField}, 'Passphrase'),
+            passphrase,
+            h('p', {id: `${passphraseField}-hint`, class: 'hint'},
+                'Only for a key file protected by a passphrase. The server checks the key '
+                + 'against its fingerprint and stores it unprotected, for unattended use.')));
     const message = messageArea('add-error');
     const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
     const submit = h('button', {type: 'submit', class: 'primary'}, 'Add key');
@@ -296,6 +307,9 @@ function openAddDialog() {
                 const params = {id: keyId};
                 if (uploading) {
                     params.key = await file.files[0].text();
+                    if (passphrase.value) {
+                        params.passphrase = passphrase.value;
+                    }
                 }
                 return (await request('POST', LIST, params)).data;
             }, dialog);
