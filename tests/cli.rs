@@ -628,10 +628,8 @@ fn import_of_an_unreadable_file_names_it() {
         // a copy of the binary from the scratch dir.
         let scratch = path.parent().unwrap();
         let program = scratch.join("proxmox-backup-manager");
-        std::fs::copy(pbs_test_kit::bins::manager(), &program).unwrap();
-        for (file, mode) in [(&program, 0o755), (&scratch.to_path_buf(), 0o755)] {
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
+        pbs_test_kit::bins::copy_executable(&pbs_test_kit::bins::manager(), &program);
+        std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut cmd = cli.command_of(&program, &args);
         cmd.uid(65534).gid(65534);
         cmd

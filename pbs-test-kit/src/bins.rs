@@ -2,8 +2,14 @@
 //! example (`target/PROFILE/deps/NAME-HASH` or `target/PROFILE/examples/NAME`
 //! beside `target/PROFILE/BIN`): cargo builds them before the tests and
 //! benches of the package run; `make soak` builds them for the example.
+//!
+//! A test that runs a binary as another user copies it where that user
+//! may reach it with [`copy_executable`], never with `std::fs::copy`: see
+//! there why.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// `target/PROFILE` of the running executable.
 pub fn bin_dir() -> PathBuf {
@@ -34,4 +40,27 @@ pub fn manager() -> PathBuf {
 /// `proxmox-backup-api` of this build.
 pub fn api() -> PathBuf {
     exe("proxmox-backup-api")
+}
+
+/// Copies the executable `from` to `to` (mode 0755) in a child process.
+///
+/// Not with `std::fs::copy`: while this process writes the copy, the
+/// descriptor open for writing is inherited by every child another test
+/// thread forks at that moment, and stays open in that child until its
+/// `exec` closes it; executing the copy meanwhile fails with ETXTBSY
+/// ("Text file busy"). Here only the `cp` process ever opens the copy for
+/// writing, and it has exited when this returns.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap_or_else(|err| panic!("unable to run cp - {err}"));
+    assert!(
+        status.success(),
+        "copying {from:?} to {to:?} failed: {status}"
+    );
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|err| panic!("unable to make {to:?} executable - {err}"));
 }

@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -701,8 +701,7 @@ pub fn root_works_while_backup_swaps_names() {
 
     // the attacker: a copy of this binary that backup may run
     let exe = scene.tmp.path().join("worker");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    pbs_test_kit::bins::copy_executable(&std::env::current_exe().unwrap(), &exe);
     let mut cmd = Command::new(&exe);
     cmd.args(["__worker", "hostile"])
         .arg(&scene.dir)

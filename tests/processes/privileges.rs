@@ -45,8 +45,7 @@ pub fn non_root_policy_owns_files_as_the_user() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe = tmp.path().join("worker");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    pbs_test_kit::bins::copy_executable(&std::env::current_exe().unwrap(), &exe);
 
     for (user, expected_gid) in backup_and_nobody() {
         let dir = tmp.path().join(&user.name);
