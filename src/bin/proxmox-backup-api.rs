@@ -48,9 +48,14 @@ struct Cli {
     access_log: Option<PathBuf>,
 
     /// Seconds a client has to send a request head (and keep-alive idle
-    /// time); the TLS handshake gets the same, at most 10.
+    /// time).
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     header_timeout: f64,
+
+    /// Seconds a client has to finish the TLS handshake [default: the
+    /// --header-timeout, at most 10].
+    #[arg(long, value_name = "SECONDS")]
+    handshake_timeout: Option<f64>,
 
     /// Seconds a client has to send a request body.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
@@ -184,9 +189,13 @@ fn start(cli: Cli) -> Result<(), Error> {
     };
     let header_timeout = seconds("header-timeout", cli.header_timeout)?;
     let defaults = ServerOptions::default();
-    let options = ServerOptions {
+    let handshake_timeout = match cli.handshake_timeout {
+        Some(value) => seconds("handshake-timeout", value)?,
         // a client that cannot finish a handshake would not send a head in time either
-        handshake_timeout: defaults.handshake_timeout.min(header_timeout),
+        None => defaults.handshake_timeout.min(header_timeout),
+    };
+    let options = ServerOptions {
+        handshake_timeout,
         header_timeout,
         body_timeout: seconds("body-timeout", cli.body_timeout)?,
         auth_failure_delay: seconds("auth-failure-delay", cli.auth_failure_delay)?,
