@@ -11,6 +11,8 @@
 //! - [`manager`]: the `proxmox-backup-manager` runner, with the
 //!   [`secrets`] registry every output it checks is held against;
 //! - [`access`]: users, tokens and ACLs set up through the library;
+//! - [`throttle`]: answers to failed logins held against the daemon's
+//!   login throttle with the instants they were sent and answered;
 //! - [`dirs`]: temporary config dirs, "nothing changed" snapshots and the
 //!   golden vectors;
 //! - [`tmpfs`]: small tmpfs mounts, a full disk;
@@ -34,6 +36,7 @@ pub mod privileges;
 pub mod pty;
 pub mod rng;
 pub mod secrets;
+pub mod throttle;
 pub mod tmpfs;
 
 pub use daemon::ApiDaemon;
