@@ -366,6 +366,63 @@ fn api_every_route_with_token_and_ticket() {
     assert!(daemon.config().verify(false).unwrap().is_clean());
 }
 
+/// Every API answer, the ones with key bytes or a ticket and every error,
+/// may not be stored by any cache nor taken for another content type.
+#[test]
+fn api_answers_are_never_stored_nor_sniffed() {
+    let (daemon, access) = start_with_access(&[]);
+    let port = daemon.port();
+    let mut root = Client::token(port, "root@pam!admin", &access.root);
+    let mut audit = Client::token(port, "alice@pbs!audit", &access.alice_audit);
+    let mut anon = Client::new(port);
+    let login = format!(
+        "username=alice%40pbs&password={}",
+        urlencode(ALICE_PASSWORD)
+    );
+    let answers = [
+        ("create", root.post_form("config/encryption-keys", "id=k-1")),
+        ("list", root.get("config/encryption-keys")),
+        ("show", root.get("config/encryption-keys/k-1")),
+        ("login", anon.post_form("access/ticket", &login)),
+        ("400", root.post_form("config/encryption-keys", "id=../x")),
+        ("401", anon.get("config/encryption-keys")),
+        ("403", audit.post_form("config/encryption-keys", "id=k-2")),
+        ("404", root.get("config/encryption-keys/nope-1")),
+        ("405", root.send("PUT", "config/encryption-keys", &[], None)),
+        (
+            "415",
+            root.send(
+                "POST",
+                "config/encryption-keys",
+                &[],
+                Some(("text/plain", b"id=k-3".to_vec())),
+            ),
+        ),
+    ];
+    let created = answers[0].1.data();
+    assert!(
+        created["data"].is_string(),
+        "the create answer holds the key"
+    );
+    for (what, resp) in &answers {
+        for (name, value) in [
+            ("cache-control", "no-store"),
+            ("pragma", "no-cache"),
+            ("x-content-type-options", "nosniff"),
+        ] {
+            assert_eq!(
+                resp.headers.get(name).map(|v| v.to_str().unwrap()),
+                Some(value),
+                "{what} ({}): {:?}",
+                resp.status,
+                resp.headers
+            );
+        }
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(_, resp)| resp.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 400, 401, 403, 404, 405, 415]);
+}
+
 #[test]
 fn api_refuses_missing_wrong_and_malformed_credentials() {
     let (daemon, access) = start_with_access(&[]);

@@ -14,6 +14,11 @@
 //! that refuses credentials (401, 429, the login's included) is sent
 //! [`ServerOptions::auth_failure_delay`] after the request started, as
 //! upstream delays them, so its timing says nothing about why it failed.
+//!
+//! Every API answer, errors included, carries [`API_HEADERS`]: nothing may
+//! be stored by a browser or a proxy (answers hold key bytes: a created
+//! key), and no browser may take it for another content type than the one
+//! sent.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,7 +29,10 @@ use std::time::Instant;
 use anyhow::Error;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes};
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, PRAGMA,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
@@ -40,6 +48,26 @@ use crate::server::reply::Reply;
 use crate::server::router::{FoundMethod, MethodNotAllowed, find_api_method};
 use crate::server::www;
 use crate::server::{ServerOptions, ServerState};
+
+/// Headers on every API answer. Upstream's proxmox-rest-server sends no
+/// cache headers; Proxmox VE's API server sends `Cache-Control: max-age=0`
+/// and `Pragma: no-cache`, which still let a cache store an answer.
+/// `no-store` keeps answers with key bytes out of every cache's storage;
+/// `Pragma` is for HTTP/1.0 caches.
+pub const API_HEADERS: &[(HeaderName, &str)] = &[
+    (CACHE_CONTROL, "no-store"),
+    (PRAGMA, "no-cache"),
+    (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
+fn with_api_headers(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    for (name, value) in API_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
 
 fn json_response(reply: Reply) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(reply.into_body())));
@@ -123,10 +151,10 @@ where
         let until = start + state.options.auth_failure_delay;
         tokio::time::sleep_until(until.into()).await;
     }
-    let response = match outcome.result {
+    let response = with_api_headers(match outcome.result {
         Ok(reply) => json_response(reply),
         Err(err) => error_response(&err),
-    };
+    });
     log_request(
         &state,
         peer,
