@@ -9,6 +9,7 @@
 //! processes a test spawns.
 
 use std::process::ExitCode;
+use std::time::Instant;
 
 mod audit;
 mod concurrency;
@@ -166,21 +167,26 @@ fn main() -> ExitCode {
 
     println!("\nrunning {} tests", selected.len());
     let mut failed = Vec::new();
+    let started = Instant::now();
     for (name, test) in &selected {
         println!("test {name} ...");
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!("test {name} ... ok"),
+        let start = Instant::now();
+        let outcome = std::panic::catch_unwind(test);
+        let seconds = start.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => println!("test {name} ... ok ({seconds:.1} s)"),
             Err(_) => {
-                println!("test {name} ... FAILED");
+                println!("test {name} ... FAILED ({seconds:.1} s)");
                 failed.push(*name);
             }
         }
     }
     println!(
-        "\ntest result: {}. {} passed; {} failed",
+        "\ntest result: {}. {} passed; {} failed; finished in {:.1} s",
         if failed.is_empty() { "ok" } else { "FAILED" },
         selected.len() - failed.len(),
-        failed.len()
+        failed.len(),
+        started.elapsed().as_secs_f64()
     );
     if failed.is_empty() {
         ExitCode::SUCCESS
