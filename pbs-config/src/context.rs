@@ -1,4 +1,5 @@
-//! [`ConfigDir`]: the config directory and its ownership policy, as one value.
+//! [`ConfigDir`]: the config directory and its ownership policy, as one value,
+//! and who acts through it ([`Caller`], for the audit log).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use proxmox_sys::fs::ensure_dir_exists;
 
 use proxmox_section_config::SectionConfigData;
 
+use crate::audit::Caller;
 use crate::cache::{ConfigCache, open_config, read_config};
 use crate::dir_handle::{DirHandle, read_all};
 use crate::files::{ConfigFile, FileClass};
@@ -23,21 +25,29 @@ use crate::{DEFAULT_LOCK_TIMEOUT, Ownership};
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/proxmox-backup";
 
 /// A config directory: its path, who owns what is created in it, how long
-/// to wait for locks, and the parsed configs it caches.
+/// to wait for locks, who acts through it, and the parsed configs it caches.
 ///
 /// Share one value (the free functions use [`ConfigDir::default_dir`]) so
 /// the cache is reused: a parsed config is kept while its file is unchanged.
+/// [`ConfigDir::with_caller`] makes a view of it that acts for someone (an
+/// API request, the CLI) and shares its caches.
 pub struct ConfigDir {
     base: PathBuf,
     ownership: Ownership,
     lock_timeout: Duration,
-    pub(crate) keys_cache: ConfigCache<KeyIndex>,
+    /// Who the operations of this value act for (the audit log's actor and
+    /// origin); `None`: [`Caller::local`].
+    caller: Option<Caller>,
+    /// Whether operations record themselves in the audit log: always,
+    /// unless a benchmark measures what that costs ([`ConfigDir::unaudited`]).
+    pub(crate) audited: bool,
+    pub(crate) keys_cache: Arc<ConfigCache<KeyIndex>>,
     /// What this process's last key store write left in
     /// `encryption-keys.cfg`, for the next writer (see
     /// `EncryptionKeys::sections_locked`).
-    pub(crate) written_keys: Mutex<Option<KeySections>>,
-    pub(crate) sync_cache: ConfigCache<SectionConfigData>,
-    pub(crate) user_cache: ConfigCache<SectionConfigData>,
+    pub(crate) written_keys: Arc<Mutex<Option<KeySections>>>,
+    pub(crate) sync_cache: Arc<ConfigCache<SectionConfigData>>,
+    pub(crate) user_cache: Arc<ConfigCache<SectionConfigData>>,
 }
 
 impl std::fmt::Debug for ConfigDir {
@@ -46,6 +56,7 @@ impl std::fmt::Debug for ConfigDir {
             .field("base", &self.base)
             .field("ownership", &self.ownership)
             .field("lock_timeout", &self.lock_timeout)
+            .field("caller", &self.caller)
             .finish()
     }
 }
@@ -70,11 +81,50 @@ impl ConfigDir {
             base,
             ownership,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
-            keys_cache: ConfigCache::default(),
-            written_keys: Mutex::new(None),
-            sync_cache: ConfigCache::default(),
-            user_cache: ConfigCache::default(),
+            caller: None,
+            audited: true,
+            keys_cache: Arc::default(),
+            written_keys: Arc::default(),
+            sync_cache: Arc::default(),
+            user_cache: Arc::default(),
         })
+    }
+
+    /// This config dir acting for `caller`: the same directory, policy and
+    /// caches (the view is cheap: a path and a few reference counts), and
+    /// every operation through it is recorded in the audit log as done by
+    /// `caller`. The daemon makes one per request, the CLI one per run.
+    pub fn with_caller(&self, caller: Caller) -> Self {
+        Self {
+            base: self.base.clone(),
+            ownership: self.ownership,
+            lock_timeout: self.lock_timeout,
+            caller: Some(caller),
+            audited: self.audited,
+            keys_cache: Arc::clone(&self.keys_cache),
+            written_keys: Arc::clone(&self.written_keys),
+            sync_cache: Arc::clone(&self.sync_cache),
+            user_cache: Arc::clone(&self.user_cache),
+        }
+    }
+
+    /// This config dir with operations that record nothing in the audit
+    /// log: only for the benchmark that measures what the log costs
+    /// (`benches/keystore.rs`, `ops/store_key_unaudited`). The feature
+    /// `unaudited` is enabled for the tests and benchmarks of the workspace
+    /// only, never in a release build (as `failpoints`).
+    #[cfg(feature = "unaudited")]
+    pub fn unaudited(mut self) -> Self {
+        self.audited = false;
+        self
+    }
+
+    /// Who operations through this value act for: the caller given to
+    /// [`ConfigDir::with_caller`], else [`Caller::local`] (a program on
+    /// this host that did not say who asked: recorded as such, never as
+    /// nobody).
+    pub fn caller(&self) -> Caller {
+        self.caller.clone().unwrap_or_else(Caller::local)
     }
 
     /// Sets how long writers wait for a lock.

@@ -7,6 +7,13 @@
 //! with the fingerprint computed from the key bytes). Readers take no lock:
 //! both files are only ever replaced atomically.
 //!
+//! Every change is recorded in the audit log ([`crate::audit`]) as the
+//! config dir's caller: its intent after the operation took its locks and
+//! checked its input, before the first write (an intent that cannot be
+//! recorded fails the operation, which then changes nothing), its outcome
+//! after. A refused operation (bad input, a taken id, a key in use, a
+//! stale digest) changes nothing and records nothing.
+//!
 //! Nothing holding key material is ever unlinked here: a key file leaves
 //! the key directory by a rename into the trash ([`crate::trash`]), and
 //! only a purge destroys it.
@@ -38,6 +45,7 @@ use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlug
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
+use crate::audit::{Event, Op};
 use crate::cache::{read_config, read_config_text};
 use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
 use crate::files::{
@@ -485,18 +493,29 @@ impl<'a> EncryptionKeys<'a> {
     /// fingerprint is already stored under another id, a non-empty file
     /// already at the key path.
     ///
+    /// Recorded in the audit log as `import`: a key from elsewhere (see
+    /// [`EncryptionKeys::store_generated_key`] for one made here).
+    ///
     /// # Locking
     ///
     /// Takes the config lock, then the key file lock; the caller holds neither.
     pub fn store_key(&self, id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
-        self.store_key_inner(id, key_config)
+        self.store_key_inner(id, key_config, Op::Import)
             .layer_err(|| format!("failed to store encryption key '{id}'"))
     }
 
-    fn store_key_inner(&self, id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
+    /// [`EncryptionKeys::store_key`] of a key generated on this host just
+    /// now: recorded in the audit log as `create`.
+    pub fn store_generated_key(&self, id: &str, key_config: &KeyConfig) -> Result<CryptKey, Error> {
+        self.store_key_inner(id, key_config, Op::Create)
+            .layer_err(|| format!("failed to store encryption key '{id}'"))
+    }
+
+    fn store_key_inner(&self, id: &str, key_config: &KeyConfig, op: Op) -> Result<CryptKey, Error> {
         check_key_id(id)?;
         check_hint(key_config)?;
         let fingerprint = key_fingerprint(key_config)?;
+        let event = self.dir.audit_event(op).id(id).fingerprint(fingerprint);
 
         // the first store into a fresh config dir creates it
         let base = self.dir.open_base_or_create()?;
@@ -517,13 +536,18 @@ impl<'a> EncryptionKeys<'a> {
             &config_lock,
             entry,
             KeySource::New(key_config),
+            &event,
+            || Ok(()),
         )
     }
 
     /// The store path shared by store and trash restore, under the config
     /// lock: refuse a taken id or fingerprint, render the new config (so a
     /// schema error stops before any file is touched), take the key lock,
-    /// place the key file, write the config.
+    /// refuse a key file in the way, record the intent of `event`, place
+    /// the key file, write the config, run `then` (the rest of the
+    /// operation), record the outcome.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn store_locked(
         &self,
         base: &DirHandle,
@@ -531,6 +555,8 @@ impl<'a> EncryptionKeys<'a> {
         config_lock: &EncryptionKeysLock,
         entry: CryptKey,
         source: KeySource,
+        event: &Event,
+        then: impl FnOnce() -> Result<(), Error>,
     ) -> Result<CryptKey, Error> {
         let id = entry.id.as_str();
         if sections.contains(id) {
@@ -552,20 +578,31 @@ impl<'a> EncryptionKeys<'a> {
 
         let key_dir = self.ensure_key_dir(base)?;
         let key_lock = self.lock_key_file(&key_dir, id)?;
-        failpoint::hit(&format!("{}:locked", source.op()));
-        if let Err(err) = self.write_key_and_config(&key_dir, &entry, &source, &raw, config_lock) {
-            // nothing of this key is left: its lock file goes too (under the lock)
+        refuse_existing_key_file(&key_dir, &key_file_name(id))?;
+        // nothing of this key is left after a failure: its lock file goes
+        // too (under the lock)
+        let forget = |key_lock: KeyFileLock, err: Error| {
             if key_dir
                 .stat(&key_file_name(id))
                 .is_ok_and(|stat| stat.is_none())
             {
                 let _ = key_lock.guard.remove_file();
             }
-            return Err(err);
-        }
-        self.keep_written(sections);
-        drop(key_lock);
-        Ok(entry)
+            err
+        };
+        let pending = match self.dir.audit_intent(Some(&key_dir), event) {
+            Ok(pending) => pending,
+            Err(err) => return Err(forget(key_lock, err)),
+        };
+        failpoint::hit(&format!("{}:locked", source.op()));
+        let result = match self.write_key_and_config(&key_dir, &entry, &source, &raw, config_lock) {
+            Ok(()) => {
+                self.keep_written(sections);
+                then().map(|()| entry)
+            }
+            Err(err) => Err(forget(key_lock, err)),
+        };
+        pending.done(result)
     }
 
     /// Whether the config file, as it is now, surely has no entry `id`
@@ -602,7 +639,6 @@ impl<'a> EncryptionKeys<'a> {
         let name = key_file_name(id);
         let key_path = key_dir.entry_path(&name);
         let options = self.dir.ownership().options_for(KEY_FILE_CLASS);
-        refuse_existing_key_file(key_dir, &name)?;
         match source {
             KeySource::New(key_config) => {
                 let mut key_data = key_config.to_json()?;
@@ -722,7 +758,7 @@ impl<'a> EncryptionKeys<'a> {
             entry: None,
             reason: TrashReason::StoreFailed,
             time: trash::epoch_now(),
-            actor: None,
+            actor: Some(self.dir.caller().actor.to_string()),
             purge_after: None,
         };
         let text = match self.trash().keep(key_dir, name, &record) {
@@ -821,9 +857,18 @@ impl<'a> EncryptionKeys<'a> {
                 entry.archived_at = None;
             }
             sections.set(&entry)?;
-            self.write_config_text(&sections.render(), &config_lock, Some("archive:config"))?;
-            self.keep_written(sections);
-            Ok(entry)
+            let raw = sections.render();
+            let op = if archived { Op::Archive } else { Op::Unarchive };
+            let pending = self
+                .dir
+                .audit_intent(None, &key_event(self.dir, op, &entry))?;
+            let result = self
+                .write_config_text(&raw, &config_lock, Some("archive:config"))
+                .map(|()| {
+                    self.keep_written(sections);
+                    entry
+                });
+            pending.done(result)
         })()
         .layer_err(|| format!("failed to {verb} encryption key '{id}'"))
     }
@@ -911,68 +956,90 @@ impl<'a> EncryptionKeys<'a> {
 
             if options.purge {
                 // upstream's delete, for whoever means to crypto-shred
+                let event = key_event(self.dir, Op::DeletePurge, &entry);
+                let pending = self.dir.audit_intent(Some(&key_dir), &event)?;
                 failpoint::hit("delete-purge:locked");
-                sections.remove(id);
-                self.write_config_text(&sections.render(), held, Some("delete-purge:config"))?;
-                self.keep_written(sections);
-                trash::destroy_key_file(&key_dir, &name)?;
-                failpoint::hit("delete-purge:key-removed");
-                key_lock.guard.remove_file()?;
-                return Ok(Deleted::Purged { id: id.to_string() });
+                let result = (|| {
+                    sections.remove(id);
+                    self.write_config_text(&sections.render(), held, Some("delete-purge:config"))?;
+                    self.keep_written(sections);
+                    trash::destroy_key_file(&key_dir, &name)?;
+                    failpoint::hit("delete-purge:key-removed");
+                    key_lock.guard.remove_file()?;
+                    Ok(Deleted::Purged { id: id.to_string() })
+                })();
+                return pending.done(result);
             }
 
-            // the record, then the config entry, then the key file into the
-            // trash (crash order: see the trash module)
+            let event = key_event(self.dir, Op::Delete, &entry);
+            let pending = self.dir.audit_intent(Some(&key_dir), &event)?;
             failpoint::hit("delete:locked");
-            let trash = self.trash();
-            let trash_dir = trash.ensure(&key_dir)?;
-            let purge_after = trash::purge_after(options.now, options.keep_days);
-            let record = TrashRecord {
-                id: id.to_string(),
-                fingerprint: entry.info.fingerprint,
-                entry: Some(entry.clone()),
-                reason: TrashReason::Delete,
-                time: options.now,
-                actor: options.actor.map(str::to_string),
-                purge_after: Some(purge_after),
-            };
-            let trash_entry = trash.reserve(&trash_dir, &record)?;
-            failpoint::hit("delete:record-written");
-            sections.remove(id);
-            if let Err(err) =
-                self.write_config_text(&sections.render(), held, Some("delete:config"))
-            {
-                if self.config_surely_has(id) {
-                    let _ = trash.abandon(&trash_dir, &trash_entry);
-                    return Err(err);
-                }
-                // the entry may be gone: the record waits for its key file
-                let text = format!(
-                    "{err} - the config may lack '{id}' already; its key file stays in place and \
-                     'proxmox-backup-manager encryption-key verify --repair' moves it into trash \
-                     entry '{trash_entry}'"
-                );
-                return Err(err.context(text));
-            }
-            self.keep_written(sections);
-            trash
-                .fill(&key_dir, &name, &trash_dir, &trash_entry)
-                .map_err(|err| {
-                    format_err!(
-                        "{err} - the config entry is removed; the key file stays in the key \
-                         directory until 'proxmox-backup-manager encryption-key verify --repair' \
-                         moves it into trash entry '{trash_entry}'"
-                    )
-                })?;
-            failpoint::hit("delete:key-trashed");
-            key_lock.guard.remove_file()?;
-            Ok(Deleted::Trashed {
-                id: id.to_string(),
-                trash_name: trash_entry,
-                purge_after,
-            })
+            let result =
+                self.delete_into_trash(&entry, sections, held, options, &key_dir, key_lock);
+            pending.done(result)
         })()
         .layer_err(|| format!("failed to delete encryption key '{id}'"))
+    }
+
+    /// The change of a delete into the trash: the record, then the config
+    /// entry, then the key file into the trash (crash order: see the trash
+    /// module).
+    fn delete_into_trash(
+        &self,
+        entry: &CryptKey,
+        mut sections: KeySections,
+        held: &EncryptionKeysLock,
+        options: &DeleteOptions,
+        key_dir: &DirHandle,
+        key_lock: KeyFileLock,
+    ) -> Result<Deleted, Error> {
+        let id = entry.id.as_str();
+        let name = key_file_name(id);
+        let trash = self.trash();
+        let trash_dir = trash.ensure(key_dir)?;
+        let purge_after = trash::purge_after(options.now, options.keep_days);
+        let record = TrashRecord {
+            id: id.to_string(),
+            fingerprint: entry.info.fingerprint,
+            entry: Some(entry.clone()),
+            reason: TrashReason::Delete,
+            time: options.now,
+            actor: Some(self.dir.caller().actor.to_string()),
+            purge_after: Some(purge_after),
+        };
+        let trash_entry = trash.reserve(&trash_dir, &record)?;
+        failpoint::hit("delete:record-written");
+        sections.remove(id);
+        if let Err(err) = self.write_config_text(&sections.render(), held, Some("delete:config")) {
+            if self.config_surely_has(id) {
+                let _ = trash.abandon(&trash_dir, &trash_entry);
+                return Err(err);
+            }
+            // the entry may be gone: the record waits for its key file
+            let text = format!(
+                "{err} - the config may lack '{id}' already; its key file stays in place and \
+                 'proxmox-backup-manager encryption-key verify --repair' moves it into trash \
+                 entry '{trash_entry}'"
+            );
+            return Err(err.context(text));
+        }
+        self.keep_written(sections);
+        trash
+            .fill(key_dir, &name, &trash_dir, &trash_entry)
+            .map_err(|err| {
+                format_err!(
+                    "{err} - the config entry is removed; the key file stays in the key \
+                     directory until 'proxmox-backup-manager encryption-key verify --repair' \
+                     moves it into trash entry '{trash_entry}'"
+                )
+            })?;
+        failpoint::hit("delete:key-trashed");
+        key_lock.guard.remove_file()?;
+        Ok(Deleted::Trashed {
+            id: id.to_string(),
+            trash_name: trash_entry,
+            purge_after,
+        })
     }
 
     /// `delete` of a key whose key file is missing: refused, unless
@@ -1027,21 +1094,27 @@ impl<'a> EncryptionKeys<'a> {
                  'proxmox-backup-manager encryption-key trash restore'"
             ),
         };
+        let pending = self
+            .dir
+            .audit_intent(None, &key_event(self.dir, Op::DeleteForce, entry))?;
         if let Some(warn) = options.warn {
             warn(&warning);
         }
-        sections.remove(id);
-        self.write_config_text(&sections.render(), held, Some("delete:config"))?;
-        self.keep_written(sections);
-        // the key lock file goes with the key
-        if let Some(key_lock) = key_lock {
-            key_lock.guard.remove_file()?;
-        }
-        Ok(Deleted::EntryDropped {
-            id: id.to_string(),
-            fingerprint: entry.info.fingerprint,
-            trash_copies: copies,
-        })
+        let result = (|| {
+            sections.remove(id);
+            self.write_config_text(&sections.render(), held, Some("delete:config"))?;
+            self.keep_written(sections);
+            // the key lock file goes with the key
+            if let Some(key_lock) = key_lock {
+                key_lock.guard.remove_file()?;
+            }
+            Ok(Deleted::EntryDropped {
+                id: id.to_string(),
+                fingerprint: entry.info.fingerprint,
+                trash_copies: copies,
+            })
+        })();
+        pending.done(result)
     }
 
     /// Takes the config lock, checks `digest` and deletes the key into the
@@ -1135,8 +1208,6 @@ pub struct DeleteOptions<'o> {
     /// If the key file is missing, drop the config entry anyway, after
     /// `warn` was told what that loses.
     pub force: bool,
-    /// Who deletes (recorded in the trash; for the audit log).
-    pub actor: Option<&'o str>,
     /// Now (epoch), as recorded in the trash: tests pass their own.
     pub now: i64,
     /// Told, before anything changes, what a forced delete loses.
@@ -1150,7 +1221,6 @@ impl Default for DeleteOptions<'_> {
             keep_days: trash::DEFAULT_KEEP_DAYS,
             purge: false,
             force: false,
-            actor: None,
             now: trash::epoch_now(),
             warn: None,
         }
@@ -1212,6 +1282,15 @@ pub(crate) fn key_fingerprint(key_config: &KeyConfig) -> Result<Fingerprint, Err
     let (mut key, _created, fingerprint) = key_config.decrypt(&no_passphrase)?;
     key.zeroize();
     Ok(fingerprint)
+}
+
+/// The audit event of `op` on the key of `entry`, for `dir`'s caller.
+pub(crate) fn key_event(dir: &ConfigDir, op: Op, entry: &CryptKey) -> Event {
+    let event = dir.audit_event(op).id(entry.id.as_str());
+    match entry.info.fingerprint {
+        Some(fingerprint) => event.fingerprint(fingerprint),
+        None => event,
+    }
 }
 
 /// How often a load starts again because the config changed under it.

@@ -31,9 +31,10 @@ use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::KeyConfig;
 use pbs_key_config::bundle::{BundleKeyInfo, ExportKey, ExportRecipient, create_bundle};
 
+use crate::audit::Op;
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
 use crate::encryption_keys::{
-    EncryptionKeys, KeySource, check_hint, check_key_id, key_fingerprint,
+    EncryptionKeys, KeySource, check_hint, check_key_id, key_event, key_fingerprint,
 };
 use crate::{KeyConflict, KeystoreError};
 
@@ -434,12 +435,15 @@ impl EncryptionKeys<'_> {
                     None => self.sections_locked(&config_lock)?.0,
                 };
                 let id = entry.id.clone();
+                let event = key_event(self.dir(), Op::Restore, &entry);
                 self.store_locked(
                     &base,
                     current,
                     &config_lock,
                     entry.clone(),
                     KeySource::Exact(key_file),
+                    &event,
+                    || Ok(()),
                 )
                 .map_err(|err| partial_restore(err, &id, &restored))?;
                 RestoreOutcome::Restored

@@ -5,7 +5,10 @@
 //! announcing it on stderr. Without the feature it does nothing and compiles
 //! away.
 //!
-//! The points, in the order an operation passes them:
+//! The points, in the order an operation passes them (each operation's
+//! first point, `...:locked` and `purge:key-removed` aside, comes after its
+//! intent is recorded in the audit log; a trash purge records each entry
+//! after `purge:locked`):
 //! - store: `store:locked`, `store:key-tmp-written`, `store:key-written`,
 //!   `store:config-tmp-written`, `store:config-written`;
 //! - delete (into the trash): `delete:locked`, `delete:record-written`,

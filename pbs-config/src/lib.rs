@@ -12,12 +12,14 @@
 //!   ([`EncryptionKeysLock`]), then `.sync.lck` ([`SyncLock`]), then
 //!   `encryption-keys/<id>.enc.lck` ([`KeyFileLock`]); the access files
 //!   after all of those, in this order: `.user.lck` ([`UserLock`]),
-//!   `.acl.lck` ([`AclLock`]), `token.shadow.lock` ([`TokenShadowLock`]),
-//!   `shadow.json.lock` ([`ShadowLock`]); innermost, after every other
-//!   lock: `encryption-keys/.audit/pending.lck` ([`audit::PendingLock`],
-//!   shared by an audited operation from its intent to its outcome), then
-//!   `encryption-keys/.audit/log.lck` ([`audit::AuditLock`], for each
-//!   append, released before any other lock is taken; see [`audit`]).
+//!   `.acl.lck` ([`AclLock`]); then `encryption-keys/.audit/pending.lck`
+//!   ([`audit::PendingLock`], shared by an audited operation from its
+//!   intent to its outcome); then `token.shadow.lock` ([`TokenShadowLock`])
+//!   and `shadow.json.lock` ([`ShadowLock`]), which a user or token change
+//!   takes after its intent (each held only while its file is written);
+//!   innermost, after every other lock: `encryption-keys/.audit/log.lck`
+//!   ([`audit::AuditLock`], for each append, released before any other
+//!   lock is taken; see [`audit`]).
 //!   Never take a lock this process
 //!   already holds (a second `flock` on a new descriptor waits for the
 //!   timeout); a function that needs a lock held takes its guard type;

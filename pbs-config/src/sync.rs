@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
-use anyhow::Error;
+use anyhow::{Error, format_err};
 use serde::Serialize;
 
 use proxmox_lang::error::ErrorLayer;
@@ -26,6 +26,7 @@ use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlug
 
 use pbs_api_types::{JOB_ID_SCHEMA, SyncJobConfig};
 
+use crate::audit::{Op, Pending};
 use crate::files::SYNC_CFG;
 use crate::{ConfigDir, KeyIndex, KeystoreError, SyncLock};
 
@@ -173,6 +174,11 @@ impl SyncJobs<'_> {
     /// This is how several jobs switch keys in one config write (a
     /// rotation): edit them all in one `change`.
     ///
+    /// Each job whose keys change is recorded in the audit log as
+    /// `sync-job-keys` (one intent per job before the write, one outcome
+    /// per job after it); an edit that changes no job's keys records
+    /// nothing.
+    ///
     /// # Locking
     ///
     /// Takes the encryption key lock, then the sync job lock (in that order,
@@ -201,11 +207,69 @@ impl SyncJobs<'_> {
         if edit.original.is_empty() {
             return Ok(result);
         }
-        // AUDIT: the spot where each job key change is recorded, with every
-        // lock held and nothing written yet (`record_key_changes`)
-        record_key_changes(&changes)?;
-        self.save_config(&edit.config, &sync_lock)?;
-        Ok(result)
+        // every job key change recorded, with every lock held and nothing
+        // written yet; each outcome after the one write
+        let pending = self.record_key_changes(&changes, &edit.keys)?;
+        let saved = self.save_config(&edit.config, &sync_lock);
+        let mut failed = None;
+        for intent in pending {
+            let outcome = match &saved {
+                Ok(()) => Ok(()),
+                Err(err) => Err(format_err!("{err}")),
+            };
+            if let Err(err) = intent.done(outcome) {
+                failed.get_or_insert(err);
+            }
+        }
+        saved?;
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(result),
+        }
+    }
+
+    /// The intent of each job key change in the audit log
+    /// (`sync-job-keys` of the job, naming every key it named before or
+    /// names after, with the fingerprints of those in `keys`), for the
+    /// config dir's caller. If one cannot be written, those written so far
+    /// get their outcome (not made) and the edit fails before anything
+    /// changed.
+    fn record_key_changes(
+        &self,
+        changes: &[JobKeyChange],
+        keys: &KeyIndex,
+    ) -> Result<Vec<Pending<'_>>, Error> {
+        let mut pending = Vec::with_capacity(changes.len());
+        for change in changes {
+            let mut named: Vec<&String> = Vec::new();
+            for side in [&change.before, &change.after].into_iter().flatten() {
+                for key in side.active.iter().chain(&side.associated) {
+                    if !named.contains(&key) {
+                        named.push(key);
+                    }
+                }
+            }
+            let mut event = self.dir.audit_event(Op::SyncJobKeys).job(&change.job);
+            for key in named {
+                if let Some(fingerprint) = keys.get(key).ok().and_then(|k| k.info.fingerprint) {
+                    event = event.fingerprint(fingerprint);
+                }
+                event = event.id(key.as_str());
+            }
+            match self.dir.audit_intent(None, &event) {
+                Ok(intent) => pending.push(intent),
+                Err(err) => {
+                    for intent in pending {
+                        let _ = intent.done(Err::<(), _>(format_err!(
+                            "not made - the record of another job's change could not be \
+                             written: {err}"
+                        )));
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(pending)
     }
 
     /// Job ids for shell completion.
@@ -294,21 +358,6 @@ pub struct JobKeyChange {
     pub before: Option<JobKeys>,
     /// Its keys after the edit.
     pub after: Option<JobKeys>,
-}
-
-/// AUDIT: where the audit records of sync job key changes will be written
-/// (see [`SyncJobs::edit`]); not wired to the audit log yet, so nothing is
-/// recorded.
-///
-/// Wiring it ([`crate::audit`]'s protocol): `edit` takes the
-/// [`audit::record::Caller`](crate::audit::record::Caller); here, for each
-/// change, an intent `Event::new(caller, Op::SyncJobKeys).job(&change.job)`
-/// with the key ids of `before` and `after` (and their fingerprints from
-/// the key index), and after `save_config` each intent's outcome. An intent
-/// that cannot be written fails the edit before anything changed.
-fn record_key_changes(changes: &[JobKeyChange]) -> Result<(), Error> {
-    let _ = changes;
-    Ok(())
 }
 
 /// An edit of `sync.cfg` in progress, under both locks (see

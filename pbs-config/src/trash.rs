@@ -58,6 +58,7 @@ use proxmox_lang::error::ErrorLayer;
 use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
+use crate::audit::Op;
 use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
 use crate::encryption_keys::{EncryptionKeys, KeySource, check_key_id, key_fingerprint};
 use crate::files::{KEY_FILE_CLASS, MAX_TRASH_RECORD_SIZE, TRASH_CLASS, TRASH_DIR_NAME};
@@ -117,8 +118,8 @@ pub struct TrashRecord {
     pub reason: TrashReason,
     /// When it went there (epoch).
     pub time: i64,
-    /// Who put it there: kept for the audit log, which will fill it; `None`
-    /// until then.
+    /// Who put it there: the actor the audit log records for the
+    /// operation (`None` in records written before it existed).
     pub actor: Option<String>,
     /// From when on `trash purge --expired` may destroy it (epoch); `None`:
     /// never on its own (repair, a failed store).
@@ -506,6 +507,16 @@ impl<'a> Trash<'a> {
         .layer_err(|| format!("unable to list the trash {:?}", self.path()))
     }
 
+    /// Whether trash entry `entry` holds its key file. Takes no lock.
+    pub fn has_key_file(&self, entry: &str) -> Result<bool, Error> {
+        let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
+            return Ok(false);
+        };
+        Ok(trash_dir
+            .stat(&key_name(entry))?
+            .is_some_and(|stat| stat.kind == EntryKind::File))
+    }
+
     /// The names of complete entries holding the key with `fingerprint`.
     pub fn copies_of(&self, fingerprint: &Fingerprint) -> Result<Vec<String>, Error> {
         Ok(self
@@ -656,15 +667,31 @@ impl<'a> Trash<'a> {
                 trash_dir: &trash_dir,
                 entry: &entry_name,
             };
-            let entry = keys.store_locked(&base, sections, &config_lock, entry, source)?;
+            let event = keys
+                .dir()
+                .audit_event(Op::TrashRestore)
+                .id(id)
+                .id(entry_name.as_str())
+                .fingerprint(fingerprint);
             // the record last: a crash before this leaves a stale record,
             // which verify reports and repair removes
-            self.abandon(&trash_dir, &entry_name).layer_err(|| {
-                format!(
-                    "restored as '{id}', but the record of '{entry_name}' is left - \
-                     'proxmox-backup-manager encryption-key verify --repair' removes it"
-                )
-            })?;
+            let remove_record = || {
+                self.abandon(&trash_dir, &entry_name).layer_err(|| {
+                    format!(
+                        "restored as '{id}', but the record of '{entry_name}' is left - \
+                         'proxmox-backup-manager encryption-key verify --repair' removes it"
+                    )
+                })
+            };
+            let entry = keys.store_locked(
+                &base,
+                sections,
+                &config_lock,
+                entry,
+                source,
+                &event,
+                remove_record,
+            )?;
             drop(config_lock);
             Ok(entry)
         })()
@@ -733,22 +760,36 @@ impl<'a> Trash<'a> {
                         _ => continue,
                     }
                 }
-                if files.key {
-                    destroy_key_file(&trash_dir, &key_name(&entry))?;
-                    failpoint::hit("purge:key-removed");
-                }
-                if files.record {
-                    trash_dir.unlink(&record_name(&entry))?;
-                    trash_dir.sync()?;
-                }
                 let record = record.and_then(Result::ok);
-                purged.push(Purged {
+                let done = Purged {
                     id: record
                         .as_ref()
                         .map_or_else(|| entry_id(&entry).to_string(), |r| r.id.clone()),
                     fingerprint: record.and_then(|r| r.fingerprint),
                     name: entry,
-                });
+                };
+                let mut event = keys
+                    .dir()
+                    .audit_event(Op::Purge)
+                    .id(done.id.as_str())
+                    .id(done.name.as_str());
+                if let Some(fingerprint) = done.fingerprint {
+                    event = event.fingerprint(fingerprint);
+                }
+                let pending = keys.dir().audit_intent(Some(&key_dir), &event)?;
+                let result = (|| {
+                    if files.key {
+                        destroy_key_file(&trash_dir, &key_name(&done.name))?;
+                        failpoint::hit("purge:key-removed");
+                    }
+                    if files.record {
+                        trash_dir.unlink(&record_name(&done.name))?;
+                        trash_dir.sync()?;
+                    }
+                    Ok(())
+                })();
+                pending.done(result)?;
+                purged.push(done);
             }
             Ok(purged)
         })()

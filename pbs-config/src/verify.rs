@@ -11,6 +11,9 @@
 //!   atomic writes, lock files of keys that no longer exist;
 //! - the trash (`encryption-keys/.trash/`): its mode and owner, and that
 //!   every entry has its key file and its record (see [`crate::trash`]);
+//! - the audit log's directory (`encryption-keys/.audit/`) and its files:
+//!   modes and owners (what the log says is `audit verify`'s to check,
+//!   see [`crate::audit`]);
 //! - sync jobs that name keys which do not exist.
 //!
 //! Repair fixes modes and owners, rewrites a relocated `path`, removes stale
@@ -20,12 +23,16 @@
 //! it never guesses: a key file is an orphan only if no config entry names
 //! it by path, by id or by fingerprint and no sync job names its id;
 //! anything less certain is a finding that says why and what to do, and
-//! repair leaves it alone. It reports every action it took.
+//! repair leaves it alone. It reports every action it took, and records
+//! each in the audit log (intent, change, outcome; the one exception: the
+//! owner and mode of the key directory, the audit directory and the audit
+//! files, which the log must trust to take a record, are fixed first and
+//! recorded right after when the log refuses the intent).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Error, bail};
+use anyhow::{Error, bail, format_err};
 use serde::Serialize;
 use zeroize::Zeroize;
 
@@ -34,11 +41,13 @@ use proxmox_lang::error::ErrorLayer;
 use pbs_api_types::{CryptKey, Fingerprint};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
+use crate::audit::{self, Event, Op};
 use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
 use crate::encryption_keys::{ENCRYPTION_KEYS_CFG_TYPE_ID, EncryptionKeys, key_fingerprint};
 use crate::files::{
-    self, ConfigFile, FileClass, KEY_DIR_MODE, KEY_DIR_NAME, KEY_FILE_CLASS, KEY_LOCK_CLASS,
-    TRASH_CLASS, TRASH_DIR_MODE, TRASH_DIR_NAME, key_file_name,
+    self, AUDIT_DIR_MODE, AUDIT_DIR_NAME, AUDIT_FILES, ConfigFile, FileClass, KEY_DIR_MODE,
+    KEY_DIR_NAME, KEY_FILE_CLASS, KEY_LOCK_CLASS, TRASH_CLASS, TRASH_DIR_MODE, TRASH_DIR_NAME,
+    key_file_name,
 };
 use crate::ownership::{group_name_of, user_name_of};
 use crate::sync::SYNC_CFG_TYPE_ID;
@@ -157,6 +166,10 @@ enum Place {
     Trash { name: String },
     /// A key file in the trash without its record.
     TrashUnrecorded { entry: String },
+    /// The audit directory itself.
+    AuditDirItself,
+    /// `name` in the audit directory, of class `class`.
+    Audit { name: String, class: FileClass },
 }
 
 impl Place {
@@ -165,8 +178,12 @@ impl Place {
     fn rank(place: &Option<Place>) -> u8 {
         match place {
             Some(Place::KeyDirItself) => 0,
-            Some(Place::TrashDirItself) => 1,
-            _ => 2,
+            // the audit directory and files before anything else: every
+            // other repair needs the log to take its record
+            Some(Place::AuditDirItself) => 1,
+            Some(Place::Audit { .. }) => 2,
+            Some(Place::TrashDirItself) => 3,
+            _ => 4,
         }
     }
 }
@@ -535,8 +552,9 @@ impl Checker<'_> {
                     class,
                 })
             };
-            // the audit log's directory: `audit verify` checks it
-            if name == files::AUDIT_DIR_NAME && stat.kind == EntryKind::Dir {
+            // the audit log's directory: checked by scan_audit (what the
+            // log says, by `audit verify`)
+            if name == AUDIT_DIR_NAME {
                 continue;
             }
             // a known key's file is reported by check_entry already
@@ -825,6 +843,99 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// The audit directory: its owner and mode, then (if only root may
+    /// change it) the owner and mode of each of its files, as for the rest
+    /// of the store. What the log says is `audit verify`'s to check.
+    fn scan_audit(&mut self, key_dir: &DirHandle) -> Result<(), Error> {
+        let path = key_dir.entry_path(AUDIT_DIR_NAME);
+        let Some(stat) = key_dir.stat(AUDIT_DIR_NAME)? else {
+            return Ok(());
+        };
+        match stat.kind {
+            EntryKind::Dir => {}
+            EntryKind::Symlink => {
+                self.add(
+                    FindingKind::SymbolicLink,
+                    None,
+                    &path,
+                    None,
+                    format!("{path:?} is a symbolic link - left alone, replace it by hand"),
+                );
+                return Ok(());
+            }
+            _ => {
+                self.add(
+                    FindingKind::UnknownFile,
+                    None,
+                    &path,
+                    None,
+                    format!(
+                        "{path:?} is not a directory - left alone; no operation can record \
+                         itself in the audit log (and so none can change the store) until it is \
+                         moved away"
+                    ),
+                );
+                return Ok(());
+            }
+        }
+        let Some(audit_dir) = key_dir.open_dir_any(AUDIT_DIR_NAME)? else {
+            return Ok(());
+        };
+        let stat = audit_dir.stat_self()?;
+        self.check_stat(
+            Place::AuditDirItself,
+            &path,
+            &stat,
+            None,
+            AUDIT_DIR_MODE,
+            FileClass::Config,
+        );
+        let policy = self.keys.dir().ownership().key_dir_policy();
+        if (stat.uid != 0 && stat.uid != policy.uid) || stat.mode & policy.forbidden_mode_bits != 0
+        {
+            // others could have changed what is in it: look inside once
+            // repair has fixed owner and mode
+            return Ok(());
+        }
+        for name in audit_dir.names()? {
+            let Some(stat) = audit_dir.stat(&name)? else {
+                continue; // gone since the listing
+            };
+            let entry_path = audit_dir.entry_path(&name);
+            match AUDIT_FILES.iter().find(|file| file.name == name) {
+                Some(file) if stat.kind == EntryKind::File => {
+                    let place = Place::Audit {
+                        name: name.clone(),
+                        class: file.class,
+                    };
+                    self.check_stat(
+                        place,
+                        &entry_path,
+                        &stat,
+                        None,
+                        file.class.mode(),
+                        file.class,
+                    );
+                }
+                _ if stat.kind == EntryKind::Symlink => self.add(
+                    FindingKind::SymbolicLink,
+                    None,
+                    &entry_path,
+                    None,
+                    format!("{entry_path:?} is a symbolic link - left alone, remove it by hand"),
+                ),
+                _ => self.add(
+                    FindingKind::UnknownFile,
+                    None,
+                    &entry_path,
+                    None,
+                    format!("{entry_path:?} is not a file of the audit log - left alone"),
+                ),
+            }
+        }
+        Ok(())
+    }
+
     /// Records whose key file is neither in the trash nor (as an orphan)
     /// in the key directory.
     fn report_stale_records(&mut self) {
@@ -1097,6 +1208,7 @@ impl ConfigDir {
             }
             checker.scan_key_dir(key_dir, &known)?;
             checker.report_stale_records();
+            checker.scan_audit(key_dir)?;
         }
         checker.scan_base_dir()?;
 
@@ -1148,62 +1260,100 @@ impl ConfigDir {
         let mut ordered: Vec<&Finding> = findings.iter().filter(|f| f.repairable).collect();
         ordered.sort_by_key(|f| Place::rank(&f.place));
         let mut fixed_dirs: Vec<&Place> = Vec::new();
+        // repairs made before the log took their record (see `recorded`)
+        let mut deferred = Vec::new();
         for finding in ordered {
             if finding.kind == FindingKind::PathNotCanonical {
                 rewrite_paths = true;
                 continue;
             }
+            // the repairs the log needs are done: record those it refused
+            if Place::rank(&finding.place) > 2 && !deferred.is_empty() {
+                // (the ranks up to 2 are the places the log needs)
+                failed.extend(self.record_deferred(std::mem::take(&mut deferred)));
+            }
             let path = finding.path.clone();
-            if let Some(place @ (Place::KeyDirItself | Place::TrashDirItself)) = &finding.place {
+            if let Some(
+                place @ (Place::KeyDirItself | Place::TrashDirItself | Place::AuditDirItself),
+            ) = &finding.place
+            {
                 if fixed_dirs.contains(&place) {
                     continue; // mode and owner are fixed together
                 }
                 fixed_dirs.push(place);
             }
-            match self.repair_one(keys, base, finding) {
+            match self.repair_one(keys, base, finding, &mut deferred) {
                 Ok(Some(action)) => done.push(Repair { path, action }),
                 Ok(None) => {}
                 Err(err) => failed.push(Repair {
                     path,
-                    action: format!("{err:#}"),
+                    action: err.to_string(),
                 }),
             }
         }
+        failed.extend(self.record_deferred(deferred));
         if rewrite_paths {
             match self.rewrite_paths(keys, config_lock) {
                 Ok(changed) => done.extend(changed),
                 Err(err) => failed.push(Repair {
                     path: keys.config_path(),
-                    action: format!("unable to rewrite key paths - {err:#}"),
+                    action: format!("unable to rewrite key paths - {err}"),
                 }),
             }
         }
         (done, failed)
     }
 
-    /// Repairs one finding that is about one file; the action taken.
+    /// Repairs one finding that is about one file; the action taken. Each
+    /// repair is recorded in the audit log: its intent after the locks the
+    /// repair takes, before it changes anything (see [`ConfigDir::recorded`]).
     fn repair_one(
         &self,
         keys: &EncryptionKeys,
         base: &DirHandle,
         finding: &Finding,
+        deferred: &mut Vec<(Event, PathBuf)>,
     ) -> Result<Option<String>, Error> {
         let own = *self.ownership();
         let Some(place) = &finding.place else {
             return Ok(None);
         };
+        let event = self.repair_event(finding);
         let (dir, name, class) = match place {
             Place::KeyDirItself => {
                 let Some(key_dir) = base.open_dir_any(KEY_DIR_NAME)? else {
                     bail!("key directory vanished - left alone");
                 };
-                key_dir.fix_own_owner_and_mode(own.key_dir_options())?;
-                let (uid, gid) = own.owner_of(FileClass::Config);
-                return Ok(Some(format!(
-                    "set mode {KEY_DIR_MODE:04o} and owner {}:{}",
-                    user_name_of(uid.as_raw()),
-                    group_name_of(gid.as_raw())
-                )));
+                return self
+                    .recorded(&event, Some((deferred, &finding.path)), || {
+                        key_dir.fix_own_owner_and_mode(own.key_dir_options())?;
+                        let (uid, gid) = own.owner_of(FileClass::Config);
+                        Ok(format!(
+                            "set mode {KEY_DIR_MODE:04o} and owner {}:{}",
+                            user_name_of(uid.as_raw()),
+                            group_name_of(gid.as_raw())
+                        ))
+                    })
+                    .map(Some);
+            }
+            Place::AuditDirItself => {
+                let Some(key_dir) = keys.open_key_dir(base)? else {
+                    bail!("key directory vanished - left alone");
+                };
+                let Some(audit_dir) = key_dir.open_dir_any(AUDIT_DIR_NAME)? else {
+                    bail!("audit directory vanished - left alone");
+                };
+                return self
+                    .recorded(&event, Some((deferred, &finding.path)), || {
+                        audit_dir.fix_own_owner_and_mode(audit::audit_dir_options(&own))?;
+                        let (uid, gid) = own.owner_of(FileClass::Config);
+                        Ok(format!(
+                            "set mode {AUDIT_DIR_MODE:04o} and owner {}:{}",
+                            user_name_of(uid.as_raw()),
+                            group_name_of(gid.as_raw())
+                        ))
+                    })
+                    .map(Some);
             }
             Place::Base { name, class } => (base.try_clone()?, name.as_str(), *class),
             Place::KeyDir { name, class } => {
@@ -1214,18 +1364,39 @@ impl ConfigDir {
                 };
                 (key_dir, name.as_str(), *class)
             }
-            place => return self.repair_trash(keys, base, finding, place).map(Some),
+            Place::Audit { name, class } => {
+                let Some(key_dir) = keys.open_key_dir(base)? else {
+                    bail!("key directory vanished - left alone");
+                };
+                let Some(audit_dir) = key_dir.open_dir(AUDIT_DIR_NAME, own.key_dir_policy())?
+                else {
+                    bail!("audit directory vanished - left alone");
+                };
+                (audit_dir, name.as_str(), *class)
+            }
+            place => {
+                return self
+                    .repair_trash(keys, base, finding, place, event)
+                    .map(Some);
+            }
+        };
+        // the audit files are what the log needs to take a record
+        let defer = match place {
+            Place::Audit { .. } => Some((deferred, &finding.path)),
+            _ => None,
         };
         let action = match finding.kind {
             FindingKind::WrongMode | FindingKind::WrongOwner => {
-                dir.fix_owner_and_mode(name, EntryKind::File, own.options_for(class))?;
-                let (uid, gid) = own.owner_of(class);
-                format!(
-                    "set mode {:04o} and owner {}:{}",
-                    class.mode(),
-                    user_name_of(uid.as_raw()),
-                    group_name_of(gid.as_raw())
-                )
+                self.recorded(&event, defer, || {
+                    dir.fix_owner_and_mode(name, EntryKind::File, own.options_for(class))?;
+                    let (uid, gid) = own.owner_of(class);
+                    Ok(format!(
+                        "set mode {:04o} and owner {}:{}",
+                        class.mode(),
+                        user_name_of(uid.as_raw()),
+                        group_name_of(gid.as_raw())
+                    ))
+                })?
             }
             FindingKind::TempFile => {
                 // a config file's temp file, or an empty one of a key file:
@@ -1236,18 +1407,101 @@ impl ConfigDir {
                 {
                     bail!("it holds data now - left alone, run verify again");
                 }
-                remove_synced(&dir, name)?;
-                "removed temp file".to_string()
+                self.recorded(&event, None, || {
+                    remove_synced(&dir, name)?;
+                    Ok("removed temp file".to_string())
+                })?
             }
             FindingKind::StaleLockFile => {
                 let id = finding.id.as_deref().unwrap_or_default();
                 let key_lock = keys.lock_key_file(&dir, id)?;
-                key_lock.guard.remove_file()?;
-                "removed stale lock file".to_string()
+                self.recorded(&event, None, || {
+                    key_lock.guard.remove_file()?;
+                    Ok("removed stale lock file".to_string())
+                })?
             }
             _ => return Ok(None),
         };
         Ok(Some(action))
+    }
+
+    /// The audit event of repairing `finding`: its operation, the key id
+    /// it names (if any) and the file's path in the config dir.
+    fn repair_event(&self, finding: &Finding) -> Event {
+        let op = match finding.kind {
+            FindingKind::WrongMode => Op::RepairMode,
+            FindingKind::WrongOwner => Op::RepairOwner,
+            FindingKind::PathNotCanonical => Op::RepairPath,
+            FindingKind::OrphanKeyFile => Op::RepairOrphan,
+            FindingKind::StaleLockFile => Op::RepairStaleLock,
+            FindingKind::StaleTrashRecord | FindingKind::UnrecordedTrashFile => {
+                Op::RepairTrashRecord
+            }
+            // a temp file, and nothing else is repaired
+            _ => Op::RepairTempFile,
+        };
+        let mut event = self.audit_event(op);
+        if let Some(id) = &finding.id {
+            event = event.id(id.as_str());
+        }
+        let path = finding
+            .path
+            .strip_prefix(self.base())
+            .unwrap_or(&finding.path);
+        event.id(path.to_string_lossy())
+    }
+
+    /// Runs the repair `change` as an audited operation: its intent first
+    /// (if that cannot be recorded, nothing is changed), then the change,
+    /// then its outcome.
+    ///
+    /// `defer`: the repair fixes the owner or mode of the key directory,
+    /// the audit directory or an audit file, which the log must trust
+    /// before it takes a record. If the log refuses the intent, such a
+    /// repair is made first and its record is added to `defer`'s list, to
+    /// be written once the repairs the log needs are done
+    /// ([`ConfigDir::record_deferred`]): the one exception to "intent
+    /// first", or nothing could ever make the log usable again.
+    fn recorded(
+        &self,
+        event: &Event,
+        defer: Option<(&mut Vec<(Event, PathBuf)>, &PathBuf)>,
+        change: impl FnOnce() -> Result<String, Error>,
+    ) -> Result<String, Error> {
+        let (refused, (deferred, path)) = match (self.audit_intent(None, event), defer) {
+            (Ok(pending), _) => return pending.done(change()),
+            (Err(err), Some(defer)) => (err, defer),
+            (Err(err), None) => return Err(err),
+        };
+        let done = change().map_err(|err| {
+            format_err!("{err} (and the audit log refused its record - {refused})")
+        })?;
+        deferred.push((event.clone(), path.clone()));
+        Ok(format!(
+            "{done} (recorded in the audit log after the change: the log refused records until \
+             then)"
+        ))
+    }
+
+    /// Records repairs made before the log took records (see
+    /// [`ConfigDir::recorded`]): intent and outcome of each. Returns those
+    /// that could not be recorded.
+    fn record_deferred(&self, deferred: Vec<(Event, PathBuf)>) -> Vec<Repair> {
+        let mut failed = Vec::new();
+        for (event, path) in deferred {
+            if let Err(err) = self
+                .audit_intent(None, &event)
+                .and_then(|pending| pending.done(Ok(())))
+            {
+                failed.push(Repair {
+                    path,
+                    action: format!(
+                        "repaired, but the repair could not be recorded in the audit log - {err}"
+                    ),
+                });
+            }
+        }
+        failed
     }
 
     /// The repairs that move files into the trash or change it.
@@ -1257,6 +1511,7 @@ impl ConfigDir {
         base: &DirHandle,
         finding: &Finding,
         place: &Place,
+        event: Event,
     ) -> Result<String, Error> {
         let trash = keys.trash();
         // opened and checked anew: nothing found by the check is trusted
@@ -1265,26 +1520,34 @@ impl ConfigDir {
             bail!("key directory vanished - left alone");
         };
         let now = trash::epoch_now();
+        let actor = self.caller().actor.to_string();
         match place {
             Place::TrashDirItself => {
                 let Some(trash_dir) = key_dir.open_dir_any(TRASH_DIR_NAME)? else {
                     bail!("trash vanished - left alone");
                 };
-                trash_dir.fix_own_owner_and_mode(self.ownership().trash_dir_options())?;
-                let (uid, gid) = self.ownership().owner_of(TRASH_CLASS);
-                Ok(format!(
-                    "set mode {TRASH_DIR_MODE:04o} and owner {}:{}",
-                    user_name_of(uid.as_raw()),
-                    group_name_of(gid.as_raw())
-                ))
+                self.recorded(&event, None, || {
+                    trash_dir.fix_own_owner_and_mode(self.ownership().trash_dir_options())?;
+                    let (uid, gid) = self.ownership().owner_of(TRASH_CLASS);
+                    Ok(format!(
+                        "set mode {TRASH_DIR_MODE:04o} and owner {}:{}",
+                        user_name_of(uid.as_raw()),
+                        group_name_of(gid.as_raw())
+                    ))
+                })
             }
             Place::Orphan { name, into } => {
                 let id = finding.id.as_deref().unwrap_or_default();
                 let key_lock = keys.lock_key_file(&key_dir, id)?;
-                let trash_dir = trash.ensure(&key_dir)?;
                 let fingerprint = read_key_file_unchecked(&key_dir, name)
                     .ok()
                     .and_then(|key_config| key_fingerprint(&key_config).ok());
+                let event = match fingerprint {
+                    Some(fingerprint) => event.fingerprint(fingerprint),
+                    None => event,
+                };
+                self.recorded(&event, None, || {
+                let trash_dir = trash.ensure(&key_dir)?;
                 let action = match into {
                     Some(entry) => {
                         let record = trash.read_record(&trash_dir, entry)?;
@@ -1303,7 +1566,7 @@ impl ConfigDir {
                             entry: None,
                             reason: TrashReason::RepairOrphan,
                             time: now,
-                            actor: None,
+                            actor: Some(actor.clone()),
                             purge_after: None,
                         };
                         let entry = trash.reserve(&trash_dir, &record)?;
@@ -1316,40 +1579,49 @@ impl ConfigDir {
                 // the key left the key directory, so does its lock file
                 key_lock.guard.remove_file()?;
                 Ok(action)
+                })
             }
             Place::KeyDirTemp { name } => {
-                let trash_dir = trash.ensure(&key_dir)?;
                 let id = name.split(".enc.tmp_").next().unwrap_or(name);
                 let id = id.split(".tmp_").next().unwrap_or(id);
                 let fingerprint = read_key_file_unchecked(&key_dir, name)
                     .ok()
                     .and_then(|key_config| key_fingerprint(&key_config).ok());
-                let record = TrashRecord {
-                    id: id.to_string(),
-                    fingerprint,
-                    entry: None,
-                    reason: TrashReason::RepairTemp,
-                    time: now,
-                    actor: None,
-                    purge_after: None,
+                let event = match fingerprint {
+                    Some(fingerprint) => event.fingerprint(fingerprint),
+                    None => event,
                 };
-                let entry = trash.reserve(&trash_dir, &record)?;
-                failpoint::hit("repair:record-written");
-                trash.fill(&key_dir, name, &trash_dir, &entry)?;
-                failpoint::hit("repair:key-trashed");
-                Ok(format!("moved temp file into the trash as '{entry}'"))
+                self.recorded(&event, None, || {
+                    let trash_dir = trash.ensure(&key_dir)?;
+                    let record = TrashRecord {
+                        id: id.to_string(),
+                        fingerprint,
+                        entry: None,
+                        reason: TrashReason::RepairTemp,
+                        time: now,
+                        actor: Some(actor.clone()),
+                        purge_after: None,
+                    };
+                    let entry = trash.reserve(&trash_dir, &record)?;
+                    failpoint::hit("repair:record-written");
+                    trash.fill(&key_dir, name, &trash_dir, &entry)?;
+                    failpoint::hit("repair:key-trashed");
+                    Ok(format!("moved temp file into the trash as '{entry}'"))
+                })
             }
             Place::Trash { name } => {
                 let Some(trash_dir) = trash.open(&key_dir)? else {
                     bail!("trash vanished - left alone");
                 };
-                // a record or a record's temp file: no key material
-                if trash_dir.unlink(name)? {
-                    trash_dir.sync()?;
-                }
-                Ok(match finding.kind {
-                    FindingKind::StaleTrashRecord => "removed stale trash record".to_string(),
-                    _ => "removed temp file".to_string(),
+                self.recorded(&event, None, || {
+                    // a record or a record's temp file: no key material
+                    if trash_dir.unlink(name)? {
+                        trash_dir.sync()?;
+                    }
+                    Ok(match finding.kind {
+                        FindingKind::StaleTrashRecord => "removed stale trash record".to_string(),
+                        _ => "removed temp file".to_string(),
+                    })
                 })
             }
             Place::TrashUnrecorded { entry } => {
@@ -1360,29 +1632,41 @@ impl ConfigDir {
                     .read_key(&trash_dir, entry)
                     .ok()
                     .map(|(_, fingerprint)| fingerprint);
-                let record = TrashRecord {
-                    id: trash::entry_id(entry).to_string(),
-                    fingerprint,
-                    entry: None,
-                    reason: TrashReason::RepairUnrecorded,
-                    time: now,
-                    actor: None,
-                    purge_after: None,
+                let event = match fingerprint {
+                    Some(fingerprint) => event.fingerprint(fingerprint),
+                    None => event,
                 };
-                let data = serde_json::to_vec_pretty(&record)?;
-                let options = self.ownership().options_for(TRASH_CLASS);
-                if !trash_dir.create_atomic(&trash::record_name(entry), &data, options)? {
-                    bail!("a record appeared meanwhile - left alone");
-                }
-                Ok("wrote its missing trash record".to_string())
+                self.recorded(&event, None, || {
+                    let record = TrashRecord {
+                        id: trash::entry_id(entry).to_string(),
+                        fingerprint,
+                        entry: None,
+                        reason: TrashReason::RepairUnrecorded,
+                        time: now,
+                        actor: Some(actor.clone()),
+                        purge_after: None,
+                    };
+                    let data = serde_json::to_vec_pretty(&record)?;
+                    let options = self.ownership().options_for(TRASH_CLASS);
+                    if !trash_dir.create_atomic(&trash::record_name(entry), &data, options)? {
+                        bail!("a record appeared meanwhile - left alone");
+                    }
+                    Ok("wrote its missing trash record".to_string())
+                })
             }
-            Place::Base { .. } | Place::KeyDir { .. } | Place::KeyDirItself => {
+            Place::Base { .. }
+            | Place::KeyDir { .. }
+            | Place::KeyDirItself
+            | Place::AuditDirItself
+            | Place::Audit { .. } => {
                 bail!("internal error - not a trash repair")
             }
         }
     }
 
     /// Rewrites every relocated `path` of the config to the canonical one.
+    /// One write; in the audit log, one intent per key before it and one
+    /// outcome per key after it.
     fn rewrite_paths(
         &self,
         keys: &EncryptionKeys,
@@ -1402,10 +1686,39 @@ impl ConfigDir {
             if matches!(keys.check_entry_path(&entry), Ok(false)) {
                 entry.info.path = Some(keys.key_path(&id).to_string_lossy().into_owned());
                 config.set_data(&id, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry)?;
-                changed.push(id);
+                changed.push(entry);
             }
         }
-        keys.save_config(&config, config_lock)?;
+        let mut pending = Vec::with_capacity(changed.len());
+        for entry in &changed {
+            let event = crate::encryption_keys::key_event(self, Op::RepairPath, entry)
+                .id(files::ENCRYPTION_KEYS_CFG.name);
+            match self.audit_intent(None, &event) {
+                Ok(intent) => pending.push(intent),
+                Err(err) => {
+                    // nothing is written: the intents recorded so far get
+                    // their outcome, the failure
+                    for intent in pending {
+                        let _ = intent.done(Err::<(), _>(format_err!(
+                            "not made - the intent of another key's path could not be \
+                             recorded: {err}"
+                        )));
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        let result = keys.save_config(&config, config_lock);
+        let failed = result.as_ref().err().map(|err| format_err!("{err}"));
+        for intent in pending {
+            let outcome = match &failed {
+                None => Ok(()),
+                Some(err) => Err(format_err!("{err}")),
+            };
+            intent.done(outcome)?;
+        }
+        result?;
+        let changed: Vec<String> = changed.into_iter().map(|entry| entry.id).collect();
         Ok(changed
             .into_iter()
             .map(|id| Repair {

@@ -47,6 +47,29 @@ impl Tmpfs {
         assert!(status.success(), "{mode} of {:?} failed", self.path);
     }
 
+    /// Resizes it to `size` (`mount -o remount,size=SIZE`; a tmpfs shrinks
+    /// down to what it holds, not below).
+    pub fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .status()
+            .expect("unable to run mount");
+        assert!(
+            status.success(),
+            "resizing {:?} to {size} failed",
+            self.path
+        );
+    }
+
+    /// Shrinks it to what it holds: full, without a file to fill it (for a
+    /// mount point whose every file the test inspects).
+    pub fn shrink_to_used(&self) {
+        let stat = nix::sys::statvfs::statvfs(&self.path).unwrap();
+        let used = (stat.blocks() - stat.blocks_free()) * stat.fragment_size();
+        self.resize(&used.max(stat.fragment_size()).to_string());
+    }
+
     /// Fills the file system with the file `name` until it is full, then
     /// frees `free_pages` pages again. Remove the file to free the space.
     pub fn fill(&self, name: &str, free_pages: u64) {

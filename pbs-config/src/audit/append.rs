@@ -269,7 +269,7 @@ impl AuditLog<'_> {
             Err(err) => {
                 warnings.push(format!(
                     "the audit log is written, but its checkpoint is not ('audit verify \
-                     --repair' signs a new one): {err:#}"
+                     --repair' signs a new one): {err}"
                 ));
                 None
             }
@@ -329,6 +329,16 @@ impl AuditLog<'_> {
         Ok(checkpoint)
     }
 
+    /// Sends what went wrong without failing an append to syslog, where
+    /// the checkpoints go (`audit verify` reports what it left).
+    fn warn(&self, warnings: &[String]) {
+        if let Some(socket) = &self.syslog {
+            for warning in warnings {
+                let _ = syslog::send(socket, &format!("warning: {warning}"));
+            }
+        }
+    }
+
     /// Syncs the whole log and signs, stores and returns a checkpoint of
     /// it; `None` for an empty log.
     pub(crate) fn sign_whole_log(&self, _held: &AuditLock) -> Result<Option<Checkpoint>, Error> {
@@ -349,7 +359,9 @@ impl AuditLog<'_> {
             .map_err(|err| format_err!("unable to sync {:?} - {err}", log.path))?;
         self.write_checkpoint(&key, tail.seq, &tail.hash).map(Some)
     }
+}
 
+impl<'a> AuditLog<'a> {
     /// Records the intent of `event`, synced, and returns the operation
     /// pending its outcome. Call it after taking every lock the operation
     /// needs and before changing anything.
@@ -363,7 +375,7 @@ impl AuditLog<'_> {
     ///
     /// Takes `pending.lck` (shared, held by the returned [`Pending`]), then
     /// the log's lock for the append; after every other lock.
-    pub fn intent(&self, event: &Event) -> Result<Pending<'_>, Error> {
+    pub fn intent(&self, event: &Event) -> Result<Pending<'a>, Error> {
         let what = || {
             format!(
                 "unable to record '{}' in the audit log - nothing was changed",
@@ -374,12 +386,13 @@ impl AuditLog<'_> {
         let appended = self
             .append(Record::draft(event, Phase::Intent, None, None), true)
             .layer_err(what)?;
+        self.warn(&appended.warnings);
         Ok(Pending {
-            log: self.clone(),
+            log: Some(self.clone()),
             intent: appended.record,
             checkpoint: appended.checkpoint,
             warnings: appended.warnings,
-            _pending_lock: pending_lock,
+            _pending_lock: Some(pending_lock),
         })
     }
 }
@@ -402,11 +415,13 @@ fn undo(log: &OpenedFile, end: u64, err: Error) -> Error {
 /// shows, as after a crash.
 #[must_use = "an intent without outcome is reported by 'audit verify' as an interrupted operation"]
 pub struct Pending<'a> {
-    log: AuditLog<'a>,
+    /// `None`: a config dir that records nothing (the benchmark of the
+    /// audit's cost, see `ConfigDir::unaudited`).
+    log: Option<AuditLog<'a>>,
     intent: Record,
     checkpoint: Option<Checkpoint>,
     warnings: Vec<String>,
-    _pending_lock: PendingLock,
+    _pending_lock: Option<PendingLock>,
 }
 
 impl std::fmt::Debug for Pending<'_> {
@@ -418,6 +433,18 @@ impl std::fmt::Debug for Pending<'_> {
 }
 
 impl Pending<'_> {
+    /// An operation of a config dir that records nothing: its intent is a
+    /// draft never written, its outcome is not written either.
+    pub(crate) fn unrecorded(event: &Event) -> Self {
+        Self {
+            log: None,
+            intent: Record::draft(event, Phase::Intent, None, None),
+            checkpoint: None,
+            warnings: Vec::new(),
+            _pending_lock: None,
+        }
+    }
+
     /// The `seq` of the intent.
     pub fn seq(&self) -> u64 {
         self.intent.seq
@@ -442,12 +469,21 @@ impl Pending<'_> {
     /// Records the outcome: `ok`, or the error's text.
     pub fn finish<T>(self, result: &Result<T, Error>) -> Result<Appended, Error> {
         let draft = self.intent.outcome_draft(result_text(result));
-        self.log.append(draft, SYNC_OUTCOMES).layer_err(|| {
+        let Some(log) = &self.log else {
+            return Ok(Appended {
+                record: draft,
+                checkpoint: None,
+                warnings: Vec::new(),
+            });
+        };
+        let appended = log.append(draft, SYNC_OUTCOMES).layer_err(|| {
             format!(
                 "unable to record the outcome of '{}' (intent {}) in the audit log",
                 self.intent.op, self.intent.seq
             )
-        })
+        })?;
+        log.warn(&appended.warnings);
+        Ok(appended)
     }
 
     /// Records the outcome and returns the operation's result. If the
@@ -458,9 +494,9 @@ impl Pending<'_> {
         match (self.finish(&result), result) {
             (_, Err(err)) => Err(err),
             (Ok(_), Ok(value)) => Ok(value),
-            (Err(err), Ok(_)) => Err(err.context(
+            (Err(err), Ok(_)) => Err(format_err!(
                 "the change was made, but its outcome is missing from the audit log - run \
-                 'proxmox-backup-manager audit verify'",
+                 'proxmox-backup-manager audit verify' - {err}"
             )),
         }
     }

@@ -33,6 +33,10 @@ pub struct Filter {
     pub phase: Option<Phase>,
     /// Only outcomes whose change took effect ([`Record::took_effect`]).
     pub effective: bool,
+    /// Only records that name no fingerprint or name this one (full,
+    /// colon-separated hex): the records of this key, not of another key
+    /// that had its id before.
+    pub fingerprint: Option<String>,
 }
 
 impl Filter {
@@ -57,6 +61,9 @@ impl Filter {
             && (self.ops.is_empty() || record.op().is_some_and(|op| self.ops.contains(&op)))
             && self.phase.is_none_or(|phase| record.phase == phase)
             && (!self.effective || record.took_effect())
+            && self.fingerprint.as_ref().is_none_or(|fingerprint| {
+                record.fingerprints.is_empty() || record.fingerprints.contains(fingerprint)
+            })
     }
 
     /// A quick test on the raw line before it is parsed: false only if the
@@ -247,18 +254,29 @@ impl AuditLog<'_> {
     /// The newest record that passes `filter` (the log is read from its
     /// end). Takes no lock.
     pub fn last(&self, filter: &Filter) -> Result<Option<Record>, Error> {
+        Ok(self.last_each(std::slice::from_ref(filter))?.remove(0))
+    }
+
+    /// For each of `filters`, the newest record that passes it, in one
+    /// read from the end of the log (which stops once each has one).
+    /// Takes no lock.
+    pub fn last_each(&self, filters: &[Filter]) -> Result<Vec<Option<Record>>, Error> {
+        let mut found: Vec<Option<Record>> = vec![None; filters.len()];
         let Some(log) = self.open_log()? else {
-            return Ok(None);
+            return Ok(found);
         };
-        let mut found = None;
         scan_backwards(&log.file, log.stat.size, |line| {
-            if filter.may_match(line)
-                && let Some(record) = record_of(line).filter(|record| filter.matches(record))
-            {
-                found = Some(record);
-                return true;
+            let mut parsed = None;
+            for (filter, slot) in filters.iter().zip(found.iter_mut()) {
+                if slot.is_some() || !filter.may_match(line) {
+                    continue;
+                }
+                let record = parsed.get_or_insert_with(|| record_of(line));
+                if let Some(record) = record.as_ref().filter(|r| filter.matches(r)) {
+                    *slot = Some(record.clone());
+                }
             }
-            false
+            found.iter().all(Option::is_some)
         })?;
         Ok(found)
     }

@@ -144,11 +144,47 @@ impl ConfigDir {
     pub fn audit_log(&self, key_dir: &DirHandle) -> Result<AuditLog<'_>, Error> {
         AuditLog::open(self, key_dir)
     }
+
+    /// An event of `op` done for this config dir's caller
+    /// ([`ConfigDir::caller`]).
+    pub fn audit_event(&self, op: Op) -> Event {
+        Event::new(&self.caller(), op)
+    }
+
+    /// Records the intent of `event` in the audit log of the key directory
+    /// `key_dir` (see [`AuditLog::intent`]); `None` for `key_dir` opens
+    /// (and creates) the config dir and key directory first, for operations
+    /// that did not open it. Fails closed: the error says that nothing was
+    /// changed, and the operation must change nothing.
+    ///
+    /// # Locking
+    ///
+    /// After every other lock of the operation (see [`AuditLog::intent`]).
+    pub fn audit_intent(
+        &self,
+        key_dir: Option<&DirHandle>,
+        event: &Event,
+    ) -> Result<Pending<'_>, Error> {
+        if !self.audited {
+            return Ok(Pending::unrecorded(event));
+        }
+        let log = match key_dir {
+            Some(key_dir) => AuditLog::open(self, key_dir),
+            None => AuditLog::open_store(self),
+        };
+        log.layer_err(|| {
+            format!(
+                "unable to record '{}' in the audit log - nothing was changed",
+                event.op
+            )
+        })?
+        .intent(event)
+    }
 }
 
 /// Mode and owner of the audit directory: the key directory's owner and
 /// group, 0750.
-fn audit_dir_options(ownership: &Ownership) -> CreateOptions {
+pub(crate) fn audit_dir_options(ownership: &Ownership) -> CreateOptions {
     CreateOptions::new()
         .perm(Mode::from_bits_truncate(AUDIT_DIR_MODE))
         .owner(ownership.file_uid)

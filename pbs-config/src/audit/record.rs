@@ -99,8 +99,14 @@ ops! {
     Archive = "archive", changes_key: true;
     /// A key unarchived.
     Unarchive = "unarchive", changes_key: true;
-    /// An archived key deleted.
+    /// An archived key deleted: its key file moved into the trash.
     Delete = "delete", changes_key: true;
+    /// An archived key deleted and its key file destroyed at once
+    /// (`remove --purge`).
+    DeletePurge = "delete-purge", changes_key: true;
+    /// The config entry of a key whose key file was missing dropped
+    /// (`remove --force`).
+    DeleteForce = "delete-force", changes_key: true;
     /// A deleted key restored from the trash.
     TrashRestore = "trash-restore", changes_key: true;
     /// A key removed from the trash for good.
@@ -117,6 +123,9 @@ ops! {
     RepairTempFile = "repair-temp-file", changes_key: false;
     /// `verify --repair`: a stale lock file removed.
     RepairStaleLock = "repair-stale-lock", changes_key: false;
+    /// `verify --repair`: a stale trash record removed, or a missing one
+    /// written.
+    RepairTrashRecord = "repair-trash-record", changes_key: false;
     /// A sync job's active or associated keys changed.
     SyncJobKeys = "sync-job-keys", changes_key: false;
     /// A user created.
@@ -208,6 +217,9 @@ pub enum Origin {
     Cli,
     /// The API daemon, for a client at this address.
     Api(IpAddr),
+    /// A program on this host that uses the library without saying who
+    /// asked (see [`Caller::local`]).
+    Local,
 }
 
 impl fmt::Display for Origin {
@@ -215,6 +227,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::Cli => f.write_str("cli"),
             Origin::Api(addr) => write!(f, "api {addr}"),
+            Origin::Local => f.write_str("local"),
         }
     }
 }
@@ -225,10 +238,11 @@ impl FromStr for Origin {
     fn from_str(text: &str) -> Result<Self, Error> {
         match text.split_once(' ') {
             None if text == "cli" => Ok(Origin::Cli),
+            None if text == "local" => Ok(Origin::Local),
             Some(("api", addr)) => Ok(Origin::Api(addr.parse().map_err(|_| {
                 format_err!("invalid audit origin {text:?} - not an IP address after 'api'")
             })?)),
-            _ => bail!("invalid audit origin {text:?} - expected 'cli' or 'api ADDRESS'"),
+            _ => bail!("invalid audit origin {text:?} - expected 'cli', 'local' or 'api ADDRESS'"),
         }
     }
 }
@@ -254,12 +268,26 @@ impl Caller {
         }
     }
 
-    /// An API request of `actor` from `client`.
+    /// An API request of `actor` from `client` (an IPv4 client of an IPv6
+    /// socket is recorded by its IPv4 address).
     pub fn api(actor: Authid, client: IpAddr) -> Self {
         Self {
             actor,
             unix_user: None,
-            origin: Origin::Api(client),
+            origin: Origin::Api(client.to_canonical()),
+        }
+    }
+
+    /// A program on this host that uses the library without saying who
+    /// asked (a [`ConfigDir`](crate::ConfigDir) without
+    /// [`with_caller`](crate::ConfigDir::with_caller), the upstream-named
+    /// free functions): `root@pam`, as for the CLI, with the Unix user who
+    /// runs it, and the origin `local`, so a record never hides that nobody
+    /// said who asked.
+    pub fn local() -> Self {
+        Self {
+            origin: Origin::Local,
+            ..Self::cli()
         }
     }
 }
@@ -707,6 +735,7 @@ mod tests {
     fn origins_round_trip() {
         for origin in [
             Origin::Cli,
+            Origin::Local,
             Origin::Api("192.0.2.7".parse().unwrap()),
             Origin::Api("2001:db8::1".parse().unwrap()),
         ] {

@@ -347,25 +347,33 @@ fn an_interrupted_operation_is_reported_with_what_the_store_shows_and_reconciled
     let store = Store::new();
     let keys = store.dir.encryption_keys();
     let log = store.log();
+    // the changes the interrupted operations made, made elsewhere first
+    // (every operation of the store records itself)
+    let donor = Store::new();
+    let donor_keys = donor.dir.encryption_keys();
+    donor_keys.store_key("k-done", &key(1)).unwrap();
+    donor_keys.store_key("k-arch", &key(2)).unwrap();
+    donor_keys.archive_key("k-arch", None).unwrap();
 
     let with_key = |op, id, seed| {
         Event::new(&Caller::cli(), op)
             .id(id)
             .fingerprint(key(seed).fingerprint.unwrap())
     };
+    // lines 1 and 2: an audited store
+    keys.store_key("k-arch", &key(2)).unwrap();
     // stored, but the outcome never written
-    let pending = log.intent(&with_key(Op::Create, "k-done", 1)).unwrap();
-    keys.store_key("k-done", &key(1)).unwrap();
-    drop(pending);
+    drop(log.intent(&with_key(Op::Create, "k-done", 1)).unwrap());
     // not stored
     drop(log.intent(&with_key(Op::Create, "k-never", 3)).unwrap());
     // an archive that happened
-    keys.store_key("k-arch", &key(2)).unwrap();
-    let pending = log.intent(&with_key(Op::Archive, "k-arch", 2)).unwrap();
-    keys.archive_key("k-arch", None).unwrap();
-    drop(pending);
+    drop(log.intent(&with_key(Op::Archive, "k-arch", 2)).unwrap());
     // an operation the key store cannot judge
     drop(log.intent(&event(Op::UserCreate, "alice@pbs")).unwrap());
+    // what the interrupted create and archive did
+    for name in ["encryption-keys.cfg", "encryption-keys/k-done.enc"] {
+        std::fs::copy(donor.tmp.path().join(name), store.tmp.path().join(name)).unwrap();
+    }
 
     let report = verify(&log, false);
     let states: Vec<(u64, StoreState)> = report
@@ -376,10 +384,10 @@ fn an_interrupted_operation_is_reported_with_what_the_store_shows_and_reconciled
     assert_eq!(
         states,
         [
-            (1, StoreState::Applied),
-            (2, StoreState::NotApplied),
             (3, StoreState::Applied),
-            (4, StoreState::Unknown),
+            (4, StoreState::NotApplied),
+            (5, StoreState::Applied),
+            (6, StoreState::Unknown),
         ]
     );
     assert_eq!(report.problems.len(), 4, "{report:#?}");
@@ -396,12 +404,13 @@ fn an_interrupted_operation_is_reported_with_what_the_store_shows_and_reconciled
     assert!(repaired.is_clean(), "{repaired:#?}");
     assert_eq!(repaired.repaired.len(), 5, "{:#?}", repaired.repaired);
     let records = log.list(&Filter::default()).unwrap();
-    assert_eq!(records.len(), 8);
-    assert_eq!(records[4].intent, Some(1));
-    assert!(records[4].took_effect());
-    assert!(!records[5].took_effect());
+    assert_eq!(records.len(), 10);
+    assert_eq!(records[6].intent, Some(3));
+    assert!(records[6].took_effect());
+    assert!(!records[7].took_effect());
+    assert!(records[8].took_effect());
     assert!(
-        records[7]
+        records[9]
             .result
             .as_deref()
             .unwrap()
@@ -410,7 +419,7 @@ fn an_interrupted_operation_is_reported_with_what_the_store_shows_and_reconciled
     // and a repaired log is clean, its checkpoint current
     let again = verify(&log, false);
     assert!(again.is_clean() && again.notices.is_empty(), "{again:#?}");
-    assert_eq!(log.stored_checkpoint().unwrap().unwrap().size, 8);
+    assert_eq!(log.stored_checkpoint().unwrap().unwrap().size, 10);
 }
 
 #[test]

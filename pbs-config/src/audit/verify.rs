@@ -588,11 +588,27 @@ fn store_state(log: &AuditLog, record: &Record, touched_later: bool) -> (StoreSt
     let Some(op) = record.op() else {
         return unknown(format!("unknown operation '{}'", record.op));
     };
+    if op.as_str().starts_with("repair-") && op != Op::RepairPath {
+        return unknown(
+            "run 'proxmox-backup-manager encryption-key verify': a repair that was not made is \
+             still a finding there"
+                .to_string(),
+        );
+    }
+    if op == Op::Purge {
+        return purge_state(log, record);
+    }
     let index = match log.dir.encryption_keys().index_data() {
         Ok(index) => index,
         Err(err) => return unknown(format!("the key store cannot be read - {err}")),
     };
-    let [id] = &record.ids[..] else {
+    // trash restore: the id restored to, then the trash entry; a path
+    // repair: the id, then the config file
+    let ids = match op {
+        Op::TrashRestore | Op::RepairPath => &record.ids[..record.ids.len().min(1)],
+        _ => &record.ids[..],
+    };
+    let [id] = ids else {
         return unknown(format!("it names {} ids - check by hand", record.ids.len()));
     };
     let entry = index.get(id).ok();
@@ -627,12 +643,52 @@ fn store_state(log: &AuditLog, record: &Record, touched_later: bool) -> (StoreSt
             Some(_) => applied(false, "is archived"),
         },
         (Op::Archive | Op::Unarchive, None) => unknown(format!("key '{id}' is gone")),
-        (Op::Delete, None) => applied(true, "is not in the store"),
-        (Op::Delete, Some(_)) => applied(false, "is still in the store"),
+        (Op::Delete | Op::DeletePurge | Op::DeleteForce, None) => {
+            applied(true, "is not in the store")
+        }
+        (Op::Delete | Op::DeletePurge | Op::DeleteForce, Some(_)) => {
+            applied(false, "is still in the store")
+        }
+        (Op::RepairPath, Some(entry)) => match log.dir.encryption_keys().check_entry_path(entry) {
+            Ok(true) => applied(true, "has the key file path of this config dir"),
+            _ => applied(false, "has a key file path of another config dir"),
+        },
         _ => unknown(format!(
             "the key store does not show what '{}' changed - check by hand",
             record.op
         )),
+    }
+}
+
+/// What the trash shows about an interrupted purge of trash entry
+/// `ids[1]`: its key file is gone, or still there.
+fn purge_state(log: &AuditLog, record: &Record) -> (StoreState, String) {
+    let [_, entry] = &record.ids[..] else {
+        return (
+            StoreState::Unknown,
+            format!("it names {} ids - check by hand", record.ids.len()),
+        );
+    };
+    if !entry.contains('@') || crate::trash::check_selector(entry).is_err() {
+        return (
+            StoreState::Unknown,
+            format!("{entry:?} is no trash entry name - check by hand"),
+        );
+    }
+    let trash = log.dir.encryption_keys().trash();
+    match trash.has_key_file(entry) {
+        Ok(true) => (
+            StoreState::NotApplied,
+            format!("trash entry '{entry}' still holds its key file"),
+        ),
+        Ok(false) => (
+            StoreState::Applied,
+            format!("trash entry '{entry}' holds no key file"),
+        ),
+        Err(err) => (
+            StoreState::Unknown,
+            format!("the trash cannot be read - {err}"),
+        ),
     }
 }
 
