@@ -5,7 +5,7 @@
 //! `--noborder`/`--noheader` (see `proxmox_backup_manager::output`).
 //! Errors go to stderr as one line, and the exit status is non-zero; nothing
 //! is printed to stdout on failure. Exit statuses: 0 success, 1 `verify`
-//! found problems, 255 error, as upstream (see
+//! or `audit verify` found problems, 255 error, as upstream (see
 //! [`proxmox_backup_manager::EXIT_STATUSES`]).
 
 use std::process::ExitCode;
@@ -16,8 +16,8 @@ mod proxmox_backup_manager;
 
 use proxmox_backup_manager::output::{OutputFormat, write_stdout};
 use proxmox_backup_manager::{
-    EXIT_ERROR, EXIT_OK, GlobalArgs, acl, completion, encryption_key, exit_status_help, man_page,
-    manpage, sync_job, user,
+    EXIT_ERROR, EXIT_OK, GlobalArgs, acl, audit, completion, encryption_key, exit_status_help,
+    man_page, manpage, sync_job, user,
 };
 
 // glibc malloc unless built with the opt-in feature `mimalloc`, which
@@ -57,6 +57,9 @@ enum Command {
     /// Manage access control lists.
     #[command(subcommand)]
     Acl(acl::AclCommand),
+    /// Read and verify the audit log of key, user, token and ACL changes.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print a shell completion script to stdout.
     ///
     /// The bash script completes commands, options and their values: key,
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
         Command::SyncJob(cmd) => sync_job::run(&cli.global, &out, cmd),
         Command::User(cmd) => user::run(&cli.global, &out, cmd),
         Command::Acl(cmd) => acl::run(&cli.global, &out, cmd),
+        Command::Audit(cmd) => audit::run(&cli.global, &out, cmd),
         Command::GenerateCompletion { shell } => completion::generate(shell, Cli::command()),
         Command::GenerateMan => {
             manpage::render(Cli::command(), &man_page("proxmox-backup-manager"))

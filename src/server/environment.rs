@@ -4,10 +4,12 @@
 //! authenticated id (who acts), the client's address (where from), the
 //! server state (config dir, ticket keys, throttles, log) and the result
 //! attributes that go beside `data` in the answer (`digest`). Handlers
-//! reach it with [`RestEnvironment::of`].
+//! reach it with [`RestEnvironment::of`]; the config dir it hands them acts
+//! for the caller, so every change is recorded in the audit log with who
+//! asked and from where.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use anyhow::{Error, format_err};
 use serde_json::Value;
@@ -16,6 +18,7 @@ use proxmox_router::{RpcEnvironment, RpcEnvironmentType};
 
 use pbs_api_types::Authid;
 use pbs_config::ConfigDir;
+use pbs_config::audit::Caller;
 use pbs_config::cached_user_info::CachedUserInfo;
 
 use crate::server::ServerState;
@@ -26,6 +29,9 @@ pub struct RestEnvironment {
     result_attributes: Value,
     auth_id: Option<String>,
     client_ip: Option<SocketAddr>,
+    /// The config dir acting for this request's caller (see
+    /// [`RestEnvironment::dir`]).
+    dir: ConfigDir,
     user_info: OnceLock<Arc<CachedUserInfo>>,
 }
 
@@ -33,11 +39,13 @@ impl RestEnvironment {
     /// The environment of a request from `client_ip`, made by `auth_id`
     /// (`None` before a login).
     pub fn new(state: Arc<ServerState>, auth_id: Option<String>, client_ip: SocketAddr) -> Self {
+        let dir = acting_dir(&state.dir, auth_id.as_deref(), Some(client_ip));
         Self {
             state,
             result_attributes: Value::Object(Default::default()),
             auth_id,
             client_ip: Some(client_ip),
+            dir,
             user_info: OnceLock::new(),
         }
     }
@@ -58,9 +66,11 @@ impl RestEnvironment {
         &self.state
     }
 
-    /// The config dir.
-    pub fn dir(&self) -> &Arc<ConfigDir> {
-        &self.state.dir
+    /// The config dir, acting for this request's caller: what it changes is
+    /// recorded in the audit log as done by the authenticated id from the
+    /// client's address (shares the daemon's caches).
+    pub fn dir(&self) -> &ConfigDir {
+        &self.dir
     }
 
     /// The authenticated id.
@@ -104,6 +114,7 @@ impl RpcEnvironment for RestEnvironment {
 
     fn set_auth_id(&mut self, auth_id: Option<String>) {
         self.auth_id = auth_id;
+        self.dir = acting_dir(&self.state.dir, self.auth_id.as_deref(), self.client_ip);
     }
 
     fn get_auth_id(&self) -> Option<String> {
@@ -112,9 +123,23 @@ impl RpcEnvironment for RestEnvironment {
 
     fn set_client_ip(&mut self, client_ip: Option<SocketAddr>) {
         self.client_ip = client_ip;
+        self.dir = acting_dir(&self.state.dir, self.auth_id.as_deref(), self.client_ip);
     }
 
     fn get_client_ip(&self) -> Option<SocketAddr> {
         self.client_ip
+    }
+}
+
+/// `dir` acting for `auth_id` from `client`; without both (a request
+/// before its login), the daemon's own, which the audit log records as
+/// `local`: no handler changes the store unauthenticated.
+fn acting_dir(dir: &ConfigDir, auth_id: Option<&str>, client: Option<SocketAddr>) -> ConfigDir {
+    match (auth_id.and_then(|id| id.parse::<Authid>().ok()), client) {
+        (Some(actor), Some(client)) => dir.with_caller(Caller::api(actor, client.ip())),
+        _ => {
+            static LOCAL: LazyLock<Caller> = LazyLock::new(Caller::local);
+            dir.with_caller(LOCAL.clone())
+        }
     }
 }

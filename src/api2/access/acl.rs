@@ -5,9 +5,13 @@
 //! or (with `delete`) takes a role on a path. No privilege checks here (the
 //! caller checks them).
 //!
+//! `update_acl` is recorded in the audit log (`acl-grant`, `acl-revoke`,
+//! naming the path, the user or token and the role) as the config dir's
+//! caller; a refused change records nothing.
+//!
 //! # Locking
 //!
-//! `update_acl` takes `.acl.lck`; it reads `user.cfg` without its lock (an
+//! `update_acl` takes `.acl.lck` (then the audit intent); it reads `user.cfg` without its lock (an
 //! auth id removed meanwhile leaves an entry that grants nothing, as
 //! upstream).
 
@@ -18,6 +22,7 @@ use proxmox_schema::{param_bail, param_format_err};
 use pbs_api_types::{AclListItem, Authid, PROXMOX_CONFIG_DIGEST_SCHEMA, ROLES, role_privileges};
 use pbs_config::ConfigDir;
 use pbs_config::acl::check_acl_path;
+use pbs_config::audit::Op;
 use pbs_config::user::{TOKEN_TYPE_ID, USER_TYPE_ID};
 
 /// Every ACL entry, per path in path order, and the hex config digest.
@@ -76,7 +81,14 @@ pub fn update_acl(
         }
         tree.insert_user_role(path, auth_id, role, propagate);
     }
-    acl.save_config(&tree, &acl_lock)
+    let op = if delete { Op::AclRevoke } else { Op::AclGrant };
+    let event = dir
+        .audit_event(op)
+        .id(path)
+        .id(auth_id.to_string())
+        .id(role);
+    let pending = dir.audit_intent(None, &event)?;
+    pending.done(acl.save_config(&tree, &acl_lock))
 }
 
 #[cfg(test)]

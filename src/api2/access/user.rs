@@ -17,10 +17,18 @@
 //!   entry cannot be written;
 //! - delete token: `user.cfg`, then the secret, then its ACL entries.
 //!
+//! Each change is recorded in the audit log (`user-create`, `user-update`,
+//! `user-password`, `user-delete`, `token-create`, `token-delete`) as the
+//! config dir's caller, naming the user or token and never a password or
+//! secret: its intent under the locks, after the input is checked and
+//! before the first write; its outcome after the last. A refused change
+//! records nothing.
+//!
 //! # Locking
 //!
-//! `.user.lck` before `.acl.lck`; `token.shadow` and `shadow.json` take
-//! their own locks last.
+//! `.user.lck` before `.acl.lck`, then the audit intent; `token.shadow`
+//! and `shadow.json` take their own locks last, after the intent (see the
+//! lock order in `pbs_config`).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +43,7 @@ use pbs_api_types::{
 };
 use pbs_config::ConfigDir;
 use pbs_config::acl::{AclTree, check_acl_path_syntax, split_acl_path};
+use pbs_config::audit::Op;
 use pbs_config::cached_user_info::CachedUserInfo;
 use pbs_config::shadow::PBS_REALM;
 use pbs_config::user::{TOKEN_TYPE_ID, USER_TYPE_ID};
@@ -148,10 +157,22 @@ pub fn create_user(dir: &ConfigDir, user: User, password: Option<&str>) -> Resul
     if let Some(password) = password {
         check_password(&user.userid, password)?;
     }
-    dir.user_config().create_user(&user)?;
-    if let Some(password) = password {
-        dir.shadow().store_password(&user.userid, password)?;
+    let users = dir.user_config();
+    let user_lock = users.lock_config()?;
+    let (mut config, _) = users.config()?;
+    let id = user.userid.as_str();
+    if config.sections.contains_key(id) {
+        bail!("user '{id}' already exists");
     }
+    config.set_data(id, USER_TYPE_ID, &user)?;
+    let pending = dir.audit_intent(None, &dir.audit_event(Op::UserCreate).id(id))?;
+    let result = users
+        .save_config(&config, &user_lock)
+        .and_then(|()| match password {
+            Some(password) => dir.shadow().store_password(&user.userid, password),
+            None => Ok(()),
+        });
+    pending.done(result)?;
     Ok(user)
 }
 
@@ -208,19 +229,31 @@ pub fn update_user(
     }
     check_user(&user)?;
     config.set_data(userid.as_str(), USER_TYPE_ID, &user)?;
-    users.save_config(&config, &user_lock)?;
-    drop(user_lock);
-    if let Some(password) = password {
-        dir.shadow().store_password(userid, password)?;
-    }
+    let event = dir.audit_event(Op::UserUpdate).id(userid.as_str());
+    let pending = dir.audit_intent(None, &event)?;
+    let result = users
+        .save_config(&config, &user_lock)
+        .and_then(|()| match password {
+            Some(password) => dir.shadow().store_password(userid, password),
+            None => Ok(()),
+        });
+    pending.done(result)?;
     Ok(user)
 }
 
 /// Sets the password of `pbs` realm user `userid`.
+///
+/// # Locking
+///
+/// Takes `.user.lck` (no user is removed meanwhile), then the password
+/// file's lock.
 pub fn set_password(dir: &ConfigDir, userid: &Userid, password: &str) -> Result<(), Error> {
     check_password(userid, password)?;
+    let _user_lock = dir.user_config().lock_config()?;
     read_user(dir, userid)?;
-    dir.shadow().store_password(userid, password)
+    let event = dir.audit_event(Op::UserPassword).id(userid.as_str());
+    let pending = dir.audit_intent(None, &event)?;
+    pending.done(dir.shadow().store_password(userid, password))
 }
 
 /// Removes `userid` with its API tokens, their secrets, its password and
@@ -259,16 +292,24 @@ pub fn delete_user(dir: &ConfigDir, userid: &Userid, digest: Option<&str>) -> Re
     for tokenid in &tokens {
         tree.delete_authid(tokenid);
     }
-    acl.save_config(&tree, &acl_lock)?;
-    users.save_config(&config, &user_lock)?;
-    drop((acl_lock, user_lock));
+    // the user, then the tokens that go with it
+    let mut event = dir.audit_event(Op::UserDelete).id(userid.as_str());
     for tokenid in &tokens {
-        dir.token_shadow().delete_secret(tokenid)?;
+        event = event.id(tokenid.to_string());
     }
-    if userid.realm() == PBS_REALM {
-        dir.shadow().remove_password(userid)?;
-    }
-    Ok(())
+    let pending = dir.audit_intent(None, &event)?;
+    let result = (|| {
+        acl.save_config(&tree, &acl_lock)?;
+        users.save_config(&config, &user_lock)?;
+        for tokenid in &tokens {
+            dir.token_shadow().delete_secret(tokenid)?;
+        }
+        if userid.realm() == PBS_REALM {
+            dir.shadow().remove_password(userid)?;
+        }
+        Ok(())
+    })();
+    pending.done(result)
 }
 
 /// The API tokens of `userid`, in file order.
@@ -312,11 +353,20 @@ pub fn generate_token(
     if config.sections.contains_key(&tokenid.to_string()) {
         bail!("API token '{tokenid}' already exists");
     }
-    let value = dir.token_shadow().generate_and_set_secret(&tokenid)?;
-    if let Err(err) = users.add_token(&token, &user_lock) {
-        let _ = dir.token_shadow().delete_secret(&tokenid);
-        return Err(err);
-    }
+    // the record names the token, never its secret
+    let event = dir.audit_event(Op::TokenCreate).id(tokenid.to_string());
+    let pending = dir.audit_intent(None, &event)?;
+    let result = dir
+        .token_shadow()
+        .generate_and_set_secret(&tokenid)
+        .and_then(|value| match users.add_token(&token, &user_lock) {
+            Ok(()) => Ok(value),
+            Err(err) => {
+                let _ = dir.token_shadow().delete_secret(&tokenid);
+                Err(err)
+            }
+        });
+    let value = pending.done(result)?;
     Ok(TokenSecret { tokenid, value })
 }
 
@@ -325,13 +375,22 @@ pub fn delete_token(dir: &ConfigDir, userid: &Userid, name: &str) -> Result<Auth
     let tokenid = token_id(userid, name)?;
     let users = dir.user_config();
     let user_lock = users.lock_config()?;
-    users.remove_token(&tokenid, &user_lock)?;
-    dir.token_shadow().delete_secret(&tokenid)?;
     let acl = dir.acl_config();
     let acl_lock = acl.lock_config()?;
-    let (mut tree, _) = acl.config()?;
-    tree.delete_authid(&tokenid);
-    acl.save_config(&tree, &acl_lock)?;
+    let (config, _) = users.config()?;
+    if !config.sections.contains_key(&tokenid.to_string()) {
+        bail!("no such API token '{tokenid}'");
+    }
+    let event = dir.audit_event(Op::TokenDelete).id(tokenid.to_string());
+    let pending = dir.audit_intent(None, &event)?;
+    let result = (|| {
+        users.remove_token(&tokenid, &user_lock)?;
+        dir.token_shadow().delete_secret(&tokenid)?;
+        let (mut tree, _) = acl.config()?;
+        tree.delete_authid(&tokenid);
+        acl.save_config(&tree, &acl_lock)
+    })();
+    pending.done(result)?;
     Ok(tokenid)
 }
 

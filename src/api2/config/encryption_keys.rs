@@ -41,6 +41,7 @@ use pbs_config::verify::VerifyReport;
 use pbs_config::{ConfigDir, KeyIndex};
 use pbs_key_config::{KeyConfig, KeyError};
 
+use crate::api2::config::encryption_key_audit::{self, AuditMarks};
 use crate::api2::{param_str, required_str};
 use crate::server::environment::RestEnvironment;
 
@@ -313,6 +314,35 @@ pub fn show_key_with_users(
     Ok(KeyEntry { key, users })
 }
 
+/// What `show` returns: the key, the sync jobs that name it, and what the
+/// audit log says about it (last exported, last export verified, last
+/// changed by; see [`encryption_key_audit::key_marks`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyDetails {
+    /// The key and the jobs that name it.
+    #[serde(flatten)]
+    pub entry: KeyEntry<CryptKey, KeyUsers>,
+    /// From the audit log.
+    #[serde(flatten)]
+    pub marks: AuditMarks,
+}
+
+/// [`show_key_with_users`] and what the audit log says about the key.
+pub fn show_key_details(dir: &ConfigDir, id: &str) -> Result<KeyDetails, Error> {
+    let entry = show_key_with_users(dir, id)?;
+    let marks = encryption_key_audit::key_marks(dir, &entry.key)?;
+    Ok(KeyDetails { entry, marks })
+}
+
+const KEY_DETAILS_RETURN_SCHEMA: Schema = ObjectSchema::new(
+    "The key's config entry (CryptKey), the sync jobs that name it (active-in, associated-in) \
+     and, from the audit log, last-exported, last-export-verify and last-changed-by (each time, \
+     actor, unix-user, origin, op, seq; absent until there is a record).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
 /// Parameters of `GET /config/encryption-keys/{id}`.
 pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "Show one encryption key's metadata.",
@@ -320,12 +350,12 @@ pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
 );
 
 /// `GET /config/encryption-keys/{id}` (beyond upstream):
-/// [`show_key_with_users`].
+/// [`show_key_details`].
 pub const API_METHOD_SHOW_KEY: ApiMethod = ApiMethod::new(
     &ApiHandler::SerializingSync(&api_show_key),
     &API_METHOD_SHOW_KEY_PARAMETERS,
 )
-.returns(ReturnType::new(false, &CRYPT_KEY_RETURN_SCHEMA))
+.returns(ReturnType::new(false, &KEY_DETAILS_RETURN_SCHEMA))
 .access(
     None,
     &Permission::Privilege(
@@ -341,7 +371,7 @@ fn api_show_key(
     rpcenv: &mut dyn RpcEnvironment,
 ) -> Result<Box<dyn SerializableReturn + Send>, Error> {
     let dir = RestEnvironment::of(rpcenv)?.dir();
-    Ok(Box::new(show_key_with_users(
+    Ok(Box::new(show_key_details(
         dir,
         required_str(&param, "id")?,
     )?))
@@ -380,6 +410,7 @@ pub fn create_key_with(
     {
         param_bail!("hint", "{err}");
     }
+    let imported = key.is_some();
     let mut key_config = match key {
         Some(text) => {
             let parsed = pbs_key_config::paperkey::parse_key_file_or_paperkey(text)
@@ -412,18 +443,21 @@ pub fn create_key_with(
     if let Some(hint) = options.hint {
         key_config.hint = Some(hint.to_string());
     }
-    dir.encryption_keys()
-        .store_key(id, &key_config)
-        .map_err(|err| {
-            // a key that does not match its own fingerprint is bad input
-            match err.chain().find_map(|e| e.downcast_ref::<KeyError>()) {
-                Some(_) => param_format_err!("key", "{err}"),
-                None => err,
-            }
-        })?;
-    // AUDIT: create or import (key given) - record the id and fingerprint
-    // stored and, for an import, whether the key was protected (stored
-    // unprotected now) and whether it came as paperkey text; never the key
+    let keys = dir.encryption_keys();
+    // recorded in the audit log as an import (of a key file, paperkey text
+    // or a protected key now stored unprotected: the record names id and
+    // fingerprint, not the form it came in), or as a key made here
+    let stored = match imported {
+        true => keys.store_key(id, &key_config),
+        false => keys.store_generated_key(id, &key_config),
+    };
+    stored.map_err(|err| {
+        // a key that does not match its own fingerprint is bad input
+        match err.chain().find_map(|e| e.downcast_ref::<KeyError>()) {
+            Some(_) => param_format_err!("key", "{err}"),
+            None => err,
+        }
+    })?;
     Ok(key_config)
 }
 

@@ -2,12 +2,14 @@
 
 use proxmox_router::{Router, SubdirMap};
 
+pub mod encryption_key_audit;
 pub mod encryption_key_export;
 pub mod encryption_key_trash;
 pub mod encryption_keys;
 pub mod sync;
 
 const SUBDIRS: SubdirMap = &[
+    ("encryption-key-audit", &encryption_key_audit::ROUTER),
     ("encryption-key-export", &encryption_key_export::ROUTER),
     (
         "encryption-key-restore",

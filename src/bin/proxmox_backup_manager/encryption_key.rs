@@ -80,7 +80,8 @@ fn render_sync_jobs(_value: &serde_json::Value, record: &serde_json::Value) -> S
         .join("\n")
 }
 
-/// `show`: every property, the fingerprint in full.
+/// `show`: every property, the fingerprint in full, the jobs that name
+/// the key, and what the audit log says about it.
 const KEY_FIELDS: Table = Table::new(&[
     Column::new("id"),
     Column::new("fingerprint"),
@@ -92,7 +93,31 @@ const KEY_FIELDS: Table = Table::new(&[
     Column::new("path"),
     Column::new("active-in"),
     Column::new("associated-in"),
+    Column::new("last-exported").render(audit_mark),
+    Column::new("last-export-verify").render(audit_mark),
+    Column::new("last-changed-by").render(audit_mark),
 ]);
+
+/// The audit log's marks `show` prints, "—" when there is no record.
+const AUDIT_MARKS: [&str; 3] = ["last-exported", "last-export-verify", "last-changed-by"];
+
+/// A mark of the audit log: `TIME by ACTOR (ORIGIN, unix user U): OP`.
+fn audit_mark(value: &serde_json::Value, record: &serde_json::Value) -> String {
+    if !value.is_object() {
+        return render::plain(value);
+    }
+    let unix_user = match value["unix-user"].as_str() {
+        Some(user) => format!(", unix user {user}"),
+        None => String::new(),
+    };
+    format!(
+        "{} by {} ({}{unix_user}): {}",
+        render::epoch(&value["time"], record),
+        render::plain(&value["actor"]),
+        render::plain(&value["origin"]),
+        render::plain(&value["op"]),
+    )
+}
 
 /// `trash list`: about 110 columns with a 12-character id.
 const TRASH_TABLE: Table = Table::new(&[
@@ -347,9 +372,17 @@ pub fn run(
             out.list(&entries, table)?;
         }
         EncryptionKeyCommand::Show { id } => {
-            let key = encryption_keys::show_key_with_users(&dir, &id)
+            let details = encryption_keys::show_key_details(&dir, &id)
                 .map_err(|err| param_context(err, |_| "failed to show encryption key".into()))?;
-            out.object(&key, &KEY_FIELDS)?;
+            out.message(&details, |details| {
+                let mut record = serde_json::to_value(details).unwrap_or_default();
+                for name in AUDIT_MARKS {
+                    if record[name].is_null() {
+                        record[name] = out.none_mark().into();
+                    }
+                }
+                out.render_object(&record, &KEY_FIELDS)
+            })?;
         }
         EncryptionKeyCommand::Create {
             id,

@@ -11,8 +11,10 @@ use clap::Args;
 use proxmox_schema::ParameterError;
 
 use pbs_config::ConfigDir;
+use pbs_config::audit::Caller;
 
 pub mod acl;
+pub mod audit;
 pub mod completion;
 pub mod encryption_key;
 pub mod key_export;
@@ -27,7 +29,8 @@ use output::{Output, OutputFormat};
 
 /// Exit status: the command succeeded (for `verify`: the store is clean).
 pub const EXIT_OK: u8 = 0;
-/// Exit status of `encryption-key verify`: problems remain.
+/// Exit status of `encryption-key verify` and `audit verify`: problems
+/// remain.
 pub const EXIT_FINDINGS: u8 = 1;
 /// Exit status: the command failed (bad input, refused, I/O error, usage
 /// error, or `verify` could not check the store). 255 as upstream's
@@ -39,11 +42,13 @@ pub const EXIT_ERROR: u8 = 255;
 pub const EXIT_STATUSES: &[(&str, &str)] = &[
     (
         "0",
-        "success (verify: the key store is clean; export-verify: every key in the bundle is intact)",
+        "success (verify: the key store is clean; audit verify: the audit log is; export-verify: \
+         every key in the bundle is intact)",
     ),
     (
         "1",
-        "verify: problems remain (after --repair: those it could not fix); see the report",
+        "verify, audit verify: problems remain (after --repair: those it could not fix); see \
+         the report",
     ),
     (
         "255",
@@ -114,6 +119,10 @@ pub fn man_page(bin: &str) -> manpage::Page<'static> {
             "encryption-key export --all --include-archived --output-file /root/keys.pbsx",
         ),
         (
+            "Keep a checkpoint of the audit log elsewhere, and check the log against it later:",
+            "audit checkpoint > /mnt/elsewhere/audit-checkpoint && proxmox-backup-manager audit verify --checkpoint /mnt/elsewhere/audit-checkpoint",
+        ),
+        (
             "Ids of the active keys, for a script:",
             "--output-format json encryption-key list | jq -r '.[].id'",
         ),
@@ -159,12 +168,15 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// The config dir context of `--config-dir`, else the default one.
+    /// The config dir context of `--config-dir`, else the default one,
+    /// acting for the administrator: what it changes is recorded in the
+    /// audit log as done by `root@pam` on the CLI, run by this Unix user.
     pub fn config_dir(&self) -> Result<Arc<ConfigDir>, Error> {
-        match &self.config_dir {
-            Some(dir) => ConfigDir::shared(dir),
-            None => ConfigDir::default_dir(),
-        }
+        let dir = match &self.config_dir {
+            Some(dir) => ConfigDir::shared(dir)?,
+            None => ConfigDir::default_dir()?,
+        };
+        Ok(Arc::new(dir.with_caller(Caller::cli())))
     }
 
     /// The output of this run (options, then environment).

@@ -227,6 +227,15 @@ impl Output {
         self.format
     }
 
+    /// What a text table shows for a value that is not there yet (an
+    /// event that never happened): an em dash, `-` in an ASCII locale.
+    pub fn none_mark(&self) -> &'static str {
+        match self.style.ascii {
+            true => "-",
+            false => "\u{2014}",
+        }
+    }
+
     /// A list: JSON as it is, text as a table of `table`'s columns.
     pub fn list<T: Serialize>(&self, items: &[T], table: &Table) -> Result<(), Error> {
         self.emit(items, |rows| {

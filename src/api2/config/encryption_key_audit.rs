@@ -1,0 +1,441 @@
+//! `/config/encryption-key-audit` (beyond upstream): the key store's audit
+//! log (`pbs_config::audit`): its records, its verification and its
+//! current checkpoint.
+//!
+//! A path of its own beside `/config/encryption-keys`, not below it: every
+//! name below that is a key id, and `audit` is a valid one (DESIGN.md §6).
+//! The log is about the store as a whole, so every route needs Sys.Audit
+//! on `/system/encryption-keys`; none changes the store (`verify` here
+//! never repairs: `proxmox-backup-manager audit verify --repair` does, as
+//! root on the host). As for every route, the plain functions serve the
+//! CLI, which calls them as the administrator.
+
+use anyhow::{Error, format_err};
+use serde::Serialize;
+use serde_json::Value;
+
+use proxmox_router::{
+    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+};
+use proxmox_schema::{
+    ApiStringFormat, ArraySchema, IntegerSchema, ObjectSchema, Schema, StringSchema, param_bail,
+};
+
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT};
+use pbs_config::ConfigDir;
+use pbs_config::audit::{
+    AuditLog, AuditProblem, AuditReport, Checkpoint, Filter, Op, ProblemKind, Record, VerifyOptions,
+};
+
+use crate::server::environment::RestEnvironment;
+
+const STORE_AUDIT: Permission =
+    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_AUDIT, false);
+
+fn check_operation(name: &str) -> Result<(), Error> {
+    name.parse::<Op>().map(|_| ())
+}
+
+/// `operation`: an audited operation by its name in the log.
+pub const OPERATION_SCHEMA: Schema =
+    StringSchema::new("An audited operation (create, import, archive, ... as the log names it).")
+        .format(&ApiStringFormat::VerifyFn(check_operation))
+        .max_length(64)
+        .schema();
+
+const OPERATIONS_SCHEMA: Schema =
+    ArraySchema::new("Only these operations (all if none).", &OPERATION_SCHEMA).schema();
+
+const EPOCH_SCHEMA: Schema = IntegerSchema::new("Seconds since the epoch.")
+    .minimum(0)
+    .schema();
+
+const CHECKPOINT_TEXT_SCHEMA: Schema = StringSchema::new(
+    "A checkpoint kept elsewhere: the signed note 'audit checkpoint' printed, or its syslog line.",
+)
+.max_length(4096)
+.schema();
+
+const CHECKPOINTS_SCHEMA: Schema =
+    ArraySchema::new("Checkpoints kept elsewhere.", &CHECKPOINT_TEXT_SCHEMA).schema();
+
+const TRUSTED_KEY_SCHEMA: Schema = StringSchema::new(
+    "A verifier key kept elsewhere (NAME+KEYID+KEY): the store must still sign with it.",
+)
+.max_length(512)
+.schema();
+
+const TRUSTED_KEYS_SCHEMA: Schema =
+    ArraySchema::new("Verifier keys kept elsewhere.", &TRUSTED_KEY_SCHEMA).schema();
+
+const RECORD_SCHEMA: Schema = ObjectSchema::new(
+    "An audit record: seq, time, actor, unix-user, origin, op, ids, fingerprints, job, phase, \
+     intent, result, prev, hash (docs/audit.md).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+const RECORD_LIST_SCHEMA: Schema = ArraySchema::new(
+    "The records that pass the filter, oldest first.",
+    &RECORD_SCHEMA,
+)
+.schema();
+
+const REPORT_SCHEMA: Schema = ObjectSchema::new(
+    "What audit verify found: log, records, head, verifier-key, checkpoint, kept-checkpoints, \
+     problems (kind, line, message), notices, unfinished, repaired.",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+const CHECKPOINT_SCHEMA: Schema = ObjectSchema::new(
+    "The current checkpoint (note, line, size, head) and the verifier key; empty before the \
+     first record.",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// The records of the log that pass `filter`, oldest first; none if the
+/// store has no log yet.
+pub fn list_records(dir: &ConfigDir, filter: &Filter) -> Result<Vec<Record>, Error> {
+    match AuditLog::open_existing(dir)? {
+        Some(log) => log.list(filter),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Parameters of `GET /config/encryption-key-audit`.
+pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "List the records of the audit log.",
+    &[
+        ("key", true, &CRYPT_KEY_ID_SCHEMA),
+        ("operation", true, &OPERATIONS_SCHEMA),
+        ("since", true, &EPOCH_SCHEMA),
+        ("until", true, &EPOCH_SCHEMA),
+    ],
+);
+
+/// `GET /config/encryption-key-audit`: [`list_records`].
+pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_list_records),
+    &API_METHOD_LIST_RECORDS_PARAMETERS,
+)
+.returns(ReturnType::new(false, &RECORD_LIST_SCHEMA))
+.access(None, &STORE_AUDIT);
+
+fn api_list_records(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let ops = match &param["operation"] {
+        Value::Array(names) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::parse)
+            .collect::<Result<Vec<Op>, Error>>()?,
+        _ => Vec::new(),
+    };
+    let filter = Filter {
+        key: param["key"].as_str().map(str::to_string),
+        since: param["since"].as_i64(),
+        until: param["until"].as_i64(),
+        ops,
+        ..Filter::default()
+    };
+    Ok(Box::new(list_records(dir, &filter)?))
+}
+
+/// Verifies the log (see `AuditLog::verify`); a store without a log is
+/// clean unless a kept checkpoint proves records it lacks.
+pub fn verify_log(dir: &ConfigDir, options: &VerifyOptions) -> Result<AuditReport, Error> {
+    if let Some(log) = AuditLog::open_existing(dir)? {
+        return log.verify(options);
+    }
+    let log_path = dir
+        .encryption_keys()
+        .key_dir()
+        .join(pbs_config::files::AUDIT_DIR_NAME)
+        .join(pbs_config::files::AUDIT_LOG.name);
+    let mut report = AuditReport {
+        log: log_path,
+        records: 0,
+        head: None,
+        verifier_key: None,
+        checkpoint: None,
+        kept_checkpoints: options.checkpoints.len(),
+        problems: Vec::new(),
+        notices: Vec::new(),
+        unfinished: Vec::new(),
+        repaired: Vec::new(),
+    };
+    for (index, text) in options.checkpoints.iter().enumerate() {
+        let checkpoint = Checkpoint::parse(text)
+            .map_err(|err| format_err!("unable to read kept checkpoint {} - {err}", index + 1))?;
+        if checkpoint.size > 0 {
+            report.problems.push(AuditProblem {
+                kind: ProblemKind::Truncated,
+                line: Some(1),
+                message: format!(
+                    "there is no audit log, but kept checkpoint {} proves {} records: the log \
+                     was removed (lines 1..{} are missing)",
+                    index + 1,
+                    checkpoint.size,
+                    checkpoint.size
+                ),
+            });
+        }
+    }
+    if !options.trusted_keys.is_empty() {
+        report.problems.push(AuditProblem {
+            kind: ProblemKind::MissingKey,
+            line: None,
+            message: "there is no audit log and no signing key, but trusted verifier keys were \
+                      given: the log and its key were removed"
+                .to_string(),
+        });
+    }
+    Ok(report)
+}
+
+/// Parameters of `GET /config/encryption-key-audit/verify`.
+pub const API_METHOD_VERIFY_LOG_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Verify the audit log: its chain, its checkpoint, and kept checkpoints and keys.",
+    &[
+        ("checkpoint", true, &CHECKPOINTS_SCHEMA),
+        ("trusted-key", true, &TRUSTED_KEYS_SCHEMA),
+    ],
+);
+
+/// `GET /config/encryption-key-audit/verify`: [`verify_log`], never
+/// repairing.
+pub const API_METHOD_VERIFY_LOG: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_verify_log),
+    &API_METHOD_VERIFY_LOG_PARAMETERS,
+)
+.returns(ReturnType::new(false, &REPORT_SCHEMA))
+.access(None, &STORE_AUDIT);
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn api_verify_log(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    let options = VerifyOptions {
+        checkpoints: strings(&param["checkpoint"]),
+        trusted_keys: strings(&param["trusted-key"]),
+        repair: false,
+    };
+    for (name, texts) in [
+        ("checkpoint", &options.checkpoints),
+        ("trusted-key", &options.trusted_keys),
+    ] {
+        if let Some(Err(err)) = texts.iter().find_map(|text| {
+            let parsed = match name {
+                "checkpoint" => Checkpoint::parse(text).map(|_| ()),
+                _ => pbs_config::audit::PublicKey::parse_verifier_key(text).map(|_| ()),
+            };
+            parsed.is_err().then_some(parsed)
+        }) {
+            param_bail!(name, "{err}");
+        }
+    }
+    Ok(Box::new(verify_log(dir, &options)?))
+}
+
+/// The checkpoint to keep off the host.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CurrentCheckpoint {
+    /// The signed note (C2SP signed-note text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// The same as one line, as syslog carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    /// Records covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The `hash` of the last record covered (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// The key checking it (`NAME+KEYID+KEY`), to keep once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verifier_key: Option<String>,
+}
+
+/// Syncs the log and signs a checkpoint of all of it: what to keep
+/// elsewhere. Empty before the first record.
+pub fn current_checkpoint(dir: &ConfigDir) -> Result<CurrentCheckpoint, Error> {
+    let Some(log) = AuditLog::open_existing(dir)? else {
+        return Ok(CurrentCheckpoint::default());
+    };
+    let Some(checkpoint) = log.checkpoint_now()? else {
+        return Ok(CurrentCheckpoint::default());
+    };
+    Ok(CurrentCheckpoint {
+        checkpoint: Some(checkpoint.to_note()),
+        line: checkpoint.to_line(),
+        size: Some(checkpoint.size),
+        head: Some(checkpoint.head_hex()),
+        verifier_key: log.verifier_key()?,
+    })
+}
+
+/// Parameters of `GET /config/encryption-key-audit/checkpoint`.
+pub const API_METHOD_CURRENT_CHECKPOINT_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Sign a checkpoint of the whole audit log, to keep elsewhere.",
+    &[],
+);
+
+/// `GET /config/encryption-key-audit/checkpoint`: [`current_checkpoint`].
+pub const API_METHOD_CURRENT_CHECKPOINT: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_current_checkpoint),
+    &API_METHOD_CURRENT_CHECKPOINT_PARAMETERS,
+)
+.returns(ReturnType::new(false, &CHECKPOINT_SCHEMA))
+.access(None, &STORE_AUDIT);
+
+fn api_current_checkpoint(
+    _param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let dir = RestEnvironment::of(rpcenv)?.dir();
+    Ok(Box::new(current_checkpoint(dir)?))
+}
+
+/// Who did something to a key, and when, as the log's record of it says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuditMark {
+    /// When (seconds since the epoch).
+    pub time: i64,
+    /// The authenticated id.
+    pub actor: String,
+    /// The Unix user who ran the CLI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unix_user: Option<String>,
+    /// `cli`, `local` or `api ADDRESS`.
+    pub origin: String,
+    /// The operation.
+    pub op: String,
+    /// The record's line in the log.
+    pub seq: u64,
+}
+
+impl From<Record> for AuditMark {
+    fn from(record: Record) -> Self {
+        Self {
+            time: record.time,
+            actor: record.actor,
+            unix_user: record.unix_user,
+            origin: record.origin,
+            op: record.op,
+            seq: record.seq,
+        }
+    }
+}
+
+/// What the audit log says about a key (no second source: read from the
+/// log each time; each absent until there is a record).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AuditMarks {
+    /// The last export of the key that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exported: Option<AuditMark>,
+    /// The last successful check of an export of it (`export-verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_export_verify: Option<AuditMark>,
+    /// The last change of its files or config entry that took effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_changed_by: Option<AuditMark>,
+}
+
+/// What the audit log says about `key`: the last effective outcome of an
+/// export, of an export check and of a change, each naming the key by id
+/// (and by its fingerprint, if the record names any), in one read from
+/// the end of the log.
+pub fn key_marks(dir: &ConfigDir, key: &CryptKey) -> Result<AuditMarks, Error> {
+    let Some(log) = AuditLog::open_existing(dir)? else {
+        return Ok(AuditMarks::default());
+    };
+    let changes: Vec<Op> = Op::ALL
+        .iter()
+        .copied()
+        .filter(|op| op.changes_key())
+        .collect();
+    let fingerprint = key.info.fingerprint.map(|fp| fp.signature());
+    let filter = |ops: &[Op]| Filter {
+        fingerprint: fingerprint.clone(),
+        ..Filter::last_done(ops, &key.id)
+    };
+    let filters = [
+        filter(&[Op::Export]),
+        filter(&[Op::ExportVerify]),
+        filter(&changes),
+    ];
+    let mut found = log.last_each(&filters)?.into_iter();
+    Ok(AuditMarks {
+        last_exported: found.next().flatten().map(AuditMark::from),
+        last_export_verify: found.next().flatten().map(AuditMark::from),
+        last_changed_by: found.next().flatten().map(AuditMark::from),
+    })
+}
+
+/// Whether `text` names a known operation (for the CLI's `--operation`).
+pub fn parse_operation(text: &str) -> Result<Op, Error> {
+    text.parse::<Op>().map_err(|err| {
+        let names: Vec<&str> = Op::ALL.iter().map(|op| op.as_str()).collect();
+        format_err!("{err} - known operations: {}", names.join(", "))
+    })
+}
+
+const VERIFY_ROUTER: Router = Router::new().get(&API_METHOD_VERIFY_LOG);
+const CHECKPOINT_ROUTER: Router = Router::new().get(&API_METHOD_CURRENT_CHECKPOINT);
+
+/// The routes of `/config/encryption-key-audit`.
+pub const ROUTER: Router = Router::new().get(&API_METHOD_LIST_RECORDS).subdirs(&[
+    ("checkpoint", &CHECKPOINT_ROUTER),
+    ("verify", &VERIFY_ROUTER),
+]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_without_a_log_is_clean_unless_a_kept_checkpoint_says_otherwise() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path()).unwrap();
+        assert!(list_records(&dir, &Filter::default()).unwrap().is_empty());
+        let report = verify_log(&dir, &VerifyOptions::default()).unwrap();
+        assert!(report.is_clean() && report.records == 0, "{report:?}");
+        assert!(current_checkpoint(&dir).unwrap().checkpoint.is_none());
+        // nothing was created by reading
+        assert!(!tmp.path().join("encryption-keys").exists());
+        assert!(
+            parse_operation("erase")
+                .unwrap_err()
+                .to_string()
+                .contains("archive")
+        );
+    }
+}
