@@ -278,8 +278,20 @@ fn create_prints_the_key_once_and_list_show_never_do() {
     assert_eq!(entry["path"], key_file.to_str().unwrap());
     assert!(entry.get("archived-at").is_none());
 
+    // show: the entry, and who changed it last (from the audit log)
     let shown = cli.json(&["encryption-key", "show", "nightly-01"]);
-    assert_eq!(shown, list[0]);
+    let mut entry = shown.clone();
+    let changed = entry
+        .as_object_mut()
+        .unwrap()
+        .remove("last-changed-by")
+        .unwrap();
+    assert_eq!(entry, list[0]);
+    assert_eq!(
+        (&changed["op"], &changed["actor"], &changed["origin"]),
+        (&"create".into(), &"root@pam".into(), &"cli".into())
+    );
+    assert!(shown.get("last-exported").is_none());
     let pretty = cli.ok(&[
         "--output-format",
         "json-pretty",
@@ -303,6 +315,9 @@ fn create_prints_the_key_once_and_list_show_never_do() {
         Some(fingerprint_of(&created))
     );
     assert_eq!(shown_value(&text, "archived-at"), None, "{text}");
+    // never exported: a dash (an em dash in a UTF-8 locale)
+    let never = shown_value(&text, "last-exported");
+    assert!(matches!(never.as_deref(), Some("-" | "\u{2014}")), "{text}");
 
     // an existing id
     let before = cli.state();
@@ -428,11 +443,15 @@ fn a_created_key_that_cannot_be_handed_out_is_removed_again() {
             && err.ends_with("the new key was removed from the store again (into the trash)"),
         "{err}"
     );
-    // out of the store, into the trash (never unlinked: issue 14)
+    // out of the store, into the trash (never unlinked: issue 14); the
+    // audit log says so (below)
     let outside_trash = |state: Vec<(PathBuf, Vec<u8>)>| -> Vec<(PathBuf, Vec<u8>)> {
         state
             .into_iter()
-            .filter(|(path, _)| !path.to_string_lossy().contains("/.trash/"))
+            .filter(|(path, _)| {
+                let path = path.to_string_lossy();
+                !path.contains("/.trash/") && !path.contains("/.audit/")
+            })
             .collect()
     };
     assert_eq!(outside_trash(cli.state()), outside_trash(before));
@@ -445,6 +464,23 @@ fn a_created_key_that_cannot_be_handed_out_is_removed_again() {
         .map(|entry| entry["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["lost-key", "lost-key"], "{trashed}");
+    // each of the two: created, archived and deleted again, in the log
+    let log = cli.json(&["audit", "list", "--key", "lost-key"]);
+    let ops: Vec<(&str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["op"].as_str().unwrap(), r["phase"].as_str().unwrap()))
+        .collect();
+    let once = [
+        ("create", "intent"),
+        ("create", "outcome"),
+        ("archive", "intent"),
+        ("archive", "outcome"),
+        ("delete", "intent"),
+        ("delete", "outcome"),
+    ];
+    assert_eq!(ops, [once, once].concat(), "{log}");
 }
 
 #[test]
@@ -1344,7 +1380,7 @@ fn help_documents_the_exit_statuses() {
     for line in [
         "Exit status:",
         "  0    success",
-        "  1    verify: problems remain",
+        "  1    verify, audit verify: problems remain",
         "  255  error",
     ] {
         assert!(help.contains(line), "{line}: {help}");
@@ -1403,6 +1439,7 @@ fn bash_completion_completes_commands_options_and_ids() {
                 "sync-job",
                 "user",
                 "acl",
+                "audit",
                 "generate-completion",
                 "generate-man",
                 "help",
@@ -1429,6 +1466,10 @@ fn bash_completion_completes_commands_options_and_ids() {
         ),
         (
             format!("--config-dir {dir} encryption-key show"),
+            vec!["key-alpha", "key-beta"],
+        ),
+        (
+            format!("--config-dir {dir} audit list --key"),
             vec!["key-alpha", "key-beta"],
         ),
         (

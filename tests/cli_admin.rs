@@ -201,7 +201,10 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
             "created",
             "modified",
             "archived-at",
-            "path"
+            "path",
+            "last-exported",
+            "last-export-verify",
+            "last-changed-by"
         ]
     );
     assert_eq!(fields[1][1], keys[1]["fingerprint"].as_str().unwrap());

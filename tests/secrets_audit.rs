@@ -238,6 +238,7 @@ impl Audit {
                 0o660
             } else if name == "shadow.json"
                 || name == "authkey.key"
+                || name == "signing.key"
                 || (in_trash && name.ends_with(".json"))
             {
                 0o600
@@ -456,6 +457,7 @@ const PHASES: &[(&str, Phase)] = &[
     ("trash", trash),
     ("restore from a bundle", restore_from_a_bundle),
     ("users, tokens, ACLs", users_tokens_acls),
+    ("the audit log", audit_log),
     ("API: keys with a token", api_keys_with_a_token),
     ("API: sync jobs with a token", api_sync_jobs_with_a_token),
     ("API: refused key requests", api_refused_key_requests),
@@ -464,10 +466,12 @@ const PHASES: &[(&str, Phase)] = &[
         "API: export, drill, restore, paperkey",
         api_export_drill_restore_paperkey,
     ),
+    ("API: the audit log", api_audit_log),
     ("API: tickets", api_tickets),
     ("API: bad credentials", api_bad_credentials),
     ("API: logs and routes", api_logs_and_routes),
     ("generated texts and help", generated_texts_and_help),
+    ("the audit log holds no secret", audit_log_holds_no_secret),
     ("every command, every secret", every_command_every_secret),
 ];
 
@@ -1126,6 +1130,40 @@ fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["user", "remove", "bob@pbs"], 255);
 }
 
+/// The audit log's commands: list, verify (against a kept checkpoint
+/// too), checkpoint; and refused ones.
+fn audit_log(audit: &mut Audit, _: &KnownKeys) {
+    audit.all_formats(&["audit", "list"], 0);
+    audit.all_formats(
+        &[
+            "audit",
+            "list",
+            "--key",
+            "imported",
+            "--operation",
+            "import",
+            "--operation",
+            "archive",
+            "--since",
+            "2000-01-01",
+        ],
+        0,
+    );
+    audit.all_formats(&["audit", "checkpoint"], 0);
+    let kept = audit.scratch.join("kept-checkpoint");
+    let run = audit.run("text", &["audit", "checkpoint"], 0);
+    std::fs::write(&kept, &run.stdout).unwrap();
+    audit.all_formats(&["audit", "verify"], 0);
+    audit.all_formats(
+        &["audit", "verify", "--checkpoint", kept.to_str().unwrap()],
+        0,
+    );
+    audit.run("text", &["audit", "verify", "--repair"], 0);
+    audit.all_formats(&["audit", "verify", "--checkpoint", "/nonexistent"], 255);
+    audit.all_formats(&["audit", "list", "--operation", "erase"], 255);
+    audit.all_formats(&["audit", "list", "--since", "yesterday"], 255);
+}
+
 impl Audit {
     /// The `Authorization` header of `root@pam!audit`.
     fn root_auth(&self) -> String {
@@ -1434,6 +1472,45 @@ fn api_export_drill_restore_paperkey(audit: &mut Audit, _: &KnownKeys) {
     }
 }
 
+/// The audit log over the API: its records, its verification (with a
+/// kept checkpoint), its checkpoint; a bad checkpoint and operation.
+fn api_audit_log(audit: &mut Audit, _: &KnownKeys) {
+    let root = audit.root_auth();
+    let token = [("Authorization", root.as_str())];
+    let log = "config/encryption-key-audit";
+    audit.get(log, &token, 200);
+    audit.get(
+        &format!("{log}?key=api-created&operation=create&operation=delete&since=0"),
+        &token,
+        200,
+    );
+    audit.get(&format!("{log}?operation=erase"), &token, 400);
+    let answer = audit.api(
+        "GET",
+        &format!("{log}/checkpoint"),
+        &token,
+        None,
+        200,
+        false,
+    );
+    let note = answer.json()["data"]["checkpoint"]
+        .as_str()
+        .expect("a checkpoint")
+        .to_string();
+    let answer = audit.api(
+        "GET",
+        &format!("{log}/verify?checkpoint={}", urlencode(&note)),
+        &token,
+        None,
+        200,
+        false,
+    );
+    let report = &answer.json()["data"];
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    assert_eq!(report["kept-checkpoints"], 1, "{report}");
+    audit.get(&format!("{log}/verify?checkpoint=garbage"), &token, 400);
+}
+
 /// A ticket: the login answer holds it and the CSRF token, nothing else
 /// may; alice's token has Admin on the keys, but alice herself only Audit.
 fn api_tickets(audit: &mut Audit, _: &KnownKeys) {
@@ -1535,6 +1612,84 @@ fn generated_texts_and_help(audit: &mut Audit, _: &KnownKeys) {
         args.push("--help");
         audit.run("text", &args, 0);
     }
+}
+
+/// The audit log after the whole run: it verifies, it recorded the CLI's
+/// changes as `root@pam` on the CLI with the Unix user and the API's as
+/// the token from the loopback address, and it holds no secret: no key
+/// (hex, base64, any 8-byte piece), no password, no token secret, no
+/// ticket that the audit registered.
+fn audit_log_holds_no_secret(audit: &mut Audit, _: &KnownKeys) {
+    let path = audit.dir().join("encryption-keys/.audit/log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    audit.secrets().assert_absent("the audit log", &text);
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let unix_user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    let ops_of = |actor: &str, origin: &dyn Fn(&str) -> bool| -> BTreeSet<String> {
+        records
+            .iter()
+            .filter(|r| r["actor"] == actor && origin(r["origin"].as_str().unwrap()))
+            .map(|r| r["op"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cli = ops_of("root@pam", &|origin| origin == "cli");
+    for op in [
+        "create",
+        "import",
+        "archive",
+        "unarchive",
+        "delete",
+        "trash-restore",
+        "purge",
+        "repair-orphan",
+        "user-create",
+        "user-password",
+        "user-update",
+        "user-delete",
+        "token-create",
+        "token-delete",
+        "acl-grant",
+        "sync-job-keys",
+    ] {
+        assert!(cli.contains(op), "no CLI record of {op}: {cli:?}");
+    }
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["origin"] == "cli")
+            .all(|r| r["unix-user"] == unix_user.as_str()),
+        "CLI records without the Unix user {unix_user}"
+    );
+    let api = ops_of("root@pam!audit", &|origin| {
+        origin == "api 127.0.0.1" || origin == "api ::1"
+    });
+    for op in [
+        "create",
+        "import",
+        "archive",
+        "delete",
+        "trash-restore",
+        "purge",
+    ] {
+        assert!(api.contains(op), "no API record of {op}: {api:?}");
+    }
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["origin"].as_str().unwrap().starts_with("api "))
+            .all(|r| r.get("unix-user").is_none())
+    );
+    // nothing acted without saying who
+    assert!(!text.contains("\"origin\":\"local\""));
+    let report = audit.run("json", &["audit", "verify"], 0);
+    let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(report["records"], records.len());
 }
 
 /// Every command of the binary was run; a key learnt late was not printed

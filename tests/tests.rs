@@ -70,3 +70,6 @@ mod audit;
 
 // sync jobs and their keys: upstream's rules through the CLI and the API
 mod sync_jobs;
+
+// the audit log: one record pair per operation, through the CLI and the API
+mod audit_ops;

@@ -194,7 +194,8 @@ fn delete_moves_the_key_into_the_trash_and_restore_brings_it_back() {
     assert_eq!(record.entry.as_ref(), Some(&entry));
     assert_eq!(record.reason, TrashReason::Delete);
     assert_eq!(record.time, NOW);
-    assert_eq!(record.actor, None);
+    // a config dir that did not say who acts: Caller::local()
+    assert_eq!(record.actor.as_deref(), Some("root@pam"));
     assert_eq!(record.purge_after, Some(NOW + 7 * DAY));
     let err = keys.entry("old-key").unwrap_err();
     assert!(matches!(

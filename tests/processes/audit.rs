@@ -1,10 +1,10 @@
 //! The audit log with real processes: SIGKILL between intent and outcome,
 //! several processes appending at once, a full and a read-only file
-//! system under `.audit/`.
+//! system under `.audit/` (through the library and through the CLI).
 //!
-//! The operation the workers audit is `store_key` itself, wrapped the way
-//! an audited operation will call the log (intent, change, outcome): the
-//! key operations do not call the log yet.
+//! The operation the workers audit is `store_key`, which records itself
+//! (intent, change, outcome); the crash test of every other operation is
+//! `crash.rs`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,7 +20,10 @@ use pbs_test_kit::dirs::snapshot;
 use pbs_test_kit::key_config;
 use pbs_test_kit::tmpfs::{Tmpfs, tmpfs_config_dir};
 
-use crate::support::{assert_clean, context, killed_by_sigkill, run_worker, worker};
+use crate::support::{
+    assert_clean, assert_error, assert_relocated_only, audit_dir_on_tmpfs, context, fault_store,
+    killed_by_sigkill, manager, run_worker, run_writing_commands_again, worker, writing_commands,
+};
 
 fn log(dir: &ConfigDir) -> AuditLog<'_> {
     AuditLog::open_store(dir).unwrap().syslog_socket(None)
@@ -35,15 +38,11 @@ fn audit_verify(dir: &ConfigDir, repair: bool) -> AuditReport {
         .unwrap()
 }
 
-/// An audited store of key `id`: intent, `store_key`, outcome.
+/// A store of key `id` (it records itself: intent, change, outcome).
 fn audited_store(dir: &ConfigDir, id: &str, seed: u64) -> Result<(), Error> {
-    let key = key_config(seed);
-    let event = Event::new(&Caller::cli(), Op::Create)
-        .id(id)
-        .fingerprint(key.fingerprint.unwrap());
-    let log = log(dir);
-    let pending = log.intent(&event)?;
-    pending.done(dir.encryption_keys().store_key(id, &key).map(|_| ()))
+    dir.encryption_keys()
+        .store_key(id, &key_config(seed))
+        .map(|_| ())
 }
 
 /// Worker kinds of this module; `None` if `kind` is none of them.
@@ -156,12 +155,13 @@ pub fn sigkill_between_intent_and_outcome() {
         // the stored checkpoint is never ahead of the log
         assert!(!report.is_tampered(), "{point}: {report:#?}");
 
-        // the store itself holds at most what a crash leaves
-        let store_report = config.verify(true).unwrap();
-        assert_clean(&store_report, point);
-
+        // the log reconciled first (the store's repair records its own
+        // changes to the same key); the store itself holds at most what a
+        // crash leaves
         let repaired = audit_verify(&config, true);
         assert!(repaired.is_clean(), "{point}: {repaired:#?}");
+        let store_report = config.verify(true).unwrap();
+        assert_clean(&store_report, point);
         let again = audit_verify(&config, false);
         assert!(
             again.is_clean() && again.notices.is_empty(),
@@ -170,6 +170,7 @@ pub fn sigkill_between_intent_and_outcome() {
         let outcome = log(&config)
             .last(&Filter {
                 key: Some("victim".into()),
+                ops: vec![Op::Import],
                 phase: Some(Phase::Outcome),
                 ..Default::default()
             })
@@ -177,6 +178,8 @@ pub fn sigkill_between_intent_and_outcome() {
             .unwrap();
         assert_eq!(outcome.intent, Some(3));
         assert_eq!(outcome.took_effect(), stored, "{point}");
+        let result = outcome.result.as_deref().unwrap_or_default();
+        assert!(!result.contains("cannot tell"), "{point}: {result}");
         // and the next operation appends after it
         audited_store(&config, "after", 9).unwrap();
         assert!(audit_verify(&config, false).is_clean(), "{point}");
@@ -280,25 +283,13 @@ struct AuditOnTmpfs {
     dir: std::path::PathBuf,
 }
 
-/// A store holding a key and two audited operations, its audit directory
-/// a tmpfs of `size`. `None` when not root.
+/// A store holding three keys (six records), its audit directory a tmpfs
+/// of `size`. `None` when not root.
 fn store_with_audit_on_tmpfs(size: &str) -> Option<AuditOnTmpfs> {
     let (tmp, outer, dir) = tmpfs_config_dir("store", "8m")?;
+    let inner = audit_dir_on_tmpfs(&dir, size);
     let config = context(&dir);
-    config
-        .encryption_keys()
-        .store_key("before", &key_config(3))
-        .unwrap();
-    let audit_dir = config.encryption_keys().key_dir().join(".audit");
-    std::fs::create_dir(&audit_dir).unwrap();
-    let inner = Tmpfs::mount(&audit_dir, size);
-    std::fs::set_permissions(
-        &audit_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o750),
-    )
-    .unwrap();
-    let gid = config.ownership().file_gid.as_raw();
-    std::os::unix::fs::chown(&audit_dir, None, Some(gid)).unwrap();
+    audited_store(&config, "before", 3).unwrap();
     audited_store(&config, "one", 4).unwrap();
     audited_store(&config, "two", 5).unwrap();
     Some(AuditOnTmpfs {
@@ -377,10 +368,96 @@ pub fn intent_on_a_read_only_audit_dir_fails_and_changes_nothing() {
     );
     assert_eq!(snapshot(dir, &[]), before);
     // readers still work
-    assert_eq!(log(&config).list(&Filter::default()).unwrap().len(), 4);
+    assert_eq!(log(&config).list(&Filter::default()).unwrap().len(), 6);
     println!("    read-only: {text}");
     mount.remount(false);
     audited_store(&config, "new-key", 6).unwrap();
     let report = audit_verify(&config, false);
     assert!(report.is_clean(), "{report:#?}");
+}
+
+/// The audit directory of an existing store moved onto a fresh tmpfs of
+/// `size`: its files copied there (modes and owners kept), so the log has
+/// no room reserved beyond its end.
+fn move_audit_dir_to_tmpfs(dir: &std::path::Path, size: &str) -> Tmpfs {
+    use std::os::unix::fs::MetadataExt;
+    let audit_dir = context(dir).encryption_keys().key_dir().join(".audit");
+    let saved: Vec<(std::path::PathBuf, Vec<u8>, std::fs::Metadata)> =
+        std::fs::read_dir(&audit_dir)
+            .unwrap()
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let meta = std::fs::metadata(&path).unwrap();
+                (path.clone(), std::fs::read(&path).unwrap(), meta)
+            })
+            .collect();
+    let dir_meta = std::fs::metadata(&audit_dir).unwrap();
+    let mount = Tmpfs::mount(&audit_dir, size);
+    for (path, data, meta) in &saved {
+        std::fs::write(path, data).unwrap();
+        std::fs::set_permissions(path, meta.permissions()).unwrap();
+        std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid())).unwrap();
+    }
+    std::fs::set_permissions(&audit_dir, dir_meta.permissions()).unwrap();
+    std::os::unix::fs::chown(&audit_dir, Some(dir_meta.uid()), Some(dir_meta.gid())).unwrap();
+    mount
+}
+
+/// Fail closed end to end: with the audit log's directory full (a tmpfs
+/// shrunk to what it holds) or read-only, every writing command of the CLI
+/// (keys, sync job, repair, users, tokens, ACLs) fails with one error line
+/// that says nothing was changed and why, and the store, the log with it,
+/// is byte for byte as it was. With room again, each works and the log
+/// verifies.
+pub fn cli_operations_fail_closed_without_a_writable_log() {
+    let Some((tmp, outer, dir)) = tmpfs_config_dir("store", "8m") else {
+        return;
+    };
+    let import = tmp.path().join("import.enc");
+    fault_store(&dir, &import);
+    let inner = move_audit_dir_to_tmpfs(&dir, "1m");
+    let mut commands = writing_commands(&import);
+    let cmd = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    commands.extend([
+        (cmd(&["user", "create", "carol@pbs"]), "user.cfg"),
+        (
+            cmd(&["user", "generate-token", "root@pam", "fail-closed"]),
+            "token.shadow",
+        ),
+        (
+            cmd(&["acl", "update", "/system", "Audit", "--auth-id", "root@pam"]),
+            "acl.cfg",
+        ),
+    ]);
+
+    for (fault, why) in [
+        ("full", "No space left on device"),
+        ("read-only", "Read-only file system"),
+    ] {
+        match fault {
+            "full" => inner.shrink_to_used(),
+            _ => inner.remount(true),
+        }
+        let before = snapshot(&dir, &[]);
+        for (args, _first_file) in &commands {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let what = format!("{fault}: {}", args.join(" "));
+            let run = manager(&dir, &args, None);
+            let line = assert_error(&run, &what, &["nothing was changed", why, ".audit/log"]);
+            assert_eq!(snapshot(&dir, &[]), before, "{what}: the store changed");
+            println!("    {what}: {line}");
+        }
+        assert_relocated_only(&context(&dir).verify(false).unwrap(), fault);
+        let report = audit_verify(&context(&dir), false);
+        assert!(report.is_clean(), "{fault}: {report:#?}");
+        match fault {
+            "full" => inner.resize("1m"),
+            _ => inner.remount(false),
+        }
+    }
+    run_writing_commands_again(&dir, &import);
+    let report = audit_verify(&context(&dir), false);
+    assert!(report.is_clean(), "{report:#?}");
+    drop(inner);
+    drop(outer);
 }

@@ -1,9 +1,11 @@
-//! Eight processes race on one store; afterwards everything adds up.
+//! Eight processes race on one store; afterwards everything adds up, and
+//! the audit log tells the same story in the store's order.
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use pbs_config::audit::{AuditLog, Filter, Phase, VerifyOptions};
 use pbs_test_kit::Sandbox;
 
 use crate::support::{
@@ -38,6 +40,10 @@ pub fn eight_processes_of_random_operations() {
     let mut own_final: HashMap<String, Value> = HashMap::new();
     let mut shared_stored: HashMap<String, HashSet<String>> = HashMap::new();
     let mut successes = 0;
+    // the successful changes: all of them, and per worker those of its
+    // own keys, in its order
+    let mut changes: HashMap<(String, String), usize> = HashMap::new();
+    let mut own_changes: Vec<Vec<(String, String)>> = vec![Vec::new(); WORKERS];
     for (index, log, handle) in children {
         let output = handle.join().unwrap();
         assert_success(&output, &format!("worker {index}"));
@@ -52,6 +58,18 @@ pub fn eight_processes_of_random_operations() {
                 continue;
             }
             lines += 1;
+            if entry["ok"] == true && entry["op"] != "load" {
+                let op = match entry["op"].as_str().unwrap() {
+                    // store_key records an import
+                    "store" => "import",
+                    op => op,
+                };
+                let change = (op.to_string(), entry["id"].as_str().unwrap().to_string());
+                if entry["shared"] != true {
+                    own_changes[index].push(change.clone());
+                }
+                *changes.entry(change).or_default() += 1;
+            }
             if entry["ok"] == true {
                 successes += 1;
                 if entry["shared"] == true && entry["op"] == "store" {
@@ -101,8 +119,70 @@ pub fn eight_processes_of_random_operations() {
 
     assert_every_listed_key_loads(&config);
     assert_clean(&config.verify(false).unwrap(), "after the race");
+
+    // the audit log: it verifies, with no operation left open
+    let log = AuditLog::open_existing(&config).unwrap().unwrap();
+    let report = log.verify(&VerifyOptions::default()).unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    assert!(report.notices.is_empty(), "{report:#?}");
+    let records = log.list(&Filter::default()).unwrap();
+    // one pair per successful change, each intent followed at once by its
+    // outcome (every change holds the config lock from intent to outcome),
+    // every outcome `ok` (refusals record nothing)
+    let mut logged: HashMap<(String, String), usize> = HashMap::new();
+    let mut logged_own: Vec<Vec<(String, String)>> = vec![Vec::new(); WORKERS];
+    for pair in records.chunks(2) {
+        let [intent, outcome] = pair else {
+            panic!("a record without its pair: {pair:?}");
+        };
+        assert_eq!(intent.phase, Phase::Intent, "{pair:?}");
+        assert_eq!(outcome.intent, Some(intent.seq), "interleaved: {pair:?}");
+        assert_eq!(outcome.result.as_deref(), Some("ok"), "{pair:?}");
+        let id = intent.ids[0].clone();
+        let change = (intent.op.clone(), id.clone());
+        if let Some(worker) = id
+            .strip_prefix('w')
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(index, _)| index.parse::<usize>().ok())
+        {
+            logged_own[worker].push(change.clone());
+        }
+        *logged.entry(change).or_default() += 1;
+    }
+    assert_eq!(logged, changes, "the log's changes are not the workers'");
+    for (index, own) in own_changes.iter().enumerate() {
+        assert_eq!(
+            logged_own[index], *own,
+            "worker {index}: the log's order of its changes is not its own"
+        );
+    }
+    // in store order: replaying the log gives the store as it is
+    let mut replayed: HashMap<String, (String, bool)> = HashMap::new();
+    for intent in records.iter().step_by(2) {
+        let id = intent.ids[0].clone();
+        match intent.op.as_str() {
+            "import" => {
+                let fingerprint = intent.fingerprints[0].clone();
+                assert!(replayed.insert(id, (fingerprint, false)).is_none());
+            }
+            "archive" => replayed.get_mut(&id).unwrap().1 = true,
+            "unarchive" => replayed.get_mut(&id).unwrap().1 = false,
+            "delete" => assert!(replayed.remove(&id).is_some()),
+            op => panic!("unexpected operation {op}"),
+        }
+    }
+    let store: HashMap<String, (String, bool)> = list
+        .iter()
+        .map(|key| {
+            let fingerprint = key.info.fingerprint.unwrap().signature();
+            (key.id.clone(), (fingerprint, key.archived_at.is_some()))
+        })
+        .collect();
+    assert_eq!(replayed, store, "replaying the log does not give the store");
     println!(
-        "    {WORKERS} processes x {OPERATIONS} operations: {successes} succeeded, {} keys remain",
-        list.len()
+        "    {WORKERS} processes x {OPERATIONS} operations: {successes} succeeded, {} keys \
+         remain, {} records",
+        list.len(),
+        records.len()
     );
 }

@@ -1,10 +1,13 @@
 //! SIGKILL at every step of store, delete (into the trash, and --purge),
-//! archive, trash restore, trash purge and verify --repair; and of the
-//! restore of an archived key from an export bundle.
+//! archive, trash restore, trash purge and verify --repair: each of the
+//! operation's own crash points, and each step of recording its intent in
+//! the audit log. `audit verify` and `verify` together account for what
+//! happened. And of the restore of an archived key from an export bundle.
 
 use pbs_api_types::Fingerprint;
 use pbs_config::ConfigDir;
-use pbs_config::failpoint::POINTS;
+use pbs_config::audit::{AuditLog, AuditReport, StoreState, VerifyOptions};
+use pbs_config::failpoint::{AUDIT_POINTS, POINTS};
 use pbs_config::verify::FindingKind;
 
 use pbs_test_kit::key_config;
@@ -26,8 +29,35 @@ pub fn sigkill_at_every_crash_point() {
         "pbs-config must be built with the failpoints feature for this test"
     );
     for point in POINTS {
-        check_crash_point(point);
+        let op = point.split(':').next().unwrap();
+        check_crash_point(op, point);
     }
+    // every step of recording the intent, of every operation
+    for op in [
+        "store",
+        "delete",
+        "delete-purge",
+        "archive",
+        "restore",
+        "purge",
+        "repair",
+    ] {
+        for point in AUDIT_POINTS {
+            check_crash_point(op, point);
+        }
+    }
+}
+
+fn audit_verify(config: &ConfigDir, repair: bool) -> AuditReport {
+    AuditLog::open_existing(config)
+        .unwrap()
+        .expect("an audit log")
+        .syslog_socket(None)
+        .verify(&VerifyOptions {
+            repair,
+            ..Default::default()
+        })
+        .unwrap()
 }
 
 /// Where the key with `fingerprint` is: `(in the store, in the trash)`.
@@ -46,7 +76,8 @@ fn whereabouts(config: &ConfigDir, fingerprint: &Fingerprint) -> (bool, bool) {
     (in_store, in_trash)
 }
 
-fn check_crash_point(point: &str) {
+/// `op` killed at `point` (one of its own, or a step of its intent).
+fn check_crash_point(op: &str, point: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let config = context(dir);
@@ -57,7 +88,6 @@ fn check_crash_point(point: &str) {
     keys.archive_key("trashed", None).unwrap();
     keys.remove_key("trashed", None).unwrap();
 
-    let op = point.split(':').next().unwrap();
     let id = "victim";
     let victim = key_config(2);
     let fingerprint = victim.fingerprint.unwrap();
@@ -101,14 +131,35 @@ fn check_crash_point(point: &str) {
 
     // a fresh context, as a new process after the crash would have
     let config = context(dir);
+    // the audit log first: the interrupted operation, with what the store
+    // shows (a trash purge records each entry after its crash point
+    // `purge:locked`, so there it has not begun)
+    let audit_report = audit_verify(&config, false);
+    assert!(!audit_report.is_tampered(), "{point}: {audit_report:#?}");
+    let unfinished = audit_report.unfinished.clone();
+    let began = point != "purge:locked";
+    assert_eq!(
+        unfinished.len(),
+        usize::from(began),
+        "{point}: {audit_report:#?}"
+    );
     let report = config.verify(false).unwrap();
     let leftovers: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
     assert_crash_leftovers_only(&report, point);
     assert!(leftovers.len() <= 2, "{point}: {:#?}", report.findings);
 
+    // reconcile the log (before the store's repair records its own
+    // changes to the same key), then repair the store
+    let audit_repaired = audit_verify(&config, true);
+    assert!(audit_repaired.is_clean(), "{point}: {audit_repaired:#?}");
     let repaired = config.verify(true).unwrap();
     assert_clean(&repaired, point);
     assert_eq!(repaired.repaired.len(), leftovers.len(), "{point}");
+    let audit_again = audit_verify(&config, false);
+    assert!(
+        audit_again.is_clean() && audit_again.notices.is_empty(),
+        "{point}: {audit_again:#?}"
+    );
     // the invariant: every config entry has its key file and fingerprint
     assert_every_listed_key_loads(&config);
 
@@ -146,9 +197,37 @@ fn check_crash_point(point: &str) {
         }
         _ => panic!("{point}: the key is gone ({leftovers:?})"),
     };
+    // what the log said the interrupted operation did is what happened
+    if let Some(unfinished) = unfinished.first() {
+        let recorded = match op {
+            "store" => "import",
+            "restore" => "trash-restore",
+            "repair" => "repair-orphan",
+            op => op,
+        };
+        assert_eq!(unfinished.record.op, recorded, "{point}");
+        let expected = match (op, outcome) {
+            ("repair", _) => StoreState::Unknown,
+            ("store", "stored") | ("archive", "archived") | ("restore", "in the store") => {
+                StoreState::Applied
+            }
+            ("delete" | "delete-purge", "in the trash" | "purged") => StoreState::Applied,
+            // a purge's key file gone from its trash entry
+            ("purge", "purged") => StoreState::Applied,
+            _ => StoreState::NotApplied,
+        };
+        assert_eq!(
+            unfinished.state, expected,
+            "{point}: key {outcome}: {unfinished:#?}"
+        );
+    }
     println!(
-        "    crash point {point}: leftovers {leftovers:?}, repaired {}, key {outcome}",
-        repaired.repaired.len()
+        "    crash point {point} of {op}: leftovers {leftovers:?}, repaired {}, key {outcome}, \
+         log: {}",
+        repaired.repaired.len(),
+        unfinished
+            .first()
+            .map_or("nothing begun".to_string(), |u| format!("{:?}", u.state))
     );
 }
 

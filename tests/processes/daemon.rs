@@ -10,13 +10,15 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
+use pbs_config::audit::{AuditLog, VerifyOptions};
 use pbs_config::failpoint::POINTS;
 use pbs_test_kit::dirs::snapshot;
 use pbs_test_kit::tmpfs::tmpfs_config_dir;
 use pbs_test_kit::{ApiDaemon, Manager, Sandbox, https, key_config};
 
 use crate::support::{
-    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context,
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads,
+    assert_failure_recorded, audit_records, context, without_audit,
 };
 
 /// Starts the daemon on `dir` (with `$PBS_FAILPOINT` = `failpoint`), its
@@ -108,6 +110,27 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
         );
 
         let config = context(dir);
+        // the log: the interrupted request, by the token, from loopback
+        let log = AuditLog::open_existing(&config).unwrap().unwrap();
+        let audit_report = log.verify(&VerifyOptions::default()).unwrap();
+        assert_eq!(
+            audit_report.unfinished.len(),
+            1,
+            "{point}: {audit_report:#?}"
+        );
+        let record = &audit_report.unfinished[0].record;
+        assert_eq!(record.actor, "root@pam!crash", "{point}");
+        assert!(
+            matches!(record.origin.as_str(), "api 127.0.0.1" | "api ::1"),
+            "{point}: {record:?}"
+        );
+        let reconciled = log
+            .verify(&VerifyOptions {
+                repair: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(reconciled.is_clean(), "{point}: {reconciled:#?}");
         let report = config.verify(false).unwrap();
         assert_crash_leftovers_only(&report, point);
         let leftovers = report.findings.len();
@@ -247,7 +270,8 @@ pub fn api_on_a_full_disk_and_a_read_only_file_system() {
     };
 
     for fault in ["full disk", "read-only file system"] {
-        let before = snapshot(&dir, &[]);
+        let before = without_audit(snapshot(&dir, &[]));
+        let records = audit_records(&dir).len();
         match fault {
             "full disk" => mount.fill("filler", 0),
             _ => mount.remount(true),
@@ -266,7 +290,14 @@ pub fn api_on_a_full_disk_and_a_read_only_file_system() {
         let (status, body) =
             request(port, &auth, "GET", "config/encryption-keys", None).expect("an answer");
         assert_eq!(status, 200, "{fault}: list: {body}");
-        assert_eq!(snapshot(&dir, &[]), before, "{fault}: store changed");
+        assert_eq!(
+            without_audit(snapshot(&dir, &[])),
+            before,
+            "{fault}: store changed"
+        );
+        // the log on the same disk: the intent fitted into the room the
+        // last one reserved, or it was refused (then nothing changed)
+        assert_failure_recorded(&dir, records, why, fault);
         match fault {
             "full disk" => std::fs::remove_file(mount.path.join("filler")).unwrap(),
             _ => mount.remount(false),

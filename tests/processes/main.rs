@@ -142,6 +142,10 @@ const TESTS: &[(&str, TestFn)] = &[
         "hostile::root_works_while_backup_swaps_names",
         hostile::root_works_while_backup_swaps_names,
     ),
+    (
+        "audit::cli_operations_fail_closed_without_a_writable_log",
+        audit::cli_operations_fail_closed_without_a_writable_log,
+    ),
 ];
 
 fn main() -> ExitCode {

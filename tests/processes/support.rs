@@ -2,14 +2,17 @@
 //! checks the tests of this binary share (the rest is in the test kit).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
 use nix::unistd::{Gid, Uid};
 
 use pbs_config::ConfigDir;
+use pbs_config::audit::{AuditLog, Filter, Phase, Record, VerifyOptions};
 use pbs_config::verify::{FindingKind, VerifyReport};
+use pbs_test_kit::tmpfs::Tmpfs;
 use pbs_test_kit::{Manager, Run, key_config};
 
 /// A command running this binary as a worker of `kind`.
@@ -123,6 +126,85 @@ pub fn assert_crash_leftovers_only(report: &VerifyReport, context: &str) {
             report.findings
         );
     }
+}
+
+/// Leaves the audit log's files out of a snapshot: a failed operation
+/// leaves the store as it was, but its intent and error outcome in the log
+/// (see [`assert_failure_recorded`]).
+pub fn without_audit(files: Vec<(PathBuf, Vec<u8>)>) -> Vec<(PathBuf, Vec<u8>)> {
+    files
+        .into_iter()
+        .filter(|(path, _)| !path.to_string_lossy().contains("/.audit/"))
+        .collect()
+}
+
+/// The records of the audit log of the store in `dir` (none without one).
+pub fn audit_records(dir: &Path) -> Vec<Record> {
+    let config = context(dir);
+    match AuditLog::open_existing(&config).unwrap() {
+        Some(log) => log.list(&Filter::default()).unwrap(),
+        None => Vec::new(),
+    }
+}
+
+/// After an operation that failed (`what`): the audit log grew from
+/// `before` records by nothing (its intent was refused: nothing was
+/// changed) or by one intent and its outcome, an error containing `why`;
+/// and it verifies. Returns how many records it grew by.
+pub fn assert_failure_recorded(dir: &Path, before: usize, why: &str, what: &str) -> usize {
+    let records = audit_records(dir);
+    let new = &records[before..];
+    match new {
+        [] => {}
+        [intent, outcome] => {
+            assert_eq!(intent.phase, Phase::Intent, "{what}: {new:#?}");
+            assert_eq!(outcome.intent, Some(intent.seq), "{what}: {new:#?}");
+            let result = outcome.result.as_deref().unwrap_or_default();
+            assert!(
+                !outcome.took_effect() && result.contains(why),
+                "{what}: the outcome is not the failure: {new:#?}"
+            );
+        }
+        _ => panic!("{what}: the log grew by more than one operation: {new:#?}"),
+    }
+    let config = context(dir);
+    if let Some(log) = AuditLog::open_existing(&config).unwrap() {
+        let report = log.verify(&VerifyOptions::default()).unwrap();
+        assert!(report.is_clean(), "{what}: {report:#?}");
+    }
+    new.len()
+}
+
+/// A tmpfs of `size` of its own at the audit log's directory of the store
+/// in `dir` (created empty, root:backup 0750 as the store makes it): the
+/// store's disk fills up while the log has room. Drop it before the
+/// store's mount.
+pub fn audit_dir_on_tmpfs(dir: &Path, size: &str) -> Tmpfs {
+    let config = context(dir);
+    let key_dir = config.encryption_keys().key_dir();
+    let ownership = config.ownership();
+    for (path, mode) in [(key_dir.clone(), 0o750), (key_dir.join(".audit"), 0o750)] {
+        if !path.exists() {
+            std::fs::create_dir(&path).unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(
+            &path,
+            Some(ownership.file_uid.as_raw()),
+            Some(ownership.file_gid.as_raw()),
+        )
+        .unwrap();
+    }
+    let audit_dir = key_dir.join(".audit");
+    let mount = Tmpfs::mount(&audit_dir, size);
+    std::fs::set_permissions(&audit_dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::chown(
+        &audit_dir,
+        Some(ownership.file_uid.as_raw()),
+        Some(ownership.file_gid.as_raw()),
+    )
+    .unwrap();
+    mount
 }
 
 /// A fresh context for `path` (no shared cache with other tests).

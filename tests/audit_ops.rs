@@ -1,0 +1,545 @@
+//! Every operation that changes the store leaves exactly one intent and
+//! one outcome in the audit log, with the right fields: through the CLI as
+//! `root@pam` with the Unix user who ran it, origin `cli`; through the API
+//! as the token (or the user of a ticket), origin `api` with the client's
+//! address. A refused operation leaves nothing. `encryption-key show`
+//! derives "last changed by" from the same records.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use pbs_test_kit::access::{add_token, add_user, grant};
+use pbs_test_kit::https::{Client, form_body, urlencode};
+use pbs_test_kit::{ApiDaemon, Manager, Sandbox, key_config};
+
+/// The audit log of the store in `dir`, one JSON value per record.
+fn records(dir: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(dir.join("encryption-keys/.audit/log")) {
+        Ok(text) => text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Who is expected to act.
+struct Actor {
+    actor: String,
+    origin: Vec<&'static str>,
+    unix_user: Option<String>,
+}
+
+impl Actor {
+    fn cli() -> Self {
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .unwrap()
+            .unwrap();
+        Self {
+            actor: "root@pam".to_string(),
+            origin: vec!["cli"],
+            unix_user: Some(user.name),
+        }
+    }
+
+    fn api(actor: &str) -> Self {
+        Self {
+            actor: actor.to_string(),
+            origin: vec!["api 127.0.0.1", "api ::1"],
+            unix_user: None,
+        }
+    }
+}
+
+/// The log of one store and what the test has checked of it.
+struct Log<'a> {
+    dir: &'a Path,
+    seen: usize,
+}
+
+impl<'a> Log<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            seen: records(dir).len(),
+        }
+    }
+
+    /// The records written since the last check, as pairs: each intent
+    /// followed by its outcome, which is `ok`; by `who`. Returns the
+    /// intents.
+    #[track_caller]
+    fn pairs(&mut self, who: &Actor, what: &str) -> Vec<Value> {
+        let all = records(self.dir);
+        let new = all[self.seen..].to_vec();
+        self.seen = all.len();
+        assert!(
+            !new.is_empty() && new.len().is_multiple_of(2),
+            "{what}: {new:#?}"
+        );
+        let mut intents = Vec::new();
+        for pair in new.chunks(2) {
+            let (intent, outcome) = (&pair[0], &pair[1]);
+            assert_eq!(intent["phase"], "intent", "{what}: {pair:#?}");
+            assert_eq!(outcome["phase"], "outcome", "{what}: {pair:#?}");
+            assert_eq!(outcome["intent"], intent["seq"], "{what}: {pair:#?}");
+            assert_eq!(outcome["result"], "ok", "{what}: {pair:#?}");
+            for field in ["op", "ids", "fingerprints", "job", "actor", "origin"] {
+                assert_eq!(intent.get(field), outcome.get(field), "{what}: {field}");
+            }
+            assert_eq!(intent["actor"], who.actor.as_str(), "{what}: {intent}");
+            let origin = intent["origin"].as_str().unwrap();
+            assert!(who.origin.contains(&origin), "{what}: {intent}");
+            assert_eq!(
+                intent.get("unix-user").and_then(Value::as_str),
+                who.unix_user.as_deref(),
+                "{what}: {intent}"
+            );
+            intents.push(intent.clone());
+        }
+        intents
+    }
+
+    /// Exactly one pair, of `op` naming `ids` (and `fingerprints`, unless
+    /// `None`), by `who`.
+    #[track_caller]
+    fn one(&mut self, who: &Actor, op: &str, ids: &[&str], fingerprints: Option<&[&str]>) {
+        let what = format!("{op} {ids:?}");
+        let intents = self.pairs(who, &what);
+        assert_eq!(intents.len(), 1, "{what}: {intents:#?}");
+        let intent = &intents[0];
+        assert_eq!(intent["op"], op, "{what}: {intent}");
+        assert_eq!(intent["ids"], json!(ids), "{what}: {intent}");
+        if let Some(fingerprints) = fingerprints {
+            assert_eq!(
+                intent["fingerprints"],
+                json!(fingerprints),
+                "{what}: {intent}"
+            );
+        }
+    }
+
+    /// Nothing was recorded since the last check (a refusal).
+    #[track_caller]
+    fn nothing(&mut self, what: &str) {
+        let all = records(self.dir);
+        assert_eq!(all.len(), self.seen, "{what}: {:#?}", &all[self.seen..]);
+    }
+}
+
+/// The trash entry name of key `id` (the newest one).
+fn trash_entry(dir: &Path, id: &str) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("encryption-keys/.trash"))
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json").map(str::to_string)
+        })
+        .filter(|name| name.starts_with(&format!("{id}@")))
+        .collect();
+    names.sort();
+    names.pop().expect("a trash entry")
+}
+
+fn fingerprint(seed: u64) -> String {
+    key_config(seed).fingerprint.unwrap().signature()
+}
+
+#[test]
+fn every_cli_operation_leaves_one_record_pair() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    let manager = Manager::new(dir);
+    let ok = |args: &[&str]| {
+        let run = manager.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        run
+    };
+    let refused = |args: &[&str]| {
+        let run = manager.run(args);
+        assert_eq!(run.code, 255, "{args:?}: {run:?}");
+    };
+    let key_file = |seed: u64| {
+        let path = sandbox.file(&format!("key-{seed}.enc"));
+        std::fs::write(&path, key_config(seed).to_json().unwrap()).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let cli = Actor::cli();
+    let mut log = Log::new(dir);
+
+    // create: the fingerprint of the new key
+    let run = ok(&[
+        "--output-format",
+        "json",
+        "encryption-key",
+        "create",
+        "k-one",
+    ]);
+    let created: Value = serde_json::from_str(&run.stdout).unwrap();
+    let created_fp = created["fingerprint"].as_str().unwrap().to_string();
+    log.one(&cli, "create", &["k-one"], Some(&[&created_fp]));
+    let imported = key_file(2);
+    ok(&["encryption-key", "import", "k-two", "--file", &imported]);
+    log.one(&cli, "import", &["k-two"], Some(&[&fingerprint(2)]));
+    // refusals: a taken fingerprint, a taken id, an active key's delete
+    refused(&["encryption-key", "import", "k-dup", "--file", &imported]);
+    refused(&["encryption-key", "create", "k-one"]);
+    refused(&["encryption-key", "remove", "k-two"]);
+    refused(&["encryption-key", "unarchive", "k-two"]);
+    log.nothing("refusals");
+
+    for op in ["archive", "unarchive", "archive"] {
+        ok(&["encryption-key", op, "k-two"]);
+        log.one(&cli, op, &["k-two"], Some(&[&fingerprint(2)]));
+    }
+    ok(&["encryption-key", "remove", "k-two"]);
+    log.one(&cli, "delete", &["k-two"], Some(&[&fingerprint(2)]));
+    let entry = trash_entry(dir, "k-two");
+    // the trash record says who deleted, as the log does
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("encryption-keys/.trash/{entry}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["actor"], "root@pam", "{record}");
+    ok(&[
+        "encryption-key",
+        "trash",
+        "restore",
+        "k-two",
+        "--as",
+        "k-three",
+    ]);
+    log.one(
+        &cli,
+        "trash-restore",
+        &["k-three", &entry],
+        Some(&[&fingerprint(2)]),
+    );
+    ok(&["encryption-key", "remove", "k-three", "--purge"]);
+    log.one(&cli, "delete-purge", &["k-three"], Some(&[&fingerprint(2)]));
+
+    // a key whose file is missing, dropped with --force
+    ok(&["encryption-key", "import", "k-four", "--file", &key_file(4)]);
+    ok(&["encryption-key", "archive", "k-four"]);
+    log.pairs(&cli, "setup");
+    std::fs::remove_file(dir.join("encryption-keys/k-four.enc")).unwrap();
+    refused(&["encryption-key", "remove", "k-four"]);
+    log.nothing("a missing key file without --force");
+    ok(&["encryption-key", "remove", "k-four", "--force"]);
+    log.one(&cli, "delete-force", &["k-four"], Some(&[&fingerprint(4)]));
+
+    // trash purge: of one entry, and of every expired one, one pair each
+    for seed in [5, 6, 7] {
+        let id = format!("k-{seed}");
+        ok(&["encryption-key", "import", &id, "--file", &key_file(seed)]);
+        ok(&["encryption-key", "archive", &id]);
+        ok(&["encryption-key", "remove", &id, "--keep-days", "0"]);
+    }
+    log.pairs(&cli, "setup");
+    let entry = trash_entry(dir, "k-5");
+    ok(&["encryption-key", "trash", "purge", &entry]);
+    log.one(&cli, "purge", &["k-5", &entry], Some(&[&fingerprint(5)]));
+    let (six, seven) = (trash_entry(dir, "k-6"), trash_entry(dir, "k-7"));
+    ok(&["encryption-key", "trash", "purge", "--expired"]);
+    let purged = log.pairs(&cli, "purge --expired");
+    let mut named: Vec<Value> = purged.iter().map(|r| r["ids"].clone()).collect();
+    named.sort_by_key(|ids| ids.to_string());
+    assert_eq!(named, [json!(["k-6", six]), json!(["k-7", seven])]);
+    assert!(purged.iter().all(|r| r["op"] == "purge"));
+
+    // a sync job's keys: the job, and every key it names before and after
+    ok(&[
+        "sync-job",
+        "create",
+        "job1",
+        "--store",
+        "local",
+        "--remote",
+        "other",
+        "--remote-store",
+        "remote",
+        "--sync-direction",
+        "push",
+        "--active-encryption-key",
+        "k-one",
+    ]);
+    log.one(&cli, "sync-job-keys", &["k-one"], Some(&[&created_fp]));
+    let job = records(dir).last().unwrap()["job"].clone();
+    assert_eq!(job, "job1");
+    refused(&["sync-job", "update", "job1", "--active-encryption-key", "nope"]);
+    log.nothing("a sync job naming a missing key");
+
+    // verify --repair: one pair per action
+    let key_path = dir.join("encryption-keys/k-one.enc");
+    std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(dir.join("encryption-keys/gone.enc.lck"), b"").unwrap();
+    std::fs::write(
+        dir.join("encryption-keys/stray.enc"),
+        key_config(8).to_json().unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.join("encryption-keys/stray.enc"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let run = manager.run(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let repairs = log.pairs(&cli, "verify --repair");
+    let mut ops: Vec<(String, Value)> = repairs
+        .iter()
+        .map(|r| (r["op"].as_str().unwrap().to_string(), r["ids"].clone()))
+        .collect();
+    ops.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        ops,
+        [
+            (
+                "repair-mode".to_string(),
+                json!(["k-one", "encryption-keys/k-one.enc"])
+            ),
+            (
+                "repair-orphan".to_string(),
+                json!(["stray", "encryption-keys/stray.enc"])
+            ),
+            (
+                "repair-stale-lock".to_string(),
+                json!(["gone", "encryption-keys/gone.enc.lck"])
+            ),
+        ]
+    );
+    ok(&["encryption-key", "verify", "--repair"]);
+    log.nothing("a clean store's repair");
+
+    // users, passwords, tokens, ACLs: named, never their secrets
+    ok(&["user", "create", "alice@pbs", "--password", "alice pass 1"]);
+    log.one(&cli, "user-create", &["alice@pbs"], Some(&[]));
+    refused(&["user", "create", "alice@pbs"]);
+    log.nothing("an existing user");
+    ok(&["user", "update", "alice@pbs", "--comment", "keys"]);
+    log.one(&cli, "user-update", &["alice@pbs"], Some(&[]));
+    let run = manager.run_with(&["user", "passwd", "alice@pbs"], Some(b"alice pass 2\n"));
+    assert_eq!(run.code, 0, "{run:?}");
+    log.one(&cli, "user-password", &["alice@pbs"], Some(&[]));
+    let run = ok(&[
+        "--output-format",
+        "json",
+        "user",
+        "generate-token",
+        "alice@pbs",
+        "t1",
+    ]);
+    let secret = serde_json::from_str::<Value>(&run.stdout).unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    log.one(&cli, "token-create", &["alice@pbs!t1"], Some(&[]));
+    ok(&[
+        "acl",
+        "update",
+        "/system",
+        "Audit",
+        "--auth-id",
+        "alice@pbs!t1",
+    ]);
+    log.one(
+        &cli,
+        "acl-grant",
+        &["/system", "alice@pbs!t1", "Audit"],
+        None,
+    );
+    ok(&[
+        "acl",
+        "update",
+        "/system",
+        "Audit",
+        "--auth-id",
+        "alice@pbs!t1",
+        "--delete",
+    ]);
+    log.one(
+        &cli,
+        "acl-revoke",
+        &["/system", "alice@pbs!t1", "Audit"],
+        None,
+    );
+    refused(&[
+        "acl",
+        "update",
+        "/system",
+        "Audit",
+        "--auth-id",
+        "alice@pbs!t1",
+        "--delete",
+    ]);
+    log.nothing("revoking a role not held");
+    ok(&["user", "delete-token", "alice@pbs", "t1"]);
+    log.one(&cli, "token-delete", &["alice@pbs!t1"], Some(&[]));
+    ok(&["user", "remove", "alice@pbs"]);
+    log.one(&cli, "user-delete", &["alice@pbs"], Some(&[]));
+
+    let text = std::fs::read_to_string(dir.join("encryption-keys/.audit/log")).unwrap();
+    for secret in [secret.as_str(), "alice pass 1", "alice pass 2"] {
+        assert!(!text.contains(secret), "the log holds {secret:?}");
+    }
+    // show: the last change of k-one was the repair of its mode
+    let shown = manager.run(&["--output-format", "json", "encryption-key", "show", "k-one"]);
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["last-changed-by"]["op"], "repair-mode", "{shown}");
+    assert_eq!(shown["last-changed-by"]["actor"], "root@pam");
+    assert!(shown.get("last-exported").is_none(), "{shown}");
+    // and the whole log verifies
+    let run = manager.run(&["audit", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn every_api_operation_leaves_one_record_pair() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    // access set up through the library: no records of its own
+    let config = pbs_config::ConfigDir::new(dir).unwrap();
+    add_user(&config, "alice@pbs", Some("alice's pass phrase"), |_| {});
+    let secret = add_token(&config, "alice@pbs!ops", None);
+    grant(&config, "/", "alice@pbs", "Admin", true);
+    grant(&config, "/", "alice@pbs!ops", "Admin", true);
+    let daemon = ApiDaemon::start(dir, &[], sandbox.file("daemon.log"));
+    let mut client = Client::token(daemon.port, "alice@pbs!ops", &secret);
+    let token = Actor::api("alice@pbs!ops");
+    let mut log = Log::new(dir);
+    let keys = "config/encryption-keys";
+
+    let created = client.post_form(keys, "id=a-one").data();
+    let created_fp = created["fingerprint"].as_str().unwrap().to_string();
+    log.one(&token, "create", &["a-one"], Some(&[&created_fp]));
+    let body = json!({"id": "a-two", "key": key_config(12).to_json().unwrap()});
+    client.post_json(keys, &body).data();
+    log.one(&token, "import", &["a-two"], Some(&[&fingerprint(12)]));
+    // refusals
+    client
+        .post_form(keys, "id=a-one")
+        .expect(400, "already exists");
+    client
+        .post_json(
+            keys,
+            &json!({"id": "a-dup", "key": key_config(12).to_json().unwrap()}),
+        )
+        .expect(400, "already stored");
+    client
+        .delete(&format!("{keys}/a-two"))
+        .expect(400, "not archived");
+    log.nothing("refusals");
+
+    // toggles: archive, unarchive, archive
+    for op in ["archive", "unarchive", "archive"] {
+        client.post_form(&format!("{keys}/a-two"), "").data();
+        log.one(&token, op, &["a-two"], Some(&[&fingerprint(12)]));
+    }
+    client.delete(&format!("{keys}/a-two")).data();
+    log.one(&token, "delete", &["a-two"], Some(&[&fingerprint(12)]));
+    let entry = trash_entry(dir, "a-two");
+    client
+        .post_form(&format!("config/encryption-key-trash/{entry}/restore"), "")
+        .data();
+    log.one(
+        &token,
+        "trash-restore",
+        &["a-two", &entry],
+        Some(&[&fingerprint(12)]),
+    );
+    // restored archived, as it was deleted
+    client.delete(&format!("{keys}/a-two?purge=1")).data();
+    log.one(
+        &token,
+        "delete-purge",
+        &["a-two"],
+        Some(&[&fingerprint(12)]),
+    );
+
+    // a key file gone: force
+    let body = json!({"id": "a-three", "key": key_config(13).to_json().unwrap()});
+    client.post_json(keys, &body).data();
+    client.post_form(&format!("{keys}/a-three"), "").data();
+    log.pairs(&token, "setup");
+    std::fs::remove_file(dir.join("encryption-keys/a-three.enc")).unwrap();
+    client.delete(&format!("{keys}/a-three?force=1")).data();
+    log.one(
+        &token,
+        "delete-force",
+        &["a-three"],
+        Some(&[&fingerprint(13)]),
+    );
+
+    // purges: one entry, then what expired
+    for seed in [14, 15] {
+        let id = format!("a-{seed}");
+        let body = json!({"id": id, "key": key_config(seed).to_json().unwrap()});
+        client.post_json(keys, &body).data();
+        client.post_form(&format!("{keys}/{id}"), "").data();
+        client.delete(&format!("{keys}/{id}?keep-days=0")).data();
+    }
+    log.pairs(&token, "setup");
+    let entry = trash_entry(dir, "a-14");
+    client
+        .delete(&format!("config/encryption-key-trash/{entry}"))
+        .data();
+    log.one(
+        &token,
+        "purge",
+        &["a-14", &entry],
+        Some(&[&fingerprint(14)]),
+    );
+    let entry = trash_entry(dir, "a-15");
+    client
+        .delete("config/encryption-key-trash?expired=1")
+        .data();
+    log.one(
+        &token,
+        "purge",
+        &["a-15", &entry],
+        Some(&[&fingerprint(15)]),
+    );
+
+    // a ticket: the user acts, not a token
+    let form = format!(
+        "username=alice@pbs&password={}",
+        urlencode("alice's pass phrase")
+    );
+    let login = Client::new(daemon.port)
+        .post_form("access/ticket", &form)
+        .data();
+    let cookie = format!("PBSAuthCookie={}", login["ticket"].as_str().unwrap());
+    let csrf = login["CSRFPreventionToken"].as_str().unwrap().to_string();
+    let mut by_ticket =
+        Client::new(daemon.port).with_auth(&[("Cookie", &cookie), ("CSRFPreventionToken", &csrf)]);
+    by_ticket
+        .send("POST", keys, &[], Some(form_body("id=a-ticket")))
+        .data();
+    log.one(&Actor::api("alice@pbs"), "create", &["a-ticket"], None);
+
+    // the log through the API: the same records, and "last changed by"
+    let listed = client
+        .get("config/encryption-key-audit?key=a-ticket")
+        .data();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let shown = client.get(&format!("{keys}/a-one")).data();
+    assert_eq!(
+        shown["last-changed-by"]["actor"], "alice@pbs!ops",
+        "{shown}"
+    );
+    assert_eq!(shown["last-changed-by"]["op"], "create", "{shown}");
+    assert!(shown["last-changed-by"].get("unix-user").is_none());
+    let report = client.get("config/encryption-key-audit/verify").data();
+    assert_eq!(report["problems"], json!([]), "{report}");
+    assert!(
+        !std::fs::read_to_string(dir.join("encryption-keys/.audit/log"))
+            .unwrap()
+            .contains(&secret)
+    );
+    drop(daemon);
+}
