@@ -115,6 +115,7 @@ snapshot() {
         getent passwd backup; getent group backup' >"$1"
 }
 keys_digest() { in_root sh -c 'cd /etc/proxmox-backup && sha256sum encryption-keys.cfg encryption-keys/*.enc'; }
+log_digest() { in_root sha256sum /etc/proxmox-backup/encryption-keys/.audit/log; }
 
 echo "test-deb: $pkg $version in $root"
 
@@ -200,6 +201,8 @@ check "postinst asked to start the trash purge timer" grep -q "proxmox-backup-ke
 check "postinst did not run a purge" sh -c "! grep -q 'proxmox-backup-keystore-trash-purge.service start' '$root/var/log/policy-rc.d.log'"
 check "the manager runs in the root" in_root $MANAGER --version
 expect_in_log install "verified, no problems found" "postinst reports a clean verify on an empty store"
+expect_stat $KEYDIR/.audit root:backup 750
+expect_in_log install "audit log verified, no problems found" "postinst reports a clean audit log"
 
 check "the man page renders without warnings" sh -c \
     "man --warnings -l '$root/usr/share/man/man1/proxmox-backup-manager.1.gz' 2>&1 >/dev/null | (! grep .)"
@@ -240,6 +243,21 @@ else
     sed 's/^/    | /' "$log.verify1"
 fi
 keys_before="$(keys_digest)"
+
+# an audited operation that leaves the keys alone: the log, its checkpoint
+# and its signing key appear with their owners and modes
+if run_logged audited $MANAGER user create deb-test@pbs; then
+    ok "an audited operation (user create) succeeds"
+else
+    fail "an audited operation (user create) succeeds"
+    sed 's/^/    | /' "$log.audited"
+fi
+expect_stat $KEYDIR/.audit/log root:backup 640
+expect_stat $KEYDIR/.audit/checkpoint root:backup 640
+expect_stat $KEYDIR/.audit/signing.key root:root 600
+check "the log holds the operation, by root@pam on the CLI" \
+    sh -c "chroot '$root' $MANAGER --output-format json audit list --operation user-create | grep -q '\"actor\":\"root@pam\",\"unix-user\":\"root\",\"origin\":\"cli\"'"
+check "audit verify is clean" in_root $MANAGER audit verify
 
 # the unit's CapabilityBoundingSet is enough for the library's writes: with
 # only those capabilities, root recreates the lock files (owner backup, set
@@ -335,6 +353,10 @@ in_root chown root:root $CFG
 in_root chmod 0644 $CFG/.encryption-keys.lck
 in_root chown root:root $CFG/.encryption-keys.lck
 in_root sh -c "touch $KEYDIR/offsite-2025.enc.lck && chmod 0600 $KEYDIR/offsite-2025.enc.lck"
+in_root chmod 0644 $KEYDIR/.audit/log
+in_root chmod 0640 $KEYDIR/.audit/signing.key
+in_root chmod 0755 $KEYDIR/.audit
+log_before="$(log_digest)"
 : >"$root/var/log/policy-rc.d.log"
 
 if run_logged upgrade apt-get install -y "/tmp/${pkg}_upgrade.deb"; then
@@ -352,6 +374,11 @@ expect_stat $KEYDIR root:backup 750
 expect_stat $CFG backup:backup 700
 expect_stat $CFG/.encryption-keys.lck backup:backup 660
 expect_stat $KEYDIR/offsite-2025.enc.lck backup:backup 660
+expect_stat $KEYDIR/.audit root:backup 750
+expect_stat $KEYDIR/.audit/log root:backup 640
+expect_stat $KEYDIR/.audit/signing.key root:root 600
+check "the audit log is unchanged by the upgrade" test "$(log_digest)" = "$log_before"
+expect_in_log upgrade "audit log verified, no problems found" "postinst reports a clean audit log after the repairs"
 expect_in_log upgrade "repaired \"$KEYDIR/offsite-2025.enc\": mode 0644 -> 0640" "postinst says it repaired the 0644 key file"
 expect_in_log upgrade "repaired \"$CFG/encryption-keys.cfg\": owner root:root -> root:backup" "postinst says it repaired the config owner"
 expect_in_log upgrade "verified, no problems found" "postinst reports a clean verify after the repairs"
@@ -409,6 +436,8 @@ if run_logged purge apt-get purge -y "$pkg"; then ok "apt-get purge succeeds"; e
 fi
 check "the package is gone after purge" sh -c "! chroot '$root' dpkg-query -W -f='\${Status}' $pkg 2>/dev/null | grep -q installed"
 check "keys and config are kept on purge" test "$(keys_digest)" = "$keys_before"
+check "the audit log is kept on purge" test "$(log_digest)" = "$log_before"
+expect_in_log purge "audit log" "purge says the audit log was kept"
 expect_stat $KEYDIR/offsite-2025.enc root:backup 640
 expect_stat $CFG/encryption-keys.cfg root:backup 640
 expect_in_log purge "NOT removed" "purge says the keys were not removed"
