@@ -22,14 +22,22 @@
 //! operation fails and changes nothing. After the change (or its failure)
 //! it appends the `outcome`, which names the intent's `seq`:
 //!
-//! ```ignore
+//! ```text
 //! let key_dir = self.ensure_key_dir(&base)?;           // opened once per operation
 //! let key_lock = self.lock_key_file(&key_dir, id)?;    // every other lock first
-//! let event = Event::new(caller, Op::Create).id(id).fingerprint(fingerprint);
-//! let pending = self.dir.audit_log(&key_dir)?.intent(&event)?; // nothing changed yet
+//! refuse_existing_key_file(&key_dir, &name)?;          // refusals record nothing
+//! let event = self.dir.audit_event(Op::Create).id(id).fingerprint(fingerprint);
+//! let pending = self.dir.audit_intent(Some(&key_dir), &event)?; // nothing changed yet
 //! let result = self.write_key_and_config(/* ... */);   // the change
 //! pending.done(result)                                  // the outcome, then the result
 //! ```
+//!
+//! The event names the config dir's caller ([`crate::ConfigDir::caller`]):
+//! the CLI and the daemon make a view of the dir acting for who asked
+//! ([`crate::ConfigDir::with_caller`]); a dir without one records
+//! [`Caller::local`]. A refusal (bad input, a taken id, a key in use)
+//! comes before the intent and leaves no record; an operation that fails
+//! after its intent records the error as its outcome.
 //!
 //! Dropping a [`Pending`] without [`Pending::done`] or [`Pending::finish`]
 //! leaves its intent open: `audit verify` then reports it with what the
@@ -47,16 +55,18 @@
 //!   place and without fsync (a rename's new inode would ride on the next
 //!   intent's sync and double its cost): after a crash it may be torn or
 //!   behind the log, never ahead of it; `verify` reports that and
-//!   `--repair` signs a new one. Readers take the log's lock shared. An incomplete last line (a crash inside an append
-//!   that never returned) is cut off by the next append.
+//!   `--repair` signs a new one. Readers take the log's lock shared. An
+//!   incomplete last line (a crash inside an append that never returned)
+//!   is cut off by the next append.
 //!
 //! # Locking
 //!
 //! Appends take `log.lck`, always last and never while waiting for another
 //! lock, so the order of the log is the order of the changes made under
 //! the store's locks. Operations take `pending.lck` shared only (they never
-//! wait for each other on it); `audit verify` takes it exclusive, then
-//! `log.lck`, and no other lock.
+//! wait for each other on it), after every lock of the store but the token
+//! and password files' own (see the lock order in [`crate`]); `audit
+//! verify` takes it exclusive, then `log.lck`, and no other lock.
 
 mod append;
 pub mod checkpoint;
