@@ -189,6 +189,62 @@ fn every_cli_operation_leaves_one_record_pair() {
     refused(&["encryption-key", "unarchive", "k-two"]);
     log.nothing("refusals");
 
+    // keys leaving the store: export, the restore drill, a paperkey
+    let pass = sandbox.file("bundle.pass");
+    std::fs::write(&pass, "a long enough bundle pass phrase\n").unwrap();
+    let pass = pass.to_string_lossy().into_owned();
+    let bundle = sandbox.file("k-one.pbsx").to_string_lossy().into_owned();
+    ok(&[
+        "encryption-key",
+        "export",
+        "k-one",
+        "--output-file",
+        &bundle,
+        "--passphrase-file",
+        &pass,
+    ]);
+    log.one(&cli, "export", &["k-one"], Some(&[&created_fp]));
+    ok(&[
+        "encryption-key",
+        "export-verify",
+        &bundle,
+        "--passphrase-file",
+        &pass,
+    ]);
+    log.one(&cli, "export-verify", &["k-one"], Some(&[&created_fp]));
+    let run = Manager::run_command(
+        manager.command(&["encryption-key", "paperkey", "k-one"]),
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    log.one(&cli, "paperkey", &["k-one"], Some(&[&created_fp]));
+    // the paper carries the checkpoint signed after its own record
+    let size = records(dir).len() - 1;
+    assert!(
+        run.stdout.contains(&format!("\n  {size}\n")),
+        "{}",
+        run.stdout
+    );
+    // a bundle that does not open proves nothing and records nothing
+    std::fs::write(sandbox.file("wrong.pass"), "not the bundle pass phrase\n").unwrap();
+    let wrong = sandbox.file("wrong.pass").to_string_lossy().into_owned();
+    refused(&[
+        "encryption-key",
+        "export-verify",
+        &bundle,
+        "--passphrase-file",
+        &wrong,
+    ]);
+    // restoring a key the store has: nothing to do, nothing recorded
+    ok(&[
+        "encryption-key",
+        "restore",
+        &bundle,
+        "--passphrase-file",
+        &pass,
+    ]);
+    log.nothing("refused or void key transfers");
+
     for op in ["archive", "unarchive", "archive"] {
         ok(&["encryption-key", op, "k-two"]);
         log.one(&cli, op, &["k-two"], Some(&[&fingerprint(2)]));
@@ -216,8 +272,30 @@ fn every_cli_operation_leaves_one_record_pair() {
         &["k-three", &entry],
         Some(&[&fingerprint(2)]),
     );
+    let kept = sandbox.file("k-three.pbsx").to_string_lossy().into_owned();
+    ok(&[
+        "encryption-key",
+        "export",
+        "k-three",
+        "--output-file",
+        &kept,
+        "--passphrase-file",
+        &pass,
+    ]);
+    log.pairs(&cli, "export");
     ok(&["encryption-key", "remove", "k-three", "--purge"]);
     log.one(&cli, "delete-purge", &["k-three"], Some(&[&fingerprint(2)]));
+    // back from the bundle: one restore of it
+    ok(&[
+        "encryption-key",
+        "restore",
+        &kept,
+        "--passphrase-file",
+        &pass,
+    ]);
+    log.one(&cli, "restore", &["k-three"], Some(&[&fingerprint(2)]));
+    ok(&["encryption-key", "remove", "k-three", "--purge"]);
+    log.pairs(&cli, "delete-purge");
 
     // a key whose file is missing, dropped with --force
     ok(&["encryption-key", "import", "k-four", "--file", &key_file(4)]);
@@ -267,7 +345,13 @@ fn every_cli_operation_leaves_one_record_pair() {
     log.one(&cli, "sync-job-keys", &["k-one"], Some(&[&created_fp]));
     let job = records(dir).last().unwrap()["job"].clone();
     assert_eq!(job, "job1");
-    refused(&["sync-job", "update", "job1", "--active-encryption-key", "nope"]);
+    refused(&[
+        "sync-job",
+        "update",
+        "job1",
+        "--active-encryption-key",
+        "nope",
+    ]);
     log.nothing("a sync job naming a missing key");
 
     // verify --repair: one pair per action
@@ -387,12 +471,17 @@ fn every_cli_operation_leaves_one_record_pair() {
     for secret in [secret.as_str(), "alice pass 1", "alice pass 2"] {
         assert!(!text.contains(secret), "the log holds {secret:?}");
     }
-    // show: the last change of k-one was the repair of its mode
+    // show: the last change of k-one was the repair of its mode; its
+    // export and the drill of it are there too
     let shown = manager.run(&["--output-format", "json", "encryption-key", "show", "k-one"]);
     let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(shown["last-changed-by"]["op"], "repair-mode", "{shown}");
     assert_eq!(shown["last-changed-by"]["actor"], "root@pam");
-    assert!(shown.get("last-exported").is_none(), "{shown}");
+    assert_eq!(shown["last-exported"]["op"], "export", "{shown}");
+    assert_eq!(
+        shown["last-export-verify"]["op"], "export-verify",
+        "{shown}"
+    );
     // and the whole log verifies
     let run = manager.run(&["audit", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -434,6 +523,38 @@ fn every_api_operation_leaves_one_record_pair() {
         .delete(&format!("{keys}/a-two"))
         .expect(400, "not archived");
     log.nothing("refusals");
+
+    // keys leaving the store, and one coming back
+    let pass = "a long enough bundle pass phrase";
+    let exported = client
+        .post_json(
+            "config/encryption-key-export",
+            &json!({"id": ["a-one"], "passphrase": pass}),
+        )
+        .data();
+    log.one(&token, "export", &["a-one"], Some(&[&created_fp]));
+    let bundle = exported["bundle"].as_str().unwrap().to_string();
+    client
+        .post_json(
+            "config/encryption-key-export/verify",
+            &json!({"bundle": bundle, "passphrase": pass}),
+        )
+        .data();
+    log.one(&token, "export-verify", &["a-one"], Some(&[&created_fp]));
+    client
+        .post_form(&format!("{keys}/a-one/paperkey"), "")
+        .data();
+    log.one(&token, "paperkey", &["a-one"], Some(&[&created_fp]));
+    client.post_form(&format!("{keys}/a-one"), "").data();
+    client.delete(&format!("{keys}/a-one?purge=1")).data();
+    log.pairs(&token, "archive, delete-purge");
+    client
+        .post_json(
+            "config/encryption-key-restore",
+            &json!({"bundle": bundle, "passphrase": pass}),
+        )
+        .data();
+    log.one(&token, "restore", &["a-one"], Some(&[&created_fp]));
 
     // toggles: archive, unarchive, archive
     for op in ["archive", "unarchive", "archive"] {
@@ -523,16 +644,16 @@ fn every_api_operation_leaves_one_record_pair() {
     log.one(&Actor::api("alice@pbs"), "create", &["a-ticket"], None);
 
     // the log through the API: the same records, and "last changed by"
-    let listed = client
-        .get("config/encryption-key-audit?key=a-ticket")
-        .data();
+    let listed = client.get("config/encryption-key-audit?id=a-ticket").data();
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     let shown = client.get(&format!("{keys}/a-one")).data();
     assert_eq!(
         shown["last-changed-by"]["actor"], "alice@pbs!ops",
         "{shown}"
     );
-    assert_eq!(shown["last-changed-by"]["op"], "create", "{shown}");
+    assert_eq!(shown["last-changed-by"]["op"], "restore", "{shown}");
+    assert_eq!(shown["last-exported"]["op"], "export", "{shown}");
+    assert_eq!(shown["last-export-verify"]["op"], "export-verify", "{shown}");
     assert!(shown["last-changed-by"].get("unix-user").is_none());
     let report = client.get("config/encryption-key-audit/verify").data();
     assert_eq!(report["problems"], json!([]), "{report}");

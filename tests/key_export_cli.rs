@@ -841,7 +841,14 @@ fn paperkeys_typed_back_reproduce_the_key_and_a_typo_is_named() {
     );
     assert!(text.contains("written to"), "{text}");
     assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o7777, 0o600);
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), paperkey);
+    // the same paperkey, but for its audit checkpoint: each print records
+    // itself, and its paper carries the checkpoint signed after that record
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(without_checkpoint(&written), without_checkpoint(&paperkey));
+    assert!(
+        checkpoint_size(&written) > checkpoint_size(&paperkey),
+        "{written}"
+    );
     let err = fail(
         cli,
         &[
@@ -1236,4 +1243,23 @@ fn a_lost_key_file_is_flagged_by_the_drill_and_put_back_by_restore() {
     assert_eq!(std::fs::metadata(&lost).unwrap().mode() & 0o7777, 0o640);
     let verify = cli.run(&["encryption-key", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
+}
+
+/// A text paperkey without its audit checkpoint's lines.
+fn without_checkpoint(text: &str) -> String {
+    let start = text.find("Audit checkpoint:\n").expect("a checkpoint");
+    let end = text.find("-----BEGIN PROXMOX BACKUP KEY-----").unwrap();
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// The number of records the audit checkpoint of a text paperkey covers.
+fn checkpoint_size(text: &str) -> u64 {
+    let start = text.find("Audit checkpoint:\n").expect("a checkpoint");
+    text[start..]
+        .lines()
+        .nth(2)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }

@@ -720,7 +720,9 @@ impl<'a> EncryptionKeys<'a> {
         let key_dir = self.ensure_key_dir(base)?;
         let _key_lock = self.lock_key_file(&key_dir, &entry.id)?;
         refuse_existing_key_file(&key_dir, &key_file_name(&entry.id))?;
-        self.write_new_key_file(&key_dir, entry, key_file)
+        let event = key_event(self.dir, Op::Restore, entry);
+        let pending = self.dir.audit_intent(Some(&key_dir), &event)?;
+        pending.done(self.write_new_key_file(&key_dir, entry, key_file))
     }
 
     /// Writes the key file of a new key (a temp file, then a rename); a

@@ -31,8 +31,8 @@ use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::KeyConfig;
 use pbs_key_config::bundle::{BundleKeyInfo, ExportKey, ExportRecipient, create_bundle};
 
-use crate::audit::Op;
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
+use crate::audit::{AuditLog, Op, Pending};
 use crate::encryption_keys::{
     EncryptionKeys, KeySource, check_hint, check_key_id, key_event, key_fingerprint,
 };
@@ -152,9 +152,10 @@ impl EncryptionKeys<'_> {
     /// exports and paperkeys carry; `None` while the store keeps no audit
     /// log.
     pub fn current_checkpoint(&self) -> Result<Option<String>, Error> {
-        // AUDIT: the one place the checkpoint comes from - the audit log
-        // (branch `audit`) fills it in here
-        Ok(None)
+        let Some(log) = AuditLog::open_existing(self.dir())? else {
+            return Ok(None);
+        };
+        log.stored_checkpoint_text()
     }
 
     /// Writes an export bundle of the keys `selection` names for
@@ -179,7 +180,17 @@ impl EncryptionKeys<'_> {
         allowed: &dyn Fn(&CryptKey) -> Result<(), Error>,
     ) -> Result<Vec<u8>, Error> {
         let keys = self.read_for_export(selection, allowed)?;
-        let checkpoint = self.current_checkpoint()?;
+        // no key leaves the store unrecorded: the intent first, and the
+        // bundle carries the checkpoint signed after it
+        let named: Vec<(&str, Option<Fingerprint>)> = keys
+            .iter()
+            .map(|key| (key.config.id.as_str(), key.config.info.fingerprint))
+            .collect();
+        let pending = self.record_keys(Op::Export, &named)?;
+        let checkpoint = match pending.last().and_then(|p| p.checkpoint()) {
+            Some(checkpoint) => Some(checkpoint.to_note()),
+            None => self.current_checkpoint()?,
+        };
         let export: Vec<ExportKey> = keys
             .iter()
             .map(|key| ExportKey {
@@ -187,7 +198,43 @@ impl EncryptionKeys<'_> {
                 key_file: &key.key_file,
             })
             .collect();
-        create_bundle(&export_origin(), checkpoint.as_deref(), &export, recipients)
+        let bundle = create_bundle(&export_origin(), checkpoint.as_deref(), &export, recipients);
+        finish_all(pending, bundle)
+    }
+
+    /// The intents of `op` on `keys` (ids and their fingerprints) for the
+    /// config dir's caller: one record per [`KEYS_PER_RECORD`] keys (a
+    /// record has a size limit). If one cannot be written, those written
+    /// get their outcome (not done) and the error is returned: the caller
+    /// then does nothing. Finish them with [`finish_all`].
+    pub fn record_keys(
+        &self,
+        op: Op,
+        keys: &[(&str, Option<Fingerprint>)],
+    ) -> Result<Vec<Pending<'_>>, Error> {
+        let mut pending = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_RECORD) {
+            let mut event = self.dir().audit_event(op);
+            for (id, fingerprint) in chunk {
+                event = event.id(*id);
+                if let Some(fingerprint) = fingerprint {
+                    event = event.fingerprint(*fingerprint);
+                }
+            }
+            match self.dir().audit_intent(None, &event) {
+                Ok(intent) => pending.push(intent),
+                Err(err) => {
+                    let _ = finish_all::<()>(
+                        pending,
+                        Err(format_err!(
+                            "not done - the record of the other keys could not be written: {err}"
+                        )),
+                    );
+                    return Err(err);
+                }
+            }
+        }
+        Ok(pending)
     }
 
     /// The entries and key files of the keys `selection` names, read under
@@ -475,6 +522,30 @@ impl EncryptionKeys<'_> {
                 .is_none_or(|stat| stat.size == 0),
             None => true,
         })
+    }
+}
+
+/// How many keys one record of an export (or an export check) names: a
+/// record is at most 16 KiB (`audit::record::MAX_LINE_LEN`), an id and a
+/// fingerprint about 130 bytes.
+pub const KEYS_PER_RECORD: usize = 64;
+
+/// Records the outcome of each of `pending` (the same `result`), then
+/// returns `result`; a failed outcome is the error if `result` was not.
+pub fn finish_all<T>(pending: Vec<Pending<'_>>, result: Result<T, Error>) -> Result<T, Error> {
+    let mut failed = None;
+    for intent in pending {
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(err) => Err(format_err!("{err}")),
+        };
+        if let Err(err) = intent.done(outcome) {
+            failed.get_or_insert(err);
+        }
+    }
+    match (result, failed) {
+        (Ok(_), Some(err)) => Err(err),
+        (result, _) => result,
     }
 }
 

@@ -111,7 +111,9 @@ pub fn list_records(dir: &ConfigDir, filter: &Filter) -> Result<Vec<Record>, Err
 pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "List the records of the audit log.",
     &[
-        ("key", true, &CRYPT_KEY_ID_SCHEMA),
+        // `id`, not `key`: a `key` parameter is key material, refused in
+        // the URL (`BODY_ONLY_PARAMETERS`)
+        ("id", true, &CRYPT_KEY_ID_SCHEMA),
         ("operation", true, &OPERATIONS_SCHEMA),
         ("since", true, &EPOCH_SCHEMA),
         ("until", true, &EPOCH_SCHEMA),
@@ -141,7 +143,7 @@ fn api_list_records(
         _ => Vec::new(),
     };
     let filter = Filter {
-        key: param["key"].as_str().map(str::to_string),
+        key: param["id"].as_str().map(str::to_string),
         since: param["since"].as_i64(),
         until: param["until"].as_i64(),
         ops,

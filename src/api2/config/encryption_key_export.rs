@@ -39,8 +39,9 @@ use proxmox_schema::{
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_MODIFY};
 use pbs_config::ConfigDir;
+use pbs_config::audit::Op;
 use pbs_config::export::{
-    BundleKeyCheck, ExportSelection, RestoreKey, RestoredKey, entry_of_key_file,
+    BundleKeyCheck, ExportSelection, RestoreKey, RestoredKey, entry_of_key_file, finish_all,
 };
 use pbs_key_config::bundle::{
     BundleError, BundleKeyInfo, BundleSecret, ExportRecipient, MAX_RECIPIENTS, open_bundle,
@@ -261,10 +262,9 @@ pub fn export_keys(
     let mut bundle = dir
         .encryption_keys()
         .export_bundle(selection, &list, allowed)?;
+    // recorded in the audit log by the store (`export`: the ids and
+    // fingerprints; the bundle carries the checkpoint signed after it)
     let header = read_bundle_header(&bundle)?;
-    // AUDIT: export - record the ids and fingerprints exported, the
-    // recipients (kinds and RSA key ids) and the bundle's created time,
-    // never a secret (wired in with the audit log, branch `audit`)
     let text = String::from_utf8(std::mem::take(&mut bundle))
         .map_err(|_| anyhow::format_err!("internal error - export bundle is not text"))?;
     Ok(Exported {
@@ -464,10 +464,17 @@ pub fn verify_bundle(
 ) -> Result<BundleReport, Error> {
     let opened = open_bundle(data, secret)?;
     let header = opened.header();
-    let keys = dir.encryption_keys().compare_bundle(&header.keys)?;
-    // AUDIT: export-verify - record the bundle's origin, created time, the
-    // ids and fingerprints proven restorable and how the store has them
-    // (wired in with the audit log, branch `audit`)
+    // recorded in the audit log as `export-verify` of the keys proven
+    // restorable (ids and fingerprints, as the bundle names them): a bundle
+    // that does not open is no proof, and records nothing
+    let proven: Vec<(&str, Option<pbs_api_types::Fingerprint>)> = header
+        .keys
+        .iter()
+        .map(|key| (key.id.as_str(), Some(key.fingerprint)))
+        .collect();
+    let keys = dir.encryption_keys();
+    let pending = keys.record_keys(Op::ExportVerify, &proven)?;
+    let keys = finish_all(pending, keys.compare_bundle(&header.keys))?;
     Ok(BundleReport {
         origin: header.origin.clone(),
         created: header.created,
@@ -556,9 +563,9 @@ pub fn restore_bundle(
             key_file: entry.key_file(),
         })
         .collect();
+    // each key restored is recorded by the store (`restore`); one already
+    // there is left as it is, and recorded as nothing
     let restored = dir.encryption_keys().restore_keys(&keys)?;
-    // AUDIT: restore - record the bundle's origin and created time and the
-    // ids and fingerprints restored (and left as they were)
     Ok(restored)
 }
 
@@ -583,8 +590,7 @@ pub fn restore_key_text(
         }])
     });
     key_file.zeroize();
-    // AUDIT: restore - record the id and fingerprint restored from paperkey
-    // text
+    // recorded by the store as a `restore` of the id and fingerprint
     restored
 }
 
@@ -707,11 +713,18 @@ fn api_restore_keys(
 pub fn paperkey(dir: &ConfigDir, id: &str, format: PaperkeyFormat) -> Result<String, Error> {
     check_id(id)?;
     let keys = dir.encryption_keys();
-    let key_config = keys.load_key_config(id, false)?;
-    let checkpoint = keys.current_checkpoint()?;
-    let paperkey = Paperkey::new(id, &key_config, checkpoint.as_deref())?;
-    // AUDIT: paperkey - record the id and fingerprint printed and the format
-    paperkey.render(format)
+    let (entry, key_config) = keys.load_key(id, false)?;
+    // recorded in the audit log before the key leaves the store, as
+    // `paperkey` of the id and fingerprint; the paper carries the
+    // checkpoint signed after the record
+    let pending = keys.record_keys(Op::Paperkey, &[(id, entry.info.fingerprint)])?;
+    let checkpoint = match pending.last().and_then(|p| p.checkpoint()) {
+        Some(checkpoint) => Some(checkpoint.to_note()),
+        None => keys.current_checkpoint()?,
+    };
+    let rendered =
+        Paperkey::new(id, &key_config, checkpoint.as_deref()).and_then(|p| p.render(format));
+    finish_all(pending, rendered)
 }
 
 /// Parameters of `POST /config/encryption-keys/{id}/paperkey`.
