@@ -32,7 +32,7 @@ use pbs_key_config::KeyConfig;
 use pbs_key_config::bundle::{BundleKeyInfo, ExportKey, ExportRecipient, create_bundle};
 
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
-use crate::audit::{AuditLog, Op, Pending};
+use crate::audit::{AuditLog, Event, Op, Pending};
 use crate::encryption_keys::{
     EncryptionKeys, KeySource, check_hint, check_key_id, key_event, key_fingerprint,
 };
@@ -212,29 +212,20 @@ impl EncryptionKeys<'_> {
         op: Op,
         keys: &[(&str, Option<Fingerprint>)],
     ) -> Result<Vec<Pending<'_>>, Error> {
-        let mut pending = Vec::new();
-        for chunk in keys.chunks(KEYS_PER_RECORD) {
-            let mut event = self.dir().audit_event(op);
-            for (id, fingerprint) in chunk {
-                event = event.id(*id);
-                if let Some(fingerprint) = fingerprint {
-                    event = event.fingerprint(*fingerprint);
+        let events: Vec<Event> = keys
+            .chunks(KEYS_PER_RECORD)
+            .map(|chunk| {
+                let mut event = self.dir().audit_event(op);
+                for (id, fingerprint) in chunk {
+                    event = event.id(*id);
+                    if let Some(fingerprint) = fingerprint {
+                        event = event.fingerprint(*fingerprint);
+                    }
                 }
-            }
-            match self.dir().audit_intent(None, &event) {
-                Ok(intent) => pending.push(intent),
-                Err(err) => {
-                    let _ = finish_all::<()>(
-                        pending,
-                        Err(format_err!(
-                            "not done - the record of the other keys could not be written: {err}"
-                        )),
-                    );
-                    return Err(err);
-                }
-            }
-        }
-        Ok(pending)
+                event
+            })
+            .collect();
+        self.dir().audit_intents(None, &events)
     }
 
     /// The entries and key files of the keys `selection` names, read under

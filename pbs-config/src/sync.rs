@@ -239,7 +239,7 @@ impl SyncJobs<'_> {
         changes: &[JobKeyChange],
         keys: &KeyIndex,
     ) -> Result<Vec<Pending<'_>>, Error> {
-        let mut pending = Vec::with_capacity(changes.len());
+        let mut events = Vec::with_capacity(changes.len());
         for change in changes {
             let mut named: Vec<&String> = Vec::new();
             for side in [&change.before, &change.after].into_iter().flatten() {
@@ -256,20 +256,9 @@ impl SyncJobs<'_> {
                 }
                 event = event.id(key.as_str());
             }
-            match self.dir.audit_intent(None, &event) {
-                Ok(intent) => pending.push(intent),
-                Err(err) => {
-                    for intent in pending {
-                        let _ = intent.done(Err::<(), _>(format_err!(
-                            "not made - the record of another job's change could not be \
-                             written: {err}"
-                        )));
-                    }
-                    return Err(err);
-                }
-            }
+            events.push(event);
         }
-        Ok(pending)
+        self.dir.audit_intents(None, &events)
     }
 
     /// Job ids for shell completion.

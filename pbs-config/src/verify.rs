@@ -1689,25 +1689,15 @@ impl ConfigDir {
                 changed.push(entry);
             }
         }
-        let mut pending = Vec::with_capacity(changed.len());
-        for entry in &changed {
-            let event = crate::encryption_keys::key_event(self, Op::RepairPath, entry)
-                .id(files::ENCRYPTION_KEYS_CFG.name);
-            match self.audit_intent(None, &event) {
-                Ok(intent) => pending.push(intent),
-                Err(err) => {
-                    // nothing is written: the intents recorded so far get
-                    // their outcome, the failure
-                    for intent in pending {
-                        let _ = intent.done(Err::<(), _>(format_err!(
-                            "not made - the intent of another key's path could not be \
-                             recorded: {err}"
-                        )));
-                    }
-                    return Err(err);
-                }
-            }
-        }
+        let events: Vec<Event> = changed
+            .iter()
+            .map(|entry| {
+                crate::encryption_keys::key_event(self, Op::RepairPath, entry)
+                    .id(files::ENCRYPTION_KEYS_CFG.name)
+            })
+            .collect();
+        // one hold of pending.lck for all of them (see `AuditLog::intents`)
+        let pending = self.audit_intents(None, &events)?;
         let result = keys.save_config(&config, config_lock);
         let failed = result.as_ref().err().map(|err| format_err!("{err}"));
         for intent in pending {

@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Error, bail, format_err};
 use rustix::fs::FallocateFlags;
@@ -376,24 +377,63 @@ impl<'a> AuditLog<'a> {
     /// Takes `pending.lck` (shared, held by the returned [`Pending`]), then
     /// the log's lock for the append; after every other lock.
     pub fn intent(&self, event: &Event) -> Result<Pending<'a>, Error> {
-        let what = || {
+        let mut pending = self.intents(std::slice::from_ref(event))?;
+        pending
+            .pop()
+            .ok_or_else(|| format_err!("internal error - no intent recorded for '{}'", event.op))
+    }
+
+    /// Records the intents of `events`, one change made together (the
+    /// keys of one export, the jobs of one `sync.cfg` write), each synced,
+    /// in order. If one cannot be recorded, those recorded get their
+    /// outcome (not made) and the error is returned: the operation must
+    /// then change nothing.
+    ///
+    /// # Locking
+    ///
+    /// Takes `pending.lck` shared once, for all of them (the returned
+    /// [`Pending`]s share it; it is released with the last one). Taking it
+    /// again while holding it would deadlock: waiters queue in arrival
+    /// order, so a second shared request waits behind an `audit verify`
+    /// queued for it exclusive, which waits for the first.
+    pub fn intents(&self, events: &[Event]) -> Result<Vec<Pending<'a>>, Error> {
+        let Some(first) = events.first() else {
+            return Ok(Vec::new());
+        };
+        let what = |event: &Event| {
             format!(
                 "unable to record '{}' in the audit log - nothing was changed",
                 event.op
             )
         };
-        let pending_lock = self.lock_pending(false).layer_err(what)?;
-        let appended = self
-            .append(Record::draft(event, Phase::Intent, None, None), true)
-            .layer_err(what)?;
-        self.warn(&appended.warnings);
-        Ok(Pending {
-            log: Some(self.clone()),
-            intent: appended.record,
-            checkpoint: appended.checkpoint,
-            warnings: appended.warnings,
-            _pending_lock: Some(pending_lock),
-        })
+        let pending_lock = Arc::new(self.lock_pending(false).layer_err(|| what(first))?);
+        let mut pending: Vec<Pending<'a>> = Vec::with_capacity(events.len());
+        for event in events {
+            let appended = self
+                .append(Record::draft(event, Phase::Intent, None, None), true)
+                .layer_err(|| what(event));
+            let appended = match appended {
+                Ok(appended) => appended,
+                Err(err) => {
+                    for intent in pending {
+                        let _ = intent.done(Err::<(), _>(format_err!(
+                            "not made - the intent of a change made with it could not be \
+                             recorded: {err}"
+                        )));
+                    }
+                    return Err(err);
+                }
+            };
+            self.warn(&appended.warnings);
+            pending.push(Pending {
+                log: Some(self.clone()),
+                intent: appended.record,
+                checkpoint: appended.checkpoint,
+                warnings: appended.warnings,
+                _pending_lock: Some(Arc::clone(&pending_lock)),
+            });
+        }
+        Ok(pending)
     }
 }
 
@@ -421,7 +461,8 @@ pub struct Pending<'a> {
     intent: Record,
     checkpoint: Option<Checkpoint>,
     warnings: Vec<String>,
-    _pending_lock: Option<PendingLock>,
+    /// Shared by the intents recorded together ([`AuditLog::intents`]).
+    _pending_lock: Option<Arc<PendingLock>>,
 }
 
 impl std::fmt::Debug for Pending<'_> {

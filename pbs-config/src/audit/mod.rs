@@ -67,6 +67,12 @@
 //! wait for each other on it), after every lock of the store but the token
 //! and password files' own (see the lock order in [`crate`]); `audit
 //! verify` takes it exclusive, then `log.lck`, and no other lock.
+//!
+//! No thread takes a lock it holds: waiters queue in arrival order
+//! ([`crate::lock`]), so a second shared `pending.lck` would wait behind an
+//! `audit verify` queued exclusive, which waits for the first. The intents
+//! of one change (an export's records, a `sync.cfg` write's jobs) are
+//! recorded together and share one hold ([`AuditLog::intents`]).
 
 mod append;
 pub mod checkpoint;
@@ -189,6 +195,34 @@ impl ConfigDir {
             )
         })?
         .intent(event)
+    }
+
+    /// Records the intents of `events`, changes made together, as
+    /// [`ConfigDir::audit_intent`] records one (see [`AuditLog::intents`]:
+    /// they share one hold of `pending.lck`; never hold two [`Pending`]s of
+    /// separate calls at once).
+    pub fn audit_intents(
+        &self,
+        key_dir: Option<&DirHandle>,
+        events: &[Event],
+    ) -> Result<Vec<Pending<'_>>, Error> {
+        let Some(first) = events.first() else {
+            return Ok(Vec::new());
+        };
+        if !self.audited {
+            return Ok(events.iter().map(Pending::unrecorded).collect());
+        }
+        let log = match key_dir {
+            Some(key_dir) => AuditLog::open(self, key_dir),
+            None => AuditLog::open_store(self),
+        };
+        log.layer_err(|| {
+            format!(
+                "unable to record '{}' in the audit log - nothing was changed",
+                first.op
+            )
+        })?
+        .intents(events)
     }
 }
 

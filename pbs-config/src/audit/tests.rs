@@ -437,6 +437,84 @@ fn verify_waits_for_an_operation_between_intent_and_outcome() {
     assert!(other.verify(&VerifyOptions::default()).unwrap().is_clean());
 }
 
+/// Waits (at most 10 s) until a thread of this process waits in the queue
+/// of the audit lock file `name`: for a state another thread reaches, never
+/// for time to pass.
+fn until_queued(log: &AuditLog, name: &str) {
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while crate::lock::queue::waiting_in(&log.audit_dir, name) == 0 {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "nobody queued for {name}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn intents_made_together_hold_pending_once_so_a_queued_verify_cannot_wedge_them() {
+    // waiters queue in arrival order: had the second intent taken
+    // pending.lck again, it would wait behind the verify queued for it
+    // exclusive, which waits for the first intent's hold - until the lock
+    // timeout fails the export
+    let store = Store::new();
+    let log = store.log();
+    log.intent(&event(Op::Create, "k-zero"))
+        .unwrap()
+        .done(Ok::<_, anyhow::Error>(()))
+        .unwrap();
+    let held = log.lock().unwrap();
+    std::thread::scope(|scope| {
+        let export =
+            scope.spawn(|| log.intents(&[event(Op::Export, "k-one"), event(Op::Export, "k-two")]));
+        // the export holds pending.lck and waits for the log's lock
+        until_queued(&log, AUDIT_LOCK.name);
+        let verify = scope.spawn(|| log.verify(&VerifyOptions::default()));
+        // the verify waits for pending.lck, behind the export's hold
+        until_queued(&log, AUDIT_PENDING_LOCK.name);
+        drop(held);
+        let pending = export.join().unwrap().unwrap();
+        let seqs: Vec<u64> = pending.iter().map(Pending::seq).collect();
+        assert_eq!(seqs, [3, 4]);
+        for intent in pending {
+            intent.done(Ok::<_, anyhow::Error>(())).unwrap();
+        }
+        let report = verify.join().unwrap().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.unfinished.is_empty(), "{:?}", report.unfinished);
+        assert_eq!(report.records, 6);
+    });
+}
+
+#[test]
+fn intents_made_together_that_fail_midway_leave_each_recorded_one_not_made() {
+    let store = Store::new();
+    let log = store.log();
+    let too_long = "x".repeat(super::record::MAX_LINE_LEN);
+    let err = log
+        .intents(&[event(Op::Export, "k-one"), event(Op::Export, &too_long)])
+        .unwrap_err();
+    assert!(
+        format!("{err:#}")
+            .contains("unable to record 'export' in the audit log - nothing was changed"),
+        "{err:#}"
+    );
+    let lines = store.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let outcome: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(outcome["phase"], "outcome");
+    assert!(
+        outcome["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("not made - the intent of a change made with it could not be recorded"),
+        "{outcome}"
+    );
+    // pending.lck was let go: verify does not wait for it
+    let report = verify(&log, false);
+    assert!(report.unfinished.is_empty(), "{:?}", report.unfinished);
+}
+
 #[test]
 fn readers_find_no_log_before_the_first_append() {
     let store = Store::new();

@@ -289,6 +289,19 @@ fn unpark(key: &LockKey, id: u64) {
     drop(parked);
 }
 
+/// How many threads of this process wait in the queue of the lock file
+/// `name` in `dir` (for tests elsewhere in the crate that must see a waiter
+/// queued, never time pass).
+#[cfg(test)]
+pub(crate) fn waiting_in(dir: &crate::dir_handle::DirHandle, name: &str) -> usize {
+    let stat = dir.stat_self().unwrap();
+    let key = LockKey::new(stat.dev, stat.ino, name);
+    registry()
+        .queues
+        .get(&key)
+        .map_or(0, |queue| queue.waiting.len())
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs::File;
