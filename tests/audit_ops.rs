@@ -653,7 +653,10 @@ fn every_api_operation_leaves_one_record_pair() {
     );
     assert_eq!(shown["last-changed-by"]["op"], "restore", "{shown}");
     assert_eq!(shown["last-exported"]["op"], "export", "{shown}");
-    assert_eq!(shown["last-export-verify"]["op"], "export-verify", "{shown}");
+    assert_eq!(
+        shown["last-export-verify"]["op"], "export-verify",
+        "{shown}"
+    );
     assert!(shown["last-changed-by"].get("unix-user").is_none());
     let report = client.get("config/encryption-key-audit/verify").data();
     assert_eq!(report["problems"], json!([]), "{report}");
@@ -663,4 +666,83 @@ fn every_api_operation_leaves_one_record_pair() {
             .contains(&secret)
     );
     drop(daemon);
+}
+
+/// The audit checkpoint in the clear header of the export bundle `path`.
+fn bundle_checkpoint(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let header: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    header["checkpoint"]
+        .as_str()
+        .expect("a bundle with a checkpoint")
+        .to_string()
+}
+
+#[test]
+fn an_export_bundle_carries_a_checkpoint_that_proves_the_log_up_to_its_export() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    let manager = Manager::new(dir);
+    let run = |args: &[&str], code: i32| {
+        let run = manager.run(args);
+        assert_eq!(run.code, code, "{args:?}: {run:?}");
+        run
+    };
+    run(&["encryption-key", "create", "k-one"], 0);
+    run(&["encryption-key", "create", "k-two"], 0);
+    let pass = sandbox.file("bundle.pass");
+    std::fs::write(&pass, "a long enough bundle pass phrase\n").unwrap();
+    let bundle = sandbox.file("all.pbsx");
+    run(
+        &[
+            "encryption-key",
+            "export",
+            "--all",
+            "--output-file",
+            bundle.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        0,
+    );
+    // the checkpoint signed right after the export's own intent (line 5)
+    let checkpoint = bundle_checkpoint(&bundle);
+    assert_eq!(checkpoint.lines().nth(1), Some("5"), "{checkpoint}");
+    let all = records(dir);
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[4]["op"], "export");
+    assert_eq!(all[4]["phase"], "intent");
+    let kept = sandbox.file("kept.checkpoint");
+    std::fs::write(&kept, &checkpoint).unwrap();
+    let kept = kept.to_str().unwrap();
+
+    // the log as it is: the bundle's checkpoint is a prefix of it
+    run(&["encryption-key", "archive", "k-two"], 0);
+    let report = run(
+        &[
+            "--output-format",
+            "json",
+            "audit",
+            "verify",
+            "--checkpoint",
+            kept,
+        ],
+        0,
+    );
+    let report: Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(report["kept-checkpoints"], 1, "{report}");
+    assert_eq!(report["problems"], json!([]), "{report}");
+
+    // root cuts the log before the export and signs the rest anew: the
+    // host's own checks pass, the bundle's checkpoint does not
+    let log_path = dir.join("encryption-keys/.audit/log");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let kept_lines: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log_path, kept_lines).unwrap();
+    std::fs::remove_file(dir.join("encryption-keys/.audit/checkpoint")).unwrap();
+    run(&["audit", "checkpoint"], 0);
+    run(&["audit", "verify"], 0);
+    let cut = run(&["audit", "verify", "--checkpoint", kept], 1);
+    let said = format!("{}{}", cut.stdout, cut.stderr);
+    assert!(said.contains("kept checkpoint 1 (size 5)"), "{said}");
 }
