@@ -746,3 +746,47 @@ fn an_export_bundle_carries_a_checkpoint_that_proves_the_log_up_to_its_export() 
     let said = format!("{}{}", cut.stdout, cut.stderr);
     assert!(said.contains("kept checkpoint 1 (size 5)"), "{said}");
 }
+
+#[test]
+fn a_paperkey_typed_back_records_one_restore_or_one_import() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    let manager = Manager::new(dir);
+    let run = |args: &[&str]| {
+        let run = manager.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        run
+    };
+    let cli = Actor::cli();
+    let created = run(&[
+        "--output-format",
+        "json",
+        "encryption-key",
+        "create",
+        "k-paper",
+    ]);
+    let created: Value = serde_json::from_str(&created.stdout).unwrap();
+    let fp = created["fingerprint"].as_str().unwrap().to_string();
+    let paper = run(&["encryption-key", "paperkey", "k-paper"]);
+    let file = sandbox.file("k-paper.txt");
+    std::fs::write(&file, &paper.stdout).unwrap();
+    let file = file.to_str().unwrap();
+    run(&["encryption-key", "archive", "k-paper"]);
+    run(&["encryption-key", "remove", "k-paper", "--purge"]);
+    let mut log = Log::new(dir);
+
+    // the paper's text through restore: one restore of its id and key
+    run(&["encryption-key", "restore", file, "--id", "k-paper"]);
+    log.one(&cli, "restore", &["k-paper"], Some(&[&fp]));
+    // again: already there, nothing recorded
+    run(&["encryption-key", "restore", file, "--id", "k-paper"]);
+    log.nothing("a restore of a key the store has");
+
+    // through import, under another id once the first is gone
+    run(&["encryption-key", "archive", "k-paper"]);
+    log.one(&cli, "archive", &["k-paper"], Some(&[&fp]));
+    run(&["encryption-key", "remove", "k-paper", "--purge"]);
+    log.one(&cli, "delete-purge", &["k-paper"], Some(&[&fp]));
+    run(&["encryption-key", "import", "k-typed", "--file", file]);
+    log.one(&cli, "import", &["k-typed"], Some(&[&fp]));
+}
