@@ -230,10 +230,14 @@ impl Audit {
         for (path, mode, is_dir) in files {
             let name = path.file_name().unwrap().to_string_lossy();
             let in_trash = path.parent().is_some_and(|dir| dir.ends_with(".trash"));
-            let expected = if is_dir && name == ".trash" {
+            // root's mirror locks and what root wrote: root's alone
+            let in_locks = path.parent().is_some_and(|dir| dir.ends_with(".locks"));
+            let expected = if is_dir && (name == ".trash" || name == ".locks") {
                 0o700
             } else if is_dir {
                 0o750
+            } else if in_locks {
+                0o600
             } else if name.ends_with(".lck") || name.ends_with(".lock") {
                 0o660
             } else if name == "shadow.json"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Error, format_err};
 
-use proxmox_sys::fs::ensure_dir_exists;
+use proxmox_sys::fs::{CreateOptions, ensure_dir_exists};
 
 use proxmox_section_config::SectionConfigData;
 
@@ -18,7 +18,7 @@ use crate::dir_handle::{DirHandle, read_all};
 use crate::files::{ConfigFile, FileClass};
 use crate::key_index::KeyIndex;
 use crate::key_sections::KeySections;
-use crate::lock::{BackupLockGuard, ConfigLock, LockedConfig};
+use crate::lock::{BackupLockGuard, ConfigLock, LockedConfig, mirror};
 use crate::{DEFAULT_LOCK_TIMEOUT, Ownership};
 
 /// The config dir when neither `--config-dir` nor `$PBS_CONFIG_DIR` says otherwise.
@@ -209,7 +209,9 @@ impl ConfigDir {
     }
 
     /// Takes the exclusive lock of the config file `F` (creating the config
-    /// dir if it is missing).
+    /// dir if it is missing): root's mirror of it first where the `backup`
+    /// user could break the lock file (see `lock::mirror`), then the lock
+    /// file. Each waits at most the lock timeout.
     ///
     /// # Locking
     ///
@@ -217,8 +219,9 @@ impl ConfigDir {
     /// documentation.
     pub fn lock_config_file<F: LockedConfig>(&self) -> Result<ConfigLock<F>, Error> {
         let base = self.open_base_or_create()?;
+        let mirror = mirror::lock_mirror(self, &base, F::LOCK.name)?;
         let guard = self.lock_in(base, F::LOCK.name, true)?;
-        Ok(ConfigLock::new(guard))
+        Ok(ConfigLock::new(guard, mirror))
     }
 
     /// Locks the lock file `name` in `dir` (created 0660 per policy).
@@ -229,6 +232,17 @@ impl ConfigDir {
         exclusive: bool,
     ) -> Result<BackupLockGuard, Error> {
         let options = self.ownership.options_for(FileClass::Lock);
+        self.lock_in_with(dir, name, exclusive, options)
+    }
+
+    /// Locks the lock file `name` in `dir`, created with `options`.
+    pub(crate) fn lock_in_with(
+        &self,
+        dir: DirHandle,
+        name: &str,
+        exclusive: bool,
+        options: CreateOptions,
+    ) -> Result<BackupLockGuard, Error> {
         let file = dir.lock(name, self.lock_timeout, exclusive, options)?;
         Ok(BackupLockGuard::new(file, dir, name, exclusive))
     }

@@ -2,8 +2,10 @@
 //!
 //! Built with the `failpoints` feature (test builds only), [`hit`] kills the
 //! process with SIGKILL when `$PBS_FAILPOINT` names the point reached, after
-//! announcing it on stderr. Without the feature it does nothing and compiles
-//! away.
+//! announcing it on stderr. When `$PBS_PAUSEPOINT` names it, it announces
+//! that instead and waits until its stdin is closed, holding whatever locks
+//! the operation holds there (for the tests of who may run beside it).
+//! Without the feature it does nothing and compiles away.
 //!
 //! The points, in the order an operation passes them (each operation's
 //! first point, `...:locked` and `purge:key-removed` aside, comes after its
@@ -79,6 +81,10 @@ pub fn hit(name: &str) {
         let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
         // SIGKILL cannot be caught; this is never reached
         std::process::abort();
+    }
+    if std::env::var_os("PBS_PAUSEPOINT").is_some_and(|point| point == name) {
+        eprintln!("pausepoint {name} reached, waiting until stdin is closed");
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
     }
 }
 

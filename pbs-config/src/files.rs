@@ -189,6 +189,17 @@ pub const TRASH_CLASS: FileClass = FileClass::Private;
 /// Largest trash record read (real ones are well under 1 KiB).
 pub const MAX_TRASH_RECORD_SIZE: u64 = 64 * 1024;
 
+/// The directory of root's own lock files in the key directory (root:root
+/// 0700; [`crate::lock::mirror`]): where the config dir is one others may
+/// change, each lock of it is taken here first, where the `backup` user
+/// can neither remove nor replace it.
+pub const ROOT_LOCK_DIR_NAME: &str = ".locks";
+/// Mode of the root lock directory.
+pub const ROOT_LOCK_DIR_MODE: u32 = 0o700;
+/// Class of the root lock directory's owner and of the lock files in it
+/// (root:root, 0600).
+pub const ROOT_LOCK_CLASS: FileClass = FileClass::Private;
+
 /// The audit directory's name in the key directory (root:backup 0750;
 /// DESIGN.md section 7, [`crate::audit`]).
 pub const AUDIT_DIR_NAME: &str = ".audit";

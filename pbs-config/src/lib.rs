@@ -20,6 +20,10 @@
 //!   innermost, after every other lock: `encryption-keys/.audit/log.lck`
 //!   ([`audit::AuditLock`], for each append, released before any other
 //!   lock is taken; see [`audit`]).
+//!   Each lock file of the config dir itself (the `.lck`/`.lock` files
+//!   above, not those in `encryption-keys/`) is preceded by root's mirror
+//!   of it, `encryption-keys/.locks/<its name>`, where others may change
+//!   the config dir: [`ConfigDir::lock_config_file`] takes both.
 //!   Never take a lock this process
 //!   already holds (a second `flock` on a new descriptor waits for the
 //!   timeout); a function that needs a lock held takes its guard type;

@@ -15,6 +15,10 @@
 //! ([`DirHandle::lock`](crate::dir_handle::DirHandle::lock)). The deleter
 //! unlinks the file while it still holds the lock.
 //!
+//! Where others may change the config dir, each of its locks is taken on
+//! a mirror in the key directory first, which the `backup` user cannot
+//! remove or replace ([`mirror`]).
+//!
 //! Waiters queue: the threads of one process take a lock in the order they
 //! asked for it and wake as soon as it is free, and only the head of the
 //! queue waits for the `flock`, in the kernel, not by polling ([`queue`]).
@@ -28,6 +32,7 @@ use anyhow::Error;
 use crate::dir_handle::DirHandle;
 use crate::files::{self, ConfigFile};
 
+pub(crate) mod mirror;
 pub(crate) mod queue;
 
 /// A locked lock file and this thread's turn in the lock's queue. Dropping
@@ -110,16 +115,26 @@ pub trait LockedConfig {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct ConfigLock<F: LockedConfig> {
+    // declared before `mirror`: released in the reverse order of taking
     guard: BackupLockGuard,
+    /// Root's mirror of the lock, where there is one ([`mirror`]).
+    mirror: Option<BackupLockGuard>,
     _file: PhantomData<fn() -> F>,
 }
 
 impl<F: LockedConfig> ConfigLock<F> {
-    pub(crate) fn new(guard: BackupLockGuard) -> Self {
+    pub(crate) fn new(guard: BackupLockGuard, mirror: Option<BackupLockGuard>) -> Self {
         Self {
             guard,
+            mirror,
             _file: PhantomData,
         }
+    }
+
+    /// The path of root's mirror of the lock, if one is held (for tests and
+    /// messages).
+    pub fn mirror_path(&self) -> Option<PathBuf> {
+        self.mirror.as_ref().map(BackupLockGuard::path)
     }
 
     /// The lock file's path (for messages).

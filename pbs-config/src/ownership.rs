@@ -16,7 +16,10 @@ use nix::unistd::{Gid, Uid};
 use proxmox_sys::fs::CreateOptions;
 
 use crate::dir_handle::{DirPolicy, EntryKind, EntryStat};
-use crate::files::{CONFIG_DIR_MODE, FileClass, KEY_DIR_MODE, TRASH_CLASS, TRASH_DIR_MODE};
+use crate::files::{
+    CONFIG_DIR_MODE, FileClass, KEY_DIR_MODE, ROOT_LOCK_CLASS, ROOT_LOCK_DIR_MODE, TRASH_CLASS,
+    TRASH_DIR_MODE,
+};
 
 /// Which rule chose the owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +166,12 @@ impl Ownership {
     pub fn trash_dir_options(&self) -> CreateOptions {
         let (uid, gid) = self.owner_of(TRASH_CLASS);
         Self::options(uid, gid, TRASH_DIR_MODE)
+    }
+
+    /// Options for the root lock directory (0700, root:root as root).
+    pub fn root_lock_dir_options(&self) -> CreateOptions {
+        let (uid, gid) = self.owner_of(ROOT_LOCK_CLASS);
+        Self::options(uid, gid, ROOT_LOCK_DIR_MODE)
     }
 
     /// Options for a config dir created by the library (0700, owned like

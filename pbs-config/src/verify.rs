@@ -557,6 +557,10 @@ impl Checker<'_> {
             if name == AUDIT_DIR_NAME {
                 continue;
             }
+            // root's mirrors of the config dir's locks: empty files
+            if name == files::ROOT_LOCK_DIR_NAME && stat.kind == EntryKind::Dir {
+                continue;
+            }
             // a known key's file is reported by check_entry already
             let known_key_file = name.strip_suffix(".enc").is_some_and(known);
             if name == TRASH_DIR_NAME {

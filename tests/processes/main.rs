@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod audit;
+mod broken_locks;
 mod concurrency;
 mod crash;
 mod daemon;
@@ -137,6 +138,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "planted::repair_never_hands_a_root_file_to_the_backup_user",
         planted::repair_never_hands_a_root_file_to_the_backup_user,
+    ),
+    (
+        "broken_locks::backup_breaking_the_config_lock_loses_no_update",
+        broken_locks::backup_breaking_the_config_lock_loses_no_update,
     ),
     (
         "hostile::root_works_while_backup_swaps_names",

@@ -177,6 +177,16 @@ pub(crate) fn wait_turn(key: &LockKey, exclusive: bool, deadline: Instant) -> Op
     }
 }
 
+/// How many threads of this process wait in the queue of `key` (for tests
+/// of what happens while they wait).
+#[cfg(test)]
+pub(crate) fn waiting(key: &LockKey) -> usize {
+    registry()
+        .queues
+        .get(key)
+        .map_or(0, |queue| queue.waiting.len())
+}
+
 /// This thread's turn at a lock: taking the `flock` and holding it. Drop it
 /// after closing the locked file; that wakes the next waiter.
 #[derive(Debug)]
