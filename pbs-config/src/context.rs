@@ -18,7 +18,7 @@ use crate::dir_handle::{DirHandle, read_all};
 use crate::files::{ConfigFile, FileClass};
 use crate::key_index::KeyIndex;
 use crate::key_sections::KeySections;
-use crate::lock::{BackupLockGuard, ConfigLock, LockedConfig, mirror};
+use crate::lock::{BackupLockGuard, ConfigLock, LockedConfig, mirror, written};
 use crate::{DEFAULT_LOCK_TIMEOUT, Ownership};
 
 /// The config dir when neither `--config-dir` nor `$PBS_CONFIG_DIR` says otherwise.
@@ -266,7 +266,9 @@ impl ConfigDir {
     }
 
     /// Atomically replaces the config file of `F` (mode and owner of its
-    /// class), optionally with crash points (see [`DirHandle::replace`]).
+    /// class), optionally with crash points (see [`DirHandle::replace`]),
+    /// and records what was written beside root's mirror of the lock, if
+    /// one is held (see `lock::written`).
     ///
     /// # Locking
     ///
@@ -274,11 +276,15 @@ impl ConfigDir {
     pub fn write_locked<F: LockedConfig>(
         &self,
         data: &[u8],
-        _held: &ConfigLock<F>,
+        held: &ConfigLock<F>,
         fail_point: Option<&str>,
     ) -> Result<(), Error> {
         let base = self.open_base_or_create()?;
-        self.write_in(&base, &F::FILE, data, fail_point)
+        self.write_in(&base, &F::FILE, data, fail_point)?;
+        if let Some(mirror) = held.mirror() {
+            written::record(mirror, &self.ownership, &F::FILE, data);
+        }
+        Ok(())
     }
 
     /// Atomically replaces `file` in `base` (mode and owner of its class).

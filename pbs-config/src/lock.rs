@@ -17,7 +17,8 @@
 //!
 //! Where others may change the config dir, each of its locks is taken on
 //! a mirror in the key directory first, which the `backup` user cannot
-//! remove or replace ([`mirror`]).
+//! remove or replace ([`mirror`]); a write under it records what it wrote
+//! there, so `verify` can tell a rollback ([`written`]).
 //!
 //! Waiters queue: the threads of one process take a lock in the order they
 //! asked for it and wake as soon as it is free, and only the head of the
@@ -34,6 +35,7 @@ use crate::files::{self, ConfigFile};
 
 pub(crate) mod mirror;
 pub(crate) mod queue;
+pub(crate) mod written;
 
 /// A locked lock file and this thread's turn in the lock's queue. Dropping
 /// it closes the file (releasing the `flock`), then wakes the next waiter.
@@ -135,6 +137,11 @@ impl<F: LockedConfig> ConfigLock<F> {
     /// messages).
     pub fn mirror_path(&self) -> Option<PathBuf> {
         self.mirror.as_ref().map(BackupLockGuard::path)
+    }
+
+    /// Root's mirror of the lock, if one is held.
+    pub(crate) fn mirror(&self) -> Option<&BackupLockGuard> {
+        self.mirror.as_ref()
     }
 
     /// The lock file's path (for messages).

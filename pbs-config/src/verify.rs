@@ -49,6 +49,7 @@ use crate::files::{
     KEY_DIR_NAME, KEY_FILE_CLASS, KEY_LOCK_CLASS, TRASH_CLASS, TRASH_DIR_MODE, TRASH_DIR_NAME,
     key_file_name,
 };
+use crate::lock::{ConfigLock, LockedConfig, written};
 use crate::ownership::{group_name_of, user_name_of};
 use crate::sync::SYNC_CFG_TYPE_ID;
 use crate::trash::{self, TrashReason, TrashRecord};
@@ -105,6 +106,11 @@ pub enum FindingKind {
     /// A trash entry whose record cannot be read or does not match its key
     /// file: left alone.
     InvalidTrashEntry,
+    /// A config file that holds what root wrote earlier than its last write,
+    /// or is missing although root wrote it: an older copy put back (a
+    /// rollback), seen from the record beside root's mirror locks. Left
+    /// alone: the changes made since are to be made again.
+    RolledBack,
 }
 
 impl FindingKind {
@@ -1098,7 +1104,7 @@ impl ConfigDir {
         let config_lock = keys
             .lock_config()
             .layer_err(|| "unable to verify the key store")?;
-        let _sync_lock = self
+        let sync_lock = self
             .sync_jobs()
             .lock_config()
             .layer_err(|| "unable to verify the key store")?;
@@ -1110,7 +1116,48 @@ impl ConfigDir {
             report.repaired = repaired;
             report.repair_failed = failed;
         }
+        self.check_rollback(&config_lock, &mut report);
+        self.check_rollback(&sync_lock, &mut report);
         Ok(report)
+    }
+
+    /// Reports the config file of `F` if it is an earlier write of root's
+    /// than its last, or missing (see `lock::written`).
+    fn check_rollback<F: LockedConfig>(&self, held: &ConfigLock<F>, report: &mut VerifyReport) {
+        let Some(mirror) = held.mirror() else {
+            return;
+        };
+        // a file that cannot be read (a link, not root's) is reported by
+        // the checks of the store, or stops them
+        let Ok(current) = self.read_file(&F::FILE) else {
+            return;
+        };
+        let Some(rollback) = written::rollback(mirror, &F::FILE, current.as_deref()) else {
+            return;
+        };
+        let path = self.path(F::FILE.name);
+        let last = rollback.last_written_at;
+        let message = match rollback.now_written_at {
+            Some(then) => format!(
+                "{path:?} holds what this tool wrote at unix time {then}, not its last write \
+                 (unix time {last}, {} write(s) later): someone who can write the config dir \
+                 put an older copy back - the changes since are undone; make them again \
+                 (the audit log lists them)",
+                rollback.writes_since
+            ),
+            None => format!(
+                "{path:?} is missing, but this tool last wrote it at unix time {last}: \
+                 someone who can write the config dir moved or removed it - put it back"
+            ),
+        };
+        report.findings.push(Finding {
+            kind: FindingKind::RolledBack,
+            id: None,
+            path,
+            message,
+            repairable: false,
+            place: None,
+        });
     }
 
     fn check(&self, keys: &EncryptionKeys, base: &DirHandle) -> Result<VerifyReport, Error> {

@@ -1,0 +1,199 @@
+//! What root last wrote, kept beside the mirror locks: a short history of
+//! each config file's digests, to tell a rollback from a hand edit.
+//!
+//! The `backup` user owns the config dir, so it can keep one of root's
+//! files by renaming it away before root replaces it, and later put it back
+//! (an `encryption-keys.cfg` from before a key was stored or archived). The
+//! file is root's, regular, with the right mode: nothing about it tells it
+//! from the current one. So every write of a locked config file under a
+//! mirror ([`super::mirror`]) also records the digest of what it wrote in
+//! `encryption-keys/.locks/<file>.written` (root:root 0600, where `backup`
+//! cannot write): one `<unix time> <SHA-256 hex>` line per write, the last
+//! [`KEPT`] writes. `verify` compares the file as it is with that record: the
+//! last write's digest is fine, and so is a digest never written by root (an
+//! administrator's hand edit); the digest of an *earlier* write is a
+//! rollback, and a missing file that root wrote is one too.
+//!
+//! What this cannot see (docs/security.md): a rollback to a version older
+//! than the last [`KEPT`] writes, or one made where there is no mirror (a
+//! config dir only root may change needs none); and it reports, does not
+//! undo.
+
+use openssl::sha::sha256;
+
+use crate::dir_handle::DirHandle;
+use crate::files::{ConfigFile, ROOT_LOCK_CLASS};
+use crate::lock::BackupLockGuard;
+use crate::ownership::Ownership;
+use crate::trash::epoch_now;
+
+/// How many writes the record keeps per file.
+pub(crate) const KEPT: usize = 64;
+
+/// The largest record read (64 lines of about 80 bytes, with room).
+const MAX_RECORD_SIZE: u64 = 64 * 1024;
+
+/// The record's name beside the mirror locks.
+fn record_name(file: &ConfigFile) -> String {
+    format!("{}.written", file.name)
+}
+
+/// The writes a record holds, oldest first: (unix time, digest). An
+/// unreadable or damaged record is an empty one (it can only hide a
+/// rollback, never make a write look like one).
+fn read_record(dir: &DirHandle, file: &ConfigFile) -> Vec<(i64, [u8; 32])> {
+    let Ok(Some(mut opened)) = dir.open_regular(&record_name(file), MAX_RECORD_SIZE) else {
+        return Vec::new();
+    };
+    let Ok(data) = crate::dir_handle::read_all(&mut opened, MAX_RECORD_SIZE) else {
+        return Vec::new();
+    };
+    let mut writes = Vec::new();
+    for line in String::from_utf8_lossy(&data).lines() {
+        let mut digest = [0u8; 32];
+        let parsed = line.split_once(' ').and_then(|(time, hex)| {
+            let time = time.parse().ok()?;
+            hex::decode_to_slice(hex, &mut digest).ok()?;
+            Some(time)
+        });
+        match parsed {
+            Some(time) => writes.push((time, digest)),
+            None => return Vec::new(),
+        }
+    }
+    writes
+}
+
+/// Records that `data` was just written to `file`, under `mirror`. The
+/// write itself is done: a record that cannot be written is removed
+/// instead, not reported (one that missed a write could show that write's
+/// predecessor, which the file may equal again, an archive undone by an
+/// unarchive, as a rollback; no record only hides rollbacks until the next
+/// write).
+pub(crate) fn record(
+    mirror: &BackupLockGuard,
+    ownership: &Ownership,
+    file: &ConfigFile,
+    data: &[u8],
+) {
+    let dir = &mirror.dir;
+    let mut writes = read_record(dir, file);
+    writes.push((epoch_now(), sha256(data)));
+    let skip = writes.len().saturating_sub(KEPT);
+    let text: String = writes[skip..]
+        .iter()
+        .map(|(time, digest)| format!("{time} {}\n", hex::encode(digest)))
+        .collect();
+    let name = record_name(file);
+    let options = ownership.options_for(ROOT_LOCK_CLASS);
+    if dir.replace(&name, text.as_bytes(), options, None).is_err() {
+        let _ = dir.unlink(&name);
+    }
+}
+
+/// A rollback of a config file: what it is now, against root's last write.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Rollback {
+    /// When root wrote what the file holds now (`None`: it is missing).
+    pub(crate) now_written_at: Option<i64>,
+    /// How many of root's writes came after that one.
+    pub(crate) writes_since: usize,
+    /// When root last wrote the file.
+    pub(crate) last_written_at: i64,
+}
+
+/// Whether `current` (the file's content; `None`: missing) is an earlier
+/// write of root's than its last, as recorded under `mirror`.
+pub(crate) fn rollback(
+    mirror: &BackupLockGuard,
+    file: &ConfigFile,
+    current: Option<&[u8]>,
+) -> Option<Rollback> {
+    let writes = read_record(&mirror.dir, file);
+    let (last_written_at, last) = *writes.last()?;
+    let Some(current) = current else {
+        return Some(Rollback {
+            now_written_at: None,
+            writes_since: 0,
+            last_written_at,
+        });
+    };
+    let digest = sha256(current);
+    if digest == last {
+        return None;
+    }
+    let at = writes.iter().rposition(|(_, old)| *old == digest)?;
+    Some(Rollback {
+        now_written_at: Some(writes[at].0),
+        writes_since: writes.len() - 1 - at,
+        last_written_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::ConfigDir;
+    use crate::verify::FindingKind;
+
+    /// The messages of verify's rollback findings.
+    fn rollbacks(dir: &ConfigDir) -> Vec<String> {
+        let report = dir.verify(false).unwrap();
+        report
+            .findings
+            .into_iter()
+            .filter(|finding| finding.kind == FindingKind::RolledBack)
+            .map(|finding| finding.message)
+            .collect()
+    }
+
+    #[test]
+    fn an_earlier_write_put_back_is_a_rollback_a_hand_edit_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        // others may change it: root's writes are recorded beside the mirrors
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let keys = dir.encryption_keys();
+        let cfg = tmp.path().join("encryption-keys.cfg");
+        let key = |seed: u8| pbs_key_config::KeyConfig::without_password([seed; 32]).unwrap();
+
+        keys.store_key("key-1", &key(1)).unwrap();
+        let first = std::fs::read(&cfg).unwrap();
+        keys.store_key("key-2", &key(2)).unwrap();
+        // an archive undone by an unarchive writes what was there before:
+        // the last write, not a rollback
+        keys.archive_key("key-2", None).unwrap();
+        keys.unarchive_key("key-2", None).unwrap();
+        assert_eq!(rollbacks(&dir), Vec::<String>::new());
+        let last = std::fs::read(&cfg).unwrap();
+
+        // the first write put back
+        std::fs::write(&cfg, &first).unwrap();
+        let found = rollbacks(&dir);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains(&format!("{cfg:?} holds what this tool wrote at unix time"))
+                && found[0].contains("3 write(s) later")
+                && found[0].contains("put an older copy back"),
+            "{}",
+            found[0]
+        );
+
+        // an administrator's edit is no write of root's
+        let mut edited = last.clone();
+        edited.extend_from_slice(b"\n");
+        std::fs::write(&cfg, &edited).unwrap();
+        assert_eq!(rollbacks(&dir), Vec::<String>::new());
+
+        // moved away
+        std::fs::rename(&cfg, tmp.path().join("kept")).unwrap();
+        let found = rollbacks(&dir);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("is missing, but this tool last wrote it"),
+            "{}",
+            found[0]
+        );
+    }
+}
