@@ -39,19 +39,38 @@ fn break_as_backup(lock: &Path, how: Break) {
         // 0660, as the lock file it replaces (so verify has nothing to say)
         Break::Replace => r#"umask 007 && : > "$1.new" && mv -f -- "$1.new" "$1""#,
     };
+    as_backup(script, &[lock], &format!("breaking {lock:?} ({how:?})"));
+}
+
+/// Runs the shell `script` with `args` as `$1`... as the `backup` user.
+pub fn as_backup(script: &str, args: &[&Path], what: &str) {
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", script, "sh"]).arg(lock);
+    cmd.args(["-c", script, "sh"]).args(args);
     let (uid, gid) = backup_ids();
     run_as(&mut cmd, uid, gid);
     let output = cmd.output().unwrap();
-    assert!(
-        output.status.success(),
-        "backup breaking {lock:?} ({how:?}): {output:?}"
-    );
+    assert!(output.status.success(), "backup {what}: {output:?}");
+}
+
+/// Starts a root writer storing `id` that pauses at `store:locked` (it has
+/// read the config and holds its locks) until its stdin is closed.
+pub fn paused_store(dir: &Path, id: &str, seed: u64) -> Child {
+    let mut child = store(dir, id, seed)
+        .env("PBS_PAUSEPOINT", "store:locked")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("pausepoint store:locked reached"), "{line}");
+    child
 }
 
 /// A root writer storing `id`: an `op store` worker.
-fn store(dir: &Path, id: &str, seed: u64) -> Command {
+pub fn store(dir: &Path, id: &str, seed: u64) -> Command {
     let mut cmd = worker("op");
     cmd.arg(dir)
         .args(["store", id, &seed.to_string()])
@@ -95,17 +114,7 @@ pub fn backup_breaking_the_config_lock_loses_no_update() {
     let lock = scene.path(".encryption-keys.lck");
     for (round, how) in [Break::Unlink, Break::Replace].into_iter().enumerate() {
         let (first, second) = (format!("first-{round}"), format!("second-{round}"));
-        let mut a = store(&scene.dir, &first, 100 + round as u64)
-            .env("PBS_PAUSEPOINT", "store:locked")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(a.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("pausepoint store:locked reached"), "{line}");
+        let mut a = paused_store(&scene.dir, &first, 100 + round as u64);
 
         break_as_backup(&lock, how);
 

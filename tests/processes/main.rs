@@ -23,6 +23,7 @@ mod locks;
 mod planted;
 mod privileges;
 mod readers;
+mod rollback;
 // the config dir the backup user owns, a root-only dir, the checks of both
 mod scene;
 mod support;
@@ -142,6 +143,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "broken_locks::backup_breaking_the_config_lock_loses_no_update",
         broken_locks::backup_breaking_the_config_lock_loses_no_update,
+    ),
+    (
+        "rollback::a_config_put_back_by_backup_is_named_by_verify",
+        rollback::a_config_put_back_by_backup_is_named_by_verify,
     ),
     (
         "hostile::root_works_while_backup_swaps_names",

@@ -1,0 +1,52 @@
+//! Issue 14, a rollback by the `backup` user: it keeps root's
+//! `encryption-keys.cfg` by renaming it away while root replaces it, and
+//! later puts it back. The file is root's, regular, with the right mode;
+//! `verify`, run by root, names it as `rolled-back` from the record root
+//! keeps of its writes beside its mirror locks (the key stored meanwhile is
+//! an orphan, which repair moves into the trash: no key file is lost).
+
+use crate::broken_locks::{as_backup, paused_store};
+use crate::scene::Scene;
+
+pub fn a_config_put_back_by_backup_is_named_by_verify() {
+    if !pbs_config::failpoint::enabled() {
+        panic!("pbs-config must be built with the failpoints feature for this test");
+    }
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    let run = scene.manager(&["encryption-key", "create", "early-key"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (cfg, kept) = (scene.path("encryption-keys.cfg"), scene.path("kept.cfg"));
+
+    // root stores a second key; backup renames the config it read away
+    // before root replaces it, so the old file survives as kept.cfg
+    let mut root = paused_store(&scene.dir, "later-key", 7);
+    as_backup(r#"mv -- "$1" "$2""#, &[&cfg, &kept], "keeping the config");
+    drop(root.stdin.take());
+    assert!(root.wait().unwrap().success());
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "before the rollback: {run:?}");
+
+    // and puts it back: root's own file, with the right owner and mode
+    as_backup(
+        r#"mv -f -- "$2" "$1""#,
+        &[&cfg, &kept],
+        "putting the config back",
+    );
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("rolled-back")
+            && run.stdout.contains("encryption-keys.cfg")
+            && run.stdout.contains("1 write(s) later")
+            && run.stdout.contains("orphan-key-file"),
+        "{run:?}"
+    );
+    // repair keeps the key file (into the trash) and cannot undo the rollback
+    let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("rolled-back"), "{run:?}");
+    let run = scene.manager(&["encryption-key", "trash", "list"]);
+    assert!(run.stdout.contains("later-key"), "{run:?}");
+}
