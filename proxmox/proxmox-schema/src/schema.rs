@@ -381,6 +381,23 @@ impl StringSchema {
             };
             self.check_length(length)?;
         }
+        self.check_format(value)
+    }
+
+    /// [`StringSchema::check_constraints`] of a value the caller knows to
+    /// be ASCII (so its length in characters is its length in bytes): a
+    /// config reader that has checked every byte of its text already.
+    #[inline]
+    pub fn check_constraints_ascii(&self, value: &str) -> Result<(), Error> {
+        debug_assert!(value.is_ascii());
+        if self.min_length.is_some() || self.max_length.is_some() {
+            self.check_length(value.len())?;
+        }
+        self.check_format(value)
+    }
+
+    #[inline]
+    fn check_format(&self, value: &str) -> Result<(), Error> {
         match self.format {
             Some(ApiStringFormat::Pattern(regex)) if !regex.is_match(value) => {
                 bail!("value does not match the regex pattern");
