@@ -38,6 +38,10 @@
 //! - [`SectionConfig::parse_with`], which validates each section as `parse`
 //!   does and hands it to a callback as a borrowed [`SectionRef`] (with its
 //!   [`PropertyRef`]s); [`ESTIMATED_SECTION_SIZE`] to size tables for it;
+//! - [`SectionConfig::scan`]: the same validation at close to memory
+//!   speed, each section as a [`SectionSpan`] of the text (its id and
+//!   text), which [`SectionConfig::read_validated`] reads again as a
+//!   [`SectionRef`] when a caller wants its values;
 //! - [`SectionRef::deserialize`] (module [`de`]): a section into any
 //!   `Deserialize` type through that type's own serde code, as
 //!   [`SectionConfigData::lookup`] would give it, without the JSON in between;
@@ -52,11 +56,13 @@ mod data;
 pub mod de;
 mod parse;
 mod plugin;
+mod scan;
 mod write;
 
 pub use data::SectionConfigData;
 pub use parse::{ESTIMATED_SECTION_SIZE, PropertyRef, SectionRef};
 pub use plugin::SectionConfigPlugin;
+pub use scan::SectionSpan;
 
 use std::collections::HashMap;
 
@@ -70,6 +76,8 @@ pub const MAX_LINE_LENGTH: usize = 1024 * 1024;
 pub struct SectionConfig {
     plugins: HashMap<String, SectionConfigPlugin>,
     id_schema: &'static Schema,
+    /// The id schema's check, for [`SectionConfig::scan`].
+    id_check: plugin::ValueCheck,
 }
 
 impl SectionConfig {
@@ -78,6 +86,7 @@ impl SectionConfig {
         Self {
             plugins: HashMap::new(),
             id_schema,
+            id_check: plugin::ValueCheck::of(id_schema),
         }
     }
 
@@ -94,5 +103,9 @@ impl SectionConfig {
     /// The schema section ids must match.
     pub fn id_schema(&self) -> &'static Schema {
         self.id_schema
+    }
+
+    pub(crate) fn id_check(&self) -> &plugin::ValueCheck {
+        &self.id_check
     }
 }

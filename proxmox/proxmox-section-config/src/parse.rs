@@ -40,6 +40,9 @@ pub struct SectionRef<'a> {
     /// The properties in file order; an array property appears once per
     /// line.
     pub properties: &'a [PropertyRef<'a>],
+    /// The section's text: from the start of its header line to the end
+    /// of its last line (without that line's end).
+    pub text: &'a str,
 }
 
 /// One property line of a [`SectionRef`].
@@ -71,6 +74,12 @@ struct OpenSection<'a> {
     plugin: &'a SectionConfigPlugin,
     id: &'a str,
     line: usize,
+    /// Byte offset of the header line in the text.
+    start: usize,
+    /// Byte offset of the end of the last line read.
+    end: usize,
+    /// Whether values are checked (off when text is read again).
+    validate: bool,
     properties: Vec<PropertyRef<'a>>,
     /// Property list index of each entry of `properties` (`usize::MAX` for
     /// additional properties), for duplicate and required checks.
@@ -112,6 +121,42 @@ impl SectionConfig {
         &self,
         filename: impl AsRef<Path>,
         raw: &str,
+        handle: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(SectionRef<'_>) -> Result<(), Error>,
+    {
+        self.parse_inner(filename.as_ref(), raw, true, handle)
+    }
+
+    /// Reads the sections of text that [`SectionConfig::parse_with`] or
+    /// [`SectionConfig::scan`] of this config has accepted, without
+    /// checking ids and values again: each [`SectionRef`] is the one the
+    /// parse gave. For text that was not accepted, properties may hold
+    /// values their schemas refuse: never call it on other text.
+    pub fn read_validated<F>(&self, text: &str, handle: F) -> Result<(), Error>
+    where
+        F: FnMut(SectionRef<'_>) -> Result<(), Error>,
+    {
+        let mut handle = handle;
+        let mut properties = Vec::new();
+        if let Some((plugin, id)) = crate::scan::fast_read(self, text, &mut properties) {
+            return handle(SectionRef {
+                plugin,
+                id,
+                line: 1,
+                properties: &properties,
+                text,
+            });
+        }
+        self.parse_inner(Path::new("(validated text)"), text, false, handle)
+    }
+
+    fn parse_inner<F>(
+        &self,
+        filename: &Path,
+        raw: &str,
+        validate: bool,
         mut handle: F,
     ) -> Result<(), Error>
     where
@@ -142,10 +187,17 @@ impl SectionConfig {
                     if is_blank(line) {
                         continue;
                     }
-                    let section =
-                        self.parse_header(line, line_no, std::mem::take(&mut spare), last_plugin)?;
+                    let mut section = self.parse_header(
+                        line,
+                        line_no,
+                        std::mem::take(&mut spare),
+                        last_plugin,
+                        validate,
+                    )?;
+                    section.start = offset_in(raw, line);
+                    section.end = section.start + line.len();
                     last_plugin = Some(section.plugin);
-                    if let Some(first) = seen.insert(section.id, line_no) {
+                    if validate && let Some(first) = seen.insert(section.id, line_no) {
                         bail!(
                             "duplicate section id '{}' (first defined on line {first})",
                             section.id
@@ -157,7 +209,7 @@ impl SectionConfig {
 
                 if is_blank(line) {
                     let section = state.take().expect("inside a section");
-                    spare = section.finish(&mut handle)?;
+                    spare = section.finish(raw, &mut handle)?;
                     continue;
                 }
 
@@ -165,15 +217,16 @@ impl SectionConfig {
                     bail!("syntax error (expected section properties)");
                 };
                 section.add_property(key, value)?;
+                section.end = offset_in(raw, line) + line.len();
             }
 
             if let Some(section) = state.take() {
-                section.finish(&mut handle)?;
+                section.finish(raw, &mut handle)?;
             }
             Ok(())
         })
         .map_err(|err: Error| format_err!("line {line_no} - {err}"))
-        .map_err(|err| format_err!("parsing {:?} failed: {err}", filename.as_ref()))
+        .map_err(|err| format_err!("parsing {filename:?} failed: {err}"))
     }
 
     fn parse_header<'a>(
@@ -182,6 +235,7 @@ impl SectionConfig {
         line_no: usize,
         (mut properties, mut indices): (Vec<PropertyRef<'a>>, Vec<usize>),
         last_plugin: Option<&'a SectionConfigPlugin>,
+        validate: bool,
     ) -> Result<OpenSection<'a>, Error> {
         let Some((type_name, id)) = parse_section_header(line) else {
             bail!("syntax error (expected header)");
@@ -193,7 +247,7 @@ impl SectionConfig {
                 None => bail!("unknown section type '{type_name}'"),
             },
         };
-        if let Err(err) = self.id_schema.check_simple_value(id) {
+        if validate && let Err(err) = self.id_schema.check_simple_value(id) {
             bail!("syntax error in section identifier: {err}");
         }
         properties.clear();
@@ -204,6 +258,9 @@ impl SectionConfig {
             plugin,
             id,
             line: line_no,
+            start: 0,
+            end: 0,
+            validate,
             properties,
             indices,
         })
@@ -216,7 +273,9 @@ impl<'a> OpenSection<'a> {
         let from = self.indices.last().map_or(0, |last| last.wrapping_add(1));
         let Some((index, schema)) = self.plugin.lookup_index(key, from) else {
             if self.plugin.properties().additional_properties() {
-                check_no_control_chars(key, value)?;
+                if self.validate {
+                    check_no_control_chars(key, value)?;
+                }
                 if self.properties.iter().any(|p| p.key == key) {
                     bail!("duplicate property '{key}'");
                 }
@@ -240,11 +299,13 @@ impl<'a> OpenSection<'a> {
                 (schema, false)
             }
         };
-        // the schema first, so a typed value reads as upstream's error
-        schema
-            .check_simple_value(value)
-            .map_err(|err| format_err!("property '{key}': {err}"))?;
-        check_no_control_chars(key, value)?;
+        if self.validate {
+            // the schema first, so a typed value reads as upstream's error
+            schema
+                .check_simple_value(value)
+                .map_err(|err| format_err!("property '{key}': {err}"))?;
+            check_no_control_chars(key, value)?;
+        }
         self.properties.push(PropertyRef {
             key,
             value,
@@ -257,7 +318,11 @@ impl<'a> OpenSection<'a> {
 
     /// Checks required properties and hands the section on; returns the
     /// property lists for reuse.
-    fn finish<F>(self, handle: &mut F) -> Result<(Vec<PropertyRef<'a>>, Vec<usize>), Error>
+    fn finish<F>(
+        self,
+        raw: &'a str,
+        handle: &mut F,
+    ) -> Result<(Vec<PropertyRef<'a>>, Vec<usize>), Error>
     where
         F: FnMut(SectionRef<'_>) -> Result<(), Error>,
     {
@@ -277,6 +342,7 @@ impl<'a> OpenSection<'a> {
             id: self.id,
             line: self.line,
             properties: &properties,
+            text: &raw[self.start..self.end],
         })?;
         Ok((properties, self.indices))
     }
@@ -323,6 +389,11 @@ fn checked_value(schema: &Schema, text: &str) -> Value {
             .unwrap_or_else(|_| Value::String(text.to_string())),
         _ => Value::String(text.to_string()),
     }
+}
+
+/// Where `part` (a slice of `raw`) starts in `raw`.
+fn offset_in(raw: &str, part: &str) -> usize {
+    part.as_ptr() as usize - raw.as_ptr() as usize
 }
 
 /// Whether `value` holds a control character (general category Cc).

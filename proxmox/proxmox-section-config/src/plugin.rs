@@ -1,6 +1,9 @@
 //! [`SectionConfigPlugin`]: one section type and the schema of its properties.
 
-use proxmox_schema::{ObjectPropertyIterator, ObjectSchemaType, Schema, SchemaPropertyEntry};
+use proxmox_schema::{
+    ApiStringFormat, ApiStringVerifyFn, ObjectPropertyIterator, ObjectSchemaType, Schema,
+    SchemaPropertyEntry, StringSchema,
+};
 
 /// One section type: its name, the property that holds the section id, and
 /// the properties a section of this type may have.
@@ -11,6 +14,22 @@ pub struct SectionConfigPlugin {
     /// Index (into the sorted property list) and name of each required
     /// property other than the id property.
     required: Vec<(usize, &'static str)>,
+    /// How [`SectionConfig::scan`](crate::SectionConfig::scan) checks each
+    /// property, by index; `None` if this type has too many properties for
+    /// its bit sets (it is then left to the parser).
+    scan: Option<ScanPlan>,
+}
+
+/// What the fast scan needs of a section type, made once from its schema.
+pub(crate) struct ScanPlan {
+    /// Per property, by index: its name and how a value is checked.
+    pub(crate) checks: Vec<(&'static str, ValueCheck)>,
+    /// Per property, by index: the start of its line after the tab.
+    pub(crate) keys: Vec<KeyPattern>,
+    /// The start of a header line of this type: `TYPE: `.
+    pub(crate) header: KeyPattern,
+    /// The required properties (other than the id property), as bits.
+    pub(crate) required: u64,
 }
 
 impl SectionConfigPlugin {
@@ -25,19 +44,45 @@ impl SectionConfigPlugin {
         id_property: Option<String>,
         properties: &dyn ObjectSchemaType,
     ) -> Self {
+        let type_name: String = type_name.into();
         let mut entries: Vec<&'static SchemaPropertyEntry> = properties.properties().collect();
         entries.sort_by(|a, b| a.0.cmp(b.0));
         entries.dedup_by(|a, b| a.0 == b.0);
-        let required = entries
+        let required: Vec<(usize, &'static str)> = entries
             .iter()
             .enumerate()
             .filter(|(_, (name, optional, _))| !optional && Some(*name) != id_property.as_deref())
             .map(|(index, (name, _, _))| (index, *name))
             .collect();
+        let scan = (entries.len() <= 64).then(|| ScanPlan {
+            checks: entries
+                .iter()
+                .map(
+                    |(name, _, schema)| match Some(*name) == id_property.as_deref() {
+                        // the header id wins over such a line: left to the parser
+                        true => (*name, ValueCheck::Unhandled),
+                        false => (*name, ValueCheck::of(schema)),
+                    },
+                )
+                .collect(),
+            keys: entries
+                .iter()
+                .map(|(name, _, _)| KeyPattern::new(&format!("{name} ")))
+                .collect(),
+            // as the parser reads a header: up to the first colon
+            header: match type_name.contains(':') {
+                true => KeyPattern::new(""),
+                false => KeyPattern::new(&format!("{type_name}: ")),
+            },
+            required: required
+                .iter()
+                .fold(0, |bits, (index, _)| bits | 1 << index),
+        });
         Self {
-            type_name: type_name.into(),
+            type_name,
             id_property,
             required,
+            scan,
             properties: PluginProperties {
                 description: properties.description(),
                 entries,
@@ -85,6 +130,189 @@ impl SectionConfigPlugin {
     pub(crate) fn required_properties(&self) -> &[(usize, &'static str)] {
         &self.required
     }
+
+    /// The schema of the property at `index` of the sorted list.
+    pub(crate) fn schema_at(&self, index: usize) -> &'static Schema {
+        self.properties.entries[index].2
+    }
+
+    /// What the fast scan needs, if it can read this type at all.
+    pub(crate) fn scan_plan(&self) -> Option<&ScanPlan> {
+        self.scan.as_ref()
+    }
+}
+
+/// The start of a line, compared as one 128-bit word with its first 16
+/// bytes: `KEY ` (the key and one space) of a property line after its
+/// tab, `TYPE: ` of a header. One of more than 16 bytes never matches
+/// (the scan leaves such lines to its slower search).
+pub(crate) struct KeyPattern {
+    bytes: u128,
+    mask: u128,
+    /// The pattern has this many bytes.
+    pub(crate) len: usize,
+}
+
+impl KeyPattern {
+    fn new(prefix: &str) -> Self {
+        let len = prefix.len();
+        if len > 16 || len == 0 {
+            return Self {
+                bytes: 0,
+                mask: 0,
+                len: usize::MAX,
+            };
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..len].copy_from_slice(prefix.as_bytes());
+        Self {
+            bytes: u128::from_le_bytes(bytes),
+            mask: u128::MAX >> (8 * (16 - len)),
+            len,
+        }
+    }
+
+    /// The first 16 bytes of `body` as a word (zeros after its end).
+    #[inline]
+    pub(crate) fn word(body: &[u8]) -> u128 {
+        match body.first_chunk::<16>() {
+            Some(first) => u128::from_le_bytes(*first),
+            // 8 to 15 bytes (`kdf none`): the first 8 and the last 8,
+            // shifted to where they belong (a memcpy call costs more)
+            None => match (body.first_chunk::<8>(), body.last_chunk::<8>()) {
+                (Some(first), Some(last)) => {
+                    let high = u64::from_le_bytes(*last)
+                        .checked_shr(8 * (16 - body.len() as u32))
+                        .unwrap_or(0);
+                    u128::from(u64::from_le_bytes(*first)) | u128::from(high) << 64
+                }
+                _ => body
+                    .iter()
+                    .enumerate()
+                    .fold(0, |word, (i, byte)| word | u128::from(*byte) << (8 * i)),
+            },
+        }
+    }
+
+    /// Whether a body whose first 16 bytes are `word` starts with `KEY `.
+    #[inline]
+    pub(crate) fn matches(&self, word: u128) -> bool {
+        self.len != usize::MAX && (word ^ self.bytes) & self.mask == 0
+    }
+}
+
+/// How the fast scan checks one value (of a line that is all printable
+/// ASCII): the same check as [`Schema::check_simple_value`], compiled
+/// from the schema once.
+pub(crate) enum ValueCheck {
+    /// `isize` text (what `str::parse` accepts) within the bounds.
+    Integer { min: isize, max: isize },
+    /// A length within the bounds (ASCII: bytes are characters), then
+    /// the format's own check.
+    String {
+        min: usize,
+        max: usize,
+        format: FormatCheck,
+    },
+    /// Booleans and numbers: [`Schema::check_simple_value`] itself.
+    Simple(&'static Schema),
+    /// Arrays, objects, the id property: the fast scan gives up.
+    Unhandled,
+}
+
+/// The format part of a string check.
+pub(crate) enum FormatCheck {
+    None,
+    VerifyFn(ApiStringVerifyFn),
+    /// Enumerations, patterns, property strings: the schema's own check
+    /// of the format (the length is checked already).
+    Schema(&'static StringSchema),
+}
+
+impl ValueCheck {
+    /// The check of a value of `schema`.
+    pub(crate) fn of(schema: &'static Schema) -> Self {
+        match schema {
+            Schema::Integer(integer) => ValueCheck::Integer {
+                min: integer.minimum.unwrap_or(isize::MIN),
+                max: integer.maximum.unwrap_or(isize::MAX),
+            },
+            Schema::String(string) => ValueCheck::String {
+                min: string.min_length.unwrap_or(0),
+                max: string.max_length.unwrap_or(usize::MAX),
+                format: match string.format {
+                    None => FormatCheck::None,
+                    Some(ApiStringFormat::VerifyFn(verify)) => FormatCheck::VerifyFn(*verify),
+                    Some(_) => FormatCheck::Schema(string),
+                },
+            },
+            Schema::Boolean(_) | Schema::Number(_) => ValueCheck::Simple(schema),
+            _ => ValueCheck::Unhandled,
+        }
+    }
+
+    /// Whether `value` (printable ASCII) passes (`Some(false)`: it does
+    /// not; `None`: not decided here).
+    #[inline(always)]
+    pub(crate) fn check(&self, value: &str) -> Option<bool> {
+        match self {
+            ValueCheck::Integer { min, max } => Some(
+                parse_isize(value.as_bytes()).is_some_and(|value| (*min..=*max).contains(&value)),
+            ),
+            // the scan has checked that every byte is printable ASCII
+            ValueCheck::String { min, max, format } => Some(
+                (*min..=*max).contains(&value.len())
+                    && match format {
+                        FormatCheck::None => true,
+                        FormatCheck::VerifyFn(verify) => verify(value).is_ok(),
+                        FormatCheck::Schema(schema) => {
+                            schema.check_constraints_ascii(value).is_ok()
+                        }
+                    },
+            ),
+            ValueCheck::Simple(schema) => Some(schema.check_simple_value(value).is_ok()),
+            ValueCheck::Unhandled => None,
+        }
+    }
+}
+
+/// `text.parse::<isize>()`, by bytes: an optional sign, then at least one
+/// ASCII digit, within range.
+#[inline]
+pub(crate) fn parse_isize(text: &[u8]) -> Option<isize> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // at most this many digits cannot overflow
+    const SAFE_DIGITS: usize = if isize::BITS == 64 { 18 } else { 9 };
+    let mut value: isize = 0;
+    if digits.len() <= SAFE_DIGITS {
+        for &c in digits {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + isize::from(digit);
+        }
+        return Some(if negative { -value } else { value });
+    }
+    for &c in digits {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value.checked_mul(10)?;
+        value = match negative {
+            true => value.checked_sub(isize::from(digit))?,
+            false => value.checked_add(isize::from(digit))?,
+        };
+    }
+    Some(value)
 }
 
 /// The flattened, sorted property list of a plugin.
@@ -146,6 +374,26 @@ mod tests {
             ("path", true, &TEXT),
         ],
     );
+
+    #[test]
+    fn a_word_holds_the_first_16_bytes() {
+        let text: Vec<u8> = (1..=20).collect();
+        for len in 0..=20 {
+            let mut bytes = [0u8; 16];
+            let n = len.min(16);
+            bytes[..n].copy_from_slice(&text[..n]);
+            assert_eq!(
+                KeyPattern::word(&text[..len]),
+                u128::from_le_bytes(bytes),
+                "{len}"
+            );
+        }
+        let pattern = KeyPattern::new("kdf ");
+        assert!(pattern.matches(KeyPattern::word(b"kdf none")));
+        assert!(!pattern.matches(KeyPattern::word(b"kdfnone")));
+        assert!(!pattern.matches(KeyPattern::word(b"kdf")));
+        assert!(!KeyPattern::new(&"x".repeat(17)).matches(KeyPattern::word(&[b'x'; 20])));
+    }
 
     #[test]
     fn lookup_from_any_start_finds_what_the_binary_search_finds() {

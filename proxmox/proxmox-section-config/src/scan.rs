@@ -1,0 +1,643 @@
+//! [`SectionConfig::scan`]: the sections of a config as spans of its text,
+//! validated as [`SectionConfig::parse_with`] validates them, at close to
+//! the speed of a pass that only finds the line ends.
+//!
+//! Two passes over text as the writer writes it:
+//! 1. one vectorized pass (SSE2, 16 bytes a step) finds every line end
+//!    and checks that every byte is printable ASCII, a line feed, or a tab
+//!    that starts a line (so no value holds a control character);
+//! 2. one pass over the lines: a header `TYPE: ID`, then lines
+//!    `<tab>KEY<space>VALUE` (the key found after the previous one first,
+//!    as the writer orders them), each value checked by its schema through
+//!    a check made once per property ([`ValueCheck`]), duplicates and
+//!    missing required properties found with bit sets, ids checked by the
+//!    id schema and kept unique with a hash table; a section ends at an
+//!    empty line.
+//!
+//! Anything else — another layout (CRLF, spaces for the tab, padding),
+//! non-ASCII text, array or additional properties, and every error — is
+//! left to [`SectionConfig::parse_with`] over the whole text, which gives
+//! the sections or the error. So `scan` accepts exactly what `parse_with`
+//! accepts, with the same sections, and refuses what it refuses, with the
+//! same message (tested against it in `tests`, and fuzzed).
+
+use std::hash::BuildHasher;
+use std::path::Path;
+
+use anyhow::Error;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
+use crate::plugin::{KeyPattern, ScanPlan, ValueCheck};
+use crate::{
+    ESTIMATED_SECTION_SIZE, MAX_LINE_LENGTH, PropertyRef, SectionConfig, SectionConfigPlugin,
+};
+
+/// One valid section of a config, as [`SectionConfig::scan`] found it.
+#[derive(Clone, Copy, Debug)]
+pub struct SectionSpan<'a> {
+    /// The plugin of its type.
+    pub plugin: &'a SectionConfigPlugin,
+    /// The section id from the header.
+    pub id: &'a str,
+    /// Line number of the header.
+    pub line: usize,
+    /// The section's text, as [`SectionRef::text`](crate::SectionRef::text):
+    /// what [`SectionConfig::read_validated`] reads again.
+    pub text: &'a str,
+}
+
+impl std::fmt::Debug for SectionConfigPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SectionConfigPlugin")
+            .field("type_name", &self.type_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SectionConfig {
+    /// The sections of `raw`, validated as [`SectionConfig::parse_with`]
+    /// validates them, in file order. `filename` is only used in errors.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`SectionConfig::parse_with`], word for word.
+    pub fn scan<'a>(
+        &'a self,
+        filename: impl AsRef<Path>,
+        raw: &'a str,
+    ) -> Result<Vec<SectionSpan<'a>>, Error> {
+        let mut spans = Vec::with_capacity(raw.len() / ESTIMATED_SECTION_SIZE + 1);
+        if fast_scan(self, raw, &mut spans).is_some() {
+            return Ok(spans);
+        }
+        spans.clear();
+        self.parse_with(filename, raw, |section| {
+            // the same text, plugin and id, at the lifetime of `raw`
+            let id_at = offset_in(raw, section.id);
+            let text_at = offset_in(raw, section.text);
+            spans.push(SectionSpan {
+                plugin: &self.plugins()[section.plugin.type_name()],
+                id: &raw[id_at..id_at + section.id.len()],
+                line: section.line,
+                text: &raw[text_at..text_at + section.text.len()],
+            });
+            Ok(())
+        })?;
+        Ok(spans)
+    }
+}
+
+/// Where `part` (a slice of `raw`) starts in `raw`.
+fn offset_in(raw: &str, part: &str) -> usize {
+    part.as_ptr() as usize - raw.as_ptr() as usize
+}
+
+/// The writer's layout, read fast; `None` where the parser must decide.
+fn fast_scan<'a>(
+    config: &'a SectionConfig,
+    raw: &'a str,
+    spans: &mut Vec<SectionSpan<'a>>,
+) -> Option<()> {
+    let bytes = raw.as_bytes();
+    let ends = classify(bytes)?;
+    let mut ids: HashTable<&'a str> = HashTable::with_capacity(spans.capacity());
+    let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
+    // the line `next` starts at `start`
+    let (mut next, mut start) = (0usize, 0usize);
+
+    while let Some(&end) = ends.get(next) {
+        let end = end as usize;
+        if end == start {
+            // a blank line between sections
+            (next, start) = (next + 1, end + 1);
+            continue;
+        }
+        let (plugin, plan, id_at) = header(config, &bytes[start..end], last)?;
+        last = Some((plugin, plan));
+        let id = raw.get(start + id_at..end)?;
+        if id.starts_with(' ') || id.ends_with(' ') || config.id_check().check(id) != Some(true) {
+            return None;
+        }
+        let hash = FxBuildHasher.hash_one(id);
+        match ids.entry(
+            hash,
+            |seen| *seen == id,
+            |seen| FxBuildHasher.hash_one(*seen),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => return None,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
+        }
+        let (lines, section_end) = scan_properties(raw, &ends[next + 1..], end, plan)?;
+        spans.push(SectionSpan {
+            plugin,
+            id,
+            line: next + 1,
+            text: &raw[start..section_end],
+        });
+        // past the header, its lines and the blank line that ended it
+        next += 1 + lines;
+        start = ends
+            .get(next - 1)
+            .map_or(bytes.len(), |end| *end as usize + 1);
+    }
+    Some(())
+}
+
+/// The property lines of a section whose header ends at `header_end`,
+/// given the ends of the lines after the header: how many lines the
+/// section holds after its header (with the blank line that ends it) and
+/// where its last line ends.
+#[inline(always)]
+fn scan_properties(
+    raw: &str,
+    ends: &[u32],
+    header_end: usize,
+    plan: &ScanPlan,
+) -> Option<(usize, usize)> {
+    let bytes = raw.as_bytes();
+    let (mut seen, mut next_key) = (0u64, 0usize);
+    let mut section_end = header_end;
+    let mut lines = 0;
+    for &end in ends {
+        let (start, end) = (section_end + 1, end as usize);
+        lines += 1;
+        if end == start {
+            break;
+        }
+        let (&b'\t', body) = bytes[start..end].split_first()? else {
+            return None;
+        };
+        // the writer's order first: the key is nearly always the next one
+        let word = KeyPattern::word(body);
+        let index = plan.keys[next_key..]
+            .iter()
+            .position(|key| key.matches(word))
+            .map(|offset| next_key + offset)
+            .or_else(|| {
+                let key = &body[..memchr::memchr(b' ', body)?];
+                plan.checks
+                    .binary_search_by(|(name, _)| name.as_bytes().cmp(key))
+                    .ok()
+            })?;
+        let bit = 1u64 << index;
+        let (name, check) = &plan.checks[index];
+        // `KEY ` matched (by word or search); the rest is the value
+        let value = raw.get(start + 2 + name.len()..end)?;
+        if seen & bit != 0
+            || value.is_empty()
+            || value.starts_with(' ')
+            || value.ends_with(' ')
+            || check.check(value) != Some(true)
+        {
+            return None;
+        }
+        seen |= bit;
+        next_key = index + 1;
+        section_end = end;
+    }
+    (seen & plan.required == plan.required).then_some((lines, section_end))
+}
+
+/// One section of validated text in the writer's layout, read again for
+/// [`SectionConfig::read_validated`]: its plugin, id and properties (as
+/// the parser gives them), without checking a value; `None` for any other
+/// layout (the parser reads it then).
+pub(crate) fn fast_read<'a>(
+    config: &'a SectionConfig,
+    text: &'a str,
+    properties: &mut Vec<PropertyRef<'a>>,
+) -> Option<(&'a SectionConfigPlugin, &'a str)> {
+    let bytes = text.as_bytes();
+    let header_end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+    let line = &bytes[..header_end];
+    // the types' header patterns before a hash of the type name: a config
+    // has a type or two
+    let word = KeyPattern::word(line);
+    let (plugin, plan, id_at) = config
+        .plugins()
+        .values()
+        .find_map(|plugin| {
+            let plan = plugin.scan_plan()?;
+            (line.len() > plan.header.len && plan.header.matches(word))
+                .then_some((plugin, plan, plan.header.len))
+        })
+        .or_else(|| header(config, line, None))?;
+    let id = text.get(id_at..header_end)?;
+    if id.is_empty() || !is_ascii_text(id.as_bytes()) {
+        return None;
+    }
+    properties.reserve(plan.checks.len());
+    let mut next_key = 0;
+    let mut start = header_end + 1;
+    while start < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |at| start + at);
+        let line = &text[start..end];
+        start = end + 1;
+        let body = line.strip_prefix('\t')?.as_bytes();
+        let word = KeyPattern::word(body);
+        let index = next_key
+            + plan.keys[next_key..]
+                .iter()
+                .position(|key| key.matches(word))?;
+        let (name, check) = &plan.checks[index];
+        let value = line.get(2 + name.len()..)?;
+        if matches!(check, ValueCheck::Unhandled) || !is_ascii_text(value.as_bytes()) {
+            return None;
+        }
+        properties.push(PropertyRef {
+            key: name,
+            value,
+            schema: Some(plugin.schema_at(index)),
+            array: false,
+        });
+        next_key = index + 1;
+    }
+    Some((plugin, id))
+}
+
+/// Whether `text` is not empty and neither starts nor ends with
+/// whitespace or a byte that is not ASCII (what the parser would trim is
+/// left to it).
+fn is_ascii_text(text: &[u8]) -> bool {
+    let plain = |c: &u8| c.is_ascii() && !c.is_ascii_whitespace() && *c != 0x0b;
+    text.first().is_some_and(plain) && text.last().is_some_and(plain)
+}
+
+/// The plugin of a header line, its scan plan and where the id starts;
+/// `None` for anything but `TYPE: ID` of a known type that can be scanned.
+fn header<'a>(
+    config: &'a SectionConfig,
+    line: &[u8],
+    last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)>,
+) -> Option<(&'a SectionConfigPlugin, &'a ScanPlan, usize)> {
+    // the previous section's type first: files are mostly of one type
+    if let Some((plugin, plan)) = last
+        && line.len() > plan.header.len
+        && plan.header.matches(KeyPattern::word(line))
+    {
+        return Some((plugin, plan, plan.header.len));
+    }
+    if !line.first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    let colon = memchr::memchr(b':', line)?;
+    if line.get(colon + 1) != Some(&b' ') || line[colon - 1] == b' ' {
+        return None;
+    }
+    let type_name = std::str::from_utf8(&line[..colon]).ok()?;
+    let plugin = config.plugins().get(type_name)?;
+    Some((plugin, plugin.scan_plan()?, colon + 2))
+}
+
+/// The line ends of `bytes` (as `str::lines` splits, the last line end
+/// optional); `None` if a byte is neither printable ASCII nor a tab or
+/// line feed, a tab does not start a line, a line is longer than
+/// [`MAX_LINE_LENGTH`], or the text is 4 GiB or more.
+fn classify(bytes: &[u8]) -> Option<Vec<u32>> {
+    u32::try_from(bytes.len()).ok()?;
+    // lines of the writer's layout are about 37 bytes long
+    let mut ends = Vec::with_capacity(bytes.len() / 32 + 1);
+    let mut bad = false;
+    // whether the next block's first byte starts a line: the text's does
+    let mut starts_line = 1u64;
+    let mut base = 0u32;
+    let mut line_start = 0u32;
+    let (blocks, rest) = bytes.as_chunks::<64>();
+    let mut one = |masks: Masks, ends: &mut Vec<u32>, base: u32| {
+        let line_starts = (masks.line_ends << 1) | starts_line;
+        starts_line = masks.line_ends >> 63;
+        bad |= masks.bad | (masks.tabs & !line_starts != 0);
+        let mut mask = masks.line_ends;
+        while mask != 0 {
+            let end = base + mask.trailing_zeros();
+            bad |= (end - line_start) as usize > MAX_LINE_LENGTH;
+            ends.push(end);
+            line_start = end + 1;
+            mask &= mask - 1;
+        }
+    };
+    for block in blocks {
+        one(block_masks(block), &mut ends, base);
+        base += 64;
+    }
+    one(scalar_masks(rest), &mut ends, base);
+    if bad || bytes.len() - line_start as usize > MAX_LINE_LENGTH {
+        return None;
+    }
+    if bytes.last().is_some_and(|last| *last != b'\n') {
+        ends.push(bytes.len() as u32);
+    }
+    Some(ends)
+}
+
+/// Of up to 64 bytes: which are line feeds and which tabs (bit i: byte
+/// i), and whether any is something else than printable ASCII.
+struct Masks {
+    line_ends: u64,
+    tabs: u64,
+    bad: bool,
+}
+
+fn scalar_masks(bytes: &[u8]) -> Masks {
+    let mut masks = Masks {
+        line_ends: 0,
+        tabs: 0,
+        bad: false,
+    };
+    for (i, &byte) in bytes.iter().enumerate() {
+        masks.line_ends |= u64::from(byte == b'\n') << i;
+        masks.tabs |= u64::from(byte == b'\t') << i;
+        masks.bad |= (byte < 0x20 && byte != b'\n' && byte != b'\t') || byte >= 0x7f;
+    }
+    masks
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn block_masks(block: &[u8; 64]) -> Masks {
+    use safe_arch::{
+        bitandnot_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i, zeroed_m128i,
+    };
+
+    let line_feed = set_splat_i8_m128i(b'\n' as i8);
+    let tab = set_splat_i8_m128i(b'\t' as i8);
+    let space = set_splat_i8_m128i(b' ' as i8);
+    let delete = set_splat_i8_m128i(0x7f);
+    let (mut line_ends, mut tabs, mut bad) = (0u64, 0u64, zeroed_m128i());
+    for (i, part) in block.as_chunks::<16>().0.iter().enumerate() {
+        let bytes = m128i::from(*part);
+        let is_line_feed = cmp_eq_mask_i8_m128i(bytes, line_feed);
+        let is_tab = cmp_eq_mask_i8_m128i(bytes, tab);
+        // signed: bytes of 0x80 and up are negative, so "below space" too
+        let below_space = cmp_lt_mask_i8_m128i(bytes, space);
+        let is_delete = cmp_eq_mask_i8_m128i(bytes, delete);
+        bad = bad | bitandnot_m128i(is_line_feed | is_tab, below_space | is_delete);
+        line_ends |= u64::from(move_mask_i8_m128i(is_line_feed) as u16) << (16 * i);
+        tabs |= u64::from(move_mask_i8_m128i(is_tab) as u16) << (16 * i);
+    }
+    Masks {
+        line_ends,
+        tabs,
+        bad: move_mask_i8_m128i(bad) != 0,
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn block_masks(block: &[u8; 64]) -> Masks {
+    scalar_masks(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use proxmox_schema::{
+        ArraySchema, BooleanSchema, IntegerSchema, ObjectSchema, Schema, StringSchema,
+    };
+
+    use super::*;
+    use crate::SectionConfigPlugin;
+
+    const ID: Schema = StringSchema::new("Id.")
+        .format(&proxmox_schema::api_types::SAFE_ID_FORMAT)
+        .min_length(3)
+        .max_length(8)
+        .schema();
+    const TEXT: Schema = StringSchema::new("Text.").max_length(6).schema();
+    const INT: Schema = IntegerSchema::new("Int.").minimum(-5).maximum(500).schema();
+    const FLAG: Schema = BooleanSchema::new("Flag.").schema();
+    const LIST: Schema = ArraySchema::new("List.", &TEXT).schema();
+    const THING: ObjectSchema = ObjectSchema::new(
+        "Thing.",
+        &[
+            ("flag", true, &FLAG),
+            ("id", false, &ID),
+            ("int", false, &INT),
+            ("list", true, &LIST),
+            ("text", true, &TEXT),
+        ],
+    );
+    const OTHER: ObjectSchema =
+        ObjectSchema::new("Other.", &[("text", true, &TEXT)]).additional_properties(true);
+
+    fn config() -> SectionConfig {
+        let mut config = SectionConfig::new(&ID);
+        config.register_plugin(SectionConfigPlugin::new("thing", Some("id".into()), &THING));
+        config.register_plugin(SectionConfigPlugin::new("other", None, &OTHER));
+        config
+    }
+
+    /// What a test compares of a property.
+    type Property = (String, String, bool, Option<*const Schema>);
+
+    fn properties(section: &crate::SectionRef) -> Vec<Property> {
+        section
+            .properties
+            .iter()
+            .map(|p| {
+                (
+                    p.key.to_string(),
+                    p.value.to_string(),
+                    p.array,
+                    p.schema.map(|s| s as *const Schema),
+                )
+            })
+            .collect()
+    }
+
+    /// The scan and the parser on `text`: the same sections (type, id,
+    /// line, text) or the same error, and each section read again with
+    /// the properties the parser gave; returns whether the fast path took
+    /// the text.
+    fn agree(config: &SectionConfig, text: &str) -> bool {
+        let mut parsed = Vec::new();
+        let mut parsed_properties = Vec::new();
+        let generic = config.parse_with("t.cfg", text, |section| {
+            parsed.push((
+                section.plugin.type_name().to_string(),
+                section.id.to_string(),
+                section.line,
+                section.text.to_string(),
+            ));
+            parsed_properties.push((section.plugin.type_name().to_string(), properties(&section)));
+            Ok(())
+        });
+        let scanned = config.scan("t.cfg", text);
+        match (scanned, generic) {
+            (Ok(spans), Ok(())) => {
+                let spans: Vec<_> = spans
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.plugin.type_name().to_string(),
+                            s.id.to_string(),
+                            s.line,
+                            s.text.to_string(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(spans, parsed, "{text:?}");
+                for ((_, _, _, section_text), expected) in spans.iter().zip(&parsed_properties) {
+                    let mut read = None;
+                    config
+                        .read_validated(section_text, |section| {
+                            read = Some((
+                                section.plugin.type_name().to_string(),
+                                properties(&section),
+                            ));
+                            Ok(())
+                        })
+                        .unwrap();
+                    assert_eq!(read.as_ref(), Some(expected), "{section_text:?}");
+                }
+            }
+            (Err(ours), Err(theirs)) => assert_eq!(ours.to_string(), theirs.to_string()),
+            (ours, theirs) => panic!("{text:?}: scan {ours:?}, parser {theirs:?}"),
+        }
+        let mut fast = Vec::new();
+        fast_scan(config, text, &mut fast).is_some()
+    }
+
+    #[test]
+    fn the_writers_layout_is_read_by_the_fast_path() {
+        let config = config();
+        let text = "thing: one\n\tint 5\n\ttext abc\n\nthing: two\n\tflag yes\n\tint -5\n\n\nother: three\n\ttext a b\n";
+        assert!(agree(&config, text));
+        assert!(agree(&config, ""));
+        assert!(agree(&config, "\n\n"));
+        assert!(agree(&config, "thing: one\n\tint 5"));
+        // unsorted properties: found by the binary search
+        assert!(agree(&config, "thing: one\n\ttext abc\n\tint 5\n"));
+        // what the integer schema accepts, however written
+        assert!(agree(&config, "thing: one\n\tint +05\n"));
+        let spans = config.scan("t.cfg", text).unwrap();
+        assert_eq!(spans[1].text, "thing: two\n\tflag yes\n\tint -5");
+        assert_eq!(spans[2].line, 10);
+    }
+
+    #[test]
+    fn texts_longer_than_a_line_take_the_fast_path_too() {
+        let config = config();
+        let text: String = (0..60_000)
+            .map(|i| format!("thing: t{i:06}\n\tint 5\n\n"))
+            .collect();
+        assert!(text.len() > MAX_LINE_LENGTH);
+        assert!(agree(&config, &text));
+        // one line too long, at the end or inside: the parser's error
+        let long = format!(
+            "{text}thing: long\n\tint 5\n\tother {}\n",
+            "x".repeat(MAX_LINE_LENGTH)
+        );
+        assert!(!agree(&config, &long));
+        let long = format!(
+            "other: long\n\ttext {}\n\n{text}",
+            "x".repeat(MAX_LINE_LENGTH)
+        );
+        assert!(!agree(&config, &long));
+    }
+
+    #[test]
+    fn everything_else_is_left_to_the_parser_with_its_result() {
+        let config = config();
+        for text in [
+            // other layouts that parse
+            "thing: one\r\n\tint 5\r\n",
+            "thing:one\n\tint 5\n",
+            "thing :  one \n\tint 5\n",
+            "thing: one\n  int 5\n",
+            "thing: one\n\tint  5\n",
+            "thing: one\n\tint 5 \n",
+            "thing: one\n\tint 5\n \nthing: two\n\tint 1\n",
+            "thing: one\n\tint 5\n\t\n",
+            "thing: one\n\tint 5\n\tlist a\n\tlist b\n",
+            "thing: one\n\tint 5\n\tid other\n",
+            "other: one\n\tsomething else\n",
+            "thing: one\n\tint 5\n\ttext \u{e9}t\u{e9}\n",
+            // errors
+            "thing: one\n\tint 501\n",
+            "thing: one\n\tint 5x\n",
+            "thing: one\n\tint\n",
+            "thing: one\n\tint 5\n\tint 6\n",
+            "thing: one\n\ttext abc\n",
+            "thing: one\n\tint 5\n\ttext abcdefg\n",
+            "thing: one\n\tint 5\n\ttext a\tb\n",
+            "thing: one\n\tint 5\n\ttext a\u{7f}b\n",
+            "thing: one\n\tint 5\n\tcolor red\n",
+            "thing: on\n\tint 5\n",
+            "thing: one\n\tint 5\n\nthing: one\n\tint 6\n",
+            "thing: one\n\tint 5\nthing: two\n\tint 6\n",
+            "nothing: one\n\tint 5\n",
+            "1thing: one\n\tint 5\n",
+            "thing: one\n\tflag maybe\n\tint 5\n",
+            "\tint 5\n",
+            "thing\n",
+        ] {
+            assert!(!agree(&config, text), "{text:?} took the fast path");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scan_agrees_with_the_parser(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "thing: one", "thing: two", "other: one", "thing: x", "thing:  t3",
+                    "\tint 5", "\tint -6", "\tint +7", "\tint 99999999999999999999", "\ttext abc",
+                    "\ttext a b", "\ttext abcdefgh", "\tflag yes", "\tflag no", "\tlist a",
+                    "\tid idx", "\tcolor red", "\tint\t5", " int 5", "", " ", "\t", "# c",
+                    "thing: t\u{e9}", "\ttext \u{e9}", "\ttext a\r",
+                ]),
+                0..14,
+            ),
+            end in proptest::sample::select(vec!["", "\n", "\r\n"]),
+        ) {
+            let text = lines.join("\n") + end;
+            agree(&config(), &text);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn block_masks_agree_with_the_scalar_ones(block in proptest::collection::vec(proptest::num::u8::ANY, 64)) {
+            let block: [u8; 64] = block.try_into().unwrap();
+            let (fast, slow) = (block_masks(&block), scalar_masks(&block));
+            proptest::prop_assert_eq!(
+                (fast.line_ends, fast.tabs, fast.bad),
+                (slow.line_ends, slow.tabs, slow.bad)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn integers_parse_as_str_parse(text in "[+-]{0,2}[0-9]{0,21}|[+-]?[0-9]{0,3}[ a.][0-9]{0,2}") {
+            proptest::prop_assert_eq!(
+                crate::plugin::parse_isize(text.as_bytes()),
+                text.parse::<isize>().ok()
+            );
+        }
+    }
+
+    #[test]
+    fn integer_bounds_parse_as_str_parse() {
+        for text in [
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "+9223372036854775807",
+            "000000000000000000000000001",
+            "-0",
+            "+",
+            "-",
+            "",
+        ] {
+            assert_eq!(
+                crate::plugin::parse_isize(text.as_bytes()),
+                text.parse::<isize>().ok(),
+                "{text}"
+            );
+        }
+    }
+}
