@@ -67,17 +67,40 @@ impl<T> ConfigCache<T> {
         ownership: &Ownership,
         load: impl FnOnce(&str) -> Result<T, Error>,
     ) -> Result<(Arc<T>, [u8; 32]), Error> {
+        self.get_owning(base, file, ownership, |text| load(&text))
+    }
+
+    /// [`ConfigCache::get`] for a `load` that keeps the text.
+    pub(crate) fn get_owning(
+        &self,
+        base: Option<&DirHandle>,
+        file: &ConfigFile,
+        ownership: &Ownership,
+        load: impl FnOnce(String) -> Result<T, Error>,
+    ) -> Result<(Arc<T>, [u8; 32]), Error> {
         let (data, digest) = self.get_inner(base, file, ownership, load, true)?;
         Ok((data, digest.expect("digest asked for")))
     }
 
     /// [`ConfigCache::get`] without the digest.
+    #[cfg(test)]
     pub(crate) fn get_data(
         &self,
         base: Option<&DirHandle>,
         file: &ConfigFile,
         ownership: &Ownership,
         load: impl FnOnce(&str) -> Result<T, Error>,
+    ) -> Result<Arc<T>, Error> {
+        self.get_data_owning(base, file, ownership, |text| load(&text))
+    }
+
+    /// [`ConfigCache::get_owning`] without the digest.
+    pub(crate) fn get_data_owning(
+        &self,
+        base: Option<&DirHandle>,
+        file: &ConfigFile,
+        ownership: &Ownership,
+        load: impl FnOnce(String) -> Result<T, Error>,
     ) -> Result<Arc<T>, Error> {
         Ok(self.get_inner(base, file, ownership, load, false)?.0)
     }
@@ -87,7 +110,7 @@ impl<T> ConfigCache<T> {
         base: Option<&DirHandle>,
         file: &ConfigFile,
         ownership: &Ownership,
-        load: impl FnOnce(&str) -> Result<T, Error>,
+        load: impl FnOnce(String) -> Result<T, Error>,
         want_digest: bool,
     ) -> Result<(Arc<T>, Option<[u8; 32]>), Error> {
         let opened = match base {
@@ -112,7 +135,7 @@ impl<T> ConfigCache<T> {
             None => String::new(),
         };
         let digest = want_digest.then(|| openssl::sha::sha256(text.as_bytes()));
-        let data = Arc::new(load(&text)?);
+        let data = Arc::new(load(text)?);
         *cached = Some(Cached {
             stamp,
             data: Arc::clone(&data),

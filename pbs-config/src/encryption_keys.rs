@@ -201,7 +201,7 @@ impl<'a> EncryptionKeys<'a> {
     pub fn index(&self) -> Result<(Arc<KeyIndex>, [u8; 32]), Error> {
         let path = self.config_path();
         let base = self.dir.open_base()?;
-        self.dir.keys_cache.get(
+        self.dir.keys_cache.get_owning(
             base.as_ref(),
             &ENCRYPTION_KEYS_CFG,
             self.dir.ownership(),
@@ -214,7 +214,7 @@ impl<'a> EncryptionKeys<'a> {
     pub fn index_data(&self) -> Result<Arc<KeyIndex>, Error> {
         let path = self.config_path();
         let base = self.dir.open_base()?;
-        self.dir.keys_cache.get_data(
+        self.dir.keys_cache.get_data_owning(
             base.as_ref(),
             &ENCRYPTION_KEYS_CFG,
             self.dir.ownership(),

@@ -1,59 +1,72 @@
 //! [`KeyIndex`]: `encryption-keys.cfg` read into typed entries.
 //!
 //! Readers (list, show, load) use this instead of the generic
-//! `SectionConfigData`: each validated section is deserialized straight
-//! from its text through [`CryptKey`]'s own serde code
+//! `SectionConfigData`. A read is one validating pass over the text
+//! ([`SectionConfig::scan`](proxmox_section_config::SectionConfig::scan):
+//! every id and every value checked by its schema, as the parser checks
+//! them) that keeps the text and, per section, where it and its id are.
+//! An entry is typed when it is first asked for: its section read again
+//! ([`SectionConfig::read_validated`](proxmox_section_config::SectionConfig::read_validated))
+//! and deserialized through [`CryptKey`]'s own serde code
 //! ([`SectionRef::deserialize`](proxmox_section_config::SectionRef::deserialize)),
-//! the code the generic lookup runs on the section's JSON object, without
-//! that object: a parse several times cheaper and a parsed config about
-//! five times smaller (about 160 bytes per key). Writers edit
-//! [`KeySections`](crate::KeySections) instead, which keeps the text.
+//! the code the generic lookup runs on the section's JSON object, and kept
+//! for the next caller. So a load types one entry, a list all of them, and
+//! a field is declared in `CryptKey` alone. Writers edit
+//! [`KeySections`](crate::KeySections) instead.
 //!
 //! An entry the typed form cannot hold (an unknown `kdf`, as upstream's
-//! parser accepts) is kept as an error for that id: listing fails, as
-//! upstream's does, but every other key still loads.
+//! parser accepts) is an error for that id: listing fails, as upstream's
+//! does, but every other key still loads.
 
 use std::hash::BuildHasher;
+use std::ops::Range;
 use std::path::Path;
+use std::sync::OnceLock;
 
-use anyhow::{Error, bail};
+use anyhow::{Error, format_err};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
-
-use proxmox_section_config::ESTIMATED_SECTION_SIZE;
 
 use pbs_api_types::{CryptKey, Fingerprint};
 
 use crate::KeystoreError;
 use crate::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 
-/// The typed entries of `encryption-keys.cfg`, in file order.
-///
-/// Each id is held once, in its entry: the lookup table holds positions
-/// only.
+/// The entries of `encryption-keys.cfg`, in file order, typed on first use.
 #[derive(Default)]
 pub struct KeyIndex {
-    entries: Vec<Entry>,
-    /// positions in `entries`, hashed by id (FxHash: ids come from the
-    /// config file, not the network)
-    positions: HashTable<usize>,
+    /// The config text, validated.
+    text: String,
+    /// Where each key's section and id are in `text`.
+    spans: Vec<Span>,
+    /// Positions in `spans`, hashed by id (FxHash: ids come from the config
+    /// file, not the network); made by the first lookup by id.
+    positions: OnceLock<HashTable<u32>>,
+    /// Per span, its typed entry once asked for; made by the first access.
+    typed: OnceLock<Box<[OnceLock<Box<Entry>>]>>,
 }
 
-/// An entry, or the id and reason of one the typed form cannot hold.
-type Entry = Result<CryptKey, InvalidEntry>;
-
-#[derive(Debug)]
-struct InvalidEntry {
-    id: String,
-    reason: String,
+/// A key's section in the text: all of it, and its id.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+    id_start: u32,
+    id_end: u32,
 }
 
-fn entry_id(entry: &Entry) -> &str {
-    match entry {
-        Ok(entry) => &entry.id,
-        Err(invalid) => &invalid.id,
+impl Span {
+    fn text(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    fn id(&self) -> Range<usize> {
+        self.id_start as usize..self.id_end as usize
     }
 }
+
+/// An entry, or the reason the typed form cannot hold it.
+type Entry = Result<CryptKey, String>;
 
 fn hash_id(id: &str) -> u64 {
     FxBuildHasher.hash_one(id)
@@ -62,55 +75,107 @@ fn hash_id(id: &str) -> u64 {
 impl std::fmt::Debug for KeyIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyIndex")
-            .field("entries", &self.entries)
+            .field("ids", &self.ids().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl KeyIndex {
-    /// Parses config text (`path` only names the file in errors).
-    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
-        let mut index = KeyIndex::default();
-        let estimate = text.len() / ESTIMATED_SECTION_SIZE;
-        index.entries.reserve(estimate);
-        index.positions.reserve(estimate, |_| 0);
-        CONFIG.parse_with(path, text, |section| {
-            if section.plugin.type_name() != ENCRYPTION_KEYS_CFG_TYPE_ID {
-                return Ok(());
-            }
-            // CryptKey's own serde code, as the generic lookup runs it
-            let entry = section
-                .deserialize::<CryptKey>()
-                .map_err(|err| InvalidEntry {
-                    id: section.id.to_string(),
-                    reason: err.to_string(),
-                });
-            // parse_with has refused duplicate ids: a plain insert is enough
-            let entries = &index.entries;
-            index
-                .positions
-                .insert_unique(hash_id(section.id), entries.len(), |&position| {
-                    hash_id(entry_id(&entries[position]))
-                });
-            index.entries.push(entry);
-            Ok(())
-        })?;
-        Ok(index)
+    /// Reads config text (`path` only names the file in errors), checking
+    /// every section as the parser does; keeps the text.
+    ///
+    /// # Errors
+    ///
+    /// The parser's error for text it refuses, naming the file and line.
+    pub fn parse(path: &Path, text: impl Into<String>) -> Result<Self, Error> {
+        let text = text.into();
+        let spans = CONFIG
+            .scan(path, &text)?
+            .iter()
+            .filter(|span| span.plugin.type_name() == ENCRYPTION_KEYS_CFG_TYPE_ID)
+            .map(|span| {
+                // offsets fit: the scan refuses text of 4 GiB or more
+                let start = span.text.as_ptr() as usize - text.as_ptr() as usize;
+                let id_start = span.id.as_ptr() as usize - text.as_ptr() as usize;
+                Span {
+                    start: start as u32,
+                    end: (start + span.text.len()) as u32,
+                    id_start: id_start as u32,
+                    id_end: (id_start + span.id.len()) as u32,
+                }
+            })
+            .collect();
+        Ok(Self {
+            text,
+            spans,
+            ..Default::default()
+        })
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.spans.len()
     }
 
     /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.spans.is_empty()
     }
 
     /// The ids, in file order.
     pub fn ids(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.entries.iter().map(entry_id)
+        self.spans.iter().map(|span| &self.text[span.id()])
+    }
+
+    /// The entry at `position`, typed now if not yet.
+    fn entry(&self, position: usize) -> &Entry {
+        let typed = self.typed.get_or_init(|| {
+            std::iter::repeat_with(OnceLock::new)
+                .take(self.spans.len())
+                .collect()
+        });
+        typed[position].get_or_init(|| Box::new(self.read(position)))
+    }
+
+    /// Types the entry at `position` from its section's text.
+    fn read(&self, position: usize) -> Entry {
+        let mut entry = None;
+        let text = &self.text[self.spans[position].text()];
+        CONFIG
+            .read_validated(text, |section| {
+                // CryptKey's own serde code, as the generic lookup runs it
+                entry = Some(
+                    section
+                        .deserialize::<CryptKey>()
+                        .map_err(|err| err.to_string()),
+                );
+                Ok(())
+            })
+            .map_err(|err| err.to_string())?;
+        entry.ok_or_else(|| "the section cannot be read again".to_string())?
+    }
+
+    fn invalid(id: &str, reason: &str) -> Error {
+        format_err!("invalid config entry for encryption key '{id}' - {reason}")
+    }
+
+    /// The position of `id`.
+    fn position(&self, id: &str) -> Option<usize> {
+        let positions = self.positions.get_or_init(|| {
+            let mut positions = HashTable::with_capacity(self.spans.len());
+            for (position, id) in self.ids().enumerate() {
+                // the scan has refused duplicate ids: a plain insert is enough
+                positions.insert_unique(hash_id(id), position as u32, |&position| {
+                    hash_id(&self.text[self.spans[position as usize].id()])
+                });
+            }
+            positions
+        });
+        positions
+            .find(hash_id(id), |&position| {
+                &self.text[self.spans[position as usize].id()] == id
+            })
+            .map(|&position| position as usize)
     }
 
     /// The entry of `id`.
@@ -119,19 +184,12 @@ impl KeyIndex {
     ///
     /// [`KeystoreError::NotFound`], or the reason the entry is invalid.
     pub fn get(&self, id: &str) -> Result<&CryptKey, Error> {
-        let found = self
-            .positions
-            .find(hash_id(id), |&position| {
-                entry_id(&self.entries[position]) == id
-            })
-            .map(|&position| &self.entries[position]);
-        match found {
-            Some(Ok(entry)) => Ok(entry),
-            Some(Err(invalid)) => bail!(
-                "invalid config entry for encryption key '{id}' - {}",
-                invalid.reason
-            ),
-            None => Err(KeystoreError::NotFound { id: id.to_string() }.into()),
+        let Some(position) = self.position(id) else {
+            return Err(KeystoreError::NotFound { id: id.to_string() }.into());
+        };
+        match self.entry(position) {
+            Ok(entry) => Ok(entry),
+            Err(reason) => Err(Self::invalid(id, reason)),
         }
     }
 
@@ -141,24 +199,22 @@ impl KeyIndex {
     ///
     /// The first invalid entry, naming its id.
     pub fn entries(&self) -> Result<impl Iterator<Item = &CryptKey>, Error> {
-        if let Some(Err(invalid)) = self.entries.iter().find(|entry| entry.is_err()) {
-            bail!(
-                "invalid config entry for encryption key '{}' - {}",
-                invalid.id,
-                invalid.reason
-            );
+        for (position, id) in self.ids().enumerate() {
+            if let Err(reason) = self.entry(position) {
+                return Err(Self::invalid(id, reason));
+            }
         }
-        Ok(self.entries.iter().filter_map(|entry| entry.as_ref().ok()))
+        Ok((0..self.len()).filter_map(|position| self.entry(position).as_ref().ok()))
     }
 
     /// Valid entries and, separately, the ids of invalid ones with the reason.
     pub fn partition(&self) -> (Vec<&CryptKey>, Vec<(&str, &str)>) {
         let mut valid = Vec::new();
         let mut invalid = Vec::new();
-        for entry in &self.entries {
-            match entry {
+        for (position, id) in self.ids().enumerate() {
+            match self.entry(position) {
                 Ok(entry) => valid.push(entry),
-                Err(bad) => invalid.push((bad.id.as_str(), bad.reason.as_str())),
+                Err(reason) => invalid.push((id, reason.as_str())),
             }
         }
         (valid, invalid)
@@ -166,9 +222,8 @@ impl KeyIndex {
 
     /// The id of the entry with this fingerprint, if any.
     pub fn find_fingerprint(&self, fingerprint: &Fingerprint) -> Option<&str> {
-        self.entries
-            .iter()
-            .filter_map(|entry| entry.as_ref().ok())
+        (0..self.len())
+            .filter_map(|position| self.entry(position).as_ref().ok())
             .find(|entry| entry.info.fingerprint.as_ref() == Some(fingerprint))
             .map(|entry| entry.id.as_str())
     }
@@ -184,8 +239,34 @@ mod tests {
 
     #[test]
     fn typed_entries_equal_serde_lookups() {
+        // the writer's layout (the fast scan), and CRLF (the parser)
+        typed_entries_of_text_equal_serde_lookups(TEXT);
+        typed_entries_of_text_equal_serde_lookups(&TEXT.replace('\n', "\r\n"));
+    }
+
+    #[test]
+    fn entries_are_typed_once_and_looked_up_by_id() {
         let index = KeyIndex::parse(Path::new("test.cfg"), TEXT).unwrap();
-        let data = CONFIG.parse("test.cfg", TEXT).unwrap();
+        assert_eq!(index.len(), 3);
+        let first: *const CryptKey = index.get("k-three").unwrap();
+        let again: *const CryptKey = index.get("k-three").unwrap();
+        assert_eq!(first, again);
+        let listed: Vec<*const CryptKey> = index
+            .partition()
+            .0
+            .into_iter()
+            .map(|k| k as *const _)
+            .collect();
+        assert!(listed.contains(&first));
+        assert_eq!(
+            index.find_fingerprint(&index.get("k-one").unwrap().info.fingerprint.unwrap()),
+            Some("k-one")
+        );
+    }
+
+    fn typed_entries_of_text_equal_serde_lookups(text: &str) {
+        let index = KeyIndex::parse(Path::new("test.cfg"), text).unwrap();
+        let data = CONFIG.parse("test.cfg", text).unwrap();
         assert_eq!(
             index.ids().collect::<Vec<_>>(),
             ["k-one", "k-two", "k-three"]
