@@ -106,14 +106,26 @@ impl Fingerprint {
 }
 
 fn as_fingerprint(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, byte) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push(':');
+    let mut out = [0u8; 95];
+    let len = write_fingerprint(bytes, &mut out);
+    std::str::from_utf8(&out[..len])
+        .expect("hex digits and colons")
+        .to_string()
+}
+
+/// `bytes` as lowercase hex pairs separated by colons, into `out` (3
+/// bytes per byte, less one); returns the length written. Without an
+/// allocation per byte: a list serializes one fingerprint per key.
+fn write_fingerprint(bytes: &[u8], out: &mut [u8; 95]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in bytes.iter().take(32).enumerate() {
+        out[3 * i] = HEX[usize::from(byte >> 4)];
+        out[3 * i + 1] = HEX[usize::from(byte & 0x0f)];
+        if i < 31 {
+            out[3 * i + 2] = b':';
         }
-        out.push_str(&hex::encode([*byte]));
     }
-    out
+    (bytes.len().min(32) * 3).saturating_sub(1)
 }
 
 impl fmt::Display for Fingerprint {
@@ -213,7 +225,10 @@ impl FromStr for Fingerprint {
 
 impl Serialize for Fingerprint {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.signature())
+        // the signature, from the stack
+        let mut out = [0u8; 95];
+        let len = write_fingerprint(&self.bytes, &mut out);
+        serializer.serialize_str(std::str::from_utf8(&out[..len]).expect("hex digits and colons"))
     }
 }
 
