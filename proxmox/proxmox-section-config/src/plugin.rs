@@ -65,14 +65,23 @@ impl SectionConfigPlugin {
                     },
                 )
                 .collect(),
+            // a name the parser would split or trim differently never
+            // matches (such a line is left to the parser)
             keys: entries
                 .iter()
-                .map(|(name, _, _)| KeyPattern::new(&format!("{name} ")))
+                .map(|(name, _, _)| match is_plain_word(name) {
+                    true => KeyPattern::new(&format!("{name} ")),
+                    false => KeyPattern::new(""),
+                })
                 .collect(),
-            // as the parser reads a header: up to the first colon
-            header: match type_name.contains(':') {
-                true => KeyPattern::new(""),
-                false => KeyPattern::new(&format!("{type_name}: ")),
+            // as the parser reads a header: a letter first, the type up to
+            // the first colon, trimmed
+            header: match is_plain_word(&type_name)
+                && type_name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && !type_name.contains(':')
+            {
+                true => KeyPattern::new(&format!("{type_name}: ")),
+                false => KeyPattern::new(""),
             },
             required: required
                 .iter()
@@ -140,6 +149,12 @@ impl SectionConfigPlugin {
     pub(crate) fn scan_plan(&self) -> Option<&ScanPlan> {
         self.scan.as_ref()
     }
+}
+
+/// Whether `name` is printable ASCII without spaces: what the parser reads
+/// back as itself at the start of a line.
+fn is_plain_word(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|c| c.is_ascii_graphic())
 }
 
 /// The start of a line, compared as one 128-bit word with its first 16

@@ -221,8 +221,11 @@ pub(crate) fn fast_read<'a>(
         .values()
         .find_map(|plugin| {
             let plan = plugin.scan_plan()?;
-            (line.len() > plan.header.len && plan.header.matches(word))
-                .then_some((plugin, plan, plan.header.len))
+            (line.len() > plan.header.len && plan.header.matches(word)).then_some((
+                plugin,
+                plan,
+                plan.header.len,
+            ))
         })
         .or_else(|| header(config, line, None))?;
     let id = text.get(id_at..header_end)?;
@@ -374,7 +377,7 @@ fn block_masks(block: &[u8; 64]) -> Masks {
         // signed: bytes of 0x80 and up are negative, so "below space" too
         let below_space = cmp_lt_mask_i8_m128i(bytes, space);
         let is_delete = cmp_eq_mask_i8_m128i(bytes, delete);
-        bad = bad | bitandnot_m128i(is_line_feed | is_tab, below_space | is_delete);
+        bad |= bitandnot_m128i(is_line_feed | is_tab, below_space | is_delete);
         line_ends |= u64::from(move_mask_i8_m128i(is_line_feed) as u16) << (16 * i);
         tabs |= u64::from(move_mask_i8_m128i(is_tab) as u16) << (16 * i);
     }
@@ -575,6 +578,32 @@ mod tests {
         ] {
             assert!(!agree(&config, text), "{text:?} took the fast path");
         }
+    }
+
+    #[test]
+    fn names_the_parser_reads_otherwise_are_left_to_it() {
+        // a type the parser's trim cannot name, a property the parser's
+        // split cannot name: the fast path must not match either
+        const ODD: ObjectSchema = ObjectSchema::new(
+            "Odd.",
+            &[
+                ("a b", true, &TEXT),
+                ("int", true, &INT),
+                ("x:", true, &TEXT),
+            ],
+        );
+        let mut config = SectionConfig::new(&ID);
+        config.register_plugin(SectionConfigPlugin::new("odd ", None, &ODD));
+        config.register_plugin(SectionConfigPlugin::new("oddity", None, &ODD));
+        for text in [
+            "odd : one\n\tint 5\n",
+            "oddity: one\n\ta b c\n",
+            "oddity: one\n\tint 5\n\ta b c\n",
+        ] {
+            assert!(!agree(&config, text), "{text:?} took the fast path");
+        }
+        assert!(agree(&config, "oddity: one\n\tint 5\n"));
+        assert!(agree(&config, "oddity: one\n\tint 5\n\tx: y\n"));
     }
 
     proptest::proptest! {
