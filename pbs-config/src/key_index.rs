@@ -89,12 +89,19 @@ impl KeyIndex {
     /// The parser's error for text it refuses, naming the file and line.
     pub fn parse(path: &Path, text: impl Into<String>) -> Result<Self, Error> {
         let text = text.into();
+        // spans hold u32 offsets (the file reader refuses far less already)
+        if u32::try_from(text.len()).is_err() {
+            anyhow::bail!(
+                "parsing {path:?} failed: the file is too large ({} bytes)",
+                text.len()
+            );
+        }
         let spans = CONFIG
             .scan(path, &text)?
             .iter()
             .filter(|span| span.plugin.type_name() == ENCRYPTION_KEYS_CFG_TYPE_ID)
             .map(|span| {
-                // offsets fit: the scan refuses text of 4 GiB or more
+                // offsets fit: the text is shorter than 4 GiB (above)
                 let start = span.text.as_ptr() as usize - text.as_ptr() as usize;
                 let id_start = span.id.as_ptr() as usize - text.as_ptr() as usize;
                 Span {
@@ -137,10 +144,13 @@ impl KeyIndex {
         typed[position].get_or_init(|| Box::new(self.read(position)))
     }
 
-    /// Types the entry at `position` from its section's text.
+    /// Types the entry at `position` from its section's text; an entry
+    /// whose id is not the one the scan found there is refused, never
+    /// handed out under the other id.
     fn read(&self, position: usize) -> Entry {
         let mut entry = None;
-        let text = &self.text[self.spans[position].text()];
+        let span = self.spans[position];
+        let text = &self.text[span.text()];
         CONFIG
             .read_validated(text, |section| {
                 // CryptKey's own serde code, as the generic lookup runs it
@@ -152,7 +162,15 @@ impl KeyIndex {
                 Ok(())
             })
             .map_err(|err| err.to_string())?;
-        entry.ok_or_else(|| "the section cannot be read again".to_string())?
+        let entry = entry.ok_or_else(|| "the section cannot be read again".to_string())??;
+        let id = &self.text[span.id()];
+        if entry.id != id {
+            return Err(format!(
+                "the section of '{id}' reads as '{}' - report this as a bug",
+                entry.id
+            ));
+        }
+        Ok(entry)
     }
 
     fn invalid(id: &str, reason: &str) -> Error {
