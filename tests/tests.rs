@@ -13,6 +13,10 @@ mod section_config_vectors;
 // the writers' form of encryption-keys.cfg against the generic parse and write
 mod key_sections;
 
+// the readers' KeyIndex against the generic parse plus serde: every vector
+// file, every one-byte change, random hand edits
+mod key_index;
+
 // pbs-key-config against upstream's key file vectors
 mod key_vectors;
 
