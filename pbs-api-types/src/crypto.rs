@@ -472,6 +472,19 @@ mod tests {
         assert_eq!(back, fp);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_fingerprint_serializes_as_its_hex_pairs(bytes in proptest::prelude::any::<[u8; 32]>()) {
+            let fp = Fingerprint::new(bytes);
+            let pairs: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let text = pairs.join(":");
+            proptest::prop_assert_eq!(serde_json::to_value(fp).unwrap(), json!(text));
+            proptest::prop_assert_eq!(fp.signature(), text);
+            // the short form: the first 8 bytes
+            proptest::prop_assert_eq!(fp.to_string(), pairs[..8].join(":"));
+        }
+    }
+
     #[test]
     fn kdf_is_lowercase_on_the_wire_and_defaults_to_scrypt() {
         assert_eq!(serde_json::to_value(Kdf::PBKDF2).unwrap(), json!("pbkdf2"));
