@@ -1,5 +1,6 @@
 //! The processes the report starts of itself (`PBS_BENCH_WORKER=ROLE`):
-//! readers, the writer running beside them, and a fresh-process load.
+//! readers, the writer running beside them, a fresh-process load, and one
+//! read of generated text for an instruction count (`read-once`).
 //!
 //! Each prints one line of figures on stdout and exits.
 
@@ -16,6 +17,7 @@ pub fn run(role: &str, args: &[String]) {
         "reader" => reader(&args[0], Path::new(&args[1]), secs(&args[2]), &args[3..]),
         "writer" => writer(Path::new(&args[0]), secs(&args[1]), secs(&args[2])),
         "fresh-load" => fresh_load(Path::new(&args[0]), &args[1]),
+        "read-once" => read_once(&args[0], args[1].parse().expect("keys")),
         other => panic!("unknown worker role {other:?}"),
     }
 }
@@ -97,4 +99,44 @@ fn fresh_load(dir: &Path, id: &str) {
     }
     let text: Vec<String> = nanos.iter().map(u128::to_string).collect();
     println!("{}", text.join(" "));
+}
+
+/// One read of the generated config of `keys` keys, for an instruction
+/// count under callgrind (`--toggle-collect` on the function named):
+/// `lines` (the line scan, `count_line_ends`), `typed` (`KeyIndex::parse`,
+/// `typed_read`), `typed-all` (the same and every entry typed,
+/// `typed_read_all`). Prints what it counted.
+fn read_once(what: &str, keys: usize) {
+    let base = Path::new("/etc/proxmox-backup");
+    let text = crate::common::config_text(base, keys);
+    let path = base.join("encryption-keys.cfg");
+    let count = match what {
+        "lines" => count_line_ends(&text),
+        "typed" => typed_read(&path, text),
+        "typed-all" => typed_read_all(&path, text),
+        other => panic!("unknown read {other:?}"),
+    };
+    println!("{count}");
+}
+
+#[inline(never)]
+fn count_line_ends(text: &str) -> usize {
+    memchr::memchr_iter(b'\n', std::hint::black_box(text.as_bytes())).count()
+}
+
+#[inline(never)]
+fn typed_read(path: &Path, text: String) -> usize {
+    let index = pbs_config::KeyIndex::parse(path, std::hint::black_box(text)).unwrap();
+    let len = index.len();
+    // not counted: freeing it (a process exits without that)
+    std::mem::forget(index);
+    len
+}
+
+#[inline(never)]
+fn typed_read_all(path: &Path, text: String) -> usize {
+    let index = pbs_config::KeyIndex::parse(path, std::hint::black_box(text)).unwrap();
+    let len = index.entries().unwrap().count();
+    std::mem::forget(index);
+    len
 }
