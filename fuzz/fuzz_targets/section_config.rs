@@ -13,8 +13,9 @@
 //!   (`…/encryption-keys/<id>.enc`, no `..`);
 //! - the readers' typed parse (`KeyIndex`, built straight from the text)
 //!   agrees with the writers' generic parse plus serde: both accept or both
-//!   refuse the text, with the same ids in the same order and, per id, the
-//!   same entry or both an error;
+//!   refuse the text (with the same message), with the same ids in the
+//!   same order and, per id, the same entry or both an error (ours ending
+//!   in serde's);
 //! - the writers' `KeySections` accepts and refuses what the generic parse
 //!   does and writes the text back exactly as the generic write does.
 
@@ -117,7 +118,12 @@ fn check_key_index(generic: Option<&SectionConfigData>, text: &str) {
     let index = KeyIndex::parse(Path::new(FILE), text);
     let (index, generic) = match (index, generic) {
         (Ok(index), Some(generic)) => (index, generic),
-        (Err(_), None) => return,
+        (Err(ours), None) => {
+            // refused with the parser's message, word for word
+            let generic = encryption_keys::CONFIG.parse(FILE, text).unwrap_err();
+            assert_eq!(ours.to_string(), generic.to_string(), "errors differ");
+            return;
+        }
         (Ok(_), None) => panic!("KeyIndex accepts what the generic parser refuses"),
         (Err(err), Some(_)) => panic!("KeyIndex refuses what the generic parser accepts: {err}"),
     };
@@ -127,7 +133,10 @@ fn check_key_index(generic: Option<&SectionConfigData>, text: &str) {
         let typed = generic.lookup::<CryptKey>(ENCRYPTION_KEYS_CFG_TYPE_ID, id);
         match (index.get(id), typed) {
             (Ok(ours), Ok(serde)) => assert_eq!(ours, &serde, "entry '{id}' differs"),
-            (Err(_), Err(_)) => {}
+            (Err(ours), Err(serde)) => {
+                let (ours, serde) = (ours.to_string(), serde.to_string());
+                assert!(ours.ends_with(&serde), "'{id}': {ours} / {serde}");
+            }
             (Ok(ours), Err(err)) => panic!("KeyIndex accepts '{id}' ({ours:?}), serde: {err}"),
             (Err(err), Ok(serde)) => panic!("KeyIndex refuses '{id}' ({err}), serde: {serde:?}"),
         }
