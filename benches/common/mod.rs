@@ -122,17 +122,26 @@ impl KeyStore {
         let tmp = scratch_dir("keystore-");
         let dir = ConfigDir::shared(tmp.path()).expect("config dir");
         dir.ensure_base_dir().expect("config dir");
-        let text = config_text(dir.base(), n - real);
-        let config_lock = dir.encryption_keys().lock_config().expect("lock config");
-        dir.write_locked(text.as_bytes(), &config_lock, None)
-            .expect("write config");
-        drop(config_lock);
         let keys = dir.encryption_keys();
+        // the real keys first, into an empty config: a store makes the key
+        // directory only then (it refuses to make an empty one for a config
+        // that lists keys)
         let real_ids: Vec<String> = (0..real).map(|i| format!("real-{i:06}")).collect();
         for (i, id) in real_ids.iter().enumerate() {
             keys.store_key(id, &key_config(i as u64))
                 .expect("store a real key");
         }
+        // then the generated entries before them, as if stored earlier
+        let stored = std::fs::read_to_string(keys.config_path()).expect("read config");
+        let text = match n - real {
+            0 => stored,
+            generated => format!("{}\n{stored}", config_text(dir.base(), generated)),
+        };
+        let config_lock = keys.lock_config().expect("lock config");
+        dir.write_locked(text.as_bytes(), &config_lock, None)
+            .expect("write config");
+        drop(config_lock);
+        assert_eq!(keys.index_data().expect("config parses").len(), n);
         Self { tmp, dir, real_ids }
     }
 
