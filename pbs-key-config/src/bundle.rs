@@ -840,6 +840,69 @@ pub fn create_bundle(
     keys: &[ExportKey],
     recipients: &[ExportRecipient],
 ) -> Result<Vec<u8>, Error> {
+    Ok(create_provable_bundle(origin, checkpoint, keys, recipients)?.take_bytes())
+}
+
+/// A bundle just made, with its data key kept in memory (zeroed when
+/// dropped): [`ProvableBundle::prove`] opens a copy of it, read back from
+/// where it was written, and checks it in full as [`open_bundle`] does,
+/// without the secret of any recipient. This is how a key rotation proves
+/// an export to RSA master keys whose private halves are kept off the host.
+/// What it cannot check is each recipient's wrap of the data key: that
+/// takes the recipient's secret.
+pub struct ProvableBundle {
+    bytes: Vec<u8>,
+    data_key: [u8; 32],
+}
+
+impl Drop for ProvableBundle {
+    fn drop(&mut self) {
+        self.data_key.zeroize();
+    }
+}
+
+impl fmt::Debug for ProvableBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvableBundle")
+            .field("bytes", &format_args!("<{} bytes>", self.bytes.len()))
+            .field("data_key", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+impl ProvableBundle {
+    /// The bundle, as [`create_bundle`] returns it.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Takes the bundle's bytes out (what is left proves nothing).
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
+    /// Opens `copy` (this bundle as read back) with the data key and checks
+    /// it in full: the header, the payload's tag over the exact header
+    /// bytes, every key's config entry and key file fingerprint.
+    ///
+    /// # Errors
+    ///
+    /// A [`BundleError`]: the copy is not intact, or is another bundle.
+    pub fn prove(&self, copy: &[u8]) -> Result<OpenedBundle, Error> {
+        let (header, header_bytes, body) = split_bundle(copy)?;
+        let sealed = decode_payload(copy, &header, header_bytes, body)?;
+        open_payload(header, header_bytes, &sealed, &self.data_key)
+    }
+}
+
+/// [`create_bundle`], keeping what proves the bundle (see
+/// [`ProvableBundle`]).
+pub fn create_provable_bundle(
+    origin: &str,
+    checkpoint: Option<&str>,
+    keys: &[ExportKey],
+    recipients: &[ExportRecipient],
+) -> Result<ProvableBundle, Error> {
     check_origin(origin)?;
     if let Some(checkpoint) = checkpoint
         && checkpoint.len() > MAX_CHECKPOINT_LEN
@@ -876,11 +939,15 @@ pub fn create_bundle(
     }
 
     let mut data_key = proxmox_sys::linux::random_data::<32>()?;
-    let result = seal_bundle(
+    match seal_bundle(
         origin, checkpoint, key_infos, &payload, recipients, &data_key,
-    );
-    data_key.zeroize();
-    result
+    ) {
+        Ok(bytes) => Ok(ProvableBundle { bytes, data_key }),
+        Err(err) => {
+            data_key.zeroize();
+            Err(err)
+        }
+    }
 }
 
 /// Wraps `data_key` for each recipient, then writes header and payload.
@@ -1024,7 +1091,21 @@ pub fn read_bundle_header(data: &[u8]) -> Result<BundleHeader, Error> {
 /// passphrase too short to be right.
 pub fn open_bundle(data: &[u8], secret: &BundleSecret) -> Result<OpenedBundle, Error> {
     let (header, header_bytes, body) = split_bundle(data)?;
+    let sealed = decode_payload(data, &header, header_bytes, body)?;
+    let mut data_key = unwrap_data_key(&header, secret)?;
+    let opened = open_payload(header, header_bytes, &sealed, &data_key);
+    data_key.zeroize();
+    opened
+}
 
+/// The payload line's ciphertext and tag, checked against the header's
+/// length (cheap checks, before any secret is used).
+fn decode_payload(
+    data: &[u8],
+    header: &BundleHeader,
+    header_bytes: &[u8],
+    body: &[u8],
+) -> Result<Vec<u8>, Error> {
     // the payload line: base64 of exactly `length` bytes, then a newline
     let expected = header.payload.length.div_ceil(3) * 4 + 1;
     if body.len() < expected {
@@ -1043,10 +1124,18 @@ pub fn open_bundle(data: &[u8], secret: &BundleSecret) -> Result<OpenedBundle, E
     if sealed.len() != header.payload.length {
         return Err(BundleError::Corrupt("payload length differs from the header".into()).into());
     }
+    Ok(sealed)
+}
 
-    let mut data_key = unwrap_data_key(&header, secret)?;
-    let plaintext = open_sealed(&data_key, &header.payload.nonce, header_bytes, &sealed);
-    data_key.zeroize();
+/// Decrypts the payload with `data_key` and checks every entry against
+/// the header: everything or nothing.
+fn open_payload(
+    header: BundleHeader,
+    header_bytes: &[u8],
+    sealed: &[u8],
+    data_key: &[u8; 32],
+) -> Result<OpenedBundle, Error> {
+    let plaintext = open_sealed(data_key, &header.payload.nonce, header_bytes, sealed);
     let mut plaintext =
         plaintext.ok_or_else(|| BundleError::Corrupt("payload authentication failed".into()))?;
     let payload = serde_json::from_slice::<Payload>(&plaintext);
@@ -1806,5 +1895,58 @@ mod tests {
             "{err}"
         );
         assert_eq!(read_bundle_file(&path).unwrap(), data);
+    }
+
+    /// A rotation proves an export to an RSA master key without its
+    /// private half: the data key opens the copy read back, and only an
+    /// intact copy of this very bundle passes.
+    #[test]
+    fn a_provable_bundle_proves_its_intact_copy_only() {
+        let keys = two_keys();
+        let public = public(RSA_PEM);
+        let recipients = [ExportRecipient::RsaPublicKey(&public)];
+        let bundle =
+            create_provable_bundle("pbs-keystore/test", None, &exports(&keys), &recipients)
+                .unwrap();
+        let opened = bundle.prove(bundle.bytes()).unwrap();
+        assert_entries_equal(opened.entries(), &keys);
+        // the recipient opens the same bytes
+        let by_rsa = open_bundle(
+            bundle.bytes(),
+            &BundleSecret::RsaPrivateKey(&private(RSA_PEM)),
+        )
+        .unwrap();
+        assert_entries_equal(by_rsa.entries(), &keys);
+
+        // a flipped byte of the payload, of the header, a cut copy
+        let mut flipped = bundle.bytes().to_vec();
+        let at = flipped.len() - 10;
+        flipped[at] = if flipped[at] == b'A' { b'B' } else { b'A' };
+        let err = bundle.prove(&flipped).unwrap_err();
+        assert!(
+            matches!(bundle_error(&err), Some(BundleError::Corrupt(_))),
+            "{err}"
+        );
+        let edited = String::from_utf8(bundle.bytes().to_vec())
+            .unwrap()
+            .replacen("offsite-2025", "offsite-2026", 1);
+        assert!(bundle.prove(edited.as_bytes()).is_err());
+        let cut = &bundle.bytes()[..bundle.bytes().len() - 5];
+        assert!(matches!(
+            bundle_error(&bundle.prove(cut).unwrap_err()),
+            Some(BundleError::Truncated { .. })
+        ));
+        // another bundle of the same keys is not this one
+        let other = rsa_bundle(&keys);
+        assert!(bundle.prove(&other).is_err());
+        // the data key never shows
+        let debug = format!("{bundle:?}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        assert_no_key_bytes(&keys, &debug);
+        // create_bundle gives the same kind of bundle
+        assert_eq!(
+            read_bundle_header(&other).unwrap().keys,
+            read_bundle_header(bundle.bytes()).unwrap().keys
+        );
     }
 }
