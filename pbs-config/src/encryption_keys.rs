@@ -541,6 +541,77 @@ impl<'a> EncryptionKeys<'a> {
         )
     }
 
+    /// Adopts the key file of `id` that has no config entry (a store was
+    /// killed after writing it) if it holds the key with `fingerprint`:
+    /// writes its config entry, never the file, recorded in the audit log
+    /// as `create` (the key was generated on this host). `None` if there is
+    /// no such file, or the config has an entry `id`.
+    ///
+    /// # Errors
+    ///
+    /// A key file that holds another key (left alone, for `verify`), or
+    /// one that does not load; what a store refuses.
+    ///
+    /// # Locking
+    ///
+    /// Takes the config lock, then the key file lock.
+    pub(crate) fn adopt_key_file(
+        &self,
+        id: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<CryptKey>, Error> {
+        (|| {
+            check_key_id(id)?;
+            let Some(base) = self.dir.open_base()? else {
+                return Ok(None);
+            };
+            let config_lock = self.lock_config()?;
+            let Some(key_dir) = self.open_key_dir(&base)? else {
+                return Ok(None);
+            };
+            if key_dir.stat(&key_file_name(id))?.is_none() {
+                return Ok(None);
+            }
+            let (sections, raw) = self.sections_locked(&config_lock)?;
+            drop(raw);
+            if sections.contains(id) {
+                return Ok(None);
+            }
+            let key_config = self.read_key_file_in(&key_dir, id)?;
+            check_hint(&key_config)?;
+            let found = key_fingerprint(&key_config)?;
+            if found != *fingerprint {
+                bail!(
+                    "key file {:?} holds the key with fingerprint {}, not {} - left alone \
+                     (run 'proxmox-backup-manager encryption-key verify')",
+                    self.key_path(id),
+                    found.signature(),
+                    fingerprint.signature()
+                );
+            }
+            let mut info = KeyInfo::from(&key_config);
+            info.path = Some(self.key_path(id).to_string_lossy().into_owned());
+            info.fingerprint = Some(found);
+            let entry = CryptKey {
+                id: id.to_string(),
+                info,
+                archived_at: None,
+            };
+            let event = self.dir.audit_event(Op::Create).id(id).fingerprint(found);
+            self.store_locked(
+                &base,
+                sections,
+                &config_lock,
+                entry,
+                KeySource::InPlace,
+                &event,
+                || Ok(()),
+            )
+            .map(Some)
+        })()
+        .layer_err(|| format!("failed to adopt the key file of encryption key '{id}'"))
+    }
+
     /// The store path shared by store and trash restore, under the config
     /// lock: refuse a taken id or fingerprint, render the new config (so a
     /// schema error stops before any file is touched), take the key lock,
@@ -578,7 +649,9 @@ impl<'a> EncryptionKeys<'a> {
 
         let key_dir = self.ensure_key_dir(base)?;
         let key_lock = self.lock_key_file(&key_dir, id)?;
-        refuse_existing_key_file(&key_dir, &key_file_name(id))?;
+        if !matches!(source, KeySource::InPlace) {
+            refuse_existing_key_file(&key_dir, &key_file_name(id))?;
+        }
         // nothing of this key is left after a failure: its lock file goes
         // too (under the lock)
         let forget = |key_lock: KeyFileLock, err: Error| {
@@ -647,6 +720,12 @@ impl<'a> EncryptionKeys<'a> {
                 written?;
             }
             KeySource::Exact(key_data) => self.write_new_key_file(key_dir, entry, key_data)?,
+            // the file stays as it is whatever happens: an orphan before,
+            // an orphan again if the config write fails
+            KeySource::InPlace => match key_dir.stat(&name)? {
+                Some(stat) if stat.kind == EntryKind::File && stat.size > 0 => {}
+                _ => bail!("key file {key_path:?} to adopt is gone"),
+            },
             KeySource::Trash {
                 trash,
                 trash_dir,
@@ -689,6 +768,7 @@ impl<'a> EncryptionKeys<'a> {
                 KeySource::New(_) | KeySource::Exact(_) => {
                     self.trash_failed_store(key_dir, &name, entry, err)
                 }
+                KeySource::InPlace => err,
                 KeySource::Trash {
                     trash,
                     trash_dir,
@@ -1004,7 +1084,7 @@ impl<'a> EncryptionKeys<'a> {
             id: id.to_string(),
             fingerprint: entry.info.fingerprint,
             entry: Some(entry.clone()),
-            reason: TrashReason::Delete,
+            reason: options.reason,
             time: options.now,
             actor: Some(self.dir.caller().actor.to_string()),
             purge_after: Some(purge_after),
@@ -1174,6 +1254,11 @@ pub(crate) enum KeySource<'s> {
     /// Written as these exact bytes, a key file checked by the caller
     /// (restore from an export bundle: the file as it was exported).
     Exact(&'s [u8]),
+    /// Already in the key directory without a config entry, left by a
+    /// store that was killed after writing it: adopted as it is, never
+    /// rewritten (a rotation resuming its own interrupted store, see
+    /// [`EncryptionKeys::adopt_key_file`]).
+    InPlace,
     /// Renamed back from a trash entry (restore): its bytes are never
     /// rewritten.
     Trash {
@@ -1190,7 +1275,7 @@ impl KeySource<'_> {
     /// The operation, as crash points name it.
     fn op(&self) -> &'static str {
         match self {
-            KeySource::New(_) | KeySource::Exact(_) => "store",
+            KeySource::New(_) | KeySource::Exact(_) | KeySource::InPlace => "store",
             KeySource::Trash { .. } => "restore",
         }
     }
@@ -1210,6 +1295,9 @@ pub struct DeleteOptions<'o> {
     /// If the key file is missing, drop the config entry anyway, after
     /// `warn` was told what that loses.
     pub force: bool,
+    /// Why, as the trash records it (`delete`; `rotate-abort` for the new
+    /// key of an aborted rotation).
+    pub reason: TrashReason,
     /// Now (epoch), as recorded in the trash: tests pass their own.
     pub now: i64,
     /// Told, before anything changes, what a forced delete loses.
@@ -1223,6 +1311,7 @@ impl Default for DeleteOptions<'_> {
             keep_days: trash::DEFAULT_KEEP_DAYS,
             purge: false,
             force: false,
+            reason: TrashReason::Delete,
             now: trash::epoch_now(),
             warn: None,
         }

@@ -29,7 +29,9 @@ use proxmox_lang::error::ErrorLayer;
 
 use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::KeyConfig;
-use pbs_key_config::bundle::{BundleKeyInfo, ExportKey, ExportRecipient, create_bundle};
+use pbs_key_config::bundle::{
+    BundleKeyInfo, ExportKey, ExportRecipient, ProvableBundle, create_provable_bundle,
+};
 
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
 use crate::audit::{AuditLog, Event, Op, Pending};
@@ -179,6 +181,19 @@ impl EncryptionKeys<'_> {
         recipients: &[ExportRecipient],
         allowed: &dyn Fn(&CryptKey) -> Result<(), Error>,
     ) -> Result<Vec<u8>, Error> {
+        let mut bundle = self.export_provable_bundle(selection, recipients, allowed)?;
+        Ok(bundle.take_bytes())
+    }
+
+    /// [`EncryptionKeys::export_bundle`], keeping the bundle's data key in
+    /// memory to prove a copy of it read back (a rotation proves its export
+    /// to RSA master keys this way, see [`ProvableBundle`]).
+    pub fn export_provable_bundle(
+        &self,
+        selection: &ExportSelection,
+        recipients: &[ExportRecipient],
+        allowed: &dyn Fn(&CryptKey) -> Result<(), Error>,
+    ) -> Result<ProvableBundle, Error> {
         let keys = self.read_for_export(selection, allowed)?;
         // no key leaves the store unrecorded: the intent first, and the
         // bundle carries the checkpoint signed after it
@@ -198,7 +213,8 @@ impl EncryptionKeys<'_> {
                 key_file: &key.key_file,
             })
             .collect();
-        let bundle = create_bundle(&export_origin(), checkpoint.as_deref(), &export, recipients);
+        let bundle =
+            create_provable_bundle(&export_origin(), checkpoint.as_deref(), &export, recipients);
         finish_all(pending, bundle)
     }
 

@@ -27,7 +27,11 @@
 //! - every audit append ([`AUDIT_POINTS`], apart from [`POINTS`] because
 //!   they are reached inside every audited operation): `audit:line-written`
 //!   (the record written, not yet synced), `audit:synced` (synced, the
-//!   checkpoint not yet written), `audit:checkpoint-written`.
+//!   checkpoint not yet written), `audit:checkpoint-written`;
+//! - a rotation ([`ROTATE_POINTS`], apart from [`POINTS`] because a
+//!   rotation passes the points of the operations it is made of too):
+//!   after each journal write and between each step and its record (see
+//!   [`crate::rotation`]).
 
 /// Every crash point, in operation order.
 pub const POINTS: &[&str] = &[
@@ -64,6 +68,25 @@ pub const AUDIT_POINTS: &[&str] = &[
     "audit:checkpoint-written",
 ];
 
+/// The crash points of a rotation and of its abort, in the order they are
+/// passed.
+pub const ROTATE_POINTS: &[&str] = &[
+    "rotate:planned",
+    "rotate:fingerprint-recorded",
+    "rotate:key-stored",
+    "rotate:key-recorded",
+    "rotate:export-written",
+    "rotate:export-recorded",
+    "rotate:jobs-switched",
+    "rotate:switch-recorded",
+    "rotate:old-key-archived",
+    "rotate:archive-recorded",
+    "rotate:journal-removed",
+    "rotate-abort:recorded",
+    "rotate-abort:key-archived",
+    "rotate-abort:key-trashed",
+];
+
 /// Whether crash points are compiled in.
 pub fn enabled() -> bool {
     cfg!(feature = "failpoints")
@@ -73,7 +96,7 @@ pub fn enabled() -> bool {
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
     debug_assert!(
-        POINTS.contains(&name) || AUDIT_POINTS.contains(&name),
+        POINTS.contains(&name) || AUDIT_POINTS.contains(&name) || ROTATE_POINTS.contains(&name),
         "unknown failpoint {name}"
     );
     if std::env::var_os("PBS_FAILPOINT").is_some_and(|point| point == name) {

@@ -241,6 +241,30 @@ pub const AUDIT_FILES: &[ConfigFile] = &[
     AUDIT_PENDING_LOCK,
 ];
 
+/// The rotation journals' directory in the key directory (root:root 0700;
+/// DESIGN.md section 7, [`crate::rotation`]): one journal per rotation in
+/// progress, and the lock every rotation holds from its plan to its end.
+pub const ROTATE_DIR_NAME: &str = ".rotate";
+/// Mode of the rotation directory: root's alone.
+pub const ROTATE_DIR_MODE: u32 = 0o700;
+/// Class of the rotation directory's owner and of the journals in it
+/// (root:root, journals 0600).
+pub const ROTATE_CLASS: FileClass = FileClass::Private;
+/// Largest journal read (real ones are well under 1 KiB).
+pub const MAX_JOURNAL_SIZE: u64 = 64 * 1024;
+/// `.rotate/rotate.lck`: held by a rotation (or its abort) from its plan to
+/// its end, the outermost lock of the store.
+pub const ROTATE_LOCK: ConfigFile = lock(
+    "rotate.lck",
+    "held by a key rotation from its plan to its end",
+);
+
+/// The file name, in the rotation directory, of the journal of a rotation
+/// whose first job (in sorted order) is `job`.
+pub fn journal_name(job: &str) -> String {
+    format!("{job}.json")
+}
+
 /// Class of key files (root:backup 0640).
 pub const KEY_FILE_CLASS: FileClass = FileClass::Config;
 /// Class of key lock files (backup:backup 0660).

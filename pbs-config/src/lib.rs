@@ -8,7 +8,9 @@
 //! `/etc/proxmox-backup`).
 //!
 //! Rules a maintainer must keep (DESIGN.md sections 4 and 7):
-//! - the lock order, the one place it is written: `.encryption-keys.lck`
+//! - the lock order, the one place it is written: outermost, a key
+//!   rotation's `encryption-keys/.rotate/rotate.lck` (held from its plan
+//!   to its end, see [`rotation`]); then `.encryption-keys.lck`
 //!   ([`EncryptionKeysLock`]), then `.sync.lck` ([`SyncLock`]), then
 //!   `encryption-keys/<id>.enc.lck` ([`KeyFileLock`]); the access files
 //!   after all of those, in this order: `.user.lck` ([`UserLock`]),
@@ -56,6 +58,7 @@ mod key_index;
 mod key_sections;
 mod lock;
 mod ownership;
+pub mod rotation;
 pub mod shadow;
 pub mod sync;
 pub mod token_shadow;

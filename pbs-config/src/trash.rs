@@ -87,6 +87,9 @@ pub enum TrashReason {
     RepairUnrecorded,
     /// A store (create, import) whose config write failed.
     StoreFailed,
+    /// The new key of a rotation that was aborted before any job used it
+    /// (`rotate --abort`, [`crate::rotation`]).
+    RotateAbort,
 }
 
 impl TrashReason {
@@ -98,6 +101,7 @@ impl TrashReason {
             TrashReason::RepairTemp => "repair-temp",
             TrashReason::RepairUnrecorded => "repair-unrecorded",
             TrashReason::StoreFailed => "store-failed",
+            TrashReason::RotateAbort => "rotate-abort",
         }
     }
 }

@@ -567,6 +567,10 @@ impl Checker<'_> {
             if name == files::ROOT_LOCK_DIR_NAME && stat.kind == EntryKind::Dir {
                 continue;
             }
+            // rotations in progress: `rotate --status` shows them
+            if name == files::ROTATE_DIR_NAME && stat.kind == EntryKind::Dir {
+                continue;
+            }
             // a known key's file is reported by check_entry already
             let known_key_file = name.strip_suffix(".enc").is_some_and(known);
             if name == TRASH_DIR_NAME {

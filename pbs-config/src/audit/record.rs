@@ -164,8 +164,11 @@ ops! {
     RotateSwitchJob = "rotate-switch-job", changes_key: false;
     /// Rotation: the old key archived.
     RotateArchiveOldKey = "rotate-archive-old-key", changes_key: true;
-    /// Rotation: done, the journal removed.
+    /// Rotation: done (or aborted), the journal removed.
     RotateFinish = "rotate-finish", changes_key: false;
+    /// Rotation: an abort begun, before any job used the new key (which
+    /// then goes into the trash).
+    RotateAbort = "rotate-abort", changes_key: false;
 }
 
 impl fmt::Display for Op {
