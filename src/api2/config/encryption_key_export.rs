@@ -85,7 +85,8 @@ const MASTER_PUBKEY_SCHEMA: Schema = StringSchema::new(
 .max_length(16 * 1024)
 .schema();
 
-const MASTER_PUBKEYS_SCHEMA: Schema = ArraySchema::new(
+/// `master-pubkey`, repeated.
+pub(crate) const MASTER_PUBKEYS_SCHEMA: Schema = ArraySchema::new(
     "RSA public keys (PEM) to encrypt the bundle to (repeat for several).",
     &MASTER_PUBKEY_SCHEMA,
 )
@@ -190,7 +191,8 @@ impl Drop for Recipients {
 }
 
 impl Recipients {
-    fn as_list(&self) -> Vec<ExportRecipient<'_>> {
+    /// The recipients as the bundle code takes them.
+    pub(crate) fn as_list(&self) -> Vec<ExportRecipient<'_>> {
         let mut list = Vec::new();
         if let Some(passphrase) = &self.passphrase {
             list.push(ExportRecipient::Passphrase(passphrase));

@@ -4,6 +4,7 @@ use proxmox_router::{Router, SubdirMap};
 
 pub mod encryption_key_audit;
 pub mod encryption_key_export;
+pub mod encryption_key_rotate;
 pub mod encryption_key_trash;
 pub mod encryption_keys;
 pub mod sync;
@@ -15,6 +16,7 @@ const SUBDIRS: SubdirMap = &[
         "encryption-key-restore",
         &encryption_key_export::RESTORE_ROUTER,
     ),
+    ("encryption-key-rotate", &encryption_key_rotate::ROUTER),
     ("encryption-key-trash", &encryption_key_trash::ROUTER),
     ("encryption-keys", &encryption_keys::ROUTER),
     ("sync", &sync::ROUTER),

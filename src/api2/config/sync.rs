@@ -103,7 +103,7 @@ impl<'a> Caller<'a> {
     }
 
     /// The caller of an API request.
-    fn of(env: &'a RestEnvironment) -> Result<Self, Error> {
+    pub(crate) fn of(env: &'a RestEnvironment) -> Result<Self, Error> {
         Ok(Self::new(env.dir(), env.auth_id()?, Some(env.user_info()?)))
     }
 
@@ -341,6 +341,37 @@ fn check_key_use(
     } else {
         Err(refused(message))
     }
+}
+
+/// May the caller rotate `job` to a new key `new_key`, which does not exist
+/// yet? What `sync-job update JOB --active-encryption-key NEW_KEY` asks of
+/// the caller, as far as it is known before the key exists: modify access
+/// to the job, and Sys.Modify on `/system/encryption-keys/{new_key}` for
+/// the caller (else 403) and for the job's owner (else the job could not
+/// use it: 400). The switch itself runs [`apply_update`], which checks the
+/// key again.
+pub fn check_rotate_access(
+    caller: &Caller,
+    job: &SyncJobConfig,
+    new_key: &str,
+) -> Result<(), Error> {
+    check_sync_job_modify_access(caller, job)?;
+    let path = ["system", "encryption-keys", new_key];
+    require(
+        caller.privs(caller.auth_id(), &path)?,
+        PRIV_SYS_MODIFY,
+        &path,
+    )?;
+    let owner = job.owner_or_root();
+    if caller.privs(&owner, &path)? & PRIV_SYS_MODIFY == 0 {
+        return Err(refused(format!(
+            "the owner '{owner}' of sync job '{}' could not use the new key '{new_key}' - it \
+             lacks Sys.Modify on /{}",
+            job.id,
+            path.join("/")
+        )));
+    }
+    Ok(())
 }
 
 /// The rules a job must keep whatever changed (create and update).

@@ -30,6 +30,7 @@ use pbs_keystore::api2::config::encryption_keys::{self, DeleteMode};
 use super::key_export::{
     self, ExportArgs, ExportVerifyArgs, PaperkeyArgs, PaperkeyFormatArg, RestoreArgs,
 };
+use super::key_rotate::{self, RotateArgs};
 use super::output::{Column, Output, OutputFormat, Table, render, write_stdout};
 use super::passphrase;
 use super::{EXIT_FINDINGS, EXIT_OK, GlobalArgs, param_context, quoted};
@@ -239,6 +240,17 @@ pub enum EncryptionKeyCommand {
     /// 'import' and 'restore' take the text back (the block or the
     /// typing-aid lines); a mistyped line is named.
     Paperkey(PaperkeyArgs),
+    /// Rotate sync jobs to a new key: one resumable, journaled command.
+    ///
+    /// Plans the rotation (journal), stores a new key, exports it and
+    /// proves the export with the restore drill (--export-file), switches
+    /// the jobs to it in one write (the old key stays associated with
+    /// them), archives the old key (--archive-old). Run the same command
+    /// again after a crash or an error: it resumes where it stopped and
+    /// never makes a second key. --status shows the journal; --abort undoes
+    /// a rotation before its jobs switched (the new key goes into the
+    /// trash).
+    Rotate(RotateArgs),
     /// Archive a key: it can no longer encrypt, only decrypt. Refused while a
     /// sync job uses it as its active key.
     Archive {
@@ -420,6 +432,7 @@ pub fn run(
         }
         EncryptionKeyCommand::Restore(args) => return key_export::restore(out, &dir, args),
         EncryptionKeyCommand::Paperkey(args) => return key_export::paperkey(out, &dir, args),
+        EncryptionKeyCommand::Rotate(args) => return key_rotate::rotate(out, &dir, args),
         EncryptionKeyCommand::Archive { id, digest } => {
             let key = encryption_keys::archive_key(&dir, &id, digest.as_deref())
                 .map_err(|err| param_context(err, key_op_context("archive")))?;

@@ -220,7 +220,7 @@ fn check_output_file(path: &Path) -> Result<(), String> {
 }
 
 /// Reads a PEM file (at most 64 KiB).
-fn read_pem(path: &Path, option: &str) -> Result<Passphrase, Error> {
+pub(super) fn read_pem(path: &Path, option: &str) -> Result<Passphrase, Error> {
     use std::io::Read;
     let file = std::fs::File::open(path)
         .map_err(|err| format_err!("unable to open {option} {path:?} - {err}"))?;

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod completion;
 pub mod encryption_key;
 pub mod key_export;
+pub mod key_rotate;
 pub mod manpage;
 pub mod output;
 pub mod passphrase;

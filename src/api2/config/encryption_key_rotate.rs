@@ -1,0 +1,698 @@
+//! `/config/encryption-key-rotate` (beyond upstream, issue 18): key
+//! rotation of sync jobs, one resumable, journaled command
+//! (`pbs_config::rotation` has the steps, the journal and the crash
+//! order).
+//!
+//! - `POST /config/encryption-key-rotate`: rotate the jobs named (one or
+//!   more push jobs that encrypt with the same key) to a new key, or resume
+//!   their rotation in progress; optionally export the new key (the bundle
+//!   comes back in the answer, proven by the restore drill before any job
+//!   switches) and archive the old key;
+//! - `GET /config/encryption-key-rotate`: the rotations in progress (their
+//!   journals), or the one of `job`;
+//! - `POST /config/encryption-key-rotate/abort`: abort a rotation before
+//!   its jobs switched (the new key goes into the trash).
+//!
+//! A path of its own beside `/config/encryption-keys`, where a key id could
+//! shadow it (DESIGN.md §6). A rotation creates a key and changes jobs, so
+//! it needs Sys.Modify on `/system/encryption-keys` (declared on the
+//! routes) and what `sync-job update JOB --active-encryption-key NEW` needs
+//! of every job (checked by the handler before anything is done, and again
+//! by upstream's rules when the jobs switch, see
+//! [`check_rotate_access`](super::sync::check_rotate_access)). The
+//! passphrase of an export travels in the request body only
+//! (`crate::api2::BODY_ONLY_PARAMETERS`).
+//!
+//! The plain functions serve the CLI too, which exports to a file
+//! ([`ExportTo::File`]) instead of the answer; the file is written only
+//! after the bundle proved itself in memory, then read back and proven
+//! again, so a file of that name is always a proven export.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Error, bail, format_err};
+use serde::Serialize;
+use serde_json::Value;
+
+use proxmox_lang::error::ErrorLayer;
+use proxmox_router::{
+    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+};
+use proxmox_schema::{ArraySchema, BooleanSchema, ObjectSchema, Schema, param_bail};
+
+use pbs_api_types::{
+    CRYPT_KEY_ID_SCHEMA, CryptKey, JOB_ID_SCHEMA, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, SyncJobConfig,
+};
+use pbs_config::ConfigDir;
+use pbs_config::audit::Caller as AuditCaller;
+use pbs_config::export::{ExportSelection, StoreState};
+use pbs_config::rotation::{Aborted, ExportPlan, Journal, RotateHooks, RotateRequest, Rotated};
+use pbs_config::sync::JobsEdit;
+use pbs_key_config::bundle::{
+    BundleSecret, OpenedBundle, ProvableBundle, open_bundle, read_bundle_file, read_bundle_header,
+    rsa_key_id, write_bundle_file,
+};
+
+use crate::api2::config::encryption_key_export::{
+    MASTER_PUBKEYS_SCHEMA, Recipients, master_pubkey,
+};
+use crate::api2::config::encryption_keys::PASSPHRASE_SCHEMA;
+use crate::api2::config::sync::{
+    Caller, JobUpdate, apply_update, check_rotate_access, check_sync_job_read_access,
+};
+use crate::api2::param_str;
+use crate::server::environment::RestEnvironment;
+
+/// Where the export of a rotation goes.
+pub enum ExportTo {
+    /// A new file (the CLI's `--export-file`).
+    File(PathBuf),
+    /// The answer of the API request.
+    Answer,
+}
+
+/// The export a rotation is asked for: where, and who can open it.
+pub struct RotateExport {
+    /// Where.
+    pub to: ExportTo,
+    /// Who.
+    pub recipients: Recipients,
+}
+
+impl RotateExport {
+    /// The journal's record of it.
+    fn plan(&self) -> Result<ExportPlan, Error> {
+        let mut recipients = Vec::new();
+        if self.recipients.passphrase.is_some() {
+            recipients.push(ExportPlan::PASSPHRASE.to_string());
+        }
+        for key in &self.recipients.master_pubkeys {
+            recipients.push(ExportPlan::rsa(&rsa_key_id(key)?));
+        }
+        if recipients.is_empty() {
+            param_bail!(
+                "passphrase",
+                "an export needs a recipient - give a passphrase and/or an RSA public key \
+                 (master-pubkey)"
+            );
+        }
+        recipients.sort();
+        let file = match &self.to {
+            ExportTo::File(path) => Some(path.display().to_string()),
+            ExportTo::Answer => None,
+        };
+        Ok(ExportPlan {
+            file,
+            recipients,
+            proof: None,
+        })
+    }
+}
+
+/// What a rotation is asked for, besides its export.
+#[derive(Clone, Debug, Default)]
+pub struct RotateParams {
+    /// The jobs.
+    pub jobs: Vec<String>,
+    /// The id of the new key (default: the journal's, or `<job>-<date>`).
+    pub new_id: Option<String>,
+    /// Archive the old key at the end.
+    pub archive_old: bool,
+}
+
+/// The answer of a rotation.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RotateAnswer {
+    /// What was done.
+    #[serde(flatten)]
+    pub rotated: Rotated,
+    /// The export of the new key, for an export to the answer: proven by
+    /// the restore drill (the one answer of this module that holds a key,
+    /// encrypted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    /// How that bundle was proven.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}
+
+/// The hooks of the API's rotation: upstream's rules and the privilege
+/// checks of the caller, and the export.
+struct ApiHooks<'a> {
+    dir: &'a ConfigDir,
+    caller: &'a Caller<'a>,
+    export: Option<&'a RotateExport>,
+    /// The bundle of an export to the answer, once made, and its proof.
+    bundle: Option<(String, String)>,
+}
+
+impl RotateHooks for ApiHooks<'_> {
+    fn check(
+        &mut self,
+        jobs: &[SyncJobConfig],
+        new_key: &str,
+        resuming: bool,
+    ) -> Result<(), Error> {
+        for job in jobs {
+            check_rotate_access(self.caller, job, new_key)?;
+        }
+        if !resuming
+            && let Some(RotateExport {
+                to: ExportTo::File(path),
+                ..
+            }) = self.export
+        {
+            check_new_file(path)?;
+        }
+        Ok(())
+    }
+
+    fn switch_job(&mut self, edit: &mut JobsEdit, job: &str, new_key: &str) -> Result<(), Error> {
+        apply_update(edit, self.caller, job, &JobUpdate::active_key(new_key)).map(|_| ())
+    }
+
+    fn export(&mut self, _plan: &ExportPlan, key: &CryptKey) -> Result<String, Error> {
+        let Some(export) = self.export else {
+            bail!(
+                "the rotation was planned with an export - ask for it again (the same recipients)"
+            );
+        };
+        match &export.to {
+            ExportTo::File(path) => export_to_file(self.dir, path, &export.recipients, key),
+            ExportTo::Answer => {
+                let (bundle, proof) = export_to_answer(self.dir, &export.recipients, key)?;
+                self.bundle = Some((bundle, proof.clone()));
+                Ok(proof)
+            }
+        }
+    }
+}
+
+/// Refuses a file that exists, or whose directory does not.
+fn check_new_file(path: &Path) -> Result<(), Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => bail!("export file {path:?} exists already - refusing to overwrite it"),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => bail!("unable to stat export file {path:?} - {err}"),
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!("directory {parent:?} of export file {path:?} does not exist");
+    }
+    Ok(())
+}
+
+/// A bundle of the new key `key` for `recipients`, with what proves it.
+fn new_bundle(
+    dir: &ConfigDir,
+    key: &CryptKey,
+    recipients: &Recipients,
+) -> Result<ProvableBundle, Error> {
+    dir.encryption_keys().export_provable_bundle(
+        &ExportSelection::Ids(vec![key.id.clone()]),
+        &recipients.as_list(),
+        &|_| Ok(()),
+    )
+}
+
+/// The restore drill of `opened` for the new key: it holds exactly `key`,
+/// intact, and the store has it, equal, and it loads.
+fn drill(dir: &ConfigDir, opened: &OpenedBundle, key: &CryptKey) -> Result<(), Error> {
+    let checks = dir
+        .encryption_keys()
+        .compare_bundle(&opened.header().keys)?;
+    match checks.as_slice() {
+        [check]
+            if check.id == key.id
+                && Some(check.fingerprint) == key.info.fingerprint
+                && check.store == StoreState::PresentEqual
+                && check.store_problem.is_none() =>
+        {
+            Ok(())
+        }
+        _ => bail!(
+            "the restore drill found the export does not hold exactly the new key '{}' as the \
+             store has it",
+            key.id
+        ),
+    }
+}
+
+/// Proves `copy`, the bundle as delivered: opened with the passphrase if
+/// there is one (the restore drill, as `export-verify` runs it), else with
+/// the bundle's data key; then [`drill`]. Returns the proof's words.
+fn prove(
+    dir: &ConfigDir,
+    bundle: &ProvableBundle,
+    copy: &[u8],
+    key: &CryptKey,
+    recipients: &Recipients,
+    where_: &str,
+) -> Result<String, Error> {
+    let (opened, how) = match &recipients.passphrase {
+        Some(passphrase) => (
+            open_bundle(copy, &BundleSecret::Passphrase(passphrase))?,
+            "opened with its passphrase",
+        ),
+        None => (
+            bundle.prove(copy)?,
+            "opened with its data key (the RSA recipients' own keys can only be checked with \
+             their private keys: 'export-verify --master-keyfile')",
+        ),
+    };
+    drill(dir, &opened, key)?;
+    Ok(format!(
+        "restore drill of {where_}: {how}; '{}' ({}) intact, and equal to the store's",
+        key.id,
+        key.info
+            .fingerprint
+            .map_or_else(|| "-".to_string(), |fp| fp.signature())
+    ))
+}
+
+/// The export into the answer: made, proven in memory.
+fn export_to_answer(
+    dir: &ConfigDir,
+    recipients: &Recipients,
+    key: &CryptKey,
+) -> Result<(String, String), Error> {
+    let bundle = new_bundle(dir, key, recipients)?;
+    let proof = prove(
+        dir,
+        &bundle,
+        bundle.bytes(),
+        key,
+        recipients,
+        "the bundle answered",
+    )?;
+    let text = String::from_utf8(bundle.bytes().to_vec())
+        .map_err(|_| format_err!("internal error - export bundle is not text"))?;
+    Ok((text, proof))
+}
+
+/// The export into a file: proven in memory before the file exists, then
+/// written (whole or not at all), read back and proven again. A file there
+/// already that is a bundle of exactly the new key is this rotation's
+/// (written before a crash): proven again with the passphrase, else
+/// replaced by a new proven one (it holds nothing but the new key, which
+/// is in the store); any other file is left alone and refuses the export.
+fn export_to_file(
+    dir: &ConfigDir,
+    path: &Path,
+    recipients: &Recipients,
+    key: &CryptKey,
+) -> Result<String, Error> {
+    let exists = match std::fs::symlink_metadata(path) {
+        Ok(_) => true,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+        Err(err) => bail!("unable to stat export file {path:?} - {err}"),
+    };
+    if exists {
+        let data = read_bundle_file(path)?;
+        let ours = read_bundle_header(&data).is_ok_and(|header| {
+            matches!(header.keys.as_slice(),
+                [info] if info.id == key.id && Some(info.fingerprint) == key.info.fingerprint)
+        });
+        if !ours {
+            bail!(
+                "export file {path:?} exists already and is not this rotation's export of '{}' - \
+                 refusing to overwrite it (move it away, or abort the rotation with --abort)",
+                key.id
+            );
+        }
+        if let Some(passphrase) = &recipients.passphrase
+            && let Ok(opened) = open_bundle(&data, &BundleSecret::Passphrase(passphrase))
+        {
+            drill(dir, &opened, key)?;
+            return Ok(format!(
+                "restore drill of {path:?} (written by an earlier run): opened with its \
+                 passphrase; '{}' intact, and equal to the store's",
+                key.id
+            ));
+        }
+    }
+    let bundle = new_bundle(dir, key, recipients)?;
+    prove(dir, &bundle, bundle.bytes(), key, recipients, "the bundle")?;
+    if exists {
+        // this rotation's own export, not provable now: replaced whole
+        let temp = path.with_file_name(format!(
+            "{}.rotate-tmp",
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        if std::fs::symlink_metadata(&temp).is_ok() {
+            std::fs::remove_file(&temp)
+                .map_err(|err| format_err!("unable to remove {temp:?} - {err}"))?;
+        }
+        write_bundle_file(&temp, bundle.bytes())?;
+        std::fs::rename(&temp, path)
+            .map_err(|err| format_err!("unable to replace export file {path:?} - {err}"))?;
+    } else {
+        write_bundle_file(path, bundle.bytes())?;
+    }
+    let copy = read_bundle_file(path)?;
+    prove(dir, &bundle, &copy, key, recipients, &format!("{path:?}"))
+        .layer_err(|| format!("export file {path:?} as read back does not prove"))
+}
+
+/// Rotates `params.jobs` to a new key, or resumes their rotation; with
+/// `export`, the new key is exported and the export proven before any job
+/// switches. `caller` is checked for each job; `actor` is who the audit
+/// log records.
+pub fn rotate_keys(
+    dir: &ConfigDir,
+    caller: &Caller,
+    actor: AuditCaller,
+    params: &RotateParams,
+    export: Option<&RotateExport>,
+) -> Result<RotateAnswer, Error> {
+    if let Some(id) = &params.new_id
+        && let Err(err) = pbs_config::encryption_keys::check_key_id(id)
+    {
+        param_bail!("new-id", "{err}");
+    }
+    for job in &params.jobs {
+        if let Err(err) = JOB_ID_SCHEMA.parse_simple_value(job) {
+            param_bail!("job", "invalid sync job id {job:?} - {err}");
+        }
+    }
+    let request = RotateRequest {
+        jobs: params.jobs.clone(),
+        new_key: params.new_id.clone(),
+        export: export.map(RotateExport::plan).transpose()?,
+        archive_old: params.archive_old,
+        caller: actor,
+        now: pbs_config::trash::epoch_now(),
+    };
+    let mut hooks = ApiHooks {
+        dir,
+        caller,
+        export,
+        bundle: None,
+    };
+    let rotated = dir.rotations().rotate(&request, &mut hooks)?;
+    let mut answer = hooks.bundle.take();
+    // an export to the answer asked for again after an earlier request did
+    // it: the new key is exported (and proven) again for this answer
+    if answer.is_none()
+        && let Some(RotateExport {
+            to: ExportTo::Answer,
+            recipients,
+        }) = export
+    {
+        let new_key = match &rotated {
+            Rotated::Done { journal, .. } => &journal.new_key,
+            Rotated::AlreadyDone { new_key, .. } => new_key,
+        };
+        let key = dir.encryption_keys().entry(new_key)?;
+        answer = Some(export_to_answer(dir, recipients, &key)?);
+    }
+    let (bundle, proof) = answer.unzip();
+    Ok(RotateAnswer {
+        rotated,
+        bundle,
+        proof,
+    })
+}
+
+/// The rotations in progress the caller may see (every job of each
+/// readable), or the one of `job`.
+pub fn rotation_status(
+    dir: &ConfigDir,
+    caller: &Caller,
+    job: Option<&str>,
+) -> Result<Vec<Journal>, Error> {
+    if let Some(job) = job
+        && let Err(err) = JOB_ID_SCHEMA.parse_simple_value(job)
+    {
+        param_bail!("job", "invalid sync job id {job:?} - {err}");
+    }
+    let jobs = dir.sync_jobs().list_jobs()?;
+    let readable = |id: &str| {
+        jobs.iter()
+            .find(|j| j.id == id)
+            .is_none_or(|j| check_sync_job_read_access(caller, j).is_ok())
+    };
+    Ok(dir
+        .rotations()
+        .list()?
+        .into_iter()
+        .filter(|journal| job.is_none_or(|job| journal.names_job(job)))
+        .filter(|journal| journal.jobs.iter().all(|id| readable(id)))
+        .collect())
+}
+
+/// Aborts the rotation `job` is part of, before its jobs switched.
+pub fn abort_rotation(
+    dir: &ConfigDir,
+    caller: &Caller,
+    actor: &AuditCaller,
+    job: &str,
+) -> Result<Aborted, Error> {
+    if let Err(err) = JOB_ID_SCHEMA.parse_simple_value(job) {
+        param_bail!("job", "invalid sync job id {job:?} - {err}");
+    }
+    dir.rotations()
+        .abort(job, actor, pbs_config::trash::epoch_now(), &mut |jobs| {
+            jobs.iter()
+                .try_for_each(|job| super::sync::check_sync_job_modify_access(caller, job))
+        })
+}
+
+// ---------------------------------------------------------------------------
+// the routes
+
+/// `job`: the sync jobs to rotate.
+const JOBS_SCHEMA: Schema = ArraySchema::new(
+    "The sync jobs to rotate: push jobs that encrypt with the same key (repeat the parameter \
+     for several; they switch in one write).",
+    &JOB_ID_SCHEMA,
+)
+.min_length(1)
+.schema();
+
+const ARCHIVE_OLD_SCHEMA: Schema = BooleanSchema::new(
+    "Archive the old key at the end, unless another job still encrypts with it.",
+)
+.default(false)
+.schema();
+
+const EXPORT_SCHEMA: Schema = BooleanSchema::new(
+    "Export the new key into the answer (for the passphrase and/or master-pubkey given), \
+     proven by the restore drill before any job switches. Implied by either.",
+)
+.default(false)
+.schema();
+
+/// Parameters of `POST /config/encryption-key-rotate`.
+pub const API_METHOD_ROTATE_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Rotate sync jobs to a new encryption key, or resume their rotation.",
+    &[
+        ("archive-old", true, &ARCHIVE_OLD_SCHEMA),
+        ("export", true, &EXPORT_SCHEMA),
+        ("job", false, &JOBS_SCHEMA),
+        ("master-pubkey", true, &MASTER_PUBKEYS_SCHEMA),
+        ("new-id", true, &CRYPT_KEY_ID_SCHEMA),
+        ("passphrase", true, &PASSPHRASE_SCHEMA),
+    ],
+);
+
+const ROTATED_SCHEMA: Schema = ObjectSchema::new(
+    "outcome (done or already-done); for done the journal as it ended and resumed-from; the \
+     bundle and its proof for an export (RotateAnswer).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+const MODIFY_ACCESS: &str = "and what 'sync-job update JOB --active-encryption-key NEW' needs \
+     of each job, checked by the handler: modify access to the job, Sys.Modify on \
+     /system/encryption-keys/{new-id} for the caller and the job's owner";
+
+/// `POST /config/encryption-key-rotate`: [`rotate_keys`].
+pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_rotate),
+    &API_METHOD_ROTATE_PARAMETERS,
+)
+.returns(ReturnType::new(false, &ROTATED_SCHEMA))
+.access(
+    Some(MODIFY_ACCESS),
+    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false),
+);
+
+/// The strings of an array parameter.
+fn param_list(param: &Value, name: &str) -> Vec<String> {
+    match &param[name] {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_string))
+            .collect(),
+        Value::String(item) => vec![item.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Who the audit log records for a request.
+fn audit_caller(env: &RestEnvironment) -> Result<AuditCaller, Error> {
+    let client = env
+        .get_client_ip()
+        .map(|addr| addr.ip())
+        .ok_or_else(|| format_err!("internal error - request without client address"))?;
+    Ok(AuditCaller::api(env.auth_id()?, client))
+}
+
+fn api_rotate(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let env = RestEnvironment::of(rpcenv)?;
+    let caller = Caller::of(env)?;
+    let params = RotateParams {
+        jobs: param_list(&param, "job"),
+        new_id: param_str(&param, "new-id").map(str::to_string),
+        archive_old: param["archive-old"].as_bool().unwrap_or(false),
+    };
+    let recipients = Recipients {
+        passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
+        master_pubkeys: param_list(&param, "master-pubkey")
+            .iter()
+            .map(|pem| master_pubkey(pem.as_bytes()))
+            .collect::<Result<_, _>>()?,
+    };
+    let wanted = param["export"].as_bool().unwrap_or(false)
+        || recipients.passphrase.is_some()
+        || !recipients.master_pubkeys.is_empty();
+    let export = wanted.then_some(RotateExport {
+        to: ExportTo::Answer,
+        recipients,
+    });
+    let answer = rotate_keys(
+        env.dir(),
+        &caller,
+        audit_caller(env)?,
+        &params,
+        export.as_ref(),
+    )?;
+    Ok(Box::new(answer))
+}
+
+/// Parameters of `GET /config/encryption-key-rotate`.
+pub const API_METHOD_ROTATION_STATUS_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "The key rotations in progress.",
+    &[("job", true, &JOB_ID_SCHEMA)],
+);
+
+const JOURNAL_SCHEMA: Schema = ObjectSchema::new(
+    "A rotation in progress (its journal): jobs, old-key, old-fingerprint, new-key, \
+     new-fingerprint, export, archive-old, step, old-key-kept, aborting, started, updated, actor.",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+const JOURNAL_LIST_SCHEMA: Schema = ArraySchema::new(
+    "The rotations in progress the caller may see (of job, if given).",
+    &JOURNAL_SCHEMA,
+)
+.schema();
+
+/// `GET /config/encryption-key-rotate`: [`rotation_status`].
+pub const API_METHOD_ROTATION_STATUS: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_rotation_status),
+    &API_METHOD_ROTATION_STATUS_PARAMETERS,
+)
+.returns(ReturnType::new(false, &JOURNAL_LIST_SCHEMA))
+.access(
+    Some("the answer holds only rotations whose jobs the caller may read"),
+    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_AUDIT, false),
+);
+
+fn api_rotation_status(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let env = RestEnvironment::of(rpcenv)?;
+    let caller = Caller::of(env)?;
+    Ok(Box::new(rotation_status(
+        env.dir(),
+        &caller,
+        param_str(&param, "job"),
+    )?))
+}
+
+/// Parameters of `POST /config/encryption-key-rotate/abort`.
+pub const API_METHOD_ABORT_ROTATION_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "Abort a key rotation before its jobs switched: the new key goes into the trash.",
+    &[("job", false, &JOB_ID_SCHEMA)],
+);
+
+const ABORTED_SCHEMA: Schema = ObjectSchema::new(
+    "The journal as the abort found it, and the trash entry of the new key (Aborted).",
+    &[],
+)
+.additional_properties(true)
+.schema();
+
+/// `POST /config/encryption-key-rotate/abort`: [`abort_rotation`].
+pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(
+    &ApiHandler::SerializingSync(&api_abort_rotation),
+    &API_METHOD_ABORT_ROTATION_PARAMETERS,
+)
+.returns(ReturnType::new(false, &ABORTED_SCHEMA))
+.access(
+    Some("and modify access to each job of the rotation, checked by the handler"),
+    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false),
+);
+
+fn api_abort_rotation(
+    param: Value,
+    _method: &ApiMethod,
+    rpcenv: &mut dyn RpcEnvironment,
+) -> Result<Box<dyn SerializableReturn + Send>, Error> {
+    let env = RestEnvironment::of(rpcenv)?;
+    let caller = Caller::of(env)?;
+    let job = crate::api2::required_str(&param, "job")?;
+    Ok(Box::new(abort_rotation(
+        env.dir(),
+        &caller,
+        &audit_caller(env)?,
+        job,
+    )?))
+}
+
+const ABORT_ROUTER: Router = Router::new().post(&API_METHOD_ABORT_ROTATION);
+
+/// The routes of `/config/encryption-key-rotate`.
+pub const ROUTER: Router = Router::new()
+    .get(&API_METHOD_ROTATION_STATUS)
+    .post(&API_METHOD_ROTATE)
+    .subdirs(&[("abort", &ABORT_ROUTER)]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_carries_the_outcome_flat_beside_the_bundle() {
+        let answer = RotateAnswer {
+            rotated: Rotated::AlreadyDone {
+                jobs: vec!["job-a".into()],
+                new_key: "k-new".into(),
+            },
+            bundle: None,
+            proof: None,
+        };
+        let value = serde_json::to_value(&answer).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"outcome": "already-done", "jobs": ["job-a"], "new-key": "k-new"})
+        );
+    }
+}
