@@ -271,9 +271,13 @@ impl Server {
     }
 }
 
-/// A value `schema` accepts, from a few candidates; a parameter none fits
-/// needs a candidate here.
+/// A value `schema` accepts (of an array: one item), from a few
+/// candidates; a parameter none fits needs a candidate here.
 fn sample_value(schema: &Schema) -> Option<String> {
+    // a repeated parameter: one item
+    if let Schema::Array(array) = schema {
+        return sample_value(array.items);
+    }
     const CANDIDATES: &[&str] = &["sample-1", "nobody@pbs", "0", "1"];
     CANDIDATES
         .iter()
