@@ -1059,7 +1059,21 @@ impl<'a> Rotations<'a> {
             }
             .into());
         }
-        check(&self.current_jobs(&journal.jobs)?)?;
+        let current = self.current_jobs(&journal.jobs)?;
+        // the journal may lag behind the store: a crash between the switch
+        // and its record leaves the jobs on the new key with the journal a
+        // step behind, and the new key is what their backups need now
+        if current
+            .iter()
+            .any(|job| job.active_encryption_key.as_deref() == Some(journal.new_key.as_str()))
+        {
+            return Err(RotateError::AlreadySwitched {
+                jobs: journal.jobs.clone(),
+                new_key: journal.new_key.clone(),
+            }
+            .into());
+        }
+        check(&current)?;
         let found = journal.clone();
         if journal.aborting.is_none() {
             journal = self.record(&held, caller, Op::RotateAbort, &journal, None, || {
@@ -1140,6 +1154,11 @@ impl<'a> Rotations<'a> {
         let config_lock = keys.lock_config()?;
         let key_lock = keys.lock_key_file(&held.key_dir, id)?;
         if held.key_dir.stat(&name)?.is_none() {
+            // no key of that id at all: the lock file taking the lock made
+            // is not left behind (verify reports it as stale)
+            if keys.index_data()?.get(id).is_err() {
+                key_lock.guard.remove_file()?;
+            }
             return Ok(None);
         }
         if keys.index_data()?.get(id).is_ok() {
