@@ -24,6 +24,8 @@ mod planted;
 mod privileges;
 mod readers;
 mod rollback;
+// rotate: SIGKILL at every step and resumed, aborts, rotations at once
+mod rotate;
 // the config dir the backup user owns, a root-only dir, the checks of both
 mod scene;
 mod support;
@@ -147,6 +149,22 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "rollback::a_config_put_back_by_backup_is_named_by_verify",
         rollback::a_config_put_back_by_backup_is_named_by_verify,
+    ),
+    (
+        "rotate::sigkill_at_every_step_then_the_same_command_again",
+        rotate::sigkill_at_every_step_then_the_same_command_again,
+    ),
+    (
+        "rotate::sigkill_then_abort_at_every_step",
+        rotate::sigkill_then_abort_at_every_step,
+    ),
+    (
+        "rotate::sigkill_inside_an_abort_then_abort_again",
+        rotate::sigkill_inside_an_abort_then_abort_again,
+    ),
+    (
+        "rotate::the_same_rotation_three_times_at_once_makes_one_key",
+        rotate::the_same_rotation_three_times_at_once_makes_one_key,
     ),
     (
         "hostile::root_works_while_backup_swaps_names",
