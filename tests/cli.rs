@@ -1456,6 +1456,7 @@ fn bash_completion_completes_commands_options_and_ids() {
                 "export-verify",
                 "restore",
                 "paperkey",
+                "rotate",
                 "archive",
                 "unarchive",
                 "remove",
@@ -1508,6 +1509,14 @@ fn bash_completion_completes_commands_options_and_ids() {
                 .collect(),
         ),
         (format!("--config-dir {dir} sync-job show nightly"), vec![]),
+        (
+            format!("--config-dir {dir} encryption-key rotate --job"),
+            vec!["nightly", "weekly"],
+        ),
+        (
+            format!("--config-dir {dir} encryption-key rotate --job nightly --job"),
+            vec!["nightly", "weekly"],
+        ),
         (
             "--output-format".into(),
             vec!["text", "json", "json-pretty"],
@@ -1596,6 +1605,7 @@ fn man_page_covers_every_command() {
         "\"encryption-key unarchive\"",
         "\"encryption-key remove\"",
         "\"encryption-key verify\"",
+        "\"encryption-key rotate\"",
         "\"sync-job list\"",
         "\"sync-job show\"",
         "\"sync-job update\"",
@@ -1612,6 +1622,8 @@ fn man_page_covers_every_command() {
         "\\-\\-output\\-file",
         "\\-\\-repair",
         "\\-\\-associated\\-key",
+        "\\-\\-archive\\-old",
+        "\\-\\-abort",
     ] {
         assert!(page.contains(option), "{option} missing");
     }

@@ -76,6 +76,15 @@ pub fn config_dir_files() -> Vec<(String, String)> {
             ),
         ),
         (
+            format!("{key_dir}/{}/", files::ROTATE_DIR_NAME),
+            format!(
+                "The journals of the key rotations in progress (JOB.json, one per rotation) and \
+                 their lock; {:04o} {}. A journal is removed when its rotation ends.",
+                files::ROTATE_DIR_MODE,
+                who(files::ROTATE_CLASS)
+            ),
+        ),
+        (
             "*.tmp_XXXXXX".to_string(),
             "A file being replaced: written beside it, then renamed over it; one left by a crash is \
              removed by encryption-key verify --repair (moved into the trash if it holds key \

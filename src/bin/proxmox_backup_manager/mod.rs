@@ -124,6 +124,10 @@ pub fn man_page(bin: &str) -> manpage::Page<'static> {
             "audit checkpoint > /mnt/elsewhere/audit-checkpoint && proxmox-backup-manager audit verify --checkpoint /mnt/elsewhere/audit-checkpoint",
         ),
         (
+            "Rotate a push job to a new key, exported and proven first, the old key kept associated and archived (after a crash: the same command again):",
+            "encryption-key rotate --job pbs2-push --export-file /root/new-key.pbsx --passphrase-file /root/export.pass --archive-old",
+        ),
+        (
             "Ids of the active keys, for a script:",
             "--output-format json encryption-key list | jq -r '.[].id'",
         ),
