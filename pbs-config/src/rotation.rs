@@ -299,7 +299,11 @@ impl RotateHooks for PlainHooks {
 
 /// What a rotation did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "outcome")]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    tag = "outcome"
+)]
 pub enum Rotated {
     /// The rotation ran to its end; the journal as it ended (removed now).
     Done {
@@ -331,7 +335,8 @@ pub struct Aborted {
 }
 
 /// Why a rotation or abort is refused: raised inside the error chain, so
-/// the API answers 404 for [`RotateError::NoRotation`], 400 for the rest.
+/// the API answers 404 for [`RotateError::NoRotation`] and
+/// [`RotateError::NoSuchJob`], 400 for the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RotateError {
@@ -339,6 +344,21 @@ pub enum RotateError {
     NoRotation {
         /// The job.
         job: String,
+    },
+    /// A job of the request does not exist.
+    NoSuchJob {
+        /// The job.
+        job: String,
+    },
+    /// A job of the request encrypts with no key (a pull job never does).
+    NoActiveKey {
+        /// The job.
+        job: String,
+    },
+    /// The new key's id is taken.
+    NewKeyExists {
+        /// The id.
+        new_key: String,
     },
     /// A rotation with another plan is in progress for the job.
     OtherRotation {
@@ -375,6 +395,17 @@ impl std::fmt::Display for RotateError {
             RotateError::NoRotation { job } => {
                 write!(f, "no rotation of sync job '{job}' is in progress")
             }
+            RotateError::NoSuchJob { job } => write!(f, "no such sync job '{job}'"),
+            RotateError::NoActiveKey { job } => write!(
+                f,
+                "sync job '{job}' has no active encryption key - nothing to rotate (give it one \
+                 with 'proxmox-backup-manager sync-job update {job} --active-encryption-key KEY')"
+            ),
+            RotateError::NewKeyExists { new_key } => write!(
+                f,
+                "encryption key '{new_key}' exists already - give the new key another id with \
+                 --new-id"
+            ),
             RotateError::OtherRotation { job, command, why } => write!(
                 f,
                 "sync job '{job}' is part of a rotation in progress that was planned otherwise \
@@ -700,7 +731,10 @@ impl<'a> Rotations<'a> {
     ) -> Result<Option<Journal>, Error> {
         let current = self.current_jobs(jobs)?;
         if let Some(missing) = jobs.iter().find(|id| !current.iter().any(|j| j.id == **id)) {
-            bail!("no such sync job '{missing}'");
+            return Err(RotateError::NoSuchJob {
+                job: missing.clone(),
+            }
+            .into());
         }
         let new_key = request
             .new_key
@@ -714,13 +748,10 @@ impl<'a> Rotations<'a> {
         }
         for job in &current {
             if job.active_encryption_key.is_none() {
-                bail!(
-                    "sync job '{}' has no active encryption key - nothing to rotate (give it one \
-                     with 'proxmox-backup-manager sync-job update {} --active-encryption-key \
-                     KEY')",
-                    job.id,
-                    job.id
-                );
+                return Err(RotateError::NoActiveKey {
+                    job: job.id.clone(),
+                }
+                .into());
             }
         }
         let old_key = current[0].active_encryption_key.clone().unwrap_or_default();
@@ -745,10 +776,7 @@ impl<'a> Rotations<'a> {
         };
         match keys.entry(&new_key) {
             Ok(_) => {
-                return Err(format_err!(
-                    "encryption key '{new_key}' exists already - give the new key another id \
-                     with --new-id"
-                ));
+                return Err(RotateError::NewKeyExists { new_key }.into());
             }
             Err(err) if is_not_found(&err) => {}
             Err(err) => return Err(err),

@@ -7,6 +7,7 @@ use proxmox_schema::ParameterError;
 
 use pbs_config::KeystoreError;
 use pbs_config::cached_user_info::PermissionDenied;
+use pbs_config::rotation::RotateError;
 use pbs_key_config::KeyError;
 
 use crate::api2::access::ticket::AuthenticationFailure;
@@ -62,7 +63,8 @@ macro_rules! http_bail {
 /// The status an error is answered with: its own for an [`HttpError`], 405
 /// for a [`MethodNotAllowed`], 400
 /// for bad parameters, keys and refused keystore operations (as upstream),
-/// 404 for a missing key (in the store or the trash), 401 for failed authentication, 403 for a missing
+/// 404 for a missing key (in the store or the trash), a missing sync job or
+/// rotation of a key rotation, 400 for a refused rotation, 401 for failed authentication, 403 for a missing
 /// privilege, 500 for anything else (I/O, broken config files).
 pub fn status_of(err: &Error) -> StatusCode {
     for cause in err.chain() {
@@ -80,6 +82,14 @@ pub fn status_of(err: &Error) -> StatusCode {
         }
         if cause.is::<AuthenticationFailure>() || cause.is::<TicketError>() {
             return StatusCode::UNAUTHORIZED;
+        }
+        if let Some(refused) = cause.downcast_ref::<RotateError>() {
+            return match refused {
+                RotateError::NoRotation { .. } | RotateError::NoSuchJob { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
         }
         if let Some(keystore) = cause.downcast_ref::<KeystoreError>() {
             return match keystore {
