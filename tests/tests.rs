@@ -77,3 +77,7 @@ mod sync_jobs;
 
 // the audit log: one record pair per operation, through the CLI and the API
 mod audit_ops;
+
+// encryption-key rotate through the CLI and the API: end to end, refusals,
+// status and abort of a stopped rotation, each step's audit record
+mod rotate;

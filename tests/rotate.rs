@@ -1,0 +1,560 @@
+//! `encryption-key rotate` (issue 18, deliverable 2) through the command
+//! line and through the HTTPS API: a rotation end to end, run again, with
+//! the old key kept while another job encrypts with it; the refusals with
+//! their words; `--status` and `--abort` of a rotation a crash stopped
+//! (made by a command killed at a crash point: test builds compile them
+//! in); each step's record in the audit log.
+//!
+//! As in `sync_jobs.rs`, a scenario is written once against [`Surface`]
+//! and run by [`both`] on a fresh store each.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use pbs_config::ConfigDir;
+use pbs_config::audit::{AuditLog, Filter, Phase, VerifyOptions};
+use pbs_config::trash::TrashReason;
+use pbs_test_kit::access::{add_token, grant};
+use pbs_test_kit::https::{Client, form_body, urlencode};
+use pbs_test_kit::{ApiDaemon, Manager, TestDir, key_config};
+
+/// A store with the keys `key0` (of `job1`, `job2`, `job3`) and `key1` (of
+/// `job4`), the push job `job5` without a key, the pull job `pull1`, and
+/// the token `root@pam!admin` (Admin on `/`).
+fn store() -> (TestDir, String) {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("key0", &key_config(60)).unwrap();
+    keys.store_key("key1", &key_config(61)).unwrap();
+    let manager = Manager::new(dir.path());
+    let job = |id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sync-job",
+            "create",
+            id,
+            "--store",
+            "local",
+            "--remote",
+            "pbs2",
+            "--remote-store",
+            "store2",
+        ];
+        args.extend_from_slice(extra);
+        let run = manager.run(&args);
+        assert_eq!(run.code, 0, "{run:?}");
+    };
+    let push = ["--sync-direction", "push", "--active-encryption-key"];
+    for id in ["job1", "job2", "job3"] {
+        job(id, &[push[0], push[1], push[2], "key0"]);
+    }
+    job("job4", &[push[0], push[1], push[2], "key1"]);
+    job("job5", &["--sync-direction", "push"]);
+    job("pull1", &[]);
+    let secret = add_token(&dir.config, "root@pam!admin", None);
+    grant(&dir.config, "/", "root@pam!admin", "Admin", true);
+    (dir, secret)
+}
+
+/// Where a scenario sends its requests. Errors are the text a user reads.
+trait Surface {
+    /// The config dir.
+    fn config(&self) -> &ConfigDir;
+    /// Rotates `jobs` (with `--new-id`, `--archive-old` if given): the
+    /// answer (JSON), or the error.
+    fn rotate(
+        &mut self,
+        jobs: &[&str],
+        new_id: Option<&str>,
+        archive: bool,
+    ) -> Result<Value, String>;
+    /// The rotations in progress of `job` (journals).
+    fn status(&mut self, job: &str) -> Vec<Value>;
+    /// Aborts the rotation of `job`.
+    fn abort(&mut self, job: &str) -> Result<Value, String>;
+    /// Which surface this is, and what it is to the audit log.
+    fn name(&self) -> &'static str;
+}
+
+/// The command line, as the administrator.
+struct CliSurface {
+    dir: TestDir,
+    manager: Manager,
+}
+
+impl CliSurface {
+    fn new() -> Self {
+        let (dir, _) = store();
+        let manager = Manager::new(dir.path());
+        Self { dir, manager }
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Value, String> {
+        let mut all = vec!["--output-format", "json", "encryption-key", "rotate"];
+        all.extend_from_slice(args);
+        let run = self.manager.run(&all);
+        match run.code {
+            0 => Ok(serde_json::from_str(&run.stdout).unwrap()),
+            255 => {
+                assert_eq!(run.stdout, "", "{args:?}");
+                Err(run.stderr.trim_end().trim_start_matches("Error: ").into())
+            }
+            code => panic!("{args:?}: exit {code}: {run:?}"),
+        }
+    }
+}
+
+impl Surface for CliSurface {
+    fn config(&self) -> &ConfigDir {
+        &self.dir.config
+    }
+
+    fn rotate(
+        &mut self,
+        jobs: &[&str],
+        new_id: Option<&str>,
+        archive: bool,
+    ) -> Result<Value, String> {
+        let mut args = Vec::new();
+        for job in jobs {
+            args.extend(["--job", job]);
+        }
+        if let Some(id) = new_id {
+            args.extend(["--new-id", id]);
+        }
+        if archive {
+            args.push("--archive-old");
+        }
+        self.run(&args)
+    }
+
+    fn status(&mut self, job: &str) -> Vec<Value> {
+        let answer = self.run(&["--job", job, "--status"]).unwrap();
+        answer.as_array().unwrap().clone()
+    }
+
+    fn abort(&mut self, job: &str) -> Result<Value, String> {
+        // one answer per --job: the first
+        self.run(&["--job", job, "--abort"])
+            .map(|answer| answer[0].clone())
+    }
+
+    fn name(&self) -> &'static str {
+        "cli"
+    }
+}
+
+/// The HTTPS API, with a token of `root@pam`.
+struct ApiSurface {
+    // declared first: killed before its config dir is removed
+    _daemon: ApiDaemon,
+    client: Client,
+    dir: TestDir,
+}
+
+impl ApiSurface {
+    fn new() -> Self {
+        let (dir, secret) = store();
+        let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+        let client = Client::token(daemon.port, "root@pam!admin", &secret);
+        Self {
+            _daemon: daemon,
+            client,
+            dir,
+        }
+    }
+
+    /// `method path` with a form of `params`: the data, or the error body
+    /// (a refusal must be 400, a missing rotation 404).
+    fn call(&mut self, method: &str, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+        let form: Vec<String> = params
+            .iter()
+            .map(|(name, value)| format!("{name}={}", urlencode(value)))
+            .collect();
+        let form = form.join("&");
+        let body = (!form.is_empty()).then(|| form_body(&form));
+        let answer = self.client.send(method, path, &[], body);
+        match answer.status {
+            200 => Ok(answer.json()["data"].clone()),
+            400 => Err(answer.body),
+            404 => Err(format!("404 {}", answer.body)),
+            status => panic!("{method} {path}: {status} {}", answer.body),
+        }
+    }
+}
+
+impl Surface for ApiSurface {
+    fn config(&self) -> &ConfigDir {
+        &self.dir.config
+    }
+
+    fn rotate(
+        &mut self,
+        jobs: &[&str],
+        new_id: Option<&str>,
+        archive: bool,
+    ) -> Result<Value, String> {
+        let mut params: Vec<(&str, &str)> = jobs.iter().map(|job| ("job", *job)).collect();
+        if let Some(id) = new_id {
+            params.push(("new-id", id));
+        }
+        if archive {
+            params.push(("archive-old", "1"));
+        }
+        self.call("POST", "config/encryption-key-rotate", &params)
+    }
+
+    fn status(&mut self, job: &str) -> Vec<Value> {
+        let answer = self
+            .call(
+                "GET",
+                &format!("config/encryption-key-rotate?job={job}"),
+                &[],
+            )
+            .unwrap();
+        answer.as_array().unwrap().clone()
+    }
+
+    fn abort(&mut self, job: &str) -> Result<Value, String> {
+        self.call(
+            "POST",
+            "config/encryption-key-rotate/abort",
+            &[("job", job)],
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        "api"
+    }
+}
+
+/// Runs `scenario` through the command line, then through the API, each on
+/// a fresh store.
+fn both(scenario: impl Fn(&mut dyn Surface)) {
+    scenario(&mut CliSurface::new());
+    scenario(&mut ApiSurface::new());
+}
+
+/// `(active key, associated keys)` of `job`.
+fn job(config: &ConfigDir, id: &str) -> (Option<String>, Vec<String>) {
+    let jobs = config.sync_jobs().list_jobs().unwrap();
+    let job = jobs.into_iter().find(|j| j.id == id).unwrap();
+    (
+        job.active_encryption_key,
+        job.associated_key.unwrap_or_default(),
+    )
+}
+
+/// The keys: `(id, archived)`, by id.
+fn keys(config: &ConfigDir) -> Vec<(String, bool)> {
+    let (list, _) = config.encryption_keys().list_keys(true).unwrap();
+    let mut keys: Vec<_> = list
+        .into_iter()
+        .map(|key| (key.id.clone(), key.archived_at.is_some()))
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn on(key: &str, associated: &[&str]) -> (Option<String>, Vec<String>) {
+    (
+        Some(key.to_string()),
+        associated.iter().map(|k| k.to_string()).collect(),
+    )
+}
+
+/// `verify` and `audit verify` are clean.
+fn assert_verified(config: &ConfigDir, context: &str) {
+    let report = config.verify(false).unwrap();
+    assert!(report.is_clean(), "{context}: {:#?}", report.findings);
+    let log = AuditLog::open_store(config).unwrap().syslog_socket(None);
+    let audit = log.verify(&VerifyOptions::default()).unwrap();
+    assert!(audit.is_clean(), "{context}: {audit:#?}");
+}
+
+/// The rotate records of the log: `(op, phase, job, result)`.
+fn rotate_records(config: &ConfigDir) -> Vec<(String, Phase, Option<String>, Option<String>)> {
+    let log = AuditLog::open_store(config).unwrap().syslog_socket(None);
+    log.list(&Filter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|record| record.op.starts_with("rotate"))
+        .map(|record| (record.op, record.phase, record.job, record.result))
+        .collect()
+}
+
+/// Runs the rotation of `jobs` to `key-new` on the command line, killed at
+/// crash point `point`: a rotation in progress for the scenarios.
+fn killed_rotation(dir: &Path, jobs: &[&str], point: &str) {
+    let mut args = vec!["encryption-key", "rotate", "--new-id", "key-new"];
+    for job in jobs {
+        args.extend(["--job", job]);
+    }
+    let output = Manager::new(dir)
+        .command(&args)
+        .env("PBS_FAILPOINT", point)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("failpoint {point} reached")),
+        "{point}: {stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// the scenarios
+
+/// Two jobs of `key0` to a new key with --archive-old: the jobs on the
+/// new key with `key0` associated; `key0` archived only once no job
+/// encrypts with it (job3 still does the first time); the delete of `key0`
+/// refused naming the jobs; the same request again does nothing; each step
+/// leaves its intent and outcome in the log; verify and audit verify
+/// clean.
+#[test]
+fn rotation_end_to_end_and_again() {
+    both(|s| {
+        let name = s.name();
+        let answer = s.rotate(&["job1", "job2"], Some("key-new"), true).unwrap();
+        assert_eq!(answer["outcome"], "done", "{name}: {answer}");
+        let journal = &answer["journal"];
+        assert_eq!(journal["jobs"], serde_json::json!(["job1", "job2"]));
+        assert_eq!(journal["step"], "old-key-archived", "{name}");
+        // job3 encrypts with key0: it stays active, and the journal says why
+        let kept = journal["old-key-kept"].as_str().unwrap_or_default();
+        assert!(kept.contains("'job3'"), "{name}: {answer}");
+        let config = ConfigDir::new(s.config().base()).unwrap();
+        for id in ["job1", "job2"] {
+            assert_eq!(job(&config, id), on("key-new", &["key0"]), "{name}: {id}");
+        }
+        assert_eq!(job(&config, "job3"), on("key0", &[]), "{name}");
+        assert_eq!(
+            keys(&config),
+            [
+                ("key-new".to_string(), false),
+                ("key0".to_string(), false),
+                ("key1".to_string(), false)
+            ],
+            "{name}"
+        );
+
+        // the same again: nothing done, no second key
+        let again = s.rotate(&["job1", "job2"], Some("key-new"), true).unwrap();
+        assert_eq!(again["outcome"], "already-done", "{name}: {again}");
+        assert_eq!(keys(&config).len(), 3, "{name}");
+
+        // job3 too, without a new id (the default: job3-YYYY-MM-DD); now
+        // key0 is archived, needed by all three jobs, not deletable
+        let third = s.rotate(&["job3"], None, true).unwrap();
+        let new_id = third["journal"]["new-key"].as_str().unwrap().to_string();
+        assert!(new_id.starts_with("job3-20"), "{name}: {third}");
+        assert_eq!(third["journal"].get("old-key-kept"), None, "{name}");
+        assert_eq!(job(&config, "job3"), on(&new_id, &["key0"]), "{name}");
+        assert!(
+            keys(&config).contains(&("key0".to_string(), true)),
+            "{name}"
+        );
+        let delete = Manager::new(config.base()).run(&["encryption-key", "delete", "key0"]);
+        assert_eq!(delete.code, 255, "{name}: {delete:?}");
+        for id in ["'job1'", "'job2'", "'job3'"] {
+            assert!(delete.stderr.contains(id), "{name}: {delete:?}");
+        }
+        assert!(s.status("job1").is_empty(), "{name}");
+        assert_verified(&config, name);
+
+        // each step: its intent, then its outcome (ok), per job for the
+        // switch; the second request recorded nothing
+        let records = rotate_records(&config);
+        let ops = |jobs: &str, archive: &'static str| {
+            let mut steps = vec![
+                ("rotate-plan", jobs.to_string()),
+                ("rotate-store-key", jobs.to_string()),
+            ];
+            // one record per job, each wrapping the next: the outcomes in
+            // reverse job order
+            for job in jobs.rsplit(',') {
+                steps.push(("rotate-switch-job", job.to_string()));
+            }
+            steps.push((archive, jobs.to_string()));
+            steps.push(("rotate-finish", jobs.to_string()));
+            steps
+        };
+        let mut expected = ops("job1,job2", "rotate-archive-old-key");
+        expected.extend(ops("job3", "rotate-archive-old-key"));
+        let outcomes: Vec<(&str, String)> = records
+            .iter()
+            .filter(|r| r.1 == Phase::Outcome)
+            .map(|r| (r.0.as_str(), r.2.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(outcomes, expected, "{name}");
+        assert!(
+            records
+                .iter()
+                .filter(|r| r.1 == Phase::Outcome)
+                .all(|r| r.3.as_deref() == Some("ok")),
+            "{name}: {records:?}"
+        );
+        let intents = records.iter().filter(|r| r.1 == Phase::Intent).count();
+        assert_eq!(intents, outcomes.len(), "{name}: {records:?}");
+    });
+}
+
+/// What is refused before anything is done, with its words; afterwards
+/// the store and the jobs are as they were, and no rotation is in
+/// progress.
+#[test]
+fn refusals_change_nothing() {
+    both(|s| {
+        let name = s.name();
+        let config = ConfigDir::new(s.config().base()).unwrap();
+        let sync_before = std::fs::read(config.path("sync.cfg")).unwrap();
+        let keys_before = keys(&config);
+        let refused = |result: Result<Value, String>, words: &[&str]| {
+            let err = result.expect_err(&format!("{name}: expected a refusal: {words:?}"));
+            for word in words {
+                assert!(err.contains(word), "{name}: {err:?} lacks {word:?}");
+            }
+            err
+        };
+        refused(
+            s.rotate(&["job1", "job4"], None, false),
+            &[
+                "the sync jobs do not encrypt with the same key",
+                "'job1' with 'key0'",
+                "'job4' with 'key1'",
+            ],
+        );
+        refused(
+            s.rotate(&["job5"], None, false),
+            &["sync job 'job5' has no active encryption key - nothing to rotate"],
+        );
+        refused(
+            s.rotate(&["pull1"], None, false),
+            &["sync job 'pull1' has no active encryption key"],
+        );
+        refused(
+            s.rotate(&["job1"], Some("key1"), false),
+            &["encryption key 'key1' exists already - give the new key another id"],
+        );
+        let err = refused(
+            s.rotate(&["nosuchjob"], None, false),
+            &["no such sync job 'nosuchjob'"],
+        );
+        if name == "api" {
+            assert!(err.starts_with("404 "), "{err}");
+        }
+        // the CLI's words: invalid --new-id; the API's: parameter 'new-id'
+        refused(s.rotate(&["job1"], Some(".bad"), false), &["new-id"]);
+        let err = refused(
+            s.abort("job1"),
+            &["no rotation of sync job 'job1' is in progress"],
+        );
+        if name == "api" {
+            assert!(err.starts_with("404 "), "{err}");
+        }
+        assert_eq!(
+            std::fs::read(config.path("sync.cfg")).unwrap(),
+            sync_before,
+            "{name}"
+        );
+        assert_eq!(keys(&config), keys_before, "{name}");
+        assert!(s.status("job1").is_empty(), "{name}");
+        assert_eq!(rotate_records(&config), [], "{name}");
+        assert_verified(&config, name);
+    });
+}
+
+/// A rotation a crash stopped after the new key was stored: `--status`
+/// shows its journal; a request with another plan is refused naming the
+/// command that resumes it; `--abort` (by any of its jobs) puts the new key
+/// into the trash and leaves the jobs as they were.
+#[test]
+fn status_and_abort_of_a_stopped_rotation() {
+    both(|s| {
+        let name = s.name();
+        let config = ConfigDir::new(s.config().base()).unwrap();
+        killed_rotation(config.base(), &["job1", "job2"], "rotate:key-recorded");
+        let status = s.status("job2");
+        assert_eq!(status.len(), 1, "{name}: {status:?}");
+        let journal = &status[0];
+        assert_eq!(journal["step"], "key-stored", "{name}: {journal}");
+        assert_eq!(journal["old-key"], "key0");
+        assert_eq!(journal["new-key"], "key-new");
+        let new_fingerprint = journal["new-fingerprint"].as_str().unwrap().to_string();
+
+        let err = s
+            .rotate(&["job1", "job2"], Some("key-other"), false)
+            .unwrap_err();
+        assert!(
+            err.contains("is part of a rotation in progress that was planned otherwise")
+                && err.contains("its new key is 'key-new'")
+                && err.contains("--job job1 --job job2 --new-id key-new"),
+            "{name}: {err}"
+        );
+
+        let aborted = s.abort("job2").unwrap();
+        assert_eq!(aborted["journal"]["new-key"], "key-new", "{name}");
+        assert!(aborted["trashed"].is_string(), "{name}: {aborted}");
+        for id in ["job1", "job2"] {
+            assert_eq!(job(&config, id), on("key0", &[]), "{name}: {id}");
+        }
+        assert!(!keys(&config).iter().any(|k| k.0 == "key-new"), "{name}");
+        let trash = config.encryption_keys().trash().list().unwrap();
+        let entries: Vec<_> = trash
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.record.id.as_str(),
+                    e.record.fingerprint.map(|f| f.signature()),
+                    e.record.reason,
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [("key-new", Some(new_fingerprint), TrashReason::RotateAbort)],
+            "{name}"
+        );
+        assert!(s.status("job1").is_empty(), "{name}");
+        assert_verified(&config, name);
+        let aborts: Vec<_> = rotate_records(&config)
+            .into_iter()
+            .filter(|r| r.0 == "rotate-abort")
+            .map(|r| r.1)
+            .collect();
+        assert_eq!(aborts, [Phase::Intent, Phase::Outcome], "{name}");
+    });
+}
+
+/// After the switch the abort is refused and says why; the same request
+/// finishes the rotation, resumed where it stopped.
+#[test]
+fn abort_after_the_switch_is_refused_and_the_rotation_resumes() {
+    both(|s| {
+        let name = s.name();
+        let config = ConfigDir::new(s.config().base()).unwrap();
+        killed_rotation(config.base(), &["job1"], "rotate:switch-recorded");
+        let err = s.abort("job1").unwrap_err();
+        assert!(
+            err.contains("sync job(s) 'job1' encrypt with the new key 'key-new' already")
+                && err.contains("finish the rotation by running it again"),
+            "{name}: {err}"
+        );
+        assert_eq!(job(&config, "job1"), on("key-new", &["key0"]), "{name}");
+        let answer = s.rotate(&["job1"], None, false).unwrap();
+        assert_eq!(answer["outcome"], "done", "{name}: {answer}");
+        assert_eq!(answer["resumed-from"], "jobs-switched", "{name}: {answer}");
+        assert!(s.status("job1").is_empty(), "{name}");
+        assert_eq!(
+            keys(&config),
+            [
+                ("key-new".to_string(), false),
+                ("key0".to_string(), false),
+                ("key1".to_string(), false)
+            ],
+            "{name}"
+        );
+        assert_verified(&config, name);
+    });
+}
