@@ -453,28 +453,16 @@ fn quoted(items: &[String]) -> String {
         .join(", ")
 }
 
-/// The days since 1970-01-01 as a civil date (proleptic Gregorian).
-fn civil_date(epoch: i64) -> (i64, u32, u32) {
-    let days = epoch.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// The new key's id when none is given: `<job>-<YYYY-MM-DD>` (UTC), the
 /// job's id cut to fit the 32 characters of a key id. The same command
 /// run twice on one day names the same key, so the second run finds the
 /// first's work instead of rotating again.
 pub fn default_new_key(first_job: &str, now: i64) -> String {
-    let (year, month, day) = civil_date(now);
-    let date = format!("-{year:04}-{month:02}-{day:02}");
+    let date = match chrono::DateTime::from_timestamp(now, 0) {
+        Some(time) => time.format("-%Y-%m-%d").to_string(),
+        // beyond chrono's years (±262143): no date a clock gives
+        None => format!("-{now}"),
+    };
     let room = 32usize.saturating_sub(date.len());
     let job: String = first_job.chars().take(room).collect();
     format!("{job}{date}")
@@ -1317,12 +1305,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates_match_known_days() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(951_782_400), (2000, 2, 29));
-        assert_eq!(civil_date(1_775_840_036), (2026, 4, 10));
-        assert_eq!(civil_date(1_798_675_199), (2026, 12, 31));
-        assert_eq!(civil_date(-86_400), (1969, 12, 31));
+    fn default_ids_name_the_utc_day() {
+        assert_eq!(default_new_key("nightly", 0), "nightly-1970-01-01");
+        assert_eq!(
+            default_new_key("nightly", 951_782_400),
+            "nightly-2000-02-29"
+        );
+        // the last second of a day, and the first of the next
+        assert_eq!(
+            default_new_key("nightly", 1_798_761_599),
+            "nightly-2026-12-31"
+        );
+        assert_eq!(
+            default_new_key("nightly", 1_798_761_600),
+            "nightly-2027-01-01"
+        );
+        assert_eq!(default_new_key("nightly", -86_400), "nightly-1969-12-31");
     }
 
     #[test]
