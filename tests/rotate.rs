@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use pbs_config::ConfigDir;
-use pbs_config::audit::{AuditLog, Filter, Phase, VerifyOptions};
+use pbs_config::audit::{AuditLog, Filter, Phase, Record, VerifyOptions};
 use pbs_config::trash::TrashReason;
 use pbs_test_kit::access::{add_token, grant};
 use pbs_test_kit::https::{Client, form_body, urlencode};
@@ -283,6 +283,14 @@ fn rotate_records(config: &ConfigDir) -> Vec<(String, Phase, Option<String>, Opt
         .collect()
 }
 
+/// The records of the log after the first `seq` ones.
+fn records_since(config: &ConfigDir, seq: u64) -> Vec<Record> {
+    let log = AuditLog::open_store(config).unwrap().syslog_socket(None);
+    let mut records = log.list(&Filter::default()).unwrap();
+    records.retain(|record| record.seq > seq);
+    records
+}
+
 /// Runs the rotation of `jobs` to `key-new` on the command line, killed at
 /// crash point `point`: a rotation in progress for the scenarios.
 fn killed_rotation(dir: &Path, jobs: &[&str], point: &str) {
@@ -315,6 +323,7 @@ fn killed_rotation(dir: &Path, jobs: &[&str], point: &str) {
 fn rotation_end_to_end_and_again() {
     both(|s| {
         let name = s.name();
+        let start = records_since(s.config(), 0).len() as u64;
         let answer = s.rotate(&["job1", "job2"], Some("key-new"), true).unwrap();
         assert_eq!(answer["outcome"], "done", "{name}: {answer}");
         let journal = &answer["journal"];
@@ -362,40 +371,59 @@ fn rotation_end_to_end_and_again() {
         assert!(s.status("job1").is_empty(), "{name}");
         assert_verified(&config, name);
 
-        // each step: its intent, then its outcome (ok), per job for the
-        // switch; the second request recorded nothing
-        let records = rotate_records(&config);
-        let ops = |jobs: &str, archive: &'static str| {
-            let mut steps = vec![
-                ("rotate-plan", jobs.to_string()),
-                ("rotate-store-key", jobs.to_string()),
-            ];
-            // one record per job, each wrapping the next: the outcomes in
-            // reverse job order
-            for job in jobs.rsplit(',') {
-                steps.push(("rotate-switch-job", job.to_string()));
-            }
-            steps.push((archive, jobs.to_string()));
-            steps.push(("rotate-finish", jobs.to_string()));
-            steps
+        // each step: its intent, then its outcome (ok), and between them
+        // the operations the steps are made of, which record themselves
+        // (the new key's create, each job's key change, the archive); all
+        // for who asked, from where; the second request recorded nothing
+        let (actor, origin) = match name {
+            "cli" => ("root@pam", "cli"),
+            _ => ("root@pam!admin", "api "),
         };
-        let mut expected = ops("job1,job2", "rotate-archive-old-key");
-        expected.extend(ops("job3", "rotate-archive-old-key"));
-        let outcomes: Vec<(&str, String)> = records
+        let all = records_since(&config, start);
+        for record in &all {
+            assert_eq!(record.actor, actor, "{name}: {record:?}");
+            assert!(record.origin.starts_with(origin), "{name}: {record:?}");
+        }
+        let outcomes: Vec<(&str, String)> = all
             .iter()
-            .filter(|r| r.1 == Phase::Outcome)
-            .map(|r| (r.0.as_str(), r.2.clone().unwrap_or_default()))
+            .filter(|r| r.phase == Phase::Outcome)
+            .map(|r| {
+                (
+                    r.op.as_str(),
+                    r.job.clone().unwrap_or_else(|| r.ids.join(",")),
+                )
+            })
             .collect();
+        let step = |op: &'static str, what: &str| (op, what.to_string());
+        let expected = [
+            step("rotate-plan", "job1,job2"),
+            step("create", "key-new"),
+            step("rotate-store-key", "job1,job2"),
+            step("sync-job-keys", "job1"),
+            step("sync-job-keys", "job2"),
+            step("rotate-switch-job", "job1"),
+            step("rotate-switch-job", "job2"),
+            // key0 kept active for job3: no archive
+            step("rotate-archive-old-key", "job1,job2"),
+            step("rotate-finish", "job1,job2"),
+            step("rotate-plan", "job3"),
+            step("create", &new_id),
+            step("rotate-store-key", "job3"),
+            step("sync-job-keys", "job3"),
+            step("rotate-switch-job", "job3"),
+            step("archive", "key0"),
+            step("rotate-archive-old-key", "job3"),
+            step("rotate-finish", "job3"),
+        ];
         assert_eq!(outcomes, expected, "{name}");
         assert!(
-            records
-                .iter()
-                .filter(|r| r.1 == Phase::Outcome)
-                .all(|r| r.3.as_deref() == Some("ok")),
-            "{name}: {records:?}"
+            all.iter()
+                .filter(|r| r.phase == Phase::Outcome)
+                .all(|r| r.result.as_deref() == Some("ok")),
+            "{name}: {all:?}"
         );
-        let intents = records.iter().filter(|r| r.1 == Phase::Intent).count();
-        assert_eq!(intents, outcomes.len(), "{name}: {records:?}");
+        let intents = all.iter().filter(|r| r.phase == Phase::Intent).count();
+        assert_eq!(intents, outcomes.len(), "{name}: {all:?}");
     });
 }
 

@@ -61,7 +61,7 @@ use proxmox_sys::fs::CreateOptions;
 use pbs_api_types::{CryptKey, Fingerprint, JOB_ID_SCHEMA, SyncJobConfig};
 use pbs_key_config::KeyConfig;
 
-use crate::audit::{Caller, Event, Op};
+use crate::audit::{Event, Op};
 use crate::dir_handle::{DirHandle, read_all};
 use crate::encryption_keys::{DeleteOptions, Deleted, check_key_id, key_fingerprint};
 use crate::files::{
@@ -241,8 +241,6 @@ pub struct RotateRequest {
     pub export: Option<ExportPlan>,
     /// Archive the old key at the end.
     pub archive_old: bool,
-    /// Who asks (the audit log's actor and origin).
-    pub caller: Caller,
     /// Now (epoch): tests pass their own.
     pub now: i64,
 }
@@ -618,20 +616,13 @@ impl<'a> Rotations<'a> {
         held.rotate_dir.sync()
     }
 
-    /// Records `op` of `journal` in the audit log around `change` (which
-    /// writes or removes the journal, nothing else): the intent, synced,
-    /// before; the outcome after. `job` names one job; `None`: all of the
-    /// rotation's.
-    fn record<T>(
-        &self,
-        held: &Held,
-        caller: &Caller,
-        op: Op,
-        journal: &Journal,
-        job: Option<&str>,
-        change: impl FnOnce() -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let mut event = Event::new(caller, op)
+    /// The audit event of `op` of `journal`, for the config dir's caller:
+    /// both keys (the new one's fingerprint once it is known) and `job`,
+    /// or all of the rotation's jobs for `None`.
+    fn event(&self, op: Op, journal: &Journal, job: Option<&str>) -> Event {
+        let mut event = self
+            .dir
+            .audit_event(op)
             .id(journal.old_key.as_str())
             .fingerprint(journal.old_fingerprint)
             .id(journal.new_key.as_str())
@@ -639,11 +630,26 @@ impl<'a> Rotations<'a> {
         if let Some(fingerprint) = journal.new_fingerprint {
             event = event.fingerprint(fingerprint);
         }
-        // AUDIT: with the audit log's caller plumbing (branch `audit2`)
-        // this becomes `self.dir.audit_intent(Some(&held.key_dir),
-        // &self.dir.audit_event(op)...)`, and `caller` goes
-        let log = self.dir.audit_log(&held.key_dir)?;
-        let pending = log.intent(&event)?;
+        event
+    }
+
+    /// Records `op` of `journal` in the audit log around `change` (which
+    /// writes or removes the journal, nothing else): the intent, synced,
+    /// before; the outcome after. An intent that cannot be written fails
+    /// the step before the journal changes.
+    ///
+    /// # Locking
+    ///
+    /// The audit log's, after the rotation lock (see [`crate::audit`]).
+    fn record<T>(
+        &self,
+        held: &Held,
+        op: Op,
+        journal: &Journal,
+        change: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let event = self.event(op, journal, None);
+        let pending = self.dir.audit_intent(Some(&held.key_dir), &event)?;
         pending.done(change())
     }
 
@@ -787,17 +793,12 @@ impl<'a> Rotations<'a> {
             aborting: None,
             started: request.now,
             updated: request.now,
-            actor: request.caller.actor.to_string(),
+            actor: self.dir.caller().actor.to_string(),
         };
         let mut written = journal.clone();
-        self.record(
-            held,
-            &request.caller,
-            Op::RotatePlan,
-            &journal,
-            None,
-            || self.write(held, &mut written, request.now),
-        )?;
+        self.record(held, Op::RotatePlan, &journal, || {
+            self.write(held, &mut written, request.now)
+        })?;
         failpoint::hit("rotate:planned");
         Ok(Some(written))
     }
@@ -817,10 +818,9 @@ impl<'a> Rotations<'a> {
             .into());
         }
         let now = request.now;
-        let caller = &request.caller;
         if journal.step < Step::KeyStored {
             self.store_new_key(held, journal, now)?;
-            self.record(held, caller, Op::RotateStoreKey, journal, None, || {
+            self.record(held, Op::RotateStoreKey, journal, || {
                 let mut next = journal.clone();
                 next.step = Step::KeyStored;
                 self.write(held, &mut next, now)?;
@@ -837,7 +837,7 @@ impl<'a> Rotations<'a> {
                 .export(&plan, &new_entry)
                 .layer_err(|| format!("failed to export the new key '{}'", journal.new_key))?;
             failpoint::hit("rotate:export-written");
-            self.record(held, caller, Op::RotateProveExport, journal, None, || {
+            self.record(held, Op::RotateProveExport, journal, || {
                 let mut next = journal.clone();
                 next.step = Step::ExportProven;
                 if let Some(export) = &mut next.export {
@@ -852,13 +852,13 @@ impl<'a> Rotations<'a> {
         if journal.step < Step::JobsSwitched {
             self.switch_jobs(journal, hooks)?;
             failpoint::hit("rotate:jobs-switched");
-            self.record_switch(held, caller, journal, now)?;
+            self.record_switch(held, journal, now)?;
             failpoint::hit("rotate:switch-recorded");
         }
         if journal.step < Step::OldKeyArchived && journal.archive_old {
             let kept = self.archive_old_key(journal)?;
             failpoint::hit("rotate:old-key-archived");
-            self.record(held, caller, Op::RotateArchiveOldKey, journal, None, || {
+            self.record(held, Op::RotateArchiveOldKey, journal, || {
                 let mut next = journal.clone();
                 next.step = Step::OldKeyArchived;
                 next.old_key_kept = kept;
@@ -868,7 +868,7 @@ impl<'a> Rotations<'a> {
             .map(|next| *journal = next)?;
             failpoint::hit("rotate:archive-recorded");
         }
-        self.record(held, caller, Op::RotateFinish, journal, None, || {
+        self.record(held, Op::RotateFinish, journal, || {
             self.remove(held, journal)
         })?;
         failpoint::hit("rotate:journal-removed");
@@ -928,8 +928,8 @@ impl<'a> Rotations<'a> {
         journal.new_fingerprint = Some(fingerprint);
         self.write(held, journal, now)?;
         failpoint::hit("rotate:fingerprint-recorded");
-        // AUDIT: with `audit2`, `store_generated_key` (recorded as `create`)
-        keys.store_key(&id, &key)?;
+        // recorded as `create`: the key was generated on this host
+        keys.store_generated_key(&id, &key)?;
         failpoint::hit("rotate:key-stored");
         Ok(())
     }
@@ -970,45 +970,34 @@ impl<'a> Rotations<'a> {
             })
     }
 
-    /// Records the switch: one `rotate-switch-job` per job, the journal
-    /// written once between their intents and their outcomes.
-    fn record_switch(
-        &self,
-        held: &Held,
-        caller: &Caller,
-        journal: &mut Journal,
-        now: i64,
-    ) -> Result<(), Error> {
-        let jobs = journal.jobs.clone();
-        let write = || {
-            let mut next = journal.clone();
-            next.step = Step::JobsSwitched;
-            self.write(held, &mut next, now)?;
-            Ok(next)
-        };
-        // each job's record wraps the one below it: intents in job order,
-        // the write, outcomes in reverse
-        fn nested(
-            rotations: &Rotations,
-            held: &Held,
-            caller: &Caller,
-            journal: &Journal,
-            jobs: &[String],
-            write: &dyn Fn() -> Result<Journal, Error>,
-        ) -> Result<Journal, Error> {
-            match jobs.split_first() {
-                None => write(),
-                Some((job, rest)) => rotations.record(
-                    held,
-                    caller,
-                    Op::RotateSwitchJob,
-                    journal,
-                    Some(job),
-                    || nested(rotations, held, caller, journal, rest, write),
-                ),
+    /// Records the switch: one `rotate-switch-job` per job, their intents
+    /// together (one hold of the audit log, [`ConfigDir::audit_intents`]),
+    /// the journal written, then each outcome in job order.
+    fn record_switch(&self, held: &Held, journal: &mut Journal, now: i64) -> Result<(), Error> {
+        let events: Vec<Event> = journal
+            .jobs
+            .iter()
+            .map(|job| self.event(Op::RotateSwitchJob, journal, Some(job)))
+            .collect();
+        let pending = self.dir.audit_intents(Some(&held.key_dir), &events)?;
+        let mut next = journal.clone();
+        next.step = Step::JobsSwitched;
+        let written = self.write(held, &mut next, now);
+        let mut failed = None;
+        for intent in pending {
+            let outcome = match &written {
+                Ok(()) => Ok(()),
+                Err(err) => Err(format_err!("{err}")),
+            };
+            if let Err(err) = intent.done(outcome) {
+                failed.get_or_insert(err);
             }
         }
-        *journal = nested(self, held, caller, journal, &jobs, &write)?;
+        written?;
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        *journal = next;
         Ok(())
     }
 
@@ -1052,7 +1041,6 @@ impl<'a> Rotations<'a> {
     pub fn abort(
         &self,
         job: &str,
-        caller: &Caller,
         now: i64,
         check: &mut dyn FnMut(&[SyncJobConfig]) -> Result<(), Error>,
     ) -> Result<Aborted, Error> {
@@ -1092,7 +1080,7 @@ impl<'a> Rotations<'a> {
         check(&current)?;
         let found = journal.clone();
         if journal.aborting.is_none() {
-            journal = self.record(&held, caller, Op::RotateAbort, &journal, None, || {
+            journal = self.record(&held, Op::RotateAbort, &journal, || {
                 let mut next = journal.clone();
                 next.aborting = Some(now);
                 self.write(&held, &mut next, now)?;
@@ -1100,7 +1088,7 @@ impl<'a> Rotations<'a> {
             })?;
             failpoint::hit("rotate-abort:recorded");
         }
-        let trashed = self.trash_new_key(&held, &journal, caller).layer_err(|| {
+        let trashed = self.trash_new_key(&held, &journal).layer_err(|| {
             format!(
                 "failed to abort the rotation of sync job(s) {} - the new key '{}' could not \
                      be moved into the trash",
@@ -1108,7 +1096,7 @@ impl<'a> Rotations<'a> {
                 journal.new_key
             )
         })?;
-        self.record(&held, caller, Op::RotateFinish, &journal, None, || {
+        self.record(&held, Op::RotateFinish, &journal, || {
             self.remove(&held, &journal)
         })?;
         Ok(Aborted {
@@ -1121,12 +1109,7 @@ impl<'a> Rotations<'a> {
     /// the store has (archived, then deleted), or the key file a killed
     /// store left without its config entry. A key of that id the rotation
     /// did not make is left alone.
-    fn trash_new_key(
-        &self,
-        held: &Held,
-        journal: &Journal,
-        caller: &Caller,
-    ) -> Result<Option<String>, Error> {
+    fn trash_new_key(&self, held: &Held, journal: &Journal) -> Result<Option<String>, Error> {
         let keys = self.dir.encryption_keys();
         let id = journal.new_key.as_str();
         let Some(fingerprint) = journal.new_fingerprint else {

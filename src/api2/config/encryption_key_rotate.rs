@@ -44,7 +44,6 @@ use pbs_api_types::{
     CRYPT_KEY_ID_SCHEMA, CryptKey, JOB_ID_SCHEMA, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, SyncJobConfig,
 };
 use pbs_config::ConfigDir;
-use pbs_config::audit::Caller as AuditCaller;
 use pbs_config::export::{ExportSelection, StoreState};
 use pbs_config::rotation::{Aborted, ExportPlan, Journal, RotateHooks, RotateRequest, Rotated};
 use pbs_config::sync::JobsEdit;
@@ -362,12 +361,11 @@ fn export_to_file(
 
 /// Rotates `params.jobs` to a new key, or resumes their rotation; with
 /// `export`, the new key is exported and the export proven before any job
-/// switches. `caller` is checked for each job; `actor` is who the audit
-/// log records.
+/// switches. `caller` is checked for each job; the audit log records each
+/// step for `dir`'s caller (the daemon's dir acts for the request's).
 pub fn rotate_keys(
     dir: &ConfigDir,
     caller: &Caller,
-    actor: AuditCaller,
     params: &RotateParams,
     export: Option<&RotateExport>,
 ) -> Result<RotateAnswer, Error> {
@@ -386,7 +384,6 @@ pub fn rotate_keys(
         new_key: params.new_id.clone(),
         export: export.map(RotateExport::plan).transpose()?,
         archive_old: params.archive_old,
-        caller: actor,
         now: pbs_config::trash::epoch_now(),
     };
     let mut hooks = ApiHooks {
@@ -448,17 +445,12 @@ pub fn rotation_status(
 }
 
 /// Aborts the rotation `job` is part of, before its jobs switched.
-pub fn abort_rotation(
-    dir: &ConfigDir,
-    caller: &Caller,
-    actor: &AuditCaller,
-    job: &str,
-) -> Result<Aborted, Error> {
+pub fn abort_rotation(dir: &ConfigDir, caller: &Caller, job: &str) -> Result<Aborted, Error> {
     if let Err(err) = JOB_ID_SCHEMA.parse_simple_value(job) {
         param_bail!("job", "invalid sync job id {job:?} - {err}");
     }
     dir.rotations()
-        .abort(job, actor, pbs_config::trash::epoch_now(), &mut |jobs| {
+        .abort(job, pbs_config::trash::epoch_now(), &mut |jobs| {
             jobs.iter()
                 .try_for_each(|job| super::sync::check_sync_job_modify_access(caller, job))
         })
@@ -537,15 +529,6 @@ fn param_list(param: &Value, name: &str) -> Vec<String> {
     }
 }
 
-/// Who the audit log records for a request.
-fn audit_caller(env: &RestEnvironment) -> Result<AuditCaller, Error> {
-    let client = env
-        .get_client_ip()
-        .map(|addr| addr.ip())
-        .ok_or_else(|| format_err!("internal error - request without client address"))?;
-    Ok(AuditCaller::api(env.auth_id()?, client))
-}
-
 fn api_rotate(
     param: Value,
     _method: &ApiMethod,
@@ -572,13 +555,7 @@ fn api_rotate(
         to: ExportTo::Answer,
         recipients,
     });
-    let answer = rotate_keys(
-        env.dir(),
-        &caller,
-        audit_caller(env)?,
-        &params,
-        export.as_ref(),
-    )?;
+    let answer = rotate_keys(env.dir(), &caller, &params, export.as_ref())?;
     Ok(Box::new(answer))
 }
 
@@ -659,12 +636,7 @@ fn api_abort_rotation(
     let env = RestEnvironment::of(rpcenv)?;
     let caller = Caller::of(env)?;
     let job = crate::api2::required_str(&param, "job")?;
-    Ok(Box::new(abort_rotation(
-        env.dir(),
-        &caller,
-        &audit_caller(env)?,
-        job,
-    )?))
+    Ok(Box::new(abort_rotation(env.dir(), &caller, job)?))
 }
 
 const ABORT_ROUTER: Router = Router::new().post(&API_METHOD_ABORT_ROTATION);

@@ -14,7 +14,6 @@ use anyhow::{Error, format_err};
 use clap::Args;
 
 use pbs_config::ConfigDir;
-use pbs_config::audit::Caller as AuditCaller;
 use pbs_config::rotation::{Aborted, Journal, Rotated, Step};
 use pbs_keystore::api2::config::encryption_key_export::{Recipients, master_pubkey};
 use pbs_keystore::api2::config::encryption_key_rotate::{
@@ -94,7 +93,7 @@ pub fn rotate(out: &Output, dir: &ConfigDir, args: RotateArgs) -> Result<ExitCod
             if aborted.iter().any(|a: &Aborted| a.journal.names_job(job)) {
                 continue;
             }
-            let done = api::abort_rotation(dir, &caller, &AuditCaller::cli(), job)
+            let done = api::abort_rotation(dir, &caller, job)
                 .map_err(|err| param_context(err, context("abort the rotation")))
                 .map_err(|err| layer("failed to abort the rotation", err))?;
             aborted.push(done);
@@ -118,7 +117,7 @@ pub fn rotate(out: &Output, dir: &ConfigDir, args: RotateArgs) -> Result<ExitCod
         new_id: args.new_id.clone(),
         archive_old: args.archive_old,
     };
-    let answer = api::rotate_keys(dir, &caller, AuditCaller::cli(), &params, export.as_ref())
+    let answer = api::rotate_keys(dir, &caller, &params, export.as_ref())
         .map_err(|err| param_context(err, context("rotate")))
         .map_err(|err| layer(verb, err))?;
     out.message(&answer, render_rotated)?;
