@@ -230,9 +230,12 @@ impl Audit {
         for (path, mode, is_dir) in files {
             let name = path.file_name().unwrap().to_string_lossy();
             let in_trash = path.parent().is_some_and(|dir| dir.ends_with(".trash"));
-            // root's mirror locks and what root wrote: root's alone
+            // root's mirror locks and what root wrote, the trash and the
+            // rotation journals: root's alone
             let in_locks = path.parent().is_some_and(|dir| dir.ends_with(".locks"));
-            let expected = if is_dir && (name == ".trash" || name == ".locks") {
+            let in_rotate = path.parent().is_some_and(|dir| dir.ends_with(".rotate"));
+            let expected = if is_dir && (name == ".trash" || name == ".locks" || name == ".rotate")
+            {
                 0o700
             } else if is_dir {
                 0o750
@@ -243,7 +246,7 @@ impl Audit {
             } else if name == "shadow.json"
                 || name == "authkey.key"
                 || name == "signing.key"
-                || (in_trash && name.ends_with(".json"))
+                || ((in_trash || in_rotate) && name.ends_with(".json"))
             {
                 0o600
             } else {
@@ -456,6 +459,7 @@ const PHASES: &[(&str, Phase)] = &[
     ("reading", reading),
     ("export, drill, paperkey", export_drill_paperkey),
     ("keys in use by a sync job", keys_in_use_by_a_sync_job),
+    ("rotate a sync job's key", rotate_a_sync_job),
     ("archive, unarchive, delete", archive_unarchive_delete),
     ("verify and repair", verify_and_repair),
     ("trash", trash),
@@ -464,6 +468,7 @@ const PHASES: &[(&str, Phase)] = &[
     ("the audit log", audit_log),
     ("API: keys with a token", api_keys_with_a_token),
     ("API: sync jobs with a token", api_sync_jobs_with_a_token),
+    ("API: rotate a sync job's key", api_rotate),
     ("API: refused key requests", api_refused_key_requests),
     ("API: the trash", api_trash),
     (
@@ -966,6 +971,65 @@ fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "list", "--unused"], 0);
 }
 
+/// `encryption-key rotate`: a rotation with an export to a file, the same
+/// command again, `--status`, an abort without a rotation, an unknown job,
+/// in each format. The new key is a secret from the moment it exists:
+/// every output is held against it at the end.
+fn rotate_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
+    audit.run(
+        "text",
+        &[
+            "sync-job",
+            "create",
+            "rot-job",
+            "--store",
+            "local",
+            "--remote",
+            "other",
+            "--remote-store",
+            "remote",
+            "--sync-direction",
+            "push",
+            "--active-encryption-key",
+            "imported",
+        ],
+        0,
+    );
+    let pass = audit.input("rotate.pass", BUNDLE_PASS.as_bytes());
+    let export = audit.scratch.join("rotated.pbsx").display().to_string();
+    let rotate = [
+        "encryption-key",
+        "rotate",
+        "--job",
+        "rot-job",
+        "--new-id",
+        "rotated",
+    ];
+    let with_export = [
+        &rotate[..],
+        &["--export-file", &export, "--passphrase-file", &pass],
+    ]
+    .concat();
+    audit.run("json", &with_export, 0);
+    let key_file = audit.dir().join("encryption-keys/rotated.enc");
+    let key = KeyConfig::from_json(&std::fs::read(key_file).unwrap()).unwrap();
+    audit.secrets().key_file("rotated", &key);
+    let bundle = std::fs::read_to_string(&export).unwrap();
+    audit.printed(format!("rotate export bundle {export}"), bundle);
+    audit.output_files.push(PathBuf::from(&export));
+    audit.all_formats(&rotate, 0); // done already
+    audit.all_formats(
+        &["encryption-key", "rotate", "--job", "rot-job", "--status"],
+        0,
+    );
+    audit.all_formats(
+        &["encryption-key", "rotate", "--job", "rot-job", "--abort"],
+        255,
+    );
+    audit.all_formats(&["encryption-key", "rotate", "--job", "no-such-job"], 255);
+    audit.run("text", &["sync-job", "remove", "rot-job"], 0);
+}
+
 /// Archive, unarchive, delete in each format.
 fn archive_unarchive_delete(audit: &mut Audit, _: &KnownKeys) {
     for (format, id) in FORMATS
@@ -1271,6 +1335,55 @@ fn api_sync_jobs_with_a_token(audit: &mut Audit, _: &KnownKeys) {
     audit.api("DELETE", job, &token, Some((FORM, &stale)), 400, false);
     audit.api("DELETE", job, &token, None, 200, false);
     audit.api("DELETE", job, &token, None, 404, false);
+}
+
+/// The rotate routes: the status, an abort without a rotation (404), a
+/// rotation exported into the answer (the bundle is encrypted; the new key
+/// is a secret from the moment it exists), the same again, an unknown job.
+fn api_rotate(audit: &mut Audit, _: &KnownKeys) {
+    let root = audit.root_auth();
+    let token = [("Authorization", root.as_str())];
+    let create = "id=api-rot&store=local&remote=other&remote-store=remote&sync-direction=push\
+                  &active-encryption-key=api-created";
+    audit.api(
+        "POST",
+        "config/sync",
+        &token,
+        Some((FORM, create)),
+        200,
+        false,
+    );
+    let rotate = "config/encryption-key-rotate";
+    let abort = "config/encryption-key-rotate/abort";
+    audit.get(rotate, &token, 200);
+    audit.api(
+        "POST",
+        abort,
+        &token,
+        Some((FORM, "job=api-rot")),
+        404,
+        false,
+    );
+    let body =
+        serde_json::json!({"job": ["api-rot"], "new-id": "api-rotated", "passphrase": BUNDLE_PASS})
+            .to_string();
+    let json = "application/json";
+    audit.api("POST", rotate, &token, Some((json, &body)), 200, false);
+    let key_file = audit.dir().join("encryption-keys/api-rotated.enc");
+    let key = KeyConfig::from_json(&std::fs::read(key_file).unwrap()).unwrap();
+    audit.secrets().key_file("api-rotated", &key);
+    let again = "job=api-rot&new-id=api-rotated";
+    audit.api("POST", rotate, &token, Some((FORM, again)), 200, false);
+    audit.get(&format!("{rotate}?job=api-rot"), &token, 200);
+    audit.api(
+        "POST",
+        rotate,
+        &token,
+        Some((FORM, "job=no-such-job")),
+        404,
+        false,
+    );
+    audit.api("DELETE", "config/sync/api-rot", &token, None, 200, false);
 }
 
 /// The key `api_keys_with_a_token` imports.
