@@ -3,6 +3,7 @@
 //! and tokens get the same answers; an import with a bad hint is bad input
 //! naming the field; passwords shorter than upstream's minimum, ACL paths
 //! upstream does not know and a `list` of a missing config dir are said so.
+//! A login's password is taken from the request body only.
 
 use std::collections::BTreeMap;
 
@@ -73,6 +74,49 @@ fn login_checks_only_the_named_users_own_password() {
         "svc@pbs"
     );
     login(port, "svc@pbs@pbs", "svc-pass-1").data();
+}
+
+/// A login with its password in the URL is refused with 400 naming
+/// `password`, before any check: a URL lands in proxy logs, browser and
+/// shell histories. (Upstream takes a form request's parameters from the
+/// query string too.) The refusal repeats neither the password nor the
+/// URL, the daemon's log holds neither, and the same password in the body
+/// logs in.
+#[test]
+fn a_password_in_the_login_url_is_refused() {
+    let dir = TestDir::new();
+    let password = "Url-Pass-7731";
+    add_user(&dir.config, "alice@pbs", Some(password), |_| {});
+    let daemon = daemon(&dir, &[]);
+    let mut client = Client::new(daemon.port);
+
+    let form_and_url = client.post_form(
+        &format!("access/ticket?password={password}"),
+        "username=alice%40pbs",
+    );
+    let url_only = client.send(
+        "POST",
+        &format!("access/ticket?username=alice%40pbs&password={password}"),
+        &[],
+        None,
+    );
+    let json_and_url = client.post_json(
+        &format!("access/ticket?password={password}"),
+        &serde_json::json!({"username": "alice@pbs"}),
+    );
+    for resp in [&form_and_url, &url_only, &json_and_url] {
+        resp.expect(400, "parameter 'password'");
+        assert!(resp.body.contains("request body"), "{}", resp.body);
+        assert!(!resp.body.contains(password), "{}", resp.body);
+        assert!(!resp.body.contains("ticket"), "{}", resp.body);
+    }
+
+    let data = login(daemon.port, "alice@pbs", password).data();
+    assert_eq!(data["username"], "alice@pbs");
+    drop(daemon);
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+    assert!(log.contains("/access/ticket"), "{log}");
+    assert!(!log.contains(password), "{log}");
 }
 
 /// Failed attempts of one id, one after the other, as the daemon of

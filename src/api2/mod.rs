@@ -32,16 +32,19 @@ const SUBDIRS: SubdirMap = &[
 /// The routes below `/api2/json`.
 pub const ROUTER: Router = Router::new().subdirs(SUBDIRS);
 
-/// Parameters that carry secrets (passphrases, the master key) or key
-/// material (a key file, a bundle): the server takes them from the request
-/// body only and refuses them in the URL, whose query string proxies,
-/// browsers and shell histories keep.
+/// Parameters that carry secrets (passphrases, passwords, the master key)
+/// or key material (a key file, a bundle): the server takes them from the
+/// request body only and refuses them in the URL, whose query string
+/// proxies, browsers and shell histories keep. Upstream merges the query
+/// string into a form body's parameters, so it takes a login's `password`
+/// from the URL too; here that is a 400.
 pub const BODY_ONLY_PARAMETERS: &[&str] = &[
     "bundle",
     "key",
     "master-key",
     "master-passphrase",
     "passphrase",
+    "password",
 ];
 
 /// A string parameter, if given (the schema has checked it).
