@@ -191,6 +191,7 @@ check "bash completion is installed" in_root test -s /usr/share/bash-completion/
 check "bash completion completes proxmox-backup-manager" \
     in_root grep -q proxmox-backup-manager /usr/share/bash-completion/completions/proxmox-backup-manager
 check "man page is installed" in_root test -s /usr/share/man/man1/proxmox-backup-manager.1.gz
+check "the daemon's man page is installed" in_root test -s /usr/share/man/man8/proxmox-backup-api.8.gz
 check "the unit is installed" in_root test -f /lib/systemd/system/proxmox-backup-api.service
 check "the unit is enabled" in_root test -L /etc/systemd/system/multi-user.target.wants/proxmox-backup-api.service
 check "postinst asked to start the service" grep -q "proxmox-backup-api.service start" "$root/var/log/policy-rc.d.log"
@@ -206,6 +207,8 @@ expect_in_log install "audit log verified, no problems found" "postinst reports 
 
 check "the man page renders without warnings" sh -c \
     "man --warnings -l '$root/usr/share/man/man1/proxmox-backup-manager.1.gz' 2>&1 >/dev/null | (! grep .)"
+check "the daemon's man page renders without warnings" sh -c \
+    "man --warnings -l '$root/usr/share/man/man8/proxmox-backup-api.8.gz' 2>&1 >/dev/null | (! grep .)"
 
 # the unit file, checked by systemd with the installed binary (the man page
 # of Documentation= is checked above: systemd-analyze would look on the host)
