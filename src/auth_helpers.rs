@@ -24,6 +24,8 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey, Private, Public};
 use openssl::sign::{Signer, Verifier};
 
+use proxmox_time::epoch_i64;
+
 use pbs_api_types::Userid;
 use pbs_config::ConfigDir;
 use pbs_config::files::{AUTH_KEY, AUTH_PUB, CSRF_KEY, ConfigFile};
@@ -34,14 +36,6 @@ pub const TICKET_LIFETIME: i64 = 2 * 3600;
 pub const TICKET_MAX_CLOCK_SKEW: i64 = 300;
 /// The ticket prefix.
 pub const TICKET_PREFIX: &str = "PBS";
-
-/// Seconds since the epoch.
-pub fn epoch_i64() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// Why a ticket or CSRF token was refused (the API answers 401).
 #[derive(Debug, Clone, PartialEq, Eq)]

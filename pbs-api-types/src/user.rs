@@ -7,6 +7,7 @@ use proxmox_schema::{
     ApiStringFormat, ApiType, BooleanSchema, IntegerSchema, ObjectSchema, Schema, StringSchema,
     const_regex,
 };
+use proxmox_time::epoch_i64;
 
 use crate::{Authid, CONFIG_TEXT_FORMAT, PROXMOX_USER_ID_SCHEMA, Userid};
 
@@ -126,13 +127,6 @@ pub fn is_active_at(enable: Option<bool>, expire: Option<i64>, now: i64) -> bool
     }
 }
 
-fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl User {
     /// A user with only its id set (enabled, never expires).
     pub fn new(userid: Userid) -> Self {
@@ -149,7 +143,7 @@ impl User {
 
     /// Enabled and not expired now.
     pub fn is_active(&self) -> bool {
-        is_active_at(self.enable, self.expire, epoch_now())
+        is_active_at(self.enable, self.expire, epoch_i64())
     }
 }
 
@@ -189,7 +183,7 @@ impl ApiType for ApiToken {
 impl ApiToken {
     /// Enabled and not expired now.
     pub fn is_active(&self) -> bool {
-        is_active_at(self.enable, self.expire, epoch_now())
+        is_active_at(self.enable, self.expire, epoch_i64())
     }
 }
 

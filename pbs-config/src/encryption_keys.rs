@@ -84,14 +84,6 @@ pub fn check_key_id(id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Seconds since the epoch.
-fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The encryption key store of one [`ConfigDir`]; get it with
 /// [`ConfigDir::encryption_keys`]. The methods carry the upstream names of
 /// the free functions of this module.
@@ -839,7 +831,7 @@ impl<'a> EncryptionKeys<'a> {
             fingerprint: entry.info.fingerprint,
             entry: None,
             reason: TrashReason::StoreFailed,
-            time: trash::epoch_now(),
+            time: proxmox_time::epoch_i64(),
             actor: Some(self.dir.caller().actor.to_string()),
             purge_after: None,
         };
@@ -934,7 +926,7 @@ impl<'a> EncryptionKeys<'a> {
                     }
                     .into());
                 }
-                entry.archived_at = Some(epoch_now());
+                entry.archived_at = Some(proxmox_time::epoch_i64());
             } else {
                 entry.archived_at = None;
             }
@@ -1312,7 +1304,7 @@ impl Default for DeleteOptions<'_> {
             purge: false,
             force: false,
             reason: TrashReason::Delete,
-            now: trash::epoch_now(),
+            now: proxmox_time::epoch_i64(),
             warn: None,
         }
     }

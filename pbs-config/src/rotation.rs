@@ -1174,10 +1174,10 @@ impl<'a> Rotations<'a> {
             fingerprint: Some(found),
             entry: None,
             reason: TrashReason::RotateAbort,
-            time: crate::trash::epoch_now(),
+            time: proxmox_time::epoch_i64(),
             actor: Some(journal.actor.clone()),
             purge_after: Some(crate::trash::purge_after(
-                crate::trash::epoch_now(),
+                proxmox_time::epoch_i64(),
                 crate::trash::DEFAULT_KEEP_DAYS,
             )),
         };

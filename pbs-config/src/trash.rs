@@ -200,14 +200,6 @@ pub(crate) fn entry_id(entry: &str) -> &str {
     entry.split_once('@').map_or(entry, |(id, _)| id)
 }
 
-/// Seconds since the epoch.
-pub fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// When a key deleted at `now` may be purged.
 pub fn purge_after(now: i64, keep_days: u32) -> i64 {
     now.saturating_add(i64::from(keep_days) * DAY)

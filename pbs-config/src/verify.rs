@@ -1574,7 +1574,7 @@ impl ConfigDir {
         let Some(key_dir) = keys.open_key_dir(base)? else {
             bail!("key directory vanished - left alone");
         };
-        let now = trash::epoch_now();
+        let now = proxmox_time::epoch_i64();
         let actor = self.caller().actor.to_string();
         match place {
             Place::TrashDirItself => {

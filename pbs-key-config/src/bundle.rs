@@ -47,6 +47,7 @@ use zeroize::Zeroize;
 use proxmox_lang::error::ErrorLayer;
 use proxmox_lang::try_block;
 use proxmox_sys::fs::CreateOptions;
+use proxmox_time::epoch_i64;
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint};
 
@@ -511,14 +512,6 @@ impl OpenedBundle {
     pub fn into_entries(self) -> Vec<BundleEntry> {
         self.entries
     }
-}
-
-/// Seconds since the epoch.
-fn now_epoch() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// The id of an RSA public key as bundles name it: SHA-256 of its DER
@@ -999,7 +992,7 @@ fn seal_bundle(
     let header = BundleHeader {
         format: BUNDLE_FORMAT.to_string(),
         version: BUNDLE_VERSION,
-        created: now_epoch(),
+        created: epoch_i64(),
         origin: origin.to_string(),
         checkpoint: checkpoint.map(str::to_string),
         keys,

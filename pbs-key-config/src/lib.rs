@@ -44,6 +44,7 @@ use zeroize::Zeroize;
 use proxmox_lang::error::ErrorLayer;
 use proxmox_lang::try_block;
 use proxmox_sys::fs::{CreateOptions, replace_file};
+use proxmox_time::epoch_i64;
 
 use pbs_api_types::{Fingerprint, Kdf, KeyInfo};
 
@@ -60,14 +61,6 @@ pub const MIN_PASSPHRASE_LEN: usize = 5;
 
 /// Largest key file [`KeyConfig::load`] reads (real ones are about 300 bytes).
 pub const MAX_KEY_FILE_SIZE: u64 = 64 * 1024;
-
-/// Seconds since the epoch.
-fn now_epoch() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// An encryption key as stored in a key file, possibly passphrase protected.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +164,7 @@ impl KeyConfig {
 
     /// An unprotected key file for `raw_key`, with its fingerprint.
     pub fn without_password(raw_key: [u8; 32]) -> Result<Self, Error> {
-        let created = now_epoch();
+        let created = epoch_i64();
         Ok(Self {
             kdf: None,
             created,
@@ -217,7 +210,7 @@ impl KeyConfig {
         data.extend_from_slice(&tag);
         data.extend_from_slice(&encrypted);
 
-        let created = now_epoch();
+        let created = epoch_i64();
         Ok(Self {
             kdf: Some(kdf),
             created,

@@ -7,7 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde_json::json;
 
-use pbs_keystore::auth_helpers::{TICKET_LIFETIME, epoch_i64};
+use proxmox_time::epoch_i64;
+
+use pbs_keystore::auth_helpers::TICKET_LIFETIME;
 use pbs_test_kit::https;
 
 use crate::browser::Browser;

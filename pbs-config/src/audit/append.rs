@@ -127,14 +127,6 @@ fn truncate_to(log: &OpenedFile, end: u64) -> Result<(), Error> {
         .map_err(|err| format_err!("unable to truncate {:?} - {err}", log.path))
 }
 
-/// Seconds since the epoch.
-fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// A record written to the log.
 #[derive(Clone, Debug)]
 pub struct Appended {
@@ -231,7 +223,7 @@ impl AuditLog<'_> {
         })?;
 
         draft.seq = tail.seq + 1;
-        draft.time = epoch_now();
+        draft.time = proxmox_time::epoch_i64();
         draft.prev = if tail.seq == 0 {
             ZERO_HASH.to_string()
         } else {

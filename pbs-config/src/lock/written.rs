@@ -21,11 +21,12 @@
 
 use openssl::sha::sha256;
 
+use proxmox_time::epoch_i64;
+
 use crate::dir_handle::DirHandle;
 use crate::files::{ConfigFile, ROOT_LOCK_CLASS};
 use crate::lock::BackupLockGuard;
 use crate::ownership::Ownership;
-use crate::trash::epoch_now;
 
 /// How many writes the record keeps per file.
 pub(crate) const KEPT: usize = 64;
@@ -78,7 +79,7 @@ pub(crate) fn record(
 ) {
     let dir = &mirror.dir;
     let mut writes = read_record(dir, file);
-    writes.push((epoch_now(), sha256(data)));
+    writes.push((epoch_i64(), sha256(data)));
     let skip = writes.len().saturating_sub(KEPT);
     let text: String = writes[skip..]
         .iter()

@@ -384,7 +384,7 @@ pub fn rotate_keys(
         new_key: params.new_id.clone(),
         export: export.map(RotateExport::plan).transpose()?,
         archive_old: params.archive_old,
-        now: pbs_config::trash::epoch_now(),
+        now: proxmox_time::epoch_i64(),
     };
     let mut hooks = ApiHooks {
         dir,
@@ -450,7 +450,7 @@ pub fn abort_rotation(dir: &ConfigDir, caller: &Caller, job: &str) -> Result<Abo
         param_bail!("job", "invalid sync job id {job:?} - {err}");
     }
     dir.rotations()
-        .abort(job, pbs_config::trash::epoch_now(), &mut |jobs| {
+        .abort(job, proxmox_time::epoch_i64(), &mut |jobs| {
             jobs.iter()
                 .try_for_each(|job| super::sync::check_sync_job_modify_access(caller, job))
         })

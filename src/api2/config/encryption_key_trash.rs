@@ -170,7 +170,7 @@ pub fn purge_trash(
     if let Some(name) = name {
         check_name(name)?;
     }
-    let now = expired.then(pbs_config::trash::epoch_now);
+    let now = expired.then(proxmox_time::epoch_i64);
     dir.encryption_keys().trash().purge(name, now)
 }
 
