@@ -5,7 +5,7 @@
 //! [`io_format_err!`]/[`io_bail!`] pair for building `std::io::Error`s with a
 //! message. Upstream's `c_str!`, `offsetof!` and the `ops` module are left out.
 //!
-//! Not from upstream: [`error::ErrorLayer`], which prefixes an error with
+//! Beyond upstream's API: [`error::ErrorLayer`], which prefixes an error with
 //! context in the house style (`what failed - why`) while keeping the
 //! original error reachable by `downcast_ref`.
 

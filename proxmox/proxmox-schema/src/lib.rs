@@ -14,6 +14,23 @@
 //! `Updater` machinery, the router and documentation generators, and
 //! `serde`-driven (de)serialization with schema checks.
 //!
+//! Beyond upstream's API (or shaped differently):
+//! - [`parse_parameter_strings`], [`verify_json`] and
+//!   [`property_string::parse_property_string`] are free functions taking
+//!   the schema (upstream: methods of the schema types);
+//! - [`Schema::check_simple_value`], which makes the checks of
+//!   [`Schema::parse_simple_value`] without building the value (the
+//!   section-config reader's fast path);
+//! - [`StringSchema::check_constraints_ascii`], the string checks for a
+//!   value the caller knows to be ASCII (length in bytes);
+//! - [`ParameterError::names`]: the offending parameters' names, so a
+//!   caller can tell which field failed without parsing the message;
+//! - in [`api_types`], [`api_types::verify_safe_id`],
+//!   [`api_types::verify_fingerprint_sha256`],
+//!   [`api_types::SHA256_HEX_FORMAT`] and
+//!   [`api_types::SINGLE_LINE_COMMENT_SCHEMA`] (upstream keeps the last two
+//!   in pbs-api-types).
+//!
 //! ```
 //! use proxmox_schema::{IntegerSchema, Schema};
 //!

@@ -7,6 +7,25 @@
 //! `procfs` modules are left out.
 //!
 //! Every error names the path it concerns.
+//!
+//! Beyond upstream's API (or shaped differently):
+//! - [`fs::TmpFile`] and [`fs::write_tmp_file`]: a temp file beside its
+//!   target that removes itself unless [`fs::TmpFile::persist`] renames it
+//!   (upstream's [`fs::replace_file`] does both steps at once);
+//!   [`fs::fsync_parent_dir`], which makes a rename or unlink durable;
+//! - [`fs::into_utf8`]: file contents as text, refusing invalid UTF-8
+//!   naming the path and line, never the bytes;
+//! - [`fs::try_lock_file`] (one attempt, no blocking) and
+//!   [`fs::FlockWait`] (a blocking `flock` on a duplicate descriptor that a
+//!   caller can wait for with a deadline, or give up);
+//! - [`fs::CreateOptions::get_perm`], `get_owner` and `get_group`;
+//!   [`fs::CreateOptions::apply_to`] takes a `&File` (upstream: any
+//!   `AsRawFd`);
+//! - [`linux::random_data`] returns a `[u8; N]` (upstream: a `Vec` of a
+//!   size given at run time);
+//! - [`crypt::ACCEPTED_PREFIXES`], the hash kinds
+//!   [`crypt::verify_crypt_pw`] accepts (upstream accepts what libcrypt
+//!   does).
 
 #![deny(missing_docs)]
 
