@@ -2,12 +2,26 @@
 
 CARGO ?= cargo
 
-.PHONY: all build test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak test-ui
+.PHONY: all build demo test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak test-ui
 
 all: build
 
 build:
 	$(CARGO) build --workspace --release
+
+# `make demo`: README.md's quick start as written - the sh block between its
+# quick-start markers (tests/readme.rs runs the same block) - with the
+# release binaries, each line of the block printed before it runs. The trap
+# stops the daemon the block starts if a later line fails (the block stops
+# it itself otherwise).
+demo:
+	$(CARGO) build --release --bins
+	@{ echo 'trap '"'"'[ -z "$${API:-}" ] || kill $$API 2>/dev/null || true'"'"' EXIT'; \
+	   echo 'set -v'; \
+	   sed -n '/^<!-- quick-start/,/^<!-- \/quick-start -->/p' README.md | sed '/^<!--/d; /^```/d'; \
+	} > target/demo.sh
+	@echo "make demo: running README.md's quick start (target/demo.sh)"
+	@sh -e target/demo.sh
 
 # the full CI suite: formatting, lints, every unit, integration and doc test
 test: check
@@ -163,3 +177,4 @@ lintian:
 test-deb: $(if $(filter command line,$(origin DEB)),,deb)
 	$(call need-debs,$(TEST_DEB_TOOLS))
 	tests/deb/test-deb.sh $(DEB)
+

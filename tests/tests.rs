@@ -34,6 +34,9 @@ mod cli;
 // TTY rule and hidden passwords in a pty, upstream's verbs
 mod cli_admin;
 
+// README.md's quick start, run as written in a scratch dir
+mod readme;
+
 // the HTTPS API daemon and the access setup commands, over loopback
 mod api;
 
