@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build demo test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak test-ui
+.PHONY: all build demo test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak test-ui duplicates
 
 all: build
 
@@ -178,3 +178,13 @@ test-deb: $(if $(filter command line,$(origin DEB)),,deb)
 	$(call need-debs,$(TEST_DEB_TOOLS))
 	tests/deb/test-deb.sh $(DEB)
 
+# --- code health ------------------------------------------------------------
+# `make duplicates`: the repeated-code scan (pairs of places sharing six or
+# more identical or same-shape lines), with the `duplicates` command of the
+# developers' tool library; not part of `make test`
+DUPLICATES_MOST ?= 40
+
+duplicates:
+	@command -v duplicates >/dev/null 2>&1 || { \
+	    echo "make duplicates: the 'duplicates' command is not on PATH (it comes with the developers' tool library)" >&2; exit 1; }
+	duplicates --seconds 120 --most $(DUPLICATES_MOST)
