@@ -89,13 +89,16 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/app.js", JS),
     asset!("js/dialog.js", JS),
     asset!("js/dom.js", JS),
+    asset!("js/export.js", JS),
     asset!("js/format.js", JS),
     asset!("js/keys.js", JS),
     asset!("js/login.js", JS),
     asset!("js/paperkey.js", JS),
     asset!("js/permissions.js", JS),
+    asset!("js/restore.js", JS),
     asset!("js/savekey.js", JS),
     asset!("js/session.js", JS),
+    asset!("js/trash.js", JS),
 ];
 
 /// The page of this build: its asset path and its filled-in index.

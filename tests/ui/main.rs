@@ -26,6 +26,7 @@ mod keys;
 mod layout;
 mod page;
 mod permissions;
+mod trash;
 
 use browser::{Browser, Chromedriver};
 
@@ -78,6 +79,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     scenario!(keys::create_save_archive_unarchive_remove),
     scenario!(keys::upload_refusals_and_stale_views_show_the_api_words),
     scenario!(keys::sync_jobs_show_and_block_what_the_server_refuses),
+    scenario!(trash::remove_see_in_trash_restore_and_purge),
     scenario!(permissions::audit_only_user_sees_no_enabled_write_control),
     scenario!(permissions::per_key_privileges_enable_that_key_only),
     scenario!(layout::phone_and_desktop_layouts_fit),

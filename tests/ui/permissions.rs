@@ -31,7 +31,11 @@ async fn controls(browser: &Browser) -> Vec<(String, bool, String)> {
 
 /// Controls that change nothing on the server.
 fn is_read_only(name: &str) -> bool {
-    name == "#refresh-keys" || name == "#logout" || name.starts_with("#show-archived")
+    name == "#refresh-keys"
+        || name == "#refresh-trash"
+        || name == "#logout"
+        || name.starts_with("#show-archived")
+        || name.starts_with("#show-trash")
 }
 
 /// Bob holds Audit on the keys: he sees them, and every control that

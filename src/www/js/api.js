@@ -32,15 +32,31 @@ export function setUnauthorizedHandler(handler) {
     onUnauthorized = handler;
 }
 
-/** `params` (an object; `undefined` values left out) as URL parameters. */
-function encode(params) {
+/**
+ * `params` (an object; `undefined` values left out) as URL parameters; an
+ * array value repeats its parameter (`id=a&id=b`).
+ */
+export function encode(params) {
     const form = new URLSearchParams();
     for (const [name, value] of Object.entries(params || {})) {
-        if (value !== undefined && value !== null) {
-            form.append(name, String(value));
+        for (const item of Array.isArray(value) ? value : [value]) {
+            if (item !== undefined && item !== null) {
+                form.append(name, String(item));
+            }
         }
     }
     return form;
+}
+
+/**
+ * The API's limit on a request body (docs/api.md, "Size"): larger ones
+ * are answered 413.
+ */
+export const BODY_LIMIT = 64 * 1024;
+
+/** The size in bytes of the form body `params` make. */
+export function bodySize(params) {
+    return new TextEncoder().encode(encode(params).toString()).length;
 }
 
 /**

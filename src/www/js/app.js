@@ -7,12 +7,16 @@
 import {h} from './dom.js';
 import {renderKeys} from './keys.js';
 import {renderLogin} from './login.js';
+import {renderRestore} from './restore.js';
 import {clearPermissions, loadPermissions} from './permissions.js';
 import {currentUser, logout, onSessionEnded, resume} from './session.js';
+import {renderTrash} from './trash.js';
 
 /** The views, in navigation order: id (the URL fragment), title, render. */
 const VIEWS = [
     {id: 'keys', title: 'Encryption Keys', render: renderKeys},
+    {id: 'trash', title: 'Trash', render: renderTrash},
+    {id: 'restore', title: 'Restore', render: renderRestore},
 ];
 
 const main = document.getElementById('main');

@@ -126,3 +126,17 @@ export function allowIf(control, reason) {
     }
     return control;
 }
+
+/**
+ * Offers `text` as a download named `filename`: a blob URL on a link that
+ * is clicked and removed at once, so the text never becomes part of the
+ * document (key files and export bundles leave the page only this way).
+ */
+export function offerDownload(filename, text, type) {
+    const url = URL.createObjectURL(new Blob([text], {type}));
+    const link = h('a', {href: url, download: filename, hidden: true});
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

@@ -1,8 +1,11 @@
 // The keys view: upstream's columns (id, type, hint, fingerprint,
 // created, archived) plus state, the jobs that use a key, its last export
-// and its last verified restore; add (generate or upload), archive and
-// unarchive, remove after typing the id. Every change sends the digest of
-// the list it was made on, so a change made on a stale view is refused.
+// and its last verified restore; add (generate, upload a key file or type
+// a paper key), archive and unarchive, remove after typing the id, export
+// the selected or all keys. The keys in the trash are rows too ("in
+// trash", with their purge date), restored from here or the trash view.
+// Every change sends the digest of the list it was made on, so a change
+// made on a stale view is refused.
 //
 // Controls the user's privileges do not allow are disabled and say which
 // privilege is missing; errors appear in the server's words next to the
@@ -11,9 +14,11 @@
 import {request} from './api.js';
 import {confirmByTyping, openDialog} from './dialog.js';
 import {allowIf, clear, h, messageArea, uid, whileBusy} from './dom.js';
+import {openExportDialog} from './export.js';
 import {NONE, dateTime, fingerprintLines, isoTime, jobsOf, keyType, listing, usedBy} from './format.js';
-import {KEYS_PATH, SYS_MODIFY, keyPath, missing} from './permissions.js';
+import {KEYS_PATH, SYS_AUDIT, SYS_MODIFY, keyPath, missing} from './permissions.js';
 import {showSaveKeyDialog} from './savekey.js';
+import {loadTrash, openRestoreDialog, purgeText} from './trash.js';
 
 const LIST = '/config/encryption-keys';
 
@@ -68,21 +73,35 @@ function timeCell(epoch) {
     return iso ? h('time', {datetime: iso}, dateTime(epoch)) : NONE;
 }
 
-/** The key's state: active or archived (the trash adds "in trash"). */
+/** The key's state: active, archived or in trash. */
 export function keyState(key) {
+    if (key.trash) {
+        return 'in trash';
+    }
     return key['archived-at'] ? 'archived' : 'active';
 }
 
 function stateBadge(key) {
     const state = keyState(key);
-    return h('span', {class: ['badge', `state-${state}`]}, state);
+    const badge = h('span', {class: ['badge', `state-${state.replace(' ', '-')}`]}, state);
+    return key.trash
+        ? h('span', {class: 'state-trash'}, badge, h('span', {class: 'purge-date'}, purgeText(key.trash)))
+        : badge;
+}
+
+/** A trash entry as a row of the list: the config entry it had, in trash. */
+function trashRow(entry) {
+    return {...(entry.entry || {}), id: entry.id, fingerprint: entry.fingerprint, trash: entry};
 }
 
 /** The view's state between renders. */
 const view = {
     keys: [],
+    trash: [],
     digest: null,
     showArchived: true,
+    showTrash: true,
+    selected: new Set(),
     loaded: false,
 };
 
@@ -96,6 +115,10 @@ export function renderKeys(container) {
     const archivedId = uid('show-archived');
     const showArchived = h('input', {id: archivedId, type: 'checkbox', checked: view.showArchived});
     const refreshButton = h('button', {type: 'button', id: 'refresh-keys'}, 'Refresh');
+    const exportButton = h('button', {type: 'button', id: 'export-keys'}, 'Export…');
+    const trashId = uid('show-trash');
+    const showTrash = allowIf(h('input', {id: trashId, type: 'checkbox', checked: view.showTrash}),
+        missing(KEYS_PATH, SYS_AUDIT));
     const status = h('p', {class: 'list-status', role: 'status'});
     const listMessage = messageArea('list-error');
     const progress = h('progress', {class: 'list-progress', hidden: true, 'aria-label': 'Loading keys'});
@@ -103,17 +126,20 @@ export function renderKeys(container) {
     const table = h('table', {class: 'keys', id: 'keys-table'},
         h('caption', {class: 'visually-hidden'}, 'Encryption keys'),
         h('thead', {}, h('tr', {},
+            h('th', {scope: 'col', class: 'select'}, h('span', {class: 'visually-hidden'}, 'Select for export')),
             COLUMNS.map(([title]) => h('th', {scope: 'col'}, title)),
             h('th', {scope: 'col'}, h('span', {class: 'visually-hidden'}, 'Actions')))),
         body);
-    elements = {body, table, status, listMessage, progress, refreshButton};
+    elements = {body, table, status, listMessage, progress, refreshButton, exportButton};
 
     container.replaceChildren(h('section', {class: 'view keys-view', 'aria-labelledby': 'keys-title'},
         h('h1', {id: 'keys-title'}, 'Encryption Keys'),
         h('div', {class: 'toolbar', role: 'toolbar', 'aria-label': 'Key actions'},
             addButton,
+            exportButton,
             refreshButton,
-            h('label', {class: 'check', for: archivedId}, showArchived, 'Show archived keys')),
+            h('label', {class: 'check', for: archivedId}, showArchived, 'Show archived keys'),
+            h('label', {class: 'check', for: trashId}, showTrash, 'Show keys in the trash')),
         createDenied
             ? h('p', {class: 'message notice readonly-note'},
                 `Read-only: you can see keys but not add, archive or remove them (${createDenied}).`)
@@ -129,6 +155,13 @@ export function renderKeys(container) {
         view.showArchived = showArchived.checked;
         load();
     });
+    showTrash.addEventListener('change', () => {
+        view.showTrash = showTrash.checked;
+        load();
+    });
+    exportButton.addEventListener('click', () => openExportDialog(
+        view.keys.filter((key) => view.selected.has(key.id)), view.keys,
+        () => load()));
     if (view.loaded) {
         renderRows();
     }
@@ -146,12 +179,19 @@ async function load(announce) {
     table.setAttribute('aria-busy', 'true');
     refreshButton.disabled = true;
     try {
-        const answer = await request('GET', LIST, {'include-archived': view.showArchived ? 1 : 0});
+        const [answer, trash] = await Promise.all([
+            request('GET', LIST, {'include-archived': view.showArchived ? 1 : 0}),
+            view.showTrash ? loadTrash() : null,
+        ]);
         view.keys = (answer.data || []).slice().sort((a, b) => a.id.localeCompare(b.id));
+        view.trash = (trash || []).map(trashRow);
         view.digest = answer.digest || null;
+        const ids = new Set(view.keys.map((key) => key.id));
+        view.selected = new Set([...view.selected].filter((id) => ids.has(id)));
         view.loaded = true;
         renderRows();
-        status.textContent = announce || `${view.keys.length} key${view.keys.length === 1 ? '' : 's'}.`;
+        const inTrash = view.trash.length ? `, ${view.trash.length} in the trash` : '';
+        status.textContent = announce || `${view.keys.length} key${view.keys.length === 1 ? '' : 's'}${inTrash}.`;
     } catch (err) {
         listMessage.error(`Loading the keys failed: ${err.message}`);
     } finally {
@@ -161,19 +201,69 @@ async function load(announce) {
     }
 }
 
+/**
+ * Export is for keys the user holds Sys.Modify on: the button is
+ * disabled when there is none, naming the privilege.
+ */
+function exportRefusal() {
+    if (view.keys.some((key) => !missing(keyPath(key.id), SYS_MODIFY))) {
+        return null;
+    }
+    return missing(KEYS_PATH, SYS_MODIFY) || 'No key to export';
+}
+
 function renderRows() {
-    const {body} = elements;
+    const {body, exportButton} = elements;
     clear(body);
+    allowIf(exportButton, exportRefusal());
+    exportButton.textContent = view.selected.size ? `Export ${view.selected.size} selected…` : 'Export…';
     if (view.keys.length === 0) {
         body.append(h('tr', {class: 'empty'},
-            h('td', {colspan: COLUMNS.length + 1}, view.showArchived
+            h('td', {colspan: COLUMNS.length + 2}, view.showArchived
                 ? 'No encryption keys yet.'
                 : 'No active encryption keys. Show archived keys to see the others.')));
-        return;
     }
     for (const key of view.keys) {
         body.append(renderRow(key));
     }
+    for (const key of view.trash) {
+        body.append(renderTrashRow(key));
+    }
+}
+
+/** The checkbox that selects key `key` for the export. */
+function selectCell(key) {
+    const box = allowIf(h('input', {
+        type: 'checkbox', class: 'select-key', checked: view.selected.has(key.id),
+        'aria-label': `Select key ${key.id} for export`,
+    }), missing(keyPath(key.id), SYS_MODIFY));
+    box.addEventListener('change', () => {
+        if (box.checked) {
+            view.selected.add(key.id);
+        } else {
+            view.selected.delete(key.id);
+        }
+        const {exportButton} = elements;
+        exportButton.textContent = view.selected.size ? `Export ${view.selected.size} selected…` : 'Export…';
+    });
+    return h('td', {class: 'select', 'data-label': 'Export'}, box);
+}
+
+/** A key in the trash: its state and purge date; restore it from here. */
+function renderTrashRow(key) {
+    const entry = key.trash;
+    const restore = allowIf(h('button', {
+        type: 'button', class: 'restore-trash', 'aria-label': `Restore key ${key.id} from the trash`,
+    }, 'Restore…'), missing(KEYS_PATH, SYS_MODIFY));
+    restore.addEventListener('click', () => openRestoreDialog(entry,
+        (restored) => load(`Key ${key.id} restored as ${restored ? restored.id : key.id}.`)));
+    return h('tr', {'data-trash-name': entry.name, 'data-trash-id': key.id, class: 'in-trash'},
+        h('td', {class: 'select', 'data-label': 'Export'}, NONE),
+        COLUMNS.map(([title, cell], index) => h(index === 0 ? 'th' : 'td',
+            {'data-label': title, scope: index === 0 ? 'row' : null},
+            title === 'Used by' ? NONE : cell(key))),
+        h('td', {class: 'actions', 'data-label': 'Actions'},
+            h('div', {class: 'action-buttons'}, restore)));
 }
 
 function renderRow(key) {
@@ -223,6 +313,7 @@ function renderRow(key) {
     });
 
     return h('tr', {'data-key-id': key.id, class: archived ? 'archived' : null},
+        selectCell(key),
         COLUMNS.map(([title, cell], index) => h(index === 0 ? 'th' : 'td',
             {'data-label': title, scope: index === 0 ? 'row' : null}, cell(key))),
         h('td', {class: 'actions', 'data-label': 'Actions'},

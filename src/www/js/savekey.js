@@ -6,18 +6,8 @@
 // closes.
 
 import {openDialog} from './dialog.js';
-import {h, messageArea, uid} from './dom.js';
+import {h, messageArea, offerDownload, uid} from './dom.js';
 import {printPaperkey} from './paperkey.js';
-
-/** Offers `text` as a download named `filename`. */
-function download(filename, text) {
-    const url = URL.createObjectURL(new Blob([text], {type: 'application/json'}));
-    const link = h('a', {href: url, download: filename, hidden: true});
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
 
 /** Copies `text`: the clipboard API, or the selection of `field`. */
 async function copy(text, field) {
@@ -95,7 +85,7 @@ export function showSaveKeyDialog(id, keyConfig) {
             }
         });
         downloadButton.addEventListener('click', () => {
-            download(filename, keyText);
+            offerDownload(filename, keyText, 'application/json');
             saved = true;
             message.note(`Downloading ${filename} - check that your browser saved it.`);
         });

@@ -1,0 +1,184 @@
+// The restore view: upload an export bundle with its passphrase, then run
+// the restore drill (`POST /config/encryption-key-export/verify`: opens
+// the bundle in memory, checks every key and compares it with the store,
+// writes nothing) and see the result per key, or restore its keys
+// (`POST /config/encryption-key-restore`) and see what happened to each.
+//
+// The bundle is read into a string and sent; it is never put into the
+// document. Request bodies are limited to 64 KiB (about 60 keys): a larger
+// bundle is refused here before it is sent, naming the command that takes
+// it on the host. Both need Sys.Modify on /system/encryption-keys.
+
+import {BODY_LIMIT, bodySize, request} from './api.js';
+import {allowIf, h, messageArea, uid, whileBusy} from './dom.js';
+import {NONE, dateTime, fingerprintLines, listing} from './format.js';
+import {KEYS_PATH, SYS_MODIFY, missing} from './permissions.js';
+
+const VERIFY = '/config/encryption-key-export/verify';
+const RESTORE = '/config/encryption-key-restore';
+
+/** How a key of the bundle compares with the store, in words and a tone. */
+function storeState(key) {
+    if (key['store-problem']) {
+        return ['bad', `in the store, but its key file does not load - ${key['store-problem']}`];
+    }
+    switch (key.store) {
+    case 'present-equal':
+        return ['good', 'in the store, the same key'];
+    case 'present-different':
+        return ['bad', `the store has another key under this id (${key['store-fingerprint'] || 'unknown fingerprint'})`];
+    case 'absent':
+        return key['stored-as']
+            ? ['note', `not under this id; the store has it as ${key['stored-as']}`]
+            : ['note', 'not in the store: restore would add it'];
+    default:
+        return ['note', key.store || NONE];
+    }
+}
+
+const OUTCOMES = {
+    'restored': ['good', 'restored'],
+    'already-present': ['note', 'already present, left as it was'],
+    'key-file-restored': ['good', 'key file put back (the entry was there)'],
+};
+
+function badge(tone, text) {
+    return h('span', {class: ['badge', `tone-${tone}`]}, text);
+}
+
+function fingerprintCell(fingerprint) {
+    return h('code', {class: 'fingerprint', title: fingerprint || ''},
+        fingerprintLines(fingerprint).map((line) => h('span', {}, line)));
+}
+
+/** A results table of `rows` (keys), its last column from `state`. */
+function resultTable(id, caption, rows, stateTitle, state) {
+    return h('div', {class: 'table-wrap'},
+        h('table', {class: ['keys', 'results'], id},
+            h('caption', {class: 'visually-hidden'}, caption),
+            h('thead', {}, h('tr', {},
+                ['ID', 'Fingerprint', 'Archived', stateTitle].map((title) => h('th', {scope: 'col'}, title)))),
+            h('tbody', {}, rows.map((key) => {
+                const [tone, text] = state(key);
+                return h('tr', {'data-key-id': key.id, 'data-tone': tone},
+                    h('th', {scope: 'row', 'data-label': 'ID'}, h('span', {class: 'key-id'}, key.id)),
+                    h('td', {'data-label': 'Fingerprint'}, fingerprintCell(key.fingerprint)),
+                    h('td', {'data-label': 'Archived'}, key['archived-at'] ? dateTime(key['archived-at']) : NONE),
+                    h('td', {'data-label': stateTitle, class: 'state'}, badge(tone, text)));
+            }))));
+}
+
+/** Renders the restore view into `container`. */
+export function renderRestore(container) {
+    const denied = missing(KEYS_PATH, SYS_MODIFY);
+    const fileField = uid('bundle-file');
+    const file = allowIf(h('input', {
+        id: fileField, type: 'file', name: 'bundle', accept: '.pbsx,.pbs-export,application/octet-stream',
+        'aria-describedby': `${fileField}-hint`,
+    }), denied);
+    const passField = uid('bundle-passphrase');
+    const passphrase = allowIf(h('input', {
+        id: passField, type: 'password', name: 'passphrase', autocomplete: 'off',
+    }), denied);
+    const message = messageArea('bundle-error');
+    const drill = allowIf(h('button', {type: 'submit', class: 'primary', id: 'run-drill'}, 'Run restore drill'),
+        denied);
+    const restore = allowIf(h('button', {type: 'button', id: 'restore-bundle'}, 'Restore keys'), denied);
+    const results = h('div', {class: 'bundle-results', 'aria-live': 'polite'});
+    const form = h('form', {class: 'bundle-form', novalidate: true},
+        h('div', {class: 'field'},
+            h('label', {for: fileField}, 'Export bundle'),
+            file,
+            h('p', {id: `${fileField}-hint`, class: 'hint'},
+                'A bundle made by Export (or proxmox-backup-manager encryption-key export), up to about 60 keys: '
+                + 'larger ones go through the command line on the host.')),
+        h('div', {class: 'field'},
+            h('label', {for: passField}, 'Passphrase of the bundle'),
+            passphrase),
+        message.el,
+        h('div', {class: 'form-actions'}, drill, restore));
+    container.replaceChildren(h('section', {class: 'view restore-view', 'aria-labelledby': 'restore-title'},
+        h('h1', {id: 'restore-title'}, 'Restore'),
+        h('p', {class: 'intro'},
+            'The restore drill proves that a bundle restores: it opens it with its passphrase, checks every key '
+            + 'against its fingerprint and compares it with this store, and changes nothing. Restore adds the '
+            + "bundle's keys this store lacks; it refuses the whole bundle if an id or a key is taken otherwise."),
+        denied ? h('p', {class: 'message notice readonly-note'},
+            `Read-only: the drill and restore need ${SYS_MODIFY} on ${KEYS_PATH} (${denied}).`) : null,
+        h('div', {class: 'panel'}, form),
+        results));
+
+    /** The parameters of both routes, or null (with the reason shown). */
+    async function params() {
+        if (file.files.length === 0) {
+            message.error('Choose the bundle file.');
+            file.focus();
+            return null;
+        }
+        if (!passphrase.value) {
+            message.error('Enter the passphrase of the bundle.');
+            passphrase.focus();
+            return null;
+        }
+        const values = {bundle: await file.files[0].text(), passphrase: passphrase.value};
+        const size = bodySize(values);
+        if (size > BODY_LIMIT) {
+            message.error(`The bundle is too large for the page (${Math.ceil(size / 1024)} KiB to send; the API `
+                + `takes ${BODY_LIMIT / 1024} KiB) - run it on the host: proxmox-backup-manager encryption-key `
+                + 'export-verify FILE, or restore FILE.');
+            return null;
+        }
+        return values;
+    }
+
+    form.addEventListener('submit', async (event) => {
+        event.preventDefault();
+        message.clear();
+        const values = await params();
+        if (!values) {
+            return;
+        }
+        results.replaceChildren();
+        try {
+            const report = await whileBusy(drill, 'Checking…',
+                async () => (await request('POST', VERIFY, values)).data, form);
+            const keys = report.keys || [];
+            const problems = keys.filter((key) => storeState(key)[0] === 'bad').length;
+            results.replaceChildren(h('section', {class: 'drill-result', 'aria-labelledby': 'drill-title'},
+                h('h2', {id: 'drill-title'}, 'Restore drill'),
+                h('p', {class: ['message', problems ? 'error' : 'note', 'drill-summary']},
+                    `The bundle opens: all ${keys.length} key${keys.length === 1 ? '' : 's'} intact`
+                    + (problems ? `; ${problems} differ from or cannot be loaded in this store.` : '.')),
+                h('dl', {class: 'export-summary'},
+                    h('dt', {}, 'Origin'), h('dd', {}, report.origin || NONE),
+                    h('dt', {}, 'Created'), h('dd', {}, dateTime(report.created)),
+                    h('dt', {}, 'Opens with'), h('dd', {}, listing(report.recipients || []) || NONE)),
+                resultTable('drill-table', 'Keys of the bundle and this store', keys, 'This store', storeState)));
+        } catch (err) {
+            message.error(`The drill failed: ${err.message}`);
+        }
+    });
+
+    restore.addEventListener('click', async () => {
+        message.clear();
+        const values = await params();
+        if (!values) {
+            return;
+        }
+        results.replaceChildren();
+        try {
+            const restored = await whileBusy(restore, 'Restoring…',
+                async () => (await request('POST', RESTORE, values)).data, form);
+            const added = restored.filter((key) => key.outcome !== 'already-present').length;
+            results.replaceChildren(h('section', {class: 'restore-result', 'aria-labelledby': 'restore-result-title'},
+                h('h2', {id: 'restore-result-title'}, 'Restore'),
+                h('p', {class: 'message note restore-summary'},
+                    `Restored ${added} of ${restored.length} key${restored.length === 1 ? '' : 's'}`
+                    + (added < restored.length ? '; the others were already in the store.' : '.')),
+                resultTable('restore-table', 'What the restore did per key', restored, 'Outcome',
+                    (key) => OUTCOMES[key.outcome] || ['note', key.outcome])));
+        } catch (err) {
+            message.error(`The restore failed: ${err.message}`);
+        }
+    });
+}

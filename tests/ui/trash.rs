@@ -1,0 +1,196 @@
+//! The trash: a removed key is a row "in trash" with its purge date in the
+//! keys view and a row of the trash view; restored from either (under its
+//! id or another), refused in the server's words when its id is taken,
+//! purged after typing its id.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use pbs_test_kit::key_config;
+
+use crate::browser::Browser;
+use crate::{ALICE, Env};
+
+/// A key row of the keys view.
+fn key_row(id: &str) -> String {
+    format!("#keys-table tr[data-key-id=\"{id}\"]")
+}
+
+/// A trash row of the keys view.
+fn trash_row(id: &str) -> String {
+    format!("#keys-table tr[data-trash-id=\"{id}\"]")
+}
+
+/// A row of the trash view.
+fn trash_view_row(id: &str) -> String {
+    format!("#trash-table tr[data-key-id=\"{id}\"]")
+}
+
+/// Removes archived key `id` through its row's Remove dialog.
+async fn remove_in_page(browser: &Browser, id: &str) {
+    browser.click(&format!("{} .remove-key", key_row(id))).await;
+    browser.type_into("dialog.confirm input", id).await;
+    browser.click("dialog.confirm button[type=submit]").await;
+    browser.find(&trash_row(id)).await;
+}
+
+async fn disabled(browser: &Browser, css: &str) -> bool {
+    browser
+        .js(
+            "return document.querySelector(arguments[0]).disabled;",
+            vec![json!(css)],
+        )
+        .await
+        == json!(true)
+}
+
+/// Remove a key, see it in the trash (keys view and trash view, with the
+/// purge date the server keeps), restore it; restore as another id; a
+/// taken id refused in the dialog; purge after typing the id.
+pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<Browser>) {
+    let dir = env.dir();
+    let keys = dir.encryption_keys();
+    let fingerprint = keys
+        .store_key("ui-trash-1", &key_config(910))
+        .unwrap()
+        .info
+        .fingerprint;
+    keys.archive_key("ui-trash-1", None).unwrap();
+    keys.store_key("ui-trash-2", &key_config(911)).unwrap();
+    keys.archive_key("ui-trash-2", None).unwrap();
+
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    remove_in_page(&browser, "ui-trash-1").await;
+    assert!(keys.entry("ui-trash-1").is_err(), "still in the store");
+    let listing = keys.trash().list().unwrap();
+    let entry = listing
+        .entries
+        .iter()
+        .find(|e| e.record.id == "ui-trash-1")
+        .expect("in the server's trash");
+    let purge_after = entry.record.purge_after.expect("a purge date");
+    let state = browser
+        .text(&format!("{} td[data-label=State]", trash_row("ui-trash-1")))
+        .await;
+    assert!(state.starts_with("in trash"), "{state}");
+    let expected_date = browser
+        .js(
+            "const d = new Date(arguments[0] * 1000); const p = (n) => String(n).padStart(2, '0'); \
+             return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;",
+            vec![json!(purge_after)],
+        )
+        .await;
+    assert!(
+        state.contains(&format!("purge after {}", expected_date.as_str().unwrap())),
+        "{state} vs {expected_date}"
+    );
+    browser.wait_text(".list-status", "removed").await;
+    browser
+        .js(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![json!(trash_row("ui-trash-1"))],
+        )
+        .await;
+    browser.screenshot("keys-in-trash").await;
+
+    // restore it from the keys view: it comes back archived, as it was
+    browser
+        .click(&format!("{} .restore-trash", trash_row("ui-trash-1")))
+        .await;
+    browser.find("dialog.restore-trash[open]").await;
+    browser.screenshot("restore-dialog").await;
+    browser
+        .click("dialog.restore-trash button[type=submit]")
+        .await;
+    browser
+        .find(&format!("{} .state-archived", key_row("ui-trash-1")))
+        .await;
+    browser
+        .wait_for(
+            "the trash row to go",
+            &format!("!document.querySelector({})", json!(trash_row("ui-trash-1"))),
+        )
+        .await;
+    assert_eq!(
+        keys.entry("ui-trash-1").unwrap().info.fingerprint,
+        fingerprint,
+        "restored the key it was"
+    );
+
+    // both into the trash again; the trash view lists them
+    remove_in_page(&browser, "ui-trash-1").await;
+    remove_in_page(&browser, "ui-trash-2").await;
+    browser.click("#nav a[href=\"#trash\"]").await;
+    browser.find(&trash_view_row("ui-trash-2")).await;
+    let reason = browser
+        .text(&format!(
+            "{} td[data-label=Reason]",
+            trash_view_row("ui-trash-1")
+        ))
+        .await;
+    assert_eq!(reason, "removed");
+    browser.wait_text(".list-status", "in the trash").await;
+    browser.screenshot("trash-view").await;
+
+    // restore as an id that is taken: the server's words in the dialog
+    browser
+        .click(&format!("{} .restore-trash", trash_view_row("ui-trash-1")))
+        .await;
+    browser
+        .type_into("dialog.restore-trash input[name=as]", "carol-key")
+        .await;
+    browser
+        .click("dialog.restore-trash button[type=submit]")
+        .await;
+    let error = browser
+        .wait_text("dialog.restore-trash .restore-error", "carol-key")
+        .await;
+    assert!(!error.is_empty());
+    browser.screenshot("restore-taken").await;
+    assert!(keys.entry("carol-key").unwrap().info.fingerprint != fingerprint);
+
+    // restore as another id
+    browser
+        .type_into("dialog.restore-trash input[name=as]", "ui-trash-1b")
+        .await;
+    browser
+        .click("dialog.restore-trash button[type=submit]")
+        .await;
+    browser
+        .wait_text(".list-status", "restored as ui-trash-1b")
+        .await;
+    assert_eq!(keys.entry("ui-trash-1b").unwrap().info.fingerprint, fingerprint);
+    assert!(keys.entry("ui-trash-1").is_err());
+
+    // purge: only after typing the id in full
+    browser
+        .click(&format!("{} .purge-trash", trash_view_row("ui-trash-2")))
+        .await;
+    browser.find("dialog.confirm[open]").await;
+    let confirm = "dialog.confirm button[type=submit]";
+    assert!(disabled(&browser, confirm).await);
+    browser.type_into("dialog.confirm input", "ui-trash").await;
+    assert!(disabled(&browser, confirm).await, "a part of the id");
+    browser.type_into("dialog.confirm input", "ui-trash-2").await;
+    assert!(!disabled(&browser, confirm).await);
+    browser.screenshot("purge-confirm").await;
+    browser.click(confirm).await;
+    browser.wait_text(".list-status", "purged").await;
+    browser
+        .wait_for(
+            "the purged row to go",
+            &format!(
+                "!document.querySelector({})",
+                json!(trash_view_row("ui-trash-2"))
+            ),
+        )
+        .await;
+    let left = keys.trash().list().unwrap();
+    assert!(
+        !left.entries.iter().any(|e| e.record.id == "ui-trash-2"),
+        "ui-trash-2 is still in the server's trash"
+    );
+    assert!(keys.entry("ui-trash-2").is_err());
+}
