@@ -27,7 +27,7 @@ fn key_forms(raw: &[u8]) -> Vec<String> {
 }
 
 /// Asserts that `text` (the page) holds no form of `raw`.
-fn assert_no_key_bytes(text: &str, raw: &[u8], what: &str) {
+pub(crate) fn assert_no_key_bytes(text: &str, raw: &[u8], what: &str) {
     for form in key_forms(raw) {
         assert!(
             !text.contains(&form),

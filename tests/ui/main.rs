@@ -22,6 +22,7 @@ use pbs_test_kit::access::{add_user, grant};
 use pbs_test_kit::{ApiDaemon, Sandbox, key_config};
 
 mod browser;
+mod bundles;
 mod keys;
 mod layout;
 mod page;
@@ -80,6 +81,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     scenario!(keys::upload_refusals_and_stale_views_show_the_api_words),
     scenario!(keys::sync_jobs_show_and_block_what_the_server_refuses),
     scenario!(trash::remove_see_in_trash_restore_and_purge),
+    scenario!(bundles::export_drill_and_restore),
     scenario!(permissions::audit_only_user_sees_no_enabled_write_control),
     scenario!(permissions::per_key_privileges_enable_that_key_only),
     scenario!(layout::phone_and_desktop_layouts_fit),
