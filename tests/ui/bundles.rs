@@ -29,7 +29,12 @@ fn drill_row(id: &str) -> String {
 /// Asserts that the page holds none of `bundle`'s encrypted payload (its
 /// second line; the first is the clear header, whose ids and
 /// fingerprints the page may show) nor any of the keys in it.
-async fn assert_no_bundle_bytes(browser: &Browser, bundle: &[u8], raw_keys: &[Vec<u8>], what: &str) {
+async fn assert_no_bundle_bytes(
+    browser: &Browser,
+    bundle: &[u8],
+    raw_keys: &[Vec<u8>],
+    what: &str,
+) {
     let page = browser.page_text(None).await;
     let text = String::from_utf8_lossy(bundle);
     let payload = text.lines().nth(1).expect("a payload line");
@@ -37,7 +42,10 @@ async fn assert_no_bundle_bytes(browser: &Browser, bundle: &[u8], raw_keys: &[Ve
     {
         for piece in payload.as_bytes().chunks(32) {
             let piece = String::from_utf8_lossy(piece);
-            assert!(!page.contains(piece.as_ref()), "{what}: the page holds bundle text {piece}");
+            assert!(
+                !page.contains(piece.as_ref()),
+                "{what}: the page holds bundle text {piece}"
+            );
         }
     }
     for raw in raw_keys {
@@ -76,17 +84,27 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         .type_into("dialog.export-keys input[name=passphrase]", PASSPHRASE)
         .await;
     browser
-        .type_into("dialog.export-keys input[name=passphrase-repeat]", "correct horse")
+        .type_into(
+            "dialog.export-keys input[name=passphrase-repeat]",
+            "correct horse",
+        )
         .await;
-    browser.click("dialog.export-keys button[type=submit]").await;
+    browser
+        .click("dialog.export-keys button[type=submit]")
+        .await;
     browser
         .wait_text("dialog.export-keys .export-error", "differ")
         .await;
     browser
-        .type_into("dialog.export-keys input[name=passphrase-repeat]", PASSPHRASE)
+        .type_into(
+            "dialog.export-keys input[name=passphrase-repeat]",
+            PASSPHRASE,
+        )
         .await;
     browser.screenshot("export-dialog").await;
-    browser.click("dialog.export-keys button[type=submit]").await;
+    browser
+        .click("dialog.export-keys button[type=submit]")
+        .await;
     let note = browser
         .wait_text("dialog.export-keys .export-result", "downloading")
         .await;
@@ -130,7 +148,9 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         .await;
     assert_eq!(fields, json!(""), "the passphrase stays in the dialog");
     assert_no_bundle_bytes(&browser, &bundle, &raw_keys, "after the export").await;
-    browser.click("dialog.export-keys .dialog-actions button.secondary").await;
+    browser
+        .click("dialog.export-keys .dialog-actions button.secondary")
+        .await;
 
     // the drill: both keys present and equal
     let bundle_path = browser.downloads.path().join(&name);
@@ -138,7 +158,10 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
     let file = browser.find(".restore-view input[type=file]").await;
     file.send_keys(bundle_path.to_str().unwrap()).await.unwrap();
     browser
-        .type_into(".restore-view input[name=passphrase]", "wrong horse battery")
+        .type_into(
+            ".restore-view input[name=passphrase]",
+            "wrong horse battery",
+        )
         .await;
     browser.click("#run-drill").await;
     let error = browser
@@ -152,12 +175,12 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
     browser.click("#run-drill").await;
     browser.find(&drill_row("ui-bundle-1")).await;
     for id in ["carol-key", "ui-bundle-1"] {
-        let state = browser
-            .text(&format!("{} td.state", drill_row(id)))
-            .await;
+        let state = browser.text(&format!("{} td.state", drill_row(id))).await;
         assert_eq!(state, "in the store, the same key", "{id}");
     }
-    browser.wait_text(".drill-summary", "all 2 keys intact").await;
+    browser
+        .wait_text(".drill-summary", "all 2 keys intact")
+        .await;
     browser.screenshot("drill").await;
 
     // the store loses ui-bundle-1 for good; the drill says so, restore

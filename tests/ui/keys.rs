@@ -42,7 +42,7 @@ fn row(id: &str) -> String {
 }
 
 /// Generates key `id` through the add dialog; waits for the save dialog.
-async fn generate(browser: &Browser, id: &str) {
+pub(crate) async fn generate(browser: &Browser, id: &str) {
     browser.click("#add-key").await;
     browser.type_into("dialog.add-key input[name=id]", id).await;
     browser.click("dialog.add-key button[type=submit]").await;

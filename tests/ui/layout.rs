@@ -85,10 +85,24 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
     browser
         .wait_text("dialog.save-key .message", "Copied")
         .await;
+    browser
+        .js(
+            "window.uiPrints = 0; window.print = () => { window.uiPrints += 1; };",
+            vec![],
+        )
+        .await;
     browser.click("dialog.save-key .print-key").await;
     browser
-        .wait_text("dialog.save-key .message", "paperkey route")
+        .find("dialog.save-key .paperkey-sheet svg.paperkey-qr")
         .await;
+    assert_fits(&browser, "the paper key sheet at 390 px").await;
+    browser
+        .js(
+            "document.querySelector('dialog.save-key .paperkey-sheet').scrollIntoView();",
+            vec![],
+        )
+        .await;
+    browser.screenshot("phone-paperkey").await;
     // copied: closes at once
     browser.click("dialog.save-key .close-save").await;
     browser

@@ -26,6 +26,7 @@ mod bundles;
 mod keys;
 mod layout;
 mod page;
+mod paperkey;
 mod permissions;
 mod trash;
 
@@ -82,6 +83,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     scenario!(keys::sync_jobs_show_and_block_what_the_server_refuses),
     scenario!(trash::remove_see_in_trash_restore_and_purge),
     scenario!(bundles::export_drill_and_restore),
+    scenario!(paperkey::print_paperkey_and_add_by_paperkey_text),
     scenario!(permissions::audit_only_user_sees_no_enabled_write_control),
     scenario!(permissions::per_key_privileges_enable_that_key_only),
     scenario!(layout::phone_and_desktop_layouts_fit),

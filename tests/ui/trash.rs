@@ -110,7 +110,10 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
     browser
         .wait_for(
             "the trash row to go",
-            &format!("!document.querySelector({})", json!(trash_row("ui-trash-1"))),
+            &format!(
+                "!document.querySelector({})",
+                json!(trash_row("ui-trash-1"))
+            ),
         )
         .await;
     assert_eq!(
@@ -161,7 +164,10 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
     browser
         .wait_text(".list-status", "restored as ui-trash-1b")
         .await;
-    assert_eq!(keys.entry("ui-trash-1b").unwrap().info.fingerprint, fingerprint);
+    assert_eq!(
+        keys.entry("ui-trash-1b").unwrap().info.fingerprint,
+        fingerprint
+    );
     assert!(keys.entry("ui-trash-1").is_err());
 
     // purge: only after typing the id in full
@@ -173,7 +179,9 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
     assert!(disabled(&browser, confirm).await);
     browser.type_into("dialog.confirm input", "ui-trash").await;
     assert!(disabled(&browser, confirm).await, "a part of the id");
-    browser.type_into("dialog.confirm input", "ui-trash-2").await;
+    browser
+        .type_into("dialog.confirm input", "ui-trash-2")
+        .await;
     assert!(!disabled(&browser, confirm).await);
     browser.screenshot("purge-confirm").await;
     browser.click(confirm).await;

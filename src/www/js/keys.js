@@ -320,7 +320,11 @@ function renderRow(key) {
             h('div', {class: 'action-buttons'}, toggle, remove), message.el));
 }
 
-/** The add dialog: generate a key, or upload a key file. */
+/**
+ * The add dialog: generate a key, upload a key file, or type (or paste) a
+ * paper key: its BEGIN/END block or its typing-aid lines, which the server
+ * reads and checks line by line (docs/export-format.md).
+ */
 function openAddDialog() {
     const idField = uid('key-id');
     const fileField = uid('key-file');
@@ -330,6 +334,19 @@ function openAddDialog() {
     });
     const generate = h('input', {type: 'radio', name: 'source', value: 'generate', checked: true, id: uid('gen')});
     const upload = h('input', {type: 'radio', name: 'source', value: 'upload', id: uid('up')});
+    const paper = h('input', {type: 'radio', name: 'source', value: 'paperkey', id: uid('paper')});
+    const paperField = uid('key-paper');
+    const paperText = h('textarea', {
+        id: paperField, name: 'paperkey', rows: 8, spellcheck: 'false', autocomplete: 'off',
+        autocapitalize: 'off', class: 'paperkey-text', 'aria-describedby': `${paperField}-hint`,
+    });
+    const paperBlock = h('div', {class: 'field paperkey-field', hidden: true},
+        h('label', {for: paperField}, 'Paper key'),
+        paperText,
+        h('p', {id: `${paperField}-hint`, class: 'hint'},
+            'The lines between -----BEGIN PROXMOX BACKUP KEY----- and -----END PROXMOX BACKUP KEY-----, '
+            + "or the typing aid's numbered lines (01: 0100 3b01 … - e5f8), each with its checksum: "
+            + 'a mistyped line is named.'));
     const file = h('input', {
         id: fileField, type: 'file', accept: '.enc,.json,application/json',
         'aria-describedby': `${fileField}-hint`,
@@ -344,12 +361,13 @@ function openAddDialog() {
             h('label', {for: fileField}, 'Key file'),
             file,
             h('p', {id: `${fileField}-hint`, class: 'hint'},
-                'A key file (.enc) as proxmox-backup-client writes it.')),
+                'A key file (.enc) as proxmox-backup-client writes it.')));
+    const passphraseBlock = h('div', {class: 'passphrase-field', hidden: true},
         h('div', {class: 'field'},
             h('label', {for: passphraseField}, 'Passphrase'),
             passphrase,
             h('p', {id: `${passphraseField}-hint`, class: 'hint'},
-                'Only for a key file protected by a passphrase. The server checks the key '
+                'Only for a key protected by a passphrase. The server checks the key '
                 + 'against its fingerprint and stores it unprotected, for unattended use.')));
     const message = messageArea('add-error');
     const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
@@ -363,17 +381,24 @@ function openAddDialog() {
         h('fieldset', {class: 'source'},
             h('legend', {}, 'Key'),
             h('label', {class: 'check', for: generate.id}, generate, 'Generate a new key'),
-            h('label', {class: 'check', for: upload.id}, upload, 'Upload a key file')),
+            h('label', {class: 'check', for: upload.id}, upload, 'Upload a key file'),
+            h('label', {class: 'check', for: paper.id}, paper, 'Type or paste a paper key')),
         fileBlock,
+        paperBlock,
+        passphraseBlock,
         message.el,
         h('div', {class: 'dialog-actions'}, cancel, submit));
     const {dialog, close} = openDialog({title: 'Add encryption key', body: [form], className: 'add-key'});
     const sourceChanged = () => {
         fileBlock.hidden = !upload.checked;
-        submit.textContent = upload.checked ? 'Upload key' : 'Generate key';
+        paperBlock.hidden = !paper.checked;
+        passphraseBlock.hidden = generate.checked;
+        submit.textContent = {generate: 'Generate key', upload: 'Upload key', paperkey: 'Add key'}[source()];
     };
+    const source = () => [generate, upload, paper].find((radio) => radio.checked).value;
     generate.addEventListener('change', sourceChanged);
     upload.addEventListener('change', sourceChanged);
+    paper.addEventListener('change', sourceChanged);
     sourceChanged();
     cancel.addEventListener('click', close);
     id.focus();
@@ -387,26 +412,33 @@ function openAddDialog() {
             id.focus();
             return;
         }
-        const uploading = upload.checked;
-        if (uploading && file.files.length === 0) {
+        const how = source();
+        if (how === 'upload' && file.files.length === 0) {
             message.error('Choose a key file to upload.');
             file.focus();
             return;
         }
+        if (how === 'paperkey' && !paperText.value.trim()) {
+            message.error('Type or paste the paper key.');
+            paperText.focus();
+            return;
+        }
+        const busy = {generate: 'Generating…', upload: 'Uploading…', paperkey: 'Adding…'}[how];
         try {
-            const created = await whileBusy(submit, uploading ? 'Uploading…' : 'Generating…', async () => {
+            const created = await whileBusy(submit, busy, async () => {
                 const params = {id: keyId};
-                if (uploading) {
-                    params.key = await file.files[0].text();
+                if (how !== 'generate') {
+                    params.key = how === 'upload' ? await file.files[0].text() : paperText.value;
                     if (passphrase.value) {
                         params.passphrase = passphrase.value;
                     }
                 }
                 return (await request('POST', LIST, params)).data;
             }, dialog);
+            paperText.value = '';
             close();
-            const done = load(`Key ${keyId} ${uploading ? 'uploaded' : 'created'}.`);
-            if (!uploading) {
+            const done = load(`Key ${keyId} ${{generate: 'created', upload: 'uploaded', paperkey: 'added'}[how]}.`);
+            if (how === 'generate') {
                 await showSaveKeyDialog(keyId, created);
             }
             await done;

@@ -6,7 +6,7 @@
 // closes.
 
 import {openDialog} from './dialog.js';
-import {h, messageArea, offerDownload, uid} from './dom.js';
+import {h, messageArea, offerDownload, uid, whileBusy} from './dom.js';
 import {printPaperkey} from './paperkey.js';
 
 /** Copies `text`: the clipboard API, or the selection of `field`. */
@@ -37,6 +37,7 @@ export function showSaveKeyDialog(id, keyConfig) {
         });
         field.value = keyText;
         const message = messageArea();
+        const sheetHolder = h('div', {class: 'paperkey-holder', hidden: true});
         const copyButton = h('button', {type: 'button', class: 'copy-key'}, 'Copy key');
         const downloadButton = h('button', {type: 'button', class: 'download-key'}, `Download ${filename}`);
         const printButton = h('button', {type: 'button', class: 'print-key'}, 'Print paper key');
@@ -65,11 +66,13 @@ export function showSaveKeyDialog(id, keyConfig) {
                     'The key is unprotected: whoever holds this text can decrypt the backups.'),
                 h('div', {class: 'save-actions'}, copyButton, downloadButton, printButton),
                 message.el,
+                sheetHolder,
             ],
             actions: [closeButton],
             onClose: () => {
                 window.removeEventListener('beforeunload', warnBeforeUnload);
                 field.value = '';
+                sheetHolder.replaceChildren();
                 keyText = null;
                 resolve();
             },
@@ -89,7 +92,16 @@ export function showSaveKeyDialog(id, keyConfig) {
             saved = true;
             message.note(`Downloading ${filename} - check that your browser saved it.`);
         });
-        printButton.addEventListener('click', () => printPaperkey(id, keyText, message));
+        printButton.addEventListener('click', async () => {
+            message.clear();
+            try {
+                await whileBusy(printButton, 'Preparing…', () => printPaperkey(id, sheetHolder));
+                saved = true;
+                message.note('Printing the paper key (shown below) - check that the printer printed it.');
+            } catch (err) {
+                message.error(`Printing the paper key failed: ${err.message}`);
+            }
+        });
         closeButton.addEventListener('click', () => {
             if (!saved && !warned) {
                 warned = true;
