@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use pbs_test_kit::key_config;
+
 use crate::browser::Browser;
 use crate::{BOB, CAROL, Env};
 
@@ -38,9 +40,15 @@ fn is_read_only(name: &str) -> bool {
         || name.starts_with("#show-trash")
 }
 
-/// Bob holds Audit on the keys: he sees them, and every control that
-/// would change one is disabled with a tooltip naming Sys.Modify.
-pub async fn audit_only_user_sees_no_enabled_write_control(_env: Arc<Env>, browser: Arc<Browser>) {
+/// Bob holds Audit on the keys: he sees them and the trash, and every
+/// control that would change one (in the keys, trash and restore views)
+/// is disabled with a tooltip naming Sys.Modify.
+pub async fn audit_only_user_sees_no_enabled_write_control(env: Arc<Env>, browser: Arc<Browser>) {
+    let dir = env.dir();
+    let keys = dir.encryption_keys();
+    keys.store_key("ui-bob-trash", &key_config(940)).unwrap();
+    keys.archive_key("ui-bob-trash", None).unwrap();
+    keys.remove_key("ui-bob-trash", None).unwrap();
     browser.open().await;
     browser.login(BOB.0, BOB.1).await;
     browser
@@ -73,6 +81,31 @@ pub async fn audit_only_user_sees_no_enabled_write_control(_env: Arc<Env>, brows
     // add, and archive or unarchive plus remove on both keys
     assert!(writes >= 5, "write controls found: {all:?}");
     browser.screenshot("audit-user").await;
+
+    // the trash and the restore view: every write control disabled too
+    for (view, ready, least) in [
+        ("trash", "#trash-table tr[data-key-id=\"ui-bob-trash\"]", 2),
+        ("restore", "#restore-bundle", 4),
+    ] {
+        browser.click(&format!("#nav a[href=\"#{view}\"]")).await;
+        browser.find(ready).await;
+        let all = controls(&browser).await;
+        let mut writes = 0;
+        for (name, enabled, title) in &all {
+            if is_read_only(name) {
+                assert!(enabled, "{view}: {name} should stay usable");
+                continue;
+            }
+            writes += 1;
+            assert!(!enabled, "{view}: {name} is enabled for an Audit-only user");
+            assert_eq!(
+                title, "Missing privilege Sys.Modify on /system/encryption-keys",
+                "{view}: {name}"
+            );
+        }
+        assert!(writes >= least, "{view}: write controls found: {all:?}");
+        browser.screenshot(&format!("audit-user-{view}")).await;
+    }
 }
 
 /// Carol holds Audit on the keys and Admin on `carol-key`: that key's

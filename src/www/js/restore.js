@@ -104,7 +104,7 @@ export function renderRestore(container) {
             + 'against its fingerprint and compares it with this store, and changes nothing. Restore adds the '
             + "bundle's keys this store lacks; it refuses the whole bundle if an id or a key is taken otherwise."),
         denied ? h('p', {class: 'message notice readonly-note'},
-            `Read-only: the drill and restore need ${SYS_MODIFY} on ${KEYS_PATH} (${denied}).`) : null,
+            `Read-only: the drill and restore need ${SYS_MODIFY} on ${KEYS_PATH}, which you do not hold.`) : null,
         h('div', {class: 'panel'}, form),
         results));
 
