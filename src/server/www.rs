@@ -87,6 +87,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("favicon.svg", SVG),
     asset!("js/api.js", JS),
     asset!("js/app.js", JS),
+    asset!("js/audit.js", JS),
     asset!("js/dialog.js", JS),
     asset!("js/dom.js", JS),
     asset!("js/export.js", JS),

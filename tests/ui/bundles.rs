@@ -241,4 +241,59 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         .await;
     assert!(error.contains("export-verify"), "{error}");
     browser.screenshot("too-large").await;
+
+    // the keys view's audit columns: carol-key was exported and drilled
+    browser.click("#nav a[href=\"#keys\"]").await;
+    for column in ["Last export", "Last verified restore"] {
+        let cell = format!("{} td[data-label=\"{column}\"] time", key_row("carol-key"));
+        browser.find(&cell).await;
+        let who = browser
+            .js(
+                "return document.querySelector(arguments[0]).title;",
+                vec![json!(cell)],
+            )
+            .await;
+        assert!(
+            who.as_str()
+                .unwrap()
+                .starts_with("alice@pbs (api 127.0.0.1)"),
+            "{column}: {who}"
+        );
+    }
+    assert_eq!(
+        browser
+            .text(&format!(
+                "{} td[data-label=\"Last export\"]",
+                key_row("job-key")
+            ))
+            .await,
+        "—",
+        "job-key was not exported"
+    );
+    browser
+        .js(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![json!(key_row("carol-key"))],
+        )
+        .await;
+    browser.screenshot("last-export-columns").await;
+
+    // and the audit view has the export, the drills and the restore
+    browser.click("#nav a[href=\"#audit\"]").await;
+    browser
+        .type_into(".audit-filter input[name=id]", "ui-bundle-1")
+        .await;
+    browser.click("#audit-apply").await;
+    browser.wait_text(".list-status", "key ui-bundle-1").await;
+    let ops = browser
+        .js(
+            "return Array.from(document.querySelectorAll('#audit-table tbody tr[data-op]')).map((tr) => tr.dataset.op);",
+            vec![],
+        )
+        .await;
+    let ops: Vec<String> = serde_json::from_value(ops).unwrap();
+    for op in ["export", "export-verify", "restore", "delete-purge"] {
+        assert!(ops.iter().any(|o| o == op), "no {op} record: {ops:?}");
+    }
+    browser.screenshot("audit-of-bundle").await;
 }

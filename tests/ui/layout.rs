@@ -54,6 +54,25 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
         "the key table scrolls sideways at 1280x800"
     );
 
+    // every other view, at both sizes
+    for (view, ready) in [
+        ("trash", "#trash-table:not([aria-busy])"),
+        ("restore", "#run-drill"),
+        ("audit", "#audit-table:not([aria-busy])"),
+    ] {
+        browser.click(&format!("#nav a[href=\"#{view}\"]")).await;
+        browser.find(ready).await;
+        assert_fits(&browser, &format!("{view} at 1280x800")).await;
+        browser.resize(390, 844).await;
+        assert_fits(&browser, &format!("{view} at 390 px")).await;
+        browser.screenshot(&format!("phone-{view}")).await;
+        browser.resize(1280, 800).await;
+    }
+    browser.click("#nav a[href=\"#keys\"]").await;
+    browser
+        .find("#keys-table tr[data-key-id=\"carol-key\"]")
+        .await;
+
     browser.resize(390, 844).await;
     assert_fits(&browser, "390 px").await;
     let card = browser

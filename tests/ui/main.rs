@@ -21,6 +21,7 @@ use pbs_config::ConfigDir;
 use pbs_test_kit::access::{add_user, grant};
 use pbs_test_kit::{ApiDaemon, Sandbox, key_config};
 
+mod audit;
 mod browser;
 mod bundles;
 mod keys;
@@ -84,6 +85,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     scenario!(trash::remove_see_in_trash_restore_and_purge),
     scenario!(bundles::export_drill_and_restore),
     scenario!(paperkey::print_paperkey_and_add_by_paperkey_text),
+    scenario!(audit::audit_view_filters_and_shows_a_broken_chain),
     scenario!(permissions::audit_only_user_sees_no_enabled_write_control),
     scenario!(permissions::per_key_privileges_enable_that_key_only),
     scenario!(layout::phone_and_desktop_layouts_fit),

@@ -4,6 +4,7 @@
 // element. The session ends with a clear message when the ticket expires
 // or the server refuses it.
 
+import {renderAudit} from './audit.js';
 import {h} from './dom.js';
 import {renderKeys} from './keys.js';
 import {renderLogin} from './login.js';
@@ -17,6 +18,7 @@ const VIEWS = [
     {id: 'keys', title: 'Encryption Keys', render: renderKeys},
     {id: 'trash', title: 'Trash', render: renderTrash},
     {id: 'restore', title: 'Restore', render: renderRestore},
+    {id: 'audit', title: 'Audit log', render: renderAudit},
 ];
 
 const main = document.getElementById('main');

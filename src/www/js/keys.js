@@ -33,10 +33,42 @@ const COLUMNS = [
     ['Created', (key) => timeCell(key.created)],
     ['Archived', (key) => timeCell(key['archived-at'])],
     ['Used by', (key) => usedByCell(key)],
-    // from the audit log, once the server keeps one
-    ['Last export', (key) => timeCell(key['last-export'])],
-    ['Last verified restore', (key) => timeCell(key['last-verified-restore'])],
+    // from the audit log, as the show route tells them
+    ['Last export', (key) => markCell(key['last-exported'])],
+    ['Last verified restore', (key) => markCell(key['last-export-verify'])],
 ];
+
+/** An audit mark (`{time, actor, origin, op, seq}`): when, and who in its tooltip. */
+function markCell(mark) {
+    if (!mark || !isoTime(mark.time)) {
+        return NONE;
+    }
+    return h('time', {
+        class: 'mark', datetime: isoTime(mark.time),
+        title: `${mark.actor} (${mark.origin}), audit log line ${mark.seq}`,
+    },
+        dateTime(mark.time));
+}
+
+/**
+ * The audit marks of each key (last export, last restore drill), which
+ * the show route adds to a key and the list does not: one request per
+ * key, in parallel; a key whose show fails keeps its list entry.
+ */
+async function withAuditMarks(keys) {
+    return Promise.all(keys.map(async (key) => {
+        try {
+            const shown = (await request('GET', `${LIST}/${encodeURIComponent(key.id)}`)).data || {};
+            return {
+                ...key,
+                'last-exported': shown['last-exported'],
+                'last-export-verify': shown['last-export-verify'],
+            };
+        } catch (_) {
+            return key;
+        }
+    }));
+}
 
 function usedByCell(key) {
     const jobs = usedBy(key);
@@ -183,7 +215,7 @@ async function load(announce) {
             request('GET', LIST, {'include-archived': view.showArchived ? 1 : 0}),
             view.showTrash ? loadTrash() : null,
         ]);
-        view.keys = (answer.data || []).slice().sort((a, b) => a.id.localeCompare(b.id));
+        view.keys = (await withAuditMarks(answer.data || [])).sort((a, b) => a.id.localeCompare(b.id));
         view.trash = (trash || []).map(trashRow);
         view.digest = answer.digest || null;
         const ids = new Set(view.keys.map((key) => key.id));

@@ -1,0 +1,213 @@
+// The audit view: the store's audit log (`GET /config/encryption-key-audit`,
+// docs/audit.md), filtered by key and operation, newest first, one row
+// per operation (its intent and outcome together), and the log's check
+// (`GET /config/encryption-key-audit/verify`) as a badge: intact, or
+// broken with the line where the chain breaks and what is wrong there.
+// Both need Sys.Audit on /system/encryption-keys; the view writes nothing.
+
+import {request} from './api.js';
+import {h, messageArea, uid} from './dom.js';
+import {NONE, dateTime, isoTime, listing} from './format.js';
+import {KEYS_PATH, SYS_AUDIT, missing} from './permissions.js';
+
+const AUDIT = '/config/encryption-key-audit';
+
+/** The operations a filter offers (docs/audit.md), key operations first. */
+const OPERATIONS = [
+    'create', 'import', 'archive', 'unarchive', 'delete', 'delete-purge', 'delete-force',
+    'trash-restore', 'purge', 'export', 'export-verify', 'restore', 'paperkey', 'sync-job-keys',
+    'rotate-plan', 'rotate-store-key', 'rotate-prove-export', 'rotate-switch-job',
+    'rotate-archive-old-key', 'rotate-finish',
+    'repair-mode', 'repair-owner', 'repair-path', 'repair-orphan', 'repair-temp-file',
+    'repair-stale-lock', 'repair-trash-record',
+    'user-create', 'user-update', 'user-password', 'user-delete', 'token-create', 'token-update',
+    'token-delete', 'acl-grant', 'acl-revoke',
+];
+
+/** The filter between renders. */
+const filter = {id: '', operation: ''};
+
+/**
+ * The operations of `records` (oldest first): each intent with its
+ * outcome (`intent` names the intent's seq); an outcome whose intent the
+ * filter left out stands alone. Newest first.
+ */
+export function operations(records) {
+    const outcomes = new Map();
+    for (const record of records) {
+        if (record.phase === 'outcome' && record.intent !== undefined) {
+            outcomes.set(record.intent, record);
+        }
+    }
+    const seen = new Set();
+    const result = [];
+    for (const record of records) {
+        if (record.phase === 'outcome') {
+            if (!seen.has(record.intent)) {
+                result.push({intent: null, outcome: record, first: record});
+            }
+            continue;
+        }
+        seen.add(record.seq);
+        result.push({intent: record, outcome: outcomes.get(record.seq) || null, first: record});
+    }
+    return result.reverse();
+}
+
+function resultBadge(operation) {
+    if (!operation.outcome) {
+        return h('span', {class: ['badge', 'tone-note']}, 'no outcome (interrupted)');
+    }
+    const result = operation.outcome.result;
+    return result === 'ok'
+        ? h('span', {class: ['badge', 'tone-good']}, 'ok')
+        : h('span', {class: 'result-error'}, h('span', {class: ['badge', 'tone-bad']}, 'failed'), ' ', result);
+}
+
+/** The check of the log as a badge and its details. */
+function verifyBadge(report) {
+    const problems = report.problems || [];
+    if (problems.length === 0) {
+        const records = report.records === undefined ? '' : ` (${report.records} records)`;
+        return h('div', {class: 'audit-verify', 'data-state': 'intact'},
+            h('span', {class: ['badge', 'tone-good', 'verify-badge']}, `Chain intact${records}`),
+            (report.notices || []).length
+                ? h('ul', {class: 'verify-notices'}, report.notices.map((notice) => h('li', {},
+                    typeof notice === 'string' ? notice : notice.message || notice.kind)))
+                : null);
+    }
+    const first = problems.find((problem) => problem.line !== undefined && problem.line !== null) || problems[0];
+    const where = first.line !== undefined && first.line !== null ? ` at line ${first.line}` : '';
+    return h('div', {class: 'audit-verify', 'data-state': 'broken', 'data-line': first.line ?? ''},
+        h('span', {class: ['badge', 'tone-bad', 'verify-badge']}, `Chain broken${where}`),
+        h('ul', {class: 'verify-problems'}, problems.map((problem) => h('li', {},
+            problem.line !== undefined && problem.line !== null ? `line ${problem.line}: ` : '',
+            `${problem.kind ? `${problem.kind} - ` : ''}${problem.message || ''}`))));
+}
+
+let elements = null;
+
+/** Renders the audit view into `container` and loads it. */
+export function renderAudit(container) {
+    const denied = missing(KEYS_PATH, SYS_AUDIT);
+    const keyField = uid('audit-key');
+    const keyList = uid('audit-keys');
+    const key = h('input', {
+        id: keyField, name: 'id', type: 'text', list: keyList, autocomplete: 'off', autocapitalize: 'off',
+        spellcheck: 'false', value: filter.id, placeholder: 'all keys',
+    });
+    const datalist = h('datalist', {id: keyList});
+    const opField = uid('audit-op');
+    const operation = h('select', {id: opField, name: 'operation'},
+        h('option', {value: ''}, 'all operations'),
+        OPERATIONS.map((op) => h('option', {value: op}, op)));
+    operation.value = filter.operation;
+    const apply = h('button', {type: 'submit', class: 'primary', id: 'audit-apply'}, 'Show');
+    const status = h('p', {class: 'list-status', role: 'status'});
+    const listMessage = messageArea('list-error');
+    const verifyArea = h('div', {class: 'verify-area', 'aria-live': 'polite'});
+    const progress = h('progress', {class: 'list-progress', hidden: true, 'aria-label': 'Loading the audit log'});
+    const body = h('tbody');
+    const table = h('table', {class: ['keys', 'audit'], id: 'audit-table'},
+        h('caption', {class: 'visually-hidden'}, 'Audit log, newest first'),
+        h('thead', {}, h('tr', {},
+            ['Line', 'Time', 'Operation', 'Keys', 'Who', 'Result'].map((title) => h('th', {scope: 'col'}, title)))),
+        body);
+    const form = h('form', {class: 'toolbar audit-filter', role: 'search', 'aria-label': 'Filter the audit log'},
+        h('div', {class: 'field inline'}, h('label', {for: keyField}, 'Key'), key, datalist),
+        h('div', {class: 'field inline'}, h('label', {for: opField}, 'Operation'), operation),
+        apply);
+    elements = {body, table, status, listMessage, progress, apply, verifyArea, datalist};
+    container.replaceChildren(h('section', {class: 'view audit-view', 'aria-labelledby': 'audit-title'},
+        h('h1', {id: 'audit-title'}, 'Audit log'),
+        h('p', {class: 'intro'},
+            'Every change to the key store, every export, paper key and restore, as the hash-chained log '
+            + 'records it. The check below recomputes the chain and its signed checkpoint.'),
+        verifyArea,
+        form,
+        listMessage.el,
+        progress,
+        status,
+        h('div', {class: 'table-wrap'}, table)));
+    form.addEventListener('submit', (event) => {
+        event.preventDefault();
+        filter.id = key.value.trim();
+        filter.operation = operation.value;
+        load();
+    });
+    if (denied) {
+        listMessage.error(`You cannot read the audit log (${denied}).`);
+        apply.disabled = true;
+        apply.title = denied;
+        return Promise.resolve();
+    }
+    return load();
+}
+
+/** Checks the log into `area`; resolves to the lines it finds broken. */
+async function loadVerify(area) {
+    area.replaceChildren(h('p', {class: 'list-status'}, 'Checking the log…'));
+    try {
+        const report = (await request('GET', `${AUDIT}/verify`)).data || {};
+        area.replaceChildren(verifyBadge(report));
+        return new Set((report.problems || []).map((problem) => problem.line).filter((line) => line !== undefined));
+    } catch (err) {
+        area.replaceChildren(h('p', {class: 'message error'}, `Checking the log failed: ${err.message}`));
+        return new Set();
+    }
+}
+
+async function load() {
+    if (!elements || !elements.table.isConnected) {
+        return;
+    }
+    const {body, table, status, listMessage, progress, apply, verifyArea, datalist} = elements;
+    listMessage.clear();
+    progress.hidden = false;
+    table.setAttribute('aria-busy', 'true');
+    apply.disabled = true;
+    const params = {id: filter.id || undefined, operation: filter.operation || undefined};
+    try {
+        const [answer, keys, broken] = await Promise.all([
+            request('GET', AUDIT, params),
+            request('GET', '/config/encryption-keys', {'include-archived': 1}).catch(() => null),
+            loadVerify(verifyArea),
+        ]);
+        if (keys) {
+            datalist.replaceChildren(...(keys.data || []).map((k) => h('option', {value: k.id})));
+        }
+        const ops = operations(answer.data || []);
+        body.replaceChildren(...(ops.length
+            ? ops.map((operation) => renderRow(operation, broken))
+            : [h('tr', {class: 'empty'}, h('td', {colspan: 6}, 'No records match.'))]));
+        const what = [filter.id && `key ${filter.id}`, filter.operation].filter(Boolean).join(', ');
+        status.textContent = `${ops.length} operation${ops.length === 1 ? '' : 's'}${what ? ` (${what})` : ''}.`;
+    } catch (err) {
+        listMessage.error(`Loading the audit log failed: ${err.message}`);
+    } finally {
+        progress.hidden = true;
+        table.removeAttribute('aria-busy');
+        apply.disabled = false;
+    }
+}
+
+/** One operation; marked where the check found a line of it broken. */
+function renderRow(operation, broken) {
+    const record = operation.first;
+    const seqs = [operation.intent, operation.outcome].filter(Boolean).map((r) => r.seq);
+    const iso = isoTime(record.time);
+    const lines = operation.intent && operation.outcome
+        ? `${operation.intent.seq}–${operation.outcome.seq}` : String(record.seq);
+    const who = [record.actor, record['unix-user'] ? `(${record['unix-user']})` : null].filter(Boolean).join(' ');
+    return h('tr', {
+        'data-seq': record.seq, 'data-op': record.op,
+        class: seqs.some((seq) => broken.has(seq)) ? 'broken' : null,
+    },
+        h('th', {scope: 'row', 'data-label': 'Line'}, lines),
+        h('td', {'data-label': 'Time'}, iso ? h('time', {datetime: iso}, dateTime(record.time)) : NONE),
+        h('td', {'data-label': 'Operation'}, h('code', {class: 'op'}, record.op),
+            record.job ? ` (sync job ${record.job})` : ''),
+        h('td', {'data-label': 'Keys'}, listing(record.ids || []) || NONE),
+        h('td', {'data-label': 'Who'}, who || NONE, h('span', {class: 'origin'}, record.origin || '')),
+        h('td', {'data-label': 'Result', class: 'state'}, resultBadge(operation)));
+}

@@ -1,0 +1,186 @@
+//! The audit view: the log's records of what the page did, filtered by
+//! key and operation, one row per operation with its result; the check
+//! of the log as a badge, which names the line where a changed log breaks
+//! the chain.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use pbs_config::audit::AuditLog;
+
+use crate::browser::Browser;
+use crate::keys::generate;
+use crate::{ALICE, Env};
+
+fn key_row(id: &str) -> String {
+    format!("#keys-table tr[data-key-id=\"{id}\"]")
+}
+
+/// The rows of the audit table: (operation, keys, who, result).
+async fn rows(browser: &Browser) -> Vec<(String, String, String, String)> {
+    let value = browser
+        .js(
+            r#"return Array.from(document.querySelectorAll('#audit-table tbody tr[data-op]')).map((tr) => [
+                tr.dataset.op,
+                tr.querySelector('td[data-label=Keys]').innerText,
+                tr.querySelector('td[data-label=Who]').innerText,
+                tr.querySelector('td[data-label=Result]').innerText,
+            ]);"#,
+            vec![],
+        )
+        .await;
+    serde_json::from_value(value).unwrap()
+}
+
+/// Filters the audit view by key `id` and operation `op` (empty: all).
+async fn show(browser: &Browser, id: &str, op: &str) {
+    browser.type_into(".audit-filter input[name=id]", id).await;
+    browser
+        .js(
+            "const s = document.querySelector('.audit-filter select'); s.value = arguments[0];",
+            vec![json!(op)],
+        )
+        .await;
+    browser.click("#audit-apply").await;
+    browser
+        .wait_for(
+            "the audit list",
+            "!document.querySelector('#audit-table').hasAttribute('aria-busy') && !document.querySelector('#audit-apply').disabled",
+        )
+        .await;
+}
+
+/// Create, archive, unarchive and remove a key in the page, restore it
+/// from the trash: the audit view shows each operation with Alice as its
+/// actor, filtered by the key and by the operation; a line of the log
+/// changed on disk turns the badge into "Chain broken at line N".
+pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser: Arc<Browser>) {
+    let id = "ui-audit-1";
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    generate(&browser, id).await;
+    browser.click("dialog.save-key .download-key").await;
+    browser.click("dialog.save-key .close-save").await;
+    let toggle = format!("{} .toggle-archive", key_row(id));
+    browser.click(&toggle).await;
+    browser
+        .find(&format!("{} .state-archived", key_row(id)))
+        .await;
+    browser.click(&toggle).await;
+    browser
+        .find(&format!("{} .state-active", key_row(id)))
+        .await;
+    browser.click(&toggle).await;
+    browser
+        .find(&format!("{} .state-archived", key_row(id)))
+        .await;
+    browser.click(&format!("{} .remove-key", key_row(id))).await;
+    browser.type_into("dialog.confirm input", id).await;
+    browser.click("dialog.confirm button[type=submit]").await;
+    let trash_row = format!("#keys-table tr[data-trash-id=\"{id}\"]");
+    browser.click(&format!("{trash_row} .restore-trash")).await;
+    browser
+        .click("dialog.restore-trash button[type=submit]")
+        .await;
+    browser.find(&key_row(id)).await;
+
+    browser.click("#nav a[href=\"#audit\"]").await;
+    browser.find("#audit-table").await;
+    let badge = browser
+        .wait_text(".audit-verify .verify-badge", "Chain intact")
+        .await;
+    assert!(badge.contains("records"), "{badge}");
+
+    show(&browser, id, "").await;
+    let ops: Vec<String> = rows(&browser).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        ops,
+        [
+            "trash-restore",
+            "delete",
+            "archive",
+            "unarchive",
+            "archive",
+            "create"
+        ],
+        "newest first"
+    );
+    for (op, keys, who, result) in rows(&browser).await {
+        assert!(keys.contains(id), "{op}: {keys}");
+        assert!(who.starts_with("alice@pbs"), "{op}: {who}");
+        assert!(who.contains("api 127.0.0.1"), "{op}: {who}");
+        assert_eq!(result, "ok", "{op}");
+    }
+    browser.screenshot("audit-by-key").await;
+
+    show(&browser, "", "archive").await;
+    let archives = rows(&browser).await;
+    assert!(archives.len() >= 2, "{archives:?}");
+    assert!(archives.iter().all(|r| r.0 == "archive"), "{archives:?}");
+    browser.screenshot("audit-by-operation").await;
+
+    // a line changed behind the daemon's back: the chain breaks there
+    let dir = env.dir();
+    let log_path = AuditLog::open_existing(&dir)
+        .unwrap()
+        .expect("a log")
+        .log_path();
+    let original = std::fs::read(&log_path).unwrap();
+    let text = String::from_utf8(original.clone()).unwrap();
+    let (index, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, line)| {
+            line.contains(&format!("\"{id}\"")) && line.contains("\"op\":\"unarchive\"")
+        })
+        .expect("the unarchive record");
+    let number = index + 1;
+    let changed: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == index {
+                line.replace("alice@pbs", "mallory@pbs")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&log_path, format!("{}\n", changed.join("\n"))).unwrap();
+    show(&browser, id, "").await;
+    let broken = browser
+        .wait_text(
+            ".audit-verify .verify-badge",
+            &format!("Chain broken at line {number}"),
+        )
+        .await;
+    let problems = browser.text(".audit-verify .verify-problems").await;
+    assert!(
+        problems.contains(&format!("line {number}")),
+        "{broken}: {problems}"
+    );
+    let marked = browser
+        .js(
+            "return Array.from(document.querySelectorAll('#audit-table tr.broken')).map((tr) => tr.dataset.op);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        marked,
+        Value::from(vec!["unarchive"]),
+        "the broken operation's row"
+    );
+    browser
+        .js(
+            "document.querySelector('.audit-verify').scrollIntoView();",
+            vec![],
+        )
+        .await;
+    browser.screenshot("audit-broken").await;
+    std::fs::write(&log_path, &original).unwrap();
+    show(&browser, "", "").await;
+    browser
+        .wait_text(".audit-verify .verify-badge", "Chain intact")
+        .await;
+}
