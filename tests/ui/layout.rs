@@ -136,25 +136,8 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
     browser.screenshot("phone-keys-after").await;
 }
 
-/// Labels: every field and button has a name a screen reader reads. Tab
-/// reaches every enabled control; the login and the add dialog work from
-/// the keyboard alone, and the dialog gives the focus back.
-pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: Arc<Browser>) {
-    browser.open().await;
-    browser
-        .wait_for(
-            "the focus in the user name field",
-            "document.activeElement && document.activeElement.name === 'username'",
-        )
-        .await;
-    browser.type_keys(ALICE.0).await;
-    browser.press(Key::Tab).await;
-    browser.type_keys(ALICE.1).await;
-    browser.press(Key::Enter).await;
-    browser
-        .find("#keys-table tr[data-key-id=\"carol-key\"]")
-        .await;
-
+/// Every control and dialog in view has a name a screen reader reads.
+async fn assert_labelled(browser: &Browser, what: &str) {
     let unlabelled = browser
         .js(
             r#"
@@ -174,12 +157,19 @@ pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: 
             vec![],
         )
         .await;
-    assert_eq!(unlabelled, json!([]), "controls without a name");
+    assert_eq!(unlabelled, json!([]), "{what}: controls without a name");
+}
 
+/// Tab reaches every enabled control in view (in an open dialog: of the
+/// dialog); at least `least` of them.
+async fn assert_tab_reaches_all(browser: &Browser, what: &str, least: u64) {
     let count = browser
         .js(
             r#"
-            const controls = Array.from(document.querySelectorAll('a[href], button, input, select, textarea'))
+            // an open modal dialog makes the rest of the page inert
+            const scope = document.querySelector('dialog[open]') || document;
+            document.querySelectorAll('[data-kb]').forEach((el) => { delete el.dataset.kb; });
+            const controls = Array.from(scope.querySelectorAll('a[href], button, input, select, textarea'))
                 .filter((el) => !el.disabled && el.getClientRects().length > 0);
             controls.forEach((el, i) => { el.dataset.kb = String(i); });
             document.activeElement.blur();
@@ -190,7 +180,7 @@ pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: 
         .await
         .as_u64()
         .unwrap();
-    assert!(count >= 6, "{count} controls");
+    assert!(count >= least, "{what}: {count} controls");
     let mut reached = BTreeSet::new();
     for _ in 0..(count * 2 + 4) {
         browser.press(Key::Tab).await;
@@ -207,8 +197,31 @@ pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: 
     let missed: Vec<u64> = (0..count).filter(|i| !reached.contains(i)).collect();
     assert!(
         missed.is_empty(),
-        "Tab never reached controls {missed:?} of {count}"
+        "{what}: Tab never reached controls {missed:?} of {count}"
     );
+}
+
+/// Labels: every field and button has a name a screen reader reads. Tab
+/// reaches every enabled control; the login and the add dialog work from
+/// the keyboard alone, and the dialog gives the focus back.
+pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: Arc<Browser>) {
+    browser.open().await;
+    browser
+        .wait_for(
+            "the focus in the user name field",
+            "document.activeElement && document.activeElement.name === 'username'",
+        )
+        .await;
+    browser.type_keys(ALICE.0).await;
+    browser.press(Key::Tab).await;
+    browser.type_keys(ALICE.1).await;
+    browser.press(Key::Enter).await;
+    browser
+        .find("#keys-table tr[data-key-id=\"carol-key\"]")
+        .await;
+
+    assert_labelled(&browser, "the keys view").await;
+    assert_tab_reaches_all(&browser, "the keys view", 6).await;
 
     // the add dialog from the keyboard
     browser
@@ -229,4 +242,42 @@ pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: 
             "!document.querySelector('dialog') && document.activeElement.id === 'add-key'",
         )
         .await;
+
+    // the add dialog's paper key field, the export dialog
+    browser.click("#add-key").await;
+    browser.click("dialog.add-key input[value=paperkey]").await;
+    assert_labelled(&browser, "the add dialog with a paper key").await;
+    browser.press(Key::Escape).await;
+    browser
+        .js("document.getElementById('export-keys').focus();", vec![])
+        .await;
+    browser.press(Key::Enter).await;
+    browser.find("dialog.export-keys[open]").await;
+    assert_labelled(&browser, "the export dialog").await;
+    assert_tab_reaches_all(&browser, "the export dialog", 4).await;
+    browser.press(Key::Escape).await;
+    browser
+        .wait_for(
+            "the focus back on the export button",
+            "!document.querySelector('dialog') && document.activeElement.id === 'export-keys'",
+        )
+        .await;
+
+    // the other views, reached through the navigation by keyboard
+    for (view, ready, least) in [
+        ("trash", "#refresh-trash", 1),
+        ("restore", "#run-drill", 4),
+        ("audit", "#audit-apply", 3),
+    ] {
+        browser
+            .js(
+                "document.querySelector(arguments[0]).focus();",
+                vec![json!(format!("#nav a[href=\"#{view}\"]"))],
+            )
+            .await;
+        browser.press(Key::Enter).await;
+        browser.find(ready).await;
+        assert_labelled(&browser, view).await;
+        assert_tab_reaches_all(&browser, view, least).await;
+    }
 }
