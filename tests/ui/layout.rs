@@ -82,6 +82,14 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
         )
         .await;
     assert_eq!(card, json!("block"), "keys as cards on a phone");
+    let select = browser
+        .js(
+            "const box = document.querySelector('#keys-table tbody tr input.select-key').getBoundingClientRect(); \
+             return box.width > 0 && box.right <= document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await;
+    assert_eq!(select, json!(true), "the export checkbox is on the card");
     browser.screenshot("phone-keys").await;
 
     browser.click("#add-key").await;

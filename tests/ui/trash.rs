@@ -134,6 +134,13 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
         ))
         .await;
     assert_eq!(reason, "removed");
+    let actor = browser
+        .text(&format!(
+            "{} td[data-label=\"Removed by\"]",
+            trash_view_row("ui-trash-1")
+        ))
+        .await;
+    assert_eq!(actor, ALICE.0, "who removed it, as the trash records it");
     browser.wait_text(".list-status", "in the trash").await;
     browser.screenshot("trash-view").await;
 
