@@ -97,6 +97,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/paperkey.js", JS),
     asset!("js/permissions.js", JS),
     asset!("js/restore.js", JS),
+    asset!("js/rotate.js", JS),
     asset!("js/savekey.js", JS),
     asset!("js/session.js", JS),
     asset!("js/trash.js", JS),

@@ -58,6 +58,7 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
     for (view, ready) in [
         ("trash", "#trash-table:not([aria-busy])"),
         ("restore", "#run-drill"),
+        ("rotate", "#jobs-table:not([aria-busy])"),
         ("audit", "#audit-table:not([aria-busy])"),
     ] {
         browser.click(&format!("#nav a[href=\"#{view}\"]")).await;
@@ -275,6 +276,7 @@ pub async fn keyboard_reaches_and_labels_every_control(_env: Arc<Env>, browser: 
     for (view, ready, least) in [
         ("trash", "#refresh-trash", 1),
         ("restore", "#run-drill", 4),
+        ("rotate", "#refresh-rotate", 1),
         ("audit", "#audit-apply", 3),
     ] {
         browser

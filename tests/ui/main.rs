@@ -29,6 +29,7 @@ mod layout;
 mod page;
 mod paperkey;
 mod permissions;
+mod rotate;
 mod trash;
 
 use browser::{Browser, Chromedriver};
@@ -86,6 +87,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     scenario!(bundles::export_drill_and_restore),
     scenario!(paperkey::print_paperkey_and_add_by_paperkey_text),
     scenario!(audit::audit_view_filters_and_shows_a_broken_chain),
+    scenario!(rotate::rotate_resume_and_abort),
     scenario!(permissions::audit_only_user_sees_no_enabled_write_control),
     scenario!(permissions::per_key_privileges_enable_that_key_only),
     scenario!(layout::phone_and_desktop_layouts_fit),

@@ -35,6 +35,7 @@ async fn controls(browser: &Browser) -> Vec<(String, bool, String)> {
 fn is_read_only(name: &str) -> bool {
     name == "#refresh-keys"
         || name == "#refresh-trash"
+        || name == "#refresh-rotate"
         || name == "#logout"
         || name.starts_with("#show-archived")
         || name.starts_with("#show-trash")
@@ -86,6 +87,8 @@ pub async fn audit_only_user_sees_no_enabled_write_control(env: Arc<Env>, browse
     for (view, ready, least) in [
         ("trash", "#trash-table tr[data-key-id=\"ui-bob-trash\"]", 2),
         ("restore", "#restore-bundle", 4),
+        // Bob reads no datastore: the jobs list is empty for him
+        ("rotate", "#jobs-table:not([aria-busy])", 0),
     ] {
         browser.click(&format!("#nav a[href=\"#{view}\"]")).await;
         browser.find(ready).await;

@@ -9,6 +9,7 @@ import {h} from './dom.js';
 import {renderKeys} from './keys.js';
 import {renderLogin} from './login.js';
 import {renderRestore} from './restore.js';
+import {renderRotate} from './rotate.js';
 import {clearPermissions, loadPermissions} from './permissions.js';
 import {currentUser, logout, onSessionEnded, resume} from './session.js';
 import {renderTrash} from './trash.js';
@@ -18,6 +19,7 @@ const VIEWS = [
     {id: 'keys', title: 'Encryption Keys', render: renderKeys},
     {id: 'trash', title: 'Trash', render: renderTrash},
     {id: 'restore', title: 'Restore', render: renderRestore},
+    {id: 'rotate', title: 'Rotation', render: renderRotate},
     {id: 'audit', title: 'Audit log', render: renderAudit},
 ];
 
