@@ -288,5 +288,15 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
     );
     assert!(dir.rotations().list().unwrap().is_empty());
     browser.screenshot("rotation-after").await;
+    browser.click("#nav a[href=\"#trash\"]").await;
+    let reason_cell = format!(
+        "{} td[data-label=Reason]",
+        crate::trash::trash_view_row("push-key-c-new")
+    );
+    browser.find(&reason_cell).await;
+    assert_eq!(
+        browser.text(&reason_cell).await,
+        "new key of an aborted rotation"
+    );
     write_sync_cfg(env.config_path(), SYNC_JOBS);
 }

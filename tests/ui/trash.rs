@@ -23,7 +23,7 @@ fn trash_row(id: &str) -> String {
 }
 
 /// A row of the trash view.
-fn trash_view_row(id: &str) -> String {
+pub fn trash_view_row(id: &str) -> String {
     format!("#trash-table tr[data-key-id=\"{id}\"]")
 }
 

@@ -20,7 +20,8 @@ const REASONS = {
     'delete': 'removed',
     'repair-orphan': 'repair: key file without an entry',
     'repair-temp': 'repair: left-over temporary file',
-    'repair-unrecorded': 'repair: key file the config did not record',
+    'repair-unrecorded': 'repair: a trash file without its record',
+    'rotate-abort': 'new key of an aborted rotation',
     'store-failed': 'a failed store',
 };
 
