@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use pbs_test_kit::access::{add_token, add_user, grant};
 use pbs_test_kit::https::{Client, form_body, urlencode};
-use pbs_test_kit::{ApiDaemon, Manager, Sandbox, key_config};
+use pbs_test_kit::{ApiDaemon, Manager, Run, Sandbox, key_config};
 
 /// The audit log of the store in `dir`, one JSON value per record.
 fn records(dir: &Path) -> Vec<Value> {
@@ -142,34 +142,78 @@ fn trash_entry(dir: &Path, id: &str) -> String {
     names.pop().expect("a trash entry")
 }
 
+/// The API path of the encryption keys.
+const KEYS: &str = "config/encryption-keys";
+
 fn fingerprint(seed: u64) -> String {
     key_config(seed).fingerprint.unwrap().signature()
+}
+
+/// The CLI side of a scenario: the manager on the sandbox's store, run as
+/// root.
+struct Cli<'a> {
+    sandbox: &'a Sandbox,
+    manager: Manager,
+    who: Actor,
+}
+
+impl<'a> Cli<'a> {
+    fn new(sandbox: &'a Sandbox) -> Self {
+        Self {
+            sandbox,
+            manager: Manager::new(sandbox.config_dir()),
+            who: Actor::cli(),
+        }
+    }
+
+    fn dir(&self) -> &'a Path {
+        self.sandbox.config_dir()
+    }
+
+    /// A run that succeeds.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.manager.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        run
+    }
+
+    /// A run that is refused.
+    #[track_caller]
+    fn refused(&self, args: &[&str]) {
+        let run = self.manager.run(args);
+        assert_eq!(run.code, 255, "{args:?}: {run:?}");
+    }
+
+    /// A key file of `key_config(seed)` in the sandbox.
+    fn key_file(&self, seed: u64) -> String {
+        let path = self.sandbox.file(&format!("key-{seed}.enc"));
+        std::fs::write(&path, key_config(seed).to_json().unwrap()).unwrap();
+        path.to_string_lossy().into_owned()
+    }
 }
 
 #[test]
 fn every_cli_operation_leaves_one_record_pair() {
     let sandbox = Sandbox::new();
-    let dir = sandbox.config_dir();
-    let manager = Manager::new(dir);
-    let ok = |args: &[&str]| {
-        let run = manager.run(args);
-        assert_eq!(run.code, 0, "{args:?}: {run:?}");
-        run
-    };
-    let refused = |args: &[&str]| {
-        let run = manager.run(args);
-        assert_eq!(run.code, 255, "{args:?}: {run:?}");
-    };
-    let key_file = |seed: u64| {
-        let path = sandbox.file(&format!("key-{seed}.enc"));
-        std::fs::write(&path, key_config(seed).to_json().unwrap()).unwrap();
-        path.to_string_lossy().into_owned()
-    };
-    let cli = Actor::cli();
-    let mut log = Log::new(dir);
+    let cli = Cli::new(&sandbox);
+    let mut log = Log::new(cli.dir());
+    let created_fp = cli_create_and_import(&cli, &mut log);
+    let pass = cli_keys_leaving_the_store(&cli, &mut log, &created_fp);
+    cli_archive_delete_and_the_trash(&cli, &mut log, &pass);
+    cli_a_missing_key_file_forced(&cli, &mut log);
+    cli_trash_purges(&cli, &mut log);
+    cli_sync_job_keys(&cli, &mut log, &created_fp);
+    cli_verify_repair(&cli, &mut log);
+    let secret = cli_users_tokens_acls(&cli, &mut log);
+    cli_the_log_afterwards(&cli, &secret);
+}
 
-    // create: the fingerprint of the new key
-    let run = ok(&[
+/// create (the fingerprint of the new key, returned), import, and refusals
+/// (a taken fingerprint, a taken id, an active key's delete) that record
+/// nothing.
+fn cli_create_and_import(cli: &Cli, log: &mut Log) -> String {
+    let run = cli.ok(&[
         "--output-format",
         "json",
         "encryption-key",
@@ -178,23 +222,32 @@ fn every_cli_operation_leaves_one_record_pair() {
     ]);
     let created: Value = serde_json::from_str(&run.stdout).unwrap();
     let created_fp = created["fingerprint"].as_str().unwrap().to_string();
-    log.one(&cli, "create", &["k-one"], Some(&[&created_fp]));
-    let imported = key_file(2);
-    ok(&["encryption-key", "import", "k-two", "--file", &imported]);
-    log.one(&cli, "import", &["k-two"], Some(&[&fingerprint(2)]));
+    log.one(&cli.who, "create", &["k-one"], Some(&[&created_fp]));
+    let imported = cli.key_file(2);
+    cli.ok(&["encryption-key", "import", "k-two", "--file", &imported]);
+    log.one(&cli.who, "import", &["k-two"], Some(&[&fingerprint(2)]));
     // refusals: a taken fingerprint, a taken id, an active key's delete
-    refused(&["encryption-key", "import", "k-dup", "--file", &imported]);
-    refused(&["encryption-key", "create", "k-one"]);
-    refused(&["encryption-key", "remove", "k-two"]);
-    refused(&["encryption-key", "unarchive", "k-two"]);
+    cli.refused(&["encryption-key", "import", "k-dup", "--file", &imported]);
+    cli.refused(&["encryption-key", "create", "k-one"]);
+    cli.refused(&["encryption-key", "remove", "k-two"]);
+    cli.refused(&["encryption-key", "unarchive", "k-two"]);
     log.nothing("refusals");
+    created_fp
+}
 
-    // keys leaving the store: export, the restore drill, a paperkey
-    let pass = sandbox.file("bundle.pass");
+/// Keys leaving the store: export, the restore drill, a paperkey; a drill
+/// that fails and a void restore record nothing. Returns the bundle's
+/// passphrase file.
+fn cli_keys_leaving_the_store(cli: &Cli, log: &mut Log, created_fp: &str) -> String {
+    let pass = cli.sandbox.file("bundle.pass");
     std::fs::write(&pass, "a long enough bundle pass phrase\n").unwrap();
     let pass = pass.to_string_lossy().into_owned();
-    let bundle = sandbox.file("k-one.pbsx").to_string_lossy().into_owned();
-    ok(&[
+    let bundle = cli
+        .sandbox
+        .file("k-one.pbsx")
+        .to_string_lossy()
+        .into_owned();
+    cli.ok(&[
         "encryption-key",
         "export",
         "k-one",
@@ -203,32 +256,41 @@ fn every_cli_operation_leaves_one_record_pair() {
         "--passphrase-file",
         &pass,
     ]);
-    log.one(&cli, "export", &["k-one"], Some(&[&created_fp]));
-    ok(&[
+    log.one(&cli.who, "export", &["k-one"], Some(&[created_fp]));
+    cli.ok(&[
         "encryption-key",
         "export-verify",
         &bundle,
         "--passphrase-file",
         &pass,
     ]);
-    log.one(&cli, "export-verify", &["k-one"], Some(&[&created_fp]));
+    log.one(&cli.who, "export-verify", &["k-one"], Some(&[created_fp]));
     let run = Manager::run_command(
-        manager.command(&["encryption-key", "paperkey", "k-one"]),
+        cli.manager
+            .command(&["encryption-key", "paperkey", "k-one"]),
         None,
     );
     assert_eq!(run.code, 0, "{run:?}");
-    log.one(&cli, "paperkey", &["k-one"], Some(&[&created_fp]));
+    log.one(&cli.who, "paperkey", &["k-one"], Some(&[created_fp]));
     // the paper carries the checkpoint signed after its own record
-    let size = records(dir).len() - 1;
+    let size = records(cli.dir()).len() - 1;
     assert!(
         run.stdout.contains(&format!("\n  {size}\n")),
         "{}",
         run.stdout
     );
     // a bundle that does not open proves nothing and records nothing
-    std::fs::write(sandbox.file("wrong.pass"), "not the bundle pass phrase\n").unwrap();
-    let wrong = sandbox.file("wrong.pass").to_string_lossy().into_owned();
-    refused(&[
+    std::fs::write(
+        cli.sandbox.file("wrong.pass"),
+        "not the bundle pass phrase\n",
+    )
+    .unwrap();
+    let wrong = cli
+        .sandbox
+        .file("wrong.pass")
+        .to_string_lossy()
+        .into_owned();
+    cli.refused(&[
         "encryption-key",
         "export-verify",
         &bundle,
@@ -236,7 +298,7 @@ fn every_cli_operation_leaves_one_record_pair() {
         &wrong,
     ]);
     // restoring a key the store has: nothing to do, nothing recorded
-    ok(&[
+    cli.ok(&[
         "encryption-key",
         "restore",
         &bundle,
@@ -244,13 +306,20 @@ fn every_cli_operation_leaves_one_record_pair() {
         &pass,
     ]);
     log.nothing("refused or void key transfers");
+    pass
+}
 
+/// archive, unarchive, archive, delete (the trash record names who), a
+/// restore from the trash under another id, a purge and a restore from a
+/// bundle.
+fn cli_archive_delete_and_the_trash(cli: &Cli, log: &mut Log, pass: &str) {
+    let dir = cli.dir();
     for op in ["archive", "unarchive", "archive"] {
-        ok(&["encryption-key", op, "k-two"]);
-        log.one(&cli, op, &["k-two"], Some(&[&fingerprint(2)]));
+        cli.ok(&["encryption-key", op, "k-two"]);
+        log.one(&cli.who, op, &["k-two"], Some(&[&fingerprint(2)]));
     }
-    ok(&["encryption-key", "remove", "k-two"]);
-    log.one(&cli, "delete", &["k-two"], Some(&[&fingerprint(2)]));
+    cli.ok(&["encryption-key", "remove", "k-two"]);
+    log.one(&cli.who, "delete", &["k-two"], Some(&[&fingerprint(2)]));
     let entry = trash_entry(dir, "k-two");
     // the trash record says who deleted, as the log does
     let record: Value = serde_json::from_slice(
@@ -258,7 +327,7 @@ fn every_cli_operation_leaves_one_record_pair() {
     )
     .unwrap();
     assert_eq!(record["actor"], "root@pam", "{record}");
-    ok(&[
+    cli.ok(&[
         "encryption-key",
         "trash",
         "restore",
@@ -267,67 +336,106 @@ fn every_cli_operation_leaves_one_record_pair() {
         "k-three",
     ]);
     log.one(
-        &cli,
+        &cli.who,
         "trash-restore",
         &["k-three", &entry],
         Some(&[&fingerprint(2)]),
     );
-    let kept = sandbox.file("k-three.pbsx").to_string_lossy().into_owned();
-    ok(&[
+    let kept = cli
+        .sandbox
+        .file("k-three.pbsx")
+        .to_string_lossy()
+        .into_owned();
+    cli.ok(&[
         "encryption-key",
         "export",
         "k-three",
         "--output-file",
         &kept,
         "--passphrase-file",
-        &pass,
+        pass,
     ]);
-    log.pairs(&cli, "export");
-    ok(&["encryption-key", "remove", "k-three", "--purge"]);
-    log.one(&cli, "delete-purge", &["k-three"], Some(&[&fingerprint(2)]));
+    log.pairs(&cli.who, "export");
+    cli.ok(&["encryption-key", "remove", "k-three", "--purge"]);
+    log.one(
+        &cli.who,
+        "delete-purge",
+        &["k-three"],
+        Some(&[&fingerprint(2)]),
+    );
     // back from the bundle: one restore of it
-    ok(&[
+    cli.ok(&[
         "encryption-key",
         "restore",
         &kept,
         "--passphrase-file",
-        &pass,
+        pass,
     ]);
-    log.one(&cli, "restore", &["k-three"], Some(&[&fingerprint(2)]));
-    ok(&["encryption-key", "remove", "k-three", "--purge"]);
-    log.pairs(&cli, "delete-purge");
+    log.one(&cli.who, "restore", &["k-three"], Some(&[&fingerprint(2)]));
+    cli.ok(&["encryption-key", "remove", "k-three", "--purge"]);
+    log.pairs(&cli.who, "delete-purge");
+}
 
-    // a key whose file is missing, dropped with --force
-    ok(&["encryption-key", "import", "k-four", "--file", &key_file(4)]);
-    ok(&["encryption-key", "archive", "k-four"]);
-    log.pairs(&cli, "setup");
-    std::fs::remove_file(dir.join("encryption-keys/k-four.enc")).unwrap();
-    refused(&["encryption-key", "remove", "k-four"]);
+/// A key whose file is missing: refused without --force, dropped with it.
+fn cli_a_missing_key_file_forced(cli: &Cli, log: &mut Log) {
+    cli.ok(&[
+        "encryption-key",
+        "import",
+        "k-four",
+        "--file",
+        &cli.key_file(4),
+    ]);
+    cli.ok(&["encryption-key", "archive", "k-four"]);
+    log.pairs(&cli.who, "setup");
+    std::fs::remove_file(cli.dir().join("encryption-keys/k-four.enc")).unwrap();
+    cli.refused(&["encryption-key", "remove", "k-four"]);
     log.nothing("a missing key file without --force");
-    ok(&["encryption-key", "remove", "k-four", "--force"]);
-    log.one(&cli, "delete-force", &["k-four"], Some(&[&fingerprint(4)]));
+    cli.ok(&["encryption-key", "remove", "k-four", "--force"]);
+    log.one(
+        &cli.who,
+        "delete-force",
+        &["k-four"],
+        Some(&[&fingerprint(4)]),
+    );
+}
 
-    // trash purge: of one entry, and of every expired one, one pair each
+/// trash purge: of one entry, and of every expired one, one pair each.
+fn cli_trash_purges(cli: &Cli, log: &mut Log) {
+    let dir = cli.dir();
     for seed in [5, 6, 7] {
         let id = format!("k-{seed}");
-        ok(&["encryption-key", "import", &id, "--file", &key_file(seed)]);
-        ok(&["encryption-key", "archive", &id]);
-        ok(&["encryption-key", "remove", &id, "--keep-days", "0"]);
+        cli.ok(&[
+            "encryption-key",
+            "import",
+            &id,
+            "--file",
+            &cli.key_file(seed),
+        ]);
+        cli.ok(&["encryption-key", "archive", &id]);
+        cli.ok(&["encryption-key", "remove", &id, "--keep-days", "0"]);
     }
-    log.pairs(&cli, "setup");
+    log.pairs(&cli.who, "setup");
     let entry = trash_entry(dir, "k-5");
-    ok(&["encryption-key", "trash", "purge", &entry]);
-    log.one(&cli, "purge", &["k-5", &entry], Some(&[&fingerprint(5)]));
+    cli.ok(&["encryption-key", "trash", "purge", &entry]);
+    log.one(
+        &cli.who,
+        "purge",
+        &["k-5", &entry],
+        Some(&[&fingerprint(5)]),
+    );
     let (six, seven) = (trash_entry(dir, "k-6"), trash_entry(dir, "k-7"));
-    ok(&["encryption-key", "trash", "purge", "--expired"]);
-    let purged = log.pairs(&cli, "purge --expired");
+    cli.ok(&["encryption-key", "trash", "purge", "--expired"]);
+    let purged = log.pairs(&cli.who, "purge --expired");
     let mut named: Vec<Value> = purged.iter().map(|r| r["ids"].clone()).collect();
     named.sort_by_key(|ids| ids.to_string());
     assert_eq!(named, [json!(["k-6", six]), json!(["k-7", seven])]);
     assert!(purged.iter().all(|r| r["op"] == "purge"));
+}
 
-    // a sync job's keys: the job, and every key it names before and after
-    ok(&[
+/// A sync job's keys: the job, and every key it names before and after; a
+/// job naming a missing key records nothing.
+fn cli_sync_job_keys(cli: &Cli, log: &mut Log, created_fp: &str) {
+    cli.ok(&[
         "sync-job",
         "create",
         "job1",
@@ -342,10 +450,10 @@ fn every_cli_operation_leaves_one_record_pair() {
         "--active-encryption-key",
         "k-one",
     ]);
-    log.one(&cli, "sync-job-keys", &["k-one"], Some(&[&created_fp]));
-    let job = records(dir).last().unwrap()["job"].clone();
+    log.one(&cli.who, "sync-job-keys", &["k-one"], Some(&[created_fp]));
+    let job = records(cli.dir()).last().unwrap()["job"].clone();
     assert_eq!(job, "job1");
-    refused(&[
+    cli.refused(&[
         "sync-job",
         "update",
         "job1",
@@ -353,8 +461,11 @@ fn every_cli_operation_leaves_one_record_pair() {
         "nope",
     ]);
     log.nothing("a sync job naming a missing key");
+}
 
-    // verify --repair: one pair per action
+/// verify --repair: one pair per action, none on a clean store.
+fn cli_verify_repair(cli: &Cli, log: &mut Log) {
+    let dir = cli.dir();
     let key_path = dir.join("encryption-keys/k-one.enc");
     std::fs::set_permissions(
         &key_path,
@@ -372,9 +483,9 @@ fn every_cli_operation_leaves_one_record_pair() {
         std::os::unix::fs::PermissionsExt::from_mode(0o640),
     )
     .unwrap();
-    let run = manager.run(&["encryption-key", "verify", "--repair"]);
+    let run = cli.manager.run(&["encryption-key", "verify", "--repair"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let repairs = log.pairs(&cli, "verify --repair");
+    let repairs = log.pairs(&cli.who, "verify --repair");
     let mut ops: Vec<(String, Value)> = repairs
         .iter()
         .map(|r| (r["op"].as_str().unwrap().to_string(), r["ids"].clone()))
@@ -397,20 +508,26 @@ fn every_cli_operation_leaves_one_record_pair() {
             ),
         ]
     );
-    ok(&["encryption-key", "verify", "--repair"]);
+    cli.ok(&["encryption-key", "verify", "--repair"]);
     log.nothing("a clean store's repair");
+}
 
-    // users, passwords, tokens, ACLs: named, never their secrets
-    ok(&["user", "create", "alice@pbs", "--password", "alice pass 1"]);
-    log.one(&cli, "user-create", &["alice@pbs"], Some(&[]));
-    refused(&["user", "create", "alice@pbs"]);
+/// Users, passwords, tokens, ACLs: named, never their secrets. Returns the
+/// token's secret.
+fn cli_users_tokens_acls(cli: &Cli, log: &mut Log) -> String {
+    let who = &cli.who;
+    cli.ok(&["user", "create", "alice@pbs", "--password", "alice pass 1"]);
+    log.one(who, "user-create", &["alice@pbs"], Some(&[]));
+    cli.refused(&["user", "create", "alice@pbs"]);
     log.nothing("an existing user");
-    ok(&["user", "update", "alice@pbs", "--comment", "keys"]);
-    log.one(&cli, "user-update", &["alice@pbs"], Some(&[]));
-    let run = manager.run_with(&["user", "passwd", "alice@pbs"], Some(b"alice pass 2\n"));
+    cli.ok(&["user", "update", "alice@pbs", "--comment", "keys"]);
+    log.one(who, "user-update", &["alice@pbs"], Some(&[]));
+    let run = cli
+        .manager
+        .run_with(&["user", "passwd", "alice@pbs"], Some(b"alice pass 2\n"));
     assert_eq!(run.code, 0, "{run:?}");
-    log.one(&cli, "user-password", &["alice@pbs"], Some(&[]));
-    let run = ok(&[
+    log.one(who, "user-password", &["alice@pbs"], Some(&[]));
+    let run = cli.ok(&[
         "--output-format",
         "json",
         "user",
@@ -422,58 +539,51 @@ fn every_cli_operation_leaves_one_record_pair() {
         .as_str()
         .unwrap()
         .to_string();
-    log.one(&cli, "token-create", &["alice@pbs!t1"], Some(&[]));
-    ok(&[
+    log.one(who, "token-create", &["alice@pbs!t1"], Some(&[]));
+    let acl = [
         "acl",
         "update",
         "/system",
         "Audit",
         "--auth-id",
         "alice@pbs!t1",
-    ]);
+    ];
+    cli.ok(&acl);
     log.one(
-        &cli,
+        who,
         "acl-grant",
         &["/system", "alice@pbs!t1", "Audit"],
         None,
     );
-    ok(&[
-        "acl",
-        "update",
-        "/system",
-        "Audit",
-        "--auth-id",
-        "alice@pbs!t1",
-        "--delete",
-    ]);
+    let revoke = [&acl[..], &["--delete"][..]].concat();
+    cli.ok(&revoke);
     log.one(
-        &cli,
+        who,
         "acl-revoke",
         &["/system", "alice@pbs!t1", "Audit"],
         None,
     );
-    refused(&[
-        "acl",
-        "update",
-        "/system",
-        "Audit",
-        "--auth-id",
-        "alice@pbs!t1",
-        "--delete",
-    ]);
+    cli.refused(&revoke);
     log.nothing("revoking a role not held");
-    ok(&["user", "delete-token", "alice@pbs", "t1"]);
-    log.one(&cli, "token-delete", &["alice@pbs!t1"], Some(&[]));
-    ok(&["user", "remove", "alice@pbs"]);
-    log.one(&cli, "user-delete", &["alice@pbs"], Some(&[]));
+    cli.ok(&["user", "delete-token", "alice@pbs", "t1"]);
+    log.one(who, "token-delete", &["alice@pbs!t1"], Some(&[]));
+    cli.ok(&["user", "remove", "alice@pbs"]);
+    log.one(who, "user-delete", &["alice@pbs"], Some(&[]));
+    secret
+}
 
-    let text = std::fs::read_to_string(dir.join("encryption-keys/.audit/log")).unwrap();
-    for secret in [secret.as_str(), "alice pass 1", "alice pass 2"] {
+/// The log holds none of the secrets; show derives its "last" fields from
+/// it; the whole log verifies.
+fn cli_the_log_afterwards(cli: &Cli, secret: &str) {
+    let text = std::fs::read_to_string(cli.dir().join("encryption-keys/.audit/log")).unwrap();
+    for secret in [secret, "alice pass 1", "alice pass 2"] {
         assert!(!text.contains(secret), "the log holds {secret:?}");
     }
     // show: the last change of k-one was the repair of its mode; its
     // export and the drill of it are there too
-    let shown = manager.run(&["--output-format", "json", "encryption-key", "show", "k-one"]);
+    let shown = cli
+        .manager
+        .run(&["--output-format", "json", "encryption-key", "show", "k-one"]);
     let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(shown["last-changed-by"]["op"], "repair-mode", "{shown}");
     assert_eq!(shown["last-changed-by"]["actor"], "root@pam");
@@ -483,7 +593,7 @@ fn every_cli_operation_leaves_one_record_pair() {
         "{shown}"
     );
     // and the whole log verifies
-    let run = manager.run(&["audit", "verify"]);
+    let run = cli.manager.run(&["audit", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
 
@@ -501,7 +611,7 @@ fn every_api_operation_leaves_one_record_pair() {
     let mut client = Client::token(daemon.port, "alice@pbs!ops", &secret);
     let token = Actor::api("alice@pbs!ops");
     let mut log = Log::new(dir);
-    let keys = "config/encryption-keys";
+    let keys = KEYS;
 
     let created = client.post_form(keys, "id=a-one").data();
     let created_fp = created["fingerprint"].as_str().unwrap().to_string();
@@ -596,7 +706,16 @@ fn every_api_operation_leaves_one_record_pair() {
         Some(&[&fingerprint(13)]),
     );
 
-    // purges: one entry, then what expired
+    api_purges(&mut client, &mut log, &token);
+    api_a_ticket(daemon.port, &mut log);
+    api_the_log_afterwards(&mut client, dir, &secret);
+    drop(daemon);
+}
+
+/// trash purges through the API: one entry, then what expired.
+fn api_purges(client: &mut Client, log: &mut Log, token: &Actor) {
+    let dir = log.dir;
+    let keys = KEYS;
     for seed in [14, 15] {
         let id = format!("a-{seed}");
         let body = json!({"id": id, "key": key_config(seed).to_json().unwrap()});
@@ -604,46 +723,41 @@ fn every_api_operation_leaves_one_record_pair() {
         client.post_form(&format!("{keys}/{id}"), "").data();
         client.delete(&format!("{keys}/{id}?keep-days=0")).data();
     }
-    log.pairs(&token, "setup");
+    log.pairs(token, "setup");
     let entry = trash_entry(dir, "a-14");
     client
         .delete(&format!("config/encryption-key-trash/{entry}"))
         .data();
-    log.one(
-        &token,
-        "purge",
-        &["a-14", &entry],
-        Some(&[&fingerprint(14)]),
-    );
+    log.one(token, "purge", &["a-14", &entry], Some(&[&fingerprint(14)]));
     let entry = trash_entry(dir, "a-15");
     client
         .delete("config/encryption-key-trash?expired=1")
         .data();
-    log.one(
-        &token,
-        "purge",
-        &["a-15", &entry],
-        Some(&[&fingerprint(15)]),
-    );
+    log.one(token, "purge", &["a-15", &entry], Some(&[&fingerprint(15)]));
+}
 
-    // a ticket: the user acts, not a token
+/// A ticket: the user acts, not a token.
+fn api_a_ticket(port: u16, log: &mut Log) {
+    let keys = KEYS;
     let form = format!(
         "username=alice@pbs&password={}",
         urlencode("alice's pass phrase")
     );
-    let login = Client::new(daemon.port)
-        .post_form("access/ticket", &form)
-        .data();
+    let login = Client::new(port).post_form("access/ticket", &form).data();
     let cookie = format!("PBSAuthCookie={}", login["ticket"].as_str().unwrap());
     let csrf = login["CSRFPreventionToken"].as_str().unwrap().to_string();
     let mut by_ticket =
-        Client::new(daemon.port).with_auth(&[("Cookie", &cookie), ("CSRFPreventionToken", &csrf)]);
+        Client::new(port).with_auth(&[("Cookie", &cookie), ("CSRFPreventionToken", &csrf)]);
     by_ticket
         .send("POST", keys, &[], Some(form_body("id=a-ticket")))
         .data();
     log.one(&Actor::api("alice@pbs"), "create", &["a-ticket"], None);
+}
 
-    // the log through the API: the same records, and "last changed by"
+/// The log through the API: the same records, and "last changed by";
+/// it verifies and holds no token secret.
+fn api_the_log_afterwards(client: &mut Client, dir: &Path, secret: &str) {
+    let keys = KEYS;
     let listed = client.get("config/encryption-key-audit?id=a-ticket").data();
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     let shown = client.get(&format!("{keys}/a-one")).data();
@@ -663,9 +777,8 @@ fn every_api_operation_leaves_one_record_pair() {
     assert!(
         !std::fs::read_to_string(dir.join("encryption-keys/.audit/log"))
             .unwrap()
-            .contains(&secret)
+            .contains(secret)
     );
-    drop(daemon);
 }
 
 /// The audit checkpoint in the clear header of the export bundle `path`.
