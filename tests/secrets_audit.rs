@@ -457,7 +457,14 @@ const PHASES: &[(&str, Phase)] = &[
     ("import", import),
     ("refused imports and creates", refused_imports_and_creates),
     ("reading", reading),
-    ("export, drill, paperkey", export_drill_paperkey),
+    ("export bundles", export_bundles),
+    ("the restore drill", the_restore_drill),
+    ("paperkeys", paperkeys),
+    ("a protected import", a_protected_import),
+    (
+        "create with a hint and as a paperkey",
+        create_hinted_and_as_paperkey,
+    ),
     ("keys in use by a sync job", keys_in_use_by_a_sync_job),
     ("rotate a sync job's key", rotate_a_sync_job),
     ("archive, unarchive, delete", archive_unarchive_delete),
@@ -607,9 +614,14 @@ const MASTER_PEM: &[u8] = include_bytes!("../pbs-key-config/src/testdata/bundle-
 const OTHER_PEM: &[u8] = include_bytes!("../pbs-key-config/src/testdata/bundle-other-rsa2048.pem");
 
 impl Audit {
+    /// The path of `name` in the scratch dir.
+    fn scratch_file(&self, name: &str) -> String {
+        self.scratch.join(name).display().to_string()
+    }
+
     /// The bundle of every key, written by the export phase.
     fn bundle(&self) -> String {
-        self.scratch.join("all.pbsx").display().to_string()
+        self.scratch_file("all.pbsx")
     }
 
     /// A run whose stdout may hold a key (a paperkey); its stderr may not.
@@ -623,15 +635,15 @@ impl Audit {
 }
 
 /// Export bundles (to a passphrase, to a master key; files 0600 holding no
-/// key in clear), the drill, paperkeys, a protected import, create with a
-/// hint and as a paperkey.
-fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
+/// key in clear), and the exports refused: to an existing file, without a
+/// passphrase or master key. Writes the inputs the later phases use.
+fn export_bundles(audit: &mut Audit, _: &KnownKeys) {
     audit.secrets().text("bundle passphrase", BUNDLE_PASS);
     audit.secrets().text("master passphrase", MASTER_PASS);
     let pass = audit.input("bundle.pass", BUNDLE_PASS.as_bytes());
-    let wrong = audit.input("wrong.pass", b"not the bundle pass phrase");
+    audit.input("wrong.pass", b"not the bundle pass phrase");
     let master = openssl::pkey::PKey::private_key_from_pem(MASTER_PEM).unwrap();
-    let private = audit.input(
+    audit.input(
         "master-private.pem",
         &master
             .private_key_to_pem_pkcs8_passphrase(
@@ -641,12 +653,12 @@ fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
             .unwrap(),
     );
     let public = audit.input("master-public.pem", &master.public_key_to_pem().unwrap());
-    let master_pass = audit.input("master.pass", MASTER_PASS.as_bytes());
-    let other = audit.input("other.pem", OTHER_PEM);
+    audit.input("master.pass", MASTER_PASS.as_bytes());
+    audit.input("other.pem", OTHER_PEM);
 
     let bundle = audit.bundle();
-    let rsa_bundle = audit.scratch.join("rsa.pbsx").display().to_string();
-    let some_bundle = audit.scratch.join("some.pbsx").display().to_string();
+    let rsa_bundle = audit.scratch_file("rsa.pbsx");
+    let some_bundle = audit.scratch_file("some.pbsx");
     for (format, args) in [
         (
             "text",
@@ -714,7 +726,19 @@ fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
         ],
         255,
     );
+}
 
+/// The restore drill of the export phase's bundles (with the passphrase,
+/// a wrong one, the master key, another key), and a restore into this
+/// store, which has every key already.
+fn the_restore_drill(audit: &mut Audit, _: &KnownKeys) {
+    let bundle = audit.bundle();
+    let rsa_bundle = audit.scratch_file("rsa.pbsx");
+    let pass = audit.scratch_file("bundle.pass");
+    let wrong = audit.scratch_file("wrong.pass");
+    let private = audit.scratch_file("master-private.pem");
+    let master_pass = audit.scratch_file("master.pass");
+    let other = audit.scratch_file("other.pem");
     audit.all_formats(
         &[
             "encryption-key",
@@ -768,12 +792,15 @@ fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
         ],
         0,
     );
+}
 
-    // paperkeys: their stdout holds the key, nothing else does
+/// Paperkeys: their stdout holds the key, nothing else does; to a file;
+/// of a key that does not exist.
+fn paperkeys(audit: &mut Audit, _: &KnownKeys) {
     for format in ["text", "html", "json"] {
         audit.run_key_output(format, &["encryption-key", "paperkey", "imported"]);
     }
-    let paper = audit.scratch.join("imported.paper").display().to_string();
+    let paper = audit.scratch_file("imported.paper");
     audit.run(
         "text",
         &[
@@ -787,8 +814,11 @@ fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
     );
     audit.output_files.push(PathBuf::from(&paper));
     audit.all_formats(&["encryption-key", "paperkey", "no-such-key"], 255);
+}
 
-    // a protected upstream key, with its passphrase and with a wrong one
+/// A protected upstream key, with a wrong passphrase and with its own.
+fn a_protected_import(audit: &mut Audit, _: &KnownKeys) {
+    let wrong = audit.scratch_file("wrong.pass");
     let (protected, _) = vector("pbkdf2-with-hint");
     let expect: serde_json::Value = serde_json::from_slice(
         &std::fs::read(vectors_dir().join("keys/pbkdf2-with-hint.expect.json")).unwrap(),
@@ -829,8 +859,10 @@ fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
         ],
         0,
     );
+}
 
-    // create with a hint, and as a paperkey (its key learnt from it)
+/// create with a hint, and as a paperkey (its key learnt from it).
+fn create_hinted_and_as_paperkey(audit: &mut Audit, _: &KnownKeys) {
     let run = audit.raw_run(
         "text",
         &["encryption-key", "create", "hinted", "--hint", "h"],
@@ -855,8 +887,8 @@ fn export_drill_paperkey(audit: &mut Audit, _: &KnownKeys) {
 /// id); a wrong passphrase.
 fn restore_from_a_bundle(audit: &mut Audit, _: &KnownKeys) {
     let bundle = audit.bundle();
-    let pass = audit.scratch.join("bundle.pass").display().to_string();
-    let wrong = audit.scratch.join("wrong.pass").display().to_string();
+    let pass = audit.scratch_file("bundle.pass");
+    let wrong = audit.scratch_file("wrong.pass");
     audit.run(
         "json",
         &[
@@ -996,7 +1028,7 @@ fn rotate_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
         0,
     );
     let pass = audit.input("rotate.pass", BUNDLE_PASS.as_bytes());
-    let export = audit.scratch.join("rotated.pbsx").display().to_string();
+    let export = audit.scratch_file("rotated.pbsx");
     let rotate = [
         "encryption-key",
         "rotate",
