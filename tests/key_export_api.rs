@@ -91,7 +91,25 @@ fn api_round_trip_between_two_daemons() {
     let secrets = Secrets::default();
     secrets.text("passphrase", PASSPHRASE);
     let mut root = source.root();
-    // created, imported, imported protected (with a hint), archived
+    let created = fill_the_source(&mut root, &secrets);
+    let bundle = export_everything(&mut root, &secrets);
+    drill_on_the_source(&mut root, &secrets, &bundle);
+    let target = Daemon::start();
+    let mut target_root = target.root();
+    restore_into_an_empty_store(&mut root, &target, &mut target_root, &secrets, &bundle);
+    let third = Daemon::start();
+    let mut third_root = third.root();
+    a_paperkey_typed_back(&mut root, &mut target_root, &mut third_root, &created);
+
+    // no daemon log holds a key or the passphrase
+    for daemon in [&source, &target, &third] {
+        secrets.assert_absent("the daemon log", &daemon.api.log_text());
+    }
+}
+
+/// Keys created, imported, imported protected (with a hint), archived.
+/// Returns the created key.
+fn fill_the_source(root: &mut Client, secrets: &Secrets) -> KeyConfig {
     let created = root
         .post_form("config/encryption-keys", "id=created-1&hint=first+one")
         .data();
@@ -125,10 +143,14 @@ fn api_round_trip_between_two_daemons() {
     assert_eq!(stored["fingerprint"], expect["fingerprint"]);
     root.post_form("config/encryption-keys/imported-1", "")
         .data();
+    created
+}
 
-    // export all: the answer holds the bundle, encrypted
+/// Export all: the answer holds the bundle (returned), encrypted; a list
+/// of ids works too.
+fn export_everything(root: &mut Client, secrets: &Secrets) -> String {
     let exported = post(
-        &mut root,
+        root,
         "config/encryption-key-export",
         json!({"all": true, "include-archived": true, "passphrase": PASSPHRASE}),
     );
@@ -139,16 +161,19 @@ fn api_round_trip_between_two_daemons() {
     assert!(bundle.starts_with("{\"format\":\"pbs-keystore-export\""));
     // a list of ids works too
     let some = post(
-        &mut root,
+        root,
         "config/encryption-key-export",
         json!({"id": ["created-1", "imported-1"], "passphrase": PASSPHRASE}),
     )
     .data();
     assert_eq!(some["keys"].as_array().unwrap().len(), 2);
+    bundle
+}
 
-    // the drill on the source: every key present and equal
+/// The drill on the source: every key present and equal.
+fn drill_on_the_source(root: &mut Client, secrets: &Secrets, bundle: &str) {
     let report = post(
-        &mut root,
+        root,
         "config/encryption-key-export/verify",
         json!({"bundle": bundle, "passphrase": PASSPHRASE}),
     );
@@ -162,12 +187,19 @@ fn api_round_trip_between_two_daemons() {
             .all(|k| k["store"] == "present-equal"),
         "{report}"
     );
+}
 
-    // restore into an empty store of another daemon
-    let target = Daemon::start();
-    let mut target_root = target.root();
+/// Restore into an empty store of another daemon: the same list, every
+/// key verifies; again, nothing changes.
+fn restore_into_an_empty_store(
+    root: &mut Client,
+    target: &Daemon,
+    target_root: &mut Client,
+    secrets: &Secrets,
+    bundle: &str,
+) {
     let restored = post(
-        &mut target_root,
+        target_root,
         "config/encryption-key-restore",
         json!({"bundle": bundle, "passphrase": PASSPHRASE}),
     );
@@ -180,7 +212,7 @@ fn api_round_trip_between_two_daemons() {
             .iter()
             .all(|k| k["outcome"] == "restored")
     );
-    assert_eq!(listing(&mut target_root), listing(&mut root));
+    assert_eq!(listing(target_root), listing(root));
     for id in ["created-1", "imported-1", "protected-1"] {
         let verified = target_root
             .get(&format!("config/encryption-keys/{id}/verify"))
@@ -190,7 +222,7 @@ fn api_round_trip_between_two_daemons() {
     // again: nothing changes
     let before = target.files();
     let again = post(
-        &mut target_root,
+        target_root,
         "config/encryption-key-restore",
         json!({"bundle": bundle, "passphrase": PASSPHRASE}),
     )
@@ -203,9 +235,17 @@ fn api_round_trip_between_two_daemons() {
             .all(|k| k["outcome"] == "already-present")
     );
     assert_eq!(target.files(), before);
+}
 
-    // a paperkey from the source, typed back into the target under a new id
-    // (refused: the key is there as created-1) and into a third store
+/// A paperkey from the source, typed back into the target under a new id
+/// (refused: the key is there as created-1) and into a third store;
+/// restore takes paperkey text, with one id.
+fn a_paperkey_typed_back(
+    root: &mut Client,
+    target_root: &mut Client,
+    third_root: &mut Client,
+    created: &KeyConfig,
+) {
     let paperkey = root
         .post_form("config/encryption-keys/created-1/paperkey", "")
         .data();
@@ -220,7 +260,7 @@ fn api_round_trip_between_two_daemons() {
     assert!(html.as_str().unwrap().contains("<svg"));
     let typed = typing_aid(&paperkey);
     let resp = post(
-        &mut target_root,
+        target_root,
         "config/encryption-keys",
         json!({"id": "typed-1", "key": typed}),
     );
@@ -230,11 +270,9 @@ fn api_round_trip_between_two_daemons() {
         "{}",
         resp.body
     );
-    let third = Daemon::start();
-    let mut third_root = third.root();
     let typed_back: KeyConfig = serde_json::from_value(
         post(
-            &mut third_root,
+            third_root,
             "config/encryption-keys",
             json!({"id": "typed-1", "key": typed}),
         )
@@ -244,17 +282,12 @@ fn api_round_trip_between_two_daemons() {
     assert_eq!(typed_back.data, created.data);
     // restore takes paperkey text, with one id
     let restored = post(
-        &mut third_root,
+        third_root,
         "config/encryption-key-restore",
         json!({"bundle": paperkey, "id": "typed-1"}),
     )
     .data();
     assert_eq!(restored[0]["outcome"], "already-present");
-
-    // no daemon log holds a key or the passphrase
-    for daemon in [&source, &target, &third] {
-        secrets.assert_absent("the daemon log", &daemon.api.log_text());
-    }
 }
 
 #[test]
