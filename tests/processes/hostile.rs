@@ -252,6 +252,18 @@ struct Tally {
 }
 
 impl Tally {
+    /// Adds what another of root's threads saw.
+    fn absorb(&mut self, part: Tally) {
+        self.stored.extend(part.stored);
+        self.tried.extend(part.tried);
+        self.delete_tried.extend(part.delete_tried);
+        self.restored.extend(part.restored);
+        self.link_hits += part.link_hits;
+        self.failures += part.failures;
+        self.operations += part.operations;
+        self.probes += part.probes;
+    }
+
     /// Counts a CLI run, which must have ended cleanly: exit status 0, 1
     /// (verify found problems) or 255 with one `Error:` line.
     fn cli(&mut self, args: &[&str], run: &Run) {
@@ -656,6 +668,58 @@ fn assert_owners(dir: &Path) {
     }
 }
 
+/// The attacker: a copy of this binary that backup may run, swapping
+/// names until its stdin closes.
+struct Attacker {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+    /// The copy of this binary it runs.
+    exe: PathBuf,
+}
+
+impl Attacker {
+    /// Starts it as the backup user and waits for its readiness line.
+    fn start(scene: &Scene) -> Self {
+        let exe = scene.tmp.path().join("worker");
+        pbs_test_kit::bins::copy_executable(&std::env::current_exe().unwrap(), &exe);
+        let mut cmd = Command::new(&exe);
+        cmd.args(["__worker", "hostile"])
+            .arg(&scene.dir)
+            .arg(&scene.root_only)
+            .arg("14")
+            .env_remove("PBS_FAILPOINT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (uid, gid) = backup_ids();
+        run_as(&mut cmd, uid, gid);
+        let mut child = cmd.spawn().expect("start the attacker");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the attacker did not start");
+        Self { child, out, exe }
+    }
+
+    /// Stops it (its links gone, every name back in place); it must exit
+    /// cleanly. Returns its swap counts by name.
+    fn stop(mut self) -> BTreeMap<String, u64> {
+        drop(self.child.stdin.take());
+        let mut stats = String::new();
+        self.out.read_to_string(&mut stats).unwrap();
+        let status = self.child.wait().unwrap();
+        let mut errors = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut errors)
+            .unwrap();
+        assert!(status.success(), "the attacker failed: {errors}");
+        serde_json::from_str(stats.trim()).unwrap()
+    }
+}
+
 /// The test: see the module docs.
 pub fn root_works_while_backup_swaps_names() {
     let Some(scene) = Scene::new() else {
@@ -699,25 +763,7 @@ pub fn root_works_while_backup_swaps_names() {
     scene.root_file("sub/secret", b"root only\n");
     let before = scene.root_only_snapshot();
 
-    // the attacker: a copy of this binary that backup may run
-    let exe = scene.tmp.path().join("worker");
-    pbs_test_kit::bins::copy_executable(&std::env::current_exe().unwrap(), &exe);
-    let mut cmd = Command::new(&exe);
-    cmd.args(["__worker", "hostile"])
-        .arg(&scene.dir)
-        .arg(&scene.root_only)
-        .arg("14")
-        .env_remove("PBS_FAILPOINT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (uid, gid) = backup_ids();
-    run_as(&mut cmd, uid, gid);
-    let mut attacker = cmd.spawn().expect("start the attacker");
-    let mut attacker_out = BufReader::new(attacker.stdout.take().unwrap());
-    let mut line = String::new();
-    attacker_out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "the attacker did not start");
+    let attacker = Attacker::start(&scene);
 
     // root's work, all at once
     let port = daemon.port;
@@ -734,33 +780,13 @@ pub fn root_works_while_backup_swaps_names() {
         });
         let mut tally = Tally::default();
         for part in [cli.join(), api.join(), restarts.join()] {
-            let part = part.unwrap();
-            tally.stored.extend(part.stored);
-            tally.tried.extend(part.tried);
-            tally.delete_tried.extend(part.delete_tried);
-            tally.restored.extend(part.restored);
-            tally.link_hits += part.link_hits;
-            tally.failures += part.failures;
-            tally.operations += part.operations;
-            tally.probes += part.probes;
+            tally.absorb(part.unwrap());
         }
         tally
     });
 
-    // the attacker stops, its links gone, every name back in place
-    drop(attacker.stdin.take());
-    let mut stats = String::new();
-    attacker_out.read_to_string(&mut stats).unwrap();
-    let status = attacker.wait().unwrap();
-    let mut errors = String::new();
-    attacker
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut errors)
-        .unwrap();
-    assert!(status.success(), "the attacker failed: {errors}");
-    let swaps: BTreeMap<String, u64> = serde_json::from_str(stats.trim()).unwrap();
+    let exe = attacker.exe.clone();
+    let swaps = attacker.stop();
     let total: u64 = swaps.values().sum();
 
     // nothing in the root-only directory changed
