@@ -375,7 +375,7 @@ pub fn run(
                 include_archived,
                 unused,
             };
-            let (list, _digest) = encryption_keys::list_keys_with_users(&dir, filter, |_| true)?;
+            let list = encryption_keys::list_keys_with_users_undigested(&dir, filter, |_| true)?;
             let entries: Vec<_> = list.entries().collect();
             let table = match include_archived || unused {
                 true => &KEY_TABLE_ARCHIVED,

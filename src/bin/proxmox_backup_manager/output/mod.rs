@@ -276,12 +276,11 @@ impl Output {
         }
     }
 
+    /// JSON streamed to standard output through a buffer, the bytes
+    /// `serde_json::to_string` would give and a line feed: a list of
+    /// 100,000 keys (27 MB) is never held in memory as a whole.
     fn write_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
-        let text = match self.format {
-            OutputFormat::JsonPretty => serde_json::to_string_pretty(value)?,
-            _ => serde_json::to_string(value)?,
-        };
-        write_stdout(&(text + "\n"))
+        write_json_to(std::io::stdout().lock(), self.format, value)
     }
 
     /// The text table of `rows` (JSON objects), for a command that shows a
@@ -493,6 +492,26 @@ fn render_table(columns: &[TableColumn], rows: usize, style: TableStyle) -> Stri
 }
 
 /// Writes `text` to stdout in one piece and flushes it.
+/// [`Output::write_json`] to `out`.
+fn write_json_to<T: Serialize + ?Sized>(
+    out: impl Write,
+    format: OutputFormat,
+    value: &T,
+) -> Result<(), Error> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    match format {
+        OutputFormat::JsonPretty => serde_json::to_writer_pretty(&mut out, value),
+        _ => serde_json::to_writer(&mut out, value),
+    }
+    .map_err(|err| match err.io_error_kind() {
+        Some(_) => format_err!("unable to write to standard output - {err}"),
+        None => format_err!("unable to serialize the output - {err}"),
+    })?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .map_err(|err| format_err!("unable to write to standard output - {err}"))
+}
+
 pub fn write_stdout(text: &str) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -517,6 +536,25 @@ mod tests {
                 header,
                 ascii,
             },
+        }
+    }
+
+    /// Streamed JSON is byte for byte what the whole string was, larger
+    /// than the buffer too.
+    #[test]
+    fn streamed_json_is_the_whole_string() {
+        let mut value = rows();
+        value.push(json!({"id": "x\u{1}\"\\ \u{e9}", "text": "y".repeat(200_000)}));
+        for (format, whole) in [
+            (OutputFormat::Json, serde_json::to_string(&value).unwrap()),
+            (
+                OutputFormat::JsonPretty,
+                serde_json::to_string_pretty(&value).unwrap(),
+            ),
+        ] {
+            let mut out = Vec::new();
+            write_json_to(&mut out, format, &value).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), whole + "\n");
         }
     }
 
