@@ -8,7 +8,11 @@
 //! - both refuse the text with the same message, or both accept it;
 //! - then the same ids in the same order, and per id, asked for in any
 //!   order, the same entry (whose id is that id: a key is never swapped)
-//!   or an error for that id ending in serde's message.
+//!   or an error for that id ending in serde's message;
+//! - and per entry, before any is typed, the JSON a list prints of it
+//!   (`KeyIndex::write_json`, from its text where it can) byte for byte
+//!   serde_json's of the generic reader's entry, its archive state the
+//!   same, or both refused.
 
 use std::path::Path;
 
@@ -61,6 +65,9 @@ fn agree(text: &str, pick: &mut dyn FnMut(usize) -> usize) -> Result<Outcome, St
             index.ids().collect::<Vec<_>>()
         ));
     }
+    // first, on the index as parsed (no entry typed yet): each entry's
+    // JSON and archive state, read from its text where it can be
+    compare_json(&index, &generic, &ids)?;
     let mut outcome = Outcome {
         accepted: 1,
         typed_errors: 0,
@@ -92,6 +99,50 @@ fn agree(text: &str, pick: &mut dyn FnMut(usize) -> usize) -> Result<Outcome, St
         }
     }
     Ok(outcome)
+}
+
+/// Per entry, in file order: `KeyIndex::write_json` against serde_json's
+/// bytes for the generic reader's entry, and `is_archived` against its
+/// `archived_at` (or both refuse it, ours naming the id).
+fn compare_json(index: &KeyIndex, generic: &SectionConfigData, ids: &[&str]) -> Result<(), String> {
+    for (position, id) in ids.iter().enumerate() {
+        let mut ours = Vec::new();
+        let written = index.write_json(position, &mut ours);
+        let archived = index.is_archived(position);
+        match (
+            written,
+            archived,
+            generic.lookup::<CryptKey>(ENCRYPTION_KEYS_CFG_TYPE_ID, id),
+        ) {
+            (Ok(()), Ok(archived), Ok(serde)) => {
+                let theirs = serde_json::to_vec(&serde).unwrap();
+                if ours != theirs {
+                    return Err(format!(
+                        "'{id}': JSON differs:\n  ours:    {}\n  generic: {}",
+                        String::from_utf8_lossy(&ours),
+                        String::from_utf8_lossy(&theirs)
+                    ));
+                }
+                if archived != serde.archived_at.is_some() {
+                    return Err(format!("'{id}': is_archived {archived}"));
+                }
+            }
+            (Err(written), Err(archived), Err(_)) => {
+                for err in [written, archived] {
+                    if !err.to_string().contains(&format!("'{id}'")) {
+                        return Err(format!("'{id}': error names another id: {err}"));
+                    }
+                }
+            }
+            (written, archived, serde) => {
+                return Err(format!(
+                    "'{id}': write_json {written:?}, is_archived {archived:?}, serde {:?}",
+                    serde.map(|_| ())
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One entry of both; returns whether both refused it.

@@ -263,8 +263,34 @@ fn ids(list: &Value) -> Vec<String> {
 /// Runs `scenario` through the command line, then through the API, each on
 /// a fresh store.
 fn both(scenario: impl Fn(&mut dyn Surface)) {
-    scenario(&mut CliSurface::new());
+    let mut cli = CliSurface::new();
+    scenario(&mut cli);
+    cli_list_is_serde_jsons(&cli);
     scenario(&mut ApiSurface::new());
+}
+
+/// The CLI's JSON list (each key written from its config text, never
+/// typed: `KeyList::write_json`) is byte for byte serde_json's of the
+/// typed list, the jobs that name each key included, for every filter.
+fn cli_list_is_serde_jsons(cli: &CliSurface) {
+    use pbs_keystore::api2::config::encryption_keys::{ListFilter, list_keys_with_users};
+    for (include_archived, unused, flag) in [
+        (false, false, None),
+        (true, false, Some("--include-archived")),
+        (false, true, Some("--unused")),
+    ] {
+        let filter = ListFilter {
+            include_archived,
+            unused,
+        };
+        let (list, _) = list_keys_with_users(cli.config(), filter, |_| true).unwrap();
+        let typed = serde_json::to_string(&list).unwrap();
+        let mut direct = Vec::new();
+        list.write_json(&mut direct).unwrap();
+        assert_eq!(String::from_utf8(direct).unwrap(), typed);
+        let args: Vec<&str> = ["encryption-key", "list"].into_iter().chain(flag).collect();
+        assert_eq!(cli.run(&args).unwrap(), typed + "\n", "{args:?}");
+    }
 }
 
 /// Asserts that `result` (of the surface named `name`) failed with a

@@ -27,7 +27,7 @@ use anyhow::{Error, format_err};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use pbs_api_types::{CryptKey, Fingerprint};
+use pbs_api_types::{CryptKey, Fingerprint, Kdf};
 
 use crate::KeystoreError;
 use crate::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
@@ -63,6 +63,46 @@ impl Span {
     fn id(&self) -> Range<usize> {
         self.id_start as usize..self.id_end as usize
     }
+}
+
+/// Where an entry's values are in the text (see [`KeyIndex::text_fields`]).
+#[derive(Default)]
+struct TextFields {
+    path: Option<Range<usize>>,
+    kdf: Option<Range<usize>>,
+    created: Option<Range<usize>>,
+    modified: Option<Range<usize>>,
+    fingerprint: Option<Range<usize>>,
+    hint: Option<Range<usize>>,
+    archived_at: Option<Range<usize>>,
+}
+
+/// Whether `value` is a `kdf` name `Kdf` reads and writes as itself.
+fn is_kdf(value: &str) -> bool {
+    [Kdf::None, Kdf::Scrypt, Kdf::PBKDF2]
+        .iter()
+        .any(|kdf| kdf.as_str() == value)
+}
+
+/// Whether `value` is an `i64` as it serializes: an optional minus, digits
+/// without a leading zero (`0` alone), in range.
+fn is_canonical_i64(value: &str) -> bool {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (!digits.starts_with('0') || value == "0")
+        // 18 digits always fit
+        && (digits.len() <= 18 || value.parse::<i64>().is_ok())
+}
+
+/// Whether `value` is a fingerprint as it serializes: 32 bytes in
+/// lower-case hex, colon-separated.
+fn is_canonical_fingerprint(value: &str) -> bool {
+    value.len() == 95
+        && value.bytes().enumerate().all(|(i, b)| match i % 3 {
+            2 => b == b':',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        })
 }
 
 /// An entry, or the reason the typed form cannot hold it.
@@ -173,6 +213,136 @@ impl KeyIndex {
         Ok(entry)
     }
 
+    /// The fields of the entry at `position` as its section's text holds
+    /// them, if every one is in the form [`CryptKey`]'s serialization
+    /// writes (see [`KeyIndex::write_json`]); `None` sends the entry to the
+    /// typed path. The id is the one the scan found at `position`.
+    fn text_fields(&self, position: usize) -> Option<TextFields> {
+        let span = self.spans[position];
+        let text = &self.text[span.text()];
+        let base = text.as_ptr() as usize;
+        let at = |value: &str| {
+            let start = span.start as usize + (value.as_ptr() as usize - base);
+            start..start + value.len()
+        };
+        let mut fields = None;
+        CONFIG
+            .read_validated(text, |section| {
+                if section.id != &self.text[span.id()] {
+                    return Ok(());
+                }
+                let mut found = TextFields::default();
+                for property in section.properties {
+                    let (slot, canonical) = match property.key {
+                        "path" => (&mut found.path, true),
+                        "hint" => (&mut found.hint, true),
+                        "kdf" => (&mut found.kdf, is_kdf(property.value)),
+                        "created" => (&mut found.created, is_canonical_i64(property.value)),
+                        "modified" => (&mut found.modified, is_canonical_i64(property.value)),
+                        "archived-at" => (&mut found.archived_at, is_canonical_i64(property.value)),
+                        "fingerprint" => (
+                            &mut found.fingerprint,
+                            is_canonical_fingerprint(property.value),
+                        ),
+                        _ => return Ok(()),
+                    };
+                    if !canonical || property.array || slot.is_some() {
+                        return Ok(());
+                    }
+                    *slot = Some(at(property.value));
+                }
+                if found.kdf.is_some() && found.created.is_some() && found.modified.is_some() {
+                    fields = Some(found);
+                }
+                Ok(())
+            })
+            .ok()?;
+        fields
+    }
+
+    /// Whether the entry at `position` is archived.
+    ///
+    /// # Errors
+    ///
+    /// The reason the entry is invalid, naming its id.
+    pub fn is_archived(&self, position: usize) -> Result<bool, Error> {
+        let typed = self.typed.get().and_then(|typed| typed[position].get());
+        if typed.is_none()
+            && let Some(fields) = self.text_fields(position)
+        {
+            return Ok(fields.archived_at.is_some());
+        }
+        match self.entry(position) {
+            Ok(entry) => Ok(entry.archived_at.is_some()),
+            Err(reason) => Err(Self::invalid(&self.text[self.spans[position].id()], reason)),
+        }
+    }
+
+    /// Appends the entry at `position` to `out` as the compact JSON object
+    /// `serde_json` writes for its [`CryptKey`], byte for byte. An entry
+    /// whose text holds every field as that JSON writes it (the writer's
+    /// form: integers without sign or leading zero, the fingerprint in full
+    /// lower-case hex, a known `kdf`) is written straight from its text,
+    /// its strings escaped by `serde_json`; any other is typed and
+    /// serialized (`tests/key_index.rs` compares both with the generic
+    /// reader on every vector and edit). A list of 100,000 keys so neither
+    /// types nor keeps an entry.
+    ///
+    /// # Errors
+    ///
+    /// The reason the entry is invalid, naming its id.
+    pub fn write_json(&self, position: usize, out: &mut Vec<u8>) -> Result<(), Error> {
+        let Some(fields) = self.text_fields(position) else {
+            let id = &self.text[self.spans[position].id()];
+            let entry = self
+                .entry(position)
+                .as_ref()
+                .map_err(|reason| Self::invalid(id, reason))?;
+            return serde_json::to_writer(out, entry)
+                .map_err(|err| format_err!("unable to serialize encryption key '{id}' - {err}"));
+        };
+        let text = |range: &Range<usize>| &self.text[range.clone()];
+        let string = |out: &mut Vec<u8>, value: &str| {
+            // a String's serialization: serde_json's escaping
+            serde_json::to_writer(out, value).expect("a string serializes into memory")
+        };
+        // CryptKey's field order: id, then KeyInfo (path, kdf, created,
+        // modified, fingerprint, hint), then archived-at
+        out.extend_from_slice(b"{\"id\":");
+        string(out, &self.text[self.spans[position].id()]);
+        if let Some(path) = &fields.path {
+            out.extend_from_slice(b",\"path\":");
+            string(out, text(path));
+        }
+        for (name, value, quoted) in [
+            ("kdf", &fields.kdf, true),
+            ("created", &fields.created, false),
+            ("modified", &fields.modified, false),
+            ("fingerprint", &fields.fingerprint, true),
+        ] {
+            if let Some(value) = value {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(if quoted { b"\":\"" } else { b"\":" });
+                // checked: digits, hex and colons, or a kdf name
+                out.extend_from_slice(text(value).as_bytes());
+                if quoted {
+                    out.push(b'"');
+                }
+            }
+        }
+        if let Some(hint) = &fields.hint {
+            out.extend_from_slice(b",\"hint\":");
+            string(out, text(hint));
+        }
+        if let Some(archived_at) = &fields.archived_at {
+            out.extend_from_slice(b",\"archived-at\":");
+            out.extend_from_slice(text(archived_at).as_bytes());
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
     fn invalid(id: &str, reason: &str) -> Error {
         format_err!("invalid config entry for encryption key '{id}' - {reason}")
     }
@@ -280,6 +450,36 @@ mod tests {
             index.find_fingerprint(&index.get("k-one").unwrap().info.fingerprint.unwrap()),
             Some("k-one")
         );
+    }
+
+    /// Entries in the writer's form are written from their text, others
+    /// (an unknown kdf, a leading zero) typed; the JSON is serde_json's.
+    #[test]
+    fn json_from_text_is_serde_jsons() {
+        let odd = "sync-key: k-four\n\tarchived-at 10\n\tcreated 08\n\tkdf none\n\tmodified 9\n";
+        let text = format!("{TEXT}\n{odd}");
+        let index = KeyIndex::parse(Path::new("test.cfg"), text.as_str()).unwrap();
+        let from_text: Vec<bool> = (0..index.len())
+            .map(|position| index.text_fields(position).is_some())
+            .collect();
+        assert_eq!(from_text, [true, false, true, false]);
+        for (position, id) in ["k-one", "k-two", "k-three", "k-four"].iter().enumerate() {
+            let mut json = Vec::new();
+            match index.get(id) {
+                Ok(entry) => {
+                    index.write_json(position, &mut json).unwrap();
+                    assert_eq!(json, serde_json::to_vec(entry).unwrap());
+                    assert_eq!(
+                        index.is_archived(position).unwrap(),
+                        entry.archived_at.is_some()
+                    );
+                }
+                Err(err) => {
+                    let ours = index.write_json(position, &mut json).unwrap_err();
+                    assert_eq!(ours.to_string(), err.to_string());
+                }
+            }
+        }
     }
 
     fn typed_entries_of_text_equal_serde_lookups(text: &str) {

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Error;
+use anyhow::{Error, format_err};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
@@ -138,23 +138,12 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    fn lists(&self, key: &CryptKey, users: &KeyUsers) -> bool {
+    fn lists(&self, archived: bool, users: &KeyUsers) -> bool {
         match self.unused {
-            true => key.archived_at.is_some() && users.is_empty(),
-            false => self.include_archived || key.archived_at.is_none(),
+            true => archived && users.is_empty(),
+            false => self.include_archived || !archived,
         }
     }
-}
-
-/// Whether the list shows `key`: `filter` lets it through and `visible`
-/// to the caller.
-fn is_listed(
-    key: &CryptKey,
-    usage: &KeyUsage,
-    filter: ListFilter,
-    visible: &impl Fn(&str) -> bool,
-) -> bool {
-    filter.lists(key, usage.of(&key.id)) && visible(&key.id)
 }
 
 /// Lists the keys the caller may see (`visible(id)`), active ones only
@@ -227,10 +216,16 @@ fn key_list(
     visible: impl Fn(&str) -> bool,
 ) -> Result<KeyList, Error> {
     let usage = dir.sync_jobs().key_usage()?;
+    // from each entry's text where it can (KeyIndex::is_archived): a list
+    // types no entry before it is serialized, and the CLI's JSON none at all
     let listed = index
-        .entries()?
-        .map(|key| is_listed(key, &usage, filter, &visible))
-        .collect();
+        .ids()
+        .enumerate()
+        .map(|(position, id)| {
+            let archived = index.is_archived(position)?;
+            Ok(filter.lists(archived, usage.of(id)) && visible(id))
+        })
+        .collect::<Result<_, Error>>()?;
     Ok(KeyList {
         index,
         usage,
@@ -269,30 +264,79 @@ pub const API_METHOD_LIST_KEYS: ApiMethod = ApiMethod::new(
 pub struct KeyList {
     index: Arc<KeyIndex>,
     usage: KeyUsage,
-    /// per valid entry, in index order: whether it is listed
+    /// per entry, in index order (all valid): whether it is listed
     listed: Vec<bool>,
 }
 
 impl KeyList {
     /// The listed keys, each with the jobs that name it, in file order.
-    pub fn entries(&self) -> impl Iterator<Item = KeyEntry<&CryptKey, &KeyUsers>> {
-        // `listed` was computed from `entries()`, which therefore succeeds
-        self.index
-            .entries()
-            .into_iter()
-            .flatten()
+    ///
+    /// # Errors
+    ///
+    /// The first entry the typed form cannot hold, naming its id (the
+    /// list's check read each entry from its text; the typed reader is
+    /// proven to agree, so this is not expected).
+    pub fn entries(&self) -> Result<impl Iterator<Item = KeyEntry<&CryptKey, &KeyUsers>>, Error> {
+        Ok(self
+            .index
+            .entries()?
             .zip(&self.listed)
             .filter_map(|(key, listed)| listed.then_some(key))
             .map(|key| KeyEntry {
                 key,
                 users: self.usage.of(&key.id),
-            })
+            }))
+    }
+
+    /// Writes the list to `out` as the compact JSON its `Serialize` gives
+    /// through `serde_json`, byte for byte, each key written from its
+    /// config text ([`KeyIndex::write_json`]) instead of typed first: what
+    /// `proxmox-backup-manager encryption-key list --output-format json`
+    /// prints.
+    ///
+    /// # Errors
+    ///
+    /// A failed write.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> Result<(), Error> {
+        let write = |out: &mut dyn std::io::Write, buf: &[u8]| {
+            out.write_all(buf)
+                .map_err(|err| format_err!("unable to write the key list - {err}"))
+        };
+        let mut buf = Vec::with_capacity(1 << 16);
+        buf.push(b'[');
+        let mut first = true;
+        for ((position, id), _) in self
+            .index
+            .ids()
+            .enumerate()
+            .zip(&self.listed)
+            .filter(|(_, listed)| **listed)
+        {
+            if !std::mem::take(&mut first) {
+                buf.push(b',');
+            }
+            self.index.write_json(position, &mut buf)?;
+            let users = self.usage.of(id);
+            if !users.is_empty() {
+                // KeyEntry flattens the users after the key's fields
+                let object = serde_json::to_vec(users)?;
+                buf.pop(); // the key's '}'
+                buf.push(b',');
+                buf.extend_from_slice(&object[1..]);
+            }
+            if buf.len() >= 1 << 16 {
+                write(out, &buf)?;
+                buf.clear();
+            }
+        }
+        buf.push(b']');
+        write(out, &buf)
     }
 }
 
 impl Serialize for KeyList {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.entries())
+        serializer.collect_seq(self.entries().map_err(serde::ser::Error::custom)?)
     }
 }
 

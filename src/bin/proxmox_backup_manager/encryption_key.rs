@@ -376,12 +376,18 @@ pub fn run(
                 unused,
             };
             let list = encryption_keys::list_keys_with_users_undigested(&dir, filter, |_| true)?;
-            let entries: Vec<_> = list.entries().collect();
-            let table = match include_archived || unused {
-                true => &KEY_TABLE_ARCHIVED,
-                false => &KEY_TABLE,
-            };
-            out.list(&entries, table)?;
+            if out.format() == OutputFormat::Json {
+                // each key written from its text, never typed: the bytes
+                // serde_json gives for `list` (KeyList::write_json)
+                out.write_json_with(|stdout| list.write_json(stdout))?;
+            } else {
+                let entries: Vec<_> = list.entries()?.collect();
+                let table = match include_archived || unused {
+                    true => &KEY_TABLE_ARCHIVED,
+                    false => &KEY_TABLE,
+                };
+                out.list(&entries, table)?;
+            }
         }
         EncryptionKeyCommand::Show { id } => {
             let details = encryption_keys::show_key_details(&dir, &id)

@@ -283,6 +283,15 @@ impl Output {
         write_json_to(std::io::stdout().lock(), self.format, value)
     }
 
+    /// Compact JSON that `write` writes itself (bytes it proves equal to
+    /// what `serde_json` gives), streamed as [`Output::write_json`] streams.
+    pub fn write_json_with(
+        &self,
+        write: impl FnOnce(&mut std::io::BufWriter<&mut dyn Write>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        write_buffered(std::io::stdout().lock(), write)
+    }
+
     /// The text table of `rows` (JSON objects), for a command that shows a
     /// table inside a longer text.
     pub fn render_list(&self, rows: &[Value], table: &Table) -> String {
@@ -498,15 +507,26 @@ fn write_json_to<T: Serialize + ?Sized>(
     format: OutputFormat,
     value: &T,
 ) -> Result<(), Error> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-    match format {
-        OutputFormat::JsonPretty => serde_json::to_writer_pretty(&mut out, value),
-        _ => serde_json::to_writer(&mut out, value),
-    }
-    .map_err(|err| match err.io_error_kind() {
-        Some(_) => format_err!("unable to write to standard output - {err}"),
-        None => format_err!("unable to serialize the output - {err}"),
-    })?;
+    write_buffered(out, |out| {
+        match format {
+            OutputFormat::JsonPretty => serde_json::to_writer_pretty(out, value),
+            _ => serde_json::to_writer(out, value),
+        }
+        .map_err(|err| match err.io_error_kind() {
+            Some(_) => format_err!("unable to write to standard output - {err}"),
+            None => format_err!("unable to serialize the output - {err}"),
+        })
+    })
+}
+
+/// What `write` writes to `out` through a 64 KiB buffer, then a line feed.
+fn write_buffered(
+    out: impl Write,
+    write: impl FnOnce(&mut std::io::BufWriter<&mut dyn Write>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut out = out;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut out as &mut dyn Write);
+    write(&mut out)?;
     out.write_all(b"\n")
         .and_then(|()| out.flush())
         .map_err(|err| format_err!("unable to write to standard output - {err}"))
