@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use pbs_config::encryption_keys::DeleteOptions;
+use pbs_config::encryption_keys::{DeleteOptions, EncryptionKeys};
 use pbs_key_config::bundle::{BundleSecret, open_bundle};
 use pbs_test_kit::key_config;
 
@@ -64,6 +64,18 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
 
     browser.open().await;
     browser.login(ALICE.0, ALICE.1).await;
+    let (name, bundle) = export_two_selected_keys(&browser).await;
+    let raw_keys = the_download_is_the_bundle(&browser, &keys, &bundle).await;
+    drill_with_both_keys_present(&browser, &name).await;
+    restore_a_key_the_store_lost(&browser, &keys, &bundle, &raw_keys).await;
+    a_bundle_over_the_body_limit(&env, &browser).await;
+    audit_columns_of_the_keys_view(&browser).await;
+    audit_view_of_the_bundle(&browser).await;
+}
+
+/// Selects carol-key and ui-bundle-1 and exports them; passphrases that
+/// differ are refused. Returns the download's name and bytes.
+async fn export_two_selected_keys(browser: &Browser) -> (String, Vec<u8>) {
     browser
         .click(&format!("{} input.select-key", key_row("carol-key")))
         .await;
@@ -117,9 +129,18 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         .to_string();
     assert!(name.ends_with(".pbsx"), "{name}");
     let bundle = browser.downloaded(&name).await;
+    (name, bundle)
+}
 
-    // the download is the bundle of the two keys, for the passphrase
-    let opened = open_bundle(&bundle, &BundleSecret::Passphrase(PASSPHRASE.as_bytes()))
+/// The download is the bundle of the two keys, for the passphrase; the
+/// passphrase fields are emptied and the page holds none of it; the
+/// dialog closes. Returns the raw keys in the bundle.
+async fn the_download_is_the_bundle(
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+    bundle: &[u8],
+) -> Vec<Vec<u8>> {
+    let opened = open_bundle(bundle, &BundleSecret::Passphrase(PASSPHRASE.as_bytes()))
         .expect("the download opens with the passphrase");
     let mut ids: Vec<String> = opened
         .entries()
@@ -147,13 +168,17 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         )
         .await;
     assert_eq!(fields, json!(""), "the passphrase stays in the dialog");
-    assert_no_bundle_bytes(&browser, &bundle, &raw_keys, "after the export").await;
+    assert_no_bundle_bytes(browser, bundle, &raw_keys, "after the export").await;
     browser
         .click("dialog.export-keys .dialog-actions button.secondary")
         .await;
+    raw_keys
+}
 
-    // the drill: both keys present and equal
-    let bundle_path = browser.downloads.path().join(&name);
+/// The drill on the download `name`: a wrong passphrase refused in words,
+/// then both keys present and equal.
+async fn drill_with_both_keys_present(browser: &Browser, name: &str) {
+    let bundle_path = browser.downloads.path().join(name);
     browser.click("#nav a[href=\"#restore\"]").await;
     let file = browser.find(".restore-view input[type=file]").await;
     file.send_keys(bundle_path.to_str().unwrap()).await.unwrap();
@@ -182,9 +207,16 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         .wait_text(".drill-summary", "all 2 keys intact")
         .await;
     browser.screenshot("drill").await;
+}
 
-    // the store loses ui-bundle-1 for good; the drill says so, restore
-    // brings it back archived, carol-key stays as it is
+/// The store loses ui-bundle-1 for good; the drill says so, restore
+/// brings it back archived, carol-key stays as it is.
+async fn restore_a_key_the_store_lost(
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+    bundle: &[u8],
+    raw_keys: &[Vec<u8>],
+) {
     keys.delete_key_with(
         "ui-bundle-1",
         &DeleteOptions {
@@ -225,9 +257,11 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         .unwrap()
         .0;
     assert!(raw_keys.iter().any(|raw| raw[..] == restored_raw[..]));
-    assert_no_bundle_bytes(&browser, &bundle, &raw_keys, "after the drill and restore").await;
+    assert_no_bundle_bytes(browser, bundle, raw_keys, "after the drill and restore").await;
+}
 
-    // over the body limit: refused before it is sent, naming the CLI
+/// Over the body limit: refused before it is sent, naming the CLI.
+async fn a_bundle_over_the_body_limit(env: &Env, browser: &Browser) {
     let big = env.config_path().join("..").join("big.pbsx");
     std::fs::write(&big, "A".repeat(70 * 1024)).unwrap();
     let file = browser.find(".restore-view input[type=file]").await;
@@ -241,8 +275,11 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         .await;
     assert!(error.contains("export-verify"), "{error}");
     browser.screenshot("too-large").await;
+}
 
-    // the keys view's audit columns: carol-key was exported and drilled
+/// The keys view's audit columns: carol-key was exported and drilled,
+/// job-key was not exported.
+async fn audit_columns_of_the_keys_view(browser: &Browser) {
     browser.click("#nav a[href=\"#keys\"]").await;
     for column in ["Last export", "Last verified restore"] {
         let cell = format!("{} td[data-label=\"{column}\"] time", key_row("carol-key"));
@@ -277,8 +314,10 @@ pub async fn export_drill_and_restore(env: Arc<Env>, browser: Arc<Browser>) {
         )
         .await;
     browser.screenshot("last-export-columns").await;
+}
 
-    // and the audit view has the export, the drills and the restore
+/// The audit view has the export, the drills and the restore.
+async fn audit_view_of_the_bundle(browser: &Browser) {
     browser.click("#nav a[href=\"#audit\"]").await;
     browser
         .type_into(".audit-filter input[name=id]", "ui-bundle-1")

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 
+use pbs_api_types::Fingerprint;
 use pbs_key_config::KeyConfig;
 
 use crate::browser::Browser;
@@ -64,6 +65,16 @@ async fn save_dialog_open(browser: &Browser) -> bool {
         == json!(true)
 }
 
+/// Whether the element `css` is disabled (`true`/`false`).
+async fn disabled(browser: &Browser, css: &str) -> Value {
+    browser
+        .js(
+            "return document.querySelector(arguments[0]).disabled;",
+            vec![json!(css)],
+        )
+        .await
+}
+
 /// Generate, save (Escape and a click outside do not close the dialog;
 /// the download's fingerprint is the server's; the key bytes are in the
 /// dialog only, and gone when it closes), archive, unarchive, remove
@@ -75,6 +86,17 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
     browser.find(&row("carol-key")).await;
     browser.screenshot("keys").await;
 
+    generate_in_the_add_dialog(&browser, id).await;
+    save_dialog_not_dismissed_by_accident(&browser).await;
+    let (raw, fingerprint) = download_the_key(&env, &browser, id).await;
+    key_bytes_only_in_the_save_dialog(&browser, id, &raw, &fingerprint).await;
+    archive_and_unarchive(&env, &browser, id).await;
+    remove_after_typing_the_id(&env, &browser, id).await;
+    closing_without_saving_asks_first(&browser).await;
+}
+
+/// The add dialog generates key `id`; the save dialog opens.
+async fn generate_in_the_add_dialog(browser: &Browser, id: &str) {
     browser.click("#add-key").await;
     browser.find("dialog.add-key[open]").await;
     browser.screenshot("add-dialog").await;
@@ -89,16 +111,20 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
     let title = browser.text("dialog.save-key .dialog-title").await;
     assert_eq!(title, "Important: Save your Encryption Key");
     browser.screenshot("save-dialog").await;
+}
 
-    // not dismissed by accident: Escape (twice: Chromium lets a second
-    // unrefused Escape through), a click on the backdrop
+/// Not dismissed by accident: Escape (twice: Chromium lets a second
+/// unrefused Escape through), a click on the backdrop.
+async fn save_dialog_not_dismissed_by_accident(browser: &Browser) {
     browser.press(Key::Escape).await;
     browser.press(Key::Escape).await;
     browser.click_at(4.0, 4.0).await;
     browser.press(Key::Escape).await;
-    assert!(save_dialog_open(&browser).await, "the save dialog closed");
+    assert!(save_dialog_open(browser).await, "the save dialog closed");
+}
 
-    // the download is the key the server stored
+/// The download is the key the server stored: its raw key and fingerprint.
+async fn download_the_key(env: &Env, browser: &Browser, id: &str) -> ([u8; 32], Fingerprint) {
     browser.click("dialog.save-key .download-key").await;
     let file = browser.downloaded(&format!("{id}.enc")).await;
     let key_config = KeyConfig::from_json(&file).expect("the download is a key file");
@@ -114,16 +140,25 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
     browser
         .wait_text("dialog.save-key .message", "Downloading")
         .await;
+    (raw, fingerprint)
+}
 
-    // the key is in the dialog (so the check below can see it) and
-    // nowhere else
+/// The key is in the dialog (so the check can see it) and nowhere else;
+/// leaving the page while the dialog is open asks first; once closed,
+/// the key is gone and the row shows its fingerprint.
+async fn key_bytes_only_in_the_save_dialog(
+    browser: &Browser,
+    id: &str,
+    raw: &[u8; 32],
+    fingerprint: &Fingerprint,
+) {
     let whole = browser.page_text(None).await;
     assert!(
         whole.contains(STANDARD.encode(raw).trim_end_matches('=')),
         "the save dialog shows the key"
     );
     let outside = browser.page_text(Some("dialog.save-key")).await;
-    assert_no_key_bytes(&outside, &raw, "outside the open save dialog");
+    assert_no_key_bytes(&outside, raw, "outside the open save dialog");
 
     // leaving the page while the dialog is open asks first
     let leaving = "const e = new Event('beforeunload', {cancelable: true}); \
@@ -139,7 +174,7 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
         .await;
     assert_eq!(browser.js(leaving, vec![]).await, json!(false));
     let after = browser.page_text(None).await;
-    assert_no_key_bytes(&after, &raw, "after the save dialog closed");
+    assert_no_key_bytes(&after, raw, "after the save dialog closed");
     let shown = browser
         .js(
             "return document.querySelector(arguments[0] + ' code.fingerprint').title;",
@@ -151,23 +186,15 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
         json!(fingerprint.signature()),
         "the row's fingerprint"
     );
+}
 
-    // archive, unarchive: the row, the status line and the config agree
+/// Archive, unarchive: the row, the status line and the config agree;
+/// an active key cannot be removed.
+async fn archive_and_unarchive(env: &Env, browser: &Browser, id: &str) {
     let toggle = format!("{} .toggle-archive", row(id));
     let remove = format!("{} .remove-key", row(id));
-    let disabled = |css: String| {
-        let browser = Arc::clone(&browser);
-        async move {
-            browser
-                .js(
-                    "return document.querySelector(arguments[0]).disabled;",
-                    vec![json!(css)],
-                )
-                .await
-        }
-    };
     assert_eq!(
-        disabled(remove.clone()).await,
+        disabled(browser, &remove).await,
         json!(true),
         "remove of an active key"
     );
@@ -201,25 +228,29 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
             .archived_at
             .is_none()
     );
+}
 
-    // remove: archived first, then the id typed in full
+/// Remove: archived first, then the id typed in full.
+async fn remove_after_typing_the_id(env: &Env, browser: &Browser, id: &str) {
+    let toggle = format!("{} .toggle-archive", row(id));
+    let remove = format!("{} .remove-key", row(id));
     browser.click(&toggle).await;
     browser.find(&format!("{} .state-archived", row(id))).await;
-    assert_eq!(disabled(remove.clone()).await, json!(false));
+    assert_eq!(disabled(browser, &remove).await, json!(false));
     browser.click(&remove).await;
     browser.find("dialog.confirm[open]").await;
-    let confirm = "dialog.confirm button[type=submit]".to_string();
-    assert_eq!(disabled(confirm.clone()).await, json!(true));
+    let confirm = "dialog.confirm button[type=submit]";
+    assert_eq!(disabled(browser, confirm).await, json!(true));
     browser.type_into("dialog.confirm input", "ui-made").await;
     assert_eq!(
-        disabled(confirm.clone()).await,
+        disabled(browser, confirm).await,
         json!(true),
         "a part of the id"
     );
     browser.type_into("dialog.confirm input", id).await;
-    assert_eq!(disabled(confirm.clone()).await, json!(false));
+    assert_eq!(disabled(browser, confirm).await, json!(false));
     browser.screenshot("remove-confirm").await;
-    browser.click(&confirm).await;
+    browser.click(confirm).await;
     browser
         .wait_for(
             "the row to go",
@@ -238,14 +269,17 @@ pub async fn create_save_archive_unarchive_remove(env: Arc<Env>, browser: Arc<Br
             == Value::Null,
         "a dialog stayed open"
     );
+}
 
-    // closing without saving asks first
-    generate(&browser, "ui-made-2").await;
+/// Closing the save dialog without saving asks first; a second close
+/// closes it.
+async fn closing_without_saving_asks_first(browser: &Browser) {
+    generate(browser, "ui-made-2").await;
     browser.click("dialog.save-key .close-save").await;
     browser
         .wait_text("dialog.save-key .message", "not copied or downloaded")
         .await;
-    assert!(save_dialog_open(&browser).await);
+    assert!(save_dialog_open(browser).await);
     browser.screenshot("close-unsaved").await;
     browser.click("dialog.save-key .close-save").await;
     browser

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use anyhow::{Error, bail};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use pbs_api_types::{CryptKey, SyncJobConfig};
+use pbs_config::ConfigDir;
+use pbs_config::encryption_keys::EncryptionKeys;
 use pbs_config::rotation::{ExportPlan, RotateHooks, RotateRequest};
 use pbs_config::sync::JobsEdit;
 use pbs_key_config::bundle::{BundleSecret, open_bundle};
@@ -85,11 +87,36 @@ async fn step_states(browser: &Browser) -> Vec<(String, String)> {
     .unwrap()
 }
 
+/// Whether the element `css` is disabled, and its title.
+async fn control(browser: &Browser, css: &str) -> Value {
+    browser
+        .js(
+            "const el = document.querySelector(arguments[0]); return [el.disabled, el.title];",
+            vec![json!(css)],
+        )
+        .await
+}
+
 /// Rotate two push jobs sharing a key, with export and archive; resume a
 /// rotation stopped after its new key was stored; abort another.
 pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
     let dir = env.dir();
     let keys = dir.encryption_keys();
+    stop_two_rotations_after_their_new_keys(&env, &dir, &keys);
+
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    the_jobs_and_what_may_rotate(&browser).await;
+    plan_the_rotation_of_a_shared_key(&browser).await;
+    the_rotation_done_and_exported(&env, &browser, &keys).await;
+    resume_the_stopped_rotation(&env, &browser).await;
+    abort_the_other_stopped_rotation(&env, &browser, &dir, &keys).await;
+    write_sync_cfg(env.config_path(), SYNC_JOBS);
+}
+
+/// The push jobs' keys stored; the rotations of push-b and push-c stop
+/// (their switch fails) with their new keys stored.
+fn stop_two_rotations_after_their_new_keys(env: &Env, dir: &ConfigDir, keys: &EncryptionKeys<'_>) {
     for (id, seed) in [("push-key", 950), ("push-key-b", 951), ("push-key-c", 952)] {
         keys.store_key(id, &key_config(seed)).unwrap();
     }
@@ -106,41 +133,35 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
         assert!(stopped.is_err(), "{job}: {stopped:?}");
         assert!(keys.entry(new_key).is_ok(), "{new_key} stored");
     }
+}
 
-    browser.open().await;
-    browser.login(ALICE.0, ALICE.1).await;
+/// The rotation view: the journals and the jobs; a pull job and a job
+/// with a stopped rotation cannot rotate, push-a can.
+async fn the_jobs_and_what_may_rotate(browser: &Browser) {
     browser.click("#nav a[href=\"#rotate\"]").await;
     browser.find(&journal("push-c")).await;
     browser.find(&job_row("push-a2")).await;
-    let control = |css: String| {
-        let browser = Arc::clone(&browser);
-        async move {
-            browser
-                .js(
-                    "const el = document.querySelector(arguments[0]); return [el.disabled, el.title];",
-                    vec![json!(css)],
-                )
-                .await
-        }
-    };
     assert_eq!(
-        control(format!("{} .rotate-key", job_row("nightly"))).await,
+        control(browser, &format!("{} .rotate-key", job_row("nightly"))).await,
         json!([
             true,
             "Only push jobs encrypt what they send: this job pulls"
         ])
     );
     assert_eq!(
-        control(format!("{} .rotate-key", job_row("push-b"))).await[0],
+        control(browser, &format!("{} .rotate-key", job_row("push-b"))).await[0],
         json!(true)
     );
     assert_eq!(
-        control(format!("{} .rotate-key", job_row("push-a"))).await,
+        control(browser, &format!("{} .rotate-key", job_row("push-a"))).await,
         json!([false, ""])
     );
     browser.screenshot("rotation-view").await;
+}
 
-    // rotate push-a: push-a2 shares its key and goes along
+/// Rotate push-a: push-a2 shares its key and goes along; the plan shows
+/// every step.
+async fn plan_the_rotation_of_a_shared_key(browser: &Browser) {
     browser
         .click(&format!("{} .rotate-key", job_row("push-a")))
         .await;
@@ -162,7 +183,7 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
     browser
         .type_into("dialog.rotate input[name=passphrase-repeat]", PASSPHRASE)
         .await;
-    let planned: Vec<String> = step_states(&browser)
+    let planned: Vec<String> = step_states(browser)
         .await
         .into_iter()
         .map(|s| s.0)
@@ -179,23 +200,28 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
         ]
     );
     browser.screenshot("rotate-plan").await;
+}
+
+/// Every step done: both jobs on push-key-2 (keeping the old key), the
+/// old key archived, the export of the new key downloaded.
+async fn the_rotation_done_and_exported(env: &Env, browser: &Browser, keys: &EncryptionKeys<'_>) {
     browser.click("dialog.rotate button[type=submit]").await;
     let done = browser
         .wait_text("dialog.rotate .rotate-result", "Rotated")
         .await;
     assert!(done.contains("push-key-2"), "{done}");
     assert!(
-        step_states(&browser)
+        step_states(browser)
             .await
             .iter()
             .all(|(_, state)| state == "done"),
         "{:?}",
-        step_states(&browser).await
+        step_states(browser).await
     );
     browser.screenshot("rotate-done").await;
     let new_fingerprint = keys.entry("push-key-2").unwrap().info.fingerprint;
     for job in ["push-a", "push-a2"] {
-        let config = sync_job(&env, job);
+        let config = sync_job(env, job);
         assert_eq!(
             config.active_encryption_key.as_deref(),
             Some("push-key-2"),
@@ -231,14 +257,17 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
     browser
         .click("dialog.rotate .dialog-actions button.secondary")
         .await;
+}
 
-    // resume push-b: its plan as the journal has it, two steps done
+/// Resume push-b: its plan as the journal has it, two steps done; then
+/// the job is on its new key.
+async fn resume_the_stopped_rotation(env: &Env, browser: &Browser) {
     browser
         .click(&format!("{} .resume-rotation", journal("push-b")))
         .await;
     browser.find("dialog.rotate[open]").await;
     assert_eq!(
-        step_states(&browser).await,
+        step_states(browser).await,
         [
             ("planned".to_string(), "done".to_string()),
             ("key-stored".to_string(), "done".to_string()),
@@ -252,14 +281,22 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
         .wait_text("dialog.rotate .rotate-result", "Rotated")
         .await;
     assert_eq!(
-        sync_job(&env, "push-b").active_encryption_key.as_deref(),
+        sync_job(env, "push-b").active_encryption_key.as_deref(),
         Some("push-key-b-new")
     );
     browser
         .click("dialog.rotate .dialog-actions button.secondary")
         .await;
+}
 
-    // abort push-c: the new key goes into the trash, the job keeps its key
+/// Abort push-c: the new key goes into the trash (the trash view gives
+/// the reason), the job keeps its key, no journal is left.
+async fn abort_the_other_stopped_rotation(
+    env: &Env,
+    browser: &Browser,
+    dir: &ConfigDir,
+    keys: &EncryptionKeys<'_>,
+) {
     browser
         .click(&format!("{} .abort-rotation", journal("push-c")))
         .await;
@@ -283,7 +320,7 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
         "the new key is in the trash"
     );
     assert_eq!(
-        sync_job(&env, "push-c").active_encryption_key.as_deref(),
+        sync_job(env, "push-c").active_encryption_key.as_deref(),
         Some("push-key-c")
     );
     assert!(dir.rotations().list().unwrap().is_empty());
@@ -298,5 +335,4 @@ pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
         browser.text(&reason_cell).await,
         "new key of an aborted rotation"
     );
-    write_sync_cfg(env.config_path(), SYNC_JOBS);
 }
