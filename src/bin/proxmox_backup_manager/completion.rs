@@ -321,6 +321,8 @@ fn bash_quote(text: &str) -> String {
 }
 
 /// The bash completion script for the command tree `cmd`.
+// long because the bash script is written out as text in it: data, not steps
+#[allow(clippy::too_many_lines)]
 pub fn bash_script(mut cmd: clap::Command) -> String {
     // build: adds the help subcommands and copies global options down
     cmd.build();
