@@ -60,6 +60,18 @@ pub(crate) fn required_str<'a>(param: &'a Value, name: &str) -> Result<&'a str, 
     }
 }
 
+/// The strings of an array parameter (a single string counts as one).
+pub(crate) fn param_list(param: &Value, name: &str) -> Vec<String> {
+    match &param[name] {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_string))
+            .collect(),
+        Value::String(item) => vec![item.clone()],
+        _ => Vec::new(),
+    }
+}
+
 /// Test helpers shared by the handler modules.
 #[cfg(test)]
 pub(crate) mod test_util {

@@ -313,18 +313,6 @@ pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
     &Permission::Anybody,
 );
 
-/// The strings of an array parameter.
-fn param_list(param: &Value, name: &str) -> Vec<String> {
-    match &param[name] {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_string))
-            .collect(),
-        Value::String(item) => vec![item.clone()],
-        _ => Vec::new(),
-    }
-}
-
 fn api_export_keys(
     param: Value,
     _method: &ApiMethod,
@@ -333,13 +321,13 @@ fn api_export_keys(
     let env = RestEnvironment::of(rpcenv)?;
     let (auth_id, info) = (env.auth_id()?, env.user_info()?);
     let selection = export_selection(
-        param_list(&param, "id"),
+        crate::api2::param_list(&param, "id"),
         param["all"].as_bool().unwrap_or(false),
         param["include-archived"].as_bool().unwrap_or(false),
     )?;
     let recipients = Recipients {
         passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
-        master_pubkeys: param_list(&param, "master-pubkey")
+        master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
             .iter()
             .map(|pem| master_pubkey(pem.as_bytes()))
             .collect::<Result<_, _>>()?,
@@ -681,7 +669,7 @@ fn api_restore_keys(
 ) -> Result<Box<dyn SerializableReturn + Send>, Error> {
     let dir = RestEnvironment::of(rpcenv)?.dir();
     let data = required_str(&param, "bundle")?;
-    let ids = param_list(&param, "id");
+    let ids = crate::api2::param_list(&param, "id");
     if is_bundle(data.as_bytes()) {
         let secret = required_secret(&param)?;
         let restored = restore_bundle(dir, data.as_bytes(), &secret.as_secret(), &ids)

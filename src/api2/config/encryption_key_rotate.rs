@@ -517,18 +517,6 @@ pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
     &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false),
 );
 
-/// The strings of an array parameter.
-fn param_list(param: &Value, name: &str) -> Vec<String> {
-    match &param[name] {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_string))
-            .collect(),
-        Value::String(item) => vec![item.clone()],
-        _ => Vec::new(),
-    }
-}
-
 fn api_rotate(
     param: Value,
     _method: &ApiMethod,
@@ -537,13 +525,13 @@ fn api_rotate(
     let env = RestEnvironment::of(rpcenv)?;
     let caller = Caller::of(env)?;
     let params = RotateParams {
-        jobs: param_list(&param, "job"),
+        jobs: crate::api2::param_list(&param, "job"),
         new_id: param_str(&param, "new-id").map(str::to_string),
         archive_old: param["archive-old"].as_bool().unwrap_or(false),
     };
     let recipients = Recipients {
         passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
-        master_pubkeys: param_list(&param, "master-pubkey")
+        master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
             .iter()
             .map(|pem| master_pubkey(pem.as_bytes()))
             .collect::<Result<_, _>>()?,
