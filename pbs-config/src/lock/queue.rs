@@ -284,19 +284,24 @@ impl Drop for Turn {
 }
 
 /// Runs on a helper thread once its `flock` returned: if nobody took the
-/// wait over, close its file, so a lock it took is released.
+/// wait over, close its file, so a lock it took is released, and only then
+/// forget the lock's entry (whoever finds no entry finds the lock free).
 fn unpark(key: &LockKey, id: u64) {
-    let mut registry = registry();
-    let Some(queue) = registry.queues.get_mut(key) else {
-        return;
+    let parked = {
+        let mut registry = registry();
+        let Some(queue) = registry.queues.get_mut(key) else {
+            return;
+        };
+        if queue.parked.as_ref().is_none_or(|parked| parked.id != id) {
+            return;
+        }
+        queue.parked.take()
     };
-    if queue.parked.as_ref().is_none_or(|parked| parked.id != id) {
-        return;
-    }
-    let parked = queue.parked.take();
-    registry.forget_if_idle(key);
-    drop(registry);
+    // closed outside the registry lock: no system call under it
     drop(parked);
+    registry().forget_if_idle(key);
+    #[cfg(test)]
+    tests::pause_after_unpark(key);
 }
 
 /// How many threads of this process wait in the queue of the lock file
@@ -335,6 +340,27 @@ mod tests {
         active: usize,
         parked: bool,
         waits_started: usize,
+    }
+
+    /// Where `unpark` of one lock stops once it has forgotten the lock's
+    /// entry: the test is told it got there and lets it go on.
+    struct UnparkPause {
+        key: LockKey,
+        reached: mpsc::Sender<()>,
+        go_on: mpsc::Receiver<()>,
+    }
+
+    static UNPARK_PAUSE: Mutex<Option<UnparkPause>> = Mutex::new(None);
+
+    pub(super) fn pause_after_unpark(key: &LockKey) {
+        let pause = UNPARK_PAUSE
+            .lock()
+            .unwrap()
+            .take_if(|pause| pause.key == *key);
+        if let Some(pause) = pause {
+            pause.reached.send(()).unwrap();
+            pause.go_on.recv().unwrap();
+        }
     }
 
     fn state(key: &LockKey) -> Option<State> {
@@ -548,14 +574,23 @@ mod tests {
                 waits_started: 1,
             })
         );
+        let (reached, unpark_reached) = mpsc::channel();
+        let (let_unpark_go_on, go_on) = mpsc::channel();
+        *UNPARK_PAUSE.lock().unwrap() = Some(UnparkPause {
+            key: key.clone(),
+            reached,
+            go_on,
+        });
         drop(holder);
         // the helper takes the lock, finds nobody took its wait over and
-        // closes the file: the lock is free and the entry gone
-        until("the parked wait is closed", || state(&key).is_none());
-        File::open(tmp.path().join(NAME))
-            .unwrap()
-            .try_lock()
-            .unwrap();
+        // closes the file: once the entry is gone, the lock is free
+        unpark_reached
+            .recv_timeout(LONG)
+            .expect("the parked wait returns once the holder lets go");
+        assert_eq!(state(&key), None);
+        let free = File::open(tmp.path().join(NAME)).unwrap().try_lock();
+        let_unpark_go_on.send(()).unwrap();
+        free.expect("the lock is free once its queue entry is gone");
     }
 
     #[test]
