@@ -58,17 +58,23 @@ pub fn can_ask() -> bool {
 /// Asks for a passphrase on the terminal without echo; with `confirm`,
 /// twice, and they must match.
 pub fn ask(prompt: &str, confirm: bool) -> Result<Passphrase, Error> {
-    let first = Zeroizing::new(read_hidden(prompt)?.into_bytes());
+    let first = into_passphrase(read_hidden(prompt)?);
     if first.is_empty() {
         bail!("no passphrase given");
     }
     if confirm {
-        let second = Zeroizing::new(read_hidden("Retype passphrase: ")?.into_bytes());
+        let second = into_passphrase(read_hidden("Retype passphrase: ")?);
         if *first != *second {
             bail!("passphrases do not match");
         }
     }
     Ok(first)
+}
+
+/// The bytes of a line read by [`read_hidden`], moved (not copied) into a
+/// [`Passphrase`].
+fn into_passphrase(mut line: Zeroizing<String>) -> Passphrase {
+    Zeroizing::new(std::mem::take(&mut *line).into_bytes())
 }
 
 /// A passphrase from `file` (named as `option` in errors), else asked

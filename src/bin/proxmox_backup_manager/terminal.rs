@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{Error, format_err};
 use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
+use zeroize::Zeroizing;
 
 /// Echo switched off on a terminal until this is dropped, which restores
 /// the settings found.
@@ -43,10 +44,12 @@ impl Drop for EchoOff<'_> {
 
 /// Prompts on stderr and reads one line from the terminal on stdin without
 /// echo; the line end is removed. Echo goes off before the prompt shows, so
-/// nothing typed after the prompt is echoed.
-pub fn read_hidden(prompt: &str) -> Result<String, Error> {
+/// nothing typed after the prompt is echoed. The line is wiped when dropped;
+/// room for [`HIDDEN_LINE_ROOM`] bytes is reserved first, so a line that
+/// fits leaves no copy behind in a grown-out buffer.
+pub fn read_hidden(prompt: &str) -> Result<Zeroizing<String>, Error> {
     let stdin = std::io::stdin();
-    let mut line = String::new();
+    let mut line = Zeroizing::new(String::with_capacity(HIDDEN_LINE_ROOM));
     let read = {
         let _echo_off = EchoOff::new(stdin.as_fd())?;
         eprint!("{prompt}");
@@ -55,5 +58,10 @@ pub fn read_hidden(prompt: &str) -> Result<String, Error> {
     };
     eprintln!();
     read.map_err(|err| format_err!("unable to read from the terminal - {err}"))?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    let kept = line.trim_end_matches(['\r', '\n']).len();
+    line.truncate(kept);
+    Ok(line)
 }
+
+/// Bytes reserved for a line read by [`read_hidden`].
+const HIDDEN_LINE_ROOM: usize = 1024;

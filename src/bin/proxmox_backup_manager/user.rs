@@ -212,12 +212,12 @@ fn parse_bool(text: &str) -> Result<bool, String> {
 /// of standard input.
 fn read_password() -> Result<String, Error> {
     if std::io::stdin().is_terminal() {
-        let first = read_hidden("New password: ")?;
+        let mut first = read_hidden("New password: ")?;
         let second = read_hidden("Retype new password: ")?;
         if first != second {
             bail!("passwords do not match");
         }
-        return Ok(first);
+        return Ok(std::mem::take(&mut *first));
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
