@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build demo test check lint fmt clean deb lintian test-deb bench fuzz fuzz-build fuzz-seed test-faults soak test-ui duplicates
+.PHONY: all build demo test check lint fmt clean deb lintian test-deb bench bench-previous fuzz fuzz-build fuzz-seed test-faults soak test-ui duplicates
 
 all: build
 
@@ -46,6 +46,21 @@ fmt:
 bench:
 	$(CARGO) bench $(BENCH_FLAGS) --bench keystore
 	$(CARGO) bench $(BENCH_FLAGS) --bench report
+
+# the whole-process list of this tree against PREVIOUS_REV's, side by side in
+# one run (issue 20): builds PREVIOUS_REV's release proxmox-backup-manager in
+# target/previous/REV (from `git archive`, its own target dir), then runs the
+# report's `previous` part. The default is main as it was when issue 20 was
+# filed.
+PREVIOUS_REV ?= 8027def
+PREVIOUS_DIR = $(CURDIR)/target/previous/$(PREVIOUS_REV)
+bench-previous:
+	test -x $(PREVIOUS_DIR)/target/release/proxmox-backup-manager || { \
+	    rm -rf $(PREVIOUS_DIR) && mkdir -p $(PREVIOUS_DIR) && \
+	    git archive $(PREVIOUS_REV) | tar -x -C $(PREVIOUS_DIR) && \
+	    cd $(PREVIOUS_DIR) && $(CARGO) build --release --locked --bin proxmox-backup-manager; }
+	PBS_BENCH_ONLY=previous PBS_BENCH_PREVIOUS=$(PREVIOUS_DIR)/target/release/proxmox-backup-manager \
+	    $(CARGO) bench $(BENCH_FLAGS) --bench report
 
 clean:
 	$(CARGO) clean

@@ -12,8 +12,9 @@
 //! targets, and issue 20's typed read against the line scan).
 //!
 //! `PBS_BENCH_QUICK=1` shortens every run (for a smoke test; the figures
-//! are then noisy); `PBS_BENCH_ONLY=reader,readers,fresh,daemon,memory`
-//! runs only the parts named.
+//! are then noisy); `PBS_BENCH_ONLY=reader,readers,fresh,daemon,memory,previous`
+//! runs only the parts named; `previous` runs when `PBS_BENCH_PREVIOUS`
+//! names a previous build's `proxmox-backup-manager` (`make bench-previous`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 #[path = "../common/mod.rs"]
 mod common;
 mod daemon;
+mod previous;
 mod workers;
 
 use common::KeyStore;
@@ -87,6 +89,9 @@ fn main() {
     }
     if part("memory") {
         memory(&mut figures);
+    }
+    if part("previous") {
+        previous::previous_list(&mut figures, if quick { 5 } else { 25 });
     }
     criterion_tables();
     targets(&figures);
@@ -464,39 +469,59 @@ fn memory(figures: &mut Figures) {
     figures.insert("memory/daemon/create", after_create.0 as f64 * 1024.0);
     drop(daemon);
 
-    let (maxrss, elapsed) = run_measured(
-        Command::new(pbs_test_kit::bins::manager())
-            .args(["encryption-key", "list", "--include-archived"])
-            .args(["--output-format", "json", "--config-dir"])
-            .arg(store.path()),
-    );
+    let list = run_measured(&previous::list(
+        &pbs_test_kit::bins::manager(),
+        store.path(),
+    ));
     println!(
         "| `encryption-key list --include-archived --output-format json` | exit ({:.0} ms) | {:.1} MiB | |",
-        elapsed.as_secs_f64() * 1e3,
-        maxrss as f64 / 1024.0
+        list.wall.as_secs_f64() * 1e3,
+        list.maxrss_kib as f64 / 1024.0
     );
-    figures.insert("memory/cli/list", maxrss as f64 * 1024.0);
+    figures.insert("memory/cli/list", list.maxrss_kib as f64 * 1024.0);
     println!();
 }
 
-/// Runs `command` with stdout to /dev/null; returns its `ru_maxrss` (KiB)
-/// and wall time.
-#[allow(clippy::zombie_processes)] // reaped by wait4, which std cannot do
-fn run_measured(command: &mut Command) -> (u64, Duration) {
-    let start = Instant::now();
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start command");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 only writes into it
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, whose pid std has not reaped
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed();
-    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    (usage.ru_maxrss as u64, elapsed)
+/// What [`run_measured`] measured of one process.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    /// Peak resident set (`ru_maxrss`), KiB.
+    maxrss_kib: u64,
+    /// From spawn to exit.
+    wall: Duration,
+    /// User plus system CPU time.
+    cpu: Duration,
+}
+
+/// Runs `command` (program and arguments only) with stdout to /dev/null and
+/// measures it, through the `measure` worker: a process's `ru_maxrss`
+/// starts at the peak of the process that `exec`ed it, so started from this
+/// process, whose heap holds the generated stores and outputs, a small
+/// command would report this process's peak as its own.
+fn run_measured(command: &Command) -> Measured {
+    assert!(
+        command.get_envs().next().is_none() && command.get_current_dir().is_none(),
+        "the measure worker passes on program and arguments only"
+    );
+    let mut args = vec![command.get_program()];
+    args.extend(command.get_args());
+    let args: Vec<&str> = args
+        .iter()
+        .map(|arg| arg.to_str().expect("a UTF-8 argument"))
+        .collect();
+    let output = worker_output(worker("measure", &args));
+    let figures: Vec<u64> = output
+        .split_whitespace()
+        .map(|figure| figure.parse().expect("a figure of the measure worker"))
+        .collect();
+    let [maxrss_kib, wall, cpu] = figures[..] else {
+        panic!("the measure worker printed {output:?}")
+    };
+    Measured {
+        maxrss_kib,
+        wall: Duration::from_nanos(wall),
+        cpu: Duration::from_nanos(cpu),
+    }
 }
 
 /// criterion's median (ns) of benchmark `id` in this run, if it ran.
@@ -747,6 +772,13 @@ fn load_and_daemon_targets(figures: &Figures, typed: Option<f64>) {
         f("daemon/create/1/median").map(fair_writers_limit),
         true,
         "ms",
+    );
+    row(
+        "whole-process list at 100,000 keys, CPU <= 0.4 x the previous build's (issue 20)",
+        f("previous/list/cpu"),
+        Some(0.4),
+        true,
+        "",
     );
     let limit = Some(200.0 * 1024.0 * 1024.0);
     row(

@@ -1,6 +1,7 @@
 //! The processes the report starts of itself (`PBS_BENCH_WORKER=ROLE`):
-//! readers, the writer running beside them, a fresh-process load, and one
-//! read of generated text for an instruction count (`read-once`).
+//! readers, the writer running beside them, a fresh-process load, one
+//! read of generated text for an instruction count (`read-once`), and a
+//! small parent that measures a command (`measure`).
 //!
 //! Each prints one line of figures on stdout and exits.
 
@@ -18,6 +19,7 @@ pub fn run(role: &str, args: &[String]) {
         "writer" => writer(Path::new(&args[0]), secs(&args[1]), secs(&args[2])),
         "fresh-load" => fresh_load(Path::new(&args[0]), &args[1]),
         "read-once" => read_once(&args[0], args[1].parse().expect("keys")),
+        "measure" => measure(&args[0], &args[1..]),
         other => panic!("unknown worker role {other:?}"),
     }
 }
@@ -139,4 +141,36 @@ fn typed_read_all(path: &Path, text: String) -> usize {
     let len = index.entries().unwrap().count();
     std::mem::forget(index);
     len
+}
+
+/// Runs `program` with `args`, stdout to /dev/null, and prints
+/// `MAXRSS_KIB WALL_NANOS CPU_NANOS` of it (CPU: user plus system). This
+/// process is small when it starts the command, so the command's
+/// `ru_maxrss` is its own peak.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std cannot do
+fn measure(program: &str, args: &[String]) {
+    let start = Instant::now();
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the measured command");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 only writes into it
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid std has not reaped
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert!(
+        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{program} failed"
+    );
+    let nanos = |t: libc::timeval| t.tv_sec as u128 * 1_000_000_000 + t.tv_usec as u128 * 1_000;
+    println!(
+        "{} {} {}",
+        usage.ru_maxrss,
+        wall.as_nanos(),
+        nanos(usage.ru_utime) + nanos(usage.ru_stime)
+    );
 }
