@@ -10,7 +10,7 @@ use pbs_key_config::KeyConfig;
 use pbs_test_kit::access::{add_token, admin_token, grant};
 use pbs_test_kit::dirs::{snapshot, vectors_dir};
 use pbs_test_kit::https::{Client, Resp, form_body, urlencode};
-use pbs_test_kit::{ApiDaemon, Secrets, TestDir, key_config};
+use pbs_test_kit::{ApiDaemon, Secrets, TestDir, key_config, typing_aid};
 
 const PASSPHRASE: &str = "bundle pass phrase over https";
 
@@ -50,6 +50,14 @@ fn post(client: &mut Client, path: &str, body: Value) -> Resp {
     client.post_json(path, &body)
 }
 
+/// The bundle an export with `body` answers.
+fn exported(client: &mut Client, body: Value) -> String {
+    post(client, "config/encryption-key-export", body).data()["bundle"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The names of the parameters a 400 blames.
 #[track_caller]
 fn expect_400(resp: &Resp, param: &str, text: &str) {
@@ -71,18 +79,6 @@ fn listing(client: &mut Client) -> Value {
         key.as_object_mut().unwrap().remove("path");
     }
     list
-}
-
-fn typing_aid(paperkey: &str) -> String {
-    paperkey
-        .lines()
-        .filter(|line| {
-            line.len() > 4
-                && line.as_bytes()[2] == b':'
-                && line[..2].chars().all(|c| c.is_ascii_digit())
-        })
-        .map(|line| format!("{line}\n"))
-        .collect()
 }
 
 #[test]
@@ -298,17 +294,15 @@ fn api_privileges_and_secrets_in_bodies_only() {
         root.post_form("config/encryption-keys", &format!("id={id}"))
             .data();
     }
-    let bundle = post(
-        &mut root,
-        "config/encryption-key-export",
-        json!({"all": true, "passphrase": PASSPHRASE}),
-    )
-    .data()["bundle"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bundle = exported(&mut root, json!({"all": true, "passphrase": PASSPHRASE}));
 
-    // a token with Admin on one key only (its user too)
+    a_token_with_admin_on_one_key_exports_that_key_only(&daemon, &bundle);
+    secrets_in_the_url_are_refused_and_not_logged(&daemon, &mut root, &bundle);
+}
+
+/// A token with Admin on one key only (its user too): that key it exports
+/// and prints, no other, and no drill or restore.
+fn a_token_with_admin_on_one_key_exports_that_key_only(daemon: &Daemon, bundle: &str) {
     let config = &daemon.dir.config;
     pbs_test_kit::access::add_user(config, "erin@pbs", None, |_| {});
     let secret = add_token(config, "erin@pbs!one", None);
@@ -352,8 +346,11 @@ fn api_privileges_and_secrets_in_bodies_only() {
         )
         .expect(403, "missing Sys.Modify on /system/encryption-keys");
     }
+}
 
-    // secrets in the URL: refused, naming the parameter, before anything
+/// Secrets in the URL: refused, naming the parameter, before anything is
+/// written; the access log names the refused requests without the query.
+fn secrets_in_the_url_are_refused_and_not_logged(daemon: &Daemon, root: &mut Client, bundle: &str) {
     let before = daemon.files();
     for (path, query) in [
         (
@@ -362,7 +359,7 @@ fn api_privileges_and_secrets_in_bodies_only() {
         ),
         (
             "config/encryption-key-export/verify",
-            format!("bundle={}", urlencode(&bundle)),
+            format!("bundle={}", urlencode(bundle)),
         ),
         (
             "config/encryption-key-restore",
@@ -401,17 +398,24 @@ fn api_refusals_are_400_naming_the_field_and_write_nothing() {
     let daemon = Daemon::start();
     let mut root = daemon.root();
     root.post_form("config/encryption-keys", "id=k-one").data();
-    let bundle = post(
+    let bundle = exported(
         &mut root,
-        "config/encryption-key-export",
         json!({"id": ["k-one"], "passphrase": PASSPHRASE}),
-    )
-    .data()["bundle"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    );
+    let before = daemon.files();
+
+    bundles_refused_by_verify_and_restore(&mut root, &bundle);
+    a_conflicting_restore_is_refused(&bundle);
+    imports_refused(&mut root);
+    exports_refused(&mut root);
+    assert_eq!(daemon.files(), before);
+}
+
+/// Wrong passphrases and keys, corrupted and truncated bundles, missing
+/// or doubled secrets: each a 400 of the drill and of the restore.
+fn bundles_refused_by_verify_and_restore(root: &mut Client, bundle: &str) {
     let header_end = bundle.find('\n').unwrap();
-    let mut flipped = bundle.clone().into_bytes();
+    let mut flipped = bundle.as_bytes().to_vec();
     flipped[header_end + 20] ^= 0x01;
     let flipped = String::from_utf8(flipped).unwrap();
     let truncated = bundle[..bundle.len() - 30].to_string();
@@ -420,8 +424,6 @@ fn api_refusals_are_400_naming_the_field_and_write_nothing() {
         "/pbs-key-config/src/testdata/bundle-other-rsa2048.pem"
     ))
     .unwrap();
-    let before = daemon.files();
-
     for path in [
         "config/encryption-key-export/verify",
         "config/encryption-key-restore",
@@ -454,11 +456,14 @@ fn api_refusals_are_400_naming_the_field_and_write_nothing() {
                 "not both",
             ),
         ] {
-            let resp = post(&mut root, path, body);
+            let resp = post(root, path, body);
             expect_400(&resp, param, text);
         }
     }
-    // a restore that conflicts: the id with another key
+}
+
+/// A restore that conflicts: the id with another key.
+fn a_conflicting_restore_is_refused(bundle: &str) {
     let other = Daemon::start();
     let mut other_root = other.root();
     other_root
@@ -475,9 +480,11 @@ fn api_refusals_are_400_naming_the_field_and_write_nothing() {
         "{}",
         resp.body
     );
+}
 
-    // imports: a protected key without, with a wrong, with a short
-    // passphrase; a hint with a control character; a malformed key
+/// Imports: a protected key without, with a wrong, with a short
+/// passphrase; a hint with a control character; a malformed key.
+fn imports_refused(root: &mut Client) {
     let vector = std::fs::read_to_string(vectors_dir().join("keys/pbkdf2-with-hint.enc")).unwrap();
     for (body, param, text) in [
         (
@@ -511,10 +518,13 @@ fn api_refusals_are_400_naming_the_field_and_write_nothing() {
             "typing-aid line 01",
         ),
     ] {
-        let resp = post(&mut root, "config/encryption-keys", body);
+        let resp = post(root, "config/encryption-keys", body);
         expect_400(&resp, param, text);
     }
-    // exports: no recipient, no keys named, an unknown key, a bad PEM
+}
+
+/// Exports: no recipient, no keys named, an unknown key, a bad PEM.
+fn exports_refused(root: &mut Client) {
     for (body, param, status) in [
         (json!({"all": true}), "passphrase", 400),
         (json!({"passphrase": PASSPHRASE}), "id", 400),
@@ -524,7 +534,7 @@ fn api_refusals_are_400_naming_the_field_and_write_nothing() {
             400,
         ),
     ] {
-        let resp = post(&mut root, "config/encryption-key-export", body);
+        let resp = post(root, "config/encryption-key-export", body);
         assert_eq!(resp.status, status, "{}", resp.body);
         assert!(
             resp.body.contains(&format!("parameter '{param}'")),
@@ -533,12 +543,11 @@ fn api_refusals_are_400_naming_the_field_and_write_nothing() {
         );
     }
     post(
-        &mut root,
+        root,
         "config/encryption-key-export",
         json!({"id": ["no-such-key"], "passphrase": PASSPHRASE}),
     )
     .expect(404, "no such encryption key 'no-such-key'");
     root.post_form("config/encryption-keys/no-such-key/paperkey", "")
         .expect(404, "no such encryption key 'no-such-key'");
-    assert_eq!(daemon.files(), before);
 }

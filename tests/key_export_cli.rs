@@ -17,7 +17,7 @@ use pbs_config::ConfigDir;
 use pbs_key_config::KeyConfig;
 use pbs_test_kit::dirs::{cases_with_suffix, snapshot, vectors_dir};
 use pbs_test_kit::pty::PtyRun;
-use pbs_test_kit::{Manager, Run, Sandbox, key_config};
+use pbs_test_kit::{Manager, Run, Sandbox, key_config, typing_aid};
 
 const EXIT_ERROR: i32 = 255;
 const PASSPHRASE: &str = "bundle pass phrase";
@@ -78,6 +78,27 @@ fn ok(cli: &Manager, args: &[&str]) -> String {
 fn json(cli: &Manager, args: &[&str]) -> Value {
     let args = [&["--output-format", "json"][..], args].concat();
     serde_json::from_str(&ok(cli, &args)).unwrap()
+}
+
+/// `encryption-key export --all --include-archived` into `bundle`, to the
+/// passphrase in the file `pass`.
+fn export_all<'a>(bundle: &'a str, pass: &'a str) -> [&'a str; 8] {
+    [
+        "encryption-key",
+        "export",
+        "--all",
+        "--include-archived",
+        "--output-file",
+        bundle,
+        "--passphrase-file",
+        pass,
+    ]
+}
+
+/// `encryption-key VERB BUNDLE --passphrase-file PASS`: the drill
+/// (`export-verify`) or `restore` of every key of a bundle.
+fn with_passphrase<'a>(verb: &'a str, bundle: &'a str, pass: &'a str) -> [&'a str; 5] {
+    ["encryption-key", verb, bundle, "--passphrase-file", pass]
 }
 
 /// A run that must fail; its stderr (one line), stdout empty.
@@ -191,26 +212,33 @@ fn populated() -> (Store, Vec<KeyConfig>) {
     (store, keys)
 }
 
+/// The `field` of every entry of the JSON array `list`.
+fn strings<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k[field].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn export_verify_and_restore_into_an_empty_store_and_again() {
     let (store, keys) = populated();
-    let cli = &store.cli;
     let pass = store.input("bundle.pass", format!("{PASSPHRASE}\n"));
-    let bundle = store.file("all.pbsx");
-    let bundle_text = bundle.display().to_string();
-    let exported = json(
-        cli,
-        &[
-            "encryption-key",
-            "export",
-            "--all",
-            "--include-archived",
-            "--output-file",
-            &bundle_text,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    let bundle = store.file("all.pbsx").display().to_string();
+    export_every_key_then_the_active_ones(&store, &bundle, &pass);
+    drill_finds_every_key_intact(&store.cli, &bundle, &pass);
+    let before = snapshot(store.sandbox.config_dir(), &[]);
+    restore_into_a_new_store_and_again(&store, &keys, &bundle, &pass);
+    // exporting and drilling changed nothing in the source store either
+    assert_eq!(snapshot(store.sandbox.config_dir(), &[]), before);
+}
+
+/// Every key into `bundle` (0600, no key in clear), then only the active
+/// ones into another bundle.
+fn export_every_key_then_the_active_ones(store: &Store, bundle: &str, pass: &str) {
+    let cli = &store.cli;
+    let exported = json(cli, &export_all(bundle, pass));
     assert_eq!(exported["keys"].as_array().unwrap().len(), 4);
     assert_eq!(
         exported["recipients"],
@@ -223,8 +251,8 @@ fn export_verify_and_restore_into_an_empty_store_and_again() {
             .starts_with("pbs-keystore/")
     );
     // 0600, and no key in clear in it
-    assert_eq!(std::fs::metadata(&bundle).unwrap().mode() & 0o7777, 0o600);
-    let data = std::fs::read_to_string(&bundle).unwrap();
+    assert_eq!(std::fs::metadata(bundle).unwrap().mode() & 0o7777, 0o600);
+    let data = std::fs::read_to_string(bundle).unwrap();
     cli.secrets.assert_absent("the bundle", &data);
     // without --include-archived, only the active keys
     let active = store.file("active.pbsx").display().to_string();
@@ -237,68 +265,34 @@ fn export_verify_and_restore_into_an_empty_store_and_again() {
             "--output-file",
             &active,
             "--passphrase-file",
-            &pass,
+            pass,
         ],
     );
-    let ids: Vec<&str> = only_active["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["id"].as_str().unwrap())
-        .collect();
+    let ids = strings(&only_active["keys"], "id");
     assert_eq!(ids, ["created-1", "upstream-protected"]);
+}
 
-    // the drill: every key intact and as in the store
-    let report = json(
-        cli,
-        &[
-            "encryption-key",
-            "export-verify",
-            &bundle_text,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
-    let states: Vec<&str> = report["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["store"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, ["present-equal"; 4]);
-    let text = ok(
-        cli,
-        &[
-            "encryption-key",
-            "export-verify",
-            &bundle_text,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+/// The drill: every key intact and as in the store.
+fn drill_finds_every_key_intact(cli: &Manager, bundle: &str, pass: &str) {
+    let report = json(cli, &with_passphrase("export-verify", bundle, pass));
+    assert_eq!(strings(&report["keys"], "store"), ["present-equal"; 4]);
+    let text = ok(cli, &with_passphrase("export-verify", bundle, pass));
     assert!(
         text.contains("result: every key in the bundle is intact (4 key(s))"),
         "{text}"
     );
-    let before = snapshot(store.sandbox.config_dir(), &[]);
+}
 
-    // restore into a config dir that does not exist yet
-    let target = store.other("restored", &keys);
-    let restored = json(
-        &target,
-        &[
-            "encryption-key",
-            "restore",
-            &bundle_text,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+/// Restore into a config dir that does not exist yet: the same keys, a
+/// clean store; again: every key already present, nothing changes.
+fn restore_into_a_new_store_and_again(store: &Store, keys: &[KeyConfig], bundle: &str, pass: &str) {
+    let target = store.other("restored", keys);
+    let restored = json(&target, &with_passphrase("restore", bundle, pass));
     for key in restored.as_array().unwrap() {
         assert_eq!(key["outcome"], "restored", "{key}");
         assert_eq!(key["fingerprint"].as_str().unwrap().len(), 95, "{key}");
     }
-    assert_eq!(listing(&target), listing(cli));
+    assert_eq!(listing(&target), listing(&store.cli));
     assert_eq!(
         loaded_keys(&store.file("restored")),
         loaded_keys(store.sandbox.config_dir())
@@ -307,16 +301,7 @@ fn export_verify_and_restore_into_an_empty_store_and_again() {
     let verify = target.run(&["encryption-key", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
     // the drill against it: every key present and equal
-    let report = json(
-        &target,
-        &[
-            "encryption-key",
-            "export-verify",
-            &bundle_text,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    let report = json(&target, &with_passphrase("export-verify", bundle, pass));
     assert!(
         report["keys"]
             .as_array()
@@ -327,16 +312,7 @@ fn export_verify_and_restore_into_an_empty_store_and_again() {
 
     // again: every key already present, nothing changes
     let target_before = snapshot(&store.file("restored"), &[]);
-    let again = json(
-        &target,
-        &[
-            "encryption-key",
-            "restore",
-            &bundle_text,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    let again = json(&target, &with_passphrase("restore", bundle, pass));
     assert!(
         again
             .as_array()
@@ -345,8 +321,6 @@ fn export_verify_and_restore_into_an_empty_store_and_again() {
             .all(|k| k["outcome"] == "already-present")
     );
     assert_eq!(snapshot(&store.file("restored"), &[]), target_before);
-    // exporting and drilling changed nothing in the source store either
-    assert_eq!(snapshot(store.sandbox.config_dir(), &[]), before);
 }
 
 #[test]
@@ -431,49 +405,25 @@ fn export_to_a_master_key_and_restore_some_keys_with_it() {
     );
 }
 
-/// The ways a bundle is refused: each by export-verify and by restore,
-/// into an existing store and into a new one, with nothing written.
-#[test]
-fn refused_bundles_and_restores_write_nothing() {
-    let (store, keys) = populated();
-    let cli = &store.cli;
-    let pass = store.input("bundle.pass", PASSPHRASE);
-    let wrong_pass = store.input("wrong.pass", "not the pass phrase");
-    let (_, public, _) = master_key_files(&store);
-    let other_key = store.input("other.pem", OTHER_KEY_PEM);
-    let bundle = store.file("all.pbsx");
-    ok(
-        cli,
-        &[
-            "encryption-key",
-            "export",
-            "--all",
-            "--include-archived",
-            "--output-file",
-            &bundle.display().to_string(),
-            "--passphrase-file",
-            &pass,
-            "--master-pubkey",
-            &public,
-        ],
-    );
-    let data = std::fs::read(&bundle).unwrap();
+/// Bundles refused by export-verify and restore, made from the good
+/// `data`: (what, bundle, secret option and file, expected text), the
+/// secret `p` the right passphrase, `w` a wrong one, `r` a wrong RSA key.
+fn refused_bundle_cases(data: &[u8]) -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
     let header_end = data.iter().position(|b| *b == b'\n').unwrap();
 
     let flipped = |at: usize| {
-        let mut copy = data.clone();
+        let mut copy = data.to_vec();
         copy[at] ^= 0x01;
         copy
     };
-    let text = String::from_utf8(data.clone()).unwrap();
+    let text = String::from_utf8(data.to_vec()).unwrap();
     let (header, _) = text.split_once('\n').unwrap();
     let mut duplicated: Value = serde_json::from_str(header).unwrap();
     let first_id = duplicated["keys"][0]["id"].clone();
     duplicated["keys"][1]["id"] = first_id;
     let duplicated = text.replacen(header, &duplicated.to_string(), 1);
 
-    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
-        // (what, bundle, secret option and file, expected text)
+    vec![
         (
             "a flipped byte in the header",
             flipped(40),
@@ -512,17 +462,37 @@ fn refused_bundles_and_restores_write_nothing() {
         ),
         (
             "a wrong passphrase",
-            data.clone(),
+            data.to_vec(),
             "w",
             "wrong passphrase or corrupted bundle",
         ),
         (
             "a wrong RSA key",
-            data.clone(),
+            data.to_vec(),
             "r",
             "not encrypted to RSA key",
         ),
-    ];
+    ]
+}
+
+/// The ways a bundle is refused: each by export-verify and by restore,
+/// into an existing store and into a new one, with nothing written.
+#[test]
+fn refused_bundles_and_restores_write_nothing() {
+    let (store, keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let wrong_pass = store.input("wrong.pass", "not the pass phrase");
+    let (_, public, _) = master_key_files(&store);
+    let other_key = store.input("other.pem", OTHER_KEY_PEM);
+    let bundle = store.file("all.pbsx").display().to_string();
+    let export = [
+        &export_all(&bundle, &pass)[..],
+        &["--master-pubkey", &public],
+    ]
+    .concat();
+    ok(cli, &export);
+    let cases = refused_bundle_cases(&std::fs::read(&bundle).unwrap());
     let target = store.other("target", &keys);
     // an existing target store, with a key of its own
     ok(&target, &["encryption-key", "create", "own-key"]);
@@ -557,19 +527,7 @@ fn restore_refuses_a_taken_id_or_key_naming_both() {
     let cli = &store.cli;
     let pass = store.input("bundle.pass", PASSPHRASE);
     let bundle = store.file("all.pbsx").display().to_string();
-    ok(
-        cli,
-        &[
-            "encryption-key",
-            "export",
-            "--all",
-            "--include-archived",
-            "--output-file",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    ok(cli, &export_all(&bundle, &pass));
     let mut known = keys.clone();
     let intruder = key_config(77);
     known.push(intruder.clone());
@@ -587,16 +545,7 @@ fn restore_refuses_a_taken_id_or_key_naming_both() {
         &["encryption-key", "import", "renamed-1", "--file", &file],
     );
     let before = snapshot(target.dir(), &[]);
-    let err = fail(
-        &target,
-        &[
-            "encryption-key",
-            "restore",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    let err = fail(&target, &with_passphrase("restore", &bundle, &pass));
     let fingerprint = |key: &KeyConfig| key.fingerprint.unwrap().signature();
     for needle in [
         format!("key 'created-1' (fingerprint {})", fingerprint(&keys[0])),
@@ -612,16 +561,7 @@ fn restore_refuses_a_taken_id_or_key_naming_both() {
     }
     assert_eq!(snapshot(target.dir(), &[]), before);
     // the drill says the same, and still succeeds: the bundle is intact
-    let report = json(
-        &target,
-        &[
-            "encryption-key",
-            "export-verify",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    let report = json(&target, &with_passphrase("export-verify", &bundle, &pass));
     let created = &report["keys"][0];
     assert_eq!(created["store"], "present-different");
     assert_eq!(created["store-fingerprint"], fingerprint(&intruder));
@@ -644,6 +584,89 @@ fn restore_refuses_a_taken_id_or_key_naming_both() {
     assert_eq!(restored.as_array().unwrap().len(), 2);
 }
 
+/// Export arguments that are refused, each with the text of its refusal.
+fn export_refusals<'a>(
+    existing: &'a str,
+    out: &'a str,
+    pass: &'a str,
+    empty_pass: &'a str,
+) -> [(Vec<&'a str>, &'static str); 9] {
+    [
+        (
+            vec![
+                "--all",
+                "--output-file",
+                existing,
+                "--passphrase-file",
+                pass,
+            ],
+            "exists already - refusing to overwrite it",
+        ),
+        (vec!["--all", "--output-file", out], "no recipient"),
+        (
+            vec![
+                "no-such-key",
+                "--output-file",
+                out,
+                "--passphrase-file",
+                pass,
+            ],
+            "no such encryption key 'no-such-key'",
+        ),
+        (
+            vec![
+                "created-1",
+                "--all",
+                "--output-file",
+                out,
+                "--passphrase-file",
+                pass,
+            ],
+            "name keys or all, not both",
+        ),
+        (
+            vec![
+                "created-1",
+                "--include-archived",
+                "--output-file",
+                out,
+                "--passphrase-file",
+                pass,
+            ],
+            "include-archived goes with all",
+        ),
+        (
+            vec!["--output-file", out, "--passphrase-file", pass],
+            "name the keys to export, or all",
+        ),
+        (
+            vec![
+                "created-1",
+                "created-1",
+                "--output-file",
+                out,
+                "--passphrase-file",
+                pass,
+            ],
+            "is named twice",
+        ),
+        (
+            vec![
+                "--all",
+                "--output-file",
+                out,
+                "--passphrase-file",
+                empty_pass,
+            ],
+            "holds no passphrase",
+        ),
+        (
+            vec!["../x", "--output-file", out, "--passphrase-file", pass],
+            "invalid encryption key id",
+        ),
+    ]
+}
+
 #[test]
 fn export_refusals_change_nothing() {
     let (store, _keys) = populated();
@@ -653,80 +676,7 @@ fn export_refusals_change_nothing() {
     let existing = store.input("existing.pbsx", "keep me");
     let out = store.file("out.pbsx").display().to_string();
     let before = snapshot(store.sandbox.config_dir(), &[]);
-    for (args, expected) in [
-        (
-            vec![
-                "--all",
-                "--output-file",
-                &existing,
-                "--passphrase-file",
-                &pass,
-            ],
-            "exists already - refusing to overwrite it",
-        ),
-        (vec!["--all", "--output-file", &out], "no recipient"),
-        (
-            vec![
-                "no-such-key",
-                "--output-file",
-                &out,
-                "--passphrase-file",
-                &pass,
-            ],
-            "no such encryption key 'no-such-key'",
-        ),
-        (
-            vec![
-                "created-1",
-                "--all",
-                "--output-file",
-                &out,
-                "--passphrase-file",
-                &pass,
-            ],
-            "name keys or all, not both",
-        ),
-        (
-            vec![
-                "created-1",
-                "--include-archived",
-                "--output-file",
-                &out,
-                "--passphrase-file",
-                &pass,
-            ],
-            "include-archived goes with all",
-        ),
-        (
-            vec!["--output-file", &out, "--passphrase-file", &pass],
-            "name the keys to export, or all",
-        ),
-        (
-            vec![
-                "created-1",
-                "created-1",
-                "--output-file",
-                &out,
-                "--passphrase-file",
-                &pass,
-            ],
-            "is named twice",
-        ),
-        (
-            vec![
-                "--all",
-                "--output-file",
-                &out,
-                "--passphrase-file",
-                &empty_pass,
-            ],
-            "holds no passphrase",
-        ),
-        (
-            vec!["../x", "--output-file", &out, "--passphrase-file", &pass],
-            "invalid encryption key id",
-        ),
-    ] {
+    for (args, expected) in export_refusals(&existing, &out, &pass, &empty_pass) {
         let args = [&["encryption-key", "export"][..], &args].concat();
         let err = fail(cli, &args);
         assert!(err.contains(expected), "{args:?}: {err}");
@@ -734,19 +684,6 @@ fn export_refusals_change_nothing() {
     }
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
     assert_eq!(snapshot(store.sandbox.config_dir(), &[]), before);
-}
-
-/// The typing-aid lines of a paperkey.
-fn typing_aid(paperkey: &str) -> String {
-    paperkey
-        .lines()
-        .filter(|line| {
-            line.len() > 4
-                && line.as_bytes()[2] == b':'
-                && line[..2].chars().all(|c| c.is_ascii_digit())
-        })
-        .map(|line| format!("{line}\n"))
-        .collect()
 }
 
 #[test]
@@ -768,10 +705,18 @@ fn paperkeys_typed_back_reproduce_the_key_and_a_typo_is_named() {
     let lines = typing_aid(&paperkey);
     assert!(lines.lines().count() >= 4, "{paperkey}");
 
-    // the whole page, and the typing aid alone, each into a new store
-    for (name, text) in [("page", paperkey.clone()), ("typed", lines.clone())] {
-        let target = store.other(name, std::slice::from_ref(&key));
-        let file = store.input(&format!("{name}.txt"), &text);
+    typed_back_into_new_stores(&store, &key, &paperkey, &lines);
+    a_typo_is_refused_naming_its_line(&store, &key, &lines);
+    printed_as_html_and_into_a_new_file(&store, &paperkey);
+}
+
+/// The whole page, and the typing aid alone, each into a new store, by
+/// import and by restore.
+fn typed_back_into_new_stores(store: &Store, key: &KeyConfig, paperkey: &str, lines: &str) {
+    let fingerprint = key.fingerprint.unwrap().signature();
+    for (name, text) in [("page", paperkey), ("typed", lines)] {
+        let target = store.other(name, std::slice::from_ref(key));
+        let file = store.input(&format!("{name}.txt"), text);
         ok(
             &target,
             &["encryption-key", "import", "paper-1", "--file", &file],
@@ -787,8 +732,8 @@ fn paperkeys_typed_back_reproduce_the_key_and_a_typo_is_named() {
         );
         assert_eq!(restored[0]["outcome"], "already-present");
     }
-    let restored_dir = store.other("restored", std::slice::from_ref(&key));
-    let file = store.input("page-again.txt", &paperkey);
+    let restored_dir = store.other("restored", std::slice::from_ref(key));
+    let file = store.input("page-again.txt", paperkey);
     let restored = json(
         &restored_dir,
         &["encryption-key", "restore", &file, "--id", "paper-again"],
@@ -797,24 +742,30 @@ fn paperkeys_typed_back_reproduce_the_key_and_a_typo_is_named() {
     assert_eq!(restored[0]["fingerprint"], fingerprint);
     let err = fail(&restored_dir, &["encryption-key", "restore", &file]);
     assert!(err.contains("exactly one --id ID"), "{err}");
+}
 
-    // one changed character in line 02: refused, naming the line, nothing
-    // written
+/// One changed character in line 02: refused, naming the line, nothing
+/// written.
+fn a_typo_is_refused_naming_its_line(store: &Store, key: &KeyConfig, lines: &str) {
     let mut typo: Vec<String> = lines.lines().map(str::to_string).collect();
     let line = &mut typo[1];
     let at = line.find(' ').unwrap() + 1;
     let changed = if &line[at..at + 1] == "0" { "1" } else { "0" };
     line.replace_range(at..at + 1, changed);
     let file = store.input("typo.txt", typo.join("\n"));
-    let target = store.other("typo", std::slice::from_ref(&key));
+    let target = store.other("typo", std::slice::from_ref(key));
     let err = fail(
         &target,
         &["encryption-key", "import", "paper-1", "--file", &file],
     );
     assert!(err.contains("typing-aid line 02 (input line 2)"), "{err}");
     assert!(!target.dir().exists());
+}
 
-    // HTML, and into a new 0600 file
+/// `--output-format html`, and `--output-file`: a new 0600 file that
+/// records its own print in its audit checkpoint.
+fn printed_as_html_and_into_a_new_file(store: &Store, paperkey: &str) {
+    let cli = &store.cli;
     let run = Manager::run_command(
         cli.command(&[
             "--output-format",
@@ -844,9 +795,9 @@ fn paperkeys_typed_back_reproduce_the_key_and_a_typo_is_named() {
     // the same paperkey, but for its audit checkpoint: each print records
     // itself, and its paper carries the checkpoint signed after that record
     let written = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(without_checkpoint(&written), without_checkpoint(&paperkey));
+    assert_eq!(without_checkpoint(&written), without_checkpoint(paperkey));
     assert!(
-        checkpoint_size(&written) > checkpoint_size(&paperkey),
+        checkpoint_size(&written) > checkpoint_size(paperkey),
         "{written}"
     );
     let err = fail(
@@ -1132,30 +1083,9 @@ fn a_real_hosts_keys_survive_export_and_restore_byte_for_byte() {
     }
     let pass = store.input("bundle.pass", PASSPHRASE);
     let bundle = store.file("host.pbsx").display().to_string();
-    ok(
-        cli,
-        &[
-            "encryption-key",
-            "export",
-            "--all",
-            "--include-archived",
-            "--output-file",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    ok(cli, &export_all(&bundle, &pass));
     let target = Manager::new(&store.file("restored"));
-    ok(
-        &target,
-        &[
-            "encryption-key",
-            "restore",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    ok(&target, &with_passphrase("restore", &bundle, &pass));
     for entry in std::fs::read_dir(store.sandbox.config_dir().join("encryption-keys")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|ext| ext == "enc") {
@@ -1180,19 +1110,7 @@ fn a_lost_key_file_is_flagged_by_the_drill_and_put_back_by_restore() {
     let cli = &store.cli;
     let pass = store.input("bundle.pass", PASSPHRASE);
     let bundle = store.file("all.pbsx").display().to_string();
-    ok(
-        cli,
-        &[
-            "encryption-key",
-            "export",
-            "--all",
-            "--include-archived",
-            "--output-file",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    ok(cli, &export_all(&bundle, &pass));
     let lost = store
         .sandbox
         .config_dir()
@@ -1201,27 +1119,9 @@ fn a_lost_key_file_is_flagged_by_the_drill_and_put_back_by_restore() {
     std::fs::remove_file(&lost).unwrap();
     assert_eq!(cli.run(&["encryption-key", "verify"]).code, 1);
 
-    let text = ok(
-        cli,
-        &[
-            "encryption-key",
-            "export-verify",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    let text = ok(cli, &with_passphrase("export-verify", &bundle, &pass));
     assert!(text.contains("but its key does NOT load"), "{text}");
-    let restored = json(
-        cli,
-        &[
-            "encryption-key",
-            "restore",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ],
-    );
+    let restored = json(cli, &with_passphrase("restore", &bundle, &pass));
     let outcomes: Vec<(&str, &str)> = restored
         .as_array()
         .unwrap()

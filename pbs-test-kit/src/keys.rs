@@ -13,3 +13,17 @@ pub fn raw_key(seed: u64) -> [u8; 32] {
 pub fn key_config(seed: u64) -> KeyConfig {
     KeyConfig::without_password(raw_key(seed)).expect("key config")
 }
+
+/// The typing-aid lines of a text paperkey (`NN: ...`, each with its
+/// newline): what an administrator types back from the paper.
+pub fn typing_aid(paperkey: &str) -> String {
+    paperkey
+        .lines()
+        .filter(|line| {
+            line.len() > 4
+                && line.as_bytes()[2] == b':'
+                && line[..2].chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
+}

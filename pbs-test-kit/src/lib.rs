@@ -19,7 +19,8 @@
 //! - [`privileges`]: running a child as another user (`run_as`) or under
 //!   umask 000;
 //! - [`pty`]: a process on a pseudo-terminal (prompts without echo);
-//! - [`keys`]: fixed test keys; [`rng`]: a seeded random number generator.
+//! - [`keys`]: fixed test keys, the typing aid of a paperkey; [`rng`]: a
+//!   seeded random number generator.
 //!
 //! A dev-only workspace crate (`publish = false`, a dev-dependency of the
 //! root package): one build serves every test, bench and example binary,
@@ -41,6 +42,6 @@ pub mod tmpfs;
 
 pub use daemon::ApiDaemon;
 pub use dirs::{Sandbox, TestDir};
-pub use keys::{key_config, raw_key};
+pub use keys::{key_config, raw_key, typing_aid};
 pub use manager::{Manager, Run};
 pub use secrets::Secrets;
