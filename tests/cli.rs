@@ -886,7 +886,13 @@ fn keys_in_use_by_sync_jobs() {
     cli.create("key-old");
     cli.create("key-new");
     sync_cfg(&cli, TWO_JOBS);
+    sync_jobs_list_and_show_their_keys(&cli);
+    keys_in_use_are_kept(&cli);
+    rekey_and_untie_a_key_then_it_can_go(&cli);
+}
 
+/// `sync-job list` and `show` name each job's keys, as JSON and as tables.
+fn sync_jobs_list_and_show_their_keys(cli: &Cli) {
     let jobs = cli.json(&["sync-job", "list"]);
     assert_eq!(jobs.as_array().unwrap().len(), 2);
     assert_eq!(jobs[0]["id"], "nightly");
@@ -908,8 +914,10 @@ fn keys_in_use_by_sync_jobs() {
         shown_value(&shown, "active-encryption-key").as_deref(),
         Some("key-active")
     );
+}
 
-    // archive refused for the active key, delete for any referenced key
+/// Archive refused for the active key, delete for any referenced key.
+fn keys_in_use_are_kept(cli: &Cli) {
     let before = cli.state();
     let err = cli.fail(&["encryption-key", "archive", "key-active"]);
     assert!(
@@ -948,8 +956,10 @@ fn keys_in_use_by_sync_jobs() {
         "{err}"
     );
     assert_eq!(cli.state(), before);
+}
 
-    // re-key nightly, untie key-old everywhere, then it can go
+/// Re-key nightly, untie key-old everywhere, then it can go.
+fn rekey_and_untie_a_key_then_it_can_go(cli: &Cli) {
     let nightly = cli.json(&[
         "sync-job",
         "update",
@@ -1158,8 +1168,16 @@ fn upstream_config_dir() {
         let raw = hex::decode(expect["keys"][id]["raw_key_hex"].as_str().unwrap()).unwrap();
         cli.secret_key(&raw);
     }
+    listed_in_file_order(&cli, &expect, &order);
+    listed_as_text_with_dates(&cli, &expect);
+    an_upstream_sync_cfg_ties_keys_to_a_job(&cli);
+    verify_notices_the_foreign_paths(&cli, &order);
+    repair_rewrites_them(&cli, &order, &key_dir);
+    the_keys_are_usable(&cli, &key_dir);
+}
 
-    // list: file order, legacy-2024 archived
+/// List: file order, legacy-2024 archived.
+fn listed_in_file_order(cli: &Cli, expect: &Value, order: &[&str]) {
     let list = cli.json(&["encryption-key", "list", "--include-archived"]);
     let ids: Vec<&str> = list
         .as_array()
@@ -1184,8 +1202,10 @@ fn upstream_config_dir() {
     }
     assert_eq!(list[1]["archived-at"], 1735700000);
     assert_eq!(cli.ids(false), ["offsite-2025", "tape.sync_01"]);
+}
 
-    // text: human-readable dates (TZ=UTC0)
+/// Text: human-readable dates (TZ=UTC0).
+fn listed_as_text_with_dates(cli: &Cli, expect: &Value) {
     let table = cli
         .ok(&["encryption-key", "list", "--include-archived"])
         .stdout;
@@ -1211,8 +1231,10 @@ fn upstream_config_dir() {
         shown_value(&shown, "path").as_deref(),
         Some("/etc/proxmox-backup/encryption-keys/legacy-2024.enc")
     );
+}
 
-    // a sync.cfg as upstream writes it ties keys to a job
+/// A sync.cfg as upstream writes it ties keys to a job: they are kept.
+fn an_upstream_sync_cfg_ties_keys_to_a_job(cli: &Cli) {
     std::fs::write(
         cli.path().join("sync.cfg"),
         "sync: s-offsite\n\tactive-encryption-key offsite-2025\n\tassociated-key legacy-2024\n\
@@ -1228,8 +1250,10 @@ fn upstream_config_dir() {
     let err = cli.fail(&["encryption-key", "delete", "legacy-2024"]);
     assert!(err.contains("s-offsite"), "{err}");
     std::fs::remove_file(cli.path().join("sync.cfg")).unwrap();
+}
 
-    // verify notices the foreign paths (and this copy's owners and modes)
+/// Verify notices the foreign paths (and this copy's owners and modes).
+fn verify_notices_the_foreign_paths(cli: &Cli, order: &[&str]) {
     let run = cli.run(&["--output-format", "json", "encryption-key", "verify"]);
     assert_eq!(run.code, EXIT_FINDINGS, "{run:?}");
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -1250,11 +1274,14 @@ fn upstream_config_dir() {
         "{}",
         text.stdout
     );
+}
 
-    // --repair rewrites them (and fixes owners and modes): clean
+/// `--repair` rewrites the foreign paths (and fixes owners and modes):
+/// clean.
+fn repair_rewrites_them(cli: &Cli, order: &[&str], key_dir: &Path) {
     let run = cli.run(&["encryption-key", "verify", "--repair"]);
     assert_eq!(run.code, EXIT_OK, "{run:?}");
-    for id in &order {
+    for id in order {
         assert!(
             run.stdout.contains(&format!("rewrote path of '{id}'")),
             "{id}: {}",
@@ -1276,8 +1303,10 @@ fn upstream_config_dir() {
         );
     }
     cli.ok(&["encryption-key", "verify"]);
+}
 
-    // and the keys are usable: the archived one deletes, the others archive
+/// The keys are usable: the archived one deletes, the others archive.
+fn the_keys_are_usable(cli: &Cli, key_dir: &Path) {
     cli.ok(&["encryption-key", "delete", "legacy-2024"]);
     assert!(!key_dir.join("legacy-2024.enc").exists());
     cli.ok(&["encryption-key", "archive", "tape.sync_01"]);
@@ -1416,22 +1445,17 @@ fn run_bash(script: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-#[test]
-fn bash_completion_completes_commands_options_and_ids() {
-    let cli = Cli::new();
-    cli.create("key-alpha");
-    cli.create("key-beta");
-    sync_cfg(&cli, TWO_JOBS);
-    let script_file = cli.scratch_file(
-        "completion.bash",
-        cli.ok(&["generate-completion", "bash"]).stdout.as_bytes(),
-    );
-    let script = script_file.to_str().unwrap();
-    run_bash(&format!("bash -n {script}"));
+/// What bash completes after the words before the cursor (the word being
+/// completed empty), with `dir` the config dir of the test's keys and jobs.
+fn completion_cases(dir: &str) -> Vec<(String, Vec<&'static str>)> {
+    let mut cases = command_cases();
+    cases.extend(value_cases(dir));
+    cases
+}
 
-    let dir = cli.path().to_str().unwrap();
-    // each case: the words before the cursor, the word being completed
-    let cases: Vec<(String, Vec<&str>)> = vec![
+/// The commands, then the subcommands of `encryption-key`.
+fn command_cases() -> Vec<(String, Vec<&'static str>)> {
+    vec![
         (
             String::new(),
             vec![
@@ -1465,6 +1489,12 @@ fn bash_completion_completes_commands_options_and_ids() {
                 "help",
             ],
         ),
+    ]
+}
+
+/// Key ids, job ids and option values, read from `dir` where they are ids.
+fn value_cases(dir: &str) -> Vec<(String, Vec<&'static str>)> {
+    vec![
         (
             format!("--config-dir {dir} encryption-key show"),
             vec!["key-alpha", "key-beta"],
@@ -1527,7 +1557,24 @@ fn bash_completion_completes_commands_options_and_ids() {
             "--config-dir /nonexistent/dir encryption-key show".into(),
             vec![],
         ),
-    ];
+    ]
+}
+
+#[test]
+fn bash_completion_completes_commands_options_and_ids() {
+    let cli = Cli::new();
+    cli.create("key-alpha");
+    cli.create("key-beta");
+    sync_cfg(&cli, TWO_JOBS);
+    let script_file = cli.scratch_file(
+        "completion.bash",
+        cli.ok(&["generate-completion", "bash"]).stdout.as_bytes(),
+    );
+    let script = script_file.to_str().unwrap();
+    run_bash(&format!("bash -n {script}"));
+
+    let dir = cli.path().to_str().unwrap();
+    let cases = completion_cases(dir);
     let mut program = format!("source {script}\n");
     for (before, _) in &cases {
         program.push_str(&format!(
@@ -1553,7 +1600,13 @@ fn bash_completion_completes_commands_options_and_ids() {
         "complete -F _proxmox_backup_manager proxmox-backup-manager"
     );
 
-    // the hidden helper: ids in file order; silent and successful on errors
+    the_hidden_helper_is_silent_on_errors(&cli, lines[0]);
+}
+
+/// The hidden helper: ids in file order; silent and successful on errors;
+/// hidden from help and from the completion of the first word
+/// (`top_level`).
+fn the_hidden_helper_is_silent_on_errors(cli: &Cli, top_level: &str) {
     let keys = cli.ok(&["__complete", "key-ids"]).stdout;
     assert_eq!(keys, "key-alpha\nkey-beta\n");
     assert_eq!(
@@ -1575,7 +1628,7 @@ fn bash_completion_completes_commands_options_and_ids() {
     );
     // hidden from help and completion
     assert!(!cli.ok(&["--help"]).stdout.contains("__complete"));
-    assert!(!lines[0].contains("__complete"));
+    assert!(!top_level.contains("__complete"));
 }
 
 #[test]

@@ -145,9 +145,15 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
     cli.create_key("tape-2024-all");
     cli.ok(&["encryption-key", "archive", "tape-2024-all"]);
     let keys = cli.json(&["encryption-key", "list", "--include-archived"]);
+    key_lists_fit_their_columns(&cli, &keys);
+    show_is_name_and_value(&cli, &keys);
+    sync_jobs_stack_in_one_cell(&cli);
+    json_is_what_the_api_returns(&cli);
+}
 
-    // list: five columns, fingerprints shortened to 8 bytes, about 90
-    // columns (the sync jobs of a key stack in their cell)
+/// The key list: five columns, fingerprints shortened to 8 bytes, about 90
+/// columns; with archived keys six, in file order, dates right-aligned.
+fn key_lists_fit_their_columns(cli: &Manager, keys: &Value) {
     let list = cli.ok(&["encryption-key", "list"]);
     assert_bordered(
         &list,
@@ -186,8 +192,10 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
         created.starts_with(' ') && created.ends_with("+00:00 "),
         "{created:?}"
     );
+}
 
-    // show: Name/Value, the fingerprint in full, 120 columns
+/// `show`: Name/Value, the fingerprint in full, 120 columns.
+fn show_is_name_and_value(cli: &Manager, keys: &Value) {
     let shown = cli.ok(&["encryption-key", "show", "tape-2024-all"]);
     assert_bordered(&shown, &["Name", "Value"]);
     let fields: Vec<Vec<String>> = rows(&shown)[1..].to_vec();
@@ -209,8 +217,11 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
     );
     assert_eq!(fields[1][1], keys[1]["fingerprint"].as_str().unwrap());
     assert!(width(&shown) <= 120, "{shown}");
+}
 
-    // sync jobs: several associated keys stack in one cell
+/// Sync jobs: several associated keys stack in one cell, and a key's jobs
+/// in the key list.
+fn sync_jobs_stack_in_one_cell(cli: &Manager) {
     std::fs::write(
         cli.dir.path().join("sync.cfg"),
         "sync: nightly\n\tstore local1\n\tremote-store remote1\n\tremote other\n\
@@ -244,8 +255,10 @@ fn tables_are_bordered_with_lowercase_headers_and_fit_the_terminal() {
     assert_eq!(key_rows[1][0], "offsite-2026", "{list}");
     assert_eq!(key_rows[1][5], "nightly (active)", "{list}");
     assert_eq!(key_rows[2][5], "nightly (associated)", "{list}");
+}
 
-    // JSON is what the API returns, unchanged
+/// JSON is what the API returns, unchanged.
+fn json_is_what_the_api_returns(cli: &Manager) {
     let pretty = cli.ok(&["--output-format", "json-pretty", "encryption-key", "list"]);
     assert_eq!(
         serde_json::from_str::<Value>(&pretty).unwrap(),
@@ -549,8 +562,13 @@ fn user_update_remove_and_permissions() {
         bob.get("email").is_none() && bob.get("enable").is_none(),
         "{bob}"
     );
+    user_update_errors_name_what_failed(&cli);
+    user_permissions_as_json_and_table(&cli);
+    user_remove_takes_tokens_and_acl_entries(&cli);
+}
 
-    // errors name what failed
+/// Errors of `user update` name what failed.
+fn user_update_errors_name_what_failed(cli: &Manager) {
     let err = cli.fail(&["user", "update", "zed@pbs", "--comment", "x"]);
     assert_eq!(err, "user 'zed@pbs' does not exist");
     let err = cli.fail(&["user", "update", "bob@pbs", "--digest", "xyz"]);
@@ -563,8 +581,10 @@ fn user_update_remove_and_permissions() {
         err.contains("only 'pbs' realm users have passwords"),
         "{err}"
     );
+}
 
-    // permissions: upstream's JSON, a table for text
+/// `user permissions`: upstream's JSON, a table for text.
+fn user_permissions_as_json_and_table(cli: &Manager) {
     cli.ok(&["user", "generate-token", "bob@pbs", "t1"]);
     cli.ok(&["acl", "update", "/system", "Audit", "--auth-id", "bob@pbs"]);
     cli.ok(&[
@@ -592,8 +612,11 @@ fn user_update_remove_and_permissions() {
     );
     let err = cli.fail(&["user", "permissions", "nobody@pbs"]);
     assert!(err.contains("user 'nobody@pbs' does not exist"), "{err}");
+}
 
-    // remove: the user, its tokens and their ACL entries; delete is an alias
+/// `user remove`: the user, its tokens and their ACL entries; delete is an
+/// alias.
+fn user_remove_takes_tokens_and_acl_entries(cli: &Manager) {
     assert!(cli.file("acl.cfg").contains("bob@pbs!t1"));
     assert_eq!(
         cli.ok(&["user", "remove", "bob@pbs"]),
