@@ -465,32 +465,7 @@ fn api_refuses_missing_wrong_and_malformed_credentials() {
     Client::token(port, "carol@pbs!t1", &access.carol)
         .get("version")
         .expect(401, "disabled or expired");
-
-    // logins: wrong password, unknown user, disabled, expired, root@pam (no PAM here)
-    for (user, password) in [
-        ("alice@pbs", "not her password"),
-        ("nobody@pbs", "x"),
-        ("carol@pbs", "carol pass"),
-        ("dave@pbs", "dave pass"),
-        ("root@pam", "anything"),
-    ] {
-        anon.post_form(
-            "access/ticket",
-            &format!(
-                "username={}&password={}",
-                urlencode(user),
-                urlencode(password)
-            ),
-        )
-        .expect(401, "authentication failure");
-    }
-    // a ticket of another signing key is refused
-    let other = TestDir::new();
-    let keys = pbs_keystore::auth_helpers::AuthKeys::load_or_generate(&other.config).unwrap();
-    let forged = keys.create_ticket(&Userid::root_userid()).unwrap();
-    let cookie = format!("PBSAuthCookie={forged}");
-    anon.send("GET", "version", &[("Cookie", &cookie)], None)
-        .expect(401, "invalid ticket");
+    wrong_logins_and_forged_tickets_are_401(&mut anon);
 
     // non-ASCII bytes in the header, sent raw
     let raw = raw_exchange(
@@ -516,6 +491,35 @@ fn api_refuses_missing_wrong_and_malformed_credentials() {
         !log.contains(&access.root) && !log.contains("not her password"),
         "{log}"
     );
+}
+
+/// Logins: wrong password, unknown user, disabled, expired, root@pam (no
+/// PAM here); a ticket of another signing key.
+fn wrong_logins_and_forged_tickets_are_401(anon: &mut Client) {
+    for (user, password) in [
+        ("alice@pbs", "not her password"),
+        ("nobody@pbs", "x"),
+        ("carol@pbs", "carol pass"),
+        ("dave@pbs", "dave pass"),
+        ("root@pam", "anything"),
+    ] {
+        anon.post_form(
+            "access/ticket",
+            &format!(
+                "username={}&password={}",
+                urlencode(user),
+                urlencode(password)
+            ),
+        )
+        .expect(401, "authentication failure");
+    }
+    // a ticket of another signing key is refused
+    let other = TestDir::new();
+    let keys = pbs_keystore::auth_helpers::AuthKeys::load_or_generate(&other.config).unwrap();
+    let forged = keys.create_ticket(&Userid::root_userid()).unwrap();
+    let cookie = format!("PBSAuthCookie={forged}");
+    anon.send("GET", "version", &[("Cookie", &cookie)], None)
+        .expect(401, "invalid ticket");
 }
 
 #[test]
@@ -593,7 +597,21 @@ fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
     let mut root = Client::token(port, "root@pam!admin", &access.root);
     root.post_form("config/encryption-keys", "id=good-key")
         .data();
+    bad_parameters_are_400(&mut root);
+    bad_bodies_are_refused(&mut root, port, &access.root);
+    bad_paths_methods_and_headers_are_refused(&mut root, port);
 
+    // the daemon is still up and nothing changed
+    assert_eq!(
+        ids(&root.get("config/encryption-keys").data()),
+        ["good-key"]
+    );
+    assert!(daemon.config().verify(false).unwrap().is_clean());
+}
+
+/// Missing, unknown, malformed and duplicate parameters: 400, naming the
+/// parameter.
+fn bad_parameters_are_400(root: &mut Client) {
     root.post_form("config/encryption-keys", "")
         .expect(400, "parameter 'id': parameter is missing");
     root.post_form("config/encryption-keys", "id=../x")
@@ -627,8 +645,11 @@ fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
         400,
         "parameter 'passphrase': the key is passphrase protected",
     );
+}
 
-    // bodies: invalid JSON, not an object, nested values, not UTF-8, wrong type, too large
+/// Bodies: invalid JSON, not an object, nested values, not UTF-8, wrong
+/// type, too large (chunked too).
+fn bad_bodies_are_refused(root: &mut Client, port: u16, secret: &str) {
     let post = |client: &mut Client, ctype: &str, body: &[u8]| {
         client.send(
             "POST",
@@ -637,31 +658,21 @@ fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
             Some((ctype, body.to_vec())),
         )
     };
-    post(&mut root, "application/json", b"{\"id\": ").expect(400, "invalid JSON");
-    post(&mut root, "application/json", b"[\"id\"]").expect(400, "not a JSON object");
-    post(&mut root, "application/json", b"{\"id\": {\"a\": 1}}")
+    post(root, "application/json", b"{\"id\": ").expect(400, "invalid JSON");
+    post(root, "application/json", b"[\"id\"]").expect(400, "not a JSON object");
+    post(root, "application/json", b"{\"id\": {\"a\": 1}}")
         .expect(400, "parameter 'id': expected a simple value");
-    post(&mut root, "application/json", b"{\"id\": \"\xff\xfe\"}").expect(400, "UTF-8");
-    post(
-        &mut root,
-        "application/x-www-form-urlencoded",
-        b"id=\xff\xfe",
-    )
-    .expect(400, "not valid UTF-8");
-    post(&mut root, "text/plain", b"id=x-key").expect(415, "unsupported content type");
+    post(root, "application/json", b"{\"id\": \"\xff\xfe\"}").expect(400, "UTF-8");
+    post(root, "application/x-www-form-urlencoded", b"id=\xff\xfe").expect(400, "not valid UTF-8");
+    post(root, "text/plain", b"id=x-key").expect(415, "unsupported content type");
     let big = vec![b'a'; 64 * 1024 + 1];
-    post(&mut root, "application/x-www-form-urlencoded", &big)
-        .expect(413, "request body too large");
+    post(root, "application/x-www-form-urlencoded", &big).expect(413, "request body too large");
     // a chunked body without Content-Length is cut at the limit too
     let mut raw =
         b"POST /api2/json/config/encryption-keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
             .to_vec();
     raw.extend_from_slice(
-        format!(
-            "Authorization: PBSAPIToken=root@pam!admin:{}\r\n",
-            access.root
-        )
-        .as_bytes(),
+        format!("Authorization: PBSAPIToken=root@pam!admin:{}\r\n", secret).as_bytes(),
     );
     raw.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
     for _ in 0..5 {
@@ -676,8 +687,10 @@ fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
         "{}",
         &answer[..answer.len().min(200)]
     );
+}
 
-    // paths, methods, headers
+/// Paths, methods, headers: 404, 405, 414, 431, 400.
+fn bad_paths_methods_and_headers_are_refused(root: &mut Client, port: u16) {
     root.get("nowhere").expect(404, "no such path");
     root.get("/other/path").expect(404, "below /api2/json");
     root.send("PUT", "config/encryption-keys", &[], None)
@@ -699,13 +712,6 @@ fn api_refuses_bad_parameters_and_bad_input_naming_the_problem() {
     );
     let answer = raw_exchange(port, b"BLAH\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-
-    // the daemon is still up and nothing changed
-    assert_eq!(
-        ids(&root.get("config/encryption-keys").data()),
-        ["good-key"]
-    );
-    assert!(daemon.config().verify(false).unwrap().is_clean());
 }
 
 /// Whether a read that waited for the daemon ended because the daemon
