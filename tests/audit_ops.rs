@@ -633,8 +633,25 @@ fn every_api_operation_leaves_one_record_pair() {
         .delete(&format!("{keys}/a-two"))
         .expect(400, "not archived");
     log.nothing("refusals");
+    api_keys_leave_and_come_back(&mut client, &mut log, &token, &created_fp);
+    api_toggles_and_the_trash(&mut client, &mut log, &token);
+    api_a_key_file_gone(&mut client, &mut log, &token);
 
-    // keys leaving the store, and one coming back
+    api_purges(&mut client, &mut log, &token);
+    api_a_ticket(daemon.port, &mut log);
+    api_the_log_afterwards(&mut client, dir, &secret);
+    drop(daemon);
+}
+
+/// Keys leaving the store (export, drill, paperkey, purge), and one coming
+/// back (restore).
+fn api_keys_leave_and_come_back(
+    client: &mut Client,
+    log: &mut Log,
+    token: &Actor,
+    created_fp: &str,
+) {
+    let keys = KEYS;
     let pass = "a long enough bundle pass phrase";
     let exported = client
         .post_json(
@@ -642,7 +659,7 @@ fn every_api_operation_leaves_one_record_pair() {
             &json!({"id": ["a-one"], "passphrase": pass}),
         )
         .data();
-    log.one(&token, "export", &["a-one"], Some(&[&created_fp]));
+    log.one(token, "export", &["a-one"], Some(&[created_fp]));
     let bundle = exported["bundle"].as_str().unwrap().to_string();
     client
         .post_json(
@@ -650,66 +667,65 @@ fn every_api_operation_leaves_one_record_pair() {
             &json!({"bundle": bundle, "passphrase": pass}),
         )
         .data();
-    log.one(&token, "export-verify", &["a-one"], Some(&[&created_fp]));
+    log.one(token, "export-verify", &["a-one"], Some(&[created_fp]));
     client
         .post_form(&format!("{keys}/a-one/paperkey"), "")
         .data();
-    log.one(&token, "paperkey", &["a-one"], Some(&[&created_fp]));
+    log.one(token, "paperkey", &["a-one"], Some(&[created_fp]));
     client.post_form(&format!("{keys}/a-one"), "").data();
     client.delete(&format!("{keys}/a-one?purge=1")).data();
-    log.pairs(&token, "archive, delete-purge");
+    log.pairs(token, "archive, delete-purge");
     client
         .post_json(
             "config/encryption-key-restore",
             &json!({"bundle": bundle, "passphrase": pass}),
         )
         .data();
-    log.one(&token, "restore", &["a-one"], Some(&[&created_fp]));
+    log.one(token, "restore", &["a-one"], Some(&[created_fp]));
+}
 
-    // toggles: archive, unarchive, archive
+/// Toggles (archive, unarchive, archive), then a delete into the trash,
+/// restored from it and purged.
+fn api_toggles_and_the_trash(client: &mut Client, log: &mut Log, token: &Actor) {
+    let dir = log.dir;
+    let keys = KEYS;
     for op in ["archive", "unarchive", "archive"] {
         client.post_form(&format!("{keys}/a-two"), "").data();
-        log.one(&token, op, &["a-two"], Some(&[&fingerprint(12)]));
+        log.one(token, op, &["a-two"], Some(&[&fingerprint(12)]));
     }
     client.delete(&format!("{keys}/a-two")).data();
-    log.one(&token, "delete", &["a-two"], Some(&[&fingerprint(12)]));
+    log.one(token, "delete", &["a-two"], Some(&[&fingerprint(12)]));
     let entry = trash_entry(dir, "a-two");
     client
         .post_form(&format!("config/encryption-key-trash/{entry}/restore"), "")
         .data();
     log.one(
-        &token,
+        token,
         "trash-restore",
         &["a-two", &entry],
         Some(&[&fingerprint(12)]),
     );
     // restored archived, as it was deleted
     client.delete(&format!("{keys}/a-two?purge=1")).data();
-    log.one(
-        &token,
-        "delete-purge",
-        &["a-two"],
-        Some(&[&fingerprint(12)]),
-    );
+    log.one(token, "delete-purge", &["a-two"], Some(&[&fingerprint(12)]));
+}
 
-    // a key file gone: force
+/// A key file gone: a forced delete.
+fn api_a_key_file_gone(client: &mut Client, log: &mut Log, token: &Actor) {
+    let dir = log.dir;
+    let keys = KEYS;
     let body = json!({"id": "a-three", "key": key_config(13).to_json().unwrap()});
     client.post_json(keys, &body).data();
     client.post_form(&format!("{keys}/a-three"), "").data();
-    log.pairs(&token, "setup");
+    log.pairs(token, "setup");
     std::fs::remove_file(dir.join("encryption-keys/a-three.enc")).unwrap();
     client.delete(&format!("{keys}/a-three?force=1")).data();
     log.one(
-        &token,
+        token,
         "delete-force",
         &["a-three"],
         Some(&[&fingerprint(13)]),
     );
-
-    api_purges(&mut client, &mut log, &token);
-    api_a_ticket(daemon.port, &mut log);
-    api_the_log_afterwards(&mut client, dir, &secret);
-    drop(daemon);
 }
 
 /// trash purges through the API: one entry, then what expired.

@@ -181,13 +181,31 @@ fn repair_does_not_chmod_through_symlinks() {
     );
 }
 
+/// The size of the files this test makes huge (sparse): 100 MB.
+const SIZE: u64 = 100 * 1024 * 1024;
+
+/// Makes the file at `path` [`SIZE`] bytes long (sparse).
+fn huge(path: &Path) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(SIZE).unwrap();
+}
+
+/// `err` of the operation `what` names `file`, its size and the limit.
+#[track_caller]
+fn assert_refused(what: &str, err: anyhow::Error, file: &str) {
+    let text = format!("{err:#}");
+    assert!(
+        text.contains(file) && text.contains("100 MiB") && text.contains("64 MiB limit"),
+        "{what}: {text}"
+    );
+}
+
 /// Config files of 100 MB (sparse: the size alone is refused, before a
 /// byte is read) make every operation fail naming the file and the limit;
 /// a 100 MB key file is refused by load and reported by verify. Nothing
 /// else changes.
 #[test]
 fn files_of_100_mb_are_refused_by_every_operation() {
-    const SIZE: u64 = 100 * 1024 * 1024;
     let dir = TestDir::new();
     let keys = dir.config.encryption_keys();
     let jobs = dir.config.sync_jobs();
@@ -200,19 +218,16 @@ fn files_of_100_mb_are_refused_by_every_operation() {
     )
     .unwrap();
 
-    let huge = |path: &Path| {
-        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        file.set_len(SIZE).unwrap();
-    };
-    let assert_refused = |what: &str, err: anyhow::Error, file: &str| {
-        let text = format!("{err:#}");
-        assert!(
-            text.contains(file) && text.contains("100 MiB") && text.contains("64 MiB limit"),
-            "{what}: {text}"
-        );
-    };
+    a_huge_encryption_keys_cfg_fails_everything(&dir);
+    a_huge_sync_cfg_fails_what_needs_the_jobs(&dir);
+    a_huge_key_file_is_refused_and_reported(&dir);
+}
 
-    // a 100 MB encryption-keys.cfg
+/// A 100 MB encryption-keys.cfg: every operation fails naming it, nothing
+/// changes.
+fn a_huge_encryption_keys_cfg_fails_everything(dir: &TestDir) {
+    let keys = dir.config.encryption_keys();
+    let jobs = dir.config.sync_jobs();
     let cfg = keys.config_path();
     let saved = std::fs::read(&cfg).unwrap();
     huge(&cfg);
@@ -265,8 +280,12 @@ fn files_of_100_mb_are_refused_by_every_operation() {
     assert!(!keys.key_path("new").exists());
     std::fs::write(&cfg, &saved).unwrap();
     assert!(dir.config.verify(false).unwrap().is_clean());
+}
 
-    // a 100 MB sync.cfg: what needs the jobs fails, the rest works
+/// A 100 MB sync.cfg: what needs the jobs fails, the rest works.
+fn a_huge_sync_cfg_fails_what_needs_the_jobs(dir: &TestDir) {
+    let keys = dir.config.encryption_keys();
+    let jobs = dir.config.sync_jobs();
     let sync = jobs.config_path();
     let saved = std::fs::read(&sync).unwrap();
     huge(&sync);
@@ -309,8 +328,11 @@ fn files_of_100_mb_are_refused_by_every_operation() {
     keys.load_key_config("first", true).unwrap();
     keys.list_keys(true).unwrap();
     std::fs::write(&sync, &saved).unwrap();
+}
 
-    // a 100 MB key file: load and delete refuse it, verify reports it
+/// A 100 MB key file: load and delete refuse it, verify reports it.
+fn a_huge_key_file_is_refused_and_reported(dir: &TestDir) {
+    let keys = dir.config.encryption_keys();
     let key_path = keys.key_path("old");
     let saved = std::fs::read(&key_path).unwrap();
     huge(&key_path);

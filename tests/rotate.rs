@@ -371,60 +371,64 @@ fn rotation_end_to_end_and_again() {
         assert!(s.status("job1").is_empty(), "{name}");
         assert_verified(&config, name);
 
-        // each step: its intent, then its outcome (ok), and between them
-        // the operations the steps are made of, which record themselves
-        // (the new key's create, each job's key change, the archive); all
-        // for who asked, from where; the second request recorded nothing
-        let (actor, origin) = match name {
-            "cli" => ("root@pam", "cli"),
-            _ => ("root@pam!admin", "api "),
-        };
-        let all = records_since(&config, start);
-        for record in &all {
-            assert_eq!(record.actor, actor, "{name}: {record:?}");
-            assert!(record.origin.starts_with(origin), "{name}: {record:?}");
-        }
-        let outcomes: Vec<(&str, String)> = all
-            .iter()
-            .filter(|r| r.phase == Phase::Outcome)
-            .map(|r| {
-                (
-                    r.op.as_str(),
-                    r.job.clone().unwrap_or_else(|| r.ids.join(",")),
-                )
-            })
-            .collect();
-        let step = |op: &'static str, what: &str| (op, what.to_string());
-        let expected = [
-            step("rotate-plan", "job1,job2"),
-            step("create", "key-new"),
-            step("rotate-store-key", "job1,job2"),
-            step("sync-job-keys", "job1"),
-            step("sync-job-keys", "job2"),
-            step("rotate-switch-job", "job1"),
-            step("rotate-switch-job", "job2"),
-            // key0 kept active for job3: no archive
-            step("rotate-archive-old-key", "job1,job2"),
-            step("rotate-finish", "job1,job2"),
-            step("rotate-plan", "job3"),
-            step("create", &new_id),
-            step("rotate-store-key", "job3"),
-            step("sync-job-keys", "job3"),
-            step("rotate-switch-job", "job3"),
-            step("archive", "key0"),
-            step("rotate-archive-old-key", "job3"),
-            step("rotate-finish", "job3"),
-        ];
-        assert_eq!(outcomes, expected, "{name}");
-        assert!(
-            all.iter()
-                .filter(|r| r.phase == Phase::Outcome)
-                .all(|r| r.result.as_deref() == Some("ok")),
-            "{name}: {all:?}"
-        );
-        let intents = all.iter().filter(|r| r.phase == Phase::Intent).count();
-        assert_eq!(intents, outcomes.len(), "{name}: {all:?}");
+        each_step_records_intent_and_outcome(&config, name, start, &new_id);
     });
+}
+
+/// Each step of a rotation records its intent, then its outcome (ok), and
+/// between them the operations the steps are made of, which record
+/// themselves (the new key's create, each job's key change, the archive);
+/// all for who asked, from where; the second request recorded nothing.
+fn each_step_records_intent_and_outcome(config: &ConfigDir, name: &str, start: u64, new_id: &str) {
+    let (actor, origin) = match name {
+        "cli" => ("root@pam", "cli"),
+        _ => ("root@pam!admin", "api "),
+    };
+    let all = records_since(config, start);
+    for record in &all {
+        assert_eq!(record.actor, actor, "{name}: {record:?}");
+        assert!(record.origin.starts_with(origin), "{name}: {record:?}");
+    }
+    let outcomes: Vec<(&str, String)> = all
+        .iter()
+        .filter(|r| r.phase == Phase::Outcome)
+        .map(|r| {
+            (
+                r.op.as_str(),
+                r.job.clone().unwrap_or_else(|| r.ids.join(",")),
+            )
+        })
+        .collect();
+    let step = |op: &'static str, what: &str| (op, what.to_string());
+    let expected = [
+        step("rotate-plan", "job1,job2"),
+        step("create", "key-new"),
+        step("rotate-store-key", "job1,job2"),
+        step("sync-job-keys", "job1"),
+        step("sync-job-keys", "job2"),
+        step("rotate-switch-job", "job1"),
+        step("rotate-switch-job", "job2"),
+        // key0 kept active for job3: no archive
+        step("rotate-archive-old-key", "job1,job2"),
+        step("rotate-finish", "job1,job2"),
+        step("rotate-plan", "job3"),
+        step("create", new_id),
+        step("rotate-store-key", "job3"),
+        step("sync-job-keys", "job3"),
+        step("rotate-switch-job", "job3"),
+        step("archive", "key0"),
+        step("rotate-archive-old-key", "job3"),
+        step("rotate-finish", "job3"),
+    ];
+    assert_eq!(outcomes, expected, "{name}");
+    assert!(
+        all.iter()
+            .filter(|r| r.phase == Phase::Outcome)
+            .all(|r| r.result.as_deref() == Some("ok")),
+        "{name}: {all:?}"
+    );
+    let intents = all.iter().filter(|r| r.phase == Phase::Intent).count();
+    assert_eq!(intents, outcomes.len(), "{name}: {all:?}");
 }
 
 /// What is refused before anything is done, with its words; afterwards

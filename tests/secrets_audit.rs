@@ -634,10 +634,10 @@ impl Audit {
     }
 }
 
-/// Export bundles (to a passphrase, to a master key; files 0600 holding no
-/// key in clear), and the exports refused: to an existing file, without a
-/// passphrase or master key. Writes the inputs the later phases use.
-fn export_bundles(audit: &mut Audit, _: &KnownKeys) {
+/// Writes the inputs of the export phases: the bundle passphrase (and a
+/// wrong one), the master key pair (its private key encrypted, and its
+/// passphrase) and another RSA key; (passphrase file, master public key).
+fn export_inputs(audit: &mut Audit) -> (String, String) {
     audit.secrets().text("bundle passphrase", BUNDLE_PASS);
     audit.secrets().text("master passphrase", MASTER_PASS);
     let pass = audit.input("bundle.pass", BUNDLE_PASS.as_bytes());
@@ -655,7 +655,14 @@ fn export_bundles(audit: &mut Audit, _: &KnownKeys) {
     let public = audit.input("master-public.pem", &master.public_key_to_pem().unwrap());
     audit.input("master.pass", MASTER_PASS.as_bytes());
     audit.input("other.pem", OTHER_PEM);
+    (pass, public)
+}
 
+/// Export bundles (to a passphrase, to a master key; files 0600 holding no
+/// key in clear), and the exports refused: to an existing file, without a
+/// passphrase or master key. Writes the inputs the later phases use.
+fn export_bundles(audit: &mut Audit, _: &KnownKeys) {
+    let (pass, public) = export_inputs(audit);
     let bundle = audit.bundle();
     let rsa_bundle = audit.scratch_file("rsa.pbsx");
     let some_bundle = audit.scratch_file("some.pbsx");
@@ -1144,6 +1151,33 @@ fn trash(audit: &mut Audit, _: &KnownKeys) {
 /// Users, passwords, API tokens, ACLs; the tokens `root@pam!audit`
 /// (Admin on `/`) and `alice@pbs!t1` (Admin on the keys).
 fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
+    users_and_passwords(audit);
+    tokens_and_acls(audit);
+
+    const BOB_2: &str = "bob's second pass phrase";
+    audit.secrets().text("bob's second password", BOB_2);
+    audit.run_stdin(
+        "text",
+        &[
+            "user",
+            "update",
+            "bob@pbs",
+            "--comment",
+            "c",
+            "--ask-password",
+        ],
+        Some(format!("{BOB_2}\n").as_bytes()),
+        0,
+    );
+    audit.all_formats(&["user", "update", "nobody@pbs", "--comment", "c"], 255);
+    audit.all_formats(&["user", "permissions", "alice@pbs!t1"], 0);
+    audit.run("text", &["user", "remove", "bob@pbs"], 0);
+    audit.all_formats(&["user", "remove", "bob@pbs"], 255);
+}
+
+/// Users created and given passwords (from a prompt, on the command line),
+/// and refused.
+fn users_and_passwords(audit: &mut Audit) {
     audit.secrets().text("alice's first password", ALICE_1);
     audit.secrets().text("alice's second password", ALICE_2);
     audit.secrets().text("bob's password", BOB);
@@ -1168,6 +1202,10 @@ fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
         Some(b"some pass phrase\n"),
         255,
     );
+}
+
+/// API tokens (the audit's own two kept) and ACLs, and refused ones.
+fn tokens_and_acls(audit: &mut Audit) {
     let root_secret = audit.token("json", "root@pam", "audit");
     let alice_secret = audit.token("text", "alice@pbs", "t1");
     audit.tokens = Some((root_secret, alice_secret));
@@ -1209,25 +1247,6 @@ fn users_tokens_acls(audit: &mut Audit, _: &KnownKeys) {
         255,
     );
     audit.all_formats(&["acl", "list"], 0);
-    const BOB_2: &str = "bob's second pass phrase";
-    audit.secrets().text("bob's second password", BOB_2);
-    audit.run_stdin(
-        "text",
-        &[
-            "user",
-            "update",
-            "bob@pbs",
-            "--comment",
-            "c",
-            "--ask-password",
-        ],
-        Some(format!("{BOB_2}\n").as_bytes()),
-        0,
-    );
-    audit.all_formats(&["user", "update", "nobody@pbs", "--comment", "c"], 255);
-    audit.all_formats(&["user", "permissions", "alice@pbs!t1"], 0);
-    audit.run("text", &["user", "remove", "bob@pbs"], 0);
-    audit.all_formats(&["user", "remove", "bob@pbs"], 255);
 }
 
 /// The audit log's commands: list, verify (against a kept checkpoint
@@ -1576,14 +1595,18 @@ fn api_export_drill_restore_paperkey(audit: &mut Audit, _: &KnownKeys) {
         urlencode(BUNDLE_PASS)
     );
     audit.api("POST", &query, &token, Some((FORM, "all=1")), 400, false);
+    api_paperkeys(audit, &token);
+    api_protected_import(audit, &token);
+}
 
-    // paperkeys hold the key; a missing key's answer does not
+/// Paperkeys hold the key; a missing key's answer does not.
+fn api_paperkeys(audit: &mut Audit, token: &[(&str, &str)]) {
     let paperkey = "config/encryption-keys/imported/paperkey";
-    audit.api("POST", paperkey, &token, None, 200, true);
+    audit.api("POST", paperkey, token, None, 200, true);
     audit.api(
         "POST",
         paperkey,
-        &token,
+        token,
         Some((FORM, "output-format=html")),
         200,
         true,
@@ -1591,14 +1614,17 @@ fn api_export_drill_restore_paperkey(audit: &mut Audit, _: &KnownKeys) {
     audit.api(
         "POST",
         "config/encryption-keys/nope-key/paperkey",
-        &token,
+        token,
         None,
         404,
         false,
     );
+}
 
-    // a protected import: the answer holds the key (as create's), a wrong
-    // passphrase's answer does not
+/// A protected import: the answer holds the key (as create's), a wrong
+/// passphrase's answer does not.
+fn api_protected_import(audit: &mut Audit, token: &[(&str, &str)]) {
+    let json = "application/json";
     let (protected, _) = vector("scrypt-protected");
     let protected = String::from_utf8(protected).unwrap();
     let expect: serde_json::Value = serde_json::from_slice(
@@ -1613,7 +1639,7 @@ fn api_export_drill_restore_paperkey(audit: &mut Audit, _: &KnownKeys) {
         audit.api(
             "POST",
             "config/encryption-keys",
-            &token,
+            token,
             Some((json, &body)),
             status,
             status == 200,

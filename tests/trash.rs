@@ -665,6 +665,9 @@ fn verify_sorts_out_incomplete_trash_entries() {
     assert_eq!(report.keys_in_trash, 2);
 }
 
+/// The exit status of a failed command.
+const FAILED: i32 = 255;
+
 /// The commands: `remove` says where the key went, `remove --purge` says
 /// it is destroyed, `remove --force` warns on stderr first, and `trash
 /// list`, `restore --as` and `purge` do what they say.
@@ -688,10 +691,15 @@ fn trash_commands() {
             String::from_utf8(output.stderr).unwrap(),
         )
     };
-    const FAILED: i32 = 255;
     for (id, seed) in [("k-trash", 1), ("k-purge", 2), ("k-force", 3)] {
         archived(&dir.config, id, seed);
     }
+    remove_trash_purge_and_force(&run, &dir);
+    trash_list_restore_and_purge(&run);
+}
+
+/// `remove` into the trash, `--purge` destroys, `--force` warns first.
+fn remove_trash_purge_and_force(run: &impl Fn(&[&str]) -> (i32, String, String), dir: &TestDir) {
     let (code, out, _) = run(&["encryption-key", "remove", "k-trash", "--keep-days", "3"]);
     assert_eq!(code, 0);
     assert!(
@@ -726,7 +734,10 @@ fn trash_commands() {
         "{err}"
     );
     assert!(out.contains("dropped the config entry"), "{out}");
+}
 
+/// `trash list`, `restore --as` and `purge` do what they say.
+fn trash_list_restore_and_purge(run: &impl Fn(&[&str]) -> (i32, String, String)) {
     let (code, out, _) = run(&["--noborder", "encryption-key", "trash", "list"]);
     assert_eq!(code, 0);
     assert!(
