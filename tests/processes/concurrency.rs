@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use pbs_config::audit::{AuditLog, Filter, Phase, VerifyOptions};
+use pbs_api_types::CryptKey;
+use pbs_config::audit::{AuditLog, Filter, Phase, Record, VerifyOptions};
 use pbs_test_kit::Sandbox;
 
 use crate::support::{
@@ -36,24 +37,72 @@ pub fn eight_processes_of_random_operations() {
             (index, log, std::thread::spawn(move || run_worker(cmd)))
         })
         .collect();
-
-    let mut own_final: HashMap<String, Value> = HashMap::new();
-    let mut shared_stored: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut successes = 0;
-    // the successful changes: all of them, and per worker those of its
-    // own keys, in its order
-    let mut changes: HashMap<(String, String), usize> = HashMap::new();
-    let mut own_changes: Vec<Vec<(String, String)>> = vec![Vec::new(); WORKERS];
+    let mut logs = WorkerLogs::default();
     for (index, log, handle) in children {
         let output = handle.join().unwrap();
         assert_success(&output, &format!("worker {index}"));
-        let text = std::fs::read_to_string(&log).unwrap();
+        logs.read(index, &std::fs::read_to_string(&log).unwrap());
+    }
+
+    let config = context(dir);
+    let (list, _) = config.encryption_keys().list_keys(true).unwrap();
+    assert_the_store_is_what_the_workers_did(&list, &logs);
+    assert_every_listed_key_loads(&config);
+    assert_clean(&config.verify(false).unwrap(), "after the race");
+
+    // the audit log: it verifies, with no operation left open
+    let log = AuditLog::open_existing(&config).unwrap().unwrap();
+    let report = log.verify(&VerifyOptions::default()).unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    assert!(report.notices.is_empty(), "{report:#?}");
+    let records = log.list(&Filter::default()).unwrap();
+    assert_the_log_pairs_are_the_changes(&records, &logs);
+    assert_replaying_the_log_gives_the_store(&records, &list);
+    println!(
+        "    {WORKERS} processes x {OPERATIONS} operations: {} succeeded, {} keys \
+         remain, {} records",
+        logs.successes,
+        list.len(),
+        records.len()
+    );
+}
+
+/// What the workers' logs say they did.
+struct WorkerLogs {
+    /// Each worker's own keys as its model holds them at the end.
+    own_final: HashMap<String, Value>,
+    /// Per shared id, the fingerprints some worker stored under it.
+    shared_stored: HashMap<String, HashSet<String>>,
+    /// How many operations succeeded.
+    successes: usize,
+    /// The successful changes, each with how often it was made.
+    changes: HashMap<(String, String), usize>,
+    /// Per worker, the successful changes of its own keys, in its order.
+    own_changes: Vec<Vec<(String, String)>>,
+}
+
+impl Default for WorkerLogs {
+    fn default() -> Self {
+        Self {
+            own_final: HashMap::new(),
+            shared_stored: HashMap::new(),
+            successes: 0,
+            changes: HashMap::new(),
+            own_changes: vec![Vec::new(); WORKERS],
+        }
+    }
+}
+
+impl WorkerLogs {
+    /// Adds the log `text` of worker `index`: one JSON line per operation,
+    /// then its final state.
+    fn read(&mut self, index: usize, text: &str) {
         let mut lines = 0;
         for line in text.lines() {
             let entry: Value = serde_json::from_str(line).unwrap();
             if let Some(state) = entry.get("final") {
                 for (id, key) in state.as_object().unwrap() {
-                    own_final.insert(id.clone(), key.clone());
+                    self.own_final.insert(id.clone(), key.clone());
                 }
                 continue;
             }
@@ -66,14 +115,14 @@ pub fn eight_processes_of_random_operations() {
                 };
                 let change = (op.to_string(), entry["id"].as_str().unwrap().to_string());
                 if entry["shared"] != true {
-                    own_changes[index].push(change.clone());
+                    self.own_changes[index].push(change.clone());
                 }
-                *changes.entry(change).or_default() += 1;
+                *self.changes.entry(change).or_default() += 1;
             }
             if entry["ok"] == true {
-                successes += 1;
+                self.successes += 1;
                 if entry["shared"] == true && entry["op"] == "store" {
-                    shared_stored
+                    self.shared_stored
                         .entry(entry["id"].as_str().unwrap().to_string())
                         .or_default()
                         .insert(entry["fingerprint"].as_str().unwrap().to_string());
@@ -82,12 +131,14 @@ pub fn eight_processes_of_random_operations() {
         }
         assert_eq!(lines, OPERATIONS, "worker {index} logged every operation");
     }
+}
 
-    let config = context(dir);
-    let (list, _) = config.encryption_keys().list_keys(true).unwrap();
+/// The workers' own keys are exactly as their models say, a shared key
+/// holds a fingerprint some worker stored under its id, nothing else is
+/// left.
+fn assert_the_store_is_what_the_workers_did(list: &[CryptKey], logs: &WorkerLogs) {
     let listed: HashMap<&str, _> = list.iter().map(|k| (k.id.as_str(), k)).collect();
-
-    for (id, want) in &own_final {
+    for (id, want) in &logs.own_final {
         let key = listed
             .get(id.as_str())
             .unwrap_or_else(|| panic!("key {id} stored by its worker is missing"));
@@ -98,11 +149,11 @@ pub fn eight_processes_of_random_operations() {
         );
         assert_eq!(key.archived_at.is_some(), want["archived"] == true, "{id}");
     }
-    for key in &list {
+    for key in list {
         if key.id.starts_with("shared-") {
             let fp = key.info.fingerprint.unwrap().signature();
             assert!(
-                shared_stored
+                logs.shared_stored
                     .get(&key.id)
                     .is_some_and(|set| set.contains(&fp)),
                 "shared key {} holds a key no worker stored under it",
@@ -110,25 +161,19 @@ pub fn eight_processes_of_random_operations() {
             );
         } else {
             assert!(
-                own_final.contains_key(&key.id),
+                logs.own_final.contains_key(&key.id),
                 "key {} should be gone",
                 key.id
             );
         }
     }
+}
 
-    assert_every_listed_key_loads(&config);
-    assert_clean(&config.verify(false).unwrap(), "after the race");
-
-    // the audit log: it verifies, with no operation left open
-    let log = AuditLog::open_existing(&config).unwrap().unwrap();
-    let report = log.verify(&VerifyOptions::default()).unwrap();
-    assert!(report.is_clean(), "{report:#?}");
-    assert!(report.notices.is_empty(), "{report:#?}");
-    let records = log.list(&Filter::default()).unwrap();
-    // one pair per successful change, each intent followed at once by its
-    // outcome (every change holds the config lock from intent to outcome),
-    // every outcome `ok` (refusals record nothing)
+/// One pair per successful change, each intent followed at once by its
+/// outcome (every change holds the config lock from intent to outcome),
+/// every outcome `ok` (refusals record nothing); each worker's own changes
+/// in its order.
+fn assert_the_log_pairs_are_the_changes(records: &[Record], logs: &WorkerLogs) {
     let mut logged: HashMap<(String, String), usize> = HashMap::new();
     let mut logged_own: Vec<Vec<(String, String)>> = vec![Vec::new(); WORKERS];
     for pair in records.chunks(2) {
@@ -149,14 +194,20 @@ pub fn eight_processes_of_random_operations() {
         }
         *logged.entry(change).or_default() += 1;
     }
-    assert_eq!(logged, changes, "the log's changes are not the workers'");
-    for (index, own) in own_changes.iter().enumerate() {
+    assert_eq!(
+        logged, logs.changes,
+        "the log's changes are not the workers'"
+    );
+    for (index, own) in logs.own_changes.iter().enumerate() {
         assert_eq!(
             logged_own[index], *own,
             "worker {index}: the log's order of its changes is not its own"
         );
     }
-    // in store order: replaying the log gives the store as it is
+}
+
+/// In store order: replaying the log gives the store as it is.
+fn assert_replaying_the_log_gives_the_store(records: &[Record], list: &[CryptKey]) {
     let mut replayed: HashMap<String, (String, bool)> = HashMap::new();
     for intent in records.iter().step_by(2) {
         let id = intent.ids[0].clone();
@@ -179,10 +230,4 @@ pub fn eight_processes_of_random_operations() {
         })
         .collect();
     assert_eq!(replayed, store, "replaying the log does not give the store");
-    println!(
-        "    {WORKERS} processes x {OPERATIONS} operations: {successes} succeeded, {} keys \
-         remain, {} records",
-        list.len(),
-        records.len()
-    );
 }

@@ -4,11 +4,14 @@
 //! the audit log. `audit verify` and `verify` together account for what
 //! happened. And of the restore of an archived key from an export bundle.
 
+use std::path::Path;
+
 use pbs_api_types::Fingerprint;
 use pbs_config::ConfigDir;
-use pbs_config::audit::{AuditLog, AuditReport, StoreState, VerifyOptions};
+use pbs_config::audit::{AuditLog, AuditReport, StoreState, Unfinished, VerifyOptions};
 use pbs_config::failpoint::{AUDIT_POINTS, POINTS};
 use pbs_config::verify::FindingKind;
+use pbs_key_config::KeyConfig;
 
 use pbs_test_kit::key_config;
 
@@ -80,54 +83,11 @@ fn whereabouts(config: &ConfigDir, fingerprint: &Fingerprint) -> (bool, bool) {
 fn check_crash_point(op: &str, point: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let config = context(dir);
-    let keys = config.encryption_keys();
-    keys.store_key("bystander", &key_config(1)).unwrap();
-    // an entry of the trash no operation here may touch
-    keys.store_key("trashed", &key_config(3)).unwrap();
-    keys.archive_key("trashed", None).unwrap();
-    keys.remove_key("trashed", None).unwrap();
-
     let id = "victim";
     let victim = key_config(2);
     let fingerprint = victim.fingerprint.unwrap();
-    match op {
-        "store" => {}
-        "repair" => {
-            // a key file copied in: an orphan repair moves into the trash
-            let path = keys.key_dir().join("victim.enc");
-            std::fs::write(&path, victim.to_json().unwrap()).unwrap();
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640))
-                .unwrap();
-        }
-        _ => {
-            keys.store_key(id, &victim).unwrap();
-            if op != "archive" {
-                keys.archive_key(id, None).unwrap();
-            }
-            if op == "restore" || op == "purge" {
-                keys.remove_key(id, None).unwrap();
-            }
-        }
-    }
-
-    let mut cmd = worker("op");
-    cmd.arg(dir)
-        .arg(op)
-        .arg(id)
-        .arg("2")
-        .env("PBS_FAILPOINT", point);
-    let output = run_worker(cmd);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        killed_by_sigkill(&output),
-        "{point}: the worker was not killed ({:?}): {stderr}",
-        output.status
-    );
-    assert!(
-        stderr.contains(&format!("failpoint {point} reached")),
-        "{point}: {stderr}"
-    );
+    set_up_the_store(dir, op, id, &victim);
+    kill_at(dir, op, id, point);
 
     // a fresh context, as a new process after the crash would have
     let config = context(dir);
@@ -199,27 +159,7 @@ fn check_crash_point(op: &str, point: &str) {
     };
     // what the log said the interrupted operation did is what happened
     if let Some(unfinished) = unfinished.first() {
-        let recorded = match op {
-            "store" => "import",
-            "restore" => "trash-restore",
-            "repair" => "repair-orphan",
-            op => op,
-        };
-        assert_eq!(unfinished.record.op, recorded, "{point}");
-        let expected = match (op, outcome) {
-            ("repair", _) => StoreState::Unknown,
-            ("store", "stored") | ("archive", "archived") | ("restore", "in the store") => {
-                StoreState::Applied
-            }
-            ("delete" | "delete-purge", "in the trash" | "purged") => StoreState::Applied,
-            // a purge's key file gone from its trash entry
-            ("purge", "purged") => StoreState::Applied,
-            _ => StoreState::NotApplied,
-        };
-        assert_eq!(
-            unfinished.state, expected,
-            "{point}: key {outcome}: {unfinished:#?}"
-        );
+        assert_the_log_tells_what_happened(unfinished, op, outcome, point);
     }
     println!(
         "    crash point {point} of {op}: leftovers {leftovers:?}, repaired {}, key {outcome}, \
@@ -228,6 +168,90 @@ fn check_crash_point(op: &str, point: &str) {
         unfinished
             .first()
             .map_or("nothing begun".to_string(), |u| format!("{:?}", u.state))
+    );
+}
+
+/// The store `op` runs on: a bystander key, an entry in the trash no
+/// operation here may touch, and the key `id` (`victim`) where `op` finds it.
+fn set_up_the_store(dir: &Path, op: &str, id: &str, victim: &KeyConfig) {
+    let config = context(dir);
+    let keys = config.encryption_keys();
+    keys.store_key("bystander", &key_config(1)).unwrap();
+    // an entry of the trash no operation here may touch
+    keys.store_key("trashed", &key_config(3)).unwrap();
+    keys.archive_key("trashed", None).unwrap();
+    keys.remove_key("trashed", None).unwrap();
+
+    match op {
+        "store" => {}
+        "repair" => {
+            // a key file copied in: an orphan repair moves into the trash
+            let path = keys.key_dir().join("victim.enc");
+            std::fs::write(&path, victim.to_json().unwrap()).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+                .unwrap();
+        }
+        _ => {
+            keys.store_key(id, victim).unwrap();
+            if op != "archive" {
+                keys.archive_key(id, None).unwrap();
+            }
+            if op == "restore" || op == "purge" {
+                keys.remove_key(id, None).unwrap();
+            }
+        }
+    }
+}
+
+/// Runs `op` on `id` in a worker killed by SIGKILL at `point`.
+fn kill_at(dir: &Path, op: &str, id: &str, point: &str) {
+    let mut cmd = worker("op");
+    cmd.arg(dir)
+        .arg(op)
+        .arg(id)
+        .arg("2")
+        .env("PBS_FAILPOINT", point);
+    let output = run_worker(cmd);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        killed_by_sigkill(&output),
+        "{point}: the worker was not killed ({:?}): {stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains(&format!("failpoint {point} reached")),
+        "{point}: {stderr}"
+    );
+}
+
+/// What the log said the interrupted operation did is what happened: the
+/// operation it names, in the state the store shows (`outcome`).
+fn assert_the_log_tells_what_happened(
+    unfinished: &Unfinished,
+    op: &str,
+    outcome: &str,
+    point: &str,
+) {
+    let recorded = match op {
+        "store" => "import",
+        "restore" => "trash-restore",
+        "repair" => "repair-orphan",
+        op => op,
+    };
+    assert_eq!(unfinished.record.op, recorded, "{point}");
+    let expected = match (op, outcome) {
+        ("repair", _) => StoreState::Unknown,
+        ("store", "stored") | ("archive", "archived") | ("restore", "in the store") => {
+            StoreState::Applied
+        }
+        ("delete" | "delete-purge", "in the trash" | "purged") => StoreState::Applied,
+        // a purge's key file gone from its trash entry
+        ("purge", "purged") => StoreState::Applied,
+        _ => StoreState::NotApplied,
+    };
+    assert_eq!(
+        unfinished.state, expected,
+        "{point}: key {outcome}: {unfinished:#?}"
     );
 }
 

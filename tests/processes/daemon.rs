@@ -70,105 +70,122 @@ pub fn daemon_sigkill_in_the_middle_of_a_create() {
         )
     });
     for point in api_points {
-        let sandbox = Sandbox::new();
-        let dir = sandbox.config_dir();
-        let auth = admin_token(dir);
-        let keys_before = {
-            let config = context(dir);
-            let keys = config.encryption_keys();
-            keys.store_key("bystander", &key_config(41)).unwrap();
-            let op = point.split(':').next().unwrap();
-            if op != "store" {
-                keys.store_key("victim", &key_config(42)).unwrap();
-                if op == "delete" {
-                    keys.archive_key("victim", None).unwrap();
-                }
-            }
-            op.to_string()
-        };
-        let op = keys_before.as_str();
-        let (method, path, form) = match op {
-            "store" => ("POST", "config/encryption-keys", Some("id=victim")),
-            "delete" => ("DELETE", "config/encryption-keys/victim", None),
-            _ => ("POST", "config/encryption-keys/victim", Some("")),
-        };
-
-        let mut daemon = start_daemon(dir, sandbox.file("daemon.log"), Some(point));
-        let answer = request(daemon.port, &auth, method, path, form);
-        assert!(
-            wait_killed(&mut daemon),
-            "{point}: the daemon was not killed"
-        );
-        let log = daemon.log_text();
-        assert!(
-            log.contains(&format!("failpoint {point} reached")),
-            "{point}: {log}"
-        );
-        assert!(
-            answer.is_none(),
-            "{point}: an answer from a killed daemon: {answer:?}"
-        );
-
-        let config = context(dir);
-        // the log: the interrupted request, by the token, from loopback
-        let log = AuditLog::open_existing(&config).unwrap().unwrap();
-        let audit_report = log.verify(&VerifyOptions::default()).unwrap();
-        assert_eq!(
-            audit_report.unfinished.len(),
-            1,
-            "{point}: {audit_report:#?}"
-        );
-        let record = &audit_report.unfinished[0].record;
-        assert_eq!(record.actor, "root@pam!crash", "{point}");
-        assert!(
-            matches!(record.origin.as_str(), "api 127.0.0.1" | "api ::1"),
-            "{point}: {record:?}"
-        );
-        let reconciled = log
-            .verify(&VerifyOptions {
-                repair: true,
-                ..Default::default()
-            })
-            .unwrap();
-        assert!(reconciled.is_clean(), "{point}: {reconciled:#?}");
-        let report = config.verify(false).unwrap();
-        assert_crash_leftovers_only(&report, point);
-        let leftovers = report.findings.len();
-        let repaired = config.verify(true).unwrap();
-        assert_clean(&repaired, point);
-        assert_every_listed_key_loads(&config);
-
-        // a new daemon serves the store; the key is wholly there or gone
-        let daemon = start_daemon(dir, sandbox.file("daemon2.log"), None);
-        let (status, body) = request(
-            daemon.port,
-            &auth,
-            "GET",
-            "config/encryption-keys?include-archived=1",
-            None,
-        )
-        .expect("answer");
-        assert_eq!(status, 200, "{point}: {body}");
-        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let ids: Vec<&str> = list["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["id"].as_str().unwrap())
-            .collect();
-        assert!(ids.contains(&"bystander"), "{point}: {ids:?}");
-        let victim = ids.contains(&"victim");
-        if op == "store" && !victim {
-            // not stored: the same create works now
-            let (status, body) = request(daemon.port, &auth, method, path, form).expect("answer");
-            assert_eq!(status, 200, "{point}: create again: {body}");
-        }
-        println!(
-            "    daemon killed at {point}: leftovers {leftovers}, repaired {}, victim {}",
-            repaired.repaired.len(),
-            if victim { "present" } else { "absent" }
-        );
+        kill_the_daemon_at(point);
     }
+}
+
+/// The daemon killed at `point` in the request that passes it, the store
+/// checked and repaired, a new daemon serving it.
+fn kill_the_daemon_at(point: &str) {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.config_dir();
+    let auth = admin_token(dir);
+    let op = set_up_the_store(dir, point);
+    let (method, path, form) = match op {
+        "store" => ("POST", "config/encryption-keys", Some("id=victim")),
+        "delete" => ("DELETE", "config/encryption-keys/victim", None),
+        _ => ("POST", "config/encryption-keys/victim", Some("")),
+    };
+
+    let mut daemon = start_daemon(dir, sandbox.file("daemon.log"), Some(point));
+    let answer = request(daemon.port, &auth, method, path, form);
+    assert!(
+        wait_killed(&mut daemon),
+        "{point}: the daemon was not killed"
+    );
+    let log = daemon.log_text();
+    assert!(
+        log.contains(&format!("failpoint {point} reached")),
+        "{point}: {log}"
+    );
+    assert!(
+        answer.is_none(),
+        "{point}: an answer from a killed daemon: {answer:?}"
+    );
+
+    let (leftovers, repaired) = reconcile_and_repair(dir, point);
+
+    // a new daemon serves the store; the key is wholly there or gone
+    let daemon = start_daemon(dir, sandbox.file("daemon2.log"), None);
+    let (status, body) = request(
+        daemon.port,
+        &auth,
+        "GET",
+        "config/encryption-keys?include-archived=1",
+        None,
+    )
+    .expect("answer");
+    assert_eq!(status, 200, "{point}: {body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"bystander"), "{point}: {ids:?}");
+    let victim = ids.contains(&"victim");
+    if op == "store" && !victim {
+        // not stored: the same create works now
+        let (status, body) = request(daemon.port, &auth, method, path, form).expect("answer");
+        assert_eq!(status, 200, "{point}: create again: {body}");
+    }
+    println!(
+        "    daemon killed at {point}: leftovers {leftovers}, repaired {}, victim {}",
+        repaired,
+        if victim { "present" } else { "absent" }
+    );
+}
+
+/// The keys the request of `point` acts on: a bystander, and unless it
+/// stores, the victim (archived for a delete); the operation of `point`.
+fn set_up_the_store<'a>(dir: &Path, point: &'a str) -> &'a str {
+    let config = context(dir);
+    let keys = config.encryption_keys();
+    keys.store_key("bystander", &key_config(41)).unwrap();
+    let op = point.split(':').next().unwrap();
+    if op != "store" {
+        keys.store_key("victim", &key_config(42)).unwrap();
+        if op == "delete" {
+            keys.archive_key("victim", None).unwrap();
+        }
+    }
+    op
+}
+
+/// After the crash at `point`: the log holds the interrupted request, by
+/// the token, from loopback, and reconciles; verify finds only what a
+/// crash leaves and repairs it; (leftovers found, repairs made).
+fn reconcile_and_repair(dir: &Path, point: &str) -> (usize, usize) {
+    let config = context(dir);
+    // the log: the interrupted request, by the token, from loopback
+    let log = AuditLog::open_existing(&config).unwrap().unwrap();
+    let audit_report = log.verify(&VerifyOptions::default()).unwrap();
+    assert_eq!(
+        audit_report.unfinished.len(),
+        1,
+        "{point}: {audit_report:#?}"
+    );
+    let record = &audit_report.unfinished[0].record;
+    assert_eq!(record.actor, "root@pam!crash", "{point}");
+    assert!(
+        matches!(record.origin.as_str(), "api 127.0.0.1" | "api ::1"),
+        "{point}: {record:?}"
+    );
+    let reconciled = log
+        .verify(&VerifyOptions {
+            repair: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(reconciled.is_clean(), "{point}: {reconciled:#?}");
+    let report = config.verify(false).unwrap();
+    assert_crash_leftovers_only(&report, point);
+    let leftovers = report.findings.len();
+    let repaired = config.verify(true).unwrap();
+    assert_clean(&repaired, point);
+    assert_every_listed_key_loads(&config);
+    (leftovers, repaired.repaired.len())
 }
 
 /// The daemon killed with SIGKILL from outside while four clients create

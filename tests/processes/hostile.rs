@@ -532,50 +532,22 @@ fn token_of(manager: &Manager, user: &str, admin: bool) -> String {
     format!("PBSAPIToken={tokenid}:{}", value["value"].as_str().unwrap())
 }
 
-/// Fills the root-only directory with the poisoned versions of the config
-/// dir's files (see the module docs); returns the probes.
-fn poison(scene: &Scene, manager: &Manager, alice_token: &str) -> Probes {
-    for (args, what) in [
-        (&["user", "create", "carol@pbs"][..], "carol"),
-        (&["user", "create", "dave@pbs", "--enable", "false"], "dave"),
-        (&["user", "create", "mallory@pbs"], "mallory"),
-    ] {
-        let run = manager.run(args);
-        assert_eq!(run.code, 0, "{what}: {run:?}");
-    }
-    let carol = token_of(manager, "carol@pbs", false);
-    let dave = token_of(manager, "dave@pbs", true);
-    token_of(manager, "mallory@pbs", true);
-    let read = |name: &str| std::fs::read_to_string(scene.path(name)).unwrap();
+/// Writes the JSON map `name` to the root-only directory with the hash of
+/// `secret` under `entry`.
+fn forge_secret(scene: &Scene, name: &str, entry: &str, secret: &str) {
+    let text = std::fs::read_to_string(scene.path(name)).unwrap();
+    let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    map.insert(
+        entry.into(),
+        proxmox_sys::crypt::encrypt_pw(secret).unwrap().into(),
+    );
+    scene.root_file(name, serde_json::to_string(&map).unwrap().as_bytes());
+}
 
-    scene.root_file(
-        "acl.cfg",
-        format!("{}acl:1:/:carol@pbs,carol@pbs!tk:Admin\n", read("acl.cfg")).as_bytes(),
-    );
-    let mut tokens: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&read("token.shadow")).unwrap();
-    tokens.insert(
-        "mallory@pbs!tk".into(),
-        proxmox_sys::crypt::encrypt_pw(FORGED_SECRET)
-            .unwrap()
-            .into(),
-    );
-    scene.root_file(
-        "token.shadow",
-        serde_json::to_string(&tokens).unwrap().as_bytes(),
-    );
-    let mut passwords: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&read("shadow.json")).unwrap();
-    passwords.insert(
-        "alice".into(),
-        proxmox_sys::crypt::encrypt_pw(FORGED_PASSWORD)
-            .unwrap()
-            .into(),
-    );
-    scene.root_file(
-        "shadow.json",
-        serde_json::to_string(&passwords).unwrap().as_bytes(),
-    );
+/// Poisoned user.cfg (dave enabled), encryption-keys.cfg (keeper's key as
+/// `planted-key`) and sync.cfg (`planted-job`) in the root-only directory.
+fn poison_users_keys_and_jobs(scene: &Scene) {
+    let read = |name: &str| std::fs::read_to_string(scene.path(name)).unwrap();
     let users = read("user.cfg");
     assert!(
         users.contains("user: dave@pbs\n\tenable false\n"),
@@ -613,6 +585,31 @@ fn poison(scene: &Scene, manager: &Manager, alice_token: &str) -> Probes {
         )
         .as_bytes(),
     );
+}
+
+/// Fills the root-only directory with the poisoned versions of the config
+/// dir's files (see the module docs); returns the probes.
+fn poison(scene: &Scene, manager: &Manager, alice_token: &str) -> Probes {
+    for (args, what) in [
+        (&["user", "create", "carol@pbs"][..], "carol"),
+        (&["user", "create", "dave@pbs", "--enable", "false"], "dave"),
+        (&["user", "create", "mallory@pbs"], "mallory"),
+    ] {
+        let run = manager.run(args);
+        assert_eq!(run.code, 0, "{what}: {run:?}");
+    }
+    let carol = token_of(manager, "carol@pbs", false);
+    let dave = token_of(manager, "dave@pbs", true);
+    token_of(manager, "mallory@pbs", true);
+    let read = |name: &str| std::fs::read_to_string(scene.path(name)).unwrap();
+
+    scene.root_file(
+        "acl.cfg",
+        format!("{}acl:1:/:carol@pbs,carol@pbs!tk:Admin\n", read("acl.cfg")).as_bytes(),
+    );
+    forge_secret(scene, "token.shadow", "mallory@pbs!tk", FORGED_SECRET);
+    forge_secret(scene, "shadow.json", "alice", FORGED_PASSWORD);
+    poison_users_keys_and_jobs(scene);
     // another ticket signing key, and a ticket of root@pam signed with it
     let signer = tempfile::tempdir().unwrap();
     let signer_dir = pbs_config::ConfigDir::new(signer.path()).unwrap();
@@ -720,6 +717,18 @@ impl Attacker {
     }
 }
 
+/// Writes the 64 key files root's CLI work imports into `dir`; their key
+/// bytes.
+fn write_import_files(dir: &Path) -> Vec<Vec<u8>> {
+    (0..64u64)
+        .map(|round| {
+            let json = pbs_test_kit::key_config(1000 + round).to_json().unwrap();
+            std::fs::write(dir.join(format!("{round}.enc")), &json).unwrap();
+            key_bytes_of(&json)
+        })
+        .collect()
+}
+
 /// The test: see the module docs.
 pub fn root_works_while_backup_swaps_names() {
     let Some(scene) = Scene::new() else {
@@ -750,12 +759,7 @@ pub fn root_works_while_backup_swaps_names() {
     );
     // key files to import, outside the scanned tree
     let imports = tempfile::tempdir().unwrap();
-    let mut import_keys = Vec::new();
-    for round in 0..64u64 {
-        let json = pbs_test_kit::key_config(1000 + round).to_json().unwrap();
-        std::fs::write(imports.path().join(format!("{round}.enc")), &json).unwrap();
-        import_keys.push(key_bytes_of(&json));
-    }
+    let import_keys = write_import_files(imports.path());
     // the root-only directory: what each link leads to (no lock files: a
     // locker that followed a link would create them), and a subdirectory
     let probes = poison(&scene, &manager, &access.token_auth);
@@ -792,57 +796,8 @@ pub fn root_works_while_backup_swaps_names() {
     // nothing in the root-only directory changed
     assert_tree_unchanged(&before, &scene.root_only_snapshot(), "after the attack");
 
-    // no key bytes outside the key directory (the root-only directory holds
-    // a copy of keeper's key file of its own, unchanged as just checked)
-    let key_dir = scene.path("encryption-keys");
-    let mut all_keys: Vec<Vec<u8>> = initial.iter().map(|(_, key)| key.clone()).collect();
-    all_keys.extend(tally.stored.iter().map(|(_, key)| key.clone()));
-    all_keys.extend(import_keys);
-    let trash = key_dir.join(pbs_config::files::TRASH_DIR_NAME);
-    let leaked = files_holding_key_bytes(scene.tmp.path(), &all_keys, |path| {
-        path.starts_with(&scene.root_only)
-            || (path.parent() == Some(key_dir.as_path())
-                && path.extension().is_some_and(|ext| ext == "enc"))
-            || path.starts_with(&trash)
-            || path == exe
-    });
-    assert!(
-        leaked.is_empty(),
-        "key bytes outside the key dir: {leaked:?}"
-    );
-
-    // the store: as root left it, or repairable
-    let config = context(&scene.dir);
-    let report = config.verify(false).unwrap();
-    for finding in &report.findings {
-        assert!(
-            finding.kind.is_repairable(),
-            "not repairable after the attack: {:#?}",
-            report.findings
-        );
-    }
-    let findings = report.findings.len();
-    assert_clean(&config.verify(true).unwrap(), "after the repair");
-    assert_every_listed_key_loads(&config);
-    let (list, _) = config.encryption_keys().list_keys(true).unwrap();
-    let listed: BTreeSet<String> = list.into_iter().map(|key| key.id).collect();
-    for (id, _) in initial.iter().chain(&tally.stored) {
-        if !tally.delete_tried.contains(id) || tally.restored.contains(id) {
-            assert!(listed.contains(id), "'{id}' was stored and is gone");
-        }
-    }
-    for id in &listed {
-        assert!(
-            tally.tried.contains(id) || initial.iter().any(|(i, _)| i == id),
-            "'{id}' listed, but root never stored it"
-        );
-    }
-    assert_owners(&scene.dir);
-    let jobs = std::fs::read_to_string(scene.path("sync.cfg")).unwrap();
-    assert!(
-        !jobs.contains("planted-job"),
-        "a planted sync.cfg was written back: {jobs}"
-    );
+    assert_no_key_bytes_outside_the_key_dir(&scene, &initial, &tally, &import_keys, &exe);
+    let findings = assert_the_store_is_as_root_left_it(&scene, &initial, &tally);
 
     // the daemon still serves, and stops
     let (status, body) =
@@ -867,4 +822,73 @@ pub fn root_works_while_backup_swaps_names() {
         tally.link_hits > 0,
         "root never met a planted link: the attack did not reach it ({swaps:?})"
     );
+}
+
+/// No key bytes outside the key directory (the root-only directory holds a
+/// copy of keeper's key file of its own, checked unchanged before; `exe`,
+/// the attacker, holds none but is left out as a binary).
+fn assert_no_key_bytes_outside_the_key_dir(
+    scene: &Scene,
+    initial: &[(String, Vec<u8>)],
+    tally: &Tally,
+    import_keys: &[Vec<u8>],
+    exe: &Path,
+) {
+    let key_dir = scene.path("encryption-keys");
+    let mut all_keys: Vec<Vec<u8>> = initial.iter().map(|(_, key)| key.clone()).collect();
+    all_keys.extend(tally.stored.iter().map(|(_, key)| key.clone()));
+    all_keys.extend_from_slice(import_keys);
+    let trash = key_dir.join(pbs_config::files::TRASH_DIR_NAME);
+    let leaked = files_holding_key_bytes(scene.tmp.path(), &all_keys, |path| {
+        path.starts_with(&scene.root_only)
+            || (path.parent() == Some(key_dir.as_path())
+                && path.extension().is_some_and(|ext| ext == "enc"))
+            || path.starts_with(&trash)
+            || path == exe
+    });
+    assert!(
+        leaked.is_empty(),
+        "key bytes outside the key dir: {leaked:?}"
+    );
+}
+
+/// The store: as root left it, or repairable; every key root stored is
+/// there unless a delete was tried, nothing root never stored, owners
+/// right, no planted job written back. The number of findings repaired.
+fn assert_the_store_is_as_root_left_it(
+    scene: &Scene,
+    initial: &[(String, Vec<u8>)],
+    tally: &Tally,
+) -> usize {
+    let config = context(&scene.dir);
+    let report = config.verify(false).unwrap();
+    for finding in &report.findings {
+        assert!(
+            finding.kind.is_repairable(),
+            "not repairable after the attack: {:#?}",
+            report.findings
+        );
+    }
+    assert_clean(&config.verify(true).unwrap(), "after the repair");
+    assert_every_listed_key_loads(&config);
+    let (list, _) = config.encryption_keys().list_keys(true).unwrap();
+    let listed: BTreeSet<String> = list.into_iter().map(|key| key.id).collect();
+    for (id, _) in initial.iter().chain(&tally.stored) {
+        if !tally.delete_tried.contains(id) || tally.restored.contains(id) {
+            assert!(listed.contains(id), "'{id}' was stored and is gone");
+        }
+    }
+    for id in &listed {
+        assert!(
+            tally.tried.contains(id) || initial.iter().any(|(i, _)| i == id),
+            "'{id}' listed, but root never stored it"
+        );
+    }
+    assert_owners(&scene.dir);
+    let jobs = std::fs::read_to_string(scene.path("sync.cfg")).unwrap();
+    assert!(
+        !jobs.contains("planted-job"),
+        "a planted sync.cfg was written back: {jobs}"
+    );
+    report.findings.len()
 }

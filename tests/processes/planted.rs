@@ -10,6 +10,7 @@
 //! works).
 
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::daemon::request;
@@ -208,28 +209,7 @@ pub fn access_files_as_symlinks_are_not_read_by_the_daemon() {
     let port = daemon.port;
     let list = |auth: &str| request(port, auth, "GET", "config/encryption-keys", None);
 
-    // acl.cfg: root's own ACL, plus Admin for mallory's token
-    let acl = std::fs::read_to_string(scene.path("acl.cfg")).unwrap();
-    let target = scene.root_file(
-        "acl.cfg",
-        format!("{acl}acl:1:/:mallory@pbs,mallory@pbs!tk:Admin\n").as_bytes(),
-    );
-    // token.shadow: the real one plus mallory's hash
-    let tokens = std::fs::read_to_string(scene.path("token.shadow")).unwrap();
-    let mut tokens: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&tokens).unwrap();
-    tokens.insert("mallory@pbs!tk".into(), hash.clone().into());
-    let token_target = scene.root_file(
-        "token.shadow",
-        serde_json::to_string(&tokens).unwrap().as_bytes(),
-    );
-    // shadow.json: a password for alice that the real file does not have
-    let shadow_target = scene.root_file(
-        "shadow.json",
-        serde_json::json!({ "alice": proxmox_sys::crypt::encrypt_pw("forged-pass").unwrap() })
-            .to_string()
-            .as_bytes(),
-    );
+    let (target, token_target, shadow_target) = root_only_access_files(&scene, &hash);
     let before = scene.root_only_snapshot();
 
     // the ACL linked alone
@@ -288,6 +268,35 @@ pub fn access_files_as_symlinks_are_not_read_by_the_daemon() {
 
     assert_tree_unchanged(&before, &scene.root_only_snapshot(), "access links");
     drop(daemon);
+}
+
+/// The root-only files the links lead to, granting what the real ones do
+/// not: acl.cfg gives mallory's token Admin, token.shadow knows its `hash`,
+/// shadow.json a password for alice; (acl, token, shadow) paths.
+fn root_only_access_files(scene: &Scene, hash: &str) -> (PathBuf, PathBuf, PathBuf) {
+    // acl.cfg: root's own ACL, plus Admin for mallory's token
+    let acl = std::fs::read_to_string(scene.path("acl.cfg")).unwrap();
+    let target = scene.root_file(
+        "acl.cfg",
+        format!("{acl}acl:1:/:mallory@pbs,mallory@pbs!tk:Admin\n").as_bytes(),
+    );
+    // token.shadow: the real one plus mallory's hash
+    let tokens = std::fs::read_to_string(scene.path("token.shadow")).unwrap();
+    let mut tokens: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&tokens).unwrap();
+    tokens.insert("mallory@pbs!tk".into(), hash.into());
+    let token_target = scene.root_file(
+        "token.shadow",
+        serde_json::to_string(&tokens).unwrap().as_bytes(),
+    );
+    // shadow.json: a password for alice that the real file does not have
+    let shadow_target = scene.root_file(
+        "shadow.json",
+        serde_json::json!({ "alice": proxmox_sys::crypt::encrypt_pw("forged-pass").unwrap() })
+            .to_string()
+            .as_bytes(),
+    );
+    (target, token_target, shadow_target)
 }
 
 /// The daemon's own keys swapped for symbolic links to root-only files

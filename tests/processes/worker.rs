@@ -27,6 +27,7 @@ use anyhow::{Error, bail};
 use serde_json::json;
 
 use pbs_api_types::Fingerprint;
+use pbs_config::encryption_keys::EncryptionKeys;
 use pbs_config::{ConfigDir, KeystoreError};
 
 use pbs_test_kit::key_config;
@@ -82,6 +83,86 @@ fn is_expected_refusal(err: &Error) -> bool {
         || text.contains("is not archived")
 }
 
+/// Runs `op` on `id`, a stored key made from `seed` and the next random
+/// number: its result and the fingerprint it stored or loaded.
+fn run_op(
+    keys: &EncryptionKeys,
+    rng: &mut Rng,
+    seed: u64,
+    op: &str,
+    id: &str,
+    fail_on_archived: bool,
+) -> (Result<(), Error>, Option<Fingerprint>) {
+    let mut fingerprint = None;
+    let result = match op {
+        "store" => {
+            let key = key_config(seed | rng.next_u64() << 40);
+            let fp = key.fingerprint.expect("new keys carry a fingerprint");
+            fingerprint = Some(fp);
+            keys.store_key(id, &key).map(|_| ())
+        }
+        "load" => keys.load_key(id, fail_on_archived).map(|(entry, _)| {
+            fingerprint = entry.info.fingerprint;
+        }),
+        "archive" => keys.archive_key(id, None).map(|_| ()),
+        "unarchive" => keys.unarchive_key(id, None).map(|_| ()),
+        _ => keys.remove_key(id, None),
+    };
+    (result, fingerprint)
+}
+
+/// Whether `op` must succeed on one of this worker's own keys, which its
+/// model says is `model`.
+fn expected_ok(op: &str, model: Option<Own>, fail_on_archived: bool) -> bool {
+    match (op, model) {
+        ("store", model) => model.is_none(),
+        (_, None) => false,
+        ("load", Some(m)) => !(m.archived && fail_on_archived),
+        ("archive", Some(m)) => !m.archived,
+        ("unarchive", Some(m)) => m.archived,
+        (_, Some(m)) => m.archived, // delete
+    }
+}
+
+/// The model of this worker's own keys after `op` on `id` succeeded.
+fn apply_to_model(
+    own: &mut HashMap<String, Own>,
+    op: &str,
+    id: &str,
+    fingerprint: Option<Fingerprint>,
+) {
+    match op {
+        "store" => {
+            own.insert(
+                id.to_string(),
+                Own {
+                    fingerprint: fingerprint.unwrap(),
+                    archived: false,
+                },
+            );
+        }
+        "archive" => own.get_mut(id).unwrap().archived = true,
+        "unarchive" => own.get_mut(id).unwrap().archived = false,
+        "delete" => {
+            own.remove(id);
+        }
+        _ => {}
+    }
+}
+
+/// The final state of this worker's own keys, by id: fingerprint and
+/// whether archived.
+fn final_state(own: &HashMap<String, Own>) -> serde_json::Map<String, serde_json::Value> {
+    own.iter()
+        .map(|(id, m)| {
+            (
+                id.clone(),
+                json!({"fingerprint": m.fingerprint.signature(), "archived": m.archived}),
+            )
+        })
+        .collect()
+}
+
 fn random_ops(args: &[String]) -> Result<(), Error> {
     let [dir, index, seed, count, log] = args else {
         bail!("usage: random-ops DIR INDEX SEED COUNT LOG");
@@ -111,33 +192,13 @@ fn random_ops(args: &[String]) -> Result<(), Error> {
         };
         let model = own.get(&id).copied();
 
-        let mut fingerprint = None;
         let fail_on_archived = rng.below(2) == 0;
-        let result: Result<(), Error> = match op {
-            "store" => {
-                let key = key_config(index << 32 | step as u64 | rng.next_u64() << 40);
-                let fp = key.fingerprint.expect("new keys carry a fingerprint");
-                fingerprint = Some(fp);
-                keys.store_key(&id, &key).map(|_| ())
-            }
-            "load" => keys.load_key(&id, fail_on_archived).map(|(entry, _)| {
-                fingerprint = entry.info.fingerprint;
-            }),
-            "archive" => keys.archive_key(&id, None).map(|_| ()),
-            "unarchive" => keys.unarchive_key(&id, None).map(|_| ()),
-            _ => keys.remove_key(&id, None),
-        };
+        let seed = index << 32 | step as u64;
+        let (result, fingerprint) = run_op(&keys, &mut rng, seed, op, &id, fail_on_archived);
 
         // what must have happened to one of this worker's own keys
         if !shared {
-            let expected_ok = match (op, model) {
-                ("store", model) => model.is_none(),
-                (_, None) => false,
-                ("load", Some(m)) => !(m.archived && fail_on_archived),
-                ("archive", Some(m)) => !m.archived,
-                ("unarchive", Some(m)) => m.archived,
-                (_, Some(m)) => m.archived, // delete
-            };
+            let expected_ok = expected_ok(op, model, fail_on_archived);
             match &result {
                 Ok(()) if !expected_ok => {
                     violations.push(format!("step {step}: {op} {id} succeeded, must fail"))
@@ -154,23 +215,7 @@ fn random_ops(args: &[String]) -> Result<(), Error> {
                 _ => {}
             }
             if result.is_ok() {
-                match op {
-                    "store" => {
-                        own.insert(
-                            id.clone(),
-                            Own {
-                                fingerprint: fingerprint.unwrap(),
-                                archived: false,
-                            },
-                        );
-                    }
-                    "archive" => own.get_mut(&id).unwrap().archived = true,
-                    "unarchive" => own.get_mut(&id).unwrap().archived = false,
-                    "delete" => {
-                        own.remove(&id);
-                    }
-                    _ => {}
-                }
+                apply_to_model(&mut own, op, &id, fingerprint);
             }
         } else if let Err(err) = &result
             && !is_expected_refusal(err)
@@ -192,15 +237,7 @@ fn random_ops(args: &[String]) -> Result<(), Error> {
     }
 
     // the final state of this worker's own keys, for the parent to compare
-    let final_state: serde_json::Map<String, serde_json::Value> = own
-        .iter()
-        .map(|(id, m)| {
-            (
-                id.clone(),
-                json!({"fingerprint": m.fingerprint.signature(), "archived": m.archived}),
-            )
-        })
-        .collect();
+    let final_state = final_state(&own);
     writeln!(log, "{}", json!({"worker": index, "final": final_state}))?;
     log.flush()?;
     if !violations.is_empty() {
