@@ -90,17 +90,9 @@ impl CliSurface {
     }
 
     fn run(&self, args: &[&str]) -> Result<Value, String> {
-        let mut all = vec!["--output-format", "json", "encryption-key", "rotate"];
-        all.extend_from_slice(args);
-        let run = self.manager.run(&all);
-        match run.code {
-            0 => Ok(serde_json::from_str(&run.stdout).unwrap()),
-            255 => {
-                assert_eq!(run.stdout, "", "{args:?}");
-                Err(run.stderr.trim_end().trim_start_matches("Error: ").into())
-            }
-            code => panic!("{args:?}: exit {code}: {run:?}"),
-        }
+        let args = [&["encryption-key", "rotate"][..], args].concat();
+        let out = self.manager.json_or_error(&args)?;
+        Ok(serde_json::from_str(&out).unwrap())
     }
 }
 

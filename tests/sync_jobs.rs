@@ -86,17 +86,7 @@ impl CliSurface {
     }
 
     fn run(&self, args: &[&str]) -> Result<String, String> {
-        let mut all = vec!["--output-format", "json"];
-        all.extend_from_slice(args);
-        let run = self.manager.run(&all);
-        match run.code {
-            0 => Ok(run.stdout),
-            255 => {
-                assert_eq!(run.stdout, "", "{args:?}");
-                Err(run.stderr.trim_end().trim_start_matches("Error: ").into())
-            }
-            code => panic!("{args:?}: exit {code}: {run:?}"),
-        }
+        self.manager.json_or_error(args)
     }
 
     fn json(&self, args: &[&str]) -> Value {

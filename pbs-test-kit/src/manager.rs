@@ -128,6 +128,22 @@ impl Manager {
         self.run_with(args, None)
     }
 
+    /// Runs `--output-format json ARGS` (no secret in its output): its
+    /// stdout when it succeeds; when it fails (exit 255, stdout empty) its
+    /// error message without the `Error: ` prefix.
+    #[track_caller]
+    pub fn json_or_error(&self, args: &[&str]) -> Result<String, String> {
+        let run = self.run(&[&["--output-format", "json"][..], args].concat());
+        match run.code {
+            0 => Ok(run.stdout),
+            255 => {
+                assert_eq!(run.stdout, "", "{args:?}");
+                Err(run.stderr.trim_end().trim_start_matches("Error: ").into())
+            }
+            code => panic!("{args:?}: exit {code}: {run:?}"),
+        }
+    }
+
     /// `user generate-token root@pam NAME`, and with `role` an ACL giving
     /// the token that role on `/`: returns `root@pam!NAME:SECRET`.
     pub fn root_token(&self, name: &str, role: Option<&str>) -> String {
