@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use pbs_test_kit::access::{add_token, add_user, grant};
 use pbs_test_kit::https::{Client, form_body, urlencode};
+use pbs_test_kit::manager::push_job_args;
 use pbs_test_kit::{ApiDaemon, Manager, Run, Sandbox, key_config};
 
 /// The audit log of the store in `dir`, one JSON value per record.
@@ -435,21 +436,7 @@ fn cli_trash_purges(cli: &Cli, log: &mut Log) {
 /// A sync job's keys: the job, and every key it names before and after; a
 /// job naming a missing key records nothing.
 fn cli_sync_job_keys(cli: &Cli, log: &mut Log, created_fp: &str) {
-    cli.ok(&[
-        "sync-job",
-        "create",
-        "job1",
-        "--store",
-        "local",
-        "--remote",
-        "other",
-        "--remote-store",
-        "remote",
-        "--sync-direction",
-        "push",
-        "--active-encryption-key",
-        "k-one",
-    ]);
+    cli.ok(&push_job_args("job1", "k-one"));
     log.one(&cli.who, "sync-job-keys", &["k-one"], Some(&[created_fp]));
     let job = records(cli.dir()).last().unwrap()["job"].clone();
     assert_eq!(job, "job1");

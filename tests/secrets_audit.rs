@@ -38,6 +38,7 @@ use pbs_key_config::KeyConfig;
 use pbs_keystore::server::router::{endpoints, route_of};
 use pbs_test_kit::dirs::{snapshot_with_locks, vectors_dir};
 use pbs_test_kit::https::{self, urlencode};
+use pbs_test_kit::manager::push_job_args;
 use pbs_test_kit::privileges::umask_zero;
 use pbs_test_kit::{ApiDaemon, Manager, Run, Sandbox, Secrets, raw_key};
 
@@ -334,6 +335,18 @@ impl Audit {
             self.printed(what, answer.text.clone());
         }
         answer
+    }
+
+    /// A request with a form body whose answer may hold no secret.
+    fn form(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        form: &str,
+        status: u16,
+    ) {
+        self.api(method, path, headers, Some((FORM, form)), status, false);
     }
 
     /// A GET whose answer may hold no secret.
@@ -939,22 +952,10 @@ fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
     audit.run(
         "text",
         &[
-            "sync-job",
-            "create",
-            "job1",
-            "--store",
-            "local",
-            "--remote",
-            "other",
-            "--remote-store",
-            "remote",
-            "--sync-direction",
-            "push",
-            "--active-encryption-key",
-            "imported",
-            "--associated-key",
-            "upstream",
-        ],
+            &push_job_args("job1", "imported")[..],
+            &["--associated-key", "upstream"],
+        ]
+        .concat(),
         0,
     );
     // refused creates: an existing id, a key on a pull job, a bad key id
@@ -1015,25 +1016,7 @@ fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
 /// in each format. The new key is a secret from the moment it exists:
 /// every output is held against it at the end.
 fn rotate_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
-    audit.run(
-        "text",
-        &[
-            "sync-job",
-            "create",
-            "rot-job",
-            "--store",
-            "local",
-            "--remote",
-            "other",
-            "--remote-store",
-            "remote",
-            "--sync-direction",
-            "push",
-            "--active-encryption-key",
-            "imported",
-        ],
-        0,
-    );
+    audit.run("text", &push_job_args("rot-job", "imported"), 0);
     let pass = audit.input("rotate.pass", BUNDLE_PASS.as_bytes());
     let export = audit.scratch_file("rotated.pbsx");
     let rotate = [
@@ -1350,40 +1333,19 @@ fn api_sync_jobs_with_a_token(audit: &mut Audit, _: &KnownKeys) {
     let token = [("Authorization", root.as_str())];
     let create = "id=api-job&store=local&remote=other&remote-store=remote&sync-direction=push\
                   &active-encryption-key=api-created";
-    audit.api(
-        "POST",
-        "config/sync",
-        &token,
-        Some((FORM, create)),
-        200,
-        false,
-    );
-    audit.api(
-        "POST",
-        "config/sync",
-        &token,
-        Some((FORM, create)),
-        400,
-        false,
-    );
+    audit.form("POST", "config/sync", &token, create, 200);
+    audit.form("POST", "config/sync", &token, create, 400);
     audit.get("config/sync", &token, 200);
     audit.get("config/sync?sync-direction=push", &token, 200);
     audit.get("config/sync/api-job", &token, 200);
     audit.get("config/sync/no-such-job", &token, 404);
     let job = "config/sync/api-job";
     let rekey = "active-encryption-key=api-imported&associated-key=api-created";
-    audit.api("PUT", job, &token, Some((FORM, rekey)), 200, false);
-    audit.api(
-        "PUT",
-        job,
-        &token,
-        Some((FORM, "sync-direction=pull")),
-        400,
-        false,
-    );
+    audit.form("PUT", job, &token, rekey, 200);
+    audit.form("PUT", job, &token, "sync-direction=pull", 400);
     audit.get("config/encryption-keys/api-created", &token, 200);
     let stale = format!("digest={}", "0".repeat(64));
-    audit.api("DELETE", job, &token, Some((FORM, &stale)), 400, false);
+    audit.form("DELETE", job, &token, &stale, 400);
     audit.api("DELETE", job, &token, None, 200, false);
     audit.api("DELETE", job, &token, None, 404, false);
 }
@@ -1396,25 +1358,11 @@ fn api_rotate(audit: &mut Audit, _: &KnownKeys) {
     let token = [("Authorization", root.as_str())];
     let create = "id=api-rot&store=local&remote=other&remote-store=remote&sync-direction=push\
                   &active-encryption-key=api-created";
-    audit.api(
-        "POST",
-        "config/sync",
-        &token,
-        Some((FORM, create)),
-        200,
-        false,
-    );
+    audit.form("POST", "config/sync", &token, create, 200);
     let rotate = "config/encryption-key-rotate";
     let abort = "config/encryption-key-rotate/abort";
     audit.get(rotate, &token, 200);
-    audit.api(
-        "POST",
-        abort,
-        &token,
-        Some((FORM, "job=api-rot")),
-        404,
-        false,
-    );
+    audit.form("POST", abort, &token, "job=api-rot", 404);
     let body =
         serde_json::json!({"job": ["api-rot"], "new-id": "api-rotated", "passphrase": BUNDLE_PASS})
             .to_string();
@@ -1424,16 +1372,9 @@ fn api_rotate(audit: &mut Audit, _: &KnownKeys) {
     let key = KeyConfig::from_json(&std::fs::read(key_file).unwrap()).unwrap();
     audit.secrets().key_file("api-rotated", &key);
     let again = "job=api-rot&new-id=api-rotated";
-    audit.api("POST", rotate, &token, Some((FORM, again)), 200, false);
+    audit.form("POST", rotate, &token, again, 200);
     audit.get(&format!("{rotate}?job=api-rot"), &token, 200);
-    audit.api(
-        "POST",
-        rotate,
-        &token,
-        Some((FORM, "job=no-such-job")),
-        404,
-        false,
-    );
+    audit.form("POST", rotate, &token, "job=no-such-job", 404);
     audit.api("DELETE", "config/sync/api-rot", &token, None, 200, false);
 }
 
@@ -1468,18 +1409,17 @@ fn api_refused_key_requests(audit: &mut Audit, keys: &KnownKeys) {
         );
     }
     let created = "config/encryption-keys/api-created";
-    audit.api(
+    audit.form(
         "POST",
         "config/encryption-keys",
         &token,
-        Some((FORM, "id=api-created")),
+        "id=api-created",
         400,
-        false,
     );
     let stale = format!("digest={}", "0".repeat(64));
     // PUT toggles like POST
     for method in ["POST", "PUT"] {
-        audit.api(method, created, &token, Some((FORM, &stale)), 400, false);
+        audit.form(method, created, &token, &stale, 400);
     }
     audit.api("POST", created, &token, None, 200, false);
     let imported = "config/encryption-keys/api-imported";
@@ -1494,22 +1434,14 @@ fn api_trash(audit: &mut Audit, _: &KnownKeys) {
     let trash = "config/encryption-key-trash";
     audit.get(trash, &token, 200);
     let restore = format!("{trash}/api-created/restore");
-    audit.api(
-        "POST",
-        &restore,
-        &token,
-        Some((FORM, "as=api-restored")),
-        200,
-        false,
-    );
+    audit.form("POST", &restore, &token, "as=api-restored", 200);
     audit.api("POST", &restore, &token, None, 404, false);
-    audit.api(
+    audit.form(
         "DELETE",
         "config/encryption-keys/api-restored",
         &token,
-        Some((FORM, "keep-days=1")),
+        "keep-days=1",
         200,
-        false,
     );
     audit.api(
         "DELETE",
@@ -1519,22 +1451,8 @@ fn api_trash(audit: &mut Audit, _: &KnownKeys) {
         200,
         false,
     );
-    audit.api(
-        "DELETE",
-        trash,
-        &token,
-        Some((FORM, "expired=1")),
-        200,
-        false,
-    );
-    audit.api(
-        "DELETE",
-        trash,
-        &token,
-        Some((FORM, "expired=0")),
-        400,
-        false,
-    );
+    audit.form("DELETE", trash, &token, "expired=1", 200);
+    audit.form("DELETE", trash, &token, "expired=0", 400);
 }
 
 /// Export (its answer holds no key in clear), the drill, restore, paperkeys
@@ -1594,7 +1512,7 @@ fn api_export_drill_restore_paperkey(audit: &mut Audit, _: &KnownKeys) {
         "config/encryption-key-export?passphrase={}",
         urlencode(BUNDLE_PASS)
     );
-    audit.api("POST", &query, &token, Some((FORM, "all=1")), 400, false);
+    audit.form("POST", &query, &token, "all=1", 400);
     api_paperkeys(audit, &token);
     api_protected_import(audit, &token);
 }
@@ -1715,13 +1633,13 @@ fn api_tickets(audit: &mut Audit, _: &KnownKeys) {
 
     let (_, alice_secret) = audit.tokens.clone().expect("the tokens phase ran");
     let alice = format!("PBSAPIToken=alice@pbs!t1:{alice_secret}");
-    audit.api(
+    let alice = [("Authorization", alice.as_str())];
+    audit.form(
         "POST",
         "config/encryption-keys",
-        &[("Authorization", alice.as_str())],
-        Some((FORM, "id=alice-key")),
+        &alice,
+        "id=alice-key",
         403,
-        false,
     );
 }
 
@@ -1734,14 +1652,7 @@ fn api_bad_credentials(audit: &mut Audit, _: &KnownKeys) {
     audit.get("version", &[("Authorization", wrong.as_str())], 401);
     audit.get("version", &[("Authorization", "PBSAPIToken=garbage")], 401);
     audit.get("version", &[], 401);
-    audit.api(
-        "POST",
-        "access/ticket",
-        &[],
-        Some((FORM, &bad_login)),
-        401,
-        false,
-    );
+    audit.form("POST", "access/ticket", &[], &bad_login, 401);
     audit.get("config/encryption-keys?bogus=1", &token, 400);
     audit.get("nope", &token, 404);
     audit.api("PUT", "version", &token, None, 405, false);

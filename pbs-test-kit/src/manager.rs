@@ -167,3 +167,23 @@ impl Manager {
         format!("{tokenid}:{secret}")
     }
 }
+
+/// `sync-job create ID`: a push job from store `local` to `remote` on
+/// remote `other`, encrypting with `key`; the manager arguments.
+pub fn push_job_args<'a>(id: &'a str, key: &'a str) -> [&'a str; 13] {
+    [
+        "sync-job",
+        "create",
+        id,
+        "--store",
+        "local",
+        "--remote",
+        "other",
+        "--remote-store",
+        "remote",
+        "--sync-direction",
+        "push",
+        "--active-encryption-key",
+        key,
+    ]
+}
