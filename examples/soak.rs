@@ -85,6 +85,117 @@ enum State {
     Archived,
 }
 
+/// One request of a client: what it was, its answer, the statuses that
+/// are right, and the state of its key if it worked.
+type Request = (String, Result<Resp, String>, &'static [u16], Option<State>);
+
+/// A read (`pick` below 58): the key list (archived keys too or not), the
+/// version, a show (35..50) or verify (50..58) of `id`.
+fn read_request(
+    pick: u64,
+    rng: &mut Rng,
+    client: &mut SoakClient,
+    id: &str,
+    state: State,
+) -> Request {
+    match pick {
+        0..25 => {
+            let archived = if rng.below(2) == 0 {
+                "?include-archived=1"
+            } else {
+                ""
+            };
+            let path = format!("config/encryption-keys{archived}");
+            (
+                path.clone(),
+                client.request("GET", &path, None),
+                &[200],
+                None,
+            )
+        }
+        25..35 => (
+            "version".into(),
+            client.request("GET", "version", None),
+            &[200],
+            None,
+        ),
+        _ => {
+            let verify = if pick < 50 { "" } else { "/verify" };
+            let path = format!("config/encryption-keys/{id}{verify}");
+            let ok: &[u16] = if state == State::Absent {
+                &[404]
+            } else {
+                &[200]
+            };
+            (path.clone(), client.request("GET", &path, None), ok, None)
+        }
+    }
+}
+
+/// A change (`pick` 58 and above): create `id` (58..75), archive or
+/// unarchive it (75..87), delete it (87..97), or a list with a wrong
+/// secret.
+fn change_request(
+    pick: u64,
+    client: &mut SoakClient,
+    bad_client: &mut SoakClient,
+    id: &str,
+    state: State,
+) -> Request {
+    match pick {
+        58..75 => {
+            let form = format!("id={id}");
+            let ok: &[u16] = if state == State::Absent {
+                &[200]
+            } else {
+                &[400, 409]
+            };
+            (
+                format!("POST create {id}"),
+                client.request("POST", "config/encryption-keys", Some(&form)),
+                ok,
+                Some(State::Active),
+            )
+        }
+        75..87 => {
+            let path = format!("config/encryption-keys/{id}");
+            let (ok, next): (&[u16], _) = match state {
+                State::Absent => (&[404], State::Absent),
+                State::Active => (&[200], State::Archived),
+                State::Archived => (&[200], State::Active),
+            };
+            (
+                format!("POST toggle {id}"),
+                client.request("POST", &path, Some("")),
+                ok,
+                Some(next),
+            )
+        }
+        87..97 => {
+            let path = format!("config/encryption-keys/{id}");
+            let ok: &[u16] = match state {
+                State::Absent => &[404],
+                State::Active => &[400, 409],
+                State::Archived => &[200],
+            };
+            (
+                format!("DELETE {id}"),
+                client.request("DELETE", &path, None),
+                ok,
+                Some(State::Absent),
+            )
+        }
+        _ => (
+            "wrong secret".into(),
+            bad_client.request("GET", "config/encryption-keys", None),
+            &[401, 429],
+            None,
+        ),
+    }
+}
+
+/// One client until `deadline`: random requests on its own keys, each
+/// answer held against its model of them.
 fn run_client(
     index: usize,
     port: u16,
@@ -101,87 +212,11 @@ fn run_client(
         let slot = rng.below(KEYS_PER_CLIENT as u64) as usize;
         let id = format!("c{index}-{slot}");
         let state = keys[slot];
-        // (what, answer, statuses that are right, new state if it worked)
-        let (what, answer, ok, next): (String, _, &[u16], Option<State>) = match rng.below(100) {
-            0..25 => {
-                let archived = if rng.below(2) == 0 {
-                    "?include-archived=1"
-                } else {
-                    ""
-                };
-                let path = format!("config/encryption-keys{archived}");
-                (
-                    path.clone(),
-                    client.request("GET", &path, None),
-                    &[200],
-                    None,
-                )
-            }
-            25..35 => (
-                "version".into(),
-                client.request("GET", "version", None),
-                &[200],
-                None,
-            ),
-            pick @ 35..58 => {
-                // show (35..50) or verify (50..58)
-                let verify = if pick < 50 { "" } else { "/verify" };
-                let path = format!("config/encryption-keys/{id}{verify}");
-                let ok: &[u16] = if state == State::Absent {
-                    &[404]
-                } else {
-                    &[200]
-                };
-                (path.clone(), client.request("GET", &path, None), ok, None)
-            }
-            58..75 => {
-                let form = format!("id={id}");
-                let ok: &[u16] = if state == State::Absent {
-                    &[200]
-                } else {
-                    &[400, 409]
-                };
-                (
-                    format!("POST create {id}"),
-                    client.request("POST", "config/encryption-keys", Some(&form)),
-                    ok,
-                    Some(State::Active),
-                )
-            }
-            75..87 => {
-                let path = format!("config/encryption-keys/{id}");
-                let (ok, next): (&[u16], _) = match state {
-                    State::Absent => (&[404], State::Absent),
-                    State::Active => (&[200], State::Archived),
-                    State::Archived => (&[200], State::Active),
-                };
-                (
-                    format!("POST toggle {id}"),
-                    client.request("POST", &path, Some("")),
-                    ok,
-                    Some(next),
-                )
-            }
-            87..97 => {
-                let path = format!("config/encryption-keys/{id}");
-                let ok: &[u16] = match state {
-                    State::Absent => &[404],
-                    State::Active => &[400, 409],
-                    State::Archived => &[200],
-                };
-                (
-                    format!("DELETE {id}"),
-                    client.request("DELETE", &path, None),
-                    ok,
-                    Some(State::Absent),
-                )
-            }
-            _ => (
-                "wrong secret".into(),
-                bad_client.request("GET", "config/encryption-keys", None),
-                &[401, 429],
-                None,
-            ),
+        let pick = rng.below(100);
+        let (what, answer, ok, next) = if pick < 58 {
+            read_request(pick, &mut rng, &mut client, &id, state)
+        } else {
+            change_request(pick, &mut client, &mut bad_client, &id, state)
         };
         tally.requests.fetch_add(1, Ordering::Relaxed);
         match answer {
@@ -202,6 +237,81 @@ fn run_client(
             Err(err) => tally.error(format!("client {index}: {err}")),
         }
     }
+}
+
+/// The daemon's RSS (KiB) and open fds by second since the start.
+type Samples = Vec<(u64, u64, usize)>;
+
+/// Samples the daemon's RSS and open fds every [`SAMPLE_EVERY`] until
+/// `deadline`, printing them about once a minute.
+fn sample_until(
+    daemon: &ApiDaemon,
+    start: Instant,
+    deadline: Instant,
+    samples: &Mutex<Samples>,
+    tally: &Tally,
+) {
+    let mut last_print = Instant::now();
+    while Instant::now() < deadline {
+        if let (Some(rss), Some(fds)) = (daemon.status_kib("VmRSS"), daemon.open_fds()) {
+            let t = start.elapsed().as_secs();
+            samples.lock().unwrap().push((t, rss, fds));
+            if last_print.elapsed() >= Duration::from_secs(60) || t < 1 {
+                println!(
+                    "soak: t={t:>4}s rss={rss} KiB fds={fds} requests={}",
+                    tally.requests.load(Ordering::Relaxed)
+                );
+                last_print = Instant::now();
+            }
+        }
+        std::thread::sleep(SAMPLE_EVERY.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Prints RSS and open fds after warm-up (the first 10% of the run, at
+/// least one sample), at half time and at the end, and per minute;
+/// whether each stayed flat (RSS, fds).
+fn report_flatness(samples: &[(u64, u64, usize)], seconds: u64, clients: usize) -> (bool, bool) {
+    let warm = samples
+        .iter()
+        .position(|(t, _, _)| *t as f64 >= seconds as f64 * 0.1)
+        .unwrap_or(0);
+    let steady = &samples[warm..];
+    let first_rss = steady.first().map(|s| s.1).unwrap_or(0);
+    let last_rss = steady.last().map(|s| s.1).unwrap_or(0);
+    let max_rss = steady.iter().map(|s| s.1).max().unwrap_or(0);
+    let min_fds = steady.iter().map(|s| s.2).min().unwrap_or(0);
+    let max_fds = steady.iter().map(|s| s.2).max().unwrap_or(0);
+    let first_fds = steady.first().map(|s| s.2).unwrap_or(0);
+    let last_fds = steady.last().map(|s| s.2).unwrap_or(0);
+    // flat: allocator arenas and connection buffers grow during the first
+    // minutes, so the test is on the second half of the run: RSS may grow
+    // at most 5% (+ 1 MiB) there, and at most 50% over the whole run after
+    // warm-up; fds end within a few of where they started and never exceed
+    // that by more than the clients' connections
+    let mid_rss = samples
+        .iter()
+        .find(|(t, _, _)| *t >= seconds / 2)
+        .map(|s| s.1)
+        .unwrap_or(first_rss);
+    let rss_flat =
+        last_rss <= mid_rss + mid_rss / 20 + 1024 && last_rss <= first_rss + first_rss / 2;
+    let fds_flat = last_fds <= first_fds + 4 && max_fds <= first_fds + clients + 4;
+    println!(
+        "soak: RSS after warm-up {first_rss} KiB, at half time {mid_rss} KiB, at the end {last_rss} KiB, max {max_rss} KiB ({})",
+        if rss_flat { "flat" } else { "GREW" }
+    );
+    let minutes: Vec<String> = samples
+        .iter()
+        .filter(|(t, _, _)| t % 60 < SAMPLE_EVERY.as_secs())
+        .map(|(t, rss, fds)| format!("{t}s:{rss}/{fds}"))
+        .collect();
+    println!("soak: RSS KiB / fds per minute: {}", minutes.join(" "));
+    println!(
+        "soak: open fds after warm-up {first_fds}, at the end {last_fds}, range {min_fds}..{max_fds} ({})",
+        if fds_flat { "flat" } else { "GREW" }
+    );
+    (rss_flat, fds_flat)
 }
 
 fn main() -> ExitCode {
@@ -231,7 +341,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let tally = Arc::new(Tally::default());
-    let samples: Arc<Mutex<Vec<(u64, u64, usize)>>> = Arc::default();
+    let samples: Arc<Mutex<Samples>> = Arc::default();
     std::thread::scope(|scope| {
         for index in 0..clients {
             let (good, bad, tally) = (good.clone(), bad.clone(), Arc::clone(&tally));
@@ -240,25 +350,7 @@ fn main() -> ExitCode {
         let samples = Arc::clone(&samples);
         let tally = Arc::clone(&tally);
         let daemon = &daemon;
-        scope.spawn(move || {
-            let mut last_print = Instant::now();
-            while Instant::now() < deadline {
-                if let (Some(rss), Some(fds)) = (daemon.status_kib("VmRSS"), daemon.open_fds()) {
-                    let t = start.elapsed().as_secs();
-                    samples.lock().unwrap().push((t, rss, fds));
-                    if last_print.elapsed() >= Duration::from_secs(60) || t < 1 {
-                        println!(
-                            "soak: t={t:>4}s rss={rss} KiB fds={fds} requests={}",
-                            tally.requests.load(Ordering::Relaxed)
-                        );
-                        last_print = Instant::now();
-                    }
-                }
-                std::thread::sleep(
-                    SAMPLE_EVERY.min(deadline.saturating_duration_since(Instant::now())),
-                );
-            }
-        });
+        scope.spawn(move || sample_until(daemon, start, deadline, &samples, &tally));
     });
     let elapsed = start.elapsed().as_secs_f64();
 
@@ -272,32 +364,6 @@ fn main() -> ExitCode {
     let requests = tally.requests.load(Ordering::Relaxed);
     let refusals = tally.expected_refusals.load(Ordering::Relaxed);
     let errors = tally.errors.lock().unwrap().clone();
-    // warm-up: the first 10% of the run (at least one sample)
-    let warm = samples
-        .iter()
-        .position(|(t, _, _)| *t as f64 >= seconds as f64 * 0.1)
-        .unwrap_or(0);
-    let steady = &samples[warm..];
-    let first_rss = steady.first().map(|s| s.1).unwrap_or(0);
-    let last_rss = steady.last().map(|s| s.1).unwrap_or(0);
-    let max_rss = steady.iter().map(|s| s.1).max().unwrap_or(0);
-    let min_fds = steady.iter().map(|s| s.2).min().unwrap_or(0);
-    let max_fds = steady.iter().map(|s| s.2).max().unwrap_or(0);
-    let first_fds = steady.first().map(|s| s.2).unwrap_or(0);
-    let last_fds = steady.last().map(|s| s.2).unwrap_or(0);
-    // flat: allocator arenas and connection buffers grow during the first
-    // minutes, so the test is on the second half of the run: RSS may grow
-    // at most 5% (+ 1 MiB) there, and at most 50% over the whole run after
-    // warm-up; fds end within a few of where they started and never exceed
-    // that by more than the clients' connections
-    let mid_rss = samples
-        .iter()
-        .find(|(t, _, _)| *t >= seconds / 2)
-        .map(|s| s.1)
-        .unwrap_or(first_rss);
-    let rss_flat =
-        last_rss <= mid_rss + mid_rss / 20 + 1024 && last_rss <= first_rss + first_rss / 2;
-    let fds_flat = last_fds <= first_fds + 4 && max_fds <= first_fds + clients + 4;
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
 
     println!(
@@ -305,20 +371,7 @@ fn main() -> ExitCode {
         requests as f64 / elapsed,
         errors.len()
     );
-    println!(
-        "soak: RSS after warm-up {first_rss} KiB, at half time {mid_rss} KiB, at the end {last_rss} KiB, max {max_rss} KiB ({})",
-        if rss_flat { "flat" } else { "GREW" }
-    );
-    let minutes: Vec<String> = samples
-        .iter()
-        .filter(|(t, _, _)| t % 60 < SAMPLE_EVERY.as_secs())
-        .map(|(t, rss, fds)| format!("{t}s:{rss}/{fds}"))
-        .collect();
-    println!("soak: RSS KiB / fds per minute: {}", minutes.join(" "));
-    println!(
-        "soak: open fds after warm-up {first_fds}, at the end {last_fds}, range {min_fds}..{max_fds} ({})",
-        if fds_flat { "flat" } else { "GREW" }
-    );
+    let (rss_flat, fds_flat) = report_flatness(&samples, seconds, clients);
     println!(
         "soak: daemon stopped on SIGTERM: {stopped:?}; access log {} lines",
         log.lines().count()
