@@ -45,6 +45,12 @@ fn row(id: &str) -> String {
 /// Generates key `id` through the add dialog; waits for the save dialog.
 pub(crate) async fn generate(browser: &Browser, id: &str) {
     browser.click("#add-key").await;
+    submit_the_add_dialog(browser, id).await;
+}
+
+/// Types `id` into the open add dialog and submits it; waits for the save
+/// dialog.
+async fn submit_the_add_dialog(browser: &Browser, id: &str) {
     browser.type_into("dialog.add-key input[name=id]", id).await;
     browser.click("dialog.add-key button[type=submit]").await;
     browser
@@ -53,6 +59,43 @@ pub(crate) async fn generate(browser: &Browser, id: &str) {
             "document.querySelector('dialog.save-key')?.open",
         )
         .await;
+}
+
+/// Closes the save dialog (its key saved, or confirmed unsaved); waits
+/// until it is gone.
+pub(crate) async fn close_save_dialog(browser: &Browser) {
+    browser.click("dialog.save-key .close-save").await;
+    browser
+        .wait_for(
+            "the save dialog to close",
+            "!document.querySelector('dialog.save-key')",
+        )
+        .await;
+}
+
+/// Prints the paper key of the save dialog, `window.print` counting its
+/// calls in `window.uiPrints`; waits for the sheet's QR code.
+pub(crate) async fn print_paper_key(browser: &Browser) {
+    browser
+        .js(
+            "window.uiPrints = 0; window.print = () => { window.uiPrints += 1; };",
+            vec![],
+        )
+        .await;
+    browser.click("dialog.save-key .print-key").await;
+    browser
+        .find("dialog.save-key .paperkey-sheet svg.paperkey-qr")
+        .await;
+}
+
+/// Whether the element `css` is disabled, and its title: `[bool, text]`.
+pub(crate) async fn disabled_and_title(browser: &Browser, css: &str) -> Value {
+    browser
+        .js(
+            "const el = document.querySelector(arguments[0]); return [el.disabled, el.title];",
+            vec![json!(css)],
+        )
+        .await
 }
 
 async fn save_dialog_open(browser: &Browser) -> bool {
@@ -100,14 +143,7 @@ async fn generate_in_the_add_dialog(browser: &Browser, id: &str) {
     browser.click("#add-key").await;
     browser.find("dialog.add-key[open]").await;
     browser.screenshot("add-dialog").await;
-    browser.type_into("dialog.add-key input[name=id]", id).await;
-    browser.click("dialog.add-key button[type=submit]").await;
-    browser
-        .wait_for(
-            "the save dialog",
-            "document.querySelector('dialog.save-key')?.open",
-        )
-        .await;
+    submit_the_add_dialog(browser, id).await;
     let title = browser.text("dialog.save-key .dialog-title").await;
     assert_eq!(title, "Important: Save your Encryption Key");
     browser.screenshot("save-dialog").await;
@@ -165,13 +201,7 @@ async fn key_bytes_only_in_the_save_dialog(
                    window.dispatchEvent(e); return e.defaultPrevented;";
     assert_eq!(browser.js(leaving, vec![]).await, json!(true));
 
-    browser.click("dialog.save-key .close-save").await;
-    browser
-        .wait_for(
-            "the save dialog to close",
-            "!document.querySelector('dialog.save-key')",
-        )
-        .await;
+    close_save_dialog(browser).await;
     assert_eq!(browser.js(leaving, vec![]).await, json!(false));
     let after = browser.page_text(None).await;
     assert_no_key_bytes(&after, raw, "after the save dialog closed");
@@ -281,13 +311,7 @@ async fn closing_without_saving_asks_first(browser: &Browser) {
         .await;
     assert!(save_dialog_open(browser).await);
     browser.screenshot("close-unsaved").await;
-    browser.click("dialog.save-key .close-save").await;
-    browser
-        .wait_for(
-            "the save dialog to close",
-            "!document.querySelector('dialog.save-key')",
-        )
-        .await;
+    close_save_dialog(browser).await;
     browser.find(&row("ui-made-2")).await;
 }
 
@@ -440,33 +464,22 @@ pub async fn sync_jobs_show_and_block_what_the_server_refuses(
         "nightly (associated)\nweekly (associated)"
     );
     assert_eq!(cell("carol-key").await, "—");
-    let control = |css: String| {
-        let browser = Arc::clone(&browser);
-        async move {
-            browser
-                .js(
-                    "const el = document.querySelector(arguments[0]); return [el.disabled, el.title];",
-                    vec![json!(css)],
-                )
-                .await
-        }
-    };
     assert_eq!(
-        control(format!("{} .toggle-archive", row("job-key"))).await,
+        disabled_and_title(&browser, &format!("{} .toggle-archive", row("job-key"))).await,
         json!([
             true,
             "Used to encrypt by sync job nightly - give it another key first"
         ])
     );
     assert_eq!(
-        control(format!("{} .remove-key", row("old-offsite"))).await,
+        disabled_and_title(&browser, &format!("{} .remove-key", row("old-offsite"))).await,
         json!([
             true,
             "Still named by sync jobs nightly and weekly - remove it from those jobs first"
         ])
     );
     assert_eq!(
-        control(format!("{} .toggle-archive", row("old-offsite"))).await,
+        disabled_and_title(&browser, &format!("{} .toggle-archive", row("old-offsite"))).await,
         json!([false, ""])
     );
     browser.screenshot("used-by").await;

@@ -8,6 +8,7 @@ use fantoccini::key::Key;
 use serde_json::json;
 
 use crate::browser::Browser;
+use crate::keys::{close_save_dialog, print_paper_key};
 use crate::{ALICE, Env};
 
 /// Asserts that nothing of the page sticks out to the right of the
@@ -113,16 +114,7 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
     browser
         .wait_text("dialog.save-key .message", "Copied")
         .await;
-    browser
-        .js(
-            "window.uiPrints = 0; window.print = () => { window.uiPrints += 1; };",
-            vec![],
-        )
-        .await;
-    browser.click("dialog.save-key .print-key").await;
-    browser
-        .find("dialog.save-key .paperkey-sheet svg.paperkey-qr")
-        .await;
+    print_paper_key(&browser).await;
     assert_fits(&browser, "the paper key sheet at 390 px").await;
     browser
         .js(
@@ -132,13 +124,7 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
         .await;
     browser.screenshot("phone-paperkey").await;
     // copied: closes at once
-    browser.click("dialog.save-key .close-save").await;
-    browser
-        .wait_for(
-            "the save dialog to close",
-            "!document.querySelector('dialog.save-key')",
-        )
-        .await;
+    close_save_dialog(&browser).await;
     browser
         .find("#keys-table tr[data-key-id=\"ui-phone\"]")
         .await;

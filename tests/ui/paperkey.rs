@@ -10,7 +10,7 @@ use pbs_key_config::paperkey::Paperkey;
 use pbs_test_kit::key_config;
 
 use crate::browser::Browser;
-use crate::keys::{assert_no_key_bytes, generate};
+use crate::keys::{assert_no_key_bytes, close_save_dialog, generate, print_paper_key};
 use crate::{ALICE, Env};
 
 fn key_row(id: &str) -> String {
@@ -39,16 +39,7 @@ pub async fn print_paperkey_and_add_by_paperkey_text(env: Arc<Env>, browser: Arc
     browser.open().await;
     browser.login(ALICE.0, ALICE.1).await;
     generate(&browser, id).await;
-    browser
-        .js(
-            "window.uiPrints = 0; window.print = () => { window.uiPrints += 1; };",
-            vec![],
-        )
-        .await;
-    browser.click("dialog.save-key .print-key").await;
-    browser
-        .find("dialog.save-key .paperkey-sheet svg.paperkey-qr")
-        .await;
+    print_paper_key(&browser).await;
     browser
         .wait_text("dialog.save-key .message", "Printing the paper key")
         .await;
@@ -94,13 +85,7 @@ pub async fn print_paperkey_and_add_by_paperkey_text(env: Arc<Env>, browser: Arc
     let (raw, _, _) = stored.decrypt(&|| panic!("unprotected")).unwrap();
     let outside = browser.page_text(Some("dialog.save-key")).await;
     assert_no_key_bytes(&outside, &raw, "outside the save dialog with its paper key");
-    browser.click("dialog.save-key .close-save").await;
-    browser
-        .wait_for(
-            "the save dialog to close",
-            "!document.querySelector('dialog.save-key')",
-        )
-        .await;
+    close_save_dialog(&browser).await;
     assert_no_key_bytes(
         &browser.page_text(None).await,
         &raw,

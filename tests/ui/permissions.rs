@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use pbs_test_kit::key_config;
 
 use crate::browser::Browser;
+use crate::keys::disabled_and_title;
 use crate::{BOB, CAROL, Env};
 
 /// Every control of the page: (selector-ish name, enabled, tooltip).
@@ -119,31 +120,24 @@ pub async fn per_key_privileges_enable_that_key_only(env: Arc<Env>, browser: Arc
     let mine = "#keys-table tr[data-key-id=\"carol-key\"]";
     let other = "#keys-table tr[data-key-id=\"old-offsite\"]";
     browser.find(other).await;
-    let state = |css: String| {
-        let browser = Arc::clone(&browser);
-        async move {
-            browser
-                .js(
-                    "const el = document.querySelector(arguments[0]); return [el.disabled, el.title];",
-                    vec![json!(css)],
-                )
-                .await
-        }
-    };
     assert_eq!(
-        state(format!("{mine} .toggle-archive")).await,
+        disabled_and_title(&browser, &format!("{mine} .toggle-archive")).await,
         json!([false, ""])
     );
-    let (disabled, title) = match state(format!("{other} .toggle-archive")).await {
-        Value::Array(pair) => (pair[0].clone(), pair[1].clone()),
-        other => panic!("{other}"),
-    };
+    let (disabled, title) =
+        match disabled_and_title(&browser, &format!("{other} .toggle-archive")).await {
+            Value::Array(pair) => (pair[0].clone(), pair[1].clone()),
+            other => panic!("{other}"),
+        };
     assert_eq!(disabled, json!(true));
     assert_eq!(
         title,
         json!("Missing privilege Sys.Modify on /system/encryption-keys/old-offsite")
     );
-    assert_eq!(state("#add-key".to_string()).await[0], json!(true));
+    assert_eq!(
+        disabled_and_title(&browser, "#add-key").await[0],
+        json!(true)
+    );
     browser.screenshot("per-key").await;
 
     // what the page allows, the server does

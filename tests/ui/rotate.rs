@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{Error, bail};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use pbs_api_types::{CryptKey, SyncJobConfig};
 use pbs_config::ConfigDir;
@@ -17,6 +17,7 @@ use pbs_key_config::bundle::{BundleSecret, open_bundle};
 use pbs_test_kit::key_config;
 
 use crate::browser::Browser;
+use crate::keys::disabled_and_title;
 use crate::{ALICE, Env, SYNC_JOBS, write_sync_cfg};
 
 const PASSPHRASE: &str = "rotation bundle passphrase";
@@ -87,16 +88,6 @@ async fn step_states(browser: &Browser) -> Vec<(String, String)> {
     .unwrap()
 }
 
-/// Whether the element `css` is disabled, and its title.
-async fn control(browser: &Browser, css: &str) -> Value {
-    browser
-        .js(
-            "const el = document.querySelector(arguments[0]); return [el.disabled, el.title];",
-            vec![json!(css)],
-        )
-        .await
-}
-
 /// Rotate two push jobs sharing a key, with export and archive; resume a
 /// rotation stopped after its new key was stored; abort another.
 pub async fn rotate_resume_and_abort(env: Arc<Env>, browser: Arc<Browser>) {
@@ -142,18 +133,18 @@ async fn the_jobs_and_what_may_rotate(browser: &Browser) {
     browser.find(&journal("push-c")).await;
     browser.find(&job_row("push-a2")).await;
     assert_eq!(
-        control(browser, &format!("{} .rotate-key", job_row("nightly"))).await,
+        disabled_and_title(browser, &format!("{} .rotate-key", job_row("nightly"))).await,
         json!([
             true,
             "Only push jobs encrypt what they send: this job pulls"
         ])
     );
     assert_eq!(
-        control(browser, &format!("{} .rotate-key", job_row("push-b"))).await[0],
+        disabled_and_title(browser, &format!("{} .rotate-key", job_row("push-b"))).await[0],
         json!(true)
     );
     assert_eq!(
-        control(browser, &format!("{} .rotate-key", job_row("push-a"))).await,
+        disabled_and_title(browser, &format!("{} .rotate-key", job_row("push-a"))).await,
         json!([false, ""])
     );
     browser.screenshot("rotation-view").await;
