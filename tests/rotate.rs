@@ -17,6 +17,7 @@ use pbs_config::audit::{AuditLog, Filter, Phase, Record, VerifyOptions};
 use pbs_config::trash::TrashReason;
 use pbs_test_kit::access::{add_token, grant};
 use pbs_test_kit::https::{Client, form_body, urlencode};
+use pbs_test_kit::manager::sync_job_args;
 use pbs_test_kit::{ApiDaemon, Manager, TestDir, key_config};
 
 /// A store with the keys `key0` (of `job1`, `job2`, `job3`) and `key1` (of
@@ -29,19 +30,7 @@ fn store() -> (TestDir, String) {
     keys.store_key("key1", &key_config(61)).unwrap();
     let manager = Manager::new(dir.path());
     let job = |id: &str, extra: &[&str]| {
-        let mut args = vec![
-            "sync-job",
-            "create",
-            id,
-            "--store",
-            "local",
-            "--remote",
-            "pbs2",
-            "--remote-store",
-            "store2",
-        ];
-        args.extend_from_slice(extra);
-        let run = manager.run(&args);
+        let run = manager.run(&sync_job_args(id, "pbs2", "store2", extra));
         assert_eq!(run.code, 0, "{run:?}");
     };
     let push = ["--sync-direction", "push", "--active-encryption-key"];

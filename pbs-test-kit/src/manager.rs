@@ -168,22 +168,31 @@ impl Manager {
     }
 }
 
-/// `sync-job create ID`: a push job from store `local` to `remote` on
-/// remote `other`, encrypting with `key`; the manager arguments.
-pub fn push_job_args<'a>(id: &'a str, key: &'a str) -> [&'a str; 13] {
-    [
+/// `sync-job create ID --store local --remote REMOTE --remote-store
+/// STORE`, then `extra`: the manager arguments of a new sync job.
+pub fn sync_job_args<'a>(
+    id: &'a str,
+    remote: &'a str,
+    remote_store: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let job = [
         "sync-job",
         "create",
         id,
         "--store",
         "local",
         "--remote",
-        "other",
+        remote,
         "--remote-store",
-        "remote",
-        "--sync-direction",
-        "push",
-        "--active-encryption-key",
-        key,
-    ]
+        remote_store,
+    ];
+    [&job[..], extra].concat()
+}
+
+/// [`sync_job_args`] of a push job to store `remote` on remote `other`,
+/// encrypting with `key`.
+pub fn push_job_args<'a>(id: &'a str, key: &'a str) -> Vec<&'a str> {
+    let push = ["--sync-direction", "push", "--active-encryption-key", key];
+    sync_job_args(id, "other", "remote", &push)
 }

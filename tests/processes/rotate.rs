@@ -15,6 +15,7 @@ use pbs_config::audit::{AuditLog, Filter, Phase, VerifyOptions};
 use pbs_config::failpoint::ROTATE_POINTS;
 use pbs_config::trash::TrashReason;
 
+use pbs_test_kit::manager::sync_job_args;
 use pbs_test_kit::{Manager, key_config};
 
 use crate::support::{assert_clean, context, killed_by_sigkill};
@@ -46,21 +47,13 @@ impl Scene {
         keys.store_key("key0", &old).unwrap();
         let manager = Manager::new(&dir);
         for job in JOBS {
-            let run = manager.run(&[
-                "sync-job",
-                "create",
-                job,
-                "--store",
-                "local",
-                "--remote",
-                "pbs2",
-                "--remote-store",
-                "store2",
+            let push = [
                 "--sync-direction",
                 "push",
                 "--active-encryption-key",
                 "key0",
-            ]);
+            ];
+            let run = manager.run(&sync_job_args(job, "pbs2", "store2", &push));
             assert_eq!(run.code, 0, "{run:?}");
         }
         let passphrase = tmp.path().join("passphrase");
