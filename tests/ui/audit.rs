@@ -59,22 +59,25 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
     let id = "ui-audit-1";
     browser.open().await;
     browser.login(ALICE.0, ALICE.1).await;
-    generate(&browser, id).await;
+    walk_the_key_through_its_operations(&browser, id).await;
+    the_view_lists_the_keys_operations_newest_first(&browser, id).await;
+    the_operation_filter_keeps_only_that_operation(&browser).await;
+    a_changed_line_breaks_the_chain_there(&env, &browser, id).await;
+}
+
+/// Create, archive, unarchive, archive, remove and restore key `id`, each
+/// step waited for in the keys table.
+async fn walk_the_key_through_its_operations(browser: &Browser, id: &str) {
+    generate(browser, id).await;
     browser.click("dialog.save-key .download-key").await;
     browser.click("dialog.save-key .close-save").await;
     let toggle = format!("{} .toggle-archive", key_row(id));
-    browser.click(&toggle).await;
-    browser
-        .find(&format!("{} .state-archived", key_row(id)))
-        .await;
-    browser.click(&toggle).await;
-    browser
-        .find(&format!("{} .state-active", key_row(id)))
-        .await;
-    browser.click(&toggle).await;
-    browser
-        .find(&format!("{} .state-archived", key_row(id)))
-        .await;
+    for state in ["archived", "active", "archived"] {
+        browser.click(&toggle).await;
+        browser
+            .find(&format!("{} .state-{state}", key_row(id)))
+            .await;
+    }
     browser.click(&format!("{} .remove-key", key_row(id))).await;
     browser.type_into("dialog.confirm input", id).await;
     browser.click("dialog.confirm button[type=submit]").await;
@@ -84,7 +87,12 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
         .click("dialog.restore-trash button[type=submit]")
         .await;
     browser.find(&key_row(id)).await;
+}
 
+/// The audit view's badge says the chain is intact; filtered by key `id`,
+/// the view lists its six operations newest first, each Alice's through
+/// the API from 127.0.0.1, each "ok".
+async fn the_view_lists_the_keys_operations_newest_first(browser: &Browser, id: &str) {
     browser.click("#nav a[href=\"#audit\"]").await;
     browser.find("#audit-table").await;
     let badge = browser
@@ -92,8 +100,8 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
         .await;
     assert!(badge.contains("records"), "{badge}");
 
-    show(&browser, id, "").await;
-    let ops: Vec<String> = rows(&browser).await.into_iter().map(|r| r.0).collect();
+    show(browser, id, "").await;
+    let ops: Vec<String> = rows(browser).await.into_iter().map(|r| r.0).collect();
     assert_eq!(
         ops,
         [
@@ -106,49 +114,38 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
         ],
         "newest first"
     );
-    for (op, keys, who, result) in rows(&browser).await {
+    for (op, keys, who, result) in rows(browser).await {
         assert!(keys.contains(id), "{op}: {keys}");
         assert!(who.starts_with("alice@pbs"), "{op}: {who}");
         assert!(who.contains("api 127.0.0.1"), "{op}: {who}");
         assert_eq!(result, "ok", "{op}");
     }
     browser.screenshot("audit-by-key").await;
+}
 
-    show(&browser, "", "archive").await;
-    let archives = rows(&browser).await;
+/// Filtered by operation "archive" alone, the view lists only archives,
+/// at least the two of this scenario.
+async fn the_operation_filter_keeps_only_that_operation(browser: &Browser) {
+    show(browser, "", "archive").await;
+    let archives = rows(browser).await;
     assert!(archives.len() >= 2, "{archives:?}");
     assert!(archives.iter().all(|r| r.0 == "archive"), "{archives:?}");
     browser.screenshot("audit-by-operation").await;
+}
 
-    // a line changed behind the daemon's back: the chain breaks there
+/// The unarchive record of key `id` changed behind the daemon's back: the
+/// badge says the chain breaks at its line, the problems name that line,
+/// its row alone is marked; with the log put back the chain is intact.
+async fn a_changed_line_breaks_the_chain_there(env: &Env, browser: &Browser, id: &str) {
     let dir = env.dir();
     let log_path = AuditLog::open_existing(&dir)
         .unwrap()
         .expect("a log")
         .log_path();
     let original = std::fs::read(&log_path).unwrap();
-    let text = String::from_utf8(original.clone()).unwrap();
-    let (index, line) = text
-        .lines()
-        .enumerate()
-        .find(|(_, line)| {
-            line.contains(&format!("\"{id}\"")) && line.contains("\"op\":\"unarchive\"")
-        })
-        .expect("the unarchive record");
-    let number = index + 1;
-    let changed: Vec<String> = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            if i == index {
-                line.replace("alice@pbs", "mallory@pbs")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    std::fs::write(&log_path, format!("{}\n", changed.join("\n"))).unwrap();
-    show(&browser, id, "").await;
+    let (changed, number) = with_unarchive_actor_changed(&original, id);
+    std::fs::write(&log_path, changed).unwrap();
+    show(browser, id, "").await;
     let broken = browser
         .wait_text(
             ".audit-verify .verify-badge",
@@ -179,8 +176,33 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
         .await;
     browser.screenshot("audit-broken").await;
     std::fs::write(&log_path, &original).unwrap();
-    show(&browser, "", "").await;
+    show(browser, "", "").await;
     browser
         .wait_text(".audit-verify .verify-badge", "Chain intact")
         .await;
+}
+
+/// The log text `original` with the actor of key `id`'s unarchive record
+/// changed from Alice to Mallory, and that record's line number (from 1).
+fn with_unarchive_actor_changed(original: &[u8], id: &str) -> (String, usize) {
+    let text = String::from_utf8(original.to_vec()).unwrap();
+    let (index, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, line)| {
+            line.contains(&format!("\"{id}\"")) && line.contains("\"op\":\"unarchive\"")
+        })
+        .expect("the unarchive record");
+    let changed: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == index {
+                line.replace("alice@pbs", "mallory@pbs")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    (format!("{}\n", changed.join("\n")), index + 1)
 }

@@ -50,7 +50,7 @@ pub(crate) async fn generate(browser: &Browser, id: &str) {
 
 /// Types `id` into the open add dialog and submits it; waits for the save
 /// dialog.
-async fn submit_the_add_dialog(browser: &Browser, id: &str) {
+pub(crate) async fn submit_the_add_dialog(browser: &Browser, id: &str) {
     browser.type_into("dialog.add-key input[name=id]", id).await;
     browser.click("dialog.add-key button[type=submit]").await;
     browser
@@ -327,23 +327,42 @@ pub async fn upload_refusals_and_stale_views_show_the_api_words(
         .join("keys")
         .canonicalize()
         .unwrap();
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    a_protected_upload_needs_its_passphrase(&env, &browser, &vectors).await;
+    an_upload_shows_no_save_dialog(&browser, &vectors).await;
+    a_stale_toggle_shows_the_servers_words(&env, &browser).await;
+}
+
+/// Opens the add dialog on its upload choice, picks `file` for key `id`
+/// and submits it.
+async fn upload(browser: &Browser, id: &str, file: &std::path::Path) {
+    browser.click("#add-key").await;
+    browser.click("dialog.add-key input[value=upload]").await;
+    browser.type_into("dialog.add-key input[name=id]", id).await;
+    let input = browser.find("dialog.add-key input[type=file]").await;
+    input.send_keys(file.to_str().unwrap()).await.unwrap();
+    browser.click("dialog.add-key button[type=submit]").await;
+}
+
+/// A protected key file: refused in the add dialog without its passphrase
+/// and with a wrong one, nothing stored; with its passphrase imported with
+/// the vector's fingerprint, and the passphrase gone from the page.
+async fn a_protected_upload_needs_its_passphrase(
+    env: &Env,
+    browser: &Browser,
+    vectors: &std::path::Path,
+) {
     let protected: Value = serde_json::from_slice(
         &std::fs::read(vectors.join("scrypt-protected.expect.json")).unwrap(),
     )
     .unwrap();
-    browser.open().await;
-    browser.login(ALICE.0, ALICE.1).await;
-
-    browser.click("#add-key").await;
-    browser.click("dialog.add-key input[value=upload]").await;
-    browser
-        .type_into("dialog.add-key input[name=id]", "ui-protected")
-        .await;
-    let file = browser.find("dialog.add-key input[type=file]").await;
-    file.send_keys(vectors.join("scrypt-protected.enc").to_str().unwrap())
-        .await
-        .unwrap();
-    browser.click("dialog.add-key button[type=submit]").await;
+    upload(
+        browser,
+        "ui-protected",
+        &vectors.join("scrypt-protected.enc"),
+    )
+    .await;
     let error = browser
         .wait_text("dialog.add-key .add-error", "give its passphrase")
         .await;
@@ -378,21 +397,17 @@ pub async fn upload_refusals_and_stale_views_show_the_api_words(
         !page.contains(protected["passphrase"].as_str().unwrap()),
         "the passphrase stays on the page after the upload"
     );
+}
 
-    browser.click("#add-key").await;
-    browser.click("dialog.add-key input[value=upload]").await;
+/// An unprotected key file uploads straight into the list: no save
+/// dialog, the vector's fingerprint in its row, its bytes nowhere on the
+/// page.
+async fn an_upload_shows_no_save_dialog(browser: &Browser, vectors: &std::path::Path) {
     let expected: Value =
         serde_json::from_slice(&std::fs::read(vectors.join("unprotected.expect.json")).unwrap())
             .unwrap();
     let raw = hex::decode(expected["raw_key_hex"].as_str().unwrap()).unwrap();
-    browser
-        .type_into("dialog.add-key input[name=id]", "ui-uploaded")
-        .await;
-    let file = browser.find("dialog.add-key input[type=file]").await;
-    file.send_keys(vectors.join("unprotected.enc").to_str().unwrap())
-        .await
-        .unwrap();
-    browser.click("dialog.add-key button[type=submit]").await;
+    upload(browser, "ui-uploaded", &vectors.join("unprotected.enc")).await;
     browser.find(&row("ui-uploaded")).await;
     browser.wait_text(".list-status", "uploaded").await;
     let dialogs = browser
@@ -407,8 +422,12 @@ pub async fn upload_refusals_and_stale_views_show_the_api_words(
         .await;
     assert_eq!(shown, expected["fingerprint"]);
     assert_no_key_bytes(&browser.page_text(None).await, &raw, "after an upload");
+}
 
-    // someone else archives the key; this page still shows it active
+/// Someone else archives the uploaded key while this page still shows it
+/// active: the page's toggle is refused in the row in the server's words
+/// and changes nothing; a refresh shows it archived.
+async fn a_stale_toggle_shows_the_servers_words(env: &Env, browser: &Browser) {
     env.dir()
         .encryption_keys()
         .archive_key("ui-uploaded", None)

@@ -8,7 +8,7 @@ use fantoccini::key::Key;
 use serde_json::json;
 
 use crate::browser::Browser;
-use crate::keys::{close_save_dialog, print_paper_key};
+use crate::keys::{close_save_dialog, print_paper_key, submit_the_add_dialog};
 use crate::{ALICE, Env};
 
 /// Asserts that nothing of the page sticks out to the right of the
@@ -39,10 +39,19 @@ async fn assert_fits(browser: &Browser, what: &str) {
 pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>) {
     browser.open().await;
     browser.login(ALICE.0, ALICE.1).await;
+    the_desktop_key_table_fits(&browser).await;
+    every_other_view_fits_at_both_sizes(&browser).await;
+    the_phone_shows_one_card_per_key(&browser).await;
+    the_dialogs_fit_the_phone(&browser).await;
+}
+
+/// At 1280x800 the page and the key table fit without sideways
+/// scrolling.
+async fn the_desktop_key_table_fits(browser: &Browser) {
     browser
         .find("#keys-table tr[data-key-id=\"carol-key\"]")
         .await;
-    assert_fits(&browser, "1280x800").await;
+    assert_fits(browser, "1280x800").await;
     let table_fits = browser
         .js(
             "const wrap = document.querySelector('.table-wrap'); return wrap.scrollWidth <= wrap.clientWidth;",
@@ -54,8 +63,11 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
         json!(true),
         "the key table scrolls sideways at 1280x800"
     );
+}
 
-    // every other view, at both sizes
+/// The trash, restore, rotate and audit views fit at 1280x800 and at
+/// 390 px; back on the keys view at 1280x800.
+async fn every_other_view_fits_at_both_sizes(browser: &Browser) {
     for (view, ready) in [
         ("trash", "#trash-table:not([aria-busy])"),
         ("restore", "#run-drill"),
@@ -64,9 +76,9 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
     ] {
         browser.click(&format!("#nav a[href=\"#{view}\"]")).await;
         browser.find(ready).await;
-        assert_fits(&browser, &format!("{view} at 1280x800")).await;
+        assert_fits(browser, &format!("{view} at 1280x800")).await;
         browser.resize(390, 844).await;
-        assert_fits(&browser, &format!("{view} at 390 px")).await;
+        assert_fits(browser, &format!("{view} at 390 px")).await;
         browser.screenshot(&format!("phone-{view}")).await;
         browser.resize(1280, 800).await;
     }
@@ -74,9 +86,13 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
     browser
         .find("#keys-table tr[data-key-id=\"carol-key\"]")
         .await;
+}
 
+/// At 390 px the keys view fits, each key is a card, and the export
+/// checkbox is on the card.
+async fn the_phone_shows_one_card_per_key(browser: &Browser) {
     browser.resize(390, 844).await;
-    assert_fits(&browser, "390 px").await;
+    assert_fits(browser, "390 px").await;
     let card = browser
         .js(
             "return getComputedStyle(document.querySelector('#keys-table tbody tr')).display;",
@@ -93,29 +109,24 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
         .await;
     assert_eq!(select, json!(true), "the export checkbox is on the card");
     browser.screenshot("phone-keys").await;
+}
 
+/// At 390 px the add dialog, the save dialog and the paper key sheet fit;
+/// the new key, copied, closes at once into its row.
+async fn the_dialogs_fit_the_phone(browser: &Browser) {
     browser.click("#add-key").await;
     browser.find("dialog.add-key[open]").await;
-    assert_fits(&browser, "the add dialog at 390 px").await;
+    assert_fits(browser, "the add dialog at 390 px").await;
     browser.screenshot("phone-add").await;
-    browser
-        .type_into("dialog.add-key input[name=id]", "ui-phone")
-        .await;
-    browser.click("dialog.add-key button[type=submit]").await;
-    browser
-        .wait_for(
-            "the save dialog",
-            "document.querySelector('dialog.save-key')?.open",
-        )
-        .await;
-    assert_fits(&browser, "the save dialog at 390 px").await;
+    submit_the_add_dialog(browser, "ui-phone").await;
+    assert_fits(browser, "the save dialog at 390 px").await;
     browser.screenshot("phone-save-dialog").await;
     browser.click("dialog.save-key .copy-key").await;
     browser
         .wait_text("dialog.save-key .message", "Copied")
         .await;
-    print_paper_key(&browser).await;
-    assert_fits(&browser, "the paper key sheet at 390 px").await;
+    print_paper_key(browser).await;
+    assert_fits(browser, "the paper key sheet at 390 px").await;
     browser
         .js(
             "document.querySelector('dialog.save-key .paperkey-sheet').scrollIntoView();",
@@ -124,7 +135,7 @@ pub async fn phone_and_desktop_layouts_fit(_env: Arc<Env>, browser: Arc<Browser>
         .await;
     browser.screenshot("phone-paperkey").await;
     // copied: closes at once
-    close_save_dialog(&browser).await;
+    close_save_dialog(browser).await;
     browser
         .find("#keys-table tr[data-key-id=\"ui-phone\"]")
         .await;

@@ -150,80 +150,23 @@ fn screenshot_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
-    let selected: Vec<&(&str, Scenario)> = SCENARIOS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
+    let selected = selected_scenarios();
     println!("\nrunning {} ui scenarios", selected.len());
     if selected.is_empty() {
         return ExitCode::SUCCESS;
     }
 
     let started = Instant::now();
-    let sandbox = setup();
-    let daemon = ApiDaemon::start(sandbox.config_dir(), &[], sandbox.file("daemon.log"));
-    let driver = Chromedriver::start(&sandbox.file("chromedriver.log"));
-    let shots = screenshot_dir();
-    let env = Arc::new(Env {
-        base: format!("https://127.0.0.1:{}/", daemon.port),
-        daemon,
-        sandbox,
-        driver,
-        shots,
-    });
+    let env = start_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-
     let mut failed = Vec::new();
     for (name, scenario) in selected {
-        let start = Instant::now();
-        let prefix = name.rsplit("::").next().unwrap().replace('_', "-");
-        let env_for_run = Arc::clone(&env);
-        let outcome = runtime.block_on(async {
-            let browser = Arc::new(
-                Browser::start(
-                    &env_for_run.driver,
-                    &env_for_run.base,
-                    &env_for_run.shots,
-                    &prefix,
-                )
-                .await,
-            );
-            let run = tokio::spawn(scenario(Arc::clone(&env_for_run), Arc::clone(&browser)));
-            let outcome = run.await;
-            if outcome.is_err() {
-                browser.screenshot("FAILED").await;
-            }
-            browser.close().await;
-            outcome
-        });
-        match outcome {
-            Ok(()) => println!(
-                "test {name} ... ok ({:.1} s)",
-                start.elapsed().as_secs_f64()
-            ),
-            Err(err) => {
-                println!(
-                    "test {name} ... FAILED ({:.1} s)",
-                    start.elapsed().as_secs_f64()
-                );
-                if let Ok(panic) = err.try_into_panic() {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    println!("    {message}");
-                }
-                failed.push(name);
-            }
+        if !run_scenario(&runtime, &env, name, *scenario) {
+            failed.push(*name);
         }
     }
     println!(
@@ -239,5 +182,90 @@ fn main() -> ExitCode {
         println!("daemon log:\n{}", env.daemon.log_text());
         println!("failed: {failed:?}");
         ExitCode::FAILURE
+    }
+}
+
+/// The scenarios whose names contain one of the command line's filters
+/// (options skipped), all without a filter.
+fn selected_scenarios() -> Vec<&'static (&'static str, Scenario)> {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    SCENARIOS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect()
+}
+
+/// The sandbox, its daemon, chromedriver and the emptied screenshot
+/// folder that every scenario shares.
+fn start_env() -> Arc<Env> {
+    let sandbox = setup();
+    let daemon = ApiDaemon::start(sandbox.config_dir(), &[], sandbox.file("daemon.log"));
+    let driver = Chromedriver::start(&sandbox.file("chromedriver.log"));
+    let shots = screenshot_dir();
+    Arc::new(Env {
+        base: format!("https://127.0.0.1:{}/", daemon.port),
+        daemon,
+        sandbox,
+        driver,
+        shots,
+    })
+}
+
+/// Runs scenario `name` in a browser of its own (screenshots prefixed by
+/// its name, a "FAILED" one when it panics); prints its result line and
+/// its panic message; true when it passed.
+fn run_scenario(
+    runtime: &tokio::runtime::Runtime,
+    env: &Arc<Env>,
+    name: &str,
+    scenario: Scenario,
+) -> bool {
+    let start = Instant::now();
+    let prefix = name.rsplit("::").next().unwrap().replace('_', "-");
+    let env_for_run = Arc::clone(env);
+    let outcome = runtime.block_on(async {
+        let browser = Arc::new(
+            Browser::start(
+                &env_for_run.driver,
+                &env_for_run.base,
+                &env_for_run.shots,
+                &prefix,
+            )
+            .await,
+        );
+        let run = tokio::spawn(scenario(Arc::clone(&env_for_run), Arc::clone(&browser)));
+        let outcome = run.await;
+        if outcome.is_err() {
+            browser.screenshot("FAILED").await;
+        }
+        browser.close().await;
+        outcome
+    });
+    match outcome {
+        Ok(()) => {
+            println!(
+                "test {name} ... ok ({:.1} s)",
+                start.elapsed().as_secs_f64()
+            );
+            true
+        }
+        Err(err) => {
+            println!(
+                "test {name} ... FAILED ({:.1} s)",
+                start.elapsed().as_secs_f64()
+            );
+            if let Ok(panic) = err.try_into_panic() {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                println!("    {message}");
+            }
+            false
+        }
     }
 }

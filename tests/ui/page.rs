@@ -59,64 +59,89 @@ fn assert_page_headers(answer: &https::Answer, what: &str) {
 pub async fn headers_and_content_security_policy(env: Arc<Env>, browser: Arc<Browser>) {
     let port = env.daemon.port;
     tokio::task::spawn_blocking(move || {
-        let get = |path: &str| https::once(port, "GET", path, &[], None).unwrap();
-        let page = get("/");
-        assert_eq!(page.status, 200, "{}", page.text);
-        assert_page_headers(&page, "/");
-        assert_eq!(header(&page, "cache-control"), Some("no-cache"));
-        assert!(
-            header(&page, "content-type")
-                .unwrap()
-                .starts_with("text/html")
-        );
-        let app = page
-            .body()
-            .split("src=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("the page's script")
-            .to_string();
-        assert!(
-            app.starts_with("/assets/") && app.ends_with("/js/app.js"),
-            "{app}"
-        );
-        let script = get(&app);
-        assert_eq!(script.status, 200);
-        assert_page_headers(&script, &app);
-        let cache = header(&script, "cache-control").unwrap();
-        assert!(
-            cache.contains("max-age=31536000") && cache.contains("immutable"),
-            "{cache}"
-        );
-        assert!(
-            header(&script, "content-type")
-                .unwrap()
-                .starts_with("text/javascript")
-        );
-        // fixed names only: another release's path, a traversal, the
-        // sources' own paths are 404; another method is 405
-        let hash = app.split('/').nth(2).unwrap();
-        for path in [
-            "/assets/0000000000000000/js/app.js".to_string(),
-            format!("/assets/{hash}/../../Cargo.toml"),
-            format!("/assets/{hash}/js/../../../src/lib.rs"),
-            "/src/www/index.html".to_string(),
-            "/index.html".to_string(),
-            "/etc/passwd".to_string(),
-        ] {
-            let answer = get(&path);
-            assert_eq!(answer.status, 404, "{path}: {}", answer.text);
-            assert_page_headers(&answer, &path);
-        }
-        let post = https::once(port, "POST", "/", &[], Some(("text/plain", "x"))).unwrap();
-        assert_eq!(post.status, 405);
-        assert_eq!(header(&post, "allow"), Some("GET"));
-        // the API is where it was, and as closed as before
-        assert_eq!(get("/api2/json/version").status, 401);
+        let app = the_page_and_its_script_carry_the_headers(port);
+        only_fixed_names_and_get_are_served(port, &app);
     })
     .await
     .unwrap();
+    the_page_has_no_inline_script(&browser).await;
+    let attempts = inject_code_and_a_style(&browser).await;
+    the_policy_refused_every_injection(&browser, &attempts).await;
+}
 
+/// GET `path` from the daemon on `port`.
+fn get(port: u16, path: &str) -> https::Answer {
+    https::once(port, "GET", path, &[], None).unwrap()
+}
+
+/// The page and its script carry the page's headers; the page is
+/// revalidated, the script cached for good under a release path; returns
+/// that path.
+fn the_page_and_its_script_carry_the_headers(port: u16) -> String {
+    let get = |path: &str| get(port, path);
+    let page = get("/");
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_page_headers(&page, "/");
+    assert_eq!(header(&page, "cache-control"), Some("no-cache"));
+    assert!(
+        header(&page, "content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let app = page
+        .body()
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's script")
+        .to_string();
+    assert!(
+        app.starts_with("/assets/") && app.ends_with("/js/app.js"),
+        "{app}"
+    );
+    let script = get(&app);
+    assert_eq!(script.status, 200);
+    assert_page_headers(&script, &app);
+    let cache = header(&script, "cache-control").unwrap();
+    assert!(
+        cache.contains("max-age=31536000") && cache.contains("immutable"),
+        "{cache}"
+    );
+    assert!(
+        header(&script, "content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    app
+}
+
+/// Another release's path, a traversal, the sources' own paths are 404
+/// with the page's headers; another method is 405; the API is as closed
+/// as before.
+fn only_fixed_names_and_get_are_served(port: u16, app: &str) {
+    let get = |path: &str| get(port, path);
+    let hash = app.split('/').nth(2).unwrap();
+    for path in [
+        "/assets/0000000000000000/js/app.js".to_string(),
+        format!("/assets/{hash}/../../Cargo.toml"),
+        format!("/assets/{hash}/js/../../../src/lib.rs"),
+        "/src/www/index.html".to_string(),
+        "/index.html".to_string(),
+        "/etc/passwd".to_string(),
+    ] {
+        let answer = get(&path);
+        assert_eq!(answer.status, 404, "{path}: {}", answer.text);
+        assert_page_headers(&answer, &path);
+    }
+    let post = https::once(port, "POST", "/", &[], Some(("text/plain", "x"))).unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(header(&post, "allow"), Some("GET"));
+    // the API is where it was, and as closed as before
+    assert_eq!(get("/api2/json/version").status, 401);
+}
+
+/// The login page shows, with no inline script.
+async fn the_page_has_no_inline_script(browser: &Browser) {
     browser.open().await;
     browser.find("form.login-form").await;
     browser.screenshot("login").await;
@@ -127,8 +152,14 @@ pub async fn headers_and_content_security_policy(env: Arc<Env>, browser: Arc<Bro
         )
         .await;
     assert_eq!(inline, json!(0), "inline scripts in the page");
+}
 
-    let attempts = browser
+/// Tries each way of injecting code (script elements, an event handler,
+/// markup from a string, a `blob:` script, a `javascript:` URL) and a style
+/// attribute, recording the browser's violation reports; returns how each
+/// attempt ended and the probe's computed colour.
+async fn inject_code_and_a_style(browser: &Browser) -> serde_json::Value {
+    browser
         .js(
             r#"
             window.__violations = [];
@@ -177,7 +208,12 @@ pub async fn headers_and_content_security_policy(env: Arc<Env>, browser: Arc<Bro
             "#,
             vec![],
         )
-        .await;
+        .await
+}
+
+/// No injected code ran, the style attribute did not apply, and the
+/// browser reported script, style attribute and trusted types violations.
+async fn the_policy_refused_every_injection(browser: &Browser, attempts: &serde_json::Value) {
     // wait for the browser's reports (events come after the attempts) and
     // for every image to have failed, so a handler would have run by now
     browser

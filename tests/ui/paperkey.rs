@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use pbs_key_config::KeyConfig;
 use pbs_key_config::paperkey::Paperkey;
 use pbs_test_kit::key_config;
 
@@ -47,10 +48,16 @@ pub async fn print_paperkey_and_add_by_paperkey_text(env: Arc<Env>, browser: Arc
         browser.js("return window.uiPrints;", vec![]).await,
         json!(1)
     );
-
-    // the sheet is the server's paperkey: QR code and typing aid
     let stored = env.dir().encryption_keys().read_key_file(id).unwrap();
-    let paperkey = Paperkey::new(id, &stored, None).unwrap();
+    the_sheet_is_the_servers_paperkey(&browser, id, &stored).await;
+    the_key_stays_in_the_dialog_and_goes_with_it(&browser, &stored).await;
+    a_typed_paperkey_adds_the_key_after_a_typo_is_named(&env, &browser).await;
+}
+
+/// The sheet in the save dialog is the server's paperkey of key `id`
+/// (`stored`): its QR code, its typing aid, its key block.
+async fn the_sheet_is_the_servers_paperkey(browser: &Browser, id: &str, stored: &KeyConfig) {
+    let paperkey = Paperkey::new(id, stored, None).unwrap();
     let html = paperkey.to_html().unwrap();
     let shown: Vec<String> = serde_json::from_value(
         browser
@@ -81,19 +88,26 @@ pub async fn print_paperkey_and_add_by_paperkey_text(env: Arc<Env>, browser: Arc
         )
         .await;
     browser.screenshot("paperkey-sheet").await;
+}
 
+/// The key (`stored`) is nowhere on the page outside the save dialog with
+/// its paper key, and nowhere once the dialog closed.
+async fn the_key_stays_in_the_dialog_and_goes_with_it(browser: &Browser, stored: &KeyConfig) {
     let (raw, _, _) = stored.decrypt(&|| panic!("unprotected")).unwrap();
     let outside = browser.page_text(Some("dialog.save-key")).await;
     assert_no_key_bytes(&outside, &raw, "outside the save dialog with its paper key");
-    close_save_dialog(&browser).await;
+    close_save_dialog(browser).await;
     assert_no_key_bytes(
         &browser.page_text(None).await,
         &raw,
         "after the dialog closed",
     );
+}
 
-    // add by the typing aid: a typing error is named by its line, then
-    // the right lines add the key
+/// Adding by the typing aid: a typing error is named by its line and adds
+/// nothing, then the right lines add the key with its fingerprint, no
+/// save dialog, its bytes nowhere on the page.
+async fn a_typed_paperkey_adds_the_key_after_a_typo_is_named(env: &Env, browser: &Browser) {
     let paper_key = key_config(930);
     let (paper_raw, _, paper_fingerprint) = paper_key.decrypt(&|| panic!("unprotected")).unwrap();
     let lines = Paperkey::new("paper", &paper_key, None)

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use pbs_api_types::Fingerprint;
+use pbs_config::encryption_keys::EncryptionKeys;
 use pbs_test_kit::key_config;
 
 use crate::browser::Browser;
@@ -62,7 +64,28 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
 
     browser.open().await;
     browser.login(ALICE.0, ALICE.1).await;
-    remove_in_page(&browser, "ui-trash-1").await;
+    a_removed_key_is_in_trash_with_its_purge_date(&browser, &keys).await;
+    a_restore_in_the_keys_view_brings_it_back_archived(&browser, &keys, fingerprint).await;
+    the_trash_view_lists_both_with_who_removed_them(&browser).await;
+    a_taken_id_is_refused_and_another_id_restores(&browser, &keys, fingerprint).await;
+    a_purge_needs_the_whole_id(&browser, &keys).await;
+}
+
+/// Waits for the element `css` to be gone (`what`: what is waited for).
+async fn wait_gone(browser: &Browser, what: &str, css: &str) {
+    browser
+        .wait_for(what, &format!("!document.querySelector({})", json!(css)))
+        .await;
+}
+
+/// Key ui-trash-1 removed in the page: gone from the store, in the
+/// server's trash with a purge date, and its keys view row says "in trash"
+/// with that date in the browser's time zone.
+async fn a_removed_key_is_in_trash_with_its_purge_date(
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+) {
+    remove_in_page(browser, "ui-trash-1").await;
     assert!(keys.entry("ui-trash-1").is_err(), "still in the store");
     let listing = keys.trash().list().unwrap();
     let entry = listing
@@ -94,7 +117,15 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
         )
         .await;
     browser.screenshot("keys-in-trash").await;
+}
 
+/// Restored from its keys view row, ui-trash-1 comes back archived, as it
+/// was, the key it was (`fingerprint`); its trash row goes.
+async fn a_restore_in_the_keys_view_brings_it_back_archived(
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+    fingerprint: Option<Fingerprint>,
+) {
     // restore it from the keys view: it comes back archived, as it was
     browser
         .click(&format!("{} .restore-trash", trash_row("ui-trash-1")))
@@ -107,24 +138,20 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
     browser
         .find(&format!("{} .state-archived", key_row("ui-trash-1")))
         .await;
-    browser
-        .wait_for(
-            "the trash row to go",
-            &format!(
-                "!document.querySelector({})",
-                json!(trash_row("ui-trash-1"))
-            ),
-        )
-        .await;
+    wait_gone(browser, "the trash row to go", &trash_row("ui-trash-1")).await;
     assert_eq!(
         keys.entry("ui-trash-1").unwrap().info.fingerprint,
         fingerprint,
         "restored the key it was"
     );
+}
 
+/// Both keys removed again: the trash view lists them, with the reason
+/// and Alice as who removed them.
+async fn the_trash_view_lists_both_with_who_removed_them(browser: &Browser) {
     // both into the trash again; the trash view lists them
-    remove_in_page(&browser, "ui-trash-1").await;
-    remove_in_page(&browser, "ui-trash-2").await;
+    remove_in_page(browser, "ui-trash-1").await;
+    remove_in_page(browser, "ui-trash-2").await;
     browser.click("#nav a[href=\"#trash\"]").await;
     browser.find(&trash_view_row("ui-trash-2")).await;
     let reason = browser
@@ -143,7 +170,16 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
     assert_eq!(actor, ALICE.0, "who removed it, as the trash records it");
     browser.wait_text(".list-status", "in the trash").await;
     browser.screenshot("trash-view").await;
+}
 
+/// Restoring ui-trash-1 as carol-key is refused in the server's words in
+/// the dialog and leaves carol-key alone; as ui-trash-1b it restores the
+/// key it was (`fingerprint`) under that id.
+async fn a_taken_id_is_refused_and_another_id_restores(
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+    fingerprint: Option<Fingerprint>,
+) {
     // restore as an id that is taken: the server's words in the dialog
     browser
         .click(&format!("{} .restore-trash", trash_view_row("ui-trash-1")))
@@ -176,32 +212,33 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
         fingerprint
     );
     assert!(keys.entry("ui-trash-1").is_err());
+}
 
+/// Purging ui-trash-2 is allowed only once its id is typed in full; then
+/// it is gone from the trash view, the server's trash and the store.
+async fn a_purge_needs_the_whole_id(browser: &Browser, keys: &EncryptionKeys<'_>) {
     // purge: only after typing the id in full
     browser
         .click(&format!("{} .purge-trash", trash_view_row("ui-trash-2")))
         .await;
     browser.find("dialog.confirm[open]").await;
     let confirm = "dialog.confirm button[type=submit]";
-    assert!(disabled(&browser, confirm).await);
+    assert!(disabled(browser, confirm).await);
     browser.type_into("dialog.confirm input", "ui-trash").await;
-    assert!(disabled(&browser, confirm).await, "a part of the id");
+    assert!(disabled(browser, confirm).await, "a part of the id");
     browser
         .type_into("dialog.confirm input", "ui-trash-2")
         .await;
-    assert!(!disabled(&browser, confirm).await);
+    assert!(!disabled(browser, confirm).await);
     browser.screenshot("purge-confirm").await;
     browser.click(confirm).await;
     browser.wait_text(".list-status", "purged").await;
-    browser
-        .wait_for(
-            "the purged row to go",
-            &format!(
-                "!document.querySelector({})",
-                json!(trash_view_row("ui-trash-2"))
-            ),
-        )
-        .await;
+    wait_gone(
+        browser,
+        "the purged row to go",
+        &trash_view_row("ui-trash-2"),
+    )
+    .await;
     let left = keys.trash().list().unwrap();
     assert!(
         !left.entries.iter().any(|e| e.record.id == "ui-trash-2"),
