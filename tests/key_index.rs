@@ -102,13 +102,17 @@ fn agree(text: &str, pick: &mut dyn FnMut(usize) -> usize) -> Result<Outcome, St
 }
 
 /// Per entry, in file order: `KeyIndex::write_json` against serde_json's
-/// bytes for the generic reader's entry, and `is_archived` against its
+/// bytes for the generic reader's entry, and `list_entry`'s archive state against its
 /// `archived_at` (or both refuse it, ours naming the id).
 fn compare_json(index: &KeyIndex, generic: &SectionConfigData, ids: &[&str]) -> Result<(), String> {
     for (position, id) in ids.iter().enumerate() {
         let mut ours = Vec::new();
-        let written = index.write_json(position, &mut ours);
-        let archived = index.is_archived(position);
+        let listed = index.list_entry(position);
+        let written = listed
+            .as_ref()
+            .map_err(|err| anyhow::format_err!("{err}"))
+            .and_then(|listed| index.write_json(listed, &mut ours));
+        let archived = listed.map(|listed| listed.is_archived());
         match (
             written,
             archived,

@@ -38,7 +38,7 @@ use pbs_config::encryption_keys::{DeleteOptions, Deleted};
 use pbs_config::sync::{KeyUsage, KeyUsers};
 use pbs_config::trash::{DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS};
 use pbs_config::verify::VerifyReport;
-use pbs_config::{ConfigDir, KeyIndex};
+use pbs_config::{ConfigDir, KeyIndex, ListEntry};
 use pbs_key_config::{KeyConfig, KeyError};
 
 use crate::api2::config::encryption_key_audit::{self, AuditMarks};
@@ -216,16 +216,15 @@ fn key_list(
     visible: impl Fn(&str) -> bool,
 ) -> Result<KeyList, Error> {
     let usage = dir.sync_jobs().key_usage()?;
-    // from each entry's text where it can (KeyIndex::is_archived): a list
+    // from each entry's text where it can (KeyIndex::list_entry): a list
     // types no entry before it is serialized, and the CLI's JSON none at all
-    let listed = index
-        .ids()
-        .enumerate()
-        .map(|(position, id)| {
-            let archived = index.is_archived(position)?;
-            Ok(filter.lists(archived, usage.of(id)) && visible(id))
-        })
-        .collect::<Result<_, Error>>()?;
+    let mut listed = Vec::new();
+    for (position, id) in index.ids().enumerate() {
+        let entry = index.list_entry(position)?;
+        if filter.lists(entry.is_archived(), usage.of(id)) && visible(id) {
+            listed.push(entry);
+        }
+    }
     Ok(KeyList {
         index,
         usage,
@@ -264,8 +263,9 @@ pub const API_METHOD_LIST_KEYS: ApiMethod = ApiMethod::new(
 pub struct KeyList {
     index: Arc<KeyIndex>,
     usage: KeyUsage,
-    /// per entry, in index order (all valid): whether it is listed
-    listed: Vec<bool>,
+    /// the listed entries, in index order (all valid), as the filter read
+    /// them
+    listed: Vec<ListEntry>,
 }
 
 impl KeyList {
@@ -277,11 +277,12 @@ impl KeyList {
     /// list's check read each entry from its text; the typed reader is
     /// proven to agree, so this is not expected).
     pub fn entries(&self) -> Result<impl Iterator<Item = KeyEntry<&CryptKey, &KeyUsers>>, Error> {
+        let mut listed = self.listed.iter().map(ListEntry::position).peekable();
         Ok(self
             .index
             .entries()?
-            .zip(&self.listed)
-            .filter_map(|(key, listed)| listed.then_some(key))
+            .enumerate()
+            .filter_map(move |(position, key)| listed.next_if_eq(&position).map(|_| key))
             .map(|key| KeyEntry {
                 key,
                 users: self.usage.of(&key.id),
@@ -305,18 +306,12 @@ impl KeyList {
         let mut buf = Vec::with_capacity(1 << 16);
         buf.push(b'[');
         let mut first = true;
-        for ((position, id), _) in self
-            .index
-            .ids()
-            .enumerate()
-            .zip(&self.listed)
-            .filter(|(_, listed)| **listed)
-        {
+        for listed in &self.listed {
             if !std::mem::take(&mut first) {
                 buf.push(b',');
             }
-            self.index.write_json(position, &mut buf)?;
-            let users = self.usage.of(id);
+            self.index.write_json(listed, &mut buf)?;
+            let users = self.usage.of(self.index.id_at(listed.position()));
             if !users.is_empty() {
                 // KeyEntry flattens the users after the key's fields
                 let object = serde_json::to_vec(users)?;
