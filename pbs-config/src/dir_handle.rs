@@ -134,6 +134,14 @@ pub struct DirPolicy {
     pub forbidden_mode_bits: u32,
 }
 
+impl DirPolicy {
+    /// Whether a directory with `stat` is one only root (or `uid`) may
+    /// change: an owner it accepts and none of the forbidden mode bits.
+    pub fn trusts(&self, stat: &EntryStat) -> bool {
+        (stat.uid == 0 || stat.uid == self.uid) && stat.mode & self.forbidden_mode_bits == 0
+    }
+}
+
 /// Why [`DirHandle::replace_keeping_temp`] failed, and the temp file it
 /// left behind, if any.
 #[derive(Debug)]

@@ -50,7 +50,7 @@ use crate::files::{
     key_file_name,
 };
 use crate::lock::{ConfigLock, LockedConfig, written};
-use crate::ownership::{group_name_of, user_name_of};
+use crate::ownership::{Ownership, group_name_of, user_name_of};
 use crate::sync::SYNC_CFG_TYPE_ID;
 use crate::trash::{self, TrashReason, TrashRecord};
 use crate::{ConfigDir, EncryptionKeysLock, failpoint};
@@ -367,6 +367,22 @@ impl Checker<'_> {
         });
     }
 
+    /// A finding that repair does not act on.
+    fn report(&mut self, kind: FindingKind, id: Option<&str>, path: &Path, message: String) {
+        self.add(kind, id, path, None, message);
+    }
+
+    /// A symbolic link where the store keeps a file or directory, left
+    /// alone; `by_hand` is what to do with it ("replace", "remove").
+    fn report_symlink(&mut self, id: Option<&str>, path: &Path, by_hand: &str) {
+        self.report(
+            FindingKind::SymbolicLink,
+            id,
+            path,
+            format!("{path:?} is a symbolic link - left alone, {by_hand} it by hand"),
+        );
+    }
+
     /// Mode and owner of an entry, as `stat` (taken without following a
     /// link) says. A symlink is a finding of its own: its mode says
     /// nothing, and repair never changes what a link points to.
@@ -380,13 +396,7 @@ impl Checker<'_> {
         class: FileClass,
     ) {
         if stat.kind == EntryKind::Symlink {
-            self.add(
-                FindingKind::SymbolicLink,
-                id,
-                path,
-                None,
-                format!("{path:?} is a symbolic link - left alone, replace it by hand"),
-            );
+            self.report_symlink(id, path, "replace");
             return;
         }
         if stat.mode != mode {
@@ -432,60 +442,12 @@ impl Checker<'_> {
     fn check_entry(&mut self, key_dir: &DirHandle, entry: &CryptKey) -> Result<(), Error> {
         let id = entry.id.as_str();
         let key_path = self.keys.key_path(id);
-        match self.keys.check_entry_path(entry) {
-            Ok(true) => {}
-            Ok(false) => self.add(
-                FindingKind::PathNotCanonical,
-                Some(id),
-                &key_path,
-                None,
-                format!(
-                    "config entry of '{id}' names path {:?} instead of {key_path:?}",
-                    entry.info.path.as_deref().unwrap_or("(none)")
-                ),
-            ),
-            Err(err) => {
-                self.add(
-                    FindingKind::PathOutsideKeyDir,
-                    Some(id),
-                    &key_path,
-                    None,
-                    err.to_string(),
-                );
-                return Ok(());
-            }
+        if !self.check_entry_path(entry, &key_path) {
+            return Ok(());
         }
-
         let name = key_file_name(id);
         let Some(stat) = key_dir.stat(&name)? else {
-            let copies = entry
-                .info
-                .fingerprint
-                .and_then(|fp| self.trash.copies.get(&fp))
-                .map(|copies| {
-                    copies
-                        .iter()
-                        .map(|name| format!("'{name}'"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                });
-            let what = match copies {
-                Some(copies) => format!(
-                    "a copy is in the trash as {copies}: drop the entry with 'remove --force {id}', \
-                     then 'trash restore' the copy"
-                ),
-                None => format!(
-                    "restore it from a backup, or drop the entry with 'remove --force {id}' \
-                     (which says what is lost)"
-                ),
-            };
-            self.add(
-                FindingKind::MissingKeyFile,
-                Some(id),
-                &key_path,
-                None,
-                format!("key file {key_path:?} of '{id}' is missing - {what}"),
-            );
+            self.report_missing_key_file(entry, &key_path);
             return Ok(());
         };
         if stat.kind != EntryKind::File {
@@ -495,13 +457,7 @@ impl Checker<'_> {
                 ),
                 _ => format!("key file {key_path:?} of '{id}' is not a regular file"),
             };
-            self.add(
-                FindingKind::InvalidKeyFile,
-                Some(id),
-                &key_path,
-                None,
-                message,
-            );
+            self.report(FindingKind::InvalidKeyFile, Some(id), &key_path, message);
             return Ok(());
         }
         let place = Place::KeyDir {
@@ -521,136 +477,175 @@ impl Checker<'_> {
         let key_config = match read_key_file_unchecked(key_dir, &name) {
             Ok(key_config) => key_config,
             Err(err) => {
-                self.add(
-                    FindingKind::InvalidKeyFile,
-                    Some(id),
-                    &key_path,
-                    None,
-                    err.to_string(),
-                );
+                let message = err.to_string();
+                self.report(FindingKind::InvalidKeyFile, Some(id), &key_path, message);
                 return Ok(());
             }
         };
         if let Err(err) = self.keys.check_key_matches(entry, &key_config) {
-            self.add(
+            let message = err.to_string();
+            self.report(
                 FindingKind::FingerprintMismatch,
                 Some(id),
                 &key_path,
-                None,
-                err.to_string(),
+                message,
             );
         }
         Ok(())
     }
 
+    /// The `path` of a config entry: a finding unless it is the canonical
+    /// one. False if it names a file outside the key directory, which
+    /// leaves nothing more to check of the entry.
+    fn check_entry_path(&mut self, entry: &CryptKey, key_path: &Path) -> bool {
+        let id = entry.id.as_str();
+        match self.keys.check_entry_path(entry) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.report(
+                    FindingKind::PathNotCanonical,
+                    Some(id),
+                    key_path,
+                    format!(
+                        "config entry of '{id}' names path {:?} instead of {key_path:?}",
+                        entry.info.path.as_deref().unwrap_or("(none)")
+                    ),
+                );
+                true
+            }
+            Err(err) => {
+                let message = err.to_string();
+                self.report(FindingKind::PathOutsideKeyDir, Some(id), key_path, message);
+                false
+            }
+        }
+    }
+
+    /// A config entry whose key file is missing: the finding says where a
+    /// copy is (in the trash), or what else to do.
+    fn report_missing_key_file(&mut self, entry: &CryptKey, key_path: &Path) {
+        let id = entry.id.as_str();
+        let copies = entry
+            .info
+            .fingerprint
+            .and_then(|fp| self.trash.copies.get(&fp))
+            .map(|copies| {
+                copies
+                    .iter()
+                    .map(|name| format!("'{name}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+        let what = match copies {
+            Some(copies) => format!(
+                "a copy is in the trash as {copies}: drop the entry with 'remove --force {id}', \
+                 then 'trash restore' the copy"
+            ),
+            None => format!(
+                "restore it from a backup, or drop the entry with 'remove --force {id}' \
+                 (which says what is lost)"
+            ),
+        };
+        self.report(
+            FindingKind::MissingKeyFile,
+            Some(id),
+            key_path,
+            format!("key file {key_path:?} of '{id}' is missing - {what}"),
+        );
+    }
+
     /// Lists the key directory. `known` holds every id of the config, valid
     /// entries or not: a key file of an invalid entry is not an orphan.
     fn scan_key_dir(&mut self, key_dir: &DirHandle, known: &HashSet<&str>) -> Result<(), Error> {
-        let known = |id: &str| known.contains(id);
         for name in key_dir.names()? {
-            let path = key_dir.entry_path(&name);
             let Some(stat) = key_dir.stat(&name)? else {
                 continue; // gone since the listing
             };
-            let in_key_dir = |class| {
-                Some(Place::KeyDir {
-                    name: name.clone(),
-                    class,
-                })
-            };
-            // the audit log's directory: checked by scan_audit (what the
-            // log says, by `audit verify`)
-            if name == AUDIT_DIR_NAME {
+            if scanned_elsewhere(&name, &stat) {
                 continue;
             }
-            // root's mirrors of the config dir's locks: empty files
-            if name == files::ROOT_LOCK_DIR_NAME && stat.kind == EntryKind::Dir {
-                continue;
-            }
-            // rotations in progress: `rotate --status` shows them
-            if name == files::ROTATE_DIR_NAME && stat.kind == EntryKind::Dir {
-                continue;
-            }
+            let path = key_dir.entry_path(&name);
             // a known key's file is reported by check_entry already
-            let known_key_file = name.strip_suffix(".enc").is_some_and(known);
-            if name == TRASH_DIR_NAME {
-                // checked by scan_trash
-            } else if stat.kind == EntryKind::Symlink {
-                if !known_key_file {
-                    self.add(
-                        FindingKind::SymbolicLink,
-                        None,
-                        &path,
-                        None,
-                        format!("{path:?} is a symbolic link - left alone, remove it by hand"),
-                    );
-                }
-            } else if stat.kind != EntryKind::File {
+            let known_key_file = name
+                .strip_suffix(".enc")
+                .is_some_and(|id| known.contains(id));
+            match stat.kind {
+                EntryKind::File => self.check_key_dir_file(key_dir, &name, &stat, known)?,
+                _ if known_key_file => {}
+                EntryKind::Symlink => self.report_symlink(None, &path, "remove"),
                 // only regular files are leftovers repair may remove
-                if !known_key_file {
-                    self.add(
-                        FindingKind::UnknownFile,
-                        None,
-                        &path,
-                        None,
-                        format!("{path:?} is not a regular file - left alone, remove it by hand"),
-                    );
-                }
-            } else if is_temp_name(&name) && stat.size == 0 {
-                // holds nothing: repair removes it
-                self.add(
-                    FindingKind::TempFile,
-                    None,
-                    &path,
-                    in_key_dir(KEY_FILE_CLASS),
-                    format!("{path:?} is an empty temp file left by an interrupted write"),
-                );
-            } else if is_temp_name(&name) {
-                self.add(
-                    FindingKind::TempFile,
-                    None,
-                    &path,
-                    Some(Place::KeyDirTemp { name: name.clone() }),
-                    format!(
-                        "{path:?} is a temp file left by an interrupted write - repair moves it into the trash"
-                    ),
-                );
-            } else if let Some(id) = name.strip_suffix(".enc.lck") {
-                if known(id) || key_dir.stat(&key_file_name(id))?.is_some() {
-                    let place = Place::KeyDir {
-                        name: name.clone(),
-                        class: KEY_LOCK_CLASS,
-                    };
-                    self.check_stat(
-                        place,
-                        &path,
-                        &stat,
-                        Some(id),
-                        KEY_LOCK_CLASS.mode(),
-                        KEY_LOCK_CLASS,
-                    );
-                } else {
-                    self.add(
-                        FindingKind::StaleLockFile,
-                        Some(id),
-                        &path,
-                        in_key_dir(KEY_LOCK_CLASS),
-                        format!("{path:?} is the lock file of a key that no longer exists"),
-                    );
-                }
-            } else if let Some(id) = name.strip_suffix(".enc") {
-                if !known(id) {
-                    self.check_unnamed_key_file(key_dir, &name, id, &path);
-                }
-            } else {
-                self.add(
+                _ => self.report(
                     FindingKind::UnknownFile,
                     None,
                     &path,
-                    None,
-                    format!("{path:?} is not a file of the key store - left alone"),
+                    format!("{path:?} is not a regular file - left alone, remove it by hand"),
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// A regular file of the key directory: a temp file, a lock file, a
+    /// key file (one without a config entry: those with one are checked by
+    /// [`Checker::check_entry`]), or a file the store does not know.
+    fn check_key_dir_file(
+        &mut self,
+        key_dir: &DirHandle,
+        name: &str,
+        stat: &EntryStat,
+        known: &HashSet<&str>,
+    ) -> Result<(), Error> {
+        let path = key_dir.entry_path(name);
+        let in_key_dir = |class| Place::KeyDir {
+            name: name.to_string(),
+            class,
+        };
+        if is_temp_name(name) && stat.size == 0 {
+            // holds nothing: repair removes it
+            self.add(
+                FindingKind::TempFile,
+                None,
+                &path,
+                Some(in_key_dir(KEY_FILE_CLASS)),
+                format!("{path:?} is an empty temp file left by an interrupted write"),
+            );
+        } else if is_temp_name(name) {
+            self.add(
+                FindingKind::TempFile,
+                None,
+                &path,
+                Some(Place::KeyDirTemp {
+                    name: name.to_string(),
+                }),
+                format!(
+                    "{path:?} is a temp file left by an interrupted write - repair moves it into the trash"
+                ),
+            );
+        } else if let Some(id) = name.strip_suffix(".enc.lck") {
+            if known.contains(id) || key_dir.stat(&key_file_name(id))?.is_some() {
+                let place = in_key_dir(KEY_LOCK_CLASS);
+                let mode = KEY_LOCK_CLASS.mode();
+                self.check_stat(place, &path, stat, Some(id), mode, KEY_LOCK_CLASS);
+            } else {
+                self.add(
+                    FindingKind::StaleLockFile,
+                    Some(id),
+                    &path,
+                    Some(in_key_dir(KEY_LOCK_CLASS)),
+                    format!("{path:?} is the lock file of a key that no longer exists"),
                 );
             }
+        } else if let Some(id) = name.strip_suffix(".enc") {
+            if !known.contains(id) {
+                self.check_unnamed_key_file(key_dir, name, id, &path);
+            }
+        } else {
+            self.report(
+                FindingKind::UnknownFile,
+                None,
+                &path,
+                format!("{path:?} is not a file of the key store - left alone"),
+            );
         }
         Ok(())
     }
@@ -658,9 +653,7 @@ impl Checker<'_> {
     /// A key file without config entry of its own: an orphan only if
     /// nobody names it (see [`References::naming`]), else ambiguous.
     fn check_unnamed_key_file(&mut self, key_dir: &DirHandle, name: &str, id: &str, path: &Path) {
-        let fingerprint = read_key_file_unchecked(key_dir, name)
-            .ok()
-            .and_then(|key_config| key_fingerprint(&key_config).ok());
+        let fingerprint = key_file_fingerprint(key_dir, name);
         let why = self.refs.naming(id, fingerprint.as_ref());
         let waiting = self.trash.claim(fingerprint.as_ref());
         if !why.is_empty() {
@@ -678,7 +671,7 @@ impl Checker<'_> {
                 why.join("; "),
                 self.keys.config_path(),
             );
-            self.add(FindingKind::AmbiguousKeyFile, Some(id), path, None, message);
+            self.report(FindingKind::AmbiguousKeyFile, Some(id), path, message);
             return;
         }
         let message = match &waiting {
@@ -704,72 +697,62 @@ impl Checker<'_> {
         );
     }
 
+    /// A directory in the key directory that verify looks into (the trash,
+    /// the audit directory): a finding if it is not a directory, its owner
+    /// and mode; open only if it is one only root may change.
+    fn open_subdir(
+        &mut self,
+        key_dir: &DirHandle,
+        path: &Path,
+        subdir: &SubDir,
+    ) -> Result<Option<DirHandle>, Error> {
+        let Some(stat) = key_dir.stat(subdir.name)? else {
+            return Ok(None);
+        };
+        match stat.kind {
+            EntryKind::Dir => {}
+            EntryKind::Symlink => {
+                self.report_symlink(None, path, "replace");
+                return Ok(None);
+            }
+            _ => {
+                self.report(
+                    FindingKind::UnknownFile,
+                    None,
+                    path,
+                    format!(
+                        "{path:?} is not a directory - left alone; {}",
+                        subdir.not_a_dir
+                    ),
+                );
+                return Ok(None);
+            }
+        }
+        let Some(dir) = key_dir.open_dir_any(subdir.name)? else {
+            return Ok(None);
+        };
+        let stat = dir.stat_self()?;
+        let (place, mode, class) = (subdir.place.clone(), subdir.mode, subdir.class);
+        self.check_stat(place, path, &stat, None, mode, class);
+        // others could have changed what is in it: look inside once
+        // repair has fixed owner and mode
+        let policy = self.keys.dir().ownership().key_dir_policy();
+        Ok(policy.trusts(&stat).then_some(dir))
+    }
+
     /// The trash: the directory's owner and mode, then (if it is one only
     /// root may change) its entries. Records waiting for their key file are
     /// kept in [`TrashState::waiting`] for the key directory's scan.
     fn scan_trash(&mut self, key_dir: &DirHandle) -> Result<(), Error> {
         let trash = self.keys.trash();
-        let path = trash.path();
-        let Some(stat) = key_dir.stat(TRASH_DIR_NAME)? else {
+        let Some(trash_dir) = self.open_subdir(key_dir, &trash.path(), &TRASH_SUBDIR)? else {
             return Ok(());
         };
-        match stat.kind {
-            EntryKind::Dir => {}
-            EntryKind::Symlink => {
-                self.add(
-                    FindingKind::SymbolicLink,
-                    None,
-                    &path,
-                    None,
-                    format!("{path:?} is a symbolic link - left alone, replace it by hand"),
-                );
-                return Ok(());
-            }
-            _ => {
-                self.add(
-                    FindingKind::UnknownFile,
-                    None,
-                    &path,
-                    None,
-                    format!(
-                        "{path:?} is not a directory - left alone; nothing can go into the trash \
-                         until it is moved away"
-                    ),
-                );
-                return Ok(());
-            }
-        }
-        let Some(trash_dir) = key_dir.open_dir_any(TRASH_DIR_NAME)? else {
-            return Ok(());
-        };
-        let stat = trash_dir.stat_self()?;
-        self.check_stat(
-            Place::TrashDirItself,
-            &path,
-            &stat,
-            None,
-            TRASH_DIR_MODE,
-            TRASH_CLASS,
-        );
-        let policy = self.keys.dir().ownership().key_dir_policy();
-        if (stat.uid != 0 && stat.uid != policy.uid) || stat.mode & policy.forbidden_mode_bits != 0
-        {
-            // others could have changed what is in it: look inside once
-            // repair has fixed owner and mode
-            return Ok(());
-        }
-
         let scan = trash::scan(&trash_dir)?;
         for (name, stat) in &scan.others {
             let entry_path = trash_dir.entry_path(name);
             if stat.kind == EntryKind::Symlink {
-                self.add(
-                    FindingKind::SymbolicLink,
-                    None,
-                    &entry_path,
-                    None,
-                    format!("{entry_path:?} is a symbolic link - left alone, remove it by hand"),
-                );
+                self.report_symlink(None, &entry_path, "remove");
             } else if stat.kind == EntryKind::File && is_temp_name(name) && name.contains(".json") {
                 self.add(
                     FindingKind::TempFile,
@@ -779,82 +762,94 @@ impl Checker<'_> {
                     format!("{entry_path:?} is a temp file of a trash record left by an interrupted write"),
                 );
             } else {
-                self.add(
+                self.report(
                     FindingKind::UnknownFile,
                     None,
                     &entry_path,
-                    None,
                     format!("{entry_path:?} is not a file of the trash - left alone"),
                 );
             }
         }
         for (entry, files) in &scan.entries {
-            let id = trash::entry_id(entry);
-            let record_path = trash_dir.entry_path(&trash::record_name(entry));
-            let key_path = trash_dir.entry_path(&trash::key_name(entry));
-            let record = match files.record {
-                true => Some(trash.read_record(&trash_dir, entry)),
-                false => None,
-            };
-            match (record, files.key) {
-                (Some(Ok(record)), true) => {
-                    let Some(recorded) = record.fingerprint else {
-                        // a torn temp file, say: nothing to compare
+            self.check_trash_entry(&trash, &trash_dir, entry, *files);
+        }
+        Ok(())
+    }
+
+    /// One entry of the trash: complete (its key is what its record says),
+    /// waiting for its key file, or a finding.
+    fn check_trash_entry(
+        &mut self,
+        trash: &trash::Trash,
+        trash_dir: &DirHandle,
+        entry: &str,
+        files: trash::EntryFiles,
+    ) {
+        let id = trash::entry_id(entry);
+        let key_path = trash_dir.entry_path(&trash::key_name(entry));
+        let record = match files.record {
+            true => Some(trash.read_record(trash_dir, entry)),
+            false => None,
+        };
+        match (record, files.key) {
+            (Some(Ok(record)), true) => {
+                let Some(recorded) = record.fingerprint else {
+                    // a torn temp file, say: nothing to compare
+                    self.trash.complete += 1;
+                    return;
+                };
+                match trash.read_key(trash_dir, entry) {
+                    Ok((_, found)) if found == recorded => {
                         self.trash.complete += 1;
-                        continue;
-                    };
-                    match trash.read_key(&trash_dir, entry) {
-                        Ok((_, found)) if found == recorded => {
-                            self.trash.complete += 1;
-                            self.trash
-                                .copies
-                                .entry(found)
-                                .or_default()
-                                .push(entry.clone());
-                        }
-                        Ok((_, found)) => self.add(
-                            FindingKind::InvalidTrashEntry,
-                            Some(id),
-                            &key_path,
-                            None,
-                            format!(
-                                "{key_path:?} holds the key with fingerprint {found}, but its \
-                                 record says {recorded} - left alone, inspect it by hand"
-                            ),
-                        ),
-                        Err(err) => self.add(
-                            FindingKind::InvalidTrashEntry,
-                            Some(id),
-                            &key_path,
-                            None,
-                            format!("{err} - left alone, inspect it by hand"),
-                        ),
+                        self.trash
+                            .copies
+                            .entry(found)
+                            .or_default()
+                            .push(entry.to_string());
                     }
+                    Ok((_, found)) => self.report(
+                        FindingKind::InvalidTrashEntry,
+                        Some(id),
+                        &key_path,
+                        format!(
+                            "{key_path:?} holds the key with fingerprint {found}, but its \
+                             record says {recorded} - left alone, inspect it by hand"
+                        ),
+                    ),
+                    Err(err) => self.report(
+                        FindingKind::InvalidTrashEntry,
+                        Some(id),
+                        &key_path,
+                        format!("{err} - left alone, inspect it by hand"),
+                    ),
                 }
-                (Some(Ok(record)), false) => {
-                    self.trash
-                        .waiting
-                        .push((entry.clone(), record.fingerprint, false));
-                }
-                (Some(Err(err)), _) => self.add(
+            }
+            (Some(Ok(record)), false) => {
+                self.trash
+                    .waiting
+                    .push((entry.to_string(), record.fingerprint, false));
+            }
+            (Some(Err(err)), _) => {
+                let record_path = trash_dir.entry_path(&trash::record_name(entry));
+                self.report(
                     FindingKind::InvalidTrashEntry,
                     Some(id),
                     &record_path,
-                    None,
                     format!("{err} - left alone, inspect it by hand"),
-                ),
-                (None, _) => self.add(
-                    FindingKind::UnrecordedTrashFile,
-                    Some(id),
-                    &key_path,
-                    Some(Place::TrashUnrecorded {
-                        entry: entry.clone(),
-                    }),
-                    format!("{key_path:?} is a key file in the trash without its record - repair writes one"),
-                ),
+                );
             }
+            (None, _) => self.add(
+                FindingKind::UnrecordedTrashFile,
+                Some(id),
+                &key_path,
+                Some(Place::TrashUnrecorded {
+                    entry: entry.to_string(),
+                }),
+                format!(
+                    "{key_path:?} is a key file in the trash without its record - repair writes one"
+                ),
+            ),
         }
-        Ok(())
     }
 
     /// The audit directory: its owner and mode, then (if only root may
@@ -862,55 +857,9 @@ impl Checker<'_> {
     /// of the store. What the log says is `audit verify`'s to check.
     fn scan_audit(&mut self, key_dir: &DirHandle) -> Result<(), Error> {
         let path = key_dir.entry_path(AUDIT_DIR_NAME);
-        let Some(stat) = key_dir.stat(AUDIT_DIR_NAME)? else {
+        let Some(audit_dir) = self.open_subdir(key_dir, &path, &AUDIT_SUBDIR)? else {
             return Ok(());
         };
-        match stat.kind {
-            EntryKind::Dir => {}
-            EntryKind::Symlink => {
-                self.add(
-                    FindingKind::SymbolicLink,
-                    None,
-                    &path,
-                    None,
-                    format!("{path:?} is a symbolic link - left alone, replace it by hand"),
-                );
-                return Ok(());
-            }
-            _ => {
-                self.add(
-                    FindingKind::UnknownFile,
-                    None,
-                    &path,
-                    None,
-                    format!(
-                        "{path:?} is not a directory - left alone; no operation can record \
-                         itself in the audit log (and so none can change the store) until it is \
-                         moved away"
-                    ),
-                );
-                return Ok(());
-            }
-        }
-        let Some(audit_dir) = key_dir.open_dir_any(AUDIT_DIR_NAME)? else {
-            return Ok(());
-        };
-        let stat = audit_dir.stat_self()?;
-        self.check_stat(
-            Place::AuditDirItself,
-            &path,
-            &stat,
-            None,
-            AUDIT_DIR_MODE,
-            FileClass::Config,
-        );
-        let policy = self.keys.dir().ownership().key_dir_policy();
-        if (stat.uid != 0 && stat.uid != policy.uid) || stat.mode & policy.forbidden_mode_bits != 0
-        {
-            // others could have changed what is in it: look inside once
-            // repair has fixed owner and mode
-            return Ok(());
-        }
         for name in audit_dir.names()? {
             let Some(stat) = audit_dir.stat(&name)? else {
                 continue; // gone since the listing
@@ -922,27 +871,16 @@ impl Checker<'_> {
                         name: name.clone(),
                         class: file.class,
                     };
-                    self.check_stat(
-                        place,
-                        &entry_path,
-                        &stat,
-                        None,
-                        file.class.mode(),
-                        file.class,
-                    );
+                    let (mode, class) = (file.class.mode(), file.class);
+                    self.check_stat(place, &entry_path, &stat, None, mode, class);
                 }
-                _ if stat.kind == EntryKind::Symlink => self.add(
-                    FindingKind::SymbolicLink,
-                    None,
-                    &entry_path,
-                    None,
-                    format!("{entry_path:?} is a symbolic link - left alone, remove it by hand"),
-                ),
-                _ => self.add(
+                _ if stat.kind == EntryKind::Symlink => {
+                    self.report_symlink(None, &entry_path, "remove")
+                }
+                _ => self.report(
                     FindingKind::UnknownFile,
                     None,
                     &entry_path,
-                    None,
                     format!("{entry_path:?} is not a file of the audit log - left alone"),
                 ),
             }
@@ -1013,6 +951,102 @@ impl Checker<'_> {
         }
         Ok(())
     }
+    /// The key directory itself: its owner and mode. A key directory that
+    /// is a symlink or a file, or one others may write, is reported and
+    /// nothing under it is looked at.
+    fn check_key_dir(&mut self, state: &KeyDirState) -> Result<(), Error> {
+        let key_dir_path = self.keys.key_dir();
+        let (place, mode, class) = (Place::KeyDirItself, KEY_DIR_MODE, FileClass::Config);
+        match state {
+            KeyDirState::Missing => {}
+            KeyDirState::Usable(usable) => {
+                let stat = usable.stat_self()?;
+                self.check_stat(place, &key_dir_path, &stat, None, mode, class);
+            }
+            KeyDirState::Untrusted(stat) => {
+                self.check_stat(place, &key_dir_path, stat, None, mode, class);
+                self.report(
+                    FindingKind::InvalidKeyDir,
+                    None,
+                    &key_dir_path,
+                    format!(
+                        "key directory {key_dir_path:?} is owned by {} with mode {:04o}: others could have changed what is in it, so no key file was checked - repair fixes its owner and mode, then run verify again",
+                        user_name_of(stat.uid),
+                        stat.mode
+                    ),
+                );
+            }
+            KeyDirState::NotADirectory(stat) if stat.kind == EntryKind::Symlink => {
+                self.report_symlink(None, &key_dir_path, "replace");
+            }
+            KeyDirState::NotADirectory(_) => {
+                self.report(
+                    FindingKind::InvalidKeyDir,
+                    None,
+                    &key_dir_path,
+                    format!(
+                        "key directory {key_dir_path:?} is not a directory - no key file was checked; move it away and restore the directory from a backup"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sync jobs (in the sync job config at `path`) that name a key the
+    /// config does not know.
+    fn report_dangling_jobs(&mut self, known: &HashSet<&str>, path: &Path) {
+        let dangling: Vec<(String, String)> = self
+            .refs
+            .jobs
+            .iter()
+            .filter(|(_, key_id)| !known.contains(key_id.as_str()))
+            .cloned()
+            .collect();
+        for (job_id, key_id) in dangling {
+            self.report(
+                FindingKind::DanglingJobReference,
+                Some(&key_id),
+                path,
+                format!(
+                    "sync job '{job_id}' names encryption key '{key_id}', which does not exist"
+                ),
+            );
+        }
+    }
+}
+
+/// Moves the key file `name` of the key directory into a new trash entry
+/// recorded as `record` (the record first); the entry's name.
+fn move_into_new_entry(
+    trash: &trash::Trash,
+    key_dir: &DirHandle,
+    trash_dir: &DirHandle,
+    name: &str,
+    record: &TrashRecord,
+) -> Result<String, Error> {
+    let entry = trash.reserve(trash_dir, record)?;
+    failpoint::hit("repair:record-written");
+    trash.fill(key_dir, name, trash_dir, &entry)?;
+    failpoint::hit("repair:key-trashed");
+    Ok(entry)
+}
+
+/// What a repair of an owner and mode did, for the report.
+fn owner_and_mode_set(own: &Ownership, mode: u32, class: FileClass) -> String {
+    let (uid, gid) = own.owner_of(class);
+    format!(
+        "set mode {mode:04o} and owner {}:{}",
+        user_name_of(uid.as_raw()),
+        group_name_of(gid.as_raw())
+    )
+}
+
+/// The fingerprint of the key in key file `name`, if it can be read.
+fn key_file_fingerprint(key_dir: &DirHandle, name: &str) -> Option<Fingerprint> {
+    read_key_file_unchecked(key_dir, name)
+        .ok()
+        .and_then(|key_config| key_fingerprint(&key_config).ok())
 }
 
 /// Removes a file that holds no key material (a config file's temp file)
@@ -1049,6 +1083,45 @@ fn is_temp_name(name: &str) -> bool {
         .is_some_and(|pos| pos > 0 && is_temp_suffix(&name[pos..]))
 }
 
+/// A directory of the key directory with entries of its own, which
+/// verify checks and then looks into.
+struct SubDir {
+    name: &'static str,
+    place: Place,
+    mode: u32,
+    class: FileClass,
+    /// What a non-directory in its place stops, for the finding.
+    not_a_dir: &'static str,
+}
+
+const TRASH_SUBDIR: SubDir = SubDir {
+    name: TRASH_DIR_NAME,
+    place: Place::TrashDirItself,
+    mode: TRASH_DIR_MODE,
+    class: TRASH_CLASS,
+    not_a_dir: "nothing can go into the trash until it is moved away",
+};
+
+const AUDIT_SUBDIR: SubDir = SubDir {
+    name: AUDIT_DIR_NAME,
+    place: Place::AuditDirItself,
+    mode: AUDIT_DIR_MODE,
+    class: FileClass::Config,
+    not_a_dir: "no operation can record itself in the audit log (and so none can change the \
+                store) until it is moved away",
+};
+
+/// Entries of the key directory its scan passes over: the trash and the
+/// audit log's directory (each scanned on its own; what the log says is
+/// `audit verify`'s), root's mirrors of the config dir's locks (empty
+/// files) and rotations in progress (`rotate --status` shows them).
+fn scanned_elsewhere(name: &str, stat: &EntryStat) -> bool {
+    name == AUDIT_DIR_NAME
+        || name == TRASH_DIR_NAME
+        || (stat.kind == EntryKind::Dir
+            && (name == files::ROOT_LOCK_DIR_NAME || name == files::ROTATE_DIR_NAME))
+}
+
 /// The key directory as verify found it.
 enum KeyDirState {
     /// Missing: nothing to check.
@@ -1075,9 +1148,7 @@ fn inspect_key_dir(dir: &ConfigDir, base: &DirHandle) -> Result<KeyDirState, Err
         return Ok(KeyDirState::Missing);
     };
     let stat = key_dir.stat_self()?;
-    let trusted =
-        (stat.uid == 0 || stat.uid == policy.uid) && stat.mode & policy.forbidden_mode_bits == 0;
-    Ok(if trusted {
+    Ok(if policy.trusts(&stat) {
         KeyDirState::Usable(key_dir)
     } else {
         KeyDirState::Untrusted(stat)
@@ -1185,74 +1256,16 @@ impl ConfigDir {
             findings: Vec::new(),
         };
         for (id, err) in invalid {
-            checker.add(
+            checker.report(
                 FindingKind::InvalidConfigEntry,
                 Some(id),
                 &keys.config_path(),
-                None,
                 format!("config entry of encryption key '{id}' is invalid - {err}"),
             );
         }
         checker.check_base_file(&files::ENCRYPTION_KEYS_CFG)?;
         checker.check_base_file(&files::ENCRYPTION_KEYS_LOCK)?;
-        // a key directory that is a symlink or a file, or one others may
-        // write: report it and look at nothing under it
-        let key_dir_path = keys.key_dir();
-        match &key_dir_state {
-            KeyDirState::Missing => {}
-            KeyDirState::Usable(usable) => {
-                let stat = usable.stat_self()?;
-                checker.check_stat(
-                    Place::KeyDirItself,
-                    &key_dir_path,
-                    &stat,
-                    None,
-                    KEY_DIR_MODE,
-                    FileClass::Config,
-                );
-            }
-            KeyDirState::Untrusted(stat) => {
-                checker.check_stat(
-                    Place::KeyDirItself,
-                    &key_dir_path,
-                    stat,
-                    None,
-                    KEY_DIR_MODE,
-                    FileClass::Config,
-                );
-                checker.add(
-                    FindingKind::InvalidKeyDir,
-                    None,
-                    &key_dir_path,
-                    None,
-                    format!(
-                        "key directory {key_dir_path:?} is owned by {} with mode {:04o}: others could have changed what is in it, so no key file was checked - repair fixes its owner and mode, then run verify again",
-                        user_name_of(stat.uid),
-                        stat.mode
-                    ),
-                );
-            }
-            KeyDirState::NotADirectory(stat) if stat.kind == EntryKind::Symlink => {
-                checker.add(
-                    FindingKind::SymbolicLink,
-                    None,
-                    &key_dir_path,
-                    None,
-                    format!("{key_dir_path:?} is a symbolic link - left alone, replace it by hand"),
-                );
-            }
-            KeyDirState::NotADirectory(_) => {
-                checker.add(
-                    FindingKind::InvalidKeyDir,
-                    None,
-                    &key_dir_path,
-                    None,
-                    format!(
-                        "key directory {key_dir_path:?} is not a directory - no key file was checked; move it away and restore the directory from a backup"
-                    ),
-                );
-            }
-        }
+        checker.check_key_dir(&key_dir_state)?;
         let known: HashSet<&str> = index.ids().collect();
         if let Some(key_dir) = checker.key_dir {
             // the trash first: the key directory's scan matches orphans
@@ -1266,26 +1279,7 @@ impl ConfigDir {
             checker.scan_audit(key_dir)?;
         }
         checker.scan_base_dir()?;
-
-        let dangling: Vec<(String, String)> = checker
-            .refs
-            .jobs
-            .iter()
-            .filter(|(_, key_id)| !known.contains(key_id.as_str()))
-            .cloned()
-            .collect();
-        for (job_id, key_id) in dangling {
-            let path = self.sync_jobs().config_path();
-            checker.add(
-                FindingKind::DanglingJobReference,
-                Some(&key_id),
-                &path,
-                None,
-                format!(
-                    "sync job '{job_id}' names encryption key '{key_id}', which does not exist"
-                ),
-            );
-        }
+        checker.report_dangling_jobs(&known, &self.sync_jobs().config_path());
 
         Ok(VerifyReport {
             config_dir: self.base().to_owned(),
@@ -1375,39 +1369,9 @@ impl ConfigDir {
         };
         let event = self.repair_event(finding);
         let (dir, name, class) = match place {
-            Place::KeyDirItself => {
-                let Some(key_dir) = base.open_dir_any(KEY_DIR_NAME)? else {
-                    bail!("key directory vanished - left alone");
-                };
+            Place::KeyDirItself | Place::AuditDirItself | Place::TrashDirItself => {
                 return self
-                    .recorded(&event, Some((deferred, &finding.path)), || {
-                        key_dir.fix_own_owner_and_mode(own.key_dir_options())?;
-                        let (uid, gid) = own.owner_of(FileClass::Config);
-                        Ok(format!(
-                            "set mode {KEY_DIR_MODE:04o} and owner {}:{}",
-                            user_name_of(uid.as_raw()),
-                            group_name_of(gid.as_raw())
-                        ))
-                    })
-                    .map(Some);
-            }
-            Place::AuditDirItself => {
-                let Some(key_dir) = keys.open_key_dir(base)? else {
-                    bail!("key directory vanished - left alone");
-                };
-                let Some(audit_dir) = key_dir.open_dir_any(AUDIT_DIR_NAME)? else {
-                    bail!("audit directory vanished - left alone");
-                };
-                return self
-                    .recorded(&event, Some((deferred, &finding.path)), || {
-                        audit_dir.fix_own_owner_and_mode(audit::audit_dir_options(&own))?;
-                        let (uid, gid) = own.owner_of(FileClass::Config);
-                        Ok(format!(
-                            "set mode {AUDIT_DIR_MODE:04o} and owner {}:{}",
-                            user_name_of(uid.as_raw()),
-                            group_name_of(gid.as_raw())
-                        ))
-                    })
+                    .repair_dir_itself(keys, base, finding, &event, deferred)
                     .map(Some);
             }
             Place::Base { name, class } => (base.try_clone()?, name.as_str(), *class),
@@ -1444,13 +1408,7 @@ impl ConfigDir {
             FindingKind::WrongMode | FindingKind::WrongOwner => {
                 self.recorded(&event, defer, || {
                     dir.fix_owner_and_mode(name, EntryKind::File, own.options_for(class))?;
-                    let (uid, gid) = own.owner_of(class);
-                    Ok(format!(
-                        "set mode {:04o} and owner {}:{}",
-                        class.mode(),
-                        user_name_of(uid.as_raw()),
-                        group_name_of(gid.as_raw())
-                    ))
+                    Ok(owner_and_mode_set(&own, class.mode(), class))
                 })?
             }
             FindingKind::TempFile => {
@@ -1478,6 +1436,66 @@ impl ConfigDir {
             _ => return Ok(None),
         };
         Ok(Some(action))
+    }
+
+    /// Repairs the owner and mode of the key directory, the audit directory
+    /// or the trash, each opened anew (the trash through the checked key
+    /// directory). The first two are what the log needs to take a record:
+    /// their repair may be recorded after it (see [`ConfigDir::recorded`]).
+    fn repair_dir_itself(
+        &self,
+        keys: &EncryptionKeys,
+        base: &DirHandle,
+        finding: &Finding,
+        event: &Event,
+        deferred: &mut Vec<(Event, PathBuf)>,
+    ) -> Result<String, Error> {
+        let own = *self.ownership();
+        let (dir, options, mode, class) = match finding.place {
+            Some(Place::KeyDirItself) => {
+                let Some(key_dir) = base.open_dir_any(KEY_DIR_NAME)? else {
+                    bail!("key directory vanished - left alone");
+                };
+                (
+                    key_dir,
+                    own.key_dir_options(),
+                    KEY_DIR_MODE,
+                    FileClass::Config,
+                )
+            }
+            Some(Place::AuditDirItself) => {
+                let Some(key_dir) = keys.open_key_dir(base)? else {
+                    bail!("key directory vanished - left alone");
+                };
+                let Some(audit_dir) = key_dir.open_dir_any(AUDIT_DIR_NAME)? else {
+                    bail!("audit directory vanished - left alone");
+                };
+                let options = audit::audit_dir_options(&own);
+                (audit_dir, options, AUDIT_DIR_MODE, FileClass::Config)
+            }
+            _ => {
+                let Some(key_dir) = keys.open_key_dir(base)? else {
+                    bail!("key directory vanished - left alone");
+                };
+                let Some(trash_dir) = key_dir.open_dir_any(TRASH_DIR_NAME)? else {
+                    bail!("trash vanished - left alone");
+                };
+                (
+                    trash_dir,
+                    own.trash_dir_options(),
+                    TRASH_DIR_MODE,
+                    TRASH_CLASS,
+                )
+            }
+        };
+        let defer = match finding.place {
+            Some(Place::TrashDirItself) => None,
+            _ => Some((deferred, &finding.path)),
+        };
+        self.recorded(event, defer, || {
+            dir.fix_own_owner_and_mode(options)?;
+            Ok(owner_and_mode_set(&own, mode, class))
+        })
     }
 
     /// The audit event of repairing `finding`: its operation, the key id
@@ -1566,7 +1584,7 @@ impl ConfigDir {
         base: &DirHandle,
         finding: &Finding,
         place: &Place,
-        event: Event,
+        mut event: Event,
     ) -> Result<String, Error> {
         let trash = keys.trash();
         // opened and checked anew: nothing found by the check is trusted
@@ -1574,93 +1592,19 @@ impl ConfigDir {
         let Some(key_dir) = keys.open_key_dir(base)? else {
             bail!("key directory vanished - left alone");
         };
-        let now = proxmox_time::epoch_i64();
-        let actor = self.caller().actor.to_string();
         match place {
-            Place::TrashDirItself => {
-                let Some(trash_dir) = key_dir.open_dir_any(TRASH_DIR_NAME)? else {
-                    bail!("trash vanished - left alone");
-                };
-                self.recorded(&event, None, || {
-                    trash_dir.fix_own_owner_and_mode(self.ownership().trash_dir_options())?;
-                    let (uid, gid) = self.ownership().owner_of(TRASH_CLASS);
-                    Ok(format!(
-                        "set mode {TRASH_DIR_MODE:04o} and owner {}:{}",
-                        user_name_of(uid.as_raw()),
-                        group_name_of(gid.as_raw())
-                    ))
-                })
-            }
             Place::Orphan { name, into } => {
-                let id = finding.id.as_deref().unwrap_or_default();
-                let key_lock = keys.lock_key_file(&key_dir, id)?;
-                let fingerprint = read_key_file_unchecked(&key_dir, name)
-                    .ok()
-                    .and_then(|key_config| key_fingerprint(&key_config).ok());
-                let event = match fingerprint {
-                    Some(fingerprint) => event.fingerprint(fingerprint),
-                    None => event,
-                };
-                self.recorded(&event, None, || {
-                let trash_dir = trash.ensure(&key_dir)?;
-                let action = match into {
-                    Some(entry) => {
-                        let record = trash.read_record(&trash_dir, entry)?;
-                        if fingerprint.is_none() || record.fingerprint != fingerprint {
-                            bail!(
-                                "it no longer holds the key trash entry '{entry}' records - left alone"
-                            );
-                        }
-                        trash.fill(&key_dir, name, &trash_dir, entry)?;
-                        format!("moved into trash entry '{entry}', which was waiting for it")
-                    }
-                    None => {
-                        let record = TrashRecord {
-                            id: id.to_string(),
-                            fingerprint,
-                            entry: None,
-                            reason: TrashReason::RepairOrphan,
-                            time: now,
-                            actor: Some(actor.clone()),
-                            purge_after: None,
-                        };
-                        let entry = trash.reserve(&trash_dir, &record)?;
-                        failpoint::hit("repair:record-written");
-                        trash.fill(&key_dir, name, &trash_dir, &entry)?;
-                        failpoint::hit("repair:key-trashed");
-                        format!("moved orphan key file into the trash as '{entry}'")
-                    }
-                };
-                // the key left the key directory, so does its lock file
-                key_lock.guard.remove_file()?;
-                Ok(action)
-                })
+                self.repair_orphan(keys, &key_dir, finding, (name, into.as_deref()), event)
             }
             Place::KeyDirTemp { name } => {
                 let id = name.split(".enc.tmp_").next().unwrap_or(name);
                 let id = id.split(".tmp_").next().unwrap_or(id);
-                let fingerprint = read_key_file_unchecked(&key_dir, name)
-                    .ok()
-                    .and_then(|key_config| key_fingerprint(&key_config).ok());
-                let event = match fingerprint {
-                    Some(fingerprint) => event.fingerprint(fingerprint),
-                    None => event,
-                };
+                let fingerprint = key_file_fingerprint(&key_dir, name);
+                event.fingerprints.extend(fingerprint);
+                let record = self.repair_record(id, fingerprint, TrashReason::RepairTemp);
                 self.recorded(&event, None, || {
                     let trash_dir = trash.ensure(&key_dir)?;
-                    let record = TrashRecord {
-                        id: id.to_string(),
-                        fingerprint,
-                        entry: None,
-                        reason: TrashReason::RepairTemp,
-                        time: now,
-                        actor: Some(actor.clone()),
-                        purge_after: None,
-                    };
-                    let entry = trash.reserve(&trash_dir, &record)?;
-                    failpoint::hit("repair:record-written");
-                    trash.fill(&key_dir, name, &trash_dir, &entry)?;
-                    failpoint::hit("repair:key-trashed");
+                    let entry = move_into_new_entry(&trash, &key_dir, &trash_dir, name, &record)?;
                     Ok(format!("moved temp file into the trash as '{entry}'"))
                 })
             }
@@ -1670,9 +1614,7 @@ impl ConfigDir {
                 };
                 self.recorded(&event, None, || {
                     // a record or a record's temp file: no key material
-                    if trash_dir.unlink(name)? {
-                        trash_dir.sync()?;
-                    }
+                    remove_synced(&trash_dir, name)?;
                     Ok(match finding.kind {
                         FindingKind::StaleTrashRecord => "removed stale trash record".to_string(),
                         _ => "removed temp file".to_string(),
@@ -1687,20 +1629,10 @@ impl ConfigDir {
                     .read_key(&trash_dir, entry)
                     .ok()
                     .map(|(_, fingerprint)| fingerprint);
-                let event = match fingerprint {
-                    Some(fingerprint) => event.fingerprint(fingerprint),
-                    None => event,
-                };
+                event.fingerprints.extend(fingerprint);
+                let id = trash::entry_id(entry);
+                let record = self.repair_record(id, fingerprint, TrashReason::RepairUnrecorded);
                 self.recorded(&event, None, || {
-                    let record = TrashRecord {
-                        id: trash::entry_id(entry).to_string(),
-                        fingerprint,
-                        entry: None,
-                        reason: TrashReason::RepairUnrecorded,
-                        time: now,
-                        actor: Some(actor.clone()),
-                        purge_after: None,
-                    };
                     let data = serde_json::to_vec_pretty(&record)?;
                     let options = self.ownership().options_for(TRASH_CLASS);
                     if !trash_dir.create_atomic(&trash::record_name(entry), &data, options)? {
@@ -1712,10 +1644,71 @@ impl ConfigDir {
             Place::Base { .. }
             | Place::KeyDir { .. }
             | Place::KeyDirItself
+            | Place::TrashDirItself
             | Place::AuditDirItself
             | Place::Audit { .. } => {
                 bail!("internal error - not a trash repair")
             }
+        }
+    }
+
+    /// Moves an orphan key file (`name`) into the trash: into the entry
+    /// whose record waits for it (`into`), or a new one. Its lock file
+    /// goes too.
+    fn repair_orphan(
+        &self,
+        keys: &EncryptionKeys,
+        key_dir: &DirHandle,
+        finding: &Finding,
+        (name, into): (&str, Option<&str>),
+        mut event: Event,
+    ) -> Result<String, Error> {
+        let trash = keys.trash();
+        let id = finding.id.as_deref().unwrap_or_default();
+        let key_lock = keys.lock_key_file(key_dir, id)?;
+        let fingerprint = key_file_fingerprint(key_dir, name);
+        event.fingerprints.extend(fingerprint);
+        let record = self.repair_record(id, fingerprint, TrashReason::RepairOrphan);
+        self.recorded(&event, None, || {
+            let trash_dir = trash.ensure(key_dir)?;
+            let action = match into {
+                Some(entry) => {
+                    let record = trash.read_record(&trash_dir, entry)?;
+                    if fingerprint.is_none() || record.fingerprint != fingerprint {
+                        bail!(
+                            "it no longer holds the key trash entry '{entry}' records - left alone"
+                        );
+                    }
+                    trash.fill(key_dir, name, &trash_dir, entry)?;
+                    format!("moved into trash entry '{entry}', which was waiting for it")
+                }
+                None => {
+                    let entry = move_into_new_entry(&trash, key_dir, &trash_dir, name, &record)?;
+                    format!("moved orphan key file into the trash as '{entry}'")
+                }
+            };
+            // the key left the key directory, so does its lock file
+            key_lock.guard.remove_file()?;
+            Ok(action)
+        })
+    }
+
+    /// The record of a file repair moves into the trash (or finds there
+    /// without one), as of now and by this operation's caller.
+    fn repair_record(
+        &self,
+        id: &str,
+        fingerprint: Option<Fingerprint>,
+        reason: TrashReason,
+    ) -> TrashRecord {
+        TrashRecord {
+            id: id.to_string(),
+            fingerprint,
+            entry: None,
+            reason,
+            time: proxmox_time::epoch_i64(),
+            actor: Some(self.caller().actor.to_string()),
+            purge_after: None,
         }
     }
 
