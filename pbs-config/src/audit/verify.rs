@@ -60,6 +60,27 @@ pub struct VerifyOptions {
     pub repair: bool,
 }
 
+impl VerifyOptions {
+    /// The kept checkpoints and the trusted keys, parsed.
+    fn parse(&self) -> Result<(Vec<Checkpoint>, Vec<PublicKey>), Error> {
+        let kept = self
+            .checkpoints
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                Checkpoint::parse(text)
+                    .layer_err(|| format!("unable to read kept checkpoint {}", index + 1))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let trusted = self
+            .trusted_keys
+            .iter()
+            .map(|text| PublicKey::parse_verifier_key(text).map(|(_, key)| key))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok((kept, trusted))
+    }
+}
+
 /// What kind of problem a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -422,84 +443,101 @@ fn check_chain(lines: &[LineInfo], report: &mut AuditReport) {
             continue;
         }
         let follows = info.prev.and_then(|prev| position.get(&prev).copied());
-        match follows {
-            None if info.seq > prev_seq + 1 => {
-                let missing = info.seq - prev_seq - 1;
+        report_broken_link(lines, index, follows, prev_seq, &mut rewritten, report);
+        prev_seq = info.seq;
+    }
+}
+
+/// Line `index + 1` does not follow the line before it: where the record
+/// it follows is (`follows`, that record's line number, if it is in the
+/// log) tells whether records were removed, inserted, replaced or
+/// reordered. `prev_seq` is the seq of the line before it.
+fn report_broken_link(
+    lines: &[LineInfo],
+    index: usize,
+    follows: Option<u64>,
+    prev_seq: u64,
+    rewritten: &mut HashSet<u64>,
+    report: &mut AuditReport,
+) {
+    let number = index as u64 + 1;
+    let info = &lines[index];
+    match follows {
+        None if info.seq > prev_seq + 1 => {
+            let missing = info.seq - prev_seq - 1;
+            report.add(
+                ProblemKind::Removed,
+                Some(number),
+                format!(
+                    "{missing} record(s) are missing before line {number}: seq {}{} removed",
+                    prev_seq + 1,
+                    if missing > 1 {
+                        format!("..{}", info.seq - 1)
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+        }
+        None if number > 1 && info.seq == prev_seq + 1 => {
+            if rewritten.insert(number - 1) {
                 report.add(
-                    ProblemKind::Removed,
-                    Some(number),
+                    ProblemKind::Rewritten,
+                    Some(number - 1),
                     format!(
-                        "{missing} record(s) are missing before line {number}: seq {}{} removed",
-                        prev_seq + 1,
-                        if missing > 1 {
-                            format!("..{}", info.seq - 1)
-                        } else {
-                            String::new()
-                        }
+                        "line {} (seq {prev_seq}) was replaced: line {number} follows a \
+                         record with other content",
+                        number - 1
                     ),
                 );
             }
-            None if number > 1 && info.seq == prev_seq + 1 => {
-                if rewritten.insert(number - 1) {
-                    report.add(
-                        ProblemKind::Rewritten,
-                        Some(number - 1),
-                        format!(
-                            "line {} (seq {prev_seq}) was replaced: line {number} follows a \
-                             record with other content",
-                            number - 1
-                        ),
-                    );
-                }
-            }
-            None => report.add(
-                ProblemKind::Rewritten,
-                Some(number),
-                format!(
-                    "line {number} (seq {}) follows no record of the log: it was changed or \
-                     written by someone else",
-                    info.seq
-                ),
-            ),
-            Some(before) if before < number - 1 => {
-                // lines between that repeat this line's seq were inserted
-                let between = &lines[before as usize..index];
-                match between
-                    .iter()
-                    .position(|l| l.damaged.is_none() && l.seq == info.seq)
-                {
-                    Some(offset) => report.add(
-                        ProblemKind::Inserted,
-                        Some(before + 1 + offset as u64),
-                        format!(
-                            "line {} was inserted: line {number} (seq {}) follows line {before}",
-                            before + 1 + offset as u64,
-                            info.seq
-                        ),
-                    ),
-                    None => report.add(
-                        ProblemKind::Reordered,
-                        Some(number),
-                        format!(
-                            "line {number} (seq {}) follows line {before}, not line {}: lines \
-                             are out of order",
-                            info.seq,
-                            number - 1
-                        ),
-                    ),
-                }
-            }
-            Some(after) => report.add(
-                ProblemKind::Reordered,
-                Some(number),
-                format!(
-                    "line {number} (seq {}) follows line {after}, which comes later in the log: \
-                     lines are out of order",
-                    info.seq
-                ),
-            ),
         }
-        prev_seq = info.seq;
+        None => report.add(
+            ProblemKind::Rewritten,
+            Some(number),
+            format!(
+                "line {number} (seq {}) follows no record of the log: it was changed or \
+                 written by someone else",
+                info.seq
+            ),
+        ),
+        Some(before) if before < number - 1 => {
+            // lines between that repeat this line's seq were inserted
+            let between = &lines[before as usize..index];
+            match between
+                .iter()
+                .position(|l| l.damaged.is_none() && l.seq == info.seq)
+            {
+                Some(offset) => report.add(
+                    ProblemKind::Inserted,
+                    Some(before + 1 + offset as u64),
+                    format!(
+                        "line {} was inserted: line {number} (seq {}) follows line {before}",
+                        before + 1 + offset as u64,
+                        info.seq
+                    ),
+                ),
+                None => report.add(
+                    ProblemKind::Reordered,
+                    Some(number),
+                    format!(
+                        "line {number} (seq {}) follows line {before}, not line {}: lines \
+                         are out of order",
+                        info.seq,
+                        number - 1
+                    ),
+                ),
+            }
+        }
+        Some(after) => report.add(
+            ProblemKind::Reordered,
+            Some(number),
+            format!(
+                "line {number} (seq {}) follows line {after}, which comes later in the log: \
+                 lines are out of order",
+                info.seq
+            ),
+        ),
     }
 }
 
@@ -720,20 +758,7 @@ impl AuditLog<'_> {
     /// Takes `pending.lck` exclusive, then the log's lock (exclusive with
     /// `repair`); hold no other lock of the store.
     pub fn verify(&self, options: &VerifyOptions) -> Result<AuditReport, Error> {
-        let kept = options
-            .checkpoints
-            .iter()
-            .enumerate()
-            .map(|(index, text)| {
-                Checkpoint::parse(text)
-                    .layer_err(|| format!("unable to read kept checkpoint {}", index + 1))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let trusted = options
-            .trusted_keys
-            .iter()
-            .map(|text| PublicKey::parse_verifier_key(text).map(|(_, key)| key))
-            .collect::<Result<Vec<_>, Error>>()?;
+        let (kept, trusted) = options.parse()?;
 
         let mut scan = Scan::default();
         let mut first_pass = None;
@@ -749,22 +774,7 @@ impl AuditLog<'_> {
         } else {
             HeldLock::Shared(self.lock_shared()?)
         };
-        let log = self.open_log()?;
-        match (&log, first_pass) {
-            (Some(log), Some(before))
-                if log.stat.same_file(&before) && log.stat.size >= scan.offset =>
-            {
-                let mut reader = LineReader::new(&log.file, scan.offset)?;
-                scan.read(&mut reader)?;
-            }
-            (Some(log), _) => {
-                // new, replaced or shrunk since the first pass: all again
-                scan = Scan::default();
-                let mut reader = LineReader::new(&log.file, 0)?;
-                scan.read(&mut reader)?;
-            }
-            (None, _) => scan = Scan::default(),
-        }
+        let scan = self.read_rest(scan, first_pass)?;
 
         let key = self.public_key()?;
         let mut report = AuditReport {
@@ -802,19 +812,56 @@ impl AuditLog<'_> {
         }
         let stored_text = self.check_stored_checkpoint(key.as_ref(), &scan, &mut report)?;
         report.checkpoint = stored_text;
+        self.check_trust(key.as_ref(), (&kept, &trusted), &scan, &mut report);
+        self.report_unfinished(&scan, &mut report);
+        self.check_files(&mut report)?;
+
+        if let HeldLock::Exclusive(lock) = &held
+            && !report.is_tampered()
+        {
+            self.repair(lock, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// Reads the log once more, under the locks: what was appended since
+    /// the first pass (`scan`, of the file `first_pass` stated), or all of
+    /// it if the file is new, replaced or shrunk since.
+    fn read_rest(&self, mut scan: Scan, first_pass: Option<EntryStat>) -> Result<Scan, Error> {
+        let log = self.open_log()?;
+        match (&log, first_pass) {
+            (Some(log), Some(before))
+                if log.stat.same_file(&before) && log.stat.size >= scan.offset =>
+            {
+                let mut reader = LineReader::new(&log.file, scan.offset)?;
+                scan.read(&mut reader)?;
+            }
+            (Some(log), _) => {
+                // new, replaced or shrunk since the first pass: all again
+                scan = Scan::default();
+                let mut reader = LineReader::new(&log.file, 0)?;
+                scan.read(&mut reader)?;
+            }
+            (None, _) => scan = Scan::default(),
+        }
+        Ok(scan)
+    }
+
+    /// The kept checkpoints against the log and `key` (the store's signing
+    /// key), and `key` against the trusted keys given.
+    fn check_trust(
+        &self,
+        key: Option<&PublicKey>,
+        (kept, trusted): (&[Checkpoint], &[PublicKey]),
+        scan: &Scan,
+        report: &mut AuditReport,
+    ) {
         for (index, checkpoint) in kept.iter().enumerate() {
             let what = format!("kept checkpoint {} (size {})", index + 1, checkpoint.size);
-            self.check_kept(
-                key.as_ref(),
-                &trusted,
-                checkpoint,
-                &what,
-                &scan,
-                &mut report,
-            );
+            self.check_kept(key, trusted, checkpoint, &what, scan, report);
         }
         if let (Some(key), false) = (key, trusted.is_empty())
-            && !trusted.contains(&key)
+            && !trusted.contains(key)
         {
             report.add(
                 ProblemKind::UntrustedKey,
@@ -822,10 +869,15 @@ impl AuditLog<'_> {
                 format!(
                     "this store signs with key {}, which is none of the trusted keys given: the \
                      signing key was replaced",
-                    key.verifier_key(&AuditLog::origin(&key))
+                    key.verifier_key(&AuditLog::origin(key))
                 ),
             );
         }
+    }
+
+    /// Intents without an outcome: interrupted operations, each with what
+    /// the store says of it now.
+    fn report_unfinished(&self, scan: &Scan, report: &mut AuditReport) {
         for (line, record, touched) in &scan.open {
             let (state, detail) = store_state(self, record, *touched);
             report.add(
@@ -846,14 +898,6 @@ impl AuditLog<'_> {
                 detail,
             });
         }
-        self.check_files(&mut report)?;
-
-        if let HeldLock::Exclusive(lock) = &held
-            && !report.is_tampered()
-        {
-            self.repair(lock, &mut report)?;
-        }
-        Ok(report)
     }
 
     /// Checks the stored checkpoint; returns its text.
