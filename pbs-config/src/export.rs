@@ -35,10 +35,11 @@ use pbs_key_config::bundle::{
 
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
 use crate::audit::{AuditLog, Event, Op, Pending};
+use crate::dir_handle::DirHandle;
 use crate::encryption_keys::{
     EncryptionKeys, KeySource, check_hint, check_key_id, key_event, key_fingerprint,
 };
-use crate::{KeyConflict, KeystoreError};
+use crate::{KeyConflict, KeySections, KeystoreError};
 
 /// The origin an export bundle of this store names: `pbs-keystore/<host>`,
 /// the host as the audit checkpoints name it.
@@ -120,6 +121,10 @@ pub struct RestoreKey<'a> {
     /// The key file's bytes.
     pub key_file: &'a [u8],
 }
+
+/// A key as a restore writes it: its entry (with this store's key file
+/// path), its fingerprint, its key file's bytes.
+type RestoreEntry<'a> = (CryptKey, Fingerprint, &'a [u8]);
 
 /// What a restore did with one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -388,90 +393,13 @@ impl EncryptionKeys<'_> {
     /// Takes the config lock, then each key's lock in turn.
     pub fn restore_keys(&self, keys: &[RestoreKey]) -> Result<Vec<RestoredKey>, Error> {
         // everything that needs no lock first: ids, fingerprints, entries
-        let mut ids = HashSet::new();
-        let mut fingerprints = HashSet::new();
-        let mut entries = Vec::with_capacity(keys.len());
-        for key in keys {
-            let id = key.entry.id.as_str();
-            check_key_id(id)?;
-            if !ids.insert(id) {
-                bail!("encryption key '{id}' is given twice");
-            }
-            let fingerprint = key_fingerprint(key.key_config)
-                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
-            if key.entry.info.fingerprint != Some(fingerprint) {
-                bail!(
-                    "failed to restore encryption key '{id}' - its key file has fingerprint {}, \
-                     its entry another",
-                    fingerprint.signature()
-                );
-            }
-            if !fingerprints.insert(fingerprint) {
-                bail!(
-                    "the key with fingerprint {} is given twice",
-                    fingerprint.signature()
-                );
-            }
-            let entry = CryptKey {
-                id: id.to_string(),
-                info: KeyInfo {
-                    path: Some(self.key_path(id).to_string_lossy().into_owned()),
-                    ..key.entry.info.clone()
-                },
-                archived_at: key.entry.archived_at,
-            };
-            // a hint the config cannot hold is bad input (400, `hint`);
-            // any other schema error too, before any write
-            check_hint(key.key_config)
-                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
-            crate::KeySections::default()
-                .set(&entry)
-                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
-            entries.push((entry, fingerprint, key.key_file));
-        }
+        let entries = self.restore_entries(keys)?;
 
         let base = self.dir().open_base_or_create()?;
         let config_lock = self.lock_config()?;
         let (sections, raw) = self.sections_locked(&config_lock)?;
         drop(raw);
-        let mut conflicts = Vec::new();
-        let mut present = HashSet::new();
-        let mut missing_files = HashSet::new();
-        for (entry, fingerprint, _) in &entries {
-            let id_taken_by = match sections.contains(&entry.id) {
-                true => Some(sections.entry(&entry.id)?.info.fingerprint),
-                false => None,
-            };
-            if id_taken_by == Some(Some(*fingerprint)) {
-                // the entry is there: is its key file?
-                if self.key_file_missing(&base, &entry.id)? {
-                    missing_files.insert(entry.id.clone());
-                    continue;
-                }
-                // there, but broken: nothing is written over it
-                if let Err(err) = self.load_key(&entry.id, false) {
-                    bail!(
-                        "refusing to restore - encryption key '{}' is in the store, but {err} - \
-                         see 'proxmox-backup-manager encryption-key verify' - nothing was restored",
-                        entry.id
-                    );
-                }
-                present.insert(entry.id.clone());
-                continue;
-            }
-            let fingerprint_taken_by = sections.find_fingerprint(fingerprint).map(str::to_string);
-            if id_taken_by.is_some() || fingerprint_taken_by.is_some() {
-                conflicts.push(KeyConflict {
-                    id: entry.id.clone(),
-                    fingerprint: *fingerprint,
-                    id_taken_by,
-                    fingerprint_taken_by,
-                });
-            }
-        }
-        if !conflicts.is_empty() {
-            return Err(KeystoreError::BundleConflict { conflicts }.into());
-        }
+        let (present, missing_files) = self.restore_plan(&base, &sections, &entries)?;
 
         let mut sections = Some(sections);
         let mut restored = Vec::with_capacity(entries.len());
@@ -511,6 +439,108 @@ impl EncryptionKeys<'_> {
         }
         Ok(restored)
     }
+
+    /// The entries `keys` are restored as (this store's key file path),
+    /// each with its fingerprint and key file; refused if an id is invalid
+    /// or given twice, a key is given twice, a key file is not its entry's,
+    /// or an entry is one the config cannot hold.
+    fn restore_entries<'k>(&self, keys: &[RestoreKey<'k>]) -> Result<Vec<RestoreEntry<'k>>, Error> {
+        let mut ids = HashSet::new();
+        let mut fingerprints = HashSet::new();
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id = key.entry.id.as_str();
+            check_key_id(id)?;
+            if !ids.insert(id) {
+                bail!("encryption key '{id}' is given twice");
+            }
+            let fingerprint = key_fingerprint(key.key_config)
+                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
+            if key.entry.info.fingerprint != Some(fingerprint) {
+                bail!(
+                    "failed to restore encryption key '{id}' - its key file has fingerprint {}, \
+                     its entry another",
+                    fingerprint.signature()
+                );
+            }
+            if !fingerprints.insert(fingerprint) {
+                bail!(
+                    "the key with fingerprint {} is given twice",
+                    fingerprint.signature()
+                );
+            }
+            let entry = CryptKey {
+                id: id.to_string(),
+                info: KeyInfo {
+                    path: Some(self.key_path(id).to_string_lossy().into_owned()),
+                    ..key.entry.info.clone()
+                },
+                archived_at: key.entry.archived_at,
+            };
+            // a hint the config cannot hold is bad input (400, `hint`);
+            // any other schema error too, before any write
+            check_hint(key.key_config)
+                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
+            KeySections::default()
+                .set(&entry)
+                .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
+            entries.push((entry, fingerprint, key.key_file));
+        }
+
+        Ok(entries)
+    }
+
+    /// Which of `entries` the store has already (same id, same
+    /// fingerprint) with their key file, and which without it; refused as
+    /// a whole if any other id or key is taken
+    /// ([`KeystoreError::BundleConflict`]) or a present key does not load.
+    fn restore_plan(
+        &self,
+        base: &DirHandle,
+        sections: &KeySections,
+        entries: &[RestoreEntry],
+    ) -> Result<(HashSet<String>, HashSet<String>), Error> {
+        let mut conflicts = Vec::new();
+        let mut present = HashSet::new();
+        let mut missing_files = HashSet::new();
+        for (entry, fingerprint, _) in entries {
+            let id_taken_by = match sections.contains(&entry.id) {
+                true => Some(sections.entry(&entry.id)?.info.fingerprint),
+                false => None,
+            };
+            if id_taken_by == Some(Some(*fingerprint)) {
+                // the entry is there: is its key file?
+                if self.key_file_missing(base, &entry.id)? {
+                    missing_files.insert(entry.id.clone());
+                    continue;
+                }
+                // there, but broken: nothing is written over it
+                if let Err(err) = self.load_key(&entry.id, false) {
+                    bail!(
+                        "refusing to restore - encryption key '{}' is in the store, but {err} - \
+                         see 'proxmox-backup-manager encryption-key verify' - nothing was restored",
+                        entry.id
+                    );
+                }
+                present.insert(entry.id.clone());
+                continue;
+            }
+            let fingerprint_taken_by = sections.find_fingerprint(fingerprint).map(str::to_string);
+            if id_taken_by.is_some() || fingerprint_taken_by.is_some() {
+                conflicts.push(KeyConflict {
+                    id: entry.id.clone(),
+                    fingerprint: *fingerprint,
+                    id_taken_by,
+                    fingerprint_taken_by,
+                });
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(KeystoreError::BundleConflict { conflicts }.into());
+        }
+
+        Ok((present, missing_files))
+    }
 }
 
 impl EncryptionKeys<'_> {
@@ -518,11 +548,7 @@ impl EncryptionKeys<'_> {
     /// missing: no key directory, or no file (or an empty one) in it. A key
     /// file that is there but does not load is not missing: the restore
     /// refuses to write over it.
-    fn key_file_missing(
-        &self,
-        base: &crate::dir_handle::DirHandle,
-        id: &str,
-    ) -> Result<bool, Error> {
+    fn key_file_missing(&self, base: &DirHandle, id: &str) -> Result<bool, Error> {
         Ok(match self.open_key_dir(base)? {
             Some(key_dir) => key_dir
                 .stat(&crate::files::key_file_name(id))?
