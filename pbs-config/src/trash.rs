@@ -62,7 +62,7 @@ use crate::audit::Op;
 use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
 use crate::encryption_keys::{EncryptionKeys, KeySource, check_key_id, key_fingerprint};
 use crate::files::{KEY_FILE_CLASS, MAX_TRASH_RECORD_SIZE, TRASH_CLASS, TRASH_DIR_NAME};
-use crate::{KeystoreError, failpoint};
+use crate::{KeySections, KeystoreError, failpoint};
 
 /// How long a deleted key stays in the trash before `trash purge --expired`
 /// may destroy it, unless `--keep-days` says otherwise.
@@ -578,120 +578,121 @@ impl<'a> Trash<'a> {
     ///
     /// Takes the config lock, then the key lock of the id restored to.
     pub fn restore(&self, selector: &str, as_id: Option<&str>) -> Result<CryptKey, Error> {
-        (|| {
-            if let Some(id) = as_id {
-                check_key_id(id)?;
-            }
-            let keys = self.keys;
-            let not_found = || KeystoreError::NotInTrash {
-                name: selector.to_string(),
-            };
-            let Some(base) = keys.dir().open_base()? else {
-                return Err(not_found().into());
-            };
-            let config_lock = keys.lock_config()?;
-            let Some(key_dir) = keys.open_key_dir(&base)? else {
-                return Err(not_found().into());
-            };
-            let Some(trash_dir) = self.open(&key_dir)? else {
-                return Err(not_found().into());
-            };
-            let scan = scan(&trash_dir)?;
-            let entry_name = Self::select_one(&scan, selector)?;
-            let files = scan.entries[&entry_name];
-            if !files.key {
-                bail!(
-                    "trash entry '{entry_name}' has no key file (left by an interrupted operation) - \
-                     run 'proxmox-backup-manager encryption-key verify'"
-                );
-            }
-            if !files.record {
-                bail!(
-                    "trash entry '{entry_name}' has no record - \
-                     'proxmox-backup-manager encryption-key verify --repair' writes one"
-                );
-            }
-            let record = self.read_record(&trash_dir, &entry_name)?;
-            let (key_config, fingerprint) = self.read_key(&trash_dir, &entry_name)?;
-            if let Some(recorded) = record.fingerprint
-                && recorded != fingerprint
-            {
-                bail!(
-                    "trash entry '{entry_name}' holds the key with fingerprint {fingerprint}, \
-                     but its record says {recorded} - left alone, inspect it by hand"
-                );
-            }
-            let id = match as_id {
-                Some(id) => id,
-                None => {
-                    check_key_id(&record.id).layer_err(|| {
-                        format!("'{entry_name}' needs a new id (--as NEW_ID)")
-                    })?;
-                    record.id.as_str()
-                }
-            };
+        self.restore_layered(selector, as_id)
+            .layer_err(|| format!("failed to restore '{selector}' from the trash"))
+    }
 
-            let (sections, raw) = keys.sections_locked(&config_lock)?;
-            drop(raw);
-            let id_taken = sections.contains(id);
-            let id_taken_by = match id_taken {
-                true => sections.entry(id).ok().and_then(|entry| entry.info.fingerprint),
-                false => None,
-            };
-            let fingerprint_taken_by = sections.find_fingerprint(&fingerprint).map(str::to_string);
-            if id_taken || fingerprint_taken_by.is_some() {
-                return Err(KeystoreError::RestoreConflict {
-                    id: id.to_string(),
-                    fingerprint,
-                    id_taken,
-                    id_taken_by,
-                    fingerprint_taken_by,
-                }
-                .into());
+    /// The steps of [`Trash::restore`], which adds the layer naming the
+    /// selector to any error they return.
+    fn restore_layered(&self, selector: &str, as_id: Option<&str>) -> Result<CryptKey, Error> {
+        if let Some(id) = as_id {
+            check_key_id(id)?;
+        }
+        let keys = self.keys;
+        let not_found = || KeystoreError::NotInTrash {
+            name: selector.to_string(),
+        };
+        let Some(base) = keys.dir().open_base()? else {
+            return Err(not_found().into());
+        };
+        let config_lock = keys.lock_config()?;
+        let Some(key_dir) = keys.open_key_dir(&base)? else {
+            return Err(not_found().into());
+        };
+        let Some(trash_dir) = self.open(&key_dir)? else {
+            return Err(not_found().into());
+        };
+        let scan = scan(&trash_dir)?;
+        let entry_name = Self::select_one(&scan, selector)?;
+        let (record, key_config, fingerprint) =
+            self.read_complete(&trash_dir, &entry_name, scan.entries[&entry_name])?;
+        let id = match as_id {
+            Some(id) => id,
+            None => {
+                check_key_id(&record.id)
+                    .layer_err(|| format!("'{entry_name}' needs a new id (--as NEW_ID)"))?;
+                record.id.as_str()
             }
+        };
 
-            let mut info = KeyInfo::from(&key_config);
-            info.path = Some(keys.key_path(id).to_string_lossy().into_owned());
-            info.fingerprint = Some(fingerprint);
-            let entry = CryptKey {
-                id: id.to_string(),
-                info,
-                archived_at: record.entry.as_ref().and_then(|entry| entry.archived_at),
-            };
-            let source = KeySource::Trash {
-                trash: *self,
-                trash_dir: &trash_dir,
-                entry: &entry_name,
-            };
-            let event = keys
-                .dir()
-                .audit_event(Op::TrashRestore)
-                .id(id)
-                .id(entry_name.as_str())
-                .fingerprint(fingerprint);
-            // the record last: a crash before this leaves a stale record,
-            // which verify reports and repair removes
-            let remove_record = || {
-                self.abandon(&trash_dir, &entry_name).layer_err(|| {
-                    format!(
-                        "restored as '{id}', but the record of '{entry_name}' is left - \
-                         'proxmox-backup-manager encryption-key verify --repair' removes it"
-                    )
-                })
-            };
-            let entry = keys.store_locked(
-                &base,
-                sections,
-                &config_lock,
-                entry,
-                source,
-                &event,
-                remove_record,
-            )?;
-            drop(config_lock);
-            Ok(entry)
-        })()
-        .layer_err(|| format!("failed to restore '{selector}' from the trash"))
+        let (sections, raw) = keys.sections_locked(&config_lock)?;
+        drop(raw);
+        check_restore_free(&sections, id, fingerprint)?;
+
+        let mut info = KeyInfo::from(&key_config);
+        info.path = Some(keys.key_path(id).to_string_lossy().into_owned());
+        info.fingerprint = Some(fingerprint);
+        let entry = CryptKey {
+            id: id.to_string(),
+            info,
+            archived_at: record.entry.as_ref().and_then(|entry| entry.archived_at),
+        };
+        let source = KeySource::Trash {
+            trash: *self,
+            trash_dir: &trash_dir,
+            entry: &entry_name,
+        };
+        let event = keys
+            .dir()
+            .audit_event(Op::TrashRestore)
+            .id(id)
+            .id(entry_name.as_str())
+            .fingerprint(fingerprint);
+        // the record last: a crash before this leaves a stale record,
+        // which verify reports and repair removes
+        let remove_record = || {
+            self.abandon(&trash_dir, &entry_name).layer_err(|| {
+                format!(
+                    "restored as '{id}', but the record of '{entry_name}' is left - \
+                     'proxmox-backup-manager encryption-key verify --repair' removes it"
+                )
+            })
+        };
+        let entry = keys.store_locked(
+            &base,
+            sections,
+            &config_lock,
+            entry,
+            source,
+            &event,
+            remove_record,
+        )?;
+        drop(config_lock);
+        Ok(entry)
+    }
+
+    /// The record, key and fingerprint of trash entry `entry_name` (whose
+    /// files are `files`): refused unless it has both files and its key is
+    /// the one its record names.
+    fn read_complete(
+        &self,
+        trash_dir: &DirHandle,
+        entry_name: &str,
+        files: EntryFiles,
+    ) -> Result<(TrashRecord, KeyConfig, Fingerprint), Error> {
+        if !files.key {
+            bail!(
+                "trash entry '{entry_name}' has no key file (left by an interrupted operation) - \
+                 run 'proxmox-backup-manager encryption-key verify'"
+            );
+        }
+        if !files.record {
+            bail!(
+                "trash entry '{entry_name}' has no record - \
+                 'proxmox-backup-manager encryption-key verify --repair' writes one"
+            );
+        }
+        let record = self.read_record(trash_dir, entry_name)?;
+        let (key_config, fingerprint) = self.read_key(trash_dir, entry_name)?;
+        if let Some(recorded) = record.fingerprint
+            && recorded != fingerprint
+        {
+            bail!(
+                "trash entry '{entry_name}' holds the key with fingerprint {fingerprint}, \
+                 but its record says {recorded} - left alone, inspect it by hand"
+            );
+        }
+        Ok((record, key_config, fingerprint))
     }
 
     /// Destroys trashed keys: the entry `selector` names (an entry name, or
@@ -799,6 +800,36 @@ impl<'a> Trash<'a> {
 pub(crate) fn destroy_key_file(dir: &DirHandle, name: &str) -> Result<(), Error> {
     if dir.unlink(name)? {
         dir.sync()?;
+    }
+    Ok(())
+}
+
+/// Refuses a restore as `id` of the key with `fingerprint` if the store
+/// has that id or that key ([`KeystoreError::RestoreConflict`], naming
+/// both).
+fn check_restore_free(
+    sections: &KeySections,
+    id: &str,
+    fingerprint: Fingerprint,
+) -> Result<(), Error> {
+    let id_taken = sections.contains(id);
+    let id_taken_by = match id_taken {
+        true => sections
+            .entry(id)
+            .ok()
+            .and_then(|entry| entry.info.fingerprint),
+        false => None,
+    };
+    let fingerprint_taken_by = sections.find_fingerprint(&fingerprint).map(str::to_string);
+    if id_taken || fingerprint_taken_by.is_some() {
+        return Err(KeystoreError::RestoreConflict {
+            id: id.to_string(),
+            fingerprint,
+            id_taken,
+            id_taken_by,
+            fingerprint_taken_by,
+        }
+        .into());
     }
     Ok(())
 }
