@@ -643,12 +643,30 @@ struct TypedLine<'a> {
 
 /// The key file of the typing-aid lines in `text`.
 fn parse_typing_aid(text: &str) -> Result<KeyConfig, Error> {
+    let typed = typed_lines(text)?;
+
+    // each line on its own first, in printed order: the first bad one is named
+    let mut record = Vec::with_capacity(typed.len() * TYPING_LINE_BYTES);
+    let mut lengths = Vec::with_capacity(typed.len());
+    let result = decode_lines(&typed, &mut record, &mut lengths);
+    if let Err(err) = result {
+        record.zeroize();
+        return Err(err.into());
+    }
+    let result = assemble_record(&record, &lengths);
+    record.zeroize();
+    Ok(result?)
+}
+
+/// The typing-aid lines of `text` (numbered and mostly hex), by their
+/// number; refused if a number comes twice with other content, or none
+/// does.
+fn typed_lines(text: &str) -> Result<BTreeMap<usize, TypedLine<'_>>, Error> {
     static LINE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     // "NN:" or "NN." then the hex groups, a dash, the checksum
     let pattern = LINE.get_or_init(|| {
         regex::Regex::new(r"^\s*(\d{1,3})\s*[:.]\s*(.*?)\s*-\s*(\S*)\s*$").unwrap()
     });
-
     let mut typed: BTreeMap<usize, TypedLine> = BTreeMap::new();
     for (index, line) in text.lines().enumerate() {
         let Some(captures) = pattern.captures(line) else {
@@ -686,50 +704,47 @@ fn parse_typing_aid(text: &str) -> Result<KeyConfig, Error> {
         return Err(PaperkeyError::NotFound.into());
     }
 
-    // each line on its own first, in printed order: the first bad one is named
-    let mut record = Vec::with_capacity(typed.len() * TYPING_LINE_BYTES);
-    let mut lengths = Vec::with_capacity(typed.len());
-    let result = (|| -> Result<(), PaperkeyError> {
-        for (&number, line) in &typed {
-            let bad = |reason| PaperkeyError::BadLine {
-                line: number,
-                input_line: line.input_line,
-                reason,
-            };
-            let mut bytes = decode_hex(line.data).ok_or_else(|| {
-                bad("has a character that is not a hex digit (0-9, a-f), or an odd number of digits")
-            })?;
-            let check = decode_hex(line.checksum);
-            let ok = check.as_deref() == Some(line_check(number, &bytes).as_slice());
-            if !ok {
-                bytes.zeroize();
-                return Err(match check {
-                    Some(check) if check.len() == 2 => {
-                        bad("has a typing error (checksum mismatch)")
-                    }
-                    _ => bad("has no checksum of 4 hex digits at its end"),
-                });
-            }
-            if number == 0 || number > MAX_TYPING_LINES {
-                bytes.zeroize();
-                return Err(PaperkeyError::ExtraLine {
-                    line: number,
-                    lines: 0,
-                });
-            }
-            lengths.push((number, line.input_line, bytes.len()));
-            record.extend_from_slice(&bytes);
+    Ok(typed)
+}
+
+/// Decodes each line on its own, in printed order (so the first bad one
+/// is named), into `record`, and notes each line's number, input line
+/// and length in `lengths`.
+fn decode_lines(
+    typed: &BTreeMap<usize, TypedLine>,
+    record: &mut Vec<u8>,
+    lengths: &mut Vec<(usize, usize, usize)>,
+) -> Result<(), PaperkeyError> {
+    for (&number, line) in typed {
+        let bad = |reason| PaperkeyError::BadLine {
+            line: number,
+            input_line: line.input_line,
+            reason,
+        };
+        let mut bytes = decode_hex(line.data).ok_or_else(|| {
+            bad("has a character that is not a hex digit (0-9, a-f), or an odd number of digits")
+        })?;
+        let check = decode_hex(line.checksum);
+        let ok = check.as_deref() == Some(line_check(number, &bytes).as_slice());
+        if !ok {
             bytes.zeroize();
+            return Err(match check {
+                Some(check) if check.len() == 2 => bad("has a typing error (checksum mismatch)"),
+                _ => bad("has no checksum of 4 hex digits at its end"),
+            });
         }
-        Ok(())
-    })();
-    if let Err(err) = result {
-        record.zeroize();
-        return Err(err.into());
+        if number == 0 || number > MAX_TYPING_LINES {
+            bytes.zeroize();
+            return Err(PaperkeyError::ExtraLine {
+                line: number,
+                lines: 0,
+            });
+        }
+        lengths.push((number, line.input_line, bytes.len()));
+        record.extend_from_slice(&bytes);
+        bytes.zeroize();
     }
-    let result = assemble_record(&record, &lengths);
-    record.zeroize();
-    Ok(result?)
+    Ok(())
 }
 
 /// Checks the numbering and lengths of the lines and decodes the record.
