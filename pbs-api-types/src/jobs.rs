@@ -13,7 +13,7 @@ use anyhow::{Error, bail};
 
 use proxmox_schema::{
     AllOfSchema, ApiStringFormat, ApiType, ArraySchema, BooleanSchema, EnumEntry, IntegerSchema,
-    ObjectSchema, Schema, SchemaPropertyEntry, StringSchema, const_regex,
+    ObjectSchema, Schema, SchemaPropertyEntry, StringSchema, const_regex, str_less,
 };
 
 use crate::{
@@ -408,18 +408,6 @@ const fn merge_properties<const A: usize, const B: usize, const N: usize>(
         k += 1;
     }
     out
-}
-
-const fn str_less(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut i = 0;
-    while i < a.len() && i < b.len() {
-        if a[i] != b[i] {
-            return a[i] < b[i];
-        }
-        i += 1;
-    }
-    a.len() < b.len()
 }
 
 const fn str_eq(a: &str, b: &str) -> bool {

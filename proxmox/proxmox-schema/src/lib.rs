@@ -29,7 +29,9 @@
 //!   [`api_types::verify_fingerprint_sha256`],
 //!   [`api_types::SHA256_HEX_FORMAT`] and
 //!   [`api_types::SINGLE_LINE_COMMENT_SCHEMA`] (upstream keeps the last two
-//!   in pbs-api-types).
+//!   in pbs-api-types);
+//! - [`str_less`], byte-wise `<` for `const` code that sorts or checks
+//!   property lists.
 //!
 //! ```
 //! use proxmox_schema::{IntegerSchema, Schema};
@@ -59,7 +61,7 @@ pub use parse::{parse_boolean, parse_parameter_strings};
 pub use schema::{
     AllOfSchema, ApiStringFormat, ApiStringVerifyFn, ArraySchema, BooleanSchema, EnumEntry,
     IntegerSchema, NumberSchema, ObjectPropertyIterator, ObjectSchema, ObjectSchemaType, Schema,
-    SchemaPropertyEntry, StringSchema,
+    SchemaPropertyEntry, StringSchema, str_less,
 };
 pub use verify::verify_json;
 

@@ -6,6 +6,20 @@ use anyhow::{Error, bail};
 
 use crate::ConstRegexPattern;
 
+/// Declares `const` builder methods that each set one optional field:
+/// `name: Type;` gives `pub const fn name(mut self, name: Type) -> Self`.
+macro_rules! optional_setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub const fn $field(mut self, $field: $ty) -> Self {
+                self.$field = Some($field);
+                self
+            }
+        )*
+    };
+}
+
 /// Checks a string value beyond what length and regex can express.
 pub type ApiStringVerifyFn = fn(&str) -> Result<(), Error>;
 
@@ -108,10 +122,9 @@ impl BooleanSchema {
         }
     }
 
-    /// Sets the default.
-    pub const fn default(mut self, default: bool) -> Self {
-        self.default = Some(default);
-        self
+    optional_setters! {
+        /// Sets the default.
+        default: bool;
     }
 
     /// Wraps it into a [`Schema`].
@@ -120,132 +133,96 @@ impl BooleanSchema {
     }
 }
 
-/// A whole number with optional bounds.
-#[derive(Debug)]
-pub struct IntegerSchema {
-    /// One-line description.
-    pub description: &'static str,
-    /// Smallest allowed value.
-    pub minimum: Option<isize>,
-    /// Largest allowed value.
-    pub maximum: Option<isize>,
-    /// Value assumed when absent.
-    pub default: Option<isize>,
+/// Declares a number schema (`IntegerSchema`, `NumberSchema`): the struct
+/// with its description, optional bounds and default, and its `const`
+/// builder. Each type's `check_constraints` is its own.
+macro_rules! bounded_schema {
+    ($(#[$doc:meta])* $name:ident, $value:ty, $variant:ident, $new_doc:literal) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name {
+            /// One-line description.
+            pub description: &'static str,
+            /// Smallest allowed value.
+            pub minimum: Option<$value>,
+            /// Largest allowed value.
+            pub maximum: Option<$value>,
+            /// Value assumed when absent.
+            pub default: Option<$value>,
+        }
+
+        impl $name {
+            #[doc = $new_doc]
+            pub const fn new(description: &'static str) -> Self {
+                Self {
+                    description,
+                    minimum: None,
+                    maximum: None,
+                    default: None,
+                }
+            }
+
+            optional_setters! {
+                /// Sets the default.
+                default: $value;
+                /// Sets the smallest allowed value.
+                minimum: $value;
+                /// Sets the largest allowed value.
+                maximum: $value;
+            }
+
+            /// Wraps it into a [`Schema`].
+            pub const fn schema(self) -> Schema {
+                Schema::$variant(self)
+            }
+
+            fn check_bounds(&self, value: $value) -> Result<(), Error> {
+                if let Some(minimum) = self.minimum
+                    && value < minimum
+                {
+                    bail!("value must have a minimum value of {minimum} (got {value})");
+                }
+                if let Some(maximum) = self.maximum
+                    && value > maximum
+                {
+                    bail!("value must have a maximum value of {maximum} (got {value})");
+                }
+                Ok(())
+            }
+        }
+    };
 }
+
+bounded_schema!(
+    /// A whole number with optional bounds.
+    IntegerSchema,
+    isize,
+    Integer,
+    "An unbounded integer schema."
+);
+
+bounded_schema!(
+    /// A floating point number with optional bounds.
+    NumberSchema,
+    f64,
+    Number,
+    "An unbounded number schema."
+);
 
 impl IntegerSchema {
-    /// An unbounded integer schema.
-    pub const fn new(description: &'static str) -> Self {
-        Self {
-            description,
-            minimum: None,
-            maximum: None,
-            default: None,
-        }
-    }
-
-    /// Sets the default.
-    pub const fn default(mut self, default: isize) -> Self {
-        self.default = Some(default);
-        self
-    }
-
-    /// Sets the smallest allowed value.
-    pub const fn minimum(mut self, minimum: isize) -> Self {
-        self.minimum = Some(minimum);
-        self
-    }
-
-    /// Sets the largest allowed value.
-    pub const fn maximum(mut self, maximum: isize) -> Self {
-        self.maximum = Some(maximum);
-        self
-    }
-
-    /// Wraps it into a [`Schema`].
-    pub const fn schema(self) -> Schema {
-        Schema::Integer(self)
-    }
-
     /// Checks the bounds.
     pub fn check_constraints(&self, value: isize) -> Result<(), Error> {
-        if let Some(minimum) = self.minimum
-            && value < minimum
-        {
-            bail!("value must have a minimum value of {minimum} (got {value})");
-        }
-        if let Some(maximum) = self.maximum
-            && value > maximum
-        {
-            bail!("value must have a maximum value of {maximum} (got {value})");
-        }
-        Ok(())
+        self.check_bounds(value)
     }
-}
-
-/// A floating point number with optional bounds.
-#[derive(Debug)]
-pub struct NumberSchema {
-    /// One-line description.
-    pub description: &'static str,
-    /// Smallest allowed value.
-    pub minimum: Option<f64>,
-    /// Largest allowed value.
-    pub maximum: Option<f64>,
-    /// Value assumed when absent.
-    pub default: Option<f64>,
 }
 
 impl NumberSchema {
-    /// An unbounded number schema.
-    pub const fn new(description: &'static str) -> Self {
-        Self {
-            description,
-            minimum: None,
-            maximum: None,
-            default: None,
-        }
-    }
-
-    /// Sets the default.
-    pub const fn default(mut self, default: f64) -> Self {
-        self.default = Some(default);
-        self
-    }
-
-    /// Sets the smallest allowed value.
-    pub const fn minimum(mut self, minimum: f64) -> Self {
-        self.minimum = Some(minimum);
-        self
-    }
-
-    /// Sets the largest allowed value.
-    pub const fn maximum(mut self, maximum: f64) -> Self {
-        self.maximum = Some(maximum);
-        self
-    }
-
-    /// Wraps it into a [`Schema`].
-    pub const fn schema(self) -> Schema {
-        Schema::Number(self)
-    }
-
     /// Checks that the value is finite and within the bounds.
     pub fn check_constraints(&self, value: f64) -> Result<(), Error> {
         if !value.is_finite() {
             bail!("value must be a finite number");
         }
-        if let Some(minimum) = self.minimum
-            && value < minimum
-        {
-            bail!("value must have a minimum value of {minimum} (got {value})");
-        }
-        if let Some(maximum) = self.maximum
-            && value > maximum
-        {
-            bail!("value must have a maximum value of {maximum} (got {value})");
-        }
-        Ok(())
+        self.check_bounds(value)
     }
 }
 
@@ -320,34 +297,17 @@ impl StringSchema {
         }
     }
 
-    /// Sets the default.
-    pub const fn default(mut self, text: &'static str) -> Self {
-        self.default = Some(text);
-        self
-    }
-
-    /// Sets the content restriction.
-    pub const fn format(mut self, format: &'static ApiStringFormat) -> Self {
-        self.format = Some(format);
-        self
-    }
-
-    /// Sets the documentation placeholder.
-    pub const fn type_text(mut self, type_text: &'static str) -> Self {
-        self.type_text = Some(type_text);
-        self
-    }
-
-    /// Sets the minimum length (in characters).
-    pub const fn min_length(mut self, min_length: usize) -> Self {
-        self.min_length = Some(min_length);
-        self
-    }
-
-    /// Sets the maximum length (in characters).
-    pub const fn max_length(mut self, max_length: usize) -> Self {
-        self.max_length = Some(max_length);
-        self
+    optional_setters! {
+        /// Sets the default.
+        default: &'static str;
+        /// Sets the content restriction.
+        format: &'static ApiStringFormat;
+        /// Sets the documentation placeholder.
+        type_text: &'static str;
+        /// Sets the minimum length (in characters).
+        min_length: usize;
+        /// Sets the maximum length (in characters).
+        max_length: usize;
     }
 
     /// Wraps it into a [`Schema`].
@@ -439,16 +399,11 @@ impl ArraySchema {
         }
     }
 
-    /// Sets the minimum number of items.
-    pub const fn min_length(mut self, min_length: usize) -> Self {
-        self.min_length = Some(min_length);
-        self
-    }
-
-    /// Sets the maximum number of items.
-    pub const fn max_length(mut self, max_length: usize) -> Self {
-        self.max_length = Some(max_length);
-        self
+    optional_setters! {
+        /// Sets the minimum number of items.
+        min_length: usize;
+        /// Sets the maximum number of items.
+        max_length: usize;
     }
 
     /// Wraps it into a [`Schema`].
@@ -525,7 +480,9 @@ pub struct ObjectSchema {
     pub default_key: Option<&'static str>,
 }
 
-const fn str_less(a: &str, b: &str) -> bool {
+/// `a < b`, byte-wise, in a const context (where `str`'s `Ord` is not
+/// available): what keeps a const property list sorted.
+pub const fn str_less(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let mut i = 0;
     while i < a.len() && i < b.len() {
@@ -565,10 +522,9 @@ impl ObjectSchema {
         self
     }
 
-    /// Sets the default key for property strings.
-    pub const fn default_key(mut self, key: &'static str) -> Self {
-        self.default_key = Some(key);
-        self
+    optional_setters! {
+        /// Sets the default key for property strings.
+        default_key: &'static str;
     }
 
     /// Wraps it into a [`Schema`].
