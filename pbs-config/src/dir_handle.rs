@@ -415,15 +415,28 @@ impl DirHandle {
             let _ = self.unlink(&tmp_name);
             bail!("unable to replace {path:?} - {}", io_err(err));
         }
+        self.finish_replace(name, &written, fail_point)
+    }
+
+    /// The steps of a replace after the rename: the crash point
+    /// `{fail_point}-written`, the fsync of this directory, and the check
+    /// that `name` is still the file `written`.
+    fn finish_replace(
+        &self,
+        name: &str,
+        written: &EntryStat,
+        fail_point: Option<&str>,
+    ) -> Result<(), Error> {
         if let Some(point) = fail_point {
             crate::failpoint::hit(&format!("{point}-written"));
         }
         self.sync()?;
         match self.stat(name)? {
-            Some(now) if now.same_file(&written) => Ok(()),
+            Some(now) if now.same_file(written) => Ok(()),
             _ => bail!(
-                "{path:?} was replaced by someone else while it was written - \
+                "{:?} was replaced by someone else while it was written - \
                  check who writes to {:?}",
+                self.entry_path(name),
                 self.path
             ),
         }
@@ -453,19 +466,8 @@ impl DirHandle {
                 temp: Some(tmp_name),
             });
         }
-        if let Some(point) = fail_point {
-            crate::failpoint::hit(&format!("{point}-written"));
-        }
-        let failed = |error| ReplaceFailed { error, temp: None };
-        self.sync().map_err(failed)?;
-        match self.stat(name).map_err(failed)? {
-            Some(now) if now.same_file(&written) => Ok(()),
-            _ => Err(failed(format_err!(
-                "{path:?} was replaced by someone else while it was written - \
-                 check who writes to {:?}",
-                self.path
-            ))),
-        }
+        self.finish_replace(name, &written, fail_point)
+            .map_err(|error| ReplaceFailed { error, temp: None })
     }
 
     /// Opens `name` for reading and appending (`O_APPEND`: every write goes
