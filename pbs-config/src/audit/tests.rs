@@ -51,6 +51,14 @@ fn event(op: Op, id: &str) -> Event {
         .fingerprint(Fingerprint::new([id.len() as u8; 32]))
 }
 
+/// Records `op` of `id` as done: its intent, then its outcome.
+fn record(log: &AuditLog, op: Op, id: &str) {
+    log.intent(&event(op, id))
+        .unwrap()
+        .done(Ok::<_, anyhow::Error>(()))
+        .unwrap();
+}
+
 fn key(seed: u8) -> KeyConfig {
     KeyConfig::without_password([seed; 32]).unwrap()
 }
@@ -127,10 +135,7 @@ fn intent_and_outcome_chain_and_the_checkpoint_covers_synced_records() {
 fn audit_files_get_their_owners_and_modes() {
     let store = Store::new();
     let log = store.log();
-    log.intent(&event(Op::Create, "k-one"))
-        .unwrap()
-        .done(Ok::<_, anyhow::Error>(()))
-        .unwrap();
+    record(&log, Op::Create, "k-one");
     let mode = |name: &str| {
         let path = if name.is_empty() {
             store.tmp.path().join("encryption-keys/.audit")
@@ -163,10 +168,7 @@ fn audit_files_get_their_owners_and_modes() {
 fn an_incomplete_last_line_is_a_notice_and_cut_off_by_the_next_append() {
     let store = Store::new();
     let log = store.log();
-    log.intent(&event(Op::Create, "k-one"))
-        .unwrap()
-        .done(Ok::<_, anyhow::Error>(()))
-        .unwrap();
+    record(&log, Op::Create, "k-one");
     let path = store.audit_path("log");
     let mut data = std::fs::read(&path).unwrap();
     let whole = data.len();
@@ -195,10 +197,7 @@ fn a_damaged_last_line_or_a_shortened_log_stops_appends() {
     let store = Store::new();
     let log = store.log();
     for id in ["k-one", "k-two"] {
-        log.intent(&event(Op::Create, id))
-            .unwrap()
-            .done(Ok::<_, anyhow::Error>(()))
-            .unwrap();
+        record(&log, Op::Create, id);
     }
     let path = store.audit_path("log");
     let good = std::fs::read_to_string(&path).unwrap();
@@ -238,10 +237,7 @@ fn a_damaged_last_line_or_a_shortened_log_stops_appends() {
 fn a_signing_key_others_may_read_or_a_missing_one_stops_appends() {
     let store = Store::new();
     let log = store.log();
-    log.intent(&event(Op::Create, "k-one"))
-        .unwrap()
-        .done(Ok::<_, anyhow::Error>(()))
-        .unwrap();
+    record(&log, Op::Create, "k-one");
     let key_path = store.audit_path("signing.key");
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o640)).unwrap();
     // a fresh handle: the key is read again
@@ -459,10 +455,7 @@ fn intents_made_together_hold_pending_once_so_a_queued_verify_cannot_wedge_them(
     // timeout fails the export
     let store = Store::new();
     let log = store.log();
-    log.intent(&event(Op::Create, "k-zero"))
-        .unwrap()
-        .done(Ok::<_, anyhow::Error>(()))
-        .unwrap();
+    record(&log, Op::Create, "k-zero");
     let held = log.lock().unwrap();
     std::thread::scope(|scope| {
         let export =
