@@ -1014,13 +1014,18 @@ fn write_new(
 /// `NAME.tmp_XXXXXX` with six random letters or digits (the pattern
 /// `verify` recognises as an interrupted write).
 fn tmp_name_for(name: &str) -> Result<String, Error> {
+    Ok(format!("{name}.tmp_{}", random_suffix()?))
+}
+
+/// Six random letters or digits: what makes a temp file's or a trash
+/// entry's name unique.
+pub(crate) fn random_suffix() -> Result<String, Error> {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let random: [u8; 6] = proxmox_sys::linux::random_data()?;
-    let suffix: String = random
+    Ok(random
         .iter()
         .map(|b| CHARS[*b as usize % CHARS.len()] as char)
-        .collect();
-    Ok(format!("{name}.tmp_{suffix}"))
+        .collect())
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::audit::Op;
-use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
+use crate::dir_handle::{DirHandle, EntryKind, EntryStat, random_suffix, read_all};
 use crate::encryption_keys::{EncryptionKeys, KeySource, check_key_id, key_fingerprint};
 use crate::files::{KEY_FILE_CLASS, MAX_TRASH_RECORD_SIZE, TRASH_CLASS, TRASH_DIR_NAME};
 use crate::{KeySections, KeystoreError, failpoint};
@@ -209,12 +209,7 @@ pub fn purge_after(now: i64, keep_days: u32) -> i64 {
 /// digits>`. An `id` that is not a valid key id is replaced by `unnamed`
 /// (the record keeps it).
 fn new_entry_name(id: &str, time: i64) -> Result<String, Error> {
-    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let random: [u8; 6] = proxmox_sys::linux::random_data()?;
-    let suffix: String = random
-        .iter()
-        .map(|b| CHARS[*b as usize % CHARS.len()] as char)
-        .collect();
+    let suffix = random_suffix()?;
     let id = match check_key_id(id) {
         Ok(()) => id,
         Err(_) => "unnamed",
