@@ -103,24 +103,37 @@ impl SyncJobs<'_> {
         self.dir.write_locked(raw.as_bytes(), held, None)
     }
 
-    /// All jobs, in file order.
+    /// All jobs, in file order. No digest is computed: a fresh process
+    /// asking who needs a key (`show`, `list`) does not hash `sync.cfg`.
     pub fn list_jobs(&self) -> Result<Vec<SyncJobConfig>, Error> {
-        Ok(self.list_jobs_with_digest()?.0)
+        let path = self.config_path();
+        let base = self.dir.open_base()?;
+        let config = self.dir.sync_cache.get_data_owning(
+            base.as_ref(),
+            &SYNC_CFG,
+            self.dir.ownership(),
+            |text| CONFIG.parse(&path, &text),
+        )?;
+        self.jobs_of(&config)
     }
 
     /// All jobs, in file order, and the digest of the text they were read
     /// from.
     pub fn list_jobs_with_digest(&self) -> Result<(Vec<SyncJobConfig>, [u8; 32]), Error> {
         let (config, digest) = self.config_shared()?;
-        let jobs = config
+        Ok((self.jobs_of(&config)?, digest))
+    }
+
+    /// The jobs of a parsed `sync.cfg`, in file order.
+    fn jobs_of(&self, config: &SectionConfigData) -> Result<Vec<SyncJobConfig>, Error> {
+        config
             .ids_of_type(SYNC_CFG_TYPE_ID)
             .map(|id| {
                 config
                     .lookup(SYNC_CFG_TYPE_ID, id)
                     .layer_err(|| format!("invalid sync job '{id}' in {:?}", self.config_path()))
             })
-            .collect::<Result<_, Error>>()?;
-        Ok((jobs, digest))
+            .collect()
     }
 
     /// Jobs that use `key_id`: (as active key, as associated key).
