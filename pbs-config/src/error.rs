@@ -147,6 +147,8 @@ fn job_list(jobs: &[String]) -> String {
 }
 
 impl fmt::Display for KeystoreError {
+    // a table: one message per error kind, nothing else
+    #[allow(clippy::too_many_lines)]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeystoreError::NotFound { id } => write!(f, "no such encryption key '{id}'"),
