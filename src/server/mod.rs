@@ -257,19 +257,7 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
     let mut sigint = signal(SignalKind::interrupt())?;
 
     let state = Arc::new(state);
-    state.log.message(&format!(
-        "proxmox-backup-api {} - config dir {:?} ({}), certificate fingerprint {}",
-        env!("CARGO_PKG_VERSION"),
-        state.dir.base(),
-        state.dir.ownership(),
-        tls::certificate_fingerprint(&state.dir).unwrap_or_else(|err| format!("unknown ({err})")),
-    ));
-    {
-        // the readiness line: the socket is bound and accepting from now on
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {local}")?;
-        stdout.flush()?;
-    }
+    announce(&state, local)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(state.options.max_connections.max(1)));
@@ -324,6 +312,33 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
     }
 
     drop(listener);
+    shut_down(&state, &stop_tx, connections).await;
+    Ok(())
+}
+
+/// Logs what serves (version, config dir, certificate) and prints the
+/// readiness line: the socket is bound and accepting from now on.
+fn announce(state: &ServerState, local: SocketAddr) -> Result<(), Error> {
+    state.log.message(&format!(
+        "proxmox-backup-api {} - config dir {:?} ({}), certificate fingerprint {}",
+        env!("CARGO_PKG_VERSION"),
+        state.dir.base(),
+        state.dir.ownership(),
+        tls::certificate_fingerprint(&state.dir).unwrap_or_else(|err| format!("unknown ({err})")),
+    ));
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {local}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Tells every connection to stop, waits for the requests in flight (at
+/// most the shutdown timeout and a second), then aborts what is left.
+async fn shut_down(
+    state: &ServerState,
+    stop_tx: &watch::Sender<bool>,
+    mut connections: JoinSet<()>,
+) {
     state
         .log
         .message("shutting down - waiting for requests in flight");
@@ -338,7 +353,6 @@ pub async fn run(state: ServerState, listen: SocketAddr) -> Result<(), Error> {
         connections.abort_all();
     }
     state.log.message("shut down");
-    Ok(())
 }
 
 #[cfg(test)]
