@@ -617,17 +617,7 @@ pub fn apply_update(
     id: &str,
     update: &JobUpdate,
 ) -> Result<SyncJobConfig, Error> {
-    // what an in-process caller builds is checked as a request would be
-    for name in ["id", "delete", "digest"] {
-        if update.sets(name) {
-            param_bail!(name, "not a property an update sets");
-        }
-    }
-    let mut params = update.set.clone();
-    params.insert("id".into(), Value::String(id.to_string()));
-    params.insert("delete".into(), serde_json::to_value(&update.delete)?);
-    UPDATE_PARAMETERS.verify_json(&Value::Object(params))?;
-
+    verify_update(id, update)?;
     let old = edit.job(id)?.ok_or_else(|| no_such_job(id))?;
     check_sync_job_modify_access(caller, &old)?;
     let param_direction = update
@@ -638,9 +628,32 @@ pub fn apply_update(
     if param_direction == Some(true) && update.sets("resync-corrupt") {
         return Err(refused("push jobs do not support resync-corrupt option"));
     }
+    let mut job = updated_properties(&old, update)?;
+    let given = move_keys(&old, &mut job, update)?;
+    check_job(&job)?;
+    check_keys_of_update(caller, &old, &job, &given)?;
+    check_sync_job_modify_access(caller, &job)?;
+    edit.set_job(&job)?;
+    Ok(job)
+}
 
-    // everything but the keys: delete, then set, through the job's JSON
-    let mut object = match serde_json::to_value(&old)? {
+/// Checks what an in-process caller built as a request would be checked.
+fn verify_update(id: &str, update: &JobUpdate) -> Result<(), Error> {
+    for name in ["id", "delete", "digest"] {
+        if update.sets(name) {
+            param_bail!(name, "not a property an update sets");
+        }
+    }
+    let mut params = update.set.clone();
+    params.insert("id".into(), Value::String(id.to_string()));
+    params.insert("delete".into(), serde_json::to_value(&update.delete)?);
+    UPDATE_PARAMETERS.verify_json(&Value::Object(params))
+}
+
+/// `old` with everything of `update` but the keys: deleted, then set,
+/// through the job's JSON.
+fn updated_properties(old: &SyncJobConfig, update: &JobUpdate) -> Result<SyncJobConfig, Error> {
+    let mut object = match serde_json::to_value(old)? {
         Value::Object(object) => object,
         _ => unreachable!("a sync job serializes to an object"),
     };
@@ -664,8 +677,25 @@ pub fn apply_update(
             "'unmount-on-done' can only be set when 'run-on-mount' is enabled",
         ));
     }
+    Ok(job)
+}
 
-    // the keys, as upstream moves them
+/// The keys an update names itself (to be checked for use by the owner).
+struct GivenKeys<'a> {
+    /// The new active key, if the update sets one.
+    active: Option<&'a str>,
+    /// The associated keys, if the update sets them (deduplicated).
+    associated: Option<Vec<String>>,
+}
+
+/// Moves `job`'s keys as upstream does: a deleted or replaced active key
+/// stays associated (snapshots made with it still need it); the active key
+/// is for push jobs only.
+fn move_keys<'a>(
+    old: &SyncJobConfig,
+    job: &mut SyncJobConfig,
+    update: &'a JobUpdate,
+) -> Result<GivenKeys<'a>, Error> {
     let previous = old.active_encryption_key.clone();
     let mut active = previous.clone();
     if update.deletes(ACTIVE_KEY) {
@@ -710,11 +740,22 @@ pub fn apply_update(
     }
     job.active_encryption_key = active;
     job.associated_key = (!associated.is_empty()).then_some(associated);
+    Ok(GivenKeys {
+        active: new_active,
+        associated: given_associated,
+    })
+}
 
-    check_job(&job)?;
+/// The job's owner must be able to use its keys: a new owner every key the
+/// job names, the same owner the keys the update names anew.
+fn check_keys_of_update(
+    caller: &Caller,
+    old: &SyncJobConfig,
+    job: &SyncJobConfig,
+    given: &GivenKeys<'_>,
+) -> Result<(), Error> {
     let owner = job.owner_or_root();
     if owner != old.owner_or_root() {
-        // a new owner must be able to use every key the job names
         if let Some(key) = &job.active_encryption_key {
             check_key_use(caller, &owner, key, true)?;
         }
@@ -722,18 +763,16 @@ pub fn apply_update(
             check_key_use(caller, &owner, key, false)?;
         }
     } else {
-        if let Some(key) = new_active
-            && previous.as_deref() != Some(key)
+        if let Some(key) = given.active
+            && old.active_encryption_key.as_deref() != Some(key)
         {
             check_key_use(caller, &owner, key, true)?;
         }
-        for key in given_associated.iter().flatten() {
+        for key in given.associated.iter().flatten() {
             check_key_use(caller, &owner, key, false)?;
         }
     }
-    check_sync_job_modify_access(caller, &job)?;
-    edit.set_job(&job)?;
-    Ok(job)
+    Ok(())
 }
 
 /// Removes sync job `id`. With `digest`, a `sync.cfg` that changed since
