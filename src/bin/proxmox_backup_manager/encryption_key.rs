@@ -362,46 +362,8 @@ pub fn run(
         EncryptionKeyCommand::List {
             include_archived,
             unused,
-        } => {
-            if dir.open_base()?.is_none() {
-                // an empty list would not say that nothing is there at all
-                eprintln!(
-                    "Note: config dir {:?} does not exist - no keys are stored there \
-                     (check --config-dir or $PBS_CONFIG_DIR)",
-                    dir.base()
-                );
-            }
-            let filter = encryption_keys::ListFilter {
-                include_archived,
-                unused,
-            };
-            let list = encryption_keys::list_keys_with_users_undigested(&dir, filter, |_| true)?;
-            if out.format() == OutputFormat::Json {
-                // each key written from its text, never typed: the bytes
-                // serde_json gives for `list` (KeyList::write_json)
-                out.write_json_with(|stdout| list.write_json(stdout))?;
-            } else {
-                let entries: Vec<_> = list.entries()?.collect();
-                let table = match include_archived || unused {
-                    true => &KEY_TABLE_ARCHIVED,
-                    false => &KEY_TABLE,
-                };
-                out.list(&entries, table)?;
-            }
-        }
-        EncryptionKeyCommand::Show { id } => {
-            let details = encryption_keys::show_key_details(&dir, &id)
-                .map_err(|err| param_context(err, |_| "failed to show encryption key".into()))?;
-            out.message(&details, |details| {
-                let mut record = serde_json::to_value(details).unwrap_or_default();
-                for name in AUDIT_MARKS {
-                    if record[name].is_null() {
-                        record[name] = out.none_mark().into();
-                    }
-                }
-                out.render_object(&record, &KEY_FIELDS)
-            })?;
-        }
+        } => list(out, &dir, include_archived, unused)?,
+        EncryptionKeyCommand::Show { id } => show(out, &dir, &id)?,
         EncryptionKeyCommand::Create {
             id,
             output_file,
@@ -469,31 +431,81 @@ pub fn run(
             out.message(&(), |()| render_removed(&removed))?;
         }
         EncryptionKeyCommand::Trash(cmd) => run_trash(out, &dir, cmd)?,
-        EncryptionKeyCommand::Verify { repair } => {
-            let report = encryption_keys::verify_keys(&dir, repair)?;
-            // a repair that failed (full disk, read-only, not permitted) is an
-            // error: one line naming each file, with what was done anyway
-            if !report.repair_failed.is_empty() {
-                let failed: Vec<&str> = report
-                    .repair_failed
-                    .iter()
-                    .map(|failed| failed.action.as_str())
-                    .collect();
-                bail!(
-                    "unable to repair the key store - {} ({} other repair(s) done; run 'verify' to see what remains)",
-                    failed.join("; "),
-                    report.repaired.len()
-                );
-            }
-            out.message(&report, render_report)?;
-            let code = match report.is_clean() {
-                true => EXIT_OK,
-                false => EXIT_FINDINGS,
-            };
-            return Ok(ExitCode::from(code));
-        }
+        EncryptionKeyCommand::Verify { repair } => return verify(out, &dir, repair),
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// `list`: the keys as a table, or as JSON written from each key's text.
+fn list(out: &Output, dir: &ConfigDir, include_archived: bool, unused: bool) -> Result<(), Error> {
+    if dir.open_base()?.is_none() {
+        // an empty list would not say that nothing is there at all
+        eprintln!(
+            "Note: config dir {:?} does not exist - no keys are stored there \
+             (check --config-dir or $PBS_CONFIG_DIR)",
+            dir.base()
+        );
+    }
+    let filter = encryption_keys::ListFilter {
+        include_archived,
+        unused,
+    };
+    let list = encryption_keys::list_keys_with_users_undigested(dir, filter, |_| true)?;
+    if out.format() == OutputFormat::Json {
+        // each key written from its text, never typed: the bytes
+        // serde_json gives for `list` (KeyList::write_json)
+        out.write_json_with(|stdout| list.write_json(stdout))?;
+    } else {
+        let entries: Vec<_> = list.entries()?.collect();
+        let table = match include_archived || unused {
+            true => &KEY_TABLE_ARCHIVED,
+            false => &KEY_TABLE,
+        };
+        out.list(&entries, table)?;
+    }
+    Ok(())
+}
+
+/// `show`: one key's metadata, with a mark for what the audit log lacks.
+fn show(out: &Output, dir: &ConfigDir, id: &str) -> Result<(), Error> {
+    let details = encryption_keys::show_key_details(dir, id)
+        .map_err(|err| param_context(err, |_| "failed to show encryption key".into()))?;
+    out.message(&details, |details| {
+        let mut record = serde_json::to_value(details).unwrap_or_default();
+        for name in AUDIT_MARKS {
+            if record[name].is_null() {
+                record[name] = out.none_mark().into();
+            }
+        }
+        out.render_object(&record, &KEY_FIELDS)
+    })?;
+    Ok(())
+}
+
+/// `verify`: the key store's findings (and with `repair`, what was
+/// repaired); exit code [`EXIT_FINDINGS`] if something remains.
+fn verify(out: &Output, dir: &ConfigDir, repair: bool) -> Result<ExitCode, Error> {
+    let report = encryption_keys::verify_keys(dir, repair)?;
+    // a repair that failed (full disk, read-only, not permitted) is an
+    // error: one line naming each file, with what was done anyway
+    if !report.repair_failed.is_empty() {
+        let failed: Vec<&str> = report
+            .repair_failed
+            .iter()
+            .map(|failed| failed.action.as_str())
+            .collect();
+        bail!(
+            "unable to repair the key store - {} ({} other repair(s) done; run 'verify' to see what remains)",
+            failed.join("; "),
+            report.repaired.len()
+        );
+    }
+    out.message(&report, render_report)?;
+    let code = match report.is_clean() {
+        true => EXIT_OK,
+        false => EXIT_FINDINGS,
+    };
+    Ok(ExitCode::from(code))
 }
 
 /// `import`: key file JSON or paperkey text; a protected key with its
