@@ -15,6 +15,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use pbs_api_types::{Authid, User, Userid};
+use pbs_config::ConfigDir;
 use pbs_keystore::api2::access::user::{
     self as api, DeletableUserProperty, Permissions, UserUpdater,
 };
@@ -74,6 +75,19 @@ pub struct UserProperties {
     /// Enable the account (default: yes).
     #[arg(long, value_name = "BOOL", value_parser = parse_bool)]
     enable: Option<bool>,
+}
+
+impl From<UserProperties> for UserUpdater {
+    fn from(properties: UserProperties) -> Self {
+        UserUpdater {
+            comment: properties.comment,
+            enable: properties.enable,
+            expire: properties.expire,
+            firstname: properties.firstname,
+            lastname: properties.lastname,
+            email: properties.email,
+        }
+    }
 }
 
 /// User properties `update --delete` removes.
@@ -269,17 +283,8 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: UserCommand) -> Result<ExitCo
             ask_password,
             properties,
         } => {
-            let what = format!("failed to create user '{userid}'");
-            let mut user = User::new(userid);
-            user.comment = properties.comment;
-            user.email = properties.email;
-            user.firstname = properties.firstname;
-            user.lastname = properties.lastname;
-            user.expire = properties.expire;
-            user.enable = properties.enable;
             let password = password(given, ask_password)?;
-            let user = api::create_user(&dir, user, password.as_deref()).map_err(context(what))?;
-            out.message(&user, |user| format!("created user '{}'\n", user.userid))?;
+            create(out, &dir, userid, password.as_deref(), properties)?;
         }
         UserCommand::Update {
             userid,
@@ -289,27 +294,10 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: UserCommand) -> Result<ExitCo
             delete,
             digest,
         } => {
-            let update = UserUpdater {
-                comment: properties.comment,
-                enable: properties.enable,
-                expire: properties.expire,
-                firstname: properties.firstname,
-                lastname: properties.lastname,
-                email: properties.email,
-            };
-            let delete: Vec<DeletableUserProperty> = delete.into_iter().map(Into::into).collect();
             let password = password(given, ask_password)?;
-            let what = format!("failed to update user '{userid}'");
-            let user = api::update_user(
-                &dir,
-                &userid,
-                update,
-                password.as_deref(),
-                &delete,
-                digest.as_deref(),
-            )
-            .map_err(context(what))?;
-            out.message(&user, |user| format!("updated user '{}'\n", user.userid))?;
+            let delete: Vec<DeletableUserProperty> = delete.into_iter().map(Into::into).collect();
+            let update = (properties.into(), &delete[..], digest.as_deref());
+            update_user(out, &dir, &userid, password.as_deref(), update)?;
         }
         UserCommand::Remove { userid, digest } => {
             let what = format!("failed to remove user '{userid}'");
@@ -344,18 +332,8 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: UserCommand) -> Result<ExitCo
             comment,
             expire,
         } => {
-            let what = format!("failed to generate API token '{name}' of '{userid}'");
-            let secret = api::generate_token(&dir, &userid, &name, comment, expire)
-                .map_err(context(what))?;
-            out.object(&secret, &SECRET_FIELDS)?;
-            if out.format() == OutputFormat::Text {
-                eprintln!(
-                    "The secret is shown only once; store it now.\n\
-                     A token has no privileges of its own until an ACL names it, e.g.:\n  \
-                     proxmox-backup-manager acl update /system/encryption-keys Admin --auth-id '{}'",
-                    secret.tokenid
-                );
-            }
+            let secret = generate_token(&dir, &userid, &name, comment, expire)?;
+            show_secret(out, &secret)?;
         }
         UserCommand::ListTokens { userid } => {
             let tokens = api::list_tokens(&dir, &userid)?;
@@ -370,4 +348,70 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: UserCommand) -> Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `user create`: a user with `properties` (and a password, for a `pbs`
+/// realm user).
+fn create(
+    out: &Output,
+    dir: &ConfigDir,
+    userid: Userid,
+    password: Option<&str>,
+    properties: UserProperties,
+) -> Result<(), Error> {
+    let what = format!("failed to create user '{userid}'");
+    let mut user = User::new(userid);
+    user.comment = properties.comment;
+    user.email = properties.email;
+    user.firstname = properties.firstname;
+    user.lastname = properties.lastname;
+    user.expire = properties.expire;
+    user.enable = properties.enable;
+    let user = api::create_user(dir, user, password).map_err(context(what))?;
+    out.message(&user, |user| format!("created user '{}'\n", user.userid))
+}
+
+/// The changes of `user update`: properties to set, properties to
+/// remove, and the digest `user.cfg` must still have.
+type Changes<'a> = (UserUpdater, &'a [DeletableUserProperty], Option<&'a str>);
+
+/// `user update`: the `changes` (and a new password).
+fn update_user(
+    out: &Output,
+    dir: &ConfigDir,
+    userid: &Userid,
+    password: Option<&str>,
+    (update, delete, digest): Changes<'_>,
+) -> Result<(), Error> {
+    let what = format!("failed to update user '{userid}'");
+    let user =
+        api::update_user(dir, userid, update, password, delete, digest).map_err(context(what))?;
+    out.message(&user, |user| format!("updated user '{}'\n", user.userid))
+}
+
+/// `user generate-token`: the token and its secret, shown this once.
+fn generate_token(
+    dir: &ConfigDir,
+    userid: &Userid,
+    name: &str,
+    comment: Option<String>,
+    expire: Option<i64>,
+) -> Result<api::TokenSecret, Error> {
+    let what = format!("failed to generate API token '{name}' of '{userid}'");
+    api::generate_token(dir, userid, name, comment, expire).map_err(context(what))
+}
+
+/// The token id and its secret, with (as text) how to give the token
+/// privileges.
+fn show_secret(out: &Output, secret: &api::TokenSecret) -> Result<(), Error> {
+    out.object(secret, &SECRET_FIELDS)?;
+    if out.format() == OutputFormat::Text {
+        eprintln!(
+            "The secret is shown only once; store it now.\n\
+             A token has no privileges of its own until an ACL names it, e.g.:\n  \
+             proxmox-backup-manager acl update /system/encryption-keys Admin --auth-id '{}'",
+            secret.tokenid
+        );
+    }
+    Ok(())
 }
