@@ -17,7 +17,9 @@ use anyhow::Error;
 use serde_json::Value;
 
 use proxmox_router::{Router, SubdirMap};
-use proxmox_schema::param_bail;
+use proxmox_schema::{param_bail, param_format_err};
+
+use pbs_api_types::PROXMOX_CONFIG_DIGEST_SCHEMA;
 
 pub mod access;
 pub mod config;
@@ -58,6 +60,19 @@ pub(crate) fn required_str<'a>(param: &'a Value, name: &str) -> Result<&'a str, 
         Some(value) => Ok(value),
         None => param_bail!(name, "parameter is missing"),
     }
+}
+
+/// The `digest` parameter, if given, checked against its schema and
+/// parsed (the bytes a config file's digest is compared with).
+pub(crate) fn parse_digest(digest: Option<&str>) -> Result<Option<[u8; 32]>, Error> {
+    digest
+        .map(|digest| {
+            PROXMOX_CONFIG_DIGEST_SCHEMA
+                .parse_simple_value(digest)
+                .map_err(|err| param_format_err!("digest", "{err}"))?;
+            pbs_config::parse_digest(digest).map_err(|err| param_format_err!("digest", "{err}"))
+        })
+        .transpose()
 }
 
 /// The strings of an array parameter (a single string counts as one).

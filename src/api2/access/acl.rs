@@ -19,7 +19,7 @@ use anyhow::{Error, bail};
 
 use proxmox_schema::{param_bail, param_format_err};
 
-use pbs_api_types::{AclListItem, Authid, PROXMOX_CONFIG_DIGEST_SCHEMA, ROLES, role_privileges};
+use pbs_api_types::{AclListItem, Authid, ROLES, role_privileges};
 use pbs_config::ConfigDir;
 use pbs_config::acl::check_acl_path;
 use pbs_config::audit::Op;
@@ -52,14 +52,7 @@ pub fn update_acl(
             names.join(", ")
         );
     }
-    let digest = digest
-        .map(|digest| {
-            PROXMOX_CONFIG_DIGEST_SCHEMA
-                .parse_simple_value(digest)
-                .map_err(|err| param_format_err!("digest", "{err}"))?;
-            pbs_config::parse_digest(digest).map_err(|err| param_format_err!("digest", "{err}"))
-        })
-        .transpose()?;
+    let digest = crate::api2::parse_digest(digest)?;
     let acl = dir.acl_config();
     let acl_lock = acl.lock_config()?;
     let (mut tree, current) = acl.config()?;

@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use proxmox_schema::{ApiType, param_bail, param_format_err};
 
 use pbs_api_types::{
-    ApiToken, Authid, PRIVILEGES, PROXMOX_CONFIG_DIGEST_SCHEMA, PROXMOX_TOKEN_NAME_SCHEMA,
-    USER_COMMENT_SCHEMA, User, Userid, privilege_names, role_privileges,
+    ApiToken, Authid, PRIVILEGES, PROXMOX_TOKEN_NAME_SCHEMA, USER_COMMENT_SCHEMA, User, Userid,
+    privilege_names, role_privileges,
 };
 use pbs_config::ConfigDir;
 use pbs_config::acl::{AclTree, check_acl_path_syntax, split_acl_path};
@@ -47,6 +47,8 @@ use pbs_config::audit::Op;
 use pbs_config::cached_user_info::CachedUserInfo;
 use pbs_config::shadow::PBS_REALM;
 use pbs_config::user::{TOKEN_TYPE_ID, USER_TYPE_ID};
+
+use crate::api2::parse_digest;
 
 /// Properties `update_user` can delete (upstream's `DeletableUserProperty`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,17 +101,6 @@ pub struct TokenSecret {
 /// A privilege name → whether it propagates, per ACL path (upstream's
 /// permissions answer).
 pub type Permissions = BTreeMap<String, BTreeMap<String, bool>>;
-
-fn parse_digest(digest: Option<&str>) -> Result<Option<[u8; 32]>, Error> {
-    digest
-        .map(|digest| {
-            PROXMOX_CONFIG_DIGEST_SCHEMA
-                .parse_simple_value(digest)
-                .map_err(|err| param_format_err!("digest", "{err}"))?;
-            pbs_config::parse_digest(digest).map_err(|err| param_format_err!("digest", "{err}"))
-        })
-        .transpose()
-}
 
 /// The realm first (a pam user has no password here, whatever its
 /// length), then upstream's bounds (5 to 64 characters), before anything

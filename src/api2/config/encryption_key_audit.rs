@@ -15,22 +15,20 @@ use serde::Serialize;
 use serde_json::Value;
 
 use proxmox_router::{
-    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+    ApiHandler, ApiMethod, ReturnType, Router, RpcEnvironment, SerializableReturn,
 };
 use proxmox_schema::{
     ApiStringFormat, ArraySchema, IntegerSchema, ObjectSchema, Schema, StringSchema, param_bail,
 };
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
 use pbs_config::audit::{
     AuditLog, AuditProblem, AuditReport, Checkpoint, Filter, Op, ProblemKind, Record, VerifyOptions,
 };
 
+use super::STORE_AUDIT;
 use crate::server::environment::RestEnvironment;
-
-const STORE_AUDIT: Permission =
-    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_AUDIT, false);
 
 fn check_operation(name: &str) -> Result<(), Error> {
     name.parse::<Op>().map(|_| ())

@@ -50,6 +50,7 @@ use pbs_key_config::bundle::{
 use pbs_key_config::paperkey::{Paperkey, PaperkeyFormat, parse_key_file_or_paperkey};
 use pbs_key_config::{KeyConfig, KeyError};
 
+use super::{KEY_MODIFY, STORE_MODIFY};
 use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id};
 use crate::api2::{param_str, required_str};
 use crate::server::environment::RestEnvironment;
@@ -117,9 +118,6 @@ const BUNDLE_SCHEMA: Schema = StringSchema::new(
 
 /// `output-format` of a paperkey.
 const PAPERKEY_FORMAT_SCHEMA: Schema = PaperkeyFormat::API_SCHEMA;
-
-const STORE_MODIFY: Permission =
-    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false);
 
 /// Checks ids given as a list (the schema checks each in the API; the CLI
 /// passes them unchecked).
@@ -737,14 +735,7 @@ pub const API_METHOD_PAPERKEY: ApiMethod = ApiMethod::new(
     &API_METHOD_PAPERKEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &PAPERKEY_RETURN_SCHEMA))
-.access(
-    None,
-    &Permission::Privilege(
-        &["system", "encryption-keys", "{id}"],
-        PRIV_SYS_MODIFY,
-        false,
-    ),
-);
+.access(None, &KEY_MODIFY);
 
 fn api_paperkey(
     param: Value,

@@ -36,13 +36,11 @@ use serde_json::Value;
 
 use proxmox_lang::error::ErrorLayer;
 use proxmox_router::{
-    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+    ApiHandler, ApiMethod, ReturnType, Router, RpcEnvironment, SerializableReturn,
 };
 use proxmox_schema::{ArraySchema, BooleanSchema, ObjectSchema, Schema, param_bail};
 
-use pbs_api_types::{
-    CRYPT_KEY_ID_SCHEMA, CryptKey, JOB_ID_SCHEMA, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, SyncJobConfig,
-};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, JOB_ID_SCHEMA, SyncJobConfig};
 use pbs_config::ConfigDir;
 use pbs_config::export::{ExportSelection, StoreState};
 use pbs_config::rotation::{Aborted, ExportPlan, Journal, RotateHooks, RotateRequest, Rotated};
@@ -52,6 +50,7 @@ use pbs_key_config::bundle::{
     rsa_key_id, write_bundle_file,
 };
 
+use super::{STORE_AUDIT, STORE_MODIFY};
 use crate::api2::config::encryption_key_export::{
     MASTER_PUBKEYS_SCHEMA, Recipients, master_pubkey,
 };
@@ -512,10 +511,7 @@ pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
     &API_METHOD_ROTATE_PARAMETERS,
 )
 .returns(ReturnType::new(false, &ROTATED_SCHEMA))
-.access(
-    Some(MODIFY_ACCESS),
-    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false),
-);
+.access(Some(MODIFY_ACCESS), &STORE_MODIFY);
 
 fn api_rotate(
     param: Value,
@@ -575,7 +571,7 @@ pub const API_METHOD_ROTATION_STATUS: ApiMethod = ApiMethod::new(
 .returns(ReturnType::new(false, &JOURNAL_LIST_SCHEMA))
 .access(
     Some("the answer holds only rotations whose jobs the caller may read"),
-    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_AUDIT, false),
+    &STORE_AUDIT,
 );
 
 fn api_rotation_status(
@@ -613,7 +609,7 @@ pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(
 .returns(ReturnType::new(false, &ABORTED_SCHEMA))
 .access(
     Some("and modify access to each job of the rotation, checked by the handler"),
-    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false),
+    &STORE_MODIFY,
 );
 
 fn api_abort_rotation(

@@ -16,16 +16,17 @@ use anyhow::Error;
 use serde_json::Value;
 
 use proxmox_router::{
-    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
+    ApiHandler, ApiMethod, ReturnType, Router, RpcEnvironment, SerializableReturn,
 };
 use proxmox_schema::{
     ApiStringFormat, ArraySchema, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail,
 };
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
 use pbs_config::trash::{Purged, TrashListing};
 
+use super::{STORE_AUDIT, STORE_MODIFY};
 use crate::api2::config::encryption_keys::CRYPT_KEY_RETURN_SCHEMA;
 use crate::api2::{param_str, required_str};
 use crate::server::environment::RestEnvironment;
@@ -67,11 +68,6 @@ const PURGED_SCHEMA: Schema =
         .schema();
 
 const PURGED_LIST_SCHEMA: Schema = ArraySchema::new("What was destroyed.", &PURGED_SCHEMA).schema();
-
-const STORE_AUDIT: Permission =
-    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_AUDIT, false);
-const STORE_MODIFY: Permission =
-    Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false);
 
 fn check_as(as_id: Option<&str>) -> Result<(), Error> {
     if let Some(id) = as_id

@@ -31,8 +31,7 @@ use proxmox_schema::{
 };
 
 use pbs_api_types::{
-    CRYPT_KEY_ID_SCHEMA, CryptKey, KEY_HINT_SCHEMA, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY,
-    PROXMOX_CONFIG_DIGEST_SCHEMA,
+    CRYPT_KEY_ID_SCHEMA, CryptKey, KEY_HINT_SCHEMA, PRIV_SYS_AUDIT, PROXMOX_CONFIG_DIGEST_SCHEMA,
 };
 use pbs_config::encryption_keys::{DeleteOptions, Deleted};
 use pbs_config::sync::{KeyUsage, KeyUsers};
@@ -41,7 +40,9 @@ use pbs_config::verify::VerifyReport;
 use pbs_config::{ConfigDir, KeyIndex, ListEntry};
 use pbs_key_config::{KeyConfig, KeyError};
 
+use super::{KEY_AUDIT, KEY_MODIFY, STORE_MODIFY};
 use crate::api2::config::encryption_key_audit::{self, AuditMarks};
+use crate::api2::parse_digest;
 use crate::api2::{param_str, required_str};
 use crate::server::environment::RestEnvironment;
 
@@ -115,17 +116,6 @@ pub(crate) fn check_id(id: &str) -> Result<(), Error> {
         param_bail!("id", "{err}");
     }
     Ok(())
-}
-
-fn parse_digest(digest: Option<&str>) -> Result<Option<[u8; 32]>, Error> {
-    digest
-        .map(|digest| {
-            PROXMOX_CONFIG_DIGEST_SCHEMA
-                .parse_simple_value(digest)
-                .map_err(|err| param_format_err!("digest", "{err}"))?;
-            pbs_config::parse_digest(digest).map_err(|err| param_format_err!("digest", "{err}"))
-        })
-        .transpose()
 }
 
 /// Which keys a list holds (besides what the caller may see).
@@ -417,14 +407,7 @@ pub const API_METHOD_SHOW_KEY: ApiMethod = ApiMethod::new(
     &API_METHOD_SHOW_KEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &KEY_DETAILS_RETURN_SCHEMA))
-.access(
-    None,
-    &Permission::Privilege(
-        &["system", "encryption-keys", "{id}"],
-        PRIV_SYS_AUDIT,
-        false,
-    ),
-);
+.access(None, &KEY_AUDIT);
 
 fn api_show_key(
     param: Value,
@@ -546,10 +529,7 @@ pub const API_METHOD_CREATE_KEY: ApiMethod = ApiMethod::new(
     &API_METHOD_CREATE_KEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &KEY_CONFIG_RETURN_SCHEMA))
-.access(
-    None,
-    &Permission::Privilege(&["system", "encryption-keys"], PRIV_SYS_MODIFY, false),
-);
+.access(None, &STORE_MODIFY);
 
 fn api_create_key(
     param: Value,
@@ -599,14 +579,7 @@ pub const API_METHOD_TOGGLE_KEY_ARCHIVE_STATE: ApiMethod = ApiMethod::new(
     &ApiHandler::Sync(&api_toggle_key_archive_state),
     &API_METHOD_TOGGLE_KEY_ARCHIVE_STATE_PARAMETERS,
 )
-.access(
-    None,
-    &Permission::Privilege(
-        &["system", "encryption-keys", "{id}"],
-        PRIV_SYS_MODIFY,
-        false,
-    ),
-);
+.access(None, &KEY_MODIFY);
 
 fn api_toggle_key_archive_state(
     param: Value,
@@ -719,14 +692,7 @@ pub const API_METHOD_DELETE_KEY: ApiMethod = ApiMethod::new(
     &ApiHandler::Sync(&api_delete_key),
     &API_METHOD_DELETE_KEY_PARAMETERS,
 )
-.access(
-    None,
-    &Permission::Privilege(
-        &["system", "encryption-keys", "{id}"],
-        PRIV_SYS_MODIFY,
-        false,
-    ),
-);
+.access(None, &KEY_MODIFY);
 
 fn api_delete_key(
     param: Value,
@@ -800,14 +766,7 @@ pub const API_METHOD_VERIFY_KEY: ApiMethod = ApiMethod::new(
     &API_METHOD_VERIFY_KEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &KEY_VERIFICATION_RETURN_SCHEMA))
-.access(
-    None,
-    &Permission::Privilege(
-        &["system", "encryption-keys", "{id}"],
-        PRIV_SYS_AUDIT,
-        false,
-    ),
-);
+.access(None, &KEY_AUDIT);
 
 fn api_verify_key(
     param: Value,

@@ -42,7 +42,7 @@ use proxmox_router::{
 };
 use proxmox_schema::{
     ApiStringFormat, ApiType, ArraySchema, EnumEntry, ObjectSchema, ObjectSchemaType, Schema,
-    StringSchema, param_bail, param_format_err,
+    StringSchema, param_bail,
 };
 
 use pbs_api_types::{
@@ -56,6 +56,7 @@ use pbs_config::ConfigDir;
 use pbs_config::cached_user_info::{CachedUserInfo, PermissionDenied};
 use pbs_config::sync::JobsEdit;
 
+use crate::api2::parse_digest;
 use crate::http_err;
 use crate::server::environment::RestEnvironment;
 
@@ -579,17 +580,6 @@ impl JobUpdate {
     fn deletes(&self, name: &str) -> bool {
         self.delete.iter().any(|d| d == name)
     }
-}
-
-fn parse_digest(digest: Option<&str>) -> Result<Option<[u8; 32]>, Error> {
-    digest
-        .map(|digest| {
-            PROXMOX_CONFIG_DIGEST_SCHEMA
-                .parse_simple_value(digest)
-                .map_err(|err| param_format_err!("digest", "{err}"))?;
-            pbs_config::parse_digest(digest).map_err(|err| param_format_err!("digest", "{err}"))
-        })
-        .transpose()
 }
 
 /// Applies `update` to sync job `id` and returns it as stored. With
