@@ -21,6 +21,43 @@ use proxmox_schema::{param_bail, param_format_err};
 
 use pbs_api_types::PROXMOX_CONFIG_DIGEST_SCHEMA;
 
+/// A route's handler, for [`ApiMethod::new`](proxmox_router::ApiMethod::new):
+/// `handler!(Sync, |param, env| answer)` or
+/// `handler!(SerializingSync, |param, env| answer)`. The answer is an expression over the request's checked
+/// parameters (`param`, a [`Value`]) and its
+/// [`RestEnvironment`](crate::server::environment::RestEnvironment) (`env`),
+/// in which `?` answers an error. A `Sync` handler answers a [`Value`]; a
+/// `SerializingSync` one anything serializable, written straight into the
+/// response. A handler that needs more of the request (a result attribute
+/// such as the digest, the authentication of a login) is written out as a
+/// function. Declared before the route modules, which see it by its name.
+macro_rules! handler {
+    (Sync, |$param:pat_param, $env:pat_param| $answer:expr) => {{
+        fn handler(
+            param: ::serde_json::Value,
+            _method: &::proxmox_router::ApiMethod,
+            rpcenv: &mut dyn ::proxmox_router::RpcEnvironment,
+        ) -> Result<::serde_json::Value, ::anyhow::Error> {
+            let $param = param;
+            let $env = $crate::server::environment::RestEnvironment::of(rpcenv)?;
+            Ok($answer)
+        }
+        &::proxmox_router::ApiHandler::Sync(&handler)
+    }};
+    (SerializingSync, |$param:pat_param, $env:pat_param| $answer:expr) => {{
+        fn handler(
+            param: ::serde_json::Value,
+            _method: &::proxmox_router::ApiMethod,
+            rpcenv: &mut dyn ::proxmox_router::RpcEnvironment,
+        ) -> Result<Box<dyn ::proxmox_router::SerializableReturn + Send>, ::anyhow::Error> {
+            let $param = param;
+            let $env = $crate::server::environment::RestEnvironment::of(rpcenv)?;
+            Ok(Box::new($answer))
+        }
+        &::proxmox_router::ApiHandler::SerializingSync(&handler)
+    }};
+}
+
 pub mod access;
 pub mod config;
 pub mod version;

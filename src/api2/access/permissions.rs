@@ -19,9 +19,8 @@
 //! use; the server still checks every request.
 
 use anyhow::Error;
-use serde_json::Value;
 
-use proxmox_router::{ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment};
+use proxmox_router::{ApiMethod, Permission, ReturnType, Router};
 use proxmox_schema::{ObjectSchema, Schema};
 
 use pbs_api_types::{ACL_PATH_SCHEMA, Authid, PRIV_SYS_AUDIT, PROXMOX_AUTH_ID_SCHEMA};
@@ -31,7 +30,6 @@ use pbs_config::cached_user_info::CachedUserInfo;
 use crate::api2::access::user::{self, Permissions};
 use crate::api2::param_str;
 use crate::http_bail;
-use crate::server::environment::RestEnvironment;
 
 /// The paths every answer without `path` lists, held or not.
 pub const DEFAULT_PATHS: &[&str] = &["/", "/system", "/system/encryption-keys"];
@@ -91,32 +89,28 @@ const PERMISSIONS_RETURN_SCHEMA: Schema =
 
 /// `GET /access/permissions`: [`list_permissions`] for the caller.
 pub const API_METHOD_LIST_PERMISSIONS: ApiMethod = ApiMethod::new(
-    &ApiHandler::Sync(&api_list_permissions),
+    handler!(Sync, |param, env| {
+        let (caller, info) = (env.auth_id()?, env.user_info()?);
+        let auth_id: Option<Authid> = param_str(&param, "auth-id").map(str::parse).transpose()?;
+        let permissions = list_permissions(
+            env.dir(),
+            &info,
+            &caller,
+            auth_id.as_ref(),
+            param_str(&param, "path"),
+        )?;
+        serde_json::to_value(permissions)?
+    }),
     &API_METHOD_LIST_PERMISSIONS_PARAMETERS,
 )
 .returns(ReturnType::new(false, &PERMISSIONS_RETURN_SCHEMA))
 .access(
-    Some("the caller's own privileges; another id's need Sys.Audit on `/access`, except a user's own tokens"),
+    Some(
+        "the caller's own privileges; another id's need Sys.Audit on `/access`, except a \
+         user's own tokens",
+    ),
     &Permission::Anybody,
 );
-
-fn api_list_permissions(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Value, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    let (caller, info) = (env.auth_id()?, env.user_info()?);
-    let auth_id: Option<Authid> = param_str(&param, "auth-id").map(str::parse).transpose()?;
-    let permissions = list_permissions(
-        env.dir(),
-        &info,
-        &caller,
-        auth_id.as_ref(),
-        param_str(&param, "path"),
-    )?;
-    Ok(serde_json::to_value(permissions)?)
-}
 
 /// The routes of `/access/permissions`.
 pub const ROUTER: Router = Router::new().get(&API_METHOD_LIST_PERMISSIONS);

@@ -14,9 +14,7 @@ use anyhow::{Error, format_err};
 use serde::Serialize;
 use serde_json::Value;
 
-use proxmox_router::{
-    ApiHandler, ApiMethod, ReturnType, Router, RpcEnvironment, SerializableReturn,
-};
+use proxmox_router::{ApiMethod, ReturnType, Router};
 use proxmox_schema::{
     ApiStringFormat, ArraySchema, IntegerSchema, ObjectSchema, Schema, StringSchema, param_bail,
 };
@@ -28,7 +26,6 @@ use pbs_config::audit::{
 };
 
 use super::STORE_AUDIT;
-use crate::server::environment::RestEnvironment;
 
 fn check_operation(name: &str) -> Result<(), Error> {
     name.parse::<Op>().map(|_| ())
@@ -120,35 +117,29 @@ pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
 
 /// `GET /config/encryption-key-audit`: [`list_records`].
 pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_list_records),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let ops = match &param["operation"] {
+            Value::Array(names) => names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::parse)
+                .collect::<Result<Vec<Op>, Error>>()?,
+            _ => Vec::new(),
+        };
+        let filter = Filter {
+            key: param["id"].as_str().map(str::to_string),
+            since: param["since"].as_i64(),
+            until: param["until"].as_i64(),
+            ops,
+            ..Filter::default()
+        };
+        list_records(dir, &filter)?
+    }),
     &API_METHOD_LIST_RECORDS_PARAMETERS,
 )
 .returns(ReturnType::new(false, &RECORD_LIST_SCHEMA))
 .access(None, &STORE_AUDIT);
-
-fn api_list_records(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let ops = match &param["operation"] {
-        Value::Array(names) => names
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::parse)
-            .collect::<Result<Vec<Op>, Error>>()?,
-        _ => Vec::new(),
-    };
-    let filter = Filter {
-        key: param["id"].as_str().map(str::to_string),
-        since: param["since"].as_i64(),
-        until: param["until"].as_i64(),
-        ops,
-        ..Filter::default()
-    };
-    Ok(Box::new(list_records(dir, &filter)?))
-}
 
 /// Verifies the log (see `AuditLog::verify`); a store without a log is
 /// clean unless a kept checkpoint proves records it lacks.
@@ -214,7 +205,29 @@ pub const API_METHOD_VERIFY_LOG_PARAMETERS: ObjectSchema = ObjectSchema::new(
 /// `GET /config/encryption-key-audit/verify`: [`verify_log`], never
 /// repairing.
 pub const API_METHOD_VERIFY_LOG: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_verify_log),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let options = VerifyOptions {
+            checkpoints: strings(&param["checkpoint"]),
+            trusted_keys: strings(&param["trusted-key"]),
+            repair: false,
+        };
+        for (name, texts) in [
+            ("checkpoint", &options.checkpoints),
+            ("trusted-key", &options.trusted_keys),
+        ] {
+            if let Some(Err(err)) = texts.iter().find_map(|text| {
+                let parsed = match name {
+                    "checkpoint" => Checkpoint::parse(text).map(|_| ()),
+                    _ => pbs_config::audit::PublicKey::parse_verifier_key(text).map(|_| ()),
+                };
+                parsed.is_err().then_some(parsed)
+            }) {
+                param_bail!(name, "{err}");
+            }
+        }
+        verify_log(dir, &options)?
+    }),
     &API_METHOD_VERIFY_LOG_PARAMETERS,
 )
 .returns(ReturnType::new(false, &REPORT_SCHEMA))
@@ -229,34 +242,6 @@ fn strings(value: &Value) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-fn api_verify_log(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let options = VerifyOptions {
-        checkpoints: strings(&param["checkpoint"]),
-        trusted_keys: strings(&param["trusted-key"]),
-        repair: false,
-    };
-    for (name, texts) in [
-        ("checkpoint", &options.checkpoints),
-        ("trusted-key", &options.trusted_keys),
-    ] {
-        if let Some(Err(err)) = texts.iter().find_map(|text| {
-            let parsed = match name {
-                "checkpoint" => Checkpoint::parse(text).map(|_| ()),
-                _ => pbs_config::audit::PublicKey::parse_verifier_key(text).map(|_| ()),
-            };
-            parsed.is_err().then_some(parsed)
-        }) {
-            param_bail!(name, "{err}");
-        }
-    }
-    Ok(Box::new(verify_log(dir, &options)?))
 }
 
 /// The checkpoint to keep off the host.
@@ -306,20 +291,11 @@ pub const API_METHOD_CURRENT_CHECKPOINT_PARAMETERS: ObjectSchema = ObjectSchema:
 
 /// `GET /config/encryption-key-audit/checkpoint`: [`current_checkpoint`].
 pub const API_METHOD_CURRENT_CHECKPOINT: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_current_checkpoint),
+    handler!(SerializingSync, |_, env| current_checkpoint(env.dir())?),
     &API_METHOD_CURRENT_CHECKPOINT_PARAMETERS,
 )
 .returns(ReturnType::new(false, &CHECKPOINT_SCHEMA))
 .access(None, &STORE_AUDIT);
-
-fn api_current_checkpoint(
-    _param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    Ok(Box::new(current_checkpoint(dir)?))
-}
 
 /// Who did something to a key, and when, as the log's record of it says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

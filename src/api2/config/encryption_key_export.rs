@@ -29,9 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 use zeroize::Zeroize;
 
-use proxmox_router::{
-    ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment, SerializableReturn,
-};
+use proxmox_router::{ApiMethod, Permission, ReturnType, Router};
 use proxmox_schema::{
     ApiType, ArraySchema, BooleanSchema, ObjectSchema, ParameterError, Schema, StringSchema,
     param_bail,
@@ -53,7 +51,6 @@ use pbs_key_config::{KeyConfig, KeyError};
 use super::{KEY_MODIFY, STORE_MODIFY};
 use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id};
 use crate::api2::{param_str, required_str};
-use crate::server::environment::RestEnvironment;
 
 /// The largest bundle (or paperkey text) the API takes: the request body
 /// limit bounds it first (docs/api.md).
@@ -299,7 +296,30 @@ const EXPORTED_SCHEMA: Schema = ObjectSchema::new(
 /// `POST /config/encryption-key-export`: [`export_keys`], each key
 /// checked for Sys.Modify.
 pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_export_keys),
+    handler!(SerializingSync, |param, env| {
+        let (auth_id, info) = (env.auth_id()?, env.user_info()?);
+        let selection = export_selection(
+            crate::api2::param_list(&param, "id"),
+            param["all"].as_bool().unwrap_or(false),
+            param["include-archived"].as_bool().unwrap_or(false),
+        )?;
+        let recipients = Recipients {
+            passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
+            master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
+                .iter()
+                .map(|pem| master_pubkey(pem.as_bytes()))
+                .collect::<Result<_, _>>()?,
+        };
+        let allowed = |key: &CryptKey| {
+            info.check_privs(
+                &auth_id,
+                &format!("/system/encryption-keys/{}", key.id),
+                PRIV_SYS_MODIFY,
+            )
+        };
+        // the one answer of this route: the bundle, encrypted
+        export_keys(env.dir(), &selection, &recipients, &allowed)?
+    }),
     &API_METHOD_EXPORT_KEYS_PARAMETERS,
 )
 .returns(ReturnType::new(false, &EXPORTED_SCHEMA))
@@ -310,41 +330,6 @@ pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
     ),
     &Permission::Anybody,
 );
-
-fn api_export_keys(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    let (auth_id, info) = (env.auth_id()?, env.user_info()?);
-    let selection = export_selection(
-        crate::api2::param_list(&param, "id"),
-        param["all"].as_bool().unwrap_or(false),
-        param["include-archived"].as_bool().unwrap_or(false),
-    )?;
-    let recipients = Recipients {
-        passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
-        master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
-            .iter()
-            .map(|pem| master_pubkey(pem.as_bytes()))
-            .collect::<Result<_, _>>()?,
-    };
-    let allowed = |key: &CryptKey| {
-        info.check_privs(
-            &auth_id,
-            &format!("/system/encryption-keys/{}", key.id),
-            PRIV_SYS_MODIFY,
-        )
-    };
-    // the one answer of this route: the bundle, encrypted
-    Ok(Box::new(export_keys(
-        env.dir(),
-        &selection,
-        &recipients,
-        &allowed,
-    )?))
-}
 
 // ---------------------------------------------------------------------------
 // opening a bundle: the drill and the restore
@@ -494,7 +479,12 @@ const BUNDLE_REPORT_SCHEMA: Schema = ObjectSchema::new(
 
 /// `POST /config/encryption-key-export/verify`: [`verify_bundle`].
 pub const API_METHOD_VERIFY_EXPORT: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_verify_export),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let data = required_str(&param, "bundle")?;
+        let secret = required_secret(&param)?;
+        verify_bundle(dir, data.as_bytes(), &secret.as_secret()).map_err(blame_open_error)?
+    }),
     &API_METHOD_VERIFY_EXPORT_PARAMETERS,
 )
 .returns(ReturnType::new(false, &BUNDLE_REPORT_SCHEMA))
@@ -509,19 +499,6 @@ fn required_secret(param: &Value) -> Result<OwnedSecret, Error> {
             "the bundle needs its secret - send passphrase, or master-key"
         ),
     }
-}
-
-fn api_verify_export(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let data = required_str(&param, "bundle")?;
-    let secret = required_secret(&param)?;
-    let report =
-        verify_bundle(dir, data.as_bytes(), &secret.as_secret()).map_err(blame_open_error)?;
-    Ok(Box::new(report))
 }
 
 /// Restores the keys of the bundle `data` (all, or those `ids` names)
@@ -654,41 +631,46 @@ const RESTORED_LIST_SCHEMA: Schema = ArraySchema::new(
 /// `POST /config/encryption-key-restore`: [`restore_bundle`], or
 /// [`restore_key_text`] for key file or paperkey text.
 pub const API_METHOD_RESTORE_KEYS: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_restore_keys),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let data = required_str(&param, "bundle")?;
+        let ids = crate::api2::param_list(&param, "id");
+        if is_bundle(data.as_bytes()) {
+            let secret = required_secret(&param)?;
+            restore_bundle(dir, data.as_bytes(), &secret.as_secret(), &ids)
+                .map_err(blame_open_error)?
+        } else {
+            restore_text_param(dir, &param, data, &ids)?
+        }
+    }),
     &API_METHOD_RESTORE_KEYS_PARAMETERS,
 )
 .returns(ReturnType::new(false, &RESTORED_LIST_SCHEMA))
 .access(None, &STORE_MODIFY);
 
-fn api_restore_keys(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let data = required_str(&param, "bundle")?;
-    let ids = crate::api2::param_list(&param, "id");
-    if is_bundle(data.as_bytes()) {
-        let secret = required_secret(&param)?;
-        let restored = restore_bundle(dir, data.as_bytes(), &secret.as_secret(), &ids)
-            .map_err(blame_open_error)?;
-        return Ok(Box::new(restored));
-    }
-    let [id] = ids.as_slice() else {
+/// The restore of key file or paperkey text: one id, the text's
+/// passphrase (wiped after use), no master key.
+fn restore_text_param(
+    dir: &ConfigDir,
+    param: &Value,
+    data: &str,
+    ids: &[String],
+) -> Result<Vec<RestoredKey>, Error> {
+    let [id] = ids else {
         param_bail!(
             "id",
             "key file or paperkey text holds no key id - give exactly one id to restore it as"
         );
     };
-    if param_str(&param, "master-key").is_some() {
+    if param_str(param, "master-key").is_some() {
         param_bail!("master-key", "only for an export bundle");
     }
-    let mut passphrase = param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec());
+    let mut passphrase = param_str(param, "passphrase").map(|p| p.as_bytes().to_vec());
     let restored = restore_key_text(dir, id, data, passphrase.as_deref());
     if let Some(passphrase) = &mut passphrase {
         passphrase.zeroize();
     }
-    Ok(Box::new(restored?))
+    restored
 }
 
 // ---------------------------------------------------------------------------
@@ -731,26 +713,20 @@ const PAPERKEY_RETURN_SCHEMA: Schema =
 /// GET: it hands out the key (a ticket's CSRF token is needed, as for any
 /// write) and is recorded.
 pub const API_METHOD_PAPERKEY: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_paperkey),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let id = required_str(&param, "id")?;
+        let format = match param_str(&param, "output-format") {
+            Some("html") => PaperkeyFormat::Html,
+            _ => PaperkeyFormat::Text,
+        };
+        // the one answer of this route: the key, on paper
+        paperkey(dir, id, format)?
+    }),
     &API_METHOD_PAPERKEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &PAPERKEY_RETURN_SCHEMA))
 .access(None, &KEY_MODIFY);
-
-fn api_paperkey(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let id = required_str(&param, "id")?;
-    let format = match param_str(&param, "output-format") {
-        Some("html") => PaperkeyFormat::Html,
-        _ => PaperkeyFormat::Text,
-    };
-    // the one answer of this route: the key, on paper
-    Ok(Box::new(paperkey(dir, id, format)?))
-}
 
 /// `/config/encryption-keys/{id}/paperkey`.
 pub const PAPERKEY_ROUTER: Router = Router::new().post(&API_METHOD_PAPERKEY);

@@ -32,12 +32,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Error, bail, format_err};
 use serde::Serialize;
-use serde_json::Value;
 
 use proxmox_lang::error::ErrorLayer;
-use proxmox_router::{
-    ApiHandler, ApiMethod, ReturnType, Router, RpcEnvironment, SerializableReturn,
-};
+use proxmox_router::{ApiMethod, ReturnType, Router};
 use proxmox_schema::{ArraySchema, BooleanSchema, ObjectSchema, Schema, param_bail};
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, JOB_ID_SCHEMA, SyncJobConfig};
@@ -59,7 +56,6 @@ use crate::api2::config::sync::{
     Caller, JobUpdate, apply_update, check_rotate_access, check_sync_job_read_access,
 };
 use crate::api2::param_str;
-use crate::server::environment::RestEnvironment;
 
 /// Where the export of a rotation goes.
 pub enum ExportTo {
@@ -507,41 +503,33 @@ const MODIFY_ACCESS: &str = "and what 'sync-job update JOB --active-encryption-k
 
 /// `POST /config/encryption-key-rotate`: [`rotate_keys`].
 pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_rotate),
+    handler!(SerializingSync, |param, env| {
+        let caller = Caller::of(env)?;
+        let params = RotateParams {
+            jobs: crate::api2::param_list(&param, "job"),
+            new_id: param_str(&param, "new-id").map(str::to_string),
+            archive_old: param["archive-old"].as_bool().unwrap_or(false),
+        };
+        let recipients = Recipients {
+            passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
+            master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
+                .iter()
+                .map(|pem| master_pubkey(pem.as_bytes()))
+                .collect::<Result<_, _>>()?,
+        };
+        let wanted = param["export"].as_bool().unwrap_or(false)
+            || recipients.passphrase.is_some()
+            || !recipients.master_pubkeys.is_empty();
+        let export = wanted.then_some(RotateExport {
+            to: ExportTo::Answer,
+            recipients,
+        });
+        rotate_keys(env.dir(), &caller, &params, export.as_ref())?
+    }),
     &API_METHOD_ROTATE_PARAMETERS,
 )
 .returns(ReturnType::new(false, &ROTATED_SCHEMA))
 .access(Some(MODIFY_ACCESS), &STORE_MODIFY);
-
-fn api_rotate(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    let caller = Caller::of(env)?;
-    let params = RotateParams {
-        jobs: crate::api2::param_list(&param, "job"),
-        new_id: param_str(&param, "new-id").map(str::to_string),
-        archive_old: param["archive-old"].as_bool().unwrap_or(false),
-    };
-    let recipients = Recipients {
-        passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
-        master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
-            .iter()
-            .map(|pem| master_pubkey(pem.as_bytes()))
-            .collect::<Result<_, _>>()?,
-    };
-    let wanted = param["export"].as_bool().unwrap_or(false)
-        || recipients.passphrase.is_some()
-        || !recipients.master_pubkeys.is_empty();
-    let export = wanted.then_some(RotateExport {
-        to: ExportTo::Answer,
-        recipients,
-    });
-    let answer = rotate_keys(env.dir(), &caller, &params, export.as_ref())?;
-    Ok(Box::new(answer))
-}
 
 /// Parameters of `GET /config/encryption-key-rotate`.
 pub const API_METHOD_ROTATION_STATUS_PARAMETERS: ObjectSchema = ObjectSchema::new(
@@ -565,7 +553,10 @@ const JOURNAL_LIST_SCHEMA: Schema = ArraySchema::new(
 
 /// `GET /config/encryption-key-rotate`: [`rotation_status`].
 pub const API_METHOD_ROTATION_STATUS: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_rotation_status),
+    handler!(SerializingSync, |param, env| {
+        let caller = Caller::of(env)?;
+        rotation_status(env.dir(), &caller, param_str(&param, "job"))?
+    }),
     &API_METHOD_ROTATION_STATUS_PARAMETERS,
 )
 .returns(ReturnType::new(false, &JOURNAL_LIST_SCHEMA))
@@ -573,20 +564,6 @@ pub const API_METHOD_ROTATION_STATUS: ApiMethod = ApiMethod::new(
     Some("the answer holds only rotations whose jobs the caller may read"),
     &STORE_AUDIT,
 );
-
-fn api_rotation_status(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    let caller = Caller::of(env)?;
-    Ok(Box::new(rotation_status(
-        env.dir(),
-        &caller,
-        param_str(&param, "job"),
-    )?))
-}
 
 /// Parameters of `POST /config/encryption-key-rotate/abort`.
 pub const API_METHOD_ABORT_ROTATION_PARAMETERS: ObjectSchema = ObjectSchema::new(
@@ -603,7 +580,11 @@ const ABORTED_SCHEMA: Schema = ObjectSchema::new(
 
 /// `POST /config/encryption-key-rotate/abort`: [`abort_rotation`].
 pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_abort_rotation),
+    handler!(SerializingSync, |param, env| {
+        let caller = Caller::of(env)?;
+        let job = crate::api2::required_str(&param, "job")?;
+        abort_rotation(env.dir(), &caller, job)?
+    }),
     &API_METHOD_ABORT_ROTATION_PARAMETERS,
 )
 .returns(ReturnType::new(false, &ABORTED_SCHEMA))
@@ -611,17 +592,6 @@ pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(
     Some("and modify access to each job of the rotation, checked by the handler"),
     &STORE_MODIFY,
 );
-
-fn api_abort_rotation(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    let caller = Caller::of(env)?;
-    let job = crate::api2::required_str(&param, "job")?;
-    Ok(Box::new(abort_rotation(env.dir(), &caller, job)?))
-}
 
 const ABORT_ROUTER: Router = Router::new().post(&API_METHOD_ABORT_ROTATION);
 

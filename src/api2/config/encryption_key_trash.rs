@@ -13,11 +13,8 @@
 //! calls them as the administrator.
 
 use anyhow::Error;
-use serde_json::Value;
 
-use proxmox_router::{
-    ApiHandler, ApiMethod, ReturnType, Router, RpcEnvironment, SerializableReturn,
-};
+use proxmox_router::{ApiMethod, ReturnType, Router};
 use proxmox_schema::{
     ApiStringFormat, ArraySchema, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail,
 };
@@ -29,7 +26,6 @@ use pbs_config::trash::{Purged, TrashListing};
 use super::{STORE_AUDIT, STORE_MODIFY};
 use crate::api2::config::encryption_keys::CRYPT_KEY_RETURN_SCHEMA;
 use crate::api2::{param_str, required_str};
-use crate::server::environment::RestEnvironment;
 
 /// `name`: a trash entry's name, or the key id it had.
 pub const TRASH_NAME_SCHEMA: Schema = StringSchema::new(
@@ -97,20 +93,11 @@ pub const API_METHOD_LIST_TRASH_PARAMETERS: ObjectSchema =
 
 /// `GET /config/encryption-key-trash`: [`list_trash`]'s complete entries.
 pub const API_METHOD_LIST_TRASH: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_list_trash),
+    handler!(SerializingSync, |_, env| list_trash(env.dir())?.entries),
     &API_METHOD_LIST_TRASH_PARAMETERS,
 )
 .returns(ReturnType::new(false, &TRASH_LIST_SCHEMA))
 .access(None, &STORE_AUDIT);
-
-fn api_list_trash(
-    _param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    Ok(Box::new(list_trash(dir)?.entries))
-}
 
 /// Puts the key `name` names back into the store, as `as_id` or as the id
 /// it had (refused if the id or the fingerprint is taken).
@@ -136,25 +123,15 @@ pub const API_METHOD_RESTORE_FROM_TRASH_PARAMETERS: ObjectSchema = ObjectSchema:
 /// `POST /config/encryption-key-trash/{name}/restore`:
 /// [`restore_from_trash`]; answers the restored key's metadata.
 pub const API_METHOD_RESTORE_FROM_TRASH: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_restore_from_trash),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let name = required_str(&param, "name")?;
+        restore_from_trash(dir, name, param_str(&param, "as"))?
+    }),
     &API_METHOD_RESTORE_FROM_TRASH_PARAMETERS,
 )
 .returns(ReturnType::new(false, &CRYPT_KEY_RETURN_SCHEMA))
 .access(None, &STORE_MODIFY);
-
-fn api_restore_from_trash(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let name = required_str(&param, "name")?;
-    Ok(Box::new(restore_from_trash(
-        dir,
-        name,
-        param_str(&param, "as"),
-    )?))
-}
 
 /// Destroys trashed keys: the entry `name` names, or with `expired` every
 /// entry whose purge date has come (of that name's id only, with a name).
@@ -182,22 +159,16 @@ pub const API_METHOD_PURGE_TRASH_ENTRY_PARAMETERS: ObjectSchema = ObjectSchema::
 /// `DELETE /config/encryption-key-trash/{name}`: [`purge_trash`] of one
 /// entry (or, with `expired`, of that id's expired entries).
 pub const API_METHOD_PURGE_TRASH_ENTRY: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_purge_trash_entry),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let name = required_str(&param, "name")?;
+        let expired = param["expired"].as_bool().unwrap_or(false);
+        purge_trash(dir, Some(name), expired)?
+    }),
     &API_METHOD_PURGE_TRASH_ENTRY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &PURGED_LIST_SCHEMA))
 .access(None, &STORE_MODIFY);
-
-fn api_purge_trash_entry(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let name = required_str(&param, "name")?;
-    let expired = param["expired"].as_bool().unwrap_or(false);
-    Ok(Box::new(purge_trash(dir, Some(name), expired)?))
-}
 
 /// Parameters of `DELETE /config/encryption-key-trash`.
 pub const API_METHOD_PURGE_EXPIRED_PARAMETERS: ObjectSchema = ObjectSchema::new(
@@ -208,27 +179,21 @@ pub const API_METHOD_PURGE_EXPIRED_PARAMETERS: ObjectSchema = ObjectSchema::new(
 /// `DELETE /config/encryption-key-trash`: [`purge_trash`] of what expired
 /// (`expired` must be given, and true: one entry is purged at its own path).
 pub const API_METHOD_PURGE_EXPIRED: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_purge_expired),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        if param["expired"].as_bool() != Some(true) {
+            param_bail!(
+                "expired",
+                "only what expired is purged here (expired=1); purge one entry at \
+                 /config/encryption-key-trash/{{name}}"
+            );
+        }
+        purge_trash(dir, None, true)?
+    }),
     &API_METHOD_PURGE_EXPIRED_PARAMETERS,
 )
 .returns(ReturnType::new(false, &PURGED_LIST_SCHEMA))
 .access(None, &STORE_MODIFY);
-
-fn api_purge_expired(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    if param["expired"].as_bool() != Some(true) {
-        param_bail!(
-            "expired",
-            "only what expired is purged here (expired=1); purge one entry at \
-             /config/encryption-key-trash/{{name}}"
-        );
-    }
-    Ok(Box::new(purge_trash(dir, None, true)?))
-}
 
 const RESTORE_ROUTER: Router = Router::new().post(&API_METHOD_RESTORE_FROM_TRASH);
 

@@ -403,23 +403,13 @@ pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
 /// `GET /config/encryption-keys/{id}` (beyond upstream):
 /// [`show_key_details`].
 pub const API_METHOD_SHOW_KEY: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_show_key),
+    handler!(SerializingSync, |param, env| {
+        show_key_details(env.dir(), required_str(&param, "id")?)?
+    }),
     &API_METHOD_SHOW_KEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &KEY_DETAILS_RETURN_SCHEMA))
 .access(None, &KEY_AUDIT);
-
-fn api_show_key(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    Ok(Box::new(show_key_details(
-        dir,
-        required_str(&param, "id")?,
-    )?))
-}
 
 /// Creates a new random unprotected key under `id`, or imports `key` (a
 /// KeyConfig JSON document). Protected keys are refused, as upstream does.
@@ -525,31 +515,20 @@ const KEY_CONFIG_RETURN_SCHEMA: Schema = ObjectSchema::new(
 
 /// `POST /config/encryption-keys`: [`create_key`].
 pub const API_METHOD_CREATE_KEY: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_create_key),
+    handler!(SerializingSync, |param, env| {
+        let dir = env.dir();
+        let id = required_str(&param, "id")?;
+        let options = KeyOptions {
+            hint: param_str(&param, "hint"),
+            passphrase: param_str(&param, "passphrase").map(str::as_bytes),
+        };
+        // the one answer that carries key material: the caller backs it up
+        create_key_with(dir, id, param_str(&param, "key"), &options)?
+    }),
     &API_METHOD_CREATE_KEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &KEY_CONFIG_RETURN_SCHEMA))
 .access(None, &STORE_MODIFY);
-
-fn api_create_key(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let id = required_str(&param, "id")?;
-    let options = KeyOptions {
-        hint: param_str(&param, "hint"),
-        passphrase: param_str(&param, "passphrase").map(str::as_bytes),
-    };
-    // the one answer that carries key material: the caller backs it up
-    Ok(Box::new(create_key_with(
-        dir,
-        id,
-        param_str(&param, "key"),
-        &options,
-    )?))
-}
 
 /// Archives an active key or unarchives an archived one.
 pub fn toggle_key_archive_state(
@@ -576,21 +555,15 @@ pub const API_METHOD_TOGGLE_KEY_ARCHIVE_STATE_PARAMETERS: ObjectSchema = ObjectS
 /// `POST /config/encryption-keys/{id}`: [`toggle_key_archive_state`];
 /// answers `null`.
 pub const API_METHOD_TOGGLE_KEY_ARCHIVE_STATE: ApiMethod = ApiMethod::new(
-    &ApiHandler::Sync(&api_toggle_key_archive_state),
+    handler!(Sync, |param, env| {
+        let dir = env.dir();
+        let id = required_str(&param, "id")?;
+        toggle_key_archive_state(dir, id, param_str(&param, "digest"))?;
+        Value::Null
+    }),
     &API_METHOD_TOGGLE_KEY_ARCHIVE_STATE_PARAMETERS,
 )
 .access(None, &KEY_MODIFY);
-
-fn api_toggle_key_archive_state(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Value, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let id = required_str(&param, "id")?;
-    toggle_key_archive_state(dir, id, param_str(&param, "digest"))?;
-    Ok(Value::Null)
-}
 
 /// Archives a key (refused if it is archived already or a sync job uses it).
 pub fn archive_key(dir: &ConfigDir, id: &str, digest: Option<&str>) -> Result<CryptKey, Error> {
@@ -689,27 +662,21 @@ pub const API_METHOD_DELETE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
 
 /// `DELETE /config/encryption-keys/{id}`: [`delete_key`]; answers `null`.
 pub const API_METHOD_DELETE_KEY: ApiMethod = ApiMethod::new(
-    &ApiHandler::Sync(&api_delete_key),
+    handler!(Sync, |param, env| {
+        let dir = env.dir();
+        let id = required_str(&param, "id")?;
+        let mode = DeleteMode {
+            keep_days: param["keep-days"].as_u64().map(|days| days as u32),
+            purge: param["purge"].as_bool().unwrap_or(false),
+            force: param["force"].as_bool().unwrap_or(false),
+        };
+        // upstream answers null; what became of the key file shows in the trash
+        delete_key_with(dir, id, param_str(&param, "digest"), &mode, None)?;
+        Value::Null
+    }),
     &API_METHOD_DELETE_KEY_PARAMETERS,
 )
 .access(None, &KEY_MODIFY);
-
-fn api_delete_key(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Value, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    let id = required_str(&param, "id")?;
-    let mode = DeleteMode {
-        keep_days: param["keep-days"].as_u64().map(|days| days as u32),
-        purge: param["purge"].as_bool().unwrap_or(false),
-        force: param["force"].as_bool().unwrap_or(false),
-    };
-    // upstream answers null; what became of the key file shows in the trash
-    delete_key_with(dir, id, param_str(&param, "digest"), &mode, None)?;
-    Ok(Value::Null)
-}
 
 /// Verifies (and with `repair`, repairs) the key store.
 pub fn verify_keys(dir: &ConfigDir, repair: bool) -> Result<VerifyReport, Error> {
@@ -762,20 +729,13 @@ const KEY_VERIFICATION_RETURN_SCHEMA: Schema = ObjectSchema::new(
 /// `GET /config/encryption-keys/{id}/verify` (beyond upstream):
 /// [`verify_key`].
 pub const API_METHOD_VERIFY_KEY: ApiMethod = ApiMethod::new(
-    &ApiHandler::SerializingSync(&api_verify_key),
+    handler!(SerializingSync, |param, env| {
+        verify_key(env.dir(), required_str(&param, "id")?)?
+    }),
     &API_METHOD_VERIFY_KEY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &KEY_VERIFICATION_RETURN_SCHEMA))
 .access(None, &KEY_AUDIT);
-
-fn api_verify_key(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Box<dyn SerializableReturn + Send>, Error> {
-    let dir = RestEnvironment::of(rpcenv)?.dir();
-    Ok(Box::new(verify_key(dir, required_str(&param, "id")?)?))
-}
 
 const VERIFY_ROUTER: Router = Router::new().get(&API_METHOD_VERIFY_KEY);
 

@@ -859,20 +859,13 @@ pub const API_METHOD_CREATE_SYNC_JOB_PARAMETERS: ObjectSchema =
 
 /// `POST /config/sync`: [`create_sync_job`]; answers `null`, as upstream.
 pub const API_METHOD_CREATE_SYNC_JOB: ApiMethod = ApiMethod::new(
-    &ApiHandler::Sync(&api_create_sync_job),
+    handler!(Sync, |param, env| {
+        create_sync_job(env.dir(), &Caller::of(env)?, param)?;
+        Value::Null
+    }),
     &API_METHOD_CREATE_SYNC_JOB_PARAMETERS,
 )
 .access(Some(MODIFY_ACCESS), &Permission::Anybody);
-
-fn api_create_sync_job(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Value, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    create_sync_job(env.dir(), &Caller::of(env)?, param)?;
-    Ok(Value::Null)
-}
 
 /// Parameters of `GET /config/sync/{id}`.
 pub const API_METHOD_READ_SYNC_JOB_PARAMETERS: ObjectSchema =
@@ -906,26 +899,21 @@ pub const UPDATE_PARAMETERS: ObjectSchema =
 
 /// `PUT /config/sync/{id}`: [`update_sync_job`]; answers `null`, as
 /// upstream.
-pub const API_METHOD_UPDATE_SYNC_JOB: ApiMethod =
-    ApiMethod::new(&ApiHandler::Sync(&api_update_sync_job), &UPDATE_PARAMETERS)
-        .access(Some(MODIFY_ACCESS), &Permission::Anybody);
-
-fn api_update_sync_job(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Value, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    let (id, update, digest) = JobUpdate::from_params(param)?;
-    update_sync_job(
-        env.dir(),
-        &Caller::of(env)?,
-        &id,
-        &update,
-        digest.as_deref(),
-    )?;
-    Ok(Value::Null)
-}
+pub const API_METHOD_UPDATE_SYNC_JOB: ApiMethod = ApiMethod::new(
+    handler!(Sync, |param, env| {
+        let (id, update, digest) = JobUpdate::from_params(param)?;
+        update_sync_job(
+            env.dir(),
+            &Caller::of(env)?,
+            &id,
+            &update,
+            digest.as_deref(),
+        )?;
+        Value::Null
+    }),
+    &UPDATE_PARAMETERS,
+)
+.access(Some(MODIFY_ACCESS), &Permission::Anybody);
 
 /// Parameters of `DELETE /config/sync/{id}`.
 pub const API_METHOD_DELETE_SYNC_JOB_PARAMETERS: ObjectSchema = ObjectSchema::new(
@@ -938,22 +926,15 @@ pub const API_METHOD_DELETE_SYNC_JOB_PARAMETERS: ObjectSchema = ObjectSchema::ne
 
 /// `DELETE /config/sync/{id}`: [`delete_sync_job`]; answers `null`.
 pub const API_METHOD_DELETE_SYNC_JOB: ApiMethod = ApiMethod::new(
-    &ApiHandler::Sync(&api_delete_sync_job),
+    handler!(Sync, |param, env| {
+        let id = crate::api2::required_str(&param, "id")?;
+        let digest = crate::api2::param_str(&param, "digest");
+        delete_sync_job(env.dir(), &Caller::of(env)?, id, digest)?;
+        Value::Null
+    }),
     &API_METHOD_DELETE_SYNC_JOB_PARAMETERS,
 )
 .access(Some(MODIFY_ACCESS), &Permission::Anybody);
-
-fn api_delete_sync_job(
-    param: Value,
-    _method: &ApiMethod,
-    rpcenv: &mut dyn RpcEnvironment,
-) -> Result<Value, Error> {
-    let env = RestEnvironment::of(rpcenv)?;
-    let id = crate::api2::required_str(&param, "id")?;
-    let digest = crate::api2::param_str(&param, "digest");
-    delete_sync_job(env.dir(), &Caller::of(env)?, id, digest)?;
-    Ok(Value::Null)
-}
 
 const ITEM_ROUTER: Router = Router::new()
     .get(&API_METHOD_READ_SYNC_JOB)
