@@ -17,7 +17,7 @@ use anyhow::Error;
 use serde_json::Value;
 
 use proxmox_router::{Router, SubdirMap};
-use proxmox_schema::{param_bail, param_format_err};
+use proxmox_schema::{ObjectSchema, Schema, param_bail, param_format_err};
 
 use pbs_api_types::PROXMOX_CONFIG_DIGEST_SCHEMA;
 
@@ -86,6 +86,15 @@ pub const BODY_ONLY_PARAMETERS: &[&str] = &[
     "password",
 ];
 
+/// The schema of an answer that is an object described in words (the Rust
+/// type it serializes names its fields): an object schema without
+/// property list that allows any property.
+pub(crate) const fn described_object(description: &'static str) -> Schema {
+    ObjectSchema::new(description, &[])
+        .additional_properties(true)
+        .schema()
+}
+
 /// A string parameter, if given (the schema has checked it).
 pub(crate) fn param_str<'a>(param: &'a Value, name: &str) -> Option<&'a str> {
     param[name].as_str()
@@ -129,7 +138,16 @@ pub(crate) fn param_list(param: &Value, name: &str) -> Vec<String> {
 pub(crate) mod test_util {
     use anyhow::Error;
 
+    use pbs_config::ConfigDir;
     use proxmox_schema::ParameterError;
+
+    /// A config dir in a fresh temporary directory, removed when the
+    /// returned guard is dropped.
+    pub fn temp_config_dir() -> (tempfile::TempDir, ConfigDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path()).unwrap();
+        (tmp, dir)
+    }
 
     /// The parameter names a handler error blames.
     pub fn param_names(err: &Error) -> Vec<String> {

@@ -7,6 +7,8 @@ use serde_json::Value;
 use proxmox_router::{ApiHandler, ApiMethod, Permission, ReturnType, Router, RpcEnvironment};
 use proxmox_schema::{ObjectSchema, Schema};
 
+use crate::api2::described_object;
+
 /// The answer of `GET /version`, shaped as upstream's `ApiVersionInfo`:
 /// `version` is major.minor, `release` the patch level, so clients print
 /// `{version}.{release}` and parse `release` as a number.
@@ -39,12 +41,8 @@ pub fn version() -> VersionInfo {
 pub const API_METHOD_VERSION_PARAMETERS: ObjectSchema =
     ObjectSchema::new("Version information of the daemon.", &[]);
 
-const VERSION_INFO_SCHEMA: Schema = ObjectSchema::new(
-    "version (major.minor), release (patch level) and repoid (VersionInfo).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+const VERSION_INFO_SCHEMA: Schema =
+    described_object("version (major.minor), release (patch level) and repoid (VersionInfo).");
 
 /// `GET /version`: [`version`].
 pub const API_METHOD_VERSION: ApiMethod = ApiMethod::new(

@@ -87,12 +87,11 @@ pub fn update_acl(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api2::test_util::param_names;
+    use crate::api2::test_util::{param_names, temp_config_dir};
 
     #[test]
     fn update_checks_path_role_auth_id_and_digest() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         let alice: Authid = "alice@pbs".parse().unwrap();
         dir.user_config()
             .create_user(&pbs_api_types::User::new(alice.user().clone()))

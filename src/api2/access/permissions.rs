@@ -28,6 +28,7 @@ use pbs_config::ConfigDir;
 use pbs_config::cached_user_info::CachedUserInfo;
 
 use crate::api2::access::user::{self, Permissions};
+use crate::api2::described_object;
 use crate::api2::param_str;
 use crate::http_bail;
 
@@ -83,9 +84,7 @@ pub const API_METHOD_LIST_PERMISSIONS_PARAMETERS: ObjectSchema = ObjectSchema::n
 );
 
 const PERMISSIONS_RETURN_SCHEMA: Schema =
-    ObjectSchema::new("Map of ACL path to Map of privilege to propagate bit", &[])
-        .additional_properties(true)
-        .schema();
+    described_object("Map of ACL path to Map of privilege to propagate bit");
 
 /// `GET /access/permissions`: [`list_permissions`] for the caller.
 pub const API_METHOD_LIST_PERMISSIONS: ApiMethod = ApiMethod::new(
@@ -120,12 +119,12 @@ mod tests {
     use pbs_api_types::{User, Userid};
 
     use super::*;
+    use crate::api2::test_util::temp_config_dir;
     use crate::server::error::status_of;
 
     #[test]
     fn own_privileges_without_hidden_paths() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         let users = ["alice@pbs", "bob@pbs", "carol@pbs"];
         for userid in users {
             let userid: Userid = userid.parse().unwrap();

@@ -27,6 +27,7 @@ use pbs_api_types::{Authid, PASSWORD_SCHEMA, PROXMOX_USER_ID_SCHEMA, Userid};
 use pbs_config::ConfigDir;
 use pbs_config::cached_user_info::CachedUserInfo;
 
+use crate::api2::described_object;
 use crate::api2::param_str;
 use crate::auth_helpers::AuthKeys;
 use crate::http_err;
@@ -156,12 +157,9 @@ pub fn create_ticket_gated<G>(
     })
 }
 
-const TICKET_INFO_SCHEMA: Schema = ObjectSchema::new(
+const TICKET_INFO_SCHEMA: Schema = described_object(
     "username, ticket (send it as the PBSAuthCookie cookie) and CSRFPreventionToken (send it as a header on writes).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 /// `POST /access/ticket`: the login.
 pub const API_METHOD_CREATE_TICKET: ApiMethod = ApiMethod::new(

@@ -467,11 +467,10 @@ pub fn list_permissions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api2::test_util::param_names;
+    use crate::api2::test_util::{param_names, temp_config_dir};
 
     fn dir() -> (tempfile::TempDir, ConfigDir) {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (tmp, dir) = temp_config_dir();
         (tmp, dir)
     }
 

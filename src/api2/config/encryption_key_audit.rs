@@ -26,6 +26,7 @@ use pbs_config::audit::{
 };
 
 use super::STORE_AUDIT;
+use crate::api2::described_object;
 
 fn check_operation(name: &str) -> Result<(), Error> {
     name.parse::<Op>().map(|_| ())
@@ -63,13 +64,10 @@ const TRUSTED_KEY_SCHEMA: Schema = StringSchema::new(
 const TRUSTED_KEYS_SCHEMA: Schema =
     ArraySchema::new("Verifier keys kept elsewhere.", &TRUSTED_KEY_SCHEMA).schema();
 
-const RECORD_SCHEMA: Schema = ObjectSchema::new(
+const RECORD_SCHEMA: Schema = described_object(
     "An audit record: seq, time, actor, unix-user, origin, op, ids, fingerprints, job, phase, \
      intent, result, prev, hash (docs/audit.md).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 const RECORD_LIST_SCHEMA: Schema = ArraySchema::new(
     "The records that pass the filter, oldest first.",
@@ -77,21 +75,15 @@ const RECORD_LIST_SCHEMA: Schema = ArraySchema::new(
 )
 .schema();
 
-const REPORT_SCHEMA: Schema = ObjectSchema::new(
+const REPORT_SCHEMA: Schema = described_object(
     "What audit verify found: log, records, head, verifier-key, checkpoint, kept-checkpoints, \
      problems (kind, line, message), notices, unfinished, repaired.",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
-const CHECKPOINT_SCHEMA: Schema = ObjectSchema::new(
+const CHECKPOINT_SCHEMA: Schema = described_object(
     "The current checkpoint (note, line, size, head) and the verifier key; empty before the \
      first record.",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 /// The records of the log that pass `filter`, oldest first; none if the
 /// store has no log yet.
@@ -396,11 +388,11 @@ pub const ROUTER: Router = Router::new().get(&API_METHOD_LIST_RECORDS).subdirs(&
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api2::test_util::temp_config_dir;
 
     #[test]
     fn a_store_without_a_log_is_clean_unless_a_kept_checkpoint_says_otherwise() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (tmp, dir) = temp_config_dir();
         assert!(list_records(&dir, &Filter::default()).unwrap().is_empty());
         let report = verify_log(&dir, &VerifyOptions::default()).unwrap();
         assert!(report.is_clean() && report.records == 0, "{report:?}");

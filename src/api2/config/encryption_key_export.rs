@@ -50,6 +50,7 @@ use pbs_key_config::{KeyConfig, KeyError};
 
 use super::{KEY_MODIFY, STORE_MODIFY};
 use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id};
+use crate::api2::described_object;
 use crate::api2::{param_str, required_str};
 
 /// The largest bundle (or paperkey text) the API takes: the request body
@@ -285,13 +286,10 @@ pub const API_METHOD_EXPORT_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     ],
 );
 
-const EXPORTED_SCHEMA: Schema = ObjectSchema::new(
+const EXPORTED_SCHEMA: Schema = described_object(
     "The bundle (its text: the one answer of the export that holds keys, encrypted), origin, \
      created, recipients and the keys in it (Exported).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 /// `POST /config/encryption-key-export`: [`export_keys`], each key
 /// checked for Sys.Modify.
@@ -469,13 +467,10 @@ pub const API_METHOD_VERIFY_EXPORT_PARAMETERS: ObjectSchema = ObjectSchema::new(
     ],
 );
 
-const BUNDLE_REPORT_SCHEMA: Schema = ObjectSchema::new(
+const BUNDLE_REPORT_SCHEMA: Schema = described_object(
     "The bundle's origin, created, checkpoint, recipients, and per key its id, fingerprint, \
      archived-at and how the store has it (BundleReport).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 /// `POST /config/encryption-key-export/verify`: [`verify_bundle`].
 pub const API_METHOD_VERIFY_EXPORT: ApiMethod = ApiMethod::new(
@@ -615,12 +610,9 @@ pub const API_METHOD_RESTORE_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     ],
 );
 
-const RESTORED_SCHEMA: Schema = ObjectSchema::new(
+const RESTORED_SCHEMA: Schema = described_object(
     "A restored key: id, fingerprint, archived-at, outcome (restored or already-present).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 const RESTORED_LIST_SCHEMA: Schema = ArraySchema::new(
     "Every key of the restore, in bundle order.",

@@ -55,6 +55,7 @@ use crate::api2::config::encryption_keys::PASSPHRASE_SCHEMA;
 use crate::api2::config::sync::{
     Caller, JobUpdate, apply_update, check_rotate_access, check_sync_job_read_access,
 };
+use crate::api2::described_object;
 use crate::api2::param_str;
 
 /// Where the export of a rotation goes.
@@ -489,13 +490,10 @@ pub const API_METHOD_ROTATE_PARAMETERS: ObjectSchema = ObjectSchema::new(
     ],
 );
 
-const ROTATED_SCHEMA: Schema = ObjectSchema::new(
+const ROTATED_SCHEMA: Schema = described_object(
     "outcome (done or already-done); for done the journal as it ended and resumed-from; the \
      bundle and its proof for an export (RotateAnswer).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 const MODIFY_ACCESS: &str = "and what 'sync-job update JOB --active-encryption-key NEW' needs \
      of each job, checked by the handler: modify access to the job, Sys.Modify on \
@@ -537,13 +535,10 @@ pub const API_METHOD_ROTATION_STATUS_PARAMETERS: ObjectSchema = ObjectSchema::ne
     &[("job", true, &JOB_ID_SCHEMA)],
 );
 
-const JOURNAL_SCHEMA: Schema = ObjectSchema::new(
+const JOURNAL_SCHEMA: Schema = described_object(
     "A rotation in progress (its journal): jobs, old-key, old-fingerprint, new-key, \
      new-fingerprint, export, archive-old, step, old-key-kept, aborting, started, updated, actor.",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 const JOURNAL_LIST_SCHEMA: Schema = ArraySchema::new(
     "The rotations in progress the caller may see (of job, if given).",
@@ -571,12 +566,9 @@ pub const API_METHOD_ABORT_ROTATION_PARAMETERS: ObjectSchema = ObjectSchema::new
     &[("job", false, &JOB_ID_SCHEMA)],
 );
 
-const ABORTED_SCHEMA: Schema = ObjectSchema::new(
+const ABORTED_SCHEMA: Schema = described_object(
     "The journal as the abort found it, and the trash entry of the new key (Aborted).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 /// `POST /config/encryption-key-rotate/abort`: [`abort_rotation`].
 pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(

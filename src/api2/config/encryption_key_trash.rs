@@ -25,6 +25,7 @@ use pbs_config::trash::{Purged, TrashListing};
 
 use super::{STORE_AUDIT, STORE_MODIFY};
 use crate::api2::config::encryption_keys::CRYPT_KEY_RETURN_SCHEMA;
+use crate::api2::described_object;
 use crate::api2::{param_str, required_str};
 
 /// `name`: a trash entry's name, or the key id it had.
@@ -44,13 +45,10 @@ pub const EXPIRED_SCHEMA: Schema = BooleanSchema::new(
 )
 .schema();
 
-const TRASH_ENTRY_SCHEMA: Schema = ObjectSchema::new(
+const TRASH_ENTRY_SCHEMA: Schema = described_object(
     "A trash entry: name, id, fingerprint, entry (the config entry it had), reason, time, actor, \
      purge-after.",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 const TRASH_LIST_SCHEMA: Schema = ArraySchema::new(
     "The complete entries of the trash, oldest first.",
@@ -58,10 +56,7 @@ const TRASH_LIST_SCHEMA: Schema = ArraySchema::new(
 )
 .schema();
 
-const PURGED_SCHEMA: Schema =
-    ObjectSchema::new("A destroyed trash entry: name, id, fingerprint.", &[])
-        .additional_properties(true)
-        .schema();
+const PURGED_SCHEMA: Schema = described_object("A destroyed trash entry: name, id, fingerprint.");
 
 const PURGED_LIST_SCHEMA: Schema = ArraySchema::new("What was destroyed.", &PURGED_SCHEMA).schema();
 
@@ -210,12 +205,11 @@ pub const ROUTER: Router = Router::new()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api2::test_util::param_names;
+    use crate::api2::test_util::{param_names, temp_config_dir};
 
     #[test]
     fn bad_parameters_name_the_parameter() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         assert_eq!(
             param_names(&restore_from_trash(&dir, "../x", None).unwrap_err()),
             ["name"]

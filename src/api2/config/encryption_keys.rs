@@ -42,6 +42,7 @@ use pbs_key_config::{KeyConfig, KeyError};
 
 use super::{KEY_AUDIT, KEY_MODIFY, STORE_MODIFY};
 use crate::api2::config::encryption_key_audit::{self, AuditMarks};
+use crate::api2::described_object;
 use crate::api2::parse_digest;
 use crate::api2::{param_str, required_str};
 use crate::server::environment::RestEnvironment;
@@ -385,14 +386,11 @@ pub fn show_key_details(dir: &ConfigDir, id: &str) -> Result<KeyDetails, Error> 
     Ok(KeyDetails { entry, marks })
 }
 
-const KEY_DETAILS_RETURN_SCHEMA: Schema = ObjectSchema::new(
+const KEY_DETAILS_RETURN_SCHEMA: Schema = described_object(
     "The key's config entry (CryptKey), the sync jobs that name it (active-in, associated-in) \
      and, from the audit log, last-exported, last-export-verify and last-changed-by (each time, \
      actor, unix-user, origin, op, seq; absent until there is a record).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 /// Parameters of `GET /config/encryption-keys/{id}`.
 pub const API_METHOD_SHOW_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
@@ -506,12 +504,8 @@ pub const API_METHOD_CREATE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
     ],
 );
 
-const KEY_CONFIG_RETURN_SCHEMA: Schema = ObjectSchema::new(
-    "The stored key file (KeyConfig JSON): the one answer that holds key bytes.",
-    &[],
-)
-.additional_properties(true)
-.schema();
+const KEY_CONFIG_RETURN_SCHEMA: Schema =
+    described_object("The stored key file (KeyConfig JSON): the one answer that holds key bytes.");
 
 /// `POST /config/encryption-keys`: [`create_key`].
 pub const API_METHOD_CREATE_KEY: ApiMethod = ApiMethod::new(
@@ -719,12 +713,9 @@ pub const API_METHOD_VERIFY_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
     &[("id", false, &CRYPT_KEY_ID_SCHEMA)],
 );
 
-const KEY_VERIFICATION_RETURN_SCHEMA: Schema = ObjectSchema::new(
+const KEY_VERIFICATION_RETURN_SCHEMA: Schema = described_object(
     "The key id, its fingerprint, whether it is ok and, if not, why (KeyVerification).",
-    &[],
-)
-.additional_properties(true)
-.schema();
+);
 
 /// `GET /config/encryption-keys/{id}/verify` (beyond upstream):
 /// [`verify_key`].
@@ -759,12 +750,11 @@ pub const ROUTER: Router = Router::new()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api2::test_util::param_names;
+    use crate::api2::test_util::{param_names, temp_config_dir};
 
     #[test]
     fn bad_parameters_name_the_parameter() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         assert_eq!(
             param_names(&create_key(&dir, "../x", None).unwrap_err()),
             ["id"]
@@ -839,8 +829,7 @@ mod tests {
 
     #[test]
     fn create_returns_the_key_once_and_list_never_does() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         let created = create_key(&dir, "fresh-key", None).unwrap();
         assert!(!created.is_protected());
         let (list, digest) = list_keys(&dir, true, |_| true).unwrap();

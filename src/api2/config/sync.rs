@@ -954,12 +954,11 @@ mod tests {
     use pbs_config::acl::AclTree;
 
     use super::*;
-    use crate::api2::test_util::param_names;
+    use crate::api2::test_util::{param_names, temp_config_dir};
 
     #[test]
     fn bad_parameters_name_the_parameter() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         let caller = Caller::administrator(&dir);
         let update = JobUpdate::default();
         let err = update_sync_job(&dir, &caller, "../x", &update, None).unwrap_err();
@@ -1014,8 +1013,7 @@ mod tests {
         assert!(err.to_string().contains("'store' is not defined"), "{err}");
         // an update built in-process is checked as a request is: it can
         // neither rename a job nor smuggle in a property
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         let caller = Caller::administrator(&dir);
         for (name, value) in [
             ("id", serde_json::json!("other")),
@@ -1037,8 +1035,7 @@ mod tests {
     /// words: who may read and who may change a pull job.
     #[test]
     fn job_access_as_upstream_decides_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ConfigDir::new(tmp.path()).unwrap();
+        let (_tmp, dir) = temp_config_dir();
         let acl = AclTree::parse(
             Path::new("acl.cfg"),
             "acl:1:/datastore/localstore1:read@pbs,write@pbs:DatastoreAudit\n\
