@@ -131,8 +131,9 @@ export function renderRestore(container) {
         return values;
     }
 
-    form.addEventListener('submit', async (event) => {
-        event.preventDefault();
+    // the drill and the restore send the same form: each shows what it
+    // answers, or says what failed
+    async function send(button, busy, path, show, failed) {
         message.clear();
         const values = await params();
         if (!values) {
@@ -140,11 +141,20 @@ export function renderRestore(container) {
         }
         results.replaceChildren();
         try {
-            const report = await whileBusy(drill, 'Checking…',
-                async () => (await request('POST', VERIFY, values)).data, form);
+            const answer = await whileBusy(button, busy,
+                async () => (await request('POST', path, values)).data, form);
+            results.replaceChildren(show(answer));
+        } catch (err) {
+            message.error(`${failed}: ${err.message}`);
+        }
+    }
+
+    form.addEventListener('submit', (event) => {
+        event.preventDefault();
+        return send(drill, 'Checking…', VERIFY, (report) => {
             const keys = report.keys || [];
             const problems = keys.filter((key) => storeState(key)[0] === 'bad').length;
-            results.replaceChildren(h('section', {class: 'drill-result', 'aria-labelledby': 'drill-title'},
+            return h('section', {class: 'drill-result', 'aria-labelledby': 'drill-title'},
                 h('h2', {id: 'drill-title'}, 'Restore drill'),
                 h('p', {class: ['message', problems ? 'error' : 'note', 'drill-summary']},
                     `The bundle opens: all ${keys.length} key${keys.length === 1 ? '' : 's'} intact`
@@ -153,32 +163,18 @@ export function renderRestore(container) {
                     h('dt', {}, 'Origin'), h('dd', {}, report.origin || NONE),
                     h('dt', {}, 'Created'), h('dd', {}, dateTime(report.created)),
                     h('dt', {}, 'Opens with'), h('dd', {}, listing(report.recipients || []) || NONE)),
-                resultTable('drill-table', 'Keys of the bundle and this store', keys, 'This store', storeState)));
-        } catch (err) {
-            message.error(`The drill failed: ${err.message}`);
-        }
+                resultTable('drill-table', 'Keys of the bundle and this store', keys, 'This store', storeState));
+        }, 'The drill failed');
     });
 
-    restore.addEventListener('click', async () => {
-        message.clear();
-        const values = await params();
-        if (!values) {
-            return;
-        }
-        results.replaceChildren();
-        try {
-            const restored = await whileBusy(restore, 'Restoring…',
-                async () => (await request('POST', RESTORE, values)).data, form);
-            const added = restored.filter((key) => key.outcome !== 'already-present').length;
-            results.replaceChildren(h('section', {class: 'restore-result', 'aria-labelledby': 'restore-result-title'},
-                h('h2', {id: 'restore-result-title'}, 'Restore'),
-                h('p', {class: 'message note restore-summary'},
-                    `Restored ${added} of ${restored.length} key${restored.length === 1 ? '' : 's'}`
-                    + (added < restored.length ? '; the others were already in the store.' : '.')),
-                resultTable('restore-table', 'What the restore did per key', restored, 'Outcome',
-                    (key) => OUTCOMES[key.outcome] || ['note', key.outcome])));
-        } catch (err) {
-            message.error(`The restore failed: ${err.message}`);
-        }
-    });
+    restore.addEventListener('click', () => send(restore, 'Restoring…', RESTORE, (restored) => {
+        const added = restored.filter((key) => key.outcome !== 'already-present').length;
+        return h('section', {class: 'restore-result', 'aria-labelledby': 'restore-result-title'},
+            h('h2', {id: 'restore-result-title'}, 'Restore'),
+            h('p', {class: 'message note restore-summary'},
+                `Restored ${added} of ${restored.length} key${restored.length === 1 ? '' : 's'}`
+                + (added < restored.length ? '; the others were already in the store.' : '.')),
+            resultTable('restore-table', 'What the restore did per key', restored, 'Outcome',
+                (key) => OUTCOMES[key.outcome] || ['note', key.outcome]));
+    }, 'The restore failed'));
 }
