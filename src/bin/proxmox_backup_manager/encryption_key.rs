@@ -909,8 +909,9 @@ fn key_op_context(verb: &'static str) -> impl Fn(&str) -> String {
     }
 }
 
-/// Key-value lines (`name: value`), names padded to the widest.
-fn render_fields(fields: &[(&str, String)]) -> String {
+/// Key-value lines (`name: value`), names padded to the widest (the text
+/// of `verify` and of `rotate --status`).
+pub(super) fn render_fields(fields: &[(&str, String)]) -> String {
     let width = fields
         .iter()
         .map(|(name, _)| name.len() + 1)

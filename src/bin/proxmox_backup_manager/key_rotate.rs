@@ -21,6 +21,7 @@ use pbs_keystore::api2::config::encryption_key_rotate::{
 };
 use pbs_keystore::api2::config::sync::Caller;
 
+use super::encryption_key::render_fields;
 use super::key_export::read_pem;
 use super::output::{Output, render};
 use super::passphrase;
@@ -318,15 +319,7 @@ fn render_journal(journal: &Journal) -> String {
             ),
         ));
     }
-    let width = fields
-        .iter()
-        .map(|(name, _)| name.len() + 1)
-        .max()
-        .unwrap_or(0);
-    fields
-        .iter()
-        .map(|(name, value)| format!("{:<width$} {value}\n", format!("{name}:")))
-        .collect()
+    render_fields(&fields)
 }
 
 fn render_aborted(aborted: &Aborted) -> String {
