@@ -246,29 +246,32 @@ pub async fn authenticate(
                         )
                     })?;
             }
-            let info = user_info(ctx.dir, &auth_id).await?;
-            if !info.is_active_auth_id(&auth_id) {
-                return Err(failure(
-                    Some(auth_id),
-                    "user account disabled or expired",
-                    "user account disabled or expired",
-                ));
-            }
-            Ok(auth_id)
+            active(ctx.dir, auth_id, "user account disabled or expired").await
         }
         AuthData::ApiToken { tokenid, secret } => {
             verify_token(ctx, peer, &tokenid, &secret).await?;
-            let info = user_info(ctx.dir, &tokenid).await?;
-            if !info.is_active_auth_id(&tokenid) {
-                return Err(failure(
-                    Some(tokenid),
-                    "user account or token disabled or expired",
-                    "user account or token disabled or expired",
-                ));
-            }
-            Ok(tokenid)
+            active(
+                ctx.dir,
+                tokenid,
+                "user account or token disabled or expired",
+            )
+            .await
         }
     }
+}
+
+/// `auth_id` if its account (and token) is enabled and not expired; else
+/// the failure `refused` names.
+async fn active(
+    dir: &std::sync::Arc<ConfigDir>,
+    auth_id: Authid,
+    refused: &str,
+) -> Result<Authid, AuthFailure> {
+    let info = user_info(dir, &auth_id).await?;
+    if !info.is_active_auth_id(&auth_id) {
+        return Err(failure(Some(auth_id), refused, refused));
+    }
+    Ok(auth_id)
 }
 
 async fn user_info(
