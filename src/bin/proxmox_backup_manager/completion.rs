@@ -181,12 +181,7 @@ impl ValueCompletion {
         {
             return ValueCompletion::Words(ROLES.iter().map(|(n, _)| n.to_string()).collect());
         }
-        let values: Vec<String> = arg
-            .get_possible_values()
-            .iter()
-            .filter(|value| !value.is_hide_set())
-            .map(|value| value.get_name().to_string())
-            .collect();
+        let values = super::manpage::possible_values(arg);
         if !values.is_empty() {
             return ValueCompletion::Words(values);
         }

@@ -248,12 +248,7 @@ fn render_arg(roff: &mut Roff, arg: &clap::Arg) {
         .map(|text| text.to_string())
         .unwrap_or_default()
         .replace('\n', " ");
-    let values: Vec<String> = arg
-        .get_possible_values()
-        .iter()
-        .filter(|value| !value.is_hide_set())
-        .map(|value| value.get_name().to_string())
-        .collect();
+    let values = possible_values(arg);
     if !values.is_empty() && takes_value(arg) {
         if !help.is_empty() && !help.ends_with('.') {
             help.push('.');
@@ -261,6 +256,16 @@ fn render_arg(roff: &mut Roff, arg: &clap::Arg) {
         help.push_str(&format!(" One of: {}.", values.join(", ")));
     }
     roff.text([roman(help)]);
+}
+
+/// The values an argument takes, as clap lists them (hidden ones left
+/// out): what the man page names and completion offers.
+pub fn possible_values(arg: &clap::Arg) -> Vec<String> {
+    arg.get_possible_values()
+        .iter()
+        .filter(|value| !value.is_hide_set())
+        .map(|value| value.get_name().to_string())
+        .collect()
 }
 
 fn takes_value(arg: &clap::Arg) -> bool {
