@@ -402,18 +402,10 @@ pub fn run(
         EncryptionKeyCommand::Paperkey(args) => return key_export::paperkey(out, &dir, args),
         EncryptionKeyCommand::Rotate(args) => return key_rotate::rotate(out, &dir, args),
         EncryptionKeyCommand::Archive { id, digest } => {
-            let key = encryption_keys::archive_key(&dir, &id, digest.as_deref())
-                .map_err(|err| param_context(err, key_op_context("archive")))?;
-            out.message(&key, |key| {
-                format!("archived encryption key '{}'\n", key.id)
-            })?;
+            set_archived(out, &dir, &id, digest.as_deref(), true)?;
         }
         EncryptionKeyCommand::Unarchive { id, digest } => {
-            let key = encryption_keys::unarchive_key(&dir, &id, digest.as_deref())
-                .map_err(|err| param_context(err, key_op_context("unarchive")))?;
-            out.message(&key, |key| {
-                format!("unarchived encryption key '{}'\n", key.id)
-            })?;
+            set_archived(out, &dir, &id, digest.as_deref(), false)?;
         }
         EncryptionKeyCommand::Remove {
             id,
@@ -464,6 +456,22 @@ fn list(out: &Output, dir: &ConfigDir, include_archived: bool, unused: bool) -> 
         out.list(&entries, table)?;
     }
     Ok(())
+}
+
+/// `archive` (`archived` true) and `unarchive`: the key as it is now.
+fn set_archived(
+    out: &Output,
+    dir: &ConfigDir,
+    id: &str,
+    digest: Option<&str>,
+    archived: bool,
+) -> Result<(), Error> {
+    let (verb, key) = match archived {
+        true => ("archive", encryption_keys::archive_key(dir, id, digest)),
+        false => ("unarchive", encryption_keys::unarchive_key(dir, id, digest)),
+    };
+    let key = key.map_err(|err| param_context(err, key_op_context(verb)))?;
+    out.message(&key, |key| format!("{verb}d encryption key '{}'\n", key.id))
 }
 
 /// `show`: one key's metadata, with a mark for what the audit log lacks.
