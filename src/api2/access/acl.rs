@@ -23,7 +23,6 @@ use pbs_api_types::{AclListItem, Authid, ROLES, role_privileges};
 use pbs_config::ConfigDir;
 use pbs_config::acl::check_acl_path;
 use pbs_config::audit::Op;
-use pbs_config::user::{TOKEN_TYPE_ID, USER_TYPE_ID};
 
 /// Every ACL entry, per path in path order, and the hex config digest.
 pub fn read_acl(dir: &ConfigDir) -> Result<(Vec<AclListItem>, String), Error> {
@@ -65,10 +64,7 @@ pub fn update_acl(
         }
     } else {
         let (users, _) = dir.user_config().config()?;
-        let (kind, id) = match auth_id.is_token() {
-            true => (TOKEN_TYPE_ID, auth_id.to_string()),
-            false => (USER_TYPE_ID, auth_id.user().to_string()),
-        };
+        let (kind, id) = super::user_cfg_section(auth_id);
         if users.lookup_json(kind, &id).is_err() {
             bail!("no such {kind} '{id}' - create it first");
         }

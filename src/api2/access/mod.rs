@@ -7,6 +7,18 @@
 
 use proxmox_router::{Router, SubdirMap};
 
+use pbs_api_types::Authid;
+use pbs_config::user::{TOKEN_TYPE_ID, USER_TYPE_ID};
+
+/// The section of `user.cfg` that holds `auth_id`: its type (`user` or
+/// `token`) and id (a user's by its user id, a token's by its full id).
+fn user_cfg_section(auth_id: &Authid) -> (&'static str, String) {
+    match auth_id.is_token() {
+        true => (TOKEN_TYPE_ID, auth_id.to_string()),
+        false => (USER_TYPE_ID, auth_id.user().to_string()),
+    }
+}
+
 pub mod acl;
 pub mod permissions;
 pub mod ticket;

@@ -412,10 +412,7 @@ pub fn list_permissions(
     }
     let info = CachedUserInfo::new(dir)?;
     let (config, _) = dir.user_config().config()?;
-    let (kind, id) = match auth_id.is_token() {
-        true => (TOKEN_TYPE_ID, auth_id.to_string()),
-        false => (USER_TYPE_ID, auth_id.user().to_string()),
-    };
+    let (kind, id) = super::user_cfg_section(auth_id);
     if config.lookup_json(kind, &id).is_err() {
         bail!("{kind} '{id}' does not exist");
     }
