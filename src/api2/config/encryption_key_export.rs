@@ -187,6 +187,18 @@ impl Drop for Recipients {
 }
 
 impl Recipients {
+    /// The recipients a request names: `passphrase` and `master-pubkey`
+    /// (PEM, repeatable).
+    pub(crate) fn from_params(param: &Value) -> Result<Self, Error> {
+        Ok(Recipients {
+            passphrase: param_str(param, "passphrase").map(|p| p.as_bytes().to_vec()),
+            master_pubkeys: crate::api2::param_list(param, "master-pubkey")
+                .iter()
+                .map(|pem| master_pubkey(pem.as_bytes()))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     /// The recipients as the bundle code takes them.
     pub(crate) fn as_list(&self) -> Vec<ExportRecipient<'_>> {
         let mut list = Vec::new();
@@ -301,13 +313,7 @@ pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
             param["all"].as_bool().unwrap_or(false),
             param["include-archived"].as_bool().unwrap_or(false),
         )?;
-        let recipients = Recipients {
-            passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
-            master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
-                .iter()
-                .map(|pem| master_pubkey(pem.as_bytes()))
-                .collect::<Result<_, _>>()?,
-        };
+        let recipients = Recipients::from_params(&param)?;
         let allowed = |key: &CryptKey| {
             info.check_privs(
                 &auth_id,

@@ -48,9 +48,7 @@ use pbs_key_config::bundle::{
 };
 
 use super::{STORE_AUDIT, STORE_MODIFY};
-use crate::api2::config::encryption_key_export::{
-    MASTER_PUBKEYS_SCHEMA, Recipients, master_pubkey,
-};
+use crate::api2::config::encryption_key_export::{MASTER_PUBKEYS_SCHEMA, Recipients};
 use crate::api2::config::encryption_keys::PASSPHRASE_SCHEMA;
 use crate::api2::config::sync::{
     Caller, JobUpdate, apply_update, check_rotate_access, check_sync_job_read_access,
@@ -508,13 +506,7 @@ pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
             new_id: param_str(&param, "new-id").map(str::to_string),
             archive_old: param["archive-old"].as_bool().unwrap_or(false),
         };
-        let recipients = Recipients {
-            passphrase: param_str(&param, "passphrase").map(|p| p.as_bytes().to_vec()),
-            master_pubkeys: crate::api2::param_list(&param, "master-pubkey")
-                .iter()
-                .map(|pem| master_pubkey(pem.as_bytes()))
-                .collect::<Result<_, _>>()?,
-        };
+        let recipients = Recipients::from_params(&param)?;
         let wanted = param["export"].as_bool().unwrap_or(false)
             || recipients.passphrase.is_some()
             || !recipients.master_pubkeys.is_empty();
