@@ -1229,9 +1229,22 @@ fn to_data_key(mut bytes: Vec<u8>) -> Option<[u8; 32]> {
 /// the file appears complete or not at all (see [`KeyConfig::store`]).
 pub fn write_bundle_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
     let path = path.as_ref();
-    let options = CreateOptions::new().perm(nix::sys::stat::Mode::from_bits_truncate(0o600));
-    crate::create_new_file(path, data, options)
+    crate::create_new_file(path, data, bundle_file_options())
         .layer_err(|| format!("unable to write export bundle {path:?}"))
+}
+
+/// Replaces the bundle file `path` with `data` (mode 0600): a temp file
+/// beside it, fsync, rename over `path`, directory fsync; on failure `path`
+/// keeps what it had.
+pub fn replace_bundle_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
+    let path = path.as_ref();
+    proxmox_sys::fs::replace_file(path, data, bundle_file_options(), true)
+        .layer_err(|| format!("unable to replace export bundle {path:?}"))
+}
+
+/// How a bundle file is created: readable by its owner only.
+fn bundle_file_options() -> CreateOptions {
+    CreateOptions::new().perm(nix::sys::stat::Mode::from_bits_truncate(0o600))
 }
 
 /// Reads a bundle file (at most [`MAX_BUNDLE_SIZE`] bytes).

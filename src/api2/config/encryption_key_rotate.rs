@@ -44,7 +44,7 @@ use pbs_config::rotation::{Aborted, ExportPlan, Journal, RotateHooks, RotateRequ
 use pbs_config::sync::JobsEdit;
 use pbs_key_config::bundle::{
     BundleSecret, OpenedBundle, ProvableBundle, open_bundle, read_bundle_file, read_bundle_header,
-    rsa_key_id, write_bundle_file,
+    replace_bundle_file, rsa_key_id, write_bundle_file,
 };
 
 use super::{STORE_AUDIT, STORE_MODIFY};
@@ -332,19 +332,7 @@ fn export_to_file(
     prove(dir, &bundle, bundle.bytes(), key, recipients, "the bundle")?;
     if exists {
         // this rotation's own export, not provable now: replaced whole
-        let temp = path.with_file_name(format!(
-            "{}.rotate-tmp",
-            path.file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        if std::fs::symlink_metadata(&temp).is_ok() {
-            std::fs::remove_file(&temp)
-                .map_err(|err| format_err!("unable to remove {temp:?} - {err}"))?;
-        }
-        write_bundle_file(&temp, bundle.bytes())?;
-        std::fs::rename(&temp, path)
-            .map_err(|err| format_err!("unable to replace export file {path:?} - {err}"))?;
+        replace_bundle_file(path, bundle.bytes())?;
     } else {
         write_bundle_file(path, bundle.bytes())?;
     }
