@@ -1169,15 +1169,16 @@ impl<'a> Rotations<'a> {
         if found != *fingerprint {
             return Ok(None);
         }
+        let now = proxmox_time::epoch_i64();
         let record = TrashRecord {
             id: id.to_string(),
             fingerprint: Some(found),
             entry: None,
             reason: TrashReason::RotateAbort,
-            time: proxmox_time::epoch_i64(),
+            time: now,
             actor: Some(journal.actor.clone()),
             purge_after: Some(crate::trash::purge_after(
-                proxmox_time::epoch_i64(),
+                now,
                 crate::trash::DEFAULT_KEEP_DAYS,
             )),
         };
