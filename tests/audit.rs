@@ -577,3 +577,40 @@ fn documented_recipe_is_the_tested_one() {
         "docs/audit.md's recipe differs from tests/tools/check_audit_log.py"
     );
 }
+
+/// The quoted names in `text` that are operation names.
+fn named_ops(text: &str, quote: char) -> Vec<String> {
+    let known: Vec<&str> = Op::ALL.iter().map(|op| op.as_str()).collect();
+    text.split(quote)
+        .skip(1)
+        .step_by(2)
+        .filter(|name| known.contains(name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every operation the log can hold is listed in docs/audit.md and offered
+/// by the web page's operation filter: a new operation cannot be recorded
+/// but missing from what an administrator reads or can filter by.
+#[test]
+fn every_operation_is_documented_and_filterable() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all: Vec<String> = Op::ALL.iter().map(|op| op.as_str().to_string()).collect();
+    all.sort();
+    let doc = std::fs::read_to_string(root.join("docs/audit.md")).unwrap();
+    let start = doc
+        .find("Operations: ")
+        .expect("docs/audit.md lists the operations");
+    let end = start + doc[start..].find("Readers accept").unwrap();
+    let mut documented = named_ops(&doc[start..end], '`');
+    documented.sort();
+    assert_eq!(documented, all, "docs/audit.md's list of operations");
+    let page = std::fs::read_to_string(root.join("src/www/js/audit.js")).unwrap();
+    let start = page
+        .find("const OPERATIONS = [")
+        .expect("the filter's operations");
+    let end = start + page[start..].find("];").unwrap();
+    let mut offered = named_ops(&page[start..end], '\'');
+    offered.sort();
+    assert_eq!(offered, all, "the operations the web page's filter offers");
+}
