@@ -540,6 +540,57 @@ fn status_and_abort_of_a_stopped_rotation() {
     });
 }
 
+/// A rotation killed inside its store, after the new key's file was put in
+/// place and before its config entry: the abort moves that file into the
+/// trash (reason rotate-abort) and records the move as an operation of its
+/// own, `rotate-abort-orphan`, intent and outcome, naming the new key and
+/// its fingerprint between the abort's records.
+#[test]
+fn abort_trashes_a_killed_stores_key_file_and_records_it() {
+    both(|s| {
+        let name = s.name();
+        let config = ConfigDir::new(s.config().base()).unwrap();
+        killed_rotation(config.base(), &["job1"], "store:key-written");
+        assert!(!keys(&config).iter().any(|k| k.0 == "key-new"), "{name}");
+        let status = s.status("job1");
+        let new_fingerprint = status[0]["new-fingerprint"].as_str().unwrap().to_string();
+        let before = records_since(&config, 0).last().unwrap().seq;
+
+        let aborted = s.abort("job1").unwrap();
+        assert!(aborted["trashed"].is_string(), "{name}: {aborted}");
+        let trash = config.encryption_keys().trash().list().unwrap();
+        assert_eq!(trash.entries.len(), 1, "{name}");
+        assert_eq!(trash.entries[0].record.reason, TrashReason::RotateAbort);
+
+        let ops: Vec<(String, Phase, Option<String>)> = records_since(&config, before)
+            .into_iter()
+            .map(|r| (r.op, r.phase, r.result))
+            .collect();
+        let ok = Some("ok".to_string());
+        let step = |op: &str, phase| (op.to_string(), phase, None);
+        let done = |op: &str| (op.to_string(), Phase::Outcome, ok.clone());
+        assert_eq!(
+            ops,
+            [
+                step("rotate-abort", Phase::Intent),
+                done("rotate-abort"),
+                step("rotate-abort-orphan", Phase::Intent),
+                done("rotate-abort-orphan"),
+                step("rotate-finish", Phase::Intent),
+                done("rotate-finish"),
+            ],
+            "{name}"
+        );
+        let orphan = records_since(&config, before)
+            .into_iter()
+            .find(|r| r.op == "rotate-abort-orphan")
+            .unwrap();
+        assert_eq!(orphan.ids, ["key-new"], "{name}");
+        assert_eq!(orphan.fingerprints, [new_fingerprint], "{name}");
+        assert_eq!(orphan.job.as_deref(), Some("job1"), "{name}");
+    });
+}
+
 /// After the switch the abort is refused and says why; the same request
 /// finishes the rotation, resumed where it stopped.
 #[test]

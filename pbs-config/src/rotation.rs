@@ -31,8 +31,10 @@
 //!
 //! An abort ([`Rotations::abort`]) is possible until the jobs are switched:
 //! it marks the journal, moves the new key into the trash (reason
-//! `rotate-abort`: archived, then deleted, so its record keeps it), and
-//! removes the journal. After the switch, jobs encrypt with the new key and
+//! `rotate-abort`: archived, then deleted, so its record keeps it; a key
+//! file a killed store left without its config entry is moved there as
+//! `rotate-abort-orphan`, recorded like any other change), and removes the
+//! journal. After the switch, jobs encrypt with the new key and
 //! an abort is refused.
 //!
 //! Files, in `encryption-keys/.rotate/` (root:root 0700, reached through
@@ -1182,16 +1184,27 @@ impl<'a> Rotations<'a> {
                 crate::trash::DEFAULT_KEEP_DAYS,
             )),
         };
-        let (entry, record_err) = keys.trash().keep(&held.key_dir, &name, &record)?;
-        let removed = key_lock.guard.remove_file();
+        let event = self
+            .dir
+            .audit_event(Op::RotateAbortOrphan)
+            .id(id)
+            .fingerprint(found)
+            .job(journal.jobs.join(","));
+        let pending = self.dir.audit_intent(Some(&held.key_dir), &event)?;
+        let moved = keys.trash().keep(&held.key_dir, &name, &record).and_then(
+            |(entry, record_err)| {
+                let removed = key_lock.guard.remove_file();
+                if let Some(err) = record_err {
+                    bail!(
+                        "the key file went into the trash as '{entry}' without its record ({err}) \
+                         - run 'proxmox-backup-manager encryption-key verify --repair'"
+                    );
+                }
+                removed.map(|()| entry)
+            },
+        );
+        let entry = pending.done(moved)?;
         drop(config_lock);
-        if let Some(err) = record_err {
-            bail!(
-                "the key file went into the trash as '{entry}' without its record ({err}) - run \
-                 'proxmox-backup-manager encryption-key verify --repair'"
-            );
-        }
-        removed?;
         failpoint::hit("rotate-abort:key-trashed");
         Ok(Some(entry))
     }

@@ -169,6 +169,9 @@ ops! {
     /// Rotation: an abort begun, before any job used the new key (which
     /// then goes into the trash).
     RotateAbort = "rotate-abort", changes_key: false;
+    /// Rotation abort: the new key's file, left without its config entry
+    /// by a store that was killed, moved into the trash.
+    RotateAbortOrphan = "rotate-abort-orphan", changes_key: true;
 }
 
 impl fmt::Display for Op {

@@ -18,6 +18,7 @@ const OPERATIONS = [
     'trash-restore', 'purge', 'export', 'export-verify', 'restore', 'paperkey', 'sync-job-keys',
     'rotate-plan', 'rotate-store-key', 'rotate-prove-export', 'rotate-switch-job',
     'rotate-archive-old-key', 'rotate-finish', 'rotate-abort',
+    'rotate-abort-orphan',
     'repair-mode', 'repair-owner', 'repair-path', 'repair-orphan', 'repair-temp-file',
     'repair-stale-lock', 'repair-trash-record',
     'user-create', 'user-update', 'user-password', 'user-delete', 'token-create', 'token-update',
