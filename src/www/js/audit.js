@@ -6,7 +6,7 @@
 // Both need Sys.Audit on /system/encryption-keys; the view writes nothing.
 
 import {request} from './api.js';
-import {h, messageArea, uid} from './dom.js';
+import {h, loadingList, messageArea, uid} from './dom.js';
 import {NONE, dateTime, isoTime, listing} from './format.js';
 import {KEYS_PATH, SYS_AUDIT, missing} from './permissions.js';
 
@@ -163,12 +163,9 @@ async function load() {
         return;
     }
     const {body, table, status, listMessage, progress, apply, verifyArea, datalist} = elements;
-    listMessage.clear();
-    progress.hidden = false;
-    table.setAttribute('aria-busy', 'true');
-    apply.disabled = true;
+    const busy = {table, progress, button: apply, message: listMessage};
     const params = {id: filter.id || undefined, operation: filter.operation || undefined};
-    try {
+    await loadingList(busy, 'the audit log', async () => {
         const [answer, keys, broken] = await Promise.all([
             request('GET', AUDIT, params),
             request('GET', '/config/encryption-keys', {'include-archived': 1}).catch(() => null),
@@ -183,13 +180,7 @@ async function load() {
             : [h('tr', {class: 'empty'}, h('td', {colspan: 6}, 'No records match.'))]));
         const what = [filter.id && `key ${filter.id}`, filter.operation].filter(Boolean).join(', ');
         status.textContent = `${ops.length} operation${ops.length === 1 ? '' : 's'}${what ? ` (${what})` : ''}.`;
-    } catch (err) {
-        listMessage.error(`Loading the audit log failed: ${err.message}`);
-    } finally {
-        progress.hidden = true;
-        table.removeAttribute('aria-busy');
-        apply.disabled = false;
-    }
+    });
 }
 
 /** One operation; marked where the check found a line of it broken. */

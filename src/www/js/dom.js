@@ -112,6 +112,28 @@ export async function whileBusy(button, busyText, work, region) {
 }
 
 /**
+ * Loads a page's list: `progress` shown, `table` marked busy and `button`
+ * (the page's refresh or apply button) disabled while `work` runs. A
+ * failure shows in `message` (a messageArea) as "Loading <what> failed:
+ * <reason>"; the page is usable again afterwards, whatever happened.
+ */
+export async function loadingList({table, progress, button, message}, what, work) {
+    message.clear();
+    progress.hidden = false;
+    table.setAttribute('aria-busy', 'true');
+    button.disabled = true;
+    try {
+        await work();
+    } catch (err) {
+        message.error(`Loading ${what} failed: ${err.message}`);
+    } finally {
+        progress.hidden = true;
+        table.removeAttribute('aria-busy');
+        button.disabled = false;
+    }
+}
+
+/**
  * Disables `control` when `reason` (a missing privilege, in words) is
  * given, and says why in its tooltip and its accessible description.
  */

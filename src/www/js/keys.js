@@ -13,7 +13,7 @@
 
 import {request} from './api.js';
 import {confirmByTyping, openDialog} from './dialog.js';
-import {allowIf, clear, h, messageArea, uid, whileBusy} from './dom.js';
+import {allowIf, clear, h, loadingList, messageArea, uid, whileBusy} from './dom.js';
 import {openExportDialog} from './export.js';
 import {NONE, dateTime, fingerprintLines, isoTime, jobsOf, keyType, listing, usedBy} from './format.js';
 import {KEYS_PATH, SYS_AUDIT, SYS_MODIFY, keyPath, missing} from './permissions.js';
@@ -206,11 +206,8 @@ async function load(announce) {
         return;
     }
     const {table, listMessage, progress, refreshButton, status} = elements;
-    listMessage.clear();
-    progress.hidden = false;
-    table.setAttribute('aria-busy', 'true');
-    refreshButton.disabled = true;
-    try {
+    const busy = {table, progress, button: refreshButton, message: listMessage};
+    await loadingList(busy, 'the keys', async () => {
         const [answer, trash] = await Promise.all([
             request('GET', LIST, {'include-archived': view.showArchived ? 1 : 0}),
             view.showTrash ? loadTrash() : null,
@@ -224,13 +221,7 @@ async function load(announce) {
         renderRows();
         const inTrash = view.trash.length ? `, ${view.trash.length} in the trash` : '';
         status.textContent = announce || `${view.keys.length} key${view.keys.length === 1 ? '' : 's'}${inTrash}.`;
-    } catch (err) {
-        listMessage.error(`Loading the keys failed: ${err.message}`);
-    } finally {
-        progress.hidden = true;
-        table.removeAttribute('aria-busy');
-        refreshButton.disabled = false;
-    }
+    });
 }
 
 /**

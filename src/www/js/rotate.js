@@ -13,7 +13,7 @@
 
 import {request} from './api.js';
 import {confirmByTyping, openDialog} from './dialog.js';
-import {allowIf, h, messageArea, offerDownload, uid, whileBusy} from './dom.js';
+import {allowIf, h, loadingList, messageArea, offerDownload, uid, whileBusy} from './dom.js';
 import {passphraseFields} from './export.js';
 import {NONE, dateTime, listing} from './format.js';
 import {KEYS_PATH, SYS_MODIFY, missing} from './permissions.js';
@@ -94,11 +94,8 @@ async function load(announce) {
         return;
     }
     const {body, table, status, listMessage, progress, refresh, running} = elements;
-    listMessage.clear();
-    progress.hidden = false;
-    table.setAttribute('aria-busy', 'true');
-    refresh.disabled = true;
-    try {
+    const busy = {table, progress, button: refresh, message: listMessage};
+    await loadingList(busy, 'the sync jobs', async () => {
         const [jobs, journals] = await Promise.all([
             request('GET', '/config/sync', {'sync-direction': 'all'}),
             request('GET', ROTATE),
@@ -112,13 +109,7 @@ async function load(announce) {
             : [h('tr', {class: 'empty'}, h('td', {colspan: 6}, 'No sync job encrypts with a key.'))]));
         status.textContent = announce || `${keyed.length} sync job${keyed.length === 1 ? '' : 's'} with a key`
             + (state.journals.length ? `, ${state.journals.length} rotation${state.journals.length === 1 ? '' : 's'} in progress.` : '.');
-    } catch (err) {
-        listMessage.error(`Loading the sync jobs failed: ${err.message}`);
-    } finally {
-        progress.hidden = true;
-        table.removeAttribute('aria-busy');
-        refresh.disabled = false;
-    }
+    });
 }
 
 /** The journal naming `job`, if a rotation of it is in progress. */

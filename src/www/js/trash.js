@@ -9,7 +9,7 @@
 
 import {request} from './api.js';
 import {confirmByTyping, openDialog} from './dialog.js';
-import {allowIf, h, messageArea, uid, whileBusy} from './dom.js';
+import {allowIf, h, loadingList, messageArea, uid, whileBusy} from './dom.js';
 import {NONE, dateTime, fingerprintLines, isoTime} from './format.js';
 import {KEYS_PATH, SYS_AUDIT, SYS_MODIFY, missing} from './permissions.js';
 
@@ -156,23 +156,14 @@ async function load(announce) {
         return;
     }
     const {body, table, status, listMessage, progress, refresh} = elements;
-    listMessage.clear();
-    progress.hidden = false;
-    table.setAttribute('aria-busy', 'true');
-    refresh.disabled = true;
-    try {
+    const busy = {table, progress, button: refresh, message: listMessage};
+    await loadingList(busy, 'the trash', async () => {
         const entries = await loadTrash();
         body.replaceChildren(...(entries.length
             ? entries.map((entry) => renderRow(entry))
             : [h('tr', {class: 'empty'}, h('td', {colspan: 7}, 'The trash is empty.'))]));
         status.textContent = announce || `${entries.length} key${entries.length === 1 ? '' : 's'} in the trash.`;
-    } catch (err) {
-        listMessage.error(`Loading the trash failed: ${err.message}`);
-    } finally {
-        progress.hidden = true;
-        table.removeAttribute('aria-busy');
-        refresh.disabled = false;
-    }
+    });
 }
 
 function renderRow(entry) {
