@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Error;
-use clap::{ArgAction, ValueEnum, ValueHint};
+use clap::{ValueEnum, ValueHint};
 
 use pbs_api_types::{ROLES, Userid};
 
@@ -240,19 +240,6 @@ struct Tree {
     value_options: BTreeMap<String, ValueCompletion>,
 }
 
-fn takes_value(arg: &clap::Arg) -> bool {
-    !matches!(
-        arg.get_action(),
-        ArgAction::SetTrue
-            | ArgAction::SetFalse
-            | ArgAction::Count
-            | ArgAction::Help
-            | ArgAction::HelpShort
-            | ArgAction::HelpLong
-            | ArgAction::Version
-    )
-}
-
 fn walk(cmd: &clap::Command, path: &str, tree: &mut Tree) {
     let mut options = Vec::new();
     let mut positionals = Vec::new();
@@ -268,7 +255,7 @@ fn walk(cmd: &clap::Command, path: &str, tree: &mut Tree) {
         if let Some(short) = arg.get_short() {
             names.push(format!("-{short}"));
         }
-        if takes_value(arg) {
+        if arg.get_action().takes_values() {
             for name in &names {
                 tree.value_options
                     .entry(name.clone())

@@ -232,7 +232,7 @@ fn render_arg(roff: &mut Roff, arg: &clap::Arg) {
         })
         .unwrap_or_default();
     match arg.get_long() {
-        Some(long) if value.is_empty() || !takes_value(arg) => {
+        Some(long) if value.is_empty() || !arg.get_action().takes_values() => {
             roff.text([bold(format!("--{long}"))]);
         }
         Some(long) => {
@@ -249,7 +249,7 @@ fn render_arg(roff: &mut Roff, arg: &clap::Arg) {
         .unwrap_or_default()
         .replace('\n', " ");
     let values = possible_values(arg);
-    if !values.is_empty() && takes_value(arg) {
+    if !values.is_empty() && arg.get_action().takes_values() {
         if !help.is_empty() && !help.ends_with('.') {
             help.push('.');
         }
@@ -266,10 +266,6 @@ pub fn possible_values(arg: &clap::Arg) -> Vec<String> {
         .filter(|value| !value.is_hide_set())
         .map(|value| value.get_name().to_string())
         .collect()
-}
-
-fn takes_value(arg: &clap::Arg) -> bool {
-    arg.get_num_args().is_some_and(|n| n.takes_values())
 }
 
 fn render_examples(roff: &mut Roff, examples: &[(&str, String)]) {
