@@ -14,7 +14,10 @@
 //! - the audit log's directory (`encryption-keys/.audit/`) and its files:
 //!   modes and owners (what the log says is `audit verify`'s to check,
 //!   see [`crate::audit`]);
-//! - sync jobs that name keys which do not exist.
+//! - sync jobs that name keys which do not exist;
+//! - rollbacks: a config file this tool wrote that holds one of its
+//!   earlier writes again, or is missing (`encryption-keys.cfg`,
+//!   `sync.cfg` and the access files, see [`crate::lock::written`]).
 //!
 //! Repair fixes modes and owners, rewrites a relocated `path`, removes stale
 //! lock files, temp files of config files and stale trash records, and
@@ -49,7 +52,10 @@ use crate::files::{
     KEY_DIR_NAME, KEY_FILE_CLASS, KEY_LOCK_CLASS, TRASH_CLASS, TRASH_DIR_MODE, TRASH_DIR_NAME,
     key_file_name,
 };
-use crate::lock::{ConfigLock, LockedConfig, written};
+use crate::lock::{
+    AclCfg, BackupLockGuard, ConfigLock, LockedConfig, ShadowJson, TokenShadow, UserCfg, mirror,
+    written,
+};
 use crate::ownership::{Ownership, group_name_of, user_name_of};
 use crate::sync::SYNC_CFG_TYPE_ID;
 use crate::trash::{self, TrashReason, TrashRecord};
@@ -1167,7 +1173,9 @@ impl ConfigDir {
     /// # Locking
     ///
     /// Takes the config lock and the sync job lock; repairs of a key's files
-    /// take that key's lock too.
+    /// take that key's lock too. Then, each alone and only to read its
+    /// file, root's mirrors of the access files' locks (in the crate's lock
+    /// order), where there are mirrors.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport, Error> {
         let Some(base) = self.open_base()? else {
             bail!(
@@ -1193,15 +1201,52 @@ impl ConfigDir {
         }
         self.check_rollback(&config_lock, &mut report);
         self.check_rollback(&sync_lock, &mut report);
+        self.check_access_rollbacks(&base, &mut report)
+            .layer_err(|| "unable to verify the key store")?;
         Ok(report)
+    }
+
+    /// Reports a rolled-back access file (an `acl.cfg` with a revoked grant
+    /// put back gives that access again). Each under root's mirror of its
+    /// lock alone, in the crate's lock order: every root writer takes the
+    /// mirror first, and no lock file of the `backup` user's is made for a
+    /// file nobody wrote. No mirror, no record to compare with.
+    fn check_access_rollbacks(
+        &self,
+        base: &DirHandle,
+        report: &mut VerifyReport,
+    ) -> Result<(), Error> {
+        self.check_rollback_alone::<UserCfg>(base, report)?;
+        self.check_rollback_alone::<AclCfg>(base, report)?;
+        self.check_rollback_alone::<TokenShadow>(base, report)?;
+        self.check_rollback_alone::<ShadowJson>(base, report)
+    }
+
+    fn check_rollback_alone<F: LockedConfig>(
+        &self,
+        base: &DirHandle,
+        report: &mut VerifyReport,
+    ) -> Result<(), Error> {
+        if let Some(mirror) = mirror::lock_mirror(self, base, F::LOCK.name)? {
+            self.report_rollback::<F>(&mirror, report);
+        }
+        Ok(())
     }
 
     /// Reports the config file of `F` if it is an earlier write of root's
     /// than its last, or missing (see `lock::written`).
     fn check_rollback<F: LockedConfig>(&self, held: &ConfigLock<F>, report: &mut VerifyReport) {
-        let Some(mirror) = held.mirror() else {
-            return;
-        };
+        if let Some(mirror) = held.mirror() {
+            self.report_rollback::<F>(mirror, report);
+        }
+    }
+
+    /// [`Self::check_rollback`] under `mirror`, root's mirror of `F`'s lock.
+    fn report_rollback<F: LockedConfig>(
+        &self,
+        mirror: &BackupLockGuard,
+        report: &mut VerifyReport,
+    ) {
         // a file that cannot be read (a link, not root's) is reported by
         // the checks of the store, or stops them
         let Ok(current) = self.read_file(&F::FILE) else {

@@ -151,6 +151,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::a_config_put_back_by_backup_is_named_by_verify,
     ),
     (
+        "rollback::an_acl_put_back_by_backup_is_named_by_verify",
+        rollback::an_acl_put_back_by_backup_is_named_by_verify,
+    ),
+    (
         "rotate::sigkill_at_every_step_then_the_same_command_again",
         rotate::sigkill_at_every_step_then_the_same_command_again,
     ),

@@ -50,3 +50,41 @@ pub fn a_config_put_back_by_backup_is_named_by_verify() {
     let run = scene.manager(&["encryption-key", "trash", "list"]);
     assert!(run.stdout.contains("later-key"), "{run:?}");
 }
+
+/// The same attack on `acl.cfg`: backup keeps root's file that grants
+/// `alice@pbs` Admin on the key store by renaming it away, root revokes the
+/// grant (its next write), backup puts the old file back. `alice` holds
+/// Admin again; root's `verify` names `acl.cfg` as `rolled-back`.
+pub fn an_acl_put_back_by_backup_is_named_by_verify() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    let (acl, kept) = (scene.path("acl.cfg"), scene.path("kept-acl.cfg"));
+    let path = "/system/encryption-keys";
+    let ok = |args: &[&str]| {
+        let run = scene.manager(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    };
+    ok(&["user", "create", "alice@pbs"]);
+    ok(&["acl", "update", path, "Admin", "--auth-id", "alice@pbs"]);
+    let granted = std::fs::read(&acl).unwrap();
+    as_backup(r#"mv -- "$1" "$2""#, &[&acl, &kept], "keeping acl.cfg");
+    ok(&["acl", "update", path, "Audit", "--auth-id", "alice@pbs"]);
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "before the rollback: {run:?}");
+
+    as_backup(
+        r#"mv -f -- "$2" "$1""#,
+        &[&acl, &kept],
+        "putting acl.cfg back",
+    );
+    assert_eq!(std::fs::read(&acl).unwrap(), granted);
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("rolled-back")
+            && run.stdout.contains("acl.cfg")
+            && run.stdout.contains("1 write(s) later"),
+        "{run:?}"
+    );
+}
