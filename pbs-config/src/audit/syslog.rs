@@ -4,12 +4,13 @@
 //! Messages go out as `<PRI>pbs-keystore-audit[PID]: MESSAGE` (facility
 //! authpriv, severity notice), which both parse. Sending never blocks and
 //! never fails an operation: the checkpoint it carries is also in
-//! `.audit/checkpoint`, and a missing syslog only loses a copy.
+//! `.audit/checkpoint`, and a missing syslog only loses a copy. The
+//! socket is connected once per process and connected again when a send
+//! fails.
 
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
-
-use anyhow::{Error, format_err};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Where the local syslog daemon listens.
 pub const DEFAULT_SOCKET: &str = "/dev/log";
@@ -25,13 +26,29 @@ pub(crate) fn datagram(message: &str) -> String {
     format!("<{PRIORITY}>{TAG}[{}]: {message}", std::process::id())
 }
 
-/// Sends `message` to the syslog socket at `socket` without waiting.
-pub(crate) fn send(socket: &Path, message: &str) -> Result<(), Error> {
-    let sock = UnixDatagram::unbound()
-        .and_then(|sock| sock.set_nonblocking(true).map(|()| sock))
-        .map_err(|err| format_err!("unable to open a syslog socket - {err}"))?;
-    sock.send_to(datagram(message).as_bytes(), socket)
-        .map_err(|err| format_err!("unable to send to syslog at {socket:?} - {err}"))?;
+/// The socket this process sends to, connected on the first message and
+/// kept: one `send` a message instead of a new socket each.
+static CONNECTED: Mutex<Option<(PathBuf, UnixDatagram)>> = Mutex::new(None);
+
+/// Sends `message` to the syslog socket at `socket` without waiting. The
+/// error is an `io::Error` (no backtrace is taken for what callers drop).
+pub(crate) fn send(socket: &Path, message: &str) -> std::io::Result<()> {
+    let datagram = datagram(message);
+    let mut connected = CONNECTED.lock().unwrap_or_else(|err| err.into_inner());
+    if let Some((path, sock)) = &*connected
+        && path == socket
+        && sock.send(datagram.as_bytes()).is_ok()
+    {
+        return Ok(());
+    }
+    // the first message, another socket, or the listener went away (a
+    // restarted journald binds a new socket): connect (again)
+    *connected = None;
+    let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
+    sock.connect(socket)?;
+    sock.send(datagram.as_bytes())?;
+    *connected = Some((socket.to_path_buf(), sock));
     Ok(())
 }
 
@@ -55,6 +72,13 @@ mod tests {
                 std::process::id()
             )
         );
+        // a restarted listener (a new socket at the same path) gets the next one
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        let listener = UnixDatagram::bind(&path).unwrap();
+        send(&path, "again").unwrap();
+        let n = listener.recv(&mut buf).unwrap();
+        assert!(std::str::from_utf8(&buf[..n]).unwrap().ends_with(": again"));
         // nobody listening: an error, not a hang
         drop(listener);
         assert!(send(&path, "x").is_err());
