@@ -12,7 +12,7 @@ use proxmox_sys::fs::{CreateOptions, ensure_dir_exists};
 
 use proxmox_section_config::SectionConfigData;
 
-use crate::audit::Caller;
+use crate::audit::{AuditCache, Caller};
 use crate::cache::{ConfigCache, open_config, read_config};
 use crate::dir_handle::{DirHandle, read_all};
 use crate::files::{ConfigFile, FileClass};
@@ -48,6 +48,8 @@ pub struct ConfigDir {
     pub(crate) written_keys: Arc<Mutex<Option<KeySections>>>,
     pub(crate) sync_cache: Arc<ConfigCache<SectionConfigData>>,
     pub(crate) user_cache: Arc<ConfigCache<SectionConfigData>>,
+    /// The audit log's signing key and end, kept between operations.
+    pub(crate) audit_cache: Arc<AuditCache>,
 }
 
 impl std::fmt::Debug for ConfigDir {
@@ -87,6 +89,7 @@ impl ConfigDir {
             written_keys: Arc::default(),
             sync_cache: Arc::default(),
             user_cache: Arc::default(),
+            audit_cache: Arc::default(),
         })
     }
 
@@ -105,6 +108,7 @@ impl ConfigDir {
             written_keys: Arc::clone(&self.written_keys),
             sync_cache: Arc::clone(&self.sync_cache),
             user_cache: Arc::clone(&self.user_cache),
+            audit_cache: Arc::clone(&self.audit_cache),
         }
     }
 

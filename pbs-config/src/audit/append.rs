@@ -7,10 +7,14 @@
 //! 2. reads the last line: an incomplete one (a crash inside an append
 //!    that never returned) is cut off; a damaged one, or a log shorter than
 //!    its checkpoint, stops the append (fail closed: `audit verify` says
-//!    what is wrong);
-//! 3. reserves room for this line and the next one (`fallocate`, keeping
-//!    the size), so a full disk fails the intent before anything is
-//!    written rather than the outcome after the change;
+//!    what is wrong). If the log (and the checkpoint) are still in the
+//!    state this process's last append left them in (same device, inode,
+//!    size and times), that append's end is used instead of reading it
+//!    again ([`super::cache`]);
+//! 3. makes sure room is reserved for this line and the next one
+//!    (`fallocate`, keeping the size; 64 KiB at a time, so most appends
+//!    reserve nothing of their own), so a full disk fails the intent
+//!    before anything is written rather than the outcome after the change;
 //! 4. writes the line with one `write` (the file is opened `O_APPEND`);
 //!    on any error it truncates the log back, so nothing half-written
 //!    stays;
@@ -33,6 +37,7 @@ use crate::dir_handle::OpenedFile;
 use crate::failpoint;
 use crate::files::{AUDIT_CHECKPOINT, AUDIT_LOG};
 
+use super::cache::{self, CachedTail};
 use super::checkpoint::{Checkpoint, SigningKey};
 use super::record::{self, Event, MAX_LINE_LEN, Phase, Record, ZERO_HASH, parse_line, result_text};
 use super::{AuditLock, AuditLog, PendingLock, SYNC_OUTCOMES, syslog};
@@ -40,6 +45,11 @@ use super::{AuditLock, AuditLog, PendingLock, SYNC_OUTCOMES, syslog};
 /// How much of the end of the log is read to find the last line: a line
 /// and an incomplete one after it.
 const TAIL_WINDOW: u64 = 2 * MAX_LINE_LEN as u64 + 2;
+
+/// How much room an append reserves after the end of the log when less
+/// than a line and the next one is reserved: for many appends, so most
+/// need no `fallocate` of their own.
+const RESERVE_AHEAD: u64 = 64 * 1024;
 
 /// The end of the log as an append finds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,18 +164,46 @@ impl AuditLog<'_> {
         Ok(log)
     }
 
-    /// The log opened for appending and its checked last line, an
-    /// incomplete line cut off (then noted in `warnings`).
-    fn prepare_append(&self, warnings: &mut Vec<String>) -> Result<(OpenedFile, Tail), Error> {
-        // a log shorter than its checkpoint lost records: never extend it
-        // (a checkpoint that cannot be read proves nothing: verify reports it)
-        let proven = match self
-            .read_checkpoint_text()
-            .map(|text| text.map(|t| Checkpoint::parse(&t)))
+    /// The number of records the stored checkpoint proves; 0 if there is
+    /// none or it cannot be read (a checkpoint that cannot be read proves
+    /// nothing: verify reports it). Kept between operations while the
+    /// checkpoint file is in the state it was read or written in
+    /// ([`super::cache`]).
+    fn proven_size(&self) -> u64 {
+        let class = AUDIT_CHECKPOINT.class;
+        if let Ok(Some(stat)) = self.audit_dir.stat(AUDIT_CHECKPOINT.name)
+            && let Some(size) = self.dir.audit_cache.checkpoint_size(&(&stat).into())
         {
-            Ok(Some(Ok(checkpoint))) => checkpoint.size,
-            _ => 0,
+            let trusted = self
+                .dir
+                .ownership()
+                .check_trusted(class, &stat, &self.checkpoint_path());
+            return if trusted.is_ok() { size } else { 0 };
+        }
+        let Ok(Some((text, stat))) = self.read_checkpoint() else {
+            return 0;
         };
+        let Ok(checkpoint) = Checkpoint::parse(&text) else {
+            return 0;
+        };
+        self.dir
+            .audit_cache
+            .set_checkpoint(Some(((&stat).into(), checkpoint.size)));
+        checkpoint.size
+    }
+
+    /// The log opened for appending, its checked last line (an incomplete
+    /// line cut off, then noted in `warnings`) and how far room is
+    /// reserved after it (0: unknown). The last line is this process's
+    /// own last append if the log is still in the state that append left
+    /// ([`super::cache`]), else read and checked.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the log's lock.
+    fn prepare_append(&self, warnings: &mut Vec<String>) -> Result<(OpenedFile, Tail, u64), Error> {
+        // a log shorter than its checkpoint lost records: never extend it
+        let proven = self.proven_size();
         if proven > 0 && self.audit_dir.stat(AUDIT_LOG.name)?.is_none() {
             bail!(
                 "the audit log {:?} is missing, but its checkpoint says {proven} records - \
@@ -175,7 +213,14 @@ impl AuditLog<'_> {
             );
         }
         let log = self.open_log_for_append()?;
-        let mut tail = read_tail(&log.file, log.stat.size, &log.path)?;
+        // whatever happens now, what is cached is used once: an append
+        // that fails may leave the log in a state that looks the same
+        let cached = self.dir.audit_cache.tail(&(&log.stat).into());
+        self.dir.audit_cache.set_tail(None);
+        let (mut tail, reserved_to) = match cached {
+            Some(cached) => (cached.tail, cached.reserved_to),
+            None => (read_tail(&log.file, log.stat.size, &log.path)?, 0),
+        };
         if tail.torn > 0 {
             truncate_to(&log, tail.end)?;
             warnings.push(format!(
@@ -193,7 +238,35 @@ impl AuditLog<'_> {
                 tail.seq,
             );
         }
-        Ok((log, tail))
+        Ok((log, tail, reserved_to))
+    }
+
+    /// Keeps the end of the log after an append of `line` after `before`
+    /// (the record `draft`), for the next append of this process.
+    fn keep_tail(
+        &self,
+        log: &OpenedFile,
+        before: &Tail,
+        draft: &Record,
+        line: &str,
+        reserved_to: u64,
+    ) {
+        let Some(state) = cache::state_of(&log.file) else {
+            return;
+        };
+        let Some(hash) = record::parse_hash(&draft.hash) else {
+            return;
+        };
+        self.dir.audit_cache.set_tail(Some(CachedTail {
+            state,
+            tail: Tail {
+                end: before.end + line.len() as u64,
+                seq: draft.seq,
+                hash,
+                torn: 0,
+            },
+            reserved_to,
+        }));
     }
 
     /// Appends `draft` (`seq`, `time` and `prev` are set here); with
@@ -210,7 +283,7 @@ impl AuditLog<'_> {
         _held: &AuditLock,
     ) -> Result<Appended, Error> {
         let mut warnings = Vec::new();
-        let (mut log, tail) = self.prepare_append(&mut warnings)?;
+        let (mut log, tail, reserved_to) = self.prepare_append(&mut warnings)?;
         // a new log gets a new key; an existing one is never signed by a new key
         let key = self.signing_key(tail.seq == 0)?.ok_or_else(|| {
             format_err!(
@@ -232,19 +305,32 @@ impl AuditLog<'_> {
         let mut line = draft.seal()?;
         line.push('\n');
 
-        // room for this line and the outcome after it
-        reserve(
-            &log.file,
-            tail.end,
-            (line.len() + MAX_LINE_LEN) as u64,
-            &log.path,
-        )?;
+        // room for this line and the outcome after it, reserved for many
+        // lines at once
+        let needed = tail.end + (line.len() + MAX_LINE_LEN) as u64;
+        let reserved_to = if reserved_to >= needed {
+            reserved_to
+        } else {
+            let least = needed - tail.end;
+            // a disk too full for the room ahead may still hold this line
+            // and the next: only then does the append fail
+            let len = if least < RESERVE_AHEAD
+                && reserve(&log.file, tail.end, RESERVE_AHEAD, &log.path).is_ok()
+            {
+                RESERVE_AHEAD
+            } else {
+                reserve(&log.file, tail.end, least, &log.path)?;
+                least
+            };
+            tail.end + len
+        };
         if let Err(err) = log.file.write_all(line.as_bytes()) {
             let err = format_err!("unable to append to {:?} - {err}", log.path);
             return Err(undo(&log, tail.end, err));
         }
         failpoint::hit("audit:line-written");
         if !sync {
+            self.keep_tail(&log, &tail, &draft, &line, reserved_to);
             return Ok(Appended {
                 record: draft,
                 checkpoint: None,
@@ -256,6 +342,7 @@ impl AuditLog<'_> {
             return Err(undo(&log, tail.end, err));
         }
         failpoint::hit("audit:synced");
+        self.keep_tail(&log, &tail, &draft, &line, reserved_to);
         let head = record::parse_hash(&draft.hash).expect("a hash we just wrote");
         let checkpoint = match self.write_checkpoint(&key, draft.seq, &head) {
             Ok(checkpoint) => Some(checkpoint),
@@ -307,6 +394,7 @@ impl AuditLog<'_> {
         // signature would look forged
         let note = checkpoint.to_note();
         let len = note.len() as u64;
+        self.dir.audit_cache.set_checkpoint(None);
         file.file
             .write_all_at(note.as_bytes(), 0)
             .and_then(|()| match file.stat.size > len {
@@ -314,6 +402,9 @@ impl AuditLog<'_> {
                 false => Ok(()),
             })
             .map_err(|err| format_err!("unable to write {:?} - {err}", file.path))?;
+        if let Some(state) = cache::state_of(&file.file) {
+            self.dir.audit_cache.set_checkpoint(Some((state, size)));
+        }
         failpoint::hit("audit:checkpoint-written");
         if let (Some(socket), Some(line)) = (&self.syslog, checkpoint.to_line()) {
             // a copy only: a host without syslog loses nothing
@@ -336,7 +427,7 @@ impl AuditLog<'_> {
     /// it; `None` for an empty log.
     pub(crate) fn sign_whole_log(&self, _held: &AuditLock) -> Result<Option<Checkpoint>, Error> {
         let mut warnings = Vec::new();
-        let (log, tail) = self.prepare_append(&mut warnings)?;
+        let (log, tail, _) = self.prepare_append(&mut warnings)?;
         if tail.seq == 0 {
             return Ok(None);
         }

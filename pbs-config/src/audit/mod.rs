@@ -75,6 +75,7 @@
 //! recorded together and share one hold ([`AuditLog::intents`]).
 
 mod append;
+mod cache;
 pub mod checkpoint;
 mod list;
 pub mod record;
@@ -82,11 +83,11 @@ mod syslog;
 mod verify;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Error, bail, format_err};
 use nix::sys::stat::Mode;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
 use proxmox_lang::error::ErrorLayer;
 use proxmox_sys::fs::CreateOptions;
@@ -100,6 +101,7 @@ use crate::lock::BackupLockGuard;
 use crate::{ConfigDir, Ownership};
 
 pub use append::{Appended, Pending};
+pub(crate) use cache::AuditCache;
 pub use checkpoint::{Checkpoint, PublicKey, SignatureCheck};
 pub use list::Filter;
 pub use record::{Caller, Event, Op, Origin, Phase, Record, unix_user_of_this_process};
@@ -142,7 +144,6 @@ pub struct AuditLog<'a> {
     dir: &'a ConfigDir,
     audit_dir: Arc<DirHandle>,
     syslog: Option<PathBuf>,
-    signing_key: Arc<Mutex<Option<Arc<checkpoint::SigningKey>>>>,
 }
 
 impl std::fmt::Debug for AuditLog<'_> {
@@ -279,7 +280,6 @@ impl<'a> AuditLog<'a> {
             dir,
             audit_dir: Arc::new(audit_dir),
             syslog: Some(PathBuf::from(syslog::DEFAULT_SOCKET)),
-            signing_key: Arc::default(),
         }
     }
 
@@ -352,34 +352,37 @@ impl<'a> AuditLog<'a> {
         &self,
         create: bool,
     ) -> Result<Option<Arc<checkpoint::SigningKey>>, Error> {
-        let mut cached = self.signing_key.lock().unwrap();
-        if let Some(key) = cached.as_ref() {
-            return Ok(Some(Arc::clone(key)));
-        }
         let key = match self.read_signing_key()? {
             Some(key) => key,
             None if create => self.create_signing_key()?,
             None => return Ok(None),
         };
-        let key = Arc::new(key);
-        *cached = Some(Arc::clone(&key));
         Ok(Some(key))
     }
 
-    fn read_signing_key(&self) -> Result<Option<checkpoint::SigningKey>, Error> {
+    /// Reads and checks the signing key file and decodes it, unless it
+    /// holds what this process decoded before ([`cache`]: the file is
+    /// read every time, so a key replaced or edited on disk is the one
+    /// used; only the decode is saved).
+    fn read_signing_key(&self) -> Result<Option<Arc<checkpoint::SigningKey>>, Error> {
         let file = &AUDIT_SIGNING_KEY;
         let Some(mut opened) = self.audit_dir.open_regular(file.name, file.max_size)? else {
             return Ok(None);
         };
         check_signing_key_stat(self.dir.ownership(), &opened.stat, &opened.path)?;
-        let mut pem = read_all(&mut opened, file.max_size)?;
-        let key = checkpoint::SigningKey::from_pem(&pem);
-        pem.zeroize();
-        key.map(Some)
-            .map_err(|err| format_err!("invalid audit signing key {:?} - {err}", opened.path))
+        let pem = Zeroizing::new(read_all(&mut opened, file.max_size)?);
+        if let Some(key) = self.dir.audit_cache.signing_key(&pem) {
+            return Ok(Some(key));
+        }
+        let key =
+            Arc::new(checkpoint::SigningKey::from_pem(&pem).map_err(|err| {
+                format_err!("invalid audit signing key {:?} - {err}", opened.path)
+            })?);
+        self.dir.audit_cache.set_signing_key(pem, &key);
+        Ok(Some(key))
     }
 
-    fn create_signing_key(&self) -> Result<checkpoint::SigningKey, Error> {
+    fn create_signing_key(&self) -> Result<Arc<checkpoint::SigningKey>, Error> {
         let key = checkpoint::SigningKey::generate()?;
         let pem = key.to_pem()?;
         let options = self.dir.ownership().options_for(AUDIT_SIGNING_KEY.class);
@@ -387,7 +390,7 @@ impl<'a> AuditLog<'a> {
             .audit_dir
             .create_atomic(AUDIT_SIGNING_KEY.name, &pem, options)?
         {
-            return Ok(key);
+            return Ok(Arc::new(key));
         }
         // somebody else was first: use theirs
         self.read_signing_key()?.ok_or_else(|| {
@@ -429,6 +432,12 @@ impl<'a> AuditLog<'a> {
 
     /// [`AuditLog::stored_checkpoint_text`] for a caller holding the log's lock.
     pub(crate) fn read_checkpoint_text(&self) -> Result<Option<String>, Error> {
+        Ok(self.read_checkpoint()?.map(|(text, _)| text))
+    }
+
+    /// The stored checkpoint's text and the `fstat` of the file it was
+    /// read from; `None` if there is none.
+    fn read_checkpoint(&self) -> Result<Option<(String, EntryStat)>, Error> {
         let file = &AUDIT_CHECKPOINT;
         let Some(mut opened) = self.audit_dir.open_regular(file.name, file.max_size)? else {
             return Ok(None);
@@ -437,9 +446,9 @@ impl<'a> AuditLog<'a> {
             .ownership()
             .check_trusted(file.class, &opened.stat, &opened.path)?;
         let data = read_all(&mut opened, file.max_size)?;
-        String::from_utf8(data)
-            .map(Some)
-            .map_err(|_| format_err!("audit checkpoint {:?} is not UTF-8 text", opened.path))
+        let text = String::from_utf8(data)
+            .map_err(|_| format_err!("audit checkpoint {:?} is not UTF-8 text", opened.path))?;
+        Ok(Some((text, opened.stat)))
     }
 
     /// The stored checkpoint, parsed (its signature is not checked: see

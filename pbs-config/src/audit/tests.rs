@@ -519,3 +519,90 @@ fn readers_find_no_log_before_the_first_append() {
     assert!(report.is_clean() && report.records == 0, "{report:#?}");
     assert!(Path::new(&store.audit_path("")).is_dir());
 }
+
+/// The state of the file at `path` as the audit cache compares it.
+fn file_state(path: &Path) -> cache::FileState {
+    (&rustix::fs::lstat(path).unwrap()).into()
+}
+
+/// Another process (here a config dir of its own, with its own cache)
+/// appends between two operations of this one: this one's next append
+/// must not take its kept end of the log for the end, but read the log
+/// again and chain to the other's last record.
+#[test]
+fn an_append_of_another_process_between_two_of_ours_is_chained_to() {
+    let store = Store::new();
+    let log = store.log();
+    record(&log, Op::Create, "k-one");
+    // this process keeps the end it left (so the next append reads nothing)
+    let kept = store
+        .dir
+        .audit_cache
+        .tail(&file_state(&store.audit_path("log")))
+        .expect("the end of the log is kept");
+    assert_eq!(kept.tail.seq, 2);
+
+    let other = ConfigDir::with_ownership(store.tmp.path(), Ownership::current_user().unwrap())
+        .unwrap()
+        .lock_timeout(Duration::from_secs(2));
+    let other_log = AuditLog::open_store(&other).unwrap().syslog_socket(None);
+    record(&other_log, Op::Archive, "k-one");
+    record(&log, Op::Unarchive, "k-one");
+    record(&other_log, Op::Delete, "k-one");
+
+    let records: Vec<Record> = store
+        .lines()
+        .iter()
+        .map(|line| record::parse_line(line).unwrap().record)
+        .collect();
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
+    for pair in records.windows(2) {
+        assert_eq!(pair[1].prev, pair[0].hash);
+    }
+    let report = verify(&log, false);
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(report.records, 8);
+}
+
+/// The signing key replaced on disk after this process used it, in place
+/// (same inode, same size, perhaps within one tick of the clock) or by a
+/// rename: the next checkpoint is signed with the key now on disk, never
+/// with the one decoded before.
+#[test]
+fn a_signing_key_replaced_on_disk_is_the_one_used_next() {
+    let store = Store::new();
+    let log = store.log();
+    record(&log, Op::Create, "k-one");
+    let first = log.public_key().unwrap().unwrap();
+    let key_path = store.audit_path("signing.key");
+
+    let in_place = checkpoint::SigningKey::generate().unwrap();
+    std::fs::write(&key_path, in_place.to_pem().unwrap()).unwrap();
+    let pending = log.intent(&event(Op::Archive, "k-one")).unwrap();
+    let signed = pending.checkpoint().unwrap().clone();
+    pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+    assert_eq!(
+        signed.check_signature(&in_place.public_key()),
+        SignatureCheck::Valid
+    );
+    assert_eq!(signed.check_signature(&first), SignatureCheck::Absent);
+
+    let renamed = checkpoint::SigningKey::generate().unwrap();
+    let tmp_path = store.audit_path("signing.key.new");
+    std::fs::write(&tmp_path, renamed.to_pem().unwrap()).unwrap();
+    std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp_path, &key_path).unwrap();
+    let pending = log.intent(&event(Op::Unarchive, "k-one")).unwrap();
+    assert_eq!(
+        pending
+            .checkpoint()
+            .unwrap()
+            .check_signature(&renamed.public_key()),
+        SignatureCheck::Valid
+    );
+    pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+    assert_eq!(log.public_key().unwrap(), Some(renamed.public_key()));
+}
