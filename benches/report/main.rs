@@ -314,43 +314,56 @@ fn readers(figures: &mut Figures, duration: Duration) {
 
 /// A load in a new process at 10,000 keys: `ConfigDir::new` plus
 /// `load_key_config`, timed inside the process (so without exec and
-/// dynamic linking), median of `runs`.
+/// dynamic linking), three times in each process (see the worker), with
+/// the minor page faults of each; median of `runs`.
 fn fresh_load(figures: &mut Figures, runs: usize) {
     const KEYS: usize = 10_000;
     let store = KeyStore::new(KEYS, 1);
     let dir = store.path().to_str().unwrap();
     let id = store.real_ids[0].as_str();
-    let mut inside = Vec::new();
-    let mut second = Vec::new();
+    // nanos of the three loads, then their page faults
+    let mut columns: [Vec<f64>; 6] = Default::default();
     let mut whole = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
         let out = worker_output(worker("fresh-load", &[dir, id]));
         whole.push(start.elapsed().as_nanos() as f64);
-        let mut parts = out.split_whitespace().map(|p| p.parse::<f64>().unwrap());
-        inside.push(parts.next().unwrap());
-        second.push(parts.next().unwrap());
+        let parts: Vec<f64> = out.split_whitespace().map(|p| p.parse().unwrap()).collect();
+        assert_eq!(parts.len(), columns.len(), "fresh-load printed {out:?}");
+        for (column, part) in columns.iter_mut().zip(parts) {
+            column.push(part);
+        }
     }
-    let inside = median(&mut inside);
-    let second = median(&mut second);
+    let [first, second, third, faults @ ..] = columns.map(|mut c| median(&mut c));
     let whole = median(&mut whole);
     println!("## Load in a fresh process ({KEYS} keys, median of {runs})");
     println!();
-    println!("| what | median |");
-    println!("|---|---|");
-    println!(
-        "| `ConfigDir::new` + `load_key_config`, the first in the process | {} |",
-        ms(inside)
-    );
-    println!(
-        "| the same again in that process (parses again, process warmed up) | {} |",
-        ms(second)
-    );
-    println!("| the whole process (spawn to exit) | {} |", ms(whole));
+    println!("| what | median | minor page faults |");
+    println!("|---|---|---|");
+    for (what, nanos, faults) in [
+        (
+            "`ConfigDir::new` + `load_key_config`, the first in the process",
+            first,
+            faults[0],
+        ),
+        (
+            "the same again in that process (parses again; the heap gets new pages)",
+            second,
+            faults[1],
+        ),
+        (
+            "a third time (the heap the second freed is reused, as in criterion)",
+            third,
+            faults[2],
+        ),
+    ] {
+        println!("| {what} | {} | {faults:.0} |", ms(nanos));
+    }
+    println!("| the whole process (spawn to exit) | {} | |", ms(whole));
     println!();
+    figures.insert("fresh_load/10000", first);
     figures.insert("fresh_load_second/10000", second);
-    figures.insert("fresh_load/10000", inside);
-    figures.insert("fresh_load_second/10000", second);
+    figures.insert("fresh_load_third/10000", third);
 }
 
 /// The daemon at 1,000 keys: list (all 1,000) and create, 1 and 16

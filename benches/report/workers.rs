@@ -18,6 +18,7 @@ pub fn run(role: &str, args: &[String]) {
         "reader" => reader(&args[0], Path::new(&args[1]), secs(&args[2]), &args[3..]),
         "writer" => writer(Path::new(&args[0]), secs(&args[1]), secs(&args[2])),
         "fresh-load" => fresh_load(Path::new(&args[0]), &args[1]),
+        "store" => store(args[0].parse().expect("keys")),
         "read-once" => read_once(&args[0], args[1].parse().expect("keys")),
         "measure" => measure(&args[0], &args[1..]),
         other => panic!("unknown worker role {other:?}"),
@@ -83,12 +84,18 @@ fn writer(dir: &Path, duration: Duration, pause: Duration) {
     println!("{ops}");
 }
 
-/// The first load in this new process, config parse included, then a
-/// second one with a new `ConfigDir` (parsing again, but in a warmed-up
-/// process); prints the nanos of both.
+/// Three loads in this new process, each through a new `ConfigDir` (so
+/// each parses): the first, the second (the process warmed up, but its
+/// heap not: glibc returned the first load's 2.5 MiB text to the kernel,
+/// so the second touches new pages again) and the third (the heap freed by
+/// the second is reused, as in criterion's `ops/load_cold` loop). Prints
+/// the nanos of the three, then the minor page faults of each (what
+/// touching new memory costs: counted, so it holds still under load).
 fn fresh_load(dir: &Path, id: &str) {
     let mut nanos = Vec::new();
-    for _ in 0..2 {
+    let mut faults = Vec::new();
+    for _ in 0..3 {
+        let faults_before = minor_faults();
         let start = Instant::now();
         let config_dir = ConfigDir::new(dir).expect("config dir");
         config_dir
@@ -96,11 +103,30 @@ fn fresh_load(dir: &Path, id: &str) {
             .load_key_config(id, true)
             .expect("load");
         nanos.push(start.elapsed().as_nanos());
+        faults.push(minor_faults() - faults_before);
         // not timed: freeing the index (a process exits without it)
         drop(config_dir);
     }
-    let text: Vec<String> = nanos.iter().map(u128::to_string).collect();
-    println!("{}", text.join(" "));
+    let nanos = nanos.iter().map(u128::to_string);
+    let faults = faults.iter().map(i64::to_string);
+    println!("{}", nanos.chain(faults).collect::<Vec<_>>().join(" "));
+}
+
+/// The minor page faults of this process so far.
+fn minor_faults() -> i64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .expect("getrusage")
+        .minor_page_faults()
+}
+
+/// Makes a config dir of `keys` keys, as the fresh load's, and keeps it;
+/// prints its path and the id of its real key (to profile `fresh-load` by
+/// hand, see docs/performance.md).
+fn store(keys: usize) {
+    let store = crate::common::KeyStore::new(keys, 1);
+    let id = store.real_ids[0].clone();
+    println!("{} {id}", store.tmp.keep().display());
 }
 
 /// One read of the generated config of `keys` keys, for an instruction
