@@ -303,6 +303,23 @@ pub(crate) fn parse_isize(text: &[u8]) -> Option<isize> {
     if digits.is_empty() {
         return None;
     }
+    // 8 to 16 digits (an epoch has 10): two overlapping 8-byte words
+    // checked and converted a word at a time
+    if let (Some(first), Some(last)) = (digits.first_chunk::<8>(), digits.last_chunk::<8>())
+        && digits.len() <= 16
+    {
+        let (first, last) = (u64::from_le_bytes(*first), u64::from_le_bytes(*last));
+        if !all_digits(first) || !all_digits(last) {
+            return None;
+        }
+        // the digits before the last 8, as a word with leading zero digits
+        let high = (first.wrapping_sub(ZEROS) << ((8 * (16 - digits.len()) as u32) % 64))
+            * u64::from(digits.len() > 8);
+        // below 10^16: fits an i64
+        let value = (eight_digits(high) * 100_000_000 + eight_digits(last.wrapping_sub(ZEROS)))
+            as i64;
+        return isize::try_from(if negative { -value } else { value }).ok();
+    }
     // at most this many digits cannot overflow
     const SAFE_DIGITS: usize = if isize::BITS == 64 { 18 } else { 9 };
     let mut value: isize = 0;
@@ -328,6 +345,27 @@ pub(crate) fn parse_isize(text: &[u8]) -> Option<isize> {
         };
     }
     Some(value)
+}
+
+/// Eight `'0'` bytes.
+const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
+
+/// Whether each of the 8 bytes of `word` is an ASCII digit: its high
+/// nibble is 3 both as it is and with 6 added (digits 0x30 to 0x39 only;
+/// a carry between bytes comes from a byte of 0xfa or more, which fails
+/// itself).
+#[inline(always)]
+fn all_digits(word: u64) -> bool {
+    word & word.wrapping_add(0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0 == ZEROS
+}
+
+/// The value of 8 decimal digits, one per byte (0 to 9, the first byte
+/// the most significant), by pairs, fours, then the whole.
+#[inline(always)]
+fn eight_digits(digits: u64) -> u64 {
+    let pairs = (digits.wrapping_mul(10) + (digits >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let fours = (pairs.wrapping_mul(100) + (pairs >> 16)) & 0x0000_ffff_0000_ffff;
+    (fours.wrapping_mul(10_000) + (fours >> 32)) & 0xffff_ffff
 }
 
 /// The flattened, sorted property list of a plugin.

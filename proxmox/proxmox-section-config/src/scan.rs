@@ -648,6 +648,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The word-at-a-time path (8 to 16 digits): one byte of any value
+        /// anywhere, every length around it.
+        #[test]
+        fn long_integers_with_any_byte_parse_as_str_parse(
+            sign in proptest::sample::select(vec!["", "-", "+"]),
+            digits in "[0-9]{7,17}",
+            at in 0usize..17,
+            byte in proptest::num::u8::ANY,
+        ) {
+            let mut text = format!("{sign}{digits}").into_bytes();
+            proptest::prop_assert_eq!(
+                crate::plugin::parse_isize(&text),
+                std::str::from_utf8(&text).unwrap().parse::<isize>().ok()
+            );
+            let at = at % text.len();
+            text[at] = byte;
+            proptest::prop_assert_eq!(
+                crate::plugin::parse_isize(&text),
+                std::str::from_utf8(&text).ok().and_then(|text| text.parse::<isize>().ok())
+            );
+        }
+    }
+
     #[test]
     fn integer_bounds_parse_as_str_parse() {
         for text in [
@@ -655,6 +679,14 @@ mod tests {
             "9223372036854775808",
             "-9223372036854775808",
             "-9223372036854775809",
+            "9999999999999999",
+            "-9999999999999999",
+            "99999999999999999",
+            "10000000",
+            "1775840036",
+            "/0000000",
+            ":0000000",
+            "0000000:",
             "+9223372036854775807",
             "000000000000000000000000001",
             "-0",
