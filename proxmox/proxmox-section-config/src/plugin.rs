@@ -1,5 +1,6 @@
 //! [`SectionConfigPlugin`]: one section type and the schema of its properties.
 
+use proxmox_schema::api_types::verify_fingerprint_sha256;
 use proxmox_schema::{
     ApiStringFormat, ApiStringVerifyFn, ObjectPropertyIterator, ObjectSchemaType, Schema,
     SchemaPropertyEntry, StringSchema,
@@ -239,6 +240,9 @@ pub(crate) enum ValueCheck {
 pub(crate) enum FormatCheck {
     None,
     VerifyFn(ApiStringVerifyFn),
+    /// [`verify_fingerprint_sha256`], as
+    /// [`is_fingerprint`](crate::scan::is_fingerprint) checks it.
+    Fingerprint,
     /// Enumerations, patterns, property strings: the schema's own check
     /// of the format (the length is checked already).
     Schema(&'static StringSchema),
@@ -257,6 +261,16 @@ impl ValueCheck {
                 max: string.max_length.unwrap_or(usize::MAX),
                 format: match string.format {
                     None => FormatCheck::None,
+                    // one per key of a key config: checked vector-wise
+                    // (a false negative only costs the call)
+                    Some(ApiStringFormat::VerifyFn(verify))
+                        if std::ptr::fn_addr_eq(
+                            *verify,
+                            verify_fingerprint_sha256 as ApiStringVerifyFn,
+                        ) =>
+                    {
+                        FormatCheck::Fingerprint
+                    }
                     Some(ApiStringFormat::VerifyFn(verify)) => FormatCheck::VerifyFn(*verify),
                     Some(_) => FormatCheck::Schema(string),
                 },
@@ -280,6 +294,7 @@ impl ValueCheck {
                     && match format {
                         FormatCheck::None => true,
                         FormatCheck::VerifyFn(verify) => verify(value).is_ok(),
+                        FormatCheck::Fingerprint => crate::scan::is_fingerprint(value.as_bytes()),
                         FormatCheck::Schema(schema) => {
                             schema.check_constraints_ascii(value).is_ok()
                         }
@@ -427,6 +442,21 @@ mod tests {
             ("path", true, &TEXT),
         ],
     );
+
+    #[test]
+    fn the_fingerprint_format_is_checked_by_the_vector_check() {
+        let check = ValueCheck::of(&proxmox_schema::api_types::CERT_FINGERPRINT_SHA256_SCHEMA);
+        assert!(matches!(
+            check,
+            ValueCheck::String {
+                format: FormatCheck::Fingerprint,
+                ..
+            }
+        ));
+        let fingerprint = ["0e"; 32].join(":");
+        assert_eq!(check.check(&fingerprint), Some(true));
+        assert_eq!(check.check(&fingerprint[1..]), Some(false));
+    }
 
     #[test]
     fn a_word_holds_the_first_16_bytes() {

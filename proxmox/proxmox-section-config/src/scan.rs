@@ -393,6 +393,68 @@ fn block_masks(block: &[u8; 64]) -> Masks {
     scalar_masks(block)
 }
 
+/// Whether `value` is what
+/// [`verify_fingerprint_sha256`](proxmox_schema::api_types::verify_fingerprint_sha256)
+/// accepts: 32 bytes in hex of either case, colon-separated. Six 16-byte
+/// steps (the last overlapping the fifth), each byte checked to be a hex
+/// digit or a colon as its place wants.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
+    use safe_arch::{
+        bitand_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+
+    /// Per step, where it starts and which of its bytes are colons.
+    const STEPS: [(usize, [i8; 16]); 6] = {
+        let mut steps = [(0, [0i8; 16]); 6];
+        let mut step = 0;
+        while step < 6 {
+            let start = if step < 5 { 16 * step } else { 95 - 16 };
+            let mut i = 0;
+            while i < 16 {
+                steps[step].1[i] = if (start + i) % 3 == 2 { -1 } else { 0 };
+                i += 1;
+            }
+            steps[step].0 = start;
+            step += 1;
+        }
+        steps
+    };
+    let Ok(bytes) = <&[u8; 95]>::try_from(value) else {
+        return false;
+    };
+    let colon = set_splat_i8_m128i(b':' as i8);
+    // x + 0x50 is below -128 + 10 (signed) for '0' to '9' alone; (x |
+    // 0x20) + 0x1f below -128 + 6 for 'a' to 'f' and 'A' to 'F' alone
+    let (to_digit, digits) = (set_splat_i8_m128i(0x50), set_splat_i8_m128i(-128 + 10));
+    let (to_letter, letters) = (set_splat_i8_m128i(0x1f), set_splat_i8_m128i(-128 + 6));
+    let lower = set_splat_i8_m128i(0x20);
+    let mut all = set_splat_i8_m128i(-1);
+    for (start, colons) in STEPS {
+        let part: [u8; 16] = bytes[start..start + 16].try_into().expect("16 bytes");
+        let x = m128i::from(part);
+        let colons = m128i::from(colons);
+        let is_colon = cmp_eq_mask_i8_m128i(x, colon);
+        let is_digit = cmp_lt_mask_i8_m128i(safe_arch::add_i8_m128i(x, to_digit), digits);
+        let is_letter =
+            cmp_lt_mask_i8_m128i(safe_arch::add_i8_m128i(x | lower, to_letter), letters);
+        // a colon where one belongs, a hex digit everywhere else
+        let right = (is_colon & colons) | safe_arch::bitandnot_m128i(colons, is_digit | is_letter);
+        all = bitand_m128i(all, right);
+    }
+    move_mask_i8_m128i(all) == 0xffff
+}
+
+/// Whether `value` is what `verify_fingerprint_sha256` accepts (the
+/// function itself, where there is no SSE2).
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
+    std::str::from_utf8(value)
+        .is_ok_and(|value| proxmox_schema::api_types::verify_fingerprint_sha256(value).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use proxmox_schema::{
@@ -668,6 +730,52 @@ mod tests {
             proptest::prop_assert_eq!(
                 crate::plugin::parse_isize(&text),
                 std::str::from_utf8(&text).ok().and_then(|text| text.parse::<isize>().ok())
+            );
+        }
+    }
+
+    /// The vector check against the schema's own function: a fingerprint
+    /// in either case with every byte set to every value in turn, every
+    /// length around 95, and any text.
+    #[test]
+    fn fingerprints_are_checked_as_the_schema_checks_them() {
+        let verify = |value: &[u8]| {
+            std::str::from_utf8(value).is_ok_and(|value| {
+                proxmox_schema::api_types::verify_fingerprint_sha256(value).is_ok()
+            })
+        };
+        let lower: Vec<u8> = (0..32u32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .collect::<Vec<_>>()
+            .join(":")
+            .into_bytes();
+        let upper = lower.to_ascii_uppercase();
+        let hex: Vec<u8> = b"0123456789abcdefABCDEF".repeat(5)[..95].to_vec();
+        for fingerprint in [&lower, &upper, &hex] {
+            assert_eq!(is_fingerprint(fingerprint), verify(fingerprint));
+            for at in 0..fingerprint.len() {
+                for byte in 0..=255u8 {
+                    let mut value = fingerprint.clone();
+                    value[at] = byte;
+                    assert_eq!(is_fingerprint(&value), verify(&value), "{value:?}");
+                }
+            }
+            for len in 0..fingerprint.len() + 3 {
+                let value: Vec<u8> = fingerprint.iter().copied().cycle().take(len).collect();
+                assert_eq!(is_fingerprint(&value), verify(&value), "{len}");
+            }
+        }
+        assert!(is_fingerprint(&lower) && is_fingerprint(&upper) && !is_fingerprint(&hex));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_fingerprint_as_the_schema_says(
+            text in "([0-9a-fA-F]{2}[:;]?){31,33}|[ -~]{95}",
+        ) {
+            proptest::prop_assert_eq!(
+                is_fingerprint(text.as_bytes()),
+                proxmox_schema::api_types::verify_fingerprint_sha256(&text).is_ok()
             );
         }
     }
