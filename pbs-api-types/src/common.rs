@@ -1,5 +1,8 @@
 //! Schemas shared by several types: ids, digests, comments.
 
+/// Accepts what [`CONFIG_TEXT_REGEX`] matches; in `proxmox_schema`, where
+/// the section-config scan recognizes it.
+pub use proxmox_schema::api_types::verify_config_text;
 use proxmox_schema::api_types::{SAFE_ID_FORMAT, SHA256_HEX_FORMAT};
 use proxmox_schema::{ApiStringFormat, Schema, StringSchema, const_regex};
 
@@ -29,28 +32,6 @@ const_regex! {
 /// Format of free text stored as a section-config value: what
 /// [`CONFIG_TEXT_REGEX`] matches.
 pub const CONFIG_TEXT_FORMAT: ApiStringFormat = ApiStringFormat::VerifyFn(verify_config_text);
-
-/// Accepts one line without control characters and without leading or
-/// trailing whitespace (what [`CONFIG_TEXT_REGEX`] matches).
-pub fn verify_config_text(value: &str) -> Result<(), anyhow::Error> {
-    let bytes = value.as_bytes();
-    // ASCII fast path (vectorizable); anything else is decoded
-    let ascii_clean = bytes
-        .iter()
-        .fold(true, |ok, b| ok & (*b >= 0x20) & (*b < 0x7f));
-    if !ascii_clean && value.chars().any(char::is_control) {
-        anyhow::bail!("value contains a control character");
-    }
-    let padded = match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) if ascii_clean => *first == b' ' || *last == b' ',
-        (Some(_), Some(_)) => value.trim() != value,
-        _ => false,
-    };
-    if padded {
-        anyhow::bail!("value begins or ends with whitespace");
-    }
-    Ok(())
-}
 
 /// Datastore name.
 pub const DATASTORE_SCHEMA: Schema = StringSchema::new("Datastore name.")

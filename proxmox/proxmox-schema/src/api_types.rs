@@ -50,6 +50,31 @@ pub fn verify_safe_id(value: &str) -> Result<(), anyhow::Error> {
     }
     Ok(())
 }
+/// Accepts one line without control characters and without leading or
+/// trailing whitespace: free text stored as a section-config value
+/// (`pbs_api_types::CONFIG_TEXT_FORMAT`, whose regex is
+/// `CONFIG_TEXT_REGEX` there). Here, beside the other format functions on
+/// the config parse path, so the section-config scan can recognize it.
+pub fn verify_config_text(value: &str) -> Result<(), anyhow::Error> {
+    let bytes = value.as_bytes();
+    // ASCII fast path (vectorizable); anything else is decoded
+    let ascii_clean = bytes
+        .iter()
+        .fold(true, |ok, b| ok & (*b >= 0x20) & (*b < 0x7f));
+    if !ascii_clean && value.chars().any(char::is_control) {
+        anyhow::bail!("value contains a control character");
+    }
+    let padded = match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if ascii_clean => *first == b' ' || *last == b' ',
+        (Some(_), Some(_)) => value.trim() != value,
+        _ => false,
+    };
+    if padded {
+        anyhow::bail!("value begins or ends with whitespace");
+    }
+    Ok(())
+}
+
 /// [`SAFE_ID_BYTE`] of a byte allowed anywhere in a safe id.
 const SAFE_ID_ANY: u8 = 2;
 

@@ -1,6 +1,6 @@
 //! [`SectionConfigPlugin`]: one section type and the schema of its properties.
 
-use proxmox_schema::api_types::verify_fingerprint_sha256;
+use proxmox_schema::api_types::{verify_config_text, verify_fingerprint_sha256};
 use proxmox_schema::{
     ApiStringFormat, ApiStringVerifyFn, ObjectPropertyIterator, ObjectSchemaType, Schema,
     SchemaPropertyEntry, StringSchema,
@@ -243,6 +243,9 @@ pub(crate) enum FormatCheck {
     /// [`verify_fingerprint_sha256`], as
     /// [`is_fingerprint`](crate::scan::is_fingerprint) checks it.
     Fingerprint,
+    /// [`verify_config_text`]: of printable ASCII, what does not start or
+    /// end with a space.
+    ConfigText,
     /// Enumerations, patterns, property strings: the schema's own check
     /// of the format (the length is checked already).
     Schema(&'static StringSchema),
@@ -271,6 +274,15 @@ impl ValueCheck {
                     {
                         FormatCheck::Fingerprint
                     }
+                    // what the scan has checked already, but for padding
+                    Some(ApiStringFormat::VerifyFn(verify))
+                        if std::ptr::fn_addr_eq(
+                            *verify,
+                            verify_config_text as ApiStringVerifyFn,
+                        ) =>
+                    {
+                        FormatCheck::ConfigText
+                    }
                     Some(ApiStringFormat::VerifyFn(verify)) => FormatCheck::VerifyFn(*verify),
                     Some(_) => FormatCheck::Schema(string),
                 },
@@ -295,6 +307,7 @@ impl ValueCheck {
                         FormatCheck::None => true,
                         FormatCheck::VerifyFn(verify) => verify(value).is_ok(),
                         FormatCheck::Fingerprint => crate::scan::is_fingerprint(value.as_bytes()),
+                        FormatCheck::ConfigText => !value.starts_with(' ') && !value.ends_with(' '),
                         FormatCheck::Schema(schema) => {
                             schema.check_constraints_ascii(value).is_ok()
                         }
@@ -331,8 +344,8 @@ pub(crate) fn parse_isize(text: &[u8]) -> Option<isize> {
         let high = (first.wrapping_sub(ZEROS) << ((8 * (16 - digits.len()) as u32) % 64))
             * u64::from(digits.len() > 8);
         // below 10^16: fits an i64
-        let value = (eight_digits(high) * 100_000_000 + eight_digits(last.wrapping_sub(ZEROS)))
-            as i64;
+        let value =
+            (eight_digits(high) * 100_000_000 + eight_digits(last.wrapping_sub(ZEROS))) as i64;
         return isize::try_from(if negative { -value } else { value }).ok();
     }
     // at most this many digits cannot overflow
@@ -456,6 +469,31 @@ mod tests {
         let fingerprint = ["0e"; 32].join(":");
         assert_eq!(check.check(&fingerprint), Some(true));
         assert_eq!(check.check(&fingerprint[1..]), Some(false));
+    }
+
+    const CONFIG_TEXT: Schema = StringSchema::new("Text.")
+        .format(&ApiStringFormat::VerifyFn(verify_config_text))
+        .schema();
+
+    proptest::proptest! {
+        /// Of printable ASCII (all the scan checks a value of), the config
+        /// text check accepts what `verify_config_text` accepts.
+        #[test]
+        fn config_text_is_checked_as_its_function_checks_it(text in "[ -~]{0,12}") {
+            let check = ValueCheck::of(&CONFIG_TEXT);
+            let recognized = matches!(
+                check,
+                ValueCheck::String {
+                    format: FormatCheck::ConfigText,
+                    ..
+                }
+            );
+            proptest::prop_assert!(recognized);
+            proptest::prop_assert_eq!(
+                check.check(&text),
+                Some(verify_config_text(&text).is_ok())
+            );
+        }
     }
 
     #[test]
