@@ -1,7 +1,11 @@
 //! `KeySections`, the writers' form of `encryption-keys.cfg`, against the
 //! generic parse and write it replaces: the same files accepted and refused,
-//! the same text written, for every vector, for messy hand-edited text and
-//! after any sequence of edits.
+//! the same text written, for every vector (with every line dropped or
+//! repeated), every one-byte change of a written config, messy hand-edited
+//! text and after any sequence of edits. `check_against_generic` checks both
+//! ways a parse takes (text kept as it is, or every section rendered again)
+//! and that the text is kept exactly when it is what the generic write
+//! gives: these tests also count that both ways are taken.
 
 use std::path::Path;
 
@@ -15,6 +19,26 @@ use proxmox_section_config::SectionConfigData;
 use pbs_test_kit::dirs::{cases_with_suffix, vectors_dir};
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(files_under(&path)),
+            false => files.push(path),
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `check_against_generic` of `text`: whether it was kept as it is.
+fn check(text: &str) -> bool {
+    KeySections::check_against_generic(Path::new(FILENAME), text)
+        .unwrap_or_else(|err| panic!("{err}\n{text:?}"))
+}
 
 #[test]
 fn every_vector_config_is_written_back_as_the_generic_writer_does() {
@@ -42,6 +66,129 @@ fn every_vector_config_is_written_back_as_the_generic_writer_does() {
     }
     // both outcomes are exercised, not only refusals
     assert!(accepted >= 5, "only {accepted} of {} accepted", files.len());
+}
+
+/// Every vector file (as read, and as the generic write gives it), and
+/// each with every line dropped or repeated: both ways of the parse agree
+/// with the generic one, and what the generic write gives is kept as it is.
+#[test]
+fn every_vector_file_and_every_line_dropped_or_repeated_parse_as_generically() {
+    let files = files_under(&vectors_dir());
+    assert!(files.len() > 50, "too few vector files: {}", files.len());
+    let (mut kept, mut rendered) = (0, 0);
+    let mut count = |text: &str| match check(text) {
+        true => kept += 1,
+        false => rendered += usize::from(CONFIG.parse(FILENAME, text).is_ok()),
+    };
+    for path in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        count(&text);
+        if let Ok(data) = CONFIG.parse(FILENAME, &text) {
+            let written = CONFIG.write(FILENAME, &data).unwrap();
+            assert!(check(&written), "{path:?}: written text not kept");
+        }
+        if !text.contains("sync-key") {
+            continue;
+        }
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        for at in 0..lines.len() {
+            let dropped: String = [&lines[..at], &lines[at + 1..]].concat().concat();
+            let repeated: String = [&lines[..=at], &lines[at..]].concat().concat();
+            count(&dropped);
+            count(&repeated);
+        }
+    }
+    // accepted texts take both ways
+    assert!(
+        kept >= 20 && rendered >= 20,
+        "{kept} kept, {rendered} rendered"
+    );
+}
+
+/// A config as the writer writes it: every property, an archived key, a
+/// hint, and a key the typed form refuses (an unknown kdf).
+const WRITTEN: &str = "sync-key: k-one\n\tarchived-at 7\n\tcreated 1\n\tfingerprint 5f:8c:44:1a:ec:af:bd:7d:80:69:6e:0a:47:9b:00:5c:1b:0d:57:c4:92:ee:ba:f0:be:9e:bc:7c:9d:7f:ef:f6\n\thint a hint\n\tkdf none\n\tmodified 2\n\tpath /etc/proxmox-backup/encryption-keys/k-one.enc\n\n\
+    sync-key: k_2\n\tcreated -3\n\tkdf scrypt\n\tmodified 4\n\n\
+    sync-key: k.3\n\tcreated 0\n\tkdf aes\n\tmodified 6\n";
+
+#[test]
+fn every_one_byte_change_of_a_written_config_parses_as_generically() {
+    assert!(check(WRITTEN));
+    let sections = KeySections::parse(Path::new(FILENAME), WRITTEN).unwrap();
+    assert_eq!(sections.ids().collect::<Vec<_>>(), ["k-one", "k_2", "k.3"]);
+    let replacements: Vec<u8> = b"\0\t\n\r\x0b\x0c\x7f !#+-.0159:A_afgz"
+        .iter()
+        .copied()
+        .chain([0xc3])
+        .collect();
+    let (mut kept, mut rendered) = (0, 0);
+    for at in 0..WRITTEN.len() {
+        let mut variants: Vec<Vec<u8>> = replacements
+            .iter()
+            .map(|byte| {
+                let mut bytes = WRITTEN.as_bytes().to_vec();
+                bytes[at] = *byte;
+                bytes
+            })
+            .collect();
+        let mut removed = WRITTEN.as_bytes().to_vec();
+        removed.remove(at);
+        variants.push(removed);
+        let mut inserted = WRITTEN.as_bytes().to_vec();
+        inserted.insert(at, b' ');
+        variants.push(inserted);
+        for variant in variants {
+            let text = String::from_utf8_lossy(&variant);
+            match check(&text) {
+                true => kept += 1,
+                false => rendered += usize::from(CONFIG.parse(FILENAME, &text).is_ok()),
+            }
+        }
+    }
+    assert!(
+        kept > 500 && rendered > 100,
+        "{kept} kept, {rendered} rendered"
+    );
+}
+
+/// Hand edits the generic write undoes: accepted, rendered again, and
+/// written as the generic write writes them (`check`); the written form
+/// of each is kept as it is.
+#[test]
+fn text_not_as_written_is_rendered_again() {
+    let one = "sync-key: k-one\n\tcreated 1\n\tkdf none\n\tmodified 2\n";
+    for text in [
+        "\n".to_string(),
+        format!("\n{one}"),
+        format!("{one}\n"),
+        one.trim_end().to_string(),
+        one.replace('\n', "\r\n"),
+        one.replace("\tkdf none\n\tmodified 2", "\tmodified 2\n\tkdf none"),
+        one.replace("created 1", "created +1"),
+        one.replace("created 1", "created 01"),
+        one.replace("created 1", "created  1"),
+        one.replace("kdf none", "kdf none "),
+        one.replace("kdf none", "kdf\u{a0}none"),
+        one.replace("\tkdf", "  kdf"),
+        one.replace("sync-key: k-one", "sync-key:k-one"),
+        one.replace("sync-key: k-one", "sync-key:  k-one "),
+        one.replace("\tcreated 1\n", "\tcreated 1\n\tid k-one\n"),
+        format!("{one}\n\n{}", one.replace("k-one", "k-two")),
+        format!("{one}\n \n{}", one.replace("k-one", "k-two")),
+    ] {
+        assert!(!check(&text), "{text:?} kept as it is");
+        let sections = KeySections::parse(Path::new(FILENAME), text.as_str()).unwrap();
+        assert!(check(&sections.render()), "{text:?}");
+    }
+    // values as parsed are written as they are, whatever their bytes
+    for text in [
+        one.replace("\tkdf", "\thint n\u{e9}\n\tkdf"),
+        one.replace("\tkdf", "\thint \u{e9}\n\tkdf"),
+        one.replace("\tkdf", "\thint a  b\n\tkdf"),
+        one.replace("\tmodified 2\n", "\tmodified 2\n\tpath \n"),
+    ] {
+        assert!(check(&text), "{text:?} not kept");
+    }
 }
 
 #[test]
@@ -175,7 +322,9 @@ proptest! {
         for key in &keys {
             data.set_data(&key.id, ENCRYPTION_KEYS_CFG_TYPE_ID, key).unwrap();
         }
-        let text = mess_up(&CONFIG.write(path, &data).unwrap(), seed);
+        let written = CONFIG.write(path, &data).unwrap();
+        prop_assert!(KeySections::check_against_generic(path, &written).unwrap(), "{:?}", written);
+        let text = mess_up(&written, seed);
         prop_assert!(KeySections::check_against_generic(path, &text).is_ok(), "{:?}", text);
 
         let mut generic = CONFIG.parse(path, &text).unwrap();
@@ -209,6 +358,9 @@ proptest! {
             }
             prop_assert_eq!(ours.render(), CONFIG.write(path, &generic).unwrap());
         }
+        // what a writer wrote is kept as it is by the next one
+        let rendered = ours.render();
+        prop_assert!(KeySections::check_against_generic(path, &rendered).unwrap(), "{:?}", rendered);
     }
 }
 

@@ -224,26 +224,33 @@ impl<'a> EncryptionKeys<'a> {
         Ok((CONFIG.parse(&path, &text)?, digest))
     }
 
-    /// Under the config lock: the config as writers edit it, and the file
-    /// text it stands for. A writer in a long-running process (the daemon)
-    /// mostly finds the file as this process's last write left it: then
-    /// that write's `KeySections` is reused instead of parsed again. Reused
-    /// only if the file holds exactly its text, compared byte for byte
-    /// (never by stamp: a lost update is worse than a stale read).
+    /// Under the config lock: the config as writers edit it. With
+    /// `digest`, a file whose SHA-256 differs is refused
+    /// ([`KeystoreError::DigestMismatch`], after an invalid file's parse
+    /// error). A writer in a long-running process (the daemon) mostly finds
+    /// the file as this process's last write left it: then that write's
+    /// `KeySections` is reused instead of parsed again. Reused only if the
+    /// file holds exactly its text, compared byte for byte (never by stamp:
+    /// a lost update is worse than a stale read). Otherwise the text read
+    /// becomes the new `KeySections`' own (no copy).
     pub(crate) fn sections_locked(
         &self,
         _held: &EncryptionKeysLock,
-    ) -> Result<(KeySections, String), Error> {
+        digest: Option<&[u8; 32]>,
+    ) -> Result<KeySections, Error> {
         let path = self.config_path();
         let base = self.dir.open_base()?;
         let raw = read_config(base.as_ref(), &ENCRYPTION_KEYS_CFG, self.dir.ownership())?;
+        let current_digest = digest.map(|_| openssl::sha::sha256(raw.as_bytes()));
         let written = self.dir.written_keys.lock().unwrap().take();
-        if let Some(sections) = written
-            && sections.is_text_of(&raw)
-        {
-            return Ok((sections, raw));
+        let sections = match written {
+            Some(sections) if sections.is_text_of(&raw) => sections,
+            _ => KeySections::parse(&path, raw)?,
+        };
+        if let (Some(digest), Some(current_digest)) = (digest, current_digest) {
+            crate::detect_modified_configuration_file(digest, &current_digest)?;
         }
-        Ok((KeySections::parse(&path, &raw)?, raw))
+        Ok(sections)
     }
 
     /// After a successful write under the config lock: keep what was
@@ -512,8 +519,7 @@ impl<'a> EncryptionKeys<'a> {
         // the first store into a fresh config dir creates it
         let base = self.dir.open_base_or_create()?;
         let config_lock = self.lock_config()?;
-        let (sections, raw) = self.sections_locked(&config_lock)?;
-        drop(raw);
+        let sections = self.sections_locked(&config_lock, None)?;
         let mut info = KeyInfo::from(key_config);
         info.path = Some(self.key_path(id).to_string_lossy().into_owned());
         info.fingerprint = Some(fingerprint);
@@ -564,8 +570,7 @@ impl<'a> EncryptionKeys<'a> {
             if key_dir.stat(&key_file_name(id))?.is_none() {
                 return Ok(None);
             }
-            let (sections, raw) = self.sections_locked(&config_lock)?;
-            drop(raw);
+            let sections = self.sections_locked(&config_lock, None)?;
             if sections.contains(id) {
                 return Ok(None);
             }
@@ -902,12 +907,7 @@ impl<'a> EncryptionKeys<'a> {
         (|| {
             check_key_id(id)?;
             let config_lock = self.lock_config()?;
-            let (mut sections, raw) = self.sections_locked(&config_lock)?;
-            if let Some(digest) = digest {
-                let current_digest = openssl::sha::sha256(raw.as_bytes());
-                crate::detect_modified_configuration_file(digest, &current_digest)?;
-            }
-            drop(raw);
+            let mut sections = self.sections_locked(&config_lock, digest)?;
             let mut entry = sections.entry(id)?;
             match (archived, entry.archived_at) {
                 (true, Some(_)) => bail!("encryption key '{id}' is already archived"),
@@ -974,7 +974,7 @@ impl<'a> EncryptionKeys<'a> {
         let path = self.config_path();
         let sections = CONFIG
             .write(&path, &config)
-            .and_then(|raw| KeySections::parse(&path, &raw))
+            .and_then(|raw| KeySections::parse(&path, raw))
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
         self.delete_key_from(id, sections, held, &DeleteOptions::default())
             .map(|_| ())
@@ -1218,15 +1218,9 @@ impl<'a> EncryptionKeys<'a> {
         let config_lock = self
             .lock_config()
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
-        let (sections, raw) = self
-            .sections_locked(&config_lock)
+        let sections = self
+            .sections_locked(&config_lock, options.digest)
             .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
-        if let Some(digest) = options.digest {
-            let current_digest = openssl::sha::sha256(raw.as_bytes());
-            crate::detect_modified_configuration_file(digest, &current_digest)
-                .layer_err(|| format!("failed to delete encryption key '{id}'"))?;
-        }
-        drop(raw);
         self.delete_key_from(id, sections, &config_lock, options)
     }
 

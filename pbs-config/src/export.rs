@@ -397,8 +397,7 @@ impl EncryptionKeys<'_> {
 
         let base = self.dir().open_base_or_create()?;
         let config_lock = self.lock_config()?;
-        let (sections, raw) = self.sections_locked(&config_lock)?;
-        drop(raw);
+        let sections = self.sections_locked(&config_lock, None)?;
         let (present, missing_files) = self.restore_plan(&base, &sections, &entries)?;
 
         let mut sections = Some(sections);
@@ -414,7 +413,7 @@ impl EncryptionKeys<'_> {
             } else {
                 let current = match sections.take() {
                     Some(sections) => sections,
-                    None => self.sections_locked(&config_lock)?.0,
+                    None => self.sections_locked(&config_lock, None)?,
                 };
                 let id = entry.id.clone();
                 let event = key_event(self.dir(), Op::Restore, &entry);

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Error, bail, format_err};
 
+use proxmox_schema::Schema;
+use proxmox_section_config::SectionSpan;
+
 use pbs_api_types::{CryptKey, Fingerprint};
 
 use crate::KeystoreError;
@@ -53,8 +56,35 @@ enum Body {
 
 impl KeySections {
     /// Parses config text (`path` only names the file in errors). Accepts
-    /// and refuses exactly what the generic parse does.
-    pub fn parse(path: &Path, raw: &str) -> Result<Self, Error> {
+    /// and refuses exactly what the generic parse does, with its messages.
+    ///
+    /// The text is validated by [`SectionConfig::scan`] (what the readers'
+    /// [`KeyIndex`](crate::KeyIndex) reads with); where it is exactly what
+    /// the generic write gives for it (as every writer of the file, ours
+    /// and upstream's, leaves it), it is kept as it is, each section a
+    /// range of it. Any other text (hand-edited: another order, `+05`, CRLF,
+    /// extra blank lines) has every section rendered again from the
+    /// generic parse.
+    ///
+    /// [`SectionConfig::scan`]: proxmox_section_config::SectionConfig::scan
+    pub fn parse(path: &Path, raw: impl Into<String>) -> Result<Self, Error> {
+        let raw = raw.into();
+        let spans = CONFIG.scan(path, &raw)?;
+        let sections = sections_as_written(&raw, &spans);
+        drop(spans);
+        match sections {
+            Some(sections) => Ok(KeySections {
+                path: path.to_path_buf(),
+                text: raw,
+                sections,
+            }),
+            None => Self::parse_rendering(path, &raw),
+        }
+    }
+
+    /// [`KeySections::parse`] of text that is not as written: each section
+    /// rendered as the generic write gives it.
+    fn parse_rendering(path: &Path, raw: &str) -> Result<Self, Error> {
         let mut sections = KeySections {
             path: path.to_path_buf(),
             text: String::with_capacity(raw.len()),
@@ -228,25 +258,195 @@ fn fingerprint_range(body: &str) -> Option<Range<usize>> {
     Some(start..end)
 }
 
+/// The sections of validated `text` (`spans` are its sections as
+/// [`SectionConfig::scan`](proxmox_section_config::SectionConfig::scan)
+/// found them) as ranges of it, if every byte of it is what
+/// [`SectionConfig::write`](proxmox_section_config::SectionConfig::write)
+/// would write for them: each section `TYPE: ID` and one `\tKEY VALUE`
+/// line per property, every line ended by a line feed, keys in byte order
+/// (the id property left out), values as parsed (nothing the parser trims
+/// around them) and integers in canonical form; one blank line between
+/// sections, none before the first or after the last. `None` for any
+/// other text.
+fn sections_as_written(text: &str, spans: &[SectionSpan]) -> Option<Vec<Section>> {
+    let plugin = CONFIG.plugins().get(ENCRYPTION_KEYS_CFG_TYPE_ID)?;
+    // the properties written from their text (strings, integers), in the
+    // writer's order, and whether each is an integer
+    let mut properties: Vec<(&str, bool)> = plugin
+        .properties()
+        .properties()
+        // a name the parser can read as a key: no whitespace in it
+        .filter(|(name, _, _)| {
+            Some(*name) != plugin.id_property() && !name.contains(char::is_whitespace)
+        })
+        .filter_map(|(name, _, schema)| match schema {
+            Schema::String(_) => Some((*name, false)),
+            Schema::Integer(_) => Some((*name, true)),
+            _ => None,
+        })
+        .collect();
+    properties.sort_unstable();
+    let type_name = ENCRYPTION_KEYS_CFG_TYPE_ID;
+    let bytes = text.as_bytes();
+    let mut sections = Vec::with_capacity(spans.len());
+    // where the next section starts, as written
+    let mut next_start = 0;
+    for span in spans {
+        let start = offset_in(text, span.text);
+        let id_start = offset_in(text, span.id);
+        let id_end = id_start + span.id.len();
+        // the section's last line end: the write ends every line
+        let end = start + span.text.len();
+        if start != next_start
+            || span.plugin.type_name() != type_name
+            || bytes.get(end) != Some(&b'\n')
+            || !text[start..].starts_with(type_name)
+            || bytes.get(start + type_name.len()..id_start) != Some(b": ")
+            // the header ends with the id (id_end <= end)
+            || bytes[id_end] != b'\n'
+        {
+            return None;
+        }
+        let mut fingerprint = None;
+        // the next property's index in `properties`
+        let mut next = 0;
+        let mut line_start = id_end + 1;
+        while line_start <= end {
+            // found: bytes[end] is a line end
+            let line_end = line_start + memchr::memchr(b'\n', &bytes[line_start..=end])?;
+            let (&b'\t', line) = bytes[line_start..line_end].split_first()? else {
+                return None;
+            };
+            // the key: the next property (in the writer's order) the line
+            // starts with, followed by a space
+            let found = next
+                + properties[next..].iter().position(|(name, _)| {
+                    line.get(name.len()) == Some(&b' ') && line.starts_with(name.as_bytes())
+                })?;
+            let (name, integer) = properties[found];
+            next = found + 1;
+            let value_start = line_start + 2 + name.len();
+            let value = &text[value_start..line_end];
+            if !is_written_value(value, integer) {
+                return None;
+            }
+            if name == "fingerprint" {
+                fingerprint = Some(value_start - start..line_end - start);
+            }
+            line_start = line_end + 1;
+        }
+        sections.push(Section {
+            id: id_start..id_end,
+            body: Body::Read(start..end + 1),
+            fingerprint,
+        });
+        // past the blank line between sections
+        if bytes.get(end + 1).is_some_and(|byte| *byte != b'\n') {
+            return None;
+        }
+        next_start = end + 2;
+    }
+    // nothing after the last section's line end
+    (text.len() == next_start.saturating_sub(1)).then_some(sections)
+}
+
+/// Whether `value`, a property's value as parsed from its line, is what
+/// the write gives for it: not trimmed by the parser (no whitespace at
+/// either end), an integer as `isize` displays it.
+///
+/// A string is written as it is, whatever its bytes: only its ends decide
+/// whether the parser read it as written.
+fn is_written_value(value: &str, integer: bool) -> bool {
+    let (Some(&first), Some(&last)) = (value.as_bytes().first(), value.as_bytes().last()) else {
+        // an empty string is written as `KEY ` and read back as empty
+        return !integer;
+    };
+    // `char::is_whitespace`, decoded only for a byte that is not ASCII
+    let outer_text = |byte: u8, decode: &dyn Fn() -> Option<char>| match byte.is_ascii() {
+        true => !matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' '),
+        false => decode().is_some_and(|c| !c.is_whitespace()),
+    };
+    if !outer_text(first, &|| value.chars().next())
+        || !outer_text(last, &|| value.chars().next_back())
+    {
+        return false;
+    }
+    if !integer {
+        return true;
+    }
+    // an optional `-`, then `0` alone or digits without a leading zero
+    // (never `-0`); it parsed as an integer, so it fits
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    match digits.as_bytes() {
+        [b'0'] => digits.len() == value.len(),
+        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
+        [] => false,
+    }
+}
+
+/// Where `part` (a slice of `text`) starts in it.
+fn offset_in(text: &str, part: &str) -> usize {
+    part.as_ptr() as usize - text.as_ptr() as usize
+}
+
 impl KeySections {
     /// Checks that `text` parses the same way here as generically and
-    /// renders to what the generic write gives; for tests and fuzzing.
+    /// renders to what the generic write gives, both as kept and as
+    /// rendered again (the two ways [`KeySections::parse`] takes), with the
+    /// same ids and fingerprints; and that the text is kept as it is
+    /// exactly when it is what the generic write gives (so no file our
+    /// writer or upstream's wrote is rendered again). Returns whether it
+    /// was kept. For tests and fuzzing.
     #[doc(hidden)]
-    pub fn check_against_generic(path: &Path, text: &str) -> Result<(), Error> {
+    pub fn check_against_generic(path: &Path, text: &str) -> Result<bool, Error> {
         let ours = KeySections::parse(path, text);
+        let rendering = KeySections::parse_rendering(path, text);
         let generic = CONFIG
             .parse(path, text)
             .and_then(|data| CONFIG.write(path, &data));
-        match (ours, generic) {
-            (Ok(ours), Ok(generic)) => {
-                if ours.render() != generic {
-                    bail!("rendered text differs from the generic write");
+        let (ours, rendering, generic) = match (ours, rendering, generic) {
+            (Ok(ours), Ok(rendering), Ok(generic)) => (ours, rendering, generic),
+            (Err(ours), Err(rendering), Err(_)) => {
+                if ours.to_string() != rendering.to_string() {
+                    bail!(
+                        "refused with another message than the rendering parse's: {ours} / {rendering}"
+                    );
                 }
+                return Ok(false);
             }
-            (Err(_), Err(_)) => {}
-            (Ok(_), Err(err)) => bail!("accepted here, refused generically: {err}"),
-            (Err(err), Ok(_)) => bail!("refused here, accepted generically: {err}"),
+            (Ok(_), _, Err(err)) => bail!("accepted here, refused generically: {err}"),
+            (Err(err), _, Ok(_)) => bail!("refused here, accepted generically: {err}"),
+            (_, Err(err), _) => bail!("refused by the rendering parse only: {err}"),
+            (Err(err), Ok(_), _) => bail!("refused by the kept parse only: {err}"),
+        };
+        if ours.render() != generic {
+            bail!("rendered text differs from the generic write");
         }
-        Ok(())
+        if rendering.render() != generic {
+            bail!("the rendering parse's text differs from the generic write");
+        }
+        let fingerprint = |sections: &KeySections, section: &Section| {
+            let body = sections.body_of(section);
+            section
+                .fingerprint
+                .clone()
+                .map(|range| body[range].to_string())
+        };
+        let same_sections = ours.sections.len() == rendering.sections.len()
+            && ours.sections.iter().zip(&rendering.sections).all(|(a, b)| {
+                ours.id_of(a) == rendering.id_of(b)
+                    && fingerprint(&ours, a) == fingerprint(&rendering, b)
+            });
+        if !same_sections {
+            bail!("ids or fingerprints differ between the kept and the rendering parse");
+        }
+        let kept = sections_as_written(text, &CONFIG.scan(path, text)?).is_some();
+        if kept != (text == generic) {
+            bail!(
+                "text kept as it is: {kept}, though it is the generic write: {}",
+                !kept
+            );
+        }
+        Ok(kept)
     }
 }

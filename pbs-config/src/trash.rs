@@ -610,8 +610,7 @@ impl<'a> Trash<'a> {
             }
         };
 
-        let (sections, raw) = keys.sections_locked(&config_lock)?;
-        drop(raw);
+        let sections = keys.sections_locked(&config_lock, None)?;
         check_restore_free(&sections, id, fingerprint)?;
 
         let mut info = KeyInfo::from(&key_config);
