@@ -337,7 +337,7 @@ proptest! {
             });
             prop_assert_eq!(ours.find_fingerprint(fingerprint), expected);
         }
-        for edit in edits {
+        for (i, edit) in edits.into_iter().enumerate() {
             match edit {
                 Edit::Set(key) => {
                     generic.set_data(&key.id, ENCRYPTION_KEYS_CFG_TYPE_ID, &key).unwrap();
@@ -356,7 +356,14 @@ proptest! {
                     }
                 }
             }
-            prop_assert_eq!(ours.render(), CONFIG.write(path, &generic).unwrap());
+            let expected = CONFIG.write(path, &generic).unwrap();
+            prop_assert_eq!(ours.render(), expected.as_str());
+            // the text a write takes (made the sections' own), after some
+            // edits: later edits and lookups work on it as on the text read
+            if (i + usize::from(seed)) % 2 == 0 {
+                prop_assert_eq!(ours.text_to_write(), expected.as_str());
+                prop_assert!(ours.is_text_of(&expected));
+            }
         }
         // what a writer wrote is kept as it is by the next one
         let rendered = ours.render();

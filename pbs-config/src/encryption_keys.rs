@@ -642,7 +642,7 @@ impl<'a> EncryptionKeys<'a> {
         }
         // render (and so validate) the new config before touching any file
         sections.set(&entry)?;
-        let raw = sections.render();
+        let raw = sections.text_to_write();
 
         let key_dir = self.ensure_key_dir(base)?;
         let key_lock = self.lock_key_file(&key_dir, id)?;
@@ -665,7 +665,7 @@ impl<'a> EncryptionKeys<'a> {
             Err(err) => return Err(forget(key_lock, err)),
         };
         failpoint::hit(&format!("{}:locked", source.op()));
-        let result = match self.write_key_and_config(&key_dir, &entry, &source, &raw, config_lock) {
+        let result = match self.write_key_and_config(&key_dir, &entry, &source, raw, config_lock) {
             Ok(()) => {
                 self.keep_written(sections);
                 then().map(|()| entry)
@@ -931,13 +931,13 @@ impl<'a> EncryptionKeys<'a> {
                 entry.archived_at = None;
             }
             sections.set(&entry)?;
-            let raw = sections.render();
+            let raw = sections.text_to_write();
             let op = if archived { Op::Archive } else { Op::Unarchive };
             let pending = self
                 .dir
                 .audit_intent(None, &key_event(self.dir, op, &entry))?;
             let result = self
-                .write_config_text(&raw, &config_lock, Some("archive:config"))
+                .write_config_text(raw, &config_lock, Some("archive:config"))
                 .map(|()| {
                     self.keep_written(sections);
                     entry
@@ -1035,7 +1035,11 @@ impl<'a> EncryptionKeys<'a> {
                 failpoint::hit("delete-purge:locked");
                 let result = (|| {
                     sections.remove(id);
-                    self.write_config_text(&sections.render(), held, Some("delete-purge:config"))?;
+                    self.write_config_text(
+                        sections.text_to_write(),
+                        held,
+                        Some("delete-purge:config"),
+                    )?;
                     self.keep_written(sections);
                     trash::destroy_key_file(&key_dir, &name)?;
                     failpoint::hit("delete-purge:key-removed");
@@ -1084,7 +1088,9 @@ impl<'a> EncryptionKeys<'a> {
         let trash_entry = trash.reserve(&trash_dir, &record)?;
         failpoint::hit("delete:record-written");
         sections.remove(id);
-        if let Err(err) = self.write_config_text(&sections.render(), held, Some("delete:config")) {
+        if let Err(err) =
+            self.write_config_text(sections.text_to_write(), held, Some("delete:config"))
+        {
             if self.config_surely_has(id) {
                 let _ = trash.abandon(&trash_dir, &trash_entry);
                 return Err(err);
@@ -1176,7 +1182,7 @@ impl<'a> EncryptionKeys<'a> {
         }
         let result = (|| {
             sections.remove(id);
-            self.write_config_text(&sections.render(), held, Some("delete:config"))?;
+            self.write_config_text(sections.text_to_write(), held, Some("delete:config"))?;
             self.keep_written(sections);
             // the key lock file goes with the key
             if let Some(key_lock) = key_lock {

@@ -29,9 +29,11 @@ use crate::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 pub struct KeySections {
     /// The file, for errors.
     path: PathBuf,
-    /// Canonical text of the sections as read, one after the other. Not
-    /// compacted: a replaced or removed section's text stays until the
-    /// next parse, so this is never larger than the file was.
+    /// Canonical text of the sections as read, one after the other, and
+    /// of sections added since, appended. Not compacted while edited: a
+    /// replaced or removed section's text stays until
+    /// [`KeySections::text_to_write`] makes this the text of the sections
+    /// again.
     text: String,
     sections: Vec<Section>,
 }
@@ -48,7 +50,7 @@ struct Section {
 /// Where a section's text is.
 #[derive(Debug)]
 enum Body {
-    /// In [`KeySections::text`], as read.
+    /// In [`KeySections::text`]: as read, or appended by [`KeySections::set`].
     Read(Range<usize>),
     /// Written by an operation (the id is at the start of the header).
     New(String),
@@ -180,21 +182,39 @@ impl KeySections {
             .map(|section| self.id_of(section))
     }
 
-    /// Sets the entry of `entry.id`: replaced in place, or added at the end.
+    /// Sets the entry of `entry.id`: replaced in place, or added at the end
+    /// (appended to the text: a store into a file as read then writes its
+    /// text without a copy, see [`KeySections::text_to_write`]).
     /// The entry is verified against the schema as a write verifies it.
     pub fn set(&mut self, entry: &CryptKey) -> Result<(), Error> {
         let value = serde_json::to_value(entry)?;
         let mut text = String::new();
         CONFIG.write_section(&mut text, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry.id, &value)?;
         let id_start = ENCRYPTION_KEYS_CFG_TYPE_ID.len() + 2;
-        let section = Section {
-            id: id_start..id_start + entry.id.len(),
-            fingerprint: fingerprint_range(&text),
-            body: Body::New(text),
-        };
+        let fingerprint = fingerprint_range(&text);
         match self.position(&entry.id) {
-            Some(position) => self.sections[position] = section,
-            None => self.sections.push(section),
+            Some(position) => {
+                self.sections[position] = Section {
+                    id: id_start..id_start + entry.id.len(),
+                    fingerprint,
+                    body: Body::New(text),
+                }
+            }
+            None => {
+                let separator = usize::from(!self.text.is_empty());
+                // one write, one section: no room to spare
+                self.text.reserve_exact(separator + text.len());
+                if separator > 0 {
+                    self.text.push('\n');
+                }
+                let start = self.text.len();
+                self.text.push_str(&text);
+                self.sections.push(Section {
+                    id: start + id_start..start + id_start + entry.id.len(),
+                    fingerprint,
+                    body: Body::Read(start..self.text.len()),
+                });
+            }
         }
         Ok(())
     }
@@ -221,6 +241,45 @@ impl KeySections {
             raw.push_str(self.body_of(section));
         }
         raw
+    }
+
+    /// The config text to write: [`KeySections::render`]'s, made this
+    /// value's own text (each section a range of it). Where the sections
+    /// are their text already (as read, new ones appended: a store), that
+    /// is the text as it is, without a copy; otherwise (a section replaced
+    /// or removed) it is rendered into a new text, and the old one freed.
+    pub fn text_to_write(&mut self) -> &str {
+        if !self.text_is_sections() {
+            let text = self.render();
+            let mut start = 0;
+            for section in &mut self.sections {
+                let (old_start, len) = match &section.body {
+                    Body::Read(range) => (range.start, range.len()),
+                    Body::New(text) => (0, text.len()),
+                };
+                // the id's place from the body's start, then in the new text
+                section.id =
+                    start + section.id.start - old_start..start + section.id.end - old_start;
+                section.body = Body::Read(start..start + len);
+                start += len + 1;
+            }
+            self.text = text;
+        }
+        &self.text
+    }
+
+    /// Whether [`KeySections::text`] is exactly the text of the sections:
+    /// each a range of it, in order, one line feed between them.
+    fn text_is_sections(&self) -> bool {
+        let mut next = 0;
+        for section in &self.sections {
+            match &section.body {
+                Body::Read(range) if range.start == next => next = range.end + 1,
+                _ => return false,
+            }
+        }
+        // nothing after the last one (no section: no text)
+        self.text.len() == next.saturating_sub(1)
     }
 
     /// Whether `raw` is exactly the text [`KeySections::render`] gives,
