@@ -10,33 +10,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::Error;
 
 use crate::Ownership;
-use crate::dir_handle::{DirHandle, EntryStat, OpenedFile, read_all};
+use crate::dir_handle::{DirHandle, FileState, OpenedFile, read_all};
 use crate::files::ConfigFile;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileStamp {
-    fn of(stat: &EntryStat) -> Self {
-        Self {
-            dev: stat.dev,
-            ino: stat.ino,
-            size: stat.size,
-            mtime: stat.mtime,
-            ctime: stat.ctime,
-        }
-    }
-}
 
 struct Cached<T> {
     /// `None`: the file did not exist.
-    stamp: Option<FileStamp>,
+    stamp: Option<FileState>,
     data: Arc<T>,
     /// `None` if no caller asked for it: a load needs none, and SHA-256 of
     /// a 2.5 MiB config costs more than a millisecond.
@@ -117,7 +96,7 @@ impl<T> ConfigCache<T> {
             Some(base) => open_config(base, file, ownership)?,
             None => None,
         };
-        let stamp = opened.as_ref().map(|opened| FileStamp::of(&opened.stat));
+        let stamp = opened.as_ref().map(|opened| opened.stat.state());
         let mut cached = self.cached.lock().unwrap();
         // a parse cached without its digest is parsed again when one is asked
         // for: data and digest always come from the same text

@@ -71,6 +71,26 @@ pub struct EntryStat {
     pub ctime: (i64, i64),
 }
 
+/// What a cache of something read from a file compares the file by, to
+/// tell that it is unchanged since: its identity (device, inode), size and
+/// modification and status change times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileState {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// The [`FileState`] of the open `file` now (`fstat`); `None` if that
+/// fails (then nothing is cached).
+pub(crate) fn file_state(file: &File) -> Option<FileState> {
+    rustix::fs::fstat(file)
+        .ok()
+        .map(|stat| EntryStat::of(&stat).state())
+}
+
 /// The kinds of entries the config dir may hold; anything else is `Other`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -105,6 +125,17 @@ impl EntryStat {
             nlink: stat.st_nlink as u64,
             mtime: (stat.st_mtime, stat.st_mtime_nsec as i64),
             ctime: (stat.st_ctime, stat.st_ctime_nsec as i64),
+        }
+    }
+
+    /// What a cache compares this file by ([`FileState`]).
+    pub(crate) fn state(&self) -> FileState {
+        FileState {
+            dev: self.dev,
+            ino: self.ino,
+            size: self.size,
+            mtime: self.mtime,
+            ctime: self.ctime,
         }
     }
 

@@ -33,11 +33,11 @@ use rustix::io::Errno;
 
 use proxmox_lang::error::ErrorLayer;
 
-use crate::dir_handle::OpenedFile;
+use crate::dir_handle::{OpenedFile, file_state};
 use crate::failpoint;
 use crate::files::{AUDIT_CHECKPOINT, AUDIT_LOG};
 
-use super::cache::{self, CachedTail};
+use super::cache::CachedTail;
 use super::checkpoint::{Checkpoint, SigningKey};
 use super::record::{self, Event, MAX_LINE_LEN, Phase, Record, ZERO_HASH, parse_line, result_text};
 use super::{AuditLock, AuditLog, PendingLock, SYNC_OUTCOMES, syslog};
@@ -172,7 +172,7 @@ impl AuditLog<'_> {
     fn proven_size(&self) -> u64 {
         let class = AUDIT_CHECKPOINT.class;
         if let Ok(Some(stat)) = self.audit_dir.stat(AUDIT_CHECKPOINT.name)
-            && let Some(size) = self.dir.audit_cache.checkpoint_size(&(&stat).into())
+            && let Some(size) = self.dir.audit_cache.checkpoint_size(&stat.state())
         {
             let trusted = self
                 .dir
@@ -188,7 +188,7 @@ impl AuditLog<'_> {
         };
         self.dir
             .audit_cache
-            .set_checkpoint(Some(((&stat).into(), checkpoint.size)));
+            .set_checkpoint(Some((stat.state(), checkpoint.size)));
         checkpoint.size
     }
 
@@ -215,7 +215,7 @@ impl AuditLog<'_> {
         let log = self.open_log_for_append()?;
         // whatever happens now, what is cached is used once: an append
         // that fails may leave the log in a state that looks the same
-        let cached = self.dir.audit_cache.tail(&(&log.stat).into());
+        let cached = self.dir.audit_cache.tail(&log.stat.state());
         self.dir.audit_cache.set_tail(None);
         let (mut tail, reserved_to) = match cached {
             Some(cached) => (cached.tail, cached.reserved_to),
@@ -251,7 +251,7 @@ impl AuditLog<'_> {
         line: &str,
         reserved_to: u64,
     ) {
-        let Some(state) = cache::state_of(&log.file) else {
+        let Some(state) = file_state(&log.file) else {
             return;
         };
         let Some(hash) = record::parse_hash(&draft.hash) else {
@@ -402,7 +402,7 @@ impl AuditLog<'_> {
                 false => Ok(()),
             })
             .map_err(|err| format_err!("unable to write {:?} - {err}", file.path))?;
-        if let Some(state) = cache::state_of(&file.file) {
+        if let Some(state) = file_state(&file.file) {
             self.dir.audit_cache.set_checkpoint(Some((state, size)));
         }
         failpoint::hit("audit:checkpoint-written");

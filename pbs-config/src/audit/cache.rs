@@ -22,52 +22,10 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
-use crate::dir_handle::EntryStat;
+pub(crate) use crate::dir_handle::FileState;
 
 use super::append::Tail;
 use super::checkpoint::SigningKey;
-
-/// The identity and state of a file when something was cached from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FileState {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl From<&EntryStat> for FileState {
-    fn from(stat: &EntryStat) -> Self {
-        Self {
-            dev: stat.dev,
-            ino: stat.ino,
-            size: stat.size,
-            mtime: stat.mtime,
-            ctime: stat.ctime,
-        }
-    }
-}
-
-impl From<&rustix::fs::Stat> for FileState {
-    fn from(stat: &rustix::fs::Stat) -> Self {
-        Self {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-            size: stat.st_size as u64,
-            mtime: (stat.st_mtime, stat.st_mtime_nsec as i64),
-            ctime: (stat.st_ctime, stat.st_ctime_nsec as i64),
-        }
-    }
-}
-
-/// The state of the open file `file` now (`fstat`); `None` if that fails
-/// (then nothing is cached).
-pub(crate) fn state_of(file: &std::fs::File) -> Option<FileState> {
-    rustix::fs::fstat(file)
-        .ok()
-        .map(|stat| FileState::from(&stat))
-}
 
 /// The end of the log as this process's last append left it.
 #[derive(Clone, Copy, Debug)]

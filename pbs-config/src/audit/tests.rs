@@ -522,7 +522,7 @@ fn readers_find_no_log_before_the_first_append() {
 
 /// The state of the file at `path` as the audit cache compares it.
 fn file_state(path: &Path) -> cache::FileState {
-    (&rustix::fs::lstat(path).unwrap()).into()
+    crate::dir_handle::file_state(&std::fs::File::open(path).unwrap()).unwrap()
 }
 
 /// Another process (here a config dir of its own, with its own cache)
