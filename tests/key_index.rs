@@ -23,7 +23,7 @@ use pbs_config::KeyIndex;
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
 
-use pbs_test_kit::dirs::vectors_dir;
+use pbs_test_kit::dirs::{files_under, vectors_dir};
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 
@@ -170,20 +170,6 @@ fn compare_entry(index: &KeyIndex, generic: &SectionConfigData, id: &str) -> Res
 /// In file order.
 fn in_order(_: usize) -> usize {
     0
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        match path.is_dir() {
-            true => files.extend(files_under(&path)),
-            false => files.push(path),
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The text both readers see of a file (not UTF-8: with replacement

@@ -16,23 +16,9 @@ use pbs_config::KeySections;
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
 
-use pbs_test_kit::dirs::{cases_with_suffix, vectors_dir};
+use pbs_test_kit::dirs::{cases_with_suffix, files_under, vectors_dir};
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        match path.is_dir() {
-            true => files.extend(files_under(&path)),
-            false => files.push(path),
-        }
-    }
-    files.sort();
-    files
-}
 
 /// `check_against_generic` of `text`: whether it was kept as it is.
 fn check(text: &str) -> bool {

@@ -165,6 +165,23 @@ pub fn vectors_dir() -> PathBuf {
     dir
 }
 
+/// Every file under `dir`, recursively, sorted (a vector folder walked as
+/// a whole).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(dir).unwrap_or_else(|err| panic!("unable to list {dir:?} - {err}"))
+    {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(files_under(&path)),
+            false => files.push(path),
+        }
+    }
+    files.sort();
+    files
+}
+
 /// The file names in `dir` ending in `suffix`, without it, sorted.
 pub fn cases_with_suffix(dir: &Path, suffix: &str) -> Vec<String> {
     let mut cases: Vec<String> = std::fs::read_dir(dir)
