@@ -24,6 +24,7 @@ use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
 
 use pbs_test_kit::dirs::{files_under, vectors_dir};
+use pbs_test_kit::edits::one_byte_edits;
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 
@@ -240,24 +241,9 @@ const WRITTEN: &str = "sync-key: k-one\n\tarchived-at 7\n\tcreated 1\n\tfingerpr
 fn every_one_byte_change_of_a_written_config_reads_the_same() {
     // the written text takes the fast path, and so does many a change
     assert!(agree(WRITTEN, &mut in_order).unwrap().typed_errors == 1);
-    let replacements: Vec<u8> = b"\0\t\n\r\x0b\x0c\x7f !#+-.0159:A_afgz"
-        .iter()
-        .copied()
-        .chain([0xc3])
-        .collect();
     let mut accepted = 0;
     for at in 0..WRITTEN.len() {
-        let mut variants: Vec<Vec<u8>> = replacements
-            .iter()
-            .map(|byte| {
-                let mut bytes = WRITTEN.as_bytes().to_vec();
-                bytes[at] = *byte;
-                bytes
-            })
-            .collect();
-        let mut removed = WRITTEN.as_bytes().to_vec();
-        removed.remove(at);
-        variants.push(removed);
+        let variants = one_byte_edits(WRITTEN.as_bytes(), at);
         for variant in variants {
             let text = String::from_utf8_lossy(&variant);
             let outcome = agree(&text, &mut |left| at % left)

@@ -17,6 +17,7 @@ use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
 
 use pbs_test_kit::dirs::{cases_with_suffix, files_under, vectors_dir};
+use pbs_test_kit::edits::one_byte_edits;
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 
@@ -102,24 +103,9 @@ fn every_one_byte_change_of_a_written_config_parses_as_generically() {
     assert!(check(WRITTEN));
     let sections = KeySections::parse(Path::new(FILENAME), WRITTEN).unwrap();
     assert_eq!(sections.ids().collect::<Vec<_>>(), ["k-one", "k_2", "k.3"]);
-    let replacements: Vec<u8> = b"\0\t\n\r\x0b\x0c\x7f !#+-.0159:A_afgz"
-        .iter()
-        .copied()
-        .chain([0xc3])
-        .collect();
     let (mut kept, mut rendered) = (0, 0);
     for at in 0..WRITTEN.len() {
-        let mut variants: Vec<Vec<u8>> = replacements
-            .iter()
-            .map(|byte| {
-                let mut bytes = WRITTEN.as_bytes().to_vec();
-                bytes[at] = *byte;
-                bytes
-            })
-            .collect();
-        let mut removed = WRITTEN.as_bytes().to_vec();
-        removed.remove(at);
-        variants.push(removed);
+        let mut variants = one_byte_edits(WRITTEN.as_bytes(), at);
         let mut inserted = WRITTEN.as_bytes().to_vec();
         inserted.insert(at, b' ');
         variants.push(inserted);

@@ -14,7 +14,7 @@
 //! - [`throttle`]: answers to failed logins held against the daemon's
 //!   login throttle with the instants they were sent and answered;
 //! - [`dirs`]: temporary config dirs, "nothing changed" snapshots and the
-//!   golden vectors;
+//!   golden vectors; [`edits`]: one-byte edits of a config text;
 //! - [`tmpfs`]: small tmpfs mounts, a full disk;
 //! - [`privileges`]: running a child as another user (`run_as`) or under
 //!   umask 000;
@@ -30,6 +30,7 @@ pub mod access;
 pub mod bins;
 pub mod daemon;
 pub mod dirs;
+pub mod edits;
 pub mod https;
 pub mod keys;
 pub mod manager;
