@@ -520,14 +520,7 @@ impl<'a> EncryptionKeys<'a> {
         let base = self.dir.open_base_or_create()?;
         let config_lock = self.lock_config()?;
         let sections = self.sections_locked(&config_lock, None)?;
-        let mut info = KeyInfo::from(key_config);
-        info.path = Some(self.key_path(id).to_string_lossy().into_owned());
-        info.fingerprint = Some(fingerprint);
-        let entry = CryptKey {
-            id: id.to_string(),
-            info,
-            archived_at: None,
-        };
+        let entry = self.entry_for(id, key_config, fingerprint, None);
         self.store_locked(
             &base,
             sections,
@@ -586,14 +579,7 @@ impl<'a> EncryptionKeys<'a> {
                     fingerprint.signature()
                 );
             }
-            let mut info = KeyInfo::from(&key_config);
-            info.path = Some(self.key_path(id).to_string_lossy().into_owned());
-            info.fingerprint = Some(found);
-            let entry = CryptKey {
-                id: id.to_string(),
-                info,
-                archived_at: None,
-            };
+            let entry = self.entry_for(id, &key_config, found, None);
             let event = self.dir.audit_event(Op::Create).id(id).fingerprint(found);
             self.store_locked(
                 &base,
@@ -878,6 +864,25 @@ impl<'a> EncryptionKeys<'a> {
             ),
         };
         err.context(text)
+    }
+
+    /// The config entry of `key_config` stored as `id` in this store: the
+    /// key file's metadata, its `fingerprint` and its path here.
+    pub(crate) fn entry_for(
+        &self,
+        id: &str,
+        key_config: &KeyConfig,
+        fingerprint: Fingerprint,
+        archived_at: Option<i64>,
+    ) -> CryptKey {
+        let mut info = KeyInfo::from(key_config);
+        info.path = Some(self.key_path(id).to_string_lossy().into_owned());
+        info.fingerprint = Some(fingerprint);
+        CryptKey {
+            id: id.to_string(),
+            info,
+            archived_at,
+        }
     }
 
     fn write_config_text(

@@ -55,7 +55,7 @@ use zeroize::Zeroize;
 
 use proxmox_lang::error::ErrorLayer;
 
-use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
+use pbs_api_types::{CryptKey, Fingerprint};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::audit::Op;
@@ -613,14 +613,8 @@ impl<'a> Trash<'a> {
         let sections = keys.sections_locked(&config_lock, None)?;
         check_restore_free(&sections, id, fingerprint)?;
 
-        let mut info = KeyInfo::from(&key_config);
-        info.path = Some(keys.key_path(id).to_string_lossy().into_owned());
-        info.fingerprint = Some(fingerprint);
-        let entry = CryptKey {
-            id: id.to_string(),
-            info,
-            archived_at: record.entry.as_ref().and_then(|entry| entry.archived_at),
-        };
+        let archived_at = record.entry.as_ref().and_then(|entry| entry.archived_at);
+        let entry = keys.entry_for(id, &key_config, fingerprint, archived_at);
         let source = KeySource::Trash {
             trash: *self,
             trash_dir: &trash_dir,
