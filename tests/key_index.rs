@@ -24,7 +24,7 @@ use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
 
 use pbs_test_kit::dirs::{files_under, vectors_dir};
-use pbs_test_kit::edits::one_byte_edits;
+use pbs_test_kit::edits::{one_byte_edits, one_line_edits};
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 
@@ -217,10 +217,7 @@ fn every_vector_file_with_a_line_dropped_or_repeated_reads_the_same() {
         if !text.contains("sync-key") {
             continue;
         }
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        for at in 0..lines.len() {
-            let dropped: String = [&lines[..at], &lines[at + 1..]].concat().concat();
-            let repeated: String = [&lines[..=at], &lines[at..]].concat().concat();
+        for (at, dropped, repeated) in one_line_edits(&text) {
             for text in [dropped, repeated] {
                 agree(&text, &mut in_order)
                     .unwrap_or_else(|err| panic!("{path:?} line {at}: {err}\n{text:?}"));

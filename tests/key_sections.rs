@@ -17,7 +17,7 @@ use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use proxmox_section_config::SectionConfigData;
 
 use pbs_test_kit::dirs::{cases_with_suffix, files_under, vectors_dir};
-use pbs_test_kit::edits::one_byte_edits;
+use pbs_test_kit::edits::{one_byte_edits, one_line_edits};
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 
@@ -77,10 +77,7 @@ fn every_vector_file_and_every_line_dropped_or_repeated_parse_as_generically() {
         if !text.contains("sync-key") {
             continue;
         }
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        for at in 0..lines.len() {
-            let dropped: String = [&lines[..at], &lines[at + 1..]].concat().concat();
-            let repeated: String = [&lines[..=at], &lines[at..]].concat().concat();
+        for (_, dropped, repeated) in one_line_edits(&text) {
             count(&dropped);
             count(&repeated);
         }
