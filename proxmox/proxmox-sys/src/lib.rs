@@ -23,6 +23,8 @@
 //!   `AsRawFd`);
 //! - [`linux::random_data`] returns a `[u8; N]` (upstream: a `Vec` of a
 //!   size given at run time);
+//! - [`mm::prefault_for_write`]: the pages of a buffer made present in
+//!   one system call before a `read` fills it;
 //! - [`crypt::ACCEPTED_PREFIXES`], the hash kinds
 //!   [`crypt::verify_crypt_pw`] accepts (upstream accepts what libcrypt
 //!   does).
@@ -32,3 +34,4 @@
 pub mod crypt;
 pub mod fs;
 pub mod linux;
+pub mod mm;
