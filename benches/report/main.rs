@@ -4,7 +4,7 @@
 //!
 //! Measures what criterion cannot inside one process: `list` and `load`
 //! throughput of 1 and 2 reader processes while a writer process stores
-//! keys, a load in a fresh process at 10,000 keys, the API daemon over
+//! keys, a load and a store in a fresh process at 10,000 keys, the API daemon over
 //! HTTPS (requests per second, median and p99 latency), and peak memory of
 //! the daemon and of `encryption-key list` at 100,000 keys. Then it reads
 //! criterion's medians of this run from `target/criterion` and prints each
@@ -316,47 +316,80 @@ fn readers(figures: &mut Figures, duration: Duration) {
     println!();
 }
 
-/// A load in a new process at 10,000 keys: `ConfigDir::new` plus
-/// `load_key_config`, timed inside the process (so without exec and
-/// dynamic linking), three times in each process (see the worker), with
-/// the minor page faults of each; median of `runs`.
+/// A load and a store in a new process at 10,000 keys: `ConfigDir::new`
+/// plus `load_key_config` or `store_key` of a new key, timed inside the
+/// process (so without exec and dynamic linking), three times in each
+/// process (see the workers), with the minor page faults of each; median
+/// of `runs`.
 fn fresh_load(figures: &mut Figures, runs: usize) {
     const KEYS: usize = 10_000;
     let store = KeyStore::new(KEYS, 1);
     let dir = store.path().to_str().unwrap();
     let id = store.real_ids[0].as_str();
-    // nanos of the three loads, then their page faults
+    let [first, second, third] = fresh_table(
+        &format!("## Load in a fresh process ({KEYS} keys, median of {runs})"),
+        ["`ConfigDir::new` + `load_key_config`", "parses"],
+        runs,
+        || worker("fresh-load", &[dir, id]),
+    );
+    figures.insert("fresh_load/10000", first);
+    figures.insert("fresh_load_second/10000", second);
+    figures.insert("fresh_load_third/10000", third);
+
+    // its own store: each run adds three keys
+    let store = KeyStore::new(KEYS, 1);
+    let dir = store.path().to_str().unwrap();
+    let [first, ..] = fresh_table(
+        &format!(
+            "## Store in a fresh process ({KEYS} keys and more, 3 new ones a run; median of {runs})"
+        ),
+        [
+            "`ConfigDir::new` + `store_key` of a new key",
+            "reads and parses",
+        ],
+        runs,
+        || worker("fresh-store", &[dir]),
+    );
+    figures.insert("fresh_store/10000", first);
+}
+
+/// Runs a fresh-process worker `runs` times and prints the table of its
+/// three operations' medians and page faults under `heading`; `what` names
+/// the operation and what its second run does again. Returns the medians.
+fn fresh_table(
+    heading: &str,
+    [op, again]: [&str; 2],
+    runs: usize,
+    start_worker: impl Fn() -> std::process::Child,
+) -> [f64; 3] {
+    // nanos of the three operations, then their page faults
     let mut columns: [Vec<f64>; 6] = Default::default();
     let mut whole = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let out = worker_output(worker("fresh-load", &[dir, id]));
+        let out = worker_output(start_worker());
         whole.push(start.elapsed().as_nanos() as f64);
         let parts: Vec<f64> = out.split_whitespace().map(|p| p.parse().unwrap()).collect();
-        assert_eq!(parts.len(), columns.len(), "fresh-load printed {out:?}");
+        assert_eq!(parts.len(), columns.len(), "the worker printed {out:?}");
         for (column, part) in columns.iter_mut().zip(parts) {
             column.push(part);
         }
     }
     let [first, second, third, faults @ ..] = columns.map(|mut c| median(&mut c));
     let whole = median(&mut whole);
-    println!("## Load in a fresh process ({KEYS} keys, median of {runs})");
+    println!("{heading}");
     println!();
     println!("| what | median | minor page faults |");
     println!("|---|---|---|");
     for (what, nanos, faults) in [
+        (format!("{op}, the first in the process"), first, faults[0]),
         (
-            "`ConfigDir::new` + `load_key_config`, the first in the process",
-            first,
-            faults[0],
-        ),
-        (
-            "the same again in that process (parses again; the heap gets new pages)",
+            format!("the same again in that process ({again} again; the heap gets new pages)"),
             second,
             faults[1],
         ),
         (
-            "a third time (the heap the second freed is reused, as in criterion)",
+            "a third time (the heap the second freed is reused, as in criterion)".to_string(),
             third,
             faults[2],
         ),
@@ -365,9 +398,7 @@ fn fresh_load(figures: &mut Figures, runs: usize) {
     }
     println!("| the whole process (spawn to exit) | {} | |", ms(whole));
     println!();
-    figures.insert("fresh_load/10000", first);
-    figures.insert("fresh_load_second/10000", second);
-    figures.insert("fresh_load_third/10000", third);
+    [first, second, third]
 }
 
 /// The daemon at 1,000 keys: list (all 1,000) and create, 1 and 16

@@ -1,7 +1,7 @@
 //! The processes the report starts of itself (`PBS_BENCH_WORKER=ROLE`):
-//! readers, the writer running beside them, a fresh-process load, one
-//! read of generated text for an instruction count (`read-once`), and a
-//! small parent that measures a command (`measure`).
+//! readers, the writer running beside them, a fresh-process load and
+//! store, one read of generated text for an instruction count
+//! (`read-once`), and a small parent that measures a command (`measure`).
 //!
 //! Each prints one line of figures on stdout and exits.
 
@@ -18,6 +18,7 @@ pub fn run(role: &str, args: &[String]) {
         "reader" => reader(&args[0], Path::new(&args[1]), secs(&args[2]), &args[3..]),
         "writer" => writer(Path::new(&args[0]), secs(&args[1]), secs(&args[2])),
         "fresh-load" => fresh_load(Path::new(&args[0]), &args[1]),
+        "fresh-store" => fresh_store(Path::new(&args[0])),
         "store" => store(args[0].parse().expect("keys")),
         "read-once" => read_once(&args[0], args[1].parse().expect("keys")),
         "measure" => measure(&args[0], &args[1..]),
@@ -92,20 +93,52 @@ fn writer(dir: &Path, duration: Duration, pause: Duration) {
 /// the nanos of the three, then the minor page faults of each (what
 /// touching new memory costs: counted, so it holds still under load).
 fn fresh_load(dir: &Path, id: &str) {
-    let mut nanos = Vec::new();
-    let mut faults = Vec::new();
-    for _ in 0..3 {
-        let faults_before = minor_faults();
-        let start = Instant::now();
+    three_times(|| {
         let config_dir = ConfigDir::new(dir).expect("config dir");
         config_dir
             .encryption_keys()
             .load_key_config(id, true)
             .expect("load");
+        config_dir
+    });
+}
+
+/// Three stores of a new key in this new process, each through a new
+/// `ConfigDir` (so each reads and parses the config), printed as by
+/// [`fresh_load`]. The keys are made before the clock starts.
+fn fresh_store(dir: &Path) {
+    let pid = std::process::id();
+    let keys: Vec<_> = (0..3)
+        .map(|n| {
+            let id = format!("fresh-{pid}-{n}");
+            (id, key_config(3_000_000 + u64::from(pid) * 3 + n))
+        })
+        .collect();
+    let mut keys = keys.into_iter();
+    three_times(|| {
+        let (id, key) = keys.next().expect("three keys");
+        let config_dir = ConfigDir::new(dir).expect("config dir");
+        config_dir
+            .encryption_keys()
+            .store_key(&id, &key)
+            .expect("store");
+        config_dir
+    });
+}
+
+/// Runs `op` three times, timing each and counting its minor page faults;
+/// what it returns is dropped untimed (a process exits without freeing).
+/// Prints the three nanos, then the three fault counts.
+fn three_times<T>(mut op: impl FnMut() -> T) {
+    let mut nanos = Vec::new();
+    let mut faults = Vec::new();
+    for _ in 0..3 {
+        let faults_before = minor_faults();
+        let start = Instant::now();
+        let kept = op();
         nanos.push(start.elapsed().as_nanos());
         faults.push(minor_faults() - faults_before);
-        // not timed: freeing the index (a process exits without it)
-        drop(config_dir);
+        drop(kept);
     }
     let nanos = nanos.iter().map(u128::to_string);
     let faults = faults.iter().map(i64::to_string);
