@@ -1052,10 +1052,11 @@ fn tmp_name_for(name: &str) -> Result<String, Error> {
 }
 
 /// Six random letters or digits: what makes a temp file's or a trash
-/// entry's name unique.
+/// entry's name unique. From the kernel, not OpenSSL: a store would
+/// otherwise set up OpenSSL's generator for its temp file names alone.
 pub(crate) fn random_suffix() -> Result<String, Error> {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let random: [u8; 6] = proxmox_sys::linux::random_data()?;
+    let random: [u8; 6] = proxmox_sys::linux::os_random_data()?;
     Ok(random
         .iter()
         .map(|b| CHARS[*b as usize % CHARS.len()] as char)

@@ -22,7 +22,8 @@
 //!   [`fs::CreateOptions::apply_to`] takes a `&File` (upstream: any
 //!   `AsRawFd`);
 //! - [`linux::random_data`] returns a `[u8; N]` (upstream: a `Vec` of a
-//!   size given at run time);
+//!   size given at run time); [`linux::os_random_data`] is the same straight
+//!   from `getrandom(2)`, for temp file names;
 //! - [`mm::prefault_for_write`]: the pages of a buffer made present in
 //!   one system call before a `read` fills it;
 //! - [`crypt::ACCEPTED_PREFIXES`], the hash kinds

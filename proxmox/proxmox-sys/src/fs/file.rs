@@ -94,7 +94,7 @@ pub fn make_tmp_file<P: AsRef<Path>>(
 
 fn tmp_path_for(path: &Path) -> Result<PathBuf, Error> {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let random: [u8; 6] = crate::linux::random_data()?;
+    let random: [u8; 6] = crate::linux::os_random_data()?;
     let mut name: OsString = path.as_os_str().to_owned();
     name.push(".tmp_");
     let suffix: Vec<u8> = random
