@@ -915,8 +915,20 @@ impl AsFd for DirHandle {
 
 /// Reads an opened file whole (at most `max` bytes).
 pub fn read_all(opened: &mut OpenedFile, max: u64) -> Result<Vec<u8>, Error> {
+    read_all_with_room(opened, max, 0)
+}
+
+/// [`read_all`] into a buffer with `room` bytes to spare after the data,
+/// for text a caller appends to (a store's new config entry): without it
+/// the first append moves the whole text to new memory.
+pub fn read_all_with_room(
+    opened: &mut OpenedFile,
+    max: u64,
+    room: usize,
+) -> Result<Vec<u8>, Error> {
     // the size is the file's word, not a promise: reserve at most what is read
-    let mut data = Vec::with_capacity(opened.stat.size.min(max + 1) as usize);
+    let size = opened.stat.size.min(max + 1) as usize;
+    let mut data = Vec::with_capacity(size.saturating_add(room));
     // new memory for a large file (a 10,000-key config: 658 pages) made
     // present in one call instead of a page fault per page as read fills it
     proxmox_sys::mm::prefault_for_write(data.spare_capacity_mut());
