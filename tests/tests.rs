@@ -72,6 +72,9 @@ mod protected_keys;
 // the API router tree against docs/api.md, and every method's 401 and 403
 mod router_tree;
 
+// what a fingerprint leaves in memory: no key bytes on the stack
+mod key_memory;
+
 // the audit log: tampering by hand, kept checkpoints, foreign keys, secrets
 mod audit;
 

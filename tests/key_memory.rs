@@ -1,0 +1,98 @@
+//! What computing a key's fingerprint leaves in memory: no copy of the
+//! key, of the HMAC blocks made from it (the key XOR the HMAC pads), or of
+//! the derived `id_key` (upstream's chunk-digest key) stays on the stack
+//! below the caller once `fingerprint` returned.
+//!
+//! The check reads this thread's stack below the current frame through
+//! `/proc/self/mem` (a read of mapped memory, no unsafe code), in a thread
+//! of its own whose stack starts out zeroed.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// How deep below its caller the fingerprint is computed: deeper than
+/// the calls that read the stack afterwards reach, so they overwrite
+/// nothing it left.
+const DEPTH: usize = 32 * 1024;
+
+/// How much of the stack below the caller is read: the fingerprint's
+/// calls and far more (a test thread's stack is 2 MiB).
+const SCANNED: usize = 256 * 1024;
+
+/// The fingerprint of `key`, computed `DEPTH` bytes below the caller.
+#[inline(never)]
+fn deep_fingerprint(key: &[u8; 32]) -> pbs_api_types::Fingerprint {
+    let depth = [0u8; DEPTH];
+    std::hint::black_box(&depth);
+    pbs_key_config::fingerprint(std::hint::black_box(key))
+}
+
+/// `SCANNED` bytes of this thread's stack below the caller's frame.
+#[inline(never)]
+fn stack_below_caller() -> Vec<u8> {
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as u64;
+    let mut below = vec![0u8; SCANNED];
+    File::open("/proc/self/mem")
+        .and_then(|mem| mem.read_exact_at(&mut below, here - SCANNED as u64))
+        .expect("read the stack through /proc/self/mem");
+    below
+}
+
+/// The key, each HMAC pad block made from it, and the id_key (computed
+/// with OpenSSL, in another thread, so nothing of it is on the scanned
+/// stack).
+fn secrets_of(key: [u8; 32]) -> Vec<(&'static str, Vec<u8>)> {
+    std::thread::spawn(move || {
+        let mut id_key = [0u8; 32];
+        openssl::pkcs5::pbkdf2_hmac(
+            &key,
+            b"_id_key",
+            10,
+            openssl::hash::MessageDigest::sha256(),
+            &mut id_key,
+        )
+        .unwrap();
+        let pad = |byte: u8| key.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+        vec![
+            ("the key", key.to_vec()),
+            ("the key XOR the HMAC inner pad", pad(0x36)),
+            ("the key XOR the HMAC outer pad", pad(0x5c)),
+            ("the id_key", id_key.to_vec()),
+        ]
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn a_fingerprint_leaves_no_key_material_on_the_stack() {
+    let key: [u8; 32] = std::array::from_fn(|i| 0xa5 ^ (i as u8).wrapping_mul(37));
+    let secrets = secrets_of(key);
+    let (fingerprint, stack) = std::thread::spawn(move || {
+        let fingerprint = deep_fingerprint(&key);
+        (fingerprint, stack_below_caller())
+    })
+    .join()
+    .unwrap();
+    // the computation ran (the scan would find nothing of one never made)
+    assert_eq!(
+        fingerprint.signature(),
+        pbs_key_config::fingerprint(&key).signature()
+    );
+    // each half on its own: a copy may be split (a hash's block buffer
+    // holds a 32-byte input at any offset)
+    let left: Vec<&str> = secrets
+        .iter()
+        .filter(|(_, secret)| {
+            secret
+                .chunks(16)
+                .any(|half| stack.windows(half.len()).any(|w| w == half))
+        })
+        .map(|(what, _)| *what)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left on the stack after fingerprint(): {left:?}"
+    );
+}
