@@ -155,6 +155,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::an_acl_put_back_by_backup_is_named_by_verify,
     ),
     (
+        "rollback::a_forged_acl_is_named_by_verify_and_never_made_roots",
+        rollback::a_forged_acl_is_named_by_verify_and_never_made_roots,
+    ),
+    (
         "rotate::sigkill_at_every_step_then_the_same_command_again",
         rotate::sigkill_at_every_step_then_the_same_command_again,
     ),

@@ -88,3 +88,41 @@ pub fn an_acl_put_back_by_backup_is_named_by_verify() {
         "{run:?}"
     );
 }
+
+/// Not a rollback but a forgery: backup writes its own `acl.cfg` granting
+/// `alice@pbs` Admin on the key store and renames it over root's. Every
+/// reader refuses a file of backup's there (and its error says to run
+/// `verify`); `verify` must name it too, not say "clean", and `--repair`
+/// must leave it backup's (a `chown root` would make the forged grant one
+/// root trusts).
+pub fn a_forged_acl_is_named_by_verify_and_never_made_roots() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    let (acl, forged) = (scene.path("acl.cfg"), scene.path("forged-acl.cfg"));
+    let path = "/system/encryption-keys";
+    let ok = |args: &[&str]| {
+        let run = scene.manager(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    };
+    ok(&["user", "create", "alice@pbs"]);
+    ok(&["acl", "update", path, "Audit", "--auth-id", "alice@pbs"]);
+    as_backup(
+        r#"sed 's/:Audit$/:Admin/' -- "$1" > "$2" && chmod 0640 -- "$2" && mv -f -- "$2" "$1""#,
+        &[&acl, &forged],
+        "forging acl.cfg",
+    );
+    let run = scene.manager(&["acl", "list"]);
+    assert_ne!(run.code, 0, "a reader trusted backup's acl.cfg: {run:?}");
+    assert!(run.stderr.contains("verify"), "{run:?}");
+
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("acl.cfg") && run.stdout.contains("owned by backup"),
+        "{run:?}"
+    );
+    scene.manager(&["encryption-key", "verify", "--repair"]);
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&acl).unwrap());
+    assert_ne!(owner, 0, "repair made backup's forged acl.cfg root's");
+}
