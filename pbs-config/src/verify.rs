@@ -1206,8 +1206,9 @@ impl ConfigDir {
         Ok(report)
     }
 
-    /// Reports a rolled-back access file (an `acl.cfg` with a revoked grant
-    /// put back gives that access again). Each under root's mirror of its
+    /// Reports an access file no reader trusts, and a rolled-back one (an
+    /// `acl.cfg` with a revoked grant put back gives that access again).
+    /// The rollback check of each runs under root's mirror of its
     /// lock alone, in the crate's lock order: every root writer takes the
     /// mirror first, and no lock file of the `backup` user's is made for a
     /// file nobody wrote. No mirror, no record to compare with.
@@ -1227,9 +1228,47 @@ impl ConfigDir {
         base: &DirHandle,
         report: &mut VerifyReport,
     ) -> Result<(), Error> {
+        self.check_access_file::<F>(base, report)?;
         if let Some(mirror) = mirror::lock_mirror(self, base, F::LOCK.name)? {
             self.report_rollback::<F>(&mirror, report);
         }
+        Ok(())
+    }
+
+    /// Reports the access file of `F` if no reader trusts it (a link, a
+    /// file of the backup user's or one others may write: an `acl.cfg` of
+    /// backup's making in place of root's, say). Never repairable: a
+    /// `chown root` would make a grant root never wrote one it trusts.
+    fn check_access_file<F: LockedConfig>(
+        &self,
+        base: &DirHandle,
+        report: &mut VerifyReport,
+    ) -> Result<(), Error> {
+        let Some(stat) = base.stat(F::FILE.name)? else {
+            return Ok(());
+        };
+        let path = self.path(F::FILE.name);
+        let Err(err) = self.ownership().check_trusted(F::FILE.class, &stat, &path) else {
+            return Ok(());
+        };
+        let (owner, _) = self.ownership().owner_of(F::FILE.class);
+        let kind = match stat.kind {
+            EntryKind::Symlink => FindingKind::SymbolicLink,
+            EntryKind::File if stat.uid == 0 || stat.uid == owner.as_raw() => {
+                FindingKind::WrongMode
+            }
+            _ => FindingKind::WrongOwner,
+        };
+        report.findings.push(Finding {
+            kind,
+            id: None,
+            message: format!(
+                "{err} - left alone by repair: a file root did not write is never made root's"
+            ),
+            path,
+            repairable: false,
+            place: None,
+        });
         Ok(())
     }
 
