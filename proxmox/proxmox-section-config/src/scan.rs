@@ -4,8 +4,9 @@
 //!
 //! Two passes over text as the writer writes it:
 //! 1. one vectorized pass (SSE2, 16 bytes a step) finds every line end
-//!    and checks that every byte is printable ASCII, a line feed, or a tab
-//!    that starts a line (so no value holds a control character);
+//!    and checks that every byte but a line's first is printable ASCII or
+//!    a line feed (so no value holds a control character; the second pass
+//!    takes only a tab, a line feed or a header's letter first);
 //! 2. one pass over the lines: a header `TYPE: ID`, then lines
 //!    `<tab>KEY<space>VALUE` (the key found after the previous one first,
 //!    as the writer orders them), each value checked by its schema through
@@ -296,64 +297,113 @@ fn header<'a>(
 }
 
 /// The line ends of `bytes` (as `str::lines` splits, the last line end
-/// optional); `None` if a byte is neither printable ASCII nor a tab or
-/// line feed, a tab does not start a line, a line is longer than
+/// optional); `None` if a byte that does not start a line is neither
+/// printable ASCII nor a line feed, a line is longer than
 /// [`MAX_LINE_LENGTH`], or the text is 4 GiB or more.
+///
+/// The first byte of a line is not checked here: the line pass reads
+/// every line's first byte and takes only a line feed (a blank line), a
+/// tab (a property) or a header's first letter. So a tab passes where
+/// it starts a property line and nowhere else.
 fn classify(bytes: &[u8]) -> Option<Vec<u32>> {
     u32::try_from(bytes.len()).ok()?;
-    // lines of the writer's layout are about 37 bytes long
-    let mut ends = Vec::with_capacity(bytes.len() / 32 + 1);
-    let mut bad = false;
-    // whether the next block's first byte starts a line: the text's does
-    let mut starts_line = 1u64;
-    let mut base = 0u32;
-    let mut line_start = 0u32;
-    let (blocks, rest) = bytes.as_chunks::<64>();
-    let mut one = |masks: Masks, ends: &mut Vec<u32>, base: u32| {
-        let line_starts = (masks.line_ends << 1) | starts_line;
-        starts_line = masks.line_ends >> 63;
-        bad |= masks.bad | (masks.tabs & !line_starts != 0);
-        let mut mask = masks.line_ends;
-        while mask != 0 {
-            let end = base + mask.trailing_zeros();
-            bad |= (end - line_start) as usize > MAX_LINE_LENGTH;
-            ends.push(end);
-            line_start = end + 1;
-            mask &= mask - 1;
-        }
+    let mut state = LineEnds {
+        // lines of the writer's layout are about 37 bytes long; a block
+        // of 64 bytes adds at most 64 ends, so each block checks the room
+        // left, not each end
+        ends: vec![0u32; bytes.len() / 32 + 64],
+        count: 0,
+        bad: 0,
+        too_long: false,
+        // the text's first byte starts a line
+        starts_line: 1,
+        line_start: 0,
     };
+    let (blocks, rest) = bytes.as_chunks::<64>();
+    let mut base = 0u32;
     for block in blocks {
-        one(block_masks(block), &mut ends, base);
+        state.add(block_masks(block), base);
         base += 64;
     }
-    one(scalar_masks(rest), &mut ends, base);
-    if bad || bytes.len() - line_start as usize > MAX_LINE_LENGTH {
+    state.add(scalar_masks(rest), base);
+    let LineEnds {
+        mut ends,
+        count,
+        bad,
+        too_long,
+        line_start,
+        ..
+    } = state;
+    if bad != 0 || too_long || bytes.len() - line_start as usize > MAX_LINE_LENGTH {
         return None;
     }
+    ends.truncate(count);
     if bytes.last().is_some_and(|last| *last != b'\n') {
         ends.push(bytes.len() as u32);
     }
     Some(ends)
 }
 
-/// Of up to 64 bytes: which are line feeds and which tabs (bit i: byte
-/// i), and whether any is something else than printable ASCII.
+/// What [`classify`] has found so far.
+struct LineEnds {
+    /// The line ends, in the first `count` slots.
+    ends: Vec<u32>,
+    count: usize,
+    /// Bytes found that are neither printable ASCII nor line feeds and do
+    /// not start a line (bits of their blocks, or-ed).
+    bad: u64,
+    too_long: bool,
+    /// Whether the next block's first byte starts a line (1 or 0).
+    starts_line: u64,
+    /// Where the current line starts.
+    line_start: u32,
+}
+
+impl LineEnds {
+    /// The masks of the block at `base`.
+    #[inline(always)]
+    fn add(&mut self, masks: Masks, base: u32) {
+        let line_starts = (masks.line_ends << 1) | self.starts_line;
+        self.starts_line = masks.line_ends >> 63;
+        self.bad |= masks.other & !line_starts;
+        let mut mask = masks.line_ends;
+        if mask == 0 {
+            return;
+        }
+        // only a block's first line can be longer than the block
+        self.too_long |=
+            (base + mask.trailing_zeros() - self.line_start) as usize > MAX_LINE_LENGTH;
+        self.line_start = base + 64 - mask.leading_zeros();
+        if self.ends.len() < self.count + 64 {
+            self.ends.resize(2 * self.ends.len() + 64, 0);
+        }
+        let room = &mut self.ends[self.count..self.count + 64];
+        let mut added = 0;
+        while mask != 0 {
+            room[added] = base + mask.trailing_zeros();
+            added += 1;
+            mask &= mask - 1;
+        }
+        self.count += added;
+    }
+}
+
+/// Of up to 64 bytes (bit i: byte i): which are line feeds, and which
+/// are something else than printable ASCII or a line feed.
 struct Masks {
     line_ends: u64,
-    tabs: u64,
-    bad: bool,
+    other: u64,
 }
 
 fn scalar_masks(bytes: &[u8]) -> Masks {
     let mut masks = Masks {
         line_ends: 0,
-        tabs: 0,
-        bad: false,
+        other: 0,
     };
     for (i, &byte) in bytes.iter().enumerate() {
-        masks.line_ends |= u64::from(byte == b'\n') << i;
-        masks.tabs |= u64::from(byte == b'\t') << i;
-        masks.bad |= (byte < 0x20 && byte != b'\n' && byte != b'\t') || byte >= 0x7f;
+        let line_feed = byte == b'\n';
+        masks.line_ends |= u64::from(line_feed) << i;
+        masks.other |= u64::from(!(b' '..=b'~').contains(&byte) && !line_feed) << i;
     }
     masks
 }
@@ -361,30 +411,26 @@ fn scalar_masks(bytes: &[u8]) -> Masks {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn block_masks(block: &[u8; 64]) -> Masks {
     use safe_arch::{
-        bitandnot_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i, zeroed_m128i,
+        add_i8_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
     };
 
     let line_feed = set_splat_i8_m128i(b'\n' as i8);
-    let tab = set_splat_i8_m128i(b'\t' as i8);
+    let one = set_splat_i8_m128i(1);
     let space = set_splat_i8_m128i(b' ' as i8);
-    let delete = set_splat_i8_m128i(0x7f);
-    let (mut line_ends, mut tabs, mut bad) = (0u64, 0u64, zeroed_m128i());
+    let (mut line_ends, mut good) = (0u64, 0u64);
     for (i, part) in block.as_chunks::<16>().0.iter().enumerate() {
         let bytes = m128i::from(*part);
+        // x + 1, signed, is above a space for ' ' to '~' alone: 0x7f and
+        // up become negative (0xff becomes 0), control bytes stay small
+        let printable = cmp_gt_mask_i8_m128i(add_i8_m128i(bytes, one), space);
         let is_line_feed = cmp_eq_mask_i8_m128i(bytes, line_feed);
-        let is_tab = cmp_eq_mask_i8_m128i(bytes, tab);
-        // signed: bytes of 0x80 and up are negative, so "below space" too
-        let below_space = cmp_lt_mask_i8_m128i(bytes, space);
-        let is_delete = cmp_eq_mask_i8_m128i(bytes, delete);
-        bad |= bitandnot_m128i(is_line_feed | is_tab, below_space | is_delete);
         line_ends |= u64::from(move_mask_i8_m128i(is_line_feed) as u16) << (16 * i);
-        tabs |= u64::from(move_mask_i8_m128i(is_tab) as u16) << (16 * i);
+        good |= u64::from(move_mask_i8_m128i(printable | is_line_feed) as u16) << (16 * i);
     }
     Masks {
         line_ends,
-        tabs,
-        bad: move_mask_i8_m128i(bad) != 0,
+        other: !good,
     }
 }
 
@@ -688,14 +734,61 @@ mod tests {
         }
     }
 
+    /// Every byte value at every place of a block, in a block of
+    /// printable text and in one of line feeds.
+    #[test]
+    fn block_masks_agree_with_the_scalar_ones_byte_by_byte() {
+        for fill in [b'a', b'\n', b'~', b' '] {
+            for at in 0..64 {
+                for byte in 0..=255u8 {
+                    let mut block = [fill; 64];
+                    block[at] = byte;
+                    let (fast, slow) = (block_masks(&block), scalar_masks(&block));
+                    assert_eq!(
+                        (fast.line_ends, fast.other),
+                        (slow.line_ends, slow.other),
+                        "{at} {byte}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A tab, a control byte or a non-ASCII byte first on a line, at
+    /// every place around the 64-byte blocks: the line pass decides what
+    /// the vector pass leaves to it, as the parser would.
+    #[test]
+    fn the_first_byte_of_a_line_is_checked_at_every_place() {
+        let config = config();
+        for pad in 0..140 {
+            // sections of 19 bytes before, then a line of 1 to 6 more
+            let before: String = (0..pad / 6)
+                .map(|i| format!("thing: t{i:02}\n\tint 5\n\n"))
+                .collect();
+            let head = format!("{before}thing: one\n\ttext {}\n", "x".repeat(pad % 6 + 1));
+            for first in ["\t", "\u{1}", "\u{7f}", "\u{e9}", " ", "\r", "\n", "\u{b}"] {
+                for text in [
+                    format!("{head}\tint 5\n{first}flag yes\n"),
+                    format!("{head}\tint 5\n\n{first}thing: two\n\tint 6\n"),
+                    format!("{head}\tint 5\n{first}\n"),
+                    format!("{first}{head}\tint 5\n"),
+                ] {
+                    agree(&config, &text);
+                }
+            }
+            // the good layout at this offset takes the fast path
+            assert!(agree(&config, &format!("{head}\tint 5\n\tflag yes\n")));
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn block_masks_agree_with_the_scalar_ones(block in proptest::collection::vec(proptest::num::u8::ANY, 64)) {
             let block: [u8; 64] = block.try_into().unwrap();
             let (fast, slow) = (block_masks(&block), scalar_masks(&block));
             proptest::prop_assert_eq!(
-                (fast.line_ends, fast.tabs, fast.bad),
-                (slow.line_ends, slow.tabs, slow.bad)
+                (fast.line_ends, fast.other),
+                (slow.line_ends, slow.other)
             );
         }
     }
