@@ -31,7 +31,14 @@ pub(crate) struct ScanPlan {
     pub(crate) header: KeyPattern,
     /// The required properties (other than the id property), as bits.
     pub(crate) required: u64,
+    /// Per first byte of a property line after its tab, the index of the
+    /// one property whose name starts with it; [`NO_KEY`] where none or
+    /// several do (the scan then searches `keys`).
+    pub(crate) first_byte: [u8; 256],
 }
+
+/// A byte of [`ScanPlan::first_byte`] that names no single property.
+pub(crate) const NO_KEY: u8 = u8::MAX;
 
 impl SectionConfigPlugin {
     /// A section type named `type_name` whose properties are described by
@@ -87,6 +94,7 @@ impl SectionConfigPlugin {
             required: required
                 .iter()
                 .fold(0, |bits, (index, _)| bits | 1 << index),
+            first_byte: first_bytes(&entries),
         });
         Self {
             type_name,
@@ -150,6 +158,25 @@ impl SectionConfigPlugin {
     pub(crate) fn scan_plan(&self) -> Option<&ScanPlan> {
         self.scan.as_ref()
     }
+}
+
+/// [`ScanPlan::first_byte`] of the sorted properties `entries` (at most
+/// 64).
+fn first_bytes(entries: &[&'static SchemaPropertyEntry]) -> [u8; 256] {
+    let mut table = [NO_KEY; 256];
+    let mut count = [0u8; 256];
+    for (index, (name, _, _)) in entries.iter().enumerate() {
+        if let Some(&first) = name.as_bytes().first() {
+            table[first as usize] = index as u8;
+            count[first as usize] += 1;
+        }
+    }
+    for (slot, count) in table.iter_mut().zip(count) {
+        if count > 1 {
+            *slot = NO_KEY;
+        }
+    }
+    table
 }
 
 /// Whether `name` is printable ASCII without spaces: what the parser reads
@@ -296,24 +323,41 @@ impl ValueCheck {
     /// not; `None`: not decided here).
     #[inline(always)]
     pub(crate) fn check(&self, value: &str) -> Option<bool> {
+        self.check_with(value.as_bytes(), || Some(value))
+    }
+
+    /// [`ValueCheck::check`] of the bytes of a value (printable ASCII, as
+    /// the scan has found them); `None` if they are not text after all.
+    #[inline(always)]
+    pub(crate) fn check_bytes(&self, value: &[u8]) -> Option<bool> {
+        self.check_with(value, || std::str::from_utf8(value).ok())
+    }
+
+    /// The check of `value`, whose text `text` gives where a function of
+    /// the schema needs it (the integer, length, fingerprint and
+    /// config-text checks read the bytes).
+    #[inline(always)]
+    fn check_with<'a>(&self, value: &[u8], text: impl FnOnce() -> Option<&'a str>) -> Option<bool> {
         match self {
-            ValueCheck::Integer { min, max } => Some(
-                parse_isize(value.as_bytes()).is_some_and(|value| (*min..=*max).contains(&value)),
-            ),
+            ValueCheck::Integer { min, max } => {
+                Some(parse_isize(value).is_some_and(|value| (*min..=*max).contains(&value)))
+            }
             // the scan has checked that every byte is printable ASCII
             ValueCheck::String { min, max, format } => Some(
                 (*min..=*max).contains(&value.len())
                     && match format {
                         FormatCheck::None => true,
-                        FormatCheck::VerifyFn(verify) => verify(value).is_ok(),
-                        FormatCheck::Fingerprint => crate::scan::is_fingerprint(value.as_bytes()),
-                        FormatCheck::ConfigText => !value.starts_with(' ') && !value.ends_with(' '),
+                        FormatCheck::VerifyFn(verify) => verify(text()?).is_ok(),
+                        FormatCheck::Fingerprint => crate::scan::is_fingerprint(value),
+                        FormatCheck::ConfigText => {
+                            value.first() != Some(&b' ') && value.last() != Some(&b' ')
+                        }
                         FormatCheck::Schema(schema) => {
-                            schema.check_constraints_ascii(value).is_ok()
+                            schema.check_constraints_ascii(text()?).is_ok()
                         }
                     },
             ),
-            ValueCheck::Simple(schema) => Some(schema.check_simple_value(value).is_ok()),
+            ValueCheck::Simple(schema) => Some(schema.check_simple_value(text()?).is_ok()),
             ValueCheck::Unhandled => None,
         }
     }
@@ -321,7 +365,7 @@ impl ValueCheck {
 
 /// `text.parse::<isize>()`, by bytes: an optional sign, then at least one
 /// ASCII digit, within range.
-#[inline]
+#[inline(always)]
 pub(crate) fn parse_isize(text: &[u8]) -> Option<isize> {
     let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),

@@ -29,7 +29,7 @@ use anyhow::Error;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use crate::plugin::{KeyPattern, ScanPlan, ValueCheck};
+use crate::plugin::{KeyPattern, NO_KEY, ScanPlan, ValueCheck};
 use crate::{
     ESTIMATED_SECTION_SIZE, MAX_LINE_LENGTH, PropertyRef, SectionConfig, SectionConfigPlugin,
 };
@@ -131,7 +131,7 @@ fn fast_scan<'a>(
                 slot.insert(id);
             }
         }
-        let (lines, section_end) = scan_properties(raw, &ends[next + 1..], end, plan)?;
+        let (lines, section_end) = scan_properties(bytes, &ends[next + 1..], end, plan)?;
         spans.push(SectionSpan {
             plugin,
             id,
@@ -150,16 +150,17 @@ fn fast_scan<'a>(
 /// The property lines of a section whose header ends at `header_end`,
 /// given the ends of the lines after the header: how many lines the
 /// section holds after its header (with the blank line that ends it) and
-/// where its last line ends.
-#[inline(always)]
+/// where its last line ends. Read as bytes: the vector pass has found
+/// every byte of a value printable ASCII. Not inlined: its loop keeps
+/// its state in registers then.
+#[inline(never)]
 fn scan_properties(
-    raw: &str,
+    bytes: &[u8],
     ends: &[u32],
     header_end: usize,
     plan: &ScanPlan,
 ) -> Option<(usize, usize)> {
-    let bytes = raw.as_bytes();
-    let (mut seen, mut next_key) = (0u64, 0usize);
+    let mut seen = 0u64;
     let mut section_end = header_end;
     let mut lines = 0;
     for &end in ends {
@@ -168,38 +169,46 @@ fn scan_properties(
         if end == start {
             break;
         }
-        let (&b'\t', body) = bytes[start..end].split_first()? else {
+        let (&b'\t', body) = bytes.get(start..end)?.split_first()? else {
             return None;
         };
-        // the writer's order first: the key is nearly always the next one
-        let word = KeyPattern::word(body);
-        let index = plan.keys[next_key..]
-            .iter()
-            .position(|key| key.matches(word))
-            .map(|offset| next_key + offset)
-            .or_else(|| {
-                let key = &body[..memchr::memchr(b' ', body)?];
-                plan.checks
-                    .binary_search_by(|(name, _)| name.as_bytes().cmp(key))
-                    .ok()
-            })?;
-        let bit = 1u64 << index;
-        let (name, check) = &plan.checks[index];
+        let index = key_index(plan, body)?;
+        let (name, check) = plan.checks.get(index)?;
         // `KEY ` matched (by word or search); the rest is the value
-        let value = raw.get(start + 2 + name.len()..end)?;
+        let value = body.get(name.len() + 1..)?;
+        let bit = 1u64 << index;
         if seen & bit != 0
-            || value.is_empty()
-            || value.starts_with(' ')
-            || value.ends_with(' ')
-            || check.check(value) != Some(true)
+            || matches!(value, [] | [b' ', ..] | [.., b' '])
+            || check.check_bytes(value) != Some(true)
         {
             return None;
         }
         seen |= bit;
-        next_key = index + 1;
         section_end = end;
     }
     (seen & plan.required == plan.required).then_some((lines, section_end))
+}
+
+/// The index of the property whose line (after the tab) is `body`: the
+/// one its first byte names, if its `KEY ` starts the line; else the one
+/// whose `KEY ` does, else the one named up to the first space (there is
+/// at most one of each: names are unique and hold no space).
+#[inline(always)]
+fn key_index(plan: &ScanPlan, body: &[u8]) -> Option<usize> {
+    let word = KeyPattern::word(body);
+    let guess = plan.first_byte[usize::from(*body.first()?)];
+    if guess != NO_KEY && plan.keys.get(usize::from(guess))?.matches(word) {
+        return Some(usize::from(guess));
+    }
+    plan.keys
+        .iter()
+        .position(|key| key.matches(word))
+        .or_else(|| {
+            let key = &body[..memchr::memchr(b' ', body)?];
+            plan.checks
+                .binary_search_by(|(name, _)| name.as_bytes().cmp(key))
+                .ok()
+        })
 }
 
 /// One section of validated text in the writer's layout, read again for
@@ -712,6 +721,51 @@ mod tests {
         }
         assert!(agree(&config, "oddity: one\n\tint 5\n"));
         assert!(agree(&config, "oddity: one\n\tint 5\n\tx: y\n"));
+    }
+
+    /// The property a line's first byte names, where it does not hold:
+    /// names sharing a first byte, a name longer than a word, a line that
+    /// starts like a name but is another, keys out of order or missing.
+    #[test]
+    fn keys_are_found_whatever_their_first_byte_names() {
+        const LONG: Schema = StringSchema::new("Long.").max_length(30).schema();
+        const NAMES: ObjectSchema = ObjectSchema::new(
+            "Names.",
+            &[
+                ("alpha", true, &TEXT),
+                ("alphabet", true, &TEXT),
+                ("b", true, &INT),
+                ("beta", false, &INT),
+                ("gamma-is-a-long-name", true, &LONG),
+                ("zeta", true, &FLAG),
+            ],
+        );
+        let mut config = SectionConfig::new(&ID);
+        config.register_plugin(SectionConfigPlugin::new("names", None, &NAMES));
+        for text in [
+            "names: one\n\talpha a\n\talphabet b\n\tb 1\n\tbeta 2\n\tgamma-is-a-long-name g\n\tzeta yes\n",
+            "names: one\n\tzeta no\n\tgamma-is-a-long-name g\n\tbeta 2\n\tb 1\n\talphabet b\n\talpha a\n",
+            "names: one\n\tbeta 2\n",
+            "names: one\n\tgamma-is-a-long-name x\n\tbeta 3\n",
+        ] {
+            assert!(agree(&config, text), "{text:?} did not take the fast path");
+        }
+        for text in [
+            // a missing required key, a duplicate, an unknown name with a
+            // known first byte, a name that is another's start
+            "names: one\n\talpha a\n",
+            "names: one\n\tbeta 2\n\tzeta no\n\tbeta 2\n",
+            "names: one\n\tbeta 2\n\tzetas no\n",
+            "names: one\n\tbeta 2\n\tz no\n",
+            "names: one\n\tbeta 2\n\tgamma 2\n",
+            "names: one\n\tbeta 2\n\tgamma-is-a-long-nam x\n",
+            "names: one\n\tbeta 2\n\tgamma-is-a-long-name-too x\n",
+            "names: one\n\tbeta 2\n\tzeta\n",
+            "names: one\n\tbeta 2\n\tzeta  no\n",
+            "names: one\n\tbet 2\n",
+        ] {
+            assert!(!agree(&config, text), "{text:?} took the fast path");
+        }
     }
 
     proptest::proptest! {
