@@ -3,8 +3,13 @@
 //! "Unchanged" means the same device, inode, size, mtime and ctime as when
 //! it was parsed, taken from `fstat` of the descriptor the text is read from,
 //! never from the age of the cache. Writers replace files by rename, so every
-//! write gives a new inode.
+//! write gives a new inode, and the cache keeps the file it parsed open, so
+//! that inode number is not given to a later file while the parse is cached
+//! (ext4 reuses the number freed last: two replaces within one clock tick,
+//! on a kernel without fine-grained timestamps, would otherwise put a file
+//! of the same size and times back under the cached inode).
 
+use std::fs::File;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Error;
@@ -20,6 +25,9 @@ struct Cached<T> {
     /// `None` if no caller asked for it: a load needs none, and SHA-256 of
     /// a 2.5 MiB config costs more than a millisecond.
     digest: Option<[u8; 32]>,
+    /// The file the text was read from, held open so its inode (part of
+    /// `stamp`) is not freed and given to another file while cached.
+    _held: Option<File>,
 }
 
 /// The last parse of one config file, as a `T`.
@@ -109,9 +117,9 @@ impl<T> ConfigCache<T> {
         // drop our hold on the old parse before making the new one, so the
         // two are not both in memory because of us
         *cached = None;
-        let text = match opened {
-            Some(mut opened) => read_text(&mut opened, file)?,
-            None => String::new(),
+        let (text, held) = match opened {
+            Some(mut opened) => (read_text(&mut opened, file)?, Some(opened.file)),
+            None => (String::new(), None),
         };
         let digest = want_digest.then(|| openssl::sha::sha256(text.as_bytes()));
         let data = Arc::new(load(text)?);
@@ -119,6 +127,7 @@ impl<T> ConfigCache<T> {
             stamp,
             data: Arc::clone(&data),
             digest,
+            _held: held,
         });
         Ok((data, digest))
     }
@@ -202,6 +211,47 @@ mod tests {
         let before = read.as_ptr();
         read.push_str(&"y".repeat(300));
         assert_eq!(read.as_ptr(), before);
+    }
+
+    /// While a parse is cached, its file's inode is not given to a later
+    /// file: two replaces by rename between two reads would otherwise put
+    /// the first file's inode number back at the path (ext4 hands out the
+    /// inode freed last), and with the same size within one clock tick (a
+    /// kernel without fine-grained timestamps) the stale parse would be
+    /// served for the new text.
+    #[test]
+    fn a_cached_files_inode_is_not_reused_by_a_later_file() {
+        use std::os::unix::fs::MetadataExt;
+        // on the disk of the source tree: a tmpfs `/tmp` never reuses inode
+        // numbers, so this test could not fail there
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = dir.path().join("x.cfg");
+        let replace = |text: &str| {
+            let tmp = dir.path().join("x.tmp");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        };
+        replace("aaaa");
+        let base = DirHandle::open_path(dir.path()).unwrap();
+        let file = ConfigFile {
+            name: "x.cfg",
+            ..crate::files::ENCRYPTION_KEYS_CFG
+        };
+        let own = Ownership::current_user().unwrap();
+        let cache = ConfigCache::<String>::default();
+        for round in 0..50 {
+            let cached = cache
+                .get_data(base.as_ref(), &file, &own, |text| Ok(text.to_string()))
+                .unwrap();
+            let cached_ino = std::fs::metadata(&path).unwrap().ino();
+            replace("bbbb");
+            replace("cccc");
+            assert_ne!(
+                std::fs::metadata(&path).unwrap().ino(),
+                cached_ino,
+                "round {round}: the cached file's inode came back while {cached:?} was cached"
+            );
+        }
     }
 
     /// A parse cached without its digest is parsed again (with its digest)
