@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build demo test check lint fmt clean deb lintian test-deb bench bench-previous fuzz fuzz-build fuzz-seed test-faults soak test-ui duplicates
+.PHONY: all build demo test check lint fuzz-lock fmt clean deb lintian test-deb bench bench-previous fuzz fuzz-build fuzz-seed test-faults soak test-ui duplicates
 
 all: build
 
@@ -27,7 +27,13 @@ demo:
 test: check
 	$(CARGO) test --workspace
 
-check: fmt-check lint
+check: fmt-check lint fuzz-lock
+
+# the fuzz crate is its own workspace with its own Cargo.lock: a dependency
+# added to a crate it builds must land there too (cargo fuzz builds it
+# --locked); this checks that without building it
+fuzz-lock:
+	$(CARGO) metadata --locked --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
