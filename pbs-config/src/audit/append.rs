@@ -284,16 +284,24 @@ impl AuditLog<'_> {
     ) -> Result<Appended, Error> {
         let mut warnings = Vec::new();
         let (mut log, tail, reserved_to) = self.prepare_append(&mut warnings)?;
-        // a new log gets a new key; an existing one is never signed by a new key
-        let key = self.signing_key(tail.seq == 0)?.ok_or_else(|| {
-            format_err!(
-                "the audit signing key {:?} is missing, but the log has {} records - restore it \
-                 from a backup",
-                self.audit_dir
-                    .entry_path(crate::files::AUDIT_SIGNING_KEY.name),
-                tail.seq
-            )
-        })?;
+        // a new log gets a new key; an existing one is never signed by a new
+        // key. Only a synced append signs: an outcome needs no key, and
+        // failing it for a key gone since its intent would report a change
+        // that was made as failed
+        let key = if sync || tail.seq == 0 {
+            let key = self.signing_key(tail.seq == 0)?.ok_or_else(|| {
+                format_err!(
+                    "the audit signing key {:?} is missing, but the log has {} records - restore \
+                     it from a backup",
+                    self.audit_dir
+                        .entry_path(crate::files::AUDIT_SIGNING_KEY.name),
+                    tail.seq
+                )
+            })?;
+            Some(key)
+        } else {
+            None
+        };
 
         draft.seq = tail.seq + 1;
         draft.time = proxmox_time::epoch_i64();
@@ -344,6 +352,7 @@ impl AuditLog<'_> {
         failpoint::hit("audit:synced");
         self.keep_tail(&log, &tail, &draft, &line, reserved_to);
         let head = record::parse_hash(&draft.hash).expect("a hash we just wrote");
+        let key = key.expect("a synced append reads the signing key");
         let checkpoint = match self.write_checkpoint(&key, draft.seq, &head) {
             Ok(checkpoint) => Some(checkpoint),
             Err(err) => {

@@ -256,6 +256,28 @@ fn a_signing_key_others_may_read_or_a_missing_one_stops_appends() {
     assert_eq!(store.lines().len(), 2);
 }
 
+/// An outcome signs nothing, so it needs no signing key: an operation
+/// whose intent was recorded records its outcome even if the key went
+/// missing in between (failing it would report a change that was made as
+/// failed); the next intent is refused.
+#[test]
+fn an_outcome_is_recorded_without_the_signing_key() {
+    let store = Store::new();
+    let log = store.log();
+    record(&log, Op::Create, "k-one");
+    let pending = store.log().intent(&event(Op::Archive, "k-one")).unwrap();
+    std::fs::remove_file(store.audit_path("signing.key")).unwrap();
+    pending.done(Ok::<_, Error>(())).unwrap();
+    let lines = store.lines();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[3].contains("\"phase\":\"outcome\""), "{}", lines[3]);
+    let err = store.log().intent(&event(Op::Delete, "k-one")).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("is missing, but the log has 4 records"),
+        "{err:#}"
+    );
+}
+
 #[test]
 fn list_and_last_filter_by_key_time_and_operation() {
     let store = Store::new();
