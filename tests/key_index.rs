@@ -19,8 +19,8 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use pbs_api_types::CryptKey;
-use pbs_config::KeyIndex;
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
+use pbs_config::{KeyIndex, KeystoreError};
 use proxmox_section_config::SectionConfigData;
 
 use pbs_test_kit::dirs::{files_under, vectors_dir};
@@ -249,6 +249,96 @@ fn every_one_byte_change_of_a_written_config_reads_the_same() {
         }
     }
     assert!(accepted > 1000, "{accepted}");
+}
+
+/// A config of `keys` keys in the writer's layout, ids of differing
+/// lengths (`k00` to `k2997`, and longer ones), as the writer writes them.
+fn written_config(keys: usize) -> String {
+    let mut data = SectionConfigData::new();
+    for i in 0..keys {
+        let id = match i % 3 {
+            0 => format!("k{i:02}"),
+            1 => format!("tenant-{i:06}"),
+            _ => format!("backup.site-{i}_x"),
+        };
+        let text = format!(
+            "sync-key: {id}\n\tcreated {i}\n\tkdf none\n\tmodified {}\n",
+            i + 1
+        );
+        let section = CONFIG.parse(FILENAME, &text).unwrap();
+        let (_, (kind, value)) = section.sections.into_iter().next().unwrap();
+        data.set_data(&id, &kind, value).unwrap();
+    }
+    CONFIG.write(FILENAME, &data).unwrap()
+}
+
+/// A lookup of every id, and of ids that are not there or differ from
+/// one in a byte (some of them another key's id), gives the generic
+/// reader's entry of that id or its absence: through the scan's id table
+/// (the writer's layout) and through the index's own (CRLF: the parser's
+/// path), the first lookup before any other access.
+#[test]
+fn every_id_and_every_near_miss_is_looked_up_as_the_generic_reader_does() {
+    let written = written_config(3_000);
+    for text in [written.clone(), written.replace('\n', "\r\n")] {
+        let index = KeyIndex::parse(Path::new(FILENAME), text.as_str()).unwrap();
+        let generic = CONFIG.parse(FILENAME, &text).unwrap();
+        let ids: Vec<String> = generic
+            .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ids.len(), 3_000);
+        let look_up = |id: &str| -> Result<bool, String> {
+            if generic.sections.contains_key(id) {
+                compare_entry(&index, &generic, id).map(|_| true)
+            } else {
+                match index.get(id) {
+                    Err(err)
+                        if matches!(
+                            err.downcast_ref::<KeystoreError>(),
+                            Some(KeystoreError::NotFound { id: missing }) if missing == id
+                        ) =>
+                    {
+                        Ok(false)
+                    }
+                    other => Err(format!("'{id}' is not in the config: {other:?}")),
+                }
+            }
+        };
+        // last to first: the first lookup is not of the first id
+        for id in ids.iter().rev() {
+            assert_eq!(look_up(id), Ok(true));
+        }
+        let (mut found, mut absent) = (0, 0);
+        for id in &ids {
+            let bytes = id.as_bytes();
+            let mut near: Vec<Vec<u8>> = vec![
+                bytes[..bytes.len() - 1].to_vec(),
+                [bytes, b"0"].concat(),
+                [b"x", bytes].concat(),
+            ];
+            for at in 0..bytes.len() {
+                for byte in [b'0', b'1', b'9', b'k', b'-', b'X'] {
+                    let mut other = bytes.to_vec();
+                    other[at] = byte;
+                    near.push(other);
+                }
+            }
+            for other in near {
+                let other = String::from_utf8(other).unwrap();
+                match look_up(&other) {
+                    Ok(true) => found += 1,
+                    Ok(false) => absent += 1,
+                    Err(err) => panic!("{err}"),
+                }
+            }
+        }
+        // near misses that are other keys' ids, and absent ones
+        assert!(found > 10_000 && absent > 100_000, "{found} / {absent}");
+        for id in ["", "k", "k0", "sync-key", "k3000", "tenant-000000"] {
+            assert_eq!(look_up(id), Ok(false), "{id}");
+        }
+    }
 }
 
 /// Lines a hand edit may leave in a config, valid and not.

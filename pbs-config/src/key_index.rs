@@ -4,7 +4,8 @@
 //! `SectionConfigData`. A read is one validating pass over the text
 //! ([`SectionConfig::scan`](proxmox_section_config::SectionConfig::scan):
 //! every id and every value checked by its schema, as the parser checks
-//! them) that keeps the text and, per section, where it and its id are.
+//! them) that keeps the text and, per section, where it and its id are,
+//! and the scan's duplicate-id table as the lookup by id.
 //! An entry is typed when it is first asked for: its section read again
 //! ([`SectionConfig::read_validated`](proxmox_section_config::SectionConfig::read_validated))
 //! and deserialized through [`CryptKey`]'s own serde code
@@ -18,14 +19,12 @@
 //! parser accepts) is an error for that id: listing fails, as upstream's
 //! does, but every other key still loads.
 
-use std::hash::BuildHasher;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{Error, format_err};
-use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
+use proxmox_section_config::SectionIds;
 
 use pbs_api_types::{CryptKey, Fingerprint, Kdf};
 
@@ -39,9 +38,10 @@ pub struct KeyIndex {
     text: String,
     /// Where each key's section and id are in `text`.
     spans: Vec<Span>,
-    /// Positions in `spans`, hashed by id (FxHash: ids come from the config
-    /// file, not the network); made by the first lookup by id.
-    positions: OnceLock<HashTable<u32>>,
+    /// Positions in `spans` by id: the scan's duplicate-id table where the
+    /// scan's sections are `spans` (the writer's layout, keys only), else
+    /// made by the first lookup by id.
+    positions: OnceLock<SectionIds>,
     /// Per span, its typed entry once asked for; made by the first access.
     typed: OnceLock<Box<[OnceLock<Box<Entry>>]>>,
 }
@@ -169,10 +169,6 @@ fn is_canonical_fingerprint(value: &str) -> bool {
 /// An entry, or the reason the typed form cannot hold it.
 type Entry = Result<CryptKey, String>;
 
-fn hash_id(id: &str) -> u64 {
-    FxBuildHasher.hash_one(id)
-}
-
 impl std::fmt::Debug for KeyIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyIndex")
@@ -197,8 +193,8 @@ impl KeyIndex {
                 text.len()
             );
         }
-        let spans = CONFIG
-            .scan(path, &text)?
+        let (scanned, ids) = CONFIG.scan_with_ids(path, &text)?;
+        let spans: Vec<Span> = scanned
             .iter()
             .filter(|span| span.plugin.type_name() == ENCRYPTION_KEYS_CFG_TYPE_ID)
             .map(|span| {
@@ -213,10 +209,17 @@ impl KeyIndex {
                 }
             })
             .collect();
+        // the scan's ids are at the same positions if every section is a
+        // key's (a lookup compares ids, so it could only miss otherwise)
+        let positions = match ids {
+            Some(ids) if scanned.len() == spans.len() => OnceLock::from(ids),
+            _ => OnceLock::new(),
+        };
         Ok(Self {
             text,
             spans,
-            ..Default::default()
+            positions,
+            typed: OnceLock::new(),
         })
     }
 
@@ -437,21 +440,13 @@ impl KeyIndex {
 
     /// The position of `id`.
     fn position(&self, id: &str) -> Option<usize> {
-        let positions = self.positions.get_or_init(|| {
-            let mut positions = HashTable::with_capacity(self.spans.len());
-            for (position, id) in self.ids().enumerate() {
-                // the scan has refused duplicate ids: a plain insert is enough
-                positions.insert_unique(hash_id(id), position as u32, |&position| {
-                    hash_id(&self.text[self.spans[position as usize].id()])
-                });
-            }
-            positions
-        });
-        positions
-            .find(hash_id(id), |&position| {
-                &self.text[self.spans[position as usize].id()] == id
+        self.positions
+            .get_or_init(|| {
+                // the scan has refused duplicate ids
+                SectionIds::new(self.spans.len(), |position| self.id_at(position))
+                    .expect("the scan refuses duplicate ids")
             })
-            .map(|&position| position as usize)
+            .position(id, |position| self.id_at(position))
     }
 
     /// The entry of `id`.

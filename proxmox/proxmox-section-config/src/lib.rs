@@ -41,7 +41,9 @@
 //! - [`SectionConfig::scan`]: the same validation at close to memory
 //!   speed, each section as a [`SectionSpan`] of the text (its id and
 //!   text), which [`SectionConfig::read_validated`] reads again as a
-//!   [`SectionRef`] when a caller wants its values;
+//!   [`SectionRef`] when a caller wants its values, and
+//!   [`SectionConfig::scan_with_ids`], which also hands on its duplicate
+//!   check's table as a lookup by id ([`SectionIds`]);
 //! - [`SectionRef::deserialize`] (module [`de`]): a section into any
 //!   `Deserialize` type through that type's own serde code, as
 //!   [`SectionConfigData::lookup`] would give it, without the JSON in between;
@@ -62,7 +64,7 @@ mod write;
 pub use data::SectionConfigData;
 pub use parse::{ESTIMATED_SECTION_SIZE, PropertyRef, SectionRef};
 pub use plugin::SectionConfigPlugin;
-pub use scan::SectionSpan;
+pub use scan::{SectionIds, SectionSpan};
 
 use std::collections::HashMap;
 

@@ -12,8 +12,9 @@
 //!    as the writer orders them), each value checked by its schema through
 //!    a check made once per property ([`ValueCheck`]), duplicates and
 //!    missing required properties found with bit sets, ids checked by the
-//!    id schema and kept unique with a hash table; a section ends at an
-//!    empty line.
+//!    id schema and kept unique with a hash table ([`SectionIds`], which
+//!    [`SectionConfig::scan_with_ids`] hands on as a lookup table by id);
+//!    a section ends at an empty line.
 //!
 //! Anything else — another layout (CRLF, spaces for the tab, padding),
 //! non-ASCII text, array or additional properties, and every error — is
@@ -56,6 +57,85 @@ impl std::fmt::Debug for SectionConfigPlugin {
     }
 }
 
+/// The ids of a scan's sections, as positions in its spans hashed by id:
+/// the table the scan's duplicate-id check builds, kept as a lookup table
+/// by id for whoever keeps the sections in the same order.
+///
+/// It holds positions only; a lookup compares the id it is asked for with
+/// the id at each position it finds (as the caller gives them), so a table
+/// of other sections can miss an id but never return another id's
+/// position.
+#[derive(Debug, Default)]
+pub struct SectionIds {
+    /// Positions, hashed by their id (FxHash: ids come from a config file,
+    /// not the network).
+    table: HashTable<u32>,
+}
+
+impl SectionIds {
+    /// A table of the ids at positions `0..count`, `id_at` giving the id
+    /// at each; `None` if an id is there twice (or `count` is 2^32 or
+    /// more).
+    pub fn new<'s>(count: usize, id_at: impl Fn(usize) -> &'s str) -> Option<Self> {
+        let mut table = Self::with_capacity(count);
+        for position in 0..count {
+            if !table.insert(id_at(position), position, &id_at) {
+                return None;
+            }
+        }
+        Some(table)
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            table: HashTable::with_capacity(capacity),
+        }
+    }
+
+    fn hash(id: &str) -> u64 {
+        FxBuildHasher.hash_one(id)
+    }
+
+    /// Adds `id` at `position`; `false` if `id` is there already (or the
+    /// position does not fit). `id_at` gives the id at each position in
+    /// the table.
+    fn insert<'s>(&mut self, id: &str, position: usize, id_at: impl Fn(usize) -> &'s str) -> bool {
+        let Ok(position) = u32::try_from(position) else {
+            return false;
+        };
+        match self.table.entry(
+            Self::hash(id),
+            |&seen| id_at(seen as usize) == id,
+            |&seen| Self::hash(id_at(seen as usize)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(position);
+                true
+            }
+        }
+    }
+
+    /// The position of `id`, where `id_at` gives the id at each position
+    /// (the table's sections, in the same order): only a position whose
+    /// id is `id` is returned.
+    pub fn position<'s>(&self, id: &str, id_at: impl Fn(usize) -> &'s str) -> Option<usize> {
+        self.table
+            .find(Self::hash(id), |&seen| id_at(seen as usize) == id)
+            .map(|&position| position as usize)
+    }
+
+    /// How many ids the table holds.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether the table holds no id.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
 impl SectionConfig {
     /// The sections of `raw`, validated as [`SectionConfig::parse_with`]
     /// validates them, in file order. `filename` is only used in errors.
@@ -68,9 +148,24 @@ impl SectionConfig {
         filename: impl AsRef<Path>,
         raw: &'a str,
     ) -> Result<Vec<SectionSpan<'a>>, Error> {
+        self.scan_with_ids(filename, raw).map(|(spans, _)| spans)
+    }
+
+    /// [`SectionConfig::scan`], and the table of the sections' ids its
+    /// duplicate check built, if it took the fast path (`None` where the
+    /// parser read the text: build one with [`SectionIds::new`] then).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`SectionConfig::parse_with`], word for word.
+    pub fn scan_with_ids<'a>(
+        &'a self,
+        filename: impl AsRef<Path>,
+        raw: &'a str,
+    ) -> Result<(Vec<SectionSpan<'a>>, Option<SectionIds>), Error> {
         let mut spans = Vec::with_capacity(raw.len() / ESTIMATED_SECTION_SIZE + 1);
-        if fast_scan(self, raw, &mut spans).is_some() {
-            return Ok(spans);
+        if let Some(ids) = fast_scan(self, raw, &mut spans) {
+            return Ok((spans, Some(ids)));
         }
         spans.clear();
         self.parse_with(filename, raw, |section| {
@@ -85,7 +180,7 @@ impl SectionConfig {
             });
             Ok(())
         })?;
-        Ok(spans)
+        Ok((spans, None))
     }
 }
 
@@ -94,15 +189,16 @@ fn offset_in(raw: &str, part: &str) -> usize {
     part.as_ptr() as usize - raw.as_ptr() as usize
 }
 
-/// The writer's layout, read fast; `None` where the parser must decide.
+/// The writer's layout, read fast, with the table of its ids; `None`
+/// where the parser must decide.
 fn fast_scan<'a>(
     config: &'a SectionConfig,
     raw: &'a str,
     spans: &mut Vec<SectionSpan<'a>>,
-) -> Option<()> {
+) -> Option<SectionIds> {
     let bytes = raw.as_bytes();
     let ends = classify(bytes)?;
-    let mut ids: HashTable<&'a str> = HashTable::with_capacity(spans.capacity());
+    let mut ids = SectionIds::with_capacity(spans.capacity());
     let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
     // the line `next` starts at `start`
     let (mut next, mut start) = (0usize, 0usize);
@@ -120,16 +216,9 @@ fn fast_scan<'a>(
         if id.starts_with(' ') || id.ends_with(' ') || config.id_check().check(id) != Some(true) {
             return None;
         }
-        let hash = FxBuildHasher.hash_one(id);
-        match ids.entry(
-            hash,
-            |seen| *seen == id,
-            |seen| FxBuildHasher.hash_one(*seen),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(_) => return None,
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert(id);
-            }
+        // its position: the span pushed below
+        if !ids.insert(id, spans.len(), |at| spans[at].id) {
+            return None;
         }
         let (lines, section_end) = scan_properties(bytes, &ends[next + 1..], end, plan)?;
         spans.push(SectionSpan {
@@ -144,7 +233,7 @@ fn fast_scan<'a>(
             .get(next - 1)
             .map_or(bytes.len(), |end| *end as usize + 1);
     }
-    Some(())
+    Some(ids)
 }
 
 /// The property lines of a section whose header ends at `header_end`,
@@ -615,8 +704,65 @@ mod tests {
             (Err(ours), Err(theirs)) => assert_eq!(ours.to_string(), theirs.to_string()),
             (ours, theirs) => panic!("{text:?}: scan {ours:?}, parser {theirs:?}"),
         }
+        // the fast path's id table (grown from nothing here) finds each
+        // section at its position
         let mut fast = Vec::new();
-        fast_scan(config, text, &mut fast).is_some()
+        let ids = fast_scan(config, text, &mut fast);
+        if let Some(ids) = &ids {
+            assert_eq!(ids.len(), fast.len(), "{text:?}");
+            for (position, span) in fast.iter().enumerate() {
+                assert_eq!(ids.position(span.id, |at| fast[at].id), Some(position));
+            }
+        }
+        ids.is_some()
+    }
+
+    /// Every id of 10,000 found at its position; absent ids (each id with
+    /// one byte changed, or cut short) not found, though the table compares
+    /// some of them with an id of the same hash tag; a duplicate refused.
+    #[test]
+    fn section_ids_find_every_id_and_no_other() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("t-{i:05}")).collect();
+        let table = SectionIds::new(ids.len(), |at| &ids[at]).unwrap();
+        assert_eq!(table.len(), ids.len());
+        let compared = std::cell::Cell::new(0usize);
+        let id_at = |at: usize| {
+            compared.set(compared.get() + 1);
+            ids[at].as_str()
+        };
+        let mut absent_compared = 0;
+        for (position, id) in ids.iter().enumerate() {
+            assert_eq!(table.position(id, id_at), Some(position));
+            let mut other = id.clone().into_bytes();
+            for (at, byte) in [(0, b'T'), (3, b'x'), (6, b'_')] {
+                let kept = other[at];
+                other[at] = byte;
+                let other_id = std::str::from_utf8(&other).unwrap();
+                compared.set(0);
+                assert_eq!(table.position(other_id, id_at), None, "{other_id}");
+                absent_compared += compared.get();
+                other[at] = kept;
+            }
+            assert_eq!(table.position(&id[..id.len() - 1], id_at), None);
+        }
+        // lookups of absent ids met entries of the same tag and compared
+        // them: the path an equal hash takes
+        assert!(absent_compared > 0);
+        assert!(SectionIds::new(3, |at| ["a", "b", "a"][at]).is_none());
+        let texts: String = ids
+            .iter()
+            .map(|id| format!("thing: {id}\n\tint 5\n\n"))
+            .collect();
+        let config = config();
+        let (spans, scanned) = config.scan_with_ids("t.cfg", &texts).unwrap();
+        let scanned = scanned.unwrap();
+        assert_eq!(spans.len(), ids.len());
+        for (position, id) in ids.iter().enumerate() {
+            assert_eq!(scanned.position(id, |at| spans[at].id), Some(position));
+        }
+        // the parser's path hands on no table
+        let crlf = texts.replace('\n', "\r\n");
+        assert!(config.scan_with_ids("t.cfg", &crlf).unwrap().1.is_none());
     }
 
     #[test]
