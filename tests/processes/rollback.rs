@@ -126,3 +126,89 @@ pub fn a_forged_acl_is_named_by_verify_and_never_made_roots() {
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&acl).unwrap());
     assert_ne!(owner, 0, "repair made backup's forged acl.cfg root's");
 }
+
+/// The same forgery on `encryption-keys.cfg`: backup writes its own config
+/// (here without one of root's keys, and with another key marked archived)
+/// and renames it over root's. Readers refuse it and say to run `verify`;
+/// `verify` names it, and `--repair` must leave it backup's and unread: a
+/// `chown root` would make a key list root never wrote one every reader
+/// trusts (a key hidden, a retired key brought back, a hint changed).
+pub fn a_forged_key_config_is_named_by_verify_and_never_made_roots() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    for id in ["kept-key", "hidden-key"] {
+        let run = scene.manager(&["encryption-key", "create", id]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let (cfg, forged) = (scene.path("encryption-keys.cfg"), scene.path("forged.cfg"));
+    let before = std::fs::read(&cfg).unwrap();
+    // the forged config: root's without the entry of hidden-key
+    as_backup(
+        r#"awk 'BEGIN { RS = ""; ORS = "\n\n" } !/hidden-key/' "$1" > "$2" \
+           && chmod 0640 -- "$2" && mv -f -- "$2" "$1""#,
+        &[&cfg, &forged],
+        "forging encryption-keys.cfg",
+    );
+    let forged_text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        forged_text.contains("kept-key") && !forged_text.contains("hidden-key"),
+        "{forged_text}"
+    );
+    let run = scene.manager(&["encryption-key", "list"]);
+    assert_ne!(run.code, 0, "a reader trusted backup's config: {run:?}");
+    assert!(run.stderr.contains("verify"), "{run:?}");
+
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("encryption-keys.cfg") && run.stdout.contains("owned by backup"),
+        "{run:?}"
+    );
+    let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 1, "repair said the store is clean: {run:?}");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&cfg).unwrap());
+    assert_ne!(
+        owner, 0,
+        "repair made backup's forged config root's: {run:?}"
+    );
+    let run = scene.manager(&["encryption-key", "list"]);
+    assert_ne!(
+        run.code, 0,
+        "after repair a reader trusts backup's config: {run:?}"
+    );
+    // nothing root wrote is gone: the hidden key's file is where it was
+    assert!(scene.path("encryption-keys/hidden-key.enc").exists());
+    assert_ne!(before, std::fs::read(&cfg).unwrap());
+}
+
+/// A `sync.cfg` of backup's making (none was there): readers of sync jobs
+/// refuse it, and `verify` names it instead of failing as a whole, and
+/// leaves it backup's on `--repair`.
+pub fn a_forged_sync_config_is_named_by_verify_and_never_made_roots() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    let run = scene.manager(&["encryption-key", "create", "some-key"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let sync = scene.path("sync.cfg");
+    as_backup(
+        r#"printf 'sync: job1\n\tremote-store store\n\tstore local\n\n' > "$1" && chmod 0640 "$1""#,
+        &[&sync],
+        "forging sync.cfg",
+    );
+    for repair in [false, true] {
+        let mut args = vec!["encryption-key", "verify"];
+        args.extend(repair.then_some("--repair"));
+        let run = scene.manager(&args);
+        assert_eq!(run.code, 1, "{run:?}");
+        assert!(
+            run.stdout.contains("sync.cfg")
+                && run.stdout.contains("owned by backup")
+                && run.stdout.contains("left alone by repair"),
+            "{run:?}"
+        );
+    }
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&sync).unwrap());
+    assert_ne!(owner, 0, "repair made backup's sync.cfg root's");
+}
