@@ -21,6 +21,35 @@ use crate::files::{
     TRASH_DIR_MODE,
 };
 
+/// Why no reader trusts a file ([`Ownership::distrust`]); displayed as
+/// what follows the file's path in a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distrust {
+    /// Not a regular file: what it is instead ("a symbolic link", ...).
+    NotAFile(&'static str),
+    /// Owned by a user that is neither root nor the file's owner.
+    Owner { found: u32, expected: u32 },
+    /// A mode that lets others than its owner change it.
+    Mode { found: u32, expected: u32 },
+}
+
+impl fmt::Display for Distrust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Distrust::NotAFile(kind) => write!(f, "is {kind}, not a regular file"),
+            Distrust::Owner { found, expected } => write!(
+                f,
+                "is owned by {}, expected {}",
+                user_name_of(found),
+                user_name_of(expected)
+            ),
+            Distrust::Mode { found, .. } => {
+                write!(f, "has mode {found:04o}, which lets others change it")
+            }
+        }
+    }
+}
+
 /// Which rule chose the owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OwnershipPolicy {
@@ -109,43 +138,52 @@ impl Ownership {
         Self::options(uid, gid, class.mode())
     }
 
-    /// Refuses a file of `class` that is not a regular file, whose owner is
-    /// neither root nor the class's owner, or that others may write: the
-    /// config dir belongs to `backup`, who could otherwise put a file of its
-    /// own in place of one root alone writes.
+    /// Why no reader trusts a file of `class` found as `stat`, if none
+    /// does: it is not a regular file, its owner is neither root nor the
+    /// class's owner, or others may write it. The config dir belongs to
+    /// `backup`, who could otherwise put a file of its own in place of one
+    /// root alone writes.
+    pub fn distrust(&self, class: FileClass, stat: &EntryStat) -> Option<Distrust> {
+        if stat.kind != EntryKind::File {
+            return Some(Distrust::NotAFile(stat.kind_name()));
+        }
+        let (uid, _) = self.owner_of(class);
+        if stat.uid != 0 && stat.uid != uid.as_raw() {
+            return Some(Distrust::Owner {
+                found: stat.uid,
+                expected: uid.as_raw(),
+            });
+        }
+        if stat.mode & class.untrusted_mode_bits() != 0 {
+            return Some(Distrust::Mode {
+                found: stat.mode,
+                expected: class.mode(),
+            });
+        }
+        None
+    }
+
+    /// Refuses a file of `class` no reader may trust ([`Self::distrust`]),
+    /// with what to do about it.
     pub fn check_trusted(
         &self,
         class: FileClass,
         stat: &EntryStat,
         path: &std::path::Path,
     ) -> Result<(), Error> {
-        if stat.kind != EntryKind::File {
-            anyhow::bail!(
-                "{path:?} is {}, not a regular file - refusing to use it",
-                stat.kind_name()
-            );
+        match self.distrust(class, stat) {
+            None => Ok(()),
+            Some(why @ Distrust::Owner { expected, .. }) => anyhow::bail!(
+                "{path:?} {why} - refusing to trust it (if you did not put it there, someone \
+                 with the backup user's rights did; inspect it, then 'chown {}' it or run \
+                 'proxmox-backup-manager encryption-key verify')",
+                user_name_of(expected),
+            ),
+            Some(why @ Distrust::Mode { expected, .. }) => anyhow::bail!(
+                "{path:?} {why} - refusing to trust it (fix with 'chmod {expected:04o}')"
+            ),
+            Some(why) => anyhow::bail!("{path:?} {why} - refusing to use it"),
         }
-        let (uid, _) = self.owner_of(class);
-        if stat.uid != 0 && stat.uid != uid.as_raw() {
-            anyhow::bail!(
-                "{path:?} is owned by {}, expected {} - refusing to trust it (if you did not \
-                 put it there, someone with the backup user's rights did; inspect it, then \
-                 'chown {}' it or run 'proxmox-backup-manager encryption-key verify')",
-                user_name_of(stat.uid),
-                user_name(uid),
-                user_name(uid),
-            );
-        }
-        let untrusted = stat.mode & class.untrusted_mode_bits();
-        if untrusted != 0 {
-            anyhow::bail!(
-                "{path:?} has mode {:04o}, which lets others change it - refusing to trust it \
-                 (fix with 'chmod {:04o}')",
-                stat.mode,
-                class.mode(),
-            );
-        }
-        Ok(())
     }
 
     /// Options for the key directory (0750).

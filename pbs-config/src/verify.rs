@@ -56,7 +56,7 @@ use crate::lock::{
     AclCfg, BackupLockGuard, ConfigLock, LockedConfig, ShadowJson, TokenShadow, UserCfg, mirror,
     written,
 };
-use crate::ownership::{Ownership, group_name_of, user_name_of};
+use crate::ownership::{Distrust, Ownership, group_name_of, user_name_of};
 use crate::sync::SYNC_CFG_TYPE_ID;
 use crate::trash::{self, TrashReason, TrashRecord};
 use crate::{ConfigDir, EncryptionKeysLock, failpoint};
@@ -237,6 +237,12 @@ impl VerifyReport {
         self.findings.is_empty()
     }
 }
+
+/// What a finding on an untrusted `encryption-keys.cfg` or `sync.cfg`
+/// adds: verify stops there, and the admin decides whose file it is.
+const UNTRUSTED_CONFIG_ADVICE: &str = "; nothing else was checked: put root's copy back \
+    from a backup, or if you wrote this file yourself, give it root's owner and mode by hand, \
+    then run verify again";
 
 struct Checker<'a> {
     keys: EncryptionKeys<'a>,
@@ -1235,41 +1241,55 @@ impl ConfigDir {
         Ok(())
     }
 
-    /// Reports the access file of `F` if no reader trusts it (a link, a
-    /// file of the backup user's or one others may write: an `acl.cfg` of
-    /// backup's making in place of root's, say). Never repairable: a
-    /// `chown root` would make a grant root never wrote one it trusts.
+    /// Reports the access file of `F` if no reader trusts it (an `acl.cfg`
+    /// of backup's making in place of root's, say; see
+    /// [`ConfigDir::untrusted_file`]).
     fn check_access_file<F: LockedConfig>(
         &self,
         base: &DirHandle,
         report: &mut VerifyReport,
     ) -> Result<(), Error> {
-        let Some(stat) = base.stat(F::FILE.name)? else {
-            return Ok(());
+        report
+            .findings
+            .extend(self.untrusted_file(base, &F::FILE, "")?);
+        Ok(())
+    }
+
+    /// A finding for `file` if no reader trusts it: a link, a file of the
+    /// backup user's, or one others may write. Never repairable: a `chown
+    /// root` would make what root never wrote (a grant, a key list) one
+    /// root trusts. `more` is appended to the message.
+    fn untrusted_file(
+        &self,
+        base: &DirHandle,
+        file: &ConfigFile,
+        more: &str,
+    ) -> Result<Option<Finding>, Error> {
+        let Some(stat) = base.stat(file.name)? else {
+            return Ok(None);
         };
-        let path = self.path(F::FILE.name);
-        let Err(err) = self.ownership().check_trusted(F::FILE.class, &stat, &path) else {
-            return Ok(());
+        let path = self.path(file.name);
+        let Some(why) = self.ownership().distrust(file.class, &stat) else {
+            return Ok(None);
         };
-        let (owner, _) = self.ownership().owner_of(F::FILE.class);
-        let kind = match stat.kind {
-            EntryKind::Symlink => FindingKind::SymbolicLink,
-            EntryKind::File if stat.uid == 0 || stat.uid == owner.as_raw() => {
-                FindingKind::WrongMode
-            }
-            _ => FindingKind::WrongOwner,
+        let kind = match why {
+            Distrust::NotAFile(_) if stat.kind == EntryKind::Symlink => FindingKind::SymbolicLink,
+            Distrust::NotAFile(_) => FindingKind::UnknownFile,
+            Distrust::Owner { .. } => FindingKind::WrongOwner,
+            Distrust::Mode { .. } => FindingKind::WrongMode,
         };
-        report.findings.push(Finding {
+        Ok(Some(Finding {
             kind,
             id: None,
             message: format!(
-                "{err} - left alone by repair: a file root did not write is never made root's"
+                "{path:?} {why}: no reader trusts it (someone with the backup user's rights may \
+                 have put it there) - left alone by repair, which never makes a file root did \
+                 not write root's{more}"
             ),
             path,
             repairable: false,
             place: None,
-        });
-        Ok(())
+        }))
     }
 
     /// Reports the config file of `F` if it is an earlier write of root's
@@ -1320,6 +1340,17 @@ impl ConfigDir {
     }
 
     fn check(&self, keys: &EncryptionKeys, base: &DirHandle) -> Result<VerifyReport, Error> {
+        // what the store holds cannot be told from a key list or sync jobs
+        // backup may have written: every key file would look like an orphan
+        // (for repair to move into the trash), every job like a dangling one
+        let untrusted: Vec<Finding> = [&files::ENCRYPTION_KEYS_CFG, &files::SYNC_CFG]
+            .into_iter()
+            .map(|file| self.untrusted_file(base, file, UNTRUSTED_CONFIG_ADVICE))
+            .filter_map(Result::transpose)
+            .collect::<Result<_, _>>()?;
+        if !untrusted.is_empty() {
+            return Ok(self.report_of(0, 0, untrusted));
+        }
         let index = keys
             .index_data()
             .layer_err(|| "unable to verify the key store")?;
@@ -1365,15 +1396,25 @@ impl ConfigDir {
         checker.scan_base_dir()?;
         checker.report_dangling_jobs(&known, &self.sync_jobs().config_path());
 
-        Ok(VerifyReport {
+        Ok(self.report_of(index.len(), checker.trash.complete, checker.findings))
+    }
+
+    /// A report of this config dir, before any repair.
+    fn report_of(
+        &self,
+        keys_checked: usize,
+        keys_in_trash: usize,
+        findings: Vec<Finding>,
+    ) -> VerifyReport {
+        VerifyReport {
             config_dir: self.base().to_owned(),
             ownership: self.ownership().to_string(),
-            keys_checked: index.len(),
-            keys_in_trash: checker.trash.complete,
-            findings: checker.findings,
+            keys_checked,
+            keys_in_trash,
+            findings,
             repaired: Vec::new(),
             repair_failed: Vec::new(),
-        })
+        }
     }
 
     /// Repairs each repairable finding; one that fails does not stop the

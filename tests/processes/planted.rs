@@ -157,7 +157,8 @@ pub fn lock_files_as_symlinks_into_a_root_only_dir() {
 }
 
 /// Each config file swapped for a symbolic link to a root-only file of the
-/// same name holding valid content: the CLI refuses to read it, naming it.
+/// same name holding valid content: the CLI refuses to read it, naming it;
+/// `verify --repair` names the link and leaves it.
 pub fn config_files_as_symlinks_are_not_read_by_the_cli() {
     let Some(scene) = Scene::new() else {
         return;
@@ -168,7 +169,7 @@ pub fn config_files_as_symlinks_are_not_read_by_the_cli() {
         ("encryption-keys.cfg", &["encryption-key", "list"]),
         ("user.cfg", &["user", "list"]),
         ("acl.cfg", &["acl", "list"]),
-        ("sync.cfg", &["encryption-key", "verify"]),
+        ("sync.cfg", &["sync-job", "list"]),
     ];
     for (name, args) in cases {
         let real = scene.path(name);
@@ -182,6 +183,13 @@ pub fn config_files_as_symlinks_are_not_read_by_the_cli() {
         let before = scene.root_only_snapshot();
         let run = scene.manager(args);
         assert_refused(&run, name, &[name, "symbolic link"]);
+        // verify names the link instead of failing, and repair leaves it
+        let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+        assert_eq!(run.code, 1, "{name}: {run:?}");
+        assert!(
+            run.stdout.contains("[symbolic-link]") && run.stdout.contains(name),
+            "{name}: {run:?}"
+        );
         assert_tree_unchanged(&before, &scene.root_only_snapshot(), name);
         scene.restore(name);
     }
