@@ -16,6 +16,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Error, bail, format_err};
 use serde::{Deserialize, Serialize};
@@ -302,13 +303,32 @@ impl Caller {
 /// for the session (`/proc/self/loginuid`, which `sudo` and `su` do not
 /// change) if there is one, else the real user. Its name, or its number if
 /// it has none.
+///
+/// Every operation of a [`ConfigDir`](crate::ConfigDir) without a caller
+/// asks ([`Caller::local`]), so both lookups are made once per process:
+/// the login uid is set when the session starts and never again for its
+/// processes, and the name of a uid is looked up again only if the real
+/// uid changed since (a user renamed while a process runs keeps its old
+/// name in that process's records).
 pub fn unix_user_of_this_process() -> String {
-    let login = std::fs::read_to_string("/proc/self/loginuid")
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-        .filter(|&uid| uid != u32::MAX);
+    static LOGIN_UID: OnceLock<Option<u32>> = OnceLock::new();
+    static NAME: Mutex<Option<(u32, String)>> = Mutex::new(None);
+    let login = *LOGIN_UID.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/loginuid")
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .filter(|&uid| uid != u32::MAX)
+    });
     let uid = login.unwrap_or_else(|| nix::unistd::getuid().as_raw());
-    crate::ownership::user_name_of(uid)
+    let mut cached = NAME.lock().unwrap_or_else(|err| err.into_inner());
+    match &*cached {
+        Some((known, name)) if *known == uid => name.clone(),
+        _ => {
+            let name = crate::ownership::user_name_of(uid);
+            *cached = Some((uid, name.clone()));
+            name
+        }
+    }
 }
 
 /// What an operation reports about itself: who, what, on which keys.
