@@ -403,6 +403,39 @@ fn verify_never_looks_through_a_key_dir_that_is_a_link() {
     );
 }
 
+/// The key directory moved away (the `backup` user owns the config dir and
+/// can do that) while the config still lists keys: verify said "clean",
+/// although not one key could be loaded. It names the directory and the
+/// ids, and repair creates nothing in its place.
+#[test]
+fn verify_reports_a_missing_key_dir_while_keys_are_listed() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    for (seed, id) in [(21, "first-key"), (22, "second-key")] {
+        keys.store_key(id, &key_config(seed)).unwrap();
+    }
+    let moved = dir.path().join("moved-keys");
+    std::fs::rename(keys.key_dir(), &moved).unwrap();
+    for repair in [false, true] {
+        let report = dir.config.verify(repair).unwrap();
+        let kinds: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [FindingKind::InvalidKeyDir], "{report:#?}");
+        let message = &report.findings[0].message;
+        assert!(
+            message.contains("missing")
+                && message.contains("2 key(s)")
+                && message.contains("'first-key'")
+                && message.contains("'second-key'"),
+            "{message}"
+        );
+        assert!(!report.findings[0].repairable);
+        assert!(!keys.key_dir().exists(), "repair made a new key directory");
+    }
+    // an empty config with no key directory is a new store: clean
+    let fresh = TestDir::new();
+    assert!(fresh.config.verify(false).unwrap().is_clean());
+}
+
 #[test]
 fn verify_reports_a_key_dir_that_is_a_file_and_leaves_it() {
     let dir = TestDir::new();

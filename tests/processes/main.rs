@@ -167,6 +167,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::a_forged_sync_config_is_named_by_verify_and_never_made_roots,
     ),
     (
+        "rollback::a_key_dir_of_backups_making_is_never_made_roots",
+        rollback::a_key_dir_of_backups_making_is_never_made_roots,
+    ),
+    (
         "rotate::sigkill_at_every_step_then_the_same_command_again",
         rotate::sigkill_at_every_step_then_the_same_command_again,
     ),

@@ -212,3 +212,52 @@ pub fn a_forged_sync_config_is_named_by_verify_and_never_made_roots() {
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&sync).unwrap());
     assert_ne!(owner, 0, "repair made backup's sync.cfg root's");
 }
+
+/// Backup owns the config dir, so it can move root's `encryption-keys/`
+/// away and make one of its own in its place (here with a copy of root's
+/// key file, which it may read). Every reader refuses that directory;
+/// `verify --repair` must leave it backup's, and once an admin has made
+/// the directory root's by hand, leave backup's key file in it backup's:
+/// a `chown` would make a key directory and key files root never wrote
+/// ones every reader trusts.
+pub fn a_key_dir_of_backups_making_is_never_made_roots() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    let run = scene.manager(&["encryption-key", "create", "some-key"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (key_dir, moved) = (scene.path("encryption-keys"), scene.path("moved-keys"));
+    as_backup(
+        r#"mv -- "$1" "$2" && mkdir -m 0750 -- "$1" && cp -- "$2/some-key.enc" "$1/""#,
+        &[&key_dir, &moved],
+        "replacing the key directory",
+    );
+    let owner = |path: &std::path::Path| std::fs::metadata(path).unwrap().uid();
+    for _ in 0..2 {
+        let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+        assert_eq!(run.code, 1, "{run:?}");
+        assert!(run.stdout.contains("invalid-key-dir"), "{run:?}");
+        assert_ne!(
+            owner(&key_dir),
+            0,
+            "repair made backup's key directory root's"
+        );
+    }
+    // the admin decides the directory is root's; the key file in it stays
+    // backup's and unread
+    std::os::unix::fs::chown(&key_dir, Some(0), None).unwrap();
+    let key_file = key_dir.join("some-key.enc");
+    for _ in 0..2 {
+        let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+        assert_eq!(run.code, 1, "{run:?}");
+        assert!(
+            run.stdout.contains("some-key.enc") && run.stdout.contains("left alone by repair"),
+            "{run:?}"
+        );
+        assert_ne!(owner(&key_file), 0, "repair made backup's key file root's");
+    }
+    let run = scene.manager(&["encryption-key", "paperkey", "some-key"]);
+    assert_ne!(run.code, 0, "a reader trusted backup's key file: {run:?}");
+    assert!(run.stderr.contains("owned by backup"), "{run:?}");
+}
