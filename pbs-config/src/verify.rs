@@ -238,6 +238,14 @@ impl VerifyReport {
     }
 }
 
+/// How many ids a missing key directory's finding names.
+const MISSING_IDS_SHOWN: usize = 10;
+
+/// What a finding on a file or directory that no reader trusts adds: a
+/// `chown` or `chmod` would make what someone else wrote root's.
+const NEVER_MADE_TRUSTED: &str =
+    " - left alone by repair, which never makes a file root did not write root's";
+
 /// What a finding on an untrusted `encryption-keys.cfg` or `sync.cfg`
 /// adds: verify stops there, and the admin decides whose file it is.
 const UNTRUSTED_CONFIG_ADVICE: &str = "; nothing else was checked: put root's copy back \
@@ -369,12 +377,25 @@ impl Checker<'_> {
         place: Option<Place>,
         message: String,
     ) {
+        self.push(kind, id, path, place, message, kind.is_repairable());
+    }
+
+    /// A finding, repairable only if `repairable` says so.
+    fn push(
+        &mut self,
+        kind: FindingKind,
+        id: Option<&str>,
+        path: &Path,
+        place: Option<Place>,
+        message: String,
+        repairable: bool,
+    ) {
         self.findings.push(Finding {
             kind,
             id: id.map(str::to_string),
             path: path.to_owned(),
             message,
-            repairable: kind.is_repairable(),
+            repairable,
             place,
         });
     }
@@ -397,7 +418,9 @@ impl Checker<'_> {
 
     /// Mode and owner of an entry, as `stat` (taken without following a
     /// link) says. A symlink is a finding of its own: its mode says
-    /// nothing, and repair never changes what a link points to.
+    /// nothing, and repair never changes what a link points to. A file
+    /// holding data that no reader trusts as found ([`Ownership::distrust`])
+    /// is reported, never repaired.
     fn check_stat(
         &mut self,
         place: Place,
@@ -407,33 +430,62 @@ impl Checker<'_> {
         mode: u32,
         class: FileClass,
     ) {
+        let distrusted = stat.kind == EntryKind::File
+            && class != FileClass::Lock
+            && self.keys.dir().ownership().distrust(class, stat).is_some();
+        self.check_stat_as(place, path, stat, id, mode, class, distrusted);
+    }
+
+    /// [`Checker::check_stat`], with whether readers distrust the entry
+    /// (then its findings are left alone by repair) given.
+    #[allow(clippy::too_many_arguments)]
+    fn check_stat_as(
+        &mut self,
+        place: Place,
+        path: &Path,
+        stat: &EntryStat,
+        id: Option<&str>,
+        mode: u32,
+        class: FileClass,
+        distrusted: bool,
+    ) {
         if stat.kind == EntryKind::Symlink {
             self.report_symlink(id, path, "replace");
             return;
         }
+        let (place, left_alone) = match distrusted {
+            true => (None, NEVER_MADE_TRUSTED),
+            false => (Some(place), ""),
+        };
+        let repairable = !distrusted;
         if stat.mode != mode {
-            self.add(
+            self.push(
                 FindingKind::WrongMode,
                 id,
                 path,
-                Some(place.clone()),
-                format!("{path:?} has mode {:04o}, expected {mode:04o}", stat.mode),
+                place.clone(),
+                format!(
+                    "{path:?} has mode {:04o}, expected {mode:04o}{left_alone}",
+                    stat.mode
+                ),
+                repairable,
             );
         }
         let (uid, gid) = self.keys.dir().ownership().owner_of(class);
         if stat.uid != uid.as_raw() || stat.gid != gid.as_raw() {
-            self.add(
+            self.push(
                 FindingKind::WrongOwner,
                 id,
                 path,
-                Some(place),
+                place,
                 format!(
-                    "{path:?} is owned by {}:{}, expected {}:{}",
+                    "{path:?} is owned by {}:{}, expected {}:{}{left_alone}",
                     user_name_of(stat.uid),
                     group_name_of(stat.gid),
                     user_name_of(uid.as_raw()),
                     group_name_of(gid.as_raw()),
                 ),
+                repairable,
             );
         }
     }
@@ -965,26 +1017,61 @@ impl Checker<'_> {
     }
     /// The key directory itself: its owner and mode. A key directory that
     /// is a symlink or a file, or one others may write, is reported and
-    /// nothing under it is looked at.
-    fn check_key_dir(&mut self, state: &KeyDirState) -> Result<(), Error> {
+    /// nothing under it is looked at; a missing one is reported if the
+    /// config lists keys (`known`), whose files it held.
+    fn check_key_dir(&mut self, state: &KeyDirState, known: &HashSet<&str>) -> Result<(), Error> {
         let key_dir_path = self.keys.key_dir();
         let (place, mode, class) = (Place::KeyDirItself, KEY_DIR_MODE, FileClass::Config);
         match state {
-            KeyDirState::Missing => {}
-            KeyDirState::Usable(usable) => {
-                let stat = usable.stat_self()?;
-                self.check_stat(place, &key_dir_path, &stat, None, mode, class);
-            }
-            KeyDirState::Untrusted(stat) => {
-                self.check_stat(place, &key_dir_path, stat, None, mode, class);
+            KeyDirState::Missing if known.is_empty() => {}
+            KeyDirState::Missing => {
+                let mut ids: Vec<&str> = known.iter().copied().collect();
+                ids.sort_unstable();
+                let shown = ids.len().min(MISSING_IDS_SHOWN);
+                let mut listed = ids[..shown]
+                    .iter()
+                    .map(|id| format!("'{id}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if ids.len() > shown {
+                    listed.push_str(&format!(" and {} more", ids.len() - shown));
+                }
                 self.report(
                     FindingKind::InvalidKeyDir,
                     None,
                     &key_dir_path,
                     format!(
-                        "key directory {key_dir_path:?} is owned by {} with mode {:04o}: others could have changed what is in it, so no key file was checked - repair fixes its owner and mode, then run verify again",
+                        "key directory {key_dir_path:?} is missing while {:?} lists {} key(s) \
+                         ({listed}): none of them can be loaded - it was moved or removed; put \
+                         it back or restore it from a backup (no store creates a new one while \
+                         keys are listed)",
+                        self.keys.config_path(),
+                        ids.len(),
+                    ),
+                );
+            }
+            KeyDirState::Usable(usable) => {
+                let stat = usable.stat_self()?;
+                self.check_stat(place, &key_dir_path, &stat, None, mode, class);
+            }
+            KeyDirState::Untrusted(stat) => {
+                let (uid, gid) = self.keys.dir().ownership().owner_of(class);
+                self.check_stat_as(place, &key_dir_path, stat, None, mode, class, true);
+                self.report(
+                    FindingKind::InvalidKeyDir,
+                    None,
+                    &key_dir_path,
+                    format!(
+                        "key directory {key_dir_path:?} is owned by {} with mode {:04o}: others \
+                         could have changed what is in it, so no key file was checked - if it is \
+                         root's directory with a wrong owner or mode (restored so, say), compare \
+                         its files with a backup, give it owner {}:{} and mode \
+                         {KEY_DIR_MODE:04o} by hand, then run verify again; if root's directory \
+                         was moved away, put it back",
                         user_name_of(stat.uid),
-                        stat.mode
+                        stat.mode,
+                        user_name_of(uid.as_raw()),
+                        group_name_of(gid.as_raw()),
                     ),
                 );
             }
@@ -1136,7 +1223,7 @@ fn scanned_elsewhere(name: &str, stat: &EntryStat) -> bool {
 
 /// The key directory as verify found it.
 enum KeyDirState {
-    /// Missing: nothing to check.
+    /// Missing: nothing to check, unless the config lists keys.
     Missing,
     /// A directory we may look into.
     Usable(DirHandle),
@@ -1283,8 +1370,7 @@ impl ConfigDir {
             id: None,
             message: format!(
                 "{path:?} {why}: no reader trusts it (someone with the backup user's rights may \
-                 have put it there) - left alone by repair, which never makes a file root did \
-                 not write root's{more}"
+                 have put it there){NEVER_MADE_TRUSTED}{more}"
             ),
             path,
             repairable: false,
@@ -1380,8 +1466,8 @@ impl ConfigDir {
         }
         checker.check_base_file(&files::ENCRYPTION_KEYS_CFG)?;
         checker.check_base_file(&files::ENCRYPTION_KEYS_LOCK)?;
-        checker.check_key_dir(&key_dir_state)?;
         let known: HashSet<&str> = index.ids().collect();
+        checker.check_key_dir(&key_dir_state, &known)?;
         if let Some(key_dir) = checker.key_dir {
             // the trash first: the key directory's scan matches orphans
             // with the records waiting for them
