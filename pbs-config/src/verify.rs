@@ -418,9 +418,10 @@ impl Checker<'_> {
 
     /// Mode and owner of an entry, as `stat` (taken without following a
     /// link) says. A symlink is a finding of its own: its mode says
-    /// nothing, and repair never changes what a link points to. A file
-    /// holding data that no reader trusts as found ([`Ownership::distrust`])
-    /// is reported, never repaired.
+    /// nothing, and repair never changes what a link points to. What no
+    /// reader trusts as found (a file holding data, [`Ownership::distrust`];
+    /// the key directory, [`Ownership::key_dir_policy`]) is reported, never
+    /// repaired: a `chown` would make what someone else wrote root's.
     fn check_stat(
         &mut self,
         place: Place,
@@ -430,25 +431,12 @@ impl Checker<'_> {
         mode: u32,
         class: FileClass,
     ) {
-        let distrusted = stat.kind == EntryKind::File
-            && class != FileClass::Lock
-            && self.keys.dir().ownership().distrust(class, stat).is_some();
-        self.check_stat_as(place, path, stat, id, mode, class, distrusted);
-    }
-
-    /// [`Checker::check_stat`], with whether readers distrust the entry
-    /// (then its findings are left alone by repair) given.
-    #[allow(clippy::too_many_arguments)]
-    fn check_stat_as(
-        &mut self,
-        place: Place,
-        path: &Path,
-        stat: &EntryStat,
-        id: Option<&str>,
-        mode: u32,
-        class: FileClass,
-        distrusted: bool,
-    ) {
+        let own = self.keys.dir().ownership();
+        let distrusted = match (stat.kind, &place) {
+            (EntryKind::Dir, Place::KeyDirItself) => !own.key_dir_policy().trusts(stat),
+            (EntryKind::File, _) => class != FileClass::Lock && own.distrust(class, stat).is_some(),
+            _ => false,
+        };
         if stat.kind == EntryKind::Symlink {
             self.report_symlink(id, path, "replace");
             return;
@@ -1056,7 +1044,7 @@ impl Checker<'_> {
             }
             KeyDirState::Untrusted(stat) => {
                 let (uid, gid) = self.keys.dir().ownership().owner_of(class);
-                self.check_stat_as(place, &key_dir_path, stat, None, mode, class, true);
+                self.check_stat(place, &key_dir_path, stat, None, mode, class);
                 self.report(
                     FindingKind::InvalidKeyDir,
                     None,
@@ -1228,7 +1216,7 @@ enum KeyDirState {
     /// A directory we may look into.
     Usable(DirHandle),
     /// A directory whose owner or mode lets others change what is in it:
-    /// reported, not looked into; repair fixes owner and mode first.
+    /// reported, not looked into, never repaired.
     Untrusted(EntryStat),
     /// Not a directory (a symbolic link, a file).
     NotADirectory(EntryStat),
