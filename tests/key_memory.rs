@@ -65,6 +65,38 @@ fn secrets_of(key: [u8; 32]) -> Vec<(&'static str, Vec<u8>)> {
     .unwrap()
 }
 
+/// Which of `secrets` (each half on its own: a copy may be split, a
+/// hash's block buffer holds a 32-byte input at any offset) are in `stack`.
+fn found_in(stack: &[u8], secrets: &[(&'static str, Vec<u8>)]) -> Vec<&'static str> {
+    secrets
+        .iter()
+        .filter(|(_, secret)| {
+            secret
+                .chunks(16)
+                .any(|half| stack.windows(half.len()).any(|w| w == half))
+        })
+        .map(|(what, _)| *what)
+        .collect()
+}
+
+/// `run` called `DEPTH` bytes below the caller, in a thread of its own
+/// (whose stack starts out zeroed); what it left on the stack after it
+/// returned, with what it returned.
+fn stack_after<T: Send + 'static>(run: impl FnOnce() -> T + Send + 'static) -> (T, Vec<u8>) {
+    #[inline(never)]
+    fn deep<T>(run: impl FnOnce() -> T) -> T {
+        let depth = [0u8; DEPTH];
+        std::hint::black_box(&depth);
+        run()
+    }
+    std::thread::spawn(move || {
+        let result = deep(run);
+        (result, stack_below_caller())
+    })
+    .join()
+    .unwrap()
+}
+
 #[test]
 fn a_fingerprint_leaves_no_key_material_on_the_stack() {
     let key: [u8; 32] = std::array::from_fn(|i| 0xa5 ^ (i as u8).wrapping_mul(37));
@@ -94,5 +126,54 @@ fn a_fingerprint_leaves_no_key_material_on_the_stack() {
     assert!(
         left.is_empty(),
         "left on the stack after fingerprint(): {left:?}"
+    );
+}
+
+/// The keystore's own uses of an unprotected key: a load checks the key
+/// file's fingerprint against the config entry, computed from the key
+/// (`KeyConfig::decrypt`), and a store checks it the same way. Neither
+/// returns the key, so no copy of it may stay on the stack below the
+/// caller (the fingerprint's own frames are wiped: a copy left by the
+/// frames around it would make that pointless).
+#[test]
+fn loading_or_storing_an_unprotected_key_leaves_no_key_on_the_stack() {
+    let dir = pbs_test_kit::TestDir::new();
+    let key = pbs_test_kit::raw_key(41);
+    let secrets = secrets_of(key);
+    dir.config
+        .encryption_keys()
+        .store_key("k-load", &pbs_test_kit::key_config(41))
+        .unwrap();
+
+    let path = dir.path().to_path_buf();
+    let (loaded, stack) = stack_after(move || {
+        pbs_config::ConfigDir::new(&path)
+            .unwrap()
+            .encryption_keys()
+            .load_key_config("k-load", true)
+            .map(|loaded| loaded.fingerprint)
+            .map_err(|err| err.to_string())
+    });
+    assert_eq!(loaded.unwrap(), Some(pbs_key_config::fingerprint(&key)));
+    let by_load = found_in(&stack, &secrets);
+
+    // another key: a key is stored once
+    let key = pbs_test_kit::raw_key(42);
+    let secrets = secrets_of(key);
+    let key_config = pbs_test_kit::key_config(42);
+    let path = dir.path().to_path_buf();
+    let (stored, stack) = stack_after(move || {
+        pbs_config::ConfigDir::new(&path)
+            .unwrap()
+            .encryption_keys()
+            .store_key("k-store", &key_config)
+            .map(|entry| entry.info.fingerprint)
+            .map_err(|err| err.to_string())
+    });
+    assert_eq!(stored.unwrap(), Some(pbs_key_config::fingerprint(&key)));
+    let by_store = found_in(&stack, &secrets);
+    assert!(
+        by_load.is_empty() && by_store.is_empty(),
+        "left on the stack by a load: {by_load:?}, by a store: {by_store:?}"
     );
 }
