@@ -332,6 +332,40 @@ impl KeyConfig {
         Ok((key, self.created, computed))
     }
 
+    /// The fingerprint of an unprotected key, computed from its bytes and
+    /// checked against the stored one, as [`KeyConfig::decrypt`] checks
+    /// it, without a copy of the key: it is read where the key file's
+    /// data holds it, and the fingerprint's own frames are overwritten
+    /// (what a caller that only checks a key needs: [`KeyConfig::decrypt`]
+    /// returns the key by value, and each move of it leaves a copy on the
+    /// stack that no caller can wipe).
+    ///
+    /// # Errors
+    ///
+    /// For a protected key (its key is not in the file), a wrong data
+    /// length or a stored fingerprint that does not match the key, as
+    /// [`KeyConfig::decrypt`].
+    pub fn unprotected_fingerprint(&self) -> Result<Fingerprint, Error> {
+        if self.is_protected() {
+            bail!("the key is protected by a passphrase - its fingerprint is computed on decrypt");
+        }
+        let key: &[u8; 32] =
+            self.data
+                .as_slice()
+                .try_into()
+                .map_err(|_| KeyError::WrongDataLength {
+                    found: self.data.len(),
+                    expected: 32,
+                })?;
+        let computed = fingerprint(key);
+        match self.fingerprint {
+            Some(stored) if stored != computed => {
+                Err(KeyError::FingerprintMismatch { stored, computed }.into())
+            }
+            _ => Ok(computed),
+        }
+    }
+
     /// The same key under a new passphrase (or unprotected with
     /// [`Kdf::None`]): creation time, fingerprint and hint are kept, the
     /// modification time is now. The old passphrase comes from `passphrase`.
@@ -534,6 +568,43 @@ mod tests {
         assert_eq!(key, KEY);
         assert_eq!(created, config.created);
         assert_eq!(fp, fingerprint(&KEY));
+    }
+
+    /// What decrypt computes and refuses, without the key: the same
+    /// fingerprint, a stored one that does not match and a wrong length
+    /// refused with decrypt's errors, a protected key refused.
+    #[test]
+    fn unprotected_fingerprint_is_decrypts() {
+        let config = KeyConfig::without_password(KEY).unwrap();
+        assert_eq!(
+            config.unprotected_fingerprint().unwrap(),
+            config.decrypt(&no_pass).unwrap().2
+        );
+        let mut unstored = KeyConfig::without_password(KEY).unwrap();
+        unstored.fingerprint = None;
+        assert_eq!(
+            unstored.unprotected_fingerprint().unwrap(),
+            fingerprint(&KEY)
+        );
+
+        let mut swapped = KeyConfig::without_password(KEY).unwrap();
+        swapped.fingerprint = Some(fingerprint(&[0x5b; 32]));
+        assert_eq!(
+            key_error(swapped.unprotected_fingerprint().unwrap_err()),
+            key_error(swapped.decrypt(&no_pass).unwrap_err())
+        );
+        let mut short = KeyConfig::without_password(KEY).unwrap();
+        short.data.truncate(31);
+        assert_eq!(
+            key_error(short.unprotected_fingerprint().unwrap_err()),
+            KeyError::WrongDataLength {
+                found: 31,
+                expected: 32
+            }
+        );
+        let protected = KeyConfig::with_key(&KEY, b"correct horse", Kdf::PBKDF2).unwrap();
+        let err = protected.unprotected_fingerprint().unwrap_err();
+        assert!(err.to_string().contains("protected"), "{err}");
     }
 
     #[test]
