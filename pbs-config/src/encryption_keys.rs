@@ -466,12 +466,9 @@ impl<'a> EncryptionKeys<'a> {
                 ),
             }
         } else {
-            let no_passphrase = || -> Result<Vec<u8>, Error> { bail!("unprotected key") };
-            let (mut key, _created, computed) = key_config
-                .decrypt(&no_passphrase)
-                .layer_err(|| format!("key file {:?} is corrupt", self.key_path(id)))?;
-            key.zeroize();
-            computed
+            key_config
+                .unprotected_fingerprint()
+                .layer_err(|| format!("key file {:?} is corrupt", self.key_path(id)))?
         };
         if found != expected {
             return Err(KeystoreError::FingerprintMismatch {
@@ -1366,10 +1363,7 @@ pub(crate) fn key_fingerprint(key_config: &KeyConfig) -> Result<Fingerprint, Err
             format_err!("protected key carries no fingerprint - it could not be checked on load")
         });
     }
-    let no_passphrase = || -> Result<Vec<u8>, Error> { bail!("unprotected key") };
-    let (mut key, _created, fingerprint) = key_config.decrypt(&no_passphrase)?;
-    key.zeroize();
-    Ok(fingerprint)
+    key_config.unprotected_fingerprint()
 }
 
 /// The audit event of `op` on the key of `entry`, for `dir`'s caller.
