@@ -14,6 +14,13 @@ use pbs_test_kit::key_config;
 
 /// Runs the worker named by `role` with `args`.
 pub fn run(role: &str, args: &[String]) {
+    // the fresh-process workers stand for the CLI, which reads into huge
+    // pages (`PBS_BENCH_HUGE_PAGES=0`: as the daemon, to compare)
+    if matches!(role, "fresh-load" | "fresh-store")
+        && std::env::var_os("PBS_BENCH_HUGE_PAGES").is_none_or(|v| v != "0")
+    {
+        proxmox_sys::huge_pages::enable();
+    }
     match role {
         "reader" => reader(&args[0], Path::new(&args[1]), secs(&args[2]), &args[3..]),
         "writer" => writer(Path::new(&args[0]), secs(&args[1]), secs(&args[2])),

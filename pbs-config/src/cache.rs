@@ -15,7 +15,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::Error;
 
 use crate::Ownership;
-use crate::dir_handle::{DirHandle, FileState, OpenedFile, read_all_with_room};
+use proxmox_sys::fs::{into_utf8, invalid_utf8};
+use proxmox_sys::huge_pages::{self, HugePageBuf, TextBuf};
+
+use crate::dir_handle::{
+    DirHandle, FileState, OpenedFile, ReadInto, read_all_into, read_all_with_room,
+};
 use crate::files::ConfigFile;
 
 struct Cached<T> {
@@ -63,7 +68,7 @@ impl<T> ConfigCache<T> {
         base: Option<&DirHandle>,
         file: &ConfigFile,
         ownership: &Ownership,
-        load: impl FnOnce(String) -> Result<T, Error>,
+        load: impl FnOnce(TextBuf) -> Result<T, Error>,
     ) -> Result<(Arc<T>, [u8; 32]), Error> {
         let (data, digest) = self.get_inner(base, file, ownership, load, true)?;
         Ok((data, digest.expect("digest asked for")))
@@ -87,7 +92,7 @@ impl<T> ConfigCache<T> {
         base: Option<&DirHandle>,
         file: &ConfigFile,
         ownership: &Ownership,
-        load: impl FnOnce(String) -> Result<T, Error>,
+        load: impl FnOnce(TextBuf) -> Result<T, Error>,
     ) -> Result<Arc<T>, Error> {
         Ok(self.get_inner(base, file, ownership, load, false)?.0)
     }
@@ -97,7 +102,7 @@ impl<T> ConfigCache<T> {
         base: Option<&DirHandle>,
         file: &ConfigFile,
         ownership: &Ownership,
-        load: impl FnOnce(String) -> Result<T, Error>,
+        load: impl FnOnce(TextBuf) -> Result<T, Error>,
         want_digest: bool,
     ) -> Result<(Arc<T>, Option<[u8; 32]>), Error> {
         let opened = match base {
@@ -118,8 +123,8 @@ impl<T> ConfigCache<T> {
         // two are not both in memory because of us
         *cached = None;
         let (text, held) = match opened {
-            Some(mut opened) => (read_text(&mut opened, file)?, Some(opened.file)),
-            None => (String::new(), None),
+            Some(mut opened) => (read_text_to_keep(&mut opened, file)?, Some(opened.file)),
+            None => (TextBuf::default(), None),
         };
         let digest = want_digest.then(|| openssl::sha::sha256(text.as_bytes()));
         let data = Arc::new(load(text)?);
@@ -157,7 +162,45 @@ const APPEND_ROOM: usize = 4096;
 /// appended entry, [`APPEND_ROOM`]).
 pub(crate) fn read_text(opened: &mut OpenedFile, file: &ConfigFile) -> Result<String, Error> {
     let data = read_all_with_room(opened, file.max_size, APPEND_ROOM)?;
-    proxmox_sys::fs::into_utf8(data, &opened.path)
+    into_utf8(data, &opened.path)
+}
+
+/// Reads an opened config file whole as UTF-8 text, as [`read_text`] does,
+/// but for a parse to keep: into huge pages where this process allows them
+/// ([`proxmox_sys::huge_pages::enabled`]) and the file fills one at least.
+/// The same text either way; where the mapping cannot be made, `read_text`'s.
+pub(crate) fn read_text_to_keep(
+    opened: &mut OpenedFile,
+    file: &ConfigFile,
+) -> Result<TextBuf, Error> {
+    let map = huge_pages::enabled().then_some(HugePageBuf::with_capacity as MapFn);
+    read_text_with(opened, file, map)
+}
+
+/// Makes a [`HugePageBuf`] of a capacity.
+type MapFn = fn(usize) -> std::io::Result<HugePageBuf>;
+
+/// [`read_text_to_keep`] with the buffer made by `map` (`None`: no huge
+/// pages), so tests can make it fail.
+fn read_text_with(
+    opened: &mut OpenedFile,
+    file: &ConfigFile,
+    map: Option<MapFn>,
+) -> Result<TextBuf, Error> {
+    let size = opened.stat.size.min(file.max_size + 1) as usize;
+    // a shorter text gets no huge page: one needs an aligned 2 MiB filled
+    let buf = match map {
+        Some(map) if size >= huge_pages::HUGE_PAGE_SIZE => map(size + 1).ok(),
+        _ => None,
+    };
+    let Some(buf) = buf else {
+        return Ok(read_text(opened, file)?.into());
+    };
+    match read_all_into(opened, file.max_size, buf)? {
+        ReadInto::Buf(buf) => TextBuf::from_huge(buf)
+            .map_err(|(buf, err)| invalid_utf8(&buf, err.valid_up_to(), &opened.path)),
+        ReadInto::Grown(data) => Ok(into_utf8(data, &opened.path)?.into()),
+    }
 }
 
 /// Reads the config `file` in `base` (checked as by [`open_config`]) and the
@@ -190,6 +233,8 @@ pub(crate) fn read_config(
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     /// A config's text is read with room for a new entry, so a store's
@@ -211,6 +256,110 @@ mod tests {
         let before = read.as_ptr();
         read.push_str(&"y".repeat(300));
         assert_eq!(read.as_ptr(), before);
+    }
+
+    /// Reads `text` as `x.cfg` through [`read_text_with`] with `map`.
+    fn read_with(text: &[u8], map: Option<MapFn>) -> Result<TextBuf, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.cfg"), text).unwrap();
+        let base = DirHandle::open_path(dir.path()).unwrap().unwrap();
+        let file = ConfigFile {
+            name: "x.cfg",
+            ..crate::files::ENCRYPTION_KEYS_CFG
+        };
+        let mut opened = base
+            .open_regular(file.name, file.max_size)
+            .unwrap()
+            .unwrap();
+        read_text_with(&mut opened, &file, map)
+    }
+
+    /// Text of 2 MiB and more: huge pages where asked for, the same bytes
+    /// as the plain read; the plain read where the mapping fails, as if no
+    /// huge pages had been asked for.
+    #[test]
+    fn text_to_keep_is_the_same_read_either_way() {
+        let line = "encryption-key: k-0001\n\tfingerprint ab:cd\n\n";
+        let text = line.repeat(huge_pages::HUGE_PAGE_SIZE / line.len() + 1000);
+        let huge = read_with(text.as_bytes(), Some(HugePageBuf::with_capacity)).unwrap();
+        assert!(huge.is_huge());
+        assert_eq!(*huge, *text);
+        let plain = read_with(text.as_bytes(), None).unwrap();
+        assert!(!plain.is_huge());
+        assert_eq!(*plain, *text);
+        for errno in [libc::ENOMEM, libc::EINVAL] {
+            let failing: MapFn = match errno {
+                libc::ENOMEM => |_| Err(std::io::Error::from_raw_os_error(libc::ENOMEM)),
+                _ => |_| Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
+            };
+            let fallback = read_with(text.as_bytes(), Some(failing)).unwrap();
+            assert!(!fallback.is_huge(), "errno {errno}");
+            assert_eq!(*fallback, *text, "errno {errno}");
+        }
+        // a shorter text gets no mapping: it could hold no huge page
+        let short = &text[..huge_pages::HUGE_PAGE_SIZE - 1];
+        let read = read_with(short.as_bytes(), Some(HugePageBuf::with_capacity)).unwrap();
+        assert!(!read.is_huge());
+        assert_eq!(*read, *short);
+    }
+
+    /// Invalid UTF-8 is refused as by the plain read, naming the line.
+    #[test]
+    fn text_to_keep_refuses_invalid_utf8_as_the_plain_read() {
+        let mut text = "x\n".repeat(huge_pages::HUGE_PAGE_SIZE).into_bytes();
+        text[2 * 1000 + 1] = 0xff;
+        let huge = read_with(&text, Some(HugePageBuf::with_capacity)).unwrap_err();
+        let plain = read_with(&text, None).unwrap_err();
+        // the same but for the temp dir's name
+        let (huge, plain) = (huge.to_string(), plain.to_string());
+        assert!(
+            huge.ends_with("/x.cfg\" - invalid UTF-8 on line 1001"),
+            "{huge}"
+        );
+        assert!(
+            plain.ends_with("/x.cfg\" - invalid UTF-8 on line 1001"),
+            "{plain}"
+        );
+    }
+
+    /// A file longer than its size when opened (it grew, a root edit in
+    /// place) is read whole, as the plain read does, or refused past its
+    /// limit; a buffer too small for it is no short read.
+    #[test]
+    fn text_to_keep_of_a_file_that_grew() {
+        let text = "y".repeat(huge_pages::HUGE_PAGE_SIZE + 10);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.cfg");
+        std::fs::write(&path, &text[..huge_pages::HUGE_PAGE_SIZE]).unwrap();
+        let base = DirHandle::open_path(dir.path()).unwrap().unwrap();
+        let file = ConfigFile {
+            name: "x.cfg",
+            ..crate::files::ENCRYPTION_KEYS_CFG
+        };
+        let mut opened = base
+            .open_regular(file.name, file.max_size)
+            .unwrap()
+            .unwrap();
+        // grows by a whole page and more after its size was taken
+        let grown = text.clone() + &"z".repeat(8192);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&grown.as_bytes()[huge_pages::HUGE_PAGE_SIZE..])
+            .unwrap();
+        let read = read_text_with(&mut opened, &file, Some(HugePageBuf::with_capacity)).unwrap();
+        assert_eq!(*read, *grown);
+
+        let small = ConfigFile {
+            max_size: huge_pages::HUGE_PAGE_SIZE as u64 + 100,
+            ..file
+        };
+        let mut opened = base.open_regular(file.name, u64::MAX).unwrap().unwrap();
+        opened.stat.size = huge_pages::HUGE_PAGE_SIZE as u64;
+        let err =
+            read_text_with(&mut opened, &small, Some(HugePageBuf::with_capacity)).unwrap_err();
+        assert!(err.to_string().contains("grew beyond"), "{err}");
     }
 
     /// While a parse is cached, its file's inode is not given to a later

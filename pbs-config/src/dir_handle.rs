@@ -42,6 +42,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
 use proxmox_sys::fs::CreateOptions;
+use proxmox_sys::huge_pages::HugePageBuf;
 
 use crate::lock::LockedFile;
 use crate::lock::queue::{self, LockKey};
@@ -943,6 +944,49 @@ pub fn read_all_with_room(
         );
     }
     Ok(data)
+}
+
+/// What [`read_all_into`] read.
+#[derive(Debug)]
+pub enum ReadInto {
+    /// All of it, in the buffer given.
+    Buf(HugePageBuf),
+    /// The file was longer than the buffer (it grew after its size was
+    /// taken): all of it, in a `Vec`.
+    Grown(Vec<u8>),
+}
+
+/// [`read_all`] into `buf` (empty; its size the file's and one byte more,
+/// so its end is seen without another buffer). Reads the same bytes as
+/// [`read_all`] and refuses what it refuses: a file that grew past the
+/// buffer is read on into a `Vec`.
+pub fn read_all_into(
+    opened: &mut OpenedFile,
+    max: u64,
+    mut buf: HugePageBuf,
+) -> Result<ReadInto, Error> {
+    let read_err = |err| format_err!("unable to read {:?} - {err}", opened.path);
+    let mut file = (&mut opened.file).take(max + 1);
+    let read = if buf.fill_from(&mut file).map_err(read_err)? {
+        let mut data = Vec::with_capacity(buf.len() + 8192);
+        data.extend_from_slice(&buf);
+        drop(buf);
+        file.read_to_end(&mut data).map_err(read_err)?;
+        ReadInto::Grown(data)
+    } else {
+        ReadInto::Buf(buf)
+    };
+    let len = match &read {
+        ReadInto::Buf(buf) => buf.len(),
+        ReadInto::Grown(data) => data.len(),
+    };
+    if len as u64 > max {
+        bail!(
+            "{:?} grew beyond the {max} byte limit while reading",
+            opened.path
+        );
+    }
+    Ok(read)
 }
 
 fn check_dir_stat(path: &Path, stat: &EntryStat, policy: DirPolicy) -> Result<(), Error> {

@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Error, format_err};
 use proxmox_section_config::SectionIds;
+use proxmox_sys::huge_pages::TextBuf;
 
 use pbs_api_types::{CryptKey, Fingerprint, Kdf};
 
@@ -34,8 +35,9 @@ use crate::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
 /// The entries of `encryption-keys.cfg`, in file order, typed on first use.
 #[derive(Default)]
 pub struct KeyIndex {
-    /// The config text, validated.
-    text: String,
+    /// The config text, validated (in huge pages where the process reads
+    /// into them, see [`proxmox_sys::huge_pages`]).
+    text: TextBuf,
     /// Where each key's section and id are in `text`.
     spans: Vec<Span>,
     /// Positions in `spans` by id: the scan's duplicate-id table where the
@@ -184,7 +186,7 @@ impl KeyIndex {
     /// # Errors
     ///
     /// The parser's error for text it refuses, naming the file and line.
-    pub fn parse(path: &Path, text: impl Into<String>) -> Result<Self, Error> {
+    pub fn parse(path: &Path, text: impl Into<TextBuf>) -> Result<Self, Error> {
         let text = text.into();
         // spans hold u32 offsets (the file reader refuses far less already)
         if u32::try_from(text.len()).is_err() {

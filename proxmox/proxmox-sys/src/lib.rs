@@ -26,6 +26,9 @@
 //!   from `getrandom(2)`, for temp file names;
 //! - [`mm::prefault_for_write`]: the pages of a buffer made present in
 //!   one system call before a `read` fills it;
+//! - [`huge_pages`]: a large file read into transparent huge pages
+//!   ([`huge_pages::TextBuf`]: text in a `String` or such a buffer), for
+//!   processes that opt in;
 //! - [`crypt::ACCEPTED_PREFIXES`], the hash kinds
 //!   [`crypt::verify_crypt_pw`] accepts (upstream accepts what libcrypt
 //!   does).
@@ -34,5 +37,6 @@
 
 pub mod crypt;
 pub mod fs;
+pub mod huge_pages;
 pub mod linux;
 pub mod mm;

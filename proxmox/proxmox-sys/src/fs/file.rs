@@ -48,14 +48,15 @@ pub fn file_read_optional_string<P: AsRef<Path>>(path: P) -> Result<Option<Strin
 /// Turns file contents into text; invalid UTF-8 is refused naming `path` and
 /// the line of the first bad byte, never the bytes themselves.
 pub fn into_utf8(data: Vec<u8>, path: &Path) -> Result<String, Error> {
-    String::from_utf8(data).map_err(|err| {
-        let valid = err.utf8_error().valid_up_to();
-        let line = 1 + err.as_bytes()[..valid]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
-        format_err!("unable to read {path:?} - invalid UTF-8 on line {line}")
-    })
+    String::from_utf8(data)
+        .map_err(|err| invalid_utf8(err.as_bytes(), err.utf8_error().valid_up_to(), path))
+}
+
+/// The error of [`into_utf8`] for contents `data` of `path`, valid UTF-8
+/// up to byte `valid_up_to`.
+pub fn invalid_utf8(data: &[u8], valid_up_to: usize, path: &Path) -> Error {
+    let line = 1 + data[..valid_up_to].iter().filter(|b| **b == b'\n').count();
+    format_err!("unable to read {path:?} - invalid UTF-8 on line {line}")
 }
 
 /// Creates a new, empty temp file `<path>.tmp_XXXXXX` beside `path`, with the
