@@ -196,9 +196,12 @@ impl KeyIndex {
             );
         }
         let (scanned, ids) = CONFIG.scan_with_ids(path, &text)?;
+        // the keys' plugin, told by address (a string compare per section
+        // costs more)
+        let keys = CONFIG.plugins().get(ENCRYPTION_KEYS_CFG_TYPE_ID);
         let spans: Vec<Span> = scanned
             .iter()
-            .filter(|span| span.plugin.type_name() == ENCRYPTION_KEYS_CFG_TYPE_ID)
+            .filter(|span| keys.is_some_and(|keys| std::ptr::eq(span.plugin, keys)))
             .map(|span| {
                 // offsets fit: the text is shorter than 4 GiB (above)
                 let start = span.text.as_ptr() as usize - text.as_ptr() as usize;

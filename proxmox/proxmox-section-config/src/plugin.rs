@@ -1,6 +1,6 @@
 //! [`SectionConfigPlugin`]: one section type and the schema of its properties.
 
-use proxmox_schema::api_types::{verify_config_text, verify_fingerprint_sha256};
+use proxmox_schema::api_types::{verify_config_text, verify_fingerprint_sha256, verify_safe_id};
 use proxmox_schema::{
     ApiStringFormat, ApiStringVerifyFn, ObjectPropertyIterator, ObjectSchemaType, Schema,
     SchemaPropertyEntry, StringSchema,
@@ -273,6 +273,9 @@ pub(crate) enum FormatCheck {
     /// [`verify_config_text`]: of printable ASCII, what does not start or
     /// end with a space.
     ConfigText,
+    /// [`verify_safe_id`], as [`is_safe_id`](crate::scan::is_safe_id)
+    /// checks it.
+    SafeId,
     /// Enumerations, patterns, property strings: the schema's own check
     /// of the format (the length is checked already).
     Schema(&'static StringSchema),
@@ -309,6 +312,12 @@ impl ValueCheck {
                         ) =>
                     {
                         FormatCheck::ConfigText
+                    }
+                    // every section's id: checked vector-wise
+                    Some(ApiStringFormat::VerifyFn(verify))
+                        if std::ptr::fn_addr_eq(*verify, verify_safe_id as ApiStringVerifyFn) =>
+                    {
+                        FormatCheck::SafeId
                     }
                     Some(ApiStringFormat::VerifyFn(verify)) => FormatCheck::VerifyFn(*verify),
                     Some(_) => FormatCheck::Schema(string),
@@ -352,6 +361,7 @@ impl ValueCheck {
                         FormatCheck::ConfigText => {
                             value.first() != Some(&b' ') && value.last() != Some(&b' ')
                         }
+                        FormatCheck::SafeId => crate::scan::is_safe_id(value),
                         FormatCheck::Schema(schema) => {
                             schema.check_constraints_ascii(text()?).is_ok()
                         }
@@ -513,6 +523,26 @@ mod tests {
         let fingerprint = ["0e"; 32].join(":");
         assert_eq!(check.check(&fingerprint), Some(true));
         assert_eq!(check.check(&fingerprint[1..]), Some(false));
+    }
+
+    #[test]
+    fn the_safe_id_format_is_checked_by_the_vector_check() {
+        const SAFE_ID: Schema = StringSchema::new("Id.")
+            .format(&proxmox_schema::api_types::SAFE_ID_FORMAT)
+            .max_length(32)
+            .schema();
+        let check = ValueCheck::of(&SAFE_ID);
+        assert!(matches!(
+            check,
+            ValueCheck::String {
+                format: FormatCheck::SafeId,
+                ..
+            }
+        ));
+        assert_eq!(check.check("tenant-000123"), Some(true));
+        assert_eq!(check.check("-tenant"), Some(false));
+        assert_eq!(check.check("tenant/000123"), Some(false));
+        assert_eq!(check.check(&"t".repeat(33)), Some(false));
     }
 
     const CONFIG_TEXT: Schema = StringSchema::new("Text.")

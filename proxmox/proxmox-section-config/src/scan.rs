@@ -599,6 +599,76 @@ pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
         .is_ok_and(|value| proxmox_schema::api_types::verify_fingerprint_sha256(value).is_ok())
 }
 
+/// Whether `value` is what
+/// [`verify_safe_id`](proxmox_schema::api_types::verify_safe_id) accepts:
+/// a letter, digit or `_`, then letters, digits, `.`, `_` or `-`. Checked
+/// 16 bytes a step (a value of 8 to 15 bytes as its first and last 8,
+/// overlapping), the first byte on its own; below 8 bytes, byte by byte.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+pub(crate) fn is_safe_id(value: &[u8]) -> bool {
+    use safe_arch::{
+        add_i8_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+
+    /// Whether each of 16 bytes may stand in a safe id after its first.
+    #[inline(always)]
+    fn all_allowed(part: [u8; 16]) -> bool {
+        let x = m128i::from(part);
+        // x + (0x80 - low) is below -128 + width (signed) for the bytes
+        // from `low` on, `width` of them, alone
+        let range = |x: m128i, low: u8, width: i8| {
+            cmp_lt_mask_i8_m128i(
+                add_i8_m128i(x, set_splat_i8_m128i(0x80u8.wrapping_sub(low) as i8)),
+                set_splat_i8_m128i(-128 + width),
+            )
+        };
+        // letters of either case (as lower case), '-' and '.', digits
+        let allowed = range(x | set_splat_i8_m128i(0x20), b'a', 26)
+            | range(x, b'-', 2)
+            | range(x, b'0', 10)
+            | cmp_eq_mask_i8_m128i(x, set_splat_i8_m128i(b'_' as i8));
+        move_mask_i8_m128i(allowed) == 0xffff
+    }
+
+    let Some(&first) = value.first() else {
+        return false;
+    };
+    if !(first.is_ascii_alphanumeric() || first == b'_') {
+        return false;
+    }
+    if let (Some(head), Some(tail)) = (value.first_chunk::<8>(), value.last_chunk::<8>())
+        && value.len() < 16
+    {
+        let mut part = [0u8; 16];
+        part[..8].copy_from_slice(head);
+        part[8..].copy_from_slice(tail);
+        return all_allowed(part);
+    }
+    match value.last_chunk::<16>() {
+        Some(tail) => {
+            value
+                .as_chunks::<16>()
+                .0
+                .iter()
+                .all(|part| all_allowed(*part))
+                && all_allowed(*tail)
+        }
+        None => value[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')),
+    }
+}
+
+/// Whether `value` is what `verify_safe_id` accepts (the function
+/// itself, where there is no SSE2).
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+pub(crate) fn is_safe_id(value: &[u8]) -> bool {
+    std::str::from_utf8(value)
+        .is_ok_and(|value| proxmox_schema::api_types::verify_safe_id(value).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use proxmox_schema::{
@@ -1069,6 +1139,39 @@ mod tests {
             proptest::prop_assert_eq!(
                 is_fingerprint(text.as_bytes()),
                 proxmox_schema::api_types::verify_fingerprint_sha256(&text).is_ok()
+            );
+        }
+    }
+
+    /// The vector check against the schema's own function: every byte
+    /// value at every place of an id of every length up to 40.
+    #[test]
+    fn safe_ids_are_checked_as_the_schema_checks_them() {
+        let verify = |value: &[u8]| {
+            std::str::from_utf8(value)
+                .is_ok_and(|value| proxmox_schema::api_types::verify_safe_id(value).is_ok())
+        };
+        let good = b"tenant-000123_Key.zZ9-a.b_c-0123456789AZaz_";
+        for len in 0..=40 {
+            let id = &good[..len];
+            assert_eq!(is_safe_id(id), verify(id), "{id:?}");
+            assert_eq!(is_safe_id(id), len > 0);
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut value = id.to_vec();
+                    value[at] = byte;
+                    assert_eq!(is_safe_id(&value), verify(&value), "{value:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_safe_id_as_the_schema_says(text in "[ -~]{0,40}|[-._a-zA-Z0-9/:@`{\\[]{0,40}") {
+            proptest::prop_assert_eq!(
+                is_safe_id(text.as_bytes()),
+                proxmox_schema::api_types::verify_safe_id(&text).is_ok()
             );
         }
     }
