@@ -35,6 +35,85 @@ pub(crate) struct ScanPlan {
     /// one property whose name starts with it; [`NO_KEY`] where none or
     /// several do (the scan then searches `keys`).
     pub(crate) first_byte: [u8; 256],
+    /// Per property, by index: how the in-order path matches and checks
+    /// its line ([`InOrder`]).
+    pub(crate) in_order: Vec<InOrder>,
+}
+
+/// One property of a section read in the writer's order: its line's start
+/// (`<tab>KEY `, at most 16 bytes) as a word, and the check of its value
+/// in one step. What a step cannot match or decide is left to the general
+/// path, from the start of the section.
+pub(crate) struct InOrder {
+    /// `<tab>KEY ` as a word, zeros after it; a name the pattern cannot
+    /// hold (or the parser reads otherwise) has a line feed first, which
+    /// no line starts with.
+    pub(crate) pattern: u128,
+    pub(crate) mask: u128,
+    /// Where the value starts in the line: the pattern's length.
+    pub(crate) value_at: usize,
+    pub(crate) check: InOrderCheck,
+}
+
+/// The value checks the in-order path makes itself: one arm each.
+pub(crate) enum InOrderCheck {
+    /// `isize` text within the bounds ([`parse_isize`]).
+    Integer { min: isize, max: isize },
+    /// A fingerprint of a length within the bounds
+    /// ([`is_fingerprint`](crate::scan::is_fingerprint)).
+    Fingerprint { min: usize, max: usize },
+    /// Config text or a string without format: a length within the
+    /// bounds, not starting or ending with a space.
+    Text { min: usize, max: usize },
+    /// Anything else: [`ValueCheck::check_bytes`] of the property, on a
+    /// value neither empty nor padded.
+    Other,
+}
+
+impl InOrder {
+    fn new(name: &str, plain: bool, check: &ValueCheck) -> Self {
+        let line = format!("\t{name} ");
+        let (pattern, mask) = match plain && line.len() <= 16 {
+            true => {
+                let mut bytes = [0u8; 16];
+                bytes[..line.len()].copy_from_slice(line.as_bytes());
+                (
+                    u128::from_le_bytes(bytes),
+                    u128::MAX >> (8 * (16 - line.len())),
+                )
+            }
+            false => (u128::from(b'\n'), 0xff),
+        };
+        let check = match check {
+            ValueCheck::Integer { min, max } => InOrderCheck::Integer {
+                min: *min,
+                max: *max,
+            },
+            ValueCheck::String {
+                min,
+                max,
+                format: FormatCheck::Fingerprint,
+            } => InOrderCheck::Fingerprint {
+                min: *min,
+                max: *max,
+            },
+            ValueCheck::String {
+                min,
+                max,
+                format: FormatCheck::ConfigText | FormatCheck::None,
+            } => InOrderCheck::Text {
+                min: *min,
+                max: *max,
+            },
+            _ => InOrderCheck::Other,
+        };
+        Self {
+            pattern,
+            mask,
+            value_at: line.len(),
+            check,
+        }
+    }
 }
 
 /// A byte of [`ScanPlan::first_byte`] that names no single property.
@@ -95,6 +174,15 @@ impl SectionConfigPlugin {
                 .iter()
                 .fold(0, |bits, (index, _)| bits | 1 << index),
             first_byte: first_bytes(&entries),
+            in_order: Vec::new(),
+        });
+        let scan = scan.map(|mut plan| {
+            plan.in_order = entries
+                .iter()
+                .zip(&plan.checks)
+                .map(|((name, _, _), (_, check))| InOrder::new(name, is_plain_word(name), check))
+                .collect();
+            plan
         });
         Self {
             type_name,

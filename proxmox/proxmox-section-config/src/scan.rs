@@ -8,11 +8,15 @@
 //!    a line feed (so no value holds a control character; the second pass
 //!    takes only a tab, a line feed or a header's letter first);
 //! 2. one pass over the lines: a header `TYPE: ID`, then lines
-//!    `<tab>KEY<space>VALUE` (the key found after the previous one first,
-//!    as the writer orders them), each value checked by its schema through
-//!    a check made once per property ([`ValueCheck`]), duplicates and
-//!    missing required properties found with bit sets, ids checked by the
-//!    id schema and kept unique with a hash table ([`SectionIds`], which
+//!    `<tab>KEY<space>VALUE`: first as the writer orders them (each line
+//!    matched as one word against the properties after the previous one,
+//!    its value checked in one step, [`InOrder`](crate::plugin::InOrder));
+//!    a section in any other order, or one that does not pass so, again
+//!    from its start with each key looked up, each value checked by its
+//!    schema through a check made once per property ([`ValueCheck`]),
+//!    duplicates and missing required properties found with bit sets;
+//!    ids checked by the id schema and kept unique with a hash table
+//!    ([`SectionIds`], which
 //!    [`SectionConfig::scan_with_ids`] hands on as a lookup table by id);
 //!    a section ends at an empty line.
 //!
@@ -30,7 +34,7 @@ use anyhow::Error;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use crate::plugin::{KeyPattern, NO_KEY, ScanPlan, ValueCheck};
+use crate::plugin::{InOrderCheck, KeyPattern, NO_KEY, ScanPlan, ValueCheck, parse_isize};
 use crate::{
     ESTIMATED_SECTION_SIZE, MAX_LINE_LENGTH, PropertyRef, SectionConfig, SectionConfigPlugin,
 };
@@ -220,7 +224,8 @@ fn fast_scan<'a>(
         if !ids.insert(id, spans.len(), |at| spans[at].id) {
             return None;
         }
-        let (lines, section_end) = scan_properties(bytes, &ends[next + 1..], end, plan)?;
+        let (lines, section_end) = scan_in_order(bytes, &ends[next + 1..], end, plan)
+            .or_else(|| scan_properties(bytes, &ends[next + 1..], end, plan))?;
         spans.push(SectionSpan {
             plugin,
             id,
@@ -273,6 +278,65 @@ fn scan_properties(
             return None;
         }
         seen |= bit;
+        section_end = end;
+    }
+    (seen & plan.required == plan.required).then_some((lines, section_end))
+}
+
+/// [`scan_properties`] of a section whose properties are in the writer's
+/// order (by name, each once): each line matched against the next
+/// properties in turn as one word (`<tab>KEY `), its value checked in one
+/// step. `None` where that does not hold or a check does not pass, to
+/// leave the section to [`scan_properties`] from its start; so it accepts
+/// only what [`scan_properties`] accepts, with the same result.
+#[inline(never)]
+fn scan_in_order(
+    bytes: &[u8],
+    ends: &[u32],
+    header_end: usize,
+    plan: &ScanPlan,
+) -> Option<(usize, usize)> {
+    let steps = plan.in_order.as_slice();
+    let mut next = 0;
+    let mut seen = 0u64;
+    let mut section_end = header_end;
+    let mut lines = 0;
+    for &end in ends {
+        let (start, end) = (section_end + 1, end as usize);
+        lines += 1;
+        if end == start {
+            break;
+        }
+        let line = bytes.get(start..end)?;
+        let word = KeyPattern::word(line);
+        // the next property present: names in order, each once
+        let index = next
+            + steps
+                .get(next..)?
+                .iter()
+                .position(|step| (word ^ step.pattern) & step.mask == 0)?;
+        let step = &steps[index];
+        let value = line.get(step.value_at..)?;
+        let passes = match step.check {
+            InOrderCheck::Integer { min, max } => {
+                parse_isize(value).is_some_and(|value| (min..=max).contains(&value))
+            }
+            InOrderCheck::Fingerprint { min, max } => {
+                (min..=max).contains(&value.len()) && is_fingerprint(value)
+            }
+            InOrderCheck::Text { min, max } => {
+                (min..=max).contains(&value.len()) && !matches!(value, [] | [b' ', ..] | [.., b' '])
+            }
+            InOrderCheck::Other => {
+                !matches!(value, [] | [b' ', ..] | [.., b' '])
+                    && plan.checks[index].1.check_bytes(value) == Some(true)
+            }
+        };
+        if !passes {
+            return None;
+        }
+        seen |= 1 << index;
+        next = index + 1;
         section_end = end;
     }
     (seen & plan.required == plan.required).then_some((lines, section_end))
@@ -982,6 +1046,160 @@ mod tests {
         ] {
             assert!(!agree(&config, text), "{text:?} took the fast path");
         }
+    }
+
+    /// The in-order path against the parser: a section in the writer's
+    /// order (every arm of its checks: integer, fingerprint, text, other),
+    /// then every order of its keys, each key missing, doubled or renamed,
+    /// each value made invalid or padded, the section cut at every byte,
+    /// all of it at every place around the 64-byte blocks.
+    #[test]
+    fn sections_in_the_writers_order_agree_with_the_parser() {
+        let config = keys_config();
+        let plan = config.plugins()["key"].scan_plan().unwrap();
+        let fingerprint = ["0e"; 32].join(":");
+        let lines = [
+            "\tarchived 17".to_string(),
+            "\tcreated 1775840036".to_string(),
+            format!("\tfingerprint {fingerprint}"),
+            "\tflag yes".to_string(),
+            "\tkdf none".to_string(),
+            "\tnote-that-is-long n".to_string(),
+            "\tpath /a".to_string(),
+        ];
+        let in_order = |text: &str| {
+            let ends = classify(text.as_bytes()).unwrap();
+            scan_in_order(text.as_bytes(), &ends[1..], ends[0] as usize, plan).is_some()
+        };
+        // the writer's order takes the in-order path, but for the name
+        // longer than its word
+        let written: Vec<String> = lines
+            .iter()
+            .filter(|l| !l.contains("note"))
+            .cloned()
+            .collect();
+        assert!(in_order(&section(&written)));
+        assert!(!in_order(&section(&lines)));
+        let mut texts = variants(&written);
+        texts.push(section(&lines));
+        for pad in [0, 1, 17, 40, 63, 64, 65] {
+            // sections of 30 bytes before, shifting the blocks
+            let before: String = (0..pad)
+                .map(|i| format!("key: p{i:03}\n\tcreated 5\n\tkdf no\n\n"))
+                .collect();
+            for text in &texts {
+                let text = format!("{before}{text}");
+                agree(&config, &text);
+                agree(
+                    &config,
+                    &format!("{text}\nkey: k02\n\tcreated 1\n\tkdf no\n"),
+                );
+            }
+        }
+    }
+
+    /// A section `key: k01` of `lines`.
+    fn section(lines: &[String]) -> String {
+        format!("key: k01\n{}\n", lines.join("\n"))
+    }
+
+    /// A config of one type, `key`, with a property of each check of the
+    /// in-order path, and one whose name is longer than its word.
+    fn keys_config() -> SectionConfig {
+        const STAMP: Schema = IntegerSchema::new("Stamp.").minimum(0).schema();
+        const WORD: Schema = StringSchema::new("Word.")
+            .format(&proxmox_schema::ApiStringFormat::VerifyFn(
+                proxmox_schema::api_types::verify_config_text,
+            ))
+            .min_length(2)
+            .schema();
+        const KEYS: ObjectSchema = ObjectSchema::new(
+            "Keys.",
+            &[
+                ("archived", true, &STAMP),
+                ("created", false, &STAMP),
+                (
+                    "fingerprint",
+                    true,
+                    &proxmox_schema::api_types::CERT_FINGERPRINT_SHA256_SCHEMA,
+                ),
+                ("flag", true, &FLAG),
+                ("id", false, &ID),
+                ("kdf", false, &WORD),
+                ("note-that-is-long", true, &TEXT),
+                ("path", true, &TEXT),
+            ],
+        );
+        let mut config = SectionConfig::new(&ID);
+        config.register_plugin(SectionConfigPlugin::new("key", Some("id".into()), &KEYS));
+        config
+    }
+
+    /// The section of `written` with every order of four of its keys, each
+    /// key missing, doubled or renamed, each value changed, and cut at
+    /// every byte.
+    fn variants(written: &[String]) -> Vec<String> {
+        let mut texts = vec![section(written)];
+        // every order of four keys, each key missing, doubled, renamed
+        let four = [&written[0], &written[1], &written[2], &written[4]];
+        for a in 0..4 {
+            for b in 0..4 {
+                for c in 0..4 {
+                    for d in 0..4 {
+                        let order = [a, b, c, d];
+                        let picked: Vec<String> = order.iter().map(|&i| four[i].clone()).collect();
+                        texts.push(section(&picked));
+                    }
+                }
+            }
+        }
+        for at in 0..written.len() {
+            let mut missing = written.to_vec();
+            missing.remove(at);
+            texts.push(section(&missing));
+            let mut doubled = written.to_vec();
+            doubled.insert(at, written[at].clone());
+            texts.push(section(&doubled));
+            for (from, to) in [
+                ("\t", "\tx"),
+                (" ", "x "),
+                (" ", "  "),
+                (" ", "\t"),
+                (" ", ""),
+            ] {
+                let mut renamed = written.to_vec();
+                renamed[at] = renamed[at].replacen(from, to, 1);
+                texts.push(section(&renamed));
+            }
+            for value in [
+                "",
+                " ",
+                "x",
+                "-1",
+                "+1",
+                "01",
+                "1 ",
+                " 1",
+                "99999999999999999999",
+                "yes",
+                "no",
+                "NONE",
+                "n",
+            ] {
+                let mut changed = written.to_vec();
+                let key_end = changed[at].find(' ').unwrap();
+                changed[at] = format!("{} {value}", &changed[at][..key_end]);
+                texts.push(section(&changed));
+            }
+            let mut upper = written.to_vec();
+            upper[at] = upper[at].to_uppercase();
+            texts.push(section(&upper));
+        }
+        let whole = section(written);
+        for cut in 0..whole.len() {
+            texts.push(whole[..cut].to_string());
+        }
+        texts
     }
 
     proptest::proptest! {
