@@ -925,7 +925,7 @@ impl<'a> Rotations<'a> {
         {
             return Ok(());
         }
-        let key = KeyConfig::without_password(proxmox_sys::linux::random_data::<32>()?)?;
+        let key = KeyConfig::generate_unprotected()?;
         let fingerprint = key_fingerprint(&key)?;
         journal.new_fingerprint = Some(fingerprint);
         self.write(held, journal, now)?;

@@ -162,17 +162,34 @@ impl KeyConfig {
         Ok((key, key_config))
     }
 
+    /// A new random key, unprotected (what `encryption-key create` and a
+    /// rotation store). The random bytes are made where the key file's
+    /// data keeps them: no copy of the key is left on the stack.
+    pub fn generate_unprotected() -> Result<Self, Error> {
+        let mut data = vec![0u8; 32];
+        proxmox_sys::linux::fill_with_random_data(&mut data)?;
+        Ok(Self::unprotected(data))
+    }
+
     /// An unprotected key file for `raw_key`, with its fingerprint.
     pub fn without_password(raw_key: [u8; 32]) -> Result<Self, Error> {
+        Ok(Self::unprotected(raw_key.to_vec()))
+    }
+
+    /// An unprotected key file holding the 32 bytes of `data`, with its
+    /// fingerprint, created now.
+    fn unprotected(data: Vec<u8>) -> Self {
+        let key: &[u8; 32] = data.as_slice().try_into().expect("a key of 32 bytes");
+        let fingerprint = fingerprint(key);
         let created = epoch_i64();
-        Ok(Self {
+        Self {
             kdf: None,
             created,
             modified: created,
-            data: raw_key.to_vec(),
-            fingerprint: Some(fingerprint(&raw_key)),
+            data,
+            fingerprint: Some(fingerprint),
             hint: None,
-        })
+        }
     }
 
     /// A key file for `raw_key`, protected by `passphrase` with `kdf`
@@ -184,7 +201,7 @@ impl KeyConfig {
     /// [`MIN_PASSPHRASE_LEN`] bytes.
     pub fn with_key(raw_key: &[u8; 32], passphrase: &[u8], kdf: Kdf) -> Result<Self, Error> {
         let kdf = match kdf {
-            Kdf::None => return Self::without_password(*raw_key),
+            Kdf::None => return Ok(Self::unprotected(raw_key.to_vec())),
             Kdf::Scrypt => KeyDerivationConfig::new_scrypt()?,
             Kdf::PBKDF2 => KeyDerivationConfig::new_pbkdf2()?,
         };

@@ -468,7 +468,7 @@ pub fn create_key_with(
             if options.passphrase.is_some() {
                 param_bail!("passphrase", "only for importing a protected key");
             }
-            KeyConfig::without_password(proxmox_sys::linux::random_data::<32>()?)?
+            KeyConfig::generate_unprotected()?
         }
     };
     // a hint of the key file is checked by the store (`hint` too)
