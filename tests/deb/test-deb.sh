@@ -397,6 +397,16 @@ check "the symlinked file's owner and mode are untouched" test "$(stat_of /root/
 expect_in_log symlink "not repairing \"$CFG/sync.cfg\" - it is a symlink" "postinst warns about the symlink"
 in_root rm $CFG/sync.cfg
 
+# the backup user puts a config of its own in place of root's (it owns the
+# config dir): postinst must not make it root's, as verify --repair does not
+in_root cp -p $CFG/encryption-keys.cfg /root/keys-cfg.saved
+in_root sh -c "cp $CFG/encryption-keys.cfg $CFG/forged.cfg && chown backup:backup $CFG/forged.cfg && chmod 0640 $CFG/forged.cfg && mv -f $CFG/forged.cfg $CFG/encryption-keys.cfg"
+run_logged forged dpkg-reconfigure "$pkg" || true
+expect_stat $CFG/encryption-keys.cfg backup:backup 640
+expect_in_log forged "not repairing \"$CFG/encryption-keys.cfg\" - owned by backup" "postinst leaves a config of the backup user's and says so"
+in_root cp -p /root/keys-cfg.saved $CFG/encryption-keys.cfg
+expect_stat $CFG/encryption-keys.cfg root:backup 640
+
 # --- verify findings are printed, never fail the install ---------------------
 
 in_root install -o root -g backup -m 0640 $KEYDIR/offsite-2025.enc $KEYDIR/orphan-key.enc
