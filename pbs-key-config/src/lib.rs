@@ -286,17 +286,7 @@ impl KeyConfig {
         passphrase: &dyn Fn() -> Result<Vec<u8>, Error>,
     ) -> Result<([u8; 32], i64, Fingerprint), Error> {
         let key = match &self.kdf {
-            None => {
-                let key: [u8; 32] =
-                    self.data
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| KeyError::WrongDataLength {
-                            found: self.data.len(),
-                            expected: 32,
-                        })?;
-                key
-            }
+            None => *self.unprotected_key()?,
             Some(kdf) => {
                 // iv(16) || tag(16) || ciphertext; a ciphertext of the wrong
                 // length fails the tag check, as upstream
@@ -338,15 +328,38 @@ impl KeyConfig {
             }
         };
 
-        let computed = fingerprint(&key);
-        if let Some(stored) = self.fingerprint
-            && stored != computed
-        {
-            let mut key = key;
-            key.zeroize();
-            return Err(KeyError::FingerprintMismatch { stored, computed }.into());
-        }
+        let computed = match self.checked_fingerprint(&key) {
+            Ok(computed) => computed,
+            Err(err) => {
+                let mut key = key;
+                key.zeroize();
+                return Err(err.into());
+            }
+        };
         Ok((key, self.created, computed))
+    }
+
+    /// The key of an unprotected key file, where its data holds it.
+    fn unprotected_key(&self) -> Result<&[u8; 32], KeyError> {
+        self.data
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::WrongDataLength {
+                found: self.data.len(),
+                expected: 32,
+            })
+    }
+
+    /// The fingerprint of `key`, checked against the stored one if there
+    /// is one.
+    fn checked_fingerprint(&self, key: &[u8; 32]) -> Result<Fingerprint, KeyError> {
+        let computed = fingerprint(key);
+        match self.fingerprint {
+            Some(stored) if stored != computed => {
+                Err(KeyError::FingerprintMismatch { stored, computed })
+            }
+            _ => Ok(computed),
+        }
     }
 
     /// The fingerprint of an unprotected key, computed from its bytes and
@@ -366,21 +379,7 @@ impl KeyConfig {
         if self.is_protected() {
             bail!("the key is protected by a passphrase - its fingerprint is computed on decrypt");
         }
-        let key: &[u8; 32] =
-            self.data
-                .as_slice()
-                .try_into()
-                .map_err(|_| KeyError::WrongDataLength {
-                    found: self.data.len(),
-                    expected: 32,
-                })?;
-        let computed = fingerprint(key);
-        match self.fingerprint {
-            Some(stored) if stored != computed => {
-                Err(KeyError::FingerprintMismatch { stored, computed }.into())
-            }
-            _ => Ok(computed),
-        }
+        Ok(self.checked_fingerprint(self.unprotected_key()?)?)
     }
 
     /// The same key under a new passphrase (or unprotected with
