@@ -258,19 +258,26 @@ mod tests {
         assert_eq!(read.as_ptr(), before);
     }
 
-    /// Reads `text` as `x.cfg` through [`read_text_with`] with `map`.
-    fn read_with(text: &[u8], map: Option<MapFn>) -> Result<TextBuf, Error> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("x.cfg"), text).unwrap();
-        let base = DirHandle::open_path(dir.path()).unwrap().unwrap();
+    /// `x.cfg` (with the limits of `encryption-keys.cfg`) in `dir`, holding
+    /// `text`: its handle, its description, and it opened.
+    fn x_cfg(dir: &std::path::Path, text: &[u8]) -> (DirHandle, ConfigFile, OpenedFile) {
+        std::fs::write(dir.join("x.cfg"), text).unwrap();
+        let base = DirHandle::open_path(dir).unwrap().unwrap();
         let file = ConfigFile {
             name: "x.cfg",
             ..crate::files::ENCRYPTION_KEYS_CFG
         };
-        let mut opened = base
+        let opened = base
             .open_regular(file.name, file.max_size)
             .unwrap()
             .unwrap();
+        (base, file, opened)
+    }
+
+    /// Reads `text` as `x.cfg` through [`read_text_with`] with `map`.
+    fn read_with(text: &[u8], map: Option<MapFn>) -> Result<TextBuf, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, file, mut opened) = x_cfg(dir.path(), text);
         read_text_with(&mut opened, &file, map)
     }
 
@@ -330,16 +337,8 @@ mod tests {
         let text = "y".repeat(huge_pages::HUGE_PAGE_SIZE + 10);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.cfg");
-        std::fs::write(&path, &text[..huge_pages::HUGE_PAGE_SIZE]).unwrap();
-        let base = DirHandle::open_path(dir.path()).unwrap().unwrap();
-        let file = ConfigFile {
-            name: "x.cfg",
-            ..crate::files::ENCRYPTION_KEYS_CFG
-        };
-        let mut opened = base
-            .open_regular(file.name, file.max_size)
-            .unwrap()
-            .unwrap();
+        let (base, file, mut opened) =
+            x_cfg(dir.path(), &text.as_bytes()[..huge_pages::HUGE_PAGE_SIZE]);
         // grows by a whole page and more after its size was taken
         let grown = text.clone() + &"z".repeat(8192);
         std::fs::OpenOptions::new()

@@ -937,12 +937,7 @@ pub fn read_all_with_room(
         .take(max + 1)
         .read_to_end(&mut data)
         .map_err(|err| format_err!("unable to read {:?} - {err}", opened.path))?;
-    if data.len() as u64 > max {
-        bail!(
-            "{:?} grew beyond the {max} byte limit while reading",
-            opened.path
-        );
-    }
+    check_read_len(opened, data.len(), max)?;
     Ok(data)
 }
 
@@ -980,13 +975,20 @@ pub fn read_all_into(
         ReadInto::Buf(buf) => buf.len(),
         ReadInto::Grown(data) => data.len(),
     };
+    check_read_len(opened, len, max)?;
+    Ok(read)
+}
+
+/// Refuses what a read of `opened` found beyond `max` bytes (read up to one
+/// byte more to see that): the file grew past its limit while being read.
+fn check_read_len(opened: &OpenedFile, len: usize, max: u64) -> Result<(), Error> {
     if len as u64 > max {
         bail!(
             "{:?} grew beyond the {max} byte limit while reading",
             opened.path
         );
     }
-    Ok(read)
+    Ok(())
 }
 
 fn check_dir_stat(path: &Path, stat: &EntryStat, policy: DirPolicy) -> Result<(), Error> {

@@ -258,14 +258,6 @@ impl TextBuf {
     pub fn is_huge(&self) -> bool {
         matches!(self.0, Repr::Huge(_))
     }
-
-    /// The text as a `String` (a copy if it is in huge pages).
-    pub fn into_string(self) -> String {
-        match self.0 {
-            Repr::Heap(text) => text,
-            Repr::Huge(_) => self.as_str().to_owned(),
-        }
-    }
 }
 
 impl Deref for TextBuf {
@@ -468,7 +460,6 @@ mod tests {
         let huge = TextBuf::from_huge(buf).unwrap();
         assert!(huge.is_huge());
         assert_eq!(&*huge, text);
-        assert_eq!(huge.into_string(), text);
 
         let mut bad = text.clone().into_bytes();
         bad[2000] = 0xff;
@@ -480,7 +471,7 @@ mod tests {
 
         let heap = TextBuf::from(text.clone());
         assert!(!heap.is_huge());
-        assert_eq!(heap.into_string(), text);
+        assert_eq!(&*heap, text);
     }
 
     #[test]
