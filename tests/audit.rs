@@ -451,6 +451,63 @@ fn the_store_verify_leaves_the_audit_directory_alone() {
     assert_eq!(kinds, [pbs_config::verify::FindingKind::UnknownFile]);
 }
 
+/// The ids and fingerprints of `report`'s unrecorded keys.
+fn unrecorded(report: &AuditReport) -> Vec<(String, String)> {
+    report
+        .unrecorded
+        .iter()
+        .map(|key| (key.id.clone(), key.fingerprint.clone()))
+        .collect()
+}
+
+#[test]
+fn keys_of_a_removed_log_stay_listed_as_unrecorded_after_a_new_log_begins() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    let fingerprint = |seed| key_config(seed).fingerprint.unwrap().signature();
+    keys.store_key("k-one", &key_config(50)).unwrap();
+    keys.store_key("k-two", &key_config(51)).unwrap();
+    let log = AuditLog::open_existing(&dir.config).unwrap().unwrap();
+    let report = log.verify(&VerifyOptions::default()).unwrap();
+    assert!(
+        report.is_clean() && report.unrecorded.is_empty(),
+        "{report:#?}"
+    );
+
+    // the whole history removed: without a log, every listed key is
+    // unrecorded, and that alone is no problem (a store taken over from
+    // upstream looks the same)
+    std::fs::remove_dir_all(keys.key_dir().join(".audit")).unwrap();
+    assert!(AuditLog::open_existing(&dir.config).unwrap().is_none());
+    let report = AuditReport::without_log(&dir.config, &VerifyOptions::default()).unwrap();
+    let both = vec![
+        ("k-one".to_string(), fingerprint(50)),
+        ("k-two".to_string(), fingerprint(51)),
+    ];
+    assert_eq!(unrecorded(&report), both);
+    assert!(report.is_clean(), "{report:#?}");
+
+    // a new log begins with the next operation: the keys it does not name
+    // stay listed, so the removal is still seen
+    keys.store_key("k-three", &key_config(52)).unwrap();
+    let log = AuditLog::open_existing(&dir.config).unwrap().unwrap();
+    let report = log.verify(&VerifyOptions::default()).unwrap();
+    assert_eq!(report.records, 2, "{report:#?}");
+    assert_eq!(unrecorded(&report), both);
+
+    // a key is matched by its fingerprint, not its id: a record of k-one's
+    // fingerprint under another id names it
+    let event = Event::new(&Caller::cli(), Op::Export)
+        .id("some-other-id")
+        .fingerprint(key_config(50).fingerprint.unwrap());
+    log.intent(&event)
+        .unwrap()
+        .done(Ok::<_, anyhow::Error>(()))
+        .unwrap();
+    let report = log.verify(&VerifyOptions::default()).unwrap();
+    assert_eq!(unrecorded(&report), both[1..]);
+}
+
 /// The Python that runs the recipe: Debian's, where `python3-cryptography`
 /// installs, unless `PYTHON3` names another.
 fn python() -> std::path::PathBuf {

@@ -579,9 +579,14 @@ fn cli_the_log_afterwards(cli: &Cli, secret: &str) {
         shown["last-export-verify"]["op"], "export-verify",
         "{shown}"
     );
-    // and the whole log verifies
+    // and the whole log verifies, naming every key the store lists
     let run = cli.manager.run(&["audit", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
+    let run = cli
+        .manager
+        .run(&["--output-format", "json", "audit", "verify"]);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["unrecorded"], json!([]), "{report}");
 }
 
 #[test]
@@ -777,6 +782,8 @@ fn api_the_log_afterwards(client: &mut Client, dir: &Path, secret: &str) {
     assert!(shown["last-changed-by"].get("unix-user").is_none());
     let report = client.get("config/encryption-key-audit/verify").data();
     assert_eq!(report["problems"], json!([]), "{report}");
+    // every key the store lists came in by a recorded operation
+    assert_eq!(report["unrecorded"], json!([]), "{report}");
     assert!(
         !std::fs::read_to_string(dir.join("encryption-keys/.audit/log"))
             .unwrap()

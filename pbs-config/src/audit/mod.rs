@@ -105,7 +105,9 @@ pub(crate) use cache::AuditCache;
 pub use checkpoint::{Checkpoint, PublicKey, SignatureCheck};
 pub use list::Filter;
 pub use record::{Caller, Event, Op, Origin, Phase, Record, unix_user_of_this_process};
-pub use verify::{AuditProblem, AuditReport, ProblemKind, StoreState, Unfinished, VerifyOptions};
+pub use verify::{
+    AuditProblem, AuditReport, ProblemKind, StoreState, Unfinished, UnrecordedKey, VerifyOptions,
+};
 
 /// Whether an outcome is synced on its own. Not: the next intent's sync
 /// covers it, and a lost outcome is reported and reconciled by verify. A

@@ -15,7 +15,12 @@
 //!   log rewritten and re-signed on the host);
 //! - given trusted verifier keys: this store still signs with one of them;
 //! - every intent has its outcome; for one without, what the store shows;
-//! - owners and modes of the audit files.
+//! - owners and modes of the audit files;
+//! - every key the config lists is named (by fingerprint) by a record: a
+//!   key no record names was stored before the log began (by upstream
+//!   PBS, or a copied config) or its records were removed, which only a
+//!   checkpoint kept elsewhere tells apart. Listed in the report, not a
+//!   problem: a store taken over from upstream lists such keys for good.
 //!
 //! `--repair` (only when the log shows no tampering) records an outcome
 //! for each interrupted operation, saying what the store shows, cuts off
@@ -32,10 +37,11 @@ use serde::Serialize;
 
 use proxmox_lang::error::ErrorLayer;
 
+use crate::ConfigDir;
 use crate::dir_handle::{EntryKind, EntryStat};
 use crate::files::{
-    AUDIT_CHECKPOINT, AUDIT_DIR_MODE, AUDIT_LOCK, AUDIT_LOG, AUDIT_PENDING_LOCK, AUDIT_SIGNING_KEY,
-    ConfigFile, FileClass,
+    AUDIT_CHECKPOINT, AUDIT_DIR_MODE, AUDIT_DIR_NAME, AUDIT_LOCK, AUDIT_LOG, AUDIT_PENDING_LOCK,
+    AUDIT_SIGNING_KEY, ConfigFile, FileClass,
 };
 use crate::ownership::{group_name_of, user_name_of};
 
@@ -219,9 +225,80 @@ pub struct AuditReport {
     pub unfinished: Vec<Unfinished>,
     /// What repair did.
     pub repaired: Vec<String>,
+    /// Keys the config lists that no record names (see the module docs).
+    pub unrecorded: Vec<UnrecordedKey>,
+}
+
+/// A key the config lists that no record of the log names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UnrecordedKey {
+    /// Its id.
+    pub id: String,
+    /// Its fingerprint (full, colon-separated hex, as in the records).
+    pub fingerprint: String,
 }
 
 impl AuditReport {
+    /// The report on a store that has no audit directory: no records,
+    /// every listed key unrecorded, and each kept checkpoint of records or
+    /// trusted key given a proof that the log was removed.
+    ///
+    /// # Errors
+    ///
+    /// A kept checkpoint that cannot be read.
+    pub fn without_log(dir: &ConfigDir, options: &VerifyOptions) -> Result<Self, Error> {
+        let (kept, _) = options.parse()?;
+        let log = dir
+            .encryption_keys()
+            .key_dir()
+            .join(AUDIT_DIR_NAME)
+            .join(AUDIT_LOG.name);
+        let mut report = AuditReport::empty(log, kept.len());
+        for (index, checkpoint) in kept.iter().enumerate() {
+            if checkpoint.size > 0 {
+                report.add(
+                    ProblemKind::Truncated,
+                    Some(1),
+                    format!(
+                        "there is no audit log, but kept checkpoint {} proves {} records: the \
+                         log was removed (lines 1..{} are missing)",
+                        index + 1,
+                        checkpoint.size,
+                        checkpoint.size
+                    ),
+                );
+            }
+        }
+        if !options.trusted_keys.is_empty() {
+            report.add(
+                ProblemKind::MissingKey,
+                None,
+                "there is no audit log and no signing key, but trusted verifier keys were given: \
+                 the log and its key were removed"
+                    .to_string(),
+            );
+        }
+        report.unrecorded = unrecorded_keys(dir, &HashSet::new());
+        Ok(report)
+    }
+
+    fn empty(log: PathBuf, kept_checkpoints: usize) -> Self {
+        AuditReport {
+            log,
+            records: 0,
+            head: None,
+            verifier_key: None,
+            checkpoint: None,
+            kept_checkpoints,
+            problems: Vec::new(),
+            notices: Vec::new(),
+            unfinished: Vec::new(),
+            repaired: Vec::new(),
+            unrecorded: Vec::new(),
+        }
+    }
+
     /// Whether there is no problem (notices aside).
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
@@ -274,6 +351,8 @@ struct Scan {
     closed: HashSet<u64>,
     /// seq of lines whose content does not match their hash.
     untrusted: HashSet<u64>,
+    /// Fingerprints named by lines that match their hash.
+    fingerprints: HashSet<String>,
 }
 
 impl Scan {
@@ -308,6 +387,8 @@ impl Scan {
                                 stored: parsed.stored,
                                 hash_matches: parsed.hash_matches(),
                             };
+                            self.fingerprints
+                                .extend(parsed.record.fingerprints.iter().cloned());
                             self.follow(number, parsed.record);
                             info
                         }
@@ -615,6 +696,26 @@ fn compare_with_log(
 }
 
 /// What the key store shows about an interrupted key operation.
+/// The keys the config of `dir` lists whose fingerprint is not in `named`,
+/// in config order. None if the config cannot be read: `encryption-key
+/// verify` reports that, and without a key list there is nothing to match.
+fn unrecorded_keys(dir: &ConfigDir, named: &HashSet<String>) -> Vec<UnrecordedKey> {
+    let Ok(index) = dir.encryption_keys().index_data() else {
+        return Vec::new();
+    };
+    let (entries, _invalid) = index.partition();
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let fingerprint = entry.info.fingerprint?.signature();
+            (!named.contains(&fingerprint)).then(|| UnrecordedKey {
+                id: entry.id.clone(),
+                fingerprint,
+            })
+        })
+        .collect()
+}
+
 fn store_state(log: &AuditLog, record: &Record, touched_later: bool) -> (StoreState, String) {
     let unknown = |why: String| (StoreState::Unknown, why);
     if touched_later {
@@ -778,7 +879,6 @@ impl AuditLog<'_> {
 
         let key = self.public_key()?;
         let mut report = AuditReport {
-            log: self.log_path(),
             records: scan.lines.len() as u64,
             head: scan
                 .lines
@@ -786,12 +886,7 @@ impl AuditLog<'_> {
                 .filter(|l| l.damaged.is_none())
                 .map(|l| hex::encode(l.stored)),
             verifier_key: key.map(|key| key.verifier_key(&AuditLog::origin(&key))),
-            checkpoint: None,
-            kept_checkpoints: kept.len(),
-            problems: Vec::new(),
-            notices: Vec::new(),
-            unfinished: Vec::new(),
-            repaired: Vec::new(),
+            ..AuditReport::empty(self.log_path(), kept.len())
         };
 
         check_chain(&scan.lines, &mut report);
@@ -815,6 +910,7 @@ impl AuditLog<'_> {
         self.check_trust(key.as_ref(), (&kept, &trusted), &scan, &mut report);
         self.report_unfinished(&scan, &mut report);
         self.check_files(&mut report)?;
+        report.unrecorded = unrecorded_keys(self.dir, &scan.fingerprints);
 
         if let HeldLock::Exclusive(lock) = &held
             && !report.is_tampered()

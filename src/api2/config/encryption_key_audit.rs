@@ -21,9 +21,7 @@ use proxmox_schema::{
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
-use pbs_config::audit::{
-    AuditLog, AuditProblem, AuditReport, Checkpoint, Filter, Op, ProblemKind, Record, VerifyOptions,
-};
+use pbs_config::audit::{AuditLog, AuditReport, Checkpoint, Filter, Op, Record, VerifyOptions};
 
 use super::STORE_AUDIT;
 use crate::api2::described_object;
@@ -77,7 +75,8 @@ const RECORD_LIST_SCHEMA: Schema = ArraySchema::new(
 
 const REPORT_SCHEMA: Schema = described_object(
     "What audit verify found: log, records, head, verifier-key, checkpoint, kept-checkpoints, \
-     problems (kind, line, message), notices, unfinished, repaired.",
+     problems (kind, line, message), notices, unfinished, repaired, unrecorded (id, \
+     fingerprint: listed keys no record names).",
 );
 
 const CHECKPOINT_SCHEMA: Schema = described_object(
@@ -134,55 +133,13 @@ pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
 .access(None, &STORE_AUDIT);
 
 /// Verifies the log (see `AuditLog::verify`); a store without a log is
-/// clean unless a kept checkpoint proves records it lacks.
+/// clean unless a kept checkpoint proves records it lacks
+/// ([`AuditReport::without_log`]).
 pub fn verify_log(dir: &ConfigDir, options: &VerifyOptions) -> Result<AuditReport, Error> {
     if let Some(log) = AuditLog::open_existing(dir)? {
         return log.verify(options);
     }
-    let log_path = dir
-        .encryption_keys()
-        .key_dir()
-        .join(pbs_config::files::AUDIT_DIR_NAME)
-        .join(pbs_config::files::AUDIT_LOG.name);
-    let mut report = AuditReport {
-        log: log_path,
-        records: 0,
-        head: None,
-        verifier_key: None,
-        checkpoint: None,
-        kept_checkpoints: options.checkpoints.len(),
-        problems: Vec::new(),
-        notices: Vec::new(),
-        unfinished: Vec::new(),
-        repaired: Vec::new(),
-    };
-    for (index, text) in options.checkpoints.iter().enumerate() {
-        let checkpoint = Checkpoint::parse(text)
-            .map_err(|err| format_err!("unable to read kept checkpoint {} - {err}", index + 1))?;
-        if checkpoint.size > 0 {
-            report.problems.push(AuditProblem {
-                kind: ProblemKind::Truncated,
-                line: Some(1),
-                message: format!(
-                    "there is no audit log, but kept checkpoint {} proves {} records: the log \
-                     was removed (lines 1..{} are missing)",
-                    index + 1,
-                    checkpoint.size,
-                    checkpoint.size
-                ),
-            });
-        }
-    }
-    if !options.trusted_keys.is_empty() {
-        report.problems.push(AuditProblem {
-            kind: ProblemKind::MissingKey,
-            line: None,
-            message: "there is no audit log and no signing key, but trusted verifier keys were \
-                      given: the log and its key were removed"
-                .to_string(),
-        });
-    }
-    Ok(report)
+    AuditReport::without_log(dir, options)
 }
 
 /// Parameters of `GET /config/encryption-key-audit/verify`.

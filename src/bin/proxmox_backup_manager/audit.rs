@@ -14,7 +14,7 @@ use anyhow::{Error, bail, format_err};
 use clap::Subcommand;
 use clap::builder::PossibleValuesParser;
 
-use pbs_config::audit::{AuditReport, Filter, Op, VerifyOptions};
+use pbs_config::audit::{AuditReport, Filter, Op, UnrecordedKey, VerifyOptions};
 use pbs_keystore::api2::config::encryption_key_audit::{
     self as api, CurrentCheckpoint, parse_operation,
 };
@@ -251,6 +251,9 @@ fn render_report(report: &AuditReport) -> String {
             out.push_str(&format!("  [{}] {}\n", kind(&notice.kind), notice.message));
         }
     }
+    if !report.unrecorded.is_empty() {
+        out.push_str(&unrecorded_text(&report.unrecorded));
+    }
     if report.problems.is_empty() {
         out.push_str("result: clean\n");
         return out;
@@ -278,6 +281,27 @@ fn render_report(report: &AuditReport) -> String {
     out
 }
 
+/// How many unrecorded keys the text names; the JSON output has all.
+const UNRECORDED_NAMED: usize = 10;
+
+fn unrecorded_text(keys: &[UnrecordedKey]) -> String {
+    let mut out = format!(
+        "keys no record names ({}; stored before this log began - by upstream PBS or a copied \
+         config - or their records were removed; a checkpoint kept elsewhere tells which):\n",
+        keys.len()
+    );
+    for key in keys.iter().take(UNRECORDED_NAMED) {
+        out.push_str(&format!("  {} ({})\n", key.id, key.fingerprint));
+    }
+    if keys.len() > UNRECORDED_NAMED {
+        out.push_str(&format!(
+            "  and {} more ('--output-format json' lists all)\n",
+            keys.len() - UNRECORDED_NAMED
+        ));
+    }
+    out
+}
+
 fn render_checkpoint(current: &CurrentCheckpoint) -> String {
     match &current.checkpoint {
         Some(note) => note.clone(),
@@ -297,5 +321,24 @@ mod tests {
         assert!(parse_time("2026-11-29").is_ok());
         assert!(parse_time("2026-11-29 16:00").is_ok());
         assert!(parse_time("yesterday").unwrap_err().contains("YYYY-MM-DD"));
+    }
+
+    #[test]
+    fn unrecorded_keys_are_named_up_to_ten() {
+        let keys: Vec<UnrecordedKey> = (0..12)
+            .map(|n| UnrecordedKey {
+                id: format!("key-{n:02}"),
+                fingerprint: format!("fp-{n:02}"),
+            })
+            .collect();
+        let text = unrecorded_text(&keys[..2]);
+        assert!(text.starts_with("keys no record names (2; "), "{text}");
+        assert!(
+            text.contains("  key-00 (fp-00)\n  key-01 (fp-01)\n"),
+            "{text}"
+        );
+        let text = unrecorded_text(&keys);
+        assert!(text.contains("  key-09 (fp-09)\n  and 2 more"), "{text}");
+        assert!(!text.contains("key-10"), "{text}");
     }
 }
