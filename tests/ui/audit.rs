@@ -63,6 +63,51 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
     the_view_lists_the_keys_operations_newest_first(&browser, id).await;
     the_operation_filter_keeps_only_that_operation(&browser).await;
     a_changed_line_breaks_the_chain_there(&env, &browser, id).await;
+    a_removed_log_leaves_its_keys_named_as_unrecorded(&env, &browser).await;
+}
+
+/// With the audit directory moved away the chain of a new log would be
+/// intact; the view names the listed keys no record names instead of
+/// staying silent, and says nothing of them once the log is back.
+async fn a_removed_log_leaves_its_keys_named_as_unrecorded(env: &Env, browser: &Browser) {
+    let audit_dir = env.dir().encryption_keys().key_dir().join(".audit");
+    let away = audit_dir.with_extension("ui-test-away");
+    // the check of the log as shown: its records and the unrecorded keys
+    // named, once the badge shows a log of `records`
+    let shown = |records: &str| {
+        format!(
+            "(() => {{ const v = document.querySelector('.audit-verify'); \
+             const b = v && v.querySelector('.verify-badge'); \
+             if (!b || !b.innerText.startsWith('Chain intact') || {records}) return null; \
+             const u = v.querySelector('.verify-unrecorded'); \
+             return [b.innerText, u ? u.dataset.count : '', u ? u.innerText : '']; }})()"
+        )
+    };
+    let with_records = shown("b.innerText.includes('(0 records)')");
+    let without_records = shown("!b.innerText.includes('(0 records)')");
+
+    show(browser, "", "").await;
+    let before = browser.wait_for("the log checked", &with_records).await;
+    assert_eq!(before[1], "", "every listed key is recorded: {before}");
+
+    std::fs::rename(&audit_dir, &away).unwrap();
+    let listed = env.dir().encryption_keys().index_data().unwrap().len();
+    show(browser, "", "").await;
+    let removed = browser
+        .wait_for("the check without a log", &without_records)
+        .await;
+    std::fs::rename(&away, &audit_dir).unwrap();
+    assert_eq!(removed[1], listed.to_string(), "{removed}");
+    assert!(
+        removed[2].as_str().unwrap().contains("carol-key"),
+        "{removed}"
+    );
+
+    show(browser, "", "").await;
+    let after = browser
+        .wait_for("the log checked again", &with_records)
+        .await;
+    assert_eq!(after[1], "", "{after}");
 }
 
 /// Create, archive, unarchive, archive, remove and restore key `id`, each

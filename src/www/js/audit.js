@@ -65,6 +65,23 @@ function resultBadge(operation) {
         : h('span', {class: 'result-error'}, h('span', {class: ['badge', 'tone-bad']}, 'failed'), ' ', result);
 }
 
+/** How many unrecorded keys the page names; the API lists all. */
+const UNRECORDED_NAMED = 10;
+
+/** The keys the config lists that no record names, as a note (or null). */
+function unrecordedNote(report) {
+    const keys = report.unrecorded || [];
+    if (keys.length === 0) {
+        return null;
+    }
+    const named = keys.slice(0, UNRECORDED_NAMED).map((key) => key.id).join(', ');
+    const more = keys.length > UNRECORDED_NAMED ? ` and ${keys.length - UNRECORDED_NAMED} more` : '';
+    return h('p', {class: 'verify-unrecorded', 'data-count': keys.length},
+        `No record names ${keys.length} listed key(s): ${named}${more}. They were stored before this log `
+        + 'began (by upstream PBS or a copied config) or their records were removed; a checkpoint kept '
+        + 'off the host tells which.');
+}
+
 /** The check of the log as a badge and its details. */
 function verifyBadge(report) {
     const problems = report.problems || [];
@@ -75,7 +92,8 @@ function verifyBadge(report) {
             (report.notices || []).length
                 ? h('ul', {class: 'verify-notices'}, report.notices.map((notice) => h('li', {},
                     typeof notice === 'string' ? notice : notice.message || notice.kind)))
-                : null);
+                : null,
+            unrecordedNote(report));
     }
     const first = problems.find((problem) => problem.line !== undefined && problem.line !== null) || problems[0];
     const where = first.line !== undefined && first.line !== null ? ` at line ${first.line}` : '';
@@ -83,7 +101,8 @@ function verifyBadge(report) {
         h('span', {class: ['badge', 'tone-bad', 'verify-badge']}, `Chain broken${where}`),
         h('ul', {class: 'verify-problems'}, problems.map((problem) => h('li', {},
             problem.line !== undefined && problem.line !== null ? `line ${problem.line}: ` : '',
-            `${problem.kind ? `${problem.kind} - ` : ''}${problem.message || ''}`))));
+            `${problem.kind ? `${problem.kind} - ` : ''}${problem.message || ''}`))),
+        unrecordedNote(report));
 }
 
 let elements = null;
