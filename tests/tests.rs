@@ -34,6 +34,9 @@ mod cli;
 // TTY rule and hidden passwords in a pty, upstream's verbs
 mod cli_admin;
 
+// an administrator's mistakes: a config dir spelt with `..`
+mod operator_mistakes;
+
 // README.md's quick start, run as written in a scratch dir
 mod readme;
 

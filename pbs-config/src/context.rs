@@ -2,7 +2,7 @@
 //! and who acts through it ([`Caller`], for the audit log).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -63,6 +63,47 @@ impl std::fmt::Debug for ConfigDir {
     }
 }
 
+/// The path a config dir is known by: absolute (stored paths are, as
+/// upstream writes them), and without `..`, which the kernel resolves after
+/// symbolic links, so only the file system can take it out: the longest
+/// part of the path that exists is canonicalized, the rest appended. A
+/// `..` kept would go into every key's stored `path`, which no other
+/// spelling of the dir then accepts (the key would not load or export). A
+/// path without `..` is kept as given (a symlinked `/etc/proxmox-backup`
+/// stays the name upstream writes).
+fn resolve_base(base: &Path) -> Result<PathBuf, Error> {
+    let invalid = |err: &dyn std::fmt::Display| format_err!("invalid config dir {base:?} - {err}");
+    // from its components: `//etc` is `/etc`
+    let absolute: PathBuf = std::path::absolute(base)
+        .map_err(|err| invalid(&err))?
+        .components()
+        .collect();
+    if !absolute.components().any(|c| c == Component::ParentDir) {
+        return Ok(absolute);
+    }
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        match std::fs::canonicalize(existing) {
+            Ok(mut resolved) => {
+                resolved.extend(missing.iter().rev());
+                return Ok(resolved);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                match (existing.file_name(), existing.parent()) {
+                    // no name: a `..` after a missing directory
+                    (Some(name), Some(parent)) => {
+                        missing.push(name);
+                        existing = parent;
+                    }
+                    _ => return Err(invalid(&err)),
+                }
+            }
+            Err(err) => return Err(invalid(&err)),
+        }
+    }
+}
+
 static DEFAULT_DIRS: LazyLock<Mutex<HashMap<PathBuf, Arc<ConfigDir>>>> =
     LazyLock::new(Default::default);
 
@@ -75,10 +116,7 @@ impl ConfigDir {
 
     /// A config dir at `base` with an explicit ownership policy.
     pub fn with_ownership<P: AsRef<Path>>(base: P, ownership: Ownership) -> Result<Self, Error> {
-        let base = base.as_ref();
-        // stored paths are absolute, as upstream writes them
-        let base = std::path::absolute(base)
-            .map_err(|err| format_err!("invalid config dir {base:?} - {err}"))?;
+        let base = resolve_base(base.as_ref())?;
         Ok(Self {
             base,
             ownership,
@@ -155,9 +193,7 @@ impl ConfigDir {
     /// The shared context of the config dir at `base`: one per path per
     /// process, so its caches are reused.
     pub fn shared<P: AsRef<Path>>(base: P) -> Result<Arc<ConfigDir>, Error> {
-        let base = base.as_ref();
-        let key = std::path::absolute(base)
-            .map_err(|err| format_err!("invalid config dir {base:?} - {err}"))?;
+        let key = resolve_base(base.as_ref())?;
         let mut dirs = DEFAULT_DIRS.lock().unwrap();
         if let Some(dir) = dirs.get(&key) {
             return Ok(Arc::clone(dir));

@@ -32,7 +32,7 @@
 //!   destroys the key file; a crash in between leaves an orphan key file.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use anyhow::{Error, bail, format_err};
@@ -368,10 +368,10 @@ impl<'a> EncryptionKeys<'a> {
             return Ok(true);
         }
         let file_name = format!("{}.enc", entry.id);
+        // a `..` in the prefix is another spelling of a config dir (one
+        // given as `DIR/../DIR` by older versions), not a file elsewhere:
+        // the path is never used to reach the file, only the id is
         let relocated = stored.is_absolute()
-            && stored
-                .components()
-                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
             && stored
                 .file_name()
                 .is_some_and(|name| name == file_name.as_str())
@@ -1008,8 +1008,11 @@ impl<'a> EncryptionKeys<'a> {
             self.check_entry_path(&entry)?;
 
             let name = key_file_name(id);
+            // a missing key directory is refused (it was moved: every key
+            // file is missing), never taken for a missing key file, which
+            // `force` would drop the entry of
             let key_dir = match self.dir.open_base()? {
-                Some(base) => self.open_key_dir(&base)?,
+                Some(base) => Some(self.ensure_key_dir(&base)?),
                 None => None,
             };
             let key_lock = match &key_dir {
