@@ -327,6 +327,43 @@ impl ConfigDir {
         Ok(())
     }
 
+    /// Refuses to go on where the config file of `F` is missing but root
+    /// wrote it last (`lock::written`): someone who may change the config
+    /// dir (the `backup` user, or a mistake) moved or removed it, and what
+    /// it listed (keys, or the jobs that need them) would look absent to a
+    /// writer, which then starts a new, empty file, or lets go of a key a
+    /// job still needs. Only where a mirror is held (a config dir others
+    /// may change): elsewhere nothing is recorded.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds `F`'s lock and passes its guard.
+    pub(crate) fn refuse_moved_away<F: LockedConfig>(
+        &self,
+        held: &ConfigLock<F>,
+    ) -> Result<(), Error> {
+        let Some(mirror) = held.mirror() else {
+            return Ok(());
+        };
+        let Some(base) = self.open_base()? else {
+            return Ok(());
+        };
+        if base.stat(F::FILE.name)?.is_some() {
+            return Ok(());
+        }
+        if let Some(rollback) = written::rollback(mirror, &F::FILE, None) {
+            anyhow::bail!(
+                "{:?} is missing, but this tool last wrote it at unix time {} - refusing to \
+                 go on without what it lists (someone who can write the config dir moved or \
+                 removed it): put it back ('proxmox-backup-manager encryption-key verify' \
+                 names it)",
+                self.path(F::FILE.name),
+                rollback.last_written_at
+            );
+        }
+        Ok(())
+    }
+
     /// Atomically replaces `file` in `base` (mode and owner of its class).
     pub(crate) fn write_in(
         &self,

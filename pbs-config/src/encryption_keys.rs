@@ -235,12 +235,16 @@ impl<'a> EncryptionKeys<'a> {
     /// becomes the new `KeySections`' own (no copy).
     pub(crate) fn sections_locked(
         &self,
-        _held: &EncryptionKeysLock,
+        held: &EncryptionKeysLock,
         digest: Option<&[u8; 32]>,
     ) -> Result<KeySections, Error> {
         let path = self.config_path();
         let base = self.dir.open_base()?;
         let raw = read_config(base.as_ref(), &ENCRYPTION_KEYS_CFG, self.dir.ownership())?;
+        if raw.is_empty() {
+            // a new key list would not list the keys whose files are there
+            self.dir.refuse_moved_away(held)?;
+        }
         let current_digest = digest.map(|_| openssl::sha::sha256(raw.as_bytes()));
         let written = self.dir.written_keys.lock().unwrap().take();
         let sections = match written {
@@ -918,7 +922,9 @@ impl<'a> EncryptionKeys<'a> {
             }
             let _sync_lock;
             if archived {
-                _sync_lock = self.dir.sync_jobs().lock_config()?;
+                let sync_lock = self.dir.sync_jobs().lock_config()?;
+                self.dir.refuse_moved_away(&sync_lock)?;
+                _sync_lock = sync_lock;
                 let (active_in, _) = self.dir.sync_jobs().jobs_using_key(id)?;
                 if !active_in.is_empty() {
                     return Err(KeystoreError::InUse {
@@ -995,7 +1001,9 @@ impl<'a> EncryptionKeys<'a> {
             if entry.archived_at.is_none() {
                 return Err(KeystoreError::NotArchived { id: id.to_string() }.into());
             }
-            let _sync_lock = self.dir.sync_jobs().lock_config()?;
+            let sync_lock = self.dir.sync_jobs().lock_config()?;
+            // no job list: every key would look unused
+            self.dir.refuse_moved_away(&sync_lock)?;
             let (active_in, associated_in) = self.dir.sync_jobs().jobs_using_key(id)?;
             if !active_in.is_empty() || !associated_in.is_empty() {
                 return Err(KeystoreError::InUse {

@@ -1242,6 +1242,30 @@ fn inspect_key_dir(dir: &ConfigDir, base: &DirHandle) -> Result<KeyDirState, Err
     })
 }
 
+/// Leaves the orphan key files alone while the key list is gone (missing
+/// while root wrote it, see [`ConfigDir::refuse_moved_away`]): they are
+/// the keys it lists, and moved into the trash they would be missing once
+/// it is put back (the only way back then is `remove --force` and `trash
+/// restore` for each key, its jobs untied first). An orphan a trash record
+/// waits for (an interrupted delete) is moved still.
+fn hold_orphans(key_list_gone: bool, report: &mut VerifyReport) {
+    if !key_list_gone {
+        return;
+    }
+    for finding in &mut report.findings {
+        if finding.kind == FindingKind::OrphanKeyFile
+            && matches!(finding.place, Some(Place::Orphan { into: None, .. }))
+        {
+            finding.repairable = false;
+            finding.message = format!(
+                "{:?} is a key file without config entry, while the config that lists it is \
+                 missing - left alone: put the config back first",
+                finding.path
+            );
+        }
+    }
+}
+
 impl ConfigDir {
     /// Checks the key store (see the module docs); with `repair`, fixes
     /// what can be fixed and reports what it did and what remains.
@@ -1273,10 +1297,15 @@ impl ConfigDir {
             .lock_config()
             .layer_err(|| "unable to verify the key store")?;
 
+        // a key list moved away (an error finding out is taken as one:
+        // holding orphans back is the side that changes nothing)
+        let key_list_gone = self.refuse_moved_away(&config_lock).is_err();
         let mut report = self.check(&keys, &base)?;
+        hold_orphans(key_list_gone, &mut report);
         if repair && report.findings.iter().any(|f| f.repairable) {
             let (repaired, failed) = self.repair(&keys, &base, &report.findings, &config_lock);
             report = self.check(&keys, &base)?;
+            hold_orphans(key_list_gone, &mut report);
             report.repaired = repaired;
             report.repair_failed = failed;
         }

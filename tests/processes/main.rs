@@ -171,6 +171,14 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::a_key_dir_of_backups_making_is_never_made_roots,
     ),
     (
+        "rollback::a_key_list_moved_away_is_never_replaced_nor_its_keys_trashed",
+        rollback::a_key_list_moved_away_is_never_replaced_nor_its_keys_trashed,
+    ),
+    (
+        "rollback::a_sync_config_moved_away_never_lets_a_key_it_names_go",
+        rollback::a_sync_config_moved_away_never_lets_a_key_it_names_go,
+    ),
+    (
         "rotate::sigkill_at_every_step_then_the_same_command_again",
         rotate::sigkill_at_every_step_then_the_same_command_again,
     ),

@@ -261,3 +261,145 @@ pub fn a_key_dir_of_backups_making_is_never_made_roots() {
     assert_ne!(run.code, 0, "a reader trusted backup's key file: {run:?}");
     assert!(run.stderr.contains("owned by backup"), "{run:?}");
 }
+
+/// The key list moved away: backup renames `encryption-keys.cfg` (or an
+/// administrator's `mv` does). Root's next store must not start a new,
+/// empty key list beside the keys it no longer sees, and `verify --repair`
+/// must not move their key files into the trash as orphans: once the file
+/// is put back, every key is there and loads, without a `remove --force`
+/// and `trash restore` per key (for which each key's jobs must let go of
+/// it first). Before the fix the store succeeded, and the next `verify`
+/// saw no rollback at all (the new file was root's last write), only two
+/// orphans for repair to trash.
+pub fn a_key_list_moved_away_is_never_replaced_nor_its_keys_trashed() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    for id in ["key-one", "key-two"] {
+        let run = scene.manager(&["encryption-key", "create", id]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let (cfg, away) = (scene.path("encryption-keys.cfg"), scene.path("away.cfg"));
+    let key_dir = scene.path("encryption-keys");
+    as_backup(
+        r#"mv -- "$1" "$2""#,
+        &[&cfg, &away],
+        "moving the key list away",
+    );
+
+    let run = scene.manager(&["encryption-key", "create", "key-new"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains("encryption-keys.cfg") && run.stderr.contains("put it back"),
+        "{run:?}"
+    );
+    assert!(!cfg.exists(), "a new key list was made");
+    assert!(!key_dir.join("key-new.enc").exists());
+
+    let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("rolled-back") && run.stdout.contains("put the config back first"),
+        "{run:?}"
+    );
+    for id in ["key-one", "key-two"] {
+        assert!(key_dir.join(format!("{id}.enc")).exists(), "{id}: {run:?}");
+    }
+
+    as_backup(
+        r#"mv -- "$2" "$1""#,
+        &[&cfg, &away],
+        "putting the key list back",
+    );
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = scene.manager(&["encryption-key", "paperkey", "key-one"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// The same for `sync.cfg`: backup moves it away, and every job with it.
+/// A key a job still needs (here the old key of a rotated job, associated
+/// for the job's older backups) must not look unused to root's remove
+/// (into the trash, destroyed by the daily purge 30 days later) nor its
+/// active key to root's archive, and root's next job change must not
+/// start a new job list. Before the fix `remove` of the associated key
+/// succeeded.
+pub fn a_sync_config_moved_away_never_lets_a_key_it_names_go() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    for id in ["key-old", "key-new"] {
+        let run = scene.manager(&["encryption-key", "create", id]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let job = |args: &[&str]| {
+        let run = scene.manager(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    };
+    job(&[
+        "sync-job",
+        "create",
+        "nightly",
+        "--store",
+        "store1",
+        "--remote",
+        "remote1",
+        "--remote-store",
+        "store2",
+        "--sync-direction",
+        "push",
+        "--active-encryption-key",
+        "key-old",
+    ]);
+    job(&[
+        "sync-job",
+        "update",
+        "nightly",
+        "--active-encryption-key",
+        "key-new",
+    ]);
+    job(&["encryption-key", "archive", "key-old"]);
+    let (cfg, away) = (scene.path("sync.cfg"), scene.path("sync.away"));
+    as_backup(
+        r#"mv -- "$1" "$2""#,
+        &[&cfg, &away],
+        "moving the job list away",
+    );
+
+    for args in [
+        &["encryption-key", "remove", "key-old"][..],
+        &["encryption-key", "remove", "key-old", "--purge"],
+        &["encryption-key", "archive", "key-new"],
+        &[
+            "sync-job",
+            "create",
+            "weekly",
+            "--store",
+            "store1",
+            "--remote",
+            "remote1",
+            "--remote-store",
+            "store2",
+        ],
+    ] {
+        let run = scene.manager(args);
+        assert_eq!(run.code, 255, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("sync.cfg") && run.stderr.contains("put it back"),
+            "{args:?}: {run:?}"
+        );
+    }
+    assert!(!cfg.exists(), "a new job list was made");
+    assert!(scene.path("encryption-keys/key-old.enc").exists());
+
+    as_backup(
+        r#"mv -- "$2" "$1""#,
+        &[&cfg, &away],
+        "putting the job list back",
+    );
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = scene.manager(&["encryption-key", "remove", "key-old"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(run.stderr.contains("in use by sync jobs"), "{run:?}");
+}
