@@ -105,8 +105,9 @@ fn usage_error_line(err: &clap::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    // a large config read into huge pages: fewer new pages for a process
-    // that reads it once (a compaction stall delays this command alone)
+    // a large config, and the tables its parse builds, in huge pages:
+    // fewer new pages for a process that reads it once (a compaction stall
+    // delays this command alone)
     proxmox_sys::huge_pages::enable();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

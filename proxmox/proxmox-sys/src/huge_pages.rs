@@ -15,9 +15,16 @@
 //! process, where a stall delays one command; never a daemon, whose every
 //! client would wait. Nothing in this crate or its users turns it on.
 //!
-//! [`HugePageBuf`] is the mapping (the one place of this module's
-//! `unsafe`), [`TextBuf`] text kept either in a `String` or in such a
-//! buffer, validated as UTF-8 once.
+//! [`HugePageBuf`] is the mapping (with the heap's advice below, the only
+//! `unsafe` of this module), [`TextBuf`] text kept either in a `String` or
+//! in such a buffer, validated as UTF-8 once.
+//!
+//! [`enable`] also puts the next [`HEAP_ADVISED`] bytes of the process's
+//! heap in huge pages (glibc's malloc): the tables a parse builds beside its
+//! text (a 10,000-key config's scan, index and lookup tables: about 1.2 MB,
+//! 290 new 4 KiB pages) then come from one huge page instead. This is what
+//! glibc's `glibc.malloc.hugetlb=1` tunable does, which a process can only
+//! get from its environment at its start.
 
 use std::ffi::c_void;
 use std::io::{self, Read};
@@ -33,11 +40,92 @@ pub const HUGE_PAGE_SIZE: usize = 2 << 20;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Lets this process read large files into huge pages ([`enabled`]). Call
-/// it at the start of a short-lived process only (see the module's text);
-/// it cannot be turned off again.
+/// Lets this process read large files into huge pages ([`enabled`]) and
+/// puts the next [`HEAP_ADVISED`] bytes of its heap in huge pages. Call it
+/// at the start of a short-lived process only (see the module's text),
+/// from its main thread (whose heap the rest of `main` uses); it cannot be
+/// turned off again.
 pub fn enable() {
+    static HEAP: std::sync::Once = std::sync::Once::new();
     ENABLED.store(true, Ordering::Relaxed);
+    HEAP.call_once(|| {
+        advise_heap();
+    });
+}
+
+/// How much of the heap [`enable`] puts in huge pages: four of them, room
+/// for the tables of a parse of up to about 30,000 keys; virtual memory
+/// until used.
+pub const HEAP_ADVISED: usize = 4 * HUGE_PAGE_SIZE;
+
+/// glibc's malloc serves a block of up to this size from its heap, not
+/// from a mapping of its own (which gets 4 KiB pages and is returned to the
+/// kernel on free): the largest threshold glibc's own adaptive one reaches
+/// (`DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit), set at once.
+const MMAP_THRESHOLD: usize = 32 << 20;
+
+/// glibc's malloc keeps up to this much free memory at the top of its heap
+/// instead of returning it (twice the mmap threshold, as its adaptive one).
+const TRIM_THRESHOLD: usize = 2 * MMAP_THRESHOLD;
+
+/// Makes the memory glibc's malloc hands out next in this thread's arena
+/// (the main thread's: the heap `brk` grows) come from huge pages: blocks up
+/// to [`MMAP_THRESHOLD`] are served from the heap, and the heap's top is
+/// grown by [`HEAP_ADVISED`] and a 2 MiB boundary, advised `MADV_HUGEPAGE`
+/// from that boundary on, and left free, with the free space below the
+/// boundary taken by a block that is never used (address space only: its
+/// pages are never touched but the one holding its header). Where glibc
+/// hands out its blocks is its own business: if it serves them elsewhere,
+/// they get 4 KiB pages as before.
+///
+/// Returns whether the heap was advised: not where malloc or the advice
+/// fails (`EINVAL`: a kernel without transparent huge pages), nor without
+/// glibc.
+fn advise_heap() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallopt takes any value for these two parameters; they
+        // change only when malloc maps a block on its own and how much free
+        // memory free() keeps, not any block handed out
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int);
+        }
+        // SAFETY: malloc of any size; null is checked
+        let block = unsafe { libc::malloc(HEAP_ADVISED + HUGE_PAGE_SIZE) };
+        let Some(block) = NonNull::new(block.cast::<u8>()) else {
+            return false;
+        };
+        let start = block.as_ptr() as usize;
+        let aligned = start.next_multiple_of(HUGE_PAGE_SIZE);
+        // SAFETY: `aligned..aligned + HEAP_ADVISED` is inside `block`
+        // (`HUGE_PAGE_SIZE` longer than that, and `aligned` less than
+        // `HUGE_PAGE_SIZE` after its start), which this function holds and
+        // nothing else points into; the advice changes how the kernel
+        // backs its pages, not what they hold or whether they are mapped
+        let advised = unsafe {
+            rustix::mm::madvise(aligned as *mut c_void, HEAP_ADVISED, Advice::LinuxHugepage)
+        }
+        .is_ok();
+        // SAFETY: `block` came from malloc above and is freed once; nothing
+        // points into it
+        unsafe { libc::free(block.as_ptr().cast()) };
+        if advised && aligned > start {
+            // the freed block went back to the heap's top: a block of the
+            // size below the boundary takes that part (glibc: 16 bytes of
+            // header before a block, 8 of them in the block before), so the
+            // next ones start at the boundary. Kept for the life of the
+            // process: only its first page is ever touched. `black_box`:
+            // the compiler drops a malloc whose block is unused (a store to
+            // a static that nothing reads did not keep it).
+            // SAFETY: malloc of any size; the block is never freed or used
+            let below = unsafe { libc::malloc(aligned - start + 8) };
+            std::hint::black_box(below);
+        }
+        advised
+    }
+    #[cfg(not(target_env = "gnu"))]
+    false
 }
 
 /// Whether [`enable`] was called in this process.
@@ -318,16 +406,32 @@ mod tests {
     /// `/proc/self/smaps`: the `VmFlags` line (`hg`: advised huge) and the
     /// `AnonHugePages` line (huge pages backing it, kB).
     fn smaps_of(addr: usize) -> Option<(String, u64)> {
+        smaps_where(|start, _| start == addr)
+    }
+
+    /// [`smaps_of`] the mapping that holds `addr`.
+    fn smaps_holding(addr: usize) -> Option<(String, u64)> {
+        smaps_where(|start, end| (start..end).contains(&addr))
+    }
+
+    /// [`smaps_of`] the first mapping whose start and end `wanted` takes.
+    fn smaps_where(wanted: impl Fn(usize, usize) -> bool) -> Option<(String, u64)> {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut lines = smaps.lines();
         while let Some(line) = lines.next() {
             let Some((range, _)) = line.split_once(' ') else {
                 continue;
             };
-            let Some((start, _)) = range.split_once('-') else {
+            let Some((start, end)) = range.split_once('-') else {
                 continue;
             };
-            if usize::from_str_radix(start, 16) != Ok(addr) {
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                continue;
+            };
+            if !wanted(start, end) {
                 continue;
             }
             let mut huge = 0;
@@ -352,8 +456,17 @@ mod tests {
         })
     }
 
+    /// In a process of its own: another test's mapping could start where
+    /// a dropped buffer was.
     #[test]
     fn a_buffer_is_aligned_advised_filled_and_unmapped() {
+        in_own_process(
+            "a_buffer_is_aligned_advised_filled_and_unmapped",
+            a_buffer_is_aligned_advised_filled_and_unmapped_here,
+        );
+    }
+
+    fn a_buffer_is_aligned_advised_filled_and_unmapped_here() {
         let data: Vec<u8> = (0..HUGE_PAGE_SIZE + 300_001)
             .map(|i| (i % 251) as u8)
             .collect();
@@ -423,8 +536,14 @@ mod tests {
 
     /// 1,000 buffers made and dropped leave the process's mappings and
     /// resident memory as they were.
+    /// In a process of its own: another test's mapping could start where
+    /// a dropped buffer was.
     #[test]
     fn buffers_are_freed() {
+        in_own_process("buffers_are_freed", buffers_are_freed_here);
+    }
+
+    fn buffers_are_freed_here() {
         let data = vec![b'a'; HUGE_PAGE_SIZE + 4096];
         let rss = || {
             let status = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -474,11 +593,64 @@ mod tests {
         assert_eq!(&*heap, text);
     }
 
+    /// Runs the test `name` of this binary alone in a new process (`body`
+    /// there), so what it changes for the whole process (malloc's settings,
+    /// the heap's advice, new mappings) cannot reach the other tests, which
+    /// look at this process's mappings. Fails if `body` fails there.
+    fn in_own_process(name: &str, body: impl FnOnce()) {
+        const CHILD: &str = "PROXMOX_SYS_TEST_CHILD";
+        if std::env::var_os(CHILD).is_some_and(|v| v == name) {
+            body();
+            println!("child {name} done");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([&format!("huge_pages::tests::{name}"), "--exact"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD, name)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}{stderr}");
+        assert!(stdout.contains(&format!("child {name} done")), "{stdout}");
+    }
+
+    /// After the heap's advice, a block of the size of a parse's tables
+    /// lies in memory advised huge, and what the heap held before, and the
+    /// new block, read back as written.
+    #[test]
+    fn the_heap_is_advised_and_keeps_its_bytes() {
+        in_own_process("the_heap_is_advised_and_keeps_its_bytes", heap_is_advised);
+    }
+
+    fn heap_is_advised() {
+        let pattern = |len: usize, seed: usize| -> Vec<u32> {
+            (0..len).map(|i| (i * 7 + seed) as u32).collect()
+        };
+        let before = pattern(100_000, 1);
+        // a test runs in a thread of its own: this advises the top of its
+        // thread's arena, which the next blocks of this thread come from
+        assert!(advise_heap());
+        let mut table = vec![0u32; 300_000];
+        for (i, slot) in table.iter_mut().enumerate() {
+            *slot = (i * 7 + 2) as u32;
+        }
+        let (flags, huge_kb) = smaps_holding(table.as_ptr() as usize).expect("the table's mapping");
+        assert!(flags.split_whitespace().any(|flag| flag == "hg"), "{flags}");
+        eprintln!("AnonHugePages: {huge_kb} kB");
+        assert_eq!(before, pattern(100_000, 1));
+        assert_eq!(table, pattern(300_000, 2));
+    }
+
     #[test]
     fn enabled_only_when_enabled() {
-        // the only test of this binary that enables it
-        assert!(!enabled());
-        enable();
-        assert!(enabled());
+        in_own_process("enabled_only_when_enabled", || {
+            assert!(!enabled());
+            enable();
+            assert!(enabled());
+            enable();
+            assert!(enabled());
+        });
     }
 }

@@ -27,8 +27,8 @@
 //! - [`mm::prefault_for_write`]: the pages of a buffer made present in
 //!   one system call before a `read` fills it;
 //! - [`huge_pages`]: a large file read into transparent huge pages
-//!   ([`huge_pages::TextBuf`]: text in a `String` or such a buffer), for
-//!   processes that opt in;
+//!   ([`huge_pages::TextBuf`]: text in a `String` or such a buffer), and
+//!   the next part of the heap in them, for processes that opt in;
 //! - [`crypt::ACCEPTED_PREFIXES`], the hash kinds
 //!   [`crypt::verify_crypt_pw`] accepts (upstream accepts what libcrypt
 //!   does).
