@@ -57,8 +57,14 @@ pub(crate) struct InOrder {
 
 /// The value checks the in-order path makes itself: one arm each.
 pub(crate) enum InOrderCheck {
-    /// `isize` text within the bounds ([`parse_isize`]).
-    Integer { min: isize, max: isize },
+    /// `isize` text within the bounds ([`parse_isize`]); a value of at
+    /// most `digits` ASCII digits alone is within them whatever its digits
+    /// ([`in_range_digits`]), so only its digits are checked.
+    Integer {
+        min: isize,
+        max: isize,
+        digits: usize,
+    },
     /// A fingerprint of a length within the bounds
     /// ([`is_fingerprint`](crate::scan::is_fingerprint)).
     Fingerprint { min: usize, max: usize },
@@ -88,6 +94,7 @@ impl InOrder {
             ValueCheck::Integer { min, max } => InOrderCheck::Integer {
                 min: *min,
                 max: *max,
+                digits: in_range_digits(*min, *max),
             },
             ValueCheck::String {
                 min,
@@ -517,6 +524,46 @@ pub(crate) fn parse_isize(text: &[u8]) -> Option<isize> {
     Some(value)
 }
 
+/// Whether `value` reads (as `str::parse::<isize>`) as an integer within
+/// `min..=max`, `digits` being [`in_range_digits`] of the bounds: a value
+/// of that many digits or fewer by its digits alone, any other by
+/// [`parse_isize`].
+#[inline(always)]
+pub(crate) fn is_integer_within(value: &[u8], min: isize, max: isize, digits: usize) -> bool {
+    (value.len() <= digits && is_digits(value))
+        || parse_isize(value).is_some_and(|value| (min..=max).contains(&value))
+}
+
+/// How many decimal digits (without sign) always read as a value within
+/// `min..=max`: the most `n` (at most 16, what [`is_digits`] checks) with
+/// `min <= 0` and `10^n - 1 <= max`; 0 where `min` is above 0.
+pub(crate) fn in_range_digits(min: isize, max: isize) -> usize {
+    if min > 0 {
+        return 0;
+    }
+    let mut digits = 0;
+    let mut largest: isize = 9;
+    while digits < 16 && largest <= max {
+        digits += 1;
+        largest = largest.saturating_mul(10).saturating_add(9);
+    }
+    digits
+}
+
+/// Whether `text` is 1 to 16 ASCII digits and nothing else (what
+/// `str::parse::<isize>` reads as a value from 0 to 10^16 - 1).
+#[inline(always)]
+pub(crate) fn is_digits(text: &[u8]) -> bool {
+    match (text.first_chunk::<8>(), text.last_chunk::<8>()) {
+        (Some(first), Some(last)) => {
+            text.len() <= 16
+                && all_digits(u64::from_le_bytes(*first))
+                && all_digits(u64::from_le_bytes(*last))
+        }
+        _ => !text.is_empty() && text.iter().all(u8::is_ascii_digit),
+    }
+}
+
 /// Eight `'0'` bytes.
 const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
 
@@ -655,6 +702,67 @@ mod tests {
                 check.check(&text),
                 Some(verify_config_text(&text).is_ok())
             );
+        }
+    }
+
+    /// Bounds around the digit counts, and the ones of real schemas.
+    const BOUNDS: [(isize, isize); 12] = [
+        (0, isize::MAX),
+        (isize::MIN, isize::MAX),
+        (-5, 500),
+        (0, 9),
+        (0, 10),
+        (0, 99),
+        (-1, 99_999_999),
+        (0, 9_999_999_999_999_999),
+        (0, 99_999_999_999_999_999),
+        (1, isize::MAX),
+        (0, 0),
+        (-9, -1),
+    ];
+
+    #[test]
+    fn in_range_digits_always_read_within_the_bounds() {
+        let expected = [16, 16, 2, 1, 1, 2, 8, 16, 16, 0, 0, 0];
+        for ((min, max), digits) in BOUNDS.into_iter().zip(expected) {
+            assert_eq!(in_range_digits(min, max), digits, "{min}..={max}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The in-order integer check, its digits-only step included,
+        /// accepts what `str::parse::<isize>` reads within the bounds.
+        #[test]
+        fn integers_within_bounds_are_checked_as_str_parse_reads_them(
+            text in "[+-]?[0-9]{0,20}|[0-9]{0,9}[^0-9][0-9]{0,9}|[0-9]{7,9}[/:][0-9]{0,8}",
+            bounds in proptest::sample::select(BOUNDS.to_vec()),
+        ) {
+            let (min, max) = bounds;
+            let digits = in_range_digits(min, max);
+            proptest::prop_assert_eq!(
+                is_integer_within(text.as_bytes(), min, max, digits),
+                text.parse::<isize>().is_ok_and(|value| (min..=max).contains(&value)),
+                "{:?} in {}..={}", text, min, max
+            );
+        }
+    }
+
+    #[test]
+    fn digits_are_every_byte_a_digit_at_every_length() {
+        for len in 0..=18 {
+            let digits = "7".repeat(len);
+            assert_eq!(
+                is_digits(digits.as_bytes()),
+                (1..=16).contains(&len),
+                "{len}"
+            );
+            for at in 0..len {
+                for byte in [b'/', b':', b' ', b'a', 0, 0xff, b'0' + 10, b'0' - 1] {
+                    let mut text = digits.clone().into_bytes();
+                    text[at] = byte;
+                    assert!(!is_digits(&text), "{len} {at} {byte}");
+                }
+            }
         }
     }
 

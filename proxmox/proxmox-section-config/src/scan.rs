@@ -34,7 +34,7 @@ use anyhow::Error;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use crate::plugin::{InOrderCheck, KeyPattern, NO_KEY, ScanPlan, ValueCheck, parse_isize};
+use crate::plugin::{InOrderCheck, KeyPattern, NO_KEY, ScanPlan, ValueCheck, is_integer_within};
 use crate::{
     ESTIMATED_SECTION_SIZE, MAX_LINE_LENGTH, PropertyRef, SectionConfig, SectionConfigPlugin,
 };
@@ -318,8 +318,8 @@ fn scan_in_order(
         let step = &steps[index];
         let value = line.get(step.value_at..)?;
         let passes = match step.check {
-            InOrderCheck::Integer { min, max } => {
-                parse_isize(value).is_some_and(|value| (min..=max).contains(&value))
+            InOrderCheck::Integer { min, max, digits } => {
+                is_integer_within(value, min, max, digits)
             }
             InOrderCheck::Fingerprint { min, max } => {
                 (min..=max).contains(&value.len()) && is_fingerprint(value)
