@@ -214,7 +214,16 @@ fn fast_scan<'a>(
             (next, start) = (next + 1, end + 1);
             continue;
         }
-        let (plugin, plan, id_at) = header(config, &bytes[start..end], last)?;
+        // the previous section's type first: files are mostly of one type
+        let (plugin, plan, id_at) = match last {
+            Some((plugin, plan))
+                if end - start > plan.header.len
+                    && plan.header.matches(word_at(bytes, start, end)?) =>
+            {
+                (plugin, plan, plan.header.len)
+            }
+            _ => header(config, &bytes[start..end])?,
+        };
         last = Some((plugin, plan));
         let id = raw.get(start + id_at..end)?;
         if id.starts_with(' ') || id.ends_with(' ') || config.id_check().check(id) != Some(true) {
@@ -307,16 +316,15 @@ fn scan_in_order(
         if end == start {
             break;
         }
-        let line = bytes.get(start..end)?;
-        let word = KeyPattern::word(line);
+        let word = word_at(bytes, start, end)?;
         // the next property present: names in order, each once
-        let index = next
-            + steps
-                .get(next..)?
-                .iter()
-                .position(|step| (word ^ step.pattern) & step.mask == 0)?;
-        let step = &steps[index];
-        let value = line.get(step.value_at..)?;
+        let (skipped, step) = steps
+            .get(next..)?
+            .iter()
+            .enumerate()
+            .find(|(_, step)| (word ^ step.pattern) & step.mask == 0)?;
+        let index = next + skipped;
+        let value = bytes.get(start + step.value_at..end)?;
         let passes = match step.check {
             InOrderCheck::Integer { min, max, digits } => {
                 is_integer_within(value, min, max, digits)
@@ -327,10 +335,7 @@ fn scan_in_order(
             InOrderCheck::Text { min, max } => {
                 (min..=max).contains(&value.len()) && !matches!(value, [] | [b' ', ..] | [.., b' '])
             }
-            InOrderCheck::Other => {
-                !matches!(value, [] | [b' ', ..] | [.., b' '])
-                    && plan.checks[index].1.check_bytes(value) == Some(true)
-            }
+            InOrderCheck::Other => other_passes(plan, index, value),
         };
         if !passes {
             return None;
@@ -340,6 +345,33 @@ fn scan_in_order(
         section_end = end;
     }
     (seen & plan.required == plan.required).then_some((lines, section_end))
+}
+
+/// [`InOrderCheck::Other`]: the value of the property at `index` neither
+/// empty nor padded, and passing the property's check. Not inlined: the
+/// in-order loop keeps its state in registers without the arms of
+/// [`ValueCheck::check_bytes`].
+#[inline(never)]
+fn other_passes(plan: &ScanPlan, index: usize, value: &[u8]) -> bool {
+    !matches!(value, [] | [b' ', ..] | [.., b' '])
+        && plan
+            .checks
+            .get(index)
+            .is_some_and(|(_, check)| check.check_bytes(value) == Some(true))
+}
+
+/// The first 16 bytes of the line `start..end` of `bytes` as a
+/// [`KeyPattern::word`], read on past the line's end where the text goes
+/// on: a pattern (`<tab>KEY `, `TYPE: `) holds no line feed, so it only
+/// matches a line that holds it whole (the pattern of a name it cannot
+/// hold is a line feed first, which starts no line: a blank line ends a
+/// section before it is matched).
+#[inline(always)]
+fn word_at(bytes: &[u8], start: usize, end: usize) -> Option<u128> {
+    match bytes.get(start..).and_then(|rest| rest.first_chunk::<16>()) {
+        Some(word) => Some(u128::from_le_bytes(*word)),
+        None => Some(KeyPattern::word(bytes.get(start..end)?)),
+    }
 }
 
 /// The index of the property whose line (after the tab) is `body`: the
@@ -390,7 +422,7 @@ pub(crate) fn fast_read<'a>(
                 plan.header.len,
             ))
         })
-        .or_else(|| header(config, line, None))?;
+        .or_else(|| header(config, line))?;
     let id = text.get(id_at..header_end)?;
     if id.is_empty() || !is_ascii_text(id.as_bytes()) {
         return None;
@@ -437,15 +469,7 @@ fn is_ascii_text(text: &[u8]) -> bool {
 fn header<'a>(
     config: &'a SectionConfig,
     line: &[u8],
-    last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)>,
 ) -> Option<(&'a SectionConfigPlugin, &'a ScanPlan, usize)> {
-    // the previous section's type first: files are mostly of one type
-    if let Some((plugin, plan)) = last
-        && line.len() > plan.header.len
-        && plan.header.matches(KeyPattern::word(line))
-    {
-        return Some((plugin, plan, plan.header.len));
-    }
     if !line.first()?.is_ascii_alphabetic() {
         return None;
     }
@@ -1136,8 +1160,9 @@ mod tests {
     }
 
     /// The section of `written` with every order of four of its keys, each
-    /// key missing, doubled or renamed, each value changed, and cut at
-    /// every byte.
+    /// key missing, doubled or renamed, each value changed, cut at every
+    /// byte, and each line and the header cut at every byte with the rest
+    /// after it.
     fn variants(written: &[String]) -> Vec<String> {
         let mut texts = vec![section(written)];
         // every order of four keys, each key missing, doubled, renamed
@@ -1198,6 +1223,19 @@ mod tests {
         let whole = section(written);
         for cut in 0..whole.len() {
             texts.push(whole[..cut].to_string());
+        }
+        // a line or the header cut short with more lines after it: the
+        // in-order path reads a line's first 16 bytes on past its end
+        for at in 0..written.len() {
+            for cut in 0..written[at].len() {
+                let mut short = written.to_vec();
+                short[at].truncate(cut);
+                texts.push(section(&short));
+            }
+        }
+        let body = written.join("\n");
+        for cut in 0.."key: k01".len() {
+            texts.push(format!("{}\n{body}\n", &"key: k01"[..cut]));
         }
         texts
     }
