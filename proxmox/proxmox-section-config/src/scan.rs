@@ -298,7 +298,7 @@ fn scan_properties(
 /// step. `None` where that does not hold or a check does not pass, to
 /// leave the section to [`scan_properties`] from its start; so it accepts
 /// only what [`scan_properties`] accepts, with the same result.
-#[inline(never)]
+#[inline(always)]
 fn scan_in_order(
     bytes: &[u8],
     ends: &[u32],
