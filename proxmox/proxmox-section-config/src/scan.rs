@@ -34,7 +34,9 @@ use anyhow::Error;
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use crate::plugin::{InOrderCheck, KeyPattern, NO_KEY, ScanPlan, ValueCheck, is_integer_within};
+use crate::plugin::{
+    FormatCheck, InOrderCheck, KeyPattern, NO_KEY, ScanPlan, ValueCheck, is_integer_within,
+};
 use crate::{
     ESTIMATED_SECTION_SIZE, MAX_LINE_LENGTH, PropertyRef, SectionConfig, SectionConfigPlugin,
 };
@@ -204,6 +206,16 @@ fn fast_scan<'a>(
     let ends = classify(bytes)?;
     let mut ids = SectionIds::with_capacity(spans.capacity());
     let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
+    // the id check, where it is the safe id's (as a config's ids mostly
+    // are): its length bounds, told once
+    let safe_id = match config.id_check() {
+        ValueCheck::String {
+            min,
+            max,
+            format: FormatCheck::SafeId,
+        } => Some((*min, *max)),
+        _ => None,
+    };
     // the line `next` starts at `start`
     let (mut next, mut start) = (0usize, 0usize);
 
@@ -226,7 +238,16 @@ fn fast_scan<'a>(
         };
         last = Some((plugin, plan));
         let id = raw.get(start + id_at..end)?;
-        if id.starts_with(' ') || id.ends_with(' ') || config.id_check().check(id) != Some(true) {
+        let id_passes = match safe_id {
+            // a safe id holds no space: not padded either
+            Some((min, max)) => (min..=max).contains(&id.len()) && is_safe_id(id.as_bytes()),
+            None => {
+                !id.starts_with(' ')
+                    && !id.ends_with(' ')
+                    && config.id_check().check(id) == Some(true)
+            }
+        };
+        if !id_passes {
             return None;
         }
         // its position: the span pushed below
@@ -969,6 +990,11 @@ mod tests {
             "thing: one\r\n\tint 5\r\n",
             "thing:one\n\tint 5\n",
             "thing :  one \n\tint 5\n",
+            // padded ids (the safe id check, told once, refuses spaces)
+            "thing: one \n\tint 5\n",
+            "thing:  one\n\tint 5\n",
+            "thing: one\n\tint 5\n\nthing: two \n\tint 5\n",
+            "thing: o ne\n\tint 5\n",
             "thing: one\n  int 5\n",
             "thing: one\n\tint  5\n",
             "thing: one\n\tint 5 \n",
