@@ -137,10 +137,7 @@ pub fn a_forged_key_config_is_named_by_verify_and_never_made_roots() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    for id in ["kept-key", "hidden-key"] {
-        let run = scene.manager(&["encryption-key", "create", id]);
-        assert_eq!(run.code, 0, "{run:?}");
-    }
+    scene.create_keys(&["kept-key", "hidden-key"]);
     let (cfg, forged) = (scene.path("encryption-keys.cfg"), scene.path("forged.cfg"));
     let before = std::fs::read(&cfg).unwrap();
     // the forged config: root's without the entry of hidden-key
@@ -275,10 +272,7 @@ pub fn a_key_list_moved_away_is_never_replaced_nor_its_keys_trashed() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    for id in ["key-one", "key-two"] {
-        let run = scene.manager(&["encryption-key", "create", id]);
-        assert_eq!(run.code, 0, "{run:?}");
-    }
+    scene.create_keys(&["key-one", "key-two"]);
     let (cfg, away) = (scene.path("encryption-keys.cfg"), scene.path("away.cfg"));
     let key_dir = scene.path("encryption-keys");
     as_backup(
@@ -328,10 +322,7 @@ pub fn a_sync_config_moved_away_never_lets_a_key_it_names_go() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    for id in ["key-old", "key-new"] {
-        let run = scene.manager(&["encryption-key", "create", id]);
-        assert_eq!(run.code, 0, "{run:?}");
-    }
+    scene.create_keys(&["key-old", "key-new"]);
     let job = |args: &[&str]| {
         let run = scene.manager(args);
         assert_eq!(run.code, 0, "{args:?}: {run:?}");

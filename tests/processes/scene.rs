@@ -140,6 +140,15 @@ impl Scene {
     pub fn manager(&self, args: &[&str]) -> pbs_test_kit::Run {
         manager(&self.dir, args, None)
     }
+
+    /// Creates a key of each id through the CLI, as root.
+    #[track_caller]
+    pub fn create_keys(&self, ids: &[&str]) {
+        for id in ids {
+            let run = self.manager(&["encryption-key", "create", id]);
+            assert_eq!(run.code, 0, "{run:?}");
+        }
+    }
 }
 
 /// One entry of a tree as [`tree_snapshot`] saw it.
