@@ -695,7 +695,6 @@ fn compare_with_log(
     }
 }
 
-/// What the key store shows about an interrupted key operation.
 /// The keys the config of `dir` lists whose fingerprint is not in `named`,
 /// in config order. None if the config cannot be read: `encryption-key
 /// verify` reports that, and without a key list there is nothing to match.
@@ -716,6 +715,7 @@ fn unrecorded_keys(dir: &ConfigDir, named: &HashSet<String>) -> Vec<UnrecordedKe
         .collect()
 }
 
+/// What the key store shows about an interrupted key operation.
 fn store_state(log: &AuditLog, record: &Record, touched_later: bool) -> (StoreState, String) {
     let unknown = |why: String| (StoreState::Unknown, why);
     if touched_later {
