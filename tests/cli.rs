@@ -958,23 +958,43 @@ fn keys_in_use_are_kept(cli: &Cli) {
     assert_eq!(cli.state(), before);
 }
 
-/// Re-key nightly, untie key-old everywhere, then it can go.
+/// A successful `sync-job update` (JSON) that warns it let go of `dropped`
+/// (a list replaced by mistake makes a key look unused).
+#[track_caller]
+fn update_dropping(cli: &Cli, args: &[&str], job: &str, dropped: &str) -> Value {
+    let mut all = vec!["--output-format", "json", "sync-job", "update", job];
+    all.extend_from_slice(args);
+    let run = cli.run(&all);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    let warning = format!(
+        "Warning: sync job '{job}' no longer names {dropped} (--associated-key replaces the \
+         whole list) - if the job's older backups need a key, name it again with \
+         --associated-key, repeated for each key to keep\n"
+    );
+    assert_eq!(run.stderr, warning);
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+/// Re-key nightly, untie key-old everywhere (each update says it let go
+/// of it), then it can go.
 fn rekey_and_untie_a_key_then_it_can_go(cli: &Cli) {
-    let nightly = cli.json(&[
-        "sync-job",
-        "update",
+    let nightly = update_dropping(
+        cli,
+        &[
+            "--active-encryption-key",
+            "key-new",
+            "--associated-key",
+            "key-active",
+            "--associated-key",
+            "key-new",
+        ],
         "nightly",
-        "--active-encryption-key",
-        "key-new",
-        "--associated-key",
-        "key-active",
-        "--associated-key",
-        "key-new",
-    ]);
+        "'key-old'",
+    );
     assert_eq!(nightly["active-encryption-key"], "key-new");
     assert_eq!(nightly["associated-key"], json!(["key-active", "key-new"]));
     assert_eq!(nightly["remote"], "other");
-    let weekly = cli.json(&["sync-job", "update", "weekly", "--delete", "associated-key"]);
+    let weekly = update_dropping(cli, &["--delete", "associated-key"], "weekly", "'key-old'");
     assert!(weekly.get("associated-key").is_none());
     let text = cli
         .ok(&[
@@ -985,6 +1005,8 @@ fn rekey_and_untie_a_key_then_it_can_go(cli: &Cli) {
             "active-encryption-key",
         ])
         .stdout;
+    // the previous active key stays associated: nothing let go of, no
+    // warning (`ok` wants an empty stderr)
     assert!(text.starts_with("updated sync job 'nightly'\n┌"), "{text}");
     assert_eq!(shown_value(&text, "active-encryption-key"), None, "{text}");
     let cfg = std::fs::read_to_string(cli.path().join("sync.cfg")).unwrap();

@@ -18,6 +18,7 @@ use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Args, Command, FromArgMatches, 
 use proxmox_lang::error::ErrorLayer;
 use proxmox_schema::{ApiStringFormat, ObjectSchema, ParameterError, Schema};
 
+use pbs_api_types::SyncJobConfig;
 use pbs_keystore::api2::config::sync::{
     self, API_METHOD_CREATE_SYNC_JOB_PARAMETERS, Caller, JobUpdate, UPDATE_PARAMETERS,
 };
@@ -265,11 +266,39 @@ fn job_result<T>(verb: &str, id: &str, result: Result<T, Error>) -> Result<T, Er
 }
 
 /// The text confirmation of a change, with the job as it is now.
-fn changed(out: &Output, verb: &str, job: &pbs_api_types::SyncJobConfig) -> String {
+fn changed(out: &Output, verb: &str, job: &SyncJobConfig) -> String {
     let table = serde_json::to_value(job)
         .map(|record| out.render_object(&record, &JOB_FIELDS))
         .unwrap_or_default();
     format!("{verb} sync job '{}'\n{table}", job.id)
+}
+
+/// The keys `before` named that `after` names no more, quoted.
+fn dropped_keys(before: &SyncJobConfig, after: &SyncJobConfig) -> Vec<String> {
+    let kept: Vec<&str> = after.key_ids().collect();
+    let mut dropped: Vec<String> = before
+        .key_ids()
+        .filter(|key| !kept.contains(key))
+        .map(quoted)
+        .collect();
+    dropped.dedup();
+    dropped
+}
+
+/// Says on stderr which keys an update let go of: no longer needed by the
+/// job, a key shows as unused, and an archive, a remove and 30 days in
+/// the trash are all that stand between it and the backups it decrypts.
+fn warn_of_dropped_keys(before: &SyncJobConfig, after: &SyncJobConfig) {
+    let dropped = dropped_keys(before, after);
+    if !dropped.is_empty() {
+        eprintln!(
+            "Warning: sync job {} no longer names {} (--associated-key replaces the whole \
+             list) - if the job's older backups need a key, name it again with \
+             --associated-key, repeated for each key to keep",
+            quoted(&after.id),
+            dropped.join(", ")
+        );
+    }
 }
 
 /// Runs a sync job command.
@@ -295,6 +324,9 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: SyncJobCommand) -> Result<Exi
             out.message(&job, |job| changed(out, "created", job))?;
         }
         SyncJobCommand::Update { id, options } => {
+            // the keys it named before: an --associated-key list replaces
+            // the old one, and a key dropped by mistake looks unused
+            let before = sync::read_sync_job(&dir, &caller, &id).ok();
             let updated = options
                 .parameters(&id)
                 .and_then(JobUpdate::from_params)
@@ -302,6 +334,9 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: SyncJobCommand) -> Result<Exi
                     sync::update_sync_job(&dir, &caller, &id, &update, digest.as_deref())
                 });
             let job = job_result("update", &id, updated)?;
+            if let Some((before, _digest)) = before {
+                warn_of_dropped_keys(&before, &job);
+            }
             out.message(&job, |job| changed(out, "updated", job))?;
         }
         SyncJobCommand::Remove { id, digest } => {
