@@ -261,6 +261,14 @@ struct Checker<'a> {
     refs: References,
     /// What the trash holds.
     trash: TrashState,
+    /// The key list is missing while root wrote it (see
+    /// [`ConfigDir::refuse_moved_away`]): every key file looks like an
+    /// orphan, but they are the keys it lists, and moved into the trash
+    /// they would be missing once it is put back (the only way back then is
+    /// `remove --force` and `trash restore` for each key, its jobs untied
+    /// first). Such orphans are left alone; one a trash record waits for
+    /// (an interrupted delete) is moved still.
+    key_list_gone: bool,
     findings: Vec<Finding>,
 }
 
@@ -726,10 +734,15 @@ impl Checker<'_> {
             self.report(FindingKind::AmbiguousKeyFile, Some(id), path, message);
             return;
         }
+        let held = self.key_list_gone && waiting.is_none();
         let message = match &waiting {
             Some(entry) => format!(
                 "{path:?} is a key file without config entry, recorded in trash entry '{entry}' \
                  (an interrupted delete or restore) - repair moves it there"
+            ),
+            None if held => format!(
+                "{path:?} is a key file without config entry, while the config that lists it is \
+                 missing - left alone: put the config back first"
             ),
             None => format!(
                 "{path:?} is a key file without config entry that no sync job names (left by an \
@@ -740,12 +753,13 @@ impl Checker<'_> {
             name: name.to_string(),
             into: waiting,
         };
-        self.add(
+        self.push(
             FindingKind::OrphanKeyFile,
             Some(id),
             path,
             Some(place),
             message,
+            !held,
         );
     }
 
@@ -1242,30 +1256,6 @@ fn inspect_key_dir(dir: &ConfigDir, base: &DirHandle) -> Result<KeyDirState, Err
     })
 }
 
-/// Leaves the orphan key files alone while the key list is gone (missing
-/// while root wrote it, see [`ConfigDir::refuse_moved_away`]): they are
-/// the keys it lists, and moved into the trash they would be missing once
-/// it is put back (the only way back then is `remove --force` and `trash
-/// restore` for each key, its jobs untied first). An orphan a trash record
-/// waits for (an interrupted delete) is moved still.
-fn hold_orphans(key_list_gone: bool, report: &mut VerifyReport) {
-    if !key_list_gone {
-        return;
-    }
-    for finding in &mut report.findings {
-        if finding.kind == FindingKind::OrphanKeyFile
-            && matches!(finding.place, Some(Place::Orphan { into: None, .. }))
-        {
-            finding.repairable = false;
-            finding.message = format!(
-                "{:?} is a key file without config entry, while the config that lists it is \
-                 missing - left alone: put the config back first",
-                finding.path
-            );
-        }
-    }
-}
-
 impl ConfigDir {
     /// Checks the key store (see the module docs); with `repair`, fixes
     /// what can be fixed and reports what it did and what remains.
@@ -1300,12 +1290,10 @@ impl ConfigDir {
         // a key list moved away (an error finding out is taken as one:
         // holding orphans back is the side that changes nothing)
         let key_list_gone = self.refuse_moved_away(&config_lock).is_err();
-        let mut report = self.check(&keys, &base)?;
-        hold_orphans(key_list_gone, &mut report);
+        let mut report = self.check(&keys, &base, key_list_gone)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
             let (repaired, failed) = self.repair(&keys, &base, &report.findings, &config_lock);
-            report = self.check(&keys, &base)?;
-            hold_orphans(key_list_gone, &mut report);
+            report = self.check(&keys, &base, key_list_gone)?;
             report.repaired = repaired;
             report.repair_failed = failed;
         }
@@ -1442,7 +1430,14 @@ impl ConfigDir {
         });
     }
 
-    fn check(&self, keys: &EncryptionKeys, base: &DirHandle) -> Result<VerifyReport, Error> {
+    /// The findings; `key_list_gone`: the key list is missing while root
+    /// wrote it ([`Checker::key_list_gone`]).
+    fn check(
+        &self,
+        keys: &EncryptionKeys,
+        base: &DirHandle,
+        key_list_gone: bool,
+    ) -> Result<VerifyReport, Error> {
         // what the store holds cannot be told from a key list or sync jobs
         // backup may have written: every key file would look like an orphan
         // (for repair to move into the trash), every job like a dangling one
@@ -1471,6 +1466,7 @@ impl ConfigDir {
             key_dir,
             refs,
             trash: TrashState::default(),
+            key_list_gone,
             findings: Vec::new(),
         };
         for (id, err) in invalid {
