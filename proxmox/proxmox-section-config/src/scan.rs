@@ -301,10 +301,7 @@ fn scan_properties(
         // `KEY ` matched (by word or search); the rest is the value
         let value = body.get(name.len() + 1..)?;
         let bit = 1u64 << index;
-        if seen & bit != 0
-            || matches!(value, [] | [b' ', ..] | [.., b' '])
-            || check.check_bytes(value) != Some(true)
-        {
+        if seen & bit != 0 || !is_unpadded(value) || check.check_bytes(value) != Some(true) {
             return None;
         }
         seen |= bit;
@@ -354,7 +351,7 @@ fn scan_in_order(
                 (min..=max).contains(&value.len()) && is_fingerprint(value)
             }
             InOrderCheck::Text { min, max } => {
-                (min..=max).contains(&value.len()) && !matches!(value, [] | [b' ', ..] | [.., b' '])
+                (min..=max).contains(&value.len()) && is_unpadded(value)
             }
             InOrderCheck::Other => other_passes(plan, index, value),
         };
@@ -374,11 +371,18 @@ fn scan_in_order(
 /// [`ValueCheck::check_bytes`].
 #[inline(never)]
 fn other_passes(plan: &ScanPlan, index: usize, value: &[u8]) -> bool {
-    !matches!(value, [] | [b' ', ..] | [.., b' '])
+    is_unpadded(value)
         && plan
             .checks
             .get(index)
             .is_some_and(|(_, check)| check.check_bytes(value) == Some(true))
+}
+
+/// Whether a value is one the parser keeps as it is: not empty, and no
+/// space it would trim before or after it.
+#[inline(always)]
+fn is_unpadded(value: &[u8]) -> bool {
+    !matches!(value, [] | [b' ', ..] | [.., b' '])
 }
 
 /// The first 16 bytes of the line `start..end` of `bytes` as a
