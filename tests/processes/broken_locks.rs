@@ -52,6 +52,12 @@ pub fn as_backup(script: &str, args: &[&Path], what: &str) {
     assert!(output.status.success(), "backup {what}: {output:?}");
 }
 
+/// The `backup` user renames `from` to `to` (what it may do in the config
+/// dir it owns); `what` names the step in a failure.
+pub fn mv_as_backup(from: &Path, to: &Path, what: &str) {
+    as_backup(r#"mv -- "$1" "$2""#, &[from, to], what);
+}
+
 /// Starts a root writer storing `id` that pauses at `store:locked` (it has
 /// read the config and holds its locks) until its stdin is closed.
 pub fn paused_store(dir: &Path, id: &str, seed: u64) -> Child {

@@ -5,7 +5,7 @@
 //! keeps of its writes beside its mirror locks (the key stored meanwhile is
 //! an orphan, which repair moves into the trash: no key file is lost).
 
-use crate::broken_locks::{as_backup, paused_store};
+use crate::broken_locks::{as_backup, mv_as_backup, paused_store};
 use crate::scene::Scene;
 
 pub fn a_config_put_back_by_backup_is_named_by_verify() {
@@ -22,7 +22,7 @@ pub fn a_config_put_back_by_backup_is_named_by_verify() {
     // root stores a second key; backup renames the config it read away
     // before root replaces it, so the old file survives as kept.cfg
     let mut root = paused_store(&scene.dir, "later-key", 7);
-    as_backup(r#"mv -- "$1" "$2""#, &[&cfg, &kept], "keeping the config");
+    mv_as_backup(&cfg, &kept, "keeping the config");
     drop(root.stdin.take());
     assert!(root.wait().unwrap().success());
     let run = scene.manager(&["encryption-key", "verify"]);
@@ -68,7 +68,7 @@ pub fn an_acl_put_back_by_backup_is_named_by_verify() {
     ok(&["user", "create", "alice@pbs"]);
     ok(&["acl", "update", path, "Admin", "--auth-id", "alice@pbs"]);
     let granted = std::fs::read(&acl).unwrap();
-    as_backup(r#"mv -- "$1" "$2""#, &[&acl, &kept], "keeping acl.cfg");
+    mv_as_backup(&acl, &kept, "keeping acl.cfg");
     ok(&["acl", "update", path, "Audit", "--auth-id", "alice@pbs"]);
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 0, "before the rollback: {run:?}");
@@ -275,11 +275,7 @@ pub fn a_key_list_moved_away_is_never_replaced_nor_its_keys_trashed() {
     scene.create_keys(&["key-one", "key-two"]);
     let (cfg, away) = (scene.path("encryption-keys.cfg"), scene.path("away.cfg"));
     let key_dir = scene.path("encryption-keys");
-    as_backup(
-        r#"mv -- "$1" "$2""#,
-        &[&cfg, &away],
-        "moving the key list away",
-    );
+    mv_as_backup(&cfg, &away, "moving the key list away");
 
     let run = scene.manager(&["encryption-key", "create", "key-new"]);
     assert_eq!(run.code, 255, "{run:?}");
@@ -300,11 +296,7 @@ pub fn a_key_list_moved_away_is_never_replaced_nor_its_keys_trashed() {
         assert!(key_dir.join(format!("{id}.enc")).exists(), "{id}: {run:?}");
     }
 
-    as_backup(
-        r#"mv -- "$2" "$1""#,
-        &[&cfg, &away],
-        "putting the key list back",
-    );
+    mv_as_backup(&away, &cfg, "putting the key list back");
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
     let run = scene.manager(&["encryption-key", "paperkey", "key-one"]);
@@ -351,11 +343,7 @@ pub fn a_sync_config_moved_away_never_lets_a_key_it_names_go() {
     ]);
     job(&["encryption-key", "archive", "key-old"]);
     let (cfg, away) = (scene.path("sync.cfg"), scene.path("sync.away"));
-    as_backup(
-        r#"mv -- "$1" "$2""#,
-        &[&cfg, &away],
-        "moving the job list away",
-    );
+    mv_as_backup(&cfg, &away, "moving the job list away");
 
     for args in [
         &["encryption-key", "remove", "key-old"][..],
@@ -383,11 +371,7 @@ pub fn a_sync_config_moved_away_never_lets_a_key_it_names_go() {
     assert!(!cfg.exists(), "a new job list was made");
     assert!(scene.path("encryption-keys/key-old.enc").exists());
 
-    as_backup(
-        r#"mv -- "$2" "$1""#,
-        &[&cfg, &away],
-        "putting the job list back",
-    );
+    mv_as_backup(&away, &cfg, "putting the job list back");
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
     let run = scene.manager(&["encryption-key", "remove", "key-old"]);
