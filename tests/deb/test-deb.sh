@@ -397,6 +397,43 @@ check "the symlinked file's owner and mode are untouched" test "$(stat_of /root/
 expect_in_log symlink "not repairing \"$CFG/sync.cfg\" - it is a symlink" "postinst warns about the symlink"
 in_root rm $CFG/sync.cfg
 
+# ... nor may one it swaps in while postinst runs: the backup user trades
+# encryption-keys/ for a link to a directory of root's and back, over and
+# over. Whatever postinst reaches through that link it must leave alone (a
+# chown root:backup 0640 of root's own *.enc copies there would hand them
+# to the backup user).
+in_root sh -c 'mkdir -p /root/decoy/.audit /root/decoy/.trash /root/decoy/.locks &&
+    cd /root/decoy && for f in victim.enc victim.enc.lck .audit/log .audit/checkpoint \
+        .audit/log.lck .audit/pending.lck; do echo secret >$f && chmod 0600 $f; done'
+decoy_state() { in_root sh -c 'cd /root/decoy && find . -printf "%p %u:%g %m\n" | sort'; }
+decoy_before="$(decoy_state)"
+rm -f "$root/tmp/stop-swapping"
+# renameat2(RENAME_EXCHANGE) (x86_64 syscall 316): the two names trade
+# places at once, so the key directory is never missing, only swapped
+chroot --userspec=backup:backup "$root" perl -e '
+    chdir "/etc/proxmox-backup" or die "chdir: $!\n";
+    symlink "/root/decoy", "decoy-link" or die "symlink: $!\n";
+    my ($keys, $link) = ("encryption-keys", "decoy-link");
+    my $swap = sub { syscall(316, -100, $keys, -100, $link, 2) == 0 or die "renameat2: $!\n" };
+    my $swaps = 0;
+    $swap->(), $swaps++ until -e "/tmp/stop-swapping";
+    $swap->() if -l "encryption-keys";
+    unlink "decoy-link" or die "unlink: $!\n";
+    print "$swaps swaps\n";' >"$log.swapper" 2>&1 &
+swapper=$!
+for i in 1 2 3 4 5 6 7 8; do
+    in_root /var/lib/dpkg/info/$pkg.postinst configure "$version" >"$log.swapped.$i" 2>&1 || true
+done
+touch "$root/tmp/stop-swapping"
+rc=0
+wait "$swapper" || rc=$?
+check "the backup user swapped the key directory for a link, many times" \
+    sh -c "[ $rc -eq 0 ] && grep -Eq '^[0-9]{4,} swaps' '$log.swapper'"
+check "postinst changed nothing behind a link swapped in while it ran" test "$(decoy_state)" = "$decoy_before"
+check "the key store is back in place after the swapping" test "$(keys_digest)" = "$keys_before"
+expect_stat $KEYDIR root:backup 750
+in_root rm -rf /root/decoy
+
 # the backup user puts a config of its own in place of root's (it owns the
 # config dir): postinst must not make it root's, as verify --repair does not
 in_root cp -p $CFG/encryption-keys.cfg /root/keys-cfg.saved
