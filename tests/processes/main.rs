@@ -28,6 +28,8 @@ mod rollback;
 mod rotate;
 // the config dir the backup user owns, a root-only dir, the checks of both
 mod scene;
+// root's own file renamed in place of the key list or the job list
+mod stand_ins;
 mod support;
 mod worker;
 
@@ -177,6 +179,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "rollback::a_sync_config_moved_away_never_lets_a_key_it_names_go",
         rollback::a_sync_config_moved_away_never_lets_a_key_it_names_go,
+    ),
+    (
+        "stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused",
+        stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused,
+    ),
+    (
+        "stand_ins::an_empty_file_of_roots_in_place_of_the_job_list_lets_no_key_go",
+        stand_ins::an_empty_file_of_roots_in_place_of_the_job_list_lets_no_key_go,
     ),
     (
         "rotate::sigkill_at_every_step_then_the_same_command_again",

@@ -1,0 +1,190 @@
+//! Root's own file as a stand-in for another: the `backup` user, owning the
+//! config dir, moves `encryption-keys.cfg` (or `sync.cfg`) away and renames
+//! another config file of root's in its place, one that is empty (a job
+//! list after its last job was removed, an `acl.cfg` after its last grant
+//! was taken back; in a real `/etc/proxmox-backup` upstream's `remote.cfg`,
+//! `prune.cfg` and the like). The stand-in is root's, regular, 0640
+//! root:backup, as every config file: each reader trusts it, and its
+//! content, never written by root under this name, is no rollback either.
+//! So it reads as a key list (or job list) with nothing in it, which is
+//! what a missing one would be (`rollback::a_key_list_moved_away_*`).
+
+use std::path::Path;
+
+use crate::broken_locks::{as_backup, mv_as_backup};
+use crate::scene::Scene;
+
+/// Runs `args` as root and asserts it succeeded.
+#[track_caller]
+fn ok(scene: &Scene, args: &[&str]) {
+    let run = scene.manager(args);
+    assert_eq!(run.code, 0, "{args:?}: {run:?}");
+}
+
+/// Creates the push job `nightly` with `key` as its active key.
+#[track_caller]
+fn push_job(scene: &Scene, key: &str) {
+    let job = [
+        "sync-job",
+        "create",
+        "nightly",
+        "--store",
+        "store1",
+        "--remote",
+        "remote1",
+        "--remote-store",
+        "store2",
+        "--sync-direction",
+        "push",
+        "--active-encryption-key",
+        key,
+    ];
+    ok(scene, &job);
+}
+
+/// Asserts that `path` is an empty file of root's (the stand-in).
+#[track_caller]
+fn assert_empty_roots(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    assert!(
+        meta.is_file() && meta.len() == 0 && meta.uid() == 0,
+        "{path:?}: {meta:?}"
+    );
+}
+
+/// The key list: backup moves it away and renames root's empty `sync.cfg`
+/// (its last job removed) in its place. Root's next store must not start
+/// a new key list beside the keys it no longer sees, and `verify --repair`
+/// must not move their key files into the trash as orphans. Before the
+/// fix the store succeeded, the next `verify` saw no rollback (the new
+/// list was root's last write) and `--repair` trashed both keys.
+pub fn an_empty_file_of_roots_in_place_of_the_key_list_is_refused() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-one", "key-two"]);
+    let job = [
+        "sync-job",
+        "create",
+        "nightly",
+        "--store",
+        "store1",
+        "--remote",
+        "remote1",
+        "--remote-store",
+        "store2",
+    ];
+    ok(&scene, &job);
+    ok(&scene, &["sync-job", "remove", "nightly"]);
+    let (cfg, away, sync) = (
+        scene.path("encryption-keys.cfg"),
+        scene.path("away.cfg"),
+        scene.path("sync.cfg"),
+    );
+    assert_empty_roots(&sync);
+    let key_dir = scene.path("encryption-keys");
+
+    mv_as_backup(&cfg, &away, "moving the key list away");
+    mv_as_backup(&sync, &cfg, "putting root's empty sync.cfg in its place");
+
+    let run = scene.manager(&["encryption-key", "create", "key-new"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains("encryption-keys.cfg") && run.stderr.contains("put it back"),
+        "{run:?}"
+    );
+    assert!(!key_dir.join("key-new.enc").exists());
+    assert_empty_roots(&cfg);
+
+    let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("rolled-back") && run.stdout.contains("is empty"),
+        "{run:?}"
+    );
+    for id in ["key-one", "key-two"] {
+        assert!(key_dir.join(format!("{id}.enc")).exists(), "{id}: {run:?}");
+    }
+
+    mv_as_backup(&cfg, &sync, "putting sync.cfg back");
+    mv_as_backup(&away, &cfg, "putting the key list back");
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    ok(&scene, &["encryption-key", "paperkey", "key-one"]);
+}
+
+/// The job list: backup moves `sync.cfg` away and renames root's empty
+/// `acl.cfg` (its last grant taken back) in its place. Every key looks
+/// unused then: root's `remove` of the old key a rotated job keeps
+/// associated for its older backups must be refused (it would go into the
+/// trash, which the daily timer purges after 30 days). Before the fix the
+/// remove succeeded.
+pub fn an_empty_file_of_roots_in_place_of_the_job_list_lets_no_key_go() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-old", "key-new"]);
+    push_job(&scene, "key-old");
+    ok(
+        &scene,
+        &[
+            "sync-job",
+            "update",
+            "nightly",
+            "--active-encryption-key",
+            "key-new",
+        ],
+    );
+    ok(&scene, &["encryption-key", "archive", "key-old"]);
+    let path = "/system/encryption-keys";
+    ok(&scene, &["user", "create", "alice@pbs"]);
+    ok(
+        &scene,
+        &["acl", "update", path, "Audit", "--auth-id", "alice@pbs"],
+    );
+    ok(
+        &scene,
+        &[
+            "acl",
+            "update",
+            path,
+            "Audit",
+            "--auth-id",
+            "alice@pbs",
+            "--delete",
+        ],
+    );
+    let (sync, away, acl) = (
+        scene.path("sync.cfg"),
+        scene.path("sync.away"),
+        scene.path("acl.cfg"),
+    );
+    assert_empty_roots(&acl);
+    mv_as_backup(&sync, &away, "moving the job list away");
+    mv_as_backup(&acl, &sync, "putting root's empty acl.cfg in its place");
+
+    for args in [
+        &["encryption-key", "remove", "key-old"][..],
+        &["encryption-key", "archive", "key-new"],
+    ] {
+        let run = scene.manager(args);
+        assert_eq!(run.code, 255, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("sync.cfg") && run.stderr.contains("put it back"),
+            "{args:?}: {run:?}"
+        );
+    }
+    assert!(scene.path("encryption-keys/key-old.enc").exists());
+
+    as_backup(
+        r#"mv -- "$1" "$2" && mv -- "$3" "$1""#,
+        &[&sync, &acl, &away],
+        "putting acl.cfg and the job list back",
+    );
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = scene.manager(&["encryption-key", "remove", "key-old"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(run.stderr.contains("in use by sync jobs"), "{run:?}");
+}
