@@ -241,6 +241,7 @@ impl<'a> EncryptionKeys<'a> {
         let path = self.config_path();
         let base = self.dir.open_base()?;
         let raw = read_config(base.as_ref(), &ENCRYPTION_KEYS_CFG, self.dir.ownership())?;
+        failpoint::hit("keys:read");
         if raw.is_empty() {
             // a new key list would not list the keys whose files are there
             self.dir.refuse_moved_away(held)?;

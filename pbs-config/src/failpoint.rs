@@ -87,6 +87,13 @@ pub const ROTATE_POINTS: &[&str] = &[
     "rotate-abort:key-trashed",
 ];
 
+/// Points where a test pauses an operation (`$PBS_PAUSEPOINT`) to change
+/// the config dir behind it, as the `backup` user may: `keys:read` (a
+/// writer of `encryption-keys.cfg` has read it, under its lock),
+/// `verify:locked` (`verify` holds its locks, before it looks at the
+/// store). Nothing is written there, so they are no crash points.
+pub const RACE_POINTS: &[&str] = &["keys:read", "verify:locked"];
+
 /// Whether crash points are compiled in.
 pub fn enabled() -> bool {
     cfg!(feature = "failpoints")
@@ -96,7 +103,10 @@ pub fn enabled() -> bool {
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
     debug_assert!(
-        POINTS.contains(&name) || AUDIT_POINTS.contains(&name) || ROTATE_POINTS.contains(&name),
+        POINTS.contains(&name)
+            || AUDIT_POINTS.contains(&name)
+            || ROTATE_POINTS.contains(&name)
+            || RACE_POINTS.contains(&name),
         "unknown failpoint {name}"
     );
     if std::env::var_os("PBS_FAILPOINT").is_some_and(|point| point == name) {

@@ -1290,6 +1290,7 @@ impl ConfigDir {
         // a key list moved away (an error finding out is taken as one:
         // holding orphans back is the side that changes nothing)
         let key_list_gone = self.refuse_moved_away(&config_lock).is_err();
+        failpoint::hit("verify:locked");
         let mut report = self.check(&keys, &base, key_list_gone)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
             let (repaired, failed) = self.repair(&keys, &base, &report.findings, &config_lock);

@@ -22,6 +22,8 @@ mod hostile;
 mod locks;
 mod planted;
 mod privileges;
+// a writer decides on what it read, not on a second look
+mod read_once;
 mod readers;
 mod rollback;
 // rotate: SIGKILL at every step and resumed, aborts, rotations at once
@@ -179,6 +181,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "rollback::a_sync_config_moved_away_never_lets_a_key_it_names_go",
         rollback::a_sync_config_moved_away_never_lets_a_key_it_names_go,
+    ),
+    (
+        "read_once::a_key_list_back_after_roots_read_is_never_written_over",
+        read_once::a_key_list_back_after_roots_read_is_never_written_over,
+    ),
+    (
+        "read_once::a_key_list_moved_away_after_repair_looked_keeps_its_keys",
+        read_once::a_key_list_moved_away_after_repair_looked_keeps_its_keys,
     ),
     (
         "stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused",

@@ -1,0 +1,94 @@
+//! A root writer decides on what it read, not on a second look: the
+//! `backup` user moves `encryption-keys.cfg` away and back while root works
+//! (as a loop of renames would; here a pause point holds root at the
+//! moment between). Root must not take the key list it read as missing for
+//! present because it is back when it looks again, nor the other way
+//! round.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use crate::broken_locks::{mv_as_backup, store};
+use crate::scene::Scene;
+use crate::support::worker;
+
+/// Starts `cmd` with `$PBS_PAUSEPOINT` set to `point` and waits until it
+/// is there (its stdin closed lets it go on).
+fn paused_at(mut cmd: std::process::Command, point: &str) -> Child {
+    let mut child = cmd
+        .env("PBS_PAUSEPOINT", point)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains(&format!("pausepoint {point} reached")),
+        "{line}"
+    );
+    child
+}
+
+/// Root's store reads the key list while backup has it moved away, and
+/// backup puts it back before root decides. Before the fix root looked
+/// again (a `stat`), found the file there, went on with the empty list it
+/// had read and wrote it, with only the new key, over the real one: both
+/// earlier keys' entries were gone for good (their key files orphans that
+/// repair moves into the trash), and `verify` saw no rollback.
+pub fn a_key_list_back_after_roots_read_is_never_written_over() {
+    if !pbs_config::failpoint::enabled() {
+        panic!("pbs-config must be built with the failpoints feature for this test");
+    }
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-one", "key-two"]);
+    let (cfg, away) = (scene.path("encryption-keys.cfg"), scene.path("away.cfg"));
+    let listed = std::fs::read(&cfg).unwrap();
+
+    mv_as_backup(&cfg, &away, "moving the key list away");
+    let mut root = paused_at(store(&scene.dir, "key-new", 7), "keys:read");
+    mv_as_backup(&away, &cfg, "putting the key list back");
+    drop(root.stdin.take());
+    let status = root.wait().unwrap();
+
+    assert!(!status.success(), "the store went on with an empty list");
+    assert_eq!(std::fs::read(&cfg).unwrap(), listed, "the key list changed");
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = scene.manager(&["encryption-key", "paperkey", "key-one"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// `verify --repair` looks whether the key list is missing, then reads it.
+/// Backup moves it away between the two. Before the fix repair took the
+/// list as there, found every key file without an entry and moved both
+/// into the trash; put back, the list named two keys without key files.
+pub fn a_key_list_moved_away_after_repair_looked_keeps_its_keys() {
+    if !pbs_config::failpoint::enabled() {
+        panic!("pbs-config must be built with the failpoints feature for this test");
+    }
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-one", "key-two"]);
+    let (cfg, away) = (scene.path("encryption-keys.cfg"), scene.path("away.cfg"));
+
+    let mut repair = worker("op");
+    repair.arg(&scene.dir).args(["repair", "-", "0"]);
+    let mut root = paused_at(repair, "verify:locked");
+    mv_as_backup(&cfg, &away, "moving the key list away");
+    drop(root.stdin.take());
+    assert!(root.wait().unwrap().success());
+
+    for id in ["key-one", "key-two"] {
+        let path = scene.path(&format!("encryption-keys/{id}.enc"));
+        assert!(path.exists(), "{id} was moved into the trash");
+    }
+    mv_as_backup(&away, &cfg, "putting the key list back");
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
