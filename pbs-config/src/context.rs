@@ -14,7 +14,7 @@ use proxmox_section_config::SectionConfigData;
 
 use crate::audit::{AuditCache, Caller};
 use crate::cache::{ConfigCache, open_config, read_config};
-use crate::dir_handle::{DirHandle, read_all};
+use crate::dir_handle::{DirHandle, EntryKind, read_all};
 use crate::files::{ConfigFile, FileClass};
 use crate::key_index::KeyIndex;
 use crate::key_sections::KeySections;
@@ -327,9 +327,10 @@ impl ConfigDir {
         Ok(())
     }
 
-    /// Refuses to go on where the config file of `F` is missing but root
-    /// wrote it last (`lock::written`): someone who may change the config
-    /// dir (the `backup` user, or a mistake) moved or removed it, and what
+    /// Refuses to go on where the config file of `F` is missing or empty
+    /// but root last wrote it with content (`lock::written`): someone who
+    /// may change the config dir (the `backup` user, or a mistake) moved or
+    /// removed it, or renamed an empty file of root's in its place, and what
     /// it listed (keys, or the jobs that need them) would look absent to a
     /// writer, which then starts a new, empty file, or lets go of a key a
     /// job still needs. Only where a mirror is held (a config dir others
@@ -348,15 +349,31 @@ impl ConfigDir {
         let Some(base) = self.open_base()? else {
             return Ok(());
         };
-        if base.stat(F::FILE.name)?.is_some() {
-            return Ok(());
-        }
-        if let Some(rollback) = written::rollback(mirror, &F::FILE, None) {
+        let current: Option<&[u8]> = match base.stat(F::FILE.name)? {
+            None => None,
+            // what is not a regular file is refused by every reader
+            Some(stat) if stat.kind != EntryKind::File || stat.size > 0 => return Ok(()),
+            Some(_) => Some(b""),
+        };
+        if let Some(rollback) = written::rollback(mirror, &F::FILE, current)
+            && rollback.now.is_empty()
+        {
+            let (what, how, meant) = match current {
+                None => ("missing", "moved or removed it", String::new()),
+                Some(_) => (
+                    "empty",
+                    "put another file in its place",
+                    format!(
+                        "; if another tool emptied it, remove {:?} to go on",
+                        written::record_path(mirror, &F::FILE)
+                    ),
+                ),
+            };
             anyhow::bail!(
-                "{:?} is missing, but this tool last wrote it at unix time {} - refusing to \
-                 go on without what it lists (someone who can write the config dir moved or \
-                 removed it): put it back ('proxmox-backup-manager encryption-key verify' \
-                 names it)",
+                "{:?} is {what}, but this tool last wrote it at unix time {} with content - \
+                 refusing to go on without what it lists (someone who can write the config \
+                 dir {how}): put it back ('proxmox-backup-manager encryption-key verify' \
+                 names it){meant}",
                 self.path(F::FILE.name),
                 rollback.last_written_at
             );

@@ -1408,17 +1408,22 @@ impl ConfigDir {
         };
         let path = self.path(F::FILE.name);
         let last = rollback.last_written_at;
-        let message = match rollback.now_written_at {
-            Some(then) => format!(
-                "{path:?} holds what this tool wrote at unix time {then}, not its last write \
-                 (unix time {last}, {} write(s) later): someone who can write the config dir \
-                 put an older copy back - the changes since are undone; make them again \
-                 (the audit log lists them)",
-                rollback.writes_since
+        let message = match rollback.now {
+            written::Now::Earlier { at, writes_since } => format!(
+                "{path:?} holds what this tool wrote at unix time {at}, not its last write \
+                 (unix time {last}, {writes_since} write(s) later): someone who can write the \
+                 config dir put an older copy back - the changes since are undone; make them \
+                 again (the audit log lists them)"
             ),
-            None => format!(
+            written::Now::Missing => format!(
                 "{path:?} is missing, but this tool last wrote it at unix time {last}: \
                  someone who can write the config dir moved or removed it - put it back"
+            ),
+            written::Now::Emptied => format!(
+                "{path:?} is empty, but this tool last wrote it at unix time {last} with \
+                 content: someone who can write the config dir put another file in its place \
+                 - put it back (if another tool emptied it, remove {:?})",
+                written::record_path(mirror, &F::FILE)
             ),
         };
         report.findings.push(Finding {

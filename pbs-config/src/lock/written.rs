@@ -12,7 +12,9 @@
 //! [`KEPT`] writes. `verify` compares the file as it is with that record: the
 //! last write's digest is fine, and so is a digest never written by root (an
 //! administrator's hand edit); the digest of an *earlier* write is a
-//! rollback, and a missing file that root wrote is one too.
+//! rollback, and a missing or empty file where root last wrote one with
+//! content is one too (an empty file of root's, renamed in place of another,
+//! reads as a list with nothing in it; no hand edit empties a key list).
 //!
 //! What this cannot see (docs/security.md): a rollback to a version older
 //! than the last [`KEPT`] writes, or one made where there is no mirror (a
@@ -37,6 +39,12 @@ const MAX_RECORD_SIZE: u64 = 64 * 1024;
 /// The record's name beside the mirror locks.
 fn record_name(file: &ConfigFile) -> String {
     format!("{}.written", file.name)
+}
+
+/// The path of `file`'s record under `mirror`, for messages: removing it
+/// is how an administrator accepts a file emptied by another tool.
+pub(crate) fn record_path(mirror: &BackupLockGuard, file: &ConfigFile) -> std::path::PathBuf {
+    mirror.dir.entry_path(&record_name(file))
 }
 
 /// The writes a record holds, oldest first: (unix time, digest). An
@@ -95,16 +103,36 @@ pub(crate) fn record(
 /// A rollback of a config file: what it is now, against root's last write.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Rollback {
-    /// When root wrote what the file holds now (`None`: it is missing).
-    pub(crate) now_written_at: Option<i64>,
-    /// How many of root's writes came after that one.
-    pub(crate) writes_since: usize,
+    /// What the file holds now.
+    pub(crate) now: Now,
     /// When root last wrote the file.
     pub(crate) last_written_at: i64,
 }
 
+/// What a rolled-back config file holds now.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Now {
+    /// One of root's earlier writes: written at `at`, `writes_since`
+    /// writes before the last.
+    Earlier { at: i64, writes_since: usize },
+    /// Nothing: the file is missing.
+    Missing,
+    /// Nothing: the file is empty, which root never wrote last. Not a hand
+    /// edit: root's empty file of another name (a job list without jobs)
+    /// renamed in its place, read as a list with nothing in it.
+    Emptied,
+}
+
+impl Now {
+    /// Whether the file reads as empty (every key, or every job, absent).
+    pub(crate) fn is_empty(&self) -> bool {
+        !matches!(self, Now::Earlier { .. })
+    }
+}
+
 /// Whether `current` (the file's content; `None`: missing) is an earlier
-/// write of root's than its last, as recorded under `mirror`.
+/// write of root's than its last, as recorded under `mirror`; or missing
+/// or empty while root's last write was not.
 pub(crate) fn rollback(
     mirror: &BackupLockGuard,
     file: &ConfigFile,
@@ -112,23 +140,27 @@ pub(crate) fn rollback(
 ) -> Option<Rollback> {
     let writes = read_record(&mirror.dir, file);
     let (last_written_at, last) = *writes.last()?;
-    let Some(current) = current else {
-        return Some(Rollback {
-            now_written_at: None,
-            writes_since: 0,
+    let rollback = |now| {
+        Some(Rollback {
+            now,
             last_written_at,
-        });
+        })
+    };
+    let Some(current) = current else {
+        return rollback(Now::Missing);
     };
     let digest = sha256(current);
     if digest == last {
         return None;
     }
-    let at = writes.iter().rposition(|(_, old)| *old == digest)?;
-    Some(Rollback {
-        now_written_at: Some(writes[at].0),
-        writes_since: writes.len() - 1 - at,
-        last_written_at,
-    })
+    match writes.iter().rposition(|(_, old)| *old == digest) {
+        Some(at) => rollback(Now::Earlier {
+            at: writes[at].0,
+            writes_since: writes.len() - 1 - at,
+        }),
+        None if current.is_empty() => rollback(Now::Emptied),
+        None => None,
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +218,30 @@ mod tests {
         edited.extend_from_slice(b"\n");
         std::fs::write(&cfg, &edited).unwrap();
         assert_eq!(rollbacks(&dir), Vec::<String>::new());
+
+        // emptied (an empty file of root's renamed in its place): every key
+        // would look absent; removing the record accepts an emptied list
+        std::fs::write(&cfg, b"").unwrap();
+        let found = rollbacks(&dir);
+        let record = tmp
+            .path()
+            .join("encryption-keys/.locks/encryption-keys.cfg.written");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("is empty, but this tool last wrote it")
+                && found[0].contains(&format!("remove {record:?}")),
+            "{}",
+            found[0]
+        );
+        let err = keys.store_key("key-3", &key(3)).unwrap_err().to_string();
+        assert!(
+            err.contains("is empty, but this tool last wrote it")
+                && err.contains(&format!("if another tool emptied it, remove {record:?}")),
+            "{err}"
+        );
+        std::fs::remove_file(&record).unwrap();
+        assert_eq!(rollbacks(&dir), Vec::<String>::new());
+        keys.store_key("key-3", &key(3)).unwrap();
 
         // moved away
         std::fs::rename(&cfg, tmp.path().join("kept")).unwrap();
