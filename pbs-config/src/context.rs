@@ -327,14 +327,46 @@ impl ConfigDir {
         Ok(())
     }
 
-    /// Refuses to go on where the config file of `F` is missing or empty
-    /// but root last wrote it with content (`lock::written`): someone who
-    /// may change the config dir (the `backup` user, or a mistake) moved or
-    /// removed it, or renamed an empty file of root's in its place, and what
-    /// it listed (keys, or the jobs that need them) would look absent to a
-    /// writer, which then starts a new, empty file, or lets go of a key a
-    /// job still needs. Only where a mirror is held (a config dir others
-    /// may change): elsewhere nothing is recorded.
+    /// Refuses to go on where the config file of `F` read as missing or
+    /// empty, but root last wrote it with content (`lock::written`):
+    /// someone who may change the config dir (the `backup` user, or a
+    /// mistake) moved or removed it, or renamed an empty file of root's in
+    /// its place, and what it listed (keys, or the jobs that need them)
+    /// would look absent to a writer, which then starts a new, empty file,
+    /// or lets go of a key a job still needs. Only where a mirror is held (a
+    /// config dir others may change): elsewhere nothing is recorded.
+    ///
+    /// Decided on what the caller read, never on a second look: the name
+    /// may be moved away and back between the two.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds `F`'s lock and passes its guard.
+    pub(crate) fn refuse_read_empty<F: LockedConfig>(
+        &self,
+        held: &ConfigLock<F>,
+    ) -> Result<(), Error> {
+        let Some(mirror) = held.mirror() else {
+            return Ok(());
+        };
+        let Some(rollback) = written::rollback(mirror, &F::FILE, Some(b"")) else {
+            return Ok(());
+        };
+        anyhow::bail!(
+            "{:?} reads as missing or empty, but this tool last wrote it at unix time {} with \
+             content - refusing to go on without what it lists (someone who can write the \
+             config dir moved it away or put another file in its place): put it back \
+             ('proxmox-backup-manager encryption-key verify' names it); if another tool \
+             emptied it, remove {:?} to go on",
+            self.path(F::FILE.name),
+            rollback.last_written_at,
+            written::record_path(mirror, &F::FILE)
+        )
+    }
+
+    /// [`ConfigDir::refuse_read_empty`] for a caller that reads the file
+    /// later: on a look of its own (what is not a regular file is refused
+    /// by every reader).
     ///
     /// # Locking
     ///
@@ -343,42 +375,16 @@ impl ConfigDir {
         &self,
         held: &ConfigLock<F>,
     ) -> Result<(), Error> {
-        let Some(mirror) = held.mirror() else {
+        if held.mirror().is_none() {
             return Ok(());
-        };
+        }
         let Some(base) = self.open_base()? else {
             return Ok(());
         };
-        let current: Option<&[u8]> = match base.stat(F::FILE.name)? {
-            None => None,
-            // what is not a regular file is refused by every reader
-            Some(stat) if stat.kind != EntryKind::File || stat.size > 0 => return Ok(()),
-            Some(_) => Some(b""),
-        };
-        if let Some(rollback) = written::rollback(mirror, &F::FILE, current)
-            && rollback.now.is_empty()
-        {
-            let (what, how, meant) = match current {
-                None => ("missing", "moved or removed it", String::new()),
-                Some(_) => (
-                    "empty",
-                    "put another file in its place",
-                    format!(
-                        "; if another tool emptied it, remove {:?} to go on",
-                        written::record_path(mirror, &F::FILE)
-                    ),
-                ),
-            };
-            anyhow::bail!(
-                "{:?} is {what}, but this tool last wrote it at unix time {} with content - \
-                 refusing to go on without what it lists (someone who can write the config \
-                 dir {how}): put it back ('proxmox-backup-manager encryption-key verify' \
-                 names it){meant}",
-                self.path(F::FILE.name),
-                rollback.last_written_at
-            );
+        match base.stat(F::FILE.name)? {
+            Some(stat) if stat.kind != EntryKind::File || stat.size > 0 => Ok(()),
+            _ => self.refuse_read_empty(held),
         }
-        Ok(())
     }
 
     /// Atomically replaces `file` in `base` (mode and owner of its class).

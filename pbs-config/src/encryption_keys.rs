@@ -244,7 +244,7 @@ impl<'a> EncryptionKeys<'a> {
         failpoint::hit("keys:read");
         if raw.is_empty() {
             // a new key list would not list the keys whose files are there
-            self.dir.refuse_moved_away(held)?;
+            self.dir.refuse_read_empty(held)?;
         }
         let current_digest = digest.map(|_| openssl::sha::sha256(raw.as_bytes()));
         let written = self.dir.written_keys.lock().unwrap().take();

@@ -261,12 +261,12 @@ struct Checker<'a> {
     refs: References,
     /// What the trash holds.
     trash: TrashState,
-    /// The key list is missing while root wrote it (see
-    /// [`ConfigDir::refuse_moved_away`]): every key file looks like an
-    /// orphan, but they are the keys it lists, and moved into the trash
-    /// they would be missing once it is put back (the only way back then is
-    /// `remove --force` and `trash restore` for each key, its jobs untied
-    /// first). Such orphans are left alone; one a trash record waits for
+    /// The key list read as missing or empty while root last wrote it
+    /// with content (see [`ConfigDir::refuse_read_empty`]): every key file
+    /// looks like an orphan, but they are the keys it lists, and moved
+    /// into the trash they would be missing once it is put back (the only
+    /// way back then is `remove --force` and `trash restore` for each key,
+    /// its jobs untied first). Such orphans are left alone; one a trash record waits for
     /// (an interrupted delete) is moved still.
     key_list_gone: bool,
     findings: Vec<Finding>,
@@ -1287,14 +1287,11 @@ impl ConfigDir {
             .lock_config()
             .layer_err(|| "unable to verify the key store")?;
 
-        // a key list moved away (an error finding out is taken as one:
-        // holding orphans back is the side that changes nothing)
-        let key_list_gone = self.refuse_moved_away(&config_lock).is_err();
         failpoint::hit("verify:locked");
-        let mut report = self.check(&keys, &base, key_list_gone)?;
+        let mut report = self.check(&keys, &base, &config_lock)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
             let (repaired, failed) = self.repair(&keys, &base, &report.findings, &config_lock);
-            report = self.check(&keys, &base, key_list_gone)?;
+            report = self.check(&keys, &base, &config_lock)?;
             report.repaired = repaired;
             report.repair_failed = failed;
         }
@@ -1436,13 +1433,12 @@ impl ConfigDir {
         });
     }
 
-    /// The findings; `key_list_gone`: the key list is missing while root
-    /// wrote it ([`Checker::key_list_gone`]).
+    /// The findings, under the config lock `config_lock`.
     fn check(
         &self,
         keys: &EncryptionKeys,
         base: &DirHandle,
-        key_list_gone: bool,
+        config_lock: &EncryptionKeysLock,
     ) -> Result<VerifyReport, Error> {
         // what the store holds cannot be told from a key list or sync jobs
         // backup may have written: every key file would look like an orphan
@@ -1458,6 +1454,10 @@ impl ConfigDir {
         let index = keys
             .index_data()
             .layer_err(|| "unable to verify the key store")?;
+        // a key list moved away, decided on the list as read (an error
+        // finding out is taken as one: holding orphans back is the side
+        // that changes nothing)
+        let key_list_gone = index.is_empty() && self.refuse_read_empty(config_lock).is_err();
         let (valid, invalid) = index.partition();
         let entries: Vec<CryptKey> = valid.into_iter().cloned().collect();
         let key_dir_state = inspect_key_dir(self, base)?;

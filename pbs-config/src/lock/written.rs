@@ -123,13 +123,6 @@ pub(crate) enum Now {
     Emptied,
 }
 
-impl Now {
-    /// Whether the file reads as empty (every key, or every job, absent).
-    pub(crate) fn is_empty(&self) -> bool {
-        !matches!(self, Now::Earlier { .. })
-    }
-}
-
 /// Whether `current` (the file's content; `None`: missing) is an earlier
 /// write of root's than its last, as recorded under `mirror`; or missing
 /// or empty while root's last write was not.
@@ -235,7 +228,7 @@ mod tests {
         );
         let err = keys.store_key("key-3", &key(3)).unwrap_err().to_string();
         assert!(
-            err.contains("is empty, but this tool last wrote it")
+            err.contains("reads as missing or empty, but this tool last wrote it")
                 && err.contains(&format!("if another tool emptied it, remove {record:?}")),
             "{err}"
         );
