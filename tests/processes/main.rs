@@ -199,6 +199,10 @@ const TESTS: &[(&str, TestFn)] = &[
         stand_ins::an_empty_file_of_roots_in_place_of_the_job_list_lets_no_key_go,
     ),
     (
+        "stand_ins::a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys",
+        stand_ins::a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys,
+    ),
+    (
         "rotate::sigkill_at_every_step_then_the_same_command_again",
         rotate::sigkill_at_every_step_then_the_same_command_again,
     ),

@@ -188,3 +188,51 @@ pub fn an_empty_file_of_roots_in_place_of_the_job_list_lets_no_key_go() {
     assert_eq!(run.code, 255, "{run:?}");
     assert!(run.stderr.contains("in use by sync jobs"), "{run:?}");
 }
+
+/// Not a stand-in but nothing at all: backup (or an administrator's
+/// `mv`) moves the key list and the key directory away together, and
+/// with them root's record of its writes. The config dir looks like one
+/// where no key was ever made, but a sync job still names a key, which a
+/// job can only do for a key the store had. Root's next store must not
+/// start a new key directory and key list: a `create` under the id the
+/// job names would give the job another key under the same id. Before
+/// the fix both stores succeeded and `verify` called the store clean.
+pub fn a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-one", "key-two"]);
+    push_job(&scene, "key-one");
+    let (cfg, key_dir) = (
+        scene.path("encryption-keys.cfg"),
+        scene.path("encryption-keys"),
+    );
+    let (cfg_away, key_dir_away) = (scene.path("away.cfg"), scene.path("keys.away"));
+    mv_as_backup(&cfg, &cfg_away, "moving the key list away");
+    mv_as_backup(&key_dir, &key_dir_away, "moving the key directory away");
+
+    for id in ["key-new", "key-one"] {
+        let run = scene.manager(&["encryption-key", "create", id]);
+        assert_eq!(run.code, 255, "{id}: {run:?}");
+        assert!(
+            run.stderr.contains("encryption-keys") && run.stderr.contains("put them back"),
+            "{id}: {run:?}"
+        );
+    }
+    assert!(
+        !key_dir.exists() && !cfg.exists(),
+        "a new store was started"
+    );
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("key directory") && run.stdout.contains("'key-one'"),
+        "{run:?}"
+    );
+
+    mv_as_backup(&key_dir_away, &key_dir, "putting the key directory back");
+    mv_as_backup(&cfg_away, &cfg, "putting the key list back");
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    ok(&scene, &["encryption-key", "paperkey", "key-one"]);
+}
