@@ -146,18 +146,32 @@ impl<'a> EncryptionKeys<'a> {
     }
 
     /// [`EncryptionKeys::open_key_dir`], creating the directory if missing
-    /// and the config lists no key.
+    /// and nothing is known of a key ([`EncryptionKeys::refuse_new_key_dir`]).
     ///
     /// # Errors
     ///
-    /// A missing key directory while the config lists keys is refused: it
-    /// was moved or removed (the config dir belongs to the `backup` user,
-    /// who can rename it), and a new, empty one would let the next store
-    /// run beside keys that are somewhere else.
+    /// A missing key directory while the config lists keys, or sync jobs
+    /// name keys, is refused: it was moved or removed (the config dir
+    /// belongs to the `backup` user, who can rename it), and a new, empty
+    /// one would let the next store run beside keys that are somewhere else.
     pub fn ensure_key_dir(&self, base: &DirHandle) -> Result<DirHandle, Error> {
         if let Some(key_dir) = self.open_key_dir(base)? {
             return Ok(key_dir);
         }
+        self.refuse_new_key_dir()?;
+        let ownership = self.dir.ownership();
+        base.ensure_dir(
+            KEY_DIR_NAME,
+            ownership.key_dir_options(),
+            ownership.key_dir_policy(),
+        )
+    }
+
+    /// Refuses a new key directory where one is known to have been: the
+    /// config lists keys, or, with the key list moved away with the
+    /// directory (and root's record of its writes inside it), a sync job
+    /// names a key, which a job can only do for a key this store had.
+    pub(crate) fn refuse_new_key_dir(&self) -> Result<(), Error> {
         let listed = self.index_data()?.len();
         if listed > 0 {
             bail!(
@@ -168,12 +182,31 @@ impl<'a> EncryptionKeys<'a> {
                 self.config_path()
             );
         }
-        let ownership = self.dir.ownership();
-        base.ensure_dir(
-            KEY_DIR_NAME,
-            ownership.key_dir_options(),
-            ownership.key_dir_policy(),
-        )
+        if let Some(named) = self.keys_named_by_jobs()? {
+            bail!(
+                "key directory {:?} is missing while sync jobs name {named} - refusing to create \
+                 an empty one (it was moved or removed, with {:?}: put them back or restore \
+                 them from a backup; 'proxmox-backup-manager encryption-key verify' shows what \
+                 is missing)",
+                self.key_dir(),
+                self.config_path()
+            );
+        }
+        Ok(())
+    }
+
+    /// The keys sync jobs name, for a message (`None`: no job names one).
+    pub(crate) fn keys_named_by_jobs(&self) -> Result<Option<String>, Error> {
+        let mut named = std::collections::BTreeSet::new();
+        for job in self.dir.sync_jobs().list_jobs()? {
+            named.extend(job.active_encryption_key);
+            named.extend(job.associated_key.into_iter().flatten());
+        }
+        if named.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<String> = named.iter().map(|id| format!("'{id}'")).collect();
+        Ok(Some(format!("{} key(s) ({})", ids.len(), ids.join(", "))))
     }
 
     /// Takes the lock of `id`'s key file in `key_dir`.

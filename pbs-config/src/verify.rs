@@ -985,6 +985,26 @@ impl Checker<'_> {
         self.trash.waiting = waiting;
     }
 
+    /// A missing key directory with nothing listed: a finding if sync jobs
+    /// name keys (it was moved away with the key list; see
+    /// `EncryptionKeys::refuse_new_key_dir`).
+    fn report_key_dir_jobs_need(&mut self, key_dir_path: &Path) {
+        let Some(named) = self.keys.keys_named_by_jobs().ok().flatten() else {
+            return;
+        };
+        self.report(
+            FindingKind::InvalidKeyDir,
+            None,
+            key_dir_path,
+            format!(
+                "key directory {key_dir_path:?} is missing while sync jobs name {named} and \
+                 {:?} lists none: it was moved or removed with the key list - put them back or \
+                 restore them from a backup (no store creates a new one while jobs name keys)",
+                self.keys.config_path(),
+            ),
+        );
+    }
+
     /// Temp files of interrupted writes of the config dir's own files.
     fn scan_base_dir(&mut self) -> Result<(), Error> {
         for name in self.base.names()? {
@@ -1025,7 +1045,9 @@ impl Checker<'_> {
         let key_dir_path = self.keys.key_dir();
         let (place, mode, class) = (Place::KeyDirItself, KEY_DIR_MODE, FileClass::Config);
         match state {
-            KeyDirState::Missing if known.is_empty() => {}
+            KeyDirState::Missing if known.is_empty() => {
+                self.report_key_dir_jobs_need(&key_dir_path)
+            }
             KeyDirState::Missing => {
                 let mut ids: Vec<&str> = known.iter().copied().collect();
                 ids.sort_unstable();

@@ -21,7 +21,8 @@
 //! `backup` can rename it away. A writer checks, once it holds the mirror,
 //! that the key directory's name still names the directory it locked in,
 //! and refuses otherwise. A key directory that is missing while the config
-//! lists keys, a symbolic link or not root's gets no mirror: operations that
+//! lists keys (or sync jobs name keys), a symbolic link or not root's gets
+//! no mirror: operations that
 //! need the key directory refuse it anyway and `verify` reports it, but the
 //! writers that do not need it (archive, sync jobs, users, ACLs) then rely
 //! on the upstream lock file alone. Nothing can be written on a read-only
@@ -54,10 +55,9 @@ pub(crate) fn lock_mirror(
     let keys = dir.encryption_keys();
     let key_dir = match keys.open_key_dir(base) {
         Ok(Some(key_dir)) => key_dir,
-        Ok(None) if keys.index_data().is_ok_and(|index| index.is_empty()) => {
-            keys.ensure_key_dir(base)?
-        }
-        // missing while the config lists keys, a link, not root's
+        Ok(None) if keys.refuse_new_key_dir().is_ok() => keys.ensure_key_dir(base)?,
+        // missing while the config lists keys (or jobs name some), a link,
+        // not root's
         Ok(None) | Err(_) => return Ok(None),
     };
     let ownership = dir.ownership();
