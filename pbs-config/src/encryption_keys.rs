@@ -958,6 +958,7 @@ impl<'a> EncryptionKeys<'a> {
             if archived {
                 let sync_lock = self.dir.sync_jobs().lock_config()?;
                 self.dir.refuse_moved_away(&sync_lock)?;
+                failpoint::hit("sync:locked");
                 _sync_lock = sync_lock;
                 let (active_in, _) = self.dir.sync_jobs().jobs_using_key(id)?;
                 if !active_in.is_empty() {
@@ -1038,6 +1039,7 @@ impl<'a> EncryptionKeys<'a> {
             let sync_lock = self.dir.sync_jobs().lock_config()?;
             // no job list: every key would look unused
             self.dir.refuse_moved_away(&sync_lock)?;
+            failpoint::hit("sync:locked");
             let (active_in, associated_in) = self.dir.sync_jobs().jobs_using_key(id)?;
             if !active_in.is_empty() || !associated_in.is_empty() {
                 return Err(KeystoreError::InUse {

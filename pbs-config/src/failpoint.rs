@@ -91,8 +91,10 @@ pub const ROTATE_POINTS: &[&str] = &[
 /// the config dir behind it, as the `backup` user may: `keys:read` (a
 /// writer of `encryption-keys.cfg` has read it, under its lock),
 /// `verify:locked` (`verify` holds its locks, before it looks at the
-/// store). Nothing is written there, so they are no crash points.
-pub const RACE_POINTS: &[&str] = &["keys:read", "verify:locked"];
+/// store), `sync:locked` (a writer that decides by the jobs which keys
+/// they need holds the sync job lock, before it reads `sync.cfg`).
+/// Nothing is written there, so they are no crash points.
+pub const RACE_POINTS: &[&str] = &["keys:read", "verify:locked", "sync:locked"];
 
 /// Whether crash points are compiled in.
 pub fn enabled() -> bool {

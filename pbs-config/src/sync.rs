@@ -205,6 +205,7 @@ impl SyncJobs<'_> {
         let _keys_lock = keys.lock_config()?;
         let sync_lock = self.lock_config()?;
         self.dir.refuse_moved_away(&sync_lock)?;
+        crate::failpoint::hit("sync:locked");
         let (config, current_digest) = self.config()?;
         if let Some(digest) = digest {
             crate::detect_modified_configuration_file(digest, &current_digest)?;

@@ -191,6 +191,10 @@ const TESTS: &[(&str, TestFn)] = &[
         read_once::a_key_list_moved_away_after_repair_looked_keeps_its_keys,
     ),
     (
+        "read_once::a_job_list_moved_away_after_roots_lock_lets_no_key_go",
+        read_once::a_job_list_moved_away_after_roots_lock_lets_no_key_go,
+    ),
+    (
         "stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused",
         stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused,
     ),

@@ -3,13 +3,16 @@
 //! (as a loop of renames would; here a pause point holds root at the
 //! moment between). Root must not take the key list it read as missing for
 //! present because it is back when it looks again, nor the other way
-//! round.
+//! round; nor a job list it read as missing for one without jobs.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
+use pbs_test_kit::Manager;
+
 use crate::broken_locks::{mv_as_backup, store};
 use crate::scene::Scene;
+use crate::stand_ins::{ok, push_job};
 use crate::support::worker;
 
 /// Starts `cmd` with `$PBS_PAUSEPOINT` set to `point` and waits until it
@@ -89,6 +92,77 @@ pub fn a_key_list_moved_away_after_repair_looked_keeps_its_keys() {
         assert!(path.exists(), "{id} was moved into the trash");
     }
     mv_as_backup(&away, &cfg, "putting the key list back");
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// The job list: root's `remove` of an archived key, `archive` of a job's
+/// active key and a new job each take the sync job lock, and backup moves
+/// `sync.cfg` away just after. Before the fix each looked whether the file
+/// was there (it was), then read it as missing: no job named a key, so
+/// `remove` sent the key the job keeps for its older backups into the
+/// trash (purged after 30 days), `archive` archived the job's active key,
+/// and the new job was written as the only one, the old job gone.
+pub fn a_job_list_moved_away_after_roots_lock_lets_no_key_go() {
+    if !pbs_config::failpoint::enabled() {
+        panic!("pbs-config must be built with the failpoints feature for this test");
+    }
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-old", "key-new"]);
+    push_job(&scene, "key-old");
+    let switch = [
+        "sync-job",
+        "update",
+        "nightly",
+        "--active-encryption-key",
+        "key-new",
+    ];
+    ok(&scene, &switch);
+    ok(&scene, &["encryption-key", "archive", "key-old"]);
+    let (sync, away) = (scene.path("sync.cfg"), scene.path("sync.away"));
+    let jobs = std::fs::read(&sync).unwrap();
+    let keys = std::fs::read(scene.path("encryption-keys.cfg")).unwrap();
+
+    let mut remove = worker("op");
+    remove.arg(&scene.dir).args(["delete", "key-old", "0"]);
+    let mut archive = worker("op");
+    archive.arg(&scene.dir).args(["archive", "key-new", "0"]);
+    let new_job = Manager::new(&scene.dir).command(&[
+        "sync-job",
+        "create",
+        "weekly",
+        "--store",
+        "store1",
+        "--remote",
+        "remote1",
+        "--remote-store",
+        "store2",
+    ]);
+    for (what, cmd) in [
+        ("remove", remove),
+        ("archive", archive),
+        ("new job", new_job),
+    ] {
+        let mut root = paused_at(cmd, "sync:locked");
+        mv_as_backup(&sync, &away, "moving the job list away");
+        drop(root.stdin.take());
+        let status = root.wait().unwrap();
+        mv_as_backup(&away, &sync, "putting the job list back");
+        assert!(!status.success(), "{what} went on without the job list");
+        assert_eq!(
+            std::fs::read(&sync).unwrap(),
+            jobs,
+            "{what}: the job list changed"
+        );
+        assert_eq!(
+            std::fs::read(scene.path("encryption-keys.cfg")).unwrap(),
+            keys,
+            "{what}: the key list changed"
+        );
+    }
+    assert!(scene.path("encryption-keys/key-old.enc").exists());
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
 }

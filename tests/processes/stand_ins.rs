@@ -16,14 +16,14 @@ use crate::scene::Scene;
 
 /// Runs `args` as root and asserts it succeeded.
 #[track_caller]
-fn ok(scene: &Scene, args: &[&str]) {
+pub(crate) fn ok(scene: &Scene, args: &[&str]) {
     let run = scene.manager(args);
     assert_eq!(run.code, 0, "{args:?}: {run:?}");
 }
 
 /// Creates the push job `nightly` with `key` as its active key.
 #[track_caller]
-fn push_job(scene: &Scene, key: &str) {
+pub(crate) fn push_job(scene: &Scene, key: &str) {
     let job = [
         "sync-job",
         "create",
