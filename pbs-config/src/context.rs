@@ -14,7 +14,7 @@ use proxmox_section_config::SectionConfigData;
 
 use crate::audit::{AuditCache, Caller};
 use crate::cache::{ConfigCache, open_config, read_config};
-use crate::dir_handle::{DirHandle, EntryKind, read_all};
+use crate::dir_handle::{DirHandle, read_all};
 use crate::files::{ConfigFile, FileClass};
 use crate::key_index::KeyIndex;
 use crate::key_sections::KeySections;
@@ -362,29 +362,6 @@ impl ConfigDir {
             rollback.last_written_at,
             written::record_path(mirror, &F::FILE)
         )
-    }
-
-    /// [`ConfigDir::refuse_read_empty`] for a caller that reads the file
-    /// later: on a look of its own (what is not a regular file is refused
-    /// by every reader).
-    ///
-    /// # Locking
-    ///
-    /// The caller holds `F`'s lock and passes its guard.
-    pub(crate) fn refuse_moved_away<F: LockedConfig>(
-        &self,
-        held: &ConfigLock<F>,
-    ) -> Result<(), Error> {
-        if held.mirror().is_none() {
-            return Ok(());
-        }
-        let Some(base) = self.open_base()? else {
-            return Ok(());
-        };
-        match base.stat(F::FILE.name)? {
-            Some(stat) if stat.kind != EntryKind::File || stat.size > 0 => Ok(()),
-            _ => self.refuse_read_empty(held),
-        }
     }
 
     /// Atomically replaces `file` in `base` (mode and owner of its class).

@@ -957,10 +957,8 @@ impl<'a> EncryptionKeys<'a> {
             let _sync_lock;
             if archived {
                 let sync_lock = self.dir.sync_jobs().lock_config()?;
-                self.dir.refuse_moved_away(&sync_lock)?;
-                failpoint::hit("sync:locked");
+                let (active_in, _) = self.dir.sync_jobs().jobs_using_key(id, &sync_lock)?;
                 _sync_lock = sync_lock;
-                let (active_in, _) = self.dir.sync_jobs().jobs_using_key(id)?;
                 if !active_in.is_empty() {
                     return Err(KeystoreError::InUse {
                         id: id.to_string(),
@@ -1037,10 +1035,7 @@ impl<'a> EncryptionKeys<'a> {
                 return Err(KeystoreError::NotArchived { id: id.to_string() }.into());
             }
             let sync_lock = self.dir.sync_jobs().lock_config()?;
-            // no job list: every key would look unused
-            self.dir.refuse_moved_away(&sync_lock)?;
-            failpoint::hit("sync:locked");
-            let (active_in, associated_in) = self.dir.sync_jobs().jobs_using_key(id)?;
+            let (active_in, associated_in) = self.dir.sync_jobs().jobs_using_key(id, &sync_lock)?;
             if !active_in.is_empty() || !associated_in.is_empty() {
                 return Err(KeystoreError::InUse {
                     id: id.to_string(),

@@ -1014,9 +1014,11 @@ impl<'a> Rotations<'a> {
                 quoted(active_in)
             ))
         };
-        let (active_in, _) = self.dir.sync_jobs().jobs_using_key(id)?;
+        // a look without the lock; the archive below decides under it
+        let usage = self.dir.sync_jobs().key_usage()?;
+        let active_in = &usage.of(id).active_in;
         if !active_in.is_empty() {
-            return Ok(kept(&active_in));
+            return Ok(kept(active_in));
         }
         if keys.entry(id)?.archived_at.is_some() {
             return Ok(None);

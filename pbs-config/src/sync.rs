@@ -136,11 +136,41 @@ impl SyncJobs<'_> {
             .collect()
     }
 
-    /// Jobs that use `key_id`: (as active key, as associated key).
-    pub fn jobs_using_key(&self, key_id: &str) -> Result<(Vec<String>, Vec<String>), Error> {
+    /// The parsed config and its digest, read under the sync job lock by a
+    /// writer or by a check that decides by the jobs which keys they need.
+    /// A job list that read as missing or empty where root last wrote one
+    /// with content is refused ([`ConfigDir::refuse_read_empty`]): every
+    /// key would look unused, and a write would drop every job. Decided on
+    /// the text read, never on a second look (the name may be moved away
+    /// and back between the two).
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the sync job lock and passes its guard.
+    fn config_locked(&self, held: &SyncLock) -> Result<(Arc<SectionConfigData>, [u8; 32]), Error> {
+        crate::failpoint::hit("sync:locked");
+        let (config, digest) = self.config_shared()?;
+        if digest == openssl::sha::sha256(b"") {
+            self.dir.refuse_read_empty(held)?;
+        }
+        Ok((config, digest))
+    }
+
+    /// Jobs that use `key_id`: (as active key, as associated key), from the
+    /// job list as [`SyncJobs::config_locked`] reads it.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the sync job lock and passes its guard.
+    pub fn jobs_using_key(
+        &self,
+        key_id: &str,
+        held: &SyncLock,
+    ) -> Result<(Vec<String>, Vec<String>), Error> {
+        let (config, _digest) = self.config_locked(held)?;
         let mut active = Vec::new();
         let mut associated = Vec::new();
-        for job in self.list_jobs()? {
+        for job in self.jobs_of(&config)? {
             if job.uses_as_active(key_id) {
                 active.push(job.id.clone());
             }
@@ -204,14 +234,12 @@ impl SyncJobs<'_> {
         let keys = self.dir.encryption_keys();
         let _keys_lock = keys.lock_config()?;
         let sync_lock = self.lock_config()?;
-        self.dir.refuse_moved_away(&sync_lock)?;
-        crate::failpoint::hit("sync:locked");
-        let (config, current_digest) = self.config()?;
+        let (config, current_digest) = self.config_locked(&sync_lock)?;
         if let Some(digest) = digest {
             crate::detect_modified_configuration_file(digest, &current_digest)?;
         }
         let mut edit = JobsEdit {
-            config,
+            config: Arc::unwrap_or_clone(config),
             keys: keys.index_data()?,
             original: BTreeMap::new(),
             config_path: self.config_path(),
