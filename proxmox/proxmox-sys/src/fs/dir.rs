@@ -9,7 +9,8 @@ use anyhow::{Error, bail, format_err};
 
 use super::CreateOptions;
 
-/// Makes sure `path` is a directory, creating it (not its parents) if missing.
+/// Makes sure `path` is a directory (or a symlink to one), creating it (not
+/// its parents) if missing.
 ///
 /// A new directory gets the mode and owner of `options` (mode 0755 if none is
 /// given); it is created as 0700 and widened only after the owner is set, so it
@@ -26,7 +27,9 @@ pub fn ensure_dir_exists<P: AsRef<Path>>(
         Err(err) if err.kind() == ErrorKind::AlreadyExists => false,
         Err(err) => bail!("unable to create directory {path:?} - {err}"),
     };
-    let meta = std::fs::symlink_metadata(path)
+    // followed, as upstream: a symlink there is the caller's (root's config
+    // dir moved to another disk)
+    let meta = std::fs::metadata(path)
         .map_err(|err| format_err!("unable to stat directory {path:?} - {err}"))?;
     if !meta.is_dir() {
         bail!("{path:?} exists but is not a directory");
@@ -104,6 +107,21 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         let err = ensure_dir_exists(&path, &CreateOptions::new(), false).unwrap_err();
         assert!(err.to_string().contains("keys"), "{err}");
+    }
+
+    #[test]
+    fn a_symlink_to_a_directory_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (target, link) = (dir.path().join("disk"), dir.path().join("keys"));
+        std::fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        ensure_dir_exists(&link, &CreateOptions::new(), false).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        // a link to a file is no directory
+        std::fs::remove_dir(&target).unwrap();
+        std::fs::write(&target, b"").unwrap();
+        let err = ensure_dir_exists(&link, &CreateOptions::new(), false).unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
     }
 
     #[test]
