@@ -248,9 +248,19 @@ const NEVER_MADE_TRUSTED: &str =
 
 /// What a finding on an untrusted `encryption-keys.cfg` or `sync.cfg`
 /// adds: verify stops there, and the admin decides whose file it is.
-const UNTRUSTED_CONFIG_ADVICE: &str = "; nothing else was checked: put root's copy back \
-    from a backup, or if you wrote this file yourself, give it root's owner and mode by hand, \
-    then run verify again";
+fn untrusted_config_advice(why: &Distrust) -> &'static str {
+    match why {
+        // a directory, link or FIFO of that name was never a config file
+        Distrust::NotAFile(_) => {
+            "; nothing else was checked: move it out of the way and put root's copy back from \
+             a backup, then run verify again"
+        }
+        Distrust::Owner { .. } | Distrust::Mode { .. } => {
+            "; nothing else was checked: put root's copy back from a backup, or if you wrote \
+             this file yourself, give it root's owner and mode by hand, then run verify again"
+        }
+    }
+}
 
 struct Checker<'a> {
     keys: EncryptionKeys<'a>,
@@ -1363,7 +1373,7 @@ impl ConfigDir {
     ) -> Result<(), Error> {
         report
             .findings
-            .extend(self.untrusted_file(base, &F::FILE, "")?);
+            .extend(self.untrusted_file(base, &F::FILE, |_| "")?);
         Ok(())
     }
 
@@ -1375,7 +1385,7 @@ impl ConfigDir {
         &self,
         base: &DirHandle,
         file: &ConfigFile,
-        more: &str,
+        more: impl Fn(&Distrust) -> &'static str,
     ) -> Result<Option<Finding>, Error> {
         let Some(stat) = base.stat(file.name)? else {
             return Ok(None);
@@ -1384,6 +1394,7 @@ impl ConfigDir {
         let Some(why) = self.ownership().distrust(file.class, &stat) else {
             return Ok(None);
         };
+        let more = more(&why);
         let kind = match why {
             Distrust::NotAFile(_) if stat.kind == EntryKind::Symlink => FindingKind::SymbolicLink,
             Distrust::NotAFile(_) => FindingKind::UnknownFile,
@@ -1467,7 +1478,7 @@ impl ConfigDir {
         // (for repair to move into the trash), every job like a dangling one
         let untrusted: Vec<Finding> = [&files::ENCRYPTION_KEYS_CFG, &files::SYNC_CFG]
             .into_iter()
-            .map(|file| self.untrusted_file(base, file, UNTRUSTED_CONFIG_ADVICE))
+            .map(|file| self.untrusted_file(base, file, untrusted_config_advice))
             .filter_map(Result::transpose)
             .collect::<Result<_, _>>()?;
         if !untrusted.is_empty() {
