@@ -1704,3 +1704,38 @@ fn man_page_covers_every_command() {
     }
     assert!(!page.contains("__complete"));
 }
+
+/// A config dir that root moved to another disk and linked back (as
+/// `/etc/proxmox-backup -> /srv/pbs-config`): every command works through
+/// the link, as upstream's do, and the key paths keep the link's spelling.
+/// Before, each writer refused it ("exists but is not a directory") while
+/// `list` read through it.
+#[test]
+fn a_config_dir_linked_from_another_disk() {
+    let tmp = TestDir::new();
+    let (disk, link) = (tmp.path().join("disk"), tmp.path().join("linked"));
+    std::fs::create_dir(&disk).unwrap();
+    std::os::unix::fs::symlink(&disk, &link).unwrap();
+    let manager = Manager::new(&link);
+    let out = tmp.path().join("key.json");
+    for args in [
+        &["encryption-key", "create", "key-one", "--output-file"][..],
+        &["encryption-key", "archive", "key-one"],
+        &["encryption-key", "verify"],
+        &["encryption-key", "remove", "key-one"],
+        &["encryption-key", "verify"],
+    ] {
+        let mut args = args.to_vec();
+        if args.ends_with(&["--output-file"]) {
+            args.push(out.to_str().unwrap());
+        }
+        let run = manager.run(&args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        if args[1] == "verify" {
+            assert!(run.stdout.contains("result: clean"), "{run:?}");
+        }
+    }
+    assert!(disk.join("encryption-keys").is_dir());
+    let trash = manager.run(&["encryption-key", "trash", "list", "--output-format", "json"]);
+    assert!(trash.stdout.contains("key-one@"), "{trash:?}");
+}
