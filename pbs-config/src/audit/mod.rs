@@ -242,13 +242,15 @@ impl<'a> AuditLog<'a> {
     /// See [`ConfigDir::audit_log`].
     pub fn open(dir: &'a ConfigDir, key_dir: &DirHandle) -> Result<Self, Error> {
         let ownership = dir.ownership();
-        let audit_dir = key_dir
-            .ensure_dir(
-                AUDIT_DIR_NAME,
-                audit_dir_options(ownership),
-                ownership.key_dir_policy(),
-            )
-            .layer_err(|| "unable to open the audit log")?;
+        let policy = ownership.key_dir_policy();
+        // opened first, made only if missing: one `mkdirat` less for every
+        // operation of a store that has its log (the same checks either way)
+        let audit_dir = match key_dir.open_dir(AUDIT_DIR_NAME, policy) {
+            Ok(Some(audit_dir)) => Ok(audit_dir),
+            Ok(None) => key_dir.ensure_dir(AUDIT_DIR_NAME, audit_dir_options(ownership), policy),
+            Err(err) => Err(err),
+        }
+        .layer_err(|| "unable to open the audit log")?;
         Ok(Self::with_dir(dir, audit_dir))
     }
 
