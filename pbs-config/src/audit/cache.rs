@@ -10,11 +10,21 @@
 //! with the state it was cached in, and reads the file again on any
 //! difference. Another process's append changes the log's size; a
 //! `chmod` or `chown` changes the status change time, so the owner and
-//! mode checks run again on the file as it is. The signing key file is
-//! read (and checked) every time and its bytes compared with those the
-//! key was decoded from: a key replaced or edited on disk, even within
-//! one tick of the file system's clock, is the key used. The end of
-//! the log and the checkpoint are used and updated only under the log's
+//! mode checks run again on the file as it is.
+//!
+//! The signing key file is checked (owner, mode) on every use. It is
+//! read again unless its `statat` shows the state it was read in and that
+//! state was *settled* then: its modification and status change times at
+//! least [`SETTLE_SECS`] before the read. A change after the read stamps
+//! the file with the time of the change, later than a settled state's
+//! times, so it shows even if the file keeps its inode and size; only a
+//! file changed within a tick of the clock of its last change (one that
+//! was not settled) could look unchanged, and such a file is read every
+//! time, its bytes compared with those the key was decoded from. So a key
+//! replaced or edited on disk is the key used.
+//!
+//! The end of the log and the size the checkpoint proves are compared by
+//! state alone; they are used and updated only under the log's
 //! lock (`log.lck`), so what one append leaves is what the next one of
 //! this process finds unless another process appended in between.
 
@@ -22,6 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
+use crate::dir_handle::EntryStat;
 pub(crate) use crate::dir_handle::FileState;
 
 use super::append::Tail;
@@ -38,8 +49,30 @@ pub(crate) struct CachedTail {
     pub reserved_to: u64,
 }
 
-/// The signing key and the file's bytes it was decoded from.
-type DecodedKey = (Zeroizing<Vec<u8>>, Arc<SigningKey>);
+/// How old the times of the signing key file must be when it is read for
+/// its state to be used instead of reading it again (module docs): far
+/// more than a tick of the file system's clock.
+pub(crate) const SETTLE_SECS: i64 = 2;
+
+/// The signing key, the file's bytes it was decoded from, and the file's
+/// state when it was read if that state was settled.
+struct DecodedKey {
+    pem: Zeroizing<Vec<u8>>,
+    key: Arc<SigningKey>,
+    settled: Option<FileState>,
+}
+
+/// The state of a file with `stat`, if its times are [`SETTLE_SECS`]
+/// in the past now.
+pub(crate) fn settled(stat: &EntryStat) -> Option<FileState> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let now = i64::try_from(now).ok()?;
+    let last = stat.mtime.0.max(stat.ctime.0);
+    (last.checked_add(SETTLE_SECS)? < now).then(|| stat.state())
+}
 
 /// See the module docs.
 #[derive(Default)]
@@ -63,14 +96,33 @@ impl AuditCache {
     /// The signing key decoded from `pem`, if it was decoded before.
     pub(crate) fn signing_key(&self, pem: &[u8]) -> Option<Arc<SigningKey>> {
         match &*self.signing_key.lock().unwrap() {
-            Some((cached, key)) if cached.as_slice() == pem => Some(Arc::clone(key)),
+            Some(cached) if cached.pem.as_slice() == pem => Some(Arc::clone(&cached.key)),
             _ => None,
         }
     }
 
-    /// Keeps `key`, decoded from `pem`.
-    pub(crate) fn set_signing_key(&self, pem: Zeroizing<Vec<u8>>, key: &Arc<SigningKey>) {
-        *self.signing_key.lock().unwrap() = Some((pem, Arc::clone(key)));
+    /// The signing key read from the file now in `state`, if it was read
+    /// in that state and the state was settled then (module docs).
+    pub(crate) fn settled_signing_key(&self, state: &FileState) -> Option<Arc<SigningKey>> {
+        match &*self.signing_key.lock().unwrap() {
+            Some(cached) if cached.settled.as_ref() == Some(state) => Some(Arc::clone(&cached.key)),
+            _ => None,
+        }
+    }
+
+    /// Keeps `key`, decoded from `pem`, read from the file in the state
+    /// `settled` if that state was settled ([`settled`]).
+    pub(crate) fn set_signing_key(
+        &self,
+        pem: Zeroizing<Vec<u8>>,
+        key: &Arc<SigningKey>,
+        settled: Option<FileState>,
+    ) {
+        *self.signing_key.lock().unwrap() = Some(DecodedKey {
+            pem,
+            key: Arc::clone(key),
+            settled,
+        });
     }
 
     /// The end of the log in `state`, if this process's last append left

@@ -92,7 +92,7 @@ use zeroize::Zeroizing;
 use proxmox_lang::error::ErrorLayer;
 use proxmox_sys::fs::CreateOptions;
 
-use crate::dir_handle::{DirHandle, EntryStat, read_all};
+use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
 use crate::files::{
     AUDIT_CHECKPOINT, AUDIT_DIR_MODE, AUDIT_DIR_NAME, AUDIT_LOCK, AUDIT_LOG, AUDIT_PENDING_LOCK,
     AUDIT_SIGNING_KEY,
@@ -364,25 +364,40 @@ impl<'a> AuditLog<'a> {
         Ok(Some(key))
     }
 
-    /// Reads and checks the signing key file and decodes it, unless it
-    /// holds what this process decoded before ([`cache`]: the file is
-    /// read every time, so a key replaced or edited on disk is the one
-    /// used; only the decode is saved).
+    /// Checks the signing key file and returns its key: the one this
+    /// process decoded before if the file is in the settled state it was
+    /// read in ([`cache`]: one `statat`, its owner and mode checked on
+    /// that), else the file read again, checked and decoded (the decode
+    /// saved if its bytes are those decoded before). A key replaced or
+    /// edited on disk is the one used.
     fn read_signing_key(&self) -> Result<Option<Arc<checkpoint::SigningKey>>, Error> {
         let file = &AUDIT_SIGNING_KEY;
+        let ownership = self.dir.ownership();
+        match self.audit_dir.stat(file.name)? {
+            None => return Ok(None),
+            Some(stat) if stat.kind == EntryKind::File => {
+                let path = self.audit_dir.entry_path(file.name);
+                check_signing_key_stat(ownership, &stat, &path)?;
+                if let Some(key) = self.dir.audit_cache.settled_signing_key(&stat.state()) {
+                    return Ok(Some(key));
+                }
+            }
+            // refused below, with the open's own words
+            Some(_) => {}
+        }
         let Some(mut opened) = self.audit_dir.open_regular(file.name, file.max_size)? else {
             return Ok(None);
         };
-        check_signing_key_stat(self.dir.ownership(), &opened.stat, &opened.path)?;
+        check_signing_key_stat(ownership, &opened.stat, &opened.path)?;
+        let settled = cache::settled(&opened.stat);
         let pem = Zeroizing::new(read_all(&mut opened, file.max_size)?);
-        if let Some(key) = self.dir.audit_cache.signing_key(&pem) {
-            return Ok(Some(key));
-        }
-        let key =
-            Arc::new(checkpoint::SigningKey::from_pem(&pem).map_err(|err| {
+        let key = match self.dir.audit_cache.signing_key(&pem) {
+            Some(key) => key,
+            None => Arc::new(checkpoint::SigningKey::from_pem(&pem).map_err(|err| {
                 format_err!("invalid audit signing key {:?} - {err}", opened.path)
-            })?);
-        self.dir.audit_cache.set_signing_key(pem, &key);
+            })?),
+        };
+        self.dir.audit_cache.set_signing_key(pem, &key, settled);
         Ok(Some(key))
     }
 

@@ -628,3 +628,84 @@ fn a_signing_key_replaced_on_disk_is_the_one_used_next() {
     pending.done(Ok::<_, anyhow::Error>(())).unwrap();
     assert_eq!(log.public_key().unwrap(), Some(renamed.public_key()));
 }
+
+/// A signing key file whose times are old is taken by its state alone
+/// (one `statat`): still checked for owner and mode on every use, and a
+/// key renamed over it (a new inode) is read and used.
+#[test]
+fn a_settled_signing_key_is_checked_by_its_state_and_still_replaced() {
+    let store = Store::new();
+    let log = store.log();
+    record(&log, Op::Create, "k-one");
+    let first = log.public_key().unwrap().unwrap();
+    let key_path = store.audit_path("signing.key");
+    let pem = zeroize::Zeroizing::new(std::fs::read(&key_path).unwrap());
+    let decoded = Arc::new(checkpoint::SigningKey::from_pem(&pem).unwrap());
+    // as if the file had been read with times two seconds old: its state
+    // now is settled (a test cannot age a status change time)
+    let state = file_state(&key_path);
+    store
+        .dir
+        .audit_cache
+        .set_signing_key(pem, &decoded, Some(state));
+    assert!(store.dir.audit_cache.settled_signing_key(&state).is_some());
+    assert_eq!(log.public_key().unwrap(), Some(first));
+
+    // mode 0640: refused though the key is cached
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = store.log().intent(&event(Op::Delete, "k-one")).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("lets others read it"),
+        "{err:#}"
+    );
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // the settled state again, then a key renamed over it
+    let state = file_state(&key_path);
+    let pem = zeroize::Zeroizing::new(std::fs::read(&key_path).unwrap());
+    store
+        .dir
+        .audit_cache
+        .set_signing_key(pem, &decoded, Some(state));
+    let renamed = checkpoint::SigningKey::generate().unwrap();
+    let tmp_path = store.audit_path("signing.key.new");
+    std::fs::write(&tmp_path, renamed.to_pem().unwrap()).unwrap();
+    std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp_path, &key_path).unwrap();
+    let pending = log.intent(&event(Op::Archive, "k-one")).unwrap();
+    assert_eq!(
+        pending
+            .checkpoint()
+            .unwrap()
+            .check_signature(&renamed.public_key()),
+        SignatureCheck::Valid
+    );
+    pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+
+    // a key just written is not settled: it is read on every use
+    assert!(
+        store
+            .dir
+            .audit_cache
+            .settled_signing_key(&file_state(&key_path))
+            .is_none()
+    );
+}
+
+/// Only times at least `SETTLE_SECS` old make a settled state.
+#[test]
+fn only_old_times_are_settled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f");
+    std::fs::write(&path, b"x").unwrap();
+    let dir = crate::dir_handle::DirHandle::open_path(tmp.path())
+        .unwrap()
+        .unwrap();
+    let mut stat = dir.stat("f").unwrap().unwrap();
+    assert_eq!(cache::settled(&stat), None);
+    let now = stat.ctime.0.max(stat.mtime.0);
+    stat.ctime.0 = now - cache::SETTLE_SECS - 2;
+    assert_eq!(cache::settled(&stat), None, "the modification time is new");
+    stat.mtime.0 = now - cache::SETTLE_SECS - 2;
+    assert_eq!(cache::settled(&stat), Some(stat.state()));
+}
