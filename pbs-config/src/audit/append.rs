@@ -3,7 +3,14 @@
 //!
 //! An append, under `log.lck`:
 //! 1. opens the log through the audit directory's handle (created
-//!    root:backup 0640 if missing) and checks who owns it;
+//!    root:backup 0640 if missing) and checks who owns it; an outcome
+//!    writes through its intent's descriptor instead if the name still
+//!    names that file in the state the intent left (`statat`: the same
+//!    device, inode, size and times), the owner and mode checked on the
+//!    `statat` ([`super::cache`]). The descriptor is closed after the
+//!    outcome: no process holds the log open between its operations (a
+//!    file open for writing would keep its file system from being
+//!    remounted read-only);
 //! 2. reads the last line: an incomplete one (a crash inside an append
 //!    that never returned) is cut off; a damaged one, or a log shorter than
 //!    its checkpoint, stops the append (fail closed: `audit verify` says
@@ -37,7 +44,7 @@ use crate::dir_handle::{OpenedFile, file_state};
 use crate::failpoint;
 use crate::files::{AUDIT_CHECKPOINT, AUDIT_LOG};
 
-use super::cache::CachedTail;
+use super::cache::{CachedTail, FileState};
 use super::checkpoint::{Checkpoint, SigningKey};
 use super::record::{self, Event, MAX_LINE_LEN, Phase, Record, ZERO_HASH, parse_line, result_text};
 use super::{AuditLock, AuditLog, PendingLock, SYNC_OUTCOMES, syslog};
@@ -204,7 +211,8 @@ impl AuditLog<'_> {
     fn prepare_append(&self, warnings: &mut Vec<String>) -> Result<(OpenedFile, Tail, u64), Error> {
         // a log shorter than its checkpoint lost records: never extend it
         let proven = self.proven_size();
-        if proven > 0 && self.audit_dir.stat(AUDIT_LOG.name)?.is_none() {
+        let named = self.audit_dir.stat(AUDIT_LOG.name)?;
+        if proven > 0 && named.is_none() {
             bail!(
                 "the audit log {:?} is missing, but its checkpoint says {proven} records - \
                  refusing to start a new one (restore it from a backup, then run \
@@ -212,11 +220,31 @@ impl AuditLog<'_> {
                 self.log_path()
             );
         }
-        let log = self.open_log_for_append()?;
         // whatever happens now, what is cached is used once: an append
         // that fails may leave the log in a state that looks the same
-        let cached = self.dir.audit_cache.tail(&log.stat.state());
-        self.dir.audit_cache.set_tail(None);
+        let kept = self.dir.audit_cache.take_log();
+        let previous = self.dir.audit_cache.take_tail();
+        let left_in = |state: FileState| previous.filter(|cached| cached.state == state);
+        let at_name = named.as_ref().and_then(|stat| left_in(stat.state()));
+        let (log, cached) = match (kept, at_name, named) {
+            // the name still names the file this process's last append
+            // wrote through (the same device and inode, which no other
+            // file can have while that descriptor is open), in the state
+            // that append left: written through the same descriptor, its
+            // owner and mode checked on the `statat` of the name
+            (Some(file), Some(cached), Some(stat)) => {
+                let path = self.log_path();
+                self.dir
+                    .ownership()
+                    .check_trusted(AUDIT_LOG.class, &stat, &path)?;
+                (OpenedFile { file, stat, path }, Some(cached))
+            }
+            _ => {
+                let log = self.open_log_for_append()?;
+                let cached = left_in(log.stat.state());
+                (log, cached)
+            }
+        };
         let (mut tail, reserved_to) = match cached {
             Some(cached) => (cached.tail, cached.reserved_to),
             None => (read_tail(&log.file, log.stat.size, &log.path)?, 0),
@@ -242,14 +270,17 @@ impl AuditLog<'_> {
     }
 
     /// Keeps the end of the log after an append of `line` after `before`
-    /// (the record `draft`), for the next append of this process.
+    /// (the record `draft`) for the next append of this process, and with
+    /// `keep_descriptor` (an intent, whose outcome comes next) the log's
+    /// descriptor; else it is closed here.
     fn keep_tail(
         &self,
-        log: &OpenedFile,
+        log: OpenedFile,
         before: &Tail,
         draft: &Record,
         line: &str,
         reserved_to: u64,
+        keep_descriptor: bool,
     ) {
         let Some(state) = file_state(&log.file) else {
             return;
@@ -267,6 +298,9 @@ impl AuditLog<'_> {
             },
             reserved_to,
         }));
+        if keep_descriptor {
+            self.dir.audit_cache.keep_log(log.file);
+        }
     }
 
     /// Appends `draft` (`seq`, `time` and `prev` are set here); with
@@ -283,7 +317,7 @@ impl AuditLog<'_> {
         _held: &AuditLock,
     ) -> Result<Appended, Error> {
         let mut warnings = Vec::new();
-        let (mut log, tail, reserved_to) = self.prepare_append(&mut warnings)?;
+        let (log, tail, reserved_to) = self.prepare_append(&mut warnings)?;
         // a new log gets a new key; an existing one is never signed by a new
         // key. Only a synced append signs: an outcome needs no key, and
         // failing it for a key gone since its intent would report a change
@@ -332,13 +366,13 @@ impl AuditLog<'_> {
             };
             tail.end + len
         };
-        if let Err(err) = log.file.write_all(line.as_bytes()) {
+        if let Err(err) = (&log.file).write_all(line.as_bytes()) {
             let err = format_err!("unable to append to {:?} - {err}", log.path);
             return Err(undo(&log, tail.end, err));
         }
         failpoint::hit("audit:line-written");
         if !sync {
-            self.keep_tail(&log, &tail, &draft, &line, reserved_to);
+            self.keep_tail(log, &tail, &draft, &line, reserved_to, false);
             return Ok(Appended {
                 record: draft,
                 checkpoint: None,
@@ -350,7 +384,7 @@ impl AuditLog<'_> {
             return Err(undo(&log, tail.end, err));
         }
         failpoint::hit("audit:synced");
-        self.keep_tail(&log, &tail, &draft, &line, reserved_to);
+        self.keep_tail(log, &tail, &draft, &line, reserved_to, true);
         let head = record::parse_hash(&draft.hash).expect("a hash we just wrote");
         let key = key.expect("a synced append reads the signing key");
         let checkpoint = match self.write_checkpoint(&key, draft.seq, &head) {

@@ -28,6 +28,7 @@
 //! lock (`log.lck`), so what one append leaves is what the next one of
 //! this process finds unless another process appended in between.
 
+use std::fs::File;
 use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
@@ -79,6 +80,11 @@ pub(crate) fn settled(stat: &EntryStat) -> Option<FileState> {
 pub(crate) struct AuditCache {
     signing_key: Mutex<Option<DecodedKey>>,
     tail: Mutex<Option<CachedTail>>,
+    /// The log's descriptor an intent wrote through: used for the append
+    /// after it (its outcome) while the name still names it in the state
+    /// the intent left (one `statat` instead of an `openat`, `fstat` and
+    /// `close`), closed after that.
+    log: Mutex<Option<File>>,
     checkpoint: Mutex<Option<(FileState, u64)>>,
 }
 
@@ -131,11 +137,22 @@ impl AuditCache {
     /// # Locking
     ///
     /// The caller holds the log's lock.
+    #[cfg(test)]
     pub(crate) fn tail(&self, state: &FileState) -> Option<CachedTail> {
         match &*self.tail.lock().unwrap() {
             Some(cached) if cached.state == *state => Some(*cached),
             _ => None,
         }
+    }
+
+    /// Takes the end of the log as this process's last append left it
+    /// (forgotten until kept again).
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the log's lock.
+    pub(crate) fn take_tail(&self) -> Option<CachedTail> {
+        self.tail.lock().unwrap().take()
     }
 
     /// Keeps the end of the log (`None`: forget it, the log is in a state
@@ -146,6 +163,26 @@ impl AuditCache {
     /// The caller holds the log's lock.
     pub(crate) fn set_tail(&self, tail: Option<CachedTail>) {
         *self.tail.lock().unwrap() = tail;
+    }
+
+    /// Takes the kept descriptor of the log (dropped, so closed, unless
+    /// kept again).
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the log's lock.
+    pub(crate) fn take_log(&self) -> Option<File> {
+        self.log.lock().unwrap().take()
+    }
+
+    /// Keeps the descriptor of the log an intent wrote through, for its
+    /// outcome.
+    ///
+    /// # Locking
+    ///
+    /// The caller holds the log's lock.
+    pub(crate) fn keep_log(&self, file: File) {
+        *self.log.lock().unwrap() = Some(file);
     }
 
     /// The size the checkpoint in `state` proves, if it was read (or

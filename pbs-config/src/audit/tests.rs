@@ -709,3 +709,47 @@ fn only_old_times_are_settled() {
     stat.mtime.0 = now - cache::SETTLE_SECS - 2;
     assert_eq!(cache::settled(&stat), Some(stat.state()));
 }
+
+/// An outcome writes through its intent's descriptor of the log, and no
+/// descriptor is kept after it (a file open for writing between
+/// operations would keep the file system from being remounted read-only).
+/// A log whose mode was opened up in place between the two, or another
+/// file renamed over it, is judged as it is now: refused, and never
+/// written through the kept descriptor.
+#[test]
+fn a_log_changed_between_intent_and_outcome_is_refused() {
+    let store = Store::new();
+    let log = store.log();
+    record(&log, Op::Create, "k-one");
+    assert!(store.dir.audit_cache.take_log().is_none());
+    let path = store.audit_path("log");
+    let set_mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let outcome_error = |pending: Pending| {
+        let err = pending.done(Ok::<_, anyhow::Error>(())).unwrap_err();
+        format!("{err:#}")
+    };
+
+    // the log's mode opened up in place (same inode, perhaps the same
+    // times as the intent left): the outcome is refused
+    let pending = log.intent(&event(Op::Archive, "k-one")).unwrap();
+    set_mode(&path, 0o666);
+    let err = outcome_error(pending);
+    assert!(err.contains("refusing to trust it"), "{err}");
+    set_mode(&path, 0o640);
+    assert_eq!(store.lines().len(), 3);
+
+    // another user's copy renamed over the log: refused, left as it was
+    let pending = log.intent(&event(Op::Unarchive, "k-one")).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let swapped = store.audit_path("log.swapped");
+    std::fs::write(&swapped, &before).unwrap();
+    set_mode(&swapped, 0o640);
+    nix::unistd::chown(&swapped, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    std::fs::rename(&swapped, &path).unwrap();
+    let err = outcome_error(pending);
+    assert!(err.contains("refusing to trust it"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(store.dir.audit_cache.take_log().is_none());
+}
