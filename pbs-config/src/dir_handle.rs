@@ -841,11 +841,21 @@ impl DirHandle {
             ));
         };
         loop {
-            let open = || self.open_lock_file(name, options);
+            // the `fstat` of the file opened here, if the flock is of that
+            // file (not of one a waiter opened before: see `queue`)
+            let mut opened = None;
+            let open = || {
+                let (file, stat) = self.open_lock_file(name, options)?;
+                opened = stat;
+                Ok(file)
+            };
             let Some(file) = turn.flock(&path, open, deadline)? else {
                 return Err(timed_out("another process holds the lock"));
             };
-            let locked = fd_stat(file.as_fd(), &path)?;
+            let locked = match opened {
+                Some(stat) => stat,
+                None => fd_stat(file.as_fd(), &path)?,
+            };
             match self.stat(name)? {
                 Some(now) if now.same_file(&locked) => return Ok(LockedFile::new(file, turn)),
                 // removed or replaced while we waited: lock what is there now
@@ -857,7 +867,14 @@ impl DirHandle {
         }
     }
 
-    fn open_lock_file(&self, name: &str, options: CreateOptions) -> Result<File, Error> {
+    /// Opens (creating it with `options` if missing) the lock file `name`;
+    /// returns it with its `fstat` if it existed (a new one is not
+    /// `fstat`ed).
+    fn open_lock_file(
+        &self,
+        name: &str,
+        options: CreateOptions,
+    ) -> Result<(File, Option<EntryStat>), Error> {
         let path = self.entry_path(name);
         let open_flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         loop {
@@ -875,7 +892,7 @@ impl DirHandle {
                                 let _ = self.unlink(name);
                                 return Err(err);
                             }
-                            return Ok(File::from(fd));
+                            return Ok((File::from(fd), None));
                         }
                         // somebody else created it in between: open theirs
                         Err(Errno::EXIST) => continue,
@@ -903,7 +920,7 @@ impl DirHandle {
                     stat.kind_name()
                 );
             }
-            return Ok(File::from(fd));
+            return Ok((File::from(fd), Some(stat)));
         }
     }
 }
