@@ -2,7 +2,11 @@
 //! validated as [`SectionConfig::parse_with`] validates them, at close to
 //! the speed of a pass that only finds the line ends.
 //!
-//! Two passes over text as the writer writes it:
+//! Text in the writer's layout and order is read in one pass
+//! ([`one_pass`]): each line matched as the writer orders a section's
+//! lines, each value checked where it stands and its end found by that
+//! check. Any other text, and text that pass gives up on, is read in two
+//! passes:
 //! 1. one vectorized pass (SSE2, 16 bytes a step) finds every line end
 //!    and checks that every byte but a line's first is printable ASCII or
 //!    a line feed (so no value holds a control character; the second pass
@@ -26,6 +30,8 @@
 //! the sections or the error. So `scan` accepts exactly what `parse_with`
 //! accepts, with the same sections, and refuses what it refuses, with the
 //! same message (tested against it in `tests`, and fuzzed).
+
+mod one_pass;
 
 use std::hash::BuildHasher;
 use std::path::Path;
@@ -170,7 +176,11 @@ impl SectionConfig {
         raw: &'a str,
     ) -> Result<(Vec<SectionSpan<'a>>, Option<SectionIds>), Error> {
         let mut spans = Vec::with_capacity(raw.len() / ESTIMATED_SECTION_SIZE + 1);
-        if let Some(ids) = fast_scan(self, raw, &mut spans) {
+        let fast = one_pass::scan_in_writers_order(self, raw, &mut spans).or_else(|| {
+            spans.clear();
+            fast_scan(self, raw, &mut spans)
+        });
+        if let Some(ids) = fast {
             return Ok((spans, Some(ids)));
         }
         spans.clear();
@@ -897,7 +907,43 @@ mod tests {
                 assert_eq!(ids.position(span.id, |at| fast[at].id), Some(position));
             }
         }
+        // the one pass takes only what the two passes take, with the
+        // same sections (the same slices of the text) and ids
+        let mut one = Vec::new();
+        if let Some(one_ids) = one_pass::scan_in_writers_order(config, text, &mut one) {
+            assert!(ids.is_some(), "{text:?}: one pass only");
+            assert_eq!(where_in(&one), where_in(&fast), "{text:?}");
+            assert_eq!(one_ids.len(), one.len(), "{text:?}");
+            for (position, span) in one.iter().enumerate() {
+                assert_eq!(one_ids.position(span.id, |at| one[at].id), Some(position));
+            }
+        }
         ids.is_some()
+    }
+
+    /// Sections as their plugin, line and where their id and text are.
+    fn where_in(spans: &[SectionSpan]) -> Vec<(*const SectionConfigPlugin, usize, [usize; 4])> {
+        spans
+            .iter()
+            .map(|s| {
+                (
+                    s.plugin as *const _,
+                    s.line,
+                    [
+                        s.id.as_ptr() as usize,
+                        s.id.len(),
+                        s.text.as_ptr() as usize,
+                        s.text.len(),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the one pass takes `text` (and [`agree`] holds).
+    fn one_pass_takes(config: &SectionConfig, text: &str) -> bool {
+        agree(config, text);
+        one_pass::scan_in_writers_order(config, text, &mut Vec::new()).is_some()
     }
 
     /// Every id of 10,000 found at its position; absent ids (each id with
@@ -952,14 +998,20 @@ mod tests {
     fn the_writers_layout_is_read_by_the_fast_path() {
         let config = config();
         let text = "thing: one\n\tint 5\n\ttext abc\n\nthing: two\n\tflag yes\n\tint -5\n\n\nother: three\n\ttext a b\n";
-        assert!(agree(&config, text));
-        assert!(agree(&config, ""));
-        assert!(agree(&config, "\n\n"));
-        assert!(agree(&config, "thing: one\n\tint 5"));
+        assert!(one_pass_takes(&config, text));
+        assert!(one_pass_takes(&config, ""));
+        assert!(one_pass_takes(&config, "\n\n"));
+        assert!(one_pass_takes(&config, "thing: one\n\tint 5"));
+        assert!(one_pass_takes(&config, "thing: one\n\tint 5\n"));
+        assert!(one_pass_takes(&config, "\nthing: one\n\tint 5\n\n\n"));
         // unsorted properties: found by the binary search
         assert!(agree(&config, "thing: one\n\ttext abc\n\tint 5\n"));
+        assert!(!one_pass_takes(
+            &config,
+            "thing: one\n\ttext abc\n\tint 5\n"
+        ));
         // what the integer schema accepts, however written
-        assert!(agree(&config, "thing: one\n\tint +05\n"));
+        assert!(one_pass_takes(&config, "thing: one\n\tint +05\n"));
         let spans = config.scan("t.cfg", text).unwrap();
         assert_eq!(spans[1].text, "thing: two\n\tflag yes\n\tint -5");
         assert_eq!(spans[2].line, 10);
@@ -972,7 +1024,7 @@ mod tests {
             .map(|i| format!("thing: t{i:06}\n\tint 5\n\n"))
             .collect();
         assert!(text.len() > MAX_LINE_LENGTH);
-        assert!(agree(&config, &text));
+        assert!(one_pass_takes(&config, &text));
         // one line too long, at the end or inside: the parser's error
         let long = format!(
             "{text}thing: long\n\tint 5\n\tother {}\n",
@@ -1134,6 +1186,8 @@ mod tests {
             .collect();
         assert!(in_order(&section(&written)));
         assert!(!in_order(&section(&lines)));
+        assert!(one_pass_takes(&config, &section(&written)));
+        assert!(!one_pass_takes(&config, &section(&lines)));
         let mut texts = variants(&written);
         texts.push(section(&lines));
         for pad in [0, 1, 17, 40, 63, 64, 65] {
@@ -1149,6 +1203,52 @@ mod tests {
                     &format!("{text}\nkey: k02\n\tcreated 1\n\tkdf no\n"),
                 );
             }
+        }
+    }
+
+    /// The one pass at every offset of its 16-byte steps: the section of
+    /// every in-order check and its variants (every order of four keys,
+    /// each key missing, doubled or renamed, each value invalid or not
+    /// canonical, cut at every byte, each line cut short with the next
+    /// after it) shifted byte by byte, and a fingerprint short, long,
+    /// padded, at the end of the text or running into the next line.
+    #[test]
+    fn the_one_pass_agrees_with_the_parser_at_every_offset() {
+        let config = keys_config();
+        let fingerprint = ["0e"; 32].join(":");
+        let written = [
+            "\tarchived 17".to_string(),
+            "\tcreated 1775840036".to_string(),
+            format!("\tfingerprint {fingerprint}"),
+            "\tflag yes".to_string(),
+            "\tkdf none".to_string(),
+            "\tpath /a".to_string(),
+        ];
+        let mut texts = variants(&written);
+        for value in [
+            fingerprint.clone(),
+            fingerprint[..94].to_string(),
+            format!("{fingerprint}0"),
+            format!("{fingerprint} "),
+            format!(" {fingerprint}"),
+        ] {
+            for rest in ["", "\n", "\n\tkdf no\n", "\tkdf no\n", "kdf no\n", "\n\n"] {
+                texts.push(format!(
+                    "key: k01\n\tcreated 5\n\tfingerprint {value}{rest}"
+                ));
+            }
+        }
+        for shift in 0..=16 {
+            let before = format!(
+                "key: p00\n\tcreated 5\n\tkdf n{}\n\n",
+                "o".repeat(shift + 1)
+            );
+            for text in &texts {
+                agree(&config, &format!("{before}{text}"));
+            }
+            let text = format!("{before}{}", section(&written));
+            assert!(one_pass_takes(&config, &text));
+            assert!(one_pass_takes(&config, text.trim_end()));
         }
     }
 
@@ -1332,8 +1432,14 @@ mod tests {
                     agree(&config, &text);
                 }
             }
-            // the good layout at this offset takes the fast path
+            // the good layout at this offset takes the fast path, in the
+            // writer's order the one pass
             assert!(agree(&config, &format!("{head}\tint 5\n\tflag yes\n")));
+            let text = format!(
+                "{before}thing: one\n\tint 5\n\ttext {}\n",
+                "x".repeat(pad % 6 + 1)
+            );
+            assert!(one_pass_takes(&config, &text));
         }
     }
 

@@ -1,0 +1,295 @@
+//! The writer's layout read in one pass: each section's lines matched in
+//! the writer's order and each value checked where it stands, its end
+//! found by the check that reads it (a fingerprint's fixed 95 bytes, the
+//! line feed after any other value, found 16 bytes a step together with
+//! the check that every byte before it is printable ASCII). No separate
+//! pass collects the line ends.
+//!
+//! It accepts a subset of what the two-pass scan of
+//! [`fast_scan`](super::fast_scan) accepts, with the same sections and
+//! ids: anything else — another order, a value that does not pass, a
+//! control or non-ASCII byte, a line too long — gives `None`, and the
+//! two-pass scan (then the parser) reads the whole text again and
+//! decides.
+//!
+//! Every byte of an accepted text is checked once: a header's `TYPE: `
+//! and a property line's `<tab>KEY ` as a pattern of printable bytes (a
+//! tab first), an id by its line's printable bytes and the id check, a
+//! fingerprint by its own check, any other value by its printable bytes
+//! and its check, line feeds as the ends they are.
+
+use super::{
+    SectionIds, SectionSpan, header, is_fingerprint, is_safe_id, is_unpadded, other_passes,
+};
+use crate::plugin::{
+    FormatCheck, InOrderCheck, KeyPattern, ScanPlan, ValueCheck, is_integer_within,
+};
+use crate::{MAX_LINE_LENGTH, SectionConfig, SectionConfigPlugin};
+
+/// The sections of `raw` if every one is in the writer's layout and
+/// order and passes, with the table of their ids; `None` where the
+/// two-pass scan must decide (`spans` then holds what was found so far).
+pub(super) fn scan_in_writers_order<'a>(
+    config: &'a SectionConfig,
+    raw: &'a str,
+    spans: &mut Vec<SectionSpan<'a>>,
+) -> Option<SectionIds> {
+    let bytes = raw.as_bytes();
+    u32::try_from(bytes.len()).ok()?;
+    let mut ids = SectionIds::with_capacity(spans.capacity());
+    let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
+    // the id check, where it is the safe id's: its length bounds, told
+    // once
+    let safe_id = match config.id_check() {
+        ValueCheck::String {
+            min,
+            max,
+            format: FormatCheck::SafeId,
+        } => Some((*min, *max)),
+        _ => None,
+    };
+    // the line starting at `at` is line number `line`
+    let (mut at, mut line) = (0usize, 1usize);
+    while at < bytes.len() {
+        if bytes[at] == b'\n' {
+            // a blank line between sections
+            (at, line) = (at + 1, line + 1);
+            continue;
+        }
+        let (plugin, plan, id_start, id_end) = header_at(config, bytes, at, last)?;
+        last = Some((plugin, plan));
+        if id_end - at > MAX_LINE_LENGTH {
+            return None;
+        }
+        let id = raw.get(id_start..id_end)?;
+        let id_passes = match safe_id {
+            // a safe id holds no space: not padded either
+            Some((min, max)) => (min..=max).contains(&id.len()) && is_safe_id(id.as_bytes()),
+            None => {
+                !id.starts_with(' ')
+                    && !id.ends_with(' ')
+                    && config.id_check().check(id) == Some(true)
+            }
+        };
+        if !id_passes || !ids.insert(id, spans.len(), |at| spans[at].id) {
+            return None;
+        }
+        let (end, lines) = properties(bytes, plan, id_end)?;
+        spans.push(SectionSpan {
+            plugin,
+            id,
+            line,
+            text: &raw[at..end],
+        });
+        // the line after the section's last
+        (at, line) = (end + 1, line + lines + 1);
+    }
+    Some(ids)
+}
+
+/// The header line at `start`: its plugin and scan plan, and where its
+/// id starts and ends (its line's end, past printable ASCII alone). The
+/// previous section's type first (`last`): files are mostly of one type.
+#[inline(always)]
+fn header_at<'a>(
+    config: &'a SectionConfig,
+    bytes: &[u8],
+    start: usize,
+    last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)>,
+) -> Option<(&'a SectionConfigPlugin, &'a ScanPlan, usize, usize)> {
+    match last {
+        Some((plugin, plan)) if plan.header.matches(word(bytes, start)) => {
+            let id_start = start + plan.header.len;
+            Some((plugin, plan, id_start, line_end(bytes, id_start)?))
+        }
+        _ => {
+            let end = line_end(bytes, start)?;
+            let (plugin, plan, id_at) = header(config, &bytes[start..end])?;
+            Some((plugin, plan, start + id_at, end))
+        }
+    }
+}
+
+/// The property lines of a section of `plan` whose header ends at
+/// `header_end`, in the writer's order (each line matched as one word
+/// against the properties after the previous one, its value checked
+/// where it stands): where the section's last line ends and how many
+/// property lines it has; `None` where that does not hold, a check does
+/// not pass or a required property is missing.
+#[inline(always)]
+fn properties(bytes: &[u8], plan: &ScanPlan, header_end: usize) -> Option<(usize, usize)> {
+    // the end of the section's last line so far: a line feed, or the end
+    // of the text
+    let mut end = header_end;
+    let (mut next, mut seen, mut lines) = (0usize, 0u64, 0usize);
+    loop {
+        let start = end + 1;
+        // the text ends, or a blank line ends the section
+        if bytes.get(start).is_none_or(|&first| first == b'\n') {
+            break;
+        }
+        // the next property present: names in order, each once (a
+        // pattern holds no line feed and is not matched past the text's
+        // end: it only matches a line that holds it whole)
+        let word = word(bytes, start);
+        let (skipped, step) = plan
+            .in_order
+            .get(next..)?
+            .iter()
+            .enumerate()
+            .find(|(_, step)| (word ^ step.pattern) & step.mask == 0)?;
+        let index = next + skipped;
+        let value_start = start + step.value_at;
+        end = match step.check {
+            InOrderCheck::Fingerprint { min, max } => {
+                // 95 bytes, then the line's end: no other length passes
+                let value_end = value_start + 95;
+                let passes = (min..=max).contains(&95)
+                    && bytes
+                        .get(value_start..value_end)
+                        .is_some_and(is_fingerprint)
+                    && bytes.get(value_end).is_none_or(|&c| c == b'\n');
+                passes.then_some(value_end)?
+            }
+            InOrderCheck::Integer { min, max, digits } => value_end(bytes, value_start, |value| {
+                is_integer_within(value, min, max, digits)
+            })?,
+            InOrderCheck::Text { min, max } => value_end(bytes, value_start, |value| {
+                (min..=max).contains(&value.len()) && is_unpadded(value)
+            })?,
+            InOrderCheck::Other => {
+                value_end(bytes, value_start, |value| other_passes(plan, index, value))?
+            }
+        };
+        if end - start > MAX_LINE_LENGTH {
+            return None;
+        }
+        seen |= 1 << index;
+        next = index + 1;
+        lines += 1;
+    }
+    (seen & plan.required == plan.required).then_some((end, lines))
+}
+
+/// The end of the value that starts at `from` (its line's end, past
+/// printable ASCII alone) if `passes` holds for it.
+#[inline(always)]
+fn value_end(bytes: &[u8], from: usize, passes: impl FnOnce(&[u8]) -> bool) -> Option<usize> {
+    let end = line_end(bytes, from)?;
+    passes(&bytes[from..end]).then_some(end)
+}
+
+/// The first 16 bytes of `bytes` from `at` as a [`KeyPattern::word`]
+/// (zeros past the text's end), read on past the line's end.
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> u128 {
+    match bytes.get(at..).and_then(|rest| rest.first_chunk::<16>()) {
+        Some(word) => u128::from_le_bytes(*word),
+        None => KeyPattern::word(bytes.get(at..).unwrap_or_default()),
+    }
+}
+
+/// The end of the line whose part from `from` on is printable ASCII
+/// (`' '` to `'~'`): where its line feed is, or the end of the text;
+/// `None` if a byte before that is anything else. 16 bytes a step.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn line_end(bytes: &[u8], from: usize) -> Option<usize> {
+    use safe_arch::{
+        add_i8_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+
+    let mut at = from;
+    while let Some(part) = bytes.get(at..).and_then(|rest| rest.first_chunk::<16>()) {
+        let x = m128i::from(*part);
+        // x + 1, signed, is above a space for ' ' to '~' alone (as in the
+        // two-pass scan's block masks)
+        let printable = cmp_gt_mask_i8_m128i(
+            add_i8_m128i(x, set_splat_i8_m128i(1)),
+            set_splat_i8_m128i(b' ' as i8),
+        );
+        let line_feed = cmp_eq_mask_i8_m128i(x, set_splat_i8_m128i(b'\n' as i8));
+        let line_feeds = move_mask_i8_m128i(line_feed) as u32;
+        // the first byte that is not printable: it must be the line feed
+        let stops = !(move_mask_i8_m128i(printable) as u32) & 0xffff;
+        if stops != 0 {
+            let first = stops.trailing_zeros();
+            return (line_feeds >> first & 1 == 1).then_some(at + first as usize);
+        }
+        at += 16;
+    }
+    scalar_line_end(bytes, at)
+}
+
+/// [`line_end`] byte by byte (where there is no SSE2, and for the last
+/// 15 bytes of a text).
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    inline(always)
+)]
+fn scalar_line_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    match rest.iter().position(|c| !(b' '..=b'~').contains(c)) {
+        None => Some(bytes.len()),
+        Some(at) => (rest[at] == b'\n').then_some(from + at),
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn line_end(bytes: &[u8], from: usize) -> Option<usize> {
+    scalar_line_end(bytes, from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector line end against the scalar one: every byte value at
+    /// every place of lines of every length around the 16-byte steps,
+    /// from every start, a line feed after or not.
+    #[test]
+    fn line_ends_agree_with_the_scalar_ones_byte_by_byte() {
+        for len in 0..50 {
+            for tail in ["", "\n", "\nnext", "x\n"] {
+                let good = format!("{}{tail}", &"a~ Z".repeat(13)[..len]);
+                let good = good.as_bytes();
+                for from in [0, 1, 15, 16, 17].into_iter().filter(|&f| f <= good.len()) {
+                    assert_eq!(line_end(good, from), scalar_line_end(good, from));
+                }
+                for at in 0..good.len() {
+                    for byte in 0..=255u8 {
+                        let mut text = good.to_vec();
+                        text[at] = byte;
+                        for from in [0, 1, 16].into_iter().filter(|&f| f <= text.len()) {
+                            assert_eq!(
+                                line_end(&text, from),
+                                scalar_line_end(&text, from),
+                                "{text:?} from {from}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(scalar_line_end(b"ab\ncd", 0), Some(2));
+        assert_eq!(scalar_line_end(b"ab\tcd\n", 0), None);
+        assert_eq!(scalar_line_end(b"abcd", 1), Some(4));
+        assert_eq!(line_end(&[b'a'; 40], 3), Some(40));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn line_ends_agree_with_the_scalar_ones(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b' ', b'~', b'\n', b'\t', 0x7f, 0x80, 0xff, 0, b'\r']),
+                0..80,
+            ),
+            from in 0usize..80,
+        ) {
+            let from = from.min(text.len());
+            proptest::prop_assert_eq!(line_end(&text, from), scalar_line_end(&text, from));
+        }
+    }
+}
