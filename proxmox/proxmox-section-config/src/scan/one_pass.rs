@@ -151,9 +151,16 @@ fn properties(bytes: &[u8], plan: &ScanPlan, header_end: usize) -> Option<(usize
                     && bytes.get(value_end).is_none_or(|&c| c == b'\n');
                 passes.then_some(value_end)?
             }
-            InOrderCheck::Integer { min, max, digits } => value_end(bytes, value_start, |value| {
-                is_integer_within(value, min, max, digits)
-            })?,
+            // mostly a few digits and the line's end: within the bounds
+            // by their number alone
+            InOrderCheck::Integer { min, max, digits } => {
+                match digits_end(bytes, value_start, digits) {
+                    Some(end) => end,
+                    None => value_end(bytes, value_start, |value| {
+                        is_integer_within(value, min, max, digits)
+                    })?,
+                }
+            }
             InOrderCheck::Text { min, max } => value_end(bytes, value_start, |value| {
                 (min..=max).contains(&value.len()) && is_unpadded(value)
             })?,
@@ -242,6 +249,50 @@ fn line_end(bytes: &[u8], from: usize) -> Option<usize> {
     scalar_line_end(bytes, from)
 }
 
+/// Where the line feed is after 1 to `digits` ASCII digits from `from`
+/// (at most 16, so within the 16 bytes from `from`, which the text must
+/// hold); `None` for anything else (such a value is read by [`line_end`]
+/// and its check then). One 16-byte step.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn digits_end(bytes: &[u8], from: usize, digits: usize) -> Option<usize> {
+    use safe_arch::{
+        add_i8_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+
+    let x = m128i::from(*bytes.get(from..)?.first_chunk::<16>()?);
+    // x + 0x50 is below -128 + 10 (signed) for '0' to '9' alone
+    let is_digit = cmp_lt_mask_i8_m128i(
+        add_i8_m128i(x, set_splat_i8_m128i(0x50)),
+        set_splat_i8_m128i(-128 + 10),
+    );
+    let is_line_feed = cmp_eq_mask_i8_m128i(x, set_splat_i8_m128i(b'\n' as i8));
+    // 16 where all 16 are digits: no line feed there
+    let count = (!(move_mask_i8_m128i(is_digit) as u32)).trailing_zeros() as usize;
+    let line_feeds = move_mask_i8_m128i(is_line_feed) as u32;
+    ((1..=digits).contains(&count) && line_feeds >> count & 1 == 1).then_some(from + count)
+}
+
+/// [`digits_end`] byte by byte (where there is no SSE2; the reference
+/// the vector one is tested against).
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2")),
+    inline(always)
+)]
+fn scalar_digits_end(bytes: &[u8], from: usize, digits: usize) -> Option<usize> {
+    let part = bytes.get(from..)?.first_chunk::<16>()?;
+    let count = part.iter().take_while(|c| c.is_ascii_digit()).count();
+    ((1..=digits).contains(&count) && part.get(count) == Some(&b'\n')).then_some(from + count)
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn digits_end(bytes: &[u8], from: usize, digits: usize) -> Option<usize> {
+    scalar_digits_end(bytes, from, digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +328,39 @@ mod tests {
         assert_eq!(scalar_line_end(b"ab\tcd\n", 0), None);
         assert_eq!(scalar_line_end(b"abcd", 1), Some(4));
         assert_eq!(line_end(&[b'a'; 40], 3), Some(40));
+    }
+
+    /// The vector digits' end against the scalar one, and both against
+    /// the line end and integer check they stand for: every byte value at
+    /// every place of 0 to 18 digits with a line feed after, for every
+    /// count of digits allowed, at the end of the text or not.
+    #[test]
+    fn digits_ends_agree_with_the_scalar_ones_and_the_integer_check() {
+        for len in 0..=18 {
+            for tail in ["\n", "\nnext line ....", "\n", ""] {
+                let good = format!("{}{tail}", &"1234567890".repeat(2)[..len]);
+                for at in 0..good.len() {
+                    for byte in (0..=255u8).step_by(if at < len + 1 { 1 } else { 37 }) {
+                        let mut text = good.as_bytes().to_vec();
+                        text[at] = byte;
+                        for digits in [0, 1, 9, 10, 15, 16] {
+                            let fast = digits_end(&text, 0, digits);
+                            assert_eq!(fast, scalar_digits_end(&text, 0, digits), "{text:?}");
+                            if let Some(end) = fast {
+                                // what the slower reading gives
+                                assert_eq!(line_end(&text, 0), Some(end));
+                                assert!(is_integer_within(&text[..end], 0, isize::MAX, digits));
+                                assert!(end <= digits);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(digits_end(b"1775840036\n\tnext line", 0, 16), Some(10));
+        assert_eq!(digits_end(b"1775840036\n\tnext line", 0, 9), None);
+        assert_eq!(digits_end(b"-1775840036\n\tnext line", 0, 16), None);
+        assert_eq!(digits_end(b"17\n", 0, 16), None);
     }
 
     proptest::proptest! {
