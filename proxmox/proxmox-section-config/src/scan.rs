@@ -216,16 +216,7 @@ fn fast_scan<'a>(
     let ends = classify(bytes)?;
     let mut ids = SectionIds::with_capacity(spans.capacity());
     let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
-    // the id check, where it is the safe id's (as a config's ids mostly
-    // are): its length bounds, told once
-    let safe_id = match config.id_check() {
-        ValueCheck::String {
-            min,
-            max,
-            format: FormatCheck::SafeId,
-        } => Some((*min, *max)),
-        _ => None,
-    };
+    let safe_id = safe_id_bounds(config);
     // the line `next` starts at `start`
     let (mut next, mut start) = (0usize, 0usize);
 
@@ -248,16 +239,7 @@ fn fast_scan<'a>(
         };
         last = Some((plugin, plan));
         let id = raw.get(start + id_at..end)?;
-        let id_passes = match safe_id {
-            // a safe id holds no space: not padded either
-            Some((min, max)) => (min..=max).contains(&id.len()) && is_safe_id(id.as_bytes()),
-            None => {
-                !id.starts_with(' ')
-                    && !id.ends_with(' ')
-                    && config.id_check().check(id) == Some(true)
-            }
-        };
-        if !id_passes {
+        if !id_passes(config, safe_id, id) {
             return None;
         }
         // its position: the span pushed below
@@ -279,6 +261,33 @@ fn fast_scan<'a>(
             .map_or(bytes.len(), |end| *end as usize + 1);
     }
     Some(ids)
+}
+
+/// The length bounds of the id check where it is the safe id's (as a
+/// config's ids mostly are): told once per scan, for [`id_passes`].
+fn safe_id_bounds(config: &SectionConfig) -> Option<(usize, usize)> {
+    match config.id_check() {
+        ValueCheck::String {
+            min,
+            max,
+            format: FormatCheck::SafeId,
+        } => Some((*min, *max)),
+        _ => None,
+    }
+}
+
+/// Whether a section id (printable ASCII, as the scan has found it)
+/// passes the id check as the parser keeps it, `safe_id` being
+/// [`safe_id_bounds`] of the config.
+#[inline(always)]
+fn id_passes(config: &SectionConfig, safe_id: Option<(usize, usize)>, id: &str) -> bool {
+    match safe_id {
+        // a safe id holds no space: not padded either
+        Some((min, max)) => (min..=max).contains(&id.len()) && is_safe_id(id.as_bytes()),
+        None => {
+            !id.starts_with(' ') && !id.ends_with(' ') && config.id_check().check(id) == Some(true)
+        }
+    }
 }
 
 /// The property lines of a section whose header ends at `header_end`,

@@ -19,11 +19,10 @@
 //! and its check, line feeds as the ends they are.
 
 use super::{
-    SectionIds, SectionSpan, header, is_fingerprint, is_safe_id, is_unpadded, other_passes,
+    SectionIds, SectionSpan, header, id_passes, is_fingerprint, is_unpadded, other_passes,
+    safe_id_bounds,
 };
-use crate::plugin::{
-    FormatCheck, InOrderCheck, KeyPattern, ScanPlan, ValueCheck, is_integer_within,
-};
+use crate::plugin::{InOrderCheck, KeyPattern, ScanPlan, is_integer_within};
 use crate::{MAX_LINE_LENGTH, SectionConfig, SectionConfigPlugin};
 
 /// The sections of `raw` if every one is in the writer's layout and
@@ -38,16 +37,7 @@ pub(super) fn scan_in_writers_order<'a>(
     u32::try_from(bytes.len()).ok()?;
     let mut ids = SectionIds::with_capacity(spans.capacity());
     let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
-    // the id check, where it is the safe id's: its length bounds, told
-    // once
-    let safe_id = match config.id_check() {
-        ValueCheck::String {
-            min,
-            max,
-            format: FormatCheck::SafeId,
-        } => Some((*min, *max)),
-        _ => None,
-    };
+    let safe_id = safe_id_bounds(config);
     // the line starting at `at` is line number `line`
     let (mut at, mut line) = (0usize, 1usize);
     while at < bytes.len() {
@@ -62,16 +52,7 @@ pub(super) fn scan_in_writers_order<'a>(
             return None;
         }
         let id = raw.get(id_start..id_end)?;
-        let id_passes = match safe_id {
-            // a safe id holds no space: not padded either
-            Some((min, max)) => (min..=max).contains(&id.len()) && is_safe_id(id.as_bytes()),
-            None => {
-                !id.starts_with(' ')
-                    && !id.ends_with(' ')
-                    && config.id_check().check(id) == Some(true)
-            }
-        };
-        if !id_passes || !ids.insert(id, spans.len(), |at| spans[at].id) {
+        if !id_passes(config, safe_id, id) || !ids.insert(id, spans.len(), |at| spans[at].id) {
             return None;
         }
         let (end, lines) = properties(bytes, plan, id_end)?;
