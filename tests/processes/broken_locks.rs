@@ -61,8 +61,14 @@ pub fn mv_as_backup(from: &Path, to: &Path, what: &str) {
 /// Starts a root writer storing `id` that pauses at `store:locked` (it has
 /// read the config and holds its locks) until its stdin is closed.
 pub fn paused_store(dir: &Path, id: &str, seed: u64) -> Child {
-    let mut child = store(dir, id, seed)
-        .env("PBS_PAUSEPOINT", "store:locked")
+    paused_at(store(dir, id, seed), "store:locked")
+}
+
+/// Starts `cmd` with `$PBS_PAUSEPOINT` set to `point` and waits until it
+/// is there (its stdin closed lets it go on).
+pub fn paused_at(mut cmd: Command, point: &str) -> Child {
+    let mut child = cmd
+        .env("PBS_PAUSEPOINT", point)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -71,7 +77,10 @@ pub fn paused_store(dir: &Path, id: &str, seed: u64) -> Child {
     BufReader::new(child.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.contains("pausepoint store:locked reached"), "{line}");
+    assert!(
+        line.contains(&format!("pausepoint {point} reached")),
+        "{line}"
+    );
     child
 }
 

@@ -5,34 +5,20 @@
 //! present because it is back when it looks again, nor the other way
 //! round; nor a job list it read as missing for one without jobs.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-
 use pbs_test_kit::Manager;
 
-use crate::broken_locks::{mv_as_backup, store};
-use crate::scene::Scene;
-use crate::stand_ins::{ok, push_job};
+use crate::broken_locks::{mv_as_backup, paused_at, store};
+use crate::scene::{Scene, job_args};
 use crate::support::worker;
 
-/// Starts `cmd` with `$PBS_PAUSEPOINT` set to `point` and waits until it
-/// is there (its stdin closed lets it go on).
-fn paused_at(mut cmd: std::process::Command, point: &str) -> Child {
-    let mut child = cmd
-        .env("PBS_PAUSEPOINT", point)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+/// A scene for a test that pauses root at a pause point (the failpoints
+/// feature, which the processes tests are built with, provides them).
+fn scene_with_pause_points() -> Option<Scene> {
     assert!(
-        line.contains(&format!("pausepoint {point} reached")),
-        "{line}"
+        pbs_config::failpoint::enabled(),
+        "pbs-config must be built with the failpoints feature for this test"
     );
-    child
+    Scene::new()
 }
 
 /// Root's store reads the key list while backup has it moved away, and
@@ -42,10 +28,7 @@ fn paused_at(mut cmd: std::process::Command, point: &str) -> Child {
 /// earlier keys' entries were gone for good (their key files orphans that
 /// repair moves into the trash), and `verify` saw no rollback.
 pub fn a_key_list_back_after_roots_read_is_never_written_over() {
-    if !pbs_config::failpoint::enabled() {
-        panic!("pbs-config must be built with the failpoints feature for this test");
-    }
-    let Some(scene) = Scene::new() else {
+    let Some(scene) = scene_with_pause_points() else {
         return;
     };
     scene.create_keys(&["key-one", "key-two"]);
@@ -71,10 +54,7 @@ pub fn a_key_list_back_after_roots_read_is_never_written_over() {
 /// list as there, found every key file without an entry and moved both
 /// into the trash; put back, the list named two keys without key files.
 pub fn a_key_list_moved_away_after_repair_looked_keeps_its_keys() {
-    if !pbs_config::failpoint::enabled() {
-        panic!("pbs-config must be built with the failpoints feature for this test");
-    }
-    let Some(scene) = Scene::new() else {
+    let Some(scene) = scene_with_pause_points() else {
         return;
     };
     scene.create_keys(&["key-one", "key-two"]);
@@ -104,23 +84,10 @@ pub fn a_key_list_moved_away_after_repair_looked_keeps_its_keys() {
 /// trash (purged after 30 days), `archive` archived the job's active key,
 /// and the new job was written as the only one, the old job gone.
 pub fn a_job_list_moved_away_after_roots_lock_lets_no_key_go() {
-    if !pbs_config::failpoint::enabled() {
-        panic!("pbs-config must be built with the failpoints feature for this test");
-    }
-    let Some(scene) = Scene::new() else {
+    let Some(scene) = scene_with_pause_points() else {
         return;
     };
-    scene.create_keys(&["key-old", "key-new"]);
-    push_job(&scene, "key-old");
-    let switch = [
-        "sync-job",
-        "update",
-        "nightly",
-        "--active-encryption-key",
-        "key-new",
-    ];
-    ok(&scene, &switch);
-    ok(&scene, &["encryption-key", "archive", "key-old"]);
+    scene.rotated_job();
     let (sync, away) = (scene.path("sync.cfg"), scene.path("sync.away"));
     let jobs = std::fs::read(&sync).unwrap();
     let keys = std::fs::read(scene.path("encryption-keys.cfg")).unwrap();
@@ -129,17 +96,7 @@ pub fn a_job_list_moved_away_after_roots_lock_lets_no_key_go() {
     remove.arg(&scene.dir).args(["delete", "key-old", "0"]);
     let mut archive = worker("op");
     archive.arg(&scene.dir).args(["archive", "key-new", "0"]);
-    let new_job = Manager::new(&scene.dir).command(&[
-        "sync-job",
-        "create",
-        "weekly",
-        "--store",
-        "store1",
-        "--remote",
-        "remote1",
-        "--remote-store",
-        "store2",
-    ]);
+    let new_job = Manager::new(&scene.dir).command(&job_args("weekly"));
     for (what, cmd) in [
         ("remove", remove),
         ("archive", archive),

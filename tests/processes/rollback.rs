@@ -6,7 +6,7 @@
 //! an orphan, which repair moves into the trash: no key file is lost).
 
 use crate::broken_locks::{as_backup, mv_as_backup, paused_store};
-use crate::scene::Scene;
+use crate::scene::{Scene, job_args};
 
 pub fn a_config_put_back_by_backup_is_named_by_verify() {
     if !pbs_config::failpoint::enabled() {
@@ -314,34 +314,7 @@ pub fn a_sync_config_moved_away_never_lets_a_key_it_names_go() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    scene.create_keys(&["key-old", "key-new"]);
-    let job = |args: &[&str]| {
-        let run = scene.manager(args);
-        assert_eq!(run.code, 0, "{args:?}: {run:?}");
-    };
-    job(&[
-        "sync-job",
-        "create",
-        "nightly",
-        "--store",
-        "store1",
-        "--remote",
-        "remote1",
-        "--remote-store",
-        "store2",
-        "--sync-direction",
-        "push",
-        "--active-encryption-key",
-        "key-old",
-    ]);
-    job(&[
-        "sync-job",
-        "update",
-        "nightly",
-        "--active-encryption-key",
-        "key-new",
-    ]);
-    job(&["encryption-key", "archive", "key-old"]);
+    scene.rotated_job();
     let (cfg, away) = (scene.path("sync.cfg"), scene.path("sync.away"));
     mv_as_backup(&cfg, &away, "moving the job list away");
 
@@ -349,17 +322,7 @@ pub fn a_sync_config_moved_away_never_lets_a_key_it_names_go() {
         &["encryption-key", "remove", "key-old"][..],
         &["encryption-key", "remove", "key-old", "--purge"],
         &["encryption-key", "archive", "key-new"],
-        &[
-            "sync-job",
-            "create",
-            "weekly",
-            "--store",
-            "store1",
-            "--remote",
-            "remote1",
-            "--remote-store",
-            "store2",
-        ],
+        &job_args("weekly"),
     ] {
         let run = scene.manager(args);
         assert_eq!(run.code, 255, "{args:?}: {run:?}");

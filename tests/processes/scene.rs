@@ -145,10 +145,56 @@ impl Scene {
     #[track_caller]
     pub fn create_keys(&self, ids: &[&str]) {
         for id in ids {
-            let run = self.manager(&["encryption-key", "create", id]);
-            assert_eq!(run.code, 0, "{run:?}");
+            self.ok(&["encryption-key", "create", id]);
         }
     }
+
+    /// Runs `args` as root and asserts it succeeded.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) {
+        let run = self.manager(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    }
+
+    /// Creates the push job `nightly` with `key` as its active key.
+    #[track_caller]
+    pub fn push_job(&self, key: &str) {
+        let mut args = job_args("nightly").to_vec();
+        args.extend(["--sync-direction", "push", "--active-encryption-key", key]);
+        self.ok(&args);
+    }
+
+    /// The keys `key-old` and `key-new`, and the push job `nightly` rotated
+    /// from the first to the second: it keeps `key-old` (archived) for its
+    /// older backups, as the previous active key.
+    #[track_caller]
+    pub fn rotated_job(&self) {
+        self.create_keys(&["key-old", "key-new"]);
+        self.push_job("key-old");
+        self.ok(&[
+            "sync-job",
+            "update",
+            "nightly",
+            "--active-encryption-key",
+            "key-new",
+        ]);
+        self.ok(&["encryption-key", "archive", "key-old"]);
+    }
+}
+
+/// `sync-job create ID` of a job that names no key.
+pub fn job_args(id: &str) -> [&str; 9] {
+    [
+        "sync-job",
+        "create",
+        id,
+        "--store",
+        "store1",
+        "--remote",
+        "remote1",
+        "--remote-store",
+        "store2",
+    ]
 }
 
 /// One entry of a tree as [`tree_snapshot`] saw it.

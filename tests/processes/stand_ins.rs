@@ -12,35 +12,7 @@
 use std::path::Path;
 
 use crate::broken_locks::{as_backup, mv_as_backup};
-use crate::scene::Scene;
-
-/// Runs `args` as root and asserts it succeeded.
-#[track_caller]
-pub(crate) fn ok(scene: &Scene, args: &[&str]) {
-    let run = scene.manager(args);
-    assert_eq!(run.code, 0, "{args:?}: {run:?}");
-}
-
-/// Creates the push job `nightly` with `key` as its active key.
-#[track_caller]
-pub(crate) fn push_job(scene: &Scene, key: &str) {
-    let job = [
-        "sync-job",
-        "create",
-        "nightly",
-        "--store",
-        "store1",
-        "--remote",
-        "remote1",
-        "--remote-store",
-        "store2",
-        "--sync-direction",
-        "push",
-        "--active-encryption-key",
-        key,
-    ];
-    ok(scene, &job);
-}
+use crate::scene::{Scene, job_args};
 
 /// Asserts that `path` is an empty file of root's (the stand-in).
 #[track_caller]
@@ -64,19 +36,8 @@ pub fn an_empty_file_of_roots_in_place_of_the_key_list_is_refused() {
         return;
     };
     scene.create_keys(&["key-one", "key-two"]);
-    let job = [
-        "sync-job",
-        "create",
-        "nightly",
-        "--store",
-        "store1",
-        "--remote",
-        "remote1",
-        "--remote-store",
-        "store2",
-    ];
-    ok(&scene, &job);
-    ok(&scene, &["sync-job", "remove", "nightly"]);
+    scene.ok(&job_args("nightly"));
+    scene.ok(&["sync-job", "remove", "nightly"]);
     let (cfg, away, sync) = (
         scene.path("encryption-keys.cfg"),
         scene.path("away.cfg"),
@@ -111,7 +72,7 @@ pub fn an_empty_file_of_roots_in_place_of_the_key_list_is_refused() {
     mv_as_backup(&away, &cfg, "putting the key list back");
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
-    ok(&scene, &["encryption-key", "paperkey", "key-one"]);
+    scene.ok(&["encryption-key", "paperkey", "key-one"]);
 }
 
 /// The job list: backup moves `sync.cfg` away and renames root's empty
@@ -124,37 +85,19 @@ pub fn an_empty_file_of_roots_in_place_of_the_job_list_lets_no_key_go() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    scene.create_keys(&["key-old", "key-new"]);
-    push_job(&scene, "key-old");
-    ok(
-        &scene,
-        &[
-            "sync-job",
-            "update",
-            "nightly",
-            "--active-encryption-key",
-            "key-new",
-        ],
-    );
-    ok(&scene, &["encryption-key", "archive", "key-old"]);
+    scene.rotated_job();
     let path = "/system/encryption-keys";
-    ok(&scene, &["user", "create", "alice@pbs"]);
-    ok(
-        &scene,
-        &["acl", "update", path, "Audit", "--auth-id", "alice@pbs"],
-    );
-    ok(
-        &scene,
-        &[
-            "acl",
-            "update",
-            path,
-            "Audit",
-            "--auth-id",
-            "alice@pbs",
-            "--delete",
-        ],
-    );
+    scene.ok(&["user", "create", "alice@pbs"]);
+    scene.ok(&["acl", "update", path, "Audit", "--auth-id", "alice@pbs"]);
+    scene.ok(&[
+        "acl",
+        "update",
+        path,
+        "Audit",
+        "--auth-id",
+        "alice@pbs",
+        "--delete",
+    ]);
     let (sync, away, acl) = (
         scene.path("sync.cfg"),
         scene.path("sync.away"),
@@ -202,7 +145,7 @@ pub fn a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys
         return;
     };
     scene.create_keys(&["key-one", "key-two"]);
-    push_job(&scene, "key-one");
+    scene.push_job("key-one");
     let (cfg, key_dir) = (
         scene.path("encryption-keys.cfg"),
         scene.path("encryption-keys"),
@@ -234,5 +177,5 @@ pub fn a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys
     mv_as_backup(&cfg_away, &cfg, "putting the key list back");
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
-    ok(&scene, &["encryption-key", "paperkey", "key-one"]);
+    scene.ok(&["encryption-key", "paperkey", "key-one"]);
 }

@@ -612,21 +612,33 @@ fn a_signing_key_replaced_on_disk_is_the_one_used_next() {
     );
     assert_eq!(signed.check_signature(&first), SignatureCheck::Absent);
 
-    let renamed = checkpoint::SigningKey::generate().unwrap();
+    let renamed = new_signing_key_renamed_over(&store);
+    record_signed_by(&log, Op::Unarchive, &renamed);
+    assert_eq!(log.public_key().unwrap(), Some(renamed.public_key()));
+}
+
+/// A new signing key written beside `.audit/signing.key` and renamed over
+/// it, as an administrator replacing it would.
+fn new_signing_key_renamed_over(store: &Store) -> checkpoint::SigningKey {
+    let key = checkpoint::SigningKey::generate().unwrap();
     let tmp_path = store.audit_path("signing.key.new");
-    std::fs::write(&tmp_path, renamed.to_pem().unwrap()).unwrap();
+    std::fs::write(&tmp_path, key.to_pem().unwrap()).unwrap();
     std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::rename(&tmp_path, &key_path).unwrap();
-    let pending = log.intent(&event(Op::Unarchive, "k-one")).unwrap();
+    std::fs::rename(&tmp_path, store.audit_path("signing.key")).unwrap();
+    key
+}
+
+/// Records `op` on `k-one` and asserts its checkpoint is signed by `key`.
+fn record_signed_by(log: &AuditLog, op: Op, key: &checkpoint::SigningKey) {
+    let pending = log.intent(&event(op, "k-one")).unwrap();
     assert_eq!(
         pending
             .checkpoint()
             .unwrap()
-            .check_signature(&renamed.public_key()),
+            .check_signature(&key.public_key()),
         SignatureCheck::Valid
     );
     pending.done(Ok::<_, anyhow::Error>(())).unwrap();
-    assert_eq!(log.public_key().unwrap(), Some(renamed.public_key()));
 }
 
 /// A signing key file whose times are old is taken by its state alone
@@ -667,20 +679,8 @@ fn a_settled_signing_key_is_checked_by_its_state_and_still_replaced() {
         .dir
         .audit_cache
         .set_signing_key(pem, &decoded, Some(state));
-    let renamed = checkpoint::SigningKey::generate().unwrap();
-    let tmp_path = store.audit_path("signing.key.new");
-    std::fs::write(&tmp_path, renamed.to_pem().unwrap()).unwrap();
-    std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::rename(&tmp_path, &key_path).unwrap();
-    let pending = log.intent(&event(Op::Archive, "k-one")).unwrap();
-    assert_eq!(
-        pending
-            .checkpoint()
-            .unwrap()
-            .check_signature(&renamed.public_key()),
-        SignatureCheck::Valid
-    );
-    pending.done(Ok::<_, anyhow::Error>(())).unwrap();
+    let renamed = new_signing_key_renamed_over(&store);
+    record_signed_by(&log, Op::Archive, &renamed);
 
     // a key just written is not settled: it is read on every use
     assert!(
