@@ -14,6 +14,21 @@ fn ok(dir: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// Creates the key `id` in `dir`, written to the new file `out`.
+#[track_caller]
+fn create(dir: &Path, id: &str, out: &Path) {
+    ok(
+        dir,
+        &[
+            "encryption-key",
+            "create",
+            id,
+            "--output-file",
+            out.to_str().unwrap(),
+        ],
+    );
+}
+
 /// Exports `id` from `dir` into a new bundle: what a key that loads allows.
 #[track_caller]
 fn export(dir: &Path, id: &str, name: &str) -> Run {
@@ -49,26 +64,8 @@ fn a_config_dir_with_dotdot_stores_keys_its_usual_name_loads() {
 
     // a key created, and the store repaired, through the other spelling
     let first_key = scratch.path().join("first.key");
-    ok(
-        &store,
-        &[
-            "encryption-key",
-            "create",
-            "first",
-            "--output-file",
-            first_key.to_str().unwrap(),
-        ],
-    );
-    ok(
-        &spelt,
-        &[
-            "encryption-key",
-            "create",
-            "second",
-            "--output-file",
-            scratch.path().join("second.key").to_str().unwrap(),
-        ],
-    );
+    create(&store, "first", &first_key);
+    create(&spelt, "second", &scratch.path().join("second.key"));
     ok(&spelt, &["encryption-key", "verify", "--repair"]);
 
     // every key still loads through the usual name, and the store is clean
@@ -93,16 +90,7 @@ fn an_entry_path_with_dotdot_is_repaired_not_refused() {
     // written so by an earlier version given `--config-dir other/../store`
     let scratch = scratch();
     let store = scratch.path().join("store");
-    ok(
-        &store,
-        &[
-            "encryption-key",
-            "create",
-            "old-key",
-            "--output-file",
-            scratch.path().join("old-key.key").to_str().unwrap(),
-        ],
-    );
+    create(&store, "old-key", &scratch.path().join("old-key.key"));
     let config_path = store.join("encryption-keys.cfg");
     let config = std::fs::read_to_string(&config_path).unwrap();
     let usual = format!("{}/", store.display());
@@ -128,16 +116,7 @@ fn remove_force_never_drops_an_entry_when_the_key_directory_is_gone() {
     let scratch = scratch();
     let store = scratch.path().join("store");
     let key_file = scratch.path().join("old-key.key");
-    ok(
-        &store,
-        &[
-            "encryption-key",
-            "create",
-            "old-key",
-            "--output-file",
-            key_file.to_str().unwrap(),
-        ],
-    );
+    create(&store, "old-key", &key_file);
     ok(&store, &["encryption-key", "archive", "old-key"]);
     let config_path = store.join("encryption-keys.cfg");
     let config = std::fs::read(&config_path).unwrap();

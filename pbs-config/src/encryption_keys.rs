@@ -199,8 +199,7 @@ impl<'a> EncryptionKeys<'a> {
     pub(crate) fn keys_named_by_jobs(&self) -> Result<Option<String>, Error> {
         let mut named = std::collections::BTreeSet::new();
         for job in self.dir.sync_jobs().list_jobs()? {
-            named.extend(job.active_encryption_key);
-            named.extend(job.associated_key.into_iter().flatten());
+            named.extend(job.key_ids().map(str::to_string));
         }
         if named.is_empty() {
             return Ok(None);
