@@ -203,7 +203,7 @@ fn every_cli_operation_leaves_one_record_pair() {
     let pass = cli_keys_leaving_the_store(&cli, &mut log, &created_fp);
     cli_archive_delete_and_the_trash(&cli, &mut log, &pass);
     cli_a_missing_key_file_forced(&cli, &mut log);
-    cli_trash_purges(&cli, &mut log);
+    cli_trash_purges(&cli, &mut log, &pass);
     cli_sync_job_keys(&cli, &mut log, &created_fp);
     cli_verify_repair(&cli, &mut log);
     let secret = cli_users_tokens_acls(&cli, &mut log);
@@ -357,6 +357,22 @@ fn cli_archive_delete_and_the_trash(cli: &Cli, log: &mut Log, pass: &str) {
         pass,
     ]);
     log.pairs(&cli.who, "export");
+    // an export alone is no verified copy: the purge is refused, unrecorded
+    cli.refused(&["encryption-key", "remove", "k-three", "--purge"]);
+    log.nothing("a purge without a verified copy");
+    cli.ok(&[
+        "encryption-key",
+        "export-verify",
+        &kept,
+        "--passphrase-file",
+        pass,
+    ]);
+    log.one(
+        &cli.who,
+        "export-verify",
+        &["k-three"],
+        Some(&[&fingerprint(2)]),
+    );
     cli.ok(&["encryption-key", "remove", "k-three", "--purge"]);
     log.one(
         &cli.who,
@@ -400,8 +416,9 @@ fn cli_a_missing_key_file_forced(cli: &Cli, log: &mut Log) {
     );
 }
 
-/// trash purge: of one entry, and of every expired one, one pair each.
-fn cli_trash_purges(cli: &Cli, log: &mut Log) {
+/// trash purge: of every expired one with a verified copy, and of one
+/// entry without (told to), one pair each; a refused purge records nothing.
+fn cli_trash_purges(cli: &Cli, log: &mut Log, pass: &str) {
     let dir = cli.dir();
     for seed in [5, 6, 7] {
         let id = format!("k-{seed}");
@@ -413,17 +430,35 @@ fn cli_trash_purges(cli: &Cli, log: &mut Log) {
             &cli.key_file(seed),
         ]);
         cli.ok(&["encryption-key", "archive", &id]);
-        cli.ok(&["encryption-key", "remove", &id, "--keep-days", "0"]);
+    }
+    // a verified copy of k-6 and k-7, not of k-5
+    let bundle = cli
+        .sandbox
+        .file("k-6-7.pbsx")
+        .to_string_lossy()
+        .into_owned();
+    for step in [
+        &["export", "k-6", "k-7", "--output-file", &bundle][..],
+        &["export-verify", &bundle][..],
+    ] {
+        let args = [
+            &["encryption-key"][..],
+            step,
+            &["--passphrase-file", pass][..],
+        ]
+        .concat();
+        cli.ok(&args);
+    }
+    for seed in [5, 6, 7] {
+        cli.ok(&[
+            "encryption-key",
+            "remove",
+            &format!("k-{seed}"),
+            "--keep-days",
+            "0",
+        ]);
     }
     log.pairs(&cli.who, "setup");
-    let entry = trash_entry(dir, "k-5");
-    cli.ok(&["encryption-key", "trash", "purge", &entry]);
-    log.one(
-        &cli.who,
-        "purge",
-        &["k-5", &entry],
-        Some(&[&fingerprint(5)]),
-    );
     let (six, seven) = (trash_entry(dir, "k-6"), trash_entry(dir, "k-7"));
     cli.ok(&["encryption-key", "trash", "purge", "--expired"]);
     let purged = log.pairs(&cli.who, "purge --expired");
@@ -431,6 +466,22 @@ fn cli_trash_purges(cli: &Cli, log: &mut Log) {
     named.sort_by_key(|ids| ids.to_string());
     assert_eq!(named, [json!(["k-6", six]), json!(["k-7", seven])]);
     assert!(purged.iter().all(|r| r["op"] == "purge"));
+    let entry = trash_entry(dir, "k-5");
+    cli.refused(&["encryption-key", "trash", "purge", &entry]);
+    log.nothing("a purge by name without a verified copy");
+    cli.ok(&[
+        "encryption-key",
+        "trash",
+        "purge",
+        &entry,
+        "--without-verified-copy",
+    ]);
+    log.one(
+        &cli.who,
+        "purge",
+        &["k-5", &entry],
+        Some(&[&fingerprint(5)]),
+    );
 }
 
 /// A sync job's keys: the job, and every key it names before and after; a
@@ -697,8 +748,14 @@ fn api_toggles_and_the_trash(client: &mut Client, log: &mut Log, token: &Actor) 
         &["a-two", &entry],
         Some(&[&fingerprint(12)]),
     );
-    // restored archived, as it was deleted
-    client.delete(&format!("{keys}/a-two?purge=1")).data();
+    // restored archived, as it was deleted; no verified copy of it
+    client
+        .delete(&format!("{keys}/a-two?purge=1"))
+        .expect(400, "no verified copy of encryption key 'a-two'");
+    log.nothing("a purge without a verified copy");
+    client
+        .delete(&format!("{keys}/a-two?purge=1&without-verified-copy=1"))
+        .data();
     log.one(token, "delete-purge", &["a-two"], Some(&[&fingerprint(12)]));
 }
 
@@ -729,19 +786,54 @@ fn api_purges(client: &mut Client, log: &mut Log, token: &Actor) {
         let body = json!({"id": id, "key": key_config(seed).to_json().unwrap()});
         client.post_json(keys, &body).data();
         client.post_form(&format!("{keys}/{id}"), "").data();
-        client.delete(&format!("{keys}/{id}?keep-days=0")).data();
+    }
+    // a verified copy of a-15, none of a-14
+    let pass = "a long enough bundle pass phrase";
+    let exported = client
+        .post_json(
+            "config/encryption-key-export",
+            &json!({"id": ["a-15"], "passphrase": pass}),
+        )
+        .data();
+    client
+        .post_json(
+            "config/encryption-key-export/verify",
+            &json!({"bundle": exported["bundle"], "passphrase": pass}),
+        )
+        .data();
+    for seed in [14, 15] {
+        client
+            .delete(&format!("{keys}/a-{seed}?keep-days=0"))
+            .data();
     }
     log.pairs(token, "setup");
-    let entry = trash_entry(dir, "a-14");
-    client
-        .delete(&format!("config/encryption-key-trash/{entry}"))
-        .data();
-    log.one(token, "purge", &["a-14", &entry], Some(&[&fingerprint(14)]));
-    let entry = trash_entry(dir, "a-15");
-    client
+    let (fourteen, fifteen) = (trash_entry(dir, "a-14"), trash_entry(dir, "a-15"));
+    let report = client
         .delete("config/encryption-key-trash?expired=1")
         .data();
-    log.one(token, "purge", &["a-15", &entry], Some(&[&fingerprint(15)]));
+    assert_eq!(report["purged"][0]["name"], fifteen, "{report}");
+    assert_eq!(report["kept-without-copy"][0]["name"], fourteen, "{report}");
+    log.one(
+        token,
+        "purge",
+        &["a-15", &fifteen],
+        Some(&[&fingerprint(15)]),
+    );
+    client
+        .delete(&format!("config/encryption-key-trash/{fourteen}"))
+        .expect(400, "no verified copy of encryption key 'a-14'");
+    log.nothing("a purge by name without a verified copy");
+    client
+        .delete(&format!(
+            "config/encryption-key-trash/{fourteen}?without-verified-copy=1"
+        ))
+        .data();
+    log.one(
+        token,
+        "purge",
+        &["a-14", &fourteen],
+        Some(&[&fingerprint(14)]),
+    );
 }
 
 /// A ticket: the user acts, not a token.
@@ -895,7 +987,13 @@ fn a_paperkey_typed_back_records_one_restore_or_one_import() {
     std::fs::write(&file, &paper.stdout).unwrap();
     let file = file.to_str().unwrap();
     run(&["encryption-key", "archive", "k-paper"]);
-    run(&["encryption-key", "remove", "k-paper", "--purge"]);
+    run(&[
+        "encryption-key",
+        "remove",
+        "k-paper",
+        "--purge",
+        "--without-verified-copy",
+    ]);
     let mut log = Log::new(dir);
 
     // the paper's text through restore: one restore of its id and key
@@ -908,7 +1006,13 @@ fn a_paperkey_typed_back_records_one_restore_or_one_import() {
     // through import, under another id once the first is gone
     run(&["encryption-key", "archive", "k-paper"]);
     log.one(&cli, "archive", &["k-paper"], Some(&[&fp]));
-    run(&["encryption-key", "remove", "k-paper", "--purge"]);
+    run(&[
+        "encryption-key",
+        "remove",
+        "k-paper",
+        "--purge",
+        "--without-verified-copy",
+    ]);
     log.one(&cli, "delete-purge", &["k-paper"], Some(&[&fp]));
     run(&["encryption-key", "import", "k-typed", "--file", file]);
     log.one(&cli, "import", &["k-typed"], Some(&[&fp]));

@@ -1125,7 +1125,13 @@ fn trash(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "trash", "purge", "--expired"], 0);
     audit.run(
         "text",
-        &["encryption-key", "trash", "purge", "from-stdin"],
+        &[
+            "encryption-key",
+            "trash",
+            "purge",
+            "from-stdin",
+            "--without-verified-copy",
+        ],
         0,
     );
     audit.run("json", &["encryption-key", "verify"], 0);
@@ -1445,7 +1451,7 @@ fn api_trash(audit: &mut Audit, _: &KnownKeys) {
     );
     audit.api(
         "DELETE",
-        &format!("{trash}/api-restored"),
+        &format!("{trash}/api-restored?without-verified-copy=1"),
         &token,
         None,
         200,

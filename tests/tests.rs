@@ -4,6 +4,10 @@
 // is in the test kit, pbs-test-kit/)
 mod util;
 
+// a verified copy of keys: an export bundle through the drill (needs this
+// crate's API, so not in the test kit; the UI tests include it too)
+mod verified_copy;
+
 // every ApiType: schema property names are serde's field names
 mod api_types;
 

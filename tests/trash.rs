@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pbs_config::encryption_keys::{DeleteOptions, Deleted};
-use pbs_config::trash::{TrashEntry, TrashReason};
+use pbs_config::trash::{PurgeReport, TrashEntry, TrashReason};
 use pbs_config::verify::FindingKind;
 use pbs_config::{ConfigDir, KeystoreError};
 
+use pbs_key_config::bundle::BundleSecret;
+use pbs_keystore::api2::config::encryption_key_export::verify_bundle;
 use pbs_test_kit::{TestDir, key_config};
+
+use crate::verified_copy::{PASSPHRASE, export_bundle, prove_copies};
 
 const DAY: i64 = 24 * 60 * 60;
 /// A fixed "now" for the dates the trash records.
@@ -145,7 +149,13 @@ fn issue14_repair_keeps_a_copied_in_key_file() {
     assert_eq!(report.keys_in_trash, 1);
 
     // purge --expired never takes it; restore makes it a key of the store
-    assert!(keys.trash().purge(None, Some(i64::MAX)).unwrap().is_empty());
+    assert!(
+        keys.trash()
+            .purge(None, Some(i64::MAX), false)
+            .unwrap()
+            .purged
+            .is_empty()
+    );
     let restored = keys.trash().restore("copied", None).unwrap();
     assert_eq!(restored.archived_at, None);
     keys.load_key_config("copied", true).unwrap();
@@ -314,7 +324,7 @@ fn two_deletes_of_one_id_never_collide() {
             && err.contains(&entries[1].name),
         "{err}"
     );
-    let err = keys.trash().purge(Some("twice"), None).unwrap_err();
+    let err = keys.trash().purge(Some("twice"), None, false).unwrap_err();
     assert!(err.to_string().contains("2 times"), "{err}");
     keys.trash().restore(&entries[1].name, None).unwrap();
     assert_eq!(
@@ -333,6 +343,7 @@ fn purge_honours_the_dates_and_destroys_only_what_it_names() {
     for (id, seed) in [("short", 1), ("long", 2), ("named", 3)] {
         archived(&dir.config, id, seed);
     }
+    prove_copies(&dir.config, &["short", "long", "named"]);
     let short_bytes = std::fs::read(keys.key_path("short")).unwrap();
     delete_at(&dir.config, "short", NOW, 1);
     delete_at(&dir.config, "long", NOW, 10);
@@ -347,31 +358,32 @@ fn purge_honours_the_dates_and_destroys_only_what_it_names() {
     assert_eq!(trash_entries(&dir.config).len(), 4);
 
     let trash = keys.trash();
-    let purged_ids = |purged: Vec<pbs_config::trash::Purged>| -> Vec<String> {
-        let mut ids: Vec<String> = purged.into_iter().map(|p| p.id).collect();
+    let purged_ids = |report: PurgeReport| -> Vec<String> {
+        assert!(report.kept_without_copy.is_empty(), "{report:?}");
+        let mut ids: Vec<String> = report.purged.into_iter().map(|p| p.id).collect();
         ids.sort();
         ids
     };
     // named: kept 0 days, purged by name
     assert_eq!(
-        purged_ids(trash.purge(Some("named"), None).unwrap()),
+        purged_ids(trash.purge(Some("named"), None, false).unwrap()),
         ["named"]
     );
     assert_eq!(
-        purged_ids(trash.purge(None, Some(NOW + DAY - 1)).unwrap()),
+        purged_ids(trash.purge(None, Some(NOW + DAY - 1), false).unwrap()),
         Vec::<String>::new()
     );
     assert_eq!(
-        purged_ids(trash.purge(None, Some(NOW + DAY)).unwrap()),
+        purged_ids(trash.purge(None, Some(NOW + DAY), false).unwrap()),
         ["short"]
     );
     assert!(files_holding(dir.path(), &short_bytes).is_empty());
     assert_eq!(
-        purged_ids(trash.purge(None, Some(NOW + 10 * DAY)).unwrap()),
+        purged_ids(trash.purge(None, Some(NOW + 10 * DAY), false).unwrap()),
         ["long"]
     );
     assert_eq!(
-        purged_ids(trash.purge(None, Some(i64::MAX)).unwrap()),
+        purged_ids(trash.purge(None, Some(i64::MAX), false).unwrap()),
         Vec::<String>::new()
     );
     let left = trash_entries(&dir.config);
@@ -380,24 +392,164 @@ fn purge_honours_the_dates_and_destroys_only_what_it_names() {
     // an id with one entry, with --expired: only if expired
     assert!(
         trash
-            .purge(Some("orphan"), Some(i64::MAX))
+            .purge(Some("orphan"), Some(i64::MAX), false)
             .unwrap()
+            .purged
             .is_empty()
     );
+    // by name: no verified copy of it, so only when told
+    let err = trash.purge(Some("orphan"), None, false).unwrap_err();
+    assert!(matches!(
+        keystore_error(&err),
+        Some(KeystoreError::NoVerifiedCopy { id, .. }) if id == "orphan"
+    ));
     assert_eq!(
-        purged_ids(trash.purge(Some("orphan"), None).unwrap()),
+        purged_ids(trash.purge(Some("orphan"), None, true).unwrap()),
         ["orphan"]
     );
     assert!(trash_entries(&dir.config).is_empty());
-    let err = trash.purge(Some("orphan"), None).unwrap_err();
+    let err = trash.purge(Some("orphan"), None, true).unwrap_err();
     assert!(matches!(
         keystore_error(&err),
         Some(KeystoreError::NotInTrash { .. })
     ));
     assert!(
-        trash.purge(None, None).is_err(),
+        trash.purge(None, None, false).is_err(),
         "purge needs a name or --expired"
     );
+    assert!(dir.config.verify(false).unwrap().is_clean());
+}
+
+/// Keys for the verified-copy tests: `copied` has a verified copy,
+/// `exported` only an export (and a drill with the wrong passphrase),
+/// `never` and `shred` nothing; all archived. Returns the bundle of
+/// `exported`.
+fn keys_with_and_without_copies(dir: &ConfigDir) -> String {
+    for (id, seed) in [("copied", 1), ("exported", 2), ("never", 3), ("shred", 4)] {
+        archived(dir, id, seed);
+    }
+    prove_copies(dir, &["copied"]);
+    let exported = export_bundle(dir, &["exported"]);
+    let wrong = BundleSecret::Passphrase(b"not the passphrase");
+    assert!(verify_bundle(dir, exported.as_bytes(), &wrong).is_err());
+    exported
+}
+
+fn purge_now() -> DeleteOptions<'static> {
+    DeleteOptions {
+        purge: true,
+        ..DeleteOptions::default()
+    }
+}
+
+/// A key removed by mistake and never copied off the host: `remove
+/// --purge` is refused (nothing changes), the daily purge (`--expired`)
+/// keeps it past its keep time and cannot be told otherwise. Only a bundle
+/// that passed the drill counts: an export alone, or a drill with the wrong
+/// passphrase, proves nothing.
+#[test]
+fn a_key_without_a_verified_copy_outlives_its_keep_time() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys_with_and_without_copies(&dir.config);
+    let bytes = |id: &str| std::fs::read(keys.key_path(id)).unwrap();
+    let (exported_bytes, never_bytes) = (bytes("exported"), bytes("never"));
+
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &[]);
+    for id in ["exported", "never"] {
+        let err = keys.delete_key_with(id, &purge_now()).unwrap_err();
+        assert!(
+            matches!(keystore_error(&err), Some(KeystoreError::NoVerifiedCopy { id: named, fingerprint: Some(_) }) if named == id),
+            "{err:#}"
+        );
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("no verified copy of encryption key '{id}'"))
+                && text.contains("export-verify")
+                && text.contains("--without-verified-copy"),
+            "{text}"
+        );
+    }
+    assert_eq!(before, pbs_test_kit::dirs::snapshot(dir.path(), &[]));
+
+    for id in ["copied", "exported", "never"] {
+        delete_at(&dir.config, id, NOW, 1);
+    }
+    let listed: Vec<(String, bool)> = trash_entries(&dir.config)
+        .into_iter()
+        .map(|entry| (entry.record.id, entry.verified_copy.is_some()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("copied".into(), true),
+            ("exported".into(), false),
+            ("never".into(), false)
+        ]
+    );
+    let report = keys
+        .trash()
+        .purge(None, Some(NOW + 400 * DAY), false)
+        .unwrap();
+    let ids = |entries: &[pbs_config::trash::PurgeEntry]| -> Vec<String> {
+        entries.iter().map(|entry| entry.id.clone()).collect()
+    };
+    assert_eq!(ids(&report.purged), ["copied"]);
+    assert_eq!(ids(&report.kept_without_copy), ["exported", "never"]);
+    for kept in [&exported_bytes, &never_bytes] {
+        assert_eq!(
+            files_holding(dir.path(), kept).len(),
+            1,
+            "a kept key is gone"
+        );
+    }
+    assert!(
+        keys.trash()
+            .purge(None, Some(NOW + 400 * DAY), true)
+            .is_err()
+    );
+    assert_eq!(trash_entries(&dir.config).len(), 2);
+}
+
+/// By name, a key without a verified copy is destroyed only when told; a
+/// drill of a bundle that named the key by another id proves the same key;
+/// told to, a key without any copy is shredded at once.
+#[test]
+fn a_key_without_a_verified_copy_is_destroyed_only_when_told() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    let exported = keys_with_and_without_copies(&dir.config);
+    let never_bytes = std::fs::read(keys.key_path("never")).unwrap();
+    delete_at(&dir.config, "never", NOW, 1);
+    let err = keys.trash().purge(Some("never"), None, false).unwrap_err();
+    assert!(
+        matches!(
+            keystore_error(&err),
+            Some(KeystoreError::NoVerifiedCopy { .. })
+        ),
+        "{err:#}"
+    );
+    assert_eq!(files_holding(dir.path(), &never_bytes).len(), 1);
+    let report = keys.trash().purge(Some("never"), None, true).unwrap();
+    assert_eq!(report.purged[0].id, "never");
+    assert!(files_holding(dir.path(), &never_bytes).is_empty());
+
+    // the bundle names it `exported`; the store has it as `renamed`
+    let exported_bytes = std::fs::read(keys.key_path("exported")).unwrap();
+    delete_at(&dir.config, "exported", NOW, 1);
+    keys.trash().restore("exported", Some("renamed")).unwrap();
+    assert!(keys.delete_key_with("renamed", &purge_now()).is_err());
+    let secret = BundleSecret::Passphrase(PASSPHRASE);
+    verify_bundle(&dir.config, exported.as_bytes(), &secret).unwrap();
+    keys.delete_key_with("renamed", &purge_now()).unwrap();
+    assert!(files_holding(dir.path(), &exported_bytes).is_empty());
+
+    let anyway = DeleteOptions {
+        without_verified_copy: true,
+        ..purge_now()
+    };
+    keys.delete_key_with("shred", &anyway).unwrap();
+    assert!(keys.entry("shred").is_err());
     assert!(dir.config.verify(false).unwrap().is_clean());
 }
 
@@ -411,6 +563,7 @@ fn delete_purge_destroys_the_key_file_at_once() {
     let bytes = std::fs::read(keys.key_path("shredded")).unwrap();
     let options = DeleteOptions {
         purge: true,
+        without_verified_copy: true,
         ..DeleteOptions::default()
     };
     let deleted = keys.delete_key_with("shredded", &options).unwrap();
@@ -691,11 +844,40 @@ fn trash_commands() {
             String::from_utf8(output.stderr).unwrap(),
         )
     };
-    for (id, seed) in [("k-trash", 1), ("k-purge", 2), ("k-force", 3)] {
+    for (id, seed) in [
+        ("k-trash", 1),
+        ("k-purge", 2),
+        ("k-force", 3),
+        ("k-kept", 4),
+    ] {
         archived(&dir.config, id, seed);
     }
     remove_trash_purge_and_force(&run, &dir);
     trash_list_restore_and_purge(&run);
+    the_daily_purge_keeps_a_key_without_a_verified_copy(&run);
+}
+
+/// What the timer runs, on a key past its keep time without a verified
+/// copy: kept, said so with what to do, exit status 0.
+fn the_daily_purge_keeps_a_key_without_a_verified_copy(
+    run: &impl Fn(&[&str]) -> (i32, String, String),
+) {
+    let (code, _, err) = run(&["encryption-key", "remove", "k-kept", "--keep-days", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["encryption-key", "trash", "purge", "--expired"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("kept 'k-kept@")
+            && out.contains("no verified copy")
+            && out.contains("--without-verified-copy"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["--noborder", "encryption-key", "trash", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("k-kept@") && out.trim_end().ends_with("none"),
+        "{out}"
+    );
 }
 
 /// `remove` into the trash, `--purge` destroys, `--force` warns first.
@@ -706,8 +888,29 @@ fn remove_trash_purge_and_force(run: &impl Fn(&[&str]) -> (i32, String, String),
         out.starts_with("removed encryption key 'k-trash' - kept in the trash as 'k-trash@"),
         "{out}"
     );
-    // `delete` is the alias
-    let (code, out, _) = run(&["encryption-key", "delete", "k-purge", "--purge"]);
+    // no verified copy of it: refused, unless told; `delete` is the alias
+    let (code, _, err) = run(&["encryption-key", "remove", "k-purge", "--purge"]);
+    assert_eq!(code, FAILED);
+    assert!(
+        err.contains("no verified copy of encryption key 'k-purge'")
+            && err.contains("--without-verified-copy"),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "encryption-key",
+        "remove",
+        "k-purge",
+        "--without-verified-copy",
+    ]);
+    assert_eq!(code, FAILED, "the flag goes with --purge: {err}");
+    assert!(err.contains("--purge"), "{err}");
+    let (code, out, _) = run(&[
+        "encryption-key",
+        "delete",
+        "k-purge",
+        "--purge",
+        "--without-verified-copy",
+    ]);
     assert_eq!(code, 0);
     assert!(
         out.contains("destroyed its key file") && out.contains("not kept in the trash"),

@@ -1069,10 +1069,15 @@ impl<'a> EncryptionKeys<'a> {
                 bail!("internal error - a key file without key directory");
             };
             let key_config = self.read_key_file_in(&key_dir, id)?;
-            self.check_key_matches(&entry, &key_config)?;
+            let fingerprint = self.check_key_matches(&entry, &key_config)?;
 
             if options.purge {
                 // upstream's delete, for whoever means to crypto-shred
+                self.dir.refuse_destroy_without_copy(
+                    id,
+                    Some(fingerprint),
+                    options.without_verified_copy,
+                )?;
                 let event = key_event(self.dir, Op::DeletePurge, &entry);
                 let pending = self.dir.audit_intent(Some(&key_dir), &event)?;
                 failpoint::hit("delete-purge:locked");
@@ -1327,6 +1332,9 @@ pub struct DeleteOptions<'o> {
     /// Destroy the key file at once instead of moving it into the trash
     /// (upstream's delete, for crypto-shredding).
     pub purge: bool,
+    /// With `purge`: destroy it even though no verified copy of it is
+    /// recorded ([`crate::verified_copy`]); else that is refused.
+    pub without_verified_copy: bool,
     /// If the key file is missing, drop the config entry anyway, after
     /// `warn` was told what that loses.
     pub force: bool,
@@ -1345,6 +1353,7 @@ impl Default for DeleteOptions<'_> {
             digest: None,
             keep_days: trash::DEFAULT_KEEP_DAYS,
             purge: false,
+            without_verified_copy: false,
             force: false,
             reason: TrashReason::Delete,
             now: proxmox_time::epoch_i64(),

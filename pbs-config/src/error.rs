@@ -91,6 +91,14 @@ pub enum KeystoreError {
         /// One entry per key that cannot be restored.
         conflicts: Vec<KeyConflict>,
     },
+    /// A purge would destroy a key of which no verified copy is recorded
+    /// (see [`crate::verified_copy`]).
+    NoVerifiedCopy {
+        /// The key id.
+        id: String,
+        /// The fingerprint of the key file; `None` if it could not be read.
+        fingerprint: Option<Fingerprint>,
+    },
 }
 
 /// A key that cannot be restored from an export bundle, and why: its id
@@ -241,6 +249,20 @@ impl fmt::Display for KeystoreError {
                     f,
                     "refusing to restore - {} - nothing was restored",
                     list.join("; ")
+                )
+            }
+            KeystoreError::NoVerifiedCopy { id, fingerprint } => {
+                let fingerprint = match fingerprint {
+                    Some(fingerprint) => format!("fingerprint {fingerprint}"),
+                    None => "its key file unreadable".to_string(),
+                };
+                write!(
+                    f,
+                    "no verified copy of encryption key '{id}' ({fingerprint}) is recorded - \
+                     destroying it loses every backup encrypted with it; export it \
+                     ('encryption-key export'), prove the bundle restores ('encryption-key \
+                     export-verify'), then purge it, or purge with --without-verified-copy to \
+                     destroy it anyway"
                 )
             }
         }

@@ -64,6 +64,7 @@ pub mod sync;
 pub mod token_shadow;
 pub mod trash;
 pub mod user;
+pub mod verified_copy;
 pub mod verify;
 
 use std::time::Duration;

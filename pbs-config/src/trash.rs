@@ -146,6 +146,12 @@ pub struct TrashEntry {
     /// Its record.
     #[serde(flatten)]
     pub record: TrashRecord,
+    /// When a verified copy of its key was last recorded (the time of the
+    /// last `export-verify` naming its fingerprint, see
+    /// [`crate::verified_copy`]); `None` if never: a purge by name then
+    /// needs `without-verified-copy`, and the daily purge keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_copy: Option<i64>,
 }
 
 /// The trash as `trash list` sees it.
@@ -160,16 +166,29 @@ pub struct TrashListing {
     pub incomplete: Vec<String>,
 }
 
-/// A key destroyed by a purge.
+/// A trash entry a purge destroyed, or kept.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct Purged {
+pub struct PurgeEntry {
     /// Its name in the trash.
     pub name: String,
     /// Its id.
     pub id: String,
     /// Its fingerprint, if known.
     pub fingerprint: Option<Fingerprint>,
+}
+
+/// What a purge did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PurgeReport {
+    /// The entries destroyed.
+    pub purged: Vec<PurgeEntry>,
+    /// Entries whose keep time is over but that a purge of what expired
+    /// kept: no verified copy of their key is recorded
+    /// ([`crate::verified_copy`]). Only a purge by name destroys them,
+    /// told to destroy them anyway.
+    pub kept_without_copy: Vec<PurgeEntry>,
 }
 
 /// The trash of one key store; get it with [`EncryptionKeys::trash`].
@@ -486,6 +505,7 @@ impl<'a> Trash<'a> {
                     Some(record) => listing.entries.push(TrashEntry {
                         name: name.clone(),
                         record,
+                        verified_copy: None,
                     }),
                     None => listing.incomplete.push(name.clone()),
                 }
@@ -493,6 +513,17 @@ impl<'a> Trash<'a> {
             listing
                 .entries
                 .sort_by(|a, b| (a.record.time, &a.name).cmp(&(b.record.time, &b.name)));
+            let known: Vec<(usize, Fingerprint)> = listing
+                .entries
+                .iter()
+                .enumerate()
+                .filter_map(|(at, entry)| entry.record.fingerprint.map(|fp| (at, fp)))
+                .collect();
+            let fingerprints: Vec<Fingerprint> = known.iter().map(|(_, fp)| *fp).collect();
+            let copies = self.keys.dir().verified_copies(&fingerprints)?;
+            for ((at, _), copy) in known.into_iter().zip(copies) {
+                listing.entries[at].verified_copy = copy.map(|record| record.time);
+            }
             Ok(listing)
         })()
         .layer_err(|| format!("unable to list the trash {:?}", self.path()))
@@ -687,7 +718,16 @@ impl<'a> Trash<'a> {
     /// a key id with one entry), or with `expired_at` every entry whose
     /// purge date has come by then (of that id only, with a `selector`).
     /// The only path, besides `remove --purge`, that destroys key material.
-    /// Returns what was destroyed.
+    ///
+    /// A key of which no verified copy is recorded
+    /// ([`crate::verified_copy`]) is destroyed only by name and with
+    /// `without_verified_copy`; a purge of what expired keeps it (and says
+    /// so in the report), by name it is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`KeystoreError::NotInTrash`]; [`KeystoreError::NoVerifiedCopy`] for
+    /// a purge by name (nothing destroyed).
     ///
     /// # Locking
     ///
@@ -696,21 +736,28 @@ impl<'a> Trash<'a> {
         &self,
         selector: Option<&str>,
         expired_at: Option<i64>,
-    ) -> Result<Vec<Purged>, Error> {
+        without_verified_copy: bool,
+    ) -> Result<PurgeReport, Error> {
         (|| {
             if selector.is_none() && expired_at.is_none() {
                 bail!(
                     "name a trashed key (its id or trash name), or purge what expired (--expired)"
                 );
             }
+            if without_verified_copy && expired_at.is_some() {
+                bail!(
+                    "a purge of what expired never destroys a key without a verified copy - \
+                     name the entry to destroy it anyway"
+                );
+            }
             let keys = self.keys;
-            let not_found = || -> Result<Vec<Purged>, Error> {
+            let not_found = || -> Result<PurgeReport, Error> {
                 match selector {
                     Some(name) => Err(KeystoreError::NotInTrash {
                         name: name.to_string(),
                     }
                     .into()),
-                    None => Ok(Vec::new()),
+                    None => Ok(PurgeReport::default()),
                 }
             };
             let Some(base) = keys.dir().open_base()? else {
@@ -730,56 +777,150 @@ impl<'a> Trash<'a> {
                 (None, _) => scan.entries.keys().cloned().collect(),
             };
             failpoint::hit("purge:locked");
-            let mut purged = Vec::new();
-            for entry in chosen {
-                let files = scan.entries[&entry];
-                let record = match files.record {
-                    true => Some(self.read_record(&trash_dir, &entry)),
-                    false => None,
-                };
-                if let Some(now) = expired_at {
-                    // only what its record says may go: never an entry
-                    // without a readable record
-                    match &record {
-                        Some(Ok(record)) if files.key && record.is_expired(now) => {}
-                        _ => continue,
-                    }
-                }
-                let record = record.and_then(Result::ok);
-                let done = Purged {
-                    id: record
-                        .as_ref()
-                        .map_or_else(|| entry_id(&entry).to_string(), |r| r.id.clone()),
-                    fingerprint: record.and_then(|r| r.fingerprint),
-                    name: entry,
-                };
-                let mut event = keys
-                    .dir()
-                    .audit_event(Op::Purge)
-                    .id(done.id.as_str())
-                    .id(done.name.as_str());
-                if let Some(fingerprint) = done.fingerprint {
-                    event = event.fingerprint(fingerprint);
-                }
-                let pending = keys.dir().audit_intent(Some(&key_dir), &event)?;
-                let result = (|| {
-                    if files.key {
-                        destroy_key_file(&trash_dir, &key_name(&done.name))?;
-                        failpoint::hit("purge:key-removed");
-                    }
-                    if files.record {
-                        trash_dir.unlink(&record_name(&done.name))?;
-                        trash_dir.sync()?;
-                    }
-                    Ok(())
-                })();
-                pending.done(result)?;
-                purged.push(done);
+            let mut report = PurgeReport::default();
+            let mut doomed: Vec<Doomed> = chosen
+                .into_iter()
+                .filter_map(|entry| self.doomed(&trash_dir, &scan, entry, expired_at))
+                .collect();
+            if !without_verified_copy {
+                let by_name = expired_at.is_none();
+                doomed = keep_without_copy(keys.dir(), doomed, by_name, &mut report)?;
             }
-            Ok(purged)
+            for doomed in doomed {
+                let done = self.destroy(&key_dir, &trash_dir, doomed)?;
+                report.purged.push(done);
+            }
+            Ok(report)
         })()
         .layer_err(|| "failed to purge the trash")
     }
+
+    /// Trash entry `entry` as a purge would destroy it; `None` if a purge
+    /// of what expired by `expired_at` must leave it (its record does not
+    /// read, it has no key file, or its date has not come).
+    fn doomed(
+        &self,
+        trash_dir: &DirHandle,
+        scan: &Scan,
+        entry: String,
+        expired_at: Option<i64>,
+    ) -> Option<Doomed> {
+        let files = scan.entries[&entry];
+        let record = match files.record {
+            true => Some(self.read_record(trash_dir, &entry)),
+            false => None,
+        };
+        if let Some(now) = expired_at {
+            // only what its record says may go: never an entry without a
+            // readable record
+            match &record {
+                Some(Ok(record)) if files.key && record.is_expired(now) => {}
+                _ => return None,
+            }
+        }
+        let record = record.and_then(Result::ok);
+        let purge = PurgeEntry {
+            id: record
+                .as_ref()
+                .map_or_else(|| entry_id(&entry).to_string(), |r| r.id.clone()),
+            fingerprint: record.and_then(|r| r.fingerprint),
+            name: entry,
+        };
+        // what would be destroyed is the key its file holds
+        let fingerprint = match files.key {
+            true => self.read_key(trash_dir, &purge.name).ok().map(|(_, fp)| fp),
+            false => None,
+        };
+        Some(Doomed {
+            entry: purge,
+            key_file: files.key,
+            record_file: files.record,
+            fingerprint,
+        })
+    }
+
+    /// Destroys trash entry `doomed`: its key file, then its record, as
+    /// its audit intent says.
+    fn destroy(
+        &self,
+        key_dir: &DirHandle,
+        trash_dir: &DirHandle,
+        doomed: Doomed,
+    ) -> Result<PurgeEntry, Error> {
+        let dir = self.keys.dir();
+        let done = doomed.entry;
+        let mut event = dir
+            .audit_event(Op::Purge)
+            .id(done.id.as_str())
+            .id(done.name.as_str());
+        if let Some(fingerprint) = done.fingerprint {
+            event = event.fingerprint(fingerprint);
+        }
+        let pending = dir.audit_intent(Some(key_dir), &event)?;
+        let result = (|| {
+            if doomed.key_file {
+                destroy_key_file(trash_dir, &key_name(&done.name))?;
+                failpoint::hit("purge:key-removed");
+            }
+            if doomed.record_file {
+                trash_dir.unlink(&record_name(&done.name))?;
+                trash_dir.sync()?;
+            }
+            Ok(())
+        })();
+        pending.done(result)?;
+        Ok(done)
+    }
+}
+
+/// A trash entry a purge chose.
+struct Doomed {
+    entry: PurgeEntry,
+    /// Whether it holds its key file (else only its record goes).
+    key_file: bool,
+    /// Whether it holds its record.
+    record_file: bool,
+    /// The fingerprint of the key its file holds; `None` without a key file
+    /// or if the file does not read.
+    fingerprint: Option<Fingerprint>,
+}
+
+/// Of the entries a purge chose, those it may destroy: whose key has a
+/// verified copy ([`crate::verified_copy`]), or that hold no key file. The
+/// others refuse the purge (`by_name`) or go into the report's
+/// `kept_without_copy`.
+fn keep_without_copy(
+    dir: &crate::ConfigDir,
+    doomed: Vec<Doomed>,
+    by_name: bool,
+    report: &mut PurgeReport,
+) -> Result<Vec<Doomed>, Error> {
+    let held: Vec<Fingerprint> = doomed.iter().filter_map(|d| d.fingerprint).collect();
+    let copies = dir.verified_copies(&held)?;
+    let copied: Vec<&Fingerprint> = held
+        .iter()
+        .zip(copies)
+        .filter_map(|(fingerprint, copy)| copy.map(|_| fingerprint))
+        .collect();
+    let mut left = Vec::new();
+    for doomed in doomed {
+        let uncopied = doomed.key_file
+            && !doomed
+                .fingerprint
+                .is_some_and(|fingerprint| copied.contains(&&fingerprint));
+        match (uncopied, by_name) {
+            (false, _) => left.push(doomed),
+            (true, true) => {
+                return Err(KeystoreError::NoVerifiedCopy {
+                    id: doomed.entry.id,
+                    fingerprint: doomed.fingerprint,
+                }
+                .into());
+            }
+            (true, false) => report.kept_without_copy.push(doomed.entry),
+        }
+    }
+    Ok(left)
 }
 
 /// Destroys a file holding key material: unlinks it and syncs its

@@ -100,7 +100,7 @@ pub fn store_on_a_full_disk_fails_cleanly() {
     let trashed = keys.trash().list().unwrap().entries;
     assert_eq!(trashed.len(), 1, "{trashed:?}");
     assert_eq!(trashed[0].record.fingerprint, new_key.fingerprint);
-    keys.trash().purge(Some("new-key"), None).unwrap();
+    keys.trash().purge(Some("new-key"), None, true).unwrap();
     keys.store_key("new-key", &new_key).unwrap();
     keys.load_key_config("new-key", true).unwrap();
     drop(audit_mount);

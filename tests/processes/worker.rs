@@ -270,7 +270,7 @@ fn one_op(args: &[String]) -> Result<(), Error> {
         }
         "archive" => keys.archive_key(id, None).map(|_| ()),
         "restore" => keys.trash().restore(id, None).map(|_| ()),
-        "purge" => keys.trash().purge(Some(id), None).map(|_| ()),
+        "purge" => keys.trash().purge(Some(id), None, true).map(|_| ()),
         "repair" => dir.verify(true).map(|_| ()),
         "restore-archived" => {
             // a key restored from an export bundle, archived there

@@ -37,6 +37,9 @@ pub struct Filter {
     /// colon-separated hex): the records of this key, not of another key
     /// that had its id before.
     pub fingerprint: Option<String>,
+    /// With `fingerprint`: only records that name it (a record naming no
+    /// fingerprint does not pass).
+    pub fingerprint_required: bool,
 }
 
 impl Filter {
@@ -62,7 +65,8 @@ impl Filter {
             && self.phase.is_none_or(|phase| record.phase == phase)
             && (!self.effective || record.took_effect())
             && self.fingerprint.as_ref().is_none_or(|fingerprint| {
-                record.fingerprints.is_empty() || record.fingerprints.contains(fingerprint)
+                (record.fingerprints.is_empty() && !self.fingerprint_required)
+                    || record.fingerprints.contains(fingerprint)
             })
     }
 

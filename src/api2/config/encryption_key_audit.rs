@@ -22,6 +22,7 @@ use proxmox_schema::{
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
 use pbs_config::audit::{AuditLog, AuditReport, Checkpoint, Filter, Op, Record, VerifyOptions};
+use pbs_config::verified_copy;
 
 use super::STORE_AUDIT;
 use crate::api2::described_object;
@@ -312,11 +313,13 @@ pub fn key_marks(dir: &ConfigDir, key: &CryptKey) -> Result<AuditMarks, Error> {
         fingerprint: fingerprint.clone(),
         ..Filter::last_done(ops, &key.id)
     };
-    let filters = [
-        filter(&[Op::Export]),
-        filter(&[Op::ExportVerify]),
-        filter(&changes),
-    ];
+    // a verified copy is of the key, whatever id the bundle gave it: the
+    // same fact a purge asks for (pbs_config::verified_copy)
+    let verified = match key.info.fingerprint {
+        Some(fingerprint) => verified_copy::filter(&fingerprint),
+        None => filter(&[Op::ExportVerify]),
+    };
+    let filters = [filter(&[Op::Export]), verified, filter(&changes)];
     let mut found = log.last_each(&filters)?.into_iter();
     Ok(AuditMarks {
         last_exported: found.next().flatten().map(AuditMark::from),

@@ -21,10 +21,10 @@ use proxmox_schema::{
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
-use pbs_config::trash::{Purged, TrashListing};
+use pbs_config::trash::{PurgeReport, TrashListing};
 
 use super::{STORE_AUDIT, STORE_MODIFY};
-use crate::api2::config::encryption_keys::CRYPT_KEY_RETURN_SCHEMA;
+use crate::api2::config::encryption_keys::{CRYPT_KEY_RETURN_SCHEMA, WITHOUT_VERIFIED_COPY_SCHEMA};
 use crate::api2::described_object;
 use crate::api2::{param_str, required_str};
 
@@ -47,7 +47,8 @@ pub const EXPIRED_SCHEMA: Schema = BooleanSchema::new(
 
 const TRASH_ENTRY_SCHEMA: Schema = described_object(
     "A trash entry: name, id, fingerprint, entry (the config entry it had), reason, time, actor, \
-     purge-after.",
+     purge-after, verified-copy (when an export-verify last proved a copy of its key; absent if \
+     never).",
 );
 
 const TRASH_LIST_SCHEMA: Schema = ArraySchema::new(
@@ -56,9 +57,10 @@ const TRASH_LIST_SCHEMA: Schema = ArraySchema::new(
 )
 .schema();
 
-const PURGED_SCHEMA: Schema = described_object("A destroyed trash entry: name, id, fingerprint.");
-
-const PURGED_LIST_SCHEMA: Schema = ArraySchema::new("What was destroyed.", &PURGED_SCHEMA).schema();
+const PURGE_REPORT_SCHEMA: Schema = described_object(
+    "What a purge did: purged (the entries destroyed) and kept-without-copy (expired entries kept \
+     because no verified copy of their key is recorded), each entry name, id, fingerprint.",
+);
 
 fn check_as(as_id: Option<&str>) -> Result<(), Error> {
     if let Some(id) = as_id
@@ -130,16 +132,27 @@ pub const API_METHOD_RESTORE_FROM_TRASH: ApiMethod = ApiMethod::new(
 
 /// Destroys trashed keys: the entry `name` names, or with `expired` every
 /// entry whose purge date has come (of that name's id only, with a name).
+/// A key of which no verified copy is recorded is destroyed only by name
+/// and with `without_verified_copy`; a purge of what expired keeps it.
 pub fn purge_trash(
     dir: &ConfigDir,
     name: Option<&str>,
     expired: bool,
-) -> Result<Vec<Purged>, Error> {
+    without_verified_copy: bool,
+) -> Result<PurgeReport, Error> {
     if let Some(name) = name {
         check_name(name)?;
     }
+    if expired && without_verified_copy {
+        param_bail!(
+            "without-verified-copy",
+            "not with expired: name the entry to destroy a key without a verified copy"
+        );
+    }
     let now = expired.then(proxmox_time::epoch_i64);
-    dir.encryption_keys().trash().purge(name, now)
+    dir.encryption_keys()
+        .trash()
+        .purge(name, now, without_verified_copy)
 }
 
 /// Parameters of `DELETE /config/encryption-key-trash/{name}`.
@@ -148,6 +161,7 @@ pub const API_METHOD_PURGE_TRASH_ENTRY_PARAMETERS: ObjectSchema = ObjectSchema::
     &[
         ("expired", true, &EXPIRED_SCHEMA),
         ("name", false, &TRASH_NAME_SCHEMA),
+        ("without-verified-copy", true, &WITHOUT_VERIFIED_COPY_SCHEMA),
     ],
 );
 
@@ -158,11 +172,12 @@ pub const API_METHOD_PURGE_TRASH_ENTRY: ApiMethod = ApiMethod::new(
         let dir = env.dir();
         let name = required_str(&param, "name")?;
         let expired = param["expired"].as_bool().unwrap_or(false);
-        purge_trash(dir, Some(name), expired)?
+        let anyway = param["without-verified-copy"].as_bool().unwrap_or(false);
+        purge_trash(dir, Some(name), expired, anyway)?
     }),
     &API_METHOD_PURGE_TRASH_ENTRY_PARAMETERS,
 )
-.returns(ReturnType::new(false, &PURGED_LIST_SCHEMA))
+.returns(ReturnType::new(false, &PURGE_REPORT_SCHEMA))
 .access(None, &STORE_MODIFY);
 
 /// Parameters of `DELETE /config/encryption-key-trash`.
@@ -183,11 +198,11 @@ pub const API_METHOD_PURGE_EXPIRED: ApiMethod = ApiMethod::new(
                  /config/encryption-key-trash/{{name}}"
             );
         }
-        purge_trash(dir, None, true)?
+        purge_trash(dir, None, true, false)?
     }),
     &API_METHOD_PURGE_EXPIRED_PARAMETERS,
 )
-.returns(ReturnType::new(false, &PURGED_LIST_SCHEMA))
+.returns(ReturnType::new(false, &PURGE_REPORT_SCHEMA))
 .access(None, &STORE_MODIFY);
 
 const RESTORE_ROUTER: Router = Router::new().post(&API_METHOD_RESTORE_FROM_TRASH);
@@ -219,7 +234,7 @@ mod tests {
             ["as"]
         );
         assert_eq!(
-            param_names(&purge_trash(&dir, Some("x@1"), false).unwrap_err()),
+            param_names(&purge_trash(&dir, Some("x@1"), false, false).unwrap_err()),
             ["name"]
         );
         // a trash name is not a key id, but a valid name here

@@ -587,6 +587,8 @@ pub struct DeleteMode {
     pub keep_days: Option<u32>,
     /// Destroy the key file at once (upstream's delete).
     pub purge: bool,
+    /// With `purge`: even though no verified copy of the key is recorded.
+    pub without_verified_copy: bool,
     /// Drop a config entry whose key file is missing.
     pub force: bool,
 }
@@ -608,10 +610,14 @@ pub fn delete_key_with(
     if mode.purge && mode.force {
         param_bail!("force", "not with purge");
     }
+    if mode.without_verified_copy && !mode.purge {
+        param_bail!("without-verified-copy", "goes with purge");
+    }
     let options = DeleteOptions {
         digest: digest.as_ref(),
         keep_days: mode.keep_days.unwrap_or(DEFAULT_KEEP_DAYS),
         purge: mode.purge,
+        without_verified_copy: mode.without_verified_copy,
         force: mode.force,
         warn,
         ..DeleteOptions::default()
@@ -634,6 +640,16 @@ pub const PURGE_SCHEMA: Schema = BooleanSchema::new(
 .default(false)
 .schema();
 
+/// `without-verified-copy`: destroy a key even though no verified copy of
+/// it is recorded (see [`pbs_config::verified_copy`]).
+pub const WITHOUT_VERIFIED_COPY_SCHEMA: Schema = BooleanSchema::new(
+    "Destroy the key even though no verified copy of it is recorded (no export bundle holding \
+     it passed export-verify): every backup encrypted with it is lost unless a copy exists \
+     elsewhere.",
+)
+.default(false)
+.schema();
+
 /// `force`: drop an entry whose key file is missing.
 pub const FORCE_SCHEMA: Schema = BooleanSchema::new(
     "If the key file is missing, drop the config entry anyway (the key is lost unless a copy \
@@ -651,6 +667,7 @@ pub const API_METHOD_DELETE_KEY_PARAMETERS: ObjectSchema = ObjectSchema::new(
         ("id", false, &CRYPT_KEY_ID_SCHEMA),
         ("keep-days", true, &KEEP_DAYS_SCHEMA),
         ("purge", true, &PURGE_SCHEMA),
+        ("without-verified-copy", true, &WITHOUT_VERIFIED_COPY_SCHEMA),
     ],
 );
 
@@ -662,6 +679,7 @@ pub const API_METHOD_DELETE_KEY: ApiMethod = ApiMethod::new(
         let mode = DeleteMode {
             keep_days: param["keep-days"].as_u64().map(|days| days as u32),
             purge: param["purge"].as_bool().unwrap_or(false),
+            without_verified_copy: param["without-verified-copy"].as_bool().unwrap_or(false),
             force: param["force"].as_bool().unwrap_or(false),
         };
         // upstream answers null; what became of the key file shows in the trash

@@ -21,7 +21,7 @@ use zeroize::Zeroize;
 use pbs_api_types::CryptKey;
 use pbs_config::ConfigDir;
 use pbs_config::encryption_keys::Deleted;
-use pbs_config::trash::{MAX_KEEP_DAYS, Purged};
+use pbs_config::trash::{MAX_KEEP_DAYS, PurgeEntry, PurgeReport};
 use pbs_config::verify::VerifyReport;
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 use pbs_keystore::api2::config::encryption_key_trash;
@@ -127,12 +127,22 @@ const TRASH_TABLE: Table = Table::new(&[
     Column::new("reason"),
     Column::new("time").render(render::epoch),
     Column::new("purge-after").render(purge_after),
+    Column::new("verified-copy").render(verified_copy),
 ]);
 
 /// A purge date: absent is `never` (only a purge by name destroys it).
 fn purge_after(value: &serde_json::Value, record: &serde_json::Value) -> String {
     match value.is_null() {
         true => "never".to_string(),
+        false => render::epoch(value, record),
+    }
+}
+
+/// When an export-verify last proved a copy of the key: absent is `none`
+/// (a purge then needs --without-verified-copy; the daily purge keeps it).
+fn verified_copy(value: &serde_json::Value, record: &serde_json::Value) -> String {
+    match value.is_null() {
+        true => "none".to_string(),
         false => render::epoch(value, record),
     }
 }
@@ -293,8 +303,14 @@ pub enum EncryptionKeyCommand {
         /// Destroy the key file at once instead of moving it into the trash
         /// (upstream's delete, to crypto-shred: whatever the key encrypted
         /// can then only be decrypted with a copy of it kept elsewhere).
+        /// Refused unless a verified copy of the key is recorded (an export
+        /// bundle holding it passed 'export-verify').
         #[arg(long, conflicts_with_all = ["keep_days", "force"])]
         purge: bool,
+        /// With --purge: destroy the key even though no verified copy of it
+        /// is recorded.
+        #[arg(long, requires = "purge")]
+        without_verified_copy: bool,
         /// If the key file is missing, drop the config entry anyway; says
         /// first what is lost (or which trash entry still holds the key).
         #[arg(long)]
@@ -340,14 +356,23 @@ pub enum TrashCommand {
     /// Destroy keys in the trash: the one named, or with --expired every
     /// one whose keep time is over. With 'remove --purge', the only way key
     /// material is destroyed.
+    ///
+    /// A key of which no verified copy is recorded (no export bundle
+    /// holding it passed 'export-verify') is kept: by name the purge is
+    /// refused unless --without-verified-copy, and --expired keeps it and
+    /// says so.
     Purge {
         /// The key id (if it is in the trash once) or trash name to destroy.
         #[arg(value_name = "ID", required_unless_present = "expired")]
         id: Option<String>,
         /// Only keys whose keep time is over (what the daily timer runs);
-        /// never keys repair put there.
+        /// never keys repair put there, nor keys without a verified copy.
         #[arg(long)]
         expired: bool,
+        /// Destroy the key named even though no verified copy of it is
+        /// recorded.
+        #[arg(long, requires = "id", conflicts_with = "expired")]
+        without_verified_copy: bool,
     },
 }
 
@@ -412,11 +437,13 @@ pub fn run(
             digest,
             keep_days,
             purge,
+            without_verified_copy,
             force,
         } => {
             let mode = DeleteMode {
                 keep_days,
                 purge,
+                without_verified_copy,
                 force,
             };
             let removed = remove(&dir, &id, digest.as_deref(), mode)?;
@@ -669,31 +696,54 @@ fn run_trash(out: &Output, dir: &ConfigDir, cmd: TrashCommand) -> Result<(), Err
                 )
             })?;
         }
-        TrashCommand::Purge { id, expired } => {
-            let purged = encryption_key_trash::purge_trash(dir, id.as_deref(), expired)
-                .map_err(|err| param_context(err, trash_context("purge the trash")))?;
-            out.message(&purged, |purged| render_purged(purged))?;
+        TrashCommand::Purge {
+            id,
+            expired,
+            without_verified_copy,
+        } => {
+            let report = encryption_key_trash::purge_trash(
+                dir,
+                id.as_deref(),
+                expired,
+                without_verified_copy,
+            )
+            .map_err(|err| param_context(err, trash_context("purge the trash")))?;
+            out.message(&report, render_purged)?;
         }
     }
     Ok(())
 }
 
-fn render_purged(purged: &[Purged]) -> String {
-    if purged.is_empty() {
-        return "nothing to purge\n".to_string();
+fn render_purged(report: &PurgeReport) -> String {
+    let fingerprint = |entry: &PurgeEntry| {
+        entry
+            .fingerprint
+            .map_or_else(|| "unknown".to_string(), |fp| fp.signature())
+    };
+    let mut text = String::new();
+    for entry in &report.purged {
+        text += &format!(
+            "purged '{}' (key '{}', fingerprint {}): destroyed\n",
+            entry.name,
+            entry.id,
+            fingerprint(entry)
+        );
     }
-    purged
-        .iter()
-        .map(|purged| {
-            let fingerprint = purged
-                .fingerprint
-                .map_or_else(|| "unknown".to_string(), |fp| fp.signature());
-            format!(
-                "purged '{}' (key '{}', fingerprint {fingerprint}): destroyed\n",
-                purged.name, purged.id
-            )
-        })
-        .collect()
+    for entry in &report.kept_without_copy {
+        text += &format!(
+            "kept '{}' (key '{}', fingerprint {}): its keep time is over, but no verified copy \
+             of it is recorded - export it and run 'encryption-key export-verify' on the \
+             bundle, or destroy it with 'encryption-key trash purge {} --without-verified-copy'\n",
+            entry.name,
+            entry.id,
+            fingerprint(entry),
+            entry.name
+        );
+    }
+    if text.is_empty() {
+        text = "nothing to purge\n".to_string();
+    }
+    text
 }
 
 /// Where `create` hands out the new key.
