@@ -31,6 +31,8 @@ mod paperkey;
 mod permissions;
 mod rotate;
 mod trash;
+#[path = "../verified_copy.rs"]
+mod verified_copy;
 
 use browser::{Browser, Chromedriver};
 

@@ -12,6 +12,7 @@ use pbs_config::encryption_keys::EncryptionKeys;
 use pbs_test_kit::key_config;
 
 use crate::browser::Browser;
+use crate::verified_copy::prove_copies;
 use crate::{ALICE, Env};
 
 /// A key row of the keys view.
@@ -59,6 +60,8 @@ pub async fn remove_see_in_trash_restore_and_purge(env: Arc<Env>, browser: Arc<B
         .info
         .fingerprint;
     keys.archive_key("ui-trash-1", None).unwrap();
+    // a verified copy of ui-trash-1, none of ui-trash-2
+    prove_copies(&dir, &["ui-trash-1"]);
     keys.store_key("ui-trash-2", &key_config(911)).unwrap();
     keys.archive_key("ui-trash-2", None).unwrap();
 
@@ -168,6 +171,13 @@ async fn the_trash_view_lists_both_with_who_removed_them(browser: &Browser) {
         ))
         .await;
     assert_eq!(actor, ALICE.0, "who removed it, as the trash records it");
+    let copy = |id: &str| format!("{} td[data-label=\"Verified copy\"]", trash_view_row(id));
+    let copied = browser.text(&copy("ui-trash-1")).await;
+    assert!(copied.starts_with("20"), "a date: {copied}");
+    assert_eq!(
+        browser.text(&copy("ui-trash-2")).await,
+        "none: kept until purged by hand"
+    );
     browser.wait_text(".list-status", "in the trash").await;
     browser.screenshot("trash-view").await;
 }
@@ -214,8 +224,9 @@ async fn a_taken_id_is_refused_and_another_id_restores(
     assert!(keys.entry("ui-trash-1").is_err());
 }
 
-/// Purging ui-trash-2 is allowed only once its id is typed in full; then
-/// it is gone from the trash view, the server's trash and the store.
+/// Purging ui-trash-2, of which no verified copy is recorded, is allowed
+/// only once its id is typed in full and the loss is acknowledged; then it
+/// is gone from the trash view, the server's trash and the store.
 async fn a_purge_needs_the_whole_id(browser: &Browser, keys: &EncryptionKeys<'_>) {
     // purge: only after typing the id in full
     browser
@@ -223,11 +234,22 @@ async fn a_purge_needs_the_whole_id(browser: &Browser, keys: &EncryptionKeys<'_>
         .await;
     browser.find("dialog.confirm[open]").await;
     let confirm = "dialog.confirm button[type=submit]";
+    let typed = "dialog.confirm input.confirm-input";
     assert!(disabled(browser, confirm).await);
-    browser.type_into("dialog.confirm input", "ui-trash").await;
+    browser.type_into(typed, "ui-trash").await;
     assert!(disabled(browser, confirm).await, "a part of the id");
+    browser.type_into(typed, "ui-trash-2").await;
+    assert!(
+        disabled(browser, confirm).await,
+        "the id without acknowledging there is no verified copy"
+    );
+    let text = browser.text("dialog.confirm form").await;
+    assert!(
+        text.contains("No verified copy of it is recorded"),
+        "{text}"
+    );
     browser
-        .type_into("dialog.confirm input", "ui-trash-2")
+        .click("dialog.confirm input.confirm-acknowledge")
         .await;
     assert!(!disabled(browser, confirm).await);
     browser.screenshot("purge-confirm").await;

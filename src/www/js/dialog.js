@@ -80,29 +80,39 @@ export function openDialog(options) {
  * dialog shows progress while it runs and the server's error if it fails;
  * closes on success. `text` explains what will happen.
  */
-export function confirmByTyping({title, text, expected, actionLabel, busyLabel, action}) {
+export function confirmByTyping({title, text, expected, actionLabel, busyLabel, action, acknowledge}) {
     const inputId = uid('confirm');
     const input = h('input', {
         id: inputId, type: 'text', autocomplete: 'off', spellcheck: 'false',
         autocapitalize: 'off', class: 'confirm-input',
     });
+    // `acknowledge`: a statement the user must also tick (a loss the typed
+    // id alone does not own up to)
+    const ackId = uid('acknowledge');
+    const ack = acknowledge ? h('input', {id: ackId, type: 'checkbox', class: 'confirm-acknowledge'}) : null;
     const message = messageArea();
     const cancel = h('button', {type: 'button', class: 'secondary'}, 'Cancel');
     const confirm = h('button', {type: 'submit', class: 'danger', disabled: true}, actionLabel);
     const form = h('form', {class: 'confirm-form', novalidate: true},
         h('p', {}, text),
+        ack ? h('label', {class: ['check', 'acknowledge'], for: ackId}, ack, acknowledge) : null,
         h('label', {for: inputId}, 'Type ', h('code', {}, expected), ' to confirm:'),
         input,
         message.el,
         h('div', {class: 'dialog-actions'}, cancel, confirm));
     const {dialog, close} = openDialog({title, body: [form], className: 'confirm'});
-    input.addEventListener('input', () => {
-        confirm.disabled = input.value !== expected;
-    });
+    const confirmed = () => input.value === expected && (!ack || ack.checked);
+    const update = () => {
+        confirm.disabled = !confirmed();
+    };
+    input.addEventListener('input', update);
+    if (ack) {
+        ack.addEventListener('change', update);
+    }
     cancel.addEventListener('click', close);
     form.addEventListener('submit', async (event) => {
         event.preventDefault();
-        if (input.value !== expected) {
+        if (!confirmed()) {
             return;
         }
         message.clear();
@@ -111,7 +121,7 @@ export function confirmByTyping({title, text, expected, actionLabel, busyLabel, 
             close();
         } catch (err) {
             message.error(err.message);
-            confirm.disabled = input.value !== expected;
+            update();
         }
     });
     input.focus();

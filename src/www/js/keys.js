@@ -323,7 +323,8 @@ function renderRow(key) {
         confirmByTyping({
             title: `Remove encryption key ${key.id}`,
             text: `This removes '${key.id}' from the key store into the server's trash, from `
-                + 'where it can be restored until its keep time is over; then it is purged. '
+                + 'where it can be restored until its keep time is over; then the daily purge destroys it '
+                + 'if a verified copy of it is recorded (else it stays until purged by hand). '
                 + 'Backups encrypted with it cannot be restored without the key.',
             expected: key.id,
             actionLabel: 'Remove key',

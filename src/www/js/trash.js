@@ -37,11 +37,18 @@ export async function loadTrash() {
     return (await request('GET', TRASH)).data || [];
 }
 
-/** "purge after 2026-12-29 10:00", or that it stays until purged by hand. */
+/**
+ * "purge after 2026-12-29 10:00", or that it stays until purged by hand (no
+ * purge date, or no verified copy of its key: the daily purge keeps it).
+ */
 export function purgeText(entry) {
-    return entry['purge-after'] === undefined || entry['purge-after'] === null
-        ? 'kept until purged by hand'
-        : `purge after ${dateTime(entry['purge-after'])}`;
+    if (entry['purge-after'] === undefined || entry['purge-after'] === null) {
+        return 'kept until purged by hand';
+    }
+    if (!hasVerifiedCopy(entry)) {
+        return 'kept until purged by hand: no verified copy';
+    }
+    return `purge after ${dateTime(entry['purge-after'])}`;
 }
 
 function timeCell(epoch) {
@@ -92,18 +99,35 @@ export function openRestoreDialog(entry, done) {
     as.focus();
 }
 
-/** Purges trash entry `entry` after typing its id; `done()` after success. */
+/** Whether a verified copy of the entry's key is recorded (an export bundle that passed the drill). */
+function hasVerifiedCopy(entry) {
+    return entry['verified-copy'] !== undefined && entry['verified-copy'] !== null;
+}
+
+/**
+ * Purges trash entry `entry` after typing its id (and, without a verified
+ * copy of its key, ticking that every backup made with it is lost); `done()`
+ * after success.
+ */
 export function confirmPurge(entry, done) {
+    const copied = hasVerifiedCopy(entry);
     confirmByTyping({
         title: `Purge encryption key ${entry.id}`,
         text: `This destroys '${entry.id}' (fingerprint ${entry.fingerprint || 'unknown'}) for good: it cannot be `
             + 'restored afterwards, and backups encrypted with it cannot be restored without another copy '
-            + 'of the key (an export bundle, a paper key).',
+            + 'of the key (an export bundle, a paper key). '
+            + (copied
+                ? `A verified copy of it was recorded on ${dateTime(entry['verified-copy'])}.`
+                : 'No verified copy of it is recorded: export it and run the restore drill on the bundle '
+                    + 'first, unless you mean to destroy every backup made with it.'),
+        acknowledge: copied ? undefined : 'Destroy it without a verified copy: every backup encrypted with it '
+            + 'is lost unless a copy exists elsewhere.',
         expected: entry.id,
         actionLabel: 'Purge key',
         busyLabel: 'Purging…',
         action: async () => {
-            await request('DELETE', `${TRASH}/${encodeURIComponent(entry.name)}`);
+            const anyway = copied ? '' : '?without-verified-copy=1';
+            await request('DELETE', `${TRASH}/${encodeURIComponent(entry.name)}${anyway}`);
             await done();
         },
     });
@@ -123,7 +147,7 @@ export function renderTrash(container) {
     const table = h('table', {class: ['keys', 'trash'], id: 'trash-table'},
         h('caption', {class: 'visually-hidden'}, 'Keys in the trash'),
         h('thead', {}, h('tr', {},
-            ['ID', 'Fingerprint', 'Removed', 'Removed by', 'Reason', 'Purge after']
+            ['ID', 'Fingerprint', 'Removed', 'Removed by', 'Reason', 'Purge after', 'Verified copy']
                 .map((title) => h('th', {scope: 'col'}, title)),
             h('th', {scope: 'col'}, h('span', {class: 'visually-hidden'}, 'Actions')))),
         body);
@@ -131,8 +155,9 @@ export function renderTrash(container) {
     container.replaceChildren(h('section', {class: 'view trash-view', 'aria-labelledby': 'trash-title'},
         h('h1', {id: 'trash-title'}, 'Trash'),
         h('p', {class: 'intro'},
-            'Removed keys stay here until their keep time is over; the daily purge then destroys them. '
-            + 'Restore a key to use it again.'),
+            'Removed keys stay here until their keep time is over; the daily purge then destroys those '
+            + 'of which a verified copy is recorded (an export bundle that passed the restore drill) and '
+            + 'keeps the others. Restore a key to use it again.'),
         h('div', {class: 'toolbar', role: 'toolbar', 'aria-label': 'Trash actions'}, refresh),
         missing(KEYS_PATH, SYS_MODIFY)
             ? h('p', {class: 'message notice readonly-note'},
@@ -161,7 +186,7 @@ async function load(announce) {
         const entries = await loadTrash();
         body.replaceChildren(...(entries.length
             ? entries.map((entry) => renderRow(entry))
-            : [h('tr', {class: 'empty'}, h('td', {colspan: 7}, 'The trash is empty.'))]));
+            : [h('tr', {class: 'empty'}, h('td', {colspan: 8}, 'The trash is empty.'))]));
         status.textContent = announce || `${entries.length} key${entries.length === 1 ? '' : 's'} in the trash.`;
     });
 }
@@ -187,6 +212,9 @@ function renderRow(entry) {
         cell('Reason', trashReason(entry)),
         cell('Purge after', entry['purge-after'] === undefined || entry['purge-after'] === null
             ? 'when purged by hand' : timeCell(entry['purge-after'])),
+        cell('Verified copy', hasVerifiedCopy(entry)
+            ? timeCell(entry['verified-copy'])
+            : h('span', {class: 'no-copy'}, 'none: kept until purged by hand')),
         h('td', {class: 'actions', 'data-label': 'Actions'},
             h('div', {class: 'action-buttons'}, restore, purge)));
 }
