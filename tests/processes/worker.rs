@@ -262,14 +262,17 @@ fn one_op(args: &[String]) -> Result<(), Error> {
         "store" => keys.store_key(id, &key_config(seed.parse()?)).map(|_| ()),
         "delete" => keys.remove_key(id, None),
         "delete-purge" => {
+            // the crash points are what is tested, not the copy check
             let options = pbs_config::encryption_keys::DeleteOptions {
                 purge: true,
+                without_verified_copy: true,
                 ..Default::default()
             };
             keys.delete_key_with(id, &options).map(|_| ())
         }
         "archive" => keys.archive_key(id, None).map(|_| ()),
         "restore" => keys.trash().restore(id, None).map(|_| ()),
+        // (told to destroy without a verified copy, as delete-purge)
         "purge" => keys.trash().purge(Some(id), None, true).map(|_| ()),
         "repair" => dir.verify(true).map(|_| ()),
         "restore-archived" => {
