@@ -749,14 +749,22 @@ fn api_toggles_and_the_trash(client: &mut Client, log: &mut Log, token: &Actor) 
         Some(&[&fingerprint(12)]),
     );
     // restored archived, as it was deleted; no verified copy of it
-    client
-        .delete(&format!("{keys}/a-two?purge=1"))
-        .expect(400, "no verified copy of encryption key 'a-two'");
-    log.nothing("a purge without a verified copy");
-    client
-        .delete(&format!("{keys}/a-two?purge=1&without-verified-copy=1"))
-        .data();
+    destroyed_when_told(client, log, &format!("{keys}/a-two?purge=1"), "a-two");
     log.one(token, "delete-purge", &["a-two"], Some(&[&fingerprint(12)]));
+}
+
+/// A DELETE at `path` that destroys key `id`, of which no verified copy is
+/// recorded: refused (400, nothing recorded), then done when told
+/// (`without-verified-copy=1`).
+fn destroyed_when_told(client: &mut Client, log: &mut Log, path: &str, id: &str) {
+    client
+        .delete(path)
+        .expect(400, &format!("no verified copy of encryption key '{id}'"));
+    log.nothing("a purge without a verified copy");
+    let query = if path.contains('?') { '&' } else { '?' };
+    client
+        .delete(&format!("{path}{query}without-verified-copy=1"))
+        .data();
 }
 
 /// A key file gone: a forced delete.
@@ -819,15 +827,8 @@ fn api_purges(client: &mut Client, log: &mut Log, token: &Actor) {
         &["a-15", &fifteen],
         Some(&[&fingerprint(15)]),
     );
-    client
-        .delete(&format!("config/encryption-key-trash/{fourteen}"))
-        .expect(400, "no verified copy of encryption key 'a-14'");
-    log.nothing("a purge by name without a verified copy");
-    client
-        .delete(&format!(
-            "config/encryption-key-trash/{fourteen}?without-verified-copy=1"
-        ))
-        .data();
+    let path = format!("config/encryption-key-trash/{fourteen}");
+    destroyed_when_told(client, log, &path, "a-14");
     log.one(
         token,
         "purge",

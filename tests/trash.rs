@@ -473,7 +473,11 @@ fn a_key_without_a_verified_copy_outlives_its_keep_time() {
     assert_eq!(before, pbs_test_kit::dirs::snapshot(dir.path(), &[]));
 
     for id in ["copied", "exported", "never"] {
-        delete_at(&dir.config, id, NOW, 1);
+        let deleted = delete_at(&dir.config, id, NOW, 1);
+        assert!(
+            matches!(deleted, Deleted::Trashed { verified_copy, .. } if verified_copy == (id == "copied")),
+            "{deleted:?}"
+        );
     }
     let listed: Vec<(String, bool)> = trash_entries(&dir.config)
         .into_iter()
@@ -885,7 +889,8 @@ fn remove_trash_purge_and_force(run: &impl Fn(&[&str]) -> (i32, String, String),
     let (code, out, _) = run(&["encryption-key", "remove", "k-trash", "--keep-days", "3"]);
     assert_eq!(code, 0);
     assert!(
-        out.starts_with("removed encryption key 'k-trash' - kept in the trash as 'k-trash@"),
+        out.starts_with("removed encryption key 'k-trash' - kept in the trash as 'k-trash@")
+            && out.contains("no verified copy of it is recorded, so the daily purge keeps it"),
         "{out}"
     );
     // no verified copy of it: refused, unless told; `delete` is the alias

@@ -1121,6 +1121,12 @@ impl<'a> EncryptionKeys<'a> {
     ) -> Result<Deleted, Error> {
         let id = entry.id.as_str();
         let name = key_file_name(id);
+        // read before the first change, for the report: whether the daily
+        // purge may destroy it once its keep time is over
+        let verified_copy = match entry.info.fingerprint {
+            Some(fingerprint) => self.dir.verified_copies(&[fingerprint])?[0].is_some(),
+            None => false,
+        };
         let trash = self.trash();
         let trash_dir = trash.ensure(key_dir)?;
         let purge_after = trash::purge_after(options.now, options.keep_days);
@@ -1167,6 +1173,7 @@ impl<'a> EncryptionKeys<'a> {
             id: id.to_string(),
             trash_name: trash_entry,
             purge_after,
+            verified_copy,
         })
     }
 
@@ -1374,6 +1381,10 @@ pub enum Deleted {
         trash_name: String,
         /// From when on `trash purge --expired` may destroy it (epoch).
         purge_after: i64,
+        /// Whether a verified copy of it is recorded: without one, `trash
+        /// purge --expired` keeps it past `purge_after`
+        /// ([`crate::verified_copy`]).
+        verified_copy: bool,
     },
     /// The key file was destroyed (`purge`).
     Purged {

@@ -641,9 +641,22 @@ fn render_removed(removed: &Deleted) -> String {
             id,
             trash_name,
             purge_after,
+            verified_copy: true,
         } => format!(
             "removed encryption key '{id}' - kept in the trash as '{trash_name}' until {} \
              ('encryption-key trash restore {id}' brings it back)\n",
+            render::epoch_text(*purge_after)
+        ),
+        Deleted::Trashed {
+            id,
+            trash_name,
+            purge_after,
+            verified_copy: false,
+        } => format!(
+            "removed encryption key '{id}' - kept in the trash as '{trash_name}' \
+             ('encryption-key trash restore {id}' brings it back); no verified copy of it is \
+             recorded, so the daily purge keeps it past {} until a bundle holding it passes \
+             'encryption-key export-verify', or it is purged by hand\n",
             render::epoch_text(*purge_after)
         ),
         Deleted::Purged { id } => format!(
