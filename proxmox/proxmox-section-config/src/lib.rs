@@ -64,7 +64,7 @@ mod write;
 pub use data::SectionConfigData;
 pub use parse::{ESTIMATED_SECTION_SIZE, PropertyRef, SectionRef};
 pub use plugin::SectionConfigPlugin;
-pub use scan::{SectionIds, SectionSpan};
+pub use scan::{FIND_CHUNK, Found, SectionIds, SectionSpan};
 
 use std::collections::HashMap;
 

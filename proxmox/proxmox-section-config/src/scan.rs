@@ -31,7 +31,10 @@
 //! accepts, with the same sections, and refuses what it refuses, with the
 //! same message (tested against it in `tests`, and fuzzed).
 
+mod chunked;
 mod one_pass;
+
+pub use chunked::{FIND_CHUNK, Found};
 
 use std::hash::BuildHasher;
 use std::path::Path;
@@ -239,7 +242,7 @@ fn fast_scan<'a>(
         };
         last = Some((plugin, plan));
         let id = raw.get(start + id_at..end)?;
-        if !id_passes(config, safe_id, id) {
+        if !id_passes(config, safe_id, id.as_bytes()) {
             return None;
         }
         // its position: the span pushed below
@@ -280,13 +283,13 @@ fn safe_id_bounds(config: &SectionConfig) -> Option<(usize, usize)> {
 /// passes the id check as the parser keeps it, `safe_id` being
 /// [`safe_id_bounds`] of the config.
 #[inline(always)]
-fn id_passes(config: &SectionConfig, safe_id: Option<(usize, usize)>, id: &str) -> bool {
+fn id_passes(config: &SectionConfig, safe_id: Option<(usize, usize)>, id: &[u8]) -> bool {
     match safe_id {
         // a safe id holds no space: not padded either
-        Some((min, max)) => (min..=max).contains(&id.len()) && is_safe_id(id.as_bytes()),
-        None => {
+        Some((min, max)) => (min..=max).contains(&id.len()) && is_safe_id(id),
+        None => std::str::from_utf8(id).is_ok_and(|id| {
             !id.starts_with(' ') && !id.ends_with(' ') && config.id_check().check(id) == Some(true)
-        }
+        }),
     }
 }
 

@@ -18,6 +18,8 @@
 //! fingerprint by its own check, any other value by its printable bytes
 //! and its check, line feeds as the ends they are.
 
+use std::ops::Range;
+
 use super::{
     SectionIds, SectionSpan, header, id_passes, is_fingerprint, is_unpadded, other_passes,
     safe_id_bounds,
@@ -33,9 +35,43 @@ pub(super) fn scan_in_writers_order<'a>(
     raw: &'a str,
     spans: &mut Vec<SectionSpan<'a>>,
 ) -> Option<SectionIds> {
-    let bytes = raw.as_bytes();
-    u32::try_from(bytes.len()).ok()?;
     let mut ids = SectionIds::with_capacity(spans.capacity());
+    each_in_writers_order(config, raw.as_bytes(), |section| {
+        let span = SectionSpan {
+            plugin: section.plugin,
+            id: raw.get(section.id)?,
+            line: section.line,
+            text: &raw[section.text],
+        };
+        ids.insert(span.id, spans.len(), |at| spans[at].id)
+            .then(|| spans.push(span))
+    })?;
+    Some(ids)
+}
+
+/// A section [`each_in_writers_order`] found: its plugin, where its id
+/// and its text are ([`SectionSpan`]'s, as places in the bytes) and the
+/// line number of its header.
+pub(super) struct Found<'a> {
+    pub plugin: &'a SectionConfigPlugin,
+    pub id: Range<usize>,
+    pub line: usize,
+    pub text: Range<usize>,
+}
+
+/// Hands every section of `bytes` to `each`, in file order, while every
+/// one is in the writer's layout and order and passes and `each` returns
+/// `Some`; `None` where one does not (the line numbers count from 1 at
+/// the start of `bytes`). What it hands on is printable ASCII and line
+/// feeds alone. The sections' ids are checked one by one; keeping them
+/// unique is `each`'s part.
+#[inline(always)]
+pub(super) fn each_in_writers_order<'a>(
+    config: &'a SectionConfig,
+    bytes: &[u8],
+    mut each: impl FnMut(Found<'a>) -> Option<()>,
+) -> Option<()> {
+    u32::try_from(bytes.len()).ok()?;
     let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
     let safe_id = safe_id_bounds(config);
     // the line starting at `at` is line number `line`
@@ -48,24 +84,20 @@ pub(super) fn scan_in_writers_order<'a>(
         }
         let (plugin, plan, id_start, id_end) = header_at(config, bytes, at, last)?;
         last = Some((plugin, plan));
-        if id_end - at > MAX_LINE_LENGTH {
-            return None;
-        }
-        let id = raw.get(id_start..id_end)?;
-        if !id_passes(config, safe_id, id) || !ids.insert(id, spans.len(), |at| spans[at].id) {
+        if id_end - at > MAX_LINE_LENGTH || !id_passes(config, safe_id, &bytes[id_start..id_end]) {
             return None;
         }
         let (end, lines) = properties(bytes, plan, id_end)?;
-        spans.push(SectionSpan {
+        each(Found {
             plugin,
-            id,
+            id: id_start..id_end,
             line,
-            text: &raw[at..end],
-        });
+            text: at..end,
+        })?;
         // the line after the section's last
         (at, line) = (end + 1, line + lines + 1);
     }
-    Some(ids)
+    Some(())
 }
 
 /// The header line at `start`: its plugin and scan plan, and where its
