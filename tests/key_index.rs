@@ -12,7 +12,19 @@
 //! - and per entry, before any is typed, the JSON a list prints of it
 //!   (`KeyIndex::write_json`, from its text where it can) byte for byte
 //!   serde_json's of the generic reader's entry, its archive state the
-//!   same, or both refused.
+//!   same, or both refused;
+//! - and per id of the text (and one that is not there), the entry a
+//!   fresh process's load finds in the file read in chunks
+//!   (`KeyIndex::find_entry`, chunks of several sizes, so cut at every
+//!   place) is `KeyIndex::get`'s, its absence `get`'s, or left to the
+//!   whole text's read: never an entry or an absence where the whole read
+//!   refuses the text.
+//!
+//! Then the chunked read on its own: a config cut at every place, a
+//! section across chunks, duplicates in different chunks, errors on lines
+//! past a chunk, and the first load of a fresh `ConfigDir` (which reads
+//! so) against the next load of the same (the whole read), value for
+//! value and error for error.
 
 use std::path::Path;
 
@@ -20,11 +32,12 @@ use proptest::prelude::*;
 
 use pbs_api_types::CryptKey;
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
-use pbs_config::{KeyIndex, KeystoreError};
-use proxmox_section_config::SectionConfigData;
+use pbs_config::{ConfigDir, FoundEntry, KeyIndex, KeystoreError, Ownership};
+use proxmox_section_config::{FIND_CHUNK, SectionConfigData};
 
 use pbs_test_kit::dirs::{files_under, vectors_dir};
 use pbs_test_kit::edits::{one_byte_edits, one_line_edits};
+use pbs_test_kit::key_config;
 
 const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 
@@ -34,18 +47,24 @@ const FILENAME: &str = "/etc/proxmox-backup/encryption-keys.cfg";
 struct Outcome {
     accepted: usize,
     typed_errors: usize,
+    /// Lookups the chunked read decided.
+    found: usize,
 }
 
 /// `KeyIndex` against the generic parse plus serde on `text`, entries
 /// asked for in the order `pick` chooses (an index into the ids left).
 fn agree(text: &str, pick: &mut dyn FnMut(usize) -> usize) -> Result<Outcome, String> {
+    let found = find_agrees_for_every_id(text, &[1, 2, 5, 64, 257, FIND_CHUNK])?;
     let index = KeyIndex::parse(Path::new(FILENAME), text);
     let generic = CONFIG.parse(FILENAME, text);
     let (index, generic) = match (index, generic) {
         (Ok(index), Ok(generic)) => (index, generic),
         (Err(ours), Err(generic)) => {
             return match ours.to_string() == generic.to_string() {
-                true => Ok(Outcome::default()),
+                true => Ok(Outcome {
+                    found,
+                    ..Outcome::default()
+                }),
                 false => Err(format!(
                     "errors differ:\n  ours:    {ours}\n  generic: {generic}"
                 )),
@@ -72,6 +91,7 @@ fn agree(text: &str, pick: &mut dyn FnMut(usize) -> usize) -> Result<Outcome, St
     let mut outcome = Outcome {
         accepted: 1,
         typed_errors: 0,
+        found,
     };
     let mut left: Vec<&str> = ids.clone();
     while !left.is_empty() {
@@ -100,6 +120,70 @@ fn agree(text: &str, pick: &mut dyn FnMut(usize) -> usize) -> Result<Outcome, St
         }
     }
     Ok(outcome)
+}
+
+/// `KeyIndex::find_entry` of `id` in `text` read in chunks of `chunk`
+/// bytes against `KeyIndex::parse` of the whole text and `get`; whether
+/// the chunked read decided. The same read through a source that gives 3
+/// bytes a call must give the same.
+fn find_agrees(text: &str, id: &str, chunk: usize) -> Result<bool, String> {
+    let path = Path::new(FILENAME);
+    let found = KeyIndex::find_entry(path, &mut text.as_bytes(), text.len(), id, chunk).unwrap();
+    let trickled = KeyIndex::find_entry(path, &mut Trickle(text.as_bytes()), 0, id, chunk).unwrap();
+    if format!("{found:?}") != format!("{trickled:?}") {
+        return Err(format!(
+            "'{id}', chunk {chunk}: {found:?} / by 3 bytes: {trickled:?}"
+        ));
+    }
+    let whole = KeyIndex::parse(path, text);
+    match (found, whole) {
+        (FoundEntry::Undecided, _) => Ok(false),
+        (FoundEntry::Entry(entry), Ok(index)) => match index.get(id) {
+            Ok(got) if *got == entry && entry.id == id => Ok(true),
+            got => Err(format!(
+                "'{id}', chunk {chunk}: found {entry:?}, get {got:?}"
+            )),
+        },
+        (FoundEntry::Absent, Ok(index)) => match index.get(id) {
+            Err(err) if matches!(err.downcast_ref(), Some(KeystoreError::NotFound { .. })) => {
+                Ok(true)
+            }
+            got => Err(format!("'{id}', chunk {chunk}: absent, get {got:?}")),
+        },
+        (found, Err(err)) => Err(format!(
+            "'{id}', chunk {chunk}: found {found:?} where the whole read refuses: {err}"
+        )),
+    }
+}
+
+/// [`find_agrees`] for every id a header of `text` names and one that is
+/// not there, in chunks of each size of `chunks`: how many it decided.
+fn find_agrees_for_every_id(text: &str, chunks: &[usize]) -> Result<usize, String> {
+    let mut ids: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("sync-key: "))
+        .map(|id| id.trim_end_matches('\r'))
+        .collect();
+    ids.push("not-there");
+    let mut found = 0;
+    for id in ids {
+        for &chunk in chunks {
+            found += usize::from(find_agrees(text, id, chunk)?);
+        }
+    }
+    Ok(found)
+}
+
+/// A source that gives at most 3 bytes a read.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(3).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
 }
 
 /// Per entry, in file order: `KeyIndex::write_json` against serde_json's
@@ -183,7 +267,7 @@ fn text_of(path: &Path) -> String {
 fn every_vector_file_reads_as_the_generic_reader_reads_it() {
     let files = files_under(&vectors_dir());
     assert!(files.len() > 50, "too few vector files: {}", files.len());
-    let (mut accepted, mut typed_errors, mut refused) = (0, 0, 0);
+    let (mut accepted, mut typed_errors, mut refused, mut found) = (0, 0, 0, 0);
     for path in &files {
         let text = text_of(path);
         // as read, in the writer's layout (the fast path), and entries
@@ -199,13 +283,15 @@ fn every_vector_file_reads_as_the_generic_reader_reads_it() {
                 accepted += outcome.accepted;
                 typed_errors += outcome.typed_errors;
                 refused += 1 - outcome.accepted;
+                found += outcome.found;
             }
         }
     }
-    // both outcomes, and an entry only the type refuses, are exercised
+    // both outcomes, and an entry only the type refuses, are exercised,
+    // and the chunked read decides many a lookup
     assert!(
-        accepted >= 20 && refused >= 20 && typed_errors >= 2,
-        "{accepted} / {refused} / {typed_errors}"
+        accepted >= 20 && refused >= 20 && typed_errors >= 2 && found >= 100,
+        "{accepted} / {refused} / {typed_errors} / {found}"
     );
 }
 
@@ -237,7 +323,8 @@ const WRITTEN: &str = "sync-key: k-one\n\tarchived-at 7\n\tcreated 1\n\tfingerpr
 #[test]
 fn every_one_byte_change_of_a_written_config_reads_the_same() {
     // the written text takes the fast path, and so does many a change
-    assert!(agree(WRITTEN, &mut in_order).unwrap().typed_errors == 1);
+    let written = agree(WRITTEN, &mut in_order).unwrap();
+    assert!(written.typed_errors == 1 && written.found >= 3);
     let mut accepted = 0;
     for at in 0..WRITTEN.len() {
         let variants = one_byte_edits(WRITTEN.as_bytes(), at);
@@ -439,4 +526,139 @@ proptest! {
         let result = agree(&text, &mut |left| order.next().unwrap() % left);
         prop_assert!(result.is_ok(), "{}\n{:?}", result.err().unwrap_or_default(), text);
     }
+}
+
+/// A config of 300 keys read in chunks of every size from 60 bytes (less
+/// than a section: never decided) to 700 (several sections), so cut at
+/// every place and with sections across chunks: the first, a middle, the
+/// last id, one not there and near misses agree with the whole read, and
+/// every chunk of two sections or more decides all of them.
+#[test]
+fn a_config_cut_at_every_place_reads_as_the_whole() {
+    let text = written_config(300);
+    let ids: Vec<String> = CONFIG
+        .parse(FILENAME, &text)
+        .unwrap()
+        .ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
+        .map(str::to_string)
+        .collect();
+    let sections = || text.split("\n\n").map(str::len);
+    let (shortest, longest) = (sections().min().unwrap(), sections().max().unwrap());
+    let mut wanted: Vec<String> = [0, 1, 150, 298, 299].map(|i| ids[i].clone()).to_vec();
+    wanted.extend(["not-there", "k0", "k000", "k3000"].map(str::to_string));
+    for chunk in 30..=700 {
+        for id in &wanted {
+            let decided = find_agrees(&text, id, chunk).unwrap();
+            // a section and its blank line fit in any chunk: decided
+            if chunk > longest + 2 {
+                assert!(decided, "'{id}', chunk {chunk}");
+            }
+            // none fits whole: left to the whole read
+            if chunk <= shortest {
+                assert!(!decided, "'{id}', chunk {chunk}");
+            }
+        }
+    }
+}
+
+/// An id twice, in different chunks, is left to the whole read (which
+/// refuses it, naming the line), for that id and every other.
+#[test]
+fn duplicates_in_different_chunks_are_left_to_the_whole_read() {
+    let text = written_config(300);
+    let first = text.split("\n\n").next().unwrap();
+    for at in [text.len(), text.len() / 2] {
+        let cut = text[..at].rfind("\n\n").map_or(text.len(), |end| end + 1);
+        let doubled = format!("{}\n{first}\n{}", &text[..cut], &text[cut..]);
+        let err = KeyIndex::parse(Path::new(FILENAME), doubled.as_str()).unwrap_err();
+        assert!(err.to_string().contains("duplicate"), "{err}");
+        for chunk in [512, 4096, FIND_CHUNK] {
+            for id in ["k00", "k99", "tenant-000151", "not-there"] {
+                assert!(!find_agrees(&doubled, id, chunk).unwrap());
+            }
+        }
+    }
+}
+
+/// A value that does not pass on a line past the first chunks: left to
+/// the whole read, whose error names the line.
+#[test]
+fn errors_past_a_chunk_are_left_to_the_whole_read() {
+    let text = written_config(300);
+    let at = text.rfind("\tcreated 297\n").unwrap();
+    let line = text[..at].lines().count() + 1;
+    for (bad, on) in [
+        ("\tcreated x297\n", line),
+        ("\tcreated 297\n\tcreated 297\n", line + 1),
+        ("\tbogus 1\n", line),
+    ] {
+        let broken = format!("{}{bad}{}", &text[..at], &text[at + 13..]);
+        let err = KeyIndex::parse(Path::new(FILENAME), broken.as_str())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("line {on} ")), "{err}");
+        for chunk in [512, 4096, FIND_CHUNK] {
+            for id in ["k00", "backup.site-296_x", "not-there"] {
+                assert!(!find_agrees(&broken, id, chunk).unwrap(), "{bad:?}");
+            }
+        }
+    }
+}
+
+/// The first load of a fresh `ConfigDir` (the chunked read) against the
+/// next load of the same `ConfigDir` (the whole read, then cached), for
+/// keys stored with their files, an archived one, an entry without a key
+/// file, one the typed form refuses and an id not there, loading for
+/// encryption and for decryption: the same key or the same error, word
+/// for word; for the config as stored, with a duplicate id far from the
+/// first and with an error on a line past the first chunk.
+#[test]
+fn a_fresh_config_dirs_first_load_is_the_next_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let own = Ownership::current_user().unwrap();
+    let dir = ConfigDir::with_ownership(tmp.path(), own).unwrap();
+    let keys = dir.encryption_keys();
+    let stored = ["key-a", "key-b", "key-c"];
+    for (seed, id) in stored.iter().enumerate() {
+        keys.store_key(id, &key_config(seed as u64)).unwrap();
+    }
+    keys.archive_key("key-b", None).unwrap();
+    let config = keys.config_path();
+    let as_stored = std::fs::read_to_string(&config).unwrap();
+    // 3,000 entries more (about 200 KB, several chunks), their files missing
+    let filler = written_config(3_000);
+    let with_filler =
+        format!("{as_stored}\n{filler}\nsync-key: odd\n\tcreated 1\n\tkdf aes\n\tmodified 2\n");
+    let key_b = as_stored
+        .split("\n\n")
+        .find(|s| s.contains("key-b"))
+        .unwrap();
+    let duplicate = format!("{with_filler}\n{key_b}\n");
+    let late = with_filler.rfind("\tcreated 2997\n").unwrap();
+    let broken = format!(
+        "{}\tcreated x\n{}",
+        &with_filler[..late],
+        &with_filler[late + 14..]
+    );
+    let mut decided = 0;
+    for text in [&as_stored, &with_filler, &duplicate, &broken] {
+        std::fs::write(&config, text).unwrap();
+        for id in stored.iter().copied().chain(["k00", "odd", "not-there"]) {
+            decided += usize::from(find_agrees(text, id, FIND_CHUNK).unwrap());
+            for fail_on_archived in [true, false] {
+                let fresh = ConfigDir::with_ownership(tmp.path(), own).unwrap();
+                let keys = fresh.encryption_keys();
+                let first = keys.load_key(id, fail_on_archived);
+                let next = keys.load_key(id, fail_on_archived);
+                match (first, next) {
+                    (Ok(first), Ok(next)) => assert!(first == next && first.0.id == id),
+                    (Err(first), Err(next)) => assert_eq!(first.to_string(), next.to_string()),
+                    (first, next) => panic!("'{id}': {first:?} / {next:?}"),
+                }
+            }
+        }
+    }
+    // as stored and with the filler: every id decided by the chunked read
+    // but the typed form's refusal
+    assert_eq!(decided, 2 * 6 - 1);
 }

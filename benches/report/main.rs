@@ -328,7 +328,10 @@ fn fresh_load(figures: &mut Figures, runs: usize) {
     let id = store.real_ids[0].as_str();
     let [first, second, third] = fresh_table(
         &format!("## Load in a fresh process ({KEYS} keys, median of {runs})"),
-        ["`ConfigDir::new` + `load_key_config`", "parses"],
+        [
+            "`ConfigDir::new` + `load_key_config`",
+            "reads the config in chunks",
+        ],
         runs,
         || worker("fresh-load", &[dir, id]),
     );

@@ -93,10 +93,10 @@ fn writer(dir: &Path, duration: Duration, pause: Duration) {
 }
 
 /// Three loads in this new process, each through a new `ConfigDir` (so
-/// each parses): the first, the second (the process warmed up, but its
-/// heap not: glibc returned the first load's 2.5 MiB text to the kernel,
-/// so the second touches new pages again) and the third (the heap freed by
-/// the second is reused, as in criterion's `ops/load_cold` loop). Prints
+/// each reads the config: a `ConfigDir`'s first load reads it in chunks,
+/// `KeyIndex::find_entry`, keeping neither its text nor an index): the
+/// first, the second (the process warmed up) and the third (as the
+/// second; in criterion's `ops/load_cold` loop every load is such). Prints
 /// the nanos of the three, then the minor page faults of each (what
 /// touching new memory costs: counted, so it holds still under load).
 fn fresh_load(dir: &Path, id: &str) {

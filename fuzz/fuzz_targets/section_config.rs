@@ -16,6 +16,11 @@
 //!   refuse the text (with the same message), with the same ids in the
 //!   same order and, per id, the same entry or both an error (ours ending
 //!   in serde's);
+//! - a fresh process's load (`KeyIndex::find_entry`: the text read in
+//!   chunks, each dropped once checked; chunks of several sizes, one of
+//!   them chosen by the input) finds per id of the text (and one that is
+//!   not there) `KeyIndex::get`'s entry or its absence, or leaves it to
+//!   the whole read; never an entry or an absence where that refuses;
 //! - the writers' `KeySections` accepts and refuses what the generic parse
 //!   does and writes the text back exactly as the generic write does.
 
@@ -31,7 +36,7 @@ use proxmox_section_config::{SectionConfig, SectionConfigData};
 use pbs_api_types::{CryptKey, SyncJobConfig};
 use pbs_config::encryption_keys::{self, ENCRYPTION_KEYS_CFG_TYPE_ID};
 use pbs_config::sync::{self, SYNC_CFG_TYPE_ID};
-use pbs_config::{ConfigDir, KeyIndex, KeySections, Ownership};
+use pbs_config::{ConfigDir, FoundEntry, KeyIndex, KeySections, KeystoreError, Ownership};
 
 const FILE: &str = "/etc/proxmox-backup/fuzz.cfg";
 
@@ -55,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let keys = round_trip(&encryption_keys::CONFIG, &text);
     check_key_index(keys.as_ref(), &text);
+    check_find_entry(&text, data.len());
     if let Err(err) = KeySections::check_against_generic(Path::new(FILE), &text) {
         panic!("KeySections and the generic parse and write differ: {err}");
     }
@@ -139,6 +145,39 @@ fn check_key_index(generic: Option<&SectionConfigData>, text: &str) {
             }
             (Ok(ours), Err(err)) => panic!("KeyIndex accepts '{id}' ({ours:?}), serde: {err}"),
             (Err(err), Ok(serde)) => panic!("KeyIndex refuses '{id}' ({err}), serde: {serde:?}"),
+        }
+    }
+}
+
+/// `KeyIndex::find_entry` against `KeyIndex::parse` + `get` of the whole
+/// text, for every id a header names and one that is not there.
+fn check_find_entry(text: &str, seed: usize) {
+    let whole = KeyIndex::parse(Path::new(FILE), text);
+    let mut ids: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once(": ").map(|(_, id)| id.trim_end_matches('\r')))
+        .collect();
+    ids.push("not-there");
+    for id in ids {
+        for chunk in [1 + seed % 97, 256, proxmox_section_config::FIND_CHUNK] {
+            let found =
+                KeyIndex::find_entry(Path::new(FILE), &mut text.as_bytes(), text.len(), id, chunk)
+                    .expect("reading memory");
+            match (found, &whole) {
+                (FoundEntry::Undecided, _) => {}
+                (FoundEntry::Entry(entry), Ok(index)) => match index.get(id) {
+                    Ok(got) => assert!(*got == entry && entry.id == id, "'{id}' differs"),
+                    Err(err) => panic!("found '{id}' ({entry:?}), get: {err}"),
+                },
+                (FoundEntry::Absent, Ok(index)) => {
+                    let err = index.get(id).expect_err("found absent, get finds it");
+                    assert!(
+                        matches!(err.downcast_ref(), Some(KeystoreError::NotFound { .. })),
+                        "found absent, get: {err}"
+                    );
+                }
+                (found, Err(err)) => panic!("found {found:?} where the whole read refuses: {err}"),
+            }
         }
     }
 }

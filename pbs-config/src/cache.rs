@@ -10,6 +10,8 @@
 //! of the same size and times back under the cached inode).
 
 use std::fs::File;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Error;
@@ -38,12 +40,16 @@ struct Cached<T> {
 /// The last parse of one config file, as a `T`.
 pub(crate) struct ConfigCache<T> {
     cached: Mutex<Option<Cached<T>>>,
+    /// Whether the file was read through this cache, or
+    /// [`ConfigCache::find_first`] ran.
+    used: AtomicBool,
 }
 
 impl<T> Default for ConfigCache<T> {
     fn default() -> Self {
         Self {
             cached: Mutex::new(None),
+            used: AtomicBool::new(false),
         }
     }
 }
@@ -97,6 +103,46 @@ impl<T> ConfigCache<T> {
         Ok(self.get_inner(base, file, ownership, load, false)?.0)
     }
 
+    /// On this cache's first use only (nothing read through it before):
+    /// the config `file` in `base`, opened and checked as
+    /// [`ConfigCache::get`] opens it, handed to `find` as a reader that
+    /// ends at the file's limit (and the file's size), and what `find`
+    /// makes of it, parsing nothing into the cache; so a process that
+    /// reads one entry and exits keeps no text. `None` on any later use
+    /// (a second read builds the cached parse, for the reads after it),
+    /// where the file is missing or longer than its limit, its read fails
+    /// or `find` gives `None`: the caller reads it through the cache then,
+    /// which decides (and words any error).
+    ///
+    /// The file is read through one descriptor: a writer replaces it by
+    /// rename, so `find` sees one version of it.
+    pub(crate) fn find_first<R>(
+        &self,
+        base: Option<&DirHandle>,
+        file: &ConfigFile,
+        ownership: &Ownership,
+        find: impl FnOnce(&mut dyn Read, usize) -> std::io::Result<Option<R>>,
+    ) -> Result<Option<R>, Error> {
+        if self.used.swap(true, Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Some(base) = base else {
+            return Ok(None);
+        };
+        let Some(opened) = open_config(base, file, ownership)? else {
+            return Ok(None);
+        };
+        let size = opened.stat.size.min(file.max_size) as usize;
+        // one byte past the limit: a longer file is left to the cache's
+        // read, which refuses it
+        let mut limited = (&opened.file).take(file.max_size + 1);
+        let found = find(&mut limited, size);
+        if limited.limit() == 0 {
+            return Ok(None);
+        }
+        Ok(found.ok().flatten())
+    }
+
     fn get_inner(
         &self,
         base: Option<&DirHandle>,
@@ -105,6 +151,7 @@ impl<T> ConfigCache<T> {
         load: impl FnOnce(TextBuf) -> Result<T, Error>,
         want_digest: bool,
     ) -> Result<(Arc<T>, Option<[u8; 32]>), Error> {
+        self.used.store(true, Ordering::Relaxed);
         let opened = match base {
             Some(base) => open_config(base, file, ownership)?,
             None => None,

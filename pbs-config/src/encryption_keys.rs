@@ -40,7 +40,7 @@ use zeroize::Zeroize;
 
 use proxmox_lang::error::ErrorLayer;
 use proxmox_schema::{ApiType, param_bail};
-use proxmox_section_config::{SectionConfig, SectionConfigData, SectionConfigPlugin};
+use proxmox_section_config::{FIND_CHUNK, SectionConfig, SectionConfigData, SectionConfigPlugin};
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
@@ -53,7 +53,9 @@ use crate::files::{
 };
 use crate::lock::KeyFileLock;
 use crate::trash::{self, Trash, TrashReason, TrashRecord};
-use crate::{ConfigDir, EncryptionKeysLock, KeyIndex, KeySections, KeystoreError, failpoint};
+use crate::{
+    ConfigDir, EncryptionKeysLock, FoundEntry, KeyIndex, KeySections, KeystoreError, failpoint,
+};
 
 /// Section type of a key in the config file.
 pub const ENCRYPTION_KEYS_CFG_TYPE_ID: &str = "sync-key";
@@ -361,6 +363,26 @@ impl<'a> EncryptionKeys<'a> {
     ) -> Result<(CryptKey, KeyConfig), Error> {
         let result = (|| {
             check_key_id(id)?;
+            // this config dir's first read of the config (a process that
+            // loads one key): the entry found in the file read in chunks,
+            // no text or index kept. Anything else, and any error of the
+            // load, is decided by the whole read below, from the file as
+            // it is then (so with its messages).
+            match self.find_first_entry(id)? {
+                Some(FoundEntry::Absent) => {
+                    return Err(KeystoreError::NotFound { id: id.to_string() }.into());
+                }
+                Some(FoundEntry::Entry(entry)) => {
+                    if !(fail_on_archived && entry.archived_at.is_some())
+                        && self.check_entry_path(&entry).is_ok()
+                        && let Ok(key_config) = self.read_key_file(id)
+                        && self.check_key_matches(&entry, &key_config).is_ok()
+                    {
+                        return Ok((entry, key_config));
+                    }
+                }
+                Some(FoundEntry::Undecided) | None => {}
+            }
             // no lock: the config and the key file are read one after the
             // other, and a writer may replace or delete the key between the
             // two reads. A key file that is missing or does not match is
@@ -391,6 +413,24 @@ impl<'a> EncryptionKeys<'a> {
             }
         })();
         result.layer_err(|| format!("failed to load encryption key '{id}'"))
+    }
+
+    /// The entry of `id` read by [`KeyIndex::find_entry`] from the config
+    /// file, if this is the config dir's first read of it
+    /// ([`ConfigCache::find_first`](crate::cache::ConfigCache::find_first))
+    /// and the read decides; `None` otherwise.
+    fn find_first_entry(&self, id: &str) -> Result<Option<FoundEntry>, Error> {
+        let path = self.config_path();
+        let base = self.dir.open_base()?;
+        self.dir.keys_cache.find_first(
+            base.as_ref(),
+            &ENCRYPTION_KEYS_CFG,
+            self.dir.ownership(),
+            |source, size| {
+                let found = KeyIndex::find_entry(&path, source, size, id, FIND_CHUNK)?;
+                Ok((!matches!(found, FoundEntry::Undecided)).then_some(found))
+            },
+        )
     }
 
     /// Checks that a stored `path` names this key's file, here or under

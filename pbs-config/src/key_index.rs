@@ -15,16 +15,23 @@
 //! a field is declared in `CryptKey` alone. Writers edit
 //! [`KeySections`](crate::KeySections) instead.
 //!
+//! A process that loads one key and exits reads neither the whole text
+//! nor an index: [`KeyIndex::find_entry`] reads the file in chunks, every
+//! section checked as the scan checks it and dropped but the one asked
+//! for, which is typed as [`KeyIndex::get`] types it; anything it cannot
+//! decide so is left to the whole text's read.
+//!
 //! An entry the typed form cannot hold (an unknown `kdf`, as upstream's
 //! parser accepts) is an error for that id: listing fails, as upstream's
 //! does, but every other key still loads.
 
+use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{Error, format_err};
-use proxmox_section_config::SectionIds;
+use proxmox_section_config::{Found, SectionIds};
 use proxmox_sys::huge_pages::TextBuf;
 
 use pbs_api_types::{CryptKey, Fingerprint, Kdf};
@@ -46,6 +53,21 @@ pub struct KeyIndex {
     positions: OnceLock<SectionIds>,
     /// Per span, its typed entry once asked for; made by the first access.
     typed: OnceLock<Box<[OnceLock<Box<Entry>>]>>,
+}
+
+/// What [`KeyIndex::find_entry`] found for an id.
+#[derive(Debug)]
+pub enum FoundEntry {
+    /// The entry [`KeyIndex::get`] gives for the id, of a text
+    /// [`KeyIndex::parse`] accepts.
+    Entry(CryptKey),
+    /// A text [`KeyIndex::parse`] accepts, without the id
+    /// ([`KeyIndex::get`]: [`KeystoreError::NotFound`]).
+    Absent,
+    /// Not decided (another layout, an error, an entry the typed form
+    /// cannot hold, a duplicate id): [`KeyIndex::parse`] of the whole text
+    /// decides, with its errors.
+    Undecided,
 }
 
 /// A key's section in the text: all of it, and its id.
@@ -226,6 +248,43 @@ impl KeyIndex {
             positions,
             typed: OnceLock::new(),
         })
+    }
+
+    /// The entry of `id` in the config text `source` gives (`size`: its
+    /// expected length), read in chunks of `chunk` bytes
+    /// ([`proxmox_section_config::FIND_CHUNK`] for a file) that are
+    /// dropped once checked: every section checked as [`KeyIndex::parse`]
+    /// checks it, the one of `id` typed as [`KeyIndex::get`] types it.
+    /// What it gives is what those two give for the whole text; what it
+    /// cannot decide so is [`FoundEntry::Undecided`] (errors among it:
+    /// their message and line are the whole text's read's).
+    ///
+    /// # Errors
+    ///
+    /// `source`'s read errors.
+    pub fn find_entry(
+        path: &Path,
+        source: &mut (impl Read + ?Sized),
+        size: usize,
+        id: &str,
+        chunk: usize,
+    ) -> std::io::Result<FoundEntry> {
+        let (plugin, text) = match CONFIG.find_section_in_chunks(source, size, id, chunk)? {
+            Found::Section { plugin, text } => (plugin, text),
+            Found::Absent => return Ok(FoundEntry::Absent),
+            Found::Undecided => return Ok(FoundEntry::Undecided),
+        };
+        // a section of another type is not a key's: `get` does not find it
+        let keys = CONFIG.plugins().get(ENCRYPTION_KEYS_CFG_TYPE_ID);
+        if !keys.is_some_and(|keys| std::ptr::eq(plugin, keys)) {
+            return Ok(FoundEntry::Absent);
+        }
+        // the section alone: read and typed by the code that reads it in
+        // the whole text
+        let found = Self::parse(path, text)
+            .ok()
+            .and_then(|index| index.get(id).ok().cloned());
+        Ok(found.map_or(FoundEntry::Undecided, FoundEntry::Entry))
     }
 
     /// Number of entries.

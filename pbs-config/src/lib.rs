@@ -73,7 +73,7 @@ use anyhow::{Error, bail, format_err};
 
 pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
 pub use error::{KeyConflict, KeystoreError};
-pub use key_index::{KeyIndex, ListEntry};
+pub use key_index::{FoundEntry, KeyIndex, ListEntry};
 pub use key_sections::KeySections;
 pub use lock::{
     AclLock, BackupLockGuard, ConfigLock, EncryptionKeysLock, KeyFileLock, LockedConfig,
