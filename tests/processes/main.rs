@@ -21,6 +21,7 @@ mod full_disk;
 mod hostile;
 mod locks;
 mod planted;
+mod postinst;
 mod privileges;
 // a writer decides on what it read, not on a second look
 mod read_once;
@@ -193,6 +194,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "read_once::a_job_list_moved_away_after_roots_lock_lets_no_key_go",
         read_once::a_job_list_moved_away_after_roots_lock_lets_no_key_go,
+    ),
+    (
+        "postinst::postinst_never_hands_a_root_file_to_the_backup_user",
+        postinst::postinst_never_hands_a_root_file_to_the_backup_user,
     ),
     (
         "stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused",
