@@ -444,6 +444,20 @@ expect_in_log forged "not repairing \"$CFG/encryption-keys.cfg\" - owned by back
 in_root cp -p /root/keys-cfg.saved $CFG/encryption-keys.cfg
 expect_stat $CFG/encryption-keys.cfg root:backup 640
 
+# ... nor may it rename a file of root's that holds a secret to a name
+# postinst repairs for it (a lock file) or for its group (a config file):
+# postinst must leave each as it is, as verify --repair does
+in_root sh -c "echo secret > $CFG/secret.key && chmod 0600 $CFG/secret.key &&
+    echo secret > $CFG/secret.json && chmod 0600 $CFG/secret.json"
+chroot --userspec=backup:backup "$root" sh -c "cd $CFG && mv .encryption-keys.lck lock.away &&
+    mv secret.key .encryption-keys.lck && mv sync.cfg sync.away 2>/dev/null; mv secret.json sync.cfg"
+run_logged renamed dpkg-reconfigure "$pkg" || true
+expect_stat $CFG/.encryption-keys.lck root:root 600
+expect_stat $CFG/sync.cfg root:root 600
+expect_in_log renamed "not repairing \"$CFG/.encryption-keys.lck\" - it holds data" "postinst leaves root's secret renamed over a lock file and says so"
+in_root sh -c "cd $CFG && rm .encryption-keys.lck sync.cfg && mv lock.away .encryption-keys.lck &&
+    if [ -e sync.away ]; then mv sync.away sync.cfg; fi"
+
 # --- verify findings are printed, never fail the install ---------------------
 
 in_root install -o root -g backup -m 0640 $KEYDIR/offsite-2025.enc $KEYDIR/orphan-key.enc

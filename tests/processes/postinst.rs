@@ -91,7 +91,17 @@ pub fn postinst_never_hands_a_root_file_to_the_backup_user() {
     mv_as_backup(&cfg, &scene.path("cfg.away"), "moving the key list away");
     mv_as_backup(&scene.path("shadow.json"), &cfg, "renaming shadow.json");
 
+    // what postinst is for stays: root's own job list, made world-readable
+    // by a careless root, becomes root:backup 0640 (no one gains access)
+    let sync = scene.path("sync.cfg");
+    scene.sync_job();
+    std::os::unix::fs::chown(&sync, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&sync, std::fs::Permissions::from_mode(0o644)).unwrap();
+
     let stderr = setup_config_dir(&scene.dir);
+
+    let (_, gid) = crate::scene::backup_ids();
+    assert_eq!(stat_of(&sync), (0, gid.as_raw(), 0o640), "{stderr}");
 
     assert_eq!(stat_of(&lock), (0, 0, 0o600), "authkey.key: {stderr}");
     assert_eq!(stat_of(&cfg), (0, 0, 0o600), "shadow.json: {stderr}");
