@@ -184,6 +184,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::a_sync_config_moved_away_never_lets_a_key_it_names_go,
     ),
     (
+        "rollback::a_key_a_job_names_stays_while_the_job_list_is_moved_away",
+        rollback::a_key_a_job_names_stays_while_the_job_list_is_moved_away,
+    ),
+    (
         "read_once::a_key_list_back_after_roots_read_is_never_written_over",
         read_once::a_key_list_back_after_roots_read_is_never_written_over,
     ),

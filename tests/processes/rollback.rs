@@ -341,3 +341,56 @@ pub fn a_sync_config_moved_away_never_lets_a_key_it_names_go() {
     assert_eq!(run.code, 255, "{run:?}");
     assert!(run.stderr.contains("in use by sync jobs"), "{run:?}");
 }
+
+/// A rollback of the key list leaves the key stored since without its
+/// entry: repair moves such a file into the trash only if no sync job
+/// names it (a job that does needs it; the file is ambiguous then, left
+/// alone). Backup also moves `sync.cfg` away: the job list read as
+/// missing, every such key file looked like one no job names, and
+/// `verify --repair` moved the key the push job encrypts with into the
+/// trash as an orphan ("repair-orphan": a key file no config entry and no
+/// sync job names). Now repair holds orphans back while the job list
+/// reads as missing or empty where root last wrote one with content, as
+/// it does while the key list does.
+pub fn a_key_a_job_names_stays_while_the_job_list_is_moved_away() {
+    if !pbs_config::failpoint::enabled() {
+        panic!("pbs-config must be built with the failpoints feature for this test");
+    }
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["early-key"]);
+    let (cfg, kept) = (scene.path("encryption-keys.cfg"), scene.path("kept.cfg"));
+    let mut root = paused_store(&scene.dir, "job-key", 7);
+    mv_as_backup(&cfg, &kept, "keeping the key list");
+    drop(root.stdin.take());
+    assert!(root.wait().unwrap().success());
+    scene.push_job("job-key");
+
+    let (sync, sync_away) = (scene.path("sync.cfg"), scene.path("sync.away"));
+    as_backup(
+        r#"mv -f -- "$2" "$1" && mv -- "$3" "$4""#,
+        &[&cfg, &kept, &sync, &sync_away],
+        "putting the old key list back, moving the job list away",
+    );
+    let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("rolled-back") && run.stdout.contains("sync.cfg"),
+        "{run:?}"
+    );
+    let key_file = scene.path("encryption-keys/job-key.enc");
+    assert!(
+        key_file.exists(),
+        "repair moved the job's key away: {run:?}"
+    );
+
+    mv_as_backup(&sync_away, &sync, "putting the job list back");
+    let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("sync job 'nightly' names 'job-key'"),
+        "{run:?}"
+    );
+    assert!(key_file.exists(), "{run:?}");
+}
