@@ -24,8 +24,10 @@
 //! moves orphans and temp files of key files into the trash (reason
 //! `repair-*`, never purged on its own). It never unlinks key material, and
 //! it never guesses: a key file is an orphan only if no config entry names
-//! it by path, by id or by fingerprint and no sync job names its id;
-//! anything less certain is a finding that says why and what to do, and
+//! it by path, by id or by fingerprint and no sync job names its id, and
+//! none is moved while the key list or the job list reads as missing or
+//! empty where root last wrote it with content (moved away: what it lists
+//! is unknown); anything less certain is a finding that says why and what to do, and
 //! repair leaves it alone. It reports every action it took, and records
 //! each in the audit log (intent, change, outcome; the one exception: the
 //! owner and mode of the key directory, the audit directory and the audit
@@ -59,7 +61,7 @@ use crate::lock::{
 use crate::ownership::{Distrust, Ownership, group_name_of, user_name_of};
 use crate::sync::SYNC_CFG_TYPE_ID;
 use crate::trash::{self, TrashReason, TrashRecord};
-use crate::{ConfigDir, EncryptionKeysLock, failpoint};
+use crate::{ConfigDir, EncryptionKeysLock, SyncLock, failpoint};
 
 /// What kind of problem a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -292,10 +294,14 @@ struct References {
     entries: Vec<(String, Option<String>, Option<Fingerprint>)>,
     /// Every sync job and a key id it names.
     jobs: Vec<(String, String)>,
+    /// The job list read as missing or empty while root last wrote it
+    /// with content (see [`ConfigDir::refuse_read_empty`]): no job names a
+    /// key then, so a key file a job needs would look like an orphan.
+    jobs_gone: bool,
 }
 
 impl References {
-    fn read(dir: &ConfigDir, keys: &EncryptionKeys) -> Result<Self, Error> {
+    fn read(dir: &ConfigDir, keys: &EncryptionKeys, sync_lock: &SyncLock) -> Result<Self, Error> {
         let mut refs = References::default();
         let (config, _) = keys.config()?;
         for id in config.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID) {
@@ -309,7 +315,11 @@ impl References {
                 .and_then(|text| text.parse().ok());
             refs.entries.push((id.to_string(), path, fingerprint));
         }
-        let (jobs, _) = dir.sync_jobs().config_shared()?;
+        let (jobs, digest) = dir.sync_jobs().config_shared()?;
+        // decided on the list as read, as the key list's (an error finding
+        // out is taken as one: holding orphans back changes nothing)
+        refs.jobs_gone =
+            digest == openssl::sha::sha256(b"") && dir.refuse_read_empty(sync_lock).is_err();
         for job_id in jobs.ids_of_type(SYNC_CFG_TYPE_ID) {
             let job = &jobs.sections[job_id].1;
             let mut named: Vec<&str> = job["associated-key"]
@@ -744,15 +754,20 @@ impl Checker<'_> {
             self.report(FindingKind::AmbiguousKeyFile, Some(id), path, message);
             return;
         }
-        let held = self.key_list_gone && waiting.is_none();
+        let held = (self.key_list_gone || self.refs.jobs_gone) && waiting.is_none();
         let message = match &waiting {
             Some(entry) => format!(
                 "{path:?} is a key file without config entry, recorded in trash entry '{entry}' \
                  (an interrupted delete or restore) - repair moves it there"
             ),
-            None if held => format!(
+            None if held && self.key_list_gone => format!(
                 "{path:?} is a key file without config entry, while the config that lists it is \
                  missing - left alone: put the config back first"
+            ),
+            None if held => format!(
+                "{path:?} is a key file without config entry, while the sync job list that may \
+                 name it is missing ({:?}) - left alone: put the job list back first",
+                self.base.entry_path(files::SYNC_CFG.name),
             ),
             None => format!(
                 "{path:?} is a key file without config entry that no sync job names (left by an \
@@ -1320,10 +1335,10 @@ impl ConfigDir {
             .layer_err(|| "unable to verify the key store")?;
 
         failpoint::hit("verify:locked");
-        let mut report = self.check(&keys, &base, &config_lock)?;
+        let mut report = self.check(&keys, &base, &config_lock, &sync_lock)?;
         if repair && report.findings.iter().any(|f| f.repairable) {
             let (repaired, failed) = self.repair(&keys, &base, &report.findings, &config_lock);
-            report = self.check(&keys, &base, &config_lock)?;
+            report = self.check(&keys, &base, &config_lock, &sync_lock)?;
             report.repaired = repaired;
             report.repair_failed = failed;
         }
@@ -1472,6 +1487,7 @@ impl ConfigDir {
         keys: &EncryptionKeys,
         base: &DirHandle,
         config_lock: &EncryptionKeysLock,
+        sync_lock: &SyncLock,
     ) -> Result<VerifyReport, Error> {
         // what the store holds cannot be told from a key list or sync jobs
         // backup may have written: every key file would look like an orphan
@@ -1498,7 +1514,8 @@ impl ConfigDir {
             KeyDirState::Usable(key_dir) => Some(key_dir),
             _ => None,
         };
-        let refs = References::read(self, keys).layer_err(|| "unable to verify the key store")?;
+        let refs = References::read(self, keys, sync_lock)
+            .layer_err(|| "unable to verify the key store")?;
         let mut checker = Checker {
             keys: *keys,
             base,

@@ -384,6 +384,7 @@ pub fn a_key_a_job_names_stays_while_the_job_list_is_moved_away() {
         key_file.exists(),
         "repair moved the job's key away: {run:?}"
     );
+    assert!(run.stdout.contains("put the job list back"), "{run:?}");
 
     mv_as_backup(&sync_away, &sync, "putting the job list back");
     let run = scene.manager(&["encryption-key", "verify", "--repair"]);
