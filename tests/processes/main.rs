@@ -204,6 +204,14 @@ const TESTS: &[(&str, TestFn)] = &[
         postinst::postinst_never_hands_a_root_file_to_the_backup_user,
     ),
     (
+        "postinst::postinst_never_starts_a_key_dir_beside_a_moved_one",
+        postinst::postinst_never_starts_a_key_dir_beside_a_moved_one,
+    ),
+    (
+        "postinst::postinst_makes_the_key_dir_of_a_new_install",
+        postinst::postinst_makes_the_key_dir_of_a_new_install,
+    ),
+    (
         "stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused",
         stand_ins::an_empty_file_of_roots_in_place_of_the_key_list_is_refused,
     ),

@@ -113,3 +113,56 @@ pub fn postinst_never_hands_a_root_file_to_the_backup_user() {
         );
     }
 }
+
+/// Backup moves the key list and the key directory away together (with
+/// root's record of its writes inside it); a sync job still names a key.
+/// No store starts a new key directory then (finding 19), but postinst
+/// made an empty one on the next upgrade, and with it there the next
+/// `create key-one` gave the job another key under its old id, and
+/// `verify` called the store clean. Now postinst makes the key directory
+/// only in a config dir with neither a key list nor a job list (a new
+/// install), and the store's refusal stands.
+pub fn postinst_never_starts_a_key_dir_beside_a_moved_one() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-one", "key-two"]);
+    scene.push_job("key-one");
+    let (cfg, key_dir) = (
+        scene.path("encryption-keys.cfg"),
+        scene.path("encryption-keys"),
+    );
+    mv_as_backup(&cfg, &scene.path("away.cfg"), "moving the key list away");
+    mv_as_backup(
+        &key_dir,
+        &scene.path("keys.away"),
+        "moving the key dir away",
+    );
+
+    setup_config_dir(&scene.dir);
+
+    let run = scene.manager(&["encryption-key", "create", "key-one"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(run.stderr.contains("put them back"), "{run:?}");
+    assert!(
+        !key_dir.exists() && !cfg.exists(),
+        "a new store was started"
+    );
+}
+
+/// A new install still gets its key directory (root:backup 0750) and its
+/// audit directory from postinst, as docs/packaging.md says.
+pub fn postinst_makes_the_key_dir_of_a_new_install() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    setup_config_dir(&scene.dir);
+    let (_, gid) = crate::scene::backup_ids();
+    for name in ["encryption-keys", "encryption-keys/.audit"] {
+        assert_eq!(
+            stat_of(&scene.path(name)),
+            (0, gid.as_raw(), 0o750),
+            "{name}"
+        );
+    }
+}
