@@ -224,6 +224,10 @@ const TESTS: &[(&str, TestFn)] = &[
         stand_ins::a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys,
     ),
     (
+        "stand_ins::a_job_list_moved_away_with_the_key_dir_is_never_replaced",
+        stand_ins::a_job_list_moved_away_with_the_key_dir_is_never_replaced,
+    ),
+    (
         "rotate::sigkill_at_every_step_then_the_same_command_again",
         rotate::sigkill_at_every_step_then_the_same_command_again,
     ),

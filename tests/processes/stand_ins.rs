@@ -179,3 +179,42 @@ pub fn a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys
     assert_eq!(run.code, 0, "{run:?}");
     scene.ok(&["encryption-key", "paperkey", "key-one"]);
 }
+
+/// The check of a job list read as missing needs root's record of its
+/// writes, which lives in the key directory: backup moves the key
+/// directory away (the key list still lists keys, so no writer makes a
+/// new one, and none holds root's mirror lock) and `sync.cfg` with it.
+/// A job change then took the job list for an empty one: root's
+/// `sync-job create` wrote a list with its new job alone, over the
+/// rotated job that keeps `key-old` for its older backups; with the key
+/// directory back, `verify` saw no rollback (the new list was root's last
+/// write) and `remove key-old` sent the key into the trash, which the
+/// daily timer purges after 30 days. Now a job change refuses while the
+/// key directory that holds the record is unusable and the job list
+/// reads as missing or empty.
+pub fn a_job_list_moved_away_with_the_key_dir_is_never_replaced() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.rotated_job();
+    let (sync, sync_away) = (scene.path("sync.cfg"), scene.path("sync.away"));
+    let (key_dir, key_dir_away) = (scene.path("encryption-keys"), scene.path("keys.away"));
+    mv_as_backup(&key_dir, &key_dir_away, "moving the key directory away");
+    mv_as_backup(&sync, &sync_away, "moving the job list away");
+
+    let run = scene.manager(&job_args("other"));
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains("sync.cfg") && run.stderr.contains("put"),
+        "{run:?}"
+    );
+    assert!(!sync.exists(), "a new job list was started");
+
+    mv_as_backup(&key_dir_away, &key_dir, "putting the key directory back");
+    mv_as_backup(&sync_away, &sync, "putting the job list back");
+    let run = scene.manager(&["encryption-key", "remove", "key-old"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(run.stderr.contains("in use by sync jobs"), "{run:?}");
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
