@@ -333,8 +333,10 @@ impl ConfigDir {
     /// mistake) moved or removed it, or renamed an empty file of root's in
     /// its place, and what it listed (keys, or the jobs that need them)
     /// would look absent to a writer, which then starts a new, empty file,
-    /// or lets go of a key a job still needs. Only where a mirror is held (a
-    /// config dir others may change): elsewhere nothing is recorded.
+    /// or lets go of a key a job still needs. Only in a config dir others
+    /// may change (elsewhere nothing is recorded); there, with no mirror
+    /// held (the key directory holding the record unusable), it refuses
+    /// too.
     ///
     /// Decided on what the caller read, never on a second look: the name
     /// may be moved away and back between the two.
@@ -347,7 +349,30 @@ impl ConfigDir {
         held: &ConfigLock<F>,
     ) -> Result<(), Error> {
         let Some(mirror) = held.mirror() else {
-            return Ok(());
+            // no record at hand where one is kept: the key directory it
+            // lives in was moved away (while keys are listed or jobs name
+            // them), or is a link or not root's; the file may have gone
+            // with it
+            let Some(base) = self.open_base()? else {
+                return Ok(());
+            };
+            if !mirror::wanted(&base)? {
+                return Ok(());
+            }
+            let key_dir = self.path(crate::files::KEY_DIR_NAME);
+            let why = match self.encryption_keys().open_key_dir(&base) {
+                Ok(None) => format!("key directory {key_dir:?} is missing"),
+                Err(err) => err.to_string(),
+                // put back since the lock was taken
+                Ok(Some(_)) => format!("key directory {key_dir:?} was moved while locking"),
+            };
+            anyhow::bail!(
+                "{:?} reads as missing or empty, and root's record of its writes is not at hand \
+                 ({why}) - refusing to go on without what they may list (someone who can \
+                 write the config dir may have moved them away): put them back \
+                 ('proxmox-backup-manager encryption-key verify' names what is wrong)",
+                self.path(F::FILE.name),
+            );
         };
         let Some(rollback) = written::rollback(mirror, &F::FILE, Some(b"")) else {
             return Ok(());

@@ -49,7 +49,7 @@ pub(crate) fn lock_mirror(
     base: &DirHandle,
     name: &str,
 ) -> Result<Option<BackupLockGuard>, Error> {
-    if !base.others_may_change()? || is_read_only(base) {
+    if !wanted(base)? {
         return Ok(None);
     }
     let keys = dir.encryption_keys();
@@ -82,6 +82,14 @@ pub(crate) fn lock_mirror(
         );
     }
     Ok(Some(guard))
+}
+
+/// Whether root's processes take a mirror in the config dir `base`: one
+/// others may change, on a writable file system. Where one is wanted but
+/// none is held, the key directory (and root's record of its writes in
+/// it) is missing while needed, a link or not root's.
+pub(crate) fn wanted(base: &DirHandle) -> Result<bool, Error> {
+    Ok(base.others_may_change()? && !is_read_only(base))
 }
 
 /// Whether the file system of `dir` is mounted read-only.
