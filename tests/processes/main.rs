@@ -228,6 +228,10 @@ const TESTS: &[(&str, TestFn)] = &[
         stand_ins::a_job_list_moved_away_with_the_key_dir_is_never_replaced,
     ),
     (
+        "stand_ins::a_blank_file_of_roots_in_place_of_a_list_is_refused",
+        stand_ins::a_blank_file_of_roots_in_place_of_a_list_is_refused,
+    ),
+    (
         "rotate::sigkill_at_every_step_then_the_same_command_again",
         rotate::sigkill_at_every_step_then_the_same_command_again,
     ),

@@ -218,3 +218,70 @@ pub fn a_job_list_moved_away_with_the_key_dir_is_never_replaced() {
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+/// Writes `text` to `name` in the config dir as root with root's usual
+/// umask (root:root 0644), as `echo > name` does: a file of root's that
+/// every reader trusts.
+fn roots_own_file(scene: &Scene, name: &str, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = scene.path(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+/// The stand-in of 17 need not be empty: a file of root's holding only a
+/// line break (what `echo > remote.cfg` makes) reads as a list with
+/// nothing in it as well. Before the fix only an empty file was taken for
+/// a missing one: with such a file in place of `sync.cfg`, root's `remove`
+/// of the old key the rotated job keeps sent it into the trash and
+/// `verify` said "clean"; in place of `encryption-keys.cfg`, root's
+/// `create` started a new key list beside the keys.
+pub fn a_blank_file_of_roots_in_place_of_a_list_is_refused() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.rotated_job();
+    let blank = roots_own_file(&scene, "remote.cfg", "\n");
+    let (sync, sync_away) = (scene.path("sync.cfg"), scene.path("sync.away"));
+    mv_as_backup(&sync, &sync_away, "moving the job list away");
+    mv_as_backup(&blank, &sync, "putting root's blank file in its place");
+
+    let run = scene.manager(&["encryption-key", "remove", "key-old"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains("sync.cfg") && run.stderr.contains("put it back"),
+        "{run:?}"
+    );
+    assert!(scene.path("encryption-keys/key-old.enc").exists());
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("rolled-back") && run.stdout.contains("sync.cfg"),
+        "{run:?}"
+    );
+    as_backup(
+        r#"mv -f -- "$2" "$1""#,
+        &[&sync, &sync_away],
+        "putting the job list back",
+    );
+
+    let blank = roots_own_file(&scene, "remote.cfg", "\n");
+    let (cfg, cfg_away) = (scene.path("encryption-keys.cfg"), scene.path("away.cfg"));
+    mv_as_backup(&cfg, &cfg_away, "moving the key list away");
+    mv_as_backup(&blank, &cfg, "putting root's blank file in its place");
+    let run = scene.manager(&["encryption-key", "create", "key-third"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains("encryption-keys.cfg") && run.stderr.contains("put it back"),
+        "{run:?}"
+    );
+    assert!(!scene.path("encryption-keys/key-third.enc").exists());
+    as_backup(
+        r#"mv -f -- "$2" "$1""#,
+        &[&cfg, &cfg_away],
+        "putting the key list back",
+    );
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
