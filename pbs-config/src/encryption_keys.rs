@@ -276,7 +276,7 @@ impl<'a> EncryptionKeys<'a> {
         let base = self.dir.open_base()?;
         let raw = read_config(base.as_ref(), &ENCRYPTION_KEYS_CFG, self.dir.ownership())?;
         failpoint::hit("keys:read");
-        if raw.is_empty() {
+        if crate::lock::written::lists_nothing(raw.as_bytes()) {
             // a new key list would not list the keys whose files are there
             self.dir.refuse_read_empty(held)?;
         }

@@ -315,11 +315,10 @@ impl References {
                 .and_then(|text| text.parse().ok());
             refs.entries.push((id.to_string(), path, fingerprint));
         }
-        let (jobs, digest) = dir.sync_jobs().config_shared()?;
+        let (jobs, _) = dir.sync_jobs().config_shared()?;
         // decided on the list as read, as the key list's (an error finding
         // out is taken as one: holding orphans back changes nothing)
-        refs.jobs_gone =
-            digest == openssl::sha::sha256(b"") && dir.refuse_read_empty(sync_lock).is_err();
+        refs.jobs_gone = jobs.sections.is_empty() && dir.refuse_read_empty(sync_lock).is_err();
         for job_id in jobs.ids_of_type(SYNC_CFG_TYPE_ID) {
             let job = &jobs.sections[job_id].1;
             let mut named: Vec<&str> = job["associated-key"]
@@ -1465,7 +1464,7 @@ impl ConfigDir {
                  someone who can write the config dir moved or removed it - put it back"
             ),
             written::Now::Emptied => format!(
-                "{path:?} is empty, but this tool last wrote it at unix time {last} with \
+                "{path:?} is empty or blank, but this tool last wrote it at unix time {last} with \
                  content: someone who can write the config dir put another file in its place \
                  - put it back (if another tool emptied it, remove {:?})",
                 written::record_path(mirror, &F::FILE)

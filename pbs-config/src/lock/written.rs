@@ -100,6 +100,14 @@ pub(crate) fn record(
     }
 }
 
+/// Whether `text` reads as a list with nothing in it: empty, or only
+/// whitespace (which the section config parser skips). Root's writers
+/// write an empty list as an empty file, so anything else that lists
+/// nothing is another file in its place.
+pub(crate) fn lists_nothing(text: &[u8]) -> bool {
+    std::str::from_utf8(text).is_ok_and(|text| text.trim().is_empty())
+}
+
 /// A rollback of a config file: what it is now, against root's last write.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Rollback {
@@ -117,9 +125,10 @@ pub(crate) enum Now {
     Earlier { at: i64, writes_since: usize },
     /// Nothing: the file is missing.
     Missing,
-    /// Nothing: the file is empty, which root never wrote last. Not a hand
-    /// edit: root's empty file of another name (a job list without jobs)
-    /// renamed in its place, read as a list with nothing in it.
+    /// Nothing: the file is empty or blank ([`lists_nothing`]), which root
+    /// never wrote last. Not a hand edit: root's empty file of another
+    /// name (a job list without jobs) renamed in its place, read as a list
+    /// with nothing in it.
     Emptied,
 }
 
@@ -151,7 +160,7 @@ pub(crate) fn rollback(
             at: writes[at].0,
             writes_since: writes.len() - 1 - at,
         }),
-        None if current.is_empty() => rollback(Now::Emptied),
+        None if lists_nothing(current) && last != sha256(b"") => rollback(Now::Emptied),
         None => None,
     }
 }
@@ -221,11 +230,17 @@ mod tests {
             .join("encryption-keys/.locks/encryption-keys.cfg.written");
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
-            found[0].contains("is empty, but this tool last wrote it")
+            found[0].contains("is empty or blank, but this tool last wrote it")
                 && found[0].contains(&format!("remove {record:?}")),
             "{}",
             found[0]
         );
+        // blank (a line break of `echo >`) lists nothing as well
+        std::fs::write(&cfg, b" \n").unwrap();
+        assert_eq!(rollbacks(&dir), found);
+        let err = keys.store_key("key-3", &key(3)).unwrap_err().to_string();
+        assert!(err.contains("reads as missing or empty"), "{err}");
+        std::fs::write(&cfg, b"").unwrap();
         let err = keys.store_key("key-3", &key(3)).unwrap_err().to_string();
         assert!(
             err.contains("reads as missing or empty, but this tool last wrote it")
