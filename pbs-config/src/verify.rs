@@ -27,8 +27,8 @@
 //! it by path, by id or by fingerprint and no sync job names its id, and
 //! none is moved while the key list or the job list reads as missing or
 //! empty where root last wrote it with content (moved away: what it lists
-//! is unknown); anything less certain is a finding that says why and what to do, and
-//! repair leaves it alone. It reports every action it took, and records
+//! is unknown); anything less certain is a finding that says why and what
+//! to do, and repair leaves it alone. It reports every action it took, and records
 //! each in the audit log (intent, change, outcome; the one exception: the
 //! owner and mode of the key directory, the audit directory and the audit
 //! files, which the log must trust to take a record, are fixed first and
