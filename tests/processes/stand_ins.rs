@@ -189,9 +189,9 @@ pub fn a_key_dir_moved_away_with_its_list_is_never_replaced_while_jobs_name_keys
 /// rotated job that keeps `key-old` for its older backups; with the key
 /// directory back, `verify` saw no rollback (the new list was root's last
 /// write) and `remove key-old` sent the key into the trash, which the
-/// daily timer purges after 30 days. Now a job change refuses while the
-/// key directory that holds the record is unusable and the job list
-/// reads as missing or empty.
+/// daily timer purges after 30 days (if a verified copy is recorded).
+/// Now a job change refuses while the key directory that holds the
+/// record is unusable and the job list reads as missing or empty.
 pub fn a_job_list_moved_away_with_the_key_dir_is_never_replaced() {
     let Some(scene) = Scene::new() else {
         return;
