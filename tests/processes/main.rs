@@ -188,6 +188,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::a_key_a_job_names_stays_while_the_job_list_is_moved_away,
     ),
     (
+        "rollback::a_key_a_job_names_stays_while_the_job_list_is_rolled_back",
+        rollback::a_key_a_job_names_stays_while_the_job_list_is_rolled_back,
+    ),
+    (
         "read_once::a_key_list_back_after_roots_read_is_never_written_over",
         read_once::a_key_list_back_after_roots_read_is_never_written_over,
     ),

@@ -5,6 +5,11 @@
 //! keeps of its writes beside its mirror locks (the key stored meanwhile is
 //! an orphan, which repair moves into the trash: no key file is lost).
 
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+
+use pbs_test_kit::Manager;
+
 use crate::broken_locks::{as_backup, mv_as_backup, paused_store};
 use crate::scene::{Scene, job_args};
 
@@ -394,4 +399,75 @@ pub fn a_key_a_job_names_stays_while_the_job_list_is_moved_away() {
         "{run:?}"
     );
     assert!(key_file.exists(), "{run:?}");
+}
+
+/// The same with the job list rolled back instead of moved away: backup
+/// keeps root's `sync.cfg` from before the push job that names the key
+/// (renaming it away while root writes the job, paused after its read at
+/// the audit record of the job's key change) and puts it back with the
+/// old key list. The old job list names no key, so repair moved the
+/// job's key into the trash as a `repair-orphan`. Now repair holds such
+/// key files back while the job list is any rollback of root's, as
+/// `verify` names it.
+pub fn a_key_a_job_names_stays_while_the_job_list_is_rolled_back() {
+    if !pbs_config::failpoint::enabled() {
+        panic!("pbs-config must be built with the failpoints feature for this test");
+    }
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["early-key"]);
+    scene.ok(&job_args("first"));
+    let (cfg, kept) = (scene.path("encryption-keys.cfg"), scene.path("kept.cfg"));
+    let mut root = paused_store(&scene.dir, "job-key", 7);
+    mv_as_backup(&cfg, &kept, "keeping the key list");
+    drop(root.stdin.take());
+    assert!(root.wait().unwrap().success());
+
+    let (sync, sync_kept) = (scene.path("sync.cfg"), scene.path("sync.kept"));
+    let mut args = job_args("nightly").to_vec();
+    args.extend([
+        "--sync-direction",
+        "push",
+        "--active-encryption-key",
+        "job-key",
+    ]);
+    // the point is hit twice (the record of the intent, then of the
+    // outcome): its stderr is read to the end
+    let mut root = Manager::new(&scene.dir)
+        .command(&args)
+        .env("PBS_PAUSEPOINT", "audit:line-written")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(root.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("pausepoint audit:line-written reached"),
+        "{line}"
+    );
+    mv_as_backup(&sync, &sync_kept, "keeping the job list");
+    drop(root.stdin.take());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(root.wait().unwrap().success(), "{rest}");
+    assert!(std::fs::read_to_string(&sync).unwrap().contains("job-key"));
+
+    as_backup(
+        r#"mv -f -- "$2" "$1" && mv -f -- "$4" "$3""#,
+        &[&cfg, &kept, &sync, &sync_kept],
+        "putting the old key list and the old job list back",
+    );
+    let run = scene.manager(&["encryption-key", "verify", "--repair"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("rolled-back") && run.stdout.contains("sync.cfg"),
+        "{run:?}"
+    );
+    assert!(
+        scene.path("encryption-keys/job-key.enc").exists(),
+        "repair moved the job's key away: {run:?}"
+    );
 }
