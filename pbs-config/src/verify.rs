@@ -294,10 +294,11 @@ struct References {
     entries: Vec<(String, Option<String>, Option<Fingerprint>)>,
     /// Every sync job and a key id it names.
     jobs: Vec<(String, String)>,
-    /// The job list read as missing or empty while root last wrote it
-    /// with content (see [`ConfigDir::refuse_read_empty`]): no job names a
-    /// key then, so a key file a job needs would look like an orphan.
-    jobs_gone: bool,
+    /// The job list as read is a rollback (`lock::written`): one of root's
+    /// earlier writes, or missing or empty while root last wrote it with
+    /// content. A job it lacks may name a key, so a key file that job
+    /// needs would look like an orphan.
+    jobs_rolled_back: bool,
 }
 
 impl References {
@@ -315,10 +316,16 @@ impl References {
                 .and_then(|text| text.parse().ok());
             refs.entries.push((id.to_string(), path, fingerprint));
         }
-        let (jobs, _) = dir.sync_jobs().config_shared()?;
+        let (jobs, digest) = dir.sync_jobs().config_shared()?;
         // decided on the list as read, as the key list's (an error finding
         // out is taken as one: holding orphans back changes nothing)
-        refs.jobs_gone = jobs.sections.is_empty() && dir.refuse_read_empty(sync_lock).is_err();
+        refs.jobs_rolled_back = match sync_lock.mirror() {
+            Some(mirror) => {
+                let read = (digest, jobs.sections.is_empty());
+                written::rollback_of(mirror, &files::SYNC_CFG, Some(read)).is_some()
+            }
+            None => jobs.sections.is_empty() && dir.refuse_read_empty(sync_lock).is_err(),
+        };
         for job_id in jobs.ids_of_type(SYNC_CFG_TYPE_ID) {
             let job = &jobs.sections[job_id].1;
             let mut named: Vec<&str> = job["associated-key"]
@@ -753,7 +760,7 @@ impl Checker<'_> {
             self.report(FindingKind::AmbiguousKeyFile, Some(id), path, message);
             return;
         }
-        let held = (self.key_list_gone || self.refs.jobs_gone) && waiting.is_none();
+        let held = (self.key_list_gone || self.refs.jobs_rolled_back) && waiting.is_none();
         let message = match &waiting {
             Some(entry) => format!(
                 "{path:?} is a key file without config entry, recorded in trash entry '{entry}' \
@@ -765,7 +772,8 @@ impl Checker<'_> {
             ),
             None if held => format!(
                 "{path:?} is a key file without config entry, while the sync job list that may \
-                 name it is missing ({:?}) - left alone: put the job list back first",
+                 name it is missing or rolled back ({:?}) - left alone: put the job list back \
+                 first",
                 self.base.entry_path(files::SYNC_CFG.name),
             ),
             None => format!(

@@ -470,4 +470,5 @@ pub fn a_key_a_job_names_stays_while_the_job_list_is_rolled_back() {
         scene.path("encryption-keys/job-key.enc").exists(),
         "repair moved the job's key away: {run:?}"
     );
+    assert!(run.stdout.contains("missing or rolled back"), "{run:?}");
 }

@@ -140,6 +140,20 @@ pub(crate) fn rollback(
     file: &ConfigFile,
     current: Option<&[u8]>,
 ) -> Option<Rollback> {
+    rollback_of(
+        mirror,
+        file,
+        current.map(|text| (sha256(text), lists_nothing(text))),
+    )
+}
+
+/// [`rollback`] of a text known by its SHA-256 and whether it lists
+/// nothing (a list read and parsed under the lock, decided on as read).
+pub(crate) fn rollback_of(
+    mirror: &BackupLockGuard,
+    file: &ConfigFile,
+    current: Option<([u8; 32], bool)>,
+) -> Option<Rollback> {
     let writes = read_record(&mirror.dir, file);
     let (last_written_at, last) = *writes.last()?;
     let rollback = |now| {
@@ -148,10 +162,9 @@ pub(crate) fn rollback(
             last_written_at,
         })
     };
-    let Some(current) = current else {
+    let Some((digest, blank)) = current else {
         return rollback(Now::Missing);
     };
-    let digest = sha256(current);
     if digest == last {
         return None;
     }
@@ -160,7 +173,7 @@ pub(crate) fn rollback(
             at: writes[at].0,
             writes_since: writes.len() - 1 - at,
         }),
-        None if lists_nothing(current) && last != sha256(b"") => rollback(Now::Emptied),
+        None if blank && last != sha256(b"") => rollback(Now::Emptied),
         None => None,
     }
 }
