@@ -850,7 +850,13 @@ impl DirHandle {
                 Ok(file)
             };
             let Some(file) = turn.flock(&path, open, deadline)? else {
-                return Err(timed_out("another process holds the lock"));
+                let holders = self
+                    .stat(name)?
+                    .and_then(|held| crate::lock::holders::describe(held.dev, held.ino));
+                return Err(timed_out(&match holders {
+                    Some(holders) => format!("another process holds the lock ({holders})"),
+                    None => "another process holds the lock".to_string(),
+                }));
             };
             let locked = match opened {
                 Some(stat) => stat,

@@ -33,6 +33,7 @@ use anyhow::Error;
 use crate::dir_handle::DirHandle;
 use crate::files::{self, ConfigFile};
 
+pub(crate) mod holders;
 pub(crate) mod mirror;
 pub(crate) mod queue;
 pub(crate) mod written;

@@ -19,6 +19,7 @@ mod daemon;
 mod faults;
 mod full_disk;
 mod hostile;
+mod lock_holders;
 mod locks;
 mod planted;
 mod postinst;
@@ -150,6 +151,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "broken_locks::backup_breaking_the_config_lock_loses_no_update",
         broken_locks::backup_breaking_the_config_lock_loses_no_update,
+    ),
+    (
+        "lock_holders::a_lock_kept_by_backup_names_its_holder",
+        lock_holders::a_lock_kept_by_backup_names_its_holder,
     ),
     (
         "rollback::a_config_put_back_by_backup_is_named_by_verify",

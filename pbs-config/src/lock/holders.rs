@@ -1,0 +1,122 @@
+//! Who holds a lock file: the processes `/proc/locks` names as holders of
+//! a `flock` on its inode. Only for the error of a lock that timed out: a
+//! process that keeps a lock of the store (the `backup` user may take the
+//! lock files it can open) is named, so the administrator can find it.
+
+use nix::unistd::{Uid, User};
+
+/// How many holders an error names at most.
+const NAMED: usize = 3;
+
+/// "pid 4242 'flock', user backup" for each process holding a `flock` on
+/// the file `dev` and `ino` name; `None` if `/proc/locks` names none (it
+/// let go since, or it lives in another pid namespace).
+pub(crate) fn describe(dev: u64, ino: u64) -> Option<String> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let file = format!(
+        "{:02x}:{:02x}:{ino}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let mut pids: Vec<u32> = locks
+        .lines()
+        .filter_map(|line| holder_of(line, &file))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    if pids.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = pids.iter().take(NAMED).map(|&pid| process(pid)).collect();
+    let more = match pids.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    };
+    Some(format!("{}{more}", named.join("; ")))
+}
+
+/// The pid of a line of `/proc/locks` that holds (not waits for: `->`) a
+/// `flock` on `file` (`MAJOR:MINOR:INODE`, as the kernel prints it).
+fn holder_of(line: &str, file: &str) -> Option<u32> {
+    // "1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF"
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match fields.as_slice() {
+        [_, "FLOCK", _, _, pid, held, ..] if *held == file => pid.parse().ok().filter(|&p| p != 0),
+        _ => None,
+    }
+}
+
+/// "pid 4242 'flock', user backup", as far as `/proc` still tells.
+fn process(pid: u32) -> String {
+    let proc_dir = format!("/proc/{pid}");
+    let name = std::fs::read_to_string(format!("{proc_dir}/comm"))
+        .map(|comm| format!(" '{}'", comm.trim_end()))
+        .unwrap_or_default();
+    let user = std::fs::read_to_string(format!("{proc_dir}/status"))
+        .ok()
+        .and_then(|status| real_uid(&status))
+        .map(|uid| match User::from_uid(Uid::from_raw(uid)) {
+            Ok(Some(user)) => format!(", user {}", user.name),
+            _ => format!(", uid {uid}"),
+        })
+        .unwrap_or_default();
+    format!("pid {pid}{name}{user}")
+}
+
+/// The real uid of a `/proc/PID/status` text (`Uid:` real effective ...).
+fn real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|uids| uids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_holders_of_that_file_are_named() {
+        let file = "fe:00:1234";
+        assert_eq!(
+            holder_of("1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF", file),
+            Some(4242)
+        );
+        assert_eq!(
+            holder_of("2: FLOCK  ADVISORY  READ 77 fe:00:1234 0 EOF", file),
+            Some(77)
+        );
+        // a waiter, another inode, a POSIX lock, a holder in another pid namespace
+        assert_eq!(
+            holder_of("1: -> FLOCK  ADVISORY  WRITE 99 fe:00:1234 0 EOF", file),
+            None
+        );
+        assert_eq!(
+            holder_of("3: FLOCK  ADVISORY  WRITE 4242 fe:00:12345 0 EOF", file),
+            None
+        );
+        assert_eq!(
+            holder_of("4: POSIX  ADVISORY  WRITE 4242 fe:00:1234 0 EOF", file),
+            None
+        );
+        assert_eq!(
+            holder_of("5: FLOCK  ADVISORY  WRITE 0 fe:00:1234 0 EOF", file),
+            None
+        );
+        assert_eq!(real_uid("Name:\tx\nUid:\t34\t0\t0\t0\n"), Some(34));
+    }
+
+    #[test]
+    fn a_lock_of_this_process_names_it() {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let file = tmp.as_file();
+        rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let stat = rustix::fs::fstat(file).unwrap();
+        let named = describe(stat.st_dev, stat.st_ino).expect("a holder");
+        let me = std::process::id();
+        assert!(named.starts_with(&format!("pid {me} '")), "{named}");
+        let user = User::from_uid(nix::unistd::getuid()).unwrap().unwrap().name;
+        assert!(named.ends_with(&format!(", user {user}")), "{named}");
+    }
+}
