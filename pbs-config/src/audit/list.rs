@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 
 use anyhow::{Error, format_err};
+use memchr::memmem;
 
 use crate::dir_handle::OpenedFile;
 use crate::files::AUDIT_LOG;
@@ -69,19 +70,47 @@ impl Filter {
                     || record.fingerprints.contains(fingerprint)
             })
     }
+}
 
-    /// A quick test on the raw line before it is parsed: false only if the
-    /// record cannot match.
-    fn may_match(&self, line: &[u8]) -> bool {
-        match &self.key {
-            // ids are JSON strings; one without characters JSON escapes
-            // appears quoted as it is
-            Some(key) if !key.contains(['"', '\\']) && !key.chars().any(char::is_control) => {
-                let quoted = format!("\"{key}\"");
-                line.windows(quoted.len()).any(|w| w == quoted.as_bytes())
-            }
-            _ => true,
+/// A quick test of a filter on a raw line before it is parsed: false only
+/// if the record cannot match. Names are JSON strings; one without
+/// characters JSON escapes appears quoted as it is (ids, fingerprints, op
+/// names), so a line without it cannot name it. Built once per read.
+struct Quick {
+    /// Each group: one of its quoted names must be in the line.
+    groups: Vec<Vec<memmem::Finder<'static>>>,
+}
+
+impl Quick {
+    fn of(filter: &Filter) -> Self {
+        let quoted = |names: &[&str]| -> Option<Vec<memmem::Finder<'static>>> {
+            let plain =
+                |name: &&str| !name.contains(['"', '\\']) && !name.chars().any(char::is_control);
+            names.iter().all(plain).then(|| {
+                names
+                    .iter()
+                    .map(|name| memmem::Finder::new(&format!("\"{name}\"")).into_owned())
+                    .collect()
+            })
+        };
+        let mut groups = Vec::new();
+        if let Some(key) = &filter.key {
+            groups.extend(quoted(&[key]));
         }
+        if let (Some(fingerprint), true) = (&filter.fingerprint, filter.fingerprint_required) {
+            groups.extend(quoted(&[fingerprint]));
+        }
+        if !filter.ops.is_empty() {
+            let ops: Vec<&str> = filter.ops.iter().map(|op| op.as_str()).collect();
+            groups.extend(quoted(&ops));
+        }
+        Self { groups }
+    }
+
+    fn may_match(&self, line: &[u8]) -> bool {
+        self.groups
+            .iter()
+            .all(|any| any.iter().any(|finder| finder.find(line).is_some()))
     }
 }
 
@@ -189,7 +218,7 @@ fn scan_backwards(
             .map_err(|err| format_err!("unable to read the audit log - {err}"))?;
         buf.extend_from_slice(&carry);
         let mut seg_end = buf.len();
-        while let Some(newline) = buf[..seg_end].iter().rposition(|&b| b == b'\n') {
+        while let Some(newline) = memchr::memrchr(b'\n', &buf[..seg_end]) {
             if tail_skipped {
                 if !carry_too_long && visit(&buf[newline + 1..seg_end]) {
                     return Ok(());
@@ -239,13 +268,14 @@ impl AuditLog<'_> {
         let Some(log) = self.open_log()? else {
             return Ok(Vec::new());
         };
+        let quick = Quick::of(filter);
         let mut reader = LineReader::new(&log.file, 0)?;
         let mut records = Vec::new();
         while let Some(line) = reader.next_line()? {
             let RawLine::Line(line) = line else {
                 continue;
             };
-            if !filter.may_match(&line) {
+            if !quick.may_match(&line) {
                 continue;
             }
             if let Some(record) = record_of(&line).filter(|record| filter.matches(record)) {
@@ -269,10 +299,11 @@ impl AuditLog<'_> {
         let Some(log) = self.open_log()? else {
             return Ok(found);
         };
+        let quick: Vec<Quick> = filters.iter().map(Quick::of).collect();
         scan_backwards(&log.file, log.stat.size, |line| {
             let mut parsed = None;
-            for (filter, slot) in filters.iter().zip(found.iter_mut()) {
-                if slot.is_some() || !filter.may_match(line) {
+            for ((filter, quick), slot) in filters.iter().zip(&quick).zip(found.iter_mut()) {
+                if slot.is_some() || !quick.may_match(line) {
                     continue;
                 }
                 let record = parsed.get_or_insert_with(|| record_of(line));
