@@ -24,8 +24,9 @@
 //!   `ops/audit_append/N`: an intent and its outcome alone;
 //! - `ops/load_warm/N`: `load_key_config` through a shared `ConfigDir`
 //!   whose parse is cached, as inside the daemon;
-//!   `ops/load_cold/N`: a new `ConfigDir` per load (parse included), as in
-//!   a fresh process;
+//!   `ops/load_cold/N`: a new `ConfigDir` per load, as in a fresh
+//!   process (its first read finds the entry in the config read in
+//!   chunks: `KeyIndex::find_entry`);
 //! - `floor/replace_small_file`: the durability floor on the same disk:
 //!   write 300 bytes to a temp file, fsync, rename, fsync the directory;
 //!   `floor/replace_config_file/10000`: the same for the 2.5 MiB of a
