@@ -232,6 +232,20 @@ else
     tail -n 5 "$log.security" | sed 's/^/    | /'
 fi
 
+# --- the daily purge, as its installed service runs it -----------------------
+# a key removed (keep time 0) of which no verified copy is recorded: the
+# service's own command keeps it and says so; then it is purged by hand
+purge_cmd="$(sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/proxmox-backup-keystore-trash-purge.service")"
+in_root $MANAGER encryption-key create purge-probe >/dev/null
+in_root $MANAGER encryption-key archive purge-probe
+in_root $MANAGER encryption-key remove purge-probe --keep-days 0 >/dev/null
+check "the service's purge keeps a key without a verified copy" \
+    sh -c "chroot '$root' $purge_cmd | grep -q \"^kept 'purge-probe@.*no verified copy\""
+check "that key is still in the trash" in_root sh -c "ls $KEYDIR/.trash/purge-probe@*.enc"
+check "a purge by name destroys it when told to" \
+    in_root $MANAGER encryption-key trash purge purge-probe --without-verified-copy
+check "the trash is empty again" in_root sh -c "! ls $KEYDIR/.trash/purge-probe@* 2>/dev/null"
+
 # --- keys of a real PBS host ------------------------------------------------
 
 mkdir -p "$root/tmp/vectors"
