@@ -485,34 +485,14 @@ impl<'a> Trash<'a> {
         Ok((entry, recorded.err()))
     }
 
-    /// The complete entries of the trash, oldest first, and the names of
+    /// The complete entries of the trash, oldest first, each with when a
+    /// verified copy of its key was last recorded, and the names of
     /// incomplete ones. Takes no lock: every file in the trash is created
     /// or renamed whole, and an entry a racing operation has half-way is
     /// listed as incomplete.
     pub fn list(&self) -> Result<TrashListing, Error> {
         (|| {
-            let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
-                return Ok(TrashListing::default());
-            };
-            let scan = scan(&trash_dir)?;
-            let mut listing = TrashListing::default();
-            for (name, files) in &scan.entries {
-                let record = match files.key && files.record {
-                    true => self.read_record(&trash_dir, name).ok(),
-                    false => None,
-                };
-                match record {
-                    Some(record) => listing.entries.push(TrashEntry {
-                        name: name.clone(),
-                        record,
-                        verified_copy: None,
-                    }),
-                    None => listing.incomplete.push(name.clone()),
-                }
-            }
-            listing
-                .entries
-                .sort_by(|a, b| (a.record.time, &a.name).cmp(&(b.record.time, &b.name)));
+            let mut listing = self.entries()?;
             let known: Vec<(usize, Fingerprint)> = listing
                 .entries
                 .iter()
@@ -529,6 +509,34 @@ impl<'a> Trash<'a> {
         .layer_err(|| format!("unable to list the trash {:?}", self.path()))
     }
 
+    /// [`Trash::list`] without reading the audit log (`verified_copy`
+    /// left `None`).
+    fn entries(&self) -> Result<TrashListing, Error> {
+        let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
+            return Ok(TrashListing::default());
+        };
+        let scan = scan(&trash_dir)?;
+        let mut listing = TrashListing::default();
+        for (name, files) in &scan.entries {
+            let record = match files.key && files.record {
+                true => self.read_record(&trash_dir, name).ok(),
+                false => None,
+            };
+            match record {
+                Some(record) => listing.entries.push(TrashEntry {
+                    name: name.clone(),
+                    record,
+                    verified_copy: None,
+                }),
+                None => listing.incomplete.push(name.clone()),
+            }
+        }
+        listing
+            .entries
+            .sort_by(|a, b| (a.record.time, &a.name).cmp(&(b.record.time, &b.name)));
+        Ok(listing)
+    }
+
     /// Whether trash entry `entry` holds its key file. Takes no lock.
     pub fn has_key_file(&self, entry: &str) -> Result<bool, Error> {
         let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
@@ -541,8 +549,10 @@ impl<'a> Trash<'a> {
 
     /// The names of complete entries holding the key with `fingerprint`.
     pub fn copies_of(&self, fingerprint: &Fingerprint) -> Result<Vec<String>, Error> {
-        Ok(self
-            .list()?
+        let listing = self
+            .entries()
+            .layer_err(|| format!("unable to list the trash {:?}", self.path()))?;
+        Ok(listing
             .entries
             .into_iter()
             .filter(|entry| entry.record.fingerprint.as_ref() == Some(fingerprint))
