@@ -583,6 +583,73 @@ fn delete_purge_destroys_the_key_file_at_once() {
     assert!(dir.config.verify(false).unwrap().is_clean());
 }
 
+/// Destroying a key of which no verified copy is recorded needs Sys.Modify
+/// on the whole key store, as `trash purge` of it and the drill that would
+/// record a copy do: a delegate with Sys.Modify on one key alone (enough
+/// for upstream's delete, and here for a delete into the trash or a purge
+/// of a copied key) is refused, and the key stays (finding 25).
+#[test]
+fn destroying_a_key_without_a_copy_needs_the_whole_store() {
+    use pbs_test_kit::ApiDaemon;
+    use pbs_test_kit::access::{add_token, add_user, grant};
+    use pbs_test_kit::https::Client;
+
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    for (id, seed) in [("delegated", 21), ("copied-one", 22), ("store-wide", 23)] {
+        archived(&dir.config, id, seed);
+    }
+    prove_copies(&dir.config, &["copied-one"]);
+    add_user(&dir.config, "carol@pbs", None, |_| {});
+    let delegate = add_token(&dir.config, "carol@pbs!keys", None);
+    for key in ["delegated", "copied-one"] {
+        let path = format!("/system/encryption-keys/{key}");
+        grant(&dir.config, &path, "carol@pbs", "Admin", false);
+        grant(&dir.config, &path, "carol@pbs!keys", "Admin", false);
+    }
+    let admin = add_token(&dir.config, "root@pam!admin", None);
+    grant(
+        &dir.config,
+        "/system/encryption-keys",
+        "root@pam!admin",
+        "Admin",
+        true,
+    );
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut carol = Client::token(daemon.port, "carol@pbs!keys", &delegate);
+    let bytes = |id: &str| std::fs::read(keys.key_path(id)).unwrap();
+    let delegated = bytes("delegated");
+
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
+    carol
+        .delete("config/encryption-keys/delegated?purge=1&without-verified-copy=1")
+        .expect(403, "missing Sys.Modify on /system/encryption-keys");
+    carol
+        .delete("config/encryption-keys/delegated?purge=1")
+        .expect(400, "no verified copy of encryption key 'delegated'");
+    assert_eq!(
+        before,
+        pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"])
+    );
+    assert_eq!(files_holding(dir.path(), &delegated).len(), 1);
+    // what the key's own privilege allows: into the trash; a purge of a
+    // key with a verified copy (upstream's delete)
+    carol.delete("config/encryption-keys/delegated").data();
+    assert_eq!(files_holding(dir.path(), &delegated).len(), 1);
+    let copied = bytes("copied-one");
+    carol
+        .delete("config/encryption-keys/copied-one?purge=1")
+        .data();
+    assert!(files_holding(dir.path(), &copied).is_empty());
+
+    // Sys.Modify on the store destroys a key without a copy when told
+    let mut root = Client::token(daemon.port, "root@pam!admin", &admin);
+    let store_wide = bytes("store-wide");
+    root.delete("config/encryption-keys/store-wide?purge=1&without-verified-copy=1")
+        .data();
+    assert!(files_holding(dir.path(), &store_wide).is_empty());
+}
+
 /// `delete --force` drops an entry whose key file is missing, after saying
 /// what is lost (and before anything changes); without `--force` delete
 /// refuses and names the option.

@@ -15,6 +15,7 @@
 //! `associated-in`), read from `sync.cfg` when asked, so they never differ
 //! from what archive and delete check.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Error, format_err};
@@ -46,6 +47,7 @@ use crate::api2::described_object;
 use crate::api2::parse_digest;
 use crate::api2::{param_str, required_str};
 use crate::server::environment::RestEnvironment;
+use crate::server::permission::check_permission;
 
 /// `include-archived`: also list archived keys.
 pub const INCLUDE_ARCHIVED_SCHEMA: Schema =
@@ -641,11 +643,12 @@ pub const PURGE_SCHEMA: Schema = BooleanSchema::new(
 .schema();
 
 /// `without-verified-copy`: destroy a key even though no verified copy of
-/// it is recorded (see [`pbs_config::verified_copy`]).
+/// it is recorded (see [`pbs_config::verified_copy`]); needs Sys.Modify on
+/// the whole key store.
 pub const WITHOUT_VERIFIED_COPY_SCHEMA: Schema = BooleanSchema::new(
     "Destroy the key even though no verified copy of it is recorded (no export bundle holding \
      it passed export-verify): every backup encrypted with it is lost unless a copy exists \
-     elsewhere.",
+     elsewhere. Needs Sys.Modify on /system/encryption-keys.",
 )
 .default(false)
 .schema();
@@ -682,6 +685,11 @@ pub const API_METHOD_DELETE_KEY: ApiMethod = ApiMethod::new(
             without_verified_copy: param["without-verified-copy"].as_bool().unwrap_or(false),
             force: param["force"].as_bool().unwrap_or(false),
         };
+        if mode.without_verified_copy {
+            // destroying a key no copy is known of: what `trash purge` of
+            // it, and the drill that would record a copy, ask (finding 25)
+            check_permission(env, &STORE_MODIFY, &HashMap::new())?;
+        }
         // upstream answers null; what became of the key file shows in the trash
         delete_key_with(dir, id, param_str(&param, "digest"), &mode, None)?;
         Value::Null
