@@ -650,6 +650,79 @@ fn destroying_a_key_without_a_copy_needs_the_whole_store() {
     assert!(files_holding(dir.path(), &store_wide).is_empty());
 }
 
+/// A bundle whose key file says it is protected is taken at its word for
+/// the key's fingerprint (the drill cannot decrypt it): one made by hand,
+/// holding another key under the fingerprint of a stored key (protected or
+/// not), opens whole. Such a drill proves no copy: the purge stays refused
+/// (else it destroyed the only key, the bundle holding junk). A real
+/// bundle of a protected key proves its copy: the key file it holds is the
+/// store's, byte for byte (finding 26).
+#[test]
+fn a_bundle_that_only_claims_a_key_proves_no_copy() {
+    use pbs_api_types::Kdf;
+    use pbs_key_config::KeyConfig;
+    use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
+
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    archived(&dir.config, "plain", 41);
+    let locked = KeyConfig::with_key(&[42; 32], b"the locked key's pass", Kdf::PBKDF2).unwrap();
+    keys.store_key("locked", &locked).unwrap();
+    keys.archive_key("locked", None).unwrap();
+    // another key, protected, claiming each stored key's fingerprint
+    let forged_bundle = |id: &str| {
+        let mut entry = keys.entry(id).unwrap();
+        let mut forged =
+            KeyConfig::with_key(&[43; 32], b"whatever pass phrase", Kdf::PBKDF2).unwrap();
+        forged.fingerprint = entry.info.fingerprint;
+        entry.info.kdf = Kdf::PBKDF2;
+        let key_file = forged.to_json().unwrap();
+        let key = ExportKey {
+            config: &entry,
+            key_file: key_file.as_bytes(),
+        };
+        let origin = pbs_config::export::export_origin();
+        let recipient = ExportRecipient::Passphrase(PASSPHRASE);
+        create_bundle(&origin, None, &[key], &[recipient]).unwrap()
+    };
+    let secret = BundleSecret::Passphrase(PASSPHRASE);
+    for id in ["plain", "locked"] {
+        let bytes = std::fs::read(keys.key_path(id)).unwrap();
+        let report = verify_bundle(&dir.config, &forged_bundle(id), &secret).unwrap();
+        assert_eq!(report.keys[0].id, id);
+        let why = report.keys[0].copy_unproven.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("no verified copy is recorded"),
+            "{id}: {why:?}"
+        );
+        let err = keys.delete_key_with(id, &purge_now()).unwrap_err();
+        assert!(
+            matches!(
+                keystore_error(&err),
+                Some(KeystoreError::NoVerifiedCopy { .. })
+            ),
+            "{id}: {err:#}"
+        );
+        assert_eq!(files_holding(dir.path(), &bytes).len(), 1, "{id} is gone");
+    }
+    // in the trash, the daily purge keeps it
+    delete_at(&dir.config, "plain", NOW, 1);
+    let report = keys
+        .trash()
+        .purge(None, Some(NOW + 2 * DAY), false)
+        .unwrap();
+    assert!(report.purged.is_empty(), "{report:?}");
+
+    // the real bundle of the protected key proves its copy, drilled with
+    // the key in the trash as well
+    let real = export_bundle(&dir.config, &["locked"]);
+    delete_at(&dir.config, "locked", NOW, 1);
+    let report = verify_bundle(&dir.config, real.as_bytes(), &secret).unwrap();
+    assert_eq!(report.keys[0].copy_unproven, None);
+    let report = keys.trash().purge(Some("locked"), None, false).unwrap();
+    assert_eq!(report.purged[0].id, "locked");
+}
+
 /// `delete --force` drops an entry whose key file is missing, after saying
 /// what is lost (and before anything changes); without `--force` delete
 /// refuses and names the option.

@@ -108,6 +108,11 @@ pub struct BundleKeyCheck {
     /// missing key file back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_problem: Option<String>,
+    /// Why the drill records no verified copy of this key, if it does not:
+    /// its key file is protected and not the one this host holds of the
+    /// key ([`EncryptionKeys::proves_copy`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_unproven: Option<String>,
 }
 
 /// A key to restore: its config entry (its `path` is replaced by this
@@ -368,6 +373,7 @@ impl EncryptionKeys<'_> {
                 store_fingerprint,
                 stored_as,
                 store_problem,
+                copy_unproven: None,
             });
         }
         Ok(checks)
@@ -539,6 +545,46 @@ impl EncryptionKeys<'_> {
         }
 
         Ok((present, missing_files))
+    }
+}
+
+impl EncryptionKeys<'_> {
+    /// Whether `key_config`, the key file an opened bundle holds for the
+    /// key with `fingerprint`, proves a copy of that key (the drill records
+    /// a verified copy only of such keys, [`crate::verified_copy`]). An
+    /// unprotected key file does: opening the bundle computed its
+    /// fingerprint from its key. A protected one has the fingerprint it
+    /// says it has (nothing decrypts it without its passphrase): it proves
+    /// a copy only if it is the key file this host holds of that key, in
+    /// the store or in the trash (same KDF parameters, same encrypted key).
+    /// A trash that cannot be read proves nothing.
+    ///
+    /// # Errors
+    ///
+    /// The key list cannot be read.
+    pub fn proves_copy(
+        &self,
+        fingerprint: &Fingerprint,
+        key_config: &KeyConfig,
+    ) -> Result<bool, Error> {
+        if !key_config.is_protected() {
+            return Ok(true);
+        }
+        let same = |held: &KeyConfig| {
+            held.fingerprint == Some(*fingerprint)
+                && held.kdf == key_config.kdf
+                && held.data == key_config.data
+        };
+        if self.dir().open_base()?.is_some() {
+            let index = self.index_data()?;
+            if let Some(id) = index.find_fingerprint(fingerprint)
+                && self.read_key_file(id).is_ok_and(|held| same(&held))
+            {
+                return Ok(true);
+            }
+        }
+        let in_trash = self.trash().key_files_of(fingerprint).unwrap_or_default();
+        Ok(in_trash.iter().any(same))
     }
 }
 

@@ -560,6 +560,21 @@ impl<'a> Trash<'a> {
             .collect())
     }
 
+    /// The key files of the complete entries holding the key with
+    /// `fingerprint` ([`Trash::copies_of`]), those that read and hold it.
+    pub(crate) fn key_files_of(&self, fingerprint: &Fingerprint) -> Result<Vec<KeyConfig>, Error> {
+        let entries = self.copies_of(fingerprint)?;
+        let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
+            return Ok(Vec::new());
+        };
+        Ok(entries
+            .iter()
+            .filter_map(|entry| self.read_key(&trash_dir, entry).ok())
+            .filter(|(_, held)| held == fingerprint)
+            .map(|(key_config, _)| key_config)
+            .collect())
+    }
+
     /// The entries `selector` names: the entry of that name, or every
     /// entry of that key id.
     fn select(scan: &Scan, selector: &str) -> Result<Vec<String>, Error> {

@@ -426,9 +426,17 @@ pub struct BundleReport {
     pub keys: Vec<BundleKeyCheck>,
 }
 
+/// Why a drill records no verified copy of a key ([`BundleKeyCheck`]'s
+/// `copy-unproven`).
+const COPY_UNPROVEN: &str = "its key file is protected and not the one this host holds of the \
+     key, so the drill could not check its key (that takes its passphrase): no verified copy \
+     is recorded - drill a bundle exported from the store that holds the key";
+
 /// The restore drill: opens the bundle `data` with `secret` in memory,
 /// checks every key's fingerprint against its bytes (all or nothing), and
-/// compares each with the store. Imports nothing, writes nothing.
+/// compares each with the store. Imports nothing; records in the audit log
+/// a verified copy of each key whose copy it proves
+/// ([`pbs_config::encryption_keys::EncryptionKeys::proves_copy`]).
 ///
 /// # Errors
 ///
@@ -441,17 +449,31 @@ pub fn verify_bundle(
 ) -> Result<BundleReport, Error> {
     let opened = open_bundle(data, secret)?;
     let header = opened.header();
-    // recorded in the audit log as `export-verify` of the keys proven
-    // restorable (ids and fingerprints, as the bundle names them): a bundle
-    // that does not open is no proof, and records nothing
-    let proven: Vec<(&str, Option<pbs_api_types::Fingerprint>)> = header
-        .keys
-        .iter()
-        .map(|key| (key.id.as_str(), Some(key.fingerprint)))
-        .collect();
     let keys = dir.encryption_keys();
+    // recorded in the audit log as `export-verify` of the keys whose copy
+    // it proves (ids and fingerprints, as the bundle names them), which a
+    // purge takes for a verified copy: a bundle that does not open is no
+    // proof, and a protected key file only where it is this host's
+    // (finding 26)
+    let mut proven = Vec::with_capacity(header.keys.len());
+    let mut unproven = Vec::new();
+    for entry in opened.entries() {
+        let config = entry.config();
+        let Some(fingerprint) = config.info.fingerprint else {
+            continue;
+        };
+        match keys.proves_copy(&fingerprint, entry.key_config())? {
+            true => proven.push((config.id.as_str(), Some(fingerprint))),
+            false => unproven.push(fingerprint),
+        }
+    }
     let pending = keys.record_keys(Op::ExportVerify, &proven)?;
-    let keys = finish_all(pending, keys.compare_bundle(&header.keys))?;
+    let mut keys = finish_all(pending, keys.compare_bundle(&header.keys))?;
+    for key in &mut keys {
+        if unproven.contains(&key.fingerprint) {
+            key.copy_unproven = Some(COPY_UNPROVEN.to_string());
+        }
+    }
     Ok(BundleReport {
         origin: header.origin.clone(),
         created: header.created,

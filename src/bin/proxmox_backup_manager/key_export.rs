@@ -87,8 +87,12 @@ fn store_state(value: &Value, record: &Value) -> String {
         true => format!("{text}, but its key does NOT load (restore puts a missing key file back)"),
         false => text,
     };
-    match record["stored-as"].as_str() {
+    let text = match record["stored-as"].as_str() {
         Some(other) => format!("{text}; this key is stored as '{other}'"),
+        None => text,
+    };
+    match record["copy-unproven"].as_str() {
+        Some(why) => format!("{text}; NO verified copy recorded: {why}"),
         None => text,
     }
 }

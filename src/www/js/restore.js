@@ -19,6 +19,9 @@ const RESTORE = '/config/encryption-key-restore';
 
 /** How a key of the bundle compares with the store, in words and a tone. */
 function storeState(key) {
+    if (key['copy-unproven']) {
+        return ['bad', `no verified copy recorded - ${key['copy-unproven']}`];
+    }
     if (key['store-problem']) {
         return ['bad', `in the store, but its key file does not load - ${key['store-problem']}`];
     }
