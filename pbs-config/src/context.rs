@@ -308,7 +308,8 @@ impl ConfigDir {
     /// Atomically replaces the config file of `F` (mode and owner of its
     /// class), optionally with crash points (see [`DirHandle::replace`]),
     /// and records what was written beside root's mirror of the lock, if
-    /// one is held (see `lock::written`).
+    /// one is held (see `lock::written`): the record is staged first, so a
+    /// disk with no room for it fails the write before the file changed.
     ///
     /// # Locking
     ///
@@ -320,9 +321,13 @@ impl ConfigDir {
         fail_point: Option<&str>,
     ) -> Result<(), Error> {
         let base = self.open_base_or_create()?;
+        let record = held
+            .mirror()
+            .map(|mirror| written::stage_record(mirror, &self.ownership, &F::FILE, data))
+            .transpose()?;
         self.write_in(&base, &F::FILE, data, fail_point)?;
-        if let Some(mirror) = held.mirror() {
-            written::record(mirror, &self.ownership, &F::FILE, data);
+        if let Some(record) = record {
+            record.commit();
         }
         Ok(())
     }

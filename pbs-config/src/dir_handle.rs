@@ -438,16 +438,27 @@ impl DirHandle {
         options: CreateOptions,
         fail_point: Option<&str>,
     ) -> Result<(), Error> {
-        let path = self.entry_path(name);
+        self.stage_replace(name, data, options)?.commit(fail_point)
+    }
+
+    /// The first half of [`DirHandle::replace`]: the temp file written and
+    /// synced, `name` untouched. [`StagedReplace::commit`] renames it over
+    /// `name`; dropped uncommitted, the temp file is removed. What a write
+    /// needs of the disk is taken here, so a replace that must not fail for
+    /// space after another change is staged before that change.
+    pub fn stage_replace(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+    ) -> Result<StagedReplace<'_>, Error> {
         let (tmp_name, written) = self.write_tmp(name, data, options)?;
-        if let Some(point) = fail_point {
-            crate::failpoint::hit(&format!("{point}-tmp-written"));
-        }
-        if let Err(err) = rustix::fs::renameat(&self.fd, &tmp_name, &self.fd, name) {
-            let _ = self.unlink(&tmp_name);
-            bail!("unable to replace {path:?} - {}", io_err(err));
-        }
-        self.finish_replace(name, &written, fail_point)
+        Ok(StagedReplace {
+            dir: self,
+            name: name.to_string(),
+            tmp_name: Some(tmp_name),
+            written,
+        })
     }
 
     /// The steps of a replace after the rename: the crash point
@@ -1128,6 +1139,47 @@ fn write_new(
 
 /// `NAME.tmp_XXXXXX` with six random letters or digits (the pattern
 /// `verify` recognises as an interrupted write).
+/// A replace of [`DirHandle::stage_replace`]: its temp file written and
+/// synced, not yet renamed over the name it replaces.
+#[must_use = "a staged replace changes nothing until it is committed"]
+pub struct StagedReplace<'a> {
+    dir: &'a DirHandle,
+    name: String,
+    /// `None` once renamed (nothing left to remove).
+    tmp_name: Option<String>,
+    written: EntryStat,
+}
+
+impl StagedReplace<'_> {
+    /// Renames the temp file over the name, then what
+    /// [`DirHandle::replace`] does after its rename; with `fail_point`, its
+    /// crash points.
+    pub fn commit(mut self, fail_point: Option<&str>) -> Result<(), Error> {
+        let dir = self.dir;
+        if let Some(point) = fail_point {
+            crate::failpoint::hit(&format!("{point}-tmp-written"));
+        }
+        let tmp_name = self.tmp_name.take().expect("a staged replace commits once");
+        if let Err(err) = rustix::fs::renameat(&dir.fd, &tmp_name, &dir.fd, self.name.as_str()) {
+            let _ = dir.unlink(&tmp_name);
+            bail!(
+                "unable to replace {:?} - {}",
+                dir.entry_path(&self.name),
+                io_err(err)
+            );
+        }
+        dir.finish_replace(&self.name, &self.written, fail_point)
+    }
+}
+
+impl Drop for StagedReplace<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp_name) = self.tmp_name.take() {
+            let _ = self.dir.unlink(&tmp_name);
+        }
+    }
+}
+
 fn tmp_name_for(name: &str) -> Result<String, Error> {
     Ok(format!("{name}.tmp_{}", random_suffix()?))
 }

@@ -197,6 +197,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::a_key_a_job_names_stays_while_the_job_list_is_rolled_back,
     ),
     (
+        "rollback::a_disk_filled_by_backup_never_costs_roots_write_record",
+        rollback::a_disk_filled_by_backup_never_costs_roots_write_record,
+    ),
+    (
         "read_once::a_key_list_back_after_roots_read_is_never_written_over",
         read_once::a_key_list_back_after_roots_read_is_never_written_over,
     ),

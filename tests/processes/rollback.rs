@@ -472,3 +472,67 @@ pub fn a_key_a_job_names_stays_while_the_job_list_is_rolled_back() {
     );
     assert!(run.stdout.contains("missing or rolled back"), "{run:?}");
 }
+
+/// On a file system that keeps no blocks for root (a tmpfs here; ZFS and
+/// XFS too), the `backup` user fills the disk so that root's config write
+/// fits and the larger record of root's writes does not. Before the fix the
+/// write went through and the record was removed: the key list moved away
+/// next read as a new store's (`create` started an empty list, `verify`
+/// saw no rollback) until root's next write. Now the write fails with
+/// nothing changed, and the record still names the list moved away.
+pub fn a_disk_filled_by_backup_never_costs_roots_write_record() {
+    let Some(scene) = Scene::on_tmpfs("2m") else {
+        return;
+    };
+    scene.create_keys(&["key-one"]);
+    // a record longer than a page (about 76 bytes a write), so that it
+    // needs more room than the one-key config
+    let config = crate::support::context(&scene.dir);
+    let keys = config.encryption_keys();
+    for _ in 0..28 {
+        keys.archive_key("key-one", None).unwrap();
+        keys.unarchive_key("key-one", None).unwrap();
+    }
+    let record = scene.path("encryption-keys/.locks/encryption-keys.cfg.written");
+    let record_before = std::fs::read(&record).unwrap();
+    assert!(record_before.len() > 4096, "{}", record_before.len());
+    let (cfg, away) = (scene.path("encryption-keys.cfg"), scene.path("away.cfg"));
+    let cfg_before = std::fs::read(&cfg).unwrap();
+    assert!(cfg_before.len() < 4096);
+
+    // one page left: room for the config's temp file, not the record's
+    let filler = scene.path("filler");
+    as_backup(
+        r#"dd if=/dev/zero of="$1" bs=4096 2>/dev/null; truncate -s -4096 "$1""#,
+        &[&filler],
+        "filling the disk",
+    );
+    let run = scene.manager(&["encryption-key", "archive", "key-one"]);
+    assert_eq!(run.code, 255, "the archive went through: {run:?}");
+    assert!(
+        run.stderr.contains("No space left on device")
+            && run
+                .stderr
+                .contains("record of root's writes of encryption-keys.cfg")
+            && run.stderr.contains("nothing was changed"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read(&cfg).unwrap(),
+        cfg_before,
+        "the config changed"
+    );
+    assert_eq!(std::fs::read(&record).unwrap(), record_before);
+
+    // with room again, backup moves the key list away: still told from a
+    // new store's
+    as_backup(r#"rm -- "$1""#, &[&filler], "freeing the disk");
+    mv_as_backup(&cfg, &away, "moving the key list away");
+    let run = scene.manager(&["encryption-key", "create", "key-new"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(run.stderr.contains("put it back"), "{run:?}");
+    assert!(!cfg.exists(), "a new key list was made");
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("rolled-back"), "{run:?}");
+}

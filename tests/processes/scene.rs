@@ -15,6 +15,7 @@ use nix::unistd::{Gid, Uid, User};
 
 use crate::support::manager;
 use pbs_test_kit::ApiDaemon;
+use pbs_test_kit::tmpfs::Tmpfs;
 
 /// The exit status of a failed CLI command (upstream's).
 pub const EXIT_ERROR: i32 = 255;
@@ -30,6 +31,9 @@ pub fn backup_ids() -> (Uid, Gid) {
 /// A temp dir holding `config` (backup:backup 0700, as upstream) and
 /// `root-only` (root:root 0700).
 pub struct Scene {
+    /// A tmpfs the config dir is, if any ([`Scene::on_tmpfs`]): declared
+    /// before `tmp`, so it is unmounted before `tmp` is removed.
+    pub tmpfs: Option<Tmpfs>,
     /// Holds both; removed when dropped.
     pub tmp: tempfile::TempDir,
     /// The config dir.
@@ -41,6 +45,17 @@ pub struct Scene {
 impl Scene {
     /// A new scene; `None` (after a "skipped" line) unless running as root.
     pub fn new() -> Option<Self> {
+        Self::create(None)
+    }
+
+    /// [`Scene::new`] with the config dir a tmpfs of `size` (e.g. `1m`) of
+    /// its own, which the `backup` user can fill: a file system that keeps
+    /// no blocks for root, as ZFS and XFS.
+    pub fn on_tmpfs(size: &str) -> Option<Self> {
+        Self::create(Some(size))
+    }
+
+    fn create(tmpfs_size: Option<&str>) -> Option<Self> {
         if !nix::unistd::geteuid().is_root() {
             println!("    skipped: the backup user's attacks need root (CI runs as root)");
             return None;
@@ -49,7 +64,10 @@ impl Scene {
         // backup must reach the config dir, as it reaches /etc/proxmox-backup
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = tmp.path().join("config");
-        std::fs::create_dir(&dir).unwrap();
+        let tmpfs = tmpfs_size.map(|size| Tmpfs::mount(&dir, size));
+        if tmpfs.is_none() {
+            std::fs::create_dir(&dir).unwrap();
+        }
         let (uid, gid) = backup_ids();
         std::os::unix::fs::chown(&dir, Some(uid.as_raw()), Some(gid.as_raw())).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -57,6 +75,7 @@ impl Scene {
         std::fs::create_dir(&root_only).unwrap();
         std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
         Some(Self {
+            tmpfs,
             tmp,
             dir,
             root_only,

@@ -16,16 +16,23 @@
 //! content is one too (an empty file of root's, renamed in place of another,
 //! reads as a list with nothing in it; no hand edit empties a key list).
 //!
+//! The new record is written to a temp file before the config file and
+//! renamed in after it ([`stage_record`]): a disk too full for the record
+//! fails the write with nothing changed, and a crash between the two
+//! leaves the previous record (the new file then reads as a hand edit
+//! until the next write).
+//!
 //! What this cannot see (docs/security.md): a rollback to a version older
 //! than the last [`KEPT`] writes, or one made where there is no mirror (a
 //! config dir only root may change needs none); and it reports, does not
 //! undo.
 
+use anyhow::{Error, format_err};
 use openssl::sha::sha256;
 
 use proxmox_time::epoch_i64;
 
-use crate::dir_handle::DirHandle;
+use crate::dir_handle::{DirHandle, StagedReplace};
 use crate::files::{ConfigFile, ROOT_LOCK_CLASS};
 use crate::lock::BackupLockGuard;
 use crate::ownership::Ownership;
@@ -73,18 +80,22 @@ fn read_record(dir: &DirHandle, file: &ConfigFile) -> Vec<(i64, [u8; 32])> {
     writes
 }
 
-/// Records that `data` was just written to `file`, under `mirror`. The
-/// write itself is done: a record that cannot be written is removed
-/// instead, not reported (one that missed a write could show that write's
-/// predecessor, which the file may equal again, an archive undone by an
-/// unarchive, as a rollback; no record only hides rollbacks until the next
-/// write).
-pub(crate) fn record(
-    mirror: &BackupLockGuard,
+/// The record of `file` with the write of `data` added, staged (its temp
+/// file written and synced beside the record, the record untouched) before
+/// `data` is written: a disk too full for the record fails the write
+/// before anything changed (fail closed). Otherwise the `backup` user could
+/// fill a file system that keeps no blocks for root so that the config
+/// fits and its record does not, and the record, lost, would no longer tell
+/// a key list moved away from a new one.
+///
+/// Commit it with [`StagedRecord::commit`] once `data` is written; dropped
+/// uncommitted (the write failed), the record stays as it was.
+pub(crate) fn stage_record<'a>(
+    mirror: &'a BackupLockGuard,
     ownership: &Ownership,
     file: &ConfigFile,
     data: &[u8],
-) {
+) -> Result<StagedRecord<'a>, Error> {
     let dir = &mirror.dir;
     let mut writes = read_record(dir, file);
     writes.push((epoch_i64(), sha256(data)));
@@ -95,8 +106,37 @@ pub(crate) fn record(
         .collect();
     let name = record_name(file);
     let options = ownership.options_for(ROOT_LOCK_CLASS);
-    if dir.replace(&name, text.as_bytes(), options, None).is_err() {
-        let _ = dir.unlink(&name);
+    let staged = dir
+        .stage_replace(&name, text.as_bytes(), options)
+        .map_err(|err| {
+            format_err!(
+                "unable to write the record of root's writes of {} - {err:#}; nothing was \
+             changed: free space on that file system, then try again",
+                file.name
+            )
+        })?;
+    Ok(StagedRecord { dir, name, staged })
+}
+
+/// A record of a write, staged by [`stage_record`].
+#[must_use = "a staged record is dropped unless committed after the write"]
+pub(crate) struct StagedRecord<'a> {
+    dir: &'a DirHandle,
+    name: String,
+    staged: StagedReplace<'a>,
+}
+
+impl StagedRecord<'_> {
+    /// Puts the staged record in place, after the write it records. That
+    /// rename needs no new room; should it fail all the same, the record
+    /// is removed instead of reported: the write is done, and a record that
+    /// missed it could show that write's predecessor, which the file may
+    /// equal again (an archive undone by an unarchive), as a rollback; no
+    /// record only hides rollbacks until the next write.
+    pub(crate) fn commit(self) {
+        if self.staged.commit(None).is_err() {
+            let _ = self.dir.unlink(&self.name);
+        }
     }
 }
 
