@@ -74,3 +74,92 @@ pub fn a_lock_kept_by_backup_names_its_holder() {
     }
     keys.store_key("key-two", &key_config(2)).unwrap();
 }
+
+/// A `perl` process of the `backup` user that takes `lock` exclusively
+/// and runs `then` (perl, after the lock is held), in its own process
+/// group; returned with the first line it prints.
+fn perl_of_backup(lock: &Path, then: &str) -> (Child, String) {
+    let script = format!(
+        "use Fcntl ':flock'; $| = 1; open(my $f, '<', $ARGV[0]) or die; \
+         flock($f, LOCK_EX) or die; {then}"
+    );
+    let mut cmd = Command::new("perl");
+    cmd.args(["-e", &script])
+        .arg(lock)
+        .stdout(Stdio::piped())
+        .process_group(0);
+    let (uid, gid) = backup_ids();
+    run_as(&mut cmd, uid, gid);
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_string())
+}
+
+/// backup names its holding process (`comm`, which any process sets for
+/// itself) with a terminal escape that hides what follows and a line of
+/// its own: root's error must not carry control characters to root's
+/// terminal, the daemon's log or an API client.
+pub fn a_holders_name_never_reaches_roots_terminal_raw() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    let config = ConfigDir::new(&scene.dir)
+        .unwrap()
+        .lock_timeout(Duration::from_millis(300));
+    let keys = config.encryption_keys();
+    let lock = scene.dir.join(".encryption-keys.lck");
+    keys.store_key("key-one", &key_config(1)).unwrap();
+    let (holder, line) =
+        perl_of_backup(&lock, r#"$0 = "\e[8m\nroot"; print "locked\n"; sleep 600"#);
+    assert_eq!(line, "locked");
+    let err = format!(
+        "{:#}",
+        keys.store_key("key-two", &key_config(2)).unwrap_err()
+    );
+    let group = Pid::from_raw(holder.id() as i32);
+    killpg(group, Signal::SIGKILL).unwrap();
+    assert!(
+        !err.chars().any(char::is_control),
+        "control characters in root's error: {err:?}"
+    );
+    assert!(err.contains("user backup"), "{err:?}");
+}
+
+/// backup takes the lock, hands it to a child and exits: `/proc/locks`
+/// still names the exited process (whose pid the next process may get,
+/// one of root's as well). Root's error must name the process that holds
+/// the lock, never one that does not.
+pub fn a_lock_handed_on_names_the_process_that_holds_it() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    let config = ConfigDir::new(&scene.dir)
+        .unwrap()
+        .lock_timeout(Duration::from_millis(300));
+    let keys = config.encryption_keys();
+    let lock = scene.dir.join(".encryption-keys.lck");
+    keys.store_key("key-one", &key_config(1)).unwrap();
+    let (mut taker, line) = perl_of_backup(
+        &lock,
+        r#"my $pid = fork(); if ($pid) { print "$$ $pid\n"; exit 0 } close(STDOUT); sleep 600"#,
+    );
+    taker.wait().unwrap();
+    let (taker_pid, holder_pid) = line.split_once(' ').unwrap();
+    let err = format!(
+        "{:#}",
+        keys.store_key("key-two", &key_config(2)).unwrap_err()
+    );
+    let group = Pid::from_raw(taker.id() as i32);
+    killpg(group, Signal::SIGKILL).unwrap();
+    assert!(
+        !err.contains(&format!("pid {taker_pid} ")) && !err.contains(&format!("pid {taker_pid})")),
+        "names the exited taker {taker_pid}: {err}"
+    );
+    assert!(
+        err.contains(&format!("pid {holder_pid} 'perl', user backup")),
+        "does not name the holder {holder_pid}: {err}"
+    );
+}

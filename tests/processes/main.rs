@@ -157,6 +157,14 @@ const TESTS: &[(&str, TestFn)] = &[
         lock_holders::a_lock_kept_by_backup_names_its_holder,
     ),
     (
+        "lock_holders::a_holders_name_never_reaches_roots_terminal_raw",
+        lock_holders::a_holders_name_never_reaches_roots_terminal_raw,
+    ),
+    (
+        "lock_holders::a_lock_handed_on_names_the_process_that_holds_it",
+        lock_holders::a_lock_handed_on_names_the_process_that_holds_it,
+    ),
+    (
         "rollback::a_config_put_back_by_backup_is_named_by_verify",
         rollback::a_config_put_back_by_backup_is_named_by_verify,
     ),

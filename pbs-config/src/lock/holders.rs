@@ -1,7 +1,11 @@
 //! Who holds a lock file: the processes `/proc/locks` names as holders of
-//! a `flock` on its inode. Only for the error of a lock that timed out: a
-//! process that keeps a lock of the store (the `backup` user may take the
-//! lock files it can open) is named, so the administrator can find it.
+//! a `flock` on its inode, each confirmed by its open files
+//! (`/proc/PID/fdinfo`), else those whose open files hold it (the taker
+//! may have handed the lock on and exited). Only for the error of a lock
+//! that timed out: a process that keeps a lock of the store (the `backup`
+//! user may take the lock files it can open) is named, so the
+//! administrator can find it. A process names itself (`comm`), so its
+//! name is shown escaped: no control character reaches root's terminal.
 
 use nix::unistd::{Uid, User};
 
@@ -27,6 +31,21 @@ pub(crate) fn describe(dev: u64, ino: u64) -> Option<String> {
     if pids.is_empty() {
         return None;
     }
+    // `/proc/locks` names the process that took the lock, which may have
+    // handed it on (fork, fd passing) and exited, its pid free for another
+    // process: name those whose open files hold it now
+    pids.retain(|&pid| holds(pid, &file));
+    if pids.is_empty() {
+        pids = std::fs::read_dir("/proc")
+            .ok()?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&pid| holds(pid, &file))
+            .collect();
+        pids.sort_unstable();
+        if pids.is_empty() {
+            return None;
+        }
+    }
     let named: Vec<String> = pids.iter().take(NAMED).map(|&pid| process(pid)).collect();
     let more = match pids.len().saturating_sub(NAMED) {
         0 => String::new(),
@@ -46,11 +65,28 @@ fn holder_of(line: &str, file: &str) -> Option<u32> {
     }
 }
 
-/// "pid 4242 'flock', user backup", as far as `/proc` still tells.
+/// Whether an open file of process `pid` holds the `flock` on `file`
+/// (its `/proc/PID/fdinfo` lists the locks of each open file).
+fn holds(pid: u32, file: &str) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok).any(|fd| {
+        std::fs::read_to_string(fd.path()).is_ok_and(|info| {
+            info.lines()
+                .filter_map(|line| line.strip_prefix("lock:"))
+                .any(|lock| holder_of(lock, file).is_some())
+        })
+    })
+}
+
+/// "pid 4242 'flock', user backup", as far as `/proc` still tells; the
+/// name is the process's own (any process sets it), so control characters
+/// and quotes in it are escaped.
 fn process(pid: u32) -> String {
     let proc_dir = format!("/proc/{pid}");
     let name = std::fs::read_to_string(format!("{proc_dir}/comm"))
-        .map(|comm| format!(" '{}'", comm.trim_end()))
+        .map(|comm| format!(" '{}'", comm.trim_end_matches('\n').escape_debug()))
         .unwrap_or_default();
     let user = std::fs::read_to_string(format!("{proc_dir}/status"))
         .ok()
