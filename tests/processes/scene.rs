@@ -31,9 +31,10 @@ pub fn backup_ids() -> (Uid, Gid) {
 /// A temp dir holding `config` (backup:backup 0700, as upstream) and
 /// `root-only` (root:root 0700).
 pub struct Scene {
-    /// A tmpfs the config dir is, if any ([`Scene::on_tmpfs`]): declared
-    /// before `tmp`, so it is unmounted before `tmp` is removed.
-    pub tmpfs: Option<Tmpfs>,
+    /// A tmpfs the config dir is, if any ([`Scene::on_tmpfs`]): held only
+    /// to be unmounted when dropped, before `tmp` is removed (declared
+    /// first, dropped first).
+    _tmpfs: Option<Tmpfs>,
     /// Holds both; removed when dropped.
     pub tmp: tempfile::TempDir,
     /// The config dir.
@@ -75,7 +76,7 @@ impl Scene {
         std::fs::create_dir(&root_only).unwrap();
         std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
         Some(Self {
-            tmpfs,
+            _tmpfs: tmpfs,
             tmp,
             dir,
             root_only,
