@@ -6,6 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pbs_config::audit::{AuditLog, Filter, Phase};
 use pbs_config::encryption_keys::{DeleteOptions, Deleted};
 use pbs_config::trash::{PurgeReport, TrashEntry, TrashReason};
 use pbs_config::verify::FindingKind;
@@ -695,6 +696,17 @@ fn a_bundle_that_only_claims_a_key_proves_no_copy() {
             why.contains("no verified copy is recorded"),
             "{id}: {why:?}"
         );
+        // the drill is recorded, naming the key but not its fingerprint
+        let log = AuditLog::open_store(&dir.config)
+            .unwrap()
+            .syslog_socket(None);
+        let drill = log.list(&Filter::default()).unwrap().pop().unwrap();
+        assert_eq!(
+            (drill.op.as_str(), drill.phase, &drill.ids),
+            ("export-verify", Phase::Outcome, &vec![id.to_string()]),
+            "{id}: {drill:?}"
+        );
+        assert!(drill.fingerprints.is_empty(), "{id}: {drill:?}");
         let err = keys.delete_key_with(id, &purge_now()).unwrap_err();
         assert!(
             matches!(

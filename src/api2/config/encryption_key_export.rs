@@ -450,24 +450,27 @@ pub fn verify_bundle(
     let opened = open_bundle(data, secret)?;
     let header = opened.header();
     let keys = dir.encryption_keys();
-    // recorded in the audit log as `export-verify` of the keys whose copy
-    // it proves (ids and fingerprints, as the bundle names them), which a
-    // purge takes for a verified copy: a bundle that does not open is no
-    // proof, and a protected key file only where it is this host's
-    // (finding 26)
-    let mut proven = Vec::with_capacity(header.keys.len());
+    // recorded in the audit log as `export-verify` of every key of the
+    // bundle (ids as the bundle names them), with the fingerprints of those
+    // whose copy it proves, which a purge takes for a verified copy
+    // (`pbs_config::verified_copy` goes by fingerprint): a bundle that does
+    // not open is no proof and records nothing, and a protected key file
+    // proves a copy only where it is this host's (finding 26)
+    let mut drilled = Vec::with_capacity(header.keys.len());
     let mut unproven = Vec::new();
     for entry in opened.entries() {
         let config = entry.config();
         let Some(fingerprint) = config.info.fingerprint else {
             continue;
         };
-        match keys.proves_copy(&fingerprint, entry.key_config())? {
-            true => proven.push((config.id.as_str(), Some(fingerprint))),
-            false => unproven.push(fingerprint),
+        if keys.proves_copy(&fingerprint, entry.key_config())? {
+            drilled.push((config.id.as_str(), Some(fingerprint)));
+        } else {
+            drilled.push((config.id.as_str(), None));
+            unproven.push(fingerprint);
         }
     }
-    let pending = keys.record_keys(Op::ExportVerify, &proven)?;
+    let pending = keys.record_keys(Op::ExportVerify, &drilled)?;
     let mut keys = finish_all(pending, keys.compare_bundle(&header.keys))?;
     for key in &mut keys {
         if unproven.contains(&key.fingerprint) {
