@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use pbs_api_types::CryptKey;
 use pbs_config::KeySections;
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
-use proxmox_section_config::SectionConfigData;
+use proxmox_section_config::{Scanned, SectionConfigData};
 
 use pbs_test_kit::dirs::{cases_with_suffix, files_under, vectors_dir};
 use pbs_test_kit::edits::{one_byte_edits, one_line_edits};
@@ -157,6 +157,46 @@ fn text_not_as_written_is_rendered_again() {
         one.replace("\tmodified 2\n", "\tmodified 2\n\tpath \n"),
     ] {
         assert!(check(&text), "{text:?} not kept");
+    }
+}
+
+/// The scan tells the generic write's own text as such on its way (kept
+/// without the comparison section by section), and none the write gives
+/// otherwise: `check` fails where the scan tells a text whose generic write
+/// differs, so each case below would fail if it were told.
+#[test]
+fn the_scan_tells_the_generic_writes_own_text_and_no_other() {
+    let told = |text: &str| {
+        matches!(
+            CONFIG.scan_as_written(FILENAME, text, "fingerprint"),
+            Ok(Scanned::AsWritten { .. })
+        )
+    };
+    let one = "sync-key: k-one\n\tcreated 1\n\tkdf none\n\tmodified 2\n";
+    let two = format!("{one}\n{}", one.replace("k-one", "k-two"));
+    for text in [WRITTEN, one, &two, ""] {
+        assert!(check(text) && told(text), "{text:?} not told as written");
+    }
+    for text in [
+        // integers not in canonical form
+        one.replace("created 1", "created +1"),
+        one.replace("created 1", "created 01"),
+        one.replace("modified 2", "modified -0"),
+        // padded values
+        one.replace("kdf none", "kdf none "),
+        one.replace("created 1", "created  1"),
+        one.replace("\tkdf", "\thint a \n\tkdf"),
+        // blank lines: two between sections, one before, one after
+        two.replace("\n\n", "\n\n\n"),
+        format!("\n{two}"),
+        format!("{two}\n"),
+        "\n".to_string(),
+        // no final line feed, CRLF
+        two.trim_end().to_string(),
+        two.replace('\n', "\r\n"),
+    ] {
+        assert!(!check(&text), "{text:?} kept as it is");
+        assert!(!told(&text), "{text:?} told as written");
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Error, bail, format_err};
 
 use proxmox_schema::Schema;
-use proxmox_section_config::SectionSpan;
+use proxmox_section_config::{Scanned, SectionSpan, is_canonical_integer};
 
 use pbs_api_types::{CryptKey, Fingerprint};
 
@@ -38,7 +38,7 @@ pub struct KeySections {
     sections: Vec<Section>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Section {
     id: Range<usize>,
     body: Body,
@@ -48,7 +48,7 @@ struct Section {
 }
 
 /// Where a section's text is.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Body {
     /// In [`KeySections::text`]: as read, or appended by [`KeySections::set`].
     Read(Range<usize>),
@@ -60,20 +60,20 @@ impl KeySections {
     /// Parses config text (`path` only names the file in errors). Accepts
     /// and refuses exactly what the generic parse does, with its messages.
     ///
-    /// The text is validated by [`SectionConfig::scan`] (what the readers'
-    /// [`KeyIndex`](crate::KeyIndex) reads with); where it is exactly what
-    /// the generic write gives for it (as every writer of the file, ours
-    /// and upstream's, leaves it), it is kept as it is, each section a
-    /// range of it. Any other text (hand-edited: another order, `+05`, CRLF,
-    /// extra blank lines) has every section rendered again from the
-    /// generic parse.
+    /// The text is validated by [`SectionConfig::scan_as_written`] (the
+    /// scan the readers' [`KeyIndex`](crate::KeyIndex) reads with); where
+    /// it is exactly what the generic write gives for it (as every writer
+    /// of the file, ours and upstream's, leaves it), it is kept as it is,
+    /// each section a range of it. The scan tells so on its way for text
+    /// of printable ASCII; other text is compared section by section
+    /// ([`sections_as_written`]: non-ASCII or empty values the write keeps).
+    /// Any other text (hand-edited: another order, `+05`, CRLF, extra blank
+    /// lines) has every section rendered again from the generic parse.
     ///
-    /// [`SectionConfig::scan`]: proxmox_section_config::SectionConfig::scan
+    /// [`SectionConfig::scan_as_written`]: proxmox_section_config::SectionConfig::scan_as_written
     pub fn parse(path: &Path, raw: impl Into<String>) -> Result<Self, Error> {
         let raw = raw.into();
-        let spans = CONFIG.scan(path, &raw)?;
-        let sections = sections_as_written(&raw, &spans);
-        drop(spans);
+        let sections = kept_sections(path, &raw)?;
         match sections {
             Some(sections) => Ok(KeySections {
                 path: path.to_path_buf(),
@@ -307,14 +307,66 @@ impl KeySections {
     }
 }
 
+/// The property whose value a store compares with the new key's
+/// ([`KeySections::find_fingerprint`]).
+const FINGERPRINT: &str = "fingerprint";
+
 /// The value range of the `fingerprint` line in a section's canonical text.
 fn fingerprint_range(body: &str) -> Option<Range<usize>> {
-    const KEY: &str = "\n\tfingerprint ";
-    let start = body.find(KEY)? + KEY.len();
+    // the name where a line `<tab>NAME VALUE` has it
+    let start = body.match_indices(FINGERPRINT).find_map(|(at, _)| {
+        let value = at + FINGERPRINT.len() + 1;
+        (body[..at].ends_with("\n\t") && body.as_bytes().get(value - 1) == Some(&b' '))
+            .then_some(value)
+    })?;
     let end = body[start..]
         .find('\n')
         .map_or(body.len(), |end| start + end);
     Some(start..end)
+}
+
+/// The sections of valid `text` as ranges of it, where it is what the
+/// generic write gives for them (the scan tells so, or
+/// [`sections_as_written`] finds it); `None` for any other text.
+///
+/// # Errors
+///
+/// The generic parse's, word for word, where it refuses `text`.
+fn kept_sections(path: &Path, text: &str) -> Result<Option<Vec<Section>>, Error> {
+    Ok(match CONFIG.scan_as_written(path, text, FINGERPRINT)? {
+        Scanned::AsWritten { sections, values } => sections_told(text, &sections, &values),
+        Scanned::Sections(spans) => sections_as_written(text, &spans),
+    })
+}
+
+/// The sections of a text the scan told to be the generic write's own
+/// (`spans` its sections, `fingerprints` where each one's fingerprint is)
+/// as ranges of it; `None` if one is not a key's.
+fn sections_told(
+    text: &str,
+    spans: &[SectionSpan],
+    fingerprints: &[Option<Range<usize>>],
+) -> Option<Vec<Section>> {
+    let plugin = CONFIG.plugins().get(ENCRYPTION_KEYS_CFG_TYPE_ID)?;
+    spans
+        .iter()
+        .zip(fingerprints)
+        .map(|(span, fingerprint)| {
+            if !std::ptr::eq(span.plugin, plugin) {
+                return None;
+            }
+            let start = offset_in(text, span.text);
+            let id_start = offset_in(text, span.id);
+            Some(Section {
+                id: id_start..id_start + span.id.len(),
+                // with its last line's line feed, which the write gives
+                body: Body::Read(start..start + span.text.len() + 1),
+                fingerprint: fingerprint
+                    .as_ref()
+                    .map(|value| value.start - start..value.end - start),
+            })
+        })
+        .collect()
 }
 
 /// The sections of validated `text` (`spans` are its sections as
@@ -389,7 +441,7 @@ fn sections_as_written(text: &str, spans: &[SectionSpan]) -> Option<Vec<Section>
             if !is_written_value(value, integer) {
                 return None;
             }
-            if name == "fingerprint" {
+            if name == FINGERPRINT {
                 fingerprint = Some(value_start - start..line_end - start);
             }
             line_start = line_end + 1;
@@ -433,14 +485,8 @@ fn is_written_value(value: &str, integer: bool) -> bool {
     if !integer {
         return true;
     }
-    // an optional `-`, then `0` alone or digits without a leading zero
-    // (never `-0`); it parsed as an integer, so it fits
-    let digits = value.strip_prefix('-').unwrap_or(value);
-    match digits.as_bytes() {
-        [b'0'] => digits.len() == value.len(),
-        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
-        [] => false,
-    }
+    // it parsed as an integer, so it fits
+    is_canonical_integer(value.as_bytes())
 }
 
 /// Where `part` (a slice of `text`) starts in it.
@@ -454,8 +500,10 @@ impl KeySections {
     /// rendered again (the two ways [`KeySections::parse`] takes), with the
     /// same ids and fingerprints; and that the text is kept as it is
     /// exactly when it is what the generic write gives (so no file our
-    /// writer or upstream's wrote is rendered again). Returns whether it
-    /// was kept. For tests and fuzzing.
+    /// writer or upstream's wrote is rendered again): where the scan tells
+    /// so, the text is the generic write's, with the sections the
+    /// comparison section by section finds. Returns whether it was kept.
+    /// For tests and fuzzing.
     #[doc(hidden)]
     pub fn check_against_generic(path: &Path, text: &str) -> Result<bool, Error> {
         let ours = KeySections::parse(path, text);
@@ -499,7 +547,22 @@ impl KeySections {
         if !same_sections {
             bail!("ids or fingerprints differ between the kept and the rendering parse");
         }
-        let kept = sections_as_written(text, &CONFIG.scan(path, text)?).is_some();
+        let (told, compared) = match CONFIG.scan_as_written(path, text, FINGERPRINT)? {
+            Scanned::AsWritten { sections, values } => (
+                sections_told(text, &sections, &values),
+                sections_as_written(text, &sections),
+            ),
+            Scanned::Sections(spans) => (None, sections_as_written(text, &spans)),
+        };
+        if told.is_some() && text != generic {
+            bail!("the scan told the text as written, but the generic write differs");
+        }
+        if told.is_some() && told != compared {
+            bail!(
+                "the scan told other sections than the comparison finds: {told:?} / {compared:?}"
+            );
+        }
+        let kept = told.is_some() || compared.is_some();
         if kept != (text == generic) {
             bail!(
                 "text kept as it is: {kept}, though it is the generic write: {}",

@@ -43,12 +43,15 @@
 //!   text), which [`SectionConfig::read_validated`] reads again as a
 //!   [`SectionRef`] when a caller wants its values, and
 //!   [`SectionConfig::scan_with_ids`], which also hands on its duplicate
-//!   check's table as a lookup by id ([`SectionIds`]);
+//!   check's table as a lookup by id ([`SectionIds`]), and
+//!   [`SectionConfig::scan_as_written`], which also tells whether the text
+//!   is byte for byte the write's own ([`Scanned`]);
 //! - [`SectionRef::deserialize`] (module [`de`]): a section into any
 //!   `Deserialize` type through that type's own serde code, as
 //!   [`SectionConfigData::lookup`] would give it, without the JSON in between;
 //! - [`SectionConfig::write_section`] and [`SectionConfig::write_section_ref`],
-//!   which write one section as [`SectionConfig::write`] writes it;
+//!   which write one section as [`SectionConfig::write`] writes it, and
+//!   [`is_canonical_integer`], the form it writes integers in;
 //! - [`MAX_LINE_LENGTH`].
 
 #![forbid(unsafe_code)]
@@ -64,7 +67,8 @@ mod write;
 pub use data::SectionConfigData;
 pub use parse::{ESTIMATED_SECTION_SIZE, PropertyRef, SectionRef};
 pub use plugin::SectionConfigPlugin;
-pub use scan::{FIND_CHUNK, Found, SectionIds, SectionSpan};
+pub use scan::{FIND_CHUNK, Found, Scanned, SectionIds, SectionSpan};
+pub use write::is_canonical_integer;
 
 use std::collections::HashMap;
 

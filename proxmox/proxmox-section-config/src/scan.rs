@@ -5,8 +5,9 @@
 //! Text in the writer's layout and order is read in one pass
 //! ([`one_pass`]): each line matched as the writer orders a section's
 //! lines, each value checked where it stands and its end found by that
-//! check. Any other text, and text that pass gives up on, is read in two
-//! passes:
+//! check; for [`SectionConfig::scan_as_written`] the same pass also tells
+//! whether the text is byte for byte the write's own. Any other text, and
+//! text that pass gives up on, is read in two passes:
 //! 1. one vectorized pass (SSE2, 16 bytes a step) finds every line end
 //!    and checks that every byte but a line's first is printable ASCII or
 //!    a line feed (so no value holds a control character; the second pass
@@ -36,6 +37,8 @@ mod one_pass;
 
 pub use chunked::{FIND_CHUNK, Found};
 
+use one_pass::WriterForm;
+
 use std::hash::BuildHasher;
 use std::path::Path;
 
@@ -62,6 +65,25 @@ pub struct SectionSpan<'a> {
     /// The section's text, as [`SectionRef::text`](crate::SectionRef::text):
     /// what [`SectionConfig::read_validated`] reads again.
     pub text: &'a str,
+}
+
+/// What [`SectionConfig::scan_as_written`] found in a valid text.
+#[derive(Debug)]
+pub enum Scanned<'a> {
+    /// The text is byte for byte what [`SectionConfig::write`] gives for
+    /// its sections: the sections (as [`SectionConfig::scan`] gives them;
+    /// each one's text is followed by a line feed) and, per section, where
+    /// in the text its value of the property asked for is, if it has one.
+    AsWritten {
+        /// The sections, in file order.
+        sections: Vec<SectionSpan<'a>>,
+        /// Per section: where its value is, as a range of the text.
+        values: Vec<Option<std::ops::Range<usize>>>,
+    },
+    /// Any other valid text, or one not told (not printable ASCII, not
+    /// in the writer's order, an empty value): its sections as
+    /// [`SectionConfig::scan`] gives them.
+    Sections(Vec<SectionSpan<'a>>),
 }
 
 impl std::fmt::Debug for SectionConfigPlugin {
@@ -179,11 +201,58 @@ impl SectionConfig {
         raw: &'a str,
     ) -> Result<(Vec<SectionSpan<'a>>, Option<SectionIds>), Error> {
         let mut spans = Vec::with_capacity(raw.len() / ESTIMATED_SECTION_SIZE + 1);
-        let fast = one_pass::scan_in_writers_order(self, raw, &mut spans).or_else(|| {
-            spans.clear();
-            fast_scan(self, raw, &mut spans)
-        });
-        if let Some(ids) = fast {
+        if let Some(ids) = one_pass::scan_in_writers_order(self, raw, &mut spans) {
+            return Ok((spans, Some(ids)));
+        }
+        spans.clear();
+        self.scan_in_two_passes(filename, raw, spans)
+    }
+
+    /// [`SectionConfig::scan`], telling where it can whether `raw` is byte
+    /// for byte what [`SectionConfig::write`] gives for its sections (so a
+    /// writer may keep the text as it is), and where each section's value
+    /// of `property` is.
+    ///
+    /// The one pass tells it on its way ([`one_pass`]), for text in the
+    /// writer's layout and order of printable ASCII; anything else is
+    /// [`Scanned::Sections`], whatever the write gives for it (a caller
+    /// that must know compares for itself).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`SectionConfig::parse_with`], word for word.
+    pub fn scan_as_written<'a>(
+        &'a self,
+        filename: impl AsRef<Path>,
+        raw: &'a str,
+        property: &str,
+    ) -> Result<Scanned<'a>, Error> {
+        let mut spans = Vec::with_capacity(raw.len() / ESTIMATED_SECTION_SIZE + 1);
+        let mut form = WriterForm::new(property);
+        let mut values = Vec::with_capacity(spans.capacity());
+        if one_pass::scan_as_written(self, raw, &mut spans, &mut form, &mut values).is_some() {
+            return Ok(match form.exact {
+                true => Scanned::AsWritten {
+                    sections: spans,
+                    values,
+                },
+                false => Scanned::Sections(spans),
+            });
+        }
+        spans.clear();
+        let (spans, _) = self.scan_in_two_passes(filename, raw, spans)?;
+        Ok(Scanned::Sections(spans))
+    }
+
+    /// [`SectionConfig::scan_with_ids`] of text the one pass gave up on:
+    /// the two passes, else the parser; `spans` is empty, with room.
+    fn scan_in_two_passes<'a>(
+        &'a self,
+        filename: impl AsRef<Path>,
+        raw: &'a str,
+        mut spans: Vec<SectionSpan<'a>>,
+    ) -> Result<(Vec<SectionSpan<'a>>, Option<SectionIds>), Error> {
+        if let Some(ids) = fast_scan(self, raw, &mut spans) {
             return Ok((spans, Some(ids)));
         }
         spans.clear();
@@ -930,7 +999,60 @@ mod tests {
                 assert_eq!(one_ids.position(span.id, |at| one[at].id), Some(position));
             }
         }
+        // the keys' fingerprint, the things' integer
+        let property = match config.plugins().contains_key("key") {
+            true => "fingerprint",
+            false => "int",
+        };
+        told_as_written(config, text, property);
         ids.is_some()
+    }
+
+    /// [`SectionConfig::scan_as_written`] of `text` against the scan and
+    /// the generic parse and write: the same sections or error as the
+    /// scan; told as written only where the write gives the text back
+    /// byte for byte, each section's value of `property` where its line
+    /// has it. Returns whether it was told so.
+    fn told_as_written(config: &SectionConfig, text: &str, property: &str) -> bool {
+        let scanned = config.scan("t.cfg", text);
+        match (config.scan_as_written("t.cfg", text, property), scanned) {
+            (Ok(Scanned::AsWritten { sections, values }), Ok(spans)) => {
+                let data = config.parse("t.cfg", text).unwrap();
+                let written = config.write("t.cfg", &data).unwrap();
+                assert_eq!(written, text, "told as written, but the write differs");
+                assert_eq!(where_in(&sections), where_in(&spans), "{text:?}");
+                assert_eq!(values.len(), sections.len(), "{text:?}");
+                let line_start = format!("\t{property} ");
+                for (span, value) in sections.iter().zip(values) {
+                    let expected = span.text.split('\n').find_map(|line| {
+                        let value = line.strip_prefix(&line_start)?;
+                        Some(offset_in(text, value)..offset_in(text, value) + value.len())
+                    });
+                    assert_eq!(value, expected, "{text:?}");
+                    assert_eq!(
+                        text.as_bytes()[offset_in(text, span.text) + span.text.len()],
+                        b'\n'
+                    );
+                }
+                true
+            }
+            (Ok(Scanned::Sections(sections)), Ok(spans)) => {
+                assert_eq!(where_in(&sections), where_in(&spans), "{text:?}");
+                false
+            }
+            (Err(ours), Err(scan)) => {
+                assert_eq!(ours.to_string(), scan.to_string());
+                false
+            }
+            (ours, scan) => panic!("{text:?}: scan_as_written {ours:?}, scan {scan:?}"),
+        }
+    }
+
+    /// Whether [`told_as_written`] holds for `text`, for the property
+    /// `fingerprint` (and [`agree`] holds).
+    fn as_written(config: &SectionConfig, text: &str) -> bool {
+        agree(config, text);
+        told_as_written(config, text, "fingerprint")
     }
 
     /// Sections as their plugin, line and where their id and text are.
@@ -1261,6 +1383,68 @@ mod tests {
             let text = format!("{before}{}", section(&written));
             assert!(one_pass_takes(&config, &text));
             assert!(one_pass_takes(&config, text.trim_end()));
+        }
+    }
+
+    /// The write's own text is told as such on the one pass's way, and
+    /// nothing else it reads: not a non-canonical integer, a boolean
+    /// (however spelt), a blank line before, after or doubled between
+    /// sections, nor a last line without its line feed; text the one pass
+    /// does not read (CRLF, padding, non-ASCII) is not told either. Each
+    /// would fail [`told_as_written`]'s comparison with the write if it
+    /// were told.
+    #[test]
+    fn the_one_pass_tells_the_writes_own_text_and_nothing_else() {
+        let config = keys_config();
+        let fingerprint = ["0e"; 32].join(":");
+        let one = format!(
+            "key: k01\n\tarchived 0\n\tcreated 1775840036\n\tfingerprint {fingerprint}\n\tkdf none\n\tpath /a\n"
+        );
+        let two = "key: k02\n\tcreated 5\n\tkdf scrypt\n";
+        let written = format!("{one}\n{two}");
+        for text in [written.as_str(), &one, two, ""] {
+            assert!(as_written(&config, text), "{text:?} not told as written");
+        }
+        for shift in 0..=16 {
+            let before = format!(
+                "key: p00\n\tcreated 5\n\tkdf n{}\n\n",
+                "o".repeat(shift + 1)
+            );
+            assert!(as_written(&config, &format!("{before}{written}")));
+        }
+        for text in [
+            written.replace("created 5", "created +5"),
+            written.replace("created 5", "created 05"),
+            written.replace("created 1775840036", "created 01775840036"),
+            written.replace("archived 0", "archived 00"),
+            written.replace("archived 0", "archived -0"),
+            written.replace("archived 0", "archived +0"),
+            written.replace("\tkdf none", "\tflag 1\n\tkdf none"),
+            written.replace("\tkdf none", "\tflag true\n\tkdf none"),
+            format!("\n{written}"),
+            format!("{written}\n"),
+            written.replace("\n\n", "\n\n\n"),
+            written.trim_end().to_string(),
+            one.trim_end().to_string(),
+            "\n".to_string(),
+        ] {
+            assert!(
+                one_pass_takes(&config, &text),
+                "{text:?} not read by the one pass"
+            );
+            assert!(!as_written(&config, &text), "{text:?} told as written");
+        }
+        for text in [
+            written.replace('\n', "\r\n"),
+            written.replace("kdf none", "kdf none "),
+            written.replace("path /a", "path  /a"),
+            written.replace("path /a", "path /\u{e9}"),
+        ] {
+            assert!(
+                !one_pass_takes(&config, &text),
+                "{text:?} read by the one pass"
+            );
+            assert!(!as_written(&config, &text), "{text:?} told as written");
         }
     }
 

@@ -139,7 +139,7 @@ fn push_property(raw: &mut String, property: &PropertyRef) {
     raw.push_str(property.key);
     raw.push(' ');
     match property.schema {
-        Some(Schema::Integer(_)) if !is_canonical_integer(property.value) => {
+        Some(Schema::Integer(_)) if !is_canonical_integer(property.value.as_bytes()) => {
             // "+05" is written as "5"
             let number: isize = property.value.parse().expect("checked by is_plain");
             let _ = write!(raw, "{number}");
@@ -149,12 +149,13 @@ fn push_property(raw: &mut String, property: &PropertyRef) {
     raw.push('\n');
 }
 
-/// Whether `text` is an integer as `isize`'s `Display` writes it: an
-/// optional `-`, then `0` alone or digits without a leading zero (and no
-/// `-0`). The caller has checked that it parses.
-fn is_canonical_integer(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    match digits.as_bytes() {
+/// Whether `text` is an integer as `isize`'s `Display` writes it (and so
+/// as [`SectionConfig::write`] writes an integer property): an optional
+/// `-`, then `0` alone or digits without a leading zero (and no `-0`).
+/// The caller has checked that it parses.
+pub fn is_canonical_integer(text: &[u8]) -> bool {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    match digits {
         [b'0'] => digits.len() == text.len(),
         [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
         [] => false,
@@ -264,9 +265,9 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn canonical_integers_are_what_display_writes(text in "[-+]?[0-9]{1,4}", number: isize) {
-            proptest::prop_assert!(is_canonical_integer(&number.to_string()));
+            proptest::prop_assert!(is_canonical_integer(number.to_string().as_bytes()));
             if let Ok(parsed) = text.parse::<isize>() {
-                proptest::prop_assert_eq!(is_canonical_integer(&text), parsed.to_string() == text);
+                proptest::prop_assert_eq!(is_canonical_integer(text.as_bytes()), parsed.to_string() == text);
             }
         }
     }

@@ -24,7 +24,7 @@ use std::io::{ErrorKind, Read};
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use super::one_pass::each_in_writers_order;
+use super::one_pass::{WriterForm, each_in_writers_order};
 use crate::{ESTIMATED_SECTION_SIZE, SectionConfig, SectionConfigPlugin};
 
 /// The chunk a config is read in by [`SectionConfig::find_section`]: a
@@ -110,21 +110,22 @@ impl SectionConfig {
             // ids are hashed and compared as bytes, and only the text of
             // the one wanted is checked as UTF-8
             let bytes = &buf[..scanned];
-            let passed = each_in_writers_order(self, bytes, |section| {
-                let section_id = &bytes[section.id];
-                let hash = FxBuildHasher.hash_one(section_id);
-                match seen.entry(hash, |&other| other == hash, |&other| other) {
-                    hashbrown::hash_table::Entry::Occupied(_) => return None,
-                    hashbrown::hash_table::Entry::Vacant(slot) => {
-                        slot.insert(hash);
+            let passed =
+                each_in_writers_order::<false>(self, bytes, &mut WriterForm::new(""), |section| {
+                    let section_id = &bytes[section.id];
+                    let hash = FxBuildHasher.hash_one(section_id);
+                    match seen.entry(hash, |&other| other == hash, |&other| other) {
+                        hashbrown::hash_table::Entry::Occupied(_) => return None,
+                        hashbrown::hash_table::Entry::Vacant(slot) => {
+                            slot.insert(hash);
+                        }
                     }
-                }
-                if section_id == id.as_bytes() {
-                    let text = std::str::from_utf8(&bytes[section.text]).ok()?;
-                    found = Some((section.plugin.type_name().to_string(), text.to_string()));
-                }
-                Some(())
-            });
+                    if section_id == id.as_bytes() {
+                        let text = std::str::from_utf8(&bytes[section.text]).ok()?;
+                        found = Some((section.plugin.type_name().to_string(), text.to_string()));
+                    }
+                    Some(())
+                });
             if passed.is_none() {
                 return Ok(Found::Undecided);
             }

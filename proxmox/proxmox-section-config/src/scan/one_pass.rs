@@ -17,6 +17,13 @@
 //! tab first), an id by its line's printable bytes and the id check, a
 //! fingerprint by its own check, any other value by its printable bytes
 //! and its check, line feeds as the ends they are.
+//!
+//! Asked to (`WRITTEN`, for [`SectionConfig::scan_as_written`]), it also
+//! tells on the way whether the text is byte for byte what
+//! [`SectionConfig::write`] gives for its sections ([`WriterForm`]): what
+//! it accepts is that already but for the integers' form, the blank lines
+//! and the text's ends, and properties of a type the write gives in
+//! another form (booleans, numbers).
 
 use std::ops::Range;
 
@@ -24,8 +31,41 @@ use super::{
     SectionIds, SectionSpan, header, id_passes, is_fingerprint, is_unpadded, other_passes,
     safe_id_bounds,
 };
-use crate::plugin::{InOrderCheck, KeyPattern, ScanPlan, is_integer_within};
+use crate::plugin::{InOrderCheck, KeyPattern, ScanPlan, ValueCheck, is_integer_within};
+use crate::write::is_canonical_integer;
 use crate::{MAX_LINE_LENGTH, SectionConfig, SectionConfigPlugin};
+
+/// What the one pass tells of a text besides its sections when asked to
+/// (`WRITTEN`): whether every byte of it is what
+/// [`SectionConfig::write`] gives for them (each section's value of one
+/// property it hands on in [`Found::value`]).
+///
+/// The one pass accepts only sections the write gives back as they are
+/// but for three things, which this checks on the way: an integer in
+/// canonical form ([`is_canonical_integer`]), a property the write gives
+/// as it was read (a string: not a boolean or a number, which it may
+/// spell otherwise), and the text's layout around the sections (the first
+/// header at its start, one blank line between sections, the last line's
+/// line feed its end). The rest (headers `TYPE: ID`, one `<tab>KEY VALUE`
+/// line per property in the writer's order, the id property left out,
+/// values not padded, line feeds alone) it accepts in no other form.
+#[derive(Debug)]
+pub(super) struct WriterForm<'p> {
+    /// The property whose value's place each section reports.
+    property: &'p str,
+    /// Whether the text so far is what the write gives for it.
+    pub exact: bool,
+}
+
+impl<'p> WriterForm<'p> {
+    /// To report where `property`'s values are.
+    pub(super) fn new(property: &'p str) -> Self {
+        Self {
+            property,
+            exact: true,
+        }
+    }
+}
 
 /// The sections of `raw` if every one is in the writer's layout and
 /// order and passes, with the table of their ids; `None` where the
@@ -36,17 +76,48 @@ pub(super) fn scan_in_writers_order<'a>(
     spans: &mut Vec<SectionSpan<'a>>,
 ) -> Option<SectionIds> {
     let mut ids = SectionIds::with_capacity(spans.capacity());
-    each_in_writers_order(config, raw.as_bytes(), |section| {
-        let span = SectionSpan {
-            plugin: section.plugin,
-            id: raw.get(section.id)?,
-            line: section.line,
-            text: &raw[section.text],
-        };
-        ids.insert(span.id, spans.len(), |at| spans[at].id)
-            .then(|| spans.push(span))
-    })?;
+    each_in_writers_order::<false>(
+        config,
+        raw.as_bytes(),
+        &mut WriterForm::new(""),
+        |section| push_span(raw, &section, spans, &mut ids),
+    )?;
     Some(ids)
+}
+
+/// [`scan_in_writers_order`], `form` told whether the text is the
+/// write's own and `values` given each section's [`Found::value`].
+pub(super) fn scan_as_written<'a>(
+    config: &'a SectionConfig,
+    raw: &'a str,
+    spans: &mut Vec<SectionSpan<'a>>,
+    form: &mut WriterForm,
+    values: &mut Vec<Option<Range<usize>>>,
+) -> Option<()> {
+    let mut ids = SectionIds::with_capacity(spans.capacity());
+    each_in_writers_order::<true>(config, raw.as_bytes(), form, |section| {
+        values.push(section.value.clone());
+        push_span(raw, &section, spans, &mut ids)
+    })
+}
+
+/// Adds the section `found` of `raw` to `spans`, its id to `ids`;
+/// `None` if the id is there already.
+#[inline(always)]
+fn push_span<'a>(
+    raw: &'a str,
+    found: &Found<'a>,
+    spans: &mut Vec<SectionSpan<'a>>,
+    ids: &mut SectionIds,
+) -> Option<()> {
+    let span = SectionSpan {
+        plugin: found.plugin,
+        id: raw.get(found.id.clone())?,
+        line: found.line,
+        text: &raw[found.text.clone()],
+    };
+    ids.insert(span.id, spans.len(), |at| spans[at].id)
+        .then(|| spans.push(span))
 }
 
 /// A section [`each_in_writers_order`] found: its plugin, where its id
@@ -57,6 +128,8 @@ pub(super) struct Found<'a> {
     pub id: Range<usize>,
     pub line: usize,
     pub text: Range<usize>,
+    /// Where its value of [`WriterForm`]'s property is (`WRITTEN` only).
+    pub value: Option<Range<usize>>,
 }
 
 /// Hands every section of `bytes` to `each`, in file order, while every
@@ -64,11 +137,14 @@ pub(super) struct Found<'a> {
 /// `Some`; `None` where one does not (the line numbers count from 1 at
 /// the start of `bytes`). What it hands on is printable ASCII and line
 /// feeds alone. The sections' ids are checked one by one; keeping them
-/// unique is `each`'s part.
+/// unique is `each`'s part. With `WRITTEN`, `form` is told whether the
+/// text is the write's own and where each section's value is (without,
+/// it is not touched).
 #[inline(always)]
-pub(super) fn each_in_writers_order<'a>(
+pub(super) fn each_in_writers_order<'a, const WRITTEN: bool>(
     config: &'a SectionConfig,
     bytes: &[u8],
+    form: &mut WriterForm,
     mut each: impl FnMut(Found<'a>) -> Option<()>,
 ) -> Option<()> {
     u32::try_from(bytes.len()).ok()?;
@@ -76,6 +152,9 @@ pub(super) fn each_in_writers_order<'a>(
     let safe_id = safe_id_bounds(config);
     // the line starting at `at` is line number `line`
     let (mut at, mut line) = (0usize, 1usize);
+    // WRITTEN: where the write starts the next section, and the index of
+    // the property asked for in the last plugin's plan
+    let (mut written_start, mut wanted) = (0usize, usize::MAX);
     while at < bytes.len() {
         if bytes[at] == b'\n' {
             // a blank line between sections
@@ -83,19 +162,38 @@ pub(super) fn each_in_writers_order<'a>(
             continue;
         }
         let (plugin, plan, id_start, id_end) = header_at(config, bytes, at, last)?;
+        if WRITTEN {
+            form.exact &= at == written_start;
+            if last.is_none_or(|(last, _)| !std::ptr::eq(last, plugin)) {
+                wanted = plan
+                    .checks
+                    .binary_search_by(|(name, _)| (*name).cmp(form.property))
+                    .unwrap_or(usize::MAX);
+            }
+        }
         last = Some((plugin, plan));
         if id_end - at > MAX_LINE_LENGTH || !id_passes(config, safe_id, &bytes[id_start..id_end]) {
             return None;
         }
-        let (end, lines) = properties(bytes, plan, id_end)?;
+        let (end, lines, value) = properties::<WRITTEN>(bytes, plan, id_end, wanted, form)?;
         each(Found {
             plugin,
             id: id_start..id_end,
             line,
             text: at..end,
+            value,
         })?;
+        if WRITTEN {
+            // past the last line's line feed and one blank line
+            written_start = end + 2;
+        }
         // the line after the section's last
         (at, line) = (end + 1, line + lines + 1);
+    }
+    if WRITTEN {
+        // the last section's line feed ends the text (an empty text has
+        // no section)
+        form.exact &= bytes.len() == written_start.saturating_sub(1);
     }
     Some(())
 }
@@ -126,15 +224,24 @@ fn header_at<'a>(
 /// The property lines of a section of `plan` whose header ends at
 /// `header_end`, in the writer's order (each line matched as one word
 /// against the properties after the previous one, its value checked
-/// where it stands): where the section's last line ends and how many
-/// property lines it has; `None` where that does not hold, a check does
-/// not pass or a required property is missing.
+/// where it stands): where the section's last line ends, how many
+/// property lines it has and (`WRITTEN`) where the value of the property
+/// at index `wanted` is; `None` where that does not hold, a check does
+/// not pass or a required property is missing. With `WRITTEN`, a value
+/// the write gives in another form clears `form.exact`.
 #[inline(always)]
-fn properties(bytes: &[u8], plan: &ScanPlan, header_end: usize) -> Option<(usize, usize)> {
+fn properties<const WRITTEN: bool>(
+    bytes: &[u8],
+    plan: &ScanPlan,
+    header_end: usize,
+    wanted: usize,
+    form: &mut WriterForm,
+) -> Option<(usize, usize, Option<Range<usize>>)> {
     // the end of the section's last line so far: a line feed, or the end
     // of the text
     let mut end = header_end;
     let (mut next, mut seen, mut lines) = (0usize, 0u64, 0usize);
+    let mut value = None;
     loop {
         let start = end + 1;
         // the text ends, or a blank line ends the section
@@ -168,8 +275,18 @@ fn properties(bytes: &[u8], plan: &ScanPlan, header_end: usize) -> Option<(usize
             // by their number alone
             InOrderCheck::Integer { min, max, digits } => {
                 match digits_end(bytes, value_start, digits) {
-                    Some(end) => end,
+                    Some(end) => {
+                        if WRITTEN {
+                            // digits alone: canonical without a leading zero
+                            // (`0` alone is)
+                            form.exact &= bytes[value_start] != b'0' || end == value_start + 1;
+                        }
+                        end
+                    }
                     None => value_end(bytes, value_start, |value| {
+                        if WRITTEN {
+                            form.exact &= is_canonical_integer(value);
+                        }
                         is_integer_within(value, min, max, digits)
                     })?,
                 }
@@ -178,9 +295,18 @@ fn properties(bytes: &[u8], plan: &ScanPlan, header_end: usize) -> Option<(usize
                 (min..=max).contains(&value.len()) && is_unpadded(value)
             })?,
             InOrderCheck::Other => {
+                if WRITTEN {
+                    // a string is written as it was read; a boolean or a
+                    // number maybe not
+                    form.exact &=
+                        matches!(plan.checks.get(index), Some((_, ValueCheck::String { .. })));
+                }
                 value_end(bytes, value_start, |value| other_passes(plan, index, value))?
             }
         };
+        if WRITTEN && index == wanted {
+            value = Some(value_start..end);
+        }
         if end - start > MAX_LINE_LENGTH {
             return None;
         }
@@ -188,7 +314,7 @@ fn properties(bytes: &[u8], plan: &ScanPlan, header_end: usize) -> Option<(usize
         next = index + 1;
         lines += 1;
     }
-    (seen & plan.required == plan.required).then_some((end, lines))
+    (seen & plan.required == plan.required).then_some((end, lines, value))
 }
 
 /// The end of the value that starts at `from` (its line's end, past
