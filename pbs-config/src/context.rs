@@ -267,7 +267,7 @@ impl ConfigDir {
     /// Locks the lock file `name` in `dir` (created 0660 per policy).
     pub(crate) fn lock_in(
         &self,
-        dir: DirHandle,
+        dir: impl Into<Arc<DirHandle>>,
         name: &str,
         exclusive: bool,
     ) -> Result<BackupLockGuard, Error> {
@@ -275,14 +275,17 @@ impl ConfigDir {
         self.lock_in_with(dir, name, exclusive, options)
     }
 
-    /// Locks the lock file `name` in `dir`, created with `options`.
+    /// Locks the lock file `name` in `dir`, created with `options`. The
+    /// guard keeps `dir`: a handle the caller keeps too is shared with it
+    /// (an `Arc`), not duplicated.
     pub(crate) fn lock_in_with(
         &self,
-        dir: DirHandle,
+        dir: impl Into<Arc<DirHandle>>,
         name: &str,
         exclusive: bool,
         options: CreateOptions,
     ) -> Result<BackupLockGuard, Error> {
+        let dir = dir.into();
         let file = dir.lock(name, self.lock_timeout, exclusive, options)?;
         Ok(BackupLockGuard::new(file, dir, name, exclusive))
     }

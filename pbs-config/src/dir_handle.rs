@@ -35,6 +35,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Error, bail, format_err};
@@ -200,6 +201,10 @@ pub struct OpenedFile {
 pub struct DirHandle {
     fd: OwnedFd,
     path: PathBuf,
+    /// Device and inode of the open directory, from its first `fstat`
+    /// (they never change while it is open): the key of its locks
+    /// ([`DirHandle::lock`]), which so take no `fstat` of their own.
+    identity: OnceLock<(u64, u64)>,
 }
 
 fn fd_stat(fd: BorrowedFd<'_>, path: &Path) -> Result<EntryStat, Error> {
@@ -229,10 +234,7 @@ impl DirHandle {
     pub fn open_path(path: &Path) -> Result<Option<Self>, Error> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         match rustix::fs::open(path, flags, Mode::empty()) {
-            Ok(fd) => Ok(Some(Self {
-                fd,
-                path: path.to_owned(),
-            })),
+            Ok(fd) => Ok(Some(Self::new(fd, path.to_owned()))),
             Err(Errno::NOENT) => Ok(None),
             Err(Errno::NOTDIR) => bail!("{path:?} is not a directory"),
             Err(err) => bail!("unable to open directory {path:?} - {}", io_err(err)),
@@ -258,12 +260,34 @@ impl DirHandle {
         Ok(Self {
             fd,
             path: self.path.clone(),
+            identity: self.identity.clone(),
         })
     }
 
-    /// `fstat` of the directory itself.
+    fn new(fd: OwnedFd, path: PathBuf) -> Self {
+        Self {
+            fd,
+            path,
+            identity: OnceLock::new(),
+        }
+    }
+
+    /// `fstat` of the directory itself (taken now; it also records the
+    /// directory's identity).
     pub fn stat_self(&self) -> Result<EntryStat, Error> {
-        fd_stat(self.fd.as_fd(), &self.path)
+        let stat = fd_stat(self.fd.as_fd(), &self.path)?;
+        let _ = self.identity.set((stat.dev, stat.ino));
+        Ok(stat)
+    }
+
+    /// Device and inode of the open directory: those of its first `fstat`
+    /// (the one that checked its owner when it was opened, as a rule), else
+    /// of one taken now.
+    pub fn identity(&self) -> Result<(u64, u64), Error> {
+        match self.identity.get() {
+            Some(&identity) => Ok(identity),
+            None => self.stat_self().map(|stat| (stat.dev, stat.ino)),
+        }
     }
 
     /// `fstatat` of `name` without following a symbolic link; `None` if
@@ -320,7 +344,7 @@ impl DirHandle {
             }
             Err(err) => bail!("unable to open directory {path:?} - {}", io_err(err)),
         };
-        Ok(Some(DirHandle { fd, path }))
+        Ok(Some(DirHandle::new(fd, path)))
     }
 
     /// Creates the subdirectory `name` with `options` (mode and owner set on
@@ -844,8 +868,8 @@ impl DirHandle {
                 timeout.as_secs_f64()
             )
         };
-        let dir = self.stat_self()?;
-        let key = LockKey::new(dir.dev, dir.ino, name);
+        let (dev, ino) = self.identity()?;
+        let key = LockKey::new(dev, ino, name);
         let Some(turn) = queue::wait_turn(&key, exclusive, deadline) else {
             return Err(timed_out(
                 "other requests of this process held the lock or waited for it first",
@@ -1211,6 +1235,26 @@ mod tests {
 
     fn open(dir: &tempfile::TempDir) -> DirHandle {
         DirHandle::open_path(dir.path()).unwrap().unwrap()
+    }
+
+    /// A handle's identity is its directory's device and inode, whether
+    /// taken by the `fstat` that checked it, copied into a clone or taken
+    /// on asking; another directory's differs.
+    #[test]
+    fn a_handles_identity_is_its_directorys() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("sub")).unwrap();
+        let dir = open(&tmp);
+        let sub = dir.open_dir_any("sub").unwrap().unwrap();
+        let meta = std::fs::metadata(tmp.path().join("sub")).unwrap();
+        let want = (meta.dev(), meta.ino());
+        let checked = sub.stat_self().unwrap();
+        assert_eq!((checked.dev, checked.ino), want);
+        assert_eq!(sub.identity().unwrap(), want);
+        assert_eq!(sub.try_clone().unwrap().identity().unwrap(), want);
+        let meta = std::fs::metadata(tmp.path()).unwrap();
+        assert_eq!(dir.identity().unwrap(), (meta.dev(), meta.ino()));
+        assert_ne!(dir.identity().unwrap(), want);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Error;
 
@@ -71,14 +72,16 @@ impl LockedFile {
 #[derive(Debug)]
 pub struct BackupLockGuard {
     file: LockedFile,
-    /// The directory holding the lock file (for the removal on delete).
-    dir: DirHandle,
+    /// The directory holding the lock file (for the removal on delete):
+    /// shared with whoever else keeps it open, not a duplicate of its
+    /// descriptor.
+    dir: Arc<DirHandle>,
     name: String,
     exclusive: bool,
 }
 
 impl BackupLockGuard {
-    pub(crate) fn new(file: LockedFile, dir: DirHandle, name: &str, exclusive: bool) -> Self {
+    pub(crate) fn new(file: LockedFile, dir: Arc<DirHandle>, name: &str, exclusive: bool) -> Self {
         Self {
             file,
             dir,

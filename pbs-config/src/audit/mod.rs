@@ -317,7 +317,7 @@ impl<'a> AuditLog<'a> {
     pub fn lock(&self) -> Result<AuditLock, Error> {
         let guard = self
             .dir
-            .lock_in(self.audit_dir.try_clone()?, AUDIT_LOCK.name, true)?;
+            .lock_in(Arc::clone(&self.audit_dir), AUDIT_LOCK.name, true)?;
         Ok(AuditLock { _guard: guard })
     }
 
@@ -325,7 +325,7 @@ impl<'a> AuditLog<'a> {
     pub fn lock_shared(&self) -> Result<AuditReadLock, Error> {
         let guard = self
             .dir
-            .lock_in(self.audit_dir.try_clone()?, AUDIT_LOCK.name, false)?;
+            .lock_in(Arc::clone(&self.audit_dir), AUDIT_LOCK.name, false)?;
         Ok(AuditReadLock { _guard: guard })
     }
 
@@ -337,7 +337,7 @@ impl<'a> AuditLog<'a> {
     /// After every lock of the store, before [`AuditLog::lock`].
     pub fn lock_pending(&self, exclusive: bool) -> Result<PendingLock, Error> {
         let guard = self.dir.lock_in(
-            self.audit_dir.try_clone()?,
+            Arc::clone(&self.audit_dir),
             AUDIT_PENDING_LOCK.name,
             exclusive,
         )?;

@@ -69,11 +69,8 @@ pub(crate) fn lock_mirror(
     let guard = dir.lock_in_with(locks, name, true, ownership.options_for(ROOT_LOCK_CLASS))?;
     // renamed away while we waited (and maybe a new one made by another
     // writer): the mirror would exclude nobody
-    let locked_in = key_dir.stat_self()?;
-    if !base
-        .stat(KEY_DIR_NAME)?
-        .is_some_and(|now| now.same_file(&locked_in))
-    {
+    let locked_in = key_dir.identity()?;
+    if base.stat(KEY_DIR_NAME)?.map(|now| (now.dev, now.ino)) != Some(locked_in) {
         bail!(
             "key directory {:?} was moved while this process waited for {:?} - put it back \
              ('proxmox-backup-manager encryption-key verify' shows what is missing), then retry",

@@ -309,8 +309,8 @@ fn unpark(key: &LockKey, id: u64) {
 /// queued, never time pass).
 #[cfg(test)]
 pub(crate) fn waiting_in(dir: &crate::dir_handle::DirHandle, name: &str) -> usize {
-    let stat = dir.stat_self().unwrap();
-    let key = LockKey::new(stat.dev, stat.ino, name);
+    let (dev, ino) = dir.identity().unwrap();
+    let key = LockKey::new(dev, ino, name);
     registry()
         .queues
         .get(&key)
@@ -433,6 +433,33 @@ mod tests {
         });
         assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
         // nothing polled, nothing waited in the kernel; the entry is gone
+        assert_eq!(state(&key), None);
+    }
+
+    /// The queue is the directory's, not the handle's: a request through
+    /// another handle of it (opened on its own, so its identity is its own
+    /// `fstat`'s) queues behind the holder instead of contending in the
+    /// kernel, as does one through a clone (whose identity is copied).
+    #[test]
+    fn every_handle_of_a_directory_queues_in_its_one_queue() {
+        let (tmp, dir, key) = setup();
+        let opened_apart = DirHandle::open_path(tmp.path()).unwrap().unwrap();
+        let clone = dir.try_clone().unwrap();
+        let held = lock(&dir, LONG, true).unwrap();
+        std::thread::scope(|scope| {
+            let apart = scope.spawn(|| lock(&opened_apart, LONG, true).map(drop));
+            until("the request through the other handle is queued", || {
+                waiting(&key) == 1
+            });
+            let cloned = scope.spawn(|| lock(&clone, LONG, true).map(drop));
+            until("the request through the clone is queued", || {
+                waiting(&key) == 2
+            });
+            assert_eq!(state(&key).map(|state| state.waits_started), Some(0));
+            drop(held);
+            apart.join().unwrap().unwrap();
+            cloned.join().unwrap().unwrap();
+        });
         assert_eq!(state(&key), None);
     }
 
