@@ -14,6 +14,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use pbs_config::ConfigDir;
+use pbs_config::encryption_keys::EncryptionKeys;
 use pbs_test_kit::dirs::snapshot;
 use pbs_test_kit::key_config;
 use pbs_test_kit::privileges::run_as;
@@ -45,18 +46,12 @@ pub fn a_lock_kept_by_backup_names_its_holder() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    let config = ConfigDir::new(&scene.dir)
-        .unwrap()
-        .lock_timeout(Duration::from_millis(300));
+    let config = impatient_store(&scene);
     let keys = config.encryption_keys();
-    keys.store_key("key-one", &key_config(1)).unwrap();
     for lock in [".encryption-keys.lck", "encryption-keys/.audit/pending.lck"] {
         let mut holder = held_by_backup(&scene.dir.join(lock));
         let before = snapshot(&scene.dir, &[]);
-        let err = format!(
-            "{:#}",
-            keys.store_key("key-two", &key_config(2)).unwrap_err()
-        );
+        let err = refused_store(&keys);
         let named = format!(
             "another process holds the lock (pid {} 'flock', user backup)",
             holder.id()
@@ -73,6 +68,27 @@ pub fn a_lock_kept_by_backup_names_its_holder() {
         holder.wait().unwrap();
     }
     keys.store_key("key-two", &key_config(2)).unwrap();
+}
+
+/// A config dir of `scene` holding one key, whose lock waits give up
+/// after 300 ms.
+fn impatient_store(scene: &Scene) -> ConfigDir {
+    let config = ConfigDir::new(&scene.dir)
+        .unwrap()
+        .lock_timeout(Duration::from_millis(300));
+    config
+        .encryption_keys()
+        .store_key("key-one", &key_config(1))
+        .unwrap();
+    config
+}
+
+/// The error of a store of a second key, which a held lock refuses.
+fn refused_store(keys: &EncryptionKeys) -> String {
+    format!(
+        "{:#}",
+        keys.store_key("key-two", &key_config(2)).unwrap_err()
+    )
 }
 
 /// A `perl` process of the `backup` user that takes `lock` exclusively
@@ -106,19 +122,13 @@ pub fn a_holders_name_never_reaches_roots_terminal_raw() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    let config = ConfigDir::new(&scene.dir)
-        .unwrap()
-        .lock_timeout(Duration::from_millis(300));
+    let config = impatient_store(&scene);
     let keys = config.encryption_keys();
     let lock = scene.dir.join(".encryption-keys.lck");
-    keys.store_key("key-one", &key_config(1)).unwrap();
     let (holder, line) =
         perl_of_backup(&lock, r#"$0 = "\e[8m\nroot"; print "locked\n"; sleep 600"#);
     assert_eq!(line, "locked");
-    let err = format!(
-        "{:#}",
-        keys.store_key("key-two", &key_config(2)).unwrap_err()
-    );
+    let err = refused_store(&keys);
     let group = Pid::from_raw(holder.id() as i32);
     killpg(group, Signal::SIGKILL).unwrap();
     assert!(
@@ -136,22 +146,16 @@ pub fn a_lock_handed_on_names_the_process_that_holds_it() {
     let Some(scene) = Scene::new() else {
         return;
     };
-    let config = ConfigDir::new(&scene.dir)
-        .unwrap()
-        .lock_timeout(Duration::from_millis(300));
+    let config = impatient_store(&scene);
     let keys = config.encryption_keys();
     let lock = scene.dir.join(".encryption-keys.lck");
-    keys.store_key("key-one", &key_config(1)).unwrap();
     let (mut taker, line) = perl_of_backup(
         &lock,
         r#"my $pid = fork(); if ($pid) { print "$$ $pid\n"; exit 0 } close(STDOUT); sleep 600"#,
     );
     taker.wait().unwrap();
     let (taker_pid, holder_pid) = line.split_once(' ').unwrap();
-    let err = format!(
-        "{:#}",
-        keys.store_key("key-two", &key_config(2)).unwrap_err()
-    );
+    let err = refused_store(&keys);
     let group = Pid::from_raw(taker.id() as i32);
     killpg(group, Signal::SIGKILL).unwrap();
     assert!(
