@@ -1161,8 +1161,6 @@ fn write_new(
     fd_stat(file.as_fd(), path)
 }
 
-/// `NAME.tmp_XXXXXX` with six random letters or digits (the pattern
-/// `verify` recognises as an interrupted write).
 /// A replace of [`DirHandle::stage_replace`]: its temp file written and
 /// synced, not yet renamed over the name it replaces.
 #[must_use = "a staged replace changes nothing until it is committed"]
@@ -1204,6 +1202,8 @@ impl Drop for StagedReplace<'_> {
     }
 }
 
+/// `NAME.tmp_XXXXXX` with six random letters or digits (the pattern
+/// `verify` recognises as an interrupted write).
 fn tmp_name_for(name: &str) -> Result<String, Error> {
     Ok(format!("{name}.tmp_{}", random_suffix()?))
 }

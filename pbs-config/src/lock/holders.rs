@@ -13,8 +13,9 @@ use nix::unistd::{Uid, User};
 const NAMED: usize = 3;
 
 /// "pid 4242 'flock', user backup" for each process holding a `flock` on
-/// the file `dev` and `ino` name; `None` if `/proc/locks` names none (it
-/// let go since, or it lives in another pid namespace).
+/// the file `dev` and `ino` name; `None` if `/proc/locks` names none, or
+/// no process's open files hold it (it let go since, or it lives in
+/// another pid namespace).
 pub(crate) fn describe(dev: u64, ino: u64) -> Option<String> {
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let file = format!(
