@@ -512,14 +512,19 @@ impl<'a> Trash<'a> {
     /// [`Trash::list`] without reading the audit log (`verified_copy`
     /// left `None`).
     fn entries(&self) -> Result<TrashListing, Error> {
-        let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
-            return Ok(TrashListing::default());
-        };
-        let scan = scan(&trash_dir)?;
+        match self.open_for_reading()? {
+            Some((_key_dir, trash_dir)) => self.entries_in(&trash_dir),
+            None => Ok(TrashListing::default()),
+        }
+    }
+
+    /// [`Trash::entries`] of the trash directory `trash_dir`.
+    fn entries_in(&self, trash_dir: &DirHandle) -> Result<TrashListing, Error> {
+        let scan = scan(trash_dir)?;
         let mut listing = TrashListing::default();
         for (name, files) in &scan.entries {
             let record = match files.key && files.record {
-                true => self.read_record(&trash_dir, name).ok(),
+                true => self.read_record(trash_dir, name).ok(),
                 false => None,
             };
             match record {
@@ -552,22 +557,19 @@ impl<'a> Trash<'a> {
         let listing = self
             .entries()
             .layer_err(|| format!("unable to list the trash {:?}", self.path()))?;
-        Ok(listing
-            .entries
-            .into_iter()
-            .filter(|entry| entry.record.fingerprint.as_ref() == Some(fingerprint))
-            .map(|entry| entry.name)
-            .collect())
+        Ok(holding(listing, fingerprint))
     }
 
     /// The key files of the complete entries holding the key with
     /// `fingerprint` ([`Trash::copies_of`]), those that read and hold it.
     pub(crate) fn key_files_of(&self, fingerprint: &Fingerprint) -> Result<Vec<KeyConfig>, Error> {
-        let entries = self.copies_of(fingerprint)?;
         let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
             return Ok(Vec::new());
         };
-        Ok(entries
+        let listing = self
+            .entries_in(&trash_dir)
+            .layer_err(|| format!("unable to list the trash {:?}", self.path()))?;
+        Ok(holding(listing, fingerprint)
             .iter()
             .filter_map(|entry| self.read_key(&trash_dir, entry).ok())
             .filter(|(_, held)| held == fingerprint)
@@ -986,6 +988,17 @@ fn check_restore_free(
         .into());
     }
     Ok(())
+}
+
+/// The names of the entries of `listing` whose record names the key with
+/// `fingerprint`.
+fn holding(listing: TrashListing, fingerprint: &Fingerprint) -> Vec<String> {
+    listing
+        .entries
+        .into_iter()
+        .filter(|entry| entry.record.fingerprint.as_ref() == Some(fingerprint))
+        .map(|entry| entry.name)
+        .collect()
 }
 
 #[cfg(test)]
