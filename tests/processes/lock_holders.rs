@@ -28,17 +28,9 @@ fn held_by_backup(lock: &Path) -> Child {
     let mut cmd = Command::new("flock");
     cmd.arg("--exclusive")
         .arg(lock)
-        .args(["sh", "-c", "echo locked && exec sleep 600"])
-        .stdout(Stdio::piped())
-        .process_group(0);
-    let (uid, gid) = backup_ids();
-    run_as(&mut cmd, uid, gid);
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "locked", "backup's flock of {lock:?}");
+        .args(["sh", "-c", "echo locked && exec sleep 600"]);
+    let (child, line) = started_as_backup(cmd);
+    assert_eq!(line, "locked", "backup's flock of {lock:?}");
     child
 }
 
@@ -100,10 +92,15 @@ fn perl_of_backup(lock: &Path, then: &str) -> (Child, String) {
          flock($f, LOCK_EX) or die; {then}"
     );
     let mut cmd = Command::new("perl");
-    cmd.args(["-e", &script])
-        .arg(lock)
-        .stdout(Stdio::piped())
-        .process_group(0);
+    cmd.args(["-e", &script]).arg(lock);
+    started_as_backup(cmd)
+}
+
+/// `cmd` started as the `backup` user in its own process group (killed
+/// as a whole: what it runs inherits the lock), with the first line it
+/// prints, trimmed.
+fn started_as_backup(mut cmd: Command) -> (Child, String) {
+    cmd.stdout(Stdio::piped()).process_group(0);
     let (uid, gid) = backup_ids();
     run_as(&mut cmd, uid, gid);
     let mut child = cmd.spawn().unwrap();
