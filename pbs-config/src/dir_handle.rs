@@ -485,6 +485,28 @@ impl DirHandle {
         })
     }
 
+    /// [`DirHandle::stage_replace`] through the temp file `tmp_name`, a
+    /// fixed name rather than a new random one: a temp file of that name
+    /// left by a crash is removed first, so crashes leave at most one. Only
+    /// for a directory no one else may write to (root's `.locks/`), where
+    /// no one else can make or hold that name.
+    pub fn stage_replace_through(
+        &self,
+        name: &str,
+        tmp_name: &str,
+        data: &[u8],
+        options: CreateOptions,
+    ) -> Result<StagedReplace<'_>, Error> {
+        self.unlink(tmp_name)?;
+        let written = self.create_new(tmp_name, data, options, true)?;
+        Ok(StagedReplace {
+            dir: self,
+            name: name.to_string(),
+            tmp_name: Some(tmp_name.to_string()),
+            written,
+        })
+    }
+
     /// The steps of a replace after the rename: the crash point
     /// `{fail_point}-written`, the fsync of this directory, and the check
     /// that `name` is still the file `written`.

@@ -209,6 +209,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rollback::a_disk_filled_by_backup_never_costs_roots_write_record,
     ),
     (
+        "rollback::a_killed_writer_leaves_no_record_temp_past_the_next_write",
+        rollback::a_killed_writer_leaves_no_record_temp_past_the_next_write,
+    ),
+    (
         "read_once::a_key_list_back_after_roots_read_is_never_written_over",
         read_once::a_key_list_back_after_roots_read_is_never_written_over,
     ),

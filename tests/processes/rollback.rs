@@ -10,8 +10,9 @@ use std::process::Stdio;
 
 use pbs_test_kit::Manager;
 
-use crate::broken_locks::{as_backup, mv_as_backup, paused_store};
+use crate::broken_locks::{as_backup, mv_as_backup, paused_store, store};
 use crate::scene::{Scene, job_args};
+use crate::support::{killed_by_sigkill, run_worker};
 
 pub fn a_config_put_back_by_backup_is_named_by_verify() {
     if !pbs_config::failpoint::enabled() {
@@ -535,4 +536,43 @@ pub fn a_disk_filled_by_backup_never_costs_roots_write_record() {
     let run = scene.manager(&["encryption-key", "verify"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("rolled-back"), "{run:?}");
+}
+
+/// A root writer killed between staging the record of its write and
+/// putting it in place (here with the new key list written, not yet
+/// renamed in) leaves the record's next version in root's `.locks/`.
+/// Before, each crash left one more such file there, and nothing removed
+/// them; now there is at most one per config file, and the next write of
+/// that file puts its own record in place of it.
+pub fn a_killed_writer_leaves_no_record_temp_past_the_next_write() {
+    let Some(scene) = Scene::new() else {
+        return;
+    };
+    scene.create_keys(&["key-one"]);
+    let locks = scene.path("encryption-keys/.locks");
+    let left_over = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&locks)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(".written") && !name.ends_with(".written"))
+            .collect();
+        names.sort();
+        names
+    };
+    for (n, id) in ["killed-one", "killed-two"].into_iter().enumerate() {
+        let mut cmd = store(&scene.dir, id, 40 + n as u64);
+        cmd.env("PBS_FAILPOINT", "store:config-tmp-written");
+        let output = run_worker(cmd);
+        assert!(killed_by_sigkill(&output), "{id}: {output:?}");
+    }
+    let after_crashes = left_over();
+    assert_eq!(after_crashes.len(), 1, "{after_crashes:?}");
+
+    scene.create_keys(&["key-two"]);
+    assert_eq!(left_over(), Vec::<String>::new());
+    // the record holds the last write: no rollback is seen (the killed
+    // stores' key files are orphans, which is what a crash there leaves)
+    let run = scene.manager(&["encryption-key", "verify"]);
+    assert!(!run.stdout.contains("rolled-back"), "{run:?}");
+    assert!(run.stdout.contains("orphan-key-file"), "{run:?}");
 }

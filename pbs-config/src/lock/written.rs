@@ -16,11 +16,12 @@
 //! content is one too (an empty file of root's, renamed in place of another,
 //! reads as a list with nothing in it; no hand edit empties a key list).
 //!
-//! The new record is written to a temp file before the config file and
-//! renamed in after it ([`stage_record`]): a disk too full for the record
-//! fails the write with nothing changed, and a crash between the two
-//! leaves the previous record (the new file then reads as a hand edit
-//! until the next write).
+//! The new record is written to `<file>.written.next` before the config
+//! file and renamed in after it ([`stage_record`]): a disk too full for
+//! the record fails the write with nothing changed, and a crash between
+//! the two leaves the previous record (the new file then reads as a hand
+//! edit until the next write) and the `.next` file, which the next write
+//! replaces.
 //!
 //! What this cannot see (docs/security.md): a rollback to a version older
 //! than the last [`KEPT`] writes, or one made where there is no mirror (a
@@ -46,6 +47,13 @@ const MAX_RECORD_SIZE: u64 = 64 * 1024;
 /// The record's name beside the mirror locks.
 fn record_name(file: &ConfigFile) -> String {
     format!("{}.written", file.name)
+}
+
+/// The name of the record's next version while it is staged: one fixed
+/// name, so a writer killed before putting it in place leaves one such
+/// file, which the next write of `file` replaces.
+fn next_record_name(file: &ConfigFile) -> String {
+    format!("{}.written.next", file.name)
 }
 
 /// The path of `file`'s record under `mirror`, for messages: removing it
@@ -107,7 +115,7 @@ pub(crate) fn stage_record<'a>(
     let name = record_name(file);
     let options = ownership.options_for(ROOT_LOCK_CLASS);
     let staged = dir
-        .stage_replace(&name, text.as_bytes(), options)
+        .stage_replace_through(&name, &next_record_name(file), text.as_bytes(), options)
         .map_err(|err| {
             format_err!(
                 "unable to write the record of root's writes of {} - {err:#}; nothing was \
