@@ -354,6 +354,51 @@ fn fresh_load(figures: &mut Figures, runs: usize) {
         || worker("fresh-store", &[dir]),
     );
     figures.insert("fresh_store/10000", first);
+
+    // the same in upstream's layout: a config dir of the backup user's,
+    // where root's writers also take root's mirror locks and record what
+    // they write (two more flushes a store); run as root only
+    let store = KeyStore::new(KEYS, 1);
+    if !give_to_backup(store.path()) {
+        return;
+    }
+    let dir = store.path().to_str().unwrap();
+    let [first, ..] = fresh_table(
+        &format!(
+            "## Store in a fresh process, upstream's layout (the config dir the backup user's; \
+             {KEYS} keys and more; median of {runs})"
+        ),
+        [
+            "`ConfigDir::new` + `store_key` of a new key",
+            "reads and parses",
+        ],
+        runs,
+        || worker("fresh-store", &[dir]),
+    );
+    figures.insert("fresh_store_upstream_layout/10000", first);
+}
+
+/// Makes `dir` the backup user's (0700), as upstream's
+/// `/etc/proxmox-backup`, so that root's writers there take root's mirror
+/// locks and record their writes, and takes the first such write (which
+/// makes root's `.locks/`) untimed. False, after saying so, where that
+/// cannot be done (not root, no backup user).
+fn give_to_backup(dir: &Path) -> bool {
+    let backup = nix::unistd::User::from_name("backup").ok().flatten();
+    let Some(backup) = backup.filter(|_| nix::unistd::geteuid().is_root()) else {
+        println!("(upstream's layout not measured: that needs root and a 'backup' user)");
+        println!();
+        return false;
+    };
+    nix::unistd::chown(dir, Some(backup.uid), Some(backup.gid)).expect("chown config dir");
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod config dir");
+    let config_dir = pbs_config::ConfigDir::new(dir).expect("config dir");
+    config_dir
+        .encryption_keys()
+        .store_key("upstream-layout", &pbs_test_kit::key_config(4_000_000))
+        .expect("first store in upstream's layout");
+    true
 }
 
 /// Runs a fresh-process worker `runs` times and prints the table of its
@@ -769,6 +814,13 @@ fn store_key_targets(figures: &Figures, floor: f64) -> (Option<f64>, Option<f64>
     row(
         "store in a fresh process (the first in it) at 10,000 <= 2 floor + config-size floor + parse + write",
         f("fresh_store/10000"),
+        bound,
+        true,
+        "ms",
+    );
+    row(
+        "the same in upstream's layout (the config dir the backup user's: root's record of its writes too)",
+        f("fresh_store_upstream_layout/10000"),
         bound,
         true,
         "ms",
