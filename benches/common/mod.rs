@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -147,5 +148,34 @@ impl KeyStore {
 
     pub fn path(&self) -> &Path {
         self.tmp.path()
+    }
+
+    /// This store in upstream's layout: its config dir made the backup
+    /// user's (0700, as `/etc/proxmox-backup`), so that root's writers
+    /// there also take root's mirror locks and record each write in
+    /// `encryption-keys/.locks/` (the bench's other config dirs are
+    /// root's, where neither is needed). The first such write, which makes
+    /// `.locks/`, is taken here. `None`, after saying so, where that cannot
+    /// be done: it needs root and a `backup` user.
+    pub fn in_upstream_layout(mut self) -> Option<Self> {
+        let backup = nix::unistd::User::from_name("backup").ok().flatten();
+        let Some(backup) = backup.filter(|_| nix::unistd::geteuid().is_root()) else {
+            println!("(upstream's layout not measured: that needs root and a 'backup' user)");
+            println!();
+            return None;
+        };
+        nix::unistd::chown(self.path(), Some(backup.uid), Some(backup.gid))
+            .expect("chown config dir");
+        std::fs::set_permissions(self.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod config dir");
+        self.dir = ConfigDir::shared(self.path()).expect("config dir");
+        let keys = self.dir.encryption_keys();
+        keys.store_key("upstream-layout", &key_config(9_000_000))
+            .expect("first store in upstream's layout");
+        keys.archive_key("upstream-layout", None)
+            .expect("archive the first store's key");
+        keys.remove_key("upstream-layout", None)
+            .expect("remove the first store's key");
+        Some(self)
     }
 }

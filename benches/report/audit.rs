@@ -33,19 +33,35 @@ pub fn audit_cost(figures: &mut Figures, rounds: usize) {
     );
     println!("|---|---|---|---|---|---|");
     for n in common::STORE_SIZES {
-        let [audited, unaudited, floor] = rounds_at(n, rounds);
-        let ratio = pair_median(&audited, &unaudited);
-        let over_floor = pair_median(&audited, &floor);
-        println!(
-            "| {n} | {} | {} | {} | {ratio:.2} | {over_floor:.2} |",
-            crate::ms(median(&mut audited.clone())),
-            crate::ms(median(&mut unaudited.clone())),
-            crate::ms(median(&mut floor.clone())),
-        );
+        let (ratio, over_floor) = table_row(&n.to_string(), &KeyStore::new(n, 1), rounds);
         figures.insert(ratio_name(n), ratio);
         figures.insert(floor_ratio_name(n), over_floor);
     }
+    // 10 keys again in upstream's layout, where root's writers also record
+    // each write (two more flushes in every kind of store)
+    if let Some(store) = KeyStore::new(10, 1).in_upstream_layout() {
+        let (ratio, _) = table_row("10, upstream's layout", &store, rounds);
+        figures.insert(UPSTREAM_LAYOUT_RATIO_10, ratio);
+    }
     println!();
+}
+
+/// The figure name of the paired ratio at 10 keys in upstream's layout.
+pub const UPSTREAM_LAYOUT_RATIO_10: &str = "audit/ratio/10/upstream-layout";
+
+/// Runs the rounds on `store` and prints their row, headed `keys`.
+/// Returns audited / unaudited and audited / (unaudited + append).
+fn table_row(keys: &str, store: &KeyStore, rounds: usize) -> (f64, f64) {
+    let [audited, unaudited, floor] = rounds_on(store, rounds);
+    let ratio = pair_median(&audited, &unaudited);
+    let over_floor = pair_median(&audited, &floor);
+    println!(
+        "| {keys} | {} | {} | {} | {ratio:.2} | {over_floor:.2} |",
+        crate::ms(median(&mut audited.clone())),
+        crate::ms(median(&mut unaudited.clone())),
+        crate::ms(median(&mut floor.clone())),
+    );
+    (ratio, over_floor)
 }
 
 /// The figure name of the paired audited / unaudited ratio at `n` keys.
@@ -68,9 +84,8 @@ pub fn floor_ratio_name(n: usize) -> &'static str {
     }
 }
 
-/// Nanos of each kind's store, one per round, at `n` keys.
-fn rounds_at(n: usize, rounds: usize) -> [Vec<f64>; 3] {
-    let store = KeyStore::new(n, 1);
+/// Nanos of each kind's store on `store`, one per round.
+fn rounds_on(store: &KeyStore, rounds: usize) -> [Vec<f64>; 3] {
     let audited = store.dir.encryption_keys();
     let plain_dir = store.dir.with_caller(Caller::cli()).unaudited();
     let plain = plain_dir.encryption_keys();
