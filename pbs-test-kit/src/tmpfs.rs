@@ -91,8 +91,15 @@ impl Tmpfs {
 }
 
 impl Drop for Tmpfs {
+    /// Detaches the mount (`umount --lazy`): a plain `umount` fails while
+    /// anything still has a file or directory open on it (a `ConfigDir`
+    /// of the test dropped after it, a worker not yet reaped), and left
+    /// one mount behind per run.
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
+        let _ = Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.path)
+            .status();
     }
 }
 
