@@ -622,3 +622,63 @@ fn abort_after_the_switch_is_refused_and_the_rotation_resumes() {
         assert_verified(&config, name);
     });
 }
+
+/// A rotation run again after its end exports the new key again into the
+/// answer: only for a caller who may rotate the jobs to that key. Before
+/// stop 32 that answer skipped every check but Sys.Modify on the store, so
+/// a token whose Admin on the store is masked on one key (`NoAccess`, or
+/// granted without propagation) named a job on that key as the "new" key
+/// and got the key in a bundle under a passphrase of its own choosing,
+/// while the export of it was 403 (finding 29).
+#[test]
+fn a_finished_rotation_exports_only_what_the_caller_may_rotate_to() {
+    let (dir, _) = store();
+    let config = &dir.config;
+    pbs_test_kit::access::add_user(config, "erin@pbs", None, |_| {});
+    let masked = add_token(config, "erin@pbs!masked", None);
+    let flat = add_token(config, "erin@pbs!flat", None);
+    for auth_id in ["erin@pbs", "erin@pbs!masked"] {
+        grant(config, "/", auth_id, "Admin", true);
+        grant(
+            config,
+            "/system/encryption-keys/key0",
+            auth_id,
+            "NoAccess",
+            false,
+        );
+    }
+    grant(config, "/", "erin@pbs!flat", "Admin", false);
+    grant(config, "/remote", "erin@pbs!flat", "Admin", true);
+    grant(config, "/datastore", "erin@pbs!flat", "Admin", true);
+    grant(
+        config,
+        "/system/encryption-keys",
+        "erin@pbs!flat",
+        "Admin",
+        false,
+    );
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    for (token, secret) in [("erin@pbs!masked", &masked), ("erin@pbs!flat", &flat)] {
+        let mut client = Client::token(daemon.port, token, secret);
+        let export = client.post_form(
+            "config/encryption-key-export",
+            "id=key0&passphrase=erin%27s+own+passphrase",
+        );
+        export.expect(403, "/system/encryption-keys/key0");
+        let seq = records_since(config, 0)
+            .last()
+            .map_or(0, |record| record.seq);
+        let rotate = client.post_form(
+            "config/encryption-key-rotate",
+            "job=job1&new-id=key0&passphrase=erin%27s+own+passphrase",
+        );
+        assert!(
+            !rotate.body.contains("bundle"),
+            "{token}: {} {}",
+            rotate.status,
+            rotate.body
+        );
+        rotate.expect(403, "/system/encryption-keys/key0");
+        assert!(records_since(config, seq).is_empty(), "{token}");
+    }
+}

@@ -251,9 +251,9 @@ pub struct RotateRequest {
 /// of the API (the root crate's), and the export, which goes to a file or
 /// an API answer.
 pub trait RotateHooks {
-    /// Before a rotation is planned or resumed: may the caller rotate
-    /// `jobs` (as they are now) to `new_key`? (And for a plan: can the
-    /// export go where it is to go?)
+    /// Before a rotation is planned or resumed, or found done already: may
+    /// the caller rotate `jobs` (as they are now) to `new_key`? (And for a
+    /// plan, `resuming` false: can the export go where it is to go?)
     fn check(&mut self, jobs: &[SyncJobConfig], new_key: &str, resuming: bool)
     -> Result<(), Error>;
 
@@ -740,6 +740,10 @@ impl<'a> Rotations<'a> {
             .iter()
             .all(|job| job.active_encryption_key.as_deref() == Some(new_key.as_str()))
         {
+            // done already, or never a rotation: the jobs name a key that
+            // was not made here. The caller's answer may still hand that
+            // key out (the API's export), so it is checked as a resume is
+            hooks.check(&current, &new_key, true)?;
             return Ok(None);
         }
         for job in &current {
