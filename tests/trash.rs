@@ -651,6 +651,74 @@ fn destroying_a_key_without_a_copy_needs_the_whole_store() {
     assert!(files_holding(dir.path(), &store_wide).is_empty());
 }
 
+/// A trashed key keeps the privilege of the id it had: a token whose
+/// Admin on the store is masked on one key (`NoAccess`, as for an export
+/// of it) neither restores that key from the trash under an id of its own
+/// (then exports it: the key's bytes) nor destroys it. Before stop 32 both
+/// needed Sys.Modify on the store alone (finding 30).
+#[test]
+fn a_trashed_key_keeps_the_privilege_of_its_id() {
+    use pbs_test_kit::ApiDaemon;
+    use pbs_test_kit::access::{add_token, add_user, grant};
+    use pbs_test_kit::https::Client;
+
+    let dir = TestDir::new();
+    archived(&dir.config, "hidden", 41);
+    archived(&dir.config, "open", 42);
+    for id in ["hidden", "open"] {
+        delete_at(&dir.config, id, proxmox_time::epoch_i64(), 30);
+    }
+    add_user(&dir.config, "erin@pbs", None, |_| {});
+    let secret = add_token(&dir.config, "erin@pbs!masked", None);
+    for auth_id in ["erin@pbs", "erin@pbs!masked"] {
+        grant(
+            &dir.config,
+            "/system/encryption-keys",
+            auth_id,
+            "Admin",
+            true,
+        );
+        grant(
+            &dir.config,
+            "/system/encryption-keys/hidden",
+            auth_id,
+            "NoAccess",
+            false,
+        );
+    }
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    let listing = dir.config.encryption_keys().trash().list().unwrap();
+    let name = listing
+        .entries
+        .iter()
+        .find(|entry| entry.name.starts_with("hidden@"))
+        .map(|entry| entry.name.clone())
+        .unwrap();
+
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
+    for selector in ["hidden", name.as_str()] {
+        for form in ["", "as=mine"] {
+            erin.post_form(
+                &format!("config/encryption-key-trash/{selector}/restore"),
+                form,
+            )
+            .expect(403, "missing Sys.Modify on /system/encryption-keys/hidden");
+        }
+        for query in ["", "?without-verified-copy=1", "?expired=1"] {
+            erin.delete(&format!("config/encryption-key-trash/{selector}{query}"))
+                .expect(403, "missing Sys.Modify on /system/encryption-keys/hidden");
+        }
+    }
+    assert_eq!(
+        before,
+        pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"])
+    );
+    // the key it may reach comes back as before, under an id of its choice
+    erin.post_form("config/encryption-key-trash/open/restore", "as=mine")
+        .data();
+}
+
 /// A bundle whose key file says it is protected is taken at its word for
 /// the key's fingerprint (the drill cannot decrypt it): one made by hand,
 /// holding another key under the fingerprint of a stored key (protected or

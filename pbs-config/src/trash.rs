@@ -214,8 +214,9 @@ pub(crate) fn key_name(entry: &str) -> String {
     format!("{entry}.enc")
 }
 
-/// The id part of an entry name.
-pub(crate) fn entry_id(entry: &str) -> &str {
+/// The id part of an entry name, or of a selector ([`check_selector`]):
+/// the id the key had (`unnamed` for a key that had no valid id).
+pub fn entry_id(entry: &str) -> &str {
     entry.split_once('@').map_or(entry, |(id, _)| id)
 }
 

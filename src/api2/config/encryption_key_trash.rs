@@ -19,7 +19,7 @@ use proxmox_schema::{
     ApiStringFormat, ArraySchema, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail,
 };
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_MODIFY};
 use pbs_config::ConfigDir;
 use pbs_config::trash::{PurgeReport, TrashListing};
 
@@ -27,6 +27,7 @@ use super::{STORE_AUDIT, STORE_MODIFY};
 use crate::api2::config::encryption_keys::{CRYPT_KEY_RETURN_SCHEMA, WITHOUT_VERIFIED_COPY_SCHEMA};
 use crate::api2::described_object;
 use crate::api2::{param_str, required_str};
+use crate::server::environment::RestEnvironment;
 
 /// `name`: a trash entry's name, or the key id it had.
 pub const TRASH_NAME_SCHEMA: Schema = StringSchema::new(
@@ -57,6 +58,9 @@ const TRASH_LIST_SCHEMA: Schema = ArraySchema::new(
 )
 .schema();
 
+const ENTRY_ACCESS: &str = "and Sys.Modify on /system/encryption-keys/{id}, the id the key had \
+     (the part of the name before '@'), checked by the handler";
+
 const PURGE_REPORT_SCHEMA: Schema = described_object(
     "What a purge did: purged (the entries destroyed) and kept-without-copy (expired entries kept \
      because no verified copy of their key is recorded), each entry name, id, fingerprint.",
@@ -69,6 +73,20 @@ fn check_as(as_id: Option<&str>) -> Result<(), Error> {
         param_bail!("as", "{err}");
     }
     Ok(())
+}
+
+/// Sys.Modify on the key `name` names (`/system/encryption-keys/<id it
+/// had>`), besides the store's: a trashed key keeps the privilege of its
+/// id, so a caller masked on a key (as for its export) neither restores
+/// it, under any id, nor destroys it (finding 30).
+fn check_entry_privilege(env: &RestEnvironment, name: &str) -> Result<(), Error> {
+    check_name(name)?;
+    let id = pbs_config::trash::entry_id(name);
+    env.user_info()?.check_privs(
+        &env.auth_id()?,
+        &format!("/system/encryption-keys/{id}"),
+        PRIV_SYS_MODIFY,
+    )
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
@@ -123,12 +141,13 @@ pub const API_METHOD_RESTORE_FROM_TRASH: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let dir = env.dir();
         let name = required_str(&param, "name")?;
+        check_entry_privilege(env, name)?;
         restore_from_trash(dir, name, param_str(&param, "as"))?
     }),
     &API_METHOD_RESTORE_FROM_TRASH_PARAMETERS,
 )
 .returns(ReturnType::new(false, &CRYPT_KEY_RETURN_SCHEMA))
-.access(None, &STORE_MODIFY);
+.access(Some(ENTRY_ACCESS), &STORE_MODIFY);
 
 /// Destroys trashed keys: the entry `name` names, or with `expired` every
 /// entry whose purge date has come (of that name's id only, with a name).
@@ -171,6 +190,7 @@ pub const API_METHOD_PURGE_TRASH_ENTRY: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let dir = env.dir();
         let name = required_str(&param, "name")?;
+        check_entry_privilege(env, name)?;
         let expired = param["expired"].as_bool().unwrap_or(false);
         let anyway = param["without-verified-copy"].as_bool().unwrap_or(false);
         purge_trash(dir, Some(name), expired, anyway)?
@@ -178,7 +198,7 @@ pub const API_METHOD_PURGE_TRASH_ENTRY: ApiMethod = ApiMethod::new(
     &API_METHOD_PURGE_TRASH_ENTRY_PARAMETERS,
 )
 .returns(ReturnType::new(false, &PURGE_REPORT_SCHEMA))
-.access(None, &STORE_MODIFY);
+.access(Some(ENTRY_ACCESS), &STORE_MODIFY);
 
 /// Parameters of `DELETE /config/encryption-key-trash`.
 pub const API_METHOD_PURGE_EXPIRED_PARAMETERS: ObjectSchema = ObjectSchema::new(
