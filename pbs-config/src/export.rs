@@ -27,7 +27,7 @@ use zeroize::Zeroize;
 
 use proxmox_lang::error::ErrorLayer;
 
-use pbs_api_types::{CryptKey, Fingerprint, KeyInfo};
+use pbs_api_types::{CryptKey, Fingerprint, Kdf, KeyInfo};
 use pbs_key_config::KeyConfig;
 use pbs_key_config::bundle::{
     BundleKeyInfo, ExportKey, ExportRecipient, ProvableBundle, create_provable_bundle,
@@ -478,6 +478,9 @@ impl EncryptionKeys<'_> {
                 id: id.to_string(),
                 info: KeyInfo {
                     path: Some(self.key_path(id).to_string_lossy().into_owned()),
+                    // the entry describes the key file written, whatever
+                    // the bundle's entry says
+                    kdf: key.key_config.kdf_kind(),
                     ..key.entry.info.clone()
                 },
                 archived_at: key.entry.archived_at,
@@ -516,6 +519,7 @@ impl EncryptionKeys<'_> {
             if id_taken_by == Some(Some(*fingerprint)) {
                 // the entry is there: is its key file?
                 if self.key_file_missing(base, &entry.id)? {
+                    check_same_protection(sections.entry(&entry.id)?.info.kdf, entry)?;
                     missing_files.insert(entry.id.clone());
                     continue;
                 }
@@ -625,6 +629,30 @@ pub fn finish_all<T>(pending: Vec<Pending<'_>>, result: Result<T, Error>) -> Res
         (Ok(_), Some(err)) => Err(err),
         (result, _) => result,
     }
+}
+
+/// Refuses to put back the missing key file of a key the store lists with
+/// `stored` protection from `entry`'s key file if that is protected
+/// otherwise. Only an unprotected key file proves its key (its fingerprint
+/// is computed from it); a protected one has the fingerprint it claims, so
+/// one in place of an unprotected key's file would load as that key
+/// without being it, and hide the real key file from a later restore
+/// (finding 31). A protected key's file cannot be checked here.
+fn check_same_protection(stored: Kdf, entry: &CryptKey) -> Result<(), Error> {
+    let given = entry.info.kdf;
+    if stored == given {
+        return Ok(());
+    }
+    let words = |kdf: Kdf| match kdf {
+        Kdf::None => "not protected".to_string(),
+        other => format!("passphrase protected ({})", other.as_str()),
+    };
+    bail!(
+        "refusing to restore - encryption key '{}' is {} in the store, and the key file given          for it is {}: it cannot be that key's file - nothing was restored",
+        entry.id,
+        words(stored),
+        words(given)
+    )
 }
 
 /// A restore that failed at key `id`: says which keys were restored before.
@@ -825,6 +853,46 @@ mod tests {
             "{err}"
         );
         assert_eq!(files(&dir), before);
+    }
+
+    /// The missing key file of an unprotected key is put back only from a
+    /// key file whose key is that key: a protected key file that merely
+    /// claims its fingerprint (a bundle made by hand, as for finding 26)
+    /// would take its place, load, and make the real key's restore a
+    /// no-op ("already present"). Refused, nothing written; the real one
+    /// restores after it (finding 31).
+    #[test]
+    fn a_missing_key_file_is_not_put_back_from_a_key_that_only_claims_it() {
+        use pbs_api_types::Kdf;
+
+        let (_tmp, dir) = store();
+        let keys = dir.encryption_keys();
+        keys.store_key("k-one", &key(1)).unwrap();
+        let real = bundle_of_all(&dir);
+        let k_one = keys.key_path("k-one");
+        std::fs::remove_file(&k_one).unwrap();
+
+        let mut entry = keys.entry("k-one").unwrap();
+        let mut forged = KeyConfig::with_key(&[43; 32], b"whatever", Kdf::PBKDF2).unwrap();
+        forged.fingerprint = entry.info.fingerprint;
+        entry.info.kdf = Kdf::PBKDF2;
+        let forged_file = forged.to_json().unwrap();
+        let before = files(&dir);
+        let err = keys
+            .restore_keys(&[RestoreKey {
+                entry,
+                key_config: &forged,
+                key_file: forged_file.as_bytes(),
+            }])
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is not protected in the store"),
+            "{err:#}"
+        );
+        assert_eq!(files(&dir), before);
+        let restored = keys.restore_keys(&restore_keys_of(&real)).unwrap();
+        assert_eq!(restored[0].outcome, RestoreOutcome::KeyFileRestored);
+        keys.load_key("k-one", true).unwrap();
     }
 
     #[test]
