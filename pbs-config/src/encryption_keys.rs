@@ -42,7 +42,7 @@ use proxmox_lang::error::ErrorLayer;
 use proxmox_schema::{ApiType, param_bail};
 use proxmox_section_config::{FIND_CHUNK, SectionConfig, SectionConfigData, SectionConfigPlugin};
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, KeyInfo};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, Kdf, KeyInfo};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::audit::{Event, Op};
@@ -536,6 +536,17 @@ impl<'a> EncryptionKeys<'a> {
             );
         };
         let found = if key_config.is_protected() {
+            // a protected key file has the fingerprint it claims: in place
+            // of a key the config lists as unprotected it cannot be that
+            // key (finding 31)
+            if entry.info.kdf == Kdf::None {
+                bail!(
+                    "key file {:?} is passphrase protected, but the config lists '{id}' as \
+                     unprotected - it only claims the key's fingerprint; put the key's own file \
+                     back (restore it from an export bundle or the trash)",
+                    self.key_path(id)
+                );
+            }
             match key_config.fingerprint {
                 Some(fp) => fp,
                 None => bail!(

@@ -890,6 +890,17 @@ mod tests {
             "{err:#}"
         );
         assert_eq!(files(&dir), before);
+        // such a file put there by hand does not load, and verify names it
+        std::fs::write(&k_one, forged_file.as_bytes()).unwrap();
+        std::fs::set_permissions(&k_one, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .unwrap();
+        let err = keys.load_key("k-one", false).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("only claims the key's fingerprint"),
+            "{err:#}"
+        );
+        assert!(!dir.verify(false).unwrap().is_clean());
+        std::fs::remove_file(&k_one).unwrap();
         let restored = keys.restore_keys(&restore_keys_of(&real)).unwrap();
         assert_eq!(restored[0].outcome, RestoreOutcome::KeyFileRestored);
         keys.load_key("k-one", true).unwrap();
