@@ -682,3 +682,50 @@ fn a_finished_rotation_exports_only_what_the_caller_may_rotate_to() {
         assert!(records_since(config, seq).is_empty(), "{token}");
     }
 }
+
+/// `archive-old` archives the old key: only for a caller who may archive
+/// it (Sys.Modify on that key, as `POST /config/encryption-keys/{id}`
+/// needs). Before stop 32 a token masked on the old key (`NoAccess`)
+/// archived it through the rotation; rotating without archiving it stays
+/// allowed, as upstream's `sync-job update` asks nothing of the key a job
+/// leaves (finding 32).
+#[test]
+fn archiving_the_old_key_needs_the_privilege_to_archive_it() {
+    let (dir, _) = store();
+    let config = &dir.config;
+    pbs_test_kit::access::add_user(config, "erin@pbs", None, |_| {});
+    let secret = add_token(config, "erin@pbs!masked", None);
+    for auth_id in ["erin@pbs", "erin@pbs!masked"] {
+        grant(config, "/", auth_id, "Admin", true);
+        grant(
+            config,
+            "/system/encryption-keys/key0",
+            auth_id,
+            "NoAccess",
+            false,
+        );
+    }
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    erin.post_form("config/encryption-keys/key0", "")
+        .expect(403, "/system/encryption-keys/key0");
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
+    erin.post_form(
+        "config/encryption-key-rotate",
+        "job=job1&job=job2&job=job3&new-id=key-new&archive-old=1",
+    )
+    .expect(403, "missing Sys.Modify on /system/encryption-keys/key0");
+    assert_eq!(
+        before,
+        pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"])
+    );
+    let answer = erin
+        .post_form(
+            "config/encryption-key-rotate",
+            "job=job1&job=job2&job=job3&new-id=key-new",
+        )
+        .data();
+    assert_eq!(answer["outcome"], "done", "{answer}");
+    assert_eq!(job(config, "job1"), on("key-new", &["key0"]));
+    assert!(keys(config).contains(&("key0".to_string(), false)));
+}

@@ -51,7 +51,8 @@ use super::{STORE_AUDIT, STORE_MODIFY};
 use crate::api2::config::encryption_key_export::{MASTER_PUBKEYS_SCHEMA, Recipients};
 use crate::api2::config::encryption_keys::PASSPHRASE_SCHEMA;
 use crate::api2::config::sync::{
-    Caller, JobUpdate, apply_update, check_rotate_access, check_sync_job_read_access,
+    Caller, JobUpdate, apply_update, check_archive_access, check_rotate_access,
+    check_sync_job_read_access,
 };
 use crate::api2::described_object;
 use crate::api2::param_str;
@@ -136,6 +137,8 @@ struct ApiHooks<'a> {
     dir: &'a ConfigDir,
     caller: &'a Caller<'a>,
     export: Option<&'a RotateExport>,
+    /// Whether the old key is archived at the end.
+    archive_old: bool,
     /// The bundle of an export to the answer, once made, and its proof.
     bundle: Option<(String, String)>,
 }
@@ -149,6 +152,13 @@ impl RotateHooks for ApiHooks<'_> {
     ) -> Result<(), Error> {
         for job in jobs {
             check_rotate_access(self.caller, job, new_key)?;
+            // the key the job leaves, archived at the end (finding 32)
+            if self.archive_old
+                && let Some(old_key) = job.active_encryption_key.as_deref()
+                && old_key != new_key
+            {
+                check_archive_access(self.caller, old_key)?;
+            }
         }
         if !resuming
             && let Some(RotateExport {
@@ -372,6 +382,7 @@ pub fn rotate_keys(
         dir,
         caller,
         export,
+        archive_old: params.archive_old,
         bundle: None,
     };
     let rotated = dir.rotations().rotate(&request, &mut hooks)?;
@@ -483,7 +494,8 @@ const ROTATED_SCHEMA: Schema = described_object(
 
 const MODIFY_ACCESS: &str = "and what 'sync-job update JOB --active-encryption-key NEW' needs \
      of each job, checked by the handler: modify access to the job, Sys.Modify on \
-     /system/encryption-keys/{new-id} for the caller and the job's owner";
+     /system/encryption-keys/{new-id} for the caller and the job's owner; with archive-old, \
+     Sys.Modify on the old key for the caller";
 
 /// `POST /config/encryption-key-rotate`: [`rotate_keys`].
 pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(

@@ -375,6 +375,18 @@ pub fn check_rotate_access(
     Ok(())
 }
 
+/// What archiving the key `key` at the end of a rotation needs of the
+/// caller: Sys.Modify on it, as `POST /config/encryption-keys/{id}` (the
+/// archive) needs.
+pub fn check_archive_access(caller: &Caller, key: &str) -> Result<(), Error> {
+    let path = ["system", "encryption-keys", key];
+    require(
+        caller.privs(caller.auth_id(), &path)?,
+        PRIV_SYS_MODIFY,
+        &path,
+    )
+}
+
 /// The rules a job must keep whatever changed (create and update).
 fn check_job(job: &SyncJobConfig) -> Result<(), Error> {
     let direction = job.direction();
