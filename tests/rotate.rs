@@ -15,7 +15,7 @@ use serde_json::Value;
 use pbs_config::ConfigDir;
 use pbs_config::audit::{AuditLog, Filter, Phase, Record, VerifyOptions};
 use pbs_config::trash::TrashReason;
-use pbs_test_kit::access::{add_token, grant};
+use pbs_test_kit::access::{add_token, grant, masked_token};
 use pbs_test_kit::https::{Client, form_body, urlencode};
 use pbs_test_kit::manager::sync_job_args;
 use pbs_test_kit::{ApiDaemon, Manager, TestDir, key_config};
@@ -634,19 +634,8 @@ fn abort_after_the_switch_is_refused_and_the_rotation_resumes() {
 fn a_finished_rotation_exports_only_what_the_caller_may_rotate_to() {
     let (dir, _) = store();
     let config = &dir.config;
-    pbs_test_kit::access::add_user(config, "erin@pbs", None, |_| {});
-    let masked = add_token(config, "erin@pbs!masked", None);
+    let masked = masked_token(config, "erin@pbs!masked", "/", "key0");
     let flat = add_token(config, "erin@pbs!flat", None);
-    for auth_id in ["erin@pbs", "erin@pbs!masked"] {
-        grant(config, "/", auth_id, "Admin", true);
-        grant(
-            config,
-            "/system/encryption-keys/key0",
-            auth_id,
-            "NoAccess",
-            false,
-        );
-    }
     grant(config, "/", "erin@pbs!flat", "Admin", false);
     grant(config, "/remote", "erin@pbs!flat", "Admin", true);
     grant(config, "/datastore", "erin@pbs!flat", "Admin", true);
@@ -693,18 +682,7 @@ fn a_finished_rotation_exports_only_what_the_caller_may_rotate_to() {
 fn archiving_the_old_key_needs_the_privilege_to_archive_it() {
     let (dir, _) = store();
     let config = &dir.config;
-    pbs_test_kit::access::add_user(config, "erin@pbs", None, |_| {});
-    let secret = add_token(config, "erin@pbs!masked", None);
-    for auth_id in ["erin@pbs", "erin@pbs!masked"] {
-        grant(config, "/", auth_id, "Admin", true);
-        grant(
-            config,
-            "/system/encryption-keys/key0",
-            auth_id,
-            "NoAccess",
-            false,
-        );
-    }
+    let secret = masked_token(config, "erin@pbs!masked", "/", "key0");
     let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
     let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
     erin.post_form("config/encryption-keys/key0", "")

@@ -659,7 +659,7 @@ fn destroying_a_key_without_a_copy_needs_the_whole_store() {
 #[test]
 fn a_trashed_key_keeps_the_privilege_of_its_id() {
     use pbs_test_kit::ApiDaemon;
-    use pbs_test_kit::access::{add_token, add_user, grant};
+    use pbs_test_kit::access::masked_token;
     use pbs_test_kit::https::Client;
 
     let dir = TestDir::new();
@@ -668,24 +668,12 @@ fn a_trashed_key_keeps_the_privilege_of_its_id() {
     for id in ["hidden", "open"] {
         delete_at(&dir.config, id, proxmox_time::epoch_i64(), 30);
     }
-    add_user(&dir.config, "erin@pbs", None, |_| {});
-    let secret = add_token(&dir.config, "erin@pbs!masked", None);
-    for auth_id in ["erin@pbs", "erin@pbs!masked"] {
-        grant(
-            &dir.config,
-            "/system/encryption-keys",
-            auth_id,
-            "Admin",
-            true,
-        );
-        grant(
-            &dir.config,
-            "/system/encryption-keys/hidden",
-            auth_id,
-            "NoAccess",
-            false,
-        );
-    }
+    let secret = masked_token(
+        &dir.config,
+        "erin@pbs!masked",
+        "/system/encryption-keys",
+        "hidden",
+    );
     let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
     let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
     let listing = dir.config.encryption_keys().trash().list().unwrap();

@@ -53,3 +53,19 @@ pub fn admin_token(dir: &ConfigDir, tokenid: &str) -> String {
     grant(dir, "/", tokenid, "Admin", true);
     format!("PBSAPIToken={tokenid}:{secret}")
 }
+
+/// A token `tokenid` (and its user, created here) with Admin on `path`
+/// (propagated) masked on one key by `NoAccess` on
+/// `/system/encryption-keys/<masked_key>`: the caller every privilege
+/// check of that key must refuse. Returns the token's secret.
+pub fn masked_token(dir: &ConfigDir, tokenid: &str, path: &str, masked_key: &str) -> String {
+    let user = tokenid.split_once('!').map_or(tokenid, |(user, _)| user);
+    add_user(dir, user, None, |_| {});
+    let secret = add_token(dir, tokenid, None);
+    let masked = format!("/system/encryption-keys/{masked_key}");
+    for auth_id in [user, tokenid] {
+        grant(dir, path, auth_id, "Admin", true);
+        grant(dir, &masked, auth_id, "NoAccess", false);
+    }
+    secret
+}
