@@ -648,7 +648,8 @@ fn check_same_protection(stored: Kdf, entry: &CryptKey) -> Result<(), Error> {
         other => format!("passphrase protected ({})", other.as_str()),
     };
     bail!(
-        "refusing to restore - encryption key '{}' is {} in the store, and the key file given          for it is {}: it cannot be that key's file - nothing was restored",
+        "refusing to restore - encryption key '{}' is {} in the store, and the key file given \
+         for it is {}: it cannot be that key's file - nothing was restored",
         entry.id,
         words(stored),
         words(given)
