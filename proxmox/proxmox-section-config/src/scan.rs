@@ -744,53 +744,59 @@ fn block_masks(block: &[u8; 64]) -> Masks {
 /// Whether `value` is what
 /// [`verify_fingerprint_sha256`](proxmox_schema::api_types::verify_fingerprint_sha256)
 /// accepts: 32 bytes in hex of either case, colon-separated. Six 16-byte
-/// steps (the last overlapping the fifth), each byte checked to be a hex
-/// digit or a colon as its place wants.
+/// steps (the last overlapping the fifth), each byte checked by two range
+/// checks whose bounds are set per place: a colon's place takes `:` alone
+/// (the first check, narrowed to one byte; the second takes nothing
+/// there), any other place a digit (the first) or a letter `a` to `f` of
+/// either case (the second).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
     use safe_arch::{
-        bitand_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        add_i8_m128i, bitand_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
         set_splat_i8_m128i,
     };
 
-    /// Per step, where it starts and which of its bytes are colons.
-    const STEPS: [(usize, [i8; 16]); 6] = {
-        let mut steps = [(0, [0i8; 16]); 6];
-        let mut step = 0;
-        while step < 6 {
-            let start = if step < 5 { 16 * step } else { 95 - 16 };
-            let mut i = 0;
-            while i < 16 {
-                steps[step].1[i] = if (start + i) % 3 == 2 { -1 } else { 0 };
-                i += 1;
-            }
-            steps[step].0 = start;
-            step += 1;
+    /// The bounds of a step that starts at a place `phase` (mod 3) after a
+    /// colon's place: per byte, what the first check adds and the sum must
+    /// be below (signed), and what the second check's sum must be below.
+    const fn bounds(phase: usize) -> [[i8; 16]; 3] {
+        let mut bounds = [[0i8; 16]; 3];
+        let mut i = 0;
+        while i < 16 {
+            let (add, below, letter_below) = match (phase + i) % 3 == 2 {
+                // x + (0x80 - ':') is -128 for ':' alone; nothing is below -128
+                true => (0x80u8.wrapping_sub(b':') as i8, -128 + 1, -128),
+                // x + 0x50 is below -128 + 10 for '0' to '9' alone
+                false => (0x50, -128 + 10, -128 + 6),
+            };
+            bounds[0][i] = add;
+            bounds[1][i] = below;
+            bounds[2][i] = letter_below;
+            i += 1;
         }
-        steps
-    };
+        bounds
+    }
+    /// Per step: where it starts, and the bounds of its places (its start
+    /// mod 3: 0, 16, 32, 48, 64 and 79 are 0, 1, 2, 0, 1 and 1).
+    const STEPS: [(usize, usize); 6] = [(0, 0), (16, 1), (32, 2), (48, 0), (64, 1), (95 - 16, 1)];
+    const BOUNDS: [[[i8; 16]; 3]; 3] = [bounds(0), bounds(1), bounds(2)];
+
     let Ok(bytes) = <&[u8; 95]>::try_from(value) else {
         return false;
     };
-    let colon = set_splat_i8_m128i(b':' as i8);
-    // x + 0x50 is below -128 + 10 (signed) for '0' to '9' alone; (x |
-    // 0x20) + 0x1f below -128 + 6 for 'a' to 'f' and 'A' to 'F' alone
-    let (to_digit, digits) = (set_splat_i8_m128i(0x50), set_splat_i8_m128i(-128 + 10));
-    let (to_letter, letters) = (set_splat_i8_m128i(0x1f), set_splat_i8_m128i(-128 + 6));
-    let lower = set_splat_i8_m128i(0x20);
+    let bounds = BOUNDS.map(|phase| phase.map(m128i::from));
+    // (x | 0x20) + 0x1f is below -128 + 6 for 'a' to 'f' and 'A' to 'F'
+    // alone
+    let (lower, to_letter) = (set_splat_i8_m128i(0x20), set_splat_i8_m128i(0x1f));
     let mut all = set_splat_i8_m128i(-1);
-    for (start, colons) in STEPS {
+    for (start, phase) in STEPS {
         let part: [u8; 16] = bytes[start..start + 16].try_into().expect("16 bytes");
         let x = m128i::from(part);
-        let colons = m128i::from(colons);
-        let is_colon = cmp_eq_mask_i8_m128i(x, colon);
-        let is_digit = cmp_lt_mask_i8_m128i(safe_arch::add_i8_m128i(x, to_digit), digits);
-        let is_letter =
-            cmp_lt_mask_i8_m128i(safe_arch::add_i8_m128i(x | lower, to_letter), letters);
-        // a colon where one belongs, a hex digit everywhere else
-        let right = (is_colon & colons) | safe_arch::bitandnot_m128i(colons, is_digit | is_letter);
-        all = bitand_m128i(all, right);
+        let [add, below, letter_below] = bounds[phase];
+        let first = cmp_lt_mask_i8_m128i(add_i8_m128i(x, add), below);
+        let second = cmp_lt_mask_i8_m128i(add_i8_m128i(x | lower, to_letter), letter_below);
+        all = bitand_m128i(all, first | second);
     }
     move_mask_i8_m128i(all) == 0xffff
 }
