@@ -221,21 +221,25 @@ impl KeyIndex {
         // the keys' plugin, told by address (a string compare per section
         // costs more)
         let keys = CONFIG.plugins().get(ENCRYPTION_KEYS_CFG_TYPE_ID);
-        let spans: Vec<Span> = scanned
-            .iter()
-            .filter(|span| keys.is_some_and(|keys| std::ptr::eq(span.plugin, keys)))
-            .map(|span| {
-                // offsets fit: the text is shorter than 4 GiB (above)
-                let start = span.text.as_ptr() as usize - text.as_ptr() as usize;
-                let id_start = span.id.as_ptr() as usize - text.as_ptr() as usize;
-                Span {
-                    start: start as u32,
-                    end: (start + span.text.len()) as u32,
-                    id_start: id_start as u32,
-                    id_end: (id_start + span.id.len()) as u32,
-                }
-            })
-            .collect();
+        // room for every section: mostly all are keys (a filter's
+        // collect would grow the vector a dozen times, copying it)
+        let mut spans = Vec::with_capacity(scanned.len());
+        spans.extend(
+            scanned
+                .iter()
+                .filter(|span| keys.is_some_and(|keys| std::ptr::eq(span.plugin, keys)))
+                .map(|span| {
+                    // offsets fit: the text is shorter than 4 GiB (above)
+                    let start = span.text.as_ptr() as usize - text.as_ptr() as usize;
+                    let id_start = span.id.as_ptr() as usize - text.as_ptr() as usize;
+                    Span {
+                        start: start as u32,
+                        end: (start + span.text.len()) as u32,
+                        id_start: id_start as u32,
+                        id_end: (id_start + span.id.len()) as u32,
+                    }
+                }),
+        );
         // the scan's ids are at the same positions if every section is a
         // key's (a lookup compares ids, so it could only miss otherwise)
         let positions = match ids {
