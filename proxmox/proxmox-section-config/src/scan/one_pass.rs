@@ -290,7 +290,7 @@ fn properties<const WRITTEN: bool>(
                         }
                         end
                     }
-                    None => value_end(bytes, value_start, |value| {
+                    None => value_end(bytes, start, value_start, |value| {
                         if WRITTEN {
                             form.exact &= is_canonical_integer(value);
                         }
@@ -298,7 +298,7 @@ fn properties<const WRITTEN: bool>(
                     })?,
                 }
             }
-            InOrderCheck::Text { min, max } => value_end(bytes, value_start, |value| {
+            InOrderCheck::Text { min, max } => value_end(bytes, start, value_start, |value| {
                 (min..=max).contains(&value.len()) && is_unpadded(value)
             })?,
             InOrderCheck::Other => {
@@ -308,15 +308,18 @@ fn properties<const WRITTEN: bool>(
                     form.exact &=
                         matches!(plan.checks.get(index), Some((_, ValueCheck::String { .. })));
                 }
-                value_end(bytes, value_start, |value| other_passes(plan, index, value))?
+                value_end(bytes, start, value_start, |value| {
+                    other_passes(plan, index, value)
+                })?
             }
         };
         if WRITTEN && index == wanted {
             value = Some(value_start..end);
         }
-        if end - start > MAX_LINE_LENGTH {
-            return None;
-        }
+        // the line is not too long: checked by `value_end`; a fingerprint's
+        // line and one of digits alone are shorter than any line too long
+        // (a pattern is at most 16 bytes)
+        const _: () = assert!(16 + 95 < MAX_LINE_LENGTH && 16 + 16 < MAX_LINE_LENGTH);
         seen |= 1 << index;
         next = index + 1;
         lines += 1;
@@ -324,12 +327,19 @@ fn properties<const WRITTEN: bool>(
     (seen & plan.required == plan.required).then_some((end, lines, value))
 }
 
-/// The end of the value that starts at `from` (its line's end, past
-/// printable ASCII alone) if `passes` holds for it.
+/// The end of the value that starts at `from` on the line that starts
+/// at `line_start` (its line's end, past printable ASCII alone) if the
+/// line is at most [`MAX_LINE_LENGTH`] bytes long and `passes` holds for
+/// the value.
 #[inline(always)]
-fn value_end(bytes: &[u8], from: usize, passes: impl FnOnce(&[u8]) -> bool) -> Option<usize> {
+fn value_end(
+    bytes: &[u8],
+    line_start: usize,
+    from: usize,
+    passes: impl FnOnce(&[u8]) -> bool,
+) -> Option<usize> {
     let end = line_end(bytes, from)?;
-    passes(&bytes[from..end]).then_some(end)
+    (end - line_start <= MAX_LINE_LENGTH && passes(&bytes[from..end])).then_some(end)
 }
 
 /// The first 16 bytes of `bytes` from `at` as a [`KeyPattern::word`]
