@@ -896,6 +896,7 @@ mod tests {
     const TEXT: Schema = StringSchema::new("Text.").max_length(6).schema();
     const INT: Schema = IntegerSchema::new("Int.").minimum(-5).maximum(500).schema();
     const FLAG: Schema = BooleanSchema::new("Flag.").schema();
+    const STAMP: Schema = IntegerSchema::new("Stamp.").minimum(0).schema();
     const LIST: Schema = ArraySchema::new("List.", &TEXT).schema();
     const THING: ObjectSchema = ObjectSchema::new(
         "Thing.",
@@ -1399,6 +1400,87 @@ mod tests {
     /// does not read (CRLF, padding, non-ASCII) is not told either. Each
     /// would fail [`told_as_written`]'s comparison with the write if it
     /// were told.
+    /// A fingerprint read by the one pass (its property the one its
+    /// first byte names, as in the keys' config) with one byte changed at
+    /// every place, its value at every offset of the 16-byte steps: a hex
+    /// digit or colon put where the other belongs, `g`, `G`, `;`, `/`,
+    /// `@`, `` ` ``, a control or non-ASCII byte, a colon moved by one
+    /// place; and in upper and mixed case, which the schema takes.
+    #[test]
+    fn fingerprints_changed_anywhere_agree_with_the_parser() {
+        const PRINTS: ObjectSchema = ObjectSchema::new(
+            "Prints.",
+            &[
+                ("created", false, &STAMP),
+                (
+                    "fingerprint",
+                    false,
+                    &proxmox_schema::api_types::CERT_FINGERPRINT_SHA256_SCHEMA,
+                ),
+                ("id", false, &ID),
+                ("path", true, &TEXT),
+            ],
+        );
+        let mut config = SectionConfig::new(&ID);
+        config.register_plugin(SectionConfigPlugin::new("key", Some("id".into()), &PRINTS));
+        let plan = config.plugins()["key"].scan_plan().expect("a plan");
+        assert_ne!(plan.first_byte[usize::from(b'f')], crate::plugin::NO_KEY);
+
+        let lower = (0..32u32)
+            .map(|i| format!("{:02x}", (i * 7 + 0xa0) % 256))
+            .collect::<Vec<_>>()
+            .join(":");
+        let upper = lower.to_uppercase();
+        let mixed: String = lower
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let mut values = vec![upper, mixed];
+        let bytes = lower.as_bytes();
+        for at in 0..bytes.len() {
+            let colon = at % 3 == 2;
+            let other = if colon { b'a' } else { b':' };
+            for byte in [
+                other, b'g', b'G', b';', b'/', b'@', b'`', b'0', 0x7f, b'\t', b' ',
+            ] {
+                let mut value = bytes.to_vec();
+                value[at] = byte;
+                values.push(String::from_utf8(value).unwrap());
+            }
+            let mut value = lower.clone();
+            value.replace_range(at..at + 1, "\u{e9}");
+            values.push(value);
+            // a colon moved one place on (the byte there where it was)
+            if colon && at + 1 < bytes.len() {
+                let mut value = bytes.to_vec();
+                value.swap(at, at + 1);
+                values.push(String::from_utf8(value).unwrap());
+            }
+        }
+        for shift in 0..16 {
+            // the changed fingerprint's value one byte later each time
+            let before = format!(
+                "key: p00\n\tcreated {}\n\tfingerprint {lower}\n\n",
+                "1".repeat(shift + 1)
+            );
+            let good = format!("{before}key: k01\n\tcreated 7\n\tfingerprint {lower}\n\tpath /a\n");
+            assert!(one_pass_takes(&config, &good), "{good:?}");
+            for value in &values {
+                let text =
+                    format!("{before}key: k01\n\tcreated 7\n\tfingerprint {value}\n\tpath /a\n");
+                let valid = proxmox_schema::api_types::verify_fingerprint_sha256(value).is_ok();
+                assert_eq!(agree(&config, &text), valid, "{text:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_one_pass_tells_the_writes_own_text_and_nothing_else() {
         let config = keys_config();
@@ -1462,7 +1544,6 @@ mod tests {
     /// A config of one type, `key`, with a property of each check of the
     /// in-order path, and one whose name is longer than its word.
     fn keys_config() -> SectionConfig {
-        const STAMP: Schema = IntegerSchema::new("Stamp.").minimum(0).schema();
         const WORD: Schema = StringSchema::new("Word.")
             .format(&proxmox_schema::ApiStringFormat::VerifyFn(
                 proxmox_schema::api_types::verify_config_text,

@@ -14,8 +14,12 @@ const ID: Schema = StringSchema::new("Id.")
     .max_length(8)
     .schema();
 const BIG: Schema = StringSchema::new("Big.").max_length(4 << 20).schema();
-// two names sharing a first byte, one the other's start
-const THING: ObjectSchema = ObjectSchema::new("Thing.", &[("b", true, &BIG), ("big", true, &BIG)]);
+// two names sharing a first byte, one the other's start; one whose first
+// byte names it alone (the one pass compares its line with it alone)
+const THING: ObjectSchema = ObjectSchema::new(
+    "Thing.",
+    &[("b", true, &BIG), ("big", true, &BIG), ("long", true, &BIG)],
+);
 
 fn config() -> SectionConfig {
     let mut config = SectionConfig::new(&ID);
@@ -50,14 +54,19 @@ fn agree(config: &SectionConfig, text: &str) -> Option<bool> {
 
 /// A section before shifts the long line's end through every offset of
 /// a 64-byte block: at the limit the fast path takes it, one byte more
-/// and both refuse it with the parser's message.
+/// and both refuse it with the parser's message. The same for a name
+/// found by its first byte, at the offsets around the one pass's 16-byte
+/// steps.
 #[test]
 fn a_line_at_the_length_limit_ends_at_every_block_offset() {
     let config = config();
-    for pad in 0..64 {
+    let names = (0..64).map(|pad| ("big", pad));
+    let names = names.chain([0, 1, 7, 14, 15, 16, 17, 63].map(|pad| ("long", pad)));
+    for (name, pad) in names {
         let before = format!("thing: p\n\tb {}\n\n", "y".repeat(pad + 1));
         for len in [MAX_LINE_LENGTH, MAX_LINE_LENGTH + 1] {
-            let line = format!("\tbig {}", "x".repeat(len - 5));
+            let line = format!("\t{name} {}", "x".repeat(len - name.len() - 2));
+            assert_eq!(line.len(), len);
             let mut texts = vec![format!("{before}thing: one\n{line}\n\nthing: two\n\tb z\n")];
             // the last line, without a line end: checked after the blocks
             if pad % 63 == 0 {
