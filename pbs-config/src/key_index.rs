@@ -224,22 +224,20 @@ impl KeyIndex {
         // room for every section: mostly all are keys (a filter's
         // collect would grow the vector a dozen times, copying it)
         let mut spans = Vec::with_capacity(scanned.len());
-        spans.extend(
-            scanned
-                .iter()
-                .filter(|span| keys.is_some_and(|keys| std::ptr::eq(span.plugin, keys)))
-                .map(|span| {
-                    // offsets fit: the text is shorter than 4 GiB (above)
-                    let start = span.text.as_ptr() as usize - text.as_ptr() as usize;
-                    let id_start = span.id.as_ptr() as usize - text.as_ptr() as usize;
-                    Span {
-                        start: start as u32,
-                        end: (start + span.text.len()) as u32,
-                        id_start: id_start as u32,
-                        id_end: (id_start + span.id.len()) as u32,
-                    }
-                }),
-        );
+        // offsets fit: the text is shorter than 4 GiB (above)
+        let base = text.as_ptr() as usize;
+        for span in &scanned {
+            if keys.is_some_and(|keys| std::ptr::eq(span.plugin, keys)) {
+                let start = (span.text.as_ptr() as usize - base) as u32;
+                let id_start = (span.id.as_ptr() as usize - base) as u32;
+                spans.push(Span {
+                    start,
+                    end: start + span.text.len() as u32,
+                    id_start,
+                    id_end: id_start + span.id.len() as u32,
+                });
+            }
+        }
         // the scan's ids are at the same positions if every section is a
         // key's (a lookup compares ids, so it could only miss otherwise)
         let positions = match ids {
