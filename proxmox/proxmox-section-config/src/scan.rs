@@ -1400,12 +1400,12 @@ mod tests {
     /// does not read (CRLF, padding, non-ASCII) is not told either. Each
     /// would fail [`told_as_written`]'s comparison with the write if it
     /// were told.
-    /// A fingerprint read by the one pass (its property the one its
-    /// first byte names, as in the keys' config) with one byte changed at
-    /// every place, its value at every offset of the 16-byte steps: a hex
-    /// digit or colon put where the other belongs, `g`, `G`, `;`, `/`,
-    /// `@`, `` ` ``, a control or non-ASCII byte, a colon moved by one
-    /// place; and in upper and mixed case, which the schema takes.
+    /// A fingerprint read by the one pass (asserted: the unchanged text
+    /// takes it) with one byte changed at every place, its value at every
+    /// offset of the 16-byte steps: a hex digit or colon put where the
+    /// other belongs, `g`, `G`, `;`, `/`, `@`, `` ` ``, a control or
+    /// non-ASCII byte, a colon moved by one place; and in upper and mixed
+    /// case, which the schema takes.
     #[test]
     fn fingerprints_changed_anywhere_agree_with_the_parser() {
         const PRINTS: ObjectSchema = ObjectSchema::new(
@@ -1423,8 +1423,6 @@ mod tests {
         );
         let mut config = SectionConfig::new(&ID);
         config.register_plugin(SectionConfigPlugin::new("key", Some("id".into()), &PRINTS));
-        let plan = config.plugins()["key"].scan_plan().expect("a plan");
-        assert_ne!(plan.first_byte[usize::from(b'f')], crate::plugin::NO_KEY);
 
         let lower = (0..32u32)
             .map(|i| format!("{:02x}", (i * 7 + 0xa0) % 256))

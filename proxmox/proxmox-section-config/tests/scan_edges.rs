@@ -15,7 +15,7 @@ const ID: Schema = StringSchema::new("Id.")
     .schema();
 const BIG: Schema = StringSchema::new("Big.").max_length(4 << 20).schema();
 // two names sharing a first byte, one the other's start; one whose first
-// byte names it alone (the one pass compares its line with it alone)
+// byte names it alone
 const THING: ObjectSchema = ObjectSchema::new(
     "Thing.",
     &[("b", true, &BIG), ("big", true, &BIG), ("long", true, &BIG)],
@@ -55,7 +55,7 @@ fn agree(config: &SectionConfig, text: &str) -> Option<bool> {
 /// A section before shifts the long line's end through every offset of
 /// a 64-byte block: at the limit the fast path takes it, one byte more
 /// and both refuse it with the parser's message. The same for a name
-/// found by its first byte, at the offsets around the one pass's 16-byte
+/// of its own first byte, at the offsets around the one pass's 16-byte
 /// steps.
 #[test]
 fn a_line_at_the_length_limit_ends_at_every_block_offset() {

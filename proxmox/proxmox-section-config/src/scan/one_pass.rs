@@ -31,9 +31,7 @@ use super::{
     SectionIds, SectionSpan, header, id_passes, is_fingerprint, is_unpadded, other_passes,
     safe_id_bounds,
 };
-use crate::plugin::{
-    InOrder, InOrderCheck, KeyPattern, NO_KEY, ScanPlan, ValueCheck, is_integer_within,
-};
+use crate::plugin::{InOrderCheck, KeyPattern, ScanPlan, ValueCheck, is_integer_within};
 use crate::write::is_canonical_integer;
 use crate::{MAX_LINE_LENGTH, SectionConfig, SectionConfigPlugin};
 
@@ -252,20 +250,15 @@ fn properties<const WRITTEN: bool>(
         }
         // the next property present: names in order, each once (a
         // pattern holds no line feed and is not matched past the text's
-        // end: it only matches a line that holds it whole). Only the
-        // property its name's first byte names can match (that byte is
-        // the word's second, after the tab); where several share it, the
-        // properties from `next` on are searched.
+        // end: it only matches a line that holds it whole)
         let word = word(bytes, start);
-        let matches = |step: &InOrder| (word ^ step.pattern) & step.mask == 0;
-        let index = match plan.first_byte[usize::from((word >> 8) as u8)] {
-            NO_KEY => next + plan.in_order.get(next..)?.iter().position(matches)?,
-            index => usize::from(index),
-        };
-        let step = plan
+        let (skipped, step) = plan
             .in_order
-            .get(index)
-            .filter(|step| index >= next && matches(step))?;
+            .get(next..)?
+            .iter()
+            .enumerate()
+            .find(|(_, step)| (word ^ step.pattern) & step.mask == 0)?;
+        let index = next + skipped;
         let value_start = start + step.value_at;
         end = match step.check {
             InOrderCheck::Fingerprint { min, max } => {
