@@ -777,9 +777,9 @@ pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
         }
         bounds
     }
-    /// Per step: where it starts, and the bounds of its places (its start
-    /// mod 3: 0, 16, 32, 48, 64 and 79 are 0, 1, 2, 0, 1 and 1).
-    const STEPS: [(usize, usize); 6] = [(0, 0), (16, 1), (32, 2), (48, 0), (64, 1), (95 - 16, 1)];
+    /// Where each step starts; its places' bounds are those of its start
+    /// mod 3.
+    const STEPS: [usize; 6] = [0, 16, 32, 48, 64, 95 - 16];
     const BOUNDS: [[[i8; 16]; 3]; 3] = [bounds(0), bounds(1), bounds(2)];
 
     let Ok(bytes) = <&[u8; 95]>::try_from(value) else {
@@ -790,10 +790,10 @@ pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
     // alone
     let (lower, to_letter) = (set_splat_i8_m128i(0x20), set_splat_i8_m128i(0x1f));
     let mut all = set_splat_i8_m128i(-1);
-    for (start, phase) in STEPS {
+    for start in STEPS {
         let part: [u8; 16] = bytes[start..start + 16].try_into().expect("16 bytes");
         let x = m128i::from(part);
-        let [add, below, letter_below] = bounds[phase];
+        let [add, below, letter_below] = bounds[start % 3];
         let first = cmp_lt_mask_i8_m128i(add_i8_m128i(x, add), below);
         let second = cmp_lt_mask_i8_m128i(add_i8_m128i(x | lower, to_letter), letter_below);
         all = bitand_m128i(all, first | second);
