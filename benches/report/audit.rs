@@ -8,6 +8,10 @@
 //! record's size to a file in the config dir and `fdatasync`s it: the I/O
 //! that any record made durable before the change costs on this disk, so
 //! the row against it shows what the audit adds beyond that one sync.
+//!
+//! Beside the times, each kind's cache flushes to the disk, counted by the
+//! kernel ([`FlushCounter`]): where flushes are most of a store's time,
+//! their ratio is the floor of the times' ratio.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -17,6 +21,7 @@ use pbs_config::audit::Caller;
 use pbs_test_kit::key_config;
 
 use crate::common::{self, KeyStore};
+use crate::flushes::FlushCounter;
 use crate::{Figures, median};
 
 /// One store of each kind per round, in rotating order.
@@ -29,9 +34,9 @@ pub fn audit_cost(figures: &mut Figures, rounds: usize) {
     );
     println!();
     println!(
-        "| keys stored | audited | unaudited | unaudited + one synced append | audited / unaudited | audited / (unaudited + append) |"
+        "| keys stored | audited | unaudited | unaudited + one synced append | audited / unaudited | audited / (unaudited + append) | device flushes a store (audited / unaudited / + append, medians) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for n in common::STORE_SIZES {
         let (ratio, over_floor) = table_row(&n.to_string(), &KeyStore::new(n, 1), rounds);
         figures.insert(ratio_name(n), ratio);
@@ -52,11 +57,18 @@ pub const UPSTREAM_LAYOUT_RATIO_10: &str = "audit/ratio/10/upstream-layout";
 /// Runs the rounds on `store` and prints their row, headed `keys`.
 /// Returns audited / unaudited and audited / (unaudited + append).
 fn table_row(keys: &str, store: &KeyStore, rounds: usize) -> (f64, f64) {
-    let [audited, unaudited, floor] = rounds_on(store, rounds);
-    let ratio = pair_median(&audited, &unaudited);
-    let over_floor = pair_median(&audited, &floor);
+    let Rounds { times, flushes } = rounds_on(store, rounds);
+    let [audited, unaudited, floor] = &times;
+    let ratio = pair_median(audited, unaudited);
+    let over_floor = pair_median(audited, floor);
+    let flushes = match flushes {
+        Some(counts) => counts
+            .map(|mut counts| median(&mut counts).to_string())
+            .join(" / "),
+        None => "not counted (no block device)".to_string(),
+    };
     println!(
-        "| {keys} | {} | {} | {} | {ratio:.2} | {over_floor:.2} |",
+        "| {keys} | {} | {} | {} | {ratio:.2} | {over_floor:.2} | {flushes} |",
         crate::ms(median(&mut audited.clone())),
         crate::ms(median(&mut unaudited.clone())),
         crate::ms(median(&mut floor.clone())),
@@ -84,8 +96,16 @@ pub fn floor_ratio_name(n: usize) -> &'static str {
     }
 }
 
-/// Nanos of each kind's store on `store`, one per round.
-fn rounds_on(store: &KeyStore, rounds: usize) -> [Vec<f64>; 3] {
+/// Each kind's stores, one per round (in the order of [`KINDS`]).
+struct Rounds {
+    /// Nanos of each store.
+    times: [Vec<f64>; 3],
+    /// The disk's flushes during each store, if its device counts them.
+    flushes: Option<[Vec<f64>; 3]>,
+}
+
+/// Runs the rounds on `store`.
+fn rounds_on(store: &KeyStore, rounds: usize) -> Rounds {
     let audited = store.dir.encryption_keys();
     let plain_dir = store.dir.with_caller(Caller::cli()).unaudited();
     let plain = plain_dir.encryption_keys();
@@ -96,7 +116,10 @@ fn rounds_on(store: &KeyStore, rounds: usize) -> [Vec<f64>; 3] {
         .expect("append file");
     // a record line is about 400 bytes
     let line = [b'r'; 400];
+    let counter = FlushCounter::for_path(store.path());
+    let flushes_now = || counter.as_ref().and_then(FlushCounter::read);
     let mut times: [Vec<f64>; 3] = Default::default();
+    let mut flushes: [Vec<f64>; 3] = Default::default();
     let mut seed = 0u64;
     // two warm-up rounds, not counted: the first writes make the audit
     // log, its key and the caches
@@ -106,6 +129,7 @@ fn rounds_on(store: &KeyStore, rounds: usize) -> [Vec<f64>; 3] {
             seed += 1;
             let id = format!("audit-{seed:08}");
             let key = key_config(4_000_000 + seed);
+            let flushes_before = flushes_now();
             let start = Instant::now();
             match kind {
                 0 => audited.store_key(&id, &key).expect("audited store"),
@@ -116,8 +140,12 @@ fn rounds_on(store: &KeyStore, rounds: usize) -> [Vec<f64>; 3] {
                 }
             };
             let nanos = start.elapsed().as_nanos() as f64;
+            let flushed = flushes_before
+                .zip(flushes_now())
+                .map(|(a, b)| (b - a) as f64);
             if round >= 2 {
                 times[kind].push(nanos);
+                flushes[kind].extend(flushed);
             }
             // the same archive and delete after each, so every store
             // starts from the same config and the same disk state
@@ -125,7 +153,11 @@ fn rounds_on(store: &KeyStore, rounds: usize) -> [Vec<f64>; 3] {
             audited.remove_key(&id, None).expect("delete");
         }
     }
-    times
+    let counted = flushes.iter().all(|counts| counts.len() == rounds);
+    Rounds {
+        times,
+        flushes: counted.then_some(flushes),
+    }
 }
 
 fn synced_append(file: &mut File, line: &[u8]) {

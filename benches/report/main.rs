@@ -25,6 +25,7 @@ mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod daemon;
+mod flushes;
 mod previous;
 mod workers;
 
