@@ -551,3 +551,88 @@ fn exports_refused(root: &mut Client) {
     root.post_form("config/encryption-keys/no-such-key/paperkey", "")
         .expect(404, "no such encryption key 'no-such-key'");
 }
+
+/// The ids of a key list answer.
+fn ids(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["id"].as_str().unwrap())
+        .collect()
+}
+
+/// `list --no-verified-copy` (API `no-verified-copy=1`): the keys, active
+/// or archived, that no drilled bundle holds, which the caller may see;
+/// an export without its drill is no verified copy. The CLI lists the same.
+#[test]
+fn the_keys_without_a_verified_copy_are_listed() {
+    let daemon = Daemon::start();
+    let config = &daemon.dir.config;
+    for (seed, id) in ["alpha", "bravo", "charlie"].into_iter().enumerate() {
+        config
+            .encryption_keys()
+            .store_key(id, &key_config(70 + seed as u64))
+            .unwrap();
+    }
+    let mut root = daemon.root();
+    let uncopied = |client: &mut Client| {
+        let list = client
+            .get("config/encryption-keys?no-verified-copy=1")
+            .data();
+        ids(&list).into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(uncopied(&mut root), ["alpha", "bravo", "charlie"]);
+
+    // alpha and bravo copied and drilled; charlie exported, never drilled
+    let bundle = exported(
+        &mut root,
+        json!({"id": ["alpha", "bravo"], "passphrase": PASSPHRASE}),
+    );
+    exported(
+        &mut root,
+        json!({"id": ["charlie"], "passphrase": PASSPHRASE}),
+    );
+    assert_eq!(uncopied(&mut root), ["alpha", "bravo", "charlie"]);
+    post(
+        &mut root,
+        "config/encryption-key-export/verify",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    )
+    .data();
+    assert_eq!(uncopied(&mut root), ["charlie"]);
+
+    // archived, charlie still decrypts its backups: still listed, where
+    // the plain list leaves it out
+    root.post_form("config/encryption-keys/charlie", "").data();
+    assert_eq!(uncopied(&mut root), ["charlie"]);
+    assert_eq!(
+        ids(&root.get("config/encryption-keys").data()),
+        ["alpha", "bravo"]
+    );
+
+    // the command line says the same
+    let manager = pbs_test_kit::Manager::new(daemon.dir.path());
+    let cli = manager
+        .json_or_error(&["encryption-key", "list", "--no-verified-copy"])
+        .unwrap();
+    assert_eq!(ids(&serde_json::from_str(&cli).unwrap()), ["charlie"]);
+
+    // a caller masked on charlie does not learn of it
+    let secret = add_token(config, "root@pam!masked", None);
+    grant(
+        config,
+        "/system/encryption-keys",
+        "root@pam!masked",
+        "Audit",
+        true,
+    );
+    grant(
+        config,
+        "/system/encryption-keys/charlie",
+        "root@pam!masked",
+        "NoAccess",
+        false,
+    );
+    let mut masked = daemon.client(&format!("PBSAPIToken=root@pam!masked:{secret}"));
+    assert!(uncopied(&mut masked).is_empty());
+}

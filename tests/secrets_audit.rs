@@ -992,6 +992,7 @@ fn keys_in_use_by_a_sync_job(audit: &mut Audit, _: &KnownKeys) {
     audit.all_formats(&["encryption-key", "archive", "imported"], 255);
     audit.run("text", &["encryption-key", "archive", "upstream"], 0);
     audit.all_formats(&["encryption-key", "list", "--unused"], 0);
+    audit.all_formats(&["encryption-key", "list", "--no-verified-copy"], 0);
     audit.all_formats(&["encryption-key", "delete", "upstream"], 255);
     audit.run(
         "json",

@@ -264,14 +264,16 @@ fn both(scenario: impl Fn(&mut dyn Surface)) {
 /// typed list, the jobs that name each key included, for every filter.
 fn cli_list_is_serde_jsons(cli: &CliSurface) {
     use pbs_keystore::api2::config::encryption_keys::{ListFilter, list_keys_with_users};
-    for (include_archived, unused, flag) in [
-        (false, false, None),
-        (true, false, Some("--include-archived")),
-        (false, true, Some("--unused")),
+    for (include_archived, unused, no_verified_copy, flag) in [
+        (false, false, false, None),
+        (true, false, false, Some("--include-archived")),
+        (false, true, false, Some("--unused")),
+        (false, false, true, Some("--no-verified-copy")),
     ] {
         let filter = ListFilter {
             include_archived,
             unused,
+            no_verified_copy,
         };
         let (list, _) = list_keys_with_users(cli.config(), filter, |_| true).unwrap();
         let typed = serde_json::to_string(&list).unwrap();

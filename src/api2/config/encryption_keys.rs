@@ -32,7 +32,8 @@ use proxmox_schema::{
 };
 
 use pbs_api_types::{
-    CRYPT_KEY_ID_SCHEMA, CryptKey, KEY_HINT_SCHEMA, PRIV_SYS_AUDIT, PROXMOX_CONFIG_DIGEST_SCHEMA,
+    CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, PRIV_SYS_AUDIT,
+    PROXMOX_CONFIG_DIGEST_SCHEMA,
 };
 use pbs_config::encryption_keys::{DeleteOptions, Deleted};
 use pbs_config::sync::{KeyUsage, KeyUsers};
@@ -121,6 +122,14 @@ pub(crate) fn check_id(id: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// `no-verified-copy`: only keys no verified copy of is recorded.
+pub const NO_VERIFIED_COPY_SCHEMA: Schema = BooleanSchema::new(
+    "Only keys, active or archived, of which no verified copy is recorded (no export bundle \
+     holding them passed export-verify): the keys this host's loss would lose.",
+)
+.default(false)
+.schema();
+
 /// Which keys a list holds (besides what the caller may see).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ListFilter {
@@ -128,13 +137,17 @@ pub struct ListFilter {
     pub include_archived: bool,
     /// Only archived keys no sync job names.
     pub unused: bool,
+    /// Only keys of which the audit log records no verified copy
+    /// ([`pbs_config::verified_copy`]), archived ones included: an
+    /// archived key still decrypts the backups made with it.
+    pub no_verified_copy: bool,
 }
 
 impl ListFilter {
     fn lists(&self, archived: bool, users: &KeyUsers) -> bool {
         match self.unused {
             true => archived && users.is_empty(),
-            false => self.include_archived || !archived,
+            false => self.include_archived || self.no_verified_copy || !archived,
         }
     }
 }
@@ -218,6 +231,9 @@ fn key_list(
             listed.push(entry);
         }
     }
+    if filter.no_verified_copy {
+        listed = without_verified_copy(dir, &index, listed)?;
+    }
     Ok(KeyList {
         index,
         usage,
@@ -225,11 +241,41 @@ fn key_list(
     })
 }
 
+/// The entries of `listed` of which no verified copy is recorded, in one
+/// read of the audit log. A key without a fingerprint in its entry cannot
+/// have one (a drill records fingerprints), so it stays.
+///
+/// # Errors
+///
+/// An audit log that cannot be read: the list does not guess.
+fn without_verified_copy(
+    dir: &ConfigDir,
+    index: &KeyIndex,
+    listed: Vec<ListEntry>,
+) -> Result<Vec<ListEntry>, Error> {
+    let mut fingerprints = Vec::with_capacity(listed.len());
+    for entry in &listed {
+        fingerprints.push(index.get(index.id_at(entry.position()))?.info.fingerprint);
+    }
+    let known: Vec<Fingerprint> = fingerprints.iter().flatten().copied().collect();
+    let mut copies = dir.verified_copies(&known)?.into_iter();
+    let mut uncopied = Vec::new();
+    for (entry, fingerprint) in listed.into_iter().zip(&fingerprints) {
+        // `copies` holds one answer per known fingerprint, in their order
+        let copied = fingerprint.is_some() && copies.next().flatten().is_some();
+        if !copied {
+            uncopied.push(entry);
+        }
+    }
+    Ok(uncopied)
+}
+
 /// Parameters of `GET /config/encryption-keys`.
 pub const API_METHOD_LIST_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "List encryption keys.",
     &[
         ("include-archived", true, &INCLUDE_ARCHIVED_SCHEMA),
+        ("no-verified-copy", true, &NO_VERIFIED_COPY_SCHEMA),
         ("unused", true, &UNUSED_SCHEMA),
     ],
 );
@@ -336,6 +382,7 @@ fn api_list_keys(
     let filter = ListFilter {
         include_archived: param["include-archived"].as_bool().unwrap_or(false),
         unused: param["unused"].as_bool().unwrap_or(false),
+        no_verified_copy: param["no-verified-copy"].as_bool().unwrap_or(false),
     };
     let env = RestEnvironment::of(rpcenv)?;
     let (auth_id, info) = (env.auth_id()?, env.user_info()?);

@@ -160,6 +160,11 @@ pub enum EncryptionKeyCommand {
         /// deletion.
         #[arg(long, conflicts_with = "include_archived")]
         unused: bool,
+        /// Only keys, active or archived, of which no verified copy is
+        /// recorded (no export bundle holding them passed export-verify):
+        /// the keys this host's loss would lose.
+        #[arg(long, conflicts_with = "unused")]
+        no_verified_copy: bool,
     },
     /// Show the metadata of an encryption key (never the key itself) and
     /// the sync jobs that use it (active-in, associated-in).
@@ -387,7 +392,15 @@ pub fn run(
         EncryptionKeyCommand::List {
             include_archived,
             unused,
-        } => list(out, &dir, include_archived, unused)?,
+            no_verified_copy,
+        } => {
+            let filter = encryption_keys::ListFilter {
+                include_archived,
+                unused,
+                no_verified_copy,
+            };
+            list(out, &dir, filter)?
+        }
         EncryptionKeyCommand::Show { id } => show(out, &dir, &id)?,
         EncryptionKeyCommand::Create {
             id,
@@ -456,7 +469,7 @@ pub fn run(
 }
 
 /// `list`: the keys as a table, or as JSON written from each key's text.
-fn list(out: &Output, dir: &ConfigDir, include_archived: bool, unused: bool) -> Result<(), Error> {
+fn list(out: &Output, dir: &ConfigDir, filter: encryption_keys::ListFilter) -> Result<(), Error> {
     if dir.open_base()?.is_none() {
         // an empty list would not say that nothing is there at all
         eprintln!(
@@ -465,10 +478,6 @@ fn list(out: &Output, dir: &ConfigDir, include_archived: bool, unused: bool) -> 
             dir.base()
         );
     }
-    let filter = encryption_keys::ListFilter {
-        include_archived,
-        unused,
-    };
     let list = encryption_keys::list_keys_with_users_undigested(dir, filter, |_| true)?;
     if out.format() == OutputFormat::Json {
         // each key written from its text, never typed: the bytes
@@ -476,7 +485,7 @@ fn list(out: &Output, dir: &ConfigDir, include_archived: bool, unused: bool) -> 
         out.write_json_with(|stdout| list.write_json(stdout))?;
     } else {
         let entries: Vec<_> = list.entries()?.collect();
-        let table = match include_archived || unused {
+        let table = match filter.include_archived || filter.unused || filter.no_verified_copy {
             true => &KEY_TABLE_ARCHIVED,
             false => &KEY_TABLE,
         };
