@@ -172,7 +172,8 @@ fn work_dir(ran: &Ran) -> PathBuf {
 }
 
 /// The key commands: create wrote the key, 0600, and said so with its
-/// fingerprint; list has its row; export-verify and verify are clean.
+/// fingerprint; list has its row; export-verify and verify are clean, and
+/// after the drill no key lacks a verified copy.
 /// Returns the key's fingerprint.
 fn check_key_commands(ran: &Ran) -> String {
     let (stdout, context) = (&ran.stdout, ran.context());
@@ -205,6 +206,20 @@ fn check_key_commands(ran: &Ran) -> String {
              0 different, 0 absent"
         ),
         "{context}"
+    );
+    // list --no-verified-copy after the drill: the table, without a row
+    let drilled = stdout
+        .find("result: every key in the bundle is intact")
+        .unwrap();
+    let verified = drilled + stdout[drilled..].find("keys checked: ").unwrap();
+    let uncopied = &stdout[drilled..verified];
+    assert!(
+        uncopied.contains("archived-at"),
+        "no list printed: {context}"
+    );
+    assert!(
+        !uncopied.contains(" demo "),
+        "demo has no verified copy: {context}"
     );
     assert!(stdout.contains("keys checked: 1\n"), "{context}");
     assert!(stdout.contains("result: clean\n"), "{context}");
