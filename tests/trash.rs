@@ -1191,3 +1191,53 @@ fn trash_list_restore_and_purge(run: &impl Fn(&[&str]) -> (i32, String, String))
     let (code, out, _) = run(&["encryption-key", "verify"]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// `ConfigDir::verified_copies` (the trash listing's, `list
+/// --no-verified-copy`'s and the purges' question) answers each
+/// fingerprint asked for, a repeated one each time, with the newest drill
+/// that proved it, and none for a key never drilled, in one read of the
+/// log whatever the number of keys.
+#[test]
+fn verified_copies_answer_each_key_with_its_newest_drill() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    for (seed, id) in ["alpha", "bravo", "charlie"].into_iter().enumerate() {
+        keys.store_key(id, &key_config(90 + seed as u64)).unwrap();
+    }
+    let fingerprint = |id: &str| keys.entry(id).unwrap().info.fingerprint.unwrap();
+    let asked = [
+        fingerprint("alpha"),
+        fingerprint("bravo"),
+        fingerprint("charlie"),
+        fingerprint("alpha"),
+    ];
+    let seqs = || -> Vec<Option<u64>> {
+        let found = dir.config.verified_copies(&asked).unwrap();
+        found
+            .iter()
+            .map(|record| record.as_ref().map(|r| r.seq))
+            .collect()
+    };
+    assert_eq!(seqs(), [None; 4]);
+
+    prove_copies(&dir.config, &["alpha", "bravo"]);
+    let [Some(first), Some(also_first), None, Some(again)] = seqs()[..] else {
+        panic!("alpha and bravo proved, charlie not: {:?}", seqs());
+    };
+    assert_eq!((also_first, again), (first, first));
+
+    prove_copies(&dir.config, &["bravo"]);
+    let [Some(alpha), Some(bravo), None, Some(alpha_again)] = seqs()[..] else {
+        panic!("{:?}", seqs());
+    };
+    assert_eq!(
+        (alpha, alpha_again),
+        (first, first),
+        "alpha's drill is still the first"
+    );
+    assert!(
+        bravo > first,
+        "bravo's newest drill is the second: {bravo} after {first}"
+    );
+    assert!(dir.config.verified_copies(&[]).unwrap().is_empty());
+}

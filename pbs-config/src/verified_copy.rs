@@ -14,6 +14,8 @@
 //! keeps such keys: a typo, or a key removed by mistake and noticed after
 //! its keep time, must not lose every backup encrypted with it.
 
+use std::collections::HashMap;
+
 use anyhow::Error;
 
 use pbs_api_types::Fingerprint;
@@ -21,32 +23,62 @@ use pbs_api_types::Fingerprint;
 use crate::audit::{AuditLog, Filter, Op, Phase, Record};
 use crate::{ConfigDir, KeystoreError};
 
-/// The records that prove a copy of the key with `fingerprint`: effective
-/// `export-verify` outcomes that name that fingerprint.
-pub fn filter(fingerprint: &Fingerprint) -> Filter {
+/// The records that prove a copy of some keys: effective `export-verify`
+/// outcomes (each names the fingerprints of the keys it proved).
+fn proofs() -> Filter {
     Filter {
         ops: vec![Op::ExportVerify],
         phase: Some(Phase::Outcome),
         effective: true,
+        ..Filter::default()
+    }
+}
+
+/// The records that prove a copy of the key with `fingerprint`: the
+/// [`proofs`] that name that fingerprint.
+pub fn filter(fingerprint: &Fingerprint) -> Filter {
+    Filter {
         fingerprint: Some(fingerprint.signature()),
         fingerprint_required: true,
-        ..Filter::default()
+        ..proofs()
     }
 }
 
 impl ConfigDir {
     /// For each of `fingerprints`, the last record of a verified copy of
     /// that key (see the module docs), in one read from the end of the
-    /// audit log; `None` where there is none (or no log at all).
+    /// audit log, which stops once each has one; `None` where there is
+    /// none (or no log at all). Each proof's fingerprints are looked up
+    /// among those asked for, so the read costs the same for one key as
+    /// for 100,000.
     pub fn verified_copies(
         &self,
         fingerprints: &[Fingerprint],
     ) -> Result<Vec<Option<Record>>, Error> {
+        let mut found = vec![None; fingerprints.len()];
         let Some(log) = AuditLog::open_existing(self)? else {
-            return Ok(vec![None; fingerprints.len()]);
+            return Ok(found);
         };
-        let filters: Vec<Filter> = fingerprints.iter().map(filter).collect();
-        log.last_each(&filters)
+        // the positions asking for each fingerprint not found yet
+        let mut wanted: HashMap<String, Vec<usize>> = HashMap::new();
+        for (position, fingerprint) in fingerprints.iter().enumerate() {
+            wanted
+                .entry(fingerprint.signature())
+                .or_default()
+                .push(position);
+        }
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        log.newest_first(&proofs(), |record| {
+            for fingerprint in &record.fingerprints {
+                for position in wanted.remove(fingerprint).unwrap_or_default() {
+                    found[position] = Some(record.clone());
+                }
+            }
+            wanted.is_empty()
+        })?;
+        Ok(found)
     }
 
     /// Refuses the destruction of the key `id` holds (`fingerprint`, as

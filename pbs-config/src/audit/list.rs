@@ -315,6 +315,31 @@ impl AuditLog<'_> {
         })?;
         Ok(found)
     }
+
+    /// The records that pass `filter`, newest first, each handed to
+    /// `visit` until it returns true (done): one read from the end of the
+    /// log for a question about many keys at once, where a filter per key
+    /// ([`AuditLog::last_each`]) would test every line against each.
+    /// Takes no lock.
+    pub fn newest_first(
+        &self,
+        filter: &Filter,
+        mut visit: impl FnMut(Record) -> bool,
+    ) -> Result<(), Error> {
+        let Some(log) = self.open_log()? else {
+            return Ok(());
+        };
+        let quick = Quick::of(filter);
+        scan_backwards(&log.file, log.stat.size, |line| {
+            if !quick.may_match(line) {
+                return false;
+            }
+            match record_of(line).filter(|record| filter.matches(record)) {
+                Some(record) => visit(record),
+                None => false,
+            }
+        })
+    }
 }
 
 #[cfg(test)]
