@@ -636,3 +636,66 @@ fn the_keys_without_a_verified_copy_are_listed() {
     let mut masked = daemon.client(&format!("PBSAPIToken=root@pam!masked:{secret}"));
     assert!(uncopied(&mut masked).is_empty());
 }
+
+/// `GET /config/encryption-keys?audit-marks=1` (what the web page's key
+/// view reads, once instead of a show per key): every entry is what the
+/// show of its key answers, marks included, after a history of exports,
+/// drills, changes and an id taken again by another key.
+#[test]
+fn a_list_with_audit_marks_answers_as_each_show() {
+    let daemon = Daemon::start();
+    let mut root = daemon.root();
+    for id in ["alpha", "bravo", "charlie", "delta", "echo"] {
+        root.post_form("config/encryption-keys", &format!("id={id}"))
+            .data();
+    }
+    let bundle = exported(
+        &mut root,
+        json!({"id": ["alpha", "bravo"], "passphrase": PASSPHRASE}),
+    );
+    post(
+        &mut root,
+        "config/encryption-key-export/verify",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    )
+    .data();
+    exported(
+        &mut root,
+        json!({"id": ["charlie"], "passphrase": PASSPHRASE}),
+    );
+    root.post_form("config/encryption-keys/delta", "").data();
+    // echo removed, and its id taken by a new key: its marks are the new
+    // key's, not those of the export of the old one
+    exported(&mut root, json!({"id": ["echo"], "passphrase": PASSPHRASE}));
+    root.post_form("config/encryption-keys/echo", "").data();
+    root.delete("config/encryption-keys/echo").data();
+    root.post_form("config/encryption-keys", "id=echo").data();
+
+    let list = root
+        .get("config/encryption-keys?include-archived=1&audit-marks=1")
+        .data();
+    let entries = list.as_array().unwrap();
+    assert_eq!(ids(&list), ["alpha", "bravo", "charlie", "delta", "echo"]);
+    for entry in entries {
+        let id = entry["id"].as_str().unwrap();
+        let shown = root.get(&format!("config/encryption-keys/{id}")).data();
+        assert_eq!(entry, &shown, "{id}");
+    }
+    // the marks are there: a drill, an export alone, an archive, a new key
+    let mark = |id: &str, name: &str| {
+        let entry = entries.iter().find(|e| e["id"] == id).unwrap();
+        entry[name]["op"].as_str().map(String::from)
+    };
+    assert_eq!(
+        mark("alpha", "last-export-verify").as_deref(),
+        Some("export-verify")
+    );
+    assert_eq!(mark("charlie", "last-exported").as_deref(), Some("export"));
+    assert_eq!(mark("charlie", "last-export-verify"), None);
+    assert_eq!(mark("delta", "last-changed-by").as_deref(), Some("archive"));
+    assert_eq!(mark("echo", "last-exported"), None);
+    assert_eq!(mark("echo", "last-changed-by").as_deref(), Some("create"));
+    // without the parameter, no marks (the list as upstream's)
+    let plain = root.get("config/encryption-keys?include-archived=1").data();
+    assert!(plain[0].get("last-exported").is_none(), "{plain}");
+}

@@ -10,6 +10,8 @@
 //! root on the host). As for every route, the plain functions serve the
 //! CLI, which calls them as the administrator.
 
+use std::collections::HashMap;
+
 use anyhow::{Error, format_err};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,7 +23,9 @@ use proxmox_schema::{
 
 use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
-use pbs_config::audit::{AuditLog, AuditReport, Checkpoint, Filter, Op, Record, VerifyOptions};
+use pbs_config::audit::{
+    AuditLog, AuditReport, Checkpoint, Filter, Op, Phase, Record, VerifyOptions,
+};
 use pbs_config::verified_copy;
 
 use super::STORE_AUDIT;
@@ -303,11 +307,58 @@ pub fn key_marks(dir: &ConfigDir, key: &CryptKey) -> Result<AuditMarks, Error> {
     let Some(log) = AuditLog::open_existing(dir)? else {
         return Ok(AuditMarks::default());
     };
-    let changes: Vec<Op> = Op::ALL
-        .iter()
-        .copied()
-        .filter(|op| op.changes_key())
-        .collect();
+    Ok(AuditMarks::of_found(log.last_each(&mark_filters(key))?))
+}
+
+/// [`key_marks`] of each of `keys`, in one read from the end of the log
+/// whatever their number (a filter per key, as `key_marks` reads, would
+/// test every line against each): every effective outcome of an export,
+/// an export check or a change is tested against the filters of the keys
+/// it names by id or fingerprint only.
+pub fn keys_marks(dir: &ConfigDir, keys: &[&CryptKey]) -> Result<Vec<AuditMarks>, Error> {
+    let Some(log) = AuditLog::open_existing(dir)? else {
+        return Ok(vec![AuditMarks::default(); keys.len()]);
+    };
+    let filters: Vec<[Filter; 3]> = keys.iter().map(|key| mark_filters(key)).collect();
+    let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_fingerprint: HashMap<String, Vec<usize>> = HashMap::new();
+    for (position, key) in keys.iter().enumerate() {
+        by_id.entry(key.id.as_str()).or_default().push(position);
+        if let Some(fingerprint) = key.info.fingerprint {
+            by_fingerprint
+                .entry(fingerprint.signature())
+                .or_default()
+                .push(position);
+        }
+    }
+    let mut found: Vec<[Option<Record>; 3]> = vec![Default::default(); keys.len()];
+    let mut open = 3 * keys.len();
+    let mut named: Vec<usize> = Vec::new();
+    log.newest_first(&marked_records(), |record| {
+        named.clear();
+        for id in &record.ids {
+            named.extend(by_id.get(id.as_str()).into_iter().flatten());
+        }
+        for fingerprint in &record.fingerprints {
+            named.extend(by_fingerprint.get(fingerprint).into_iter().flatten());
+        }
+        named.sort_unstable();
+        named.dedup();
+        for &position in &named {
+            for (slot, filter) in found[position].iter_mut().zip(&filters[position]) {
+                if slot.is_none() && filter.matches(&record) {
+                    *slot = Some(record.clone());
+                    open -= 1;
+                }
+            }
+        }
+        open == 0
+    })?;
+    Ok(found.into_iter().map(AuditMarks::of_found).collect())
+}
+
+/// The filters of a key's marks, in the order of [`AuditMarks`]' fields.
+fn mark_filters(key: &CryptKey) -> [Filter; 3] {
     let fingerprint = key.info.fingerprint.map(|fp| fp.signature());
     let filter = |ops: &[Op]| Filter {
         fingerprint: fingerprint.clone(),
@@ -319,13 +370,41 @@ pub fn key_marks(dir: &ConfigDir, key: &CryptKey) -> Result<AuditMarks, Error> {
         Some(fingerprint) => verified_copy::filter(&fingerprint),
         None => filter(&[Op::ExportVerify]),
     };
-    let filters = [filter(&[Op::Export]), verified, filter(&changes)];
-    let mut found = log.last_each(&filters)?.into_iter();
-    Ok(AuditMarks {
-        last_exported: found.next().flatten().map(AuditMark::from),
-        last_export_verify: found.next().flatten().map(AuditMark::from),
-        last_changed_by: found.next().flatten().map(AuditMark::from),
-    })
+    [filter(&[Op::Export]), verified, filter(&changes())]
+}
+
+/// The operations that change a key (its last-changed-by).
+fn changes() -> Vec<Op> {
+    Op::ALL
+        .iter()
+        .copied()
+        .filter(|op| op.changes_key())
+        .collect()
+}
+
+/// Every record any of [`mark_filters`] may pass: the effective outcomes
+/// of their operations.
+fn marked_records() -> Filter {
+    let mut ops = changes();
+    ops.extend([Op::Export, Op::ExportVerify]);
+    Filter {
+        ops,
+        phase: Some(Phase::Outcome),
+        effective: true,
+        ..Filter::default()
+    }
+}
+
+impl AuditMarks {
+    /// The marks of what [`mark_filters`] found, in their order.
+    fn of_found(found: impl IntoIterator<Item = Option<Record>>) -> Self {
+        let mut found = found.into_iter().map(|record| record.map(AuditMark::from));
+        Self {
+            last_exported: found.next().flatten(),
+            last_export_verify: found.next().flatten(),
+            last_changed_by: found.next().flatten(),
+        }
+    }
 }
 
 /// Whether `text` names a known operation (for the CLI's `--operation`).

@@ -122,6 +122,14 @@ pub(crate) fn check_id(id: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// `audit-marks`: each key with what the audit log says about it.
+pub const AUDIT_MARKS_SCHEMA: Schema = BooleanSchema::new(
+    "Add to each key what the audit log says about it, as show does (last-exported, \
+     last-export-verify, last-changed-by), read in one pass over the log.",
+)
+.default(false)
+.schema();
+
 /// `no-verified-copy`: only keys no verified copy of is recorded.
 pub const NO_VERIFIED_COPY_SCHEMA: Schema = BooleanSchema::new(
     "Only keys, active or archived, of which no verified copy is recorded (no export bundle \
@@ -274,6 +282,7 @@ fn without_verified_copy(
 pub const API_METHOD_LIST_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "List encryption keys.",
     &[
+        ("audit-marks", true, &AUDIT_MARKS_SCHEMA),
         ("include-archived", true, &INCLUDE_ARCHIVED_SCHEMA),
         ("no-verified-copy", true, &NO_VERIFIED_COPY_SCHEMA),
         ("unused", true, &UNUSED_SCHEMA),
@@ -390,8 +399,37 @@ fn api_list_keys(
         info.lookup_privs(&auth_id, &["system", "encryption-keys", id]) & PRIV_SYS_AUDIT != 0
     };
     let (list, digest) = list_keys_with_users(env.dir(), filter, visible)?;
+    let marks = match param["audit-marks"].as_bool().unwrap_or(false) {
+        true => {
+            let keys: Vec<&CryptKey> = list.entries()?.map(|entry| entry.key).collect();
+            Some(encryption_key_audit::keys_marks(env.dir(), &keys)?)
+        }
+        false => None,
+    };
     rpcenv["digest"] = digest.into();
-    Ok(Box::new(list))
+    Ok(match marks {
+        Some(marks) => Box::new(MarkedKeyList { list, marks }),
+        None => Box::new(list),
+    })
+}
+
+/// A list with what the audit log says about each key
+/// (`audit-marks`): each entry as `show` gives it.
+pub struct MarkedKeyList {
+    list: KeyList,
+    /// In the order of the list's entries.
+    marks: Vec<AuditMarks>,
+}
+
+impl Serialize for MarkedKeyList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let entries = self.list.entries().map_err(serde::ser::Error::custom)?;
+        serializer.collect_seq(
+            entries
+                .zip(&self.marks)
+                .map(|(entry, marks)| KeyDetails { entry, marks }),
+        )
+    }
 }
 
 /// One key's metadata (never its bytes).
@@ -417,15 +455,17 @@ pub fn show_key_with_users(
 
 /// What `show` returns: the key, the sync jobs that name it, and what the
 /// audit log says about it (last exported, last export verified, last
-/// changed by; see [`encryption_key_audit::key_marks`]).
+/// changed by; see [`encryption_key_audit::key_marks`]). `K`, `U` and `M`
+/// are [`CryptKey`], [`KeyUsers`] and [`AuditMarks`], owned or borrowed
+/// (a list with `audit-marks` gives its entries so).
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct KeyDetails {
+pub struct KeyDetails<K = CryptKey, U = KeyUsers, M = AuditMarks> {
     /// The key and the jobs that name it.
     #[serde(flatten)]
-    pub entry: KeyEntry<CryptKey, KeyUsers>,
+    pub entry: KeyEntry<K, U>,
     /// From the audit log.
     #[serde(flatten)]
-    pub marks: AuditMarks,
+    pub marks: M,
 }
 
 /// [`show_key_with_users`] and what the audit log says about the key.

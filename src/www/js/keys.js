@@ -33,7 +33,7 @@ const COLUMNS = [
     ['Created', (key) => timeCell(key.created)],
     ['Archived', (key) => timeCell(key['archived-at'])],
     ['Used by', (key) => usedByCell(key)],
-    // from the audit log, as the show route tells them
+    // from the audit log (the list's audit-marks, as the show route tells them)
     ['Last export', (key) => markCell(key['last-exported'])],
     ['Last verified restore', (key) => markCell(key['last-export-verify'])],
 ];
@@ -48,26 +48,6 @@ function markCell(mark) {
         title: `${mark.actor} (${mark.origin}), audit log line ${mark.seq}`,
     },
         dateTime(mark.time));
-}
-
-/**
- * The audit marks of each key (last export, last restore drill), which
- * the show route adds to a key and the list does not: one request per
- * key, in parallel; a key whose show fails keeps its list entry.
- */
-async function withAuditMarks(keys) {
-    return Promise.all(keys.map(async (key) => {
-        try {
-            const shown = (await request('GET', `${LIST}/${encodeURIComponent(key.id)}`)).data || {};
-            return {
-                ...key,
-                'last-exported': shown['last-exported'],
-                'last-export-verify': shown['last-export-verify'],
-            };
-        } catch (_) {
-            return key;
-        }
-    }));
 }
 
 function usedByCell(key) {
@@ -209,10 +189,12 @@ async function load(announce) {
     const busy = {table, progress, button: refreshButton, message: listMessage};
     await loadingList(busy, 'the keys', async () => {
         const [answer, trash] = await Promise.all([
-            request('GET', LIST, {'include-archived': view.showArchived ? 1 : 0}),
+            // each key with its audit marks (last export, last restore
+            // drill), read by the server in one pass over the log
+            request('GET', LIST, {'include-archived': view.showArchived ? 1 : 0, 'audit-marks': 1}),
             view.showTrash ? loadTrash() : null,
         ]);
-        view.keys = (await withAuditMarks(answer.data || [])).sort((a, b) => a.id.localeCompare(b.id));
+        view.keys = (answer.data || []).sort((a, b) => a.id.localeCompare(b.id));
         view.trash = (trash || []).map(trashRow);
         view.digest = answer.digest || null;
         const ids = new Set(view.keys.map((key) => key.id));
