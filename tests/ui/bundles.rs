@@ -307,6 +307,21 @@ async fn audit_columns_of_the_keys_view(browser: &Browser) {
         "—",
         "job-key was not exported"
     );
+    // the status line counts the keys no drill proved a copy of
+    let unproven = browser
+        .js(
+            "return Array.from(document.querySelectorAll('#keys-table tr[data-key-id] td[data-label=\"Last verified restore\"]')).filter((td) => td.textContent === '—').length;",
+            vec![],
+        )
+        .await;
+    let unproven = unproven.as_u64().unwrap();
+    assert!(unproven > 0, "job-key has no verified copy");
+    browser
+        .wait_text(
+            ".list-status",
+            &format!(", {unproven} without a verified copy"),
+        )
+        .await;
     browser
         .js(
             "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",

@@ -202,7 +202,11 @@ async function load(announce) {
         view.loaded = true;
         renderRows();
         const inTrash = view.trash.length ? `, ${view.trash.length} in the trash` : '';
-        status.textContent = announce || `${view.keys.length} key${view.keys.length === 1 ? '' : 's'}${inTrash}.`;
+        // what this host's loss would lose: no restore drill proved a copy
+        const uncopied = view.keys.filter((key) => !key['last-export-verify']).length;
+        const unproven = uncopied ? `, ${uncopied} without a verified copy` : '';
+        status.textContent = announce
+            || `${view.keys.length} key${view.keys.length === 1 ? '' : 's'}${unproven}${inTrash}.`;
     });
 }
 
