@@ -907,13 +907,8 @@ impl DirHandle {
                 Ok(file)
             };
             let Some(file) = turn.flock(&path, open, deadline)? else {
-                let holders = self
-                    .stat(name)?
-                    .and_then(|held| crate::lock::holders::describe(held.dev, held.ino));
-                return Err(timed_out(&match holders {
-                    Some(holders) => format!("another process holds the lock ({holders})"),
-                    None => "another process holds the lock".to_string(),
-                }));
+                let held = self.stat(name)?.map(|held| (held.dev, held.ino));
+                return Err(timed_out(&crate::lock::holders::held_by(held)));
             };
             let locked = match opened {
                 Some(stat) => stat,

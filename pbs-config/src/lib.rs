@@ -77,7 +77,7 @@ pub use key_index::{FoundEntry, KeyIndex, ListEntry};
 pub use key_sections::KeySections;
 pub use lock::{
     AclLock, BackupLockGuard, ConfigLock, EncryptionKeysLock, KeyFileLock, LockedConfig,
-    ShadowLock, SyncLock, TokenShadowLock, UserLock,
+    ShadowLock, SyncLock, TokenShadowLock, UserLock, without_holders,
 };
 pub use ownership::{Ownership, OwnershipPolicy};
 

@@ -35,6 +35,7 @@ use crate::dir_handle::DirHandle;
 use crate::files::{self, ConfigFile};
 
 pub(crate) mod holders;
+pub use holders::without_holders;
 pub(crate) mod mirror;
 pub(crate) mod queue;
 pub(crate) mod written;

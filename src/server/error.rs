@@ -8,6 +8,7 @@ use proxmox_schema::ParameterError;
 use pbs_config::KeystoreError;
 use pbs_config::cached_user_info::PermissionDenied;
 use pbs_config::rotation::RotateError;
+use pbs_config::without_holders;
 use pbs_key_config::KeyError;
 
 use crate::api2::access::ticket::AuthenticationFailure;
@@ -104,10 +105,13 @@ pub fn status_of(err: &Error) -> StatusCode {
 }
 
 /// The message an error is answered with: the [`HttpError`]'s message,
-/// else the whole chain (`what failed - why`).
+/// else the whole chain (`what failed - why`); a lock timeout in it says
+/// that another process holds the lock, not which one
+/// ([`without_holders`], finding 42).
 pub fn message_of(err: &Error) -> String {
-    match err.downcast_ref::<HttpError>() {
+    let message = match err.downcast_ref::<HttpError>() {
         Some(http) => http.message.clone(),
         None => err.to_string(),
-    }
+    };
+    without_holders(&message).into_owned()
 }

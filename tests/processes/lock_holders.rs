@@ -2,7 +2,8 @@
 //! backup's (as upstream's), so a `backup` process can take one and keep
 //! it. Root's operation then waits its timeout and fails, changing
 //! nothing; its error names the process that holds the lock (pid, command,
-//! user), so the administrator can find it.
+//! user), so the administrator can find it; an API client is told only
+//! that the lock is held.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -15,6 +16,7 @@ use nix::unistd::Pid;
 
 use pbs_config::ConfigDir;
 use pbs_config::encryption_keys::EncryptionKeys;
+use pbs_keystore::server::error::message_of;
 use pbs_test_kit::dirs::snapshot;
 use pbs_test_kit::key_config;
 use pbs_test_kit::privileges::run_as;
@@ -49,6 +51,20 @@ pub fn a_lock_kept_by_backup_names_its_holder() {
             holder.id()
         );
         assert!(err.contains(lock) && err.contains(&named), "{lock}: {err}");
+        // an API client (no local root: the daemon reads `/proc` for it,
+        // hidepid or not) learns that the lock is held, not by whom
+        // (finding 42)
+        let refused = keys.store_key("key-two", &key_config(2)).unwrap_err();
+        let answer = message_of(&refused);
+        assert!(
+            answer.contains(lock)
+                && answer.ends_with("timed out after 0.3s - another process holds the lock"),
+            "{lock}: {answer}"
+        );
+        assert!(
+            !answer.contains("flock") && !answer.contains("pid"),
+            "{answer}"
+        );
         assert_eq!(
             snapshot(&scene.dir, &[]),
             before,

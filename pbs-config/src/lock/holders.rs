@@ -7,10 +7,66 @@
 //! administrator can find it. A process names itself (`comm`), so its
 //! name is shown escaped: no control character reaches root's terminal.
 
+use std::borrow::Cow;
+
 use nix::unistd::{Uid, User};
 
 /// How many holders an error names at most.
 const NAMED: usize = 3;
+
+/// What a lock timeout says of the lock, before the holders it names.
+const HELD: &str = "another process holds the lock";
+
+/// The end of a lock timeout's error: "another process holds the lock
+/// (pid 4242 'flock', user backup)", or without the parenthesis if
+/// [`describe`] names none.
+pub(crate) fn held_by(holder: Option<(u64, u64)>) -> String {
+    match holder.and_then(|(dev, ino)| describe(dev, ino)) {
+        Some(holders) => format!("{HELD} ({holders})"),
+        None => HELD.to_string(),
+    }
+}
+
+/// `message` without the holders a lock timeout in it names: "... -
+/// another process holds the lock" is all an API caller learns of another
+/// process (finding 42). The daemon runs as root and reads every process's
+/// `/proc` entry, hidepid or not; its clients are not root. The CLI's
+/// errors keep them (their reader is root on the host).
+pub fn without_holders(message: &str) -> Cow<'_, str> {
+    let opening = format!("{HELD} (pid ");
+    let mut kept = String::new();
+    let mut rest = message;
+    while let Some(at) = rest.find(&opening) {
+        let inside = &rest[at + HELD.len() + 2..];
+        let Some(end) = closing_parenthesis(inside) else {
+            break;
+        };
+        kept.push_str(&rest[..at + HELD.len()]);
+        rest = &inside[end + 1..];
+    }
+    if kept.is_empty() {
+        return Cow::Borrowed(message);
+    }
+    kept.push_str(rest);
+    Cow::Owned(kept)
+}
+
+/// Where the list of holders that `text` starts with ends: the first `)`
+/// outside a quoted process name (in which `\'` and `\\` are escapes).
+fn closing_parenthesis(text: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, false, '\'') => quoted = !quoted,
+            (false, _, ')') => return Some(at),
+            _ => {}
+        }
+    }
+    None
+}
 
 /// "pid 4242 'flock', user backup" for each process holding a `flock` on
 /// the file `dev` and `ino` name; `None` if `/proc/locks` names none, or
@@ -142,6 +198,35 @@ mod tests {
             None
         );
         assert_eq!(real_uid("Name:\tx\nUid:\t34\t0\t0\t0\n"), Some(34));
+    }
+
+    #[test]
+    fn an_api_caller_reads_no_holder() {
+        let timed_out = "failed to store encryption key 'k' - unable to acquire lock \
+             \".encryption-keys.lck\" - timed out after 10.0s - another process holds the lock";
+        let named = [
+            " (pid 4242 'flock', user backup)",
+            " (pid 1 'a) b\\' c', uid 34; pid 2 'x', user root and 3 more)",
+            " (pid 7)",
+        ];
+        for holders in named {
+            let message = format!("{timed_out}{holders}");
+            assert_eq!(without_holders(&message), timed_out, "{message}");
+        }
+        // a layer after it, twice in one message
+        let message = format!("{timed_out}{} - then {timed_out}{}", named[0], named[1]);
+        assert_eq!(
+            without_holders(&message),
+            format!("{timed_out} - then {timed_out}")
+        );
+        // nothing else is cut
+        for message in [
+            timed_out,
+            "another process holds the lock (not a pid)",
+            "(pid 1)",
+        ] {
+            assert!(matches!(without_holders(message), Cow::Borrowed(m) if m == message));
+        }
     }
 
     #[test]
