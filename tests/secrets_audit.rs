@@ -1585,18 +1585,19 @@ fn api_audit_log(audit: &mut Audit, _: &KnownKeys) {
         200,
     );
     audit.get(&format!("{log}?operation=erase"), &token, 400);
-    let answer = audit.api(
-        "GET",
-        &format!("{log}/checkpoint"),
-        &token,
-        None,
-        200,
-        false,
-    );
-    let note = answer.json()["data"]["checkpoint"]
-        .as_str()
-        .expect("a checkpoint")
-        .to_string();
+    // signed now (POST), then the stored one (GET): the same
+    let mut notes = Vec::new();
+    for (method, body) in [("POST", Some((FORM, ""))), ("GET", None)] {
+        let path = format!("{log}/checkpoint");
+        let answer = audit.api(method, &path, &token, body, 200, false);
+        let note = answer.json()["data"]["checkpoint"]
+            .as_str()
+            .expect("a checkpoint")
+            .to_string();
+        notes.push(note);
+    }
+    assert_eq!(notes[0], notes[1]);
+    let note = notes.pop().unwrap();
     let answer = audit.api(
         "GET",
         &format!("{log}/verify?checkpoint={}", urlencode(&note)),

@@ -30,6 +30,10 @@ mod keystore;
 // the trash: delete, repair, restore, purge
 mod trash;
 
+// what a caller masked on a key can still see or do through the API:
+// audit records, trash entries, restores, the checkpoint (stop 33)
+mod masked_keys;
+
 // the proxmox-backup-manager binary: every command, error path and exit
 // status, completion and man page
 mod cli;

@@ -35,6 +35,9 @@ use pbs_api_types::{ACL_PATH_REGEX, AclListItem, Authid, role_privileges};
 use crate::files::ACL_CFG;
 use crate::{AclLock, ConfigDir};
 
+/// The ACL path of the key store; a key's own is `KEYS_ACL_PATH/<id>`.
+pub const KEYS_ACL_PATH: &str = "/system/encryption-keys";
+
 /// The role that masks everything else on its path.
 pub const ROLE_NAME_NO_ACCESS: &str = "NoAccess";
 

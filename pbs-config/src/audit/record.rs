@@ -479,6 +479,34 @@ impl Record {
         self.ids.iter().any(|known| known == id)
     }
 
+    /// The key ids it names: every id of a key operation (and of an
+    /// operation this version does not know); for an ACL change, the key
+    /// its ACL path is on (`/system/encryption-keys/<id>`), if any; none
+    /// for a user or token change (its ids are user and token ids). Who may
+    /// not see one of them may not see the record (finding 40).
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        let (all, acl_path) = match self.op() {
+            Some(
+                Op::UserCreate
+                | Op::UserUpdate
+                | Op::UserPassword
+                | Op::UserDelete
+                | Op::TokenCreate
+                | Op::TokenUpdate
+                | Op::TokenDelete,
+            ) => (&[][..], None),
+            Some(Op::AclGrant | Op::AclRevoke) => (&[][..], self.ids.first()),
+            _ => (self.ids.as_slice(), None),
+        };
+        let on_key = acl_path.and_then(|path| {
+            let below = path.strip_prefix(crate::acl::KEYS_ACL_PATH)?;
+            below.strip_prefix('/')?.split('/').next()
+        });
+        all.iter()
+            .map(String::as_str)
+            .chain(on_key.filter(|id| !id.is_empty()))
+    }
+
     /// Seals the record: sets its `hash` and returns its line (without the
     /// newline).
     /// `seq`, `time` and `prev` must be set.
@@ -648,6 +676,38 @@ mod tests {
             unix_user: None,
             origin: Origin::Api("192.0.2.7".parse().unwrap()),
         }
+    }
+
+    #[test]
+    fn the_keys_a_record_names() {
+        let named = |op: Op, ids: &[&str]| {
+            let event = ids
+                .iter()
+                .fold(Event::new(&caller(), op), |event, id| event.id(*id));
+            let record = Record::draft(&event, Phase::Intent, None, None);
+            record.key_ids().map(str::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(named(Op::Export, &["k1", "k2"]), ["k1", "k2"]);
+        assert_eq!(named(Op::UserCreate, &["k1@pbs"]), Vec::<String>::new());
+        assert_eq!(named(Op::TokenDelete, &["a@pbs!k1"]), Vec::<String>::new());
+        let acl = |path| named(Op::AclGrant, &[path, "a@pbs", "Admin"]);
+        assert_eq!(acl("/system/encryption-keys/k1"), ["k1"]);
+        assert_eq!(acl("/system/encryption-keys"), Vec::<String>::new());
+        assert_eq!(acl("/system/encryption-keysx/k1"), Vec::<String>::new());
+        assert_eq!(acl("/datastore/k1"), Vec::<String>::new());
+        // an operation this version does not know: every id is a key's
+        let mut unknown = Record::draft(
+            &Event::new(&caller(), Op::AclRevoke),
+            Phase::Intent,
+            None,
+            None,
+        );
+        unknown.op = "acl-rewrite".to_string();
+        unknown.ids = vec!["/system/encryption-keys/k1".to_string()];
+        assert_eq!(
+            unknown.key_ids().collect::<Vec<_>>(),
+            ["/system/encryption-keys/k1"]
+        );
     }
 
     fn record() -> Record {

@@ -5,10 +5,16 @@
 //! A path of its own beside `/config/encryption-keys`, not below it: every
 //! name below that is a key id, and `audit` is a valid one (DESIGN.md §6).
 //! The log is about the store as a whole, so every route needs Sys.Audit
-//! on `/system/encryption-keys`; none changes the store (`verify` here
-//! never repairs: `proxmox-backup-manager audit verify --repair` does, as
-//! root on the host). As for every route, the plain functions serve the
-//! CLI, which calls them as the administrator.
+//! on `/system/encryption-keys`; none changes the store but the POST of a
+//! checkpoint, which needs Sys.Modify there (`verify` here never repairs:
+//! `proxmox-backup-manager audit verify --repair` does, as root on the
+//! host). What names a key the caller may not see (Sys.Audit on
+//! `/system/encryption-keys/<id>`, the rule of the key list) is left out:
+//! its records, and in the verify report its unrecorded entry, its
+//! interrupted operations and the words of the problems that name it
+//! (finding 40). The checkpoint names no key: sizes, hashes, signatures.
+//! As for every route, the plain functions serve the CLI, which calls them
+//! as the administrator.
 
 use std::collections::HashMap;
 
@@ -28,7 +34,7 @@ use pbs_config::audit::{
 };
 use pbs_config::verified_copy;
 
-use super::STORE_AUDIT;
+use super::{KeyAccess, STORE_AUDIT, STORE_MODIFY};
 use crate::api2::described_object;
 
 fn check_operation(name: &str) -> Result<(), Error> {
@@ -111,10 +117,12 @@ pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     ],
 );
 
-/// `GET /config/encryption-key-audit`: [`list_records`].
+/// `GET /config/encryption-key-audit`: [`list_records`], those naming a
+/// key the caller may not see left out.
 pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let dir = env.dir();
+        let access = KeyAccess::of(env)?;
         let ops = match &param["operation"] {
             Value::Array(names) => names
                 .iter()
@@ -130,12 +138,23 @@ pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
             ops,
             ..Filter::default()
         };
-        list_records(dir, &filter)?
+        let may_see = |id: &str| access.may_see(id);
+        let mut records = list_records(dir, &filter)?;
+        records.retain(|record| record.key_ids().all(may_see));
+        for record in &mut records {
+            if let Some(result) = &mut record.result {
+                *result = told(result, &may_see);
+            }
+        }
+        records
     }),
     &API_METHOD_LIST_RECORDS_PARAMETERS,
 )
 .returns(ReturnType::new(false, &RECORD_LIST_SCHEMA))
-.access(None, &STORE_AUDIT);
+.access(Some(RECORDS_ACCESS), &STORE_AUDIT);
+
+const RECORDS_ACCESS: &str = "what names a key without Sys.Audit on \
+     `/system/encryption-keys/{id}` is left out";
 
 /// Verifies the log (see `AuditLog::verify`); a store without a log is
 /// clean unless a kept checkpoint proves records it lacks
@@ -180,12 +199,52 @@ pub const API_METHOD_VERIFY_LOG: ApiMethod = ApiMethod::new(
                 param_bail!(name, "{err}");
             }
         }
-        verify_log(dir, &options)?
+        let access = KeyAccess::of(env)?;
+        let report = verify_log(dir, &options)?;
+        withhold_keys(report, &|id| access.may_see(id))
     }),
     &API_METHOD_VERIFY_LOG_PARAMETERS,
 )
 .returns(ReturnType::new(false, &REPORT_SCHEMA))
-.access(None, &STORE_AUDIT);
+.access(Some(RECORDS_ACCESS), &STORE_AUDIT);
+
+/// What a message that names a key the caller may not see says instead.
+pub const WITHHELD: &str = "withheld: it names a key this caller may not see";
+
+/// `message` as a caller who may see only the keys `may_see` lets through
+/// reads it: [`WITHHELD`] if it names one it may not see, else without the
+/// holders of a lock it timed out on (finding 42). Messages quote ids
+/// (`'id'`); every word between quotes, or between a quote and the next,
+/// that is a valid key id is checked (a word that is no key is seen
+/// wherever the store is: the routes need Sys.Audit on it).
+pub fn told(message: &str, may_see: &dyn Fn(&str) -> bool) -> String {
+    let names_hidden = message
+        .split('\'')
+        .any(|word| CRYPT_KEY_ID_SCHEMA.parse_simple_value(word).is_ok() && !may_see(word));
+    match names_hidden {
+        true => WITHHELD.to_string(),
+        false => pbs_config::without_holders(message).into_owned(),
+    }
+}
+
+/// `report` as a caller who may see only the keys `may_see` lets through
+/// reads it: without the unrecorded keys and the interrupted operations of
+/// the others, each problem or notice naming one [`told`] as
+/// [`WITHHELD`] (its kind and line kept). Counts, hashes and checkpoints
+/// name no key.
+pub fn withhold_keys(mut report: AuditReport, may_see: &dyn Fn(&str) -> bool) -> AuditReport {
+    report.unrecorded.retain(|key| may_see(&key.id));
+    report
+        .unfinished
+        .retain(|unfinished| unfinished.record.key_ids().all(may_see));
+    for problem in report.problems.iter_mut().chain(&mut report.notices) {
+        problem.message = told(&problem.message, may_see);
+    }
+    for repaired in &mut report.repaired {
+        *repaired = told(repaired, may_see);
+    }
+    report
+}
 
 fn strings(value: &Value) -> Vec<String> {
     match value {
@@ -222,10 +281,24 @@ pub struct CurrentCheckpoint {
 /// Syncs the log and signs a checkpoint of all of it: what to keep
 /// elsewhere. Empty before the first record.
 pub fn current_checkpoint(dir: &ConfigDir) -> Result<CurrentCheckpoint, Error> {
+    checkpoint_answer(dir, |log| log.checkpoint_now())
+}
+
+/// The checkpoint stored last (by the writer of the last intent, or the
+/// last signing), read without writing anything: it may be behind the log
+/// by outcomes. Empty if there is none.
+pub fn stored_checkpoint(dir: &ConfigDir) -> Result<CurrentCheckpoint, Error> {
+    checkpoint_answer(dir, |log| log.stored_checkpoint())
+}
+
+fn checkpoint_answer(
+    dir: &ConfigDir,
+    checkpoint_of: impl Fn(&AuditLog) -> Result<Option<Checkpoint>, Error>,
+) -> Result<CurrentCheckpoint, Error> {
     let Some(log) = AuditLog::open_existing(dir)? else {
         return Ok(CurrentCheckpoint::default());
     };
-    let Some(checkpoint) = log.checkpoint_now()? else {
+    let Some(checkpoint) = checkpoint_of(&log)? else {
         return Ok(CurrentCheckpoint::default());
     };
     Ok(CurrentCheckpoint {
@@ -238,18 +311,34 @@ pub fn current_checkpoint(dir: &ConfigDir) -> Result<CurrentCheckpoint, Error> {
 }
 
 /// Parameters of `GET /config/encryption-key-audit/checkpoint`.
+pub const API_METHOD_STORED_CHECKPOINT_PARAMETERS: ObjectSchema = ObjectSchema::new(
+    "The audit log's stored checkpoint, to keep elsewhere (writes nothing).",
+    &[],
+);
+
+/// `GET /config/encryption-key-audit/checkpoint`: [`stored_checkpoint`];
+/// a reader makes the daemon write nothing (finding 43).
+pub const API_METHOD_STORED_CHECKPOINT: ApiMethod = ApiMethod::new(
+    handler!(SerializingSync, |_, env| stored_checkpoint(env.dir())?),
+    &API_METHOD_STORED_CHECKPOINT_PARAMETERS,
+)
+.returns(ReturnType::new(false, &CHECKPOINT_SCHEMA))
+.access(None, &STORE_AUDIT);
+
+/// Parameters of `POST /config/encryption-key-audit/checkpoint`.
 pub const API_METHOD_CURRENT_CHECKPOINT_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "Sign a checkpoint of the whole audit log, to keep elsewhere.",
     &[],
 );
 
-/// `GET /config/encryption-key-audit/checkpoint`: [`current_checkpoint`].
+/// `POST /config/encryption-key-audit/checkpoint`: [`current_checkpoint`]
+/// (it writes the checkpoint, so it changes the store).
 pub const API_METHOD_CURRENT_CHECKPOINT: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |_, env| current_checkpoint(env.dir())?),
     &API_METHOD_CURRENT_CHECKPOINT_PARAMETERS,
 )
 .returns(ReturnType::new(false, &CHECKPOINT_SCHEMA))
-.access(None, &STORE_AUDIT);
+.access(None, &STORE_MODIFY);
 
 /// Who did something to a key, and when, as the log's record of it says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -416,7 +505,9 @@ pub fn parse_operation(text: &str) -> Result<Op, Error> {
 }
 
 const VERIFY_ROUTER: Router = Router::new().get(&API_METHOD_VERIFY_LOG);
-const CHECKPOINT_ROUTER: Router = Router::new().get(&API_METHOD_CURRENT_CHECKPOINT);
+const CHECKPOINT_ROUTER: Router = Router::new()
+    .get(&API_METHOD_STORED_CHECKPOINT)
+    .post(&API_METHOD_CURRENT_CHECKPOINT);
 
 /// The routes of `/config/encryption-key-audit`.
 pub const ROUTER: Router = Router::new().get(&API_METHOD_LIST_RECORDS).subdirs(&[
@@ -430,12 +521,39 @@ mod tests {
     use crate::api2::test_util::temp_config_dir;
 
     #[test]
+    fn a_message_naming_a_hidden_key_is_withheld() {
+        let may_see = |id: &str| id != "hidden";
+        for message in [
+            "refused - encryption key 'hidden' is in the way",
+            // an apostrophe before the quotes
+            "can't touch 'hidden' - retry",
+            "'hidden'",
+        ] {
+            assert_eq!(told(message, &may_see), WITHHELD, "{message}");
+        }
+        for message in [
+            "refused - encryption key 'open' is in the way",
+            "unable to record 'import' in the audit log",
+            "a hidden key",
+            "ok",
+        ] {
+            assert_eq!(told(message, &may_see), message);
+        }
+        let held = "timed out after 10.0s - another process holds the lock";
+        assert_eq!(
+            told(&format!("{held} (pid 1 'init', user root)"), &may_see),
+            held
+        );
+    }
+
+    #[test]
     fn a_store_without_a_log_is_clean_unless_a_kept_checkpoint_says_otherwise() {
         let (tmp, dir) = temp_config_dir();
         assert!(list_records(&dir, &Filter::default()).unwrap().is_empty());
         let report = verify_log(&dir, &VerifyOptions::default()).unwrap();
         assert!(report.is_clean() && report.records == 0, "{report:?}");
         assert!(current_checkpoint(&dir).unwrap().checkpoint.is_none());
+        assert!(stored_checkpoint(&dir).unwrap().checkpoint.is_none());
         // nothing was created by reading
         assert!(!tmp.path().join("encryption-keys").exists());
         assert!(

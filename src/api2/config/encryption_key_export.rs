@@ -48,7 +48,7 @@ use pbs_key_config::bundle::{
 use pbs_key_config::paperkey::{Paperkey, PaperkeyFormat, parse_key_file_or_paperkey};
 use pbs_key_config::{KeyConfig, KeyError};
 
-use super::{KEY_MODIFY, STORE_MODIFY};
+use super::{KEY_MODIFY, KeyAccess, STORE_MODIFY};
 use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id};
 use crate::api2::described_object;
 use crate::api2::{param_str, required_str};
@@ -537,6 +537,19 @@ pub fn restore_bundle(
     secret: &BundleSecret,
     ids: &[String],
 ) -> Result<Vec<RestoredKey>, Error> {
+    restore_bundle_checked(dir, data, secret, ids, &|_| Ok(()))
+}
+
+/// [`restore_bundle`], once `may_write` allowed the ids of every key it
+/// restores (a bundle opens before its ids are known): the API's check of
+/// Sys.Modify on each, before anything is written (finding 41).
+pub fn restore_bundle_checked(
+    dir: &ConfigDir,
+    data: &[u8],
+    secret: &BundleSecret,
+    ids: &[String],
+    may_write: &dyn Fn(&[&str]) -> Result<(), Error>,
+) -> Result<Vec<RestoredKey>, Error> {
     check_ids(ids)?;
     let opened = open_bundle(data, secret)?;
     let entries = opened.entries();
@@ -554,6 +567,8 @@ pub fn restore_bundle(
             key_file: entry.key_file(),
         })
         .collect();
+    let writes: Vec<&str> = keys.iter().map(|key| key.entry.id.as_str()).collect();
+    may_write(&writes)?;
     // each key restored is recorded by the store (`restore`); one already
     // there is left as it is, and recorded as nothing
     let restored = dir.encryption_keys().restore_keys(&keys)?;
@@ -652,24 +667,36 @@ const RESTORED_LIST_SCHEMA: Schema = ArraySchema::new(
 .schema();
 
 /// `POST /config/encryption-key-restore`: [`restore_bundle`], or
-/// [`restore_key_text`] for key file or paperkey text.
+/// [`restore_key_text`] for key file or paperkey text; each key of it
+/// needs Sys.Modify on its id, whether or not the store has it (a restore
+/// of a key the caller may not change is refused whole, before anything
+/// is written, naming every such id).
 pub const API_METHOD_RESTORE_KEYS: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let dir = env.dir();
         let data = required_str(&param, "bundle")?;
         let ids = crate::api2::param_list(&param, "id");
+        let access = KeyAccess::of(env)?;
+        let may_write = |ids: &[&str]| access.check_modify(ids.iter().copied());
         if is_bundle(data.as_bytes()) {
             let secret = required_secret(&param)?;
-            restore_bundle(dir, data.as_bytes(), &secret.as_secret(), &ids)
+            restore_bundle_checked(dir, data.as_bytes(), &secret.as_secret(), &ids, &may_write)
                 .map_err(blame_open_error)?
         } else {
+            may_write(&ids.iter().map(String::as_str).collect::<Vec<_>>())?;
             restore_text_param(dir, &param, data, &ids)?
         }
     }),
     &API_METHOD_RESTORE_KEYS_PARAMETERS,
 )
 .returns(ReturnType::new(false, &RESTORED_LIST_SCHEMA))
-.access(None, &STORE_MODIFY);
+.access(
+    Some(
+        "and Sys.Modify on `/system/encryption-keys/{id}` of every key restored, checked by the \
+         handler before anything is written (403 naming each key without it)",
+    ),
+    &STORE_MODIFY,
+);
 
 /// The restore of key file or paperkey text: one id, the text's
 /// passphrase (wiped after use), no master key.

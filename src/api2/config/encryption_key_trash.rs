@@ -9,7 +9,9 @@
 //! The trash holds keys no longer in the store, so its privileges are on
 //! the store as a whole (`/system/encryption-keys`): Sys.Audit to list,
 //! Sys.Modify to restore (which creates a key, as create does) and to
-//! purge. As for every route, the plain functions serve the CLI, which
+//! purge. A trashed key keeps the privileges of the id it had: the list
+//! leaves out entries the caller may not see, restore and purge by name
+//! need Sys.Modify on that id too (findings 30 and 40). As for every route, the plain functions serve the CLI, which
 //! calls them as the administrator.
 
 use anyhow::Error;
@@ -19,11 +21,11 @@ use proxmox_schema::{
     ApiStringFormat, ArraySchema, BooleanSchema, ObjectSchema, Schema, StringSchema, param_bail,
 };
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_MODIFY};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
 use pbs_config::trash::{PurgeReport, TrashListing};
 
-use super::{STORE_AUDIT, STORE_MODIFY};
+use super::{KeyAccess, STORE_AUDIT, STORE_MODIFY};
 use crate::api2::config::encryption_keys::{CRYPT_KEY_RETURN_SCHEMA, WITHOUT_VERIFIED_COPY_SCHEMA};
 use crate::api2::described_object;
 use crate::api2::{param_str, required_str};
@@ -81,12 +83,7 @@ fn check_as(as_id: Option<&str>) -> Result<(), Error> {
 /// it, under any id, nor destroys it (finding 30).
 fn check_entry_privilege(env: &RestEnvironment, name: &str) -> Result<(), Error> {
     check_name(name)?;
-    let id = pbs_config::trash::entry_id(name);
-    env.user_info()?.check_privs(
-        &env.auth_id()?,
-        &format!("/system/encryption-keys/{id}"),
-        PRIV_SYS_MODIFY,
-    )
+    KeyAccess::of(env)?.check_modify([pbs_config::trash::entry_id(name)])
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
@@ -106,13 +103,22 @@ pub fn list_trash(dir: &ConfigDir) -> Result<TrashListing, Error> {
 pub const API_METHOD_LIST_TRASH_PARAMETERS: ObjectSchema =
     ObjectSchema::new("List the keys in the trash.", &[]);
 
-/// `GET /config/encryption-key-trash`: [`list_trash`]'s complete entries.
+/// `GET /config/encryption-key-trash`: [`list_trash`]'s complete entries
+/// of the keys the caller may see (finding 40).
 pub const API_METHOD_LIST_TRASH: ApiMethod = ApiMethod::new(
-    handler!(SerializingSync, |_, env| list_trash(env.dir())?.entries),
+    handler!(SerializingSync, |_, env| {
+        let access = KeyAccess::of(env)?;
+        let mut entries = list_trash(env.dir())?.entries;
+        entries.retain(|entry| access.may_see(&entry.record.id));
+        entries
+    }),
     &API_METHOD_LIST_TRASH_PARAMETERS,
 )
 .returns(ReturnType::new(false, &TRASH_LIST_SCHEMA))
-.access(None, &STORE_AUDIT);
+.access(
+    Some("the list holds only entries of ids with Sys.Audit on `/system/encryption-keys/{id}`"),
+    &STORE_AUDIT,
+);
 
 /// Puts the key `name` names back into the store, as `as_id` or as the id
 /// it had (refused if the id or the fingerprint is taken).
@@ -218,7 +224,13 @@ pub const API_METHOD_PURGE_EXPIRED: ApiMethod = ApiMethod::new(
                  /config/encryption-key-trash/{{name}}"
             );
         }
-        purge_trash(dir, None, true, false)?
+        let access = KeyAccess::of(env)?;
+        let mut report = purge_trash(dir, None, true, false)?;
+        // what it did to keys the caller may not see is done, not told
+        for entries in [&mut report.purged, &mut report.kept_without_copy] {
+            entries.retain(|entry| access.may_see(&entry.id));
+        }
+        report
     }),
     &API_METHOD_PURGE_EXPIRED_PARAMETERS,
 )

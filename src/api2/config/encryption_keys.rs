@@ -32,8 +32,7 @@ use proxmox_schema::{
 };
 
 use pbs_api_types::{
-    CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, PRIV_SYS_AUDIT,
-    PROXMOX_CONFIG_DIGEST_SCHEMA,
+    CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, PROXMOX_CONFIG_DIGEST_SCHEMA,
 };
 use pbs_config::encryption_keys::{DeleteOptions, Deleted};
 use pbs_config::sync::{KeyUsage, KeyUsers};
@@ -42,7 +41,7 @@ use pbs_config::verify::VerifyReport;
 use pbs_config::{ConfigDir, KeyIndex, ListEntry};
 use pbs_key_config::{KeyConfig, KeyError};
 
-use super::{KEY_AUDIT, KEY_MODIFY, STORE_MODIFY};
+use super::{KEY_AUDIT, KEY_MODIFY, KeyAccess, STORE_MODIFY};
 use crate::api2::config::encryption_key_audit::{self, AuditMarks};
 use crate::api2::described_object;
 use crate::api2::parse_digest;
@@ -394,11 +393,8 @@ fn api_list_keys(
         no_verified_copy: param["no-verified-copy"].as_bool().unwrap_or(false),
     };
     let env = RestEnvironment::of(rpcenv)?;
-    let (auth_id, info) = (env.auth_id()?, env.user_info()?);
-    let visible = |id: &str| {
-        info.lookup_privs(&auth_id, &["system", "encryption-keys", id]) & PRIV_SYS_AUDIT != 0
-    };
-    let (list, digest) = list_keys_with_users(env.dir(), filter, visible)?;
+    let access = KeyAccess::of(env)?;
+    let (list, digest) = list_keys_with_users(env.dir(), filter, |id| access.may_see(id))?;
     let marks = match param["audit-marks"].as_bool().unwrap_or(false) {
         true => {
             let keys: Vec<&CryptKey> = list.entries()?.map(|entry| entry.key).collect();

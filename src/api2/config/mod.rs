@@ -1,8 +1,16 @@
 //! `/config/...`: configuration objects.
 
+use std::sync::Arc;
+
+use anyhow::Error;
+
 use proxmox_router::{Permission, Router, SubdirMap};
 
-use pbs_api_types::{PRIV_SYS_AUDIT, PRIV_SYS_MODIFY};
+use pbs_api_types::{Authid, PRIV_SYS_AUDIT, PRIV_SYS_MODIFY, privilege_names};
+use pbs_config::acl::KEYS_ACL_PATH;
+use pbs_config::cached_user_info::{CachedUserInfo, PermissionDenied};
+
+use crate::server::environment::RestEnvironment;
 
 pub mod encryption_key_audit;
 pub mod encryption_key_export;
@@ -29,6 +37,67 @@ pub(crate) const KEY_MODIFY: Permission = Permission::Privilege(
     PRIV_SYS_MODIFY,
     false,
 );
+
+/// What the caller of a request may do with single keys, by the ACL path
+/// of each (`/system/encryption-keys/<id>`): the one place the API decides
+/// it, for every answer that names keys and every change that writes
+/// them. Upstream's rule: a key is seen with Sys.Audit on its path (its
+/// key list) and used or changed with Sys.Modify there. A store-wide grant
+/// reaches every key unless a `NoAccess` below it masks one.
+pub(crate) struct KeyAccess {
+    auth_id: Authid,
+    info: Arc<CachedUserInfo>,
+}
+
+impl KeyAccess {
+    /// The access of the caller of `env`.
+    ///
+    /// # Errors
+    ///
+    /// An unauthenticated request, or `user.cfg` or `acl.cfg` unreadable.
+    pub(crate) fn of(env: &RestEnvironment) -> Result<Self, Error> {
+        Ok(Self {
+            auth_id: env.auth_id()?,
+            info: env.user_info()?,
+        })
+    }
+
+    fn privileges(&self, id: &str) -> u64 {
+        self.info
+            .lookup_privs(&self.auth_id, &["system", "encryption-keys", id])
+    }
+
+    /// Whether the caller may see the key `id` (Sys.Audit on its path): a
+    /// key it may not see is left out of every list, record and report.
+    pub(crate) fn may_see(&self, id: &str) -> bool {
+        self.privileges(id) & PRIV_SYS_AUDIT != 0
+    }
+
+    /// Checks Sys.Modify on each key of `ids`, all of them before any
+    /// change: a 403 naming every path without it.
+    ///
+    /// # Errors
+    ///
+    /// A [`PermissionDenied`] naming the paths.
+    pub(crate) fn check_modify<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        let denied: Vec<String> = ids
+            .into_iter()
+            .filter(|id| self.privileges(id) & PRIV_SYS_MODIFY == 0)
+            .map(|id| format!("{KEYS_ACL_PATH}/{id}"))
+            .collect();
+        if denied.is_empty() {
+            return Ok(());
+        }
+        Err(PermissionDenied {
+            path: denied.join(", "),
+            missing: privilege_names(PRIV_SYS_MODIFY).join(", "),
+        }
+        .into())
+    }
+}
 
 const SUBDIRS: SubdirMap = &[
     ("encryption-key-audit", &encryption_key_audit::ROUTER),

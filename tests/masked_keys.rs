@@ -1,0 +1,363 @@
+//! What a caller masked on a key can still see or do through the API (stop
+//! 33, findings 40 to 43): a token with Admin or Audit on
+//! `/system/encryption-keys` and `NoAccess` on
+//! `/system/encryption-keys/hidden` sees no record, trash entry or verify
+//! finding that names `hidden`, restores no key file of it, and reads the
+//! audit checkpoint without making the daemon write one. Real API calls,
+//! as the other privilege tests make them.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use pbs_config::ConfigDir;
+use pbs_config::audit::{AuditLog, Caller, Event, Op};
+use pbs_config::encryption_keys::DeleteOptions;
+use pbs_keystore::api2::config::encryption_key_audit::WITHHELD;
+use pbs_test_kit::access::{add_token, add_user, admin_token, grant, masked_token};
+use pbs_test_kit::dirs::snapshot;
+use pbs_test_kit::https::Client;
+use pbs_test_kit::{ApiDaemon, TestDir, key_config};
+
+use crate::verified_copy::{PASSPHRASE, export_bundle};
+
+const MASKED: &str = "erin@pbs!masked";
+
+/// A store with the keys `hidden` and `open`, a daemon on it, and clients
+/// for root and for a token masked on `hidden`.
+struct Store {
+    // dropped (killed) before its dir is removed
+    api: ApiDaemon,
+    dir: TestDir,
+    root: Client,
+    masked: Client,
+}
+
+impl Store {
+    fn start(dir: TestDir) -> Self {
+        let root = admin_token(&dir.config, "root@pam!admin");
+        let secret = masked_token(&dir.config, MASKED, "/system/encryption-keys", "hidden");
+        let api = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+        let root = Client::new(api.port).with_auth(&[("Authorization", &root)]);
+        let masked = Client::token(api.port, MASKED, &secret);
+        Self {
+            api,
+            dir,
+            root,
+            masked,
+        }
+    }
+
+    fn config(&self) -> &ConfigDir {
+        &self.dir.config
+    }
+
+    /// The store's files (lock files aside), the daemon's log left out.
+    fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        snapshot(self.dir.path(), &["daemon.log"])
+    }
+
+    /// Asserts that the store's files are those of `before`, naming the
+    /// files that differ.
+    #[track_caller]
+    fn assert_unchanged(&self, before: &[(PathBuf, Vec<u8>)], what: &str) {
+        let after = self.files();
+        let changed: Vec<&PathBuf> = before
+            .iter()
+            .chain(&after)
+            .filter(|file| !before.contains(file) || !after.contains(file))
+            .map(|(path, _)| path)
+            .collect();
+        assert!(changed.is_empty(), "{what} changed {changed:?}");
+    }
+}
+
+/// A new store holding `hidden` and `open`.
+fn two_keys() -> TestDir {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("hidden", &key_config(41)).unwrap();
+    keys.store_key("open", &key_config(42)).unwrap();
+    dir
+}
+
+fn fingerprint(dir: &ConfigDir, id: &str) -> String {
+    let entry = dir.encryption_keys().entry(id).unwrap();
+    entry.info.fingerprint.unwrap().signature()
+}
+
+/// The ids of every record of an audit list answer.
+fn record_ids(records: &Value) -> Vec<Vec<String>> {
+    records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| serde_json::from_value(record["ids"].clone()).unwrap())
+        .collect()
+}
+
+#[track_caller]
+fn assert_hides(body: &str, hidden: &[&str]) {
+    for text in hidden {
+        assert!(!body.contains(text), "{text:?} shown: {body}");
+    }
+}
+
+/// A store whose audit log, trash and key list hold traces of the masked
+/// keys `hidden` (records, one naming `open` too, a trash entry, an
+/// interrupted operation, an error's words) and `ghost` (listed, no record
+/// names it), and of `open`; with the texts that betray a masked key.
+fn traces_of_masked_keys() -> (TestDir, Vec<String>) {
+    let dir = two_keys();
+    let hidden_fp = fingerprint(&dir.config, "hidden");
+    // a record naming both keys
+    export_bundle(&dir.config, &["hidden", "open"]);
+    let keys = dir.config.encryption_keys();
+    for id in ["hidden", "open"] {
+        keys.archive_key(id, None).unwrap();
+        keys.delete_key_with(id, &DeleteOptions::default()).unwrap();
+    }
+    // an interrupted operation on each key: verify reports both
+    let log = AuditLog::open_existing(&dir.config).unwrap().unwrap();
+    for id in ["hidden", "open"] {
+        let pending = log
+            .intent(&Event::new(&Caller::cli(), Op::Unarchive).id(id))
+            .unwrap();
+        drop(pending);
+    }
+    // failures on the visible key whose words name the masked one, and a
+    // lock's holder
+    for words in [
+        "refused - encryption key 'hidden' is in the way",
+        "unable to acquire lock \".encryption-keys.lck\" - timed out after 10.0s - another \
+         process holds the lock (pid 1 'init', user root)",
+    ] {
+        let pending = log
+            .intent(&Event::new(&Caller::cli(), Op::Archive).id("open"))
+            .unwrap();
+        pending
+            .done::<()>(Err(anyhow::format_err!("{words}")))
+            .unwrap_err();
+    }
+    let ghost_fp = unrecorded_key(&dir, "ghost", 43);
+    for auth_id in ["erin@pbs", MASKED] {
+        let path = "/system/encryption-keys/ghost";
+        grant(&dir.config, path, auth_id, "NoAccess", false);
+    }
+    let hidden = [
+        "hidden".to_string(),
+        hidden_fp,
+        "ghost".to_string(),
+        ghost_fp,
+    ];
+    (dir, hidden.to_vec())
+}
+
+/// Lists the key `id` no record names (a config copied in); returns its
+/// fingerprint.
+fn unrecorded_key(dir: &TestDir, id: &str, seed: u64) -> String {
+    let keys = dir.config.encryption_keys();
+    let key = key_config(seed);
+    let fingerprint = key.fingerprint.unwrap().signature();
+    let entry_text = format!(
+        "sync-key: {id}\n\tcreated 1\n\tfingerprint {fingerprint}\n\tkdf none\n\tmodified 1\n\
+         \tpath {}\n\n",
+        keys.key_path(id).display()
+    );
+    let config_path = dir.path().join("encryption-keys.cfg");
+    let mut config = std::fs::read_to_string(&config_path).unwrap();
+    config.push_str(&entry_text);
+    std::fs::write(&config_path, config).unwrap();
+    std::fs::write(keys.key_path(id), key.to_json().unwrap()).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o640);
+    std::fs::set_permissions(keys.key_path(id), mode).unwrap();
+    fingerprint
+}
+
+/// Finding 40: Sys.Audit on the store showed the audit records and trash
+/// entries of keys the caller is masked on (their ids, fingerprints,
+/// actors and client addresses), and `verify` named them too.
+#[test]
+fn a_masked_key_leaves_no_trace_in_the_audit_log_or_the_trash() {
+    let (dir, hidden) = traces_of_masked_keys();
+    let hidden: Vec<&str> = hidden.iter().map(String::as_str).collect();
+    let mut store = Store::start(dir);
+    // root sees all of it
+    for path in [
+        "config/encryption-key-audit",
+        "config/encryption-key-trash",
+        "config/encryption-key-audit/verify",
+    ] {
+        let body = store.root.get(path).body;
+        assert!(
+            body.contains("'hidden'") || body.contains("\"hidden\""),
+            "{path}: {body}"
+        );
+    }
+
+    let records = store.masked.get("config/encryption-key-audit").data();
+    let ids = record_ids(&records);
+    assert!(ids.iter().any(|ids| ids == &["open"]), "{ids:?}");
+    assert_hides(&records.to_string(), &hidden);
+    let results: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|record| record["result"].as_str())
+        .collect();
+    assert!(results.contains(&WITHHELD), "{results:?}");
+    assert!(
+        results
+            .iter()
+            .any(|result| result.ends_with("holds the lock")),
+        "{results:?}"
+    );
+    assert_hides(&records.to_string(), &["pid 1", "'init'"]);
+    let asked = store
+        .masked
+        .get("config/encryption-key-audit?id=hidden")
+        .data();
+    assert_eq!(asked, json!([]));
+
+    let trash = store.masked.get("config/encryption-key-trash").data();
+    let trashed: Vec<&str> = trash
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(trashed, ["open"]);
+    assert_hides(&trash.to_string(), &hidden);
+
+    verify_withholds_masked_keys(&mut store, &hidden);
+}
+
+/// The verify report of the store of [`traces_of_masked_keys`] as the
+/// masked caller reads it: what concerns the keys it may see as root reads
+/// it, the rest withheld or left out.
+fn verify_withholds_masked_keys(store: &mut Store, hidden: &[&str]) {
+    let report = store
+        .masked
+        .get("config/encryption-key-audit/verify")
+        .data();
+    assert_hides(&report.to_string(), hidden);
+    assert!(report.to_string().contains("'open'"), "{report}");
+    assert_eq!(
+        report["unfinished"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    assert_eq!(report["unrecorded"], json!([]), "{report}");
+    assert!(report.to_string().contains(WITHHELD), "{report}");
+    let root_report = store.root.get("config/encryption-key-audit/verify").data();
+    assert_eq!(root_report["unfinished"].as_array().unwrap().len(), 2);
+    assert_eq!(root_report["unrecorded"][0]["id"], "ghost", "{root_report}");
+    // counts and hashes are the whole log's
+    for field in ["records", "head", "checkpoint"] {
+        assert_eq!(report[field], root_report[field], "{field}");
+    }
+    let problems = |report: &Value| report["problems"].as_array().unwrap().len();
+    assert_eq!(problems(&report), problems(&root_report));
+}
+
+/// Finding 41: `POST /config/encryption-key-restore` put back the missing
+/// key file of a key the caller is masked on, with the store's Sys.Modify
+/// alone.
+#[test]
+fn a_restore_writes_only_keys_the_caller_may_change() {
+    let dir = two_keys();
+    let bundle = export_bundle(&dir.config, &["hidden", "open"]);
+    let hidden_file = dir.config.encryption_keys().key_path("hidden");
+    let key_file = std::fs::read(&hidden_file).unwrap();
+    std::fs::remove_file(&hidden_file).unwrap();
+    let mut store = Store::start(dir);
+    let passphrase = String::from_utf8(PASSPHRASE.to_vec()).unwrap();
+    let before = store.files();
+    let forbidden = "missing Sys.Modify on /system/encryption-keys/hidden";
+    for ids in [
+        None,
+        Some(json!(["hidden"])),
+        Some(json!(["open", "hidden"])),
+    ] {
+        let mut body = json!({"bundle": bundle, "passphrase": passphrase});
+        if let Some(ids) = ids {
+            body["id"] = ids;
+        }
+        store
+            .masked
+            .post_json("config/encryption-key-restore", &body)
+            .expect(403, forbidden);
+    }
+    // one key from its key file, under the masked id
+    let text = String::from_utf8(key_file.clone()).unwrap();
+    let body = json!({"bundle": text, "id": ["hidden"]});
+    store
+        .masked
+        .post_json("config/encryption-key-restore", &body)
+        .expect(403, forbidden);
+    store.assert_unchanged(&before, "a refused restore");
+    assert!(!store.config().encryption_keys().key_path("hidden").exists());
+
+    // the keys it may change come back as before
+    let body = json!({"bundle": bundle, "passphrase": passphrase, "id": ["open"]});
+    let restored = store
+        .masked
+        .post_json("config/encryption-key-restore", &body)
+        .data();
+    assert_eq!(restored[0]["id"], "open");
+    assert_eq!(restored[0]["outcome"], "already-present");
+    // and root restores the masked key's file
+    let body = json!({"bundle": bundle, "passphrase": passphrase});
+    store
+        .root
+        .post_json("config/encryption-key-restore", &body)
+        .data();
+    assert_eq!(std::fs::read(&hidden_file).unwrap(), key_file);
+}
+
+/// Finding 43: `GET /config/encryption-key-audit/checkpoint` signed and
+/// wrote a checkpoint, so a caller with Sys.Audit alone made the daemon
+/// write. It now answers the stored one; a fresh one is a POST, with
+/// Sys.Modify on the store.
+#[test]
+fn reading_the_checkpoint_writes_nothing() {
+    let dir = two_keys();
+    // the stored checkpoint is the one signed after the last intent, not
+    // after its outcome: a GET that signed one would write
+    let log = AuditLog::open_existing(&dir.config).unwrap().unwrap();
+    let stored_before = log.stored_checkpoint_text().unwrap().unwrap();
+    add_user(&dir.config, "auditor@pbs", None, |_| {});
+    let secret = add_token(&dir.config, "auditor@pbs!read", None);
+    for auth_id in ["auditor@pbs", "auditor@pbs!read"] {
+        grant(
+            &dir.config,
+            "/system/encryption-keys",
+            auth_id,
+            "Audit",
+            true,
+        );
+    }
+    let mut store = Store::start(dir);
+    let mut auditor = Client::token(store.api.port, "auditor@pbs!read", &secret);
+    let before = store.files();
+    let answer = auditor.get("config/encryption-key-audit/checkpoint").data();
+    store.assert_unchanged(&before, "a GET");
+    let log = AuditLog::open_existing(&store.dir.config).unwrap().unwrap();
+    let stored = log.stored_checkpoint().unwrap().unwrap();
+    assert_eq!(answer["size"], stored.size);
+    assert_eq!(answer["checkpoint"], stored_before.as_str());
+    assert!(answer["verifier-key"].is_string(), "{answer}");
+
+    auditor
+        .post_json("config/encryption-key-audit/checkpoint", &json!({}))
+        .expect(403, "missing Sys.Modify on /system/encryption-keys");
+    store.assert_unchanged(&before, "a refused POST");
+    let signed = store
+        .root
+        .post_json("config/encryption-key-audit/checkpoint", &json!({}))
+        .data();
+    let records = store.root.get("config/encryption-key-audit").data();
+    assert_eq!(signed["size"], records.as_array().unwrap().len());
+    let stored = log.stored_checkpoint().unwrap().unwrap();
+    assert_eq!(signed["size"], stored.size);
+}
