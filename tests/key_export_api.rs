@@ -699,3 +699,69 @@ fn a_list_with_audit_marks_answers_as_each_show() {
     let plain = root.get("config/encryption-keys?include-archived=1").data();
     assert!(plain[0].get("last-exported").is_none(), "{plain}");
 }
+
+/// A protected key whose key file is missing: the restore of a bundle
+/// holding another key under its fingerprint (protected under another
+/// passphrase, as a hand-made bundle holds it) is 400 blaming
+/// `key-passphrase` and writes nothing, with or without one; the real
+/// bundle's restore puts the file back only with the key's passphrase
+/// (finding 33).
+#[test]
+fn a_protected_keys_missing_file_needs_its_passphrase() {
+    use pbs_api_types::Kdf;
+    use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    let daemon = Daemon::start();
+    let keys = daemon.dir.config.encryption_keys();
+    let real = KeyConfig::with_key(&[7; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+    keys.store_key("k-prot", &real).unwrap();
+    let mut root = daemon.root();
+    let bundle = exported(
+        &mut root,
+        json!({"id": ["k-prot"], "passphrase": PASSPHRASE}),
+    );
+    let key_file = keys.key_path("k-prot");
+    std::fs::remove_file(&key_file).unwrap();
+
+    // the forged bundle: the entry as exported, another key in the file
+    let entry = keys.entry("k-prot").unwrap();
+    let mut forged = KeyConfig::with_key(&[43; 32], b"forger's passphrase", Kdf::PBKDF2).unwrap();
+    forged.fingerprint = entry.info.fingerprint;
+    let forged_file = forged.to_json().unwrap();
+    let forged_bundle = create_bundle(
+        "pbs-keystore/elsewhere",
+        None,
+        &[ExportKey {
+            config: &entry,
+            key_file: forged_file.as_bytes(),
+        }],
+        &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
+    )
+    .unwrap();
+    let forged_bundle = String::from_utf8(forged_bundle).unwrap();
+    let before = daemon.files();
+    for body in [
+        json!({"bundle": forged_bundle, "passphrase": PASSPHRASE}),
+        json!({"bundle": forged_bundle, "passphrase": PASSPHRASE, "key-passphrase": KEY_PASS}),
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    ] {
+        let resp = post(&mut root, "config/encryption-key-restore", body);
+        expect_400(
+            &resp,
+            "key-passphrase",
+            "encryption key 'k-prot' is missing",
+        );
+        assert!(!resp.body.contains(KEY_PASS), "{}", resp.body);
+        assert_eq!(daemon.files(), before);
+    }
+    let restored = post(
+        &mut root,
+        "config/encryption-key-restore",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE, "key-passphrase": KEY_PASS}),
+    )
+    .data();
+    assert_eq!(restored[0]["outcome"], "key-file-restored", "{restored}");
+    keys.load_key("k-prot", true).unwrap();
+    assert!(daemon.dir.config.verify(false).unwrap().is_clean());
+}

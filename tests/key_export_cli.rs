@@ -1163,3 +1163,59 @@ fn checkpoint_size(text: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// A protected key whose key file is lost: `restore` puts it back from the
+/// bundle only with `--key-passphrase-file` holding the key's passphrase
+/// (a protected key file only claims its fingerprint); without it, or with
+/// another passphrase, it says what to give and writes nothing (finding
+/// 33).
+#[test]
+fn a_protected_keys_lost_file_is_put_back_only_with_its_passphrase() {
+    use pbs_api_types::Kdf;
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    let store = Store::new();
+    let cli = &store.cli;
+    let key = KeyConfig::with_key(&[9; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+    cli.secrets.key("k-prot", &[9; 32]);
+    cli.secrets.text("key passphrase", KEY_PASS);
+    store
+        .config()
+        .encryption_keys()
+        .store_key("k-prot", &key)
+        .unwrap();
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let key_pass = store.input("key.pass", KEY_PASS);
+    let wrong = store.input("wrong.pass", "not the key's passphrase");
+    let bundle = store.file("all.pbsx").display().to_string();
+    ok(cli, &export_all(&bundle, &pass));
+    let lost = store
+        .sandbox
+        .config_dir()
+        .join("encryption-keys/k-prot.enc");
+    let original = std::fs::read(&lost).unwrap();
+    std::fs::remove_file(&lost).unwrap();
+
+    let before = snapshot(store.sandbox.config_dir(), &[]);
+    let restore = with_passphrase("restore", &bundle, &pass);
+    let err = fail(cli, &restore);
+    assert!(
+        err.contains("encryption key 'k-prot' is missing") && err.contains("--key-passphrase-file"),
+        "{err}"
+    );
+    let err = fail(
+        cli,
+        &[&restore[..], &["--key-passphrase-file", &wrong]].concat(),
+    );
+    assert!(err.contains("is not proven to be that key's"), "{err}");
+    assert_eq!(snapshot(store.sandbox.config_dir(), &[]), before);
+
+    let restored = json(
+        cli,
+        &[&restore[..], &["--key-passphrase-file", &key_pass]].concat(),
+    );
+    assert_eq!(restored[0]["outcome"], "key-file-restored", "{restored}");
+    assert_eq!(std::fs::read(&lost).unwrap(), original);
+    let verify = cli.run(&["encryption-key", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}

@@ -17,9 +17,13 @@
 //!   anything is written, so a refused restore writes nothing; a crash or
 //!   a failure part way leaves the keys before it restored, each whole,
 //!   and running the restore again restores the rest (a key already in the
-//!   store with the same id and fingerprint is left as it is).
+//!   store with the same id and fingerprint is left as it is);
+//! - a listed key's missing key file is put back only from a key file that
+//!   is proven to be that key's: an unprotected one by its key's
+//!   fingerprint, a protected one only by the key's passphrase given to
+//!   the restore (findings 31 and 33).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Error, bail, format_err};
 use serde::Serialize;
@@ -28,10 +32,10 @@ use zeroize::Zeroize;
 use proxmox_lang::error::ErrorLayer;
 
 use pbs_api_types::{CryptKey, Fingerprint, Kdf, KeyInfo};
-use pbs_key_config::KeyConfig;
 use pbs_key_config::bundle::{
     BundleKeyInfo, ExportKey, ExportRecipient, ProvableBundle, create_provable_bundle,
 };
+use pbs_key_config::{KeyConfig, KeyError};
 
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
 use crate::audit::{AuditLog, Event, Op, Pending};
@@ -388,23 +392,37 @@ impl EncryptionKeys<'_> {
     /// written, if any id is taken by another key or any key is stored
     /// under another id ([`KeystoreError::BundleConflict`], naming both).
     ///
+    /// The missing key file of a protected key is put back only from a key
+    /// file `key_passphrase` decrypts to a key of the entry's fingerprint:
+    /// a protected key file only claims its fingerprint, and another key's
+    /// in its place would load as the key (finding 33). The passphrase is
+    /// used for nothing else and never kept.
+    ///
     /// # Errors
     ///
     /// The conflicts; an invalid or repeated id; a key file whose
-    /// fingerprint is not its entry's; an entry the config cannot hold; a
+    /// fingerprint is not its entry's; a protected key's missing file
+    /// without a proven key file; an entry the config cannot hold; a
     /// failed write (the error names the keys restored before it).
     ///
     /// # Locking
     ///
     /// Takes the config lock, then each key's lock in turn.
-    pub fn restore_keys(&self, keys: &[RestoreKey]) -> Result<Vec<RestoredKey>, Error> {
-        // everything that needs no lock first: ids, fingerprints, entries
+    pub fn restore_keys(
+        &self,
+        keys: &[RestoreKey],
+        key_passphrase: Option<&[u8]>,
+    ) -> Result<Vec<RestoredKey>, Error> {
+        // everything that needs no lock first: ids, fingerprints, entries,
+        // and the costly KDF of each protected key file the passphrase is
+        // given for
         let entries = self.restore_entries(keys)?;
+        let proofs = prove_protected(keys, key_passphrase);
 
         let base = self.dir().open_base_or_create()?;
         let config_lock = self.lock_config()?;
         let sections = self.sections_locked(&config_lock, None)?;
-        let (present, missing_files) = self.restore_plan(&base, &sections, &entries)?;
+        let (present, missing_files) = self.restore_plan(&base, &sections, &entries, &proofs)?;
 
         let mut sections = Some(sections);
         let mut restored = Vec::with_capacity(entries.len());
@@ -507,6 +525,7 @@ impl EncryptionKeys<'_> {
         base: &DirHandle,
         sections: &KeySections,
         entries: &[RestoreEntry],
+        proofs: &Proofs,
     ) -> Result<(HashSet<String>, HashSet<String>), Error> {
         let mut conflicts = Vec::new();
         let mut present = HashSet::new();
@@ -519,7 +538,11 @@ impl EncryptionKeys<'_> {
             if id_taken_by == Some(Some(*fingerprint)) {
                 // the entry is there: is its key file?
                 if self.key_file_missing(base, &entry.id)? {
-                    check_same_protection(sections.entry(&entry.id)?.info.kdf, entry)?;
+                    let stored = sections.entry(&entry.id)?.info.kdf;
+                    check_same_protection(stored, entry)?;
+                    if stored != Kdf::None {
+                        check_proven(&entry.id, fingerprint, proofs)?;
+                    }
                     missing_files.insert(entry.id.clone());
                     continue;
                 }
@@ -656,6 +679,105 @@ fn check_same_protection(stored: Kdf, entry: &CryptKey) -> Result<(), Error> {
     )
 }
 
+/// What the passphrase a restore was given found in each protected key
+/// file, by the fingerprint the file claims: `Ok` if it decrypts to a key
+/// of that fingerprint (the file is proven), else why not.
+type Proofs = HashMap<Fingerprint, Result<(), String>>;
+
+/// Decrypts each protected key file of `keys` with `passphrase`, if one is
+/// given (the key is wiped at once): which of them it proves. A key file
+/// it does not open is no error here; only a key whose missing file is to
+/// be put back needs a proof ([`check_proven`]).
+fn prove_protected(keys: &[RestoreKey], passphrase: Option<&[u8]>) -> Proofs {
+    let mut proofs = Proofs::new();
+    let Some(passphrase) = passphrase else {
+        return proofs;
+    };
+    for key in keys {
+        let (true, Some(claimed)) = (key.key_config.is_protected(), key.key_config.fingerprint)
+        else {
+            continue;
+        };
+        let proof = match key.key_config.decrypt(&|| Ok(passphrase.to_vec())) {
+            Ok((mut raw, _, _)) => {
+                // decrypt checked the key against the fingerprint claimed
+                raw.zeroize();
+                Ok(())
+            }
+            Err(err) => Err(match err.downcast_ref::<KeyError>() {
+                Some(KeyError::FingerprintMismatch { computed, .. }) => format!(
+                    "the passphrase opens it, but its key has fingerprint {}: it only claims \
+                     the key's fingerprint",
+                    computed.signature()
+                ),
+                _ => err.to_string(),
+            }),
+        };
+        proofs.insert(claimed, proof);
+    }
+    proofs
+}
+
+/// Refuses to put back the missing key file of the protected key `id` from
+/// a key file with `fingerprint` unless `proofs` says the restore's
+/// passphrase decrypts it to that key (finding 33).
+fn check_proven(id: &str, fingerprint: &Fingerprint, proofs: &Proofs) -> Result<(), Error> {
+    match proofs.get(fingerprint) {
+        Some(Ok(())) => Ok(()),
+        proof => Err(UnprovenKeyFile {
+            id: id.to_string(),
+            fingerprint: *fingerprint,
+            why: proof.and_then(|proof| proof.clone().err()),
+        }
+        .into()),
+    }
+}
+
+/// A restore refused because the missing key file of a protected key would
+/// be put back from a key file not proven to hold that key (finding 33):
+/// the passphrase that proves it is missing or does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnprovenKeyFile {
+    /// The key id.
+    pub id: String,
+    /// The fingerprint of the key the store lists under it.
+    pub fingerprint: Fingerprint,
+    /// What the passphrase given found, if one was given.
+    pub why: Option<String>,
+}
+
+impl std::fmt::Display for UnprovenKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = &self.id;
+        match &self.why {
+            Some(why) => write!(
+                f,
+                "refusing to restore - the key file of encryption key '{id}' is missing, and the \
+                 key file given for it is not proven to be that key's ({why}) - a protected \
+                 key's file is put back only from a key file the key's own passphrase decrypts \
+                 to the key with fingerprint {} - nothing was restored",
+                self.fingerprint.signature()
+            ),
+            None => write!(
+                f,
+                "refusing to restore - the key file of encryption key '{id}' is missing, and the \
+                 key is passphrase protected: a protected key file only claims its fingerprint, \
+                 so the one given is put back only once it is proven - give the key's \
+                 passphrase (the CLI's --key-passphrase-file FILE, the API's key-passphrase) \
+                 and restore it again - nothing was restored"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UnprovenKeyFile {}
+
+/// Whether a restore was refused for want of a passphrase that proves a
+/// protected key's file ([`UnprovenKeyFile`]).
+pub fn needs_key_passphrase(err: &Error) -> bool {
+    err.chain().any(|cause| cause.is::<UnprovenKeyFile>())
+}
+
 /// A restore that failed at key `id`: says which keys were restored before.
 fn partial_restore(err: Error, id: &str, done: &[RestoredKey]) -> Error {
     let restored: Vec<String> = done
@@ -772,7 +894,7 @@ mod tests {
         let (_tmp2, target) = store();
         let restored = target
             .encryption_keys()
-            .restore_keys(&restore_keys_of(&bundle))
+            .restore_keys(&restore_keys_of(&bundle), None)
             .unwrap();
         assert_eq!(
             restored
@@ -804,7 +926,7 @@ mod tests {
         let before = files(&target);
         let again = target
             .encryption_keys()
-            .restore_keys(&restore_keys_of(&bundle))
+            .restore_keys(&restore_keys_of(&bundle), None)
             .unwrap();
         assert!(
             again
@@ -837,7 +959,7 @@ mod tests {
         );
         assert!(checks[1].store_problem.is_none());
 
-        let restored = keys.restore_keys(&restore_keys_of(&bundle)).unwrap();
+        let restored = keys.restore_keys(&restore_keys_of(&bundle), None).unwrap();
         assert_eq!(restored[0].outcome, RestoreOutcome::KeyFileRestored);
         assert_eq!(restored[1].outcome, RestoreOutcome::AlreadyPresent);
         assert_eq!(std::fs::read(&k_one).unwrap(), original);
@@ -847,7 +969,9 @@ mod tests {
         // a key file that is there but broken is left alone, nothing written
         std::fs::write(&k_one, key(9).to_json().unwrap()).unwrap();
         let before = files(&dir);
-        let err = keys.restore_keys(&restore_keys_of(&bundle)).unwrap_err();
+        let err = keys
+            .restore_keys(&restore_keys_of(&bundle), None)
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("encryption key 'k-one' is in the store, but"),
@@ -880,11 +1004,14 @@ mod tests {
         let forged_file = forged.to_json().unwrap();
         let before = files(&dir);
         let err = keys
-            .restore_keys(&[RestoreKey {
-                entry,
-                key_config: &forged,
-                key_file: forged_file.as_bytes(),
-            }])
+            .restore_keys(
+                &[RestoreKey {
+                    entry,
+                    key_config: &forged,
+                    key_file: forged_file.as_bytes(),
+                }],
+                None,
+            )
             .unwrap_err();
         assert!(
             format!("{err:#}").contains("is not protected in the store"),
@@ -902,9 +1029,87 @@ mod tests {
         );
         assert!(!dir.verify(false).unwrap().is_clean());
         std::fs::remove_file(&k_one).unwrap();
-        let restored = keys.restore_keys(&restore_keys_of(&real)).unwrap();
+        let restored = keys.restore_keys(&restore_keys_of(&real), None).unwrap();
         assert_eq!(restored[0].outcome, RestoreOutcome::KeyFileRestored);
         keys.load_key("k-one", true).unwrap();
+    }
+
+    /// The missing key file of a protected key is put back only from a key
+    /// file that is proven to hold that key: decrypted with the key's
+    /// passphrase, its key has the entry's fingerprint. Before, any
+    /// protected key file claiming the fingerprint (a bundle made by hand,
+    /// another key under another passphrase) was written as the key's
+    /// file: `verify` was clean, and the real bundle's restore then said
+    /// "already present" (finding 33).
+    #[test]
+    fn a_protected_keys_missing_file_is_put_back_only_from_a_proven_key_file() {
+        use pbs_api_types::Kdf;
+
+        const RIGHT: &[u8] = b"the key's own passphrase";
+        const OTHER: &[u8] = b"the forger's passphrase";
+        let (_tmp, dir) = store();
+        let keys = dir.encryption_keys();
+        let real_key = KeyConfig::with_key(&[7; 32], RIGHT, Kdf::PBKDF2).unwrap();
+        keys.store_key("k-prot", &real_key).unwrap();
+        let real = bundle_of_all(&dir);
+        let k_prot = keys.key_path("k-prot");
+        let original = std::fs::read(&k_prot).unwrap();
+        std::fs::remove_file(&k_prot).unwrap();
+
+        // another key, protected under another passphrase, claiming k-prot's
+        // fingerprint
+        let entry = keys.entry("k-prot").unwrap();
+        let mut forged = KeyConfig::with_key(&[43; 32], OTHER, Kdf::PBKDF2).unwrap();
+        forged.fingerprint = entry.info.fingerprint;
+        let forged_file = forged.to_json().unwrap();
+        let forged_keys = || {
+            [RestoreKey {
+                entry: entry.clone(),
+                key_config: &forged,
+                key_file: forged_file.as_bytes(),
+            }]
+        };
+        let before = files(&dir);
+        for (passphrase, needle) in [
+            (None, "give the key's passphrase"),
+            (Some(RIGHT), "wrong passphrase or corrupted key file"),
+            (Some(OTHER), "only claims the key's fingerprint"),
+        ] {
+            let err = keys.restore_keys(&forged_keys(), passphrase).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("encryption key 'k-prot'") && text.contains(needle),
+                "{needle:?} not in {text}"
+            );
+            assert!(text.contains("nothing was restored"), "{text}");
+            assert_eq!(files(&dir), before, "{needle}");
+        }
+
+        // the real bundle: refused without the passphrase, restored with it
+        let err = keys
+            .restore_keys(&restore_keys_of(&real), None)
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("--key-passphrase-file"),
+            "{err:#}"
+        );
+        assert_eq!(files(&dir), before);
+        let restored = keys
+            .restore_keys(&restore_keys_of(&real), Some(RIGHT))
+            .unwrap();
+        assert_eq!(restored[0].outcome, RestoreOutcome::KeyFileRestored);
+        assert_eq!(std::fs::read(&k_prot).unwrap(), original);
+        assert!(dir.verify(false).unwrap().is_clean());
+
+        // a key whose file is there, or whose id is not listed, needs none
+        let again = keys.restore_keys(&restore_keys_of(&real), None).unwrap();
+        assert_eq!(again[0].outcome, RestoreOutcome::AlreadyPresent);
+        let (_tmp2, fresh) = store();
+        let restored = fresh
+            .encryption_keys()
+            .restore_keys(&restore_keys_of(&real), None)
+            .unwrap();
+        assert_eq!(restored[0].outcome, RestoreOutcome::Restored);
     }
 
     #[test]
@@ -924,7 +1129,7 @@ mod tests {
         target_keys.store_key("other-id", &key(2)).unwrap();
         let before = files(&target);
         let err = target_keys
-            .restore_keys(&restore_keys_of(&bundle))
+            .restore_keys(&restore_keys_of(&bundle), None)
             .unwrap_err();
         let Some(KeystoreError::BundleConflict { conflicts }) = err.downcast_ref() else {
             panic!("not a conflict: {err}");

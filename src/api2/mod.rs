@@ -80,6 +80,7 @@ pub const ROUTER: Router = Router::new().subdirs(SUBDIRS);
 pub const BODY_ONLY_PARAMETERS: &[&str] = &[
     "bundle",
     "key",
+    "key-passphrase",
     "master-key",
     "master-passphrase",
     "passphrase",

@@ -286,7 +286,7 @@ fn one_op(args: &[String]) -> Result<(), Error> {
                 key_config: &key,
                 key_file: key_file.as_bytes(),
             };
-            keys.restore_keys(&[restore]).map(|_| ())
+            keys.restore_keys(&[restore], None).map(|_| ())
         }
         other => bail!("unknown op {other}"),
     }

@@ -106,6 +106,17 @@ const MASTER_PASSPHRASE_SCHEMA: Schema =
         .max_length(1024)
         .schema();
 
+/// `key-passphrase`: the passphrase of the protected keys whose missing
+/// key file a restore puts back (finding 33).
+const KEY_PASSPHRASE_SCHEMA: Schema = StringSchema::new(
+    "The passphrase of the protected keys of the bundle whose key file the store misses: a \
+     protected key file only claims its fingerprint, so it is put back only if this decrypts it \
+     to the key (restore the keys of other passphrases apart, with id). Used for nothing else.",
+)
+.min_length(pbs_key_config::MIN_PASSPHRASE_LEN)
+.max_length(1024)
+.schema();
+
 /// `bundle`: an export bundle, or for a restore also paperkey text.
 const BUNDLE_SCHEMA: Schema = StringSchema::new(
     "The export bundle (its text); for a restore also a key file or paperkey text (then with \
@@ -530,14 +541,17 @@ fn required_secret(param: &Value) -> Result<OwnedSecret, Error> {
 /// Restores the keys of the bundle `data` (all, or those `ids` names)
 /// through the store path (`pbs_config::export`): a key the store has
 /// already under its id is left alone; an id or a key taken otherwise
-/// refuses the whole restore, naming both.
+/// refuses the whole restore, naming both. The missing key file of a
+/// protected key is put back only if `key_passphrase` decrypts the
+/// bundle's key file to that key.
 pub fn restore_bundle(
     dir: &ConfigDir,
     data: &[u8],
     secret: &BundleSecret,
     ids: &[String],
+    key_passphrase: Option<&[u8]>,
 ) -> Result<Vec<RestoredKey>, Error> {
-    restore_bundle_checked(dir, data, secret, ids, &|_| Ok(()))
+    restore_bundle_checked(dir, data, secret, ids, key_passphrase, &|_| Ok(()))
 }
 
 /// [`restore_bundle`], once `may_write` allowed the ids of every key it
@@ -548,6 +562,7 @@ pub fn restore_bundle_checked(
     data: &[u8],
     secret: &BundleSecret,
     ids: &[String],
+    key_passphrase: Option<&[u8]>,
     may_write: &dyn Fn(&[&str]) -> Result<(), Error>,
 ) -> Result<Vec<RestoredKey>, Error> {
     check_ids(ids)?;
@@ -571,7 +586,10 @@ pub fn restore_bundle_checked(
     may_write(&writes)?;
     // each key restored is recorded by the store (`restore`); one already
     // there is left as it is, and recorded as nothing
-    let restored = dir.encryption_keys().restore_keys(&keys)?;
+    let restored = dir
+        .encryption_keys()
+        .restore_keys(&keys, key_passphrase)
+        .map_err(blame_key_passphrase)?;
     Ok(restored)
 }
 
@@ -589,11 +607,15 @@ pub fn restore_key_text(
     let mut key_file = key_config.to_json()?.into_bytes();
     let entry = entry_of_key_file(id, &key_config).map_err(|err| blame("bundle", err));
     let restored = entry.and_then(|entry| {
-        dir.encryption_keys().restore_keys(&[RestoreKey {
-            entry,
-            key_config: &key_config,
-            key_file: &key_file,
-        }])
+        // the key text is restored unprotected: no key file to prove
+        dir.encryption_keys().restore_keys(
+            &[RestoreKey {
+                entry,
+                key_config: &key_config,
+                key_file: &key_file,
+            }],
+            None,
+        )
     });
     key_file.zeroize();
     // recorded by the store as a `restore` of the id and fingerprint
@@ -617,6 +639,16 @@ fn key_from_text(text: &str, passphrase: Option<&[u8]>) -> Result<KeyConfig, Err
         (true, Some(passphrase)) => key_config
             .to_unprotected(&|| Ok(passphrase.to_vec()))
             .map_err(|err| blame_key_error(err, "bundle")),
+    }
+}
+
+/// A restore refused for a protected key's missing file without a proven
+/// key file: blamed on `key-passphrase` (400 naming it), the one
+/// parameter that can change the answer.
+fn blame_key_passphrase(err: Error) -> Error {
+    match pbs_config::export::needs_key_passphrase(&err) {
+        true => blame("key-passphrase", err),
+        false => err,
     }
 }
 
@@ -650,6 +682,7 @@ pub const API_METHOD_RESTORE_KEYS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     &[
         ("bundle", false, &BUNDLE_SCHEMA),
         ("id", true, &KEY_IDS_SCHEMA),
+        ("key-passphrase", true, &KEY_PASSPHRASE_SCHEMA),
         ("master-key", true, &MASTER_KEY_SCHEMA),
         ("master-passphrase", true, &MASTER_PASSPHRASE_SCHEMA),
         ("passphrase", true, &PASSPHRASE_SCHEMA),
@@ -680,8 +713,20 @@ pub const API_METHOD_RESTORE_KEYS: ApiMethod = ApiMethod::new(
         let may_write = |ids: &[&str]| access.check_modify(ids.iter().copied());
         if is_bundle(data.as_bytes()) {
             let secret = required_secret(&param)?;
-            restore_bundle_checked(dir, data.as_bytes(), &secret.as_secret(), &ids, &may_write)
-                .map_err(blame_open_error)?
+            let mut key_passphrase =
+                param_str(&param, "key-passphrase").map(|p| p.as_bytes().to_vec());
+            let restored = restore_bundle_checked(
+                dir,
+                data.as_bytes(),
+                &secret.as_secret(),
+                &ids,
+                key_passphrase.as_deref(),
+                &may_write,
+            );
+            if let Some(passphrase) = &mut key_passphrase {
+                passphrase.zeroize();
+            }
+            restored.map_err(blame_open_error)?
         } else {
             may_write(&ids.iter().map(String::as_str).collect::<Vec<_>>())?;
             restore_text_param(dir, &param, data, &ids)?
@@ -712,8 +757,10 @@ fn restore_text_param(
             "key file or paperkey text holds no key id - give exactly one id to restore it as"
         );
     };
-    if param_str(param, "master-key").is_some() {
-        param_bail!("master-key", "only for an export bundle");
+    for only_bundle in ["master-key", "key-passphrase"] {
+        if param_str(param, only_bundle).is_some() {
+            param_bail!(only_bundle, "only for an export bundle");
+        }
     }
     let mut passphrase = param_str(param, "passphrase").map(|p| p.as_bytes().to_vec());
     let restored = restore_key_text(dir, id, data, passphrase.as_deref());

@@ -167,6 +167,13 @@ pub struct RestoreArgs {
     /// file or paperkey, the id to restore it as.
     #[arg(long = "id", value_name = "ID")]
     ids: Vec<String>,
+    /// The passphrase of the protected keys whose missing key file the
+    /// restore puts back, on the first line of FILE: a protected key file
+    /// only claims its fingerprint, so it is put back only if this
+    /// decrypts it to the key (restore keys of other passphrases apart,
+    /// with --id).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    key_passphrase_file: Option<PathBuf>,
     #[command(flatten)]
     open: OpenArgs,
 }
@@ -459,8 +466,22 @@ pub fn restore(out: &Output, dir: &ConfigDir, args: RestoreArgs) -> Result<ExitC
         }
         let data = read_bundle_file(file)?;
         if api::is_bundle(&data) {
+            let key_passphrase = args
+                .key_passphrase_file
+                .as_deref()
+                .map(|path| passphrase::from_file(path, "--key-passphrase-file"))
+                .transpose()?;
             let secret = bundle_secret(&data, file, &args.open)?;
-            return api::restore_bundle(dir, &data, &secret.as_secret(), &args.ids);
+            return api::restore_bundle(
+                dir,
+                &data,
+                &secret.as_secret(),
+                &args.ids,
+                key_passphrase.as_deref().map(Vec::as_slice),
+            );
+        }
+        if args.key_passphrase_file.is_some() {
+            bail!("--key-passphrase-file is for an export bundle, {file:?} is key text");
         }
         restore_key_text(dir, file, data, &args)
     })()
