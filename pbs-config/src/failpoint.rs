@@ -28,6 +28,8 @@
 //!   they are reached inside every audited operation): `audit:line-written`
 //!   (the record written, not yet synced), `audit:synced` (synced, the
 //!   checkpoint not yet written), `audit:checkpoint-written`;
+//! - `create --output-file` ([`OUTPUT_POINTS`]): `create:output-written`,
+//!   the key's file written and synced, not yet named;
 //! - a rotation ([`ROTATE_POINTS`], apart from [`POINTS`] because a
 //!   rotation passes the points of the operations it is made of too):
 //!   after each journal write and between each step and its record (see
@@ -87,6 +89,11 @@ pub const ROTATE_POINTS: &[&str] = &[
     "rotate-abort:key-trashed",
 ];
 
+/// The crash point of a file holding a key that a command hands out
+/// (`create --output-file`): the data is written and synced, the file has
+/// no name yet.
+pub const OUTPUT_POINTS: &[&str] = &["create:output-written"];
+
 /// Points where a test pauses an operation (`$PBS_PAUSEPOINT`) to change
 /// the config dir behind it, as the `backup` user may: `keys:read` (a
 /// writer of `encryption-keys.cfg` has read it, under its lock),
@@ -108,6 +115,7 @@ pub fn hit(name: &str) {
         POINTS.contains(&name)
             || AUDIT_POINTS.contains(&name)
             || ROTATE_POINTS.contains(&name)
+            || OUTPUT_POINTS.contains(&name)
             || RACE_POINTS.contains(&name),
         "unknown failpoint {name}"
     );

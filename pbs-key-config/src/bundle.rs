@@ -1229,7 +1229,8 @@ fn to_data_key(mut bytes: Vec<u8>) -> Option<[u8; 32]> {
 /// the file appears complete or not at all (see [`KeyConfig::store`]).
 pub fn write_bundle_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
     let path = path.as_ref();
-    crate::create_new_file(path, data, bundle_file_options())
+    crate::create_new_file(path, data, bundle_file_options(), &|| ())
+        .map(|_| ())
         .layer_err(|| format!("unable to write export bundle {path:?}"))
 }
 

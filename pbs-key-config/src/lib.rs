@@ -456,7 +456,7 @@ impl KeyConfig {
         let result = if replace {
             replace_file(path, &data, options, true)
         } else {
-            create_new_file(path, &data, options)
+            create_new_file(path, &data, options, &|| ()).map(|_| ())
         };
         data.zeroize();
         result.layer_err(|| format!("unable to store key file {path:?}"))
@@ -467,22 +467,60 @@ impl KeyConfig {
 /// with mode 0600, never over an existing file: it appears complete or not
 /// at all (see [`KeyConfig::store`]).
 pub fn write_new_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
-    let path = path.as_ref();
-    let options = CreateOptions::new().perm(Mode::from_bits_truncate(0o600));
-    create_new_file(path, data, options).layer_err(|| format!("unable to write {path:?}"))
+    write_new_file_with(path, data, &|| ()).map(|_| ())
 }
 
-/// Creates `path` with `data`, failing if it exists: temp file, fsync, then a
-/// hard link to the final name, so the name never shows a partial file. On
-/// a file system without hard links (vfat, exfat, some network and FUSE
-/// file systems: where a key's only copy often goes) the file is created
-/// exclusively and written in place instead, and removed if that fails.
+/// [`write_new_file`], calling `before_link` once the data is written and
+/// synced, before the file gets its name (a crash point of the tests);
+/// says how the file was made.
+pub fn write_new_file_with<P: AsRef<Path>>(
+    path: P,
+    data: &[u8],
+    before_link: &dyn Fn(),
+) -> Result<NewFileWay, Error> {
+    let path = path.as_ref();
+    let options = CreateOptions::new().perm(Mode::from_bits_truncate(0o600));
+    create_new_file(path, data, options, before_link)
+        .layer_err(|| format!("unable to write {path:?}"))
+}
+
+/// How a new file holding key material was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewFileWay {
+    /// An unnamed file (`O_TMPFILE`) in the target's directory, linked to
+    /// the target once written and synced: no other name ever existed, so
+    /// a crash at any point leaves nothing beside the target.
+    Unnamed,
+    /// The file system refuses unnamed files: a temp file beside the target, then a hard link to the target: a
+    /// crash in between leaves the temp file.
+    TempName,
+    /// Created under its name and written in place (a file system without
+    /// hard links): a crash part way leaves a partial file there.
+    InPlace,
+}
+
+/// Creates `path` with `data`, failing if it exists (a symbolic link
+/// too, dangling or not: it is never followed), so that the name never
+/// shows a partial file: an unnamed file (`O_TMPFILE`) in its directory,
+/// mode and owner set before the data, fsync, then linked to `path`
+/// ([`create_unnamed`]). Where the file system refuses unnamed files, a
+/// temp file beside `path` and a hard link instead; on a file system
+/// without hard links either (vfat, exfat, some network and FUSE file
+/// systems: where a key's only copy often goes) the file is created
+/// exclusively and written in place, and removed if that fails. The
+/// result says which way was taken; `before_link` runs once the data is
+/// synced, before the file has its name.
 pub(crate) fn create_new_file(
     path: &Path,
     data: &[u8],
     options: CreateOptions,
-) -> Result<(), Error> {
+    before_link: &dyn Fn(),
+) -> Result<NewFileWay, Error> {
+    if create_unnamed(path, data, options, before_link)? {
+        return Ok(NewFileWay::Unnamed);
+    }
     let tmp = proxmox_sys::fs::write_tmp_file(path, data, options, true)?;
+    before_link();
     match std::fs::hard_link(tmp.path(), path) {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -495,12 +533,81 @@ pub(crate) fn create_new_file(
             ) =>
         {
             drop(tmp);
-            return create_new_file_in_place(path, data, options);
+            create_new_file_in_place(path, data, options)?;
+            return Ok(NewFileWay::InPlace);
         }
         Err(err) => bail!("{err}"),
     }
     drop(tmp); // removes the temp name; the data stays under `path`
-    proxmox_sys::fs::fsync_parent_dir(path)
+    proxmox_sys::fs::fsync_parent_dir(path)?;
+    Ok(NewFileWay::TempName)
+}
+
+/// [`create_new_file`] through an unnamed file: `O_TMPFILE` in the
+/// directory of `path`, then `linkat` of `/proc/self/fd/N` (followed) to
+/// `path`, which never replaces a name; without `/proc`, `linkat` with
+/// `AT_EMPTY_PATH` (root only). False, with nothing made, if the file
+/// system (or kernel) refuses `O_TMPFILE`.
+fn create_unnamed(
+    path: &Path,
+    data: &[u8],
+    options: CreateOptions,
+    before_link: &dyn Fn(),
+) -> Result<bool, Error> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use nix::errno::Errno;
+    use nix::fcntl::AtFlags;
+
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mode = options.get_perm().map_or(0o600, |perm| perm.bits());
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_TMPFILE | nix::libc::O_CLOEXEC)
+        .open(dir)
+    {
+        Ok(file) => file,
+        // EISDIR: a kernel without O_TMPFILE, which reads it as O_DIRECTORY
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(nix::libc::EOPNOTSUPP | nix::libc::EISDIR | nix::libc::EINVAL)
+            ) =>
+        {
+            return Ok(false);
+        }
+        Err(err) => bail!("unable to create a file in {dir:?} - {err}"),
+    };
+    // mode and owner before any data
+    options.apply_to(&file, path)?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    before_link();
+    let fd = file.as_raw_fd();
+    let proc_path = format!("/proc/self/fd/{fd}");
+    let mut linked = nix::unistd::linkat(
+        None,
+        Path::new(&proc_path),
+        None,
+        path,
+        AtFlags::AT_SYMLINK_FOLLOW,
+    );
+    if linked == Err(Errno::ENOENT) && !Path::new("/proc/self/fd").exists() {
+        linked = nix::unistd::linkat(Some(fd), Path::new(""), None, path, AtFlags::AT_EMPTY_PATH);
+    }
+    match linked {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => bail!("file exists, refusing to overwrite it"),
+        Err(err) => bail!("{err}"),
+    }
+    proxmox_sys::fs::fsync_parent_dir(path)?;
+    Ok(true)
 }
 
 /// `O_CREAT | O_EXCL` creation of `path` with `data`; removed again on error.
@@ -770,6 +877,29 @@ mod tests {
         assert_eq!(KeyConfig::load(&path).unwrap(), config);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp files left behind");
+    }
+
+    /// A new key file never goes through a symbolic link at its name,
+    /// dangling or not, and leaves no other name in the directory.
+    #[test]
+    fn a_new_file_is_never_written_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.enc");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = write_new_file(&path, b"key material").unwrap_err();
+        assert!(format!("{err:#}").contains("exists"), "{err:#}");
+        assert!(!target.exists());
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temp files left behind");
+
+        let fresh = dir.path().join("new.enc");
+        let way = write_new_file_with(&fresh, b"key material", &|| ()).unwrap();
+        // the temp dir is on a file system with O_TMPFILE (ext4, tmpfs)
+        assert_eq!(way, NewFileWay::Unnamed);
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"key material");
+        assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o7777, 0o600);
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::path::Path;
 use pbs_api_types::Fingerprint;
 use pbs_config::ConfigDir;
 use pbs_config::audit::{AuditLog, AuditReport, StoreState, Unfinished, VerifyOptions};
-use pbs_config::failpoint::{AUDIT_POINTS, POINTS};
+use pbs_config::failpoint::{AUDIT_POINTS, OUTPUT_POINTS, POINTS};
 use pbs_config::verify::FindingKind;
 use pbs_key_config::KeyConfig;
 
-use pbs_test_kit::key_config;
+use pbs_test_kit::{Manager, key_config};
 
 use crate::support::{
     assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context,
@@ -304,4 +304,70 @@ pub fn restore_of_an_archived_key_never_leaves_it_active() {
         };
         println!("    crash point {point}: key {outcome}");
     }
+}
+
+/// `create --output-file` killed after the key's file is written, before
+/// it has its name: nothing is left beside the target, neither the target
+/// nor a temp file holding the key (before stop 33 a `.tmp_XXXXXX` of
+/// root's, 0600, holding the key stayed there). The key itself is in the
+/// store, as a create killed after its store leaves it.
+pub fn a_create_killed_before_its_output_file_is_named_leaves_nothing_beside_it() {
+    assert!(
+        pbs_config::failpoint::enabled(),
+        "pbs-config must be built with the failpoints feature for this test"
+    );
+    let [point] = OUTPUT_POINTS else {
+        panic!("one output point: {OUTPUT_POINTS:?}");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("config");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let target = out.join("new-key.json");
+    let target_arg = target.display().to_string();
+    let output = Manager::new(&dir)
+        .command(&[
+            "encryption-key",
+            "create",
+            "new-key",
+            "--output-file",
+            &target_arg,
+        ])
+        .env("PBS_FAILPOINT", point)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        killed_by_sigkill(&output),
+        "{point}: not killed ({:?}): {stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains(&format!("failpoint {point} reached")),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{point}: left beside the target: {left:?}");
+
+    // the same command again makes the file, and only it
+    let again = Manager::new(&dir).run(&[
+        "encryption-key",
+        "create",
+        "other-key",
+        "--output-file",
+        &target_arg,
+    ]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["new-key.json"]);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&target).unwrap()) & 0o7777,
+        0o600
+    );
 }

@@ -53,6 +53,10 @@ const TESTS: &[(&str, TestFn)] = &[
         crash::restore_of_an_archived_key_never_leaves_it_active,
     ),
     (
+        "crash::a_create_killed_before_its_output_file_is_named_leaves_nothing_beside_it",
+        crash::a_create_killed_before_its_output_file_is_named_leaves_nothing_beside_it,
+    ),
+    (
         "readers::list_and_load_do_not_wait_for_a_writer",
         readers::list_and_load_do_not_wait_for_a_writer,
     ),

@@ -876,10 +876,23 @@ fn create_to_file(
     }
 
     let key_config = create_key(dir, id, hint)?;
-    if let Err(err) = key_config.store(path, false) {
-        return Err(remove_new_key(dir, id, err));
-    }
+    let written = key_config.to_json().and_then(|mut text| {
+        let written = pbs_key_config::write_new_file_with(path, text.as_bytes(), &|| {
+            pbs_config::failpoint::hit("create:output-written")
+        });
+        text.zeroize();
+        written
+    });
     drop(key_config);
+    match written {
+        Ok(pbs_key_config::NewFileWay::Unnamed) => {}
+        // a crash before the link would have left the key there
+        Ok(_) => eprintln!(
+            "Note: the file system of {path:?} refuses unnamed files (O_TMPFILE) - the key was \
+             written under a temporary name beside it first"
+        ),
+        Err(err) => return Err(remove_new_key(dir, id, err)),
+    }
     let key = encryption_keys::show_key(dir, id)?;
     out.message(&key, |key| {
         format!(
