@@ -52,6 +52,7 @@
 //! themselves beside them.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use anyhow::{Error, bail, format_err};
 use nix::sys::stat::Mode;
@@ -111,8 +112,9 @@ impl Step {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ExportPlan {
-    /// The bundle file (the CLI's `--export-file`); `None`: the answer of
-    /// the API request.
+    /// The bundle file (the CLI's `--export-file`), absolute (resolved
+    /// against the directory the rotation was planned in); `None`: the
+    /// answer of the API request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Who can open it: `passphrase`, `rsa:<key id>` (as bundles name RSA
@@ -144,8 +146,18 @@ impl ExportPlan {
             .filter_map(|r| r.strip_prefix("rsa:"))
     }
 
+    /// Whether `other`, as asked for now, is this plan's export: the same
+    /// recipients and file. A plan's file is absolute since stop 33; a
+    /// journal written before kept it as given, and names, as it did then,
+    /// that file in the current directory (finding 35).
     fn same_target(&self, other: &ExportPlan) -> bool {
-        self.file == other.file && self.recipients == other.recipients
+        let same_file = match (&self.file, &other.file) {
+            (Some(planned), Some(asked)) if Path::new(planned).is_relative() => {
+                std::path::absolute(planned).is_ok_and(|planned| planned == Path::new(asked))
+            }
+            (planned, asked) => planned == asked,
+        };
+        same_file && self.recipients == other.recipients
     }
 }
 
@@ -1372,6 +1384,23 @@ mod tests {
         let back: Journal = serde_json::from_str(&text).unwrap();
         assert_eq!(back, journal);
         assert!(text.contains("\"step\":\"planned\""), "{text}");
+    }
+
+    /// A plan's file is absolute; one a journal of before stop 33 kept
+    /// relative names that file in the current directory, as it did then.
+    #[test]
+    fn an_export_plan_is_the_same_only_for_the_same_file() {
+        let plan = |file: &str| ExportPlan {
+            file: Some(file.into()),
+            recipients: vec![ExportPlan::PASSPHRASE.into()],
+            proof: None,
+        };
+        let here = std::env::current_dir().unwrap().join("k.pbsx");
+        let here = here.to_str().unwrap();
+        assert!(plan("/root/k.pbsx").same_target(&plan("/root/k.pbsx")));
+        assert!(!plan("/root/k.pbsx").same_target(&plan(here)));
+        assert!(plan("k.pbsx").same_target(&plan(here)));
+        assert!(!plan("k.pbsx").same_target(&plan("/root/k.pbsx")));
     }
 
     #[test]

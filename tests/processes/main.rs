@@ -277,6 +277,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rotate::the_same_rotation_three_times_at_once_makes_one_key,
     ),
     (
+        "rotate::a_relative_export_file_is_resumed_where_it_was_planned",
+        rotate::a_relative_export_file_is_resumed_where_it_was_planned,
+    ),
+    (
         "hostile::root_works_while_backup_swaps_names",
         hostile::root_works_while_backup_swaps_names,
     ),

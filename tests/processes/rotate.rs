@@ -475,3 +475,55 @@ pub fn the_same_rotation_three_times_at_once_makes_one_key() {
         "{story:?}"
     );
 }
+
+/// `--export-file` given relative: the journal keeps it resolved against
+/// the directory the rotation was planned in, so a resume from another
+/// directory neither writes a second bundle there nor takes that one for
+/// the plan's. Before stop 33 the journal kept `key-new.pbsexport` as
+/// given, and the same command run elsewhere after a kill that followed
+/// the export wrote a second bundle of the new key in that directory
+/// (finding 35).
+pub fn a_relative_export_file_is_resumed_where_it_was_planned() {
+    assert!(pbs_config::failpoint::enabled());
+    let scene = Scene::new();
+    let planned_in = scene.export.parent().unwrap().to_path_buf();
+    let elsewhere = planned_in.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let name = scene.export.file_name().unwrap().to_str().unwrap();
+    let mut args = scene.rotate_args();
+    let at = args.iter().position(|arg| arg == "--export-file").unwrap() + 1;
+    args[at] = name.to_string();
+    let run_in = |cwd: &Path, args: &[String], point: Option<&str>| {
+        let mut command = scene.command(args);
+        command.current_dir(cwd);
+        if let Some(point) = point {
+            command.env("PBS_FAILPOINT", point);
+        }
+        command.output().unwrap()
+    };
+
+    let killed = run_in(&planned_in, &args, Some("rotate:export-written"));
+    assert!(killed_by_sigkill(&killed), "{killed:?}");
+    assert!(scene.export.exists());
+    let journals = scene.config().rotations().list().unwrap();
+    let planned = journals[0].export.as_ref().unwrap().file.clone();
+    assert_eq!(planned.as_deref(), Some(scene.export.to_str().unwrap()));
+
+    // the same command from another directory: refused, naming the plan's
+    // file; nothing written there
+    let resumed = run_in(&elsewhere, &args, None);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(255), "{stderr}");
+    assert!(
+        stderr.contains(&format!("it exports to {:?}", scene.export)),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // the command its journal names resumes it there, from anywhere
+    args[at] = scene.export.display().to_string();
+    let resumed = run_in(&elsewhere, &args, None);
+    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    scene.assert_rotated("resumed from elsewhere");
+}

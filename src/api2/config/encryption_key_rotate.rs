@@ -59,10 +59,30 @@ use crate::api2::param_str;
 
 /// Where the export of a rotation goes.
 pub enum ExportTo {
-    /// A new file (the CLI's `--export-file`).
+    /// A new file (the CLI's `--export-file`), by its absolute path
+    /// ([`ExportTo::file`]).
     File(PathBuf),
     /// The answer of the API request.
     Answer,
+}
+
+impl ExportTo {
+    /// The export into the file `path`, resolved against the current
+    /// directory once, here: the journal keeps the plan's file by this
+    /// path, so a rotation resumed from another directory names the same
+    /// file, not a second one there (finding 35).
+    ///
+    /// # Errors
+    ///
+    /// The current directory cannot be read.
+    pub fn file(path: &Path) -> Result<Self, Error> {
+        let absolute = std::path::absolute(path).map_err(|err| {
+            format_err!(
+                "unable to resolve export file {path:?} against the current directory - {err}"
+            )
+        })?;
+        Ok(ExportTo::File(absolute))
+    }
 }
 
 /// The export a rotation is asked for: where, and who can open it.
@@ -92,6 +112,10 @@ impl RotateExport {
         }
         recipients.sort();
         let file = match &self.to {
+            // one a resume from elsewhere would take for another file
+            ExportTo::File(path) if !path.is_absolute() => {
+                bail!("internal error - export file {path:?} is not absolute (see ExportTo::file)")
+            }
             ExportTo::File(path) => Some(path.display().to_string()),
             ExportTo::Answer => None,
         };

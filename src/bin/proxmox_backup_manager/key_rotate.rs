@@ -109,7 +109,7 @@ pub fn rotate(out: &Output, dir: &ConfigDir, args: RotateArgs) -> Result<ExitCod
     let export = match &args.export_file {
         None => None,
         Some(path) => Some(RotateExport {
-            to: ExportTo::File(path.clone()),
+            to: ExportTo::file(path).map_err(|err| format_err!("{verb} - {err}"))?,
             recipients: recipients(&args).map_err(|err| format_err!("{verb} - {err}"))?,
         }),
     };
