@@ -707,3 +707,36 @@ fn archiving_the_old_key_needs_the_privilege_to_archive_it() {
     assert_eq!(job(config, "job1"), on("key-new", &["key0"]));
     assert!(keys(config).contains(&("key0".to_string(), false)));
 }
+
+/// An abort moves the rotation's new key into the trash: only for a
+/// caller who may delete that key (Sys.Modify on it, as `DELETE
+/// /config/encryption-keys/{id}` needs). Before stop 33 a token masked on
+/// the new key (`NoAccess`) aborted the rotation and so trashed the key
+/// it could not delete (finding 36); the owner of a token with the
+/// privilege still can.
+#[test]
+fn aborting_a_rotation_needs_the_privilege_to_delete_its_new_key() {
+    let (dir, admin) = store();
+    let config = &dir.config;
+    killed_rotation(dir.path(), &["job1", "job2"], "rotate:key-recorded");
+    let secret = masked_token(config, "erin@pbs!masked", "/", "key-new");
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    erin.post_form("config/encryption-keys/key-new", "")
+        .expect(403, "/system/encryption-keys/key-new");
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
+    erin.post_form("config/encryption-key-rotate/abort", "job=job1")
+        .expect(403, "missing Sys.Modify on /system/encryption-keys/key-new");
+    assert_eq!(
+        before,
+        pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"])
+    );
+    assert!(keys(config).contains(&("key-new".to_string(), false)));
+
+    let mut root = Client::token(daemon.port, "root@pam!admin", &admin);
+    let aborted = root
+        .post_form("config/encryption-key-rotate/abort", "job=job1")
+        .data();
+    assert!(aborted["trashed"].is_string(), "{aborted}");
+    assert!(!keys(config).iter().any(|k| k.0 == "key-new"));
+}

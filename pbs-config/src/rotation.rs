@@ -243,6 +243,10 @@ impl Journal {
     }
 }
 
+/// The caller's check of an abort: the rotation's jobs as they are, and
+/// the id of the new key the abort moves into the trash.
+pub type AbortCheck<'a> = dyn FnMut(&[SyncJobConfig], &str) -> Result<(), Error> + 'a;
+
 /// What a rotation is asked to do.
 #[derive(Clone, Debug)]
 pub struct RotateRequest {
@@ -1052,18 +1056,14 @@ impl<'a> Rotations<'a> {
     /// Aborts the rotation `job` is part of, which must not have switched
     /// its jobs yet: the new key goes into the trash (reason
     /// `rotate-abort`), the journal is removed. `check` is asked first,
-    /// with the jobs as they are (the API's privilege check). Run again
-    /// after a crash, it finishes what it began.
+    /// with the jobs as they are and the id of the new key it trashes (the
+    /// API's privilege check: the jobs, and deleting that key, finding
+    /// 36). Run again after a crash, it finishes what it began.
     ///
     /// # Locking
     ///
     /// Takes the rotation lock, then the locks of archive and delete.
-    pub fn abort(
-        &self,
-        job: &str,
-        now: i64,
-        check: &mut dyn FnMut(&[SyncJobConfig]) -> Result<(), Error>,
-    ) -> Result<Aborted, Error> {
+    pub fn abort(&self, job: &str, now: i64, check: &mut AbortCheck) -> Result<Aborted, Error> {
         check_job_id(job)?;
         let held = self.lock()?;
         let Some(mut journal) = self
@@ -1097,7 +1097,7 @@ impl<'a> Rotations<'a> {
             }
             .into());
         }
-        check(&current)?;
+        check(&current, &journal.new_key)?;
         let found = journal.clone();
         if journal.aborting.is_none() {
             journal = self.record(&held, Op::RotateAbort, &journal, || {

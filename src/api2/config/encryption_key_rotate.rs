@@ -461,15 +461,20 @@ pub fn rotation_status(
         .collect())
 }
 
-/// Aborts the rotation `job` is part of, before its jobs switched.
+/// Aborts the rotation `job` is part of, before its jobs switched: for a
+/// caller with modify access to each of its jobs who may delete its new
+/// key (Sys.Modify on it, as `DELETE /config/encryption-keys/{id}` and
+/// its archive need: the abort archives it, then moves it into the trash;
+/// finding 36).
 pub fn abort_rotation(dir: &ConfigDir, caller: &Caller, job: &str) -> Result<Aborted, Error> {
     if let Err(err) = JOB_ID_SCHEMA.parse_simple_value(job) {
         param_bail!("job", "invalid sync job id {job:?} - {err}");
     }
     dir.rotations()
-        .abort(job, proxmox_time::epoch_i64(), &mut |jobs| {
+        .abort(job, proxmox_time::epoch_i64(), &mut |jobs, new_key| {
             jobs.iter()
-                .try_for_each(|job| super::sync::check_sync_job_modify_access(caller, job))
+                .try_for_each(|job| super::sync::check_sync_job_modify_access(caller, job))?;
+            check_archive_access(caller, new_key)
         })
 }
 
@@ -597,7 +602,10 @@ pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(
 )
 .returns(ReturnType::new(false, &ABORTED_SCHEMA))
 .access(
-    Some("and modify access to each job of the rotation, checked by the handler"),
+    Some(
+        "and modify access to each job of the rotation and Sys.Modify on \
+         /system/encryption-keys/{new key} (to delete it), checked by the handler",
+    ),
     &STORE_MODIFY,
 );
 
