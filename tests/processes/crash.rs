@@ -17,7 +17,7 @@ use pbs_test_kit::{Manager, key_config};
 
 use crate::support::{
     assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context,
-    killed_by_sigkill, run_worker, worker,
+    killed_by_sigkill, run_killed_at, run_worker, worker,
 };
 
 /// For each crash point: prepare a store, run the operation in a child with
@@ -325,27 +325,14 @@ pub fn a_create_killed_before_its_output_file_is_named_leaves_nothing_beside_it(
     std::fs::create_dir_all(&out).unwrap();
     let target = out.join("new-key.json");
     let target_arg = target.display().to_string();
-    let output = Manager::new(&dir)
-        .command(&[
-            "encryption-key",
-            "create",
-            "new-key",
-            "--output-file",
-            &target_arg,
-        ])
-        .env("PBS_FAILPOINT", point)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        killed_by_sigkill(&output),
-        "{point}: not killed ({:?}): {stderr}",
-        output.status
-    );
-    assert!(
-        stderr.contains(&format!("failpoint {point} reached")),
-        "{stderr}"
-    );
+    let create = Manager::new(&dir).command(&[
+        "encryption-key",
+        "create",
+        "new-key",
+        "--output-file",
+        &target_arg,
+    ]);
+    run_killed_at(create, point);
     let left: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|entry| entry.unwrap().file_name())

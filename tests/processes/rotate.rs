@@ -18,7 +18,7 @@ use pbs_config::trash::TrashReason;
 use pbs_test_kit::manager::sync_job_args;
 use pbs_test_kit::{Manager, key_config};
 
-use crate::support::{assert_clean, context, killed_by_sigkill};
+use crate::support::{assert_clean, context, run_killed_at};
 
 /// The jobs rotated together.
 const JOBS: [&str; 2] = ["job1", "job2"];
@@ -101,21 +101,7 @@ impl Scene {
 
     /// Runs `args` with `$PBS_FAILPOINT` = `point`: it must die there.
     fn killed_at(&self, args: &[String], point: &str) {
-        let output = self
-            .command(args)
-            .env("PBS_FAILPOINT", point)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            killed_by_sigkill(&output),
-            "{point}: not killed ({:?}): {stderr}",
-            output.status
-        );
-        assert!(
-            stderr.contains(&format!("failpoint {point} reached")),
-            "{point}: {stderr}"
-        );
+        run_killed_at(self.command(args), point);
     }
 
     /// Runs `args` to its end: (exit code, stdout, stderr).
@@ -493,17 +479,14 @@ pub fn a_relative_export_file_is_resumed_where_it_was_planned() {
     let mut args = scene.rotate_args();
     let at = args.iter().position(|arg| arg == "--export-file").unwrap() + 1;
     args[at] = name.to_string();
-    let run_in = |cwd: &Path, args: &[String], point: Option<&str>| {
+    let command_in = |cwd: &Path, args: &[String]| {
         let mut command = scene.command(args);
         command.current_dir(cwd);
-        if let Some(point) = point {
-            command.env("PBS_FAILPOINT", point);
-        }
-        command.output().unwrap()
+        command
     };
+    let run_in = |cwd: &Path, args: &[String]| command_in(cwd, args).output().unwrap();
 
-    let killed = run_in(&planned_in, &args, Some("rotate:export-written"));
-    assert!(killed_by_sigkill(&killed), "{killed:?}");
+    run_killed_at(command_in(&planned_in, &args), "rotate:export-written");
     assert!(scene.export.exists());
     let journals = scene.config().rotations().list().unwrap();
     let planned = journals[0].export.as_ref().unwrap().file.clone();
@@ -511,7 +494,7 @@ pub fn a_relative_export_file_is_resumed_where_it_was_planned() {
 
     // the same command from another directory: refused, naming the plan's
     // file; nothing written there
-    let resumed = run_in(&elsewhere, &args, None);
+    let resumed = run_in(&elsewhere, &args);
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert_eq!(resumed.status.code(), Some(255), "{stderr}");
     assert!(
@@ -522,7 +505,7 @@ pub fn a_relative_export_file_is_resumed_where_it_was_planned() {
 
     // the command its journal names resumes it there, from anywhere
     args[at] = scene.export.display().to_string();
-    let resumed = run_in(&elsewhere, &args, None);
+    let resumed = run_in(&elsewhere, &args);
     assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     scene.assert_rotated("resumed from elsewhere");

@@ -88,6 +88,22 @@ pub fn killed_by_sigkill(output: &Output) -> bool {
     output.status.signal() == Some(nix::sys::signal::Signal::SIGKILL as i32)
 }
 
+/// Runs `command` with `$PBS_FAILPOINT` = `point`: it must die there,
+/// killed by SIGKILL after announcing the point.
+pub fn run_killed_at(mut command: Command, point: &str) {
+    let output = command.env("PBS_FAILPOINT", point).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        killed_by_sigkill(&output),
+        "{point}: not killed ({:?}): {stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains(&format!("failpoint {point} reached")),
+        "{point}: {stderr}"
+    );
+}
+
 /// Every key listed loads, checked against its fingerprint.
 pub fn assert_every_listed_key_loads(dir: &ConfigDir) {
     let keys = dir.encryption_keys();
