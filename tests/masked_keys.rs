@@ -1,5 +1,5 @@
 //! What a caller masked on a key can still see or do through the API (stop
-//! 33, findings 40 to 43): a token with Admin or Audit on
+//! 33, findings 37 to 40): a token with Admin or Audit on
 //! `/system/encryption-keys` and `NoAccess` on
 //! `/system/encryption-keys/hidden` sees no record, trash entry or verify
 //! finding that names `hidden`, restores no key file of it, and reads the
@@ -174,7 +174,7 @@ fn unrecorded_key(dir: &TestDir, id: &str, seed: u64) -> String {
     fingerprint
 }
 
-/// Finding 40: Sys.Audit on the store showed the audit records and trash
+/// Finding 37: Sys.Audit on the store showed the audit records and trash
 /// entries of keys the caller is masked on (their ids, fingerprints,
 /// actors and client addresses), and `verify` named them too.
 #[test]
@@ -260,7 +260,7 @@ fn verify_withholds_masked_keys(store: &mut Store, hidden: &[&str]) {
     assert_eq!(problems(&report), problems(&root_report));
 }
 
-/// Finding 41: `POST /config/encryption-key-restore` put back the missing
+/// Finding 38: `POST /config/encryption-key-restore` put back the missing
 /// key file of a key the caller is masked on, with the store's Sys.Modify
 /// alone.
 #[test]
@@ -315,7 +315,7 @@ fn a_restore_writes_only_keys_the_caller_may_change() {
     assert_eq!(std::fs::read(&hidden_file).unwrap(), key_file);
 }
 
-/// Finding 43: `GET /config/encryption-key-audit/checkpoint` signed and
+/// Finding 40: `GET /config/encryption-key-audit/checkpoint` signed and
 /// wrote a checkpoint, so a caller with Sys.Audit alone made the daemon
 /// write. It now answers the stored one; a fresh one is a POST, with
 /// Sys.Modify on the store.

@@ -107,7 +107,7 @@ pub fn status_of(err: &Error) -> StatusCode {
 /// The message an error is answered with: the [`HttpError`]'s message,
 /// else the whole chain (`what failed - why`); a lock timeout in it says
 /// that another process holds the lock, not which one
-/// ([`without_holders`], finding 42).
+/// ([`without_holders`], finding 39).
 pub fn message_of(err: &Error) -> String {
     let message = match err.downcast_ref::<HttpError>() {
         Some(http) => http.message.clone(),

@@ -53,7 +53,7 @@ pub fn a_lock_kept_by_backup_names_its_holder() {
         assert!(err.contains(lock) && err.contains(&named), "{lock}: {err}");
         // an API client (no local root: the daemon reads `/proc` for it,
         // hidepid or not) learns that the lock is held, not by whom
-        // (finding 42)
+        // (finding 39)
         let refused = keys.store_key("key-two", &key_config(2)).unwrap_err();
         let answer = message_of(&refused);
         assert!(

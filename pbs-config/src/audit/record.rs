@@ -483,7 +483,7 @@ impl Record {
     /// operation this version does not know); for an ACL change, the key
     /// its ACL path is on (`/system/encryption-keys/<id>`), if any; none
     /// for a user or token change (its ids are user and token ids). Who may
-    /// not see one of them may not see the record (finding 40).
+    /// not see one of them may not see the record (finding 37).
     pub fn key_ids(&self) -> impl Iterator<Item = &str> {
         let (all, acl_path) = match self.op() {
             Some(

@@ -29,7 +29,7 @@ pub(crate) fn held_by(holder: Option<(u64, u64)>) -> String {
 
 /// `message` without the holders a lock timeout in it names: "... -
 /// another process holds the lock" is all an API caller learns of another
-/// process (finding 42). The daemon runs as root and reads every process's
+/// process (finding 39). The daemon runs as root and reads every process's
 /// `/proc` entry, hidepid or not; its clients are not root. The CLI's
 /// errors keep them (their reader is root on the host).
 pub fn without_holders(message: &str) -> Cow<'_, str> {

@@ -12,7 +12,7 @@
 //! `/system/encryption-keys/<id>`, the rule of the key list) is left out:
 //! its records, and in the verify report its unrecorded entry, its
 //! interrupted operations and the words of the problems that name it
-//! (finding 40). The checkpoint names no key: sizes, hashes, signatures.
+//! (finding 37). The checkpoint names no key: sizes, hashes, signatures.
 //! As for every route, the plain functions serve the CLI, which calls them
 //! as the administrator.
 
@@ -213,7 +213,7 @@ pub const WITHHELD: &str = "withheld: it names a key this caller may not see";
 
 /// `message` as a caller who may see only the keys `may_see` lets through
 /// reads it: [`WITHHELD`] if it names one it may not see, else without the
-/// holders of a lock it timed out on (finding 42). Messages quote ids
+/// holders of a lock it timed out on (finding 39). Messages quote ids
 /// (`'id'`); every word between quotes, or between a quote and the next,
 /// that is a valid key id is checked (a word that is no key is seen
 /// wherever the store is: the routes need Sys.Audit on it).
@@ -317,7 +317,7 @@ pub const API_METHOD_STORED_CHECKPOINT_PARAMETERS: ObjectSchema = ObjectSchema::
 );
 
 /// `GET /config/encryption-key-audit/checkpoint`: [`stored_checkpoint`];
-/// a reader makes the daemon write nothing (finding 43).
+/// a reader makes the daemon write nothing (finding 40).
 pub const API_METHOD_STORED_CHECKPOINT: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |_, env| stored_checkpoint(env.dir())?),
     &API_METHOD_STORED_CHECKPOINT_PARAMETERS,

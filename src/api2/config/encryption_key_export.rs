@@ -556,7 +556,7 @@ pub fn restore_bundle(
 
 /// [`restore_bundle`], once `may_write` allowed the ids of every key it
 /// restores (a bundle opens before its ids are known): the API's check of
-/// Sys.Modify on each, before anything is written (finding 41).
+/// Sys.Modify on each, before anything is written (finding 38).
 pub fn restore_bundle_checked(
     dir: &ConfigDir,
     data: &[u8],

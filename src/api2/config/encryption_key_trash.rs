@@ -11,7 +11,7 @@
 //! Sys.Modify to restore (which creates a key, as create does) and to
 //! purge. A trashed key keeps the privileges of the id it had: the list
 //! leaves out entries the caller may not see, restore and purge by name
-//! need Sys.Modify on that id too (findings 30 and 40). As for every route, the plain functions serve the CLI, which
+//! need Sys.Modify on that id too (findings 30 and 37). As for every route, the plain functions serve the CLI, which
 //! calls them as the administrator.
 
 use anyhow::Error;
@@ -104,7 +104,7 @@ pub const API_METHOD_LIST_TRASH_PARAMETERS: ObjectSchema =
     ObjectSchema::new("List the keys in the trash.", &[]);
 
 /// `GET /config/encryption-key-trash`: [`list_trash`]'s complete entries
-/// of the keys the caller may see (finding 40).
+/// of the keys the caller may see (finding 37).
 pub const API_METHOD_LIST_TRASH: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |_, env| {
         let access = KeyAccess::of(env)?;
