@@ -740,3 +740,22 @@ fn aborting_a_rotation_needs_the_privilege_to_delete_its_new_key() {
     assert!(aborted["trashed"].is_string(), "{aborted}");
     assert!(!keys(config).iter().any(|k| k.0 == "key-new"));
 }
+
+/// A rotation in progress names its old and new keys (ids, fingerprints):
+/// `GET /config/encryption-key-rotate` showed them to a caller masked on
+/// the old key (it may read the jobs: Admin on `/`, NoAccess on
+/// `/system/encryption-keys/key0`). Security.md finding 41.
+#[test]
+fn a_rotation_in_progress_shows_no_key_the_caller_may_not_see() {
+    let (dir, _) = store();
+    let secret = masked_token(&dir.config, "erin@pbs!masked", "/", "key0");
+    let key0 = dir.config.encryption_keys().entry("key0").unwrap();
+    let key0_fp = key0.info.fingerprint.unwrap().signature();
+    killed_rotation(dir.path(), &["job1", "job2"], "rotate:key-recorded");
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    let status = erin.get("config/encryption-key-rotate").data().to_string();
+    for hidden in ["key0", key0_fp.as_str()] {
+        assert!(!status.contains(hidden), "{hidden} shown: {status}");
+    }
+}

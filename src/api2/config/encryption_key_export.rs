@@ -35,7 +35,7 @@ use proxmox_schema::{
     param_bail,
 };
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, PRIV_SYS_MODIFY};
+use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey};
 use pbs_config::ConfigDir;
 use pbs_config::audit::Op;
 use pbs_config::export::{
@@ -318,20 +318,14 @@ const EXPORTED_SCHEMA: Schema = described_object(
 /// checked for Sys.Modify.
 pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
-        let (auth_id, info) = (env.auth_id()?, env.user_info()?);
+        let access = KeyAccess::of(env)?;
         let selection = export_selection(
             crate::api2::param_list(&param, "id"),
             param["all"].as_bool().unwrap_or(false),
             param["include-archived"].as_bool().unwrap_or(false),
         )?;
         let recipients = Recipients::from_params(&param)?;
-        let allowed = |key: &CryptKey| {
-            info.check_privs(
-                &auth_id,
-                &format!("/system/encryption-keys/{}", key.id),
-                PRIV_SYS_MODIFY,
-            )
-        };
+        let allowed = |key: &CryptKey| access.check_modify([key.id.as_str()]);
         // the one answer of this route: the bundle, encrypted
         export_keys(env.dir(), &selection, &recipients, &allowed)?
     }),
