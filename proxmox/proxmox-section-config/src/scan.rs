@@ -785,7 +785,6 @@ pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
     let Ok(bytes) = <&[u8; 95]>::try_from(value) else {
         return false;
     };
-    let bounds = BOUNDS.map(|phase| phase.map(m128i::from));
     // (x | 0x20) + 0x1f is below -128 + 6 for 'a' to 'f' and 'A' to 'F'
     // alone
     let (lower, to_letter) = (set_splat_i8_m128i(0x20), set_splat_i8_m128i(0x1f));
@@ -793,7 +792,11 @@ pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
     for start in STEPS {
         let part: [u8; 16] = bytes[start..start + 16].try_into().expect("16 bytes");
         let x = m128i::from(part);
-        let [add, below, letter_below] = bounds[start % 3];
+        // read from the constants where they are used (no array of them
+        // made first: that is a call of its own where the scan does not
+        // inline it)
+        let [add, below, letter_below] = &BOUNDS[start % 3];
+        let [add, below, letter_below] = [add, below, letter_below].map(|part| m128i::from(*part));
         let first = cmp_lt_mask_i8_m128i(add_i8_m128i(x, add), below);
         let second = cmp_lt_mask_i8_m128i(add_i8_m128i(x | lower, to_letter), letter_below);
         all = bitand_m128i(all, first | second);

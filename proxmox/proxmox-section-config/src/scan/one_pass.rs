@@ -150,6 +150,7 @@ pub(super) fn each_in_writers_order<'a, const WRITTEN: bool>(
     u32::try_from(bytes.len()).ok()?;
     let mut last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)> = None;
     let safe_id = safe_id_bounds(config);
+    let mut follows = Follows::new();
     // the line starting at `at` is line number `line`
     let (mut at, mut line) = (0usize, 1usize);
     // WRITTEN: where the write starts the next section, and the index of
@@ -175,7 +176,8 @@ pub(super) fn each_in_writers_order<'a, const WRITTEN: bool>(
         if id_end - at > MAX_LINE_LENGTH || !id_passes(config, safe_id, &bytes[id_start..id_end]) {
             return None;
         }
-        let (end, lines, value) = properties::<WRITTEN>(bytes, plan, id_end, wanted, form)?;
+        let (end, lines, value) =
+            properties::<WRITTEN>(bytes, plan, id_end, wanted, form, &mut follows)?;
         each(Found {
             plugin,
             id: id_start..id_end,
@@ -221,6 +223,33 @@ fn header_at<'a>(
     }
 }
 
+/// How many places [`Follows`] has: one per index the next property of
+/// a section is searched from (0 to 64: a plan has at most 64
+/// properties), rounded up to a power of two, so that an index taken
+/// modulo it needs no bounds check.
+const FOLLOWS: usize = 128;
+
+/// Per index the next property of a section is searched from (the one
+/// after the previous property's, 0 at the header), the index of the
+/// property found there last: the one the line is compared with first.
+/// Sections of one writer are alike (`created` after the header,
+/// `kdf` after `fingerprint`, past the optional ones they leave out), so
+/// a line is mostly compared once, on predicted branches alone.
+///
+/// A guess only saves compares, it decides nothing: it is taken where it
+/// matches the line, and no line matches two properties (a pattern is
+/// `<tab>KEY ` with a name holding no space, so none starts another's),
+/// so it is the property the search would find, if it is not before the
+/// index searched from: every entry is at least its own index (so at
+/// first, and the search finds only such), whichever plan found it.
+struct Follows([u8; FOLLOWS]);
+
+impl Follows {
+    fn new() -> Self {
+        Self(std::array::from_fn(|index| index as u8))
+    }
+}
+
 /// The property lines of a section of `plan` whose header ends at
 /// `header_end`, in the writer's order (each line matched as one word
 /// against the properties after the previous one, its value checked
@@ -236,10 +265,12 @@ fn properties<const WRITTEN: bool>(
     header_end: usize,
     wanted: usize,
     form: &mut WriterForm,
+    follows: &mut Follows,
 ) -> Option<(usize, usize, Option<Range<usize>>)> {
     // the end of the section's last line so far: a line feed, or the end
     // of the text
     let mut end = header_end;
+    let steps = plan.in_order.as_slice();
     let (mut next, mut seen, mut lines) = (0usize, 0u64, 0usize);
     let mut value = None;
     loop {
@@ -252,13 +283,23 @@ fn properties<const WRITTEN: bool>(
         // pattern holds no line feed and is not matched past the text's
         // end: it only matches a line that holds it whole)
         let word = word(bytes, start);
-        let (skipped, step) = plan
-            .in_order
-            .get(next..)?
-            .iter()
-            .enumerate()
-            .find(|(_, step)| (word ^ step.pattern) & step.mask == 0)?;
-        let index = next + skipped;
+        // the property that followed the last one the last time first
+        // (one compare on predicted branches where the sections are
+        // alike), else the search of those after it
+        let guess = usize::from(follows.0[next % FOLLOWS]);
+        debug_assert!(guess >= next);
+        let (index, step) = match steps.get(guess) {
+            Some(step) if (word ^ step.pattern) & step.mask == 0 => (guess, step),
+            _ => {
+                let (skipped, step) = steps
+                    .get(next..)?
+                    .iter()
+                    .enumerate()
+                    .find(|(_, step)| (word ^ step.pattern) & step.mask == 0)?;
+                follows.0[next % FOLLOWS] = (next + skipped) as u8;
+                (next + skipped, step)
+            }
+        };
         let value_start = start + step.value_at;
         end = match step.check {
             InOrderCheck::Fingerprint { min, max } => {
