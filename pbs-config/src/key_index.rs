@@ -210,31 +210,22 @@ impl KeyIndex {
     /// The parser's error for text it refuses, naming the file and line.
     pub fn parse(path: &Path, text: impl Into<TextBuf>) -> Result<Self, Error> {
         let text = text.into();
-        // spans hold u32 offsets (the file reader refuses far less already)
-        if u32::try_from(text.len()).is_err() {
-            anyhow::bail!(
-                "parsing {path:?} failed: the file is too large ({} bytes)",
-                text.len()
-            );
-        }
-        let (scanned, ids) = CONFIG.scan_with_ids(path, &text)?;
+        // places in u32 (the scan refuses a text of 4 GiB or more; the
+        // file reader refuses far less already)
+        let (scanned, ids) = CONFIG.scan_places_with_ids(path, &text)?;
         // the keys' plugin, told by address (a string compare per section
         // costs more)
         let keys = CONFIG.plugins().get(ENCRYPTION_KEYS_CFG_TYPE_ID);
         // room for every section: mostly all are keys (a filter's
         // collect would grow the vector a dozen times, copying it)
         let mut spans = Vec::with_capacity(scanned.len());
-        // offsets fit: the text is shorter than 4 GiB (above)
-        let base = text.as_ptr() as usize;
-        for span in &scanned {
-            if keys.is_some_and(|keys| std::ptr::eq(span.plugin, keys)) {
-                let start = (span.text.as_ptr() as usize - base) as u32;
-                let id_start = (span.id.as_ptr() as usize - base) as u32;
+        for place in &scanned {
+            if keys.is_some_and(|keys| std::ptr::eq(place.plugin, keys)) {
                 spans.push(Span {
-                    start,
-                    end: start + span.text.len() as u32,
-                    id_start,
-                    id_end: id_start + span.id.len() as u32,
+                    start: place.text.start,
+                    end: place.text.end,
+                    id_start: place.id.start,
+                    id_end: place.id.end,
                 });
             }
         }

@@ -44,6 +44,8 @@
 //!   [`SectionRef`] when a caller wants its values, and
 //!   [`SectionConfig::scan_with_ids`], which also hands on its duplicate
 //!   check's table as a lookup by id ([`SectionIds`]), and
+//!   [`SectionConfig::scan_places_with_ids`], the same with each section
+//!   as its places in the text ([`SectionPlace`]), and
 //!   [`SectionConfig::scan_as_written`], which also tells whether the text
 //!   is byte for byte the write's own ([`Scanned`]);
 //! - [`SectionRef::deserialize`] (module [`de`]): a section into any
@@ -67,7 +69,7 @@ mod write;
 pub use data::SectionConfigData;
 pub use parse::{ESTIMATED_SECTION_SIZE, PropertyRef, SectionRef};
 pub use plugin::SectionConfigPlugin;
-pub use scan::{FIND_CHUNK, Found, Scanned, SectionIds, SectionSpan};
+pub use scan::{FIND_CHUNK, Found, Scanned, SectionIds, SectionPlace, SectionSpan};
 pub use write::is_canonical_integer;
 
 use std::collections::HashMap;

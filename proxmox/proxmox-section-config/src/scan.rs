@@ -67,6 +67,36 @@ pub struct SectionSpan<'a> {
     pub text: &'a str,
 }
 
+/// One valid section of a config as places in its text: what
+/// [`SectionConfig::scan_places_with_ids`] gives, a [`SectionSpan`]
+/// without its line and its slices, for a caller that keeps the text
+/// and would keep the places anyway (no slice of it made and its place
+/// taken again).
+#[derive(Clone, Debug)]
+pub struct SectionPlace<'a> {
+    /// The plugin of its type.
+    pub plugin: &'a SectionConfigPlugin,
+    /// Where [`SectionSpan::text`] is in the text.
+    pub text: std::ops::Range<u32>,
+    /// Where [`SectionSpan::id`] is in the text.
+    pub id: std::ops::Range<u32>,
+}
+
+impl<'a> SectionPlace<'a> {
+    /// The places of `span`, a section of `raw` (shorter than 4 GiB).
+    fn of(raw: &str, span: &SectionSpan<'a>) -> Self {
+        let place = |part: &str| {
+            let at = offset_in(raw, part) as u32;
+            at..at + part.len() as u32
+        };
+        Self {
+            plugin: span.plugin,
+            text: place(span.text),
+            id: place(span.id),
+        }
+    }
+}
+
 /// What [`SectionConfig::scan_as_written`] found in a valid text.
 #[derive(Debug)]
 pub enum Scanned<'a> {
@@ -104,8 +134,8 @@ impl std::fmt::Debug for SectionConfigPlugin {
 /// position.
 #[derive(Debug, Default)]
 pub struct SectionIds {
-    /// Positions, hashed by their id (FxHash: ids come from a config file,
-    /// not the network).
+    /// Positions, hashed by their id ([`SectionIds::hash`]: ids come from
+    /// a config file, not the network).
     table: HashTable<u32>,
 }
 
@@ -116,7 +146,9 @@ impl SectionIds {
     pub fn new<'s>(count: usize, id_at: impl Fn(usize) -> &'s str) -> Option<Self> {
         let mut table = Self::with_capacity(count);
         for position in 0..count {
-            if !table.insert(id_at(position), position, &id_at) {
+            if !table.insert(id_at(position).as_bytes(), position, |at| {
+                id_at(at).as_bytes()
+            }) {
                 return None;
             }
         }
@@ -129,14 +161,35 @@ impl SectionIds {
         }
     }
 
-    fn hash(id: &str) -> u64 {
-        FxBuildHasher.hash_one(id)
+    /// The hash of an id: one of 8 to 16 bytes (as most are) by its
+    /// first and last 8 bytes (overlapping below 16; the words the safe
+    /// id check reads) and its length, folded by one 128-bit multiply
+    /// (as foldhash folds); any other by FxHash.
+    #[inline(always)]
+    fn hash(id: &[u8]) -> u64 {
+        // any two odd constants with their bits spread
+        const HEAD: u64 = 0x243f_6a88_85a3_08d3;
+        const TAIL: u64 = 0x1319_8a2e_0370_7345;
+        match (id.first_chunk::<8>(), id.last_chunk::<8>()) {
+            (Some(head), Some(tail)) if id.len() <= 16 => {
+                let head = u64::from_le_bytes(*head) ^ HEAD;
+                let tail = u64::from_le_bytes(*tail) ^ TAIL ^ id.len() as u64;
+                let product = u128::from(head) * u128::from(tail);
+                product as u64 ^ (product >> 64) as u64
+            }
+            _ => FxBuildHasher.hash_one(id),
+        }
     }
 
     /// Adds `id` at `position`; `false` if `id` is there already (or the
     /// position does not fit). `id_at` gives the id at each position in
     /// the table.
-    fn insert<'s>(&mut self, id: &str, position: usize, id_at: impl Fn(usize) -> &'s str) -> bool {
+    fn insert<'s>(
+        &mut self,
+        id: &[u8],
+        position: usize,
+        id_at: impl Fn(usize) -> &'s [u8],
+    ) -> bool {
         let Ok(position) = u32::try_from(position) else {
             return false;
         };
@@ -158,7 +211,9 @@ impl SectionIds {
     /// id is `id` is returned.
     pub fn position<'s>(&self, id: &str, id_at: impl Fn(usize) -> &'s str) -> Option<usize> {
         self.table
-            .find(Self::hash(id), |&seen| id_at(seen as usize) == id)
+            .find(Self::hash(id.as_bytes()), |&seen| {
+                id_at(seen as usize) == id
+            })
             .map(|&position| position as usize)
     }
 
@@ -206,6 +261,39 @@ impl SectionConfig {
         }
         spans.clear();
         self.scan_in_two_passes(filename, raw, spans)
+    }
+
+    /// [`SectionConfig::scan_with_ids`], each section as its places in
+    /// `raw` ([`SectionPlace`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`SectionConfig::parse_with`], word for word; for a text
+    /// of 4 GiB or more (whose places a `u32` cannot hold), that it is too
+    /// large.
+    pub fn scan_places_with_ids<'a>(
+        &'a self,
+        filename: impl AsRef<Path>,
+        raw: &'a str,
+    ) -> Result<(Vec<SectionPlace<'a>>, Option<SectionIds>), Error> {
+        if u32::try_from(raw.len()).is_err() {
+            anyhow::bail!(
+                "parsing {:?} failed: the file is too large ({} bytes)",
+                filename.as_ref(),
+                raw.len()
+            );
+        }
+        let mut places = Vec::with_capacity(raw.len() / ESTIMATED_SECTION_SIZE + 1);
+        if let Some(ids) = one_pass::places_in_writers_order(self, raw, &mut places) {
+            return Ok((places, Some(ids)));
+        }
+        let spans = Vec::with_capacity(places.capacity());
+        let (spans, ids) = self.scan_in_two_passes(filename, raw, spans)?;
+        let places = spans
+            .iter()
+            .map(|span| SectionPlace::of(raw, span))
+            .collect();
+        Ok((places, ids))
     }
 
     /// [`SectionConfig::scan`], telling where it can whether `raw` is byte
@@ -315,7 +403,7 @@ fn fast_scan<'a>(
             return None;
         }
         // its position: the span pushed below
-        if !ids.insert(id, spans.len(), |at| spans[at].id) {
+        if !ids.insert(id.as_bytes(), spans.len(), |at| spans[at].id.as_bytes()) {
             return None;
         }
         let (lines, section_end) = scan_in_order(bytes, &ends[next + 1..], end, plan)
@@ -1009,6 +1097,7 @@ mod tests {
                 assert_eq!(one_ids.position(span.id, |at| one[at].id), Some(position));
             }
         }
+        places_agree(config, text, ids.is_some(), &one);
         // the keys' fingerprint, the things' integer
         let property = match config.plugins().contains_key("key") {
             true => "fingerprint",
@@ -1016,6 +1105,49 @@ mod tests {
         };
         told_as_written(config, text, property);
         ids.is_some()
+    }
+
+    /// [`SectionConfig::scan_places_with_ids`] of `text` against the
+    /// scan: the places of its sections, its id table at the same
+    /// positions (one where the fast paths took the text: `fast`), the
+    /// same error; the one pass's places against its spans `one`.
+    fn places_agree(config: &SectionConfig, text: &str, fast: bool, one: &[SectionSpan]) {
+        // the places: the scan's sections' places, its ids at the same
+        // positions; from the one pass where it takes the text (the same
+        // table as its spans')
+        match (
+            config.scan_places_with_ids("t.cfg", text),
+            config.scan("t.cfg", text),
+        ) {
+            (Ok((places, places_ids)), Ok(spans)) => {
+                let expected: Vec<_> = spans.iter().map(|s| SectionPlace::of(text, s)).collect();
+                assert_eq!(placed(&places), placed(&expected), "{text:?}");
+                assert_eq!(places_ids.is_some(), fast, "{text:?}");
+                let id_at = |at: usize| {
+                    let id = &places[at].id;
+                    &text[id.start as usize..id.end as usize]
+                };
+                if let Some(places_ids) = places_ids {
+                    assert_eq!(places_ids.len(), places.len(), "{text:?}");
+                    for position in 0..places.len() {
+                        assert_eq!(places_ids.position(id_at(position), id_at), Some(position));
+                    }
+                }
+            }
+            (Err(ours), Err(scan)) => assert_eq!(ours.to_string(), scan.to_string()),
+            (ours, scan) => panic!("{text:?}: scan_places_with_ids {ours:?}, scan {scan:?}"),
+        }
+        let mut one_places = Vec::new();
+        let one_ids = one_pass::places_in_writers_order(config, text, &mut one_places);
+        assert_eq!(
+            one_ids.is_some(),
+            one_pass::scan_in_writers_order(config, text, &mut Vec::new()).is_some()
+        );
+        if let Some(one_ids) = one_ids {
+            let expected: Vec<_> = one.iter().map(|s| SectionPlace::of(text, s)).collect();
+            assert_eq!(placed(&one_places), placed(&expected), "{text:?}");
+            assert_eq!(one_ids.len(), one_places.len(), "{text:?}");
+        }
     }
 
     /// [`SectionConfig::scan_as_written`] of `text` against the scan and
@@ -1065,6 +1197,20 @@ mod tests {
         told_as_written(config, text, "fingerprint")
     }
 
+    /// Places as their plugin and where their text and id are.
+    fn placed(places: &[SectionPlace]) -> Vec<(*const SectionConfigPlugin, [u32; 4])> {
+        places
+            .iter()
+            .map(|p| {
+                let [text, id] = [&p.text, &p.id];
+                (
+                    p.plugin as *const _,
+                    [text.start, text.end, id.start, id.end],
+                )
+            })
+            .collect()
+    }
+
     /// Sections as their plugin, line and where their id and text are.
     fn where_in(spans: &[SectionSpan]) -> Vec<(*const SectionConfigPlugin, usize, [usize; 4])> {
         spans
@@ -1093,9 +1239,10 @@ mod tests {
     /// Every id of 10,000 found at its position; absent ids (each id with
     /// one byte changed, or cut short) not found, though the table compares
     /// some of them with an id of the same hash tag; a duplicate refused.
-    #[test]
-    fn section_ids_find_every_id_and_no_other() {
-        let ids: Vec<String> = (0..10_000).map(|i| format!("t-{i:05}")).collect();
+    /// A table of `ids` (unique) finds each at its position, and no id
+    /// with one byte changed or cut short, though it compares some of
+    /// those with an id of the same hash tag.
+    fn ids_found_at_their_positions_and_no_other(ids: &[String]) {
         let table = SectionIds::new(ids.len(), |at| &ids[at]).unwrap();
         assert_eq!(table.len(), ids.len());
         let compared = std::cell::Cell::new(0usize);
@@ -1107,9 +1254,9 @@ mod tests {
         for (position, id) in ids.iter().enumerate() {
             assert_eq!(table.position(id, id_at), Some(position));
             let mut other = id.clone().into_bytes();
-            for (at, byte) in [(0, b'T'), (3, b'x'), (6, b'_')] {
+            for at in [0, 3, id.len() / 2, id.len() - 1] {
                 let kept = other[at];
-                other[at] = byte;
+                other[at] = b'_';
                 let other_id = std::str::from_utf8(&other).unwrap();
                 compared.set(0);
                 assert_eq!(table.position(other_id, id_at), None, "{other_id}");
@@ -1120,8 +1267,26 @@ mod tests {
         }
         // lookups of absent ids met entries of the same tag and compared
         // them: the path an equal hash takes
-        assert!(absent_compared > 0);
+        assert!(absent_compared > 0, "{}", ids[0]);
+    }
+
+    #[test]
+    fn section_ids_find_every_id_and_no_other() {
+        // ids hashed by FxHash (below 8 bytes, above 16) and by their
+        // words (8 to 16: 8, 13, 16)
+        let formats: [fn(usize) -> String; 5] = [
+            |i| format!("t-{i:05}"),
+            |i| format!("{i:08}"),
+            |i| format!("tenant-{i:06}"),
+            |i| format!("{i:05}-tenant-{i:05}"),
+            |i| format!("tenant-{i:05}-tenant-{i:05}"),
+        ];
+        for format in formats {
+            let ids: Vec<String> = (0..10_000).map(format).collect();
+            ids_found_at_their_positions_and_no_other(&ids);
+        }
         assert!(SectionIds::new(3, |at| ["a", "b", "a"][at]).is_none());
+        let ids: Vec<String> = (0..10_000).map(|i| format!("t-{i:05}")).collect();
         let texts: String = ids
             .iter()
             .map(|id| format!("thing: {id}\n\tint 5\n\n"))
@@ -1538,6 +1703,51 @@ mod tests {
     }
 
     /// A section `key: k01` of `lines`.
+    /// The one pass's guesses (the property that followed there last,
+    /// [`one_pass`]) decide nothing: after sections that point every
+    /// guess at a property (all lines, or the required ones alone), a
+    /// section with two lines swapped or one doubled is never taken, one
+    /// with a line left out only if that line is optional, each as the
+    /// parser reads it.
+    #[test]
+    fn guesses_trained_on_other_sections_take_no_line_out_of_order() {
+        let config = keys_config();
+        let fingerprint = format!("\tfingerprint {}", ["0e"; 32].join(":"));
+        let written: Vec<&str> = vec![
+            "\tarchived 17",
+            "\tcreated 1775840036",
+            &fingerprint,
+            "\tflag yes",
+            "\tkdf none",
+            "\tpath /a",
+        ];
+        let required = ["\tcreated 1775840036", "\tkdf none"];
+        let trainers = [written.join("\n"), required.join("\n")];
+        let with = |trained: &str, lines: &[&str]| {
+            let before: String = (0..3)
+                .map(|i| format!("key: t{i:02}\n{trained}\n\n"))
+                .collect();
+            format!("{before}key: k01\n{}\n", lines.join("\n"))
+        };
+        for trained in &trainers {
+            assert!(one_pass_takes(&config, &with(trained, &written)));
+            for i in 0..written.len() {
+                let mut doubled = written.clone();
+                doubled.insert(i, written[i]);
+                assert!(!one_pass_takes(&config, &with(trained, &doubled)));
+                let mut dropped = written.clone();
+                dropped.remove(i);
+                let optional = !required.contains(&written[i]);
+                assert_eq!(one_pass_takes(&config, &with(trained, &dropped)), optional);
+                for j in i + 1..written.len() {
+                    let mut swapped = written.clone();
+                    swapped.swap(i, j);
+                    assert!(!one_pass_takes(&config, &with(trained, &swapped)));
+                }
+            }
+        }
+    }
+
     fn section(lines: &[String]) -> String {
         format!("key: k01\n{}\n", lines.join("\n"))
     }

@@ -28,8 +28,8 @@
 use std::ops::Range;
 
 use super::{
-    SectionIds, SectionSpan, header, id_passes, is_fingerprint, is_unpadded, other_passes,
-    safe_id_bounds,
+    SectionIds, SectionPlace, SectionSpan, header, id_passes, is_fingerprint, is_unpadded,
+    other_passes, safe_id_bounds,
 };
 use crate::plugin::{InOrderCheck, KeyPattern, ScanPlan, ValueCheck, is_integer_within};
 use crate::write::is_canonical_integer;
@@ -85,6 +85,33 @@ pub(super) fn scan_in_writers_order<'a>(
     Some(ids)
 }
 
+/// [`scan_in_writers_order`], each section as its places
+/// ([`SectionPlace`]): no slice of the text made, so no char boundary
+/// checked (what the pass accepts is ASCII) and no place taken again.
+pub(super) fn places_in_writers_order<'a>(
+    config: &'a SectionConfig,
+    raw: &'a str,
+    places: &mut Vec<SectionPlace<'a>>,
+) -> Option<SectionIds> {
+    let bytes = raw.as_bytes();
+    let mut ids = SectionIds::with_capacity(places.capacity());
+    each_in_writers_order::<false>(config, bytes, &mut WriterForm::new(""), |section| {
+        // the places fit: the pass takes only a text shorter than 4 GiB
+        let place = SectionPlace {
+            plugin: section.plugin,
+            text: section.text.start as u32..section.text.end as u32,
+            id: section.id.start as u32..section.id.end as u32,
+        };
+        let id_at = |at: usize| {
+            let id = &places[at].id;
+            &bytes[id.start as usize..id.end as usize]
+        };
+        ids.insert(&bytes[section.id], places.len(), id_at)
+            .then(|| places.push(place))
+    })?;
+    Some(ids)
+}
+
 /// [`scan_in_writers_order`], `form` told whether the text is the
 /// write's own and `values` given each section's [`Found::value`].
 pub(super) fn scan_as_written<'a>(
@@ -116,8 +143,10 @@ fn push_span<'a>(
         line: found.line,
         text: &raw[found.text.clone()],
     };
-    ids.insert(span.id, spans.len(), |at| spans[at].id)
-        .then(|| spans.push(span))
+    ids.insert(span.id.as_bytes(), spans.len(), |at| {
+        spans[at].id.as_bytes()
+    })
+    .then(|| spans.push(span))
 }
 
 /// A section [`each_in_writers_order`] found: its plugin, where its id
