@@ -491,8 +491,9 @@ pub enum NewFileWay {
     /// the target once written and synced: no other name ever existed, so
     /// a crash at any point leaves nothing beside the target.
     Unnamed,
-    /// The file system refuses unnamed files: a temp file beside the target, then a hard link to the target: a
-    /// crash in between leaves the temp file.
+    /// The file system refuses unnamed files: a temp file beside the
+    /// target, then a hard link to the target: a crash in between leaves
+    /// the temp file.
     TempName,
     /// Created under its name and written in place (a file system without
     /// hard links): a crash part way leaves a partial file there.
