@@ -765,3 +765,69 @@ fn a_protected_keys_missing_file_needs_its_passphrase() {
     keys.load_key("k-prot", true).unwrap();
     assert!(daemon.dir.config.verify(false).unwrap().is_clean());
 }
+
+/// The missing key file of a key, put back from a bundle that holds the
+/// key's file with the other protection (made by hand: an unprotected file
+/// for a protected key, a protected file for an unprotected one): refused
+/// as a 400 blaming `bundle` that says why and writes nothing, not a
+/// fault of the server.
+#[test]
+fn a_restore_that_would_change_a_keys_protection_is_400() {
+    use pbs_api_types::Kdf;
+    use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    let daemon = Daemon::start();
+    let keys = daemon.dir.config.encryption_keys();
+    let file_of = |key: &[u8; 32], passphrase: &str, kdf| {
+        KeyConfig::with_key(key, passphrase.as_bytes(), kdf).unwrap()
+    };
+    keys.store_key("k-prot", &file_of(&[7; 32], KEY_PASS, Kdf::PBKDF2))
+        .unwrap();
+    keys.store_key("k-plain", &file_of(&[8; 32], "", Kdf::None))
+        .unwrap();
+    for id in ["k-prot", "k-plain"] {
+        std::fs::remove_file(keys.key_path(id)).unwrap();
+    }
+    let mut root = daemon.root();
+    let before = daemon.files();
+    for (id, other_file, text) in [
+        (
+            "k-prot",
+            file_of(&[7; 32], "", Kdf::None),
+            "is passphrase protected (pbkdf2) in the store, and the key file given for it is \
+             not protected",
+        ),
+        (
+            "k-plain",
+            file_of(&[8; 32], KEY_PASS, Kdf::Scrypt),
+            "is not protected in the store, and the key file given for it is passphrase \
+             protected (scrypt)",
+        ),
+    ] {
+        let mut entry = keys.entry(id).unwrap();
+        entry.info.kdf = other_file.kdf_kind();
+        let key_file = other_file.to_json().unwrap();
+        let bundle = create_bundle(
+            "pbs-keystore/elsewhere",
+            None,
+            &[ExportKey {
+                config: &entry,
+                key_file: key_file.as_bytes(),
+            }],
+            &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
+        )
+        .unwrap();
+        let resp = post(
+            &mut root,
+            "config/encryption-key-restore",
+            json!({
+                "bundle": String::from_utf8(bundle).unwrap(),
+                "passphrase": PASSPHRASE,
+                "key-passphrase": KEY_PASS,
+            }),
+        );
+        expect_400(&resp, "bundle", text);
+        assert_eq!(daemon.files(), before);
+    }
+}

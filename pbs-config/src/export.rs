@@ -662,22 +662,49 @@ pub fn finish_all<T>(pending: Vec<Pending<'_>>, result: Result<T, Error>) -> Res
 /// without being it, and hide the real key file from a later restore
 /// (finding 31). A protected key's file cannot be checked here.
 fn check_same_protection(stored: Kdf, entry: &CryptKey) -> Result<(), Error> {
-    let given = entry.info.kdf;
-    if stored == given {
-        return Ok(());
+    match entry.info.kdf == stored {
+        true => Ok(()),
+        false => Err(OtherProtection {
+            id: entry.id.clone(),
+            stored,
+            given: entry.info.kdf,
+        }
+        .into()),
     }
-    let words = |kdf: Kdf| match kdf {
-        Kdf::None => "not protected".to_string(),
-        other => format!("passphrase protected ({})", other.as_str()),
-    };
-    bail!(
-        "refusing to restore - encryption key '{}' is {} in the store, and the key file given \
-         for it is {}: it cannot be that key's file - nothing was restored",
-        entry.id,
-        words(stored),
-        words(given)
-    )
 }
+
+/// A restore refused because the key file given for a key whose file is
+/// missing is protected where the store's entry says the key is not, or
+/// the other way round: it cannot be that key's file (bad input, as the
+/// API answers it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherProtection {
+    /// The key id.
+    pub id: String,
+    /// The key's protection as the store lists it.
+    pub stored: Kdf,
+    /// The protection of the key file given.
+    pub given: Kdf,
+}
+
+impl std::fmt::Display for OtherProtection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words = |kdf: Kdf| match kdf {
+            Kdf::None => "not protected".to_string(),
+            other => format!("passphrase protected ({})", other.as_str()),
+        };
+        write!(
+            f,
+            "refusing to restore - encryption key '{}' is {} in the store, and the key file given \
+             for it is {}: it cannot be that key's file - nothing was restored",
+            self.id,
+            words(self.stored),
+            words(self.given)
+        )
+    }
+}
+
+impl std::error::Error for OtherProtection {}
 
 /// What the passphrase a restore was given found in each protected key
 /// file, by the fingerprint the file claims: `Ok` if it decrypts to a key
@@ -776,6 +803,12 @@ impl std::error::Error for UnprovenKeyFile {}
 /// protected key's file ([`UnprovenKeyFile`]).
 pub fn needs_key_passphrase(err: &Error) -> bool {
     err.chain().any(|cause| cause.is::<UnprovenKeyFile>())
+}
+
+/// Whether a restore was refused for a key file given with the other
+/// protection than the store's key ([`OtherProtection`]).
+pub fn holds_other_protection(err: &Error) -> bool {
+    err.chain().any(|cause| cause.is::<OtherProtection>())
 }
 
 /// A restore that failed at key `id`: says which keys were restored before.

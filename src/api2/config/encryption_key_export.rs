@@ -583,7 +583,7 @@ pub fn restore_bundle_checked(
     let restored = dir
         .encryption_keys()
         .restore_keys(&keys, key_passphrase)
-        .map_err(blame_key_passphrase)?;
+        .map_err(blame_restore_refusal)?;
     Ok(restored)
 }
 
@@ -636,13 +636,17 @@ fn key_from_text(text: &str, passphrase: Option<&[u8]>) -> Result<KeyConfig, Err
     }
 }
 
-/// A restore refused for a protected key's missing file without a proven
-/// key file: blamed on `key-passphrase` (400 naming it), the one
-/// parameter that can change the answer.
-fn blame_key_passphrase(err: Error) -> Error {
-    match pbs_config::export::needs_key_passphrase(&err) {
-        true => blame("key-passphrase", err),
-        false => err,
+/// A restore refused for what was given, as a 400 naming the parameter
+/// that can change the answer: a protected key's missing file without a
+/// proven key file blamed on `key-passphrase`, a key file with the other
+/// protection than the store's key on `bundle`; any other error as it is.
+fn blame_restore_refusal(err: Error) -> Error {
+    if pbs_config::export::needs_key_passphrase(&err) {
+        blame("key-passphrase", err)
+    } else if pbs_config::export::holds_other_protection(&err) {
+        blame("bundle", err)
+    } else {
+        err
     }
 }
 
