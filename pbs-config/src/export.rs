@@ -414,15 +414,16 @@ impl EncryptionKeys<'_> {
         key_passphrase: Option<&[u8]>,
     ) -> Result<Vec<RestoredKey>, Error> {
         // everything that needs no lock first: ids, fingerprints, entries,
-        // and the costly KDF of each protected key file the passphrase is
-        // given for
+        // and the costly KDF of the protected key files that are to prove
         let entries = self.restore_entries(keys)?;
-        let proofs = prove_protected(keys, key_passphrase);
+        let mut prover = Prover::new(keys, key_passphrase);
+        self.prove_missing_unlocked(&entries, &mut prover);
 
         let base = self.dir().open_base_or_create()?;
         let config_lock = self.lock_config()?;
         let sections = self.sections_locked(&config_lock, None)?;
-        let (present, missing_files) = self.restore_plan(&base, &sections, &entries, &proofs)?;
+        let (present, missing_files) =
+            self.restore_plan(&base, &sections, &entries, &mut prover)?;
 
         let mut sections = Some(sections);
         let mut restored = Vec::with_capacity(entries.len());
@@ -516,6 +517,31 @@ impl EncryptionKeys<'_> {
         Ok(entries)
     }
 
+    /// Decrypts, before the lock, the protected key files of `entries`
+    /// whose key the store lists without its key file as it reads now:
+    /// those the restore puts back, and so must prove. A key file found
+    /// missing only under the lock is decrypted there; a store that
+    /// cannot be read now is read again under the lock, and refused there.
+    fn prove_missing_unlocked(&self, entries: &[RestoreEntry], prover: &mut Prover) {
+        if prover.passphrase.is_none() {
+            return;
+        }
+        let (Ok(Some(base)), Ok(index)) = (self.dir().open_base(), self.index_data()) else {
+            return;
+        };
+        for (entry, fingerprint, _) in entries {
+            let listed = index
+                .get(&entry.id)
+                .is_ok_and(|stored| stored.info.fingerprint == Some(*fingerprint));
+            if entry.info.kdf != Kdf::None
+                && listed
+                && self.key_file_missing(&base, &entry.id).unwrap_or(false)
+            {
+                prover.proof(fingerprint);
+            }
+        }
+    }
+
     /// Which of `entries` the store has already (same id, same
     /// fingerprint) with their key file, and which without it; refused as
     /// a whole if any other id or key is taken
@@ -525,7 +551,7 @@ impl EncryptionKeys<'_> {
         base: &DirHandle,
         sections: &KeySections,
         entries: &[RestoreEntry],
-        proofs: &Proofs,
+        prover: &mut Prover,
     ) -> Result<(HashSet<String>, HashSet<String>), Error> {
         let mut conflicts = Vec::new();
         let mut present = HashSet::new();
@@ -541,7 +567,7 @@ impl EncryptionKeys<'_> {
                     let stored = sections.entry(&entry.id)?.info.kdf;
                     check_same_protection(stored, entry)?;
                     if stored != Kdf::None {
-                        check_proven(&entry.id, fingerprint, proofs)?;
+                        prover.check(&entry.id, fingerprint)?;
                     }
                     missing_files.insert(entry.id.clone());
                     continue;
@@ -706,57 +732,72 @@ impl std::fmt::Display for OtherProtection {
 
 impl std::error::Error for OtherProtection {}
 
-/// What the passphrase a restore was given found in each protected key
-/// file, by the fingerprint the file claims: `Ok` if it decrypts to a key
-/// of that fingerprint (the file is proven), else why not.
-type Proofs = HashMap<Fingerprint, Result<(), String>>;
-
-/// Decrypts each protected key file of `keys` with `passphrase`, if one is
-/// given (the key is wiped at once): which of them it proves. A key file
-/// it does not open is no error here; only a key whose missing file is to
-/// be put back needs a proof ([`check_proven`]).
-fn prove_protected(keys: &[RestoreKey], passphrase: Option<&[u8]>) -> Proofs {
-    let mut proofs = Proofs::new();
-    let Some(passphrase) = passphrase else {
-        return proofs;
-    };
-    for key in keys {
-        let (true, Some(claimed)) = (key.key_config.is_protected(), key.key_config.fingerprint)
-        else {
-            continue;
-        };
-        let proof = match key.key_config.decrypt(&|| Ok(passphrase.to_vec())) {
-            Ok((mut raw, _, _)) => {
-                // decrypt checked the key against the fingerprint claimed
-                raw.zeroize();
-                Ok(())
-            }
-            Err(err) => Err(match err.downcast_ref::<KeyError>() {
-                Some(KeyError::FingerprintMismatch { computed, .. }) => format!(
-                    "the passphrase opens it, but its key has fingerprint {}: it only claims \
-                     the key's fingerprint",
-                    computed.signature()
-                ),
-                _ => err.to_string(),
-            }),
-        };
-        proofs.insert(claimed, proof);
-    }
-    proofs
+/// What the passphrase a restore was given finds in the protected key
+/// files it holds, each file decrypted at most once and only when asked
+/// of: a file is proven if the passphrase decrypts it to a key of the
+/// fingerprint it claims. Only a key whose missing file is to be put back
+/// needs a proof ([`Prover::check`]): the KDF of every other protected
+/// key file would be work for nothing (a second or more each).
+struct Prover<'k> {
+    keys: &'k [RestoreKey<'k>],
+    passphrase: Option<&'k [u8]>,
+    /// By the fingerprint a file claims: `Ok` if proven, else why not.
+    proofs: HashMap<Fingerprint, Result<(), String>>,
 }
 
-/// Refuses to put back the missing key file of the protected key `id` from
-/// a key file with `fingerprint` unless `proofs` says the restore's
-/// passphrase decrypts it to that key (finding 33).
-fn check_proven(id: &str, fingerprint: &Fingerprint, proofs: &Proofs) -> Result<(), Error> {
-    match proofs.get(fingerprint) {
-        Some(Ok(())) => Ok(()),
-        proof => Err(UnprovenKeyFile {
-            id: id.to_string(),
-            fingerprint: *fingerprint,
-            why: proof.and_then(|proof| proof.clone().err()),
+impl<'k> Prover<'k> {
+    fn new(keys: &'k [RestoreKey<'k>], passphrase: Option<&'k [u8]>) -> Self {
+        Self {
+            keys,
+            passphrase,
+            proofs: HashMap::new(),
         }
-        .into()),
+    }
+
+    /// Whether the protected key file claiming `fingerprint` is proven;
+    /// `None` without a passphrase or such a file. Decrypts it the first
+    /// time (the key is wiped at once).
+    fn proof(&mut self, fingerprint: &Fingerprint) -> Option<&Result<(), String>> {
+        let passphrase = self.passphrase?;
+        let keys = self.keys;
+        let proof = self.proofs.entry(*fingerprint).or_insert_with(|| {
+            let Some(key) = keys.iter().find(|key| {
+                key.key_config.is_protected() && key.key_config.fingerprint == Some(*fingerprint)
+            }) else {
+                return Err("the restore holds no protected key file of it".to_string());
+            };
+            match key.key_config.decrypt(&|| Ok(passphrase.to_vec())) {
+                Ok((mut raw, _, _)) => {
+                    // decrypt checked the key against the fingerprint claimed
+                    raw.zeroize();
+                    Ok(())
+                }
+                Err(err) => Err(match err.downcast_ref::<KeyError>() {
+                    Some(KeyError::FingerprintMismatch { computed, .. }) => format!(
+                        "the passphrase opens it, but its key has fingerprint {}: it only \
+                         claims the key's fingerprint",
+                        computed.signature()
+                    ),
+                    _ => err.to_string(),
+                }),
+            }
+        });
+        Some(proof)
+    }
+
+    /// Refuses to put back the missing key file of the protected key `id`
+    /// from a key file with `fingerprint` unless the restore's passphrase
+    /// decrypts it to that key (finding 33).
+    fn check(&mut self, id: &str, fingerprint: &Fingerprint) -> Result<(), Error> {
+        match self.proof(fingerprint) {
+            Some(Ok(())) => Ok(()),
+            proof => Err(UnprovenKeyFile {
+                id: id.to_string(),
+                fingerprint: *fingerprint,
+                why: proof.and_then(|proof| proof.clone().err()),
+            }
+            .into()),
+        }
     }
 }
 
