@@ -1018,3 +1018,66 @@ fn a_paperkey_typed_back_records_one_restore_or_one_import() {
     run(&["encryption-key", "import", "k-typed", "--file", file]);
     log.one(&cli, "import", &["k-typed"], Some(&[&fp]));
 }
+
+/// `audit list --limit N` and the API's `limit`: the newest N records that
+/// pass the other filters, oldest first, through the CLI and the API; for
+/// a caller masked on a key, its records are left out before they count.
+#[test]
+fn limit_lists_the_newest_records() {
+    use pbs_test_kit::access::masked_token;
+    use pbs_test_kit::{TestDir, key_config};
+
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    for (id, seed) in [("hidden", 71), ("open-1", 72), ("open-2", 73)] {
+        keys.store_key(id, &key_config(seed)).unwrap();
+    }
+    for id in ["open-1", "hidden"] {
+        keys.archive_key(id, None).unwrap();
+    }
+    let seqs = |records: &Value| -> Vec<u64> {
+        let records = records.as_array().unwrap();
+        records.iter().map(|r| r["seq"].as_u64().unwrap()).collect()
+    };
+    let all = seqs(&Value::Array(records(dir.path())));
+    assert_eq!(all.len(), 10, "{all:?}");
+
+    let cli = Manager::new(dir.path());
+    let listed = |args: &[&str]| -> Value {
+        let args = [&["audit", "list"][..], args].concat();
+        serde_json::from_str(&cli.json_or_error(&args).unwrap()).unwrap()
+    };
+    assert_eq!(seqs(&listed(&["--limit", "3"])), all[7..]);
+    assert_eq!(seqs(&listed(&["--limit", "100"])), all);
+    // the archive of open-1, intent and outcome
+    assert_eq!(
+        seqs(&listed(&["--key", "open-1", "--limit", "2"])),
+        all[6..8]
+    );
+    let refused = cli.run(&["audit", "list", "--limit", "0"]);
+    assert_eq!(refused.code, 255, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("'--limit <N>': expected a number of records, 1 or more"),
+        "{refused:?}"
+    );
+
+    let root_secret = add_token(&dir.config, "root@pam!admin", None);
+    grant(&dir.config, "/", "root@pam!admin", "Admin", true);
+    let masked_id = "erin@pbs!masked";
+    let masked_secret = masked_token(&dir.config, masked_id, "/system/encryption-keys", "hidden");
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut root = Client::token(daemon.port, "root@pam!admin", &root_secret);
+    let mut masked = Client::token(daemon.port, masked_id, &masked_secret);
+    let path = "config/encryption-key-audit";
+    assert_eq!(seqs(&root.get(&format!("{path}?limit=3")).data()), all[7..]);
+    // the newest three that do not name `hidden`: the archive of open-1
+    // and the outcome of open-2's import (the newest two name `hidden`)
+    let shown = masked.get(&format!("{path}?limit=3")).data();
+    assert_eq!(seqs(&shown), all[5..8], "{shown}");
+    assert!(!shown.to_string().contains("hidden"), "{shown}");
+    let refused = root.get(&format!("{path}?limit=0"));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("limit"), "{}", refused.body);
+}

@@ -95,14 +95,39 @@ const CHECKPOINT_SCHEMA: Schema = described_object(
      first record.",
 );
 
-/// The records of the log that pass `filter`, oldest first; none if the
-/// store has no log yet.
-pub fn list_records(dir: &ConfigDir, filter: &Filter) -> Result<Vec<Record>, Error> {
-    match AuditLog::open_existing(dir)? {
-        Some(log) => log.list(filter),
-        None => Ok(Vec::new()),
-    }
+/// The records of the log that pass `filter` and `shown`, oldest first:
+/// all of them, or with `limit` the newest so many (the log read from its
+/// end, as far as they reach); none if the store has no log yet.
+pub fn list_records(
+    dir: &ConfigDir,
+    filter: &Filter,
+    limit: Option<usize>,
+    shown: &dyn Fn(&Record) -> bool,
+) -> Result<Vec<Record>, Error> {
+    let Some(log) = AuditLog::open_existing(dir)? else {
+        return Ok(Vec::new());
+    };
+    let Some(limit) = limit else {
+        let mut records = log.list(filter)?;
+        records.retain(shown);
+        return Ok(records);
+    };
+    let mut records = Vec::new();
+    log.newest_first(filter, |record| {
+        if shown(&record) {
+            records.push(record);
+        }
+        records.len() >= limit
+    })?;
+    records.reverse();
+    Ok(records)
 }
+
+const LIMIT_SCHEMA: Schema = IntegerSchema::new(
+    "Only the newest LIMIT records that pass the other filters (all if not given).",
+)
+.minimum(1)
+.schema();
 
 /// Parameters of `GET /config/encryption-key-audit`.
 pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
@@ -111,6 +136,7 @@ pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
         // `id`, not `key`: a `key` parameter is key material, refused in
         // the URL (`BODY_ONLY_PARAMETERS`)
         ("id", true, &CRYPT_KEY_ID_SCHEMA),
+        ("limit", true, &LIMIT_SCHEMA),
         ("operation", true, &OPERATIONS_SCHEMA),
         ("since", true, &EPOCH_SCHEMA),
         ("until", true, &EPOCH_SCHEMA),
@@ -118,7 +144,7 @@ pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
 );
 
 /// `GET /config/encryption-key-audit`: [`list_records`], those naming a
-/// key the caller may not see left out.
+/// key the caller may not see left out (before `limit` counts).
 pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let dir = env.dir();
@@ -139,8 +165,11 @@ pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
             ..Filter::default()
         };
         let may_see = |id: &str| access.may_see(id);
-        let mut records = list_records(dir, &filter)?;
-        records.retain(|record| record.key_ids().all(may_see));
+        let limit = param["limit"]
+            .as_u64()
+            .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut records =
+            list_records(dir, &filter, limit, &|record| record.key_ids().all(may_see))?;
         for record in &mut records {
             if let Some(result) = &mut record.result {
                 *result = told(result, &may_see);
@@ -549,7 +578,11 @@ mod tests {
     #[test]
     fn a_store_without_a_log_is_clean_unless_a_kept_checkpoint_says_otherwise() {
         let (tmp, dir) = temp_config_dir();
-        assert!(list_records(&dir, &Filter::default()).unwrap().is_empty());
+        assert!(
+            list_records(&dir, &Filter::default(), None, &|_| true)
+                .unwrap()
+                .is_empty()
+        );
         let report = verify_log(&dir, &VerifyOptions::default()).unwrap();
         assert!(report.is_clean() && report.records == 0, "{report:?}");
         assert!(current_checkpoint(&dir).unwrap().checkpoint.is_none());

@@ -96,6 +96,9 @@ pub enum AuditCommand {
         /// Only this operation (repeat for several).
         #[arg(long = "operation", value_name = "OP", value_parser = operation_names())]
         operations: Vec<String>,
+        /// Only the newest N records that pass the other filters.
+        #[arg(long, value_name = "N", value_parser = parse_limit)]
+        limit: Option<usize>,
     },
     /// Sign a checkpoint of the whole audit log and print it, with the
     /// verifier key, to keep elsewhere ('audit verify --checkpoint FILE
@@ -141,6 +144,7 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result<ExitC
             since,
             until,
             operations,
+            limit,
         } => {
             let ops = operations
                 .iter()
@@ -158,7 +162,7 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result<ExitC
                 ops,
                 ..Filter::default()
             };
-            let records = api::list_records(&dir, &filter)
+            let records = api::list_records(&dir, &filter, limit, &|_| true)
                 .map_err(|err| format_err!("unable to list the audit log - {err}"))?;
             out.list(&records, &RECORD_TABLE)?;
         }
@@ -306,6 +310,14 @@ fn render_checkpoint(current: &CurrentCheckpoint) -> String {
     match &current.checkpoint {
         Some(note) => note.clone(),
         None => "the audit log has no records yet - nothing to sign\n".to_string(),
+    }
+}
+
+/// `--limit N`: a number of records, 1 or more.
+fn parse_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(limit) if limit > 0 => Ok(limit),
+        _ => Err("expected a number of records, 1 or more".to_string()),
     }
 }
 
