@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use pbs_config::audit::AuditLog;
+use pbs_config::audit::{AuditLog, Caller, Event, Op};
 
 use crate::browser::Browser;
 use crate::keys::generate;
@@ -64,6 +64,42 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
     the_operation_filter_keeps_only_that_operation(&browser).await;
     a_changed_line_breaks_the_chain_there(&env, &browser, id).await;
     a_removed_log_leaves_its_keys_named_as_unrecorded(&env, &browser).await;
+    a_long_log_shows_its_newest_records(&env, &browser, id).await;
+}
+
+/// A log of more records than the view asks for: it lists the newest
+/// (`SHOWN_RECORDS` in audit.js) and says how to reach older ones; the
+/// filter by key `id` reaches its operations again, without that note.
+async fn a_long_log_shows_its_newest_records(env: &Env, browser: &Browser, id: &str) {
+    const SHOWN_RECORDS: usize = 2000;
+    let dir = env.dir();
+    let log = AuditLog::open_existing(&dir).unwrap().expect("a log");
+    for _ in 0..SHOWN_RECORDS / 2 {
+        let event = Event::new(&Caller::cli(), Op::Archive).id("ui-audit-filler");
+        let pending = log.intent(&event).unwrap();
+        pending
+            .done::<()>(Err(anyhow::format_err!("refused by the UI test")))
+            .unwrap_err();
+    }
+    let status = ".audit-view p[role=status]";
+    let note = format!("The newest {SHOWN_RECORDS} records only");
+    show(browser, "", "").await;
+    browser.wait_text(status, &note).await;
+    let shown = rows(browser).await;
+    assert_eq!(
+        shown.len(),
+        SHOWN_RECORDS / 2,
+        "one row per filler operation"
+    );
+    assert!(shown.iter().all(|row| row.1 == "ui-audit-filler"));
+
+    show(browser, id, "").await;
+    let of_the_key = rows(browser).await;
+    assert!(
+        of_the_key.iter().any(|row| row.0 == "create"),
+        "{of_the_key:?}"
+    );
+    assert!(!browser.text(status).await.contains(&note));
 }
 
 /// With the audit directory moved away the chain of a new log would be

@@ -65,6 +65,13 @@ function resultBadge(operation) {
         : h('span', {class: 'result-error'}, h('span', {class: ['badge', 'tone-bad']}, 'failed'), ' ', result);
 }
 
+/**
+ * How many records the page asks for: the newest, so that a log of years
+ * neither fills the browser nor waits for all of it; narrower filters
+ * reach older records.
+ */
+export const SHOWN_RECORDS = 2000;
+
 /** How many unrecorded keys the page names; the API lists all. */
 const UNRECORDED_NAMED = 10;
 
@@ -183,7 +190,7 @@ async function load() {
     }
     const {body, table, status, listMessage, progress, apply, verifyArea, datalist} = elements;
     const busy = {table, progress, button: apply, message: listMessage};
-    const params = {id: filter.id || undefined, operation: filter.operation || undefined};
+    const params = {id: filter.id || undefined, operation: filter.operation || undefined, limit: SHOWN_RECORDS};
     await loadingList(busy, 'the audit log', async () => {
         const [answer, keys, broken] = await Promise.all([
             request('GET', AUDIT, params),
@@ -198,7 +205,9 @@ async function load() {
             ? ops.map((operation) => renderRow(operation, broken))
             : [h('tr', {class: 'empty'}, h('td', {colspan: 6}, 'No records match.'))]));
         const what = [filter.id && `key ${filter.id}`, filter.operation].filter(Boolean).join(', ');
-        status.textContent = `${ops.length} operation${ops.length === 1 ? '' : 's'}${what ? ` (${what})` : ''}.`;
+        const older = (answer.data || []).length >= SHOWN_RECORDS
+            ? ` The newest ${SHOWN_RECORDS} records only: choose a key or an operation to see older ones.` : '';
+        status.textContent = `${ops.length} operation${ops.length === 1 ? '' : 's'}${what ? ` (${what})` : ''}.${older}`;
     });
 }
 
