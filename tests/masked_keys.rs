@@ -361,3 +361,53 @@ fn reading_the_checkpoint_writes_nothing() {
     let stored = log.stored_checkpoint().unwrap().unwrap();
     assert_eq!(signed["size"], stored.size);
 }
+
+/// Finding 42: `POST /config/encryption-key-export/verify` (the drill)
+/// compared a bundle with the store for the store's Sys.Modify alone: a
+/// caller masked on `hidden` drilled a bundle it made itself, holding a key
+/// of its own under the id `hidden`, and read that the store has `hidden`
+/// (`present-different`) and its fingerprint (`store-fingerprint`); a
+/// bundle holding the masked key under another id named `hidden` as the id
+/// the store has it under (`stored-as`).
+#[test]
+fn the_drill_tells_nothing_of_a_key_the_caller_may_not_see() {
+    let dir = two_keys();
+    let hidden_fp = fingerprint(&dir.config, "hidden");
+    // bundles made elsewhere: any host running the tool makes them
+    let elsewhere = TestDir::new();
+    let keys = elsewhere.config.encryption_keys();
+    keys.store_key("hidden", &key_config(50)).unwrap();
+    // a copy of the masked key kept from before the mask
+    keys.store_key("mine", &key_config(41)).unwrap();
+    let probe = export_bundle(&elsewhere.config, &["hidden"]);
+    let copy = export_bundle(&elsewhere.config, &["mine"]);
+    let mut store = Store::start(dir);
+    let passphrase = String::from_utf8(PASSPHRASE.to_vec()).unwrap();
+    let drill = |bundle: &str| json!({"bundle": bundle, "passphrase": passphrase});
+
+    let before = store.files();
+    store
+        .masked
+        .post_json("config/encryption-key-export/verify", &drill(&probe))
+        .expect(403, "missing Sys.Audit on /system/encryption-keys/hidden");
+    store.assert_unchanged(&before, "a refused drill");
+    let report = store
+        .masked
+        .post_json("config/encryption-key-export/verify", &drill(&copy))
+        .data();
+    assert_eq!(report["keys"][0]["id"], "mine");
+    assert_hides(&report.to_string(), &["hidden"]);
+
+    // root reads how the store has each
+    let report = store
+        .root
+        .post_json("config/encryption-key-export/verify", &drill(&probe))
+        .data();
+    assert_eq!(report["keys"][0]["store"], "present-different");
+    assert_eq!(report["keys"][0]["store-fingerprint"], hidden_fp.as_str());
+    let report = store
+        .root
+        .post_json("config/encryption-key-export/verify", &drill(&copy))
+        .data();
+    assert_eq!(report["keys"][0]["stored-as"], "hidden");
+}

@@ -73,6 +73,19 @@ impl KeyAccess {
         self.privileges(id) & PRIV_SYS_AUDIT != 0
     }
 
+    /// Checks Sys.Audit on each key of `ids` (what the key list needs to
+    /// show it), all of them: a 403 naming every path without it.
+    ///
+    /// # Errors
+    ///
+    /// A [`PermissionDenied`] naming the paths.
+    pub(crate) fn check_see<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        self.check(ids, PRIV_SYS_AUDIT)
+    }
+
     /// Checks Sys.Modify on each key of `ids`, all of them before any
     /// change: a 403 naming every path without it.
     ///
@@ -83,9 +96,17 @@ impl KeyAccess {
         &self,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Error> {
+        self.check(ids, PRIV_SYS_MODIFY)
+    }
+
+    fn check<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+        privilege: u64,
+    ) -> Result<(), Error> {
         let denied: Vec<String> = ids
             .into_iter()
-            .filter(|id| self.privileges(id) & PRIV_SYS_MODIFY == 0)
+            .filter(|id| self.privileges(id) & privilege == 0)
             .map(|id| format!("{KEYS_ACL_PATH}/{id}"))
             .collect();
         if denied.is_empty() {
@@ -93,7 +114,7 @@ impl KeyAccess {
         }
         Err(PermissionDenied {
             path: denied.join(", "),
-            missing: privilege_names(PRIV_SYS_MODIFY).join(", "),
+            missing: privilege_names(privilege).join(", "),
         }
         .into())
     }
