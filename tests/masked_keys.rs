@@ -411,3 +411,35 @@ fn the_drill_tells_nothing_of_a_key_the_caller_may_not_see() {
         .data();
     assert_eq!(report["keys"][0]["stored-as"], "hidden");
 }
+
+/// Finding 43: `POST /config/encryption-key-trash/{name}/restore` checked
+/// the privilege of the id the key had, not of the id it is restored as
+/// (`as`): a caller masked on `hidden` restored a key of its own `as`
+/// `hidden` and read in the refusal the fingerprint of the masked key that
+/// holds the id (or, with the id free, put a key under an id it may not
+/// change).
+#[test]
+fn a_trash_restore_needs_the_privilege_of_the_id_it_restores_as() {
+    let dir = two_keys();
+    let hidden_fp = fingerprint(&dir.config, "hidden");
+    let keys = dir.config.encryption_keys();
+    keys.archive_key("open", None).unwrap();
+    keys.delete_key_with("open", &DeleteOptions::default())
+        .unwrap();
+    let mut store = Store::start(dir);
+    let before = store.files();
+    let answer = store.masked.post_json(
+        "config/encryption-key-trash/open/restore",
+        &json!({"as": "hidden"}),
+    );
+    // the refusal quoted it short
+    assert_hides(&answer.body, &[&hidden_fp[..23]]);
+    answer.expect(403, "missing Sys.Modify on /system/encryption-keys/hidden");
+    store.assert_unchanged(&before, "a refused trash restore");
+    // as the id it had, it comes back
+    let restored = store
+        .masked
+        .post_json("config/encryption-key-trash/open/restore", &json!({}))
+        .data();
+    assert_eq!(restored["id"], "open");
+}

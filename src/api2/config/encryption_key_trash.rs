@@ -11,7 +11,8 @@
 //! Sys.Modify to restore (which creates a key, as create does) and to
 //! purge. A trashed key keeps the privileges of the id it had: the list
 //! leaves out entries the caller may not see, restore and purge by name
-//! need Sys.Modify on that id too (findings 30 and 37). As for every route, the plain functions serve the CLI, which
+//! need Sys.Modify on that id too, and a restore on the id it restores the
+//! key as (findings 30, 37 and 43). As for every route, the plain functions serve the CLI, which
 //! calls them as the administrator.
 
 use anyhow::Error;
@@ -62,6 +63,9 @@ const TRASH_LIST_SCHEMA: Schema = ArraySchema::new(
 
 const ENTRY_ACCESS: &str = "and Sys.Modify on /system/encryption-keys/{id}, the id the key had \
      (the part of the name before '@'), checked by the handler";
+
+const RESTORE_ACCESS: &str = "and Sys.Modify on /system/encryption-keys/{id}, the id the key had \
+     (the part of the name before '@') and the id it is restored as, checked by the handler";
 
 const PURGE_REPORT_SCHEMA: Schema = described_object(
     "What a purge did: purged (the entries destroyed) and kept-without-copy (expired entries kept \
@@ -148,12 +152,18 @@ pub const API_METHOD_RESTORE_FROM_TRASH: ApiMethod = ApiMethod::new(
         let dir = env.dir();
         let name = required_str(&param, "name")?;
         check_entry_privilege(env, name)?;
-        restore_from_trash(dir, name, param_str(&param, "as"))?
+        let as_id = param_str(&param, "as");
+        if let Some(id) = as_id {
+            // the id it is stored under, as a restore of a bundle asks
+            // (finding 43): the refusal of a taken id tells its key
+            KeyAccess::of(env)?.check_modify([id])?;
+        }
+        restore_from_trash(dir, name, as_id)?
     }),
     &API_METHOD_RESTORE_FROM_TRASH_PARAMETERS,
 )
 .returns(ReturnType::new(false, &CRYPT_KEY_RETURN_SCHEMA))
-.access(Some(ENTRY_ACCESS), &STORE_MODIFY);
+.access(Some(RESTORE_ACCESS), &STORE_MODIFY);
 
 /// Destroys trashed keys: the entry `name` names, or with `expired` every
 /// entry whose purge date has come (of that name's id only, with a name).
