@@ -443,3 +443,41 @@ fn a_trash_restore_needs_the_privilege_of_the_id_it_restores_as() {
         .data();
     assert_eq!(restored["id"], "open");
 }
+
+/// Finding 44: a repair of a masked key's temp file was recorded with the
+/// file's path (`encryption-keys/hidden.enc.tmp_...`) as its only id, and
+/// the key's fingerprint: the audit list, which leaves out the records of
+/// keys the caller may not see by their ids, showed both.
+#[test]
+fn a_repair_of_a_masked_keys_files_shows_no_trace_of_it() {
+    let dir = two_keys();
+    let hidden_fp = fingerprint(&dir.config, "hidden");
+    let keys = dir.config.encryption_keys();
+    // what a write of the key's file killed before its rename leaves: a
+    // temp file holding the key, and an empty one
+    let key_file = std::fs::read(keys.key_path("hidden")).unwrap();
+    let key_dir = keys.key_dir();
+    std::fs::write(key_dir.join("hidden.enc.tmp_AbC123"), &key_file).unwrap();
+    std::fs::write(key_dir.join("hidden.enc.tmp_XyZ789"), b"").unwrap();
+    for name in ["hidden.enc.tmp_AbC123", "hidden.enc.tmp_XyZ789"] {
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o640);
+        std::fs::set_permissions(key_dir.join(name), mode).unwrap();
+    }
+    let report = dir.config.verify(true).unwrap();
+    assert_eq!(report.repaired.len(), 2, "{report:?}");
+    let mut store = Store::start(dir);
+    let all = store.root.get("config/encryption-key-audit").data();
+    let repairs = |records: &Value| {
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|record| record["op"] == "repair-temp-file")
+            .count()
+    };
+    // an intent and an outcome of each
+    assert_eq!(repairs(&all), 4, "{all}");
+    let records = store.masked.get("config/encryption-key-audit").data();
+    assert_eq!(repairs(&records), 0, "{records}");
+    assert_hides(&records.to_string(), &["hidden", &hidden_fp]);
+}

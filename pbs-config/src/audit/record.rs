@@ -480,10 +480,12 @@ impl Record {
     }
 
     /// The key ids it names: every id of a key operation (and of an
-    /// operation this version does not know); for an ACL change, the key
-    /// its ACL path is on (`/system/encryption-keys/<id>`), if any; none
-    /// for a user or token change (its ids are user and token ids). Who may
-    /// not see one of them may not see the record (finding 37).
+    /// operation this version does not know), a file's path as a repair
+    /// names it standing for the key the file is of ([`key_of_id`]); for
+    /// an ACL change, the key its ACL path is on
+    /// (`/system/encryption-keys/<id>`), if any; none for a user or token
+    /// change (its ids are user and token ids). Who may not see one of them
+    /// may not see the record (findings 37 and 44).
     pub fn key_ids(&self) -> impl Iterator<Item = &str> {
         let (all, acl_path) = match self.op() {
             Some(
@@ -503,7 +505,7 @@ impl Record {
             below.strip_prefix('/')?.split('/').next()
         });
         all.iter()
-            .map(String::as_str)
+            .map(|id| key_of_id(id))
             .chain(on_key.filter(|id| !id.is_empty()))
     }
 
@@ -531,6 +533,32 @@ impl Record {
         self.hash = hash;
         Ok(line)
     }
+}
+
+/// The key an id of a key operation stands for: itself, or for the path
+/// of a file in the key directory or its trash as a repair names it
+/// (relative to the config dir: `encryption-keys/hidden.enc.tmp_AbC123`),
+/// the key the file is of, by its name: `<id>.enc`, its lock
+/// `<id>.enc.lck`, a temp file of either (`.tmp_XXXXXX`), a trash entry's
+/// `<id>@...` (finding 44: such a path was a repair record's only id). The
+/// path of any other file (a config file, the audit log's) is itself: it
+/// names no key.
+fn key_of_id(id: &str) -> &str {
+    fn in_dir<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
+        path.strip_prefix(dir)?.strip_prefix('/')
+    }
+    let Some(name) = in_dir(id, crate::files::KEY_DIR_NAME) else {
+        return id;
+    };
+    if let Some(entry) = in_dir(name, crate::files::TRASH_DIR_NAME) {
+        return crate::trash::entry_id(entry);
+    }
+    if name.contains('/') || name.starts_with('.') {
+        return id;
+    }
+    let name = name.rfind(".tmp_").map_or(name, |pos| &name[..pos]);
+    let name = name.strip_suffix(".lck").unwrap_or(name);
+    name.strip_suffix(".enc").unwrap_or(name)
 }
 
 /// SHA-256 of [`DOMAIN`] and `body` (a line without its hash member).
@@ -695,6 +723,30 @@ mod tests {
         assert_eq!(acl("/system/encryption-keys"), Vec::<String>::new());
         assert_eq!(acl("/system/encryption-keysx/k1"), Vec::<String>::new());
         assert_eq!(acl("/datastore/k1"), Vec::<String>::new());
+        // a repair names a file by its path: the key it is of
+        for path in [
+            "encryption-keys/k1.enc",
+            "encryption-keys/k1.enc.lck",
+            "encryption-keys/k1.enc.tmp_AbC123",
+            "encryption-keys/k1.tmp_AbC123",
+            "encryption-keys/.trash/k1@1795966067-Qf4gnl.enc",
+            "encryption-keys/.trash/k1@1795966067-Qf4gnl.json.tmp_AbC123",
+        ] {
+            assert_eq!(named(Op::RepairTempFile, &[path]), ["k1"], "{path}");
+        }
+        assert_eq!(
+            named(Op::RepairMode, &["k.enc", "encryption-keys/k.enc.enc"]),
+            ["k.enc", "k.enc"]
+        );
+        for path in [
+            "encryption-keys.cfg.tmp_AbC123",
+            "encryption-keys",
+            "encryption-keys/.trash",
+            "encryption-keys/.audit/log",
+            "encryption-keys/.locks/sync.cfg.written",
+        ] {
+            assert_eq!(named(Op::RepairTempFile, &[path]), [path]);
+        }
         // an operation this version does not know: every id is a key's
         let mut unknown = Record::draft(
             &Event::new(&caller(), Op::AclRevoke),
