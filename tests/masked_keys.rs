@@ -481,3 +481,50 @@ fn a_repair_of_a_masked_keys_files_shows_no_trace_of_it() {
     assert_eq!(repairs(&records), 0, "{records}");
     assert_hides(&records.to_string(), &["hidden", &hidden_fp]);
 }
+
+/// Finding 45: `POST /config/encryption-key-export` with `all` checked
+/// Sys.Modify on every key of the store and refused naming the first
+/// without it: a caller masked on `hidden` read its id in the 403; and a
+/// named key the store lacks was 404 before its privilege was checked, so
+/// a masked id answered 403 if the store had it and 404 if not.
+#[test]
+fn an_export_of_all_keys_names_no_key_the_caller_may_not_see() {
+    let dir = two_keys();
+    for auth_id in ["erin@pbs", MASKED] {
+        let path = "/system/encryption-keys/nothing";
+        grant(&dir.config, path, auth_id, "NoAccess", false);
+    }
+    let mut store = Store::start(dir);
+    let passphrase = String::from_utf8(PASSPHRASE.to_vec()).unwrap();
+    let export = |ids: Option<Value>| {
+        let mut body = json!({"passphrase": passphrase});
+        match ids {
+            Some(ids) => body["id"] = ids,
+            None => body["all"] = json!(true),
+        }
+        body
+    };
+    let answer = store
+        .masked
+        .post_json("config/encryption-key-export", &export(None));
+    assert_hides(&answer.body, &["hidden"]);
+    let exported = answer.data();
+    assert_eq!(exported["keys"].as_array().unwrap().len(), 1, "{exported}");
+    assert_eq!(exported["keys"][0]["id"], "open");
+    // a masked id: the same answer whether the store has it or not
+    for id in ["hidden", "nothing"] {
+        store
+            .masked
+            .post_json("config/encryption-key-export", &export(Some(json!([id]))))
+            .expect(
+                403,
+                &format!("missing Sys.Modify on /system/encryption-keys/{id}"),
+            );
+    }
+    // root's all is every key
+    let exported = store
+        .root
+        .post_json("config/encryption-key-export", &export(None))
+        .data();
+    assert_eq!(exported["keys"].as_array().unwrap().len(), 2, "{exported}");
+}

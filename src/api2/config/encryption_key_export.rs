@@ -49,7 +49,7 @@ use pbs_key_config::paperkey::{Paperkey, PaperkeyFormat, parse_key_file_or_paper
 use pbs_key_config::{KeyConfig, KeyError};
 
 use super::{KEY_MODIFY, KeyAccess, STORE_MODIFY};
-use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id};
+use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id, visible_keys};
 use crate::api2::described_object;
 use crate::api2::{param_str, required_str};
 
@@ -314,8 +314,31 @@ const EXPORTED_SCHEMA: Schema = described_object(
      created, recipients and the keys in it (Exported).",
 );
 
+/// `all` for a caller: every key (of the state asked for) if it may see
+/// each, else the keys it may see, as its key list holds them, by id: a
+/// key it may not see is left out, as from the list, rather than named in
+/// a refusal (finding 45).
+///
+/// # Errors
+///
+/// The key list cannot be read.
+fn visible_selection(
+    dir: &ConfigDir,
+    include_archived: bool,
+    access: &KeyAccess,
+) -> Result<ExportSelection, Error> {
+    let index = dir.encryption_keys().index_data()?;
+    if index.ids().all(|id| access.may_see(id)) {
+        return Ok(ExportSelection::All { include_archived });
+    }
+    let keys = visible_keys(&index, include_archived, |id| access.may_see(id))?;
+    Ok(ExportSelection::Ids(
+        keys.into_iter().map(|key| key.id.clone()).collect(),
+    ))
+}
+
 /// `POST /config/encryption-key-export`: [`export_keys`], each key
-/// checked for Sys.Modify.
+/// checked for Sys.Modify (of `all`, the keys the caller may see).
 pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let access = KeyAccess::of(env)?;
@@ -324,6 +347,17 @@ pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
             param["all"].as_bool().unwrap_or(false),
             param["include-archived"].as_bool().unwrap_or(false),
         )?;
+        let selection = match selection {
+            ExportSelection::All { include_archived } => {
+                visible_selection(env.dir(), include_archived, &access)?
+            }
+            ExportSelection::Ids(ids) => {
+                // before the store is asked: a masked id is refused the
+                // same whether the store has it or not (finding 45)
+                access.check_modify(ids.iter().map(String::as_str))?;
+                ExportSelection::Ids(ids)
+            }
+        };
         let recipients = Recipients::from_params(&param)?;
         let allowed = |key: &CryptKey| access.check_modify([key.id.as_str()]);
         // the one answer of this route: the bundle, encrypted
@@ -335,7 +369,7 @@ pub const API_METHOD_EXPORT_KEYS: ApiMethod = ApiMethod::new(
 .access(
     Some(
         "Sys.Modify on `/system/encryption-keys/{id}` of every key exported, checked per key \
-         (403 naming the first key without it)",
+         (403 naming keys without it; all: the keys with Sys.Audit there)",
     ),
     &Permission::Anybody,
 );
