@@ -1251,19 +1251,46 @@ fn bundle_file_options() -> CreateOptions {
 /// Reads a bundle file (at most [`MAX_BUNDLE_SIZE`] bytes).
 pub fn read_bundle_file<P: AsRef<Path>>(path: P) -> Result<Vec<u8>, Error> {
     let path = path.as_ref();
+    try_block!({ read_bundle_from(std::fs::File::open(path)?) })
+        .layer_err(|| format!("unable to read export bundle {path:?}"))
+}
+
+/// [`read_bundle_file`] of a file this host wrote (a rotation's export, on
+/// resume and read back): a regular file only, opened without following a
+/// symbolic link or waiting for a FIFO's writer. Its directory may be one
+/// others can write, and what they put at its name is refused, never read
+/// (finding 46: a FIFO there blocked the rotation, holding its lock).
+pub fn read_written_bundle_file<P: AsRef<Path>>(path: P) -> Result<Vec<u8>, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = path.as_ref();
     try_block!({
-        use std::io::Read;
-        let file = std::fs::File::open(path)?;
-        let mut data = Vec::new();
-        file.take(MAX_BUNDLE_SIZE as u64 + 1)
-            .read_to_end(&mut data)?;
-        if data.len() > MAX_BUNDLE_SIZE {
-            data.zeroize();
-            bail!("file is larger than {MAX_BUNDLE_SIZE} bytes, not an export bundle");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|err| match err.raw_os_error() {
+                Some(nix::libc::ELOOP) => format_err!("is not a regular file (a symbolic link)"),
+                _ => err.into(),
+            })?;
+        if !file.metadata()?.file_type().is_file() {
+            bail!("is not a regular file");
         }
-        Ok(data)
+        read_bundle_from(file)
     })
     .layer_err(|| format!("unable to read export bundle {path:?}"))
+}
+
+/// At most [`MAX_BUNDLE_SIZE`] bytes of `file`, refused if it holds more.
+fn read_bundle_from(file: std::fs::File) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    file.take(MAX_BUNDLE_SIZE as u64 + 1)
+        .read_to_end(&mut data)?;
+    if data.len() > MAX_BUNDLE_SIZE {
+        data.zeroize();
+        bail!("file is larger than {MAX_BUNDLE_SIZE} bytes, not an export bundle");
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -1902,6 +1929,25 @@ mod tests {
             "{err}"
         );
         assert_eq!(read_bundle_file(&path).unwrap(), data);
+        assert_eq!(read_written_bundle_file(&path).unwrap(), data);
+    }
+
+    /// What others put at the name of a file this host wrote is refused
+    /// unread: a symbolic link (to the file itself), a FIFO (no writer: a
+    /// plain open would wait for one), a directory (finding 46).
+    #[test]
+    fn a_written_bundle_is_read_back_only_as_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.pbs-export");
+        write_bundle_file(&file, b"bundle").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for path in [link, fifo, dir.path().to_path_buf()] {
+            let err = read_written_bundle_file(&path).unwrap_err().to_string();
+            assert!(err.contains("is not a regular file"), "{err}");
+        }
     }
 
     /// A rotation proves an export to an RSA master key without its

@@ -281,6 +281,10 @@ const TESTS: &[(&str, TestFn)] = &[
         rotate::a_relative_export_file_is_resumed_where_it_was_planned,
     ),
     (
+        "rotate::a_fifo_at_the_export_file_never_blocks_a_resumed_rotation",
+        rotate::a_fifo_at_the_export_file_never_blocks_a_resumed_rotation,
+    ),
+    (
         "hostile::root_works_while_backup_swaps_names",
         hostile::root_works_while_backup_swaps_names,
     ),

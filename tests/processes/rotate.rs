@@ -510,3 +510,60 @@ pub fn a_relative_export_file_is_resumed_where_it_was_planned() {
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     scene.assert_rotated("resumed from elsewhere");
 }
+
+/// Finding 46: a rotation resumed after its export was written read the
+/// export file back through whatever was at its name: the `backup` user,
+/// who may write the directory the administrator exports to, moved the
+/// export away and put a FIFO there, and root's resume blocked opening it,
+/// holding the rotation lock, until a writer came (for ever, without the
+/// writer this test runs to see it).
+pub fn a_fifo_at_the_export_file_never_blocks_a_resumed_rotation() {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    assert!(pbs_config::failpoint::enabled());
+    let scene = Scene::new();
+    let tmp = scene.export.parent().unwrap();
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let shared = tmp.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let (uid, gid) = crate::scene::backup_ids();
+    std::os::unix::fs::chown(&shared, Some(uid.as_raw()), Some(gid.as_raw())).unwrap();
+    let export = shared.join("key-new.pbsexport");
+    let mut args = scene.rotate_args();
+    let at = args.iter().position(|arg| arg == "--export-file").unwrap() + 1;
+    args[at] = export.display().to_string();
+    scene.killed_at(&args, "rotate:export-written");
+
+    let moved = shared.join("moved");
+    let mut plant = Command::new("sh");
+    plant
+        .args(["-c", "mv \"$1\" \"$2\" && mkfifo \"$1\"", "sh"])
+        .arg(&export)
+        .arg(&moved);
+    pbs_test_kit::privileges::run_as(&mut plant, uid, gid);
+    assert!(plant.status().unwrap().success());
+    // a writer for whoever opens the FIFO to read it, so that a resume
+    // that does returns (with what it read: nothing)
+    let writer = {
+        let export = export.clone();
+        std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(export)))
+    };
+    let (code, _, stderr) = scene.run(&args);
+    // the writer goes once anyone opens the FIFO to read, here if root did not
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&export)
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!(code, 255, "{stderr}");
+    assert!(stderr.contains("is not a regular file"), "{stderr}");
+
+    // the export put back, the same command resumes
+    std::fs::rename(&moved, &export).unwrap();
+    let (code, _, stderr) = scene.run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    for job in JOBS {
+        assert_eq!(scene.job(job).0.as_deref(), Some(NEW), "{job}");
+    }
+}

@@ -43,8 +43,8 @@ use pbs_config::export::{ExportSelection, StoreState};
 use pbs_config::rotation::{Aborted, ExportPlan, Journal, RotateHooks, RotateRequest, Rotated};
 use pbs_config::sync::JobsEdit;
 use pbs_key_config::bundle::{
-    BundleSecret, OpenedBundle, ProvableBundle, open_bundle, read_bundle_file, read_bundle_header,
-    replace_bundle_file, rsa_key_id, write_bundle_file,
+    BundleSecret, OpenedBundle, ProvableBundle, open_bundle, read_bundle_header,
+    read_written_bundle_file, replace_bundle_file, rsa_key_id, write_bundle_file,
 };
 
 use super::{KeyAccess, STORE_AUDIT, STORE_MODIFY};
@@ -339,7 +339,7 @@ fn export_to_file(
         Err(err) => bail!("unable to stat export file {path:?} - {err}"),
     };
     if exists {
-        let data = read_bundle_file(path)?;
+        let data = read_written_bundle_file(path)?;
         let ours = read_bundle_header(&data).is_ok_and(|header| {
             matches!(header.keys.as_slice(),
                 [info] if info.id == key.id && Some(info.fingerprint) == key.info.fingerprint)
@@ -370,7 +370,7 @@ fn export_to_file(
     } else {
         write_bundle_file(path, bundle.bytes())?;
     }
-    let copy = read_bundle_file(path)?;
+    let copy = read_written_bundle_file(path)?;
     prove(dir, &bundle, &copy, key, recipients, &format!("{path:?}"))
         .layer_err(|| format!("export file {path:?} as read back does not prove"))
 }
