@@ -708,6 +708,43 @@ fn archiving_the_old_key_needs_the_privilege_to_archive_it() {
     assert!(keys(config).contains(&("key0".to_string(), false)));
 }
 
+/// A rotation and its abort answer with the journal, which names the old
+/// key's fingerprint: a caller masked on the old key (Admin on `/`,
+/// `NoAccess` on `/system/encryption-keys/key0`), who may rotate its jobs
+/// away from it (upstream's rule for a job's key) and abort that rotation
+/// (it may delete the new key), read key0's fingerprint there, which the
+/// key list, the audit list and the list of rotations (finding 41) keep
+/// from it. Security.md finding 47.
+#[test]
+fn a_rotation_answers_no_fingerprint_of_a_key_the_caller_may_not_see() {
+    let (dir, _) = store();
+    let config = &dir.config;
+    let key0 = config.encryption_keys().entry("key0").unwrap();
+    let key0 = key0.info.fingerprint.unwrap().signature();
+    killed_rotation(dir.path(), &["job1", "job2"], "rotate:key-recorded");
+    let secret = masked_token(config, "erin@pbs!masked", "/", "key0");
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    let aborted = erin.post_form("config/encryption-key-rotate/abort", "job=job1");
+    assert!(!aborted.body.contains(&key0[..23]), "{}", aborted.body);
+    let aborted = aborted.data();
+    assert_eq!(aborted["journal"]["new-key"], "key-new", "{aborted}");
+    assert!(
+        aborted["journal"]["new-fingerprint"].is_string(),
+        "{aborted}"
+    );
+
+    let rotated = erin.post_form(
+        "config/encryption-key-rotate",
+        "job=job1&job=job2&job=job3&new-id=key-other",
+    );
+    assert!(!rotated.body.contains(&key0[..23]), "{}", rotated.body);
+    let rotated = rotated.data();
+    assert_eq!(rotated["outcome"], "done", "{rotated}");
+    assert_eq!(rotated["journal"]["old-key"], "key0", "{rotated}");
+    assert_eq!(job(config, "job1"), on("key-other", &["key0"]));
+}
+
 /// An abort moves the rotation's new key into the trash: only for a
 /// caller who may delete that key (Sys.Modify on it, as `DELETE
 /// /config/encryption-keys/{id}` needs). Before stop 33 a token masked on

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Error, bail, format_err};
 use serde::Serialize;
+use serde_json::Value;
 
 use proxmox_lang::error::ErrorLayer;
 use proxmox_router::{ApiMethod, ReturnType, Router};
@@ -543,12 +544,34 @@ pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
             to: ExportTo::Answer,
             recipients,
         });
-        rotate_keys(env.dir(), &caller, &params, export.as_ref())?
+        let access = KeyAccess::of(env)?;
+        let answer = rotate_keys(env.dir(), &caller, &params, export.as_ref())?;
+        withhold_fingerprints(serde_json::to_value(answer)?, &access)
     }),
     &API_METHOD_ROTATE_PARAMETERS,
 )
 .returns(ReturnType::new(false, &ROTATED_SCHEMA))
 .access(Some(MODIFY_ACCESS), &STORE_MODIFY);
+
+/// The answer of a rotation or an abort (`answer`, its `journal`) for a
+/// caller who may not see every key it names: the fingerprint of each it
+/// may not see left out (finding 47). A caller may rotate jobs away from
+/// a key it may not see (upstream asks nothing of the key a job leaves),
+/// and reads the key's id in the jobs it named; its fingerprint is what the
+/// key list and the list of rotations (finding 41) keep from it.
+fn withhold_fingerprints(mut answer: Value, access: &KeyAccess) -> Value {
+    if let Some(journal) = answer.get_mut("journal").and_then(Value::as_object_mut) {
+        for (key, fingerprint) in [
+            ("old-key", "old-fingerprint"),
+            ("new-key", "new-fingerprint"),
+        ] {
+            if journal[key].as_str().is_some_and(|id| !access.may_see(id)) {
+                journal.remove(fingerprint);
+            }
+        }
+    }
+    answer
+}
 
 /// Parameters of `GET /config/encryption-key-rotate`.
 pub const API_METHOD_ROTATION_STATUS_PARAMETERS: ObjectSchema = ObjectSchema::new(
@@ -605,7 +628,9 @@ pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let caller = Caller::of(env)?;
         let job = crate::api2::required_str(&param, "job")?;
-        abort_rotation(env.dir(), &caller, job)?
+        let access = KeyAccess::of(env)?;
+        let aborted = abort_rotation(env.dir(), &caller, job)?;
+        withhold_fingerprints(serde_json::to_value(aborted)?, &access)
     }),
     &API_METHOD_ABORT_ROTATION_PARAMETERS,
 )
