@@ -745,6 +745,38 @@ fn a_rotation_answers_no_fingerprint_of_a_key_the_caller_may_not_see() {
     assert_eq!(job(config, "job1"), on("key-other", &["key0"]));
 }
 
+/// A rotation to a new id the caller may not change was refused for the
+/// id's existence first (400 "exists already") and for the privilege only
+/// then (403): a caller masked on `key1` told by the answer whether the
+/// store has it. Security.md finding 48.
+#[test]
+fn a_masked_new_id_is_refused_whether_or_not_the_store_has_it() {
+    let (dir, _) = store();
+    let config = &dir.config;
+    let secret = masked_token(config, "erin@pbs!masked", "/", "key1");
+    for auth_id in ["erin@pbs", "erin@pbs!masked"] {
+        let path = "/system/encryption-keys/nothing";
+        grant(config, path, auth_id, "NoAccess", false);
+    }
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
+    for id in ["key1", "nothing"] {
+        erin.post_form(
+            "config/encryption-key-rotate",
+            &format!("job=job1&job=job2&job=job3&new-id={id}"),
+        )
+        .expect(
+            403,
+            &format!("missing Sys.Modify on /system/encryption-keys/{id}"),
+        );
+    }
+    assert_eq!(
+        before,
+        pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"])
+    );
+}
+
 /// An abort moves the rotation's new key into the trash: only for a
 /// caller who may delete that key (Sys.Modify on it, as `DELETE
 /// /config/encryption-keys/{id}` needs). Before stop 33 a token masked on

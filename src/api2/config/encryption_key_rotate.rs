@@ -545,6 +545,12 @@ pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
             recipients,
         });
         let access = KeyAccess::of(env)?;
+        if let Some(id) = &params.new_id {
+            // what the rotation asks of the new key in any case, before the
+            // store is asked: a masked id is refused the same whether the
+            // store has it or not (finding 48)
+            access.check_modify([id.as_str()])?;
+        }
         let answer = rotate_keys(env.dir(), &caller, &params, export.as_ref())?;
         withhold_fingerprints(serde_json::to_value(answer)?, &access)
     }),
