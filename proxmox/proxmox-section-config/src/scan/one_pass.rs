@@ -218,8 +218,10 @@ pub(super) fn each_in_writers_order<'a, const WRITTEN: bool>(
             // past the last line's line feed and one blank line
             written_start = end + 2;
         }
-        // the line after the section's last
-        (at, line) = (end + 1, line + lines + 1);
+        // past the blank line that ended the section (its line feed, read
+        // by `properties` already) or the text's end: the next section's
+        // header, else more blank lines
+        (at, line) = (end + 2, line + lines + 2);
     }
     if WRITTEN {
         // the last section's line feed ends the text (an empty text has
