@@ -1,9 +1,9 @@
 //! The writer's layout read in one pass: each section's lines matched in
 //! the writer's order and each value checked where it stands, its end
 //! found by the check that reads it (a fingerprint's fixed 95 bytes, the
-//! line feed after any other value, found 16 bytes a step together with
-//! the check that every byte before it is printable ASCII). No separate
-//! pass collects the line ends.
+//! line feed after any other value, found 16 then 32 bytes a step
+//! together with the check that every byte before it is printable
+//! ASCII). No separate pass collects the line ends.
 //!
 //! It accepts a subset of what the two-pass scan of
 //! [`fast_scan`](super::fast_scan) accepts, with the same sections and
@@ -419,33 +419,56 @@ fn word(bytes: &[u8], at: usize) -> u128 {
 
 /// The end of the line whose part from `from` on is printable ASCII
 /// (`' '` to `'~'`): where its line feed is, or the end of the text;
-/// `None` if a byte before that is anything else. 16 bytes a step.
+/// `None` if a byte before that is anything else. 16 bytes first (most
+/// ids and values end within them), then 32 bytes a step (a path's
+/// value: two 16-byte tests and one branch), the last 16 to 31 bytes of
+/// the text 16 a step.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn line_end(bytes: &[u8], from: usize) -> Option<usize> {
     use safe_arch::{
-        add_i8_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        add_i8_m128i, bitand_m128i, cmp_gt_mask_i8_m128i, m128i, move_mask_i8_m128i,
         set_splat_i8_m128i,
     };
 
+    /// Per byte of `part`, all ones if it is printable: x + 1, signed, is
+    /// above a space for ' ' to '~' alone (as in the two-pass scan's
+    /// block masks).
+    #[inline(always)]
+    fn printable(part: [u8; 16]) -> m128i {
+        cmp_gt_mask_i8_m128i(
+            add_i8_m128i(m128i::from(part), set_splat_i8_m128i(1)),
+            set_splat_i8_m128i(b' ' as i8),
+        )
+    }
+    /// Where the line ends in `bytes` if the first byte from `at` that is
+    /// not printable is at `first` from it: there if that is a line feed.
+    #[inline(always)]
+    fn ends_at(bytes: &[u8], at: usize, first: u32) -> Option<usize> {
+        let end = at + first as usize;
+        (bytes.get(end) == Some(&b'\n')).then_some(end)
+    }
+
     let mut at = from;
     while let Some(part) = bytes.get(at..).and_then(|rest| rest.first_chunk::<16>()) {
-        let x = m128i::from(*part);
-        // x + 1, signed, is above a space for ' ' to '~' alone (as in the
-        // two-pass scan's block masks)
-        let printable = cmp_gt_mask_i8_m128i(
-            add_i8_m128i(x, set_splat_i8_m128i(1)),
-            set_splat_i8_m128i(b' ' as i8),
-        );
-        let line_feed = cmp_eq_mask_i8_m128i(x, set_splat_i8_m128i(b'\n' as i8));
-        let line_feeds = move_mask_i8_m128i(line_feed) as u32;
-        // the first byte that is not printable: it must be the line feed
-        let stops = !(move_mask_i8_m128i(printable) as u32) & 0xffff;
+        let stops = !(move_mask_i8_m128i(printable(*part)) as u32) & 0xffff;
         if stops != 0 {
-            let first = stops.trailing_zeros();
-            return (line_feeds >> first & 1 == 1).then_some(at + first as usize);
+            return ends_at(bytes, at, stops.trailing_zeros());
         }
         at += 16;
+        while let Some(part) = bytes.get(at..).and_then(|rest| rest.first_chunk::<32>()) {
+            let (low, high) = part.split_at(16);
+            let (low, high) = (
+                printable(low.try_into().unwrap()),
+                printable(high.try_into().unwrap()),
+            );
+            if move_mask_i8_m128i(bitand_m128i(low, high)) != 0xffff {
+                let printable =
+                    move_mask_i8_m128i(low) as u32 | (move_mask_i8_m128i(high) as u32) << 16;
+                return ends_at(bytes, at, (!printable).trailing_zeros());
+            }
+            at += 32;
+        }
     }
     scalar_line_end(bytes, at)
 }
@@ -519,13 +542,14 @@ mod tests {
     use super::*;
 
     /// The vector line end against the scalar one: every byte value at
-    /// every place of lines of every length around the 16-byte steps,
-    /// from every start, a line feed after or not.
+    /// every place of lines of every length around the first 16-byte
+    /// step and the first 32-byte one, and of some around the next steps,
+    /// from several starts, a line feed after or not.
     #[test]
     fn line_ends_agree_with_the_scalar_ones_byte_by_byte() {
-        for len in 0..50 {
+        for len in (0..50).chain([63, 64, 65, 79, 80, 81, 95, 96, 97]) {
             for tail in ["", "\n", "\nnext", "x\n"] {
-                let good = format!("{}{tail}", &"a~ Z".repeat(13)[..len]);
+                let good = format!("{}{tail}", &"a~ Z".repeat(25)[..len]);
                 let good = good.as_bytes();
                 for from in [0, 1, 15, 16, 17].into_iter().filter(|&f| f <= good.len()) {
                     assert_eq!(line_end(good, from), scalar_line_end(good, from));
