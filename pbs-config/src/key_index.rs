@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{Error, format_err};
-use proxmox_section_config::{Found, SectionIds};
+use proxmox_section_config::{Found, SectionIds, SectionPlace};
 use proxmox_sys::huge_pages::TextBuf;
 
 use pbs_api_types::{CryptKey, Fingerprint, Kdf};
@@ -216,24 +216,30 @@ impl KeyIndex {
         // the keys' plugin, told by address (a string compare per section
         // costs more)
         let keys = CONFIG.plugins().get(ENCRYPTION_KEYS_CFG_TYPE_ID);
-        // room for every section: mostly all are keys (a filter's
-        // collect would grow the vector a dozen times, copying it)
-        let mut spans = Vec::with_capacity(scanned.len());
-        for place in &scanned {
-            if keys.is_some_and(|keys| std::ptr::eq(place.plugin, keys)) {
-                spans.push(Span {
-                    start: place.text.start,
-                    end: place.text.end,
-                    id_start: place.id.start,
-                    id_end: place.id.end,
-                });
+        let is_key =
+            |place: &SectionPlace| keys.is_some_and(|keys| std::ptr::eq(place.plugin, keys));
+        let span = |place: &SectionPlace| Span {
+            start: place.text.start,
+            end: place.text.end,
+            id_start: place.id.start,
+            id_end: place.id.end,
+        };
+        // mostly every section is a key's: then each is one span, in a
+        // loop of known length (no test or room checked per section), and
+        // the scan's ids are at the same positions (a lookup compares ids,
+        // so it could only miss otherwise)
+        let (spans, positions) = match scanned.iter().all(is_key) {
+            true => (
+                scanned.iter().map(span).collect::<Vec<_>>(),
+                ids.map_or_else(OnceLock::new, OnceLock::from),
+            ),
+            false => {
+                // room for every section (a filter's collect would grow
+                // the vector a dozen times, copying it)
+                let mut spans = Vec::with_capacity(scanned.len());
+                spans.extend(scanned.iter().filter(|place| is_key(place)).map(span));
+                (spans, OnceLock::new())
             }
-        }
-        // the scan's ids are at the same positions if every section is a
-        // key's (a lookup compares ids, so it could only miss otherwise)
-        let positions = match ids {
-            Some(ids) if scanned.len() == spans.len() => OnceLock::from(ids),
-            _ => OnceLock::new(),
         };
         Ok(Self {
             text,
