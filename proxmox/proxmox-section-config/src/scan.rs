@@ -1005,29 +1005,10 @@ pub(crate) fn is_fingerprint(value: &[u8]) -> bool {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 pub(crate) fn is_safe_id(value: &[u8]) -> bool {
-    use safe_arch::{
-        add_i8_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-
     /// Whether each of 16 bytes may stand in a safe id after its first.
     #[inline(always)]
     fn all_allowed(part: [u8; 16]) -> bool {
-        let x = m128i::from(part);
-        // x + (0x80 - low) is below -128 + width (signed) for the bytes
-        // from `low` on, `width` of them, alone
-        let range = |x: m128i, low: u8, width: i8| {
-            cmp_lt_mask_i8_m128i(
-                add_i8_m128i(x, set_splat_i8_m128i(0x80u8.wrapping_sub(low) as i8)),
-                set_splat_i8_m128i(-128 + width),
-            )
-        };
-        // letters of either case (as lower case), '-' and '.', digits
-        let allowed = range(x | set_splat_i8_m128i(0x20), b'a', 26)
-            | range(x, b'-', 2)
-            | range(x, b'0', 10)
-            | cmp_eq_mask_i8_m128i(x, set_splat_i8_m128i(b'_' as i8));
-        move_mask_i8_m128i(allowed) == 0xffff
+        safe_id_bytes(part) == 0xffff
     }
 
     let Some(&first) = value.first() else {
@@ -1057,6 +1038,33 @@ pub(crate) fn is_safe_id(value: &[u8]) -> bool {
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')),
     }
+}
+
+/// Per byte of `part` (bit `i` for byte `i`), whether it may stand in a
+/// safe id after its first: a letter, digit, `.`, `_` or `-`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+pub(crate) fn safe_id_bytes(part: [u8; 16]) -> u32 {
+    use safe_arch::{
+        add_i8_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+
+    let x = m128i::from(part);
+    // x + (0x80 - low) is below -128 + width (signed) for the bytes from
+    // `low` on, `width` of them, alone
+    let range = |x: m128i, low: u8, width: i8| {
+        cmp_lt_mask_i8_m128i(
+            add_i8_m128i(x, set_splat_i8_m128i(0x80u8.wrapping_sub(low) as i8)),
+            set_splat_i8_m128i(-128 + width),
+        )
+    };
+    // letters of either case (as lower case), '-' and '.', digits
+    let allowed = range(x | set_splat_i8_m128i(0x20), b'a', 26)
+        | range(x, b'-', 2)
+        | range(x, b'0', 10)
+        | cmp_eq_mask_i8_m128i(x, set_splat_i8_m128i(b'_' as i8));
+    move_mask_i8_m128i(allowed) as u32
 }
 
 /// Whether `value` is what `verify_safe_id` accepts (the function

@@ -191,7 +191,7 @@ pub(super) fn each_in_writers_order<'a, const WRITTEN: bool>(
             (at, line) = (at + 1, line + 1);
             continue;
         }
-        let (plugin, plan, id_start, id_end) = header_at(config, bytes, at, last)?;
+        let (plugin, plan, id_start) = header_at(config, bytes, at, last)?;
         if WRITTEN {
             form.exact &= at == written_start;
             if last.is_none_or(|(last, _)| !std::ptr::eq(last, plugin)) {
@@ -202,9 +202,20 @@ pub(super) fn each_in_writers_order<'a, const WRITTEN: bool>(
             }
         }
         last = Some((plugin, plan));
-        if id_end - at > MAX_LINE_LENGTH || !id_passes(config, safe_id, &bytes[id_start..id_end]) {
-            return None;
-        }
+        // where the header's line ends: a safe id of up to 15 bytes and its
+        // line feed at once, any other id by its line's end and its check
+        let id_end = match safe_id_end(bytes, id_start, safe_id) {
+            Some(id_end) if id_end - at <= MAX_LINE_LENGTH => id_end,
+            _ => {
+                let id_end = line_end(bytes, id_start)?;
+                if id_end - at > MAX_LINE_LENGTH
+                    || !id_passes(config, safe_id, &bytes[id_start..id_end])
+                {
+                    return None;
+                }
+                id_end
+            }
+        };
         let (end, lines, value) =
             properties::<WRITTEN>(bytes, plan, id_end, wanted, form, &mut follows)?;
         each(Found {
@@ -232,7 +243,7 @@ pub(super) fn each_in_writers_order<'a, const WRITTEN: bool>(
 }
 
 /// The header line at `start`: its plugin and scan plan, and where its
-/// id starts and ends (its line's end, past printable ASCII alone). The
+/// id starts (its end is the line's, past printable ASCII alone). The
 /// previous section's type first (`last`): files are mostly of one type.
 #[inline(always)]
 fn header_at<'a>(
@@ -240,18 +251,45 @@ fn header_at<'a>(
     bytes: &[u8],
     start: usize,
     last: Option<(&'a SectionConfigPlugin, &'a ScanPlan)>,
-) -> Option<(&'a SectionConfigPlugin, &'a ScanPlan, usize, usize)> {
+) -> Option<(&'a SectionConfigPlugin, &'a ScanPlan, usize)> {
     match last {
         Some((plugin, plan)) if plan.header.matches(word(bytes, start)) => {
-            let id_start = start + plan.header.len;
-            Some((plugin, plan, id_start, line_end(bytes, id_start)?))
+            Some((plugin, plan, start + plan.header.len))
         }
         _ => {
             let end = line_end(bytes, start)?;
             let (plugin, plan, id_at) = header(config, &bytes[start..end])?;
-            Some((plugin, plan, start + id_at, end))
+            Some((plugin, plan, start + id_at))
         }
     }
+}
+
+/// Where the id that starts at `from` ends if it is a safe id of at most
+/// 15 bytes within `safe_id`'s bounds ([`safe_id_bounds`]) and its line
+/// ends after it (a line feed): what [`line_end`] and [`id_passes`] give
+/// for it, from one 16-byte step. `None` for anything else, which they
+/// decide (it only says where an id passes, never that one does not).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn safe_id_end(bytes: &[u8], from: usize, safe_id: Option<(usize, usize)>) -> Option<usize> {
+    let (min, max) = safe_id?;
+    let part = *bytes.get(from..)?.first_chunk::<16>()?;
+    // the bytes a safe id may hold, then the first that it may not: 16
+    // where all may (an id that long is left to the slower check)
+    let len = (!super::safe_id_bytes(part)).trailing_zeros() as usize;
+    // a safe id is not empty (whatever the bounds) and does not start with
+    // '-' or '.' (which it may hold after)
+    let first = len > 0 && part[0].wrapping_sub(b'-') >= 2;
+    let passes = part.get(len) == Some(&b'\n') && first && (min..=max).contains(&len);
+    passes.then_some(from + len)
+}
+
+/// [`safe_id_end`] where there is no SSE2: nothing decided, the line's
+/// end and the id check decide.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn safe_id_end(_: &[u8], _: usize, _: Option<(usize, usize)>) -> Option<usize> {
+    None
 }
 
 /// How many places [`Follows`] has: one per index the next property of
@@ -573,6 +611,52 @@ mod tests {
         assert_eq!(scalar_line_end(b"ab\tcd\n", 0), None);
         assert_eq!(scalar_line_end(b"abcd", 1), Some(4));
         assert_eq!(line_end(&[b'a'; 40], 3), Some(40));
+    }
+
+    /// The safe id's end in one step against the line's end and the id
+    /// check it stands for (as [`id_passes`] checks a safe id): every byte
+    /// value at every place of ids of 0 to 17 bytes and the line feed
+    /// after them, under bounds around their length; each valid id of 1
+    /// to 15 bytes within its bounds found so.
+    #[test]
+    fn safe_id_ends_agree_with_the_line_end_and_the_id_check() {
+        let id_passes = |id: &[u8], (min, max): (usize, usize)| {
+            (min..=max).contains(&id.len()) && super::super::is_safe_id(id)
+        };
+        for len in 0..=17 {
+            let good = format!(
+                "ab:{}\n\tnext line, long enough",
+                &"a-B.c_9Z".repeat(3)[..len]
+            );
+            let bounds = [
+                (0, 20),
+                (1, 15),
+                (len, len),
+                (len + 1, 20),
+                (0, len.saturating_sub(1)),
+            ];
+            for at in 3..=3 + len + 1 {
+                for byte in 0..=255u8 {
+                    let mut text = good.as_bytes().to_vec();
+                    text[at] = byte;
+                    for bounds in bounds {
+                        let general =
+                            line_end(&text, 3).filter(|&end| id_passes(&text[3..end], bounds));
+                        if let Some(end) = safe_id_end(&text, 3, Some(bounds)) {
+                            assert_eq!(Some(end), general, "{text:?} {bounds:?}");
+                        }
+                    }
+                }
+            }
+            for bounds in bounds {
+                let expected = (1..16).contains(&len) && (bounds.0..=bounds.1).contains(&len);
+                let fast = safe_id_end(good.as_bytes(), 3, Some(bounds));
+                assert_eq!(fast.is_some(), expected, "{good:?} {bounds:?}");
+            }
+        }
+        // a text that ends within the 16 bytes: left to the line's end
+        assert_eq!(safe_id_end(b"abc\n", 0, Some((1, 10))), None);
+        assert_eq!(safe_id_end(b"abc\nsome more text", 0, None), None);
     }
 
     /// The vector digits' end against the scalar one, and both against
