@@ -65,9 +65,11 @@ pub(crate) enum InOrderCheck {
         max: isize,
         digits: usize,
     },
-    /// A fingerprint of a length within the bounds
-    /// ([`is_fingerprint`](crate::scan::is_fingerprint)).
-    Fingerprint { min: usize, max: usize },
+    /// A fingerprint ([`is_fingerprint`](crate::scan::is_fingerprint):
+    /// 95 bytes, a length the bounds take; where they do not, the
+    /// property's check is [`InOrderCheck::Other`], which refuses every
+    /// value as the parser does).
+    Fingerprint,
     /// Config text or a string without format: a length within the
     /// bounds, not starting or ending with a space.
     Text { min: usize, max: usize },
@@ -100,10 +102,7 @@ impl InOrder {
                 min,
                 max,
                 format: FormatCheck::Fingerprint,
-            } => InOrderCheck::Fingerprint {
-                min: *min,
-                max: *max,
-            },
+            } if (*min..=*max).contains(&95) => InOrderCheck::Fingerprint,
             ValueCheck::String {
                 min,
                 max,

@@ -623,9 +623,7 @@ fn scan_in_order(
             InOrderCheck::Integer { min, max, digits } => {
                 is_integer_within(value, min, max, digits)
             }
-            InOrderCheck::Fingerprint { min, max } => {
-                (min..=max).contains(&value.len()) && is_fingerprint(value)
-            }
+            InOrderCheck::Fingerprint => is_fingerprint(value),
             InOrderCheck::Text { min, max } => {
                 (min..=max).contains(&value.len()) && is_unpadded(value)
             }
@@ -1694,6 +1692,43 @@ mod tests {
     /// does not read (CRLF, padding, non-ASCII) is not told either. Each
     /// would fail [`told_as_written`]'s comparison with the write if it
     /// were told.
+    /// A fingerprint property whose length bounds do not take 95 bytes
+    /// (checked as any other property, not as a fingerprint): a valid
+    /// fingerprint refused as the parser refuses it, one of the lengths
+    /// the bounds take refused too (not of the format); within bounds
+    /// that take 95 bytes, the same text read by the one pass.
+    #[test]
+    fn fingerprints_outside_their_bounds_agree_with_the_parser() {
+        const SHORT: Schema = StringSchema::new("Short.")
+            .format(&proxmox_schema::api_types::FINGERPRINT_SHA256_FORMAT)
+            .max_length(94)
+            .schema();
+        const LONG: Schema = StringSchema::new("Long.")
+            .format(&proxmox_schema::api_types::FINGERPRINT_SHA256_FORMAT)
+            .min_length(96)
+            .schema();
+        const EXACT: Schema = StringSchema::new("Exact.")
+            .format(&proxmox_schema::api_types::FINGERPRINT_SHA256_FORMAT)
+            .min_length(95)
+            .max_length(95)
+            .schema();
+        const SHORTS: ObjectSchema = ObjectSchema::new("Shorts.", &[("print", false, &SHORT)]);
+        const LONGS: ObjectSchema = ObjectSchema::new("Longs.", &[("print", false, &LONG)]);
+        const EXACTS: ObjectSchema = ObjectSchema::new("Exacts.", &[("print", false, &EXACT)]);
+        let fingerprint = ["0e"; 32].join(":");
+        for (schema, taken) in [(&SHORTS, false), (&LONGS, false), (&EXACTS, true)] {
+            let mut config = SectionConfig::new(&ID);
+            config.register_plugin(SectionConfigPlugin::new("key", None, schema));
+            let text = format!("key: k01\n\tprint {fingerprint}\n");
+            assert_eq!(one_pass_takes(&config, &text), taken, "{text:?}");
+            assert_eq!(config.parse("t.cfg", &text).is_ok(), taken, "{text:?}");
+            for value in [&fingerprint[..94], &format!("{fingerprint}:0e")] {
+                let text = format!("key: k01\n\tprint {value}\n");
+                assert!(!one_pass_takes(&config, &text), "{text:?}");
+            }
+        }
+    }
+
     /// A fingerprint read by the one pass (asserted: the unchanged text
     /// takes it) with one byte changed at every place, its value at every
     /// offset of the 16-byte steps: a hex digit or colon put where the

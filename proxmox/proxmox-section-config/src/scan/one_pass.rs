@@ -371,13 +371,13 @@ fn properties<const WRITTEN: bool>(
         };
         let value_start = start + step.value_at;
         end = match step.check {
-            InOrderCheck::Fingerprint { min, max } => {
+            InOrderCheck::Fingerprint => {
                 // 95 bytes, then the line's end: no other length passes
+                // (and the bounds take it: else the check is `Other`)
                 let value_end = value_start + 95;
-                let passes = (min..=max).contains(&95)
-                    && bytes
-                        .get(value_start..value_end)
-                        .is_some_and(is_fingerprint)
+                let passes = bytes
+                    .get(value_start..value_end)
+                    .is_some_and(is_fingerprint)
                     && bytes.get(value_end).is_none_or(|&c| c == b'\n');
                 passes.then_some(value_end)?
             }
