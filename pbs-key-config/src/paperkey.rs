@@ -867,6 +867,40 @@ mod tests {
         ]
     }
 
+    /// Whether the typing-aid line `line` (number `number`) passes its own
+    /// line check, as `decode_lines` tests it.
+    fn passes_its_check(number: usize, line: &str) -> bool {
+        let text = format!("{line}\n");
+        let typed = typed_lines(&text).unwrap();
+        let line = &typed[&number];
+        decode_hex(line.data).is_some_and(|bytes| {
+            decode_hex(line.checksum).as_deref() == Some(line_check(number, &bytes).as_slice())
+        })
+    }
+
+    /// A changed line whose line check still passes (found by search: the
+    /// check is 2 bytes) is refused by the whole record's check.
+    #[test]
+    fn a_typo_the_line_check_misses_is_refused_by_the_record() {
+        let paperkey = Paperkey::new("k-1", &unprotected(), None).unwrap();
+        let lines = paperkey.typing_aid().unwrap();
+        let (index, line) = (1, &lines[1]);
+        // "02: " then the first two groups of 4 hex digits: their 32 bits
+        // changed until the line's check passes again (1 in 65,536)
+        let (head, rest) = (&line[..4], &line[13..]);
+        let found = (0..=u32::MAX)
+            .map(|bits| format!("{head}{:04x} {:04x}{rest}", bits >> 16, bits & 0xffff))
+            .find(|typo| typo != line && passes_its_check(index + 1, typo))
+            .expect("a typo the 2-byte line check misses");
+        let mut changed = lines.clone();
+        changed[index] = found;
+        let err = parse_paperkey(&format!("typed:\n{}\n", changed.join("\n"))).unwrap_err();
+        assert!(
+            matches!(paperkey_error(&err), Some(PaperkeyError::RecordMismatch)),
+            "{err}"
+        );
+    }
+
     fn paperkey_error(err: &Error) -> Option<&PaperkeyError> {
         err.chain().find_map(|e| e.downcast_ref::<PaperkeyError>())
     }
@@ -1032,6 +1066,16 @@ mod tests {
                         changed[index] = typo;
                         let text = format!("typed:\n{}\n", changed.join("\n"));
                         let err = parse_paperkey(&text).unwrap_err();
+                        if passes_its_check(number, &changed[index]) {
+                            // a 2-byte line check misses 1 typo in 65,536
+                            // (the key files are new each run): the whole
+                            // record's check refuses it then
+                            assert!(
+                                matches!(paperkey_error(&err), Some(PaperkeyError::RecordMismatch)),
+                                "{name}: {err}"
+                            );
+                            continue;
+                        }
                         assert!(
                             matches!(
                                 paperkey_error(&err),
