@@ -707,6 +707,25 @@ fn a_list_with_audit_marks_answers_as_each_show() {
     assert!(plain[0].get("last-exported").is_none(), "{plain}");
 }
 
+/// A bundle made by hand on another host (as a forger makes one) holding
+/// `key_file` for the entry `entry`, to PASSPHRASE.
+fn bundle_made_elsewhere(entry: &pbs_api_types::CryptKey, key_file: &KeyConfig) -> String {
+    use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
+
+    let key_file = key_file.to_json().unwrap();
+    let bundle = create_bundle(
+        "pbs-keystore/elsewhere",
+        None,
+        &[ExportKey {
+            config: entry,
+            key_file: key_file.as_bytes(),
+        }],
+        &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
+    )
+    .unwrap();
+    String::from_utf8(bundle).unwrap()
+}
+
 /// A protected key whose key file is missing: the restore of a bundle
 /// holding another key under its fingerprint (protected under another
 /// passphrase, as a hand-made bundle holds it) is 400 blaming
@@ -716,7 +735,6 @@ fn a_list_with_audit_marks_answers_as_each_show() {
 #[test]
 fn a_protected_keys_missing_file_needs_its_passphrase() {
     use pbs_api_types::Kdf;
-    use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
 
     const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
     let daemon = Daemon::start();
@@ -735,18 +753,7 @@ fn a_protected_keys_missing_file_needs_its_passphrase() {
     let entry = keys.entry("k-prot").unwrap();
     let mut forged = KeyConfig::with_key(&[43; 32], b"forger's passphrase", Kdf::PBKDF2).unwrap();
     forged.fingerprint = entry.info.fingerprint;
-    let forged_file = forged.to_json().unwrap();
-    let forged_bundle = create_bundle(
-        "pbs-keystore/elsewhere",
-        None,
-        &[ExportKey {
-            config: &entry,
-            key_file: forged_file.as_bytes(),
-        }],
-        &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
-    )
-    .unwrap();
-    let forged_bundle = String::from_utf8(forged_bundle).unwrap();
+    let forged_bundle = bundle_made_elsewhere(&entry, &forged);
     let before = daemon.files();
     for body in [
         json!({"bundle": forged_bundle, "passphrase": PASSPHRASE}),
@@ -781,7 +788,6 @@ fn a_protected_keys_missing_file_needs_its_passphrase() {
 #[test]
 fn a_restore_that_would_change_a_keys_protection_is_400() {
     use pbs_api_types::Kdf;
-    use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
 
     const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
     let daemon = Daemon::start();
@@ -814,22 +820,12 @@ fn a_restore_that_would_change_a_keys_protection_is_400() {
     ] {
         let mut entry = keys.entry(id).unwrap();
         entry.info.kdf = other_file.kdf_kind();
-        let key_file = other_file.to_json().unwrap();
-        let bundle = create_bundle(
-            "pbs-keystore/elsewhere",
-            None,
-            &[ExportKey {
-                config: &entry,
-                key_file: key_file.as_bytes(),
-            }],
-            &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
-        )
-        .unwrap();
+        let bundle = bundle_made_elsewhere(&entry, &other_file);
         let resp = post(
             &mut root,
             "config/encryption-key-restore",
             json!({
-                "bundle": String::from_utf8(bundle).unwrap(),
+                "bundle": bundle,
                 "passphrase": PASSPHRASE,
                 "key-passphrase": KEY_PASS,
             }),
