@@ -344,6 +344,62 @@ fn list_and_last_filter_by_key_time_and_operation() {
     );
 }
 
+/// Read newest first in batches, each before the oldest `seq` of the
+/// one before: every record once, in order, where records share their
+/// second (an intent and its outcome, mostly: a `time` cursor would skip
+/// or repeat them).
+#[test]
+fn batches_before_a_seq_reach_every_record_once() {
+    let store = Store::new();
+    let log = store.log();
+    for n in 0..7 {
+        record(&log, Op::Export, &format!("k-{}", n % 2));
+    }
+    let all = log.list(&Filter::default()).unwrap();
+    let seqs = |records: &[Record]| records.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&all), (1..=14).collect::<Vec<_>>());
+    for key in [None, Some("k-1")] {
+        let whole = log
+            .list(&Filter {
+                key: key.map(str::to_string),
+                ..Filter::default()
+            })
+            .unwrap();
+        let mut read = Vec::new();
+        let mut before = None;
+        loop {
+            let mut batch = Vec::new();
+            log.newest_first(
+                &Filter {
+                    key: key.map(str::to_string),
+                    before_seq: before,
+                    ..Filter::default()
+                },
+                |record| {
+                    batch.push(record);
+                    batch.len() == 3
+                },
+            )
+            .unwrap();
+            let Some(oldest) = batch.last() else {
+                break;
+            };
+            before = Some(oldest.seq);
+            read.extend(batch);
+        }
+        read.reverse();
+        assert_eq!(seqs(&read), seqs(&whole), "{key:?}");
+    }
+    // the forward reader takes the cursor too
+    let older = log
+        .list(&Filter {
+            before_seq: Some(4),
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(seqs(&older), [1, 2, 3]);
+}
+
 #[test]
 fn every_checkpoint_goes_to_syslog_as_one_line() {
     let store = Store::new();
