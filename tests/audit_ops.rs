@@ -1081,3 +1081,161 @@ fn limit_lists_the_newest_records() {
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("limit"), "{}", refused.body);
 }
+
+/// The `seq` of each record of a listing.
+fn seqs_of(records: &Value) -> Vec<u64> {
+    let records = records.as_array().unwrap();
+    records.iter().map(|r| r["seq"].as_u64().unwrap()).collect()
+}
+
+/// The seqs `batch` reads, newest batch first, each asked for with the
+/// oldest seq of the one before (`None` first) until one is empty; each at
+/// most `limit` long. Oldest first.
+fn in_batches(limit: usize, batch: &mut dyn FnMut(Option<u64>) -> Vec<u64>) -> Vec<u64> {
+    let mut read: Vec<u64> = Vec::new();
+    let mut before = None;
+    loop {
+        let got = batch(before);
+        assert!(got.len() <= limit, "{got:?}");
+        let Some(&oldest) = got.first() else {
+            return read;
+        };
+        read.splice(0..0, got);
+        before = Some(oldest);
+    }
+}
+
+/// `before-seq` and `audit list --before-seq`: the next older batch after
+/// one whose oldest record it names. Read in batches of `limit` through a
+/// log whose records share their seconds (a `time` cursor would skip or
+/// repeat them), every record comes once, in order: through the CLI, the
+/// API as root and as a caller masked on a key, whose cursor only cuts the
+/// list it may read anyway, wherever it points. A cursor that is no seq is
+/// refused, naming it.
+#[test]
+fn before_seq_reads_every_record_once_in_batches() {
+    use pbs_test_kit::{TestDir, key_config};
+
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    for (id, seed) in [("hidden", 81), ("open-1", 82), ("open-2", 83)] {
+        keys.store_key(id, &key_config(seed)).unwrap();
+    }
+    for _ in 0..3 {
+        for id in ["open-1", "hidden", "open-2"] {
+            keys.archive_key(id, None).unwrap();
+            keys.unarchive_key(id, None).unwrap();
+        }
+    }
+    let log = records(dir.path());
+    assert_eq!(log.len(), 42);
+    assert!(
+        log.windows(2)
+            .any(|pair| pair[0]["time"] == pair[1]["time"]),
+        "records of one second"
+    );
+    let all = seqs_of(&Value::Array(log.clone()));
+    let visible: Vec<u64> = log
+        .iter()
+        .filter(|record| !record["ids"].to_string().contains("hidden"))
+        .map(|record| record["seq"].as_u64().unwrap())
+        .collect();
+    assert!(visible.len() < all.len() && !visible.is_empty());
+
+    cli_lists_in_batches(dir.path(), &all);
+    api_lists_in_batches(&dir, &all, &visible);
+}
+
+/// `audit list --limit 5 --before-seq SEQ` reads `all` of the log in
+/// `dir`; `--before-seq 0` is refused.
+fn cli_lists_in_batches(dir: &Path, all: &[u64]) {
+    let cli = Manager::new(dir);
+    let listed = |args: &[&str]| -> Vec<u64> {
+        let args = [&["audit", "list"][..], args].concat();
+        seqs_of(&serde_json::from_str(&cli.json_or_error(&args).unwrap()).unwrap())
+    };
+    let read = in_batches(5, &mut |before| match before {
+        Some(seq) => listed(&["--limit", "5", "--before-seq", &seq.to_string()]),
+        None => listed(&["--limit", "5"]),
+    });
+    assert_eq!(read, all);
+    assert_eq!(listed(&["--before-seq", "4"]), [1, 2, 3]);
+    let refused = cli.run(&["audit", "list", "--before-seq", "0"]);
+    assert_eq!(refused.code, 255, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("'--before-seq <SEQ>': expected a record's seq"),
+        "{refused:?}"
+    );
+}
+
+/// Through the API, root reads `all` in batches, a caller masked on the
+/// key `hidden` the records of `visible`, with every cursor; bad cursors
+/// are refused with a 400 naming `before-seq`.
+fn api_lists_in_batches(dir: &pbs_test_kit::TestDir, all: &[u64], visible: &[u64]) {
+    use pbs_test_kit::access::masked_token;
+
+    let root_secret = add_token(&dir.config, "root@pam!admin", None);
+    grant(&dir.config, "/", "root@pam!admin", "Admin", true);
+    let masked_id = "erin@pbs!masked";
+    let masked_secret = masked_token(&dir.config, masked_id, "/system/encryption-keys", "hidden");
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut root = Client::token(daemon.port, "root@pam!admin", &root_secret);
+    let mut masked = Client::token(daemon.port, masked_id, &masked_secret);
+    let path = "config/encryption-key-audit";
+    let query = |limit: usize, before: Option<u64>| match before {
+        Some(seq) => format!("{path}?limit={limit}&before-seq={seq}"),
+        None => format!("{path}?limit={limit}"),
+    };
+    for limit in [1, 4, 7] {
+        let read = in_batches(limit, &mut |before| {
+            seqs_of(&root.get(&query(limit, before)).data())
+        });
+        assert_eq!(read, all, "root, limit {limit}");
+        let read = in_batches(limit, &mut |before| {
+            let batch = masked.get(&query(limit, before)).data();
+            assert!(!batch.to_string().contains("hidden"), "{batch}");
+            seqs_of(&batch)
+        });
+        assert_eq!(read, visible, "masked, limit {limit}");
+    }
+    assert_eq!(seqs_of(&masked.get(path).data()), visible);
+    // the masked caller's cursor, wherever it points (at a record it may
+    // not see too), cuts the list it reads without one: it tells nothing
+    // that list does not
+    for before in 1..=all.len() as u64 + 1 {
+        let below: Vec<u64> = visible
+            .iter()
+            .copied()
+            .filter(|&seq| seq < before)
+            .collect();
+        let newest = &below[below.len().saturating_sub(3)..];
+        assert_eq!(
+            seqs_of(&masked.get(&query(3, Some(before))).data()),
+            newest,
+            "before-seq {before}"
+        );
+    }
+    // with another filter, the cursor keeps it
+    let of_open_1 = seqs_of(&root.get(&format!("{path}?id=open-1")).data());
+    let read = in_batches(2, &mut |before| {
+        let cursor = before.map_or(String::new(), |seq| format!("&before-seq={seq}"));
+        seqs_of(
+            &root
+                .get(&format!("{path}?id=open-1&limit=2{cursor}"))
+                .data(),
+        )
+    });
+    assert_eq!(read, of_open_1);
+
+    for bad in ["0", "-3", "seven", "2.5"] {
+        let refused = root.get(&format!("{path}?before-seq={bad}"));
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+        assert!(
+            refused.body.contains("before-seq"),
+            "{bad}: {}",
+            refused.body
+        );
+    }
+}

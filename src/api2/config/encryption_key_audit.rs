@@ -129,10 +129,18 @@ const LIMIT_SCHEMA: Schema = IntegerSchema::new(
 .minimum(1)
 .schema();
 
+const BEFORE_SEQ_SCHEMA: Schema = IntegerSchema::new(
+    "Only records older than the record of this seq (a record's line in the log, 1 or more): \
+     the next older batch after one whose oldest record it is.",
+)
+.minimum(1)
+.schema();
+
 /// Parameters of `GET /config/encryption-key-audit`.
 pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
     "List the records of the audit log.",
     &[
+        ("before-seq", true, &BEFORE_SEQ_SCHEMA),
         // `id`, not `key`: a `key` parameter is key material, refused in
         // the URL (`BODY_ONLY_PARAMETERS`)
         ("id", true, &CRYPT_KEY_ID_SCHEMA),
@@ -144,7 +152,11 @@ pub const API_METHOD_LIST_RECORDS_PARAMETERS: ObjectSchema = ObjectSchema::new(
 );
 
 /// `GET /config/encryption-key-audit`: [`list_records`], those naming a
-/// key the caller may not see left out (before `limit` counts).
+/// key the caller may not see left out (before `limit` counts). With
+/// `before-seq` (the oldest record of a batch shown) and `limit`, the next
+/// older batch: every record once, as one list without `limit` holds them.
+/// A masked caller learns nothing by moving the cursor that the whole list
+/// it may read does not show: the cursor only cuts that list.
 pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let dir = env.dir();
@@ -161,6 +173,7 @@ pub const API_METHOD_LIST_RECORDS: ApiMethod = ApiMethod::new(
             key: param["id"].as_str().map(str::to_string),
             since: param["since"].as_i64(),
             until: param["until"].as_i64(),
+            before_seq: param["before-seq"].as_u64(),
             ops,
             ..Filter::default()
         };

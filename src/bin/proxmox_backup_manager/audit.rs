@@ -99,6 +99,12 @@ pub enum AuditCommand {
         /// Only the newest N records that pass the other filters.
         #[arg(long, value_name = "N", value_parser = parse_limit)]
         limit: Option<usize>,
+        /// Only records older than the record of seq SEQ (its line in the
+        /// log): with --limit, the next older batch after one whose oldest
+        /// record is SEQ. Unlike --until, it neither skips nor repeats
+        /// records written in the same second.
+        #[arg(long, value_name = "SEQ", value_parser = parse_seq)]
+        before_seq: Option<u64>,
     },
     /// Sign a checkpoint of the whole audit log and print it, with the
     /// verifier key, to keep elsewhere ('audit verify --checkpoint FILE
@@ -145,6 +151,7 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result<ExitC
             until,
             operations,
             limit,
+            before_seq,
         } => {
             let ops = operations
                 .iter()
@@ -159,6 +166,7 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result<ExitC
                 key,
                 since,
                 until,
+                before_seq,
                 ops,
                 ..Filter::default()
             };
@@ -318,6 +326,14 @@ fn parse_limit(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(limit) if limit > 0 => Ok(limit),
         _ => Err("expected a number of records, 1 or more".to_string()),
+    }
+}
+
+/// `--before-seq SEQ`: a record's seq, 1 or more.
+fn parse_seq(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(seq) if seq > 0 => Ok(seq),
+        _ => Err("expected a record's seq (its line in the log), 1 or more".to_string()),
     }
 }
 
