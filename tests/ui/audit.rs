@@ -3,11 +3,12 @@
 //! of the log as a badge, which names the line where a changed log breaks
 //! the chain.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use pbs_config::audit::{AuditLog, Caller, Event, Op};
+use pbs_config::audit::{AuditLog, Caller, Event, Filter, Op, Phase};
 
 use crate::browser::Browser;
 use crate::keys::generate;
@@ -68,8 +69,10 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
 }
 
 /// A log of more records than the view asks for: it lists the newest
-/// (`SHOWN_RECORDS` in audit.js) and says how to reach older ones; the
-/// filter by key `id` reaches its operations again, without that note.
+/// (`SHOWN_RECORDS` in audit.js) and says so; "Show older records" adds
+/// the older ones batch by batch until the log's first record, every
+/// operation of the log once, in its order; the filter by key `id`
+/// reaches its operations at once, without that note.
 async fn a_long_log_shows_its_newest_records(env: &Env, browser: &Browser, id: &str) {
     const SHOWN_RECORDS: usize = 2000;
     let dir = env.dir();
@@ -92,6 +95,43 @@ async fn a_long_log_shows_its_newest_records(env: &Env, browser: &Browser, id: &
         "one row per filler operation"
     );
     assert!(shown.iter().all(|row| row.1 == "ui-audit-filler"));
+    browser
+        .js(
+            "document.querySelector('#audit-older').scrollIntoView();",
+            vec![],
+        )
+        .await;
+    browser.screenshot("audit-older-records").await;
+
+    let batches = show_every_older_record(browser).await;
+    assert!(
+        batches >= 1,
+        "the log has older records than the first batch"
+    );
+    // the rows as the log's records make them, Alice seeing every key:
+    // an intent with its outcome, an outcome whose intent is not in the
+    // log alone; newest first
+    let records = log.list(&Filter::default()).unwrap();
+    let intents: HashSet<u64> = records
+        .iter()
+        .filter(|record| record.phase == Phase::Intent)
+        .map(|record| record.seq)
+        .collect();
+    let mut expected: Vec<u64> = records
+        .iter()
+        .filter(|record| {
+            record.phase == Phase::Intent
+                || !record
+                    .intent
+                    .is_some_and(|intent| intents.contains(&intent))
+        })
+        .map(|record| record.seq)
+        .collect();
+    expected.reverse();
+    assert_eq!(expected.last(), Some(&1), "the log's first record");
+    assert_eq!(row_seqs(browser).await, expected, "every operation once");
+    assert!(!browser.text(status).await.contains(&note));
+    browser.screenshot("audit-oldest").await;
 
     show(browser, id, "").await;
     let of_the_key = rows(browser).await;
@@ -100,6 +140,42 @@ async fn a_long_log_shows_its_newest_records(env: &Env, browser: &Browser, id: &
         "{of_the_key:?}"
     );
     assert!(!browser.text(status).await.contains(&note));
+    assert_eq!(
+        browser
+            .js(
+                "return document.querySelector('#audit-older').hidden;",
+                vec![]
+            )
+            .await,
+        Value::Bool(true),
+        "nothing older to show"
+    );
+}
+
+/// Clicks "Show older records" until the log has no older ones, each
+/// batch waited for; returns how many batches it read.
+async fn show_every_older_record(browser: &Browser) -> usize {
+    let settled = "(() => { const b = document.querySelector('#audit-older'); \
+                   return !document.querySelector('#audit-table').hasAttribute('aria-busy') \
+                   && (b.hidden || !b.disabled) ? (b.hidden ? 'done' : 'more') : null; })()";
+    let mut batches = 0;
+    while browser.wait_for("an older batch", settled).await == "more" {
+        assert!(batches < 10, "still older records after {batches} batches");
+        browser.click("#audit-older").await;
+        batches += 1;
+    }
+    batches
+}
+
+/// The line (`seq`) of each row's first record, top to bottom.
+async fn row_seqs(browser: &Browser) -> Vec<u64> {
+    let value = browser
+        .js(
+            "return Array.from(document.querySelectorAll('#audit-table tbody tr[data-seq]')).map((tr) => Number(tr.dataset.seq));",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(value).unwrap()
 }
 
 /// With the audit directory moved away the chain of a new log would be

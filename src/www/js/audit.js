@@ -1,6 +1,7 @@
 // The audit view: the store's audit log (`GET /config/encryption-key-audit`,
 // docs/audit.md), filtered by key and operation, newest first, one row
-// per operation (its intent and outcome together), and the log's check
+// per operation (its intent and outcome together), read in batches of the
+// newest records and older ones on request, and the log's check
 // (`GET /config/encryption-key-audit/verify`) as a badge: intact, or
 // broken with the line where the chain breaks and what is wrong there.
 // Both need Sys.Audit on /system/encryption-keys; the view writes nothing.
@@ -66,11 +67,31 @@ function resultBadge(operation) {
 }
 
 /**
- * How many records the page asks for: the newest, so that a log of years
- * neither fills the browser nor waits for all of it; narrower filters
- * reach older records.
+ * How many records the page reads at a time: the newest first, so that a
+ * log of years neither fills the browser nor waits for all of it; "Show
+ * older records" reads the next older batch, the filters narrow it.
  */
 export const SHOWN_RECORDS = 2000;
+
+/**
+ * A batch as the list route answers a request for one record more than
+ * `SHOWN_RECORDS` (oldest first): the newest `SHOWN_RECORDS` of them, and
+ * whether the log has older ones (the extra record says so without a
+ * request that finds nothing).
+ */
+function batchOf(records) {
+    return records.length > SHOWN_RECORDS
+        ? {records: records.slice(records.length - SHOWN_RECORDS), older: true}
+        : {records, older: false};
+}
+
+/**
+ * What the table shows: the records read so far (oldest first), the
+ * request's parameters they were read with (a batch of older ones uses
+ * the same, whatever the form says meanwhile), whether the log has older
+ * ones, and the lines the check found broken.
+ */
+let shown = null;
 
 /** How many unrecorded keys the page names; the API lists all. */
 const UNRECORDED_NAMED = 10;
@@ -135,6 +156,7 @@ export function renderAudit(container) {
     const verifyArea = h('div', {class: 'verify-area', 'aria-live': 'polite'});
     const progress = h('progress', {class: 'list-progress', hidden: true, 'aria-label': 'Loading the audit log'});
     const body = h('tbody');
+    const older = h('button', {type: 'button', id: 'audit-older', hidden: true}, 'Show older records');
     const table = h('table', {class: ['keys', 'audit'], id: 'audit-table'},
         h('caption', {class: 'visually-hidden'}, 'Audit log, newest first'),
         h('thead', {}, h('tr', {},
@@ -144,7 +166,7 @@ export function renderAudit(container) {
         h('div', {class: 'field inline'}, h('label', {for: keyField}, 'Key'), key, datalist),
         h('div', {class: 'field inline'}, h('label', {for: opField}, 'Operation'), operation),
         apply);
-    elements = {body, table, status, listMessage, progress, apply, verifyArea, datalist};
+    elements = {body, table, status, listMessage, progress, apply, older, verifyArea, datalist};
     container.replaceChildren(h('section', {class: 'view audit-view', 'aria-labelledby': 'audit-title'},
         h('h1', {id: 'audit-title'}, 'Audit log'),
         h('p', {class: 'intro'},
@@ -155,13 +177,15 @@ export function renderAudit(container) {
         listMessage.el,
         progress,
         status,
-        h('div', {class: 'table-wrap'}, table)));
+        h('div', {class: 'table-wrap'}, table),
+        h('div', {class: 'list-more'}, older)));
     form.addEventListener('submit', (event) => {
         event.preventDefault();
         filter.id = key.value.trim();
         filter.operation = operation.value;
         load();
     });
+    older.addEventListener('click', () => loadOlder());
     if (denied) {
         listMessage.error(`You cannot read the audit log (${denied}).`);
         apply.disabled = true;
@@ -188,27 +212,63 @@ async function load() {
     if (!elements || !elements.table.isConnected) {
         return;
     }
-    const {body, table, status, listMessage, progress, apply, verifyArea, datalist} = elements;
+    const {table, listMessage, progress, apply, verifyArea, datalist} = elements;
     const busy = {table, progress, button: apply, message: listMessage};
-    const params = {id: filter.id || undefined, operation: filter.operation || undefined, limit: SHOWN_RECORDS};
+    const params = {id: filter.id || undefined, operation: filter.operation || undefined};
     await loadingList(busy, 'the audit log', async () => {
         const [answer, keys, broken] = await Promise.all([
-            request('GET', AUDIT, params),
+            request('GET', AUDIT, {...params, limit: SHOWN_RECORDS + 1}),
             request('GET', '/config/encryption-keys', {'include-archived': 1}).catch(() => null),
             loadVerify(verifyArea),
         ]);
         if (keys) {
             datalist.replaceChildren(...(keys.data || []).map((k) => h('option', {value: k.id})));
         }
-        const ops = operations(answer.data || []);
-        body.replaceChildren(...(ops.length
-            ? ops.map((operation) => renderRow(operation, broken))
-            : [h('tr', {class: 'empty'}, h('td', {colspan: 6}, 'No records match.'))]));
-        const what = [filter.id && `key ${filter.id}`, filter.operation].filter(Boolean).join(', ');
-        const older = (answer.data || []).length >= SHOWN_RECORDS
-            ? ` The newest ${SHOWN_RECORDS} records only: choose a key or an operation to see older ones.` : '';
-        status.textContent = `${ops.length} operation${ops.length === 1 ? '' : 's'}${what ? ` (${what})` : ''}.${older}`;
+        const batch = batchOf(answer.data || []);
+        shown = {params, records: batch.records, older: batch.older, broken};
+        renderShown();
     });
+}
+
+/**
+ * Reads the next older batch: the same parameters, records before the
+ * oldest shown by `seq` (records of one second share their `time`, never
+ * their `seq`: none is skipped or shown twice), and adds them.
+ */
+async function loadOlder() {
+    const current = shown;
+    if (!elements || !elements.table.isConnected || !current || current.records.length === 0) {
+        return;
+    }
+    const {table, listMessage, progress, older} = elements;
+    const busy = {table, progress, button: older, message: listMessage};
+    await loadingList(busy, 'older records', async () => {
+        const answer = await request('GET', AUDIT, {
+            ...current.params, limit: SHOWN_RECORDS + 1, 'before-seq': current.records[0].seq,
+        });
+        if (shown !== current) {
+            return; // the filters were applied again meanwhile
+        }
+        const batch = batchOf(answer.data || []);
+        shown = {...current, records: batch.records.concat(current.records), older: batch.older};
+        renderShown();
+    });
+}
+
+/** The records read so far as rows (an intent and its outcome read in two batches are one row again). */
+function renderShown() {
+    const {body, status, older} = elements;
+    const {params, records, broken} = shown;
+    const ops = operations(records);
+    body.replaceChildren(...(ops.length
+        ? ops.map((operation) => renderRow(operation, broken))
+        : [h('tr', {class: 'empty'}, h('td', {colspan: 6}, 'No records match.'))]));
+    const what = [params.id && `key ${params.id}`, params.operation].filter(Boolean).join(', ');
+    const more = shown.older
+        ? ` The newest ${records.length} records only: "Show older records" reads the ${SHOWN_RECORDS} before them.`
+        : '';
+    status.textContent = `${ops.length} operation${ops.length === 1 ? '' : 's'}${what ? ` (${what})` : ''}.${more}`;
+    older.hidden = !shown.older;
 }
 
 /** One operation; marked where the check found a line of it broken. */
