@@ -152,8 +152,18 @@ impl StagedRecord<'_> {
 /// whitespace (which the section config parser skips). Root's writers
 /// write an empty list as an empty file, so anything else that lists
 /// nothing is another file in its place.
+///
+/// The first byte that is not ASCII white space decides at once when it is
+/// ASCII (a config's first byte, not a pass over its megabytes); only a
+/// text that goes on with other bytes is read further.
 pub(crate) fn lists_nothing(text: &[u8]) -> bool {
-    std::str::from_utf8(text).is_ok_and(|text| text.trim().is_empty())
+    let is_ascii_space = |byte: &u8| byte.is_ascii() && char::from(*byte).is_whitespace();
+    match text.iter().position(|byte| !is_ascii_space(byte)) {
+        None => true,
+        Some(at) if text[at].is_ascii() => false,
+        // what is before `at` is whole characters of white space
+        Some(at) => std::str::from_utf8(&text[at..]).is_ok_and(|rest| rest.trim().is_empty()),
+    }
 }
 
 /// A rollback of a config file: what it is now, against root's last write.
@@ -230,8 +240,34 @@ pub(crate) fn rollback_of(
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use super::lists_nothing;
     use crate::ConfigDir;
     use crate::verify::FindingKind;
+
+    /// `lists_nothing` answers as its definition (valid UTF-8 whose trim is
+    /// empty) for every text of up to four bytes drawn from ASCII spaces
+    /// (vertical tab included: Rust's white space, not `is_ascii_whitespace`),
+    /// a letter, the parts of U+0085 and U+00A0 (white space) and of U+00E9
+    /// (not), and bytes no UTF-8 holds.
+    #[test]
+    fn lists_nothing_is_its_definition() {
+        let bytes = [
+            b' ', b'\t', b'\n', 0x0b, b'x', 0xc2, 0x85, 0xa0, 0xc3, 0xa9, 0xff,
+        ];
+        let mut level = vec![Vec::new()];
+        for _ in 0..=4 {
+            for text in &level {
+                let defined = std::str::from_utf8(text).is_ok_and(|text| text.trim().is_empty());
+                assert_eq!(lists_nothing(text), defined, "{text:?}");
+            }
+            level = level
+                .iter()
+                .flat_map(|text| bytes.iter().map(|byte| [&text[..], &[*byte]].concat()))
+                .collect();
+        }
+        assert!(lists_nothing(b" \xc2\xa0\x0b"));
+        assert!(!lists_nothing(b" \xc2\xa0x"));
+    }
 
     /// The messages of verify's rollback findings.
     fn rollbacks(dir: &ConfigDir) -> Vec<String> {
