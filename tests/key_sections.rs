@@ -11,9 +11,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use pbs_api_types::CryptKey;
-use pbs_config::KeySections;
+use pbs_api_types::{CryptKey, Fingerprint};
 use pbs_config::encryption_keys::{CONFIG, ENCRYPTION_KEYS_CFG_TYPE_ID};
+use pbs_config::{KeySections, KeyTaken};
 use proxmox_section_config::{Scanned, SectionConfigData};
 
 use pbs_test_kit::dirs::{cases_with_suffix, files_under, vectors_dir};
@@ -319,6 +319,17 @@ fn mess_up(text: &str, seed: u8) -> String {
     out
 }
 
+/// The id of the first key in `data` with `fingerprint`, as the generic
+/// parse gives them.
+fn holder_of(data: &SectionConfigData, fingerprint: &Fingerprint) -> Option<String> {
+    data.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID)
+        .find(|id| {
+            let entry: CryptKey = data.lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id).unwrap();
+            entry.info.fingerprint.as_ref() == Some(fingerprint)
+        })
+        .map(str::to_string)
+}
+
 proptest! {
     #[test]
     fn edits_write_what_the_generic_writer_writes(
@@ -340,17 +351,30 @@ proptest! {
         let mut ours = KeySections::parse(path, &text).unwrap();
         for key in &keys {
             let Some(fingerprint) = &key.info.fingerprint else { continue };
-            let expected = generic.ids_of_type(ENCRYPTION_KEYS_CFG_TYPE_ID).find(|id| {
-                let entry: CryptKey = generic.lookup(ENCRYPTION_KEYS_CFG_TYPE_ID, id).unwrap();
-                entry.info.fingerprint.as_ref() == Some(fingerprint)
-            });
-            prop_assert_eq!(ours.find_fingerprint(fingerprint), expected);
+            let expected = holder_of(&generic, fingerprint);
+            prop_assert_eq!(ours.find_fingerprint(fingerprint), expected.as_deref());
+            prop_assert_eq!(ours.taken_by(&key.id, fingerprint), Some(KeyTaken::Id));
+            let expected = expected.as_deref().map(KeyTaken::Fingerprint);
+            prop_assert_eq!(ours.taken_by("not-a-key-id", fingerprint), expected);
         }
         for (i, edit) in edits.into_iter().enumerate() {
             match edit {
                 Edit::Set(key) => {
+                    let is_new = !generic.sections.contains_key(&key.id);
+                    if let Some(fingerprint) = &key.info.fingerprint {
+                        // what a store of it would be refused for
+                        let holder = holder_of(&generic, fingerprint);
+                        let expected = match is_new {
+                            false => Some(KeyTaken::Id),
+                            true => holder.as_deref().map(KeyTaken::Fingerprint),
+                        };
+                        prop_assert_eq!(ours.taken_by(&key.id, fingerprint), expected);
+                    }
                     generic.set_data(&key.id, ENCRYPTION_KEYS_CFG_TYPE_ID, &key).unwrap();
-                    ours.set(&key).unwrap();
+                    match is_new && seed & 64 != 0 {
+                        true => ours.add(&key).unwrap(),
+                        false => ours.set(&key).unwrap(),
+                    }
                     prop_assert_eq!(ours.entry(&key.id).unwrap(), key.clone());
                     if let Some(fingerprint) = &key.info.fingerprint {
                         prop_assert!(ours.find_fingerprint(fingerprint).is_some());

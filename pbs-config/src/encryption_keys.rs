@@ -54,7 +54,8 @@ use crate::files::{
 use crate::lock::KeyFileLock;
 use crate::trash::{self, Trash, TrashReason, TrashRecord};
 use crate::{
-    ConfigDir, EncryptionKeysLock, FoundEntry, KeyIndex, KeySections, KeystoreError, failpoint,
+    ConfigDir, EncryptionKeysLock, FoundEntry, KeyIndex, KeySections, KeyTaken, KeystoreError,
+    failpoint,
 };
 
 /// Section type of a key in the config file.
@@ -698,21 +699,24 @@ impl<'a> EncryptionKeys<'a> {
         then: impl FnOnce() -> Result<(), Error>,
     ) -> Result<CryptKey, Error> {
         let id = entry.id.as_str();
-        if sections.contains(id) {
-            return Err(KeystoreError::AlreadyExists { id: id.to_string() }.into());
-        }
         let Some(fingerprint) = entry.info.fingerprint else {
             bail!("internal error - a key is stored without fingerprint");
         };
-        if let Some(existing_id) = sections.find_fingerprint(&fingerprint) {
-            return Err(KeystoreError::DuplicateFingerprint {
-                fingerprint,
-                existing_id: existing_id.to_string(),
+        match sections.taken_by(id, &fingerprint) {
+            Some(KeyTaken::Id) => {
+                return Err(KeystoreError::AlreadyExists { id: id.to_string() }.into());
             }
-            .into());
+            Some(KeyTaken::Fingerprint(existing_id)) => {
+                return Err(KeystoreError::DuplicateFingerprint {
+                    fingerprint,
+                    existing_id: existing_id.to_string(),
+                }
+                .into());
+            }
+            None => {}
         }
         // render (and so validate) the new config before touching any file
-        sections.set(&entry)?;
+        sections.add(&entry)?;
         let raw = sections.text_to_write();
 
         let key_dir = self.ensure_key_dir(base)?;

@@ -138,7 +138,37 @@ impl KeySections {
     fn position(&self, id: &str) -> Option<usize> {
         self.sections
             .iter()
-            .position(|section| self.id_of(section) == id)
+            .position(|section| self.has_id(section, id))
+    }
+
+    /// Whether `section` is of `id`.
+    fn has_id(&self, section: &Section, id: &str) -> bool {
+        self.parts_of(section).0 == id.as_bytes()
+    }
+
+    /// Whether `section` holds the fingerprint whose text is `signature`
+    /// ([`Fingerprint::signature`]).
+    fn has_fingerprint(&self, section: &Section, signature: &str) -> bool {
+        section.fingerprint.as_ref().is_some_and(|range| {
+            is_fingerprint_text(
+                &self.parts_of(section).1[range.clone()],
+                signature.as_bytes(),
+            )
+        })
+    }
+
+    /// A section's id and text, as bytes (no character boundaries checked:
+    /// the lookups of every section for a store compare bytes only).
+    fn parts_of<'a>(&'a self, section: &'a Section) -> (&'a [u8], &'a [u8]) {
+        let text = match &section.body {
+            Body::Read(_) => self.text.as_bytes(),
+            Body::New(text) => text.as_bytes(),
+        };
+        let body = match &section.body {
+            Body::Read(range) => &text[range.clone()],
+            Body::New(_) => text,
+        };
+        (&text[section.id.clone()], body)
     }
 
     /// Whether a key `id` is in the config.
@@ -169,17 +199,29 @@ impl KeySections {
 
     /// The id of the key stored with `fingerprint`, if any.
     pub fn find_fingerprint(&self, fingerprint: &Fingerprint) -> Option<&str> {
-        // the schema admits only "aa:bb:..." (either case): equal bytes are
-        // equal text, ignoring case, and no fingerprint needs parsing
         let signature = fingerprint.signature();
         self.sections
             .iter()
-            .find(|section| {
-                section.fingerprint.as_ref().is_some_and(|range| {
-                    self.body_of(section)[range.clone()].eq_ignore_ascii_case(&signature)
-                })
-            })
+            .find(|section| self.has_fingerprint(section, &signature))
             .map(|section| self.id_of(section))
+    }
+
+    /// What a new key `id` with `fingerprint` would be stored over, in the
+    /// order a store refuses them: a section of `id`, else the first one
+    /// holding `fingerprint` ([`KeySections::find_fingerprint`]). One pass
+    /// over the sections for both checks of a store.
+    pub fn taken_by(&self, id: &str, fingerprint: &Fingerprint) -> Option<KeyTaken<'_>> {
+        let signature = fingerprint.signature();
+        let mut fingerprint_taken_by = None;
+        for section in &self.sections {
+            if self.has_id(section, id) {
+                return Some(KeyTaken::Id);
+            }
+            if fingerprint_taken_by.is_none() && self.has_fingerprint(section, &signature) {
+                fingerprint_taken_by = Some(KeyTaken::Fingerprint(self.id_of(section)));
+            }
+        }
+        fingerprint_taken_by
     }
 
     /// Sets the entry of `entry.id`: replaced in place, or added at the end
@@ -187,9 +229,7 @@ impl KeySections {
     /// text without a copy, see [`KeySections::text_to_write`]).
     /// The entry is verified against the schema as a write verifies it.
     pub fn set(&mut self, entry: &CryptKey) -> Result<(), Error> {
-        let value = serde_json::to_value(entry)?;
-        let mut text = String::new();
-        CONFIG.write_section(&mut text, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry.id, &value)?;
+        let text = render_entry(entry)?;
         let id_start = ENCRYPTION_KEYS_CFG_TYPE_ID.len() + 2;
         let fingerprint = fingerprint_range(&text);
         match self.position(&entry.id) {
@@ -200,23 +240,42 @@ impl KeySections {
                     body: Body::New(text),
                 }
             }
-            None => {
-                let separator = usize::from(!self.text.is_empty());
-                // one write, one section: no room to spare
-                self.text.reserve_exact(separator + text.len());
-                if separator > 0 {
-                    self.text.push('\n');
-                }
-                let start = self.text.len();
-                self.text.push_str(&text);
-                self.sections.push(Section {
-                    id: start + id_start..start + id_start + entry.id.len(),
-                    fingerprint,
-                    body: Body::Read(start..self.text.len()),
-                });
-            }
+            None => self.push(&text, id_start..id_start + entry.id.len(), fingerprint),
         }
         Ok(())
+    }
+
+    /// Adds the entry of a new `entry.id` at the end, as [`KeySections::set`]
+    /// does, without looking for it first: the caller found no section of
+    /// it ([`KeySections::taken_by`]).
+    pub fn add(&mut self, entry: &CryptKey) -> Result<(), Error> {
+        debug_assert!(
+            self.position(&entry.id).is_none(),
+            "a second section of an id"
+        );
+        let text = render_entry(entry)?;
+        let id_start = ENCRYPTION_KEYS_CFG_TYPE_ID.len() + 2;
+        let fingerprint = fingerprint_range(&text);
+        self.push(&text, id_start..id_start + entry.id.len(), fingerprint);
+        Ok(())
+    }
+
+    /// Appends a section's `text` (its id and fingerprint at those places
+    /// in it) to the text and the sections.
+    fn push(&mut self, text: &str, id: Range<usize>, fingerprint: Option<Range<usize>>) {
+        let separator = usize::from(!self.text.is_empty());
+        // one write, one section: no room to spare
+        self.text.reserve_exact(separator + text.len());
+        if separator > 0 {
+            self.text.push('\n');
+        }
+        let start = self.text.len();
+        self.text.push_str(text);
+        self.sections.push(Section {
+            id: start + id.start..start + id.end,
+            fingerprint,
+            body: Body::Read(start..self.text.len()),
+        });
     }
 
     /// Removes the entry of `id`; returns whether there was one.
@@ -305,6 +364,42 @@ impl KeySections {
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.sections.iter().map(|section| self.id_of(section))
     }
+}
+
+/// What a new key would be stored over ([`KeySections::taken_by`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyTaken<'a> {
+    /// A section of its id.
+    Id,
+    /// The section of this id holds its fingerprint.
+    Fingerprint(&'a str),
+}
+
+/// The section text of `entry`, verified against the schema as a write
+/// verifies it.
+fn render_entry(entry: &CryptKey) -> Result<String, Error> {
+    let value = serde_json::to_value(entry)?;
+    let mut text = String::new();
+    CONFIG.write_section(&mut text, ENCRYPTION_KEYS_CFG_TYPE_ID, &entry.id, &value)?;
+    Ok(text)
+}
+
+/// Whether the `stored` text of a fingerprint is `signature` (its text as
+/// [`Fingerprint::signature`] gives it).
+///
+/// The schema admits only "aa:bb:..." in either case: equal bytes are equal
+/// text, ignoring case, and no fingerprint needs parsing. The first eight
+/// bytes tell nearly every other key apart and are compared at once, each
+/// with bit 0x20 set: that never tells apart two bytes equal ignoring ASCII
+/// case (they differ in that bit only), so it only filters.
+fn is_fingerprint_text(stored: &[u8], signature: &[u8]) -> bool {
+    let folded_word = |text: &[u8]| {
+        let word: [u8; 8] = text[..8].try_into().expect("eight bytes");
+        u64::from_ne_bytes(word) | 0x2020_2020_2020_2020
+    };
+    stored.len() == signature.len()
+        && (stored.len() < 8 || folded_word(stored) == folded_word(signature))
+        && stored.eq_ignore_ascii_case(signature)
 }
 
 /// The property whose value a store compares with the new key's

@@ -74,7 +74,7 @@ use anyhow::{Error, bail, format_err};
 pub use context::{ConfigDir, DEFAULT_CONFIG_DIR};
 pub use error::{KeyConflict, KeystoreError};
 pub use key_index::{FoundEntry, KeyIndex, ListEntry};
-pub use key_sections::KeySections;
+pub use key_sections::{KeySections, KeyTaken};
 pub use lock::{
     AclLock, BackupLockGuard, ConfigLock, EncryptionKeysLock, KeyFileLock, LockedConfig,
     ShadowLock, SyncLock, TokenShadowLock, UserLock, without_holders,
