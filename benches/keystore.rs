@@ -32,9 +32,7 @@
 //!   `floor/replace_config_file/10000`: the same for the 2.5 MiB of a
 //!   10,000-key config (what a write of that config costs at least).
 
-use std::fs::File;
 use std::hint::black_box;
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -214,18 +212,6 @@ fn operations(c: &mut Criterion) {
     group.finish();
 }
 
-/// Write a file, fsync it, rename it over its target, fsync the directory:
-/// what every durable replace costs at least, on this disk.
-fn replace_file(dir: &Path, data: &[u8]) {
-    let tmp = dir.join("floor.tmp");
-    let mut file = File::create(&tmp).unwrap();
-    file.write_all(data).unwrap();
-    file.sync_all().unwrap();
-    drop(file);
-    std::fs::rename(&tmp, dir.join("floor")).unwrap();
-    File::open(dir).unwrap().sync_all().unwrap();
-}
-
 fn durability_floor(c: &mut Criterion) {
     let tmp = scratch_dir("floor-");
     // a key file is about 300 bytes
@@ -237,11 +223,11 @@ fn durability_floor(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     group.bench_function("replace_small_file", |b| {
-        b.iter(|| replace_file(tmp.path(), &data))
+        b.iter(|| common::replace_durably(tmp.path(), "floor", &data))
     });
     group.throughput(Throughput::Bytes(config.len() as u64));
     group.bench_function(BenchmarkId::new("replace_config_file", 10_000), |b| {
-        b.iter(|| replace_file(tmp.path(), &config))
+        b.iter(|| common::replace_durably(tmp.path(), "floor", &config))
     });
     group.finish();
 }

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,6 +105,19 @@ pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir_in(root)
         .expect("scratch dir")
+}
+
+/// Writes `data` to a temp file, fsyncs it, renames it over `name` in
+/// `dir` and fsyncs the directory: what every durable replace costs at
+/// least, on this disk (the durability floor).
+pub fn replace_durably(dir: &Path, name: &str, data: &[u8]) {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).unwrap();
+    file.write_all(data).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+    std::fs::File::open(dir).unwrap().sync_all().unwrap();
 }
 
 /// A config dir holding `n` keys: `n - real` generated entries without key

@@ -1,7 +1,8 @@
 //! The processes the report starts of itself (`PBS_BENCH_WORKER=ROLE`):
 //! readers, the writer running beside them, a fresh-process load and
-//! store, one read of generated text for an instruction count
-//! (`read-once`), and a small parent that measures a command (`measure`).
+//! store and the store's disk and memory work alone (`fresh-floor`), one
+//! read of generated text for an instruction count (`read-once`), and a
+//! small parent that measures a command (`measure`).
 //!
 //! Each prints one line of figures on stdout and exits.
 
@@ -16,7 +17,7 @@ use pbs_test_kit::key_config;
 pub fn run(role: &str, args: &[String]) {
     // the fresh-process workers stand for the CLI, which reads into huge
     // pages (`PBS_BENCH_HUGE_PAGES=0`: as the daemon, to compare)
-    if matches!(role, "fresh-load" | "fresh-store")
+    if matches!(role, "fresh-load" | "fresh-store" | "fresh-floor")
         && std::env::var_os("PBS_BENCH_HUGE_PAGES").is_none_or(|v| v != "0")
     {
         proxmox_sys::huge_pages::enable();
@@ -26,6 +27,7 @@ pub fn run(role: &str, args: &[String]) {
         "writer" => writer(Path::new(&args[0]), secs(&args[1]), secs(&args[2])),
         "fresh-load" => fresh_load(Path::new(&args[0]), &args[1]),
         "fresh-store" => fresh_store(Path::new(&args[0])),
+        "fresh-floor" => fresh_floor(Path::new(&args[0])),
         "store" => store(args[0].parse().expect("keys")),
         "read-once" => read_once(&args[0], args[1].parse().expect("keys")),
         "measure" => measure(&args[0], &args[1..]),
@@ -130,6 +132,43 @@ fn fresh_store(dir: &Path) {
             .store_key(&id, &key)
             .expect("store");
         config_dir
+    });
+}
+
+/// What a store must do with memory and the disk, and nothing else, in
+/// this new process, timed as [`fresh_store`]: read the config of `dir`
+/// into new memory with room for an entry and add one, append a record to
+/// a log and sync its data (the audit's intent), replace a key-sized file
+/// and a file of the config's text durably (the key file: a new one, as a
+/// store's; the config: over one of its size, as a store's). No lock,
+/// parse, check, signature or second log record. Its files are its own,
+/// beside the config (which it only reads).
+fn fresh_floor(dir: &Path) {
+    use std::io::{Read, Write};
+    let entry = [b'x'; 300];
+    let config_copy = dir.join("floor.cfg");
+    if !config_copy.exists() {
+        std::fs::copy(dir.join("encryption-keys.cfg"), &config_copy).expect("config copy");
+    }
+    let pid = std::process::id();
+    let mut round = 0;
+    three_times(|| {
+        round += 1;
+        let mut config = std::fs::File::open(dir.join("encryption-keys.cfg")).expect("config");
+        let size = config.metadata().expect("config size").len() as usize;
+        let mut text = Vec::with_capacity(size + 4096);
+        config.read_to_end(&mut text).expect("read the config");
+        text.extend_from_slice(&entry);
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("floor.log"))
+            .expect("log");
+        log.write_all(&entry).expect("log record");
+        log.sync_data().expect("log sync");
+        crate::common::replace_durably(dir, &format!("floor-{pid}-{round}.key"), &entry);
+        crate::common::replace_durably(dir, "floor.cfg", &text);
+        text
     });
 }
 
