@@ -528,3 +528,41 @@ fn an_export_of_all_keys_names_no_key_the_caller_may_not_see() {
         .data();
     assert_eq!(exported["keys"].as_array().unwrap().len(), 2, "{exported}");
 }
+
+/// Finding 49: `POST /config/encryption-keys` (create, import) checked
+/// Sys.Modify on the store alone: a caller masked on `hidden` read in the
+/// refusal that the store has `hidden` (`... already exists`), and made or
+/// imported a key under a masked id the store lacks.
+#[test]
+fn a_key_is_stored_only_under_an_id_the_caller_may_change() {
+    let dir = two_keys();
+    for auth_id in ["erin@pbs", MASKED] {
+        let path = "/system/encryption-keys/nothing";
+        grant(&dir.config, path, auth_id, "NoAccess", false);
+    }
+    let imported = key_config(60).to_json().unwrap();
+    let mut store = Store::start(dir);
+    let before = store.files();
+    // a masked id: the same answer whether the store has it or not
+    for id in ["hidden", "nothing"] {
+        for body in [json!({"id": id}), json!({"id": id, "key": imported})] {
+            let answer = store.masked.post_json("config/encryption-keys", &body);
+            assert_hides(&answer.body, &["already exists"]);
+            answer.expect(
+                403,
+                &format!("missing Sys.Modify on /system/encryption-keys/{id}"),
+            );
+        }
+    }
+    store.assert_unchanged(&before, "a refused create");
+    // an id it may change takes a key, made or imported
+    store
+        .masked
+        .post_json("config/encryption-keys", &json!({"id": "mine"}))
+        .data();
+    let body = json!({"id": "mine-too", "key": imported});
+    store
+        .masked
+        .post_json("config/encryption-keys", &body)
+        .data();
+}
