@@ -566,3 +566,51 @@ fn a_key_is_stored_only_under_an_id_the_caller_may_change() {
         .post_json("config/encryption-keys", &body)
         .data();
 }
+
+/// Finding 50: a caller masked on `hidden` that holds a copy of the masked
+/// key (kept from before the mask) stored it under an id of its own: the
+/// import, the restore of a bundle and the trash restore refused it,
+/// naming `hidden` as the id the store holds it under (what the drill
+/// withholds since finding 42).
+#[test]
+fn a_refused_store_names_no_key_the_caller_may_not_see() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    // the masked key in the trash under an id the caller may change, then
+    // stored again as `hidden`
+    keys.store_key("old", &key_config(41)).unwrap();
+    keys.archive_key("old", None).unwrap();
+    keys.delete_key_with("old", &DeleteOptions::default())
+        .unwrap();
+    keys.store_key("hidden", &key_config(41)).unwrap();
+    keys.store_key("open", &key_config(42)).unwrap();
+    let elsewhere = TestDir::new();
+    elsewhere
+        .config
+        .encryption_keys()
+        .store_key("mine", &key_config(41))
+        .unwrap();
+    let copy = export_bundle(&elsewhere.config, &["mine"]);
+    let copy_file = key_config(41).to_json().unwrap();
+    let mut store = Store::start(dir);
+    let passphrase = String::from_utf8(PASSPHRASE.to_vec()).unwrap();
+    let import = json!({"id": "mine", "key": copy_file});
+    let restore = json!({"bundle": copy, "passphrase": passphrase});
+    let refusals = [
+        ("config/encryption-keys", &import),
+        ("config/encryption-key-restore", &restore),
+        ("config/encryption-key-trash/old/restore", &json!({})),
+    ];
+
+    let before = store.files();
+    for (path, body) in refusals {
+        let answer = store.masked.post_json(path, body);
+        assert_hides(&answer.body, &["hidden"]);
+        answer.expect(400, WITHHELD);
+    }
+    store.assert_unchanged(&before, "a refused store");
+    // root reads where the key is
+    for (path, body) in refusals {
+        store.root.post_json(path, body).expect(400, "'hidden'");
+    }
+}

@@ -792,10 +792,13 @@ pub const API_METHOD_RESTORE_KEYS: ApiMethod = ApiMethod::new(
             if let Some(passphrase) = &mut key_passphrase {
                 passphrase.zeroize();
             }
-            restored.map_err(blame_open_error)?
+            // a key stored already names its id (finding 50)
+            restored
+                .map_err(blame_open_error)
+                .map_err(|err| access.withhold(err))?
         } else {
             may_write(&ids.iter().map(String::as_str).collect::<Vec<_>>())?;
-            restore_text_param(dir, &param, data, &ids)?
+            restore_text_param(dir, &param, data, &ids).map_err(|err| access.withhold(err))?
         }
     }),
     &API_METHOD_RESTORE_KEYS_PARAMETERS,

@@ -153,12 +153,14 @@ pub const API_METHOD_RESTORE_FROM_TRASH: ApiMethod = ApiMethod::new(
         let name = required_str(&param, "name")?;
         check_entry_privilege(env, name)?;
         let as_id = param_str(&param, "as");
+        let access = KeyAccess::of(env)?;
         if let Some(id) = as_id {
             // the id it is stored under, as a restore of a bundle asks
             // (finding 43): the refusal of a taken id tells its key
-            KeyAccess::of(env)?.check_modify([id])?;
+            access.check_modify([id])?;
         }
-        restore_from_trash(dir, name, as_id)?
+        // a key stored already names its id (finding 50)
+        restore_from_trash(dir, name, as_id).map_err(|err| access.withhold(err))?
     }),
     &API_METHOD_RESTORE_FROM_TRASH_PARAMETERS,
 )

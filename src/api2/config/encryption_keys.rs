@@ -601,13 +601,16 @@ pub const API_METHOD_CREATE_KEY: ApiMethod = ApiMethod::new(
         // the id the key is stored under, before the store is asked, as a
         // restore asks it (finding 49): the refusal of a taken id tells
         // that the id exists
-        KeyAccess::of(env)?.check_modify([id])?;
+        let access = KeyAccess::of(env)?;
+        access.check_modify([id])?;
         let options = KeyOptions {
             hint: param_str(&param, "hint"),
             passphrase: param_str(&param, "passphrase").map(str::as_bytes),
         };
-        // the one answer that carries key material: the caller backs it up
-        create_key_with(dir, id, param_str(&param, "key"), &options)?
+        // the one answer that carries key material: the caller backs it up;
+        // a key stored already names its id (finding 50)
+        create_key_with(dir, id, param_str(&param, "key"), &options)
+            .map_err(|err| access.withhold(err))?
     }),
     &API_METHOD_CREATE_KEY_PARAMETERS,
 )

@@ -11,6 +11,7 @@ use pbs_config::acl::KEYS_ACL_PATH;
 use pbs_config::cached_user_info::{CachedUserInfo, PermissionDenied};
 
 use crate::server::environment::RestEnvironment;
+use crate::server::error::{HttpError, message_of, status_of};
 
 pub mod encryption_key_audit;
 pub mod encryption_key_export;
@@ -97,6 +98,20 @@ impl KeyAccess {
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Error> {
         self.check(ids, PRIV_SYS_MODIFY)
+    }
+
+    /// `err` as this caller is told it: a refusal whose words name a key
+    /// the caller may not see (a store refused because the store holds the
+    /// key under such an id) keeps its status, and its words read
+    /// [`encryption_key_audit::WITHHELD`] (finding 50); any other error as
+    /// it is.
+    pub(crate) fn withhold(&self, err: Error) -> Error {
+        let message = message_of(&err);
+        let told = encryption_key_audit::told(&message, &|id| self.may_see(id));
+        match told == message {
+            true => err,
+            false => HttpError::new(status_of(&err), told).into(),
+        }
     }
 
     fn check<'a>(
