@@ -1219,3 +1219,80 @@ fn a_protected_keys_lost_file_is_put_back_only_with_its_passphrase() {
     let verify = cli.run(&["encryption-key", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
 }
+
+/// A protected key's file lost only while the restore waits for the lock:
+/// the restore proves before the lock only the key files the store lacks
+/// as it reads then (stop 34, `Prover`), so one found missing under the
+/// lock must be proven there. The file is removed while the restore holds
+/// the config lock and has read the key list (the pause point
+/// `keys:read`): with another passphrase it is refused and nothing is
+/// written; with the key's own the file comes back.
+#[test]
+fn a_key_file_lost_while_the_restore_waits_is_proven_under_the_lock() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use pbs_api_types::Kdf;
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    assert!(
+        pbs_config::failpoint::enabled(),
+        "pbs-config must be built with the failpoints feature for this test"
+    );
+    let store = Store::new();
+    let cli = &store.cli;
+    let key = KeyConfig::with_key(&[9; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+    cli.secrets.key("k-prot", &[9; 32]);
+    cli.secrets.text("key passphrase", KEY_PASS);
+    store
+        .config()
+        .encryption_keys()
+        .store_key("k-prot", &key)
+        .unwrap();
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let key_pass = store.input("key.pass", KEY_PASS);
+    let wrong = store.input("wrong.pass", "not the key's passphrase");
+    let bundle = store.file("all.pbsx").display().to_string();
+    ok(cli, &export_all(&bundle, &pass));
+    let file = store
+        .sandbox
+        .config_dir()
+        .join("encryption-keys/k-prot.enc");
+    let original = std::fs::read(&file).unwrap();
+    let kept = store.file("k-prot.enc.kept");
+    std::fs::copy(&file, &kept).unwrap();
+    let restore = with_passphrase("restore", &bundle, &pass);
+    // the restore with `key_passphrase`, the key file removed at the pause
+    let restore_losing_the_file = |key_passphrase: &str| {
+        let args = [&restore[..], &["--key-passphrase-file", key_passphrase]].concat();
+        let mut child = cli
+            .command(&args)
+            .env("PBS_PAUSEPOINT", "keys:read")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.contains("pausepoint keys:read reached"), "{line}");
+        std::fs::remove_file(&file).unwrap();
+        drop(child.stdin.take());
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        (child.wait().unwrap(), rest)
+    };
+
+    let (status, err) = restore_losing_the_file(&wrong);
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("is not proven to be that key's"), "{err}");
+    assert!(!file.exists(), "a key file not proven was put back");
+
+    std::fs::copy(&kept, &file).unwrap();
+    let (status, err) = restore_losing_the_file(&key_pass);
+    assert!(status.success(), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+    let verify = cli.run(&["encryption-key", "verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}
