@@ -834,3 +834,36 @@ fn a_restore_that_would_change_a_keys_protection_is_400() {
         assert_eq!(daemon.files(), before);
     }
 }
+
+/// The missing key file of a protected key, put back from its key as key
+/// file or paperkey text (`bundle` with one `id`): the text is restored
+/// unprotected, which would change the key's protection. Refused as the
+/// bundle's such file is (a 400 blaming `bundle`, nothing written), not as
+/// a fault of the server.
+#[test]
+fn a_key_text_that_would_change_a_keys_protection_is_400() {
+    use pbs_api_types::Kdf;
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    let daemon = Daemon::start();
+    let keys = daemon.dir.config.encryption_keys();
+    let protected = KeyConfig::with_key(&[7; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+    keys.store_key("k-prot", &protected).unwrap();
+    std::fs::remove_file(keys.key_path("k-prot")).unwrap();
+    let plain = KeyConfig::with_key(&[7; 32], b"", Kdf::None).unwrap();
+    let mut root = daemon.root();
+    let before = daemon.files();
+    for body in [
+        json!({"bundle": plain.to_json().unwrap(), "id": ["k-prot"]}),
+        json!({"bundle": protected.to_json().unwrap(), "id": ["k-prot"], "passphrase": KEY_PASS}),
+    ] {
+        let resp = post(&mut root, "config/encryption-key-restore", body);
+        expect_400(
+            &resp,
+            "bundle",
+            "is passphrase protected (pbkdf2) in the store, and the key file given for it is \
+             not protected",
+        );
+        assert_eq!(daemon.files(), before);
+    }
+}

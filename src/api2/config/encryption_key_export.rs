@@ -669,15 +669,19 @@ pub fn restore_key_text(
     let mut key_file = key_config.to_json()?.into_bytes();
     let entry = entry_of_key_file(id, &key_config).map_err(|err| blame("bundle", err));
     let restored = entry.and_then(|entry| {
-        // the key text is restored unprotected: no key file to prove
-        dir.encryption_keys().restore_keys(
-            &[RestoreKey {
-                entry,
-                key_config: &key_config,
-                key_file: &key_file,
-            }],
-            None,
-        )
+        // the key text is restored unprotected: no key file to prove, but
+        // a protected key's missing file it would change (a 400, as for a
+        // bundle)
+        dir.encryption_keys()
+            .restore_keys(
+                &[RestoreKey {
+                    entry,
+                    key_config: &key_config,
+                    key_file: &key_file,
+                }],
+                None,
+            )
+            .map_err(blame_restore_refusal)
     });
     key_file.zeroize();
     // recorded by the store as a `restore` of the id and fingerprint
