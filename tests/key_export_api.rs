@@ -12,7 +12,7 @@ use pbs_test_kit::dirs::{snapshot, vectors_dir};
 use pbs_test_kit::https::{Client, Resp, form_body, urlencode};
 use pbs_test_kit::{ApiDaemon, Secrets, TestDir, key_config, typing_aid};
 
-const PASSPHRASE: &str = "bundle pass phrase over https";
+pub(crate) const PASSPHRASE: &str = "bundle pass phrase over https";
 
 /// A daemon on its own config dir; killed when dropped.
 struct Daemon {
@@ -709,7 +709,10 @@ fn a_list_with_audit_marks_answers_as_each_show() {
 
 /// A bundle made by hand on another host (as a forger makes one) holding
 /// `key_file` for the entry `entry`, to PASSPHRASE.
-fn bundle_made_elsewhere(entry: &pbs_api_types::CryptKey, key_file: &KeyConfig) -> String {
+pub(crate) fn bundle_made_elsewhere(
+    entry: &pbs_api_types::CryptKey,
+    key_file: &KeyConfig,
+) -> String {
     use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
 
     let key_file = key_file.to_json().unwrap();
@@ -778,6 +781,50 @@ fn a_protected_keys_missing_file_needs_its_passphrase() {
     assert_eq!(restored[0]["outcome"], "key-file-restored", "{restored}");
     keys.load_key("k-prot", true).unwrap();
     assert!(daemon.dir.config.verify(false).unwrap().is_clean());
+}
+
+/// A protected key the store lacks: its key file only claims its
+/// fingerprint, so the restore stores it only with the passphrase that
+/// decrypts it to that key (finding 51); without it, or with another, 400
+/// blaming `key-passphrase` and nothing written.
+#[test]
+fn a_protected_key_new_to_the_store_needs_its_passphrase() {
+    use pbs_api_types::Kdf;
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    let elsewhere = TestDir::new();
+    let protected = KeyConfig::with_key(&[7; 32], KEY_PASS.as_bytes(), Kdf::Scrypt).unwrap();
+    let keys = elsewhere.config.encryption_keys();
+    keys.store_key("k-prot", &protected).unwrap();
+    let bundle = bundle_made_elsewhere(&keys.entry("k-prot").unwrap(), &protected);
+    let daemon = Daemon::start();
+    let mut root = daemon.root();
+    let before = daemon.files();
+    for key_passphrase in [None, Some("not the key's passphrase")] {
+        let mut body = json!({"bundle": bundle, "passphrase": PASSPHRASE});
+        if let Some(key_passphrase) = key_passphrase {
+            body["key-passphrase"] = json!(key_passphrase);
+        }
+        let resp = post(&mut root, "config/encryption-key-restore", body);
+        expect_400(
+            &resp,
+            "key-passphrase",
+            "encryption key 'k-prot' is passphrase protected and new to this store",
+        );
+        assert_eq!(daemon.files(), before);
+    }
+    let restored = post(
+        &mut root,
+        "config/encryption-key-restore",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE, "key-passphrase": KEY_PASS}),
+    )
+    .data();
+    assert_eq!(restored[0]["outcome"], "restored", "{restored}");
+    let stored = daemon.dir.config.encryption_keys();
+    assert_eq!(
+        std::fs::read(stored.key_path("k-prot")).unwrap(),
+        protected.to_json().unwrap().as_bytes()
+    );
 }
 
 /// The missing key file of a key, put back from a bundle that holds the

@@ -614,3 +614,82 @@ fn a_refused_store_names_no_key_the_caller_may_not_see() {
         store.root.post_json(path, body).expect(400, "'hidden'");
     }
 }
+
+/// Finding 51: the drill records a verified copy of a protected key from
+/// a bundle's key file that is the one this host holds of the key (finding
+/// 26), and a restore stores a protected key new to the store from a file
+/// nothing proves. A caller masked on `hidden`, whose key waits in the
+/// trash with no verified copy (the daily purge keeps it), restored under
+/// an id of its own a file of another key claiming `hidden`'s fingerprint
+/// (fingerprints are no secret: every backup made with a key names its
+/// fingerprint), drilled the same bundle, and the daily purge destroyed
+/// `hidden` for good.
+#[test]
+fn a_forged_key_file_never_proves_a_copy_of_a_key_in_the_trash() {
+    use pbs_api_types::Kdf;
+    use pbs_key_config::KeyConfig;
+
+    use crate::key_export_api::{PASSPHRASE, bundle_made_elsewhere};
+
+    let dir = two_keys();
+    let keys = dir.config.encryption_keys();
+    let hidden = keys.entry("hidden").unwrap();
+    keys.archive_key("hidden", None).unwrap();
+    let at_once = DeleteOptions {
+        keep_days: 0,
+        ..DeleteOptions::default()
+    };
+    keys.delete_key_with("hidden", &at_once).unwrap();
+    let trashed = std::fs::read_dir(dir.path().join("encryption-keys/.trash"))
+        .unwrap()
+        .count();
+    // another key, protected, claiming the masked key's fingerprint
+    let mut forged = KeyConfig::with_key(&[43; 32], b"forger's passphrase", Kdf::PBKDF2).unwrap();
+    forged.fingerprint = hidden.info.fingerprint;
+    let mut entry = hidden.clone();
+    entry.id = "mine".to_string();
+    entry.info.kdf = Kdf::PBKDF2;
+    entry.info.path = Some(keys.key_path("mine").display().to_string());
+    entry.archived_at = None;
+    let bundle = bundle_made_elsewhere(&entry, &forged);
+    let mut store = Store::start(dir);
+    let body = json!({"bundle": bundle, "passphrase": PASSPHRASE});
+
+    // the caller may not destroy the key itself
+    let name = "hidden";
+    store
+        .masked
+        .delete(&format!(
+            "config/encryption-key-trash/{name}?without-verified-copy=1"
+        ))
+        .expect(403, "missing Sys.Modify on /system/encryption-keys/hidden");
+    // the forged file is no key new to the store, with the forger's
+    // passphrase or without one
+    let before = store.files();
+    let mut with_key_passphrase = body.clone();
+    with_key_passphrase["key-passphrase"] = json!("forger's passphrase");
+    for body in [&body, &with_key_passphrase] {
+        store
+            .masked
+            .post_json("config/encryption-key-restore", body)
+            .expect(400, "'mine' is passphrase protected and new to this store");
+    }
+    store.assert_unchanged(&before, "a refused restore");
+    // so the drill proves no copy of the key
+    let drilled = store
+        .masked
+        .post_json("config/encryption-key-export/verify", &body)
+        .data();
+    assert!(drilled["keys"][0]["copy-unproven"].is_string(), "{drilled}");
+    // and the daily purge keeps it
+    let purged = store
+        .root
+        .delete("config/encryption-key-trash?expired=1")
+        .data();
+    assert_eq!(purged["purged"], json!([]), "the masked key was destroyed");
+    assert_eq!(purged["kept-without-copy"][0]["id"], "hidden", "{purged}");
+    let left = std::fs::read_dir(store.dir.path().join("encryption-keys/.trash"))
+        .unwrap()
+        .count();
+    assert_eq!(left, trashed, "{purged}");
+}

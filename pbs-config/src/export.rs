@@ -18,10 +18,10 @@
 //!   a failure part way leaves the keys before it restored, each whole,
 //!   and running the restore again restores the rest (a key already in the
 //!   store with the same id and fingerprint is left as it is);
-//! - a listed key's missing key file is put back only from a key file that
-//!   is proven to be that key's: an unprotected one by its key's
-//!   fingerprint, a protected one only by the key's passphrase given to
-//!   the restore (findings 31 and 33).
+//! - a listed key's missing key file is put back, and a key new to the
+//!   store is stored, only from a key file that is proven to be that key's:
+//!   an unprotected one by its key's fingerprint, a protected one only by
+//!   the key's passphrase given to the restore (findings 31, 33 and 51).
 
 use std::collections::{HashMap, HashSet};
 
@@ -392,18 +392,21 @@ impl EncryptionKeys<'_> {
     /// written, if any id is taken by another key or any key is stored
     /// under another id ([`KeystoreError::BundleConflict`], naming both).
     ///
-    /// The missing key file of a protected key is put back only from a key
-    /// file `key_passphrase` decrypts to a key of the entry's fingerprint:
-    /// a protected key file only claims its fingerprint, and another key's
-    /// in its place would load as the key (finding 33). The passphrase is
+    /// The missing key file of a protected key is put back, and a protected
+    /// key new to the store is stored, only from a key file `key_passphrase`
+    /// decrypts to a key of the entry's fingerprint: a protected key file
+    /// only claims its fingerprint, and another key's in its place would
+    /// load as the key (finding 33), or take its fingerprint from it and
+    /// pass the drill as its verified copy (finding 51). The passphrase is
     /// used for nothing else and never kept.
     ///
     /// # Errors
     ///
     /// The conflicts; an invalid or repeated id; a key file whose
-    /// fingerprint is not its entry's; a protected key's missing file
-    /// without a proven key file; an entry the config cannot hold; a
-    /// failed write (the error names the keys restored before it).
+    /// fingerprint is not its entry's; a protected key's missing file, or
+    /// a protected key new to the store, without a proven key file
+    /// ([`UnprovenKeyFile`]); an entry the config cannot hold; a failed
+    /// write (the error names the keys restored before it).
     ///
     /// # Locking
     ///
@@ -518,10 +521,11 @@ impl EncryptionKeys<'_> {
     }
 
     /// Decrypts, before the lock, the protected key files of `entries`
-    /// whose key the store lists without its key file as it reads now:
-    /// those the restore puts back, and so must prove. A key file found
-    /// missing only under the lock is decrypted there; a store that
-    /// cannot be read now is read again under the lock, and refused there.
+    /// whose key the store lists without its key file, or does not list
+    /// at all, as it reads now: those the restore puts back or stores, and
+    /// so must prove. A key file found missing only under the lock is
+    /// decrypted there; a store that cannot be read now is read again
+    /// under the lock, and refused there.
     fn prove_missing_unlocked(&self, entries: &[RestoreEntry], prover: &mut Prover) {
         if prover.passphrase.is_none() {
             return;
@@ -530,13 +534,17 @@ impl EncryptionKeys<'_> {
             return;
         };
         for (entry, fingerprint, _) in entries {
-            let listed = index
-                .get(&entry.id)
-                .is_ok_and(|stored| stored.info.fingerprint == Some(*fingerprint));
-            if entry.info.kdf != Kdf::None
-                && listed
-                && self.key_file_missing(&base, &entry.id).unwrap_or(false)
-            {
+            if entry.info.kdf == Kdf::None {
+                continue;
+            }
+            let to_prove = match index.get(&entry.id) {
+                Ok(stored) => {
+                    stored.info.fingerprint == Some(*fingerprint)
+                        && self.key_file_missing(&base, &entry.id).unwrap_or(false)
+                }
+                Err(err) => is_not_found(&err),
+            };
+            if to_prove {
                 prover.proof(fingerprint);
             }
         }
@@ -567,7 +575,7 @@ impl EncryptionKeys<'_> {
                     let stored = sections.entry(&entry.id)?.info.kdf;
                     check_same_protection(stored, entry)?;
                     if stored != Kdf::None {
-                        prover.check(&entry.id, fingerprint)?;
+                        prover.check(&entry.id, fingerprint, false)?;
                     }
                     missing_files.insert(entry.id.clone());
                     continue;
@@ -595,6 +603,13 @@ impl EncryptionKeys<'_> {
         }
         if !conflicts.is_empty() {
             return Err(KeystoreError::BundleConflict { conflicts }.into());
+        }
+        // a protected key new to the store (finding 51)
+        for (entry, fingerprint, _) in entries {
+            let new_key = !present.contains(&entry.id) && !missing_files.contains(&entry.id);
+            if new_key && entry.info.kdf != Kdf::None {
+                prover.check(&entry.id, fingerprint, true)?;
+            }
         }
 
         Ok((present, missing_files))
@@ -735,9 +750,10 @@ impl std::error::Error for OtherProtection {}
 /// What the passphrase a restore was given finds in the protected key
 /// files it holds, each file decrypted at most once and only when asked
 /// of: a file is proven if the passphrase decrypts it to a key of the
-/// fingerprint it claims. Only a key whose missing file is to be put back
-/// needs a proof ([`Prover::check`]): the KDF of every other protected
-/// key file would be work for nothing (a second or more each).
+/// fingerprint it claims. Only a key whose missing file is to be put back,
+/// or that is new to the store, needs a proof ([`Prover::check`]): the KDF
+/// of every other protected key file would be work for nothing (a second
+/// or more each).
 struct Prover<'k> {
     keys: &'k [RestoreKey<'k>],
     passphrase: Option<&'k [u8]>,
@@ -786,14 +802,16 @@ impl<'k> Prover<'k> {
     }
 
     /// Refuses to put back the missing key file of the protected key `id`
-    /// from a key file with `fingerprint` unless the restore's passphrase
-    /// decrypts it to that key (finding 33).
-    fn check(&mut self, id: &str, fingerprint: &Fingerprint) -> Result<(), Error> {
+    /// (or, with `new_key`, to store the protected key `id` new to the
+    /// store) from a key file with `fingerprint` unless the restore's
+    /// passphrase decrypts it to that key (findings 33 and 51).
+    fn check(&mut self, id: &str, fingerprint: &Fingerprint, new_key: bool) -> Result<(), Error> {
         match self.proof(fingerprint) {
             Some(Ok(())) => Ok(()),
             proof => Err(UnprovenKeyFile {
                 id: id.to_string(),
                 fingerprint: *fingerprint,
+                new_key,
                 why: proof.and_then(|proof| proof.clone().err()),
             }
             .into()),
@@ -802,14 +820,18 @@ impl<'k> Prover<'k> {
 }
 
 /// A restore refused because the missing key file of a protected key would
-/// be put back from a key file not proven to hold that key (finding 33):
-/// the passphrase that proves it is missing or does not.
+/// be put back (finding 33), or a protected key new to the store stored
+/// (finding 51), from a key file not proven to hold that key: the
+/// passphrase that proves it is missing or does not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnprovenKeyFile {
     /// The key id.
     pub id: String,
-    /// The fingerprint of the key the store lists under it.
+    /// The fingerprint of the key the store lists under it, or the key
+    /// file claims.
     pub fingerprint: Fingerprint,
+    /// Whether the key is new to the store (else its key file is missing).
+    pub new_key: bool,
     /// What the passphrase given found, if one was given.
     pub why: Option<String>,
 }
@@ -817,6 +839,22 @@ pub struct UnprovenKeyFile {
 impl std::fmt::Display for UnprovenKeyFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let id = &self.id;
+        if self.new_key {
+            let found = match &self.why {
+                Some(why) => format!(" ({why})"),
+                None => String::new(),
+            };
+            return write!(
+                f,
+                "refusing to restore - encryption key '{id}' is passphrase protected and new to \
+                 this store, and its key file is not proven to hold the key with fingerprint \
+                 {}{found} - a protected key file only claims its fingerprint: it is stored only \
+                 once the key's own passphrase decrypts it to that key - give the key's \
+                 passphrase (the CLI's --key-passphrase-file FILE, the API's key-passphrase) and \
+                 restore it again - nothing was restored",
+                self.fingerprint.signature()
+            );
+        }
         match &self.why {
             Some(why) => write!(
                 f,
@@ -1175,15 +1213,67 @@ mod tests {
         assert_eq!(std::fs::read(&k_prot).unwrap(), original);
         assert!(dir.verify(false).unwrap().is_clean());
 
-        // a key whose file is there, or whose id is not listed, needs none
+        // a key whose file is there needs none
         let again = keys.restore_keys(&restore_keys_of(&real), None).unwrap();
         assert_eq!(again[0].outcome, RestoreOutcome::AlreadyPresent);
+    }
+
+    /// A protected key new to the store is stored only from a key file the
+    /// restore's passphrase proves (finding 51): a forged file claiming its
+    /// fingerprint would take it, and pass the drill as its copy.
+    #[test]
+    fn a_protected_key_new_to_the_store_is_stored_only_from_a_proven_key_file() {
+        use pbs_api_types::Kdf;
+
+        const RIGHT: &[u8] = b"the key's own passphrase";
+        const OTHER: &[u8] = b"the forger's passphrase";
+        let (_tmp, source) = store();
+        let keys = source.encryption_keys();
+        let real_key = KeyConfig::with_key(&[7; 32], RIGHT, Kdf::PBKDF2).unwrap();
+        keys.store_key("k-prot", &real_key).unwrap();
+        let real = bundle_of_all(&source);
+        let original = std::fs::read(keys.key_path("k-prot")).unwrap();
+        let entry = keys.entry("k-prot").unwrap();
+        let mut forged = KeyConfig::with_key(&[43; 32], OTHER, Kdf::PBKDF2).unwrap();
+        forged.fingerprint = entry.info.fingerprint;
+        let forged_file = forged.to_json().unwrap();
+        let forged_keys = || {
+            [RestoreKey {
+                entry: entry.clone(),
+                key_config: &forged,
+                key_file: forged_file.as_bytes(),
+            }]
+        };
+
         let (_tmp2, fresh) = store();
-        let restored = fresh
-            .encryption_keys()
-            .restore_keys(&restore_keys_of(&real), None)
+        let fresh_keys = fresh.encryption_keys();
+        let fresh_before = files(&fresh);
+        for (keys_of, passphrase, needle) in [
+            (Vec::from(forged_keys()), None, "give the key's passphrase"),
+            (
+                Vec::from(forged_keys()),
+                Some(OTHER),
+                "only claims the key's fingerprint",
+            ),
+            (restore_keys_of(&real), None, "give the key's passphrase"),
+        ] {
+            let err = fresh_keys.restore_keys(&keys_of, passphrase).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("encryption key 'k-prot' is passphrase protected and new")
+                    && text.contains(needle),
+                "{needle:?} not in {text}"
+            );
+            assert_eq!(files(&fresh), fresh_before, "{needle}");
+        }
+        let restored = fresh_keys
+            .restore_keys(&restore_keys_of(&real), Some(RIGHT))
             .unwrap();
         assert_eq!(restored[0].outcome, RestoreOutcome::Restored);
+        assert_eq!(
+            std::fs::read(fresh_keys.key_path("k-prot")).unwrap(),
+            original
+        );
     }
 
     #[test]

@@ -168,10 +168,10 @@ pub struct RestoreArgs {
     #[arg(long = "id", value_name = "ID")]
     ids: Vec<String>,
     /// The passphrase of the protected keys whose missing key file the
-    /// restore puts back, on the first line of FILE: a protected key file
-    /// only claims its fingerprint, so it is put back only if this
-    /// decrypts it to the key (restore keys of other passphrases apart,
-    /// with --id).
+    /// restore puts back, or that it stores new, on the first line of FILE:
+    /// a protected key file only claims its fingerprint, so it is put back
+    /// or stored only if this decrypts it to the key (restore keys of other
+    /// passphrases apart, with --id).
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     key_passphrase_file: Option<PathBuf>,
     #[command(flatten)]
