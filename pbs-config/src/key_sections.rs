@@ -642,6 +642,7 @@ impl KeySections {
         if !same_sections {
             bail!("ids or fingerprints differ between the kept and the rendering parse");
         }
+        check_lookups(&ours, &rendering)?;
         let (told, compared) = match CONFIG.scan_as_written(path, text, FINGERPRINT)? {
             Scanned::AsWritten { sections, values } => (
                 sections_told(text, &sections, &values),
@@ -666,4 +667,39 @@ impl KeySections {
         }
         Ok(kept)
     }
+}
+
+/// [`KeySections::check_against_generic`]'s check of a store's lookups
+/// ([`KeySections::taken_by`]) in `ours` against a search of the
+/// fingerprints of `rendering` (the same text's other parse) as parsed.
+fn check_lookups(ours: &KeySections, rendering: &KeySections) -> Result<(), Error> {
+    let fingerprint = |section: &Section| {
+        let body = rendering.body_of(section);
+        section
+            .fingerprint
+            .clone()
+            .map(|range| body[range].to_string())
+    };
+    let parsed: Vec<(&str, Option<Fingerprint>)> = rendering
+        .sections
+        .iter()
+        .map(|section| {
+            let text = fingerprint(section);
+            let parsed = text.and_then(|text| text.parse().ok());
+            (rendering.id_of(section), parsed)
+        })
+        .collect();
+    for (id, key) in &parsed {
+        let Some(key) = key else { continue };
+        if ours.taken_by(id, key) != Some(KeyTaken::Id) {
+            bail!("a store of '{id}' would not find its id taken");
+        }
+        let holder = parsed.iter().find(|(_, other)| other.as_ref() == Some(key));
+        let expected = holder.map(|(holder, _)| KeyTaken::Fingerprint(holder));
+        // no section has an empty id
+        if ours.taken_by("", key) != expected {
+            bail!("a store of the key of '{id}' under a new id would not find its holder");
+        }
+    }
+    Ok(())
 }
