@@ -248,7 +248,10 @@ fn scan_backwards(
         let mut seg_end = buf.len();
         while let Some(newline) = memchr::memrchr(b'\n', &buf[..seg_end]) {
             if tail_skipped {
-                if !carry_too_long && visit(&buf[newline + 1..seg_end]) {
+                // a line longer than a record may be is skipped, as the
+                // forward reader skips it (`RawLine::TooLong`)
+                let line = &buf[newline + 1..seg_end];
+                if !carry_too_long && line.len() <= MAX_LINE_LEN && visit(line) {
                     return Ok(());
                 }
             } else {
@@ -398,6 +401,45 @@ mod tests {
         let mut back = lines_backwards(text.as_bytes());
         back.reverse();
         assert_eq!(back, long);
+    }
+
+    /// The lines the forward reader keeps of `data` (long ones skipped).
+    fn lines_forwards(data: &[u8]) -> Vec<String> {
+        let tmp = tempfile::tempfile().unwrap();
+        tmp.write_all_at(data, 0).unwrap();
+        let mut reader = LineReader::new(&tmp, 0).unwrap();
+        let mut out = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            if let RawLine::Line(line) = line {
+                out.push(String::from_utf8(line).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Both directions skip the same too-long lines, wherever they lie
+    /// against the backward scan's 64 KiB chunks: just over the limit, at
+    /// it, well inside a chunk, across a chunk's start, longer than a chunk.
+    #[test]
+    fn backwards_skips_the_long_lines_the_forward_reader_skips() {
+        for long in [MAX_LINE_LEN, MAX_LINE_LEN + 1, 20_000, 70_000, 200_000] {
+            for before in [0, 1, 50_000, 63_000] {
+                let mut lines: Vec<String> = (0..before / 10).map(|i| format!("b{i:08}")).collect();
+                lines.push("x".repeat(long));
+                lines.extend((0..30).map(|i| format!("a{i}")));
+                let text = lines.join("\n") + "\n";
+                let mut back = lines_backwards(text.as_bytes());
+                back.reverse();
+                let forward = lines_forwards(text.as_bytes());
+                assert!(
+                    back == forward,
+                    "long {long}, before {before}: {} lines backwards, {} forwards",
+                    back.len(),
+                    forward.len()
+                );
+                assert_eq!(back.len() + usize::from(long > MAX_LINE_LEN), lines.len());
+            }
+        }
     }
 
     /// A record's line as the log writes it, with `seq` as given (its
