@@ -19,6 +19,8 @@
 //! - [`privileges`]: running a child as another user (`run_as`) or under
 //!   umask 000;
 //! - [`pty`]: a process on a pseudo-terminal (prompts without echo);
+//! - [`refusals`]: a child whose file systems refuse unnamed files and
+//!   hard links, as vfat does (a seccomp filter);
 //! - [`keys`]: fixed test keys, the typing aid of a paperkey; [`rng`]: a
 //!   seeded random number generator.
 //!
@@ -36,6 +38,7 @@ pub mod keys;
 pub mod manager;
 pub mod privileges;
 pub mod pty;
+pub mod refusals;
 pub mod rng;
 pub mod secrets;
 pub mod throttle;
