@@ -16,6 +16,8 @@ mod broken_locks;
 mod concurrency;
 mod crash;
 mod daemon;
+// a new key file on file systems without O_TMPFILE or hard links (seccomp)
+mod fallbacks;
 mod faults;
 mod full_disk;
 mod hostile;
@@ -55,6 +57,22 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "crash::a_create_killed_before_its_output_file_is_named_leaves_nothing_beside_it",
         crash::a_create_killed_before_its_output_file_is_named_leaves_nothing_beside_it,
+    ),
+    (
+        "fallbacks::each_fallback_writes_the_listed_key_and_nothing_beside_it",
+        fallbacks::each_fallback_writes_the_listed_key_and_nothing_beside_it,
+    ),
+    (
+        "fallbacks::a_name_planted_while_create_writes_is_never_written_over",
+        fallbacks::a_name_planted_while_create_writes_is_never_written_over,
+    ),
+    (
+        "fallbacks::a_create_whose_output_file_fails_removes_the_key_again",
+        fallbacks::a_create_whose_output_file_fails_removes_the_key_again,
+    ),
+    (
+        "fallbacks::a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_file",
+        fallbacks::a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_file,
     ),
     (
         "readers::list_and_load_do_not_wait_for_a_writer",

@@ -1,0 +1,570 @@
+//! The fallbacks of a new file holding key material (`create
+//! --output-file`, `paperkey --output-file`, `export --output-file`), run
+//! through the real command on file systems that refuse what vfat refuses.
+//!
+//! The file is made as an unnamed file (`O_TMPFILE`) linked to its name;
+//! where the file system refuses that, as a temp file beside it and a hard
+//! link (`NewFileWay::TempName`); where it has no hard links either,
+//! created exclusively and written in place (`InPlace`). This machine's
+//! kernel has no vfat, so a seccomp filter in the child
+//! (`pbs_test_kit::refusals`) makes the kernel refuse `O_TMPFILE`
+//! (`EOPNOTSUPP`) and hard links (`EPERM`) for it, for real. Each test
+//! fails, saying why, where seccomp cannot be installed.
+//!
+//! For each way: the file holds the key the store lists (its fingerprint,
+//! computed from the key), mode 0600, the note on stderr names the way, no
+//! temp file stays beside it; an existing file, a symbolic link or a
+//! dangling one at the name, there before the command or planted while it
+//! writes, is refused and left as it was; a write that fails removes the
+//! new key from the store again (into the trash) and leaves nothing; a
+//! kill before the file has its name leaves at most the temp file, which
+//! the next command writing there names.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::bail;
+use serde_json::Value;
+
+use pbs_key_config::KeyConfig;
+use pbs_test_kit::privileges::root_or_skip;
+use pbs_test_kit::refusals::{self, Refusal};
+use pbs_test_kit::tmpfs::Tmpfs;
+use pbs_test_kit::{Manager, Run};
+
+use crate::support::run_killed_at;
+
+/// The two fallbacks: what the child's file systems refuse, and what the
+/// note on stderr says of the way taken.
+const WAYS: [(Refusal, &str); 2] = [
+    (
+        Refusal::UnnamedFiles,
+        "refuses unnamed files (O_TMPFILE) - the key was written under a temporary name \
+         beside it first",
+    ),
+    (
+        Refusal::UnnamedFilesAndHardLinks,
+        "has neither unnamed files (O_TMPFILE) nor hard links - the key was written in place \
+         under its name",
+    ),
+];
+
+const PASSPHRASE: &str = "bundle pass phrase";
+const REMOVED: &str = "the new key was removed from the store again (into the trash)";
+
+/// A config dir, an output directory beside it, and the manager on it.
+struct Scene {
+    tmp: tempfile::TempDir,
+    cli: Manager,
+}
+
+impl Scene {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("out")).unwrap();
+        std::fs::write(tmp.path().join("pass"), format!("{PASSPHRASE}\n")).unwrap();
+        let cli = Manager::new(&tmp.path().join("config"));
+        Self { tmp, cli }
+    }
+
+    /// The output directory.
+    fn out(&self) -> PathBuf {
+        self.tmp.path().join("out")
+    }
+
+    /// `name` in the output directory, as an argument.
+    fn target(&self, name: &str) -> String {
+        self.out().join(name).display().to_string()
+    }
+
+    /// `name` beside the config dir.
+    fn file(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// The manager's `args` in a child whose file systems refuse
+    /// `refusal`.
+    fn command(&self, refusal: Refusal, args: &[&str]) -> Command {
+        let mut cmd = self.cli.command(args);
+        refusals::refuse(&mut cmd, refusal);
+        cmd
+    }
+
+    /// Runs `args` under `refusal`; no known key in its output.
+    fn run(&self, refusal: Refusal, args: &[&str]) -> Run {
+        let run = Manager::run_command(self.command(refusal, args), None);
+        self.cli
+            .secrets
+            .assert_absent(&format!("{args:?}"), &run.stdout);
+        self.cli
+            .secrets
+            .assert_absent(&format!("{args:?}"), &run.stderr);
+        run
+    }
+
+    /// The ids of the store, archived ones too.
+    fn ids(&self) -> Vec<String> {
+        ids(&self.cli, &["encryption-key", "list", "--include-archived"])
+    }
+
+    /// The ids in the trash.
+    fn trashed(&self) -> Vec<String> {
+        ids(&self.cli, &["encryption-key", "trash", "list"])
+    }
+}
+
+/// The `id` of each entry of the JSON list `args` prints.
+fn ids(cli: &Manager, args: &[&str]) -> Vec<String> {
+    let list = json(cli, args);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[track_caller]
+fn json(cli: &Manager, args: &[&str]) -> Value {
+    let run = cli.run(&[&["--output-format", "json"][..], args].concat());
+    assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+/// The fingerprint the store of `cli` lists for `id`.
+fn listed_fingerprint(cli: &Manager, id: &str) -> String {
+    let list = json(cli, &["encryption-key", "list", "--include-archived"]);
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["id"] == id)
+        .unwrap_or_else(|| panic!("'{id}' is not listed: {list}"));
+    entry["fingerprint"].as_str().unwrap().to_string()
+}
+
+/// The fingerprint of the key in the key file `path`, computed from the
+/// key (not the one the file states).
+fn fingerprint_of_file(path: &Path) -> String {
+    let key = KeyConfig::load(path).unwrap();
+    let (_, _, fingerprint) = key
+        .decrypt(&|| bail!("an unprotected key"))
+        .unwrap_or_else(|err| panic!("{path:?} does not load: {err}"));
+    fingerprint.signature()
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+/// A run that wrote a file the fallback way `note` names: exit 0, and the
+/// note (about `what`) naming `path`.
+#[track_caller]
+fn assert_written(run: &Run, note: &str, what: &str, path: &str) {
+    assert_eq!(run.code, 0, "{run:?}");
+    let note = note.replace("the key", what);
+    assert!(
+        run.stderr
+            .contains(&format!("Note: the file system of {path:?} {note}")),
+        "no note of the way taken: {run:?}"
+    );
+}
+
+/// `create`, `paperkey` and `export` writing to new files by each
+/// fallback: each file holds exactly the key the store lists, mode 0600,
+/// the note names the way, and nothing else is left beside it.
+pub fn each_fallback_writes_the_listed_key_and_nothing_beside_it() {
+    refusals::assert_seccomp_works();
+    for (refusal, note) in WAYS {
+        let scene = Scene::new();
+        let cli = &scene.cli;
+        let key_file = scene.target("new-key.json");
+        let run = scene.run(
+            refusal,
+            &[
+                "encryption-key",
+                "create",
+                "new-key",
+                "--output-file",
+                &key_file,
+            ],
+        );
+        assert_written(&run, note, "the key", &key_file);
+        let key_path = Path::new(&key_file);
+        cli.secrets
+            .key_file("new-key", &KeyConfig::load(key_path).unwrap());
+        cli.secrets
+            .assert_absent("create --output-file", &run.stdout);
+        cli.secrets
+            .assert_absent("create --output-file", &run.stderr);
+        let fingerprint = listed_fingerprint(cli, "new-key");
+        assert_eq!(fingerprint_of_file(key_path), fingerprint, "{refusal:?}");
+        assert_eq!(mode(key_path), 0o600, "{refusal:?}");
+        assert_eq!(names(&scene.out()), ["new-key.json"], "{refusal:?}");
+
+        // the paperkey, typed back into another store
+        let paper = scene.target("new-key.paper");
+        let run = Manager::run_command(
+            scene.command(
+                refusal,
+                &[
+                    "encryption-key",
+                    "paperkey",
+                    "new-key",
+                    "--output-file",
+                    &paper,
+                ],
+            ),
+            None,
+        );
+        assert_written(&run, note, "the paperkey", &paper);
+        assert_eq!(mode(Path::new(&paper)), 0o600, "{refusal:?}");
+        let typed_back = Manager::new(&scene.file("typed-back"));
+        let run = typed_back.run(&["encryption-key", "import", "new-key", "--file", &paper]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(listed_fingerprint(&typed_back, "new-key"), fingerprint);
+
+        // the export bundle, restored into another store
+        let bundle = scene.target("new-key.pbsx");
+        let pass = scene.file("pass").display().to_string();
+        let run = scene.run(
+            refusal,
+            &[
+                "encryption-key",
+                "export",
+                "new-key",
+                "--output-file",
+                &bundle,
+                "--passphrase-file",
+                &pass,
+            ],
+        );
+        assert_written(&run, note, "the bundle", &bundle);
+        assert_eq!(mode(Path::new(&bundle)), 0o600, "{refusal:?}");
+        let restored = Manager::new(&scene.file("restored"));
+        let run = restored.run(&[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(listed_fingerprint(&restored, "new-key"), fingerprint);
+        assert_eq!(
+            names(&scene.out()),
+            ["new-key.json", "new-key.paper", "new-key.pbsx"],
+            "{refusal:?}"
+        );
+
+        existing_names_are_refused_and_left_alone(&scene, refusal, &pass);
+    }
+}
+
+/// An existing file, a symbolic link to one and a dangling symbolic link
+/// at the output file: each command refuses, nothing changes.
+fn existing_names_are_refused_and_left_alone(scene: &Scene, refusal: Refusal, pass: &str) {
+    let victim = scene.file("victim");
+    std::fs::write(&victim, "not to be written over").unwrap();
+    let nowhere = scene.file("nowhere");
+    symlink(&victim, scene.out().join("link")).unwrap();
+    symlink(&nowhere, scene.out().join("dangling")).unwrap();
+    let key_before = std::fs::read(scene.out().join("new-key.json")).unwrap();
+    let names_before = names(&scene.out());
+    for name in ["new-key.json", "link", "dangling"] {
+        let target = scene.target(name);
+        for args in [
+            &[
+                "encryption-key",
+                "create",
+                "second",
+                "--output-file",
+                &target,
+            ][..],
+            &[
+                "encryption-key",
+                "paperkey",
+                "new-key",
+                "--output-file",
+                &target,
+            ],
+            &[
+                "encryption-key",
+                "export",
+                "new-key",
+                "--output-file",
+                &target,
+                "--passphrase-file",
+                pass,
+            ],
+        ] {
+            let run = scene.run(refusal, args);
+            assert_eq!(run.code, 255, "{args:?}: {run:?}");
+            assert!(
+                run.stderr.contains(&format!("{target:?} exists already")),
+                "{args:?}: {run:?}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(scene.out().join("new-key.json")).unwrap(),
+        key_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "not to be written over"
+    );
+    assert_eq!(
+        std::fs::read_link(scene.out().join("link")).unwrap(),
+        victim
+    );
+    assert!(
+        !nowhere.exists(),
+        "{refusal:?}: written through a dangling link"
+    );
+    assert_eq!(names(&scene.out()), names_before);
+    assert_eq!(scene.ids(), ["new-key"]);
+}
+
+/// What a test plants at the output file while `create` writes it.
+#[derive(Clone, Copy, Debug)]
+enum Plant {
+    File,
+    Symlink,
+    DanglingSymlink,
+}
+
+/// `create --output-file` paused once the key is written, before the file
+/// has its name; a file or a symbolic link planted at the name then: the
+/// command refuses it, leaves it (and what a link points to) as it was,
+/// and removes the new key from the store again. Neither way writes
+/// through the planted name.
+pub fn a_name_planted_while_create_writes_is_never_written_over() {
+    refusals::assert_seccomp_works();
+    for (refusal, _) in WAYS {
+        for plant in [Plant::File, Plant::Symlink, Plant::DanglingSymlink] {
+            let scene = Scene::new();
+            let target = scene.target("new-key.json");
+            let victim = scene.file("victim");
+            std::fs::write(&victim, "not to be written over").unwrap();
+            let nowhere = scene.file("nowhere");
+
+            let mut child = scene
+                .command(
+                    refusal,
+                    &[
+                        "encryption-key",
+                        "create",
+                        "lost-key",
+                        "--output-file",
+                        &target,
+                    ],
+                )
+                .env("PBS_PAUSEPOINT", "create:output-written")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stderr = BufReader::new(child.stderr.take().unwrap());
+            let mut line = String::new();
+            stderr.read_line(&mut line).unwrap();
+            assert!(
+                line.contains("pausepoint create:output-written reached"),
+                "{refusal:?} {plant:?}: {line}"
+            );
+            match plant {
+                Plant::File => std::fs::write(&target, "planted").unwrap(),
+                Plant::Symlink => symlink(&victim, &target).unwrap(),
+                Plant::DanglingSymlink => symlink(&nowhere, &target).unwrap(),
+            }
+            drop(child.stdin.take());
+            let mut rest = String::new();
+            stderr.read_to_string(&mut rest).unwrap();
+            let output = child.wait_with_output().unwrap();
+            let context = format!("{refusal:?} {plant:?}: {rest}");
+            assert_eq!(output.status.code(), Some(255), "{context}");
+            assert!(
+                rest.contains("file exists, refusing to overwrite it") && rest.contains(REMOVED),
+                "{context}"
+            );
+
+            match plant {
+                Plant::File => {
+                    assert_eq!(std::fs::read_to_string(&target).unwrap(), "planted")
+                }
+                Plant::Symlink => assert_eq!(std::fs::read_link(&target).unwrap(), victim),
+                Plant::DanglingSymlink => {
+                    assert_eq!(std::fs::read_link(&target).unwrap(), nowhere)
+                }
+            }
+            assert_eq!(
+                std::fs::read_to_string(&victim).unwrap(),
+                "not to be written over",
+                "{context}"
+            );
+            assert!(!nowhere.exists(), "{context}");
+            assert_eq!(names(&scene.out()), ["new-key.json"], "{context}");
+            assert!(scene.ids().is_empty(), "{context}");
+            assert_eq!(scene.trashed(), ["lost-key"], "{context}");
+        }
+    }
+}
+
+/// A create whose output file cannot be written removes the new key from
+/// the store again (into the trash) and leaves nothing beside the target:
+/// a hard link failing with EIO after the data is written and synced
+/// (the temp-name way), and (as root, which mounts a tmpfs) a full disk
+/// and a read-only file system under each way.
+pub fn a_create_whose_output_file_fails_removes_the_key_again() {
+    refusals::assert_seccomp_works();
+    let scene = Scene::new();
+    let target = scene.target("lost-key.json");
+    let args = [
+        "encryption-key",
+        "create",
+        "lost-key",
+        "--output-file",
+        &target,
+    ];
+    let run = scene.run(Refusal::UnnamedFilesAndLinksFailing, &args);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains("Input/output error") && run.stderr.contains(REMOVED),
+        "{run:?}"
+    );
+    assert!(names(&scene.out()).is_empty(), "{run:?}");
+    assert!(scene.ids().is_empty());
+    assert_eq!(scene.trashed(), ["lost-key"]);
+
+    if !root_or_skip("a full disk and a read-only file system (tmpfs mounts)") {
+        return;
+    }
+    for (refusal, _) in WAYS {
+        let scene = Scene::new();
+        let mount = Tmpfs::mount(&scene.out(), "64k");
+        mount.fill("filler", 0);
+        let target = scene.target("lost-key.json");
+        let args = [
+            "encryption-key",
+            "create",
+            "lost-key",
+            "--output-file",
+            &target,
+        ];
+        let run = scene.run(refusal, &args);
+        assert_eq!(run.code, 255, "{refusal:?}: {run:?}");
+        assert!(
+            run.stderr.contains("No space left on device") && run.stderr.contains(REMOVED),
+            "{refusal:?}: {run:?}"
+        );
+        assert_eq!(names(&scene.out()), ["filler"], "{refusal:?}");
+
+        std::fs::remove_file(scene.out().join("filler")).unwrap();
+        mount.remount(true);
+        let run = scene.run(refusal, &args);
+        assert_eq!(run.code, 255, "{refusal:?}: {run:?}");
+        assert!(
+            run.stderr.contains("Read-only file system") && run.stderr.contains(REMOVED),
+            "{refusal:?}: {run:?}"
+        );
+        assert!(names(&scene.out()).is_empty(), "{refusal:?}");
+        assert!(scene.ids().is_empty(), "{refusal:?}");
+        assert_eq!(scene.trashed(), ["lost-key", "lost-key"], "{refusal:?}");
+        drop(mount);
+    }
+}
+
+/// `create --output-file` killed once the key is written, before the file
+/// has its name, by each fallback: never a file, partial or whole, at the
+/// name; at most the temp file beside it (0600, holding the key the store
+/// lists, which is not lost); and the next command writing there names
+/// that file and says what to do about it.
+pub fn a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_file() {
+    refusals::assert_seccomp_works();
+    assert!(
+        pbs_config::failpoint::enabled(),
+        "pbs-config must be built with the failpoints feature for this test"
+    );
+    for (refusal, note) in WAYS {
+        let scene = Scene::new();
+        let target = scene.target("new-key.json");
+        let args = [
+            "encryption-key",
+            "create",
+            "new-key",
+            "--output-file",
+            &target,
+        ];
+        run_killed_at(scene.command(refusal, &args), "create:output-written");
+        assert!(!Path::new(&target).exists(), "{refusal:?}");
+        let left = names(&scene.out());
+        let [temp] = left.as_slice() else {
+            panic!("{refusal:?}: not one temp file beside the target: {left:?}");
+        };
+        assert!(temp.starts_with("new-key.json.tmp_"), "{refusal:?}: {temp}");
+        let temp_path = scene.out().join(temp);
+        assert_eq!(mode(&temp_path), 0o600, "{refusal:?}");
+        assert_eq!(
+            fingerprint_of_file(&temp_path),
+            listed_fingerprint(&scene.cli, "new-key"),
+            "{refusal:?}"
+        );
+        scene
+            .cli
+            .secrets
+            .key_file("new-key", &KeyConfig::load(&temp_path).unwrap());
+        // the store is whole: the key stays in it, among the keys of which
+        // no verified copy is recorded, as after any create killed after
+        // its store
+        let verify = scene.cli.run(&["encryption-key", "verify"]);
+        assert_eq!(verify.code, 0, "{refusal:?}: {verify:?}");
+        assert_eq!(
+            ids(
+                &scene.cli,
+                &["encryption-key", "list", "--no-verified-copy"]
+            ),
+            ["new-key"]
+        );
+
+        // the next command writing to the same name says what is there
+        let run = scene.run(
+            refusal,
+            &[
+                "encryption-key",
+                "create",
+                "other-key",
+                "--output-file",
+                &target,
+            ],
+        );
+        assert_written(&run, note, "the key", &target);
+        let temp_text = temp_path.display().to_string();
+        assert!(
+            run.stderr.contains(&format!(
+                "Note: {temp_text:?} beside {target:?} is left from a write that was interrupted"
+            )),
+            "{refusal:?}: {run:?}"
+        );
+        assert_eq!(
+            fingerprint_of_file(Path::new(&target)),
+            listed_fingerprint(&scene.cli, "other-key")
+        );
+        assert_eq!(
+            names(&scene.out()),
+            ["new-key.json", temp.as_str()],
+            "{refusal:?}"
+        );
+    }
+}
