@@ -1225,12 +1225,11 @@ fn to_data_key(mut bytes: Vec<u8>) -> Option<[u8; 32]> {
     key
 }
 
-/// Writes a bundle to `path` with mode 0600, never over an existing file:
-/// the file appears complete or not at all (see [`KeyConfig::store`]).
-pub fn write_bundle_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
+/// Writes a bundle to `path` with mode 0600, never over an existing file,
+/// as [`crate::write_new_file`]; says how the file was made.
+pub fn write_bundle_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<crate::NewFileWay, Error> {
     let path = path.as_ref();
     crate::create_new_file(path, data, bundle_file_options(), &|| ())
-        .map(|_| ())
         .layer_err(|| format!("unable to write export bundle {path:?}"))
 }
 

@@ -465,9 +465,10 @@ impl KeyConfig {
 
 /// Writes a file holding key material (a paperkey, a key file) to `path`
 /// with mode 0600, never over an existing file: it appears complete or not
-/// at all (see [`KeyConfig::store`]).
-pub fn write_new_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<(), Error> {
-    write_new_file_with(path, data, &|| ()).map(|_| ())
+/// at all, unless the file system has neither unnamed files nor hard links
+/// (see [`create_new_file`]); says how the file was made.
+pub fn write_new_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<NewFileWay, Error> {
+    write_new_file_with(path, data, &|| ())
 }
 
 /// [`write_new_file`], calling `before_link` once the data is written and

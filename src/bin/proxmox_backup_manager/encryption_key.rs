@@ -874,6 +874,7 @@ fn create_to_file(
             "directory {parent:?} of output file {path:?} does not exist"
         )));
     }
+    key_export::note_interrupted_writes(path);
 
     let key_config = create_key(dir, id, hint)?;
     let written = key_config.to_json().and_then(|mut text| {
@@ -885,12 +886,7 @@ fn create_to_file(
     });
     drop(key_config);
     match written {
-        Ok(pbs_key_config::NewFileWay::Unnamed) => {}
-        // a crash before the link would have left the key there
-        Ok(_) => eprintln!(
-            "Note: the file system of {path:?} refuses unnamed files (O_TMPFILE) - the key was \
-             written under a temporary name beside it first"
-        ),
+        Ok(way) => key_export::note_new_file_way(path, "the key", way),
         Err(err) => return Err(remove_new_key(dir, id, err)),
     }
     let key = encryption_keys::show_key(dir, id)?;

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use pbs_config::ConfigDir;
 use pbs_config::export::{BundleKeyCheck, RestoreOutcome, RestoredKey, StoreState};
+use pbs_key_config::NewFileWay;
 use pbs_key_config::bundle::{
     BundleKeyInfo, BundleRecipient, read_bundle_file, read_bundle_header, rsa_private_key_from_pem,
     write_bundle_file,
@@ -230,6 +231,60 @@ fn check_output_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Tells on stderr how a new file holding `what` (the key, a paperkey, a
+/// bundle) was made at `path` when its file system refused the unnamed
+/// file that never shows a partial one (`pbs_key_config::NewFileWay`).
+pub(super) fn note_new_file_way(path: &Path, what: &str, way: NewFileWay) {
+    match way {
+        NewFileWay::Unnamed => {}
+        NewFileWay::TempName => eprintln!(
+            "Note: the file system of {path:?} refuses unnamed files (O_TMPFILE) - {what} was \
+             written under a temporary name beside it first, then linked to its name"
+        ),
+        NewFileWay::InPlace => eprintln!(
+            "Note: the file system of {path:?} has neither unnamed files (O_TMPFILE) nor hard \
+             links - {what} was written in place under its name: complete now, but a crash \
+             while writing would have left a partial file there"
+        ),
+    }
+}
+
+/// Tells on stderr of each temp file beside the new file `path` that a
+/// write of it left when it was interrupted before the file had its name
+/// (`<FILE>.tmp_XXXXXX`, on a file system without unnamed files): it may
+/// hold a key in full, under a name nobody asked for.
+pub(super) fn note_interrupted_writes(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return; // a note only: writing the file says what is wrong
+    };
+    let mut prefix = name.to_os_string();
+    prefix.push(".tmp_");
+    let prefix = prefix.as_encoded_bytes();
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        let suffix = match entry_name.as_encoded_bytes().strip_prefix(prefix) {
+            Some(suffix) => suffix,
+            None => continue,
+        };
+        if suffix.len() == 6 && suffix.iter().all(u8::is_ascii_alphanumeric) {
+            eprintln!(
+                "Note: {:?} beside {path:?} is left from a write that was interrupted before the \
+                 file had its name - it may hold a key in full: keep it under a name you mean, \
+                 or remove it",
+                dir.join(&entry_name)
+            );
+        }
+    }
+}
+
 /// Reads a PEM file (at most 64 KiB).
 pub(super) fn read_pem(path: &Path, option: &str) -> Result<Passphrase, Error> {
     use std::io::Read;
@@ -267,6 +322,7 @@ pub fn export(out: &Output, dir: &ConfigDir, args: ExportArgs) -> Result<ExitCod
     let verb = "failed to export encryption keys".to_string();
     let path = &args.output_file;
     check_output_file(path).map_err(|why| format_err!("{verb} - output file {why}"))?;
+    note_interrupted_writes(path);
     let selection = api::export_selection(args.ids, args.all, args.include_archived)
         .map_err(|err| param_context(err, option_context(verb.clone())))?;
 
@@ -301,8 +357,9 @@ pub fn export(out: &Output, dir: &ConfigDir, args: ExportArgs) -> Result<ExitCod
 
     let exported = api::export_keys(dir, &selection, &recipients, &|_| Ok(()))
         .map_err(|err| param_context(err, option_context(verb.clone())))?;
-    write_bundle_file(path, exported.bundle.as_bytes())
+    let way = write_bundle_file(path, exported.bundle.as_bytes())
         .map_err(|err| format_err!("{verb} - {err}"))?;
+    note_new_file_way(path, "the bundle", way);
 
     let summary = ExportSummary {
         output_file: path.display().to_string(),
@@ -558,6 +615,7 @@ pub fn paperkey(out: &Output, dir: &ConfigDir, args: PaperkeyArgs) -> Result<Exi
     let verb = format!("failed to make a paperkey of encryption key {}", quoted(id));
     if let Some(path) = &args.output_file {
         check_output_file(path).map_err(|why| format_err!("{verb} - output file {why}"))?;
+        note_interrupted_writes(path);
     }
     let format = match out.format() {
         OutputFormat::Html => PaperkeyFormat::Html,
@@ -567,8 +625,9 @@ pub fn paperkey(out: &Output, dir: &ConfigDir, args: PaperkeyArgs) -> Result<Exi
         paperkey_text(dir, id, format).map_err(|err| param_context(err, |_| verb.clone()))?;
     match &args.output_file {
         Some(path) => {
-            pbs_key_config::write_new_file(path, text.as_bytes())
+            let way = pbs_key_config::write_new_file(path, text.as_bytes())
                 .map_err(|err| format_err!("{verb} - {err}"))?;
+            note_new_file_way(path, "the paperkey", way);
             out.message(&path.display().to_string(), |_| {
                 format!("paperkey of encryption key '{id}' written to {path:?} - print it and keep it safe\n")
             })?;
