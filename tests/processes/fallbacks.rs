@@ -18,7 +18,8 @@
 //! writes, is refused and left as it was; a write that fails removes the
 //! new key from the store again (into the trash) and leaves nothing; a
 //! kill before the file has its name leaves at most the temp file, which
-//! the next command writing there names.
+//! the next command writing there names. A rotation's export file takes
+//! the same ways.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, symlink};
@@ -29,12 +30,13 @@ use anyhow::bail;
 use serde_json::Value;
 
 use pbs_key_config::KeyConfig;
+use pbs_test_kit::manager::sync_job_args;
 use pbs_test_kit::privileges::root_or_skip;
 use pbs_test_kit::refusals::{self, Refusal};
 use pbs_test_kit::tmpfs::Tmpfs;
 use pbs_test_kit::{Manager, Run};
 
-use crate::support::run_killed_at;
+use crate::support::{context, run_killed_at};
 
 /// The two fallbacks: what the child's file systems refuse, and what the
 /// note on stderr says of the way taken.
@@ -564,6 +566,71 @@ pub fn a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_f
         assert_eq!(
             names(&scene.out()),
             ["new-key.json", temp.as_str()],
+            "{refusal:?}"
+        );
+    }
+}
+
+/// `rotate --export-file` by each fallback: the rotation writes its
+/// bundle through the same function (and reads it back to prove it);
+/// the bundle restores the new key the store lists, 0600, nothing beside
+/// it. (The rotation's answer does not name the way: it comes from the
+/// API, which prints nothing on stderr.)
+pub fn a_rotation_exports_by_each_fallback() {
+    refusals::assert_seccomp_works();
+    for (refusal, _) in WAYS {
+        let scene = Scene::new();
+        let dir = scene.cli.dir();
+        std::fs::create_dir(dir).unwrap();
+        let key0 = pbs_test_kit::key_config(2);
+        scene.cli.secrets.key_file("key0", &key0);
+        context(dir)
+            .encryption_keys()
+            .store_key("key0", &key0)
+            .unwrap();
+        let push = [
+            "--sync-direction",
+            "push",
+            "--active-encryption-key",
+            "key0",
+        ];
+        let run = scene
+            .cli
+            .run(&sync_job_args("job1", "pbs2", "store2", &push));
+        assert_eq!(run.code, 0, "{run:?}");
+
+        let bundle = scene.target("key-new.pbsx");
+        let pass = scene.file("pass").display().to_string();
+        let run = scene.run(
+            refusal,
+            &[
+                "encryption-key",
+                "rotate",
+                "--job",
+                "job1",
+                "--new-id",
+                "key-new",
+                "--export-file",
+                &bundle,
+                "--passphrase-file",
+                &pass,
+            ],
+        );
+        assert_eq!(run.code, 0, "{refusal:?}: {run:?}");
+        assert_eq!(mode(Path::new(&bundle)), 0o600, "{refusal:?}");
+        assert_eq!(names(&scene.out()), ["key-new.pbsx"], "{refusal:?}");
+        let restored = Manager::new(&scene.file("restored"));
+        let run = restored.run(&[
+            "encryption-key",
+            "restore",
+            &bundle,
+            "--passphrase-file",
+            &pass,
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(
+            listed_fingerprint(&restored, "key-new"),
+            listed_fingerprint(&scene.cli, "key-new"),
             "{refusal:?}"
         );
     }

@@ -75,6 +75,10 @@ const TESTS: &[(&str, TestFn)] = &[
         fallbacks::a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_file,
     ),
     (
+        "fallbacks::a_rotation_exports_by_each_fallback",
+        fallbacks::a_rotation_exports_by_each_fallback,
+    ),
+    (
         "readers::list_and_load_do_not_wait_for_a_writer",
         readers::list_and_load_do_not_wait_for_a_writer,
     ),
