@@ -15,7 +15,8 @@
 //!   login throttle with the instants they were sent and answered;
 //! - [`dirs`]: temporary config dirs, "nothing changed" snapshots and the
 //!   golden vectors; [`edits`]: one-byte edits of a config text;
-//! - [`tmpfs`]: small tmpfs mounts, a full disk;
+//! - [`tmpfs`]: small tmpfs mounts, a full disk; [`exfat`]: a real
+//!   exFAT file system through FUSE (a USB stick's);
 //! - [`privileges`]: running a child as another user (`run_as`) or under
 //!   umask 000;
 //! - [`pty`]: a process on a pseudo-terminal (prompts without echo);
@@ -33,6 +34,7 @@ pub mod bins;
 pub mod daemon;
 pub mod dirs;
 pub mod edits;
+pub mod exfat;
 pub mod https;
 pub mod keys;
 pub mod manager;

@@ -19,7 +19,8 @@
 //! new key from the store again (into the trash) and leaves nothing; a
 //! kill before the file has its name leaves at most the temp file, which
 //! the next command writing there names. A rotation's export file takes
-//! the same ways.
+//! the same ways. And on a real exFAT file system (FUSE, as root), which
+//! keeps no file modes, each command warns that its file is not 0600.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, symlink};
@@ -171,7 +172,8 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// A run that wrote a file the fallback way `note` names: exit 0, and the
-/// note (about `what`) naming `path`.
+/// note (about `what`) naming `path`; a warning of the mode only where
+/// the file is not 0600.
 #[track_caller]
 fn assert_written(run: &Run, note: &str, what: &str, path: &str) {
     assert_eq!(run.code, 0, "{run:?}");
@@ -181,6 +183,8 @@ fn assert_written(run: &Run, note: &str, what: &str, path: &str) {
             .contains(&format!("Note: the file system of {path:?} {note}")),
         "no note of the way taken: {run:?}"
     );
+    let warned = run.stderr.contains("keeps no file modes");
+    assert_eq!(warned, mode(Path::new(path)) != 0o600, "{run:?}");
 }
 
 /// `create`, `paperkey` and `export` writing to new files by each
@@ -634,4 +638,107 @@ pub fn a_rotation_exports_by_each_fallback() {
             "{refusal:?}"
         );
     }
+}
+
+/// A real exFAT file system (a USB stick's, through FUSE): no unnamed
+/// files, no hard links, and no file modes (every file shows the mount's
+/// 0777). `create`, `paperkey` and `export` write there in place, each
+/// file holding the key the store lists, and each command warns that the
+/// file is not 0600 but readable by whoever reaches it, saying how to
+/// mount such a file system.
+pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
+    if !root_or_skip("an exFAT file system (a loop device and a FUSE mount)") {
+        return;
+    }
+    let scene = Scene::new();
+    let stick = pbs_test_kit::exfat::Exfat::mount(&scene.file("stick.img"), &scene.file("stick"));
+    let in_stick = |name: &str| stick.path.join(name).display().to_string();
+    let pass = scene.file("pass").display().to_string();
+    let key_file = in_stick("usb-key.json");
+    let paper = in_stick("usb-key.paper");
+    let bundle = in_stick("usb-key.pbsx");
+    let commands: [(&str, &str, Vec<&str>); 3] = [
+        (
+            "the key",
+            &key_file,
+            vec![
+                "encryption-key",
+                "create",
+                "usb-key",
+                "--output-file",
+                &key_file,
+            ],
+        ),
+        (
+            "the paperkey",
+            &paper,
+            vec![
+                "encryption-key",
+                "paperkey",
+                "usb-key",
+                "--output-file",
+                &paper,
+            ],
+        ),
+        (
+            "the bundle",
+            &bundle,
+            vec![
+                "encryption-key",
+                "export",
+                "usb-key",
+                "--output-file",
+                &bundle,
+                "--passphrase-file",
+                &pass,
+            ],
+        ),
+    ];
+    for (what, path, args) in &commands {
+        let run = Manager::run_command(scene.cli.command(args), None);
+        let (_, in_place) = WAYS[1];
+        assert_written(&run, in_place, what, path);
+        let file_mode = mode(Path::new(path));
+        assert_ne!(file_mode & 0o077, 0, "exFAT kept a mode: {file_mode:04o}");
+        assert!(
+            run.stderr.contains(&format!(
+                "Warning: the file system of {path:?} keeps no file modes - {what} is in a file \
+                 of mode {file_mode:04o}, not 0600"
+            )) && run.stderr.contains("umask=077"),
+            "no warning of the mode: {run:?}"
+        );
+    }
+    let fingerprint = listed_fingerprint(&scene.cli, "usb-key");
+    assert_eq!(fingerprint_of_file(Path::new(&key_file)), fingerprint);
+    assert_eq!(
+        fingerprints_of_copies(&scene, "usb-key", &paper, &bundle),
+        [fingerprint.clone(), fingerprint]
+    );
+    assert_eq!(
+        names(&stick.path),
+        ["usb-key.json", "usb-key.paper", "usb-key.pbsx"]
+    );
+}
+
+/// The fingerprints `id` has in new stores made from its paperkey `paper`
+/// (imported) and from the bundle `bundle` (restored with the scene's
+/// passphrase).
+fn fingerprints_of_copies(scene: &Scene, id: &str, paper: &str, bundle: &str) -> [String; 2] {
+    let typed_back = Manager::new(&scene.file("typed-back"));
+    let run = typed_back.run(&["encryption-key", "import", id, "--file", paper]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let restored = Manager::new(&scene.file("restored"));
+    let pass = scene.file("pass").display().to_string();
+    let run = restored.run(&[
+        "encryption-key",
+        "restore",
+        bundle,
+        "--passphrase-file",
+        &pass,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    [
+        listed_fingerprint(&typed_back, id),
+        listed_fingerprint(&restored, id),
+    ]
 }

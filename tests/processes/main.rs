@@ -79,6 +79,10 @@ const TESTS: &[(&str, TestFn)] = &[
         fallbacks::a_rotation_exports_by_each_fallback,
     ),
     (
+        "fallbacks::on_exfat_each_command_writes_in_place_and_warns_of_the_mode",
+        fallbacks::on_exfat_each_command_writes_in_place_and_warns_of_the_mode,
+    ),
+    (
         "readers::list_and_load_do_not_wait_for_a_writer",
         readers::list_and_load_do_not_wait_for_a_writer,
     ),
