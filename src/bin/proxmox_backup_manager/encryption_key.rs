@@ -886,7 +886,7 @@ fn create_to_file(
     });
     drop(key_config);
     match written {
-        Ok(way) => key_export::note_new_file_way(path, "the key", way),
+        Ok(way) => key_export::note_new_file(path, "the key", way),
         Err(err) => return Err(remove_new_key(dir, id, err)),
     }
     let key = encryption_keys::show_key(dir, id)?;

@@ -233,8 +233,11 @@ fn check_output_file(path: &Path) -> Result<(), String> {
 
 /// Tells on stderr how a new file holding `what` (the key, a paperkey, a
 /// bundle) was made at `path` when its file system refused the unnamed
-/// file that never shows a partial one (`pbs_key_config::NewFileWay`).
-pub(super) fn note_new_file_way(path: &Path, what: &str, way: NewFileWay) {
+/// file that never shows a partial one (`pbs_key_config::NewFileWay`),
+/// and warns if the file system did not keep its mode 0600 (vfat and
+/// exfat show the mount's mode on every file, whatever was asked).
+pub(super) fn note_new_file(path: &Path, what: &str, way: NewFileWay) {
+    use std::os::unix::fs::PermissionsExt;
     match way {
         NewFileWay::Unnamed => {}
         NewFileWay::TempName => eprintln!(
@@ -246,6 +249,18 @@ pub(super) fn note_new_file_way(path: &Path, what: &str, way: NewFileWay) {
              links - {what} was written in place under its name: complete now, but a crash \
              while writing would have left a partial file there"
         ),
+    }
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return; // a warning only: the file was written
+    };
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        eprintln!(
+            "Warning: the file system of {path:?} keeps no file modes - {what} is in a file of \
+             mode {mode:04o}, not 0600: whoever can reach its directory may read it; mount the \
+             file system so that only root can (umask=077 for vfat and exfat), or move the file \
+             where only root can reach it"
+        );
     }
 }
 
@@ -359,7 +374,7 @@ pub fn export(out: &Output, dir: &ConfigDir, args: ExportArgs) -> Result<ExitCod
         .map_err(|err| param_context(err, option_context(verb.clone())))?;
     let way = write_bundle_file(path, exported.bundle.as_bytes())
         .map_err(|err| format_err!("{verb} - {err}"))?;
-    note_new_file_way(path, "the bundle", way);
+    note_new_file(path, "the bundle", way);
 
     let summary = ExportSummary {
         output_file: path.display().to_string(),
@@ -627,7 +642,7 @@ pub fn paperkey(out: &Output, dir: &ConfigDir, args: PaperkeyArgs) -> Result<Exi
         Some(path) => {
             let way = pbs_key_config::write_new_file(path, text.as_bytes())
                 .map_err(|err| format_err!("{verb} - {err}"))?;
-            note_new_file_way(path, "the paperkey", way);
+            note_new_file(path, "the paperkey", way);
             out.message(&path.display().to_string(), |_| {
                 format!("paperkey of encryption key '{id}' written to {path:?} - print it and keep it safe\n")
             })?;
