@@ -1164,6 +1164,60 @@ fn checkpoint_size(text: &str) -> u64 {
         .unwrap()
 }
 
+/// A store holding one protected key, `k-prot`, exported into a bundle:
+/// the files and passphrases of the tests that lose its key file.
+struct ProtectedKeyExported {
+    store: Store,
+    /// The bundle's passphrase file.
+    pass: String,
+    /// A file of the key's own passphrase.
+    key_pass: String,
+    /// A file of another passphrase.
+    wrong: String,
+    /// The bundle of every key.
+    bundle: String,
+    /// The key's file in the store.
+    file: PathBuf,
+    /// What that file holds.
+    original: Vec<u8>,
+}
+
+impl ProtectedKeyExported {
+    fn new() -> Self {
+        use pbs_api_types::Kdf;
+
+        const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+        let store = Store::new();
+        let key = KeyConfig::with_key(&[9; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+        store.cli.secrets.key("k-prot", &[9; 32]);
+        store.cli.secrets.text("key passphrase", KEY_PASS);
+        store
+            .config()
+            .encryption_keys()
+            .store_key("k-prot", &key)
+            .unwrap();
+        let pass = store.input("bundle.pass", PASSPHRASE);
+        let key_pass = store.input("key.pass", KEY_PASS);
+        let wrong = store.input("wrong.pass", "not the key's passphrase");
+        let bundle = store.file("all.pbsx").display().to_string();
+        ok(&store.cli, &export_all(&bundle, &pass));
+        let file = store
+            .sandbox
+            .config_dir()
+            .join("encryption-keys/k-prot.enc");
+        let original = std::fs::read(&file).unwrap();
+        Self {
+            store,
+            pass,
+            key_pass,
+            wrong,
+            bundle,
+            file,
+            original,
+        }
+    }
+}
+
 /// A protected key whose key file is lost: `restore` puts it back from the
 /// bundle only with `--key-passphrase-file` holding the key's passphrase
 /// (a protected key file only claims its fingerprint); without it, or with
@@ -1171,29 +1225,16 @@ fn checkpoint_size(text: &str) -> u64 {
 /// 33).
 #[test]
 fn a_protected_keys_lost_file_is_put_back_only_with_its_passphrase() {
-    use pbs_api_types::Kdf;
-
-    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
-    let store = Store::new();
+    let ProtectedKeyExported {
+        store,
+        pass,
+        key_pass,
+        wrong,
+        bundle,
+        file: lost,
+        original,
+    } = ProtectedKeyExported::new();
     let cli = &store.cli;
-    let key = KeyConfig::with_key(&[9; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
-    cli.secrets.key("k-prot", &[9; 32]);
-    cli.secrets.text("key passphrase", KEY_PASS);
-    store
-        .config()
-        .encryption_keys()
-        .store_key("k-prot", &key)
-        .unwrap();
-    let pass = store.input("bundle.pass", PASSPHRASE);
-    let key_pass = store.input("key.pass", KEY_PASS);
-    let wrong = store.input("wrong.pass", "not the key's passphrase");
-    let bundle = store.file("all.pbsx").display().to_string();
-    ok(cli, &export_all(&bundle, &pass));
-    let lost = store
-        .sandbox
-        .config_dir()
-        .join("encryption-keys/k-prot.enc");
-    let original = std::fs::read(&lost).unwrap();
     std::fs::remove_file(&lost).unwrap();
 
     let before = snapshot(store.sandbox.config_dir(), &[]);
@@ -1232,33 +1273,20 @@ fn a_key_file_lost_while_the_restore_waits_is_proven_under_the_lock() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    use pbs_api_types::Kdf;
-
-    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
     assert!(
         pbs_config::failpoint::enabled(),
         "pbs-config must be built with the failpoints feature for this test"
     );
-    let store = Store::new();
+    let ProtectedKeyExported {
+        store,
+        pass,
+        key_pass,
+        wrong,
+        bundle,
+        file,
+        original,
+    } = ProtectedKeyExported::new();
     let cli = &store.cli;
-    let key = KeyConfig::with_key(&[9; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
-    cli.secrets.key("k-prot", &[9; 32]);
-    cli.secrets.text("key passphrase", KEY_PASS);
-    store
-        .config()
-        .encryption_keys()
-        .store_key("k-prot", &key)
-        .unwrap();
-    let pass = store.input("bundle.pass", PASSPHRASE);
-    let key_pass = store.input("key.pass", KEY_PASS);
-    let wrong = store.input("wrong.pass", "not the key's passphrase");
-    let bundle = store.file("all.pbsx").display().to_string();
-    ok(cli, &export_all(&bundle, &pass));
-    let file = store
-        .sandbox
-        .config_dir()
-        .join("encryption-keys/k-prot.enc");
-    let original = std::fs::read(&file).unwrap();
     let kept = store.file("k-prot.enc.kept");
     std::fs::copy(&file, &kept).unwrap();
     let restore = with_passphrase("restore", &bundle, &pass);
