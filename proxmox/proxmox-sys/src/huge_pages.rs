@@ -326,8 +326,8 @@ impl TextBuf {
     ///
     /// `buf` back and where its UTF-8 is invalid, if it is.
     pub fn from_huge(buf: HugePageBuf) -> Result<Self, (HugePageBuf, std::str::Utf8Error)> {
-        match std::str::from_utf8(&buf) {
-            Ok(_) => Ok(Self(Repr::Huge(buf))),
+        match crate::fs::check_utf8(&buf) {
+            Ok(()) => Ok(Self(Repr::Huge(buf))),
             Err(err) => Err((buf, err)),
         }
     }

@@ -21,7 +21,7 @@ mod lock;
 
 pub use dir::{create_path, ensure_dir_exists};
 pub use file::{
-    TmpFile, file_get_contents, file_get_optional_contents, file_read_optional_string,
+    TmpFile, check_utf8, file_get_contents, file_get_optional_contents, file_read_optional_string,
     file_read_string, fsync_parent_dir, into_utf8, invalid_utf8, make_tmp_file, replace_file,
     write_tmp_file,
 };
