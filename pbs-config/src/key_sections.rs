@@ -160,15 +160,13 @@ impl KeySections {
     /// A section's id and text, as bytes (no character boundaries checked:
     /// the lookups of every section for a store compare bytes only).
     fn parts_of<'a>(&'a self, section: &'a Section) -> (&'a [u8], &'a [u8]) {
-        let text = match &section.body {
-            Body::Read(_) => self.text.as_bytes(),
-            Body::New(text) => text.as_bytes(),
-        };
-        let body = match &section.body {
-            Body::Read(range) => &text[range.clone()],
-            Body::New(_) => text,
-        };
-        (&text[section.id.clone()], body)
+        match &section.body {
+            Body::Read(range) => {
+                let text = self.text.as_bytes();
+                (&text[section.id.clone()], &text[range.clone()])
+            }
+            Body::New(text) => (&text.as_bytes()[section.id.clone()], text.as_bytes()),
+        }
     }
 
     /// Whether a key `id` is in the config.
