@@ -4,6 +4,16 @@
 // writes nothing) and see the result per key, or restore its keys
 // (`POST /config/encryption-key-restore`) and see what happened to each.
 //
+// A restore stores a passphrase-protected key the store lacks, or puts
+// back a protected key's missing key file, only with the key's own
+// passphrase (`key-passphrase`, docs/security.md findings 33 and 51): the
+// view has a field for it, sent with Restore keys only when filled (the
+// drill takes no such parameter), emptied after every restore request. A
+// restore refused for want of it says so next to that field, naming the
+// key. The view restores the whole bundle; keys of different passphrases
+// are restored apart on the host (`restore FILE --id ID`), as the note
+// says.
+//
 // The bundle is read into a string and sent; it is never put into the
 // document. Request bodies are limited to 64 KiB (about 60 keys): a larger
 // bundle is refused here before it is sent, naming the command that takes
@@ -16,6 +26,41 @@ import {KEYS_PATH, SYS_MODIFY, missing} from './permissions.js';
 
 const VERIFY = '/config/encryption-key-export/verify';
 const RESTORE = '/config/encryption-key-restore';
+
+/** The restore's parameter for the passphrase of the protected keys. */
+const KEY_PASSPHRASE = 'key-passphrase';
+
+/** Whether `err` is the API's 400 naming the parameter `name`. */
+function blames(err, name) {
+    return err.status === 400 && err.message.includes(`parameter '${name}':`);
+}
+
+/**
+ * What to do about a restore refused for want of a key's passphrase
+ * (`err`, a 400 naming `key-passphrase`), in words for the note next to
+ * that field; `given`: whether a key passphrase was sent.
+ */
+function keyPassphraseAdvice(err, given) {
+    const ids = [...new Set([...err.message.matchAll(/encryption key '([^']+)'/g)].map((match) => match[1]))];
+    const one = ids.length < 2;
+    const keys = ids.length
+        ? `${one ? 'key' : 'keys'} ${listing(ids.map((id) => `'${id}'`))}`
+        : 'a key of the bundle';
+    const state = err.message.includes('new to this store')
+        ? 'new to this store'
+        : `missing ${one ? 'its key file' : 'their key files'} here`;
+    const first = given
+        ? `Nothing was restored: the key passphrase given does not open ${keys} (${state}) to the key `
+            + `${one ? 'it claims' : 'they claim'} to be - type the key's own passphrase, not the bundle's, `
+            + 'and restore again.'
+        : `Nothing was restored: ${keys} ${one ? 'is' : 'are'} passphrase protected and ${state}, `
+            + "so the restore needs the key's own passphrase (not the bundle's) to prove its key file - "
+            + 'type it here and restore again.';
+    return `${first} Keys of different passphrases are restored one passphrase at a time by choosing `
+        + 'their ids, which this page does not do: restore the others first on the host '
+        + '(proxmox-backup-manager encryption-key restore FILE --id ID --key-passphrase-file FILE), '
+        + 'then the rest here.';
+}
 
 /** How a key of the bundle compares with the store, in words and a tone. */
 function storeState(key) {
@@ -83,6 +128,13 @@ export function renderRestore(container) {
     const passphrase = allowIf(h('input', {
         id: passField, type: 'password', name: 'passphrase', autocomplete: 'off',
     }), denied);
+    const keyPassField = uid('key-passphrase');
+    const keyNote = messageArea('key-passphrase-error');
+    keyNote.el.id = `${keyPassField}-note`;
+    const keyPassphrase = allowIf(h('input', {
+        id: keyPassField, type: 'password', name: KEY_PASSPHRASE, autocomplete: 'off',
+        'aria-describedby': `${keyPassField}-hint ${keyNote.el.id}`,
+    }), denied);
     const message = messageArea('bundle-error');
     const drill = allowIf(h('button', {type: 'submit', class: 'primary', id: 'run-drill'}, 'Run restore drill'),
         denied);
@@ -98,6 +150,14 @@ export function renderRestore(container) {
         h('div', {class: 'field'},
             h('label', {for: passField}, 'Passphrase of the bundle'),
             passphrase),
+        h('div', {class: 'field'},
+            h('label', {for: keyPassField}, 'Passphrase of the protected keys (restore only)'),
+            keyPassphrase,
+            h('p', {id: `${keyPassField}-hint`, class: 'hint'},
+                'Only if the bundle holds passphrase-protected keys this store lacks (or whose key file is '
+                + "missing): the keys' own passphrase, which proves each key file holds its key. The drill "
+                + 'does not use it; it is emptied after each restore.'),
+            keyNote.el),
         message.el,
         h('div', {class: 'form-actions'}, drill, restore));
     container.replaceChildren(h('section', {class: 'view restore-view', 'aria-labelledby': 'restore-title'},
@@ -111,8 +171,12 @@ export function renderRestore(container) {
         h('div', {class: 'panel'}, form),
         results));
 
-    /** The parameters of both routes, or null (with the reason shown). */
-    async function params() {
+    /**
+     * The parameters of the drill, or with `withKeyPassphrase` of the
+     * restore (the key passphrase only when filled), or null (with the
+     * reason shown).
+     */
+    async function params(withKeyPassphrase) {
         if (file.files.length === 0) {
             message.error('Choose the bundle file.');
             file.focus();
@@ -124,6 +188,9 @@ export function renderRestore(container) {
             return null;
         }
         const values = {bundle: await file.files[0].text(), passphrase: passphrase.value};
+        if (withKeyPassphrase && keyPassphrase.value) {
+            values[KEY_PASSPHRASE] = keyPassphrase.value;
+        }
         const size = bodySize(values);
         if (size > BODY_LIMIT) {
             message.error(`The bundle is too large for the page (${Math.ceil(size / 1024)} KiB to send; the API `
@@ -134,11 +201,14 @@ export function renderRestore(container) {
         return values;
     }
 
-    // the drill and the restore send the same form: each shows what it
-    // answers, or says what failed
+    // the drill and the restore send the same form (the restore with the
+    // key passphrase): each shows what it answers, or says what failed;
+    // a restore refused for want of the key passphrase says so next to it
     async function send(button, busy, path, show, failed) {
+        const restoring = path === RESTORE;
         message.clear();
-        const values = await params();
+        keyNote.clear();
+        const values = await params(restoring);
         if (!values) {
             return;
         }
@@ -149,6 +219,14 @@ export function renderRestore(container) {
             results.replaceChildren(show(answer));
         } catch (err) {
             message.error(`${failed}: ${err.message}`);
+            if (restoring && blames(err, KEY_PASSPHRASE)) {
+                keyNote.error(keyPassphraseAdvice(err, KEY_PASSPHRASE in values));
+                keyPassphrase.focus();
+            }
+        } finally {
+            if (restoring) {
+                keyPassphrase.value = '';
+            }
         }
     }
 
