@@ -2,15 +2,23 @@
 //! a bundle (passphrase twice, a download), run the restore drill on it
 //! (per-key results), restore a key the store lost from it; a wrong
 //! passphrase and a bundle over the API's body limit refused in words.
-//! The bundle's text is in the download only, never in the page.
+//! The bundle's text is in the download only, never in the page. A
+//! bundle made on another host with a passphrase-protected key restored
+//! with the key's own passphrase, refused in words next to its field
+//! without it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
+use pbs_api_types::{Fingerprint, Kdf};
+use pbs_config::ConfigDir;
 use pbs_config::encryption_keys::{DeleteOptions, EncryptionKeys};
-use pbs_key_config::bundle::{BundleSecret, open_bundle};
-use pbs_test_kit::key_config;
+use pbs_config::export::ExportSelection;
+use pbs_key_config::KeyConfig;
+use pbs_key_config::bundle::{BundleSecret, ExportRecipient, open_bundle};
+use pbs_test_kit::{Sandbox, key_config, raw_key};
 
 use crate::browser::Browser;
 use crate::keys::assert_no_key_bytes;
@@ -350,4 +358,274 @@ async fn audit_view_of_the_bundle(browser: &Browser) {
         assert!(ops.iter().any(|o| o == op), "no {op} record: {ops:?}");
     }
     browser.screenshot("audit-of-bundle").await;
+}
+
+/// The protected key of the bundle made on another host.
+const PROTECTED_ID: &str = "ui-bundle-protected";
+/// That key's own passphrase (not the bundle's).
+const KEY_PASSPHRASE: &str = "Zq7-hollow-Vortex-41";
+/// The restore view's key passphrase field.
+const KEY_PASSPHRASE_FIELD: &str = ".restore-view input[name=key-passphrase]";
+/// The note next to it.
+const KEY_PASSPHRASE_NOTE: &str = ".restore-view .key-passphrase-error";
+
+/// A bundle made on another host holding a passphrase-protected key this
+/// store never had (a rebuilt host's restore): the drill does not send the
+/// key passphrase typed; the restore is refused without it and with
+/// another passphrase, the note next to the field naming the key and how
+/// to restore keys of other passphrases, nothing written, the field
+/// emptied; with it the key is restored and listed with its fingerprint.
+pub async fn restore_a_protected_key_new_to_the_store(env: Arc<Env>, browser: Arc<Browser>) {
+    let (bundle_path, key_file, fingerprint) = protected_bundle_from_another_host(&env);
+    let dir = env.dir();
+    let keys = dir.encryption_keys();
+    assert!(keys.entry(PROTECTED_ID).is_err(), "new to this store");
+
+    browser.open().await;
+    browser.login(ALICE.0, ALICE.1).await;
+    record_sent_parameters(&browser).await;
+    browser.click("#nav a[href=\"#restore\"]").await;
+    let file = browser.find(".restore-view input[type=file]").await;
+    file.send_keys(bundle_path.to_str().unwrap()).await.unwrap();
+    browser
+        .type_into(".restore-view input[name=passphrase]", PASSPHRASE)
+        .await;
+    the_drill_sends_no_key_passphrase(&browser).await;
+    refused_without_the_key_passphrase(&browser, &keys).await;
+    refused_with_another_passphrase(&browser, &keys).await;
+    restored_with_the_keys_passphrase(&browser, &keys, &key_file, &fingerprint).await;
+    listed_with_its_fingerprint(&browser, &fingerprint).await;
+}
+
+/// The key passphrase field is a password field, not autocompleted; the
+/// drill takes no key passphrase: not sent, though typed.
+async fn the_drill_sends_no_key_passphrase(browser: &Browser) {
+    let field = browser
+        .js(
+            "const el = document.querySelector(arguments[0]); return [el.type, el.autocomplete];",
+            vec![json!(KEY_PASSPHRASE_FIELD)],
+        )
+        .await;
+    assert_eq!(field, json!(["password", "off"]));
+    browser
+        .type_into(KEY_PASSPHRASE_FIELD, KEY_PASSPHRASE)
+        .await;
+    browser.click("#run-drill").await;
+    browser.find(&drill_row(PROTECTED_ID)).await;
+    browser
+        .wait_text(".drill-summary", "all 1 key intact")
+        .await;
+    assert_eq!(
+        last_sent(browser, "encryption-key-export/verify").await,
+        ["bundle", "passphrase"]
+    );
+}
+
+/// The restore without the key passphrase (none sent): refused, the
+/// server's words by the buttons, the note next to the field naming the
+/// key and what to do, the focus on the field, nothing written.
+async fn refused_without_the_key_passphrase(browser: &Browser, keys: &EncryptionKeys<'_>) {
+    browser
+        .find(KEY_PASSPHRASE_FIELD)
+        .await
+        .clear()
+        .await
+        .unwrap();
+    browser.click("#restore-bundle").await;
+    let note = browser
+        .wait_text(
+            KEY_PASSPHRASE_NOTE,
+            &format!("key '{PROTECTED_ID}' is passphrase protected"),
+        )
+        .await;
+    for words in [
+        "new to this store",
+        "own passphrase",
+        "--id ID --key-passphrase-file",
+    ] {
+        assert!(note.contains(words), "{words:?} not in the note: {note}");
+    }
+    let error = browser.text(".restore-view .bundle-error").await;
+    assert!(
+        error.starts_with("The restore failed: parameter 'key-passphrase': "),
+        "{error}"
+    );
+    assert_eq!(
+        last_sent(browser, "encryption-key-restore").await,
+        ["bundle", "passphrase"],
+        "an empty key passphrase is not sent"
+    );
+    let focused = browser
+        .js("return document.activeElement.name;", vec![])
+        .await;
+    assert_eq!(focused, json!("key-passphrase"), "the field has the focus");
+    assert!(keys.entry(PROTECTED_ID).is_err(), "nothing restored");
+    assert!(!keys.key_path(PROTECTED_ID).exists(), "no key file written");
+    browser.screenshot("protected-key-refused").await;
+}
+
+/// Another passphrase than the key's: refused as well, the field
+/// emptied, nothing written.
+async fn refused_with_another_passphrase(browser: &Browser, keys: &EncryptionKeys<'_>) {
+    browser
+        .type_into(KEY_PASSPHRASE_FIELD, "not the key's passphrase")
+        .await;
+    browser.click("#restore-bundle").await;
+    browser
+        .wait_text(
+            KEY_PASSPHRASE_NOTE,
+            &format!("the key passphrase given does not open key '{PROTECTED_ID}'"),
+        )
+        .await;
+    assert_eq!(
+        last_sent(browser, "encryption-key-restore").await,
+        ["bundle", "passphrase", "key-passphrase"]
+    );
+    assert_eq!(
+        key_passphrase_field(browser).await,
+        "",
+        "emptied after a refusal"
+    );
+    assert!(keys.entry(PROTECTED_ID).is_err(), "nothing restored");
+}
+
+/// The key's own passphrase: restored, the field emptied, the note gone;
+/// the key file as the bundle holds it; the passphrase nowhere in the
+/// page.
+async fn restored_with_the_keys_passphrase(
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+    key_file: &KeyConfig,
+    fingerprint: &Fingerprint,
+) {
+    browser
+        .type_into(KEY_PASSPHRASE_FIELD, KEY_PASSPHRASE)
+        .await;
+    browser.click("#restore-bundle").await;
+    let outcome = browser
+        .wait_text(
+            &format!("#restore-table tr[data-key-id=\"{PROTECTED_ID}\"] td.state"),
+            "restored",
+        )
+        .await;
+    assert_eq!(outcome, "restored");
+    assert_eq!(
+        key_passphrase_field(browser).await,
+        "",
+        "emptied after the restore"
+    );
+    let note_hidden = browser
+        .js(
+            "return document.querySelector(arguments[0]).hidden;",
+            vec![json!(KEY_PASSPHRASE_NOTE)],
+        )
+        .await;
+    assert_eq!(note_hidden, json!(true), "the note is gone");
+    browser.screenshot("protected-key-restored").await;
+    let restored = keys.entry(PROTECTED_ID).unwrap();
+    assert_eq!(restored.info.fingerprint, Some(*fingerprint));
+    assert_eq!(
+        std::fs::read(keys.key_path(PROTECTED_ID)).unwrap(),
+        key_file.to_json().unwrap().as_bytes(),
+        "the key file as the bundle holds it, still protected"
+    );
+    let page = browser.page_text(None).await;
+    assert!(
+        !page.contains(KEY_PASSPHRASE),
+        "the key passphrase left in the page"
+    );
+}
+
+/// The keys view lists the restored key with its fingerprint.
+async fn listed_with_its_fingerprint(browser: &Browser, fingerprint: &Fingerprint) {
+    browser.click("#nav a[href=\"#keys\"]").await;
+    let row = key_row(PROTECTED_ID);
+    browser.find(&row).await;
+    let shown = browser
+        .js(
+            "return document.querySelector(arguments[0] + ' code.fingerprint').title;",
+            vec![json!(row)],
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!(fingerprint.signature()),
+        "the row's fingerprint"
+    );
+    browser
+        .js(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![json!(row)],
+        )
+        .await;
+    browser.screenshot("protected-key-listed").await;
+}
+
+/// A bundle (for [`PASSPHRASE`]) exported on another host of its key
+/// [`PROTECTED_ID`], protected by [`KEY_PASSPHRASE`], written beside the
+/// config dir; its path, the key file and the key's fingerprint.
+fn protected_bundle_from_another_host(env: &Env) -> (PathBuf, KeyConfig, Fingerprint) {
+    let elsewhere = Sandbox::new();
+    let dir = ConfigDir::new(elsewhere.config_dir()).unwrap();
+    let keys = dir.encryption_keys();
+    let key_file =
+        KeyConfig::with_key(&raw_key(931), KEY_PASSPHRASE.as_bytes(), Kdf::PBKDF2).unwrap();
+    keys.store_key(PROTECTED_ID, &key_file).unwrap();
+    let bundle = keys
+        .export_bundle(
+            &ExportSelection::Ids(vec![PROTECTED_ID.to_string()]),
+            &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
+            &|_| Ok(()),
+        )
+        .unwrap();
+    let fingerprint = keys.entry(PROTECTED_ID).unwrap().info.fingerprint.unwrap();
+    let path = env.config_path().join("..").join("protected.pbsx");
+    std::fs::write(&path, bundle).unwrap();
+    (path.canonicalize().unwrap(), key_file, fingerprint)
+}
+
+/// Makes the page note the names (never the values) of the parameters
+/// of every request it sends, in `window.sentParameters`.
+async fn record_sent_parameters(browser: &Browser) {
+    browser
+        .js(
+            r#"
+            window.sentParameters = [];
+            const send = window.fetch;
+            window.fetch = (url, init) => {
+                const body = init && init.body instanceof URLSearchParams ? init.body : null;
+                window.sentParameters.push({
+                    url: String(url),
+                    names: body ? Array.from(new Set(body.keys())) : [],
+                });
+                return send.call(window, url, init);
+            };
+            "#,
+            vec![],
+        )
+        .await;
+}
+
+/// The names of the parameters of the last request to a URL ending in
+/// `route`.
+async fn last_sent(browser: &Browser, route: &str) -> Vec<String> {
+    let names: Value = browser
+        .js(
+            "const sent = window.sentParameters.filter((r) => r.url.split('?')[0].endsWith(arguments[0])); \
+             return sent.length ? sent[sent.length - 1].names : null;",
+            vec![json!(route)],
+        )
+        .await;
+    serde_json::from_value(names).unwrap_or_else(|_| panic!("no request to {route}"))
+}
+
+/// The key passphrase field's value.
+async fn key_passphrase_field(browser: &Browser) -> String {
+    let value = browser
+        .js(
+            "return document.querySelector(arguments[0]).value;",
+            vec![json!(KEY_PASSPHRASE_FIELD)],
+        )
+        .await;
+    value.as_str().unwrap().to_string()
 }
