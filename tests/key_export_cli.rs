@@ -16,6 +16,7 @@ use serde_json::Value;
 use pbs_config::ConfigDir;
 use pbs_key_config::KeyConfig;
 use pbs_test_kit::dirs::{cases_with_suffix, snapshot, vectors_dir};
+use pbs_test_kit::pause::paused_at;
 use pbs_test_kit::pty::PtyRun;
 use pbs_test_kit::{Manager, Run, Sandbox, key_config, typing_aid};
 
@@ -1270,9 +1271,6 @@ fn a_protected_keys_lost_file_is_put_back_only_with_its_passphrase() {
 /// written; with the key's own the file comes back.
 #[test]
 fn a_key_file_lost_while_the_restore_waits_is_proven_under_the_lock() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     assert!(
         pbs_config::failpoint::enabled(),
         "pbs-config must be built with the failpoints feature for this test"
@@ -1293,23 +1291,9 @@ fn a_key_file_lost_while_the_restore_waits_is_proven_under_the_lock() {
     // the restore with `key_passphrase`, the key file removed at the pause
     let restore_losing_the_file = |key_passphrase: &str| {
         let args = [&restore[..], &["--key-passphrase-file", key_passphrase]].concat();
-        let mut child = cli
-            .command(&args)
-            .env("PBS_PAUSEPOINT", "keys:read")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        assert!(line.contains("pausepoint keys:read reached"), "{line}");
+        let paused = paused_at(&mut cli.command(&args), "keys:read");
         std::fs::remove_file(&file).unwrap();
-        drop(child.stdin.take());
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-        (child.wait().unwrap(), rest)
+        paused.finish()
     };
 
     let (status, err) = restore_losing_the_file(&wrong);

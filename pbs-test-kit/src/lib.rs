@@ -20,6 +20,7 @@
 //! - [`privileges`]: running a child as another user (`run_as`) or under
 //!   umask 000;
 //! - [`pty`]: a process on a pseudo-terminal (prompts without echo);
+//! - [`pause`]: a process held at a pause point of the `failpoints` build;
 //! - [`refusals`]: a child whose file systems refuse unnamed files and
 //!   hard links, as vfat does (a seccomp filter);
 //! - [`keys`]: fixed test keys, the typing aid of a paperkey; [`rng`]: a
@@ -38,6 +39,7 @@ pub mod exfat;
 pub mod https;
 pub mod keys;
 pub mod manager;
+pub mod pause;
 pub mod privileges;
 pub mod pty;
 pub mod refusals;

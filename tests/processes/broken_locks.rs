@@ -13,7 +13,6 @@
 //! clean. Nothing waits for time: B is seen either finished or blocked in
 //! the kernel (`/proc/locks`).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,23 +64,9 @@ pub fn paused_store(dir: &Path, id: &str, seed: u64) -> Child {
 }
 
 /// Starts `cmd` with `$PBS_PAUSEPOINT` set to `point` and waits until it
-/// is there (its stdin closed lets it go on).
+/// is there (its stdin closed lets it go on; its stderr is not read on).
 pub fn paused_at(mut cmd: Command, point: &str) -> Child {
-    let mut child = cmd
-        .env("PBS_PAUSEPOINT", point)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains(&format!("pausepoint {point} reached")),
-        "{line}"
-    );
-    child
+    pbs_test_kit::pause::paused_at(&mut cmd, point).child
 }
 
 /// A root writer storing `id`: an `op store` worker.

@@ -22,16 +22,16 @@
 //! the same ways. And on a real exFAT file system (FUSE, as root), which
 //! keeps no file modes, each command warns that its file is not 0600.
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::bail;
 use serde_json::Value;
 
 use pbs_key_config::KeyConfig;
 use pbs_test_kit::manager::sync_job_args;
+use pbs_test_kit::pause::paused_at;
 use pbs_test_kit::privileges::root_or_skip;
 use pbs_test_kit::refusals::{self, Refusal};
 use pbs_test_kit::tmpfs::Tmpfs;
@@ -147,6 +147,22 @@ fn listed_fingerprint(cli: &Manager, id: &str) -> String {
     entry["fingerprint"].as_str().unwrap().to_string()
 }
 
+/// The fingerprint of key `id` as a new store lists it after restoring
+/// the bundle file `bundle` (passphrase in the file `pass`) into it, in
+/// `scene`'s `restored` dir.
+fn restored_fingerprint(scene: &Scene, bundle: &str, pass: &str, id: &str) -> String {
+    let restored = Manager::new(&scene.file("restored"));
+    let run = restored.run(&[
+        "encryption-key",
+        "restore",
+        bundle,
+        "--passphrase-file",
+        pass,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    listed_fingerprint(&restored, id)
+}
+
 /// The fingerprint of the key in the key file `path`, computed from the
 /// key (not the one the file states).
 fn fingerprint_of_file(path: &Path) -> String {
@@ -258,16 +274,10 @@ pub fn each_fallback_writes_the_listed_key_and_nothing_beside_it() {
         );
         assert_written(&run, note, "the bundle", &bundle);
         assert_eq!(mode(Path::new(&bundle)), 0o600, "{refusal:?}");
-        let restored = Manager::new(&scene.file("restored"));
-        let run = restored.run(&[
-            "encryption-key",
-            "restore",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ]);
-        assert_eq!(run.code, 0, "{run:?}");
-        assert_eq!(listed_fingerprint(&restored, "new-key"), fingerprint);
+        assert_eq!(
+            restored_fingerprint(&scene, &bundle, &pass, "new-key"),
+            fingerprint
+        );
         assert_eq!(
             names(&scene.out()),
             ["new-key.json", "new-key.paper", "new-key.pbsx"],
@@ -366,41 +376,25 @@ pub fn a_name_planted_while_create_writes_is_never_written_over() {
             std::fs::write(&victim, "not to be written over").unwrap();
             let nowhere = scene.file("nowhere");
 
-            let mut child = scene
-                .command(
-                    refusal,
-                    &[
-                        "encryption-key",
-                        "create",
-                        "lost-key",
-                        "--output-file",
-                        &target,
-                    ],
-                )
-                .env("PBS_PAUSEPOINT", "create:output-written")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stderr = BufReader::new(child.stderr.take().unwrap());
-            let mut line = String::new();
-            stderr.read_line(&mut line).unwrap();
-            assert!(
-                line.contains("pausepoint create:output-written reached"),
-                "{refusal:?} {plant:?}: {line}"
+            let create = [
+                "encryption-key",
+                "create",
+                "lost-key",
+                "--output-file",
+                &target,
+            ];
+            let paused = paused_at(
+                &mut scene.command(refusal, &create),
+                "create:output-written",
             );
             match plant {
                 Plant::File => std::fs::write(&target, "planted").unwrap(),
                 Plant::Symlink => symlink(&victim, &target).unwrap(),
                 Plant::DanglingSymlink => symlink(&nowhere, &target).unwrap(),
             }
-            drop(child.stdin.take());
-            let mut rest = String::new();
-            stderr.read_to_string(&mut rest).unwrap();
-            let output = child.wait_with_output().unwrap();
+            let (status, rest) = paused.finish();
             let context = format!("{refusal:?} {plant:?}: {rest}");
-            assert_eq!(output.status.code(), Some(255), "{context}");
+            assert_eq!(status.code(), Some(255), "{context}");
             assert!(
                 rest.contains("file exists, refusing to overwrite it") && rest.contains(REMOVED),
                 "{context}"
@@ -623,17 +617,8 @@ pub fn a_rotation_exports_by_each_fallback() {
         assert_eq!(run.code, 0, "{refusal:?}: {run:?}");
         assert_eq!(mode(Path::new(&bundle)), 0o600, "{refusal:?}");
         assert_eq!(names(&scene.out()), ["key-new.pbsx"], "{refusal:?}");
-        let restored = Manager::new(&scene.file("restored"));
-        let run = restored.run(&[
-            "encryption-key",
-            "restore",
-            &bundle,
-            "--passphrase-file",
-            &pass,
-        ]);
-        assert_eq!(run.code, 0, "{run:?}");
         assert_eq!(
-            listed_fingerprint(&restored, "key-new"),
+            restored_fingerprint(&scene, &bundle, &pass, "key-new"),
             listed_fingerprint(&scene.cli, "key-new"),
             "{refusal:?}"
         );
@@ -727,18 +712,9 @@ fn fingerprints_of_copies(scene: &Scene, id: &str, paper: &str, bundle: &str) ->
     let typed_back = Manager::new(&scene.file("typed-back"));
     let run = typed_back.run(&["encryption-key", "import", id, "--file", paper]);
     assert_eq!(run.code, 0, "{run:?}");
-    let restored = Manager::new(&scene.file("restored"));
     let pass = scene.file("pass").display().to_string();
-    let run = restored.run(&[
-        "encryption-key",
-        "restore",
-        bundle,
-        "--passphrase-file",
-        &pass,
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
     [
         listed_fingerprint(&typed_back, id),
-        listed_fingerprint(&restored, id),
+        restored_fingerprint(scene, bundle, &pass, id),
     ]
 }

@@ -5,10 +5,8 @@
 //! keeps of its writes beside its mirror locks (the key stored meanwhile is
 //! an orphan, which repair moves into the trash: no key file is lost).
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::Stdio;
-
 use pbs_test_kit::Manager;
+use pbs_test_kit::pause::paused_at;
 
 use crate::broken_locks::{as_backup, mv_as_backup, paused_store, store};
 use crate::scene::{Scene, job_args};
@@ -435,25 +433,13 @@ pub fn a_key_a_job_names_stays_while_the_job_list_is_rolled_back() {
     ]);
     // the point is hit twice (the record of the intent, then of the
     // outcome): its stderr is read to the end
-    let mut root = Manager::new(&scene.dir)
-        .command(&args)
-        .env("PBS_PAUSEPOINT", "audit:line-written")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(root.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(
-        line.contains("pausepoint audit:line-written reached"),
-        "{line}"
+    let root = paused_at(
+        &mut Manager::new(&scene.dir).command(&args),
+        "audit:line-written",
     );
     mv_as_backup(&sync, &sync_kept, "keeping the job list");
-    drop(root.stdin.take());
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    assert!(root.wait().unwrap().success(), "{rest}");
+    let (status, rest) = root.finish();
+    assert!(status.success(), "{rest}");
     assert!(std::fs::read_to_string(&sync).unwrap().contains("job-key"));
 
     as_backup(
