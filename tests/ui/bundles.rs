@@ -412,13 +412,31 @@ async fn the_drill_sends_no_key_passphrase(browser: &Browser) {
         .await;
     browser.click("#run-drill").await;
     browser.find(&drill_row(PROTECTED_ID)).await;
-    browser
+    let summary = browser
         .wait_text(".drill-summary", "all 1 key intact")
         .await;
     assert_eq!(
         last_sent(browser, "encryption-key-export/verify").await,
         ["bundle", "passphrase"]
     );
+    // a key this store lacks is what the restore would add, not a fault of
+    // the store, though the drill proves no copy of its protected file
+    assert!(!summary.contains("differ"), "{summary}");
+    let state = browser
+        .text(&format!("{} td.state", drill_row(PROTECTED_ID)))
+        .await;
+    assert!(
+        state.starts_with("not in the store: restore would add it")
+            && state.contains("no verified copy"),
+        "{state}"
+    );
+    let tone = browser
+        .js(
+            "return document.querySelector(arguments[0]).dataset.tone;",
+            vec![json!(drill_row(PROTECTED_ID))],
+        )
+        .await;
+    assert_eq!(tone, json!("note"));
 }
 
 /// The restore without the key passphrase (none sent): refused, the

@@ -64,6 +64,15 @@ function keyPassphraseAdvice(err, given) {
 
 /** How a key of the bundle compares with the store, in words and a tone. */
 function storeState(key) {
+    // a key this store lacks (a rebuilt host's): what the restore would
+    // do; that the drill proves no copy of its protected key file here is
+    // said, but is no fault of this store (its passphrase, given to the
+    // restore, proves the file then: docs/security.md finding 51)
+    if (key.store === 'absent' && !key['stored-as']) {
+        return ['note', 'not in the store: restore would add it'
+            + (key['copy-unproven'] ? ' (no verified copy recorded: its key file is protected, and only '
+                + "the key's passphrase proves it)" : '')];
+    }
     if (key['copy-unproven']) {
         return ['bad', `no verified copy recorded - ${key['copy-unproven']}`];
     }
