@@ -994,6 +994,43 @@ mod tests {
             .collect()
     }
 
+    /// The passphrase of the protected key `k-prot` of [`ProtectedKey`].
+    const RIGHT: &[u8] = b"the key's own passphrase";
+    /// A forger's passphrase.
+    const OTHER: &[u8] = b"the forger's passphrase";
+
+    /// A store holding one protected key, `k-prot` (passphrase [`RIGHT`]),
+    /// a bundle of it, and a forgery: another key, protected under
+    /// [`OTHER`], claiming k-prot's fingerprint.
+    struct ProtectedKey {
+        real: pbs_key_config::bundle::OpenedBundle,
+        /// k-prot's key file as stored.
+        original: Vec<u8>,
+        entry: CryptKey,
+        forged: KeyConfig,
+    }
+
+    impl ProtectedKey {
+        fn stored_in(dir: &ConfigDir) -> Self {
+            use pbs_api_types::Kdf;
+
+            let keys = dir.encryption_keys();
+            let real_key = KeyConfig::with_key(&[7; 32], RIGHT, Kdf::PBKDF2).unwrap();
+            keys.store_key("k-prot", &real_key).unwrap();
+            let real = bundle_of_all(dir);
+            let original = std::fs::read(keys.key_path("k-prot")).unwrap();
+            let entry = keys.entry("k-prot").unwrap();
+            let mut forged = KeyConfig::with_key(&[43; 32], OTHER, Kdf::PBKDF2).unwrap();
+            forged.fingerprint = entry.info.fingerprint;
+            Self {
+                real,
+                original,
+                entry,
+                forged,
+            }
+        }
+    }
+
     #[test]
     fn restore_into_a_fresh_store_keeps_archived_keys_archived_and_again_is_a_no_op() {
         let (_tmp, source) = store();
@@ -1155,24 +1192,17 @@ mod tests {
     /// "already present" (finding 33).
     #[test]
     fn a_protected_keys_missing_file_is_put_back_only_from_a_proven_key_file() {
-        use pbs_api_types::Kdf;
-
-        const RIGHT: &[u8] = b"the key's own passphrase";
-        const OTHER: &[u8] = b"the forger's passphrase";
         let (_tmp, dir) = store();
         let keys = dir.encryption_keys();
-        let real_key = KeyConfig::with_key(&[7; 32], RIGHT, Kdf::PBKDF2).unwrap();
-        keys.store_key("k-prot", &real_key).unwrap();
-        let real = bundle_of_all(&dir);
+        let ProtectedKey {
+            real,
+            original,
+            entry,
+            forged,
+        } = ProtectedKey::stored_in(&dir);
         let k_prot = keys.key_path("k-prot");
-        let original = std::fs::read(&k_prot).unwrap();
         std::fs::remove_file(&k_prot).unwrap();
 
-        // another key, protected under another passphrase, claiming k-prot's
-        // fingerprint
-        let entry = keys.entry("k-prot").unwrap();
-        let mut forged = KeyConfig::with_key(&[43; 32], OTHER, Kdf::PBKDF2).unwrap();
-        forged.fingerprint = entry.info.fingerprint;
         let forged_file = forged.to_json().unwrap();
         let forged_keys = || {
             [RestoreKey {
@@ -1223,19 +1253,13 @@ mod tests {
     /// fingerprint would take it, and pass the drill as its copy.
     #[test]
     fn a_protected_key_new_to_the_store_is_stored_only_from_a_proven_key_file() {
-        use pbs_api_types::Kdf;
-
-        const RIGHT: &[u8] = b"the key's own passphrase";
-        const OTHER: &[u8] = b"the forger's passphrase";
         let (_tmp, source) = store();
-        let keys = source.encryption_keys();
-        let real_key = KeyConfig::with_key(&[7; 32], RIGHT, Kdf::PBKDF2).unwrap();
-        keys.store_key("k-prot", &real_key).unwrap();
-        let real = bundle_of_all(&source);
-        let original = std::fs::read(keys.key_path("k-prot")).unwrap();
-        let entry = keys.entry("k-prot").unwrap();
-        let mut forged = KeyConfig::with_key(&[43; 32], OTHER, Kdf::PBKDF2).unwrap();
-        forged.fingerprint = entry.info.fingerprint;
+        let ProtectedKey {
+            real,
+            original,
+            entry,
+            forged,
+        } = ProtectedKey::stored_in(&source);
         let forged_file = forged.to_json().unwrap();
         let forged_keys = || {
             [RestoreKey {
