@@ -1035,11 +1035,7 @@ fn limit_lists_the_newest_records() {
     for id in ["open-1", "hidden"] {
         keys.archive_key(id, None).unwrap();
     }
-    let seqs = |records: &Value| -> Vec<u64> {
-        let records = records.as_array().unwrap();
-        records.iter().map(|r| r["seq"].as_u64().unwrap()).collect()
-    };
-    let all = seqs(&Value::Array(records(dir.path())));
+    let all = seqs_of(&Value::Array(records(dir.path())));
     assert_eq!(all.len(), 10, "{all:?}");
 
     let cli = Manager::new(dir.path());
@@ -1047,11 +1043,11 @@ fn limit_lists_the_newest_records() {
         let args = [&["audit", "list"][..], args].concat();
         serde_json::from_str(&cli.json_or_error(&args).unwrap()).unwrap()
     };
-    assert_eq!(seqs(&listed(&["--limit", "3"])), all[7..]);
-    assert_eq!(seqs(&listed(&["--limit", "100"])), all);
+    assert_eq!(seqs_of(&listed(&["--limit", "3"])), all[7..]);
+    assert_eq!(seqs_of(&listed(&["--limit", "100"])), all);
     // the archive of open-1, intent and outcome
     assert_eq!(
-        seqs(&listed(&["--key", "open-1", "--limit", "2"])),
+        seqs_of(&listed(&["--key", "open-1", "--limit", "2"])),
         all[6..8]
     );
     let refused = cli.run(&["audit", "list", "--limit", "0"]);
@@ -1071,11 +1067,14 @@ fn limit_lists_the_newest_records() {
     let mut root = Client::token(daemon.port, "root@pam!admin", &root_secret);
     let mut masked = Client::token(daemon.port, masked_id, &masked_secret);
     let path = "config/encryption-key-audit";
-    assert_eq!(seqs(&root.get(&format!("{path}?limit=3")).data()), all[7..]);
+    assert_eq!(
+        seqs_of(&root.get(&format!("{path}?limit=3")).data()),
+        all[7..]
+    );
     // the newest three that do not name `hidden`: the archive of open-1
     // and the outcome of open-2's import (the newest two name `hidden`)
     let shown = masked.get(&format!("{path}?limit=3")).data();
-    assert_eq!(seqs(&shown), all[5..8], "{shown}");
+    assert_eq!(seqs_of(&shown), all[5..8], "{shown}");
     assert!(!shown.to_string().contains("hidden"), "{shown}");
     let refused = root.get(&format!("{path}?limit=0"));
     assert_eq!(refused.status, 400, "{}", refused.body);
