@@ -1081,6 +1081,57 @@ fn limit_lists_the_newest_records() {
     assert!(refused.body.contains("limit"), "{}", refused.body);
 }
 
+/// A `since` at or after `until` passes no record: the CLI and the API
+/// refuse it in the same words (a 400 naming both parameters), on a log
+/// with records and on a store without one; a range of one second lists.
+#[test]
+fn since_at_or_after_until_is_refused_in_the_same_words() {
+    use pbs_test_kit::{TestDir, key_config};
+
+    let dir = TestDir::new();
+    let cli = Manager::new(dir.path());
+    let root_secret = add_token(&dir.config, "root@pam!admin", None);
+    grant(&dir.config, "/", "root@pam!admin", "Admin", true);
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut root = Client::token(daemon.port, "root@pam!admin", &root_secret);
+    let path = "config/encryption-key-audit";
+
+    for with_log in [false, true] {
+        if with_log {
+            dir.config
+                .encryption_keys()
+                .store_key("key-1", &key_config(91))
+                .unwrap();
+        }
+        let time = records(dir.path())
+            .first()
+            .map_or(1000, |record| record["time"].as_i64().unwrap());
+        for (since, until) in [(time, time), (time + 1, time)] {
+            let (since, until) = (since.to_string(), until.to_string());
+            let refused = cli
+                .json_or_error(&["audit", "list", "--since", &since, "--until", &until])
+                .unwrap_err();
+            let why = refused
+                .strip_prefix("unable to list the audit log - ")
+                .unwrap_or_else(|| panic!("{refused}"));
+            assert!(why.contains("since") && why.contains("until"), "{refused}");
+            let answer = root.get(&format!("{path}?since={since}&until={until}"));
+            assert_eq!(answer.status, 400, "{}", answer.body);
+            assert!(answer.body.contains(why), "{}", answer.body);
+        }
+        let of_the_second: Vec<Value> = records(dir.path())
+            .into_iter()
+            .filter(|record| record["time"] == time)
+            .collect();
+        assert_eq!(with_log, !of_the_second.is_empty());
+        let second = format!("since={time}&until={}", time + 1);
+        assert_eq!(
+            seqs_of(&root.get(&format!("{path}?{second}")).data()),
+            seqs_of(&Value::Array(of_the_second))
+        );
+    }
+}
+
 /// The `seq` of each record of a listing.
 fn seqs_of(records: &Value) -> Vec<u64> {
     let records = records.as_array().unwrap();

@@ -98,12 +98,24 @@ const CHECKPOINT_SCHEMA: Schema = described_object(
 /// The records of the log that pass `filter` and `shown`, oldest first:
 /// all of them, or with `limit` the newest so many (the log read from its
 /// end, as far as they reach); none if the store has no log yet.
+///
+/// # Errors
+///
+/// A parameter error (the API's 400, the CLI's words) for a `since` at or
+/// after `until`, which no record could pass, log or not.
 pub fn list_records(
     dir: &ConfigDir,
     filter: &Filter,
     limit: Option<usize>,
     shown: &dyn Fn(&Record) -> bool,
 ) -> Result<Vec<Record>, Error> {
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since >= until
+    {
+        // one message for both surfaces: the API adds "parameter 'since'",
+        // the CLI what failed; both name the two bounds
+        param_bail!("since", "since must be before until");
+    }
     let Some(log) = AuditLog::open_existing(dir)? else {
         return Ok(Vec::new());
     };

@@ -10,9 +10,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Error, bail, format_err};
+use anyhow::{Error, format_err};
 use clap::Subcommand;
 use clap::builder::PossibleValuesParser;
+
+use proxmox_schema::ParameterError;
 
 use pbs_config::audit::{AuditReport, Filter, Op, UnrecordedKey, VerifyOptions};
 use pbs_keystore::api2::config::encryption_key_audit::{
@@ -20,7 +22,7 @@ use pbs_keystore::api2::config::encryption_key_audit::{
 };
 
 use super::output::{Column, Output, OutputFormat, Table, render};
-use super::{EXIT_FINDINGS, EXIT_OK, GlobalArgs};
+use super::{EXIT_FINDINGS, EXIT_OK, GlobalArgs, param_context};
 
 /// `audit list`: about 110 columns for a one-key record.
 const RECORD_TABLE: Table = Table::new(&[
@@ -157,11 +159,6 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result<ExitC
                 .iter()
                 .map(|name| parse_operation(name))
                 .collect::<Result<Vec<Op>, Error>>()?;
-            if let (Some(since), Some(until)) = (since, until)
-                && since >= until
-            {
-                bail!("unable to list the audit log - --since must be before --until");
-            }
             let filter = Filter {
                 key,
                 since,
@@ -170,8 +167,13 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result<ExitC
                 ops,
                 ..Filter::default()
             };
-            let records = api::list_records(&dir, &filter, limit, &|_| true)
-                .map_err(|err| format_err!("unable to list the audit log - {err}"))?;
+            let what = "unable to list the audit log";
+            let records = api::list_records(&dir, &filter, limit, &|_| true).map_err(|err| {
+                match err.is::<ParameterError>() {
+                    true => param_context(err, |_| what.to_string()),
+                    false => format_err!("{what} - {err}"),
+                }
+            })?;
             out.list(&records, &RECORD_TABLE)?;
         }
         AuditCommand::Checkpoint => {
