@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use fantoccini::key::Key;
 use serde_json::{Value, json};
 
 use pbs_config::audit::{AuditLog, Caller, Event, Filter, Op, Phase};
@@ -68,16 +69,18 @@ pub async fn audit_view_filters_and_shows_a_broken_chain(env: Arc<Env>, browser:
     a_long_log_shows_its_newest_records(&env, &browser, id).await;
 }
 
-/// A log of more records than the view asks for: it lists the newest
-/// (`SHOWN_RECORDS` in audit.js) and says so; "Show older records" adds
-/// the older ones batch by batch until the log's first record, every
-/// operation of the log once, in its order; the filter by key `id`
-/// reaches its operations at once, without that note.
+/// A log of more records than the view asks for, in three batches: it
+/// lists the newest (`SHOWN_RECORDS` in audit.js) and says so; "Show older
+/// records" adds the older ones batch by batch until the log's first
+/// record, every operation of the log once, in its order; the filter by
+/// key `id` reaches its operations at once, without that note.
 async fn a_long_log_shows_its_newest_records(env: &Env, browser: &Browser, id: &str) {
     const SHOWN_RECORDS: usize = 2000;
     let dir = env.dir();
     let log = AuditLog::open_existing(&dir).unwrap().expect("a log");
-    for _ in 0..SHOWN_RECORDS / 2 {
+    // two batches of filler (an intent and its outcome each), and the
+    // scenario's records before them in a third
+    for _ in 0..SHOWN_RECORDS {
         let event = Event::new(&Caller::cli(), Op::Archive).id("ui-audit-filler");
         let pending = log.intent(&event).unwrap();
         pending
@@ -104,10 +107,7 @@ async fn a_long_log_shows_its_newest_records(env: &Env, browser: &Browser, id: &
     browser.screenshot("audit-older-records").await;
 
     let batches = show_every_older_record(browser).await;
-    assert!(
-        batches >= 1,
-        "the log has older records than the first batch"
-    );
+    assert_eq!(batches, 2, "two batches older than the first");
     // the rows as the log's records make them, Alice seeing every key:
     // an intent with its outcome, an outcome whose intent is not in the
     // log alone; newest first
@@ -152,18 +152,45 @@ async fn a_long_log_shows_its_newest_records(env: &Env, browser: &Browser, id: &
     );
 }
 
-/// Clicks "Show older records" until the log has no older ones, each
-/// batch waited for; returns how many batches it read.
+/// Reads older records with the keyboard, Enter on "Show older records",
+/// until the log has no older ones, each batch waited for; returns how
+/// many batches it read. The focus stays on the button while the log has
+/// older records; when the last batch hides it, the focus is on the first
+/// row that batch added (the newest record older than those shown before),
+/// not on the page.
 async fn show_every_older_record(browser: &Browser) -> usize {
     let settled = "(() => { const b = document.querySelector('#audit-older'); \
                    return !document.querySelector('#audit-table').hasAttribute('aria-busy') \
                    && (b.hidden || !b.disabled) ? (b.hidden ? 'done' : 'more') : null; })()";
+    let focused = "const a = document.activeElement; \
+                   return !a ? 'nothing' : a.id ? `#${a.id}` : a.dataset.seq ? `seq ${a.dataset.seq}` : a.tagName;";
+    browser
+        .js("document.querySelector('#audit-older').focus();", vec![])
+        .await;
     let mut batches = 0;
+    let mut oldest_shown = None;
     while browser.wait_for("an older batch", settled).await == "more" {
         assert!(batches < 10, "still older records after {batches} batches");
-        browser.click("#audit-older").await;
+        assert_eq!(
+            browser.js(focused, vec![]).await,
+            "#audit-older",
+            "the focus after {batches} batches"
+        );
+        oldest_shown = row_seqs(browser).await.last().copied();
+        browser.press(Key::Enter).await;
         batches += 1;
     }
+    let oldest_shown = oldest_shown.expect("a batch read");
+    let first_added = row_seqs(browser)
+        .await
+        .into_iter()
+        .find(|&seq| seq < oldest_shown)
+        .expect("a row added");
+    assert_eq!(
+        browser.js(focused, vec![]).await,
+        format!("seq {first_added}"),
+        "the focus after the last batch"
+    );
     batches
 }
 

@@ -234,17 +234,26 @@ async function load() {
  * Reads the next older batch: the same parameters, records before the
  * oldest shown by `seq` (records of one second share their `time`, never
  * their `seq`: none is skipped or shown twice), and adds them.
+ *
+ * The focus, if it was on the button (which is disabled while the batch
+ * loads, and the browser then drops it to the page), goes back to the
+ * button while the log has older records, else to the first row the batch
+ * added (the table if it added none): a keyboard user reads on from where
+ * the list grew. A focus moved elsewhere meanwhile stays there.
  */
 async function loadOlder() {
     const current = shown;
     if (!elements || !elements.table.isConnected || !current || current.records.length === 0) {
         return;
     }
-    const {table, listMessage, progress, older} = elements;
+    const {body, table, listMessage, progress, older} = elements;
     const busy = {table, progress, button: older, message: listMessage};
+    const before = current.records[0].seq;
+    const hadFocus = document.activeElement === older;
+    let added = false;
     await loadingList(busy, 'older records', async () => {
         const answer = await request('GET', AUDIT, {
-            ...current.params, limit: SHOWN_RECORDS + 1, 'before-seq': current.records[0].seq,
+            ...current.params, limit: SHOWN_RECORDS + 1, 'before-seq': before,
         });
         if (shown !== current) {
             return; // the filters were applied again meanwhile
@@ -252,7 +261,22 @@ async function loadOlder() {
         const batch = batchOf(answer.data || []);
         shown = {...current, records: batch.records.concat(current.records), older: batch.older};
         renderShown();
+        added = true;
     });
+    const lost = document.activeElement === older || document.activeElement === document.body
+        || !document.activeElement;
+    if (!hadFocus || !lost || !table.isConnected) {
+        return;
+    }
+    if (!older.hidden || !added) {
+        older.focus();
+        return;
+    }
+    // rows are newest first: the first one older than the batch before
+    // (an operation whose outcome was shown alone is one row again, here)
+    const target = Array.from(body.rows).find((row) => Number(row.dataset.seq) < before) || table;
+    target.setAttribute('tabindex', '-1');
+    target.focus();
 }
 
 /** The records read so far as rows (an intent and its outcome read in two batches are one row again). */
