@@ -713,16 +713,30 @@ pub(crate) fn bundle_made_elsewhere(
     entry: &pbs_api_types::CryptKey,
     key_file: &KeyConfig,
 ) -> String {
+    bundle_of_keys_made_elsewhere(&[(entry, key_file)])
+}
+
+/// A bundle made by hand on another host holding each key file for its
+/// entry, in this order, to PASSPHRASE.
+fn bundle_of_keys_made_elsewhere(keys: &[(&pbs_api_types::CryptKey, &KeyConfig)]) -> String {
     use pbs_key_config::bundle::{ExportKey, ExportRecipient, create_bundle};
 
-    let key_file = key_file.to_json().unwrap();
+    let key_files: Vec<String> = keys
+        .iter()
+        .map(|(_, key_file)| key_file.to_json().unwrap())
+        .collect();
+    let export_keys: Vec<ExportKey> = keys
+        .iter()
+        .zip(&key_files)
+        .map(|((entry, _), key_file)| ExportKey {
+            config: entry,
+            key_file: key_file.as_bytes(),
+        })
+        .collect();
     let bundle = create_bundle(
         "pbs-keystore/elsewhere",
         None,
-        &[ExportKey {
-            config: entry,
-            key_file: key_file.as_bytes(),
-        }],
+        &export_keys,
         &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
     )
     .unwrap();
@@ -825,6 +839,114 @@ fn a_protected_key_new_to_the_store_needs_its_passphrase() {
         std::fs::read(stored.key_path("k-prot")).unwrap(),
         protected.to_json().unwrap().as_bytes()
     );
+}
+
+/// A bundle of several protected keys this store cannot take without
+/// their passphrase (two new to it, one whose key file is missing) and
+/// one unprotected key: the refusal names every one of the three, in
+/// bundle order, each with what it is here, not only the first (an
+/// operator fixing the restore wants the whole list at once), and not the
+/// unprotected key, which needs no proof; with their passphrase all four
+/// are restored.
+#[test]
+fn a_restore_refused_for_several_unproven_keys_names_each() {
+    let (bundle, key_files) = bundle_of_protected_keys_made_elsewhere();
+    let daemon = Daemon::start();
+    let ours = daemon.dir.config.encryption_keys();
+    let (id, missing) = &key_files[2];
+    ours.store_key(id, missing).unwrap();
+    std::fs::remove_file(ours.key_path(id)).unwrap();
+    let mut root = daemon.root();
+    let before = daemon.files();
+    for key_passphrase in [None, Some("not the key's passphrase")] {
+        let mut body = json!({"bundle": bundle, "passphrase": PASSPHRASE});
+        if let Some(key_passphrase) = key_passphrase {
+            body["key-passphrase"] = json!(key_passphrase);
+        }
+        let resp = post(&mut root, "config/encryption-key-restore", body);
+        expect_400(&resp, "key-passphrase", "nothing was restored");
+        let named: Vec<usize> = [
+            "'k-new-1' is new",
+            "'k-missing' is missing",
+            "'k-new-2' is new",
+        ]
+        .iter()
+        .map(|words| {
+            resp.body
+                .find(words)
+                .unwrap_or_else(|| panic!("{words:?} not in {}", resp.body))
+        })
+        .collect();
+        assert!(named.is_sorted(), "not in bundle order: {}", resp.body);
+        assert!(!resp.body.contains("k-plain"), "{}", resp.body);
+        // what the passphrase given found, for each key
+        let found = resp.body.matches("wrong passphrase").count();
+        let expected = 3 * usize::from(key_passphrase.is_some());
+        assert_eq!(found, expected, "{}", resp.body);
+        assert_eq!(daemon.files(), before);
+    }
+    let body =
+        json!({"bundle": bundle, "passphrase": PASSPHRASE, "key-passphrase": SEVERAL_KEYS_PASS});
+    let restored = post(&mut root, "config/encryption-key-restore", body).data();
+    let outcomes: Vec<(&str, &str)> = restored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| {
+            (
+                key["id"].as_str().unwrap(),
+                key["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("k-new-1", "restored"),
+            ("k-plain", "restored"),
+            ("k-missing", "key-file-restored"),
+            ("k-new-2", "restored"),
+        ]
+    );
+}
+
+/// The passphrase of the protected keys of
+/// [`bundle_of_protected_keys_made_elsewhere`].
+const SEVERAL_KEYS_PASS: &str = "Zq7-hollow-Vortex-41";
+
+/// A bundle made on another host of three keys protected by
+/// [`SEVERAL_KEYS_PASS`] and one unprotected (`k-plain`), in this order:
+/// `k-new-1`, `k-plain`, `k-missing`, `k-new-2`; and each key file.
+fn bundle_of_protected_keys_made_elsewhere() -> (String, [(&'static str, KeyConfig); 4]) {
+    use pbs_api_types::Kdf;
+
+    let elsewhere = TestDir::new();
+    let theirs = elsewhere.config.encryption_keys();
+    let key_files = [
+        ("k-new-1", [11; 32], SEVERAL_KEYS_PASS),
+        ("k-plain", [12; 32], ""),
+        ("k-missing", [13; 32], SEVERAL_KEYS_PASS),
+        ("k-new-2", [14; 32], SEVERAL_KEYS_PASS),
+    ]
+    .map(|(id, key, passphrase)| {
+        let kdf = match passphrase {
+            "" => Kdf::None,
+            _ => Kdf::PBKDF2,
+        };
+        let key_file = KeyConfig::with_key(&key, passphrase.as_bytes(), kdf).unwrap();
+        theirs.store_key(id, &key_file).unwrap();
+        (id, key_file)
+    });
+    let entries: Vec<_> = key_files
+        .iter()
+        .map(|(id, _)| theirs.entry(id).unwrap())
+        .collect();
+    let in_bundle: Vec<_> = entries
+        .iter()
+        .zip(&key_files)
+        .map(|(entry, (_, file))| (entry, file))
+        .collect();
+    (bundle_of_keys_made_elsewhere(&in_bundle), key_files)
 }
 
 /// The missing key file of a key, put back from a bundle that holds the

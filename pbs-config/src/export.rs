@@ -403,10 +403,11 @@ impl EncryptionKeys<'_> {
     /// # Errors
     ///
     /// The conflicts; an invalid or repeated id; a key file whose
-    /// fingerprint is not its entry's; a protected key's missing file, or
-    /// a protected key new to the store, without a proven key file
-    /// ([`UnprovenKeyFile`]); an entry the config cannot hold; a failed
-    /// write (the error names the keys restored before it).
+    /// fingerprint is not its entry's; protected keys' missing files, or
+    /// protected keys new to the store, without a proven key file
+    /// ([`UnprovenKeyFiles`], naming each, after any conflict); an entry
+    /// the config cannot hold; a failed write (the error names the keys
+    /// restored before it).
     ///
     /// # Locking
     ///
@@ -564,6 +565,9 @@ impl EncryptionKeys<'_> {
         let mut conflicts = Vec::new();
         let mut present = HashSet::new();
         let mut missing_files = HashSet::new();
+        // refused after the conflicts, all at once: one refusal names every
+        // key that needs the passphrase, not the first
+        let mut unproven_files = HashMap::new();
         for (entry, fingerprint, _) in entries {
             let id_taken_by = match sections.contains(&entry.id) {
                 true => Some(sections.entry(&entry.id)?.info.fingerprint),
@@ -574,8 +578,10 @@ impl EncryptionKeys<'_> {
                 if self.key_file_missing(base, &entry.id)? {
                     let stored = sections.entry(&entry.id)?.info.kdf;
                     check_same_protection(stored, entry)?;
-                    if stored != Kdf::None {
-                        prover.check(&entry.id, fingerprint, false)?;
+                    if stored != Kdf::None
+                        && let Err(unproven) = prover.check(&entry.id, fingerprint, false)
+                    {
+                        unproven_files.insert(entry.id.clone(), unproven);
                     }
                     missing_files.insert(entry.id.clone());
                     continue;
@@ -604,12 +610,24 @@ impl EncryptionKeys<'_> {
         if !conflicts.is_empty() {
             return Err(KeystoreError::BundleConflict { conflicts }.into());
         }
-        // a protected key new to the store (finding 51)
+        // the protected keys whose missing file is unproven, and those new
+        // to the store (finding 51) unproven, in the restore's order
+        let mut unproven = Vec::new();
         for (entry, fingerprint, _) in entries {
-            let new_key = !present.contains(&entry.id) && !missing_files.contains(&entry.id);
-            if new_key && entry.info.kdf != Kdf::None {
-                prover.check(&entry.id, fingerprint, true)?;
+            if let Some(key) = unproven_files.remove(&entry.id) {
+                unproven.push(key);
+                continue;
             }
+            let new_key = !present.contains(&entry.id) && !missing_files.contains(&entry.id);
+            if new_key
+                && entry.info.kdf != Kdf::None
+                && let Err(key) = prover.check(&entry.id, fingerprint, true)
+            {
+                unproven.push(key);
+            }
+        }
+        if !unproven.is_empty() {
+            return Err(UnprovenKeyFiles { keys: unproven }.into());
         }
 
         Ok((present, missing_files))
@@ -805,7 +823,12 @@ impl<'k> Prover<'k> {
     /// (or, with `new_key`, to store the protected key `id` new to the
     /// store) from a key file with `fingerprint` unless the restore's
     /// passphrase decrypts it to that key (findings 33 and 51).
-    fn check(&mut self, id: &str, fingerprint: &Fingerprint, new_key: bool) -> Result<(), Error> {
+    fn check(
+        &mut self,
+        id: &str,
+        fingerprint: &Fingerprint,
+        new_key: bool,
+    ) -> Result<(), UnprovenKeyFile> {
         match self.proof(fingerprint) {
             Some(Ok(())) => Ok(()),
             proof => Err(UnprovenKeyFile {
@@ -813,16 +836,57 @@ impl<'k> Prover<'k> {
                 fingerprint: *fingerprint,
                 new_key,
                 why: proof.and_then(|proof| proof.clone().err()),
-            }
-            .into()),
+            }),
         }
     }
 }
 
-/// A restore refused because the missing key file of a protected key would
-/// be put back (finding 33), or a protected key new to the store stored
-/// (finding 51), from a key file not proven to hold that key: the
-/// passphrase that proves it is missing or does not.
+/// A restore refused because the missing key files of protected keys
+/// would be put back (finding 33), or protected keys new to the store
+/// stored (finding 51), from key files not proven to hold those keys: the
+/// passphrase that proves them is missing or does not. It names every
+/// such key of the restore, so that the operator fixes them at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnprovenKeyFiles {
+    /// The keys, in the restore's order; never empty.
+    pub keys: Vec<UnprovenKeyFile>,
+}
+
+impl std::fmt::Display for UnprovenKeyFiles {
+    /// One key as [`UnprovenKeyFile`] says it; several in one list, each
+    /// with what it is here, then what to do once.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = match self.keys.as_slice() {
+            [one] => return one.fmt(f),
+            keys => keys,
+        };
+        write!(
+            f,
+            "refusing to restore - {} passphrase protected keys have key files not proven to \
+             hold them: ",
+            keys.len()
+        )?;
+        for (index, key) in keys.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            key.fmt_item(f)?;
+        }
+        f.write_str(
+            " - a protected key file only claims its fingerprint: it is stored or put back \
+             only once the key's own passphrase decrypts it to that key - give the keys' \
+             passphrase (the CLI's --key-passphrase-file FILE, the API's key-passphrase) and \
+             restore them again, keys of other passphrases apart by naming their ids - nothing \
+             was restored",
+        )
+    }
+}
+
+impl std::error::Error for UnprovenKeyFiles {}
+
+/// One key of [`UnprovenKeyFiles`]: the protected key `id`, whose missing
+/// key file a restore would put back, or which is new to the store, from
+/// a key file not proven to hold it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnprovenKeyFile {
     /// The key id.
@@ -876,12 +940,27 @@ impl std::fmt::Display for UnprovenKeyFile {
     }
 }
 
-impl std::error::Error for UnprovenKeyFile {}
+impl UnprovenKeyFile {
+    /// The key as an item of a list of several: what it is here, the
+    /// fingerprint, what the passphrase given found.
+    fn fmt_item(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = &self.id;
+        match self.new_key {
+            true => write!(f, "encryption key '{id}' is new to this store")?,
+            false => write!(f, "the key file of encryption key '{id}' is missing")?,
+        }
+        write!(f, " (fingerprint {}", self.fingerprint.signature())?;
+        if let Some(why) = &self.why {
+            write!(f, ", {why}")?;
+        }
+        f.write_str(")")
+    }
+}
 
-/// Whether a restore was refused for want of a passphrase that proves a
-/// protected key's file ([`UnprovenKeyFile`]).
+/// Whether a restore was refused for want of a passphrase that proves
+/// protected keys' files ([`UnprovenKeyFiles`]).
 pub fn needs_key_passphrase(err: &Error) -> bool {
-    err.chain().any(|cause| cause.is::<UnprovenKeyFile>())
+    err.chain().any(|cause| cause.is::<UnprovenKeyFiles>())
 }
 
 /// Whether a restore was refused for a key file given with the other
