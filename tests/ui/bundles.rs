@@ -191,10 +191,7 @@ async fn drill_with_both_keys_present(browser: &Browser, name: &str) {
     let file = browser.find(".restore-view input[type=file]").await;
     file.send_keys(bundle_path.to_str().unwrap()).await.unwrap();
     browser
-        .type_into(
-            ".restore-view input[name=passphrase]",
-            "wrong horse battery",
-        )
+        .type_into(BUNDLE_PASSPHRASE_FIELD, "wrong horse battery")
         .await;
     browser.click("#run-drill").await;
     let error = browser
@@ -202,9 +199,7 @@ async fn drill_with_both_keys_present(browser: &Browser, name: &str) {
         .await;
     assert!(error.starts_with("The drill failed: "), "{error}");
     browser.screenshot("drill-wrong-passphrase").await;
-    browser
-        .type_into(".restore-view input[name=passphrase]", PASSPHRASE)
-        .await;
+    browser.type_into(BUNDLE_PASSPHRASE_FIELD, PASSPHRASE).await;
     browser.click("#run-drill").await;
     browser.find(&drill_row("ui-bundle-1")).await;
     for id in ["carol-key", "ui-bundle-1"] {
@@ -255,6 +250,11 @@ async fn restore_a_key_the_store_lost(
             .await,
         "already present, left as it was"
     );
+    assert_eq!(
+        field_value(browser, BUNDLE_PASSPHRASE_FIELD).await,
+        "",
+        "the bundle's passphrase emptied after the restore"
+    );
     browser.screenshot("restored").await;
     let back = keys.entry("ui-bundle-1").unwrap();
     assert!(back.archived_at.is_some(), "restored archived, as exported");
@@ -272,6 +272,7 @@ async fn restore_a_key_the_store_lost(
 async fn a_bundle_over_the_body_limit(env: &Env, browser: &Browser) {
     let big = env.config_path().join("..").join("big.pbsx");
     std::fs::write(&big, "A".repeat(70 * 1024)).unwrap();
+    browser.type_into(BUNDLE_PASSPHRASE_FIELD, PASSPHRASE).await;
     let file = browser.find(".restore-view input[type=file]").await;
     file.clear().await.unwrap();
     file.send_keys(big.canonicalize().unwrap().to_str().unwrap())
@@ -360,7 +361,13 @@ async fn audit_view_of_the_bundle(browser: &Browser) {
     browser.screenshot("audit-of-bundle").await;
 }
 
-/// The protected key of the bundle made on another host.
+/// The restore view's field for the bundle's passphrase.
+const BUNDLE_PASSPHRASE_FIELD: &str = ".restore-view input[name=passphrase]";
+
+/// The protected keys of the bundle made on another host, under one
+/// passphrase.
+const PROTECTED_IDS: [&str; 2] = [PROTECTED_ID, "ui-bundle-protected-2"];
+/// The first of them.
 const PROTECTED_ID: &str = "ui-bundle-protected";
 /// That key's own passphrase (not the bundle's).
 const KEY_PASSPHRASE: &str = "Zq7-hollow-Vortex-41";
@@ -369,17 +376,21 @@ const KEY_PASSPHRASE_FIELD: &str = ".restore-view input[name=key-passphrase]";
 /// The note next to it.
 const KEY_PASSPHRASE_NOTE: &str = ".restore-view .key-passphrase-error";
 
-/// A bundle made on another host holding a passphrase-protected key this
-/// store never had (a rebuilt host's restore): the drill does not send the
-/// key passphrase typed; the restore is refused without it and with
-/// another passphrase, the note next to the field naming the key and how
-/// to restore keys of other passphrases, nothing written, the field
-/// emptied; with it the key is restored and listed with its fingerprint.
-pub async fn restore_a_protected_key_new_to_the_store(env: Arc<Env>, browser: Arc<Browser>) {
-    let (bundle_path, key_file, fingerprint) = protected_bundle_from_another_host(&env);
+/// A bundle made on another host holding two passphrase-protected keys
+/// this store never had (a rebuilt host's restore): the drill does not
+/// send the key passphrase typed, and keeps the bundle's; the restore is
+/// refused without it and with another passphrase, the note next to the
+/// field naming both keys and how to restore keys of other passphrases,
+/// nothing written, the key passphrase field emptied, the bundle's kept
+/// for the next try; with it both keys are restored, both fields emptied,
+/// and the keys are listed with their fingerprints.
+pub async fn restore_protected_keys_new_to_the_store(env: Arc<Env>, browser: Arc<Browser>) {
+    let (bundle_path, key_files) = protected_bundle_from_another_host(&env);
     let dir = env.dir();
     let keys = dir.encryption_keys();
-    assert!(keys.entry(PROTECTED_ID).is_err(), "new to this store");
+    for id in PROTECTED_IDS {
+        assert!(keys.entry(id).is_err(), "{id} new to this store");
+    }
 
     browser.open().await;
     browser.login(ALICE.0, ALICE.1).await;
@@ -387,18 +398,17 @@ pub async fn restore_a_protected_key_new_to_the_store(env: Arc<Env>, browser: Ar
     browser.click("#nav a[href=\"#restore\"]").await;
     let file = browser.find(".restore-view input[type=file]").await;
     file.send_keys(bundle_path.to_str().unwrap()).await.unwrap();
-    browser
-        .type_into(".restore-view input[name=passphrase]", PASSPHRASE)
-        .await;
+    browser.type_into(BUNDLE_PASSPHRASE_FIELD, PASSPHRASE).await;
     the_drill_sends_no_key_passphrase(&browser).await;
     refused_without_the_key_passphrase(&browser, &keys).await;
     refused_with_another_passphrase(&browser, &keys).await;
-    restored_with_the_keys_passphrase(&browser, &keys, &key_file, &fingerprint).await;
-    listed_with_its_fingerprint(&browser, &fingerprint).await;
+    restored_with_the_keys_passphrase(&browser, &keys, &key_files).await;
+    listed_with_their_fingerprints(&browser, &key_files).await;
 }
 
 /// The key passphrase field is a password field, not autocompleted; the
-/// drill takes no key passphrase: not sent, though typed.
+/// drill takes no key passphrase: not sent, though typed. The drill keeps
+/// the bundle's passphrase (the restore that follows needs it).
 async fn the_drill_sends_no_key_passphrase(browser: &Browser) {
     let field = browser
         .js(
@@ -413,35 +423,50 @@ async fn the_drill_sends_no_key_passphrase(browser: &Browser) {
     browser.click("#run-drill").await;
     browser.find(&drill_row(PROTECTED_ID)).await;
     let summary = browser
-        .wait_text(".drill-summary", "all 1 key intact")
+        .wait_text(".drill-summary", "all 2 keys intact")
         .await;
     assert_eq!(
         last_sent(browser, "encryption-key-export/verify").await,
         ["bundle", "passphrase"]
     );
+    assert_eq!(
+        field_value(browser, BUNDLE_PASSPHRASE_FIELD).await,
+        PASSPHRASE,
+        "the bundle's passphrase kept after the drill"
+    );
     // a key this store lacks is what the restore would add, not a fault of
     // the store, though the drill proves no copy of its protected file
     assert!(!summary.contains("differ"), "{summary}");
-    let state = browser
-        .text(&format!("{} td.state", drill_row(PROTECTED_ID)))
-        .await;
-    assert!(
-        state.starts_with("not in the store: restore would add it")
-            && state.contains("no verified copy"),
-        "{state}"
-    );
-    let tone = browser
-        .js(
-            "return document.querySelector(arguments[0]).dataset.tone;",
-            vec![json!(drill_row(PROTECTED_ID))],
-        )
-        .await;
-    assert_eq!(tone, json!("note"));
+    for id in PROTECTED_IDS {
+        let state = browser.text(&format!("{} td.state", drill_row(id))).await;
+        assert!(
+            state.starts_with("not in the store: restore would add it")
+                && state.contains("no verified copy"),
+            "{id}: {state}"
+        );
+        let tone = browser
+            .js(
+                "return document.querySelector(arguments[0]).dataset.tone;",
+                vec![json!(drill_row(id))],
+            )
+            .await;
+        assert_eq!(tone, json!("note"), "{id}");
+    }
+}
+
+/// The keys the refusal names, as the note next to the key passphrase
+/// field says them: every protected key of the bundle, not only the first.
+fn both_keys_new() -> String {
+    format!(
+        "keys '{}' and '{}' (new to this store)",
+        PROTECTED_IDS[0], PROTECTED_IDS[1]
+    )
 }
 
 /// The restore without the key passphrase (none sent): refused, the
-/// server's words by the buttons, the note next to the field naming the
-/// key and what to do, the focus on the field, nothing written.
+/// server's words by the buttons, the note next to the field naming both
+/// keys and what to do, the focus on the field, nothing written, the
+/// bundle's passphrase kept.
 async fn refused_without_the_key_passphrase(browser: &Browser, keys: &EncryptionKeys<'_>) {
     browser
         .find(KEY_PASSPHRASE_FIELD)
@@ -453,12 +478,12 @@ async fn refused_without_the_key_passphrase(browser: &Browser, keys: &Encryption
     let note = browser
         .wait_text(
             KEY_PASSPHRASE_NOTE,
-            &format!("key '{PROTECTED_ID}' is passphrase protected"),
+            &format!("{} are passphrase protected", both_keys_new()),
         )
         .await;
     for words in [
-        "new to this store",
         "own passphrase",
+        "their key files",
         "--id ID --key-passphrase-file",
     ] {
         assert!(note.contains(words), "{words:?} not in the note: {note}");
@@ -468,6 +493,9 @@ async fn refused_without_the_key_passphrase(browser: &Browser, keys: &Encryption
         error.starts_with("The restore failed: parameter 'key-passphrase': "),
         "{error}"
     );
+    for id in PROTECTED_IDS {
+        assert!(error.contains(&format!("'{id}'")), "{id} not in {error}");
+    }
     assert_eq!(
         last_sent(browser, "encryption-key-restore").await,
         ["bundle", "passphrase"],
@@ -477,13 +505,20 @@ async fn refused_without_the_key_passphrase(browser: &Browser, keys: &Encryption
         .js("return document.activeElement.name;", vec![])
         .await;
     assert_eq!(focused, json!("key-passphrase"), "the field has the focus");
-    assert!(keys.entry(PROTECTED_ID).is_err(), "nothing restored");
-    assert!(!keys.key_path(PROTECTED_ID).exists(), "no key file written");
+    assert_eq!(
+        field_value(browser, BUNDLE_PASSPHRASE_FIELD).await,
+        PASSPHRASE,
+        "the bundle's passphrase kept after a refusal"
+    );
+    for id in PROTECTED_IDS {
+        assert!(keys.entry(id).is_err(), "{id}: nothing restored");
+        assert!(!keys.key_path(id).exists(), "{id}: no key file written");
+    }
     browser.screenshot("protected-key-refused").await;
 }
 
-/// Another passphrase than the key's: refused as well, the field
-/// emptied, nothing written.
+/// Another passphrase than the keys': refused as well, naming both, the
+/// key passphrase field emptied, nothing written.
 async fn refused_with_another_passphrase(browser: &Browser, keys: &EncryptionKeys<'_>) {
     browser
         .type_into(KEY_PASSPHRASE_FIELD, "not the key's passphrase")
@@ -492,7 +527,7 @@ async fn refused_with_another_passphrase(browser: &Browser, keys: &EncryptionKey
     browser
         .wait_text(
             KEY_PASSPHRASE_NOTE,
-            &format!("the key passphrase given does not open key '{PROTECTED_ID}'"),
+            &format!("the key passphrase given does not open {}", both_keys_new()),
         )
         .await;
     assert_eq!(
@@ -500,38 +535,46 @@ async fn refused_with_another_passphrase(browser: &Browser, keys: &EncryptionKey
         ["bundle", "passphrase", "key-passphrase"]
     );
     assert_eq!(
-        key_passphrase_field(browser).await,
+        field_value(browser, KEY_PASSPHRASE_FIELD).await,
         "",
         "emptied after a refusal"
     );
-    assert!(keys.entry(PROTECTED_ID).is_err(), "nothing restored");
+    for id in PROTECTED_IDS {
+        assert!(keys.entry(id).is_err(), "{id}: nothing restored");
+    }
 }
 
-/// The key's own passphrase: restored, the field emptied, the note gone;
-/// the key file as the bundle holds it; the passphrase nowhere in the
-/// page.
+/// The keys' own passphrase: both restored, both passphrase fields
+/// emptied, the note gone; the key files as the bundle holds them; the
+/// passphrases nowhere in the page.
 async fn restored_with_the_keys_passphrase(
     browser: &Browser,
     keys: &EncryptionKeys<'_>,
-    key_file: &KeyConfig,
-    fingerprint: &Fingerprint,
+    key_files: &[(KeyConfig, Fingerprint)],
 ) {
     browser
         .type_into(KEY_PASSPHRASE_FIELD, KEY_PASSPHRASE)
         .await;
     browser.click("#restore-bundle").await;
-    let outcome = browser
-        .wait_text(
-            &format!("#restore-table tr[data-key-id=\"{PROTECTED_ID}\"] td.state"),
-            "restored",
-        )
-        .await;
-    assert_eq!(outcome, "restored");
-    assert_eq!(
-        key_passphrase_field(browser).await,
-        "",
-        "emptied after the restore"
-    );
+    for id in PROTECTED_IDS {
+        let outcome = browser
+            .wait_text(
+                &format!("#restore-table tr[data-key-id=\"{id}\"] td.state"),
+                "restored",
+            )
+            .await;
+        assert_eq!(outcome, "restored", "{id}");
+    }
+    for (field, what) in [
+        (KEY_PASSPHRASE_FIELD, "the key passphrase"),
+        (BUNDLE_PASSPHRASE_FIELD, "the bundle's passphrase"),
+    ] {
+        assert_eq!(
+            field_value(browser, field).await,
+            "",
+            "{what} emptied after the restore"
+        );
+    }
     let note_hidden = browser
         .js(
             "return document.querySelector(arguments[0]).hidden;",
@@ -540,66 +583,77 @@ async fn restored_with_the_keys_passphrase(
         .await;
     assert_eq!(note_hidden, json!(true), "the note is gone");
     browser.screenshot("protected-key-restored").await;
-    let restored = keys.entry(PROTECTED_ID).unwrap();
-    assert_eq!(restored.info.fingerprint, Some(*fingerprint));
-    assert_eq!(
-        std::fs::read(keys.key_path(PROTECTED_ID)).unwrap(),
-        key_file.to_json().unwrap().as_bytes(),
-        "the key file as the bundle holds it, still protected"
-    );
+    for (id, (key_file, fingerprint)) in PROTECTED_IDS.iter().zip(key_files) {
+        let restored = keys.entry(id).unwrap();
+        assert_eq!(restored.info.fingerprint, Some(*fingerprint), "{id}");
+        assert_eq!(
+            std::fs::read(keys.key_path(id)).unwrap(),
+            key_file.to_json().unwrap().as_bytes(),
+            "{id}: the key file as the bundle holds it, still protected"
+        );
+    }
     let page = browser.page_text(None).await;
-    assert!(
-        !page.contains(KEY_PASSPHRASE),
-        "the key passphrase left in the page"
-    );
+    for secret in [KEY_PASSPHRASE, PASSPHRASE] {
+        assert!(!page.contains(secret), "a passphrase left in the page");
+    }
 }
 
-/// The keys view lists the restored key with its fingerprint.
-async fn listed_with_its_fingerprint(browser: &Browser, fingerprint: &Fingerprint) {
+/// The keys view lists the restored keys with their fingerprints.
+async fn listed_with_their_fingerprints(browser: &Browser, key_files: &[(KeyConfig, Fingerprint)]) {
     browser.click("#nav a[href=\"#keys\"]").await;
-    let row = key_row(PROTECTED_ID);
-    browser.find(&row).await;
-    let shown = browser
-        .js(
-            "return document.querySelector(arguments[0] + ' code.fingerprint').title;",
-            vec![json!(row)],
-        )
-        .await;
-    assert_eq!(
-        shown,
-        json!(fingerprint.signature()),
-        "the row's fingerprint"
-    );
+    for (id, (_, fingerprint)) in PROTECTED_IDS.iter().zip(key_files) {
+        let row = key_row(id);
+        browser.find(&row).await;
+        let shown = browser
+            .js(
+                "return document.querySelector(arguments[0] + ' code.fingerprint').title;",
+                vec![json!(row)],
+            )
+            .await;
+        assert_eq!(
+            shown,
+            json!(fingerprint.signature()),
+            "{id}: the row's fingerprint"
+        );
+    }
     browser
         .js(
             "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
-            vec![json!(row)],
+            vec![json!(key_row(PROTECTED_ID))],
         )
         .await;
     browser.screenshot("protected-key-listed").await;
 }
 
-/// A bundle (for [`PASSPHRASE`]) exported on another host of its key
-/// [`PROTECTED_ID`], protected by [`KEY_PASSPHRASE`], written beside the
-/// config dir; its path, the key file and the key's fingerprint.
-fn protected_bundle_from_another_host(env: &Env) -> (PathBuf, KeyConfig, Fingerprint) {
+/// A bundle (for [`PASSPHRASE`]) exported on another host of its keys
+/// [`PROTECTED_IDS`], each protected by [`KEY_PASSPHRASE`], written beside
+/// the config dir; its path, and each key's file and fingerprint.
+fn protected_bundle_from_another_host(env: &Env) -> (PathBuf, Vec<(KeyConfig, Fingerprint)>) {
     let elsewhere = Sandbox::new();
     let dir = ConfigDir::new(elsewhere.config_dir()).unwrap();
     let keys = dir.encryption_keys();
-    let key_file =
-        KeyConfig::with_key(&raw_key(931), KEY_PASSPHRASE.as_bytes(), Kdf::PBKDF2).unwrap();
-    keys.store_key(PROTECTED_ID, &key_file).unwrap();
+    let key_files: Vec<(KeyConfig, Fingerprint)> = PROTECTED_IDS
+        .iter()
+        .zip([931, 932])
+        .map(|(id, seed)| {
+            let key_file =
+                KeyConfig::with_key(&raw_key(seed), KEY_PASSPHRASE.as_bytes(), Kdf::PBKDF2)
+                    .unwrap();
+            keys.store_key(id, &key_file).unwrap();
+            let fingerprint = keys.entry(id).unwrap().info.fingerprint.unwrap();
+            (key_file, fingerprint)
+        })
+        .collect();
     let bundle = keys
         .export_bundle(
-            &ExportSelection::Ids(vec![PROTECTED_ID.to_string()]),
+            &ExportSelection::Ids(PROTECTED_IDS.map(str::to_string).to_vec()),
             &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
             &|_| Ok(()),
         )
         .unwrap();
-    let fingerprint = keys.entry(PROTECTED_ID).unwrap().info.fingerprint.unwrap();
     let path = env.config_path().join("..").join("protected.pbsx");
     std::fs::write(&path, bundle).unwrap();
-    (path.canonicalize().unwrap(), key_file, fingerprint)
+    (path.canonicalize().unwrap(), key_files)
 }
 
 /// Makes the page note the names (never the values) of the parameters
@@ -637,12 +691,12 @@ async fn last_sent(browser: &Browser, route: &str) -> Vec<String> {
     serde_json::from_value(names).unwrap_or_else(|_| panic!("no request to {route}"))
 }
 
-/// The key passphrase field's value.
-async fn key_passphrase_field(browser: &Browser) -> String {
+/// The value of the field `css`.
+async fn field_value(browser: &Browser, css: &str) -> String {
     let value = browser
         .js(
             "return document.querySelector(arguments[0]).value;",
-            vec![json!(KEY_PASSPHRASE_FIELD)],
+            vec![json!(css)],
         )
         .await;
     value.as_str().unwrap().to_string()

@@ -87,7 +87,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     scenario!(keys::sync_jobs_show_and_block_what_the_server_refuses),
     scenario!(trash::remove_see_in_trash_restore_and_purge),
     scenario!(bundles::export_drill_and_restore),
-    scenario!(bundles::restore_a_protected_key_new_to_the_store),
+    scenario!(bundles::restore_protected_keys_new_to_the_store),
     scenario!(paperkey::print_paperkey_and_add_by_paperkey_text),
     scenario!(audit::audit_view_filters_and_shows_a_broken_chain),
     scenario!(rotate::rotate_resume_and_abort),

@@ -9,10 +9,12 @@
 // passphrase (`key-passphrase`, docs/security.md findings 33 and 51): the
 // view has a field for it, sent with Restore keys only when filled (the
 // drill takes no such parameter), emptied after every restore request. A
-// restore refused for want of it says so next to that field, naming the
-// key. The view restores the whole bundle; keys of different passphrases
-// are restored apart on the host (`restore FILE --id ID`), as the note
-// says.
+// restore refused for want of it says so next to that field, naming every
+// key the refusal names. The view restores the whole bundle; keys of
+// different passphrases are restored apart on the host (`restore FILE --id
+// ID`), as the note says. The bundle's passphrase is emptied once a
+// restore succeeds; a drill, and a refused restore, keep it for the
+// restore that follows.
 //
 // The bundle is read into a string and sent; it is never put into the
 // document. Request bodies are limited to 64 KiB (about 60 keys): a larger
@@ -36,25 +38,44 @@ function blames(err, name) {
 }
 
 /**
+ * The keys a restore refused for want of their passphrase names (`err`,
+ * a 400 naming `key-passphrase`: one key, or every such key of the
+ * bundle), grouped by what they are here, in words: "key 'a' (new to this
+ * store)", "keys 'a' and 'c' (new to this store) and 'b' (key file
+ * missing here)"; and how many.
+ */
+function unprovenKeys(err) {
+    const named = (pattern) => [...new Set([...err.message.matchAll(pattern)].map((match) => match[1]))];
+    const groups = [
+        [named(/encryption key '([^']+)' is (?:passphrase protected and )?new to this store/g), 'new to this store'],
+        [named(/key file of encryption key '([^']+)' is missing/g), 'key file missing here'],
+    ].filter(([ids]) => ids.length);
+    let count = groups.reduce((sum, [ids]) => sum + ids.length, 0);
+    let words = listing(groups.map(([ids, state]) => `${listing(ids.map((id) => `'${id}'`))} (${state})`));
+    if (count === 0) {
+        // worded otherwise: the ids alone, whatever they are here
+        const ids = named(/encryption key '([^']+)'/g);
+        count = ids.length;
+        words = listing(ids.map((id) => `'${id}'`));
+    }
+    return {count, words: count ? `${count === 1 ? 'key' : 'keys'} ${words}` : 'a key of the bundle'};
+}
+
+/**
  * What to do about a restore refused for want of a key's passphrase
  * (`err`, a 400 naming `key-passphrase`), in words for the note next to
- * that field; `given`: whether a key passphrase was sent.
+ * that field, naming every key the refusal names; `given`: whether a key
+ * passphrase was sent.
  */
 function keyPassphraseAdvice(err, given) {
-    const ids = [...new Set([...err.message.matchAll(/encryption key '([^']+)'/g)].map((match) => match[1]))];
-    const one = ids.length < 2;
-    const keys = ids.length
-        ? `${one ? 'key' : 'keys'} ${listing(ids.map((id) => `'${id}'`))}`
-        : 'a key of the bundle';
-    const state = err.message.includes('new to this store')
-        ? 'new to this store'
-        : `missing ${one ? 'its key file' : 'their key files'} here`;
+    const keys = unprovenKeys(err);
+    const one = keys.count < 2;
+    const own = one ? "the key's own passphrase" : "the keys' own passphrase";
     const first = given
-        ? `Nothing was restored: the key passphrase given does not open ${keys} (${state}) to the key `
-            + `${one ? 'it claims' : 'they claim'} to be - type the key's own passphrase, not the bundle's, `
-            + 'and restore again.'
-        : `Nothing was restored: ${keys} ${one ? 'is' : 'are'} passphrase protected and ${state}, `
-            + "so the restore needs the key's own passphrase (not the bundle's) to prove its key file - "
+        ? `Nothing was restored: the key passphrase given does not open ${keys.words} to the key`
+            + `${one ? ' it claims' : 's they claim'} to be - type ${own}, not the bundle's, and restore again.`
+        : `Nothing was restored: ${keys.words} ${one ? 'is' : 'are'} passphrase protected, so the restore `
+            + `needs ${own} (not the bundle's) to prove ${one ? 'its key file' : 'their key files'} - `
             + 'type it here and restore again.';
     return `${first} Keys of different passphrases are restored one passphrase at a time by choosing `
         + 'their ids, which this page does not do: restore the others first on the host '
@@ -226,6 +247,11 @@ export function renderRestore(container) {
             const answer = await whileBusy(button, busy,
                 async () => (await request('POST', path, values)).data, form);
             results.replaceChildren(show(answer));
+            if (restoring) {
+                // the bundle is restored: its passphrase is done with (a
+                // drill or a refused restore keeps it for the restore)
+                passphrase.value = '';
+            }
         } catch (err) {
             message.error(`${failed}: ${err.message}`);
             if (restoring && blames(err, KEY_PASSPHRASE)) {
