@@ -501,6 +501,40 @@ pub enum NewFileWay {
     InPlace,
 }
 
+/// A new file holding key material whose directory could not be synced
+/// once the file had its name, and which could not be removed again: it
+/// is complete under its name, but the name might not survive a crash
+/// (see [`create_new_file`]). A caller that removes what the file holds
+/// from elsewhere says where that went.
+#[derive(Debug)]
+pub struct NewFileLeft {
+    /// Why the directory could not be synced.
+    pub sync_error: String,
+    /// Why the file could not be removed again.
+    pub remove_error: String,
+}
+
+impl fmt::Display for NewFileLeft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} - the file is complete under its name, but the name might not survive a crash, \
+             and removing the file again failed - {}",
+            self.sync_error, self.remove_error
+        )
+    }
+}
+
+impl std::error::Error for NewFileLeft {}
+
+/// Device and inode: which file a name shows.
+type FileId = (u64, u64);
+
+fn file_id(metadata: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
 /// Creates `path` with `data`, failing if it exists (a symbolic link
 /// too, dangling or not: it is never followed), so that the name never
 /// shows a partial file: an unnamed file (`O_TMPFILE`) in its directory,
@@ -512,16 +546,39 @@ pub enum NewFileWay {
 /// exclusively and written in place, and removed if that fails. The
 /// result says which way was taken; `before_link` runs once the data is
 /// synced, before the file has its name.
+///
+/// Once named, the directory is synced; if that fails (a device failing),
+/// the file is removed again, so that a failed write leaves nothing at
+/// the name, whichever way it was made; if it cannot be removed either,
+/// the error is a [`NewFileLeft`].
 pub(crate) fn create_new_file(
     path: &Path,
     data: &[u8],
     options: CreateOptions,
     before_link: &dyn Fn(),
 ) -> Result<NewFileWay, Error> {
-    if create_unnamed(path, data, options, before_link)? {
-        return Ok(NewFileWay::Unnamed);
+    let (way, made) = name_new_file(path, data, options, before_link)?;
+    if let Err(sync_error) = proxmox_sys::fs::fsync_parent_dir(path) {
+        return Err(take_back(path, made, sync_error));
+    }
+    Ok(way)
+}
+
+/// [`create_new_file`] up to the file having its name: the way taken and
+/// the file made.
+fn name_new_file(
+    path: &Path,
+    data: &[u8],
+    options: CreateOptions,
+    before_link: &dyn Fn(),
+) -> Result<(NewFileWay, FileId), Error> {
+    if let Some(made) = create_unnamed(path, data, options, before_link)? {
+        return Ok((NewFileWay::Unnamed, made));
     }
     let tmp = proxmox_sys::fs::write_tmp_file(path, data, options, true)?;
+    let made = std::fs::symlink_metadata(tmp.path())
+        .map(|metadata| file_id(&metadata))
+        .map_err(|err| format_err!("unable to stat {:?} - {err}", tmp.path()))?;
     before_link();
     match std::fs::hard_link(tmp.path(), path) {
         Ok(()) => {}
@@ -535,27 +592,56 @@ pub(crate) fn create_new_file(
             ) =>
         {
             drop(tmp);
-            create_new_file_in_place(path, data, options)?;
-            return Ok(NewFileWay::InPlace);
+            let made = create_new_file_in_place(path, data, options)?;
+            return Ok((NewFileWay::InPlace, made));
         }
         Err(err) => bail!("{err}"),
     }
     drop(tmp); // removes the temp name; the data stays under `path`
-    proxmox_sys::fs::fsync_parent_dir(path)?;
-    Ok(NewFileWay::TempName)
+    Ok((NewFileWay::TempName, made))
+}
+
+/// The file `made` at `path`, whose directory could not be synced
+/// (`sync_error`): removed again if the name still shows it (another
+/// file there is left alone), and the directory synced once more, which
+/// may fail as well (the removal is then as durable as the link was).
+fn take_back(path: &Path, made: FileId, sync_error: Error) -> Error {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(metadata) if file_id(&metadata) == made => {
+            std::fs::remove_file(path).map_err(|err| err.to_string())
+        }
+        Ok(_) => Err("another file is under its name now, left alone".to_string()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err.to_string()),
+    };
+    match removed {
+        Ok(()) => {
+            let _ = proxmox_sys::fs::fsync_parent_dir(path);
+            format_err!(
+                "{sync_error} - the file had its name, but the name might not survive a crash: \
+                 removed again"
+            )
+        }
+        Err(remove_error) => NewFileLeft {
+            sync_error: sync_error.to_string(),
+            remove_error,
+        }
+        .into(),
+    }
 }
 
 /// [`create_new_file`] through an unnamed file: `O_TMPFILE` in the
 /// directory of `path`, then `linkat` of `/proc/self/fd/N` (followed) to
 /// `path`, which never replaces a name; without `/proc`, `linkat` with
-/// `AT_EMPTY_PATH` (root only). False, with nothing made, if the file
+/// `AT_EMPTY_PATH` (root only). The file made once it has its name (its
+/// directory not synced yet); `None`, with nothing made, if the file
 /// system (or kernel) refuses `O_TMPFILE`.
 fn create_unnamed(
     path: &Path,
     data: &[u8],
     options: CreateOptions,
     before_link: &dyn Fn(),
-) -> Result<bool, Error> {
+) -> Result<Option<FileId>, Error> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
@@ -582,7 +668,7 @@ fn create_unnamed(
                 Some(nix::libc::EOPNOTSUPP | nix::libc::EISDIR | nix::libc::EINVAL)
             ) =>
         {
-            return Ok(false);
+            return Ok(None);
         }
         Err(err) => bail!("unable to create a file in {dir:?} - {err}"),
     };
@@ -590,6 +676,7 @@ fn create_unnamed(
     options.apply_to(&file, path)?;
     file.write_all(data)?;
     file.sync_all()?;
+    let made = file_id(&file.metadata()?);
     before_link();
     let fd = file.as_raw_fd();
     let proc_path = format!("/proc/self/fd/{fd}");
@@ -604,16 +691,19 @@ fn create_unnamed(
         linked = nix::unistd::linkat(Some(fd), Path::new(""), None, path, AtFlags::AT_EMPTY_PATH);
     }
     match linked {
-        Ok(()) => {}
+        Ok(()) => Ok(Some(made)),
         Err(Errno::EEXIST) => bail!("file exists, refusing to overwrite it"),
         Err(err) => bail!("{err}"),
     }
-    proxmox_sys::fs::fsync_parent_dir(path)?;
-    Ok(true)
 }
 
-/// `O_CREAT | O_EXCL` creation of `path` with `data`; removed again on error.
-fn create_new_file_in_place(path: &Path, data: &[u8], options: CreateOptions) -> Result<(), Error> {
+/// `O_CREAT | O_EXCL` creation of `path` with `data`, synced (its
+/// directory not yet); removed again on error. The file made.
+fn create_new_file_in_place(
+    path: &Path,
+    data: &[u8],
+    options: CreateOptions,
+) -> Result<FileId, Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mode = options.get_perm().map_or(0o600, |perm| perm.bits());
@@ -633,13 +723,16 @@ fn create_new_file_in_place(path: &Path, data: &[u8], options: CreateOptions) ->
     let written = options
         .apply_to(&file, path)
         .and_then(|()| file.write_all(data).map_err(Error::from))
-        .and_then(|()| file.sync_all().map_err(Error::from));
-    if let Err(err) = written {
-        drop(file);
-        let _ = std::fs::remove_file(path);
-        bail!("{err}");
+        .and_then(|()| file.sync_all().map_err(Error::from))
+        .and_then(|()| file.metadata().map_err(Error::from));
+    match written {
+        Ok(metadata) => Ok(file_id(&metadata)),
+        Err(err) => {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            bail!("{err}");
+        }
     }
-    proxmox_sys::fs::fsync_parent_dir(path)
 }
 
 /// Parses key file contents and decrypts them, as upstream's `decrypt_key`.

@@ -486,6 +486,181 @@ pub fn a_create_whose_output_file_fails_removes_the_key_again() {
     }
 }
 
+/// The ways a new file is made, as the refusal that makes each (none: the
+/// unnamed file).
+const EVERY_WAY: [Option<Refusal>; 3] = [
+    None,
+    Some(Refusal::UnnamedFiles),
+    Some(Refusal::UnnamedFilesAndHardLinks),
+];
+
+/// What the commands say of a file whose directory could not be synced
+/// once it had its name, and that was removed again.
+const SYNC_FAILED: &str = "Input/output error (os error 5) - the file had its name, but the \
+                           name might not survive a crash: removed again";
+
+impl Scene {
+    /// The manager's `args` made by `way` (the refusal that makes it, or
+    /// none), each `fsync` of the output directory failing with EIO.
+    fn run_dir_sync_failing(&self, way: Option<Refusal>, args: &[&str]) -> (Run, usize) {
+        let mut cmd = match way {
+            Some(refusal) => self.command(refusal, args),
+            None => self.cli.command(args),
+        };
+        let failed_syncs = refusals::fail_dir_sync(&mut cmd, &self.out());
+        let run = Manager::run_command(cmd, None);
+        self.cli
+            .secrets
+            .assert_absent(&format!("{args:?}"), &run.stdout);
+        self.cli
+            .secrets
+            .assert_absent(&format!("{args:?}"), &run.stderr);
+        (run, failed_syncs.count())
+    }
+}
+
+/// Each way of `create`, `paperkey` and `export --output-file` with the
+/// output directory's sync failing (EIO) once the file has its name: the
+/// command fails saying the file was removed again, and nothing is left
+/// at the name or beside it; `create` removes the new key from the store
+/// again (into the trash), as for any write that fails. (Regression: the
+/// complete file stayed at the name while the command said it failed and
+/// the key went into the trash.)
+pub fn a_failed_sync_of_the_output_directory_leaves_no_file() {
+    refusals::assert_seccomp_works();
+    for way in EVERY_WAY {
+        let scene = Scene::new();
+        let target = scene.target("lost-key.json");
+        let (run, failed_syncs) = scene.run_dir_sync_failing(
+            way,
+            &[
+                "encryption-key",
+                "create",
+                "lost-key",
+                "--output-file",
+                &target,
+            ],
+        );
+        let context = format!("{way:?}: {run:?}");
+        assert_eq!(run.code, 255, "{context}");
+        assert!(failed_syncs >= 1, "{context}");
+        let out = scene.out();
+        assert!(
+            run.stderr.contains(&format!(
+                "unable to write {target:?} - unable to sync directory {out:?} - {SYNC_FAILED}"
+            )) && run.stderr.contains(REMOVED),
+            "{context}"
+        );
+        assert!(names(&scene.out()).is_empty(), "{context}");
+        assert!(scene.ids().is_empty(), "{context}");
+        assert_eq!(scene.trashed(), ["lost-key"], "{context}");
+
+        // a copy of a key the store keeps, written where syncs fail
+        let key_file = scene.file("kept-key.json").display().to_string();
+        let run = scene.cli.run(&[
+            "encryption-key",
+            "create",
+            "kept-key",
+            "--output-file",
+            &key_file,
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        scene
+            .cli
+            .secrets
+            .key_file("kept-key", &KeyConfig::load(Path::new(&key_file)).unwrap());
+        let pass = scene.file("pass").display().to_string();
+        let paper = scene.target("kept-key.paper");
+        let bundle = scene.target("kept-key.pbsx");
+        for (args, file) in [
+            (
+                vec![
+                    "encryption-key",
+                    "paperkey",
+                    "kept-key",
+                    "--output-file",
+                    &paper,
+                ],
+                &paper,
+            ),
+            (
+                vec![
+                    "encryption-key",
+                    "export",
+                    "kept-key",
+                    "--output-file",
+                    &bundle,
+                    "--passphrase-file",
+                    &pass,
+                ],
+                &bundle,
+            ),
+        ] {
+            let (run, failed_syncs) = scene.run_dir_sync_failing(way, &args);
+            let context = format!("{way:?} {args:?}: {run:?}");
+            assert_eq!(run.code, 255, "{context}");
+            assert!(failed_syncs >= 1, "{context}");
+            assert!(
+                run.stderr.contains(&format!("{file:?}")) && run.stderr.contains(SYNC_FAILED),
+                "{context}"
+            );
+            assert!(names(&scene.out()).is_empty(), "{context}");
+        }
+        assert_eq!(scene.ids(), ["kept-key"], "{way:?}");
+    }
+}
+
+/// `create --output-file` whose output directory's sync fails (EIO) and
+/// whose file cannot be removed again either (the file system turned
+/// read-only, EROFS, for removals by path): the command fails, the new key goes into the trash,
+/// and the message says the file holds it too and how to bring it back;
+/// the file holds the key the trash restores.
+pub fn a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is() {
+    refusals::assert_seccomp_works();
+    let scene = Scene::new();
+    let target = scene.target("left-key.json");
+    let mut cmd = scene.cli.command(&[
+        "encryption-key",
+        "create",
+        "left-key",
+        "--output-file",
+        &target,
+    ]);
+    refusals::refuse_unlinks_by_path(&mut cmd);
+    let failed_syncs = refusals::fail_dir_sync(&mut cmd, &scene.out());
+    let run = Manager::run_command(cmd, None);
+    assert!(failed_syncs.count() >= 1, "{run:?}");
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "Input/output error (os error 5) - the file is complete under its name, but the \
+             name might not survive a crash, and removing the file again failed - Read-only \
+             file system (os error 30)"
+        ) && run.stderr.contains(&format!(
+            "{REMOVED}, and the file {target:?} holds it too - bring the key back with \
+             'proxmox-backup-manager encryption-key trash restore left-key'"
+        )),
+        "{run:?}"
+    );
+    assert_eq!(names(&scene.out()), ["left-key.json"]);
+    assert_eq!(mode(Path::new(&target)), 0o600);
+    scene
+        .cli
+        .secrets
+        .key_file("left-key", &KeyConfig::load(Path::new(&target)).unwrap());
+    assert!(scene.ids().is_empty());
+    assert_eq!(scene.trashed(), ["left-key"]);
+
+    let run = scene
+        .cli
+        .run(&["encryption-key", "trash", "restore", "left-key"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        fingerprint_of_file(Path::new(&target)),
+        listed_fingerprint(&scene.cli, "left-key")
+    );
+}
+
 /// `create --output-file` killed once the key is written, before the file
 /// has its name, by each fallback: never a file, partial or whole, at the
 /// name; at most the temp file beside it (0600, holding the key the store

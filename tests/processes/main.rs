@@ -75,6 +75,14 @@ const TESTS: &[(&str, TestFn)] = &[
         fallbacks::a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_file,
     ),
     (
+        "fallbacks::a_failed_sync_of_the_output_directory_leaves_no_file",
+        fallbacks::a_failed_sync_of_the_output_directory_leaves_no_file,
+    ),
+    (
+        "fallbacks::a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is",
+        fallbacks::a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is,
+    ),
+    (
         "fallbacks::a_rotation_exports_by_each_fallback",
         fallbacks::a_rotation_exports_by_each_fallback,
     ),

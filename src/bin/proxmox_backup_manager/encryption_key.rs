@@ -23,7 +23,7 @@ use pbs_config::ConfigDir;
 use pbs_config::encryption_keys::Deleted;
 use pbs_config::trash::{MAX_KEEP_DAYS, PurgeEntry, PurgeReport};
 use pbs_config::verify::VerifyReport;
-use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
+use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE, NewFileLeft};
 use pbs_keystore::api2::config::encryption_key_trash;
 use pbs_keystore::api2::config::encryption_keys::{self, DeleteMode};
 
@@ -887,6 +887,10 @@ fn create_to_file(
     drop(key_config);
     match written {
         Ok(way) => key_export::note_new_file(path, "the key", way),
+        // the file complete under its name, its directory not synced
+        Err(err) if err.downcast_ref::<NewFileLeft>().is_some() => {
+            return Err(remove_new_key_left_in(dir, id, err, path));
+        }
         Err(err) => return Err(remove_new_key(dir, id, err)),
     }
     let key = encryption_keys::show_key(dir, id)?;
@@ -937,11 +941,27 @@ fn create_key(dir: &ConfigDir, id: &str, hint: Option<&str>) -> Result<KeyConfig
 /// Undoes a create whose key could not be handed out: archive, then delete
 /// (into the trash).
 fn remove_new_key(dir: &ConfigDir, id: &str, err: Error) -> Error {
+    remove_new_key_with(dir, id, err, "")
+}
+
+/// [`remove_new_key`] of a create whose key file could not be made sure
+/// of, nor removed again (`pbs_key_config::NewFileLeft`): the key is in
+/// the trash and in the file `path`, and the error says so.
+fn remove_new_key_left_in(dir: &ConfigDir, id: &str, err: Error, path: &Path) -> Error {
+    let left = format!(
+        ", and the file {path:?} holds it too - bring the key back with \
+         'proxmox-backup-manager encryption-key trash restore {id}' and make a copy of it where \
+         the device works (the file's might not keep it), or remove the file"
+    );
+    remove_new_key_with(dir, id, err, &left)
+}
+
+fn remove_new_key_with(dir: &ConfigDir, id: &str, err: Error, left: &str) -> Error {
     let removed = encryption_keys::archive_key(dir, id, None)
         .and_then(|_| encryption_keys::delete_key(dir, id, None));
     match removed {
         Ok(()) => format_err!(
-            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again (into the trash)"
+            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again (into the trash){left}"
         ),
         Err(remove_err) => format_err!(
             "failed to create encryption key '{id}' - {err} - and removing the new key from the store failed too: {remove_err}"
