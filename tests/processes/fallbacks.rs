@@ -745,13 +745,13 @@ pub fn a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_f
 }
 
 /// `rotate --export-file` by each fallback: the rotation writes its
-/// bundle through the same function (and reads it back to prove it);
-/// the bundle restores the new key the store lists, 0600, nothing beside
-/// it. (The rotation's answer does not name the way: it comes from the
-/// API, which prints nothing on stderr.)
+/// bundle through the same function (and reads it back to prove it) and
+/// names the way as `export --output-file` does; the bundle restores the
+/// new key the store lists, 0600, nothing beside it. (Regression: the
+/// rotation said nothing of the way, its answer coming from the API.)
 pub fn a_rotation_exports_by_each_fallback() {
     refusals::assert_seccomp_works();
-    for (refusal, _) in WAYS {
+    for (refusal, note) in WAYS {
         let scene = Scene::new();
         let dir = scene.cli.dir();
         std::fs::create_dir(dir).unwrap();
@@ -789,7 +789,7 @@ pub fn a_rotation_exports_by_each_fallback() {
                 &pass,
             ],
         );
-        assert_eq!(run.code, 0, "{refusal:?}: {run:?}");
+        assert_written(&run, note, "the bundle", &bundle);
         assert_eq!(mode(Path::new(&bundle)), 0o600, "{refusal:?}");
         assert_eq!(names(&scene.out()), ["key-new.pbsx"], "{refusal:?}");
         assert_eq!(
@@ -801,11 +801,12 @@ pub fn a_rotation_exports_by_each_fallback() {
 }
 
 /// A real exFAT file system (a USB stick's, through FUSE): no unnamed
-/// files, no hard links, and no file modes (every file shows the mount's
-/// 0777). `create`, `paperkey` and `export` write there in place, each
-/// file holding the key the store lists, and each command warns that the
-/// file is not 0600 but readable by whoever reaches it, saying how to
-/// mount such a file system.
+/// files, no hard links, and no file modes (every file and directory
+/// shows the mount's 0777). `create`, `paperkey`, `export` and `rotate
+/// --export-file` write there in place, each file holding the key the
+/// store lists, and each command warns that the file is not 0600 but
+/// readable by whoever reaches it, saying how to mount such a file
+/// system.
 pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
     if !root_or_skip("an exFAT file system (a loop device and a FUSE mount)") {
         return;
@@ -817,7 +818,14 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
     let key_file = in_stick("usb-key.json");
     let paper = in_stick("usb-key.paper");
     let bundle = in_stick("usb-key.pbsx");
-    let commands: [(&str, &str, Vec<&str>); 3] = [
+    let rotated = in_stick("usb-key-2.pbsx");
+    let push = [
+        "--sync-direction",
+        "push",
+        "--active-encryption-key",
+        "usb-key",
+    ];
+    let commands: [(&str, &str, Vec<&str>); 4] = [
         (
             "the key",
             &key_file,
@@ -853,8 +861,30 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
                 &pass,
             ],
         ),
+        (
+            "the bundle",
+            &rotated,
+            vec![
+                "encryption-key",
+                "rotate",
+                "--job",
+                "job1",
+                "--new-id",
+                "usb-key-2",
+                "--export-file",
+                &rotated,
+                "--passphrase-file",
+                &pass,
+            ],
+        ),
     ];
     for (what, path, args) in &commands {
+        if args[1] == "rotate" {
+            let run = scene
+                .cli
+                .run(&sync_job_args("job1", "pbs2", "store2", &push));
+            assert_eq!(run.code, 0, "{run:?}");
+        }
         let run = Manager::run_command(scene.cli.command(args), None);
         let (_, in_place) = WAYS[1];
         assert_written(&run, in_place, what, path);
@@ -875,8 +905,17 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
         [fingerprint.clone(), fingerprint]
     );
     assert_eq!(
+        restored_fingerprint(&scene, &rotated, &pass, "usb-key-2"),
+        listed_fingerprint(&scene.cli, "usb-key-2")
+    );
+    assert_eq!(
         names(&stick.path),
-        ["usb-key.json", "usb-key.paper", "usb-key.pbsx"]
+        [
+            "usb-key-2.pbsx",
+            "usb-key.json",
+            "usb-key.paper",
+            "usb-key.pbsx"
+        ]
     );
 }
 

@@ -43,6 +43,7 @@ use pbs_config::ConfigDir;
 use pbs_config::export::{ExportSelection, StoreState};
 use pbs_config::rotation::{Aborted, ExportPlan, Journal, RotateHooks, RotateRequest, Rotated};
 use pbs_config::sync::JobsEdit;
+use pbs_key_config::NewFileWay;
 use pbs_key_config::bundle::{
     BundleSecret, OpenedBundle, ProvableBundle, open_bundle, read_bundle_header,
     read_written_bundle_file, replace_bundle_file, rsa_key_id, write_bundle_file,
@@ -154,6 +155,11 @@ pub struct RotateAnswer {
     /// How that bundle was proven.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof: Option<String>,
+    /// How the export file ([`ExportTo::File`]) was made, if this request
+    /// made it: the CLI says so, as `export --output-file` does (not part
+    /// of the API's answer, which has no file).
+    #[serde(skip)]
+    pub export_file_way: Option<NewFileWay>,
 }
 
 /// The hooks of the API's rotation: upstream's rules and the privilege
@@ -166,6 +172,8 @@ struct ApiHooks<'a> {
     archive_old: bool,
     /// The bundle of an export to the answer, once made, and its proof.
     bundle: Option<(String, String)>,
+    /// How the export file was made, once made.
+    export_file_way: Option<NewFileWay>,
 }
 
 impl RotateHooks for ApiHooks<'_> {
@@ -207,7 +215,11 @@ impl RotateHooks for ApiHooks<'_> {
             );
         };
         match &export.to {
-            ExportTo::File(path) => export_to_file(self.dir, path, &export.recipients, key),
+            ExportTo::File(path) => {
+                let (proof, way) = export_to_file(self.dir, path, &export.recipients, key)?;
+                self.export_file_way = way;
+                Ok(proof)
+            }
             ExportTo::Answer => {
                 let (bundle, proof) = export_to_answer(self.dir, &export.recipients, key)?;
                 self.bundle = Some((bundle, proof.clone()));
@@ -328,12 +340,13 @@ fn export_to_answer(
 /// (written before a crash): proven again with the passphrase, else
 /// replaced by a new proven one (it holds nothing but the new key, which
 /// is in the store); any other file is left alone and refuses the export.
+/// The proof, and how the file was made if it was made new.
 fn export_to_file(
     dir: &ConfigDir,
     path: &Path,
     recipients: &Recipients,
     key: &CryptKey,
-) -> Result<String, Error> {
+) -> Result<(String, Option<NewFileWay>), Error> {
     let exists = match std::fs::symlink_metadata(path) {
         Ok(_) => true,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
@@ -356,24 +369,27 @@ fn export_to_file(
             && let Ok(opened) = open_bundle(&data, &BundleSecret::Passphrase(passphrase))
         {
             drill(dir, &opened, key)?;
-            return Ok(format!(
+            let proof = format!(
                 "restore drill of {path:?} (written by an earlier run): opened with its \
                  passphrase; '{}' intact, and equal to the store's",
                 key.id
-            ));
+            );
+            return Ok((proof, None));
         }
     }
     let bundle = new_bundle(dir, key, recipients)?;
     prove(dir, &bundle, bundle.bytes(), key, recipients, "the bundle")?;
-    if exists {
+    let way = if exists {
         // this rotation's own export, not provable now: replaced whole
         replace_bundle_file(path, bundle.bytes())?;
+        None
     } else {
-        write_bundle_file(path, bundle.bytes())?;
-    }
+        Some(write_bundle_file(path, bundle.bytes())?)
+    };
     let copy = read_written_bundle_file(path)?;
-    prove(dir, &bundle, &copy, key, recipients, &format!("{path:?}"))
-        .layer_err(|| format!("export file {path:?} as read back does not prove"))
+    let proof = prove(dir, &bundle, &copy, key, recipients, &format!("{path:?}"))
+        .layer_err(|| format!("export file {path:?} as read back does not prove"))?;
+    Ok((proof, way))
 }
 
 /// Rotates `params.jobs` to a new key, or resumes their rotation; with
@@ -409,6 +425,7 @@ pub fn rotate_keys(
         export,
         archive_old: params.archive_old,
         bundle: None,
+        export_file_way: None,
     };
     let rotated = dir.rotations().rotate(&request, &mut hooks)?;
     let mut answer = hooks.bundle.take();
@@ -432,6 +449,7 @@ pub fn rotate_keys(
         rotated,
         bundle,
         proof,
+        export_file_way: hooks.export_file_way,
     })
 }
 
@@ -661,6 +679,8 @@ pub const ROUTER: Router = Router::new()
 mod tests {
     use super::*;
 
+    /// The outcome flat beside the bundle; how an export file was made
+    /// stays out (the CLI's note, no field of the API).
     #[test]
     fn an_answer_carries_the_outcome_flat_beside_the_bundle() {
         let answer = RotateAnswer {
@@ -670,6 +690,7 @@ mod tests {
             },
             bundle: None,
             proof: None,
+            export_file_way: Some(NewFileWay::InPlace),
         };
         let value = serde_json::to_value(&answer).unwrap();
         assert_eq!(

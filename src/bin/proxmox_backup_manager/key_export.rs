@@ -234,10 +234,8 @@ fn check_output_file(path: &Path) -> Result<(), String> {
 /// Tells on stderr how a new file holding `what` (the key, a paperkey, a
 /// bundle) was made at `path` when its file system refused the unnamed
 /// file that never shows a partial one (`pbs_key_config::NewFileWay`),
-/// and warns if the file system did not keep its mode 0600 (vfat and
-/// exfat show the mount's mode on every file, whatever was asked).
+/// then warns of whom else it is open to ([`warn_exposed`]).
 pub(super) fn note_new_file(path: &Path, what: &str, way: NewFileWay) {
-    use std::os::unix::fs::PermissionsExt;
     match way {
         NewFileWay::Unnamed => {}
         NewFileWay::TempName => eprintln!(
@@ -250,6 +248,15 @@ pub(super) fn note_new_file(path: &Path, what: &str, way: NewFileWay) {
              while writing would have left a partial file there"
         ),
     }
+    warn_exposed(path, what);
+}
+
+/// Warns on stderr if others than root can get at the file `path` holding
+/// `what`: if the file system did not keep its mode 0600 (vfat and exfat
+/// show the mount's mode on every file, whatever was asked), they may
+/// read it.
+pub(super) fn warn_exposed(path: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
         return; // a warning only: the file was written
     };

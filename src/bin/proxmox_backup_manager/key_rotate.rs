@@ -4,10 +4,12 @@
 //! Calls the handlers of `pbs_keystore::api2::config::encryption_key_rotate`
 //! as the administrator; this module reads the passphrase and PEM files the
 //! administrator names and prints. The export goes to `--export-file`, a
-//! new file (mode 0600) that appears only once the bundle proved itself;
-//! the key itself is never printed.
+//! new file (mode 0600) that appears only once the bundle proved itself,
+//! and stderr tells of it what `export --output-file` tells of its file
+//! (the way it was made, whom else it is open to:
+//! [`super::key_export::note_new_file`]); the key itself is never printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Error, format_err};
@@ -22,7 +24,7 @@ use pbs_keystore::api2::config::encryption_key_rotate::{
 use pbs_keystore::api2::config::sync::Caller;
 
 use super::encryption_key::render_fields;
-use super::key_export::read_pem;
+use super::key_export::{self, read_pem};
 use super::output::{Output, render};
 use super::passphrase;
 use super::{EXIT_OK, param_context};
@@ -121,8 +123,30 @@ pub fn rotate(out: &Output, dir: &ConfigDir, args: RotateArgs) -> Result<ExitCod
     let answer = api::rotate_keys(dir, &caller, &params, export.as_ref())
         .map_err(|err| param_context(err, context("rotate")))
         .map_err(|err| layer(verb, err))?;
+    note_export_file(&answer);
     out.message(&answer, render_rotated)?;
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Tells on stderr what `export --output-file` tells of its file, of the
+/// rotation's export file: how it was made, if this run made it, and whom
+/// else it is open to (also if an earlier run made it).
+fn note_export_file(answer: &RotateAnswer) {
+    let Rotated::Done { journal, .. } = &answer.rotated else {
+        return;
+    };
+    let Some(file) = journal
+        .export
+        .as_ref()
+        .and_then(|export| export.file.as_deref())
+    else {
+        return;
+    };
+    let path = Path::new(file);
+    match answer.export_file_way {
+        Some(way) => key_export::note_new_file(path, "the bundle", way),
+        None => key_export::warn_exposed(path, "the bundle"),
+    }
 }
 
 /// The recipients of `--export-file`: the passphrase (from its file, else
