@@ -805,8 +805,8 @@ pub fn a_rotation_exports_by_each_fallback() {
 /// shows the mount's 0777). `create`, `paperkey`, `export` and `rotate
 /// --export-file` write there in place, each file holding the key the
 /// store lists, and each command warns that the file is not 0600 but
-/// readable by whoever reaches it, saying how to mount such a file
-/// system.
+/// readable by whoever reaches it, and that its directory can be changed
+/// by others, saying how to mount such a file system.
 pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
     if !root_or_skip("an exFAT file system (a loop device and a FUSE mount)") {
         return;
@@ -878,6 +878,7 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
             ],
         ),
     ];
+    let stick_dir = &stick.path;
     for (what, path, args) in &commands {
         if args[1] == "rotate" {
             let run = scene
@@ -896,6 +897,14 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
                  of mode {file_mode:04o}, not 0600"
             )) && run.stderr.contains("umask=077"),
             "no warning of the mode: {run:?}"
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "Warning: directory {stick_dir:?} can be changed by others (writable by \
+                 everyone, mode 0777) - they can remove {what} at {path:?} or put a file of \
+                 theirs in its place"
+            )),
+            "no warning of the directory: {run:?}"
         );
     }
     let fingerprint = listed_fingerprint(&scene.cli, "usb-key");
@@ -916,6 +925,127 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
             "usb-key.paper",
             "usb-key.pbsx"
         ]
+    );
+}
+
+/// The warning of a directory on the way to a new key file that others
+/// can change (who can remove the file or put one of theirs in its
+/// place): it names the nearest such directory and why - writable by
+/// everyone, by its group, or another user's - and none is given for a
+/// directory only root can change, or one with the sticky bit (as
+/// `/tmp`), where others cannot remove root's files. The file stays 0600
+/// in each, so the mode is not warned of.
+pub fn a_directory_others_can_change_is_warned_of() {
+    use std::os::unix::fs::PermissionsExt;
+    let scene = Scene::new();
+    let out = scene.out();
+    let set_mode = |dir: &Path, mode: u32| {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let warning = |dir: &Path, why: &str, what: &str, path: &str| {
+        format!(
+            "Warning: directory {dir:?} can be changed by others ({why}) - they can remove \
+             {what} at {path:?} or put a file of theirs in its place"
+        )
+    };
+    let key_file = scene.target("key.json");
+    set_mode(&out, 0o777);
+    let run = scene.cli.run(&[
+        "encryption-key",
+        "create",
+        "dir-key",
+        "--output-file",
+        &key_file,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains(&warning(
+            &out,
+            "writable by everyone, mode 0777",
+            "the key",
+            &key_file
+        )),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("keeps no file modes"), "{run:?}");
+    assert_eq!(mode(Path::new(&key_file)), 0o600);
+    scene
+        .cli
+        .secrets
+        .key_file("dir-key", &KeyConfig::load(Path::new(&key_file)).unwrap());
+
+    // the nearest changeable directory, above one only root can change
+    let sub = out.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    set_mode(&sub, 0o700);
+    let pass = scene.file("pass").display().to_string();
+    let bundle = sub.join("key.pbsx").display().to_string();
+    let run = scene.cli.run(&[
+        "encryption-key",
+        "export",
+        "dir-key",
+        "--output-file",
+        &bundle,
+        "--passphrase-file",
+        &pass,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains(&warning(
+            &out,
+            "writable by everyone, mode 0777",
+            "the bundle",
+            &bundle
+        )),
+        "{run:?}"
+    );
+
+    let paperkey = |name: &str| {
+        let paper = scene.target(name);
+        let run = scene.cli.run(&[
+            "encryption-key",
+            "paperkey",
+            "dir-key",
+            "--output-file",
+            &paper,
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        (run, paper)
+    };
+    set_mode(&out, 0o1777);
+    let (run, _) = paperkey("sticky.paper");
+    assert!(!run.stderr.contains("can be changed by others"), "{run:?}");
+    set_mode(&out, 0o775);
+    let (run, paper) = paperkey("group.paper");
+    let gid = std::fs::metadata(&out).unwrap().gid();
+    assert!(
+        run.stderr.contains(&warning(
+            &out,
+            &format!("writable by its group, gid {gid}, mode 0775"),
+            "the paperkey",
+            &paper
+        )),
+        "{run:?}"
+    );
+    set_mode(&out, 0o700);
+    let (run, _) = paperkey("root-only.paper");
+    assert!(!run.stderr.contains("can be changed by others"), "{run:?}");
+
+    if !root_or_skip("a directory of another user (chown)") {
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    std::os::unix::fs::chown(&out, Some(nobody.uid.as_raw()), None).unwrap();
+    set_mode(&out, 0o755);
+    let (run, paper) = paperkey("nobodys.paper");
+    assert!(
+        run.stderr.contains(&warning(
+            &out,
+            &format!("it belongs to user 'nobody', uid {}", nobody.uid),
+            "the paperkey",
+            &paper
+        )),
+        "{run:?}"
     );
 }
 

@@ -83,6 +83,10 @@ const TESTS: &[(&str, TestFn)] = &[
         fallbacks::a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is,
     ),
     (
+        "fallbacks::a_directory_others_can_change_is_warned_of",
+        fallbacks::a_directory_others_can_change_is_warned_of,
+    ),
+    (
         "fallbacks::a_rotation_exports_by_each_fallback",
         fallbacks::a_rotation_exports_by_each_fallback,
     ),

@@ -254,7 +254,11 @@ pub(super) fn note_new_file(path: &Path, what: &str, way: NewFileWay) {
 /// Warns on stderr if others than root can get at the file `path` holding
 /// `what`: if the file system did not keep its mode 0600 (vfat and exfat
 /// show the mount's mode on every file, whatever was asked), they may
-/// read it.
+/// read it; if a directory on its way can be changed by others (writable
+/// by group or everyone without the sticky bit, or another user's), they
+/// can remove it or put a file of theirs in its place, which an import
+/// or restore of it would take. The nearest such directory is named:
+/// what the administrator changes (or moves the file away from).
 pub(super) fn warn_exposed(path: &Path, what: &str) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
@@ -269,6 +273,53 @@ pub(super) fn warn_exposed(path: &Path, what: &str) {
              where only root can reach it"
         );
     }
+    if let Some((dir, why)) = changeable_directory(path) {
+        eprintln!(
+            "Warning: directory {dir:?} can be changed by others ({why}) - they can remove {what} \
+             at {path:?} or put a file of theirs in its place, which an import or restore of it \
+             would take; keep the file where only root can change the directories on its way \
+             (chmod go-w, or mount vfat and exfat with umask=077)"
+        );
+    }
+}
+
+/// The nearest directory on the way to `path` that others than root and
+/// this process's user can change, and why; `None` if there is none (or
+/// the way cannot be read: a warning only).
+fn changeable_directory(path: &Path) -> Option<(PathBuf, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    let parent = parent.canonicalize().ok()?;
+    for dir in parent.ancestors() {
+        let metadata = std::fs::metadata(dir).ok()?;
+        let mode = metadata.mode() & 0o7777;
+        let sticky = mode & 0o1000 != 0;
+        let why = if metadata.uid() != 0 && metadata.uid() != euid {
+            let owner = nix::unistd::User::from_uid(metadata.uid().into())
+                .ok()
+                .flatten()
+                .map_or_else(
+                    || "a user".to_string(),
+                    |user| format!("user '{}'", user.name),
+                );
+            format!("it belongs to {owner}, uid {}", metadata.uid())
+        } else if mode & 0o002 != 0 && !sticky {
+            format!("writable by everyone, mode {mode:04o}")
+        } else if mode & 0o020 != 0 && !sticky {
+            format!(
+                "writable by its group, gid {}, mode {mode:04o}",
+                metadata.gid()
+            )
+        } else {
+            continue;
+        };
+        return Some((dir.to_path_buf(), why));
+    }
+    None
 }
 
 /// Tells on stderr of each temp file beside the new file `path` that a
