@@ -22,7 +22,8 @@
 //! - [`pty`]: a process on a pseudo-terminal (prompts without echo);
 //! - [`pause`]: a process held at a pause point of the `failpoints` build;
 //! - [`refusals`]: a child whose file systems refuse unnamed files and
-//!   hard links, as vfat does (a seccomp filter);
+//!   hard links, as vfat does (a seccomp filter), or removals by path, or
+//!   fail the sync of one directory (a seccomp user notification);
 //! - [`keys`]: fixed test keys, the typing aid of a paperkey; [`rng`]: a
 //!   seeded random number generator.
 //!

@@ -1,5 +1,6 @@
 //! A child process whose file systems refuse what vfat, exfat or a network
-//! file system refuses: unnamed files (`O_TMPFILE`) and hard links.
+//! file system refuses: unnamed files (`O_TMPFILE`) and hard links; or
+//! what a failing device does: a directory's sync, removals.
 //!
 //! The kernel of a test machine may have no vfat, so the fallbacks of a
 //! new key file (`pbs_key_config::NewFileWay`) would never run in a test.

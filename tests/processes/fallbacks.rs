@@ -18,9 +18,13 @@
 //! writes, is refused and left as it was; a write that fails removes the
 //! new key from the store again (into the trash) and leaves nothing; a
 //! kill before the file has its name leaves at most the temp file, which
-//! the next command writing there names. A rotation's export file takes
-//! the same ways. And on a real exFAT file system (FUSE, as root), which
-//! keeps no file modes, each command warns that its file is not 0600.
+//! the next command writing there names; a failed sync of the directory
+//! once the file has its name (`refusals::fail_dir_sync`: EIO) removes the
+//! file again, or, where that fails too, says where the key is. A
+//! rotation's export file takes the same ways and is named as the others
+//! are. And on a real exFAT file system (FUSE, as root), which keeps no
+//! file modes, each command warns that its file is not 0600, and that its
+//! directory can be changed by others, as in any such directory.
 
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
@@ -612,9 +616,10 @@ pub fn a_failed_sync_of_the_output_directory_leaves_no_file() {
 
 /// `create --output-file` whose output directory's sync fails (EIO) and
 /// whose file cannot be removed again either (the file system turned
-/// read-only, EROFS, for removals by path): the command fails, the new key goes into the trash,
-/// and the message says the file holds it too and how to bring it back;
-/// the file holds the key the trash restores.
+/// read-only: EROFS for removals by path): the command fails, the new key
+/// goes into the trash, and the message says the file holds it too and
+/// how to bring it back; the file holds the key the trash restores. A
+/// paperkey's file left so is named as complete under its name.
 pub fn a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is() {
     refusals::assert_seccomp_works();
     let scene = Scene::new();
@@ -659,6 +664,32 @@ pub fn a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is() {
         fingerprint_of_file(Path::new(&target)),
         listed_fingerprint(&scene.cli, "left-key")
     );
+
+    // a paperkey of the key the store keeps: the message says the file
+    // is complete under its name
+    let paper = scene.target("left-key.paper");
+    let mut cmd = scene.cli.command(&[
+        "encryption-key",
+        "paperkey",
+        "left-key",
+        "--output-file",
+        &paper,
+    ]);
+    refusals::refuse_unlinks_by_path(&mut cmd);
+    let failed_syncs = refusals::fail_dir_sync(&mut cmd, &scene.out());
+    let run = Manager::run_command(cmd, None);
+    assert!(failed_syncs.count() >= 1, "{run:?}");
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "failed to make a paperkey of encryption key 'left-key' - unable to write {paper:?} \
+             - unable to sync directory {:?} - Input/output error (os error 5) - the file is \
+             complete under its name",
+            scene.out()
+        )),
+        "{run:?}"
+    );
+    assert_eq!(names(&scene.out()), ["left-key.json", "left-key.paper"]);
 }
 
 /// `create --output-file` killed once the key is written, before the file
