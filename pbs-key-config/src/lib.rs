@@ -466,7 +466,9 @@ impl KeyConfig {
 /// Writes a file holding key material (a paperkey, a key file) to `path`
 /// with mode 0600, never over an existing file: it appears complete or not
 /// at all, unless the file system has neither unnamed files nor hard links
-/// (see [`create_new_file`]); says how the file was made.
+/// (see [`create_new_file`]); says how the file was made. An error leaves
+/// nothing at `path`, unless it is a [`NewFileLeft`]: the file complete,
+/// its directory not synced.
 pub fn write_new_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<NewFileWay, Error> {
     write_new_file_with(path, data, &|| ())
 }
