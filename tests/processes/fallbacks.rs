@@ -792,34 +792,11 @@ pub fn a_rotation_exports_by_each_fallback() {
             .encryption_keys()
             .store_key("key0", &key0)
             .unwrap();
-        let push = [
-            "--sync-direction",
-            "push",
-            "--active-encryption-key",
-            "key0",
-        ];
-        let run = scene
-            .cli
-            .run(&sync_job_args("job1", "pbs2", "store2", &push));
-        assert_eq!(run.code, 0, "{run:?}");
+        push_job(&scene.cli, "key0");
 
         let bundle = scene.target("key-new.pbsx");
         let pass = scene.file("pass").display().to_string();
-        let run = scene.run(
-            refusal,
-            &[
-                "encryption-key",
-                "rotate",
-                "--job",
-                "job1",
-                "--new-id",
-                "key-new",
-                "--export-file",
-                &bundle,
-                "--passphrase-file",
-                &pass,
-            ],
-        );
+        let run = scene.run(refusal, &rotate_args("key-new", &bundle, &pass));
         assert_written(&run, note, "the bundle", &bundle);
         assert_eq!(mode(Path::new(&bundle)), 0o600, "{refusal:?}");
         assert_eq!(names(&scene.out()), ["key-new.pbsx"], "{refusal:?}");
@@ -829,6 +806,66 @@ pub fn a_rotation_exports_by_each_fallback() {
             "{refusal:?}"
         );
     }
+}
+
+/// The push job `job1` of `cli`, encrypting with `key`.
+fn push_job(cli: &Manager, key: &str) {
+    let push = ["--sync-direction", "push", "--active-encryption-key", key];
+    let run = cli.run(&sync_job_args("job1", "pbs2", "store2", &push));
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// `rotate` of `job1` to the new key `new_id`, exported to `bundle` for
+/// the passphrase in the file `pass`.
+fn rotate_args<'a>(new_id: &'a str, bundle: &'a str, pass: &'a str) -> [&'a str; 10] {
+    [
+        "encryption-key",
+        "rotate",
+        "--job",
+        "job1",
+        "--new-id",
+        new_id,
+        "--export-file",
+        bundle,
+        "--passphrase-file",
+        pass,
+    ]
+}
+
+/// A run that wrote `what` to `path` on the exFAT stick mounted at
+/// `stick`: in place, and warned of the file's mode and of the stick's
+/// directory, which others can change.
+#[track_caller]
+fn assert_written_to_exfat(run: &Run, what: &str, path: &str, stick: &Path) {
+    let (_, in_place) = WAYS[1];
+    assert_written(run, in_place, what, path);
+    let file_mode = mode(Path::new(path));
+    assert_ne!(file_mode & 0o077, 0, "exFAT kept a mode: {file_mode:04o}");
+    assert!(
+        run.stderr.contains(&format!(
+            "Warning: the file system of {path:?} keeps no file modes - {what} is in a file \
+             of mode {file_mode:04o}, not 0600"
+        )) && run.stderr.contains("umask=077"),
+        "no warning of the mode: {run:?}"
+    );
+    assert!(
+        run.stderr.contains(&dir_warning(
+            stick,
+            "writable by everyone, mode 0777",
+            what,
+            path
+        )),
+        "no warning of the directory: {run:?}"
+    );
+}
+
+/// The warning of directory `dir` on the way to `path`, holding `what`,
+/// that others can change for the reason `why`.
+fn dir_warning(dir: &Path, why: &str, what: &str, path: &str) -> String {
+    format!(
+        "Warning: directory {dir:?} can be changed by others ({why}) - they can remove {what} \
+         at {path:?} or put a file of theirs in its place"
+    )
 }
 
 /// A real exFAT file system (a USB stick's, through FUSE): no unnamed
@@ -849,14 +886,7 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
     let key_file = in_stick("usb-key.json");
     let paper = in_stick("usb-key.paper");
     let bundle = in_stick("usb-key.pbsx");
-    let rotated = in_stick("usb-key-2.pbsx");
-    let push = [
-        "--sync-direction",
-        "push",
-        "--active-encryption-key",
-        "usb-key",
-    ];
-    let commands: [(&str, &str, Vec<&str>); 4] = [
+    let commands: [(&str, &str, Vec<&str>); 3] = [
         (
             "the key",
             &key_file,
@@ -892,52 +922,20 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
                 &pass,
             ],
         ),
-        (
-            "the bundle",
-            &rotated,
-            vec![
-                "encryption-key",
-                "rotate",
-                "--job",
-                "job1",
-                "--new-id",
-                "usb-key-2",
-                "--export-file",
-                &rotated,
-                "--passphrase-file",
-                &pass,
-            ],
-        ),
     ];
-    let stick_dir = &stick.path;
     for (what, path, args) in &commands {
-        if args[1] == "rotate" {
-            let run = scene
-                .cli
-                .run(&sync_job_args("job1", "pbs2", "store2", &push));
-            assert_eq!(run.code, 0, "{run:?}");
-        }
         let run = Manager::run_command(scene.cli.command(args), None);
-        let (_, in_place) = WAYS[1];
-        assert_written(&run, in_place, what, path);
-        let file_mode = mode(Path::new(path));
-        assert_ne!(file_mode & 0o077, 0, "exFAT kept a mode: {file_mode:04o}");
-        assert!(
-            run.stderr.contains(&format!(
-                "Warning: the file system of {path:?} keeps no file modes - {what} is in a file \
-                 of mode {file_mode:04o}, not 0600"
-            )) && run.stderr.contains("umask=077"),
-            "no warning of the mode: {run:?}"
-        );
-        assert!(
-            run.stderr.contains(&format!(
-                "Warning: directory {stick_dir:?} can be changed by others (writable by \
-                 everyone, mode 0777) - they can remove {what} at {path:?} or put a file of \
-                 theirs in its place"
-            )),
-            "no warning of the directory: {run:?}"
-        );
+        assert_written_to_exfat(&run, what, path, &stick.path);
     }
+    push_job(&scene.cli, "usb-key");
+    let rotated = in_stick("usb-key-2.pbsx");
+    let run = Manager::run_command(
+        scene
+            .cli
+            .command(&rotate_args("usb-key-2", &rotated, &pass)),
+        None,
+    );
+    assert_written_to_exfat(&run, "the bundle", &rotated, &stick.path);
     let fingerprint = listed_fingerprint(&scene.cli, "usb-key");
     assert_eq!(fingerprint_of_file(Path::new(&key_file)), fingerprint);
     assert_eq!(
@@ -959,28 +957,12 @@ pub fn on_exfat_each_command_writes_in_place_and_warns_of_the_mode() {
     );
 }
 
-/// The warning of a directory on the way to a new key file that others
-/// can change (who can remove the file or put one of theirs in its
-/// place): it names the nearest such directory and why - writable by
-/// everyone, by its group, or another user's - and none is given for a
-/// directory only root can change, or one with the sticky bit (as
-/// `/tmp`), where others cannot remove root's files. The file stays 0600
-/// in each, so the mode is not warned of.
-pub fn a_directory_others_can_change_is_warned_of() {
-    use std::os::unix::fs::PermissionsExt;
+/// A scene whose output directory has mode `dir_mode`, and the key
+/// `dir-key` written to its file `key.json`: the run and the file.
+fn scene_with_key(dir_mode: u32) -> (Scene, Run, String) {
     let scene = Scene::new();
-    let out = scene.out();
-    let set_mode = |dir: &Path, mode: u32| {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
-    };
-    let warning = |dir: &Path, why: &str, what: &str, path: &str| {
-        format!(
-            "Warning: directory {dir:?} can be changed by others ({why}) - they can remove \
-             {what} at {path:?} or put a file of theirs in its place"
-        )
-    };
+    set_mode(&scene.out(), dir_mode);
     let key_file = scene.target("key.json");
-    set_mode(&out, 0o777);
     let run = scene.cli.run(&[
         "encryption-key",
         "create",
@@ -989,21 +971,49 @@ pub fn a_directory_others_can_change_is_warned_of() {
         &key_file,
     ]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        run.stderr.contains(&warning(
-            &out,
-            "writable by everyone, mode 0777",
-            "the key",
-            &key_file
-        )),
-        "{run:?}"
-    );
-    assert!(!run.stderr.contains("keeps no file modes"), "{run:?}");
     assert_eq!(mode(Path::new(&key_file)), 0o600);
     scene
         .cli
         .secrets
         .key_file("dir-key", &KeyConfig::load(Path::new(&key_file)).unwrap());
+    (scene, run, key_file)
+}
+
+fn set_mode(dir: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap()
+}
+
+/// The paperkey of `dir-key` written to `name` in the output directory:
+/// the run and the file.
+fn paperkey_to(scene: &Scene, name: &str) -> (Run, String) {
+    let paper = scene.target(name);
+    let run = scene.cli.run(&[
+        "encryption-key",
+        "paperkey",
+        "dir-key",
+        "--output-file",
+        &paper,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    (run, paper)
+}
+
+/// The warning of a directory on the way to a new key file that others
+/// can change (who can remove the file or put one of theirs in its
+/// place): it names the nearest such directory and why - writable by
+/// everyone, by its group, or another user's. The file stays 0600 in
+/// each, so its mode is not warned of.
+pub fn a_directory_others_can_change_is_warned_of() {
+    let (scene, run, key_file) = scene_with_key(0o777);
+    let out = scene.out();
+    let everyone = "writable by everyone, mode 0777";
+    assert!(
+        run.stderr
+            .contains(&dir_warning(&out, everyone, "the key", &key_file)),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("keeps no file modes"), "{run:?}");
 
     // the nearest changeable directory, above one only root can change
     let sub = out.join("sub");
@@ -1022,45 +1032,20 @@ pub fn a_directory_others_can_change_is_warned_of() {
     ]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
-        run.stderr.contains(&warning(
-            &out,
-            "writable by everyone, mode 0777",
-            "the bundle",
-            &bundle
-        )),
+        run.stderr
+            .contains(&dir_warning(&out, everyone, "the bundle", &bundle)),
         "{run:?}"
     );
 
-    let paperkey = |name: &str| {
-        let paper = scene.target(name);
-        let run = scene.cli.run(&[
-            "encryption-key",
-            "paperkey",
-            "dir-key",
-            "--output-file",
-            &paper,
-        ]);
-        assert_eq!(run.code, 0, "{run:?}");
-        (run, paper)
-    };
-    set_mode(&out, 0o1777);
-    let (run, _) = paperkey("sticky.paper");
-    assert!(!run.stderr.contains("can be changed by others"), "{run:?}");
     set_mode(&out, 0o775);
-    let (run, paper) = paperkey("group.paper");
+    let (run, paper) = paperkey_to(&scene, "group.paper");
     let gid = std::fs::metadata(&out).unwrap().gid();
+    let group = format!("writable by its group, gid {gid}, mode 0775");
     assert!(
-        run.stderr.contains(&warning(
-            &out,
-            &format!("writable by its group, gid {gid}, mode 0775"),
-            "the paperkey",
-            &paper
-        )),
+        run.stderr
+            .contains(&dir_warning(&out, &group, "the paperkey", &paper)),
         "{run:?}"
     );
-    set_mode(&out, 0o700);
-    let (run, _) = paperkey("root-only.paper");
-    assert!(!run.stderr.contains("can be changed by others"), "{run:?}");
 
     if !root_or_skip("a directory of another user (chown)") {
         return;
@@ -1068,16 +1053,29 @@ pub fn a_directory_others_can_change_is_warned_of() {
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     std::os::unix::fs::chown(&out, Some(nobody.uid.as_raw()), None).unwrap();
     set_mode(&out, 0o755);
-    let (run, paper) = paperkey("nobodys.paper");
+    let (run, paper) = paperkey_to(&scene, "nobodys.paper");
+    let owner = format!("it belongs to user 'nobody', uid {}", nobody.uid);
     assert!(
-        run.stderr.contains(&warning(
-            &out,
-            &format!("it belongs to user 'nobody', uid {}", nobody.uid),
-            "the paperkey",
-            &paper
-        )),
+        run.stderr
+            .contains(&dir_warning(&out, &owner, "the paperkey", &paper)),
         "{run:?}"
     );
+}
+
+/// No warning of a directory only root can change, nor of one with the
+/// sticky bit (as `/tmp`), where others cannot remove or rename root's
+/// files.
+pub fn a_sticky_or_root_only_directory_is_no_warning() {
+    let (scene, run, _) = scene_with_key(0o1777);
+    assert!(!run.stderr.contains("can be changed by others"), "{run:?}");
+    for dir_mode in [0o1777, 0o700, 0o755] {
+        set_mode(&scene.out(), dir_mode);
+        let (run, _) = paperkey_to(&scene, &format!("{dir_mode:o}.paper"));
+        assert!(
+            !run.stderr.contains("can be changed by others"),
+            "{dir_mode:o}: {run:?}"
+        );
+    }
 }
 
 /// The fingerprints `id` has in new stores made from its paperkey `paper`
