@@ -15,7 +15,7 @@ use serde_json::Value;
 use pbs_config::ConfigDir;
 use pbs_config::audit::{AuditLog, Filter, Phase, Record, VerifyOptions};
 use pbs_config::trash::TrashReason;
-use pbs_test_kit::access::{add_token, grant, masked_token};
+use pbs_test_kit::access::{add_token, add_user, grant, masked_token};
 use pbs_test_kit::https::{Client, form_body, urlencode};
 use pbs_test_kit::manager::sync_job_args;
 use pbs_test_kit::{ApiDaemon, Manager, TestDir, key_config};
@@ -781,7 +781,9 @@ fn a_masked_new_id_is_refused_whether_or_not_the_store_has_it() {
 /// caller who may delete that key (Sys.Modify on it, as `DELETE
 /// /config/encryption-keys/{id}` needs). Before stop 33 a token masked on
 /// the new key (`NoAccess`) aborted the rotation and so trashed the key
-/// it could not delete (finding 36); the owner of a token with the
+/// it could not delete (finding 36); since stop 36 it is refused without
+/// the key's name (finding 54), and a token that sees the key without
+/// Sys.Modify on it is refused for that; the owner of a token with the
 /// privilege still can.
 #[test]
 fn aborting_a_rotation_needs_the_privilege_to_delete_its_new_key() {
@@ -789,12 +791,28 @@ fn aborting_a_rotation_needs_the_privilege_to_delete_its_new_key() {
     let config = &dir.config;
     killed_rotation(dir.path(), &["job1", "job2"], "rotate:key-recorded");
     let secret = masked_token(config, "erin@pbs!masked", "/", "key-new");
+    add_user(config, "frank@pbs", None, |_| {});
+    let audit_secret = add_token(config, "frank@pbs!audit", None);
+    for auth_id in ["frank@pbs", "frank@pbs!audit"] {
+        grant(config, "/", auth_id, "Admin", true);
+        grant(
+            config,
+            "/system/encryption-keys/key-new",
+            auth_id,
+            "Audit",
+            false,
+        );
+    }
     let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
     let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    let mut auditor = Client::token(daemon.port, "frank@pbs!audit", &audit_secret);
     erin.post_form("config/encryption-keys/key-new", "")
         .expect(403, "/system/encryption-keys/key-new");
     let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
     erin.post_form("config/encryption-key-rotate/abort", "job=job1")
+        .expect(403, "key rotation in progress this caller may not see");
+    auditor
+        .post_form("config/encryption-key-rotate/abort", "job=job1")
         .expect(403, "missing Sys.Modify on /system/encryption-keys/key-new");
     assert_eq!(
         before,
@@ -827,4 +845,73 @@ fn a_rotation_in_progress_shows_no_key_the_caller_may_not_see() {
     for hidden in ["key0", key0_fp.as_str()] {
         assert!(!status.contains(hidden), "{hidden} shown: {status}");
     }
+}
+
+/// A rotation in progress whose new key the caller may not see, or one of
+/// whose jobs it may not read, is left out of the list of rotations
+/// (finding 41), but a request on its jobs named it: a resume refused
+/// for the new key (403 naming `/system/encryption-keys/key-new`), a
+/// resume planned otherwise (400 "resume it as planned (... --new-id
+/// key-new)", with every job and the export), an abort (403 naming
+/// `key-new`); to a token with Sys.Modify on the store alone, which may
+/// read no job, the plan of a rotation of `job1`. Now a rotation a caller
+/// may not see refuses its requests naming nothing of it. Security.md
+/// finding 54.
+#[test]
+fn a_request_on_a_rotation_the_caller_may_not_see_names_nothing_of_it() {
+    let (dir, admin) = store();
+    let config = &dir.config;
+    killed_rotation(dir.path(), &["job1", "job2"], "rotate:key-recorded");
+    let masked = masked_token(config, "erin@pbs!masked", "/", "key-new");
+    let keys_only = add_token(config, "root@pam!keys", None);
+    grant(
+        config,
+        "/system/encryption-keys",
+        "root@pam!keys",
+        "Admin",
+        true,
+    );
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &masked);
+    let mut keys_token = Client::token(daemon.port, "root@pam!keys", &keys_only);
+    assert_eq!(
+        erin.get("config/encryption-key-rotate").data(),
+        Value::Array(vec![])
+    );
+
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
+    let requests = [
+        ("config/encryption-key-rotate", "job=job1&job=job2"),
+        (
+            "config/encryption-key-rotate",
+            "job=job1&job=job2&archive-old=1",
+        ),
+        ("config/encryption-key-rotate", "job=job1&archive-old=1"),
+        ("config/encryption-key-rotate/abort", "job=job1"),
+    ];
+    for (client, name) in [
+        (&mut erin, "masked on key-new"),
+        (&mut keys_token, "no job"),
+    ] {
+        for (path, body) in requests {
+            let answer = client.post_form(path, body);
+            assert_eq!(answer.status, 403, "{name}, {path} {body}: {}", answer.body);
+            for hidden in ["key-new", "job2"] {
+                assert!(
+                    !answer.body.contains(hidden),
+                    "{name}, {path} {body}: {hidden} told: {}",
+                    answer.body
+                );
+            }
+        }
+    }
+    assert_eq!(
+        before,
+        pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"])
+    );
+
+    // who may see it is told as before
+    let mut root = Client::token(daemon.port, "root@pam!admin", &admin);
+    root.post_form("config/encryption-key-rotate", "job=job1&archive-old=1")
+        .expect(400, "--new-id key-new");
 }

@@ -54,7 +54,7 @@ use crate::api2::config::encryption_key_export::{MASTER_PUBKEYS_SCHEMA, Recipien
 use crate::api2::config::encryption_keys::PASSPHRASE_SCHEMA;
 use crate::api2::config::sync::{
     Caller, JobUpdate, apply_update, check_archive_access, check_rotate_access,
-    check_sync_job_read_access,
+    check_sync_job_modify_access, check_sync_job_read_access,
 };
 use crate::api2::described_object;
 use crate::api2::param_str;
@@ -466,18 +466,58 @@ pub fn rotation_status(
         param_bail!("job", "invalid sync job id {job:?} - {err}");
     }
     let jobs = dir.sync_jobs().list_jobs()?;
-    let readable = |id: &str| {
-        jobs.iter()
-            .find(|j| j.id == id)
-            .is_none_or(|j| check_sync_job_read_access(caller, j).is_ok())
-    };
     Ok(dir
         .rotations()
         .list()?
         .into_iter()
         .filter(|journal| job.is_none_or(|job| journal.names_job(job)))
-        .filter(|journal| journal.jobs.iter().all(|id| readable(id)))
+        .filter(|journal| reads_every_job(caller, &jobs, journal))
         .collect())
+}
+
+/// Whether `caller` may read every job of `journal` (`jobs`: `sync.cfg`'s
+/// jobs; a job it no longer has hides nothing).
+fn reads_every_job(caller: &Caller, jobs: &[SyncJobConfig], journal: &Journal) -> bool {
+    journal.jobs.iter().all(|id| {
+        jobs.iter()
+            .find(|job| job.id == *id)
+            .is_none_or(|job| check_sync_job_read_access(caller, job).is_ok())
+    })
+}
+
+/// Refuses a rotation or an abort of `jobs` for a caller who may not
+/// modify one of them, or for whom a rotation in progress of one of them
+/// is hidden: one of its jobs it may not read, or a new key it may not
+/// see (the list of rotations leaves such a rotation out, finding 41).
+/// Checked before the rotation is asked, whose refusals (a plan otherwise,
+/// a new key the caller may not change, jobs switched already) name the
+/// rotation's jobs, new key and export: the refusal here names only the
+/// job the caller gave (finding 54). A job `sync.cfg` lacks is left to
+/// the rotation (404).
+fn check_rotation_shown(
+    dir: &ConfigDir,
+    caller: &Caller,
+    access: &KeyAccess,
+    jobs: &[String],
+) -> Result<(), Error> {
+    let configs = dir.sync_jobs().list_jobs()?;
+    for config in configs.iter().filter(|config| jobs.contains(&config.id)) {
+        check_sync_job_modify_access(caller, config)?;
+    }
+    for journal in dir.rotations().list()? {
+        let Some(job) = jobs.iter().find(|job| journal.names_job(job)) else {
+            continue;
+        };
+        if !reads_every_job(caller, &configs, &journal) || !access.may_see(&journal.new_key) {
+            return Err(crate::http_err!(
+                FORBIDDEN,
+                "permission check failed - sync job '{job}' is part of a key rotation in \
+                 progress this caller may not see (it may not read one of its jobs, or see its \
+                 new key) - only who may see it resumes or aborts it"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Aborts the rotation `job` is part of, before its jobs switched: for a
@@ -563,6 +603,7 @@ pub const API_METHOD_ROTATE: ApiMethod = ApiMethod::new(
             recipients,
         });
         let access = KeyAccess::of(env)?;
+        check_rotation_shown(env.dir(), &caller, &access, &params.jobs)?;
         if let Some(id) = &params.new_id {
             // what the rotation asks of the new key in any case, before the
             // store is asked: a masked id is refused the same whether the
@@ -653,6 +694,7 @@ pub const API_METHOD_ABORT_ROTATION: ApiMethod = ApiMethod::new(
         let caller = Caller::of(env)?;
         let job = crate::api2::required_str(&param, "job")?;
         let access = KeyAccess::of(env)?;
+        check_rotation_shown(env.dir(), &caller, &access, &[job.to_string()])?;
         let aborted = abort_rotation(env.dir(), &caller, job)?;
         withhold_fingerprints(serde_json::to_value(aborted)?, &access)
     }),
