@@ -915,3 +915,49 @@ fn a_request_on_a_rotation_the_caller_may_not_see_names_nothing_of_it() {
     root.post_form("config/encryption-key-rotate", "job=job1&archive-old=1")
         .expect(400, "--new-id key-new");
 }
+
+/// Without `new-id` a rotation's new key is `FIRSTJOB-YYYY-MM-DD`, an id
+/// the caller can tell in advance: for a caller masked on it the rotation
+/// answered 400 "exists already" if the store has it and 403 for the
+/// privilege if not, as finding 48 did for a `new-id` given. Security.md
+/// finding 55.
+#[test]
+fn a_masked_default_new_id_is_refused_whether_or_not_the_store_has_it() {
+    let (dir, _) = store();
+    let config = &dir.config;
+    let secret = masked_token(config, "erin@pbs!masked", "/", "key-none");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // the default of the daemon's clock, a moment later: today's, or the
+    // next day's past midnight
+    for (job, stored) in [("job1", true), ("job4", false)] {
+        let mut ids: Vec<String> = [now, now + 3600]
+            .iter()
+            .map(|&time| pbs_config::rotation::default_new_key(job, time))
+            .collect();
+        ids.dedup();
+        for (seed, id) in ids.iter().enumerate() {
+            if stored {
+                let keys = config.encryption_keys();
+                keys.store_key(id, &key_config(80 + seed as u64)).unwrap();
+            }
+            for auth_id in ["erin@pbs", "erin@pbs!masked"] {
+                let path = format!("/system/encryption-keys/{id}");
+                grant(config, &path, auth_id, "NoAccess", false);
+            }
+        }
+    }
+    let daemon = ApiDaemon::start(dir.path(), &[], dir.path().join("daemon.log"));
+    let mut erin = Client::token(daemon.port, "erin@pbs!masked", &secret);
+    let before = pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"]);
+    for jobs in ["job=job1&job=job2&job=job3", "job=job4"] {
+        erin.post_form("config/encryption-key-rotate", jobs)
+            .expect(403, "missing Sys.Modify on /system/encryption-keys/job");
+    }
+    assert_eq!(
+        before,
+        pbs_test_kit::dirs::snapshot(dir.path(), &["daemon.log"])
+    );
+}

@@ -790,6 +790,9 @@ impl<'a> Rotations<'a> {
                 "encryption key '{old_key}' has no fingerprint in the config - run 'proxmox-backup-manager encryption-key verify'"
             );
         };
+        // the caller first: the new id may be one it may not see, given
+        // or the default it can tell in advance (findings 48 and 55)
+        hooks.check(&current, &new_key, false)?;
         match keys.entry(&new_key) {
             Ok(_) => {
                 return Err(RotateError::NewKeyExists { new_key }.into());
@@ -797,7 +800,6 @@ impl<'a> Rotations<'a> {
             Err(err) if is_not_found(&err) => {}
             Err(err) => return Err(err),
         }
-        hooks.check(&current, &new_key, false)?;
         let journal = Journal {
             version: JOURNAL_VERSION,
             jobs: jobs.to_vec(),
