@@ -19,8 +19,13 @@
 //! routes) and what `sync-job update JOB --active-encryption-key NEW` needs
 //! of every job (checked by the handler before anything is done, and again
 //! by upstream's rules when the jobs switch, see
-//! [`check_rotate_access`](super::sync::check_rotate_access)). The
-//! passphrase of an export travels in the request body only
+//! [`check_rotate_access`](super::sync::check_rotate_access)). The list
+//! leaves out a rotation in progress one of whose jobs the caller may not
+//! read or whose keys it may not see (finding 41); a request on the jobs
+//! of one whose jobs it may not all read or whose new key it may not see
+//! is refused before the rotation is asked, naming only the job given
+//! (finding 54: the old key's id is in the jobs). The passphrase of an
+//! export travels in the request body only
 //! (`crate::api2::BODY_ONLY_PARAMETERS`).
 //!
 //! The plain functions serve the CLI too, which exports to a file
