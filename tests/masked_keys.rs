@@ -693,3 +693,33 @@ fn a_forged_key_file_never_proves_a_copy_of_a_key_in_the_trash() {
         .count();
     assert_eq!(left, trashed, "{purged}");
 }
+
+/// A trash restore records the id it restores the key as and the trash
+/// entry's name (`<id>@<time>-<random>`): root's restore of `hidden`'s
+/// entry as `renamed`, an id the masked token may see, showed that token
+/// a record naming `hidden@...`, where every other record of `hidden` is
+/// left out (finding 37): the entry's name was taken for an id of its own,
+/// which a grant on the store reaches. Security.md finding 56.
+#[test]
+fn a_trash_entry_named_in_a_record_stands_for_the_key_it_is_of() {
+    let dir = two_keys();
+    let keys = dir.config.encryption_keys();
+    keys.archive_key("hidden", None).unwrap();
+    keys.delete_key_with("hidden", &DeleteOptions::default())
+        .unwrap();
+    let mut store = Store::start(dir);
+    let restored = store
+        .root
+        .post_form("config/encryption-key-trash/hidden/restore", "as=renamed")
+        .data();
+    assert_eq!(restored["id"], "renamed", "{restored}");
+    let records = store.masked.get("config/encryption-key-audit").data();
+    assert_hides(&records.to_string(), &["hidden"]);
+    let root_records = store.root.get("config/encryption-key-audit").data();
+    assert!(
+        record_ids(&root_records)
+            .iter()
+            .any(|ids| ids[0] == "renamed" && ids[1].starts_with("hidden@")),
+        "{root_records}"
+    );
+}

@@ -535,8 +535,11 @@ impl Record {
     }
 }
 
-/// The key an id of a key operation stands for: itself, or for the path
-/// of a file in the key directory or its trash as a repair names it
+/// The key an id of a key operation stands for: itself; for a trash
+/// entry's name (`<id>@<time>-<random>`, the second id of a trash restore
+/// and of a purge; no key id holds an `@`) the key it is of (finding 56:
+/// a restore under another id named the masked one only so); or for the
+/// path of a file in the key directory or its trash as a repair names it
 /// (relative to the config dir: `encryption-keys/hidden.enc.tmp_AbC123`),
 /// the key the file is of, by its name: `<id>.enc`, its lock
 /// `<id>.enc.lck`, a temp file of either (`.tmp_XXXXXX`), a trash entry's
@@ -548,7 +551,7 @@ fn key_of_id(id: &str) -> &str {
         path.strip_prefix(dir)?.strip_prefix('/')
     }
     let Some(name) = in_dir(id, crate::files::KEY_DIR_NAME) else {
-        return id;
+        return crate::trash::entry_id(id);
     };
     if let Some(entry) = in_dir(name, crate::files::TRASH_DIR_NAME) {
         return crate::trash::entry_id(entry);
@@ -738,6 +741,14 @@ mod tests {
             named(Op::RepairMode, &["k.enc", "encryption-keys/k.enc.enc"]),
             ["k.enc", "k.enc"]
         );
+        // a trash restore and a purge name the trash entry by its name
+        for op in [Op::TrashRestore, Op::Purge] {
+            assert_eq!(
+                named(op, &["k2", "k1@1795966067-Qf4gnl"]),
+                ["k2", "k1"],
+                "{op:?}"
+            );
+        }
         for path in [
             "encryption-keys.cfg.tmp_AbC123",
             "encryption-keys",
