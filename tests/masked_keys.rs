@@ -698,8 +698,9 @@ fn a_forged_key_file_never_proves_a_copy_of_a_key_in_the_trash() {
 /// entry's name (`<id>@<time>-<random>`): root's restore of `hidden`'s
 /// entry as `renamed`, an id the masked token may see, showed that token
 /// a record naming `hidden@...`, where every other record of `hidden` is
-/// left out (finding 37): the entry's name was taken for an id of its own,
-/// which a grant on the store reaches. Security.md finding 56.
+/// left out (finding 37), and an interrupted one the verify report's words
+/// of it: the entry's name was taken for an id of its own, which a grant
+/// on the store reaches. Security.md finding 56.
 #[test]
 fn a_trash_entry_named_in_a_record_stands_for_the_key_it_is_of() {
     let dir = two_keys();
@@ -716,10 +717,20 @@ fn a_trash_entry_named_in_a_record_stands_for_the_key_it_is_of() {
     let records = store.masked.get("config/encryption-key-audit").data();
     assert_hides(&records.to_string(), &["hidden"]);
     let root_records = store.root.get("config/encryption-key-audit").data();
-    assert!(
-        record_ids(&root_records)
-            .iter()
-            .any(|ids| ids[0] == "renamed" && ids[1].starts_with("hidden@")),
-        "{root_records}"
-    );
+    let entry = record_ids(&root_records)
+        .into_iter()
+        .find(|ids| ids[0] == "renamed")
+        .map(|ids| ids[1].clone())
+        .unwrap();
+    assert!(entry.starts_with("hidden@"), "{root_records}");
+    // the same, interrupted: verify's problem quotes the entry's name
+    let log = AuditLog::open_existing(store.config()).unwrap().unwrap();
+    let event = Event::new(&Caller::cli(), Op::TrashRestore)
+        .id("renamed")
+        .id(entry.as_str());
+    drop(log.intent(&event).unwrap());
+    let report = store.masked.get("config/encryption-key-audit/verify");
+    assert_hides(&report.body, &["hidden"]);
+    let root_report = store.root.get("config/encryption-key-audit/verify");
+    assert!(root_report.body.contains(&entry), "{}", root_report.body);
 }

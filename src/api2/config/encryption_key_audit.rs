@@ -269,16 +269,29 @@ pub const WITHHELD: &str = "withheld: it names a key this caller may not see";
 /// reads it: [`WITHHELD`] if it names one it may not see, else without the
 /// holders of a lock it timed out on (finding 39). Messages quote ids
 /// (`'id'`); every word between quotes, or between a quote and the next,
-/// that is a valid key id is checked (a word that is no key is seen
-/// wherever the store is: the routes need Sys.Audit on it).
+/// that is a valid key id is checked, and a trash entry's name
+/// (`<id>@<time>-<random>`) as the key it is of (finding 56); a word that
+/// is no key is seen wherever the store is (the routes need Sys.Audit on
+/// it).
 pub fn told(message: &str, may_see: &dyn Fn(&str) -> bool) -> String {
     let names_hidden = message
         .split('\'')
-        .any(|word| CRYPT_KEY_ID_SCHEMA.parse_simple_value(word).is_ok() && !may_see(word));
+        .any(|word| key_named(word).is_some_and(|id| !may_see(id)));
     match names_hidden {
         true => WITHHELD.to_string(),
         false => pbs_config::without_holders(message).into_owned(),
     }
+}
+
+/// The key a word of a message names, if any: a key id, or a trash
+/// entry's name (`<id>@<time>-<random>`) standing for the key it is of.
+fn key_named(word: &str) -> Option<&str> {
+    if word.contains('@') {
+        let entry = pbs_config::trash::check_selector(word).is_ok();
+        return entry.then(|| pbs_config::trash::entry_id(word));
+    }
+    let id = CRYPT_KEY_ID_SCHEMA.parse_simple_value(word).is_ok();
+    id.then_some(word)
 }
 
 /// `report` as a caller who may see only the keys `may_see` lets through
@@ -582,12 +595,14 @@ mod tests {
             // an apostrophe before the quotes
             "can't touch 'hidden' - retry",
             "'hidden'",
+            "'trash-restore' of 'open', 'hidden@1795966067-Qf4gnl' has no outcome",
         ] {
             assert_eq!(told(message, &may_see), WITHHELD, "{message}");
         }
         for message in [
             "refused - encryption key 'open' is in the way",
             "unable to record 'import' in the audit log",
+            "restored as 'open@1795966067-Qf4gnl'",
             "a hidden key",
             "ok",
         ] {
