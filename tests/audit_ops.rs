@@ -1289,3 +1289,42 @@ fn api_lists_in_batches(dir: &pbs_test_kit::TestDir, all: &[u64], visible: &[u64
         );
     }
 }
+
+/// `audit list --before-seq` of a log with a line moved (only root writes
+/// the log; `audit verify` reports it): the cursor passed the moved line
+/// into every batch until it went below it; now the read is refused,
+/// naming the lines, and the plain list reads the log as it is.
+/// Security.md finding 57.
+#[test]
+fn a_cursor_into_a_log_out_of_order_is_refused_naming_it() {
+    use pbs_test_kit::{TestDir, key_config};
+
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("k-one", &key_config(84)).unwrap();
+    for _ in 0..3 {
+        keys.archive_key("k-one", None).unwrap();
+        keys.unarchive_key("k-one", None).unwrap();
+    }
+    let path = dir.path().join("encryption-keys/.audit/log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let moved = lines.remove(4);
+    lines.push(moved);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let cli = Manager::new(dir.path());
+    let refused = cli.run(&["audit", "list", "--limit", "3", "--before-seq", "12"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains(
+            "its lines are out of order: the record of seq 14 is followed by the record of seq 5"
+        ),
+        "{refused:?}"
+    );
+    let listed = cli.json_or_error(&["audit", "list"]).unwrap();
+    let listed = seqs_of(&serde_json::from_str(&listed).unwrap());
+    assert_eq!(listed, [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 5]);
+    let verified = cli.run(&["audit", "verify"]);
+    assert!(verified.stdout.contains("reordered"), "{verified:?}");
+}

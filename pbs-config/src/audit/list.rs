@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
 
-use anyhow::{Error, format_err};
+use anyhow::{Error, bail, format_err};
 use memchr::memmem;
 
 use crate::dir_handle::OpenedFile;
@@ -31,7 +31,8 @@ pub struct Filter {
     /// Only records whose `seq` is below this one: the records older than
     /// one already read. The cursor of a listing in batches: unlike a
     /// `time`, which several records of one second share, no two records
-    /// share a `seq`.
+    /// share a `seq`. A read with it refuses a log whose lines are out of
+    /// order (finding 57).
     pub before_seq: Option<u64>,
     /// Only these operations (all if empty).
     pub ops: Vec<Op>,
@@ -140,6 +141,56 @@ fn leading_seq(line: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+/// With [`Filter::before_seq`], checks that the lines read are in order
+/// (each record's `seq` above the one before it), as the log is written:
+/// the cursor cuts the log at a `seq`, which in a log with a line moved,
+/// copied in or changed (only root writes it; `audit verify` reports each)
+/// would pass a line into several batches or leave lines out of all of
+/// them without a word (finding 57). Without a cursor nothing is checked.
+struct InOrder {
+    before_seq: Option<u64>,
+    /// Whether the log is read from its end.
+    backwards: bool,
+    /// The `seq` of the last record read.
+    last: Option<u64>,
+}
+
+impl InOrder {
+    fn of(filter: &Filter, backwards: bool) -> Self {
+        Self {
+            before_seq: filter.before_seq,
+            backwards,
+            last: None,
+        }
+    }
+
+    /// Checks the next line read.
+    fn check(&mut self, line: &[u8]) -> Result<(), Error> {
+        let Some(before) = self.before_seq else {
+            return Ok(());
+        };
+        // a line that is no record is skipped, as the readers skip it
+        let Some(seq) = leading_seq(line).or_else(|| record_of(line).map(|r| r.seq)) else {
+            return Ok(());
+        };
+        if let Some(last) = self.last.replace(seq) {
+            let (older, newer) = match self.backwards {
+                true => (seq, last),
+                false => (last, seq),
+            };
+            if older >= newer {
+                bail!(
+                    "unable to list the audit log before seq {before} - its lines are out of \
+                     order: the record of seq {older} is followed by the record of seq {newer} \
+                     (a line moved, copied in or changed: run 'proxmox-backup-manager audit \
+                     verify') - list it without a seq to list before"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One line as the reader found it.
@@ -300,12 +351,14 @@ impl AuditLog<'_> {
             return Ok(Vec::new());
         };
         let quick = Quick::of(filter);
+        let mut order = InOrder::of(filter, false);
         let mut reader = LineReader::new(&log.file, 0)?;
         let mut records = Vec::new();
         while let Some(line) = reader.next_line()? {
             let RawLine::Line(line) = line else {
                 continue;
             };
+            order.check(&line)?;
             if !quick.may_match(&line) {
                 continue;
             }
@@ -361,7 +414,13 @@ impl AuditLog<'_> {
             return Ok(());
         };
         let quick = Quick::of(filter);
+        let mut order = InOrder::of(filter, true);
+        let mut out_of_order = None;
         scan_backwards(&log.file, log.stat.size, |line| {
+            if let Err(err) = order.check(line) {
+                out_of_order = Some(err);
+                return true;
+            }
             if !quick.may_match(line) {
                 return false;
             }
@@ -369,7 +428,8 @@ impl AuditLog<'_> {
                 Some(record) => visit(record),
                 None => false,
             }
-        })
+        })?;
+        out_of_order.map_or(Ok(()), Err)
     }
 }
 

@@ -400,6 +400,89 @@ fn batches_before_a_seq_reach_every_record_once() {
     assert_eq!(seqs(&older), [1, 2, 3]);
 }
 
+/// A log whose lines are out of order (a line moved, one copied in
+/// again, a `seq` changed: only root can write the log, and `audit verify`
+/// reports each) read in batches before a `seq`: the cursor, the `seq` of
+/// the oldest line of the batch before, passed a line moved to the end
+/// into every batch until it went below it, and left out the lines
+/// between a line copied in and its original, and a line whose `seq` was
+/// raised, all without a word. Now a read before a `seq` that finds a
+/// line not older than the one after it is refused, naming it; the
+/// batches of a log in order hold every record once. Security.md
+/// finding 57.
+#[test]
+fn a_cursor_into_a_log_out_of_order_is_refused() {
+    let store = Store::new();
+    let log = store.log();
+    for n in 0..7 {
+        record(&log, Op::Export, &format!("k-{}", n % 2));
+    }
+    let lines = store.lines();
+    let moved = {
+        let mut moved = lines.clone();
+        let line = moved.remove(9);
+        moved.push(line);
+        moved
+    };
+    let copied = {
+        let mut copied = lines.clone();
+        copied.insert(9, lines[4].clone());
+        copied
+    };
+    let raised = {
+        let mut raised = lines.clone();
+        raised[6] = raised[6].replacen("{\"seq\":7,", "{\"seq\":100,", 1);
+        raised
+    };
+    let seqs = |records: &[Record]| records.iter().map(|r| r.seq).collect::<Vec<_>>();
+    for (name, text, in_order) in [
+        ("as written", &lines, true),
+        ("line 10 moved to the end", &moved, false),
+        ("line 5 copied in after line 9", &copied, false),
+        ("line 7 with seq 100", &raised, false),
+    ] {
+        std::fs::write(store.audit_path("log"), text.join("\n") + "\n").unwrap();
+        let log = store.log();
+        let whole = log.list(&Filter::default()).unwrap();
+        let mut read = Vec::new();
+        let mut before = None;
+        let refused = loop {
+            let mut batch = Vec::new();
+            let filter = Filter {
+                before_seq: before,
+                ..Filter::default()
+            };
+            if let Err(err) = log.newest_first(&filter, |record| {
+                batch.push(record);
+                batch.len() == 3
+            }) {
+                break Some(err.to_string());
+            }
+            let Some(oldest) = batch.last() else {
+                break None;
+            };
+            before = Some(oldest.seq);
+            read.extend(batch);
+        };
+        read.reverse();
+        // the forward read of all before a seq checks the order too
+        let forward = log.list(&Filter {
+            before_seq: Some(13),
+            ..Filter::default()
+        });
+        assert_eq!(forward.is_ok(), in_order, "{name}: {forward:?}");
+        match (in_order, refused) {
+            (true, None) => assert_eq!(seqs(&read), seqs(&whole), "{name}"),
+            (false, Some(err)) => assert!(err.contains("out of order"), "{name}: {err}"),
+            (_, refused) => panic!(
+                "{name}: whole {:?}, in batches {:?}, refused: {refused:?}",
+                seqs(&whole),
+                seqs(&read)
+            ),
+        }
+    }
+}
+
 #[test]
 fn every_checkpoint_goes_to_syslog_as_one_line() {
     let store = Store::new();
