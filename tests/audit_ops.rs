@@ -1294,7 +1294,7 @@ fn api_lists_in_batches(dir: &pbs_test_kit::TestDir, all: &[u64], visible: &[u64
 /// the log; `audit verify` reports it): the cursor passed the moved line
 /// into every batch until it went below it; now the read is refused,
 /// naming the lines, and the plain list reads the log as it is.
-/// Security.md finding 57.
+/// Security.md finding 60.
 #[test]
 fn a_cursor_into_a_log_out_of_order_is_refused_naming_it() {
     use pbs_test_kit::{TestDir, key_config};

@@ -700,7 +700,7 @@ fn a_forged_key_file_never_proves_a_copy_of_a_key_in_the_trash() {
 /// a record naming `hidden@...`, where every other record of `hidden` is
 /// left out (finding 37), and an interrupted one the verify report's words
 /// of it: the entry's name was taken for an id of its own, which a grant
-/// on the store reaches. Security.md finding 56.
+/// on the store reaches. Security.md finding 59.
 #[test]
 fn a_trash_entry_named_in_a_record_stands_for_the_key_it_is_of() {
     let dir = two_keys();

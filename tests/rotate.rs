@@ -782,7 +782,7 @@ fn a_masked_new_id_is_refused_whether_or_not_the_store_has_it() {
 /// /config/encryption-keys/{id}` needs). Before stop 33 a token masked on
 /// the new key (`NoAccess`) aborted the rotation and so trashed the key
 /// it could not delete (finding 36); since stop 36 it is refused without
-/// the key's name (finding 54), and a token that sees the key without
+/// the key's name (finding 57), and a token that sees the key without
 /// Sys.Modify on it is refused for that; the owner of a token with the
 /// privilege still can.
 #[test]
@@ -856,7 +856,7 @@ fn a_rotation_in_progress_shows_no_key_the_caller_may_not_see() {
 /// `key-new`); to a token with Sys.Modify on the store alone, which may
 /// read no job, the plan of a rotation of `job1`. Now a rotation a caller
 /// may not see refuses its requests naming nothing of it. Security.md
-/// finding 54.
+/// finding 57.
 #[test]
 fn a_request_on_a_rotation_the_caller_may_not_see_names_nothing_of_it() {
     let (dir, admin) = store();
@@ -920,7 +920,7 @@ fn a_request_on_a_rotation_the_caller_may_not_see_names_nothing_of_it() {
 /// the caller can tell in advance: for a caller masked on it the rotation
 /// answered 400 "exists already" if the store has it and 403 for the
 /// privilege if not, as finding 48 did for a `new-id` given. Security.md
-/// finding 55.
+/// finding 58.
 #[test]
 fn a_masked_default_new_id_is_refused_whether_or_not_the_store_has_it() {
     let (dir, _) = store();

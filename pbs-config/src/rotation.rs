@@ -791,7 +791,7 @@ impl<'a> Rotations<'a> {
             );
         };
         // the caller first: the new id may be one it may not see, given
-        // or the default it can tell in advance (findings 48 and 55)
+        // or the default it can tell in advance (findings 48 and 58)
         hooks.check(&current, &new_key, false)?;
         match keys.entry(&new_key) {
             Ok(_) => {

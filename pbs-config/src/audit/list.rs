@@ -32,7 +32,7 @@ pub struct Filter {
     /// one already read. The cursor of a listing in batches: unlike a
     /// `time`, which several records of one second share, no two records
     /// share a `seq`. A read with it refuses a log whose lines are out of
-    /// order (finding 57).
+    /// order (finding 60).
     pub before_seq: Option<u64>,
     /// Only these operations (all if empty).
     pub ops: Vec<Op>,
@@ -148,7 +148,7 @@ fn leading_seq(line: &[u8]) -> Option<u64> {
 /// the cursor cuts the log at a `seq`, which in a log with a line moved,
 /// copied in or changed (only root writes it; `audit verify` reports each)
 /// would pass a line into several batches or leave lines out of all of
-/// them without a word (finding 57). Without a cursor nothing is checked.
+/// them without a word (finding 60). Without a cursor nothing is checked.
 struct InOrder {
     before_seq: Option<u64>,
     /// Whether the log is read from its end.

@@ -537,7 +537,7 @@ impl Record {
 
 /// The key an id of a key operation stands for: itself; for a trash
 /// entry's name (`<id>@<time>-<random>`, the second id of a trash restore
-/// and of a purge; no key id holds an `@`) the key it is of (finding 56:
+/// and of a purge; no key id holds an `@`) the key it is of (finding 59:
 /// a restore under another id named the masked one only so); or for the
 /// path of a file in the key directory or its trash as a repair names it
 /// (relative to the config dir: `encryption-keys/hidden.enc.tmp_AbC123`),

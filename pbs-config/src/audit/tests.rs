@@ -409,7 +409,7 @@ fn batches_before_a_seq_reach_every_record_once() {
 /// raised, all without a word. Now a read before a `seq` that finds a
 /// line not older than the one after it is refused, naming it; the
 /// batches of a log in order hold every record once. Security.md
-/// finding 57.
+/// finding 60.
 #[test]
 fn a_cursor_into_a_log_out_of_order_is_refused() {
     let store = Store::new();

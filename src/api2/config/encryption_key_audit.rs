@@ -270,7 +270,7 @@ pub const WITHHELD: &str = "withheld: it names a key this caller may not see";
 /// holders of a lock it timed out on (finding 39). Messages quote ids
 /// (`'id'`); every word between quotes, or between a quote and the next,
 /// that is a valid key id is checked, and a trash entry's name
-/// (`<id>@<time>-<random>`) as the key it is of (finding 56); a word that
+/// (`<id>@<time>-<random>`) as the key it is of (finding 59); a word that
 /// is no key is seen wherever the store is (the routes need Sys.Audit on
 /// it).
 pub fn told(message: &str, may_see: &dyn Fn(&str) -> bool) -> String {

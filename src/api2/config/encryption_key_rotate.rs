@@ -24,7 +24,7 @@
 //! read or whose keys it may not see (finding 41); a request on the jobs
 //! of one whose jobs it may not all read or whose new key it may not see
 //! is refused before the rotation is asked, naming only the job given
-//! (finding 54: the old key's id is in the jobs). The passphrase of an
+//! (finding 57: the old key's id is in the jobs). The passphrase of an
 //! export travels in the request body only
 //! (`crate::api2::BODY_ONLY_PARAMETERS`).
 //!
@@ -497,7 +497,7 @@ fn reads_every_job(caller: &Caller, jobs: &[SyncJobConfig], journal: &Journal) -
 /// Checked before the rotation is asked, whose refusals (a plan otherwise,
 /// a new key the caller may not change, jobs switched already) name the
 /// rotation's jobs, new key and export: the refusal here names only the
-/// job the caller gave (finding 54). A job `sync.cfg` lacks is left to
+/// job the caller gave (finding 57). A job `sync.cfg` lacks is left to
 /// the rotation (404).
 fn check_rotation_shown(
     dir: &ConfigDir,
