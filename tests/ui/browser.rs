@@ -284,6 +284,37 @@ impl Browser {
         self.client.perform_actions(keyboard).await.unwrap();
     }
 
+    /// Gives the focus to `css` and presses Enter on it, as a keyboard
+    /// user who reached it would.
+    pub async fn press_enter_on(&self, css: &str) {
+        self.find(css).await;
+        self.js(
+            "document.querySelector(arguments[0]).focus();",
+            vec![json!(css)],
+        )
+        .await;
+        self.assert_focus(css, "before Enter").await;
+        self.press(Key::Enter).await;
+    }
+
+    /// Asserts that the first match of `css` has the keyboard focus (`when`
+    /// says at which step); else fails naming what has it (`BODY`: the
+    /// page, where the browser drops the focus of a disabled control).
+    pub async fn assert_focus(&self, css: &str, when: &str) {
+        let focused = self
+            .js(
+                "const a = document.activeElement; \
+                 if (a && a === document.querySelector(arguments[0])) { return null; } \
+                 return !a ? 'nothing' : a.id ? `#${a.id}` : a.tagName;",
+                vec![json!(css)],
+            )
+            .await;
+        assert!(
+            focused.is_null(),
+            "the focus {when} is on {focused}, not on {css}"
+        );
+    }
+
     /// Types `text` with the keyboard into whatever has the focus.
     pub async fn type_keys(&self, text: &str) {
         let mut keyboard = KeyActions::new("keyboard".to_string());

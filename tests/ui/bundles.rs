@@ -200,8 +200,9 @@ async fn drill_with_both_keys_present(browser: &Browser, name: &str) {
     assert!(error.starts_with("The drill failed: "), "{error}");
     browser.screenshot("drill-wrong-passphrase").await;
     browser.type_into(BUNDLE_PASSPHRASE_FIELD, PASSPHRASE).await;
-    browser.click("#run-drill").await;
+    browser.press_enter_on("#run-drill").await;
     browser.find(&drill_row("ui-bundle-1")).await;
+    browser.assert_focus("#run-drill", "after the drill").await;
     for id in ["carol-key", "ui-bundle-1"] {
         let state = browser.text(&format!("{} td.state", drill_row(id))).await;
         assert_eq!(state, "in the store, the same key", "{id}");
@@ -236,7 +237,7 @@ async fn restore_a_key_the_store_lost(
             "not in the store",
         )
         .await;
-    browser.click("#restore-bundle").await;
+    browser.press_enter_on("#restore-bundle").await;
     let outcome = browser
         .wait_text(
             "#restore-table tr[data-key-id=\"ui-bundle-1\"] td.state",
@@ -244,6 +245,9 @@ async fn restore_a_key_the_store_lost(
         )
         .await;
     assert_eq!(outcome, "restored");
+    browser
+        .assert_focus("#restore-bundle", "after the restore")
+        .await;
     assert_eq!(
         browser
             .text("#restore-table tr[data-key-id=\"carol-key\"] td.state")

@@ -426,7 +426,8 @@ async fn an_upload_shows_no_save_dialog(browser: &Browser, vectors: &std::path::
 
 /// Someone else archives the uploaded key while this page still shows it
 /// active: the page's toggle is refused in the row in the server's words
-/// and changes nothing; a refresh shows it archived.
+/// and changes nothing; a refresh (Enter on Refresh) shows it archived and
+/// leaves the focus on Refresh.
 async fn a_stale_toggle_shows_the_servers_words(env: &Env, browser: &Browser) {
     env.dir()
         .encryption_keys()
@@ -455,9 +456,18 @@ async fn a_stale_toggle_shows_the_servers_words(env: &Env, browser: &Browser) {
             .is_some(),
         "the stale toggle changed the key"
     );
-    browser.click("#refresh-keys").await;
+    browser.press_enter_on("#refresh-keys").await;
     browser
         .find(&format!("{} .state-archived", row("ui-uploaded")))
+        .await;
+    browser
+        .wait_for(
+            "the keys loaded",
+            "!document.querySelector('#keys-table').hasAttribute('aria-busy')",
+        )
+        .await;
+    browser
+        .assert_focus("#refresh-keys", "after the refresh")
         .await;
 }
 

@@ -190,20 +190,21 @@ async fn a_taken_id_is_refused_and_another_id_restores(
     keys: &EncryptionKeys<'_>,
     fingerprint: Option<Fingerprint>,
 ) {
-    // restore as an id that is taken: the server's words in the dialog
+    // restore as an id that is taken (by keyboard): the server's words in
+    // the dialog, the focus still on its button
     browser
         .click(&format!("{} .restore-trash", trash_view_row("ui-trash-1")))
         .await;
     browser
         .type_into("dialog.restore-trash input[name=as]", "carol-key")
         .await;
-    browser
-        .click("dialog.restore-trash button[type=submit]")
-        .await;
+    let submit = "dialog.restore-trash button[type=submit]";
+    browser.press_enter_on(submit).await;
     let error = browser
         .wait_text("dialog.restore-trash .restore-error", "carol-key")
         .await;
     assert!(!error.is_empty());
+    browser.assert_focus(submit, "after the refusal").await;
     browser.screenshot("restore-taken").await;
     assert!(keys.entry("carol-key").unwrap().info.fingerprint != fingerprint);
 

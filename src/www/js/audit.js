@@ -235,11 +235,11 @@ async function load() {
  * oldest shown by `seq` (records of one second share their `time`, never
  * their `seq`: none is skipped or shown twice), and adds them.
  *
- * The focus, if it was on the button (which is disabled while the batch
- * loads, and the browser then drops it to the page), goes back to the
- * button while the log has older records, else to the first row the batch
- * added (the table if it added none): a keyboard user reads on from where
- * the list grew. A focus moved elsewhere meanwhile stays there.
+ * The focus, if it was on the button, goes back to it while the log has
+ * older records (`loadingList` does that); once the last batch hides the
+ * button, to the first row that batch added (the table if it added none):
+ * a keyboard user reads on from where the list grew. A focus moved
+ * elsewhere meanwhile stays there.
  */
 async function loadOlder() {
     const current = shown;
@@ -263,13 +263,9 @@ async function loadOlder() {
         renderShown();
         added = true;
     });
-    const lost = document.activeElement === older || document.activeElement === document.body
-        || !document.activeElement;
-    if (!hadFocus || !lost || !table.isConnected) {
-        return;
-    }
-    if (!older.hidden || !added) {
-        older.focus();
+    // on the hidden button until the browser moves it to the page
+    const lost = [null, document.body, older].includes(document.activeElement);
+    if (!hadFocus || !lost || !older.hidden || !added || !table.isConnected) {
         return;
     }
     // rows are newest first: the first one older than the batch before

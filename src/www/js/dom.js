@@ -88,14 +88,38 @@ export function messageArea(extraClass) {
 }
 
 /**
+ * Notes where the keyboard focus is, and returns the function that puts
+ * it back there. A control disabled while it has the focus (a busy
+ * button) loses it: the browser moves it to the page, and a keyboard user
+ * would start over from the top. Put back only if the page still has it
+ * (nothing else took it meanwhile: a field the caller focused, a dialog)
+ * and the element can take it again: still in the document, enabled and
+ * shown. An element that is gone (a row or view drawn anew) or hidden
+ * leaves the focus to its caller: that view knows what replaced it.
+ */
+function holdFocus() {
+    const held = document.activeElement;
+    return () => {
+        const now = document.activeElement;
+        const lost = !now || now === document.body || now === held;
+        if (lost && held && held !== document.body && held.isConnected) {
+            // does nothing if it is disabled or hidden
+            held.focus();
+        }
+    };
+}
+
+/**
  * Runs `work` (a function returning a promise) while `button` shows that
  * it is busy: disabled, its label replaced by `busyText` and a progress
  * indicator, `aria-busy` on `region`. Restores the button afterwards,
- * whatever `work` did, and returns its result (or throws its error).
+ * whatever `work` did, and the focus if the button's disabling took it
+ * (`holdFocus`); returns the result of `work` (or throws its error).
  */
 export async function whileBusy(button, busyText, work, region) {
     const label = Array.from(button.childNodes);
     const wasDisabled = button.disabled;
+    const returnFocus = holdFocus();
     button.disabled = true;
     button.classList.add('busy');
     button.replaceChildren(h('span', {class: 'spinner', 'aria-hidden': 'true'}), busyText);
@@ -108,6 +132,7 @@ export async function whileBusy(button, busyText, work, region) {
         button.classList.remove('busy');
         button.replaceChildren(...label);
         button.disabled = wasDisabled;
+        returnFocus();
     }
 }
 
@@ -115,9 +140,12 @@ export async function whileBusy(button, busyText, work, region) {
  * Loads a page's list: `progress` shown, `table` marked busy and `button`
  * (the page's refresh or apply button) disabled while `work` runs. A
  * failure shows in `message` (a messageArea) as "Loading <what> failed:
- * <reason>"; the page is usable again afterwards, whatever happened.
+ * <reason>"; the page is usable again afterwards, whatever happened, and
+ * the focus back where it was if the button's disabling took it
+ * (`holdFocus`).
  */
 export async function loadingList({table, progress, button, message}, what, work) {
+    const returnFocus = holdFocus();
     message.clear();
     progress.hidden = false;
     table.setAttribute('aria-busy', 'true');
@@ -130,6 +158,7 @@ export async function loadingList({table, progress, button, message}, what, work
         progress.hidden = true;
         table.removeAttribute('aria-busy');
         button.disabled = false;
+        returnFocus();
     }
 }
 
