@@ -956,24 +956,97 @@ fn bundle_of_protected_keys_made_elsewhere() -> (String, [(&'static str, KeyConf
 /// fault of the server.
 #[test]
 fn a_restore_that_would_change_a_keys_protection_is_400() {
+    let daemon = Daemon::start();
+    let missing = keys_missing_their_files(&daemon);
+    let mut root = daemon.root();
+    let before = daemon.files();
+    for (entry, other_file, text) in missing {
+        let bundle = bundle_made_elsewhere(&entry, &other_file);
+        let resp = post(
+            &mut root,
+            "config/encryption-key-restore",
+            json!({
+                "bundle": bundle,
+                "passphrase": PASSPHRASE,
+                "key-passphrase": OTHER_PROTECTION_PASS,
+            }),
+        );
+        expect_400(&resp, "bundle", text);
+        assert_eq!(daemon.files(), before);
+    }
+}
+
+/// One bundle holding both keys' files with the other protection, after
+/// a key new to the store: the refusal names both keys, in bundle order,
+/// each with its protection here and its file's, not only the first (an
+/// operator fixing the restore wants the whole list at once); not the new
+/// key, which is not stored; 400 blaming `bundle`, nothing written.
+#[test]
+fn a_restore_refused_for_several_keys_of_the_other_protection_names_each() {
+    let daemon = Daemon::start();
+    let new_key = KeyConfig::with_key(&[9; 32], b"", pbs_api_types::Kdf::None).unwrap();
+    let new_entry = {
+        let elsewhere = TestDir::new();
+        let theirs = elsewhere.config.encryption_keys();
+        theirs.store_key("k-new", &new_key).unwrap();
+        theirs.entry("k-new").unwrap()
+    };
+    let missing = keys_missing_their_files(&daemon);
+    let mut in_bundle = vec![(&new_entry, &new_key)];
+    in_bundle.extend(missing.iter().map(|(entry, file, _)| (entry, file)));
+    let bundle = bundle_of_keys_made_elsewhere(&in_bundle);
+    let mut root = daemon.root();
+    let before = daemon.files();
+    let resp = post(
+        &mut root,
+        "config/encryption-key-restore",
+        json!({
+            "bundle": bundle,
+            "passphrase": PASSPHRASE,
+            "key-passphrase": OTHER_PROTECTION_PASS,
+        }),
+    );
+    expect_400(&resp, "bundle", "nothing was restored");
+    let named: Vec<usize> = missing
+        .iter()
+        .map(|(entry, _, text)| {
+            let words = format!("encryption key '{}' {text}", entry.id);
+            resp.body
+                .find(&words)
+                .unwrap_or_else(|| panic!("{words:?} not in {}", resp.body))
+        })
+        .collect();
+    assert!(named.is_sorted(), "not in bundle order: {}", resp.body);
+    assert!(resp.body.contains("2 keys"), "{}", resp.body);
+    assert!(!resp.body.contains("k-new"), "{}", resp.body);
+    assert_eq!(daemon.files(), before);
+}
+
+/// The passphrase of the protected key files of
+/// [`keys_missing_their_files`].
+const OTHER_PROTECTION_PASS: &str = "Zq7-hollow-Vortex-41";
+
+/// Two keys of `daemon`'s store whose key files are missing, `k-prot`
+/// (protected) and `k-plain` (not); for each, its entry as a bundle made
+/// by hand would hold it with a key file of the same key and the other
+/// protection, that file, and how the refusal says the two differ.
+fn keys_missing_their_files(
+    daemon: &Daemon,
+) -> [(pbs_api_types::CryptKey, KeyConfig, &'static str); 2] {
     use pbs_api_types::Kdf;
 
-    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
-    let daemon = Daemon::start();
     let keys = daemon.dir.config.encryption_keys();
     let file_of = |key: &[u8; 32], passphrase: &str, kdf| {
         KeyConfig::with_key(key, passphrase.as_bytes(), kdf).unwrap()
     };
-    keys.store_key("k-prot", &file_of(&[7; 32], KEY_PASS, Kdf::PBKDF2))
-        .unwrap();
+    keys.store_key(
+        "k-prot",
+        &file_of(&[7; 32], OTHER_PROTECTION_PASS, Kdf::PBKDF2),
+    )
+    .unwrap();
     keys.store_key("k-plain", &file_of(&[8; 32], "", Kdf::None))
         .unwrap();
-    for id in ["k-prot", "k-plain"] {
-        std::fs::remove_file(keys.key_path(id)).unwrap();
-    }
-    let mut root = daemon.root();
-    let before = daemon.files();
-    for (id, other_file, text) in [
+    [
         (
             "k-prot",
             file_of(&[7; 32], "", Kdf::None),
@@ -982,26 +1055,17 @@ fn a_restore_that_would_change_a_keys_protection_is_400() {
         ),
         (
             "k-plain",
-            file_of(&[8; 32], KEY_PASS, Kdf::Scrypt),
+            file_of(&[8; 32], OTHER_PROTECTION_PASS, Kdf::Scrypt),
             "is not protected in the store, and the key file given for it is passphrase \
              protected (scrypt)",
         ),
-    ] {
+    ]
+    .map(|(id, other_file, text)| {
+        std::fs::remove_file(keys.key_path(id)).unwrap();
         let mut entry = keys.entry(id).unwrap();
         entry.info.kdf = other_file.kdf_kind();
-        let bundle = bundle_made_elsewhere(&entry, &other_file);
-        let resp = post(
-            &mut root,
-            "config/encryption-key-restore",
-            json!({
-                "bundle": bundle,
-                "passphrase": PASSPHRASE,
-                "key-passphrase": KEY_PASS,
-            }),
-        );
-        expect_400(&resp, "bundle", text);
-        assert_eq!(daemon.files(), before);
-    }
+        (entry, other_file, text)
+    })
 }
 
 /// The missing key file of a protected key, put back from its key as key

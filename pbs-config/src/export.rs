@@ -403,7 +403,9 @@ impl EncryptionKeys<'_> {
     /// # Errors
     ///
     /// The conflicts; an invalid or repeated id; a key file whose
-    /// fingerprint is not its entry's; protected keys' missing files, or
+    /// fingerprint is not its entry's; missing key files given with the
+    /// other protection than the store lists ([`OtherProtections`], naming
+    /// each, before any conflict); protected keys' missing files, or
     /// protected keys new to the store, without a proven key file
     /// ([`UnprovenKeyFiles`], naming each, after any conflict); an entry
     /// the config cannot hold; a failed write (the error names the keys
@@ -554,7 +556,10 @@ impl EncryptionKeys<'_> {
     /// Which of `entries` the store has already (same id, same
     /// fingerprint) with their key file, and which without it; refused as
     /// a whole if any other id or key is taken
-    /// ([`KeystoreError::BundleConflict`]) or a present key does not load.
+    /// ([`KeystoreError::BundleConflict`]) or a present key does not load,
+    /// and, naming every such key, if missing key files are given with the
+    /// other protection ([`OtherProtections`]) or protected ones unproven
+    /// ([`UnprovenKeyFiles`]).
     fn restore_plan(
         &self,
         base: &DirHandle,
@@ -565,8 +570,10 @@ impl EncryptionKeys<'_> {
         let mut conflicts = Vec::new();
         let mut present = HashSet::new();
         let mut missing_files = HashSet::new();
-        // refused after the conflicts, all at once: one refusal names every
-        // key that needs the passphrase, not the first
+        // refused after the loop, all at once: one refusal names every key
+        // given with the other protection (before the conflicts, as bad
+        // input), one every key that needs the passphrase (after them)
+        let mut other_protection = Vec::new();
         let mut unproven_files = HashMap::new();
         for (entry, fingerprint, _) in entries {
             let id_taken_by = match sections.contains(&entry.id) {
@@ -577,7 +584,10 @@ impl EncryptionKeys<'_> {
                 // the entry is there: is its key file?
                 if self.key_file_missing(base, &entry.id)? {
                     let stored = sections.entry(&entry.id)?.info.kdf;
-                    check_same_protection(stored, entry)?;
+                    if let Err(other) = check_same_protection(stored, entry) {
+                        other_protection.push(other);
+                        continue;
+                    }
                     if stored != Kdf::None
                         && let Err(unproven) = prover.check(&entry.id, fingerprint, false)
                     {
@@ -606,6 +616,12 @@ impl EncryptionKeys<'_> {
                     fingerprint_taken_by,
                 });
             }
+        }
+        if !other_protection.is_empty() {
+            return Err(OtherProtections {
+                keys: other_protection,
+            }
+            .into());
         }
         if !conflicts.is_empty() {
             return Err(KeystoreError::BundleConflict { conflicts }.into());
@@ -720,22 +736,72 @@ pub fn finish_all<T>(pending: Vec<Pending<'_>>, result: Result<T, Error>) -> Res
 /// one in place of an unprotected key's file would load as that key
 /// without being it, and hide the real key file from a later restore
 /// (finding 31). A protected key's file cannot be checked here.
-fn check_same_protection(stored: Kdf, entry: &CryptKey) -> Result<(), Error> {
+fn check_same_protection(stored: Kdf, entry: &CryptKey) -> Result<(), OtherProtection> {
     match entry.info.kdf == stored {
         true => Ok(()),
         false => Err(OtherProtection {
             id: entry.id.clone(),
             stored,
             given: entry.info.kdf,
-        }
-        .into()),
+        }),
     }
 }
 
-/// A restore refused because the key file given for a key whose file is
-/// missing is protected where the store's entry says the key is not, or
-/// the other way round: it cannot be that key's file (bad input, as the
-/// API answers it).
+/// The one wording of a restore refused for several keys at once:
+/// "refusing to restore - {what}: {key}; {key} - {then} - nothing was
+/// restored", each key written by `item`. A refusal of one key says it in
+/// that key's own words.
+fn fmt_refused_keys<K>(
+    f: &mut std::fmt::Formatter<'_>,
+    what: std::fmt::Arguments<'_>,
+    keys: &[K],
+    item: impl Fn(&K, &mut std::fmt::Formatter<'_>) -> std::fmt::Result,
+    then: &str,
+) -> std::fmt::Result {
+    write!(f, "refusing to restore - {what}: ")?;
+    for (index, key) in keys.iter().enumerate() {
+        if index > 0 {
+            f.write_str("; ")?;
+        }
+        item(key, f)?;
+    }
+    write!(f, " - {then} - nothing was restored")
+}
+
+/// A restore refused because the key files given for keys whose file is
+/// missing are protected where the store's entries say the keys are not,
+/// or the other way round: none can be its key's file (bad input, as the
+/// API answers it). It names every such key of the restore, so that the
+/// operator fixes them at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherProtections {
+    /// The keys, in the restore's order; never empty.
+    pub keys: Vec<OtherProtection>,
+}
+
+impl std::fmt::Display for OtherProtections {
+    /// One key as [`OtherProtection`] says it; several in one list.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.keys.as_slice() {
+            [one] => one.fmt(f),
+            keys => fmt_refused_keys(
+                f,
+                format_args!(
+                    "{} keys have key files given protected otherwise than the store lists them",
+                    keys.len()
+                ),
+                keys,
+                OtherProtection::fmt_item,
+                "a key file protected otherwise cannot be its key's file",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OtherProtections {}
+
+/// One key of [`OtherProtections`]: the key file given for the key `id`,
+/// whose file is missing, is protected otherwise than the store lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OtherProtection {
     /// The key id.
@@ -748,22 +814,29 @@ pub struct OtherProtection {
 
 impl std::fmt::Display for OtherProtection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refusing to restore - ")?;
+        self.fmt_item(f)?;
+        f.write_str(": it cannot be that key's file - nothing was restored")
+    }
+}
+
+impl OtherProtection {
+    /// The key as an item of a list of several: its protection in the
+    /// store, and the file's.
+    fn fmt_item(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let words = |kdf: Kdf| match kdf {
             Kdf::None => "not protected".to_string(),
             other => format!("passphrase protected ({})", other.as_str()),
         };
         write!(
             f,
-            "refusing to restore - encryption key '{}' is {} in the store, and the key file given \
-             for it is {}: it cannot be that key's file - nothing was restored",
+            "encryption key '{}' is {} in the store, and the key file given for it is {}",
             self.id,
             words(self.stored),
             words(self.given)
         )
     }
 }
-
-impl std::error::Error for OtherProtection {}
 
 /// What the passphrase a restore was given finds in the protected key
 /// files it holds, each file decrypted at most once and only when asked
@@ -856,29 +929,22 @@ impl std::fmt::Display for UnprovenKeyFiles {
     /// One key as [`UnprovenKeyFile`] says it; several in one list, each
     /// with what it is here, then what to do once.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys = match self.keys.as_slice() {
-            [one] => return one.fmt(f),
-            keys => keys,
-        };
-        write!(
-            f,
-            "refusing to restore - {} passphrase protected keys have key files not proven to \
-             hold them: ",
-            keys.len()
-        )?;
-        for (index, key) in keys.iter().enumerate() {
-            if index > 0 {
-                f.write_str("; ")?;
-            }
-            key.fmt_item(f)?;
+        match self.keys.as_slice() {
+            [one] => one.fmt(f),
+            keys => fmt_refused_keys(
+                f,
+                format_args!(
+                    "{} passphrase protected keys have key files not proven to hold them",
+                    keys.len()
+                ),
+                keys,
+                UnprovenKeyFile::fmt_item,
+                "a protected key file only claims its fingerprint: it is stored or put back \
+                 only once the key's own passphrase decrypts it to that key - give the keys' \
+                 passphrase (the CLI's --key-passphrase-file FILE, the API's key-passphrase) and \
+                 restore them again, keys of other passphrases apart by naming their ids",
+            ),
         }
-        f.write_str(
-            " - a protected key file only claims its fingerprint: it is stored or put back \
-             only once the key's own passphrase decrypts it to that key - give the keys' \
-             passphrase (the CLI's --key-passphrase-file FILE, the API's key-passphrase) and \
-             restore them again, keys of other passphrases apart by naming their ids - nothing \
-             was restored",
-        )
     }
 }
 
@@ -963,10 +1029,10 @@ pub fn needs_key_passphrase(err: &Error) -> bool {
     err.chain().any(|cause| cause.is::<UnprovenKeyFiles>())
 }
 
-/// Whether a restore was refused for a key file given with the other
-/// protection than the store's key ([`OtherProtection`]).
+/// Whether a restore was refused for key files given with the other
+/// protection than the store's keys ([`OtherProtections`]).
 pub fn holds_other_protection(err: &Error) -> bool {
-    err.chain().any(|cause| cause.is::<OtherProtection>())
+    err.chain().any(|cause| cause.is::<OtherProtections>())
 }
 
 /// A restore that failed at key `id`: says which keys were restored before.
