@@ -5,19 +5,22 @@
 //! The bundle's text is in the download only, never in the page. A
 //! bundle made on another host with a passphrase-protected key restored
 //! with the key's own passphrase, refused in words next to its field
-//! without it.
+//! without it; their lost key files refused from a bundle holding them
+//! unprotected, in words next to the bundle field.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use pbs_api_types::{Fingerprint, Kdf};
+use pbs_api_types::{CryptKey, Fingerprint, Kdf};
 use pbs_config::ConfigDir;
 use pbs_config::encryption_keys::{DeleteOptions, EncryptionKeys};
 use pbs_config::export::ExportSelection;
 use pbs_key_config::KeyConfig;
-use pbs_key_config::bundle::{BundleSecret, ExportRecipient, open_bundle};
+use pbs_key_config::bundle::{
+    BundleSecret, ExportKey, ExportRecipient, create_bundle, open_bundle,
+};
 use pbs_test_kit::{Sandbox, key_config, raw_key};
 
 use crate::browser::Browser;
@@ -371,6 +374,8 @@ const BUNDLE_PASSPHRASE_FIELD: &str = ".restore-view input[name=passphrase]";
 /// The protected keys of the bundle made on another host, under one
 /// passphrase.
 const PROTECTED_IDS: [&str; 2] = [PROTECTED_ID, "ui-bundle-protected-2"];
+/// Their keys' seeds ([`raw_key`]).
+const PROTECTED_SEEDS: [u64; 2] = [931, 932];
 /// The first of them.
 const PROTECTED_ID: &str = "ui-bundle-protected";
 /// That key's own passphrase (not the bundle's).
@@ -379,6 +384,8 @@ const KEY_PASSPHRASE: &str = "Zq7-hollow-Vortex-41";
 const KEY_PASSPHRASE_FIELD: &str = ".restore-view input[name=key-passphrase]";
 /// The note next to it.
 const KEY_PASSPHRASE_NOTE: &str = ".restore-view .key-passphrase-error";
+/// The note next to the bundle field.
+const BUNDLE_NOTE: &str = ".restore-view .bundle-note";
 
 /// A bundle made on another host holding two passphrase-protected keys
 /// this store never had (a rebuilt host's restore): the drill does not
@@ -387,7 +394,9 @@ const KEY_PASSPHRASE_NOTE: &str = ".restore-view .key-passphrase-error";
 /// field naming both keys and how to restore keys of other passphrases,
 /// nothing written, the key passphrase field emptied, the bundle's kept
 /// for the next try; with it both keys are restored, both fields emptied,
-/// and the keys are listed with their fingerprints.
+/// and the keys are listed with their fingerprints. Their key files lost,
+/// a bundle holding them unprotected is refused naming both; the first
+/// bundle puts them back.
 pub async fn restore_protected_keys_new_to_the_store(env: Arc<Env>, browser: Arc<Browser>) {
     let (bundle_path, key_files) = protected_bundle_from_another_host(&env);
     let dir = env.dir();
@@ -408,6 +417,8 @@ pub async fn restore_protected_keys_new_to_the_store(env: Arc<Env>, browser: Arc
     refused_with_another_passphrase(&browser, &keys).await;
     restored_with_the_keys_passphrase(&browser, &keys, &key_files).await;
     listed_with_their_fingerprints(&browser, &key_files).await;
+    lost_files_refused_from_key_files_of_the_other_protection(&env, &browser, &keys).await;
+    lost_files_put_back(&browser, &keys, &bundle_path, &key_files).await;
 }
 
 /// The key passphrase field is a password field, not autocompleted; the
@@ -629,6 +640,117 @@ async fn listed_with_their_fingerprints(browser: &Browser, key_files: &[(KeyConf
     browser.screenshot("protected-key-listed").await;
 }
 
+/// Both keys lose their key files; a bundle made by hand holding each
+/// key unprotected (as the store does not list it) is refused: the
+/// server's words by the buttons, the note next to the bundle field naming
+/// both keys and what to do, the focus on that field, nothing written.
+async fn lost_files_refused_from_key_files_of_the_other_protection(
+    env: &Env,
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+) {
+    let key_files: Vec<(CryptKey, String)> = PROTECTED_IDS
+        .iter()
+        .zip(PROTECTED_SEEDS)
+        .map(|(id, seed)| {
+            std::fs::remove_file(keys.key_path(id)).unwrap();
+            let mut entry = keys.entry(id).unwrap();
+            entry.info.kdf = Kdf::None;
+            let unprotected = KeyConfig::with_key(&raw_key(seed), b"", Kdf::None).unwrap();
+            (entry, unprotected.to_json().unwrap())
+        })
+        .collect();
+    let export_keys: Vec<ExportKey> = key_files
+        .iter()
+        .map(|(entry, key_file)| ExportKey {
+            config: entry,
+            key_file: key_file.as_bytes(),
+        })
+        .collect();
+    let bundle = create_bundle(
+        "pbs-keystore/by-hand",
+        None,
+        &export_keys,
+        &[ExportRecipient::Passphrase(PASSPHRASE.as_bytes())],
+    )
+    .unwrap();
+    let path = env.config_path().join("..").join("other-protection.pbsx");
+    std::fs::write(&path, bundle).unwrap();
+
+    browser.click("#nav a[href=\"#restore\"]").await;
+    let file = browser.find(".restore-view input[type=file]").await;
+    file.send_keys(path.canonicalize().unwrap().to_str().unwrap())
+        .await
+        .unwrap();
+    browser.type_into(BUNDLE_PASSPHRASE_FIELD, PASSPHRASE).await;
+    browser.click("#restore-bundle").await;
+    let note = browser
+        .wait_text(
+            BUNDLE_NOTE,
+            &format!(
+                "key files for keys '{}' and '{}' are protected otherwise than this store lists",
+                PROTECTED_IDS[0], PROTECTED_IDS[1]
+            ),
+        )
+        .await;
+    for words in ["missing here", "an export of this store", "--id ID"] {
+        assert!(note.contains(words), "{words:?} not in the note: {note}");
+    }
+    let error = browser.text(".restore-view .bundle-error").await;
+    assert!(
+        error.starts_with("The restore failed: parameter 'bundle': "),
+        "{error}"
+    );
+    for id in PROTECTED_IDS {
+        assert!(error.contains(&format!("'{id}'")), "{id} not in {error}");
+        assert!(!keys.key_path(id).exists(), "{id}: no key file written");
+    }
+    browser
+        .assert_focus(".restore-view input[type=file]", "after the refusal")
+        .await;
+    browser.screenshot("other-protection-refused").await;
+}
+
+/// The bundle from the other host, with the keys' passphrase, puts both
+/// key files back as it holds them; the note is gone.
+async fn lost_files_put_back(
+    browser: &Browser,
+    keys: &EncryptionKeys<'_>,
+    bundle_path: &Path,
+    key_files: &[(KeyConfig, Fingerprint)],
+) {
+    let file = browser.find(".restore-view input[type=file]").await;
+    file.clear().await.unwrap();
+    file.send_keys(bundle_path.to_str().unwrap()).await.unwrap();
+    browser.type_into(BUNDLE_PASSPHRASE_FIELD, PASSPHRASE).await;
+    browser
+        .type_into(KEY_PASSPHRASE_FIELD, KEY_PASSPHRASE)
+        .await;
+    browser.click("#restore-bundle").await;
+    for id in PROTECTED_IDS {
+        browser
+            .wait_text(
+                &format!("#restore-table tr[data-key-id=\"{id}\"] td.state"),
+                "key file put back",
+            )
+            .await;
+    }
+    let note_hidden = browser
+        .js(
+            "return document.querySelector(arguments[0]).hidden;",
+            vec![json!(BUNDLE_NOTE)],
+        )
+        .await;
+    assert_eq!(note_hidden, json!(true), "the note is gone");
+    for (id, (key_file, _)) in PROTECTED_IDS.iter().zip(key_files) {
+        assert_eq!(
+            std::fs::read(keys.key_path(id)).unwrap(),
+            key_file.to_json().unwrap().as_bytes(),
+            "{id}: the key file as the bundle holds it"
+        );
+    }
+}
+
 /// A bundle (for [`PASSPHRASE`]) exported on another host of its keys
 /// [`PROTECTED_IDS`], each protected by [`KEY_PASSPHRASE`], written beside
 /// the config dir; its path, and each key's file and fingerprint.
@@ -638,7 +760,7 @@ fn protected_bundle_from_another_host(env: &Env) -> (PathBuf, Vec<(KeyConfig, Fi
     let keys = dir.encryption_keys();
     let key_files: Vec<(KeyConfig, Fingerprint)> = PROTECTED_IDS
         .iter()
-        .zip([931, 932])
+        .zip(PROTECTED_SEEDS)
         .map(|(id, seed)| {
             let key_file =
                 KeyConfig::with_key(&raw_key(seed), KEY_PASSPHRASE.as_bytes(), Kdf::PBKDF2)

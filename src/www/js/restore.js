@@ -10,11 +10,14 @@
 // view has a field for it, sent with Restore keys only when filled (the
 // drill takes no such parameter), emptied after every restore request. A
 // restore refused for want of it says so next to that field, naming every
-// key the refusal names. The view restores the whole bundle; keys of
-// different passphrases are restored apart on the host (`restore FILE --id
-// ID`), as the note says. The bundle's passphrase is emptied once a
-// restore succeeds; a drill, and a refused restore, keep it for the
-// restore that follows.
+// key the refusal names. A restore refused because the bundle's key files
+// for keys whose file is missing are protected otherwise than the store
+// lists them (a 400 naming `bundle`, finding 31) says so next to the
+// bundle field, naming every such key. The view restores the whole
+// bundle; keys of different passphrases are restored apart on the host
+// (`restore FILE --id ID`), as the note says. The bundle's passphrase is
+// emptied once a restore succeeds; a drill, and a refused restore, keep
+// it for the restore that follows.
 //
 // The bundle is read into a string and sent; it is never put into the
 // document. Request bodies are limited to 64 KiB (about 60 keys): a larger
@@ -37,6 +40,16 @@ function blames(err, name) {
     return err.status === 400 && err.message.includes(`parameter '${name}':`);
 }
 
+/** The ids `pattern` (global, the id its first group) finds in `err`'s words, once each. */
+function namedIds(err, pattern) {
+    return [...new Set([...err.message.matchAll(pattern)].map((match) => match[1]))];
+}
+
+/** Ids as a list in words: "'a', 'b' and 'c'". */
+function quotedIds(ids) {
+    return listing(ids.map((id) => `'${id}'`));
+}
+
 /**
  * The keys a restore refused for want of their passphrase names (`err`,
  * a 400 naming `key-passphrase`: one key, or every such key of the
@@ -45,18 +58,18 @@ function blames(err, name) {
  * missing here)"; and how many.
  */
 function unprovenKeys(err) {
-    const named = (pattern) => [...new Set([...err.message.matchAll(pattern)].map((match) => match[1]))];
+    const named = (pattern) => namedIds(err, pattern);
     const groups = [
         [named(/encryption key '([^']+)' is (?:passphrase protected and )?new to this store/g), 'new to this store'],
         [named(/key file of encryption key '([^']+)' is missing/g), 'key file missing here'],
     ].filter(([ids]) => ids.length);
     let count = groups.reduce((sum, [ids]) => sum + ids.length, 0);
-    let words = listing(groups.map(([ids, state]) => `${listing(ids.map((id) => `'${id}'`))} (${state})`));
+    let words = listing(groups.map(([ids, state]) => `${quotedIds(ids)} (${state})`));
     if (count === 0) {
         // worded otherwise: the ids alone, whatever they are here
         const ids = named(/encryption key '([^']+)'/g);
         count = ids.length;
-        words = listing(ids.map((id) => `'${id}'`));
+        words = quotedIds(ids);
     }
     return {count, words: count ? `${count === 1 ? 'key' : 'keys'} ${words}` : 'a key of the bundle'};
 }
@@ -81,6 +94,30 @@ function keyPassphraseAdvice(err, given) {
         + 'their ids, which this page does not do: restore the others first on the host '
         + '(proxmox-backup-manager encryption-key restore FILE --id ID --key-passphrase-file FILE), '
         + 'then the rest here.';
+}
+
+/**
+ * What to do about a restore refused because the bundle's key files for
+ * keys whose file is missing here are protected otherwise than the store
+ * lists those keys (`err`, a 400 naming `bundle`: one key, or every such
+ * key of the bundle), in words for the note next to the bundle field,
+ * naming every key the refusal names; null if it names none (the bundle
+ * is refused for another reason).
+ */
+function otherProtectionAdvice(err) {
+    const ids = namedIds(err,
+        /encryption key '([^']+)' is (?:not|passphrase) protected[^;]*? in the store, and the key file given for it/g);
+    if (ids.length === 0) {
+        return null;
+    }
+    const one = ids.length === 1;
+    const [keys, are, them, files] = one ? ['key', 'is', 'it', 'key file'] : ['keys', 'are', 'them', 'key files'];
+    return `Nothing was restored: the bundle's ${files} for ${keys} ${quotedIds(ids)} ${are} protected `
+        + `otherwise than this store lists the ${keys}, whose ${files} ${are} missing here: `
+        + `${one ? "it cannot be that key's file" : "none can be its key's file"}. Restore ${them} from a bundle `
+        + `holding ${one ? 'its' : 'their'} ${files} as this store lists ${them} (an export of this store); `
+        + "the bundle's other keys are restored apart by choosing their ids, which this page does not do: "
+        + 'on the host, proxmox-backup-manager encryption-key restore FILE --id ID.';
 }
 
 /** How a key of the bundle compares with the store, in words and a tone. */
@@ -150,9 +187,11 @@ function resultTable(id, caption, rows, stateTitle, state) {
 export function renderRestore(container) {
     const denied = missing(KEYS_PATH, SYS_MODIFY);
     const fileField = uid('bundle-file');
+    const bundleNote = messageArea('bundle-note');
+    bundleNote.el.id = `${fileField}-note`;
     const file = allowIf(h('input', {
         id: fileField, type: 'file', name: 'bundle', accept: '.pbsx,.pbs-export,application/octet-stream',
-        'aria-describedby': `${fileField}-hint`,
+        'aria-describedby': `${fileField}-hint ${bundleNote.el.id}`,
     }), denied);
     const passField = uid('bundle-passphrase');
     const passphrase = allowIf(h('input', {
@@ -176,7 +215,8 @@ export function renderRestore(container) {
             file,
             h('p', {id: `${fileField}-hint`, class: 'hint'},
                 'A bundle made by Export (or proxmox-backup-manager encryption-key export), up to about 60 keys: '
-                + 'larger ones go through the command line on the host.')),
+                + 'larger ones go through the command line on the host.'),
+            bundleNote.el),
         h('div', {class: 'field'},
             h('label', {for: passField}, 'Passphrase of the bundle'),
             passphrase),
@@ -238,6 +278,7 @@ export function renderRestore(container) {
         const restoring = path === RESTORE;
         message.clear();
         keyNote.clear();
+        bundleNote.clear();
         const values = await params(restoring);
         if (!values) {
             return;
@@ -254,9 +295,13 @@ export function renderRestore(container) {
             }
         } catch (err) {
             message.error(`${failed}: ${err.message}`);
+            const otherProtection = restoring && blames(err, 'bundle') ? otherProtectionAdvice(err) : null;
             if (restoring && blames(err, KEY_PASSPHRASE)) {
                 keyNote.error(keyPassphraseAdvice(err, KEY_PASSPHRASE in values));
                 keyPassphrase.focus();
+            } else if (otherProtection) {
+                bundleNote.error(otherProtection);
+                file.focus();
             }
         } finally {
             if (restoring) {
