@@ -467,8 +467,8 @@ impl KeyConfig {
 /// with mode 0600, never over an existing file: it appears complete or not
 /// at all, unless the file system has neither unnamed files nor hard links
 /// (see [`create_new_file`]); says how the file was made. An error leaves
-/// nothing at `path`, unless it is a [`NewFileLeft`]: the file complete,
-/// its directory not synced.
+/// nothing this call wrote at `path`, unless it is a [`NewFileLeft`]: the
+/// file complete, its directory not synced.
 pub fn write_new_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<NewFileWay, Error> {
     write_new_file_with(path, data, &|| ())
 }
@@ -550,9 +550,10 @@ fn file_id(metadata: &std::fs::Metadata) -> FileId {
 /// synced, before the file has its name.
 ///
 /// Once named, the directory is synced; if that fails (a device failing),
-/// the file is removed again, so that a failed write leaves nothing at
-/// the name, whichever way it was made; if it cannot be removed either,
-/// the error is a [`NewFileLeft`].
+/// the file is removed again if the name still shows it ([`take_back`]),
+/// so that a failed write leaves nothing of it at the name, whichever way
+/// it was made; if it cannot be removed either, the error is a
+/// [`NewFileLeft`].
 pub(crate) fn create_new_file(
     path: &Path,
     data: &[u8],
@@ -604,31 +605,56 @@ fn name_new_file(
 }
 
 /// The file `made` at `path`, whose directory could not be synced
-/// (`sync_error`): removed again if the name still shows it (another
-/// file there is left alone), and the directory synced once more, which
-/// may fail as well (the removal is then as durable as the link was).
+/// (`sync_error`): removed again if the name still shows it, and the
+/// directory synced once more, which may fail as well (the removal is
+/// then as durable as the link was). The error says what became of the
+/// name: the file removed, gone from it, or another file there (left
+/// alone); a [`NewFileLeft`] only if the name still shows the file.
 fn take_back(path: &Path, made: FileId, sync_error: Error) -> Error {
-    let removed = match std::fs::symlink_metadata(path) {
-        Ok(metadata) if file_id(&metadata) == made => {
-            std::fs::remove_file(path).map_err(|err| err.to_string())
-        }
-        Ok(_) => Err("another file is under its name now, left alone".to_string()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err.to_string()),
-    };
-    match removed {
-        Ok(()) => {
+    let crash = "the file had its name, but the name might not survive a crash";
+    match remove_made(path, made) {
+        Ok(AtName::MadeRemoved) => {
             let _ = proxmox_sys::fs::fsync_parent_dir(path);
-            format_err!(
-                "{sync_error} - the file had its name, but the name might not survive a crash: \
-                 removed again"
-            )
+            format_err!("{sync_error} - {crash}: removed again")
         }
+        Ok(AtName::Nothing) => format_err!("{sync_error} - {crash}, and it is no longer under it"),
+        // what this call wrote is not at the name: no NewFileLeft, which
+        // would tell the caller that the file there holds it
+        Ok(AtName::Other) => format_err!(
+            "{sync_error} - {crash}, and another file is under its name now: left alone, it is \
+             not the file written"
+        ),
         Err(remove_error) => NewFileLeft {
             sync_error: sync_error.to_string(),
             remove_error,
         }
         .into(),
+    }
+}
+
+/// What [`remove_made`] found at the name.
+#[derive(Debug, PartialEq, Eq)]
+enum AtName {
+    /// The file made, now removed.
+    MadeRemoved,
+    /// Nothing.
+    Nothing,
+    /// Another file, left alone.
+    Other,
+}
+
+/// Removes `path` if the name shows the file `made` (by device and
+/// inode), never another file put there meanwhile; why not, if it could
+/// not. (A file swapped in between the look and the removal is the one
+/// race left: `unlink` cannot be told which file to expect.)
+fn remove_made(path: &Path, made: FileId) -> Result<AtName, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if file_id(&metadata) == made => std::fs::remove_file(path)
+            .map(|()| AtName::MadeRemoved)
+            .map_err(|err| err.to_string()),
+        Ok(_) => Ok(AtName::Other),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(AtName::Nothing),
+        Err(err) => Err(err.to_string()),
     }
 }
 
@@ -700,7 +726,8 @@ fn create_unnamed(
 }
 
 /// `O_CREAT | O_EXCL` creation of `path` with `data`, synced (its
-/// directory not yet); removed again on error. The file made.
+/// directory not yet); removed again on error if the name still shows
+/// it ([`remove_made`]). The file made.
 fn create_new_file_in_place(
     path: &Path,
     data: &[u8],
@@ -722,19 +749,26 @@ fn create_new_file_in_place(
         }
         Err(err) => bail!("{err}"),
     };
-    let written = options
-        .apply_to(&file, path)
-        .and_then(|()| file.write_all(data).map_err(Error::from))
-        .and_then(|()| file.sync_all().map_err(Error::from))
-        .and_then(|()| file.metadata().map_err(Error::from));
-    match written {
-        Ok(metadata) => Ok(file_id(&metadata)),
+    let made = match file.metadata() {
+        Ok(metadata) => file_id(&metadata),
         Err(err) => {
+            // still empty, and the name ours an instant ago
             drop(file);
             let _ = std::fs::remove_file(path);
             bail!("{err}");
         }
+    };
+    let written = options
+        .apply_to(&file, path)
+        .and_then(|()| file.write_all(data).map_err(Error::from))
+        .and_then(|()| file.sync_all().map_err(Error::from));
+    if let Err(err) = written {
+        drop(file);
+        // in a directory others can change, the name may show their file now
+        let _ = remove_made(path, made);
+        bail!("{err}");
     }
+    Ok(made)
 }
 
 /// Parses key file contents and decrypts them, as upstream's `decrypt_key`.
@@ -997,6 +1031,52 @@ mod tests {
         assert_eq!(way, NewFileWay::Unnamed);
         assert_eq!(std::fs::read(&fresh).unwrap(), b"key material");
         assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o7777, 0o600);
+    }
+
+    /// A failed directory sync takes back only the file this call made:
+    /// removed if the name shows it; another file put at the name
+    /// meanwhile is left alone and is no [`NewFileLeft`] (which would say
+    /// the file there holds what was written); a name already gone is
+    /// said to be gone, not removed.
+    #[test]
+    fn a_failed_sync_takes_back_only_the_file_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        let moved = dir.path().join("moved.json");
+        let sync_failed = || format_err!("unable to sync directory - Input/output error");
+        let made_at = |path: &Path| file_id(&std::fs::symlink_metadata(path).unwrap());
+
+        write_new_file(&path, b"key material").unwrap();
+        let made = made_at(&path);
+        let err = take_back(&path, made, sync_failed());
+        assert!(err.downcast_ref::<NewFileLeft>().is_none(), "{err}");
+        assert!(format!("{err}").ends_with("removed again"), "{err}");
+        assert!(!path.exists());
+
+        write_new_file(&path, b"key material").unwrap();
+        let made = made_at(&path);
+        std::fs::rename(&path, &moved).unwrap();
+        std::fs::write(&path, b"theirs").unwrap();
+        let err = take_back(&path, made, sync_failed());
+        let text = format!("{err}");
+        assert!(err.downcast_ref::<NewFileLeft>().is_none(), "{text}");
+        assert!(
+            text.contains("another file is under its name now"),
+            "{text}"
+        );
+        assert!(!text.contains("removed again"), "{text}");
+        assert!(!text.contains("complete under its name"), "{text}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+        assert_eq!(std::fs::read(&moved).unwrap(), b"key material");
+        assert_eq!(remove_made(&path, made), Ok(AtName::Other));
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+
+        std::fs::remove_file(&path).unwrap();
+        let err = take_back(&path, made, sync_failed());
+        assert!(err.downcast_ref::<NewFileLeft>().is_none(), "{err}");
+        assert!(format!("{err}").ends_with("no longer under it"), "{err}");
+        assert_eq!(remove_made(&moved, made), Ok(AtName::MadeRemoved));
+        assert!(!moved.exists());
     }
 
     #[test]
