@@ -1001,9 +1001,9 @@ fn paperkey_to(scene: &Scene, name: &str) -> (Run, String) {
 
 /// The warning of a directory on the way to a new key file that others
 /// can change (who can remove the file or put one of theirs in its
-/// place): it names the nearest such directory and why - writable by
-/// everyone, by its group, or another user's. The file stays 0600 in
-/// each, so its mode is not warned of.
+/// place): it names the nearest such directory (alone, of two) and why -
+/// writable by everyone, by its group, or another user's. The file stays
+/// 0600 in each, so its mode is not warned of.
 pub fn a_directory_others_can_change_is_warned_of() {
     let (scene, run, key_file) = scene_with_key(0o777);
     let out = scene.out();
@@ -1037,15 +1037,19 @@ pub fn a_directory_others_can_change_is_warned_of() {
         "{run:?}"
     );
 
-    set_mode(&out, 0o775);
-    let (run, paper) = paperkey_to(&scene, "group.paper");
-    let gid = std::fs::metadata(&out).unwrap().gid();
-    let group = format!("writable by its group, gid {gid}, mode 0775");
-    assert!(
-        run.stderr
-            .contains(&dir_warning(&out, &group, "the paperkey", &paper)),
+    // the nearer of two changeable directories, alone
+    set_mode(&sub, 0o775);
+    let (run, paper) = paperkey_to(&scene, "sub/near.paper");
+    assert_group_writable_warned(&run, &sub, &paper);
+    assert_eq!(
+        run.stderr.matches("can be changed by others").count(),
+        1,
         "{run:?}"
     );
+
+    set_mode(&out, 0o775);
+    let (run, paper) = paperkey_to(&scene, "group.paper");
+    assert_group_writable_warned(&run, &out, &paper);
 
     if !root_or_skip("a directory of another user (chown)") {
         return;
@@ -1058,6 +1062,19 @@ pub fn a_directory_others_can_change_is_warned_of() {
     assert!(
         run.stderr
             .contains(&dir_warning(&out, &owner, "the paperkey", &paper)),
+        "{run:?}"
+    );
+}
+
+/// `run` warned that `dir`, mode 0775, can be changed by its group,
+/// naming the paperkey `paper`.
+#[track_caller]
+fn assert_group_writable_warned(run: &Run, dir: &Path, paper: &str) {
+    let gid = std::fs::metadata(dir).unwrap().gid();
+    let group = format!("writable by its group, gid {gid}, mode 0775");
+    assert!(
+        run.stderr
+            .contains(&dir_warning(dir, &group, "the paperkey", paper)),
         "{run:?}"
     );
 }
