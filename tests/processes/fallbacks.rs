@@ -808,6 +808,42 @@ pub fn a_rotation_exports_by_each_fallback() {
     }
 }
 
+/// `rotate --export-file` names a temp file beside its export file that
+/// an interrupted write left (a rotation killed before its bundle had its
+/// name, on a file system without unnamed files), as `export
+/// --output-file` does: it may hold the new key in full. The rotation
+/// writes its own file and leaves that one alone.
+pub fn a_rotation_names_a_temp_file_an_interrupted_export_left() {
+    let scene = Scene::new();
+    let dir = scene.cli.dir();
+    std::fs::create_dir(dir).unwrap();
+    let key0 = pbs_test_kit::key_config(3);
+    scene.cli.secrets.key_file("key0", &key0);
+    context(dir)
+        .encryption_keys()
+        .store_key("key0", &key0)
+        .unwrap();
+    push_job(&scene.cli, "key0");
+    let bundle = scene.target("key-new.pbsx");
+    let temp = scene.out().join("key-new.pbsx.tmp_Ab12Cd");
+    std::fs::write(&temp, b"an interrupted write").unwrap();
+
+    let pass = scene.file("pass").display().to_string();
+    let run = scene.cli.run(&rotate_args("key-new", &bundle, &pass));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "Note: {temp:?} beside {bundle:?} is left from a write that was interrupted"
+        )),
+        "{run:?}"
+    );
+    assert_eq!(
+        names(&scene.out()),
+        ["key-new.pbsx", "key-new.pbsx.tmp_Ab12Cd"]
+    );
+    assert_eq!(std::fs::read(&temp).unwrap(), b"an interrupted write");
+}
+
 /// The push job `job1` of `cli`, encrypting with `key`.
 fn push_job(cli: &Manager, key: &str) {
     let push = ["--sync-direction", "push", "--active-encryption-key", key];

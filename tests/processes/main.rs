@@ -95,6 +95,10 @@ const TESTS: &[(&str, TestFn)] = &[
         fallbacks::a_rotation_exports_by_each_fallback,
     ),
     (
+        "fallbacks::a_rotation_names_a_temp_file_an_interrupted_export_left",
+        fallbacks::a_rotation_names_a_temp_file_an_interrupted_export_left,
+    ),
+    (
         "fallbacks::on_exfat_each_command_writes_in_place_and_warns_of_the_mode",
         fallbacks::on_exfat_each_command_writes_in_place_and_warns_of_the_mode,
     ),

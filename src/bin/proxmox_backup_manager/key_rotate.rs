@@ -6,8 +6,9 @@
 //! administrator names and prints. The export goes to `--export-file`, a
 //! new file (mode 0600) that appears only once the bundle proved itself,
 //! and stderr tells of it what `export --output-file` tells of its file
-//! (the way it was made, whom else it is open to:
-//! [`super::key_export::note_new_file`]); the key itself is never printed.
+//! (a temp file an interrupted write left beside it, the way it was made,
+//! whom else it is open to: [`super::key_export::note_new_file`]); the key
+//! itself is never printed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,6 +116,9 @@ pub fn rotate(out: &Output, dir: &ConfigDir, args: RotateArgs) -> Result<ExitCod
             recipients: recipients(&args).map_err(|err| format_err!("{verb} - {err}"))?,
         }),
     };
+    if let Some(path) = &args.export_file {
+        key_export::note_interrupted_writes(path);
+    }
     let params = RotateParams {
         jobs: args.jobs.clone(),
         new_id: args.new_id.clone(),
