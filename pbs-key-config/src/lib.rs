@@ -433,9 +433,12 @@ impl KeyConfig {
     /// owner are set before any data is written.
     ///
     /// With `replace`, an existing file is atomically replaced. Without, the
-    /// call fails if `path` exists: the data goes to a temp file first, which
-    /// is then hard-linked to `path` (a link never overwrites), so the file
-    /// appears complete or not at all.
+    /// call fails if `path` exists, and the file is made as
+    /// [`create_new_file`] makes it: an unnamed file (else a temp file)
+    /// linked to `path` once written (a link never overwrites), so the file
+    /// appears complete or not at all (except on a file system without
+    /// either, where it is written in place); a failed directory sync
+    /// removes it again (or is a [`NewFileLeft`]).
     pub fn store_with<P: AsRef<Path>>(
         &self,
         path: P,
