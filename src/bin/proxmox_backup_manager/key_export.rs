@@ -8,6 +8,13 @@
 //! writes the bundle or paperkey file (mode 0600, never over an existing
 //! file) and prints. Key material goes only where the command is for: the
 //! bundle file (encrypted) and the paperkey.
+//!
+//! It also says, once for every command that writes a new file holding
+//! key material (these, `create --output-file`, `rotate --export-file`),
+//! what stderr tells of that file: a temp file an interrupted write left
+//! beside it ([`note_interrupted_writes`]), the way the file was made
+//! ([`note_new_file`]), a mode or a directory that lets others at it
+//! ([`warn_exposed`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
