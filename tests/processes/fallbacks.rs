@@ -101,7 +101,13 @@ impl Scene {
 
     /// Runs `args` under `refusal`; no known key in its output.
     fn run(&self, refusal: Refusal, args: &[&str]) -> Run {
-        let run = Manager::run_command(self.command(refusal, args), None);
+        self.run_checked(self.command(refusal, args), args)
+    }
+
+    /// Runs `cmd`, the manager's `args`; no known key in its output.
+    #[track_caller]
+    fn run_checked(&self, cmd: Command, args: &[&str]) -> Run {
+        let run = Manager::run_command(cmd, None);
         self.cli
             .secrets
             .assert_absent(&format!("{args:?}"), &run.stdout);
@@ -512,14 +518,23 @@ impl Scene {
             None => self.cli.command(args),
         };
         let failed_syncs = refusals::fail_dir_sync(&mut cmd, &self.out());
-        let run = Manager::run_command(cmd, None);
-        self.cli
-            .secrets
-            .assert_absent(&format!("{args:?}"), &run.stdout);
-        self.cli
-            .secrets
-            .assert_absent(&format!("{args:?}"), &run.stderr);
+        let run = self.run_checked(cmd, args);
         (run, failed_syncs.count())
+    }
+
+    /// The manager's `args`, each `fsync` of the output directory failing
+    /// with EIO and each removal by path with EROFS (a file system turned
+    /// read-only): a run that fails having synced the directory at least
+    /// once.
+    #[track_caller]
+    fn run_read_only_after_failed_sync(&self, args: &[&str]) -> Run {
+        let mut cmd = self.cli.command(args);
+        refusals::refuse_unlinks_by_path(&mut cmd);
+        let failed_syncs = refusals::fail_dir_sync(&mut cmd, &self.out());
+        let run = self.run_checked(cmd, args);
+        assert!(failed_syncs.count() >= 1, "{run:?}");
+        assert_eq!(run.code, 255, "{run:?}");
+        run
     }
 }
 
@@ -624,18 +639,13 @@ pub fn a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is() {
     refusals::assert_seccomp_works();
     let scene = Scene::new();
     let target = scene.target("left-key.json");
-    let mut cmd = scene.cli.command(&[
+    let run = scene.run_read_only_after_failed_sync(&[
         "encryption-key",
         "create",
         "left-key",
         "--output-file",
         &target,
     ]);
-    refusals::refuse_unlinks_by_path(&mut cmd);
-    let failed_syncs = refusals::fail_dir_sync(&mut cmd, &scene.out());
-    let run = Manager::run_command(cmd, None);
-    assert!(failed_syncs.count() >= 1, "{run:?}");
-    assert_eq!(run.code, 255, "{run:?}");
     assert!(
         run.stderr.contains(
             "Input/output error (os error 5) - the file is complete under its name, but the \
@@ -668,18 +678,13 @@ pub fn a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is() {
     // a paperkey of the key the store keeps: the message says the file
     // is complete under its name
     let paper = scene.target("left-key.paper");
-    let mut cmd = scene.cli.command(&[
+    let run = scene.run_read_only_after_failed_sync(&[
         "encryption-key",
         "paperkey",
         "left-key",
         "--output-file",
         &paper,
     ]);
-    refusals::refuse_unlinks_by_path(&mut cmd);
-    let failed_syncs = refusals::fail_dir_sync(&mut cmd, &scene.out());
-    let run = Manager::run_command(cmd, None);
-    assert!(failed_syncs.count() >= 1, "{run:?}");
-    assert_eq!(run.code, 255, "{run:?}");
     assert!(
         run.stderr.contains(&format!(
             "failed to make a paperkey of encryption key 'left-key' - unable to write {paper:?} \
