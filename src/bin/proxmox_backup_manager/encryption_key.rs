@@ -956,12 +956,16 @@ fn remove_new_key_left_in(dir: &ConfigDir, id: &str, err: Error, path: &Path) ->
     remove_new_key_with(dir, id, err, &left)
 }
 
-fn remove_new_key_with(dir: &ConfigDir, id: &str, err: Error, left: &str) -> Error {
+/// [`remove_new_key`], the message of a key removed ending in `left_in`:
+/// where else the key is (empty: nowhere). A key that could not be
+/// removed stays in the store: its message is `err` and why, no `left_in`
+/// (whose advice is to bring the key back from the trash).
+fn remove_new_key_with(dir: &ConfigDir, id: &str, err: Error, left_in: &str) -> Error {
     let removed = encryption_keys::archive_key(dir, id, None)
         .and_then(|_| encryption_keys::delete_key(dir, id, None));
     match removed {
         Ok(()) => format_err!(
-            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again (into the trash){left}"
+            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again (into the trash){left_in}"
         ),
         Err(remove_err) => format_err!(
             "failed to create encryption key '{id}' - {err} - and removing the new key from the store failed too: {remove_err}"
