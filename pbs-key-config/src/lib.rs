@@ -434,7 +434,7 @@ impl KeyConfig {
     ///
     /// With `replace`, an existing file is atomically replaced. Without, the
     /// call fails if `path` exists, and the file is made as
-    /// [`create_new_file`] makes it: an unnamed file (else a temp file)
+    /// `create_new_file` makes it: an unnamed file (else a temp file)
     /// linked to `path` once written (a link never overwrites), so the file
     /// appears complete or not at all (except on a file system without
     /// either, where it is written in place); a failed directory sync
@@ -469,7 +469,7 @@ impl KeyConfig {
 /// Writes a file holding key material (a paperkey, a key file) to `path`
 /// with mode 0600, never over an existing file: it appears complete or not
 /// at all, unless the file system has neither unnamed files nor hard links
-/// (see [`create_new_file`]); says how the file was made. An error leaves
+/// (see `create_new_file`); says how the file was made. An error leaves
 /// nothing this call wrote at `path`, unless it is a [`NewFileLeft`]: the
 /// file complete, its directory not synced.
 pub fn write_new_file<P: AsRef<Path>>(path: P, data: &[u8]) -> Result<NewFileWay, Error> {
@@ -509,7 +509,7 @@ pub enum NewFileWay {
 /// A new file holding key material whose directory could not be synced
 /// once the file had its name, and which could not be removed again: it
 /// is complete under its name, but the name might not survive a crash
-/// (see [`create_new_file`]). A caller that removes what the file holds
+/// (see `create_new_file`). A caller that removes what the file holds
 /// from elsewhere says where that went.
 #[derive(Debug)]
 pub struct NewFileLeft {
