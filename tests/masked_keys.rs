@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use pbs_config::ConfigDir;
 use pbs_config::audit::{AuditLog, Caller, Event, Op};
 use pbs_config::encryption_keys::DeleteOptions;
+use pbs_key_config::KeyConfig;
 use pbs_keystore::api2::config::encryption_key_audit::WITHHELD;
 use pbs_test_kit::access::{add_token, add_user, admin_token, grant, masked_token};
 use pbs_test_kit::dirs::snapshot;
@@ -627,7 +628,6 @@ fn a_refused_store_names_no_key_the_caller_may_not_see() {
 #[test]
 fn a_forged_key_file_never_proves_a_copy_of_a_key_in_the_trash() {
     use pbs_api_types::Kdf;
-    use pbs_key_config::KeyConfig;
 
     use crate::key_export_api::{PASSPHRASE, bundle_made_elsewhere};
 
@@ -733,4 +733,115 @@ fn a_trash_entry_named_in_a_record_stands_for_the_key_it_is_of() {
     assert_hides(&report.body, &["hidden"]);
     let root_report = store.root.get("config/encryption-key-audit/verify");
     assert!(root_report.body.contains(&entry), "{}", root_report.body);
+}
+
+/// A verified copy lets a purge destroy the key under any id the store
+/// holds it under, and the drill recorded one of every key of the bundle
+/// whose bytes prove themselves, for a caller who may see the bundle's ids
+/// alone: the token masked on `hidden`, holding a genuine copy of
+/// `hidden`'s key from before the mask under an id of its own (`mine`),
+/// drilled it, and root's purge of `hidden` (`remove --purge`, the daily
+/// purge of the trash) destroyed the key whose only copy left was the
+/// token's. Now the drill records no proof of a key the store holds under
+/// an id the caller may not see, active or in the trash, and reports it
+/// as a key the store lacks; root's drill proves it. Security.md finding
+/// 61.
+#[test]
+fn a_drill_proves_no_copy_of_a_key_held_under_an_id_the_caller_may_not_see() {
+    use pbs_api_types::Kdf;
+
+    masked_copy_drilled(&key_config(41), &key_config(60));
+    // a protected key file the same as the one this host holds proves a
+    // copy (finding 26): to root only
+    let protected =
+        |seed| KeyConfig::with_key(&[seed; 32], b"key passphrase", Kdf::PBKDF2).unwrap();
+    masked_copy_drilled(&protected(41), &protected(60));
+}
+
+/// The drill of [`a_drill_proves_no_copy_of_a_key_held_under_an_id_the_caller_may_not_see`]:
+/// `hidden` holding `hidden_key`, the token's bundles holding `hidden_key`
+/// and `lacked_key`, each as `mine`.
+fn masked_copy_drilled(hidden_key: &KeyConfig, lacked_key: &KeyConfig) {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("hidden", hidden_key).unwrap();
+    keys.store_key("open", &key_config(42)).unwrap();
+    // made elsewhere: the masked key's copy under the token's own id, and
+    // a key the store lacks under the same id, each in a bundle of its own
+    let elsewhere = TestDir::new();
+    elsewhere
+        .config
+        .encryption_keys()
+        .store_key("mine", hidden_key)
+        .unwrap();
+    let copy = export_bundle(&elsewhere.config, &["mine"]);
+    let other = TestDir::new();
+    other
+        .config
+        .encryption_keys()
+        .store_key("mine", lacked_key)
+        .unwrap();
+    let lacked = export_bundle(&other.config, &["mine"]);
+    keys.archive_key("hidden", None).unwrap();
+    let mut store = Store::start(dir);
+    let passphrase = String::from_utf8(PASSPHRASE.to_vec()).unwrap();
+    let drill = |bundle: &str| json!({"bundle": bundle, "passphrase": passphrase});
+    // the report of a key the store lacks, its fingerprint aside
+    let as_lacked = |report: &Value| {
+        let mut key = report["keys"][0].clone();
+        key.as_object_mut().unwrap().remove("fingerprint");
+        key
+    };
+    let lacked_key = as_lacked(
+        &store
+            .masked
+            .post_json("config/encryption-key-export/verify", &drill(&lacked))
+            .data(),
+    );
+
+    // held archived as `hidden`
+    let report = store
+        .masked
+        .post_json("config/encryption-key-export/verify", &drill(&copy))
+        .data();
+    assert_eq!(as_lacked(&report), lacked_key, "{report}");
+    let unproven = report["keys"][0]["copy-unproven"].is_string();
+    assert_eq!(unproven, hidden_key.is_protected(), "{report}");
+    store
+        .root
+        .delete("config/encryption-keys/hidden?purge=1")
+        .expect(400, "no verified copy of encryption key 'hidden'");
+
+    // held in the trash as `hidden`, its keep time over
+    let at_once = DeleteOptions {
+        keep_days: 0,
+        ..DeleteOptions::default()
+    };
+    store
+        .config()
+        .encryption_keys()
+        .delete_key_with("hidden", &at_once)
+        .unwrap();
+    let report = store
+        .masked
+        .post_json("config/encryption-key-export/verify", &drill(&copy))
+        .data();
+    assert_eq!(as_lacked(&report), lacked_key, "{report}");
+    let purged = store
+        .root
+        .delete("config/encryption-key-trash?expired=1")
+        .data();
+    assert_eq!(purged["purged"], json!([]), "the masked key was destroyed");
+    assert_eq!(purged["kept-without-copy"][0]["id"], "hidden", "{purged}");
+
+    // root may see every id: its drill proves the copy
+    store
+        .root
+        .post_json("config/encryption-key-export/verify", &drill(&copy))
+        .data();
+    let purged = store
+        .root
+        .delete("config/encryption-key-trash?expired=1")
+        .data();
+    assert_eq!(purged["purged"][0]["id"], "hidden", "{purged}");
 }

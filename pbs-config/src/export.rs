@@ -688,6 +688,36 @@ impl EncryptionKeys<'_> {
         let in_trash = self.trash().key_files_of(fingerprint).unwrap_or_default();
         Ok(in_trash.iter().any(same))
     }
+
+    /// Every id the store holds the key with `fingerprint` under: the ids
+    /// of its config entries (active or archived) and of its complete trash
+    /// entries (the id each had), in that order, each once. A drill records
+    /// a verified copy of the key, which lets a purge destroy it under any
+    /// of them, only for a caller who may see them all (finding 61).
+    ///
+    /// # Errors
+    ///
+    /// The key list or the trash cannot be read: which ids hold the key is
+    /// then unknown.
+    pub fn ids_holding(&self, fingerprint: &Fingerprint) -> Result<Vec<String>, Error> {
+        let mut ids: Vec<String> = Vec::new();
+        if self.dir().open_base()?.is_some() {
+            let index = self.index_data()?;
+            ids.extend(
+                index
+                    .entries()?
+                    .filter(|entry| entry.info.fingerprint.as_ref() == Some(fingerprint))
+                    .map(|entry| entry.id.clone()),
+            );
+        }
+        for entry in self.trash().copies_of(fingerprint)? {
+            let id = crate::trash::entry_id(&entry);
+            if !ids.iter().any(|held| held == id) {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
 }
 
 impl EncryptionKeys<'_> {

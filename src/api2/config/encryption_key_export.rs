@@ -475,7 +475,8 @@ const COPY_UNPROVEN: &str = "its key file is protected and not the one this host
 /// checks every key's fingerprint against its bytes (all or nothing), and
 /// compares each with the store. Imports nothing; records in the audit log
 /// a verified copy of each key whose copy it proves
-/// ([`pbs_config::encryption_keys::EncryptionKeys::proves_copy`]).
+/// ([`pbs_config::encryption_keys::EncryptionKeys::proves_copy`]). The
+/// drill of the CLI (root, who sees every key).
 ///
 /// # Errors
 ///
@@ -486,32 +487,50 @@ pub fn verify_bundle(
     data: &[u8],
     secret: &BundleSecret,
 ) -> Result<BundleReport, Error> {
-    verify_bundle_checked(dir, data, secret, &|_| Ok(()))
+    verify_bundle_checked(dir, data, secret, None)
 }
 
-/// [`verify_bundle`], once `may_compare` allowed the ids of the bundle's
-/// keys (a bundle opens before its ids are known): the API's check that
-/// the caller may see each, before anything is recorded or compared
-/// (finding 42). The report then tells how the store has ids the caller
-/// may see; the id a key is stored under (`stored-as`) is the caller's to
-/// leave out.
-pub fn verify_bundle_checked(
+/// [`verify_bundle`] for `caller` (`None`: one who sees every key), who
+/// must be allowed to see the ids of the bundle's keys, checked once the
+/// bundle is open (its ids are not known before) and before anything is
+/// compared or recorded (finding 42). Its report tells how the store has
+/// ids the caller may see, never another id the store holds a key under
+/// that the caller may not see (`stored-as`, finding 42).
+///
+/// A verified copy of a key lets a purge destroy the key under every id
+/// the store holds it under, so the drill records one only where the
+/// caller may see every such id, active, archived or in the trash
+/// (finding 61). For a key held under an id the caller may not see, it
+/// records no proof and reports the key as it would a key the store
+/// lacks: no `stored-as`, and `copy-unproven` only where its key file is
+/// protected (the key file of a key the store lacks is never this
+/// host's).
+///
+/// # Errors
+///
+/// As [`verify_bundle`]; a `PermissionDenied` (403) naming each id of
+/// the bundle the caller may not see; the ids holding a key of the bundle
+/// cannot be read (a caller's drill only).
+pub(crate) fn verify_bundle_checked(
     dir: &ConfigDir,
     data: &[u8],
     secret: &BundleSecret,
-    may_compare: &dyn Fn(&[&str]) -> Result<(), Error>,
+    caller: Option<&KeyAccess>,
 ) -> Result<BundleReport, Error> {
     let opened = open_bundle(data, secret)?;
     let header = opened.header();
-    let ids: Vec<&str> = header.keys.iter().map(|key| key.id.as_str()).collect();
-    may_compare(&ids)?;
+    if let Some(access) = caller {
+        access.check_see(header.keys.iter().map(|key| key.id.as_str()))?;
+    }
     let keys = dir.encryption_keys();
     // recorded in the audit log as `export-verify` of every key of the
     // bundle (ids as the bundle names them), with the fingerprints of those
     // whose copy it proves, which a purge takes for a verified copy
     // (`pbs_config::verified_copy` goes by fingerprint): a bundle that does
-    // not open is no proof and records nothing, and a protected key file
-    // proves a copy only where it is this host's (finding 26)
+    // not open is no proof and records nothing, a protected key file
+    // proves a copy only where it is this host's (finding 26), and a key
+    // the store holds under an id the caller may not see proves nothing
+    // for that caller (finding 61)
     let mut drilled = Vec::with_capacity(header.keys.len());
     let mut unproven = Vec::new();
     for entry in opened.entries() {
@@ -519,10 +538,22 @@ pub fn verify_bundle_checked(
         let Some(fingerprint) = config.info.fingerprint else {
             continue;
         };
-        if keys.proves_copy(&fingerprint, entry.key_config())? {
+        let held_unseen = match caller {
+            Some(access) => keys
+                .ids_holding(&fingerprint)?
+                .iter()
+                .any(|id| !access.may_see(id)),
+            None => false,
+        };
+        let protected = entry.key_config().is_protected();
+        if !held_unseen && keys.proves_copy(&fingerprint, entry.key_config())? {
             drilled.push((config.id.as_str(), Some(fingerprint)));
-        } else {
-            drilled.push((config.id.as_str(), None));
+            continue;
+        }
+        drilled.push((config.id.as_str(), None));
+        // a key held unseen reads as a key the store lacks, whose key file
+        // proves its copy unless it is protected
+        if protected || !held_unseen {
             unproven.push(fingerprint);
         }
     }
@@ -531,6 +562,9 @@ pub fn verify_bundle_checked(
     for key in &mut keys {
         if unproven.contains(&key.fingerprint) {
             key.copy_unproven = Some(COPY_UNPROVEN.to_string());
+        }
+        if let Some(access) = caller {
+            key.stored_as = key.stored_as.take().filter(|id| access.may_see(id));
         }
     }
     Ok(BundleReport {
@@ -560,23 +594,17 @@ const BUNDLE_REPORT_SCHEMA: Schema = described_object(
 );
 
 /// `POST /config/encryption-key-export/verify`: [`verify_bundle_checked`]
-/// for a caller who may see every key id of the bundle (a 403 naming each
-/// other, nothing recorded), the ids of keys it may not see left out of
-/// the report.
+/// for the caller: a 403 naming each key id of the bundle it may not see
+/// (nothing recorded), and no `stored-as` or verified copy of a key the
+/// store holds under an id it may not see.
 pub const API_METHOD_VERIFY_EXPORT: ApiMethod = ApiMethod::new(
     handler!(SerializingSync, |param, env| {
         let dir = env.dir();
         let data = required_str(&param, "bundle")?;
         let secret = required_secret(&param)?;
         let access = KeyAccess::of(env)?;
-        let may_compare = |ids: &[&str]| access.check_see(ids.iter().copied());
-        let mut report =
-            verify_bundle_checked(dir, data.as_bytes(), &secret.as_secret(), &may_compare)
-                .map_err(blame_open_error)?;
-        for key in &mut report.keys {
-            key.stored_as = key.stored_as.take().filter(|id| access.may_see(id));
-        }
-        report
+        verify_bundle_checked(dir, data.as_bytes(), &secret.as_secret(), Some(&access))
+            .map_err(blame_open_error)?
     }),
     &API_METHOD_VERIFY_EXPORT_PARAMETERS,
 )
