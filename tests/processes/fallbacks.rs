@@ -788,17 +788,7 @@ pub fn a_create_killed_before_its_output_file_is_named_leaves_at_most_the_temp_f
 pub fn a_rotation_exports_by_each_fallback() {
     refusals::assert_seccomp_works();
     for (refusal, note) in WAYS {
-        let scene = Scene::new();
-        let dir = scene.cli.dir();
-        std::fs::create_dir(dir).unwrap();
-        let key0 = pbs_test_kit::key_config(2);
-        scene.cli.secrets.key_file("key0", &key0);
-        context(dir)
-            .encryption_keys()
-            .store_key("key0", &key0)
-            .unwrap();
-        push_job(&scene.cli, "key0");
-
+        let scene = scene_with_push_job(2);
         let bundle = scene.target("key-new.pbsx");
         let pass = scene.file("pass").display().to_string();
         let run = scene.run(refusal, &rotate_args("key-new", &bundle, &pass));
@@ -819,16 +809,7 @@ pub fn a_rotation_exports_by_each_fallback() {
 /// --output-file` does: it may hold the new key in full. The rotation
 /// writes its own file and leaves that one alone.
 pub fn a_rotation_names_a_temp_file_an_interrupted_export_left() {
-    let scene = Scene::new();
-    let dir = scene.cli.dir();
-    std::fs::create_dir(dir).unwrap();
-    let key0 = pbs_test_kit::key_config(3);
-    scene.cli.secrets.key_file("key0", &key0);
-    context(dir)
-        .encryption_keys()
-        .store_key("key0", &key0)
-        .unwrap();
-    push_job(&scene.cli, "key0");
+    let scene = scene_with_push_job(3);
     let bundle = scene.target("key-new.pbsx");
     let temp = scene.out().join("key-new.pbsx.tmp_Ab12Cd");
     std::fs::write(&temp, b"an interrupted write").unwrap();
@@ -847,6 +828,22 @@ pub fn a_rotation_names_a_temp_file_an_interrupted_export_left() {
         ["key-new.pbsx", "key-new.pbsx.tmp_Ab12Cd"]
     );
     assert_eq!(std::fs::read(&temp).unwrap(), b"an interrupted write");
+}
+
+/// A scene whose store holds `key0` (made from `seed`), which the push
+/// job `job1` encrypts with: what a rotation starts from.
+fn scene_with_push_job(seed: u64) -> Scene {
+    let scene = Scene::new();
+    let dir = scene.cli.dir();
+    std::fs::create_dir(dir).unwrap();
+    let key0 = pbs_test_kit::key_config(seed);
+    scene.cli.secrets.key_file("key0", &key0);
+    context(dir)
+        .encryption_keys()
+        .store_key("key0", &key0)
+        .unwrap();
+    push_job(&scene.cli, "key0");
+    scene
 }
 
 /// The push job `job1` of `cli`, encrypting with `key`.

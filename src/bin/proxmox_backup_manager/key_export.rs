@@ -295,10 +295,7 @@ pub(super) fn warn_exposed(path: &Path, what: &str) {
 /// the way cannot be read: a warning only).
 fn changeable_directory(path: &Path) -> Option<(PathBuf, String)> {
     use std::os::unix::fs::MetadataExt;
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let parent = dir_of(path);
     let euid = nix::unistd::geteuid().as_raw();
     let parent = parent.canonicalize().ok()?;
     for dir in parent.ancestors() {
@@ -329,19 +326,23 @@ fn changeable_directory(path: &Path) -> Option<(PathBuf, String)> {
     None
 }
 
+/// The directory of the file `path` (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 /// Tells on stderr of each temp file beside the new file `path` that a
 /// write of it left when it was interrupted before the file had its name
 /// (`<FILE>.tmp_XXXXXX`, on a file system without unnamed files): it may
 /// hold a key in full, under a name nobody asked for.
 pub(super) fn note_interrupted_writes(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+    let Some(name) = path.file_name() else {
         return;
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = dir_of(path);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return; // a note only: writing the file says what is wrong
     };
