@@ -12,10 +12,14 @@ use proxmox_sys::fs::{CreateOptions, ensure_dir_exists};
 
 use proxmox_section_config::SectionConfigData;
 
+use pbs_api_types::CryptKey;
+
 use crate::audit::{AuditCache, Caller};
 use crate::cache::{ConfigCache, open_config, read_config};
 use crate::dir_handle::{DirHandle, read_all};
+use crate::encryption_keys::NewKey;
 use crate::files::{ConfigFile, FileClass};
+use crate::group_commit::Batches;
 use crate::key_index::KeyIndex;
 use crate::key_sections::KeySections;
 use crate::lock::{BackupLockGuard, ConfigLock, LockedConfig, mirror, written};
@@ -50,6 +54,9 @@ pub struct ConfigDir {
     pub(crate) user_cache: Arc<ConfigCache<SectionConfigData>>,
     /// The audit log's signing key and end, kept between operations.
     pub(crate) audit_cache: Arc<AuditCache>,
+    /// The stores of new keys waiting for their batch (group commit, see
+    /// [`crate::group_commit`]).
+    pub(crate) new_keys: Arc<Batches<NewKey, CryptKey>>,
 }
 
 impl std::fmt::Debug for ConfigDir {
@@ -128,6 +135,7 @@ impl ConfigDir {
             sync_cache: Arc::default(),
             user_cache: Arc::default(),
             audit_cache: Arc::default(),
+            new_keys: Arc::default(),
         })
     }
 
@@ -147,6 +155,7 @@ impl ConfigDir {
             sync_cache: Arc::clone(&self.sync_cache),
             user_cache: Arc::clone(&self.user_cache),
             audit_cache: Arc::clone(&self.audit_cache),
+            new_keys: Arc::clone(&self.new_keys),
         }
     }
 
@@ -158,6 +167,8 @@ impl ConfigDir {
     #[cfg(feature = "unaudited")]
     pub fn unaudited(mut self) -> Self {
         self.audited = false;
+        // never in a batch with audited stores
+        self.new_keys = Arc::default();
         self
     }
 

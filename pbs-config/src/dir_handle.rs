@@ -520,6 +520,11 @@ impl DirHandle {
             crate::failpoint::hit(&format!("{point}-written"));
         }
         self.sync()?;
+        self.check_placed(name, written)
+    }
+
+    /// Whether `name` is still the file `written` that a replace put there.
+    pub(crate) fn check_placed(&self, name: &str, written: &EntryStat) -> Result<(), Error> {
         match self.stat(name)? {
             Some(now) if now.same_file(written) => Ok(()),
             _ => bail!(
@@ -542,6 +547,25 @@ impl DirHandle {
         options: CreateOptions,
         fail_point: Option<&str>,
     ) -> Result<(), ReplaceFailed> {
+        let written = self.place_keeping_temp(name, data, options, fail_point)?;
+        self.sync()
+            .and_then(|()| self.check_placed(name, &written))
+            .map_err(|error| ReplaceFailed { error, temp: None })
+    }
+
+    /// [`DirHandle::replace_keeping_temp`] up to the rename and the crash
+    /// point `{fail_point}-written`, without the sync of this directory:
+    /// for several files placed at once, then made durable by one
+    /// [`DirHandle::sync`] and checked by [`DirHandle::check_placed`] with
+    /// the returned stat each. Until that sync, a crash may leave the old
+    /// name or the new one.
+    pub(crate) fn place_keeping_temp(
+        &self,
+        name: &str,
+        data: &[u8],
+        options: CreateOptions,
+        fail_point: Option<&str>,
+    ) -> Result<EntryStat, ReplaceFailed> {
         let path = self.entry_path(name);
         let (tmp_name, written) = self
             .write_tmp_with(name, data, options, true)
@@ -555,8 +579,10 @@ impl DirHandle {
                 temp: Some(tmp_name),
             });
         }
-        self.finish_replace(name, &written, fail_point)
-            .map_err(|error| ReplaceFailed { error, temp: None })
+        if let Some(point) = fail_point {
+            crate::failpoint::hit(&format!("{point}-written"));
+        }
+        Ok(written)
     }
 
     /// Opens `name` for reading and appending (`O_APPEND`: every write goes

@@ -36,13 +36,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use anyhow::{Error, bail, format_err};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use proxmox_lang::error::ErrorLayer;
 use proxmox_schema::{ApiType, param_bail};
 use proxmox_section_config::{FIND_CHUNK, SectionConfig, SectionConfigData, SectionConfigPlugin};
 
-use pbs_api_types::{CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, Kdf, KeyInfo};
+use pbs_api_types::{
+    Authid, CRYPT_KEY_ID_SCHEMA, CryptKey, Fingerprint, KEY_HINT_SCHEMA, Kdf, KeyInfo,
+};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::audit::{Event, Op};
@@ -600,22 +602,174 @@ impl<'a> EncryptionKeys<'a> {
         check_key_id(id)?;
         check_hint(key_config)?;
         let fingerprint = key_fingerprint(key_config)?;
-        let event = self.dir.audit_event(op).id(id).fingerprint(fingerprint);
+        let new_key = NewKey {
+            entry: self.entry_for(id, key_config, fingerprint, None),
+            key_file: Zeroizing::new(key_config.to_json()?.into_bytes()),
+            event: self.dir.audit_event(op).id(id).fingerprint(fingerprint),
+        };
+        // with the stores of other threads waiting at the same time, if any
+        self.dir
+            .new_keys
+            .make(new_key, |batch| self.store_new_keys(batch))
+    }
 
-        // the first store into a fresh config dir creates it
-        let base = self.dir.open_base_or_create()?;
-        let config_lock = self.lock_config()?;
-        let sections = self.sections_locked(&config_lock, None)?;
-        let entry = self.entry_for(id, key_config, fingerprint, None);
-        self.store_locked(
-            &base,
-            sections,
-            &config_lock,
-            entry,
-            KeySource::New(key_config),
-            &event,
-            || Ok(()),
-        )
+    /// The stores of `batch` (new keys, in the order they were asked; see
+    /// [`crate::group_commit`]), made together under one hold of the config
+    /// lock, each as a store of it alone would be made:
+    /// - refused alone, before anything is written, where a store of it
+    ///   alone would be: its id or fingerprint taken (an earlier key of the
+    ///   batch counts as stored), an entry the schema refuses, a file in
+    ///   its key file's place;
+    /// - the others' intents recorded, synced once; their key files
+    ///   written, each synced, then one sync of the key directory; one
+    ///   config write with all their entries; their outcomes recorded.
+    ///
+    /// A key file that cannot be written fails its key alone (its temp
+    /// file goes into the trash). A step they share that fails (the lock,
+    /// the read, the intents, the directory's sync, the config write)
+    /// fails each of them; a key file whose entry the config surely lacks
+    /// then goes into the trash, as for one store. One result per key, in
+    /// order.
+    ///
+    /// # Locking
+    ///
+    /// Takes the config lock, then the key file lock of each key (ids
+    /// differ: a second key of an id is refused as taken before its lock).
+    fn store_new_keys(&self, batch: Vec<NewKey>) -> Vec<Result<CryptKey, Error>> {
+        let mut results: Vec<Option<Result<CryptKey, Error>>> =
+            batch.iter().map(|_| None).collect();
+        let shared = (|| {
+            // the first store into a fresh config dir creates it
+            let base = self.dir.open_base_or_create()?;
+            let config_lock = self.lock_config()?;
+            let sections = self.sections_locked(&config_lock, None)?;
+            let key_dir = self.ensure_key_dir(&base)?;
+            Ok((config_lock, sections, key_dir))
+        })();
+        let (config_lock, mut sections, key_dir) = match shared {
+            Ok(shared) => shared,
+            Err(err) => return each_fails(&batch, err),
+        };
+
+        // refused alone: the keys that go on, with their key file locks
+        let mut going = Vec::with_capacity(batch.len());
+        for (index, key) in batch.iter().enumerate() {
+            let refused = refuse_taken(&sections, &key.entry).and_then(|()| {
+                // render (and so validate) its entry before any file is touched
+                sections.add(&key.entry)?;
+                let id = key.entry.id.as_str();
+                let locked = self.lock_key_file(&key_dir, id).and_then(|key_lock| {
+                    match refuse_existing_key_file(&key_dir, &key_file_name(id)) {
+                        Ok(()) => Ok(key_lock),
+                        Err(err) => Err(forget_key_lock(&key_dir, id, key_lock, err)),
+                    }
+                });
+                if locked.is_err() {
+                    sections.remove(id);
+                }
+                locked
+            });
+            match refused {
+                Ok(key_lock) => going.push((index, key_lock)),
+                Err(err) => results[index] = Some(Err(err)),
+            }
+        }
+
+        let events: Vec<Event> = going
+            .iter()
+            .map(|(index, _)| batch[*index].event.clone())
+            .collect();
+        let pending = match self.dir.audit_intents(Some(&key_dir), &events) {
+            Ok(pending) => pending,
+            Err(err) => {
+                let mut errors = shared_error(err, going.len()).into_iter();
+                for (index, key_lock) in going {
+                    let err = errors.next().expect("one error a key");
+                    let id = batch[index].entry.id.as_str();
+                    results[index] = Some(Err(forget_key_lock(&key_dir, id, key_lock, err)));
+                }
+                return finished(results);
+            }
+        };
+        failpoint::hit("store:locked");
+
+        // the key files: each written and synced, then one sync of the
+        // directory for all of them
+        let mut placed = Vec::with_capacity(going.len());
+        for ((index, key_lock), pending) in going.into_iter().zip(pending) {
+            let key = &batch[index];
+            let id = key.entry.id.as_str();
+            let options = self.dir.ownership().options_for(KEY_FILE_CLASS);
+            let name = key_file_name(id);
+            match key_dir.place_keeping_temp(&name, &key.key_file, options, Some("store:key")) {
+                Ok(written) => placed.push((index, key_lock, pending, written)),
+                Err(failed) => {
+                    let err = match failed.temp {
+                        Some(temp) => self.trash_failed_store(
+                            &key_dir,
+                            &temp,
+                            &key.entry,
+                            &key.event.caller.actor,
+                            failed.error,
+                        ),
+                        None => failed.error,
+                    };
+                    sections.remove(id);
+                    let err = forget_key_lock(&key_dir, id, key_lock, err);
+                    results[index] = Some(pending.done(Err(err)));
+                }
+            }
+        }
+        if placed.is_empty() {
+            return finished(results);
+        }
+        // durable and still theirs: else each fails, its file left under its
+        // name (an orphan `verify` reports, as after a crash), as a store of
+        // it alone leaves it
+        let durable = key_dir.sync().and_then(|()| {
+            for (index, _, _, written) in &placed {
+                key_dir.check_placed(&key_file_name(&batch[*index].entry.id), written)?;
+            }
+            Ok(())
+        });
+        // one config write with every entry of the batch
+        let written = match durable {
+            Ok(()) => {
+                let raw = sections.text_to_write();
+                self.write_config_text(raw, &config_lock, Some("store:config"))
+                    .map_err(|err| (err, true))
+            }
+            Err(err) => Err((err, false)),
+        };
+        match written {
+            Ok(()) => {
+                self.keep_written(sections);
+                for (index, _key_lock, pending, _) in placed {
+                    results[index] = Some(pending.done(Ok(batch[index].entry.clone())));
+                }
+            }
+            Err((err, config_written)) => {
+                let mut errors = shared_error(err, placed.len()).into_iter();
+                for (index, _key_lock, pending, _) in placed {
+                    let key = &batch[index];
+                    let err = errors.next().expect("one error a key");
+                    let err = match config_written {
+                        false => err,
+                        true => self.keep_or_trash(&key_dir, &key.entry, err, |err| {
+                            self.trash_failed_store(
+                                &key_dir,
+                                &key_file_name(&key.entry.id),
+                                &key.entry,
+                                &key.event.caller.actor,
+                                err,
+                            )
+                        }),
+                    };
+                    results[index] = Some(pending.done(Err(err)));
+                }
+            }
+        }
+        finished(results)
     }
 
     /// Adopts the key file of `id` that has no config entry (a store was
@@ -681,8 +835,10 @@ impl<'a> EncryptionKeys<'a> {
         .layer_err(|| format!("failed to adopt the key file of encryption key '{id}'"))
     }
 
-    /// The store path shared by store and trash restore, under the config
-    /// lock: refuse a taken id or fingerprint, render the new config (so a
+    /// The store path of a key from elsewhere than a new key's (adopted in
+    /// place, restored from the trash or an export bundle; new keys are
+    /// stored in batches, [`EncryptionKeys::store_new_keys`]), under the
+    /// config lock: refuse a taken id or fingerprint, render the new config (so a
     /// schema error stops before any file is touched), take the key lock,
     /// refuse a key file in the way, record the intent of `event`, place
     /// the key file, write the config, run `then` (the rest of the
@@ -699,22 +855,7 @@ impl<'a> EncryptionKeys<'a> {
         then: impl FnOnce() -> Result<(), Error>,
     ) -> Result<CryptKey, Error> {
         let id = entry.id.as_str();
-        let Some(fingerprint) = entry.info.fingerprint else {
-            bail!("internal error - a key is stored without fingerprint");
-        };
-        match sections.taken_by(id, &fingerprint) {
-            Some(KeyTaken::Id) => {
-                return Err(KeystoreError::AlreadyExists { id: id.to_string() }.into());
-            }
-            Some(KeyTaken::Fingerprint(existing_id)) => {
-                return Err(KeystoreError::DuplicateFingerprint {
-                    fingerprint,
-                    existing_id: existing_id.to_string(),
-                }
-                .into());
-            }
-            None => {}
-        }
+        refuse_taken(&sections, &entry)?;
         // render (and so validate) the new config before touching any file
         sections.add(&entry)?;
         let raw = sections.text_to_write();
@@ -724,20 +865,9 @@ impl<'a> EncryptionKeys<'a> {
         if !matches!(source, KeySource::InPlace) {
             refuse_existing_key_file(&key_dir, &key_file_name(id))?;
         }
-        // nothing of this key is left after a failure: its lock file goes
-        // too (under the lock)
-        let forget = |key_lock: KeyFileLock, err: Error| {
-            if key_dir
-                .stat(&key_file_name(id))
-                .is_ok_and(|stat| stat.is_none())
-            {
-                let _ = key_lock.guard.remove_file();
-            }
-            err
-        };
         let pending = match self.dir.audit_intent(Some(&key_dir), event) {
             Ok(pending) => pending,
-            Err(err) => return Err(forget(key_lock, err)),
+            Err(err) => return Err(forget_key_lock(&key_dir, id, key_lock, err)),
         };
         failpoint::hit(&format!("{}:locked", source.op()));
         let result = match self.write_key_and_config(&key_dir, &entry, &source, raw, config_lock) {
@@ -745,7 +875,7 @@ impl<'a> EncryptionKeys<'a> {
                 self.keep_written(sections);
                 then().map(|()| entry)
             }
-            Err(err) => Err(forget(key_lock, err)),
+            Err(err) => Err(forget_key_lock(&key_dir, id, key_lock, err)),
         };
         pending.done(result)
     }
@@ -785,12 +915,6 @@ impl<'a> EncryptionKeys<'a> {
         let key_path = key_dir.entry_path(&name);
         let options = self.dir.ownership().options_for(KEY_FILE_CLASS);
         match source {
-            KeySource::New(key_config) => {
-                let mut key_data = key_config.to_json()?;
-                let written = self.write_new_key_file(key_dir, entry, key_data.as_bytes());
-                key_data.zeroize();
-                written?;
-            }
             KeySource::Exact(key_data) => self.write_new_key_file(key_dir, entry, key_data)?,
             // the file stays as it is whatever happens: an orphan before,
             // an orphan again if the config write fails
@@ -827,18 +951,9 @@ impl<'a> EncryptionKeys<'a> {
 
         let config_point = format!("{}:config", source.op());
         if let Err(err) = self.write_config_text(raw_config, config_lock, Some(&config_point)) {
-            // no config entry without its key file: a failure after the
-            // rename (the directory's fsync) leaves the new config in place
-            if !self.config_surely_lacks(id) {
-                let text = format!(
-                    "{err} - the config may name key '{id}' already; its key file {key_path:?} \
-                     is kept (run 'proxmox-backup-manager encryption-key verify')"
-                );
-                return Err(err.context(text));
-            }
-            return Err(match source {
-                KeySource::New(_) | KeySource::Exact(_) => {
-                    self.trash_failed_store(key_dir, &name, entry, err)
+            return Err(self.keep_or_trash(key_dir, entry, err, |err| match source {
+                KeySource::Exact(_) => {
+                    self.trash_failed_store(key_dir, &name, entry, &self.dir.caller().actor, err)
                 }
                 KeySource::InPlace => err,
                 KeySource::Trash {
@@ -848,9 +963,33 @@ impl<'a> EncryptionKeys<'a> {
                 } => {
                     self.untrash_failed_restore(key_dir, &name, trash, trash_dir, trash_entry, err)
                 }
-            });
+            }));
         }
         Ok(())
+    }
+
+    /// After the config write of a store of `entry` failed with `err`: its
+    /// key file stays if the config may name it (a failure after the
+    /// rename, the directory's fsync, leaves the new config in place: no
+    /// config entry without its key file), else `put_away` takes it out
+    /// of the key directory again. Returns the error saying which.
+    fn keep_or_trash(
+        &self,
+        key_dir: &DirHandle,
+        entry: &CryptKey,
+        err: Error,
+        put_away: impl FnOnce(Error) -> Error,
+    ) -> Error {
+        let id = entry.id.as_str();
+        if self.config_surely_lacks(id) {
+            return put_away(err);
+        }
+        let key_path = key_dir.entry_path(&key_file_name(id));
+        let text = format!(
+            "{err} - the config may name key '{id}' already; its key file {key_path:?} is kept \
+             (run 'proxmox-backup-manager encryption-key verify')"
+        );
+        err.context(text)
     }
 
     /// Puts back the missing key file of an entry the config has (a restore
@@ -890,7 +1029,13 @@ impl<'a> EncryptionKeys<'a> {
         match key_dir.replace_keeping_temp(&name, key_data, options, Some("store:key")) {
             Ok(()) => Ok(()),
             Err(failed) => Err(match failed.temp {
-                Some(temp) => self.trash_failed_store(key_dir, &temp, entry, failed.error),
+                Some(temp) => self.trash_failed_store(
+                    key_dir,
+                    &temp,
+                    entry,
+                    &self.dir.caller().actor,
+                    failed.error,
+                ),
                 None => failed.error,
             }),
         }
@@ -898,12 +1043,14 @@ impl<'a> EncryptionKeys<'a> {
 
     /// A key file (or a temp file holding part of it) that did not make it
     /// into the store goes into the trash, reason `store-failed`: never
-    /// unlinked. Returns `err` with what became of the file.
+    /// unlinked; `actor` asked for the store. Returns `err` with what
+    /// became of the file.
     fn trash_failed_store(
         &self,
         key_dir: &DirHandle,
         name: &str,
         entry: &CryptKey,
+        actor: &Authid,
         err: Error,
     ) -> Error {
         let record = TrashRecord {
@@ -912,7 +1059,7 @@ impl<'a> EncryptionKeys<'a> {
             entry: None,
             reason: TrashReason::StoreFailed,
             time: proxmox_time::epoch_i64(),
-            actor: Some(self.dir.caller().actor.to_string()),
+            actor: Some(actor.to_string()),
             purge_after: None,
         };
         let text = match self.trash().keep(key_dir, name, &record) {
@@ -1351,8 +1498,6 @@ impl<'a> EncryptionKeys<'a> {
 
 /// Where the file of a key being stored comes from.
 pub(crate) enum KeySource<'s> {
-    /// Written from this key (create, import).
-    New(&'s KeyConfig),
     /// Written as these exact bytes, a key file checked by the caller
     /// (restore from an export bundle: the file as it was exported).
     Exact(&'s [u8]),
@@ -1377,7 +1522,7 @@ impl KeySource<'_> {
     /// The operation, as crash points name it.
     fn op(&self) -> &'static str {
         match self {
-            KeySource::New(_) | KeySource::Exact(_) | KeySource::InPlace => "store",
+            KeySource::Exact(_) | KeySource::InPlace => "store",
             KeySource::Trash { .. } => "restore",
         }
     }
@@ -1524,6 +1669,79 @@ fn missing_key_file(path: &Path) -> Error {
     format_err!(
         "key file {path:?} is missing - restore it from a backup, or run 'proxmox-backup-manager encryption-key verify'"
     )
+}
+
+/// A new key to store, as a batch of stores takes it
+/// ([`crate::group_commit`]): its config entry, its key file's bytes and
+/// the audit event of its store (which names who asked).
+pub(crate) struct NewKey {
+    entry: CryptKey,
+    key_file: Zeroizing<Vec<u8>>,
+    event: Event,
+}
+
+/// Refuses to store `entry` where its id or fingerprint is taken, in the
+/// order a store checks them.
+fn refuse_taken(sections: &KeySections, entry: &CryptKey) -> Result<(), Error> {
+    let Some(fingerprint) = entry.info.fingerprint else {
+        bail!("internal error - a key is stored without fingerprint");
+    };
+    match sections.taken_by(&entry.id, &fingerprint) {
+        Some(KeyTaken::Id) => Err(KeystoreError::AlreadyExists {
+            id: entry.id.clone(),
+        }
+        .into()),
+        Some(KeyTaken::Fingerprint(existing_id)) => Err(KeystoreError::DuplicateFingerprint {
+            fingerprint,
+            existing_id: existing_id.to_string(),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// After a store of `id` failed with `err` under its key file lock:
+/// nothing of the key is left, so its lock file goes too (removed under
+/// the lock, if there is no key file). Returns `err`.
+fn forget_key_lock(key_dir: &DirHandle, id: &str, key_lock: KeyFileLock, err: Error) -> Error {
+    if key_dir
+        .stat(&key_file_name(id))
+        .is_ok_and(|stat| stat.is_none())
+    {
+        let _ = key_lock.guard.remove_file();
+    }
+    err
+}
+
+/// `err`, of a step `count` stores shared, as one error each: the first
+/// is `err` itself (its kind kept, for a batch of one exactly a store's
+/// error), the others its text.
+fn shared_error(err: Error, count: usize) -> Vec<Error> {
+    let text = format!("{err:#}");
+    let mut errors = Vec::with_capacity(count);
+    errors.push(err);
+    errors.extend((1..count).map(|_| format_err!("{text}")));
+    errors.truncate(count);
+    errors
+}
+
+/// Every store of `batch` failed with `err`, of a step they share, before
+/// anything was written.
+fn each_fails(batch: &[NewKey], err: Error) -> Vec<Result<CryptKey, Error>> {
+    shared_error(err, batch.len())
+        .into_iter()
+        .map(Err)
+        .collect()
+}
+
+/// The results of a batch, each store's set.
+fn finished(results: Vec<Option<Result<CryptKey, Error>>>) -> Vec<Result<CryptKey, Error>> {
+    results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| Err(format_err!("internal error - a store was not made")))
+        })
+        .collect()
 }
 
 /// Store refuses to write over anything but nothing or an empty file.

@@ -54,6 +54,7 @@ mod error;
 pub mod export;
 pub mod failpoint;
 pub mod files;
+mod group_commit;
 mod key_index;
 mod key_sections;
 mod lock;

@@ -510,10 +510,12 @@ impl<'a> AuditLog<'a> {
     }
 
     /// Records the intents of `events`, one change made together (the
-    /// keys of one export, the jobs of one `sync.cfg` write), each synced,
-    /// in order. If one cannot be recorded, those recorded get their
-    /// outcome (not made) and the error is returned: the operation must
-    /// then change nothing.
+    /// keys of one export, the jobs of one `sync.cfg` write, the stores of
+    /// one group commit), in order, synced together: one sync after the
+    /// last, which signs the checkpoint (a crash before it keeps some of
+    /// them or none, and nothing of the change is made yet). If one cannot
+    /// be recorded, those recorded get their outcome (not made) and the
+    /// error is returned: the operation must then change nothing.
     ///
     /// # Locking
     ///
@@ -534,9 +536,13 @@ impl<'a> AuditLog<'a> {
         };
         let pending_lock = Arc::new(self.lock_pending(false).layer_err(|| what(first))?);
         let mut pending: Vec<Pending<'a>> = Vec::with_capacity(events.len());
-        for event in events {
+        let last = events.len() - 1;
+        for (index, event) in events.iter().enumerate() {
             let appended = self
-                .append(Record::draft(event, Phase::Intent, None, None), true)
+                .append(
+                    Record::draft(event, Phase::Intent, None, None),
+                    index == last,
+                )
                 .layer_err(|| what(event));
             let appended = match appended {
                 Ok(appended) => appended,
