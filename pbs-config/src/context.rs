@@ -172,6 +172,14 @@ impl ConfigDir {
         self
     }
 
+    /// How many stores of new keys through this config dir's views wait
+    /// for a batch to take them (see [`crate::group_commit`]): for tests
+    /// that need a batch of several stores.
+    #[doc(hidden)]
+    pub fn new_key_stores_waiting(&self) -> usize {
+        self.new_keys.waiting()
+    }
+
     /// Who operations through this value act for: the caller given to
     /// [`ConfigDir::with_caller`], else [`Caller::local`] (a program on
     /// this host that did not say who asked: recorded as such, never as

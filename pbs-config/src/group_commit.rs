@@ -111,6 +111,12 @@ impl<T, R> Batches<T, R> {
         mine.unwrap_or_else(|| Err(format_err!("internal error - a batch gave no result")))
     }
 
+    /// How many requests wait for a batch to take them (not those of the
+    /// batch being made).
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().waiting.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<T, R>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
