@@ -23,7 +23,9 @@
 //! - store writes the key file, then the config; if the config write fails
 //!   the key file goes into the trash (reason `store-failed`). A crash in
 //!   between leaves an orphan key file, which `verify` reports and `verify
-//!   --repair` moves into the trash;
+//!   --repair` moves into the trash. The stores of new keys made at once by
+//!   threads of one process go in one batch, each in this order
+//!   (`group_commit.rs`): a crash leaves up to a batch of orphans;
 //! - delete writes the trash record, removes the config entry, then renames
 //!   the key file into the trash, then removes its lock file; a crash in
 //!   between leaves a stale record, an orphan key file whose record waits
@@ -654,7 +656,7 @@ impl<'a> EncryptionKeys<'a> {
         // refused alone: the keys that go on, with their key file locks
         let mut going = Vec::with_capacity(batch.len());
         for (index, key) in batch.iter().enumerate() {
-            let refused = refuse_taken(&sections, &key.entry).and_then(|()| {
+            let checked = refuse_taken(&sections, &key.entry).and_then(|()| {
                 // render (and so validate) its entry before any file is touched
                 sections.add(&key.entry)?;
                 let id = key.entry.id.as_str();
@@ -669,7 +671,7 @@ impl<'a> EncryptionKeys<'a> {
                 }
                 locked
             });
-            match refused {
+            match checked {
                 Ok(key_lock) => going.push((index, key_lock)),
                 Err(err) => results[index] = Some(Err(err)),
             }
@@ -748,23 +750,25 @@ impl<'a> EncryptionKeys<'a> {
                     results[index] = Some(pending.done(Ok(batch[index].entry.clone())));
                 }
             }
-            Err((err, config_written)) => {
+            Err((err, config_tried)) => {
                 let mut errors = shared_error(err, placed.len()).into_iter();
-                for (index, _key_lock, pending, _) in placed {
+                for (index, key_lock, pending, _) in placed {
                     let key = &batch[index];
+                    let id = key.entry.id.as_str();
                     let err = errors.next().expect("one error a key");
-                    let err = match config_written {
+                    let err = match config_tried {
                         false => err,
                         true => self.keep_or_trash(&key_dir, &key.entry, err, |err| {
                             self.trash_failed_store(
                                 &key_dir,
-                                &key_file_name(&key.entry.id),
+                                &key_file_name(id),
                                 &key.entry,
                                 &key.event.caller.actor,
                                 err,
                             )
                         }),
                     };
+                    let err = forget_key_lock(&key_dir, id, key_lock, err);
                     results[index] = Some(pending.done(Err(err)));
                 }
             }
@@ -1715,9 +1719,10 @@ fn forget_key_lock(key_dir: &DirHandle, id: &str, key_lock: KeyFileLock, err: Er
 
 /// `err`, of a step `count` stores shared, as one error each: the first
 /// is `err` itself (its kind kept, for a batch of one exactly a store's
-/// error), the others its text.
+/// error), the others its text (which holds the text of each error it
+/// wraps, see `ErrorLayer`).
 fn shared_error(err: Error, count: usize) -> Vec<Error> {
-    let text = format!("{err:#}");
+    let text = err.to_string();
     let mut errors = Vec::with_capacity(count);
     errors.push(err);
     errors.extend((1..count).map(|_| format_err!("{text}")));

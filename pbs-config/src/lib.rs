@@ -26,6 +26,8 @@
 //!   above, not those in `encryption-keys/`) is preceded by root's mirror
 //!   of it, `encryption-keys/.locks/<its name>`, where others may change
 //!   the config dir: [`ConfigDir::lock_config_file`] takes both.
+//!   Several key file locks at once only under the config lock, as a
+//!   batch of new keys' stores takes them (`group_commit.rs`).
 //!   Never take a lock this process
 //!   already holds (a second `flock` on a new descriptor waits for the
 //!   timeout); a function that needs a lock held takes its guard type;
