@@ -49,7 +49,7 @@ use pbs_api_types::{
 };
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
-use crate::audit::{Event, Op};
+use crate::audit::{Event, Op, Pending};
 use crate::cache::{read_config, read_config_text};
 use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
 use crate::files::{
@@ -638,8 +638,6 @@ impl<'a> EncryptionKeys<'a> {
     /// Takes the config lock, then the key file lock of each key (ids
     /// differ: a second key of an id is refused as taken before its lock).
     fn store_new_keys(&self, batch: Vec<NewKey>) -> Vec<Result<CryptKey, Error>> {
-        let mut results: Vec<Option<Result<CryptKey, Error>>> =
-            batch.iter().map(|_| None).collect();
         let shared = (|| {
             // the first store into a fresh config dir creates it
             let base = self.dir.open_base_or_create()?;
@@ -650,20 +648,80 @@ impl<'a> EncryptionKeys<'a> {
         })();
         let (config_lock, mut sections, key_dir) = match shared {
             Ok(shared) => shared,
-            Err(err) => return each_fails(&batch, err),
+            Err(err) => {
+                return shared_error(err, batch.len())
+                    .into_iter()
+                    .map(Err)
+                    .collect();
+            }
         };
+        let mut results: Vec<Option<Result<CryptKey, Error>>> =
+            batch.iter().map(|_| None).collect();
 
-        // refused alone: the keys that go on, with their key file locks
+        let going = self.check_new_keys(&batch, &mut sections, &key_dir, &mut results);
+        let events: Vec<Event> = going
+            .iter()
+            .map(|(index, _)| batch[*index].event.clone())
+            .collect();
+        match self.dir.audit_intents(Some(&key_dir), &events) {
+            Ok(pending) => {
+                failpoint::hit("store:locked");
+                let placed = self.place_new_key_files(
+                    &batch,
+                    going.into_iter().zip(pending),
+                    &key_dir,
+                    &mut sections,
+                    &mut results,
+                );
+                if !placed.is_empty() {
+                    self.write_new_keys_config(
+                        &batch,
+                        placed,
+                        &key_dir,
+                        sections,
+                        &config_lock,
+                        &mut results,
+                    );
+                }
+            }
+            Err(err) => {
+                let errors = shared_error(err, going.len());
+                for ((index, key_lock), err) in going.into_iter().zip(errors) {
+                    let id = batch[index].entry.id.as_str();
+                    results[index] = Some(Err(forget_key_lock(&key_dir, id, key_lock, err)));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| Err(format_err!("internal error - a store was not made")))
+            })
+            .collect()
+    }
+
+    /// The first step of a batch of stores ([`EncryptionKeys::store_new_keys`]):
+    /// refuses each key alone where a store of it alone would be refused
+    /// (setting its result), adds the entries of the others to `sections`
+    /// and takes their key file locks. Returns the keys that go on (their
+    /// index in `batch`), with their locks.
+    fn check_new_keys(
+        &self,
+        batch: &[NewKey],
+        sections: &mut KeySections,
+        key_dir: &DirHandle,
+        results: &mut [Option<Result<CryptKey, Error>>],
+    ) -> Vec<(usize, KeyFileLock)> {
         let mut going = Vec::with_capacity(batch.len());
         for (index, key) in batch.iter().enumerate() {
-            let checked = refuse_taken(&sections, &key.entry).and_then(|()| {
+            let checked = refuse_taken(sections, &key.entry).and_then(|()| {
                 // render (and so validate) its entry before any file is touched
                 sections.add(&key.entry)?;
                 let id = key.entry.id.as_str();
-                let locked = self.lock_key_file(&key_dir, id).and_then(|key_lock| {
-                    match refuse_existing_key_file(&key_dir, &key_file_name(id)) {
+                let locked = self.lock_key_file(key_dir, id).and_then(|key_lock| {
+                    match refuse_existing_key_file(key_dir, &key_file_name(id)) {
                         Ok(()) => Ok(key_lock),
-                        Err(err) => Err(forget_key_lock(&key_dir, id, key_lock, err)),
+                        Err(err) => Err(forget_key_lock(key_dir, id, key_lock, err)),
                     }
                 });
                 if locked.is_err() {
@@ -676,39 +734,38 @@ impl<'a> EncryptionKeys<'a> {
                 Err(err) => results[index] = Some(Err(err)),
             }
         }
+        going
+    }
 
-        let events: Vec<Event> = going
-            .iter()
-            .map(|(index, _)| batch[*index].event.clone())
-            .collect();
-        let pending = match self.dir.audit_intents(Some(&key_dir), &events) {
-            Ok(pending) => pending,
-            Err(err) => {
-                let mut errors = shared_error(err, going.len()).into_iter();
-                for (index, key_lock) in going {
-                    let err = errors.next().expect("one error a key");
-                    let id = batch[index].entry.id.as_str();
-                    results[index] = Some(Err(forget_key_lock(&key_dir, id, key_lock, err)));
-                }
-                return finished(results);
-            }
-        };
-        failpoint::hit("store:locked");
-
-        // the key files: each written and synced, then one sync of the
-        // directory for all of them
-        let mut placed = Vec::with_capacity(going.len());
-        for ((index, key_lock), pending) in going.into_iter().zip(pending) {
+    /// The key files of a batch of stores, their intents recorded: each
+    /// written and synced and renamed to its name. A key file that cannot
+    /// be written fails its key alone (its temp file into the trash, its
+    /// entry out of `sections`). Returns the keys placed.
+    fn place_new_key_files<'p>(
+        &self,
+        batch: &[NewKey],
+        going: impl Iterator<Item = ((usize, KeyFileLock), Pending<'p>)>,
+        key_dir: &DirHandle,
+        sections: &mut KeySections,
+        results: &mut [Option<Result<CryptKey, Error>>],
+    ) -> Vec<Placed<'p>> {
+        let options = self.dir.ownership().options_for(KEY_FILE_CLASS);
+        let mut placed = Vec::new();
+        for ((index, key_lock), pending) in going {
             let key = &batch[index];
             let id = key.entry.id.as_str();
-            let options = self.dir.ownership().options_for(KEY_FILE_CLASS);
             let name = key_file_name(id);
             match key_dir.place_keeping_temp(&name, &key.key_file, options, Some("store:key")) {
-                Ok(written) => placed.push((index, key_lock, pending, written)),
+                Ok(written) => placed.push(Placed {
+                    index,
+                    key_lock,
+                    pending,
+                    written,
+                }),
                 Err(failed) => {
                     let err = match failed.temp {
                         Some(temp) => self.trash_failed_store(
-                            &key_dir,
+                            key_dir,
                             &temp,
                             &key.entry,
                             &key.event.caller.actor,
@@ -717,63 +774,74 @@ impl<'a> EncryptionKeys<'a> {
                         None => failed.error,
                     };
                     sections.remove(id);
-                    let err = forget_key_lock(&key_dir, id, key_lock, err);
+                    let err = forget_key_lock(key_dir, id, key_lock, err);
                     results[index] = Some(pending.done(Err(err)));
                 }
             }
         }
-        if placed.is_empty() {
-            return finished(results);
-        }
-        // durable and still theirs: else each fails, its file left under its
-        // name (an orphan `verify` reports, as after a crash), as a store of
-        // it alone leaves it
+        placed
+    }
+
+    /// The last step of a batch of stores: the key directory synced once
+    /// (and each placed file checked to be still there), then one config
+    /// write with every entry, and each key's outcome recorded. If the sync
+    /// or check fails, each key fails with its file left under its name (an
+    /// orphan `verify` reports, as a store of it alone leaves it); if the
+    /// config write fails, each key file the config surely lacks goes into
+    /// the trash.
+    fn write_new_keys_config(
+        &self,
+        batch: &[NewKey],
+        placed: Vec<Placed<'_>>,
+        key_dir: &DirHandle,
+        mut sections: KeySections,
+        config_lock: &EncryptionKeysLock,
+        results: &mut [Option<Result<CryptKey, Error>>],
+    ) {
         let durable = key_dir.sync().and_then(|()| {
-            for (index, _, _, written) in &placed {
-                key_dir.check_placed(&key_file_name(&batch[*index].entry.id), written)?;
+            for file in &placed {
+                key_dir.check_placed(&key_file_name(&batch[file.index].entry.id), &file.written)?;
             }
             Ok(())
         });
-        // one config write with every entry of the batch
         let written = match durable {
             Ok(()) => {
                 let raw = sections.text_to_write();
-                self.write_config_text(raw, &config_lock, Some("store:config"))
+                self.write_config_text(raw, config_lock, Some("store:config"))
                     .map_err(|err| (err, true))
             }
             Err(err) => Err((err, false)),
         };
-        match written {
+        let (err, config_tried) = match written {
             Ok(()) => {
                 self.keep_written(sections);
-                for (index, _key_lock, pending, _) in placed {
-                    results[index] = Some(pending.done(Ok(batch[index].entry.clone())));
+                for file in placed {
+                    let entry = batch[file.index].entry.clone();
+                    results[file.index] = Some(file.pending.done(Ok(entry)));
                 }
+                return;
             }
-            Err((err, config_tried)) => {
-                let mut errors = shared_error(err, placed.len()).into_iter();
-                for (index, key_lock, pending, _) in placed {
-                    let key = &batch[index];
-                    let id = key.entry.id.as_str();
-                    let err = errors.next().expect("one error a key");
-                    let err = match config_tried {
-                        false => err,
-                        true => self.keep_or_trash(&key_dir, &key.entry, err, |err| {
-                            self.trash_failed_store(
-                                &key_dir,
-                                &key_file_name(id),
-                                &key.entry,
-                                &key.event.caller.actor,
-                                err,
-                            )
-                        }),
-                    };
-                    let err = forget_key_lock(&key_dir, id, key_lock, err);
-                    results[index] = Some(pending.done(Err(err)));
-                }
-            }
+            Err(failed) => failed,
+        };
+        let errors = shared_error(err, placed.len());
+        for (file, err) in placed.into_iter().zip(errors) {
+            let key = &batch[file.index];
+            let id = key.entry.id.as_str();
+            let err = match config_tried {
+                false => err,
+                true => self.keep_or_trash(key_dir, &key.entry, err, |err| {
+                    self.trash_failed_store(
+                        key_dir,
+                        &key_file_name(id),
+                        &key.entry,
+                        &key.event.caller.actor,
+                        err,
+                    )
+                }),
+            };
+            let err = forget_key_lock(key_dir, id, file.key_lock, err);
+            results[file.index] = Some(file.pending.done(Err(err)));
         }
-        finished(results)
     }
 
     /// Adopts the key file of `id` that has no config entry (a store was
@@ -1684,6 +1752,16 @@ pub(crate) struct NewKey {
     event: Event,
 }
 
+/// A key file of a batch of stores placed under its name, not yet synced
+/// into its directory: the key's index in the batch, its key file lock, its
+/// intent, and the file written.
+struct Placed<'p> {
+    index: usize,
+    key_lock: KeyFileLock,
+    pending: Pending<'p>,
+    written: EntryStat,
+}
+
 /// Refuses to store `entry` where its id or fingerprint is taken, in the
 /// order a store checks them.
 fn refuse_taken(sections: &KeySections, entry: &CryptKey) -> Result<(), Error> {
@@ -1728,25 +1806,6 @@ fn shared_error(err: Error, count: usize) -> Vec<Error> {
     errors.extend((1..count).map(|_| format_err!("{text}")));
     errors.truncate(count);
     errors
-}
-
-/// Every store of `batch` failed with `err`, of a step they share, before
-/// anything was written.
-fn each_fails(batch: &[NewKey], err: Error) -> Vec<Result<CryptKey, Error>> {
-    shared_error(err, batch.len())
-        .into_iter()
-        .map(Err)
-        .collect()
-}
-
-/// The results of a batch, each store's set.
-fn finished(results: Vec<Option<Result<CryptKey, Error>>>) -> Vec<Result<CryptKey, Error>> {
-    results
-        .into_iter()
-        .map(|result| {
-            result.unwrap_or_else(|| Err(format_err!("internal error - a store was not made")))
-        })
-        .collect()
 }
 
 /// Store refuses to write over anything but nothing or an empty file.
