@@ -2,7 +2,9 @@
 //!
 //! Built with the `failpoints` feature (test builds only), [`hit`] kills the
 //! process with SIGKILL when `$PBS_FAILPOINT` names the point reached, after
-//! announcing it on stderr. When `$PBS_PAUSEPOINT` names it, it announces
+//! announcing it on stderr: at its first hit, or at its n-th if
+//! `$PBS_FAILPOINT_HIT` is n (a point passed once per key, or once per batch
+//! of a group commit, killed in the batch or at the key a test picks). When `$PBS_PAUSEPOINT` names it, it announces
 //! that instead and waits until its stdin is closed, holding whatever locks
 //! the operation holds there (for the tests of who may run beside it).
 //! Without the feature it does nothing and compiles away.
@@ -119,7 +121,7 @@ pub fn hit(name: &str) {
             || RACE_POINTS.contains(&name),
         "unknown failpoint {name}"
     );
-    if std::env::var_os("PBS_FAILPOINT").is_some_and(|point| point == name) {
+    if std::env::var_os("PBS_FAILPOINT").is_some_and(|point| point == name) && nth_hit() {
         eprintln!("failpoint {name} reached, killing the process");
         let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
         // SIGKILL cannot be caught; this is never reached
@@ -129,6 +131,22 @@ pub fn hit(name: &str) {
         eprintln!("pausepoint {name} reached, waiting until stdin is closed");
         let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
     }
+}
+
+/// Whether this hit of the point `$PBS_FAILPOINT` names is the one that
+/// kills: the `$PBS_FAILPOINT_HIT`-th (counted from 1), the first if unset.
+#[cfg(feature = "failpoints")]
+fn nth_hit() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let hit = HITS.fetch_add(1, Ordering::SeqCst) + 1;
+    let wanted = match std::env::var("PBS_FAILPOINT_HIT") {
+        Ok(n) => n
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("$PBS_FAILPOINT_HIT is not a number: {n:?}")),
+        Err(_) => 1,
+    };
+    hit == wanted
 }
 
 /// Reached crash point `name` (no-op: built without `failpoints`).
