@@ -20,6 +20,9 @@ mod daemon;
 mod fallbacks;
 mod faults;
 mod full_disk;
+// stores of new keys in batches: a batch killed at every point, the daemon's
+// concurrent creates
+mod group_commit;
 mod hostile;
 mod lock_holders;
 mod locks;
@@ -337,6 +340,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "audit::cli_operations_fail_closed_without_a_writable_log",
         audit::cli_operations_fail_closed_without_a_writable_log,
+    ),
+    (
+        "group_commit::sigkill_in_a_batch_at_every_point",
+        group_commit::sigkill_in_a_batch_at_every_point,
+    ),
+    (
+        "group_commit::daemon_concurrent_creates_and_imports",
+        group_commit::daemon_concurrent_creates_and_imports,
     ),
 ];
 

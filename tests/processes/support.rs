@@ -21,6 +21,7 @@ pub fn worker(kind: &str) -> Command {
     let mut cmd = Command::new(exe);
     cmd.arg("__worker").arg(kind);
     cmd.env_remove("PBS_FAILPOINT");
+    cmd.env_remove("PBS_FAILPOINT_HIT");
     cmd
 }
 

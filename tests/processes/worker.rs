@@ -17,6 +17,8 @@
 //! - `hostile DIR ROOT_ONLY SEED`: the hostile `backup` user of
 //!   `hostile.rs`, swapping names in DIR for links into ROOT_ONLY until its
 //!   stdin is closed.
+//! - `batch-store DIR COUNT`: COUNT threads storing keys at once, the
+//!   batch of `group_commit.rs` ([`crate::group_commit::batch_store`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -46,6 +48,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some("hold-lock") => hold_lock(&args[1..]),
         Some("store-as-user") => store_as_user(&args[1..]),
         Some("hostile") => crate::hostile::attacker(&args[1..]),
+        Some("batch-store") => crate::group_commit::batch_store(&args[1..]),
         other => Err(anyhow::format_err!("unknown worker kind {other:?}")),
     };
     match result {
