@@ -80,7 +80,9 @@ pub fn batch_store(args: &[String]) -> Result<(), Error> {
                 })
             })
             .collect();
-        // the queue is seen here, in this process: wait for it to fill
+        // the queue is seen only in this process: wait until it holds all
+        // but the lone store (a condition polled, no time assumed; should
+        // the lone store give up on the lock, the count printed says so)
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut waiting = dir.new_key_stores_waiting();
         while waiting < count - 1 && Instant::now() < deadline {
