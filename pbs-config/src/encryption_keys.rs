@@ -659,6 +659,9 @@ impl<'a> EncryptionKeys<'a> {
             batch.iter().map(|_| None).collect();
 
         let going = self.check_new_keys(&batch, &mut sections, &key_dir, &mut results);
+        if going.is_empty() {
+            return finished(results);
+        }
         let events: Vec<Event> = going
             .iter()
             .map(|(index, _)| batch[*index].event.clone())
@@ -692,12 +695,7 @@ impl<'a> EncryptionKeys<'a> {
                 }
             }
         }
-        results
-            .into_iter()
-            .map(|result| {
-                result.unwrap_or_else(|| Err(format_err!("internal error - a store was not made")))
-            })
-            .collect()
+        finished(results)
     }
 
     /// The first step of a batch of stores ([`EncryptionKeys::store_new_keys`]):
@@ -1798,7 +1796,8 @@ fn forget_key_lock(key_dir: &DirHandle, id: &str, key_lock: KeyFileLock, err: Er
 /// `err`, of a step `count` stores shared, as one error each: the first
 /// is `err` itself (its kind kept, for a batch of one exactly a store's
 /// error), the others its text (which holds the text of each error it
-/// wraps, see `ErrorLayer`).
+/// wraps, see `ErrorLayer`). The shared steps (lock, read, intents, syncs,
+/// config write) fail with no kind the API answers by (500 for each).
 fn shared_error(err: Error, count: usize) -> Vec<Error> {
     let text = err.to_string();
     let mut errors = Vec::with_capacity(count);
@@ -1806,6 +1805,16 @@ fn shared_error(err: Error, count: usize) -> Vec<Error> {
     errors.extend((1..count).map(|_| format_err!("{text}")));
     errors.truncate(count);
     errors
+}
+
+/// The results of a batch of stores, one for each key.
+fn finished(results: Vec<Option<Result<CryptKey, Error>>>) -> Vec<Result<CryptKey, Error>> {
+    results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| Err(format_err!("internal error - a store was not made")))
+        })
+        .collect()
 }
 
 /// Store refuses to write over anything but nothing or an empty file.
