@@ -136,3 +136,349 @@ fn fail_all<T, R>(state: &mut State<T, R>, tickets: &[u64], got: usize) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+    use std::thread::{Scope, ScopedJoinHandle};
+    use std::time::{Duration, Instant};
+
+    use anyhow::Error;
+
+    use super::Batches;
+
+    /// How long a test waits for what another thread must do.
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    /// The result a correct batch gives `request`: its own, told apart
+    /// from every other request's.
+    fn answer(request: u32) -> u32 {
+        request * 10 + 7
+    }
+
+    /// Waits until `done` holds, polling, or fails the test naming `what`.
+    #[track_caller]
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The batches made, in the order they started, each held until the
+    /// test lets it go on.
+    #[derive(Default)]
+    struct Batchlog {
+        state: Mutex<(Vec<Vec<u32>>, usize)>,
+        changed: Condvar,
+    }
+
+    impl Batchlog {
+        /// A `make` that records its batch, waits until the test releases
+        /// it, and answers every request with its own result.
+        fn make(&self, batch: Vec<u32>) -> Vec<Result<u32, Error>> {
+            self.hold(&batch);
+            batch
+                .into_iter()
+                .map(|request| Ok(answer(request)))
+                .collect()
+        }
+
+        /// Records `batch` as started, then waits until it is released.
+        fn hold(&self, batch: &[u32]) {
+            let mut state = self.state.lock().unwrap();
+            let index = state.0.len();
+            state.0.push(batch.to_vec());
+            self.changed.notify_all();
+            let start = Instant::now();
+            while state.1 <= index {
+                assert!(start.elapsed() < DEADLINE, "batch {index} never released");
+                state = self.changed.wait_timeout(state, DEADLINE).unwrap().0;
+            }
+        }
+
+        /// Waits until `count` batches have started; returns them all.
+        #[track_caller]
+        fn started(&self, count: usize) -> Vec<Vec<u32>> {
+            let start = Instant::now();
+            let mut state = self.state.lock().unwrap();
+            while state.0.len() < count {
+                assert!(
+                    start.elapsed() < DEADLINE,
+                    "timed out waiting for batch {count} to start: {:?}",
+                    state.0
+                );
+                state = self.changed.wait_timeout(state, DEADLINE).unwrap().0;
+            }
+            state.0.clone()
+        }
+
+        /// Lets the oldest held batch go on.
+        fn release(&self) {
+            self.state.lock().unwrap().1 += 1;
+            self.changed.notify_all();
+        }
+
+        /// Lets every batch go on once the test fails, so that its threads
+        /// end with it (the guard lives in the scope of the threads).
+        fn released_on_failure(&self) -> impl Drop + '_ {
+            struct Guard<'a>(&'a Batchlog);
+            impl Drop for Guard<'_> {
+                fn drop(&mut self) {
+                    if std::thread::panicking() {
+                        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+                        state.1 = usize::MAX;
+                        self.0.changed.notify_all();
+                    }
+                }
+            }
+            Guard(self)
+        }
+    }
+
+    type Handle<'s> = ScopedJoinHandle<'s, Result<u32, Error>>;
+
+    /// Asks for `request` on a thread of its own; returns once the request
+    /// waits for a batch (`waiting` requests then), as the test expects.
+    #[track_caller]
+    fn ask<'s, 'e>(
+        scope: &'s Scope<'s, 'e>,
+        batches: &'e Batches<u32, u32>,
+        request: u32,
+        waiting: usize,
+        make: impl FnOnce(Vec<u32>) -> Vec<Result<u32, Error>> + Send + 's,
+    ) -> Handle<'s> {
+        let handle = scope.spawn(move || batches.make(request, make));
+        wait_until(
+            &format!("{waiting} requests wait, request {request} among them"),
+            || batches.waiting() == waiting,
+        );
+        handle
+    }
+
+    /// The text of a panic's payload.
+    fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+        match payload.downcast_ref::<&str>() {
+            Some(text) => text.to_string(),
+            None => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_lone_request_is_a_batch_of_one() {
+        let batches = Batches::<u32, u32>::default();
+        let mut made = Vec::new();
+        for request in [3, 4] {
+            let result = batches.make(request, |batch| {
+                made.push(batch.clone());
+                batch.into_iter().map(|r| Ok(answer(r))).collect()
+            });
+            assert_eq!(result.unwrap(), answer(request));
+            assert_eq!(batches.waiting(), 0);
+        }
+        assert_eq!(made, [vec![3], vec![4]]);
+    }
+
+    /// Requests that arrive while a batch is made are made together in the
+    /// next one, in the order they were asked, and each thread gets the
+    /// result of its own request.
+    #[test]
+    fn requests_arriving_meanwhile_are_made_together_in_order_each_with_its_own_result() {
+        let batches = Batches::<u32, u32>::default();
+        let log = Batchlog::default();
+        std::thread::scope(|scope| {
+            let _guard = log.released_on_failure();
+            let first = scope.spawn(|| batches.make(1, |batch| log.make(batch)));
+            assert_eq!(log.started(1), [vec![1]]);
+            let later: Vec<(u32, Handle)> = (2..=6)
+                .map(|request| {
+                    let handle = ask(scope, &batches, request, request as usize - 1, |batch| {
+                        log.make(batch)
+                    });
+                    (request, handle)
+                })
+                .collect();
+            log.release();
+            assert_eq!(first.join().unwrap().unwrap(), answer(1));
+            assert_eq!(log.started(2), [vec![1], vec![2, 3, 4, 5, 6]]);
+            assert_eq!(batches.waiting(), 0);
+            log.release();
+            for (request, handle) in later {
+                assert_eq!(handle.join().unwrap().unwrap(), answer(request));
+            }
+        });
+        assert_eq!(log.started(2).len(), 2, "one batch for all that waited");
+    }
+
+    /// Under continuous arrivals (new requests during every batch), each
+    /// request is in the first batch that starts after it asked: none waits
+    /// longer than the batch running when it asked.
+    #[test]
+    fn no_request_waits_more_than_one_batch_after_the_one_running_when_it_asked() {
+        const ROUNDS: u32 = 6;
+        const EACH: u32 = 3;
+        let batches = Batches::<u32, u32>::default();
+        let log = Batchlog::default();
+        std::thread::scope(|scope| {
+            let _guard = log.released_on_failure();
+            let mut handles = vec![(0, scope.spawn(|| batches.make(0, |batch| log.make(batch))))];
+            let mut expected = vec![vec![0]];
+            assert_eq!(log.started(1), expected);
+            for round in 0..ROUNDS {
+                // while batch `round` is made, the next requests arrive
+                let arriving: Vec<u32> = (1..=EACH).map(|n| round * EACH + n).collect();
+                for (at, &request) in arriving.iter().enumerate() {
+                    handles.push((
+                        request,
+                        ask(scope, &batches, request, at + 1, |batch| log.make(batch)),
+                    ));
+                }
+                log.release();
+                expected.push(arriving);
+                assert_eq!(log.started(expected.len()), expected, "round {round}");
+            }
+            log.release();
+            for (request, handle) in handles {
+                assert_eq!(handle.join().unwrap().unwrap(), answer(request));
+            }
+        });
+    }
+
+    /// Threads that each ask again as soon as they have their result, with
+    /// no pause: every request is made exactly once, each thread gets its
+    /// own result every time, nothing is left waiting.
+    #[test]
+    fn threads_asking_at_once_each_get_their_own_results() {
+        const THREADS: u32 = 4;
+        const EACH: u32 = 200;
+        let batches = Batches::<u32, u32>::default();
+        let made = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (batches, made) = (&batches, &made);
+                scope.spawn(move || {
+                    for n in 0..EACH {
+                        let request = thread * EACH + n;
+                        let result = batches.make(request, |batch| {
+                            made.lock().unwrap().push(batch.clone());
+                            batch.into_iter().map(|r| Ok(answer(r))).collect()
+                        });
+                        assert_eq!(result.unwrap(), answer(request));
+                    }
+                });
+            }
+        });
+        let made = made.into_inner().unwrap();
+        let mut all: Vec<u32> = made.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..THREADS * EACH).collect::<Vec<_>>());
+        assert!(made.iter().all(|batch| batch.len() <= THREADS as usize));
+        assert_eq!(batches.waiting(), 0);
+    }
+
+    /// A `make` that panics: every request of its batch fails with an
+    /// error, the panic itself reaches the thread that made the batch, and
+    /// the request that arrived meanwhile is still made, in a batch of its
+    /// own. So is a request after all that.
+    #[test]
+    fn a_batch_that_panics_fails_its_requests_and_the_next_batch_runs() {
+        let batches = Batches::<u32, u32>::default();
+        let log = Batchlog::default();
+        let panicking = |batch: Vec<u32>| -> Vec<Result<u32, Error>> {
+            log.hold(&batch);
+            panic!("make failed for {batch:?}");
+        };
+        std::thread::scope(|scope| {
+            let _guard = log.released_on_failure();
+            let first = scope.spawn(|| batches.make(1, |batch| log.make(batch)));
+            log.started(1);
+            let doomed: Vec<Handle> = (2..=4)
+                .map(|request| ask(scope, &batches, request, request as usize - 1, panicking))
+                .collect();
+            log.release();
+            assert_eq!(first.join().unwrap().unwrap(), answer(1));
+            assert_eq!(log.started(2)[1], [2, 3, 4]);
+            // arrives while the batch that will panic is made
+            let after = ask(scope, &batches, 5, 1, |batch| log.make(batch));
+            log.release();
+
+            let mut panics = Vec::new();
+            let mut errors = Vec::new();
+            for handle in doomed {
+                match handle.join() {
+                    Err(payload) => panics.push(panic_text(&*payload)),
+                    Ok(Ok(value)) => panic!("a request of a panicking batch got {value}"),
+                    Ok(Err(err)) => errors.push(format!("{err:#}")),
+                }
+            }
+            assert_eq!(panics, ["make failed for [2, 3, 4]"]);
+            assert_eq!(errors.len(), 2, "{errors:?}");
+            for text in &errors {
+                assert!(
+                    text.contains("internal error - a batch of 3 ended with 0 results"),
+                    "{text}"
+                );
+                assert!(text.contains("encryption-key verify"), "{text}");
+            }
+
+            assert_eq!(log.started(3)[2], [5]);
+            log.release();
+            assert_eq!(after.join().unwrap().unwrap(), answer(5));
+        });
+        assert_eq!(batches.waiting(), 0);
+        // nobody is left leading
+        let lone = batches.make(6, |batch| {
+            batch.into_iter().map(|r| Ok(answer(r))).collect()
+        });
+        assert_eq!(lone.unwrap(), answer(6));
+    }
+
+    /// A `make` that returns fewer or more results than its batch has
+    /// requests: each request of the batch fails (no request gets another's
+    /// result), and the next batch is made as usual.
+    #[test]
+    fn a_batch_with_the_wrong_number_of_results_fails_each_request() {
+        for got in [0, 2, 4] {
+            let batches = Batches::<u32, u32>::default();
+            let log = Batchlog::default();
+            let miscounting = |batch: Vec<u32>| -> Vec<Result<u32, Error>> {
+                log.hold(&batch);
+                (0..got).map(|n| Ok(answer(batch[0]) + n)).collect()
+            };
+            std::thread::scope(|scope| {
+                let _guard = log.released_on_failure();
+                let first = scope.spawn(|| batches.make(1, |batch| log.make(batch)));
+                log.started(1);
+                let failing: Vec<Handle> = (2..=4)
+                    .map(|request| ask(scope, &batches, request, request as usize - 1, miscounting))
+                    .collect();
+                log.release();
+                assert_eq!(first.join().unwrap().unwrap(), answer(1));
+                assert_eq!(log.started(2)[1], [2, 3, 4]);
+                let after = ask(scope, &batches, 5, 1, |batch| log.make(batch));
+                log.release();
+                for handle in failing {
+                    let text = format!("{:#}", handle.join().unwrap().unwrap_err());
+                    assert!(
+                        text.contains(&format!(
+                            "internal error - a batch of 3 ended with {got} results"
+                        )),
+                        "{got} results: {text}"
+                    );
+                }
+                assert_eq!(log.started(3)[2], [5]);
+                log.release();
+                assert_eq!(after.join().unwrap().unwrap(), answer(5));
+            });
+            // a lone request whose batch gives no result fails too
+            let lone = batches.make(9, |_| Vec::new());
+            assert!(
+                format!("{:#}", lone.unwrap_err()).contains("a batch of 1 ended with 0 results")
+            );
+        }
+    }
+}
