@@ -98,3 +98,7 @@ mod audit_ops;
 // encryption-key rotate through the CLI and the API: end to end, refusals,
 // status and abort of a stopped rotation, each step's audit record
 mod rotate;
+
+// stores of new keys by several threads at once, made in one batch (group
+// commit): the results of one after the other, a failed config write
+mod group_commit;
