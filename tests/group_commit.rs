@@ -424,6 +424,14 @@ fn a_failing_config_write_puts_every_key_of_the_batch_into_the_trash() {
         )]
     );
     let names = assert_each_in_the_trash(&dir, &results);
+    // nothing of a key that is not stored is left: not its lock file either
+    let keys = dir.config.encryption_keys();
+    for store in &FAILING {
+        assert!(
+            !keys.key_lock_path(store.id).exists(),
+            "{store:?}: its lock file is left"
+        );
+    }
 
     // one intent and one failed outcome each, by its own caller: the lone
     // store's pair, then the intents of the batch of four, then their
