@@ -626,8 +626,8 @@ impl<'a> EncryptionKeys<'a> {
     ///   written, each synced, then one sync of the key directory; one
     ///   config write with all their entries; their outcomes recorded.
     ///
-    /// A key file that cannot be written fails its key alone (its temp
-    /// file goes into the trash). A step they share that fails (the lock,
+    /// A key file that cannot be written, or whose name shows another file
+    /// once synced, fails its key alone (a temp file goes into the trash). A step they share that fails (the lock,
     /// the read, the intents, the directory's sync, the config write)
     /// fails each of them; a key file whose entry the config surely lacks
     /// then goes into the trash, as for one store. One result per key, in
@@ -736,9 +736,11 @@ impl<'a> EncryptionKeys<'a> {
     }
 
     /// The key files of a batch of stores, their intents recorded: each
-    /// written and synced and renamed to its name. A key file that cannot
-    /// be written fails its key alone (its temp file into the trash, its
-    /// entry out of `sections`). Returns the keys placed.
+    /// written and synced and renamed to its name, then one sync of the
+    /// key directory for all. A key file that cannot be written, or whose
+    /// name shows another file after the sync, fails its key alone (its
+    /// temp file into the trash, its entry out of `sections`). Returns the
+    /// keys placed, durable.
     fn place_new_key_files<'p>(
         &self,
         batch: &[NewKey],
@@ -777,16 +779,43 @@ impl<'a> EncryptionKeys<'a> {
                 }
             }
         }
-        placed
+        if placed.is_empty() {
+            return placed;
+        }
+        // one sync of the directory makes every name durable; if it fails,
+        // each key fails with its file left under its name (an orphan
+        // `verify` reports, as a store of it alone leaves it)
+        if let Err(err) = key_dir.sync() {
+            let errors = shared_error(err, placed.len());
+            for (file, err) in placed.into_iter().zip(errors) {
+                let id = batch[file.index].entry.id.as_str();
+                let err = forget_key_lock(key_dir, id, file.key_lock, err);
+                results[file.index] = Some(file.pending.done(Err(err)));
+            }
+            return Vec::new();
+        }
+        // each name still the file placed there, else that key fails alone
+        // (its error names its own key file only: the others' ids are not
+        // its caller's to see)
+        let mut kept = Vec::with_capacity(placed.len());
+        for file in placed {
+            let id = batch[file.index].entry.id.as_str();
+            match key_dir.check_placed(&key_file_name(id), &file.written) {
+                Ok(()) => kept.push(file),
+                Err(err) => {
+                    sections.remove(id);
+                    let err = forget_key_lock(key_dir, id, file.key_lock, err);
+                    results[file.index] = Some(file.pending.done(Err(err)));
+                }
+            }
+        }
+        kept
     }
 
-    /// The last step of a batch of stores: the key directory synced once
-    /// (and each placed file checked to be still there), then one config
-    /// write with every entry, and each key's outcome recorded. If the sync
-    /// or check fails, each key fails with its file left under its name (an
-    /// orphan `verify` reports, as a store of it alone leaves it); if the
-    /// config write fails, each key file the config surely lacks goes into
-    /// the trash.
+    /// The last step of a batch of stores, their key files durable under
+    /// their names: one config write with every entry, and each key's
+    /// outcome recorded. If the config write fails, each key file the
+    /// config surely lacks goes into the trash.
     fn write_new_keys_config(
         &self,
         batch: &[NewKey],
@@ -796,21 +825,9 @@ impl<'a> EncryptionKeys<'a> {
         config_lock: &EncryptionKeysLock,
         results: &mut [Option<Result<CryptKey, Error>>],
     ) {
-        let durable = key_dir.sync().and_then(|()| {
-            for file in &placed {
-                key_dir.check_placed(&key_file_name(&batch[file.index].entry.id), &file.written)?;
-            }
-            Ok(())
-        });
-        let written = match durable {
-            Ok(()) => {
-                let raw = sections.text_to_write();
-                self.write_config_text(raw, config_lock, Some("store:config"))
-                    .map_err(|err| (err, true))
-            }
-            Err(err) => Err((err, false)),
-        };
-        let (err, config_tried) = match written {
+        let raw = sections.text_to_write();
+        let written = self.write_config_text(raw, config_lock, Some("store:config"));
+        let err = match written {
             Ok(()) => {
                 self.keep_written(sections);
                 for file in placed {
@@ -819,24 +836,21 @@ impl<'a> EncryptionKeys<'a> {
                 }
                 return;
             }
-            Err(failed) => failed,
+            Err(err) => err,
         };
         let errors = shared_error(err, placed.len());
         for (file, err) in placed.into_iter().zip(errors) {
             let key = &batch[file.index];
             let id = key.entry.id.as_str();
-            let err = match config_tried {
-                false => err,
-                true => self.keep_or_trash(key_dir, &key.entry, err, |err| {
-                    self.trash_failed_store(
-                        key_dir,
-                        &key_file_name(id),
-                        &key.entry,
-                        &key.event.caller.actor,
-                        err,
-                    )
-                }),
-            };
+            let err = self.keep_or_trash(key_dir, &key.entry, err, |err| {
+                self.trash_failed_store(
+                    key_dir,
+                    &key_file_name(id),
+                    &key.entry,
+                    &key.event.caller.actor,
+                    err,
+                )
+            });
             let err = forget_key_lock(key_dir, id, file.key_lock, err);
             results[file.index] = Some(file.pending.done(Err(err)));
         }
