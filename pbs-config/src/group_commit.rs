@@ -13,7 +13,8 @@
 //! write. Every request gets its own result. Stores that arrive meanwhile
 //! wait for the batch after it, led by the first of them, so every store
 //! is in the first batch that starts after it asked (no waiter starves),
-//! and a lone store is a batch of one, exactly today's store.
+//! and a lone store is a batch of one, with the syscalls of a store made
+//! alone.
 //!
 //! Only the daemon has several stores at once to batch; a CLI process
 //! stores one key. Crash order per key is the store's, and a kill leaves at
