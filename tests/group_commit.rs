@@ -535,3 +535,72 @@ fn assert_each_in_the_trash(dir: &TestDir, results: &[Result<CryptKey, Error>]) 
     }
     names
 }
+
+/// A store refused because an earlier store of the same batch took its id
+/// or its key is told the truth when that earlier store then fails (here:
+/// the config write): not that the id exists or that the key is stored
+/// under the other id (it is in the trash, not stored), but that the other
+/// store failed and to try again. The key it asked to store, and the one
+/// it collided with, are each in the trash or nowhere, never claimed
+/// stored.
+#[test]
+fn a_store_refused_for_an_earlier_store_of_its_batch_that_failed_is_told_so() {
+    if !root_or_skip("bind-mounting the config file over itself") {
+        return;
+    }
+    let dir = TestDir::new();
+    let config_file = dir.path().join("encryption-keys.cfg");
+    dir.config
+        .encryption_keys()
+        .store_key("existing", &key_config(1))
+        .unwrap();
+
+    let pinned = Pinned::new(&config_file);
+    let results = in_one_batch(&dir.config, LEADING, &COLLIDING);
+    drop(pinned);
+
+    let [_, _, first, same_key, same_id] = &results[..] else {
+        panic!("{results:?}");
+    };
+    let first = first
+        .as_ref()
+        .expect_err("the config write fails")
+        .to_string();
+    assert!(first.contains("moved into the trash"), "{first}");
+    for (store, result) in COLLIDING[1..].iter().zip([same_key, same_id]) {
+        let text = match result {
+            Ok(entry) => panic!("{store:?} stored: {entry:?}"),
+            Err(err) => err.to_string(),
+        };
+        let what = format!("{store:?}: {text}");
+        assert!(
+            !text.contains("already stored") && !text.contains("already exists"),
+            "{what}"
+        );
+        assert!(
+            text.contains("made at the same time failed") && text.contains("try again"),
+            "{what}"
+        );
+        assert!(text.contains("'colliding'"), "{what}");
+        assert!(
+            keystore_error(result.as_ref().unwrap_err()).is_none(),
+            "{what}: no longer the refusal it was"
+        );
+    }
+    // and trying again stores them
+    let keys = dir.config.encryption_keys();
+    for store in &COLLIDING[1..] {
+        store.make(&dir.config).unwrap();
+        let loaded = keys.load_key_config(store.id, false).unwrap();
+        assert_eq!(loaded.fingerprint.unwrap().signature(), store.fingerprint());
+    }
+}
+
+/// A store, then one of the same key under another id, then one of
+/// another key under the first one's id: in one batch, the second and
+/// third are refused for the first.
+const COLLIDING: [Store; 3] = [
+    store("frank", "colliding", 51),
+    store("grace", "same-key", 51),
+    store("heidi", "colliding", 52),
+];

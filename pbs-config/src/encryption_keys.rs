@@ -620,8 +620,9 @@ impl<'a> EncryptionKeys<'a> {
     /// lock, each as a store of it alone would be made:
     /// - refused alone, before anything is written, where a store of it
     ///   alone would be: its id or fingerprint taken (an earlier key of the
-    ///   batch counts as stored), an entry the schema refuses, a file in
-    ///   its key file's place;
+    ///   batch counts as stored; if that one then fails, the refused key
+    ///   is told so, see [`Collision`]), an entry the schema refuses, a
+    ///   file in its key file's place;
     /// - the others' intents recorded, synced once; their key files
     ///   written, each synced, then one sync of the key directory; one
     ///   config write with all their entries; their outcomes recorded.
@@ -658,9 +659,10 @@ impl<'a> EncryptionKeys<'a> {
         let mut results: Vec<Option<Result<CryptKey, Error>>> =
             batch.iter().map(|_| None).collect();
 
-        let going = self.check_new_keys(&batch, &mut sections, &key_dir, &mut results);
+        let (going, collisions) =
+            self.check_new_keys(&batch, &mut sections, &key_dir, &mut results);
         if going.is_empty() {
-            return finished(results);
+            return finished(&batch, results, &collisions);
         }
         let events: Vec<Event> = going
             .iter()
@@ -695,22 +697,25 @@ impl<'a> EncryptionKeys<'a> {
                 }
             }
         }
-        finished(results)
+        finished(&batch, results, &collisions)
     }
 
     /// The first step of a batch of stores ([`EncryptionKeys::store_new_keys`]):
     /// refuses each key alone where a store of it alone would be refused
     /// (setting its result), adds the entries of the others to `sections`
     /// and takes their key file locks. Returns the keys that go on (their
-    /// index in `batch`), with their locks.
+    /// index in `batch`), with their locks, and the keys refused for one
+    /// of those.
     fn check_new_keys(
         &self,
         batch: &[NewKey],
         sections: &mut KeySections,
         key_dir: &DirHandle,
         results: &mut [Option<Result<CryptKey, Error>>],
-    ) -> Vec<(usize, KeyFileLock)> {
+    ) -> (Vec<(usize, KeyFileLock)>, Vec<Collision>) {
         let mut going = Vec::with_capacity(batch.len());
+        let mut going_ids: HashMap<&str, usize> = HashMap::new();
+        let mut collisions = Vec::new();
         for (index, key) in batch.iter().enumerate() {
             let checked = refuse_taken(sections, &key.entry).and_then(|()| {
                 // render (and so validate) its entry before any file is touched
@@ -728,11 +733,26 @@ impl<'a> EncryptionKeys<'a> {
                 locked
             });
             match checked {
-                Ok(key_lock) => going.push((index, key_lock)),
-                Err(err) => results[index] = Some(Err(err)),
+                Ok(key_lock) => {
+                    going_ids.insert(key.entry.id.as_str(), index);
+                    going.push((index, key_lock));
+                }
+                Err(err) => {
+                    let taken_by = match err.downcast_ref::<KeystoreError>() {
+                        Some(KeystoreError::AlreadyExists { id }) => going_ids.get(id.as_str()),
+                        Some(KeystoreError::DuplicateFingerprint { existing_id, .. }) => {
+                            going_ids.get(existing_id.as_str())
+                        }
+                        _ => None,
+                    };
+                    if let Some(by) = taken_by {
+                        collisions.push(Collision { index, by: *by });
+                    }
+                    results[index] = Some(Err(err));
+                }
             }
         }
-        going
+        (going, collisions)
     }
 
     /// The key files of a batch of stores, their intents recorded: each
@@ -1821,8 +1841,37 @@ fn shared_error(err: Error, count: usize) -> Vec<Error> {
     errors
 }
 
-/// The results of a batch of stores, one for each key.
-fn finished(results: Vec<Option<Result<CryptKey, Error>>>) -> Vec<Result<CryptKey, Error>> {
+/// A key of a batch of stores refused because an earlier key of the batch
+/// took its id or its fingerprint: their indexes in the batch.
+struct Collision {
+    index: usize,
+    by: usize,
+}
+
+/// The results of a batch of stores, one for each key. A key refused for
+/// an earlier key of the batch whose store then failed is told so, not
+/// that its id exists or its key is stored (neither is true then).
+fn finished(
+    batch: &[NewKey],
+    mut results: Vec<Option<Result<CryptKey, Error>>>,
+    collisions: &[Collision],
+) -> Vec<Result<CryptKey, Error>> {
+    for collision in collisions {
+        if !matches!(results[collision.by], Some(Err(_))) {
+            continue;
+        }
+        let (id, by) = (
+            &batch[collision.index].entry.id,
+            &batch[collision.by].entry.id,
+        );
+        let what = match id == by {
+            true => format!("another store of '{id}'"),
+            false => format!("the store of this key as '{by}'"),
+        };
+        results[collision.index] = Some(Err(format_err!(
+            "{what} made at the same time failed - nothing is stored for this request: try again"
+        )));
+    }
     results
         .into_iter()
         .map(|result| {
