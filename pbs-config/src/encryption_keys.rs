@@ -628,16 +628,18 @@ impl<'a> EncryptionKeys<'a> {
     ///   config write with all their entries; their outcomes recorded.
     ///
     /// A key file that cannot be written, or whose name shows another file
-    /// once synced, fails its key alone (a temp file goes into the trash). A step they share that fails (the lock,
-    /// the read, the intents, the directory's sync, the config write)
-    /// fails each of them; a key file whose entry the config surely lacks
-    /// then goes into the trash, as for one store. One result per key, in
-    /// order.
+    /// once synced, fails its key alone (a temp file goes into the trash).
+    /// A step they share that fails (the lock, the read, the intents, the
+    /// directory's sync, the config write) fails each of them; a key file
+    /// whose entry the config surely lacks then goes into the trash, as
+    /// for one store. One result per key, in order.
     ///
     /// # Locking
     ///
     /// Takes the config lock, then the key file lock of each key (ids
-    /// differ: a second key of an id is refused as taken before its lock).
+    /// differ: a second key of an id is refused as taken before its lock),
+    /// each waited for as long as this view's lock timeout says (the
+    /// leader's, for every store of the batch).
     fn store_new_keys(&self, batch: Vec<NewKey>) -> Vec<Result<CryptKey, Error>> {
         let shared = (|| {
             // the first store into a fresh config dir creates it
