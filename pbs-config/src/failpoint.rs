@@ -3,9 +3,10 @@
 //! Built with the `failpoints` feature (test builds only), [`hit`] kills the
 //! process with SIGKILL when `$PBS_FAILPOINT` names the point reached, after
 //! announcing it on stderr: at its first hit, or at its n-th if
-//! `$PBS_FAILPOINT_HIT` is n (a point passed once per key, or once per batch
-//! of a group commit, killed in the batch or at the key a test picks). When `$PBS_PAUSEPOINT` names it, it announces
-//! that instead and waits until its stdin is closed, holding whatever locks
+//! `$PBS_FAILPOINT_HIT` is n (a point passed once per key, or once per
+//! batch of a group commit, killed in the batch or at the key a test
+//! picks). When `$PBS_PAUSEPOINT` names it, it announces that instead and
+//! waits until its stdin is closed, holding whatever locks
 //! the operation holds there (for the tests of who may run beside it).
 //! Without the feature it does nothing and compiles away.
 //!
