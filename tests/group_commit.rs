@@ -604,3 +604,156 @@ const COLLIDING: [Store; 3] = [
     store("grace", "same-key", 51),
     store("heidi", "colliding", 52),
 ];
+
+// Review of the group commit (stop 37): what a batch tells a caller about
+// the stores made beside its own, and how long a store waits for a batch.
+
+/// [`Store::make`] with `timeout` as the view's lock timeout.
+fn make_with_timeout(
+    store: &Store,
+    config: &ConfigDir,
+    timeout: Duration,
+) -> Result<CryptKey, Error> {
+    let caller = Caller::api(store.actor().parse().unwrap(), CLIENT.parse().unwrap());
+    config
+        .with_caller(caller)
+        .lock_timeout(timeout)
+        .encryption_keys()
+        .store_key(store.id, &key_config(store.seed))
+}
+
+/// The stores of a batch whose config write fails: the first key of the
+/// batch, then the same key under another id, then another key under the
+/// first key's id. One after the other, each fails its config write (its
+/// key goes into the trash); none is refused, for nothing is stored.
+const REFUSING_LEADING: [Store; 2] = [store("pat", "lead-one", 50), store("quinn", "lead-two", 51)];
+const REFUSING: [Store; 3] = [
+    store("alice", "one", 52),
+    // the same key as alice's, under another id
+    store("bob", "two", 52),
+    // another key under alice's id
+    store("carol", "one", 53),
+];
+
+/// A store refused within a batch because of an earlier key of the same
+/// batch (its id taken, or its key stored under another id) is told that
+/// key is stored. That must hold once the batch is done: here the earlier
+/// key's store fails (the config write fails, a bind mount over the config
+/// file), and yet the later ones are refused naming it, "a key with
+/// fingerprint ... is already stored as 'one'", while the store has no
+/// key 'one'. One after the other, they would fail as the first did, each
+/// key into the trash. An import so refused tells its caller the key is
+/// safe in the store when it is not (north star: the caller may discard
+/// the only copy). Also: an error of the step the batch shares names no
+/// other caller's key.
+#[test]
+fn a_refusal_for_an_earlier_key_of_the_batch_names_only_a_key_that_is_stored() {
+    if !root_or_skip("bind-mounting the config file over itself") {
+        return;
+    }
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("existing", &key_config(1)).unwrap();
+    let config_file = dir.path().join("encryption-keys.cfg");
+
+    let pinned = Pinned::new(&config_file);
+    let results = in_one_batch(&dir.config, REFUSING_LEADING, &REFUSING);
+    drop(pinned);
+
+    let stored: Vec<String> = listed(&dir).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(stored, ["existing"]);
+    let all: Vec<&Store> = REFUSING_LEADING.iter().chain(&REFUSING).collect();
+    let mut told_stored = Vec::new();
+    for (store, result) in all.iter().zip(&results) {
+        let err = match result {
+            Ok(entry) => panic!("{store:?} stored with its config write failing: {entry:?}"),
+            Err(err) => err,
+        };
+        let text = format!("{err:#}");
+        let named = match keystore_error(err) {
+            Some(KeystoreError::AlreadyExists { id }) => Some(id.clone()),
+            Some(KeystoreError::DuplicateFingerprint { existing_id, .. }) => {
+                Some(existing_id.clone())
+            }
+            _ => None,
+        };
+        match named {
+            Some(id) if !stored.contains(&id) => {
+                told_stored.push(format!("{} was told '{id}' is stored: {text}", store.who))
+            }
+            Some(_) => {}
+            // a failure of the step the batch shares: it names its own
+            // key, no other caller's
+            None => {
+                for other in all.iter().filter(|other| other.id != store.id) {
+                    assert!(
+                        !text.contains(&format!("'{}'", other.id)),
+                        "{store:?}: its error names {other:?}'s key: {text}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        told_stored.is_empty(),
+        "refused for a key of the batch that is not stored (the store lists {stored:?}):\n{}",
+        told_stored.join("\n")
+    );
+}
+
+/// How long the test below waits for a store whose lock timeout is
+/// [`IMPATIENT`] to give up: far longer than that, far shorter than the
+/// lock timeout of the stores before it ([`DEADLINE`]).
+const GIVE_UP_DEADLINE: Duration = Duration::from_secs(30);
+const IMPATIENT: Duration = Duration::from_millis(200);
+
+/// A store that waits for a batch while the config lock is held elsewhere
+/// gives up after its own lock timeout, as a store alone does, its error
+/// naming the lock file. Here the batch before it is led by a store with a
+/// far longer lock timeout: the waiting store waits for that batch, with no
+/// bound of its own (`Batches::make` waits on its condition variable
+/// without a timeout), so it waits as long as the leader's timeout, then
+/// its own. The 10 s lock timeout bounds the lock waits of a batch, not a
+/// store's wait for the batch before its own.
+#[test]
+fn a_store_waiting_for_a_batch_gives_up_after_its_own_lock_timeout() {
+    let dir = TestDir::new();
+    let config = &dir.config;
+    let impatient = store("ivan", "impatient", 62);
+    let lock = config.encryption_keys().lock_config().unwrap();
+    std::thread::scope(|scope| {
+        let patient: Vec<_> = [store("pat", "lead-one", 60), store("quinn", "lead-two", 61)]
+            .into_iter()
+            .map(|store| scope.spawn(move || store.make(config)))
+            .collect();
+        wait_until("one store leads a batch and one waits", || {
+            config.new_key_stores_waiting() == 1
+        });
+        let (gave_up, given_up) = std::sync::mpsc::channel();
+        let waiting = scope.spawn(move || {
+            let result = make_with_timeout(&impatient, config, IMPATIENT);
+            let _ = gave_up.send(());
+            result
+        });
+        wait_until("the impatient store waits for the next batch", || {
+            config.new_key_stores_waiting() == 2
+        });
+        let in_time = given_up.recv_timeout(GIVE_UP_DEADLINE).is_ok();
+        drop(lock);
+        let result = waiting.join().unwrap();
+        assert!(
+            in_time,
+            "a store with a lock timeout of {IMPATIENT:?} still waited after {GIVE_UP_DEADLINE:?} \
+             (for the batch before its own); once the lock was let go it gave {:?}",
+            result.as_ref().map(|entry| &entry.id)
+        );
+        let text = format!("{:#}", result.unwrap_err());
+        assert!(
+            text.contains(".encryption-keys.lck") && text.contains("timed out"),
+            "{text}"
+        );
+        for handle in patient {
+            handle.join().unwrap().unwrap();
+        }
+    });
+}
