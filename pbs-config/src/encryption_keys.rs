@@ -1866,9 +1866,11 @@ fn finished(
             &batch[collision.index].entry.id,
             &batch[collision.by].entry.id,
         );
+        // naming no other id than its own: the other store was another
+        // caller's, and it stored nothing
         let what = match id == by {
             true => format!("another store of '{id}'"),
-            false => format!("the store of this key as '{by}'"),
+            false => "a store of this key under another id".to_string(),
         };
         results[collision.index] = Some(Err(format_err!(
             "{what} made at the same time failed - nothing is stored for this request: try again"
