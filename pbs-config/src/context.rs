@@ -145,10 +145,28 @@ impl ConfigDir {
     /// `caller`. The daemon makes one per request, the CLI one per run.
     pub fn with_caller(&self, caller: Caller) -> Self {
         Self {
+            caller: Some(caller),
+            ..self.view()
+        }
+    }
+
+    /// This config dir, acting for the same caller, waiting at most
+    /// `timeout` for each lock (a batch of stores waits until the first
+    /// deadline of its stores).
+    pub(crate) fn waiting_at_most(&self, timeout: Duration) -> Self {
+        Self {
+            lock_timeout: timeout,
+            ..self.view()
+        }
+    }
+
+    /// The same config dir, policy, caller and caches.
+    fn view(&self) -> Self {
+        Self {
             base: self.base.clone(),
             ownership: self.ownership,
             lock_timeout: self.lock_timeout,
-            caller: Some(caller),
+            caller: self.caller.clone(),
             audited: self.audited,
             keys_cache: Arc::clone(&self.keys_cache),
             written_keys: Arc::clone(&self.written_keys),

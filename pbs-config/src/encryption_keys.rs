@@ -36,6 +36,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Error, bail, format_err};
 use zeroize::{Zeroize, Zeroizing};
@@ -53,7 +54,8 @@ use crate::audit::{Event, Op, Pending};
 use crate::cache::{read_config, read_config_text};
 use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
 use crate::files::{
-    ENCRYPTION_KEYS_CFG, KEY_DIR_NAME, KEY_FILE_CLASS, key_file_name, key_lock_name,
+    ENCRYPTION_KEYS_CFG, ENCRYPTION_KEYS_LOCK, KEY_DIR_NAME, KEY_FILE_CLASS, key_file_name,
+    key_lock_name,
 };
 use crate::lock::KeyFileLock;
 use crate::trash::{self, Trash, TrashReason, TrashRecord};
@@ -604,15 +606,30 @@ impl<'a> EncryptionKeys<'a> {
         check_key_id(id)?;
         check_hint(key_config)?;
         let fingerprint = key_fingerprint(key_config)?;
+        let timeout = self.dir.get_lock_timeout();
         let new_key = NewKey {
             entry: self.entry_for(id, key_config, fingerprint, None),
             key_file: Zeroizing::new(key_config.to_json()?.into_bytes()),
             event: self.dir.audit_event(op).id(id).fingerprint(fingerprint),
+            deadline: Instant::now() + timeout,
         };
-        // with the stores of other threads waiting at the same time, if any
+        // with the stores of other threads waiting at the same time, if any;
+        // waiting for a batch counts in the lock timeout, as a wait in the
+        // lock's queue does
+        let timed_out = || {
+            format_err!(
+                "unable to acquire lock {:?} - timed out after {:.1}s - other requests of this \
+                 process held the lock or waited for it first",
+                self.dir.path(ENCRYPTION_KEYS_LOCK.name),
+                timeout.as_secs_f64()
+            )
+        };
+        let deadline = new_key.deadline;
         self.dir
             .new_keys
-            .make(new_key, |batch| self.store_new_keys(batch))
+            .make(new_key, deadline, timed_out, |batch| {
+                self.store_new_keys(batch)
+            })
     }
 
     /// The stores of `batch` (new keys, in the order they were asked; see
@@ -638,13 +655,23 @@ impl<'a> EncryptionKeys<'a> {
     ///
     /// Takes the config lock, then the key file lock of each key (ids
     /// differ: a second key of an id is refused as taken before its lock),
-    /// each waited for as long as this view's lock timeout says (the
-    /// leader's, for every store of the batch).
+    /// the config lock waited for until the first deadline of the batch's
+    /// stores (each its caller's lock timeout from when it asked), each
+    /// key file lock as long as this view's lock timeout says.
     fn store_new_keys(&self, batch: Vec<NewKey>) -> Vec<Result<CryptKey, Error>> {
         let shared = (|| {
             // the first store into a fresh config dir creates it
             let base = self.dir.open_base_or_create()?;
-            let config_lock = self.lock_config()?;
+            // no store of the batch waits for the lock past its deadline
+            let first_deadline = batch.iter().map(|key| key.deadline).min();
+            let left = first_deadline.map_or(Duration::ZERO, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            let config_lock = self
+                .dir
+                .waiting_at_most(left)
+                .encryption_keys()
+                .lock_config()?;
             let sections = self.sections_locked(&config_lock, None)?;
             let key_dir = self.ensure_key_dir(&base)?;
             Ok((config_lock, sections, key_dir))
@@ -1778,12 +1805,14 @@ fn missing_key_file(path: &Path) -> Error {
 }
 
 /// A new key to store, as a batch of stores takes it
-/// ([`crate::group_commit`]): its config entry, its key file's bytes and
-/// the audit event of its store (which names who asked).
+/// ([`crate::group_commit`]): its config entry, its key file's bytes, the
+/// audit event of its store (which names who asked) and its deadline.
 pub(crate) struct NewKey {
     entry: CryptKey,
     key_file: Zeroizing<Vec<u8>>,
     event: Event,
+    /// Until when its caller waits for the config lock.
+    deadline: Instant,
 }
 
 /// A key file of a batch of stores placed under its name, not yet synced

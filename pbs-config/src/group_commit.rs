@@ -14,7 +14,9 @@
 //! wait for the batch after it, led by the first of them, so every store
 //! is in the first batch that starts after it asked (no waiter starves),
 //! and a lone store is a batch of one, with the syscalls of a store made
-//! alone.
+//! alone. The wait for a batch counts in a store's lock timeout: a store
+//! still waiting at its deadline leaves the queue and fails, and a batch
+//! waits for the config lock only until the first deadline of its stores.
 //!
 //! Only the daemon has several stores at once to batch; a CLI process
 //! stores one key. Crash order per key is the store's, and a kill leaves at
@@ -24,6 +26,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use anyhow::{Error, format_err};
 
@@ -61,9 +64,16 @@ impl<T, R> Batches<T, R> {
     /// leads the batch (`make` gets every request waiting, this one among
     /// them, in the order they were asked, and returns one result each, in
     /// that order), or waits for the thread that does.
+    ///
+    /// A request still waiting for a batch to take it at `deadline` leaves
+    /// the queue and fails with `timed_out()`; one taken into a batch gets
+    /// that batch's result (`make` must not wait past the first deadline
+    /// of its requests).
     pub(crate) fn make(
         &self,
         request: T,
+        deadline: Instant,
+        timed_out: impl FnOnce() -> Error,
         make: impl FnOnce(Vec<T>) -> Vec<Result<R, Error>>,
     ) -> Result<R, Error> {
         let mut state = self.lock();
@@ -77,7 +87,21 @@ impl<T, R> Batches<T, R> {
             if !state.leading {
                 break;
             }
-            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                if let Some(at) = state.waiting.iter().position(|(t, _)| *t == ticket) {
+                    state.waiting.remove(at);
+                    return Err(timed_out());
+                }
+                // in the batch being made: its result comes with it
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         // lead: every request waiting now, this one among them
         state.leading = true;
@@ -150,6 +174,16 @@ mod tests {
 
     /// How long a test waits for what another thread must do.
     const DEADLINE: Duration = Duration::from_secs(60);
+
+    /// A deadline no request of these tests reaches.
+    fn far() -> Instant {
+        Instant::now() + 10 * DEADLINE
+    }
+
+    /// The error of a request whose deadline passed: never, with [`far`].
+    fn unused() -> Error {
+        anyhow::format_err!("a request of this test timed out")
+    }
 
     /// The result a correct batch gives `request`: its own, told apart
     /// from every other request's.
@@ -250,7 +284,7 @@ mod tests {
         waiting: usize,
         make: impl FnOnce(Vec<u32>) -> Vec<Result<u32, Error>> + Send + 's,
     ) -> Handle<'s> {
-        let handle = scope.spawn(move || batches.make(request, make));
+        let handle = scope.spawn(move || batches.make(request, far(), unused, make));
         wait_until(
             &format!("{waiting} requests wait, request {request} among them"),
             || batches.waiting() == waiting,
@@ -274,7 +308,7 @@ mod tests {
         let batches = Batches::<u32, u32>::default();
         let mut made = Vec::new();
         for request in [3, 4] {
-            let result = batches.make(request, |batch| {
+            let result = batches.make(request, far(), unused, |batch| {
                 made.push(batch.clone());
                 batch.into_iter().map(|r| Ok(answer(r))).collect()
             });
@@ -293,7 +327,7 @@ mod tests {
         let log = Batchlog::default();
         std::thread::scope(|scope| {
             let _guard = log.released_on_failure();
-            let first = scope.spawn(|| batches.make(1, |batch| log.make(batch)));
+            let first = scope.spawn(|| batches.make(1, far(), unused, |batch| log.make(batch)));
             assert_eq!(log.started(1), [vec![1]]);
             let later: Vec<(u32, Handle)> = (2..=6)
                 .map(|request| {
@@ -315,6 +349,39 @@ mod tests {
         assert_eq!(log.started(2).len(), 2, "one batch for all that waited");
     }
 
+    /// A request still waiting for a batch at its deadline leaves the
+    /// queue and fails with its own timeout error, and the next batch runs
+    /// without it; a request taken into a batch before its deadline gets
+    /// that batch's result, however long the batch takes.
+    #[test]
+    fn a_request_waiting_past_its_deadline_leaves_but_one_in_a_batch_stays() {
+        let batches = Batches::<u32, u32>::default();
+        let log = Batchlog::default();
+        std::thread::scope(|scope| {
+            let _guard = log.released_on_failure();
+            let soon = Instant::now() + Duration::from_millis(200);
+            let (batches, log) = (&batches, &log);
+            let first = scope.spawn(move || batches.make(1, soon, unused, |batch| log.make(batch)));
+            assert_eq!(log.started(1), [vec![1]]);
+            let patient = ask(scope, batches, 3, 1, |batch| log.make(batch));
+            let impatient = batches.make(
+                2,
+                Instant::now() + Duration::from_millis(200),
+                || anyhow::format_err!("request 2 timed out"),
+                |batch| log.make(batch),
+            );
+            // 2 gave up while the batch of 1 was held past both deadlines
+            assert_eq!(impatient.unwrap_err().to_string(), "request 2 timed out");
+            assert!(Instant::now() >= soon);
+            assert_eq!(batches.waiting(), 1, "3 waits on");
+            log.release();
+            assert_eq!(first.join().unwrap().unwrap(), answer(1));
+            assert_eq!(log.started(2), [vec![1], vec![3]]);
+            log.release();
+            assert_eq!(patient.join().unwrap().unwrap(), answer(3));
+        });
+    }
+
     /// Under continuous arrivals (new requests during every batch), each
     /// request is in the first batch that starts after it asked: none waits
     /// longer than the batch running when it asked.
@@ -326,7 +393,10 @@ mod tests {
         let log = Batchlog::default();
         std::thread::scope(|scope| {
             let _guard = log.released_on_failure();
-            let mut handles = vec![(0, scope.spawn(|| batches.make(0, |batch| log.make(batch))))];
+            let mut handles = vec![(
+                0,
+                scope.spawn(|| batches.make(0, far(), unused, |batch| log.make(batch))),
+            )];
             let mut expected = vec![vec![0]];
             assert_eq!(log.started(1), expected);
             for round in 0..ROUNDS {
@@ -364,7 +434,7 @@ mod tests {
                 scope.spawn(move || {
                     for n in 0..EACH {
                         let request = thread * EACH + n;
-                        let result = batches.make(request, |batch| {
+                        let result = batches.make(request, far(), unused, |batch| {
                             made.lock().unwrap().push(batch.clone());
                             batch.into_iter().map(|r| Ok(answer(r))).collect()
                         });
@@ -395,7 +465,7 @@ mod tests {
         };
         std::thread::scope(|scope| {
             let _guard = log.released_on_failure();
-            let first = scope.spawn(|| batches.make(1, |batch| log.make(batch)));
+            let first = scope.spawn(|| batches.make(1, far(), unused, |batch| log.make(batch)));
             log.started(1);
             let doomed: Vec<Handle> = (2..=4)
                 .map(|request| ask(scope, &batches, request, request as usize - 1, panicking))
@@ -432,7 +502,7 @@ mod tests {
         });
         assert_eq!(batches.waiting(), 0);
         // nobody is left leading
-        let lone = batches.make(6, |batch| {
+        let lone = batches.make(6, far(), unused, |batch| {
             batch.into_iter().map(|r| Ok(answer(r))).collect()
         });
         assert_eq!(lone.unwrap(), answer(6));
@@ -452,7 +522,7 @@ mod tests {
             };
             std::thread::scope(|scope| {
                 let _guard = log.released_on_failure();
-                let first = scope.spawn(|| batches.make(1, |batch| log.make(batch)));
+                let first = scope.spawn(|| batches.make(1, far(), unused, |batch| log.make(batch)));
                 log.started(1);
                 let failing: Vec<Handle> = (2..=4)
                     .map(|request| ask(scope, &batches, request, request as usize - 1, miscounting))
@@ -476,7 +546,7 @@ mod tests {
                 assert_eq!(after.join().unwrap().unwrap(), answer(5));
             });
             // a lone request whose batch gives no result fails too
-            let lone = batches.make(9, |_| Vec::new());
+            let lone = batches.make(9, far(), unused, |_| Vec::new());
             assert!(
                 format!("{:#}", lone.unwrap_err()).contains("a batch of 1 ended with 0 results")
             );
