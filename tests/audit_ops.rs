@@ -10,20 +10,10 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use pbs_test_kit::access::{add_token, add_user, grant};
+use pbs_test_kit::dirs::audit_log_json;
 use pbs_test_kit::https::{Client, form_body, urlencode};
 use pbs_test_kit::manager::push_job_args;
 use pbs_test_kit::{ApiDaemon, Manager, Run, Sandbox, key_config};
-
-/// The audit log of the store in `dir`, one JSON value per record.
-fn records(dir: &Path) -> Vec<Value> {
-    match std::fs::read_to_string(dir.join("encryption-keys/.audit/log")) {
-        Ok(text) => text
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
 
 /// Who is expected to act.
 struct Actor {
@@ -63,7 +53,7 @@ impl<'a> Log<'a> {
     fn new(dir: &'a Path) -> Self {
         Self {
             dir,
-            seen: records(dir).len(),
+            seen: audit_log_json(dir).len(),
         }
     }
 
@@ -72,7 +62,7 @@ impl<'a> Log<'a> {
     /// intents.
     #[track_caller]
     fn pairs(&mut self, who: &Actor, what: &str) -> Vec<Value> {
-        let all = records(self.dir);
+        let all = audit_log_json(self.dir);
         let new = all[self.seen..].to_vec();
         self.seen = all.len();
         assert!(
@@ -124,7 +114,7 @@ impl<'a> Log<'a> {
     /// Nothing was recorded since the last check (a refusal).
     #[track_caller]
     fn nothing(&mut self, what: &str) {
-        let all = records(self.dir);
+        let all = audit_log_json(self.dir);
         assert_eq!(all.len(), self.seen, "{what}: {:#?}", &all[self.seen..]);
     }
 }
@@ -274,7 +264,7 @@ fn cli_keys_leaving_the_store(cli: &Cli, log: &mut Log, created_fp: &str) -> Str
     assert_eq!(run.code, 0, "{run:?}");
     log.one(&cli.who, "paperkey", &["k-one"], Some(&[created_fp]));
     // the paper carries the checkpoint signed after its own record
-    let size = records(cli.dir()).len() - 1;
+    let size = audit_log_json(cli.dir()).len() - 1;
     assert!(
         run.stdout.contains(&format!("\n  {size}\n")),
         "{}",
@@ -489,7 +479,7 @@ fn cli_trash_purges(cli: &Cli, log: &mut Log, pass: &str) {
 fn cli_sync_job_keys(cli: &Cli, log: &mut Log, created_fp: &str) {
     cli.ok(&push_job_args("job1", "k-one"));
     log.one(&cli.who, "sync-job-keys", &["k-one"], Some(&[created_fp]));
-    let job = records(cli.dir()).last().unwrap()["job"].clone();
+    let job = audit_log_json(cli.dir()).last().unwrap()["job"].clone();
     assert_eq!(job, "job1");
     cli.refused(&[
         "sync-job",
@@ -924,7 +914,7 @@ fn an_export_bundle_carries_a_checkpoint_that_proves_the_log_up_to_its_export() 
     // the checkpoint signed right after the export's own intent (line 5)
     let checkpoint = bundle_checkpoint(&bundle);
     assert_eq!(checkpoint.lines().nth(1), Some("5"), "{checkpoint}");
-    let all = records(dir);
+    let all = audit_log_json(dir);
     assert_eq!(all.len(), 6);
     assert_eq!(all[4]["op"], "export");
     assert_eq!(all[4]["phase"], "intent");
@@ -1035,7 +1025,7 @@ fn limit_lists_the_newest_records() {
     for id in ["open-1", "hidden"] {
         keys.archive_key(id, None).unwrap();
     }
-    let all = seqs_of(&Value::Array(records(dir.path())));
+    let all = seqs_of(&Value::Array(audit_log_json(dir.path())));
     assert_eq!(all.len(), 10, "{all:?}");
 
     let cli = Manager::new(dir.path());
@@ -1103,7 +1093,7 @@ fn since_at_or_after_until_is_refused_in_the_same_words() {
                 .store_key("key-1", &key_config(91))
                 .unwrap();
         }
-        let time = records(dir.path())
+        let time = audit_log_json(dir.path())
             .first()
             .map_or(1000, |record| record["time"].as_i64().unwrap());
         for (since, until) in [(time, time), (time + 1, time)] {
@@ -1119,7 +1109,7 @@ fn since_at_or_after_until_is_refused_in_the_same_words() {
             assert_eq!(answer.status, 400, "{}", answer.body);
             assert!(answer.body.contains(why), "{}", answer.body);
         }
-        let of_the_second: Vec<Value> = records(dir.path())
+        let of_the_second: Vec<Value> = audit_log_json(dir.path())
             .into_iter()
             .filter(|record| record["time"] == time)
             .collect();
@@ -1177,7 +1167,7 @@ fn before_seq_reads_every_record_once_in_batches() {
             keys.unarchive_key(id, None).unwrap();
         }
     }
-    let log = records(dir.path());
+    let log = audit_log_json(dir.path());
     assert_eq!(log.len(), 42);
     assert!(
         log.windows(2)

@@ -18,6 +18,7 @@ use pbs_config::audit::Caller;
 use pbs_config::trash::{TrashEntry, TrashReason};
 use pbs_config::{ConfigDir, KeystoreError};
 
+use pbs_test_kit::dirs::audit_log_json;
 use pbs_test_kit::privileges::root_or_skip;
 use pbs_test_kit::{TestDir, key_config};
 
@@ -100,17 +101,6 @@ fn in_one_batch(
         drop(lock);
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     })
-}
-
-/// The audit log of the store in `dir`, one JSON value per record.
-fn records(dir: &Path) -> Vec<Value> {
-    match std::fs::read_to_string(dir.join("encryption-keys/.audit/log")) {
-        Ok(text) => text
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 fn text(value: &Value, field: &str) -> String {
@@ -205,7 +195,7 @@ fn listed(dir: &TestDir) -> Vec<(String, String)> {
 #[test]
 fn a_batch_gives_the_results_of_the_same_stores_one_after_the_other() {
     let batched = prepared();
-    let before = records(batched.path()).len();
+    let before = audit_log_json(batched.path()).len();
     let results = in_one_batch(&batched.config, LEADING, &STORES);
 
     let one_by_one = prepared();
@@ -225,12 +215,12 @@ fn a_batch_gives_the_results_of_the_same_stores_one_after_the_other() {
     assert_each_result(&results, batched.path());
     assert_stored(&batched);
     assert_eq!(listed(&one_by_one), listed(&batched));
-    let log = records(batched.path())[before..].to_vec();
+    let log = audit_log_json(batched.path())[before..].to_vec();
     assert_batch_records(&log, &results);
 
     // one after the other: the same records, each intent followed by its
     // outcome
-    let sequential = records(one_by_one.path())[before..].to_vec();
+    let sequential = audit_log_json(one_by_one.path())[before..].to_vec();
     for pair in sequential.chunks(2) {
         assert_eq!(text(&pair[0], "phase"), "intent", "{pair:#?}");
         assert_eq!(pair[1]["intent"], pair[0]["seq"], "{pair:#?}");
@@ -409,7 +399,7 @@ fn a_failing_config_write_puts_every_key_of_the_batch_into_the_trash() {
     keys.store_key("existing", &key_config(1)).unwrap();
     let config_file = dir.path().join("encryption-keys.cfg");
     let config_before = std::fs::read(&config_file).unwrap();
-    let before = records(dir.path()).len();
+    let before = audit_log_json(dir.path()).len();
 
     let pinned = Pinned::new(&config_file);
     let results = all_at_once(&dir.config, &FAILING);
@@ -436,7 +426,7 @@ fn a_failing_config_write_puts_every_key_of_the_batch_into_the_trash() {
     // one intent and one failed outcome each, by its own caller: the lone
     // store's pair, then the intents of the batch of four, then their
     // outcomes
-    let log = records(dir.path())[before..].to_vec();
+    let log = audit_log_json(dir.path())[before..].to_vec();
     assert_eq!(log.len(), 2 * FAILING.len(), "{log:#?}");
     let phases: Vec<String> = log.iter().map(|r| text(r, "phase")).collect();
     let batch = FAILING.len() - 1;

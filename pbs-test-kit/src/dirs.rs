@@ -215,3 +215,15 @@ pub fn copy_configdir_example(target: &Path) -> serde_json::Value {
     }
     expect
 }
+
+/// The audit log of the store in the config dir `dir`, one JSON value per
+/// record as written (none without a log).
+pub fn audit_log_json(dir: &Path) -> Vec<serde_json::Value> {
+    match std::fs::read_to_string(dir.join("encryption-keys/.audit/log")) {
+        Ok(text) => text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("an audit record is JSON"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}

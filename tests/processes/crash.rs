@@ -8,7 +8,7 @@ use std::path::Path;
 
 use pbs_api_types::Fingerprint;
 use pbs_config::ConfigDir;
-use pbs_config::audit::{AuditLog, AuditReport, StoreState, Unfinished, VerifyOptions};
+use pbs_config::audit::{StoreState, Unfinished};
 use pbs_config::failpoint::{AUDIT_POINTS, OUTPUT_POINTS, POINTS};
 use pbs_config::verify::FindingKind;
 use pbs_key_config::KeyConfig;
@@ -16,8 +16,8 @@ use pbs_key_config::KeyConfig;
 use pbs_test_kit::{Manager, key_config};
 
 use crate::support::{
-    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, context,
-    killed_by_sigkill, run_killed_at, run_worker, worker,
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, audit_verify,
+    context, killed_by_sigkill, repair_after_crash, run_killed_at, run_worker, worker,
 };
 
 /// For each crash point: prepare a store, run the operation in a child with
@@ -49,18 +49,6 @@ pub fn sigkill_at_every_crash_point() {
             check_crash_point(op, point);
         }
     }
-}
-
-fn audit_verify(config: &ConfigDir, repair: bool) -> AuditReport {
-    AuditLog::open_existing(config)
-        .unwrap()
-        .expect("an audit log")
-        .syslog_socket(None)
-        .verify(&VerifyOptions {
-            repair,
-            ..Default::default()
-        })
-        .unwrap()
 }
 
 /// Where the key with `fingerprint` is: `(in the store, in the trash)`.
@@ -108,20 +96,7 @@ fn check_crash_point(op: &str, point: &str) {
     assert_crash_leftovers_only(&report, point);
     assert!(leftovers.len() <= 2, "{point}: {:#?}", report.findings);
 
-    // reconcile the log (before the store's repair records its own
-    // changes to the same key), then repair the store
-    let audit_repaired = audit_verify(&config, true);
-    assert!(audit_repaired.is_clean(), "{point}: {audit_repaired:#?}");
-    let repaired = config.verify(true).unwrap();
-    assert_clean(&repaired, point);
-    assert_eq!(repaired.repaired.len(), leftovers.len(), "{point}");
-    let audit_again = audit_verify(&config, false);
-    assert!(
-        audit_again.is_clean() && audit_again.notices.is_empty(),
-        "{point}: {audit_again:#?}"
-    );
-    // the invariant: every config entry has its key file and fingerprint
-    assert_every_listed_key_loads(&config);
+    let repaired = repair_after_crash(&config, leftovers.len(), point);
 
     let keys = config.encryption_keys();
     let (list, _) = keys.list_keys(true).unwrap();

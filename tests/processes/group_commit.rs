@@ -22,7 +22,7 @@ use serde_json::json;
 
 use pbs_api_types::{Authid, Fingerprint};
 use pbs_config::ConfigDir;
-use pbs_config::audit::{AuditLog, AuditReport, Caller, Phase, Record, StoreState, VerifyOptions};
+use pbs_config::audit::{Caller, Phase, Record, StoreState};
 use pbs_config::verify::FindingKind;
 use pbs_key_config::KeyConfig;
 use pbs_test_kit::{Sandbox, key_config};
@@ -30,7 +30,7 @@ use pbs_test_kit::{Sandbox, key_config};
 use crate::daemon::{admin_token, request, start_daemon};
 use crate::support::{
     assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, audit_records,
-    context, killed_by_sigkill, worker,
+    audit_verify, context, killed_by_sigkill, repair_after_crash, worker,
 };
 
 /// How many stores the batch under test holds.
@@ -230,18 +230,6 @@ fn run_batch(dir: &Path, kill: Option<(&str, usize)>) -> Output {
     }
 }
 
-fn audit_verify(config: &ConfigDir, repair: bool) -> AuditReport {
-    AuditLog::open_existing(config)
-        .unwrap()
-        .expect("an audit log")
-        .syslog_socket(None)
-        .verify(&VerifyOptions {
-            repair,
-            ..Default::default()
-        })
-        .unwrap()
-}
-
 /// The worker's thread that stored the key of `record` (an intent), checked
 /// to be the one whose id, key and caller the record names.
 fn thread_of(record: &Record, context: &str) -> usize {
@@ -403,17 +391,7 @@ fn check_batch(kill: Option<(&str, usize)>, stage: Stage) {
     assert_the_log_tells_what_happened(&config, stage, what);
     let leftovers = assert_crash_leftovers(&config, stage, lone, &order, what);
 
-    let audit_repaired = audit_verify(&config, true);
-    assert!(audit_repaired.is_clean(), "{what}: {audit_repaired:#?}");
-    let repaired = config.verify(true).unwrap();
-    assert_clean(&repaired, what);
-    assert_eq!(repaired.repaired.len(), leftovers.len(), "{what}");
-    let audit_again = audit_verify(&config, false);
-    assert!(
-        audit_again.is_clean() && audit_again.notices.is_empty(),
-        "{what}: {audit_again:#?}"
-    );
-    assert_every_listed_key_loads(&config);
+    let repaired = repair_after_crash(&config, leftovers.len(), what);
 
     let (stored, trashed) = assert_no_key_lost(&config, stage, lone, &order, what);
     println!(

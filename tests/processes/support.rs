@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use nix::unistd::{Gid, Uid};
 
 use pbs_config::ConfigDir;
-use pbs_config::audit::{AuditLog, Filter, Phase, Record, VerifyOptions};
+use pbs_config::audit::{AuditLog, AuditReport, Filter, Phase, Record, VerifyOptions};
 use pbs_config::verify::{FindingKind, VerifyReport};
 use pbs_test_kit::tmpfs::Tmpfs;
 use pbs_test_kit::{Manager, Run, key_config};
@@ -153,6 +153,41 @@ pub fn without_audit(files: Vec<(PathBuf, Vec<u8>)>) -> Vec<(PathBuf, Vec<u8>)> 
         .into_iter()
         .filter(|(path, _)| !path.to_string_lossy().contains("/.audit/"))
         .collect()
+}
+
+/// `audit verify` of the store's log, which must exist (`--repair` with
+/// `repair`), sending nothing to syslog.
+pub fn audit_verify(config: &ConfigDir, repair: bool) -> AuditReport {
+    AuditLog::open_existing(config)
+        .unwrap()
+        .expect("an audit log")
+        .syslog_socket(None)
+        .verify(&VerifyOptions {
+            repair,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+/// After a crash (`what`) that left `leftovers` findings for `verify`:
+/// the log reconciled first (before the store's repair records its own
+/// changes to the same keys), then the store repaired, exactly those
+/// findings; then both verify clean and every listed key loads (the
+/// invariant: every config entry has its key file and fingerprint).
+/// Returns the store's repair report.
+pub fn repair_after_crash(config: &ConfigDir, leftovers: usize, what: &str) -> VerifyReport {
+    let audit_repaired = audit_verify(config, true);
+    assert!(audit_repaired.is_clean(), "{what}: {audit_repaired:#?}");
+    let repaired = config.verify(true).unwrap();
+    assert_clean(&repaired, what);
+    assert_eq!(repaired.repaired.len(), leftovers, "{what}");
+    let audit_again = audit_verify(config, false);
+    assert!(
+        audit_again.is_clean() && audit_again.notices.is_empty(),
+        "{what}: {audit_again:#?}"
+    );
+    assert_every_listed_key_loads(config);
+    repaired
 }
 
 /// The records of the audit log of the store in `dir` (none without one).
