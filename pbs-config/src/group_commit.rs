@@ -451,54 +451,44 @@ mod tests {
         assert_eq!(batches.waiting(), 0);
     }
 
-    /// A `make` that panics: every request of its batch fails with an
-    /// error, the panic itself reaches the thread that made the batch, and
-    /// the request that arrived meanwhile is still made, in a batch of its
-    /// own. So is a request after all that.
-    #[test]
-    fn a_batch_that_panics_fails_its_requests_and_the_next_batch_runs() {
+    /// The scene of a batch that fails: a batch of request 1 alone, held
+    /// while 2, 3 and 4 queue; then they are made by `failing` (which holds
+    /// its batch, as [`Batchlog::make`] does) while 5 arrives; then 5 is
+    /// made alone. Checks that 1 and 5 get their own results, each in the
+    /// batch said, and that nobody is left leading after; returns what the
+    /// threads of 2, 3 and 4 ended with.
+    fn failing_batch(
+        failing: impl Fn(&Batchlog, Vec<u32>) -> Vec<Result<u32, Error>> + Copy + Send + Sync,
+    ) -> Vec<std::thread::Result<Result<u32, Error>>> {
         let batches = Batches::<u32, u32>::default();
         let log = Batchlog::default();
-        let panicking = |batch: Vec<u32>| -> Vec<Result<u32, Error>> {
-            log.hold(&batch);
-            panic!("make failed for {batch:?}");
-        };
-        std::thread::scope(|scope| {
+        let ended = std::thread::scope(|scope| {
             let _guard = log.released_on_failure();
             let first = scope.spawn(|| batches.make(1, far(), unused, |batch| log.make(batch)));
             log.started(1);
             let doomed: Vec<Handle> = (2..=4)
-                .map(|request| ask(scope, &batches, request, request as usize - 1, panicking))
+                .map(|request| {
+                    let log = &log;
+                    ask(
+                        scope,
+                        &batches,
+                        request,
+                        request as usize - 1,
+                        move |batch| failing(log, batch),
+                    )
+                })
                 .collect();
             log.release();
             assert_eq!(first.join().unwrap().unwrap(), answer(1));
             assert_eq!(log.started(2)[1], [2, 3, 4]);
-            // arrives while the batch that will panic is made
+            // arrives while the batch that fails is made
             let after = ask(scope, &batches, 5, 1, |batch| log.make(batch));
             log.release();
-
-            let mut panics = Vec::new();
-            let mut errors = Vec::new();
-            for handle in doomed {
-                match handle.join() {
-                    Err(payload) => panics.push(panic_text(&*payload)),
-                    Ok(Ok(value)) => panic!("a request of a panicking batch got {value}"),
-                    Ok(Err(err)) => errors.push(format!("{err:#}")),
-                }
-            }
-            assert_eq!(panics, ["make failed for [2, 3, 4]"]);
-            assert_eq!(errors.len(), 2, "{errors:?}");
-            for text in &errors {
-                assert!(
-                    text.contains("internal error - a batch of 3 ended with 0 results"),
-                    "{text}"
-                );
-                assert!(text.contains("encryption-key verify"), "{text}");
-            }
-
+            let ended: Vec<_> = doomed.into_iter().map(|handle| handle.join()).collect();
             assert_eq!(log.started(3)[2], [5]);
             log.release();
             assert_eq!(after.join().unwrap().unwrap(), answer(5));
+            ended
         });
         assert_eq!(batches.waiting(), 0);
         // nobody is left leading
@@ -506,6 +496,36 @@ mod tests {
             batch.into_iter().map(|r| Ok(answer(r))).collect()
         });
         assert_eq!(lone.unwrap(), answer(6));
+        ended
+    }
+
+    /// A `make` that panics: the panic reaches the thread that led the
+    /// batch, each other request of the batch fails with an error, and the
+    /// next batch runs.
+    #[test]
+    fn a_batch_that_panics_fails_its_requests_and_the_next_batch_runs() {
+        let ended = failing_batch(|log, batch| {
+            log.hold(&batch);
+            panic!("make failed for {batch:?}");
+        });
+        let mut panics = Vec::new();
+        let mut errors = Vec::new();
+        for end in ended {
+            match end {
+                Err(payload) => panics.push(panic_text(&*payload)),
+                Ok(Ok(value)) => panic!("a request of a panicking batch got {value}"),
+                Ok(Err(err)) => errors.push(format!("{err:#}")),
+            }
+        }
+        assert_eq!(panics, ["make failed for [2, 3, 4]"]);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        for text in &errors {
+            assert!(
+                text.contains("internal error - a batch of 3 ended with 0 results"),
+                "{text}"
+            );
+            assert!(text.contains("encryption-key verify"), "{text}");
+        }
     }
 
     /// A `make` that returns fewer or more results than its batch has
@@ -514,42 +534,23 @@ mod tests {
     #[test]
     fn a_batch_with_the_wrong_number_of_results_fails_each_request() {
         for got in [0, 2, 4] {
-            let batches = Batches::<u32, u32>::default();
-            let log = Batchlog::default();
-            let miscounting = |batch: Vec<u32>| -> Vec<Result<u32, Error>> {
+            let ended = failing_batch(move |log, batch| {
                 log.hold(&batch);
                 (0..got).map(|n| Ok(answer(batch[0]) + n)).collect()
-            };
-            std::thread::scope(|scope| {
-                let _guard = log.released_on_failure();
-                let first = scope.spawn(|| batches.make(1, far(), unused, |batch| log.make(batch)));
-                log.started(1);
-                let failing: Vec<Handle> = (2..=4)
-                    .map(|request| ask(scope, &batches, request, request as usize - 1, miscounting))
-                    .collect();
-                log.release();
-                assert_eq!(first.join().unwrap().unwrap(), answer(1));
-                assert_eq!(log.started(2)[1], [2, 3, 4]);
-                let after = ask(scope, &batches, 5, 1, |batch| log.make(batch));
-                log.release();
-                for handle in failing {
-                    let text = format!("{:#}", handle.join().unwrap().unwrap_err());
-                    assert!(
-                        text.contains(&format!(
-                            "internal error - a batch of 3 ended with {got} results"
-                        )),
-                        "{got} results: {text}"
-                    );
-                }
-                assert_eq!(log.started(3)[2], [5]);
-                log.release();
-                assert_eq!(after.join().unwrap().unwrap(), answer(5));
             });
-            // a lone request whose batch gives no result fails too
-            let lone = batches.make(9, far(), unused, |_| Vec::new());
-            assert!(
-                format!("{:#}", lone.unwrap_err()).contains("a batch of 1 ended with 0 results")
-            );
+            for end in ended {
+                let text = format!("{:#}", end.unwrap().unwrap_err());
+                assert!(
+                    text.contains(&format!(
+                        "internal error - a batch of 3 ended with {got} results"
+                    )),
+                    "{got} results: {text}"
+                );
+            }
         }
+        // a lone request whose batch gives no result fails too
+        let batches = Batches::<u32, u32>::default();
+        let lone = batches.make(9, far(), unused, |_| Vec::new());
+        assert!(format!("{:#}", lone.unwrap_err()).contains("a batch of 1 ended with 0 results"));
     }
 }
