@@ -16,8 +16,9 @@ use pbs_key_config::KeyConfig;
 use pbs_test_kit::{Manager, key_config};
 
 use crate::support::{
-    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, audit_verify,
-    context, killed_by_sigkill, repair_after_crash, run_killed_at, run_worker, worker,
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, assert_killed_at,
+    audit_verify, context, killed_by_sigkill, repair_after_crash, run_killed_at, run_worker,
+    worker,
 };
 
 /// For each crash point: prepare a store, run the operation in a child with
@@ -187,16 +188,7 @@ fn kill_at(dir: &Path, op: &str, id: &str, point: &str) {
         .arg("2")
         .env("PBS_FAILPOINT", point);
     let output = run_worker(cmd);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        killed_by_sigkill(&output),
-        "{point}: the worker was not killed ({:?}): {stderr}",
-        output.status
-    );
-    assert!(
-        stderr.contains(&format!("failpoint {point} reached")),
-        "{point}: {stderr}"
-    );
+    assert_killed_at(&output, point, point);
 }
 
 /// What the log said the interrupted operation did is what happened: the

@@ -29,8 +29,8 @@ use pbs_test_kit::{Sandbox, key_config};
 
 use crate::daemon::{admin_token, request, start_daemon};
 use crate::support::{
-    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, audit_records,
-    audit_verify, context, killed_by_sigkill, repair_after_crash, worker,
+    assert_clean, assert_crash_leftovers_only, assert_every_listed_key_loads, assert_killed_at,
+    audit_records, audit_verify, context, repair_after_crash, worker,
 };
 
 /// How many stores the batch under test holds.
@@ -369,20 +369,13 @@ fn check_batch(kill: Option<(&str, usize)>, stage: Stage) {
     let before = audit_records(dir).len();
 
     let output = run_batch(dir, kill);
-    let stderr = String::from_utf8_lossy(&output.stderr);
     match kill {
-        Some((point, _)) => {
-            assert!(
-                killed_by_sigkill(&output),
-                "{what}: the worker was not killed ({:?}): {stderr}",
-                output.status
-            );
-            assert!(
-                stderr.contains(&format!("failpoint {point} reached")),
-                "{what}: {stderr}"
-            );
-        }
-        None => assert!(output.status.success(), "{what}: {stderr}"),
+        Some((point, _)) => assert_killed_at(&output, point, what),
+        None => assert!(
+            output.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
     }
 
     let config = context(dir);

@@ -93,15 +93,21 @@ pub fn killed_by_sigkill(output: &Output) -> bool {
 /// killed by SIGKILL after announcing the point.
 pub fn run_killed_at(mut command: Command, point: &str) {
     let output = command.env("PBS_FAILPOINT", point).output().unwrap();
+    assert_killed_at(&output, point, point);
+}
+
+/// The process of `output` (`what`) died at the crash point `point`:
+/// killed by SIGKILL after announcing the point.
+pub fn assert_killed_at(output: &Output, point: &str, what: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        killed_by_sigkill(&output),
-        "{point}: not killed ({:?}): {stderr}",
+        killed_by_sigkill(output),
+        "{what}: not killed ({:?}): {stderr}",
         output.status
     );
     assert!(
         stderr.contains(&format!("failpoint {point} reached")),
-        "{point}: {stderr}"
+        "{what}: {stderr}"
     );
 }
 
