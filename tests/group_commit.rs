@@ -60,6 +60,16 @@ impl Store {
     fn fingerprint(&self) -> String {
         key_config(self.seed).fingerprint.unwrap().signature()
     }
+
+    /// Its key loads from the store in `config` under its id.
+    #[track_caller]
+    fn assert_loads(&self, config: &ConfigDir) {
+        let loaded = config
+            .encryption_keys()
+            .load_key_config(self.id, false)
+            .unwrap();
+        assert_eq!(loaded.fingerprint.unwrap().signature(), self.fingerprint());
+    }
 }
 
 /// Waits until `done` holds, polling, or fails the test naming `what`.
@@ -446,8 +456,7 @@ fn a_failing_config_write_puts_every_key_of_the_batch_into_the_trash() {
     // nothing lost: each key comes back from the trash as it was
     for (store, name) in FAILING.iter().zip(&names) {
         keys.trash().restore(name, None).unwrap();
-        let loaded = keys.load_key_config(store.id, false).unwrap();
-        assert_eq!(loaded.fingerprint.unwrap().signature(), store.fingerprint());
+        store.assert_loads(&dir.config);
     }
 }
 
@@ -584,11 +593,9 @@ fn a_store_refused_for_an_earlier_store_of_its_batch_that_failed_is_told_so() {
         );
     }
     // and trying again stores them
-    let keys = dir.config.encryption_keys();
     for store in &COLLIDING[1..] {
         store.make(&dir.config).unwrap();
-        let loaded = keys.load_key_config(store.id, false).unwrap();
-        assert_eq!(loaded.fingerprint.unwrap().signature(), store.fingerprint());
+        store.assert_loads(&dir.config);
     }
 }
 
