@@ -186,6 +186,21 @@ pub struct ReplaceFailed {
     pub temp: Option<String>,
 }
 
+/// Whom a lock waiter waited behind when the threads of this process
+/// held the lock or queued for it first (a store waiting for its batch
+/// too, see `group_commit.rs`).
+pub(crate) const BEHIND_THIS_PROCESS: &str =
+    "other requests of this process held the lock or waited for it first";
+
+/// The error of a wait for the lock file `path` that timed out after
+/// `timeout`, waiting `behind` whom (`lock::without_holders` reads it).
+pub(crate) fn lock_timed_out(path: &Path, timeout: Duration, behind: &str) -> Error {
+    format_err!(
+        "unable to acquire lock {path:?} - timed out after {:.1}s - {behind}",
+        timeout.as_secs_f64()
+    )
+}
+
 /// A file opened read-only through a handle, with what `fstat` said of it.
 pub struct OpenedFile {
     /// The open file.
@@ -910,18 +925,11 @@ impl DirHandle {
     ) -> Result<LockedFile, Error> {
         let path = self.entry_path(name);
         let deadline = Instant::now() + timeout;
-        let timed_out = |behind: &str| {
-            format_err!(
-                "unable to acquire lock {path:?} - timed out after {:.1}s - {behind}",
-                timeout.as_secs_f64()
-            )
-        };
+        let timed_out = |behind: &str| lock_timed_out(&path, timeout, behind);
         let (dev, ino) = self.identity()?;
         let key = LockKey::new(dev, ino, name);
         let Some(turn) = queue::wait_turn(&key, exclusive, deadline) else {
-            return Err(timed_out(
-                "other requests of this process held the lock or waited for it first",
-            ));
+            return Err(timed_out(BEHIND_THIS_PROCESS));
         };
         loop {
             // the `fstat` of the file opened here, if the flock is of that

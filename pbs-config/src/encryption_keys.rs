@@ -52,7 +52,9 @@ use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::audit::{Event, Op, Pending};
 use crate::cache::{read_config, read_config_text};
-use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
+use crate::dir_handle::{
+    BEHIND_THIS_PROCESS, DirHandle, EntryKind, EntryStat, lock_timed_out, read_all,
+};
 use crate::files::{
     ENCRYPTION_KEYS_CFG, ENCRYPTION_KEYS_LOCK, KEY_DIR_NAME, KEY_FILE_CLASS, key_file_name,
     key_lock_name,
@@ -617,12 +619,8 @@ impl<'a> EncryptionKeys<'a> {
         // waiting for a batch counts in the lock timeout, as a wait in the
         // lock's queue does
         let timed_out = || {
-            format_err!(
-                "unable to acquire lock {:?} - timed out after {:.1}s - other requests of this \
-                 process held the lock or waited for it first",
-                self.dir.path(ENCRYPTION_KEYS_LOCK.name),
-                timeout.as_secs_f64()
-            )
+            let lock = self.dir.path(ENCRYPTION_KEYS_LOCK.name);
+            lock_timed_out(&lock, timeout, BEHIND_THIS_PROCESS)
         };
         let deadline = new_key.deadline;
         self.dir
