@@ -1117,6 +1117,50 @@ fn assert_group_writable_warned(run: &Run, dir: &Path, paper: &str) {
     );
 }
 
+/// The way to a new key file is checked as the kernel walks it, links
+/// followed where they are met: a path through a link in a directory
+/// others can change is theirs to redirect, though the link leads where
+/// only root can change anything (before: no warning, the way was checked
+/// as resolved); in a sticky directory, a link of another user is theirs
+/// to remove and make anew, one of root's is not.
+pub fn a_symbolic_link_others_can_change_on_the_way_is_warned_of() {
+    let (scene, run, _) = scene_with_key(0o755);
+    assert!(!run.stderr.contains("can be changed by others"), "{run:?}");
+    let out = scene.out();
+    let private = scene.file("private");
+    std::fs::create_dir(&private).unwrap();
+    set_mode(&private, 0o700);
+    let link = out.join("link");
+    std::os::unix::fs::symlink(&private, &link).unwrap();
+
+    set_mode(&out, 0o777);
+    let (run, paper) = paperkey_to(&scene, "link/through.paper");
+    let everyone = "writable by everyone, mode 0777";
+    assert!(
+        run.stderr
+            .contains(&dir_warning(&out, everyone, "the paperkey", &paper)),
+        "{run:?}"
+    );
+
+    set_mode(&out, 0o1777);
+    let (run, _) = paperkey_to(&scene, "link/roots-link.paper");
+    assert!(!run.stderr.contains("can be changed by others"), "{run:?}");
+
+    if !root_or_skip("a symbolic link of another user (chown -h)") {
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    std::os::unix::fs::lchown(&link, Some(nobody.uid.as_raw()), None).unwrap();
+    let (run, paper) = paperkey_to(&scene, "link/nobodys-link.paper");
+    let expected = format!(
+        "Warning: symbolic link {link:?} can be changed by others (it belongs to user 'nobody', \
+         uid {}, in directory {out:?} of mode 1777) - they can remove the paperkey at {paper:?} \
+         or put a file of theirs in its place",
+        nobody.uid
+    );
+    assert!(run.stderr.contains(&expected), "{run:?}");
+}
+
 /// No warning of a directory only root can change, nor of one with the
 /// sticky bit (as `/tmp`), where others cannot remove or rename root's
 /// files.

@@ -94,6 +94,10 @@ const TESTS: &[(&str, TestFn)] = &[
         fallbacks::a_sticky_or_root_only_directory_is_no_warning,
     ),
     (
+        "fallbacks::a_symbolic_link_others_can_change_on_the_way_is_warned_of",
+        fallbacks::a_symbolic_link_others_can_change_on_the_way_is_warned_of,
+    ),
+    (
         "fallbacks::a_rotation_exports_by_each_fallback",
         fallbacks::a_rotation_exports_by_each_fallback,
     ),

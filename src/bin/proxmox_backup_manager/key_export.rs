@@ -36,6 +36,7 @@ use pbs_keystore::api2::config::encryption_key_export::{
     self as api, BundleReport, OwnedSecret, Recipients,
 };
 
+use super::file_way::{Changeable, changeable_on_the_way};
 use super::output::{Column, Output, OutputFormat, Table, render};
 use super::passphrase::{self, Passphrase};
 use super::{EXIT_OK, param_context, quoted};
@@ -264,8 +265,10 @@ pub(super) fn note_new_file(path: &Path, what: &str, way: NewFileWay) {
 /// read it; if a directory on its way can be changed by others (writable
 /// by group or everyone without the sticky bit, or another user's), they
 /// can remove it or put a file of theirs in its place, which an import
-/// or restore of it would take. The nearest such directory is named:
-/// what the administrator changes (or moves the file away from).
+/// or restore of it would take; likewise a symbolic link on its way that
+/// another user can remove and make anew ([`changeable_on_the_way`]). The
+/// nearest such directory or link is named: what the administrator
+/// changes (or moves the file away from).
 pub(super) fn warn_exposed(path: &Path, what: &str) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
@@ -280,50 +283,19 @@ pub(super) fn warn_exposed(path: &Path, what: &str) {
              where only root can reach it"
         );
     }
-    if let Some((dir, why)) = changeable_directory(path) {
+    if let Some(Changeable {
+        kind,
+        path: at,
+        why,
+    }) = changeable_on_the_way(dir_of(path))
+    {
         eprintln!(
-            "Warning: directory {dir:?} can be changed by others ({why}) - they can remove {what} \
+            "Warning: {kind} {at:?} can be changed by others ({why}) - they can remove {what} \
              at {path:?} or put a file of theirs in its place, which an import or restore of it \
-             would take; keep the file where only root can change the directories on its way \
-             (chmod go-w, or mount vfat and exfat with umask=077)"
+             would take; keep the file where only root can change the directories and links on \
+             its way (chmod go-w, or mount vfat and exfat with umask=077)"
         );
     }
-}
-
-/// The nearest directory on the way to `path` that others than root and
-/// this process's user can change, and why; `None` if there is none (or
-/// the way cannot be read: a warning only).
-fn changeable_directory(path: &Path) -> Option<(PathBuf, String)> {
-    use std::os::unix::fs::MetadataExt;
-    let parent = dir_of(path);
-    let euid = nix::unistd::geteuid().as_raw();
-    let parent = parent.canonicalize().ok()?;
-    for dir in parent.ancestors() {
-        let metadata = std::fs::metadata(dir).ok()?;
-        let mode = metadata.mode() & 0o7777;
-        let sticky = mode & 0o1000 != 0;
-        let why = if metadata.uid() != 0 && metadata.uid() != euid {
-            let owner = nix::unistd::User::from_uid(metadata.uid().into())
-                .ok()
-                .flatten()
-                .map_or_else(
-                    || "a user".to_string(),
-                    |user| format!("user '{}'", user.name),
-                );
-            format!("it belongs to {owner}, uid {}", metadata.uid())
-        } else if mode & 0o002 != 0 && !sticky {
-            format!("writable by everyone, mode {mode:04o}")
-        } else if mode & 0o020 != 0 && !sticky {
-            format!(
-                "writable by its group, gid {}, mode {mode:04o}",
-                metadata.gid()
-            )
-        } else {
-            continue;
-        };
-        return Some((dir.to_path_buf(), why));
-    }
-    None
 }
 
 /// The directory of the file `path` (`.` for a bare file name).

@@ -17,6 +17,7 @@ pub mod acl;
 pub mod audit;
 pub mod completion;
 pub mod encryption_key;
+pub mod file_way;
 pub mod key_export;
 pub mod key_rotate;
 pub mod manpage;
