@@ -25,6 +25,10 @@
 //! it hands every `fsync` to a thread of the test (a seccomp user
 //! notification), which looks at what the descriptor is open on and
 //! answers `EIO` for the directory, or lets the call go through.
+//! [`swap_at_dir_sync`] uses the same hand-over to swap a file in the
+//! directory while the child waits in that sync: someone else's file
+//! renamed over a name the child has just placed, between its rename and
+//! its check of the name.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -188,9 +192,9 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> BpfProgram {
     filter.try_into().expect("a seccomp filter that compiles")
 }
 
-/// The directory syncs a child failed ([`fail_dir_sync`]); [`Self::count`]
-/// once the child has exited.
-pub struct FailedDirSyncs {
+/// The syncs of one directory a child met ([`fail_dir_sync`],
+/// [`swap_at_dir_sync`]); [`Self::count`] once the child has exited.
+pub struct DirSyncs {
     /// The parent's copy of the child's end of the socket the child sends
     /// its listener over: closed by [`Self::count`], so that a child that
     /// never sent one ends the supervisor.
@@ -198,9 +202,11 @@ pub struct FailedDirSyncs {
     supervisor: Option<JoinHandle<io::Result<usize>>>,
 }
 
-impl FailedDirSyncs {
-    /// How many `fsync` calls of the directory failed with `EIO`; call it
-    /// once the child has exited.
+impl DirSyncs {
+    /// How many `fsync` calls of the directory were failed with `EIO`
+    /// ([`fail_dir_sync`]), or had a file swapped before they went through
+    /// ([`swap_at_dir_sync`]: at most one); call it once the child has
+    /// exited.
     pub fn count(mut self) -> usize {
         drop(self.child_end.take());
         let supervisor = self.supervisor.take().expect("counted once");
@@ -213,10 +219,58 @@ impl FailedDirSyncs {
 
 /// Makes `cmd`'s child (and its children) fail each `fsync` of the
 /// directory `dir` with `EIO`; every other `fsync` goes through. The
-/// child must be spawned once, and [`FailedDirSyncs::count`] called after
+/// child must be spawned once, and [`DirSyncs::count`] called after
 /// it exited.
-pub fn fail_dir_sync(cmd: &mut Command, dir: &Path) -> FailedDirSyncs {
+pub fn fail_dir_sync(cmd: &mut Command, dir: &Path) -> DirSyncs {
     let dir = dir.canonicalize().expect("the directory to fail syncs of");
+    supervise_fsyncs(cmd, move |on| {
+        Ok(match on == dir {
+            true => Answer::Fail(libc::EIO),
+            false => Answer::Through,
+        })
+    })
+}
+
+/// Makes someone else swap a file under `cmd`'s child (and its children):
+/// at the first `fsync` of the directory `dir` (which must exist) at which
+/// `dir/name` exists, the file `planted` (on the same file system) is
+/// renamed over `dir/name` while the child waits in that call, which then
+/// goes through. So a child that renames its file to `name` and then syncs
+/// `dir` finds another file at `name` once the sync returns. Every other
+/// `fsync` goes through untouched. The child must be spawned once, and
+/// [`DirSyncs::count`] (1 once swapped, else 0) called after it exited.
+pub fn swap_at_dir_sync(cmd: &mut Command, dir: &Path, name: &str, planted: &Path) -> DirSyncs {
+    let dir = dir.canonicalize().expect("the directory to swap a file in");
+    let target = dir.join(name);
+    let planted = planted.to_owned();
+    let mut swapped = false;
+    supervise_fsyncs(cmd, move |on| {
+        if swapped || on != dir || target.symlink_metadata().is_err() {
+            return Ok(Answer::Through);
+        }
+        std::fs::rename(&planted, &target)?;
+        swapped = true;
+        Ok(Answer::ThroughCounted)
+    })
+}
+
+/// How the supervisor answers one `fsync` of the child.
+enum Answer {
+    /// Lets it go through.
+    Through,
+    /// Lets it go through, counted: something was done first.
+    ThroughCounted,
+    /// Fails it with this errno, counted.
+    Fail(i32),
+}
+
+/// Hands every `fsync` of `cmd`'s child (and its children) to a thread of
+/// this process, which answers it by `answer` of the path its descriptor
+/// is open on.
+fn supervise_fsyncs(
+    cmd: &mut Command,
+    answer: impl FnMut(&Path) -> io::Result<Answer> + Send + 'static,
+) -> DirSyncs {
     let mut ends = [0; 2];
     // SAFETY: socketpair writes two descriptors into `ends`
     let rc = unsafe {
@@ -238,8 +292,8 @@ pub fn fail_dir_sync(cmd: &mut Command, dir: &Path) -> FailedDirSyncs {
     unsafe {
         cmd.pre_exec(move || install_fsync_listener(&program, child_raw));
     }
-    let supervisor = std::thread::spawn(move || supervise_dir_syncs(parent_end, &dir));
-    FailedDirSyncs {
+    let supervisor = std::thread::spawn(move || supervise(parent_end, answer));
+    DirSyncs {
         child_end: Some(child_end),
         supervisor: Some(supervisor),
     }
@@ -369,14 +423,17 @@ fn receive_fd(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     }
 }
 
-/// The parent's side: answers each `fsync` of the child, `EIO` for one
-/// of `dir`, until no process uses the filter any more; returns how many
-/// failed.
-fn supervise_dir_syncs(socket: OwnedFd, dir: &Path) -> io::Result<usize> {
+/// The parent's side: answers each `fsync` of the child by `answer`,
+/// until no process uses the filter any more; returns how many answers
+/// were counted.
+fn supervise(
+    socket: OwnedFd,
+    mut answer: impl FnMut(&Path) -> io::Result<Answer>,
+) -> io::Result<usize> {
     let Some(listener) = receive_fd(&socket)? else {
         return Ok(0);
     };
-    let mut failed = 0;
+    let mut counted = 0;
     loop {
         let mut poll = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -392,7 +449,7 @@ fn supervise_dir_syncs(socket: OwnedFd, dir: &Path) -> io::Result<usize> {
             return Err(err);
         }
         if poll.revents & libc::POLLIN == 0 {
-            return Ok(failed); // POLLHUP: the child and its children are gone
+            return Ok(counted); // POLLHUP: the child and its children are gone
         }
         // SAFETY: the kernel fills the zeroed notification
         let mut notification: libc::seccomp_notif = unsafe { std::mem::zeroed() };
@@ -418,11 +475,18 @@ fn supervise_dir_syncs(socket: OwnedFd, dir: &Path) -> io::Result<usize> {
         // SAFETY: a zeroed response, filled below
         let mut response: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
         response.id = notification.id;
-        if on == dir {
-            response.error = -libc::EIO;
-            failed += 1;
-        } else {
-            response.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+        match answer(&on)? {
+            Answer::Through => {
+                response.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+            }
+            Answer::ThroughCounted => {
+                response.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+                counted += 1;
+            }
+            Answer::Fail(errno) => {
+                response.error = -errno;
+                counted += 1;
+            }
         }
         // SAFETY: the ioctl of a seccomp listener, with the struct it takes;
         // ENOENT: the caller died meanwhile
