@@ -40,6 +40,8 @@ mod scene;
 // root's own file renamed in place of the key list or the job list
 mod stand_ins;
 mod support;
+// a key file swapped between a store's rename and its check of the name
+mod swapped;
 mod worker;
 
 type TestFn = fn();
@@ -352,6 +354,14 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "group_commit::daemon_concurrent_creates_and_imports",
         group_commit::daemon_concurrent_creates_and_imports,
+    ),
+    (
+        "swapped::a_key_file_swapped_before_its_check_fails_the_lone_store",
+        swapped::a_key_file_swapped_before_its_check_fails_the_lone_store,
+    ),
+    (
+        "swapped::a_key_file_swapped_in_a_batch_fails_that_key_alone",
+        swapped::a_key_file_swapped_in_a_batch_fails_that_key_alone,
     ),
 ];
 

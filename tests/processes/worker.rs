@@ -19,6 +19,8 @@
 //!   stdin is closed.
 //! - `batch-store DIR COUNT`: COUNT threads storing keys at once, the
 //!   batch of `group_commit.rs` ([`crate::group_commit::batch_store`]).
+//! - `ordered-batch DIR ID...`: threads storing keys that form a batch in
+//!   the order of the IDs, of `swapped.rs` ([`crate::swapped::ordered_batch`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -49,6 +51,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some("store-as-user") => store_as_user(&args[1..]),
         Some("hostile") => crate::hostile::attacker(&args[1..]),
         Some("batch-store") => crate::group_commit::batch_store(&args[1..]),
+        Some("ordered-batch") => crate::swapped::ordered_batch(&args[1..]),
         other => Err(anyhow::format_err!("unknown worker kind {other:?}")),
     };
     match result {
