@@ -382,3 +382,71 @@ fn sparse_key_file_of_one_tib_is_refused_not_allocated() {
         [(FindingKind::InvalidKeyFile, Some("sparse".to_string()))]
     );
 }
+
+/// A change that would make `encryption-keys.cfg` larger than its readers
+/// accept (64 MiB) is refused, naming the file and the limit, and the file
+/// is left as it was: written, it would fail every list and load of a key
+/// until someone cut it by hand. (A protected key's hint is stored in its
+/// section: about 1,000 keys with hints of 64 KiB reach the limit through
+/// the API.) The new key's file goes into the trash, as after any failed
+/// config write, and the store still reads.
+#[test]
+fn a_config_write_past_the_readers_limit_is_refused() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("first", &key_config(1)).unwrap();
+    let cfg = keys.config_path();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    let limit = pbs_config::files::MAX_CONFIG_SIZE as usize;
+    let hint = "h".repeat(60_000);
+    for n in 0u32.. {
+        let section = format!(
+            "\nsync-key: long-hint-{n}\n\tcreated 1735689600\n\tfingerprint \
+             00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:\
+             {:02x}:{:02x}:{:02x}:{:02x}\n\thint {hint}\n\tkdf pbkdf2\n\tmodified 1735689600\n",
+            n >> 24,
+            (n >> 16) & 0xff,
+            (n >> 8) & 0xff,
+            n & 0xff
+        );
+        if text.len() + section.len() > limit - 100 {
+            // the last hint fills up to 100 bytes below the limit
+            let room = limit - 100 - text.len();
+            if room > section.len() - hint.len() {
+                text.push_str(
+                    &section.replace(&hint, &hint[..room - (section.len() - hint.len())]),
+                );
+            }
+            break;
+        }
+        text.push_str(&section);
+    }
+    std::fs::write(&cfg, &text).unwrap();
+    assert!(text.len() <= limit && text.len() > limit - 1000);
+    let listed = keys.list_keys(true).unwrap().0.len();
+
+    let err = keys.store_key("over", &key_config(2)).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("encryption-keys.cfg")
+            && err.contains("more than the 64 MiB its readers accept")
+            && err.contains("refusing to write it"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_to_string(&cfg).unwrap() == text,
+        "the config changed"
+    );
+    assert_eq!(keys.list_keys(true).unwrap().0.len(), listed);
+    assert!(!keys.key_path("over").exists());
+    let trash = keys.trash().list().unwrap();
+    assert_eq!(
+        trash
+            .entries
+            .iter()
+            .map(|e| e.record.id.as_str())
+            .collect::<Vec<_>>(),
+        ["over"],
+        "{trash:?}"
+    );
+}

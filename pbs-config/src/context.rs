@@ -360,6 +360,7 @@ impl ConfigDir {
         held: &ConfigLock<F>,
         fail_point: Option<&str>,
     ) -> Result<(), Error> {
+        self.refuse_unreadable_size(&F::FILE, data)?;
         let base = self.open_base_or_create()?;
         let record = held
             .mirror()
@@ -434,6 +435,24 @@ impl ConfigDir {
         )
     }
 
+    /// Refuses to write `data` as `file` if it is larger than every reader
+    /// of `file` accepts ([`ConfigFile::max_size`]): written, it would make
+    /// each read fail (every list and load of a key, for
+    /// `encryption-keys.cfg`) until someone cut it by hand.
+    fn refuse_unreadable_size(&self, file: &ConfigFile, data: &[u8]) -> Result<(), Error> {
+        let size = data.len() as u64;
+        if size > file.max_size {
+            anyhow::bail!(
+                "{:?} would be {size} bytes, more than the {} its readers accept - refusing \
+                 to write it (it is left as it was): make what it holds smaller first (fewer \
+                 entries, shorter texts such as hints)",
+                self.path(file.name),
+                crate::dir_handle::size_text(file.max_size),
+            );
+        }
+        Ok(())
+    }
+
     /// Atomically replaces `file` in `base` (mode and owner of its class).
     pub(crate) fn write_in(
         &self,
@@ -453,6 +472,7 @@ impl ConfigDir {
     /// Atomically replaces `file`, one without a lock of its own (the
     /// daemon's TLS pair), with the mode and owner of its class.
     pub fn write_file(&self, file: &ConfigFile, data: &[u8]) -> Result<(), Error> {
+        self.refuse_unreadable_size(file, data)?;
         let base = self.open_base_or_create()?;
         self.write_in(&base, file, data, None)
     }

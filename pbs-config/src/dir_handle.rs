@@ -1165,7 +1165,7 @@ fn check_safe_change(path: &Path, stat: &EntryStat, options: CreateOptions) -> R
 }
 
 /// A size for messages: MiB from 1 MiB on, else bytes.
-fn size_text(bytes: u64) -> String {
+pub(crate) fn size_text(bytes: u64) -> String {
     if bytes >= 1 << 20 {
         format!("{} MiB", bytes >> 20)
     } else {
