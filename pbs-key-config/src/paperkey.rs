@@ -92,6 +92,9 @@ pub enum PaperkeyError {
     NotFound,
     /// The block has a BEGIN line but no END line after it.
     NoEndMarker,
+    /// The text has several BEGIN lines: which block is the key's is not
+    /// for the reader to guess.
+    SeveralBlocks(usize),
     /// A typing-aid line is wrong: bad characters or a checksum mismatch.
     BadLine {
         /// The printed line number.
@@ -134,6 +137,10 @@ impl fmt::Display for PaperkeyError {
             PaperkeyError::NoEndMarker => {
                 write!(f, "paperkey block has no '{END_MARKER}' line")
             }
+            PaperkeyError::SeveralBlocks(count) => write!(
+                f,
+                "the text holds {count} '{BEGIN_MARKER}' lines - give the paperkey of one key"
+            ),
             PaperkeyError::BadLine {
                 line,
                 input_line,
@@ -598,6 +605,13 @@ fn decode_record(record: &[u8]) -> Result<KeyConfig, PaperkeyError> {
 /// the text has one, else the typing-aid lines. Other lines (headings, the
 /// QR code, a mail quote's blank lines) are ignored.
 ///
+/// A marker counts only on a line of its own (blanks around it aside): the
+/// page prints the key file's hint, text of
+/// whoever made the key file, above the block and inside it, and a hint
+/// quoting a block of another key must not be read as the key's
+/// (docs/security.md finding 63). A text with several BEGIN lines is
+/// refused.
+///
 /// An unprotected key is checked against its stored fingerprint. For a
 /// protected key that check needs the passphrase: decrypt the result.
 ///
@@ -606,12 +620,8 @@ fn decode_record(record: &[u8]) -> Result<KeyConfig, PaperkeyError> {
 /// A [`PaperkeyError`] naming the first bad typing-aid line, or a
 /// [`KeyError`](crate::KeyError) for a block that is no valid key file.
 pub fn parse_paperkey(text: &str) -> Result<KeyConfig, Error> {
-    let key_config = match text.find(BEGIN_MARKER) {
-        Some(start) => {
-            let inner = &text[start + BEGIN_MARKER.len()..];
-            let end = inner.find(END_MARKER).ok_or(PaperkeyError::NoEndMarker)?;
-            KeyConfig::from_json(&inner.as_bytes()[..end]).layer_err(|| "paperkey block")?
-        }
+    let key_config = match key_block(text)? {
+        Some(json) => KeyConfig::from_json(json.as_bytes()).layer_err(|| "paperkey block")?,
         None => parse_typing_aid(text)?,
     };
     if !key_config.is_protected() {
@@ -621,6 +631,37 @@ pub fn parse_paperkey(text: &str) -> Result<KeyConfig, Error> {
         key.zeroize();
     }
     Ok(key_config)
+}
+
+/// The text between the BEGIN line of `text` and the first END line after
+/// it; `None` if no line is a BEGIN marker.
+fn key_block(text: &str) -> Result<Option<&str>, PaperkeyError> {
+    let mut begins = 0;
+    let mut start = None;
+    let mut block = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let line_start = offset;
+        offset += line.len();
+        if is_marker_line(line, BEGIN_MARKER) {
+            begins += 1;
+            start.get_or_insert(offset);
+        } else if let (Some(from), None) = (start, block)
+            && is_marker_line(line, END_MARKER)
+        {
+            block = Some(&text[from..line_start]);
+        }
+    }
+    match begins {
+        0 => Ok(None),
+        1 => block.map(Some).ok_or(PaperkeyError::NoEndMarker),
+        count => Err(PaperkeyError::SeveralBlocks(count)),
+    }
+}
+
+/// Whether `line` is `marker` alone, but for blanks around it.
+fn is_marker_line(line: &str, marker: &str) -> bool {
+    line.trim() == marker
 }
 
 /// Reads a key file from key file JSON or paperkey text (see
@@ -1161,6 +1202,38 @@ mod tests {
 
         let err = parse_paperkey("nothing here\n").unwrap_err();
         assert_eq!(paperkey_error(&err), Some(&PaperkeyError::NotFound));
+    }
+
+    /// Finding 63: a hint quoting a block, or an END marker, is never read
+    /// as the key's block; two blocks are refused.
+    #[test]
+    fn a_hint_quoting_a_block_is_not_the_block() {
+        let mut decoy = unprotected();
+        decoy.hint = None;
+        let quoted = format!(
+            "{BEGIN_MARKER}{}{END_MARKER}",
+            serde_json::to_string(&decoy).unwrap()
+        );
+        let mut protected = KeyConfig::with_key(&[7; 32], b"paper pass", Kdf::PBKDF2).unwrap();
+        protected.hint = Some(quoted.clone());
+        let mut plain = KeyConfig::without_password([3; 32]).unwrap();
+        plain.hint = Some(format!("tape 7 {END_MARKER} shelf 2"));
+        let mut plain_quoting = plain.clone();
+        plain_quoting.hint = Some(quoted);
+        for key_config in [protected, plain, plain_quoting] {
+            let paperkey = Paperkey::new("k-1", &key_config, None).unwrap();
+            let text = paperkey.to_text().unwrap();
+            assert_eq!(parse_paperkey(&text).unwrap(), key_config, "{text}");
+            let twice = format!(
+                "{text}\n{}",
+                Paperkey::new("k-2", &decoy, None)
+                    .unwrap()
+                    .to_text()
+                    .unwrap()
+            );
+            let err = parse_paperkey(&twice).unwrap_err();
+            assert_eq!(paperkey_error(&err), Some(&PaperkeyError::SeveralBlocks(2)));
+        }
     }
 
     #[test]
