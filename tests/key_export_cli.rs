@@ -879,6 +879,62 @@ fn create_with_a_hint_and_as_a_paperkey() {
     );
 }
 
+/// Finding 63: a paperkey typed back to the key its hint held. A key's
+/// hint is text of whoever made its key file; a protected key's paperkey
+/// prints it above the key's own block, and `import` and `restore` read
+/// the first BEGIN marker of the page on, so a hint holding a whole block
+/// (another key's file between the markers, protected by the same
+/// passphrase) was the key they stored. A hint
+/// holding the END marker cut the key's own block short: that paper did
+/// not read back at all. Now only a marker on a line of its own counts.
+#[test]
+fn a_paperkey_types_back_to_its_own_key_whatever_its_hint_holds() {
+    use pbs_api_types::Kdf;
+    use pbs_key_config::paperkey::{BEGIN_MARKER, END_MARKER};
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    let store = Store::new();
+    let cli = &store.cli;
+    let decoy = KeyConfig::with_key(&[7; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+    let decoy_file = serde_json::to_string(&decoy).unwrap();
+    let mut key = KeyConfig::with_key(&[9; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+    key.hint = Some(format!("{BEGIN_MARKER}{decoy_file}{END_MARKER}"));
+    cli.secrets.key("decoy", &[7; 32]);
+    cli.secrets.key("k-hinted", &[9; 32]);
+    store
+        .config()
+        .encryption_keys()
+        .store_key("k-hinted", &key)
+        .unwrap();
+    let plain = create(
+        cli,
+        "k-plain",
+        &["--hint", &format!("tape 7 {END_MARKER} shelf 2")],
+    );
+    let key_pass = store.input("key.pass", KEY_PASS);
+    let cases = [
+        ("k-hinted", key.fingerprint, vec![9; 32]),
+        ("k-plain", plain.fingerprint, plain.data.clone()),
+    ];
+    for (id, fingerprint, raw) in cases {
+        let run = Manager::run_command(cli.command(&["encryption-key", "paperkey", id]), None);
+        assert_eq!(run.code, 0, "{run:?}");
+        let name = format!("typed-{id}");
+        let file = store.input(&format!("{name}.txt"), &run.stdout);
+        let target = store.other(&name, &[]);
+        let mut args = vec!["encryption-key", "import", id, "--file", &file];
+        if id == "k-hinted" {
+            args.extend(["--passphrase-file", &key_pass]);
+        }
+        let import = target.run(&args);
+        assert_eq!(import.code, 0, "{name}: {import:?}");
+        let loaded = loaded_keys(&store.file(&name));
+        assert_eq!(loaded.len(), 1, "{name}");
+        assert_eq!(loaded[0].1, raw, "{name}: another key was stored");
+        assert_eq!(loaded[0].2, fingerprint.unwrap().signature(), "{name}");
+    }
+}
+
 /// Every protected key file upstream made (the key vectors): imported with
 /// the right passphrase (stored unprotected, the same key), refused with a
 /// wrong one, nothing written.
