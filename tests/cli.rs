@@ -607,6 +607,45 @@ fn import_refuses_protected_keys_without_their_passphrase() {
     assert!(cli.ids(true).is_empty());
 }
 
+/// Finding 65: a key file's hint is text of whoever made the file, read
+/// unchecked; its control characters reach no terminal but escaped. Here
+/// the error of a wrong passphrase, which would otherwise step up a line,
+/// clear it, print a success there and hide what follows (the prompt of a
+/// terminal shows the hint through the same function).
+#[test]
+fn a_hint_of_a_key_file_reaches_the_terminal_escaped() {
+    let cli = Cli::new();
+    let inputs = tempfile::tempdir().unwrap();
+    let vector = vectors_dir().join("keys").join("pbkdf2-with-hint.enc");
+    let mut key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vector).unwrap()).unwrap();
+    key["hint"] = "x\n\u{1b}[1A\u{1b}[2Kimported encryption key 'client-7'\u{1b}[8m".into();
+    let file = inputs.path().join("hostile.enc");
+    let text = serde_json::to_string(&key).unwrap();
+    cli.secret_file_text(&text);
+    std::fs::write(&file, &text).unwrap();
+    let pass = inputs.path().join("wrong.pass");
+    std::fs::write(&pass, "not the passphrase of it\n").unwrap();
+    let before = cli.state();
+    let err = cli.fail(&[
+        "encryption-key",
+        "import",
+        "client-7",
+        "--file",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.contains(
+            "(password hint: x\\u{a}\\u{1b}[1A\\u{1b}[2Kimported encryption key 'client-7'\\u{1b}[8m)"
+        ),
+        "{err:?}"
+    );
+    assert_eq!(cli.state(), before);
+}
+
 #[test]
 fn import_refuses_bad_files_naming_them() {
     let cli = Cli::new();

@@ -65,7 +65,8 @@ impl fmt::Display for KeyError {
             }
             KeyError::WrongPassphraseOrCorrupt { hint: Some(hint) } => write!(
                 f,
-                "unable to decrypt key - wrong passphrase or corrupted key file (password hint: {hint})"
+                "unable to decrypt key - wrong passphrase or corrupted key file (password hint: {})",
+                crate::printable_hint(hint)
             ),
             KeyError::WrongDataLength { found, expected } => write!(
                 f,

@@ -27,6 +27,7 @@
 pub mod bundle;
 mod error;
 mod fingerprint;
+mod hint;
 mod kdf;
 pub mod paperkey;
 mod rsa;
@@ -50,6 +51,7 @@ use pbs_api_types::{Fingerprint, Kdf, KeyInfo};
 
 pub use error::KeyError;
 pub use fingerprint::fingerprint;
+pub use hint::printable_hint;
 pub use kdf::{
     KeyDerivationConfig, MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK, SALT_LEN_RANGE,
 };

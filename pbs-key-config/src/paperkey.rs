@@ -293,7 +293,9 @@ impl Paperkey {
                     KeyDerivationConfig::PBKDF2 { .. } => "PBKDF2",
                 };
                 match hint {
-                    Some(hint) => format!("passphrase ({kind}), hint: {hint}"),
+                    Some(hint) => {
+                        format!("passphrase ({kind}), hint: {}", crate::printable_hint(hint))
+                    }
                     None => format!("passphrase ({kind})"),
                 }
             }

@@ -586,7 +586,7 @@ fn import(
             let hint = parsed
                 .as_ref()
                 .and_then(|key| key.hint.as_deref())
-                .map(|hint| format!(" (hint: {hint})"))
+                .map(|hint| format!(" (hint: {})", pbs_key_config::printable_hint(hint)))
                 .unwrap_or_default();
             let prompt = format!("Passphrase of the key{hint}: ");
             Some(
