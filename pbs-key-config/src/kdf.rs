@@ -6,8 +6,14 @@
 //! PBKDF2 at most [`MAX_PBKDF2_ITERATIONS`] iterations. Defaults are
 //! upstream's: scrypt n=65536 r=8 p=1 (64 MiB), PBKDF2 65535 iterations, both
 //! with a 32-byte random salt.
+//!
+//! A process runs at most one derivation per CPU at a time ([`SLOTS`]): each
+//! may hold up to [`MAX_SCRYPT_MEMORY`], and the daemon serves requests in
+//! parallel (docs/security.md finding 66).
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
 use anyhow::Error;
 use serde::{Deserialize, Serialize};
@@ -141,6 +147,7 @@ impl KeyDerivationConfig {
     /// checking the parameters against this module's bounds.
     pub fn derive_key(&self, passphrase: &[u8]) -> Result<[u8; 32], Error> {
         self.check_bounds()?;
+        let _slot = SLOTS.take();
         let mut key = [0u8; 32];
         let result = match self {
             KeyDerivationConfig::Scrypt { n, r, p, salt } => {
@@ -164,9 +171,98 @@ impl KeyDerivationConfig {
     }
 }
 
+/// The derivations running in this process. Each may hold up to
+/// [`MAX_SCRYPT_MEMORY`] (the parameters of a key file or bundle given by
+/// anyone with the right to restore or drill one), and the daemon runs
+/// requests on a pool of hundreds of threads: without a bound, a hundred
+/// requests at once would ask for a hundred GiB, and the kernel's
+/// out-of-memory killer would end a process of the host (a backup job, the
+/// daemon in the middle of a write). At most one per CPU runs, as the
+/// daemon's password checks; the others wait for a slot.
+static SLOTS: Slots = Slots {
+    running: Mutex::new(0),
+    freed: Condvar::new(),
+    peak: AtomicUsize::new(0),
+};
+
+struct Slots {
+    running: Mutex<usize>,
+    freed: Condvar,
+    /// The most that ever ran at once, for the tests.
+    peak: AtomicUsize,
+}
+
+/// A derivation's place in [`SLOTS`], given back when dropped (also when
+/// the derivation panics).
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    /// Waits until fewer than [`max_derivations`] run, then takes a slot.
+    fn take(&self) -> Slot<'_> {
+        let max = max_derivations();
+        // a panic elsewhere while counting leaves a count that is still right
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running >= max {
+            running = self
+                .freed
+                .wait(running)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *running += 1;
+        self.peak.fetch_max(*running, Ordering::Relaxed);
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *running -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// How many derivations may run at once: one per CPU this process may use.
+fn max_derivations() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Twice as many threads as CPUs, plus one, derive at the same moment
+    /// (each held at a barrier first): never more than one per CPU runs at
+    /// once, and each gets its key.
+    #[test]
+    fn derivations_run_at_most_one_per_cpu() {
+        let threads = 2 * max_derivations() + 1;
+        let barrier = std::sync::Barrier::new(threads);
+        let kdf = scrypt(1 << 14, 8, 1);
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        kdf.derive_key(b"passphrase").unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.windows(2).all(|pair| pair[0] == pair[1]));
+        let peak = SLOTS.peak.load(Ordering::Relaxed);
+        assert!(
+            (1..=max_derivations()).contains(&peak),
+            "{peak} derivations ran at once, with {} CPUs",
+            max_derivations()
+        );
+    }
 
     fn scrypt(n: u64, r: u64, p: u64) -> KeyDerivationConfig {
         KeyDerivationConfig::Scrypt {
