@@ -1100,3 +1100,61 @@ fn a_key_text_that_would_change_a_keys_protection_is_400() {
         assert_eq!(daemon.files(), before);
     }
 }
+
+/// Finding 70 over HTTPS: a public key (PEM) sent as the `passphrase` of
+/// a new bundle (the `master-pubkey` mixed up with it) is refused with 400
+/// naming `passphrase`, for an export and a rotation's export, before
+/// anything is written. Before the fix the export answered 200 with a
+/// bundle anyone holding the public key, which is public, could open.
+#[test]
+fn a_public_key_sent_as_the_passphrase_of_a_new_bundle_is_400() {
+    let daemon = Daemon::start();
+    let mut root = daemon.root();
+    root.post_form("config/encryption-keys", "id=created-1")
+        .data();
+    let manager = pbs_test_kit::Manager::new(daemon.dir.path());
+    let run = manager.run(&pbs_test_kit::manager::sync_job_args(
+        "push1",
+        "pbs2",
+        "store2",
+        &[
+            "--sync-direction",
+            "push",
+            "--active-encryption-key",
+            "created-1",
+        ],
+    ));
+    assert_eq!(run.code, 0, "{run:?}");
+    let master = openssl::pkey::PKey::private_key_from_pem(include_bytes!(
+        "../pbs-key-config/src/testdata/bundle-test-rsa2048.pem"
+    ))
+    .unwrap();
+    let public = String::from_utf8(master.public_key_to_pem().unwrap()).unwrap();
+    let before = daemon.files();
+    for passphrase in [public.as_str(), "-----BEGIN PUBLIC KEY-----"] {
+        let resp = post(
+            &mut root,
+            "config/encryption-key-export",
+            json!({"id": ["created-1"], "passphrase": passphrase}),
+        );
+        expect_400(&resp, "passphrase", "every PEM file of its kind");
+        let resp = post(
+            &mut root,
+            "config/encryption-key-rotate",
+            json!({"job": ["push1"], "passphrase": passphrase}),
+        );
+        expect_400(&resp, "passphrase", "every PEM file of its kind");
+    }
+    assert_eq!(daemon.files(), before);
+    // the public key where it belongs
+    let bundle = exported(
+        &mut root,
+        json!({"id": ["created-1"], "passphrase": PASSPHRASE, "master-pubkey": [public]}),
+    );
+    post(
+        &mut root,
+        "config/encryption-key-export/verify",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+    )
+    .data();
+}

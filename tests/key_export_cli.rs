@@ -1364,3 +1364,92 @@ fn a_key_file_lost_while_the_restore_waits_is_proven_under_the_lock() {
     let verify = cli.run(&["encryption-key", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
 }
+
+/// Finding 70: the first line of a file that is no secret given as the
+/// passphrase of a new bundle: a PEM public key (`--master-pubkey` mixed
+/// up with `--passphrase-file`: the line is the same in every such file),
+/// an earlier bundle (its first line is its clear header). Before the fix
+/// the export was made, "encrypted to: passphrase (scrypt)", the drill
+/// with the same file passed and recorded a verified copy, and the bundle
+/// opened with `-----BEGIN PUBLIC KEY-----` typed by anyone. Now the
+/// export and the rotation's export are refused naming the file, before
+/// anything is written. (A paperkey is larger than a passphrase file may
+/// be, and refused so already.)
+#[test]
+fn a_public_key_given_as_the_passphrase_file_of_a_new_bundle_is_refused() {
+    let (store, _keys) = populated();
+    let cli = &store.cli;
+    let (_private, public, _pass) = master_key_files(&store);
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let earlier = store.file("earlier.pbsx").display().to_string();
+    ok(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "created-1",
+            "--output-file",
+            &earlier,
+            "--passphrase-file",
+            &pass,
+        ],
+    );
+    let run = cli.run(&pbs_test_kit::manager::sync_job_args(
+        "push1",
+        "pbs2",
+        "store2",
+        &[
+            "--sync-direction",
+            "push",
+            "--active-encryption-key",
+            "created-1",
+        ],
+    ));
+    assert_eq!(run.code, 0, "{run:?}");
+    let out = store.file("out.pbsx").display().to_string();
+    let before = snapshot(store.sandbox.config_dir(), &[]);
+    for (file, looks_like) in [
+        (&public, "every PEM file of its kind"),
+        (&earlier, "an export bundle's clear header"),
+    ] {
+        let err = fail(cli, &export_all(&out, file));
+        assert!(err.contains(&format!("{file:?}")), "{err}");
+        assert!(err.contains(looks_like), "{err}");
+        assert!(err.contains("no secret"), "{err}");
+        assert!(!Path::new(&out).exists(), "{err}");
+        let err = fail(
+            cli,
+            &[
+                "encryption-key",
+                "rotate",
+                "--job",
+                "push1",
+                "--export-file",
+                &out,
+                "--passphrase-file",
+                file,
+            ],
+        );
+        assert!(err.contains(&format!("{file:?}")), "{err}");
+        assert!(err.contains(looks_like), "{err}");
+        assert!(!Path::new(&out).exists(), "{err}");
+    }
+    assert_eq!(snapshot(store.sandbox.config_dir(), &[]), before);
+
+    // the public key where it belongs, and a passphrase of its own
+    ok(
+        cli,
+        &[
+            "encryption-key",
+            "export",
+            "created-1",
+            "--output-file",
+            &out,
+            "--passphrase-file",
+            &pass,
+            "--master-pubkey",
+            &public,
+        ],
+    );
+    ok(cli, &with_passphrase("export-verify", &out, &pass));
+}

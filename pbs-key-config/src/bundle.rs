@@ -959,6 +959,9 @@ fn seal_bundle(
                 if passphrase.len() < MIN_PASSPHRASE_LEN {
                     return Err(KeyError::PassphraseTooShort.into());
                 }
+                if let Some(what) = crate::passphrase_no_secret(passphrase) {
+                    return Err(KeyError::PassphraseNoSecret(what).into());
+                }
                 // the key-file parameters, one place for the numbers
                 let kdf = KeyDerivationConfig::new_scrypt()?;
                 let mut kek = kdf.derive_key(passphrase)?;
@@ -1862,6 +1865,28 @@ mod tests {
             err.downcast_ref::<KeyError>(),
             Some(&KeyError::PassphraseTooShort)
         );
+        // finding 70: the first line of a public key (or of a bundle) as
+        // the passphrase, which anyone could type
+        let pem = public.public_key_to_pem().unwrap();
+        let first_line = pem.split(|b| *b == b'\n').next().unwrap();
+        let header = create_bundle("o", None, &exports(&keys), &rsa).unwrap();
+        let header = header.split(|b| *b == b'\n').next().unwrap().to_vec();
+        for passphrase in [&pem[..], first_line, b"-----begin x", &header] {
+            let err = create_bundle(
+                "o",
+                None,
+                &exports(&keys),
+                &[ExportRecipient::Passphrase(passphrase)],
+            )
+            .unwrap_err();
+            assert!(
+                matches!(
+                    err.downcast_ref::<KeyError>(),
+                    Some(KeyError::PassphraseNoSecret(_))
+                ),
+                "{err}"
+            );
+        }
         for origin in ["", "two\nlines"] {
             assert!(create_bundle(origin, None, &exports(&keys), &rsa).is_err());
         }

@@ -17,6 +17,11 @@ pub enum KeyError {
     /// The passphrase is shorter than [`MIN_PASSPHRASE_LEN`](crate::MIN_PASSPHRASE_LEN)
     /// bytes; refused before any key derivation.
     PassphraseTooShort,
+    /// The passphrase for a new bundle is no secret: the first line of a
+    /// file every file of its kind begins with, or of one kept in clear
+    /// (see [`passphrase_no_secret`](crate::passphrase_no_secret)). Holds
+    /// what it is.
+    PassphraseNoSecret(&'static str),
     /// The KDF parameters in the file are out of the accepted range, so no
     /// derivation was attempted. Holds which parameter and why.
     KdfParamsOutOfRange(String),
@@ -53,6 +58,12 @@ impl fmt::Display for KeyError {
             KeyError::Malformed(detail) => write!(f, "invalid key file - {detail}"),
             // upstream's words, which the key vectors record
             KeyError::PassphraseTooShort => write!(f, "Passphrase is too short!"),
+            KeyError::PassphraseNoSecret(what) => write!(
+                f,
+                "the passphrase is no secret: {what} - anyone could open the bundle; give a \
+                 passphrase of its own (an RSA public key is a recipient of its own, \
+                 master-pubkey)"
+            ),
             KeyError::KdfParamsOutOfRange(detail) => {
                 write!(f, "key derivation parameters out of range - {detail}")
             }

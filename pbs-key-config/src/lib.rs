@@ -61,6 +61,36 @@ pub use wire::epoch_to_rfc3339;
 /// Shortest passphrase accepted, in bytes (as upstream).
 pub const MIN_PASSPHRASE_LEN: usize = 5;
 
+/// Why `passphrase` is no secret, if it is the first line of a file given
+/// in place of a passphrase file (finding 70): one every file of its
+/// kind begins with (a PEM file, as a public key given for the passphrase
+/// instead of as an RSA recipient; a paperkey, as text or HTML page), or
+/// an export bundle's clear header. `None` for any other passphrase.
+/// Judged for a new bundle only: a bundle made so still opens.
+pub fn passphrase_no_secret(passphrase: &[u8]) -> Option<&'static str> {
+    const KINDS: [(&[u8], &str); 4] = [
+        (
+            b"-----BEGIN ",
+            "it begins as every PEM file of its kind ('-----BEGIN ...')",
+        ),
+        (
+            b"Proxmox Backup encryption key - paperkey",
+            "it begins as every paperkey",
+        ),
+        (b"<!doctype", "it begins as an HTML page"),
+        (
+            b"{\"format\":\"pbs-keystore-export\"",
+            "it begins as an export bundle's clear header, which whoever holds that bundle reads",
+        ),
+    ];
+    KINDS.iter().find_map(|(start, what)| {
+        passphrase
+            .get(..start.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(start))
+            .then_some(*what)
+    })
+}
+
 /// Largest key file [`KeyConfig::load`] reads (real ones are about 300 bytes).
 pub const MAX_KEY_FILE_SIZE: u64 = 64 * 1024;
 

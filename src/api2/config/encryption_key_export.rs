@@ -46,7 +46,7 @@ use pbs_key_config::bundle::{
     read_bundle_header, rsa_private_key_from_pem, rsa_public_key_from_pem,
 };
 use pbs_key_config::paperkey::{Paperkey, PaperkeyFormat, parse_key_file_or_paperkey};
-use pbs_key_config::{KeyConfig, KeyError};
+use pbs_key_config::{KeyConfig, KeyError, passphrase_no_secret};
 
 use super::{KEY_MODIFY, KeyAccess, STORE_MODIFY};
 use crate::api2::config::encryption_keys::{PASSPHRASE_SCHEMA, check_id, visible_keys};
@@ -201,6 +201,13 @@ impl Recipients {
     /// The recipients a request names: `passphrase` and `master-pubkey`
     /// (PEM, repeatable).
     pub(crate) fn from_params(param: &Value) -> Result<Self, Error> {
+        // a public key sent as the passphrase, say: judged before anything
+        // is done (finding 70), so a rotation never stops at its export
+        if let Some(what) =
+            param_str(param, "passphrase").and_then(|p| passphrase_no_secret(p.as_bytes()))
+        {
+            param_bail!("passphrase", "{}", KeyError::PassphraseNoSecret(what));
+        }
         Ok(Recipients {
             passphrase: param_str(param, "passphrase").map(|p| p.as_bytes().to_vec()),
             master_pubkeys: crate::api2::param_list(param, "master-pubkey")

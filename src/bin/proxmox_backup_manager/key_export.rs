@@ -391,7 +391,7 @@ pub fn export(out: &Output, dir: &ConfigDir, args: ExportArgs) -> Result<ExitCod
         .collect::<Result<Vec<_>, Error>>()
         .map_err(|err| format_err!("{verb} - {err}"))?;
     let passphrase = match (&args.passphrase_file, master_pubkeys.is_empty()) {
-        (Some(file), _) => Some(passphrase::from_file(file, "--passphrase-file")),
+        (Some(file), _) => Some(passphrase::new_from_file(file, "--passphrase-file")),
         (None, true) if passphrase::can_ask() => {
             Some(passphrase::ask("Passphrase for the export bundle: ", true))
         }

@@ -167,7 +167,7 @@ fn recipients(args: &RotateArgs) -> Result<Recipients, Error> {
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let passphrase = match (&args.passphrase_file, master_pubkeys.is_empty()) {
-        (Some(file), _) => Some(passphrase::from_file(file, "--passphrase-file")?),
+        (Some(file), _) => Some(passphrase::new_from_file(file, "--passphrase-file")?),
         (None, true) if passphrase::can_ask() => Some(passphrase::ask(
             "Passphrase for the export of the new key: ",
             true,

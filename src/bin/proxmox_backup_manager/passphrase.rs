@@ -50,6 +50,27 @@ pub fn from_file(path: &Path, option: &str) -> Result<Passphrase, Error> {
     Ok(Zeroizing::new(line))
 }
 
+/// The passphrase of a new bundle: the first line of `path`, as
+/// [`from_file`] reads it, refused if it is no secret but the first line
+/// of a file given in place of the passphrase file (a public key meant for
+/// --master-pubkey, a paperkey: finding 70). A passphrase that opens a
+/// bundle is not judged: a bundle made so before still opens.
+///
+/// # Errors
+///
+/// As [`from_file`]; or the line is no secret, naming the option, the
+/// file and what its first line is.
+pub fn new_from_file(path: &Path, option: &str) -> Result<Passphrase, Error> {
+    let passphrase = from_file(path, option)?;
+    if let Some(what) = pbs_key_config::passphrase_no_secret(&passphrase) {
+        bail!(
+            "{option} {path:?} holds no passphrase - its first line is no secret: {what} - anyone could \
+             open the bundle (an RSA public key goes to --master-pubkey)"
+        );
+    }
+    Ok(passphrase)
+}
+
 /// Whether a passphrase can be asked for: standard input is a terminal.
 pub fn can_ask() -> bool {
     std::io::stdin().is_terminal()
