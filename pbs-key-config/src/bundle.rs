@@ -1865,7 +1865,7 @@ mod tests {
             err.downcast_ref::<KeyError>(),
             Some(&KeyError::PassphraseTooShort)
         );
-        // finding 70: the first line of a public key (or of a bundle) as
+        // finding 67: the first line of a public key (or of a bundle) as
         // the passphrase, which anyone could type
         let pem = public.public_key_to_pem().unwrap();
         let first_line = pem.split(|b| *b == b'\n').next().unwrap();

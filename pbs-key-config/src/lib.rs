@@ -62,7 +62,7 @@ pub use wire::epoch_to_rfc3339;
 pub const MIN_PASSPHRASE_LEN: usize = 5;
 
 /// Why `passphrase` is no secret, if it is the first line of a file given
-/// in place of a passphrase file (finding 70): one every file of its
+/// in place of a passphrase file (finding 67): one every file of its
 /// kind begins with (a PEM file, as a public key given for the passphrase
 /// instead of as an RSA recipient; a paperkey, as text or HTML page), or
 /// an export bundle's clear header. `None` for any other passphrase.

@@ -202,7 +202,7 @@ impl Recipients {
     /// (PEM, repeatable).
     pub(crate) fn from_params(param: &Value) -> Result<Self, Error> {
         // a public key sent as the passphrase, say: judged before anything
-        // is done (finding 70), so a rotation never stops at its export
+        // is done (finding 67), so a rotation never stops at its export
         if let Some(what) =
             param_str(param, "passphrase").and_then(|p| passphrase_no_secret(p.as_bytes()))
         {

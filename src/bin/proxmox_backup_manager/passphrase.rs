@@ -53,7 +53,7 @@ pub fn from_file(path: &Path, option: &str) -> Result<Passphrase, Error> {
 /// The passphrase of a new bundle: the first line of `path`, as
 /// [`from_file`] reads it, refused if it is no secret but the first line
 /// of a file given in place of the passphrase file (a public key meant for
-/// --master-pubkey, a paperkey: finding 70). A passphrase that opens a
+/// --master-pubkey, a paperkey: finding 67). A passphrase that opens a
 /// bundle is not judged: a bundle made so before still opens.
 ///
 /// # Errors
