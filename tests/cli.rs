@@ -422,9 +422,9 @@ fn a_created_key_that_cannot_be_handed_out_is_removed_again() {
     assert!(
         stderr.starts_with(
             "Error: failed to create encryption key 'lost-key' - unable to write to standard output"
-        ) && stderr
-            .trim_end()
-            .ends_with("the new key was removed from the store again (into the trash)"),
+        ) && stderr.trim_end().contains(
+            "the new key was removed from the store again (into the trash, as 'lost-key@"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("only time"), "{stderr}");
@@ -440,7 +440,9 @@ fn a_created_key_that_cannot_be_handed_out_is_removed_again() {
     ]);
     assert!(
         err.contains("\"/proc/pbs-keystore-test.enc\"")
-            && err.ends_with("the new key was removed from the store again (into the trash)"),
+            && err.contains(
+                "the new key was removed from the store again (into the trash, as 'lost-key@"
+            ),
         "{err}"
     );
     // out of the store, into the trash (never unlinked: issue 14); the
@@ -912,11 +914,40 @@ fn archive_unarchive_delete_round_trip() {
     let text = cli.ok(&["encryption-key", "remove", "key-two"]).stdout;
     assert!(
         text.starts_with("removed encryption key 'key-two' - kept in the trash as 'key-two@")
-            && text.contains("('encryption-key trash restore key-two' brings it back)")
             && text.contains("no verified copy of it is recorded"),
         "{text}"
     );
     assert!(cli.json(&["encryption-key", "list", "--include-archived"]) == json!([]));
+}
+
+/// The command a remove names to bring the key back works, also where the
+/// trash holds the id more than once (a key of the same id removed
+/// before), where `trash restore ID` is refused as ambiguous: it names the
+/// entry by its trash name. (Before, it said `trash restore ID`.)
+#[test]
+fn remove_names_the_trash_restore_that_brings_the_key_back() {
+    let cli = Cli::new();
+    let first = cli.create("twice");
+    cli.ok(&["encryption-key", "archive", "twice"]);
+    cli.ok(&["encryption-key", "remove", "twice"]);
+    let second = cli.create("twice");
+    assert_ne!(fingerprint_of(&first), fingerprint_of(&second));
+    cli.ok(&["encryption-key", "archive", "twice"]);
+    let text = cli.ok(&["encryption-key", "remove", "twice"]).stdout;
+    let restore = text
+        .split_once("('encryption-key trash restore ")
+        .and_then(|(_, rest)| rest.split_once("' brings it back)"))
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| panic!("no trash restore named: {text}"));
+    let refused = cli.fail(&["encryption-key", "trash", "restore", "twice"]);
+    assert!(refused.contains("is in the trash 2 times"), "{refused}");
+    cli.ok(&["encryption-key", "trash", "restore", &restore]);
+    let listed = cli.json(&["encryption-key", "show", "twice"]);
+    assert_eq!(
+        listed["fingerprint"].as_str(),
+        Some(fingerprint_of(&second).as_str()),
+        "{listed}"
+    );
 }
 
 #[test]

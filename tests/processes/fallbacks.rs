@@ -59,7 +59,7 @@ const WAYS: [(Refusal, &str); 2] = [
 ];
 
 const PASSPHRASE: &str = "bundle pass phrase";
-const REMOVED: &str = "the new key was removed from the store again (into the trash)";
+const REMOVED: &str = "the new key was removed from the store again (into the trash, as '";
 
 /// A config dir, an output directory beside it, and the manager on it.
 struct Scene {
@@ -651,10 +651,24 @@ pub fn a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is() {
             "Input/output error (os error 5) - the file is complete under its name, but the \
              name might not survive a crash, and removing the file again failed - Read-only \
              file system (os error 30)"
-        ) && run.stderr.contains(&format!(
-            "{REMOVED}, and the file {target:?} holds it too - bring the key back with \
-             'proxmox-backup-manager encryption-key trash restore left-key'"
-        )),
+        ) && run.stderr.contains(REMOVED),
+        "{run:?}"
+    );
+    // the message names the trash entry, and its command brings the key back
+    let advice = format!(
+        ", and the file {target:?} holds it too - bring the key back with \
+         'proxmox-backup-manager encryption-key trash restore "
+    );
+    let trash_name = run
+        .stderr
+        .split_once(&advice)
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| panic!("no trash restore named: {run:?}"));
+    assert!(trash_name.starts_with("left-key@"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("{REMOVED}{trash_name}'), and the file")),
         "{run:?}"
     );
     assert_eq!(names(&scene.out()), ["left-key.json"]);
@@ -668,7 +682,7 @@ pub fn a_create_whose_file_stays_after_a_failed_sync_says_where_the_key_is() {
 
     let run = scene
         .cli
-        .run(&["encryption-key", "trash", "restore", "left-key"]);
+        .run(&["encryption-key", "trash", "restore", &trash_name]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         fingerprint_of_file(Path::new(&target)),

@@ -653,7 +653,7 @@ fn render_removed(removed: &Deleted) -> String {
             verified_copy: true,
         } => format!(
             "removed encryption key '{id}' - kept in the trash as '{trash_name}' until {} \
-             ('encryption-key trash restore {id}' brings it back)\n",
+             ('encryption-key trash restore {trash_name}' brings it back)\n",
             render::epoch_text(*purge_after)
         ),
         Deleted::Trashed {
@@ -663,7 +663,7 @@ fn render_removed(removed: &Deleted) -> String {
             verified_copy: false,
         } => format!(
             "removed encryption key '{id}' - kept in the trash as '{trash_name}' \
-             ('encryption-key trash restore {id}' brings it back); no verified copy of it is \
+             ('encryption-key trash restore {trash_name}' brings it back); no verified copy of it is \
              recorded, so the daily purge keeps it past {} until a bundle holding it passes \
              'encryption-key export-verify', or it is purged by hand\n",
             render::epoch_text(*purge_after)
@@ -941,31 +941,47 @@ fn create_key(dir: &ConfigDir, id: &str, hint: Option<&str>) -> Result<KeyConfig
 /// Undoes a create whose key could not be handed out: archive, then delete
 /// (into the trash).
 fn remove_new_key(dir: &ConfigDir, id: &str, err: Error) -> Error {
-    remove_new_key_with(dir, id, err, "")
+    remove_new_key_with(dir, id, err, &|_| String::new())
 }
 
 /// [`remove_new_key`] of a create whose key file could not be made sure
 /// of, nor removed again (`pbs_key_config::NewFileLeft`): the key is in
 /// the trash and in the file `path`, and the error says so.
 fn remove_new_key_left_in(dir: &ConfigDir, id: &str, err: Error, path: &Path) -> Error {
-    let left = format!(
-        ", and the file {path:?} holds it too - bring the key back with \
-         'proxmox-backup-manager encryption-key trash restore {id}' and make a copy of it where \
-         the device works (the file's might not keep it), or remove the file"
-    );
-    remove_new_key_with(dir, id, err, &left)
+    remove_new_key_with(dir, id, err, &|trash_name| {
+        format!(
+            ", and the file {path:?} holds it too - bring the key back with \
+             'proxmox-backup-manager encryption-key trash restore {trash_name}' and make a copy \
+             of it where the device works (the file's might not keep it), or remove the file"
+        )
+    })
 }
 
-/// [`remove_new_key`], the message of a key removed ending in `left_in`:
-/// where else the key is (empty: nowhere). A key that could not be
-/// removed stays in the store: its message is `err` and why, no `left_in`
-/// (whose advice is to bring the key back from the trash).
-fn remove_new_key_with(dir: &ConfigDir, id: &str, err: Error, left_in: &str) -> Error {
-    let removed = encryption_keys::archive_key(dir, id, None)
-        .and_then(|_| encryption_keys::delete_key(dir, id, None));
+/// [`remove_new_key`], the message of a key removed ending in what
+/// `left_in` makes of its name in the trash: where else the key is (empty:
+/// nowhere). A key that could not be removed stays in the store: its
+/// message is `err` and why, no `left_in` (whose advice is to bring the
+/// key back from the trash).
+fn remove_new_key_with(
+    dir: &ConfigDir,
+    id: &str,
+    err: Error,
+    left_in: &dyn Fn(&str) -> String,
+) -> Error {
+    // the default mode moves the key file into the trash, nothing else
+    let removed = encryption_keys::archive_key(dir, id, None).and_then(|_| {
+        encryption_keys::delete_key_with(dir, id, None, &DeleteMode::default(), None)
+    });
     match removed {
-        Ok(()) => format_err!(
-            "failed to create encryption key '{id}' - {err} - the new key was removed from the store again (into the trash){left_in}"
+        Ok(Deleted::Trashed { trash_name, .. }) => format_err!(
+            "failed to create encryption key '{id}' - {err} - the new key was removed from the \
+             store again (into the trash, as '{trash_name}'){}",
+            left_in(&trash_name)
+        ),
+        Ok(other) => format_err!(
+            "failed to create encryption key '{id}' - {err} - the new key was removed from the \
+             store again ({})",
+            render_removed(&other).trim_end()
         ),
         Err(remove_err) => format_err!(
             "failed to create encryption key '{id}' - {err} - and removing the new key from the store failed too: {remove_err}"
