@@ -1037,10 +1037,15 @@ fn update_dropping(cli: &Cli, args: &[&str], job: &str, dropped: &str) -> Value 
     all.extend_from_slice(args);
     let run = cli.run(&all);
     assert_eq!(run.code, EXIT_OK, "{run:?}");
+    // the likely mistake named only where the update made it
+    let cause = if args.contains(&"--associated-key") {
+        " (--associated-key replaces the whole list)"
+    } else {
+        ""
+    };
     let warning = format!(
-        "Warning: sync job '{job}' no longer names {dropped} (--associated-key replaces the \
-         whole list) - if the job's older backups need a key, name it again with \
-         --associated-key, repeated for each key to keep\n"
+        "Warning: sync job '{job}' no longer names {dropped}{cause} - if the job's older backups \
+         need a key, name it again with --associated-key, repeated for each key to keep\n"
     );
     assert_eq!(run.stderr, warning);
     serde_json::from_str(&run.stdout).unwrap()
@@ -1100,6 +1105,43 @@ fn rekey_and_untie_a_key_then_it_can_go(cli: &Cli) {
     assert_eq!(run.code, EXIT_ERROR, "{run:?}");
     assert_eq!(run.stdout, "");
     assert!(run.stderr.contains("required"), "{}", run.stderr);
+}
+
+/// Removing a sync job says which of its keys no job names any more (they
+/// show as unused, as after an update that lets go of them); a key another
+/// job still names is not warned of.
+#[test]
+fn removing_a_sync_job_warns_of_the_keys_no_job_names_any_more() {
+    let cli = Cli::new();
+    cli.create("key-active");
+    cli.create("key-old");
+    sync_cfg(&cli, TWO_JOBS);
+    let run = cli.run(&["sync-job", "remove", "nightly"]);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "Warning: no sync job names 'key-active' any more (sync job 'nightly' named it) - if \
+         the job's older backups need a key, keep it: it now shows as unused ('encryption-key \
+         list --unused')\n"
+    );
+    let run = cli.run(&["sync-job", "remove", "weekly"]);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("Warning: no sync job names 'key-old' any more (sync job 'weekly'"),
+        "{run:?}"
+    );
+    cli.ok(&[
+        "sync-job",
+        "create",
+        "empty",
+        "--store",
+        "local1",
+        "--remote-store",
+        "remote3",
+    ]);
+    // a job without keys: nothing to say (`ok` wants an empty stderr)
+    cli.ok(&["sync-job", "remove", "empty"]);
 }
 
 #[test]

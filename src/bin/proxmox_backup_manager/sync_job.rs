@@ -288,15 +288,46 @@ fn dropped_keys(before: &SyncJobConfig, after: &SyncJobConfig) -> Vec<String> {
 /// Says on stderr which keys an update let go of: no longer needed by the
 /// job, a key shows as unused, and an archive, a remove and 30 days in
 /// the trash are all that stand between it and the backups it decrypts.
-fn warn_of_dropped_keys(before: &SyncJobConfig, after: &SyncJobConfig) {
+/// `replaced_list`: the update gave `--associated-key`, which replaces
+/// the whole list (the likely mistake).
+fn warn_of_dropped_keys(before: &SyncJobConfig, after: &SyncJobConfig, replaced_list: bool) {
     let dropped = dropped_keys(before, after);
     if !dropped.is_empty() {
+        let cause = if replaced_list {
+            " (--associated-key replaces the whole list)"
+        } else {
+            ""
+        };
         eprintln!(
-            "Warning: sync job {} no longer names {} (--associated-key replaces the whole \
-             list) - if the job's older backups need a key, name it again with \
-             --associated-key, repeated for each key to keep",
+            "Warning: sync job {} no longer names {}{cause} - if the job's older backups need \
+             a key, name it again with --associated-key, repeated for each key to keep",
             quoted(&after.id),
             dropped.join(", ")
+        );
+    }
+}
+
+/// Says on stderr which keys the removed job `removed` named that no job
+/// names any more (`jobs`, those left): they show as unused, as after an
+/// update that lets go of them.
+fn warn_of_unnamed_keys(removed: &SyncJobConfig, jobs: &[SyncJobConfig]) {
+    let mut unnamed: Vec<String> = removed
+        .key_ids()
+        .filter(|key| {
+            !jobs
+                .iter()
+                .any(|job| job.key_ids().any(|named| named == *key))
+        })
+        .map(quoted)
+        .collect();
+    unnamed.dedup();
+    if !unnamed.is_empty() {
+        eprintln!(
+            "Warning: no sync job names {} any more (sync job {} named {}) - if the job's older \
+             backups need a key, keep it: it now shows as unused ('encryption-key list --unused')",
+            unnamed.join(", "),
+            quoted(&removed.id),
+            if unnamed.len() == 1 { "it" } else { "them" },
         );
     }
 }
@@ -327,6 +358,10 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: SyncJobCommand) -> Result<Exi
             // the keys it named before: an --associated-key list replaces
             // the old one, and a key dropped by mistake looks unused
             let before = sync::read_sync_job(&dir, &caller, &id).ok();
+            let replaced_list = options
+                .pairs
+                .iter()
+                .any(|(name, _)| name == "associated-key");
             let updated = options
                 .parameters(&id)
                 .and_then(JobUpdate::from_params)
@@ -335,13 +370,20 @@ pub fn run(global: &GlobalArgs, out: &Output, cmd: SyncJobCommand) -> Result<Exi
                 });
             let job = job_result("update", &id, updated)?;
             if let Some((before, _digest)) = before {
-                warn_of_dropped_keys(&before, &job);
+                warn_of_dropped_keys(&before, &job, replaced_list);
             }
             out.message(&job, |job| changed(out, "updated", job))?;
         }
         SyncJobCommand::Remove { id, digest } => {
+            // the keys it named: those no other job names look unused after
+            let before = sync::read_sync_job(&dir, &caller, &id).ok();
             let removed = sync::delete_sync_job(&dir, &caller, &id, digest.as_deref());
             job_result("remove", &id, removed)?;
+            if let (Some((removed, _)), Ok((jobs, _))) =
+                (before, sync::list_sync_jobs(&dir, &caller, None))
+            {
+                warn_of_unnamed_keys(&removed, &jobs);
+            }
             out.message(&(), |()| format!("removed sync job '{id}'\n"))?;
         }
     }
