@@ -150,3 +150,42 @@ fn remove_force_never_drops_an_entry_when_the_key_directory_is_gone() {
     let run = ok(&store, &["encryption-key", "trash", "list", "--noborder"]);
     assert!(run.stdout.starts_with("old-key@"), "{run:?}");
 }
+
+/// A config dir given one level too deep, the key directory of a store
+/// (`--config-dir /etc/proxmox-backup/encryption-keys`), is refused,
+/// naming the config dir meant, and nothing is made in the key directory:
+/// before, a create there started a second store inside it (its lock
+/// files the `backup` user's in root's directory), and `verify` called
+/// that store clean beside the real key files.
+#[test]
+fn the_key_directory_given_as_config_dir_is_refused() {
+    let scratch = scratch();
+    let store = scratch.path().join("store");
+    create(&store, "real", &scratch.path().join("real.key"));
+    let key_dir = store.join("encryption-keys");
+    let entries = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = entries(&key_dir);
+    for args in [
+        &["encryption-key", "verify"][..],
+        &["encryption-key", "create", "second", "--output-file", "-"][..],
+        &["sync-job", "list"][..],
+    ] {
+        let run = Manager::new(&key_dir).run(args);
+        assert_eq!(run.code, 255, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!(
+                "config dir {key_dir:?} is the key directory of the config dir {store:?}"
+            )) && run.stderr.contains(&format!("give --config-dir {store:?}")),
+            "{args:?}: {run:?}"
+        );
+    }
+    assert_eq!(entries(&key_dir), before);
+    ok(&store, &["encryption-key", "verify"]);
+}

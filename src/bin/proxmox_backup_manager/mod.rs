@@ -182,6 +182,7 @@ impl GlobalArgs {
             Some(dir) => ConfigDir::shared(dir)?,
             None => ConfigDir::default_dir()?,
         };
+        refuse_key_dir_as_config_dir(&dir)?;
         Ok(Arc::new(dir.with_caller(Caller::cli())))
     }
 
@@ -189,6 +190,28 @@ impl GlobalArgs {
     pub fn output(&self) -> Result<Output, Error> {
         Output::from_options(self.output_format, self.noborder, self.noheader)
     }
+}
+
+/// Refuses a config dir that is the key directory of another (named
+/// `encryption-keys`, beside that one's `encryption-keys.cfg`): a slip of
+/// `--config-dir` or `$PBS_CONFIG_DIR` one level too deep, which would
+/// start a second, empty store inside the key directory, its lock files
+/// the `backup` user's in root's directory, and report it clean beside the
+/// real key files.
+fn refuse_key_dir_as_config_dir(dir: &ConfigDir) -> Result<(), Error> {
+    let base = dir.path("");
+    let base = base.components().as_path();
+    let (Some(name), Some(parent)) = (base.file_name(), base.parent()) else {
+        return Ok(());
+    };
+    let listing = parent.join(pbs_config::files::ENCRYPTION_KEYS_CFG.name);
+    if name == pbs_config::files::KEY_DIR_NAME && listing.is_file() {
+        anyhow::bail!(
+            "config dir {base:?} is the key directory of the config dir {parent:?} (beside its \
+             {listing:?}) - give --config-dir {parent:?} (or $PBS_CONFIG_DIR)"
+        );
+    }
+    Ok(())
 }
 
 /// An id as messages quote it: `'id'`, or escaped (`"../x\n"`) when it is
