@@ -485,6 +485,52 @@ fn passwords_on_a_terminal_are_not_echoed_and_echo_comes_back() {
     assert!(echo, "echo not restored after an error");
 }
 
+/// Finding 67 at the terminal: a public key's first line pasted at the
+/// prompt for a new bundle's passphrase is refused before anything is
+/// written, as a public key given as the passphrase file is; a real
+/// passphrase typed the same way makes the bundle.
+#[test]
+fn a_public_key_typed_as_a_new_bundles_passphrase_is_refused() {
+    let cli = Manager::new();
+    cli.create_key("typed-key");
+    let bundle = cli.dir.path().with_extension("typed.pbsx");
+    let export = || {
+        let mut run = PtyRun::start(cli.command(
+            &[],
+            &[
+                "encryption-key",
+                "export",
+                "typed-key",
+                "--output-file",
+                bundle.to_str().unwrap(),
+            ],
+        ));
+        run.expect("Passphrase for the export bundle: ");
+        run
+    };
+    let mut run = export();
+    run.type_line("-----BEGIN PUBLIC KEY-----");
+    run.expect("Retype passphrase: ");
+    run.type_line("-----BEGIN PUBLIC KEY-----");
+    let (code, text, echo) = run.finish();
+    assert_eq!(code, EXIT_ERROR, "{text}");
+    assert!(
+        text.contains("the passphrase typed is no secret")
+            && text.contains("an RSA public key goes to --master-pubkey"),
+        "{text}"
+    );
+    assert!(echo, "echo not restored");
+    assert!(!bundle.exists());
+
+    let mut run = export();
+    run.type_line("a passphrase of mine");
+    run.expect("Retype passphrase: ");
+    run.type_line("a passphrase of mine");
+    let (code, text, _echo) = run.finish();
+    assert_eq!(code, 0, "{text}");
+    assert!(bundle.exists());
+}
+
 #[test]
 fn remove_is_the_verb_and_delete_its_alias() {
     let cli = Manager::new();

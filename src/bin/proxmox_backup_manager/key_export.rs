@@ -393,7 +393,7 @@ pub fn export(out: &Output, dir: &ConfigDir, args: ExportArgs) -> Result<ExitCod
     let passphrase = match (&args.passphrase_file, master_pubkeys.is_empty()) {
         (Some(file), _) => Some(passphrase::new_from_file(file, "--passphrase-file")),
         (None, true) if passphrase::can_ask() => {
-            Some(passphrase::ask("Passphrase for the export bundle: ", true))
+            Some(passphrase::ask_new("Passphrase for the export bundle: "))
         }
         (None, true) => bail!(
             "{verb} - no recipient - give --passphrase-file FILE and/or --master-pubkey PEM \

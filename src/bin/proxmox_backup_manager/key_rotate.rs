@@ -168,9 +168,8 @@ fn recipients(args: &RotateArgs) -> Result<Recipients, Error> {
         .collect::<Result<Vec<_>, Error>>()?;
     let passphrase = match (&args.passphrase_file, master_pubkeys.is_empty()) {
         (Some(file), _) => Some(passphrase::new_from_file(file, "--passphrase-file")?),
-        (None, true) if passphrase::can_ask() => Some(passphrase::ask(
+        (None, true) if passphrase::can_ask() => Some(passphrase::ask_new(
             "Passphrase for the export of the new key: ",
-            true,
         )?),
         (None, true) => {
             return Err(format_err!(

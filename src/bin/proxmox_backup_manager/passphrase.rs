@@ -71,6 +71,22 @@ pub fn new_from_file(path: &Path, option: &str) -> Result<Passphrase, Error> {
     Ok(passphrase)
 }
 
+/// The passphrase of a new bundle asked for on the terminal ([`ask`],
+/// confirmed), refused as [`new_from_file`] refuses a file's if it is no
+/// secret: a public key's first line pasted at the prompt (finding 67).
+/// Judged before anything is made (a rotation's new key is stored only
+/// after its export's recipients are known).
+pub fn ask_new(prompt: &str) -> Result<Passphrase, Error> {
+    let passphrase = ask(prompt, true)?;
+    if let Some(what) = pbs_key_config::passphrase_no_secret(&passphrase) {
+        bail!(
+            "the passphrase typed is no secret: {what} - anyone could open the bundle (an RSA \
+             public key goes to --master-pubkey)"
+        );
+    }
+    Ok(passphrase)
+}
+
 /// Whether a passphrase can be asked for: standard input is a terminal.
 pub fn can_ask() -> bool {
     std::io::stdin().is_terminal()
