@@ -200,13 +200,16 @@ impl fmt::Debug for Paperkey {
 
 impl Paperkey {
     /// A paperkey of key `id` with key file `key_config`, and the audit
-    /// checkpoint text `checkpoint` if the caller has one.
+    /// checkpoint text `checkpoint` if the caller has one. An unprotected
+    /// key file is printed with its fingerprint (computed from its key)
+    /// where it has none, so that what is typed back is checked.
     ///
     /// # Errors
     ///
     /// An unprotected key file whose stored fingerprint is not its key's, or
     /// a key file too large for the typing aid (a hint of kilobytes).
     pub fn new(id: &str, key_config: &KeyConfig, checkpoint: Option<&str>) -> Result<Self, Error> {
+        let mut key_config = key_config.clone();
         let fingerprint = if key_config.is_protected() {
             key_config.fingerprint
         } else {
@@ -214,14 +217,19 @@ impl Paperkey {
                 .decrypt(&|| bail!("an unprotected key needs no passphrase"))
                 .layer_err(|| format!("cannot make a paperkey of key '{id}'"))?;
             key.zeroize();
+            // printed with its fingerprint, even where its file has none (an
+            // old upstream key file): the key read back is checked against
+            // it, so a typo in the block's `data` is refused, never read as
+            // another valid key (docs/security.md finding 68)
+            key_config.fingerprint = Some(fingerprint);
             Some(fingerprint)
         };
-        let mut record = encode_record(key_config)
+        let mut record = encode_record(&key_config)
             .layer_err(|| format!("cannot make a paperkey of key '{id}'"))?;
         record.zeroize();
         Ok(Self {
             id: id.to_string(),
-            key_config: key_config.clone(),
+            key_config,
             fingerprint,
             checkpoint: checkpoint.map(str::to_string),
         })
@@ -1024,9 +1032,14 @@ mod tests {
 
     #[test]
     fn printed_text_reads_back_to_the_key_file() {
-        for (name, key_config) in key_configs() {
+        for (name, mut key_config) in key_configs() {
             let paperkey =
                 Paperkey::new("offsite-2025", &key_config, Some("ck\n1\nAAA=\n")).unwrap();
+            // an unprotected key file comes back with its fingerprint, had
+            // it one or not (finding 68)
+            if !key_config.is_protected() {
+                key_config.fingerprint = Some(fingerprint(&KEY));
+            }
             let text = paperkey.to_text().unwrap();
             // the whole page: the block is read
             assert_eq!(parse_paperkey(&text).unwrap(), key_config, "{name}");
@@ -1238,25 +1251,36 @@ mod tests {
         }
     }
 
+    /// The block of an unprotected key holds its fingerprint, its file's
+    /// or, for a key file without one, computed (finding 68): another key
+    /// typed into the data field is caught either way.
     #[test]
     fn changed_block_is_refused() {
-        let key_config = unprotected();
-        let text = Paperkey::new("k-1", &key_config, None)
+        let mut no_fingerprint = unprotected();
+        no_fingerprint.fingerprint = None;
+        for key_config in [unprotected(), no_fingerprint] {
+            let text = Paperkey::new("k-1", &key_config, None)
+                .unwrap()
+                .to_text()
+                .unwrap();
+            let data = base64::engine::general_purpose::STANDARD.encode(KEY);
+            // another key in the data field: the stored fingerprint catches it
+            let changed = text.replacen(&data[..4], "WlpZ", 1);
+            assert_ne!(changed, text);
+            let err = parse_paperkey(&changed).unwrap_err();
+            assert!(
+                matches!(
+                    err.chain().find_map(|e| e.downcast_ref::<KeyError>()),
+                    Some(KeyError::FingerprintMismatch { .. })
+                ),
+                "{err}"
+            );
+            assert!(!err.to_string().contains(&data[4..]), "{err}");
+        }
+        let text = Paperkey::new("k-1", &unprotected(), None)
             .unwrap()
             .to_text()
             .unwrap();
-        let data = base64::engine::general_purpose::STANDARD.encode(KEY);
-        // another key in the data field: the stored fingerprint catches it
-        let changed = text.replacen(&data[..4], "WlpZ", 1);
-        let err = parse_paperkey(&changed).unwrap_err();
-        assert!(
-            matches!(
-                err.chain().find_map(|e| e.downcast_ref::<KeyError>()),
-                Some(KeyError::FingerprintMismatch { .. })
-            ),
-            "{err}"
-        );
-        assert!(!err.to_string().contains(&data[4..]), "{err}");
         let cut = text.replacen(END_MARKER, "", 1);
         let err = parse_paperkey(&cut).unwrap_err();
         assert_eq!(paperkey_error(&err), Some(&PaperkeyError::NoEndMarker));
@@ -1306,8 +1330,12 @@ mod tests {
 
     #[test]
     fn qr_codes_decode_to_the_key_file() {
-        for (name, key_config) in key_configs() {
+        for (name, mut key_config) in key_configs() {
             let paperkey = Paperkey::new("k-1", &key_config, None).unwrap();
+            // with its fingerprint, as the block (finding 68)
+            if !key_config.is_protected() {
+                key_config.fingerprint = Some(fingerprint(&KEY));
+            }
             let pretty = paperkey.key_file_pretty().unwrap();
 
             let text = paperkey.to_text().unwrap();
