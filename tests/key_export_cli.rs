@@ -935,6 +935,82 @@ fn a_paperkey_types_back_to_its_own_key_whatever_its_hint_holds() {
     }
 }
 
+/// Finding 68: an unprotected key file without a `fingerprint` field (as
+/// upstream's clients wrote them before they had one, stored as imported)
+/// was printed as it is, so the paperkey's block held nothing the key read
+/// back could be checked against: the block typed back with one base64
+/// character wrong in `data` (an `l` for an `I`) was another valid key,
+/// stored with exit status 0 by import and by restore, from the whole page
+/// too (whose facts line shows the right fingerprint). Now the block of an
+/// unprotected key carries its fingerprint, and a typo in it is refused.
+#[test]
+fn a_paperkey_block_typed_back_wrong_is_refused_for_a_key_file_without_fingerprint() {
+    use pbs_key_config::paperkey::{BEGIN_MARKER, END_MARKER};
+
+    let store = Store::new();
+    let cli = &store.cli;
+    let raw: [u8; 32] = std::array::from_fn(|i| i as u8 + 1);
+    let mut key = KeyConfig::without_password(raw).unwrap();
+    key.fingerprint = None;
+    cli.secrets.key("old-key", &raw);
+    let file = store.input("old-key.enc", key.to_json().unwrap());
+    ok(
+        cli,
+        &["encryption-key", "import", "old-key", "--file", &file],
+    );
+    let run = Manager::run_command(
+        cli.command(&["encryption-key", "paperkey", "old-key"]),
+        None,
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let page = run.stdout;
+    let fingerprint = pbs_key_config::fingerprint(&raw).signature();
+    assert!(
+        page.contains(&format!("Fingerprint: {fingerprint}\n")),
+        "{page}"
+    );
+    let block = |text: &str| -> String {
+        let start = text.find(BEGIN_MARKER).unwrap();
+        let end = text.find(END_MARKER).unwrap() + END_MARKER.len();
+        format!("{}\n", &text[start..end])
+    };
+
+    // as printed, the page and its block alone give the key back
+    for (name, text) in [("page", page.clone()), ("block", block(&page))] {
+        let file = store.input(&format!("{name}.txt"), &text);
+        let target = store.other(name, &[]);
+        ok(
+            &target,
+            &["encryption-key", "restore", &file, "--id", "old-key"],
+        );
+        let loaded = loaded_keys(&store.file(name));
+        assert_eq!(loaded.len(), 1, "{name}");
+        assert_eq!(loaded[0].1, raw, "{name}");
+        assert_eq!(loaded[0].2, fingerprint, "{name}");
+    }
+
+    // "AQID..." typed "AQlD...": valid base64, a valid key, another one
+    assert!(page.contains("\"data\": \"AQID"), "{page}");
+    let typo = page.replacen("\"data\": \"AQID", "\"data\": \"AQlD", 1);
+    for (name, text) in [("typo-page", typo.clone()), ("typo-block", block(&typo))] {
+        let file = store.input(&format!("{name}.txt"), &text);
+        for verb in ["import", "restore"] {
+            let target = store.other(&format!("{name}-{verb}"), &[]);
+            let args = match verb {
+                "import" => ["encryption-key", "import", "old-key", "--file", &file],
+                _ => ["encryption-key", "restore", &file, "--id", "old-key"],
+            };
+            let run = target.run(&args);
+            assert_eq!(
+                run.code, EXIT_ERROR,
+                "{name} {verb}: another key stored: {run:?}"
+            );
+            assert!(run.stderr.contains("fingerprint"), "{name} {verb}: {run:?}");
+            assert!(!target.dir().exists(), "{name} {verb}: something written");
+        }
+    }
+}
+
 /// Every protected key file upstream made (the key vectors): imported with
 /// the right passphrase (stored unprotected, the same key), refused with a
 /// wrong one, nothing written.
