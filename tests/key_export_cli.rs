@@ -585,6 +585,38 @@ fn restore_refuses_a_taken_id_or_key_naming_both() {
     assert_eq!(restored.as_array().unwrap().len(), 2);
 }
 
+/// A key file under one of the bundle's ids that the target's config does
+/// not list (an orphan an interrupted store left) refuses the whole restore
+/// before anything is written, naming the file and `verify --repair`;
+/// before, the keys ahead of it in the bundle were restored and the
+/// restore failed at it, part done. Once repaired, the restore goes through.
+#[test]
+fn an_orphan_key_file_refuses_the_restore_before_anything_is_written() {
+    let (store, keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let bundle = store.file("all.pbsx").display().to_string();
+    ok(cli, &export_all(&bundle, &pass));
+    let target = store.other("target", &keys);
+    ok(&target, &["encryption-key", "create", "own-key"]);
+    // the last of the bundle's keys has an orphan file in the target
+    let orphan = target.dir().join("encryption-keys/upstream-protected.enc");
+    std::fs::write(&orphan, key_config(91).to_json().unwrap()).unwrap();
+    let before = snapshot(target.dir(), &[]);
+    let err = fail(&target, &with_passphrase("restore", &bundle, &pass));
+    assert!(
+        err.contains(&format!("{orphan:?}"))
+            && err.contains("verify --repair")
+            && err.contains("nothing was restored"),
+        "{err}"
+    );
+    assert_eq!(snapshot(target.dir(), &[]), before);
+
+    ok(&target, &["encryption-key", "verify", "--repair"]);
+    let restored = json(&target, &with_passphrase("restore", &bundle, &pass));
+    assert_eq!(restored.as_array().unwrap().len(), keys.len(), "{restored}");
+}
+
 /// Export arguments that are refused, each with the text of its refusal.
 fn export_refusals<'a>(
     existing: &'a str,

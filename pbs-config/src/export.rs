@@ -556,7 +556,8 @@ impl EncryptionKeys<'_> {
     /// Which of `entries` the store has already (same id, same
     /// fingerprint) with their key file, and which without it; refused as
     /// a whole if any other id or key is taken
-    /// ([`KeystoreError::BundleConflict`]) or a present key does not load,
+    /// ([`KeystoreError::BundleConflict`]), a new key's file name is taken
+    /// by a file the config does not list, or a present key does not load,
     /// and, naming every such key, if missing key files are given with the
     /// other protection ([`OtherProtections`]) or protected ones unproven
     /// ([`UnprovenKeyFiles`]).
@@ -575,6 +576,8 @@ impl EncryptionKeys<'_> {
         // input), one every key that needs the passphrase (after them)
         let mut other_protection = Vec::new();
         let mut unproven_files = HashMap::new();
+        // key files of new keys' ids that the config does not list
+        let mut orphans = Vec::new();
         for (entry, fingerprint, _) in entries {
             let id_taken_by = match sections.contains(&entry.id) {
                 true => Some(sections.entry(&entry.id)?.info.fingerprint),
@@ -615,6 +618,10 @@ impl EncryptionKeys<'_> {
                     id_taken_by,
                     fingerprint_taken_by,
                 });
+            } else if !self.key_file_missing(base, &entry.id)? {
+                // a new key whose file name is taken: its store would fail
+                // after the keys before it were restored
+                orphans.push(format!("{:?}", self.key_path(&entry.id)));
             }
         }
         if !other_protection.is_empty() {
@@ -626,6 +633,7 @@ impl EncryptionKeys<'_> {
         if !conflicts.is_empty() {
             return Err(KeystoreError::BundleConflict { conflicts }.into());
         }
+        refuse_orphans(&orphans)?;
         // the protected keys whose missing file is unproven, and those new
         // to the store (finding 51) unproven, in the restore's order
         let mut unproven = Vec::new();
@@ -733,6 +741,22 @@ impl EncryptionKeys<'_> {
             None => true,
         })
     }
+}
+
+/// Refuses a restore if new keys' file names are taken by the files
+/// `orphans` (quoted paths) that the config does not list.
+fn refuse_orphans(orphans: &[String]) -> Result<(), Error> {
+    let (files, exist) = match orphans.len() {
+        0 => return Ok(()),
+        1 => ("key file", "exists"),
+        _ => ("key files", "exist"),
+    };
+    bail!(
+        "refusing to restore - {files} {} {exist} already without an entry in the config (left \
+         by an interrupted operation?) - run 'proxmox-backup-manager encryption-key verify \
+         --repair' to move orphans into the trash, then restore again - nothing was restored",
+        orphans.join(", ")
+    )
 }
 
 /// How many keys one record of an export (or an export check) names: a
