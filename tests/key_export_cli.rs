@@ -617,6 +617,43 @@ fn an_orphan_key_file_refuses_the_restore_before_anything_is_written() {
     assert_eq!(restored.as_array().unwrap().len(), keys.len(), "{restored}");
 }
 
+/// A key the target has already is reported as the store has it, not as
+/// the bundle does: created-2, archived in the bundle, active in the
+/// target, is told `already-present` without an archive time (before: the
+/// bundle's, so the table said `archived` of an active key).
+#[test]
+fn a_key_already_present_is_reported_as_the_store_has_it() {
+    let (store, keys) = populated();
+    let cli = &store.cli;
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let bundle = store.file("all.pbsx").display().to_string();
+    ok(cli, &export_all(&bundle, &pass));
+    let target = store.other("target", &keys);
+    let file = store.input("created-2.enc", keys[1].to_json().unwrap());
+    ok(
+        &target,
+        &["encryption-key", "import", "created-2", "--file", &file],
+    );
+    let restored = json(&target, &with_passphrase("restore", &bundle, &pass));
+    let reported = restored
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == "created-2")
+        .unwrap();
+    assert_eq!(reported["outcome"], "already-present", "{restored}");
+    assert!(reported.get("archived-at").is_none(), "{restored}");
+    // and it is still active
+    let listed = listing(&target);
+    let stored = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["id"] == "created-2")
+        .unwrap();
+    assert!(stored.get("archived-at").is_none(), "{listed}");
+}
+
 /// Export arguments that are refused, each with the text of its refusal.
 fn export_refusals<'a>(
     existing: &'a str,

@@ -156,7 +156,9 @@ pub struct RestoredKey {
     pub id: String,
     /// Its fingerprint.
     pub fingerprint: Fingerprint,
-    /// Its archive time, as restored.
+    /// Its archive time as the store has it now: the bundle's for a key
+    /// restored, the store's own for a key it had (its entry left as it
+    /// is).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archived_at: Option<i64>,
     /// What was done.
@@ -434,13 +436,16 @@ impl EncryptionKeys<'_> {
         let mut sections = Some(sections);
         let mut restored = Vec::with_capacity(entries.len());
         for (entry, fingerprint, key_file) in entries {
-            let outcome = if present.contains(&entry.id) {
-                RestoreOutcome::AlreadyPresent
+            // a key the store has is told as the store has it (archived or
+            // not), a key stored as the bundle has it
+            let (outcome, archived_at) = if present.contains(&entry.id) {
+                let stored = self.entry(&entry.id)?;
+                (RestoreOutcome::AlreadyPresent, stored.archived_at)
             } else if missing_files.contains(&entry.id) {
                 let stored = self.entry(&entry.id)?;
                 self.restore_key_file_locked(&base, &stored, key_file, &config_lock)
                     .map_err(|err| partial_restore(err, &entry.id, &restored))?;
-                RestoreOutcome::KeyFileRestored
+                (RestoreOutcome::KeyFileRestored, stored.archived_at)
             } else {
                 let current = match sections.take() {
                     Some(sections) => sections,
@@ -458,12 +463,12 @@ impl EncryptionKeys<'_> {
                     || Ok(()),
                 )
                 .map_err(|err| partial_restore(err, &id, &restored))?;
-                RestoreOutcome::Restored
+                (RestoreOutcome::Restored, entry.archived_at)
             };
             restored.push(RestoredKey {
                 id: entry.id,
                 fingerprint,
-                archived_at: entry.archived_at,
+                archived_at,
                 outcome,
             });
         }
