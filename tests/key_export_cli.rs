@@ -213,6 +213,17 @@ fn populated() -> (Store, Vec<KeyConfig>) {
     (store, keys)
 }
 
+/// [`populated`], every key exported into `all.pbsx` with the passphrase
+/// of `bundle.pass`: the store, its keys, the passphrase file and the
+/// bundle.
+fn populated_and_exported() -> (Store, Vec<KeyConfig>, String, String) {
+    let (store, keys) = populated();
+    let pass = store.input("bundle.pass", PASSPHRASE);
+    let bundle = store.file("all.pbsx").display().to_string();
+    ok(&store.cli, &export_all(&bundle, &pass));
+    (store, keys, pass, bundle)
+}
+
 /// The `field` of every entry of the JSON array `list`.
 fn strings<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
     list.as_array()
@@ -592,11 +603,7 @@ fn restore_refuses_a_taken_id_or_key_naming_both() {
 /// restore failed at it, part done. Once repaired, the restore goes through.
 #[test]
 fn an_orphan_key_file_refuses_the_restore_before_anything_is_written() {
-    let (store, keys) = populated();
-    let cli = &store.cli;
-    let pass = store.input("bundle.pass", PASSPHRASE);
-    let bundle = store.file("all.pbsx").display().to_string();
-    ok(cli, &export_all(&bundle, &pass));
+    let (store, keys, pass, bundle) = populated_and_exported();
     let target = store.other("target", &keys);
     ok(&target, &["encryption-key", "create", "own-key"]);
     // the last of the bundle's keys has an orphan file in the target
@@ -623,11 +630,7 @@ fn an_orphan_key_file_refuses_the_restore_before_anything_is_written() {
 /// bundle's, so the table said `archived` of an active key).
 #[test]
 fn a_key_already_present_is_reported_as_the_store_has_it() {
-    let (store, keys) = populated();
-    let cli = &store.cli;
-    let pass = store.input("bundle.pass", PASSPHRASE);
-    let bundle = store.file("all.pbsx").display().to_string();
-    ok(cli, &export_all(&bundle, &pass));
+    let (store, keys, pass, bundle) = populated_and_exported();
     let target = store.other("target", &keys);
     let file = store.input("created-2.enc", keys[1].to_json().unwrap());
     ok(
