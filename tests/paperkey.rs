@@ -44,3 +44,32 @@ fn upstream_paperkey_text_is_read() {
     assert_eq!(parse_paperkey(&text).unwrap(), key_config);
     assert_eq!(parse_key_file_or_paperkey(&text).unwrap(), key_config);
 }
+
+/// The print pages of upstream's web interfaces (PBS's encryption keys,
+/// PVE's and PMG's storage keys) put the END marker and the closing tag of
+/// the paragraph on one line (`-----END PROXMOX BACKUP KEY-----</p>`), and
+/// upstream's `key paperkey --output-format html` the markers on lines of
+/// their own inside `<p>`: the source of either page reads back to its
+/// key, as it did before markers had to stand on lines of their own.
+#[test]
+fn upstream_paperkey_html_is_read() {
+    let dir = vectors_dir().join("keys");
+    let key_config = KeyConfig::load(dir.join("pbkdf2-with-hint.enc")).unwrap();
+    let pretty = serde_json::to_string_pretty(&key_config).unwrap();
+    let gui = format!(
+        "<html><head></head><body style=\"padding: 5px;\">\n\t<h4>Encryption Key 'k1' \
+         (ab:cd:ef:01:23:45:67:89)</h4>\n<p style=\"font-size:1.2em;font-family:monospace;\
+         white-space:pre-wrap;overflow-wrap:break-word;\">\n-----BEGIN PROXMOX BACKUP KEY-----\n\
+         {pretty}\n-----END PROXMOX BACKUP KEY-----</p>\n\t<center><img src=\"data:\"></center>\n\
+         \t</body></html>"
+    );
+    assert_eq!(parse_paperkey(&gui).unwrap(), key_config);
+    let cli = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<body>\n<p>Subject: my key</p>\n\
+         <div style=\"page-break-inside: avoid\">\n<p>\n-----BEGIN PROXMOX BACKUP KEY-----\n\
+         {pretty}\n-----END PROXMOX BACKUP KEY-----\n</p>\n<center>\n<img\n</center>\n</div>\n\
+         </body>\n</html>\n"
+    );
+    assert_eq!(parse_paperkey(&cli).unwrap(), key_config);
+    assert_eq!(parse_key_file_or_paperkey(&gui).unwrap(), key_config);
+}

@@ -615,8 +615,8 @@ fn decode_record(record: &[u8]) -> Result<KeyConfig, PaperkeyError> {
 /// the text has one, else the typing-aid lines. Other lines (headings, the
 /// QR code, a mail quote's blank lines) are ignored.
 ///
-/// A marker counts only on a line of its own (blanks around it aside): the
-/// page prints the key file's hint, text of
+/// A marker counts only on a line of its own (blanks around it, and HTML
+/// tags after it, aside): the page prints the key file's hint, text of
 /// whoever made the key file, above the block and inside it, and a hint
 /// quoting a block of another key must not be read as the key's
 /// (docs/security.md finding 63). A text with several BEGIN lines is
@@ -669,9 +669,19 @@ fn key_block(text: &str) -> Result<Option<&str>, PaperkeyError> {
     }
 }
 
-/// Whether `line` is `marker` alone, but for blanks around it.
+/// Whether `line` is `marker` alone, but for blanks around it and HTML
+/// tags after it: the print pages of upstream's web interfaces close their
+/// paragraph on the END line (`-----END PROXMOX BACKUP KEY-----</p>`). No
+/// hint makes such a line: in the block it is inside a JSON string, and
+/// the facts line starts with its label.
 fn is_marker_line(line: &str, marker: &str) -> bool {
-    line.trim() == marker
+    let mut rest = line.trim();
+    while rest.ends_with('>')
+        && let Some(tag) = rest.rfind('<')
+    {
+        rest = rest[..tag].trim_end();
+    }
+    rest == marker
 }
 
 /// Reads a key file from key file JSON or paperkey text (see
