@@ -1142,6 +1142,37 @@ fn removing_a_sync_job_warns_of_the_keys_no_job_names_any_more() {
     ]);
     // a job without keys: nothing to say (`ok` wants an empty stderr)
     cli.ok(&["sync-job", "remove", "empty"]);
+
+    // a key named twice by the job (active, and associated after another)
+    // is named once
+    cli.ok(&[
+        "sync-job",
+        "create",
+        "twice",
+        "--store",
+        "local1",
+        "--remote",
+        "other",
+        "--remote-store",
+        "remote3",
+        "--sync-direction",
+        "push",
+        "--active-encryption-key",
+        "key-active",
+        "--associated-key",
+        "key-old",
+        "--associated-key",
+        "key-active",
+    ]);
+    let run = cli.run(&["sync-job", "remove", "twice"]);
+    assert_eq!(run.code, EXIT_OK, "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "Warning: no sync job names 'key-active', 'key-old' any more (sync job 'twice' \
+             named them)"
+        ),
+        "{run:?}"
+    );
 }
 
 #[test]

@@ -276,13 +276,20 @@ fn changed(out: &Output, verb: &str, job: &SyncJobConfig) -> String {
 /// The keys `before` named that `after` names no more, quoted.
 fn dropped_keys(before: &SyncJobConfig, after: &SyncJobConfig) -> Vec<String> {
     let kept: Vec<&str> = after.key_ids().collect();
-    let mut dropped: Vec<String> = before
-        .key_ids()
-        .filter(|key| !kept.contains(key))
-        .map(quoted)
-        .collect();
-    dropped.dedup();
-    dropped
+    quoted_once(before.key_ids().filter(|key| !kept.contains(key)))
+}
+
+/// `keys` quoted, each once, in their first order: a job may name a key
+/// twice, active and associated.
+fn quoted_once<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    keys.filter(|key| {
+        let first = !seen.contains(key);
+        seen.push(key);
+        first
+    })
+    .map(quoted)
+    .collect()
 }
 
 /// Says on stderr which keys an update let go of: no longer needed by the
@@ -311,16 +318,11 @@ fn warn_of_dropped_keys(before: &SyncJobConfig, after: &SyncJobConfig, replaced_
 /// names any more (`jobs`, those left): they show as unused, as after an
 /// update that lets go of them.
 fn warn_of_unnamed_keys(removed: &SyncJobConfig, jobs: &[SyncJobConfig]) {
-    let mut unnamed: Vec<String> = removed
-        .key_ids()
-        .filter(|key| {
-            !jobs
-                .iter()
-                .any(|job| job.key_ids().any(|named| named == *key))
-        })
-        .map(quoted)
-        .collect();
-    unnamed.dedup();
+    let unnamed = quoted_once(removed.key_ids().filter(|key| {
+        !jobs
+            .iter()
+            .any(|job| job.key_ids().any(|named| named == *key))
+    }));
     if !unnamed.is_empty() {
         eprintln!(
             "Warning: no sync job names {} any more (sync job {} named {}) - if the job's older \
