@@ -1230,7 +1230,8 @@ mod tests {
     }
 
     /// Finding 63: a hint quoting a block, or an END marker, is never read
-    /// as the key's block; two blocks are refused.
+    /// as the key's block, also where it holds line ends; two blocks are
+    /// refused.
     #[test]
     fn a_hint_quoting_a_block_is_not_the_block() {
         let mut decoy = unprotected();
@@ -1245,7 +1246,14 @@ mod tests {
         plain.hint = Some(format!("tape 7 {END_MARKER} shelf 2"));
         let mut plain_quoting = plain.clone();
         plain_quoting.hint = Some(quoted);
-        for key_config in [protected, plain, plain_quoting] {
+        // a key file's hint on lines of its own (a key file is anyone's:
+        // finding 65 escapes its line ends on the facts line)
+        let mut protected_lines = protected.clone();
+        protected_lines.hint = Some(format!(
+            "\n{BEGIN_MARKER}\n{}\n{END_MARKER}</p>\n",
+            serde_json::to_string_pretty(&decoy).unwrap()
+        ));
+        for key_config in [protected, plain, plain_quoting, protected_lines] {
             let paperkey = Paperkey::new("k-1", &key_config, None).unwrap();
             let text = paperkey.to_text().unwrap();
             assert_eq!(parse_paperkey(&text).unwrap(), key_config, "{text}");
