@@ -450,3 +450,43 @@ fn a_config_write_past_the_readers_limit_is_refused() {
         "{trash:?}"
     );
 }
+
+/// A protected key whose hint makes its key file larger than a key file is
+/// read (`MAX_KEY_FILE_SIZE`, 64 KiB) is refused as bad input, naming the
+/// hint, and nothing is written: stored, every load of it would fail, the
+/// key as good as lost (a bundle's key file, from another host, may carry
+/// any hint up to the bundle's 64 MiB; before, it was stored). The largest
+/// key file a load reads is stored and loads.
+#[test]
+fn a_hint_that_makes_a_key_file_unreadable_is_refused() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("first", &key_config(1)).unwrap();
+    let before = dir.snapshot();
+    let limit = pbs_key_config::MAX_KEY_FILE_SIZE as usize;
+    let mut protected =
+        pbs_key_config::KeyConfig::with_key(&[4; 32], b"a passphrase", pbs_api_types::Kdf::PBKDF2)
+            .unwrap();
+    protected.hint = Some("h".to_string());
+    let one = protected.to_json().unwrap().len();
+    // a key file one byte over the limit
+    protected.hint = Some("h".repeat(limit - one + 2));
+    assert_eq!(protected.to_json().unwrap().len(), limit + 1);
+    let Err(err) = keys.store_key("long-hint", &protected) else {
+        panic!("a key file of {} bytes was stored", limit + 1);
+    };
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("'hint'") && text.contains("it could never be loaded"),
+        "{text}"
+    );
+    assert_eq!(dir.snapshot(), before, "a refused store changed files");
+
+    // one byte less: stored, and it loads
+    protected.hint = Some("h".repeat(limit - one + 1));
+    keys.store_key("long-hint", &protected).unwrap();
+    let loaded = keys.load_key_config("long-hint", true).unwrap();
+    assert_eq!(loaded.hint, protected.hint);
+    let report = dir.config.verify(false).unwrap();
+    assert!(report.is_clean(), "{:?}", kinds(&report));
+}

@@ -606,12 +606,13 @@ impl<'a> EncryptionKeys<'a> {
 
     fn store_key_inner(&self, id: &str, key_config: &KeyConfig, op: Op) -> Result<CryptKey, Error> {
         check_key_id(id)?;
-        check_hint(key_config)?;
+        let key_file = Zeroizing::new(key_config.to_json()?.into_bytes());
+        check_storable(key_config, &key_file)?;
         let fingerprint = key_fingerprint(key_config)?;
         let timeout = self.dir.get_lock_timeout();
         let new_key = NewKey {
             entry: self.entry_for(id, key_config, fingerprint, None),
-            key_file: Zeroizing::new(key_config.to_json()?.into_bytes()),
+            key_file,
             event: self.dir.audit_event(op).id(id).fingerprint(fingerprint),
             deadline: Instant::now() + timeout,
         };
@@ -1742,6 +1743,27 @@ pub(crate) fn check_hint(key_config: &KeyConfig) -> Result<(), Error> {
         param_bail!(
             "hint",
             "the key's 'hint': {err} (a hint is one line of text without blanks at either end)"
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a key the store could not read back once stored: a hint the
+/// config cannot hold ([`check_hint`]), or a key file `key_file` larger
+/// than a key file is read ([`MAX_KEY_FILE_SIZE`]: written, every load of
+/// the key would fail). Only a hint of tens of KiB makes a key file that
+/// large (the schema bounds nothing else there), so that is bad input too,
+/// named as the field `hint`; it also keeps every config line far below
+/// the readers' line limit.
+pub(crate) fn check_storable(key_config: &KeyConfig, key_file: &[u8]) -> Result<(), Error> {
+    check_hint(key_config)?;
+    if key_file.len() as u64 > MAX_KEY_FILE_SIZE {
+        param_bail!(
+            "hint",
+            "the key's 'hint' of {} bytes makes its key file {} bytes, more than the \
+             {MAX_KEY_FILE_SIZE} a key file is read with - it could never be loaded",
+            key_config.hint.as_ref().map_or(0, String::len),
+            key_file.len()
         );
     }
     Ok(())

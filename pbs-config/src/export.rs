@@ -41,7 +41,7 @@ use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
 use crate::audit::{AuditLog, Event, Op, Pending};
 use crate::dir_handle::DirHandle;
 use crate::encryption_keys::{
-    EncryptionKeys, KeySource, check_hint, check_key_id, key_event, key_fingerprint,
+    EncryptionKeys, KeySource, check_key_id, check_storable, key_event, key_fingerprint,
 };
 use crate::{KeyConflict, KeySections, KeystoreError};
 
@@ -517,7 +517,7 @@ impl EncryptionKeys<'_> {
             };
             // a hint the config cannot hold is bad input (400, `hint`);
             // any other schema error too, before any write
-            check_hint(key.key_config)
+            check_storable(key.key_config, key.key_file)
                 .layer_err(|| format!("failed to restore encryption key '{id}'"))?;
             KeySections::default()
                 .set(&entry)
