@@ -531,6 +531,36 @@ fn a_public_key_typed_as_a_new_bundles_passphrase_is_refused() {
     assert!(bundle.exists());
 }
 
+/// Finding 65 at the terminal: the prompt for a key file's passphrase shows
+/// the file's hint with its control characters escaped, so its escape
+/// sequences never reach the terminal.
+#[test]
+fn the_import_prompt_shows_a_hint_escaped() {
+    let cli = Manager::new();
+    let vector = pbs_test_kit::dirs::vectors_dir().join("keys/pbkdf2-with-hint.enc");
+    let mut key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vector).unwrap()).unwrap();
+    key["hint"] = "x\u{1b}[2Kdone\u{1b}[8m".into();
+    let file = cli.dir.path().with_extension("hostile.enc");
+    std::fs::write(&file, serde_json::to_string(&key).unwrap()).unwrap();
+    let mut run = PtyRun::start(cli.command(
+        &[],
+        &[
+            "encryption-key",
+            "import",
+            "hostile",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    ));
+    run.expect("Passphrase of the key (hint: x\\u{1b}[2Kdone\\u{1b}[8m): ");
+    run.type_line("not the passphrase of it");
+    let (code, text, echo) = run.finish();
+    assert_eq!(code, EXIT_ERROR, "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(echo, "echo not restored");
+}
+
 #[test]
 fn remove_is_the_verb_and_delete_its_alias() {
     let cli = Manager::new();

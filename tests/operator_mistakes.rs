@@ -188,4 +188,15 @@ fn the_key_directory_given_as_config_dir_is_refused() {
     }
     assert_eq!(entries(&key_dir), before);
     ok(&store, &["encryption-key", "verify"]);
+
+    // a symbolic link to the key directory is the key directory
+    let link = scratch.path().join("link-to-keys");
+    std::os::unix::fs::symlink(&key_dir, &link).unwrap();
+    let run = Manager::new(&link).run(&["encryption-key", "verify"]);
+    assert_eq!(run.code, 255, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("give --config-dir {store:?}")),
+        "{run:?}"
+    );
+    assert_eq!(entries(&key_dir), before);
 }

@@ -199,8 +199,10 @@ impl GlobalArgs {
 /// the `backup` user's in root's directory, and report it clean beside the
 /// real key files.
 fn refuse_key_dir_as_config_dir(dir: &ConfigDir) -> Result<(), Error> {
-    let base = dir.path("");
-    let base = base.components().as_path();
+    // as the kernel resolves it: a link to a key directory is one too
+    let given = dir.path("");
+    let resolved = std::fs::canonicalize(&given).unwrap_or(given);
+    let base = resolved.components().as_path();
     let (Some(name), Some(parent)) = (base.file_name(), base.parent()) else {
         return Ok(());
     };
