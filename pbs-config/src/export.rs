@@ -35,11 +35,11 @@ use pbs_api_types::{CryptKey, Fingerprint, Kdf, KeyInfo};
 use pbs_key_config::bundle::{
     BundleKeyInfo, ExportKey, ExportRecipient, ProvableBundle, create_provable_bundle,
 };
-use pbs_key_config::{KeyConfig, KeyError};
+use pbs_key_config::{KeyConfig, KeyError, MAX_KEY_FILE_SIZE};
 
 use crate::audit::checkpoint::{ORIGIN_PREFIX, host_name};
 use crate::audit::{AuditLog, Event, Op, Pending};
-use crate::dir_handle::DirHandle;
+use crate::dir_handle::{DirHandle, read_all};
 use crate::encryption_keys::{
     EncryptionKeys, KeySource, check_key_id, check_storable, key_event, key_fingerprint,
 };
@@ -703,34 +703,81 @@ impl EncryptionKeys<'_> {
     }
 
     /// Every id the store holds the key with `fingerprint` under: the ids
-    /// of its config entries (active or archived) and of its complete trash
-    /// entries (the id each had), in that order, each once. A drill records
-    /// a verified copy of the key, which lets a purge destroy it under any
-    /// of them, only for a caller who may see them all (finding 61).
+    /// of its config entries (active or archived), of its key files the
+    /// config does not list (an interrupted store, delete, trash restore or
+    /// repair leaves one) and of its trash entries, complete or not (the id
+    /// each had), in that order, each once. A drill records a verified copy
+    /// of the key, which lets a purge destroy it under any of them, only
+    /// for a caller who may see them all (finding 61); a key half-way
+    /// between the list and the trash is held under the id it had too
+    /// (finding 71).
     ///
     /// # Errors
     ///
-    /// The key list or the trash cannot be read: which ids hold the key is
-    /// then unknown.
+    /// The key list, the key directory or the trash cannot be read: which
+    /// ids hold the key is then unknown.
+    ///
+    /// # Locking
+    ///
+    /// Takes none: a caller that decides on the answer holds the config
+    /// lock, under which every key moves between the list and the trash.
     pub fn ids_holding(&self, fingerprint: &Fingerprint) -> Result<Vec<String>, Error> {
         let mut ids: Vec<String> = Vec::new();
-        if self.dir().open_base()?.is_some() {
-            let index = self.index_data()?;
-            ids.extend(
-                index
-                    .entries()?
-                    .filter(|entry| entry.info.fingerprint.as_ref() == Some(fingerprint))
-                    .map(|entry| entry.id.clone()),
-            );
-        }
-        for entry in self.trash().copies_of(fingerprint)? {
-            let id = crate::trash::entry_id(&entry);
+        let mut add = |id: &str| {
             if !ids.iter().any(|held| held == id) {
                 ids.push(id.to_string());
             }
+        };
+        if let Some(base) = self.dir().open_base()? {
+            let index = self.index_data()?;
+            for entry in index.entries()? {
+                if entry.info.fingerprint.as_ref() == Some(fingerprint) {
+                    add(&entry.id);
+                }
+            }
+            if let Some(key_dir) = self.open_key_dir(&base)? {
+                for name in key_dir.names()? {
+                    let Some(id) = unlisted_key_file_id(&name) else {
+                        continue;
+                    };
+                    if index.get(id).is_err() && key_file_holds(&key_dir, &name, fingerprint) {
+                        add(id);
+                    }
+                }
+            }
+        }
+        for entry in self.trash().entries_holding(fingerprint)? {
+            add(crate::trash::entry_id(&entry));
         }
         Ok(ids)
     }
+}
+
+/// The id of a key file name in the key directory, `<id>.enc` or a temp
+/// file of one (`<id>.enc.tmp_XXXXXX`); `None` for any other name.
+fn unlisted_key_file_id(name: &str) -> Option<&str> {
+    let id = match name.split_once(".enc.tmp_") {
+        Some((id, _)) => id,
+        None => name.strip_suffix(".enc")?,
+    };
+    check_key_id(id).ok().map(|()| id)
+}
+
+/// Whether `name` in the key directory is a key file of the key with
+/// `fingerprint` (as its file says, for a protected key).
+fn key_file_holds(key_dir: &DirHandle, name: &str, fingerprint: &Fingerprint) -> bool {
+    let Ok(Some(mut opened)) = key_dir.open_regular(name, MAX_KEY_FILE_SIZE) else {
+        return false;
+    };
+    let Ok(mut data) = read_all(&mut opened, MAX_KEY_FILE_SIZE) else {
+        return false;
+    };
+    let key_config = KeyConfig::from_json(&data);
+    data.zeroize();
+    key_config
+        .ok()
+        .and_then(|key_config| key_fingerprint(&key_config).ok())
+        .is_some_and(|held| held == *fingerprint)
 }
 
 impl EncryptionKeys<'_> {

@@ -561,6 +561,45 @@ impl<'a> Trash<'a> {
         Ok(holding(listing, fingerprint))
     }
 
+    /// The names of the entries holding the key with `fingerprint`,
+    /// complete or not: by their record, or by their key file where the
+    /// record does not say (missing, unreadable, or without fingerprint).
+    /// An entry with its record and without its key file is a delete or a
+    /// trash restore half-way, whose key file is in the key directory
+    /// (finding 71). Takes no lock.
+    pub(crate) fn entries_holding(&self, fingerprint: &Fingerprint) -> Result<Vec<String>, Error> {
+        (|| {
+            let Some((_key_dir, trash_dir)) = self.open_for_reading()? else {
+                return Ok(Vec::new());
+            };
+            let scan = scan(&trash_dir)?;
+            let mut found = Vec::new();
+            for (name, files) in &scan.entries {
+                let recorded = match files.record {
+                    true => self
+                        .read_record(&trash_dir, name)
+                        .ok()
+                        .and_then(|record| record.fingerprint),
+                    false => None,
+                };
+                let holds = match recorded {
+                    Some(recorded) => recorded == *fingerprint,
+                    None => {
+                        files.key
+                            && self
+                                .read_key(&trash_dir, name)
+                                .is_ok_and(|(_, held)| held == *fingerprint)
+                    }
+                };
+                if holds {
+                    found.push(name.clone());
+                }
+            }
+            Ok(found)
+        })()
+        .layer_err(|| format!("unable to list the trash {:?}", self.path()))
+    }
+
     /// The key files of the complete entries holding the key with
     /// `fingerprint` ([`Trash::copies_of`]), those that read and hold it.
     pub(crate) fn key_files_of(&self, fingerprint: &Fingerprint) -> Result<Vec<KeyConfig>, Error> {

@@ -507,7 +507,9 @@ pub fn verify_bundle(
 /// A verified copy of a key lets a purge destroy the key under every id
 /// the store holds it under, so the drill records one only where the
 /// caller may see every such id, active, archived or in the trash
-/// (finding 61). For a key held under an id the caller may not see, it
+/// (finding 61), or half-way between the key list and the trash (a
+/// delete or trash restore interrupted: finding 71), read under the config
+/// lock. For a key held under an id the caller may not see, it
 /// records no proof and reports the key as it would a key the store
 /// lacks: no `stored-as`, and `copy-unproven` only where its key file is
 /// protected (the key file of a key the store lacks is never this
@@ -538,6 +540,13 @@ pub(crate) fn verify_bundle_checked(
     // proves a copy only where it is this host's (finding 26), and a key
     // the store holds under an id the caller may not see proves nothing
     // for that caller (finding 61)
+    // for a caller's drill, where each key is held is read and recorded
+    // under the config lock, which every move between the key list and the
+    // trash holds: a key is never read half-way moved (finding 71)
+    let whereabouts = match caller {
+        Some(_) => Some(keys.lock_config()?),
+        None => None,
+    };
     let mut drilled = Vec::with_capacity(header.keys.len());
     let mut unproven = Vec::new();
     for entry in opened.entries() {
@@ -565,6 +574,7 @@ pub(crate) fn verify_bundle_checked(
         }
     }
     let pending = keys.record_keys(Op::ExportVerify, &drilled)?;
+    drop(whereabouts);
     let mut keys = finish_all(pending, keys.compare_bundle(&header.keys))?;
     for key in &mut keys {
         if unproven.contains(&key.fingerprint) {
