@@ -42,6 +42,8 @@ mod stand_ins;
 mod support;
 // a key file swapped between a store's rename and its check of the name
 mod swapped;
+// a masked caller's drill beside a key half-way between the list and the trash
+mod whereabouts;
 mod worker;
 
 type TestFn = fn();
@@ -362,6 +364,10 @@ const TESTS: &[(&str, TestFn)] = &[
     (
         "swapped::a_key_file_swapped_in_a_batch_fails_that_key_alone",
         swapped::a_key_file_swapped_in_a_batch_fails_that_key_alone,
+    ),
+    (
+        "whereabouts::a_drill_beside_an_interrupted_move_proves_no_copy_of_a_masked_key",
+        whereabouts::a_drill_beside_an_interrupted_move_proves_no_copy_of_a_masked_key,
     ),
 ];
 
