@@ -756,11 +756,14 @@ impl EncryptionKeys<'_> {
 /// The id of a key file name in the key directory, `<id>.enc` or a temp
 /// file of one (`<id>.enc.tmp_XXXXXX`); `None` for any other name.
 fn unlisted_key_file_id(name: &str) -> Option<&str> {
-    let id = match name.split_once(".enc.tmp_") {
-        Some((id, _)) => id,
-        None => name.strip_suffix(".enc")?,
-    };
-    check_key_id(id).ok().map(|()| id)
+    if let Some(id) = name.strip_suffix(".enc")
+        && check_key_id(id).is_ok()
+    {
+        return Some(id);
+    }
+    let (id, random) = name.rsplit_once(".enc.tmp_")?;
+    let temp = random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    (temp && check_key_id(id).is_ok()).then_some(id)
 }
 
 /// Whether `name` in the key directory is a key file of the key with
@@ -1186,6 +1189,26 @@ mod tests {
     use crate::{ConfigDir, Ownership};
 
     const PASS: &[u8] = b"export test passphrase";
+
+    /// The names of the key directory a drill reads a key file of, where
+    /// the config does not list its id (finding 71): key files and their
+    /// temp files, each by the id it is of; nothing else.
+    #[test]
+    fn key_files_without_entry_are_named_by_their_id() {
+        for (name, id) in [
+            ("k-one.enc", Some("k-one")),
+            ("k-one.enc.tmp_AbC123", Some("k-one")),
+            // an id may hold what a temp file's name does
+            ("a.enc.tmp_b12345.enc", Some("a.enc.tmp_b12345")),
+            ("a.enc.tmp_b12345.enc.tmp_XyZ789", Some("a.enc.tmp_b12345")),
+            ("k-one.enc.lck", None),
+            ("k-one.enc.tmp_short", None),
+            (".trash", None),
+            ("ab.enc", None),
+        ] {
+            assert_eq!(unlisted_key_file_id(name), id, "{name}");
+        }
+    }
 
     fn store() -> (tempfile::TempDir, ConfigDir) {
         let tmp = tempfile::tempdir().unwrap();
