@@ -1241,3 +1241,30 @@ fn verified_copies_answer_each_key_with_its_newest_drill() {
     );
     assert!(dir.config.verified_copies(&[]).unwrap().is_empty());
 }
+
+/// A temp file of a key whose id holds what a temp file's name does
+/// (`key.enc.tmp_abc123`, a valid id) goes into the trash under that id,
+/// not under the shorter id its name begins with (`key`): a caller's rights on
+/// the trash entry are checked against the id it records, and a restore
+/// brings it back as that id. (Found beside finding 71: repair cut the id
+/// at the first `.enc.tmp_`.)
+#[test]
+fn a_temp_file_goes_into_the_trash_under_the_id_it_is_of() {
+    let dir = TestDir::new();
+    let keys = dir.config.encryption_keys();
+    keys.store_key("key", &key_config(1)).unwrap();
+    let temp = keys
+        .key_path("key")
+        .with_file_name("key.enc.tmp_abc123.enc.tmp_XyZ789");
+    std::fs::write(&temp, key_config(2).to_json().unwrap()).unwrap();
+    let found = kinds(&dir.config, false);
+    assert_eq!(found, [FindingKind::TempFile]);
+    dir.config.verify(true).unwrap();
+    let entries = trash_entries(&dir.config);
+    let ids: Vec<&str> = entries.iter().map(|e| e.record.id.as_str()).collect();
+    assert_eq!(ids, ["key.enc.tmp_abc123"], "{entries:?}");
+    assert!(
+        entries[0].name.starts_with("key.enc.tmp_abc123@"),
+        "{entries:?}"
+    );
+}

@@ -1259,6 +1259,17 @@ fn tmp_name_for(name: &str) -> Result<String, Error> {
     Ok(format!("{name}.tmp_{}", random_suffix()?))
 }
 
+/// The name a temp file of [`tmp_name_for`] is for: `NAME` of
+/// `NAME.tmp_XXXXXX` (six letters or digits after the last `.tmp_`, as
+/// `proxmox_sys::fs::make_tmp_file` names them too); `None` for any other
+/// name. A name may hold `.tmp_` itself (`k.enc.tmp_abc123` is a valid key
+/// id), so only the last one counts.
+pub(crate) fn temp_file_target(name: &str) -> Option<&str> {
+    let (target, suffix) = name.rsplit_once(".tmp_")?;
+    let random = suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric());
+    (random && !target.is_empty()).then_some(target)
+}
+
 /// Six random letters or digits: what makes a temp file's or a trash
 /// entry's name unique. From the kernel, not OpenSSL: a store would
 /// otherwise set up OpenSSL's generator for its temp file names alone.

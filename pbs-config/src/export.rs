@@ -756,14 +756,9 @@ impl EncryptionKeys<'_> {
 /// The id of a key file name in the key directory, `<id>.enc` or a temp
 /// file of one (`<id>.enc.tmp_XXXXXX`); `None` for any other name.
 fn unlisted_key_file_id(name: &str) -> Option<&str> {
-    if let Some(id) = name.strip_suffix(".enc")
-        && check_key_id(id).is_ok()
-    {
-        return Some(id);
-    }
-    let (id, random) = name.rsplit_once(".enc.tmp_")?;
-    let temp = random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric());
-    (temp && check_key_id(id).is_ok()).then_some(id)
+    let target = crate::dir_handle::temp_file_target(name).unwrap_or(name);
+    let id = target.strip_suffix(".enc")?;
+    check_key_id(id).is_ok().then_some(id)
 }
 
 /// Whether `name` in the key directory is a key file of the key with

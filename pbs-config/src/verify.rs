@@ -47,7 +47,7 @@ use pbs_api_types::{CryptKey, Fingerprint};
 use pbs_key_config::{KeyConfig, MAX_KEY_FILE_SIZE};
 
 use crate::audit::{self, Event, Op};
-use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all};
+use crate::dir_handle::{DirHandle, EntryKind, EntryStat, read_all, temp_file_target};
 use crate::encryption_keys::{ENCRYPTION_KEYS_CFG_TYPE_ID, EncryptionKeys, key_fingerprint};
 use crate::files::{
     self, AUDIT_DIR_MODE, AUDIT_DIR_NAME, AUDIT_FILES, ConfigFile, FileClass, KEY_DIR_MODE,
@@ -1042,7 +1042,7 @@ impl Checker<'_> {
         for name in self.base.names()? {
             let Some(file) = files::ALL
                 .iter()
-                .find(|file| name.strip_prefix(file.name).is_some_and(is_temp_suffix))
+                .find(|file| temp_file_target(&name) == Some(file.name))
             else {
                 continue;
             };
@@ -1226,16 +1226,9 @@ fn read_key_file_unchecked(key_dir: &DirHandle, name: &str) -> Result<KeyConfig,
     result
 }
 
-/// `<name>.tmp_XXXXXX`, as `proxmox_sys::fs::make_tmp_file` names temp files.
-fn is_temp_suffix(rest: &str) -> bool {
-    rest.strip_prefix(".tmp_").is_some_and(|suffix| {
-        suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
-}
-
+/// Whether `name` is a temp file's (`<name>.tmp_XXXXXX`).
 fn is_temp_name(name: &str) -> bool {
-    name.rfind(".tmp_")
-        .is_some_and(|pos| pos > 0 && is_temp_suffix(&name[pos..]))
+    temp_file_target(name).is_some()
 }
 
 /// A directory of the key directory with entries of its own, which
@@ -1884,8 +1877,10 @@ impl ConfigDir {
                 self.repair_orphan(keys, &key_dir, finding, (name, into.as_deref()), event)
             }
             Place::KeyDirTemp { name } => {
-                let id = name.split(".enc.tmp_").next().unwrap_or(name);
-                let id = id.split(".tmp_").next().unwrap_or(id);
+                // the id it is of: `<id>.enc.tmp_XXXXXX` (an id may hold
+                // `.tmp_` itself)
+                let target = temp_file_target(name).unwrap_or(name);
+                let id = target.strip_suffix(".enc").unwrap_or(target);
                 let fingerprint = key_file_fingerprint(&key_dir, name);
                 event.fingerprints.extend(fingerprint);
                 let record = self.repair_record(id, fingerprint, TrashReason::RepairTemp);
@@ -2070,8 +2065,17 @@ mod tests {
         assert!(!is_temp_name("k1.enc"));
         assert!(!is_temp_name("k1.enc.tmp_short"));
         assert!(!is_temp_name(".tmp_abcdef"));
-        assert!(is_temp_suffix(".tmp_000000"));
-        assert!(!is_temp_suffix(".tmp_00000!"));
+        assert!(is_temp_name("k.tmp_000000"));
+        assert!(!is_temp_name("k.tmp_00000!"));
+        // what a temp file is for: after the last `.tmp_`
+        for (name, target) in [
+            ("k1.enc.tmp_AbC123", Some("k1.enc")),
+            ("a.enc.tmp_b12345.enc.tmp_XyZ789", Some("a.enc.tmp_b12345.enc")),
+            ("a.enc.tmp_b12345.enc", None),
+            (".tmp_abcdef", None),
+        ] {
+            assert_eq!(temp_file_target(name), target, "{name}");
+        }
     }
 
     #[test]

@@ -559,7 +559,7 @@ fn key_of_id(id: &str) -> &str {
     if name.contains('/') || name.starts_with('.') {
         return id;
     }
-    let name = name.rfind(".tmp_").map_or(name, |pos| &name[..pos]);
+    let name = crate::dir_handle::temp_file_target(name).unwrap_or(name);
     let name = name.strip_suffix(".lck").unwrap_or(name);
     name.strip_suffix(".enc").unwrap_or(name)
 }
