@@ -1101,7 +1101,7 @@ fn a_key_text_that_would_change_a_keys_protection_is_400() {
     }
 }
 
-/// Finding 70 over HTTPS: a public key (PEM) sent as the `passphrase` of
+/// Finding 67 over HTTPS: a public key (PEM) sent as the `passphrase` of
 /// a new bundle (the `master-pubkey` mixed up with it) is refused with 400
 /// naming `passphrase`, for an export and a rotation's export, before
 /// anything is written. Before the fix the export answered 200 with a

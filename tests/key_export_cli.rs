@@ -1513,7 +1513,7 @@ fn a_key_file_lost_while_the_restore_waits_is_proven_under_the_lock() {
     assert_eq!(verify.code, 0, "{verify:?}");
 }
 
-/// Finding 70: the first line of a file that is no secret given as the
+/// Finding 67: the first line of a file that is no secret given as the
 /// passphrase of a new bundle: a PEM public key (`--master-pubkey` mixed
 /// up with `--passphrase-file`: the line is the same in every such file),
 /// an earlier bundle (its first line is its clear header). Before the fix

@@ -2070,7 +2070,10 @@ mod tests {
         // what a temp file is for: after the last `.tmp_`
         for (name, target) in [
             ("k1.enc.tmp_AbC123", Some("k1.enc")),
-            ("a.enc.tmp_b12345.enc.tmp_XyZ789", Some("a.enc.tmp_b12345.enc")),
+            (
+                "a.enc.tmp_b12345.enc.tmp_XyZ789",
+                Some("a.enc.tmp_b12345.enc"),
+            ),
             ("a.enc.tmp_b12345.enc", None),
             (".tmp_abcdef", None),
         ] {

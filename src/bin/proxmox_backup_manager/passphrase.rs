@@ -51,37 +51,37 @@ pub fn from_file(path: &Path, option: &str) -> Result<Passphrase, Error> {
 }
 
 /// The passphrase of a new bundle: the first line of `path`, as
-/// [`from_file`] reads it, refused if it is no secret but the first line
-/// of a file given in place of the passphrase file (a public key meant for
-/// --master-pubkey, a paperkey: finding 67). A passphrase that opens a
-/// bundle is not judged: a bundle made so before still opens.
+/// [`from_file`] reads it, refused if it is no secret ([`no_secret`]).
 ///
 /// # Errors
 ///
 /// As [`from_file`]; or the line is no secret, naming the option, the
 /// file and what its first line is.
 pub fn new_from_file(path: &Path, option: &str) -> Result<Passphrase, Error> {
-    let passphrase = from_file(path, option)?;
-    if let Some(what) = pbs_key_config::passphrase_no_secret(&passphrase) {
-        bail!(
-            "{option} {path:?} holds no passphrase - its first line is no secret: {what} - anyone could \
-             open the bundle (an RSA public key goes to --master-pubkey)"
-        );
-    }
-    Ok(passphrase)
+    no_secret(
+        from_file(path, option)?,
+        &format!("{option} {path:?} holds no passphrase - its first line"),
+    )
 }
 
 /// The passphrase of a new bundle asked for on the terminal ([`ask`],
-/// confirmed), refused as [`new_from_file`] refuses a file's if it is no
-/// secret: a public key's first line pasted at the prompt (finding 67).
-/// Judged before anything is made (a rotation's new key is stored only
-/// after its export's recipients are known).
+/// confirmed), refused if it is no secret ([`no_secret`]): a public key's
+/// first line pasted at the prompt. Judged before anything is made (a
+/// rotation's new key is stored only after its export's recipients are
+/// known).
 pub fn ask_new(prompt: &str) -> Result<Passphrase, Error> {
-    let passphrase = ask(prompt, true)?;
-    if let Some(what) = pbs_key_config::passphrase_no_secret(&passphrase) {
+    no_secret(ask(prompt, true)?, "the passphrase typed")
+}
+
+/// `passphrase` (`what`, in words) for a new bundle, refused if it is no
+/// secret but the first line of a file given in its place: a public key
+/// meant for --master-pubkey, a paperkey (finding 67). A passphrase that
+/// opens a bundle is not judged: a bundle made so before still opens.
+fn no_secret(passphrase: Passphrase, what: &str) -> Result<Passphrase, Error> {
+    if let Some(why) = pbs_key_config::passphrase_no_secret(&passphrase) {
         bail!(
-            "the passphrase typed is no secret: {what} - anyone could open the bundle (an RSA \
-             public key goes to --master-pubkey)"
+            "{what} is no secret: {why} - anyone could open the bundle (an RSA public key goes \
+             to --master-pubkey)"
         );
     }
     Ok(passphrase)
