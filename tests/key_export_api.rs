@@ -841,6 +841,46 @@ fn a_protected_key_new_to_the_store_needs_its_passphrase() {
     );
 }
 
+/// A protected key restored from a bundle whose entry names another hint
+/// than its key file holds (made by hand, or on a host whose entries and
+/// key files disagree): the store lists the hint of the key file it
+/// writes, the one the key's paperkey prints and a client shows when it
+/// asks the passphrase, not the entry's. Before, the list showed the
+/// entry's hint for a key file holding another (finding 72).
+#[test]
+fn a_restored_keys_hint_is_its_key_files() {
+    use pbs_api_types::Kdf;
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    let elsewhere = TestDir::new();
+    let mut protected = KeyConfig::with_key(&[7; 32], KEY_PASS.as_bytes(), Kdf::Scrypt).unwrap();
+    protected.hint = Some("the passphrase on the blue card".into());
+    let keys = elsewhere.config.encryption_keys();
+    keys.store_key("k-prot", &protected).unwrap();
+    let mut entry = keys.entry("k-prot").unwrap();
+    entry.info.hint = Some("the passphrase on the red card".into());
+    let bundle = bundle_made_elsewhere(&entry, &protected);
+
+    let daemon = Daemon::start();
+    let mut root = daemon.root();
+    let restored = post(
+        &mut root,
+        "config/encryption-key-restore",
+        json!({"bundle": bundle, "passphrase": PASSPHRASE, "key-passphrase": KEY_PASS}),
+    )
+    .data();
+    assert_eq!(restored[0]["outcome"], "restored", "{restored}");
+    let stored = daemon.dir.config.encryption_keys();
+    let key_file = KeyConfig::load(stored.key_path("k-prot")).unwrap();
+    assert_eq!(key_file.hint, protected.hint);
+    let list = listing(&mut root);
+    assert_eq!(list[0]["id"], "k-prot", "{list}");
+    assert_eq!(
+        list[0]["hint"], "the passphrase on the blue card",
+        "the list names a hint its key file does not hold: {list}"
+    );
+}
+
 /// A bundle of several protected keys this store cannot take without
 /// their passphrase (two new to it, one whose key file is missing) and
 /// one unprotected key: the refusal names every one of the three, in
