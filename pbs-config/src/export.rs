@@ -509,8 +509,11 @@ impl EncryptionKeys<'_> {
                 info: KeyInfo {
                     path: Some(self.key_path(id).to_string_lossy().into_owned()),
                     // the entry describes the key file written, whatever
-                    // the bundle's entry says
+                    // the bundle's entry says: its protection, and the
+                    // hint its paperkey prints and a client shows when it
+                    // asks the passphrase (finding 72)
                     kdf: key.key_config.kdf_kind(),
+                    hint: key.key_config.hint.clone(),
                     ..key.entry.info.clone()
                 },
                 archived_at: key.entry.archived_at,
