@@ -881,6 +881,53 @@ fn a_restored_keys_hint_is_its_key_files() {
     );
 }
 
+/// A bundle holding this host's own protected key file of a key (kdf and
+/// encrypted key as the store holds them), its hint changed to one no
+/// store takes (a tab, a blank at its end): the drill records no verified copy
+/// of it, since no restore gives the key back from that bundle, so a purge
+/// by name keeps the key. Before, the drill took the file for this host's
+/// (finding 26), the purge destroyed the key (200), and the restore of
+/// the bundle into a new store was refused for the hint: the key lost
+/// (finding 73).
+#[test]
+fn a_bundle_no_restore_takes_proves_no_copy() {
+    use pbs_api_types::Kdf;
+
+    const KEY_PASS: &str = "Zq7-hollow-Vortex-41";
+    for hint in ["shelf\t2", "shelf 2 "] {
+        let daemon = Daemon::start();
+        let keys = daemon.dir.config.encryption_keys();
+        let real = KeyConfig::with_key(&[7; 32], KEY_PASS.as_bytes(), Kdf::PBKDF2).unwrap();
+        keys.store_key("k-prot", &real).unwrap();
+        keys.archive_key("k-prot", None).unwrap();
+        let mut altered = real.clone();
+        altered.hint = Some(hint.to_string());
+        let bundle = bundle_made_elsewhere(&keys.entry("k-prot").unwrap(), &altered);
+
+        let mut root = daemon.root();
+        let report = post(
+            &mut root,
+            "config/encryption-key-export/verify",
+            json!({"bundle": bundle, "passphrase": PASSPHRASE}),
+        )
+        .data();
+        assert_eq!(report["keys"][0]["store"], "present-equal", "{report}");
+        assert!(report["keys"][0]["copy-unproven"].is_string(), "{report}");
+        root.delete("config/encryption-keys/k-prot?purge=1")
+            .expect(400, "no verified copy of encryption key 'k-prot'");
+        keys.load_key("k-prot", false).unwrap();
+
+        // what the drill would have vouched for: no restore takes it
+        let fresh = Daemon::start();
+        let resp = post(
+            &mut fresh.root(),
+            "config/encryption-key-restore",
+            json!({"bundle": bundle, "passphrase": PASSPHRASE, "key-passphrase": KEY_PASS}),
+        );
+        expect_400(&resp, "hint", "hint");
+    }
+}
+
 /// A bundle of several protected keys this store cannot take without
 /// their passphrase (two new to it, one whose key file is missing) and
 /// one unprotected key: the refusal names every one of the three, in
