@@ -478,6 +478,15 @@ const COPY_UNPROVEN: &str = "its key file is protected and not the one this host
      key, so the drill could not check its key (that takes its passphrase): no verified copy \
      is recorded - drill a bundle exported from the store that holds the key";
 
+/// Why a drill records no verified copy of a key whose key file no
+/// restore takes (`err`, what the restore answers).
+fn unrestorable_copy(err: &Error) -> String {
+    format!(
+        "no restore takes its key file ({err}), so the bundle gives the key back through none: \
+         no verified copy is recorded - drill a bundle exported from the store that holds the key"
+    )
+}
+
 /// The restore drill: opens the bundle `data` with `secret` in memory,
 /// checks every key's fingerprint against its bytes (all or nothing), and
 /// compares each with the store. Imports nothing; records in the audit log
@@ -562,23 +571,32 @@ pub(crate) fn verify_bundle_checked(
             None => false,
         };
         let protected = entry.key_config().is_protected();
-        if !held_unseen && keys.proves_copy(&fingerprint, entry.key_config())? {
+        // a key file no restore takes gives the key back through none:
+        // no copy, whatever it holds (finding 73)
+        let unrestorable =
+            pbs_config::export::check_restorable(entry.key_config(), entry.key_file()).err();
+        if !held_unseen
+            && unrestorable.is_none()
+            && keys.proves_copy(&fingerprint, entry.key_config())?
+        {
             drilled.push((config.id.as_str(), Some(fingerprint)));
             continue;
         }
         drilled.push((config.id.as_str(), None));
-        // a key held unseen reads as a key the store lacks, whose key file
-        // proves its copy unless it is protected
-        if protected || !held_unseen {
-            unproven.push(fingerprint);
+        if let Some(err) = unrestorable {
+            unproven.push((fingerprint, unrestorable_copy(&err)));
+        } else if protected || !held_unseen {
+            // a key held unseen reads as a key the store lacks, whose key
+            // file proves its copy unless it is protected
+            unproven.push((fingerprint, COPY_UNPROVEN.to_string()));
         }
     }
     let pending = keys.record_keys(Op::ExportVerify, &drilled)?;
     drop(whereabouts);
     let mut keys = finish_all(pending, keys.compare_bundle(&header.keys))?;
     for key in &mut keys {
-        if unproven.contains(&key.fingerprint) {
-            key.copy_unproven = Some(COPY_UNPROVEN.to_string());
+        if let Some((_, why)) = unproven.iter().find(|(fp, _)| *fp == key.fingerprint) {
+            key.copy_unproven = Some(why.clone());
         }
         if let Some(access) = caller {
             key.stored_as = key.stored_as.take().filter(|id| access.may_see(id));
