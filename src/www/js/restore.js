@@ -127,9 +127,10 @@ function storeState(key) {
     // said, but is no fault of this store (its passphrase, given to the
     // restore, proves the file then: docs/security.md finding 51)
     if (key.store === 'absent' && !key['stored-as']) {
+        // why no copy is recorded, in the server's words: a protected key
+        // file, or one no restore takes (finding 73)
         return ['note', 'not in the store: restore would add it'
-            + (key['copy-unproven'] ? ' (no verified copy recorded: its key file is protected, and only '
-                + "the key's passphrase proves it)" : '')];
+            + (key['copy-unproven'] ? ` (${key['copy-unproven']})` : '')];
     }
     if (key['copy-unproven']) {
         return ['bad', `no verified copy recorded - ${key['copy-unproven']}`];
