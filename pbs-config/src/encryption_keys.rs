@@ -1754,8 +1754,9 @@ pub(crate) fn check_hint(key_config: &KeyConfig) -> Result<(), Error> {
 /// the key would fail). Only a hint of tens of KiB makes a key file that
 /// large (the schema bounds nothing else there), so that is bad input too,
 /// named as the field `hint`; it also keeps every config line far below
-/// the readers' line limit.
-pub(crate) fn check_storable(key_config: &KeyConfig, key_file: &[u8]) -> Result<(), Error> {
+/// the readers' line limit. A restore refuses such a key file too, so a
+/// drill proves no copy of one (finding 73).
+pub fn check_storable(key_config: &KeyConfig, key_file: &[u8]) -> Result<(), Error> {
     check_hint(key_config)?;
     if key_file.len() as u64 > MAX_KEY_FILE_SIZE {
         param_bail!(

@@ -756,18 +756,6 @@ impl EncryptionKeys<'_> {
     }
 }
 
-/// Refuses a key file no restore stores (a hint the config cannot hold, a
-/// key file larger than a key file is read with), as a restore refuses
-/// it: a bundle holding such a file gives the key back through no
-/// restore, so a drill proves no copy of it (finding 73).
-///
-/// # Errors
-///
-/// What the restore would answer, bad input named as the field `hint`.
-pub fn check_restorable(key_config: &KeyConfig, key_file: &[u8]) -> Result<(), Error> {
-    check_storable(key_config, key_file)
-}
-
 /// The id of a key file name in the key directory, `<id>.enc` or a temp
 /// file of one (`<id>.enc.tmp_XXXXXX`); `None` for any other name.
 fn unlisted_key_file_id(name: &str) -> Option<&str> {

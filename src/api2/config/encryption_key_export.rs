@@ -574,7 +574,7 @@ pub(crate) fn verify_bundle_checked(
         // a key file no restore takes gives the key back through none:
         // no copy, whatever it holds (finding 73)
         let unrestorable =
-            pbs_config::export::check_restorable(entry.key_config(), entry.key_file()).err();
+            pbs_config::encryption_keys::check_storable(entry.key_config(), entry.key_file()).err();
         if !held_unseen
             && unrestorable.is_none()
             && keys.proves_copy(&fingerprint, entry.key_config())?
